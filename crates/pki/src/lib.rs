@@ -13,6 +13,7 @@ pub mod alg;
 pub mod cert;
 pub mod cms;
 pub mod crl;
+pub mod csr;
 pub mod error;
 pub mod name;
 pub mod oid;
