@@ -37,7 +37,8 @@ pub fn write(path: &Path, data: &[u8], secret: bool) -> Result<(), CliError> {
     if secret {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
         return f.write_all(data).map_err(err);
     }
     let _ = secret;

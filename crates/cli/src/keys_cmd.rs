@@ -33,12 +33,17 @@ pub struct KeygenArgs {
 }
 
 pub fn keygen(a: KeygenArgs) -> Result<i32, CliError> {
-    let alg = KeyAlg::from_name(&a.alg)
-        .ok_or_else(|| CliError::usage(&format!("不支持的算法 '{}'", a.alg), "unsupported --alg (sm2, p256, rsa2048, rsa3072, rsa4096)"))?;
+    let alg = KeyAlg::from_name(&a.alg).ok_or_else(|| {
+        CliError::usage(
+            &format!("不支持的算法 '{}'", a.alg),
+            "unsupported --alg (sm2, p256, rsa2048, rsa3072, rsa4096)",
+        )
+    })?;
     let key = PrivateKey::generate(alg).map_err(|e| CliError(format!("密钥生成失败 / key generation failed: {e}")))?;
     let pem = if a.encrypt {
-        let pass = files::passphrase(a.passphrase_file.as_deref())?
-            .ok_or_else(|| CliError::usage("--encrypt 需要口令", "--encrypt needs --passphrase-file or MEDSIGN_KEY_PASSPHRASE"))?;
+        let pass = files::passphrase(a.passphrase_file.as_deref())?.ok_or_else(|| {
+            CliError::usage("--encrypt 需要口令", "--encrypt needs --passphrase-file or MEDSIGN_KEY_PASSPHRASE")
+        })?;
         key.to_encrypted_pkcs8_pem(&pass)
     } else {
         key.to_pkcs8_pem()
@@ -152,7 +157,8 @@ fn new_ca(a: NewCaArgs) -> Result<i32, CliError> {
         now - Duration::minutes(5),
         now + days(a.days)?,
     );
-    let cert = issue(&t, None, &signer).map_err(|e| CliError(format!("证书生成失败 / cannot create the certificate: {e}")))?;
+    let cert =
+        issue(&t, None, &signer).map_err(|e| CliError(format!("证书生成失败 / cannot create the certificate: {e}")))?;
     files::write(&a.out, cert.to_pem().as_bytes(), false)?;
     eprintln!("已生成根 CA 证书 / root CA certificate written: {} (serial {})", a.out.display(), cert.serial_hex());
     Ok(0)
@@ -169,8 +175,9 @@ fn subject_key(path: &std::path::Path) -> Result<PublicKey, CliError> {
 }
 
 fn issue_cert(a: IssueArgs) -> Result<i32, CliError> {
-    let profile = Profile::from_name(&a.profile)
-        .ok_or_else(|| CliError::usage(&format!("未知证书类型 '{}'", a.profile), "unknown --profile (signer, seal, tsa, ocsp, ca)"))?;
+    let profile = Profile::from_name(&a.profile).ok_or_else(|| {
+        CliError::usage(&format!("未知证书类型 '{}'", a.profile), "unknown --profile (signer, seal, tsa, ocsp, ca)")
+    })?;
     let ca = files::cert(&a.ca)?;
     let pass = files::passphrase(a.passphrase_file.as_deref())?;
     let ca_key = KeySigner::new(files::private_key(&a.ca_key, pass.as_deref().map(|v| v.as_slice()))?);
@@ -179,7 +186,10 @@ fn issue_cert(a: IssueArgs) -> Result<i32, CliError> {
     }
     let (public_key, subject) = match (&a.key_pub, &a.csr) {
         (Some(p), None) => {
-            let s = a.subject.as_deref().ok_or_else(|| CliError::usage("需要 --subject", "--subject is required with --key-pub"))?;
+            let s = a
+                .subject
+                .as_deref()
+                .ok_or_else(|| CliError::usage("需要 --subject", "--subject is required with --key-pub"))?;
             (subject_key(p)?, dn(s)?)
         }
         (None, Some(p)) => {
@@ -197,14 +207,20 @@ fn issue_cert(a: IssueArgs) -> Result<i32, CliError> {
     let mut t = CertTemplate::new(subject, public_key, profile, now - Duration::minutes(5), now + days(a.days)?);
     if t.not_after > ca.not_after() {
         t.not_after = ca.not_after();
-        eprintln!("注意：有效期截至 CA 证书到期日 / note: validity capped at the CA certificate's end {}", ca.not_after());
+        eprintln!(
+            "注意：有效期截至 CA 证书到期日 / note: validity capped at the CA certificate's end {}",
+            ca.not_after()
+        );
     }
     t.crl_url = a.crl_url;
     t.ocsp_url = a.ocsp_url;
     t.policies = a
         .policy
         .iter()
-        .map(|p| ObjectIdentifier::new(p).map_err(|_| CliError::usage(&format!("策略 OID 无效 '{p}'"), "invalid --policy OID")))
+        .map(|p| {
+            ObjectIdentifier::new(p)
+                .map_err(|_| CliError::usage(&format!("策略 OID 无效 '{p}'"), "invalid --policy OID"))
+        })
         .collect::<Result<_, _>>()?;
     let cert = issue(&t, Some(&ca), &ca_key).map_err(|e| CliError(format!("签发失败 / issuance failed: {e}")))?;
     files::write(&a.out, cert.to_pem().as_bytes(), false)?;

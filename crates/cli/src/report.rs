@@ -27,7 +27,11 @@ pub fn print_cms(r: &CmsReport, json: bool) -> i32 {
         );
         for (i, s) in r.signers.iter().enumerate() {
             println!("签名者 #{} / Signer #{}", i + 1, i + 1);
-            println!("  证书 / Certificate: {} (序列号 / serial {})", s.subject.as_deref().unwrap_or("?"), s.serial.as_deref().unwrap_or("?"));
+            println!(
+                "  证书 / Certificate: {} (序列号 / serial {})",
+                s.subject.as_deref().unwrap_or("?"),
+                s.serial.as_deref().unwrap_or("?")
+            );
             if let Some(a) = &s.algorithm {
                 match &s.sm2_id {
                     Some(id) => println!("  算法 / Algorithm: {a} (SM2 ID \"{id}\")"),
@@ -51,7 +55,11 @@ pub fn print_cms(r: &CmsReport, json: bool) -> i32 {
                 }
                 None => println!("  时间戳 / Timestamp: 无 / none"),
             }
-            println!("  结论 / Indication: {}{}", s.indication.label(), s.sub_indication.as_deref().map(|x| format!(" ({x})")).unwrap_or_default());
+            println!(
+                "  结论 / Indication: {}{}",
+                s.indication.label(),
+                s.sub_indication.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
+            );
         }
     }
     if r.indication == Indication::TotalPassed { 0 } else { 1 }
@@ -80,7 +88,10 @@ pub fn print_cert(leaf: &Cert, r: &Result<ValidPath, PathError>, json: bool) -> 
         match r {
             Ok(p) => {
                 println!("验证结果 / Result: 有效 / VALID");
-                println!("  证书链 / Chain: {}", p.chain.iter().map(Cert::subject_display).collect::<Vec<_>>().join(" → "));
+                println!(
+                    "  证书链 / Chain: {}",
+                    p.chain.iter().map(Cert::subject_display).collect::<Vec<_>>().join(" → ")
+                );
             }
             Err(e) => println!("验证结果 / Result: 无效 / INVALID — {e}"),
         }

@@ -44,7 +44,8 @@ pub struct SignArgs {
 }
 
 pub fn sign(a: SignArgs) -> Result<i32, CliError> {
-    let style = OidStyle::from_name(&a.oids).ok_or_else(|| CliError::usage("未知 OID 风格", "--oids must be rfc5652 or gmt0010"))?;
+    let style = OidStyle::from_name(&a.oids)
+        .ok_or_else(|| CliError::usage("未知 OID 风格", "--oids must be rfc5652 or gmt0010"))?;
     let pass = files::passphrase(a.passphrase_file.as_deref())?;
     let key = files::private_key(&a.key, pass.as_deref().map(|v| v.as_slice()))?;
     let mut signer = KeySigner::new(key).with_sm2_id(a.sm2_id.as_bytes());
@@ -62,11 +63,11 @@ pub fn sign(a: SignArgs) -> Result<i32, CliError> {
         None => vec![],
     };
     let content = files::read(&a.input)?;
-    let der = cms_sign(&content, &[CmsSigner { signer: &signer, cert: &cert, chain: &chain }], &SignOptions {
-        detached: a.detached,
-        oid_style: style,
-        ..Default::default()
-    })
+    let der = cms_sign(
+        &content,
+        &[CmsSigner { signer: &signer, cert: &cert, chain: &chain }],
+        &SignOptions { detached: a.detached, oid_style: style, ..Default::default() },
+    )
     .map_err(|e| CliError(format!("签名失败 / signing failed: {e}")))?;
     if a.pem {
         files::write(&a.out, medsign_crypto::keys::pem_encode("CMS", &der).as_bytes(), false)?;

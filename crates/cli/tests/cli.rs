@@ -17,26 +17,106 @@ fn bad_arguments_and_files_exit_2_with_the_file_named() {
     d.make_pki("sm2");
     let e = err_line(&d.medsign(&["keygen", "--alg", "dsa", "--out", "x.pem"]));
     assert!(e.contains("--alg"), "{e}");
-    let e = err_line(&d.medsign(&["sign", "--key", "missing.key", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s"]));
+    let e = err_line(&d.medsign(&[
+        "sign",
+        "--key",
+        "missing.key",
+        "--cert",
+        "leaf.pem",
+        "--in",
+        "leaf.pem",
+        "--out",
+        "s.p7s",
+    ]));
     assert!(e.contains("missing.key") && e.contains("无法读取"), "{e}");
     d.write("junk.pem", b"this is not a key");
-    let e = err_line(&d.medsign(&["sign", "--key", "junk.pem", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s"]));
+    let e = err_line(
+        &d.medsign(&["sign", "--key", "junk.pem", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s"]),
+    );
     assert!(e.contains("junk.pem") && e.contains("不是可用的私钥"), "{e}");
-    let e = err_line(&d.medsign(&["sign", "--key", "leaf.key", "--cert", "leaf.key", "--in", "leaf.pem", "--out", "s.p7s"]));
+    let e = err_line(
+        &d.medsign(&["sign", "--key", "leaf.key", "--cert", "leaf.key", "--in", "leaf.pem", "--out", "s.p7s"]),
+    );
     assert!(e.contains("leaf.key") && e.contains("不是证书"), "{e}");
-    let e = err_line(&d.medsign(&["sign", "--key", "ca.key", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s"]));
+    let e =
+        err_line(&d.medsign(&["sign", "--key", "ca.key", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s"]));
     assert!(e.contains("不匹配"), "{e}");
-    let e = err_line(&d.medsign(&["sign", "--key", "leaf.key", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s", "--oids", "x"]));
+    let e = err_line(&d.medsign(&[
+        "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--in", "leaf.pem", "--out", "s.p7s", "--oids", "x",
+    ]));
     assert!(e.contains("--oids"), "{e}");
-    let e = err_line(&d.medsign(&["cert", "issue", "--ca", "leaf.pem", "--ca-key", "ca.key", "--key-pub", "leaf.key", "--subject", "CN=x", "--out", "x.pem"]));
+    let e = err_line(&d.medsign(&[
+        "cert",
+        "issue",
+        "--ca",
+        "leaf.pem",
+        "--ca-key",
+        "ca.key",
+        "--key-pub",
+        "leaf.key",
+        "--subject",
+        "CN=x",
+        "--out",
+        "x.pem",
+    ]));
     assert!(e.contains("不匹配"), "{e}");
-    let e = err_line(&d.medsign(&["cert", "issue", "--ca", "ca.pem", "--ca-key", "ca.key", "--key-pub", "leaf.key", "--subject", "CN", "--out", "x.pem"]));
+    let e = err_line(&d.medsign(&[
+        "cert",
+        "issue",
+        "--ca",
+        "ca.pem",
+        "--ca-key",
+        "ca.key",
+        "--key-pub",
+        "leaf.key",
+        "--subject",
+        "CN",
+        "--out",
+        "x.pem",
+    ]));
     assert!(e.contains("--subject"), "{e}");
-    let e = err_line(&d.medsign(&["cert", "issue", "--ca", "ca.pem", "--ca-key", "ca.key", "--key-pub", "leaf.key", "--subject", "CN=x", "--profile", "boss", "--out", "x.pem"]));
+    let e = err_line(&d.medsign(&[
+        "cert",
+        "issue",
+        "--ca",
+        "ca.pem",
+        "--ca-key",
+        "ca.key",
+        "--key-pub",
+        "leaf.key",
+        "--subject",
+        "CN=x",
+        "--profile",
+        "boss",
+        "--out",
+        "x.pem",
+    ]));
     assert!(e.contains("--profile"), "{e}");
-    let e = err_line(&d.medsign(&["cert", "issue", "--ca", "ca.pem", "--ca-key", "ca.key", "--subject", "CN=x", "--out", "x.pem"]));
+    let e = err_line(&d.medsign(&[
+        "cert",
+        "issue",
+        "--ca",
+        "ca.pem",
+        "--ca-key",
+        "ca.key",
+        "--subject",
+        "CN=x",
+        "--out",
+        "x.pem",
+    ]));
     assert!(e.contains("--csr"), "{e}");
-    let e = err_line(&d.medsign(&["cert", "new-ca", "--key", "root.key", "--subject", "CN=x", "--days", "0", "--out", "x.pem"]));
+    let e = err_line(&d.medsign(&[
+        "cert",
+        "new-ca",
+        "--key",
+        "root.key",
+        "--subject",
+        "CN=x",
+        "--days",
+        "0",
+        "--out",
+        "x.pem",
+    ]));
     assert!(e.contains("--days"), "{e}");
     d.write("junk.p7s", b"\x30\x03\x02\x01\x01");
     let e = err_line(&d.medsign(&["verify", "junk.p7s", "--trust", "root.pem"]));
@@ -61,8 +141,11 @@ fn verify_reports_json_and_time_and_chain_problems() {
     let d = Dir::new();
     d.make_pki("sm2");
     d.write("doc.txt", b"x");
-    d.ok(&["sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", "s.p7s"]);
-    let j: serde_json::Value = serde_json::from_str(&d.ok(&["verify", "s.p7s", "--trust", "root.pem", "--json"])).unwrap();
+    d.ok(&[
+        "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", "s.p7s",
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_str(&d.ok(&["verify", "s.p7s", "--trust", "root.pem", "--json"])).unwrap();
     assert_eq!(j["indication"], "TOTAL_PASSED");
     assert_eq!(j["signers"][0]["subject"], "CN=张三,OU=心内科,O=某县人民医院,C=CN");
     assert_eq!(j["signers"][0]["sm2_id"], "1234567812345678");

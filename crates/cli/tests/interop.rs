@@ -26,12 +26,21 @@ fn openssl_reads_our_keys_and_we_use_openssls() {
         .unwrap();
     assert_ok(&o, "keygen --encrypt");
     assert!(text(&d.read("enc.pem")).contains("ENCRYPTED PRIVATE KEY"));
-    assert_ok(&d.openssl(&["pkey", "-in", "enc.pem", "-passin", "pass:correct horse battery", "-noout"]), "openssl decrypts our key");
-    assert_fails(&d.openssl(&["pkey", "-in", "enc.pem", "-passin", "pass:wrong", "-noout"]), "openssl with a wrong passphrase");
+    assert_ok(
+        &d.openssl(&["pkey", "-in", "enc.pem", "-passin", "pass:correct horse battery", "-noout"]),
+        "openssl decrypts our key",
+    );
+    assert_fails(
+        &d.openssl(&["pkey", "-in", "enc.pem", "-passin", "pass:wrong", "-noout"]),
+        "openssl with a wrong passphrase",
+    );
     // OpenSSL's keys work in our CLI
     for (name, args) in [
         ("o-sm2.key", vec!["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", "o-sm2.key"]),
-        ("o-p256.key", vec!["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "o-p256.key"]),
+        (
+            "o-p256.key",
+            vec!["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "o-p256.key"],
+        ),
         ("o-rsa.key", vec!["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "o-rsa.key"]),
     ] {
         assert_ok(&d.openssl(&args), "openssl genpkey");
@@ -39,7 +48,10 @@ fn openssl_reads_our_keys_and_we_use_openssls() {
     }
     assert_ok(&d.openssl(&["ec", "-in", "o-p256.key", "-out", "o-p256-sec1.key"]), "openssl ec (SEC1)");
     d.ok(&["cert", "new-ca", "--key", "o-p256-sec1.key", "--subject", "CN=SEC1,C=CN", "--out", "o-ca.pem"]);
-    assert_ok(&d.openssl(&["rsa", "-in", "o-rsa.key", "-traditional", "-out", "o-rsa-pkcs1.key"]), "openssl rsa (PKCS#1)");
+    assert_ok(
+        &d.openssl(&["rsa", "-in", "o-rsa.key", "-traditional", "-out", "o-rsa-pkcs1.key"]),
+        "openssl rsa (PKCS#1)",
+    );
     d.ok(&["cert", "new-ca", "--key", "o-rsa-pkcs1.key", "--subject", "CN=PKCS1,C=CN", "--out", "o-ca.pem"]);
 }
 
@@ -48,24 +60,104 @@ fn openssl_verifies_our_rsa_and_p256_chains_and_cms() {
     for alg in ["rsa2048", "p256"] {
         let d = Dir::new();
         d.make_pki(alg);
-        assert_ok(&d.openssl(&["verify", "-x509_strict", "-CAfile", "root.pem", "-untrusted", "ca.pem", "leaf.pem"]), "openssl verify");
+        assert_ok(
+            &d.openssl(&["verify", "-x509_strict", "-CAfile", "root.pem", "-untrusted", "ca.pem", "leaf.pem"]),
+            "openssl verify",
+        );
         let o = d.openssl(&["x509", "-in", "leaf.pem", "-noout", "-text"]);
         let t = text(&o.stdout);
-        assert!(t.contains("Digital Signature, Non Repudiation") && t.contains("CA:FALSE") && t.contains("OCSP - URI"), "{t}");
+        assert!(
+            t.contains("Digital Signature, Non Repudiation") && t.contains("CA:FALSE") && t.contains("OCSP - URI"),
+            "{t}"
+        );
         d.write("doc.txt", "门诊处方：阿莫西林 0.5g tid".as_bytes());
-        d.ok(&["sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", "att.p7s"]);
-        d.ok(&["sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", "det.p7s", "--detached"]);
-        assert_ok(&d.openssl(&["cms", "-verify", "-binary", "-inform", "DER", "-in", "att.p7s", "-CAfile", "root.pem", "-out", "out.txt"]), "openssl cms attached");
+        d.ok(&[
+            "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out",
+            "att.p7s",
+        ]);
+        d.ok(&[
+            "sign",
+            "--key",
+            "leaf.key",
+            "--cert",
+            "leaf.pem",
+            "--chain",
+            "ca.pem",
+            "--in",
+            "doc.txt",
+            "--out",
+            "det.p7s",
+            "--detached",
+        ]);
+        assert_ok(
+            &d.openssl(&[
+                "cms", "-verify", "-binary", "-inform", "DER", "-in", "att.p7s", "-CAfile", "root.pem", "-out",
+                "out.txt",
+            ]),
+            "openssl cms attached",
+        );
         assert_eq!(d.read("out.txt"), d.read("doc.txt"));
-        assert_ok(&d.openssl(&["cms", "-verify", "-binary", "-inform", "DER", "-in", "det.p7s", "-content", "doc.txt", "-CAfile", "root.pem", "-out", "/dev/null"]), "openssl cms detached");
+        assert_ok(
+            &d.openssl(&[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "det.p7s",
+                "-content",
+                "doc.txt",
+                "-CAfile",
+                "root.pem",
+                "-out",
+                "/dev/null",
+            ]),
+            "openssl cms detached",
+        );
         if alg == "rsa2048" {
-            d.ok(&["sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", "pss.p7s", "--pss"]);
-            assert_ok(&d.openssl(&["cms", "-verify", "-binary", "-inform", "DER", "-in", "pss.p7s", "-CAfile", "root.pem", "-out", "/dev/null"]), "openssl cms RSA-PSS");
+            d.ok(&[
+                "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out",
+                "pss.p7s", "--pss",
+            ]);
+            assert_ok(
+                &d.openssl(&[
+                    "cms",
+                    "-verify",
+                    "-binary",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    "pss.p7s",
+                    "-CAfile",
+                    "root.pem",
+                    "-out",
+                    "/dev/null",
+                ]),
+                "openssl cms RSA-PSS",
+            );
             d.ok(&["verify", "pss.p7s", "--trust", "root.pem"]);
         }
         // tampering: both OpenSSL and we reject
         d.write("bad.txt", "门诊处方：阿莫西林 5g tid".as_bytes());
-        assert_fails(&d.openssl(&["cms", "-verify", "-binary", "-inform", "DER", "-in", "det.p7s", "-content", "bad.txt", "-CAfile", "root.pem", "-out", "/dev/null"]), "openssl with changed content");
+        assert_fails(
+            &d.openssl(&[
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "det.p7s",
+                "-content",
+                "bad.txt",
+                "-CAfile",
+                "root.pem",
+                "-out",
+                "/dev/null",
+            ]),
+            "openssl with changed content",
+        );
         let o = d.medsign(&["verify", "det.p7s", "--content", "bad.txt", "--trust", "root.pem"]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
         assert!(text(&o.stdout).contains("TOTAL_FAILED"));
@@ -79,8 +171,14 @@ fn openssl_verifies_our_sm2_certificates_and_raw_signatures() {
     // OpenSSL 3.0 applies -vfyopt distid to the leaf only: verify each link as a leaf.
     let id = "distid:1234567812345678";
     assert_ok(&d.openssl(&["verify", "-vfyopt", id, "-CAfile", "root.pem", "ca.pem"]), "openssl verify SM2 issuing CA");
-    assert_ok(&d.openssl(&["verify", "-vfyopt", id, "-partial_chain", "-CAfile", "ca.pem", "leaf.pem"]), "openssl verify SM2 leaf");
-    assert_fails(&d.openssl(&["verify", "-partial_chain", "-CAfile", "ca.pem", "leaf.pem"]), "openssl with the empty ID");
+    assert_ok(
+        &d.openssl(&["verify", "-vfyopt", id, "-partial_chain", "-CAfile", "ca.pem", "leaf.pem"]),
+        "openssl verify SM2 leaf",
+    );
+    assert_fails(
+        &d.openssl(&["verify", "-partial_chain", "-CAfile", "ca.pem", "leaf.pem"]),
+        "openssl with the empty ID",
+    );
     let o = d.openssl(&["x509", "-in", "leaf.pem", "-noout", "-text"]);
     assert!(text(&o.stdout).contains("SM2-with-SM3") || text(&o.stdout).contains("SM2"), "{}", text(&o.stdout));
     // the independent checker agrees
@@ -97,7 +195,10 @@ fn independent_checker_verifies_our_sm2_cms_in_both_oid_styles() {
     for style in ["rfc5652", "gmt0010"] {
         for detached in [false, true] {
             let out = format!("{style}-{detached}.p7s");
-            let mut args = vec!["sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", &out, "--oids", style];
+            let mut args = vec![
+                "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out",
+                &out, "--oids", style,
+            ];
             if detached {
                 args.push("--detached");
             }
@@ -115,8 +216,14 @@ fn independent_checker_verifies_our_sm2_cms_in_both_oid_styles() {
             assert!(v.contains("TOTAL_PASSED"), "{v}");
             if detached {
                 d.write("bad.txt", "检验报告单：血常规 WBC 9.2".as_bytes());
-                assert_fails(&d.sm2_check(&["cms", &out, "--ca", "root.pem", "--content", "bad.txt"]), "checker on changed content");
-                assert_eq!(d.medsign(&["verify", &out, "--trust", "root.pem", "--content", "bad.txt"]).status.code(), Some(1));
+                assert_fails(
+                    &d.sm2_check(&["cms", &out, "--ca", "root.pem", "--content", "bad.txt"]),
+                    "checker on changed content",
+                );
+                assert_eq!(
+                    d.medsign(&["verify", &out, "--trust", "root.pem", "--content", "bad.txt"]).status.code(),
+                    Some(1)
+                );
             }
         }
     }
@@ -142,49 +249,200 @@ fn we_verify_certificates_and_cms_made_by_openssl() {
             a.extend(["-out", &out]);
             assert_ok(&d.openssl(&a), "genpkey");
         }
-        assert_ok(&d.openssl(&["req", "-x509", "-new", "-key", "root.key", "-sha256", "-subj", "/C=CN/O=Test/CN=OpenSSL Root", "-days", "30", "-out", "root.pem"]), "req -x509");
-        assert_ok(&d.openssl(&["req", "-new", "-key", "leaf.key", "-subj", "/C=CN/CN=OpenSSL Signer", "-out", "leaf.csr"]), "req");
+        assert_ok(
+            &d.openssl(&[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "root.key",
+                "-sha256",
+                "-subj",
+                "/C=CN/O=Test/CN=OpenSSL Root",
+                "-days",
+                "30",
+                "-out",
+                "root.pem",
+            ]),
+            "req -x509",
+        );
+        assert_ok(
+            &d.openssl(&["req", "-new", "-key", "leaf.key", "-subj", "/C=CN/CN=OpenSSL Signer", "-out", "leaf.csr"]),
+            "req",
+        );
         d.write("ext.cnf", b"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
-        assert_ok(&d.openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-days", "10", "-sha256", "-extfile", "ext.cnf", "-out", "leaf.pem"]), "x509 -req");
+        assert_ok(
+            &d.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-days",
+                "10",
+                "-sha256",
+                "-extfile",
+                "ext.cnf",
+                "-out",
+                "leaf.pem",
+            ]),
+            "x509 -req",
+        );
         assert!(d.ok(&["verify", "leaf.pem", "--trust", "root.pem"]).contains("VALID"), "{alg} certificate");
         // our CLI issues from OpenSSL's CSR too
-        d.ok(&["cert", "issue", "--ca", "root.pem", "--ca-key", "root.key", "--csr", "leaf.csr", "--profile", "signer", "--days", "5", "--out", "ours.pem"]);
+        d.ok(&[
+            "cert",
+            "issue",
+            "--ca",
+            "root.pem",
+            "--ca-key",
+            "root.key",
+            "--csr",
+            "leaf.csr",
+            "--profile",
+            "signer",
+            "--days",
+            "5",
+            "--out",
+            "ours.pem",
+        ]);
         d.write("doc.txt", b"lab report 42");
-        for extra in [&[][..], &["-nodetach"][..]] {
-            let mut a = vec!["cms", "-sign", "-binary", "-in", "doc.txt", "-signer", "leaf.pem", "-inkey", "leaf.key", "-md", "sha256", "-outform", "DER", "-out", "o.p7s"];
+        for (extra, out) in [(&[][..], "o-det.p7s"), (&["-nodetach"][..], "o-att.p7s")] {
+            let mut a = vec!["cms", "-sign", "-binary", "-in", "doc.txt", "-signer", "leaf.pem", "-inkey", "leaf.key"];
+            a.extend(["-md", "sha256", "-outform", "DER", "-out", out]);
             a.extend_from_slice(extra);
             assert_ok(&d.openssl(&a), "openssl cms -sign");
-            let mut v = vec!["verify", "o.p7s", "--trust", "root.pem"];
+            let mut v = vec!["verify", out, "--trust", "root.pem"];
             if extra.is_empty() {
                 v.extend(["--content", "doc.txt"]);
             }
-            let out = d.ok(&v);
-            assert!(out.contains("TOTAL_PASSED"), "{alg} {extra:?}: {out}");
+            let report = d.ok(&v);
+            assert!(report.contains("TOTAL_PASSED"), "{alg} {out}: {report}");
         }
-        // tampered OpenSSL CMS is rejected
-        d.write("doc.txt", b"lab report 43");
-        assert_eq!(d.medsign(&["verify", "o.p7s", "--trust", "root.pem", "--content", "doc.txt"]).status.code().unwrap_or(2) != 0, true);
-        let o = d.medsign(&["verify", "o.p7s", "--trust", "root.pem"]);
-        assert_eq!(o.status.code(), Some(0), "attached one still verifies: {}", text(&o.stdout));
+        // OpenSSL's detached signature over changed content: rejected (exit 1, HASH_FAILURE)
+        d.write("doc2.txt", b"lab report 43");
+        let o = d.medsign(&["verify", "o-det.p7s", "--trust", "root.pem", "--content", "doc2.txt"]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+        assert!(text(&o.stdout).contains("HASH_FAILURE") || text(&o.stdout).contains("TOTAL_FAILED"));
+        // attached content that differs from --content: an error, exit 2
+        assert_eq!(
+            d.medsign(&["verify", "o-att.p7s", "--trust", "root.pem", "--content", "doc2.txt"]).status.code(),
+            Some(2)
+        );
     }
 }
 
 #[test]
 fn we_verify_openssl_sm2_certificates_with_standard_and_empty_id() {
     let d = Dir::new();
-    assert_ok(&d.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", "root.key"]), "genpkey sm2");
-    assert_ok(&d.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", "leaf.key"]), "genpkey sm2");
-    assert_ok(&d.openssl(&["req", "-x509", "-new", "-key", "root.key", "-sm3", "-sigopt", "distid:1234567812345678", "-subj", "/C=CN/CN=OpenSSL SM2 Root", "-days", "30", "-out", "root.pem"]), "SM2 root");
-    assert_ok(&d.openssl(&["req", "-new", "-key", "leaf.key", "-sm3", "-subj", "/C=CN/CN=SM2 leaf", "-out", "leaf.csr", "-sigopt", "distid:1234567812345678"]), "SM2 csr");
+    assert_ok(
+        &d.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", "root.key"]),
+        "genpkey sm2",
+    );
+    assert_ok(
+        &d.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:SM2", "-out", "leaf.key"]),
+        "genpkey sm2",
+    );
+    assert_ok(
+        &d.openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-sm3",
+            "-sigopt",
+            "distid:1234567812345678",
+            "-subj",
+            "/C=CN/CN=OpenSSL SM2 Root",
+            "-days",
+            "30",
+            "-out",
+            "root.pem",
+        ]),
+        "SM2 root",
+    );
+    assert_ok(
+        &d.openssl(&[
+            "req",
+            "-new",
+            "-key",
+            "leaf.key",
+            "-sm3",
+            "-subj",
+            "/C=CN/CN=SM2 leaf",
+            "-out",
+            "leaf.csr",
+            "-sigopt",
+            "distid:1234567812345678",
+        ]),
+        "SM2 csr",
+    );
     d.write("ext.cnf", b"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
     // standard ID
-    assert_ok(&d.openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-days", "10", "-sm3", "-sigopt", "distid:1234567812345678", "-vfyopt", "distid:1234567812345678", "-extfile", "ext.cnf", "-out", "std.pem"]), "SM2 leaf, standard ID");
+    assert_ok(
+        &d.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "10",
+            "-sm3",
+            "-sigopt",
+            "distid:1234567812345678",
+            "-vfyopt",
+            "distid:1234567812345678",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "std.pem",
+        ]),
+        "SM2 leaf, standard ID",
+    );
     assert!(d.ok(&["verify", "std.pem", "--trust", "root.pem"]).contains("VALID"));
     // empty ID (OpenSSL's default): refused by default, accepted when allowed
-    assert_ok(&d.openssl(&["x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial", "-days", "10", "-sm3", "-vfyopt", "distid:1234567812345678", "-extfile", "ext.cnf", "-out", "empty.pem"]), "SM2 leaf, empty ID");
+    assert_ok(
+        &d.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "10",
+            "-sm3",
+            "-vfyopt",
+            "distid:1234567812345678",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "empty.pem",
+        ]),
+        "SM2 leaf, empty ID",
+    );
     assert_eq!(d.medsign(&["verify", "empty.pem", "--trust", "root.pem"]).status.code(), Some(1));
     assert!(d.ok(&["verify", "empty.pem", "--trust", "root.pem", "--allow-sm2-empty-id"]).contains("VALID"));
     // our CLI issues from OpenSSL's SM2 CSR
-    d.ok(&["cert", "issue", "--ca", "root.pem", "--ca-key", "root.key", "--csr", "leaf.csr", "--days", "5", "--out", "ours.pem"]);
-    assert_ok(&d.openssl(&["verify", "-vfyopt", "distid:1234567812345678", "-CAfile", "root.pem", "ours.pem"]), "openssl verifies what we issued from its CSR");
+    d.ok(&[
+        "cert", "issue", "--ca", "root.pem", "--ca-key", "root.key", "--csr", "leaf.csr", "--days", "5", "--out",
+        "ours.pem",
+    ]);
+    assert_ok(
+        &d.openssl(&["verify", "-vfyopt", "distid:1234567812345678", "-CAfile", "root.pem", "ours.pem"]),
+        "openssl verifies what we issued from its CSR",
+    );
 }

@@ -86,10 +86,7 @@ mod tests {
     /// GB/T 32905 appendix A, example 1: SM3("abc").
     #[test]
     fn sm3_standard_vector() {
-        assert_eq!(
-            hex::encode(sm3(b"abc")),
-            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
-        );
+        assert_eq!(hex::encode(sm3(b"abc")), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
         assert_eq!(sm3_parts(&[b"a", b"bc"]), sm3(b"abc"));
     }
 

@@ -121,8 +121,7 @@ impl PrivateKey {
                     _ => KeySize::Rsa4096,
                 };
                 let kp = lc::RsaKeyPair::generate(size).map_err(|_| Error::Rng)?;
-                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp)
-                    .map_err(lc_err("RSA PKCS#8 export"))?;
+                let der = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp).map_err(lc_err("RSA PKCS#8 export"))?;
                 Self::from_pkcs8_der(der.as_ref())
             }
         }
@@ -169,8 +168,8 @@ impl PrivateKey {
     }
 
     fn sm2_from_sec1(sec1_der: &[u8]) -> Result<Self> {
-        let ec = sec1::EcPrivateKey::from_der(sec1_der)
-            .map_err(|e| Error::InvalidKey(format!("SEC1 ECPrivateKey: {e}")))?;
+        let ec =
+            sec1::EcPrivateKey::from_der(sec1_der).map_err(|e| Error::InvalidKey(format!("SEC1 ECPrivateKey: {e}")))?;
         if let Some(sec1::EcParameters::NamedCurve(c)) = ec.parameters {
             if c != oid::SM2 {
                 return Err(Error::InvalidKey(format!("SEC1 key is on curve {c}, not SM2")));
@@ -200,11 +199,7 @@ impl PrivateKey {
             PrivateKey::Sm2(k) => {
                 let d = k.to_bytes();
                 let public = k.public_key().to_sec1_uncompressed();
-                let ec = sec1::EcPrivateKey {
-                    private_key: d.as_ref(),
-                    parameters: None,
-                    public_key: Some(&public),
-                };
+                let ec = sec1::EcPrivateKey { private_key: d.as_ref(), parameters: None, public_key: Some(&public) };
                 let inner = Zeroizing::new(ec.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?);
                 let octets = OctetString::new(inner.as_slice()).map_err(|e| Error::InvalidKey(e.to_string()))?;
                 let pki = pkcs8::PrivateKeyInfoOwned::new(ec_alg_id(oid::SM2), octets);
@@ -244,9 +239,8 @@ impl PrivateKey {
         match label.as_str() {
             "PRIVATE KEY" => Self::from_pkcs8_der(&der),
             "ENCRYPTED PRIVATE KEY" => {
-                let pass = passphrase.ok_or_else(|| {
-                    Error::InvalidKey("the key is encrypted: a passphrase is required".into())
-                })?;
+                let pass = passphrase
+                    .ok_or_else(|| Error::InvalidKey("the key is encrypted: a passphrase is required".into()))?;
                 let enc = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der)
                     .map_err(|e| Error::InvalidKey(format!("encrypted PKCS#8: {e}")))?;
                 let plain = enc
@@ -272,8 +266,8 @@ impl PrivateKey {
             }
             "RSA PRIVATE KEY" => {
                 let key = lc::RsaKeyPair::from_der(&der).map_err(lc_err("RSA key rejected"))?;
-                let pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key)
-                    .map_err(lc_err("RSA PKCS#8 export"))?;
+                let pkcs8 =
+                    AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).map_err(lc_err("RSA PKCS#8 export"))?;
                 Self::from_pkcs8_der(pkcs8.as_ref())
             }
             other => Err(Error::InvalidKey(format!("PEM block '{other}' is not a private key"))),
@@ -314,9 +308,7 @@ impl PrivateKey {
     /// ECDSA returns DER; RSA returns the modulus-sized signature.
     pub fn sign(&self, scheme: SignatureScheme, msg: &[u8], sm2_id: Option<&[u8]>) -> Result<Vec<u8>> {
         match (self, scheme) {
-            (PrivateKey::Sm2(k), SignatureScheme::Sm2Sm3) => {
-                Ok(k.sign(sm2_id.unwrap_or(DEFAULT_ID), msg)?.to_der())
-            }
+            (PrivateKey::Sm2(k), SignatureScheme::Sm2Sm3) => Ok(k.sign(sm2_id.unwrap_or(DEFAULT_ID), msg)?.to_der()),
             _ => self.sign_digest(scheme, &scheme.hash().digest(msg)),
         }
     }
@@ -333,18 +325,18 @@ impl PrivateKey {
             }
             (PrivateKey::P256 { key, .. }, SignatureScheme::EcdsaP256Sha256) => {
                 let d = import_sha256(digest)?;
-                Ok(key.sign_digest(&d).map_err(|_| Error::Unsupported("ECDSA signing failed".into()))?.as_ref().to_vec())
+                Ok(key
+                    .sign_digest(&d)
+                    .map_err(|_| Error::Unsupported("ECDSA signing failed".into()))?
+                    .as_ref()
+                    .to_vec())
             }
             (PrivateKey::Rsa { key, .. }, SignatureScheme::RsaPkcs1Sha256 | SignatureScheme::RsaPssSha256) => {
                 let d = import_sha256(digest)?;
-                let enc: &'static dyn lc::RsaEncoding = if scheme == SignatureScheme::RsaPssSha256 {
-                    &lc::RSA_PSS_SHA256
-                } else {
-                    &lc::RSA_PKCS1_SHA256
-                };
+                let enc: &'static dyn lc::RsaEncoding =
+                    if scheme == SignatureScheme::RsaPssSha256 { &lc::RSA_PSS_SHA256 } else { &lc::RSA_PKCS1_SHA256 };
                 let mut sig = vec![0u8; key.public_modulus_len()];
-                key.sign_digest(enc, &d, &mut sig)
-                    .map_err(|_| Error::Unsupported("RSA signing failed".into()))?;
+                key.sign_digest(enc, &d, &mut sig).map_err(|_| Error::Unsupported("RSA signing failed".into()))?;
                 Ok(sig)
             }
             _ => Err(Error::Unsupported(format!("a {} key cannot sign with {}", self.describe(), scheme.name()))),
@@ -414,8 +406,7 @@ impl PublicKey {
                 Ok(PublicKey::P256 { spki: spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))? })
             }
             (oid::RSA_ENCRYPTION, _) => {
-                let k = RsaPublicKeyDer::from_der(bits)
-                    .map_err(|e| Error::InvalidKey(format!("RSAPublicKey: {e}")))?;
+                let k = RsaPublicKeyDer::from_der(bits).map_err(|e| Error::InvalidKey(format!("RSAPublicKey: {e}")))?;
                 let m = k.modulus.as_bytes();
                 let nbits = m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize);
                 if !(2048..=8192).contains(&nbits) {
@@ -537,11 +528,15 @@ impl PublicKey {
             (PublicKey::Sm2(k), SignatureScheme::Sm2Sm3) => {
                 k.verify_prehash(digest.try_into().expect("32 bytes"), &parse_sm2_sig(sig)?)
             }
-            (PublicKey::P256 { spki }, SignatureScheme::EcdsaP256Sha256) => lc_verify(&lc::ECDSA_P256_SHA256_ASN1, spki),
+            (PublicKey::P256 { spki }, SignatureScheme::EcdsaP256Sha256) => {
+                lc_verify(&lc::ECDSA_P256_SHA256_ASN1, spki)
+            }
             (PublicKey::Rsa { spki, .. }, SignatureScheme::RsaPkcs1Sha256) => {
                 lc_verify(&lc::RSA_PKCS1_2048_8192_SHA256, spki)
             }
-            (PublicKey::Rsa { spki, .. }, SignatureScheme::RsaPssSha256) => lc_verify(&lc::RSA_PSS_2048_8192_SHA256, spki),
+            (PublicKey::Rsa { spki, .. }, SignatureScheme::RsaPssSha256) => {
+                lc_verify(&lc::RSA_PSS_2048_8192_SHA256, spki)
+            }
             _ => Err(Error::Unsupported(format!("a {} key cannot verify {}", self.alg().name(), scheme.name()))),
         }
     }
@@ -569,8 +564,8 @@ pub fn pem_decode(text: &str) -> Result<(String, Vec<u8>)> {
     let tail = &rest[end_marker..];
     let end = tail[5..].find("-----").map(|i| end_marker + 5 + i + 5).unwrap_or(rest.len());
     let block = &rest[..end];
-    let (label, der) = der::pem::decode_vec(block.as_bytes())
-        .map_err(|e| Error::InvalidInput(format!("malformed PEM: {e}")))?;
+    let (label, der) =
+        der::pem::decode_vec(block.as_bytes()).map_err(|e| Error::InvalidInput(format!("malformed PEM: {e}")))?;
     Ok((label.to_string(), der))
 }
 
@@ -580,7 +575,8 @@ pub fn pem_decode_all(text: &str) -> Result<Vec<(String, Vec<u8>)>> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN") {
         let block = &rest[start..];
-        let end_marker = block.find("-----END").ok_or_else(|| Error::InvalidInput("PEM block is not terminated".into()))?;
+        let end_marker =
+            block.find("-----END").ok_or_else(|| Error::InvalidInput("PEM block is not terminated".into()))?;
         let tail = &block[end_marker + 8..];
         let close = tail.find("-----").ok_or_else(|| Error::InvalidInput("PEM END line is malformed".into()))?;
         let len = end_marker + 8 + close + 5;
@@ -625,7 +621,10 @@ mod tests {
             assert_eq!(back.public_key(), key.public_key());
             let spki = key.public_key().to_pem();
             assert_eq!(PublicKey::from_bytes(spki.as_bytes()).unwrap(), key.public_key());
-            assert_eq!(PrivateKey::from_bytes(&key.to_pkcs8_der().unwrap(), None).unwrap().public_key(), key.public_key());
+            assert_eq!(
+                PrivateKey::from_bytes(&key.to_pkcs8_der().unwrap(), None).unwrap().public_key(),
+                key.public_key()
+            );
         }
     }
 
@@ -641,7 +640,12 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for junk in [&b""[..], b"hello", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &[0x30, 0x82, 0xff, 0xff]] {
+        for junk in [
+            &b""[..],
+            b"hello",
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            &[0x30, 0x82, 0xff, 0xff],
+        ] {
             assert!(PrivateKey::from_bytes(junk, None).is_err());
             assert!(PublicKey::from_bytes(junk).is_err());
         }

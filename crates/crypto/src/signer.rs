@@ -70,7 +70,11 @@ impl KeySigner {
     /// Choose the scheme (e.g. RSA-PSS); it must suit the key.
     pub fn with_scheme(mut self, scheme: SignatureScheme) -> Result<Self> {
         if !self.public.schemes().contains(&scheme) {
-            return Err(Error::Unsupported(format!("a {} key cannot sign with {}", self.public.alg().name(), scheme.name())));
+            return Err(Error::Unsupported(format!(
+                "a {} key cannot sign with {}",
+                self.public.alg().name(),
+                scheme.name()
+            )));
         }
         self.scheme = scheme;
         Ok(self)
@@ -114,6 +118,10 @@ mod tests {
         let sig = s.sign(b"m").unwrap();
         s.public_key().verify(s.scheme(), b"m", &sig, Some(b"alice@hospital")).unwrap();
         assert!(s.public_key().verify(s.scheme(), b"m", &sig, None).is_err());
-        assert!(KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap()).with_scheme(SignatureScheme::RsaPssSha256).is_err());
+        assert!(
+            KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap())
+                .with_scheme(SignatureScheme::RsaPssSha256)
+                .is_err()
+        );
     }
 }

@@ -13,12 +13,7 @@
 //! [`arith`] so that a faster backend can replace them in one place.
 
 use crate::{Error, Result, hash::sm3_parts, rng};
-use elliptic_curve::{
-    Group, PrimeField,
-    ops::Reduce,
-    point::AffineCoordinates,
-    sec1::ToSec1Point,
-};
+use elliptic_curve::{Group, PrimeField, ops::Reduce, point::AffineCoordinates, sec1::ToSec1Point};
 use sm2::{FieldBytes, NonZeroScalar, ProjectivePoint, Scalar};
 use zeroize::Zeroize;
 
@@ -147,8 +142,8 @@ impl Sm2PublicKey {
     /// `Z_A = SM3(ENTL_A ‖ ID_A ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A)`. IDs longer than 8191 bytes
     /// cannot be encoded (ENTL is 16 bits of *bit* length).
     pub fn z_a(&self, id: &[u8]) -> Result<[u8; 32]> {
-        let entl = u16::try_from(id.len() * 8)
-            .map_err(|_| Error::InvalidInput("SM2 ID longer than 8191 bytes".into()))?;
+        let entl =
+            u16::try_from(id.len() * 8).map_err(|_| Error::InvalidInput("SM2 ID longer than 8191 bytes".into()))?;
         let xy = self.to_sec1_uncompressed();
         Ok(sm3_parts(&[&entl.to_be_bytes(), id, &A, &B, &GX, &GY, &xy[1..33], &xy[33..65]]))
     }
@@ -171,11 +166,7 @@ impl Sm2PublicKey {
             return Err(Error::BadSignature);
         }
         // B7: R = (e + x1) mod n ≟ r
-        if e_to_scalar(e) + arith::x_mod_n(&point) == sig.r {
-            Ok(())
-        } else {
-            Err(Error::BadSignature)
-        }
+        if e_to_scalar(e) + arith::x_mod_n(&point) == sig.r { Ok(()) } else { Err(Error::BadSignature) }
     }
 
     /// Verify `sig` over message `msg` with distinguishing ID `id`.
@@ -305,10 +296,7 @@ impl Sm2Signature {
     /// From raw `r ‖ s` (64 bytes).
     pub fn from_raw(b: &[u8]) -> Result<Self> {
         if b.len() != 64 {
-            return Err(Error::MalformedSignature(format!(
-                "raw SM2 signature must be 64 bytes, got {}",
-                b.len()
-            )));
+            return Err(Error::MalformedSignature(format!("raw SM2 signature must be 64 bytes, got {}", b.len())));
         }
         let r = scalar_from_bytes(&b[..32]).map_err(|e| Error::MalformedSignature(e.to_string()))?;
         let s = scalar_from_bytes(&b[32..]).map_err(|e| Error::MalformedSignature(e.to_string()))?;
@@ -338,8 +326,8 @@ impl Sm2Signature {
     /// From DER; strict (no trailing data, minimal integers, values in `[1, n−1]`).
     pub fn from_der(b: &[u8]) -> Result<Self> {
         use der::Decode;
-        let d = Sm2SignatureDer::from_der(b)
-            .map_err(|e| Error::MalformedSignature(format!("SM2 signature DER: {e}")))?;
+        let d =
+            Sm2SignatureDer::from_der(b).map_err(|e| Error::MalformedSignature(format!("SM2 signature DER: {e}")))?;
         let mut raw = [0u8; 64];
         for (i, v) in [d.r.as_bytes(), d.s.as_bytes()].into_iter().enumerate() {
             if v.len() > 32 {

@@ -45,11 +45,17 @@ fn protocol(msg: impl Into<String>) -> Error {
 }
 
 fn check_version(v: u16) -> Result<()> {
-    if v == VERSION { Ok(()) } else { Err(protocol(format!("unsupported protocol version {v} (this side speaks {VERSION})"))) }
+    if v == VERSION {
+        Ok(())
+    } else {
+        Err(protocol(format!("unsupported protocol version {v} (this side speaks {VERSION})")))
+    }
 }
 
 fn point_hex(p: &ProjectivePoint) -> Result<String> {
-    Ok(hex::encode(Sm2PublicKey::from_projective(p).map_err(|_| protocol("point is the identity"))?.to_sec1_compressed()))
+    Ok(hex::encode(
+        Sm2PublicKey::from_projective(p).map_err(|_| protocol("point is the identity"))?.to_sec1_compressed(),
+    ))
 }
 
 /// Parse a received point: valid hex, on the curve, not the identity.
@@ -448,8 +454,9 @@ mod tests {
         let mut seen = SeenQ1Memory::default();
         for k in 0..10 {
             let (c, s) = keygen(format!("user={k}").as_bytes());
-            let vk = sm2::dsa::VerifyingKey::from_sec1_bytes("1234567812345678", &c.public_key().to_sec1_uncompressed())
-                .unwrap();
+            let vk =
+                sm2::dsa::VerifyingKey::from_sec1_bytes("1234567812345678", &c.public_key().to_sec1_uncompressed())
+                    .unwrap();
             for i in 0..100 {
                 let msg = format!("处方 #{k}-{i}");
                 let sig = sign(&c, &s, &mut seen, msg.as_bytes());

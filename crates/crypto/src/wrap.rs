@@ -117,8 +117,7 @@ pub fn kek_from_pin(pin: &[u8], device_secret: &[u8], params: &PinKdfParams) -> 
         .map_err(|e| Error::InvalidInput(format!("Argon2 parameters: {e}")))?;
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
     let mut stretched = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(pin, &salt, stretched.as_mut())
-        .map_err(|e| Error::InvalidInput(format!("Argon2: {e}")))?;
+    a.hash_password_into(pin, &salt, stretched.as_mut()).map_err(|e| Error::InvalidInput(format!("Argon2: {e}")))?;
     let mac = Zeroizing::new(crate::hash::hmac_sm3(device_secret, &[b"medsign/pin-kek/v1", stretched.as_ref()]));
     Kek::from_bytes(&mac[..16])
 }
@@ -163,7 +162,8 @@ mod tests {
 
     #[test]
     fn pin_kek_needs_pin_and_device_secret() {
-        let params = PinKdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1, salt: "00112233445566778899aabbccddeeff".into() };
+        let params =
+            PinKdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1, salt: "00112233445566778899aabbccddeeff".into() };
         let dev = [7u8; 32];
         let k = kek_from_pin(b"135790", &dev, &params).unwrap();
         let blob = k.wrap(b"d1", b"").unwrap();

@@ -16,7 +16,13 @@ fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
 
 fn pkeyutl_verify(dir: &std::path::Path, pubf: &str, msg: &str, sig: &str, id: &str) -> bool {
     let opt = format!("distid:{id}");
-    openssl(dir, &["pkeyutl", "-verify", "-pubin", "-inkey", pubf, "-rawin", "-digest", "sm3", "-in", msg, "-sigfile", sig, "-pkeyopt", &opt])
+    openssl(
+        dir,
+        &[
+            "pkeyutl", "-verify", "-pubin", "-inkey", pubf, "-rawin", "-digest", "sm3", "-in", msg, "-sigfile", sig,
+            "-pkeyopt", &opt,
+        ],
+    )
 }
 
 #[test]
@@ -35,7 +41,24 @@ fn openssl_verifies_our_raw_sm2_signatures_and_we_verify_openssls() {
     assert!(!pkeyutl_verify(p, "pub.pem", "msg2", "sig", "1234567812345678"), "OpenSSL accepted a changed message");
 
     // OpenSSL signs with our key file; we verify, and reject a flipped byte
-    assert!(openssl(p, &["pkeyutl", "-sign", "-inkey", "key.pem", "-rawin", "-digest", "sm3", "-in", "msg", "-out", "osig", "-pkeyopt", "distid:1234567812345678"]));
+    assert!(openssl(
+        p,
+        &[
+            "pkeyutl",
+            "-sign",
+            "-inkey",
+            "key.pem",
+            "-rawin",
+            "-digest",
+            "sm3",
+            "-in",
+            "msg",
+            "-out",
+            "osig",
+            "-pkeyopt",
+            "distid:1234567812345678"
+        ]
+    ));
     let osig = std::fs::read(p.join("osig")).unwrap();
     key.public_key().verify(SignatureScheme::Sm2Sm3, "电子病历 #1".as_bytes(), &osig, None).unwrap();
     let mut bad = osig.clone();
@@ -43,7 +66,10 @@ fn openssl_verifies_our_raw_sm2_signatures_and_we_verify_openssls() {
     bad[n - 1] ^= 1;
     assert!(key.public_key().verify(SignatureScheme::Sm2Sm3, "电子病历 #1".as_bytes(), &bad, None).is_err());
     // OpenSSL's empty default ID: verifies only with the empty ID
-    assert!(openssl(p, &["pkeyutl", "-sign", "-inkey", "key.pem", "-rawin", "-digest", "sm3", "-in", "msg", "-out", "esig"]));
+    assert!(openssl(
+        p,
+        &["pkeyutl", "-sign", "-inkey", "key.pem", "-rawin", "-digest", "sm3", "-in", "msg", "-out", "esig"]
+    ));
     let esig = std::fs::read(p.join("esig")).unwrap();
     assert!(key.public_key().verify(SignatureScheme::Sm2Sm3, "电子病历 #1".as_bytes(), &esig, None).is_err());
     key.public_key().verify(SignatureScheme::Sm2Sm3, "电子病历 #1".as_bytes(), &esig, Some(b"")).unwrap();
@@ -66,6 +92,9 @@ fn openssl_verifies_two_party_signatures() {
         let sig: Sm2Signature = sess.finish(&server.sign(&sreq, &e, &mut seen).unwrap()).unwrap();
         std::fs::write(p.join("msg"), msg.as_bytes()).unwrap();
         std::fs::write(p.join("sig"), sig.to_der()).unwrap();
-        assert!(pkeyutl_verify(p, "pub.pem", "msg", "sig", "1234567812345678"), "OpenSSL rejects two-party signature {i}");
+        assert!(
+            pkeyutl_verify(p, "pub.pem", "msg", "sig", "1234567812345678"),
+            "OpenSSL rejects two-party signature {i}"
+        );
     }
 }

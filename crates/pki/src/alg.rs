@@ -114,10 +114,7 @@ pub fn scheme_for(a: &AlgorithmIdentifierOwned, key: &PublicKey, digest: Option<
             SignatureScheme::EcdsaP256Sha256
         }
         oid::RSASSA_PSS => {
-            let p = a
-                .parameters
-                .as_ref()
-                .ok_or_else(|| Error::Invalid("RSASSA-PSS without parameters".into()))?;
+            let p = a.parameters.as_ref().ok_or_else(|| Error::Invalid("RSASSA-PSS without parameters".into()))?;
             let p = RsaPssParams::from_der(&p.to_der().map_err(|e| Error::malformed("PSS parameters", e))?)
                 .map_err(|e| Error::malformed("PSS parameters", e))?;
             if p.hash_algorithm.as_ref().map(|h| h.oid) != Some(oid::SHA256) {
@@ -128,7 +125,11 @@ pub fn scheme_for(a: &AlgorithmIdentifierOwned, key: &PublicKey, digest: Option<
         o => return Err(Error::Invalid(format!("unsupported signature algorithm {o}"))),
     };
     if !key.schemes().contains(&scheme) {
-        return Err(Error::Invalid(format!("signature algorithm {} does not match the {} key", scheme.name(), key.alg().name())));
+        return Err(Error::Invalid(format!(
+            "signature algorithm {} does not match the {} key",
+            scheme.name(),
+            key.alg().name()
+        )));
     }
     if let Some(d) = digest {
         if d != scheme.hash() {

@@ -22,8 +22,8 @@ use x509_cert::{
     ext::{
         Extension,
         pkix::{
-            AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
-            CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+            AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+            CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
             certpolicy::PolicyInformation,
             crl::dp::DistributionPoint,
             name::{DistributionPointName, GeneralName},
@@ -94,8 +94,25 @@ pub struct CertTemplate {
 
 impl CertTemplate {
     /// A template with no URLs or policies.
-    pub fn new(subject: Name, public_key: PublicKey, profile: Profile, not_before: DateTime<Utc>, not_after: DateTime<Utc>) -> Self {
-        Self { subject, public_key, profile, not_before, not_after, serial: None, crl_url: None, ocsp_url: None, ca_issuers_url: None, policies: vec![] }
+    pub fn new(
+        subject: Name,
+        public_key: PublicKey,
+        profile: Profile,
+        not_before: DateTime<Utc>,
+        not_after: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            subject,
+            public_key,
+            profile,
+            not_before,
+            not_after,
+            serial: None,
+            crl_url: None,
+            ocsp_url: None,
+            ca_issuers_url: None,
+            policies: vec![],
+        }
     }
 }
 
@@ -153,7 +170,11 @@ pub(crate) fn sign_envelope(tbs_der: &[u8], signer: &dyn Signer) -> Result<Vec<u
 
 fn ext<T: Encode>(id: Oid, critical: bool, v: &T) -> Result<Extension> {
     let der = v.to_der().map_err(|e| Error::malformed("extension", e))?;
-    Ok(Extension { extn_id: id, critical, extn_value: OctetString::new(der).map_err(|e| Error::malformed("extension", e))? })
+    Ok(Extension {
+        extn_id: id,
+        critical,
+        extn_value: OctetString::new(der).map_err(|e| Error::malformed("extension", e))?,
+    })
 }
 
 fn uri(u: &str) -> Result<GeneralName> {
@@ -192,7 +213,10 @@ pub fn issue(template: &CertTemplate, issuer: Option<&Cert>, signer: &dyn Signer
             if !ca.is_ca() {
                 return Err(Error::Invalid(format!("issuer '{}' is not a CA certificate", ca.subject_display())));
             }
-            (ca.inner.tbs_certificate().subject().clone(), ca.subject_key_id().unwrap_or_else(|| key_identifier(signer.public_key())))
+            (
+                ca.inner.tbs_certificate().subject().clone(),
+                ca.subject_key_id().unwrap_or_else(|| key_identifier(signer.public_key())),
+            )
         }
         None => {
             if &t.public_key != signer.public_key() {
@@ -204,30 +228,62 @@ pub fn issue(template: &CertTemplate, issuer: Option<&Cert>, signer: &dyn Signer
     let mut exts = Vec::new();
     match t.profile {
         Profile::Ca { path_len } => {
-            exts.push(ext(oid::EXT_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: true, path_len_constraint: path_len })?);
+            exts.push(ext(
+                oid::EXT_BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints { ca: true, path_len_constraint: path_len },
+            )?);
             exts.push(ext(oid::EXT_KEY_USAGE, true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?);
         }
         Profile::Signer | Profile::Seal => {
-            exts.push(ext(oid::EXT_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?);
-            exts.push(ext(oid::EXT_KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation))?);
+            exts.push(ext(
+                oid::EXT_BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints { ca: false, path_len_constraint: None },
+            )?);
+            exts.push(ext(
+                oid::EXT_KEY_USAGE,
+                true,
+                &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
+            )?);
         }
         Profile::Tsa => {
-            exts.push(ext(oid::EXT_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?);
-            exts.push(ext(oid::EXT_KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation))?);
+            exts.push(ext(
+                oid::EXT_BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints { ca: false, path_len_constraint: None },
+            )?);
+            exts.push(ext(
+                oid::EXT_KEY_USAGE,
+                true,
+                &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
+            )?);
             exts.push(ext(oid::EXT_EXT_KEY_USAGE, true, &ExtendedKeyUsage(vec![oid::KP_TIME_STAMPING]))?);
         }
         Profile::Ocsp => {
-            exts.push(ext(oid::EXT_BASIC_CONSTRAINTS, true, &BasicConstraints { ca: false, path_len_constraint: None })?);
+            exts.push(ext(
+                oid::EXT_BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints { ca: false, path_len_constraint: None },
+            )?);
             exts.push(ext(oid::EXT_KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature.into()))?);
             exts.push(ext(oid::EXT_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![oid::KP_OCSP_SIGNING]))?);
             exts.push(ext(oid::OCSP_NOCHECK, false, &Null)?);
         }
     }
-    exts.push(ext(oid::EXT_SUBJECT_KEY_ID, false, &SubjectKeyIdentifier(OctetString::new(key_identifier(&t.public_key)).expect("20 bytes")))?);
+    exts.push(ext(
+        oid::EXT_SUBJECT_KEY_ID,
+        false,
+        &SubjectKeyIdentifier(OctetString::new(key_identifier(&t.public_key)).expect("20 bytes")),
+    )?);
     exts.push(ext(
         oid::EXT_AUTHORITY_KEY_ID,
         false,
-        &AuthorityKeyIdentifier { key_identifier: Some(OctetString::new(aki).expect("octets")), authority_cert_issuer: None, authority_cert_serial_number: None },
+        &AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(aki).expect("octets")),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        },
     )?);
     if let Some(u) = &t.crl_url {
         exts.push(ext(
@@ -251,7 +307,8 @@ pub fn issue(template: &CertTemplate, issuer: Option<&Cert>, signer: &dyn Signer
         exts.push(ext(oid::EXT_AUTHORITY_INFO_ACCESS, false, &AuthorityInfoAccessSyntax(aia))?);
     }
     if !t.policies.is_empty() {
-        let p = t.policies.iter().map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None }).collect();
+        let p =
+            t.policies.iter().map(|o| PolicyInformation { policy_identifier: *o, policy_qualifiers: None }).collect();
         exts.push(ext(oid::EXT_CERTIFICATE_POLICIES, false, &CertificatePolicies(p))?);
     }
     let serial = match &t.serial {
@@ -292,7 +349,11 @@ impl Cert {
     /// Parse DER.
     pub fn from_der(der: &[u8]) -> Result<Self> {
         let inner = Certificate::from_der(der).map_err(|e| Error::malformed("certificate", e))?;
-        let spki = inner.tbs_certificate().subject_public_key_info().to_der().map_err(|e| Error::malformed("certificate", e))?;
+        let spki = inner
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| Error::malformed("certificate", e))?;
         let public_key = PublicKey::from_spki_der(&spki).map_err(|e| e.to_string());
         Ok(Self { der: der.to_vec(), inner, public_key })
     }
@@ -398,7 +459,12 @@ impl Cert {
 
     /// keyUsage, or None when absent.
     pub fn key_usage(&self) -> Result<Option<KeyUsage>> {
-        Ok(self.inner.tbs_certificate().get_extension::<KeyUsage>().map_err(|e| Error::malformed("keyUsage", e))?.map(|(_, k)| k))
+        Ok(self
+            .inner
+            .tbs_certificate()
+            .get_extension::<KeyUsage>()
+            .map_err(|e| Error::malformed("keyUsage", e))?
+            .map(|(_, k)| k))
     }
 
     /// extKeyUsage OIDs and whether the extension is critical (None when absent).
@@ -440,7 +506,8 @@ impl Cert {
     /// Check that `issuer`'s key signed this certificate. Returns the SM2 ID that verified.
     pub fn verify_signed_by(&self, issuer: &Cert, policy: Sm2IdPolicy) -> Result<Option<&'static [u8]>> {
         let env = SignedEnvelope::from_der(&self.der).map_err(|e| Error::malformed("certificate", e))?;
-        let sig = env.signature.as_bytes().ok_or_else(|| Error::malformed("certificate", "signature has unused bits"))?;
+        let sig =
+            env.signature.as_bytes().ok_or_else(|| Error::malformed("certificate", "signature has unused bits"))?;
         let tbs = env.tbs.to_der().map_err(|e| Error::malformed("certificate", e))?;
         verify_signature(&env.algorithm, None, issuer.public_key()?, &tbs, sig, policy)
     }
@@ -521,9 +588,21 @@ pub(crate) mod tests {
     fn refuses_inconsistent_requests() {
         let p = test_pki(KeyAlg::Sm2);
         let now = Utc::now();
-        let t = CertTemplate::new(parse_dn("CN=x").unwrap(), p.leaf_key.public_key().clone(), Profile::Signer, now, now - Duration::days(1));
+        let t = CertTemplate::new(
+            parse_dn("CN=x").unwrap(),
+            p.leaf_key.public_key().clone(),
+            Profile::Signer,
+            now,
+            now - Duration::days(1),
+        );
         assert!(issue(&t, Some(&p.ca), &p.ca_key).is_err(), "inverted validity");
-        let t = CertTemplate::new(parse_dn("CN=x").unwrap(), p.leaf_key.public_key().clone(), Profile::Signer, now, now + Duration::days(1));
+        let t = CertTemplate::new(
+            parse_dn("CN=x").unwrap(),
+            p.leaf_key.public_key().clone(),
+            Profile::Signer,
+            now,
+            now + Duration::days(1),
+        );
         assert!(issue(&t, Some(&p.ca), &p.root_key).is_err(), "key does not match issuer");
         assert!(issue(&t, Some(&p.leaf), &p.leaf_key).is_err(), "leaf as issuer");
         assert!(issue(&t, None, &p.ca_key).is_err(), "self-signed with a foreign key");

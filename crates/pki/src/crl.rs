@@ -70,7 +70,8 @@ pub fn build(
         .collect::<Result<Vec<_>>>()?;
     let aki = AuthorityKeyIdentifier {
         key_identifier: Some(
-            OctetString::new(issuer.subject_key_id().unwrap_or_else(|| key_identifier(signer.public_key()))).expect("octets"),
+            OctetString::new(issuer.subject_key_id().unwrap_or_else(|| key_identifier(signer.public_key())))
+                .expect("octets"),
         ),
         authority_cert_issuer: None,
         authority_cert_serial_number: None,
@@ -180,7 +181,8 @@ mod tests {
     fn build_parse_verify_find() {
         let p = test_pki(KeyAlg::Sm2);
         let now = Utc::now();
-        let revoked = vec![Revoked { serial: p.leaf.serial().to_vec(), time: now, reason: Some(CrlReason::KeyCompromise) }];
+        let revoked =
+            vec![Revoked { serial: p.leaf.serial().to_vec(), time: now, reason: Some(CrlReason::KeyCompromise) }];
         let der = build(&p.ca, &p.ca_key, now, now + Duration::hours(24), 7, &revoked).unwrap();
         let crl = Crl::from_bytes(&der).unwrap();
         crl.verify(&p.ca, Sm2IdPolicy::Standard).unwrap();

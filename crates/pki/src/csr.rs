@@ -42,7 +42,8 @@ pub fn parse(bytes: &[u8], policy: Sm2IdPolicy) -> Result<Csr> {
     let info = env.tbs.to_der().map_err(|e| Error::malformed("certificate request", e))?;
     let spki = req.info.public_key.to_der().map_err(|e| Error::malformed("certificate request", e))?;
     let public_key = PublicKey::from_spki_der(&spki)?;
-    let sig = req.signature.as_bytes().ok_or_else(|| Error::malformed("certificate request", "signature has unused bits"))?;
+    let sig =
+        req.signature.as_bytes().ok_or_else(|| Error::malformed("certificate request", "signature has unused bits"))?;
     let sm2_id = verify_signature(&req.algorithm, None, &public_key, &info, sig, policy)
         .map_err(|_| Error::Invalid("the request's signature (proof of possession) does not verify".into()))?;
     Ok(Csr { subject: req.info.subject, public_key, sm2_id })
@@ -53,7 +54,8 @@ pub fn build(subject: &Name, signer: &dyn Signer) -> Result<String> {
     let info = CertReqInfo {
         version: Version::V1,
         subject: subject.clone(),
-        public_key: SubjectPublicKeyInfoOwned::from_der(&signer.public_key().to_spki_der()).map_err(|e| Error::malformed("public key", e))?,
+        public_key: SubjectPublicKeyInfoOwned::from_der(&signer.public_key().to_spki_der())
+            .map_err(|e| Error::malformed("public key", e))?,
         attributes: SetOfVec::new(),
     };
     let der = sign_envelope(&info.to_der().map_err(|e| Error::malformed("request", e))?, signer)?;

@@ -107,7 +107,9 @@ pub fn parse_dn(s: &str) -> Result<Name> {
 pub fn value_text(v: &Any) -> String {
     let b = v.value();
     match v.tag() {
-        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => String::from_utf8_lossy(b).into_owned(),
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => {
+            String::from_utf8_lossy(b).into_owned()
+        }
         Tag::TeletexString => b.iter().map(|&c| c as char).collect(),
         Tag::BmpString => {
             let units: Vec<u16> = b.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();

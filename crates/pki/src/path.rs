@@ -56,7 +56,9 @@ impl Failure {
     /// Chinese and English explanation.
     pub fn explain(&self) -> String {
         match self {
-            Failure::IssuerNotFound => "找不到签发者证书，或签发者不受信任 / issuer not found among the trusted certificates".into(),
+            Failure::IssuerNotFound => {
+                "找不到签发者证书，或签发者不受信任 / issuer not found among the trusted certificates".into()
+            }
             Failure::BadSignature => "证书签名无效 / certificate signature does not verify".into(),
             Failure::NotYetValid(t) => format!("证书尚未生效（生效时间 {t}）/ not yet valid (from {t})"),
             Failure::Expired(t) => format!("证书已过期（失效时间 {t}）/ expired (at {t})"),
@@ -187,26 +189,44 @@ mod tests {
     fn valid_chain_and_each_failure_named() {
         let p = test_pki(KeyAlg::Sm2);
         let now = Utc::now();
-        let ok = validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &PathOptions::at(now)).unwrap();
+        let ok = validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &PathOptions::at(now))
+            .unwrap();
         assert_eq!(ok.chain.len(), 3);
         // missing intermediate
         let e = validate(&p.leaf, &[], std::slice::from_ref(&p.root), &PathOptions::at(now)).unwrap_err();
         assert_eq!((e.index, e.reason), (0, Failure::IssuerNotFound));
         // expired / not yet valid, with the certificate named
-        let e = validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &PathOptions::at(now + Duration::days(400))).unwrap_err();
+        let e = validate(
+            &p.leaf,
+            std::slice::from_ref(&p.ca),
+            std::slice::from_ref(&p.root),
+            &PathOptions::at(now + Duration::days(400)),
+        )
+        .unwrap_err();
         assert_eq!(e.index, 0);
         assert!(matches!(e.reason, Failure::Expired(_)));
         assert!(e.to_string().contains("张三"), "{e}");
-        let e = validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &PathOptions::at(now - Duration::days(2))).unwrap_err();
+        let e = validate(
+            &p.leaf,
+            std::slice::from_ref(&p.ca),
+            std::slice::from_ref(&p.root),
+            &PathOptions::at(now - Duration::days(2)),
+        )
+        .unwrap_err();
         assert!(matches!(e.reason, Failure::NotYetValid(_)));
         // untrusted root
         let other = test_pki(KeyAlg::Sm2);
-        let e = validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&other.root), &PathOptions::at(now)).unwrap_err();
+        let e =
+            validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&other.root), &PathOptions::at(now))
+                .unwrap_err();
         assert_eq!((e.index, e.reason), (1, Failure::IssuerNotFound));
         // EKU requirement
         let mut o = PathOptions::at(now);
         o.required_eku = Some(crate::oid::KP_TIME_STAMPING);
-        assert!(matches!(validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &o).unwrap_err().reason, Failure::MissingEku(_)));
+        assert!(matches!(
+            validate(&p.leaf, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &o).unwrap_err().reason,
+            Failure::MissingEku(_)
+        ));
     }
 
     #[test]
@@ -216,20 +236,46 @@ mod tests {
         // a certificate "issued" by the leaf (the leaf is not a CA): build it by hand via a fake CA
         // certificate with the leaf's name and key, then present the real leaf as its issuer.
         let k = KeySigner::new(PrivateKey::generate(KeyAlg::P256).unwrap());
-        let fake_ca_tpl = CertTemplate::new(p.leaf.subject().clone(), p.leaf_key.public_key().clone(), Profile::Ca { path_len: None }, now - Duration::hours(1), now + Duration::days(1));
+        let fake_ca_tpl = CertTemplate::new(
+            p.leaf.subject().clone(),
+            p.leaf_key.public_key().clone(),
+            Profile::Ca { path_len: None },
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        );
         let fake_ca = issue(&fake_ca_tpl, None, &p.leaf_key).unwrap();
-        let t = CertTemplate::new(parse_dn("CN=mallory").unwrap(), k.public_key().clone(), Profile::Signer, now - Duration::hours(1), now + Duration::days(1));
+        let t = CertTemplate::new(
+            parse_dn("CN=mallory").unwrap(),
+            k.public_key().clone(),
+            Profile::Signer,
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        );
         let child = issue(&t, Some(&fake_ca), &p.leaf_key).unwrap();
-        let e = validate(&child, &[p.leaf.clone(), p.ca.clone()], std::slice::from_ref(&p.root), &PathOptions::at(now)).unwrap_err();
+        let e = validate(&child, &[p.leaf.clone(), p.ca.clone()], std::slice::from_ref(&p.root), &PathOptions::at(now))
+            .unwrap_err();
         assert!(matches!(e.reason, Failure::NotCa | Failure::IssuerNotFound), "{e}");
 
         // pathLen: the issuing CA has pathLen 0, so a CA below it must not validate a leaf.
         let sub_key = KeySigner::new(PrivateKey::generate(KeyAlg::P256).unwrap());
-        let t = CertTemplate::new(parse_dn("CN=sub-sub CA").unwrap(), sub_key.public_key().clone(), Profile::Ca { path_len: None }, now - Duration::hours(1), now + Duration::days(1));
+        let t = CertTemplate::new(
+            parse_dn("CN=sub-sub CA").unwrap(),
+            sub_key.public_key().clone(),
+            Profile::Ca { path_len: None },
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        );
         let subsub = issue(&t, Some(&p.ca), &p.ca_key).unwrap();
-        let t = CertTemplate::new(parse_dn("CN=deep leaf").unwrap(), k.public_key().clone(), Profile::Signer, now - Duration::hours(1), now + Duration::days(1));
+        let t = CertTemplate::new(
+            parse_dn("CN=deep leaf").unwrap(),
+            k.public_key().clone(),
+            Profile::Signer,
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        );
         let deep = issue(&t, Some(&subsub), &sub_key).unwrap();
-        let e = validate(&deep, &[subsub.clone(), p.ca.clone()], std::slice::from_ref(&p.root), &PathOptions::at(now)).unwrap_err();
+        let e = validate(&deep, &[subsub.clone(), p.ca.clone()], std::slice::from_ref(&p.root), &PathOptions::at(now))
+            .unwrap_err();
         assert_eq!((e.index, e.reason), (2, Failure::PathLenExceeded));
     }
 
@@ -240,7 +286,9 @@ mod tests {
         let n = der.len();
         der[n - 5] ^= 0x01;
         let bad = Cert::from_der(&der).unwrap();
-        let e = validate(&bad, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &PathOptions::at(Utc::now())).unwrap_err();
+        let e =
+            validate(&bad, std::slice::from_ref(&p.ca), std::slice::from_ref(&p.root), &PathOptions::at(Utc::now()))
+                .unwrap_err();
         assert_eq!((e.index, e.reason), (0, Failure::BadSignature));
     }
 }

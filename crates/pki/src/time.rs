@@ -9,7 +9,8 @@ use x509_cert::time::Time;
 /// Seconds-precision DER time of an instant (negative instants are refused).
 fn der_dt(t: DateTime<Utc>) -> Result<der::DateTime> {
     let secs = u64::try_from(t.timestamp()).map_err(|_| Error::Invalid("time before 1970".into()))?;
-    der::DateTime::from_unix_duration(Duration::from_secs(secs)).map_err(|e| Error::Invalid(format!("time out of range: {e}")))
+    der::DateTime::from_unix_duration(Duration::from_secs(secs))
+        .map_err(|e| Error::Invalid(format!("time out of range: {e}")))
 }
 
 /// RFC 5280 § 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.

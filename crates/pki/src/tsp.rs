@@ -127,7 +127,10 @@ impl PkiStatusInfo {
 
     /// Whether failure bit `bit` is set.
     pub fn has_failure(&self, bit: usize) -> bool {
-        self.fail_info.as_ref().and_then(|b| b.raw_bytes().get(bit / 8).copied()).is_some_and(|byte| byte & (0x80 >> (bit % 8)) != 0)
+        self.fail_info
+            .as_ref()
+            .and_then(|b| b.raw_bytes().get(bit / 8).copied())
+            .is_some_and(|byte| byte & (0x80 >> (bit % 8)) != 0)
     }
 }
 
@@ -178,7 +181,9 @@ impl Accuracy {
 
     /// Total in microseconds.
     pub fn to_micros(&self) -> u64 {
-        self.seconds.unwrap_or(0) as u64 * 1_000_000 + self.millis.unwrap_or(0) as u64 * 1000 + self.micros.unwrap_or(0) as u64
+        self.seconds.unwrap_or(0) as u64 * 1_000_000
+            + self.millis.unwrap_or(0) as u64 * 1000
+            + self.micros.unwrap_or(0) as u64
     }
 }
 
@@ -270,7 +275,10 @@ mod tests {
         let back = decode::<TstInfo>("tst", &der).unwrap();
         assert_eq!(back, info);
         assert_eq!(back.accuracy.unwrap().to_micros(), 1_500);
-        let rej = TimeStampResp { status: PkiStatusInfo::rejection(fail_info::TIME_NOT_AVAILABLE, "clock not synchronised"), time_stamp_token: None };
+        let rej = TimeStampResp {
+            status: PkiStatusInfo::rejection(fail_info::TIME_NOT_AVAILABLE, "clock not synchronised"),
+            time_stamp_token: None,
+        };
         let back = decode::<TimeStampResp>("resp", &encode("resp", &rej).unwrap()).unwrap();
         assert!(back.status.has_failure(fail_info::TIME_NOT_AVAILABLE));
         assert!(!back.status.has_failure(fail_info::BAD_ALG));

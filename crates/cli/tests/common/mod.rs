@@ -56,11 +56,62 @@ impl Dir {
     /// files are root.pem/key, ca.pem/key, leaf.pem/key.
     pub fn make_pki(&self, alg: &str) {
         self.ok(&["keygen", "--alg", alg, "--out", "root.key"]);
-        self.ok(&["cert", "new-ca", "--key", "root.key", "--subject", "CN=某县人民医院根CA,O=某县人民医院,C=CN", "--days", "3650", "--path-len", "1", "--out", "root.pem"]);
+        self.ok(&[
+            "cert",
+            "new-ca",
+            "--key",
+            "root.key",
+            "--subject",
+            "CN=某县人民医院根CA,O=某县人民医院,C=CN",
+            "--days",
+            "3650",
+            "--path-len",
+            "1",
+            "--out",
+            "root.pem",
+        ]);
         self.ok(&["keygen", "--alg", alg, "--out", "ca.key"]);
-        self.ok(&["cert", "issue", "--ca", "root.pem", "--ca-key", "root.key", "--key-pub", "ca.key", "--subject", "CN=某县人民医院签发CA,O=某县人民医院,C=CN", "--profile", "ca", "--days", "1825", "--out", "ca.pem"]);
+        self.ok(&[
+            "cert",
+            "issue",
+            "--ca",
+            "root.pem",
+            "--ca-key",
+            "root.key",
+            "--key-pub",
+            "ca.key",
+            "--subject",
+            "CN=某县人民医院签发CA,O=某县人民医院,C=CN",
+            "--profile",
+            "ca",
+            "--days",
+            "1825",
+            "--out",
+            "ca.pem",
+        ]);
         self.ok(&["keygen", "--alg", alg, "--out", "leaf.key"]);
-        self.ok(&["cert", "issue", "--ca", "ca.pem", "--ca-key", "ca.key", "--key-pub", "leaf.key", "--subject", "CN=张三,OU=心内科,O=某县人民医院,C=CN", "--profile", "signer", "--days", "365", "--out", "leaf.pem", "--crl-url", "http://127.0.0.1:7080/pki/crl", "--ocsp-url", "http://127.0.0.1:7080/pki/ocsp"]);
+        self.ok(&[
+            "cert",
+            "issue",
+            "--ca",
+            "ca.pem",
+            "--ca-key",
+            "ca.key",
+            "--key-pub",
+            "leaf.key",
+            "--subject",
+            "CN=张三,OU=心内科,O=某县人民医院,C=CN",
+            "--profile",
+            "signer",
+            "--days",
+            "365",
+            "--out",
+            "leaf.pem",
+            "--crl-url",
+            "http://127.0.0.1:7080/pki/crl",
+            "--ocsp-url",
+            "http://127.0.0.1:7080/pki/ocsp",
+        ]);
     }
 }
 
@@ -75,7 +126,10 @@ pub fn python() -> String {
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let p = format!("{home}/.cache/medsign-test-tools/venv/bin/python3");
-    assert!(Path::new(&p).exists(), "the interop tests need Python with gmssl and asn1crypto: run scripts/test (it installs them)");
+    assert!(
+        Path::new(&p).exists(),
+        "the interop tests need Python with gmssl and asn1crypto: run scripts/test (it installs them)"
+    );
     p
 }
 
