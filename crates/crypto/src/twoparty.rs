@@ -29,12 +29,12 @@
 use crate::{
     Error, Result,
     hash::sm3_parts,
-    sm2::{Sm2PublicKey, Sm2Signature, arith, e_to_scalar, random_scalar, scalar_from_bytes},
+    sm2::{Sm2PrecomputedKey, Sm2PublicKey, Sm2Signature, arith, e_to_scalar, random_scalar, scalar_from_bytes},
 };
-use elliptic_curve::{Group, PrimeField, ops::Reduce};
+use elliptic_curve::{PrimeField, ops::Reduce};
 use serde::{Deserialize, Serialize};
-use sm2::{FieldBytes, NonZeroScalar, ProjectivePoint, Scalar};
-use std::collections::HashSet;
+use sm2::{FieldBytes, NonZeroScalar, Scalar};
+use std::{collections::HashSet, sync::OnceLock};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Protocol version carried in every message.
@@ -52,18 +52,21 @@ fn check_version(v: u16) -> Result<()> {
     }
 }
 
-fn point_hex(p: &ProjectivePoint) -> Result<String> {
-    Ok(hex::encode(
-        Sm2PublicKey::from_projective(p).map_err(|_| protocol("point is the identity"))?.to_sec1_compressed(),
-    ))
+/// Points travel uncompressed: the receiver then only checks the curve equation instead of
+/// computing a square root.
+fn point_hex(p: &Sm2PublicKey) -> String {
+    hex::encode(p.to_sec1_uncompressed())
+}
+
+/// A computed point as a key; the identity (probability ≈ 2⁻²⁵⁶) is a protocol error.
+fn public(j: &arith::Jac) -> Result<Sm2PublicKey> {
+    arith::to_public(j).map_err(|_| protocol("point is the identity"))
 }
 
 /// Parse a received point: valid hex, on the curve, not the identity.
-fn parse_point(h: &str, what: &str) -> Result<ProjectivePoint> {
+fn parse_point(h: &str, what: &str) -> Result<Sm2PublicKey> {
     let b = hex::decode(h).map_err(|_| protocol(format!("{what}: not hex")))?;
-    Sm2PublicKey::from_sec1(&b)
-        .map(|p| p.projective())
-        .map_err(|_| protocol(format!("{what}: not a valid curve point")))
+    Sm2PublicKey::from_sec1(&b).map_err(|_| protocol(format!("{what}: not a valid curve point")))
 }
 
 /// Parse a received scalar: 32 bytes hex, in `[1, n−1]`.
@@ -90,9 +93,9 @@ pub struct Proof {
     pub response: String,
 }
 
-fn challenge(label: &[u8], x: &ProjectivePoint, t: &ProjectivePoint, context: &[u8]) -> Result<Scalar> {
-    let xb = Sm2PublicKey::from_projective(x)?.to_sec1_compressed();
-    let tb = Sm2PublicKey::from_projective(t)?.to_sec1_compressed();
+fn challenge(label: &[u8], x: &Sm2PublicKey, t: &Sm2PublicKey, context: &[u8]) -> Result<Scalar> {
+    let xb = x.to_sec1_compressed();
+    let tb = t.to_sec1_compressed();
     let h = sm3_parts(&[
         b"medsign/2p-sm2/pok/v1",
         &(label.len() as u32).to_be_bytes(),
@@ -106,21 +109,21 @@ fn challenge(label: &[u8], x: &ProjectivePoint, t: &ProjectivePoint, context: &[
 }
 
 impl Proof {
-    fn prove(x: &Scalar, big_x: &ProjectivePoint, label: &[u8], context: &[u8]) -> Result<Self> {
+    fn prove(x: &Scalar, big_x: &Sm2PublicKey, label: &[u8], context: &[u8]) -> Result<Self> {
         let mut t = random_scalar()?;
-        let big_t = arith::mul_g(&t);
+        let big_t = public(&arith::mul_g(&t))?;
         let c = challenge(label, big_x, &big_t, context)?;
         let z = *t + c * x;
         t.zeroize();
-        Ok(Self { commitment: point_hex(&big_t)?, response: scalar_hex(&z) })
+        Ok(Self { commitment: point_hex(&big_t), response: scalar_hex(&z) })
     }
 
-    fn verify(&self, big_x: &ProjectivePoint, label: &[u8], context: &[u8]) -> Result<()> {
+    fn verify(&self, big_x: &Sm2PublicKey, label: &[u8], context: &[u8]) -> Result<()> {
         let big_t = parse_point(&self.commitment, "proof commitment")?;
         let z = parse_scalar(&self.response, "proof response")?;
         let c = challenge(label, big_x, &big_t, context)?;
         // [z]G − [c]X ≟ T
-        if arith::mul_g_plus(&z, big_x, &(-c)) == big_t {
+        if arith::to_public(&arith::mul_g_plus_vartime(&z, big_x, &(-c))).ok() == Some(big_t) {
             Ok(())
         } else {
             Err(protocol("proof of knowledge does not verify"))
@@ -182,7 +185,7 @@ pub struct SignResponse {
 /// The client's state between [`ClientKeyGen::start`] and [`ClientKeyGen::finish`].
 pub struct ClientKeyGen {
     d1: NonZeroScalar,
-    p1: ProjectivePoint,
+    p1: Sm2PublicKey,
     context: Vec<u8>,
 }
 
@@ -198,10 +201,10 @@ impl ClientKeyGen {
     pub fn start(context: &[u8]) -> Result<(Self, KeyGenRequest)> {
         let d1 = random_scalar()?;
         let mut x1 = Option::<Scalar>::from(d1.invert()).expect("non-zero");
-        let p1 = arith::mul_g(&x1);
+        let p1 = public(&arith::mul_g(&x1))?;
         let proof = Proof::prove(&x1, &p1, LABEL_P1, context);
         x1.zeroize();
-        let req = KeyGenRequest { version: VERSION, p1: point_hex(&p1)?, proof: proof? };
+        let req = KeyGenRequest { version: VERSION, p1: point_hex(&p1), proof: proof? };
         Ok((Self { d1, p1, context: context.to_vec() }, req))
     }
 
@@ -214,13 +217,13 @@ impl ClientKeyGen {
         }
         resp.proof.verify(&p2, LABEL_P2, &self.context)?;
         let x1 = Zeroizing::new(Option::<Scalar>::from(self.d1.invert()).expect("non-zero"));
-        let p = arith::mul(&p2, &x1) - ProjectivePoint::generator();
-        let public = Sm2PublicKey::from_projective(&p).map_err(|_| protocol("joint public key is the identity"))?;
+        let p = arith::sub_g(&arith::mul(&p2, &x1));
+        let public = arith::to_public(&p).map_err(|_| protocol("joint public key is the identity"))?;
         let claimed = hex::decode(&resp.public_key).map_err(|_| protocol("public_key: not hex"))?;
         if Sm2PublicKey::from_sec1(&claimed).ok() != Some(public) {
             return Err(protocol("the server's public key differs from the one derived here"));
         }
-        Ok(ClientKeyShare { d1: self.d1, public })
+        Ok(ClientKeyShare { d1: self.d1, public, verifier: OnceLock::new() })
     }
 }
 
@@ -235,13 +238,13 @@ impl ServerKeyGen {
         req.proof.verify(&p1, LABEL_P1, context)?;
         let d2 = random_scalar()?;
         let x2 = Zeroizing::new(Option::<Scalar>::from(d2.invert()).expect("non-zero"));
-        let p2 = arith::mul_g(&x2);
+        let p2 = public(&arith::mul_g(&x2))?;
         let proof = Proof::prove(&x2, &p2, LABEL_P2, context)?;
-        let p = arith::mul(&p1, &x2) - ProjectivePoint::generator();
-        let public = Sm2PublicKey::from_projective(&p).map_err(|_| protocol("joint public key is the identity"))?;
+        let p = arith::sub_g(&arith::mul(&p1, &x2));
+        let public = arith::to_public(&p).map_err(|_| protocol("joint public key is the identity"))?;
         let resp = KeyGenResponse {
             version: VERSION,
-            p2: point_hex(&p2)?,
+            p2: point_hex(&p2),
             proof,
             public_key: hex::encode(public.to_sec1_uncompressed()),
         };
@@ -272,6 +275,8 @@ fn share_from_bytes(b: &[u8]) -> Result<(NonZeroScalar, Sm2PublicKey)> {
 pub struct ClientKeyShare {
     d1: NonZeroScalar,
     public: Sm2PublicKey,
+    /// comb table of `P`, built at the first signature (the client checks every signature)
+    verifier: OnceLock<Sm2PrecomputedKey>,
 }
 
 impl Drop for ClientKeyShare {
@@ -294,14 +299,14 @@ impl ClientKeyShare {
     /// Inverse of [`ClientKeyShare::to_bytes`].
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         let (d1, public) = share_from_bytes(b)?;
-        Ok(Self { d1, public })
+        Ok(Self { d1, public, verifier: OnceLock::new() })
     }
 
     /// Start signing `e = SM3(Z_A ‖ M)`.
     pub fn begin_sign(&self, e: &[u8; 32]) -> Result<(ClientSignSession<'_>, SignRequest)> {
         let k1 = random_scalar()?;
-        let q1 = arith::mul_g(&k1);
-        let req = SignRequest { version: VERSION, e: hex::encode(e), q1: point_hex(&q1)? };
+        let q1 = public(&arith::mul_g(&k1))?;
+        let req = SignRequest { version: VERSION, e: hex::encode(e), q1: point_hex(&q1) };
         Ok((ClientSignSession { share: self, k1, e: *e }, req))
     }
 
@@ -335,7 +340,8 @@ impl ClientSignSession<'_> {
         let s = d1 * *self.k1 * *s2 + d1 * *s3 - *r;
         let sig = Sm2Signature::from_scalars(*r, s).map_err(|_| protocol("combined s is zero"))?;
         self.share
-            .public
+            .verifier
+            .get_or_init(|| Sm2PrecomputedKey::new(&self.share.public))
             .verify_prehash(&self.e, &sig)
             .map_err(|_| protocol("the server's answer does not give a valid signature"))?;
         Ok(sig)
@@ -398,7 +404,7 @@ impl ServerKeyShare {
             return Err(protocol("e does not match the authorised signing"));
         }
         let q1 = parse_point(&req.q1, "Q1")?;
-        let q1_bytes = Sm2PublicKey::from_projective(&q1)?.to_sec1_compressed();
+        let q1_bytes = q1.to_sec1_compressed();
         if !seen.first_use(&q1_bytes) {
             return Err(protocol("Q1 was used before (replay)"));
         }
@@ -406,11 +412,11 @@ impl ServerKeyShare {
         loop {
             let mut k2 = random_scalar()?;
             let mut k3 = random_scalar()?;
-            let point = arith::mul(&q1, &k3) + arith::mul_g(&k2);
-            if bool::from(point.is_identity()) {
+            let point = arith::add(&arith::mul(&q1, &k3), &arith::mul_g(&k2));
+            let Some(x1) = arith::x_mod_n(&point) else {
                 continue;
-            }
-            let r = e + arith::x_mod_n(&point);
+            };
+            let r = e + x1;
             if bool::from(r.is_zero()) {
                 continue;
             }

@@ -13,8 +13,8 @@
 //! [`arith`] so that a faster backend can replace them in one place.
 
 use crate::{Error, Result, hash::sm3_parts, rng};
-use elliptic_curve::{Group, PrimeField, ops::Reduce, point::AffineCoordinates, sec1::ToSec1Point};
-use sm2::{FieldBytes, NonZeroScalar, ProjectivePoint, Scalar};
+use elliptic_curve::{PrimeField, ops::Reduce, sec1::ToSec1Point};
+use sm2::{FieldBytes, NonZeroScalar, Scalar};
 use zeroize::Zeroize;
 
 /// The default distinguishing ID of GM/T 0009-2012 § 10: `1234567812345678`.
@@ -49,30 +49,68 @@ const fn nib(c: u8) -> u8 {
     }
 }
 
-/// Scalar multiplications used by SM2. One place, so the backend can change without touching
-/// the protocol code.
+mod fast;
+
+/// Scalar multiplications used by SM2 and the two-party protocol, on the faster Jacobian
+/// arithmetic of [`fast`]. One place, so the protocol code never touches coordinates.
 pub(crate) mod arith {
-    use super::*;
+    use super::{Sm2PublicKey, fast};
+    use crate::{Error, Result};
+    use elliptic_curve::ops::Reduce;
+    use sm2::{AffinePoint, FieldBytes, Scalar};
 
-    /// `[k]G` (constant time in `k`).
-    pub fn mul_g(k: &Scalar) -> ProjectivePoint {
-        ProjectivePoint::mul_by_generator(k)
+    pub(crate) use fast::{CombTable, Jac};
+
+    fn aff(p: &Sm2PublicKey) -> fast::Aff {
+        fast::Aff::from_point(p.point.as_affine()).expect("public keys are not the identity")
     }
 
-    /// `[k]P` (constant time in `k`).
-    pub fn mul(p: &ProjectivePoint, k: &Scalar) -> ProjectivePoint {
-        *p * k
+    /// `[k]G`, constant time in `k`.
+    pub fn mul_g(k: &Scalar) -> Jac {
+        fast::mul_g(k)
     }
 
-    /// `[a]G + [b]P` for public scalars (verification).
-    pub fn mul_g_plus(a: &Scalar, p: &ProjectivePoint, b: &Scalar) -> ProjectivePoint {
-        use elliptic_curve::ops::LinearCombination;
-        ProjectivePoint::lincomb(&[(ProjectivePoint::generator(), *a), (*p, *b)])
+    /// `[k]P`, constant time in `k`.
+    pub fn mul(p: &Sm2PublicKey, k: &Scalar) -> Jac {
+        fast::mul(&aff(p), k)
     }
 
-    /// x coordinate of a non-identity point, reduced mod n.
-    pub fn x_mod_n(p: &ProjectivePoint) -> Scalar {
-        <Scalar as Reduce<FieldBytes>>::reduce(&p.to_affine().x())
+    /// `a + b` for secret-dependent points (caller ensures `a ≠ ±b` but for negligible chance;
+    /// the two-party client verifies the final signature, so such a fluke cannot go unnoticed).
+    pub fn add(a: &Jac, b: &Jac) -> Jac {
+        a.add_ct(b)
+    }
+
+    /// `P − G`.
+    pub fn sub_g(p: &Jac) -> Jac {
+        let minus_g = fast::Aff::from_point(&AffinePoint::GENERATOR).expect("G").neg();
+        p.add_ct(&Jac::from(minus_g))
+    }
+
+    /// `[a]G + [b]P` for public scalars (verification, proofs).
+    pub fn mul_g_plus_vartime(a: &Scalar, p: &Sm2PublicKey, b: &Scalar) -> Jac {
+        fast::g_table().mul_vartime(a).add_vartime(&fast::mul_vartime(&aff(p), b))
+    }
+
+    /// `[a]G + [b]P` with a precomputed table for `P`.
+    pub fn mul_g_plus_table(a: &Scalar, table: &CombTable, b: &Scalar) -> Jac {
+        fast::g_table().mul_vartime(a).add_vartime(&table.mul_vartime(b))
+    }
+
+    /// A comb table for `P` (≈ 0.5 ms; worth it for a key that verifies many signatures).
+    pub fn table(p: &Sm2PublicKey) -> CombTable {
+        CombTable::new(&aff(p))
+    }
+
+    /// The point as a public key; the identity is an error.
+    pub fn to_public(j: &Jac) -> Result<Sm2PublicKey> {
+        let a = j.to_affine().ok_or_else(|| Error::InvalidKey("point is the identity".into()))?;
+        Sm2PublicKey::from_affine(&a.to_point())
+    }
+
+    /// The affine x of a point, reduced mod n; `None` for the identity.
+    pub fn x_mod_n(j: &Jac) -> Option<Scalar> {
+        j.to_affine().map(|a| <Scalar as Reduce<FieldBytes>>::reduce(&a.x_bytes()))
     }
 }
 
@@ -118,9 +156,9 @@ impl Sm2PublicKey {
             .map_err(|_| Error::InvalidKey("not a valid SM2 point (SEC1)".into()))
     }
 
-    /// From a projective point; rejects the identity.
-    pub fn from_projective(p: &ProjectivePoint) -> Result<Self> {
-        sm2::PublicKey::from_affine(p.to_affine())
+    /// From an affine point; rejects the identity.
+    pub(crate) fn from_affine(p: &sm2::AffinePoint) -> Result<Self> {
+        sm2::PublicKey::from_affine(*p)
             .map(|point| Self { point })
             .map_err(|_| Error::InvalidKey("SM2 public key is the identity".into()))
     }
@@ -133,10 +171,6 @@ impl Sm2PublicKey {
     /// Compressed SEC1 encoding (33 bytes), as used in protocol messages.
     pub fn to_sec1_compressed(&self) -> Vec<u8> {
         self.point.as_affine().to_sec1_point(true).as_bytes().to_vec()
-    }
-
-    pub(crate) fn projective(&self) -> ProjectivePoint {
-        self.point.to_projective()
     }
 
     /// `Z_A = SM3(ENTL_A ‖ ID_A ‖ a ‖ b ‖ x_G ‖ y_G ‖ x_A ‖ y_A)`. IDs longer than 8191 bytes
@@ -155,23 +189,48 @@ impl Sm2PublicKey {
 
     /// Verify `sig` over a precomputed `e`.
     pub fn verify_prehash(&self, e: &[u8; 32], sig: &Sm2Signature) -> Result<()> {
-        // B5: t = (r + s) mod n, t ≠ 0
-        let t = sig.r + sig.s;
-        if bool::from(t.is_zero()) {
-            return Err(Error::BadSignature);
-        }
-        // B6: (x1, y1) = [s]G + [t]P_A, not the identity
-        let point = arith::mul_g_plus(&sig.s, &self.projective(), &t);
-        if bool::from(point.is_identity()) {
-            return Err(Error::BadSignature);
-        }
-        // B7: R = (e + x1) mod n ≟ r
-        if e_to_scalar(e) + arith::x_mod_n(&point) == sig.r { Ok(()) } else { Err(Error::BadSignature) }
+        verify_with(e, sig, |s, t| arith::mul_g_plus_vartime(s, self, t))
     }
 
     /// Verify `sig` over message `msg` with distinguishing ID `id`.
     pub fn verify(&self, id: &[u8], msg: &[u8], sig: &Sm2Signature) -> Result<()> {
         self.verify_prehash(&self.e(id, msg)?, sig)
+    }
+}
+
+/// GB/T 32918.2 § 7.1 B5–B7 with `[s]G + [t]P_A` supplied by `combine`.
+fn verify_with(e: &[u8; 32], sig: &Sm2Signature, combine: impl Fn(&Scalar, &Scalar) -> arith::Jac) -> Result<()> {
+    // B5: t = (r + s) mod n, t ≠ 0
+    let t = sig.r + sig.s;
+    if bool::from(t.is_zero()) {
+        return Err(Error::BadSignature);
+    }
+    // B6: (x1, y1) = [s]G + [t]P_A, not the identity;
+    // B7: r ≟ (e + x1) mod n, i.e. x1 ≡ r − e (mod n), checked without inverting Z
+    if combine(&sig.s, &t).x_matches_mod_n(&(sig.r - e_to_scalar(e))) { Ok(()) } else { Err(Error::BadSignature) }
+}
+
+/// An SM2 public key with a precomputed comb table: verification ≈ 2.5× faster, for keys that
+/// verify many signatures (the two-party client checks every signature it helps make).
+pub struct Sm2PrecomputedKey {
+    key: Sm2PublicKey,
+    table: arith::CombTable,
+}
+
+impl Sm2PrecomputedKey {
+    /// Build the table (≈ 0.5 ms).
+    pub fn new(key: &Sm2PublicKey) -> Self {
+        Self { key: *key, table: arith::table(key) }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &Sm2PublicKey {
+        &self.key
+    }
+
+    /// Verify `sig` over a precomputed `e`.
+    pub fn verify_prehash(&self, e: &[u8; 32], sig: &Sm2Signature) -> Result<()> {
+        verify_with(e, sig, |s, t| arith::mul_g_plus_table(s, &self.table, t))
     }
 }
 
@@ -210,7 +269,7 @@ impl Sm2SecretKey {
     pub fn from_scalar(d: NonZeroScalar) -> Result<Self> {
         let d1_inv = Option::<Scalar>::from((*d + Scalar::ONE).invert())
             .ok_or_else(|| Error::InvalidKey("SM2 private key d = n-1 is not allowed".into()))?;
-        let public = Sm2PublicKey::from_projective(&arith::mul_g(&d))?;
+        let public = arith::to_public(&arith::mul_g(&d))?;
         Ok(Self { d, d1_inv, public })
     }
 
@@ -234,7 +293,9 @@ impl Sm2SecretKey {
         let e = e_to_scalar(e);
         loop {
             let mut k = random_scalar()?;
-            let x1 = arith::x_mod_n(&arith::mul_g(&k));
+            let Some(x1) = arith::x_mod_n(&arith::mul_g(&k)) else {
+                continue; // k ≠ 0, so never: [k]G is not the identity
+            };
             let r = e + x1;
             // A5: retry if r = 0 or r + k = n
             if bool::from(r.is_zero() | (r + *k).is_zero()) {

@@ -1,0 +1,619 @@
+//! Faster SM2 curve arithmetic on the `sm2` crate's field type (STACK.md "Speed facts").
+//!
+//! * Jacobian coordinates with the `a = −3` doubling (dbl-2001-b, 3M+5S), mixed addition
+//!   (madd-2007-bl, 7M+4S) and full addition (add-2007-bl, 11M+5S), from the Explicit-Formulas
+//!   Database.
+//! * `[k]G` by a fixed-base comb: 52 signed 5-bit windows, 16 precomputed affine multiples each
+//!   (`d·32^j·G`), one mixed addition per window and no doublings. The table lookup scans every
+//!   entry with constant-time selects, so neither the digit nor the memory access pattern depends
+//!   on `k`.
+//! * `[k]P` for a secret `k` and variable `P` (the two-party server's `[k3]Q1`): signed 5-bit
+//!   windows, constant-time lookup among the affine `1..16·P` and a constant-time negation.
+//! * Public-scalar operations for verification: the comb with direct indexing and wNAF (w = 5)
+//!   for `[t]P`, with an x-only final check (`X ≟ x·Z²`, no inversion).
+//! * Inversion by Fermat with an addition chain for `p − 2` (255 squarings, 14 multiplications).
+//!
+//! **Exceptional cases.** The incomplete formulas are wrong when adding a point to itself, to its
+//! negation or to the identity. In the constant-time paths the identity is tracked with a flag
+//! and selected around. The other two cases need two multiples `v·B` and `d·32^j·B` with
+//! `v ≡ ±d·32^j (mod n)`; with signed digits `|v| < 32^j ≤ |d|·32^j`, and below the top window
+//! both are under `2²⁵⁵ < n`, so they are distinct integers that cannot meet mod n. Only the top
+//! window (digit 0..2 times 2²⁵⁵, which can exceed n) leaves a coincidence for about one scalar in
+//! 2²⁵⁰; the two-party client verifies every signature, and a wrong SM2 signature would fail
+//! verification, not leak the key. The variable-time paths (public inputs only) test and branch.
+//!
+//! Every function here is checked against the `sm2` crate's own arithmetic in the tests below.
+
+use elliptic_curve::{
+    PrimeField,
+    hazmat::FieldArithmetic,
+    point::AffineCoordinates,
+    subtle::{Choice, ConditionallySelectable, ConstantTimeEq},
+};
+use sm2::{AffinePoint, FieldBytes, Scalar, Sm2};
+use std::sync::OnceLock;
+
+/// The SM2 base field element (Montgomery form, fiat-crypto).
+pub(crate) type Fe = <Sm2 as FieldArithmetic>::FieldElement;
+
+/// A point in Jacobian coordinates `(X : Y : Z)`, `x = X/Z²`, `y = Y/Z³`; `Z = 0` is the identity.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Jac {
+    x: Fe,
+    y: Fe,
+    z: Fe,
+}
+
+/// An affine point that is not the identity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Aff {
+    x: Fe,
+    y: Fe,
+}
+
+impl ConditionallySelectable for Aff {
+    fn conditional_select(a: &Self, b: &Self, c: Choice) -> Self {
+        Aff { x: Fe::conditional_select(&a.x, &b.x, c), y: Fe::conditional_select(&a.y, &b.y, c) }
+    }
+}
+
+impl ConditionallySelectable for Jac {
+    fn conditional_select(a: &Self, b: &Self, c: Choice) -> Self {
+        Jac {
+            x: Fe::conditional_select(&a.x, &b.x, c),
+            y: Fe::conditional_select(&a.y, &b.y, c),
+            z: Fe::conditional_select(&a.z, &b.z, c),
+        }
+    }
+}
+
+fn fe(b: &FieldBytes) -> Fe {
+    Option::from(Fe::from_repr(*b)).expect("coordinate of a valid point is a field element")
+}
+
+/// `x^(2^n)`.
+fn sqn(mut x: Fe, n: usize) -> Fe {
+    for _ in 0..n {
+        x = x.square();
+    }
+    x
+}
+
+/// `x⁻¹ = x^(p−2)`; `p − 2 = 1^31 0 1^128 0^32 1^62 0 1` in binary (MSB first).
+/// Constant time (the exponent is public and fixed). Returns 0 for 0.
+pub(crate) fn invert(x: &Fe) -> Fe {
+    let x1 = *x;
+    let x2 = x1.square() * x1; // 2^2 − 1
+    let x3 = x2.square() * x1;
+    let x6 = sqn(x3, 3) * x3;
+    let x12 = sqn(x6, 6) * x6;
+    let x15 = sqn(x12, 3) * x3;
+    let x30 = sqn(x15, 15) * x15;
+    let x31 = x30.square() * x1;
+    let x32 = x31.square() * x1;
+    let x62 = sqn(x31, 31) * x31;
+    let x64 = sqn(x32, 32) * x32;
+    let x128 = sqn(x64, 64) * x64;
+    let mut t = x31.square(); // 1^31 0
+    t = sqn(t, 128) * x128; // 1^128
+    t = sqn(t, 32); // 0^32
+    t = sqn(t, 62) * x62; // 1^62
+    t = t.square(); // 0
+    t.square() * x1 // 1
+}
+
+impl Aff {
+    /// From the crate's affine point; `None` for the identity.
+    pub(crate) fn from_point(p: &AffinePoint) -> Option<Self> {
+        if bool::from(p.is_identity()) {
+            return None;
+        }
+        Some(Aff { x: fe(&p.x()), y: fe(&p.y()) })
+    }
+
+    /// To the crate's affine point.
+    pub(crate) fn to_point(self) -> AffinePoint {
+        Option::from(AffinePoint::from_coordinates(&self.x.to_repr(), &self.y.to_repr()))
+            .expect("our points are on the curve")
+    }
+
+    /// x coordinate, big-endian.
+    pub(crate) fn x_bytes(&self) -> FieldBytes {
+        self.x.to_repr()
+    }
+
+    pub(crate) fn neg(&self) -> Self {
+        Aff { x: self.x, y: -self.y }
+    }
+}
+
+impl From<Aff> for Jac {
+    fn from(a: Aff) -> Self {
+        Jac { x: a.x, y: a.y, z: Fe::ONE }
+    }
+}
+
+impl Jac {
+    pub(crate) const IDENTITY: Jac = Jac { x: Fe::ONE, y: Fe::ONE, z: Fe::ZERO };
+
+    pub(crate) fn is_identity(&self) -> Choice {
+        self.z.is_zero()
+    }
+
+    /// dbl-2001-b (a = −3). The identity doubles to the identity.
+    pub(crate) fn double(&self) -> Jac {
+        let delta = self.z.square();
+        let gamma = self.y.square();
+        let beta = self.x * gamma;
+        let t = (self.x - delta) * (self.x + delta);
+        let alpha = t.double() + t;
+        let beta4 = beta.double().double();
+        let x3 = alpha.square() - beta4.double();
+        let z3 = (self.y + self.z).square() - gamma - delta;
+        let g2 = gamma.square();
+        let y3 = alpha * (beta4 - x3) - g2.double().double().double();
+        Jac { x: x3, y: y3, z: z3 }
+    }
+
+    /// madd-2007-bl: `self + q`. Incomplete: `self` must not be the identity, `±q`.
+    fn add_mixed_unchecked(&self, q: &Aff) -> Jac {
+        let z1z1 = self.z.square();
+        let u2 = q.x * z1z1;
+        let s2 = q.y * self.z * z1z1;
+        self.madd_tail(z1z1, u2, s2)
+    }
+
+    /// The rest of madd-2007-bl once `Z1²`, `U2`, `S2` are known.
+    fn madd_tail(&self, z1z1: Fe, u2: Fe, s2: Fe) -> Jac {
+        let h = u2 - self.x;
+        let hh = h.square();
+        let i = hh.double().double();
+        let j = h * i;
+        let r = (s2 - self.y).double();
+        let v = self.x * i;
+        let x3 = r.square() - j - v.double();
+        let y3 = r * (v - x3) - (self.y * j).double();
+        let z3 = (self.z + h).square() - z1z1 - hh;
+        Jac { x: x3, y: y3, z: z3 }
+    }
+
+    /// add-2007-bl: `self + q`. Incomplete: neither may be the identity, nor `self = ±q`.
+    fn add_unchecked(&self, q: &Jac) -> Jac {
+        let z1z1 = self.z.square();
+        let z2z2 = q.z.square();
+        let u1 = self.x * z2z2;
+        let u2 = q.x * z1z1;
+        let s1 = self.y * q.z * z2z2;
+        let s2 = q.y * self.z * z1z1;
+        let h = u2 - u1;
+        let i = h.double().square();
+        let j = h * i;
+        let r = (s2 - s1).double();
+        let v = u1 * i;
+        let x3 = r.square() - j - v.double();
+        let y3 = r * (v - x3) - (s1 * j).double();
+        let z3 = ((self.z + q.z).square() - z1z1 - z2z2) * h;
+        Jac { x: x3, y: y3, z: z3 }
+    }
+
+    /// Complete addition for public points (branches on the inputs).
+    pub(crate) fn add_vartime(&self, q: &Jac) -> Jac {
+        if bool::from(self.is_identity()) {
+            return *q;
+        }
+        if bool::from(q.is_identity()) {
+            return *self;
+        }
+        let z1z1 = self.z.square();
+        let z2z2 = q.z.square();
+        let u1 = self.x * z2z2;
+        let u2 = q.x * z1z1;
+        let s1 = self.y * q.z * z2z2;
+        let s2 = q.y * self.z * z1z1;
+        if u1 == u2 {
+            return if s1 == s2 { self.double() } else { Jac::IDENTITY };
+        }
+        self.add_unchecked(q)
+    }
+
+    /// Complete mixed addition for public points (7M+4S unless exceptional).
+    fn add_mixed_vartime(&self, q: &Aff) -> Jac {
+        if bool::from(self.is_identity()) {
+            return Jac::from(*q);
+        }
+        let z1z1 = self.z.square();
+        let u2 = q.x * z1z1;
+        let s2 = q.y * self.z * z1z1;
+        if u2 == self.x {
+            return if s2 == self.y { self.double() } else { Jac::IDENTITY };
+        }
+        self.madd_tail(z1z1, u2, s2)
+    }
+
+    /// Constant-time `self + q` where the caller knows `self ≠ ±q`; handles either identity.
+    pub(crate) fn add_ct(&self, q: &Jac) -> Jac {
+        let sum = self.add_unchecked(q);
+        let r = Jac::conditional_select(&sum, q, self.is_identity());
+        Jac::conditional_select(&r, self, q.is_identity())
+    }
+
+    /// Affine coordinates; `None` for the identity.
+    pub(crate) fn to_affine(&self) -> Option<Aff> {
+        if bool::from(self.is_identity()) {
+            return None;
+        }
+        let zi = invert(&self.z);
+        let zi2 = zi.square();
+        Some(Aff { x: self.x * zi2, y: self.y * zi2 * zi })
+    }
+
+    /// Whether the affine x of this point, as an integer, is ≡ `c` mod n, for `c = (r − e) mod n`
+    /// (SM2 verification step B7 without inversion: x ∈ {c, c + n} and x < p).
+    pub(crate) fn x_matches_mod_n(&self, c: &Scalar) -> bool {
+        if bool::from(self.is_identity()) {
+            return false;
+        }
+        let z2 = self.z.square();
+        let c_bytes = c.to_repr();
+        if self.x == fe(&c_bytes) * z2 {
+            return true;
+        }
+        // c + n < p? (both big-endian 256-bit integers)
+        let n = be_words(&N);
+        let cw = be_words(&c_bytes);
+        let (sum, carry) = add256(&cw, &n);
+        if carry || !lt256(&sum, &be_words(&P)) {
+            return false;
+        }
+        let mut b = FieldBytes::default();
+        for (i, w) in sum.iter().enumerate() {
+            b[i * 8..i * 8 + 8].copy_from_slice(&w.to_be_bytes());
+        }
+        self.x == fe(&b) * z2
+    }
+}
+
+const N: [u8; 32] = super::hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54123");
+const P: [u8; 32] = super::hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF");
+
+fn be_words(b: &[u8]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (i, c) in b.chunks(8).enumerate() {
+        w[i] = u64::from_be_bytes(c.try_into().expect("8 bytes"));
+    }
+    w
+}
+
+/// Big-endian word addition.
+fn add256(a: &[u64; 4], b: &[u64; 4]) -> ([u64; 4], bool) {
+    let mut out = [0u64; 4];
+    let mut carry = false;
+    for i in (0..4).rev() {
+        let (s1, c1) = a[i].overflowing_add(b[i]);
+        let (s2, c2) = s1.overflowing_add(carry as u64);
+        out[i] = s2;
+        carry = c1 || c2;
+    }
+    (out, carry)
+}
+
+fn lt256(a: &[u64; 4], b: &[u64; 4]) -> bool {
+    a < b
+}
+
+/// Batch conversion to affine with one inversion (Montgomery's trick). No identities allowed.
+fn batch_to_affine(points: &[Jac]) -> Vec<Aff> {
+    let mut prefix = Vec::with_capacity(points.len());
+    let mut acc = Fe::ONE;
+    for p in points {
+        prefix.push(acc);
+        acc *= p.z;
+    }
+    let mut inv = invert(&acc);
+    let mut out = vec![Aff::default(); points.len()];
+    for i in (0..points.len()).rev() {
+        let zi = inv * prefix[i];
+        inv *= points[i].z;
+        let zi2 = zi.square();
+        out[i] = Aff { x: points[i].x * zi2, y: points[i].y * zi2 * zi };
+    }
+    out
+}
+
+/// Windows of 5 bits (52 × 5 = 260 ≥ 256 + carry) and table entries per window (|digit| 1..16).
+const WINDOWS: usize = 52;
+const ENTRIES: usize = 16;
+
+/// Signed 5-bit digits of `k`, least significant first, each in −16..=16, with
+/// `k = Σ dᵢ·32ⁱ`. Branch-free: the digits of a secret scalar stay secret.
+fn signed_digits(k: &Scalar) -> [i8; WINDOWS] {
+    let b = k.to_repr(); // big-endian
+    let bit = |i: usize| -> u8 { if i >= 256 { 0 } else { (b[31 - i / 8] >> (i % 8)) & 1 } };
+    let mut out = [0i8; WINDOWS];
+    let mut carry = 0u8;
+    for (j, o) in out.iter_mut().enumerate() {
+        let mut c = 0u8;
+        for t in 0..5 {
+            c |= bit(5 * j + t) << t;
+        }
+        let v = c + carry; // 0..=32
+        carry = (v + 16) >> 5; // 1 iff v ≥ 16
+        *o = (v as i16 - 32 * carry as i16) as i8; // −16..=15 (0 when v = 32)
+    }
+    // k < 2²⁵⁶: the top digit takes bit 255 plus a carry (≤ 2), and no carry leaves it
+    debug_assert_eq!(carry, 0);
+    out
+}
+
+/// Constant-time `(|d|, d < 0)` and selection of `|d|·B` from `row` (`row[i] = (i+1)·B`);
+/// the identity (returned as `None` flag) when `d = 0`.
+fn select_aff(row: &[Aff; ENTRIES], d: i8) -> (Aff, Choice) {
+    let neg = Choice::from(((d as u8) >> 7) & 1);
+    let abs = ((d as i16).unsigned_abs()) as u8;
+    let mut t = Aff::default();
+    for (i, e) in row.iter().enumerate() {
+        t.conditional_assign(e, (i as u8 + 1).ct_eq(&abs));
+    }
+    let negated = t.neg();
+    t.conditional_assign(&negated, neg);
+    (t, abs.ct_eq(&0))
+}
+
+/// A fixed-base comb table: `rows[j][d − 1] = d·32^j·B`, `d = 1..=16`.
+pub(crate) struct CombTable {
+    rows: Vec<[Aff; ENTRIES]>,
+}
+
+impl CombTable {
+    /// Precompute for base `b` (≈ 0.5 ms).
+    pub(crate) fn new(b: &Aff) -> Self {
+        let mut all = Vec::with_capacity(WINDOWS * ENTRIES);
+        let mut base = Jac::from(*b);
+        for _ in 0..WINDOWS {
+            let mut row = [Jac::IDENTITY; ENTRIES];
+            row[0] = base;
+            row[1] = base.double();
+            for d in 2..ENTRIES {
+                row[d] = row[d - 1].add_unchecked(&base);
+            }
+            all.extend_from_slice(&row);
+            base = row[ENTRIES - 1].double(); // 32·base
+        }
+        let aff = batch_to_affine(&all);
+        let rows = aff.chunks(ENTRIES).map(|c| c.try_into().expect("16 entries")).collect();
+        CombTable { rows }
+    }
+
+    /// `[k]B`, constant time in `k`.
+    pub(crate) fn mul(&self, k: &Scalar) -> Jac {
+        let digits = signed_digits(k);
+        let mut acc = Jac::IDENTITY;
+        let mut acc_is_id = Choice::from(1);
+        for (row, &d) in self.rows.iter().zip(digits.iter()) {
+            let (t, d_zero) = select_aff(row, d);
+            let sum = acc.add_mixed_unchecked(&t);
+            let r = Jac::conditional_select(&sum, &Jac::from(t), acc_is_id);
+            acc = Jac::conditional_select(&r, &acc, d_zero);
+            acc_is_id &= d_zero;
+        }
+        acc
+    }
+
+    /// `[k]B` for a public `k` (verification).
+    pub(crate) fn mul_vartime(&self, k: &Scalar) -> Jac {
+        let mut acc = Jac::IDENTITY;
+        for (row, &d) in self.rows.iter().zip(signed_digits(k).iter()) {
+            if d > 0 {
+                acc = acc.add_mixed_vartime(&row[d as usize - 1]);
+            } else if d < 0 {
+                acc = acc.add_mixed_vartime(&row[(-d) as usize - 1].neg());
+            }
+        }
+        acc
+    }
+}
+
+/// The comb table of the generator G (built on first use).
+pub(crate) fn g_table() -> &'static CombTable {
+    static T: OnceLock<CombTable> = OnceLock::new();
+    T.get_or_init(|| CombTable::new(&Aff::from_point(&AffinePoint::GENERATOR).expect("G")))
+}
+
+/// `[k]G`, constant time.
+pub(crate) fn mul_g(k: &Scalar) -> Jac {
+    g_table().mul(k)
+}
+
+/// `[k]P` for a secret `k` and a variable point `P` (constant time in `k`): signed 5-bit windows
+/// from the top, constant-time lookup among the affine `1·P … 16·P`.
+pub(crate) fn mul(p: &Aff, k: &Scalar) -> Jac {
+    let base = Jac::from(*p);
+    let mut table = [Jac::IDENTITY; ENTRIES];
+    table[0] = base;
+    table[1] = base.double();
+    for d in 2..ENTRIES {
+        table[d] = table[d - 1].add_unchecked(&base);
+    }
+    let table: [Aff; ENTRIES] = batch_to_affine(&table).try_into().expect("16 entries");
+    let digits = signed_digits(k);
+    let mut acc = Jac::IDENTITY;
+    let mut acc_is_id = Choice::from(1);
+    for (j, &d) in digits.iter().enumerate().rev() {
+        if j + 1 < WINDOWS {
+            acc = acc.double().double().double().double().double();
+        }
+        let (t, d_zero) = select_aff(&table, d);
+        let sum = acc.add_mixed_unchecked(&t);
+        let r = Jac::conditional_select(&sum, &Jac::from(t), acc_is_id);
+        acc = Jac::conditional_select(&r, &acc, d_zero);
+        acc_is_id &= d_zero;
+    }
+    acc
+}
+
+/// Width-5 NAF digits of a scalar, least significant first (odd digits in −15..15).
+fn wnaf5(k: &Scalar) -> Vec<i8> {
+    let bytes = k.to_repr();
+    // little-endian 64-bit limbs plus one for carries
+    let mut w = [0u64; 5];
+    for i in 0..4 {
+        w[i] = u64::from_be_bytes(bytes[32 - 8 * (i + 1)..32 - 8 * i].try_into().expect("8 bytes"));
+    }
+    let mut out = Vec::with_capacity(258);
+    let is_zero = |w: &[u64; 5]| w.iter().all(|&x| x == 0);
+    while !is_zero(&w) {
+        let mut d = 0i8;
+        if w[0] & 1 == 1 {
+            let m = (w[0] & 31) as i8;
+            d = if m > 15 { m - 32 } else { m };
+            // w -= d
+            if d > 0 {
+                let (v, b) = w[0].overflowing_sub(d as u64);
+                w[0] = v;
+                let mut borrow = b;
+                for x in w.iter_mut().skip(1) {
+                    if !borrow {
+                        break;
+                    }
+                    let (v, b) = x.overflowing_sub(1);
+                    *x = v;
+                    borrow = b;
+                }
+            } else {
+                let (v, c) = w[0].overflowing_add((-d) as u64);
+                w[0] = v;
+                let mut carry = c;
+                for x in w.iter_mut().skip(1) {
+                    if !carry {
+                        break;
+                    }
+                    let (v, c) = x.overflowing_add(1);
+                    *x = v;
+                    carry = c;
+                }
+            }
+        }
+        out.push(d);
+        // w >>= 1
+        for i in 0..5 {
+            w[i] = (w[i] >> 1) | if i < 4 { w[i + 1] << 63 } else { 0 };
+        }
+    }
+    out
+}
+
+/// Odd multiples `P, 3P, …, 15P` for wNAF.
+fn odd_multiples(p: &Aff) -> [Jac; 8] {
+    let base = Jac::from(*p);
+    let two = base.double();
+    let mut t = [base; 8];
+    for i in 1..8 {
+        t[i] = t[i - 1].add_vartime(&two);
+    }
+    t
+}
+
+/// `[k]P` for a public `k` and `P` (verification): wNAF, w = 5.
+pub(crate) fn mul_vartime(p: &Aff, k: &Scalar) -> Jac {
+    let table = odd_multiples(p);
+    let digits = wnaf5(k);
+    let mut acc = Jac::IDENTITY;
+    for &d in digits.iter().rev() {
+        acc = acc.double();
+        if d > 0 {
+            acc = acc.add_vartime(&table[(d as usize) / 2]);
+        } else if d < 0 {
+            let t = table[((-d) as usize) / 2];
+            acc = acc.add_vartime(&Jac { x: t.x, y: -t.y, z: t.z });
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elliptic_curve::{Group, ops::Reduce};
+    use sm2::ProjectivePoint;
+
+    fn crate_point(j: &Jac) -> ProjectivePoint {
+        match j.to_affine() {
+            Some(a) => ProjectivePoint::from(a.to_point()),
+            None => ProjectivePoint::IDENTITY,
+        }
+    }
+
+    fn scalars() -> Vec<Scalar> {
+        let mut v = vec![
+            Scalar::ONE,
+            Scalar::from_u64(2),
+            Scalar::from_u64(15),
+            Scalar::from_u64(16),
+            Scalar::from_u64(0x1000_0000_0000_0001),
+            -Scalar::ONE,
+            -Scalar::from_u64(16),
+        ];
+        // 16^j and multiples with many zero digits
+        let mut s = Scalar::ONE;
+        for _ in 0..63 {
+            s *= Scalar::from_u64(16);
+            v.push(s);
+            v.push(s * Scalar::from_u64(15));
+        }
+        for i in 0..64u64 {
+            let b = crate::hash::sm3(&i.to_be_bytes());
+            v.push(<Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(b)));
+        }
+        v
+    }
+
+    #[test]
+    fn inversion_matches_the_crate() {
+        for s in scalars() {
+            let x = fe(&s.to_repr());
+            if bool::from(x.is_zero()) {
+                continue;
+            }
+            assert_eq!(invert(&x) * x, Fe::ONE);
+            assert_eq!(invert(&x), Option::<Fe>::from(x.invert()).unwrap());
+        }
+        assert_eq!(invert(&Fe::ZERO), Fe::ZERO);
+    }
+
+    #[test]
+    fn fixed_base_comb_matches_the_crate() {
+        for k in scalars() {
+            let expect = ProjectivePoint::mul_by_generator(&k);
+            assert_eq!(crate_point(&mul_g(&k)), expect, "ct comb, k = {k:?}");
+            assert_eq!(crate_point(&g_table().mul_vartime(&k)), expect, "vartime comb");
+        }
+        assert!(bool::from(mul_g(&Scalar::ZERO).is_identity()));
+    }
+
+    #[test]
+    fn variable_base_matches_the_crate() {
+        let p = ProjectivePoint::mul_by_generator(&Scalar::from_u64(0xdead_beef)).to_affine();
+        let pa = Aff::from_point(&p).unwrap();
+        for k in scalars() {
+            let expect = ProjectivePoint::from(p) * k;
+            assert_eq!(crate_point(&mul(&pa, &k)), expect, "ct window, k = {k:?}");
+            assert_eq!(crate_point(&mul_vartime(&pa, &k)), expect, "wNAF, k = {k:?}");
+            assert_eq!(crate_point(&CombTable::new(&pa).mul_vartime(&k)), expect, "key comb");
+        }
+        assert!(bool::from(mul(&pa, &Scalar::ZERO).is_identity()));
+        // exceptional cases of the vartime addition
+        let j = Jac::from(pa);
+        assert_eq!(crate_point(&j.add_vartime(&j)), ProjectivePoint::from(p).double());
+        assert!(bool::from(j.add_vartime(&Jac::from(pa.neg())).is_identity()));
+    }
+
+    #[test]
+    fn x_only_check_matches_affine_x() {
+        for k in scalars().into_iter().take(40) {
+            let j = mul_g(&k);
+            let x = <Scalar as Reduce<FieldBytes>>::reduce(&j.to_affine().unwrap().x_bytes());
+            assert!(j.x_matches_mod_n(&x));
+            assert!(!j.x_matches_mod_n(&(x + Scalar::ONE)));
+        }
+    }
+}
