@@ -238,7 +238,7 @@ impl Jac {
     }
 
     /// Affine coordinates; `None` for the identity.
-    pub(crate) fn to_affine(&self) -> Option<Aff> {
+    pub(crate) fn to_affine(self) -> Option<Aff> {
         if bool::from(self.is_identity()) {
             return None;
         }
