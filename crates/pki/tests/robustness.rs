@@ -86,16 +86,31 @@ fn artifacts() -> Vec<(&'static str, Vec<u8>)> {
     lt.ocsp_url = Some("http://x/ocsp".into());
     let leaf = issue(&lt, Some(&root), &root_key).unwrap();
     let rsa = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
-    let rt = CertTemplate::new(parse_dn("CN=rsa").unwrap(), rsa.public_key().clone(), Profile::Tsa, now, now + Duration::days(1));
+    let rt = CertTemplate::new(
+        parse_dn("CN=rsa").unwrap(),
+        rsa.public_key().clone(),
+        Profile::Tsa,
+        now,
+        now + Duration::days(1),
+    );
     let rsa_cert = issue(&rt, None, &rsa).unwrap_or_else(|_| {
-        let rt = CertTemplate::new(parse_dn("CN=rsa").unwrap(), rsa.public_key().clone(), Profile::Ca { path_len: None }, now, now + Duration::days(1));
+        let rt = CertTemplate::new(
+            parse_dn("CN=rsa").unwrap(),
+            rsa.public_key().clone(),
+            Profile::Ca { path_len: None },
+            now,
+            now + Duration::days(1),
+        );
         issue(&rt, None, &rsa).unwrap()
     });
-    let crl = crl::build(&root, &root_key, now, now + Duration::hours(1), 3, &[crl::Revoked {
-        serial: leaf.serial().to_vec(),
-        time: now,
-        reason: None,
-    }])
+    let crl = crl::build(
+        &root,
+        &root_key,
+        now,
+        now + Duration::hours(1),
+        3,
+        &[crl::Revoked { serial: leaf.serial().to_vec(), time: now, reason: None }],
+    )
     .unwrap();
     let cms_sm2 = cms::sign(
         b"content",
@@ -103,11 +118,11 @@ fn artifacts() -> Vec<(&'static str, Vec<u8>)> {
         &SignOptions::default(),
     )
     .unwrap();
-    let cms_rsa = cms::sign(b"content", &[CmsSigner { signer: &rsa, cert: &rsa_cert, chain: &[] }], &SignOptions {
-        detached: true,
-        oid_style: cms::OidStyle::Gmt0010,
-        ..Default::default()
-    })
+    let cms_rsa = cms::sign(
+        b"content",
+        &[CmsSigner { signer: &rsa, cert: &rsa_cert, chain: &[] }],
+        &SignOptions { detached: true, oid_style: cms::OidStyle::Gmt0010, ..Default::default() },
+    )
     .unwrap();
     let req = TimeStampReq {
         version: 1,
@@ -117,7 +132,8 @@ fn artifacts() -> Vec<(&'static str, Vec<u8>)> {
         cert_req: true,
         extensions: None,
     };
-    let resp = TimeStampResp { status: tsp::PkiStatusInfo::rejection(tsp::fail_info::BAD_ALG, "x"), time_stamp_token: None };
+    let resp =
+        TimeStampResp { status: tsp::PkiStatusInfo::rejection(tsp::fail_info::BAD_ALG, "x"), time_stamp_token: None };
     vec![
         ("root", root.der().to_vec()),
         ("leaf", leaf.der().to_vec()),
