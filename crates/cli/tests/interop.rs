@@ -293,6 +293,14 @@ fn we_verify_certificates_and_cms_made_by_openssl() {
             "x509 -req",
         );
         assert!(d.ok(&["verify", "leaf.pem", "--trust", "root.pem"]).contains("VALID"), "{alg} certificate");
+        // the same certificate with one bit of its signature flipped is refused
+        let mut der = d.openssl(&["x509", "-in", "leaf.pem", "-outform", "DER"]).stdout;
+        let n = der.len();
+        der[n - 3] ^= 0x01;
+        d.write("tampered.der", &der);
+        let o = d.medsign(&["verify", "tampered.der", "--trust", "root.pem"]);
+        assert_eq!(o.status.code(), Some(1), "{alg}: {}", text(&o.stdout));
+        assert!(text(&o.stdout).contains("签名无效"), "{}", text(&o.stdout));
         // our CLI issues from OpenSSL's CSR too
         d.ok(&[
             "cert",

@@ -422,6 +422,21 @@ impl PublicKey {
         }
     }
 
+    /// From a bare SEC1 point (`04‖x‖y` or compressed) of an SM2 or P-256 key, as phones and
+    /// HSMs often send them.
+    pub fn from_sec1_point(alg: KeyAlg, point: &[u8]) -> Result<Self> {
+        let curve = match alg {
+            KeyAlg::Sm2 => return Ok(PublicKey::Sm2(Sm2PublicKey::from_sec1(point)?)),
+            KeyAlg::P256 => oid::SECP256R1,
+            other => return Err(Error::Unsupported(format!("{} keys are not SEC1 points", other.name()))),
+        };
+        let spki = SubjectPublicKeyInfoOwned {
+            algorithm: ec_alg_id(curve),
+            subject_public_key: BitString::from_bytes(point).map_err(|e| Error::InvalidKey(e.to_string()))?,
+        };
+        Self::from_spki_der(&spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?)
+    }
+
     /// SubjectPublicKeyInfo DER.
     pub fn to_spki_der(&self) -> Vec<u8> {
         match self {
@@ -652,6 +667,20 @@ mod tests {
         let key = PrivateKey::generate(KeyAlg::Sm2).unwrap();
         assert!(key.sign(SignatureScheme::RsaPkcs1Sha256, b"x", None).is_err());
         assert!(key.sign_digest(SignatureScheme::Sm2Sm3, b"short").is_err());
+    }
+
+    #[test]
+    fn sec1_points_round_trip() {
+        for alg in [KeyAlg::Sm2, KeyAlg::P256] {
+            let k = PrivateKey::generate(alg).unwrap().public_key();
+            let point = k.subject_public_key_bytes();
+            assert_eq!(point.len(), 65);
+            assert_eq!(PublicKey::from_sec1_point(alg, &point).unwrap(), k);
+            let mut bad = point.clone();
+            bad[40] ^= 1;
+            assert!(PublicKey::from_sec1_point(alg, &bad).is_err(), "off-curve point accepted for {alg:?}");
+        }
+        assert!(PublicKey::from_sec1_point(KeyAlg::Rsa2048, &[4u8; 65]).is_err());
     }
 
     #[test]

@@ -756,7 +756,7 @@ fn verify_parsed(
 mod tests {
     use super::*;
     use crate::cert::tests::test_pki;
-    use medsign_crypto::KeyAlg;
+    use medsign_crypto::{KeyAlg, signer::KeySigner};
 
     fn opts(p: &crate::cert::tests::TestPki) -> VerifyOptions {
         VerifyOptions { trust: vec![p.root.clone()], extra_certs: vec![], ..Default::default() }
@@ -854,6 +854,91 @@ mod tests {
         o.crls.push(Crl::from_bytes(&crl).unwrap());
         let r = verify(&der, None, &o).unwrap();
         assert_eq!(r.signers[0].sub_indication.as_deref(), Some("REVOKED"));
+    }
+
+    /// A timestamp token (SignedData over TSTInfo, RFC 3161 § 2.4.2) made with our own CMS code
+    /// by a TSA certificate, attached to signer 0: the report shows the time, validates the
+    /// chain at that time, and a token over other bytes is refused.
+    fn token_for(
+        p: &crate::cert::tests::TestPki,
+        tsa: &KeySigner,
+        tsa_cert: &Cert,
+        stamped: &[u8],
+        at: DateTime<Utc>,
+    ) -> Vec<u8> {
+        use crate::tsp::{Accuracy, MessageImprint, TstInfo};
+        let info = TstInfo {
+            version: 1,
+            policy: Oid::new_unwrap("1.2.156.112562.7.1"),
+            message_imprint: MessageImprint::of(HashAlg::Sm3, stamped),
+            serial_number: der::asn1::Int::new(&[0x2a]).unwrap(),
+            gen_time: crate::time::to_generalized(at).unwrap(),
+            accuracy: Some(Accuracy::from_micros(1000)),
+            ordering: false,
+            nonce: None,
+            tsa: None,
+            extensions: None,
+        };
+        let chain = [p.ca.clone()];
+        sign(
+            &info.to_der().unwrap(),
+            &[CmsSigner { signer: tsa, cert: tsa_cert, chain: &chain }],
+            &SignOptions { content_type: Some(oid::ID_CT_TST_INFO), signing_time: Some(at), ..Default::default() },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn timestamp_token_is_added_and_verified() {
+        use crate::cert::{CertTemplate, Profile, issue};
+        use medsign_crypto::{PrivateKey, signer::KeySigner};
+        let p = test_pki(KeyAlg::Sm2);
+        let now = Utc::now();
+        let tsa = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
+        let t = CertTemplate::new(
+            crate::name::parse_dn("CN=某县人民医院时间戳服务,C=CN").unwrap(),
+            tsa.public_key().clone(),
+            Profile::Tsa,
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::days(30),
+        );
+        let tsa_cert = issue(&t, Some(&p.ca), &p.ca_key).unwrap();
+        let chain = [p.ca.clone()];
+        let der =
+            sign(b"doc", &[CmsSigner { signer: &p.leaf_key, cert: &p.leaf, chain: &chain }], &SignOptions::default())
+                .unwrap();
+        let mut parsed = Parsed::from_bytes(&der).unwrap();
+        let stamp_at = now - chrono::Duration::minutes(10);
+        let token = token_for(&p, &tsa, &tsa_cert, &parsed.signature_value(0).unwrap(), stamp_at);
+        let stamped = parsed.add_timestamp(0, &token).unwrap();
+        let r = verify(&stamped, None, &opts(&p)).unwrap();
+        assert!(r.is_valid(), "{r:#?}");
+        let ts = r.signers[0].timestamp.as_ref().unwrap();
+        assert!(ts.ok(), "{ts:#?}");
+        assert_eq!(ts.time.unwrap().timestamp(), stamp_at.timestamp());
+        assert_eq!(ts.accuracy_us, Some(1000));
+        assert_eq!(r.signers[0].validated_at.timestamp(), stamp_at.timestamp(), "chain checked at the timestamp");
+
+        // a token over other bytes: imprint mismatch → INDETERMINATE (TIMESTAMP_FAILURE)
+        let mut parsed = Parsed::from_bytes(&der).unwrap();
+        let wrong = token_for(&p, &tsa, &tsa_cert, b"something else", stamp_at);
+        let r = verify(&parsed.add_timestamp(0, &wrong).unwrap(), None, &opts(&p)).unwrap();
+        assert_eq!(r.indication, Indication::Indeterminate);
+        assert_eq!(r.signers[0].sub_indication.as_deref(), Some("TIMESTAMP_FAILURE"));
+        // a token by a certificate without the timeStamping EKU: chain check fails
+        let mut parsed = Parsed::from_bytes(&der).unwrap();
+        let by_leaf = token_for(&p, &p.leaf_key, &p.leaf, &parsed.signature_value(0).unwrap(), stamp_at);
+        let r = verify(&parsed.add_timestamp(0, &by_leaf).unwrap(), None, &opts(&p)).unwrap();
+        assert!(!r.signers[0].timestamp.as_ref().unwrap().chain.ok);
+        assert_eq!(r.indication, Indication::Indeterminate);
+        // a signature long after the leaf expired still verifies thanks to the timestamp
+        let mut late = opts(&p);
+        late.at = Some(now + chrono::Duration::days(400));
+        let mut parsed = Parsed::from_bytes(&der).unwrap();
+        let r = verify(&parsed.add_timestamp(0, &token).unwrap(), None, &late).unwrap();
+        assert!(r.signers[0].chain.ok, "{r:#?}");
+        let r = verify(&der, None, &late).unwrap();
+        assert!(!r.signers[0].chain.ok, "without a timestamp the expired leaf fails");
     }
 
     #[test]
