@@ -1,3 +1,5 @@
+//! Cross-check our SM2 keys and signatures against the RustCrypto `sm2` crate on many random
+//! keys: `cargo run --release -p medsign-crypto --example stress -- 100000`.
 use medsign_crypto::sm2::{DEFAULT_ID, Sm2SecretKey};
 use signature::Verifier;
 fn main() {
