@@ -12,7 +12,7 @@ use files::CliError;
 
 /// medsign — 医院电子签名平台 / hospital electronic-signature platform
 #[derive(Parser)]
-#[command(name = "medsign", version, about, long_about = None)]
+#[command(name = "medsign", version, about = "medsign — 医院电子签名平台 / hospital electronic-signature platform", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
