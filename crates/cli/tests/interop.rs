@@ -5,6 +5,15 @@
 mod common;
 use common::*;
 
+/// OpenSSL's CA (root.pem/root.key) signs leaf.csr into `out` as a signing end entity.
+fn openssl_issue(d: &Dir, out: &str, alg_args: &[&str]) {
+    d.write("ext.cnf", b"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
+    let mut args = vec!["x509", "-req", "-in", "leaf.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial"];
+    args.extend(["-days", "10", "-extfile", "ext.cnf", "-out", out]);
+    args.extend_from_slice(alg_args);
+    assert_ok(&d.openssl(&args), &format!("openssl x509 -req {out}"));
+}
+
 #[test]
 fn openssl_reads_our_keys_and_we_use_openssls() {
     let d = Dir::new();
@@ -270,28 +279,7 @@ fn we_verify_certificates_and_cms_made_by_openssl() {
             &d.openssl(&["req", "-new", "-key", "leaf.key", "-subj", "/C=CN/CN=OpenSSL Signer", "-out", "leaf.csr"]),
             "req",
         );
-        d.write("ext.cnf", b"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
-        assert_ok(
-            &d.openssl(&[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-CAcreateserial",
-                "-days",
-                "10",
-                "-sha256",
-                "-extfile",
-                "ext.cnf",
-                "-out",
-                "leaf.pem",
-            ]),
-            "x509 -req",
-        );
+        openssl_issue(&d, "leaf.pem", &["-sha256"]);
         assert!(d.ok(&["verify", "leaf.pem", "--trust", "root.pem"]).contains("VALID"), "{alg} certificate");
         // the same certificate with one bit of its signature flipped is refused
         let mut der = d.openssl(&["x509", "-in", "leaf.pem", "-outform", "DER"]).stdout;
@@ -390,58 +378,11 @@ fn we_verify_openssl_sm2_certificates_with_standard_and_empty_id() {
         ]),
         "SM2 csr",
     );
-    d.write("ext.cnf", b"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
     // standard ID
-    assert_ok(
-        &d.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "root.pem",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-days",
-            "10",
-            "-sm3",
-            "-sigopt",
-            "distid:1234567812345678",
-            "-vfyopt",
-            "distid:1234567812345678",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "std.pem",
-        ]),
-        "SM2 leaf, standard ID",
-    );
+    openssl_issue(&d, "std.pem", &["-sm3", "-sigopt", "distid:1234567812345678", "-vfyopt", "distid:1234567812345678"]);
     assert!(d.ok(&["verify", "std.pem", "--trust", "root.pem"]).contains("VALID"));
     // empty ID (OpenSSL's default): refused by default, accepted when allowed
-    assert_ok(
-        &d.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "root.pem",
-            "-CAkey",
-            "root.key",
-            "-CAcreateserial",
-            "-days",
-            "10",
-            "-sm3",
-            "-vfyopt",
-            "distid:1234567812345678",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "empty.pem",
-        ]),
-        "SM2 leaf, empty ID",
-    );
+    openssl_issue(&d, "empty.pem", &["-sm3", "-vfyopt", "distid:1234567812345678"]);
     assert_eq!(d.medsign(&["verify", "empty.pem", "--trust", "root.pem"]).status.code(), Some(1));
     assert!(d.ok(&["verify", "empty.pem", "--trust", "root.pem", "--allow-sm2-empty-id"]).contains("VALID"));
     // our CLI issues from OpenSSL's SM2 CSR

@@ -225,51 +225,22 @@ pub fn issue(template: &CertTemplate, issuer: Option<&Cert>, signer: &dyn Signer
             (t.subject.clone(), key_identifier(&t.public_key))
         }
     };
-    let mut exts = Vec::new();
-    match t.profile {
-        Profile::Ca { path_len } => {
-            exts.push(ext(
-                oid::EXT_BASIC_CONSTRAINTS,
-                true,
-                &BasicConstraints { ca: true, path_len_constraint: path_len },
-            )?);
-            exts.push(ext(oid::EXT_KEY_USAGE, true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?);
-        }
-        Profile::Signer | Profile::Seal => {
-            exts.push(ext(
-                oid::EXT_BASIC_CONSTRAINTS,
-                true,
-                &BasicConstraints { ca: false, path_len_constraint: None },
-            )?);
-            exts.push(ext(
-                oid::EXT_KEY_USAGE,
-                true,
-                &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
-            )?);
-        }
-        Profile::Tsa => {
-            exts.push(ext(
-                oid::EXT_BASIC_CONSTRAINTS,
-                true,
-                &BasicConstraints { ca: false, path_len_constraint: None },
-            )?);
-            exts.push(ext(
-                oid::EXT_KEY_USAGE,
-                true,
-                &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation),
-            )?);
-            exts.push(ext(oid::EXT_EXT_KEY_USAGE, true, &ExtendedKeyUsage(vec![oid::KP_TIME_STAMPING]))?);
-        }
-        Profile::Ocsp => {
-            exts.push(ext(
-                oid::EXT_BASIC_CONSTRAINTS,
-                true,
-                &BasicConstraints { ca: false, path_len_constraint: None },
-            )?);
-            exts.push(ext(oid::EXT_KEY_USAGE, true, &KeyUsage(KeyUsages::DigitalSignature.into()))?);
-            exts.push(ext(oid::EXT_EXT_KEY_USAGE, false, &ExtendedKeyUsage(vec![oid::KP_OCSP_SIGNING]))?);
-            exts.push(ext(oid::OCSP_NOCHECK, false, &Null)?);
-        }
+    let signing = KeyUsages::DigitalSignature | KeyUsages::NonRepudiation;
+    let (ca, path_len, key_usage, eku, eku_critical) = match t.profile {
+        Profile::Ca { path_len } => (true, path_len, KeyUsages::KeyCertSign | KeyUsages::CRLSign, vec![], false),
+        Profile::Signer | Profile::Seal => (false, None, signing, vec![], false),
+        Profile::Tsa => (false, None, signing, vec![oid::KP_TIME_STAMPING], true),
+        Profile::Ocsp => (false, None, KeyUsages::DigitalSignature.into(), vec![oid::KP_OCSP_SIGNING], false),
+    };
+    let mut exts = vec![
+        ext(oid::EXT_BASIC_CONSTRAINTS, true, &BasicConstraints { ca, path_len_constraint: path_len })?,
+        ext(oid::EXT_KEY_USAGE, true, &KeyUsage(key_usage))?,
+    ];
+    if !eku.is_empty() {
+        exts.push(ext(oid::EXT_EXT_KEY_USAGE, eku_critical, &ExtendedKeyUsage(eku))?);
+    }
+    if t.profile == Profile::Ocsp {
+        exts.push(ext(oid::OCSP_NOCHECK, false, &Null)?);
     }
     exts.push(ext(
         oid::EXT_SUBJECT_KEY_ID,

@@ -176,12 +176,21 @@ impl Jac {
 
     /// add-2007-bl: `self + q`. Incomplete: neither may be the identity, nor `self = ±q`.
     fn add_unchecked(&self, q: &Jac) -> Jac {
+        let (z1z1, z2z2, u1, u2, s1, s2) = self.add_head(q);
+        self.add_tail(q, z1z1, z2z2, u1, u2, s1, s2)
+    }
+
+    /// `Z1², Z2², U1, U2, S1, S2` of add-2007-bl.
+    #[inline(always)]
+    fn add_head(&self, q: &Jac) -> (Fe, Fe, Fe, Fe, Fe, Fe) {
         let z1z1 = self.z.square();
         let z2z2 = q.z.square();
-        let u1 = self.x * z2z2;
-        let u2 = q.x * z1z1;
-        let s1 = self.y * q.z * z2z2;
-        let s2 = q.y * self.z * z1z1;
+        (z1z1, z2z2, self.x * z2z2, q.x * z1z1, self.y * q.z * z2z2, q.y * self.z * z1z1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn add_tail(&self, q: &Jac, z1z1: Fe, z2z2: Fe, u1: Fe, u2: Fe, s1: Fe, s2: Fe) -> Jac {
         let h = u2 - u1;
         let i = h.double().square();
         let j = h * i;
@@ -201,16 +210,11 @@ impl Jac {
         if bool::from(q.is_identity()) {
             return *self;
         }
-        let z1z1 = self.z.square();
-        let z2z2 = q.z.square();
-        let u1 = self.x * z2z2;
-        let u2 = q.x * z1z1;
-        let s1 = self.y * q.z * z2z2;
-        let s2 = q.y * self.z * z1z1;
+        let (z1z1, z2z2, u1, u2, s1, s2) = self.add_head(q);
         if u1 == u2 {
             return if s1 == s2 { self.double() } else { Jac::IDENTITY };
         }
-        self.add_unchecked(q)
+        self.add_tail(q, z1z1, z2z2, u1, u2, s1, s2)
     }
 
     /// Complete mixed addition for public points (7M+4S unless exceptional).
@@ -463,31 +467,16 @@ fn wnaf5(k: &Scalar) -> Vec<i8> {
         if w[0] & 1 == 1 {
             let m = (w[0] & 31) as i8;
             d = if m > 15 { m - 32 } else { m };
-            // w -= d
-            if d > 0 {
-                let (v, b) = w[0].overflowing_sub(d as u64);
-                w[0] = v;
-                let mut borrow = b;
-                for x in w.iter_mut().skip(1) {
-                    if !borrow {
-                        break;
-                    }
-                    let (v, b) = x.overflowing_sub(1);
-                    *x = v;
-                    borrow = b;
-                }
-            } else {
-                let (v, c) = w[0].overflowing_add((-d) as u64);
-                w[0] = v;
-                let mut carry = c;
-                for x in w.iter_mut().skip(1) {
-                    if !carry {
-                        break;
-                    }
-                    let (v, c) = x.overflowing_add(1);
-                    *x = v;
-                    carry = c;
-                }
+            // w −= d, as the two's-complement addition of −d sign-extended over the limbs
+            let delta = -(d as i64);
+            let ext = if delta < 0 { u64::MAX } else { 0 };
+            let mut carry = 0u64;
+            for (i, x) in w.iter_mut().enumerate() {
+                let add = if i == 0 { delta as u64 } else { ext };
+                let (s1, c1) = x.overflowing_add(add);
+                let (s2, c2) = s1.overflowing_add(carry);
+                *x = s2;
+                carry = (c1 | c2) as u64;
             }
         }
         out.push(d);
