@@ -4,6 +4,7 @@
 mod files;
 mod keys_cmd;
 mod report;
+mod server_cmd;
 mod sign_cmd;
 mod verify_cmd;
 
@@ -20,6 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// 启动服务 / run the platform (first start initialises everything)
+    Serve(server_cmd::ServeArgs),
+    /// 集成应用 / integration apps
+    #[command(subcommand)]
+    App(server_cmd::AppCommand),
+    /// 审计日志 / audit log
+    #[command(subcommand)]
+    Audit(server_cmd::AuditCommand),
     /// 生成私钥 / generate a private key (PKCS#8 PEM)
     Keygen(keys_cmd::KeygenArgs),
     /// 证书：离线根 CA 与证书签发 / certificates: offline root CA and issuance
@@ -34,6 +43,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result: Result<i32, CliError> = match cli.command {
+        Command::Serve(a) => server_cmd::serve(a),
+        Command::App(c) => server_cmd::app(c),
+        Command::Audit(c) => server_cmd::audit_cmd(c),
         Command::Keygen(a) => keys_cmd::keygen(a),
         Command::Cert(c) => keys_cmd::cert(c),
         Command::Sign(a) => sign_cmd::sign(a),

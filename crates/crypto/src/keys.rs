@@ -170,10 +170,10 @@ impl PrivateKey {
     fn sm2_from_sec1(sec1_der: &[u8]) -> Result<Self> {
         let ec =
             sec1::EcPrivateKey::from_der(sec1_der).map_err(|e| Error::InvalidKey(format!("SEC1 ECPrivateKey: {e}")))?;
-        if let Some(sec1::EcParameters::NamedCurve(c)) = ec.parameters {
-            if c != oid::SM2 {
-                return Err(Error::InvalidKey(format!("SEC1 key is on curve {c}, not SM2")));
-            }
+        if let Some(sec1::EcParameters::NamedCurve(c)) = ec.parameters
+            && c != oid::SM2
+        {
+            return Err(Error::InvalidKey(format!("SEC1 key is on curve {c}, not SM2")));
         }
         let mut d = [0u8; 32];
         let n = ec.private_key.len();
@@ -184,10 +184,10 @@ impl PrivateKey {
         let key = Sm2SecretKey::from_bytes(&d);
         zeroize::Zeroize::zeroize(&mut d);
         let key = key?;
-        if let Some(pubk) = ec.public_key {
-            if Sm2PublicKey::from_sec1(pubk)? != *key.public_key() {
-                return Err(Error::InvalidKey("SEC1 public key does not match the private key".into()));
-            }
+        if let Some(pubk) = ec.public_key
+            && Sm2PublicKey::from_sec1(pubk)? != *key.public_key()
+        {
+            return Err(Error::InvalidKey("SEC1 public key does not match the private key".into()));
         }
         Ok(PrivateKey::Sm2(key))
     }
@@ -276,10 +276,10 @@ impl PrivateKey {
 
     /// Read a private key from PEM or DER (PKCS#8) bytes.
     pub fn from_bytes(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<Self> {
-        if let Ok(text) = core::str::from_utf8(bytes) {
-            if text.contains("-----BEGIN") {
-                return Self::from_pem(text, passphrase);
-            }
+        if let Ok(text) = core::str::from_utf8(bytes)
+            && text.contains("-----BEGIN")
+        {
+            return Self::from_pem(text, passphrase);
         }
         Self::from_pkcs8_der(bytes)
     }
@@ -457,14 +457,14 @@ impl PublicKey {
 
     /// Parse `PUBLIC KEY` PEM or SPKI DER.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if let Ok(text) = core::str::from_utf8(bytes) {
-            if text.contains("-----BEGIN") {
-                let (label, der) = pem_decode(text)?;
-                if label != "PUBLIC KEY" {
-                    return Err(Error::InvalidKey(format!("PEM block '{label}' is not a public key")));
-                }
-                return Self::from_spki_der(&der);
+        if let Ok(text) = core::str::from_utf8(bytes)
+            && text.contains("-----BEGIN")
+        {
+            let (label, der) = pem_decode(text)?;
+            if label != "PUBLIC KEY" {
+                return Err(Error::InvalidKey(format!("PEM block '{label}' is not a public key")));
             }
+            return Self::from_spki_der(&der);
         }
         Self::from_spki_der(bytes)
     }

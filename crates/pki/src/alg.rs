@@ -131,14 +131,14 @@ pub fn scheme_for(a: &AlgorithmIdentifierOwned, key: &PublicKey, digest: Option<
             key.alg().name()
         )));
     }
-    if let Some(d) = digest {
-        if d != scheme.hash() {
-            return Err(Error::Invalid(format!(
-                "digest algorithm {} does not match signature algorithm {}",
-                d.name(),
-                scheme.name()
-            )));
-        }
+    if let Some(d) = digest
+        && d != scheme.hash()
+    {
+        return Err(Error::Invalid(format!(
+            "digest algorithm {} does not match signature algorithm {}",
+            d.name(),
+            scheme.name()
+        )));
     }
     Ok(scheme)
 }

@@ -676,16 +676,14 @@ fn verify_parsed(
                 );
             }
         }
-        if want_timestamps {
-            if let Some(tok) = find_attr(si.unsigned_attrs.as_ref(), oid::ATTR_TIMESTAMP_TOKEN) {
-                let t = verify_timestamp(tok, si.signature.as_bytes(), opts);
-                if t.ok() {
-                    if let Some(time) = t.time {
-                        rep.validated_at = time;
-                    }
-                }
-                rep.timestamp = Some(t);
+        if want_timestamps && let Some(tok) = find_attr(si.unsigned_attrs.as_ref(), oid::ATTR_TIMESTAMP_TOKEN) {
+            let t = verify_timestamp(tok, si.signature.as_bytes(), opts);
+            if t.ok()
+                && let Some(time) = t.time
+            {
+                rep.validated_at = time;
             }
+            rep.timestamp = Some(t);
         }
         let mut popts = PathOptions::at(rep.validated_at);
         popts.sm2_ids = opts.sm2_ids;

@@ -153,10 +153,10 @@ pub fn validate(leaf: &Cert, pool: &[Cert], anchors: &[Cert], opts: &PathOptions
             Ok(Some((true, path_len))) => {
                 // CAs strictly between this one and the end entity, not counting self-issued
                 let below = chain[1..i].len();
-                if let Some(max) = path_len {
-                    if below > max as usize {
-                        return Err(fail(i, c, Failure::PathLenExceeded));
-                    }
+                if let Some(max) = path_len
+                    && below > max as usize
+                {
+                    return Err(fail(i, c, Failure::PathLenExceeded));
                 }
             }
             Ok(_) => return Err(fail(i, c, Failure::NotCa)),

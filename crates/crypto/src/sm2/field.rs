@@ -278,7 +278,7 @@ mod tests {
                 *x = s;
             }
             // sometimes saturate words to hit carries
-            if s % 5 == 0 {
+            if s.is_multiple_of(5) {
                 l[1] |= 0xFFFF_FFFF_0000_0000;
                 l[2] = u64::MAX;
             }

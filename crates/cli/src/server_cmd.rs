@@ -1,0 +1,239 @@
+//! `medsign serve`, `medsign app create`, `medsign audit verify`.
+
+use crate::files::CliError;
+use clap::{Args, Subcommand};
+use medsign_core::{
+    apps::{self, Scope},
+    audit::{self, Context},
+    config::Config,
+    custody::{self, KekSource},
+    db::{DataDirLock, Db},
+};
+use std::{path::PathBuf, sync::Arc};
+
+/// Where the data lives (shared by every command that opens the database).
+#[derive(Args, Clone)]
+pub struct Place {
+    /// 配置文件 / configuration file (medsign.toml)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// 数据目录 / data directory (default ./medsign-data)
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// 数据库地址 / database URL (sqlite://… or postgres://…)
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl Place {
+    fn config(&self) -> Result<Config, CliError> {
+        let mut c = Config::load(self.config.as_deref(), std::env::vars()).map_err(|e| CliError(e.to_string()))?;
+        if let Some(d) = &self.data_dir {
+            c.data_dir = Some(d.clone());
+        }
+        if let Some(u) = &self.database_url {
+            c.database.url = Some(u.clone());
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    place: Place,
+    /// 监听地址 / listen address (default 127.0.0.1:7080)
+    #[arg(long)]
+    listen: Option<String>,
+    /// 日志格式 / log format: text | json
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError(format!("无法启动运行时 / cannot start the runtime: {e}")))
+}
+
+fn core_err(e: medsign_core::Error) -> CliError {
+    CliError(e.to_string())
+}
+
+pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
+    let mut cfg = a.place.config()?;
+    if let Some(l) = &a.listen {
+        cfg.server.listen = l.clone();
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDSIGN_LOG").unwrap_or_else(|_| "info".into());
+    match a.log_format.as_str() {
+        "json" => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        "text" => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        _ => return Err(CliError::usage("--log-format 须为 text 或 json", "--log-format must be text or json")),
+    }
+    runtime()?.block_on(serve_async(cfg))
+}
+
+async fn serve_async(cfg: Config) -> Result<i32, CliError> {
+    let data_dir = cfg.data_dir();
+    let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
+    let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
+    let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
+    custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?;
+    let first_token = bootstrap(&db).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
+        CliError(format!("无法监听 {} / cannot listen on {}: {e}", cfg.server.listen, cfg.server.listen))
+    })?;
+    let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let state = Arc::new(medsign_server::AppState { db, kek, auth: Default::default() });
+    let app = medsign_server::router(state, cfg.server.max_body_bytes);
+    eprintln!("medsign 已启动 / medsign is running");
+    eprintln!("  数据目录 / data directory: {}", data_dir.display());
+    eprintln!("  数据库 / database: {}", medsign_core::db::redact(&cfg.database_url()));
+    match source {
+        KekSource::Environment => eprintln!("  密钥加密密钥 / KEK: MEDSIGN_KEK"),
+        KekSource::File(p) => eprintln!("  密钥加密密钥 / KEK: {p}"),
+        KekSource::Generated(p) => {
+            eprintln!(
+                "  !!! 已生成密钥加密密钥文件 {p}（权限 0600）。请立即备份并妥善保管；生产环境建议改用 MEDSIGN_KEK 环境变量。"
+            );
+            eprintln!(
+                "  !!! Generated the key-encryption key file {p} (mode 0600). Back it up now; in production prefer the MEDSIGN_KEK environment variable."
+            );
+        }
+    }
+    if let Some(t) = first_token {
+        eprintln!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
+        eprintln!("    {}", t.as_str());
+    }
+    eprintln!("  接口 / API: http://{addr}/api/v1   健康检查 / health: http://{addr}/healthz");
+    eprintln!("listening on {addr}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| CliError(format!("服务异常退出 / the server failed: {e}")))?;
+    eprintln!("medsign 已停止 / medsign stopped");
+    Ok(0)
+}
+
+/// On first start (no app yet) create the bootstrap admin app and return its token.
+async fn bootstrap(db: &Db) -> Result<Option<zeroize::Zeroizing<String>>, CliError> {
+    let n: i64 = sqlx_count(db).await?;
+    if n > 0 {
+        return Ok(None);
+    }
+    let ctx = Context {
+        actor: "system".into(),
+        ip: "local".into(),
+        user_agent: "medsign-serve".into(),
+        request_id: "bootstrap".into(),
+    };
+    let (_app, token) = apps::create(db, &ctx, "bootstrap-admin", &[Scope::Admin]).await.map_err(core_err)?;
+    Ok(Some(token))
+}
+
+async fn sqlx_count(db: &Db) -> Result<i64, CliError> {
+    medsign_core::apps::count(db).await.map_err(core_err)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("正在停止，等待进行中的请求完成 / shutting down, finishing in-flight requests");
+}
+
+#[derive(Subcommand)]
+pub enum AppCommand {
+    /// 创建集成应用 / create an integration app; prints app_id.secret on the last line
+    Create(AppCreateArgs),
+}
+
+#[derive(Args)]
+pub struct AppCreateArgs {
+    #[command(flatten)]
+    place: Place,
+    /// 应用名称 / app name
+    #[arg(long)]
+    name: String,
+    /// 权限 / scopes: users:read,users:write,certs,sign,verify,timestamps,admin
+    #[arg(long, default_value = "")]
+    scopes: String,
+}
+
+pub fn app(c: AppCommand) -> Result<i32, CliError> {
+    match c {
+        AppCommand::Create(a) => {
+            let cfg = a.place.config()?;
+            let scopes = Scope::parse_list(&a.scopes).map_err(|e| CliError::usage("--scopes 有误", &e.to_string()))?;
+            runtime()?.block_on(async {
+                std::fs::create_dir_all(cfg.data_dir())
+                    .map_err(|e| CliError(format!("{}: {e}", cfg.data_dir().display())))?;
+                let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
+                let (app, token) = apps::create(&db, &Context::cli(), &a.name, &scopes).await.map_err(core_err)?;
+                eprintln!(
+                    "已创建应用 {}（{}），权限 / scopes: {}。凭据只显示这一次 / the secret is shown only once:",
+                    app.app_id,
+                    app.name,
+                    app.scopes.iter().map(|s| s.name()).collect::<Vec<_>>().join(",")
+                );
+                println!("{}", token.as_str());
+                Ok(0)
+            })
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// 校验审计日志哈希链 / verify the audit chain; exit 1 at the first broken link
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    place: Place,
+    /// 机器可读输出 / JSON output
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn audit_cmd(c: AuditCommand) -> Result<i32, CliError> {
+    match c {
+        AuditCommand::Verify(a) => {
+            let cfg = a.place.config()?;
+            runtime()?.block_on(async {
+                let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
+                let r = audit::verify_chain(&db).await.map_err(core_err)?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                } else {
+                    match &r.broken {
+                        None => println!(
+                            "审计日志完整 / audit chain intact: {} 条记录 / entries, head {}",
+                            r.entries, r.head
+                        ),
+                        Some((seq, why)) => {
+                            println!("审计日志在第 {seq} 条断裂 / audit chain broken at entry {seq}: {why}")
+                        }
+                    }
+                }
+                Ok(if r.broken.is_none() { 0 } else { 1 })
+            })
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! End-to-end: the real `medsign serve` on a free loopback port with SQLite (issue #3 slice):
+//! first start, bootstrap token, health, users API and its error envelope, data-dir lock,
+//! restart, audit chain verification and tampering, graceful shutdown.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    addr: String,
+    stderr_lines: Vec<String>,
+}
+
+impl Server {
+    fn start(d: &Dir, extra_env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_medsign"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data")])
+            .env_remove("MEDSIGN_KEK")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let addr = loop {
+            let mut l = String::new();
+            if reader.read_line(&mut l).unwrap() == 0 {
+                panic!("server exited before listening: {lines:#?}");
+            }
+            lines.push(l.trim_end().to_string());
+            if let Some(a) = l.trim().strip_prefix("listening on ") {
+                break a.to_string();
+            }
+        };
+        // keep draining stderr so the server never blocks on a full pipe
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { child, addr, stderr_lines: lines }
+    }
+
+    fn token(&self) -> Option<String> {
+        let i = self.stderr_lines.iter().position(|l| l.contains("bootstrap token"))?;
+        Some(self.stderr_lines[i + 1].trim().to_string())
+    }
+
+    /// One HTTP/1.1 request; returns (status, headers, body).
+    fn req(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String, serde_json::Value) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: medsign-e2e\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(t) = token {
+            head += &format!("Authorization: Bearer {t}\r\n");
+        }
+        if let Some(c) = ctype {
+            head += &format!("Content-Type: {c}\r\n");
+        }
+        head += "\r\n";
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let text = String::from_utf8_lossy(&resp).into_owned();
+        let (h, b) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = h.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, h.to_string(), serde_json::from_str(b).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn json(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let (s, _, v) = self.req(method, path, token, Some("application/json"), body.as_bytes());
+        (s, v)
+    }
+
+    fn stop(mut self) -> i32 {
+        // SIGTERM: graceful shutdown
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+fn assert_envelope(v: &serde_json::Value, code: &str) {
+    assert_eq!(v["code"], code, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(v["request_id"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+}
+
+#[test]
+fn serve_users_api_errors_restart_and_audit() {
+    let d = Dir::new();
+    let s = Server::start(&d, &[("MEDSIGN_SERVER_MAX_BODY_BYTES", "65536")]);
+    let token = s.token().expect("first start prints the bootstrap token");
+    assert!(s.stderr_lines.iter().any(|l| l.contains("kek.key")), "KEK warning missing");
+    assert_eq!(s.req("GET", "/healthz", None, None, b"").0, 200);
+    let (st, _, v) = s.req("GET", "/readyz", None, None, b"");
+    assert_eq!((st, v["status"].as_str()), (200, Some("ready")));
+
+    // create one, then a batch; read back
+    let (st, v) = s.json(
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        r#"{"employee_no":"1001","name":"张三","department":"心内科","id_card":"11010519491231002X"}"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["id_card_masked"], "110105**********2X");
+    let (st, v) = s.json(
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        r#"[{"employee_no":"1002","name":"李四","role":"nurse"},{"employee_no":"1003","name":"王五"}]"#,
+    );
+    assert_eq!((st, v["users"].as_array().map(Vec::len)), (201, Some(2)), "{v}");
+    let (st, _, v) = s.req("GET", "/api/v1/users/1002", Some(&token), None, b"");
+    assert_eq!((st, v["name"].as_str(), v["role"].as_str()), (200, Some("李四"), Some("nurse")));
+
+    // every class of bad input gets the envelope with a precise status
+    let (st, _, v) = s.req("GET", "/api/v1/users/1002", None, None, b"");
+    assert_eq!(st, 401);
+    assert_envelope(&v, "unauthorized");
+    let (st, _, v) = s.req("GET", "/api/v1/users/1002", Some("app_x.nope"), None, b"");
+    assert_eq!(st, 401);
+    assert_envelope(&v, "unauthorized");
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&token), r#"{"employee_no":"#);
+    assert_eq!(st, 400);
+    assert_envelope(&v, "invalid_request");
+    assert!(v["message"].as_str().unwrap().contains("line 1"), "{v}");
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&token), r#"{"employee_no":"2001","name":"x","salary":1}"#);
+    assert_eq!(st, 400);
+    assert!(v["message"].as_str().unwrap().contains("salary"), "{v}");
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&token), r#"{"employee_no":2001,"name":"x"}"#);
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s.json(
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        r#"[{"employee_no":"2001","name":"a","id_card":"110105194912310021"},{"employee_no":"1001","name":"b"},{"employee_no":"2001","name":"c"}]"#,
+    );
+    assert_eq!(st, 422, "{v}");
+    assert_envelope(&v, "invalid_rows");
+    let rows: Vec<(u64, String)> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_u64().unwrap(), e["field"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(rows, vec![(0, "id_card".into()), (1, "employee_no".into()), (2, "employee_no".into())]);
+    assert_eq!(s.req("GET", "/api/v1/users/2001", Some(&token), None, b"").0, 404, "batch was not all-or-nothing");
+    let (st, _, v) = s.req("POST", "/api/v1/users", Some(&token), Some("text/csv"), b"a,b");
+    assert_eq!(st, 415);
+    assert_envelope(&v, "unsupported_media_type");
+    let big = format!(r#"{{"employee_no":"3001","name":"{}"}}"#, "x".repeat(70_000));
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&token), &big);
+    assert_eq!(st, 413, "{v}");
+    assert_envelope(&v, "payload_too_large");
+    let (st, _, v) = s.req("GET", "/api/v1/nothing", Some(&token), None, b"");
+    assert_eq!(st, 404);
+    assert_envelope(&v, "not_found");
+    // a read-only app cannot write
+    let ro = d.ok(&["app", "create", "--data-dir", &d.p("data"), "--name", "LIS", "--scopes", "users:read"]);
+    let ro_token = ro.trim().lines().last().unwrap().to_string();
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&ro_token), r#"{"employee_no":"4001","name":"x"}"#);
+    assert_eq!(st, 403);
+    assert_envelope(&v, "forbidden");
+    assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&ro_token), None, b"").0, 200);
+    // the request id comes back in the header
+    let (_, headers, v) = s.req("GET", "/api/v1/users/nobody", Some(&token), None, b"");
+    assert!(headers.to_lowercase().contains(&format!("x-request-id: {}", v["request_id"].as_str().unwrap())));
+
+    // a second instance on the same data directory refuses to start
+    let o = d.medsign(&["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("另一个 medsign 进程"), "{}", text(&o.stderr));
+    assert_eq!(s.stop(), 0, "graceful shutdown exits 0");
+
+    // restart: everything kept, no new bootstrap token
+    let s = Server::start(&d, &[]);
+    assert!(s.token().is_none());
+    assert_eq!(s.req("GET", "/api/v1/users/1003", Some(&token), None, b"").0, 200);
+    assert_eq!(s.stop(), 0);
+
+    // the audit chain verifies; editing a row breaks it at that row
+    let out = d.ok(&["audit", "verify", "--data-dir", &d.p("data")]);
+    assert!(out.contains("intact"), "{out}");
+    let db = d.p("data/medsign.db");
+    let edit = format!(
+        "import sqlite3; c = sqlite3.connect('{db}'); c.execute(\"UPDATE audit_log SET target = 'user:9999' WHERE seq = 3\"); c.commit()"
+    );
+    assert_ok(&d.run("python3", &["-c", &edit]), "edit the audit log");
+    let o = d.medsign(&["audit", "verify", "--data-dir", &d.p("data"), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["broken"][0], 3, "{v}");
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let d = Dir::new();
+    d.write("bad.toml", b"[server]\nlisen = 1\n");
+    let o = d.medsign(&["serve", "--config", "bad.toml", "--data-dir", &d.p("data")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("lisen"), "{}", text(&o.stderr));
+    let o = d.medsign(&["serve", "--data-dir", &d.p("data"), "--database-url", "mysql://x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("sqlite://"), "{}", text(&o.stderr));
+    let o = d.medsign(&["app", "create", "--data-dir", &d.p("data"), "--name", "x", "--scopes", "root"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("root"), "{}", text(&o.stderr));
+}

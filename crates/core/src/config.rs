@@ -1,0 +1,142 @@
+//! Configuration: `medsign.toml` (path by `--config`) with every key overridable by the
+//! environment as `MEDSIGN_<SECTION>_<KEY>` (API.md "Configuration"), then command-line flags.
+
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// address:port to listen on
+    pub listen: String,
+    /// URL that QR codes, CRL/OCSP/AIA and callbacks use
+    pub public_url: Option<String>,
+    /// largest accepted request body, bytes
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:7080".into(), public_url: None, max_body_bytes: 20 * 1024 * 1024 }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; default: `medsign.db` in the data directory
+    pub url: Option<String>,
+}
+
+/// `[time]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeConfig {
+    /// NTP servers `host[:port]`
+    pub sources: Vec<String>,
+    /// the TSA refuses when the clock's bound exceeds this
+    pub max_offset_ms: u64,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        Self { sources: vec!["ntp.ntsc.ac.cn".into()], max_offset_ms: 1000 }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// data directory (database, key files)
+    pub data_dir: Option<PathBuf>,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[database]`
+    pub database: DatabaseConfig,
+    /// `[time]`
+    pub time: TimeConfig,
+}
+
+impl Config {
+    /// Read `file` (if given), then apply `MEDSIGN_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Self> {
+        let mut c: Config = match file {
+            Some(f) => {
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    Error::Config(format!("无法读取配置文件 {} / cannot read the configuration file: {e}", f.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    Error::Config(format!("配置文件 {} 有误 / invalid configuration file: {e}", f.display()))
+                })?
+            }
+            None => Config::default(),
+        };
+        for (k, v) in env {
+            c.apply_env(&k, &v)?;
+        }
+        Ok(c)
+    }
+
+    fn apply_env(&mut self, key: &str, v: &str) -> Result<()> {
+        let bad = |what: &str| Error::Config(format!("环境变量 {key} 的值无效 / invalid value of {key}: {what}"));
+        match key {
+            "MEDSIGN_DATA_DIR" => self.data_dir = Some(v.into()),
+            "MEDSIGN_SERVER_LISTEN" => self.server.listen = v.into(),
+            "MEDSIGN_SERVER_PUBLIC_URL" => self.server.public_url = Some(v.into()),
+            "MEDSIGN_SERVER_MAX_BODY_BYTES" => {
+                self.server.max_body_bytes = v.parse().map_err(|_| bad("not a number"))?
+            }
+            "MEDSIGN_DATABASE_URL" => self.database.url = Some(v.into()),
+            "MEDSIGN_TIME_SOURCES" => {
+                self.time.sources = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
+            "MEDSIGN_TIME_MAX_OFFSET_MS" => self.time.max_offset_ms = v.parse().map_err(|_| bad("not a number"))?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The data directory (default `./medsign-data`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("medsign-data"))
+    }
+
+    /// The database URL (default: SQLite file in the data directory).
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir().join("medsign.db").display()),
+        }
+    }
+
+    /// The public URL (default `http://<listen>`).
+    pub fn public_url(&self) -> String {
+        self.server.public_url.clone().unwrap_or_else(|| format!("http://{}", self.server.listen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("medsign.toml");
+        std::fs::write(&f, "[server]\nlisten = \"0.0.0.0:9000\"\n[time]\nmax_offset_ms = 50\n").unwrap();
+        let env = vec![("MEDSIGN_TIME_SOURCES".to_string(), "a:123, b".to_string()), ("PATH".into(), "x".into())];
+        let c = Config::load(Some(&f), env.into_iter()).unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        assert_eq!(c.time.max_offset_ms, 50);
+        assert_eq!(c.time.sources, vec!["a:123", "b"]);
+        assert!(c.database_url().starts_with("sqlite://"));
+        std::fs::write(&f, "[server]\nlisen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&f), std::iter::empty()).unwrap_err().to_string().contains("lisen"));
+        let env = vec![("MEDSIGN_TIME_MAX_OFFSET_MS".to_string(), "soon".to_string())];
+        assert!(Config::load(None, env.into_iter()).is_err());
+    }
+}

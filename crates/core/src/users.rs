@@ -1,0 +1,348 @@
+//! Staff users (R1.4, R7.4.1, R7.4.2). The ID-card number is validated (GB 11643 check digit),
+//! stored only wrapped under the KEK, and searchable only through a keyed hash.
+
+use crate::{
+    Error, Result, RowError,
+    audit::{self, Context, Event, Kind},
+    db::Db,
+};
+use medsign_crypto::{hash, wrap::Kek};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+/// Largest batch accepted by one call.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Roles (issue #3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 医生
+    Doctor,
+    /// 护士
+    Nurse,
+    /// 药师
+    Pharmacist,
+    /// 技师
+    Technician,
+    /// 管理员
+    Admin,
+    /// 审计员
+    Auditor,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Doctor => "doctor",
+            Role::Nurse => "nurse",
+            Role::Pharmacist => "pharmacist",
+            Role::Technician => "technician",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+    fn parse(s: &str) -> Role {
+        match s {
+            "nurse" => Role::Nurse,
+            "pharmacist" => Role::Pharmacist,
+            "technician" => Role::Technician,
+            "admin" => Role::Admin,
+            "auditor" => Role::Auditor,
+            _ => Role::Doctor,
+        }
+    }
+}
+
+/// A user to create (the API's request body).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 工号, unique: 1–32 of `A-Z a-z 0-9 _ -`
+    pub employee_no: String,
+    /// 姓名
+    pub name: String,
+    /// 科室 (department code)
+    #[serde(default)]
+    pub department: Option<String>,
+    /// 职称
+    #[serde(default)]
+    pub title: Option<String>,
+    /// 手机
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// 身份证号 (18 characters, GB 11643)
+    #[serde(default)]
+    pub id_card: Option<String>,
+    /// role (default doctor)
+    #[serde(default = "default_role")]
+    pub role: Role,
+}
+
+fn default_role() -> Role {
+    Role::Doctor
+}
+
+/// A stored user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// 工号
+    pub employee_no: String,
+    /// 姓名
+    pub name: String,
+    /// 科室
+    pub department: Option<String>,
+    /// 职称
+    pub title: Option<String>,
+    /// 手机
+    pub phone: Option<String>,
+    /// masked ID-card number (`110101**********1X`)
+    pub id_card_masked: Option<String>,
+    /// role
+    pub role: Role,
+    /// `active` | `disabled`
+    pub status: String,
+    /// real-name status (`none` until the mobile issue)
+    pub realname_status: String,
+    /// certificate summary (none until the CA issue)
+    pub certificate: Option<serde_json::Value>,
+    /// link to the handwriting image (none until the mobile issue)
+    pub signature_image: Option<String>,
+    /// created
+    pub created_at: String,
+    /// updated
+    pub updated_at: String,
+}
+
+/// GB 11643-1999 check digit of an 18-character resident ID number.
+pub fn id_card_valid(id: &str) -> bool {
+    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let b = id.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let sum: u32 = b[..17].iter().zip(W).map(|(c, w)| (c - b'0') as u32 * w).sum();
+    b[17].to_ascii_uppercase() == CHECK[(sum % 11) as usize]
+}
+
+fn mask(id: &str) -> String {
+    format!("{}{}{}", &id[..6], "*".repeat(10), &id[16..])
+}
+
+/// Keyed hash of an ID-card number, so it can be searched without being stored in clear.
+pub fn id_card_search_hash(kek: &Kek, id: &str) -> String {
+    let k = hash::hmac_sm3(kek.as_bytes(), &[b"medsign/id-card-search/v1"]);
+    hex::encode(hash::hmac_sm3(&k, &[id.to_ascii_uppercase().as_bytes()]))
+}
+
+fn check(i: usize, u: &NewUser, errs: &mut Vec<RowError>) {
+    let mut err =
+        |field: &str, message: &str| errs.push(RowError { row: i, field: field.into(), message: message.into() });
+    let e = &u.employee_no;
+    if e.is_empty() || e.len() > 32 || !e.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-') {
+        err(
+            "employee_no",
+            "工号须为 1–32 位字母、数字、下划线或连字符 / employee_no must be 1-32 letters, digits, _ or -",
+        );
+    }
+    let n = u.name.trim().chars().count();
+    if n == 0 || n > 64 {
+        err("name", "姓名须为 1–64 个字符 / name must be 1-64 characters");
+    }
+    if let Some(id) = &u.id_card
+        && !id_card_valid(id)
+    {
+        err(
+            "id_card",
+            "身份证号无效（长度或校验位不符 GB 11643）/ invalid ID-card number (length or GB 11643 check digit)",
+        );
+    }
+    if let Some(p) = &u.phone
+        && (p.len() > 20 || !p.bytes().all(|c| c.is_ascii_digit() || c == b'+' || c == b'-'))
+    {
+        err("phone", "手机号格式无效 / invalid phone number");
+    }
+    for (field, v) in [("department", &u.department), ("title", &u.title)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > 64) {
+            err(field, "不能超过 64 个字符 / at most 64 characters");
+        }
+    }
+}
+
+/// Create users, all or nothing: every row is checked first; any invalid row, duplicate in the
+/// batch or existing employee number rejects the whole batch with per-row errors.
+pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -> Result<Vec<User>> {
+    if users.is_empty() {
+        return Err(Error::Invalid("没有要创建的用户 / no users given".into()));
+    }
+    if users.len() > MAX_BATCH {
+        return Err(Error::Invalid(format!("一次最多 {MAX_BATCH} 个用户 / at most {MAX_BATCH} users per call")));
+    }
+    let mut errs = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (i, u) in users.iter().enumerate() {
+        check(i, u, &mut errs);
+        if let Some(first) = seen.insert(u.employee_no.as_str(), i) {
+            errs.push(RowError {
+                row: i,
+                field: "employee_no".into(),
+                message: format!("工号与第 {first} 行重复 / duplicate of row {first}"),
+            });
+        }
+    }
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    for (i, u) in users.iter().enumerate() {
+        let exists = sqlx::query("SELECT employee_no FROM users WHERE employee_no = $1")
+            .bind(&u.employee_no)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            errs.push(RowError {
+                row: i,
+                field: "employee_no".into(),
+                message: format!("工号 {} 已存在 / already exists", u.employee_no),
+            });
+        }
+    }
+    if !errs.is_empty() {
+        errs.sort_by_key(|e| e.row);
+        return Err(Error::InvalidRows(errs));
+    }
+    let now = crate::now_text();
+    for u in users {
+        let (wrapped, search) = match &u.id_card {
+            Some(id) => {
+                let aad = format!("medsign/id-card/{}", u.employee_no);
+                (
+                    Some(hex::encode(kek.wrap(id.to_ascii_uppercase().as_bytes(), aad.as_bytes())?)),
+                    Some(id_card_search_hash(kek, id)),
+                )
+            }
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO users (employee_no, name, department_code, title, phone, id_card_wrapped, id_card_hash, role, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9)",
+        )
+        .bind(&u.employee_no)
+        .bind(u.name.trim())
+        .bind(&u.department)
+        .bind(&u.title)
+        .bind(&u.phone)
+        .bind(&wrapped)
+        .bind(&search)
+        .bind(u.role.as_str())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            ctx,
+            &Event {
+                kind: Kind::DataMaintenance,
+                action: "user.create",
+                target: &format!("user:{}", u.employee_no),
+                outcome: "ok",
+                details: serde_json::json!({"name": u.name.trim(), "department": u.department, "role": u.role.as_str()}),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    let mut out = Vec::with_capacity(users.len());
+    for u in users {
+        out.push(get(db, kek, &u.employee_no).await?);
+    }
+    Ok(out)
+}
+
+/// One user by employee number (deleted users are not found).
+pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
+    let r = sqlx::query("SELECT * FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
+        .bind(employee_no)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
+        })?;
+    let wrapped: Option<String> = r.try_get("id_card_wrapped")?;
+    let masked = match wrapped {
+        Some(w) => {
+            let blob = hex::decode(w).map_err(|_| Error::Config("stored ID-card value is corrupt".into()))?;
+            let aad = format!("medsign/id-card/{employee_no}");
+            let id = kek.unwrap(&blob, aad.as_bytes())?;
+            Some(mask(&String::from_utf8_lossy(&id)))
+        }
+        None => None,
+    };
+    Ok(User {
+        employee_no: r.try_get("employee_no")?,
+        name: r.try_get("name")?,
+        department: r.try_get("department_code")?,
+        title: r.try_get("title")?,
+        phone: r.try_get("phone")?,
+        id_card_masked: masked,
+        role: Role::parse(&r.try_get::<String, _>("role")?),
+        status: r.try_get("status")?,
+        realname_status: "none".into(),
+        certificate: None,
+        signature_image: None,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::tests::temp_db;
+
+    fn u(no: &str) -> NewUser {
+        NewUser {
+            employee_no: no.into(),
+            name: "张三".into(),
+            department: Some("XNK".into()),
+            title: None,
+            phone: None,
+            id_card: None,
+            role: Role::Doctor,
+        }
+    }
+
+    #[test]
+    fn gb11643_check_digit() {
+        assert!(id_card_valid("11010519491231002X"));
+        assert!(id_card_valid("11010519491231002x"));
+        assert!(!id_card_valid("110105194912310021"));
+        assert!(!id_card_valid("1101051949123100"));
+        assert!(!id_card_valid("11010519491231002Y"));
+    }
+
+    #[tokio::test]
+    async fn batch_is_all_or_nothing_with_row_errors() {
+        let (_d, db) = temp_db().await;
+        let kek = Kek::generate().unwrap();
+        let ctx = Context::cli();
+        let mut a = u("1001");
+        a.id_card = Some("11010519491231002X".into());
+        let made = create_many(&db, &kek, &ctx, &[a, u("1002")]).await.unwrap();
+        assert_eq!(made[0].id_card_masked.as_deref(), Some("110105**********2X"));
+        let stored: Option<String> = sqlx::query_scalar("SELECT id_card_wrapped FROM users WHERE employee_no = '1001'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert!(!stored.unwrap().contains("11010519491231002X"), "ID card stored in clear");
+        // a batch with one duplicate, one bad ID card, one existing: nothing written
+        let mut bad = u("2002");
+        bad.id_card = Some("110105194912310021".into());
+        let err = create_many(&db, &kek, &ctx, &[u("2001"), bad, u("2001"), u("1001")]).await.unwrap_err();
+        let Error::InvalidRows(rows) = err else { panic!("expected row errors") };
+        let described: Vec<(usize, &str)> = rows.iter().map(|r| (r.row, r.field.as_str())).collect();
+        assert_eq!(described, vec![(1, "id_card"), (2, "employee_no"), (3, "employee_no")]);
+        assert!(matches!(get(&db, &kek, "2001").await, Err(Error::NotFound(_))), "partial write");
+        assert!(create_many(&db, &kek, &ctx, &[]).await.is_err());
+        assert_eq!(crate::audit::verify_chain(&db).await.unwrap().entries, 2);
+    }
+}

@@ -1,0 +1,73 @@
+//! One error type for every route, mapped to a status and the JSON envelope.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use medsign_core::Error;
+
+/// A failed request: the domain error plus the request id it belongs to.
+#[derive(Debug)]
+pub struct ApiError {
+    /// the error
+    pub error: Error,
+    /// the request id (filled in by the request-id middleware when empty)
+    pub request_id: String,
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError { error, request_id: String::new() }
+    }
+}
+
+impl ApiError {
+    /// An invalid request with a message.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into()).into()
+    }
+
+    fn status(&self) -> StatusCode {
+        match &self.error {
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The envelope for errors that are not domain errors (body too large, wrong media type,
+/// unknown route, not ready).
+pub fn envelope(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    (status, Json(serde_json::json!({"code": code, "message": message, "request_id": request_id}))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self.error {
+            // never leak database internals
+            Error::Db(e) => {
+                tracing::error!(error = %e, request_id = %self.request_id, "database error");
+                "数据库暂时不可用，请稍后重试 / the database is temporarily unavailable, please retry".to_string()
+            }
+            Error::Config(e) | Error::Crypto(medsign_crypto::Error::InvalidInput(e)) => {
+                tracing::error!(error = %e, request_id = %self.request_id, "internal error");
+                "服务器内部错误 / internal server error".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut body =
+            serde_json::json!({"code": self.error.code(), "message": message, "request_id": self.request_id});
+        if let Error::InvalidRows(rows) = &self.error {
+            body["errors"] = serde_json::to_value(rows).unwrap_or_default();
+        }
+        (status, Json(body)).into_response()
+    }
+}

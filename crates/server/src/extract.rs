@@ -1,0 +1,103 @@
+//! Extractors: the request context (request id, client, app) and strict JSON bodies.
+
+use crate::{ApiError, routes::AppState};
+use axum::{
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts},
+};
+use medsign_core::{Error, apps::App, audit::Context};
+use serde::de::DeserializeOwned;
+use std::{net::SocketAddr, sync::Arc};
+
+/// The request id set by the middleware.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+fn request_id(parts: &Parts) -> String {
+    parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
+}
+
+/// An authenticated app and the audit context of this request.
+pub struct Caller {
+    /// the app
+    pub app: App,
+    /// audit context (actor, ip, user agent, request id)
+    pub ctx: Context,
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let rid = request_id(parts);
+        let with_id = |e: Error| ApiError { error: e, request_id: rid.clone() };
+        let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
+            with_id(Error::Unauthorized(
+                "缺少应用凭据：请使用 Authorization: Bearer <app_id>.<secret> / missing credentials: send Authorization: Bearer <app_id>.<secret>".into(),
+            ))
+        })?;
+        let app = state.auth.check(&state.db, token.trim()).await.map_err(with_id)?;
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(256)
+            .collect();
+        let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: rid };
+        Ok(Caller { app, ctx })
+    }
+}
+
+/// A JSON body parsed strictly (unknown fields refused), with errors in the envelope that say
+/// where the JSON is wrong.
+pub struct StrictJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for StrictJson<T> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, axum::response::Response> {
+        use axum::response::IntoResponse;
+        let rid = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let fail = |msg: String| ApiError { error: Error::Invalid(msg), request_id: rid.clone() };
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            let msg = "请求体须为 JSON（Content-Type: application/json）/ the body must be JSON (Content-Type: application/json)";
+            return Err(crate::error::envelope(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                msg,
+                &rid,
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                crate::error::envelope(
+                    e.status(),
+                    "payload_too_large",
+                    "请求体过大 / the request body is too large",
+                    &rid,
+                )
+            } else {
+                fail(format!("请求体无法读取 / the body is unreadable: {e}")).into_response()
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(StrictJson).map_err(|e| {
+            fail(format!(
+                "JSON 有误（第 {} 行第 {} 列）/ invalid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column(),
+                e.line(),
+                e.column()
+            ))
+            .into_response()
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! # medsign-server — HTTP
+//!
+//! axum routes for `/api/v1` (integration, R7), health, and the JSON error envelope
+//! `{code, message, request_id}` (DESIGN.md "Conventions"). Handlers extract, call one domain
+//! function, and return; every error maps to HTTP in one place ([`ApiError`]).
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod extract;
+mod routes;
+
+pub use error::ApiError;
+pub use routes::{AppState, router};

@@ -1,0 +1,131 @@
+//! The router and its handlers.
+
+use crate::{
+    ApiError,
+    error::envelope,
+    extract::{Caller, RequestId, StrictJson},
+};
+use axum::{
+    Extension, Json, Router,
+    extract::{DefaultBodyLimit, Path, Request, State},
+    http::{HeaderValue, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use medsign_core::{
+    apps::{Authenticator, Scope},
+    db::Db,
+    users::{self, NewUser},
+};
+use medsign_crypto::wrap::Kek;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// database
+    pub db: Db,
+    /// key-encryption key
+    pub kek: Kek,
+    /// app token checks
+    pub auth: Authenticator,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/users", post(create_users))
+        .route("/api/v1/users/{employee_no}", get(get_user))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Give every request an id (or keep a sane one the client sent), expose it in `X-Request-Id`,
+/// and put it into error envelopes that were made before it was known.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let sent = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 64 && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+        .map(str::to_string);
+    let id = sent.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn not_found(Extension(rid): Extension<RequestId>) -> Response {
+    envelope(StatusCode::NOT_FOUND, "not_found", "没有这个接口 / no such route", &rid.0)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<Arc<AppState>>) -> Response {
+    match s.db.ready().await {
+        Ok(true) => {
+            Json(serde_json::json!({"status": "ready", "database": "ok", "migrations": "current"})).into_response()
+        }
+        Ok(false) => {
+            envelope(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "数据库迁移未完成 / migrations pending", "")
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// One user or an array of users.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    Many(Vec<NewUser>),
+    One(Box<NewUser>),
+}
+
+/// `POST /api/v1/users` (R7.4.1): one object or an array (≤ 10,000), all or nothing.
+async fn create_users(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let rid = caller.ctx.request_id.clone();
+    let with_id = |e: ApiError| ApiError { request_id: rid.clone(), ..e };
+    caller.app.require(Scope::UsersWrite).map_err(|e| with_id(e.into()))?;
+    // parse after authentication, so an unauthenticated caller learns nothing about the schema
+    let parsed: OneOrMany = match &body {
+        serde_json::Value::Array(_) => serde_json::from_value::<Vec<NewUser>>(body).map(OneOrMany::Many),
+        _ => serde_json::from_value::<NewUser>(body).map(|u| OneOrMany::One(Box::new(u))),
+    }
+    .map_err(|e| with_id(ApiError::invalid(format!("用户数据有误 / invalid user data: {e}"))))?;
+    let (list, single) = match parsed {
+        OneOrMany::Many(v) => (v, false),
+        OneOrMany::One(u) => (vec![*u], true),
+    };
+    let made = users::create_many(&s.db, &s.kek, &caller.ctx, &list).await.map_err(|e| with_id(e.into()))?;
+    let body =
+        if single { serde_json::to_value(&made[0]) } else { serde_json::to_value(serde_json::json!({"users": made})) }
+            .unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/v1/users/{employee_no}` (R7.4.2).
+async fn get_user(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+) -> Result<Json<users::User>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::UsersRead).map_err(with_id)?;
+    Ok(Json(users::get(&s.db, &s.kek, &no).await.map_err(with_id)?))
+}
