@@ -24,6 +24,7 @@ row() {
   printf '%-10s %12.0f %12.0f %12.0f %12.0f %8s %8s\n' "$name" "$s" "$v" "$os" "$ov" "$(ratio "$s" "$os")" "$(ratio "$v" "$ov")"
 }
 row SM2 sm2 "$o_sm2"
+row sm2-crate sm2-crate "$o_sm2"
 row P-256 p256 "$o_p256"
 row RSA-2048 rsa2048 "$o_rsa"
 read -r tp _ <<<"$(echo "$ours" | awk '$1 == "sm2-2p" {print $2, $3}')"

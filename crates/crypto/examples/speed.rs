@@ -48,6 +48,19 @@ fn main() {
         });
         println!("{} {:.0} {:.0}", alg.name(), s, v);
     }
+    // the RustCrypto `sm2` crate on the same digest: the baseline our own arithmetic replaces
+    {
+        use signature::hazmat::{PrehashSigner, PrehashVerifier};
+        let sk = sm2::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let signer = sm2::dsa::SigningKey::new("1234567812345678", &sk).unwrap();
+        let vk = signer.verifying_key().clone();
+        let sig: sm2::dsa::Signature = signer.sign_prehash(&msg).unwrap();
+        let s = rate(secs, || {
+            std::hint::black_box(PrehashSigner::<sm2::dsa::Signature>::sign_prehash(&signer, &msg).unwrap());
+        });
+        let v = rate(secs, || vk.verify_prehash(&msg, std::hint::black_box(&sig)).unwrap());
+        println!("sm2-crate {s:.0} {v:.0}");
+    }
     // two-party: both halves in one process, a full signature per iteration
     let (c, req) = ClientKeyGen::start(b"bench").unwrap();
     let (server, resp) = ServerKeyGen::respond(&req, b"bench").unwrap();
