@@ -219,3 +219,40 @@ fn bad_configuration_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("root"), "{}", text(&o.stderr));
 }
+
+/// The same server on PostgreSQL (R4.7 clusters share one database): users, restart, audit.
+#[test]
+fn serve_on_postgresql() {
+    let Some(admin) = std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+        assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test");
+        eprintln!("note: PostgreSQL not tested (MEDSIGN_TEST_POSTGRES_URL unset; scripts/test sets it)");
+        return;
+    };
+    let d = Dir::new();
+    let name = format!("medsign_e2e_{}", std::process::id());
+    assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name}")]), "psql drop");
+    assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("CREATE DATABASE {name}")]), "psql create");
+    let url = format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]);
+    let s = Server::start(&d, &[("MEDSIGN_DATABASE_URL", url.as_str())]);
+    assert!(s.stderr_lines.iter().any(|l| l.contains("postgres://")), "{:#?}", s.stderr_lines);
+    let token = s.token().expect("bootstrap token");
+    let (st, v) = s.json(
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        r#"[{"employee_no":"P1","name":"赵六"},{"employee_no":"P2","name":"钱七"}]"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&token), r#"{"employee_no":"P1","name":"again"}"#);
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(s.req("GET", "/readyz", None, None, b"").0, 200);
+    assert_eq!(s.stop(), 0);
+    let s = Server::start(&d, &[("MEDSIGN_DATABASE_URL", url.as_str())]);
+    assert!(s.token().is_none(), "restart made a second bootstrap token");
+    let (st, _, v) = s.req("GET", "/api/v1/users/P2", Some(&token), None, b"");
+    assert_eq!((st, v["name"].as_str()), (200, Some("钱七")));
+    assert_eq!(s.stop(), 0);
+    let out = d.ok(&["audit", "verify", "--database-url", &url]);
+    assert!(out.contains("intact") && out.contains("3 条"), "{out}");
+    assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE {name}")]), "psql drop");
+}

@@ -233,29 +233,31 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::tests::temp_db;
+    use crate::db::tests::backends;
 
     #[tokio::test]
     async fn create_check_and_refuse() {
-        let (_d, db) = temp_db().await;
-        let (app, token) =
-            create(&db, &Context::cli(), "HIS 门诊", &Scope::parse_list("users:read,sign").unwrap()).await.unwrap();
-        assert!(token.starts_with(&app.app_id));
-        let auth = Authenticator::default();
-        let got = auth.check(&db, &token).await.unwrap();
-        assert_eq!(got, app);
-        assert!(got.allows(Scope::Sign) && !got.allows(Scope::UsersWrite));
-        assert!(got.require(Scope::Admin).is_err());
-        let wrong = format!("{}.{}", app.app_id, "0".repeat(64));
-        assert!(matches!(auth.check(&db, &wrong).await, Err(Error::Unauthorized(_))));
-        assert!(matches!(auth.check(&db, "nodot").await, Err(Error::Unauthorized(_))));
-        assert!(matches!(auth.check(&db, "app_x.y").await, Err(Error::Unauthorized(_))));
-        // the secret is not stored
-        let all: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM apps").fetch_all(&db.pool).await.unwrap();
-        assert!(!all[0].contains(token.split_once('.').unwrap().1));
-        assert!(Scope::parse_list("users:read,root").is_err());
-        assert!(create(&db, &Context::cli(), " ", &[]).await.is_err());
-        // recorded in the audit log
-        assert_eq!(crate::audit::recent(&db, 1).await.unwrap()[0].action, "app.create");
+        for (_d, db) in backends().await {
+            let (app, token) =
+                create(&db, &Context::cli(), "HIS 门诊", &Scope::parse_list("users:read,sign").unwrap()).await.unwrap();
+            assert!(token.starts_with(&app.app_id));
+            let auth = Authenticator::default();
+            let got = auth.check(&db, &token).await.unwrap();
+            assert_eq!(got, app);
+            assert!(got.allows(Scope::Sign) && !got.allows(Scope::UsersWrite));
+            assert!(got.require(Scope::Admin).is_err());
+            let wrong = format!("{}.{}", app.app_id, "0".repeat(64));
+            assert!(matches!(auth.check(&db, &wrong).await, Err(Error::Unauthorized(_))));
+            assert!(matches!(auth.check(&db, "nodot").await, Err(Error::Unauthorized(_))));
+            assert!(matches!(auth.check(&db, "app_x.y").await, Err(Error::Unauthorized(_))));
+            // the secret is not stored
+            let all: Vec<String> =
+                sqlx::query_scalar("SELECT secret_hash FROM apps").fetch_all(&db.pool).await.unwrap();
+            assert!(!all[0].contains(token.split_once('.').unwrap().1));
+            assert!(Scope::parse_list("users:read,root").is_err());
+            assert!(create(&db, &Context::cli(), " ", &[]).await.is_err());
+            // recorded in the audit log
+            assert_eq!(crate::audit::recent(&db, 1).await.unwrap()[0].action, "app.create");
+        }
     }
 }

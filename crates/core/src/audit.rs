@@ -267,39 +267,40 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<Entry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::tests::temp_db;
+    use crate::db::tests::backends;
 
     #[tokio::test]
     async fn chain_verifies_and_any_edit_breaks_it_at_that_row() {
-        let (_d, db) = temp_db().await;
-        let ctx = Context { actor: "app:test".into(), ..Default::default() };
-        for i in 0..25 {
-            let target = format!("user:{i}");
-            record(
-                &db,
-                &ctx,
-                &Event {
-                    kind: Kind::DataMaintenance,
-                    action: "user.create",
-                    target: &target,
-                    outcome: "ok",
-                    details: serde_json::json!({"i": i}),
-                },
-            )
-            .await
-            .unwrap();
+        for (_d, db) in backends().await {
+            let ctx = Context { actor: "app:test".into(), ..Default::default() };
+            for i in 0..25 {
+                let target = format!("user:{i}");
+                record(
+                    &db,
+                    &ctx,
+                    &Event {
+                        kind: Kind::DataMaintenance,
+                        action: "user.create",
+                        target: &target,
+                        outcome: "ok",
+                        details: serde_json::json!({"i": i}),
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            let r = verify_chain(&db).await.unwrap();
+            assert_eq!((r.entries, r.broken.clone()), (25, None));
+            // edit row 13
+            sqlx::query("UPDATE audit_log SET target = 'user:999' WHERE seq = 13").execute(&db.pool).await.unwrap();
+            let r = verify_chain(&db).await.unwrap();
+            assert_eq!(r.broken.as_ref().unwrap().0, 13);
+            assert_eq!(r.entries, 12);
+            // restore it, delete row 20
+            sqlx::query("UPDATE audit_log SET target = 'user:12' WHERE seq = 13").execute(&db.pool).await.unwrap();
+            assert_eq!(verify_chain(&db).await.unwrap().broken, None);
+            sqlx::query("DELETE FROM audit_log WHERE seq = 20").execute(&db.pool).await.unwrap();
+            assert_eq!(verify_chain(&db).await.unwrap().broken.unwrap().0, 21);
         }
-        let r = verify_chain(&db).await.unwrap();
-        assert_eq!((r.entries, r.broken.clone()), (25, None));
-        // edit row 13
-        sqlx::query("UPDATE audit_log SET target = 'user:999' WHERE seq = 13").execute(&db.pool).await.unwrap();
-        let r = verify_chain(&db).await.unwrap();
-        assert_eq!(r.broken.as_ref().unwrap().0, 13);
-        assert_eq!(r.entries, 12);
-        // restore it, delete row 20
-        sqlx::query("UPDATE audit_log SET target = 'user:12' WHERE seq = 13").execute(&db.pool).await.unwrap();
-        assert_eq!(verify_chain(&db).await.unwrap().broken, None);
-        sqlx::query("DELETE FROM audit_log WHERE seq = 20").execute(&db.pool).await.unwrap();
-        assert_eq!(verify_chain(&db).await.unwrap().broken.unwrap().0, 21);
     }
 }

@@ -297,7 +297,7 @@ pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::tests::temp_db;
+    use crate::db::tests::backends;
 
     fn u(no: &str) -> NewUser {
         NewUser {
@@ -322,27 +322,29 @@ mod tests {
 
     #[tokio::test]
     async fn batch_is_all_or_nothing_with_row_errors() {
-        let (_d, db) = temp_db().await;
-        let kek = Kek::generate().unwrap();
-        let ctx = Context::cli();
-        let mut a = u("1001");
-        a.id_card = Some("11010519491231002X".into());
-        let made = create_many(&db, &kek, &ctx, &[a, u("1002")]).await.unwrap();
-        assert_eq!(made[0].id_card_masked.as_deref(), Some("110105**********2X"));
-        let stored: Option<String> = sqlx::query_scalar("SELECT id_card_wrapped FROM users WHERE employee_no = '1001'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-        assert!(!stored.unwrap().contains("11010519491231002X"), "ID card stored in clear");
-        // a batch with one duplicate, one bad ID card, one existing: nothing written
-        let mut bad = u("2002");
-        bad.id_card = Some("110105194912310021".into());
-        let err = create_many(&db, &kek, &ctx, &[u("2001"), bad, u("2001"), u("1001")]).await.unwrap_err();
-        let Error::InvalidRows(rows) = err else { panic!("expected row errors") };
-        let described: Vec<(usize, &str)> = rows.iter().map(|r| (r.row, r.field.as_str())).collect();
-        assert_eq!(described, vec![(1, "id_card"), (2, "employee_no"), (3, "employee_no")]);
-        assert!(matches!(get(&db, &kek, "2001").await, Err(Error::NotFound(_))), "partial write");
-        assert!(create_many(&db, &kek, &ctx, &[]).await.is_err());
-        assert_eq!(crate::audit::verify_chain(&db).await.unwrap().entries, 2);
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let mut a = u("1001");
+            a.id_card = Some("11010519491231002X".into());
+            let made = create_many(&db, &kek, &ctx, &[a, u("1002")]).await.unwrap();
+            assert_eq!(made[0].id_card_masked.as_deref(), Some("110105**********2X"));
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT id_card_wrapped FROM users WHERE employee_no = '1001'")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            assert!(!stored.unwrap().contains("11010519491231002X"), "ID card stored in clear");
+            // a batch with one duplicate, one bad ID card, one existing: nothing written
+            let mut bad = u("2002");
+            bad.id_card = Some("110105194912310021".into());
+            let err = create_many(&db, &kek, &ctx, &[u("2001"), bad, u("2001"), u("1001")]).await.unwrap_err();
+            let Error::InvalidRows(rows) = err else { panic!("expected row errors") };
+            let described: Vec<(usize, &str)> = rows.iter().map(|r| (r.row, r.field.as_str())).collect();
+            assert_eq!(described, vec![(1, "id_card"), (2, "employee_no"), (3, "employee_no")]);
+            assert!(matches!(get(&db, &kek, "2001").await, Err(Error::NotFound(_))), "partial write");
+            assert!(create_many(&db, &kek, &ctx, &[]).await.is_err());
+            assert_eq!(crate::audit::verify_chain(&db).await.unwrap().entries, 2);
+        }
     }
 }
