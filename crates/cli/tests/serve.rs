@@ -126,6 +126,15 @@ fn serve_users_api_errors_restart_and_audit() {
     let (st, _, v) = s.req("GET", "/api/v1/users/1002", Some(&token), None, b"");
     assert_eq!((st, v["name"].as_str(), v["role"].as_str()), (200, Some("李四"), Some("nurse")));
 
+    let (st, _, v) = s.req("GET", "/api/v1/users?q=%E6%9D%8E&page_size=10", Some(&token), None, b"");
+    assert_eq!((st, v["total"].as_i64()), (200, Some(1)), "{v}");
+    assert_eq!(v["items"][0]["employee_no"], "1002");
+    let (st, _, v) = s.req("GET", "/api/v1/users?page=0", Some(&token), None, b"");
+    assert_eq!(st, 400);
+    assert_envelope(&v, "invalid_request");
+    let (st, _, v) = s.req("GET", "/api/v1/users?page=abc&color=red", Some(&token), None, b"");
+    assert_eq!(st, 400, "{v}");
+
     // every class of bad input gets the envelope with a precise status
     let (st, _, v) = s.req("GET", "/api/v1/users/1002", None, None, b"");
     assert_eq!(st, 401);

@@ -258,6 +258,70 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
     Ok(out)
 }
 
+/// Filters and paging of [`list`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// department code, exact
+    pub department: Option<String>,
+    /// substring of the name or employee number
+    pub q: Option<String>,
+    /// page, from 1
+    pub page: Option<i64>,
+    /// page size, 1–500 (default 50)
+    pub page_size: Option<i64>,
+}
+
+/// A page of users.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    /// users on this page, by employee number
+    pub items: Vec<User>,
+    /// page number
+    pub page: i64,
+    /// page size
+    pub page_size: i64,
+    /// matching users in all
+    pub total: i64,
+}
+
+/// Users matching the filters, ordered by employee number.
+pub async fn list(db: &Db, kek: &Kek, q: &ListQuery) -> Result<Page> {
+    let page = q.page.unwrap_or(1);
+    let page_size = q.page_size.unwrap_or(50);
+    if page < 1 || !(1..=500).contains(&page_size) {
+        return Err(Error::Invalid(
+            "page 须 ≥ 1，page_size 须在 1–500 之间 / page must be ≥ 1 and page_size 1-500".into(),
+        ));
+    }
+    // `LIKE` patterns: escape the wildcards the caller typed
+    let pattern =
+        q.q.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let filter = "deleted_at IS NULL AND ($1 IS NULL OR department_code = $1) \
+                  AND ($2 IS NULL OR name LIKE $2 ESCAPE '\\' OR employee_no LIKE $2 ESCAPE '\\')";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM users WHERE {filter}")))
+        .bind(&q.department)
+        .bind(&pattern)
+        .fetch_one(&db.pool)
+        .await?;
+    let nos: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT employee_no FROM users WHERE {filter} ORDER BY employee_no LIMIT $3 OFFSET $4"
+    )))
+    .bind(&q.department)
+    .bind(&pattern)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut items = Vec::with_capacity(nos.len());
+    for no in nos {
+        items.push(get(db, kek, &no).await?);
+    }
+    Ok(Page { items, page, page_size, total })
+}
+
 /// One user by employee number (deleted users are not found).
 pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
     let r = sqlx::query("SELECT * FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
@@ -345,6 +409,29 @@ mod tests {
             assert!(matches!(get(&db, &kek, "2001").await, Err(Error::NotFound(_))), "partial write");
             assert!(create_many(&db, &kek, &ctx, &[]).await.is_err());
             assert_eq!(crate::audit::verify_chain(&db).await.unwrap().entries, 2);
+            // list: filters, paging, wildcard escaping
+            let mut more: Vec<NewUser> = (0..7).map(|i| u(&format!("30{i:02}"))).collect();
+            more[3].department = Some("JZK".into());
+            more[4].name = "100%_李".into();
+            create_many(&db, &kek, &ctx, &more).await.unwrap();
+            let all = list(&db, &kek, &ListQuery::default()).await.unwrap();
+            assert_eq!((all.total, all.items.len()), (9, 9));
+            let p2 =
+                list(&db, &kek, &ListQuery { page: Some(2), page_size: Some(4), ..Default::default() }).await.unwrap();
+            assert_eq!(
+                p2.items.iter().map(|u| u.employee_no.as_str()).collect::<Vec<_>>(),
+                ["3002", "3003", "3004", "3005"]
+            );
+            let jzk =
+                list(&db, &kek, &ListQuery { department: Some("JZK".into()), ..Default::default() }).await.unwrap();
+            assert_eq!(jzk.total, 1);
+            let pct = list(&db, &kek, &ListQuery { q: Some("%_".into()), ..Default::default() }).await.unwrap();
+            assert_eq!(pct.items.iter().map(|u| u.employee_no.as_str()).collect::<Vec<_>>(), ["3004"]);
+            assert_eq!(
+                list(&db, &kek, &ListQuery { q: Some("100".into()), ..Default::default() }).await.unwrap().total,
+                3
+            );
+            assert!(list(&db, &kek, &ListQuery { page_size: Some(0), ..Default::default() }).await.is_err());
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::{
 };
 use axum::{
     Extension, Json, Router,
-    extract::{DefaultBodyLimit, Path, Request, State},
+    extract::{DefaultBodyLimit, Path, Query, Request, State},
     http::{HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -37,7 +37,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/users", post(create_users))
+        .route("/api/v1/users", post(create_users).get(list_users))
         .route("/api/v1/users/{employee_no}", get(get_user))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -117,6 +117,19 @@ async fn create_users(
         if single { serde_json::to_value(&made[0]) } else { serde_json::to_value(serde_json::json!({"users": made})) }
             .unwrap_or_default();
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).
+async fn list_users(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<users::Page>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::UsersRead).map_err(with_id)?;
+    let Query(q) =
+        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    Ok(Json(users::list(&s.db, &s.kek, &q).await.map_err(with_id)?))
 }
 
 /// `GET /api/v1/users/{employee_no}` (R7.4.2).
