@@ -81,13 +81,18 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
     let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
     custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?;
-    let first_token = bootstrap(&db).await?;
+    let first_token = bootstrap(&db, &kek).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
         CliError(format!("无法监听 {} / cannot listen on {}: {e}", cfg.server.listen, cfg.server.listen))
     })?;
     let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
-    let state = Arc::new(medsign_server::AppState { db, kek, auth: Default::default() });
-    let app = medsign_server::router(state, cfg.server.max_body_bytes);
+    let state = Arc::new(medsign_server::AppState {
+        db,
+        kek,
+        auth: Default::default(),
+        max_body_bytes: cfg.server.max_body_bytes,
+    });
+    let app = medsign_server::router(state);
     eprintln!("medsign 已启动 / medsign is running");
     eprintln!("  数据目录 / data directory: {}", data_dir.display());
     eprintln!("  数据库 / database: {}", medsign_core::db::redact(&cfg.database_url()));
@@ -118,7 +123,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
 }
 
 /// On first start (no app yet) create the bootstrap admin app and return its token.
-async fn bootstrap(db: &Db) -> Result<Option<zeroize::Zeroizing<String>>, CliError> {
+async fn bootstrap(db: &Db, kek: &medsign_crypto::wrap::Kek) -> Result<Option<zeroize::Zeroizing<String>>, CliError> {
     let n: i64 = sqlx_count(db).await?;
     if n > 0 {
         return Ok(None);
@@ -129,7 +134,7 @@ async fn bootstrap(db: &Db) -> Result<Option<zeroize::Zeroizing<String>>, CliErr
         user_agent: "medsign-serve".into(),
         request_id: "bootstrap".into(),
     };
-    let (_app, token) = apps::create(db, &ctx, "bootstrap-admin", &[Scope::Admin]).await.map_err(core_err)?;
+    let (_app, token) = apps::create(db, kek, &ctx, "bootstrap-admin", &[Scope::Admin]).await.map_err(core_err)?;
     Ok(Some(token))
 }
 
@@ -182,8 +187,11 @@ pub fn app(c: AppCommand) -> Result<i32, CliError> {
             runtime()?.block_on(async {
                 std::fs::create_dir_all(cfg.data_dir())
                     .map_err(|e| CliError(format!("{}: {e}", cfg.data_dir().display())))?;
+                let (kek, _) =
+                    custody::load_kek(&cfg.data_dir(), std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
                 let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
-                let (app, token) = apps::create(&db, &Context::cli(), &a.name, &scopes).await.map_err(core_err)?;
+                let (app, token) =
+                    apps::create(&db, &kek, &Context::cli(), &a.name, &scopes).await.map_err(core_err)?;
                 eprintln!(
                     "已创建应用 {}（{}），权限 / scopes: {}。凭据只显示这一次 / the secret is shown only once:",
                     app.app_id,

@@ -184,6 +184,39 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(st, 403);
     assert_envelope(&v, "forbidden");
     assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&ro_token), None, b"").0, 200);
+    // HMAC-SM3 signed requests (API.md): accepted once, replay / stale / altered refused
+    let (app_id, secret) = token.split_once('.').unwrap();
+    let key = medsign_core::apps::hmac_key(secret);
+    let signed = |method: &str, path: &str, query: &str, body: &str, nonce: &str, ts: i64, tamper: bool| {
+        let ts = ts.to_string();
+        let sig = medsign_core::apps::sign_request(&key, method, path, query, &ts, nonce, body.as_bytes());
+        let sent = if tamper { body.replace("x", "y") } else { body.to_string() };
+        let full = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+        let mut st = TcpStream::connect(&s.addr).unwrap();
+        let head = format!(
+            "{method} {full} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             X-App-Id: {app_id}\r\nX-Timestamp: {ts}\r\nX-Nonce: {nonce}\r\nX-Signature: {sig}\r\n\r\n{sent}",
+            sent.len()
+        );
+        st.write_all(head.as_bytes()).unwrap();
+        let mut resp = String::new();
+        st.read_to_string(&mut resp).unwrap();
+        let code: u16 = resp.split(' ').nth(1).unwrap().parse().unwrap();
+        let body: serde_json::Value =
+            resp.split_once("\r\n\r\n").map(|(_, b)| serde_json::from_str(b).unwrap_or_default()).unwrap_or_default();
+        (code, body)
+    };
+    let now = chrono::Utc::now().timestamp();
+    let body = r#"{"employee_no":"5001","name":"x 签名"}"#;
+    assert_eq!(signed("POST", "/api/v1/users", "", body, "n-00000001", now, false).0, 201);
+    let (st, v) = signed("POST", "/api/v1/users", "", body, "n-00000001", now, false);
+    assert_eq!(st, 401, "replay: {v}");
+    assert!(v["message"].as_str().unwrap().contains("replay"), "{v}");
+    assert_eq!(signed("POST", "/api/v1/users", "", body, "n-00000002", now - 900, false).0, 401, "stale");
+    assert_eq!(signed("POST", "/api/v1/users", "", body, "n-00000003", now, true).0, 401, "altered body");
+    let (st, v) = signed("GET", "/api/v1/users", "q=5001&page=1", "", "n-00000004", now, false);
+    assert_eq!((st, v["total"].as_i64()), (200, Some(1)), "{v}");
+
     // the request id comes back in the header
     let (_, headers, v) = s.req("GET", "/api/v1/users/nobody", Some(&token), None, b"");
     assert!(headers.to_lowercase().contains(&format!("x-request-id: {}", v["request_id"].as_str().unwrap())));

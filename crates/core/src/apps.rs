@@ -1,12 +1,22 @@
 //! Integration apps (R7): hospital systems authenticate as an app with `app_id.secret`. The
 //! secret is shown once and stored as an Argon2id hash; successful checks are cached in memory
 //! (keyed by SM3 of the token) so the hash cost is paid once per app and process, not per request.
+//!
+//! Or they sign each request with HMAC-SM3 (API.md) under the key
+//! `K = HMAC-SM3(secret, "medsign/api-hmac/v1")`, which the server keeps wrapped under the KEK
+//! (so the database never holds anything that works as a bearer token):
+//! ```text
+//! X-Signature = hex(HMAC-SM3(K, METHOD "\n" PATH "\n" QUERY "\n" X-Timestamp "\n" X-Nonce "\n" hex(SM3(body))))
+//! ```
+//! with `X-Timestamp` in Unix seconds within ±300 s of the server's clock and `X-Nonce` (8–64 of
+//! `A-Z a-z 0-9 _ -`) never repeated by the app within that window.
 
 use crate::{
     Error, Result,
     audit::{self, Context, Event, Kind},
     db::Db,
 };
+use medsign_crypto::wrap::Kek;
 use medsign_crypto::{hash, rng};
 use serde::Serialize;
 use sqlx::Row;
@@ -131,8 +141,23 @@ fn argon(secret: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// The request-signing key an app derives from its secret.
+pub fn hmac_key(secret: &str) -> [u8; 32] {
+    hash::hmac_sm3(secret.as_bytes(), &[b"medsign/api-hmac/v1"])
+}
+
+fn hmac_aad(app_id: &str) -> Vec<u8> {
+    format!("medsign/app-hmac/{app_id}").into_bytes()
+}
+
 /// Create an app; returns it and the token `app_id.secret` (shown once, never stored).
-pub async fn create(db: &Db, ctx: &Context, name: &str, scopes: &[Scope]) -> Result<(App, Zeroizing<String>)> {
+pub async fn create(
+    db: &Db,
+    kek: &Kek,
+    ctx: &Context,
+    name: &str,
+    scopes: &[Scope],
+) -> Result<(App, Zeroizing<String>)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(Error::Invalid("应用名称须为 1–64 个字符 / the app name must be 1-64 characters".into()));
@@ -144,16 +169,20 @@ pub async fn create(db: &Db, ctx: &Context, name: &str, scopes: &[Scope]) -> Res
     let stored =
         format!("argon2id${M_COST}${T_COST}$1${}${}", hex::encode(salt), hex::encode(argon(secret.as_bytes(), &salt)?));
     let scope_text = scopes.iter().map(|s| s.name()).collect::<Vec<_>>().join(",");
+    let key = Zeroizing::new(hmac_key(&secret));
+    let wrapped_hmac = hex::encode(kek.wrap(key.as_slice(), &hmac_aad(&app_id))?);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     sqlx::query(
-        "INSERT INTO apps (app_id, name, secret_hash, scopes, disabled, created_at) VALUES ($1, $2, $3, $4, 0, $5)",
+        "INSERT INTO apps (app_id, name, secret_hash, scopes, disabled, created_at, hmac_key_wrapped) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6)",
     )
     .bind(&app_id)
     .bind(name)
     .bind(&stored)
     .bind(&scope_text)
     .bind(crate::now_text())
+    .bind(&wrapped_hmac)
     .execute(&mut *tx)
     .await?;
     audit::append(
@@ -182,6 +211,7 @@ pub async fn count(db: &Db) -> Result<i64> {
 #[derive(Default)]
 pub struct Authenticator {
     cache: Mutex<HashMap<[u8; 32], (App, Instant)>>,
+    inserts: std::sync::atomic::AtomicU64,
 }
 
 /// How long a successful check is remembered.
@@ -230,6 +260,111 @@ impl Authenticator {
     }
 }
 
+/// The parts of a signed request (HMAC-SM3, see the module docs).
+#[derive(Debug, Clone)]
+pub struct SignedRequest<'a> {
+    /// `X-App-Id`
+    pub app_id: &'a str,
+    /// `X-Timestamp`, Unix seconds
+    pub timestamp: &'a str,
+    /// `X-Nonce`
+    pub nonce: &'a str,
+    /// `X-Signature`, hex
+    pub signature: &'a str,
+    /// HTTP method
+    pub method: &'a str,
+    /// path
+    pub path: &'a str,
+    /// raw query string (without `?`), empty when none
+    pub query: &'a str,
+    /// the body
+    pub body: &'a [u8],
+}
+
+/// Allowed clock difference for signed requests, seconds.
+pub const SIGNATURE_WINDOW_SECS: i64 = 300;
+
+/// The signature a client computes (also used by tests and SDKs).
+pub fn sign_request(
+    key: &[u8; 32],
+    method: &str,
+    path: &str,
+    query: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    let body_hash = hex::encode(hash::sm3(body));
+    let text = format!("{method}\n{path}\n{query}\n{timestamp}\n{nonce}\n{body_hash}");
+    hex::encode(hash::hmac_sm3(key, &[text.as_bytes()]))
+}
+
+impl Authenticator {
+    /// Check an HMAC-SM3 signed request: signature, time window, fresh nonce (recorded).
+    pub async fn check_signed(&self, db: &Db, kek: &Kek, r: &SignedRequest<'_>) -> Result<App> {
+        let bad = |why: &str| Error::Unauthorized(format!("请求签名无效：{why} / invalid request signature: {why}"));
+        let ts: i64 = r.timestamp.parse().map_err(|_| bad("X-Timestamp"))?;
+        let now = chrono::Utc::now().timestamp();
+        if (now - ts).abs() > SIGNATURE_WINDOW_SECS {
+            return Err(bad("X-Timestamp 超出 ±300 秒 / outside ±300 s"));
+        }
+        if !(8..=64).contains(&r.nonce.len())
+            || !r.nonce.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        {
+            return Err(bad("X-Nonce"));
+        }
+        let row = sqlx::query("SELECT name, scopes, disabled, hmac_key_wrapped FROM apps WHERE app_id = $1")
+            .bind(r.app_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .ok_or_else(|| bad("X-App-Id"))?;
+        let wrapped: Option<String> = row.try_get("hmac_key_wrapped")?;
+        let blob = hex::decode(wrapped.ok_or_else(|| bad("X-App-Id"))?).map_err(|_| bad("X-App-Id"))?;
+        let key: [u8; 32] = kek
+            .unwrap(&blob, &hmac_aad(r.app_id))?
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Config("stored HMAC key is corrupt".into()))?;
+        let key = Zeroizing::new(key);
+        let expect = sign_request(&key, r.method, r.path, r.query, r.timestamp, r.nonce, r.body);
+        if !hash::ct_eq(expect.as_bytes(), r.signature.to_ascii_lowercase().as_bytes()) {
+            return Err(bad("X-Signature"));
+        }
+        if row.try_get::<i64, _>("disabled")? != 0 {
+            return Err(Error::Unauthorized("应用已停用 / the app is disabled".into()));
+        }
+        // the nonce is recorded only for requests whose signature verified
+        {
+            let _w = db.write_lock.lock().await;
+            let ins = sqlx::query("INSERT INTO api_nonces (app_id, nonce, expires_at) VALUES ($1, $2, $3)")
+                .bind(r.app_id)
+                .bind(r.nonce)
+                .bind(ts + SIGNATURE_WINDOW_SECS)
+                .execute(&db.pool)
+                .await;
+            match ins {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(bad("X-Nonce 已使用（重放）/ nonce reused (replay)"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000 == 0 {
+                sqlx::query("DELETE FROM api_nonces WHERE expires_at < $1")
+                    .bind(now - SIGNATURE_WINDOW_SECS)
+                    .execute(&db.pool)
+                    .await?;
+            }
+        }
+        let scopes: String = row.try_get("scopes")?;
+        Ok(App {
+            app_id: r.app_id.to_string(),
+            name: row.try_get("name")?,
+            scopes: scopes.split(',').filter_map(Scope::from_name).collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,8 +373,11 @@ mod tests {
     #[tokio::test]
     async fn create_check_and_refuse() {
         for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
             let (app, token) =
-                create(&db, &Context::cli(), "HIS 门诊", &Scope::parse_list("users:read,sign").unwrap()).await.unwrap();
+                create(&db, &kek, &Context::cli(), "HIS 门诊", &Scope::parse_list("users:read,sign").unwrap())
+                    .await
+                    .unwrap();
             assert!(token.starts_with(&app.app_id));
             let auth = Authenticator::default();
             let got = auth.check(&db, &token).await.unwrap();
@@ -255,7 +393,36 @@ mod tests {
                 sqlx::query_scalar("SELECT secret_hash FROM apps").fetch_all(&db.pool).await.unwrap();
             assert!(!all[0].contains(token.split_once('.').unwrap().1));
             assert!(Scope::parse_list("users:read,root").is_err());
-            assert!(create(&db, &Context::cli(), " ", &[]).await.is_err());
+            assert!(create(&db, &kek, &Context::cli(), " ", &[]).await.is_err());
+            // signed requests
+            let key = hmac_key(token.split_once('.').unwrap().1);
+            let ts = chrono::Utc::now().timestamp().to_string();
+            let sig = sign_request(&key, "POST", "/api/v1/users", "", &ts, "nonce-0001", b"{}");
+            let req = SignedRequest {
+                app_id: &app.app_id,
+                timestamp: &ts,
+                nonce: "nonce-0001",
+                signature: &sig,
+                method: "POST",
+                path: "/api/v1/users",
+                query: "",
+                body: b"{}",
+            };
+            assert_eq!(auth.check_signed(&db, &kek, &req).await.unwrap(), app);
+            assert!(auth.check_signed(&db, &kek, &req).await.is_err(), "replayed nonce accepted");
+            let other = SignedRequest { nonce: "nonce-0002", body: b"{ }", ..req.clone() };
+            assert!(auth.check_signed(&db, &kek, &other).await.is_err(), "changed body accepted");
+            let old = (chrono::Utc::now().timestamp() - 600).to_string();
+            let sig_old = sign_request(&key, "POST", "/api/v1/users", "", &old, "nonce-0003", b"{}");
+            let stale = SignedRequest { timestamp: &old, nonce: "nonce-0003", signature: &sig_old, ..req.clone() };
+            assert!(auth.check_signed(&db, &kek, &stale).await.is_err(), "stale timestamp accepted");
+            let wrong_kek = Kek::generate().unwrap();
+            let fresh = SignedRequest {
+                nonce: "nonce-0004",
+                signature: &sign_request(&key, "POST", "/api/v1/users", "", &ts, "nonce-0004", b"{}"),
+                ..req.clone()
+            };
+            assert!(auth.check_signed(&db, &wrong_kek, &fresh).await.is_err());
             // recorded in the audit log
             assert_eq!(crate::audit::recent(&db, 1).await.unwrap()[0].action, "app.create");
         }

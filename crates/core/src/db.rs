@@ -8,7 +8,10 @@ use sqlx::{AnyPool, Row, any::AnyPoolOptions};
 use std::{fs::File, path::Path};
 
 /// Embedded migrations: (version, name, SQL).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "hmac", include_str!("../migrations/0002_hmac.sql")),
+];
 
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,10 @@ fn request_id(parts: &Parts) -> String {
     parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default()
 }
 
+/// An app authenticated by a request signature (set by the signing middleware).
+#[derive(Clone, Debug)]
+pub struct SignedApp(pub App);
+
 /// An authenticated app and the audit context of this request.
 pub struct Caller {
     /// the app
@@ -31,13 +35,18 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let rid = request_id(parts);
         let with_id = |e: Error| ApiError { error: e, request_id: rid.clone() };
-        let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
-            with_id(Error::Unauthorized(
-                "缺少应用凭据：请使用 Authorization: Bearer <app_id>.<secret> / missing credentials: send Authorization: Bearer <app_id>.<secret>".into(),
-            ))
-        })?;
-        let app = state.auth.check(&state.db, token.trim()).await.map_err(with_id)?;
+        let app = match parts.extensions.get::<SignedApp>() {
+            Some(SignedApp(app)) => app.clone(),
+            None => {
+                let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
+                    with_id(Error::Unauthorized(
+                        "缺少应用凭据：请使用 Authorization: Bearer <app_id>.<secret> 或 HMAC-SM3 请求签名 / missing credentials: send Authorization: Bearer <app_id>.<secret> or sign the request (HMAC-SM3)".into(),
+                    ))
+                })?;
+                state.auth.check(&state.db, token.trim()).await.map_err(with_id)?
+            }
+        };
         let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
         let user_agent = parts
             .headers
