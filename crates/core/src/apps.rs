@@ -349,7 +349,7 @@ impl Authenticator {
                 }
                 Err(e) => return Err(e.into()),
             }
-            if self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1000 == 0 {
+            if self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(1000) {
                 sqlx::query("DELETE FROM api_nonces WHERE expires_at < $1")
                     .bind(now - SIGNATURE_WINDOW_SECS)
                     .execute(&db.pool)
