@@ -217,6 +217,34 @@ fn serve_users_api_errors_restart_and_audit() {
     let (st, v) = signed("GET", "/api/v1/users", "q=5001&page=1", "", "n-00000004", now, false);
     assert_eq!((st, v["total"].as_i64()), (200, Some(1)), "{v}");
 
+    // spreadsheet import: GBK CSV accepted; a bad line refuses the whole file, reported by line
+    let multipart = |content: &[u8]| {
+        let mut b = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"u.csv\"\r\nContent-Type: text/csv\r\n\r\n".to_vec();
+        b.extend_from_slice(content);
+        b.extend_from_slice(b"\r\n--XyZ--\r\n");
+        b
+    };
+    let gbk: Vec<u8> = b"\xb9\xa4\xba\xc5,\xd0\xd5\xc3\xfb\n".to_vec(); // "工号,姓名" in GBK
+    let mut csv = gbk.clone();
+    csv.extend_from_slice(b"6001,");
+    csv.extend_from_slice(&[0xd5, 0xc5, 0xc8, 0xfd, b'\n']); // 张三
+    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(&csv));
+    assert_eq!((st, v["imported"].as_i64()), (201, Some(1)), "{v}");
+    let (_, _, v) = s.req("GET", "/api/v1/users/6001", Some(&token), None, b"");
+    assert_eq!(v["name"], "张三");
+    let bad = "工号,姓名,身份证号\n6002,甲,\n6003,乙,110105194912310021\n".as_bytes();
+    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(bad));
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["errors"][0]["row"], 3, "spreadsheet line: {v}");
+    assert_eq!(s.req("GET", "/api/v1/users/6002", Some(&token), None, b"").0, 404);
+    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(b"PK\x03\x04broken"));
+    assert_eq!(st, 400);
+    assert!(v["message"].as_str().unwrap().contains("XLSX"), "{v}");
+    let (st, _, _) = s.req("POST", "/api/v1/users/import", Some(&token), Some("application/json"), b"{}");
+    assert_eq!(st, 400);
+    let (st, headers, _) = s.req("GET", "/api/v1/users/import/template.csv", Some(&token), None, b"");
+    assert!(st == 200 && headers.contains("text/csv"), "{headers}");
+
     // the request id comes back in the header
     let (_, headers, v) = s.req("GET", "/api/v1/users/nobody", Some(&token), None, b"");
     assert!(headers.to_lowercase().contains(&format!("x-request-id: {}", v["request_id"].as_str().unwrap())));

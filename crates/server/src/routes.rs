@@ -41,6 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/users", post(create_users).get(list_users))
+        .route("/api/v1/users/import", post(import_users))
+        .route("/api/v1/users/import/template.csv", get(import_template))
         .route("/api/v1/users/{employee_no}", get(get_user))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -159,6 +161,56 @@ async fn create_users(
         if single { serde_json::to_value(&made[0]) } else { serde_json::to_value(serde_json::json!({"users": made})) }
             .unwrap_or_default();
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /api/v1/users/import` (R1.4, R7.4.1): multipart field `file`, CSV (UTF-8 or GBK) or
+/// XLSX; all or nothing, errors by spreadsheet line.
+async fn import_users(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let rid = caller.ctx.request_id.clone();
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: rid.clone() };
+    let invalid = |m: String| with_id(medsign_core::Error::Invalid(m));
+    caller.app.require(Scope::UsersWrite).map_err(with_id)?;
+    let mut multipart = multipart.map_err(|e| {
+        invalid(format!(
+            "须以 multipart/form-data 上传，字段名 file / upload as multipart/form-data with a field named file: {e}"
+        ))
+    })?;
+    let mut file = None;
+    while let Some(field) =
+        multipart.next_field().await.map_err(|e| invalid(format!("上传内容无法读取 / unreadable upload: {e}")))?
+    {
+        if field.name() == Some("file") {
+            file =
+                Some(field.bytes().await.map_err(|e| invalid(format!("上传内容无法读取 / unreadable upload: {e}")))?);
+        }
+    }
+    let bytes = file.ok_or_else(|| invalid("缺少字段 file / the form has no field named file".into()))?;
+    let parsed = medsign_core::import::parse(&bytes).map_err(with_id)?;
+    let made = users::create_many(&s.db, &s.kek, &caller.ctx, &parsed.users)
+        .await
+        .map_err(|e| with_id(medsign_core::import::to_lines(e, &parsed.lines)))?;
+    let body = serde_json::json!({"imported": made.len(), "ignored_columns": parsed.ignored_columns});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/v1/users/import/template.csv`: the import template (UTF-8 with BOM).
+async fn import_template(caller: Caller) -> Result<Response, ApiError> {
+    caller
+        .app
+        .require(Scope::UsersRead)
+        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"medsign-users-template.csv\""),
+        ],
+        medsign_core::import::TEMPLATE_CSV,
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).
