@@ -228,16 +228,29 @@ fn serve_users_api_errors_restart_and_audit() {
     let mut csv = gbk.clone();
     csv.extend_from_slice(b"6001,");
     csv.extend_from_slice(&[0xd5, 0xc5, 0xc8, 0xfd, b'\n']); // 张三
-    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(&csv));
+    let (st, _, v) = s.req(
+        "POST",
+        "/api/v1/users/import",
+        Some(&token),
+        Some("multipart/form-data; boundary=XyZ"),
+        &multipart(&csv),
+    );
     assert_eq!((st, v["imported"].as_i64()), (201, Some(1)), "{v}");
     let (_, _, v) = s.req("GET", "/api/v1/users/6001", Some(&token), None, b"");
     assert_eq!(v["name"], "张三");
     let bad = "工号,姓名,身份证号\n6002,甲,\n6003,乙,110105194912310021\n".as_bytes();
-    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(bad));
+    let (st, _, v) =
+        s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(bad));
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["errors"][0]["row"], 3, "spreadsheet line: {v}");
     assert_eq!(s.req("GET", "/api/v1/users/6002", Some(&token), None, b"").0, 404);
-    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&token), Some("multipart/form-data; boundary=XyZ"), &multipart(b"PK\x03\x04broken"));
+    let (st, _, v) = s.req(
+        "POST",
+        "/api/v1/users/import",
+        Some(&token),
+        Some("multipart/form-data; boundary=XyZ"),
+        &multipart(b"PK\x03\x04broken"),
+    );
     assert_eq!(st, 400);
     assert!(v["message"].as_str().unwrap().contains("XLSX"), "{v}");
     let (st, _, _) = s.req("POST", "/api/v1/users/import", Some(&token), Some("application/json"), b"{}");
