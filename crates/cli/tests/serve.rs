@@ -258,6 +258,15 @@ fn serve_users_api_errors_restart_and_audit() {
     let (st, headers, _) = s.req("GET", "/api/v1/users/import/template.csv", Some(&token), None, b"");
     assert!(st == 200 && headers.contains("text/csv"), "{headers}");
 
+    // edit, disable, delete
+    let (st, v) = s.json("PATCH", "/api/v1/users/1003", Some(&token), r#"{"title":"主治医师","status":"disabled"}"#);
+    assert_eq!((st, v["status"].as_str(), v["title"].as_str()), (200, Some("disabled"), Some("主治医师")), "{v}");
+    let (st, v) = s.json("PATCH", "/api/v1/users/1003", Some(&token), r#"{"status":"retired"}"#);
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(s.req("DELETE", "/api/v1/users/6001", Some(&token), None, b"").0, 204);
+    assert_eq!(s.req("GET", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
+    assert_eq!(s.req("DELETE", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
+
     // the request id comes back in the header
     let (_, headers, v) = s.req("GET", "/api/v1/users/nobody", Some(&token), None, b"");
     assert!(headers.to_lowercase().contains(&format!("x-request-id: {}", v["request_id"].as_str().unwrap())));

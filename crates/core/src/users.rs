@@ -258,6 +258,123 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
     Ok(out)
 }
 
+/// A change to a user (absent fields stay as they are; `null` clears an optional field).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// 姓名
+    pub name: Option<String>,
+    /// 科室
+    #[serde(default, with = "double_option")]
+    pub department: Option<Option<String>>,
+    /// 职称
+    #[serde(default, with = "double_option")]
+    pub title: Option<Option<String>>,
+    /// 手机
+    #[serde(default, with = "double_option")]
+    pub phone: Option<Option<String>>,
+    /// role
+    pub role: Option<Role>,
+    /// `active` | `disabled`
+    pub status: Option<String>,
+}
+
+/// `Option<Option<T>>` that tells "absent" (outer None) from `null` (Some(None)).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+/// Apply `p` to user `employee_no` (audited with the fields changed).
+pub async fn update(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str, p: &UserPatch) -> Result<User> {
+    let cur = get(db, kek, employee_no).await?;
+    let next = NewUser {
+        employee_no: cur.employee_no.clone(),
+        name: p.name.clone().unwrap_or(cur.name.clone()),
+        department: p.department.clone().unwrap_or(cur.department.clone()),
+        title: p.title.clone().unwrap_or(cur.title.clone()),
+        phone: p.phone.clone().unwrap_or(cur.phone.clone()),
+        id_card: None,
+        role: p.role.unwrap_or(cur.role),
+    };
+    let mut errs = Vec::new();
+    check(0, &next, &mut errs);
+    let status = p.status.clone().unwrap_or(cur.status.clone());
+    if status != "active" && status != "disabled" {
+        errs.push(RowError {
+            row: 0,
+            field: "status".into(),
+            message: "status 须为 active 或 disabled / status must be active or disabled".into(),
+        });
+    }
+    if let Some(e) = errs.into_iter().next() {
+        return Err(Error::Invalid(format!("{}: {}", e.field, e.message)));
+    }
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE users SET name = $1, department_code = $2, title = $3, phone = $4, role = $5, status = $6, updated_at = $7 \
+         WHERE employee_no = $8 AND deleted_at IS NULL",
+    )
+    .bind(next.name.trim())
+    .bind(&next.department)
+    .bind(&next.title)
+    .bind(&next.phone)
+    .bind(next.role.as_str())
+    .bind(&status)
+    .bind(crate::now_text())
+    .bind(employee_no)
+    .execute(&mut *tx)
+    .await?;
+    let details = serde_json::json!({
+        "before": {"name": cur.name, "department": cur.department, "title": cur.title, "phone": cur.phone, "role": cur.role.as_str(), "status": cur.status},
+        "after": {"name": next.name.trim(), "department": next.department, "title": next.title, "phone": next.phone, "role": next.role.as_str(), "status": status},
+    });
+    let action = if status != cur.status {
+        if status == "disabled" { "user.disable" } else { "user.enable" }
+    } else {
+        "user.update"
+    };
+    audit::append(
+        &mut tx,
+        ctx,
+        &Event { kind: Kind::DataMaintenance, action, target: &format!("user:{employee_no}"), outcome: "ok", details },
+    )
+    .await?;
+    tx.commit().await?;
+    get(db, kek, employee_no).await
+}
+
+/// Soft-delete: the row stays (for the audit trail and old signatures) but the user is gone from
+/// queries; the employee number stays taken.
+pub async fn delete(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str) -> Result<()> {
+    let cur = get(db, kek, employee_no).await?;
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let now = crate::now_text();
+    sqlx::query("UPDATE users SET deleted_at = $1, status = 'disabled', updated_at = $1 WHERE employee_no = $2 AND deleted_at IS NULL")
+        .bind(&now)
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        ctx,
+        &Event {
+            kind: Kind::DataMaintenance,
+            action: "user.delete",
+            target: &format!("user:{employee_no}"),
+            outcome: "ok",
+            details: serde_json::json!({"name": cur.name}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Filters and paging of [`list`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -432,6 +549,29 @@ mod tests {
                 3
             );
             assert!(list(&db, &kek, &ListQuery { page_size: Some(0), ..Default::default() }).await.is_err());
+            // edit, disable, clear a field, delete (soft)
+            let patch: UserPatch =
+                serde_json::from_str(r#"{"title":"主任医师","department":null,"status":"disabled"}"#).unwrap();
+            let u2 = update(&db, &kek, &ctx, "1001", &patch).await.unwrap();
+            assert_eq!(
+                (u2.title.as_deref(), u2.department.as_deref(), u2.status.as_str()),
+                (Some("主任医师"), None, "disabled")
+            );
+            assert_eq!(u2.name, "张三", "untouched field kept");
+            assert!(
+                update(&db, &kek, &ctx, "1001", &serde_json::from_str(r#"{"status":"gone"}"#).unwrap()).await.is_err()
+            );
+            assert!(update(&db, &kek, &ctx, "1001", &serde_json::from_str(r#"{"name":""}"#).unwrap()).await.is_err());
+            assert!(serde_json::from_str::<UserPatch>(r#"{"id_card":"x"}"#).is_err(), "unknown field accepted");
+            delete(&db, &kek, &ctx, "1002").await.unwrap();
+            assert!(matches!(get(&db, &kek, "1002").await, Err(Error::NotFound(_))));
+            assert!(matches!(delete(&db, &kek, &ctx, "1002").await, Err(Error::NotFound(_))));
+            let again = create_many(&db, &kek, &ctx, &[u("1002")]).await;
+            assert!(matches!(again, Err(Error::InvalidRows(_))), "a deleted employee number is reused");
+            let actions: Vec<String> =
+                crate::audit::recent(&db, 2).await.unwrap().into_iter().map(|e| e.action).collect();
+            assert_eq!(actions, ["user.delete", "user.disable"]);
+            assert!(crate::audit::verify_chain(&db).await.unwrap().broken.is_none());
         }
     }
 }

@@ -43,7 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/users", post(create_users).get(list_users))
         .route("/api/v1/users/import", post(import_users))
         .route("/api/v1/users/import/template.csv", get(import_template))
-        .route("/api/v1/users/{employee_no}", get(get_user))
+        .route("/api/v1/users/{employee_no}", get(get_user).patch(update_user).delete(delete_user))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), signed_request))
@@ -224,6 +224,30 @@ async fn list_users(
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     Ok(Json(users::list(&s.db, &s.kek, &q).await.map_err(with_id)?))
+}
+
+/// `PATCH /api/v1/users/{employee_no}` (R1.4): edit, disable (`"status": "disabled"`), enable.
+async fn update_user(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+    StrictJson(patch): StrictJson<users::UserPatch>,
+) -> Result<Json<users::User>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::UsersWrite).map_err(with_id)?;
+    Ok(Json(users::update(&s.db, &s.kek, &caller.ctx, &no, &patch).await.map_err(with_id)?))
+}
+
+/// `DELETE /api/v1/users/{employee_no}` (R1.4): soft delete, kept for the audit trail.
+async fn delete_user(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::UsersWrite).map_err(with_id)?;
+    users::delete(&s.db, &s.kek, &caller.ctx, &no).await.map_err(with_id)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/users/{employee_no}` (R7.4.2).
