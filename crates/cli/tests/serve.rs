@@ -258,6 +258,26 @@ fn serve_users_api_errors_restart_and_audit() {
     let (st, headers, _) = s.req("GET", "/api/v1/users/import/template.csv", Some(&token), None, b"");
     assert!(st == 200 && headers.contains("text/csv"), "{headers}");
 
+    // Idempotency-Key: a retry replays the first answer, another request with the key is a 409
+    let idem = |key: &str, body: &str| {
+        let mut st = TcpStream::connect(&s.addr).unwrap();
+        let req = format!(
+            "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        st.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        st.read_to_string(&mut resp).unwrap();
+        let code: u16 = resp.split(' ').nth(1).unwrap().parse().unwrap();
+        (code, resp.to_lowercase().contains("idempotent-replayed: true"))
+    };
+    let one = r#"{"employee_no":"7001","name":"重试"}"#;
+    assert_eq!(idem("order-42", one), (201, false));
+    assert_eq!(idem("order-42", one), (201, true), "retry not replayed");
+    assert_eq!(idem("order-42", r#"{"employee_no":"7002","name":"别的"}"#).0, 409);
+    assert_eq!(idem("bad key", one).0, 400);
+
     // edit, disable, delete
     let (st, v) = s.json("PATCH", "/api/v1/users/1003", Some(&token), r#"{"title":"主治医师","status":"disabled"}"#);
     assert_eq!((st, v["status"].as_str(), v["title"].as_str()), (200, Some("disabled"), Some("主治医师")), "{v}");

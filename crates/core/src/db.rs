@@ -11,6 +11,7 @@ use std::{fs::File, path::Path};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "hmac", include_str!("../migrations/0002_hmac.sql")),
+    (3, "idempotency", include_str!("../migrations/0003_idempotency.sql")),
 ];
 
 /// Which database.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod custody;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod import;
 pub mod users;
 

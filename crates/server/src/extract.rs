@@ -27,6 +27,8 @@ pub struct Caller {
     pub app: App,
     /// audit context (actor, ip, user agent, request id)
     pub ctx: Context,
+    /// the `Idempotency-Key` header, when sent
+    pub idempotency_key: Option<String>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -56,8 +58,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .chars()
             .take(256)
             .collect();
+        let idempotency_key = parts.headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{1}").to_string());
+        if let Some(k) = &idempotency_key {
+            medsign_core::idempotency::validate_key(k).map_err(with_id)?;
+        }
         let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: rid };
-        Ok(Caller { app, ctx })
+        Ok(Caller { app, ctx, idempotency_key })
     }
 }
 

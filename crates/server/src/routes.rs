@@ -147,6 +147,7 @@ async fn create_users(
     let with_id = |e: ApiError| ApiError { request_id: rid.clone(), ..e };
     caller.app.require(Scope::UsersWrite).map_err(|e| with_id(e.into()))?;
     // parse after authentication, so an unauthenticated caller learns nothing about the schema
+    let body_text = body.to_string();
     let parsed: OneOrMany = match &body {
         serde_json::Value::Array(_) => serde_json::from_value::<Vec<NewUser>>(body).map(OneOrMany::Many),
         _ => serde_json::from_value::<NewUser>(body).map(|u| OneOrMany::One(Box::new(u))),
@@ -156,11 +157,53 @@ async fn create_users(
         OneOrMany::Many(v) => (v, false),
         OneOrMany::One(u) => (vec![*u], true),
     };
-    let made = users::create_many(&s.db, &s.kek, &caller.ctx, &list).await.map_err(|e| with_id(e.into()))?;
-    let body =
-        if single { serde_json::to_value(&made[0]) } else { serde_json::to_value(serde_json::json!({"users": made})) }
-            .unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let request_hash = hex::encode(medsign_crypto::hash::sm3(body_text.as_bytes()));
+    idempotent(&s, &caller, "POST /api/v1/users", &request_hash, || async {
+        let made = users::create_many(&s.db, &s.kek, &caller.ctx, &list).await?;
+        let body = if single {
+            serde_json::to_value(&made[0])
+        } else {
+            serde_json::to_value(serde_json::json!({"users": made}))
+        }
+        .unwrap_or_default();
+        Ok((StatusCode::CREATED, body))
+    })
+    .await
+}
+
+/// Run a creating call once per `Idempotency-Key`: a retry with the same key and request gets
+/// the stored answer (with `Idempotent-Replayed: true`), a different request with the same key a
+/// 409; without the header the call just runs.
+async fn idempotent<F, Fut>(
+    s: &AppState,
+    caller: &Caller,
+    route: &str,
+    request_hash: &str,
+    run: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = medsign_core::Result<(StatusCode, serde_json::Value)>>,
+{
+    use medsign_core::idempotency::{self, Lookup};
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let Some(key) = &caller.idempotency_key else {
+        let (status, body) = run().await.map_err(with_id)?;
+        return Ok((status, Json(body)).into_response());
+    };
+    let scoped = hex::encode(medsign_crypto::hash::sm3_parts(&[route.as_bytes(), b"\n", request_hash.as_bytes()]));
+    if let Lookup::Replay { status, body } =
+        idempotency::lookup(&s.db, &caller.app.app_id, key, &scoped).await.map_err(with_id)?
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        return Ok((status, [("idempotent-replayed", "true")], Json(body)).into_response());
+    }
+    let (status, body) = run().await.map_err(with_id)?;
+    idempotency::store(&s.db, &caller.app.app_id, key, &scoped, status.as_u16(), &body.to_string())
+        .await
+        .map_err(with_id)?;
+    Ok((status, Json(body)).into_response())
 }
 
 /// `POST /api/v1/users/import` (R1.4, R7.4.1): multipart field `file`, CSV (UTF-8 or GBK) or
@@ -190,11 +233,17 @@ async fn import_users(
     }
     let bytes = file.ok_or_else(|| invalid("缺少字段 file / the form has no field named file".into()))?;
     let parsed = medsign_core::import::parse(&bytes).map_err(with_id)?;
-    let made = users::create_many(&s.db, &s.kek, &caller.ctx, &parsed.users)
-        .await
-        .map_err(|e| with_id(medsign_core::import::to_lines(e, &parsed.lines)))?;
-    let body = serde_json::json!({"imported": made.len(), "ignored_columns": parsed.ignored_columns});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let request_hash = hex::encode(medsign_crypto::hash::sm3(&bytes));
+    idempotent(&s, &caller, "POST /api/v1/users/import", &request_hash, || async {
+        let made = users::create_many(&s.db, &s.kek, &caller.ctx, &parsed.users)
+            .await
+            .map_err(|e| medsign_core::import::to_lines(e, &parsed.lines))?;
+        Ok((
+            StatusCode::CREATED,
+            serde_json::json!({"imported": made.len(), "ignored_columns": parsed.ignored_columns}),
+        ))
+    })
+    .await
 }
 
 /// `GET /api/v1/users/import/template.csv`: the import template (UTF-8 with BOM).
