@@ -91,6 +91,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         kek,
         auth: Default::default(),
         max_body_bytes: cfg.server.max_body_bytes,
+        metrics: Default::default(),
     });
     let app = medsign_server::router(state);
     eprintln!("medsign 已启动 / medsign is running");

@@ -287,6 +287,19 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(s.req("GET", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
     assert_eq!(s.req("DELETE", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
 
+    // Prometheus metrics count what happened above
+    let mut st = TcpStream::connect(&s.addr).unwrap();
+    st.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut m = String::new();
+    st.read_to_string(&mut m).unwrap();
+    assert!(m.contains("text/plain; version=0.0.4"), "{m}");
+    assert!(
+        m.contains(r#"medsign_http_requests_total{method="GET",route="/api/v1/users/{employee_no}",status="200"}"#),
+        "{m}"
+    );
+    assert!(m.contains(r#"medsign_http_request_duration_seconds_count{route="/api/v1/users"}"#), "{m}");
+    assert!(m.contains("medsign_db_pool_connections{state=\"open\"}"), "{m}");
+
     // the request id comes back in the header
     let (_, headers, v) = s.req("GET", "/api/v1/users/nobody", Some(&token), None, b"");
     assert!(headers.to_lowercase().contains(&format!("x-request-id: {}", v["request_id"].as_str().unwrap())));

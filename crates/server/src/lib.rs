@@ -8,7 +8,9 @@
 
 mod error;
 mod extract;
+mod metrics;
 mod routes;
 
 pub use error::ApiError;
+pub use metrics::Metrics;
 pub use routes::{AppState, router};

@@ -32,6 +32,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// largest accepted request body, bytes
     pub max_body_bytes: usize,
+    /// Prometheus metrics
+    pub metrics: crate::Metrics,
 }
 
 /// The whole HTTP surface.
@@ -44,6 +46,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/users/import", post(import_users))
         .route("/api/v1/users/import/template.csv", get(import_template))
         .route("/api/v1/users/{employee_no}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/metrics", get(crate::metrics::render))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), signed_request))
