@@ -287,6 +287,18 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(s.req("GET", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
     assert_eq!(s.req("DELETE", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
 
+    // the admin audit API: query, CSV, chain check; only with the admin scope
+    let (st, _, v) = s.req("GET", "/admin/v1/audit?action=user.create&page_size=5", Some(&token), None, b"");
+    assert_eq!(st, 200, "{v}");
+    assert!(v["total"].as_i64().unwrap() >= 5 && v["items"].as_array().unwrap().len() == 5, "{v}");
+    assert_eq!(v["items"][0]["action"], "user.create");
+    let (st, headers, _) = s.req("GET", "/admin/v1/audit.csv?target=user:1001", Some(&token), None, b"");
+    assert!(st == 200 && headers.contains("text/csv"), "{headers}");
+    let (st, _, v) = s.req("GET", "/admin/v1/audit/verify", Some(&token), None, b"");
+    assert_eq!((st, v["broken"].is_null()), (200, true), "{v}");
+    assert_eq!(s.req("GET", "/admin/v1/audit", Some(&ro_token), None, b"").0, 403);
+    assert_eq!(s.req("GET", "/admin/v1/audit?from=yesterday", Some(&token), None, b"").0, 400);
+
     // Prometheus metrics count what happened above
     let mut st = TcpStream::connect(&s.addr).unwrap();
     st.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();

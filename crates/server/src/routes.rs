@@ -46,6 +46,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/users/import", post(import_users))
         .route("/api/v1/users/import/template.csv", get(import_template))
         .route("/api/v1/users/{employee_no}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/admin/v1/audit", get(audit_query))
+        .route("/admin/v1/audit.csv", get(audit_csv))
+        .route("/admin/v1/audit/verify", get(audit_verify))
         .route("/metrics", get(crate::metrics::render))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(not_found)
@@ -68,7 +71,21 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .map(str::to_string);
     let id = sent.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let start = std::time::Instant::now();
+    let span = tracing::info_span!("request", request_id = %id, %method, path = %path);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = resp.status().as_u16();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, ms, "request failed");
+        } else if status >= 400 {
+            tracing::info!(status, ms, "request refused");
+        } else {
+            tracing::debug!(status, ms, "request");
+        }
+    });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -264,6 +281,57 @@ async fn import_template(caller: Caller) -> Result<Response, ApiError> {
         medsign_core::import::TEMPLATE_CSV,
     )
         .into_response())
+}
+
+type AuditQuery = Result<Query<medsign_core::audit::Filter>, axum::extract::rejection::QueryRejection>;
+
+fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_core::audit::Filter, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Admin).map_err(with_id)?;
+    let Query(f) =
+        q.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    Ok(f)
+}
+
+/// `GET /admin/v1/audit?kind=&actor=&action=&target=&from=&to=&page=&page_size=` (R1.7).
+async fn audit_query(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    q: AuditQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = audit_filter(&caller, q)?;
+    let (items, total) = medsign_core::audit::query(&s.db, &f)
+        .await
+        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    Ok(Json(
+        serde_json::json!({"items": items, "total": total, "page": f.page.unwrap_or(1), "page_size": f.page_size.unwrap_or(100)}),
+    ))
+}
+
+/// `GET /admin/v1/audit.csv` with the same filters: a CSV export (UTF-8 with BOM).
+async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery) -> Result<Response, ApiError> {
+    let f = audit_filter(&caller, q)?;
+    let (items, _) = medsign_core::audit::query(&s.db, &f)
+        .await
+        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"medsign-audit.csv\""),
+        ],
+        medsign_core::audit::to_csv(&items),
+    )
+        .into_response())
+}
+
+/// `GET /admin/v1/audit/verify`: walk the hash chain (as `medsign audit verify` does).
+async fn audit_verify(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<medsign_core::audit::ChainReport>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Admin).map_err(with_id)?;
+    Ok(Json(medsign_core::audit::verify_chain(&s.db).await.map_err(with_id)?))
 }
 
 /// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).
