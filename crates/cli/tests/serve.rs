@@ -297,6 +297,8 @@ fn serve_users_api_errors_restart_and_audit() {
     let (st, _, v) = s.req("GET", "/admin/v1/audit/verify", Some(&token), None, b"");
     assert_eq!((st, v["broken"].is_null()), (200, true), "{v}");
     assert_eq!(s.req("GET", "/admin/v1/audit", Some(&ro_token), None, b"").0, 403);
+    assert_eq!(s.req("GET", "/admin/v1/users/1001", Some(&ro_token), None, b"").0, 403, "admin mirror needs admin");
+    assert_eq!(s.req("GET", "/admin/v1/users/1001", Some(&token), None, b"").0, 200);
     assert_eq!(s.req("GET", "/admin/v1/audit?from=yesterday", Some(&token), None, b"").0, 400);
 
     // Prometheus metrics count what happened above

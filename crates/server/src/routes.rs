@@ -39,16 +39,18 @@ pub struct AppState {
 /// The whole HTTP surface.
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body_bytes = state.max_body_bytes;
+    // the admin API mirrors the user routes for the console, and adds the audit log; every
+    // /admin/v1 call needs the admin scope
+    let admin = users_routes()
+        .route("/audit", get(audit_query))
+        .route("/audit.csv", get(audit_csv))
+        .route("/audit/verify", get(audit_verify))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/users", post(create_users).get(list_users))
-        .route("/api/v1/users/import", post(import_users))
-        .route("/api/v1/users/import/template.csv", get(import_template))
-        .route("/api/v1/users/{employee_no}", get(get_user).patch(update_user).delete(delete_user))
-        .route("/admin/v1/audit", get(audit_query))
-        .route("/admin/v1/audit.csv", get(audit_csv))
-        .route("/admin/v1/audit/verify", get(audit_verify))
+        .nest("/api/v1", users_routes())
+        .nest("/admin/v1", admin)
         .route("/metrics", get(crate::metrics::render))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(not_found)
@@ -56,6 +58,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), signed_request))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Users (R1.4, R7.4.1, R7.4.2), mounted under `/api/v1` and `/admin/v1`.
+fn users_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/users", post(create_users).get(list_users))
+        .route("/users/import", post(import_users))
+        .route("/users/import/template.csv", get(import_template))
+        .route("/users/{employee_no}", get(get_user).patch(update_user).delete(delete_user))
+}
+
+/// Every `/admin/v1` route needs an app with the admin scope.
+async fn require_admin(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    use axum::extract::FromRequestParts;
+    let (mut parts, body) = req.into_parts();
+    match Caller::from_request_parts(&mut parts, &s).await {
+        Ok(c) => match c.app.require(Scope::Admin) {
+            Ok(()) => next.run(Request::from_parts(parts, body)).await,
+            Err(e) => ApiError { error: e, request_id: c.ctx.request_id }.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Give every request an id (or keep a sane one the client sent), expose it in `X-Request-Id`,
