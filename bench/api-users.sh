@@ -22,6 +22,9 @@ import json, sys
 n = int(sys.argv[1])
 print(json.dumps([{"employee_no": "E%06d" % i, "name": "医生%d" % i, "department": "D%02d" % (i % 40), "role": "doctor"} for i in range(n)]))
 PY
+python3 -c 'import json; print(json.dumps([{"code": "D%02d" % i, "name": "科室%d" % i} for i in range(40)]))' > "$WORK/deps.json"
+curl -sf -o /dev/null -X POST "http://$ADDR/admin/v1/departments" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' --data-binary @"$WORK/deps.json"
 start=$(date +%s.%N)
 code=$(curl -s -o "$WORK/create.out" -w '%{http_code}' -X POST "http://$ADDR/api/v1/users" \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' --data-binary @"$WORK/users.json")

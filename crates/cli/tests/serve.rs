@@ -107,6 +107,23 @@ fn serve_users_api_errors_restart_and_audit() {
     let (st, _, v) = s.req("GET", "/readyz", None, None, b"");
     assert_eq!((st, v["status"].as_str()), (200, Some("ready")));
 
+    // departments first (users refer to them); an unknown department is refused
+    let (st, v) = s.json(
+        "POST",
+        "/admin/v1/departments",
+        Some(&token),
+        r#"[{"code":"NK","name":"内科"},{"code":"心内科","name":"心血管内科","parent_code":"NK"}]"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) =
+        s.json("POST", "/admin/v1/departments", Some(&token), r#"{"code":"X","name":"x","parent_code":"nope"}"#);
+    assert_eq!(st, 422, "{v}");
+    let (st, _, v) = s.req("GET", "/admin/v1/departments", Some(&token), None, b"");
+    assert_eq!((st, v["departments"].as_array().map(Vec::len)), (200, Some(2)), "{v}");
+    let (st, v) =
+        s.json("POST", "/api/v1/users", Some(&token), r#"{"employee_no":"0999","name":"某","department":"外星科"}"#);
+    assert_eq!((st, v["errors"][0]["field"].as_str()), (422, Some("department")), "{v}");
+
     // create one, then a batch; read back
     let (st, v) = s.json(
         "POST",

@@ -25,6 +25,14 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display())).await.unwrap();
     let kek = medsign_crypto::wrap::Kek::generate().unwrap();
+    let deps: Vec<_> = (0..40)
+        .map(|i| medsign_core::departments::NewDepartment {
+            code: format!("D{i:02}"),
+            name: format!("科室{i}"),
+            parent_code: None,
+        })
+        .collect();
+    medsign_core::departments::create_many(&db, &Context::cli(), &deps).await.unwrap();
     let t = Instant::now();
     let parsed = import::parse(&bytes).unwrap();
     let t_parse = t.elapsed();

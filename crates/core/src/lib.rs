@@ -11,6 +11,7 @@ pub mod audit;
 pub mod config;
 pub mod custody;
 pub mod db;
+pub mod departments;
 pub mod error;
 pub mod idempotency;
 pub mod import;

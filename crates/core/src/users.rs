@@ -193,7 +193,23 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
     }
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    let mut known_departments = std::collections::HashSet::new();
     for (i, u) in users.iter().enumerate() {
+        if let Some(dep) = &u.department
+            && !known_departments.contains(dep.as_str())
+        {
+            if crate::departments::exists(&mut tx, dep).await? {
+                known_departments.insert(dep.as_str());
+            } else {
+                errs.push(RowError {
+                    row: i,
+                    field: "department".into(),
+                    message: format!(
+                        "科室 {dep} 不存在，请先在科室管理中创建 / unknown department {dep}: create it first"
+                    ),
+                });
+            }
+        }
         let exists = sqlx::query("SELECT employee_no FROM users WHERE employee_no = $1")
             .bind(&u.employee_no)
             .fetch_optional(&mut *tx)
@@ -314,6 +330,11 @@ pub async fn update(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str, p: &Us
     }
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    if let Some(dep) = &next.department
+        && !crate::departments::exists(&mut tx, dep).await?
+    {
+        return Err(Error::Invalid(format!("科室 {dep} 不存在 / unknown department {dep}")));
+    }
     sqlx::query(
         "UPDATE users SET name = $1, department_code = $2, title = $3, phone = $4, role = $5, status = $6, updated_at = $7 \
          WHERE employee_no = $8 AND deleted_at IS NULL",
@@ -506,6 +527,14 @@ mod tests {
         for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
+            let dep = |c: &str| crate::departments::NewDepartment { code: c.into(), name: c.into(), parent_code: None };
+            crate::departments::create_many(&db, &ctx, &[dep("XNK"), dep("JZK")]).await.unwrap();
+            let mut unknown = u("0999");
+            unknown.department = Some("NOPE".into());
+            let Err(Error::InvalidRows(r)) = create_many(&db, &kek, &ctx, &[unknown]).await else {
+                panic!("unknown department accepted")
+            };
+            assert_eq!(r[0].field, "department");
             let mut a = u("1001");
             a.id_card = Some("11010519491231002X".into());
             let made = create_many(&db, &kek, &ctx, &[a, u("1002")]).await.unwrap();
@@ -525,7 +554,7 @@ mod tests {
             assert_eq!(described, vec![(1, "id_card"), (2, "employee_no"), (3, "employee_no")]);
             assert!(matches!(get(&db, &kek, "2001").await, Err(Error::NotFound(_))), "partial write");
             assert!(create_many(&db, &kek, &ctx, &[]).await.is_err());
-            assert_eq!(crate::audit::verify_chain(&db).await.unwrap().entries, 2);
+            assert_eq!(crate::audit::verify_chain(&db).await.unwrap().entries, 4); // 2 departments + 2 users
             // list: filters, paging, wildcard escaping
             let mut more: Vec<NewUser> = (0..7).map(|i| u(&format!("30{i:02}"))).collect();
             more[3].department = Some("JZK".into());

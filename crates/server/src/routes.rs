@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // the admin API mirrors the user routes for the console, and adds the audit log; every
     // /admin/v1 call needs the admin scope
     let admin = users_routes()
+        .route("/departments", post(create_departments).get(list_departments))
         .route("/audit", get(audit_query))
         .route("/audit.csv", get(audit_csv))
         .route("/audit/verify", get(audit_verify))
@@ -305,6 +306,31 @@ async fn import_template(caller: Caller) -> Result<Response, ApiError> {
         medsign_core::import::TEMPLATE_CSV,
     )
         .into_response())
+}
+
+/// `POST /admin/v1/departments`: one department or an array (parents first), all or nothing.
+async fn create_departments(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    use medsign_core::departments::{self, NewDepartment};
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let list: Vec<NewDepartment> = match body {
+        serde_json::Value::Array(_) => serde_json::from_value(body),
+        other => serde_json::from_value::<NewDepartment>(other).map(|d| vec![d]),
+    }
+    .map_err(|e| with_id(medsign_core::Error::Invalid(format!("科室数据有误 / invalid department data: {e}"))))?;
+    let made = departments::create_many(&s.db, &caller.ctx, &list).await.map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"departments": made}))).into_response())
+}
+
+/// `GET /admin/v1/departments`: all departments (flat, with parent codes).
+async fn list_departments(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = medsign_core::departments::list(&s.db)
+        .await
+        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    Ok(Json(serde_json::json!({"departments": list})))
 }
 
 type AuditQuery = Result<Query<medsign_core::audit::Filter>, axum::extract::rejection::QueryRejection>;
