@@ -80,12 +80,15 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
     let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
     let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
-    custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?;
+    let platform = Arc::new(medsign_crypto::signer::KeySigner::new(
+        custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?,
+    ));
     let first_token = bootstrap(&db, &kek).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
         CliError(format!("无法监听 {} / cannot listen on {}: {e}", cfg.server.listen, cfg.server.listen))
     })?;
     let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let state_db = db.clone();
     let state = Arc::new(medsign_server::AppState {
         db,
         kek,
@@ -115,10 +118,30 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     }
     eprintln!("  接口 / API: http://{addr}/api/v1   健康检查 / health: http://{addr}/healthz");
     eprintln!("listening on {addr}");
+    // audit anchors: the chain head signed by the platform key at start, every N minutes, and at stop
+    let anchor_db = state_db.clone();
+    let anchor_key = platform.clone();
+    let minutes = cfg.audit.anchor_minutes;
+    let anchors = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60 * minutes.max(1)));
+        loop {
+            tick.tick().await;
+            if let Err(e) = audit::anchor(&anchor_db, anchor_key.as_ref()).await {
+                tracing::error!(error = %e, "audit anchor failed");
+            }
+            if minutes == 0 {
+                break;
+            }
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown())
         .await
         .map_err(|e| CliError(format!("服务异常退出 / the server failed: {e}")))?;
+    anchors.abort();
+    if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
+        eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
+    }
     eprintln!("medsign 已停止 / medsign stopped");
     Ok(0)
 }

@@ -348,8 +348,9 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(s.stop(), 0);
 
     // the audit chain verifies; editing a row breaks it at that row
-    let out = d.ok(&["audit", "verify", "--data-dir", &d.p("data")]);
-    assert!(out.contains("intact"), "{out}");
+    let out = d.ok(&["audit", "verify", "--data-dir", &d.p("data"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["broken"].is_null() && v["anchors"].as_i64().unwrap() >= 2, "start/stop anchors: {v}");
     let db = d.p("data/medsign.db");
     let edit = format!(
         "import sqlite3; c = sqlite3.connect('{db}'); c.execute(\"UPDATE audit_log SET target = 'user:9999' WHERE seq = 3\"); c.commit()"

@@ -213,6 +213,79 @@ pub async fn record(db: &Db, ctx: &Context, ev: &Event<'_>) -> Result<Entry> {
     Ok(e)
 }
 
+fn anchor_message(seq: i64, head_hash: &str, at: &str) -> Vec<u8> {
+    format!("medsign/audit-anchor/v1|{seq}|{head_hash}|{at}").into_bytes()
+}
+
+/// Sign the current chain head with the platform key (skipped when nothing was appended since
+/// the last anchor). Returns the anchored sequence number, if an anchor was written.
+pub async fn anchor(db: &Db, signer: &dyn medsign_crypto::Signer) -> Result<Option<i64>> {
+    let _w = db.write_lock.lock().await;
+    let head =
+        sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&db.pool).await?;
+    let Some(head) = head else { return Ok(None) };
+    let (seq, hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_anchors").fetch_one(&db.pool).await?;
+    if last == Some(seq) {
+        return Ok(None);
+    }
+    let id: i64 = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM audit_anchors")
+        .fetch_one(&db.pool)
+        .await?
+        .unwrap_or(0)
+        + 1;
+    let at = crate::now_text();
+    let sig = signer.sign(&anchor_message(seq, &hash, &at))?;
+    sqlx::query("INSERT INTO audit_anchors (id, at, seq, head_hash, signature) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id)
+        .bind(&at)
+        .bind(seq)
+        .bind(&hash)
+        .bind(hex::encode(sig))
+        .execute(&db.pool)
+        .await?;
+    Ok(Some(seq))
+}
+
+/// Check every anchor against the chain: signature by `platform` and the entry it names.
+/// Returns the first problem as (seq, reason).
+async fn check_anchors(
+    db: &Db,
+    platform: &medsign_crypto::PublicKey,
+    entries: i64,
+) -> Result<(i64, Option<(i64, String)>)> {
+    let rows =
+        sqlx::query("SELECT seq, head_hash, at, signature FROM audit_anchors ORDER BY id").fetch_all(&db.pool).await?;
+    let mut n = 0;
+    for r in &rows {
+        let (seq, head, at, sig): (i64, String, String, String) =
+            (r.try_get("seq")?, r.try_get("head_hash")?, r.try_get("at")?, r.try_get("signature")?);
+        let sig_ok = hex::decode(&sig)
+            .ok()
+            .map(|s| platform.verify(platform.default_scheme(), &anchor_message(seq, &head, &at), &s, None).is_ok())
+            .unwrap_or(false);
+        if !sig_ok {
+            return Ok((n, Some((seq, "锚点签名无效 / the anchor's signature does not verify".into()))));
+        }
+        if seq > entries {
+            return Ok((
+                n,
+                Some((
+                    entries + 1,
+                    format!("日志被截断：锚点记录到第 {seq} 条 / the log was truncated: an anchor covers entry {seq}"),
+                )),
+            ));
+        }
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1").bind(seq).fetch_optional(&db.pool).await?;
+        if stored.as_deref() != Some(head.as_str()) {
+            return Ok((n, Some((seq, "与已签名的锚点不符 / differs from the signed anchor".into()))));
+        }
+        n += 1;
+    }
+    Ok((n, None))
+}
+
 /// Result of walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
@@ -222,10 +295,25 @@ pub struct ChainReport {
     pub head: String,
     /// the first broken link: (seq, reason)
     pub broken: Option<(i64, String)>,
+    /// signed anchors checked
+    pub anchors: i64,
 }
 
-/// Walk the whole chain in order and name the first broken link.
+/// Walk the whole chain in order and name the first broken link; then check the signed anchors
+/// (which also catch a truncated log).
 pub async fn verify_chain(db: &Db) -> Result<ChainReport> {
+    let mut r = walk_chain(db).await?;
+    if r.broken.is_none()
+        && let Ok(platform) = crate::custody::public_key(db, "platform").await
+    {
+        let (n, problem) = check_anchors(db, &platform, r.entries).await?;
+        r.anchors = n;
+        r.broken = problem;
+    }
+    Ok(r)
+}
+
+async fn walk_chain(db: &Db) -> Result<ChainReport> {
     let mut prev = GENESIS.to_string();
     let mut expect = 1i64;
     let mut last = 0i64;
@@ -235,12 +323,13 @@ pub async fn verify_chain(db: &Db) -> Result<ChainReport> {
             .fetch_all(&db.pool)
             .await?;
         if rows.is_empty() {
-            return Ok(ChainReport { entries: expect - 1, head: prev, broken: None });
+            return Ok(ChainReport { entries: expect - 1, head: prev, broken: None, anchors: 0 });
         }
         for r in &rows {
             let e = entry_from_row(r)?;
-            let fail =
-                |why: String| Ok(ChainReport { entries: expect - 1, head: prev.clone(), broken: Some((e.seq, why)) });
+            let fail = |why: String| {
+                Ok(ChainReport { entries: expect - 1, head: prev.clone(), broken: Some((e.seq, why)), anchors: 0 })
+            };
             if e.seq != expect {
                 return fail(format!("缺少第 {expect} 条记录 / entry {expect} is missing (found {})", e.seq));
             }
@@ -371,6 +460,53 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<Entry>> {
 mod tests {
     use super::*;
     use crate::db::tests::backends;
+
+    #[tokio::test]
+    async fn anchors_are_signed_and_catch_truncation() {
+        for (_d, db) in backends().await {
+            let kek = medsign_crypto::wrap::Kek::generate().unwrap();
+            let key = crate::custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.unwrap();
+            let signer = medsign_crypto::signer::KeySigner::new(key);
+            assert_eq!(anchor(&db, &signer).await.unwrap(), None, "empty log");
+            let ctx = Context::cli();
+            for i in 0..6 {
+                let t = format!("x:{i}");
+                record(
+                    &db,
+                    &ctx,
+                    &Event {
+                        kind: Kind::Admin,
+                        action: "t",
+                        target: &t,
+                        outcome: "ok",
+                        details: serde_json::json!({}),
+                    },
+                )
+                .await
+                .unwrap();
+                if i == 3 {
+                    assert_eq!(anchor(&db, &signer).await.unwrap(), Some(4));
+                }
+            }
+            assert_eq!(anchor(&db, &signer).await.unwrap(), Some(6));
+            assert_eq!(anchor(&db, &signer).await.unwrap(), None, "nothing new");
+            let r = verify_chain(&db).await.unwrap();
+            assert_eq!((r.entries, r.anchors, r.broken.clone()), (6, 2, None));
+            // cut the tail: the chain alone is still consistent, the anchor is not
+            sqlx::query("DELETE FROM audit_log WHERE seq >= 5").execute(&db.pool).await.unwrap();
+            let r = verify_chain(&db).await.unwrap();
+            assert_eq!(r.broken.as_ref().map(|b| b.0), Some(5), "{r:?}");
+            assert!(r.broken.unwrap().1.contains("truncated"));
+            // a forged anchor signature
+            sqlx::query("DELETE FROM audit_anchors WHERE seq = 6").execute(&db.pool).await.unwrap();
+            assert!(verify_chain(&db).await.unwrap().broken.is_none());
+            sqlx::query("UPDATE audit_anchors SET signature = '3006020101020101' WHERE seq = 4")
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            assert!(verify_chain(&db).await.unwrap().broken.unwrap().1.contains("signature"));
+        }
+    }
 
     #[tokio::test]
     async fn chain_verifies_and_any_edit_breaks_it_at_that_row() {

@@ -47,6 +47,20 @@ impl Default for TimeConfig {
     }
 }
 
+/// `[audit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// sign the chain head every this many minutes (0 = only at start and stop)
+    pub anchor_minutes: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { anchor_minutes: 10 }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -59,6 +73,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[time]`
     pub time: TimeConfig,
+    /// `[audit]`
+    pub audit: AuditConfig,
 }
 
 impl Config {
@@ -95,6 +111,7 @@ impl Config {
                 self.time.sources = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
             }
             "MEDSIGN_TIME_MAX_OFFSET_MS" => self.time.max_offset_ms = v.parse().map_err(|_| bad("not a number"))?,
+            "MEDSIGN_AUDIT_ANCHOR_MINUTES" => self.audit.anchor_minutes = v.parse().map_err(|_| bad("not a number"))?,
             _ => {}
         }
         Ok(())
