@@ -80,6 +80,7 @@ pub struct Event<'a> {
 }
 
 /// The stored row.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
     /// position in the chain, from 1
@@ -287,6 +288,7 @@ async fn check_anchors(
 }
 
 /// Result of walking the chain.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
     /// entries checked
@@ -294,6 +296,7 @@ pub struct ChainReport {
     /// hash of the last entry
     pub head: String,
     /// the first broken link: (seq, reason)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
     pub broken: Option<(i64, String)>,
     /// signed anchors checked
     pub anchors: i64,
@@ -347,6 +350,7 @@ async fn walk_chain(db: &Db) -> Result<ChainReport> {
 }
 
 /// Filters of [`query`] (all optional; instants RFC 3339).
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {

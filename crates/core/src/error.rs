@@ -51,6 +51,7 @@ impl Error {
 }
 
 /// One invalid row of a batch: its index (from 0), the field and the reason.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RowError {
     /// position in the batch, from 0

@@ -14,6 +14,7 @@ use sqlx::Row;
 pub const MAX_BATCH: usize = 10_000;
 
 /// Roles (issue #3).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -55,6 +56,7 @@ impl Role {
 }
 
 /// A user to create (the API's request body).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
@@ -84,6 +86,7 @@ fn default_role() -> Role {
 }
 
 /// A stored user as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
     /// 工号
@@ -105,6 +108,7 @@ pub struct User {
     /// real-name status (`none` until the mobile issue)
     pub realname_status: String,
     /// certificate summary (none until the CA issue)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub certificate: Option<serde_json::Value>,
     /// link to the handwriting image (none until the mobile issue)
     pub signature_image: Option<String>,
@@ -275,6 +279,7 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
 }
 
 /// A change to a user (absent fields stay as they are; `null` clears an optional field).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
@@ -282,12 +287,15 @@ pub struct UserPatch {
     pub name: Option<String>,
     /// 科室
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
     pub department: Option<Option<String>>,
     /// 职称
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
     pub title: Option<Option<String>>,
     /// 手机
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
     pub phone: Option<Option<String>>,
     /// role
     pub role: Option<Role>,
@@ -397,6 +405,7 @@ pub async fn delete(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str) -> Res
 }
 
 /// Filters and paging of [`list`].
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
@@ -411,6 +420,7 @@ pub struct ListQuery {
 }
 
 /// A page of users.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Page {
     /// users on this page, by employee number

@@ -13,4 +13,4 @@ mod routes;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use routes::{AppState, router};
+pub use routes::{ApiDoc, AppState, router};

@@ -16,11 +16,58 @@ use axum::{
 use medsign_core::{
     apps::{Authenticator, Scope},
     db::Db,
-    users::{self, NewUser},
+    users::{self, NewUser, User},
 };
 use medsign_crypto::wrap::Kek;
 use serde::Deserialize;
 use std::sync::Arc;
+
+/// The JSON error envelope (DESIGN.md conventions), for the API documentation.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// stable machine code, e.g. `invalid_request`
+    code: String,
+    /// Chinese, then English
+    message: String,
+    /// also in the `X-Request-Id` header
+    request_id: String,
+    /// per-row errors (`invalid_rows` only)
+    errors: Option<Vec<medsign_core::RowError>>,
+}
+
+/// The OpenAPI 3.1 description of the HTTP API, generated from the handlers above.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "medsign API", description = "医院电子签名平台接口 / hospital electronic-signature platform API (R7). \
+        Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
+        Errors: `{code, message, request_id}` with a 4xx/5xx status."),
+    paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
+        create_departments, list_departments, audit_query, audit_csv, audit_verify),
+    components(schemas(ErrorBody, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
+        medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
+        medsign_core::audit::ChainReport)),
+    modifiers(&Security),
+    tags((name = "users", description = "人员 / staff users (R7.4.1, R7.4.2)"), (name = "admin", description = "管理 / administration (admin scope)"),
+        (name = "health", description = "探活 / health"))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("<app_id>.<secret>").build(),
+            ),
+        );
+        c.add_security_scheme("hmac_sm3", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Signature"))));
+    }
+}
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -53,6 +100,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", users_routes())
         .nest("/admin/v1", admin)
         .route("/metrics", get(crate::metrics::render))
+        .route("/api/openapi.json", get(|| async { Json(<ApiDoc as utoipa::OpenApi>::openapi()) }))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs"))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -159,10 +208,14 @@ async fn not_found(Extension(rid): Extension<RequestId>) -> Response {
     envelope(StatusCode::NOT_FOUND, "not_found", "没有这个接口 / no such route", &rid.0)
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive", body = Object, example = json!({"status": "ok"}))))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "database reachable, migrations current", body = Object, example = json!({"status": "ready", "database": "ok", "migrations": "current"})),
+    (status = 503, description = "not ready", body = ErrorBody)))]
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     match s.db.ready().await {
         Ok(true) => {
@@ -184,6 +237,18 @@ enum OneOrMany {
 }
 
 /// `POST /api/v1/users` (R7.4.1): one object or an array (≤ 10,000), all or nothing.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe creation")),
+    request_body(content = Vec<NewUser>, description = "one user object or an array of up to 10,000 (all or nothing)",
+        example = json!([{"employee_no": "1001", "name": "张三", "department": "XNK", "title": "主治医师", "id_card": "11010519491231002X", "role": "doctor"}])),
+    responses(
+        (status = 201, description = "created: the user (single object sent) or {\"users\": [...]}", body = User,
+            example = json!({"employee_no": "1001", "name": "张三", "department": "XNK", "title": "主治医师", "phone": null, "id_card_masked": "110105**********2X", "role": "doctor", "status": "active", "realname_status": "none", "certificate": null, "signature_image": null, "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:00.000Z"})),
+        (status = 400, description = "malformed JSON or unknown field", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with another request", body = ErrorBody),
+        (status = 422, description = "invalid rows; nothing written", body = ErrorBody,
+            example = json!({"code": "invalid_rows", "message": "1 行数据有误，未写入任何数据 / 1 rows are invalid; nothing was written", "request_id": "5f0c…", "errors": [{"row": 0, "field": "id_card", "message": "身份证号无效 / invalid ID-card number"}]})),
+    ))]
 async fn create_users(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -254,6 +319,13 @@ where
 
 /// `POST /api/v1/users/import` (R1.4, R7.4.1): multipart field `file`, CSV (UTF-8 or GBK) or
 /// XLSX; all or nothing, errors by spreadsheet line.
+#[utoipa::path(post, path = "/api/v1/users/import", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content_type = "multipart/form-data", content = Object, description = "field `file`: CSV (UTF-8 or GBK) or XLSX with columns 工号,姓名,科室,职称,手机,身份证号,角色",
+        example = json!({"file": "工号,姓名,科室\n1001,张三,XNK"})),
+    responses(
+        (status = 201, description = "imported", body = Object, example = json!({"imported": 700, "ignored_columns": ["备注"]})),
+        (status = 400, description = "unreadable file", body = ErrorBody),
+        (status = 422, description = "bad lines (spreadsheet line numbers); nothing written", body = ErrorBody)))]
 async fn import_users(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -293,6 +365,8 @@ async fn import_users(
 }
 
 /// `GET /api/v1/users/import/template.csv`: the import template (UTF-8 with BOM).
+#[utoipa::path(get, path = "/api/v1/users/import/template.csv", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "CSV template (UTF-8 with BOM)", content_type = "text/csv", example = json!("工号,姓名,科室,职称,手机,身份证号,角色"))))]
 async fn import_template(caller: Caller) -> Result<Response, ApiError> {
     caller
         .app
@@ -309,6 +383,9 @@ async fn import_template(caller: Caller) -> Result<Response, ApiError> {
 }
 
 /// `POST /admin/v1/departments`: one department or an array (parents first), all or nothing.
+#[utoipa::path(post, path = "/admin/v1/departments", tag = "admin", security(("bearer" = [])),
+    request_body(content = Vec<medsign_core::departments::NewDepartment>, example = json!([{"code": "NK", "name": "内科"}, {"code": "XNK", "name": "心内科", "parent_code": "NK"}])),
+    responses((status = 201, body = Object, example = json!({"departments": [{"code": "NK", "name": "内科", "parent_code": null}]})), (status = 422, body = ErrorBody)))]
 async fn create_departments(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -326,6 +403,8 @@ async fn create_departments(
 }
 
 /// `GET /admin/v1/departments`: all departments (flat, with parent codes).
+#[utoipa::path(get, path = "/admin/v1/departments", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Object, example = json!({"departments": [{"code": "XNK", "name": "心内科", "parent_code": "NK"}]}))))]
 async fn list_departments(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let list = medsign_core::departments::list(&s.db)
         .await
@@ -344,6 +423,9 @@ fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_core::audit::F
 }
 
 /// `GET /admin/v1/audit?kind=&actor=&action=&target=&from=&to=&page=&page_size=` (R1.7).
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = [])), params(medsign_core::audit::Filter),
+    responses((status = 200, body = Object, example = json!({"items": [{"seq": 1, "at": "2026-11-27T08:00:00.000Z", "kind": "admin", "actor": "system", "action": "app.create", "target": "app:app_1a2b", "outcome": "ok", "ip": "local", "user_agent": "medsign-serve", "request_id": "bootstrap", "details": "{}", "prev_hash": "00…", "hash": "2a68…"}], "total": 1, "page": 1, "page_size": 100})),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn audit_query(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -359,6 +441,8 @@ async fn audit_query(
 }
 
 /// `GET /admin/v1/audit.csv` with the same filters: a CSV export (UTF-8 with BOM).
+#[utoipa::path(get, path = "/admin/v1/audit.csv", tag = "admin", security(("bearer" = [])), params(medsign_core::audit::Filter),
+    responses((status = 200, description = "CSV export (UTF-8 with BOM)", content_type = "text/csv", example = json!("seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash"))))]
 async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery) -> Result<Response, ApiError> {
     let f = audit_filter(&caller, q)?;
     let (items, _) = medsign_core::audit::query(&s.db, &f)
@@ -375,6 +459,8 @@ async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery
 }
 
 /// `GET /admin/v1/audit/verify`: walk the hash chain (as `medsign audit verify` does).
+#[utoipa::path(get, path = "/admin/v1/audit/verify", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = medsign_core::audit::ChainReport, example = json!({"entries": 42, "head": "2a68…", "broken": null, "anchors": 3}))))]
 async fn audit_verify(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -385,6 +471,9 @@ async fn audit_verify(
 }
 
 /// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])), params(users::ListQuery),
+    responses((status = 200, body = users::Page, example = json!({"items": [], "page": 1, "page_size": 50, "total": 0})),
+        (status = 400, body = ErrorBody)))]
 async fn list_users(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -398,6 +487,10 @@ async fn list_users(
 }
 
 /// `PATCH /api/v1/users/{employee_no}` (R1.4): edit, disable (`"status": "disabled"`), enable.
+#[utoipa::path(patch, path = "/api/v1/users/{employee_no}", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    request_body(content = users::UserPatch, example = json!({"title": "主任医师", "status": "disabled"})),
+    responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_user(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -410,6 +503,9 @@ async fn update_user(
 }
 
 /// `DELETE /api/v1/users/{employee_no}` (R1.4): soft delete, kept for the audit trail.
+#[utoipa::path(delete, path = "/api/v1/users/{employee_no}", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 204, description = "deleted (soft; kept for the audit trail)"), (status = 404, body = ErrorBody)))]
 async fn delete_user(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -422,6 +518,9 @@ async fn delete_user(
 }
 
 /// `GET /api/v1/users/{employee_no}` (R7.4.2).
+#[utoipa::path(get, path = "/api/v1/users/{employee_no}", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 200, body = User), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "a6df…"}))))]
 async fn get_user(
     State(s): State<Arc<AppState>>,
     caller: Caller,
