@@ -117,7 +117,9 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         eprintln!("    {}", t.as_str());
     }
     eprintln!("  从这里开始 / start here: http://{addr}/api/docs （接口文档 / API documentation）");
-    eprintln!("  接口 / API: http://{addr}/api/v1   管理 / admin: http://{addr}/admin/v1   健康 / health: http://{addr}/healthz   指标 / metrics: http://{addr}/metrics");
+    eprintln!(
+        "  接口 / API: http://{addr}/api/v1   管理 / admin: http://{addr}/admin/v1   健康 / health: http://{addr}/healthz   指标 / metrics: http://{addr}/metrics"
+    );
     eprintln!("listening on {addr}");
     // audit anchors: the chain head signed by the platform key at start, every N minutes, and at stop
     let anchor_db = state_db.clone();

@@ -13,7 +13,7 @@
 
 use crate::{
     Error, Result,
-    audit::{self, Context, Event, Kind},
+    audit::{self, Context, Kind},
     db::Db,
 };
 use medsign_crypto::wrap::Kek;
@@ -185,16 +185,13 @@ pub async fn create(
     .bind(&wrapped_hmac)
     .execute(&mut *tx)
     .await?;
-    audit::append(
+    audit::ok(
         &mut tx,
         ctx,
-        &Event {
-            kind: Kind::Admin,
-            action: "app.create",
-            target: &format!("app:{app_id}"),
-            outcome: "ok",
-            details: serde_json::json!({"name": name, "scopes": scope_text}),
-        },
+        Kind::Admin,
+        "app.create",
+        &format!("app:{app_id}"),
+        serde_json::json!({"name": name, "scopes": scope_text}),
     )
     .await?;
     tx.commit().await?;

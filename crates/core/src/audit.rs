@@ -205,6 +205,18 @@ pub async fn append(conn: &mut AnyConnection, ctx: &Context, ev: &Event<'_>) -> 
     Ok(e)
 }
 
+/// Append a successful event of `kind` (the common case of [`append`]).
+pub async fn ok(
+    conn: &mut AnyConnection,
+    ctx: &Context,
+    kind: Kind,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<Entry> {
+    append(conn, ctx, &Event { kind, action, target, outcome: "ok", details }).await
+}
+
 /// Record one event in its own transaction (for events with no other change, e.g. a failed login).
 pub async fn record(db: &Db, ctx: &Context, ev: &Event<'_>) -> Result<Entry> {
     let _w = db.write_lock.lock().await;

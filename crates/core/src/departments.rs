@@ -3,7 +3,7 @@
 
 use crate::{
     Error, Result, RowError,
-    audit::{self, Context, Event, Kind},
+    audit::{self, Context, Kind},
     db::Db,
 };
 use serde::{Deserialize, Serialize};
@@ -91,16 +91,13 @@ pub async fn create_many(db: &Db, ctx: &Context, items: &[NewDepartment]) -> Res
             .bind(&now)
             .execute(&mut *tx)
             .await?;
-        audit::append(
+        audit::ok(
             &mut tx,
             ctx,
-            &Event {
-                kind: Kind::DataMaintenance,
-                action: "department.create",
-                target: &format!("department:{}", d.code),
-                outcome: "ok",
-                details: serde_json::json!({"name": d.name.trim(), "parent_code": d.parent_code}),
-            },
+            Kind::DataMaintenance,
+            "department.create",
+            &format!("department:{}", d.code),
+            serde_json::json!({"name": d.name.trim(), "parent_code": d.parent_code}),
         )
         .await?;
     }

@@ -3,7 +3,7 @@
 
 use crate::{
     Error, Result, RowError,
-    audit::{self, Context, Event, Kind},
+    audit::{self, Context, Kind},
     db::Db,
 };
 use medsign_crypto::{hash, wrap::Kek};
@@ -257,16 +257,13 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        audit::append(
+        audit::ok(
             &mut tx,
             ctx,
-            &Event {
-                kind: Kind::DataMaintenance,
-                action: "user.create",
-                target: &format!("user:{}", u.employee_no),
-                outcome: "ok",
-                details: serde_json::json!({"name": u.name.trim(), "department": u.department, "role": u.role.as_str()}),
-            },
+            Kind::DataMaintenance,
+            "user.create",
+            &format!("user:{}", u.employee_no),
+            serde_json::json!({"name": u.name.trim(), "department": u.department, "role": u.role.as_str()}),
         )
         .await?;
     }
@@ -366,12 +363,7 @@ pub async fn update(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str, p: &Us
     } else {
         "user.update"
     };
-    audit::append(
-        &mut tx,
-        ctx,
-        &Event { kind: Kind::DataMaintenance, action, target: &format!("user:{employee_no}"), outcome: "ok", details },
-    )
-    .await?;
+    audit::ok(&mut tx, ctx, Kind::DataMaintenance, action, &format!("user:{employee_no}"), details).await?;
     tx.commit().await?;
     get(db, kek, employee_no).await
 }
@@ -388,16 +380,13 @@ pub async fn delete(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str) -> Res
         .bind(employee_no)
         .execute(&mut *tx)
         .await?;
-    audit::append(
+    audit::ok(
         &mut tx,
         ctx,
-        &Event {
-            kind: Kind::DataMaintenance,
-            action: "user.delete",
-            target: &format!("user:{employee_no}"),
-            outcome: "ok",
-            details: serde_json::json!({"name": cur.name}),
-        },
+        Kind::DataMaintenance,
+        "user.delete",
+        &format!("user:{employee_no}"),
+        serde_json::json!({"name": cur.name}),
     )
     .await?;
     tx.commit().await?;
