@@ -304,6 +304,22 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(s.req("GET", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
     assert_eq!(s.req("DELETE", "/api/v1/users/6001", Some(&token), None, b"").0, 404);
 
+    // apps through the admin API: create (token once), list (no secrets), disable takes effect at once
+    let (st, v) = s.json("POST", "/admin/v1/apps", Some(&token), r#"{"name":"EMR","scopes":["users:read"]}"#);
+    assert_eq!(st, 201, "{v}");
+    let emr = v["token"].as_str().unwrap().to_string();
+    assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&emr), None, b"").0, 200);
+    let (_, _, list) = s.req("GET", "/admin/v1/apps", Some(&token), None, b"");
+    assert!(list["apps"].as_array().unwrap().len() >= 3 && !list.to_string().contains(emr.split_once('.').unwrap().1));
+    let emr_id = v["app_id"].as_str().unwrap();
+    assert_eq!(s.req("POST", &format!("/admin/v1/apps/{emr_id}/disable"), Some(&token), None, b"").0, 204);
+    assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&emr), None, b"").0, 401, "disabled app still authenticated");
+    assert_eq!(s.req("POST", &format!("/admin/v1/apps/{emr_id}/enable"), Some(&token), None, b"").0, 204);
+    assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&emr), None, b"").0, 200);
+    assert_eq!(s.req("POST", "/admin/v1/apps/app_nope/disable", Some(&token), None, b"").0, 404);
+    let (st, _) = s.json("POST", "/admin/v1/apps", Some(&token), r#"{"name":"x","scopes":["root"]}"#);
+    assert_eq!(st, 400);
+
     // the admin audit API: query, CSV, chain check; only with the admin scope
     let (st, _, v) = s.req("GET", "/admin/v1/audit?action=user.create&page_size=5", Some(&token), None, b"");
     assert_eq!(st, 200, "{v}");

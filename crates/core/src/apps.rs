@@ -199,6 +199,60 @@ pub async fn create(
     Ok((App { app_id, name: name.into(), scopes }, token))
 }
 
+/// An app as administrators see it (never the secret).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppInfo {
+    /// id
+    pub app_id: String,
+    /// name
+    pub name: String,
+    /// scopes
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub scopes: Vec<Scope>,
+    /// disabled apps cannot authenticate
+    pub disabled: bool,
+    /// created
+    pub created_at: String,
+}
+
+/// All apps, by creation time.
+pub async fn list(db: &Db) -> Result<Vec<AppInfo>> {
+    let rows = sqlx::query("SELECT app_id, name, scopes, disabled, created_at FROM apps ORDER BY created_at, app_id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AppInfo {
+                app_id: r.try_get("app_id")?,
+                name: r.try_get("name")?,
+                scopes: r.try_get::<String, _>("scopes")?.split(',').filter_map(Scope::from_name).collect(),
+                disabled: r.try_get::<i64, _>("disabled")? != 0,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Disable or enable an app (audited). A disabled app's cached checks are dropped at once.
+pub async fn set_disabled(db: &Db, auth: &Authenticator, ctx: &Context, app_id: &str, disabled: bool) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let n = sqlx::query("UPDATE apps SET disabled = $1 WHERE app_id = $2")
+        .bind(disabled as i64)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
+    if n.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("应用 {app_id} 不存在 / no app {app_id}")));
+    }
+    let action = if disabled { "app.disable" } else { "app.enable" };
+    audit::ok(&mut tx, ctx, Kind::Admin, action, &format!("app:{app_id}"), serde_json::json!({})).await?;
+    tx.commit().await?;
+    auth.cache.lock().expect("cache lock").retain(|_, (app, _)| app.app_id != app_id);
+    Ok(())
+}
+
 /// How many apps exist (the first start creates the bootstrap admin app when there are none).
 pub async fn count(db: &Db) -> Result<i64> {
     Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM apps").fetch_one(&db.pool).await?)

@@ -43,8 +43,8 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, audit_query, audit_csv, audit_verify),
-    components(schemas(ErrorBody, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify),
+    components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
     modifiers(&Security),
@@ -90,6 +90,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     // /admin/v1 call needs the admin scope
     let admin = users_routes()
         .route("/departments", post(create_departments).get(list_departments))
+        .route("/apps", post(create_app).get(list_apps))
+        .route("/apps/{app_id}/disable", post(disable_app))
+        .route("/apps/{app_id}/enable", post(enable_app))
         .route("/audit", get(audit_query))
         .route("/audit.csv", get(audit_csv))
         .route("/audit/verify", get(audit_verify))
@@ -410,6 +413,78 @@ async fn list_departments(State(s): State<Arc<AppState>>, caller: Caller) -> Res
         .await
         .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
     Ok(Json(serde_json::json!({"departments": list})))
+}
+
+/// Body of `POST /admin/v1/apps`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewApp {
+    /// display name
+    name: String,
+    /// scopes; empty = every scope but admin
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/apps", tag = "admin", security(("bearer" = [])),
+    request_body(content = NewApp, example = json!({"name": "HIS 门诊", "scopes": ["users:read", "users:write"]})),
+    responses((status = 201, body = Object, description = "the token is shown only in this answer",
+        example = json!({"app_id": "app_1a2b3c4d5e6f7a8b", "name": "HIS 门诊", "scopes": ["users:read", "users:write"], "token": "app_1a2b3c4d5e6f7a8b.9f…"})),
+        (status = 400, body = ErrorBody)))]
+/// `POST /admin/v1/apps`: create an integration app; the token is in this answer only.
+async fn create_app(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewApp>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let scopes = medsign_core::apps::Scope::parse_list(&body.scopes.join(",")).map_err(with_id)?;
+    let (app, token) =
+        medsign_core::apps::create(&s.db, &s.kek, &caller.ctx, &body.name, &scopes).await.map_err(with_id)?;
+    let out =
+        serde_json::json!({"app_id": app.app_id, "name": app.name, "scopes": app.scopes, "token": token.as_str()});
+    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(out)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/apps", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Object, example = json!({"apps": [{"app_id": "app_1a2b3c4d5e6f7a8b", "name": "HIS 门诊", "scopes": ["users:read"], "disabled": false, "created_at": "2026-11-27T08:00:00.000Z"}]}))))]
+/// `GET /admin/v1/apps`: every app (never a secret).
+async fn list_apps(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let apps = medsign_core::apps::list(&s.db)
+        .await
+        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    Ok(Json(serde_json::json!({"apps": apps})))
+}
+
+async fn set_app_disabled(s: &AppState, caller: &Caller, app_id: &str, disabled: bool) -> Result<StatusCode, ApiError> {
+    medsign_core::apps::set_disabled(&s.db, &s.auth, &caller.ctx, app_id, disabled)
+        .await
+        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/v1/apps/{app_id}/disable", tag = "admin", security(("bearer" = [])),
+    params(("app_id" = String, Path, example = "app_1a2b3c4d5e6f7a8b")),
+    responses((status = 204, description = "disabled: its tokens stop working at once"), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "应用 app_x 不存在 / no app app_x", "request_id": "…"}))))]
+/// `POST /admin/v1/apps/{app_id}/disable`.
+async fn disable_app(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_app_disabled(&s, &caller, &id, true).await
+}
+
+#[utoipa::path(post, path = "/admin/v1/apps/{app_id}/enable", tag = "admin", security(("bearer" = [])),
+    params(("app_id" = String, Path, example = "app_1a2b3c4d5e6f7a8b")),
+    responses((status = 204, description = "enabled"), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "应用 app_x 不存在 / no app app_x", "request_id": "…"}))))]
+/// `POST /admin/v1/apps/{app_id}/enable`.
+async fn enable_app(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_app_disabled(&s, &caller, &id, false).await
 }
 
 type AuditQuery = Result<Query<medsign_core::audit::Filter>, axum::extract::rejection::QueryRejection>;
