@@ -84,6 +84,22 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?,
     ));
     let first_token = bootstrap(&db, &kek).await?;
+    let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {
+            CliError(format!(
+                "TLS 证书或私钥无法加载 / cannot load the TLS certificate or key ({}, {}): {e}",
+                c.display(),
+                k.display()
+            ))
+        })?),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::usage(
+                "server.tls_cert 与 server.tls_key 须同时设置",
+                "set both server.tls_cert and server.tls_key (or neither)",
+            ));
+        }
+    };
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen).await.map_err(|e| {
         CliError(format!("无法监听 {} / cannot listen on {}: {e}", cfg.server.listen, cfg.server.listen))
     })?;
@@ -116,9 +132,10 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         eprintln!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
         eprintln!("    {}", t.as_str());
     }
-    eprintln!("  从这里开始 / start here: http://{addr}/api/docs （接口文档 / API documentation）");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("  从这里开始 / start here: {scheme}://{addr}/api/docs （接口文档 / API documentation）");
     eprintln!(
-        "  接口 / API: http://{addr}/api/v1   管理 / admin: http://{addr}/admin/v1   健康 / health: http://{addr}/healthz   指标 / metrics: http://{addr}/metrics"
+        "  接口 / API: {scheme}://{addr}/api/v1   管理 / admin: {scheme}://{addr}/admin/v1   健康 / health: {scheme}://{addr}/healthz   指标 / metrics: {scheme}://{addr}/metrics"
     );
     eprintln!("listening on {addr}");
     // audit anchors: the chain head signed by the platform key at start, every N minutes, and at stop
@@ -137,10 +154,26 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             }
         }
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| CliError(format!("服务异常退出 / the server failed: {e}")))?;
+    let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(failed)?,
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown().await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            let std_listener = listener.into_std().map_err(failed)?;
+            axum_server::from_tcp_rustls(std_listener, tls)
+                .map_err(failed)?
+                .handle(handle)
+                .serve(service)
+                .await
+                .map_err(failed)?;
+        }
+    }
     anchors.abort();
     if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");

@@ -405,6 +405,33 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(v["broken"][0], 3, "{v}");
 }
 
+/// HTTPS served by medsign itself (optional; nginx in front is the documented default).
+#[test]
+fn serve_over_tls() {
+    let d = Dir::new();
+    d.ok(&["keygen", "--alg", "p256", "--out", "tls.key"]);
+    d.ok(&["cert", "new-ca", "--key", "tls.key", "--subject", "CN=127.0.0.1,O=某县人民医院,C=CN", "--out", "tls.pem"]);
+    let (cert, key) = (d.p("tls.pem"), d.p("tls.key"));
+    let s = Server::start(&d, &[("MEDSIGN_SERVER_TLS_CERT", cert.as_str()), ("MEDSIGN_SERVER_TLS_KEY", key.as_str())]);
+    assert!(s.stderr_lines.iter().any(|l| l.contains("https://")), "{:#?}", s.stderr_lines);
+    let url = format!("https://{}/healthz", s.addr);
+    let o = d.run("curl", &["-sk", "--max-time", "10", &url]);
+    assert_ok(&o, "curl over TLS");
+    assert!(text(&o.stdout).contains("\"ok\""), "{}", text(&o.stdout));
+    let plain = d.run("curl", &["-s", "--max-time", "5", &format!("http://{}/healthz", s.addr)]);
+    assert!(!text(&plain.stdout).contains("\"ok\""), "plain HTTP answered on the TLS port");
+    assert_eq!(s.stop(), 0);
+    // only one of the two: refused with a clear message
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_medsign"));
+    let o = c
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data3")])
+        .env("MEDSIGN_SERVER_TLS_CERT", &cert)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("tls_key"), "{}", text(&o.stderr));
+}
+
 #[test]
 fn bad_configuration_is_a_clear_error() {
     let d = Dir::new();

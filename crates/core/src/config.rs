@@ -15,11 +15,21 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// largest accepted request body, bytes
     pub max_body_bytes: usize,
+    /// TLS certificate chain (PEM); with `tls_key`, medsign serves HTTPS itself
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8 / SEC1 / PKCS#1)
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:7080".into(), public_url: None, max_body_bytes: 20 * 1024 * 1024 }
+        Self {
+            listen: "127.0.0.1:7080".into(),
+            public_url: None,
+            max_body_bytes: 20 * 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
+        }
     }
 }
 
@@ -106,6 +116,8 @@ impl Config {
             "MEDSIGN_SERVER_MAX_BODY_BYTES" => {
                 self.server.max_body_bytes = v.parse().map_err(|_| bad("not a number"))?
             }
+            "MEDSIGN_SERVER_TLS_CERT" => self.server.tls_cert = Some(v.into()),
+            "MEDSIGN_SERVER_TLS_KEY" => self.server.tls_key = Some(v.into()),
             "MEDSIGN_DATABASE_URL" => self.database.url = Some(v.into()),
             "MEDSIGN_TIME_SOURCES" => {
                 self.time.sources = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
@@ -130,9 +142,10 @@ impl Config {
         }
     }
 
-    /// The public URL (default `http://<listen>`).
+    /// The public URL (default `http(s)://<listen>`).
     pub fn public_url(&self) -> String {
-        self.server.public_url.clone().unwrap_or_else(|| format!("http://{}", self.server.listen))
+        let scheme = if self.server.tls_cert.is_some() { "https" } else { "http" };
+        self.server.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}", self.server.listen))
     }
 }
 
