@@ -334,6 +334,30 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(s.req("GET", "/admin/v1/users/1001", Some(&token), None, b"").0, 200);
     assert_eq!(s.req("GET", "/admin/v1/audit?from=yesterday", Some(&token), None, b"").0, 400);
 
+    // the built-in CAs: two hierarchies, chains that validate (ours; OpenSSL for RSA)
+    let pem_of = |path: &str| {
+        let mut st = TcpStream::connect(&s.addr).unwrap();
+        st.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        let mut r = String::new();
+        st.read_to_string(&mut r).unwrap();
+        r.split_once("\r\n\r\n").unwrap().1.to_string()
+    };
+    let all = medsign_pki::cert::Cert::load_all(pem_of("/pki/ca.pem").as_bytes()).unwrap();
+    assert_eq!(all.len(), 4);
+    for path in ["/pki/sm2/ca.pem", "/pki/rsa/ca.pem"] {
+        let h = medsign_pki::cert::Cert::load_all(pem_of(path).as_bytes()).unwrap();
+        assert_eq!(h.len(), 2, "{path}");
+        let opts = medsign_pki::path::PathOptions::at(chrono::Utc::now());
+        assert!(medsign_pki::path::validate(&h[1], &[], &h[..1], &opts).is_ok(), "{path}");
+    }
+    let rsa = medsign_pki::cert::Cert::load_all(pem_of("/pki/rsa/ca.pem").as_bytes()).unwrap();
+    d.write("rsa-root.pem", rsa[0].to_pem().as_bytes());
+    d.write("rsa-issuing.pem", rsa[1].to_pem().as_bytes());
+    assert_ok(
+        &d.openssl(&["verify", "-x509_strict", "-CAfile", "rsa-root.pem", "rsa-issuing.pem"]),
+        "OpenSSL on the RSA issuing CA",
+    );
+
     // OpenAPI 3.1 generated from the code, an example for every call; Swagger UI served locally
     let (st, _, api) = s.req("GET", "/api/openapi.json", None, None, b"");
     assert_eq!(st, 200);

@@ -71,6 +71,20 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[ca]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaConfig {
+    /// the hospital's name in the built-in CA certificates (set before the first start)
+    pub organization: String,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        Self { organization: "medsign".into() }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -85,6 +99,8 @@ pub struct Config {
     pub time: TimeConfig,
     /// `[audit]`
     pub audit: AuditConfig,
+    /// `[ca]`
+    pub ca: CaConfig,
 }
 
 impl Config {
@@ -123,6 +139,7 @@ impl Config {
                 self.time.sources = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
             }
             "MEDSIGN_TIME_MAX_OFFSET_MS" => self.time.max_offset_ms = v.parse().map_err(|_| bad("not a number"))?,
+            "MEDSIGN_CA_ORGANIZATION" => self.ca.organization = v.into(),
             "MEDSIGN_AUDIT_ANCHOR_MINUTES" => self.audit.anchor_minutes = v.parse().map_err(|_| bad("not a number"))?,
             _ => {}
         }

@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod ca;
 pub mod config;
 pub mod custody;
 pub mod db;

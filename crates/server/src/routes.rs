@@ -43,13 +43,13 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
     modifiers(&Security),
     tags((name = "users", description = "人员 / staff users (R7.4.1, R7.4.2)"), (name = "admin", description = "管理 / administration (admin scope)"),
-        (name = "health", description = "探活 / health"))
+        (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates"))
 )]
 pub struct ApiDoc;
 
@@ -81,6 +81,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Prometheus metrics
     pub metrics: crate::Metrics,
+    /// the built-in certification authorities
+    pub cas: medsign_core::ca::BuiltinCas,
 }
 
 /// The whole HTTP surface.
@@ -102,6 +104,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .nest("/api/v1", users_routes())
         .nest("/admin/v1", admin)
+        .route("/pki/ca.pem", get(ca_all))
+        .route("/pki/sm2/ca.pem", get(ca_sm2))
+        .route("/pki/rsa/ca.pem", get(ca_rsa))
         .route("/metrics", get(crate::metrics::render))
         .route("/api/openapi.json", get(|| async { Json(<ApiDoc as utoipa::OpenApi>::openapi()) }))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/docs"))
@@ -485,6 +490,28 @@ async fn enable_app(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     set_app_disabled(&s, &caller, &id, false).await
+}
+
+fn pem(body: String) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/x-pem-file")], body).into_response()
+}
+
+#[utoipa::path(get, path = "/pki/ca.pem", tag = "pki", responses((status = 200, description = "every CA certificate (SM2 root, SM2 issuing, RSA root, RSA issuing), PEM", content_type = "application/x-pem-file", example = json!("-----BEGIN CERTIFICATE-----\n…"))))]
+/// `GET /pki/ca.pem`: every built-in CA certificate.
+async fn ca_all(State(s): State<Arc<AppState>>) -> Response {
+    pem(format!("{}{}", s.cas.sm2.pem(), s.cas.rsa.pem()))
+}
+
+#[utoipa::path(get, path = "/pki/sm2/ca.pem", tag = "pki", responses((status = 200, description = "SM2 root + issuing CA, PEM", content_type = "application/x-pem-file", example = json!("-----BEGIN CERTIFICATE-----\n…"))))]
+/// `GET /pki/sm2/ca.pem`.
+async fn ca_sm2(State(s): State<Arc<AppState>>) -> Response {
+    pem(s.cas.sm2.pem())
+}
+
+#[utoipa::path(get, path = "/pki/rsa/ca.pem", tag = "pki", responses((status = 200, description = "RSA root + issuing CA, PEM", content_type = "application/x-pem-file", example = json!("-----BEGIN CERTIFICATE-----\n…"))))]
+/// `GET /pki/rsa/ca.pem`.
+async fn ca_rsa(State(s): State<Arc<AppState>>) -> Response {
+    pem(s.cas.rsa.pem())
 }
 
 type AuditQuery = Result<Query<medsign_core::audit::Filter>, axum::extract::rejection::QueryRejection>;

@@ -1,0 +1,149 @@
+//! The built-in certification authorities (issue #4, first slice): on first start, two
+//! hierarchies — SM2 (root + issuing CA, SM3withSM2) for Chinese signatures, and RSA (root +
+//! issuing CA) for PDF readers that do not know SM2 — with keys in server custody.
+
+use crate::{Error, Result, custody, db::Db};
+use chrono::{Duration, Utc};
+use medsign_crypto::{KeyAlg, signer::KeySigner, wrap::Kek};
+use medsign_pki::{
+    cert::{Cert, CertTemplate, Profile, issue},
+    name::parse_dn,
+};
+use sqlx::Row;
+
+/// One hierarchy: root and issuing CA.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    /// self-signed root
+    pub root: Cert,
+    /// issuing CA under the root
+    pub issuing: Cert,
+}
+
+impl Hierarchy {
+    /// Root then issuing CA, PEM.
+    pub fn pem(&self) -> String {
+        format!("{}{}", self.root.to_pem(), self.issuing.to_pem())
+    }
+}
+
+/// Both built-in hierarchies.
+#[derive(Debug, Clone)]
+pub struct BuiltinCas {
+    /// SM2 / SM3
+    pub sm2: Hierarchy,
+    /// RSA / SHA-256
+    pub rsa: Hierarchy,
+}
+
+async fn load(db: &Db, name: &str) -> Result<Option<Cert>> {
+    let row = sqlx::query("SELECT cert_pem FROM ca_certs WHERE name = $1").bind(name).fetch_optional(&db.pool).await?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let pem: String = r.try_get("cert_pem")?;
+            let certs = Cert::load_all(pem.as_bytes())
+                .map_err(|e| Error::Config(format!("stored CA certificate {name}: {e}")))?;
+            Ok(certs.into_iter().next())
+        }
+    }
+}
+
+async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    sqlx::query("INSERT INTO ca_certs (name, cert_pem, created_at) VALUES ($1, $2, $3)")
+        .bind(name)
+        .bind(cert.to_pem())
+        .bind(crate::now_text())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+async fn hierarchy(
+    db: &Db,
+    kek: &Kek,
+    org: &str,
+    prefix: &str,
+    root_alg: KeyAlg,
+    issuing_alg: KeyAlg,
+    label: &str,
+) -> Result<Hierarchy> {
+    let root_name = format!("ca-{prefix}-root");
+    let issuing_name = format!("ca-{prefix}-issuing");
+    let now = Utc::now();
+    let root_key = KeySigner::new(custody::ensure_key(db, kek, &root_name, root_alg).await?);
+    let root = match load(db, &root_name).await? {
+        Some(c) => c,
+        None => {
+            let subject =
+                parse_dn(&format!("CN={org} {label} 根证书,O={org},C=CN")).map_err(|e| Error::Config(e.to_string()))?;
+            let t = CertTemplate::new(
+                subject,
+                medsign_crypto::Signer::public_key(&root_key).clone(),
+                Profile::Ca { path_len: Some(0) },
+                now - Duration::minutes(5),
+                now + Duration::days(365 * 20),
+            );
+            let c = issue(&t, None, &root_key).map_err(|e| Error::Config(format!("root CA: {e}")))?;
+            store(db, &root_name, &c).await?;
+            c
+        }
+    };
+    let issuing_key = KeySigner::new(custody::ensure_key(db, kek, &issuing_name, issuing_alg).await?);
+    let issuing = match load(db, &issuing_name).await? {
+        Some(c) => c,
+        None => {
+            let subject = parse_dn(&format!("CN={org} {label} 签发证书,O={org},C=CN"))
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let t = CertTemplate::new(
+                subject,
+                medsign_crypto::Signer::public_key(&issuing_key).clone(),
+                Profile::Ca { path_len: Some(0) },
+                now - Duration::minutes(5),
+                now + Duration::days(365 * 10),
+            );
+            let c = issue(&t, Some(&root), &root_key).map_err(|e| Error::Config(format!("issuing CA: {e}")))?;
+            store(db, &issuing_name, &c).await?;
+            c
+        }
+    };
+    Ok(Hierarchy { root, issuing })
+}
+
+/// Create the hierarchies on first start; load them afterwards.
+pub async fn ensure(db: &Db, kek: &Kek, organization: &str) -> Result<BuiltinCas> {
+    let org = organization.replace(',', " ");
+    Ok(BuiltinCas {
+        sm2: hierarchy(db, kek, &org, "sm2", KeyAlg::Sm2, KeyAlg::Sm2, "SM2").await?,
+        rsa: hierarchy(db, kek, &org, "rsa", KeyAlg::Rsa3072, KeyAlg::Rsa2048, "RSA").await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::tests::backends;
+    use medsign_pki::path::{PathOptions, validate};
+
+    #[tokio::test]
+    async fn hierarchies_are_created_once_and_chain() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let a = ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let b = ensure(&db, &kek, "ignored on reload").await.unwrap();
+            assert_eq!(a.sm2.root, b.sm2.root);
+            assert_eq!(a.rsa.issuing, b.rsa.issuing);
+            for h in [&a.sm2, &a.rsa] {
+                let ok =
+                    validate(&h.issuing, &[], std::slice::from_ref(&h.root), &PathOptions::at(Utc::now())).unwrap();
+                assert_eq!(ok.chain.len(), 2);
+                assert!(h.issuing.is_ca() && h.root.is_ca());
+                assert_eq!(Cert::load_all(h.pem().as_bytes()).unwrap().len(), 2);
+            }
+            assert!(a.sm2.root.subject_display().contains("某县人民医院"));
+            assert_eq!(a.sm2.root.public_key().unwrap().alg(), KeyAlg::Sm2);
+            assert_eq!(a.rsa.root.public_key().unwrap().alg(), KeyAlg::Rsa3072);
+        }
+    }
+}
