@@ -105,6 +105,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         CliError(format!("无法监听 {} / cannot listen on {}: {e}", cfg.server.listen, cfg.server.listen))
     })?;
     let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let state_db = db.clone();
     let state = Arc::new(medsign_server::AppState {
         db,
@@ -113,6 +114,8 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         max_body_bytes: cfg.server.max_body_bytes,
         metrics: Default::default(),
         cas,
+        organization: cfg.ca.organization.clone(),
+        public_url: cfg.server.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
     });
     let app = medsign_server::router(state);
     eprintln!("medsign 已启动 / medsign is running");
@@ -134,7 +137,6 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         eprintln!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
         eprintln!("    {}", t.as_str());
     }
-    let scheme = if tls.is_some() { "https" } else { "http" };
     eprintln!("  从这里开始 / start here: {scheme}://{addr}/api/docs （接口文档 / API documentation）");
     eprintln!(
         "  接口 / API: {scheme}://{addr}/api/v1   管理 / admin: {scheme}://{addr}/admin/v1   健康 / health: {scheme}://{addr}/healthz   指标 / metrics: {scheme}://{addr}/metrics"

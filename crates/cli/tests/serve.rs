@@ -358,6 +358,73 @@ fn serve_users_api_errors_restart_and_audit() {
         "OpenSSL on the RSA issuing CA",
     );
 
+    // staff certificate from a CSR (SM2), read back, revoke, CRL lists it; OpenSSL checks the leaf
+    d.ok(&["keygen", "--alg", "sm2", "--out", "staff.key"]);
+    let staff = medsign_crypto::signer::KeySigner::new(
+        medsign_crypto::PrivateKey::from_bytes(&d.read("staff.key"), None).unwrap(),
+    );
+    let csr = medsign_pki::csr::build(&medsign_pki::name::parse_dn("CN=x").unwrap(), &staff).unwrap();
+    let body = serde_json::json!({"csr": csr}).to_string();
+    let (st, v) = s.json("POST", "/api/v1/users/1001/certificates", Some(&token), &body);
+    assert_eq!(st, 201, "{v}");
+    assert!(v["subject"].as_str().unwrap().starts_with("CN=张三,OU=心内科"), "{v}");
+    let serial = v["serial"].as_str().unwrap().to_string();
+    d.write("staff.pem", v["certificate_pem"].as_str().unwrap().as_bytes());
+    let sm2 = medsign_pki::cert::Cert::load_all(pem_of("/pki/sm2/ca.pem").as_bytes()).unwrap();
+    d.write("sm2-issuing.pem", sm2[1].to_pem().as_bytes());
+    assert_ok(
+        &d.openssl(&[
+            "verify",
+            "-vfyopt",
+            "distid:1234567812345678",
+            "-partial_chain",
+            "-CAfile",
+            "sm2-issuing.pem",
+            "staff.pem",
+        ]),
+        "OpenSSL on the issued SM2 staff certificate",
+    );
+    assert_eq!(
+        s.json("POST", "/api/v1/users/1001/certificates", Some(&token), &body).0,
+        409,
+        "second active SM2 certificate"
+    );
+    assert_eq!(s.json("POST", "/api/v1/users/nobody/certificates", Some(&token), &body).0, 404);
+    assert_eq!(s.json("POST", "/api/v1/users/1001/certificates", Some(&token), r#"{"csr":"junk"}"#).0, 400);
+    assert_eq!(s.req("GET", &format!("/api/v1/certificates/{serial}"), Some(&token), None, b"").0, 200);
+    assert_eq!(
+        s.req("GET", &format!("/api/v1/certificates/{serial}"), Some(&ro_token), None, b"").0,
+        403,
+        "certs scope"
+    );
+    let (st, v) = s.json(
+        "POST",
+        &format!("/api/v1/certificates/{serial}/revoke"),
+        Some(&token),
+        r#"{"reason":"key_compromise"}"#,
+    );
+    assert_eq!((st, v["status"].as_str()), (200, Some("revoked")), "{v}");
+    assert_eq!(
+        s.json(
+            "POST",
+            &format!("/api/v1/certificates/{serial}/revoke"),
+            Some(&token),
+            r#"{"reason":"key_compromise"}"#
+        )
+        .0,
+        409
+    );
+    let mut st = TcpStream::connect(&s.addr).unwrap();
+    st.write_all(b"GET /pki/crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    st.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    d.write("sm2.crl", &raw[split..]);
+    let o = d.openssl(&["crl", "-inform", "DER", "-in", "sm2.crl", "-noout", "-text"]);
+    assert_ok(&o, "openssl crl");
+    assert!(text(&o.stdout).contains(&serial) && text(&o.stdout).contains("Key Compromise"), "{}", text(&o.stdout));
+    assert_eq!(s.req("GET", "/pki/crl?ca=dsa", None, None, b"").0, 400);
+
     // OpenAPI 3.1 generated from the code, an example for every call; Swagger UI served locally
     let (st, _, api) = s.req("GET", "/api/openapi.json", None, None, b"");
     assert_eq!(st, 200);

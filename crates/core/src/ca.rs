@@ -81,7 +81,7 @@ async fn hierarchy(
             let t = CertTemplate::new(
                 subject,
                 medsign_crypto::Signer::public_key(&root_key).clone(),
-                Profile::Ca { path_len: Some(0) },
+                Profile::Ca { path_len: Some(1) },
                 now - Duration::minutes(5),
                 now + Duration::days(365 * 20),
             );

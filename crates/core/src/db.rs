@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "idempotency", include_str!("../migrations/0003_idempotency.sql")),
     (4, "audit_anchors", include_str!("../migrations/0004_audit_anchors.sql")),
     (5, "ca", include_str!("../migrations/0005_ca.sql")),
+    (6, "certificates", include_str!("../migrations/0006_certificates.sql")),
 ];
 
 /// Which database.

@@ -9,6 +9,7 @@
 pub mod apps;
 pub mod audit;
 pub mod ca;
+pub mod certs;
 pub mod config;
 pub mod custody;
 pub mod db;

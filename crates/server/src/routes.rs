@@ -43,13 +43,13 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, crl),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
     modifiers(&Security),
     tags((name = "users", description = "人员 / staff users (R7.4.1, R7.4.2)"), (name = "admin", description = "管理 / administration (admin scope)"),
-        (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates"))
+        (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates, CRL"), (name = "certificates", description = "证书生命周期 / certificate lifecycle (R1.2, R5)"))
 )]
 pub struct ApiDoc;
 
@@ -83,6 +83,10 @@ pub struct AppState {
     pub metrics: crate::Metrics,
     /// the built-in certification authorities
     pub cas: medsign_core::ca::BuiltinCas,
+    /// the hospital's name in issued certificates
+    pub organization: String,
+    /// the URL CRL/OCSP links in certificates point to
+    pub public_url: String,
 }
 
 /// The whole HTTP surface.
@@ -104,6 +108,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .nest("/api/v1", users_routes())
         .nest("/admin/v1", admin)
+        .route("/api/v1/users/{employee_no}/certificates", post(issue_certificate))
+        .route("/api/v1/certificates/{serial}", get(get_certificate))
+        .route("/api/v1/certificates/{serial}/revoke", post(revoke_certificate))
+        .route("/pki/crl", get(crl))
         .route("/pki/ca.pem", get(ca_all))
         .route("/pki/sm2/ca.pem", get(ca_sm2))
         .route("/pki/rsa/ca.pem", get(ca_rsa))
@@ -490,6 +498,97 @@ async fn enable_app(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     set_app_disabled(&s, &caller, &id, false).await
+}
+
+/// Body of `POST /api/v1/users/{employee_no}/certificates`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IssueRequest {
+    /// PKCS#10 request, PEM (SM2 with the standard or the empty ID, RSA, P-256)
+    csr: String,
+}
+
+/// Body of `POST /api/v1/certificates/{serial}/revoke`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    /// `unspecified` | `key_compromise` | `affiliation_changed` | `superseded` | `cessation_of_operation`
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{employee_no}/certificates", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    request_body(content = IssueRequest, example = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\n…"})),
+    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "profile": "signer", "status": "active", "not_before": "2026-11-27T08:00:00Z", "not_after": "2027-11-27T08:00:00Z", "revoked_at": null, "reason": null, "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=…", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"})),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `POST /api/v1/users/{employee_no}/certificates`: a one-year staff signing certificate from a CSR.
+async fn issue_certificate(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+    StrictJson(body): StrictJson<IssueRequest>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    let issuer = medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
+    let rec = medsign_core::certs::issue_for_user(&s.db, &s.kek, issuer, &caller.ctx, &no, &body.csr)
+        .await
+        .map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/certificates/{serial}", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
+    responses((status = 200, body = medsign_core::certs::CertRecord), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "证书 X 不存在 / no certificate X", "request_id": "…"}))))]
+/// `GET /api/v1/certificates/{serial}`.
+async fn get_certificate(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    Ok(Json(medsign_core::certs::get(&s.db, &serial).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/certificates/{serial}/revoke", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
+    request_body(content = RevokeRequest, example = json!({"reason": "key_compromise"})),
+    responses((status = 200, body = medsign_core::certs::CertRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已吊销 / already revoked", "request_id": "…"}))))]
+/// `POST /api/v1/certificates/{serial}/revoke`.
+async fn revoke_certificate(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+    StrictJson(body): StrictJson<RevokeRequest>,
+) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    Ok(Json(medsign_core::certs::revoke(&s.db, &caller.ctx, &serial, &body.reason).await.map_err(with_id)?))
+}
+
+/// `?ca=rsa` selects the RSA issuing CA's CRL.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CrlQuery {
+    /// `sm2` (default) or `rsa`
+    ca: Option<String>,
+}
+
+#[utoipa::path(get, path = "/pki/crl", tag = "pki", params(CrlQuery),
+    responses((status = 200, description = "CRL v2 (DER) of the SM2 or RSA issuing CA, valid 24 h", content_type = "application/pkix-crl", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 400, body = ErrorBody)))]
+/// `GET /pki/crl[?ca=rsa]`: a fresh CRL.
+async fn crl(State(s): State<Arc<AppState>>, Query(q): Query<CrlQuery>) -> Result<Response, ApiError> {
+    let rsa = match q.ca.as_deref() {
+        None | Some("sm2") => false,
+        Some("rsa") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!("未知 CA '{other}'（sm2 或 rsa）/ unknown ca (sm2 or rsa)")));
+        }
+    };
+    let der = medsign_core::certs::crl(&s.db, &s.kek, &s.cas, rsa).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
 }
 
 fn pem(body: String) -> Response {
