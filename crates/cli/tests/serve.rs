@@ -424,6 +424,23 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_ok(&o, "openssl crl");
     assert!(text(&o.stdout).contains(&serial) && text(&o.stdout).contains("Key Compromise"), "{}", text(&o.stdout));
     assert_eq!(s.req("GET", "/pki/crl?ca=dsa", None, None, b"").0, 400);
+    // a new certificate, renewed with the same key; the list shows both, one active
+    let (st, v) = s.json("POST", "/api/v1/users/1001/certificates", Some(&token), &body);
+    assert_eq!(st, 201, "{v}");
+    let (st, r) =
+        s.json("POST", &format!("/api/v1/certificates/{}/renew", v["serial"].as_str().unwrap()), Some(&token), "{}");
+    assert_eq!(st, 201, "{r}");
+    let (st, _, l) = s.req("GET", "/api/v1/certificates?employee_no=1001&status=active", Some(&token), None, b"");
+    assert_eq!(
+        (st, l["total"].as_i64(), l["items"][0]["serial"].as_str()),
+        (200, Some(1), r["serial"].as_str()),
+        "{l}"
+    );
+    assert_eq!(
+        s.json("POST", &format!("/api/v1/certificates/{serial}/renew"), Some(&token), "{}").0,
+        409,
+        "renewing a revoked certificate"
+    );
 
     // OpenAPI 3.1 generated from the code, an example for every call; Swagger UI served locally
     let (st, _, api) = s.req("GET", "/api/openapi.json", None, None, b"");

@@ -115,14 +115,66 @@ pub async fn issue_for_user(
     employee_no: &str,
     csr_pem: &str,
 ) -> Result<CertRecord> {
+    let req = parse_csr(csr_pem)?;
+    issue_key(db, kek, issuer, ctx, employee_no, &req.public_key, None).await
+}
+
+fn parse_csr(pem: &str) -> Result<csr::Csr> {
+    csr::parse(pem.as_bytes(), Sm2IdPolicy::AllowEmpty)
+        .map_err(|e| Error::Invalid(format!("证书请求无效 / invalid certificate request: {e}")))
+}
+
+/// Renew an active certificate: a new one-year certificate for the same user, with the same key
+/// (no `csr`) or the key of a new request of the same algorithm; the old one is revoked as
+/// superseded in the same transaction.
+pub async fn renew(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    serial: &str,
+    csr_pem: Option<&str>,
+) -> Result<CertRecord> {
+    let old = get(db, serial).await?;
+    if old.status != "active" {
+        return Err(Error::Conflict(format!(
+            "证书 {} 已吊销，不能续期 / revoked certificates cannot be renewed",
+            old.serial
+        )));
+    }
+    let key = match csr_pem {
+        Some(p) => parse_csr(p)?.public_key,
+        None => Cert::load_all(old.certificate_pem.as_bytes())
+            .map_err(|e| Error::Config(e.to_string()))?
+            .remove(0)
+            .public_key()
+            .map_err(|e| Error::Config(e.to_string()))?
+            .clone(),
+    };
+    if family(&key) != old.alg {
+        return Err(Error::Invalid(format!(
+            "续期须使用同一算法（{}）/ renewal must keep the algorithm ({})",
+            old.alg, old.alg
+        )));
+    }
+    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, Some(&old)).await
+}
+
+async fn issue_key(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    employee_no: &str,
+    public_key: &PublicKey,
+    replaces: Option<&CertRecord>,
+) -> Result<CertRecord> {
     let Issuer { cas, organization, public_url } = issuer;
     let user = users::get(db, kek, employee_no).await?;
     if user.status != "active" {
         return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
     }
-    let req = csr::parse(csr_pem.as_bytes(), Sm2IdPolicy::AllowEmpty)
-        .map_err(|e| Error::Invalid(format!("证书请求无效 / invalid certificate request: {e}")))?;
-    let alg = family(&req.public_key);
+    let alg = family(public_key);
     let active =
         sqlx::query("SELECT serial FROM certificates WHERE employee_no = $1 AND alg = $2 AND status = 'active'")
             .bind(employee_no)
@@ -131,11 +183,13 @@ pub async fn issue_for_user(
             .await?;
     if let Some(r) = active {
         let s: String = r.try_get("serial")?;
-        return Err(Error::Conflict(format!(
-            "用户已有有效的 {alg} 签名证书 {s}，请先吊销或续期 / the user already has an active {alg} signing certificate {s}"
-        )));
+        if replaces.map(|o| o.serial.as_str()) != Some(s.as_str()) {
+            return Err(Error::Conflict(format!(
+                "用户已有有效的 {alg} 签名证书 {s}，请先吊销或续期 / the user already has an active {alg} signing certificate {s}"
+            )));
+        }
     }
-    let (h, key_name) = hierarchy(cas, &req.public_key);
+    let (h, key_name) = hierarchy(cas, public_key);
     let ca_key = KeySigner::new(
         custody::ensure_key(db, kek, key_name, h.issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg())
             .await?,
@@ -150,7 +204,7 @@ pub async fn issue_for_user(
     let now = Utc::now();
     let mut t = CertTemplate::new(
         subject,
-        req.public_key.clone(),
+        public_key.clone(),
         Profile::Signer,
         now - Duration::minutes(5),
         now + Duration::days(365),
@@ -165,6 +219,15 @@ pub async fn issue_for_user(
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    if let Some(old) = replaces {
+        sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' WHERE serial = $2",
+        )
+        .bind(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .bind(&old.serial)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query(
         "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at) \
          VALUES ($1, $2, $3, 'signer', 'active', $4, $5, $6, $7)",
@@ -182,13 +245,59 @@ pub async fn issue_for_user(
         &mut tx,
         ctx,
         Kind::DataMaintenance,
-        "certificate.issue",
+        if replaces.is_some() { "certificate.renew" } else { "certificate.issue" },
         &format!("certificate:{}", cert.serial_hex()),
-        serde_json::json!({"employee_no": employee_no, "alg": alg, "subject": cert.subject_display()}),
+        serde_json::json!({"employee_no": employee_no, "alg": alg, "subject": cert.subject_display(), "replaces": replaces.map(|o| &o.serial)}),
     )
     .await?;
     tx.commit().await?;
     get(db, &cert.serial_hex()).await
+}
+
+/// Filters of [`list`].
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// owner
+    pub employee_no: Option<String>,
+    /// `active` | `revoked`
+    pub status: Option<String>,
+    /// `sm2` | `rsa` | `p256`
+    pub alg: Option<String>,
+    /// page, from 1
+    pub page: Option<i64>,
+    /// page size, 1–500 (default 50)
+    pub page_size: Option<i64>,
+}
+
+/// Certificates matching the filters, newest first, and how many match in all.
+pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<CertRecord>, i64)> {
+    let (page, size) = (q.page.unwrap_or(1), q.page_size.unwrap_or(50));
+    if page < 1 || !(1..=500).contains(&size) {
+        return Err(Error::Invalid(
+            "page 须 ≥ 1，page_size 须在 1–500 之间 / page must be ≥ 1 and page_size 1-500".into(),
+        ));
+    }
+    let filter = "($1 IS NULL OR employee_no = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR alg = $3)";
+    let total: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM certificates WHERE {filter}")))
+            .bind(&q.employee_no)
+            .bind(&q.status)
+            .bind(&q.alg)
+            .fetch_one(&db.pool)
+            .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM certificates WHERE {filter} ORDER BY created_at DESC, serial LIMIT $4 OFFSET $5"
+    )))
+    .bind(&q.employee_no)
+    .bind(&q.status)
+    .bind(&q.alg)
+    .bind(size)
+    .bind((page - 1) * size)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok((rows.iter().map(record).collect::<Result<_>>()?, total))
 }
 
 /// One certificate by serial (hex, any case).
@@ -377,8 +486,9 @@ mod tests {
             assert_eq!(c.find(cert.serial()).unwrap().reason, Some(CrlReason::KeyCompromise));
             let rsa_crl = Crl::from_bytes(&crl(&db, &kek, &cas, true).await.unwrap()).unwrap();
             assert!(rsa_crl.find(cert.serial()).is_none());
-            // after revocation a new one may be issued
-            issue_for_user(
+            // after revocation a new one may be issued; renew it with the same key (the old one is
+            // superseded), then with a new CSR; the list shows the history
+            let fresh = issue_for_user(
                 &db,
                 &kek,
                 Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x" },
@@ -388,6 +498,27 @@ mod tests {
             )
             .await
             .unwrap();
+            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x" };
+            let renewed = renew(&db, &kek, issuer, &ctx, &fresh.serial, None).await.unwrap();
+            assert_ne!(renewed.serial, fresh.serial);
+            assert_eq!(get(&db, &fresh.serial).await.unwrap().reason.as_deref(), Some("superseded"));
+            let new_key = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
+            let req2 = csr::build(&parse_dn("CN=y").unwrap(), &new_key).unwrap();
+            let rekeyed = renew(&db, &kek, issuer, &ctx, &renewed.serial, Some(&req2)).await.unwrap();
+            let rsa_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+            let rsa_req = csr::build(&parse_dn("CN=z").unwrap(), &rsa_key).unwrap();
+            assert!(matches!(
+                renew(&db, &kek, issuer, &ctx, &rekeyed.serial, Some(&rsa_req)).await,
+                Err(Error::Invalid(_))
+            ));
+            assert!(matches!(renew(&db, &kek, issuer, &ctx, &fresh.serial, None).await, Err(Error::Conflict(_))));
+            let (mine, total) =
+                list(&db, &ListQuery { employee_no: Some("1001".into()), ..Default::default() }).await.unwrap();
+            assert_eq!((total, mine.len()), (4, 4));
+            let (active, n) =
+                list(&db, &ListQuery { status: Some("active".into()), ..Default::default() }).await.unwrap();
+            assert_eq!((n, active[0].serial.as_str()), (1, rekeyed.serial.as_str()));
+            assert!(list(&db, &ListQuery { page: Some(0), ..Default::default() }).await.is_err());
             assert!(matches!(get(&db, "ABCDEF").await, Err(Error::NotFound(_))));
         }
     }

@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, crl),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, renew_certificate, list_certificates, crl),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -109,7 +109,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/v1", users_routes())
         .nest("/admin/v1", admin)
         .route("/api/v1/users/{employee_no}/certificates", post(issue_certificate))
+        .route("/api/v1/certificates", get(list_certificates))
         .route("/api/v1/certificates/{serial}", get(get_certificate))
+        .route("/api/v1/certificates/{serial}/renew", post(renew_certificate))
         .route("/api/v1/certificates/{serial}/revoke", post(revoke_certificate))
         .route("/pki/crl", get(crl))
         .route("/pki/ca.pem", get(ca_all))
@@ -565,6 +567,52 @@ async fn revoke_certificate(
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_core::certs::revoke(&s.db, &caller.ctx, &serial, &body.reason).await.map_err(with_id)?))
+}
+
+/// Body of `POST /api/v1/certificates/{serial}/renew`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RenewRequest {
+    /// a new PKCS#10 request of the same algorithm; absent = keep the key
+    csr: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/certificates/{serial}/renew", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
+    request_body(content = RenewRequest, example = json!({})),
+    responses((status = 201, body = medsign_core::certs::CertRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已吊销，不能续期 / revoked certificates cannot be renewed", "request_id": "…"}))))]
+/// `POST /api/v1/certificates/{serial}/renew`: same key, or a new CSR; the old certificate is superseded.
+async fn renew_certificate(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+    StrictJson(body): StrictJson<RenewRequest>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    let issuer = medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
+    let rec = medsign_core::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
+        .await
+        .map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/certificates", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(medsign_core::certs::ListQuery),
+    responses((status = 200, body = Object, example = json!({"items": [], "total": 0})), (status = 400, body = ErrorBody)))]
+/// `GET /api/v1/certificates?employee_no=&status=&alg=&page=&page_size=`.
+async fn list_certificates(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<medsign_core::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    let Query(q) =
+        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    let (items, total) = medsign_core::certs::list(&s.db, &q).await.map_err(with_id)?;
+    Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
 /// `?ca=rsa` selects the RSA issuing CA's CRL.
