@@ -386,13 +386,7 @@ pub struct Filter {
 
 /// Entries matching `f`, newest first, and how many match in all.
 pub async fn query(db: &Db, f: &Filter) -> Result<(Vec<Entry>, i64)> {
-    let page = f.page.unwrap_or(1);
-    let size = f.page_size.unwrap_or(100);
-    if page < 1 || !(1..=1000).contains(&size) {
-        return Err(crate::Error::Invalid(
-            "page 须 ≥ 1，page_size 须在 1–1000 之间 / page must be ≥ 1 and page_size 1-1000".into(),
-        ));
-    }
+    let (size, offset) = crate::paging(f.page, f.page_size, 100, 1000)?;
     let norm = |t: &Option<String>, name: &str| -> Result<Option<String>> {
         t.as_deref()
             .map(|v| {
@@ -433,7 +427,7 @@ pub async fn query(db: &Db, f: &Filter) -> Result<(Vec<Entry>, i64)> {
     .bind(&from)
     .bind(&to)
     .bind(size)
-    .bind((page - 1) * size)
+    .bind(offset)
     .fetch_all(&db.pool)
     .await?;
     Ok((rows.iter().map(entry_from_row).collect::<Result<_>>()?, total))

@@ -273,12 +273,7 @@ pub struct ListQuery {
 
 /// Certificates matching the filters, newest first, and how many match in all.
 pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<CertRecord>, i64)> {
-    let (page, size) = (q.page.unwrap_or(1), q.page_size.unwrap_or(50));
-    if page < 1 || !(1..=500).contains(&size) {
-        return Err(Error::Invalid(
-            "page 须 ≥ 1，page_size 须在 1–500 之间 / page must be ≥ 1 and page_size 1-500".into(),
-        ));
-    }
+    let (limit, offset) = crate::paging(q.page, q.page_size, 50, 500)?;
     let filter = "($1 IS NULL OR employee_no = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR alg = $3)";
     let total: i64 =
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM certificates WHERE {filter}")))
@@ -293,8 +288,8 @@ pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<CertRecord>, i64)> {
     .bind(&q.employee_no)
     .bind(&q.status)
     .bind(&q.alg)
-    .bind(size)
-    .bind((page - 1) * size)
+    .bind(limit)
+    .bind(offset)
     .fetch_all(&db.pool)
     .await?;
     Ok((rows.iter().map(record).collect::<Result<_>>()?, total))
@@ -404,6 +399,7 @@ mod tests {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080" };
             let dep =
                 crate::departments::NewDepartment { code: "XNK".into(), name: "心内科".into(), parent_code: None };
             crate::departments::create_many(&db, &ctx, &[dep]).await.unwrap();
@@ -419,16 +415,7 @@ mod tests {
             users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
             let key = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
             let req = csr::build(&parse_dn("CN=whatever").unwrap(), &key).unwrap();
-            let rec = issue_for_user(
-                &db,
-                &kek,
-                Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080" },
-                &ctx,
-                "1001",
-                &req,
-            )
-            .await
-            .unwrap();
+            let rec = issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await.unwrap();
             assert_eq!((rec.alg.as_str(), rec.status.as_str()), ("sm2", "active"));
             assert!(rec.subject.starts_with("CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER="), "{}", rec.subject);
             let cert = Cert::load_all(rec.certificate_pem.as_bytes()).unwrap().remove(0);
@@ -440,42 +427,9 @@ mod tests {
             )
             .unwrap();
             // one active certificate per algorithm
-            assert!(matches!(
-                issue_for_user(
-                    &db,
-                    &kek,
-                    Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x" },
-                    &ctx,
-                    "1001",
-                    &req
-                )
-                .await,
-                Err(Error::Conflict(_))
-            ));
-            assert!(matches!(
-                issue_for_user(
-                    &db,
-                    &kek,
-                    Issuer { cas: &cas, organization: "h", public_url: "http://x" },
-                    &ctx,
-                    "9999",
-                    &req
-                )
-                .await,
-                Err(Error::NotFound(_))
-            ));
-            assert!(matches!(
-                issue_for_user(
-                    &db,
-                    &kek,
-                    Issuer { cas: &cas, organization: "h", public_url: "http://x" },
-                    &ctx,
-                    "1001",
-                    "junk"
-                )
-                .await,
-                Err(Error::Invalid(_))
-            ));
+            assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await, Err(Error::Conflict(_))));
+            assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "9999", &req).await, Err(Error::NotFound(_))));
+            assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "1001", "junk").await, Err(Error::Invalid(_))));
             // revoke → in the CRL; twice → conflict; bad reason → invalid
             assert!(revoke(&db, &ctx, &rec.serial, "because").await.is_err());
             let r = revoke(&db, &ctx, &rec.serial.to_lowercase(), "key_compromise").await.unwrap();
@@ -488,17 +442,7 @@ mod tests {
             assert!(rsa_crl.find(cert.serial()).is_none());
             // after revocation a new one may be issued; renew it with the same key (the old one is
             // superseded), then with a new CSR; the list shows the history
-            let fresh = issue_for_user(
-                &db,
-                &kek,
-                Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x" },
-                &ctx,
-                "1001",
-                &req,
-            )
-            .await
-            .unwrap();
-            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x" };
+            let fresh = issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await.unwrap();
             let renewed = renew(&db, &kek, issuer, &ctx, &fresh.serial, None).await.unwrap();
             assert_ne!(renewed.serial, fresh.serial);
             assert_eq!(get(&db, &fresh.serial).await.unwrap().reason.as_deref(), Some("superseded"));

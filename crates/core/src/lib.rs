@@ -21,6 +21,18 @@ pub mod users;
 
 pub use error::{Error, Result, RowError};
 
+/// Check `page` (from 1, default 1) and `page_size` (1..=`max`, default `default`); returns
+/// (limit, offset) for SQL.
+pub fn paging(page: Option<i64>, page_size: Option<i64>, default: i64, max: i64) -> Result<(i64, i64)> {
+    let (page, size) = (page.unwrap_or(1), page_size.unwrap_or(default));
+    if page < 1 || !(1..=max).contains(&size) {
+        return Err(Error::Invalid(format!(
+            "page 须 ≥ 1，page_size 须在 1–{max} 之间 / page must be ≥ 1 and page_size 1-{max}"
+        )));
+    }
+    Ok((size, (page - 1) * size))
+}
+
 /// Now, as RFC 3339 UTC with milliseconds (the form every instant is stored in).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -424,13 +424,8 @@ pub struct Page {
 
 /// Users matching the filters, ordered by employee number.
 pub async fn list(db: &Db, kek: &Kek, q: &ListQuery) -> Result<Page> {
+    let (page_size, offset) = crate::paging(q.page, q.page_size, 50, 500)?;
     let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(50);
-    if page < 1 || !(1..=500).contains(&page_size) {
-        return Err(Error::Invalid(
-            "page 须 ≥ 1，page_size 须在 1–500 之间 / page must be ≥ 1 and page_size 1-500".into(),
-        ));
-    }
     // `LIKE` patterns: escape the wildcards the caller typed
     let pattern =
         q.q.as_deref()
@@ -449,7 +444,7 @@ pub async fn list(db: &Db, kek: &Kek, q: &ListQuery) -> Result<Page> {
     .bind(&q.department)
     .bind(&pattern)
     .bind(page_size)
-    .bind((page - 1) * page_size)
+    .bind(offset)
     .fetch_all(&db.pool)
     .await?;
     let mut items = Vec::with_capacity(nos.len());
