@@ -5,6 +5,15 @@
 mod common;
 use common::*;
 
+/// `openssl cms -verify` of `sig` (DER) against root.pem, with detached `content` if given.
+fn openssl_cms_verify(d: &Dir, sig: &str, content: Option<&str>, out: &str) -> std::process::Output {
+    let mut args = vec!["cms", "-verify", "-binary", "-inform", "DER", "-in", sig, "-CAfile", "root.pem", "-out", out];
+    if let Some(c) = content {
+        args.extend(["-content", c]);
+    }
+    d.openssl(&args)
+}
+
 /// OpenSSL's CA (root.pem/root.key) signs leaf.csr into `out` as a signing end entity.
 fn openssl_issue(d: &Dir, out: &str, alg_args: &[&str]) {
     d.write("ext.cnf", b"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n");
@@ -98,75 +107,20 @@ fn openssl_verifies_our_rsa_and_p256_chains_and_cms() {
             "det.p7s",
             "--detached",
         ]);
-        assert_ok(
-            &d.openssl(&[
-                "cms", "-verify", "-binary", "-inform", "DER", "-in", "att.p7s", "-CAfile", "root.pem", "-out",
-                "out.txt",
-            ]),
-            "openssl cms attached",
-        );
+        assert_ok(&openssl_cms_verify(&d, "att.p7s", None, "out.txt"), "openssl cms attached");
         assert_eq!(d.read("out.txt"), d.read("doc.txt"));
-        assert_ok(
-            &d.openssl(&[
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-in",
-                "det.p7s",
-                "-content",
-                "doc.txt",
-                "-CAfile",
-                "root.pem",
-                "-out",
-                "/dev/null",
-            ]),
-            "openssl cms detached",
-        );
+        assert_ok(&openssl_cms_verify(&d, "det.p7s", Some("doc.txt"), "/dev/null"), "openssl cms detached");
         if alg == "rsa2048" {
             d.ok(&[
                 "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out",
                 "pss.p7s", "--pss",
             ]);
-            assert_ok(
-                &d.openssl(&[
-                    "cms",
-                    "-verify",
-                    "-binary",
-                    "-inform",
-                    "DER",
-                    "-in",
-                    "pss.p7s",
-                    "-CAfile",
-                    "root.pem",
-                    "-out",
-                    "/dev/null",
-                ]),
-                "openssl cms RSA-PSS",
-            );
+            assert_ok(&openssl_cms_verify(&d, "pss.p7s", None, "/dev/null"), "openssl cms RSA-PSS");
             d.ok(&["verify", "pss.p7s", "--trust", "root.pem"]);
         }
         // tampering: both OpenSSL and we reject
         d.write("bad.txt", "门诊处方：阿莫西林 5g tid".as_bytes());
-        assert_fails(
-            &d.openssl(&[
-                "cms",
-                "-verify",
-                "-binary",
-                "-inform",
-                "DER",
-                "-in",
-                "det.p7s",
-                "-content",
-                "bad.txt",
-                "-CAfile",
-                "root.pem",
-                "-out",
-                "/dev/null",
-            ]),
-            "openssl with changed content",
-        );
+        assert_fails(&openssl_cms_verify(&d, "det.p7s", Some("bad.txt"), "/dev/null"), "openssl with changed content");
         let o = d.medsign(&["verify", "det.p7s", "--content", "bad.txt", "--trust", "root.pem"]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
         assert!(text(&o.stdout).contains("TOTAL_FAILED"));
