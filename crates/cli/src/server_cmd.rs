@@ -113,11 +113,13 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         auth: Default::default(),
         max_body_bytes: cfg.server.max_body_bytes,
         metrics: Default::default(),
-        cas,
+        cas: cas.clone(),
         organization: cfg.ca.organization.clone(),
         public_url: cfg.server.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
+        ocsp: medsign_core::ocsp::Responder::new(cas.clone(), cfg.ca.ocsp_validity_minutes),
+        ca_config: cfg.ca.clone(),
     });
-    let app = medsign_server::router(state);
+    let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
     eprintln!("  数据目录 / data directory: {}", data_dir.display());
     eprintln!("  数据库 / database: {}", medsign_core::db::redact(&cfg.database_url()));
@@ -158,6 +160,35 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             }
         }
     });
+    // the daily certificate expiry job (issue #4): a minute after start, then every 24 h
+    let job_state = state.clone();
+    let expiry = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+        loop {
+            tick.tick().await;
+            let s = &job_state;
+            let issuer =
+                medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
+            let ctx = Context {
+                actor: "system".into(),
+                ip: "local".into(),
+                user_agent: "medsign-serve".into(),
+                request_id: "expiry-job".into(),
+            };
+            let days = s.ca_config.expiry_warn_days;
+            match medsign_core::certs::expiry_job(&s.db, &s.kek, issuer, &ctx, days, s.ca_config.auto_renew).await {
+                Ok(r) => tracing::info!(
+                    expiring = r.expiring.len(),
+                    renewed = r.renewed.len(),
+                    failed = r.failed.len(),
+                    days,
+                    "certificate expiry job"
+                ),
+                Err(e) => tracing::error!(error = %e, "certificate expiry job failed"),
+            }
+        }
+    });
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
@@ -179,6 +210,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         }
     }
     anchors.abort();
+    expiry.abort();
     if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }

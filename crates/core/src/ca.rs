@@ -1,6 +1,8 @@
 //! The built-in certification authorities (issue #4, first slice): on first start, two
 //! hierarchies — SM2 (root + issuing CA, SM3withSM2) for Chinese signatures, and RSA (root +
-//! issuing CA) for PDF readers that do not know SM2 — with keys in server custody.
+//! issuing CA) for PDF readers that do not know SM2 — with keys in server custody — and a
+//! delegated OCSP responder certificate under each issuing CA (id-kp-OCSPSigning, ocsp-nocheck,
+//! one year, re-issued at start when less than 30 days remain).
 
 use crate::{Error, Result, custody, db::Db};
 use chrono::{Duration, Utc};
@@ -10,14 +12,33 @@ use medsign_pki::{
     name::parse_dn,
 };
 use sqlx::Row;
+use std::sync::Arc;
 
-/// One hierarchy: root and issuing CA.
-#[derive(Debug, Clone)]
+/// One hierarchy: root and issuing CA (with its key, unwrapped once at start), and the delegated
+/// OCSP responder.
+#[derive(Clone)]
 pub struct Hierarchy {
+    /// `sm2` | `rsa`
+    pub name: &'static str,
     /// self-signed root
     pub root: Cert,
     /// issuing CA under the root
     pub issuing: Cert,
+    /// the issuing CA's key
+    pub issuing_key: Arc<KeySigner>,
+    /// delegated OCSP responder certificate, issued by `issuing`
+    pub ocsp: Cert,
+    /// its key
+    pub ocsp_key: Arc<KeySigner>,
+}
+
+impl std::fmt::Debug for Hierarchy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hierarchy")
+            .field("name", &self.name)
+            .field("issuing", &self.issuing.subject_display())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Hierarchy {
@@ -51,6 +72,7 @@ async fn load(db: &Db, name: &str) -> Result<Option<Cert>> {
 
 async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
     let _w = db.write_lock.lock().await;
+    sqlx::query("DELETE FROM ca_certs WHERE name = $1").bind(name).execute(&db.pool).await?;
     sqlx::query("INSERT INTO ca_certs (name, cert_pem, created_at) VALUES ($1, $2, $3)")
         .bind(name)
         .bind(cert.to_pem())
@@ -58,6 +80,42 @@ async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
         .execute(&db.pool)
         .await?;
     Ok(())
+}
+
+/// The delegated OCSP responder of `issuing`: loaded, or issued when missing, for another key, or
+/// within 30 days of its end.
+async fn responder(
+    db: &Db,
+    kek: &Kek,
+    prefix: &str,
+    org: &str,
+    label: &str,
+    issuing: &Cert,
+    ca_key: &KeySigner,
+) -> Result<(Cert, KeySigner)> {
+    let name = format!("ocsp-{prefix}");
+    let alg = issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg();
+    let key = KeySigner::new(custody::ensure_key(db, kek, &name, alg).await?);
+    let now = Utc::now();
+    if let Some(c) = load(db, &name).await?
+        && c.not_after() - now > Duration::days(30)
+        && c.public_key().ok() == Some(medsign_crypto::Signer::public_key(&key))
+    {
+        return Ok((c, key));
+    }
+    let subject =
+        parse_dn(&format!("CN={org} {label} OCSP 响应服务,O={org},C=CN")).map_err(|e| Error::Config(e.to_string()))?;
+    let mut t = CertTemplate::new(
+        subject,
+        medsign_crypto::Signer::public_key(&key).clone(),
+        Profile::Ocsp,
+        now - Duration::minutes(5),
+        (now + Duration::days(365)).min(issuing.not_after()),
+    );
+    t.serial = None;
+    let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::Config(format!("OCSP responder: {e}")))?;
+    store(db, &name, &c).await?;
+    Ok((c, key))
 }
 
 async fn hierarchy(
@@ -108,7 +166,15 @@ async fn hierarchy(
             c
         }
     };
-    Ok(Hierarchy { root, issuing })
+    let (ocsp, ocsp_key) = responder(db, kek, prefix, org, label, &issuing, &issuing_key).await?;
+    Ok(Hierarchy {
+        name: if prefix == "sm2" { "sm2" } else { "rsa" },
+        root,
+        issuing,
+        issuing_key: Arc::new(issuing_key),
+        ocsp,
+        ocsp_key: Arc::new(ocsp_key),
+    })
 }
 
 /// Create the hierarchies on first start; load them afterwards.
@@ -134,6 +200,12 @@ mod tests {
             let b = ensure(&db, &kek, "ignored on reload").await.unwrap();
             assert_eq!(a.sm2.root, b.sm2.root);
             assert_eq!(a.rsa.issuing, b.rsa.issuing);
+            assert_eq!(a.sm2.ocsp, b.sm2.ocsp);
+            for h in [&a.sm2, &a.rsa] {
+                h.ocsp.verify_signed_by(&h.issuing, medsign_pki::alg::Sm2IdPolicy::Standard).unwrap();
+                let (_, ekus) = h.ocsp.ext_key_usage().unwrap().unwrap();
+                assert_eq!(ekus, vec![medsign_pki::oid::KP_OCSP_SIGNING]);
+            }
             for h in [&a.sm2, &a.rsa] {
                 let ok =
                     validate(&h.issuing, &[], std::slice::from_ref(&h.root), &PathOptions::at(Utc::now())).unwrap();

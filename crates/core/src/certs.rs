@@ -1,17 +1,19 @@
-//! Staff certificates from the built-in CAs (issue #4, second slice): issue from a PKCS#10
-//! request (SM2 with the standard or the empty ID, RSA, P-256), read, revoke with a reason, and
-//! the CRL of each issuing CA. A user holds at most one active signing certificate per algorithm.
+//! Staff certificates from the built-in CAs (issue #4): issue from a PKCS#10 request (SM2 with the
+//! standard or the empty ID, RSA, P-256) or from a bare SM2 public key with a proof of possession
+//! (the two-party key), renew, revoke with a reason, hold and release (certificateHold), list
+//! what expires soon, and the CRL of each issuing CA — stored, re-signed on every status change
+//! and every `ca.crl_refresh_hours`. A user holds at most one active (or held) signing certificate
+//! per algorithm.
 
 use crate::{
     Error, Result,
     audit::{self, Context, Kind},
     ca::{BuiltinCas, Hierarchy},
-    custody,
     db::Db,
     users,
 };
 use chrono::{DateTime, Duration, Utc};
-use medsign_crypto::{PublicKey, signer::KeySigner, wrap::Kek};
+use medsign_crypto::{PublicKey, wrap::Kek};
 use medsign_pki::{
     alg::Sm2IdPolicy,
     cert::{Cert, CertTemplate, Profile, issue},
@@ -35,7 +37,7 @@ pub struct CertRecord {
     pub alg: String,
     /// `signer`
     pub profile: String,
-    /// `active` | `revoked`
+    /// `active` | `on_hold` | `revoked`
     pub status: String,
     /// validity start
     pub not_before: String,
@@ -60,11 +62,16 @@ fn family(k: &PublicKey) -> &'static str {
 }
 
 /// Which hierarchy issues for a key: SM2 keys under the SM2 CA, everything else under RSA.
-fn hierarchy<'a>(cas: &'a BuiltinCas, k: &PublicKey) -> (&'a Hierarchy, &'static str) {
+fn hierarchy<'a>(cas: &'a BuiltinCas, k: &PublicKey) -> &'a Hierarchy {
     match k {
-        PublicKey::Sm2(_) => (&cas.sm2, "ca-sm2-issuing"),
-        _ => (&cas.rsa, "ca-rsa-issuing"),
+        PublicKey::Sm2(_) => &cas.sm2,
+        _ => &cas.rsa,
     }
+}
+
+/// The algorithms (`certificates.alg`) each hierarchy issues.
+pub fn hierarchy_algs(h: &Hierarchy) -> &'static [&'static str] {
+    if h.name == "sm2" { &["sm2"] } else { &["rsa", "p256"] }
 }
 
 /// The staff identity attribute: a keyed hash of the employee number — never an ID-card number.
@@ -117,6 +124,65 @@ pub async fn issue_for_user(
 ) -> Result<CertRecord> {
     let req = parse_csr(csr_pem)?;
     issue_key(db, kek, issuer, ctx, employee_no, &req.public_key, None).await
+}
+
+/// The message a bare-key request signs to prove possession of the key (SM3withSM2, standard
+/// ID): `medsign-pop/v1`, the employee number and the hex SPKI, each on its own line. It binds the
+/// key to this user; the phone makes it with the two-party protocol (the full key never exists).
+pub fn pop_message(employee_no: &str, key: &PublicKey) -> Vec<u8> {
+    format!("medsign-pop/v1\n{employee_no}\n{}", hex::encode(key.to_spki_der())).into_bytes()
+}
+
+/// Parse a bare public key: SPKI PEM, base64 SPKI DER, or hex of the uncompressed SM2 point.
+pub fn parse_public_key(text: &str) -> Result<PublicKey> {
+    use base64::Engine;
+    let t = text.trim();
+    let bad = |e: String| Error::Invalid(format!("公钥无效 / invalid public key: {e}"));
+    if t.contains("-----BEGIN") {
+        return PublicKey::from_bytes(t.as_bytes()).map_err(|e| bad(e.to_string()));
+    }
+    if t.len() == 130 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let point = hex::decode(t).map_err(|e| bad(e.to_string()))?;
+        return PublicKey::from_sec1_point(medsign_crypto::KeyAlg::Sm2, &point).map_err(|e| bad(e.to_string()));
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .map_err(|_| bad("expected SPKI PEM, base64 SPKI or a 130-hex-digit SM2 point".into()))?;
+    PublicKey::from_spki_der(&der).map_err(|e| bad(e.to_string()))
+}
+
+/// Issue a staff signing certificate for a bare SM2 public key (the two-party key of the mobile
+/// enrolment), given `proof`: the key's signature (DER or 64-byte r‖s, base64) over
+/// [`pop_message`].
+pub async fn issue_for_key(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    employee_no: &str,
+    public_key: &str,
+    proof: &str,
+) -> Result<CertRecord> {
+    use base64::Engine;
+    let key = parse_public_key(public_key)?;
+    if !matches!(key, PublicKey::Sm2(_)) {
+        return Err(Error::Invalid(
+            "公钥加持有证明只用于 SM2 密钥；其它算法请提交证书请求（CSR）/ a bare key with proof is for SM2 keys; send a CSR for other algorithms".into(),
+        ));
+    }
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(proof.trim())
+        .map_err(|_| Error::Invalid("持有证明不是 base64 / proof is not base64".into()))?;
+    key.verify(
+        medsign_crypto::SignatureScheme::Sm2Sm3,
+        &pop_message(employee_no, &key),
+        &sig,
+        Some(medsign_crypto::sm2::DEFAULT_ID),
+    )
+    .map_err(|_| {
+        Error::Invalid("持有证明验证失败：签名与公钥或工号不符 / proof of possession failed: the signature does not match the key and employee number".into())
+    })?;
+    issue_key(db, kek, issuer, ctx, employee_no, &key, None).await
 }
 
 fn parse_csr(pem: &str) -> Result<csr::Csr> {
@@ -176,7 +242,7 @@ async fn issue_key(
     }
     let alg = family(public_key);
     let active =
-        sqlx::query("SELECT serial FROM certificates WHERE employee_no = $1 AND alg = $2 AND status = 'active'")
+        sqlx::query("SELECT serial FROM certificates WHERE employee_no = $1 AND alg = $2 AND status <> 'revoked'")
             .bind(employee_no)
             .bind(alg)
             .fetch_optional(&db.pool)
@@ -189,11 +255,7 @@ async fn issue_key(
             )));
         }
     }
-    let (h, key_name) = hierarchy(cas, public_key);
-    let ca_key = KeySigner::new(
-        custody::ensure_key(db, kek, key_name, h.issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg())
-            .await?,
-    );
+    let h = hierarchy(cas, public_key);
     let esc = |v: &str| v.replace(',', "\\,");
     let mut dn = format!("CN={}", esc(&user.name));
     if let Some(dep) = &user.department {
@@ -215,7 +277,8 @@ async fn issue_key(
     let base = public_url.trim_end_matches('/');
     t.crl_url = Some(format!("{base}/pki/crl{}", if alg == "sm2" { "" } else { "?ca=rsa" }));
     t.ocsp_url = Some(format!("{base}/pki/ocsp"));
-    let cert = issue(&t, Some(&h.issuing), &ca_key).map_err(|e| Error::Config(format!("issuance failed: {e}")))?;
+    let cert = issue(&t, Some(&h.issuing), h.issuing_key.as_ref())
+        .map_err(|e| Error::Config(format!("issuance failed: {e}")))?;
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -305,92 +368,278 @@ pub async fn get(db: &Db, serial: &str) -> Result<CertRecord> {
     record(&r)
 }
 
-fn reason(name: &str) -> Option<CrlReason> {
+/// The RFC 5280 reason of a stored reason name.
+pub fn reason(name: &str) -> Option<CrlReason> {
     Some(match name {
         "unspecified" => CrlReason::Unspecified,
         "key_compromise" => CrlReason::KeyCompromise,
         "affiliation_changed" => CrlReason::AffiliationChanged,
         "superseded" => CrlReason::Superseded,
         "cessation_of_operation" => CrlReason::CessationOfOperation,
+        "certificate_hold" => CrlReason::CertificateHold,
         _ => return None,
     })
 }
 
-/// Revoke with a reason (`unspecified`, `key_compromise`, `affiliation_changed`, `superseded`,
-/// `cessation_of_operation`). Revoking twice is an error.
-pub async fn revoke(db: &Db, ctx: &Context, serial: &str, reason_name: &str) -> Result<CertRecord> {
-    if reason(reason_name).is_none() {
-        return Err(Error::Invalid(format!(
-            "未知吊销原因 '{reason_name}' / unknown reason (unspecified, key_compromise, affiliation_changed, superseded, cessation_of_operation)"
-        )));
-    }
+/// A status change: revoke (from active or on hold), hold (from active), release (from on hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change<'a> {
+    Revoke(&'a str),
+    Hold,
+    Release,
+}
+
+async fn change(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str, c: Change<'_>) -> Result<CertRecord> {
     let cur = get(db, serial).await?;
-    if cur.status == "revoked" {
-        return Err(Error::Conflict(format!("证书 {} 已吊销 / already revoked", cur.serial)));
+    let (from, to, why, action): (&[&str], &str, Option<&str>, &str) = match c {
+        Change::Revoke(r) => (&["active", "on_hold"], "revoked", Some(r), "certificate.revoke"),
+        Change::Hold => (&["active"], "on_hold", Some("certificate_hold"), "certificate.hold"),
+        Change::Release => (&["on_hold"], "active", None, "certificate.release"),
+    };
+    if !from.contains(&cur.status.as_str()) {
+        let msg = match (c, cur.status.as_str()) {
+            (_, "revoked") => format!("证书 {} 已吊销 / already revoked", cur.serial),
+            (Change::Hold, _) => format!("证书 {} 已冻结 / already on hold", cur.serial),
+            _ => format!("证书 {} 未冻结，无需解冻 / not on hold", cur.serial),
+        };
+        return Err(Error::Conflict(msg));
     }
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query("UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = $2 WHERE serial = $3")
-        .bind(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .bind(reason_name)
-        .bind(&cur.serial)
-        .execute(&mut *tx)
-        .await?;
+    // compare-and-set on the status read above: a concurrent change wins once, never twice
+    let done = sqlx::query(
+        "UPDATE certificates SET status = $1, revoked_at = $2, reason = $3 WHERE serial = $4 AND status = $5",
+    )
+    .bind(to)
+    .bind(why.map(|_| now.clone()))
+    .bind(why)
+    .bind(&cur.serial)
+    .bind(&cur.status)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(Error::Conflict(format!(
+            "证书 {} 的状态刚被修改，请重试 / status changed concurrently, retry",
+            cur.serial
+        )));
+    }
+    sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
     audit::ok(
         &mut tx,
         ctx,
         Kind::DataMaintenance,
-        "certificate.revoke",
+        action,
         &format!("certificate:{}", cur.serial),
-        serde_json::json!({"reason": reason_name}),
+        serde_json::json!({"reason": why, "from": cur.status}),
     )
     .await?;
     tx.commit().await?;
+    drop(_w);
+    // publish at once; if this fails the stale flag makes the next CRL request re-sign it
+    for h in [&cas.sm2, &cas.rsa] {
+        if let Err(e) = crl(db, h, 24).await {
+            tracing::warn!(ca = h.name, error = %e, "CRL regeneration failed; retried on the next request");
+        }
+    }
     get(db, &cur.serial).await
 }
 
-/// A fresh CRL (DER) of the SM2 or RSA issuing CA, valid for 24 hours.
-pub async fn crl(db: &Db, kek: &Kek, cas: &BuiltinCas, rsa: bool) -> Result<Vec<u8>> {
-    let (h, key_name, algs): (&Hierarchy, &str, &[&str]) =
-        if rsa { (&cas.rsa, "ca-rsa-issuing", &["rsa", "p256"]) } else { (&cas.sm2, "ca-sm2-issuing", &["sm2"]) };
+/// Revoke with a reason (`unspecified`, `key_compromise`, `affiliation_changed`, `superseded`,
+/// `cessation_of_operation`), from active or on hold. Revoking twice is an error. The CRLs are
+/// re-signed at once.
+pub async fn revoke(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str, reason_name: &str) -> Result<CertRecord> {
+    if reason(reason_name).is_none() || reason_name == "certificate_hold" {
+        return Err(Error::Invalid(format!(
+            "未知吊销原因 '{reason_name}' / unknown reason (unspecified, key_compromise, affiliation_changed, superseded, cessation_of_operation); 冻结请用 hold / use hold for certificate_hold"
+        )));
+    }
+    change(db, cas, ctx, serial, Change::Revoke(reason_name)).await
+}
+
+/// Put an active certificate on hold (RFC 5280 certificateHold): it appears as revoked in CRL
+/// and OCSP until released.
+pub async fn hold(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str) -> Result<CertRecord> {
+    change(db, cas, ctx, serial, Change::Hold).await
+}
+
+/// Release a held certificate: active again, gone from the next CRL, `good` in OCSP.
+pub async fn release(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str) -> Result<CertRecord> {
+    change(db, cas, ctx, serial, Change::Release).await
+}
+
+/// The revocation state of one certificate of hierarchy `h` as CRL and OCSP report it: `None`
+/// when not issued by `h` (unknown); `Some(None)` when good; `Some(Some(entry))` when revoked or
+/// on hold.
+pub async fn status_of(db: &Db, h: &Hierarchy, serial_hex: &str) -> Result<Option<Option<Revoked>>> {
+    let row = sqlx::query("SELECT serial, alg, status, revoked_at, reason FROM certificates WHERE serial = $1")
+        .bind(serial_hex)
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(r) = row else { return Ok(None) };
+    let alg: String = r.try_get("alg")?;
+    if !hierarchy_algs(h).contains(&alg.as_str()) {
+        return Ok(None);
+    }
+    revoked_entry(&r).map(Some)
+}
+
+fn revoked_entry(r: &sqlx::any::AnyRow) -> Result<Option<Revoked>> {
+    let status: String = r.try_get("status")?;
+    if status == "active" {
+        return Ok(None);
+    }
+    let serial: String = r.try_get("serial")?;
+    let at: Option<String> = r.try_get("revoked_at")?;
+    let why: Option<String> = r.try_get("reason")?;
+    Ok(Some(Revoked {
+        serial: hex::decode(&serial).map_err(|_| Error::Config("stored serial is not hex".into()))?,
+        time: at
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(DateTime::UNIX_EPOCH),
+        reason: why.as_deref().and_then(reason),
+    }))
+}
+
+/// The CRL (DER) of hierarchy `h`'s issuing CA, valid 24 hours: the stored one, or a newly signed
+/// one when there is none, it is stale (a status changed) or older than `refresh_hours`.
+pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> {
+    let row = sqlx::query("SELECT number, der_hex, this_update, stale FROM crls WHERE ca = $1")
+        .bind(h.name)
+        .fetch_optional(&db.pool)
+        .await?;
+    let now = Utc::now();
+    let mut prev = 0i64;
+    if let Some(r) = &row {
+        prev = r.try_get("number")?;
+        let stale: i64 = r.try_get("stale")?;
+        let this: String = r.try_get("this_update")?;
+        let fresh = DateTime::parse_from_rfc3339(&this)
+            .is_ok_and(|t| now - t.with_timezone(&Utc) < Duration::hours(refresh_hours.clamp(1, 24) as i64));
+        if stale == 0 && fresh {
+            let der: String = r.try_get("der_hex")?;
+            return hex::decode(der).map_err(|_| Error::Config("stored CRL is corrupt".into()));
+        }
+    }
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    // clear the flag first: a change committed while we sign sets it again
+    sqlx::query("UPDATE crls SET stale = 0 WHERE ca = $1").bind(h.name).execute(&mut *tx).await?;
     let rows = sqlx::query(
-        "SELECT serial, alg, revoked_at, reason FROM certificates WHERE status = 'revoked' ORDER BY serial",
+        "SELECT serial, alg, status, revoked_at, reason FROM certificates WHERE status <> 'active' ORDER BY serial",
     )
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *tx)
     .await?;
     let mut revoked = Vec::new();
     for r in &rows {
         let alg: String = r.try_get("alg")?;
-        if !algs.contains(&alg.as_str()) {
-            continue;
+        if hierarchy_algs(h).contains(&alg.as_str())
+            && let Some(e) = revoked_entry(r)?
+        {
+            revoked.push(e);
         }
-        let serial: String = r.try_get("serial")?;
-        let at: Option<String> = r.try_get("revoked_at")?;
-        let why: Option<String> = r.try_get("reason")?;
-        revoked.push(Revoked {
-            serial: hex::decode(&serial).map_err(|_| Error::Config("stored serial is not hex".into()))?,
-            time: at
-                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_else(Utc::now),
-            reason: why.as_deref().and_then(reason),
-        });
     }
-    let key = KeySigner::new(
-        custody::ensure_key(db, kek, key_name, h.issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg())
-            .await?,
-    );
-    let now = Utc::now();
-    let number = now.timestamp() as u64;
-    crl::build(&h.issuing, &key, now, now + Duration::hours(24), number, &revoked)
-        .map_err(|e| Error::Config(format!("CRL: {e}")))
+    let number = prev + 1;
+    let der = crl::build(&h.issuing, h.issuing_key.as_ref(), now, now + Duration::hours(24), number as u64, &revoked)
+        .map_err(|e| Error::Config(format!("CRL: {e}")))?;
+    let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // update in place (a concurrent status change then marks the new row stale), insert the first
+    let updated =
+        sqlx::query("UPDATE crls SET number = $2, der_hex = $3, this_update = $4, next_update = $5 WHERE ca = $1")
+            .bind(h.name)
+            .bind(number)
+            .bind(hex::encode(&der))
+            .bind(text(now))
+            .bind(text(now + Duration::hours(24)))
+            .execute(&mut *tx)
+            .await?;
+    if updated.rows_affected() == 0 {
+        sqlx::query(
+            "INSERT INTO crls (ca, number, der_hex, this_update, next_update, stale) VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(h.name)
+        .bind(number)
+        .bind(hex::encode(&der))
+        .bind(text(now))
+        .bind(text(now + Duration::hours(24)))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(der)
+}
+
+/// Certificates that end within `days` (active or on hold), soonest first.
+pub async fn expiring(db: &Db, days: u64) -> Result<Vec<CertRecord>> {
+    let until = (Utc::now() + Duration::days(days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rows = sqlx::query(
+        "SELECT serial FROM certificates WHERE status <> 'revoked' AND not_after <= $1 ORDER BY not_after, serial",
+    )
+    .bind(until)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let serial: String = r.try_get("serial")?;
+        out.push(get(db, &serial).await?);
+    }
+    Ok(out)
+}
+
+/// What the daily expiry job did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExpiryReport {
+    /// certificates that end within the window
+    pub expiring: Vec<String>,
+    /// serial → new serial, for those renewed
+    pub renewed: Vec<(String, String)>,
+    /// serial → why renewal failed
+    pub failed: Vec<(String, String)>,
+}
+
+/// The daily job: list what ends within `days`, write an audit entry for each, and renew active
+/// ones with the same key when `auto_renew` (hospital policy).
+pub async fn expiry_job(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    days: u64,
+    auto_renew: bool,
+) -> Result<ExpiryReport> {
+    let mut report = ExpiryReport::default();
+    for c in expiring(db, days).await? {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::DataMaintenance,
+            "certificate.expiring",
+            &format!("certificate:{}", c.serial),
+            serde_json::json!({"employee_no": c.employee_no, "not_after": c.not_after, "status": c.status}),
+        )
+        .await?;
+        tx.commit().await?;
+        drop(_w);
+        report.expiring.push(c.serial.clone());
+        if auto_renew && c.status == "active" {
+            match renew(db, kek, issuer, ctx, &c.serial, None).await {
+                Ok(n) => report.renewed.push((c.serial.clone(), n.serial)),
+                Err(e) => report.failed.push((c.serial.clone(), e.to_string())),
+            }
+        }
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::db::tests::backends;
-    use medsign_crypto::{KeyAlg, PrivateKey};
+    use medsign_crypto::{KeyAlg, PrivateKey, signer::KeySigner};
     use medsign_pki::{crl::Crl, path};
 
     #[tokio::test]
@@ -431,14 +680,34 @@ mod tests {
             assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "9999", &req).await, Err(Error::NotFound(_))));
             assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "1001", "junk").await, Err(Error::Invalid(_))));
             // revoke → in the CRL; twice → conflict; bad reason → invalid
-            assert!(revoke(&db, &ctx, &rec.serial, "because").await.is_err());
-            let r = revoke(&db, &ctx, &rec.serial.to_lowercase(), "key_compromise").await.unwrap();
+            let c0 = Crl::from_bytes(&crl(&db, &cas.sm2, 6).await.unwrap()).unwrap();
+            assert!(c0.find(cert.serial()).is_none());
+            // hold → in the CRL as certificateHold, twice → conflict; release → gone, number grows
+            let held = hold(&db, &cas, &ctx, &rec.serial).await.unwrap();
+            assert_eq!(held.status, "on_hold");
+            assert!(matches!(hold(&db, &cas, &ctx, &rec.serial).await, Err(Error::Conflict(_))));
+            let c1 = Crl::from_bytes(&crl(&db, &cas.sm2, 6).await.unwrap()).unwrap();
+            assert_eq!(c1.find(cert.serial()).unwrap().reason, Some(CrlReason::CertificateHold));
+            assert!(c1.number() > c0.number());
+            // a user with a held certificate still has one: no second issuance
+            assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await, Err(Error::Conflict(_))));
+            assert_eq!(release(&db, &cas, &ctx, &rec.serial).await.unwrap().status, "active");
+            assert!(matches!(release(&db, &cas, &ctx, &rec.serial).await, Err(Error::Conflict(_))));
+            let c2 = Crl::from_bytes(&crl(&db, &cas.sm2, 6).await.unwrap()).unwrap();
+            assert!(c2.find(cert.serial()).is_none());
+            // the stored CRL is served until something changes
+            assert_eq!(crl(&db, &cas.sm2, 6).await.unwrap(), c2.der());
+            assert!(revoke(&db, &cas, &ctx, &rec.serial, "because").await.is_err());
+            assert!(revoke(&db, &cas, &ctx, &rec.serial, "certificate_hold").await.is_err());
+            let r = revoke(&db, &cas, &ctx, &rec.serial.to_lowercase(), "key_compromise").await.unwrap();
             assert_eq!(r.status, "revoked");
-            assert!(matches!(revoke(&db, &ctx, &rec.serial, "key_compromise").await, Err(Error::Conflict(_))));
-            let c = Crl::from_bytes(&crl(&db, &kek, &cas, false).await.unwrap()).unwrap();
+            assert!(matches!(revoke(&db, &cas, &ctx, &rec.serial, "key_compromise").await, Err(Error::Conflict(_))));
+            assert!(matches!(hold(&db, &cas, &ctx, &rec.serial).await, Err(Error::Conflict(_))));
+            let c = Crl::from_bytes(&crl(&db, &cas.sm2, 6).await.unwrap()).unwrap();
             c.verify(&cas.sm2.issuing, Sm2IdPolicy::Standard).unwrap();
             assert_eq!(c.find(cert.serial()).unwrap().reason, Some(CrlReason::KeyCompromise));
-            let rsa_crl = Crl::from_bytes(&crl(&db, &kek, &cas, true).await.unwrap()).unwrap();
+            let rsa_crl = Crl::from_bytes(&crl(&db, &cas.rsa, 6).await.unwrap()).unwrap();
+            rsa_crl.verify(&cas.rsa.issuing, Sm2IdPolicy::Standard).unwrap();
             assert!(rsa_crl.find(cert.serial()).is_none());
             // after revocation a new one may be issued; renew it with the same key (the old one is
             // superseded), then with a new CSR; the list shows the history
@@ -464,6 +733,57 @@ mod tests {
             assert_eq!((n, active[0].serial.as_str()), (1, rekeyed.serial.as_str()));
             assert!(list(&db, &ListQuery { page: Some(0), ..Default::default() }).await.is_err());
             assert!(matches!(get(&db, "ABCDEF").await, Err(Error::NotFound(_))));
+            // the expiry job: nothing within 30 days; everything within 400, renewed by policy
+            assert!(expiry_job(&db, &kek, issuer, &ctx, 30, true).await.unwrap().expiring.is_empty());
+            let rep = expiry_job(&db, &kek, issuer, &ctx, 400, true).await.unwrap();
+            assert_eq!(rep.expiring, vec![rekeyed.serial.clone()]);
+            assert_eq!(rep.renewed.len(), 1);
+            assert_eq!(get(&db, &rekeyed.serial).await.unwrap().reason.as_deref(), Some("superseded"));
+        }
+    }
+
+    #[tokio::test]
+    async fn bare_key_with_proof_of_possession() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080" };
+            let u = users::NewUser {
+                employee_no: "2002".into(),
+                name: "李四".into(),
+                department: None,
+                title: None,
+                phone: None,
+                id_card: None,
+                role: users::Role::Nurse,
+            };
+            users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let key = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+            let public = key.public_key();
+            let b64 = |b: &[u8]| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(b)
+            };
+            let sign = |no: &str| {
+                b64(&key.sign(medsign_crypto::SignatureScheme::Sm2Sm3, &pop_message(no, &public), None).unwrap())
+            };
+            // a proof for another employee number, garbage, or a non-SM2 key is refused
+            for (pk, proof) in [
+                (public.to_pem(), sign("9999")),
+                (public.to_pem(), "***".to_string()),
+                ("not a key".to_string(), sign("2002")),
+                (PrivateKey::generate(KeyAlg::P256).unwrap().public_key().to_pem(), sign("2002")),
+            ] {
+                let e = issue_for_key(&db, &kek, issuer, &ctx, "2002", &pk, &proof).await.unwrap_err();
+                assert!(matches!(e, Error::Invalid(_)), "{e}");
+            }
+            // the point in hex works as well as PEM
+            let point = hex::encode(public.as_sm2().unwrap().to_sec1_uncompressed());
+            assert_eq!(parse_public_key(&point).unwrap(), public);
+            let rec = issue_for_key(&db, &kek, issuer, &ctx, "2002", &point, &sign("2002")).await.unwrap();
+            let cert = Cert::load_all(rec.certificate_pem.as_bytes()).unwrap().remove(0);
+            assert_eq!(cert.public_key().unwrap(), &public);
         }
     }
 }

@@ -77,11 +77,25 @@ impl Default for AuditConfig {
 pub struct CaConfig {
     /// the hospital's name in the built-in CA certificates (set before the first start)
     pub organization: String,
+    /// the CRLs are re-signed this often even without revocations (hours; they are valid 24 h)
+    pub crl_refresh_hours: u64,
+    /// OCSP answers are valid (nextUpdate) and cacheable this long (minutes)
+    pub ocsp_validity_minutes: u64,
+    /// the daily expiry job lists certificates that end within this many days
+    pub expiry_warn_days: u64,
+    /// and renews them (same key) when true
+    pub auto_renew: bool,
 }
 
 impl Default for CaConfig {
     fn default() -> Self {
-        Self { organization: "medsign".into() }
+        Self {
+            organization: "medsign".into(),
+            crl_refresh_hours: 6,
+            ocsp_validity_minutes: 60,
+            expiry_warn_days: 30,
+            auto_renew: false,
+        }
     }
 }
 
@@ -140,6 +154,15 @@ impl Config {
             }
             "MEDSIGN_TIME_MAX_OFFSET_MS" => self.time.max_offset_ms = v.parse().map_err(|_| bad("not a number"))?,
             "MEDSIGN_CA_ORGANIZATION" => self.ca.organization = v.into(),
+            "MEDSIGN_CA_CRL_REFRESH_HOURS" => {
+                self.ca.crl_refresh_hours =
+                    v.parse().ok().filter(|h| (1..=24).contains(h)).ok_or_else(|| bad("1-24"))?
+            }
+            "MEDSIGN_CA_OCSP_VALIDITY_MINUTES" => {
+                self.ca.ocsp_validity_minutes = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| bad("≥ 1"))?
+            }
+            "MEDSIGN_CA_EXPIRY_WARN_DAYS" => self.ca.expiry_warn_days = v.parse().map_err(|_| bad("not a number"))?,
+            "MEDSIGN_CA_AUTO_RENEW" => self.ca.auto_renew = v.parse().map_err(|_| bad("true or false"))?,
             "MEDSIGN_AUDIT_ANCHOR_MINUTES" => self.audit.anchor_minutes = v.parse().map_err(|_| bad("not a number"))?,
             _ => {}
         }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "audit_anchors", include_str!("../migrations/0004_audit_anchors.sql")),
     (5, "ca", include_str!("../migrations/0005_ca.sql")),
     (6, "certificates", include_str!("../migrations/0006_certificates.sql")),
+    (7, "crl_ocsp", include_str!("../migrations/0007_crl_ocsp.sql")),
 ];
 
 /// Which database.

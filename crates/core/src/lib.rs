@@ -17,6 +17,7 @@ pub mod departments;
 pub mod error;
 pub mod idempotency;
 pub mod import;
+pub mod ocsp;
 pub mod users;
 
 pub use error::{Error, Result, RowError};

@@ -1,4 +1,5 @@
-//! Hash functions and HMAC used across medsign: SM3 (GB/T 32905) and SHA-256.
+//! Hash functions and HMAC used across medsign: SM3 (GB/T 32905) and the SHA-2 family; SHA-1 only
+//! for legacy identifiers (OCSP CertID and responder key hashes), never for signatures.
 
 use hmac::{KeyInit, Mac};
 use sha2::Digest as _;
@@ -11,6 +12,10 @@ pub enum HashAlg {
     Sm3,
     /// SHA-256 (FIPS 180-4).
     Sha256,
+    /// SHA-384 (FIPS 180-4).
+    Sha384,
+    /// SHA-512 (FIPS 180-4).
+    Sha512,
 }
 
 impl HashAlg {
@@ -19,27 +24,37 @@ impl HashAlg {
         match self {
             HashAlg::Sm3 => sm3(data).to_vec(),
             HashAlg::Sha256 => sha256(data).to_vec(),
+            HashAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            HashAlg::Sha512 => sha2::Sha512::digest(data).to_vec(),
         }
     }
 
-    /// Output length in bytes (32 for both).
+    /// Output length in bytes.
     pub fn output_len(self) -> usize {
-        32
+        match self {
+            HashAlg::Sm3 | HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
     }
 
-    /// Name as used in the CLI and JSON (`sm3`, `sha256`).
+    /// Name as used in the CLI and JSON (`sm3`, `sha256`, `sha384`, `sha512`).
     pub fn name(self) -> &'static str {
         match self {
             HashAlg::Sm3 => "sm3",
             HashAlg::Sha256 => "sha256",
+            HashAlg::Sha384 => "sha384",
+            HashAlg::Sha512 => "sha512",
         }
     }
 
-    /// Parse `sm3` / `sha256` (case-insensitive; `sha-256` accepted).
+    /// Parse a name (case-insensitive; `sha-256` style accepted).
     pub fn from_name(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
+        match s.to_ascii_lowercase().replace('-', "").as_str() {
             "sm3" => Some(HashAlg::Sm3),
-            "sha256" | "sha-256" => Some(HashAlg::Sha256),
+            "sha256" => Some(HashAlg::Sha256),
+            "sha384" => Some(HashAlg::Sha384),
+            "sha512" => Some(HashAlg::Sha512),
             _ => None,
         }
     }
@@ -62,6 +77,13 @@ pub fn sm3_parts(parts: &[&[u8]]) -> [u8; 32] {
 /// SHA-256 digest.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
+}
+
+/// SHA-1 — only for identifiers that protocols still define with it (OCSP CertID, RFC 6960
+/// responder key hash, RFC 5280 key identifiers); never for signatures.
+pub fn sha1_legacy(data: &[u8]) -> [u8; 20] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    d.as_ref().try_into().expect("SHA-1 is 20 bytes")
 }
 
 /// HMAC-SM3 (RFC 2104 over SM3).
@@ -88,6 +110,20 @@ mod tests {
     fn sm3_standard_vector() {
         assert_eq!(hex::encode(sm3(b"abc")), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
         assert_eq!(sm3_parts(&[b"a", b"bc"]), sm3(b"abc"));
+    }
+
+    /// FIPS 180-4 "abc" vectors (first bytes), and the name round trip.
+    #[test]
+    fn sha_family_vectors() {
+        assert_eq!(hex::encode(sha1_legacy(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert!(hex::encode(HashAlg::Sha384.digest(b"abc")).starts_with("cb00753f45a35e8b"));
+        assert!(hex::encode(HashAlg::Sha512.digest(b"abc")).starts_with("ddaf35a193617aba"));
+        for h in [HashAlg::Sm3, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+            assert_eq!(HashAlg::from_name(h.name()), Some(h));
+            assert_eq!(h.digest(b"x").len(), h.output_len());
+        }
+        assert_eq!(HashAlg::from_name("SHA-256"), Some(HashAlg::Sha256));
+        assert_eq!(HashAlg::from_name("md5"), None);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub fn digest_algorithm(h: HashAlg) -> AlgorithmIdentifierOwned {
         oid: match h {
             HashAlg::Sm3 => oid::SM3,
             HashAlg::Sha256 => oid::SHA256,
+            HashAlg::Sha384 => oid::SHA384,
+            HashAlg::Sha512 => oid::SHA512,
         },
         parameters: None,
     }
@@ -65,7 +67,9 @@ pub fn hash_from_digest_algorithm(a: &AlgorithmIdentifierOwned) -> Result<HashAl
     match a.oid {
         oid::SM3 => Ok(HashAlg::Sm3),
         oid::SHA256 => Ok(HashAlg::Sha256),
-        o => Err(Error::Invalid(format!("unsupported digest algorithm {o} (SM3 and SHA-256 are supported)"))),
+        oid::SHA384 => Ok(HashAlg::Sha384),
+        oid::SHA512 => Ok(HashAlg::Sha512),
+        o => Err(Error::Invalid(format!("unsupported digest algorithm {o} (SM3 and SHA-256/384/512 are supported)"))),
     }
 }
 

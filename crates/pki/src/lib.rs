@@ -16,6 +16,7 @@ pub mod crl;
 pub mod csr;
 pub mod error;
 pub mod name;
+pub mod ocsp;
 pub mod oid;
 pub mod path;
 pub mod time;

@@ -8,6 +8,16 @@ pub use medsign_crypto::keys::oid::{EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP256R1, SM
 pub const SM3: Oid = Oid::new_unwrap("1.2.156.10197.1.401");
 /// SHA-256 (RFC 5754)
 pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+/// SHA-384 (RFC 5754)
+pub const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+/// SHA-512 (RFC 5754)
+pub const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+/// SHA-1 (RFC 3279) — OCSP CertID only
+pub const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+/// id-pkix-ocsp-basic (RFC 6960 § 4.2.1)
+pub const OCSP_BASIC: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+/// id-pkix-ocsp-nonce (RFC 6960 § 4.4.1, RFC 8954)
+pub const OCSP_NONCE: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.2");
 /// SM3withSM2 signature (GM/T 0006: 1.2.156.10197.1.501)
 pub const SM2_WITH_SM3: Oid = Oid::new_unwrap("1.2.156.10197.1.501");
 /// sm2-1 digital signature (GM/T 0006 / GM/T 0010 SignerInfo: 1.2.156.10197.1.301.1)

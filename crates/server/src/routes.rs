@@ -8,7 +8,7 @@ use crate::{
 use axum::{
     Extension, Json, Router,
     extract::{DefaultBodyLimit, Path, Query, Request, State},
-    http::{HeaderValue, StatusCode},
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, renew_certificate, list_certificates, crl),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -87,6 +87,10 @@ pub struct AppState {
     pub organization: String,
     /// the URL CRL/OCSP links in certificates point to
     pub public_url: String,
+    /// the OCSP responder
+    pub ocsp: medsign_core::ocsp::Responder,
+    /// `[ca]` settings (CRL refresh, expiry window)
+    pub ca_config: medsign_core::config::CaConfig,
 }
 
 /// The whole HTTP surface.
@@ -113,7 +117,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/certificates/{serial}", get(get_certificate))
         .route("/api/v1/certificates/{serial}/renew", post(renew_certificate))
         .route("/api/v1/certificates/{serial}/revoke", post(revoke_certificate))
+        .route("/api/v1/certificates/{serial}/hold", post(hold_certificate))
+        .route("/api/v1/certificates/{serial}/release", post(release_certificate))
+        .route("/api/v1/certificates/expiring", get(expiring_certificates))
         .route("/pki/crl", get(crl))
+        .route("/pki/ocsp", post(ocsp_post))
+        .route("/pki/ocsp/{*request}", get(ocsp_get))
         .route("/pki/ca.pem", get(ca_all))
         .route("/pki/sm2/ca.pem", get(ca_sm2))
         .route("/pki/rsa/ca.pem", get(ca_rsa))
@@ -502,12 +511,18 @@ async fn enable_app(
     set_app_disabled(&s, &caller, &id, false).await
 }
 
-/// Body of `POST /api/v1/users/{employee_no}/certificates`.
+/// Body of `POST /api/v1/users/{employee_no}/certificates`: a CSR, or a bare SM2 public key with
+/// a proof of possession.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueRequest {
     /// PKCS#10 request, PEM (SM2 with the standard or the empty ID, RSA, P-256)
-    csr: String,
+    csr: Option<String>,
+    /// a bare SM2 public key (SPKI PEM, base64 SPKI DER, or the 130-hex-digit uncompressed point)
+    public_key: Option<String>,
+    /// base64 SM3withSM2 signature (standard ID) by that key over
+    /// `"medsign-pop/v1\n" + employee_no + "\n" + hex(SPKI DER)`
+    proof: Option<String>,
 }
 
 /// Body of `POST /api/v1/certificates/{serial}/revoke`.
@@ -520,10 +535,11 @@ struct RevokeRequest {
 
 #[utoipa::path(post, path = "/api/v1/users/{employee_no}/certificates", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001")),
-    request_body(content = IssueRequest, example = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\n…"})),
+    request_body(content = IssueRequest, examples(("csr" = (value = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\n…"}))), ("bare SM2 key" = (value = json!({"public_key": "04a1b2…(130 hex digits)", "proof": "MEUCIQ…"}))))),
     responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "profile": "signer", "status": "active", "not_before": "2026-11-27T08:00:00Z", "not_after": "2027-11-27T08:00:00Z", "revoked_at": null, "reason": null, "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=…", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"})),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-/// `POST /api/v1/users/{employee_no}/certificates`: a one-year staff signing certificate from a CSR.
+/// `POST /api/v1/users/{employee_no}/certificates`: a one-year staff signing certificate from a CSR
+/// or from a bare SM2 public key with a proof of possession.
 async fn issue_certificate(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -533,9 +549,18 @@ async fn issue_certificate(
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let issuer = medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
-    let rec = medsign_core::certs::issue_for_user(&s.db, &s.kek, issuer, &caller.ctx, &no, &body.csr)
-        .await
-        .map_err(with_id)?;
+    let rec = match (&body.csr, &body.public_key, &body.proof) {
+        (Some(csr), None, None) => {
+            medsign_core::certs::issue_for_user(&s.db, &s.kek, issuer, &caller.ctx, &no, csr).await
+        }
+        (None, Some(k), Some(p)) => {
+            medsign_core::certs::issue_for_key(&s.db, &s.kek, issuer, &caller.ctx, &no, k, p).await
+        }
+        _ => Err(medsign_core::Error::Invalid(
+            "须提供 csr，或 public_key 加 proof（二者择一）/ send either csr, or public_key with proof".into(),
+        )),
+    }
+    .map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
@@ -566,7 +591,66 @@ async fn revoke_certificate(
 ) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    Ok(Json(medsign_core::certs::revoke(&s.db, &caller.ctx, &serial, &body.reason).await.map_err(with_id)?))
+    Ok(Json(medsign_core::certs::revoke(&s.db, &s.cas, &caller.ctx, &serial, &body.reason).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/certificates/{serial}/hold", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
+    responses((status = 200, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "status": "on_hold", "reason": "certificate_hold"})), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已冻结 / already on hold", "request_id": "…"}))))]
+/// `POST /api/v1/certificates/{serial}/hold`: suspend (certificateHold) until released.
+async fn hold_certificate(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    Ok(Json(medsign_core::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/api/v1/certificates/{serial}/release", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
+    responses((status = 200, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "status": "active", "reason": null})), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 未冻结，无需解冻 / not on hold", "request_id": "…"}))))]
+/// `POST /api/v1/certificates/{serial}/release`: lift a hold.
+async fn release_certificate(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(serial): Path<String>,
+) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    Ok(Json(medsign_core::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
+}
+
+/// `?days=N` of `GET /api/v1/certificates/expiring`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ExpiringQuery {
+    /// window in days, 1–3650 (default `ca.expiry_warn_days`, 30)
+    days: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/certificates/expiring", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(ExpiringQuery),
+    responses((status = 200, body = Object, example = json!({"days": 30, "items": [{"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "not_after": "2026-12-20T08:00:00Z"}]})), (status = 400, body = ErrorBody)))]
+/// `GET /api/v1/certificates/expiring?days=N`: active or held certificates that end within N days.
+async fn expiring_certificates(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<ExpiringQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    let days = match query {
+        Ok(Query(ExpiringQuery { days: None })) => s.ca_config.expiry_warn_days,
+        Ok(Query(ExpiringQuery { days: Some(d) })) if (1..=3650).contains(&d) => d,
+        _ => return Err(with_id(medsign_core::Error::Invalid("days 须为 1–3650 / days must be 1-3650".into()))),
+    };
+    let items = medsign_core::certs::expiring(&s.db, days).await.map_err(with_id)?;
+    Ok(Json(serde_json::json!({"days": days, "items": items})))
 }
 
 /// Body of `POST /api/v1/certificates/{serial}/renew`.
@@ -626,17 +710,102 @@ struct CrlQuery {
 #[utoipa::path(get, path = "/pki/crl", tag = "pki", params(CrlQuery),
     responses((status = 200, description = "CRL v2 (DER) of the SM2 or RSA issuing CA, valid 24 h", content_type = "application/pkix-crl", body = Vec<u8>, example = json!("(binary DER)")),
         (status = 400, body = ErrorBody)))]
-/// `GET /pki/crl[?ca=rsa]`: a fresh CRL.
+/// `GET /pki/crl[?ca=rsa]`: the current CRL (re-signed on every status change and every
+/// `ca.crl_refresh_hours`).
 async fn crl(State(s): State<Arc<AppState>>, Query(q): Query<CrlQuery>) -> Result<Response, ApiError> {
-    let rsa = match q.ca.as_deref() {
-        None | Some("sm2") => false,
-        Some("rsa") => true,
+    let h = match q.ca.as_deref() {
+        None | Some("sm2") => &s.cas.sm2,
+        Some("rsa") => &s.cas.rsa,
         Some(other) => {
             return Err(ApiError::invalid(format!("未知 CA '{other}'（sm2 或 rsa）/ unknown ca (sm2 or rsa)")));
         }
     };
-    let der = medsign_core::certs::crl(&s.db, &s.kek, &s.cas, rsa).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/pkix-crl")], der).into_response())
+    let der = medsign_core::certs::crl(&s.db, h, s.ca_config.crl_refresh_hours).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=300, no-transform")],
+        der,
+    )
+        .into_response())
+}
+
+/// The largest OCSP request accepted (32 CertIDs fit in well under 4 KiB).
+const OCSP_MAX_REQUEST: usize = 16 * 1024;
+
+fn ocsp_reply(a: medsign_core::ocsp::Answer, cache: bool) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, "application/ocsp-response")], a.der.clone()).into_response();
+    let h = r.headers_mut();
+    match (cache && a.cacheable, a.this_update, a.next_update) {
+        (true, Some(this), Some(next)) => {
+            // RFC 5019 § 6.2: cacheable until nextUpdate, revalidated after
+            let max_age = (next - chrono::Utc::now()).num_seconds().clamp(0, 600);
+            let http_date = |t: chrono::DateTime<chrono::Utc>| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            let etag = format!("\"{}\"", hex::encode(&medsign_crypto::hash::sm3(&a.der)[..16]));
+            for (k, v) in [
+                (header::CACHE_CONTROL, format!("max-age={max_age}, public, no-transform, must-revalidate")),
+                (header::LAST_MODIFIED, http_date(this)),
+                (header::EXPIRES, http_date(next)),
+                (header::ETAG, etag),
+            ] {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+                    h.insert(k, v);
+                }
+            }
+        }
+        _ => {
+            h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache, no-store"));
+        }
+    }
+    r
+}
+
+#[utoipa::path(post, path = "/pki/ocsp", tag = "pki",
+    request_body(content = Vec<u8>, content_type = "application/ocsp-request", description = "DER OCSPRequest (RFC 6960 § 4.1)", example = json!("(binary DER)")),
+    responses((status = 200, description = "DER OCSPResponse: good / revoked (time, reason) / unknown, signed by the delegated responder; malformedRequest for garbage, unauthorized for another CA's certificates", content_type = "application/ocsp-response", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 413, body = ErrorBody, example = json!({"code": "too_large", "message": "OCSP 请求过大 / OCSP request too large", "request_id": "…"})),
+        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/ocsp-request", "request_id": "…"}))))]
+/// `POST /pki/ocsp`: the OCSP responder (RFC 6960 appendix A.1).
+async fn ocsp_post(
+    State(s): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.trim().eq_ignore_ascii_case("application/ocsp-request") {
+        return envelope(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type 须为 application/ocsp-request / Content-Type must be application/ocsp-request",
+            &rid.0,
+        );
+    }
+    if body.len() > OCSP_MAX_REQUEST {
+        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "OCSP 请求过大 / OCSP request too large", &rid.0);
+    }
+    ocsp_reply(s.ocsp.respond(&s.db, &body).await, false)
+}
+
+#[utoipa::path(get, path = "/pki/ocsp/{request}", tag = "pki",
+    params(("request" = String, Path, description = "URL-encoded base64 of the DER OCSPRequest (RFC 6960 appendix A.1, RFC 5019 § 5)", example = "MEIwQDA%2BMDwwOjAJBgUrDgMCGgUABBQ…")),
+    responses((status = 200, description = "DER OCSPResponse, with Cache-Control / ETag / Expires per RFC 5019 when the request has no nonce", content_type = "application/ocsp-response", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 413, body = ErrorBody, example = json!({"code": "too_large", "message": "OCSP 请求过大 / OCSP request too large", "request_id": "…"}))))]
+/// `GET /pki/ocsp/{base64}`: the cacheable form.
+async fn ocsp_get(
+    State(s): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    Path(request): Path<String>,
+) -> Response {
+    use base64::Engine;
+    if request.len() > OCSP_MAX_REQUEST * 4 / 3 + 4 {
+        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "OCSP 请求过大 / OCSP request too large", &rid.0);
+    }
+    let text: String = request.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text.trim_start_matches('/'))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text.trim_start_matches('/')))
+        .unwrap_or_default();
+    // undecodable base64 is a malformed OCSP request, answered in the protocol
+    ocsp_reply(s.ocsp.respond(&s.db, &der).await, true)
 }
 
 fn pem(body: String) -> Response {

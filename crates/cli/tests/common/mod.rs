@@ -2,8 +2,10 @@
 //! and the independent Python SM2 checker (tests/interop/sm2_check.py) in a temporary folder.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct Dir(pub tempfile::TempDir);
 
@@ -139,4 +141,107 @@ pub fn assert_ok(o: &Output, what: &str) {
 
 pub fn assert_fails(o: &Output, what: &str) {
     assert!(!o.status.success(), "{what} should have failed:\n{}{}", text(&o.stdout), text(&o.stderr));
+}
+
+/// The real `medsign serve` on a free loopback port, with a raw HTTP/1.1 client.
+pub struct Server {
+    pub addr: String,
+    pub child: Child,
+    pub stderr_lines: Vec<String>,
+}
+
+impl Server {
+    pub fn start(d: &Dir, extra_env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_medsign"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data")])
+            .env_remove("MEDSIGN_KEK")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = Vec::new();
+        let mut reader = BufReader::new(child.stderr.take().unwrap());
+        let addr = loop {
+            let mut l = String::new();
+            if reader.read_line(&mut l).unwrap() == 0 {
+                panic!("server exited before listening: {lines:#?}");
+            }
+            lines.push(l.trim_end().to_string());
+            if let Some(a) = l.trim().strip_prefix("listening on ") {
+                break a.to_string();
+            }
+        };
+        // keep draining stderr so the server never blocks on a full pipe
+        std::thread::spawn(move || for _ in reader.lines() {});
+        Server { child, addr, stderr_lines: lines }
+    }
+
+    pub fn token(&self) -> Option<String> {
+        let i = self.stderr_lines.iter().position(|l| l.contains("bootstrap token"))?;
+        Some(self.stderr_lines[i + 1].trim().to_string())
+    }
+
+    /// One HTTP/1.1 request; returns (status, headers, body as JSON or null).
+    pub fn req(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String, serde_json::Value) {
+        let (st, h, b) = self.raw(method, path, token, ctype, body);
+        (st, h, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// One HTTP/1.1 request; returns (status, headers, body bytes).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: medsign-e2e\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if let Some(t) = token {
+            head += &format!("Authorization: Bearer {t}\r\n");
+        }
+        if let Some(c) = ctype {
+            head += &format!("Content-Type: {c}\r\n");
+        }
+        head += "\r\n";
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).unwrap();
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+        let h = String::from_utf8_lossy(&resp[..split]).into_owned();
+        let status: u16 = h.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, h.trim_end().to_string(), resp[split..].to_vec())
+    }
+
+    pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let (s, _, v) = self.req(method, path, token, Some("application/json"), body.as_bytes());
+        (s, v)
+    }
+
+    pub fn stop(mut self) -> i32 {
+        // SIGTERM: graceful shutdown
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().unwrap().code().unwrap_or(-1)
+    }
+}
+
+pub fn assert_envelope(v: &serde_json::Value, code: &str) {
+    assert_eq!(v["code"], code, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(v["request_id"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }

@@ -1,0 +1,204 @@
+//! End-to-end for the CA (issue #4) against the real `medsign serve`, with OpenSSL and
+//! pyhanko-certvalidator as independent judges: an RSA staff certificate from an OpenSSL-made CSR
+//! verifies as a full chain; `openssl ocsp` reports good, then revoked with the reason; the GET
+//! form of OCSP is cacheable (RFC 5019); hold and release show in OCSP and the CRL; garbage gets
+//! `malformedRequest`; pyhanko-certvalidator validates with our OCSP responder as the required
+//! revocation source and refuses after revocation; a bare SM2 key with proof of possession gets
+//! a certificate; the expiring list works.
+
+mod common;
+use base64::Engine;
+use common::*;
+
+fn ca_files(d: &Dir, s: &Server, which: &str) {
+    let (st, _, pem) = s.raw("GET", &format!("/pki/{which}/ca.pem"), None, None, b"");
+    assert_eq!(st, 200);
+    let certs = medsign_pki::cert::Cert::load_all(&pem).unwrap();
+    d.write(&format!("{which}-root.pem"), certs[0].to_pem().as_bytes());
+    d.write(&format!("{which}-issuing.pem"), certs[1].to_pem().as_bytes());
+    d.write(&format!("{which}-chain.pem"), &pem);
+}
+
+fn ocsp(d: &Dir, s: &Server, which: &str, cert: &str, extra: &[&str]) -> String {
+    let url = format!("http://{}/pki/ocsp", s.addr);
+    let issuer = d.p(&format!("{which}-issuing.pem"));
+    let chain = d.p(&format!("{which}-chain.pem"));
+    let cert = d.p(cert);
+    let mut args = vec!["ocsp", "-issuer", &issuer, "-cert", &cert, "-url", &url, "-CAfile", &chain];
+    args.extend_from_slice(extra);
+    let o = d.openssl(&args);
+    assert_ok(&o, "openssl ocsp");
+    format!("{}{}", text(&o.stdout), text(&o.stderr))
+}
+
+fn certvalidator(d: &Dir, leaf: &str, which: &str) -> (bool, String) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/certvalidator_check.py");
+    let o = d.run(
+        &python(),
+        &[
+            script.to_str().unwrap(),
+            &d.p(leaf),
+            &d.p(&format!("{which}-root.pem")),
+            &d.p(&format!("{which}-issuing.pem")),
+        ],
+    );
+    (o.status.success(), format!("{}{}", text(&o.stdout), text(&o.stderr)))
+}
+
+#[test]
+fn ca_ocsp_crl_with_openssl_and_certvalidator() {
+    let d = Dir::new();
+    let s = Server::start(&d, &[]);
+    let token = s.token().unwrap();
+    let (st, v) = s.json("POST", "/admin/v1/departments", Some(&token), r#"{"code":"JYK","name":"检验科"}"#);
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s.json(
+        "POST",
+        "/api/v1/users",
+        Some(&token),
+        r#"[{"employee_no":"3001","name":"王五","department":"JYK"},{"employee_no":"3002","name":"赵六"}]"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    ca_files(&d, &s, "rsa");
+    ca_files(&d, &s, "sm2");
+
+    // an RSA staff certificate from a CSR that OpenSSL made
+    assert_ok(
+        &d.openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &d.p("rsa.key")]),
+        "genpkey",
+    );
+    assert_ok(
+        &d.openssl(&["req", "-new", "-key", &d.p("rsa.key"), "-subj", "/CN=ignored", "-out", &d.p("rsa.csr")]),
+        "req",
+    );
+    let csr = String::from_utf8(d.read("rsa.csr")).unwrap();
+    let (st, v) =
+        s.json("POST", "/api/v1/users/3001/certificates", Some(&token), &serde_json::json!({"csr": csr}).to_string());
+    assert_eq!((st, v["alg"].as_str()), (201, Some("rsa")), "{v}");
+    let serial = v["serial"].as_str().unwrap().to_string();
+    d.write("staff.pem", v["certificate_pem"].as_str().unwrap().as_bytes());
+    let root = d.p("rsa-root.pem");
+    let issuing = d.p("rsa-issuing.pem");
+    let staff = d.p("staff.pem");
+    assert_ok(
+        &d.openssl(&["verify", "-x509_strict", "-CAfile", &root, "-untrusted", &issuing, &staff]),
+        "openssl verify, full RSA chain",
+    );
+
+    // OCSP: good, verified by OpenSSL through the delegated responder; with and without nonce
+    let out = ocsp(&d, &s, "rsa", "staff.pem", &[]);
+    assert!(out.contains("Response verify OK") && out.contains("staff.pem: good"), "{out}");
+    let out = ocsp(&d, &s, "rsa", "staff.pem", &["-no_nonce"]);
+    assert!(out.contains("Response verify OK") && out.contains(": good"), "{out}");
+    let (ok, why) = certvalidator(&d, "staff.pem", "rsa");
+    assert!(ok, "pyhanko-certvalidator with our OCSP: {why}");
+
+    // the GET form (RFC 5019): the same request twice gives the same cacheable bytes
+    assert_ok(
+        &d.openssl(&["ocsp", "-issuer", &issuing, "-cert", &staff, "-no_nonce", "-reqout", &d.p("req.der")]),
+        "openssl ocsp -reqout",
+    );
+    let b64 = base64::engine::general_purpose::STANDARD.encode(d.read("req.der"));
+    let path = format!("/pki/ocsp/{}", b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"));
+    let (st, h1, r1) = s.raw("GET", &path, None, None, b"");
+    let (_, _, r2) = s.raw("GET", &path, None, None, b"");
+    assert_eq!(st, 200);
+    assert!(
+        h1.contains("application/ocsp-response") && h1.contains("max-age=") && h1.to_lowercase().contains("etag"),
+        "{h1}"
+    );
+    assert_eq!(r1, r2, "cached answer");
+    d.write("resp.der", &r1);
+    let o = d.openssl(&[
+        "ocsp",
+        "-respin",
+        &d.p("resp.der"),
+        "-issuer",
+        &issuing,
+        "-cert",
+        &staff,
+        "-CAfile",
+        &d.p("rsa-chain.pem"),
+    ]);
+    assert_ok(&o, "openssl ocsp -respin (GET answer)");
+    assert!(text(&o.stdout).contains(": good"), "{}", text(&o.stdout));
+
+    // hold: revoked (certificateHold) in OCSP and in the CRL; release: good again
+    let (st, v) = s.json("POST", &format!("/api/v1/certificates/{serial}/hold"), Some(&token), "");
+    assert_eq!((st, v["status"].as_str()), (200, Some("on_hold")), "{v}");
+    let out = ocsp(&d, &s, "rsa", "staff.pem", &[]);
+    assert!(out.contains(": revoked") && out.contains("certificateHold"), "{out}");
+    let (_, _, crl) = s.raw("GET", "/pki/crl?ca=rsa", None, None, b"");
+    d.write("rsa.crl", &crl);
+    let o = d.openssl(&["crl", "-inform", "DER", "-in", &d.p("rsa.crl"), "-noout", "-text"]);
+    assert!(text(&o.stdout).contains(&serial) && text(&o.stdout).contains("Certificate Hold"), "{}", text(&o.stdout));
+    let (st, v) = s.json("POST", &format!("/api/v1/certificates/{serial}/release"), Some(&token), "");
+    assert_eq!((st, v["status"].as_str()), (200, Some("active")), "{v}");
+    assert_eq!(s.json("POST", &format!("/api/v1/certificates/{serial}/release"), Some(&token), "").0, 409);
+    assert!(ocsp(&d, &s, "rsa", "staff.pem", &[]).contains(": good"));
+
+    // revoke: OpenSSL sees the time and reason, the CRL lists it, certvalidator refuses
+    let (st, v) = s.json(
+        "POST",
+        &format!("/api/v1/certificates/{serial}/revoke"),
+        Some(&token),
+        r#"{"reason":"key_compromise"}"#,
+    );
+    assert_eq!(st, 200, "{v}");
+    let out = ocsp(&d, &s, "rsa", "staff.pem", &["-no_nonce"]);
+    assert!(out.contains(": revoked") && out.contains("keyCompromise") && out.contains("Revocation Time"), "{out}");
+    let (_, _, crl) = s.raw("GET", "/pki/crl?ca=rsa", None, None, b"");
+    d.write("rsa.crl", &crl);
+    let o = d.openssl(&["crl", "-inform", "DER", "-in", &d.p("rsa.crl"), "-noout", "-text"]);
+    assert_ok(&o, "openssl crl");
+    assert!(text(&o.stdout).contains(&serial) && text(&o.stdout).contains("Key Compromise"), "{}", text(&o.stdout));
+    let (ok, why) = certvalidator(&d, "staff.pem", "rsa");
+    assert!(!ok && why.to_lowercase().contains("revoked"), "certvalidator after revocation: {why}");
+
+    // an SM2 certificate from a bare key with proof of possession; OCSP answers for it (OpenSSL
+    // 3.0 cannot verify SM2 OCSP signatures with the standard ID, so we verify them ourselves)
+    let key = medsign_crypto::PrivateKey::generate(medsign_crypto::KeyAlg::Sm2).unwrap();
+    let public = key.public_key();
+    let proof = key
+        .sign(medsign_crypto::SignatureScheme::Sm2Sm3, &medsign_core::certs::pop_message("3002", &public), None)
+        .unwrap();
+    let body = serde_json::json!({"public_key": public.to_pem(), "proof": base64::engine::general_purpose::STANDARD.encode(&proof)});
+    let (st, v) = s.json("POST", "/api/v1/users/3002/certificates", Some(&token), &body.to_string());
+    assert_eq!((st, v["alg"].as_str()), (201, Some("sm2")), "{v}");
+    let sm2_cert =
+        medsign_pki::cert::Cert::load_all(v["certificate_pem"].as_str().unwrap().as_bytes()).unwrap().remove(0);
+    let sm2_ca = medsign_pki::cert::Cert::load_all(&d.read("sm2-issuing.pem")).unwrap().remove(0);
+    let id = medsign_pki::ocsp::CertId::new(&sm2_cert, &sm2_ca, Some(medsign_crypto::HashAlg::Sm3)).unwrap();
+    let (req, nonce) = medsign_pki::ocsp::build_request(std::slice::from_ref(&id), true).unwrap();
+    let (st, _, resp) = s.raw("POST", "/pki/ocsp", None, Some("application/ocsp-request"), &req);
+    assert_eq!(st, 200);
+    let r = medsign_pki::ocsp::parse_response(&resp).unwrap();
+    r.verify(&sm2_ca).unwrap();
+    assert_eq!((&r.nonce, r.find(&id).unwrap().status), (&nonce, medsign_pki::ocsp::Status::Good));
+    // a proof made for someone else is refused, as is a body with both forms
+    assert_eq!(s.json("POST", "/api/v1/users/3001/certificates", Some(&token), &body.to_string()).0, 400);
+    let both = serde_json::json!({"csr": csr, "public_key": public.to_pem(), "proof": "AA=="});
+    assert_eq!(s.json("POST", "/api/v1/users/3001/certificates", Some(&token), &both.to_string()).0, 400);
+
+    // garbage: malformedRequest in the protocol; wrong media type and oversized bodies: 4xx
+    let (st, _, r) = s.raw("POST", "/pki/ocsp", None, Some("application/ocsp-request"), b"hello");
+    assert_eq!((st, r.as_slice()), (200, &[0x30, 0x03, 0x0a, 0x01, 0x01][..]));
+    let (st, _, r) = s.raw("GET", "/pki/ocsp/not-base64!", None, None, b"");
+    assert_eq!((st, r.as_slice()), (200, &[0x30, 0x03, 0x0a, 0x01, 0x01][..]));
+    let (st, _, v) = s.req("POST", "/pki/ocsp", None, Some("application/json"), &req);
+    assert_eq!(st, 415);
+    assert_envelope(&v, "unsupported_media_type");
+    let (st, _, v) = s.req("POST", "/pki/ocsp", None, Some("application/ocsp-request"), &vec![0u8; 20_000]);
+    assert_eq!(st, 413);
+    assert_envelope(&v, "too_large");
+
+    // certificates that end within a year: the SM2 one (the RSA one is revoked)
+    let (st, _, v) = s.req("GET", "/api/v1/certificates/expiring?days=400", Some(&token), None, b"");
+    assert_eq!((st, v["items"].as_array().map(Vec::len)), (200, Some(1)), "{v}");
+    assert_eq!(s.req("GET", "/api/v1/certificates/expiring?days=0", Some(&token), None, b"").0, 400);
+
+    // the responder was asked over HTTP by OpenSSL and certvalidator
+    let (_, _, m) = s.raw("GET", "/metrics", None, None, b"");
+    assert!(text(&m).contains(r#"route="/pki/ocsp",status="200""#), "{}", text(&m));
+    assert_eq!(s.stop(), 0);
+}
