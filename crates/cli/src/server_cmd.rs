@@ -118,6 +118,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         public_url: cfg.server.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
         ocsp: medsign_core::ocsp::Responder::new(cas.clone(), cfg.ca.ocsp_validity_minutes),
         ca_config: cfg.ca.clone(),
+        channels: Default::default(),
     });
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
@@ -168,8 +169,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         loop {
             tick.tick().await;
             let s = &job_state;
-            let issuer =
-                medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
+            let issuer = s.issuer();
             let ctx = Context {
                 actor: "system".into(),
                 ip: "local".into(),
@@ -186,6 +186,18 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
                     "certificate expiry job"
                 ),
                 Err(e) => tracing::error!(error = %e, "certificate expiry job failed"),
+            }
+        }
+    });
+    // CA channel health, every minute
+    let health_state = state.clone();
+    let health = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let s = &health_state;
+            if let Err(e) = medsign_core::channels::check_all(&s.db, &s.kek, &s.channels).await {
+                tracing::warn!(error = %e, "CA channel health check failed");
             }
         }
     });
@@ -211,6 +223,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     }
     anchors.abort();
     expiry.abort();
+    health.abort();
     if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }

@@ -202,3 +202,97 @@ fn ca_ocsp_crl_with_openssl_and_certvalidator() {
     assert!(text(&m).contains(r#"route="/pki/ocsp",status="200""#), "{}", text(&m));
     assert_eq!(s.stop(), 0);
 }
+
+/// Two medsign nodes: the hospital's uses the regional node's CA through a `medsign` CA channel
+/// (switched online), revocation propagates, and when the regional node stops, issuance fails
+/// over to the hospital's built-in CA with audit entries.
+#[test]
+fn two_nodes_medsign_channel_switch_and_failover() {
+    let (dh, dr) = (Dir::new(), Dir::new());
+    let hospital = Server::start(&dh, &[]);
+    let regional = Server::start(&dr, &[]);
+    let (ht, rt) = (hospital.token().unwrap(), regional.token().unwrap());
+    let (st, v) = regional.json("POST", "/admin/v1/apps", Some(&rt), r#"{"name":"县医院","scopes":["certs"]}"#);
+    assert_eq!(st, 201, "{v}");
+    let ra_token = v["token"].as_str().unwrap().to_string();
+    let (st, v) = hospital.json(
+        "POST",
+        "/api/v1/users",
+        Some(&ht),
+        r#"[{"employee_no":"4001","name":"钱七"},{"employee_no":"4002","name":"孙八"}]"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    ca_files(&dr, &regional, "rsa");
+
+    // a medsign channel to the regional node; a bad one (no token) is refused
+    let bad =
+        serde_json::json!({"name": "x", "kind": "medsign", "config": {"url": format!("http://{}", regional.addr)}});
+    assert_eq!(hospital.json("POST", "/admin/v1/ca-channels", Some(&ht), &bad.to_string()).0, 400);
+    let body = serde_json::json!({"name": "区域平台 CA", "kind": "medsign", "priority": 20,
+        "config": {"url": format!("http://{}", regional.addr)}, "secret": ra_token});
+    let (st, ch) = hospital.json("POST", "/admin/v1/ca-channels", Some(&ht), &body.to_string());
+    assert_eq!(st, 201, "{ch}");
+    assert!(ch.to_string().find(&ra_token).is_none(), "the token is never shown again");
+    let id = ch["id"].as_str().unwrap().to_string();
+    let (st, c) = hospital.json("POST", &format!("/admin/v1/ca-channels/{id}/check"), Some(&ht), "");
+    assert_eq!((st, c["health"].as_str()), (200, Some("ok")), "{c}");
+    let (st, c) = hospital.json("POST", &format!("/admin/v1/ca-channels/{id}/activate"), Some(&ht), "");
+    assert_eq!((st, c["active"].as_bool()), (200, Some(true)), "{c}");
+
+    // issued by the regional CA; OpenSSL checks the chain and asks the regional OCSP responder
+    assert_ok(
+        &dr.openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &dr.p("k.pem")]),
+        "genpkey",
+    );
+    assert_ok(&dr.openssl(&["req", "-new", "-key", &dr.p("k.pem"), "-subj", "/CN=x", "-out", &dr.p("k.csr")]), "req");
+    let csr = serde_json::json!({"csr": String::from_utf8(dr.read("k.csr")).unwrap()}).to_string();
+    let (st, v) = hospital.json("POST", "/api/v1/users/4001/certificates", Some(&ht), &csr);
+    assert_eq!((st, v["channel"].as_str()), (201, Some(id.as_str())), "{v}");
+    assert!(v["subject"].as_str().unwrap().starts_with("CN=钱七"), "{v}");
+    let serial = v["serial"].as_str().unwrap().to_string();
+    dr.write("remote.pem", v["certificate_pem"].as_str().unwrap().as_bytes());
+    assert_ok(
+        &dr.openssl(&[
+            "verify",
+            "-CAfile",
+            &dr.p("rsa-root.pem"),
+            "-untrusted",
+            &dr.p("rsa-issuing.pem"),
+            &dr.p("remote.pem"),
+        ]),
+        "the hospital's certificate chains to the regional CA",
+    );
+    assert!(ocsp(&dr, &regional, "rsa", "remote.pem", &[]).contains(": good"));
+    // revoked at the hospital → revoked at the regional CA
+    let (st, v) = hospital.json(
+        "POST",
+        &format!("/api/v1/certificates/{serial}/revoke"),
+        Some(&ht),
+        r#"{"reason":"affiliation_changed"}"#,
+    );
+    assert_eq!(st, 200, "{v}");
+    let out = ocsp(&dr, &regional, "rsa", "remote.pem", &[]);
+    assert!(out.contains(": revoked") && out.contains("affiliationChanged"), "{out}");
+    // a held remote certificate is not a thing
+    let (st, v) = hospital.json("POST", "/api/v1/users/4001/certificates", Some(&ht), &csr);
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(
+        hospital.json("POST", &format!("/api/v1/certificates/{}/hold", v["serial"].as_str().unwrap()), Some(&ht), "").0,
+        400
+    );
+
+    // the regional node stops: the next issuance fails over to the built-in CA, which takes over
+    assert_eq!(regional.stop(), 0);
+    let (st, v) = hospital.json("POST", "/api/v1/users/4002/certificates", Some(&ht), &csr);
+    assert_eq!((st, v["channel"].as_str()), (201, Some("builtin")), "{v}");
+    let (_, _, list) = hospital.req("GET", "/admin/v1/ca-channels", Some(&ht), None, b"");
+    let find = |i: &str| list.as_array().unwrap().iter().find(|c| c["id"] == i).unwrap().clone();
+    assert_eq!(find("builtin")["active"], true, "{list}");
+    assert_eq!((find(&id)["active"].as_bool(), find(&id)["health"].as_str()), (Some(false), Some("down")), "{list}");
+    let (_, _, audit) = hospital.req("GET", "/admin/v1/audit?action=ca.channel.failover", Some(&ht), None, b"");
+    assert_eq!(audit["total"], 1, "{audit}");
+    // the active channel cannot be disabled; an unknown one is 404
+    assert_eq!(hospital.json("POST", "/admin/v1/ca-channels/builtin/disable", Some(&ht), "").0, 409);
+    assert_eq!(hospital.json("POST", "/admin/v1/ca-channels/nope/activate", Some(&ht), "").0, 404);
+    assert_eq!(hospital.stop(), 0);
+}

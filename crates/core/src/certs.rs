@@ -9,6 +9,7 @@ use crate::{
     Error, Result,
     audit::{self, Context, Kind},
     ca::{BuiltinCas, Hierarchy},
+    channels::{Builtin, Channels, Enrollment},
     db::Db,
     users,
 };
@@ -16,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use medsign_crypto::{PublicKey, wrap::Kek};
 use medsign_pki::{
     alg::Sm2IdPolicy,
-    cert::{Cert, CertTemplate, Profile, issue},
+    cert::Cert,
     crl::{self, Revoked},
     csr,
     name::parse_dn,
@@ -37,6 +38,8 @@ pub struct CertRecord {
     pub alg: String,
     /// `signer`
     pub profile: String,
+    /// the CA channel that issued it (`builtin`, or a channel id)
+    pub channel: String,
     /// `active` | `on_hold` | `revoked`
     pub status: String,
     /// validity start
@@ -58,14 +61,6 @@ fn family(k: &PublicKey) -> &'static str {
         PublicKey::Sm2(_) => "sm2",
         PublicKey::P256 { .. } => "p256",
         PublicKey::Rsa { .. } => "rsa",
-    }
-}
-
-/// Which hierarchy issues for a key: SM2 keys under the SM2 CA, everything else under RSA.
-fn hierarchy<'a>(cas: &'a BuiltinCas, k: &PublicKey) -> &'a Hierarchy {
-    match k {
-        PublicKey::Sm2(_) => &cas.sm2,
-        _ => &cas.rsa,
     }
 }
 
@@ -92,6 +87,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CertRecord> {
         employee_no: r.try_get("employee_no")?,
         alg: r.try_get("alg")?,
         profile: r.try_get("profile")?,
+        channel: r.try_get("channel")?,
         status: r.try_get("status")?,
         not_before: r.try_get("not_before")?,
         not_after: r.try_get("not_after")?,
@@ -111,6 +107,8 @@ pub struct Issuer<'a> {
     pub organization: &'a str,
     /// base of the CRL and OCSP URLs
     pub public_url: &'a str,
+    /// the CA channels (None: the built-in CA only)
+    pub channels: Option<&'a Channels>,
 }
 
 /// Issue a one-year staff signing certificate for `employee_no` from a PKCS#10 request.
@@ -123,7 +121,8 @@ pub async fn issue_for_user(
     csr_pem: &str,
 ) -> Result<CertRecord> {
     let req = parse_csr(csr_pem)?;
-    issue_key(db, kek, issuer, ctx, employee_no, &req.public_key, None).await
+    let der = medsign_crypto::keys::pem_decode(csr_pem).map(|(_, d)| d).ok();
+    issue_key(db, kek, issuer, ctx, employee_no, &req.public_key, der.as_deref(), None).await
 }
 
 /// The message a bare-key request signs to prove possession of the key (SM3withSM2, standard
@@ -182,7 +181,7 @@ pub async fn issue_for_key(
     .map_err(|_| {
         Error::Invalid("持有证明验证失败：签名与公钥或工号不符 / proof of possession failed: the signature does not match the key and employee number".into())
     })?;
-    issue_key(db, kek, issuer, ctx, employee_no, &key, None).await
+    issue_key(db, kek, issuer, ctx, employee_no, &key, None, None).await
 }
 
 fn parse_csr(pem: &str) -> Result<csr::Csr> {
@@ -223,9 +222,11 @@ pub async fn renew(
             old.alg, old.alg
         )));
     }
-    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, Some(&old)).await
+    let der = csr_pem.and_then(|p| medsign_crypto::keys::pem_decode(p).map(|(_, d)| d).ok());
+    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old)).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn issue_key(
     db: &Db,
     kek: &Kek,
@@ -233,9 +234,10 @@ async fn issue_key(
     ctx: &Context,
     employee_no: &str,
     public_key: &PublicKey,
+    csr_der: Option<&[u8]>,
     replaces: Option<&CertRecord>,
 ) -> Result<CertRecord> {
-    let Issuer { cas, organization, public_url } = issuer;
+    let Issuer { cas, organization, public_url, channels } = issuer;
     let user = users::get(db, kek, employee_no).await?;
     if user.status != "active" {
         return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
@@ -255,7 +257,6 @@ async fn issue_key(
             )));
         }
     }
-    let h = hierarchy(cas, public_key);
     let esc = |v: &str| v.replace(',', "\\,");
     let mut dn = format!("CN={}", esc(&user.name));
     if let Some(dep) = &user.department {
@@ -263,22 +264,33 @@ async fn issue_key(
     }
     dn += &format!(",O={},C=CN,SERIALNUMBER={}", esc(organization), staff_serial_number(kek, employee_no));
     let subject = parse_dn(&dn).map_err(|e| Error::Invalid(e.to_string()))?;
-    let now = Utc::now();
-    let mut t = CertTemplate::new(
-        subject,
-        public_key.clone(),
-        Profile::Signer,
-        now - Duration::minutes(5),
-        now + Duration::days(365),
-    );
-    if t.not_after > h.issuing.not_after() {
-        t.not_after = h.issuing.not_after();
-    }
-    let base = public_url.trim_end_matches('/');
-    t.crl_url = Some(format!("{base}/pki/crl{}", if alg == "sm2" { "" } else { "?ca=rsa" }));
-    t.ocsp_url = Some(format!("{base}/pki/ocsp"));
-    let cert = issue(&t, Some(&h.issuing), h.issuing_key.as_ref())
-        .map_err(|e| Error::Config(format!("issuance failed: {e}")))?;
+    let enrollment = Enrollment {
+        employee_no,
+        subject: &dn,
+        subject_name: &subject,
+        public_key,
+        csr_der,
+        renewal: replaces.is_some(),
+    };
+    let builtin = Builtin { cas, public_url };
+    let (issued, channel) = match channels {
+        Some(c) => c.issue(db, kek, &builtin, ctx, &enrollment).await?,
+        None => (builtin.issue_now(&subject, public_key)?, "builtin".to_string()),
+    };
+    store(db, ctx, employee_no, &issued.cert, &channel, replaces).await
+}
+
+/// Record an issued certificate (and supersede the one it replaces) in one transaction with its
+/// audit entry.
+async fn store(
+    db: &Db,
+    ctx: &Context,
+    employee_no: &str,
+    cert: &Cert,
+    channel: &str,
+    replaces: Option<&CertRecord>,
+) -> Result<CertRecord> {
+    let alg = family(cert.public_key().map_err(|e| Error::Config(e.to_string()))?);
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -290,10 +302,11 @@ async fn issue_key(
         .bind(&old.serial)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
     }
     sqlx::query(
-        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at) \
-         VALUES ($1, $2, $3, 'signer', 'active', $4, $5, $6, $7)",
+        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel) \
+         VALUES ($1, $2, $3, 'signer', 'active', $4, $5, $6, $7, $8)",
     )
     .bind(cert.serial_hex())
     .bind(employee_no)
@@ -302,6 +315,7 @@ async fn issue_key(
     .bind(text(cert.not_after()))
     .bind(cert.to_pem())
     .bind(crate::now_text())
+    .bind(channel)
     .execute(&mut *tx)
     .await?;
     audit::ok(
@@ -310,11 +324,41 @@ async fn issue_key(
         Kind::DataMaintenance,
         if replaces.is_some() { "certificate.renew" } else { "certificate.issue" },
         &format!("certificate:{}", cert.serial_hex()),
-        serde_json::json!({"employee_no": employee_no, "alg": alg, "subject": cert.subject_display(), "replaces": replaces.map(|o| &o.serial)}),
+        serde_json::json!({"employee_no": employee_no, "alg": alg, "subject": cert.subject_display(), "channel": channel, "replaces": replaces.map(|o| &o.serial)}),
     )
     .await?;
     tx.commit().await?;
     get(db, &cert.serial_hex()).await
+}
+
+/// `POST /api/v1/ca/enroll`: this node's built-in CA issues for another medsign acting as a
+/// registration authority (its `medsign` CA channel). The calling app vouches for identity and
+/// possession (it holds the `certs` scope); a CSR, when sent, must still verify.
+pub async fn ra_enroll(
+    db: &Db,
+    cas: &BuiltinCas,
+    public_url: &str,
+    ctx: &Context,
+    req: &crate::channels::RaEnrollment,
+) -> Result<crate::channels::RaIssued> {
+    let key = parse_public_key(&req.public_key)?;
+    if let Some(pem) = &req.csr
+        && parse_csr(pem)?.public_key != key
+    {
+        return Err(Error::Invalid("CSR 与 public_key 不是同一把密钥 / the CSR is for another key".into()));
+    }
+    if req.employee_no.trim().is_empty() || req.employee_no.len() > 64 {
+        return Err(Error::Invalid("employee_no 须为 1–64 个字符 / employee_no must be 1-64 characters".into()));
+    }
+    let subject = parse_dn(&req.subject).map_err(|e| Error::Invalid(format!("subject: {e}")))?;
+    let issued = Builtin { cas, public_url }.issue_now(&subject, &key)?;
+    let owner = format!("ra:{}:{}", ctx.actor, req.employee_no);
+    let rec = store(db, ctx, &owner, &issued.cert, "builtin", None).await?;
+    Ok(crate::channels::RaIssued {
+        serial: rec.serial,
+        certificate_pem: rec.certificate_pem,
+        chain_pem: issued.chain.iter().map(Cert::to_pem).collect(),
+    })
 }
 
 /// Filters of [`list`].
@@ -396,6 +440,12 @@ async fn change(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str, c: Chang
         Change::Hold => (&["active"], "on_hold", Some("certificate_hold"), "certificate.hold"),
         Change::Release => (&["on_hold"], "active", None, "certificate.release"),
     };
+    if cur.channel != "builtin" && !matches!(c, Change::Revoke(_)) {
+        return Err(Error::Invalid(format!(
+            "证书 {} 由外部 CA 通道 {} 签发，不能冻结或解冻 / certificates from an external CA channel cannot be held or released",
+            cur.serial, cur.channel
+        )));
+    }
     if !from.contains(&cur.status.as_str()) {
         let msg = match (c, cur.status.as_str()) {
             (_, "revoked") => format!("证书 {} 已吊销 / already revoked", cur.serial),
@@ -448,11 +498,27 @@ async fn change(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str, c: Chang
 /// Revoke with a reason (`unspecified`, `key_compromise`, `affiliation_changed`, `superseded`,
 /// `cessation_of_operation`), from active or on hold. Revoking twice is an error. The CRLs are
 /// re-signed at once.
-pub async fn revoke(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str, reason_name: &str) -> Result<CertRecord> {
+/// A certificate from a remote channel is revoked there first (`remote`: the KEK and channels).
+pub async fn revoke(
+    db: &Db,
+    cas: &BuiltinCas,
+    remote: Option<(&Kek, &Channels)>,
+    ctx: &Context,
+    serial: &str,
+    reason_name: &str,
+) -> Result<CertRecord> {
     if reason(reason_name).is_none() || reason_name == "certificate_hold" {
         return Err(Error::Invalid(format!(
             "未知吊销原因 '{reason_name}' / unknown reason (unspecified, key_compromise, affiliation_changed, superseded, cessation_of_operation); 冻结请用 hold / use hold for certificate_hold"
         )));
+    }
+    let cur = get(db, serial).await?;
+    if cur.channel != "builtin" && cur.status != "revoked" {
+        let (kek, channels) = remote.ok_or_else(|| Error::Config("remote revocation needs the CA channels".into()))?;
+        let told = crate::channels::propagate_revoke(db, kek, channels, &cur.channel, &cur.serial, reason_name).await?;
+        if !told {
+            tracing::warn!(serial = %cur.serial, channel = %cur.channel, "the channel cannot revoke (EST): revoke at the issuing CA too");
+        }
     }
     change(db, cas, ctx, serial, Change::Revoke(reason_name)).await
 }
@@ -472,10 +538,12 @@ pub async fn release(db: &Db, cas: &BuiltinCas, ctx: &Context, serial: &str) -> 
 /// when not issued by `h` (unknown); `Some(None)` when good; `Some(Some(entry))` when revoked or
 /// on hold.
 pub async fn status_of(db: &Db, h: &Hierarchy, serial_hex: &str) -> Result<Option<Option<Revoked>>> {
-    let row = sqlx::query("SELECT serial, alg, status, revoked_at, reason FROM certificates WHERE serial = $1")
-        .bind(serial_hex)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row = sqlx::query(
+        "SELECT serial, alg, status, revoked_at, reason FROM certificates WHERE serial = $1 AND channel = 'builtin'",
+    )
+    .bind(serial_hex)
+    .fetch_optional(&db.pool)
+    .await?;
     let Some(r) = row else { return Ok(None) };
     let alg: String = r.try_get("alg")?;
     if !hierarchy_algs(h).contains(&alg.as_str()) {
@@ -527,7 +595,8 @@ pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> 
     // clear the flag first: a change committed while we sign sets it again
     sqlx::query("UPDATE crls SET stale = 0 WHERE ca = $1").bind(h.name).execute(&mut *tx).await?;
     let rows = sqlx::query(
-        "SELECT serial, alg, status, revoked_at, reason FROM certificates WHERE status <> 'active' ORDER BY serial",
+        "SELECT serial, alg, status, revoked_at, reason FROM certificates \
+         WHERE status <> 'active' AND channel = 'builtin' ORDER BY serial",
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -648,7 +717,10 @@ mod tests {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080" };
+            let issuer =
+                Issuer {
+                    cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
+                };
             let dep =
                 crate::departments::NewDepartment { code: "XNK".into(), name: "心内科".into(), parent_code: None };
             crate::departments::create_many(&db, &ctx, &[dep]).await.unwrap();
@@ -697,11 +769,14 @@ mod tests {
             assert!(c2.find(cert.serial()).is_none());
             // the stored CRL is served until something changes
             assert_eq!(crl(&db, &cas.sm2, 6).await.unwrap(), c2.der());
-            assert!(revoke(&db, &cas, &ctx, &rec.serial, "because").await.is_err());
-            assert!(revoke(&db, &cas, &ctx, &rec.serial, "certificate_hold").await.is_err());
-            let r = revoke(&db, &cas, &ctx, &rec.serial.to_lowercase(), "key_compromise").await.unwrap();
+            assert!(revoke(&db, &cas, None, &ctx, &rec.serial, "because").await.is_err());
+            assert!(revoke(&db, &cas, None, &ctx, &rec.serial, "certificate_hold").await.is_err());
+            let r = revoke(&db, &cas, None, &ctx, &rec.serial.to_lowercase(), "key_compromise").await.unwrap();
             assert_eq!(r.status, "revoked");
-            assert!(matches!(revoke(&db, &cas, &ctx, &rec.serial, "key_compromise").await, Err(Error::Conflict(_))));
+            assert!(matches!(
+                revoke(&db, &cas, None, &ctx, &rec.serial, "key_compromise").await,
+                Err(Error::Conflict(_))
+            ));
             assert!(matches!(hold(&db, &cas, &ctx, &rec.serial).await, Err(Error::Conflict(_))));
             let c = Crl::from_bytes(&crl(&db, &cas.sm2, 6).await.unwrap()).unwrap();
             c.verify(&cas.sm2.issuing, Sm2IdPolicy::Standard).unwrap();
@@ -748,7 +823,10 @@ mod tests {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080" };
+            let issuer =
+                Issuer {
+                    cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
+                };
             let u = users::NewUser {
                 employee_no: "2002".into(),
                 name: "李四".into(),

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "ca", include_str!("../migrations/0005_ca.sql")),
     (6, "certificates", include_str!("../migrations/0006_certificates.sql")),
     (7, "crl_ocsp", include_str!("../migrations/0007_crl_ocsp.sql")),
+    (8, "ca_channels", include_str!("../migrations/0008_ca_channels.sql")),
 ];
 
 /// Which database.

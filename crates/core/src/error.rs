@@ -31,6 +31,9 @@ pub enum Error {
     /// Crypto failure.
     #[error(transparent)]
     Crypto(#[from] medsign_crypto::Error),
+    /// An upstream service (a CA channel, the time source) cannot serve now: HTTP 503.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl Error {
             Error::Db(_) => "database_unavailable",
             Error::Config(_) => "configuration",
             Error::Crypto(_) => "crypto",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 }

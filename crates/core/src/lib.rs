@@ -10,6 +10,7 @@ pub mod apps;
 pub mod audit;
 pub mod ca;
 pub mod certs;
+pub mod channels;
 pub mod config;
 pub mod custody;
 pub mod db;
@@ -19,6 +20,9 @@ pub mod idempotency;
 pub mod import;
 pub mod ocsp;
 pub mod users;
+
+#[cfg(test)]
+mod est_fake;
 
 pub use error::{Error, Result, RowError};
 

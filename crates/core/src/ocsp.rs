@@ -154,7 +154,10 @@ mod tests {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080" };
+            let issuer =
+                Issuer {
+                    cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
+                };
             let u = users::NewUser {
                 employee_no: "1001".into(),
                 name: "张三".into(),
@@ -193,7 +196,7 @@ mod tests {
                 assert!(matches!(ask(false).await, Status::Revoked { reason: Some(CrlReason::CertificateHold), .. }));
                 certs::release(db, &cas, &ctx, &rec.serial).await.unwrap();
                 assert_eq!(ask(false).await, Status::Good);
-                certs::revoke(db, &cas, &ctx, &rec.serial, "key_compromise").await.unwrap();
+                certs::revoke(db, &cas, None, &ctx, &rec.serial, "key_compromise").await.unwrap();
                 assert!(matches!(ask(true).await, Status::Revoked { reason: Some(CrlReason::KeyCompromise), .. }));
                 // a serial this CA never issued is unknown
                 let other = leaf_not_recorded(&h.issuing, h.issuing_key.as_ref());

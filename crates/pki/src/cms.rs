@@ -261,6 +261,27 @@ pub fn sign(content: &[u8], signers: &[CmsSigner<'_>], opts: &SignOptions) -> Re
         .map_err(|e| Error::malformed("ContentInfo", e))
 }
 
+/// A "certs-only" message (RFC 5652 § 5.2 degenerate SignedData: no content, no signers) — what
+/// EST (RFC 7030 § 4.1.3, § 4.2.3) answers with.
+pub fn certs_only(certs: &[Cert]) -> Result<Vec<u8>> {
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: set_of(vec![])?,
+        encap_content_info: EncapsulatedContentInfo { econtent_type: oid::ID_DATA, econtent: None },
+        certificates: Some(CertificateSet(set_of(
+            certs.iter().map(|c| CertificateChoices::Certificate(c.x509().clone())).collect(),
+        )?)),
+        crls: None,
+        signer_infos: SignerInfos(set_of(vec![])?),
+    };
+    ContentInfo {
+        content_type: oid::ID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(|e| Error::malformed("SignedData", e))?,
+    }
+    .to_der()
+    .map_err(|e| Error::malformed("ContentInfo", e))
+}
+
 /// A parsed SignedData with its outer content type.
 #[derive(Debug, Clone)]
 pub struct Parsed {

@@ -36,7 +36,7 @@ impl ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Db(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

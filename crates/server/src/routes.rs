@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -91,6 +91,20 @@ pub struct AppState {
     pub ocsp: medsign_core::ocsp::Responder,
     /// `[ca]` settings (CRL refresh, expiry window)
     pub ca_config: medsign_core::config::CaConfig,
+    /// the CA channels
+    pub channels: medsign_core::channels::Channels,
+}
+
+impl AppState {
+    /// What certificate issuance needs.
+    pub fn issuer(&self) -> medsign_core::certs::Issuer<'_> {
+        medsign_core::certs::Issuer {
+            cas: &self.cas,
+            organization: &self.organization,
+            public_url: &self.public_url,
+            channels: Some(&self.channels),
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -106,6 +120,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/audit", get(audit_query))
         .route("/audit.csv", get(audit_csv))
         .route("/audit/verify", get(audit_verify))
+        .route("/ca-channels", get(list_channels).post(create_channel))
+        .route("/ca-channels/{id}/activate", post(activate_channel))
+        .route("/ca-channels/{id}/enable", post(enable_channel))
+        .route("/ca-channels/{id}/disable", post(disable_channel))
+        .route("/ca-channels/{id}/check", post(check_channel))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(healthz))
@@ -120,6 +139,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/certificates/{serial}/hold", post(hold_certificate))
         .route("/api/v1/certificates/{serial}/release", post(release_certificate))
         .route("/api/v1/certificates/expiring", get(expiring_certificates))
+        .route("/api/v1/ca/enroll", post(ra_enroll))
         .route("/pki/crl", get(crl))
         .route("/pki/ocsp", post(ocsp_post))
         .route("/pki/ocsp/{*request}", get(ocsp_get))
@@ -548,7 +568,7 @@ async fn issue_certificate(
 ) -> Result<Response, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    let issuer = medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
+    let issuer = s.issuer();
     let rec = match (&body.csr, &body.public_key, &body.proof) {
         (Some(csr), None, None) => {
             medsign_core::certs::issue_for_user(&s.db, &s.kek, issuer, &caller.ctx, &no, csr).await
@@ -591,7 +611,11 @@ async fn revoke_certificate(
 ) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    Ok(Json(medsign_core::certs::revoke(&s.db, &s.cas, &caller.ctx, &serial, &body.reason).await.map_err(with_id)?))
+    Ok(Json(
+        medsign_core::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
+            .await
+            .map_err(with_id)?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/hold", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
@@ -675,7 +699,7 @@ async fn renew_certificate(
 ) -> Result<Response, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    let issuer = medsign_core::certs::Issuer { cas: &s.cas, organization: &s.organization, public_url: &s.public_url };
+    let issuer = s.issuer();
     let rec = medsign_core::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
         .await
         .map_err(with_id)?;
@@ -697,6 +721,105 @@ async fn list_certificates(
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     let (items, total) = medsign_core::certs::list(&s.db, &q).await.map_err(with_id)?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
+}
+
+#[utoipa::path(post, path = "/api/v1/ca/enroll", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = medsign_core::channels::RaEnrollment, example = json!({"employee_no": "1001", "subject": "CN=张三,OU=心内科,O=某县人民医院,C=CN,SERIALNUMBER=3F2A…", "public_key": "-----BEGIN PUBLIC KEY-----\n…", "csr": null})),
+    responses((status = 201, body = medsign_core::channels::RaIssued, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…", "chain_pem": "-----BEGIN CERTIFICATE-----\n…"})),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+/// `POST /api/v1/ca/enroll`: this node's CA issues for another medsign acting as registration
+/// authority (its `medsign` CA channel); the caller vouches for identity and key possession.
+async fn ra_enroll(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<medsign_core::channels::RaEnrollment>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Certs).map_err(with_id)?;
+    let out =
+        medsign_core::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, &body).await.map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/ca-channels", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<medsign_core::channels::ChannelRecord>, example = json!([{"id": "builtin", "name": "内置 CA / built-in CA", "kind": "builtin", "profile": "signer", "priority": 0, "enabled": true, "active": true, "config": {}, "health": "ok", "health_at": null, "health_error": null}]))))]
+/// `GET /admin/v1/ca-channels`.
+async fn list_channels(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<medsign_core::channels::ChannelRecord>>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    Ok(Json(medsign_core::channels::list(&s.db).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/ca-channels", tag = "admin", security(("bearer" = [])),
+    request_body(content = medsign_core::channels::NewChannel, examples(
+        ("EST, HTTP Basic" = (value = json!({"name": "省级 CA (EST)", "kind": "est", "priority": 10, "config": {"url": "https://ca.example/.well-known/est", "username": "hospital-01"}, "secret": "password"}))),
+        ("another medsign" = (value = json!({"name": "区域平台", "kind": "medsign", "priority": 20, "config": {"url": "https://regional.example"}, "secret": "app_1a2b….secret"}))))),
+    responses((status = 201, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "name": "省级 CA (EST)", "kind": "est", "profile": "signer", "priority": 10, "enabled": true, "active": false, "config": {"url": "https://ca.example/.well-known/est", "username": "hospital-01"}, "health": "unknown", "health_at": null, "health_error": null})),
+        (status = 400, body = ErrorBody)))]
+/// `POST /admin/v1/ca-channels`: add an EST or medsign channel (enabled, not active).
+async fn create_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<medsign_core::channels::NewChannel>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let c = medsign_core::channels::create(&s.db, &s.kek, &caller.ctx, &body).await.map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(c)).into_response())
+}
+
+#[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/activate", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
+    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "active": true})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "CA 通道 x 不存在 / no CA channel x", "request_id": "…"}))))]
+/// `POST /admin/v1/ca-channels/{id}/activate`: switch online; the next issuance on every node uses it.
+async fn activate_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    Ok(Json(medsign_core::channels::activate(&s.db, &caller.ctx, &id).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/enable", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
+    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "enabled": true})), (status = 404, body = ErrorBody)))]
+/// `POST /admin/v1/ca-channels/{id}/enable`: may take part in failover again.
+async fn enable_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    Ok(Json(medsign_core::channels::set_enabled(&s.db, &caller.ctx, &id, true).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/disable", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
+    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "enabled": false})), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "通道 x 正在使用，请先启用另一个通道 / channel x is active; activate another one first", "request_id": "…"}))))]
+/// `POST /admin/v1/ca-channels/{id}/disable`.
+async fn disable_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    Ok(Json(medsign_core::channels::set_enabled(&s.db, &caller.ctx, &id, false).await.map_err(with_id)?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/check", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
+    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "health": "down", "health_error": "CA 通道 https://ca.example 不可用 / CA channel unavailable: connection refused"})), (status = 404, body = ErrorBody)))]
+/// `POST /admin/v1/ca-channels/{id}/check`: run the health check now.
+async fn check_channel(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    Ok(Json(medsign_core::channels::check(&s.db, &s.kek, &s.channels, &id).await.map_err(with_id)?))
 }
 
 /// `?ca=rsa` selects the RSA issuing CA's CRL.
