@@ -83,7 +83,8 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let platform = Arc::new(medsign_crypto::signer::KeySigner::new(
         custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?,
     ));
-    let cas = medsign_core::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
+    let mut cas = medsign_core::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
+    cas.staff_policies = medsign_core::ca::parse_policies(&cfg.ca.policy_oids).map_err(core_err)?;
     let first_token = bootstrap(&db, &kek).await?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {

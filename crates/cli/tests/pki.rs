@@ -48,7 +48,7 @@ fn certvalidator(d: &Dir, leaf: &str, which: &str) -> (bool, String) {
 #[test]
 fn ca_ocsp_crl_with_openssl_and_certvalidator() {
     let d = Dir::new();
-    let s = Server::start(&d, &[]);
+    let s = Server::start(&d, &[("MEDSIGN_CA_POLICY_OIDS", "1.3.6.1.4.1.99999.7.1")]);
     let token = s.token().unwrap();
     let (st, v) = s.json("POST", "/admin/v1/departments", Some(&token), r#"{"code":"JYK","name":"检验科"}"#);
     assert_eq!(st, 201, "{v}");
@@ -83,6 +83,14 @@ fn ca_ocsp_crl_with_openssl_and_certvalidator() {
     assert_ok(
         &d.openssl(&["verify", "-x509_strict", "-CAfile", &root, "-untrusted", &issuing, &staff]),
         "openssl verify, full RSA chain",
+    );
+    let o = d.openssl(&["x509", "-in", &staff, "-noout", "-text"]);
+    let t = text(&o.stdout);
+    assert!(
+        t.contains("Policy: 1.3.6.1.4.1.99999.7.1")
+            && t.contains("OCSP - URI:http://")
+            && t.contains("CA Issuers - URI:"),
+        "{t}"
     );
 
     // OCSP: good, verified by OpenSSL through the delegated responder; with and without nonce

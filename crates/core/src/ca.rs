@@ -55,6 +55,19 @@ pub struct BuiltinCas {
     pub sm2: Hierarchy,
     /// RSA / SHA-256
     pub rsa: Hierarchy,
+    /// certificatePolicies of staff certificates (`ca.policy_oids`)
+    pub staff_policies: Vec<medsign_pki::der::asn1::ObjectIdentifier>,
+}
+
+/// Parse `ca.policy_oids`.
+pub fn parse_policies(oids: &[String]) -> Result<Vec<medsign_pki::der::asn1::ObjectIdentifier>> {
+    oids.iter()
+        .map(|o| {
+            o.trim().parse().map_err(|_| {
+                Error::Config(format!("ca.policy_oids: '{o}' 不是合法的 OID / is not an object identifier"))
+            })
+        })
+        .collect()
 }
 
 async fn load(db: &Db, name: &str) -> Result<Option<Cert>> {
@@ -183,6 +196,7 @@ pub async fn ensure(db: &Db, kek: &Kek, organization: &str) -> Result<BuiltinCas
     Ok(BuiltinCas {
         sm2: hierarchy(db, kek, &org, "sm2", KeyAlg::Sm2, KeyAlg::Sm2, "SM2").await?,
         rsa: hierarchy(db, kek, &org, "rsa", KeyAlg::Rsa3072, KeyAlg::Rsa2048, "RSA").await?,
+        staff_policies: vec![],
     })
 }
 

@@ -85,6 +85,8 @@ pub struct CaConfig {
     pub expiry_warn_days: u64,
     /// and renews them (same key) when true
     pub auto_renew: bool,
+    /// certificatePolicies OIDs put into staff certificates (the hospital's or its CA's policy)
+    pub policy_oids: Vec<String>,
 }
 
 impl Default for CaConfig {
@@ -95,6 +97,7 @@ impl Default for CaConfig {
             ocsp_validity_minutes: 60,
             expiry_warn_days: 30,
             auto_renew: false,
+            policy_oids: vec![],
         }
     }
 }
@@ -162,6 +165,9 @@ impl Config {
                 self.ca.ocsp_validity_minutes = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| bad("≥ 1"))?
             }
             "MEDSIGN_CA_EXPIRY_WARN_DAYS" => self.ca.expiry_warn_days = v.parse().map_err(|_| bad("not a number"))?,
+            "MEDSIGN_CA_POLICY_OIDS" => {
+                self.ca.policy_oids = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
             "MEDSIGN_CA_AUTO_RENEW" => self.ca.auto_renew = v.parse().map_err(|_| bad("true or false"))?,
             "MEDSIGN_AUDIT_ANCHOR_MINUTES" => self.audit.anchor_minutes = v.parse().map_err(|_| bad("not a number"))?,
             _ => {}
