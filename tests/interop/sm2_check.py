@@ -5,6 +5,8 @@ gmssl does the SM2/SM3 arithmetic, hashlib SHA-256).
   sm2_check.py cms SIG.p7s [--content FILE] --ca ROOT.pem [--ca ...] [--id ID]
       verify every SignerInfo of a CMS SignedData (RFC 5652 or GM/T 0010 OIDs): messageDigest,
       contentType, the SM2 signature over the signed attributes, and the signer's chain to a CA.
+      A timestamp token (eContent TSTInfo, RFC 3161) is checked the same way; with
+      --imprint-of FILE its messageImprint must be the hash of FILE.
   sm2_check.py cert CERT.pem --ca ISSUER.pem [--id ID]
       verify one certificate's SM2 signature with the issuer's key.
   sm2_check.py raw PUB.pem MSG SIG [--id ID]
@@ -16,7 +18,7 @@ import argparse
 import hashlib
 import sys
 
-from asn1crypto import cms, core, pem, x509, keys
+from asn1crypto import cms, core, pem, x509, keys, tsp
 from gmssl import sm2, sm3, func
 
 SM2_CURVE = '1.2.156.10197.1.301'
@@ -131,7 +133,16 @@ def cmd_cms(a):
     report('outer content type is SignedData', ci['content_type'].dotted in SIGNED_DATA, ci['content_type'].dotted)
     sd = ci['content']
     eci = sd['encap_content_info']
-    content = eci['content'].native if eci['content'].native is not None else None
+    if eci['content_type'].dotted == '1.2.840.113549.1.9.16.1.4':
+        content = bytes(eci['content'])  # the TSTInfo DER as signed
+        tst = tsp.TSTInfo.load(content)
+        report('TSTInfo parses (version %s, genTime %s)' % (tst['version'].native, tst['gen_time'].native), True)
+        if a.imprint_of:
+            mi = tst['message_imprint']
+            want = digest(mi['hash_algorithm']['algorithm'].dotted, open(a.imprint_of, 'rb').read())
+            report('messageImprint is the hash of ' + a.imprint_of, mi['hashed_message'].native == want)
+    else:
+        content = eci['content'].native if eci['content'].native is not None else None
     if content is None:
         if not a.content:
             report('content available', False, 'detached signature: --content needed')
@@ -202,6 +213,7 @@ def main():
     c = sub.add_parser('cms')
     c.add_argument('sig')
     c.add_argument('--content')
+    c.add_argument('--imprint-of')
     c.add_argument('--ca', action='append', default=[])
     c.add_argument('--id', default='1234567812345678')
     c = sub.add_parser('cert')

@@ -6,6 +6,7 @@ mod keys_cmd;
 mod report;
 mod server_cmd;
 mod sign_cmd;
+mod ts_cmd;
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Command {
     Sign(sign_cmd::SignArgs),
     /// 验证签名或证书 / verify a CMS signature or a certificate; exit 0 only if valid
     Verify(verify_cmd::VerifyArgs),
+    /// 时间戳（RFC 3161 客户端）/ timestamps: RFC 3161 client
+    #[command(subcommand)]
+    Ts(ts_cmd::TsCommand),
 }
 
 fn main() {
@@ -50,6 +54,7 @@ fn main() {
         Command::Cert(c) => keys_cmd::cert(c),
         Command::Sign(a) => sign_cmd::sign(a),
         Command::Verify(a) => verify_cmd::verify(a),
+        Command::Ts(c) => ts_cmd::ts(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -50,7 +50,7 @@ pub struct ServeArgs {
     log_format: String,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,6 +86,12 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let mut cas = medsign_core::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
     cas.staff_policies = medsign_core::ca::parse_policies(&cfg.ca.policy_oids).map_err(core_err)?;
     let first_token = bootstrap(&db, &kek).await?;
+    // the TSA clock: one poll before serving, so the banner can say whether timestamps work
+    let clock = Arc::new(medsign_core::clock::Clock::new(&cfg.time));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), clock.poll_once()).await;
+    let tsa = medsign_core::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone())
+        .await
+        .map_err(core_err)?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {
             CliError(format!(
@@ -120,6 +126,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         ocsp: medsign_core::ocsp::Responder::new(cas.clone(), cfg.ca.ocsp_validity_minutes),
         ca_config: cfg.ca.clone(),
         channels: Default::default(),
+        tsa,
     });
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
@@ -140,6 +147,31 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     if let Some(t) = first_token {
         eprintln!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
         eprintln!("    {}", t.as_str());
+    }
+    let st = clock.status();
+    match st.state {
+        medsign_core::clock::SyncState::Insync | medsign_core::clock::SyncState::SoonOutOfSync => eprintln!(
+            "  时钟 / clock: {} ({}，偏差 / offset {:.1} ms ± {:.1} ms) — 时间戳服务可用 / timestamps available",
+            st.state.name(),
+            st.source.clone().unwrap_or_default(),
+            st.offset_ms.unwrap_or(0.0),
+            st.uncertainty_ms.unwrap_or(0.0)
+        ),
+        _ => {
+            eprintln!(
+                "  !!! 时钟 / clock: {} — 时间源 {} 不可用或不可信：时间戳服务拒绝签发，直到同步成功。",
+                st.state.name(),
+                st.sources.join(", ")
+            );
+            eprintln!(
+                "  !!! the time source(s) {} cannot be used ({}): the TSA refuses to issue until the clock synchronises.",
+                st.sources.join(", "),
+                st.errors.join("; ")
+            );
+            eprintln!(
+                "      配置时间源 / configure a source: MEDSIGN_TIME_SOURCES=ntp.example:123 (或 / or medsign.toml [time] sources = [\"host:port\"])"
+            );
+        }
     }
     eprintln!("  从这里开始 / start here: {scheme}://{addr}/api/docs （接口文档 / API documentation）");
     eprintln!(
@@ -190,6 +222,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             }
         }
     });
+    let clock_task = clock.clone().spawn();
     // CA channel health, every minute
     let health_state = state.clone();
     let health = tokio::spawn(async move {
@@ -225,6 +258,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     anchors.abort();
     expiry.abort();
     health.abort();
+    clock_task.abort();
     if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }

@@ -95,39 +95,36 @@ async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
     Ok(())
 }
 
-/// The delegated OCSP responder of `issuing`: loaded, or issued when missing, for another key, or
-/// within 30 days of its end.
-async fn responder(
+/// A server-held organisation certificate issued by `h`'s issuing CA (the delegated OCSP
+/// responder, a TSA): loaded, or issued when missing, for another key, or within 30 days of its
+/// end. Stored as CA certificate `name` with its key in custody under the same name.
+pub async fn org_cert(
     db: &Db,
     kek: &Kek,
-    prefix: &str,
-    org: &str,
-    label: &str,
+    name: &str,
+    profile: Profile,
+    subject: &str,
     issuing: &Cert,
     ca_key: &KeySigner,
 ) -> Result<(Cert, KeySigner)> {
-    let name = format!("ocsp-{prefix}");
     let alg = issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg();
-    let key = KeySigner::new(custody::ensure_key(db, kek, &name, alg).await?);
+    let key = KeySigner::new(custody::ensure_key(db, kek, name, alg).await?);
     let now = Utc::now();
-    if let Some(c) = load(db, &name).await?
+    if let Some(c) = load(db, name).await?
         && c.not_after() - now > Duration::days(30)
         && c.public_key().ok() == Some(medsign_crypto::Signer::public_key(&key))
     {
         return Ok((c, key));
     }
-    let subject =
-        parse_dn(&format!("CN={org} {label} OCSP 响应服务,O={org},C=CN")).map_err(|e| Error::Config(e.to_string()))?;
-    let mut t = CertTemplate::new(
-        subject,
+    let t = CertTemplate::new(
+        parse_dn(subject).map_err(|e| Error::Config(e.to_string()))?,
         medsign_crypto::Signer::public_key(&key).clone(),
-        Profile::Ocsp,
+        profile,
         now - Duration::minutes(5),
         (now + Duration::days(365)).min(issuing.not_after()),
     );
-    t.serial = None;
-    let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::Config(format!("OCSP responder: {e}")))?;
-    store(db, &name, &c).await?;
+    let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+    store(db, name, &c).await?;
     Ok((c, key))
 }
 
@@ -179,7 +176,16 @@ async fn hierarchy(
             c
         }
     };
-    let (ocsp, ocsp_key) = responder(db, kek, prefix, org, label, &issuing, &issuing_key).await?;
+    let (ocsp, ocsp_key) = org_cert(
+        db,
+        kek,
+        &format!("ocsp-{prefix}"),
+        Profile::Ocsp,
+        &format!("CN={org} {label} OCSP 响应服务,O={org},C=CN"),
+        &issuing,
+        &issuing_key,
+    )
+    .await?;
     Ok(Hierarchy {
         name: if prefix == "sm2" { "sm2" } else { "rsa" },
         root,

@@ -639,11 +639,12 @@ pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> 
     Ok(der)
 }
 
-/// Certificates that end within `days` (active or on hold), soonest first.
+/// Staff certificates that end within `days` (active or on hold), soonest first. (Organisation
+/// certificates — TSA, OCSP — are re-issued by `medsign serve` at start when 30 days remain.)
 pub async fn expiring(db: &Db, days: u64) -> Result<Vec<CertRecord>> {
     let until = (Utc::now() + Duration::days(days as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let rows = sqlx::query(
-        "SELECT serial FROM certificates WHERE status <> 'revoked' AND not_after <= $1 ORDER BY not_after, serial",
+        "SELECT serial FROM certificates WHERE profile = 'signer' AND status <> 'revoked' AND not_after <= $1 ORDER BY not_after, serial",
     )
     .bind(until)
     .fetch_all(&db.pool)

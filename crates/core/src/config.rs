@@ -49,11 +49,34 @@ pub struct TimeConfig {
     pub sources: Vec<String>,
     /// the TSA refuses when the clock's bound exceeds this
     pub max_offset_ms: u64,
+    /// seconds between polls while in sync (a quarter of it while not)
+    pub poll_seconds: u64,
+    /// how long the last good sample may be trusted (seconds)
+    pub holdover_seconds: u64,
 }
 
 impl Default for TimeConfig {
     fn default() -> Self {
-        Self { sources: vec!["ntp.ntsc.ac.cn".into()], max_offset_ms: 1000 }
+        Self { sources: vec!["ntp.ntsc.ac.cn".into()], max_offset_ms: 1000, poll_seconds: 64, holdover_seconds: 900 }
+    }
+}
+
+/// `[tsa]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TsaConfig {
+    /// profile of `POST /tsa`: `sm2` or `rsa`
+    pub default_profile: String,
+    /// TSA policy OID put in every token (set the hospital's own)
+    pub policy_oid: String,
+    /// further policies a request may name
+    pub accepted_policies: Vec<String>,
+}
+
+impl Default for TsaConfig {
+    fn default() -> Self {
+        // ETSI EN 319 421 best-practices-ts-policy until the hospital sets its own
+        Self { default_profile: "sm2".into(), policy_oid: "0.4.0.2023.1.1".into(), accepted_policies: vec![] }
     }
 }
 
@@ -118,6 +141,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[ca]`
     pub ca: CaConfig,
+    /// `[tsa]`
+    pub tsa: TsaConfig,
 }
 
 impl Config {
@@ -156,6 +181,19 @@ impl Config {
                 self.time.sources = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
             }
             "MEDSIGN_TIME_MAX_OFFSET_MS" => self.time.max_offset_ms = v.parse().map_err(|_| bad("not a number"))?,
+            "MEDSIGN_TIME_POLL_SECONDS" => {
+                self.time.poll_seconds =
+                    v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
+            }
+            "MEDSIGN_TIME_HOLDOVER_SECONDS" => {
+                self.time.holdover_seconds = v.parse().ok().filter(|s| *s >= 1).ok_or_else(|| bad("≥ 1"))?
+            }
+            "MEDSIGN_TSA_DEFAULT_PROFILE" => self.tsa.default_profile = v.into(),
+            "MEDSIGN_TSA_POLICY_OID" => self.tsa.policy_oid = v.into(),
+            "MEDSIGN_TSA_ACCEPTED_POLICIES" => {
+                self.tsa.accepted_policies =
+                    v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
             "MEDSIGN_CA_ORGANIZATION" => self.ca.organization = v.into(),
             "MEDSIGN_CA_CRL_REFRESH_HOURS" => {
                 self.ca.crl_refresh_hours =

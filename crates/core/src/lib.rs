@@ -11,6 +11,7 @@ pub mod audit;
 pub mod ca;
 pub mod certs;
 pub mod channels;
+pub mod clock;
 pub mod config;
 pub mod custody;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod idempotency;
 pub mod import;
 pub mod ocsp;
+pub mod tsa;
 pub mod users;
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::{
     crl::Crl,
     name, oid,
     path::{PathOptions, validate},
-    time::{from_generalized, from_x509_time, to_x509_time},
+    time::{from_x509_time, to_x509_time},
     tsp::TstInfo,
 };
 use chrono::{DateTime, Utc};
@@ -151,6 +151,8 @@ pub struct SignOptions {
     pub signing_time: Option<DateTime<Utc>>,
     /// eContentType when not data (e.g. id-ct-TSTInfo for timestamp tokens)
     pub content_type: Option<Oid>,
+    /// leave the certificates out (a timestamp request without certReq)
+    pub omit_certificates: bool,
 }
 
 fn attr<T: Encode + der::EncodeValue + der::Tagged>(o: Oid, v: &T) -> Result<Attribute> {
@@ -250,9 +252,13 @@ pub fn sign(content: &[u8], signers: &[CmsSigner<'_>], opts: &SignOptions) -> Re
         },
         digest_algorithms: set_of(digest_algs)?,
         encap_content_info: EncapsulatedContentInfo { econtent_type, econtent },
-        certificates: Some(CertificateSet(set_of(
-            certs.iter().map(|c| CertificateChoices::Certificate(c.x509().clone())).collect(),
-        )?)),
+        certificates: if opts.omit_certificates {
+            None
+        } else {
+            Some(CertificateSet(set_of(
+                certs.iter().map(|c| CertificateChoices::Certificate(c.x509().clone())).collect(),
+            )?))
+        },
         crls: None,
         signer_infos: SignerInfos(set_of(infos)?),
     };
@@ -561,6 +567,37 @@ fn check_integrity(
 }
 
 fn verify_timestamp(token: &Any, signature: &[u8], opts: &VerifyOptions) -> TimestampReport {
+    match token.to_der() {
+        Ok(der) => verify_timestamp_token(&der, Stamped::Data(signature), opts).0,
+        Err(e) => TimestampReport {
+            time: None,
+            accuracy_us: None,
+            tsa: None,
+            integrity: Check::fail(format!("时间戳无法解析 / unreadable token: {e}")),
+            chain: Check::fail("未检查 / not checked"),
+        },
+    }
+}
+
+/// What a timestamp token is expected to cover.
+#[derive(Debug, Clone, Copy)]
+pub enum Stamped<'a> {
+    /// these bytes (hashed with the token's imprint algorithm)
+    Data(&'a [u8]),
+    /// this digest
+    Digest(&'a [u8]),
+    /// do not check the imprint
+    Unchecked,
+}
+
+/// Verify an RFC 3161 token (DER ContentInfo): the TSA's signature, its certificate (EKU
+/// timeStamping, chain to `opts.trust` / `opts.tsa_trust` at genTime) and the imprint. Returns the
+/// report and the TSTInfo when readable.
+pub fn verify_timestamp_token(
+    der: &[u8],
+    stamped: Stamped<'_>,
+    opts: &VerifyOptions,
+) -> (TimestampReport, Option<TstInfo>) {
     let mut rep = TimestampReport {
         time: None,
         accuracy_us: None,
@@ -568,32 +605,30 @@ fn verify_timestamp(token: &Any, signature: &[u8], opts: &VerifyOptions) -> Time
         integrity: Check::fail("未检查 / not checked"),
         chain: Check::fail("未检查 / not checked"),
     };
-    let der = match token.to_der() {
-        Ok(d) => d,
-        Err(e) => {
-            rep.integrity = Check::fail(format!("时间戳无法解析 / unreadable token: {e}"));
-            return rep;
-        }
-    };
-    let parsed = match Parsed::from_bytes(&der) {
+    let parsed = match Parsed::from_bytes(der) {
         Ok(p) => p,
         Err(e) => {
             rep.integrity = Check::fail(format!("时间戳无法解析 / unreadable token: {e}"));
-            return rep;
+            return (rep, None);
         }
     };
     let info = match parsed.content().ok().flatten().and_then(|c| TstInfo::from_der(&c).ok()) {
         Some(i) if parsed.signed_data.encap_content_info.econtent_type == oid::ID_CT_TST_INFO => i,
         _ => {
             rep.integrity = Check::fail("时间戳不含 TSTInfo / token carries no TSTInfo");
-            return rep;
+            return (rep, None);
         }
     };
-    rep.time = Some(from_generalized(&info.gen_time));
+    rep.time = Some(info.gen_time.0);
     rep.accuracy_us = info.accuracy.map(|a| a.to_micros());
-    let imprint_ok = hash_from_digest_algorithm(&info.message_imprint.hash_algorithm)
-        .map(|h| info.message_imprint.hashed_message.as_bytes() == h.digest(signature).as_slice())
-        .unwrap_or(false);
+    let imprint = info.message_imprint.hashed_message.as_bytes();
+    let imprint_ok = match stamped {
+        Stamped::Unchecked => true,
+        Stamped::Digest(d) => d == imprint,
+        Stamped::Data(data) => hash_from_digest_algorithm(&info.message_imprint.hash_algorithm)
+            .map(|h| imprint == h.digest(data).as_slice())
+            .unwrap_or(false),
+    };
     let mut topts = opts.clone();
     topts.trust.extend(opts.tsa_trust.iter().cloned());
     topts.at = rep.time;
@@ -603,7 +638,7 @@ fn verify_timestamp(token: &Any, signature: &[u8], opts: &VerifyOptions) -> Time
             let s = &r.signers[0];
             rep.tsa = s.subject.clone();
             rep.integrity = if !imprint_ok {
-                Check::fail("时间戳摘要与签名值不符 / token imprint does not match the signature value")
+                Check::fail("时间戳摘要与被盖时间戳的数据不符 / token imprint does not match the stamped data")
             } else if !s.integrity.ok {
                 Check::fail(format!("时间戳签名无效 / token signature: {}", s.integrity.detail))
             } else {
@@ -617,7 +652,7 @@ fn verify_timestamp(token: &Any, signature: &[u8], opts: &VerifyOptions) -> Time
         }
         Err(e) => rep.integrity = Check::fail(format!("时间戳无效 / token: {e}")),
     }
-    rep
+    (rep, Some(info))
 }
 
 /// Verify a CMS SignedData. `content` is required for detached signatures. An `Err` means the
@@ -891,7 +926,7 @@ mod tests {
             policy: Oid::new_unwrap("1.2.156.112562.7.1"),
             message_imprint: MessageImprint::of(HashAlg::Sm3, stamped),
             serial_number: der::asn1::Int::new(&[0x2a]).unwrap(),
-            gen_time: crate::time::to_generalized(at).unwrap(),
+            gen_time: crate::time::PreciseTime(at),
             accuracy: Some(Accuracy::from_micros(1000)),
             ordering: false,
             nonce: None,

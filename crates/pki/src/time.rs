@@ -42,6 +42,70 @@ fn from_unix(d: Duration) -> DateTime<Utc> {
     Utc.timestamp_opt(d.as_secs() as i64, d.subsec_nanos()).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// A GeneralizedTime with fractional seconds, as RFC 3161 § 2.4.2 allows for genTime
+/// (`YYYYMMDDHHMMSS[.f*]Z`, no trailing zeros, no fraction when it is zero). The `der` crate's
+/// type follows the RFC 5280 profile, which forbids fractions; this one encodes milliseconds and
+/// reads any number of fraction digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PreciseTime(pub DateTime<Utc>);
+
+impl PreciseTime {
+    fn text(&self) -> String {
+        let t = self.0;
+        let ms = t.timestamp_subsec_millis();
+        let mut s = t.format("%Y%m%d%H%M%S").to_string();
+        if ms > 0 {
+            let f = format!("{ms:03}");
+            s.push('.');
+            s.push_str(f.trim_end_matches('0'));
+        }
+        s.push('Z');
+        s
+    }
+}
+
+impl der::FixedTag for PreciseTime {
+    const TAG: der::Tag = der::Tag::GeneralizedTime;
+}
+
+impl der::EncodeValue for PreciseTime {
+    fn value_len(&self) -> der::Result<der::Length> {
+        der::Length::try_from(self.text().len())
+    }
+    fn encode_value(&self, w: &mut impl der::Writer) -> der::Result<()> {
+        w.write(self.text().as_bytes())
+    }
+}
+
+impl<'a> der::DecodeValue<'a> for PreciseTime {
+    type Error = der::Error;
+    fn decode_value<R: der::Reader<'a>>(r: &mut R, header: der::Header) -> der::Result<Self> {
+        let len = usize::try_from(header.length())?;
+        let mut buf = vec![0u8; len];
+        r.read_into(&mut buf)?;
+        let bad = || der::Error::from(der::ErrorKind::DateTime);
+        let text = core::str::from_utf8(&buf).map_err(|_| bad())?;
+        let body = text.strip_suffix('Z').ok_or_else(bad)?;
+        let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+        if whole.len() != 14 || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        if frac.ends_with('0') || (body.contains('.') && frac.is_empty()) {
+            return Err(bad()); // DER: no trailing zeros, no empty fraction
+        }
+        let naive = chrono::NaiveDateTime::parse_from_str(whole, "%Y%m%d%H%M%S").map_err(|_| bad())?;
+        let nanos: u32 = if frac.is_empty() {
+            0
+        } else {
+            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
+            digits.parse().map_err(|_| bad())?
+        };
+        let t = naive.and_utc() + chrono::Duration::nanoseconds(nanos as i64);
+        Ok(PreciseTime(t))
+    }
+}
+
 /// Parse an instant given on the command line: RFC 3339 (`2026-11-27T08:00:00Z`) or a date
 /// (`2026-11-27`, midnight UTC).
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>> {
@@ -63,6 +127,23 @@ pub fn display_cst(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precise_generalized_time() {
+        use der::{Decode, Encode};
+        let t = parse_instant("2026-11-27T08:00:01.250Z").unwrap();
+        let der = PreciseTime(t).to_der().unwrap();
+        assert_eq!(&der[2..], b"20261127080001.25Z");
+        assert_eq!(PreciseTime::from_der(&der).unwrap().0, t);
+        let whole = PreciseTime(parse_instant("2026-11-27T08:00:01Z").unwrap()).to_der().unwrap();
+        assert_eq!(&whole[2..], b"20261127080001Z");
+        // what der's strict type writes is read too; trailing zeros and junk are refused
+        let g = to_generalized(t).unwrap().to_der().unwrap();
+        assert_eq!(PreciseTime::from_der(&g).unwrap().0.timestamp(), t.timestamp());
+        for bad in [&b"\x18\x0f20261127080001.0Z"[..], b"\x18\x0e20261127080001Z", b"\x18\x0f2026112708000.1Z"] {
+            assert!(PreciseTime::from_der(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn utc_before_2050_generalized_after() {

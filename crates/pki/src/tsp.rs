@@ -5,7 +5,7 @@
 use crate::{Error, Result, alg::digest_algorithm};
 use der::{
     Decode, Encode,
-    asn1::{BitString, GeneralizedTime, Int, ObjectIdentifier as Oid, OctetString},
+    asn1::{BitString, Int, ObjectIdentifier as Oid, OctetString},
 };
 use medsign_crypto::HashAlg;
 use spki::AlgorithmIdentifierOwned;
@@ -212,7 +212,7 @@ pub struct TstInfo {
     /// unique per token
     pub serial_number: Int,
     /// the time
-    pub gen_time: GeneralizedTime,
+    pub gen_time: crate::time::PreciseTime,
     /// bound on the error of `gen_time`
     #[asn1(optional = "true")]
     pub accuracy: Option<Accuracy>,
@@ -228,6 +228,46 @@ pub struct TstInfo {
     /// extensions
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub extensions: Option<Extensions>,
+}
+
+/// Sign `info` as a timestamp token (CMS SignedData over TSTInfo with signingCertificateV2, RFC
+/// 5816); the TSA certificate and `chain` are included only when the request asked (certReq).
+pub fn sign_token(
+    info: &TstInfo,
+    signer: &dyn medsign_crypto::Signer,
+    cert: &crate::cert::Cert,
+    chain: &[crate::cert::Cert],
+    include_certs: bool,
+) -> Result<Vec<u8>> {
+    let content = encode("TSTInfo", info)?;
+    crate::cms::sign(
+        &content,
+        &[crate::cms::CmsSigner { signer, cert, chain }],
+        &crate::cms::SignOptions {
+            content_type: Some(crate::oid::ID_CT_TST_INFO),
+            signing_time: Some(info.gen_time.0),
+            omit_certificates: !include_certs,
+            ..Default::default()
+        },
+    )
+}
+
+/// A `granted` TimeStampResp carrying `token` (DER ContentInfo).
+pub fn granted(token: &[u8]) -> Result<Vec<u8>> {
+    let ci = cms::content_info::ContentInfo::from_der(token).map_err(|e| Error::malformed("token", e))?;
+    encode(
+        "TimeStampResp",
+        &TimeStampResp {
+            status: PkiStatusInfo { status: status::GRANTED, status_string: None, fail_info: None },
+            time_stamp_token: Some(ci),
+        },
+    )
+}
+
+/// A rejection TimeStampResp with one failure bit and a text.
+pub fn rejected(bit: usize, text: &str) -> Vec<u8> {
+    encode("TimeStampResp", &TimeStampResp { status: PkiStatusInfo::rejection(bit, text), time_stamp_token: None })
+        .expect("a rejection encodes")
 }
 
 /// Decode any of these types with a readable error.
@@ -264,7 +304,7 @@ mod tests {
             policy: Oid::new_unwrap("1.2.3.4"),
             message_imprint: req.message_imprint.clone(),
             serial_number: Int::new(&[0x05]).unwrap(),
-            gen_time: GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(1_800_000_000)).unwrap(),
+            gen_time: crate::time::PreciseTime(chrono::DateTime::from_timestamp(1_800_000_000, 123_000_000).unwrap()),
             accuracy: Some(Accuracy::from_micros(1_500)),
             ordering: false,
             nonce: req.nonce.clone(),

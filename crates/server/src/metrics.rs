@@ -95,6 +95,23 @@ pub async fn render(State(s): State<Arc<crate::AppState>>) -> Response {
         let _ = writeln!(out, "medsign_http_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
         let _ = writeln!(out, "medsign_http_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
     }
+    let clock = s.tsa.clock.status();
+    let _ = writeln!(out, "# HELP medsign_clock_state TSA clock state (1 = current)\n# TYPE medsign_clock_state gauge");
+    for st in ["INSYNC", "SOON_OUT_OF_SYNC", "OUT_OF_SYNC", "UNKNOWN"] {
+        let _ = writeln!(out, "medsign_clock_state{{state=\"{st}\"}} {}", u8::from(clock.state.name() == st));
+    }
+    if let (Some(o), Some(u)) = (clock.offset_ms, clock.uncertainty_ms) {
+        let _ = writeln!(
+            out,
+            "# HELP medsign_clock_offset_seconds offset of the system clock from the time source\n# TYPE medsign_clock_offset_seconds gauge"
+        );
+        let _ = writeln!(out, "medsign_clock_offset_seconds {}", o / 1000.0);
+        let _ = writeln!(
+            out,
+            "# HELP medsign_clock_uncertainty_seconds error bound of the clock now\n# TYPE medsign_clock_uncertainty_seconds gauge"
+        );
+        let _ = writeln!(out, "medsign_clock_uncertainty_seconds {}", u / 1000.0);
+    }
     let pool = &s.db.pool;
     let _ = writeln!(
         out,

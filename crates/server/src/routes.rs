@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -93,6 +93,8 @@ pub struct AppState {
     pub ca_config: medsign_core::config::CaConfig,
     /// the CA channels
     pub channels: medsign_core::channels::Channels,
+    /// the timestamp authority (and its clock)
+    pub tsa: Arc<medsign_core::tsa::Tsa>,
 }
 
 impl AppState {
@@ -125,6 +127,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ca-channels/{id}/enable", post(enable_channel))
         .route("/ca-channels/{id}/disable", post(disable_channel))
         .route("/ca-channels/{id}/check", post(check_channel))
+        .route("/time", get(admin_time))
+        .route("/timestamps", get(list_timestamps))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/healthz", get(healthz))
@@ -140,6 +144,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/certificates/{serial}/release", post(release_certificate))
         .route("/api/v1/certificates/expiring", get(expiring_certificates))
         .route("/api/v1/ca/enroll", post(ra_enroll))
+        .route("/tsa", post(tsa_default))
+        .route("/tsa/sm2", post(tsa_sm2))
+        .route("/tsa/rsa", post(tsa_rsa))
+        .route("/api/v1/timestamps", post(create_timestamp))
+        .route("/api/v1/timestamps/verify", post(verify_timestamp))
         .route("/pki/crl", get(crl))
         .route("/pki/ocsp", post(ocsp_post))
         .route("/pki/ocsp/{*request}", get(ocsp_get))
@@ -266,7 +275,12 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(s): State<Arc<AppState>>) -> Response {
     match s.db.ready().await {
         Ok(true) => {
-            Json(serde_json::json!({"status": "ready", "database": "ok", "migrations": "current"})).into_response()
+            // the clock does not decide readiness (the rest of the platform works without it),
+            // but it is shown: the TSA refuses while it is not INSYNC / SOON_OUT_OF_SYNC
+            let clock = s.tsa.clock.status();
+            Json(serde_json::json!({"status": "ready", "database": "ok", "migrations": "current",
+                "clock": {"state": clock.state, "offset_ms": clock.offset_ms, "uncertainty_ms": clock.uncertainty_ms, "source": clock.source, "last_sync": clock.last_sync}}))
+            .into_response()
         }
         Ok(false) => {
             envelope(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "数据库迁移未完成 / migrations pending", "")
@@ -820,6 +834,178 @@ async fn check_channel(
 ) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     Ok(Json(medsign_core::channels::check(&s.db, &s.kek, &s.channels, &id).await.map_err(with_id)?))
+}
+
+/// The largest TimeStampReq accepted (a SHA-512 request with a nonce is under 200 bytes).
+const TSA_MAX_REQUEST: usize = 64 * 1024;
+
+async fn tsa_answer(
+    s: &AppState,
+    profile: Option<&str>,
+    rid: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Response {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/timestamp-query") {
+        return envelope(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type 须为 application/timestamp-query / Content-Type must be application/timestamp-query",
+            rid,
+        );
+    }
+    if body.len() > TSA_MAX_REQUEST {
+        return envelope(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "时间戳请求过大 / timestamp request too large",
+            rid,
+        );
+    }
+    let der = s.tsa.respond(profile, body, "tsa").await;
+    ([(header::CONTENT_TYPE, "application/timestamp-reply"), (header::CACHE_CONTROL, "no-store")], der).into_response()
+}
+
+#[utoipa::path(post, path = "/tsa", tag = "tsa",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", description = "DER TimeStampReq (RFC 3161 § 2.4.1)", example = json!("(binary DER)")),
+    responses((status = 200, description = "DER TimeStampResp: granted with a token, or rejection with a PKIFailureInfo (badAlg, badRequest, badDataFormat, timeNotAvailable, unacceptedPolicy, unacceptedExtension, systemFailure)", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 413, body = ErrorBody, example = json!({"code": "too_large", "message": "时间戳请求过大 / timestamp request too large", "request_id": "…"})),
+        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
+/// `POST /tsa`: RFC 3161 with the default profile (`tsa.default_profile`).
+async fn tsa_default(
+    State(s): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    tsa_answer(&s, None, &rid.0, &headers, &body).await
+}
+
+#[utoipa::path(post, path = "/tsa/sm2", tag = "tsa",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
+    responses((status = 200, description = "DER TimeStampResp, token signed with SM3withSM2", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
+/// `POST /tsa/sm2`: RFC 3161, SM2/SM3 profile.
+async fn tsa_sm2(
+    State(s): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    tsa_answer(&s, Some("sm2"), &rid.0, &headers, &body).await
+}
+
+#[utoipa::path(post, path = "/tsa/rsa", tag = "tsa",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
+    responses((status = 200, description = "DER TimeStampResp, token signed with SHA-256 with RSA", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
+/// `POST /tsa/rsa`: RFC 3161, RSA/SHA-256 profile (for PDF readers).
+async fn tsa_rsa(
+    State(s): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    tsa_answer(&s, Some("rsa"), &rid.0, &headers, &body).await
+}
+
+/// Body of `POST /api/v1/timestamps`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TimestampRequest {
+    /// the digest to stamp, hex
+    digest: String,
+    /// `sm3` | `sha256` | `sha384` | `sha512`
+    algorithm: String,
+    /// `sm2` | `rsa` (default `tsa.default_profile`)
+    profile: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/timestamps", tag = "timestamps", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = TimestampRequest, example = json!({"digest": "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0", "algorithm": "sm3"})),
+    responses((status = 201, body = medsign_core::tsa::Token, example = json!({"token": "MIIE…", "serial": "0000019AC4F2E1A07C21B3D400000000", "time": "2026-11-27T08:00:00.123Z", "accuracy_us": 2150, "policy": "0.4.0.2023.1.1", "profile": "sm2"})),
+        (status = 400, body = ErrorBody), (status = 503, body = ErrorBody, example = json!({"code": "unavailable", "message": "时钟失去同步，拒绝签发 / the clock is out of sync …", "request_id": "…"}))))]
+/// `POST /api/v1/timestamps` (R6.1): a token over a digest.
+async fn create_timestamp(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<TimestampRequest>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let t = s
+        .tsa
+        .stamp_digest(body.profile.as_deref(), &body.algorithm, &body.digest, &caller.app.app_id)
+        .await
+        .map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(t)).into_response())
+}
+
+/// Body of `POST /api/v1/timestamps/verify`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TimestampVerifyRequest {
+    /// the token (TimeStampToken, or a whole TimeStampResp), base64
+    token: String,
+    /// the stamped digest, hex
+    digest: Option<String>,
+    /// or the stamped data, base64
+    data: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/timestamps/verify", tag = "timestamps", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = TimestampVerifyRequest, example = json!({"token": "MIIE…", "digest": "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"})),
+    responses((status = 200, body = Object, example = json!({"status": "TOTAL_PASSED", "time": "2026-11-27T08:00:00.123Z", "accuracy_us": 2150, "serial": "0000019AC4F2E1A07C21B3D400000000", "policy": "0.4.0.2023.1.1", "tsa": "CN=某县人民医院 时间戳服务 SM2,O=某县人民医院,C=CN", "integrity": {"ok": true, "detail": "时间戳完整 / token intact"}, "chain": {"ok": true, "detail": "…"}})),
+        (status = 400, body = ErrorBody)))]
+/// `POST /api/v1/timestamps/verify` (R6.3): integrity, imprint, TSA certificate chain.
+async fn verify_timestamp(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<TimestampVerifyRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use base64::Engine;
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let b64 = |v: &str, what: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .map_err(|_| with_id(medsign_core::Error::Invalid(format!("{what} 不是 base64 / {what} is not base64"))))
+    };
+    let token = b64(&body.token, "token")?;
+    let digest =
+        match &body.digest {
+            Some(d) => Some(hex::decode(d.trim()).map_err(|_| {
+                with_id(medsign_core::Error::Invalid("digest 须为十六进制 / digest must be hex".into()))
+            })?),
+            None => None,
+        };
+    let data = match &body.data {
+        Some(d) => Some(b64(d, "data")?),
+        None => None,
+    };
+    let report = medsign_core::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref()).map_err(with_id)?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+#[utoipa::path(get, path = "/admin/v1/time", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = medsign_core::clock::ClockStatus, example = json!({"state": "INSYNC", "offset_ms": 0.42, "uncertainty_ms": 1.9, "delay_ms": 0.3, "last_sync": "2026-11-27T08:00:00Z", "source": "ntp.ntsc.ac.cn", "stratum": 1, "leap": 0, "max_offset_ms": 1000, "holdover_seconds": 900, "sources": ["ntp.ntsc.ac.cn"], "errors": []}))))]
+/// `GET /admin/v1/time`: the TSA clock (R6.4, R6.6).
+async fn admin_time(State(s): State<Arc<AppState>>) -> Json<medsign_core::clock::ClockStatus> {
+    Json(s.tsa.clock.status())
+}
+
+#[utoipa::path(get, path = "/admin/v1/timestamps", tag = "admin", security(("bearer" = [])), params(medsign_core::tsa::ListQuery),
+    responses((status = 200, body = Object, example = json!({"items": [{"serial": "0000019AC4F2E1A07C21B3D400000000", "profile": "sm2", "hash_alg": "sm3", "imprint_hex": "66c7…", "gen_time": "2026-11-27T08:00:00.123456Z", "policy": "0.4.0.2023.1.1", "accuracy_us": 2150, "requester": "tsa"}], "total": 1})), (status = 400, body = ErrorBody)))]
+/// `GET /admin/v1/timestamps?from=&to=&imprint=&page=&page_size=`: every issuance, for audit (R6).
+async fn list_timestamps(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<medsign_core::tsa::ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let Query(q) =
+        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    let (items, total) = medsign_core::tsa::list(&s.db, &q).await.map_err(with_id)?;
+    Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
 /// `?ca=rsa` selects the RSA issuing CA's CRL.

@@ -245,3 +245,76 @@ pub fn assert_envelope(v: &serde_json::Value, code: &str) {
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     assert!(v["request_id"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
 }
+
+/// A real NTP server on loopback for clock tests: Debian's chronyd with `-x` (never touches the
+/// system clock), serving its own clock at `local stratum 3`; `offset` (e.g. "+3600s") runs it
+/// under libfaketime; `unsync` leaves out `local stratum` so it answers "not synchronised".
+pub struct Chrony {
+    pub port: u16,
+    pid_file: PathBuf,
+}
+
+impl Chrony {
+    pub fn start(dir: &Dir, name: &str, offset: Option<&str>, unsync: bool) -> Chrony {
+        let chronyd = ["/usr/sbin/chronyd", "/sbin/chronyd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("chronyd is needed for the clock tests (Debian package chrony; scripts/test installs it)");
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pid_file = dir.path(&format!("{name}.pid"));
+        let conf = dir.path(&format!("{name}.conf"));
+        let mut text =
+            format!("port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\ncmdport 0\npidfile {}\n", pid_file.display());
+        if !unsync {
+            text += "local stratum 3\n";
+        }
+        std::fs::write(&conf, text).unwrap();
+        let mut cmd = match offset {
+            Some(o) => {
+                let mut c = Command::new("faketime");
+                c.env("FAKETIME_DONT_RESET", "1").args(["-f", o, chronyd]);
+                c
+            }
+            None => Command::new(chronyd),
+        };
+        let log = dir.path(&format!("{name}.log"));
+        let st = cmd
+            .args(["-x", "-u", "root", "-f", conf.to_str().unwrap(), "-L", "0", "-l", log.to_str().unwrap()])
+            .status()
+            .expect("run chronyd (faketime from Debian package faketime for offsets)");
+        assert!(st.success(), "chronyd failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        for _ in 0..50 {
+            if std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Chrony { port, pid_file }
+    }
+
+    pub fn source(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Chrony {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+/// Poll `GET /readyz` until the clock reaches `state` (or fail after 20 s).
+pub fn wait_clock(s: &Server, state: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, _, v) = s.req("GET", "/readyz", None, None, b"");
+        if v["clock"]["state"] == state {
+            return v;
+        }
+        last = v;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("clock never reached {state}: {last}");
+}
