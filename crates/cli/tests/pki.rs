@@ -188,6 +188,14 @@ fn ca_ocsp_crl_with_openssl_and_certvalidator() {
     let both = serde_json::json!({"csr": csr, "public_key": public.to_pem(), "proof": "AA=="});
     assert_eq!(s.json("POST", "/api/v1/users/3001/certificates", Some(&token), &both.to_string()).0, 400);
 
+    // a department seal certificate (key in server custody); OCSP answers good for it
+    let (st, v) = s.json("POST", "/admin/v1/seals", Some(&token), r#"{"department":"JYK","alg":"rsa"}"#);
+    assert_eq!((st, v["profile"].as_str()), (201, Some("seal")), "{v}");
+    d.write("seal.pem", v["certificate_pem"].as_str().unwrap().as_bytes());
+    assert!(ocsp(&d, &s, "rsa", "seal.pem", &[]).contains("seal.pem: good"));
+    assert_eq!(s.json("POST", "/admin/v1/seals", Some(&token), r#"{"department":"NOPE"}"#).0, 404);
+    assert_eq!(s.json("POST", "/admin/v1/seals", Some(&token), r#"{"alg":"dsa"}"#).0, 400);
+
     // garbage: malformedRequest in the protocol; wrong media type and oversized bodies: 4xx
     let (st, _, r) = s.raw("POST", "/pki/ocsp", None, Some("application/ocsp-request"), b"hello");
     assert_eq!((st, r.as_slice()), (200, &[0x30, 0x03, 0x0a, 0x01, 0x01][..]));

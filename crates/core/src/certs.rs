@@ -361,6 +361,103 @@ pub async fn ra_enroll(
     })
 }
 
+/// Record a server-held organisation certificate (TSA, seal) among the CA's certificates so that
+/// OCSP and the CRL answer for it; an earlier one of the same owner is superseded. Returns whether
+/// it was new.
+pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert: &Cert) -> Result<bool> {
+    let serial = cert.serial_hex();
+    let known: Option<String> = sqlx::query_scalar("SELECT serial FROM certificates WHERE serial = $1")
+        .bind(&serial)
+        .fetch_optional(&db.pool)
+        .await?;
+    if known.is_some() {
+        return Ok(false);
+    }
+    let alg = family(cert.public_key().map_err(|e| Error::Config(e.to_string()))?);
+    let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' \
+         WHERE employee_no = $2 AND status <> 'revoked'",
+    )
+    .bind(text(Utc::now()))
+    .bind(owner)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel) \
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, 'builtin')",
+    )
+    .bind(&serial)
+    .bind(owner)
+    .bind(alg)
+    .bind(profile)
+    .bind(text(cert.not_before()))
+    .bind(text(cert.not_after()))
+    .bind(cert.to_pem())
+    .bind(crate::now_text())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "certificate.org.issue",
+        &format!("certificate:{serial}"),
+        serde_json::json!({"owner": owner, "profile": profile, "subject": cert.subject_display()}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The organisation seal certificate (R1.6) of the hospital (`department` None) or of a department,
+/// for `alg` (`sm2` | `rsa`), with its key in server custody: loaded, or issued when missing or
+/// within 30 days of its end. Signing flows sign with these keys.
+pub async fn organisation_seal(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    organization: &str,
+    ctx: &Context,
+    department: Option<&str>,
+    alg: &str,
+) -> Result<CertRecord> {
+    let h = match alg {
+        "sm2" => &cas.sm2,
+        "rsa" => &cas.rsa,
+        other => return Err(Error::Invalid(format!("alg 须为 sm2 或 rsa / alg must be sm2 or rsa, got '{other}'"))),
+    };
+    let org = organization.replace(',', " ");
+    let (owner, subject) = match department {
+        None => ("seal-hospital".to_string(), format!("CN={org},O={org},C=CN")),
+        Some(code) => {
+            let dep = crate::departments::list(db)
+                .await?
+                .into_iter()
+                .find(|d| d.code == code)
+                .ok_or_else(|| Error::NotFound(format!("科室 {code} 不存在 / no department {code}")))?;
+            let name = dep.name.replace(',', " ");
+            (format!("seal-dept-{code}"), format!("CN={org} {name},OU={name},O={org},C=CN"))
+        }
+    };
+    let key_name = format!("{owner}-{alg}");
+    let (cert, _key) = crate::ca::org_cert(
+        db,
+        kek,
+        &key_name,
+        medsign_pki::cert::Profile::Seal,
+        &subject,
+        &h.issuing,
+        h.issuing_key.as_ref(),
+    )
+    .await?;
+    record_org(db, ctx, &format!("org:{key_name}"), "seal", &cert).await?;
+    get(db, &cert.serial_hex()).await
+}
+
 /// Filters of [`list`].
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -372,6 +469,8 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// `sm2` | `rsa` | `p256`
     pub alg: Option<String>,
+    /// `signer` | `seal` | `tsa`
+    pub profile: Option<String>,
     /// page, from 1
     pub page: Option<i64>,
     /// page size, 1–500 (default 50)
@@ -381,20 +480,23 @@ pub struct ListQuery {
 /// Certificates matching the filters, newest first, and how many match in all.
 pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<CertRecord>, i64)> {
     let (limit, offset) = crate::paging(q.page, q.page_size, 50, 500)?;
-    let filter = "($1 IS NULL OR employee_no = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR alg = $3)";
+    let filter = "($1 IS NULL OR employee_no = $1) AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR alg = $3) \
+                  AND ($4 IS NULL OR profile = $4)";
     let total: i64 =
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM certificates WHERE {filter}")))
             .bind(&q.employee_no)
             .bind(&q.status)
             .bind(&q.alg)
+            .bind(&q.profile)
             .fetch_one(&db.pool)
             .await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM certificates WHERE {filter} ORDER BY created_at DESC, serial LIMIT $4 OFFSET $5"
+        "SELECT * FROM certificates WHERE {filter} ORDER BY created_at DESC, serial LIMIT $5 OFFSET $6"
     )))
     .bind(&q.employee_no)
     .bind(&q.status)
     .bind(&q.alg)
+    .bind(&q.profile)
     .bind(limit)
     .bind(offset)
     .fetch_all(&db.pool)
@@ -815,6 +917,36 @@ mod tests {
             assert_eq!(rep.expiring, vec![rekeyed.serial.clone()]);
             assert_eq!(rep.renewed.len(), 1);
             assert_eq!(get(&db, &rekeyed.serial).await.unwrap().reason.as_deref(), Some("superseded"));
+        }
+    }
+
+    #[tokio::test]
+    async fn organisation_seals() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let dep =
+                crate::departments::NewDepartment { code: "YJK".into(), name: "药剂科".into(), parent_code: None };
+            crate::departments::create_many(&db, &ctx, &[dep]).await.unwrap();
+            let h = organisation_seal(&db, &kek, &cas, "某县人民医院", &ctx, None, "sm2").await.unwrap();
+            assert!(h.subject.starts_with("CN=某县人民医院,O=某县人民医院"), "{}", h.subject);
+            let again = organisation_seal(&db, &kek, &cas, "某县人民医院", &ctx, None, "sm2").await.unwrap();
+            assert_eq!(again.serial, h.serial, "loaded, not re-issued");
+            let d = organisation_seal(&db, &kek, &cas, "某县人民医院", &ctx, Some("YJK"), "rsa").await.unwrap();
+            assert!(d.subject.contains("OU=药剂科") && d.alg == "rsa", "{}", d.subject);
+            let c = Cert::load_all(d.certificate_pem.as_bytes()).unwrap().remove(0);
+            c.verify_signed_by(&cas.rsa.issuing, Sm2IdPolicy::Standard).unwrap();
+            assert!(matches!(
+                organisation_seal(&db, &kek, &cas, "某县人民医院", &ctx, Some("NOPE"), "sm2").await,
+                Err(Error::NotFound(_))
+            ));
+            assert!(organisation_seal(&db, &kek, &cas, "x", &ctx, None, "dsa").await.is_err());
+            let (seals, n) =
+                list(&db, &ListQuery { profile: Some("seal".into()), ..Default::default() }).await.unwrap();
+            assert_eq!((n, seals.len()), (2, 2));
+            // OCSP answers for them
+            assert_eq!(status_of(&db, &cas.sm2, &h.serial).await.unwrap(), Some(None));
         }
     }
 

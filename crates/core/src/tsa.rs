@@ -154,28 +154,7 @@ async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProf
     )
     .await?;
     // recorded like any certificate of the CA, so that OCSP and the CRL answer for it
-    let serial = cert.serial_hex();
-    let known: Option<String> = sqlx::query_scalar("SELECT serial FROM certificates WHERE serial = $1")
-        .bind(&serial)
-        .fetch_optional(&db.pool)
-        .await?;
-    if known.is_none() {
-        let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let _w = db.write_lock.lock().await;
-        sqlx::query(
-            "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel) \
-             VALUES ($1, $2, $3, 'tsa', 'active', $4, $5, $6, $7, 'builtin')",
-        )
-        .bind(&serial)
-        .bind(format!("org:{name}"))
-        .bind(if h.name == "sm2" { "sm2" } else { "rsa" })
-        .bind(text(cert.not_before()))
-        .bind(text(cert.not_after()))
-        .bind(cert.to_pem())
-        .bind(crate::now_text())
-        .execute(&db.pool)
-        .await?;
-    }
+    crate::certs::record_org(db, &crate::audit::Context::cli(), &format!("org:{name}"), "tsa", &cert).await?;
     Ok(TsaProfile {
         name: if h.name == "sm2" { "sm2" } else { "rsa" },
         cert,

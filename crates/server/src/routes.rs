@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -128,6 +128,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ca-channels/{id}/disable", post(disable_channel))
         .route("/ca-channels/{id}/check", post(check_channel))
         .route("/time", get(admin_time))
+        .route("/seals", post(create_seal).get(list_seals))
         .route("/timestamps", get(list_timestamps))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -984,6 +985,52 @@ async fn verify_timestamp(
     };
     let report = medsign_core::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref()).map_err(with_id)?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+/// Body of `POST /admin/v1/seals`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SealRequest {
+    /// a department code; absent: the hospital's seal
+    department: Option<String>,
+    /// `sm2` (default) | `rsa`
+    alg: Option<String>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/seals", tag = "admin", security(("bearer" = [])),
+    request_body(content = SealRequest, example = json!({"department": "YJK", "alg": "sm2"})),
+    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "5A1F…", "employee_no": "org:seal-dept-YJK-sm2", "alg": "sm2", "profile": "seal", "channel": "builtin", "status": "active", "subject": "CN=某县人民医院 药剂科,OU=药剂科,O=某县人民医院,C=CN"})),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "科室 X 不存在 / no department X", "request_id": "…"}))))]
+/// `POST /admin/v1/seals`: the hospital's or a department's seal certificate (R1.6), key in server
+/// custody; returns the existing one while it is valid.
+async fn create_seal(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<SealRequest>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let rec = medsign_core::certs::organisation_seal(
+        &s.db,
+        &s.kek,
+        &s.cas,
+        &s.organization,
+        &caller.ctx,
+        body.department.as_deref(),
+        body.alg.as_deref().unwrap_or("sm2"),
+    )
+    .await
+    .map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/seals", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Object, example = json!({"items": [{"serial": "5A1F…", "profile": "seal", "status": "active"}], "total": 1}))))]
+/// `GET /admin/v1/seals`: the organisation seal certificates.
+async fn list_seals(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let q = medsign_core::certs::ListQuery { profile: Some("seal".into()), page_size: Some(500), ..Default::default() };
+    let (items, total) = medsign_core::certs::list(&s.db, &q).await.map_err(with_id)?;
+    Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
 #[utoipa::path(get, path = "/admin/v1/time", tag = "admin", security(("bearer" = [])),
