@@ -84,7 +84,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?,
     ));
     let mut cas = medsign_core::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
-    cas.staff_policies = medsign_core::ca::parse_policies(&cfg.ca.policy_oids).map_err(core_err)?;
+    cas.staff = medsign_core::ca::StaffProfile::from_config(&cfg.ca).map_err(core_err)?;
     let first_token = bootstrap(&db, &kek).await?;
     // the TSA clock: one poll before serving, so the banner can say whether timestamps work
     let clock = Arc::new(medsign_core::clock::Clock::new(&cfg.time));

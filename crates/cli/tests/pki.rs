@@ -77,6 +77,9 @@ fn ca_ocsp_crl_with_openssl_and_certvalidator() {
     assert_eq!((st, v["alg"].as_str()), (201, Some("rsa")), "{v}");
     let serial = v["serial"].as_str().unwrap().to_string();
     d.write("staff.pem", v["certificate_pem"].as_str().unwrap().as_bytes());
+    let (_, _, profile) = s.req("GET", "/admin/v1/ca/profile", Some(&token), None, b"");
+    assert_eq!(profile["policies"][0], "1.3.6.1.4.1.99999.7.1", "{profile}");
+    assert_eq!(v["profile_version"], profile["version"], "the certificate records its profile version");
     let root = d.p("rsa-root.pem");
     let issuing = d.p("rsa-issuing.pem");
     let staff = d.p("staff.pem");

@@ -55,19 +55,65 @@ pub struct BuiltinCas {
     pub sm2: Hierarchy,
     /// RSA / SHA-256
     pub rsa: Hierarchy,
-    /// certificatePolicies of staff certificates (`ca.policy_oids`)
-    pub staff_policies: Vec<medsign_pki::der::asn1::ObjectIdentifier>,
+    /// the staff signing certificate profile in force
+    pub staff: StaffProfile,
 }
 
-/// Parse `ca.policy_oids`.
-pub fn parse_policies(oids: &[String]) -> Result<Vec<medsign_pki::der::asn1::ObjectIdentifier>> {
-    oids.iter()
-        .map(|o| {
-            o.trim().parse().map_err(|_| {
-                Error::Config(format!("ca.policy_oids: '{o}' 不是合法的 OID / is not an object identifier"))
+/// The staff signing certificate profile (health-sector format): what goes into every staff
+/// certificate the built-in CA issues. Its `version` is a digest of the definition, recorded with
+/// every certificate, so a verifier years later knows which profile a certificate followed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StaffProfile {
+    /// `staff-signer/` + 16 hex digits of SM3 over the definition below
+    pub version: String,
+    /// certificatePolicies OIDs (`ca.policy_oids`)
+    pub policies: Vec<String>,
+    /// validity (`ca.staff_validity_days`, never beyond the issuing CA)
+    pub validity_days: u32,
+    /// subject attributes, in order
+    pub subject: &'static str,
+    /// keyUsage (critical)
+    pub key_usage: &'static str,
+    /// extensions besides keyUsage and basicConstraints
+    pub extensions: &'static str,
+    #[serde(skip)]
+    oids: Vec<medsign_pki::der::asn1::ObjectIdentifier>,
+}
+
+impl StaffProfile {
+    /// The profile from `[ca]` settings.
+    pub fn from_config(cfg: &crate::config::CaConfig) -> Result<Self> {
+        let oids = cfg
+            .policy_oids
+            .iter()
+            .map(|o| {
+                o.trim().parse().map_err(|_| {
+                    Error::Config(format!("ca.policy_oids: '{o}' 不是合法的 OID / is not an object identifier"))
+                })
             })
-        })
-        .collect()
+            .collect::<Result<Vec<medsign_pki::der::asn1::ObjectIdentifier>>>()?;
+        if !(1..=3650).contains(&cfg.staff_validity_days) {
+            return Err(Error::Config("ca.staff_validity_days 须为 1–3650 / must be 1-3650".into()));
+        }
+        let mut p = StaffProfile {
+            version: String::new(),
+            policies: oids.iter().map(|o| o.to_string()).collect(),
+            validity_days: cfg.staff_validity_days,
+            subject: "CN=姓名 name, OU=科室 department, O=医院 hospital, C=CN, SERIALNUMBER=HMAC-SM3(员工号) keyed staff id",
+            key_usage: "digitalSignature, nonRepudiation",
+            extensions: "SKI, AKI, CRL distribution point, AIA (OCSP, caIssuers), certificatePolicies",
+            oids,
+        };
+        let def = serde_json::to_vec(&p).map_err(|e| Error::Config(e.to_string()))?;
+        p.version = format!("staff-signer/{}", hex::encode(&medsign_crypto::hash::sm3(&def)[..8]));
+        Ok(p)
+    }
+
+    /// The policy OIDs.
+    pub fn oids(&self) -> &[medsign_pki::der::asn1::ObjectIdentifier] {
+        &self.oids
+    }
 }
 
 async fn load(db: &Db, name: &str) -> Result<Option<Cert>> {
@@ -202,7 +248,7 @@ pub async fn ensure(db: &Db, kek: &Kek, organization: &str) -> Result<BuiltinCas
     Ok(BuiltinCas {
         sm2: hierarchy(db, kek, &org, "sm2", KeyAlg::Sm2, KeyAlg::Sm2, "SM2").await?,
         rsa: hierarchy(db, kek, &org, "rsa", KeyAlg::Rsa3072, KeyAlg::Rsa2048, "RSA").await?,
-        staff_policies: vec![],
+        staff: StaffProfile::from_config(&Default::default())?,
     })
 }
 

@@ -40,6 +40,8 @@ pub struct CertRecord {
     pub profile: String,
     /// the CA channel that issued it (`builtin`, or a channel id)
     pub channel: String,
+    /// the staff profile version it followed (built-in CA; see `GET /admin/v1/ca/profile`)
+    pub profile_version: Option<String>,
     /// `active` | `on_hold` | `revoked`
     pub status: String,
     /// validity start
@@ -88,6 +90,7 @@ fn record(r: &sqlx::any::AnyRow) -> Result<CertRecord> {
         alg: r.try_get("alg")?,
         profile: r.try_get("profile")?,
         channel: r.try_get("channel")?,
+        profile_version: r.try_get("profile_version")?,
         status: r.try_get("status")?,
         not_before: r.try_get("not_before")?,
         not_after: r.try_get("not_after")?,
@@ -277,7 +280,8 @@ async fn issue_key(
         Some(c) => c.issue(db, kek, &builtin, ctx, &enrollment).await?,
         None => (builtin.issue_now(&subject, public_key)?, "builtin".to_string()),
     };
-    store(db, ctx, employee_no, &issued.cert, &channel, replaces).await
+    let version = (channel == "builtin").then_some(cas.staff.version.as_str());
+    store(db, ctx, employee_no, &issued.cert, &channel, version, replaces).await
 }
 
 /// Record an issued certificate (and supersede the one it replaces) in one transaction with its
@@ -288,6 +292,7 @@ async fn store(
     employee_no: &str,
     cert: &Cert,
     channel: &str,
+    profile_version: Option<&str>,
     replaces: Option<&CertRecord>,
 ) -> Result<CertRecord> {
     let alg = family(cert.public_key().map_err(|e| Error::Config(e.to_string()))?);
@@ -305,8 +310,8 @@ async fn store(
         sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
     }
     sqlx::query(
-        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel) \
-         VALUES ($1, $2, $3, 'signer', 'active', $4, $5, $6, $7, $8)",
+        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel, profile_version) \
+         VALUES ($1, $2, $3, 'signer', 'active', $4, $5, $6, $7, $8, $9)",
     )
     .bind(cert.serial_hex())
     .bind(employee_no)
@@ -316,6 +321,7 @@ async fn store(
     .bind(cert.to_pem())
     .bind(crate::now_text())
     .bind(channel)
+    .bind(profile_version)
     .execute(&mut *tx)
     .await?;
     audit::ok(
@@ -353,7 +359,7 @@ pub async fn ra_enroll(
     let subject = parse_dn(&req.subject).map_err(|e| Error::Invalid(format!("subject: {e}")))?;
     let issued = Builtin { cas, public_url }.issue_now(&subject, &key)?;
     let owner = format!("ra:{}:{}", ctx.actor, req.employee_no);
-    let rec = store(db, ctx, &owner, &issued.cert, "builtin", None).await?;
+    let rec = store(db, ctx, &owner, &issued.cert, "builtin", Some(&cas.staff.version), None).await?;
     Ok(crate::channels::RaIssued {
         serial: rec.serial,
         certificate_pem: rec.certificate_pem,
@@ -841,6 +847,8 @@ mod tests {
             let req = csr::build(&parse_dn("CN=whatever").unwrap(), &key).unwrap();
             let rec = issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await.unwrap();
             assert_eq!((rec.alg.as_str(), rec.status.as_str()), ("sm2", "active"));
+            assert_eq!(rec.profile_version.as_deref(), Some(cas.staff.version.as_str()));
+            assert!(cas.staff.version.starts_with("staff-signer/"));
             assert!(rec.subject.starts_with("CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER="), "{}", rec.subject);
             let cert = Cert::load_all(rec.certificate_pem.as_bytes()).unwrap().remove(0);
             path::validate(

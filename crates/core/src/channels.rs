@@ -98,7 +98,7 @@ impl Builtin<'_> {
         t.crl_url = Some(format!("{base}/pki/crl{}", if sm2 { "" } else { "?ca=rsa" }));
         t.ocsp_url = Some(format!("{base}/pki/ocsp"));
         t.ca_issuers_url = Some(format!("{base}/pki/{}/ca.pem", h.name));
-        t.policies = self.cas.staff_policies.clone();
+        t.policies = self.cas.staff.oids().to_vec();
         let cert = issue(&t, Some(&h.issuing), h.issuing_key.as_ref())
             .map_err(|e| Error::Config(format!("issuance failed: {e}")))?;
         Ok(Issued { cert, chain: vec![h.issuing.clone(), h.root.clone()] })

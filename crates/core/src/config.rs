@@ -110,6 +110,8 @@ pub struct CaConfig {
     pub auto_renew: bool,
     /// certificatePolicies OIDs put into staff certificates (the hospital's or its CA's policy)
     pub policy_oids: Vec<String>,
+    /// validity of staff certificates, days
+    pub staff_validity_days: u32,
 }
 
 impl Default for CaConfig {
@@ -121,6 +123,7 @@ impl Default for CaConfig {
             expiry_warn_days: 30,
             auto_renew: false,
             policy_oids: vec![],
+            staff_validity_days: 365,
         }
     }
 }
@@ -205,6 +208,9 @@ impl Config {
             "MEDSIGN_CA_EXPIRY_WARN_DAYS" => self.ca.expiry_warn_days = v.parse().map_err(|_| bad("not a number"))?,
             "MEDSIGN_CA_POLICY_OIDS" => {
                 self.ca.policy_oids = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+            }
+            "MEDSIGN_CA_STAFF_VALIDITY_DAYS" => {
+                self.ca.staff_validity_days = v.parse().map_err(|_| bad("not a number"))?
             }
             "MEDSIGN_CA_AUTO_RENEW" => self.ca.auto_renew = v.parse().map_err(|_| bad("true or false"))?,
             "MEDSIGN_AUDIT_ANCHOR_MINUTES" => self.audit.anchor_minutes = v.parse().map_err(|_| bad("not a number"))?,

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "crl_ocsp", include_str!("../migrations/0007_crl_ocsp.sql")),
     (8, "ca_channels", include_str!("../migrations/0008_ca_channels.sql")),
     (9, "timestamps", include_str!("../migrations/0009_timestamps.sql")),
+    (10, "profile_version", include_str!("../migrations/0010_profile_version.sql")),
 ];
 
 /// Which database.

@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -129,6 +129,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ca-channels/{id}/check", post(check_channel))
         .route("/time", get(admin_time))
         .route("/seals", post(create_seal).get(list_seals))
+        .route("/ca/profile", get(ca_profile))
         .route("/timestamps", get(list_timestamps))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -985,6 +986,13 @@ async fn verify_timestamp(
     };
     let report = medsign_core::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref()).map_err(with_id)?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
+}
+
+#[utoipa::path(get, path = "/admin/v1/ca/profile", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = medsign_core::ca::StaffProfile, example = json!({"version": "staff-signer/3f2a9c1b7d4e5a60", "policies": [], "validity_days": 365, "subject": "CN=姓名 name, OU=科室 department, O=医院 hospital, C=CN, SERIALNUMBER=…", "key_usage": "digitalSignature, nonRepudiation", "extensions": "SKI, AKI, CRL distribution point, AIA (OCSP, caIssuers), certificatePolicies"}))))]
+/// `GET /admin/v1/ca/profile`: the staff certificate profile in force and its version.
+async fn ca_profile(State(s): State<Arc<AppState>>) -> Json<medsign_core::ca::StaffProfile> {
+    Json(s.cas.staff.clone())
 }
 
 /// Body of `POST /admin/v1/seals`.
