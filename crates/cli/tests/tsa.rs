@@ -230,6 +230,10 @@ fn tsa_with_a_loopback_ntp_source_judged_by_openssl_pyhanko_and_gmssl() {
         assert_envelope(&v, "invalid_request");
     }
     assert_eq!(s.json("POST", "/api/v1/timestamps/verify", Some(&token), r#"{"token":"AAAA","digest":"00"}"#).0, 400);
+    // an app without the timestamps scope is refused
+    let (_, v) = s.json("POST", "/admin/v1/apps", Some(&token), r#"{"name":"LIS","scopes":["users:read"]}"#);
+    let lis = v["token"].as_str().unwrap().to_string();
+    assert_eq!(s.json("POST", "/api/v1/timestamps", Some(&lis), &body).0, 403);
 
     // every issuance is on record; the clock is visible to the admin and in the metrics
     let (st, _, list) = s.req("GET", "/admin/v1/timestamps?page_size=500", Some(&token), None, b"");

@@ -935,6 +935,7 @@ async fn create_timestamp(
     StrictJson(body): StrictJson<TimestampRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Timestamps).map_err(with_id)?;
     let t = s
         .tsa
         .stamp_digest(body.profile.as_deref(), &body.algorithm, &body.digest, &caller.app.app_id)
@@ -967,6 +968,7 @@ async fn verify_timestamp(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Timestamps).or_else(|_| caller.app.require(Scope::Verify)).map_err(with_id)?;
     let b64 = |v: &str, what: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(v.trim())
