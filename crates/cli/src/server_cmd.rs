@@ -223,6 +223,30 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         }
     });
     let clock_task = clock.clone().spawn();
+    // webhooks every 2 s; timestamps of `timestamp: "later"` flows every minute
+    let hook_state = state.clone();
+    let hooks = tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(15))
+            .build()
+            .unwrap_or_default();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            let s = &hook_state;
+            if let Err(e) = medsign_core::flows::deliver_due(&s.db, &s.kek, &client).await {
+                tracing::warn!(error = %e, "webhook delivery failed");
+            }
+            if n.is_multiple_of(30)
+                && let Err(e) = medsign_core::flows::complete_pending_timestamps(&s.db, &s.tsa).await
+            {
+                tracing::warn!(error = %e, "pending timestamps failed");
+            }
+        }
+    });
     // CA channel health, every minute
     let health_state = state.clone();
     let health = tokio::spawn(async move {
@@ -259,6 +283,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     expiry.abort();
     health.abort();
     clock_task.abort();
+    hooks.abort();
     if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }

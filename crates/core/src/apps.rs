@@ -150,6 +150,25 @@ fn hmac_aad(app_id: &str) -> Vec<u8> {
     format!("medsign/app-hmac/{app_id}").into_bytes()
 }
 
+/// An app's HMAC-SM3 key (the one it signs requests with: [`hmac_key`] of its secret), unwrapped;
+/// medsign signs the app's webhooks with it.
+pub async fn hmac_key_of(db: &Db, kek: &Kek, app_id: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let wrapped: Option<Option<String>> = sqlx::query_scalar("SELECT hmac_key_wrapped FROM apps WHERE app_id = $1")
+        .bind(app_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let blob = wrapped
+        .flatten()
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or_else(|| Error::NotFound(format!("应用 {app_id} 没有签名密钥 / app {app_id} has no signing key")))?;
+    let key: [u8; 32] = kek
+        .unwrap(&blob, &hmac_aad(app_id))?
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Config("stored HMAC key is corrupt".into()))?;
+    Ok(Zeroizing::new(key))
+}
+
 /// Create an app; returns it and the token `app_id.secret` (shown once, never stored).
 pub async fn create(
     db: &Db,

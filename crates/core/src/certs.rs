@@ -419,6 +419,14 @@ pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert
     Ok(true)
 }
 
+/// The custody name of a seal key: `seal-hospital-sm2`, `seal-dept-<code>-rsa`, …
+pub fn seal_key_name(department: Option<&str>, alg: &str) -> String {
+    match department {
+        None => format!("seal-hospital-{alg}"),
+        Some(code) => format!("seal-dept-{code}-{alg}"),
+    }
+}
+
 /// The organisation seal certificate (R1.6) of the hospital (`department` None) or of a department,
 /// for `alg` (`sm2` | `rsa`), with its key in server custody: loaded, or issued when missing or
 /// within 30 days of its end. Signing flows sign with these keys.
@@ -437,7 +445,7 @@ pub async fn organisation_seal(
         other => return Err(Error::Invalid(format!("alg 须为 sm2 或 rsa / alg must be sm2 or rsa, got '{other}'"))),
     };
     let org = organization.replace(',', " ");
-    let (owner, subject) = match department {
+    let (_, subject) = match department {
         None => ("seal-hospital".to_string(), format!("CN={org},O={org},C=CN")),
         Some(code) => {
             let dep = crate::departments::list(db)
@@ -449,7 +457,7 @@ pub async fn organisation_seal(
             (format!("seal-dept-{code}"), format!("CN={org} {name},OU={name},O={org},C=CN"))
         }
     };
-    let key_name = format!("{owner}-{alg}");
+    let key_name = seal_key_name(department, alg);
     let (cert, _key) = crate::ca::org_cert(
         db,
         kek,

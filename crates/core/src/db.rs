@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "ca_channels", include_str!("../migrations/0008_ca_channels.sql")),
     (9, "timestamps", include_str!("../migrations/0009_timestamps.sql")),
     (10, "profile_version", include_str!("../migrations/0010_profile_version.sql")),
+    (11, "sign_flows", include_str!("../migrations/0011_sign_flows.sql")),
 ];
 
 /// Which database.

@@ -17,6 +17,7 @@ pub mod custody;
 pub mod db;
 pub mod departments;
 pub mod error;
+pub mod flows;
 pub mod idempotency;
 pub mod import;
 pub mod ocsp;

@@ -367,6 +367,19 @@ impl Parsed {
             .to_vec())
     }
 
+    /// Whether signer `i` carries a signature timestamp token.
+    pub fn has_timestamp(&self, i: usize) -> bool {
+        self.signer_infos()
+            .get(i)
+            .is_some_and(|si| find_attr(si.unsigned_attrs.as_ref(), oid::ATTR_TIMESTAMP_TOKEN).is_some())
+    }
+
+    /// The digest algorithm of signer `i` (what its timestamp imprint should use).
+    pub fn digest_of(&self, i: usize) -> Result<HashAlg> {
+        let si = self.signer_infos().get(i).ok_or_else(|| Error::Invalid(format!("no signer #{i}")))?;
+        hash_from_digest_algorithm(&si.digest_alg)
+    }
+
     /// Add an RFC 3161 timestamp token (a ContentInfo DER) to signer `i` as the unsigned
     /// attribute id-aa-timeStampToken. Returns the new message.
     pub fn add_timestamp(&mut self, i: usize, token_der: &[u8]) -> Result<Vec<u8>> {

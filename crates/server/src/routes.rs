@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -130,6 +130,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/time", get(admin_time))
         .route("/seals", post(create_seal).get(list_seals))
         .route("/ca/profile", get(ca_profile))
+        .route("/users/{employee_no}/custody", post(authorize_custody).delete(revoke_custody))
+        .route("/webhooks", get(list_webhooks))
         .route("/timestamps", get(list_timestamps))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -146,6 +148,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/certificates/{serial}/release", post(release_certificate))
         .route("/api/v1/certificates/expiring", get(expiring_certificates))
         .route("/api/v1/ca/enroll", post(ra_enroll))
+        .route("/api/v1/sign-flows", post(create_flow))
+        .route("/api/v1/sign-flows/{flow_id}", get(get_flow))
+        .route("/api/v1/sign-flows/{flow_id}/revoke", post(revoke_flow))
+        .route("/api/v1/sign-flows/{flow_id}/file", get(flow_file))
+        .route("/api/v1/verify/data", post(verify_data))
         .route("/tsa", post(tsa_default))
         .route("/tsa/sm2", post(tsa_sm2))
         .route("/tsa/rsa", post(tsa_rsa))
@@ -995,6 +1002,239 @@ async fn verify_timestamp(
 /// `GET /admin/v1/ca/profile`: the staff certificate profile in force and its version.
 async fn ca_profile(State(s): State<Arc<AppState>>) -> Json<medsign_core::ca::StaffProfile> {
     Json(s.cas.staff.clone())
+}
+
+/// Body of `POST /admin/v1/users/{employee_no}/custody`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CustodyRequest {
+    /// the hospital's basis for holding this person's key (policy, resolution, consent)
+    reason: String,
+    /// `sm2` (default) | `rsa`
+    alg: Option<String>,
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{employee_no}/custody", tag = "admin", security(("bearer" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    request_body(content = CustodyRequest, example = json!({"reason": "院长办公会 2026-11 决议：检验科自动审核报告由服务器托管签名", "alg": "sm2"})),
+    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "status": "active"})),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "用户已有另一把密钥的 sm2 证书 X，请先吊销 / …", "request_id": "…"}))))]
+/// `POST /admin/v1/users/{employee_no}/custody`: authorize server custody of this person's signing
+/// key (audited); the key is created and certified.
+async fn authorize_custody(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+    StrictJson(body): StrictJson<CustodyRequest>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let rec = medsign_core::flows::authorize_custody(
+        &s.db,
+        &s.kek,
+        s.issuer(),
+        &caller.ctx,
+        &no,
+        &body.reason,
+        body.alg.as_deref().unwrap_or("sm2"),
+    )
+    .await
+    .map_err(with_id)?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+#[utoipa::path(delete, path = "/admin/v1/users/{employee_no}/custody", tag = "admin", security(("bearer" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 204, description = "ended; auto flows naming this person are refused from now on"), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "1001 没有有效的托管授权 / no active custody authorization", "request_id": "…"}))))]
+/// `DELETE /admin/v1/users/{employee_no}/custody`.
+async fn revoke_custody(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    medsign_core::flows::revoke_custody(&s.db, &caller.ctx, &no).await.map_err(with_id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?flow_id=` of `GET /admin/v1/webhooks`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct WebhookQuery {
+    /// one flow's deliveries
+    flow_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/webhooks", tag = "admin", security(("bearer" = [])), params(WebhookQuery),
+    responses((status = 200, body = Vec<medsign_core::flows::Delivery>, example = json!([{"id": "wh_3f2a9c1b7d4e5a60", "app_id": "app_1a2b", "flow_id": "sf_9c1b7d4e5a603f2a", "event": "flow.completed", "url": "https://his.example/medsign/callback", "state": "delivered", "attempts": 1, "last_status": 200, "last_error": null, "next_at": "…", "delivered_at": "2026-11-27T08:00:01.000Z"}])),
+        (status = 400, body = ErrorBody)))]
+/// `GET /admin/v1/webhooks[?flow_id=]`: the delivery log.
+async fn list_webhooks(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<medsign_core::flows::Delivery>>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let Query(q) =
+        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    Ok(Json(medsign_core::flows::deliveries(&s.db, q.flow_id.as_deref()).await.map_err(with_id)?))
+}
+
+fn owner(caller: &Caller) -> Option<&str> {
+    // an admin app sees every flow; others only their own
+    if caller.app.allows(Scope::Admin) { None } else { Some(caller.app.app_id.as_str()) }
+}
+
+#[utoipa::path(post, path = "/api/v1/sign-flows", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe creation")),
+    request_body(content = medsign_core::flows::NewFlow, example = json!({"kind": "data", "title": "门诊处方 No.2026-000123", "content_json": {"patient": "李某", "rx": [{"drug": "阿莫西林胶囊", "dose": "0.5g", "freq": "tid"}]}, "signers": [{"employee_no": "1001", "mode": "auto"}, {"seal": "hospital"}], "alg": "sm2", "callback_url": "https://his.example/medsign/callback"})),
+    responses((status = 201, body = medsign_core::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "kind": "data", "title": "门诊处方 No.2026-000123", "state": "completed", "alg": "sm2", "detached": true, "content_sm3": "66c7…", "timestamp_mode": "required", "timestamp_pending": false, "signers": [{"index": 0, "kind": "staff", "ref": "1001", "mode": "auto", "state": "signed", "cert_serial": "2BE1…", "signed_at": "…", "timestamp_at": "…"}]})),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody, example = json!({"code": "unavailable", "message": "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; …", "request_id": "…"}))))]
+/// `POST /api/v1/sign-flows` (R7.4.5): a data flow, signed by its auto signers at once.
+async fn create_flow(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Sign).map_err(with_id)?;
+    let nf: medsign_core::flows::NewFlow = serde_json::from_slice(&body)
+        .map_err(|e| with_id(medsign_core::Error::Invalid(format!("请求体不是合法的签署流程 / invalid flow: {e}"))))?;
+    let hash = hex::encode(medsign_crypto::hash::sm3(&body));
+    let st = s.clone();
+    let app_id = caller.app.app_id.clone();
+    let ctx = caller.ctx.clone();
+    idempotent(&s, &caller, "POST /api/v1/sign-flows", &hash, || async move {
+        let max = st.max_body_bytes.min(8 << 20);
+        let f =
+            medsign_core::flows::create(&st.db, &st.kek, &st.cas, &st.organization, &st.tsa, &ctx, &app_id, &nf, max)
+                .await?;
+        Ok((StatusCode::CREATED, serde_json::to_value(f).unwrap_or_default()))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/v1/sign-flows/{flow_id}", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
+    responses((status = 200, body = medsign_core::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "state": "completed", "signers": []})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "签署流程 X 不存在 / no signing flow X", "request_id": "…"}))))]
+/// `GET /api/v1/sign-flows/{flow_id}` (R7.4.9): status per flow and per signer.
+async fn get_flow(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Sign).map_err(with_id)?;
+    Ok(Json(medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
+}
+
+/// Body of `POST /api/v1/sign-flows/{flow_id}/revoke`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct FlowRevokeRequest {
+    /// why
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/sign-flows/{flow_id}/revoke", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
+    request_body(content = FlowRevokeRequest, example = json!({"reason": "开错患者 / wrong patient"})),
+    responses((status = 200, body = medsign_core::flows::FlowView), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程 QM-… 状态为 completed，不能撤销 / only unfinished flows can be revoked", "request_id": "…"}))))]
+/// `POST /api/v1/sign-flows/{flow_id}/revoke` (R7.4.10).
+async fn revoke_flow(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<FlowRevokeRequest>,
+) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Sign).map_err(with_id)?;
+    Ok(Json(medsign_core::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await.map_err(with_id)?))
+}
+
+/// `?signature=p7s` of `GET /api/v1/sign-flows/{flow_id}/file`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct FileQuery {
+    /// `p7s`: the CMS signature of a data flow
+    signature: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sign-flows/{flow_id}/file", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a"), FileQuery),
+    responses((status = 200, description = "the CMS SignedData (DER)", content_type = "application/pkcs7-signature", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程 QM-… 尚未完成 / the flow is not completed", "request_id": "…"}))))]
+/// `GET /api/v1/sign-flows/{flow_id}/file?signature=p7s` (R7.4.13).
+async fn flow_file(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Sign).map_err(with_id)?;
+    let Query(q) =
+        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    if q.signature.as_deref() != Some("p7s") {
+        return Err(with_id(medsign_core::Error::Invalid(
+            "数据签署流程请用 ?signature=p7s 下载签名 / data flows: download the signature with ?signature=p7s".into(),
+        )));
+    }
+    let f = medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
+    let der = medsign_core::flows::signature(&s.db, owner(&caller), &id).await.map_err(with_id)?;
+    let disposition = format!("attachment; filename=\"{}.p7s\"", f.doc_no);
+    Ok((
+        [(header::CONTENT_TYPE, "application/pkcs7-signature".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+        der,
+    )
+        .into_response())
+}
+
+/// Body of `POST /api/v1/verify/data`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyDataRequest {
+    /// the CMS signature (DER, base64; PEM also accepted)
+    signature: String,
+    /// the signed data, base64 (for detached signatures)
+    data: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/verify/data", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = VerifyDataRequest, example = json!({"signature": "MIIG…", "data": "UnA6IOmYv+iOq+ilv+aelyAwLjVnIHRpZA=="})),
+    responses((status = 200, body = Object, example = json!({"indication": "TOTAL_PASSED", "detached": true, "signers": [{"subject": "CN=张三,OU=心内科,O=某县人民医院,C=CN,SERIALNUMBER=…", "integrity": {"ok": true}, "chain": {"ok": true}, "revocation": {"ok": true}, "timestamp": {"time": "2026-11-27T08:00:00.123Z", "integrity": {"ok": true}, "chain": {"ok": true}}, "indication": "TOTAL_PASSED"}]})),
+        (status = 400, body = ErrorBody)))]
+/// `POST /api/v1/verify/data` (R7.4.11): integrity, signer identity, certificate status (CRL),
+/// timestamp, chain; overall DSS-style indication.
+async fn verify_data(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<VerifyDataRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use base64::Engine;
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
+    let sig = if body.signature.contains("-----BEGIN") {
+        body.signature.clone().into_bytes()
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(body.signature.trim()).map_err(|_| {
+            with_id(medsign_core::Error::Invalid("signature 不是 base64 / signature is not base64".into()))
+        })?
+    };
+    let data = match &body.data {
+        Some(d) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(d.trim())
+                .map_err(|_| with_id(medsign_core::Error::Invalid("data 不是 base64 / data is not base64".into())))?,
+        ),
+        None => None,
+    };
+    let rep = medsign_core::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await.map_err(with_id)?;
+    Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
 }
 
 /// Body of `POST /admin/v1/seals`.

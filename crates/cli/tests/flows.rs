@@ -1,0 +1,213 @@
+//! End-to-end for data signing flows (issue #6, first slice) through the HTTP API of the real
+//! `medsign serve` (time from chronyd on loopback): server custody authorized per user, a flow
+//! signed by a doctor and the hospital seal with timestamps, the p7s judged by the independent
+//! SM2 checker (SM2) and `openssl cms -verify` (RSA), `POST /api/v1/verify/data`, idempotency,
+//! revoke rules, and the signed webhook arriving at a local receiver.
+
+mod common;
+use base64::Engine;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+
+/// A local HTTP receiver (tests only): answers 204 and hands each (headers, body) to the channel.
+fn receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; len];
+            r.read_exact(&mut body).unwrap();
+            let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = tx.send((head, String::from_utf8_lossy(&body).into_owned()));
+        }
+    });
+    (url, rx)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> &'a str {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .unwrap_or("")
+}
+
+#[test]
+fn data_flows_through_the_api_judged_by_gmssl_and_openssl() {
+    let d = Dir::new();
+    let ntp = Chrony::start(&d, "ntp", None, false);
+    let s = Server::start(&d, &[("MEDSIGN_TIME_SOURCES", &ntp.source()), ("MEDSIGN_TIME_POLL_SECONDS", "1")]);
+    let admin = s.token().unwrap();
+    wait_clock(&s, "INSYNC");
+    let (st, v) =
+        s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"HIS","scopes":["sign","verify","users:write"]}"#);
+    assert_eq!(st, 201, "{v}");
+    let his = v["token"].as_str().unwrap().to_string();
+    let (st, v) = s.json(
+        "POST",
+        "/api/v1/users",
+        Some(&his),
+        r#"[{"employee_no":"1001","name":"张三"},{"employee_no":"1002","name":"李四"}]"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    for (_, which) in [(0, "sm2"), (1, "rsa")] {
+        let (_, _, chain) = s.raw("GET", &format!("/pki/{which}/ca.pem"), None, None, b"");
+        d.write(&format!("{which}-chain.pem"), &chain);
+    }
+
+    // server custody is an admin decision, per user, with a reason
+    let (st, v) = s.json(
+        "POST",
+        "/admin/v1/users/1001/custody",
+        Some(&admin),
+        r#"{"reason":"院务会决议：门诊电子处方服务器托管签名"}"#,
+    );
+    assert_eq!((st, v["alg"].as_str()), (201, Some("sm2")), "{v}");
+    let (st, _) =
+        s.json("POST", "/admin/v1/users/1001/custody", Some(&admin), r#"{"reason":"RSA for PDF readers","alg":"rsa"}"#);
+    assert_eq!(st, 201);
+    assert_eq!(s.json("POST", "/admin/v1/users/1001/custody", Some(&his), r#"{"reason":"x"}"#).0, 403, "admin only");
+
+    let (url, hooks) = receiver();
+    let content = "Rp: 阿莫西林胶囊 0.5g tid ×3d；患者 王某 门诊号 20261127-0042";
+    d.write("rx.txt", content.as_bytes());
+    let flow = serde_json::json!({"kind": "data", "title": "门诊处方 No.2026-000123", "content": content,
+        "signers": [{"employee_no": "1001"}, {"seal": "hospital"}], "callback_url": url});
+    let (st, h, f) =
+        s.req("POST", "/api/v1/sign-flows", Some(&his), Some("application/json"), flow.to_string().as_bytes());
+    assert_eq!((st, f["state"].as_str()), (201, Some("completed")), "{f}");
+    let id = f["id"].as_str().unwrap().to_string();
+    assert!(!h.contains("idempotent-replayed"));
+    let (st, _, p7s) = s.raw("GET", &format!("/api/v1/sign-flows/{id}/file?signature=p7s"), Some(&his), None, b"");
+    assert_eq!(st, 200);
+    d.write("rx.p7s", &p7s);
+    let o = d.sm2_check(&["cms", &d.p("rx.p7s"), "--content", &d.p("rx.txt"), "--ca", &d.p("sm2-chain.pem")]);
+    assert_ok(&o, "independent SM2 checker on the flow's CMS (two signers)");
+    assert!(text(&o.stdout).contains("signer #1 SM2 signature"), "{}", text(&o.stdout));
+    // our verifier through the API: valid, with timestamps; another text fails
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (st, r) = s.json(
+        "POST",
+        "/api/v1/verify/data",
+        Some(&his),
+        &serde_json::json!({"signature": b64(&p7s), "data": b64(content.as_bytes())}).to_string(),
+    );
+    assert_eq!((st, r["indication"].as_str()), (200, Some("TOTAL_PASSED")), "{r}");
+    assert!(r["signers"].as_array().unwrap().iter().all(|x| x["timestamp"]["integrity"]["ok"] == true), "{r}");
+    let (_, r) = s.json(
+        "POST",
+        "/api/v1/verify/data",
+        Some(&his),
+        &serde_json::json!({"signature": b64(&p7s), "data": b64(b"Rp: something else")}).to_string(),
+    );
+    assert_eq!(r["indication"], "TOTAL_FAILED", "{r}");
+    assert_eq!(s.json("POST", "/api/v1/verify/data", Some(&his), r#"{"signature":"bm90IGNtcw=="}"#).0, 400);
+
+    // RSA, attached: OpenSSL verifies it
+    let flow = serde_json::json!({"kind": "data", "title": "检验报告 No.42", "content_base64": b64(b"WBC 6.1 x10^9/L"),
+        "detached": false, "alg": "rsa", "signers": [{"employee_no": "1001"}]});
+    let (st, f2) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
+    assert_eq!(st, 201, "{f2}");
+    let (_, _, p7s) = s.raw(
+        "GET",
+        &format!("/api/v1/sign-flows/{}/file?signature=p7s", f2["id"].as_str().unwrap()),
+        Some(&his),
+        None,
+        b"",
+    );
+    d.write("lab.p7s", &p7s);
+    let o = d.openssl(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        &d.p("lab.p7s"),
+        "-CAfile",
+        &d.p("rsa-chain.pem"),
+        "-purpose",
+        "any",
+        "-out",
+        &d.p("lab.out"),
+    ]);
+    assert!(text(&o.stderr).contains("Verification successful"), "{}", text(&o.stderr));
+    assert_eq!(d.read("lab.out"), b"WBC 6.1 x10^9/L");
+
+    // idempotency: the same key and body replays the same flow
+    let flow = serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"seal": "hospital"}]});
+    let again = |key: &str| {
+        let mut st = std::net::TcpStream::connect(&s.addr).unwrap();
+        let body = flow.to_string();
+        write!(
+            st,
+            "POST /api/v1/sign-flows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {his}\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        st.read_to_string(&mut out).unwrap();
+        out
+    };
+    let (a, b) = (again("flow-0001"), again("flow-0001"));
+    let id_of =
+        |t: &str| serde_json::from_str::<serde_json::Value>(t.split_once("\r\n\r\n").unwrap().1).unwrap()["id"].clone();
+    assert_eq!(id_of(&a), id_of(&b));
+    assert!(b.to_lowercase().contains("idempotent-replayed: true"), "{b}");
+
+    // rules: a completed flow cannot be revoked; another app cannot see it; PDF and scan wait
+    let (st, v) = s.json("POST", &format!("/api/v1/sign-flows/{id}/revoke"), Some(&his), r#"{"reason":"开错患者"}"#);
+    assert_eq!(st, 409, "{v}");
+    assert_envelope(&v, "conflict");
+    let (_, v) = s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"EMR","scopes":["sign"]}"#);
+    let emr = v["token"].as_str().unwrap().to_string();
+    assert_eq!(s.req("GET", &format!("/api/v1/sign-flows/{id}"), Some(&emr), None, b"").0, 404);
+    for bad in [
+        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1002"}]}),
+        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1001", "mode": "scan"}]}),
+        serde_json::json!({"kind": "file", "title": "t", "content": "x", "signers": [{"seal": "hospital"}]}),
+        serde_json::json!({"kind": "data", "title": "t", "signers": [{"seal": "hospital"}]}),
+        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"seal": "NOPE"}]}),
+        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"seal": "hospital"}], "extra": 1}),
+    ] {
+        let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &bad.to_string());
+        assert_eq!(st, 400, "{bad}: {v}");
+        assert_envelope(&v, "invalid_request");
+    }
+    assert_eq!(s.req("GET", &format!("/api/v1/sign-flows/{id}/file"), Some(&his), None, b"").0, 400);
+    assert_eq!(s.req("GET", "/api/v1/sign-flows/sf_nope", Some(&his), None, b"").0, 404);
+    let (st, f) = s.json("GET", &format!("/api/v1/sign-flows/{id}"), Some(&his), "");
+    assert_eq!((st, f["signers"][1]["ref"].as_str()), (200, Some("hospital")), "{f}");
+
+    // the webhook arrives, signed with the HIS app's key
+    let (head, body) = hooks.recv_timeout(std::time::Duration::from_secs(15)).expect("webhook within 15 s");
+    let ev: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((ev["event"].as_str(), ev["flow_id"].as_str()), (Some("flow.completed"), Some(id.as_str())), "{ev}");
+    let key = medsign_core::apps::hmac_key(his.split_once('.').unwrap().1);
+    let ts = header(&head, "x-medsign-timestamp");
+    assert_eq!(header(&head, "x-medsign-signature"), medsign_core::flows::webhook_signature(&key, ts, &body), "{head}");
+    let (_, _, log) = s.req("GET", &format!("/admin/v1/webhooks?flow_id={id}"), Some(&admin), None, b"");
+    assert_eq!(log[0]["state"], "delivered", "{log}");
+
+    // custody ends: auto flows for that doctor are refused
+    assert_eq!(s.req("DELETE", "/admin/v1/users/1001/custody", Some(&admin), None, b"").0, 204);
+    let flow = serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1001"}]});
+    assert_eq!(s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string()).0, 400);
+    assert_eq!(s.stop(), 0);
+}

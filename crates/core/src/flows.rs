@@ -1,0 +1,1100 @@
+//! Signing flows (issue #6, first slice: `data` flows). A hospital system creates a flow with the
+//! content and an ordered list of signers — staff whose key the hospital holds in server custody
+//! under a per-user authorization record, and organisation seals (hospital, departments) — and
+//! medsign produces one CMS SignedData (RFC 5652; signingTime, signingCertificateV2) with every
+//! signer, each signature timestamped by the built-in TSA (unsigned attribute, R6.7). States:
+//! `pending → signing → completed`, or `revoked` / `expired` / `failed`. Every state change is
+//! POSTed to the app's callback URL, signed with the app's HMAC-SM3 key (deliveries persisted and
+//! retried with backoff). PDF flows, scan mode (QR tickets), templates and batch jobs come in the
+//! next slices; they are refused with a clear 400 until then.
+//!
+//! Timestamps: `timestamp: "required"` (default) — when the TSA cannot issue, the flow fails and
+//! nothing is released without its timestamp; `"later"` — the signatures are released at once,
+//! the flow is marked `timestamp_pending`, and [`complete_pending_timestamps`] (run every minute
+//! by `medsign serve`) adds the tokens when the clock is back in sync.
+
+use crate::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    ca::BuiltinCas,
+    certs::{self, CertRecord, Issuer},
+    custody,
+    db::Db,
+    tsa::Tsa,
+    users,
+};
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use medsign_crypto::{KeyAlg, Signer, signer::KeySigner, wrap::Kek};
+use medsign_pki::{
+    cert::Cert,
+    cms::{self, CmsSigner, Parsed, SignOptions},
+    csr,
+    name::parse_dn,
+    tsp::MessageImprint,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+fn key_alg(alg: &str) -> Result<KeyAlg> {
+    match alg {
+        "sm2" => Ok(KeyAlg::Sm2),
+        "rsa" => Ok(KeyAlg::Rsa2048),
+        other => Err(Error::Invalid(format!("alg 须为 sm2 或 rsa / alg must be sm2 or rsa, got '{other}'"))),
+    }
+}
+
+fn staff_key_name(employee_no: &str, alg: &str) -> String {
+    format!("staff-{employee_no}-{alg}")
+}
+
+/// Authorize server custody of `employee_no`'s signing key for `alg` (hospital policy, R3.8):
+/// the key is generated and wrapped under the KEK, certified through the CA channels (with a CSR
+/// the server makes, so EST works too), and the authorization is recorded and audited. A user
+/// who already holds an active certificate for another key of that algorithm must have it revoked
+/// first.
+pub async fn authorize_custody(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    employee_no: &str,
+    reason: &str,
+    alg: &str,
+) -> Result<CertRecord> {
+    let ka = key_alg(alg)?;
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::Invalid("须说明授权依据（1–500 字）/ give the reason (1-500 characters)".into()));
+    }
+    let user = users::get(db, kek, employee_no).await?;
+    if user.status != "active" {
+        return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
+    }
+    let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), ka).await?);
+    let family = if alg == "sm2" { "sm2" } else { "rsa" };
+    let (active, _) = certs::list(
+        db,
+        &certs::ListQuery {
+            employee_no: Some(employee_no.into()),
+            status: Some("active".into()),
+            alg: Some(family.into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let rec = match active.into_iter().next() {
+        Some(c) => {
+            let cert =
+                Cert::load_all(c.certificate_pem.as_bytes()).map_err(|e| Error::Config(e.to_string()))?.remove(0);
+            if cert.public_key().ok() != Some(key.public_key()) {
+                return Err(Error::Conflict(format!(
+                    "用户已有另一把密钥的 {family} 证书 {}，请先吊销 / the user holds a {family} certificate {} for another key; revoke it first",
+                    c.serial, c.serial
+                )));
+            }
+            c
+        }
+        None => {
+            let req =
+                csr::build(&parse_dn("CN=medsign server custody").map_err(|e| Error::Config(e.to_string()))?, &key)
+                    .map_err(|e| Error::Config(e.to_string()))?;
+            certs::issue_for_user(db, kek, issuer, ctx, employee_no, &req).await?
+        }
+    };
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM staff_custody WHERE employee_no = $1").bind(employee_no).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO staff_custody (employee_no, granted_by, reason, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(employee_no)
+        .bind(&ctx.actor)
+        .bind(reason.trim())
+        .bind(crate::now_text())
+        .execute(&mut *tx)
+        .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "custody.authorize",
+        &format!("user:{employee_no}"),
+        serde_json::json!({"alg": alg, "reason": reason.trim(), "certificate": rec.serial}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(rec)
+}
+
+/// End server custody for `employee_no`: auto flows naming them are refused from now on.
+pub async fn revoke_custody(db: &Db, ctx: &Context, employee_no: &str) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let done = sqlx::query("UPDATE staff_custody SET revoked_at = $1 WHERE employee_no = $2 AND revoked_at IS NULL")
+        .bind(crate::now_text())
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("{employee_no} 没有有效的托管授权 / no active custody authorization")));
+    }
+    audit::ok(&mut tx, ctx, Kind::Admin, "custody.revoke", &format!("user:{employee_no}"), serde_json::json!({}))
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A signer ready to sign: key, certificate, chain.
+struct Ready {
+    key: KeySigner,
+    cert: Cert,
+    chain: Vec<Cert>,
+}
+
+async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, alg: &str) -> Result<Ready> {
+    let user = users::get(db, kek, employee_no)
+        .await
+        .map_err(|_| Error::Invalid(format!("签署人 {employee_no} 不存在 / unknown signer {employee_no}")))?;
+    if user.status != "active" {
+        return Err(Error::Invalid(format!("签署人 {employee_no} 已停用 / signer {employee_no} is disabled")));
+    }
+    let granted: Option<String> =
+        sqlx::query_scalar("SELECT employee_no FROM staff_custody WHERE employee_no = $1 AND revoked_at IS NULL")
+            .bind(employee_no)
+            .fetch_optional(&db.pool)
+            .await?;
+    if granted.is_none() {
+        return Err(Error::Invalid(format!(
+            "签署人 {employee_no} 未授权服务器托管签名（auto 模式需要）/ signer {employee_no} has no server-custody authorization (needed for auto mode)"
+        )));
+    }
+    let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), key_alg(alg)?).await?);
+    let family = if alg == "sm2" { "sm2" } else { "rsa" };
+    let (active, _) = certs::list(
+        db,
+        &certs::ListQuery {
+            employee_no: Some(employee_no.into()),
+            status: Some("active".into()),
+            alg: Some(family.into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let cert = active
+        .iter()
+        .filter_map(|c| Cert::load_all(c.certificate_pem.as_bytes()).ok()?.into_iter().next())
+        .find(|c| c.public_key().ok() == Some(key.public_key()))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "签署人 {employee_no} 没有与托管密钥对应的有效 {family} 证书 / signer {employee_no} has no active {family} certificate for the custody key"
+            ))
+        })?;
+    let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
+    Ok(Ready { key, cert, chain: vec![h.issuing.clone()] })
+}
+
+async fn seal_ready(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    organization: &str,
+    ctx: &Context,
+    seal: &str,
+    alg: &str,
+) -> Result<Ready> {
+    let department = (seal != "hospital").then_some(seal);
+    let rec =
+        certs::organisation_seal(db, kek, cas, organization, ctx, department, alg).await.map_err(|e| match e {
+            Error::NotFound(m) => Error::Invalid(m),
+            other => other,
+        })?;
+    let key =
+        KeySigner::new(custody::ensure_key(db, kek, &certs::seal_key_name(department, alg), key_alg(alg)?).await?);
+    let cert = Cert::load_all(rec.certificate_pem.as_bytes()).map_err(|e| Error::Config(e.to_string()))?.remove(0);
+    let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
+    Ok(Ready { key, cert, chain: vec![h.issuing.clone()] })
+}
+
+/// A signer of a new flow: a staff member (`employee_no`) or a seal (`seal`: `hospital` or a
+/// department code).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSigner {
+    /// staff member
+    pub employee_no: Option<String>,
+    /// `hospital` or a department code
+    pub seal: Option<String>,
+    /// `auto` (server custody) — `scan` comes with the mobile app
+    #[serde(default = "auto")]
+    pub mode: String,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/sign-flows`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlow {
+    /// `data` (`file` arrives with PDF signing)
+    pub kind: String,
+    /// what it is, e.g. 门诊处方 No.123
+    pub title: String,
+    /// the content as text (UTF-8)
+    pub content: Option<String>,
+    /// or as base64 bytes
+    pub content_base64: Option<String>,
+    /// or as JSON (signed as compact JSON with keys sorted)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub content_json: Option<serde_json::Value>,
+    /// leave the content out of the signature (default true)
+    #[serde(default = "yes")]
+    pub detached: bool,
+    /// in signing order
+    pub signers: Vec<NewSigner>,
+    /// `sm2` (default) | `rsa`
+    pub alg: Option<String>,
+    /// state changes are POSTed here
+    pub callback_url: Option<String>,
+    /// default 1440 (one day)
+    pub expires_in_minutes: Option<u32>,
+    /// `required` (default) | `later`
+    pub timestamp: Option<String>,
+}
+
+/// A signer as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerView {
+    /// position, from 0
+    pub index: i64,
+    /// `staff` | `seal`
+    pub kind: String,
+    /// employee number or seal name
+    #[serde(rename = "ref")]
+    pub subject_ref: String,
+    /// `auto`
+    pub mode: String,
+    /// `pending` | `signed` | `failed`
+    pub state: String,
+    /// certificate used
+    pub cert_serial: Option<String>,
+    /// when
+    pub signed_at: Option<String>,
+    /// genTime of its signature timestamp
+    pub timestamp_at: Option<String>,
+    /// what went wrong
+    pub error: Option<String>,
+}
+
+/// A flow as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowView {
+    /// id
+    pub id: String,
+    /// human-readable document number, e.g. QM-20261127-7K3F9Q2A
+    pub doc_no: String,
+    /// `data`
+    pub kind: String,
+    /// title
+    pub title: String,
+    /// `pending` | `signing` | `completed` | `revoked` | `expired` | `failed`
+    pub state: String,
+    /// `sm2` | `rsa`
+    pub alg: String,
+    /// content not embedded
+    pub detached: bool,
+    /// SM3 of the content, hex
+    pub content_sm3: String,
+    /// `required` | `later`
+    pub timestamp_mode: String,
+    /// signatures released, timestamps to follow
+    pub timestamp_pending: bool,
+    /// callback
+    pub callback_url: Option<String>,
+    /// expiry
+    pub expires_at: String,
+    /// revocation reason
+    pub reason: Option<String>,
+    /// failure
+    pub error: Option<String>,
+    /// created
+    pub created_at: String,
+    /// last change
+    pub updated_at: String,
+    /// the signers
+    pub signers: Vec<SignerView>,
+}
+
+fn new_doc_no() -> Result<String> {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let r = medsign_crypto::rng::bytes::<8>()?;
+    let tail: String = r.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    Ok(format!("QM-{}-{tail}", Utc::now().format("%Y%m%d")))
+}
+
+fn check_url(u: &str) -> Result<()> {
+    if (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2000 && !u.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("callback_url 须为 http(s) 地址 / callback_url must be an http(s) URL: {u}")))
+    }
+}
+
+/// Create a data flow and run its (auto) signers. `max_bytes` limits the content.
+#[allow(clippy::too_many_arguments)]
+pub async fn create(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    organization: &str,
+    tsa: &Tsa,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    max_bytes: usize,
+) -> Result<FlowView> {
+    match nf.kind.as_str() {
+        "data" => {}
+        "file" => {
+            return Err(Error::Invalid(
+                "PDF 签署流程尚未开放（下一版本）；请使用 kind=data / PDF flows are not available yet (next release); use kind=data".into(),
+            ));
+        }
+        other => {
+            return Err(Error::Invalid(format!("kind 须为 data 或 file / kind must be data or file, got '{other}'")));
+        }
+    }
+    let title = nf.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(Error::Invalid("title 须为 1–200 个字符 / title must be 1-200 characters".into()));
+    }
+    let content: Vec<u8> = match (&nf.content, &nf.content_base64, &nf.content_json) {
+        (Some(t), None, None) => t.as_bytes().to_vec(),
+        (None, Some(b), None) => {
+            B64.decode(b.trim()).map_err(|_| Error::Invalid("content_base64 不是 base64 / is not base64".into()))?
+        }
+        (None, None, Some(j)) => serde_json::to_vec(j).map_err(|e| Error::Invalid(e.to_string()))?,
+        _ => {
+            return Err(Error::Invalid(
+                "须且只能提供 content、content_base64、content_json 之一 / give exactly one of content, content_base64, content_json".into(),
+            ));
+        }
+    };
+    if content.is_empty() || content.len() > max_bytes {
+        return Err(Error::Invalid(format!("内容须为 1–{max_bytes} 字节 / content must be 1-{max_bytes} bytes")));
+    }
+    let alg = nf.alg.clone().unwrap_or_else(|| "sm2".into());
+    key_alg(&alg)?;
+    let ts_mode = nf.timestamp.clone().unwrap_or_else(|| "required".into());
+    if ts_mode != "required" && ts_mode != "later" {
+        return Err(Error::Invalid("timestamp 须为 required 或 later / timestamp must be required or later".into()));
+    }
+    if let Some(u) = &nf.callback_url {
+        check_url(u)?;
+    }
+    let minutes = nf.expires_in_minutes.unwrap_or(1440);
+    if !(1..=60 * 24 * 30).contains(&minutes) {
+        return Err(Error::Invalid("expires_in_minutes 须为 1–43200 / must be 1-43200".into()));
+    }
+    if nf.signers.is_empty() || nf.signers.len() > 20 {
+        return Err(Error::Invalid("须有 1–20 个签署人 / 1-20 signers".into()));
+    }
+    // resolve every signer before anything is written: bad signers are a 4xx, not a failed flow
+    let mut ready = Vec::new();
+    let mut refs = Vec::new();
+    for (i, s) in nf.signers.iter().enumerate() {
+        if s.mode != "auto" {
+            return Err(Error::Invalid(format!(
+                "签署人 #{i}：mode '{}' 不可用；扫码签署随移动端提供，目前只支持 auto / signer #{i}: mode '{}' is not available yet (scan comes with the mobile app); use auto",
+                s.mode, s.mode
+            )));
+        }
+        match (&s.employee_no, &s.seal) {
+            (Some(no), None) => {
+                ready.push(staff_ready(db, kek, cas, no, &alg).await?);
+                refs.push(("staff", no.clone()));
+            }
+            (None, Some(seal)) => {
+                ready.push(seal_ready(db, kek, cas, organization, ctx, seal, &alg).await?);
+                refs.push(("seal", seal.clone()));
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "签署人 #{i} 须给出 employee_no 或 seal 之一 / signer #{i}: give employee_no or seal"
+                )));
+            }
+        }
+    }
+    let id = format!("sf_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let doc_no = new_doc_no()?;
+    let now = crate::now_text();
+    let expires = (Utc::now() + Duration::minutes(minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
+             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'data', $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(&doc_no)
+        .bind(app_id)
+        .bind(title)
+        .bind(&alg)
+        .bind(nf.detached as i64)
+        .bind(B64.encode(&content))
+        .bind(hex::encode(medsign_crypto::hash::sm3(&content)))
+        .bind(&ts_mode)
+        .bind(&nf.callback_url)
+        .bind(&expires)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        for (i, (kind, r)) in refs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state) VALUES ($1, $2, $3, $4, 'auto', 'pending')",
+            )
+            .bind(&id)
+            .bind(i as i64)
+            .bind(kind)
+            .bind(r)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Signing,
+            "flow.create",
+            &format!("flow:{id}"),
+            serde_json::json!({"doc_no": doc_no, "title": title, "signers": refs.iter().map(|(k, r)| format!("{k}:{r}")).collect::<Vec<_>>(), "content_sm3": hex::encode(medsign_crypto::hash::sm3(&content))}),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    // sign: one SignedData, every signer
+    let signers: Vec<CmsSigner<'_>> =
+        ready.iter().map(|r| CmsSigner { signer: &r.key as &dyn Signer, cert: &r.cert, chain: &r.chain }).collect();
+    let der = match cms::sign(&content, &signers, &SignOptions { detached: nf.detached, ..Default::default() }) {
+        Ok(d) => d,
+        Err(e) => {
+            fail(db, ctx, &id, &format!("签名失败 / signing failed: {e}")).await?;
+            return Err(Error::Config(format!("signing failed: {e}")));
+        }
+    };
+    let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+    let stamped = add_timestamps(tsa, &mut parsed, &alg, app_id).await;
+    let (der, ts_times, pending) = match stamped {
+        Ok(times) => (parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, times, false),
+        Err(e) if ts_mode == "later" => {
+            tracing::warn!(flow = %id, error = %e, "timestamp deferred");
+            (der, vec![], true)
+        }
+        Err(e) => {
+            let msg = format!(
+                "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
+            );
+            fail(db, ctx, &id, &msg).await?;
+            return Err(Error::Unavailable(format!("{msg} (flow {id})")));
+        }
+    };
+    let now = crate::now_text();
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE sign_flows SET state = 'completed', signature_b64 = $1, ts_pending = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(B64.encode(&der))
+    .bind(pending as i64)
+    .bind(&now)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    for (i, r) in ready.iter().enumerate() {
+        sqlx::query(
+            "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3 WHERE flow_id = $4 AND idx = $5",
+        )
+        .bind(r.cert.serial_hex())
+        .bind(&now)
+        .bind(ts_times.first().map(|t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .bind(&id)
+        .bind(i as i64)
+        .execute(&mut *tx)
+        .await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Signing,
+            if refs[i].0 == "seal" { "seal.use" } else { "flow.sign" },
+            &format!("flow:{id}"),
+            serde_json::json!({"signer": format!("{}:{}", refs[i].0, refs[i].1), "certificate": r.cert.serial_hex(), "custody": "server"}),
+        )
+        .await?;
+    }
+    enqueue_event(&mut tx, db, &id, "flow.completed").await?;
+    tx.commit().await?;
+    drop(_w);
+    get(db, None, &id).await
+}
+
+/// Timestamp every signer that has none; returns the genTimes.
+async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester: &str) -> Result<Vec<DateTime<Utc>>> {
+    let mut times = Vec::new();
+    // the SET OF signers re-sorts when attributes change: look for the next unstamped one each time
+    while let Some(i) = (0..parsed.signer_infos().len()).find(|&i| !parsed.has_timestamp(i)) {
+        let h = parsed.digest_of(i).map_err(|e| Error::Config(e.to_string()))?;
+        let imprint = MessageImprint::of(h, &parsed.signature_value(i).map_err(|e| Error::Config(e.to_string()))?);
+        let nonce = medsign_pki::der::asn1::Int::new(&[0x01, medsign_crypto::rng::bytes::<4>()?[0]])
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let t = tsa.stamp(Some(alg), &imprint, Some(&nonce), true, None, requester).await?;
+        parsed.add_timestamp(i, &t.token).map_err(|e| Error::Config(e.to_string()))?;
+        times.push(t.time);
+    }
+    Ok(times)
+}
+
+async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3")
+        .bind(msg)
+        .bind(crate::now_text())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let target = format!("flow:{id}");
+    let ev = audit::Event {
+        kind: Kind::Signing,
+        action: "flow.fail",
+        target: &target,
+        outcome: "failed:flow",
+        details: serde_json::json!({"error": msg}),
+    };
+    audit::append(&mut tx, ctx, &ev).await?;
+    enqueue_event(&mut tx, db, id, "flow.failed").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Add the timestamps of flows signed with `timestamp: "later"` (run every minute); returns how
+/// many flows were completed.
+pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
+    let rows = sqlx::query("SELECT id, alg, app_id, signature_b64 FROM sign_flows WHERE ts_pending = 1 LIMIT 50")
+        .fetch_all(&db.pool)
+        .await?;
+    let mut done = 0;
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let alg: String = r.try_get("alg")?;
+        let app: String = r.try_get("app_id")?;
+        let sig: String = r.try_get("signature_b64")?;
+        let der = B64.decode(sig).map_err(|_| Error::Config("stored signature is corrupt".into()))?;
+        let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+        let times = match add_timestamps(tsa, &mut parsed, &alg, &app).await {
+            Ok(t) => t,
+            Err(Error::Unavailable(_)) => break, // still out of sync: try again next time
+            Err(e) => return Err(e),
+        };
+        let out = parsed.to_der().map_err(|e| Error::Config(e.to_string()))?;
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        sqlx::query("UPDATE sign_flows SET signature_b64 = $1, ts_pending = 0, updated_at = $2 WHERE id = $3 AND ts_pending = 1")
+            .bind(B64.encode(&out))
+            .bind(crate::now_text())
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE flow_signers SET timestamp_at = $1 WHERE flow_id = $2")
+            .bind(times.first().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        enqueue_event(&mut tx, db, &id, "flow.timestamped").await?;
+        tx.commit().await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// A flow, seen by `app_id` (None: no owner check — admin).
+pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
+    let not_found = || Error::NotFound(format!("签署流程 {id} 不存在 / no signing flow {id}"));
+    let r = sqlx::query("SELECT * FROM sign_flows WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(not_found)?;
+    let owner: String = r.try_get("app_id")?;
+    if app_id.is_some_and(|a| a != owner) {
+        return Err(not_found());
+    }
+    let mut state: String = r.try_get("state")?;
+    let expires: String = r.try_get("expires_at")?;
+    if (state == "pending" || state == "signing")
+        && DateTime::parse_from_rfc3339(&expires).is_ok_and(|t| t.with_timezone(&Utc) < Utc::now())
+    {
+        state = "expired".into();
+    }
+    let signers = sqlx::query("SELECT * FROM flow_signers WHERE flow_id = $1 ORDER BY idx")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|s| {
+            Ok(SignerView {
+                index: s.try_get("idx")?,
+                kind: s.try_get("kind")?,
+                subject_ref: s.try_get("subject_ref")?,
+                mode: s.try_get("mode")?,
+                state: s.try_get("state")?,
+                cert_serial: s.try_get("cert_serial")?,
+                signed_at: s.try_get("signed_at")?,
+                timestamp_at: s.try_get("timestamp_at")?,
+                error: s.try_get("error")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(FlowView {
+        id: r.try_get("id")?,
+        doc_no: r.try_get("doc_no")?,
+        kind: r.try_get("kind")?,
+        title: r.try_get("title")?,
+        state,
+        alg: r.try_get("alg")?,
+        detached: r.try_get::<i64, _>("detached")? != 0,
+        content_sm3: r.try_get("content_sm3")?,
+        timestamp_mode: r.try_get("timestamp_mode")?,
+        timestamp_pending: r.try_get::<i64, _>("ts_pending")? != 0,
+        callback_url: r.try_get("callback_url")?,
+        expires_at: expires,
+        reason: r.try_get("reason")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        signers,
+    })
+}
+
+/// Revoke a flow that has not completed (R7.4.10).
+pub async fn revoke(db: &Db, ctx: &Context, app_id: Option<&str>, id: &str, reason: &str) -> Result<FlowView> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::Invalid("须说明撤销原因（1–500 字）/ give the reason (1-500 characters)".into()));
+    }
+    let f = get(db, app_id, id).await?;
+    if f.state != "pending" && f.state != "signing" {
+        return Err(Error::Conflict(format!(
+            "流程 {} 状态为 {}，不能撤销（只能撤销未完成的流程）/ flow is {}; only unfinished flows can be revoked",
+            f.doc_no, f.state, f.state
+        )));
+    }
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE sign_flows SET state = 'revoked', reason = $1, updated_at = $2 WHERE id = $3 AND state IN ('pending', 'signing')",
+    )
+    .bind(reason.trim())
+    .bind(crate::now_text())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(Error::Conflict("流程状态刚被修改 / the flow changed state concurrently".into()));
+    }
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Signing,
+        "flow.revoke",
+        &format!("flow:{id}"),
+        serde_json::json!({"reason": reason.trim()}),
+    )
+    .await?;
+    enqueue_event(&mut tx, db, id, "flow.revoked").await?;
+    tx.commit().await?;
+    drop(_w);
+    get(db, app_id, id).await
+}
+
+/// The CMS signature (DER) of a completed data flow (R7.4.13).
+pub async fn signature(db: &Db, app_id: Option<&str>, id: &str) -> Result<Vec<u8>> {
+    let f = get(db, app_id, id).await?;
+    if f.state != "completed" {
+        return Err(Error::Conflict(format!(
+            "流程 {} 尚未完成（{}）/ the flow is not completed ({})",
+            f.doc_no, f.state, f.state
+        )));
+    }
+    let sig: Option<String> =
+        sqlx::query_scalar("SELECT signature_b64 FROM sign_flows WHERE id = $1").bind(id).fetch_one(&db.pool).await?;
+    B64.decode(sig.unwrap_or_default()).map_err(|_| Error::Config("stored signature is corrupt".into()))
+}
+
+/// Verify a CMS signature (R7.4.11) against the built-in roots, with the CAs' current CRLs.
+pub async fn verify_data(db: &Db, cas: &BuiltinCas, signature: &[u8], data: Option<&[u8]>) -> Result<cms::CmsReport> {
+    let mut crls = Vec::new();
+    for h in [&cas.sm2, &cas.rsa] {
+        if let Ok(c) = medsign_pki::crl::Crl::from_bytes(&certs::crl(db, h, 6).await?) {
+            crls.push(c);
+        }
+    }
+    let opts = cms::VerifyOptions {
+        trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()],
+        extra_certs: vec![cas.sm2.issuing.clone(), cas.rsa.issuing.clone()],
+        crls,
+        ..Default::default()
+    };
+    cms::verify(signature, data, &opts)
+        .map_err(|e| Error::Invalid(format!("签名无法解析 / the signature cannot be read: {e}")))
+}
+
+// ---- webhooks -----------------------------------------------------------------------------
+
+async fn enqueue_event(tx: &mut sqlx::AnyConnection, _db: &Db, flow_id: &str, event: &str) -> Result<()> {
+    let r = sqlx::query("SELECT app_id, callback_url, doc_no, state FROM sign_flows WHERE id = $1")
+        .bind(flow_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let url: Option<String> = r.try_get("callback_url")?;
+    let Some(url) = url else { return Ok(()) };
+    let app: String = r.try_get("app_id")?;
+    let doc_no: String = r.try_get("doc_no")?;
+    let state: String = r.try_get("state")?;
+    let id = format!("wh_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let payload = serde_json::json!({"id": id, "event": event, "flow_id": flow_id, "doc_no": doc_no, "state": state, "at": crate::now_text()});
+    let now = crate::now_text();
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, app_id, flow_id, event, url, payload, state, attempts, next_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+    )
+    .bind(&id)
+    .bind(&app)
+    .bind(flow_id)
+    .bind(event)
+    .bind(&url)
+    .bind(payload.to_string())
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The signature header value of a webhook: hex HMAC-SM3 over `timestamp "\n" body` with the
+/// app's request-signing key (`apps::hmac_key` of its secret).
+pub fn webhook_signature(key: &[u8], timestamp: &str, body: &str) -> String {
+    hex::encode(medsign_crypto::hash::hmac_sm3(key, &[timestamp.as_bytes(), b"\n", body.as_bytes()]))
+}
+
+/// Most delivery attempts before a webhook is given up.
+pub const WEBHOOK_MAX_ATTEMPTS: i64 = 10;
+
+/// Deliver the webhooks that are due (run every couple of seconds); returns how many were
+/// delivered. Failures are retried with exponential backoff (10 s · 2ⁿ, at most an hour).
+pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result<usize> {
+    let now = crate::now_text();
+    let rows = sqlx::query(
+        "SELECT id, app_id, event, url, payload, attempts FROM webhook_deliveries WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at LIMIT 20",
+    )
+    .bind(&now)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut delivered = 0;
+    for r in rows {
+        let id: String = r.try_get("id")?;
+        let app: String = r.try_get("app_id")?;
+        let event: String = r.try_get("event")?;
+        let url: String = r.try_get("url")?;
+        let payload: String = r.try_get("payload")?;
+        let attempts: i64 = r.try_get::<i64, _>("attempts")? + 1;
+        let ts = Utc::now().timestamp().to_string();
+        let sig = match crate::apps::hmac_key_of(db, kek, &app).await {
+            Ok(k) => webhook_signature(k.as_slice(), &ts, &payload),
+            Err(e) => {
+                tracing::warn!(delivery = %id, error = %e, "webhook without a key");
+                String::new()
+            }
+        };
+        let result = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("X-Medsign-Event", &event)
+            .header("X-Medsign-Delivery", &id)
+            .header("X-Medsign-Timestamp", &ts)
+            .header("X-Medsign-Signature", &sig)
+            .body(payload.clone())
+            .send()
+            .await;
+        let (ok, status, err) = match result {
+            Ok(resp) => (resp.status().is_success(), Some(resp.status().as_u16() as i64), None),
+            Err(e) => (false, None, Some(e.to_string())),
+        };
+        let _w = db.write_lock.lock().await;
+        if ok {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = 'delivered', attempts = $1, last_status = $2, last_error = NULL, delivered_at = $3 WHERE id = $4",
+            )
+            .bind(attempts)
+            .bind(status)
+            .bind(crate::now_text())
+            .bind(&id)
+            .execute(&db.pool)
+            .await?;
+            delivered += 1;
+        } else {
+            let backoff = Duration::seconds((10i64 << (attempts - 1).min(9)).min(3600));
+            let state = if attempts >= WEBHOOK_MAX_ATTEMPTS { "failed" } else { "pending" };
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = $1, attempts = $2, last_status = $3, last_error = $4, next_at = $5 WHERE id = $6",
+            )
+            .bind(state)
+            .bind(attempts)
+            .bind(status)
+            .bind(err.or_else(|| status.map(|s| format!("HTTP {s}"))))
+            .bind((Utc::now() + backoff).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .bind(&id)
+            .execute(&db.pool)
+            .await?;
+        }
+    }
+    Ok(delivered)
+}
+
+/// A webhook delivery as the admin API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    /// id (also `X-Medsign-Delivery`)
+    pub id: String,
+    /// app
+    pub app_id: String,
+    /// flow
+    pub flow_id: String,
+    /// `flow.completed` | `flow.revoked` | `flow.failed` | `flow.timestamped`
+    pub event: String,
+    /// where
+    pub url: String,
+    /// `pending` | `delivered` | `failed`
+    pub state: String,
+    /// attempts so far
+    pub attempts: i64,
+    /// last HTTP status
+    pub last_status: Option<i64>,
+    /// last error
+    pub last_error: Option<String>,
+    /// next attempt
+    pub next_at: String,
+    /// delivered
+    pub delivered_at: Option<String>,
+}
+
+/// Deliveries, newest first (optionally of one flow).
+pub async fn deliveries(db: &Db, flow_id: Option<&str>) -> Result<Vec<Delivery>> {
+    let rows = sqlx::query(
+        "SELECT * FROM webhook_deliveries WHERE ($1 IS NULL OR flow_id = $1) ORDER BY created_at DESC, id LIMIT 500",
+    )
+    .bind(flow_id)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Delivery {
+                id: r.try_get("id")?,
+                app_id: r.try_get("app_id")?,
+                flow_id: r.try_get("flow_id")?,
+                event: r.try_get("event")?,
+                url: r.try_get("url")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                last_status: r.try_get("last_status")?,
+                last_error: r.try_get("last_error")?,
+                next_at: r.try_get("next_at")?,
+                delivered_at: r.try_get("delivered_at")?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::Clock, db::tests::backends};
+    use std::sync::{Arc, Mutex};
+
+    /// A local HTTP receiver for webhooks (tests only): records (headers, body); answers 500 to
+    /// the first `fail_first` requests.
+    async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |h: axum::http::HeaderMap, body: String| {
+                let seen = seen.clone();
+                let calls = calls.clone();
+                async move {
+                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < fail_first {
+                        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    seen.lock().unwrap().push((h, body));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (format!("http://{addr}/hook"), got)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_flows_end_to_end_in_core() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let issuer =
+                Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x", channels: None };
+            let tsa = Tsa::start(
+                &db,
+                &kek,
+                &cas,
+                "某县人民医院",
+                &Default::default(),
+                Arc::new(Clock::synchronised_for_tests()),
+            )
+            .await
+            .unwrap();
+            let (app, token) = crate::apps::create(&db, &kek, &ctx, "HIS", &[crate::apps::Scope::Sign]).await.unwrap();
+            let u = |no: &str| users::NewUser {
+                employee_no: no.into(),
+                name: format!("医生{no}"),
+                department: None,
+                title: None,
+                phone: None,
+                id_card: None,
+                role: users::Role::Doctor,
+            };
+            users::create_many(&db, &kek, &ctx, &[u("1001"), u("1002")]).await.unwrap();
+            // custody: authorized for 1001 only
+            assert!(authorize_custody(&db, &kek, issuer, &ctx, "1001", "", "sm2").await.is_err());
+            let c = authorize_custody(&db, &kek, issuer, &ctx, "1001", "院长办公会决议 2026-11", "sm2").await.unwrap();
+            assert_eq!(c.employee_no, "1001");
+            authorize_custody(&db, &kek, issuer, &ctx, "1001", "again: same key, same certificate", "sm2")
+                .await
+                .unwrap();
+            authorize_custody(&db, &kek, issuer, &ctx, "1001", "RSA too", "rsa").await.unwrap();
+            let (url, got) = receiver(1).await;
+            let flow = |signers: serde_json::Value, extra: serde_json::Value| {
+                let mut v = serde_json::json!({"kind": "data", "title": "门诊处方 No.1", "content": "Rp: 阿莫西林 0.5g tid", "signers": signers, "callback_url": url});
+                v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+                serde_json::from_value::<NewFlow>(v).unwrap()
+            };
+            let nf = flow(serde_json::json!([{"employee_no": "1001"}, {"seal": "hospital"}]), serde_json::json!({}));
+            let f = create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            assert_eq!(f.state, "completed");
+            assert!(f.doc_no.starts_with("QM-"), "{}", f.doc_no);
+            assert!(f.signers.iter().all(|s| s.state == "signed" && s.timestamp_at.is_some()), "{:?}", f.signers);
+            let sig = signature(&db, Some(&app.app_id), &f.id).await.unwrap();
+            let rep = verify_data(&db, &cas, &sig, Some("Rp: 阿莫西林 0.5g tid".as_bytes())).await.unwrap();
+            assert!(rep.is_valid(), "{rep:?}");
+            assert_eq!(rep.signers.len(), 2);
+            assert!(rep.signers.iter().all(|s| s.timestamp.as_ref().is_some_and(|t| t.ok())), "{rep:?}");
+            let tampered = verify_data(&db, &cas, &sig, Some(b"Rp: something else")).await.unwrap();
+            assert!(!tampered.is_valid());
+            // RSA, attached, JSON content
+            let nf = flow(
+                serde_json::json!([{"employee_no": "1001"}]),
+                serde_json::json!({"alg": "rsa", "detached": false, "content": null, "content_json": {"b": 1, "a": [1, 2]}}),
+            );
+            let f2 = create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            let sig2 = signature(&db, Some(&app.app_id), &f2.id).await.unwrap();
+            let rep2 = verify_data(&db, &cas, &sig2, None).await.unwrap();
+            assert!(rep2.is_valid(), "{rep2:?}");
+            // not the owner: not found; completed: no revoke
+            assert!(matches!(get(&db, Some("app_other"), &f.id).await, Err(Error::NotFound(_))));
+            assert!(matches!(
+                revoke(&db, &ctx, Some(&app.app_id), &f.id, "wrong patient").await,
+                Err(Error::Conflict(_))
+            ));
+            // bad input: unauthorized staff, unknown seal, scan mode, PDF, empty content, two contents
+            for (signers, extra) in [
+                (serde_json::json!([{"employee_no": "1002"}]), serde_json::json!({})),
+                (serde_json::json!([{"employee_no": "9999"}]), serde_json::json!({})),
+                (serde_json::json!([{"seal": "NOPE"}]), serde_json::json!({})),
+                (serde_json::json!([{"employee_no": "1001", "mode": "scan"}]), serde_json::json!({})),
+                (serde_json::json!([{"employee_no": "1001", "seal": "hospital"}]), serde_json::json!({})),
+                (serde_json::json!([]), serde_json::json!({})),
+                (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"kind": "file"})),
+                (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"content": ""})),
+                (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"content_base64": "AA=="})),
+                (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"alg": "dsa"})),
+                (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"callback_url": "ftp://x"})),
+            ] {
+                let nf = flow(signers.clone(), extra.clone());
+                let e =
+                    create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
+                assert!(matches!(e, Error::Invalid(_)), "{signers} {extra}: {e}");
+            }
+            // custody revoked → refused
+            revoke_custody(&db, &ctx, "1001").await.unwrap();
+            let nf = flow(serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({}));
+            assert!(create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.is_err());
+            assert!(matches!(revoke_custody(&db, &ctx, "1001").await, Err(Error::NotFound(_))));
+
+            // the TSA out of sync: `required` fails the flow (503), `later` releases and stamps later
+            let cold = Tsa::start(&db, &kek, &cas, "x", &Default::default(), Arc::new(Clock::new(&Default::default())))
+                .await
+                .unwrap();
+            let nf = flow(serde_json::json!([{"seal": "hospital"}]), serde_json::json!({}));
+            let e = create(&db, &kek, &cas, "某县人民医院", &cold, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
+            assert!(matches!(e, Error::Unavailable(_)), "{e}");
+            let nf = flow(serde_json::json!([{"seal": "hospital"}]), serde_json::json!({"timestamp": "later"}));
+            let f3 = create(&db, &kek, &cas, "某县人民医院", &cold, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            assert!(f3.timestamp_pending && f3.state == "completed");
+            assert_eq!(complete_pending_timestamps(&db, &cold).await.unwrap(), 0);
+            assert_eq!(complete_pending_timestamps(&db, &tsa).await.unwrap(), 1);
+            let f3 = get(&db, None, &f3.id).await.unwrap();
+            assert!(!f3.timestamp_pending && f3.signers[0].timestamp_at.is_some());
+            let rep3 = verify_data(
+                &db,
+                &cas,
+                &signature(&db, None, &f3.id).await.unwrap(),
+                Some("Rp: 阿莫西林 0.5g tid".as_bytes()),
+            )
+            .await
+            .unwrap();
+            assert!(rep3.is_valid() && rep3.signers[0].timestamp.is_some(), "{rep3:?}");
+
+            // webhooks: the first attempt fails (500) and is retried later; all signed with the app key
+            let client = reqwest::Client::new();
+            deliver_due(&db, &kek, &client).await.unwrap();
+            let ds = deliveries(&db, None).await.unwrap();
+            assert!(ds.iter().any(|d| d.attempts == 1 && d.state == "pending" && d.last_status == Some(500)), "{ds:?}");
+            sqlx::query("UPDATE webhook_deliveries SET next_at = '1970-01-01T00:00:00.000Z' WHERE state = 'pending'")
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            deliver_due(&db, &kek, &client).await.unwrap();
+            let ds = deliveries(&db, None).await.unwrap();
+            assert!(ds.iter().all(|d| d.state == "delivered"), "{ds:?}");
+            let events: Vec<String> = ds.iter().map(|d| d.event.clone()).collect();
+            for e in ["flow.completed", "flow.failed", "flow.timestamped"] {
+                assert!(events.contains(&e.to_string()), "{events:?}");
+            }
+            let key = crate::apps::hmac_key(token.split_once('.').unwrap().1);
+            for (h, body) in got.lock().unwrap().iter() {
+                let ts = h["x-medsign-timestamp"].to_str().unwrap();
+                assert_eq!(h["x-medsign-signature"].to_str().unwrap(), webhook_signature(&key, ts, body));
+            }
+        }
+    }
+}
