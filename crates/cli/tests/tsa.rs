@@ -10,32 +10,6 @@ mod common;
 use base64::Engine;
 use common::*;
 
-/// A one-page PDF written by hand (a fresh machine has no PDF tool to make one).
-fn tiny_pdf() -> Vec<u8> {
-    let objs: [&[u8]; 3] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
-    ];
-    let mut out = b"%PDF-1.7\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(o);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
-    );
-    out
-}
-
 fn venv_tool(name: &str) -> String {
     std::path::Path::new(&python()).with_file_name(name).to_string_lossy().into_owned()
 }
@@ -125,7 +99,7 @@ fn tsa_with_a_loopback_ntp_source_judged_by_openssl_pyhanko_and_gmssl() {
     assert_fails(&o, "the checker refuses another file's imprint");
 
     // pyHanko as a TSA client: a PDF signed with our /tsa/rsa timestamp validates
-    d.write("d.pdf", &tiny_pdf());
+    d.write("d.pdf", &medsign_pdf::blank_pdf(595, 842));
     assert_ok(
         &d.openssl(&[
             "req",

@@ -153,6 +153,8 @@ pub struct SignOptions {
     pub content_type: Option<Oid>,
     /// leave the certificates out (a timestamp request without certReq)
     pub omit_certificates: bool,
+    /// no signingTime attribute (PAdES: the time is in the /M entry and the timestamp)
+    pub omit_signing_time: bool,
 }
 
 fn attr<T: Encode + der::EncodeValue + der::Tagged>(o: Oid, v: &T) -> Result<Attribute> {
@@ -218,12 +220,15 @@ pub fn sign(content: &[u8], signers: &[CmsSigner<'_>], opts: &SignOptions) -> Re
             }
         }
         let ess = SigningCertificateV2 { certs: vec![EssCertIdV2::of(s.cert, h)?], policies: None };
-        let signed_attrs = set_of(vec![
+        let mut attrs = vec![
             attr(oid::ATTR_CONTENT_TYPE, &econtent_type)?,
-            attr(oid::ATTR_SIGNING_TIME, &signing_time)?,
             attr(oid::ATTR_MESSAGE_DIGEST, &OctetString::new(h.digest(content)).expect("digest"))?,
             attr(oid::ATTR_SIGNING_CERTIFICATE_V2, &ess)?,
-        ])?;
+        ];
+        if !opts.omit_signing_time {
+            attrs.push(attr(oid::ATTR_SIGNING_TIME, &signing_time)?);
+        }
+        let signed_attrs = set_of(attrs)?;
         let to_sign = signed_attrs.to_der().map_err(|e| Error::malformed("signed attributes", e))?;
         let signature = s.signer.sign(&to_sign)?;
         infos.push(SignerInfo {

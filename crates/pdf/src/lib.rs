@@ -1,0 +1,520 @@
+//! # medsign-pdf — PDF signatures
+//!
+//! Signing is two-phase, so this crate never holds a key and never waits for a network
+//! (DESIGN.md: the phone's two-party signature plugs in through the same seam):
+//! 1. [`prepare`] appends an incremental update to the untouched original — a signature field and
+//!    widget (visible or not), the `/Sig` dictionary (`/SubFilter /ETSI.CAdES.detached`, PAdES) with
+//!    a fixed-width `/ByteRange` and a reserved `/Contents` — and returns the bytes the CMS must
+//!    cover ([`Prepared::covered`]);
+//! 2. the caller makes a detached CMS over them (signingCertificateV2, no signingTime as PAdES
+//!    requires, plus a signature timestamp for B-T) and [`Prepared::finish`] writes it into
+//!    `/Contents`.
+//!
+//! Earlier signatures stay valid: their bytes are never touched. The update uses a classic
+//! cross-reference section with `/Prev`.
+
+#![forbid(unsafe_code)]
+
+use chrono::{DateTime, Utc};
+use lopdf::{Dictionary, Document, Object, ObjectId};
+use std::fmt::Write as _;
+
+/// What can go wrong, in words a person understands (Chinese / English).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// not a PDF, broken, encrypted, or a placement that does not fit
+    #[error("{0}")]
+    Invalid(String),
+    /// the signature does not fit the reserved space
+    #[error("签名数据过大 / the signature ({0} bytes) does not fit the reserved space ({1} bytes)")]
+    TooLarge(usize, usize),
+}
+
+/// Result with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+/// Where a visible signature goes: a page (from 1) and a rectangle in PDF points (x1, y1, x2, y2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    /// page number, from 1
+    pub page: u32,
+    /// lower-left x, lower-left y, upper-right x, upper-right y
+    pub rect: [f64; 4],
+}
+
+/// Options of [`prepare`].
+#[derive(Debug, Clone)]
+pub struct SignOptions {
+    /// the field name (unique in the document)
+    pub field_name: String,
+    /// visible placement; `None`: invisible signature on page 1
+    pub placement: Option<Placement>,
+    /// lines drawn in a visible signature (ASCII shown as is; other characters need the embedded
+    /// CJK font of the template issue and are replaced by `?` for now)
+    pub lines: Vec<String>,
+    /// `/Name` of the signer
+    pub name: Option<String>,
+    /// `/Reason`
+    pub reason: Option<String>,
+    /// `/M`, the signing time claimed in the dictionary
+    pub time: DateTime<Utc>,
+    /// bytes reserved for the CMS (hex doubles it in the file)
+    pub reserve: usize,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        Self {
+            field_name: "Signature1".into(),
+            placement: None,
+            lines: vec![],
+            name: None,
+            reason: None,
+            time: Utc::now(),
+            reserve: 16 * 1024,
+        }
+    }
+}
+
+/// A document with its signature space reserved.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    bytes: Vec<u8>,
+    /// offset of `<` of /Contents and of the byte after `>`
+    hole: (usize, usize),
+}
+
+impl Prepared {
+    /// The bytes the signature covers: everything but the `/Contents` value.
+    pub fn covered(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.bytes.len());
+        v.extend_from_slice(&self.bytes[..self.hole.0]);
+        v.extend_from_slice(&self.bytes[self.hole.1..]);
+        v
+    }
+
+    /// `/ByteRange` values.
+    pub fn byte_range(&self) -> [usize; 4] {
+        [0, self.hole.0, self.hole.1, self.bytes.len() - self.hole.1]
+    }
+
+    /// Write the CMS (DER) into `/Contents`.
+    pub fn finish(mut self, cms: &[u8]) -> Result<Vec<u8>> {
+        let room = (self.hole.1 - self.hole.0 - 2) / 2;
+        if cms.len() > room {
+            return Err(Error::TooLarge(cms.len(), room));
+        }
+        let hex = hex::encode_upper(cms);
+        self.bytes[self.hole.0 + 1..self.hole.0 + 1 + hex.len()].copy_from_slice(hex.as_bytes());
+        Ok(self.bytes)
+    }
+}
+
+/// Serialize a PDF object (strings as hex, names escaped).
+fn write_obj(out: &mut Vec<u8>, o: &Object) {
+    match o {
+        Object::Null => out.extend_from_slice(b"null"),
+        Object::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Object::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Object::Real(r) => {
+            let s = format!("{r:.4}");
+            out.extend_from_slice(s.trim_end_matches('0').trim_end_matches('.').as_bytes())
+        }
+        Object::Name(n) => write_name(out, n),
+        Object::String(s, _) => {
+            out.push(b'<');
+            out.extend_from_slice(hex::encode_upper(s).as_bytes());
+            out.push(b'>');
+        }
+        Object::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_obj(out, x);
+            }
+            out.push(b']');
+        }
+        Object::Dictionary(d) => write_dict(out, d),
+        Object::Stream(s) => {
+            let mut d = s.dict.clone();
+            d.set("Length", Object::Integer(s.content.len() as i64));
+            write_dict(out, &d);
+            out.extend_from_slice(b"\nstream\n");
+            out.extend_from_slice(&s.content);
+            out.extend_from_slice(b"\nendstream");
+        }
+        Object::Reference((id, g)) => out.extend_from_slice(format!("{id} {g} R").as_bytes()),
+    }
+}
+
+fn write_name(out: &mut Vec<u8>, n: &[u8]) {
+    out.push(b'/');
+    for &c in n {
+        if c.is_ascii_alphanumeric() || b"-_.+".contains(&c) {
+            out.push(c);
+        } else {
+            out.extend_from_slice(format!("#{c:02X}").as_bytes());
+        }
+    }
+}
+
+fn write_dict(out: &mut Vec<u8>, d: &Dictionary) {
+    out.extend_from_slice(b"<<");
+    for (k, v) in d.iter() {
+        write_name(out, k);
+        out.push(b' ');
+        write_obj(out, v);
+    }
+    out.extend_from_slice(b">>");
+}
+
+/// The byte offset after the last `startxref` of a file.
+fn last_startxref(b: &[u8]) -> Result<usize> {
+    let pos = b
+        .windows(9)
+        .rposition(|w| w == b"startxref")
+        .ok_or_else(|| invalid("找不到 startxref，不是完整的 PDF / no startxref: not a complete PDF"))?;
+    let tail = String::from_utf8_lossy(&b[pos + 9..(pos + 40).min(b.len())]).into_owned();
+    tail.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| invalid("startxref 后不是数字 / startxref is not followed by a number"))
+}
+
+fn pdf_date(t: DateTime<Utc>) -> String {
+    t.format("D:%Y%m%d%H%M%SZ").to_string()
+}
+
+/// PDF text string: ASCII as is, otherwise UTF-16BE with a BOM.
+fn text_string(s: &str) -> Object {
+    if s.is_ascii() {
+        Object::String(s.as_bytes().to_vec(), lopdf::StringFormat::Literal)
+    } else {
+        let mut v = vec![0xFE, 0xFF];
+        for u in s.encode_utf16() {
+            v.extend_from_slice(&u.to_be_bytes());
+        }
+        Object::String(v, lopdf::StringFormat::Hexadecimal)
+    }
+}
+
+fn resolve<'a>(doc: &'a Document, o: &'a Object) -> Result<&'a Object> {
+    match o {
+        Object::Reference(id) => doc.get_object(*id).map_err(invalid),
+        x => Ok(x),
+    }
+}
+
+fn media_box(doc: &Document, page: ObjectId) -> Option<[f64; 4]> {
+    let mut cur = Some(page);
+    for _ in 0..32 {
+        let d = doc.get_object(cur?).ok()?.as_dict().ok()?;
+        if let Ok(mb) = d.get(b"MediaBox") {
+            let arr = resolve(doc, mb).ok()?.as_array().ok()?;
+            let n: Vec<f64> = arr
+                .iter()
+                .filter_map(|x| match resolve(doc, x).ok()? {
+                    Object::Integer(i) => Some(*i as f64),
+                    Object::Real(r) => Some(*r as f64),
+                    _ => None,
+                })
+                .collect();
+            return (n.len() == 4).then(|| [n[0], n[1], n[2], n[3]]);
+        }
+        cur = d.get(b"Parent").ok().and_then(|p| p.as_reference().ok());
+    }
+    None
+}
+
+/// Check that `bytes` is a PDF we can sign: parseable, not encrypted, with pages.
+pub fn load(bytes: &[u8]) -> Result<Document> {
+    if !bytes.starts_with(b"%PDF-") {
+        return Err(invalid("不是 PDF 文件（缺少 %PDF- 文件头）/ not a PDF file (no %PDF- header)"));
+    }
+    let doc = Document::load_mem(bytes)
+        .map_err(|e| invalid(format!("PDF 结构损坏，无法读取 / the PDF is damaged and cannot be read: {e}")))?;
+    if doc.is_encrypted() || doc.trailer.has(b"Encrypt") {
+        return Err(invalid("PDF 已加密，不能签署 / the PDF is encrypted and cannot be signed"));
+    }
+    let pages = doc.get_pages().len();
+    if pages == 0 || pages > 10_000 {
+        return Err(invalid(format!("页数异常（{pages}）/ absurd page count ({pages})")));
+    }
+    Ok(doc)
+}
+
+/// Append the signature field, widget, appearance and `/Sig` with its reserved space.
+pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
+    let doc = load(original)?;
+    let pages = doc.get_pages();
+    let placement = opts.placement.unwrap_or(Placement { page: 1, rect: [0.0; 4] });
+    let page_id = *pages.get(&placement.page).ok_or_else(|| {
+        invalid(format!(
+            "没有第 {} 页（共 {} 页）/ no page {} (the document has {})",
+            placement.page,
+            pages.len(),
+            placement.page,
+            pages.len()
+        ))
+    })?;
+    let visible = opts.placement.is_some();
+    let [x1, y1, x2, y2] = placement.rect;
+    if visible {
+        let mb = media_box(&doc, page_id).unwrap_or([0.0, 0.0, 595.0, 842.0]);
+        if !(x2 > x1 && y2 > y1 && x1 >= mb[0] && y1 >= mb[1] && x2 <= mb[2] && y2 <= mb[3]) {
+            return Err(invalid(format!(
+                "签名位置超出页面 / the signature rectangle [{x1} {y1} {x2} {y2}] is not inside page {} [{} {} {} {}]",
+                placement.page, mb[0], mb[1], mb[2], mb[3]
+            )));
+        }
+    }
+    if opts.field_name.is_empty() || !opts.field_name.is_ascii() {
+        return Err(invalid("字段名须为 ASCII / the field name must be ASCII"));
+    }
+    let root_id =
+        doc.trailer.get(b"Root").and_then(|r| r.as_reference()).map_err(|_| invalid("trailer has no /Root"))?;
+    let mut catalog = doc.get_object(root_id).and_then(|o| o.as_dict()).map_err(invalid)?.clone();
+    let mut next = doc.max_id + 1;
+    let mut alloc = || {
+        let id = (next, 0u16);
+        next += 1;
+        id
+    };
+    let sig_id = alloc();
+    let widget_id = alloc();
+    let mut objects: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+
+    // appearance
+    let ap_id = if visible {
+        let (w, h) = (x2 - x1, y2 - y1);
+        let font_id = alloc();
+        let mut font = Dictionary::new();
+        font.set("Type", Object::Name(b"Font".to_vec()));
+        font.set("Subtype", Object::Name(b"Type1".to_vec()));
+        font.set("BaseFont", Object::Name(b"Helvetica".to_vec()));
+        font.set("Encoding", Object::Name(b"WinAnsiEncoding".to_vec()));
+        let mut body = Vec::new();
+        write_dict(&mut body, &font);
+        objects.push((font_id, body));
+        let mut content = String::new();
+        let _ = writeln!(content, "q 0.8 0 0 RG 1.5 w 1 1 {:.2} {:.2} re S Q", w - 2.0, h - 2.0);
+        let size = ((h - 8.0) / (opts.lines.len().max(1) as f64 * 1.25)).clamp(4.0, 11.0);
+        let _ = write!(content, "BT /F1 {size:.1} Tf 0.8 0 0 rg");
+        for (i, line) in opts.lines.iter().enumerate() {
+            let safe: String = line.chars().map(|c| if c.is_ascii() && !c.is_control() { c } else { '?' }).collect();
+            let esc = safe.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+            let y = h - 4.0 - size * 1.25 * (i as f64 + 1.0) + size * 0.25;
+            let _ = write!(content, " 1 0 0 1 4 {y:.2} Tm ({esc}) Tj");
+        }
+        content.push_str(" ET");
+        let mut res = Dictionary::new();
+        let mut fonts = Dictionary::new();
+        fonts.set("F1", Object::Reference(font_id));
+        res.set("Font", Object::Dictionary(fonts));
+        let mut d = Dictionary::new();
+        d.set("Type", Object::Name(b"XObject".to_vec()));
+        d.set("Subtype", Object::Name(b"Form".to_vec()));
+        d.set("BBox", Object::Array(vec![0.into(), 0.into(), Object::Real(w as f32), Object::Real(h as f32)]));
+        d.set("Resources", Object::Dictionary(res));
+        let ap = alloc();
+        let mut body = Vec::new();
+        write_obj(&mut body, &Object::Stream(lopdf::Stream::new(d, content.into_bytes())));
+        objects.push((ap, body));
+        Some(ap)
+    } else {
+        None
+    };
+
+    // widget + field
+    let mut widget = Dictionary::new();
+    widget.set("Type", Object::Name(b"Annot".to_vec()));
+    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+    widget.set("FT", Object::Name(b"Sig".to_vec()));
+    widget.set("T", Object::String(opts.field_name.as_bytes().to_vec(), lopdf::StringFormat::Literal));
+    widget.set("V", Object::Reference(sig_id));
+    widget.set("F", Object::Integer(132)); // Print + Locked
+    widget.set("P", Object::Reference(page_id));
+    widget.set(
+        "Rect",
+        Object::Array(vec![
+            Object::Real(x1 as f32),
+            Object::Real(y1 as f32),
+            Object::Real(x2 as f32),
+            Object::Real(y2 as f32),
+        ]),
+    );
+    if let Some(ap) = ap_id {
+        let mut apd = Dictionary::new();
+        apd.set("N", Object::Reference(ap));
+        widget.set("AP", Object::Dictionary(apd));
+    }
+    let mut body = Vec::new();
+    write_dict(&mut body, &widget);
+    objects.push((widget_id, body));
+
+    // page: add the widget to /Annots (rewriting the array object when /Annots is a reference)
+    let mut page = doc.get_object(page_id).and_then(|o| o.as_dict()).map_err(invalid)?.clone();
+    match page.get(b"Annots").ok().cloned() {
+        Some(Object::Reference(arr_id)) => {
+            let mut arr = doc.get_object(arr_id).and_then(|o| o.as_array()).map_err(invalid)?.clone();
+            arr.push(Object::Reference(widget_id));
+            let mut body = Vec::new();
+            write_obj(&mut body, &Object::Array(arr));
+            objects.push((arr_id, body));
+        }
+        Some(Object::Array(mut arr)) => {
+            arr.push(Object::Reference(widget_id));
+            page.set("Annots", Object::Array(arr));
+        }
+        _ => page.set("Annots", Object::Array(vec![Object::Reference(widget_id)])),
+    }
+    let mut body = Vec::new();
+    write_dict(&mut body, &page);
+    objects.push((page_id, body));
+
+    // AcroForm: append the field, SigFlags 3 (signatures exist, append only)
+    let (form_id, mut form) = match catalog.get(b"AcroForm").ok().cloned() {
+        Some(Object::Reference(id)) => (id, doc.get_object(id).and_then(|o| o.as_dict()).map_err(invalid)?.clone()),
+        Some(Object::Dictionary(d)) => (alloc(), d),
+        _ => (alloc(), Dictionary::new()),
+    };
+    let mut fields = match form.get(b"Fields").ok() {
+        Some(f) => resolve(&doc, f)?.as_array().map_err(invalid)?.clone(),
+        None => vec![],
+    };
+    for f in &fields {
+        if let Ok(fd) = resolve(&doc, f).and_then(|o| o.as_dict().map_err(invalid))
+            && fd.get(b"T").ok().and_then(|t| t.as_str().ok()) == Some(opts.field_name.as_bytes())
+        {
+            return Err(invalid(format!(
+                "字段 {} 已存在 / the field {} exists already",
+                opts.field_name, opts.field_name
+            )));
+        }
+    }
+    fields.push(Object::Reference(widget_id));
+    form.set("Fields", Object::Array(fields));
+    form.set("SigFlags", Object::Integer(3));
+    let mut body = Vec::new();
+    write_dict(&mut body, &form);
+    objects.push((form_id, body));
+    if catalog.get(b"AcroForm").ok().and_then(|o| o.as_reference().ok()) != Some(form_id) {
+        catalog.set("AcroForm", Object::Reference(form_id));
+        let mut body = Vec::new();
+        write_dict(&mut body, &catalog);
+        objects.push((root_id, body));
+    }
+
+    // the signature dictionary, written by hand for the fixed-width placeholders
+    let mut sig = String::from("<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached");
+    sig.push_str("/ByteRange[0 0000000000 0000000000 0000000000]");
+    sig.push_str("/Contents<");
+    let contents_at = sig.len() - 1;
+    sig.push_str(&"0".repeat(opts.reserve * 2));
+    sig.push('>');
+    let mut tail = Vec::new();
+    write_name(&mut tail, b"M");
+    write_obj(&mut tail, &text_string(&pdf_date(opts.time)));
+    if let Some(n) = &opts.name {
+        write_name(&mut tail, b"Name");
+        write_obj(&mut tail, &text_string(n));
+    }
+    if let Some(r) = &opts.reason {
+        write_name(&mut tail, b"Reason");
+        write_obj(&mut tail, &text_string(r));
+    }
+    let mut sig_body = sig.into_bytes();
+    sig_body.extend_from_slice(&tail);
+    sig_body.extend_from_slice(b">>");
+
+    // assemble: original, then the objects, then xref + trailer
+    let mut out = original.to_vec();
+    if !out.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    let mut offsets: Vec<(u32, usize)> = Vec::new();
+    let sig_offset = out.len();
+    out.extend_from_slice(format!("{} 0 obj\n", sig_id.0).as_bytes());
+    let sig_body_at = out.len();
+    out.extend_from_slice(&sig_body);
+    out.extend_from_slice(b"\nendobj\n");
+    offsets.push((sig_id.0, sig_offset));
+    for (id, body) in &objects {
+        offsets.push((id.0, out.len()));
+        out.extend_from_slice(format!("{} {} obj\n", id.0, id.1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    offsets.sort();
+    let xref_at = out.len();
+    out.extend_from_slice(b"xref\n");
+    // one subsection per run of consecutive ids
+    let mut i = 0;
+    while i < offsets.len() {
+        let mut j = i;
+        while j + 1 < offsets.len() && offsets[j + 1].0 == offsets[j].0 + 1 {
+            j += 1;
+        }
+        out.extend_from_slice(format!("{} {}\n", offsets[i].0, j - i + 1).as_bytes());
+        for (_, off) in &offsets[i..=j] {
+            out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+        }
+        i = j + 1;
+    }
+    let mut trailer = Dictionary::new();
+    trailer.set("Size", Object::Integer(next as i64));
+    trailer.set("Root", Object::Reference(root_id));
+    if let Ok(info) = doc.trailer.get(b"Info") {
+        trailer.set("Info", info.clone());
+    }
+    if let Ok(id) = doc.trailer.get(b"ID") {
+        trailer.set("ID", id.clone());
+    }
+    trailer.set("Prev", Object::Integer(last_startxref(original)? as i64));
+    out.extend_from_slice(b"trailer\n");
+    write_dict(&mut out, &trailer);
+    out.extend_from_slice(format!("\nstartxref\n{xref_at}\n%%EOF\n").as_bytes());
+
+    // the hole and the byte range
+    let hole_start = sig_body_at + contents_at;
+    let hole_end = hole_start + opts.reserve * 2 + 2;
+    let br = format!("{:010} {:010} {:010}", hole_start, hole_end, out.len() - hole_end);
+    let br_at =
+        sig_body_at + out[sig_body_at..].windows(10).position(|w| w == b"ByteRange[").expect("placeholder") + 12;
+    out[br_at..br_at + br.len()].copy_from_slice(br.as_bytes());
+    Ok(Prepared { bytes: out, hole: (hole_start, hole_end) })
+}
+
+/// A blank one-page PDF of `width` × `height` points (A4 is 595 × 842), classic cross-reference
+/// table: the base of page-size templates, and the document tests sign.
+pub fn blank_pdf(width: u32, height: u32) -> Vec<u8> {
+    let page = format!("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width} {height}] >>");
+    let objs: [&[u8]; 3] =
+        [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>", page.as_bytes()];
+    let mut out = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests;

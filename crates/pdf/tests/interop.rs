@@ -1,0 +1,239 @@
+//! PDF signatures judged by independent tools (issue #6): a PAdES B-T signature (RSA, SHA-256,
+//! ETSI.CAdES.detached, signingCertificateV2, signature timestamp) made with `prepare` + CMS +
+//! `finish` validates in pyHanko (`INTACT:TRUSTED`, `TIMESTAMP_TOKEN<INTACT:TRUSTED>`) and in
+//! poppler's `pdfsig` (NSS trust store); a second signature keeps the first valid; a changed byte
+//! is caught; `pdftoppm` renders the page with the visible box.
+
+use chrono::{Duration, Utc};
+use medsign_crypto::{HashAlg, KeyAlg, PrivateKey, Signer, signer::KeySigner};
+use medsign_pdf::{Placement, SignOptions, prepare};
+use medsign_pki::{
+    cert::{Cert, CertTemplate, Profile, issue},
+    cms::{self, CmsSigner, Parsed},
+    der::asn1::{Int, ObjectIdentifier as Oid},
+    name::parse_dn,
+    time::PreciseTime,
+    tsp::{self, Accuracy, MessageImprint, TstInfo},
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Pki {
+    root: Cert,
+    issuing: Cert,
+    issuing_key: KeySigner,
+    tsa: Cert,
+    tsa_key: KeySigner,
+}
+
+fn cert(subject: &str, key: &KeySigner, profile: Profile, issuer: Option<(&Cert, &KeySigner)>) -> Cert {
+    let now = Utc::now();
+    let t = CertTemplate::new(
+        parse_dn(subject).unwrap(),
+        key.public_key().clone(),
+        profile,
+        now - Duration::hours(1),
+        now + Duration::days(30),
+    );
+    match issuer {
+        Some((c, k)) => issue(&t, Some(c), k).unwrap(),
+        None => issue(&t, None, key).unwrap(),
+    }
+}
+
+fn pki() -> Pki {
+    let root_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    let root = cert("CN=测试根 CA,O=某县人民医院,C=CN", &root_key, Profile::Ca { path_len: Some(1) }, None);
+    let issuing_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    let issuing = cert(
+        "CN=测试签发 CA,O=某县人民医院,C=CN",
+        &issuing_key,
+        Profile::Ca { path_len: Some(0) },
+        Some((&root, &root_key)),
+    );
+    let tsa_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    let tsa = cert("CN=测试时间戳,O=某县人民医院,C=CN", &tsa_key, Profile::Tsa, Some((&issuing, &issuing_key)));
+    Pki { root, issuing, issuing_key, tsa, tsa_key }
+}
+
+/// Sign `pdf` as `signer` (PAdES B-T).
+fn sign(pdf: &[u8], p: &Pki, key: &KeySigner, signer: &Cert, opts: &SignOptions) -> Vec<u8> {
+    let prepared = prepare(pdf, opts).unwrap();
+    let chain = [p.issuing.clone()];
+    let der = cms::sign(
+        &prepared.covered(),
+        &[CmsSigner { signer: key, cert: signer, chain: &chain }],
+        &cms::SignOptions { detached: true, omit_signing_time: true, ..Default::default() },
+    )
+    .unwrap();
+    let mut parsed = Parsed::from_bytes(&der).unwrap();
+    let info = TstInfo {
+        version: 1,
+        policy: Oid::new_unwrap("0.4.0.2023.1.1"),
+        message_imprint: MessageImprint::of(HashAlg::Sha256, &parsed.signature_value(0).unwrap()),
+        serial_number: Int::new(&[0x01, 0x02]).unwrap(),
+        gen_time: PreciseTime(Utc::now()),
+        accuracy: Some(Accuracy::from_micros(2000)),
+        ordering: false,
+        nonce: None,
+        tsa: None,
+        extensions: None,
+    };
+    let token = tsp::sign_token(&info, &p.tsa_key, &p.tsa, std::slice::from_ref(&p.issuing), true).unwrap();
+    let der = parsed.add_timestamp(0, &token).unwrap();
+    prepared.finish(&der).unwrap()
+}
+
+fn python() -> PathBuf {
+    std::env::var("MEDSIGN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| dirs_home().join(".cache/medsign-test-tools/venv/bin/python3"))
+}
+
+fn dirs_home() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+}
+
+fn run(prog: &Path, args: &[&str]) -> (bool, String) {
+    let o = Command::new(prog)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{} is needed (scripts/test installs it): {e}", prog.display()));
+    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+#[test]
+fn pades_bt_validates_in_pyhanko_and_pdfsig() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n);
+    let p = pki();
+    let doctor_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    let doctor =
+        cert("CN=张三,OU=心内科,O=某县人民医院,C=CN", &doctor_key, Profile::Signer, Some((&p.issuing, &p.issuing_key)));
+    let seal_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    let seal =
+        cert("CN=某县人民医院,O=某县人民医院,C=CN", &seal_key, Profile::Seal, Some((&p.issuing, &p.issuing_key)));
+    std::fs::write(path("root.pem"), p.root.to_pem()).unwrap();
+    let original = medsign_pdf::blank_pdf(595, 842);
+    let opts = SignOptions {
+        field_name: "Doctor".into(),
+        placement: Some(Placement { page: 1, rect: [330.0, 60.0, 560.0, 130.0] }),
+        lines: vec!["Digitally signed: Zhang San".into(), format!("Serial {}", doctor.serial_hex())],
+        name: Some("张三".into()),
+        reason: Some("门诊处方".into()),
+        ..Default::default()
+    };
+    let once = sign(&original, &p, &doctor_key, &doctor, &opts);
+    std::fs::write(path("once.pdf"), &once).unwrap();
+    let seal_opts = SignOptions {
+        field_name: "Seal".into(),
+        placement: Some(Placement { page: 1, rect: [40.0, 60.0, 200.0, 130.0] }),
+        lines: vec!["Hospital seal".into()],
+        ..Default::default()
+    };
+    let twice = sign(&once, &p, &seal_key, &seal, &seal_opts);
+    std::fs::write(path("twice.pdf"), &twice).unwrap();
+
+    let pyhanko = python().with_file_name("pyhanko");
+    let (ok, out) = run(
+        &pyhanko,
+        &[
+            "sign",
+            "validate",
+            "--trust",
+            path("root.pem").to_str().unwrap(),
+            "--trust-replace",
+            path("once.pdf").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && out.contains("INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,UNTOUCHED"),
+        "pyHanko on one signature: {out}"
+    );
+    let (ok, out) = run(
+        &pyhanko,
+        &[
+            "sign",
+            "validate",
+            "--trust",
+            path("root.pem").to_str().unwrap(),
+            "--trust-replace",
+            path("twice.pdf").to_str().unwrap(),
+        ],
+    );
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(":INTACT")).collect();
+    assert!(ok && lines.len() == 2, "pyHanko on two signatures: {out}");
+    assert!(lines.iter().all(|l| l.contains("INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>")), "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("Doctor:") && !l.ends_with("UNTOUCHED")),
+        "the first signature sees a later update: {out}"
+    );
+
+    // pdfsig (poppler) with a throw-away NSS database that trusts the root
+    let nss = path("nss");
+    std::fs::create_dir(&nss).unwrap();
+    let db = format!("sql:{}", nss.display());
+    assert!(run(Path::new("certutil"), &["-N", "-d", &db, "--empty-password"]).0);
+    assert!(
+        run(
+            Path::new("certutil"),
+            &["-A", "-d", &db, "-n", "root", "-t", "CT,C,C", "-a", "-i", path("root.pem").to_str().unwrap()]
+        )
+        .0
+    );
+    let (_, out) = run(Path::new("pdfsig"), &["-nssdir", &db, path("twice.pdf").to_str().unwrap()]);
+    assert_eq!(out.matches("Signature is Valid.").count(), 2, "{out}");
+    assert_eq!(out.matches("Certificate is Trusted.").count(), 2, "{out}");
+
+    // a changed byte inside the first signature's range is caught by both
+    let mut bad = once.clone();
+    let i = original.len() - 20;
+    bad[i] ^= 0x01;
+    std::fs::write(path("bad.pdf"), &bad).unwrap();
+    let (_, out) = run(Path::new("pdfsig"), &["-nssdir", &db, path("bad.pdf").to_str().unwrap()]);
+    assert!(!out.contains("Signature is Valid."), "{out}");
+
+    // the page renders; the doctor's box is drawn (red border pixels), the middle of the page is blank
+    let (ok, out) = run(
+        Path::new("pdftoppm"),
+        &["-r", "72", "-f", "1", "-l", "1", path("twice.pdf").to_str().unwrap(), path("page").to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    let ppm_path = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "ppm"))
+        .unwrap();
+    let ppm = std::fs::read(ppm_path).unwrap();
+    let (w, h, px) = parse_ppm(&ppm);
+    let red = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        px[i] > 150 && px[i + 1] < 90 && px[i + 2] < 90
+    };
+    // PDF y grows upwards; the box is [330 60 560 130] at 72 dpi
+    let (top, bottom) = (h - 130, h - 60);
+    let reds = (330..560).flat_map(|x| (top..bottom).map(move |y| (x, y))).filter(|&(x, y)| red(x, y)).count();
+    assert!(reds > 300, "the signature rectangle is blank ({reds} red pixels)");
+    let centre = (200..400).flat_map(|x| (300..500).map(move |y| (x, y))).filter(|&(x, y)| red(x, y)).count();
+    assert_eq!(centre, 0);
+}
+
+/// A binary PPM (P6, maxval 255): width, height, RGB bytes.
+fn parse_ppm(b: &[u8]) -> (usize, usize, &[u8]) {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&b[start..i]).into_owned());
+    }
+    assert_eq!(fields[0], "P6");
+    let (w, h): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (w, h, &b[i + 1..])
+}
