@@ -202,12 +202,152 @@ fn data_flows_through_the_api_judged_by_gmssl_and_openssl() {
     let key = medsign_core::apps::hmac_key(his.split_once('.').unwrap().1);
     let ts = header(&head, "x-medsign-timestamp");
     assert_eq!(header(&head, "x-medsign-signature"), medsign_core::flows::webhook_signature(&key, ts, &body), "{head}");
-    let (_, _, log) = s.req("GET", &format!("/admin/v1/webhooks?flow_id={id}"), Some(&admin), None, b"");
+    // the receiver answers before the server records the delivery: poll the log briefly
+    let mut log = serde_json::Value::Null;
+    for _ in 0..50 {
+        log = s.req("GET", &format!("/admin/v1/webhooks?flow_id={id}"), Some(&admin), None, b"").2;
+        if log[0]["state"] == "delivered" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(log[0]["state"], "delivered", "{log}");
 
     // custody ends: auto flows for that doctor are refused
     assert_eq!(s.req("DELETE", "/admin/v1/users/1001/custody", Some(&admin), None, b"").0, 204);
     let flow = serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1001"}]});
     assert_eq!(s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string()).0, 400);
+    assert_eq!(s.stop(), 0);
+}
+
+/// PDF flows: a doctor and the hospital seal sign a prescription PDF (RSA for PDF readers, SM2
+/// for Chinese verifiers); pyHanko and pdfsig judge the RSA one, the independent SM2 checker the
+/// SM2 one over its ByteRange; `POST /api/v1/verify/file` catches a changed byte and an unsigned
+/// update.
+#[test]
+fn file_flows_judged_by_pyhanko_pdfsig_and_gmssl() {
+    let d = Dir::new();
+    let ntp = Chrony::start(&d, "ntp", None, false);
+    let s = Server::start(&d, &[("MEDSIGN_TIME_SOURCES", &ntp.source()), ("MEDSIGN_TIME_POLL_SECONDS", "1")]);
+    let admin = s.token().unwrap();
+    wait_clock(&s, "INSYNC");
+    let (_, v) =
+        s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"HIS","scopes":["sign","verify","users:write"]}"#);
+    let his = v["token"].as_str().unwrap().to_string();
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), r#"{"employee_no":"1001","name":"张三"}"#).0, 201);
+    for alg in ["sm2", "rsa"] {
+        let (st, v) = s.json(
+            "POST",
+            "/admin/v1/users/1001/custody",
+            Some(&admin),
+            &format!(r#"{{"reason":"处方托管签名","alg":"{alg}"}}"#),
+        );
+        assert_eq!(st, 201, "{v}");
+        let (_, _, chain) = s.raw("GET", &format!("/pki/{alg}/ca.pem"), None, None, b"");
+        d.write(&format!("{alg}-chain.pem"), &chain);
+    }
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let pdf = medsign_pdf::blank_pdf(595, 842);
+    let flow = |alg: &str| {
+        serde_json::json!({"kind": "file", "title": "门诊处方笺 No.2026-000123", "alg": alg, "content_base64": b64(&pdf),
+            "signers": [{"employee_no": "1001", "placement": {"page": 1, "rect": [330, 60, 560, 130]}},
+                        {"seal": "hospital", "placement": {"page": 1, "rect": [40, 60, 200, 130]}}]})
+        .to_string()
+    };
+    let signed = |alg: &str| {
+        let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow(alg));
+        assert_eq!((st, f["state"].as_str(), f["kind"].as_str()), (201, Some("completed"), Some("file")), "{f}");
+        let (st, h, bytes) =
+            s.raw("GET", &format!("/api/v1/sign-flows/{}/file", f["id"].as_str().unwrap()), Some(&his), None, b"");
+        assert!(st == 200 && h.contains("application/pdf"), "{h} {}", String::from_utf8_lossy(&bytes));
+        bytes
+    };
+    let rsa_pdf = signed("rsa");
+    d.write("rsa.pdf", &rsa_pdf);
+    let pyhanko = std::path::Path::new(&python()).with_file_name("pyhanko");
+    let o = d.run(
+        pyhanko.to_str().unwrap(),
+        &["sign", "validate", "--trust", &d.p("rsa-chain.pem"), "--trust-replace", &d.p("rsa.pdf")],
+    );
+    let out = text(&o.stdout);
+    let lines: Vec<&str> =
+        out.lines().filter(|l| l.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>")).collect();
+    assert_eq!(lines.len(), 2, "pyHanko: {out}{}", text(&o.stderr));
+    let nss = format!("sql:{}", d.p("nss"));
+    std::fs::create_dir(d.path("nss")).unwrap();
+    assert_ok(&d.run("certutil", &["-N", "-d", &nss, "--empty-password"]), "certutil -N");
+    let root = medsign_pki::cert::Cert::load_all(&d.read("rsa-chain.pem")).unwrap().remove(0);
+    d.write("rsa-root.pem", root.to_pem().as_bytes());
+    assert_ok(
+        &d.run("certutil", &["-A", "-d", &nss, "-n", "root", "-t", "CT,C,C", "-a", "-i", &d.p("rsa-root.pem")]),
+        "certutil -A",
+    );
+    let o = d.run("pdfsig", &["-nssdir", &nss, &d.p("rsa.pdf")]);
+    let out = text(&o.stdout);
+    assert_eq!(
+        (out.matches("Signature is Valid.").count(), out.matches("Certificate is Trusted.").count()),
+        (2, 2),
+        "{out}"
+    );
+
+    // SM2: our verifier and the independent checker over each ByteRange
+    let sm2_pdf = signed("sm2");
+    let (st, r) =
+        s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&sm2_pdf)}).to_string());
+    assert_eq!((st, r["indication"].as_str()), (200, Some("TOTAL_PASSED")), "{r}");
+    assert_eq!(r["signatures"].as_array().unwrap().len(), 2);
+    for (i, sig) in medsign_pdf::signatures(&sm2_pdf).unwrap().iter().enumerate() {
+        d.write(&format!("sig{i}.p7s"), &sig.cms);
+        d.write(&format!("range{i}.bin"), &sig.covered);
+        let o = d.sm2_check(&[
+            "cms",
+            &d.p(&format!("sig{i}.p7s")),
+            "--content",
+            &d.p(&format!("range{i}.bin")),
+            "--ca",
+            &d.p("sm2-chain.pem"),
+        ]);
+        assert_ok(&o, "independent SM2 checker over the PDF ByteRange");
+    }
+    let (_, r) =
+        s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&rsa_pdf)}).to_string());
+    assert_eq!(r["indication"], "TOTAL_PASSED", "{r}");
+
+    // a changed byte in the signed area; an unsigned update appended after the signatures
+    let mut changed = sm2_pdf.clone();
+    changed[pdf.len() - 30] ^= 1;
+    let (_, r) =
+        s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&changed)}).to_string());
+    assert_eq!(r["indication"], "TOTAL_FAILED", "{r}");
+    let mut forged = sm2_pdf.clone();
+    let prev = String::from_utf8_lossy(&sm2_pdf)
+        .rsplit("startxref")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let obj = "3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>\nendobj\n";
+    let xref_at = sm2_pdf.len() + obj.len();
+    forged.extend_from_slice(obj.as_bytes());
+    forged.extend_from_slice(
+        format!("xref\n3 1\n{:010} 00000 n \ntrailer\n<< /Size 40 /Root 1 0 R /Prev {prev} >>\nstartxref\n{xref_at}\n%%EOF\n", sm2_pdf.len()).as_bytes(),
+    );
+    let (st, r) =
+        s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&forged)}).to_string());
+    assert_eq!((st, r["indication"].as_str()), (200, Some("TOTAL_FAILED")), "{r}");
+    assert!(r["signatures"][0]["sub_indication"].as_str().unwrap().contains("modified"), "{r}");
+
+    // bad input: not a PDF, off the page, no signatures to verify
+    let bad = serde_json::json!({"kind": "file", "title": "t", "content_base64": b64(b"hello"), "signers": [{"seal": "hospital"}]});
+    let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &bad.to_string());
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("not a PDF"), "{v}");
+    let off = serde_json::json!({"kind": "file", "title": "t", "content_base64": b64(&pdf), "signers": [{"seal": "hospital", "placement": {"page": 1, "rect": [500, 60, 700, 130]}}]});
+    let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &off.to_string());
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("not inside page"), "{v}");
+    let (st, v) =
+        s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&pdf)}).to_string());
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("no signatures"), "{v}");
     assert_eq!(s.stop(), 0);
 }

@@ -5,8 +5,10 @@
 //! signer, each signature timestamped by the built-in TSA (unsigned attribute, R6.7). States:
 //! `pending → signing → completed`, or `revoked` / `expired` / `failed`. Every state change is
 //! POSTed to the app's callback URL, signed with the app's HMAC-SM3 key (deliveries persisted and
-//! retried with backoff). PDF flows, scan mode (QR tickets), templates and batch jobs come in the
-//! next slices; they are refused with a clear 400 until then.
+//! retried with backoff). `file` flows sign a PDF: one incremental update per signer (PAdES B-T,
+//! visible box where a placement is given), earlier signatures untouched. Scan mode (QR tickets),
+//! templates, seal images and batch jobs come in the next slices; they are refused with a clear 400
+//! until then.
 //!
 //! Timestamps: `timestamp: "required"` (default) — when the TSA cannot issue, the flow fails and
 //! nothing is released without its timestamp; `"later"` — the signatures are released at once,
@@ -228,6 +230,19 @@ pub struct NewSigner {
     /// `auto` (server custody) — `scan` comes with the mobile app
     #[serde(default = "auto")]
     pub mode: String,
+    /// PDF flows: where the visible signature goes (absent: invisible)
+    pub placement: Option<PlacementIn>,
+}
+
+/// A visible signature's place: page (from 1) and rectangle in PDF points.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementIn {
+    /// page, from 1
+    pub page: u32,
+    /// [x1, y1, x2, y2], points from the lower-left corner
+    pub rect: [f64; 4],
 }
 
 fn auto() -> String {
@@ -362,17 +377,13 @@ pub async fn create(
     nf: &NewFlow,
     max_bytes: usize,
 ) -> Result<FlowView> {
-    match nf.kind.as_str() {
-        "data" => {}
-        "file" => {
-            return Err(Error::Invalid(
-                "PDF 签署流程尚未开放（下一版本）；请使用 kind=data / PDF flows are not available yet (next release); use kind=data".into(),
-            ));
-        }
+    let is_pdf = match nf.kind.as_str() {
+        "data" => false,
+        "file" => true,
         other => {
             return Err(Error::Invalid(format!("kind 须为 data 或 file / kind must be data or file, got '{other}'")));
         }
-    }
+    };
     let title = nf.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(Error::Invalid("title 须为 1–200 个字符 / title must be 1-200 characters".into()));
@@ -391,6 +402,20 @@ pub async fn create(
     };
     if content.is_empty() || content.len() > max_bytes {
         return Err(Error::Invalid(format!("内容须为 1–{max_bytes} 字节 / content must be 1-{max_bytes} bytes")));
+    }
+    if is_pdf {
+        if nf.content_base64.is_none() {
+            return Err(Error::Invalid("PDF 须放在 content_base64 中 / a PDF goes in content_base64".into()));
+        }
+        medsign_pdf::load(&content).map_err(|e| Error::Invalid(e.to_string()))?;
+        if nf.timestamp.as_deref() == Some("later") {
+            return Err(Error::Invalid(
+                "PDF 流程的时间戳须当场加上（timestamp=required）/ PDF flows timestamp at once (timestamp=required)"
+                    .into(),
+            ));
+        }
+    } else if nf.signers.iter().any(|s| s.placement.is_some()) {
+        return Err(Error::Invalid("placement 只用于 PDF 流程 / placement is for PDF flows".into()));
     }
     let alg = nf.alg.clone().unwrap_or_else(|| "sm2".into());
     key_alg(&alg)?;
@@ -444,20 +469,21 @@ pub async fn create(
         sqlx::query(
             "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
              timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'data', $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12)",
+             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12)",
         )
         .bind(&id)
         .bind(&doc_no)
         .bind(app_id)
         .bind(title)
         .bind(&alg)
-        .bind(nf.detached as i64)
+        .bind((nf.detached || is_pdf) as i64)
         .bind(B64.encode(&content))
         .bind(hex::encode(medsign_crypto::hash::sm3(&content)))
         .bind(&ts_mode)
         .bind(&nf.callback_url)
         .bind(&expires)
         .bind(&now)
+        .bind(&nf.kind)
         .execute(&mut *tx)
         .await?;
         for (i, (kind, r)) in refs.iter().enumerate() {
@@ -482,30 +508,24 @@ pub async fn create(
         .await?;
         tx.commit().await?;
     }
-    // sign: one SignedData, every signer
-    let signers: Vec<CmsSigner<'_>> =
-        ready.iter().map(|r| CmsSigner { signer: &r.key as &dyn Signer, cert: &r.cert, chain: &r.chain }).collect();
-    let der = match cms::sign(&content, &signers, &SignOptions { detached: nf.detached, ..Default::default() }) {
-        Ok(d) => d,
-        Err(e) => {
-            fail(db, ctx, &id, &format!("签名失败 / signing failed: {e}")).await?;
-            return Err(Error::Config(format!("signing failed: {e}")));
-        }
+    let signed = if is_pdf {
+        sign_pdf(tsa, &content, &ready, &refs, &nf.signers, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
+    } else {
+        sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
     };
-    let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
-    let stamped = add_timestamps(tsa, &mut parsed, &alg, app_id).await;
-    let (der, ts_times, pending) = match stamped {
-        Ok(times) => (parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, times, false),
-        Err(e) if ts_mode == "later" => {
-            tracing::warn!(flow = %id, error = %e, "timestamp deferred");
-            (der, vec![], true)
-        }
+    let (der, ts_times, pending) = match signed {
+        Ok(x) => x,
         Err(e) => {
-            let msg = format!(
-                "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
-            );
+            let unavailable = matches!(e, Error::Unavailable(_));
+            let msg = if unavailable {
+                format!(
+                    "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
+                )
+            } else {
+                format!("签署失败 / signing failed: {e}")
+            };
             fail(db, ctx, &id, &msg).await?;
-            return Err(Error::Unavailable(format!("{msg} (flow {id})")));
+            return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
         }
     };
     let now = crate::now_text();
@@ -545,6 +565,77 @@ pub async fn create(
     tx.commit().await?;
     drop(_w);
     get(db, None, &id).await
+}
+
+/// One CMS with every signer over `content`, timestamped (or marked pending when `later`).
+async fn sign_data(
+    tsa: &Tsa,
+    content: &[u8],
+    ready: &[Ready],
+    detached: bool,
+    alg: &str,
+    app_id: &str,
+    ts_mode: &str,
+) -> Result<(Vec<u8>, Vec<DateTime<Utc>>, bool)> {
+    let signers: Vec<CmsSigner<'_>> =
+        ready.iter().map(|r| CmsSigner { signer: &r.key as &dyn Signer, cert: &r.cert, chain: &r.chain }).collect();
+    let der = cms::sign(content, &signers, &SignOptions { detached, ..Default::default() })
+        .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
+    let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+    match add_timestamps(tsa, &mut parsed, alg, app_id).await {
+        Ok(times) => Ok((parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, times, false)),
+        Err(e) if ts_mode == "later" => {
+            tracing::warn!(error = %e, "timestamp deferred");
+            Ok((der, vec![], true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One PAdES B-T signature per signer, each an incremental update over the previous result.
+#[allow(clippy::too_many_arguments)]
+async fn sign_pdf(
+    tsa: &Tsa,
+    pdf: &[u8],
+    ready: &[Ready],
+    refs: &[(&str, String)],
+    signers: &[NewSigner],
+    title: &str,
+    alg: &str,
+    app_id: &str,
+) -> Result<(Vec<u8>, Vec<DateTime<Utc>>)> {
+    let mut doc = pdf.to_vec();
+    let mut times = Vec::new();
+    let existing = medsign_pdf::signatures(pdf).map_err(|e| Error::Invalid(e.to_string()))?.len();
+    for (i, r) in ready.iter().enumerate() {
+        let now = Utc::now();
+        let opts = medsign_pdf::SignOptions {
+            field_name: format!("medsign-{}-{}", existing + i + 1, refs[i].0),
+            placement: signers[i].placement.map(|p| medsign_pdf::Placement { page: p.page, rect: p.rect }),
+            lines: vec![
+                format!("Digitally signed ({})", refs[i].0),
+                format!("Cert {}", r.cert.serial_hex()),
+                medsign_pki::time::display_cst(now),
+            ],
+            name: Some(r.cert.subject_display()),
+            reason: Some(title.to_string()),
+            time: now,
+            reserve: 24 * 1024,
+        };
+        let prepared = medsign_pdf::prepare(&doc, &opts).map_err(|e| Error::Invalid(e.to_string()))?;
+        let der = cms::sign(
+            &prepared.covered(),
+            &[CmsSigner { signer: &r.key, cert: &r.cert, chain: &r.chain }],
+            &SignOptions { detached: true, omit_signing_time: true, ..Default::default() },
+        )
+        .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
+        let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+        times.extend(add_timestamps(tsa, &mut parsed, alg, app_id).await?);
+        doc = prepared
+            .finish(&parsed.to_der().map_err(|e| Error::Config(e.to_string()))?)
+            .map_err(|e| Error::Config(e.to_string()))?;
+    }
+    Ok((doc, times))
 }
 
 /// Timestamp every signer that has none; returns the genTimes.
@@ -725,7 +816,8 @@ pub async fn revoke(db: &Db, ctx: &Context, app_id: Option<&str>, id: &str, reas
     get(db, app_id, id).await
 }
 
-/// The CMS signature (DER) of a completed data flow (R7.4.13).
+/// The result of a completed flow (R7.4.13): the CMS signature (DER) of a data flow, or the
+/// signed PDF of a file flow.
 pub async fn signature(db: &Db, app_id: Option<&str>, id: &str) -> Result<Vec<u8>> {
     let f = get(db, app_id, id).await?;
     if f.state != "completed" {
@@ -739,20 +831,93 @@ pub async fn signature(db: &Db, app_id: Option<&str>, id: &str) -> Result<Vec<u8
     B64.decode(sig.unwrap_or_default()).map_err(|_| Error::Config("stored signature is corrupt".into()))
 }
 
-/// Verify a CMS signature (R7.4.11) against the built-in roots, with the CAs' current CRLs.
-pub async fn verify_data(db: &Db, cas: &BuiltinCas, signature: &[u8], data: Option<&[u8]>) -> Result<cms::CmsReport> {
+async fn verify_options(db: &Db, cas: &BuiltinCas) -> Result<cms::VerifyOptions> {
     let mut crls = Vec::new();
     for h in [&cas.sm2, &cas.rsa] {
         if let Ok(c) = medsign_pki::crl::Crl::from_bytes(&certs::crl(db, h, 6).await?) {
             crls.push(c);
         }
     }
-    let opts = cms::VerifyOptions {
+    Ok(cms::VerifyOptions {
         trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()],
         extra_certs: vec![cas.sm2.issuing.clone(), cas.rsa.issuing.clone()],
         crls,
         ..Default::default()
+    })
+}
+
+/// One signature of a verified PDF.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSignature {
+    /// field name
+    pub field: String,
+    /// `/SubFilter`
+    pub sub_filter: String,
+    /// covers the whole file as it is
+    pub whole_file: bool,
+    /// updates after it that are not later signatures (anything > 0 is a modification)
+    pub unsigned_updates_after: usize,
+    /// `TOTAL_PASSED` | `INDETERMINATE` | `TOTAL_FAILED`
+    pub indication: cms::Indication,
+    /// why, when not passed
+    pub sub_indication: Option<String>,
+    /// the CMS verification (integrity, signer, chain, revocation, timestamp)
+    pub report: cms::CmsReport,
+}
+
+/// What `POST /api/v1/verify/file` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// worst of the signatures
+    pub indication: cms::Indication,
+    /// per signature, in signing order
+    pub signatures: Vec<FileSignature>,
+}
+
+/// Verify every signature of a PDF (R7.4.12): the CMS over its byte range, coverage, and whether
+/// the file was changed after it other than by later signatures.
+pub async fn verify_file(db: &Db, cas: &BuiltinCas, pdf: &[u8]) -> Result<FileReport> {
+    let found = medsign_pdf::signatures(pdf).map_err(|e| Error::Invalid(e.to_string()))?;
+    if found.is_empty() {
+        return Err(Error::Invalid("该 PDF 没有签名 / the PDF has no signatures".into()));
+    }
+    let opts = verify_options(db, cas).await?;
+    let mut out = Vec::new();
+    for s in found {
+        let report = cms::verify(&s.cms, Some(&s.covered), &opts).map_err(|e| {
+            Error::Invalid(format!("签名 {} 无法解析 / signature {} unreadable: {e}", s.field, s.field))
+        })?;
+        let (indication, sub) = if s.unsigned_updates_after > 0 {
+            (
+                cms::Indication::TotalFailed,
+                Some("签名后文件被修改 / the file was modified after this signature".to_string()),
+            )
+        } else {
+            (report.indication, None)
+        };
+        out.push(FileSignature {
+            field: s.field,
+            sub_filter: s.sub_filter,
+            whole_file: s.whole_file,
+            unsigned_updates_after: s.unsigned_updates_after,
+            indication,
+            sub_indication: sub,
+            report,
+        });
+    }
+    let worst = if out.iter().any(|s| s.indication == cms::Indication::TotalFailed) {
+        cms::Indication::TotalFailed
+    } else if out.iter().any(|s| s.indication == cms::Indication::Indeterminate) {
+        cms::Indication::Indeterminate
+    } else {
+        cms::Indication::TotalPassed
     };
+    Ok(FileReport { indication: worst, signatures: out })
+}
+
+/// Verify a CMS signature (R7.4.11) against the built-in roots, with the CAs' current CRLs.
+pub async fn verify_data(db: &Db, cas: &BuiltinCas, signature: &[u8], data: Option<&[u8]>) -> Result<cms::CmsReport> {
+    let opts = verify_options(db, cas).await?;
     cms::verify(signature, data, &opts)
         .map_err(|e| Error::Invalid(format!("签名无法解析 / the signature cannot be read: {e}")))
 }

@@ -491,6 +491,124 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     Ok(Prepared { bytes: out, hole: (hole_start, hole_end) })
 }
 
+/// One signature found in a PDF, with what it covers.
+#[derive(Debug, Clone)]
+pub struct FoundSignature {
+    /// field name
+    pub field: String,
+    /// `/SubFilter`
+    pub sub_filter: String,
+    /// `/ByteRange`
+    pub byte_range: [usize; 4],
+    /// the CMS (DER, the zero padding removed)
+    pub cms: Vec<u8>,
+    /// the bytes the signature covers
+    pub covered: Vec<u8>,
+    /// the signature covers the whole file as it is now
+    pub whole_file: bool,
+    /// revisions appended after this signature that are not themselves a later signature's
+    /// revision (0 = only later signatures, or none)
+    pub unsigned_updates_after: usize,
+}
+
+/// DER length of a TLV at the start of `b` (to cut the zero padding of `/Contents`).
+fn der_len(b: &[u8]) -> Option<usize> {
+    let first = *b.get(1)?;
+    if first & 0x80 == 0 {
+        return Some(2 + first as usize);
+    }
+    let n = (first & 0x7f) as usize;
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let len = b.get(2..2 + n)?.iter().fold(0usize, |a, &x| (a << 8) | x as usize);
+    Some(2 + n + len)
+}
+
+/// The ends (offset after `%%EOF` and its line end) of every revision of the file.
+fn revision_ends(b: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut i = 0;
+    while let Some(p) = b[i..].windows(5).position(|w| w == b"%%EOF") {
+        let mut end = i + p + 5;
+        while end < b.len() && (b[end] == b'\r' || b[end] == b'\n') {
+            end += 1;
+        }
+        ends.push(end);
+        i = i + p + 5;
+    }
+    ends
+}
+
+/// Every signature of a PDF (signature fields with a value), in file order.
+pub fn signatures(bytes: &[u8]) -> Result<Vec<FoundSignature>> {
+    let doc = load(bytes)?;
+    let cat = doc.catalog().map_err(invalid)?;
+    let Ok(form) = cat.get(b"AcroForm") else { return Ok(vec![]) };
+    let form = resolve(&doc, form)?.as_dict().map_err(invalid)?;
+    let fields = match form.get(b"Fields") {
+        Ok(f) => resolve(&doc, f)?.as_array().map_err(invalid)?.clone(),
+        Err(_) => vec![],
+    };
+    let mut out = Vec::new();
+    for f in fields {
+        let Ok(fd) = resolve(&doc, &f).and_then(|o| o.as_dict().map_err(invalid)) else { continue };
+        if fd.get(b"FT").ok().and_then(|x| x.as_name().ok()) != Some(b"Sig".as_slice()) {
+            continue;
+        }
+        let Ok(v) = fd.get(b"V") else { continue };
+        let sig = resolve(&doc, v)?.as_dict().map_err(invalid)?;
+        let field = fd
+            .get(b"T")
+            .ok()
+            .and_then(|t| t.as_str().ok())
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .unwrap_or_default();
+        let br: Vec<usize> = sig
+            .get(b"ByteRange")
+            .map_err(|_| invalid(format!("签名 {field} 没有 /ByteRange / signature {field} has no /ByteRange")))?
+            .as_array()
+            .map_err(invalid)?
+            .iter()
+            .map(|x| x.as_i64().ok().and_then(|n| usize::try_from(n).ok()))
+            .collect::<Option<Vec<_>>>()
+            .filter(|v| v.len() == 4)
+            .ok_or_else(|| invalid(format!("签名 {field} 的 /ByteRange 无效 / invalid /ByteRange")))?;
+        let [a, b, c, d] = [br[0], br[1], br[2], br[3]];
+        if a != 0 || b >= c || c.checked_add(d).is_none_or(|e| e > bytes.len()) {
+            return Err(invalid(format!("签名 {field} 的 /ByteRange 越界 / /ByteRange out of the file")));
+        }
+        let contents = sig.get(b"Contents").and_then(|c| c.as_str()).map_err(|_| invalid("no /Contents"))?;
+        let cms = contents[..der_len(contents).unwrap_or(contents.len()).min(contents.len())].to_vec();
+        let mut covered = bytes[..b].to_vec();
+        covered.extend_from_slice(&bytes[c..c + d]);
+        let sub_filter = sig
+            .get(b"SubFilter")
+            .ok()
+            .and_then(|x| x.as_name().ok())
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        out.push(FoundSignature {
+            field,
+            sub_filter,
+            byte_range: [a, b, c, d],
+            cms,
+            covered,
+            whole_file: c + d == bytes.len(),
+            unsigned_updates_after: 0,
+        });
+    }
+    // revisions after each signature that no later signature accounts for
+    let ends = revision_ends(bytes);
+    let signed_ends: Vec<usize> = out.iter().map(|s| s.byte_range[2] + s.byte_range[3]).collect();
+    for s in &mut out {
+        let mine = s.byte_range[2] + s.byte_range[3];
+        s.unsigned_updates_after = ends.iter().filter(|&&e| e > mine && !signed_ends.contains(&e)).count();
+    }
+    out.sort_by_key(|s| s.byte_range[2] + s.byte_range[3]);
+    Ok(out)
+}
+
 /// A blank one-page PDF of `width` × `height` points (A4 is 595 × 842), classic cross-reference
 /// table: the base of page-size templates, and the document tests sign.
 pub fn blank_pdf(width: u32, height: u32) -> Vec<u8> {

@@ -66,3 +66,41 @@ fn bad_input_is_refused_with_reasons() {
     enc = t.into_bytes();
     assert!(prepare(&enc, &SignOptions::default()).is_err());
 }
+
+#[test]
+fn signatures_are_found_with_coverage_and_later_updates() {
+    let pdf = tiny_pdf();
+    let fake_cms = |n: u8| {
+        let mut v = vec![0x30, 0x03, 0x02, 0x01, n];
+        v.truncate(5);
+        v
+    };
+    let one = prepare(&pdf, &SignOptions { field_name: "A".into(), reserve: 32, ..Default::default() })
+        .unwrap()
+        .finish(&fake_cms(1))
+        .unwrap();
+    let two = prepare(&one, &SignOptions { field_name: "B".into(), reserve: 32, ..Default::default() })
+        .unwrap()
+        .finish(&fake_cms(2))
+        .unwrap();
+    let found = signatures(&two).unwrap();
+    assert_eq!(found.iter().map(|s| s.field.as_str()).collect::<Vec<_>>(), vec!["A", "B"]);
+    assert_eq!(found[0].cms, fake_cms(1), "padding removed");
+    assert!(!found[0].whole_file && found[1].whole_file);
+    assert_eq!((found[0].unsigned_updates_after, found[1].unsigned_updates_after), (0, 0));
+    // an appended update that is not a signature is flagged for both
+    let mut forged = two.clone();
+    let prev = last_startxref(&two).unwrap();
+    let form = Document::load_mem(&two).unwrap().catalog().unwrap().get(b"AcroForm").unwrap().as_reference().unwrap().0;
+    let obj = format!("1 0 obj\n<< /Type /Catalog /Pages 2 0 R /AcroForm {form} 0 R >>\nendobj\n");
+    let xref_at = two.len() + obj.len();
+    forged.extend_from_slice(obj.as_bytes());
+    forged.extend_from_slice(
+        format!("xref\n1 1\n{:010} 00000 n \ntrailer\n<< /Size 20 /Root 1 0 R /Prev {prev} >>\nstartxref\n{xref_at}\n%%EOF\n", two.len())
+            .as_bytes(),
+    );
+    let found = signatures(&forged).unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|s| s.unsigned_updates_after == 1 && !s.whole_file), "{found:?}");
+    assert!(signatures(&pdf).unwrap().is_empty());
+}

@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, verify_file, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -153,6 +153,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/sign-flows/{flow_id}/revoke", post(revoke_flow))
         .route("/api/v1/sign-flows/{flow_id}/file", get(flow_file))
         .route("/api/v1/verify/data", post(verify_data))
+        .route("/api/v1/verify/file", post(verify_file))
         .route("/tsa", post(tsa_default))
         .route("/tsa/sm2", post(tsa_sm2))
         .route("/tsa/rsa", post(tsa_rsa))
@@ -1166,9 +1167,10 @@ struct FileQuery {
 
 #[utoipa::path(get, path = "/api/v1/sign-flows/{flow_id}/file", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a"), FileQuery),
-    responses((status = 200, description = "the CMS SignedData (DER)", content_type = "application/pkcs7-signature", body = Vec<u8>, example = json!("(binary DER)")),
+    responses((status = 200, description = "data flows (?signature=p7s): the CMS SignedData (DER); file flows: the signed PDF", content_type = "application/pdf", body = Vec<u8>, example = json!("(binary)")),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程 QM-… 尚未完成 / the flow is not completed", "request_id": "…"}))))]
-/// `GET /api/v1/sign-flows/{flow_id}/file?signature=p7s` (R7.4.13).
+/// `GET /api/v1/sign-flows/{flow_id}/file[?signature=p7s]` (R7.4.13): the signed PDF, or a data
+/// flow's CMS.
 async fn flow_file(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -1179,19 +1181,25 @@ async fn flow_file(
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    if q.signature.as_deref() != Some("p7s") {
-        return Err(with_id(medsign_core::Error::Invalid(
-            "数据签署流程请用 ?signature=p7s 下载签名 / data flows: download the signature with ?signature=p7s".into(),
-        )));
-    }
     let f = medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
-    let der = medsign_core::flows::signature(&s.db, owner(&caller), &id).await.map_err(with_id)?;
-    let disposition = format!("attachment; filename=\"{}.p7s\"", f.doc_no);
-    Ok((
-        [(header::CONTENT_TYPE, "application/pkcs7-signature".to_string()), (header::CONTENT_DISPOSITION, disposition)],
-        der,
-    )
-        .into_response())
+    let (ctype, ext) = match (f.kind.as_str(), q.signature.as_deref()) {
+        ("data", Some("p7s")) => ("application/pkcs7-signature", "p7s"),
+        ("file", None) => ("application/pdf", "pdf"),
+        ("data", _) => {
+            return Err(with_id(medsign_core::Error::Invalid(
+                "数据签署流程请用 ?signature=p7s 下载签名 / data flows: download the signature with ?signature=p7s"
+                    .into(),
+            )));
+        }
+        _ => {
+            return Err(with_id(medsign_core::Error::Invalid(
+                "PDF 流程直接下载签署后的 PDF（不带 signature 参数）/ file flows: download the signed PDF without ?signature".into(),
+            )));
+        }
+    };
+    let bytes = medsign_core::flows::signature(&s.db, owner(&caller), &id).await.map_err(with_id)?;
+    let disposition = format!("attachment; filename=\"{}.{ext}\"", f.doc_no);
+    Ok(([(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
 }
 
 /// Body of `POST /api/v1/verify/data`.
@@ -1234,6 +1242,35 @@ async fn verify_data(
         None => None,
     };
     let rep = medsign_core::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await.map_err(with_id)?;
+    Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
+}
+
+/// Body of `POST /api/v1/verify/file`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct VerifyFileRequest {
+    /// the signed PDF, base64
+    file: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/verify/file", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = VerifyFileRequest, example = json!({"file": "JVBERi0xLjcK…"})),
+    responses((status = 200, body = Object, example = json!({"indication": "TOTAL_PASSED", "signatures": [{"field": "medsign-1-staff", "sub_filter": "ETSI.CAdES.detached", "whole_file": false, "unsigned_updates_after": 0, "indication": "TOTAL_PASSED", "sub_indication": null, "report": {"signers": [{"subject": "CN=张三,…", "timestamp": {"time": "…"}}]}}]})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "该 PDF 没有签名 / the PDF has no signatures", "request_id": "…"}))))]
+/// `POST /api/v1/verify/file` (R7.4.12): every signature of a PDF — integrity over its byte range,
+/// coverage, changes after it (other than later signatures), trust, revocation, timestamp.
+async fn verify_file(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<VerifyFileRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use base64::Engine;
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(body.file.trim())
+        .map_err(|_| with_id(medsign_core::Error::Invalid("file 不是 base64 / file is not base64".into())))?;
+    let rep = medsign_core::flows::verify_file(&s.db, &s.cas, &pdf).await.map_err(with_id)?;
     Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
 }
 
