@@ -65,9 +65,16 @@ fn aad(name: &str) -> Vec<u8> {
 
 /// Load the server key `name`, creating it (SM2) on first use. Returns the key.
 pub async fn ensure_key(db: &Db, kek: &Kek, name: &str, alg: KeyAlg) -> Result<PrivateKey> {
-    let _w = db.write_lock.lock().await;
+    // the common case (the key exists) needs no write lock
     let row =
         sqlx::query("SELECT wrapped_key FROM server_keys WHERE name = $1").bind(name).fetch_optional(&db.pool).await?;
+    let _w = if row.is_none() { Some(db.write_lock.lock().await) } else { None };
+    let row = match row {
+        Some(r) => Some(r),
+        None => {
+            sqlx::query("SELECT wrapped_key FROM server_keys WHERE name = $1").bind(name).fetch_optional(&db.pool).await?
+        }
+    };
     if let Some(r) = row {
         let wrapped: String = r.try_get("wrapped_key")?;
         let blob = hex::decode(wrapped).map_err(|_| Error::Config(format!("server key {name} is corrupt")))?;
