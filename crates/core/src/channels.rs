@@ -470,6 +470,28 @@ struct ChannelRow {
     updated_at: String,
 }
 
+impl ChannelRow {
+    fn from_row(r: &sqlx::any::AnyRow) -> Result<Self> {
+        Ok(ChannelRow {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            active: r.try_get::<i64, _>("active")? != 0,
+            config: r.try_get("config")?,
+            secret: r.try_get("secret")?,
+            updated_at: r.try_get("updated_at")?,
+        })
+    }
+
+    /// The row of channel `id`, if any.
+    async fn load(db: &Db, id: &str) -> Result<Option<Self>> {
+        let r = sqlx::query("SELECT id, kind, active, config, secret, updated_at FROM ca_channels WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&db.pool)
+            .await?;
+        r.as_ref().map(Self::from_row).transpose()
+    }
+}
+
 impl Channels {
     fn instance(&self, kek: &Kek, r: &ChannelRow) -> Result<Arc<dyn CaChannel>> {
         if let Some((v, c)) = self.cache.lock().expect("channel cache").get(&r.id)
@@ -500,18 +522,7 @@ impl Channels {
         .bind(profile)
         .fetch_all(&db.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChannelRow {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    active: r.try_get::<i64, _>("active")? != 0,
-                    config: r.try_get("config")?,
-                    secret: r.try_get("secret")?,
-                    updated_at: r.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(ChannelRow::from_row).collect()
     }
 
     /// Issue through the active channel, failing over in priority order. Returns the certificate
@@ -642,19 +653,9 @@ pub async fn propagate_revoke(
     if channel == "builtin" {
         return Ok(true);
     }
-    let r = sqlx::query("SELECT id, kind, active, config, secret, updated_at FROM ca_channels WHERE id = $1")
-        .bind(channel)
-        .fetch_optional(&db.pool)
+    let row = ChannelRow::load(db, channel)
         .await?
         .ok_or_else(|| Error::Config(format!("certificate {serial} names unknown CA channel {channel}")))?;
-    let row = ChannelRow {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        active: r.try_get::<i64, _>("active")? != 0,
-        config: r.try_get("config")?,
-        secret: r.try_get("secret")?,
-        updated_at: r.try_get("updated_at")?,
-    };
     channels.instance(kek, &row)?.revoke(serial, reason).await
 }
 
@@ -760,19 +761,9 @@ pub async fn set_enabled(db: &Db, ctx: &Context, id: &str, enabled: bool) -> Res
 
 /// Check one channel now and store the result.
 pub async fn check(db: &Db, kek: &Kek, channels: &Channels, id: &str) -> Result<ChannelRecord> {
-    let rows = sqlx::query("SELECT id, kind, active, config, secret, updated_at FROM ca_channels WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&db.pool)
+    let r = ChannelRow::load(db, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("CA 通道 {id} 不存在 / no CA channel {id}")))?;
-    let r = ChannelRow {
-        id: rows.try_get("id")?,
-        kind: rows.try_get("kind")?,
-        active: rows.try_get::<i64, _>("active")? != 0,
-        config: rows.try_get("config")?,
-        secret: rows.try_get("secret")?,
-        updated_at: rows.try_get("updated_at")?,
-    };
     if r.kind != "builtin" {
         let result = match channels.instance(kek, &r) {
             Ok(c) => c.health().await,

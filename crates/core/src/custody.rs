@@ -72,7 +72,10 @@ pub async fn ensure_key(db: &Db, kek: &Kek, name: &str, alg: KeyAlg) -> Result<P
     let row = match row {
         Some(r) => Some(r),
         None => {
-            sqlx::query("SELECT wrapped_key FROM server_keys WHERE name = $1").bind(name).fetch_optional(&db.pool).await?
+            sqlx::query("SELECT wrapped_key FROM server_keys WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&db.pool)
+                .await?
         }
     };
     if let Some(r) = row {

@@ -76,16 +76,7 @@ pub async fn authorize_custody(
     }
     let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), ka).await?);
     let family = if alg == "sm2" { "sm2" } else { "rsa" };
-    let (active, _) = certs::list(
-        db,
-        &certs::ListQuery {
-            employee_no: Some(employee_no.into()),
-            status: Some("active".into()),
-            alg: Some(family.into()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let active = active_certs(db, employee_no, family).await?;
     let rec = match active.into_iter().next() {
         Some(c) => {
             let cert =
@@ -126,6 +117,17 @@ pub async fn authorize_custody(
     .await?;
     tx.commit().await?;
     Ok(rec)
+}
+
+/// The active certificates of `employee_no` for a key family.
+async fn active_certs(db: &Db, employee_no: &str, family: &str) -> Result<Vec<CertRecord>> {
+    let q = certs::ListQuery {
+        employee_no: Some(employee_no.into()),
+        status: Some("active".into()),
+        alg: Some(family.into()),
+        ..Default::default()
+    };
+    Ok(certs::list(db, &q).await?.0)
 }
 
 /// End server custody for `employee_no`: auto flows naming them are refused from now on.
@@ -172,16 +174,7 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
     }
     let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), key_alg(alg)?).await?);
     let family = if alg == "sm2" { "sm2" } else { "rsa" };
-    let (active, _) = certs::list(
-        db,
-        &certs::ListQuery {
-            employee_no: Some(employee_no.into()),
-            status: Some("active".into()),
-            alg: Some(family.into()),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let active = active_certs(db, employee_no, family).await?;
     let cert = active
         .iter()
         .filter_map(|c| Cert::load_all(c.certificate_pem.as_bytes()).ok()?.into_iter().next())
