@@ -290,6 +290,24 @@ fn file_flows_judged_by_pyhanko_pdfsig_and_gmssl() {
         "{out}"
     );
 
+    // certified by the doctor (DocMDP P=2), sealed invisibly after: pyHanko sees no illegal change
+    let certified = serde_json::json!({"kind": "file", "title": "检验报告单", "alg": "rsa", "content_base64": b64(&pdf), "certify": 2,
+        "signers": [{"employee_no": "1001", "placement": {"page": 1, "rect": [330, 60, 560, 130]}}, {"seal": "hospital"}]});
+    let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &certified.to_string());
+    assert_eq!(st, 201, "{f}");
+    let (_, _, cert_pdf) =
+        s.raw("GET", &format!("/api/v1/sign-flows/{}/file", f["id"].as_str().unwrap()), Some(&his), None, b"");
+    d.write("certified.pdf", &cert_pdf);
+    let o = d.run(
+        pyhanko.to_str().unwrap(),
+        &["sign", "validate", "--trust", &d.p("rsa-chain.pem"), "--trust-replace", &d.p("certified.pdf")],
+    );
+    let out = text(&o.stdout);
+    assert!(o.status.success() && !out.contains("ILLEGAL") && out.matches(":INTACT:TRUSTED").count() == 2, "{out}");
+    let visible_after = serde_json::json!({"kind": "file", "title": "t", "alg": "rsa", "content_base64": b64(&pdf), "certify": 2,
+        "signers": [{"employee_no": "1001"}, {"seal": "hospital", "placement": {"page": 1, "rect": [40, 60, 200, 130]}}]});
+    assert_eq!(s.json("POST", "/api/v1/sign-flows", Some(&his), &visible_after.to_string()).0, 400);
+
     // SM2: our verifier and the independent checker over each ByteRange
     let sm2_pdf = signed("sm2");
     let (st, r) =

@@ -275,6 +275,8 @@ pub struct NewFlow {
     pub expires_in_minutes: Option<u32>,
     /// `required` (default) | `later`
     pub timestamp: Option<String>,
+    /// PDF flows: the first signer certifies the document (DocMDP permissions 1, 2 or 3)
+    pub certify: Option<u8>,
 }
 
 /// A signer as the API shows it.
@@ -407,6 +409,13 @@ pub async fn create(
                     .into(),
             ));
         }
+        if nf.certify.is_some() && nf.signers.iter().skip(1).any(|s| s.placement.is_some()) {
+            return Err(Error::Invalid(
+                "认证签名之后的签名须为不可见签名（可见签名需要模板中预置的签名域）/ after a certification signature, later signatures must be invisible (visible ones need fields placed in a template)".into(),
+            ));
+        }
+    } else if nf.certify.is_some() {
+        return Err(Error::Invalid("certify 只用于 PDF 流程 / certify is for PDF flows".into()));
     } else if nf.signers.iter().any(|s| s.placement.is_some()) {
         return Err(Error::Invalid("placement 只用于 PDF 流程 / placement is for PDF flows".into()));
     }
@@ -502,7 +511,7 @@ pub async fn create(
         tx.commit().await?;
     }
     let signed = if is_pdf {
-        sign_pdf(tsa, &content, &ready, &refs, &nf.signers, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
+        sign_pdf(tsa, &content, &ready, &refs, nf, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
     } else {
         sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
     };
@@ -592,7 +601,7 @@ async fn sign_pdf(
     pdf: &[u8],
     ready: &[Ready],
     refs: &[(&str, String)],
-    signers: &[NewSigner],
+    nf: &NewFlow,
     title: &str,
     alg: &str,
     app_id: &str,
@@ -604,7 +613,7 @@ async fn sign_pdf(
         let now = Utc::now();
         let opts = medsign_pdf::SignOptions {
             field_name: format!("medsign-{}-{}", existing + i + 1, refs[i].0),
-            placement: signers[i].placement.map(|p| medsign_pdf::Placement { page: p.page, rect: p.rect }),
+            placement: nf.signers[i].placement.map(|p| medsign_pdf::Placement { page: p.page, rect: p.rect }),
             lines: vec![
                 format!("Digitally signed ({})", refs[i].0),
                 format!("Cert {}", r.cert.serial_hex()),
@@ -614,6 +623,7 @@ async fn sign_pdf(
             reason: Some(title.to_string()),
             time: now,
             reserve: 24 * 1024,
+            certify: if i == 0 { nf.certify } else { None },
         };
         let prepared = medsign_pdf::prepare(&doc, &opts).map_err(|e| Error::Invalid(e.to_string()))?;
         let der = cms::sign(

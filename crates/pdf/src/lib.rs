@@ -64,6 +64,9 @@ pub struct SignOptions {
     pub time: DateTime<Utc>,
     /// bytes reserved for the CMS (hex doubles it in the file)
     pub reserve: usize,
+    /// make this the certification signature with DocMDP permissions P (1: no changes, 2: form
+    /// filling and signing, 3: also annotations) — only as the document's first signature
+    pub certify: Option<u8>,
 }
 
 impl Default for SignOptions {
@@ -76,6 +79,7 @@ impl Default for SignOptions {
             reason: None,
             time: Utc::now(),
             reserve: 16 * 1024,
+            certify: None,
         }
     }
 }
@@ -232,6 +236,16 @@ fn media_box(doc: &Document, page: ObjectId) -> Option<[f64; 4]> {
     None
 }
 
+/// The DocMDP permissions (P) of a certified document.
+fn docmdp_permissions(doc: &Document) -> Option<i64> {
+    let perms = resolve(doc, doc.catalog().ok()?.get(b"Perms").ok()?).ok()?.as_dict().ok()?;
+    let sig = resolve(doc, perms.get(b"DocMDP").ok()?).ok()?.as_dict().ok()?;
+    let reference = resolve(doc, sig.get(b"Reference").ok()?).ok()?.as_array().ok()?;
+    let sigref = resolve(doc, reference.first()?).ok()?.as_dict().ok()?;
+    let params = resolve(doc, sigref.get(b"TransformParams").ok()?).ok()?.as_dict().ok()?;
+    Some(params.get(b"P").ok().and_then(|p| p.as_i64().ok()).unwrap_or(2))
+}
+
 /// Check that `bytes` is a PDF we can sign: parseable, not encrypted, with pages.
 pub fn load(bytes: &[u8]) -> Result<Document> {
     if !bytes.starts_with(b"%PDF-") {
@@ -276,6 +290,21 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     }
     if opts.field_name.is_empty() || !opts.field_name.is_ascii() {
         return Err(invalid("字段名须为 ASCII / the field name must be ASCII"));
+    }
+    if let Some(p) = opts.certify {
+        if !(1..=3).contains(&p) {
+            return Err(invalid("DocMDP 权限须为 1、2 或 3 / DocMDP permissions must be 1, 2 or 3"));
+        }
+        if !signatures(original)?.is_empty() {
+            return Err(invalid(
+                "文档已有签名，不能再做认证签名（DocMDP 只能是第一个签名）/ the document is signed already: a certification (DocMDP) signature must be the first",
+            ));
+        }
+    }
+    if docmdp_permissions(&doc) == Some(1) {
+        return Err(invalid(
+            "文档已被认证签名锁定（DocMDP P=1），不允许任何修改 / the document is certified with no changes allowed (DocMDP P=1)",
+        ));
     }
     let root_id =
         doc.trailer.get(b"Root").and_then(|r| r.as_reference()).map_err(|_| invalid("trailer has no /Root"))?;
@@ -404,7 +433,14 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     let mut body = Vec::new();
     write_dict(&mut body, &form);
     objects.push((form_id, body));
-    if catalog.get(b"AcroForm").ok().and_then(|o| o.as_reference().ok()) != Some(form_id) {
+    let mut catalog_changed = false;
+    if opts.certify.is_some() {
+        let mut perms = Dictionary::new();
+        perms.set("DocMDP", Object::Reference(sig_id));
+        catalog.set("Perms", Object::Dictionary(perms));
+        catalog_changed = true;
+    }
+    if catalog_changed || catalog.get(b"AcroForm").ok().and_then(|o| o.as_reference().ok()) != Some(form_id) {
         catalog.set("AcroForm", Object::Reference(form_id));
         let mut body = Vec::new();
         write_dict(&mut body, &catalog);
@@ -418,6 +454,11 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     let contents_at = sig.len() - 1;
     sig.push_str(&"0".repeat(opts.reserve * 2));
     sig.push('>');
+    if let Some(p) = opts.certify {
+        sig.push_str(&format!(
+            "/Reference[<</Type/SigRef/TransformMethod/DocMDP/TransformParams<</Type/TransformParams/P {p}/V/1.2>>>>]"
+        ));
+    }
     let mut tail = Vec::new();
     write_name(&mut tail, b"M");
     write_obj(&mut tail, &text_string(&pdf_date(opts.time)));

@@ -43,6 +43,9 @@ fn prepare_and_finish_keep_the_original_and_cover_everything_but_contents() {
         doc.get_object(form_id).unwrap().as_dict().unwrap().get(b"Fields").unwrap().as_array().unwrap().len(),
         2
     );
+    // certification must come first, with P 1–3
+    assert!(prepare(&signed, &SignOptions { field_name: "C".into(), certify: Some(2), ..Default::default() }).is_err());
+    assert!(prepare(&pdf, &SignOptions { certify: Some(4), ..Default::default() }).is_err());
     // the same field name twice is refused
     assert!(prepare(&twice, &SignOptions { field_name: "Signature2".into(), ..Default::default() }).is_err());
 }

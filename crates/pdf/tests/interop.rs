@@ -169,6 +169,45 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
         "the first signature sees a later update: {out}"
     );
 
+    // certification (DocMDP P=2) by the doctor, then the seal as an invisible approval signature:
+    // acceptable; a new *visible* field after certifying is what pyHanko calls illegal (visible
+    // signatures after certification need fields placed beforehand — the template issue)
+    let certified = sign(&original, &p, &doctor_key, &doctor, &SignOptions { certify: Some(2), ..opts.clone() });
+    let approved = sign(&certified, &p, &seal_key, &seal, &SignOptions { placement: None, ..seal_opts.clone() });
+    std::fs::write(path("certified.pdf"), &approved).unwrap();
+    let (ok, out) = run(
+        &pyhanko,
+        &[
+            "sign",
+            "validate",
+            "--trust",
+            path("root.pem").to_str().unwrap(),
+            "--trust-replace",
+            path("certified.pdf").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && !out.contains("ILLEGAL") && out.matches("INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>").count() == 2,
+        "{out}"
+    );
+    let visible_after = sign(&certified, &p, &seal_key, &seal, &seal_opts);
+    std::fs::write(path("visible-after.pdf"), &visible_after).unwrap();
+    let (_, out) = run(
+        &pyhanko,
+        &[
+            "sign",
+            "validate",
+            "--trust",
+            path("root.pem").to_str().unwrap(),
+            "--trust-replace",
+            path("visible-after.pdf").to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("ILLEGAL_MODIFICATIONS"), "{out}");
+    // P=1: no further signature at all
+    let locked = sign(&original, &p, &doctor_key, &doctor, &SignOptions { certify: Some(1), ..opts.clone() });
+    assert!(prepare(&locked, &SignOptions { field_name: "Late".into(), ..Default::default() }).is_err());
+
     // pdfsig (poppler) with a throw-away NSS database that trusts the root
     let nss = path("nss");
     std::fs::create_dir(&nss).unwrap();
