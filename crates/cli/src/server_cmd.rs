@@ -259,6 +259,23 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             }
         }
     });
+    // the batch queue: one worker per node, items claimed by compare-and-set
+    let batch_state = state.clone();
+    let reclaim = cfg.sign.batch_reclaim_seconds;
+    let batches = tokio::spawn(async move {
+        let s = &batch_state;
+        let max = s.max_body_bytes.min(8 << 20);
+        loop {
+            match medsign_core::batches::run_one(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, max, reclaim).await {
+                Ok(true) => {}
+                Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "batch worker");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
@@ -284,6 +301,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     health.abort();
     clock_task.abort();
     hooks.abort();
+    batches.abort();
     if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }

@@ -369,3 +369,89 @@ fn file_flows_judged_by_pyhanko_pdfsig_and_gmssl() {
     assert!(st == 400 && v["message"].as_str().unwrap().contains("no signatures"), "{v}");
     assert_eq!(s.stop(), 0);
 }
+
+/// Batch sealing (R1): 1,000 lab reports in one call, the server killed with SIGKILL half-way and
+/// restarted: every item ends signed exactly once (one completed flow per item in the database).
+#[test]
+fn batch_of_1000_survives_kill_9() {
+    let d = Dir::new();
+    let ntp = Chrony::start(&d, "ntp", None, false);
+    let env = [
+        ("MEDSIGN_TIME_SOURCES", ntp.source()),
+        ("MEDSIGN_TIME_POLL_SECONDS", "1".to_string()),
+        ("MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS", "2".to_string()),
+    ];
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start(&d, &env_ref);
+    let admin = s.token().unwrap();
+    wait_clock(&s, "INSYNC");
+    let (_, v) = s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"LIS","scopes":["sign"]}"#);
+    let lis = v["token"].as_str().unwrap().to_string();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let pdf = b64(&medsign_pdf::blank_pdf(595, 842));
+    let items: Vec<serde_json::Value> = (0..1000)
+        .map(|i| {
+            serde_json::json!({"kind": "file", "title": format!("检验报告单 No.{i}"), "alg": "rsa", "content_base64": pdf,
+                "signers": [{"seal": "hospital", "placement": {"page": 1, "rect": [40, 60, 200, 130]}}]})
+        })
+        .collect();
+    assert_eq!(s.json("POST", "/api/v1/batches", Some(&lis), r#"{"items":[]}"#).0, 400);
+    let bad = serde_json::json!({"items": [{"kind": "data"}]});
+    assert_eq!(s.json("POST", "/api/v1/batches", Some(&lis), &bad.to_string()).0, 400);
+    let start = std::time::Instant::now();
+    let (st, b) = s.json("POST", "/api/v1/batches", Some(&lis), &serde_json::json!({"items": items}).to_string());
+    assert_eq!((st, b["total"].as_i64()), (202, Some(1000)), "{b}");
+    let id = b["id"].as_str().unwrap().to_string();
+    let progress = |s: &Server| s.req("GET", &format!("/api/v1/batches/{id}"), Some(&lis), None, b"").2;
+    // kill -9 once some are done
+    let mut seen = 0;
+    for _ in 0..400 {
+        seen = progress(&s)["done"].as_i64().unwrap();
+        if seen >= 50 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(seen >= 50, "the batch did not start");
+    let pid = s.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid]).status().unwrap().success());
+    drop(s);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let s = Server::start(&d, &env_ref);
+    wait_clock(&s, "INSYNC");
+    let mut last = serde_json::Value::Null;
+    for _ in 0..600 {
+        last = progress(&s);
+        if last["state"] == "completed" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    eprintln!("1,000 PDFs sealed in {:.1} s including a kill -9 and a restart", start.elapsed().as_secs_f64());
+    assert_eq!(
+        (last["state"].as_str(), last["done"].as_i64(), last["failed"].as_i64()),
+        (Some("completed"), Some(1000), Some(0)),
+        "killed at {seen}"
+    );
+    // exactly one completed flow per item
+    let check = format!(
+        "import sqlite3, collections; c = sqlite3.connect('{}'); rows = c.execute(\"SELECT request_key FROM sign_flows WHERE state = 'completed' AND request_key LIKE 'batch:{id}:%'\").fetchall(); n = collections.Counter(r[0].split(':')[2] for r in rows); print(len(n), max(n.values()))",
+        d.p("data/medsign.db")
+    );
+    let o = d.run("python3", &["-c", &check]);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "1000 1",
+        "items signed, most completed flows for one item: {}",
+        text(&o.stderr)
+    );
+    let (_, _, f) = s.req(
+        "GET",
+        &format!("/api/v1/sign-flows/{}", last["items"][999]["flow_id"].as_str().unwrap()),
+        Some(&lis),
+        None,
+        b"",
+    );
+    assert_eq!(f["state"], "completed", "{f}");
+    assert_eq!(s.stop(), 0);
+}

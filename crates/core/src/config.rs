@@ -61,6 +61,20 @@ impl Default for TimeConfig {
     }
 }
 
+/// `[sign]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignConfig {
+    /// a batch item `running` longer than this belongs to a crashed process and is retried (seconds)
+    pub batch_reclaim_seconds: u64,
+}
+
+impl Default for SignConfig {
+    fn default() -> Self {
+        Self { batch_reclaim_seconds: 30 }
+    }
+}
+
 /// `[tsa]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -146,6 +160,8 @@ pub struct Config {
     pub ca: CaConfig,
     /// `[tsa]`
     pub tsa: TsaConfig,
+    /// `[sign]`
+    pub sign: SignConfig,
 }
 
 impl Config {
@@ -190,6 +206,10 @@ impl Config {
             }
             "MEDSIGN_TIME_HOLDOVER_SECONDS" => {
                 self.time.holdover_seconds = v.parse().ok().filter(|s| *s >= 1).ok_or_else(|| bad("≥ 1"))?
+            }
+            "MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS" => {
+                self.sign.batch_reclaim_seconds =
+                    v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
             }
             "MEDSIGN_TSA_DEFAULT_PROFILE" => self.tsa.default_profile = v.into(),
             "MEDSIGN_TSA_POLICY_OID" => self.tsa.policy_oid = v.into(),

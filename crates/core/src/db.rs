@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "timestamps", include_str!("../migrations/0009_timestamps.sql")),
     (10, "profile_version", include_str!("../migrations/0010_profile_version.sql")),
     (11, "sign_flows", include_str!("../migrations/0011_sign_flows.sql")),
+    (12, "batches", include_str!("../migrations/0012_batches.sql")),
 ];
 
 /// Which database.

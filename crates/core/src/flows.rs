@@ -372,6 +372,24 @@ pub async fn create(
     nf: &NewFlow,
     max_bytes: usize,
 ) -> Result<FlowView> {
+    create_keyed(db, kek, cas, organization, tsa, ctx, app_id, nf, max_bytes, None).await
+}
+
+/// [`create`] under a request key that is unique among flows (batch items): a second creation
+/// with the same key is `Error::Conflict` and signs nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_keyed(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    organization: &str,
+    tsa: &Tsa,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    max_bytes: usize,
+    request_key: Option<&str>,
+) -> Result<FlowView> {
     let is_pdf = match nf.kind.as_str() {
         "data" => false,
         "file" => true,
@@ -470,8 +488,8 @@ pub async fn create(
         let mut tx = db.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12)",
+             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key) \
+             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14)",
         )
         .bind(&id)
         .bind(&doc_no)
@@ -486,8 +504,15 @@ pub async fn create(
         .bind(&expires)
         .bind(&now)
         .bind(&nf.kind)
+        .bind(request_key)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() && request_key.is_some() => {
+                Error::Conflict(format!("请求键 {} 已用过 / request key already used", request_key.unwrap_or_default()))
+            }
+            other => Error::Db(other),
+        })?;
         for (i, (kind, r)) in refs.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state) VALUES ($1, $2, $3, $4, 'auto', 'pending')",

@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod batches;
 pub mod ca;
 pub mod certs;
 pub mod channels;

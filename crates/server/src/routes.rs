@@ -43,7 +43,7 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, verify_file, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, verify_file, create_batch, get_batch, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -154,6 +154,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/sign-flows/{flow_id}/file", get(flow_file))
         .route("/api/v1/verify/data", post(verify_data))
         .route("/api/v1/verify/file", post(verify_file))
+        .route("/api/v1/batches", post(create_batch))
+        .route("/api/v1/batches/{batch_id}", get(get_batch))
         .route("/tsa", post(tsa_default))
         .route("/tsa/sm2", post(tsa_sm2))
         .route("/tsa/rsa", post(tsa_rsa))
@@ -1243,6 +1245,48 @@ async fn verify_data(
     };
     let rep = medsign_core::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await.map_err(with_id)?;
     Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
+}
+
+/// Body of `POST /api/v1/batches`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    /// up to 1,000 flows, each as for `POST /api/v1/sign-flows`
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<serde_json::Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/batches", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = BatchRequest, example = json!({"items": [{"kind": "data", "title": "检验报告 No.1", "content": "WBC 6.1", "signers": [{"seal": "JYK"}]}]})),
+    responses((status = 202, body = medsign_core::batches::BatchView, example = json!({"id": "bj_3f2a9c1b7d4e5a60", "state": "queued", "total": 1000, "done": 0, "failed": 0, "pending": 1000, "items": []})),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+/// `POST /api/v1/batches` (R1): queue up to 1,000 flows; a durable job signs them (crash-safe,
+/// resumable, nothing signed twice); poll `GET /api/v1/batches/{id}`.
+async fn create_batch(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<BatchRequest>,
+) -> Result<Response, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Sign).map_err(with_id)?;
+    let b =
+        medsign_core::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await.map_err(with_id)?;
+    Ok((StatusCode::ACCEPTED, Json(b)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/batches/{batch_id}", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("batch_id" = String, Path, example = "bj_3f2a9c1b7d4e5a60")),
+    responses((status = 200, body = medsign_core::batches::BatchView, example = json!({"id": "bj_3f2a9c1b7d4e5a60", "state": "running", "total": 1000, "done": 412, "failed": 0, "pending": 588, "items": [{"index": 0, "state": "done", "flow_id": "sf_9c1b7d4e5a603f2a", "error": null}]})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "批次 X 不存在 / no batch X", "request_id": "…"}))))]
+/// `GET /api/v1/batches/{batch_id}`: progress per batch and per item.
+async fn get_batch(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_core::batches::BatchView>, ApiError> {
+    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    caller.app.require(Scope::Sign).map_err(with_id)?;
+    Ok(Json(medsign_core::batches::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
 }
 
 /// Body of `POST /api/v1/verify/file`.
