@@ -223,7 +223,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         }
     });
     let clock_task = clock.clone().spawn();
-    // webhooks every 2 s; timestamps of `timestamp: "later"` flows every minute
+    // webhooks every 2 s; every minute: timestamps of `timestamp: "later"` flows, flow expiry
     let hook_state = state.clone();
     let hooks = tokio::spawn(async move {
         let client = reqwest::Client::builder()
@@ -240,10 +240,13 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             if let Err(e) = medsign_core::flows::deliver_due(&s.db, &s.kek, &client).await {
                 tracing::warn!(error = %e, "webhook delivery failed");
             }
-            if n.is_multiple_of(30)
-                && let Err(e) = medsign_core::flows::complete_pending_timestamps(&s.db, &s.tsa).await
-            {
-                tracing::warn!(error = %e, "pending timestamps failed");
+            if n.is_multiple_of(30) {
+                if let Err(e) = medsign_core::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
+                    tracing::warn!(error = %e, "pending timestamps failed");
+                }
+                if let Err(e) = medsign_core::flows::expire_due(&s.db).await {
+                    tracing::warn!(error = %e, "flow expiry failed");
+                }
             }
         }
     });

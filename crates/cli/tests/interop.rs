@@ -145,9 +145,12 @@ fn openssl_verifies_our_sm2_certificates_and_raw_signatures() {
     let o = d.openssl(&["x509", "-in", "leaf.pem", "-noout", "-text"]);
     assert!(text(&o.stdout).contains("SM2-with-SM3") || text(&o.stdout).contains("SM2"), "{}", text(&o.stdout));
     // the independent checker agrees
-    assert_ok(&d.sm2_check(&["cert", "leaf.pem", "--ca", "ca.pem"]), "gmssl checks our leaf");
-    assert_ok(&d.sm2_check(&["cert", "ca.pem", "--ca", "root.pem"]), "gmssl checks our CA");
-    assert_fails(&d.sm2_check(&["cert", "leaf.pem", "--ca", "root.pem"]), "gmssl with the wrong issuer");
+    assert_ok(&d.sm2_check(&["cert", "leaf.pem", "--ca", "ca.pem"]), "the independent SM2 checker on our leaf");
+    assert_ok(&d.sm2_check(&["cert", "ca.pem", "--ca", "root.pem"]), "the independent SM2 checker on our CA");
+    assert_fails(
+        &d.sm2_check(&["cert", "leaf.pem", "--ca", "root.pem"]),
+        "the independent SM2 checker with the wrong issuer",
+    );
 }
 
 #[test]
@@ -173,7 +176,7 @@ fn independent_checker_verifies_our_sm2_cms_in_both_oid_styles() {
                 ours.extend(["--content", "doc.txt"]);
             }
             let o = d.sm2_check(&check);
-            assert_ok(&o, &format!("gmssl checker on {out}"));
+            assert_ok(&o, &format!("independent SM2 checker on {out}"));
             assert!(text(&o.stdout).contains("0 failed"));
             let v = d.ok(&ours);
             assert!(v.contains("TOTAL_PASSED"), "{v}");

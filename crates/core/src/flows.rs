@@ -745,6 +745,45 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
     Ok(done)
 }
 
+/// Close unfinished flows whose expiry has passed (run every minute): state `expired`, an audit
+/// entry and the `flow.expired` webhook each. Returns how many.
+pub async fn expire_due(db: &Db) -> Result<usize> {
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM sign_flows WHERE state IN ('pending', 'signing') AND expires_at < $1 ORDER BY expires_at LIMIT 200",
+    )
+    .bind(&now)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut n = 0;
+    for id in due {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sign_flows SET state = 'expired', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'signing')",
+        )
+        .bind(crate::now_text())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            audit::ok(
+                &mut tx,
+                &Context::cli(),
+                Kind::Signing,
+                "flow.expire",
+                &format!("flow:{id}"),
+                serde_json::json!({}),
+            )
+            .await?;
+            enqueue_event(&mut tx, db, &id, "flow.expired").await?;
+            n += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(n)
+}
+
 /// A flow, seen by `app_id` (None: no owner check — admin).
 pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
     let not_found = || Error::NotFound(format!("签署流程 {id} 不存在 / no signing flow {id}"));
@@ -1267,6 +1306,21 @@ mod tests {
             .unwrap();
             assert!(rep3.is_valid() && rep3.signers[0].timestamp.is_some(), "{rep3:?}");
 
+            // an unfinished flow past its expiry is closed, with its webhook
+            sqlx::query(
+                "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at) \
+                 VALUES ('sf_old', 'QM-OLD', $1, 'data', 't', 'signing', 'sm2', 1, '', '', 'required', 0, $2, '2020-01-01T00:00:00Z', 'x', 'x')",
+            )
+            .bind(&app.app_id)
+            .bind(&url)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(get(&db, None, "sf_old").await.unwrap().state, "expired", "computed on read");
+            assert_eq!(expire_due(&db).await.unwrap(), 1);
+            assert_eq!(expire_due(&db).await.unwrap(), 0);
+            assert!(matches!(revoke(&db, &ctx, None, "sf_old", "late").await, Err(Error::Conflict(_))));
+
             // webhooks: the first attempt fails (500) and is retried later; all signed with the app key
             let client = reqwest::Client::new();
             deliver_due(&db, &kek, &client).await.unwrap();
@@ -1280,7 +1334,7 @@ mod tests {
             let ds = deliveries(&db, None).await.unwrap();
             assert!(ds.iter().all(|d| d.state == "delivered"), "{ds:?}");
             let events: Vec<String> = ds.iter().map(|d| d.event.clone()).collect();
-            for e in ["flow.completed", "flow.failed", "flow.timestamped"] {
+            for e in ["flow.completed", "flow.failed", "flow.timestamped", "flow.expired"] {
                 assert!(events.contains(&e.to_string()), "{events:?}");
             }
             let key = crate::apps::hmac_key(token.split_once('.').unwrap().1);
