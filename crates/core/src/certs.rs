@@ -439,14 +439,28 @@ pub async fn organisation_seal(
     department: Option<&str>,
     alg: &str,
 ) -> Result<CertRecord> {
+    let (cert, _) = seal_signer(db, kek, cas, organization, ctx, department, alg).await?;
+    get(db, &cert.serial_hex()).await
+}
+
+/// [`organisation_seal`]'s certificate with its key, for signing.
+pub(crate) async fn seal_signer(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    organization: &str,
+    ctx: &Context,
+    department: Option<&str>,
+    alg: &str,
+) -> Result<(Cert, medsign_crypto::signer::KeySigner)> {
     let h = match alg {
         "sm2" => &cas.sm2,
         "rsa" => &cas.rsa,
         other => return Err(Error::Invalid(format!("alg 须为 sm2 或 rsa / alg must be sm2 or rsa, got '{other}'"))),
     };
     let org = organization.replace(',', " ");
-    let (_, subject) = match department {
-        None => ("seal-hospital".to_string(), format!("CN={org},O={org},C=CN")),
+    let subject = match department {
+        None => format!("CN={org},O={org},C=CN"),
         Some(code) => {
             let dep = crate::departments::list(db)
                 .await?
@@ -454,11 +468,11 @@ pub async fn organisation_seal(
                 .find(|d| d.code == code)
                 .ok_or_else(|| Error::NotFound(format!("科室 {code} 不存在 / no department {code}")))?;
             let name = dep.name.replace(',', " ");
-            (format!("seal-dept-{code}"), format!("CN={org} {name},OU={name},O={org},C=CN"))
+            format!("CN={org} {name},OU={name},O={org},C=CN")
         }
     };
     let key_name = seal_key_name(department, alg);
-    let (cert, _key) = crate::ca::org_cert(
+    let (cert, key) = crate::ca::org_cert(
         db,
         kek,
         &key_name,
@@ -469,7 +483,7 @@ pub async fn organisation_seal(
     )
     .await?;
     record_org(db, ctx, &format!("org:{key_name}"), "seal", &cert).await?;
-    get(db, &cert.serial_hex()).await
+    Ok((cert, key))
 }
 
 /// Filters of [`list`].

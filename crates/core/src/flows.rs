@@ -75,7 +75,7 @@ pub async fn authorize_custody(
         return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
     }
     let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), ka).await?);
-    let family = if alg == "sm2" { "sm2" } else { "rsa" };
+    let family = alg; // key_alg() above accepted only sm2 | rsa, the certificate families
     let active = active_certs(db, employee_no, family).await?;
     let rec = match active.into_iter().next() {
         Some(c) => {
@@ -173,7 +173,7 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
         )));
     }
     let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), key_alg(alg)?).await?);
-    let family = if alg == "sm2" { "sm2" } else { "rsa" };
+    let family = alg; // key_alg() above accepted only sm2 | rsa, the certificate families
     let active = active_certs(db, employee_no, family).await?;
     let cert = active
         .iter()
@@ -198,14 +198,12 @@ async fn seal_ready(
     alg: &str,
 ) -> Result<Ready> {
     let department = (seal != "hospital").then_some(seal);
-    let rec =
-        certs::organisation_seal(db, kek, cas, organization, ctx, department, alg).await.map_err(|e| match e {
+    // one custody read: the certificate and its key together
+    let (cert, key) =
+        certs::seal_signer(db, kek, cas, organization, ctx, department, alg).await.map_err(|e| match e {
             Error::NotFound(m) => Error::Invalid(m),
             other => other,
         })?;
-    let key =
-        KeySigner::new(custody::ensure_key(db, kek, &certs::seal_key_name(department, alg), key_alg(alg)?).await?);
-    let cert = Cert::load_all(rec.certificate_pem.as_bytes()).map_err(|e| Error::Config(e.to_string()))?.remove(0);
     let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
     Ok(Ready { key, cert, chain: vec![h.issuing.clone()] })
 }
@@ -588,7 +586,7 @@ pub async fn create_keyed(
         )
         .await?;
     }
-    enqueue_event(&mut tx, db, &id, "flow.completed").await?;
+    enqueue_event(&mut tx, &id, "flow.completed").await?;
     tx.commit().await?;
     drop(_w);
     get(db, None, &id).await
@@ -700,7 +698,7 @@ async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
         details: serde_json::json!({"error": msg}),
     };
     audit::append(&mut tx, ctx, &ev).await?;
-    enqueue_event(&mut tx, db, id, "flow.failed").await?;
+    enqueue_event(&mut tx, id, "flow.failed").await?;
     tx.commit().await?;
     Ok(())
 }
@@ -738,7 +736,7 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-        enqueue_event(&mut tx, db, &id, "flow.timestamped").await?;
+        enqueue_event(&mut tx, &id, "flow.timestamped").await?;
         tx.commit().await?;
         done += 1;
     }
@@ -776,7 +774,7 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
                 serde_json::json!({}),
             )
             .await?;
-            enqueue_event(&mut tx, db, &id, "flow.expired").await?;
+            enqueue_event(&mut tx, &id, "flow.expired").await?;
             n += 1;
         }
         tx.commit().await?;
@@ -877,7 +875,7 @@ pub async fn revoke(db: &Db, ctx: &Context, app_id: Option<&str>, id: &str, reas
         serde_json::json!({"reason": reason.trim()}),
     )
     .await?;
-    enqueue_event(&mut tx, db, id, "flow.revoked").await?;
+    enqueue_event(&mut tx, id, "flow.revoked").await?;
     tx.commit().await?;
     drop(_w);
     get(db, app_id, id).await
@@ -885,16 +883,21 @@ pub async fn revoke(db: &Db, ctx: &Context, app_id: Option<&str>, id: &str, reas
 
 /// The result of a completed flow (R7.4.13): the CMS signature (DER) of a data flow, or the
 /// signed PDF of a file flow.
-pub async fn signature(db: &Db, app_id: Option<&str>, id: &str) -> Result<Vec<u8>> {
-    let f = get(db, app_id, id).await?;
+pub async fn signature_bytes(db: &Db, app_id: Option<&str>, id: &str) -> Result<Vec<u8>> {
+    result_of(db, &get(db, app_id, id).await?).await
+}
+
+async fn result_of(db: &Db, f: &FlowView) -> Result<Vec<u8>> {
     if f.state != "completed" {
         return Err(Error::Conflict(format!(
             "流程 {} 尚未完成（{}）/ the flow is not completed ({})",
             f.doc_no, f.state, f.state
         )));
     }
-    let sig: Option<String> =
-        sqlx::query_scalar("SELECT signature_b64 FROM sign_flows WHERE id = $1").bind(id).fetch_one(&db.pool).await?;
+    let sig: Option<String> = sqlx::query_scalar("SELECT signature_b64 FROM sign_flows WHERE id = $1")
+        .bind(&f.id)
+        .fetch_one(&db.pool)
+        .await?;
     B64.decode(sig.unwrap_or_default()).map_err(|_| Error::Config("stored signature is corrupt".into()))
 }
 
@@ -982,6 +985,34 @@ pub async fn verify_file(db: &Db, cas: &BuiltinCas, pdf: &[u8]) -> Result<FileRe
     Ok(FileReport { indication: worst, signatures: out })
 }
 
+/// What `GET …/file` returns for a flow: the signed PDF of a file flow (no `signature` query), or
+/// the CMS of a data flow (`signature=p7s`): (content type, file name, bytes).
+pub async fn download(
+    db: &Db,
+    app_id: Option<&str>,
+    id: &str,
+    signature: Option<&str>,
+) -> Result<(&'static str, String, Vec<u8>)> {
+    let f = get(db, app_id, id).await?;
+    let (ctype, ext) = match (f.kind.as_str(), signature) {
+        ("data", Some("p7s")) => ("application/pkcs7-signature", "p7s"),
+        ("file", None) => ("application/pdf", "pdf"),
+        ("data", _) => {
+            return Err(Error::Invalid(
+                "数据签署流程请用 ?signature=p7s 下载签名 / data flows: download the signature with ?signature=p7s"
+                    .into(),
+            ));
+        }
+        _ => {
+            return Err(Error::Invalid(
+                "PDF 流程直接下载签署后的 PDF（不带 signature 参数）/ file flows: download the signed PDF without ?signature"
+                    .into(),
+            ));
+        }
+    };
+    Ok((ctype, format!("{}.{ext}", f.doc_no), result_of(db, &f).await?))
+}
+
 /// Verify a CMS signature (R7.4.11) against the built-in roots, with the CAs' current CRLs.
 pub async fn verify_data(db: &Db, cas: &BuiltinCas, signature: &[u8], data: Option<&[u8]>) -> Result<cms::CmsReport> {
     let opts = verify_options(db, cas).await?;
@@ -991,7 +1022,7 @@ pub async fn verify_data(db: &Db, cas: &BuiltinCas, signature: &[u8], data: Opti
 
 // ---- webhooks -----------------------------------------------------------------------------
 
-async fn enqueue_event(tx: &mut sqlx::AnyConnection, _db: &Db, flow_id: &str, event: &str) -> Result<()> {
+async fn enqueue_event(tx: &mut sqlx::AnyConnection, flow_id: &str, event: &str) -> Result<()> {
     let r = sqlx::query("SELECT app_id, callback_url, doc_no, state FROM sign_flows WHERE id = $1")
         .bind(flow_id)
         .fetch_one(&mut *tx)
@@ -1235,7 +1266,7 @@ mod tests {
             assert_eq!(f.state, "completed");
             assert!(f.doc_no.starts_with("QM-"), "{}", f.doc_no);
             assert!(f.signers.iter().all(|s| s.state == "signed" && s.timestamp_at.is_some()), "{:?}", f.signers);
-            let sig = signature(&db, Some(&app.app_id), &f.id).await.unwrap();
+            let sig = signature_bytes(&db, Some(&app.app_id), &f.id).await.unwrap();
             let rep = verify_data(&db, &cas, &sig, Some("Rp: 阿莫西林 0.5g tid".as_bytes())).await.unwrap();
             assert!(rep.is_valid(), "{rep:?}");
             assert_eq!(rep.signers.len(), 2);
@@ -1248,7 +1279,7 @@ mod tests {
                 serde_json::json!({"alg": "rsa", "detached": false, "content": null, "content_json": {"b": 1, "a": [1, 2]}}),
             );
             let f2 = create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
-            let sig2 = signature(&db, Some(&app.app_id), &f2.id).await.unwrap();
+            let sig2 = signature_bytes(&db, Some(&app.app_id), &f2.id).await.unwrap();
             let rep2 = verify_data(&db, &cas, &sig2, None).await.unwrap();
             assert!(rep2.is_valid(), "{rep2:?}");
             // not the owner: not found; completed: no revoke
@@ -1299,7 +1330,7 @@ mod tests {
             let rep3 = verify_data(
                 &db,
                 &cas,
-                &signature(&db, None, &f3.id).await.unwrap(),
+                &signature_bytes(&db, None, &f3.id).await.unwrap(),
                 Some("Rp: 阿莫西林 0.5g tid".as_bytes()),
             )
             .await

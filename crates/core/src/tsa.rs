@@ -155,12 +155,7 @@ async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProf
     .await?;
     // recorded like any certificate of the CA, so that OCSP and the CRL answer for it
     crate::certs::record_org(db, &crate::audit::Context::cli(), &format!("org:{name}"), "tsa", &cert).await?;
-    Ok(TsaProfile {
-        name: if h.name == "sm2" { "sm2" } else { "rsa" },
-        cert,
-        chain: vec![h.issuing.clone(), h.root.clone()],
-        key: Arc::new(key),
-    })
+    Ok(TsaProfile { name: h.name, cert, chain: vec![h.issuing.clone(), h.root.clone()], key: Arc::new(key) })
 }
 
 impl Tsa {

@@ -1183,24 +1183,9 @@ async fn flow_file(
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    let f = medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
-    let (ctype, ext) = match (f.kind.as_str(), q.signature.as_deref()) {
-        ("data", Some("p7s")) => ("application/pkcs7-signature", "p7s"),
-        ("file", None) => ("application/pdf", "pdf"),
-        ("data", _) => {
-            return Err(with_id(medsign_core::Error::Invalid(
-                "数据签署流程请用 ?signature=p7s 下载签名 / data flows: download the signature with ?signature=p7s"
-                    .into(),
-            )));
-        }
-        _ => {
-            return Err(with_id(medsign_core::Error::Invalid(
-                "PDF 流程直接下载签署后的 PDF（不带 signature 参数）/ file flows: download the signed PDF without ?signature".into(),
-            )));
-        }
-    };
-    let bytes = medsign_core::flows::signature(&s.db, owner(&caller), &id).await.map_err(with_id)?;
-    let disposition = format!("attachment; filename=\"{}.{ext}\"", f.doc_no);
+    let (ctype, name, bytes) =
+        medsign_core::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await.map_err(with_id)?;
+    let disposition = format!("attachment; filename=\"{name}\"");
     Ok(([(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
 }
 
