@@ -17,7 +17,13 @@
 
 use chrono::{DateTime, Utc};
 use lopdf::{Dictionary, Document, Object, ObjectId};
-use std::fmt::Write as _;
+
+mod draw;
+pub mod template;
+pub use draw::{
+    Appearance, EMBEDDED_FONT, SEAL_RED, appearance_pdf, image_size, missing_chars, normalize_image, round_seal_png,
+    text_width, use_font_file,
+};
 
 /// What can go wrong, in words a person understands (Chinese / English).
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +59,9 @@ pub struct SignOptions {
     pub field_name: String,
     /// visible placement; `None`: invisible signature on page 1
     pub placement: Option<Placement>,
-    /// lines drawn in a visible signature (ASCII shown as is; other characters need the embedded
-    /// CJK font of the template issue and are replaced by `?` for now)
-    pub lines: Vec<String>,
+    /// what a visible signature shows: image (handwriting or seal) and text lines, drawn with the
+    /// shipped CJK font
+    pub appearance: Appearance,
     /// `/Name` of the signer
     pub name: Option<String>,
     /// `/Reason`
@@ -74,7 +80,7 @@ impl Default for SignOptions {
         Self {
             field_name: "Signature1".into(),
             placement: None,
-            lines: vec![],
+            appearance: Appearance::default(),
             name: None,
             reason: None,
             time: Utc::now(),
@@ -246,6 +252,84 @@ fn docmdp_permissions(doc: &Document) -> Option<i64> {
     Some(params.get(b"P").ok().and_then(|p| p.as_i64().ok()).unwrap_or(2))
 }
 
+/// An unsigned signature field placed in advance.
+struct EmptyField {
+    id: ObjectId,
+    dict: Dictionary,
+    page: u32,
+    rect: [f64; 4],
+}
+
+/// The signature field named `name`, if the document has one: `None` when there is none, an
+/// error when it is signed already or is not a signature field.
+fn signature_field(doc: &Document, name: &str) -> Result<Option<EmptyField>> {
+    let Some(form) = doc.catalog().ok().and_then(|c| c.get(b"AcroForm").ok()).and_then(|f| resolve(doc, f).ok()) else {
+        return Ok(None);
+    };
+    let Some(fields) = form.as_dict().ok().and_then(|d| d.get(b"Fields").ok()).and_then(|f| resolve(doc, f).ok())
+    else {
+        return Ok(None);
+    };
+    for f in fields.as_array().map_err(invalid)? {
+        let Object::Reference(id) = f else { continue };
+        let Ok(d) = doc.get_object(*id).and_then(|o| o.as_dict()) else { continue };
+        if d.get(b"T").ok().and_then(|t| t.as_str().ok()) != Some(name.as_bytes()) {
+            continue;
+        }
+        if d.get(b"FT").ok().and_then(|t| t.as_name().ok()) != Some(b"Sig".as_slice()) || d.has(b"Kids") {
+            return Err(invalid(format!(
+                "字段 {name} 不是签名域 / the field {name} is not a (single-widget) signature field"
+            )));
+        }
+        if d.has(b"V") {
+            return Err(invalid(format!("签名域 {name} 已经签过 / the signature field {name} is signed already")));
+        }
+        let rect: Vec<f64> = d
+            .get(b"Rect")
+            .ok()
+            .and_then(|r| resolve(doc, r).ok())
+            .and_then(|r| r.as_array().ok())
+            .map(|a| a.iter().filter_map(|x| x.as_float().ok().map(f64::from)).collect())
+            .unwrap_or_default();
+        let page_ref = d.get(b"P").ok().and_then(|p| p.as_reference().ok());
+        let page = doc.get_pages().into_iter().find(|(_, pid)| Some(*pid) == page_ref).map(|(n, _)| n).unwrap_or(1);
+        let rect = if rect.len() == 4 {
+            [rect[0].min(rect[2]), rect[1].min(rect[3]), rect[0].max(rect[2]), rect[1].max(rect[3])]
+        } else {
+            [0.0; 4]
+        };
+        return Ok(Some(EmptyField { id: *id, dict: d.clone(), page, rect }));
+    }
+    Ok(None)
+}
+
+/// Names of the document's signature fields that are not signed yet (placed in advance).
+pub fn empty_signature_fields(bytes: &[u8]) -> Result<Vec<String>> {
+    let doc = load(bytes)?;
+    let mut out = Vec::new();
+    let fields = doc
+        .catalog()
+        .ok()
+        .and_then(|c| c.get(b"AcroForm").ok())
+        .and_then(|f| resolve(&doc, f).ok())
+        .and_then(|f| f.as_dict().ok())
+        .and_then(|d| d.get(b"Fields").ok())
+        .and_then(|f| resolve(&doc, f).ok())
+        .and_then(|f| f.as_array().ok())
+        .cloned()
+        .unwrap_or_default();
+    for f in &fields {
+        if let Ok(d) = resolve(&doc, f).and_then(|o| o.as_dict().map_err(invalid))
+            && d.get(b"FT").ok().and_then(|t| t.as_name().ok()) == Some(b"Sig".as_slice())
+            && !d.has(b"V")
+            && let Some(t) = d.get(b"T").ok().and_then(|t| t.as_str().ok())
+        {
+            out.push(String::from_utf8_lossy(t).into_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// Check that `bytes` is a PDF we can sign: parseable, not encrypted, with pages.
 pub fn load(bytes: &[u8]) -> Result<Document> {
     if !bytes.starts_with(b"%PDF-") {
@@ -267,7 +351,17 @@ pub fn load(bytes: &[u8]) -> Result<Document> {
 pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     let doc = load(original)?;
     let pages = doc.get_pages();
-    let placement = opts.placement.unwrap_or(Placement { page: 1, rect: [0.0; 4] });
+    if opts.field_name.is_empty() || !opts.field_name.is_ascii() {
+        return Err(invalid("字段名须为 ASCII / the field name must be ASCII"));
+    }
+    // a signature field placed in advance (a template's signature box) is signed where it is
+    let existing = signature_field(&doc, &opts.field_name)?;
+    let placement = match (&existing, opts.placement) {
+        (Some(f), _) => Some(Placement { page: f.page, rect: f.rect }),
+        (None, p) => p,
+    };
+    let visible = placement.is_some_and(|p| p.rect[2] > p.rect[0] && p.rect[3] > p.rect[1]);
+    let placement = placement.unwrap_or(Placement { page: 1, rect: [0.0; 4] });
     let page_id = *pages.get(&placement.page).ok_or_else(|| {
         invalid(format!(
             "没有第 {} 页（共 {} 页）/ no page {} (the document has {})",
@@ -277,9 +371,8 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
             pages.len()
         ))
     })?;
-    let visible = opts.placement.is_some();
     let [x1, y1, x2, y2] = placement.rect;
-    if visible {
+    if opts.placement.is_some() && existing.is_none() {
         let mb = media_box(&doc, page_id).unwrap_or([0.0, 0.0, 595.0, 842.0]);
         if !(x2 > x1 && y2 > y1 && x1 >= mb[0] && y1 >= mb[1] && x2 <= mb[2] && y2 <= mb[3]) {
             return Err(invalid(format!(
@@ -287,9 +380,6 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
                 placement.page, mb[0], mb[1], mb[2], mb[3]
             )));
         }
-    }
-    if opts.field_name.is_empty() || !opts.field_name.is_ascii() {
-        return Err(invalid("字段名须为 ASCII / the field name must be ASCII"));
     }
     if let Some(p) = opts.certify {
         if !(1..=3).contains(&p) {
@@ -316,123 +406,101 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
         id
     };
     let sig_id = alloc();
-    let widget_id = alloc();
+    let widget_id = existing.as_ref().map(|f| f.id).unwrap_or_else(&mut alloc);
     let mut objects: Vec<(ObjectId, Vec<u8>)> = Vec::new();
+    let push = |objects: &mut Vec<(ObjectId, Vec<u8>)>, id: ObjectId, o: &Object| {
+        let mut body = Vec::new();
+        write_obj(&mut body, o);
+        objects.push((id, body));
+    };
 
-    // appearance
+    // appearance: drawn by krilla (CJK text, images), brought in as a Form XObject
     let ap_id = if visible {
-        let (w, h) = (x2 - x1, y2 - y1);
-        let font_id = alloc();
-        let mut font = Dictionary::new();
-        font.set("Type", Object::Name(b"Font".to_vec()));
-        font.set("Subtype", Object::Name(b"Type1".to_vec()));
-        font.set("BaseFont", Object::Name(b"Helvetica".to_vec()));
-        font.set("Encoding", Object::Name(b"WinAnsiEncoding".to_vec()));
-        let mut body = Vec::new();
-        write_dict(&mut body, &font);
-        objects.push((font_id, body));
-        let mut content = String::new();
-        let _ = writeln!(content, "q 0.8 0 0 RG 1.5 w 1 1 {:.2} {:.2} re S Q", w - 2.0, h - 2.0);
-        let size = ((h - 8.0) / (opts.lines.len().max(1) as f64 * 1.25)).clamp(4.0, 11.0);
-        let _ = write!(content, "BT /F1 {size:.1} Tf 0.8 0 0 rg");
-        for (i, line) in opts.lines.iter().enumerate() {
-            let safe: String = line.chars().map(|c| if c.is_ascii() && !c.is_control() { c } else { '?' }).collect();
-            let esc = safe.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
-            let y = h - 4.0 - size * 1.25 * (i as f64 + 1.0) + size * 0.25;
-            let _ = write!(content, " 1 0 0 1 4 {y:.2} Tm ({esc}) Tj");
+        let drawn = appearance_pdf(&opts.appearance, (x2 - x1) as f32, (y2 - y1) as f32)?;
+        let (form, objs) = draw::page_as_form(&drawn, &mut alloc)?;
+        for (id, o) in &objs {
+            push(&mut objects, *id, o);
         }
-        content.push_str(" ET");
-        let mut res = Dictionary::new();
-        let mut fonts = Dictionary::new();
-        fonts.set("F1", Object::Reference(font_id));
-        res.set("Font", Object::Dictionary(fonts));
-        let mut d = Dictionary::new();
-        d.set("Type", Object::Name(b"XObject".to_vec()));
-        d.set("Subtype", Object::Name(b"Form".to_vec()));
-        d.set("BBox", Object::Array(vec![0.into(), 0.into(), Object::Real(w as f32), Object::Real(h as f32)]));
-        d.set("Resources", Object::Dictionary(res));
-        let ap = alloc();
-        let mut body = Vec::new();
-        write_obj(&mut body, &Object::Stream(lopdf::Stream::new(d, content.into_bytes())));
-        objects.push((ap, body));
-        Some(ap)
+        Some(form)
     } else {
         None
     };
 
-    // widget + field
-    let mut widget = Dictionary::new();
-    widget.set("Type", Object::Name(b"Annot".to_vec()));
-    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
-    widget.set("FT", Object::Name(b"Sig".to_vec()));
-    widget.set("T", Object::String(opts.field_name.as_bytes().to_vec(), lopdf::StringFormat::Literal));
+    // widget + field (merged), new or the existing empty field
+    let mut widget = match &existing {
+        Some(f) => f.dict.clone(),
+        None => {
+            let mut w = Dictionary::new();
+            w.set("Type", Object::Name(b"Annot".to_vec()));
+            w.set("Subtype", Object::Name(b"Widget".to_vec()));
+            w.set("FT", Object::Name(b"Sig".to_vec()));
+            w.set("T", Object::String(opts.field_name.as_bytes().to_vec(), lopdf::StringFormat::Literal));
+            w.set("F", Object::Integer(132)); // Print + Locked
+            w.set("P", Object::Reference(page_id));
+            w.set(
+                "Rect",
+                Object::Array(vec![
+                    Object::Real(x1 as f32),
+                    Object::Real(y1 as f32),
+                    Object::Real(x2 as f32),
+                    Object::Real(y2 as f32),
+                ]),
+            );
+            w
+        }
+    };
     widget.set("V", Object::Reference(sig_id));
-    widget.set("F", Object::Integer(132)); // Print + Locked
-    widget.set("P", Object::Reference(page_id));
-    widget.set(
-        "Rect",
-        Object::Array(vec![
-            Object::Real(x1 as f32),
-            Object::Real(y1 as f32),
-            Object::Real(x2 as f32),
-            Object::Real(y2 as f32),
-        ]),
-    );
     if let Some(ap) = ap_id {
         let mut apd = Dictionary::new();
         apd.set("N", Object::Reference(ap));
         widget.set("AP", Object::Dictionary(apd));
     }
-    let mut body = Vec::new();
-    write_dict(&mut body, &widget);
-    objects.push((widget_id, body));
+    push(&mut objects, widget_id, &Object::Dictionary(widget));
 
-    // page: add the widget to /Annots (rewriting the array object when /Annots is a reference)
-    let mut page = doc.get_object(page_id).and_then(|o| o.as_dict()).map_err(invalid)?.clone();
-    match page.get(b"Annots").ok().cloned() {
-        Some(Object::Reference(arr_id)) => {
-            let mut arr = doc.get_object(arr_id).and_then(|o| o.as_array()).map_err(invalid)?.clone();
-            arr.push(Object::Reference(widget_id));
-            let mut body = Vec::new();
-            write_obj(&mut body, &Object::Array(arr));
-            objects.push((arr_id, body));
-        }
-        Some(Object::Array(mut arr)) => {
-            arr.push(Object::Reference(widget_id));
-            page.set("Annots", Object::Array(arr));
-        }
-        _ => page.set("Annots", Object::Array(vec![Object::Reference(widget_id)])),
-    }
-    let mut body = Vec::new();
-    write_dict(&mut body, &page);
-    objects.push((page_id, body));
-
-    // AcroForm: append the field, SigFlags 3 (signatures exist, append only)
     let (form_id, mut form) = match catalog.get(b"AcroForm").ok().cloned() {
         Some(Object::Reference(id)) => (id, doc.get_object(id).and_then(|o| o.as_dict()).map_err(invalid)?.clone()),
         Some(Object::Dictionary(d)) => (alloc(), d),
         _ => (alloc(), Dictionary::new()),
     };
-    let mut fields = match form.get(b"Fields").ok() {
-        Some(f) => resolve(&doc, f)?.as_array().map_err(invalid)?.clone(),
-        None => vec![],
-    };
-    for f in &fields {
-        if let Ok(fd) = resolve(&doc, f).and_then(|o| o.as_dict().map_err(invalid))
-            && fd.get(b"T").ok().and_then(|t| t.as_str().ok()) == Some(opts.field_name.as_bytes())
-        {
-            return Err(invalid(format!(
-                "字段 {} 已存在 / the field {} exists already",
-                opts.field_name, opts.field_name
-            )));
+    if existing.is_none() {
+        // page: add the widget to /Annots (rewriting the array object when /Annots is a reference)
+        let mut page = doc.get_object(page_id).and_then(|o| o.as_dict()).map_err(invalid)?.clone();
+        match page.get(b"Annots").ok().cloned() {
+            Some(Object::Reference(arr_id)) => {
+                let mut arr = doc.get_object(arr_id).and_then(|o| o.as_array()).map_err(invalid)?.clone();
+                arr.push(Object::Reference(widget_id));
+                push(&mut objects, arr_id, &Object::Array(arr));
+            }
+            Some(Object::Array(mut arr)) => {
+                arr.push(Object::Reference(widget_id));
+                page.set("Annots", Object::Array(arr));
+            }
+            _ => page.set("Annots", Object::Array(vec![Object::Reference(widget_id)])),
         }
+        push(&mut objects, page_id, &Object::Dictionary(page));
+        // AcroForm: append the field
+        let mut fields = match form.get(b"Fields").ok() {
+            Some(f) => resolve(&doc, f)?.as_array().map_err(invalid)?.clone(),
+            None => vec![],
+        };
+        for f in &fields {
+            if let Ok(fd) = resolve(&doc, f).and_then(|o| o.as_dict().map_err(invalid))
+                && fd.get(b"T").ok().and_then(|t| t.as_str().ok()) == Some(opts.field_name.as_bytes())
+            {
+                return Err(invalid(format!(
+                    "字段 {} 已存在 / the field {} exists already",
+                    opts.field_name, opts.field_name
+                )));
+            }
+        }
+        fields.push(Object::Reference(widget_id));
+        form.set("Fields", Object::Array(fields));
     }
-    fields.push(Object::Reference(widget_id));
-    form.set("Fields", Object::Array(fields));
-    form.set("SigFlags", Object::Integer(3));
-    let mut body = Vec::new();
-    write_dict(&mut body, &form);
-    objects.push((form_id, body));
+    // SigFlags 3: signatures exist, append only
+    if form.get(b"SigFlags").ok().and_then(|f| f.as_i64().ok()) != Some(3) || existing.is_none() {
+        form.set("SigFlags", Object::Integer(3));
+        push(&mut objects, form_id, &Object::Dictionary(form));
+    }
     let mut catalog_changed = false;
     if opts.certify.is_some() {
         let mut perms = Dictionary::new();
@@ -442,9 +510,7 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     }
     if catalog_changed || catalog.get(b"AcroForm").ok().and_then(|o| o.as_reference().ok()) != Some(form_id) {
         catalog.set("AcroForm", Object::Reference(form_id));
-        let mut body = Vec::new();
-        write_dict(&mut body, &catalog);
-        objects.push((root_id, body));
+        push(&mut objects, root_id, &Object::Dictionary(catalog));
     }
 
     // the signature dictionary, written by hand for the fixed-width placeholders

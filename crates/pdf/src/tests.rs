@@ -9,7 +9,7 @@ fn prepare_and_finish_keep_the_original_and_cover_everything_but_contents() {
     let pdf = tiny_pdf();
     let opts = SignOptions {
         placement: Some(Placement { page: 1, rect: [350.0, 50.0, 550.0, 120.0] }),
-        lines: vec!["Signed by Zhang San".into(), "张三".into()],
+        appearance: Appearance { lines: vec!["Signed by Zhang San".into(), "张三 主治医师".into()], image: None },
         name: Some("张三".into()),
         reserve: 64,
         ..Default::default()
@@ -106,4 +106,146 @@ fn signatures_are_found_with_coverage_and_later_updates() {
     assert_eq!(found.len(), 2);
     assert!(found.iter().all(|s| s.unsigned_updates_after == 1 && !s.whole_file), "{found:?}");
     assert!(signatures(&pdf).unwrap().is_empty());
+}
+
+#[test]
+fn round_seal_is_red_on_transparent_with_ring_star_and_text() {
+    let png = round_seal_png("县人民医院电子签章", Some("电子签章专用"), 300).unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_rgba8();
+    assert_eq!((img.width(), img.height()), (300, 300));
+    assert_eq!(img.get_pixel(2, 2)[3], 0, "corners are transparent");
+    assert_eq!(img.get_pixel(150, 150)[3], 255, "the star's centre is solid");
+    assert_eq!(img.get_pixel(150, 150)[0], SEAL_RED[0]);
+    // the ring: solid on the horizontal radius near the edge
+    assert!((140..150).any(|x| img.get_pixel(300 - 1 - (150 - x) / 10 - 4, 150)[3] > 200));
+    // rim text above the star: ink between the ring and the star on the vertical axis
+    let ink = (20..100).filter(|&y| img.get_pixel(150, y)[3] > 128).count();
+    assert!(ink > 5, "rim text at the top ({ink} inked pixels)");
+    // the bottom text has ink below the star
+    let ink =
+        (200..240).flat_map(|y| (100..200).map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y)[3] > 128).count();
+    assert!(ink > 50, "bottom text ({ink})");
+    assert!(round_seal_png("", None, 300).is_err());
+    assert!(round_seal_png("医院", None, 10).is_err());
+}
+
+#[test]
+fn images_are_normalised_to_trimmed_transparent_png() {
+    // a scan: white paper with a dark stroke
+    let mut img = image::RgbaImage::from_pixel(100, 60, image::Rgba([255, 255, 255, 255]));
+    for x in 20..70 {
+        img.put_pixel(x, 30, image::Rgba([10, 10, 10, 255]));
+        img.put_pixel(x, 31, image::Rgba([10, 10, 10, 255]));
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let out = normalize_image(png.get_ref()).unwrap();
+    let n = image::load_from_memory(&out).unwrap().to_rgba8();
+    assert_eq!((n.width(), n.height()), (50, 2), "trimmed to the ink");
+    assert_eq!(n.get_pixel(0, 0)[3], 255);
+    let blank = {
+        let mut c = std::io::Cursor::new(Vec::new());
+        image::RgbaImage::from_pixel(20, 20, image::Rgba([255, 255, 255, 255]))
+            .write_to(&mut c, image::ImageFormat::Png)
+            .unwrap();
+        c.into_inner()
+    };
+    assert!(normalize_image(&blank).unwrap_err().to_string().contains("blank"));
+    assert!(normalize_image(b"not an image").is_err());
+}
+
+#[test]
+fn appearance_embeds_a_cjk_font_subset_and_the_image() {
+    let seal = round_seal_png("测试医院", None, 200).unwrap();
+    let opts = SignOptions {
+        placement: Some(Placement { page: 1, rect: [300.0, 50.0, 560.0, 150.0] }),
+        appearance: Appearance {
+            image: Some(seal),
+            lines: vec!["测试医院（电子签章）".into(), "2026-11-27 20:30:00 北京时间".into(), "证书 0A1B".into()],
+        },
+        reserve: 64,
+        ..Default::default()
+    };
+    let signed = prepare(&tiny_pdf(), &opts).unwrap().finish(&[1u8; 10]).unwrap();
+    let doc = Document::load_mem(&signed).unwrap();
+    let mut font_files = 0;
+    let mut images = 0;
+    for o in doc.objects.values() {
+        if let Ok(d) = o.as_dict().or_else(|_| o.as_stream().map(|s| &s.dict)) {
+            if d.has(b"FontFile3") || d.has(b"FontFile2") {
+                font_files += 1;
+            }
+            if d.get(b"Subtype").ok().and_then(|s| s.as_name().ok()) == Some(b"Image".as_slice()) {
+                images += 1;
+            }
+        }
+    }
+    assert_eq!(font_files, 1, "one embedded font subset");
+    assert!(images >= 1, "the seal image (and its soft mask)");
+    assert!(signed.len() < tiny_pdf().len() + 120_000, "a subset, not the whole font: {} bytes", signed.len());
+    assert!(missing_chars("张三").is_empty());
+    assert_eq!(missing_chars("𠀀"), vec!['𠀀']);
+}
+
+#[test]
+fn a_field_placed_in_advance_is_signed_in_place() {
+    let t = template::Template::from_json(
+        r#"{"name":"t","page":{"width":595,"height":842},
+            "fields":[{"name":"doctor","type":"signature","page":1,"rect":[100,100,250,160]}]}"#,
+    )
+    .unwrap();
+    let pdf = t.render(&serde_json::json!({})).unwrap();
+    let opts = SignOptions { field_name: "doctor".into(), reserve: 64, ..Default::default() };
+    let signed = prepare(&pdf, &opts).unwrap().finish(&[1u8; 10]).unwrap();
+    let found = signatures(&signed).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].field, "doctor");
+    let doc = Document::load_mem(&signed).unwrap();
+    let form = doc.get_object(doc.catalog().unwrap().get(b"AcroForm").unwrap().as_reference().unwrap()).unwrap();
+    assert_eq!(form.as_dict().unwrap().get(b"Fields").unwrap().as_array().unwrap().len(), 1, "no second field");
+    assert!(prepare(&signed, &opts).unwrap_err().to_string().contains("signed already"));
+}
+
+fn prescription_data() -> serde_json::Value {
+    serde_json::json!({
+        "hospital": "某某县人民医院", "category": "普通", "fee_type": "医保", "department": "内科",
+        "outpatient_no": "MZ20261127001", "patient_name": "王小明", "gender": "男", "age": "45岁",
+        "diagnosis": "上呼吸道感染；高血压病 2 级",
+        "items": [
+            {"drug": "阿莫西林胶囊 0.25g×24粒", "dosage": "0.5g", "usage": "口服 每日三次", "quantity": "2盒"},
+            {"drug": "硝苯地平控释片 30mg×7片", "dosage": "30mg", "usage": "口服 每日一次", "quantity": "1盒"}
+        ],
+        "amount": "¥56.80"
+    })
+}
+
+#[test]
+fn builtin_templates_render_with_chinese_text_and_signature_fields() {
+    for (id, def) in template::builtin() {
+        let t = template::Template::from_json(def).unwrap();
+        assert!(!t.signature_boxes().is_empty(), "{id}");
+        // required fields are named in the error, all at once
+        let e = t.render(&serde_json::json!({})).unwrap_err().to_string();
+        assert!(e.contains("patient_name") && e.contains("hospital"), "{e}");
+    }
+    let t = template::Template::from_json(template::builtin()[0].1).unwrap();
+    let pdf = t.render(&prescription_data()).unwrap();
+    let doc = load(&pdf).unwrap();
+    assert_eq!(doc.get_pages().len(), 1);
+    let form = doc.get_object(doc.catalog().unwrap().get(b"AcroForm").unwrap().as_reference().unwrap()).unwrap();
+    assert_eq!(
+        form.as_dict().unwrap().get(b"Fields").unwrap().as_array().unwrap().len(),
+        3,
+        "doctor, pharmacist, hospital seal"
+    );
+    // bad data: unknown key, wrong types, too many rows
+    let mut bad = prescription_data();
+    bad["colour"] = "red".into();
+    bad["date"] = "yesterday".into();
+    bad["items"] = serde_json::Value::Array(vec![serde_json::json!({"drug": "x"}); 30]);
+    let e = t.render(&bad).unwrap_err().to_string();
+    assert!(e.contains("colour") && e.contains("'date'") && e.contains("holds 8 rows"), "{e}");
+    // definitions are checked
+    assert!(template::Template::from_json(r#"{"name":"x","page":{"width":100,"height":100},"fields":[{"name":"a","type":"text","rect":[0,0,200,10]}]}"#).is_err());
+    assert!(template::Template::from_json(r#"{"name":"x","fields":[]}"#).is_err());
 }

@@ -6,7 +6,7 @@
 
 use chrono::{Duration, Utc};
 use medsign_crypto::{HashAlg, KeyAlg, PrivateKey, Signer, signer::KeySigner};
-use medsign_pdf::{Placement, SignOptions, prepare};
+use medsign_pdf::{Appearance, Placement, SignOptions, prepare};
 use medsign_pki::{
     cert::{Cert, CertTemplate, Profile, issue},
     cms::{self, CmsSigner, Parsed},
@@ -118,7 +118,10 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
     let opts = SignOptions {
         field_name: "Doctor".into(),
         placement: Some(Placement { page: 1, rect: [330.0, 60.0, 560.0, 130.0] }),
-        lines: vec!["Digitally signed: Zhang San".into(), format!("Serial {}", doctor.serial_hex())],
+        appearance: Appearance {
+            image: None,
+            lines: vec!["张三 主治医师".into(), format!("证书 {}", doctor.serial_hex())],
+        },
         name: Some("张三".into()),
         reason: Some("门诊处方".into()),
         ..Default::default()
@@ -128,7 +131,10 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
     let seal_opts = SignOptions {
         field_name: "Seal".into(),
         placement: Some(Placement { page: 1, rect: [40.0, 60.0, 200.0, 130.0] }),
-        lines: vec!["Hospital seal".into()],
+        appearance: Appearance {
+            image: Some(medsign_pdf::round_seal_png("某县人民医院", None, 200).unwrap()),
+            lines: vec!["某县人民医院（电子签章）".into()],
+        },
         ..Default::default()
     };
     let twice = sign(&once, &p, &seal_key, &seal, &seal_opts);
@@ -232,7 +238,7 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
     let (_, out) = run(Path::new("pdfsig"), &["-nssdir", &db, path("bad.pdf").to_str().unwrap()]);
     assert!(!out.contains("Signature is Valid."), "{out}");
 
-    // the page renders; the doctor's box is drawn (red border pixels), the middle of the page is blank
+    // the page renders: the seal's red in the seal box, the doctor's text in theirs, the middle blank
     let (ok, out) = run(
         Path::new("pdftoppm"),
         &["-r", "72", "-f", "1", "-l", "1", path("twice.pdf").to_str().unwrap(), path("page").to_str().unwrap()],
@@ -250,10 +256,16 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
         let i = (y * w + x) * 3;
         px[i] > 150 && px[i + 1] < 90 && px[i + 2] < 90
     };
-    // PDF y grows upwards; the box is [330 60 560 130] at 72 dpi
+    let dark = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        px[i] < 100 && px[i + 1] < 100 && px[i + 2] < 140
+    };
+    // PDF y grows upwards; the boxes are [40 60 200 130] and [330 60 560 130] at 72 dpi
     let (top, bottom) = (h - 130, h - 60);
-    let reds = (330..560).flat_map(|x| (top..bottom).map(move |y| (x, y))).filter(|&(x, y)| red(x, y)).count();
-    assert!(reds > 300, "the signature rectangle is blank ({reds} red pixels)");
+    let reds = (40..200).flat_map(|x| (top..bottom).map(move |y| (x, y))).filter(|&(x, y)| red(x, y)).count();
+    assert!(reds > 300, "the seal box is blank ({reds} red pixels)");
+    let ink = (330..560).flat_map(|x| (top..bottom).map(move |y| (x, y))).filter(|&(x, y)| dark(x, y)).count();
+    assert!(ink > 100, "the doctor's box is blank ({ink} dark pixels)");
     let centre = (200..400).flat_map(|x| (300..500).map(move |y| (x, y))).filter(|&(x, y)| red(x, y)).count();
     assert_eq!(centre, 0);
 }
