@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "profile_version", include_str!("../migrations/0010_profile_version.sql")),
     (11, "sign_flows", include_str!("../migrations/0011_sign_flows.sql")),
     (12, "batches", include_str!("../migrations/0012_batches.sql")),
+    (13, "documents", include_str!("../migrations/0013_documents.sql")),
 ];
 
 /// Which database.

@@ -153,15 +153,25 @@ struct Ready {
     key: KeySigner,
     cert: Cert,
     chain: Vec<Cert>,
+    /// who signs, as the visible signature shows it
+    display: String,
+    /// handwriting or seal image (PNG) for the visible signature
+    image: Option<Vec<u8>>,
 }
 
-async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, alg: &str) -> Result<Ready> {
+/// A staff signer who exists and is active.
+async fn active_user(db: &Db, kek: &Kek, employee_no: &str) -> Result<users::User> {
     let user = users::get(db, kek, employee_no)
         .await
         .map_err(|_| Error::Invalid(format!("签署人 {employee_no} 不存在 / unknown signer {employee_no}")))?;
     if user.status != "active" {
         return Err(Error::Invalid(format!("签署人 {employee_no} 已停用 / signer {employee_no} is disabled")));
     }
+    Ok(user)
+}
+
+async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, alg: &str) -> Result<Ready> {
+    let user = active_user(db, kek, employee_no).await?;
     let granted: Option<String> =
         sqlx::query_scalar("SELECT employee_no FROM staff_custody WHERE employee_no = $1 AND revoked_at IS NULL")
             .bind(employee_no)
@@ -185,7 +195,12 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
             ))
         })?;
     let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
-    Ok(Ready { key, cert, chain: vec![h.issuing.clone()] })
+    let image = crate::images::get(db, &format!("user:{employee_no}")).await?.map(|(png, _)| png);
+    let display = match &user.title {
+        Some(t) if !t.is_empty() => format!("{} {t}", user.name),
+        _ => user.name.clone(),
+    };
+    Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display, image })
 }
 
 async fn seal_ready(
@@ -205,7 +220,9 @@ async fn seal_ready(
             other => other,
         })?;
     let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
-    Ok(Ready { key, cert, chain: vec![h.issuing.clone()] })
+    let image = Some(crate::images::seal_image(db, ctx, organization, seal).await?);
+    let display = format!("{}（电子签章）", medsign_pki::name::common_name_or_dn(cert.subject()));
+    Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display, image })
 }
 
 /// A signer of a new flow: a staff member (`employee_no`) or a seal (`seal`: `hospital` or a
@@ -218,11 +235,13 @@ pub struct NewSigner {
     pub employee_no: Option<String>,
     /// `hospital` or a department code
     pub seal: Option<String>,
-    /// `auto` (server custody) — `scan` comes with the mobile app
+    /// `auto` (server custody) or `scan` (the signer scans a QR ticket with the phone; staff only)
     #[serde(default = "auto")]
     pub mode: String,
     /// PDF flows: where the visible signature goes (absent: invisible)
     pub placement: Option<PlacementIn>,
+    /// PDF flows: sign in this signature field placed in advance (a template's signature box)
+    pub field: Option<String>,
 }
 
 /// A visible signature's place: page (from 1) and rectangle in PDF points.
@@ -275,6 +294,15 @@ pub struct NewFlow {
     pub timestamp: Option<String>,
     /// PDF flows: the first signer certifies the document (DocMDP permissions 1, 2 or 3)
     pub certify: Option<u8>,
+    /// PDF flows: render the document from this template (instead of content_base64) …
+    pub template_id: Option<String>,
+    /// … this version of it (default: the latest) …
+    pub template_version: Option<i64>,
+    /// … with this data
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub data: Option<serde_json::Value>,
+    /// lifetime of scan signers' QR tickets, 60–1800 s (default 300)
+    pub ticket_ttl_seconds: Option<u32>,
 }
 
 /// A signer as the API shows it.
@@ -340,6 +368,13 @@ pub struct FlowView {
     pub updated_at: String,
     /// the signers
     pub signers: Vec<SignerView>,
+    /// template the document was rendered from
+    pub template_id: Option<String>,
+    /// its version
+    pub template_version: Option<i64>,
+    /// the open QR ticket of the scan signer whose turn it is (for the app that owns the flow)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<crate::tickets::TicketView>,
 }
 
 fn new_doc_no() -> Result<String> {
@@ -399,7 +434,20 @@ pub async fn create_keyed(
     if title.is_empty() || title.chars().count() > 200 {
         return Err(Error::Invalid("title 须为 1–200 个字符 / title must be 1-200 characters".into()));
     }
+    let mut template = None;
     let content: Vec<u8> = match (&nf.content, &nf.content_base64, &nf.content_json) {
+        _ if nf.template_id.is_some() || nf.data.is_some() => {
+            let (Some(tid), Some(data), None, None, None, true) =
+                (&nf.template_id, &nf.data, &nf.content, &nf.content_base64, &nf.content_json, is_pdf)
+            else {
+                return Err(Error::Invalid(
+                    "模板须同时给出 template_id 与 data，且不再给 content*（kind=file）/ a template needs template_id and data, no content*, kind file".into(),
+                ));
+            };
+            let (pdf, info) = crate::templates::render(db, tid, nf.template_version, data).await?;
+            template = Some(info);
+            pdf
+        }
         (Some(t), None, None) => t.as_bytes().to_vec(),
         (None, Some(b), None) => {
             B64.decode(b.trim()).map_err(|_| Error::Invalid("content_base64 不是 base64 / is not base64".into()))?
@@ -415,7 +463,7 @@ pub async fn create_keyed(
         return Err(Error::Invalid(format!("内容须为 1–{max_bytes} 字节 / content must be 1-{max_bytes} bytes")));
     }
     if is_pdf {
-        if nf.content_base64.is_none() {
+        if nf.content_base64.is_none() && template.is_none() {
             return Err(Error::Invalid("PDF 须放在 content_base64 中 / a PDF goes in content_base64".into()));
         }
         medsign_pdf::load(&content).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -425,6 +473,24 @@ pub async fn create_keyed(
                     .into(),
             ));
         }
+        let fields = medsign_pdf::empty_signature_fields(&content).map_err(|e| Error::Invalid(e.to_string()))?;
+        for (i, s) in nf.signers.iter().enumerate() {
+            match (&s.field, &s.placement) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：field 与 placement 只能给一个 / signer #{i}: give field or placement, not both"
+                    )));
+                }
+                (Some(f), None) if !fields.contains(f) => {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：文档中没有空的签名域 {f}（可用：{}）/ signer #{i}: the document has no empty signature field '{f}' (available: {})",
+                        fields.join(", "),
+                        fields.join(", ")
+                    )));
+                }
+                _ => {}
+            }
+        }
         if nf.certify.is_some() && nf.signers.iter().skip(1).any(|s| s.placement.is_some()) {
             return Err(Error::Invalid(
                 "认证签名之后的签名须为不可见签名（可见签名需要模板中预置的签名域）/ after a certification signature, later signatures must be invisible (visible ones need fields placed in a template)".into(),
@@ -432,9 +498,12 @@ pub async fn create_keyed(
         }
     } else if nf.certify.is_some() {
         return Err(Error::Invalid("certify 只用于 PDF 流程 / certify is for PDF flows".into()));
-    } else if nf.signers.iter().any(|s| s.placement.is_some()) {
-        return Err(Error::Invalid("placement 只用于 PDF 流程 / placement is for PDF flows".into()));
+    } else if nf.signers.iter().any(|s| s.placement.is_some() || s.field.is_some()) {
+        return Err(Error::Invalid(
+            "placement 与 field 只用于 PDF 流程 / placement and field are for PDF flows".into(),
+        ));
     }
+    let ticket_ttl = crate::tickets::ttl(nf.ticket_ttl_seconds)?;
     let alg = nf.alg.clone().unwrap_or_else(|| "sm2".into());
     key_alg(&alg)?;
     let ts_mode = nf.timestamp.clone().unwrap_or_else(|| "required".into());
@@ -451,23 +520,41 @@ pub async fn create_keyed(
     if nf.signers.is_empty() || nf.signers.len() > 20 {
         return Err(Error::Invalid("须有 1–20 个签署人 / 1-20 signers".into()));
     }
-    // resolve every signer before anything is written: bad signers are a 4xx, not a failed flow
+    // resolve every signer before anything is written: bad signers are a 4xx, not a failed flow.
+    // Auto signers before the first scan signer sign now; the rest wait for the phone (mobile issue).
     let mut ready = Vec::new();
     let mut refs = Vec::new();
+    let mut waiting = false;
     for (i, s) in nf.signers.iter().enumerate() {
-        if s.mode != "auto" {
+        if s.mode != "auto" && s.mode != "scan" {
             return Err(Error::Invalid(format!(
-                "签署人 #{i}：mode '{}' 不可用；扫码签署随移动端提供，目前只支持 auto / signer #{i}: mode '{}' is not available yet (scan comes with the mobile app); use auto",
-                s.mode, s.mode
+                "签署人 #{i}：mode 须为 auto 或 scan / signer #{i}: mode must be auto or scan, got '{}'",
+                s.mode
             )));
         }
         match (&s.employee_no, &s.seal) {
+            (Some(no), None) if s.mode == "scan" => {
+                active_user(db, kek, no).await?;
+                waiting = true;
+                refs.push(("staff", no.clone()));
+            }
+            (None, Some(_)) if s.mode == "scan" => {
+                return Err(Error::Invalid(format!(
+                    "签署人 #{i}：印章由服务器签署，不能扫码 / signer #{i}: seals sign on the server (auto), not by scanning"
+                )));
+            }
             (Some(no), None) => {
-                ready.push(staff_ready(db, kek, cas, no, &alg).await?);
+                let r = staff_ready(db, kek, cas, no, &alg).await?;
+                if !waiting {
+                    ready.push(r);
+                }
                 refs.push(("staff", no.clone()));
             }
             (None, Some(seal)) => {
-                ready.push(seal_ready(db, kek, cas, organization, ctx, seal, &alg).await?);
+                let r = seal_ready(db, kek, cas, organization, ctx, seal, &alg).await?;
+                if !waiting {
+                    ready.push(r);
+                }
                 refs.push(("seal", seal.clone()));
             }
             _ => {
@@ -486,8 +573,8 @@ pub async fn create_keyed(
         let mut tx = db.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key) \
-             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14)",
+             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version) \
+             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16)",
         )
         .bind(&id)
         .bind(&doc_no)
@@ -503,6 +590,8 @@ pub async fn create_keyed(
         .bind(&now)
         .bind(&nf.kind)
         .bind(request_key)
+        .bind(template.as_ref().map(|t| t.id.clone()))
+        .bind(template.as_ref().map(|t| t.version))
         .execute(&mut *tx)
         .await
         .map_err(|e| match e {
@@ -513,12 +602,13 @@ pub async fn create_keyed(
         })?;
         for (i, (kind, r)) in refs.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state) VALUES ($1, $2, $3, $4, 'auto', 'pending')",
+                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state) VALUES ($1, $2, $3, $4, $5, 'pending')",
             )
             .bind(&id)
             .bind(i as i64)
             .bind(kind)
             .bind(r)
+            .bind(&nf.signers[i].mode)
             .execute(&mut *tx)
             .await?;
         }
@@ -533,7 +623,9 @@ pub async fn create_keyed(
         .await?;
         tx.commit().await?;
     }
-    let signed = if is_pdf {
+    let signed = if ready.is_empty() {
+        Ok((Vec::new(), vec![], false))
+    } else if is_pdf {
         sign_pdf(tsa, &content, &ready, &refs, nf, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
     } else {
         sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
@@ -556,15 +648,15 @@ pub async fn create_keyed(
     let now = crate::now_text();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query(
-        "UPDATE sign_flows SET state = 'completed', signature_b64 = $1, ts_pending = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(B64.encode(&der))
-    .bind(pending as i64)
-    .bind(&now)
-    .bind(&id)
-    .execute(&mut *tx)
-    .await?;
+    let complete = ready.len() == refs.len();
+    sqlx::query("UPDATE sign_flows SET state = $5, signature_b64 = $1, ts_pending = $2, updated_at = $3 WHERE id = $4")
+        .bind((!der.is_empty()).then(|| B64.encode(&der)))
+        .bind(pending as i64)
+        .bind(&now)
+        .bind(&id)
+        .bind(if complete { "completed" } else { "signing" })
+        .execute(&mut *tx)
+        .await?;
     for (i, r) in ready.iter().enumerate() {
         sqlx::query(
             "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3 WHERE flow_id = $4 AND idx = $5",
@@ -586,7 +678,21 @@ pub async fn create_keyed(
         )
         .await?;
     }
-    enqueue_event(&mut tx, &id, "flow.completed").await?;
+    if complete {
+        enqueue_event(&mut tx, &id, "flow.completed").await?;
+    } else {
+        let t = crate::tickets::open(&mut tx, &id, ready.len() as i64, ticket_ttl).await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Signing,
+            "ticket.open",
+            &format!("flow:{id}"),
+            serde_json::json!({"signer": t.signer_index, "expires_at": t.expires_at}),
+        )
+        .await?;
+        enqueue_event(&mut tx, &id, "flow.waiting_scan").await?;
+    }
     tx.commit().await?;
     drop(_w);
     get(db, None, &id).await
@@ -635,13 +741,19 @@ async fn sign_pdf(
     for (i, r) in ready.iter().enumerate() {
         let now = Utc::now();
         let opts = medsign_pdf::SignOptions {
-            field_name: format!("medsign-{}-{}", existing + i + 1, refs[i].0),
+            field_name: nf.signers[i]
+                .field
+                .clone()
+                .unwrap_or_else(|| format!("medsign-{}-{}", existing + i + 1, refs[i].0)),
             placement: nf.signers[i].placement.map(|p| medsign_pdf::Placement { page: p.page, rect: p.rect }),
-            lines: vec![
-                format!("Digitally signed ({})", refs[i].0),
-                format!("Cert {}", r.cert.serial_hex()),
-                medsign_pki::time::display_cst(now),
-            ],
+            appearance: medsign_pdf::Appearance {
+                image: r.image.clone(),
+                lines: vec![
+                    r.display.clone(),
+                    format!("签署时间 {}", medsign_pki::time::display_cst(now)),
+                    format!("证书 {}", r.cert.serial_hex()),
+                ],
+            },
             name: Some(r.cert.subject_display()),
             reason: Some(title.to_string()),
             time: now,
@@ -838,6 +950,9 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         signers,
+        template_id: r.try_get("template_id")?,
+        template_version: r.try_get("template_version")?,
+        ticket: None,
     })
 }
 
@@ -1293,7 +1408,14 @@ mod tests {
                 (serde_json::json!([{"employee_no": "1002"}]), serde_json::json!({})),
                 (serde_json::json!([{"employee_no": "9999"}]), serde_json::json!({})),
                 (serde_json::json!([{"seal": "NOPE"}]), serde_json::json!({})),
-                (serde_json::json!([{"employee_no": "1001", "mode": "scan"}]), serde_json::json!({})),
+                (serde_json::json!([{"seal": "hospital", "mode": "scan"}]), serde_json::json!({})),
+                (serde_json::json!([{"employee_no": "1001", "mode": "wave"}]), serde_json::json!({})),
+                (serde_json::json!([{"employee_no": "NOPE", "mode": "scan"}]), serde_json::json!({})),
+                (
+                    serde_json::json!([{"employee_no": "1001", "mode": "scan"}]),
+                    serde_json::json!({"ticket_ttl_seconds": 5}),
+                ),
+                (serde_json::json!([{"employee_no": "1001", "field": "doctor"}]), serde_json::json!({})),
                 (serde_json::json!([{"employee_no": "1001", "seal": "hospital"}]), serde_json::json!({})),
                 (serde_json::json!([]), serde_json::json!({})),
                 (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"kind": "file"})),
@@ -1307,6 +1429,51 @@ mod tests {
                     create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
                 assert!(matches!(e, Error::Invalid(_)), "{signers} {extra}: {e}");
             }
+            // scan mode (R7.4.6): the seal signs now, the doctor's turn waits with a one-time QR ticket
+            let nf = flow(
+                serde_json::json!([{"seal": "hospital"}, {"employee_no": "1001", "mode": "scan"}]),
+                serde_json::json!({}),
+            );
+            let w = create(&db, &kek, &cas, "某县人民医院", &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            assert_eq!(w.state, "signing");
+            assert_eq!(
+                w.signers.iter().map(|s| (s.mode.as_str(), s.state.as_str())).collect::<Vec<_>>(),
+                [("auto", "signed"), ("scan", "pending")]
+            );
+            let t = crate::tickets::current(&db, &w.id).await.unwrap().expect("an open ticket");
+            assert_eq!(t.signer_index, 1);
+            let v = crate::tickets::view("https://sign.example.org/", &t).unwrap();
+            assert_eq!(v.deep_link, format!("https://sign.example.org/m/#/sign?t={}", t.id));
+            assert!(v.qr_svg.contains("<svg") && !v.qr_png_base64.is_empty());
+            // a renewal supersedes it; the new one redeems once, then never again
+            let t2 = crate::tickets::renew(&db, &ctx, &app.app_id, &w.id, Some(120)).await.unwrap();
+            let e = crate::tickets::redeem(&db, &ctx, &t.id).await.unwrap_err();
+            assert!(e.to_string().contains("already used"), "{e}");
+            assert_eq!(crate::tickets::redeem(&db, &ctx, &t2.id).await.unwrap().flow_id, w.id);
+            assert!(crate::tickets::redeem(&db, &ctx, &t2.id).await.unwrap_err().to_string().contains("already used"));
+            assert!(crate::tickets::redeem(&db, &ctx, "tk_nope").await.unwrap_err().to_string().contains("unknown"));
+            // an expired ticket is refused
+            let t3 = crate::tickets::renew(&db, &ctx, &app.app_id, &w.id, None).await.unwrap();
+            sqlx::query("UPDATE sign_tickets SET expires_at = '2000-01-01T00:00:00Z' WHERE id = $1")
+                .bind(&t3.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            assert!(crate::tickets::redeem(&db, &ctx, &t3.id).await.unwrap_err().to_string().contains("expired"));
+            // another app cannot renew it; a completed flow has nothing to scan
+            assert!(matches!(crate::tickets::renew(&db, &ctx, "other", &w.id, None).await, Err(Error::NotFound(_))));
+            assert!(matches!(
+                crate::tickets::renew(&db, &ctx, &app.app_id, &f.id, None).await,
+                Err(Error::Conflict(_))
+            ));
+            let refused: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'ticket.redeem' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(refused, 4);
+
             // custody revoked → refused
             revoke_custody(&db, &ctx, "1001").await.unwrap();
             let nf = flow(serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({}));

@@ -20,8 +20,11 @@ pub mod departments;
 pub mod error;
 pub mod flows;
 pub mod idempotency;
+pub mod images;
 pub mod import;
 pub mod ocsp;
+pub mod templates;
+pub mod tickets;
 pub mod tsa;
 pub mod users;
 
