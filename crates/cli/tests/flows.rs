@@ -7,46 +7,7 @@
 mod common;
 use base64::Engine;
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-
-/// A local HTTP receiver (tests only): answers 204 and hands each (headers, body) to the channel.
-fn receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let mut r = BufReader::new(c.try_clone().unwrap());
-            let mut head = String::new();
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0u8; len];
-            r.read_exact(&mut body).unwrap();
-            let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = tx.send((head, String::from_utf8_lossy(&body).into_owned()));
-        }
-    });
-    (url, rx)
-}
-
-fn header<'a>(head: &'a str, name: &str) -> &'a str {
-    head.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then_some(v.trim())
-        })
-        .unwrap_or("")
-}
+use std::io::{Read, Write};
 
 #[test]
 fn data_flows_through_the_api_judged_by_gmssl_and_openssl() {
@@ -171,7 +132,7 @@ fn data_flows_through_the_api_judged_by_gmssl_and_openssl() {
     assert_eq!(id_of(&a), id_of(&b));
     assert!(b.to_lowercase().contains("idempotent-replayed: true"), "{b}");
 
-    // rules: a completed flow cannot be revoked; another app cannot see it; PDF and scan wait
+    // rules: a completed flow cannot be revoked; another app cannot see it; seals do not scan
     let (st, v) = s.json("POST", &format!("/api/v1/sign-flows/{id}/revoke"), Some(&his), r#"{"reason":"开错患者"}"#);
     assert_eq!(st, 409, "{v}");
     assert_envelope(&v, "conflict");
@@ -180,7 +141,8 @@ fn data_flows_through_the_api_judged_by_gmssl_and_openssl() {
     assert_eq!(s.req("GET", &format!("/api/v1/sign-flows/{id}"), Some(&emr), None, b"").0, 404);
     for bad in [
         serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1002"}]}),
-        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1001", "mode": "scan"}]}),
+        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"seal": "hospital", "mode": "scan"}]}),
+        serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"employee_no": "1001", "mode": "scan"}], "ticket_ttl_seconds": 9999}),
         serde_json::json!({"kind": "file", "title": "t", "content": "x", "signers": [{"seal": "hospital"}]}),
         serde_json::json!({"kind": "data", "title": "t", "signers": [{"seal": "hospital"}]}),
         serde_json::json!({"kind": "data", "title": "t", "content": "x", "signers": [{"seal": "NOPE"}]}),

@@ -390,6 +390,15 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/admin/v1/seals", "post"),
         ("/admin/v1/users/{employee_no}/custody", "post"),
         ("/admin/v1/webhooks", "get"),
+        ("/api/v1/documents/from-template", "post"),
+        ("/api/v1/templates", "get"),
+        ("/api/v1/sign-flows/{flow_id}/tickets", "post"),
+        ("/api/v1/users/{employee_no}/handwriting", "post"),
+        ("/api/v1/users/{employee_no}/handwriting.png", "get"),
+        ("/admin/v1/templates/{id}", "put"),
+        ("/admin/v1/templates/{id}", "get"),
+        ("/admin/v1/seals/{seal}/image", "put"),
+        ("/admin/v1/seals/{seal}/image.png", "get"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

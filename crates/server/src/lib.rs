@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod documents;
 mod error;
 mod extract;
 mod metrics;

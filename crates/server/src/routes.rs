@@ -43,7 +43,11 @@ pub struct ErrorBody {
         Authenticate with `Authorization: Bearer <app_id>.<secret>` or HMAC-SM3 request signing (X-App-Id, X-Timestamp, X-Nonce, X-Signature; see docs/integration.md). \
         Errors: `{code, message, request_id}` with a 4xx/5xx status."),
     paths(healthz, readyz, create_users, list_users, get_user, update_user, delete_user, import_users, import_template,
-        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, verify_file, create_batch, get_batch, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get),
+        create_departments, list_departments, create_app, list_apps, disable_app, enable_app, audit_query, audit_csv, audit_verify, ca_all, ca_sm2, ca_rsa, issue_certificate, get_certificate, revoke_certificate, hold_certificate, release_certificate, expiring_certificates, ra_enroll, tsa_default, tsa_sm2, tsa_rsa, create_timestamp, verify_timestamp, admin_time, list_timestamps, create_seal, list_seals, ca_profile, authorize_custody, revoke_custody, list_webhooks, create_flow, get_flow, revoke_flow, flow_file, verify_data, verify_file, create_batch, get_batch, list_channels, create_channel, activate_channel, enable_channel, disable_channel, check_channel, renew_certificate, list_certificates, crl, ocsp_post, ocsp_get,
+        crate::documents::from_template, crate::documents::list_templates, crate::documents::get_template, crate::documents::save_template,
+        crate::documents::admin_list_templates, crate::documents::disable_template, crate::documents::enable_template,
+        crate::documents::put_seal_image, crate::documents::get_seal_image, crate::documents::post_handwriting,
+        crate::documents::get_handwriting, crate::documents::renew_ticket),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -129,6 +133,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ca-channels/{id}/check", post(check_channel))
         .route("/time", get(admin_time))
         .route("/seals", post(create_seal).get(list_seals))
+        .route("/seals/{seal}/image", axum::routing::put(crate::documents::put_seal_image))
+        .route("/seals/{seal}/image.png", get(crate::documents::get_seal_image))
+        .route("/templates", get(crate::documents::admin_list_templates))
+        .route("/templates/{id}", get(crate::documents::get_template).put(crate::documents::save_template))
+        .route("/templates/{id}/enable", post(crate::documents::enable_template))
+        .route("/templates/{id}/disable", post(crate::documents::disable_template))
         .route("/ca/profile", get(ca_profile))
         .route("/users/{employee_no}/custody", post(authorize_custody).delete(revoke_custody))
         .route("/webhooks", get(list_webhooks))
@@ -152,6 +162,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/sign-flows/{flow_id}", get(get_flow))
         .route("/api/v1/sign-flows/{flow_id}/revoke", post(revoke_flow))
         .route("/api/v1/sign-flows/{flow_id}/file", get(flow_file))
+        .route("/api/v1/sign-flows/{flow_id}/tickets", post(crate::documents::renew_ticket))
+        .route("/api/v1/documents/from-template", post(crate::documents::from_template))
+        .route("/api/v1/templates", get(crate::documents::list_templates))
+        .route("/api/v1/users/{employee_no}/handwriting", post(crate::documents::post_handwriting))
+        .route("/api/v1/users/{employee_no}/handwriting.png", get(crate::documents::get_handwriting))
         .route("/api/v1/verify/data", post(verify_data))
         .route("/api/v1/verify/file", post(verify_file))
         .route("/api/v1/batches", post(create_batch))
@@ -1095,17 +1110,18 @@ fn owner(caller: &Caller) -> Option<&str> {
     responses((status = 201, body = medsign_core::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "kind": "data", "title": "门诊处方 No.2026-000123", "state": "completed", "alg": "sm2", "detached": true, "content_sm3": "66c7…", "timestamp_mode": "required", "timestamp_pending": false, "signers": [{"index": 0, "kind": "staff", "ref": "1001", "mode": "auto", "state": "signed", "cert_serial": "2BE1…", "signed_at": "…", "timestamp_at": "…"}]})),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody, example = json!({"code": "unavailable", "message": "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; …", "request_id": "…"}))))]
-/// `POST /api/v1/sign-flows` (R7.4.5): a data flow, signed by its auto signers at once.
+/// `POST /api/v1/sign-flows` (R7.4.5–R7.4.8): a flow, signed at once by its auto signers up to the
+/// first scan signer, whose QR ticket the response carries. JSON, or multipart/form-data with a
+/// part `flow` (the same JSON) and a part `file` (the PDF).
 async fn create_flow(
     State(s): State<Arc<AppState>>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Sign).map_err(with_id)?;
-    let nf: medsign_core::flows::NewFlow = serde_json::from_slice(&body)
-        .map_err(|e| with_id(medsign_core::Error::Invalid(format!("请求体不是合法的签署流程 / invalid flow: {e}"))))?;
-    let hash = hex::encode(medsign_crypto::hash::sm3(&body));
+    let (nf, hash) = flow_body(&headers, body).await.map_err(with_id)?;
     let st = s.clone();
     let app_id = caller.app.app_id.clone();
     let ctx = caller.ctx.clone();
@@ -1114,6 +1130,7 @@ async fn create_flow(
         let f =
             medsign_core::flows::create(&st.db, &st.kek, &st.cas, &st.organization, &st.tsa, &ctx, &app_id, &nf, max)
                 .await?;
+        let f = crate::documents::with_ticket(&st, f).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(f).unwrap_or_default()))
     })
     .await
@@ -1130,7 +1147,58 @@ async fn get_flow(
 ) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
     let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
     caller.app.require(Scope::Sign).map_err(with_id)?;
-    Ok(Json(medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
+    let f = medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
+    Ok(Json(crate::documents::with_ticket(&s, f).await.map_err(with_id)?))
+}
+
+/// The new flow of a JSON or multipart request, and the request's hash (idempotency).
+async fn flow_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> medsign_core::Result<(medsign_core::flows::NewFlow, String)> {
+    use axum::extract::FromRequest;
+    let invalid = |m: String| medsign_core::Error::Invalid(m);
+    let parse = |json: &[u8]| {
+        serde_json::from_slice::<medsign_core::flows::NewFlow>(json)
+            .map_err(|e| invalid(format!("请求体不是合法的签署流程 / invalid flow: {e}")))
+    };
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ctype.starts_with("multipart/form-data") {
+        let hash = hex::encode(medsign_crypto::hash::sm3(&body));
+        return Ok((parse(&body)?, hash));
+    }
+    let req = Request::builder()
+        .header(header::CONTENT_TYPE, ctype)
+        .body(axum::body::Body::from(body.clone()))
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut mp = axum::extract::Multipart::from_request(req, &())
+        .await
+        .map_err(|e| invalid(format!("multipart 无法读取 / unreadable multipart: {e}")))?;
+    let (mut flow, mut file) = (None, None);
+    while let Some(field) =
+        mp.next_field().await.map_err(|e| invalid(format!("上传内容无法读取 / unreadable upload: {e}")))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        let bytes = field.bytes().await.map_err(|e| invalid(format!("上传内容无法读取 / unreadable upload: {e}")))?;
+        match name.as_str() {
+            "flow" => flow = Some(bytes),
+            "file" => file = Some(bytes),
+            other => return Err(invalid(format!("未知的表单字段 / unknown form field '{other}' (flow, file)"))),
+        }
+    }
+    let flow = flow.ok_or_else(|| invalid("缺少表单字段 flow / the form has no part named flow".into()))?;
+    let file = file.ok_or_else(|| invalid("缺少表单字段 file / the form has no part named file".into()))?;
+    let mut nf = parse(&flow)?;
+    if nf.content.is_some() || nf.content_base64.is_some() || nf.content_json.is_some() || nf.template_id.is_some() {
+        return Err(invalid(
+            "multipart 上传时文件放在 file 部分 / with multipart, the document goes in the file part".into(),
+        ));
+    }
+    use base64::Engine as _;
+    nf.content_base64 = Some(base64::engine::general_purpose::STANDARD.encode(&file));
+    let mut h = flow.to_vec();
+    h.extend_from_slice(&medsign_crypto::hash::sm3(&file));
+    Ok((nf, hex::encode(medsign_crypto::hash::sm3(&h))))
 }
 
 /// Body of `POST /api/v1/sign-flows/{flow_id}/revoke`.

@@ -1,0 +1,311 @@
+//! Handlers for documents (issue #6): PDF templates (R1.8), seal and handwriting images (R1.6,
+//! R7.4.4), and QR tickets of scan-mode signers (R7.4.6, R7.4.8).
+
+use crate::{
+    ApiError,
+    extract::{Caller, StrictJson},
+    routes::{AppState, ErrorBody},
+};
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::Engine as _;
+use medsign_core::{Error, apps::Scope, images, templates, tickets};
+use serde::Deserialize;
+use std::sync::Arc;
+
+fn err(caller: &Caller) -> impl Fn(Error) -> ApiError + '_ {
+    |e| ApiError { error: e, request_id: caller.ctx.request_id.clone() }
+}
+
+fn png(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()
+}
+
+fn b64(field: &str, s: &str) -> Result<Vec<u8>, Error> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .map_err(|_| Error::Invalid(format!("{field} 不是 base64 / {field} is not base64")))
+}
+
+/// Body of `POST /api/v1/documents/from-template`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromTemplate {
+    /// template id
+    template_id: String,
+    /// version (default: the latest)
+    version: Option<i64>,
+    /// field values
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+}
+
+#[utoipa::path(post, path = "/api/v1/documents/from-template", tag = "documents", security(("bearer" = []), ("hmac_sm3" = [])),
+    request_body(content = FromTemplate, example = json!({"template_id": "outpatient-prescription", "data": {"hospital": "某县人民医院", "department": "内科", "outpatient_no": "MZ20261127001", "patient_name": "王小明", "gender": "男", "age": "45岁", "diagnosis": "上呼吸道感染", "items": [{"drug": "阿莫西林胶囊 0.25g×24粒", "dosage": "0.5g", "usage": "口服 每日三次", "quantity": "2盒"}]}})),
+    responses((status = 200, description = "the PDF; headers X-Template-Id and X-Template-Version", content_type = "application/pdf", body = Vec<u8>, example = json!("(binary)")),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "缺少必填字段 / missing required field 'patient_name'", "request_id": "…"})),
+        (status = 404, body = ErrorBody)))]
+/// `POST /api/v1/documents/from-template` (R1.8): render a PDF (Chinese text in the shipped font,
+/// signature boxes as empty signature fields).
+pub async fn from_template(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<FromTemplate>,
+) -> Result<Response, ApiError> {
+    caller.app.require(Scope::Sign).map_err(err(&caller))?;
+    let (pdf, info) =
+        templates::render(&s.db, &body.template_id, body.version, &body.data).await.map_err(err(&caller))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::HeaderName::from_static("x-template-id"), info.id),
+            (header::HeaderName::from_static("x-template-version"), info.version.to_string()),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/templates", tag = "documents", security(("bearer" = []), ("hmac_sm3" = [])),
+    responses((status = 200, body = Vec<templates::TemplateInfo>, example = json!([{"id": "outpatient-prescription", "version": 1, "name": "门诊处方笺", "enabled": true, "fields": [{"name": "patient_name", "type": "text", "required": true}], "signature_boxes": [{"name": "doctor", "page": 1, "rect": [48, 85, 200, 130]}], "created_by": "medsign", "created_at": "…"}]))))]
+/// `GET /api/v1/templates`: the latest version of every template, with fields and signature boxes.
+pub async fn list_templates(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<templates::TemplateInfo>>, ApiError> {
+    caller.app.require(Scope::Sign).map_err(err(&caller))?;
+    Ok(Json(templates::list(&s.db).await.map_err(err(&caller))?))
+}
+
+/// `?version=` of a template.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VersionQuery {
+    /// a version (default: the latest)
+    version: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/templates/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "lab-report"), VersionQuery),
+    responses((status = 200, body = Object, example = json!({"info": {"id": "lab-report", "version": 1, "name": "检验报告单"}, "definition": {"name": "检验报告单", "page": {"width": 595, "height": 842}, "fields": []}})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "模板 X 不存在 / no template X", "request_id": "…"}))))]
+/// `GET /admin/v1/templates/{id}[?version=]`: a version with its full definition.
+pub async fn get_template(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<VersionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| err(&caller)(Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    let (info, t) = templates::get(&s.db, &id, q.version).await.map_err(err(&caller))?;
+    Ok(Json(serde_json::json!({"info": info, "definition": t})))
+}
+
+#[utoipa::path(put, path = "/admin/v1/templates/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "discharge-summary")),
+    request_body(content = Object, example = json!({"name": "出院小结", "page": {"width": 595, "height": 842}, "decorations": [{"type": "text", "text": "出院小结", "x": 297.5, "y": 800, "size": 16, "align": "center"}], "fields": [{"name": "patient_name", "type": "text", "rect": [60, 750, 200, 770], "required": true}, {"name": "doctor", "type": "signature", "rect": [400, 60, 540, 110]}]})),
+    responses((status = 200, body = templates::TemplateInfo, example = json!({"id": "discharge-summary", "version": 1, "name": "出院小结", "enabled": true})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "字段 x 的位置超出页面 / field x: rect … is not inside the page", "request_id": "…"}))))]
+/// `PUT /admin/v1/templates/{id}`: save a definition as the next version (version 1 for a new id).
+pub async fn save_template(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(def): StrictJson<serde_json::Value>,
+) -> Result<Json<templates::TemplateInfo>, ApiError> {
+    Ok(Json(templates::save(&s.db, &caller.ctx, &id, &def).await.map_err(err(&caller))?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/templates", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<templates::TemplateInfo>, example = json!([{"id": "lab-report", "version": 1, "name": "检验报告单", "enabled": true}]))))]
+/// `GET /admin/v1/templates`: every template's latest version.
+pub async fn admin_list_templates(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Vec<templates::TemplateInfo>>, ApiError> {
+    Ok(Json(templates::list(&s.db).await.map_err(err(&caller))?))
+}
+
+async fn template_enabled(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    on: bool,
+) -> Result<Json<templates::TemplateInfo>, ApiError> {
+    Ok(Json(templates::set_enabled(&s.db, &caller.ctx, id, on).await.map_err(err(caller))?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/templates/{id}/disable", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "lab-report")),
+    responses((status = 200, body = templates::TemplateInfo, example = json!({"id": "lab-report", "version": 1, "enabled": false})), (status = 404, body = ErrorBody)))]
+/// `POST /admin/v1/templates/{id}/disable`: no new documents from it.
+pub async fn disable_template(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<templates::TemplateInfo>, ApiError> {
+    template_enabled(&s, &caller, &id, false).await
+}
+
+#[utoipa::path(post, path = "/admin/v1/templates/{id}/enable", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, example = "lab-report")),
+    responses((status = 200, body = templates::TemplateInfo, example = json!({"id": "lab-report", "version": 1, "enabled": true})), (status = 404, body = ErrorBody)))]
+/// `POST /admin/v1/templates/{id}/enable`.
+pub async fn enable_template(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<templates::TemplateInfo>, ApiError> {
+    template_enabled(&s, &caller, &id, true).await
+}
+
+/// Body of `PUT /admin/v1/seals/{seal}/image`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealImage {
+    /// a PNG (base64); its white background becomes transparent and it is trimmed to the ink.
+    /// Absent: generate the round red seal from the names again.
+    image_base64: Option<String>,
+}
+
+#[utoipa::path(put, path = "/admin/v1/seals/{seal}/image", tag = "admin", security(("bearer" = [])),
+    params(("seal" = String, Path, description = "`hospital` or a department code", example = "hospital")),
+    request_body(content = SealImage, example = json!({"image_base64": "iVBORw0KGgo…"})),
+    responses((status = 200, body = images::ImageInfo, example = json!({"owner": "seal:hospital", "source": "uploaded", "sm3": "66c7…", "size": [260, 260], "updated_by": "app:app_1a2b", "updated_at": "…"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "图片无法读取（须为 PNG）/ the image cannot be read (PNG expected)", "request_id": "…"})),
+        (status = 404, body = ErrorBody)))]
+/// `PUT /admin/v1/seals/{seal}/image` (R1.6): upload the seal's image, or regenerate it.
+pub async fn put_seal_image(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(seal): Path<String>,
+    StrictJson(body): StrictJson<SealImage>,
+) -> Result<Json<images::ImageInfo>, ApiError> {
+    let e = err(&caller);
+    let info = match body.image_base64 {
+        Some(b) => {
+            let bytes = b64("image_base64", &b).map_err(&e)?;
+            images::upload_seal(&s.db, &caller.ctx, &s.organization, &seal, &bytes).await
+        }
+        None => images::generate_seal(&s.db, &caller.ctx, &s.organization, &seal).await,
+    };
+    Ok(Json(info.map_err(e)?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/seals/{seal}/image.png", tag = "admin", security(("bearer" = [])),
+    params(("seal" = String, Path, example = "hospital")),
+    responses((status = 200, description = "transparent PNG", content_type = "image/png", body = Vec<u8>, example = json!("(binary)")), (status = 404, body = ErrorBody)))]
+/// `GET /admin/v1/seals/{seal}/image.png`: the seal image signatures show (generated on first use).
+pub async fn get_seal_image(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(seal): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(png(images::seal_image(&s.db, &caller.ctx, &s.organization, &seal).await.map_err(err(&caller))?))
+}
+
+/// Body of `POST /api/v1/users/{employee_no}/handwriting`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Handwriting {
+    /// the handwritten signature, PNG (base64): a scan on white paper or a transparent capture
+    image_base64: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{employee_no}/handwriting", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    request_body(content = Handwriting, example = json!({"image_base64": "iVBORw0KGgo…"})),
+    responses((status = 201, body = images::ImageInfo, example = json!({"owner": "user:1001", "source": "uploaded", "sm3": "66c7…", "size": [412, 160], "updated_by": "app:app_1a2b", "updated_at": "…"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "图片是空白的 / the image is blank", "request_id": "…"})),
+        (status = 404, body = ErrorBody)))]
+/// `POST /api/v1/users/{employee_no}/handwriting` (R7.4.4): store the staff member's handwritten
+/// signature, shown in their visible PDF signatures. Capture on the phone (a ticket instead of an
+/// image) arrives with the mobile app.
+pub async fn post_handwriting(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+    StrictJson(body): StrictJson<Handwriting>,
+) -> Result<Response, ApiError> {
+    let e = err(&caller);
+    caller.app.require(Scope::UsersWrite).map_err(&e)?;
+    let Some(b) = body.image_base64 else {
+        return Err(e(Error::Invalid(
+            "请提供 image_base64；手机端采集（二维码）随移动端提供 / give image_base64 (capture on the phone comes with the mobile app)"
+                .into(),
+        )));
+    };
+    let bytes = b64("image_base64", &b).map_err(&e)?;
+    let info = images::set_handwriting(&s.db, &s.kek, &caller.ctx, &no, &bytes).await.map_err(&e)?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{employee_no}/handwriting.png", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 200, description = "transparent PNG", content_type = "image/png", body = Vec<u8>, example = json!("(binary)")),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "用户 1001 还没有手写签名 / user 1001 has no handwriting yet", "request_id": "…"}))))]
+/// `GET /api/v1/users/{employee_no}/handwriting.png`.
+pub async fn get_handwriting(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+) -> Result<Response, ApiError> {
+    let e = err(&caller);
+    caller.app.require(Scope::UsersRead).map_err(&e)?;
+    match images::get(&s.db, &format!("user:{no}")).await.map_err(&e)? {
+        Some((bytes, _)) => Ok(png(bytes)),
+        None => Err(e(Error::NotFound(format!("用户 {no} 还没有手写签名 / user {no} has no handwriting yet")))),
+    }
+}
+
+/// Body of `POST /api/v1/sign-flows/{flow_id}/tickets`.
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    /// lifetime, 60–1800 s (default 300)
+    ttl_seconds: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/api/v1/sign-flows/{flow_id}/tickets", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
+    request_body(content = TicketRequest, example = json!({"ttl_seconds": 300})),
+    responses((status = 201, body = tickets::TicketView, example = json!({"ticket_id": "tk_5e0c…", "signer_index": 1, "expires_at": "2026-11-27T08:05:00Z", "deep_link": "https://sign.hospital.example/m/#/sign?t=tk_5e0c…", "qr_png_base64": "iVBORw0KGgo…", "qr_svg": "<svg …>"})),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程状态为 completed，无需扫码 / the flow is completed: nothing to scan", "request_id": "…"}))))]
+/// `POST /api/v1/sign-flows/{flow_id}/tickets` (R7.4.6, R7.4.8): a fresh QR ticket for the scan
+/// signer whose turn it is; the previous ticket stops working.
+pub async fn renew_ticket(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let e = err(&caller);
+    caller.app.require(Scope::Sign).map_err(&e)?;
+    let req: TicketRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        TicketRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|x| e(Error::Invalid(format!("请求体无效 / invalid body: {x}"))))?
+    };
+    let ttl = req.ttl_seconds;
+    let t = tickets::renew(&s.db, &caller.ctx, &caller.app.app_id, &id, ttl).await.map_err(&e)?;
+    Ok((StatusCode::CREATED, Json(tickets::view(&s.public_url, &t).map_err(&e)?)).into_response())
+}
+
+/// A flow with the QR of its open ticket (when a scan signer's turn is waiting).
+pub async fn with_ticket(
+    s: &AppState,
+    mut f: medsign_core::flows::FlowView,
+) -> medsign_core::Result<medsign_core::flows::FlowView> {
+    if f.state == "signing"
+        && let Some(t) = tickets::current(&s.db, &f.id).await?
+    {
+        f.ticket = Some(tickets::view(&s.public_url, &t)?);
+    }
+    Ok(f)
+}
