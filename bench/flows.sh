@@ -4,7 +4,9 @@
 # loopback and a release `medsign serve` (SQLite), then with wrk:
 #   1. POST /api/v1/sign-flows, kind=data, signer = hospital seal (SM2 CMS + SM2 timestamp);
 #   2. the same with a doctor under server custody and the seal (two signers, two timestamps);
-#   3. POST /api/v1/sign-flows, kind=file, a one-page PDF, the hospital seal in a visible box (RSA).
+#   3. POST /api/v1/sign-flows, kind=file, a one-page PDF, the hospital seal in a visible box (RSA);
+#   4. POST /api/v1/batches: 1,000 lab reports rendered from the shipped template, each sealed in its
+#      signature box (seal image, Chinese text, RSA signature + timestamp), timed until completed.
 # Baseline in the same run: `openssl cms -sign` of the same content, one process per signature.
 # Usage: bench/flows.sh [SECONDS=10] [CONNECTIONS=16]
 set -euo pipefail
@@ -59,6 +61,23 @@ run data-seal-4 seal.json 4
 run data-seal seal.json "$CONNS"
 run data-doctor+seal two.json "$CONNS"
 run pdf-seal pdf.json "$CONNS"
+
+echo "== batch: 1,000 lab reports rendered from the template, each sealed (image) in its box, RSA + timestamp"
+python3 - <<'PY'
+import json
+items = [{"kind": "file", "title": f"检验报告单 S-{i}", "alg": "rsa", "template_id": "lab-report",
+          "data": {"hospital": "某某县人民医院", "patient_name": "患者", "gender": "女", "age": "32岁", "patient_id": f"ZY{i:05}",
+                   "sample_no": f"S-{i}", "department": "内科", "specimen": "血清",
+                   "items": [{"code": "GLU", "name": "葡萄糖", "result": "5.1", "unit": "mmol/L", "reference": "3.9–6.1"}]},
+          "signers": [{"seal": "hospital", "field": "lab_seal"}]} for i in range(1000)]
+json.dump({"items": items}, open("batch.json", "w"), ensure_ascii=False)
+PY
+start=$(date +%s.%N)
+BID=$(curl -sf "${H[@]}" -X POST "http://$ADDR/api/v1/batches" --data-binary @batch.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+while ! curl -sf "${H[@]}" "http://$ADDR/api/v1/batches/$BID" | grep -q '"state":"completed"'; do sleep 0.1; done
+end=$(date +%s.%N)
+BATCH=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}')
+curl -sf "${H[@]}" "http://$ADDR/api/v1/batches/$BID" | python3 -c 'import json,sys; b = json.load(sys.stdin); print("done", b["done"], "failed", b["failed"])'
 SEAL4=$(awk '/Requests\/sec/ {print $2}' wrk-data-seal-4.out); SEAL4_99=$(awk '$1 == "99%" {print $2}' wrk-data-seal-4.out)
 SEAL=$(awk '/Requests\/sec/ {print $2}' wrk-data-seal.out); SEAL99=$(awk '$1 == "99%" {print $2}' wrk-data-seal.out)
 TWO=$(awk '/Requests\/sec/ {print $2}' wrk-data-doctor+seal.out)
@@ -77,5 +96,6 @@ printf "data flow, seal, 4 conns: %9s flows/s  p99 %s   (target: p99 < 20 ms at 
 printf "data flow, seal, %s conns: %9s flows/s  p99 %s\n" "$CONNS" "$SEAL" "$SEAL99"
 printf "data flow, doctor + seal: %9s flows/s\n" "$TWO"
 printf "PDF flow, visible seal:   %9s PDFs/s → 1,000 PDFs in %s s (target < 10 s)\n" "$PDF" "$(awk -v r="$PDF" 'BEGIN {printf "%.1f", 1000 / r}')"
+printf "batch, 1,000 template lab reports with seal image + timestamp: %s s (target < 10 s)\n" "$BATCH"
 printf "vs openssl cms -sign per process: %s× (seal flow)\n" "$(awk -v a="$SEAL" -v b="$OSSL" 'BEGIN {printf "%.0f", a / b}')"
 echo "RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$PID/status)"

@@ -76,6 +76,11 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
 }
 
 async fn serve_async(cfg: Config) -> Result<i32, CliError> {
+    if let Some(f) = &cfg.sign.font_file {
+        let bytes = std::fs::read(f)
+            .map_err(|e| CliError(format!("字体文件无法读取 / cannot read sign.font_file {}: {e}", f.display())))?;
+        medsign_pdf::use_font_file(bytes).map_err(|e| CliError(format!("sign.font_file {}: {e}", f.display())))?;
+    }
     let data_dir = cfg.data_dir();
     let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
     let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;

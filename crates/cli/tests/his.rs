@@ -124,33 +124,14 @@ fn a_scripted_his_prescribes_signs_verifies_revokes_and_batches() {
     // signature sees only the allowed later signature (no illegal modification)
     let (_, _, chain) = s.raw("GET", "/pki/rsa/ca.pem", None, None, b"");
     d.write("rsa-chain.pem", &chain);
-    let pyhanko = std::path::Path::new(&python()).with_file_name("pyhanko");
-    let o = d.run(
-        pyhanko.to_str().unwrap(),
-        &["sign", "validate", "--trust", &d.p("rsa-chain.pem"), "--trust-replace", &d.p("rx.pdf")],
-    );
-    let out = text(&o.stdout);
-    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    let (ok, out) = d.pyhanko_validate("rsa-chain.pem", "rx.pdf");
+    assert!(ok, "{out}");
     assert_eq!(out.matches(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>").count(), 2, "{out}");
     assert!(out.contains("doctor:") && out.contains("hospital_seal:"), "{out}");
     assert!(out.contains("ACCEPTABLE_MODIFICATIONS") && !out.contains("ILLEGAL"), "{out}");
     // poppler pdfsig with the root in an NSS store
-    let nss = format!("sql:{}", d.p("nss"));
-    std::fs::create_dir(d.path("nss")).unwrap();
-    assert_ok(&d.run("certutil", &["-N", "-d", &nss, "--empty-password"]), "certutil -N");
-    let root = medsign_pki::cert::Cert::load_all(&chain).unwrap().remove(0);
-    d.write("root.pem", root.to_pem().as_bytes());
-    assert_ok(
-        &d.run("certutil", &["-A", "-d", &nss, "-n", "root", "-t", "CT,C,C", "-a", "-i", &d.p("root.pem")]),
-        "-A",
-    );
-    let o = d.run("pdfsig", &["-nssdir", &nss, &d.p("rx.pdf")]);
-    let out = text(&o.stdout);
-    assert_eq!(
-        (out.matches("Signature is Valid.").count(), out.matches("Certificate is Trusted.").count()),
-        (2, 2),
-        "{out}"
-    );
+    let (valid, trusted, out) = d.pdfsig("rsa-chain.pem", "rx.pdf");
+    assert_eq!((valid, trusted), (2, 2), "{out}");
     // the CJK font is embedded (a subset, with a ToUnicode map)
     let o = d.run("pdffonts", &[&d.p("rx.pdf")]);
     let fonts = text(&o.stdout);
@@ -212,6 +193,17 @@ fn a_scripted_his_prescribes_signs_verifies_revokes_and_batches() {
     let (st, _, v) = s.raw("POST", "/api/v1/sign-flows", Some(&his), Some(&ctype), mp.as_bytes());
     let v: serde_json::Value = serde_json::from_slice(&v).unwrap();
     assert_eq!((st, v["state"].as_str()), (201, Some("completed")), "{v}");
+
+    // placement by keyword: the box right after a label printed on the page; a missing one is a 400
+    let kw = |k: &str| {
+        serde_json::json!({"kind": "file", "title": "关键字定位", "alg": "rsa", "content_base64": b64(&rendered),
+            "signers": [{"seal": "hospital", "placement": {"keyword": k, "size": [70, 70]}}]})
+        .to_string()
+    };
+    let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &kw("金额："));
+    assert_eq!((st, v["state"].as_str()), (201, Some("completed")), "{v}");
+    let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &kw("出院诊断"));
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("not in the document"), "{v}");
 
     // batch: 1,000 lab reports from the template, each sealed in its seal box
     let lab = |i: usize| {

@@ -496,6 +496,12 @@ fn bad_configuration_is_a_clear_error() {
     let o = d.medsign(&["app", "create", "--data-dir", &d.p("data"), "--name", "x", "--scopes", "root"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("root"), "{}", text(&o.stderr));
+    // a font file that is not a font: refused at start, not at the first signature
+    d.write("not-a-font.otf", b"hello");
+    d.write("font.toml", format!("[sign]\nfont_file = \"{}\"\n", d.p("not-a-font.otf")).as_bytes());
+    let o = d.medsign(&["serve", "--config", &d.p("font.toml"), "--data-dir", &d.p("data")]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("font_file"), "{}", text(&o.stderr));
 }
 
 /// The same server on PostgreSQL (R4.7 clusters share one database): users, restart, audit.

@@ -67,11 +67,14 @@ impl Default for TimeConfig {
 pub struct SignConfig {
     /// a batch item `running` longer than this belongs to a crashed process and is retried (seconds)
     pub batch_reclaim_seconds: u64,
+    /// a full CJK font (TTF/OTF) for PDF text instead of the shipped GB2312 subset — for names
+    /// with rarer characters
+    pub font_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SignConfig {
     fn default() -> Self {
-        Self { batch_reclaim_seconds: 30 }
+        Self { batch_reclaim_seconds: 30, font_file: None }
     }
 }
 
@@ -211,6 +214,7 @@ impl Config {
                 self.sign.batch_reclaim_seconds =
                     v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
             }
+            "MEDSIGN_SIGN_FONT_FILE" => self.sign.font_file = Some(v.into()),
             "MEDSIGN_TSA_DEFAULT_PROFILE" => self.tsa.default_profile = v.into(),
             "MEDSIGN_TSA_POLICY_OID" => self.tsa.policy_oid = v.into(),
             "MEDSIGN_TSA_ACCEPTED_POLICIES" => {

@@ -1,14 +1,15 @@
-//! Signing flows (issue #6, first slice: `data` flows). A hospital system creates a flow with the
-//! content and an ordered list of signers — staff whose key the hospital holds in server custody
-//! under a per-user authorization record, and organisation seals (hospital, departments) — and
-//! medsign produces one CMS SignedData (RFC 5652; signingTime, signingCertificateV2) with every
-//! signer, each signature timestamped by the built-in TSA (unsigned attribute, R6.7). States:
-//! `pending → signing → completed`, or `revoked` / `expired` / `failed`. Every state change is
-//! POSTed to the app's callback URL, signed with the app's HMAC-SM3 key (deliveries persisted and
-//! retried with backoff). `file` flows sign a PDF: one incremental update per signer (PAdES B-T,
-//! visible box where a placement is given), earlier signatures untouched. Scan mode (QR tickets),
-//! templates, seal images and batch jobs come in the next slices; they are refused with a clear 400
-//! until then.
+//! Signing flows (issue #6). A hospital system creates a flow with the content and an ordered
+//! list of signers — staff whose key the hospital holds in server custody under a per-user
+//! authorization record, organisation seals (hospital, departments), or staff who sign on their
+//! phone by scanning a QR ticket — and medsign signs in order. `data` flows produce one CMS
+//! SignedData (RFC 5652; signingTime, signingCertificateV2) with every signer, each signature
+//! timestamped by the built-in TSA (unsigned attribute, R6.7). `file` flows sign a PDF (given, or
+//! rendered from a versioned template): one incremental update per signer (PAdES B-T), visible in
+//! a template's signature box, a rectangle or next to a keyword, showing the handwriting or seal
+//! image; earlier signatures untouched. States: `pending → signing → completed`, or `revoked` /
+//! `expired` / `failed`; a scan signer's turn leaves the flow in `signing` with an open ticket
+//! ([`crate::tickets`]). Every state change is POSTed to the app's callback URL, signed with the
+//! app's HMAC-SM3 key (deliveries persisted and retried with backoff).
 //!
 //! Timestamps: `timestamp: "required"` (default) — when the TSA cannot issue, the flow fails and
 //! nothing is released without its timestamp; `"later"` — the signatures are released at once,
@@ -244,15 +245,51 @@ pub struct NewSigner {
     pub field: Option<String>,
 }
 
-/// A visible signature's place: page (from 1) and rectangle in PDF points.
+/// A visible signature's place: a page (from 1) and rectangle in PDF points, or a box of `size`
+/// right after a `keyword` printed on the page (e.g. "医师签名：").
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlacementIn {
-    /// page, from 1
-    pub page: u32,
+    /// page, from 1 (with a keyword: only look there)
+    pub page: Option<u32>,
     /// [x1, y1, x2, y2], points from the lower-left corner
-    pub rect: [f64; 4],
+    pub rect: Option<[f64; 4]>,
+    /// anchor on this text: the box starts after it, centred on its line
+    pub keyword: Option<String>,
+    /// with a keyword: [width, height] of the box (default [120, 50])
+    pub size: Option<[f64; 2]>,
+    /// with a keyword: [dx, dy] moving the box (default [4, 0])
+    pub offset: Option<[f64; 2]>,
+}
+
+impl PlacementIn {
+    /// Where on `pdf` this places the signature.
+    fn resolve(&self, pdf: &[u8]) -> Result<medsign_pdf::Placement> {
+        match (&self.rect, &self.keyword) {
+            (Some(rect), None) if self.size.is_none() && self.offset.is_none() => {
+                Ok(medsign_pdf::Placement { page: self.page.unwrap_or(1), rect: *rect })
+            }
+            (None, Some(k)) => {
+                let found = medsign_pdf::find_text(pdf, k, self.page)
+                    .map_err(|e| Error::Invalid(e.to_string()))?
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("文档中找不到关键字“{k}” / the keyword '{k}' is not in the document"))
+                    })?;
+                let [w, h] = self.size.unwrap_or([120.0, 50.0]);
+                let [dx, dy] = self.offset.unwrap_or([4.0, 0.0]);
+                if !(w > 0.0 && h > 0.0) {
+                    return Err(Error::Invalid("size 须为正数 / size must be positive".into()));
+                }
+                let x1 = found.rect[2] + dx;
+                let y1 = (found.rect[1] + found.rect[3]) / 2.0 - h / 2.0 + dy;
+                Ok(medsign_pdf::Placement { page: found.page, rect: [x1, y1, x1 + w, y1 + h] })
+            }
+            _ => Err(Error::Invalid(
+                "placement 须为 {page, rect} 或 {keyword, size?, offset?, page?} / placement is {page, rect} or {keyword, size?, offset?, page?}".into(),
+            )),
+        }
+    }
 }
 
 fn auto() -> String {
@@ -435,6 +472,7 @@ pub async fn create_keyed(
         return Err(Error::Invalid("title 须为 1–200 个字符 / title must be 1-200 characters".into()));
     }
     let mut template = None;
+    let mut placements = vec![None; nf.signers.len()];
     let content: Vec<u8> = match (&nf.content, &nf.content_base64, &nf.content_json) {
         _ if nf.template_id.is_some() || nf.data.is_some() => {
             let (Some(tid), Some(data), None, None, None, true) =
@@ -475,6 +513,12 @@ pub async fn create_keyed(
         }
         let fields = medsign_pdf::empty_signature_fields(&content).map_err(|e| Error::Invalid(e.to_string()))?;
         for (i, s) in nf.signers.iter().enumerate() {
+            if let Some(p) = &s.placement {
+                placements[i] = Some(p.resolve(&content).map_err(|e| match e {
+                    Error::Invalid(m) => Error::Invalid(format!("签署人 #{i} / signer #{i}: {m}")),
+                    other => other,
+                })?);
+            }
             match (&s.field, &s.placement) {
                 (Some(_), Some(_)) => {
                     return Err(Error::Invalid(format!(
@@ -626,7 +670,7 @@ pub async fn create_keyed(
     let signed = if ready.is_empty() {
         Ok((Vec::new(), vec![], false))
     } else if is_pdf {
-        sign_pdf(tsa, &content, &ready, &refs, nf, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
+        sign_pdf(tsa, &content, &ready, &refs, nf, &placements, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
     } else {
         sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
     };
@@ -681,16 +725,7 @@ pub async fn create_keyed(
     if complete {
         enqueue_event(&mut tx, &id, "flow.completed").await?;
     } else {
-        let t = crate::tickets::open(&mut tx, &id, ready.len() as i64, ticket_ttl).await?;
-        audit::ok(
-            &mut tx,
-            ctx,
-            Kind::Signing,
-            "ticket.open",
-            &format!("flow:{id}"),
-            serde_json::json!({"signer": t.signer_index, "expires_at": t.expires_at}),
-        )
-        .await?;
+        crate::tickets::open(&mut tx, ctx, &id, ready.len() as i64, ticket_ttl).await?;
         enqueue_event(&mut tx, &id, "flow.waiting_scan").await?;
     }
     tx.commit().await?;
@@ -731,6 +766,7 @@ async fn sign_pdf(
     ready: &[Ready],
     refs: &[(&str, String)],
     nf: &NewFlow,
+    placements: &[Option<medsign_pdf::Placement>],
     title: &str,
     alg: &str,
     app_id: &str,
@@ -745,7 +781,7 @@ async fn sign_pdf(
                 .field
                 .clone()
                 .unwrap_or_else(|| format!("medsign-{}-{}", existing + i + 1, refs[i].0)),
-            placement: nf.signers[i].placement.map(|p| medsign_pdf::Placement { page: p.page, rect: p.rect }),
+            placement: placements[i],
             appearance: medsign_pdf::Appearance {
                 image: r.image.clone(),
                 lines: vec![

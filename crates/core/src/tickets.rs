@@ -57,8 +57,14 @@ pub fn ttl(seconds: Option<u32>) -> Result<u32> {
     Ok(s)
 }
 
-/// Open a ticket for signer `idx` of `flow_id` inside a transaction, superseding open ones.
-pub(crate) async fn open(conn: &mut sqlx::AnyConnection, flow_id: &str, idx: i64, ttl_seconds: u32) -> Result<Ticket> {
+/// Open a ticket for signer `idx` of `flow_id` inside a transaction, superseding open ones; audited.
+pub(crate) async fn open(
+    conn: &mut sqlx::AnyConnection,
+    ctx: &Context,
+    flow_id: &str,
+    idx: i64,
+    ttl_seconds: u32,
+) -> Result<Ticket> {
     let now = crate::now_text();
     sqlx::query("UPDATE sign_tickets SET used_at = $1 WHERE flow_id = $2 AND used_at IS NULL")
         .bind(format!("superseded {now}"))
@@ -77,6 +83,15 @@ pub(crate) async fn open(conn: &mut sqlx::AnyConnection, flow_id: &str, idx: i64
     .bind(&expires)
     .bind(&now)
     .execute(&mut *conn)
+    .await?;
+    audit::ok(
+        conn,
+        ctx,
+        Kind::Signing,
+        "ticket.open",
+        &format!("flow:{flow_id}"),
+        serde_json::json!({"signer": idx, "expires_at": expires}),
+    )
     .await?;
     Ok(Ticket { id, flow_id: flow_id.into(), signer_index: idx, expires_at: expires })
 }
@@ -133,16 +148,7 @@ pub async fn renew(db: &Db, ctx: &Context, app_id: &str, flow_id: &str, ttl_seco
     }
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    let t = open(&mut tx, flow_id, signer.index, ttl_seconds).await?;
-    audit::ok(
-        &mut tx,
-        ctx,
-        Kind::Signing,
-        "ticket.open",
-        &format!("flow:{flow_id}"),
-        serde_json::json!({"signer": signer.index, "expires_at": t.expires_at}),
-    )
-    .await?;
+    let t = open(&mut tx, ctx, flow_id, signer.index, ttl_seconds).await?;
     tx.commit().await?;
     Ok(t)
 }

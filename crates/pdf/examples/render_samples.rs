@@ -49,29 +49,4 @@ fn main() {
         "remarks": "标本无溶血。", "collected_at": "2026-11-27 08:10", "received_at": "2026-11-27 08:40"
     });
     std::fs::write(format!("{dir}/lab-report.pdf"), t.render(&data).unwrap()).unwrap();
-    // rough timings (criterion benches in benches/ give the recorded numbers)
-    let n = 200;
-    let t0 = std::time::Instant::now();
-    for _ in 0..n {
-        t.render(&data).unwrap();
-    }
-    let render = t0.elapsed() / n;
-    let seal = round_seal_png("某某县人民医院", None, 260).unwrap();
-    let t0 = std::time::Instant::now();
-    for _ in 0..n {
-        medsign_pdf::appearance_pdf(
-            &Appearance {
-                image: Some(seal.clone()),
-                lines: vec![
-                    "某某县人民医院（电子签章）".into(),
-                    "签署时间 2026-11-27 20:30:00 (UTC+8)".into(),
-                    "证书 0A1B2C".into(),
-                ],
-            },
-            100.0,
-            100.0,
-        )
-        .unwrap();
-    }
-    println!("lab report render {:?}, seal appearance {:?}", render, t0.elapsed() / n);
 }

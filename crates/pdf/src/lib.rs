@@ -20,10 +20,12 @@ use lopdf::{Dictionary, Document, Object, ObjectId};
 
 mod draw;
 pub mod template;
+mod text;
 pub use draw::{
     Appearance, EMBEDDED_FONT, SEAL_RED, appearance_pdf, image_size, missing_chars, normalize_image, round_seal_png,
     text_width, use_font_file,
 };
+pub use text::{Found, find_text};
 
 /// What can go wrong, in words a person understands (Chinese / English).
 #[derive(Debug, thiserror::Error)]

@@ -367,3 +367,33 @@ pub fn header<'a>(head: &'a str, name: &str) -> &'a str {
         })
         .unwrap_or("")
 }
+
+impl Dir {
+    /// `pyhanko sign validate` of `pdf` (a file in the folder) against the chain in `chain`:
+    /// (success, stdout + stderr).
+    pub fn pyhanko_validate(&self, chain: &str, pdf: &str) -> (bool, String) {
+        let pyhanko = Path::new(&python()).with_file_name("pyhanko");
+        let o = self.run(
+            pyhanko.to_str().unwrap(),
+            &["sign", "validate", "--trust", &self.p(chain), "--trust-replace", &self.p(pdf)],
+        );
+        (o.status.success(), format!("{}{}", text(&o.stdout), text(&o.stderr)))
+    }
+
+    /// poppler `pdfsig` of `pdf` with the first certificate of `chain` (PEM) trusted in an NSS
+    /// store made on first use: (valid signatures, trusted certificates, output).
+    pub fn pdfsig(&self, chain: &str, pdf: &str) -> (usize, usize, String) {
+        let nss = format!("sql:{}", self.p("nss"));
+        if !self.path("nss").exists() {
+            std::fs::create_dir(self.path("nss")).unwrap();
+            assert_ok(&self.run("certutil", &["-N", "-d", &nss, "--empty-password"]), "certutil -N");
+            let root = medsign_pki::cert::Cert::load_all(&self.read(chain)).unwrap().remove(0);
+            self.write("nss-root.pem", root.to_pem().as_bytes());
+            let add = ["-A", "-d", &nss, "-n", "root", "-t", "CT,C,C", "-a", "-i", &self.p("nss-root.pem")];
+            assert_ok(&self.run("certutil", &add), "certutil -A");
+        }
+        let o = self.run("pdfsig", &["-nssdir", &nss, &self.p(pdf)]);
+        let out = text(&o.stdout);
+        (out.matches("Signature is Valid.").count(), out.matches("Certificate is Trusted.").count(), out)
+    }
+}
