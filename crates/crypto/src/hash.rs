@@ -79,6 +79,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
 }
 
+#[cfg(feature = "native")]
 /// SHA-1 — only for identifiers that protocols still define with it (OCSP CertID, RFC 6960
 /// responder key hash, RFC 5280 key identifiers); never for signatures.
 pub fn sha1_legacy(data: &[u8]) -> [u8; 20] {

@@ -16,13 +16,19 @@
 //! * [`wrap`] — keys at rest: SM4-GCM key wrapping and PIN-derived wrapping keys (Argon2id).
 //!
 //! No I/O happens here. Every secret is zeroized when dropped.
+//!
+//! Feature `native` (default): [`keys`], [`signer`] and SHA-1 need `aws-lc-rs`, which does not
+//! build for WebAssembly; the phone's half (`medsign-wasm`) uses the crate without it — SM2/SM3/SM4,
+//! two-party signing and wrapping are pure Rust.
 
 #![forbid(unsafe_code)]
 
 pub mod error;
 pub mod hash;
+#[cfg(feature = "native")]
 pub mod keys;
 pub mod rng;
+#[cfg(feature = "native")]
 pub mod signer;
 pub mod sm2;
 pub mod twoparty;
@@ -30,5 +36,7 @@ pub mod wrap;
 
 pub use error::{Error, Result};
 pub use hash::HashAlg;
+#[cfg(feature = "native")]
 pub use keys::{KeyAlg, PrivateKey, PublicKey};
+#[cfg(feature = "native")]
 pub use signer::{SignatureScheme, Signer};

@@ -303,45 +303,53 @@ impl ClientKeyShare {
     }
 
     /// Start signing `e = SM3(Z_A ‖ M)`.
-    pub fn begin_sign(&self, e: &[u8; 32]) -> Result<(ClientSignSession<'_>, SignRequest)> {
-        let k1 = random_scalar()?;
-        let q1 = public(&arith::mul_g(&k1))?;
-        let req = SignRequest { version: VERSION, e: hex::encode(e), q1: point_hex(&q1) };
-        Ok((ClientSignSession { share: self, k1, e: *e }, req))
+    pub fn begin_sign(&self, e: &[u8; 32]) -> Result<(ClientSignSession<&Self>, SignRequest)> {
+        ClientSignSession::start(self, e)
     }
 
     /// Start signing message `msg` with distinguishing ID `id` (computes `e`).
-    pub fn begin_sign_message(&self, id: &[u8], msg: &[u8]) -> Result<(ClientSignSession<'_>, SignRequest)> {
+    pub fn begin_sign_message(&self, id: &[u8], msg: &[u8]) -> Result<(ClientSignSession<&Self>, SignRequest)> {
         self.begin_sign(&self.public.e(id, msg)?)
     }
 }
 
-/// The client's state between its two signing steps (holds the nonce `k1`; single use).
-pub struct ClientSignSession<'a> {
-    share: &'a ClientKeyShare,
+/// The client's state between its two signing steps (holds the nonce `k1`; single use). `S` is
+/// how it holds the share: borrowed (`&ClientKeyShare`) or shared (`Rc`/`Arc`, e.g. across the
+/// two calls the WebAssembly wrapper receives from JavaScript).
+pub struct ClientSignSession<S: std::borrow::Borrow<ClientKeyShare>> {
+    share: S,
     k1: NonZeroScalar,
     e: [u8; 32],
 }
 
-impl Drop for ClientSignSession<'_> {
+impl<S: std::borrow::Borrow<ClientKeyShare>> Drop for ClientSignSession<S> {
     fn drop(&mut self) {
         self.k1.zeroize();
     }
 }
 
-impl ClientSignSession<'_> {
+impl<S: std::borrow::Borrow<ClientKeyShare>> ClientSignSession<S> {
+    /// Pick the nonce `k1` and make the request for `e`.
+    pub fn start(share: S, e: &[u8; 32]) -> Result<(Self, SignRequest)> {
+        let k1 = random_scalar()?;
+        let q1 = public(&arith::mul_g(&k1))?;
+        let req = SignRequest { version: VERSION, e: hex::encode(e), q1: point_hex(&q1) };
+        Ok((ClientSignSession { share, k1, e: *e }, req))
+    }
+
     /// Combine the server's answer into `(r, s)` and verify it against `P` before releasing it.
     pub fn finish(self, resp: &SignResponse) -> Result<Sm2Signature> {
         check_version(resp.version)?;
         let r = parse_scalar(&resp.r, "r")?;
         let s2 = parse_scalar(&resp.s2, "s2")?;
         let s3 = parse_scalar(&resp.s3, "s3")?;
-        let d1 = *self.share.d1;
+        let share = self.share.borrow();
+        let d1 = *share.d1;
         let s = d1 * *self.k1 * *s2 + d1 * *s3 - *r;
         let sig = Sm2Signature::from_scalars(*r, s).map_err(|_| protocol("combined s is zero"))?;
-        self.share
+        share
             .verifier
-            .get_or_init(|| Sm2PrecomputedKey::new(&self.share.public))
+            .get_or_init(|| Sm2PrecomputedKey::new(&share.public))
             .verify_prehash(&self.e, &sig)
             .map_err(|_| protocol("the server's answer does not give a valid signature"))?;
         Ok(sig)

@@ -1,0 +1,249 @@
+//! # medsign-wasm — the phone's half (issue #7, R3.8, R5.4)
+//!
+//! The client side of SM2 two-party signing ([`medsign_crypto::twoparty`]) and the wrapping of its
+//! share `d1`, for WebAssembly: the H5 app and the mini program load `web/wasm/medsign_wasm.js`
+//! (made by `scripts/build-wasm`). The full key never exists; `d1` leaves this module only wrapped
+//! (SM4-GCM under a key from Argon2id(PIN) combined with the device secret), and a signature is
+//! released only after it verifies against the joint public key.
+//!
+//! Messages are the protocol's JSON (hex fields), so the JavaScript side only moves strings:
+//! ```text
+//! const kg = new KeyGen(context);   POST kg.request → response
+//! const share = kg.finish(response);  share.publicKey (hex)   share.wrap(pin, deviceSecretHex) → stored
+//! const s = KeyShare.unwrap(stored, pin, deviceSecretHex).beginSign(eHex);  POST s.request → response
+//! s.finish(response) → signature (hex DER)
+//! ```
+//! Errors are thrown as `Error` with a Chinese / English message.
+
+#![forbid(unsafe_code)]
+
+use medsign_crypto::twoparty::{self, ClientKeyGen, ClientKeyShare, ClientSignSession};
+use medsign_crypto::wrap::{PinKdfParams, kek_from_pin};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+
+/// An error for JavaScript (`Error` with the message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasmError(pub String);
+
+impl From<WasmError> for JsValue {
+    fn from(e: WasmError) -> JsValue {
+        JsError::new(&e.0).into()
+    }
+}
+
+impl From<medsign_crypto::Error> for WasmError {
+    fn from(e: medsign_crypto::Error) -> Self {
+        WasmError(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, WasmError>;
+
+fn bad(m: &str) -> WasmError {
+    WasmError(m.to_string())
+}
+
+fn json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| WasmError(format!("{what} 格式错误 / malformed {what}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("protocol messages serialise")
+}
+
+/// Key generation in progress (holds `d1` until [`KeyGen::finish`]).
+#[wasm_bindgen]
+pub struct KeyGen {
+    inner: Option<ClientKeyGen>,
+    request: String,
+}
+
+#[wasm_bindgen]
+impl KeyGen {
+    /// Pick `d1`; `context` binds the proofs to this enrolment (the server says what it is).
+    #[wasm_bindgen(constructor)]
+    pub fn new(context: &str) -> Result<KeyGen> {
+        let (inner, req) = ClientKeyGen::start(context.as_bytes())?;
+        Ok(KeyGen { inner: Some(inner), request: to_json(&req) })
+    }
+
+    /// The first message (JSON) for the server.
+    #[wasm_bindgen(getter)]
+    pub fn request(&self) -> String {
+        self.request.clone()
+    }
+
+    /// Check the server's answer (its proof, the joint key) and keep the share.
+    pub fn finish(&mut self, response: &str) -> Result<KeyShare> {
+        let resp: twoparty::KeyGenResponse = json(response, "key generation response")?;
+        let kg = self.inner.take().ok_or_else(|| bad("密钥生成已结束 / key generation already finished"))?;
+        Ok(KeyShare { inner: Rc::new(kg.finish(&resp)?) })
+    }
+}
+
+/// The phone's share `d1` with the joint public key.
+#[wasm_bindgen]
+pub struct KeyShare {
+    inner: Rc<ClientKeyShare>,
+}
+
+const WRAP_AAD: &[u8] = b"medsign/phone-share/v1";
+
+/// What the phone stores: the share wrapped under Argon2id(PIN) ⊕ device secret.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wrapped {
+    v: u8,
+    kdf: PinKdfParams,
+    public_key: String,
+    blob: String,
+}
+
+fn device_secret(hex_secret: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let b = hex::decode(hex_secret).map_err(|_| bad("设备密钥须为十六进制 / the device secret must be hex"))?;
+    if b.len() < 16 {
+        return Err(bad("设备密钥至少 16 字节 / the device secret must be at least 16 bytes"));
+    }
+    Ok(zeroize::Zeroizing::new(b))
+}
+
+#[wasm_bindgen]
+impl KeyShare {
+    /// The joint public key `P`, uncompressed SEC1, hex (goes into the certificate request).
+    #[wasm_bindgen(getter, js_name = publicKey)]
+    pub fn public_key(&self) -> String {
+        hex::encode(self.inner.public_key().to_sec1_uncompressed())
+    }
+
+    /// Wrap for storage on the phone: JSON holding the Argon2id parameters and the SM4-GCM blob.
+    /// The PIN and the device secret are both needed to unwrap.
+    pub fn wrap(&self, pin: &str, device_secret_hex: &str) -> Result<String> {
+        if pin.is_empty() {
+            return Err(bad("PIN 不能为空 / the PIN is empty"));
+        }
+        let secret = device_secret(device_secret_hex)?;
+        let kdf = PinKdfParams::generate()?;
+        let kek = kek_from_pin(pin.as_bytes(), &secret, &kdf)?;
+        let blob = kek.wrap(&self.inner.to_bytes(), WRAP_AAD)?;
+        Ok(to_json(&Wrapped { v: 1, kdf, public_key: self.public_key(), blob: hex::encode(blob) }))
+    }
+
+    /// Unwrap what [`KeyShare::wrap`] made. A wrong PIN or device secret fails the same way.
+    pub fn unwrap(wrapped: &str, pin: &str, device_secret_hex: &str) -> Result<KeyShare> {
+        let w: Wrapped = json(wrapped, "wrapped share")?;
+        if w.v != 1 {
+            return Err(bad("不支持的密钥格式版本 / unsupported wrapped-share version"));
+        }
+        let secret = device_secret(device_secret_hex)?;
+        let kek = kek_from_pin(pin.as_bytes(), &secret, &w.kdf)?;
+        let blob = hex::decode(&w.blob).map_err(|_| bad("blob 不是十六进制 / blob is not hex"))?;
+        let plain = kek.unwrap(&blob, WRAP_AAD).map_err(|_| bad("PIN 或设备不正确 / wrong PIN or not this device"))?;
+        let share = ClientKeyShare::from_bytes(&plain)?;
+        if hex::encode(share.public_key().to_sec1_uncompressed()) != w.public_key {
+            return Err(bad("密钥与公钥不符 / the share does not match its public key"));
+        }
+        Ok(KeyShare { inner: Rc::new(share) })
+    }
+
+    /// Start signing the digest `e = SM3(Z_A ‖ M)` (hex, computed by the server for a document
+    /// the phone was shown). Each session is used once.
+    #[wasm_bindgen(js_name = beginSign)]
+    pub fn begin_sign(&self, e_hex: &str) -> Result<SignSession> {
+        let e: [u8; 32] = hex::decode(e_hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("e 须为 32 字节十六进制 / e must be 32 bytes of hex"))?;
+        let (inner, req) = ClientSignSession::start(self.inner.clone(), &e)?;
+        Ok(SignSession { inner: Some(inner), request: to_json(&req) })
+    }
+
+    /// `e` of `message` for this key with the standard distinguishing ID (GM/T 0009), hex.
+    #[wasm_bindgen(js_name = digestOf)]
+    pub fn digest_of(&self, message: &[u8]) -> Result<String> {
+        Ok(hex::encode(self.inner.public_key().e(medsign_crypto::sm2::DEFAULT_ID, message)?))
+    }
+}
+
+/// One signature in progress (holds the nonce `k1`).
+#[wasm_bindgen]
+pub struct SignSession {
+    inner: Option<ClientSignSession<Rc<ClientKeyShare>>>,
+    request: String,
+}
+
+#[wasm_bindgen]
+impl SignSession {
+    /// The signing request (JSON) for the server.
+    #[wasm_bindgen(getter)]
+    pub fn request(&self) -> String {
+        self.request.clone()
+    }
+
+    /// Combine the server's answer; the signature (DER, hex) only if it verifies.
+    pub fn finish(&mut self, response: &str) -> Result<String> {
+        let resp: twoparty::SignResponse = json(response, "signing response")?;
+        let s = self.inner.take().ok_or_else(|| bad("签名会话已结束 / the signing session is finished"))?;
+        Ok(hex::encode(s.finish(&resp)?.to_der()))
+    }
+}
+
+/// A new device secret (32 random bytes, hex) — made once when the phone is bound.
+#[wasm_bindgen(js_name = newDeviceSecret)]
+pub fn new_device_secret() -> Result<String> {
+    Ok(hex::encode(medsign_crypto::rng::bytes::<32>()?))
+}
+
+/// SM3 of `data`, hex.
+#[wasm_bindgen]
+pub fn sm3(data: &[u8]) -> String {
+    hex::encode(medsign_crypto::hash::sm3(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medsign_crypto::twoparty::{SeenQ1Memory, ServerKeyGen};
+
+    #[test]
+    fn keygen_wrap_unwrap_and_sign_against_the_server_half() {
+        let ctx = "user=1001|key=k1";
+        let mut kg = KeyGen::new(ctx).unwrap();
+        let req: twoparty::KeyGenRequest = serde_json::from_str(&kg.request()).unwrap();
+        let (server, resp) = ServerKeyGen::respond(&req, ctx.as_bytes()).unwrap();
+        let share = kg.finish(&serde_json::to_string(&resp).unwrap()).unwrap();
+        assert_eq!(share.public_key(), hex::encode(server.public_key().to_sec1_uncompressed()));
+        assert!(kg.finish(&serde_json::to_string(&resp).unwrap()).is_err(), "single use");
+        // stored wrapped; PIN and device secret both needed
+        let secret = new_device_secret().unwrap();
+        let stored = share.wrap("246810", &secret).unwrap();
+        assert!(!stored.contains(&hex::encode(share.inner.to_bytes().as_slice())));
+        let wrong_pin = KeyShare::unwrap(&stored, "246811", &secret).err().unwrap();
+        assert!(wrong_pin.0.contains("wrong PIN"), "{wrong_pin:?}");
+        assert!(KeyShare::unwrap(&stored, "246810", &new_device_secret().unwrap()).is_err());
+        assert!(KeyShare::unwrap(&stored, "246810", "abcd").is_err(), "short device secret");
+        let again = KeyShare::unwrap(&stored, "246810", &secret).unwrap();
+        // sign a message with the server half; the result verifies with the joint key
+        let msg = "门诊处方 No.1".as_bytes();
+        let e = again.digest_of(msg).unwrap();
+        let mut session = again.begin_sign(&e).unwrap();
+        let sreq: twoparty::SignRequest = serde_json::from_str(&session.request()).unwrap();
+        let e_bytes: [u8; 32] = hex::decode(&e).unwrap().try_into().unwrap();
+        let mut seen = SeenQ1Memory::default();
+        let sresp = server.sign(&sreq, &e_bytes, &mut seen).unwrap();
+        let der = hex::decode(session.finish(&serde_json::to_string(&sresp).unwrap()).unwrap()).unwrap();
+        let sig = medsign_crypto::sm2::Sm2Signature::from_der(&der).unwrap();
+        server.public_key().verify_prehash(&e_bytes, &sig).unwrap();
+        assert!(session.finish(&serde_json::to_string(&sresp).unwrap()).is_err(), "single use");
+        // a tampered answer never yields a signature
+        let mut s2 = again.begin_sign(&e).unwrap();
+        let sreq: twoparty::SignRequest = serde_json::from_str(&s2.request()).unwrap();
+        let mut bad_resp = server.sign(&sreq, &e_bytes, &mut seen).unwrap();
+        bad_resp.s3 = bad_resp.s2.clone();
+        assert!(s2.finish(&serde_json::to_string(&bad_resp).unwrap()).is_err());
+        // garbage in → errors, not panics
+        assert!(again.begin_sign("xyz").is_err());
+        assert!(KeyShare::unwrap("{}", "1", &secret).is_err());
+        assert!(KeyGen::new(ctx).unwrap().finish("not json").is_err());
+        assert_eq!(sm3(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+    }
+}

@@ -1,0 +1,89 @@
+// medsign — the phone's half of SM2 two-party signing (issue #7), for the H5 app and the WeChat
+// mini program. A thin layer over the WebAssembly module (pkg/, made by scripts/build-wasm):
+// the page gives a `post(path, body) → Promise<object>` transport (fetch in a browser, wx.request
+// in the mini program), this module keeps d1 inside WebAssembly and stores it only wrapped under
+// the PIN and the device secret.
+//
+//   await MedsignPhone.load(wasmBytesOrUrl)
+//   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret })  → { publicKey, wrapped }
+//   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
+
+import init, { KeyGen, KeyShare, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
+
+let ready = null;
+
+/** Load the WebAssembly module once (bytes, a URL, or nothing: next to this file). */
+export function load(source) {
+  if (!ready) ready = init(source === undefined ? undefined : { module_or_path: source });
+  return ready;
+}
+
+/** A fresh device secret (hex), made once when the phone is bound. */
+export function deviceSecret() {
+  return newDeviceSecret();
+}
+
+export { sm3 };
+
+/**
+ * Two-party key generation: the phone picks d1 and proves it; the server answers with its proof
+ * and the joint public key, which this side checks. Returns the public key and the wrapped share
+ * to store (localStorage, wx.setStorage). `post('keygen', request)` must return the server's answer.
+ */
+export async function enrol({ post, context, pin, deviceSecret }) {
+  await load();
+  const kg = new KeyGen(context);
+  try {
+    const response = await post('keygen', JSON.parse(kg.request));
+    const share = kg.finish(JSON.stringify(response));
+    try {
+      return { publicKey: share.publicKey, wrapped: share.wrap(pin, deviceSecret) };
+    } finally {
+      share.free();
+    }
+  } finally {
+    kg.free();
+  }
+}
+
+/**
+ * One two-party signature over `e` (hex SM3 digest the server prepared for a document the user
+ * saw). The PIN unlocks d1 for this call only; the result is released only if it verifies.
+ * `post('sign', request)` must return the server's answer.
+ */
+export async function sign({ post, wrapped, pin, deviceSecret, e }) {
+  await load();
+  const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+  try {
+    const session = share.beginSign(e);
+    try {
+      const response = await post('sign', JSON.parse(session.request));
+      return session.finish(JSON.stringify(response));
+    } finally {
+      session.free();
+    }
+  } finally {
+    share.free();
+  }
+}
+
+/** Several signatures with one PIN entry (a doctor's pending list): d1 unwrapped once. */
+export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
+  await load();
+  const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+  try {
+    const out = [];
+    for (const e of digests) {
+      const session = share.beginSign(e);
+      try {
+        const response = await post('sign', JSON.parse(session.request));
+        out.push(session.finish(JSON.stringify(response)));
+      } finally {
+        session.free();
+      }
+    }
+    return out;
+  } finally {
+    share.free();
+  }
+}
