@@ -399,6 +399,10 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/admin/v1/templates/{id}", "get"),
         ("/admin/v1/seals/{seal}/image", "put"),
         ("/admin/v1/seals/{seal}/image.png", "get"),
+        ("/api/v1/users/{employee_no}/activation-codes", "post"),
+        ("/mobile/v1/activate", "post"),
+        ("/mobile/v1/keys", "post"),
+        ("/mobile/v1/keys/{key_id}", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

@@ -187,6 +187,31 @@ pub async fn issue_for_key(
     issue_key(db, kek, issuer, ctx, employee_no, &key, None, None).await
 }
 
+/// Issue a staff signing certificate for a two-party SM2 key the server helped generate (its
+/// proofs were checked, so no proof of possession is asked). An earlier two-party certificate of
+/// the user is superseded; a server-custody one must be revoked first.
+pub(crate) async fn issue_for_two_party(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    employee_no: &str,
+    key: &PublicKey,
+) -> Result<CertRecord> {
+    let earlier: Option<String> = sqlx::query_scalar(
+        "SELECT c.serial FROM certificates c JOIN split_keys k ON k.cert_serial = c.serial \
+         WHERE c.employee_no = $1 AND c.alg = 'sm2' AND c.status <> 'revoked'",
+    )
+    .bind(employee_no)
+    .fetch_optional(&db.pool)
+    .await?;
+    let replaces = match earlier {
+        Some(serial) => Some(get(db, &serial).await?),
+        None => None,
+    };
+    issue_key(db, kek, issuer, ctx, employee_no, key, None, replaces.as_ref()).await
+}
+
 fn parse_csr(pem: &str) -> Result<csr::Csr> {
     csr::parse(pem.as_bytes(), Sm2IdPolicy::AllowEmpty)
         .map_err(|e| Error::Invalid(format!("证书请求无效 / invalid certificate request: {e}")))

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "sign_flows", include_str!("../migrations/0011_sign_flows.sql")),
     (12, "batches", include_str!("../migrations/0012_batches.sql")),
     (13, "documents", include_str!("../migrations/0013_documents.sql")),
+    (14, "mobile", include_str!("../migrations/0014_mobile.sql")),
 ];
 
 /// Which database.

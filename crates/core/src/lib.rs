@@ -22,6 +22,7 @@ pub mod flows;
 pub mod idempotency;
 pub mod images;
 pub mod import;
+pub mod mobile;
 pub mod ocsp;
 pub mod templates;
 pub mod tickets;

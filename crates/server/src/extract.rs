@@ -49,21 +49,63 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 state.auth.check(&state.db, token.trim()).await.map_err(with_id)?
             }
         };
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(256)
-            .collect();
+        let (ip, user_agent) = client(parts);
         let idempotency_key = parts.headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{1}").to_string());
         if let Some(k) = &idempotency_key {
             medsign_core::idempotency::validate_key(k).map_err(with_id)?;
         }
         let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: rid };
         Ok(Caller { app, ctx, idempotency_key })
+    }
+}
+
+/// The client's address and user agent (for audit contexts).
+fn client(parts: &Parts) -> (String, String) {
+    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let user_agent =
+        parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
+    (ip, user_agent)
+}
+
+/// A caller without credentials yet (a phone activating): only the audit context.
+pub struct Visitor {
+    /// audit context (`actor` = `anonymous`)
+    pub ctx: Context,
+}
+
+impl FromRequestParts<Arc<AppState>> for Visitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (ip, user_agent) = client(parts);
+        Ok(Visitor { ctx: Context { actor: "anonymous".into(), ip, user_agent, request_id: request_id(parts) } })
+    }
+}
+
+/// A bound phone (`Authorization: Bearer <device session token>`) on `/mobile/v1`.
+pub struct Phone {
+    /// the device session
+    pub session: medsign_core::mobile::Session,
+    /// audit context (`actor` = `user:<employee_no>`)
+    pub ctx: Context,
+}
+
+impl FromRequestParts<Arc<AppState>> for Phone {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let rid = request_id(parts);
+        let with_id = |e: Error| ApiError { error: e, request_id: rid.clone() };
+        let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
+            with_id(Error::Unauthorized(
+                "缺少设备会话：请先激活 / missing device session: activate the phone first".into(),
+            ))
+        })?;
+        let session = medsign_core::mobile::session(&state.db, token.trim()).await.map_err(with_id)?;
+        let (ip, user_agent) = client(parts);
+        let ctx = Context { actor: format!("user:{}", session.employee_no), ip, user_agent, request_id: rid };
+        Ok(Phone { session, ctx })
     }
 }
 

@@ -10,6 +10,7 @@ mod documents;
 mod error;
 mod extract;
 mod metrics;
+mod mobile;
 mod routes;
 
 pub use error::ApiError;

@@ -47,7 +47,8 @@ pub struct ErrorBody {
         crate::documents::from_template, crate::documents::list_templates, crate::documents::get_template, crate::documents::save_template,
         crate::documents::admin_list_templates, crate::documents::disable_template, crate::documents::enable_template,
         crate::documents::put_seal_image, crate::documents::get_seal_image, crate::documents::post_handwriting,
-        crate::documents::get_handwriting, crate::documents::renew_ticket),
+        crate::documents::get_handwriting, crate::documents::renew_ticket,
+        crate::mobile::activation_code, crate::mobile::activate, crate::mobile::keygen_start, crate::mobile::keygen_finish),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -70,6 +71,12 @@ impl utoipa::Modify for Security {
             ),
         );
         c.add_security_scheme("hmac_sm3", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Signature"))));
+        c.add_security_scheme(
+            "device",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("device session token (mt_…)").build(),
+            ),
+        );
     }
 }
 
@@ -165,6 +172,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/sign-flows/{flow_id}/tickets", post(crate::documents::renew_ticket))
         .route("/api/v1/documents/from-template", post(crate::documents::from_template))
         .route("/api/v1/templates", get(crate::documents::list_templates))
+        .route("/api/v1/users/{employee_no}/activation-codes", post(crate::mobile::activation_code))
+        .route("/mobile/v1/activate", post(crate::mobile::activate))
+        .route("/mobile/v1/keys", post(crate::mobile::keygen_start))
+        .route("/mobile/v1/keys/{key_id}", post(crate::mobile::keygen_finish))
         .route("/api/v1/users/{employee_no}/handwriting", post(crate::documents::post_handwriting))
         .route("/api/v1/users/{employee_no}/handwriting.png", get(crate::documents::get_handwriting))
         .route("/api/v1/verify/data", post(verify_data))

@@ -1,0 +1,432 @@
+//! Phones of staff (issue #7, R3.*, R5.5): binding a device with a one-time activation code,
+//! device sessions, and two-party SM2 keys — the phone keeps `d1` (wrapped under its PIN and
+//! device secret, never sent), the server keeps `d2` wrapped under the KEK, and the certificate is
+//! issued for the joint key through the CA channels. Binding a new device unbinds the old one:
+//! its server shares are destroyed and their certificates revoked (superseded), so a lost phone
+//! cannot sign again.
+//!
+//! Secrets at rest are hashes (activation codes, session tokens: SM3) or wrapped (d2).
+
+use crate::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    certs::{self, CertRecord, Issuer},
+    db::Db,
+};
+use chrono::{DateTime, Duration, Utc};
+use medsign_crypto::{
+    PublicKey,
+    twoparty::{KeyGenRequest, KeyGenResponse, ServerKeyGen},
+    wrap::Kek,
+};
+use serde::Serialize;
+use sqlx::Row;
+
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Lifetime of an activation code.
+pub const ACTIVATION_HOURS: i64 = 72;
+/// Lifetime of a device session.
+pub const SESSION_DAYS: i64 = 30;
+
+fn hash(secret: &str) -> String {
+    hex::encode(medsign_crypto::hash::sm3(secret.as_bytes()))
+}
+
+fn text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn past(t: &str) -> bool {
+    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true)
+}
+
+/// A one-time activation code for a user's phone (shown once).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Activation {
+    /// the code, e.g. `7K3F-9Q2A-XM4P`
+    pub code: String,
+    /// for whom
+    pub employee_no: String,
+    /// RFC 3339
+    pub expires_at: String,
+}
+
+/// Issue an activation code for `employee_no` (replacing unused ones).
+pub async fn activation_code(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str) -> Result<Activation> {
+    let user = crate::users::get(db, kek, employee_no).await?;
+    if user.status != "active" {
+        return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
+    }
+    let r = medsign_crypto::rng::bytes::<12>()?;
+    let raw: String = r.iter().map(|b| CODE_ALPHABET[(*b as usize) % CODE_ALPHABET.len()] as char).collect();
+    let code = format!("{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12]);
+    let expires = text(Utc::now() + Duration::hours(ACTIVATION_HOURS));
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM activation_codes WHERE employee_no = $1 AND used_at IS NULL")
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO activation_codes (code_hash, employee_no, expires_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash(&code))
+    .bind(employee_no)
+    .bind(&expires)
+    .bind(&ctx.actor)
+    .bind(crate::now_text())
+    .execute(&mut *tx)
+    .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "device.activation_code",
+        &format!("user:{employee_no}"),
+        serde_json::json!({"expires_at": expires}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Activation { code, employee_no: employee_no.into(), expires_at: expires })
+}
+
+/// A device session (the token is shown once, at activation).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    /// bearer token for `/mobile/v1` (only in the activation answer)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// the bound device
+    pub device_id: String,
+    /// its user
+    pub employee_no: String,
+    /// RFC 3339
+    pub expires_at: String,
+}
+
+/// Bind a phone: the activation code (one-time, unexpired, for this user) gives a device and a
+/// session; devices bound before are unbound and their keys invalidated.
+#[allow(clippy::too_many_arguments)]
+pub async fn activate(
+    db: &Db,
+    cas: &crate::ca::BuiltinCas,
+    ctx: &Context,
+    employee_no: &str,
+    code: &str,
+    device_name: &str,
+) -> Result<Session> {
+    let name = device_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid("设备名称须为 1–100 字 / device name must have 1-100 characters".into()));
+    }
+    let normalized = code.trim().to_ascii_uppercase();
+    let row = sqlx::query("SELECT * FROM activation_codes WHERE code_hash = $1 AND employee_no = $2")
+        .bind(hash(&normalized))
+        .bind(employee_no)
+        .fetch_optional(&db.pool)
+        .await?;
+    let refused =
+        |why: &str| Error::Unauthorized(format!("激活码无效（{why}）/ the activation code is not valid ({why})"));
+    let verdict = match &row {
+        None => Err(refused("unknown")),
+        Some(r) if r.try_get::<Option<String>, _>("used_at")?.is_some() => Err(refused("already used")),
+        Some(r) if past(&r.try_get::<String, _>("expires_at")?) => Err(refused("expired")),
+        Some(_) => Ok(()),
+    };
+    if let Err(e) = verdict {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let ev = audit::Event {
+            kind: Kind::Login,
+            action: "device.activate",
+            target: &format!("user:{employee_no}"),
+            outcome: "refused",
+            details: serde_json::json!({"error": e.to_string()}),
+        };
+        audit::append(&mut tx, ctx, &ev).await?;
+        tx.commit().await?;
+        return Err(e);
+    }
+    let device_id = format!("dev_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?));
+    let token = format!("mt_{}", hex::encode(medsign_crypto::rng::bytes::<24>()?));
+    let expires = text(Utc::now() + Duration::days(SESSION_DAYS));
+    let now = crate::now_text();
+    let superseded: Vec<String>;
+    {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let done = sqlx::query("UPDATE activation_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+            .bind(&now)
+            .bind(hash(&normalized))
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(refused("already used"));
+        }
+        // the old phone stops working: its sessions end, its server shares are destroyed
+        sqlx::query(
+            "DELETE FROM mobile_sessions WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        )
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE devices SET status = 'unbound', unbound_at = $1 WHERE employee_no = $2 AND status = 'active'",
+        )
+        .bind(&now)
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+        superseded = sqlx::query_scalar(
+            "SELECT cert_serial FROM split_keys WHERE employee_no = $1 AND status = 'active' AND cert_serial IS NOT NULL",
+        )
+        .bind(employee_no)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 WHERE employee_no = $2 AND status IN ('active', 'pending')",
+        )
+        .bind(&now)
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO devices (id, employee_no, name, status, created_at) VALUES ($1, $2, $3, 'active', $4)",
+        )
+        .bind(&device_id)
+        .bind(employee_no)
+        .bind(name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO mobile_sessions (token_hash, device_id, employee_no, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash(&token))
+        .bind(&device_id)
+        .bind(employee_no)
+        .bind(&expires)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Login,
+            "device.activate",
+            &format!("user:{employee_no}"),
+            serde_json::json!({"device": device_id, "name": name, "keys_destroyed": superseded.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    for serial in superseded {
+        certs::revoke(db, cas, None, ctx, &serial, "superseded").await?;
+    }
+    Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
+}
+
+/// The session of a bearer token (a bound device, unexpired).
+pub async fn session(db: &Db, token: &str) -> Result<Session> {
+    let unauthorized =
+        || Error::Unauthorized("设备会话无效，请重新激活 / the device session is not valid; activate again".into());
+    let r = sqlx::query(
+        "SELECT s.device_id, s.employee_no, s.expires_at FROM mobile_sessions s JOIN devices d ON d.id = s.device_id \
+         WHERE s.token_hash = $1 AND d.status = 'active'",
+    )
+    .bind(hash(token))
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(unauthorized)?;
+    let expires: String = r.try_get("expires_at")?;
+    if past(&expires) {
+        return Err(unauthorized());
+    }
+    Ok(Session {
+        token: None,
+        device_id: r.try_get("device_id")?,
+        employee_no: r.try_get("employee_no")?,
+        expires_at: expires,
+    })
+}
+
+/// A key generation the phone may answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyGenStart {
+    /// key id
+    pub key_id: String,
+    /// the bytes both proofs are bound to (pass to `new KeyGen(context)`)
+    pub context: String,
+}
+
+/// Start a two-party key generation for the session's device.
+pub async fn keygen_start(db: &Db, s: &Session) -> Result<KeyGenStart> {
+    let key_id = format!("sk_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?));
+    let context = format!("medsign/keygen/v1|user={}|device={}|key={key_id}", s.employee_no, s.device_id);
+    let now = crate::now_text();
+    let _w = db.write_lock.lock().await;
+    sqlx::query(
+        "INSERT INTO split_keys (id, employee_no, device_id, status, context, created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $5)",
+    )
+    .bind(&key_id)
+    .bind(&s.employee_no)
+    .bind(&s.device_id)
+    .bind(&context)
+    .bind(&now)
+    .execute(&db.pool)
+    .await?;
+    Ok(KeyGenStart { key_id, context })
+}
+
+/// The server's answer to a key generation, and the certificate of the joint key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyGenDone {
+    /// the protocol answer for the phone (its proof and the joint public key)
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub response: KeyGenResponse,
+    /// the staff signing certificate of the joint key
+    pub certificate: CertRecord,
+}
+
+/// Answer the phone's key generation request: check its proof, pick `d2`, keep it wrapped, and
+/// certify the joint key (replacing an earlier two-party certificate of this user).
+pub async fn keygen_finish(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    s: &Session,
+    key_id: &str,
+    req: &KeyGenRequest,
+) -> Result<KeyGenDone> {
+    let row = sqlx::query("SELECT context, status FROM split_keys WHERE id = $1 AND device_id = $2")
+        .bind(key_id)
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("密钥 {key_id} 不存在 / no key {key_id} for this device")))?;
+    if row.try_get::<String, _>("status")? != "pending" {
+        return Err(Error::Conflict(format!("密钥 {key_id} 已生成 / key {key_id} was generated already")));
+    }
+    let context: String = row.try_get("context")?;
+    let (share, response) = ServerKeyGen::respond(req, context.as_bytes())
+        .map_err(|e| Error::Invalid(format!("密钥生成请求无效 / invalid key generation request: {e}")))?;
+    let wrapped = kek.wrap(&share.to_bytes(), key_id.as_bytes())?;
+    let public = PublicKey::Sm2(*share.public_key());
+    let certificate = certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public).await?;
+    let now = crate::now_text();
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE split_keys SET status = 'active', share_wrapped = $1, public_key = $2, cert_serial = $3, updated_at = $4 \
+         WHERE id = $5 AND status = 'pending'",
+    )
+    .bind(hex::encode(wrapped))
+    .bind(hex::encode(share.public_key().to_sec1_uncompressed()))
+    .bind(&certificate.serial)
+    .bind(&now)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 \
+         WHERE employee_no = $2 AND status = 'active' AND id <> $3",
+    )
+    .bind(&now)
+    .bind(&s.employee_no)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "key.two_party.generate",
+        &format!("user:{}", s.employee_no),
+        serde_json::json!({"key": key_id, "device": s.device_id, "certificate": certificate.serial}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(KeyGenDone { response, certificate })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medsign_crypto::twoparty::ClientKeyGen;
+
+    #[tokio::test]
+    async fn bind_generate_certify_and_rebind() {
+        for (_d, db) in crate::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let issuer =
+                Issuer {
+                    cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
+                };
+            let u: crate::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2001", "name": "王医生"})).unwrap();
+            crate::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let a = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
+            assert_eq!(a.code.len(), 14);
+            // wrong code, wrong user, then the right one (lower case accepted) — once
+            assert!(matches!(
+                activate(&db, &cas, &ctx, "2001", "AAAA-BBBB-CCCC", "iPhone").await,
+                Err(Error::Unauthorized(_))
+            ));
+            assert!(activate(&db, &cas, &ctx, "2002", &a.code, "iPhone").await.is_err());
+            let s = activate(&db, &cas, &ctx, "2001", &a.code.to_lowercase(), "iPhone 15").await.unwrap();
+            let e = activate(&db, &cas, &ctx, "2001", &a.code, "iPhone").await.unwrap_err();
+            assert!(e.to_string().contains("already used"), "{e}");
+            let token = s.token.clone().unwrap();
+            assert_eq!(session(&db, &token).await.unwrap().device_id, s.device_id);
+            assert!(matches!(session(&db, "mt_nope").await, Err(Error::Unauthorized(_))));
+            // two-party key generation: the certificate holds the joint key the phone derived
+            let start = keygen_start(&db, &s).await.unwrap();
+            let (client, req) = ClientKeyGen::start(start.context.as_bytes()).unwrap();
+            let done = keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await.unwrap();
+            let share = client.finish(&done.response).unwrap();
+            let cert =
+                medsign_pki::cert::Cert::load_all(done.certificate.certificate_pem.as_bytes()).unwrap().remove(0);
+            assert_eq!(cert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
+            assert!(cert.subject_display().contains("CN=王医生"));
+            assert!(matches!(
+                keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await,
+                Err(Error::Conflict(_))
+            ));
+            // a request bound to another context (replayed from another enrolment) is refused
+            let other = keygen_start(&db, &s).await.unwrap();
+            assert!(matches!(
+                keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req).await,
+                Err(Error::Invalid(_))
+            ));
+            // a new phone: the old session ends, the old share is destroyed, its certificate revoked
+            let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
+            let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();
+            assert!(matches!(session(&db, &token).await, Err(Error::Unauthorized(_))));
+            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            let left: Option<String> = sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1")
+                .bind(&start.key_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert!(left.is_none(), "the old server share is gone");
+            // the new phone enrols a new key and gets a certificate again
+            let st = keygen_start(&db, &s2).await.unwrap();
+            let (_c, req) = ClientKeyGen::start(st.context.as_bytes()).unwrap();
+            keygen_finish(&db, &kek, issuer, &ctx, &s2, &st.key_id, &req).await.unwrap();
+            let refused: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'device.activate' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(refused, 3);
+        }
+    }
+}
