@@ -46,44 +46,36 @@ export async function enrol({ post, context, pin, deviceSecret }) {
   }
 }
 
-/**
- * One two-party signature over `e` (hex SM3 digest the server prepared for a document the user
- * saw). The PIN unlocks d1 for this call only; the result is released only if it verifies.
- * `post('sign', request)` must return the server's answer.
- */
-export async function sign({ post, wrapped, pin, deviceSecret, e }) {
-  await load();
-  const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+/** One signature round with an unlocked share. */
+async function signWith(share, post, e) {
+  const session = share.beginSign(e);
   try {
-    const session = share.beginSign(e);
-    try {
-      const response = await post('sign', JSON.parse(session.request));
-      return session.finish(JSON.stringify(response));
-    } finally {
-      session.free();
-    }
+    const response = await post('sign', JSON.parse(session.request));
+    return session.finish(JSON.stringify(response));
   } finally {
-    share.free();
+    session.free();
   }
 }
 
-/** Several signatures with one PIN entry (a doctor's pending list): d1 unwrapped once. */
+/**
+ * Signatures over each of `digests` (hex SM3 digests the server prepared for documents the user
+ * saw — a doctor's pending list) with one PIN entry: d1 is unwrapped once, for this call only, and
+ * each result is released only if it verifies. `post('sign', request)` must return the server's
+ * answer for that request.
+ */
 export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
   await load();
   const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
   try {
     const out = [];
-    for (const e of digests) {
-      const session = share.beginSign(e);
-      try {
-        const response = await post('sign', JSON.parse(session.request));
-        out.push(session.finish(JSON.stringify(response)));
-      } finally {
-        session.free();
-      }
-    }
+    for (const e of digests) out.push(await signWith(share, post, e));
     return out;
   } finally {
     share.free();
   }
+}
+
+/** One two-party signature over `e` (see signMany). */
+export async function sign({ post, wrapped, pin, deviceSecret, e }) {
+  return (await signMany({ post, wrapped, pin, deviceSecret, digests: [e] }))[0];
 }

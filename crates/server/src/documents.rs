@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 fn err(caller: &Caller) -> impl Fn(Error) -> ApiError + '_ {
-    |e| ApiError { error: e, request_id: caller.ctx.request_id.clone() }
+    crate::error::with_request_id(&caller.ctx.request_id)
 }
 
 fn png(bytes: Vec<u8>) -> Response {

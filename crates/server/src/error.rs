@@ -71,3 +71,8 @@ impl IntoResponse for ApiError {
         (status, Json(body)).into_response()
     }
 }
+
+/// Attach a request id to domain errors: `.map_err(with_request_id(&ctx.request_id))`.
+pub(crate) fn with_request_id(request_id: &str) -> impl Fn(medsign_core::Error) -> ApiError + '_ {
+    move |e| ApiError { error: e, request_id: request_id.to_string() }
+}

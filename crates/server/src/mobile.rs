@@ -12,13 +12,11 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::{Error, apps::Scope, mobile};
+use medsign_core::{apps::Scope, mobile};
 use serde::Deserialize;
 use std::sync::Arc;
 
-fn err(request_id: &str) -> impl Fn(Error) -> ApiError + '_ {
-    move |e| ApiError { error: e, request_id: request_id.to_string() }
-}
+use crate::error::with_request_id as err;
 
 #[utoipa::path(post, path = "/api/v1/users/{employee_no}/activation-codes", tag = "mobile", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001")),
