@@ -8,7 +8,7 @@
 //   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret })  → { publicKey, wrapped }
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
 
-import init, { KeyGen, KeyShare, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
+import init, { KeyGen, KeyShare, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
 
 let ready = null;
 
@@ -78,4 +78,13 @@ export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
 /** One two-party signature over `e` (see signMany). */
 export async function sign({ post, wrapped, pin, deviceSecret, e }) {
   return (await signMany({ post, wrapped, pin, deviceSecret, digests: [e] }))[0];
+}
+
+/**
+ * The PIN rules (R3.9), checked here before a PIN is set (the PIN never leaves the phone):
+ * `null` when acceptable, otherwise the reason in Chinese / English.
+ */
+export async function pinProblem(pin, employeeNo, { minLength = 6, maxLength = 12 } = {}) {
+  await load();
+  return checkPin(pin, employeeNo, minLength, maxLength) ?? null;
 }

@@ -187,6 +187,43 @@ impl SignSession {
     }
 }
 
+/// The PIN rules (R3.9), checked on the phone before a PIN is set — the PIN never leaves it:
+/// digits only, `min_len`–`max_len` long (default 6–12), not one digit repeated, not a run up or
+/// down (123456, 987654), not a repeated pair or triple (121212, 123123), not the employee number
+/// or its end (numbers of 4 digits or more). `None` when acceptable, otherwise why not (Chinese / English).
+pub fn pin_problem(pin: &str, employee_no: &str, min_len: usize, max_len: usize) -> Option<String> {
+    let d: Vec<u8> = pin.bytes().collect();
+    if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+        return Some("PIN 只能由数字组成 / the PIN must be digits only".into());
+    }
+    if d.len() < min_len || d.len() > max_len {
+        return Some(format!("PIN 须为 {min_len}–{max_len} 位数字 / the PIN must have {min_len}-{max_len} digits"));
+    }
+    if d.iter().all(|c| *c == d[0]) {
+        return Some("PIN 不能是同一个数字重复 / the PIN cannot repeat one digit".into());
+    }
+    let steps: Vec<i16> = d.windows(2).map(|w| i16::from(w[1]) - i16::from(w[0])).collect();
+    if steps.iter().all(|s| *s == 1) || steps.iter().all(|s| *s == -1) {
+        return Some("PIN 不能是连续数字 / the PIN cannot be a run of consecutive digits".into());
+    }
+    for period in [2, 3] {
+        if d.len().is_multiple_of(period) && d.chunks(period).all(|c| c == &d[..period]) {
+            return Some("PIN 不能是重复的数字组合 / the PIN cannot repeat a short pattern".into());
+        }
+    }
+    let digits: String = employee_no.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() >= 4 && (digits.ends_with(pin) || pin.contains(digits.as_str())) {
+        return Some("PIN 不能包含工号 / the PIN cannot contain the employee number".into());
+    }
+    None
+}
+
+/// [`pin_problem`] for JavaScript: `null` when the PIN is acceptable, otherwise the reason.
+#[wasm_bindgen(js_name = checkPin)]
+pub fn check_pin(pin: &str, employee_no: &str, min_len: Option<usize>, max_len: Option<usize>) -> Option<String> {
+    pin_problem(pin, employee_no, min_len.unwrap_or(6), max_len.unwrap_or(12))
+}
+
 /// A new device secret (32 random bytes, hex) — made once when the phone is bound.
 #[wasm_bindgen(js_name = newDeviceSecret)]
 pub fn new_device_secret() -> Result<String> {
@@ -203,6 +240,31 @@ pub fn sm3(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use medsign_crypto::twoparty::{SeenQ1Memory, ServerKeyGen};
+
+    #[test]
+    fn pin_rules() {
+        for ok in ["135790", "246813", "90210577", "314159"] {
+            assert_eq!(pin_problem(ok, "1001", 6, 12), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("12345", "6-12 digits"),
+            ("1234567890123", "6-12 digits"),
+            ("12a456", "digits only"),
+            ("", "digits only"),
+            ("000000", "repeat one digit"),
+            ("123456", "consecutive"),
+            ("987654", "consecutive"),
+            ("121212", "short pattern"),
+            ("123123", "short pattern"),
+            ("019876", "employee number"),
+            ("20198765", "employee number"),
+        ] {
+            let p = pin_problem(bad, "E2019876", 6, 12).unwrap_or_default();
+            assert!(p.contains(why), "{bad}: {p}");
+        }
+        assert_eq!(check_pin("135790", "1", None, None), None);
+        assert!(check_pin("1357", "1", Some(4), Some(4)).is_none());
+    }
 
     #[test]
     fn keygen_wrap_unwrap_and_sign_against_the_server_half() {

@@ -66,3 +66,13 @@ test('bad input is an Error with a message, never a crash', async () => {
   await assert.rejects(phone.enrol({ post: async () => ({ nonsense: true }), context: 'x', pin: '1', deviceSecret: phone.deviceSecret() }), /malformed/);
   assert.equal(phone.sm3(new TextEncoder().encode('abc')), '66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0');
 });
+
+test('PIN rules are checked on the phone', async () => {
+  assert.equal(await phone.pinProblem('135790', '1001'), null);
+  assert.match(await phone.pinProblem('123456', '1001'), /consecutive/);
+  assert.match(await phone.pinProblem('888888', '1001'), /repeat one digit/);
+  assert.match(await phone.pinProblem('12ab56', '1001'), /digits only/);
+  assert.match(await phone.pinProblem('019876', 'E2019876'), /employee number/);
+  assert.match(await phone.pinProblem('1357', '1001'), /6-12 digits/);
+  assert.equal(await phone.pinProblem('1357', '1001', { minLength: 4, maxLength: 4 }), null);
+});
