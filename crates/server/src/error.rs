@@ -73,6 +73,6 @@ impl IntoResponse for ApiError {
 }
 
 /// Attach a request id to domain errors: `.map_err(with_request_id(&ctx.request_id))`.
-pub(crate) fn with_request_id(request_id: &str) -> impl Fn(medsign_core::Error) -> ApiError + '_ {
+pub(crate) fn with_request_id(request_id: &str) -> impl Fn(medsign_core::Error) -> ApiError + Copy + '_ {
     move |e| ApiError { error: e, request_id: request_id.to_string() }
 }

@@ -396,7 +396,7 @@ where
     Fut: std::future::Future<Output = medsign_core::Result<(StatusCode, serde_json::Value)>>,
 {
     use medsign_core::idempotency::{self, Lookup};
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Some(key) = &caller.idempotency_key else {
         let (status, body) = run().await.map_err(with_id)?;
         return Ok((status, Json(body)).into_response());
@@ -491,7 +491,7 @@ async fn create_departments(
     StrictJson(body): StrictJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     use medsign_core::departments::{self, NewDepartment};
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let list: Vec<NewDepartment> = match body {
         serde_json::Value::Array(_) => serde_json::from_value(body),
         other => serde_json::from_value::<NewDepartment>(other).map(|d| vec![d]),
@@ -533,7 +533,7 @@ async fn create_app(
     caller: Caller,
     StrictJson(body): StrictJson<NewApp>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let scopes = medsign_core::apps::Scope::parse_list(&body.scopes.join(",")).map_err(with_id)?;
     let (app, token) =
         medsign_core::apps::create(&s.db, &s.kek, &caller.ctx, &body.name, &scopes).await.map_err(with_id)?;
@@ -618,7 +618,7 @@ async fn issue_certificate(
     Path(no): Path<String>,
     StrictJson(body): StrictJson<IssueRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let issuer = s.issuer();
     let rec = match (&body.csr, &body.public_key, &body.proof) {
@@ -645,7 +645,7 @@ async fn get_certificate(
     caller: Caller,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_core::certs::get(&s.db, &serial).await.map_err(with_id)?))
 }
@@ -661,7 +661,7 @@ async fn revoke_certificate(
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RevokeRequest>,
 ) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(
         medsign_core::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
@@ -680,7 +680,7 @@ async fn hold_certificate(
     caller: Caller,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_core::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
 }
@@ -695,7 +695,7 @@ async fn release_certificate(
     caller: Caller,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_core::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
 }
@@ -718,7 +718,7 @@ async fn expiring_certificates(
     caller: Caller,
     query: Result<Query<ExpiringQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let days = match query {
         Ok(Query(ExpiringQuery { days: None })) => s.ca_config.expiry_warn_days,
@@ -749,7 +749,7 @@ async fn renew_certificate(
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RenewRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let issuer = s.issuer();
     let rec = medsign_core::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
@@ -767,7 +767,7 @@ async fn list_certificates(
     caller: Caller,
     query: Result<Query<medsign_core::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
@@ -786,7 +786,7 @@ async fn ra_enroll(
     caller: Caller,
     StrictJson(body): StrictJson<medsign_core::channels::RaEnrollment>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let out =
         medsign_core::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, &body).await.map_err(with_id)?;
@@ -800,7 +800,7 @@ async fn list_channels(
     State(s): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Json<Vec<medsign_core::channels::ChannelRecord>>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     Ok(Json(medsign_core::channels::list(&s.db).await.map_err(with_id)?))
 }
 
@@ -816,7 +816,7 @@ async fn create_channel(
     caller: Caller,
     StrictJson(body): StrictJson<medsign_core::channels::NewChannel>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let c = medsign_core::channels::create(&s.db, &s.kek, &caller.ctx, &body).await.map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
@@ -830,7 +830,7 @@ async fn activate_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     Ok(Json(medsign_core::channels::activate(&s.db, &caller.ctx, &id).await.map_err(with_id)?))
 }
 
@@ -843,7 +843,7 @@ async fn enable_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     Ok(Json(medsign_core::channels::set_enabled(&s.db, &caller.ctx, &id, true).await.map_err(with_id)?))
 }
 
@@ -857,7 +857,7 @@ async fn disable_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     Ok(Json(medsign_core::channels::set_enabled(&s.db, &caller.ctx, &id, false).await.map_err(with_id)?))
 }
 
@@ -870,7 +870,7 @@ async fn check_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     Ok(Json(medsign_core::channels::check(&s.db, &s.kek, &s.channels, &id).await.map_err(with_id)?))
 }
 
@@ -970,7 +970,7 @@ async fn create_timestamp(
     caller: Caller,
     StrictJson(body): StrictJson<TimestampRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Timestamps).map_err(with_id)?;
     let t = s
         .tsa
@@ -1003,7 +1003,7 @@ async fn verify_timestamp(
     StrictJson(body): StrictJson<TimestampVerifyRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Timestamps).or_else(|_| caller.app.require(Scope::Verify)).map_err(with_id)?;
     let b64 = |v: &str, what: &str| {
         base64::engine::general_purpose::STANDARD
@@ -1057,7 +1057,7 @@ async fn authorize_custody(
     Path(no): Path<String>,
     StrictJson(body): StrictJson<CustodyRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let rec = medsign_core::flows::authorize_custody(
         &s.db,
         &s.kek,
@@ -1081,7 +1081,7 @@ async fn revoke_custody(
     caller: Caller,
     Path(no): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     medsign_core::flows::revoke_custody(&s.db, &caller.ctx, &no).await.map_err(with_id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1104,7 +1104,7 @@ async fn list_webhooks(
     caller: Caller,
     query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<medsign_core::flows::Delivery>>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     Ok(Json(medsign_core::flows::deliveries(&s.db, q.flow_id.as_deref()).await.map_err(with_id)?))
@@ -1130,7 +1130,7 @@ async fn create_flow(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let (nf, hash) = flow_body(&headers, body).await.map_err(with_id)?;
     let st = s.clone();
@@ -1156,7 +1156,7 @@ async fn get_flow(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let f = medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
     Ok(Json(crate::documents::with_ticket(&s, f).await.map_err(with_id)?))
@@ -1232,7 +1232,7 @@ async fn revoke_flow(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<FlowRevokeRequest>,
 ) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     Ok(Json(medsign_core::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await.map_err(with_id)?))
 }
@@ -1258,7 +1258,7 @@ async fn flow_file(
     Path(id): Path<String>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
@@ -1290,7 +1290,7 @@ async fn verify_data(
     StrictJson(body): StrictJson<VerifyDataRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
     let sig = if body.signature.contains("-----BEGIN") {
         body.signature.clone().into_bytes()
@@ -1331,7 +1331,7 @@ async fn create_batch(
     caller: Caller,
     StrictJson(body): StrictJson<BatchRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let b =
         medsign_core::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await.map_err(with_id)?;
@@ -1348,7 +1348,7 @@ async fn get_batch(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_core::batches::BatchView>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     Ok(Json(medsign_core::batches::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
 }
@@ -1373,7 +1373,7 @@ async fn verify_file(
     StrictJson(body): StrictJson<VerifyFileRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(body.file.trim())
@@ -1403,7 +1403,7 @@ async fn create_seal(
     caller: Caller,
     StrictJson(body): StrictJson<SealRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let rec = medsign_core::certs::organisation_seal(
         &s.db,
         &s.kek,
@@ -1422,7 +1422,7 @@ async fn create_seal(
     responses((status = 200, body = Object, example = json!({"items": [{"serial": "5A1F…", "profile": "seal", "status": "active"}], "total": 1}))))]
 /// `GET /admin/v1/seals`: the organisation seal certificates.
 async fn list_seals(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let q = medsign_core::certs::ListQuery { profile: Some("seal".into()), page_size: Some(500), ..Default::default() };
     let (items, total) = medsign_core::certs::list(&s.db, &q).await.map_err(with_id)?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
@@ -1443,7 +1443,7 @@ async fn list_timestamps(
     caller: Caller,
     query: Result<Query<medsign_core::tsa::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     let (items, total) = medsign_core::tsa::list(&s.db, &q).await.map_err(with_id)?;
@@ -1584,7 +1584,7 @@ async fn ca_rsa(State(s): State<Arc<AppState>>) -> Response {
 type AuditQuery = Result<Query<medsign_core::audit::Filter>, axum::extract::rejection::QueryRejection>;
 
 fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_core::audit::Filter, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Admin).map_err(with_id)?;
     let Query(f) =
         q.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
@@ -1634,7 +1634,7 @@ async fn audit_verify(
     State(s): State<Arc<AppState>>,
     caller: Caller,
 ) -> Result<Json<medsign_core::audit::ChainReport>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Admin).map_err(with_id)?;
     Ok(Json(medsign_core::audit::verify_chain(&s.db).await.map_err(with_id)?))
 }
@@ -1648,7 +1648,7 @@ async fn list_users(
     caller: Caller,
     query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<users::Page>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::UsersRead).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
@@ -1666,7 +1666,7 @@ async fn update_user(
     Path(no): Path<String>,
     StrictJson(patch): StrictJson<users::UserPatch>,
 ) -> Result<Json<users::User>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::UsersWrite).map_err(with_id)?;
     Ok(Json(users::update(&s.db, &s.kek, &caller.ctx, &no, &patch).await.map_err(with_id)?))
 }
@@ -1680,7 +1680,7 @@ async fn delete_user(
     caller: Caller,
     Path(no): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::UsersWrite).map_err(with_id)?;
     users::delete(&s.db, &s.kek, &caller.ctx, &no).await.map_err(with_id)?;
     Ok(StatusCode::NO_CONTENT)
@@ -1695,7 +1695,7 @@ async fn get_user(
     caller: Caller,
     Path(no): Path<String>,
 ) -> Result<Json<users::User>, ApiError> {
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: caller.ctx.request_id.clone() };
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::UsersRead).map_err(with_id)?;
     Ok(Json(users::get(&s.db, &s.kek, &no).await.map_err(with_id)?))
 }
