@@ -187,6 +187,26 @@ fn a_scripted_his_prescribes_signs_verifies_revokes_and_batches() {
     let (st, _, v) = s.raw("POST", "/api/v1/sign-flows", Some(&his), Some(&ctype), &mp);
     let v: serde_json::Value = serde_json::from_slice(&v).unwrap();
     assert!(st == 400 && v["message"].as_str().unwrap().contains("no empty signature field 'nope'"), "{v}");
+    // a form without the file part, with an unknown part, or with the document also in the JSON
+    let form = |parts: &[(&str, &[u8])]| {
+        let mut b = Vec::new();
+        for (name, body) in parts {
+            part(name, "application/octet-stream", body, &mut b);
+        }
+        b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let (st, _, v) = s.raw("POST", "/api/v1/sign-flows", Some(&his), Some(&ctype), &b);
+        (st, serde_json::from_slice::<serde_json::Value>(&v).unwrap())
+    };
+    let flow_only = meta.to_string();
+    let (st, v) = form(&[("flow", flow_only.as_bytes())]);
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("no part named file"), "{v}");
+    let (st, v) = form(&[("flow", flow_only.as_bytes()), ("file", &rendered), ("extra", b"x")]);
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("unknown form field 'extra'"), "{v}");
+    let both =
+        serde_json::json!({"kind": "file", "title": "t", "content_base64": "AA==", "signers": [{"seal": "hospital"}]});
+    let (st, v) = form(&[("flow", both.to_string().as_bytes()), ("file", &rendered)]);
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("goes in the file part"), "{v}");
+    assert_envelope(&v, "invalid_request");
     let meta = serde_json::json!({"kind": "file", "title": "上传的报告", "alg": "rsa", "signers": [{"seal": "hospital", "field": "pharmacist"}]});
     let mp = String::from_utf8_lossy(&mp).replace(r#""field":"nope""#, r#""field":"pharmacist""#);
     assert!(mp.contains(&meta["signers"][0]["field"].to_string()));

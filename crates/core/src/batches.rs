@@ -93,9 +93,7 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<BatchView> {
         .await?
         .ok_or_else(not_found)?;
     let owner: String = job.try_get("app_id")?;
-    if app_id.is_some_and(|a| a != owner) {
-        return Err(not_found());
-    }
+    crate::check_owner(app_id, &owner, not_found)?;
     let rows = sqlx::query("SELECT idx, state, flow_id, error FROM batch_items WHERE job_id = $1 ORDER BY idx")
         .bind(id)
         .fetch_all(&db.pool)

@@ -171,7 +171,9 @@ async fn active_user(db: &Db, kek: &Kek, employee_no: &str) -> Result<users::Use
     Ok(user)
 }
 
-async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, alg: &str) -> Result<Ready> {
+/// A staff signer's key and certificate; with `pdf`, also the handwriting a visible signature shows
+/// (data flows never read it).
+async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, alg: &str, pdf: bool) -> Result<Ready> {
     let user = active_user(db, kek, employee_no).await?;
     let granted: Option<String> =
         sqlx::query_scalar("SELECT employee_no FROM staff_custody WHERE employee_no = $1 AND revoked_at IS NULL")
@@ -196,7 +198,10 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
             ))
         })?;
     let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
-    let image = crate::images::get(db, &format!("user:{employee_no}")).await?.map(|(png, _)| png);
+    let image = match pdf {
+        true => crate::images::get(db, &format!("user:{employee_no}")).await?.map(|(png, _)| png),
+        false => None,
+    };
     let display = match &user.title {
         Some(t) if !t.is_empty() => format!("{} {t}", user.name),
         _ => user.name.clone(),
@@ -204,6 +209,7 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
     Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display, image })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn seal_ready(
     db: &Db,
     kek: &Kek,
@@ -212,6 +218,7 @@ async fn seal_ready(
     ctx: &Context,
     seal: &str,
     alg: &str,
+    pdf: bool,
 ) -> Result<Ready> {
     let department = (seal != "hospital").then_some(seal);
     // one custody read: the certificate and its key together
@@ -221,7 +228,10 @@ async fn seal_ready(
             other => other,
         })?;
     let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
-    let image = Some(crate::images::seal_image(db, ctx, organization, seal).await?);
+    let image = match pdf {
+        true => Some(crate::images::seal_image(db, ctx, organization, seal).await?),
+        false => None,
+    };
     let display = format!("{}（电子签章）", medsign_pki::name::common_name_or_dn(cert.subject()));
     Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display, image })
 }
@@ -588,14 +598,14 @@ pub async fn create_keyed(
                 )));
             }
             (Some(no), None) => {
-                let r = staff_ready(db, kek, cas, no, &alg).await?;
+                let r = staff_ready(db, kek, cas, no, &alg, is_pdf).await?;
                 if !waiting {
                     ready.push(r);
                 }
                 refs.push(("staff", no.clone()));
             }
             (None, Some(seal)) => {
-                let r = seal_ready(db, kek, cas, organization, ctx, seal, &alg).await?;
+                let r = seal_ready(db, kek, cas, organization, ctx, seal, &alg, is_pdf).await?;
                 if !waiting {
                     ready.push(r);
                 }
@@ -939,9 +949,7 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
         .await?
         .ok_or_else(not_found)?;
     let owner: String = r.try_get("app_id")?;
-    if app_id.is_some_and(|a| a != owner) {
-        return Err(not_found());
-    }
+    crate::check_owner(app_id, &owner, not_found)?;
     let mut state: String = r.try_get("state")?;
     let expires: String = r.try_get("expires_at")?;
     if (state == "pending" || state == "signing")

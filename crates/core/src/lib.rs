@@ -46,6 +46,12 @@ pub fn paging(page: Option<i64>, page_size: Option<i64>, default: i64, max: i64)
     Ok((size, (page - 1) * size))
 }
 
+/// Another app's record is "not found" (its existence is not disclosed); `app_id` None: an admin
+/// sees everything.
+pub fn check_owner(app_id: Option<&str>, owner: &str, not_found: impl FnOnce() -> Error) -> Result<()> {
+    if app_id.is_some_and(|a| a != owner) { Err(not_found()) } else { Ok(()) }
+}
+
 /// Now, as RFC 3339 UTC with milliseconds (the form every instant is stored in).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

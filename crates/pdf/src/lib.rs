@@ -262,27 +262,45 @@ struct EmptyField {
     rect: [f64; 4],
 }
 
+/// The AcroForm's top-level fields: their object id (`None` for a field written inline) and
+/// dictionary.
+fn form_fields(doc: &Document) -> Vec<(Option<ObjectId>, &Dictionary)> {
+    let fields = doc
+        .catalog()
+        .ok()
+        .and_then(|c| c.get(b"AcroForm").ok())
+        .and_then(|f| resolve(doc, f).ok())
+        .and_then(|f| f.as_dict().ok())
+        .and_then(|d| d.get(b"Fields").ok())
+        .and_then(|f| resolve(doc, f).ok())
+        .and_then(|f| f.as_array().ok());
+    fields
+        .into_iter()
+        .flatten()
+        .filter_map(|f| Some((f.as_reference().ok(), resolve(doc, f).ok()?.as_dict().ok()?)))
+        .collect()
+}
+
+fn field_name(d: &Dictionary) -> Option<&[u8]> {
+    d.get(b"T").ok().and_then(|t| t.as_str().ok())
+}
+
+fn is_signature_field(d: &Dictionary) -> bool {
+    d.get(b"FT").ok().and_then(|t| t.as_name().ok()) == Some(b"Sig".as_slice())
+}
+
 /// The signature field named `name`, if the document has one: `None` when there is none, an
-/// error when it is signed already or is not a signature field.
+/// error when it is signed already or is not a signature field we can sign in place.
 fn signature_field(doc: &Document, name: &str) -> Result<Option<EmptyField>> {
-    let Some(form) = doc.catalog().ok().and_then(|c| c.get(b"AcroForm").ok()).and_then(|f| resolve(doc, f).ok()) else {
-        return Ok(None);
-    };
-    let Some(fields) = form.as_dict().ok().and_then(|d| d.get(b"Fields").ok()).and_then(|f| resolve(doc, f).ok())
-    else {
-        return Ok(None);
-    };
-    for f in fields.as_array().map_err(invalid)? {
-        let Object::Reference(id) = f else { continue };
-        let Ok(d) = doc.get_object(*id).and_then(|o| o.as_dict()) else { continue };
-        if d.get(b"T").ok().and_then(|t| t.as_str().ok()) != Some(name.as_bytes()) {
+    for (id, d) in form_fields(doc) {
+        if field_name(d) != Some(name.as_bytes()) {
             continue;
         }
-        if d.get(b"FT").ok().and_then(|t| t.as_name().ok()) != Some(b"Sig".as_slice()) || d.has(b"Kids") {
+        let Some(id) = id.filter(|_| is_signature_field(d) && !d.has(b"Kids")) else {
             return Err(invalid(format!(
                 "字段 {name} 不是签名域 / the field {name} is not a (single-widget) signature field"
             )));
-        }
+        };
         if d.has(b"V") {
             return Err(invalid(format!("签名域 {name} 已经签过 / the signature field {name} is signed already")));
         }
@@ -300,7 +318,7 @@ fn signature_field(doc: &Document, name: &str) -> Result<Option<EmptyField>> {
         } else {
             [0.0; 4]
         };
-        return Ok(Some(EmptyField { id: *id, dict: d.clone(), page, rect }));
+        return Ok(Some(EmptyField { id, dict: d.clone(), page, rect }));
     }
     Ok(None)
 }
@@ -308,28 +326,11 @@ fn signature_field(doc: &Document, name: &str) -> Result<Option<EmptyField>> {
 /// Names of the document's signature fields that are not signed yet (placed in advance).
 pub fn empty_signature_fields(bytes: &[u8]) -> Result<Vec<String>> {
     let doc = load(bytes)?;
-    let mut out = Vec::new();
-    let fields = doc
-        .catalog()
-        .ok()
-        .and_then(|c| c.get(b"AcroForm").ok())
-        .and_then(|f| resolve(&doc, f).ok())
-        .and_then(|f| f.as_dict().ok())
-        .and_then(|d| d.get(b"Fields").ok())
-        .and_then(|f| resolve(&doc, f).ok())
-        .and_then(|f| f.as_array().ok())
-        .cloned()
-        .unwrap_or_default();
-    for f in &fields {
-        if let Ok(d) = resolve(&doc, f).and_then(|o| o.as_dict().map_err(invalid))
-            && d.get(b"FT").ok().and_then(|t| t.as_name().ok()) == Some(b"Sig".as_slice())
-            && !d.has(b"V")
-            && let Some(t) = d.get(b"T").ok().and_then(|t| t.as_str().ok())
-        {
-            out.push(String::from_utf8_lossy(t).into_owned());
-        }
-    }
-    Ok(out)
+    Ok(form_fields(&doc)
+        .into_iter()
+        .filter(|(_, d)| is_signature_field(d) && !d.has(b"V"))
+        .filter_map(|(_, d)| Some(String::from_utf8_lossy(field_name(d)?).into_owned()))
+        .collect())
 }
 
 /// Check that `bytes` is a PDF we can sign: parseable, not encrypted, with pages.
@@ -485,16 +486,7 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
             Some(f) => resolve(&doc, f)?.as_array().map_err(invalid)?.clone(),
             None => vec![],
         };
-        for f in &fields {
-            if let Ok(fd) = resolve(&doc, f).and_then(|o| o.as_dict().map_err(invalid))
-                && fd.get(b"T").ok().and_then(|t| t.as_str().ok()) == Some(opts.field_name.as_bytes())
-            {
-                return Err(invalid(format!(
-                    "字段 {} 已存在 / the field {} exists already",
-                    opts.field_name, opts.field_name
-                )));
-            }
-        }
+        // (a field of the same name was found, or refused, by signature_field above)
         fields.push(Object::Reference(widget_id));
         form.set("Fields", Object::Array(fields));
     }

@@ -141,32 +141,17 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
     std::fs::write(path("twice.pdf"), &twice).unwrap();
 
     let pyhanko = python().with_file_name("pyhanko");
-    let (ok, out) = run(
-        &pyhanko,
-        &[
-            "sign",
-            "validate",
-            "--trust",
-            path("root.pem").to_str().unwrap(),
-            "--trust-replace",
-            path("once.pdf").to_str().unwrap(),
-        ],
-    );
+    let validate = |pdf: &str| {
+        let (root, file) = (path("root.pem"), path(pdf));
+        let args = ["sign", "validate", "--trust", root.to_str().unwrap(), "--trust-replace", file.to_str().unwrap()];
+        run(&pyhanko, &args)
+    };
+    let (ok, out) = validate("once.pdf");
     assert!(
         ok && out.contains("INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>,UNTOUCHED"),
         "pyHanko on one signature: {out}"
     );
-    let (ok, out) = run(
-        &pyhanko,
-        &[
-            "sign",
-            "validate",
-            "--trust",
-            path("root.pem").to_str().unwrap(),
-            "--trust-replace",
-            path("twice.pdf").to_str().unwrap(),
-        ],
-    );
+    let (ok, out) = validate("twice.pdf");
     let lines: Vec<&str> = out.lines().filter(|l| l.contains(":INTACT")).collect();
     assert!(ok && lines.len() == 2, "pyHanko on two signatures: {out}");
     assert!(lines.iter().all(|l| l.contains("INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>")), "{out}");
@@ -181,34 +166,14 @@ fn pades_bt_validates_in_pyhanko_and_pdfsig() {
     let certified = sign(&original, &p, &doctor_key, &doctor, &SignOptions { certify: Some(2), ..opts.clone() });
     let approved = sign(&certified, &p, &seal_key, &seal, &SignOptions { placement: None, ..seal_opts.clone() });
     std::fs::write(path("certified.pdf"), &approved).unwrap();
-    let (ok, out) = run(
-        &pyhanko,
-        &[
-            "sign",
-            "validate",
-            "--trust",
-            path("root.pem").to_str().unwrap(),
-            "--trust-replace",
-            path("certified.pdf").to_str().unwrap(),
-        ],
-    );
+    let (ok, out) = validate("certified.pdf");
     assert!(
         ok && !out.contains("ILLEGAL") && out.matches("INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>").count() == 2,
         "{out}"
     );
     let visible_after = sign(&certified, &p, &seal_key, &seal, &seal_opts);
     std::fs::write(path("visible-after.pdf"), &visible_after).unwrap();
-    let (_, out) = run(
-        &pyhanko,
-        &[
-            "sign",
-            "validate",
-            "--trust",
-            path("root.pem").to_str().unwrap(),
-            "--trust-replace",
-            path("visible-after.pdf").to_str().unwrap(),
-        ],
-    );
+    let (_, out) = validate("visible-after.pdf");
     assert!(out.contains("ILLEGAL_MODIFICATIONS"), "{out}");
     // P=1: no further signature at all
     let locked = sign(&original, &p, &doctor_key, &doctor, &SignOptions { certify: Some(1), ..opts.clone() });
