@@ -7,6 +7,7 @@
 //   await MedsignPhone.load(wasmBytesOrUrl)
 //   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret })  → { publicKey, wrapped }
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
+//   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
 
 import init, { KeyGen, KeyShare, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
 
@@ -46,31 +47,26 @@ export async function enrol({ post, context, pin, deviceSecret }) {
   }
 }
 
-/** One signature round with an unlocked share. */
-async function signWith(share, post, e) {
-  const session = share.beginSign(e);
-  try {
-    const response = await post('sign', JSON.parse(session.request));
-    return session.finish(JSON.stringify(response));
-  } finally {
-    session.free();
-  }
-}
-
 /**
- * Signatures over each of `digests` (hex SM3 digests the server prepared for documents the user
- * saw — a doctor's pending list) with one PIN entry: d1 is unwrapped once, for this call only, and
- * each result is released only if it verifies. `post('sign', request)` must return the server's
- * answer for that request.
+ * Signatures over each of `digests` (hex `e` values the server prepared for documents the user
+ * saw — one scanned document, or a doctor's pending list) with one PIN entry: d1 is unwrapped once,
+ * for this call only; all signing requests go in one `post('sign', requests)`, which must return
+ * the server's answers in the same order (POST /mobile/v1/sign-rounds/answers); each signature is
+ * released only if it verifies against the joint public key.
  */
 export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
   await load();
   const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+  const sessions = [];
   try {
-    const out = [];
-    for (const e of digests) out.push(await signWith(share, post, e));
-    return out;
+    for (const e of digests) sessions.push(share.beginSign(e));
+    const responses = await post('sign', sessions.map((s) => JSON.parse(s.request)));
+    if (!Array.isArray(responses) || responses.length !== sessions.length) {
+      throw new Error('服务器应答数量不符 / the server answered a different number of requests');
+    }
+    return sessions.map((s, i) => s.finish(JSON.stringify(responses[i])));
   } finally {
+    for (const s of sessions) s.free();
     share.free();
   }
 }

@@ -24,15 +24,7 @@ fn a_scripted_his_prescribes_signs_verifies_revokes_and_batches() {
         ("MEDSIGN_TIME_POLL_SECONDS".to_string(), "1".to_string()),
         ("MEDSIGN_CA_ORGANIZATION".to_string(), "某某县人民医院".to_string()),
     ];
-    match std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
-        Some(admin) => {
-            let name = format!("medsign_his_{}", std::process::id());
-            assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name}")]), "drop");
-            assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("CREATE DATABASE {name}")]), "create");
-            env.push(("MEDSIGN_DATABASE_URL".into(), format!("{}/{name}", &admin[..admin.rfind('/').unwrap()])));
-        }
-        None => assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test"),
-    }
+    env.extend(postgres_env(&d, "his"));
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let s = Server::start(&d, &env_ref);
     let admin = s.token().unwrap();

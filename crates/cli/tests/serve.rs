@@ -403,6 +403,10 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/activate", "post"),
         ("/mobile/v1/keys", "post"),
         ("/mobile/v1/keys/{key_id}", "post"),
+        ("/mobile/v1/pending", "get"),
+        ("/mobile/v1/sign-rounds", "post"),
+        ("/mobile/v1/sign-rounds/answers", "post"),
+        ("/mobile/v1/sign-rounds/signatures", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

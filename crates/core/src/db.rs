@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "batches", include_str!("../migrations/0012_batches.sql")),
     (13, "documents", include_str!("../migrations/0013_documents.sql")),
     (14, "mobile", include_str!("../migrations/0014_mobile.sql")),
+    (15, "cosign", include_str!("../migrations/0015_cosign.sql")),
 ];
 
 /// Which database.

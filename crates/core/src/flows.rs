@@ -160,8 +160,16 @@ struct Ready {
     image: Option<Vec<u8>>,
 }
 
+/// How a visible signature names a staff member: name and title.
+pub(crate) fn staff_display(user: &users::User) -> String {
+    match &user.title {
+        Some(t) if !t.is_empty() => format!("{} {t}", user.name),
+        _ => user.name.clone(),
+    }
+}
+
 /// A staff signer who exists and is active.
-async fn active_user(db: &Db, kek: &Kek, employee_no: &str) -> Result<users::User> {
+pub(crate) async fn active_user(db: &Db, kek: &Kek, employee_no: &str) -> Result<users::User> {
     let user = users::get(db, kek, employee_no)
         .await
         .map_err(|_| Error::Invalid(format!("签署人 {employee_no} 不存在 / unknown signer {employee_no}")))?;
@@ -202,11 +210,7 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
         true => crate::images::get(db, &format!("user:{employee_no}")).await?.map(|(png, _)| png),
         false => None,
     };
-    let display = match &user.title {
-        Some(t) if !t.is_empty() => format!("{} {t}", user.name),
-        _ => user.name.clone(),
-    };
-    Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display, image })
+    Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display: staff_display(&user), image })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -363,10 +367,12 @@ pub struct SignerView {
     /// employee number or seal name
     #[serde(rename = "ref")]
     pub subject_ref: String,
-    /// `auto`
+    /// `auto` | `scan`
     pub mode: String,
     /// `pending` | `signed` | `failed`
     pub state: String,
+    /// how the key that signed was held: `server` (custody) or `two-party` (phone + server)
+    pub custody: Option<String>,
     /// certificate used
     pub cert_serial: Option<String>,
     /// when
@@ -588,6 +594,11 @@ pub async fn create_keyed(
         }
         match (&s.employee_no, &s.seal) {
             (Some(no), None) if s.mode == "scan" => {
+                if alg != "sm2" {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：扫码签署使用手机上的 SM2 协同密钥，alg 须为 sm2 / signer #{i}: scan signers sign with the phone's two-party SM2 key; alg must be sm2"
+                    )));
+                }
                 active_user(db, kek, no).await?;
                 waiting = true;
                 refs.push(("staff", no.clone()));
@@ -627,8 +638,8 @@ pub async fn create_keyed(
         let mut tx = db.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version) \
-             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16)",
+             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl) \
+             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18)",
         )
         .bind(&id)
         .bind(&doc_no)
@@ -646,6 +657,8 @@ pub async fn create_keyed(
         .bind(request_key)
         .bind(template.as_ref().map(|t| t.id.clone()))
         .bind(template.as_ref().map(|t| t.version))
+        .bind(nf.certify.map(i64::from))
+        .bind(i64::from(ticket_ttl))
         .execute(&mut *tx)
         .await
         .map_err(|e| match e {
@@ -656,13 +669,15 @@ pub async fn create_keyed(
         })?;
         for (i, (kind, r)) in refs.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state) VALUES ($1, $2, $3, $4, $5, 'pending')",
+                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state, field, placement) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
             )
             .bind(&id)
             .bind(i as i64)
             .bind(kind)
             .bind(r)
             .bind(&nf.signers[i].mode)
+            .bind(&nf.signers[i].field)
+            .bind(placements[i].map(|p| serde_json::json!([p.page, p.rect]).to_string()))
             .execute(&mut *tx)
             .await?;
         }
@@ -680,7 +695,15 @@ pub async fn create_keyed(
     let signed = if ready.is_empty() {
         Ok((Vec::new(), vec![], false))
     } else if is_pdf {
-        sign_pdf(tsa, &content, &ready, &refs, nf, &placements, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
+        let specs: Vec<PdfSpec> = (0..ready.len())
+            .map(|i| PdfSpec {
+                field: nf.signers[i].field.clone(),
+                placement: placements[i],
+                certify: if i == 0 { nf.certify } else { None },
+            })
+            .collect();
+        let kinds: Vec<&str> = refs.iter().map(|r| r.0).collect();
+        sign_pdf(tsa, &content, &ready, &kinds, &specs, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
     } else {
         sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
     };
@@ -699,48 +722,125 @@ pub async fn create_keyed(
             return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
         }
     };
+    let signed: Vec<Signed> = ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Signed {
+            idx: i as i64,
+            kind: refs[i].0.into(),
+            subject_ref: refs[i].1.clone(),
+            serial: r.cert.serial_hex(),
+            custody: serde_json::json!({"custody": "server"}),
+        })
+        .collect();
+    record(db, ctx, &id, &der, pending, &ts_times, &signed, refs.len() as i64, ticket_ttl).await?;
+    get(db, None, &id).await
+}
+
+/// One signature a flow step made.
+pub(crate) struct Signed {
+    /// signer index
+    pub idx: i64,
+    /// `staff` | `seal`
+    pub kind: String,
+    /// employee number or seal
+    pub subject_ref: String,
+    /// certificate serial
+    pub serial: String,
+    /// how the key was held, for the audit entry (`{"custody": "server"}` or two-party details)
+    pub custody: serde_json::Value,
+}
+
+/// Write a flow's progress in one transaction: the signature or PDF so far, the signers who signed
+/// (audited), and what comes next — completion (`flow.completed`), the next scan signer's ticket
+/// (`flow.waiting_scan`), or nothing when an auto signer is still to sign (the caller fails the
+/// flow). Refused with 409 when the flow or a signer changed meanwhile (revoked, signed twice).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn record(
+    db: &Db,
+    ctx: &Context,
+    id: &str,
+    der: &[u8],
+    pending: bool,
+    ts_times: &[DateTime<Utc>],
+    signed: &[Signed],
+    total: i64,
+    ticket_ttl: u32,
+) -> Result<()> {
     let now = crate::now_text();
+    let next = signed.iter().map(|s| s.idx + 1).max().unwrap_or(0);
+    let complete = next == total;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    let complete = ready.len() == refs.len();
-    sqlx::query("UPDATE sign_flows SET state = $5, signature_b64 = $1, ts_pending = $2, updated_at = $3 WHERE id = $4")
-        .bind((!der.is_empty()).then(|| B64.encode(&der)))
-        .bind(pending as i64)
-        .bind(&now)
-        .bind(&id)
-        .bind(if complete { "completed" } else { "signing" })
-        .execute(&mut *tx)
-        .await?;
-    for (i, r) in ready.iter().enumerate() {
-        sqlx::query(
-            "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3 WHERE flow_id = $4 AND idx = $5",
+    let changed =
+        || Error::Conflict("流程状态刚被修改（已撤销或已签署）/ the flow changed meanwhile (revoked or signed)".into());
+    let done = sqlx::query(
+        "UPDATE sign_flows SET state = $5, signature_b64 = $1, ts_pending = $2, updated_at = $3 WHERE id = $4 AND state = 'signing'",
+    )
+    .bind((!der.is_empty()).then(|| B64.encode(der)))
+    .bind(pending as i64)
+    .bind(&now)
+    .bind(id)
+    .bind(if complete { "completed" } else { "signing" })
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(changed());
+    }
+    for (k, s) in signed.iter().enumerate() {
+        let ts = ts_times.get(k).or(ts_times.first());
+        let done = sqlx::query(
+            "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3, custody = $6 \
+             WHERE flow_id = $4 AND idx = $5 AND state = 'pending'",
         )
-        .bind(r.cert.serial_hex())
+        .bind(&s.serial)
         .bind(&now)
-        .bind(ts_times.first().map(|t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-        .bind(&id)
-        .bind(i as i64)
+        .bind(ts.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .bind(id)
+        .bind(s.idx)
+        .bind(s.custody.get("custody").and_then(|c| c.as_str()).unwrap_or("server"))
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            return Err(changed());
+        }
+        let mut details =
+            serde_json::json!({"signer": format!("{}:{}", s.kind, s.subject_ref), "certificate": s.serial});
+        if let (Some(d), Some(c)) = (details.as_object_mut(), s.custody.as_object()) {
+            d.extend(c.clone());
+        }
         audit::ok(
             &mut tx,
             ctx,
             Kind::Signing,
-            if refs[i].0 == "seal" { "seal.use" } else { "flow.sign" },
+            if s.kind == "seal" { "seal.use" } else { "flow.sign" },
             &format!("flow:{id}"),
-            serde_json::json!({"signer": format!("{}:{}", refs[i].0, refs[i].1), "certificate": r.cert.serial_hex(), "custody": "server"}),
+            details,
         )
         .await?;
     }
+    // the turn has moved on: tickets of earlier turns stop working
+    sqlx::query("UPDATE sign_tickets SET used_at = $1 WHERE flow_id = $2 AND used_at IS NULL AND signer_idx < $3")
+        .bind(format!("signed {now}"))
+        .bind(id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
     if complete {
-        enqueue_event(&mut tx, &id, "flow.completed").await?;
+        enqueue_event(&mut tx, id, "flow.completed").await?;
     } else {
-        crate::tickets::open(&mut tx, ctx, &id, ready.len() as i64, ticket_ttl).await?;
-        enqueue_event(&mut tx, &id, "flow.waiting_scan").await?;
+        let mode: String = sqlx::query_scalar("SELECT mode FROM flow_signers WHERE flow_id = $1 AND idx = $2")
+            .bind(id)
+            .bind(next)
+            .fetch_one(&mut *tx)
+            .await?;
+        if mode == "scan" {
+            crate::tickets::open(&mut tx, ctx, id, next, ticket_ttl).await?;
+            enqueue_event(&mut tx, id, "flow.waiting_scan").await?;
+        }
     }
     tx.commit().await?;
-    drop(_w);
-    get(db, None, &id).await
+    Ok(())
 }
 
 /// One CMS with every signer over `content`, timestamped (or marked pending when `later`).
@@ -768,15 +868,69 @@ async fn sign_data(
     }
 }
 
+/// Where and how one signer's PDF signature goes (kept with the signer: a phone signs later).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PdfSpec {
+    /// a signature field placed in advance
+    pub field: Option<String>,
+    /// or a visible rectangle
+    pub placement: Option<medsign_pdf::Placement>,
+    /// the first signer certifies (DocMDP P)
+    pub certify: Option<u8>,
+}
+
+/// The PDF signature options of one signer: its field (placed in advance, or `medsign-<n>-<kind>`
+/// where `n` counts the document's signatures with this one), appearance (image; name, time in
+/// UTC+8, certificate serial) and dictionary entries.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pdf_options(
+    spec: &PdfSpec,
+    n: usize,
+    kind: &str,
+    display: &str,
+    image: Option<Vec<u8>>,
+    cert: &Cert,
+    title: &str,
+    now: DateTime<Utc>,
+) -> medsign_pdf::SignOptions {
+    medsign_pdf::SignOptions {
+        field_name: spec.field.clone().unwrap_or_else(|| format!("medsign-{n}-{kind}")),
+        placement: spec.placement,
+        appearance: medsign_pdf::Appearance {
+            image,
+            lines: vec![
+                display.to_string(),
+                format!("签署时间 {}", medsign_pki::time::display_cst(now)),
+                format!("证书 {}", cert.serial_hex()),
+            ],
+        },
+        name: Some(cert.subject_display()),
+        reason: Some(title.to_string()),
+        time: now,
+        reserve: 24 * 1024,
+        certify: spec.certify,
+    }
+}
+
+/// The detached CMS of a PAdES signature over a prepared document's covered bytes (no
+/// signingTime attribute: the time is /M and the timestamp).
+pub(crate) fn pades_cms(covered: &[u8], signer: &dyn Signer, cert: &Cert, chain: &[Cert]) -> Result<Vec<u8>> {
+    cms::sign(
+        covered,
+        &[CmsSigner { signer, cert, chain }],
+        &SignOptions { detached: true, omit_signing_time: true, ..Default::default() },
+    )
+    .map_err(|e| Error::Config(format!("signing failed: {e}")))
+}
+
 /// One PAdES B-T signature per signer, each an incremental update over the previous result.
 #[allow(clippy::too_many_arguments)]
 async fn sign_pdf(
     tsa: &Tsa,
     pdf: &[u8],
     ready: &[Ready],
-    refs: &[(&str, String)],
-    nf: &NewFlow,
-    placements: &[Option<medsign_pdf::Placement>],
+    kinds: &[&str],
+    specs: &[PdfSpec],
     title: &str,
     alg: &str,
     app_id: &str,
@@ -785,34 +939,10 @@ async fn sign_pdf(
     let mut times = Vec::new();
     let existing = medsign_pdf::signatures(pdf).map_err(|e| Error::Invalid(e.to_string()))?.len();
     for (i, r) in ready.iter().enumerate() {
-        let now = Utc::now();
-        let opts = medsign_pdf::SignOptions {
-            field_name: nf.signers[i]
-                .field
-                .clone()
-                .unwrap_or_else(|| format!("medsign-{}-{}", existing + i + 1, refs[i].0)),
-            placement: placements[i],
-            appearance: medsign_pdf::Appearance {
-                image: r.image.clone(),
-                lines: vec![
-                    r.display.clone(),
-                    format!("签署时间 {}", medsign_pki::time::display_cst(now)),
-                    format!("证书 {}", r.cert.serial_hex()),
-                ],
-            },
-            name: Some(r.cert.subject_display()),
-            reason: Some(title.to_string()),
-            time: now,
-            reserve: 24 * 1024,
-            certify: if i == 0 { nf.certify } else { None },
-        };
+        let opts =
+            pdf_options(&specs[i], existing + i + 1, kinds[i], &r.display, r.image.clone(), &r.cert, title, Utc::now());
         let prepared = medsign_pdf::prepare(&doc, &opts).map_err(|e| Error::Invalid(e.to_string()))?;
-        let der = cms::sign(
-            &prepared.covered(),
-            &[CmsSigner { signer: &r.key, cert: &r.cert, chain: &r.chain }],
-            &SignOptions { detached: true, omit_signing_time: true, ..Default::default() },
-        )
-        .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
+        let der = pades_cms(&prepared.covered(), &r.key, &r.cert, &r.chain)?;
         let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
         times.extend(add_timestamps(tsa, &mut parsed, alg, app_id).await?);
         doc = prepared
@@ -823,7 +953,12 @@ async fn sign_pdf(
 }
 
 /// Timestamp every signer that has none; returns the genTimes.
-async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester: &str) -> Result<Vec<DateTime<Utc>>> {
+pub(crate) async fn add_timestamps(
+    tsa: &Tsa,
+    parsed: &mut Parsed,
+    alg: &str,
+    requester: &str,
+) -> Result<Vec<DateTime<Utc>>> {
     let mut times = Vec::new();
     // the SET OF signers re-sorts when attributes change: look for the next unstamped one each time
     while let Some(i) = (0..parsed.signer_infos().len()).find(|&i| !parsed.has_timestamp(i)) {
@@ -838,7 +973,7 @@ async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester: &s
     Ok(times)
 }
 
-async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
+pub(crate) async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     sqlx::query("UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3")
@@ -859,6 +994,163 @@ async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
     enqueue_event(&mut tx, id, "flow.failed").await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A flow's stored facts that signing after its creation needs.
+pub(crate) struct Stored {
+    pub id: String,
+    pub app_id: String,
+    pub kind: String,
+    pub title: String,
+    pub state: String,
+    pub alg: String,
+    pub detached: bool,
+    pub content: Vec<u8>,
+    pub content_sm3: String,
+    pub doc_no: String,
+    /// the signature (data) or signed PDF so far
+    pub so_far: Option<Vec<u8>>,
+    pub ts_mode: String,
+    pub ticket_ttl: u32,
+    pub template_id: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    /// in order
+    pub signers: Vec<StoredSigner>,
+}
+
+/// A signer as stored.
+pub(crate) struct StoredSigner {
+    pub idx: i64,
+    pub kind: String,
+    pub subject_ref: String,
+    pub mode: String,
+    pub state: String,
+    pub spec: PdfSpec,
+}
+
+impl Stored {
+    /// The signer whose turn it is.
+    pub fn turn(&self) -> Option<&StoredSigner> {
+        self.signers.iter().find(|s| s.state == "pending")
+    }
+}
+
+/// Load a flow with its content and signers.
+pub(crate) async fn stored(db: &Db, id: &str) -> Result<Stored> {
+    let r = sqlx::query("SELECT * FROM sign_flows WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("签署流程 {id} 不存在 / no signing flow {id}")))?;
+    let certify: Option<i64> = r.try_get("certify")?;
+    let certify = certify.and_then(|c| u8::try_from(c).ok());
+    let rows =
+        sqlx::query("SELECT * FROM flow_signers WHERE flow_id = $1 ORDER BY idx").bind(id).fetch_all(&db.pool).await?;
+    let mut signers = Vec::new();
+    for s in rows {
+        let idx: i64 = s.try_get("idx")?;
+        let placement: Option<String> = s.try_get("placement")?;
+        let placement = match placement {
+            Some(p) => {
+                let (page, rect): (u32, [f64; 4]) =
+                    serde_json::from_str(&p).map_err(|e| Error::Config(format!("stored placement: {e}")))?;
+                Some(medsign_pdf::Placement { page, rect })
+            }
+            None => None,
+        };
+        signers.push(StoredSigner {
+            idx,
+            kind: s.try_get("kind")?,
+            subject_ref: s.try_get("subject_ref")?,
+            mode: s.try_get("mode")?,
+            state: s.try_get("state")?,
+            spec: PdfSpec { field: s.try_get("field")?, placement, certify: if idx == 0 { certify } else { None } },
+        });
+    }
+    let so_far: Option<String> = r.try_get("signature_b64")?;
+    let ttl: Option<i64> = r.try_get("ticket_ttl")?;
+    Ok(Stored {
+        id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        kind: r.try_get("kind")?,
+        title: r.try_get("title")?,
+        state: r.try_get("state")?,
+        alg: r.try_get("alg")?,
+        detached: r.try_get::<i64, _>("detached")? != 0,
+        content: B64
+            .decode(r.try_get::<String, _>("content_b64")?)
+            .map_err(|_| Error::Config("stored content is corrupt".into()))?,
+        content_sm3: r.try_get("content_sm3")?,
+        doc_no: r.try_get("doc_no")?,
+        so_far: match so_far {
+            Some(b) => Some(B64.decode(b).map_err(|_| Error::Config("stored signature is corrupt".into()))?),
+            None => None,
+        },
+        ts_mode: r.try_get("timestamp_mode")?,
+        ticket_ttl: ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(crate::tickets::DEFAULT_TTL_SECONDS),
+        template_id: r.try_get("template_id")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        signers,
+    })
+}
+
+/// Sign the auto signers from index `from` up to the next scan signer (or the end) over `doc` (the
+/// CMS or PDF so far, which already holds the phone's signature). Returns the new document, what
+/// was signed, the timestamp times and whether timestamps are pending.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn sign_following(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    organization: &str,
+    tsa: &Tsa,
+    ctx: &Context,
+    f: &Stored,
+    from: i64,
+    doc: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<Signed>, Vec<DateTime<Utc>>, bool)> {
+    let is_pdf = f.kind == "file";
+    let mut ready = Vec::new();
+    let mut who = Vec::new();
+    for s in f.signers.iter().filter(|s| s.idx >= from).take_while(|s| s.mode == "auto") {
+        let r = match s.kind.as_str() {
+            "seal" => seal_ready(db, kek, cas, organization, ctx, &s.subject_ref, &f.alg, is_pdf).await?,
+            _ => staff_ready(db, kek, cas, &s.subject_ref, &f.alg, is_pdf).await?,
+        };
+        ready.push(r);
+        who.push(s);
+    }
+    if ready.is_empty() {
+        return Ok((doc, vec![], vec![], false));
+    }
+    let (out, times, pending) = if is_pdf {
+        let kinds: Vec<&str> = who.iter().map(|s| s.kind.as_str()).collect();
+        let specs: Vec<PdfSpec> = who.iter().map(|s| s.spec.clone()).collect();
+        let (d, t) = sign_pdf(tsa, &doc, &ready, &kinds, &specs, &f.title, &f.alg, &f.app_id).await?;
+        (d, t, false)
+    } else {
+        let (theirs, t, pending) =
+            sign_data(tsa, &f.content, &ready, f.detached, &f.alg, &f.app_id, &f.ts_mode).await?;
+        let mut merged = Parsed::from_bytes(&doc).map_err(|e| Error::Config(e.to_string()))?;
+        merged
+            .merge(&Parsed::from_bytes(&theirs).map_err(|e| Error::Config(e.to_string()))?)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        (merged.to_der().map_err(|e| Error::Config(e.to_string()))?, t, pending)
+    };
+    let signed = who
+        .iter()
+        .zip(&ready)
+        .map(|(s, r)| Signed {
+            idx: s.idx,
+            kind: s.kind.clone(),
+            subject_ref: s.subject_ref.clone(),
+            serial: r.cert.serial_hex(),
+            custody: serde_json::json!({"custody": "server"}),
+        })
+        .collect();
+    Ok((out, signed, times, pending))
 }
 
 /// Add the timestamps of flows signed with `timestamp: "later"` (run every minute); returns how
@@ -969,6 +1261,7 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
                 subject_ref: s.try_get("subject_ref")?,
                 mode: s.try_get("mode")?,
                 state: s.try_get("state")?,
+                custody: s.try_get("custody")?,
                 cert_serial: s.try_get("cert_serial")?,
                 signed_at: s.try_get("signed_at")?,
                 timestamp_at: s.try_get("timestamp_at")?,

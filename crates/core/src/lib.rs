@@ -14,6 +14,7 @@ pub mod certs;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod cosign;
 pub mod custody;
 pub mod db;
 pub mod departments;

@@ -153,6 +153,12 @@ pub async fn renew(db: &Db, ctx: &Context, app_id: &str, flow_id: &str, ttl_seco
     Ok(t)
 }
 
+/// A ticket by id, used or not, without redeeming it (to check whose it is first).
+pub async fn peek(db: &Db, ticket_id: &str) -> Result<Option<Ticket>> {
+    let r = sqlx::query("SELECT * FROM sign_tickets WHERE id = $1").bind(ticket_id).fetch_optional(&db.pool).await?;
+    r.as_ref().map(row).transpose()
+}
+
 /// Redeem a ticket (the phone scanned it): exactly once, before it expires. Replays, expired,
 /// superseded and unknown tickets are refused, and every refusal is audited.
 pub async fn redeem(db: &Db, ctx: &Context, ticket_id: &str) -> Result<Ticket> {

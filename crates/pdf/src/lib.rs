@@ -109,6 +109,26 @@ impl Prepared {
         v
     }
 
+    /// The prepared bytes and the `/Contents` hole, to keep while a signature is made elsewhere
+    /// (a phone co-signs between two requests).
+    pub fn into_parts(self) -> (Vec<u8>, (usize, usize)) {
+        (self.bytes, self.hole)
+    }
+
+    /// Inverse of [`Prepared::into_parts`]; checks the hole is an empty `/Contents` value.
+    pub fn from_parts(bytes: Vec<u8>, hole: (usize, usize)) -> Result<Self> {
+        let (a, b) = hole;
+        let ok = a + 2 <= b
+            && b <= bytes.len()
+            && bytes[a] == b'<'
+            && bytes[b - 1] == b'>'
+            && bytes[a + 1..b - 1].iter().all(|c| *c == b'0');
+        if !ok {
+            return Err(Error::Invalid("prepared document: no empty /Contents at the given offsets".into()));
+        }
+        Ok(Self { bytes, hole })
+    }
+
     /// `/ByteRange` values.
     pub fn byte_range(&self) -> [usize; 4] {
         [0, self.hole.0, self.hole.1, self.bytes.len() - self.hole.1]

@@ -23,6 +23,12 @@ fn prepare_and_finish_keep_the_original_and_cover_everything_but_contents() {
     assert!(p.bytes.starts_with(&pdf), "the original bytes are untouched");
     let text = String::from_utf8_lossy(&p.bytes);
     assert!(text.contains(&format!("/ByteRange[0 {:010} {:010} {:010}]", br[1], br[2], br[3])), "{text}");
+    // kept as parts between two requests, the document comes back the same; bad offsets are refused
+    let (bytes, hole) = p.clone().into_parts();
+    assert_eq!(Prepared::from_parts(bytes.clone(), hole).unwrap().covered(), p.covered());
+    assert!(Prepared::from_parts(bytes.clone(), (hole.0 + 1, hole.1)).is_err());
+    assert!(Prepared::from_parts(bytes.clone(), (hole.0, bytes.len() + 1)).is_err());
+    assert!(Prepared::from_parts(bytes[..hole.1 - 1].to_vec(), hole).is_err());
     let signed = p.clone().finish(&[0xAB; 60]).unwrap();
     assert!(String::from_utf8_lossy(&signed).contains(&format!("<{}{}>", "AB".repeat(60), "0".repeat(8))));
     assert!(matches!(p.finish(&[0u8; 65]), Err(Error::TooLarge(65, 64))));

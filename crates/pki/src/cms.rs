@@ -385,6 +385,38 @@ impl Parsed {
         hash_from_digest_algorithm(&si.digest_alg)
     }
 
+    /// Add the signers of `other` — a signature over the same content, e.g. made later by a
+    /// phone — as parallel signers: their signer infos, digest algorithms and certificates.
+    pub fn merge(&mut self, other: &Parsed) -> Result<()> {
+        if self.signed_data.encap_content_info.econtent_type != other.signed_data.encap_content_info.econtent_type {
+            return Err(Error::Invalid("the two messages sign different content types".into()));
+        }
+        let mut infos: Vec<SignerInfo> = self.signer_infos().to_vec();
+        infos.extend(other.signer_infos().iter().cloned());
+        self.signed_data.signer_infos =
+            SignerInfos(SetOfVec::try_from(infos).map_err(|e| Error::malformed("signer infos", e))?);
+        for alg in other.signed_data.digest_algorithms.iter() {
+            if !self.signed_data.digest_algorithms.iter().any(|a| a == alg) {
+                self.signed_data
+                    .digest_algorithms
+                    .insert(alg.clone())
+                    .map_err(|e| Error::malformed("digest algorithms", e))?;
+            }
+        }
+        let theirs: Vec<CertificateChoices> =
+            other.signed_data.certificates.iter().flat_map(|s| s.0.iter().cloned()).collect();
+        if !theirs.is_empty() {
+            let mut mine = self.signed_data.certificates.take().map(|s| s.0).unwrap_or_default();
+            for c in theirs {
+                if !mine.iter().any(|m| m == &c) {
+                    mine.insert(c).map_err(|e| Error::malformed("certificates", e))?;
+                }
+            }
+            self.signed_data.certificates = Some(CertificateSet(mine));
+        }
+        Ok(())
+    }
+
     /// Add an RFC 3161 timestamp token (a ContentInfo DER) to signer `i` as the unsigned
     /// attribute id-aa-timeStampToken. Returns the new message.
     pub fn add_timestamp(&mut self, i: usize, token_der: &[u8]) -> Result<Vec<u8>> {
@@ -899,6 +931,46 @@ mod tests {
             sign(b"x", &[CmsSigner { signer: &q.leaf_key, cert: &p.leaf, chain: &[] }], &SignOptions::default())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_later_signature_merges_as_a_parallel_signer() {
+        let p = test_pki(KeyAlg::Sm2);
+        let q = test_pki(KeyAlg::Rsa2048);
+        let (a, b) = ([p.ca.clone()], [q.ca.clone()]);
+        for detached in [false, true] {
+            let o = SignOptions { detached, ..Default::default() };
+            let first =
+                sign(b"lab report", &[CmsSigner { signer: &p.leaf_key, cert: &p.leaf, chain: &a }], &o).unwrap();
+            let later =
+                sign(b"lab report", &[CmsSigner { signer: &q.leaf_key, cert: &q.leaf, chain: &b }], &o).unwrap();
+            let mut m = Parsed::from_bytes(&first).unwrap();
+            m.merge(&Parsed::from_bytes(&later).unwrap()).unwrap();
+            let der = m.to_der().unwrap();
+            let mut vo = opts(&p);
+            vo.trust.push(q.root.clone());
+            let r = verify(&der, detached.then_some(b"lab report".as_slice()), &vo).unwrap();
+            assert_eq!(r.signers.len(), 2);
+            assert!(r.is_valid(), "{r:#?}");
+            assert_eq!(m.signed_data.digest_algorithms.len(), 2, "SM3 and SHA-256");
+            assert_eq!(m.certificates().len(), 4, "both leaves and both CAs, once each");
+            // merging the same signer again does not duplicate its certificates
+            m.merge(&Parsed::from_bytes(&later).unwrap()).unwrap();
+            assert_eq!(m.certificates().len(), 4);
+        }
+        // a timestamp token (other content type) does not merge into a data signature
+        let tst = sign(
+            b"x",
+            &[CmsSigner { signer: &p.leaf_key, cert: &p.leaf, chain: &a }],
+            &SignOptions { content_type: Some(oid::ID_CT_TST_INFO), ..Default::default() },
+        )
+        .unwrap();
+        let mut m = Parsed::from_bytes(
+            &sign(b"x", &[CmsSigner { signer: &p.leaf_key, cert: &p.leaf, chain: &a }], &SignOptions::default())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(m.merge(&Parsed::from_bytes(&tst).unwrap()).is_err());
     }
 
     #[test]

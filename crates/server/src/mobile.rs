@@ -12,8 +12,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::{apps::Scope, mobile};
-use serde::Deserialize;
+use medsign_core::{apps::Scope, cosign, mobile};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use crate::error::with_request_id as err;
@@ -100,4 +100,119 @@ pub async fn keygen_finish(
         .await
         .map_err(err(&phone.ctx.request_id))?;
     Ok((StatusCode::CREATED, Json(done)).into_response())
+}
+
+/// Answer of `GET /mobile/v1/pending`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PendingList {
+    /// documents waiting for this user's signature, oldest first
+    items: Vec<cosign::Summary>,
+}
+
+#[utoipa::path(get, path = "/mobile/v1/pending", tag = "mobile", security(("device" = [])),
+    responses((status = 200, body = PendingList, example = json!({"items": [{"flow_id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "title": "门诊处方笺 王小明", "kind": "file", "template_id": "outpatient-prescription", "content_sm3": "…", "bytes": 48211, "pages": 1, "signer_index": 0, "signers": 2, "app_id": "app_…", "created_at": "2026-11-27T08:00:00Z", "expires_at": "2026-11-28T08:00:00Z"}]})),
+        (status = 401, body = ErrorBody)))]
+/// `GET /mobile/v1/pending` (R3.6): the documents waiting for this phone's user.
+pub async fn pending(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let items = cosign::pending(&s.db, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(PendingList { items }).into_response())
+}
+
+/// Body of `POST /mobile/v1/sign-rounds`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// 1–200 documents: a scanned ticket, or flows of the pending list
+    targets: Vec<cosign::Target>,
+}
+
+/// Answer of `POST /mobile/v1/sign-rounds`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Rounds {
+    /// one per target, in order
+    rounds: Vec<cosign::Round>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/sign-rounds", tag = "mobile", security(("device" = [])),
+    request_body(content = StartBody, example = json!({"targets": [{"ticket": "tk_5f0c2d…"}]})),
+    responses((status = 201, body = Rounds, example = json!({"rounds": [{"round_id": "sr_…", "e": "9a3c…", "key_id": "sk_…", "cert_serial": "2BE1…", "expires_at": "2026-11-27T08:05:00Z", "summary": {"title": "门诊处方笺 王小明", "kind": "file", "pages": 1}}]})),
+        (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "文档 QM-… 不需要您签署 / document QM-… is not for you to sign", "request_id": "…"})),
+        (status = 409, body = ErrorBody)))]
+/// `POST /mobile/v1/sign-rounds` (R3.4, R3.6): prepare what will be signed and return, per
+/// document, the summary to show and `e` for the phone's half.
+pub async fn start_rounds(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(body): StrictJson<StartBody>,
+) -> Result<Response, ApiError> {
+    let rounds = cosign::start(&s.db, &s.kek, &phone.ctx, &phone.session, &body.targets)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok((StatusCode::CREATED, Json(Rounds { rounds })).into_response())
+}
+
+/// Body of `POST /mobile/v1/sign-rounds/answers`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    /// the phone's messages (`SignSession.request`), one per round
+    answers: Vec<cosign::Answer>,
+}
+
+/// Answer of `POST /mobile/v1/sign-rounds/answers`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Responses {
+    /// the server half's answers, in order (pass each to `SignSession.finish`)
+    #[schema(value_type = Vec<Object>)]
+    responses: Vec<medsign_crypto::twoparty::SignResponse>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/sign-rounds/answers", tag = "mobile", security(("device" = [])),
+    request_body(content = AnswerBody, example = json!({"answers": [{"round_id": "sr_…", "request": {"version": 1, "e": "9a3c…", "q1": "02…"}}]})),
+    responses((status = 200, body = Responses, example = json!({"responses": [{"version": 1, "r": "…", "s2": "…", "s3": "…"}]})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)", "request_id": "…"})),
+        (status = 409, body = ErrorBody)))]
+/// `POST /mobile/v1/sign-rounds/answers`: the server's half of the two-party signatures.
+pub async fn answer_rounds(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(body): StrictJson<AnswerBody>,
+) -> Result<Response, ApiError> {
+    let responses = cosign::answer(&s.db, &s.kek, &phone.ctx, &phone.session, &body.answers)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(Responses { responses }).into_response())
+}
+
+/// Body of `POST /mobile/v1/sign-rounds/signatures`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinishBody {
+    /// the signatures the phone released, one per round
+    signatures: Vec<cosign::Finish>,
+}
+
+/// Answer of `POST /mobile/v1/sign-rounds/signatures`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Outcomes {
+    /// per document, in order
+    results: Vec<cosign::Outcome>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/sign-rounds/signatures", tag = "mobile", security(("device" = [])),
+    request_body(content = FinishBody, example = json!({"signatures": [{"round_id": "sr_…", "signature": "3045…"}]})),
+    responses((status = 200, body = Outcomes, example = json!({"results": [{"round_id": "sr_…", "flow_id": "sf_…", "state": "completed", "error": null}]})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "签名无效（与签署内容不符）/ the signature does not verify for this round", "request_id": "…"}))))]
+/// `POST /mobile/v1/sign-rounds/signatures`: record the signatures, timestamp them and move each
+/// flow on (a batch reports per document).
+pub async fn finish_rounds(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(body): StrictJson<FinishBody>,
+) -> Result<Response, ApiError> {
+    let results =
+        cosign::finish(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, &phone.ctx, &phone.session, &body.signatures)
+            .await
+            .map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(Outcomes { results }).into_response())
 }

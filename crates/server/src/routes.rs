@@ -48,7 +48,8 @@ pub struct ErrorBody {
         crate::documents::admin_list_templates, crate::documents::disable_template, crate::documents::enable_template,
         crate::documents::put_seal_image, crate::documents::get_seal_image, crate::documents::post_handwriting,
         crate::documents::get_handwriting, crate::documents::renew_ticket,
-        crate::mobile::activation_code, crate::mobile::activate, crate::mobile::keygen_start, crate::mobile::keygen_finish),
+        crate::mobile::activation_code, crate::mobile::activate, crate::mobile::keygen_start, crate::mobile::keygen_finish,
+        crate::mobile::pending, crate::mobile::start_rounds, crate::mobile::answer_rounds, crate::mobile::finish_rounds),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -176,6 +177,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/activate", post(crate::mobile::activate))
         .route("/mobile/v1/keys", post(crate::mobile::keygen_start))
         .route("/mobile/v1/keys/{key_id}", post(crate::mobile::keygen_finish))
+        .route("/mobile/v1/pending", get(crate::mobile::pending))
+        .route("/mobile/v1/sign-rounds", post(crate::mobile::start_rounds))
+        .route("/mobile/v1/sign-rounds/answers", post(crate::mobile::answer_rounds))
+        .route("/mobile/v1/sign-rounds/signatures", post(crate::mobile::finish_rounds))
         .route("/api/v1/users/{employee_no}/handwriting", post(crate::documents::post_handwriting))
         .route("/api/v1/users/{employee_no}/handwriting.png", get(crate::documents::get_handwriting))
         .route("/api/v1/verify/data", post(verify_data))

@@ -29,8 +29,20 @@ test('enrol, sign, verify with the server half', async () => {
   try {
     const context = 'user=1001|key=phone-1';
     let e = null;
+    // the server half answers each signing request of a batch for the digest it authorised
+    const answering = (authorised) => async (what, requests) => {
+      const out = [];
+      for (const request of requests) {
+        const a = await srv.ask({ op: 'sign', e: authorised(request), request });
+        if (a.error) throw new Error(a.error);
+        out.push(a.response);
+      }
+      return out;
+    };
+    const signPost = answering(() => e);
     const post = async (what, request) => {
-      const a = await srv.ask(what === 'keygen' ? { op: 'keygen', context, request } : { op: 'sign', e, request });
+      if (what !== 'keygen') return signPost(what, request);
+      const a = await srv.ask({ op: 'keygen', context, request });
       if (a.error) throw new Error(a.error);
       return a.response;
     };
@@ -45,7 +57,7 @@ test('enrol, sign, verify with the server half', async () => {
     // a batch with one PIN entry
     const digests = ['a', 'b', 'c'].map((m) => phone.sm3(new TextEncoder().encode(m)));
     // (the server authorises each digest; here the driver takes it from the request)
-    const each = async (what, request) => (await srv.ask({ op: 'sign', e: request.e, request })).response;
+    const each = answering((request) => request.e);
     const sigs = await phone.signMany({ post: each, wrapped, pin: '135790', deviceSecret: secret, digests });
     for (let i = 0; i < digests.length; i++) {
       assert.equal((await srv.ask({ op: 'verify', e: digests[i], signature: sigs[i] })).valid, true);
@@ -54,8 +66,11 @@ test('enrol, sign, verify with the server half', async () => {
     await assert.rejects(phone.sign({ post, wrapped, pin: '000000', deviceSecret: secret, e }), /wrong PIN/);
     await assert.rejects(phone.sign({ post, wrapped, pin: '135790', deviceSecret: phone.deviceSecret(), e }), /wrong PIN/);
     // a server answer for another digest does not give a signature
-    const wrongPost = async (what, request) => (await srv.ask({ op: 'sign', e: phone.sm3(new Uint8Array([1])), request })).response;
+    const wrongPost = answering(() => phone.sm3(new Uint8Array([1])));
     await assert.rejects(phone.sign({ post: wrongPost, wrapped, pin: '135790', deviceSecret: secret, e }));
+    // a server that answers fewer requests than were sent
+    const short = async (what, requests) => (await each(what, requests)).slice(1);
+    await assert.rejects(phone.signMany({ post: short, wrapped, pin: '135790', deviceSecret: secret, digests }), /different number/);
   } finally {
     srv.close();
   }

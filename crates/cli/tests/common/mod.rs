@@ -250,6 +250,23 @@ impl Drop for Server {
     }
 }
 
+/// `MEDSIGN_DATABASE_URL` of a fresh PostgreSQL database `medsign_<name>_<pid>` when the test
+/// server is there (always in CI: scripts/test starts it); nothing (SQLite) otherwise.
+pub fn postgres_env(d: &Dir, name: &str) -> Vec<(String, String)> {
+    match std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
+        Some(admin) => {
+            let name = format!("medsign_{name}_{}", std::process::id());
+            assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name}")]), "drop");
+            assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("CREATE DATABASE {name}")]), "create");
+            vec![("MEDSIGN_DATABASE_URL".into(), format!("{}/{name}", &admin[..admin.rfind('/').unwrap()]))]
+        }
+        None => {
+            assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test");
+            vec![]
+        }
+    }
+}
+
 pub fn assert_envelope(v: &serde_json::Value, code: &str) {
     assert_eq!(v["code"], code, "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");

@@ -1,0 +1,70 @@
+// Issue #7 benchmarks, run by bench/phone.sh against a release `medsign serve` (MEDSIGN_BIN):
+//  1. a doctor's batch: 200 lab reports rendered from the shipped template wait for the doctor's
+//     phone (scan mode, field "tester", SM2 + SM2 timestamp); timed end to end as the H5 app does
+//     it: pending list → open 200 rounds → one PIN unwrap + 200 phone halves in WebAssembly under
+//     Node → the server half (one request) → 200 signatures recorded and timestamped;
+//  2. the server half alone over HTTP: N single-round `answers` requests one after another
+//     (rounds opened beforehand), latency percentiles.
+// Prints JSON lines for bench/phone.sh.
+import { performance } from 'node:perf_hooks';
+import * as phone from '../web/wasm/medsign-phone.js';
+import { startServer, bindPhone, enrol, coSign } from '../web/wasm/testkit/server.mjs';
+
+const BATCH = Number(process.env.BATCH || 200);
+const ROUNDS = Number(process.env.ROUNDS || 500);
+const PIN = '135790';
+const srv = await startServer();
+const { call } = srv;
+try {
+  const app = await call('POST', '/admin/v1/apps', srv.admin, { name: 'HIS', scopes: ['users:write', 'users:read', 'sign'] });
+  const his = app.body.token;
+  await call('POST', '/api/v1/users', his, { employee_no: '1001', name: '张三', title: '检验师' });
+  const me = await bindPhone(call, his, '1001');
+  const secret = phone.deviceSecret();
+  const key = await enrol(call, me, PIN, secret);
+  const lab = (i) => ({
+    kind: 'file', title: `检验报告单 S-${i}`, template_id: 'lab-report',
+    data: { hospital: '某县人民医院', patient_name: '患者', gender: '女', age: '32岁', patient_id: `ZY${String(i).padStart(5, '0')}`,
+      sample_no: `S-${i}`, department: '内科', specimen: '血清',
+      items: [{ code: 'GLU', name: '葡萄糖', result: '5.1', unit: 'mmol/L', reference: '3.9–6.1' }] },
+    signers: [{ employee_no: '1001', mode: 'scan', field: 'tester' }],
+  });
+  for (let i = 0; i < BATCH; i++) {
+    const r = await call('POST', '/api/v1/sign-flows', his, lab(i));
+    if (r.status !== 201) throw new Error(JSON.stringify(r.body));
+  }
+  const t0 = performance.now();
+  const pending = await call('GET', '/mobile/v1/pending', me);
+  const t1 = performance.now();
+  const { results } = await coSign(call, me, { wrapped: key.wrapped, pin: PIN, deviceSecret: secret, targets: pending.body.items.map((i) => ({ flow_id: i.flow_id })) });
+  const t2 = performance.now();
+  const done = results.filter((r) => r.state === 'completed').length;
+  console.log(JSON.stringify({ bench: 'batch', documents: BATCH, completed: done, pending_ms: +(t1 - t0).toFixed(1), total_ms: +(t2 - t0).toFixed(1) }));
+
+  // the server half alone: single-round answers, sequential
+  const ids = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const r = await call('POST', '/api/v1/sign-flows', his, { kind: 'data', title: `医嘱 ${i}`, content: `NS 250ml ivgtt qd #${i}`, signers: [{ employee_no: '1001', mode: 'scan' }] });
+    ids.push(r.body.id);
+  }
+  const opened = await call('POST', '/mobile/v1/sign-rounds', me, { targets: ids.map((flow_id) => ({ flow_id })) });
+  const rounds = opened.body.rounds;
+  const times = [];
+  const timedPost = async (what, requests) => {
+    const a = performance.now();
+    const r = await call('POST', '/mobile/v1/sign-rounds/answers', me, { answers: [{ round_id: current.round_id, request: requests[0] }] });
+    times.push(performance.now() - a);
+    if (r.status !== 200) throw new Error(JSON.stringify(r.body));
+    return r.body.responses;
+  };
+  let current = null;
+  for (const r of rounds) {
+    current = r;
+    await phone.sign({ post: timedPost, wrapped: key.wrapped, pin: PIN, deviceSecret: secret, e: r.e });
+  }
+  times.sort((a, b) => a - b);
+  const pct = (p) => +times[Math.min(times.length - 1, Math.floor(times.length * p))].toFixed(2);
+  console.log(JSON.stringify({ bench: 'server-half', requests: times.length, p50_ms: pct(0.5), p99_ms: pct(0.99), max_ms: pct(1) }));
+} finally {
+  srv.stop();
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue #7 targets: the server half of a two-party signature p99 < 5 ms; a doctor's batch of 200
+# documents signed end to end (phone half in WebAssembly under Node) in < 3 s. Builds the release
+# binary and the wasm module, runs bench/phone-batch.mjs (which starts `medsign serve` with a local
+# fake NTP server, SQLite) and, in the same run, the baseline `openssl speed sm2` (one core).
+# Usage: bench/phone.sh [BATCH=200] [ROUNDS=500]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BATCH=${1:-200} ROUNDS=${2:-500}
+cargo build --release -q -p medsign
+scripts/build-wasm >/dev/null
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+MEDSIGN_BIN=$PWD/target/release/medsign node bench/phone-batch.mjs | tee "$OUT"
+SPEED=$(openssl speed -seconds 3 sm2 2>/dev/null | grep 'SM2 (' | tail -1)
+echo "== baseline: openssl speed sm2 (one core): sign, verify, sign/s, verify/s"; echo "$SPEED"
+OSSL_SIGN=$(echo "$SPEED" | awk '{print $(NF-1)}')
+python3 - "$OUT" "${OSSL_SIGN:-0}" <<'PY'
+import json, sys
+rows = {json.loads(l)["bench"]: json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")}
+b, h = rows["batch"], rows["server-half"]
+ossl = float(sys.argv[2])
+print(f"batch of {b['documents']}: {b['total_ms'] / 1000:.2f} s ({b['completed']} completed; target < 3 s) "
+      f"= {b['total_ms'] / b['documents']:.1f} ms per document")
+print(f"server half over HTTP: p50 {h['p50_ms']} ms, p99 {h['p99_ms']} ms (target p99 < 5 ms)")
+if ossl:
+    print(f"ratio: server-half round trip p50 vs one openssl SM2 signature ({1000 / ossl:.3f} ms): {h['p50_ms'] / (1000 / ossl):.1f}x")
+PY

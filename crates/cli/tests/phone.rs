@@ -1,0 +1,238 @@
+//! Issue #7: a doctor's phone co-signs through the real `medsign serve` over HTTP (on PostgreSQL
+//! when the test server is there, as in CI). The phone's half of two-party SM2 runs natively here
+//! (`medsign_crypto::twoparty`, the code the WebAssembly build wraps; node:test runs the wasm).
+//! A HIS binds the phone, the phone enrols a split key; a prescription rendered from the template
+//! waits for the doctor's scan; the phone redeems the QR ticket, sees the summary, co-signs; the
+//! hospital seal follows automatically; the download verifies in medsign and, per ByteRange, in
+//! the independent SM2 checker; `pdftoppm` shows the handwriting in the doctor's box. Then a
+//! pending list of 20 data documents is signed in one batch, and bad input gets precise 4xx.
+
+mod common;
+use base64::Engine;
+use common::*;
+use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare, SignResponse};
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// Bind a phone for `no` and enrol a two-party key; returns the session token and the phone's share.
+fn enrol(s: &Server, his: &str, no: &str) -> (String, ClientKeyShare) {
+    let (st, code) = s.json("POST", &format!("/api/v1/users/{no}/activation-codes"), Some(his), "");
+    assert_eq!(st, 201, "{code}");
+    let body = serde_json::json!({"employee_no": no, "code": code["code"], "device_name": "测试手机"}).to_string();
+    let (st, act) = s.json("POST", "/mobile/v1/activate", None, &body);
+    assert_eq!(st, 201, "{act}");
+    let token = act["token"].as_str().unwrap().to_string();
+    let (st, start) = s.json("POST", "/mobile/v1/keys", Some(&token), "");
+    assert_eq!(st, 201, "{start}");
+    let (kg, req) = ClientKeyGen::start(start["context"].as_str().unwrap().as_bytes()).unwrap();
+    let path = format!("/mobile/v1/keys/{}", start["key_id"].as_str().unwrap());
+    let (st, done) = s.json("POST", &path, Some(&token), &serde_json::json!({"request": req}).to_string());
+    assert_eq!(st, 201, "{done}");
+    let share = kg.finish(&serde_json::from_value(done["response"].clone()).unwrap()).unwrap();
+    (token, share)
+}
+
+/// The phone signs `rounds` with one unlock: one answers request, then one signatures request.
+fn co_sign(s: &Server, token: &str, share: &ClientKeyShare, rounds: &[serde_json::Value]) -> serde_json::Value {
+    let mut sessions = Vec::new();
+    let mut answers = Vec::new();
+    for r in rounds {
+        let e: [u8; 32] = hex::decode(r["e"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let (session, req) = share.begin_sign(&e).unwrap();
+        sessions.push(session);
+        answers.push(serde_json::json!({"round_id": r["round_id"], "request": req}));
+    }
+    let body = serde_json::json!({ "answers": answers }).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(token), &body);
+    assert_eq!(st, 200, "{v}");
+    let signatures: Vec<serde_json::Value> = sessions
+        .into_iter()
+        .zip(v["responses"].as_array().unwrap())
+        .zip(rounds)
+        .map(|((session, resp), r)| {
+            let resp: SignResponse = serde_json::from_value(resp.clone()).unwrap();
+            serde_json::json!({"round_id": r["round_id"], "signature": hex::encode(session.finish(&resp).unwrap().to_der())})
+        })
+        .collect();
+    let body = serde_json::json!({ "signatures": signatures }).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/signatures", Some(token), &body);
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+#[test]
+fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
+    let d = Dir::new();
+    let ntp = Chrony::start(&d, "ntp", None, false);
+    let mut env = vec![
+        ("MEDSIGN_TIME_SOURCES".to_string(), ntp.source()),
+        ("MEDSIGN_TIME_POLL_SECONDS".to_string(), "1".to_string()),
+    ];
+    env.extend(postgres_env(&d, "phone"));
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = Server::start(&d, &env_ref);
+    let admin = s.token().unwrap();
+    wait_clock(&s, "INSYNC");
+    let scopes = r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write"]}"#;
+    let (_, v) = s.json("POST", "/admin/v1/apps", Some(&admin), scopes);
+    let his = v["token"].as_str().unwrap().to_string();
+    let users = r#"[{"employee_no":"1001","name":"张三","title":"主治医师"},{"employee_no":"1002","name":"李四"}]"#;
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), users).0, 201);
+    let mut ink = image::RgbaImage::from_pixel(300, 100, image::Rgba([255, 255, 255, 255]));
+    for x in 20..280 {
+        for w in 0..6 {
+            ink.put_pixel(x, 50 + ((x as f32 / 18.0).sin() * 25.0) as u32 + w, image::Rgba([10, 10, 40, 255]));
+        }
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    ink.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let body = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
+    assert_eq!(s.json("POST", "/api/v1/users/1001/handwriting", Some(&his), &body).0, 201);
+    let (me, share) = enrol(&s, &his, "1001");
+    let (other, _) = enrol(&s, &his, "1002");
+    let (_, _, chain) = s.raw("GET", "/pki/sm2/ca.pem", None, None, b"");
+    d.write("sm2-chain.pem", &chain);
+
+    // the HIS: a prescription from the template, the doctor signs by scanning, then the seal
+    let data = serde_json::json!({
+        "hospital": "某县人民医院", "category": "普通", "fee_type": "医保", "department": "内科",
+        "outpatient_no": "MZ20261127009", "patient_name": "王小明", "gender": "男", "age": "45岁",
+        "diagnosis": "上呼吸道感染", "amount": "¥56.80",
+        "items": [{"drug": "阿莫西林胶囊 0.25g×24粒", "dosage": "0.5g", "usage": "口服 每日三次", "quantity": "2盒"}]
+    });
+    let flow = serde_json::json!({"kind": "file", "title": "门诊处方笺 MZ20261127009", "certify": 2,
+        "template_id": "outpatient-prescription", "data": data,
+        "signers": [{"employee_no": "1001", "mode": "scan", "field": "doctor"}, {"seal": "hospital", "field": "hospital_seal"}]});
+    let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
+    assert_eq!((st, f["state"].as_str()), (201, Some("signing")), "{f}");
+    let id = f["id"].as_str().unwrap().to_string();
+    let link = f["ticket"]["deep_link"].as_str().unwrap();
+    let ticket = link.rsplit("t=").next().unwrap().to_string();
+
+    // another doctor scanning it: 403 with the envelope; the ticket still works for the right one
+    let target = serde_json::json!({"targets": [{"ticket": ticket}]}).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&other), &target);
+    assert_eq!(st, 403, "{v}");
+    assert_envelope(&v, "forbidden");
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &target);
+    assert_eq!(st, 201, "{v}");
+    let round = v["rounds"][0].clone();
+    let sum = &round["summary"];
+    assert_eq!((sum["title"].as_str(), sum["pages"].as_u64()), (Some("门诊处方笺 MZ20261127009"), Some(1)), "{sum}");
+    assert_eq!(sum["template_id"], "outpatient-prescription");
+    assert!(sum.get("content_base64").is_none(), "the phone never gets the document");
+    // the ticket is one-time
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &target);
+    assert_eq!(st, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("already used"), "{v}");
+    // a tampered message (for another e) is refused; then the real co-signature
+    let (_sess, wrong) = share.begin_sign(&[9u8; 32]).unwrap();
+    let body = serde_json::json!({"answers": [{"round_id": round["round_id"], "request": wrong}]}).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(&me), &body);
+    assert_eq!(st, 400, "{v}");
+    assert_envelope(&v, "invalid_request");
+    let out = co_sign(&s, &me, &share, std::slice::from_ref(&round));
+    assert_eq!(out["results"][0]["state"], "completed", "{out}");
+    let (_, polled) = s.json("GET", &format!("/api/v1/sign-flows/{id}"), Some(&his), "");
+    assert_eq!(
+        (polled["signers"][0]["custody"].as_str(), polled["signers"][1]["custody"].as_str()),
+        (Some("two-party"), Some("server")),
+        "{polled}"
+    );
+    assert!(
+        polled["signers"].as_array().unwrap().iter().all(|s| s["state"] == "signed" && s["timestamp_at"].is_string())
+    );
+
+    // the download: medsign's verifier, the independent SM2 checker per ByteRange, the page image
+    let (st, _, signed) = s.raw("GET", &format!("/api/v1/sign-flows/{id}/file"), Some(&his), None, b"");
+    assert_eq!(st, 200);
+    d.write("rx.pdf", &signed);
+    let (_, r) =
+        s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&signed)}).to_string());
+    assert_eq!(r["indication"], "TOTAL_PASSED", "{r}");
+    let found = medsign_pdf::signatures(&signed).unwrap();
+    assert_eq!(found.len(), 2);
+    for (i, sig) in found.iter().enumerate() {
+        d.write(&format!("sig{i}.p7s"), &sig.cms);
+        d.write(&format!("range{i}.bin"), &sig.covered);
+        let o = d.sm2_check(&[
+            "cms",
+            &d.p(&format!("sig{i}.p7s")),
+            "--content",
+            &d.p(&format!("range{i}.bin")),
+            "--ca",
+            &d.p("sm2-chain.pem"),
+        ]);
+        assert_ok(&o, "independent SM2 checker over the PDF ByteRange");
+    }
+    assert_ok(&d.run("pdftoppm", &["-r", "72", "-png", "-singlefile", &d.p("rx.pdf"), &d.p("page")]), "pdftoppm");
+    let page = image::load_from_memory(&d.read("page.png")).unwrap().to_rgb8();
+    let dark = (595 - 130..595 - 85)
+        .flat_map(|y| (48..200).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = page.get_pixel(x, y).0;
+            p[0] < 100 && p[1] < 100 && p[2] < 140
+        })
+        .count();
+    assert!(dark > 50, "doctor box ink pixels: {dark}");
+
+    // a pending list of 20 data documents signed in one batch (one unlock, three requests)
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let flow = serde_json::json!({"kind": "data", "title": format!("检验报告 LIS{i:04}"), "content": format!("WBC 6.{i} ×10^9/L"),
+            "signers": [{"employee_no": "1001", "mode": "scan"}]});
+        let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
+        assert_eq!(st, 201, "{f}");
+        ids.push(f["id"].as_str().unwrap().to_string());
+    }
+    let (st, list) = s.json("GET", "/mobile/v1/pending", Some(&me), "");
+    assert_eq!(st, 200);
+    let mut listed: Vec<&str> =
+        list["items"].as_array().unwrap().iter().map(|i| i["flow_id"].as_str().unwrap()).collect();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    listed.sort();
+    want.sort();
+    assert_eq!(listed, want);
+    assert_eq!(s.json("GET", "/mobile/v1/pending", Some(&other), "").1["items"].as_array().unwrap().len(), 0);
+    let targets: Vec<serde_json::Value> = ids.iter().map(|i| serde_json::json!({"flow_id": i})).collect();
+    let (st, v) =
+        s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &serde_json::json!({"targets": targets}).to_string());
+    assert_eq!(st, 201, "{v}");
+    let rounds = v["rounds"].as_array().unwrap().clone();
+    let out = co_sign(&s, &me, &share, &rounds);
+    assert!(out["results"].as_array().unwrap().iter().all(|r| r["state"] == "completed"), "{out}");
+    let (st, v) = s.json("GET", "/mobile/v1/pending", Some(&me), "");
+    assert_eq!((st, v["items"].as_array().unwrap().len()), (200, 0));
+    let (_, _, p7s) = s.raw("GET", &format!("/api/v1/sign-flows/{}/file?signature=p7s", ids[7]), Some(&his), None, b"");
+    d.write("lab7.p7s", &p7s);
+    d.write("lab7.txt", "WBC 6.7 ×10^9/L".as_bytes());
+    assert_ok(
+        &d.sm2_check(&["cms", &d.p("lab7.p7s"), "--content", &d.p("lab7.txt"), "--ca", &d.p("sm2-chain.pem")]),
+        "batch signature",
+    );
+
+    // bad input: no session, unknown round, a signature for another round, empty and oversized batches
+    assert_eq!(s.json("GET", "/mobile/v1/pending", Some("mt_forged"), "").0, 401);
+    let body = r#"{"answers":[{"round_id":"sr_nope","request":{"version":1,"e":"00","q1":"02"}}]}"#;
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(&me), body);
+    assert_eq!(st, 404, "{v}");
+    assert_envelope(&v, "not_found");
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets":[]}"#);
+    assert_eq!(st, 400, "{v}");
+    let many: Vec<serde_json::Value> = (0..201).map(|_| serde_json::json!({"flow_id": "sf_x"})).collect();
+    let (st, _) =
+        s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &serde_json::json!({"targets": many}).to_string());
+    assert_eq!(st, 400);
+    let (st, v) =
+        s.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets":[{"ticket":"tk_x","flow_id":"sf_x"}]}"#);
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets":[{"flow_id":"sf_x"}],"x":1}"#);
+    assert_eq!(st, 400, "{v}");
+    // a scan signer needs SM2 (the two-party key)
+    let rsa = serde_json::json!({"kind": "data", "title": "t", "content": "x", "alg": "rsa", "signers": [{"employee_no": "1001", "mode": "scan"}]});
+    let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &rsa.to_string());
+    assert!(st == 400 && v["message"].as_str().unwrap().contains("sm2"), "{v}");
+    assert_eq!(s.stop(), 0);
+}

@@ -1,0 +1,133 @@
+// Test kit (not a test file): start the real `medsign serve` (target/debug/medsign, or
+// $MEDSIGN_BIN) on loopback with its own data directory, talk JSON to it, and bind and enrol a
+// phone through medsign-phone.js. Used by web/wasm/test/*.test.mjs and bench/phone-batch.mjs.
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { createSocket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import * as phone from '../medsign-phone.js';
+
+export const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * A local fake NTP server (SNTP, RFC 4330 server side) answering with this machine's clock at
+ * stratum 2, so medsign's clock discipline reaches INSYNC and its TSA may issue. Resolves to
+ * { source: '127.0.0.1:port', close }.
+ */
+export function fakeNtpServer() {
+  const sock = createSocket('udp4');
+  const NTP_EPOCH = 2208988800n;
+  const stamp = (buf, at) => {
+    const ns = BigInt(Date.now()) * 1000000n;
+    buf.writeUInt32BE(Number(ns / 1000000000n + NTP_EPOCH), at);
+    buf.writeUInt32BE(Number(((ns % 1000000000n) << 32n) / 1000000000n), at + 4);
+  };
+  sock.on('message', (req, peer) => {
+    if (req.length < 48) return;
+    const res = Buffer.alloc(48);
+    res[0] = (0 << 6) | (4 << 3) | 4; // LI 0, version 4, mode 4 (server)
+    res[1] = 2; // stratum
+    res[2] = 6; // poll
+    res[3] = 0xec; // precision 2^-20
+    res.writeUInt32BE(0x00000010, 8); // root dispersion ~0.25 ms
+    res.write('LOCL', 12);
+    stamp(res, 16); // reference
+    req.copy(res, 24, 40, 48); // originate = the client's transmit
+    stamp(res, 32); // receive
+    stamp(res, 40); // transmit
+    sock.send(res, peer.port, peer.address);
+  });
+  return new Promise((resolve) => sock.bind(0, '127.0.0.1', () => resolve({ source: `127.0.0.1:${sock.address().port}`, close: () => sock.close() })));
+}
+
+/** Start medsign (its clock synchronised to a local fake NTP server); resolves to { base, admin, call, stop }. */
+export async function startServer(extraEnv = {}) {
+  const ntp = await fakeNtpServer();
+  await phone.load(readFileSync(`${root}web/wasm/pkg/medsign_wasm_bg.wasm`));
+  const dir = mkdtempSync(join(tmpdir(), 'medsign-node-'));
+  const bin = process.env.MEDSIGN_BIN || `${root}target/debug/medsign`;
+  const server = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+    env: { ...process.env, MEDSIGN_TIME_SOURCES: ntp.source, MEDSIGN_TIME_POLL_SECONDS: '1', ...extraEnv },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines = createInterface({ input: server.stderr });
+  let tokenNext = false;
+  let admin = null;
+  const base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('medsign did not start')), 60000);
+    lines.on('line', (l) => {
+      if (tokenNext) { admin = l.trim(); tokenNext = false; }
+      if (l.includes('bootstrap token')) tokenNext = true;
+      const m = l.match(/listening on (\S+)/);
+      if (m) { clearTimeout(timer); resolve(`http://${m[1]}`); }
+    });
+  });
+  async function call(method, path, token, body) {
+    const res = await fetch(base + path, {
+      method,
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  }
+  for (let i = 0; ; i++) {
+    const r = await fetch(`${base}/readyz`).then((x) => x.json()).catch(() => ({}));
+    if (JSON.stringify(r).includes('INSYNC')) break;
+    if (i > 200) throw new Error(`medsign's clock did not synchronise: ${JSON.stringify(r)}`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  const stop = () => {
+    ntp.close();
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { base, admin, call, stop };
+}
+
+/** Bind a phone of `employee` (activation code from the HIS token `his`); returns the session token. */
+export async function bindPhone(call, his, employee) {
+  const code = await call('POST', `/api/v1/users/${employee}/activation-codes`, his);
+  if (code.status !== 201) throw new Error(JSON.stringify(code.body));
+  const act = await call('POST', '/mobile/v1/activate', null, { employee_no: employee, code: code.body.code, device_name: 'node test phone' });
+  if (act.status !== 201) throw new Error(JSON.stringify(act.body));
+  return act.body.token;
+}
+
+/** Two-party key generation for a bound phone; returns { publicKey, wrapped, certificate }. */
+export async function enrol(call, session, pin, secret) {
+  const start = await call('POST', '/mobile/v1/keys', session);
+  if (start.status !== 201) throw new Error(JSON.stringify(start.body));
+  let certificate = null;
+  const post = async (what, request) => {
+    const r = await call('POST', `/mobile/v1/keys/${start.body.key_id}`, session, { request });
+    if (r.status !== 201) throw new Error(r.body.message);
+    certificate = r.body.certificate;
+    return r.body.response;
+  };
+  const out = await phone.enrol({ post, context: start.body.context, pin, deviceSecret: secret });
+  return { ...out, certificate };
+}
+
+/**
+ * What the H5 app does to sign: open rounds for `targets`, sign them with one PIN entry through
+ * medsign-phone.js, send the signatures. Returns { rounds, results }.
+ */
+export async function coSign(call, session, { wrapped, pin, deviceSecret, targets }) {
+  const opened = await call('POST', '/mobile/v1/sign-rounds', session, { targets });
+  if (opened.status !== 201) throw Object.assign(new Error(opened.body.message), { status: opened.status, body: opened.body });
+  const rounds = opened.body.rounds;
+  const post = async (what, requests) => {
+    const answers = requests.map((request, i) => ({ round_id: rounds[i].round_id, request }));
+    const r = await call('POST', '/mobile/v1/sign-rounds/answers', session, { answers });
+    if (r.status !== 200) throw Object.assign(new Error(r.body.message), { status: r.status });
+    return r.body.responses;
+  };
+  const sigs = await phone.signMany({ post, wrapped, pin, deviceSecret, digests: rounds.map((r) => r.e) });
+  const signatures = sigs.map((signature, i) => ({ round_id: rounds[i].round_id, signature }));
+  const done = await call('POST', '/mobile/v1/sign-rounds/signatures', session, { signatures });
+  if (done.status !== 200) throw Object.assign(new Error(done.body.message), { status: done.status });
+  return { rounds, results: done.body.results };
+}
