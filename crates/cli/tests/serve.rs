@@ -407,6 +407,11 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/sign-rounds", "post"),
         ("/mobile/v1/sign-rounds/answers", "post"),
         ("/mobile/v1/sign-rounds/signatures", "post"),
+        ("/api/v1/login-tickets", "post"),
+        ("/api/v1/login-tickets/{ticket_id}", "get"),
+        ("/api/v1/login-tickets/{ticket_id}/events", "get"),
+        ("/mobile/v1/login-tickets/{ticket_id}/scan", "post"),
+        ("/mobile/v1/login-tickets/{ticket_id}/refuse", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

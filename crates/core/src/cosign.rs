@@ -216,14 +216,14 @@ async fn refuse(db: &Db, ctx: &Context, action: &str, target: &str, e: Error) ->
 }
 
 /// The phone's active two-party key and its certificate.
-struct ActiveKey {
+pub(crate) struct ActiveKey {
     id: String,
     cert: Cert,
     serial: String,
     public: Sm2PublicKey,
 }
 
-async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
+pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
     let r = sqlx::query(
         "SELECT id, cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
     )
@@ -712,7 +712,11 @@ async fn finish_one(
     if let Some(e) = failed {
         flows::fail(db, ctx, &f.id, &format!("签署失败 / signing failed: {e}")).await?;
     }
-    flows::get(db, None, &f.id).await
+    let v = flows::get(db, None, &f.id).await?;
+    if v.state == "completed" {
+        crate::logins::on_flow_completed(db, ctx, &f.id).await?;
+    }
+    Ok(v)
 }
 
 /// The rebuilt document asked for exactly the bytes the round's `e` was computed over.
@@ -725,7 +729,7 @@ fn same_bytes(seam: &Deferred, public: &Sm2PublicKey, e: &[u8; 32]) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{
         certs::Issuer,
@@ -739,7 +743,7 @@ mod tests {
 
     /// A bound phone with an enrolled two-party key (the phone half runs natively here; the wasm
     /// build of the same code is tested under Node).
-    async fn phone(db: &Db, kek: &Kek, cas: &BuiltinCas, no: &str) -> (Session, ClientKeyShare) {
+    pub(crate) async fn phone(db: &Db, kek: &Kek, cas: &BuiltinCas, no: &str) -> (Session, ClientKeyShare) {
         let ctx = Context::cli();
         let issuer = Issuer { cas, organization: "某县人民医院", public_url: "http://x", channels: None };
         let a = mobile::activation_code(db, kek, &ctx, no).await.unwrap();
@@ -750,7 +754,7 @@ mod tests {
         (s, kg.finish(&done.response).unwrap())
     }
 
-    fn e_of(r: &Round) -> [u8; 32] {
+    pub(crate) fn e_of(r: &Round) -> [u8; 32] {
         hex::decode(&r.e).unwrap().try_into().unwrap()
     }
 

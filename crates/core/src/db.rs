@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "documents", include_str!("../migrations/0013_documents.sql")),
     (14, "mobile", include_str!("../migrations/0014_mobile.sql")),
     (15, "cosign", include_str!("../migrations/0015_cosign.sql")),
+    (16, "logins", include_str!("../migrations/0016_logins.sql")),
 ];
 
 /// Which database.

@@ -23,6 +23,7 @@ pub mod flows;
 pub mod idempotency;
 pub mod images;
 pub mod import;
+pub mod logins;
 pub mod mobile;
 pub mod ocsp;
 pub mod templates;

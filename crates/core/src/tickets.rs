@@ -212,21 +212,27 @@ pub fn deep_link(public_url: &str, ticket_id: &str) -> String {
     format!("{}/m/#/sign?t={ticket_id}", public_url.trim_end_matches('/'))
 }
 
-/// The API view of a ticket, with its QR code as PNG and SVG.
-pub fn view(public_url: &str, t: &Ticket) -> Result<TicketView> {
-    let link = deep_link(public_url, &t.id);
-    let code = qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M)
+/// A QR code of `content` as PNG (base64) and SVG, sized for a PC screen.
+pub fn qr(content: &str) -> Result<(String, String)> {
+    let code = qrcode::QrCode::with_error_correction_level(content.as_bytes(), qrcode::EcLevel::M)
         .map_err(|e| Error::Config(format!("QR: {e}")))?;
     let img = code.render::<image::Luma<u8>>().min_dimensions(240, 240).build();
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| Error::Config(e.to_string()))?;
     let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).build();
+    Ok((base64::engine::general_purpose::STANDARD.encode(png.into_inner()), svg))
+}
+
+/// The API view of a ticket, with its QR code as PNG and SVG.
+pub fn view(public_url: &str, t: &Ticket) -> Result<TicketView> {
+    let link = deep_link(public_url, &t.id);
+    let (qr_png_base64, qr_svg) = qr(&link)?;
     Ok(TicketView {
         ticket_id: t.id.clone(),
         signer_index: t.signer_index,
         expires_at: t.expires_at.clone(),
         deep_link: link,
-        qr_png_base64: base64::engine::general_purpose::STANDARD.encode(png.into_inner()),
-        qr_svg: svg,
+        qr_png_base64,
+        qr_svg,
     })
 }

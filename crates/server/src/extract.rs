@@ -158,3 +158,18 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for StrictJson<T> {
         })
     }
 }
+
+/// An optional JSON body: an empty one (`Content-Length: 0`, or neither length nor type) is `None`; anything else must be valid
+/// JSON as for [`StrictJson`].
+impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<Arc<AppState>> for StrictJson<T> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Option<Self>, axum::response::Response> {
+        let length = req.headers().get(header::CONTENT_LENGTH).map(|v| v.as_bytes() == b"0");
+        let empty = length.unwrap_or(req.headers().get(header::CONTENT_TYPE).is_none());
+        if empty {
+            return Ok(None);
+        }
+        <Self as FromRequest<Arc<AppState>>>::from_request(req, state).await.map(Some)
+    }
+}

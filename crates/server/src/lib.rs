@@ -9,6 +9,7 @@
 mod documents;
 mod error;
 mod extract;
+mod logins;
 mod metrics;
 mod mobile;
 mod routes;

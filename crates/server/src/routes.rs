@@ -49,13 +49,15 @@ pub struct ErrorBody {
         crate::documents::put_seal_image, crate::documents::get_seal_image, crate::documents::post_handwriting,
         crate::documents::get_handwriting, crate::documents::renew_ticket,
         crate::mobile::activation_code, crate::mobile::activate, crate::mobile::keygen_start, crate::mobile::keygen_finish,
-        crate::mobile::pending, crate::mobile::start_rounds, crate::mobile::answer_rounds, crate::mobile::finish_rounds),
+        crate::mobile::pending, crate::mobile::start_rounds, crate::mobile::answer_rounds, crate::mobile::finish_rounds,
+        crate::logins::create, crate::logins::get, crate::logins::events, crate::logins::scan, crate::logins::refuse),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
     modifiers(&Security),
     tags((name = "users", description = "人员 / staff users (R7.4.1, R7.4.2)"), (name = "admin", description = "管理 / administration (admin scope)"),
-        (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates, CRL"), (name = "certificates", description = "证书生命周期 / certificate lifecycle (R1.2, R5)"))
+        (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates, CRL"), (name = "certificates", description = "证书生命周期 / certificate lifecycle (R1.2, R5)"),
+        (name = "login", description = "扫码登录 / scan-to-login (R2.5, R3.3)"), (name = "mobile", description = "手机端 / the doctor's phone (issue #7)"))
 )]
 pub struct ApiDoc;
 
@@ -178,6 +180,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/keys", post(crate::mobile::keygen_start))
         .route("/mobile/v1/keys/{key_id}", post(crate::mobile::keygen_finish))
         .route("/mobile/v1/pending", get(crate::mobile::pending))
+        .route("/api/v1/login-tickets", post(crate::logins::create))
+        .route("/api/v1/login-tickets/{ticket_id}", get(crate::logins::get))
+        .route("/api/v1/login-tickets/{ticket_id}/events", get(crate::logins::events))
+        .route("/mobile/v1/login-tickets/{ticket_id}/scan", post(crate::logins::scan))
+        .route("/mobile/v1/login-tickets/{ticket_id}/refuse", post(crate::logins::refuse))
         .route("/mobile/v1/sign-rounds", post(crate::mobile::start_rounds))
         .route("/mobile/v1/sign-rounds/answers", post(crate::mobile::answer_rounds))
         .route("/mobile/v1/sign-rounds/signatures", post(crate::mobile::finish_rounds))

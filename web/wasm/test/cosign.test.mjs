@@ -1,11 +1,11 @@
 // node:test — the phone's half in WebAssembly co-signs through the real `medsign serve`: a
 // scanned ticket (data flow, then the hospital seal follows), a pending list signed as a batch
 // with one PIN entry, and the refusals a phone can meet (wrong PIN before anything is sent, a
-// foreign flow, a replayed ticket).
+// foreign flow, a replayed ticket); scan-to-login followed by SSE.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as phone from '../medsign-phone.js';
-import { startServer, bindPhone, enrol, coSign } from '../testkit/server.mjs';
+import { startServer, bindPhone, enrol, coSign, signRounds, readEvents } from '../testkit/server.mjs';
 
 let srv, call, his, me, key, secret;
 const PIN = '135790';
@@ -65,4 +65,52 @@ test('refusals: wrong PIN before anything is sent, another doctor’s document',
   assert.equal(r.status, 403);
   assert.equal(r.body.code, 'forbidden');
   assert.match(r.body.message, /不需要您签署/);
+});
+
+test('scan-to-login: the PC page follows by SSE, the system gets a verifiable signed assertion', async () => {
+  const t = await call('POST', '/api/v1/login-tickets', his, { system: '门诊医生站', challenge: 'nonce-7f3a' });
+  assert.equal(t.status, 201, JSON.stringify(t.body));
+  assert.equal(t.body.state, 'waiting');
+  assert.match(t.body.deep_link, /\/m\/#\/login\?t=lt_/);
+  const id = t.body.ticket_id;
+  // the PC page listens without a token (the ticket id is the capability)
+  const events = readEvents(`${srv.base}/api/v1/login-tickets/${id}/events`, (e) => ['confirmed', 'refused', 'expired'].includes(e.data.state));
+  await new Promise((ok) => setTimeout(ok, 300));
+  const scanned = await call('POST', `/mobile/v1/login-tickets/${id}/scan`, me);
+  assert.equal(scanned.status, 201, JSON.stringify(scanned.body));
+  assert.equal(scanned.body.system, '门诊医生站');
+  const results = await signRounds(call, me, { wrapped: key.wrapped, pin: PIN, deviceSecret: secret, rounds: [scanned.body.round] });
+  assert.equal(results[0].state, 'completed');
+  const states = (await events).map((e) => e.data.state);
+  assert.deepEqual(states.filter((s, i) => states.indexOf(s) === i), states, 'each state once');
+  assert.equal(states[0], 'waiting');
+  assert.equal(states.at(-1), 'confirmed');
+  // the system reads the assertion with its token and verifies it
+  const v = await call('GET', `/api/v1/login-tickets/${id}`, his);
+  assert.equal(v.body.state, 'confirmed');
+  const a = v.body.assertion;
+  const signed = JSON.parse(Buffer.from(a.data_base64, 'base64').toString('utf8'));
+  assert.deepEqual([signed.type, signed.employee_no, signed.system, signed.challenge], ['medsign.login.v1', '1001', '门诊医生站', 'nonce-7f3a']);
+  const check = await call('POST', '/api/v1/verify/data', his, { signature: a.signature_base64, data: a.data_base64 });
+  assert.equal(check.body.indication, 'TOTAL_PASSED', JSON.stringify(check.body));
+  // one scan per ticket; no token, no assertion; an unknown ticket has no events
+  const again = await call('POST', `/mobile/v1/login-tickets/${id}/scan`, me);
+  assert.equal(again.status, 400);
+  assert.match(again.body.message, /already used/);
+  assert.equal((await call('GET', `/api/v1/login-tickets/${id}`)).status, 401);
+  await assert.rejects(readEvents(`${srv.base}/api/v1/login-tickets/lt_nope/events`, () => true), (e) => e.status === 404);
+});
+
+test('scan-to-login declined on the phone: the PC page sees refused', async () => {
+  const t = await call('POST', '/api/v1/login-tickets', his);
+  assert.equal(t.status, 201, JSON.stringify(t.body));
+  assert.equal(t.body.system, 'HIS', 'defaults to the app name');
+  const scanned = await call('POST', `/mobile/v1/login-tickets/${t.body.ticket_id}/scan`, me);
+  assert.equal(scanned.status, 201);
+  assert.equal((await call('POST', `/mobile/v1/login-tickets/${t.body.ticket_id}/refuse`, me)).status, 204);
+  const seen = await readEvents(`${srv.base}/api/v1/login-tickets/${t.body.ticket_id}/events`, (e) => e.data.state === 'refused');
+  assert.equal(seen.at(-1).data.state, 'refused');
+  const bad = await call('POST', '/api/v1/login-tickets', his, { ttl_seconds: 5 });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.code, 'invalid_request');
 });

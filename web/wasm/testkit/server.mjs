@@ -112,13 +112,10 @@ export async function enrol(call, session, pin, secret) {
 }
 
 /**
- * What the H5 app does to sign: open rounds for `targets`, sign them with one PIN entry through
- * medsign-phone.js, send the signatures. Returns { rounds, results }.
+ * What the H5 app does to sign open rounds: one PIN entry through medsign-phone.js, the server
+ * half in one request, then the signatures. Returns the per-document results.
  */
-export async function coSign(call, session, { wrapped, pin, deviceSecret, targets }) {
-  const opened = await call('POST', '/mobile/v1/sign-rounds', session, { targets });
-  if (opened.status !== 201) throw Object.assign(new Error(opened.body.message), { status: opened.status, body: opened.body });
-  const rounds = opened.body.rounds;
+export async function signRounds(call, session, { wrapped, pin, deviceSecret, rounds }) {
   const post = async (what, requests) => {
     const answers = requests.map((request, i) => ({ round_id: rounds[i].round_id, request }));
     const r = await call('POST', '/mobile/v1/sign-rounds/answers', session, { answers });
@@ -129,5 +126,43 @@ export async function coSign(call, session, { wrapped, pin, deviceSecret, target
   const signatures = sigs.map((signature, i) => ({ round_id: rounds[i].round_id, signature }));
   const done = await call('POST', '/mobile/v1/sign-rounds/signatures', session, { signatures });
   if (done.status !== 200) throw Object.assign(new Error(done.body.message), { status: done.status });
-  return { rounds, results: done.body.results };
+  return done.body.results;
+}
+
+/** Open rounds for `targets` (scanned tickets or pending flows) and sign them. Returns { rounds, results }. */
+export async function coSign(call, session, { wrapped, pin, deviceSecret, targets }) {
+  const opened = await call('POST', '/mobile/v1/sign-rounds', session, { targets });
+  if (opened.status !== 201) throw Object.assign(new Error(opened.body.message), { status: opened.status, body: opened.body });
+  const rounds = opened.body.rounds;
+  return { rounds, results: await signRounds(call, session, { wrapped, pin, deviceSecret, rounds }) };
+}
+
+/** Read a server-sent events stream until `until(event)` is true; resolves to the events seen. */
+export async function readEvents(url, until, timeoutMs = 20000) {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  const res = await fetch(url, { signal: ac.signal, headers: { Accept: 'text/event-stream' } });
+  if (res.status !== 200) throw Object.assign(new Error(`events: HTTP ${res.status}`), { status: res.status });
+  const seen = [];
+  let buf = '';
+  try {
+    for await (const chunk of res.body) {
+      buf += Buffer.from(chunk).toString('utf8');
+      let at;
+      while ((at = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, at);
+        buf = buf.slice(at + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (!event) continue;
+        const e = { event, data: JSON.parse(data) };
+        seen.push(e);
+        if (until(e)) return seen;
+      }
+    }
+    return seen;
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
 }
