@@ -8,6 +8,7 @@
 //   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret })  → { publicKey, wrapped }
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
 //   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
+//   const sealed = await MedsignPhone.sealForGrant({ wrapped, pin, deviceSecret, publicKey, context })
 
 import init, { KeyGen, KeyShare, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
 
@@ -74,6 +75,22 @@ export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
 /** One two-party signature over `e` (see signMany). */
 export async function sign({ post, wrapped, pin, deviceSecret, e }) {
   return (await signMany({ post, wrapped, pin, deviceSecret, digests: [e] }))[0];
+}
+
+/**
+ * Session authorization (R3.5): after the PIN, seal d1 to the grant key the server made for this
+ * grant (`POST /mobile/v1/grants` → { public_key, context }); the result goes to
+ * `POST /mobile/v1/grants/{grant_id}/share`. d1 leaves the phone only sealed to that grant's key,
+ * which the server erases when the grant is cancelled or expires.
+ */
+export async function sealForGrant({ wrapped, pin, deviceSecret, publicKey, context }) {
+  await load();
+  const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+  try {
+    return share.sealTo(publicKey, context);
+  } finally {
+    share.free();
+  }
 }
 
 /**

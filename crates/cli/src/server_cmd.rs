@@ -252,6 +252,9 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
                 if let Err(e) = medsign_core::flows::expire_due(&s.db).await {
                     tracing::warn!(error = %e, "flow expiry failed");
                 }
+                if let Err(e) = medsign_core::grants::expire_due(&s.db).await {
+                    tracing::warn!(error = %e, "grant expiry failed");
+                }
             }
         }
     });

@@ -412,6 +412,11 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/api/v1/login-tickets/{ticket_id}/events", "get"),
         ("/mobile/v1/login-tickets/{ticket_id}/scan", "post"),
         ("/mobile/v1/login-tickets/{ticket_id}/refuse", "post"),
+        ("/mobile/v1/systems", "get"),
+        ("/mobile/v1/grants", "post"),
+        ("/mobile/v1/grants", "get"),
+        ("/mobile/v1/grants/{grant_id}", "delete"),
+        ("/mobile/v1/grants/{grant_id}/share", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

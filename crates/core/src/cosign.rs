@@ -217,7 +217,7 @@ async fn refuse(db: &Db, ctx: &Context, action: &str, target: &str, e: Error) ->
 
 /// The phone's active two-party key and its certificate.
 pub(crate) struct ActiveKey {
-    id: String,
+    pub(crate) id: String,
     cert: Cert,
     serial: String,
     public: Sm2PublicKey,
@@ -538,7 +538,7 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
     Ok(out)
 }
 
-async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<ServerKeyShare> {
+pub(crate) async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<ServerKeyShare> {
     let wrapped: Option<String> =
         sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1 AND status = 'active'")
             .bind(key_id)

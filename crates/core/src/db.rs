@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "mobile", include_str!("../migrations/0014_mobile.sql")),
     (15, "cosign", include_str!("../migrations/0015_cosign.sql")),
     (16, "logins", include_str!("../migrations/0016_logins.sql")),
+    (17, "grants", include_str!("../migrations/0017_grants.sql")),
 ];
 
 /// Which database.

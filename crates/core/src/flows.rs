@@ -151,7 +151,9 @@ pub async fn revoke_custody(db: &Db, ctx: &Context, employee_no: &str) -> Result
 
 /// A signer ready to sign: key, certificate, chain.
 struct Ready {
-    key: KeySigner,
+    key: Box<dyn Signer>,
+    /// how the key is held, for the record (`{"custody": "server"}`, or the grant it signs under)
+    custody: serde_json::Value,
     cert: Cert,
     chain: Vec<Cert>,
     /// who signs, as the visible signature shows it
@@ -179,19 +181,48 @@ pub(crate) async fn active_user(db: &Db, kek: &Kek, employee_no: &str) -> Result
     Ok(user)
 }
 
-/// A staff signer's key and certificate; with `pdf`, also the handwriting a visible signature shows
-/// (data flows never read it).
-async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, alg: &str, pdf: bool) -> Result<Ready> {
+/// A staff signer's key and certificate — the server-custody key under the hospital's
+/// authorization, or else the user's two-party key under an active session grant to `app_id`
+/// (R3.5); with `pdf`, also the handwriting a visible signature shows (data flows never read it).
+async fn staff_ready(
+    db: &Db,
+    kek: &Kek,
+    cas: &BuiltinCas,
+    employee_no: &str,
+    alg: &str,
+    pdf: bool,
+    app_id: &str,
+) -> Result<Ready> {
     let user = active_user(db, kek, employee_no).await?;
+    let image = match pdf {
+        true => crate::images::get(db, &format!("user:{employee_no}")).await?.map(|(png, _)| png),
+        false => None,
+    };
     let granted: Option<String> =
         sqlx::query_scalar("SELECT employee_no FROM staff_custody WHERE employee_no = $1 AND revoked_at IS NULL")
             .bind(employee_no)
             .fetch_optional(&db.pool)
             .await?;
     if granted.is_none() {
-        return Err(Error::Invalid(format!(
-            "签署人 {employee_no} 未授权服务器托管签名（auto 模式需要）/ signer {employee_no} has no server-custody authorization (needed for auto mode)"
-        )));
+        let grant = match alg {
+            "sm2" => crate::grants::signer(db, kek, employee_no, app_id).await?,
+            _ => None,
+        };
+        let Some(g) = grant else {
+            return Err(Error::Invalid(format!(
+                "签署人 {employee_no} 既未授权服务器托管签名，也没有对本系统有效的会话授权（auto 模式需要其一）/ signer {employee_no} has neither a server-custody authorization nor an active session grant for this system (auto mode needs one)"
+            )));
+        };
+        let custody = serde_json::json!({"custody": "grant", "grant": g.grant_id, "key": g.key_id});
+        let cert = g.cert.clone();
+        return Ok(Ready {
+            key: Box::new(g),
+            custody,
+            cert,
+            chain: vec![cas.sm2.issuing.clone()],
+            display: staff_display(&user),
+            image,
+        });
     }
     let key = KeySigner::new(custody::ensure_key(db, kek, &staff_key_name(employee_no, alg), key_alg(alg)?).await?);
     let family = alg; // key_alg() above accepted only sm2 | rsa, the certificate families
@@ -206,11 +237,14 @@ async fn staff_ready(db: &Db, kek: &Kek, cas: &BuiltinCas, employee_no: &str, al
             ))
         })?;
     let h = if alg == "sm2" { &cas.sm2 } else { &cas.rsa };
-    let image = match pdf {
-        true => crate::images::get(db, &format!("user:{employee_no}")).await?.map(|(png, _)| png),
-        false => None,
-    };
-    Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display: staff_display(&user), image })
+    Ok(Ready {
+        key: Box::new(key),
+        custody: serde_json::json!({"custody": "server"}),
+        cert,
+        chain: vec![h.issuing.clone()],
+        display: staff_display(&user),
+        image,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -237,7 +271,14 @@ async fn seal_ready(
         false => None,
     };
     let display = format!("{}（电子签章）", medsign_pki::name::common_name_or_dn(cert.subject()));
-    Ok(Ready { key, cert, chain: vec![h.issuing.clone()], display, image })
+    Ok(Ready {
+        key: Box::new(key),
+        custody: serde_json::json!({"custody": "server"}),
+        cert,
+        chain: vec![h.issuing.clone()],
+        display,
+        image,
+    })
 }
 
 /// A signer of a new flow: a staff member (`employee_no`) or a seal (`seal`: `hospital` or a
@@ -371,8 +412,11 @@ pub struct SignerView {
     pub mode: String,
     /// `pending` | `signed` | `failed`
     pub state: String,
-    /// how the key that signed was held: `server` (custody) or `two-party` (phone + server)
+    /// how the key that signed was held: `server` (custody), `two-party` (phone + server) or
+    /// `grant` (two-party, the phone's half run under the user's session grant)
     pub custody: Option<String>,
+    /// the session grant a `grant` signature was made under
+    pub grant_id: Option<String>,
     /// certificate used
     pub cert_serial: Option<String>,
     /// when
@@ -609,7 +653,7 @@ pub async fn create_keyed(
                 )));
             }
             (Some(no), None) => {
-                let r = staff_ready(db, kek, cas, no, &alg, is_pdf).await?;
+                let r = staff_ready(db, kek, cas, no, &alg, is_pdf, app_id).await?;
                 if !waiting {
                     ready.push(r);
                 }
@@ -730,7 +774,7 @@ pub async fn create_keyed(
             kind: refs[i].0.into(),
             subject_ref: refs[i].1.clone(),
             serial: r.cert.serial_hex(),
-            custody: serde_json::json!({"custody": "server"}),
+            custody: r.custody.clone(),
         })
         .collect();
     record(db, ctx, &id, &der, pending, &ts_times, &signed, refs.len() as i64, ticket_ttl).await?;
@@ -790,7 +834,7 @@ pub(crate) async fn record(
     for (k, s) in signed.iter().enumerate() {
         let ts = ts_times.get(k).or(ts_times.first());
         let done = sqlx::query(
-            "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3, custody = $6 \
+            "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3, custody = $6, grant_id = $7 \
              WHERE flow_id = $4 AND idx = $5 AND state = 'pending'",
         )
         .bind(&s.serial)
@@ -799,6 +843,7 @@ pub(crate) async fn record(
         .bind(id)
         .bind(s.idx)
         .bind(s.custody.get("custody").and_then(|c| c.as_str()).unwrap_or("server"))
+        .bind(s.custody.get("grant").and_then(|c| c.as_str()))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -854,7 +899,7 @@ async fn sign_data(
     ts_mode: &str,
 ) -> Result<(Vec<u8>, Vec<DateTime<Utc>>, bool)> {
     let signers: Vec<CmsSigner<'_>> =
-        ready.iter().map(|r| CmsSigner { signer: &r.key as &dyn Signer, cert: &r.cert, chain: &r.chain }).collect();
+        ready.iter().map(|r| CmsSigner { signer: r.key.as_ref(), cert: &r.cert, chain: &r.chain }).collect();
     let der = cms::sign(content, &signers, &SignOptions { detached, ..Default::default() })
         .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
     let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
@@ -942,7 +987,7 @@ async fn sign_pdf(
         let opts =
             pdf_options(&specs[i], existing + i + 1, kinds[i], &r.display, r.image.clone(), &r.cert, title, Utc::now());
         let prepared = medsign_pdf::prepare(&doc, &opts).map_err(|e| Error::Invalid(e.to_string()))?;
-        let der = pades_cms(&prepared.covered(), &r.key, &r.cert, &r.chain)?;
+        let der = pades_cms(&prepared.covered(), r.key.as_ref(), &r.cert, &r.chain)?;
         let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
         times.extend(add_timestamps(tsa, &mut parsed, alg, app_id).await?);
         doc = prepared
@@ -1117,7 +1162,7 @@ pub(crate) async fn sign_following(
     for s in f.signers.iter().filter(|s| s.idx >= from).take_while(|s| s.mode == "auto") {
         let r = match s.kind.as_str() {
             "seal" => seal_ready(db, kek, cas, organization, ctx, &s.subject_ref, &f.alg, is_pdf).await?,
-            _ => staff_ready(db, kek, cas, &s.subject_ref, &f.alg, is_pdf).await?,
+            _ => staff_ready(db, kek, cas, &s.subject_ref, &f.alg, is_pdf, &f.app_id).await?,
         };
         ready.push(r);
         who.push(s);
@@ -1147,7 +1192,7 @@ pub(crate) async fn sign_following(
             kind: s.kind.clone(),
             subject_ref: s.subject_ref.clone(),
             serial: r.cert.serial_hex(),
-            custody: serde_json::json!({"custody": "server"}),
+            custody: r.custody.clone(),
         })
         .collect();
     Ok((out, signed, times, pending))
@@ -1262,6 +1307,7 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
                 mode: s.try_get("mode")?,
                 state: s.try_get("state")?,
                 custody: s.try_get("custody")?,
+                grant_id: s.try_get("grant_id")?,
                 cert_serial: s.try_get("cert_serial")?,
                 signed_at: s.try_get("signed_at")?,
                 timestamp_at: s.try_get("timestamp_at")?,

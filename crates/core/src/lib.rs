@@ -20,6 +20,7 @@ pub mod db;
 pub mod departments;
 pub mod error;
 pub mod flows;
+pub mod grants;
 pub mod idempotency;
 pub mod images;
 pub mod import;

@@ -28,6 +28,7 @@ pub mod hash;
 #[cfg(feature = "native")]
 pub mod keys;
 pub mod rng;
+pub mod seal;
 #[cfg(feature = "native")]
 pub mod signer;
 pub mod sm2;

@@ -12,7 +12,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::{apps::Scope, cosign, mobile};
+use medsign_core::{apps::Scope, cosign, grants, mobile};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -215,4 +215,117 @@ pub async fn finish_rounds(
             .await
             .map_err(err(&phone.ctx.request_id))?;
     Ok(Json(Outcomes { results }).into_response())
+}
+
+/// A business system a user can grant (an app allowed to start signings).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct System {
+    /// app id
+    app_id: String,
+    /// its name, e.g. HIS 门诊医生站
+    name: String,
+}
+
+/// Answer of `GET /mobile/v1/systems`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Systems {
+    /// enabled apps with the `sign` scope
+    items: Vec<System>,
+}
+
+#[utoipa::path(get, path = "/mobile/v1/systems", tag = "mobile", security(("device" = [])),
+    responses((status = 200, body = Systems, example = json!({"items": [{"app_id": "app_3f2a9c1b", "name": "HIS 门诊医生站"}]})), (status = 401, body = ErrorBody)))]
+/// `GET /mobile/v1/systems`: the business systems a session grant can name.
+pub async fn systems(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let apps = medsign_core::apps::list(&s.db).await.map_err(err(&phone.ctx.request_id))?;
+    let items = apps
+        .into_iter()
+        .filter(|a| !a.disabled && (a.scopes.contains(&Scope::Sign) || a.scopes.contains(&Scope::Admin)))
+        .map(|a| System { app_id: a.app_id, name: a.name })
+        .collect();
+    Ok(Json(Systems { items }).into_response())
+}
+
+/// Body of `POST /mobile/v1/grants`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    /// the business system
+    app_id: String,
+    /// 1–12
+    hours: u32,
+    /// most signatures under it (default: no limit)
+    max_count: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/grants", tag = "mobile", security(("device" = [])),
+    request_body(content = NewGrant, example = json!({"app_id": "app_3f2a9c1b", "hours": 4, "max_count": 200})),
+    responses((status = 201, body = grants::GrantStart, example = json!({"grant_id": "gr_…", "public_key": "04…", "context": "medsign/grant/v1|grant=gr_…|user=1001|app=app_…|key=sk_…", "app_id": "app_3f2a9c1b", "app_name": "HIS", "hours": 4})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "授权时长须为 1–12 小时 / hours must be 1-12", "request_id": "…"}))))]
+/// `POST /mobile/v1/grants` (R3.5): start a session grant; the phone then seals its share to the
+/// returned key (`KeyShare.sealTo(public_key, context)`) and sends it to `…/{grant_id}/share`.
+pub async fn start_grant(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(b): StrictJson<NewGrant>,
+) -> Result<Response, ApiError> {
+    let g = grants::start(&s.db, &s.kek, &phone.session, &b.app_id, b.hours, b.max_count)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok((StatusCode::CREATED, Json(g)).into_response())
+}
+
+/// Body of `POST /mobile/v1/grants/{grant_id}/share`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedShare {
+    /// the phone's share sealed to the grant key, hex
+    sealed: String,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/grants/{grant_id}/share", tag = "mobile", security(("device" = [])),
+    params(("grant_id" = String, Path, example = "gr_3f2a9c1b7d4e5a60c1d2e3f4")),
+    request_body(content = SealedShare, example = json!({"sealed": "04…"})),
+    responses((status = 200, body = grants::GrantView, example = json!({"grant_id": "gr_…", "app_id": "app_3f2a9c1b", "state": "active", "hours": 4, "max_count": 200, "used_count": 0, "expires_at": "2026-11-27T12:00:00Z", "created_at": "2026-11-27T08:00:00.000Z", "ended_at": null})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "授权密钥份额无效 / the sealed share is not valid for this grant", "request_id": "…"}))))]
+/// `POST /mobile/v1/grants/{grant_id}/share`: the sealed share; the grant is active from now.
+pub async fn grant_share(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    Path(id): Path<String>,
+    StrictJson(b): StrictJson<SealedShare>,
+) -> Result<Response, ApiError> {
+    let v = grants::activate(&s.db, &s.kek, &phone.ctx, &phone.session, &id, &b.sealed)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(v).into_response())
+}
+
+/// Answer of `GET /mobile/v1/grants`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GrantList {
+    /// newest first
+    items: Vec<grants::GrantView>,
+}
+
+#[utoipa::path(get, path = "/mobile/v1/grants", tag = "mobile", security(("device" = [])),
+    responses((status = 200, body = GrantList, example = json!({"items": [{"grant_id": "gr_…", "app_id": "app_3f2a9c1b", "state": "active", "hours": 4, "used_count": 12, "expires_at": "2026-11-27T12:00:00Z"}]}))))]
+/// `GET /mobile/v1/grants`: this user's session grants.
+pub async fn list_grants(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let items = grants::list(&s.db, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(GrantList { items }).into_response())
+}
+
+#[utoipa::path(delete, path = "/mobile/v1/grants/{grant_id}", tag = "mobile", security(("device" = [])),
+    params(("grant_id" = String, Path, example = "gr_3f2a9c1b7d4e5a60c1d2e3f4")),
+    responses((status = 200, body = grants::GrantView, example = json!({"grant_id": "gr_…", "state": "cancelled", "ended_at": "2026-11-27T09:30:00.000Z"})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "授权 gr_… 状态为 expired / grant gr_… is expired", "request_id": "…"}))))]
+/// `DELETE /mobile/v1/grants/{grant_id}`: cancel; the grant key and the sealed share are erased.
+pub async fn cancel_grant(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = grants::cancel(&s.db, &phone.ctx, &phone.session, &id).await.map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(v).into_response())
 }

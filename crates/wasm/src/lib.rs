@@ -157,6 +157,18 @@ impl KeyShare {
         Ok(SignSession { inner: Some(inner), request: to_json(&req) })
     }
 
+    /// Seal this share to a session grant's public key (hex SEC1, from `POST /mobile/v1/grants`)
+    /// bound to the grant's context: the server's grant worker may then sign for this user until
+    /// the grant ends (R3.5). Returns the sealed blob, hex.
+    #[wasm_bindgen(js_name = sealTo)]
+    pub fn seal_to(&self, grant_public_key_hex: &str, context: &str) -> Result<String> {
+        let key = hex::decode(grant_public_key_hex)
+            .ok()
+            .and_then(|b| medsign_crypto::sm2::Sm2PublicKey::from_sec1(&b).ok())
+            .ok_or_else(|| bad("授权公钥无效 / the grant public key is not a valid SM2 point"))?;
+        Ok(hex::encode(medsign_crypto::seal::seal(&key, &self.inner.to_bytes(), context.as_bytes())?))
+    }
+
     /// `e` of `message` for this key with the standard distinguishing ID (GM/T 0009), hex.
     #[wasm_bindgen(js_name = digestOf)]
     pub fn digest_of(&self, message: &[u8]) -> Result<String> {

@@ -1,7 +1,7 @@
 // node:test — the phone's half in WebAssembly co-signs through the real `medsign serve`: a
 // scanned ticket (data flow, then the hospital seal follows), a pending list signed as a batch
 // with one PIN entry, and the refusals a phone can meet (wrong PIN before anything is sent, a
-// foreign flow, a replayed ticket); scan-to-login followed by SSE.
+// foreign flow, a replayed ticket); scan-to-login followed by SSE; a session grant.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as phone from '../medsign-phone.js';
@@ -113,4 +113,39 @@ test('scan-to-login declined on the phone: the PC page sees refused', async () =
   const bad = await call('POST', '/api/v1/login-tickets', his, { ttl_seconds: 5 });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.code, 'invalid_request');
+});
+
+test('a session grant lets the HIS sign without the phone until the doctor cancels it', async () => {
+  const autoFlow = (title) => ({ kind: 'data', title, content: `${title}：NS 250ml ivgtt qd`, signers: [{ employee_no: '1001' }] });
+  const before = await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 A'));
+  assert.equal(before.status, 400, 'no custody, no grant');
+  assert.match(before.body.message, /session grant/);
+  const systems = await call('GET', '/mobile/v1/systems', me);
+  const hisApp = systems.body.items.find((s) => s.name === 'HIS');
+  assert.ok(hisApp, JSON.stringify(systems.body));
+  const started = await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 2 });
+  assert.equal(started.status, 201, JSON.stringify(started.body));
+  const sealed = await phone.sealForGrant({ wrapped: key.wrapped, pin: PIN, deviceSecret: secret, publicKey: started.body.public_key, context: started.body.context });
+  assert.ok(!sealed.includes(key.wrapped.slice(-20)));
+  const active = await call('POST', `/mobile/v1/grants/${started.body.grant_id}/share`, me, { sealed });
+  assert.equal(active.status, 200, JSON.stringify(active.body));
+  assert.equal(active.body.state, 'active');
+  // the HIS signs without the phone; the signature cites the grant
+  const f = await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 B'));
+  assert.equal(f.status, 201, JSON.stringify(f.body));
+  assert.equal(f.body.state, 'completed');
+  assert.equal(f.body.signers[0].custody, 'grant');
+  assert.equal(f.body.signers[0].grant_id, started.body.grant_id);
+  const listed = await call('GET', '/mobile/v1/grants', me);
+  assert.equal(listed.body.items[0].used_count, 1);
+  // cancelled on the phone: refused at once
+  const cancelled = await call('DELETE', `/mobile/v1/grants/${started.body.grant_id}`, me);
+  assert.equal(cancelled.body.state, 'cancelled');
+  assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 C'))).status, 400);
+  assert.equal((await call('DELETE', `/mobile/v1/grants/${started.body.grant_id}`, me)).status, 409);
+  // a share sealed for another grant is refused; hours outside 1–12 too
+  const g2 = await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 1 });
+  const bad = await call('POST', `/mobile/v1/grants/${g2.body.grant_id}/share`, me, { sealed });
+  assert.equal(bad.status, 400);
+  assert.equal((await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 24 })).status, 400);
 });

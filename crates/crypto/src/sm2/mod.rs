@@ -289,6 +289,15 @@ impl Sm2SecretKey {
         &self.public
     }
 
+    /// Key agreement: the point `[d]P` as `x‖y` (64 bytes), for sealing (see [`crate::seal`]).
+    pub fn agree(&self, peer: &Sm2PublicKey) -> Result<zeroize::Zeroizing<[u8; 64]>> {
+        let shared = arith::to_public(&arith::mul(peer, &self.d))?;
+        let xy = zeroize::Zeroizing::new(shared.to_sec1_uncompressed());
+        let mut out = zeroize::Zeroizing::new([0u8; 64]);
+        out.copy_from_slice(&xy[1..65]);
+        Ok(out)
+    }
+
     /// Sign a precomputed `e = SM3(Z_A ‖ M)` with a fresh random `k`.
     pub fn sign_prehash(&self, e: &[u8; 32]) -> Result<Sm2Signature> {
         let e = e_to_scalar(e);
