@@ -8,9 +8,12 @@
 //   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret })  → { publicKey, wrapped }
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
 //   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
-//   const sealed = await MedsignPhone.sealForGrant({ wrapped, pin, deviceSecret, publicKey, context })
+//   const sealed = await MedsignPhone.sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context })
+//   const rewrapped = await MedsignPhone.changePin({ post, wrapped, pin, newPin, deviceSecret })
+// `post(what, body)` goes to the server: 'keygen', 'pin' (POST /mobile/v1/pin), 'unlock'
+// (POST /mobile/v1/unlock), 'sign' (POST /mobile/v1/sign-rounds/answers).
 
-import init, { KeyGen, KeyShare, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
+import init, { KeyGen, KeyShare, PinKey, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
 
 let ready = null;
 
@@ -29,8 +32,10 @@ export { sm3 };
 
 /**
  * Two-party key generation: the phone picks d1 and proves it; the server answers with its proof
- * and the joint public key, which this side checks. Returns the public key and the wrapped share
- * to store (localStorage, wx.setStorage). `post('keygen', request)` must return the server's answer.
+ * and the joint public key, which this side checks. Then the PIN is set — only its verifier goes to
+ * the server (`post('pin', { verifier })` → { unlock_secret }) — and the share is wrapped under the
+ * PIN, the device secret and that unlock secret. Returns the public key and the wrapped share to
+ * store (localStorage, wx.setStorage). `post('keygen', request)` must return the server's answer.
  */
 export async function enrol({ post, context, pin, deviceSecret }) {
   await load();
@@ -38,13 +43,54 @@ export async function enrol({ post, context, pin, deviceSecret }) {
   try {
     const response = await post('keygen', JSON.parse(kg.request));
     const share = kg.finish(JSON.stringify(response));
+    const pinKey = PinKey.create(pin, deviceSecret);
     try {
-      return { publicKey: share.publicKey, wrapped: share.wrap(pin, deviceSecret) };
+      const { unlock_secret } = await post('pin', { verifier: pinKey.verifier });
+      return { publicKey: share.publicKey, wrapped: share.wrap(pinKey, unlock_secret) };
     } finally {
+      pinKey.free();
       share.free();
     }
   } finally {
     kg.free();
+  }
+}
+
+/**
+ * Open the stored share: the entered PIN's verifier goes to the server (`post('unlock',
+ * { verifier })` → { unlock_secret }), which counts wrong PINs and locks after five in a row; a
+ * wrong PIN is refused there, before any signing request is sent.
+ */
+async function unlockShare(post, wrapped, pin, deviceSecret) {
+  const pinKey = PinKey.forWrapped(wrapped, pin, deviceSecret);
+  try {
+    const { unlock_secret } = await post('unlock', { verifier: pinKey.verifier });
+    return KeyShare.unwrap(wrapped, pinKey, unlock_secret);
+  } finally {
+    pinKey.free();
+  }
+}
+
+/**
+ * Change the PIN (R3.9): the server checks the current PIN's verifier, stores the new one and hands
+ * back the old and the new unlock secret (`post('pin', { verifier, current_verifier })`); the share
+ * is re-wrapped. Returns the new wrapped share to store.
+ */
+export async function changePin({ post, wrapped, pin, newPin, deviceSecret }) {
+  await load();
+  const current = PinKey.forWrapped(wrapped, pin, deviceSecret);
+  const next = PinKey.create(newPin, deviceSecret);
+  try {
+    const r = await post('pin', { verifier: next.verifier, current_verifier: current.verifier });
+    const share = KeyShare.unwrap(wrapped, current, r.previous_unlock_secret);
+    try {
+      return share.wrap(next, r.unlock_secret);
+    } finally {
+      share.free();
+    }
+  } finally {
+    current.free();
+    next.free();
   }
 }
 
@@ -57,7 +103,7 @@ export async function enrol({ post, context, pin, deviceSecret }) {
  */
 export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
   await load();
-  const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+  const share = await unlockShare(post, wrapped, pin, deviceSecret);
   const sessions = [];
   try {
     for (const e of digests) sessions.push(share.beginSign(e));
@@ -83,9 +129,9 @@ export async function sign({ post, wrapped, pin, deviceSecret, e }) {
  * `POST /mobile/v1/grants/{grant_id}/share`. d1 leaves the phone only sealed to that grant's key,
  * which the server erases when the grant is cancelled or expires.
  */
-export async function sealForGrant({ wrapped, pin, deviceSecret, publicKey, context }) {
+export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context }) {
   await load();
-  const share = KeyShare.unwrap(wrapped, pin, deviceSecret);
+  const share = await unlockShare(post, wrapped, pin, deviceSecret);
   try {
     return share.sealTo(publicKey, context);
   } finally {

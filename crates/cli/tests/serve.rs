@@ -417,6 +417,8 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/grants", "get"),
         ("/mobile/v1/grants/{grant_id}", "delete"),
         ("/mobile/v1/grants/{grant_id}/share", "post"),
+        ("/mobile/v1/pin", "post"),
+        ("/mobile/v1/unlock", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

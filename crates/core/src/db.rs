@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "cosign", include_str!("../migrations/0015_cosign.sql")),
     (16, "logins", include_str!("../migrations/0016_logins.sql")),
     (17, "grants", include_str!("../migrations/0017_grants.sql")),
+    (18, "pins", include_str!("../migrations/0018_pins.sql")),
 ];
 
 /// Which database.

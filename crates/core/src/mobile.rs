@@ -252,6 +252,176 @@ pub async fn session(db: &Db, token: &str) -> Result<Session> {
     })
 }
 
+/// Wrong PIN attempts in a row before the PIN locks (R3.9); a new activation code unlocks.
+pub const MAX_PIN_FAILURES: i64 = 5;
+/// A PIN must be changed after this many days (R3.9).
+pub const PIN_MAX_DAYS: i64 = 180;
+
+/// What the server releases for a matching PIN verifier.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Unlock {
+    /// the device's unlock secret, hex: with the PIN it opens the stored share
+    pub unlock_secret: String,
+    /// on a PIN change: the secret the old PIN's share was wrapped with (to re-wrap it)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_unlock_secret: Option<String>,
+    /// when the PIN must be changed (RFC 3339)
+    pub pin_expires_at: String,
+}
+
+fn verifier_bytes(hex_v: &str) -> Result<[u8; 32]> {
+    hex::decode(hex_v.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Invalid("verifier 须为 32 字节十六进制 / verifier must be 32 bytes of hex".into()))
+}
+
+fn pin_expiry(set_at: &str) -> Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(set_at).map_err(|e| Error::Config(e.to_string()))?.with_timezone(&Utc)
+        + Duration::days(PIN_MAX_DAYS))
+}
+
+/// Compare `verifier` with the device's stored one, counting failures (audited; locks at
+/// [`MAX_PIN_FAILURES`]). Returns the stored row's unlock secret and PIN set time.
+async fn check_pin(
+    db: &Db,
+    kek: &Kek,
+    ctx: &Context,
+    s: &Session,
+    verifier: &[u8; 32],
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, String)> {
+    let r = sqlx::query("SELECT * FROM device_pins WHERE device_id = $1")
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::Conflict("尚未设置 PIN / no PIN is set on this phone yet".into()))?;
+    let locked = || {
+        Error::Forbidden(format!(
+            "PIN 已锁定（连续错误 {MAX_PIN_FAILURES} 次），请联系管理员获取新的激活码 / the PIN is locked after {MAX_PIN_FAILURES} wrong attempts; ask for a new activation code"
+        ))
+    };
+    if r.try_get::<Option<String>, _>("locked_at")?.is_some() {
+        return Err(locked());
+    }
+    let stored = hex::decode(r.try_get::<String, _>("verifier")?)
+        .map_err(|_| Error::Config("stored verifier is corrupt".into()))?;
+    let target = format!("user:{}", s.employee_no);
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    if !medsign_crypto::hash::ct_eq(&stored, verifier) {
+        let failures = r.try_get::<i64, _>("failures")? + 1;
+        let lock = failures >= MAX_PIN_FAILURES;
+        sqlx::query("UPDATE device_pins SET failures = $1, locked_at = $2, updated_at = $3 WHERE device_id = $4")
+            .bind(failures)
+            .bind(lock.then(crate::now_text))
+            .bind(crate::now_text())
+            .bind(&s.device_id)
+            .execute(&mut *tx)
+            .await?;
+        let e = if lock {
+            locked()
+        } else {
+            let left = MAX_PIN_FAILURES - failures;
+            Error::Unauthorized(format!("PIN 错误，还可尝试 {left} 次 / wrong PIN, {left} attempts left"))
+        };
+        let ev = audit::Event {
+            kind: Kind::Login,
+            action: "pin.verify",
+            target: &target,
+            outcome: "refused",
+            details: serde_json::json!({"device": s.device_id, "failures": failures, "locked": lock}),
+        };
+        audit::append(&mut tx, ctx, &ev).await?;
+        tx.commit().await?;
+        return Err(e);
+    }
+    sqlx::query("UPDATE device_pins SET failures = 0, updated_at = $1 WHERE device_id = $2")
+        .bind(crate::now_text())
+        .bind(&s.device_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::ok(&mut tx, ctx, Kind::Login, "pin.verify", &target, serde_json::json!({"device": s.device_id})).await?;
+    tx.commit().await?;
+    let wrapped = hex::decode(r.try_get::<String, _>("unlock_wrapped")?)
+        .map_err(|_| Error::Config("stored secret is corrupt".into()))?;
+    Ok((kek.unwrap(&wrapped, s.device_id.as_bytes())?, r.try_get("set_at")?))
+}
+
+/// Set or change the PIN (its verifier): a new unlock secret is made; a change needs the current
+/// PIN's verifier (counted like an unlock) and returns the previous secret for re-wrapping.
+pub async fn set_pin(
+    db: &Db,
+    kek: &Kek,
+    ctx: &Context,
+    s: &Session,
+    verifier: &str,
+    current: Option<&str>,
+) -> Result<Unlock> {
+    let new = verifier_bytes(verifier)?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT device_id FROM device_pins WHERE device_id = $1")
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let previous = match (exists, current) {
+        (Some(_), Some(c)) => Some(check_pin(db, kek, ctx, s, &verifier_bytes(c)?).await?.0),
+        (Some(_), None) => {
+            return Err(Error::Invalid(
+                "修改 PIN 须提供当前 PIN（current_verifier）/ changing the PIN needs the current one (current_verifier)".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    let secret = zeroize::Zeroizing::new(medsign_crypto::rng::bytes::<32>()?);
+    let wrapped = kek.wrap(secret.as_ref(), s.device_id.as_bytes())?;
+    let now = crate::now_text();
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM device_pins WHERE device_id = $1").bind(&s.device_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO device_pins (device_id, employee_no, verifier, unlock_wrapped, failures, set_at, updated_at)          VALUES ($1, $2, $3, $4, 0, $5, $5)",
+    )
+    .bind(&s.device_id)
+    .bind(&s.employee_no)
+    .bind(hex::encode(new))
+    .bind(hex::encode(wrapped))
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Login,
+        if previous.is_some() { "pin.change" } else { "pin.set" },
+        &format!("user:{}", s.employee_no),
+        serde_json::json!({"device": s.device_id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Unlock {
+        unlock_secret: hex::encode(secret.as_ref()),
+        previous_unlock_secret: previous.map(|p| hex::encode(p.as_slice())),
+        pin_expires_at: text(pin_expiry(&now)?),
+    })
+}
+
+/// The PIN as the phone entered it (its verifier): on a match the unlock secret; wrong attempts
+/// are counted and lock the PIN; an expired PIN must be changed first.
+pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &str) -> Result<Unlock> {
+    let (secret, set_at) = check_pin(db, kek, ctx, s, &verifier_bytes(verifier)?).await?;
+    let expires = pin_expiry(&set_at)?;
+    if expires <= Utc::now() {
+        return Err(Error::Conflict(format!(
+            "PIN 已超过 {PIN_MAX_DAYS} 天，请修改 PIN / the PIN is older than {PIN_MAX_DAYS} days: change it"
+        )));
+    }
+    Ok(Unlock {
+        unlock_secret: hex::encode(secret.as_slice()),
+        previous_unlock_secret: None,
+        pin_expires_at: text(expires),
+    })
+}
+
 /// A key generation the phone may answer.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
@@ -427,6 +597,62 @@ mod tests {
             .await
             .unwrap();
             assert_eq!(refused, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn pin_verifiers_are_counted_locked_changed_and_expire() {
+        for (_d, db) in crate::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = crate::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let u: crate::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2101", "name": "钱医生"})).unwrap();
+            crate::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let a = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
+            let s = activate(&db, &cas, &ctx, "2101", &a.code, "iPhone").await.unwrap();
+            let (v1, v2, wrong) = (hex::encode([1u8; 32]), hex::encode([2u8; 32]), hex::encode([9u8; 32]));
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v1).await, Err(Error::Conflict(_))), "no PIN yet");
+            assert!(matches!(set_pin(&db, &kek, &ctx, &s, "abc", None).await, Err(Error::Invalid(_))));
+            let first = set_pin(&db, &kek, &ctx, &s, &v1, None).await.unwrap();
+            assert_eq!(first.unlock_secret.len(), 64);
+            assert_eq!(unlock(&db, &kek, &ctx, &s, &v1).await.unwrap().unlock_secret, first.unlock_secret);
+            // a change needs the current PIN and hands back the old secret for re-wrapping
+            assert!(matches!(set_pin(&db, &kek, &ctx, &s, &v2, None).await, Err(Error::Invalid(_))));
+            let changed = set_pin(&db, &kek, &ctx, &s, &v2, Some(&v1)).await.unwrap();
+            assert_eq!(changed.previous_unlock_secret.as_deref(), Some(first.unlock_secret.as_str()));
+            assert_ne!(changed.unlock_secret, first.unlock_secret);
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v1).await, Err(Error::Unauthorized(_))), "old PIN");
+            // a right PIN resets the count; five wrong ones in a row lock it, even for the right PIN
+            unlock(&db, &kek, &ctx, &s, &v2).await.unwrap();
+            for left in (1..MAX_PIN_FAILURES).rev() {
+                let e = unlock(&db, &kek, &ctx, &s, &wrong).await.unwrap_err();
+                assert!(e.to_string().contains(&format!("{left} attempts left")), "{e}");
+            }
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &wrong).await, Err(Error::Forbidden(_))));
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v2).await, Err(Error::Forbidden(_))), "locked");
+            assert!(matches!(set_pin(&db, &kek, &ctx, &s, &v1, Some(&v2)).await, Err(Error::Forbidden(_))));
+            let refused: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'pin.verify' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(refused, 6, "the old PIN and five wrong ones");
+            // a new activation code binds the phone again with no PIN (and no lock)
+            let a2 = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
+            let s2 = activate(&db, &cas, &ctx, "2101", &a2.code, "iPhone").await.unwrap();
+            set_pin(&db, &kek, &ctx, &s2, &v1, None).await.unwrap();
+            // an expired PIN must be changed (the change itself still works)
+            sqlx::query("UPDATE device_pins SET set_at = '2020-01-01T00:00:00Z' WHERE device_id = $1")
+                .bind(&s2.device_id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let e = unlock(&db, &kek, &ctx, &s2, &v1).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("change it"), "{e}");
+            set_pin(&db, &kek, &ctx, &s2, &v2, Some(&v1)).await.unwrap();
+            unlock(&db, &kek, &ctx, &s2, &v2).await.unwrap();
         }
     }
 }

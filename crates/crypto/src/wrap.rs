@@ -10,11 +10,14 @@
 //! national suite. A random 96-bit nonce is safe far beyond the number of keys a KEK ever wraps
 //! (NIST SP 800-38D: 2³² invocations per key).
 //!
-//! **PIN keys** ([`kek_from_pin`]): the phone's share `d1` is wrapped under
-//! `HMAC-SM3(device_secret, "medsign/pin-kek/v1" ‖ Argon2id(PIN, salt))[..16]`: the PIN alone is
-//! not enough (the device secret is bound to the phone), the device secret alone is not enough,
-//! and Argon2id makes each PIN guess cost memory and time. The server counts and limits PIN
-//! attempts (DESIGN.md), because 6-digit PINs cannot resist offline search on their own.
+//! **PIN keys** ([`PinKey`]): the phone derives `a = HMAC-SM3(device_secret, "medsign/pin-kek/v2" ‖
+//! Argon2id(PIN, salt))`. From `a` come a *verifier* `HMAC-SM3(a, "medsign/pin-verifier/v2")`, which
+//! the server stores and compares (counting failures, locking after too many), and — only with the
+//! per-device *unlock secret* the server releases after a matching verifier — the wrapping key of the
+//! share `d1`: `HMAC-SM3(a, "medsign/share-kek/v2" ‖ unlock_secret)[..16]`. So a stolen phone cannot
+//! try PINs offline (each try needs the server, which counts), the server cannot search PINs either
+//! (the verifier also needs the device secret, which never leaves the phone), and neither the PIN,
+//! the device secret nor the server's secret alone opens `d1`.
 
 use crate::{Error, Result, rng};
 use aes_gcm::aead::{Aead, KeyInit, Payload, consts::U12};
@@ -107,19 +110,38 @@ impl PinKdfParams {
     }
 }
 
-/// Derive the wrapping key of the phone's share from the PIN and the device secret.
-pub fn kek_from_pin(pin: &[u8], device_secret: &[u8], params: &PinKdfParams) -> Result<Kek> {
-    if device_secret.len() < 16 {
-        return Err(Error::InvalidInput("device secret must be at least 16 bytes".into()));
+/// The phone's PIN-derived secret `a` (see the module docs). Zeroized on drop.
+pub struct PinKey(Zeroizing<[u8; 32]>);
+
+impl PinKey {
+    /// `a` from the PIN and the device secret (Argon2id with `params`).
+    pub fn derive(pin: &[u8], device_secret: &[u8], params: &PinKdfParams) -> Result<Self> {
+        if device_secret.len() < 16 {
+            return Err(Error::InvalidInput("device secret must be at least 16 bytes".into()));
+        }
+        let salt = hex::decode(&params.salt).map_err(|_| Error::InvalidInput("PIN salt is not hex".into()))?;
+        let p = argon2::Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32))
+            .map_err(|e| Error::InvalidInput(format!("Argon2 parameters: {e}")))?;
+        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+        let mut stretched = Zeroizing::new([0u8; 32]);
+        a.hash_password_into(pin, &salt, stretched.as_mut())
+            .map_err(|e| Error::InvalidInput(format!("Argon2: {e}")))?;
+        Ok(Self(Zeroizing::new(crate::hash::hmac_sm3(device_secret, &[b"medsign/pin-kek/v2", stretched.as_ref()]))))
     }
-    let salt = hex::decode(&params.salt).map_err(|_| Error::InvalidInput("PIN salt is not hex".into()))?;
-    let p = argon2::Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32))
-        .map_err(|e| Error::InvalidInput(format!("Argon2 parameters: {e}")))?;
-    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
-    let mut stretched = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(pin, &salt, stretched.as_mut()).map_err(|e| Error::InvalidInput(format!("Argon2: {e}")))?;
-    let mac = Zeroizing::new(crate::hash::hmac_sm3(device_secret, &[b"medsign/pin-kek/v1", stretched.as_ref()]));
-    Kek::from_bytes(&mac[..16])
+
+    /// What the server stores and compares to count PIN attempts.
+    pub fn verifier(&self) -> [u8; 32] {
+        crate::hash::hmac_sm3(self.0.as_ref(), &[b"medsign/pin-verifier/v2"])
+    }
+
+    /// The share's wrapping key, given the unlock secret the server released.
+    pub fn kek(&self, unlock_secret: &[u8]) -> Result<Kek> {
+        if unlock_secret.len() < 16 {
+            return Err(Error::InvalidInput("unlock secret must be at least 16 bytes".into()));
+        }
+        let mac = Zeroizing::new(crate::hash::hmac_sm3(self.0.as_ref(), &[b"medsign/share-kek/v2", unlock_secret]));
+        Kek::from_bytes(&mac[..16])
+    }
 }
 
 #[cfg(test)]
@@ -161,15 +183,25 @@ mod tests {
     }
 
     #[test]
-    fn pin_kek_needs_pin_and_device_secret() {
+    fn pin_kek_needs_pin_device_secret_and_the_servers_unlock_secret() {
         let params =
             PinKdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1, salt: "00112233445566778899aabbccddeeff".into() };
-        let dev = [7u8; 32];
-        let k = kek_from_pin(b"135790", &dev, &params).unwrap();
-        let blob = k.wrap(b"d1", b"").unwrap();
-        assert!(kek_from_pin(b"135790", &dev, &params).unwrap().unwrap(&blob, b"").is_ok());
-        assert!(kek_from_pin(b"135791", &dev, &params).unwrap().unwrap(&blob, b"").is_err());
-        assert!(kek_from_pin(b"135790", &[8u8; 32], &params).unwrap().unwrap(&blob, b"").is_err());
-        assert!(kek_from_pin(b"135790", &[1u8; 4], &params).is_err());
+        let (dev, unlock) = ([7u8; 32], [9u8; 32]);
+        let k = PinKey::derive(b"135790", &dev, &params).unwrap();
+        let blob = k.kek(&unlock).unwrap().wrap(b"d1", b"").unwrap();
+        let open = |pin: &[u8], dev: &[u8], unlock: &[u8]| {
+            PinKey::derive(pin, dev, &params).unwrap().kek(unlock).unwrap().unwrap(&blob, b"").is_ok()
+        };
+        assert!(open(b"135790", &dev, &unlock));
+        assert!(!open(b"135791", &dev, &unlock), "wrong PIN");
+        assert!(!open(b"135790", &[8u8; 32], &unlock), "other device");
+        assert!(!open(b"135790", &dev, &[1u8; 32]), "without the server's secret");
+        // the verifier depends on PIN and device, never on the server's secret
+        let v = k.verifier();
+        assert_eq!(PinKey::derive(b"135790", &dev, &params).unwrap().verifier(), v);
+        assert_ne!(PinKey::derive(b"135791", &dev, &params).unwrap().verifier(), v);
+        assert_ne!(PinKey::derive(b"135790", &[8u8; 32], &params).unwrap().verifier(), v);
+        assert!(PinKey::derive(b"135790", &[1u8; 4], &params).is_err());
+        assert!(k.kek(&[1u8; 4]).is_err());
     }
 }

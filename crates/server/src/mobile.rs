@@ -329,3 +329,57 @@ pub async fn cancel_grant(
     let v = grants::cancel(&s.db, &phone.ctx, &phone.session, &id).await.map_err(err(&phone.ctx.request_id))?;
     Ok(Json(v).into_response())
 }
+
+/// Body of `POST /mobile/v1/pin`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPin {
+    /// the new PIN's verifier (`PinKey.create(pin, deviceSecret).verifier`), hex
+    verifier: String,
+    /// when changing: the current PIN's verifier
+    current_verifier: Option<String>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/pin", tag = "mobile", security(("device" = [])),
+    request_body(content = SetPin, example = json!({"verifier": "5b1f…", "current_verifier": "9e07…"})),
+    responses((status = 200, body = mobile::Unlock, example = json!({"unlock_secret": "c0ff…", "previous_unlock_secret": "77aa…", "pin_expires_at": "2027-05-26T08:00:00Z"})),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "PIN 错误，还可尝试 4 次 / wrong PIN, 4 attempts left", "request_id": "…"})),
+        (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "PIN 已锁定（连续错误 5 次），请联系管理员获取新的激活码 / the PIN is locked after 5 wrong attempts; ask for a new activation code", "request_id": "…"}))))]
+/// `POST /mobile/v1/pin` (R3.9): set the PIN (its verifier; the PIN never leaves the phone) or
+/// change it (with the current one); returns the unlock secret the share is wrapped with.
+pub async fn set_pin(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(b): StrictJson<SetPin>,
+) -> Result<Response, ApiError> {
+    let u = mobile::set_pin(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, b.current_verifier.as_deref())
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(u).into_response())
+}
+
+/// Body of `POST /mobile/v1/unlock`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockBody {
+    /// the entered PIN's verifier (`PinKey.forWrapped(stored, pin, deviceSecret).verifier`), hex
+    verifier: String,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/unlock", tag = "mobile", security(("device" = [])),
+    request_body(content = UnlockBody, example = json!({"verifier": "5b1f…"})),
+    responses((status = 200, body = mobile::Unlock, example = json!({"unlock_secret": "c0ff…", "pin_expires_at": "2027-05-26T08:00:00Z"})),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "PIN 错误，还可尝试 4 次 / wrong PIN, 4 attempts left", "request_id": "…"})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "PIN 已超过 180 天，请修改 PIN / the PIN is older than 180 days: change it", "request_id": "…"}))))]
+/// `POST /mobile/v1/unlock` (R3.9): check the entered PIN (counted; locks after 5 wrong in a row)
+/// and release the unlock secret without which the phone cannot open its share.
+pub async fn unlock(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(b): StrictJson<UnlockBody>,
+) -> Result<Response, ApiError> {
+    let u = mobile::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(u).into_response())
+}

@@ -3,7 +3,10 @@
 //! (web/wasm/test) can run the whole protocol before the mobile API carries it over HTTP.
 //!
 //! In:  {"op":"keygen","context":"…","request":{…}}  |  {"op":"sign","e":"hex","request":{…}}
+//!      {"op":"pin","verifier":"hex"}  |  {"op":"unlock","verifier":"hex"}
 //! Out: {"response":{…}} or {"error":"…"}; one line each. `verify` checks a DER signature hex.
+//! `pin` / `unlock` stand in for the server's PIN verifier check (`/mobile/v1/pin`, `/unlock`):
+//! they keep one verifier and one unlock secret, without counting.
 
 use medsign_crypto::twoparty::{SeenQ1Memory, ServerKeyGen, ServerKeyShare};
 use std::io::{BufRead, Write};
@@ -11,6 +14,7 @@ use std::io::{BufRead, Write};
 fn main() {
     let mut share: Option<ServerKeyShare> = None;
     let mut seen = SeenQ1Memory::default();
+    let mut pin: Option<(String, String)> = None;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
     for line in stdin.lock().lines() {
@@ -41,6 +45,18 @@ fn main() {
                     let resp = s.sign(&req, &e, &mut seen).map_err(|e| e.to_string())?;
                     Ok(serde_json::json!({"response": resp}))
                 }
+                Some("pin") => {
+                    let secret = hex::encode(medsign_crypto::rng::bytes::<32>().map_err(|e| e.to_string())?);
+                    pin = Some((v["verifier"].as_str().unwrap_or_default().to_string(), secret.clone()));
+                    Ok(serde_json::json!({"response": {"unlock_secret": secret}}))
+                }
+                Some("unlock") => match &pin {
+                    Some((verifier, secret)) if v["verifier"].as_str() == Some(verifier.as_str()) => {
+                        Ok(serde_json::json!({"response": {"unlock_secret": secret}}))
+                    }
+                    Some(_) => Err("wrong PIN".into()),
+                    None => Err("no PIN set".into()),
+                },
                 Some("verify") => {
                     let s = share.as_ref().ok_or("no key yet")?;
                     let e: [u8; 32] = hex::decode(v["e"].as_str().unwrap_or_default())
@@ -52,7 +68,7 @@ fn main() {
                     let ok = s.public_key().verify_prehash(&e, &sig).is_ok();
                     Ok(serde_json::json!({"valid": ok}))
                 }
-                _ => Err("op: keygen | sign | verify".into()),
+                _ => Err("op: keygen | sign | verify | pin | unlock".into()),
             }
         })();
         let line = match answer {

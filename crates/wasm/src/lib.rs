@@ -18,7 +18,7 @@
 #![forbid(unsafe_code)]
 
 use medsign_crypto::twoparty::{self, ClientKeyGen, ClientKeyShare, ClientSignSession};
-use medsign_crypto::wrap::{PinKdfParams, kek_from_pin};
+use medsign_crypto::wrap::{PinKdfParams, PinKey as CryptoPinKey};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -90,13 +90,61 @@ pub struct KeyShare {
 
 const WRAP_AAD: &[u8] = b"medsign/phone-share/v1";
 
-/// What the phone stores: the share wrapped under Argon2id(PIN) ⊕ device secret.
+/// What the phone stores: the share wrapped under a key from the PIN, the device secret and the
+/// server's unlock secret (see `medsign_crypto::wrap`), with the verifier the server compares.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Wrapped {
     v: u8,
     kdf: PinKdfParams,
     public_key: String,
     blob: String,
+    verifier: String,
+}
+
+fn unlock_secret(hex_secret: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let b = hex::decode(hex_secret).map_err(|_| bad("解锁密钥须为十六进制 / the unlock secret must be hex"))?;
+    if b.len() < 16 {
+        return Err(bad("解锁密钥至少 16 字节 / the unlock secret must be at least 16 bytes"));
+    }
+    Ok(zeroize::Zeroizing::new(b))
+}
+
+/// A PIN, stretched (Argon2id) under the device secret: gives the verifier the server counts
+/// attempts against, and with the server's unlock secret the share's wrapping key.
+#[wasm_bindgen]
+pub struct PinKey {
+    key: CryptoPinKey,
+    kdf: PinKdfParams,
+}
+
+#[wasm_bindgen]
+impl PinKey {
+    /// A new PIN (fresh salt), to set or change it.
+    pub fn create(pin: &str, device_secret_hex: &str) -> Result<PinKey> {
+        if pin.is_empty() {
+            return Err(bad("PIN 不能为空 / the PIN is empty"));
+        }
+        let kdf = PinKdfParams::generate()?;
+        let key = CryptoPinKey::derive(pin.as_bytes(), &device_secret(device_secret_hex)?, &kdf)?;
+        Ok(PinKey { key, kdf })
+    }
+
+    /// The PIN as entered, for the stored (wrapped) share it should open.
+    #[wasm_bindgen(js_name = forWrapped)]
+    pub fn for_wrapped(wrapped: &str, pin: &str, device_secret_hex: &str) -> Result<PinKey> {
+        let w: Wrapped = json(wrapped, "wrapped share")?;
+        if w.v != 2 {
+            return Err(bad("不支持的密钥格式版本，请重新开通 / unsupported wrapped-share version; enrol again"));
+        }
+        let key = CryptoPinKey::derive(pin.as_bytes(), &device_secret(device_secret_hex)?, &w.kdf)?;
+        Ok(PinKey { key, kdf: w.kdf })
+    }
+
+    /// What the server compares (hex); sent instead of the PIN.
+    #[wasm_bindgen(getter)]
+    pub fn verifier(&self) -> String {
+        hex::encode(self.key.verifier())
+    }
 }
 
 fn device_secret(hex_secret: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
@@ -115,27 +163,29 @@ impl KeyShare {
         hex::encode(self.inner.public_key().to_sec1_uncompressed())
     }
 
-    /// Wrap for storage on the phone: JSON holding the Argon2id parameters and the SM4-GCM blob.
-    /// The PIN and the device secret are both needed to unwrap.
-    pub fn wrap(&self, pin: &str, device_secret_hex: &str) -> Result<String> {
-        if pin.is_empty() {
-            return Err(bad("PIN 不能为空 / the PIN is empty"));
-        }
-        let secret = device_secret(device_secret_hex)?;
-        let kdf = PinKdfParams::generate()?;
-        let kek = kek_from_pin(pin.as_bytes(), &secret, &kdf)?;
+    /// Wrap for storage on the phone under `pin_key` and the unlock secret the server released
+    /// when it stored `pin_key.verifier` (`POST /mobile/v1/pin`): JSON with the Argon2id
+    /// parameters, the SM4-GCM blob and the verifier.
+    pub fn wrap(&self, pin_key: &PinKey, unlock_secret_hex: &str) -> Result<String> {
+        let kek = pin_key.key.kek(&unlock_secret(unlock_secret_hex)?)?;
         let blob = kek.wrap(&self.inner.to_bytes(), WRAP_AAD)?;
-        Ok(to_json(&Wrapped { v: 1, kdf, public_key: self.public_key(), blob: hex::encode(blob) }))
+        Ok(to_json(&Wrapped {
+            v: 2,
+            kdf: pin_key.kdf.clone(),
+            public_key: self.public_key(),
+            blob: hex::encode(blob),
+            verifier: pin_key.verifier(),
+        }))
     }
 
-    /// Unwrap what [`KeyShare::wrap`] made. A wrong PIN or device secret fails the same way.
-    pub fn unwrap(wrapped: &str, pin: &str, device_secret_hex: &str) -> Result<KeyShare> {
+    /// Unwrap what [`KeyShare::wrap`] made, with the PIN key and the unlock secret the server
+    /// released for its verifier (`POST /mobile/v1/unlock`).
+    pub fn unwrap(wrapped: &str, pin_key: &PinKey, unlock_secret_hex: &str) -> Result<KeyShare> {
         let w: Wrapped = json(wrapped, "wrapped share")?;
-        if w.v != 1 {
-            return Err(bad("不支持的密钥格式版本 / unsupported wrapped-share version"));
+        if w.v != 2 || w.kdf != pin_key.kdf {
+            return Err(bad("PIN 密钥与所存密钥不符 / the PIN key is not for this stored share"));
         }
-        let secret = device_secret(device_secret_hex)?;
-        let kek = kek_from_pin(pin.as_bytes(), &secret, &w.kdf)?;
+        let kek = pin_key.key.kek(&unlock_secret(unlock_secret_hex)?)?;
         let blob = hex::decode(&w.blob).map_err(|_| bad("blob 不是十六进制 / blob is not hex"))?;
         let plain = kek.unwrap(&blob, WRAP_AAD).map_err(|_| bad("PIN 或设备不正确 / wrong PIN or not this device"))?;
         let share = ClientKeyShare::from_bytes(&plain)?;
@@ -287,15 +337,25 @@ mod tests {
         let share = kg.finish(&serde_json::to_string(&resp).unwrap()).unwrap();
         assert_eq!(share.public_key(), hex::encode(server.public_key().to_sec1_uncompressed()));
         assert!(kg.finish(&serde_json::to_string(&resp).unwrap()).is_err(), "single use");
-        // stored wrapped; PIN and device secret both needed
+        // stored wrapped: PIN, device secret and the server's unlock secret are all needed
         let secret = new_device_secret().unwrap();
-        let stored = share.wrap("246810", &secret).unwrap();
+        let unlock = hex::encode([5u8; 32]);
+        let pk = PinKey::create("246810", &secret).unwrap();
+        let stored = share.wrap(&pk, &unlock).unwrap();
         assert!(!stored.contains(&hex::encode(share.inner.to_bytes().as_slice())));
-        let wrong_pin = KeyShare::unwrap(&stored, "246811", &secret).err().unwrap();
-        assert!(wrong_pin.0.contains("wrong PIN"), "{wrong_pin:?}");
-        assert!(KeyShare::unwrap(&stored, "246810", &new_device_secret().unwrap()).is_err());
-        assert!(KeyShare::unwrap(&stored, "246810", "abcd").is_err(), "short device secret");
-        let again = KeyShare::unwrap(&stored, "246810", &secret).unwrap();
+        assert!(stored.contains(&pk.verifier()), "the verifier travels with the stored share");
+        let wrong_pin = PinKey::for_wrapped(&stored, "246811", &secret).unwrap();
+        assert_ne!(wrong_pin.verifier(), pk.verifier(), "the server sees a wrong PIN");
+        let e = KeyShare::unwrap(&stored, &wrong_pin, &unlock).err().unwrap();
+        assert!(e.0.contains("wrong PIN"), "{e:?}");
+        let other_device = PinKey::for_wrapped(&stored, "246810", &new_device_secret().unwrap()).unwrap();
+        assert!(KeyShare::unwrap(&stored, &other_device, &unlock).is_err());
+        assert!(PinKey::for_wrapped(&stored, "246810", "abcd").is_err(), "short device secret");
+        let right = PinKey::for_wrapped(&stored, "246810", &secret).unwrap();
+        assert_eq!(right.verifier(), pk.verifier());
+        assert!(KeyShare::unwrap(&stored, &right, &hex::encode([6u8; 32])).is_err(), "without the server's secret");
+        assert!(KeyShare::unwrap(&stored, &PinKey::create("246810", &secret).unwrap(), &unlock).is_err(), "other salt");
+        let again = KeyShare::unwrap(&stored, &right, &unlock).unwrap();
         // sign a message with the server half; the result verifies with the joint key
         let msg = "门诊处方 No.1".as_bytes();
         let e = again.digest_of(msg).unwrap();
@@ -316,7 +376,9 @@ mod tests {
         assert!(s2.finish(&serde_json::to_string(&bad_resp).unwrap()).is_err());
         // garbage in → errors, not panics
         assert!(again.begin_sign("xyz").is_err());
-        assert!(KeyShare::unwrap("{}", "1", &secret).is_err());
+        assert!(KeyShare::unwrap("{}", &right, &unlock).is_err());
+        assert!(PinKey::for_wrapped("{}", "1", &secret).is_err());
+        assert!(KeyShare::unwrap(&stored, &right, "zz").is_err());
         assert!(KeyGen::new(ctx).unwrap().finish("not json").is_err());
         assert_eq!(sm3(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
     }

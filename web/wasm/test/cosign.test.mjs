@@ -5,10 +5,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as phone from '../medsign-phone.js';
-import { startServer, bindPhone, enrol, coSign, signRounds, readEvents } from '../testkit/server.mjs';
+import { startServer, bindPhone, enrol, coSign, signRounds, readEvents, mobilePost } from '../testkit/server.mjs';
 
 let srv, call, his, me, key, secret;
-const PIN = '135790';
+let PIN = '135790';
 
 before(async () => {
   srv = await startServer();
@@ -54,12 +54,17 @@ test('a pending list is signed as one batch with one PIN entry', async () => {
   assert.equal((await call('GET', '/mobile/v1/pending', me)).body.items.length, 0);
 });
 
-test('refusals: wrong PIN before anything is sent, another doctor’s document', async () => {
+test('refusals: a wrong PIN is counted by the server before any signing request, another doctor’s document', async () => {
   const f = await call('POST', '/api/v1/sign-flows', his, flow('门诊病历 MZ0002'));
-  let sent = 0;
-  const counting = async () => { sent++; return []; };
-  await assert.rejects(phone.signMany({ post: counting, wrapped: key.wrapped, pin: '000000', deviceSecret: secret, digests: ['00'.repeat(32)] }), /wrong PIN/);
-  assert.equal(sent, 0);
+  const sent = [];
+  const real = mobilePost(call, me);
+  const counting = async (what, body) => { sent.push(what); return real(what, body); };
+  await assert.rejects(phone.signMany({ post: counting, wrapped: key.wrapped, pin: '000000', deviceSecret: secret, digests: ['00'.repeat(32)] }), (e) => e.status === 401 && /4 attempts left/.test(e.message));
+  assert.deepEqual(sent, ['unlock'], 'no signing request after a wrong PIN');
+  // change the PIN (R3.9): the share is re-wrapped; the old PIN stops working, the new one opens it
+  key.wrapped = await phone.changePin({ post: real, wrapped: key.wrapped, pin: PIN, newPin: '258036', deviceSecret: secret });
+  await assert.rejects(phone.signMany({ post: real, wrapped: key.wrapped, pin: PIN, deviceSecret: secret, digests: ['00'.repeat(32)] }), (e) => e.status === 401);
+  PIN = '258036';
   const other = await bindPhone(call, his, '1002');
   const r = await call('POST', '/mobile/v1/sign-rounds', other, { targets: [{ flow_id: f.body.id }] });
   assert.equal(r.status, 403);
@@ -125,7 +130,7 @@ test('a session grant lets the HIS sign without the phone until the doctor cance
   assert.ok(hisApp, JSON.stringify(systems.body));
   const started = await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 2 });
   assert.equal(started.status, 201, JSON.stringify(started.body));
-  const sealed = await phone.sealForGrant({ wrapped: key.wrapped, pin: PIN, deviceSecret: secret, publicKey: started.body.public_key, context: started.body.context });
+  const sealed = await phone.sealForGrant({ post: mobilePost(call, me), wrapped: key.wrapped, pin: PIN, deviceSecret: secret, publicKey: started.body.public_key, context: started.body.context });
   assert.ok(!sealed.includes(key.wrapped.slice(-20)));
   const active = await call('POST', `/mobile/v1/grants/${started.body.grant_id}/share`, me, { sealed });
   assert.equal(active.status, 200, JSON.stringify(active.body));

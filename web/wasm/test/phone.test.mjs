@@ -40,12 +40,15 @@ test('enrol, sign, verify with the server half', async () => {
       return out;
     };
     const signPost = answering(() => e);
-    const post = async (what, request) => {
-      if (what !== 'keygen') return signPost(what, request);
-      const a = await srv.ask({ op: 'keygen', context, request });
+    // keygen, and the PIN verifier check the server does (pin, unlock)
+    const ask = async (op) => {
+      const a = await srv.ask(op);
       if (a.error) throw new Error(a.error);
       return a.response;
     };
+    const pinOps = (what, body) => (what === 'keygen' ? ask({ op: 'keygen', context, request: body }) : ask({ op: what, ...body }));
+    const withPin = (signing) => async (what, body) => (what === 'sign' ? signing(what, body) : pinOps(what, body));
+    const post = withPin(signPost);
     const secret = phone.deviceSecret();
     assert.match(secret, /^[0-9a-f]{64}$/);
     const { publicKey, wrapped } = await phone.enrol({ post, context, pin: '135790', deviceSecret: secret });
@@ -57,19 +60,19 @@ test('enrol, sign, verify with the server half', async () => {
     // a batch with one PIN entry
     const digests = ['a', 'b', 'c'].map((m) => phone.sm3(new TextEncoder().encode(m)));
     // (the server authorises each digest; here the driver takes it from the request)
-    const each = answering((request) => request.e);
+    const each = withPin(answering((request) => request.e));
     const sigs = await phone.signMany({ post: each, wrapped, pin: '135790', deviceSecret: secret, digests });
     for (let i = 0; i < digests.length; i++) {
       assert.equal((await srv.ask({ op: 'verify', e: digests[i], signature: sigs[i] })).valid, true);
     }
-    // wrong PIN, other device: refused before anything is sent
+    // wrong PIN, other device: the server's verifier check refuses them before any signing request
     await assert.rejects(phone.sign({ post, wrapped, pin: '000000', deviceSecret: secret, e }), /wrong PIN/);
     await assert.rejects(phone.sign({ post, wrapped, pin: '135790', deviceSecret: phone.deviceSecret(), e }), /wrong PIN/);
     // a server answer for another digest does not give a signature
-    const wrongPost = answering(() => phone.sm3(new Uint8Array([1])));
+    const wrongPost = withPin(answering(() => phone.sm3(new Uint8Array([1]))));
     await assert.rejects(phone.sign({ post: wrongPost, wrapped, pin: '135790', deviceSecret: secret, e }));
     // a server that answers fewer requests than were sent
-    const short = async (what, requests) => (await each(what, requests)).slice(1);
+    const short = async (what, body) => (what === 'sign' ? (await each(what, body)).slice(1) : each(what, body));
     await assert.rejects(phone.signMany({ post: short, wrapped, pin: '135790', deviceSecret: secret, digests }), /different number/);
   } finally {
     srv.close();

@@ -96,13 +96,28 @@ export async function bindPhone(call, his, employee) {
   return act.body.token;
 }
 
+/**
+ * The phone's `post(what, body)` transport for medsign-phone.js over the mobile API: 'pin' and
+ * 'unlock' (the PIN verifier), 'sign' with `rounds` (the server half of open rounds).
+ */
+export function mobilePost(call, session, rounds = []) {
+  return async (what, body) => {
+    const r = what === 'sign'
+      ? await call('POST', '/mobile/v1/sign-rounds/answers', session, { answers: body.map((request, i) => ({ round_id: rounds[i].round_id, request })) })
+      : await call('POST', `/mobile/v1/${what}`, session, body);
+    if (r.status !== 200) throw Object.assign(new Error(r.body.message), { status: r.status, body: r.body });
+    return what === 'sign' ? r.body.responses : r.body;
+  };
+}
+
 /** Two-party key generation for a bound phone; returns { publicKey, wrapped, certificate }. */
 export async function enrol(call, session, pin, secret) {
   const start = await call('POST', '/mobile/v1/keys', session);
   if (start.status !== 201) throw new Error(JSON.stringify(start.body));
   let certificate = null;
-  const post = async (what, request) => {
-    const r = await call('POST', `/mobile/v1/keys/${start.body.key_id}`, session, { request });
+  const post = async (what, body) => {
+    if (what !== 'keygen') return mobilePost(call, session)(what, body);
+    const r = await call('POST', `/mobile/v1/keys/${start.body.key_id}`, session, { request: body });
     if (r.status !== 201) throw new Error(r.body.message);
     certificate = r.body.certificate;
     return r.body.response;
@@ -116,12 +131,7 @@ export async function enrol(call, session, pin, secret) {
  * half in one request, then the signatures. Returns the per-document results.
  */
 export async function signRounds(call, session, { wrapped, pin, deviceSecret, rounds }) {
-  const post = async (what, requests) => {
-    const answers = requests.map((request, i) => ({ round_id: rounds[i].round_id, request }));
-    const r = await call('POST', '/mobile/v1/sign-rounds/answers', session, { answers });
-    if (r.status !== 200) throw Object.assign(new Error(r.body.message), { status: r.status });
-    return r.body.responses;
-  };
+  const post = mobilePost(call, session, rounds);
   const sigs = await phone.signMany({ post, wrapped, pin, deviceSecret, digests: rounds.map((r) => r.e) });
   const signatures = sigs.map((signature, i) => ({ round_id: rounds[i].round_id, signature }));
   const done = await call('POST', '/mobile/v1/sign-rounds/signatures', session, { signatures });
