@@ -419,6 +419,7 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/grants/{grant_id}/share", "post"),
         ("/mobile/v1/pin", "post"),
         ("/mobile/v1/unlock", "post"),
+        ("/mobile/v1/records", "get"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

@@ -422,6 +422,106 @@ pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &s
     })
 }
 
+/// One signature of the user's (R3.7).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct SignRecord {
+    /// flow
+    pub flow_id: String,
+    /// document number
+    pub doc_no: String,
+    /// title
+    pub title: String,
+    /// `data` | `file`
+    pub kind: String,
+    /// RFC 3339
+    pub signed_at: Option<String>,
+    /// `two-party` (on the phone), `grant` (under a session grant) or `server` (custody)
+    pub custody: Option<String>,
+    /// the grant, for `grant`
+    pub grant_id: Option<String>,
+    /// certificate used
+    pub cert_serial: Option<String>,
+    /// the flow's state now
+    pub flow_state: String,
+}
+
+/// One login event of the user's (R3.7): phone binding, PIN checks, scan-to-login.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginRecord {
+    /// RFC 3339
+    pub at: String,
+    /// `device.activate`, `pin.verify`, `pin.set`, `pin.change`, `login.qr`, …
+    pub action: String,
+    /// `ok` | `refused`
+    pub outcome: String,
+    /// client address
+    pub ip: String,
+    /// details (the login signature itself is left out)
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Value,
+}
+
+/// The user's own records (R3.7), newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Records {
+    /// signatures
+    pub signatures: Vec<SignRecord>,
+    /// logins
+    pub logins: Vec<LoginRecord>,
+}
+
+/// The last `limit` (1–200) signatures and login events of the session's user.
+pub async fn records(db: &Db, s: &Session, limit: i64) -> Result<Records> {
+    if !(1..=200).contains(&limit) {
+        return Err(Error::Invalid("limit 须为 1–200 / limit must be 1-200".into()));
+    }
+    let signatures = sqlx::query(
+        "SELECT f.id, f.doc_no, f.title, f.kind, f.state, s.signed_at, s.custody, s.grant_id, s.cert_serial \
+         FROM flow_signers s JOIN sign_flows f ON f.id = s.flow_id \
+         WHERE s.kind = 'staff' AND s.subject_ref = $1 AND s.state = 'signed' ORDER BY s.signed_at DESC LIMIT $2",
+    )
+    .bind(&s.employee_no)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SignRecord {
+            flow_id: r.try_get("id")?,
+            doc_no: r.try_get("doc_no")?,
+            title: r.try_get("title")?,
+            kind: r.try_get("kind")?,
+            signed_at: r.try_get("signed_at")?,
+            custody: r.try_get("custody")?,
+            grant_id: r.try_get("grant_id")?,
+            cert_serial: r.try_get("cert_serial")?,
+            flow_state: r.try_get("state")?,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let f = audit::Filter {
+        kind: Some("login".into()),
+        actor: Some(format!("user:{}", s.employee_no)),
+        page_size: Some(limit),
+        ..Default::default()
+    };
+    let (entries, _) = audit::query(db, &f).await?;
+    let logins = entries
+        .into_iter()
+        .map(|e| {
+            let mut details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+            if let Some(d) = details.as_object_mut() {
+                d.remove("signature");
+            }
+            LoginRecord { at: e.at, action: e.action, outcome: e.outcome, ip: e.ip, details }
+        })
+        .collect();
+    Ok(Records { signatures, logins })
+}
+
 /// A key generation the phone may answer.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]

@@ -383,3 +383,28 @@ pub async fn unlock(
         .map_err(err(&phone.ctx.request_id))?;
     Ok(Json(u).into_response())
 }
+
+/// Query of `GET /mobile/v1/records`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordsQuery {
+    /// 1–200 of each kind (default 50)
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/mobile/v1/records", tag = "mobile", security(("device" = [])), params(RecordsQuery),
+    responses((status = 200, body = mobile::Records, example = json!({"signatures": [{"flow_id": "sf_…", "doc_no": "QM-20261127-7K3F9Q2A", "title": "门诊处方笺 王小明", "kind": "file", "signed_at": "2026-11-27T08:00:31.204Z", "custody": "two-party", "grant_id": null, "cert_serial": "2BE1…", "flow_state": "completed"}], "logins": [{"at": "2026-11-27T08:00:30.118Z", "action": "pin.verify", "outcome": "ok", "ip": "10.0.8.31", "details": {"device": "dev_…"}}]})),
+        (status = 400, body = ErrorBody)))]
+/// `GET /mobile/v1/records` (R3.7): the user's own signing and login history, newest first.
+pub async fn records(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    query: Result<axum::extract::Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    let axum::extract::Query(q) =
+        query.map_err(|x| e(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {x}"))))?;
+    let r = mobile::records(&s.db, &phone.session, q.limit.unwrap_or(50)).await.map_err(&e)?;
+    Ok(Json(r).into_response())
+}

@@ -154,3 +154,18 @@ test('a session grant lets the HIS sign without the phone until the doctor cance
   assert.equal(bad.status, 400);
   assert.equal((await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 24 })).status, 400);
 });
+
+test('own records: the doctor sees what was signed (phone, grant) and every login event', async () => {
+  const r = await call('GET', '/mobile/v1/records?limit=100', me);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const custody = new Set(r.body.signatures.map((s) => s.custody));
+  assert.ok(custody.has('two-party') && custody.has('grant'), JSON.stringify([...custody]));
+  assert.ok(r.body.signatures.some((s) => s.title === '住院病历 ZY0001'));
+  const actions = r.body.logins.map((l) => `${l.action}:${l.outcome}`);
+  for (const a of ['device.activate:ok', 'pin.set:ok', 'pin.verify:ok', 'pin.verify:refused', 'pin.change:ok', 'login.qr:ok']) {
+    assert.ok(actions.includes(a), `${a} in ${actions}`);
+  }
+  assert.ok(!JSON.stringify(r.body.logins).includes('signature"'), 'the login signature itself is not repeated');
+  assert.equal((await call('GET', '/mobile/v1/records?limit=0', me)).status, 400);
+  assert.equal((await call('GET', '/mobile/v1/records?nope=1', me)).status, 400);
+});
