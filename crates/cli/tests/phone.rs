@@ -4,8 +4,9 @@
 //! A HIS binds the phone, the phone enrols a split key; a prescription rendered from the template
 //! waits for the doctor's scan; the phone redeems the QR ticket, sees the summary, co-signs; the
 //! hospital seal follows automatically; the download verifies in medsign and, per ByteRange, in
-//! the independent SM2 checker; `pdftoppm` shows the handwriting in the doctor's box. Then a
-//! pending list of 20 data documents is signed in one batch, and bad input gets precise 4xx.
+//! the independent SM2 checker; `pdftoppm` shows the handwriting (drawn on the phone) in the
+//! doctor's box. Then a pending list of 20 data documents is signed in one batch, bad input gets
+//! precise 4xx, and the phone unbinds itself (certificate revoked).
 
 mod common;
 use base64::Engine;
@@ -75,7 +76,7 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let s = Server::start(&d, &env_ref);
     let admin = s.token().unwrap();
     wait_clock(&s, "INSYNC");
-    let scopes = r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write"]}"#;
+    let scopes = r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write","certs"]}"#;
     let (_, v) = s.json("POST", "/admin/v1/apps", Some(&admin), scopes);
     let his = v["token"].as_str().unwrap().to_string();
     let users = r#"[{"employee_no":"1001","name":"张三","title":"主治医师"},{"employee_no":"1002","name":"李四"}]"#;
@@ -88,10 +89,19 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     }
     let mut png = std::io::Cursor::new(Vec::new());
     ink.write_to(&mut png, image::ImageFormat::Png).unwrap();
-    let body = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
-    assert_eq!(s.json("POST", "/api/v1/users/1001/handwriting", Some(&his), &body).0, 201);
     let (me, share) = enrol(&s, &his, "1001");
     let (other, _) = enrol(&s, &his, "1002");
+    // the doctor draws the signature on the phone's pad (a transparent PNG); blank is refused
+    let body = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/handwriting", Some(&me), &body);
+    assert_eq!((st, v["owner"].as_str()), (201, Some("user:1001")), "{v}");
+    let mut blank = std::io::Cursor::new(Vec::new());
+    image::RgbaImage::from_pixel(50, 20, image::Rgba([0, 0, 0, 0]))
+        .write_to(&mut blank, image::ImageFormat::Png)
+        .unwrap();
+    let body = serde_json::json!({"image_base64": b64(blank.get_ref())}).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/handwriting", Some(&me), &body);
+    assert_eq!(st, 400, "{v}");
     let (_, _, chain) = s.raw("GET", "/pki/sm2/ca.pem", None, None, b"");
     d.write("sm2-chain.pem", &chain);
 
@@ -230,6 +240,12 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     assert_eq!(st, 400, "{v}");
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets":[{"flow_id":"sf_x"}],"x":1}"#);
     assert_eq!(st, 400, "{v}");
+    // the phone unbinds itself: its session ends and its certificate is revoked
+    let cert_serial = round["cert_serial"].as_str().unwrap().to_string();
+    assert_eq!(s.req("DELETE", "/mobile/v1/device", Some(&me), None, b"").0, 204);
+    assert_eq!(s.json("GET", "/mobile/v1/pending", Some(&me), "").0, 401);
+    let (_, c) = s.json("GET", &format!("/api/v1/certificates/{cert_serial}"), Some(&his), "");
+    assert_eq!(c["status"], "revoked", "{c}");
     // a scan signer needs SM2 (the two-party key)
     let rsa = serde_json::json!({"kind": "data", "title": "t", "content": "x", "alg": "rsa", "signers": [{"employee_no": "1001", "mode": "scan"}]});
     let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &rsa.to_string());

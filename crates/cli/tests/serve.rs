@@ -420,6 +420,8 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/pin", "post"),
         ("/mobile/v1/unlock", "post"),
         ("/mobile/v1/records", "get"),
+        ("/mobile/v1/device", "delete"),
+        ("/mobile/v1/handwriting", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

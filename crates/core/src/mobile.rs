@@ -166,32 +166,7 @@ pub async fn activate(
             return Err(refused("already used"));
         }
         // the old phone stops working: its sessions end, its server shares are destroyed
-        sqlx::query(
-            "DELETE FROM mobile_sessions WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
-        )
-        .bind(employee_no)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE devices SET status = 'unbound', unbound_at = $1 WHERE employee_no = $2 AND status = 'active'",
-        )
-        .bind(&now)
-        .bind(employee_no)
-        .execute(&mut *tx)
-        .await?;
-        superseded = sqlx::query_scalar(
-            "SELECT cert_serial FROM split_keys WHERE employee_no = $1 AND status = 'active' AND cert_serial IS NOT NULL",
-        )
-        .bind(employee_no)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 WHERE employee_no = $2 AND status IN ('active', 'pending')",
-        )
-        .bind(&now)
-        .bind(employee_no)
-        .execute(&mut *tx)
-        .await?;
+        superseded = unbind_in(&mut tx, employee_no, &now).await?;
         sqlx::query(
             "INSERT INTO devices (id, employee_no, name, status, created_at) VALUES ($1, $2, $3, 'active', $4)",
         )
@@ -226,6 +201,70 @@ pub async fn activate(
         certs::revoke(db, cas, None, ctx, &serial, "superseded").await?;
     }
     Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
+}
+
+/// Unbind the user's active devices inside a transaction: sessions end, PINs go, session grants
+/// end, server shares are destroyed. Returns the certificates of the destroyed keys (to revoke).
+async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -> Result<Vec<String>> {
+    for sql in [
+        "DELETE FROM mobile_sessions WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        "DELETE FROM device_pins WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+    ] {
+        sqlx::query(sql).bind(employee_no).execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "UPDATE grants SET state = 'cancelled', grant_key_wrapped = NULL, share_sealed = NULL, ended_at = $1 \
+         WHERE employee_no = $2 AND state IN ('pending', 'active')",
+    )
+    .bind(now)
+    .bind(employee_no)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE devices SET status = 'unbound', unbound_at = $1 WHERE employee_no = $2 AND status = 'active'")
+        .bind(now)
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+    let serials: Vec<String> = sqlx::query_scalar(
+        "SELECT cert_serial FROM split_keys WHERE employee_no = $1 AND status = 'active' AND cert_serial IS NOT NULL",
+    )
+    .bind(employee_no)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 WHERE employee_no = $2 AND status IN ('active', 'pending')",
+    )
+    .bind(now)
+    .bind(employee_no)
+    .execute(&mut *tx)
+    .await?;
+    Ok(serials)
+}
+
+/// The phone unbinds itself (settings → 解绑): as a new binding would, it ends the session, erases
+/// the PIN verifier, session grants and server share, and revokes the certificate.
+pub async fn unbind(db: &Db, cas: &crate::ca::BuiltinCas, ctx: &Context, s: &Session) -> Result<()> {
+    let now = crate::now_text();
+    let serials = {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let serials = unbind_in(&mut tx, &s.employee_no, &now).await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Login,
+            "device.unbind",
+            &format!("user:{}", s.employee_no),
+            serde_json::json!({"device": s.device_id, "keys_destroyed": serials.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+        serials
+    };
+    for serial in serials {
+        certs::revoke(db, cas, None, ctx, &serial, "cessation_of_operation").await?;
+    }
+    Ok(())
 }
 
 /// The session of a bearer token (a bound device, unexpired).
@@ -742,6 +781,25 @@ mod tests {
             // a new activation code binds the phone again with no PIN (and no lock)
             let a2 = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
             let s2 = activate(&db, &cas, &ctx, "2101", &a2.code, "iPhone").await.unwrap();
+            set_pin(&db, &kek, &ctx, &s2, &v1, None).await.unwrap();
+            // the phone unbinds itself: session, PIN, key and certificate go
+            let st = keygen_start(&db, &s2).await.unwrap();
+            let (_kg, req) = medsign_crypto::twoparty::ClientKeyGen::start(st.context.as_bytes()).unwrap();
+            let issuer =
+                Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x", channels: None };
+            let done = keygen_finish(&db, &kek, issuer, &ctx, &s2, &st.key_id, &req).await.unwrap();
+            unbind(&db, &cas, &ctx, &s2).await.unwrap();
+            assert!(matches!(session(&db, s2.token.as_deref().unwrap()).await, Err(Error::Unauthorized(_))));
+            let rec = certs::get(&db, &done.certificate.serial).await.unwrap();
+            assert_eq!((rec.status.as_str(), rec.reason.as_deref()), ("revoked", Some("cessation_of_operation")));
+            let pins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM device_pins WHERE device_id = $1")
+                .bind(&s2.device_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(pins, 0);
+            let a3 = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
+            let s2 = activate(&db, &cas, &ctx, "2101", &a3.code, "iPhone").await.unwrap();
             set_pin(&db, &kek, &ctx, &s2, &v1, None).await.unwrap();
             // an expired PIN must be changed (the change itself still works)
             sqlx::query("UPDATE device_pins SET set_at = '2020-01-01T00:00:00Z' WHERE device_id = $1")

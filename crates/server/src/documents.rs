@@ -3,7 +3,7 @@
 
 use crate::{
     ApiError,
-    extract::{Caller, StrictJson},
+    extract::{Caller, Phone, StrictJson},
     routes::{AppState, ErrorBody},
 };
 use axum::{
@@ -242,6 +242,25 @@ pub async fn post_handwriting(
     };
     let bytes = b64("image_base64", &b).map_err(&e)?;
     let info = images::set_handwriting(&s.db, &s.kek, &caller.ctx, &no, &bytes).await.map_err(&e)?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+#[utoipa::path(post, path = "/mobile/v1/handwriting", tag = "mobile", security(("device" = [])),
+    request_body(content = Handwriting, example = json!({"image_base64": "iVBORw0KGgo…"})),
+    responses((status = 201, body = images::ImageInfo, example = json!({"owner": "user:1001", "source": "uploaded", "sm3": "66c7…", "size": [412, 160], "updated_by": "user:1001", "updated_at": "…"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "图片是空白的 / the image is blank", "request_id": "…"}))))]
+/// `POST /mobile/v1/handwriting` (R2.3, R7.4.4): the signature the user drew on the phone's pad
+/// (transparent PNG; trimmed and normalised like an upload), shown in their visible signatures.
+pub async fn post_own_handwriting(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(body): StrictJson<Handwriting>,
+) -> Result<Response, ApiError> {
+    let e = crate::error::with_request_id(&phone.ctx.request_id);
+    let b = body.image_base64.ok_or_else(|| e(Error::Invalid("请提供 image_base64 / give image_base64".into())))?;
+    let bytes = b64("image_base64", &b).map_err(&e)?;
+    let info =
+        images::set_handwriting(&s.db, &s.kek, &phone.ctx, &phone.session.employee_no, &bytes).await.map_err(&e)?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

@@ -408,3 +408,13 @@ pub async fn records(
     let r = mobile::records(&s.db, &phone.session, q.limit.unwrap_or(50)).await.map_err(&e)?;
     Ok(Json(r).into_response())
 }
+
+#[utoipa::path(delete, path = "/mobile/v1/device", tag = "mobile", security(("device" = [])),
+    responses((status = 204, description = "unbound"),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "设备会话无效，请重新激活 / the device session is not valid; activate again", "request_id": "…"}))))]
+/// `DELETE /mobile/v1/device`: unbind this phone — the session ends, the PIN verifier, session
+/// grants and the server's key share are erased, the certificate is revoked.
+pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    mobile::unbind(&s.db, &s.cas, &phone.ctx, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -52,7 +52,8 @@ pub struct ErrorBody {
         crate::mobile::pending, crate::mobile::start_rounds, crate::mobile::answer_rounds, crate::mobile::finish_rounds,
         crate::logins::create, crate::logins::get, crate::logins::events, crate::logins::scan, crate::logins::refuse,
         crate::mobile::systems, crate::mobile::start_grant, crate::mobile::grant_share, crate::mobile::list_grants, crate::mobile::cancel_grant,
-        crate::mobile::set_pin, crate::mobile::unlock, crate::mobile::records),
+        crate::mobile::set_pin, crate::mobile::unlock, crate::mobile::records, crate::mobile::unbind,
+        crate::documents::post_own_handwriting),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -186,6 +187,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/pin", post(crate::mobile::set_pin))
         .route("/mobile/v1/unlock", post(crate::mobile::unlock))
         .route("/mobile/v1/records", get(crate::mobile::records))
+        .route("/mobile/v1/device", axum::routing::delete(crate::mobile::unbind))
+        .route("/mobile/v1/handwriting", post(crate::documents::post_own_handwriting))
         .route("/mobile/v1/grants", post(crate::mobile::start_grant).get(crate::mobile::list_grants))
         .route("/mobile/v1/grants/{grant_id}", axum::routing::delete(crate::mobile::cancel_grant))
         .route("/mobile/v1/grants/{grant_id}/share", post(crate::mobile::grant_share))
