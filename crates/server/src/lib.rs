@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod assets;
 mod documents;
 mod error;
 mod extract;

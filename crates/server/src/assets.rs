@@ -1,0 +1,73 @@
+//! Static front ends compiled into the binary (DESIGN.md: no front-end build step to run; assets
+//! embedded). `/m/` is the doctor's H5 app (issue #7): `web/mobile`, the phone-half wrapper
+//! `web/wasm/medsign-phone.js` and the WebAssembly module in `web/wasm/pkg` — committed, built
+//! reproducibly by `scripts/build-wasm` (paths remapped) and checked for drift by `scripts/test`,
+//! so `cargo run -- serve` needs no wasm toolchain.
+
+use axum::{
+    extract::Path,
+    http::{StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+
+/// (path under /m/, content type, bytes)
+const MOBILE: &[(&str, &str, &[u8])] = &[
+    ("index.html", "text/html; charset=utf-8", include_bytes!("../../../web/mobile/index.html")),
+    ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/app.js")),
+    ("app.css", "text/css; charset=utf-8", include_bytes!("../../../web/mobile/app.css")),
+    ("medsign-phone.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/wasm/medsign-phone.js")),
+    ("pkg/medsign_wasm.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/wasm/pkg/medsign_wasm.js")),
+    ("pkg/medsign_wasm_bg.wasm", "application/wasm", include_bytes!("../../../web/wasm/pkg/medsign_wasm_bg.wasm")),
+];
+
+/// Only our own scripts, styles and WebAssembly; images from data:/blob: (QR, handwriting); the
+/// camera stream as blob:.
+const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+                   img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'";
+
+fn serve(table: &'static [(&'static str, &'static str, &'static [u8])], path: &str) -> Response {
+    match table.iter().find(|(p, _, _)| *p == path) {
+        Some((_, ctype, bytes)) => (
+            [
+                (header::CONTENT_TYPE, *ctype),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::CONTENT_SECURITY_POLICY, CSP),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "未找到 / not found").into_response(),
+    }
+}
+
+/// `GET /m` → `/m/`.
+pub async fn mobile_root() -> Redirect {
+    Redirect::permanent("/m/")
+}
+
+/// `GET /m/`: the H5 app.
+pub async fn mobile_index() -> Response {
+    serve(MOBILE, "index.html")
+}
+
+/// `GET /m/{*path}`: its files.
+pub async fn mobile_file(Path(path): Path<String>) -> Response {
+    serve(MOBILE, &path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_app_and_its_module_are_embedded() {
+        assert!(MOBILE.iter().all(|(_, _, b)| !b.is_empty()));
+        let wasm = MOBILE.iter().find(|(p, _, _)| p.ends_with(".wasm")).unwrap().2;
+        assert_eq!(&wasm[..4], b"\0asm");
+        let r = serve(MOBILE, "app.js");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("wasm-unsafe-eval"));
+        assert_eq!(serve(MOBILE, "../Cargo.toml").status(), StatusCode::NOT_FOUND);
+    }
+}
