@@ -31,6 +31,7 @@ function h(tag, attrs = {}, ...kids) {
 
 function toast(msg, error = false) {
   const t = document.getElementById('toast');
+  toast.at = Date.now();
   t.textContent = msg;
   t.className = error ? 'error' : '';
   t.hidden = false;
@@ -463,5 +464,9 @@ async function route() {
   }
 }
 
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  // a message from the page before stays briefly, then makes room
+  if (Date.now() - (toast.at || 0) > 1500) document.getElementById('toast').hidden = true;
+  route();
+});
 phone.load(new URL('pkg/medsign_wasm_bg.wasm', import.meta.url)).then(route, (e) => page('出错了 / Error', h('p', { class: 'bad' }, `WebAssembly: ${e.message}`)));

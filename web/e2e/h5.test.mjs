@@ -1,0 +1,182 @@
+// node:test — the H5 app (/m/) in headless Chromium (Debian `chromium` driven by playwright-core),
+// against the real `medsign serve`. The phone is a mobile-emulated context (360×640, touch); it
+// "scans" by decoding the QR image the API gave the PC with zbarimg (zbar-tools) and opening the
+// deep link, as the phone's camera app would. Scenario: bind → PIN + split key → handwriting drawn
+// on the pad → scan-to-sign a prescription PDF (verified) → scan-to-login (the PC's SSE stream sees
+// it confirmed) → batch-sign 20 from the pending list → grant → the HIS signs without the phone →
+// cancel → refused. Screenshots of every page go to target/screenshots/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir, homedir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { startServer, readEvents, root } from '../wasm/testkit/server.mjs';
+
+const PW = process.env.MEDSIGN_PLAYWRIGHT || join(homedir(), '.cache/medsign-test-tools/node/node_modules/playwright-core/index.mjs');
+const CHROMIUM = process.env.MEDSIGN_CHROMIUM || '/usr/bin/chromium';
+const SHOTS = join(root, 'target/screenshots');
+const PIN = '258036';
+let srv, call, his, browser, ctx, p, work;
+
+async function shot(name) {
+  await p.waitForTimeout(150);
+  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** What a phone camera does with the QR the PC shows: decode it (zbarimg) and open the link. */
+function decodeQr(pngBase64, name) {
+  const file = join(work, `${name}.png`);
+  writeFileSync(file, Buffer.from(pngBase64, 'base64'));
+  return execFileSync('zbarimg', ['--raw', '-q', file]).toString().trim();
+}
+
+async function openLink(link) {
+  const u = new URL(link);
+  await p.goto(`${srv.base}/m/${u.hash}`);
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'medsign-e2e-'));
+  srv = await startServer();
+  call = srv.call;
+  const app = await call('POST', '/admin/v1/apps', srv.admin, { name: 'HIS', scopes: ['users:write', 'users:read', 'sign', 'verify'] });
+  his = app.body.token;
+  assert.equal((await call('POST', '/api/v1/users', his, [{ employee_no: '1001', name: '张三', title: '主治医师' }])).status, 201);
+  const { chromium } = await import(PW);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--lang=zh-CN'] });
+  ctx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN',
+    userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Mobile Safari/537.36' });
+  p = await ctx.newPage();
+  p.on('pageerror', (e) => { throw e; });
+});
+
+after(async () => {
+  await browser?.close();
+  srv?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test('bind the phone, set the PIN and create the split key, draw the handwriting', async () => {
+  const code = (await call('POST', '/api/v1/users/1001/activation-codes', his)).body.code;
+  await p.goto(`${srv.base}/m/`);
+  await p.waitForSelector('#activate');
+  await shot('01-activate');
+  await p.fill('#employee', '1001');
+  await p.fill('#code', code.toLowerCase());
+  await p.click('#activate');
+  await p.waitForSelector('#enrol');
+  // a weak PIN is refused on the phone, with the reason
+  await p.fill('#pin1', '123456');
+  await p.fill('#pin2', '123456');
+  await p.click('#enrol');
+  await p.waitForSelector('#toast.error');
+  assert.match(await p.textContent('#toast'), /PIN/);
+  await p.fill('#pin1', PIN);
+  await p.fill('#pin2', PIN);
+  await shot('02-set-pin');
+  await p.click('#enrol');
+  await p.waitForSelector('#pad', { timeout: 30000 });
+  // draw on the pad with touch-like pointer strokes
+  const box = await p.locator('#pad').boundingBox();
+  await p.mouse.move(box.x + 20, box.y + 120);
+  await p.mouse.down();
+  for (let i = 0; i <= 40; i++) await p.mouse.move(box.x + 20 + i * 7, box.y + 100 + Math.sin(i / 4) * 40, { steps: 2 });
+  await p.mouse.up();
+  await shot('03-handwriting');
+  await p.click('#saveHandwriting');
+  await p.waitForSelector('#tileScan');
+  await shot('04-home');
+  const hw = await fetch(`${srv.base}/api/v1/users/1001/handwriting.png`, { headers: { Authorization: `Bearer ${his}` } });
+  assert.equal(hw.status, 200, 'the drawn signature is stored');
+});
+
+test('scan-to-sign a prescription: summary, PIN, signed; the PDF verifies', async () => {
+  const data = { hospital: '某县人民医院', category: '普通', fee_type: '医保', department: '内科', outpatient_no: 'MZ20261127077',
+    patient_name: '王小明', gender: '男', age: '45岁', diagnosis: '上呼吸道感染', amount: '¥56.80',
+    items: [{ drug: '阿莫西林胶囊 0.25g×24粒', dosage: '0.5g', usage: '口服 每日三次', quantity: '2盒' }] };
+  const f = await call('POST', '/api/v1/sign-flows', his, { kind: 'file', title: '门诊处方笺 MZ20261127077', template_id: 'outpatient-prescription', data,
+    signers: [{ employee_no: '1001', mode: 'scan', field: 'doctor' }, { seal: 'hospital', field: 'hospital_seal' }] });
+  assert.equal(f.status, 201, JSON.stringify(f.body));
+  const link = decodeQr(f.body.ticket.qr_png_base64, 'sign-qr');
+  assert.match(link, /\/m\/#\/sign\?t=tk_/);
+  await openLink(link);
+  await p.waitForSelector('#confirmSign');
+  assert.match(await p.textContent('main'), /门诊处方笺 MZ20261127077/);
+  await shot('05-confirm-sign');
+  await p.fill('#pin', PIN);
+  await p.click('#confirmSign');
+  await p.waitForSelector('#signed', { timeout: 30000 });
+  await shot('06-signed');
+  const flow = await call('GET', `/api/v1/sign-flows/${f.body.id}`, his);
+  assert.equal(flow.body.state, 'completed');
+  const pdf = await fetch(`${srv.base}/api/v1/sign-flows/${f.body.id}/file`, { headers: { Authorization: `Bearer ${his}` } });
+  const file = Buffer.from(await pdf.arrayBuffer()).toString('base64');
+  const v = await call('POST', '/api/v1/verify/file', his, { file });
+  assert.equal(v.body.indication, 'TOTAL_PASSED', JSON.stringify(v.body));
+  writeFileSync(join(SHOTS, 'scan-signed-prescription.pdf'), Buffer.from(file, 'base64'));
+});
+
+test('scan-to-login: the PC sees it confirmed over SSE', async () => {
+  const t = await call('POST', '/api/v1/login-tickets', his, { system: '门诊医生站' });
+  const events = readEvents(`${srv.base}/api/v1/login-tickets/${t.body.ticket_id}/events`, (e) => e.data.state === 'confirmed');
+  await openLink(decodeQr(t.body.qr_png_base64, 'login-qr'));
+  await p.waitForSelector('#confirmLogin');
+  await shot('07-confirm-login');
+  await p.fill('#pin', PIN);
+  await p.click('#confirmLogin');
+  await p.waitForSelector('#loggedIn', { timeout: 30000 });
+  await shot('08-logged-in');
+  assert.equal((await events).at(-1).data.state, 'confirmed');
+  const v = await call('GET', `/api/v1/login-tickets/${t.body.ticket_id}`, his);
+  assert.equal(v.body.assertion.employee_no, '1001');
+});
+
+test('batch-sign 20 from the pending list with one PIN entry', async () => {
+  const ids = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await call('POST', '/api/v1/sign-flows', his, { kind: 'data', title: `检验报告 LIS${String(i).padStart(4, '0')}`, content: `WBC 6.${i}`, signers: [{ employee_no: '1001', mode: 'scan' }] });
+    assert.equal(r.status, 201);
+    ids.push(r.body.id);
+  }
+  await p.goto(`${srv.base}/m/#/pending`);
+  await p.waitForSelector('#signSelected');
+  assert.equal(await p.locator('#pendingList input[type=checkbox]').count(), 20);
+  await shot('09-pending');
+  await p.fill('#pin', PIN);
+  await p.click('#signSelected');
+  await p.waitForFunction(() => document.querySelectorAll('#pendingList input[type=checkbox]').length === 0, null, { timeout: 60000 });
+  await shot('10-pending-done');
+  for (const id of ids) assert.equal((await call('GET', `/api/v1/sign-flows/${id}`, his)).body.state, 'completed');
+});
+
+test('grant → the HIS signs without the phone → cancel → refused; records and settings', async () => {
+  const autoFlow = (title) => ({ kind: 'data', title, content: `${title}：NS 250ml ivgtt qd`, signers: [{ employee_no: '1001' }] });
+  assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 A'))).status, 400);
+  await p.goto(`${srv.base}/m/#/grants`);
+  await p.waitForSelector('#grant');
+  await p.selectOption('#system', { label: 'HIS' });
+  await p.selectOption('#hours', '2');
+  await p.fill('#pin', PIN);
+  await shot('11-grants');
+  await p.click('#grant');
+  await p.waitForSelector('#grantList .danger', { timeout: 30000 });
+  await shot('12-granted');
+  const signed = await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 B'));
+  assert.equal(signed.body.state, 'completed', JSON.stringify(signed.body));
+  assert.equal(signed.body.signers[0].custody, 'grant');
+  await p.click('#grantList .danger');
+  await p.waitForFunction(() => !document.querySelector('#grantList .danger'));
+  assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 C'))).status, 400, 'refused after cancel');
+  await p.goto(`${srv.base}/m/#/records`);
+  await p.waitForSelector('#signRecords .item');
+  assert.match(await p.textContent('#signRecords'), /门诊处方笺 MZ20261127077/);
+  await shot('13-records');
+  await p.goto(`${srv.base}/m/#/settings`);
+  await p.waitForSelector('#unbind');
+  await shot('14-settings');
+  await p.goto(`${srv.base}/m/#/scan`);
+  await p.waitForSelector('#link');
+  await shot('15-scan');
+});
