@@ -1,10 +1,12 @@
 // node:test — the H5 app (/m/) in headless Chromium (Debian `chromium` driven by playwright-core),
 // against the real `medsign serve`. The phone is a mobile-emulated context (360×640, touch); it
 // "scans" by decoding the QR image the API gave the PC with zbarimg (zbar-tools) and opening the
-// deep link, as the phone's camera app would. Scenario: bind → PIN + split key → handwriting drawn
-// on the pad → scan-to-sign a prescription PDF (verified) → scan-to-login (the PC's SSE stream sees
-// it confirmed) → batch-sign 20 from the pending list → grant → the HIS signs without the phone →
-// cancel → refused. Screenshots of every page go to target/screenshots/.
+// deep link, as the phone's camera app would; a second, desktop context is the demo HIS page
+// (/demo/his) using the PC SDK, whose QR the phone reads from a screenshot of the PC screen.
+// Scenario: bind → PIN + split key → handwriting drawn on the pad → scan-to-sign a prescription PDF
+// (verified) → scan-to-login (SSE) → the demo HIS logs in and signs through the SDK → batch-sign 20
+// from the pending list → grant → the HIS signs without the phone → cancel → refused.
+// Screenshots of every page go to target/screenshots/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -131,6 +133,47 @@ test('scan-to-login: the PC sees it confirmed over SSE', async () => {
   assert.equal((await events).at(-1).data.state, 'confirmed');
   const v = await call('GET', `/api/v1/login-tickets/${t.body.ticket_id}`, his);
   assert.equal(v.body.assertion.employee_no, '1001');
+});
+
+/** The phone camera on the PC screen: screenshot the QR the SDK drew and decode it. */
+async function scanPcScreen(pc, scope, name) {
+  const file = join(work, `${name}.png`);
+  await pc.locator(`${scope} .medsign-qr img`).screenshot({ path: file });
+  return execFileSync('zbarimg', ['--raw', '-q', file]).toString().trim();
+}
+
+test('the demo HIS page (PC) logs in and signs through the SDK; the phone scans the PC screen', async () => {
+  const pcCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+  const pc = await pcCtx.newPage();
+  pc.on('pageerror', (e) => { throw e; });
+  await pc.goto(`${srv.base}/demo/his`);
+  assert.match(await pc.textContent('#banner'), /演示页面/);
+  await pc.fill('#token', his);
+  // login
+  await pc.click('#login');
+  await pc.waitForSelector('.medsign-qr img');
+  await pc.screenshot({ path: join(SHOTS, 'pc-01-login-qr.png') });
+  await openLink(await scanPcScreen(pc, '#loginQr', 'pc-login'));
+  await p.waitForSelector('#confirmLogin');
+  await p.fill('#pin', PIN);
+  await p.click('#confirmLogin');
+  await pc.waitForSelector('#loginResult.ok', { timeout: 30000 });
+  assert.match(await pc.textContent('#loginResult'), /1001.*TOTAL_PASSED/);
+  await pc.screenshot({ path: join(SHOTS, 'pc-02-logged-in.png') });
+  // a prescription signed by scanning, verified and downloadable on the PC
+  await pc.click('#sign');
+  await pc.waitForSelector('#signQr .medsign-qr img');
+  await pc.screenshot({ path: join(SHOTS, 'pc-03-sign-qr.png') });
+  await openLink(await scanPcScreen(pc, '#signQr', 'pc-sign'));
+  await p.waitForSelector('#confirmSign');
+  await p.fill('#pin', PIN);
+  await p.click('#confirmSign');
+  await p.waitForSelector('#signed', { timeout: 30000 });
+  await pc.waitForSelector('#signResult.ok', { timeout: 30000 });
+  assert.match(await pc.textContent('#signResult'), /TOTAL_PASSED.*2 个签名/);
+  assert.equal(await pc.locator('#download').count(), 1);
+  await pc.screenshot({ path: join(SHOTS, 'pc-04-signed.png') });
+  await pcCtx.close();
 });
 
 test('batch-sign 20 from the pending list with one PIN entry', async () => {

@@ -422,6 +422,7 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/records", "get"),
         ("/mobile/v1/device", "delete"),
         ("/mobile/v1/handwriting", "post"),
+        ("/api/v1/sign-tickets/{ticket_id}/events", "get"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

@@ -789,12 +789,16 @@ pub(crate) mod tests {
             let f = create(&db, &kek, &cas, org, &tsa, &ctx, &app.app_id, &nf, 1 << 22).await.unwrap();
             assert_eq!(f.state, "signing");
             let ticket = crate::tickets::current(&db, &f.id).await.unwrap().unwrap().id;
+            let st = |s: &str, f: &str| crate::tickets::TicketStatus { state: s.into(), flow_state: f.into() };
+            assert_eq!(crate::tickets::status(&db, &ticket).await.unwrap(), st("waiting", "signing"));
+            assert!(matches!(crate::tickets::status(&db, "tk_nope").await, Err(Error::NotFound(_))));
             // another doctor's phone scanning it: 403, audited, and the ticket still works
             let t = Target { ticket: Some(ticket.clone()), flow_id: None };
             let e = start(&db, &kek, &ctx, &other, std::slice::from_ref(&t)).await.unwrap_err();
             assert!(matches!(e, Error::Forbidden(_)), "{e}");
             let rounds = start(&db, &kek, &ctx, &me, std::slice::from_ref(&t)).await.unwrap();
             assert_eq!(rounds.len(), 1);
+            assert_eq!(crate::tickets::status(&db, &ticket).await.unwrap(), st("scanned", "signing"));
             let r = &rounds[0];
             assert_eq!((r.summary.pages, r.summary.signer_index, r.summary.kind.as_str()), (Some(1), 0, "file"));
             assert_eq!(r.summary.content_sm3, hex::encode(medsign_crypto::hash::sm3(&pdf)));
@@ -819,6 +823,7 @@ pub(crate) mod tests {
             let ok = Finish { round_id: r.round_id.clone(), signature: hex::encode(sig.to_der()) };
             let out = finish(&db, &kek, &cas, org, &tsa, &ctx, &me, std::slice::from_ref(&ok)).await.unwrap();
             assert_eq!(out[0].state.as_deref(), Some("completed"), "{out:?}");
+            assert_eq!(crate::tickets::status(&db, &ticket).await.unwrap(), st("signed", "completed"));
             assert!(matches!(finish(&db, &kek, &cas, org, &tsa, &ctx, &me, &[ok]).await, Err(Error::Conflict(_))));
             let signed = flows::signature_bytes(&db, Some(&app.app_id), &f.id).await.unwrap();
             let rep = flows::verify_file(&db, &cas, &signed).await.unwrap();

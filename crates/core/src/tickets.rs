@@ -207,6 +207,48 @@ pub async fn redeem(db: &Db, ctx: &Context, ticket_id: &str) -> Result<Ticket> {
     outcome
 }
 
+/// Where a sign ticket stands, for the PC page that shows its QR (no secrets: the ticket id is the
+/// capability): `waiting` (not scanned), `scanned` (a phone is signing), `signed` (the signer has
+/// signed; `flow_state` tells whether the flow completed), `superseded` (a newer ticket replaced
+/// it), `expired`, or the flow's end (`revoked`, `failed`, `expired`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TicketStatus {
+    /// see above
+    pub state: String,
+    /// the flow's state
+    pub flow_state: String,
+}
+
+impl TicketStatus {
+    /// No further change will come.
+    pub fn is_final(&self) -> bool {
+        self.state != "waiting" && self.state != "scanned"
+    }
+}
+
+/// The status of sign ticket `id` (unknown: not found).
+pub async fn status(db: &Db, id: &str) -> Result<TicketStatus> {
+    let t = peek(db, id).await?.ok_or_else(|| Error::NotFound(format!("二维码 {id} 不存在 / no ticket {id}")))?;
+    let used: Option<String> =
+        sqlx::query_scalar("SELECT used_at FROM sign_tickets WHERE id = $1").bind(id).fetch_one(&db.pool).await?;
+    let flow = crate::flows::get(db, None, &t.flow_id).await?;
+    let signed = flow.signers.iter().any(|s| s.index == t.signer_index && s.state == "signed");
+    let state = if signed {
+        "signed"
+    } else if matches!(flow.state.as_str(), "revoked" | "failed" | "expired") {
+        flow.state.as_str()
+    } else {
+        match used.as_deref() {
+            Some(u) if u.starts_with("superseded") => "superseded",
+            Some(_) => "scanned",
+            None if expired(&t.expires_at) => "expired",
+            None => "waiting",
+        }
+    };
+    Ok(TicketStatus { state: state.to_string(), flow_state: flow.state })
+}
+
 /// The deep link a ticket's QR code holds.
 pub fn deep_link(public_url: &str, ticket_id: &str) -> String {
     format!("{}/m/#/sign?t={ticket_id}", public_url.trim_end_matches('/'))

@@ -1,5 +1,5 @@
 //! Static front ends compiled into the binary (DESIGN.md: no front-end build step to run; assets
-//! embedded). `/m/` is the doctor's H5 app (issue #7): `web/mobile`, the phone-half wrapper
+//! embedded). `/sdk/medsign.js` is the PC page SDK, `/demo/his` a demo hospital page (says so). `/m/` is the doctor's H5 app (issue #7): `web/mobile`, the phone-half wrapper
 //! `web/wasm/medsign-phone.js` and the WebAssembly module in `web/wasm/pkg` — committed, built
 //! reproducibly by `scripts/build-wasm` (paths remapped) and checked for drift by `scripts/test`,
 //! so `cargo run -- serve` needs no wasm toolchain.
@@ -18,6 +18,14 @@ const MOBILE: &[(&str, &str, &[u8])] = &[
     ("medsign-phone.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/wasm/medsign-phone.js")),
     ("pkg/medsign_wasm.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/wasm/pkg/medsign_wasm.js")),
     ("pkg/medsign_wasm_bg.wasm", "application/wasm", include_bytes!("../../../web/wasm/pkg/medsign_wasm_bg.wasm")),
+];
+
+/// The PC page SDK (`/sdk/…`) and the demo HIS page (`/demo/…`, labelled as a demo on the page).
+const PC: &[(&str, &str, &[u8])] = &[
+    ("sdk/medsign.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/sdk/medsign.js")),
+    ("demo/his", "text/html; charset=utf-8", include_bytes!("../../../web/demo/his.html")),
+    ("demo/his.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/demo/his.js")),
+    ("demo/his.css", "text/css; charset=utf-8", include_bytes!("../../../web/demo/his.css")),
 ];
 
 /// Only our own scripts, styles and WebAssembly; images from data:/blob: (QR, handwriting); the
@@ -39,6 +47,11 @@ fn serve(table: &'static [(&'static str, &'static str, &'static [u8])], path: &s
             .into_response(),
         None => (StatusCode::NOT_FOUND, "未找到 / not found").into_response(),
     }
+}
+
+/// `GET /sdk/{*path}` and `GET /demo/{*path}`: the PC SDK and the demo HIS page.
+pub async fn pc_file(uri: axum::http::Uri) -> Response {
+    serve(PC, uri.path().trim_start_matches('/'))
 }
 
 /// `GET /m` → `/m/`.
@@ -69,5 +82,7 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("wasm-unsafe-eval"));
         assert_eq!(serve(MOBILE, "../Cargo.toml").status(), StatusCode::NOT_FOUND);
+        assert_eq!(serve(PC, "demo/his").status(), StatusCode::OK);
+        assert!(std::str::from_utf8(PC[1].2).unwrap().contains("演示页面"), "the demo says it is one");
     }
 }

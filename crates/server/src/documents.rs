@@ -328,3 +328,20 @@ pub async fn with_ticket(
     }
     Ok(f)
 }
+
+#[utoipa::path(get, path = "/api/v1/sign-tickets/{ticket_id}/events", tag = "sign-flows",
+    params(("ticket_id" = String, Path, example = "tk_5f0c2d…")),
+    responses((status = 200, content_type = "text/event-stream", body = String, example = json!("event: state\ndata: {\"state\":\"waiting\",\"flow_state\":\"signing\"}\n\nevent: state\ndata: {\"state\":\"signed\",\"flow_state\":\"completed\"}\n\n")),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "二维码 X 不存在 / no ticket X", "request_id": "…"}))))]
+/// `GET /api/v1/sign-tickets/{ticket_id}/events` (SSE; R2.6, R3.4): what became of a sign QR —
+/// `waiting`, `scanned`, `signed` (with the flow's state), `superseded`, `expired`, `revoked`,
+/// `failed`. No token (the ticket id is the capability); the signed document needs the system's.
+pub async fn ticket_events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let state = |t: &tickets::TicketStatus| (serde_json::json!(t), t.is_final());
+    let first =
+        tickets::status(&s.db, &id).await.map_err(crate::error::with_request_id(&uuid::Uuid::new_v4().to_string()))?;
+    Ok(crate::events::state_events(state(&first), move || {
+        let (st, id) = (s.clone(), id.clone());
+        async move { tickets::status(&st.db, &id).await.ok().map(|t| state(&t)) }
+    }))
+}

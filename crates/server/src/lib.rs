@@ -9,6 +9,7 @@
 mod assets;
 mod documents;
 mod error;
+mod events;
 mod extract;
 mod logins;
 mod metrics;

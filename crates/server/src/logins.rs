@@ -14,14 +14,11 @@ use axum::{
     Json,
     extract::{Path, State},
     http::StatusCode,
-    response::{
-        IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Response},
 };
 use medsign_core::{apps::Scope, logins};
 use serde::Deserialize;
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use crate::error::with_request_id as err;
 
@@ -85,36 +82,12 @@ pub async fn get(State(s): State<Arc<AppState>>, caller: Caller, Path(id): Path<
 /// `confirmed`, `refused`, `expired`) as they happen; the stream ends after a final state. No token
 /// (the ticket id is the capability); the assertion itself needs the system's token.
 pub async fn events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let state = |v: &logins::LoginView| (serde_json::json!({"state": v.state}), v.is_final());
     let first = logins::get(&s.db, None, &id).await.map_err(err(&uuid::Uuid::new_v4().to_string()))?;
-    let st = s.clone();
-    let stream = futures_util::stream::unfold((Some(first), None::<String>, false), move |(next, last, done)| {
-        let st = st.clone();
-        let id = id.clone();
-        async move {
-            if done {
-                return None;
-            }
-            let mut current = next;
-            loop {
-                let v = match current.take() {
-                    Some(v) => v,
-                    None => {
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                        match logins::get(&st.db, None, &id).await {
-                            Ok(v) => v,
-                            Err(_) => return None,
-                        }
-                    }
-                };
-                if last.as_deref() != Some(v.state.as_str()) {
-                    let data = serde_json::json!({"state": v.state}).to_string();
-                    let ev = Event::default().event("state").data(data);
-                    return Some((Ok::<_, std::convert::Infallible>(ev), (None, Some(v.state.clone()), v.is_final())));
-                }
-            }
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    Ok(crate::events::state_events(state(&first), move || {
+        let (st, id) = (s.clone(), id.clone());
+        async move { logins::get(&st.db, None, &id).await.ok().map(|v| state(&v)) }
+    }))
 }
 
 #[utoipa::path(post, path = "/mobile/v1/login-tickets/{ticket_id}/scan", tag = "mobile", security(("device" = [])),

@@ -53,7 +53,7 @@ pub struct ErrorBody {
         crate::logins::create, crate::logins::get, crate::logins::events, crate::logins::scan, crate::logins::refuse,
         crate::mobile::systems, crate::mobile::start_grant, crate::mobile::grant_share, crate::mobile::list_grants, crate::mobile::cancel_grant,
         crate::mobile::set_pin, crate::mobile::unlock, crate::mobile::records, crate::mobile::unbind,
-        crate::documents::post_own_handwriting),
+        crate::documents::post_own_handwriting, crate::documents::ticket_events),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -182,6 +182,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/activate", post(crate::mobile::activate))
         .route("/mobile/v1/keys", post(crate::mobile::keygen_start))
         .route("/mobile/v1/keys/{key_id}", post(crate::mobile::keygen_finish))
+        .route("/sdk/{*path}", get(crate::assets::pc_file))
+        .route("/demo/{*path}", get(crate::assets::pc_file))
         .route("/m", get(crate::assets::mobile_root))
         .route("/m/", get(crate::assets::mobile_index))
         .route("/m/{*path}", get(crate::assets::mobile_file))
@@ -198,6 +200,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/login-tickets", post(crate::logins::create))
         .route("/api/v1/login-tickets/{ticket_id}", get(crate::logins::get))
         .route("/api/v1/login-tickets/{ticket_id}/events", get(crate::logins::events))
+        .route("/api/v1/sign-tickets/{ticket_id}/events", get(crate::documents::ticket_events))
         .route("/mobile/v1/login-tickets/{ticket_id}/scan", post(crate::logins::scan))
         .route("/mobile/v1/login-tickets/{ticket_id}/refuse", post(crate::logins::refuse))
         .route("/mobile/v1/sign-rounds", post(crate::mobile::start_rounds))
