@@ -206,6 +206,31 @@ pub async fn append(conn: &mut AnyConnection, ctx: &Context, ev: &Event<'_>) -> 
 }
 
 /// Append a successful event of `kind` (the common case of [`append`]).
+/// Record that `err` refused an action (in its own transaction) and hand the error back; if the
+/// audit write itself fails, that failure is returned instead (nothing is refused silently).
+pub async fn refused(
+    db: &crate::db::Db,
+    ctx: &Context,
+    kind: Kind,
+    action: &str,
+    target: &str,
+    err: crate::Error,
+) -> crate::Error {
+    let write = async {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let ev =
+            Event { kind, action, target, outcome: "refused", details: serde_json::json!({"error": err.to_string()}) };
+        append(&mut tx, ctx, &ev).await?;
+        tx.commit().await?;
+        Ok::<_, crate::Error>(())
+    };
+    match write.await {
+        Ok(()) => err,
+        Err(a) => a,
+    }
+}
+
 pub async fn ok(
     conn: &mut AnyConnection,
     ctx: &Context,

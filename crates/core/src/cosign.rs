@@ -195,24 +195,7 @@ pub struct Round {
 }
 
 async fn refuse(db: &Db, ctx: &Context, action: &str, target: &str, e: Error) -> Error {
-    let write = async {
-        let _w = db.write_lock.lock().await;
-        let mut tx = db.pool.begin().await?;
-        let ev = audit::Event {
-            kind: Kind::Signing,
-            action,
-            target,
-            outcome: "refused",
-            details: serde_json::json!({"error": e.to_string()}),
-        };
-        audit::append(&mut tx, ctx, &ev).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(())
-    };
-    match write.await {
-        Ok(()) => e,
-        Err(a) => a,
-    }
+    audit::refused(db, ctx, Kind::Signing, action, target, e).await
 }
 
 /// The phone's active two-party key and its certificate.
@@ -754,6 +737,25 @@ pub(crate) mod tests {
         (s, kg.finish(&done.response).unwrap())
     }
 
+    pub(crate) const ORG: &str = "某县人民医院";
+
+    /// What the signing tests need: a KEK, the CAs, a TSA on a synchronised test clock.
+    pub(crate) struct World {
+        pub kek: Kek,
+        pub ctx: Context,
+        pub cas: BuiltinCas,
+        pub tsa: Arc<Tsa>,
+    }
+
+    pub(crate) async fn world(db: &Db) -> World {
+        let kek = Kek::generate().unwrap();
+        let cas = crate::ca::ensure(db, &kek, ORG).await.unwrap();
+        let tsa = Tsa::start(db, &kek, &cas, ORG, &Default::default(), Arc::new(Clock::synchronised_for_tests()))
+            .await
+            .unwrap();
+        World { kek, ctx: Context::cli(), cas, tsa }
+    }
+
     pub(crate) fn e_of(r: &Round) -> [u8; 32] {
         hex::decode(&r.e).unwrap().try_into().unwrap()
     }
@@ -761,13 +763,8 @@ pub(crate) mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn phones_co_sign_scan_flows() {
         for (_d, db) in crate::db::tests::backends().await {
-            let kek = Kek::generate().unwrap();
-            let ctx = Context::cli();
-            let org = "某县人民医院";
-            let cas = crate::ca::ensure(&db, &kek, org).await.unwrap();
-            let tsa = Tsa::start(&db, &kek, &cas, org, &Default::default(), Arc::new(Clock::synchronised_for_tests()))
-                .await
-                .unwrap();
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let org = ORG;
             let (app, _) = crate::apps::create(&db, &kek, &ctx, "HIS", &[crate::apps::Scope::Sign]).await.unwrap();
             let u = |no: &str| -> crate::users::NewUser {
                 serde_json::from_value(

@@ -386,20 +386,17 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{clock::Clock, cosign::tests::phone, flows, tsa::Tsa};
+    use crate::{
+        cosign::tests::{ORG, World, phone, world},
+        flows,
+    };
     use base64::Engine;
-    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grant_lets_one_system_sign_without_the_phone_until_cancelled_or_expired() {
         for (_d, db) in crate::db::tests::backends().await {
-            let kek = Kek::generate().unwrap();
-            let ctx = Context::cli();
-            let org = "某县人民医院";
-            let cas = crate::ca::ensure(&db, &kek, org).await.unwrap();
-            let tsa = Tsa::start(&db, &kek, &cas, org, &Default::default(), Arc::new(Clock::synchronised_for_tests()))
-                .await
-                .unwrap();
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let org = ORG;
             let (his, _) = crate::apps::create(&db, &kek, &ctx, "HIS", &[crate::apps::Scope::Sign]).await.unwrap();
             let (lis, _) = crate::apps::create(&db, &kek, &ctx, "LIS", &[crate::apps::Scope::Sign]).await.unwrap();
             let users: Vec<crate::users::NewUser> = ["4001", "4002"]

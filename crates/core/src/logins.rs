@@ -243,25 +243,8 @@ fn assertion_bytes(ticket: &str, system: &str, challenge: &str, employee_no: &st
 }
 
 async fn refused(db: &Db, ctx: &Context, id: &str, e: Error) -> Error {
-    let write = async {
-        let _w = db.write_lock.lock().await;
-        let mut tx = db.pool.begin().await?;
-        let target = format!("login:{}", id.chars().take(11).collect::<String>());
-        let ev = audit::Event {
-            kind: Kind::Login,
-            action: "login.scan",
-            target: &target,
-            outcome: "refused",
-            details: serde_json::json!({"error": e.to_string()}),
-        };
-        audit::append(&mut tx, ctx, &ev).await?;
-        tx.commit().await?;
-        Ok::<_, Error>(())
-    };
-    match write.await {
-        Ok(()) => e,
-        Err(a) => a,
-    }
+    let target = format!("login:{}", id.chars().take(11).collect::<String>());
+    audit::refused(db, ctx, Kind::Login, "login.scan", &target, e).await
 }
 
 /// The phone scanned login ticket `id`: once, before it expires, by a phone with a signing key.
@@ -394,22 +377,16 @@ pub(crate) async fn on_flow_completed(db: &Db, ctx: &Context, flow_id: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        clock::Clock,
-        cosign::{Answer, Finish, tests::e_of, tests::phone},
+    use crate::cosign::{
+        Answer, Finish,
+        tests::{ORG, World, e_of, phone, world},
     };
-    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_phone_scans_confirms_and_the_system_gets_a_signed_assertion() {
         for (_d, db) in crate::db::tests::backends().await {
-            let kek = Kek::generate().unwrap();
-            let ctx = Context::cli();
-            let org = "某县人民医院";
-            let cas = crate::ca::ensure(&db, &kek, org).await.unwrap();
-            let tsa = Tsa::start(&db, &kek, &cas, org, &Default::default(), Arc::new(Clock::synchronised_for_tests()))
-                .await
-                .unwrap();
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let org = ORG;
             let (app, _) = crate::apps::create(&db, &kek, &ctx, "HIS", &[crate::apps::Scope::Sign]).await.unwrap();
             let u: crate::users::NewUser =
                 serde_json::from_value(serde_json::json!({"employee_no": "3001", "name": "赵医生"})).unwrap();
