@@ -41,11 +41,12 @@ async function openLink(link) {
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'medsign-e2e-'));
-  srv = await startServer();
+  // the DEMO real-name provider (explicitly configured): enrolment passes through a real-name check
+  srv = await startServer({ MEDSIGN_REALNAME_PROVIDER: 'dev' });
   call = srv.call;
   const app = await call('POST', '/admin/v1/apps', srv.admin, { name: 'HIS', scopes: ['users:write', 'users:read', 'sign', 'verify'] });
   his = app.body.token;
-  assert.equal((await call('POST', '/api/v1/users', his, [{ employee_no: '1001', name: '张三', title: '主治医师' }])).status, 201);
+  assert.equal((await call('POST', '/api/v1/users', his, [{ employee_no: '1001', name: '张三', title: '主治医师', id_card: '11010519491231002X' }])).status, 201);
   const { chromium } = await import(PW);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--lang=zh-CN'] });
   ctx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN',
@@ -80,6 +81,8 @@ test('bind the phone, set the PIN and create the split key, draw the handwriting
   await shot('02-set-pin');
   await p.click('#enrol');
   await p.waitForSelector('#pad', { timeout: 30000 });
+  const rn = await call('GET', '/api/v1/users/1001/realname', his);
+  assert.equal(rn.body.realname_status, 'verified-demo', 'the demo real-name check ran before the certificate');
   // draw on the pad with touch-like pointer strokes
   const box = await p.locator('#pad').boundingBox();
   await p.mouse.move(box.x + 20, box.y + 120);

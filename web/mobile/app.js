@@ -126,17 +126,11 @@ function enrolPage() {
     if (problem) return toast(problem, true);
     const done = busy(go, '正在生成密钥… / creating the key…');
     try {
-      const start = await api('POST', 'keys');
-      let certificate = null;
-      const post = async (what, body) => {
-        if (what !== 'keygen') return transport()(what, body);
-        const r = await api('POST', `keys/${start.key_id}`, { request: body });
-        certificate = r.certificate;
-        return r.response;
-      };
-      const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret') });
-      store.set('wrapped', out.wrapped);
-      store.set('certSerial', certificate?.serial || '');
+      await createKey(pin).catch(async (e) => {
+        if (e.status !== 409 || !/real-name/.test(e.message)) throw e;
+        await realnameCheck();
+        await createKey(pin);
+      });
       toast('签名密钥已生成，证书已签发 / key created, certificate issued');
       location.hash = '#/handwriting';
     } catch (e) { fail(e); } finally { done(); }
@@ -146,6 +140,34 @@ function enrolPage() {
       h('p', { class: 'muted' }, '签名密钥分成两半：一半在本机（用 PIN 保护），一半在医院服务器，任何一方都无法单独签名。PIN 为 6–12 位数字，不能是连续或重复数字，也不能包含工号。/ Your key is split between this phone (protected by the PIN) and the hospital server. The PIN has 6–12 digits, no runs or repeats, not your staff number.'),
       ...pinInput('pin1', 'PIN'), ...pinInput('pin2', '再输一次 / Again'),
       go));
+}
+
+/**
+ * The real-name check the hospital requires before the certificate (R2.2, R3.2). In a browser only
+ * the DEMO provider can run (WeChat face verification needs the mini program).
+ */
+async function realnameCheck() {
+  const st = await api('POST', 'realname', {}).catch((e) => {
+    throw new Error(/wx_code/.test(e.message) ? '请在医签微信小程序中完成人脸核身 / do the face check in the medsign WeChat mini program' : e.message);
+  });
+  const out = await api('POST', `realname/${st.check_id}`);
+  if (out.state !== 'verified') throw new Error('实名认证未通过 / the real-name check failed');
+  toast(st.demo ? '实名认证（演示，不用于生产）已通过 / DEMO real-name check passed' : '实名认证已通过 / real-name check passed');
+}
+
+/** Two-party key generation, the PIN and the certificate. */
+async function createKey(pin) {
+  const start = await api('POST', 'keys');
+  let certificate = null;
+  const post = async (what, body) => {
+    if (what !== 'keygen') return transport()(what, body);
+    const r = await api('POST', `keys/${start.key_id}`, { request: body });
+    certificate = r.certificate;
+    return r.response;
+  };
+  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret') });
+  store.set('wrapped', out.wrapped);
+  store.set('certSerial', certificate?.serial || '');
 }
 
 // ---------------------------------------------------------------- handwriting pad

@@ -82,6 +82,8 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         medsign_pdf::use_font_file(bytes).map_err(|e| CliError(format!("sign.font_file {}: {e}", f.display())))?;
     }
     let data_dir = cfg.data_dir();
+    // real-name provider: a bad [realname] stops the start (the dev DEMO provider warns loudly)
+    let realname = medsign_core::realname::FaceVerifier::from_config(&cfg.realname).map_err(core_err)?;
     let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
     let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
     let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
@@ -132,11 +134,17 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         ca_config: cfg.ca.clone(),
         channels: Default::default(),
         tsa,
+        realname,
     });
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
     eprintln!("  数据目录 / data directory: {}", data_dir.display());
     eprintln!("  数据库 / database: {}", medsign_core::db::redact(&cfg.database_url()));
+    if matches!(state.realname, Some(medsign_core::realname::FaceVerifier::Dev)) {
+        eprintln!(
+            "  !!! 实名认证使用演示提供方 dev：任何人都会通过（结果标记为 verified-demo），切勿用于生产 / realname provider 'dev' is a DEMO: everyone passes (marked verified-demo) — never in production"
+        );
+    }
     match source {
         KekSource::Environment => eprintln!("  密钥加密密钥 / KEK: MEDSIGN_KEK"),
         KekSource::File(p) => eprintln!("  密钥加密密钥 / KEK: {p}"),

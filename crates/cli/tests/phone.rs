@@ -252,3 +252,48 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     assert!(st == 400 && v["message"].as_str().unwrap().contains("sm2"), "{v}");
     assert_eq!(s.stop(), 0);
 }
+
+/// The demo real-name provider (explicit configuration, announced at start): keys are certified only
+/// after a real-name check, and its passes are marked `verified-demo`. (The WeChat provider is
+/// tested against a local fake of WeChat's API in medsign-core.)
+#[test]
+fn the_demo_realname_provider_gates_certificates_and_says_it_is_a_demo() {
+    let d = Dir::new();
+    let s = Server::start(&d, &[("MEDSIGN_REALNAME_PROVIDER", "dev"), ("MEDSIGN_TIME_SOURCES", "127.0.0.1:9")]);
+    assert!(s.stderr_lines.iter().any(|l| l.contains("演示提供方 dev") && l.contains("DEMO")), "{:#?}", s.stderr_lines);
+    let admin = s.token().unwrap();
+    let (_, v) =
+        s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"HIS","scopes":["users:read","users:write"]}"#);
+    let his = v["token"].as_str().unwrap().to_string();
+    let user = r#"{"employee_no":"1001","name":"张三","id_card":"11010519491231002X"}"#;
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), user).0, 201);
+    let (_, code) = s.json("POST", "/api/v1/users/1001/activation-codes", Some(&his), "");
+    let body = serde_json::json!({"employee_no": "1001", "code": code["code"], "device_name": "x"}).to_string();
+    let token = s.json("POST", "/mobile/v1/activate", None, &body).1["token"].as_str().unwrap().to_string();
+    let keygen = |token: &str| {
+        let (_, start) = s.json("POST", "/mobile/v1/keys", Some(token), "");
+        let (_, req) = ClientKeyGen::start(start["context"].as_str().unwrap().as_bytes()).unwrap();
+        let path = format!("/mobile/v1/keys/{}", start["key_id"].as_str().unwrap());
+        s.json("POST", &path, Some(token), &serde_json::json!({"request": req}).to_string())
+    };
+    let (st, v) = keygen(&token);
+    assert_eq!(st, 409, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("real-name"), "{v}");
+    let (st, started) = s.json("POST", "/mobile/v1/realname", Some(&token), "");
+    assert_eq!((st, started["demo"].as_bool()), (201, Some(true)), "{started}");
+    let (st, out) =
+        s.json("POST", &format!("/mobile/v1/realname/{}", started["check_id"].as_str().unwrap()), Some(&token), "");
+    assert_eq!((st, out["realname_status"].as_str()), (200, Some("verified-demo")), "{out}");
+    assert_eq!(keygen(&token).0, 201);
+    let (_, r) = s.json("GET", "/api/v1/users/1001/realname", Some(&his), "");
+    assert_eq!((r["realname_status"].as_str(), r["provider"].as_str()), (Some("verified-demo"), Some("dev")), "{r}");
+    assert_eq!(s.json("POST", "/mobile/v1/realname/rn_nope", Some(&token), "").0, 404);
+    assert_eq!(s.stop(), 0);
+    // an unknown provider stops the start with a clear message
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medsign"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("bad")])
+        .env("MEDSIGN_REALNAME_PROVIDER", "face++");
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("none, wechat or dev"), "{}", text(&o.stderr));
+}

@@ -423,6 +423,9 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/device", "delete"),
         ("/mobile/v1/handwriting", "post"),
         ("/api/v1/sign-tickets/{ticket_id}/events", "get"),
+        ("/mobile/v1/realname", "post"),
+        ("/mobile/v1/realname/{check_id}", "post"),
+        ("/api/v1/users/{employee_no}/realname", "get"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

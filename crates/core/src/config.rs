@@ -145,6 +145,44 @@ impl Default for CaConfig {
     }
 }
 
+/// `[realname]` — face verification before a phone's certificate is issued (R2.2, R3.2, R7.4.3).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealnameConfig {
+    /// `none` (identity checked in person when the activation code is handed over), `wechat`
+    /// (WeChat face verification of the mini program), or `dev` (a DEMO provider that passes
+    /// everyone and marks every result as demo — never for production)
+    pub provider: String,
+    /// the mini program's AppID (wechat)
+    pub wechat_appid: Option<String>,
+    /// its AppSecret (wechat; better from the environment, MEDSIGN_REALNAME_WECHAT_SECRET)
+    pub wechat_secret: Option<String>,
+    /// the WeChat API (tests point it at a local fake)
+    pub wechat_api_base: String,
+}
+
+impl Default for RealnameConfig {
+    fn default() -> Self {
+        Self {
+            provider: "none".into(),
+            wechat_appid: None,
+            wechat_secret: None,
+            wechat_api_base: "https://api.weixin.qq.com".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RealnameConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealnameConfig")
+            .field("provider", &self.provider)
+            .field("wechat_appid", &self.wechat_appid)
+            .field("wechat_secret", &self.wechat_secret.as_ref().map(|_| "(set)"))
+            .field("wechat_api_base", &self.wechat_api_base)
+            .finish()
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -165,6 +203,8 @@ pub struct Config {
     pub tsa: TsaConfig,
     /// `[sign]`
     pub sign: SignConfig,
+    /// `[realname]`
+    pub realname: RealnameConfig,
 }
 
 impl Config {
@@ -215,6 +255,10 @@ impl Config {
                     v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
             }
             "MEDSIGN_SIGN_FONT_FILE" => self.sign.font_file = Some(v.into()),
+            "MEDSIGN_REALNAME_PROVIDER" => self.realname.provider = v.into(),
+            "MEDSIGN_REALNAME_WECHAT_APPID" => self.realname.wechat_appid = Some(v.into()),
+            "MEDSIGN_REALNAME_WECHAT_SECRET" => self.realname.wechat_secret = Some(v.into()),
+            "MEDSIGN_REALNAME_WECHAT_API_BASE" => self.realname.wechat_api_base = v.into(),
             "MEDSIGN_TSA_DEFAULT_PROFILE" => self.tsa.default_profile = v.into(),
             "MEDSIGN_TSA_POLICY_OID" => self.tsa.policy_oid = v.into(),
             "MEDSIGN_TSA_ACCEPTED_POLICIES" => {

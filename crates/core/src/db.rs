@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "logins", include_str!("../migrations/0016_logins.sql")),
     (17, "grants", include_str!("../migrations/0017_grants.sql")),
     (18, "pins", include_str!("../migrations/0018_pins.sql")),
+    (19, "realname", include_str!("../migrations/0019_realname.sql")),
 ];
 
 /// Which database.

@@ -27,6 +27,7 @@ pub mod import;
 pub mod logins;
 pub mod mobile;
 pub mod ocsp;
+pub mod realname;
 pub mod templates;
 pub mod tickets;
 pub mod tsa;

@@ -454,6 +454,31 @@ pub async fn list(db: &Db, kek: &Kek, q: &ListQuery) -> Result<Page> {
     Ok(Page { items, page, page_size, total })
 }
 
+/// A user's name and full ID-card number (for a real-name check; never shown).
+pub(crate) async fn identity(
+    db: &Db,
+    kek: &Kek,
+    employee_no: &str,
+) -> Result<(String, Option<zeroize::Zeroizing<String>>)> {
+    let r = sqlx::query("SELECT name, id_card_wrapped FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
+        .bind(employee_no)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
+        })?;
+    let wrapped: Option<String> = r.try_get("id_card_wrapped")?;
+    let id = match wrapped {
+        Some(w) => {
+            let blob = hex::decode(w).map_err(|_| Error::Config("stored ID-card value is corrupt".into()))?;
+            let plain = kek.unwrap(&blob, format!("medsign/id-card/{employee_no}").as_bytes())?;
+            Some(zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()))
+        }
+        None => None,
+    };
+    Ok((r.try_get("name")?, id))
+}
+
 /// One user by employee number (deleted users are not found).
 pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
     let r = sqlx::query("SELECT * FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
@@ -482,7 +507,7 @@ pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
         id_card_masked: masked,
         role: Role::parse(&r.try_get::<String, _>("role")?),
         status: r.try_get("status")?,
-        realname_status: "none".into(),
+        realname_status: r.try_get::<Option<String>, _>("realname_status")?.unwrap_or_else(|| "none".into()),
         certificate: None,
         signature_image: None,
         created_at: r.try_get("created_at")?,

@@ -96,6 +96,9 @@ pub async fn keygen_finish(
     Path(key_id): Path<String>,
     StrictJson(body): StrictJson<KeyGenBody>,
 ) -> Result<Response, ApiError> {
+    medsign_core::realname::require(&s.db, s.realname.as_ref(), &phone.session.employee_no)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
     let done = mobile::keygen_finish(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session, &key_id, &body.request)
         .await
         .map_err(err(&phone.ctx.request_id))?;
@@ -417,4 +420,81 @@ pub async fn records(
 pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
     mobile::unbind(&s.db, &s.cas, &phone.ctx, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn face_verifier(s: &AppState) -> Result<&medsign_core::realname::FaceVerifier, medsign_core::Error> {
+    s.realname.as_ref().ok_or_else(|| {
+        medsign_core::Error::Conflict(
+            "本院未配置在线实名认证（身份在发放激活码时当面核验）/ no online real-name check is configured (identity is checked in person with the activation code)".into(),
+        )
+    })
+}
+
+/// Body of `POST /mobile/v1/realname`.
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RealnameStart {
+    /// the mini program's `wx.login` code (wechat)
+    wx_code: Option<String>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/realname", tag = "mobile", security(("device" = [])),
+    request_body(content = RealnameStart, example = json!({"wx_code": "0a3Xk…"})),
+    responses((status = 201, body = medsign_core::realname::Started, example = json!({"check_id": "rn_…", "provider": "wechat", "verify_id": "…", "demo": false, "expires_at": "2026-11-27T09:00:00Z"})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "人员档案中没有身份证号，请联系信息科登记 / no ID-card number on record: ask the IT department", "request_id": "…"}))))]
+/// `POST /mobile/v1/realname` (R2.2, R3.2, R7.4.3): start a face verification of the phone's user
+/// against the register (WeChat: then `wx.requestFacialVerify({verifyId})` in the mini program).
+pub async fn realname_start(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    body: Option<StrictJson<RealnameStart>>,
+) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    let b = body.map(|StrictJson(b)| b).unwrap_or_default();
+    let fv = face_verifier(&s).map_err(&e)?;
+    let st =
+        medsign_core::realname::start(&s.db, &s.kek, fv, &phone.session, b.wx_code.as_deref()).await.map_err(&e)?;
+    Ok((StatusCode::CREATED, Json(st)).into_response())
+}
+
+#[utoipa::path(post, path = "/mobile/v1/realname/{check_id}", tag = "mobile", security(("device" = [])),
+    params(("check_id" = String, Path, example = "rn_3f2a9c1b7d4e5a60c1d2e3f4")),
+    responses((status = 200, body = medsign_core::realname::Outcome, example = json!({"check_id": "rn_…", "state": "verified", "realname_status": "verified", "demo": false})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "实名核验 rn_… 已有结果 / check rn_… is finished", "request_id": "…"}))))]
+/// `POST /mobile/v1/realname/{check_id}`: after the face check on the phone, ask the provider
+/// how it ended; a pass is recorded on the user (a dev-provider pass as `verified-demo`).
+pub async fn realname_finish(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    let fv = face_verifier(&s).map_err(&e)?;
+    let out = medsign_core::realname::finish(&s.db, &s.kek, fv, &phone.ctx, &phone.session, &id).await.map_err(&e)?;
+    Ok(Json(out).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{employee_no}/realname", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 200, body = Object, example = json!({"employee_no": "1001", "realname_status": "verified", "provider": "wechat"})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 X 的用户不存在 / no user with employee_no X", "request_id": "…"}))))]
+/// `GET /api/v1/users/{employee_no}/realname` (R7.4.3): the staff member's real-name status
+/// (`none`, `verified`, or `verified-demo` from the demo provider) and the configured provider.
+pub async fn realname_status(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(no): Path<String>,
+) -> Result<Response, ApiError> {
+    let e = err(&caller.ctx.request_id);
+    caller.app.require(Scope::UsersRead).map_err(&e)?;
+    let u = medsign_core::users::get(&s.db, &s.kek, &no).await.map_err(&e)?;
+    let provider = match &s.realname {
+        None => "none",
+        Some(medsign_core::realname::FaceVerifier::Dev) => "dev",
+        Some(medsign_core::realname::FaceVerifier::Wechat(_)) => "wechat",
+    };
+    Ok(Json(
+        serde_json::json!({"employee_no": u.employee_no, "realname_status": u.realname_status, "provider": provider}),
+    )
+    .into_response())
 }

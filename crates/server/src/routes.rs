@@ -53,7 +53,8 @@ pub struct ErrorBody {
         crate::logins::create, crate::logins::get, crate::logins::events, crate::logins::scan, crate::logins::refuse,
         crate::mobile::systems, crate::mobile::start_grant, crate::mobile::grant_share, crate::mobile::list_grants, crate::mobile::cancel_grant,
         crate::mobile::set_pin, crate::mobile::unlock, crate::mobile::records, crate::mobile::unbind,
-        crate::documents::post_own_handwriting, crate::documents::ticket_events),
+        crate::documents::post_own_handwriting, crate::documents::ticket_events,
+        crate::mobile::realname_start, crate::mobile::realname_finish, crate::mobile::realname_status),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -110,6 +111,8 @@ pub struct AppState {
     pub ca_config: medsign_core::config::CaConfig,
     /// the CA channels
     pub channels: medsign_core::channels::Channels,
+    /// the face verifier of real-name checks (`[realname]`; none: checked in person)
+    pub realname: Option<medsign_core::realname::FaceVerifier>,
     /// the timestamp authority (and its clock)
     pub tsa: Arc<medsign_core::tsa::Tsa>,
 }
@@ -190,6 +193,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/pending", get(crate::mobile::pending))
         .route("/mobile/v1/systems", get(crate::mobile::systems))
         .route("/mobile/v1/pin", post(crate::mobile::set_pin))
+        .route("/mobile/v1/realname", post(crate::mobile::realname_start))
+        .route("/mobile/v1/realname/{check_id}", post(crate::mobile::realname_finish))
+        .route("/api/v1/users/{employee_no}/realname", get(crate::mobile::realname_status))
         .route("/mobile/v1/unlock", post(crate::mobile::unlock))
         .route("/mobile/v1/records", get(crate::mobile::records))
         .route("/mobile/v1/device", axum::routing::delete(crate::mobile::unbind))
