@@ -240,8 +240,21 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     assert_eq!(st, 400, "{v}");
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets":[{"flow_id":"sf_x"}],"x":1}"#);
     assert_eq!(st, 400, "{v}");
+    // online renewal: a new certificate for the same key; signing goes on with it
+    let (st, renewed) = s.json("POST", "/mobile/v1/certificate/renew", Some(&me), "");
+    assert_eq!(st, 201, "{renewed}");
+    let (_, old) =
+        s.json("GET", &format!("/api/v1/certificates/{}", round["cert_serial"].as_str().unwrap()), Some(&his), "");
+    assert_eq!((old["status"].as_str(), old["reason"].as_str()), (Some("revoked"), Some("superseded")), "{old}");
+    let flow = serde_json::json!({"kind": "data", "title": "续期后 / after renewal", "content": "x", "signers": [{"employee_no": "1001", "mode": "scan"}]});
+    let (_, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
+    let target = serde_json::json!({"targets": [{"flow_id": f["id"]}]}).to_string();
+    let (_, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &target);
+    assert_eq!(v["rounds"][0]["cert_serial"], renewed["serial"], "{v}");
+    let out = co_sign(&s, &me, &share, v["rounds"].as_array().unwrap());
+    assert_eq!(out["results"][0]["state"], "completed", "{out}");
     // the phone unbinds itself: its session ends and its certificate is revoked
-    let cert_serial = round["cert_serial"].as_str().unwrap().to_string();
+    let cert_serial = renewed["serial"].as_str().unwrap().to_string();
     assert_eq!(s.req("DELETE", "/mobile/v1/device", Some(&me), None, b"").0, 204);
     assert_eq!(s.json("GET", "/mobile/v1/pending", Some(&me), "").0, 401);
     let (_, c) = s.json("GET", &format!("/api/v1/certificates/{cert_serial}"), Some(&his), "");

@@ -426,6 +426,7 @@ fn serve_users_api_errors_restart_and_audit() {
         ("/mobile/v1/realname", "post"),
         ("/mobile/v1/realname/{check_id}", "post"),
         ("/api/v1/users/{employee_no}/realname", "get"),
+        ("/mobile/v1/certificate/renew", "post"),
     ] {
         let op = &api["paths"][path][method];
         assert!(op.is_object(), "{method} {path} not documented");

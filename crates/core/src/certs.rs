@@ -250,8 +250,29 @@ pub async fn renew(
             old.alg, old.alg
         )));
     }
+    // a two-party key (phone + server) renews with the same key, and its record follows the
+    // certificate (otherwise the phone would point at a revoked one)
+    let split: Option<String> = sqlx::query_scalar("SELECT id FROM split_keys WHERE cert_serial = $1")
+        .bind(&old.serial)
+        .fetch_optional(&db.pool)
+        .await?;
+    if split.is_some() && csr_pem.is_some() {
+        return Err(Error::Invalid(
+            "两方协同密钥的证书只能同钥续期（换钥请在手机上重新生成密钥）/ a two-party key's certificate renews with the same key (a new key is made on the phone)".into(),
+        ));
+    }
     let der = csr_pem.and_then(|p| medsign_crypto::keys::pem_decode(p).map(|(_, d)| d).ok());
-    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old)).await
+    let rec = issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old)).await?;
+    if let Some(id) = split {
+        let _w = db.write_lock.lock().await;
+        sqlx::query("UPDATE split_keys SET cert_serial = $1, updated_at = $2 WHERE id = $3")
+            .bind(&rec.serial)
+            .bind(crate::now_text())
+            .bind(&id)
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(rec)
 }
 
 #[allow(clippy::too_many_arguments)]

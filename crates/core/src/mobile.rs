@@ -561,6 +561,29 @@ pub async fn records(db: &Db, s: &Session, limit: i64) -> Result<Records> {
     Ok(Records { signatures, logins })
 }
 
+/// Renew the certificate of this phone's two-party key online (R5.5): same key, new validity; the
+/// old certificate is revoked as superseded.
+pub async fn renew_certificate(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    s: &Session,
+) -> Result<CertRecord> {
+    let serial: Option<String> = sqlx::query_scalar(
+        "SELECT cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
+    )
+    .bind(&s.device_id)
+    .bind(&s.employee_no)
+    .fetch_optional(&db.pool)
+    .await?
+    .flatten();
+    let serial = serial.ok_or_else(|| {
+        Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
+    })?;
+    certs::renew(db, kek, issuer, ctx, &serial, None).await
+}
+
 /// A key generation the phone may answer.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
@@ -708,6 +731,18 @@ mod tests {
                 keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await,
                 Err(Error::Conflict(_))
             ));
+            // online renewal: same key, the key record follows, the old certificate is superseded
+            let renewed = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap();
+            let rcert = medsign_pki::cert::Cert::load_all(renewed.certificate_pem.as_bytes()).unwrap().remove(0);
+            assert_eq!(rcert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
+            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            let now_serial: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
+                .bind(&start.key_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(now_serial.as_deref(), Some(renewed.serial.as_str()));
+            let done = KeyGenDone { certificate: renewed, ..done };
             // a request bound to another context (replayed from another enrolment) is refused
             let other = keygen_start(&db, &s).await.unwrap();
             assert!(matches!(

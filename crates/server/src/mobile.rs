@@ -498,3 +498,15 @@ pub async fn realname_status(
     )
     .into_response())
 }
+
+#[utoipa::path(post, path = "/mobile/v1/certificate/renew", tag = "mobile", security(("device" = [])),
+    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1…", "alg": "sm2", "status": "active", "not_after": "2027-11-27T08:00:00Z"})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first", "request_id": "…"}))))]
+/// `POST /mobile/v1/certificate/renew` (R5.5): renew this phone's certificate online — same
+/// two-party key, new validity; the old certificate is revoked as superseded.
+pub async fn renew_certificate(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let rec = mobile::renew_certificate(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session)
+        .await
+        .map_err(err(&phone.ctx.request_id))?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}

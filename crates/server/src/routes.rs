@@ -54,7 +54,7 @@ pub struct ErrorBody {
         crate::mobile::systems, crate::mobile::start_grant, crate::mobile::grant_share, crate::mobile::list_grants, crate::mobile::cancel_grant,
         crate::mobile::set_pin, crate::mobile::unlock, crate::mobile::records, crate::mobile::unbind,
         crate::documents::post_own_handwriting, crate::documents::ticket_events,
-        crate::mobile::realname_start, crate::mobile::realname_finish, crate::mobile::realname_status),
+        crate::mobile::realname_start, crate::mobile::realname_finish, crate::mobile::realname_status, crate::mobile::renew_certificate),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -193,6 +193,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/pending", get(crate::mobile::pending))
         .route("/mobile/v1/systems", get(crate::mobile::systems))
         .route("/mobile/v1/pin", post(crate::mobile::set_pin))
+        .route("/mobile/v1/certificate/renew", post(crate::mobile::renew_certificate))
         .route("/mobile/v1/realname", post(crate::mobile::realname_start))
         .route("/mobile/v1/realname/{check_id}", post(crate::mobile::realname_finish))
         .route("/api/v1/users/{employee_no}/realname", get(crate::mobile::realname_status))
