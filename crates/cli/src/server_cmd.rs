@@ -135,6 +135,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         channels: Default::default(),
         tsa,
         realname,
+        limits: Default::default(),
     });
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");

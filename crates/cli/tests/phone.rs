@@ -259,6 +259,12 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     assert_eq!(s.json("GET", "/mobile/v1/pending", Some(&me), "").0, 401);
     let (_, c) = s.json("GET", &format!("/api/v1/certificates/{cert_serial}"), Some(&his), "");
     assert_eq!(c["status"], "revoked", "{c}");
+    // guessing activation codes from one address is slowed down: 429 with the envelope
+    let guess = r#"{"employee_no":"1002","code":"AAAA-BBBB-CCCC","device_name":"x"}"#;
+    let statuses: Vec<u16> = (0..12).map(|_| s.json("POST", "/mobile/v1/activate", None, guess).0).collect();
+    assert!(statuses.contains(&401) && statuses.last() == Some(&429), "{statuses:?}");
+    let (_, v) = s.json("POST", "/mobile/v1/activate", None, guess);
+    assert_envelope(&v, "too_many_requests");
     // a scan signer needs SM2 (the two-party key)
     let rsa = serde_json::json!({"kind": "data", "title": "t", "content": "x", "alg": "rsa", "signers": [{"employee_no": "1001", "mode": "scan"}]});
     let (st, v) = s.json("POST", "/api/v1/sign-flows", Some(&his), &rsa.to_string());

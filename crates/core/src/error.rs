@@ -31,6 +31,9 @@ pub enum Error {
     /// Crypto failure.
     #[error(transparent)]
     Crypto(#[from] medsign_crypto::Error),
+    /// Too many attempts in a short time (PIN, scans): HTTP 429.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// An upstream service (a CA channel, the time source) cannot serve now: HTTP 503.
     #[error("{0}")]
     Unavailable(String),
@@ -50,6 +53,7 @@ impl Error {
             Error::Config(_) => "configuration",
             Error::Crypto(_) => "crypto",
             Error::Unavailable(_) => "unavailable",
+            Error::TooManyRequests(_) => "too_many_requests",
         }
     }
 }

@@ -36,6 +36,7 @@ impl ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Db(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -14,6 +14,7 @@ mod extract;
 mod logins;
 mod metrics;
 mod mobile;
+mod ratelimit;
 mod routes;
 
 pub use error::ApiError;

@@ -97,9 +97,11 @@ pub async fn events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> R
 /// `POST /mobile/v1/login-tickets/{ticket_id}/scan`: the phone scanned a login QR; confirm by
 /// signing the returned round (answers, then signatures), or decline.
 pub async fn scan(State(s): State<Arc<AppState>>, phone: Phone, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id).map_err(&e)?;
     let v = logins::scan(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, &phone.ctx, &phone.session, &id)
         .await
-        .map_err(err(&phone.ctx.request_id))?;
+        .map_err(&e)?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 

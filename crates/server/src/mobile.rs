@@ -58,6 +58,7 @@ pub async fn activate(
     StrictJson(body): StrictJson<ActivateRequest>,
 ) -> Result<Response, ApiError> {
     let e = err(&v.ctx.request_id);
+    s.limits.take("activate", crate::ratelimit::PIN, &v.ctx.ip).map_err(&e)?;
     let ctx = medsign_core::audit::Context { actor: format!("user:{}", body.employee_no), ..v.ctx.clone() };
     let session =
         mobile::activate(&s.db, &s.cas, &ctx, &body.employee_no, &body.code, &body.device_name).await.map_err(&e)?;
@@ -148,9 +149,9 @@ pub async fn start_rounds(
     phone: Phone,
     StrictJson(body): StrictJson<StartBody>,
 ) -> Result<Response, ApiError> {
-    let rounds = cosign::start(&s.db, &s.kek, &phone.ctx, &phone.session, &body.targets)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    let e = err(&phone.ctx.request_id);
+    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id).map_err(&e)?;
+    let rounds = cosign::start(&s.db, &s.kek, &phone.ctx, &phone.session, &body.targets).await.map_err(&e)?;
     Ok((StatusCode::CREATED, Json(Rounds { rounds })).into_response())
 }
 
@@ -355,9 +356,11 @@ pub async fn set_pin(
     phone: Phone,
     StrictJson(b): StrictJson<SetPin>,
 ) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
     let u = mobile::set_pin(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, b.current_verifier.as_deref())
         .await
-        .map_err(err(&phone.ctx.request_id))?;
+        .map_err(&e)?;
     Ok(Json(u).into_response())
 }
 
@@ -381,9 +384,9 @@ pub async fn unlock(
     phone: Phone,
     StrictJson(b): StrictJson<UnlockBody>,
 ) -> Result<Response, ApiError> {
-    let u = mobile::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    let e = err(&phone.ctx.request_id);
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
+    let u = mobile::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier).await.map_err(&e)?;
     Ok(Json(u).into_response())
 }
 

@@ -113,6 +113,8 @@ pub struct AppState {
     pub channels: medsign_core::channels::Channels,
     /// the face verifier of real-name checks (`[realname]`; none: checked in person)
     pub realname: Option<medsign_core::realname::FaceVerifier>,
+    /// per-device rate limits of the phone's PIN and scan endpoints
+    pub limits: crate::ratelimit::RateLimits,
     /// the timestamp authority (and its clock)
     pub tsa: Arc<medsign_core::tsa::Tsa>,
 }
