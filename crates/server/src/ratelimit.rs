@@ -23,10 +23,13 @@ pub const PIN: Limit = Limit { burst: 10.0, per_minute: 20.0 };
 /// Scans (sign rounds, login tickets) per device: a doctor's busy clinic, not a brute force.
 pub const SCAN: Limit = Limit { burst: 30.0, per_minute: 60.0 };
 
+/// (class, key) → (tokens left, last refill)
+type Buckets = HashMap<(&'static str, String), (f64, Instant)>;
+
 /// The buckets.
 #[derive(Default)]
 pub struct RateLimits {
-    buckets: Mutex<HashMap<(&'static str, String), (f64, Instant)>>,
+    buckets: Mutex<Buckets>,
 }
 
 impl RateLimits {
