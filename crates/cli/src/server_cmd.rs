@@ -264,6 +264,9 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
                 if let Err(e) = medsign_core::grants::expire_due(&s.db).await {
                     tracing::warn!(error = %e, "grant expiry failed");
                 }
+                if let Err(e) = medsign_core::cosign::sweep(&s.db).await {
+                    tracing::warn!(error = %e, "signing round sweep failed");
+                }
             }
         }
     });

@@ -392,16 +392,23 @@ struct RoundRow {
     state: String,
     signing_time: String,
     prepared: Option<(Vec<u8>, (usize, usize))>,
+    /// the server share of its key (wrapped), while the key is active
+    share_wrapped: Option<String>,
 }
 
-async fn round(db: &Db, s: &Session, id: &str) -> Result<RoundRow> {
+/// A round of this device; the prepared PDF only when `prepared` (the answer step does not need
+/// it), the key's wrapped share joined in.
+async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {
     let gone = || Error::NotFound(format!("签署轮次 {id} 不存在 / no signing round {id}"));
-    let r = sqlx::query("SELECT * FROM sign_rounds WHERE id = $1 AND device_id = $2")
-        .bind(id)
-        .bind(&s.device_id)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(gone)?;
+    let sql = if prepared {
+        "SELECT r.*, k.share_wrapped FROM sign_rounds r LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' \
+         WHERE r.id = $1 AND r.device_id = $2"
+    } else {
+        "SELECT r.id, r.flow_id, r.signer_idx, r.key_id, r.cert_serial, r.e_hex, r.state, r.signing_time, r.expires_at, \
+         NULL AS prepared_b64, 0 AS hole_start, 0 AS hole_end, k.share_wrapped \
+         FROM sign_rounds r LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' WHERE r.id = $1 AND r.device_id = $2"
+    };
+    let r = sqlx::query(sql).bind(id).bind(&s.device_id).fetch_optional(&db.pool).await?.ok_or_else(gone)?;
     let expires: String = r.try_get("expires_at")?;
     if past(&expires) {
         return Err(Error::Invalid(format!(
@@ -429,7 +436,17 @@ async fn round(db: &Db, s: &Session, id: &str) -> Result<RoundRow> {
         state: r.try_get("state")?,
         signing_time: r.try_get("signing_time")?,
         prepared,
+        share_wrapped: r.try_get("share_wrapped")?,
     })
+}
+
+/// Forget rounds past their expiry, with any prepared document they still hold (run every minute
+/// by `medsign serve`); returns how many.
+pub async fn sweep(db: &Db) -> Result<usize> {
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let _w = db.write_lock.lock().await;
+    let done = sqlx::query("DELETE FROM sign_rounds WHERE expires_at < $1").bind(now).execute(&db.pool).await?;
+    Ok(done.rows_affected() as usize)
 }
 
 /// One answer of the server half.
@@ -464,7 +481,7 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
     let mut shares: Vec<(String, ServerKeyShare)> = Vec::new();
     let mut out = Vec::with_capacity(answers.len());
     for a in answers {
-        let r = round(db, s, &a.round_id).await?;
+        let r = round(db, s, &a.round_id, false).await?;
         let target = format!("flow:{}", r.flow_id);
         if r.state != "open" {
             return Err(Error::Conflict(format!(
@@ -473,7 +490,7 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
             )));
         }
         if !shares.iter().any(|(k, _)| k == &r.key_id) {
-            shares.push((r.key_id.clone(), server_share(db, kek, &r.key_id).await?));
+            shares.push((r.key_id.clone(), open_share(kek, &r.key_id, r.share_wrapped.clone())?));
         }
         let share = &shares.iter().find(|(k, _)| k == &r.key_id).expect("loaded above").1;
         let mut q1 = CaptureQ1::default();
@@ -528,6 +545,11 @@ pub(crate) async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<Ser
             .fetch_optional(&db.pool)
             .await?
             .flatten();
+    open_share(kek, key_id, wrapped)
+}
+
+/// Unwrap a server share kept under the KEK (`None`: the key is no longer active).
+fn open_share(kek: &Kek, key_id: &str, wrapped: Option<String>) -> Result<ServerKeyShare> {
     let wrapped = wrapped.ok_or_else(|| {
         Error::Conflict("签名密钥已失效（手机已解绑或重新开通）/ the signing key is no longer active (phone unbound or re-enrolled)".into())
     })?;
@@ -580,7 +602,7 @@ pub async fn finish(
     }
     let mut out = Vec::with_capacity(items.len());
     for it in items {
-        let r = round(db, s, &it.round_id).await?;
+        let r = round(db, s, &it.round_id, true).await?;
         let target = format!("flow:{}", r.flow_id);
         let result = match finish_one(db, kek, cas, organization, tsa, ctx, s, &r, &it.signature).await {
             Ok(v) => Ok(v),
@@ -913,6 +935,14 @@ pub(crate) mod tests {
             .await
             .unwrap();
             assert_eq!(refused, 5, "foreign start, tampered answer, replayed Q1, junk signature, the batch's bad one");
+            // expired rounds (and the documents they prepared) are swept
+            sqlx::query("UPDATE sign_rounds SET expires_at = '2020-01-01T00:00:00Z' WHERE flow_id = $1")
+                .bind(&ids[4])
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(sweep(&db).await.unwrap(), 1);
+            assert_eq!(sweep(&db).await.unwrap(), 0);
         }
     }
 }
