@@ -651,6 +651,13 @@ async fn finish_one(
     let sig = Sm2Signature::from_der(&der).map_err(|_| bad())?;
     public.verify_prehash(&r.e, &sig).map_err(|_| bad())?;
     let f = flows::stored(db, &r.flow_id).await?;
+    if f.state != "signing" || past(&f.expires_at) {
+        let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
+        return Err(Error::Conflict(format!(
+            "文档 {} 状态为 {state}，签名未被采用 / document {} is {state}: the signature was not used",
+            f.doc_no, f.doc_no
+        )));
+    }
     let seam = Deferred::new(*public, Some(der));
     let mut times = Vec::new();
     let mut pending = false;
@@ -919,7 +926,7 @@ pub(crate) mod tests {
             let out = finish(&db, &kek, &cas, org, &tsa, &ctx, &me, &fins).await.unwrap();
             let states: Vec<Option<&str>> = out.iter().map(|o| o.state.as_deref()).collect();
             assert_eq!(states, [Some("completed"), Some("completed"), None, Some("completed"), None], "{out:?}");
-            assert!(out[2].error.as_deref().unwrap().contains("changed meanwhile"), "{out:?}");
+            assert!(out[2].error.as_deref().unwrap().contains("is revoked"), "{out:?}");
             assert!(out[4].error.as_deref().unwrap().contains("does not verify"), "{out:?}");
             assert_eq!(pending(&db, &me).await.unwrap().len(), 1, "the one with the bad signature is still pending");
             // nothing to sign: a finished flow, a flow where it is not a scan turn, unknown flow
