@@ -177,6 +177,20 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
         ]);
         assert_ok(&o, "independent SM2 checker over the PDF ByteRange");
     }
+    // poppler's pdfsig cannot compute SM3, but reads the structure independently: the doctor's field
+    // and the seal's are signed (PAdES, CAdES-detached), the last signature covers the whole file
+    let o = d.run("pdfsig", &[&d.p("rx.pdf")]);
+    let sig = text(&o.stdout);
+    for want in [
+        "Signature Field Name: doctor",
+        "Signer Certificate Common Name: 张三",
+        "Signature Field Name: hospital_seal",
+        "Signature Type: ETSI.CAdES.detached",
+        "Total document signed",
+    ] {
+        assert!(sig.contains(want), "pdfsig: {want} missing in {sig}");
+    }
+    assert_eq!(sig.matches("Signature Type: ETSI.CAdES.detached").count(), 2, "{sig}");
     assert_ok(&d.run("pdftoppm", &["-r", "72", "-png", "-singlefile", &d.p("rx.pdf"), &d.p("page")]), "pdftoppm");
     let page = image::load_from_memory(&d.read("page.png")).unwrap().to_rgb8();
     let dark = (595 - 130..595 - 85)
