@@ -187,6 +187,17 @@ pub async fn issue_for_key(
     issue_key(db, kek, issuer, ctx, employee_no, &key, None, None).await
 }
 
+impl CertRecord {
+    /// The certificate itself.
+    pub fn cert(&self) -> Result<Cert> {
+        Cert::load_all(self.certificate_pem.as_bytes())
+            .map_err(|e| Error::Config(e.to_string()))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Config(format!("certificate record {} is empty", self.serial)))
+    }
+}
+
 /// Issue a staff signing certificate for a two-party SM2 key the server helped generate (its
 /// proofs were checked, so no proof of possession is asked). An earlier two-party certificate of
 /// the user is superseded; a server-custody one must be revoked first.

@@ -138,9 +138,7 @@ fn summary(f: &flows::Stored, idx: i64) -> Summary {
     }
 }
 
-fn past(t: &str) -> bool {
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true)
-}
+use crate::is_past as past;
 
 /// The flows waiting for this phone's user to sign (their turn, scan mode, not expired).
 pub async fn pending(db: &Db, s: &Session) -> Result<Vec<Summary>> {
@@ -225,11 +223,7 @@ pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
             rec.status, rec.status
         )));
     }
-    let cert = Cert::load_all(rec.certificate_pem.as_bytes())
-        .map_err(|e| Error::Config(e.to_string()))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Config("empty certificate record".into()))?;
+    let cert = rec.cert()?;
     let public = match cert.public_key().map_err(|e| Error::Config(e.to_string()))? {
         PublicKey::Sm2(p) => *p,
         _ => return Err(Error::Config("a two-party certificate must hold an SM2 key".into())),
@@ -638,11 +632,7 @@ async fn finish_one(
         )));
     }
     let rec = crate::certs::get(db, &r.cert_serial).await?;
-    let cert = Cert::load_all(rec.certificate_pem.as_bytes())
-        .map_err(|e| Error::Config(e.to_string()))?
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Config("empty certificate record".into()))?;
+    let cert = rec.cert()?;
     let PublicKey::Sm2(public) = cert.public_key().map_err(|e| Error::Config(e.to_string()))? else {
         return Err(Error::Config("a two-party certificate must hold an SM2 key".into()));
     };

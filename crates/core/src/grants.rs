@@ -14,7 +14,7 @@ use crate::{
     db::Db,
     mobile::Session,
 };
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use medsign_crypto::{
     PublicKey, Signer,
     signer::SignatureScheme,
@@ -31,13 +31,7 @@ pub const MAX_HOURS: u32 = 12;
 /// How long a started grant waits for the phone's sealed share.
 const PENDING_MINUTES: i64 = 10;
 
-fn past(t: &str) -> bool {
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true)
-}
-
-fn secs(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+use crate::{is_past as past, secs_text as secs};
 
 /// A grant waiting for the phone's sealed share.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -372,11 +366,7 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
         if rec.status != "active" {
             continue;
         }
-        let cert = Cert::load_all(rec.certificate_pem.as_bytes())
-            .map_err(|e| Error::Config(e.to_string()))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Config("empty certificate record".into()))?;
+        let cert = rec.cert()?;
         let public = PublicKey::Sm2(*client.public_key());
         return Ok(Some(GrantSigner { client, server, public, grant_id: v.grant_id, key_id, cert }));
     }

@@ -56,6 +56,16 @@ pub fn check_owner(app_id: Option<&str>, owner: &str, not_found: impl FnOnce() -
     if app_id.is_some_and(|a| a != owner) { Err(not_found()) } else { Ok(()) }
 }
 
+/// Whether a stored RFC 3339 instant has passed (an unreadable one counts as passed).
+pub(crate) fn is_past(t: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc) <= chrono::Utc::now()).unwrap_or(true)
+}
+
+/// An instant as RFC 3339 UTC with whole seconds (expiry times shown to clients).
+pub(crate) fn secs_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Now, as RFC 3339 UTC with milliseconds (the form every instant is stored in).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

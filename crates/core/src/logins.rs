@@ -19,7 +19,7 @@ use crate::{
     tsa::Tsa,
 };
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use medsign_crypto::wrap::Kek;
 use serde::Serialize;
 use sqlx::Row;
@@ -29,9 +29,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Default lifetime of a login ticket.
 pub const DEFAULT_TTL_SECONDS: u32 = 120;
 
-fn past(t: &str) -> bool {
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true)
-}
+use crate::is_past as past;
 
 /// The deep link a login ticket's QR code holds.
 pub fn deep_link(public_url: &str, id: &str) -> String {

@@ -32,13 +32,7 @@ fn hash(secret: &str) -> String {
     hex::encode(medsign_crypto::hash::sm3(secret.as_bytes()))
 }
 
-fn text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn past(t: &str) -> bool {
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true)
-}
+use crate::{is_past as past, secs_text as text};
 
 /// A one-time activation code for a user's phone (shown once).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -23,7 +23,7 @@ use crate::{
     mobile::Session,
 };
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use medsign_crypto::wrap::Kek;
 use serde::Serialize;
 use sqlx::Row;
@@ -291,7 +291,7 @@ pub async fn finish(
         return Err(Error::Conflict(format!("实名核验 {check_id} 已有结果 / check {check_id} is finished")));
     }
     let expires: String = r.try_get("expires_at")?;
-    if DateTime::parse_from_rfc3339(&expires).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true) {
+    if crate::is_past(&expires) {
         return Err(Error::Invalid(format!(
             "实名核验 {check_id} 已过期，请重新开始 / check {check_id} expired; start again"
         )));

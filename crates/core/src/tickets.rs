@@ -10,7 +10,7 @@ use crate::{
     db::Db,
 };
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -121,9 +121,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Ticket> {
     })
 }
 
-fn expired(t: &str) -> bool {
-    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc) <= Utc::now()).unwrap_or(true)
-}
+use crate::is_past as expired;
 
 /// A fresh ticket for the flow's current scan signer (the old one stops working).
 pub async fn renew(db: &Db, ctx: &Context, app_id: &str, flow_id: &str, ttl_seconds: Option<u32>) -> Result<Ticket> {

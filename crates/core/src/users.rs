@@ -467,16 +467,15 @@ pub(crate) async fn identity(
         .ok_or_else(|| {
             Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
         })?;
-    let wrapped: Option<String> = r.try_get("id_card_wrapped")?;
-    let id = match wrapped {
-        Some(w) => {
-            let blob = hex::decode(w).map_err(|_| Error::Config("stored ID-card value is corrupt".into()))?;
-            let plain = kek.unwrap(&blob, format!("medsign/id-card/{employee_no}").as_bytes())?;
-            Some(zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()))
-        }
-        None => None,
-    };
-    Ok((r.try_get("name")?, id))
+    Ok((r.try_get("name")?, id_card(kek, employee_no, r.try_get("id_card_wrapped")?)?))
+}
+
+/// The ID-card number stored wrapped under the KEK (bound to the employee number).
+fn id_card(kek: &Kek, employee_no: &str, wrapped: Option<String>) -> Result<Option<zeroize::Zeroizing<String>>> {
+    let Some(w) = wrapped else { return Ok(None) };
+    let blob = hex::decode(w).map_err(|_| Error::Config("stored ID-card value is corrupt".into()))?;
+    let plain = kek.unwrap(&blob, format!("medsign/id-card/{employee_no}").as_bytes())?;
+    Ok(Some(zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned())))
 }
 
 /// One user by employee number (deleted users are not found).
@@ -488,16 +487,7 @@ pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
         .ok_or_else(|| {
             Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
         })?;
-    let wrapped: Option<String> = r.try_get("id_card_wrapped")?;
-    let masked = match wrapped {
-        Some(w) => {
-            let blob = hex::decode(w).map_err(|_| Error::Config("stored ID-card value is corrupt".into()))?;
-            let aad = format!("medsign/id-card/{employee_no}");
-            let id = kek.unwrap(&blob, aad.as_bytes())?;
-            Some(mask(&String::from_utf8_lossy(&id)))
-        }
-        None => None,
-    };
+    let masked = id_card(kek, employee_no, r.try_get("id_card_wrapped")?)?.map(|id| mask(&id));
     Ok(User {
         employee_no: r.try_get("employee_no")?,
         name: r.try_get("name")?,
