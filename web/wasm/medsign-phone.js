@@ -10,8 +10,14 @@
 //   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
 //   const sealed = await MedsignPhone.sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context })
 //   const rewrapped = await MedsignPhone.changePin({ post, wrapped, pin, newPin, deviceSecret })
+//   const fpCopy = await MedsignPhone.enableFingerprint({ post, wrapped, pin, deviceSecret, wxCode, soter })
+//   signMany / sign / sealForGrant also take `fingerprint: { wrapped: fpCopy, soter }` instead of `pin`
 // `post(what, body)` goes to the server: 'keygen', 'pin' (POST /mobile/v1/pin), 'unlock'
-// (POST /mobile/v1/unlock), 'sign' (POST /mobile/v1/sign-rounds/answers).
+// (POST /mobile/v1/unlock), 'sign' (POST /mobile/v1/sign-rounds/answers), and for the fingerprint
+// 'soter/challenges', 'soter', 'soter/unlock' (POST /mobile/v1/<what>).
+// `soter(challenge)` runs WeChat SOTER in the mini program and resolves to its result, e.g.
+//   (challenge) => wx.startSoterAuthentication({ requestAuthModes: ['fingerPrint'], challenge,
+//                    authContent: '确认签名' })   → { resultJSON, resultJSONSignature }
 
 import init, { KeyGen, KeyShare, PinKey, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
 
@@ -57,15 +63,51 @@ export async function enrol({ post, context, pin, deviceSecret }) {
 }
 
 /**
- * Open the stored share: the entered PIN's verifier goes to the server (`post('unlock',
- * { verifier })` → { unlock_secret }), which counts wrong PINs and locks after five in a row; a
- * wrong PIN is refused there, before any signing request is sent.
+ * Open the stored share with the PIN: the entered PIN's verifier goes to the server
+ * (`post('unlock', { verifier })` → { unlock_secret }), which counts wrong PINs and locks after five
+ * in a row; a wrong PIN is refused there, before any signing request is sent.
+ * Or with the fingerprint (`fingerprint: { wrapped, soter }`, mini program): a one-time server
+ * challenge naming `approve` (SM3 hex of what is approved) is signed by SOTER after a matching
+ * fingerprint; the server releases the fingerprint secret only for that result, verified by WeChat.
  */
-async function unlockShare(post, wrapped, pin, deviceSecret) {
+async function openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve }) {
+  if (fingerprint) {
+    const c = await post('soter/challenges', { purpose: 'unlock', ...(approve ? { approve } : {}) });
+    const r = await fingerprint.soter(c.challenge);
+    const { unlock_secret } = await post('soter/unlock', { json_string: r.resultJSON, json_signature: r.resultJSONSignature });
+    return KeyShare.unwrapFingerprint(fingerprint.wrapped, deviceSecret, unlock_secret);
+  }
   const pinKey = PinKey.forWrapped(wrapped, pin, deviceSecret);
   try {
     const { unlock_secret } = await post('unlock', { verifier: pinKey.verifier });
     return KeyShare.unwrap(wrapped, pinKey, unlock_secret);
+  } finally {
+    pinKey.free();
+  }
+}
+
+/**
+ * Switch fingerprint approval on (R3.9; WeChat mini program): SOTER signs an `enrol` challenge,
+ * the server checks it with WeChat (`wxCode` from `wx.login` gives the openid) together with the
+ * PIN, and returns the fingerprint secret; the share (opened once with the PIN's secret from the
+ * same answer) is wrapped a second time under the device secret and that fingerprint secret.
+ * Returns the fingerprint copy to store beside the PIN copy.
+ */
+export async function enableFingerprint({ post, wrapped, pin, deviceSecret, wxCode, soter }) {
+  await load();
+  const pinKey = PinKey.forWrapped(wrapped, pin, deviceSecret);
+  try {
+    const c = await post('soter/challenges', { purpose: 'enrol' });
+    const r = await soter(c.challenge);
+    const on = await post('soter', {
+      current_verifier: pinKey.verifier, wx_code: wxCode, json_string: r.resultJSON, json_signature: r.resultJSONSignature,
+    });
+    const share = KeyShare.unwrap(wrapped, pinKey, on.unlock_secret);
+    try {
+      return share.wrapFingerprint(deviceSecret, on.fingerprint_secret);
+    } finally {
+      share.free();
+    }
   } finally {
     pinKey.free();
   }
@@ -101,9 +143,10 @@ export async function changePin({ post, wrapped, pin, newPin, deviceSecret }) {
  * the server's answers in the same order (POST /mobile/v1/sign-rounds/answers); each signature is
  * released only if it verifies against the joint public key.
  */
-export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
+export async function signMany({ post, wrapped, pin, deviceSecret, digests, fingerprint }) {
   await load();
-  const share = await unlockShare(post, wrapped, pin, deviceSecret);
+  const approve = fingerprint ? sm3(new TextEncoder().encode(digests.join(','))) : null;
+  const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve });
   const sessions = [];
   try {
     for (const e of digests) sessions.push(share.beginSign(e));
@@ -119,8 +162,8 @@ export async function signMany({ post, wrapped, pin, deviceSecret, digests }) {
 }
 
 /** One two-party signature over `e` (see signMany). */
-export async function sign({ post, wrapped, pin, deviceSecret, e }) {
-  return (await signMany({ post, wrapped, pin, deviceSecret, digests: [e] }))[0];
+export async function sign({ post, wrapped, pin, deviceSecret, e, fingerprint }) {
+  return (await signMany({ post, wrapped, pin, deviceSecret, digests: [e], fingerprint }))[0];
 }
 
 /**
@@ -129,9 +172,10 @@ export async function sign({ post, wrapped, pin, deviceSecret, e }) {
  * `POST /mobile/v1/grants/{grant_id}/share`. d1 leaves the phone only sealed to that grant's key,
  * which the server erases when the grant is cancelled or expires.
  */
-export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context }) {
+export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context, fingerprint }) {
   await load();
-  const share = await unlockShare(post, wrapped, pin, deviceSecret);
+  const approve = fingerprint ? sm3(new TextEncoder().encode(`grant:${context}`)) : null;
+  const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve });
   try {
     return share.sealTo(publicKey, context);
   } finally {

@@ -84,6 +84,9 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let data_dir = cfg.data_dir();
     // real-name provider: a bad [realname] stops the start (the dev DEMO provider warns loudly)
     let realname = medsign_core::realname::FaceVerifier::from_config(&cfg.realname).map_err(core_err)?;
+    // fingerprint approval (SOTER) whenever the mini program's AppID and secret are configured
+    let soter =
+        medsign_core::realname::FaceVerifier::soter_client(realname.as_ref(), &cfg.realname).map_err(core_err)?;
     let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
     let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
     let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
@@ -135,6 +138,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         channels: Default::default(),
         tsa,
         realname,
+        soter,
         limits: Default::default(),
     });
     let app = medsign_server::router(state.clone());

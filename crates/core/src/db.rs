@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "grants", include_str!("../migrations/0017_grants.sql")),
     (18, "pins", include_str!("../migrations/0018_pins.sql")),
     (19, "realname", include_str!("../migrations/0019_realname.sql")),
+    (20, "soter", include_str!("../migrations/0020_soter.sql")),
 ];
 
 /// Which database.

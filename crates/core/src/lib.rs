@@ -28,6 +28,7 @@ pub mod logins;
 pub mod mobile;
 pub mod ocsp;
 pub mod realname;
+pub mod soter;
 pub mod templates;
 pub mod tickets;
 pub mod tsa;

@@ -197,12 +197,14 @@ pub async fn activate(
     Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
 }
 
-/// Unbind the user's active devices inside a transaction: sessions end, PINs go, session grants
-/// end, server shares are destroyed. Returns the certificates of the destroyed keys (to revoke).
+/// Unbind the user's active devices inside a transaction: sessions end, PINs and fingerprint
+/// approvals go, session grants end, server shares are destroyed. Returns the certificates of the destroyed keys (to revoke).
 async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -> Result<Vec<String>> {
     for sql in [
         "DELETE FROM mobile_sessions WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
         "DELETE FROM device_pins WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        "DELETE FROM device_soter WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        "DELETE FROM soter_challenges WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
     ] {
         sqlx::query(sql).bind(employee_no).execute(&mut *tx).await?;
     }
@@ -303,7 +305,7 @@ pub struct Unlock {
     pub pin_expires_at: String,
 }
 
-fn verifier_bytes(hex_v: &str) -> Result<[u8; 32]> {
+pub(crate) fn verifier_bytes(hex_v: &str) -> Result<[u8; 32]> {
     hex::decode(hex_v.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -315,28 +317,54 @@ fn pin_expiry(set_at: &str) -> Result<DateTime<Utc>> {
         + Duration::days(PIN_MAX_DAYS))
 }
 
+fn pin_locked() -> Error {
+    Error::Forbidden(format!(
+        "PIN 已锁定（连续错误 {MAX_PIN_FAILURES} 次），请联系管理员获取新的激活码 / the PIN is locked after {MAX_PIN_FAILURES} wrong attempts; ask for a new activation code"
+    ))
+}
+
+/// An expired PIN must be changed before the phone signs again (R3.9).
+fn refuse_expired(expires: DateTime<Utc>) -> Result<()> {
+    if expires <= Utc::now() {
+        return Err(Error::Conflict(format!(
+            "PIN 已超过 {PIN_MAX_DAYS} 天，请修改 PIN / the PIN is older than {PIN_MAX_DAYS} days: change it"
+        )));
+    }
+    Ok(())
+}
+
+/// The device's PIN row; refused when it has no PIN or the PIN is locked.
+async fn pin_row(db: &Db, s: &Session) -> Result<sqlx::any::AnyRow> {
+    let r = sqlx::query("SELECT * FROM device_pins WHERE device_id = $1")
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::Conflict("尚未设置 PIN / no PIN is set on this phone yet".into()))?;
+    if r.try_get::<Option<String>, _>("locked_at")?.is_some() {
+        return Err(pin_locked());
+    }
+    Ok(r)
+}
+
+/// When the device's PIN expires — refused when it has none, it is locked or it expired: a
+/// fingerprint stands in for the PIN only while the PIN itself may be used.
+pub(crate) async fn usable_pin(db: &Db, s: &Session) -> Result<DateTime<Utc>> {
+    let r = pin_row(db, s).await?;
+    let expires = pin_expiry(&r.try_get::<String, _>("set_at")?)?;
+    refuse_expired(expires)?;
+    Ok(expires)
+}
+
 /// Compare `verifier` with the device's stored one, counting failures (audited; locks at
 /// [`MAX_PIN_FAILURES`]). Returns the stored row's unlock secret and PIN set time.
-async fn check_pin(
+pub(crate) async fn check_pin(
     db: &Db,
     kek: &Kek,
     ctx: &Context,
     s: &Session,
     verifier: &[u8; 32],
 ) -> Result<(zeroize::Zeroizing<Vec<u8>>, String)> {
-    let r = sqlx::query("SELECT * FROM device_pins WHERE device_id = $1")
-        .bind(&s.device_id)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(|| Error::Conflict("尚未设置 PIN / no PIN is set on this phone yet".into()))?;
-    let locked = || {
-        Error::Forbidden(format!(
-            "PIN 已锁定（连续错误 {MAX_PIN_FAILURES} 次），请联系管理员获取新的激活码 / the PIN is locked after {MAX_PIN_FAILURES} wrong attempts; ask for a new activation code"
-        ))
-    };
-    if r.try_get::<Option<String>, _>("locked_at")?.is_some() {
-        return Err(locked());
-    }
+    let r = pin_row(db, s).await?;
     let stored = hex::decode(r.try_get::<String, _>("verifier")?)
         .map_err(|_| Error::Config("stored verifier is corrupt".into()))?;
     let target = format!("user:{}", s.employee_no);
@@ -353,7 +381,7 @@ async fn check_pin(
             .execute(&mut *tx)
             .await?;
         let e = if lock {
-            locked()
+            pin_locked()
         } else {
             let left = MAX_PIN_FAILURES - failures;
             Error::Unauthorized(format!("PIN 错误，还可尝试 {left} 次 / wrong PIN, {left} attempts left"))
@@ -443,11 +471,7 @@ pub async fn set_pin(
 pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &str) -> Result<Unlock> {
     let (secret, set_at) = check_pin(db, kek, ctx, s, &verifier_bytes(verifier)?).await?;
     let expires = pin_expiry(&set_at)?;
-    if expires <= Utc::now() {
-        return Err(Error::Conflict(format!(
-            "PIN 已超过 {PIN_MAX_DAYS} 天，请修改 PIN / the PIN is older than {PIN_MAX_DAYS} days: change it"
-        )));
-    }
+    refuse_expired(expires)?;
     Ok(Unlock {
         unlock_secret: hex::encode(secret.as_slice()),
         previous_unlock_secret: None,
@@ -736,6 +760,15 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(now_serial.as_deref(), Some(renewed.serial.as_str()));
+            // a two-party key's certificate is never re-keyed by a CSR (the phone would be left
+            // holding a share of a key that no longer has a certificate)
+            let other_key = medsign_crypto::signer::KeySigner::new(
+                medsign_crypto::PrivateKey::generate(medsign_crypto::KeyAlg::Sm2).unwrap(),
+            );
+            let csr = medsign_pki::csr::build(&medsign_pki::name::parse_dn("CN=王医生").unwrap(), &other_key).unwrap();
+            let e = certs::renew(&db, &kek, issuer, &ctx, &renewed.serial, Some(&csr)).await.unwrap_err();
+            assert!(matches!(&e, Error::Invalid(m) if m.contains("two-party")), "{e}");
+            assert_eq!(certs::get(&db, &renewed.serial).await.unwrap().status, "active", "nothing changed");
             let done = KeyGenDone { certificate: renewed, ..done };
             // a request bound to another context (replayed from another enrolment) is refused
             let other = keygen_start(&db, &s).await.unwrap();

@@ -12,6 +12,9 @@
 //! - `dev` — a DEMO provider: only when configured, logged loudly at start, passes everyone and marks
 //!   the user `verified-demo`, never `verified`.
 //!
+//! The same WeChat client verifies fingerprint approvals ([`Wechat::soter_verify`], see
+//! [`crate::soter`]) whenever the AppID and secret are configured.
+//!
 //! With a provider configured, `POST /mobile/v1/keys/{key_id}` refuses to certify a user who has not
 //! passed; with none, the hospital checks identity in person when it hands out the activation code.
 
@@ -138,6 +141,25 @@ impl Wechat {
         Ok(v["verify_id"].as_str().ok_or_else(|| upstream("getverifyid", "no verify_id"))?.to_string())
     }
 
+    /// `POST /cgi-bin/soter/verify_signature`: whether WeChat accepts `json_signature` (the
+    /// SOTER key's signature from `wx.startSoterAuthentication`) over `json_string` (its
+    /// `resultJSON`) for the user `openid`.
+    pub async fn soter_verify(&self, openid: &str, json_string: &str, json_signature: &str) -> Result<bool> {
+        let body = serde_json::json!({"openid": openid, "json_string": json_string, "json_signature": json_signature});
+        let v = self.post("/cgi-bin/soter/verify_signature", body, "指纹验证 / fingerprint verification").await?;
+        Ok(v["is_ok"].as_bool() == Some(true))
+    }
+
+    /// The client of the configured mini program (AppID and secret in `[realname]`), if any.
+    pub fn from_config(c: &RealnameConfig) -> Result<Option<std::sync::Arc<Self>>> {
+        match (&c.wechat_appid, &c.wechat_secret) {
+            (Some(appid), Some(secret)) if !appid.is_empty() && !secret.is_empty() => {
+                Ok(Some(std::sync::Arc::new(Wechat::new(&c.wechat_api_base, appid, secret)?)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// `queryverifyinfo`: whether that verification passed for this identity.
     pub async fn passed(
         &self,
@@ -157,7 +179,7 @@ impl Wechat {
 /// The configured face verifier.
 pub enum FaceVerifier {
     /// WeChat face verification
-    Wechat(Wechat),
+    Wechat(std::sync::Arc<Wechat>),
     /// DEMO: passes everyone, marks the result as demo
     Dev,
 }
@@ -173,17 +195,25 @@ impl FaceVerifier {
                 );
                 Ok(Some(FaceVerifier::Dev))
             }
-            "wechat" => {
-                let (Some(appid), Some(secret)) = (&c.wechat_appid, &c.wechat_secret) else {
-                    return Err(Error::Config(
-                        "实名认证 wechat 需要 wechat_appid 与 wechat_secret / realname 'wechat' needs wechat_appid and wechat_secret".into(),
-                    ));
-                };
-                Ok(Some(FaceVerifier::Wechat(Wechat::new(&c.wechat_api_base, appid, secret)?)))
-            }
+            "wechat" => match Wechat::from_config(c)? {
+                Some(w) => Ok(Some(FaceVerifier::Wechat(w))),
+                None => Err(Error::Config(
+                    "实名认证 wechat 需要 wechat_appid 与 wechat_secret / realname 'wechat' needs wechat_appid and wechat_secret".into(),
+                )),
+            },
             other => Err(Error::Config(format!(
                 "实名认证提供方须为 none、wechat 或 dev / realname provider must be none, wechat or dev, got '{other}'"
             ))),
+        }
+    }
+
+    /// The WeChat client for fingerprint approval: the face verifier's own when it is WeChat (one
+    /// access token per AppID — a second client fetching its own would invalidate the first's),
+    /// otherwise one from the configured AppID and secret; `None` without them.
+    pub fn soter_client(face: Option<&FaceVerifier>, c: &RealnameConfig) -> Result<Option<std::sync::Arc<Wechat>>> {
+        match face {
+            Some(FaceVerifier::Wechat(w)) => Ok(Some(w.clone())),
+            _ => Wechat::from_config(c),
         }
     }
 
@@ -376,9 +406,11 @@ pub async fn require(db: &Db, fv: Option<&FaceVerifier>, employee_no: &str) -> R
 }
 
 /// A local FAKE of WeChat's documented server API (tests only; named as a fake): `/cgi-bin/token`,
-/// `/sns/jscode2session`, `/cityservice/face/identify/getverifyid` and `queryverifyinfo`. It checks
-/// what the documentation requires (credentials, access token, identity fields, `cert_hash`) and
-/// lets a test decide whether the face matched.
+/// `/sns/jscode2session`, `/cityservice/face/identify/getverifyid` and `queryverifyinfo`, and
+/// `/cgi-bin/soter/verify_signature`. It checks what the documentation requires (credentials,
+/// access token, identity fields, `cert_hash`; for SOTER an RSASSA-PSS SHA-256 signature with a
+/// 20-byte salt by the key the user's phone registered) and lets a test decide whether the face
+/// matched. [`fake::SoterPhone`] plays the phone's TEE: it answers `wx.startSoterAuthentication`.
 #[cfg(test)]
 pub mod fake {
     use axum::{Json, Router, extract::Query, routing::get, routing::post};
@@ -396,6 +428,50 @@ pub mod fake {
         pub face_matches: Mutex<bool>,
         /// requests seen: (path, body)
         pub seen: Mutex<Vec<(String, serde_json::Value)>>,
+        /// openid → the SOTER authentication key WeChat knows for that user's phone
+        pub soter_keys: Mutex<HashMap<String, rsa::PublicKey>>,
+    }
+
+    /// A phone's SOTER TEE (fake): a fingerprint key (RSA 2048) that signs `resultJSON`.
+    pub struct SoterPhone {
+        key: rsa::PrivateKey,
+        /// the `cpu_id` its results carry
+        pub cpu_id: String,
+        counter: std::sync::atomic::AtomicU64,
+    }
+
+    impl SoterPhone {
+        /// A phone whose fingerprint key WeChat knows for `openid` (registered with `fake`).
+        pub fn register(fake: &Fake, openid: &str, cpu_id: &str) -> Self {
+            use rsa::Generate;
+            let key = rsa::PrivateKey::generate();
+            fake.soter_keys.lock().unwrap().insert(openid.into(), key.to_public_key());
+            Self { key, cpu_id: cpu_id.into(), counter: Default::default() }
+        }
+
+        /// What `wx.startSoterAuthentication({challenge})` returns after a matching fingerprint:
+        /// `(resultJSON, resultJSONSignature)` — the JSON the TEE assembles and its signature
+        /// (SHA256 with RSA/PSS, saltlen = 20, base64).
+        pub fn authenticate(&self, challenge: &str) -> (String, String) {
+            use rsa::signature::{SignatureEncoding, Signer};
+            let counter = self.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let json = serde_json::json!({"raw": challenge, "fid": "2", "counter": counter, "tee_n": "FAKE TEE",
+                "tee_v": "1.0", "fp_n": "FAKE FPC", "fp_v": "1.0", "cpu_id": self.cpu_id, "uid": "21"})
+            .to_string();
+            let sk = rsa::pss::SigningKey::<rsa::sha2::Sha256>::new_with_salt_len(self.key.clone(), 20);
+            let sig = sk.sign(json.as_bytes());
+            (json, base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig.to_bytes()))
+        }
+    }
+
+    fn soter_ok(f: &Fake, openid: &str, json: &str, sig_b64: &str) -> bool {
+        use rsa::signature::Verifier;
+        let Some(pk) = f.soter_keys.lock().unwrap().get(openid).cloned() else { return false };
+        let Ok(sig) = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sig_b64) else {
+            return false;
+        };
+        let Ok(sig) = rsa::pss::Signature::try_from(sig.as_slice()) else { return false };
+        rsa::pss::VerifyingKey::<rsa::sha2::Sha256>::new_with_salt_len(pk, 20).verify(json.as_bytes(), &sig).is_ok()
     }
 
     /// Start the fake on loopback; returns its base URL and state. AppID `wx_test`, secret `s3cret`,
@@ -485,6 +561,24 @@ pub mod fake {
                     }
                 }),
             );
+        let app = app.route(
+            "/cgi-bin/soter/verify_signature",
+            post({
+                let f = f.clone();
+                move |Query(q): Query<HashMap<String, String>>, Json(b): Json<serde_json::Value>| async move {
+                    f.seen.lock().unwrap().push(("soter".into(), b.clone()));
+                    if q.get("access_token").map(String::as_str) != Some(token) {
+                        return Json(serde_json::json!({"errcode": 40001, "errmsg": "invalid credential"}));
+                    }
+                    let (Some(openid), Some(json), Some(sig)) =
+                        (b["openid"].as_str(), b["json_string"].as_str(), b["json_signature"].as_str())
+                    else {
+                        return Json(serde_json::json!({"errcode": 47001, "errmsg": "data format error"}));
+                    };
+                    Json(serde_json::json!({"errcode": 0, "errmsg": "ok", "is_ok": soter_ok(&f, openid, json, sig)}))
+                }
+            }),
+        );
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr");
         tokio::spawn(async move {

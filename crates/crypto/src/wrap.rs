@@ -18,6 +18,12 @@
 //! try PINs offline (each try needs the server, which counts), the server cannot search PINs either
 //! (the verifier also needs the device secret, which never leaves the phone), and neither the PIN,
 //! the device secret nor the server's secret alone opens `d1`.
+//!
+//! **Fingerprint keys** ([`biometric_kek`]): where the phone approves with its fingerprint (WeChat
+//! SOTER), it keeps a second wrapping of `d1` under `HMAC-SM3(device_secret, "medsign/soter-kek/v1" ‖
+//! fingerprint_secret)[..16]`. The server releases that per-device fingerprint secret only for a SOTER
+//! result over its one-time challenge that WeChat verified for the device enrolled — so, as with
+//! the PIN, neither the phone's storage nor the server alone opens `d1`.
 
 use crate::{Error, Result, rng};
 use aes_gcm::aead::{Aead, KeyInit, Payload, consts::U12};
@@ -144,6 +150,16 @@ impl PinKey {
     }
 }
 
+/// The wrapping key of the fingerprint copy of a share (see the module docs): from the device
+/// secret and the fingerprint secret the server releases after a verified SOTER approval.
+pub fn biometric_kek(device_secret: &[u8], fingerprint_secret: &[u8]) -> Result<Kek> {
+    if device_secret.len() < 16 || fingerprint_secret.len() < 16 {
+        return Err(Error::InvalidInput("device and fingerprint secrets must be at least 16 bytes".into()));
+    }
+    let mac = Zeroizing::new(crate::hash::hmac_sm3(device_secret, &[b"medsign/soter-kek/v1", fingerprint_secret]));
+    Kek::from_bytes(&mac[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +219,21 @@ mod tests {
         assert_ne!(PinKey::derive(b"135790", &[8u8; 32], &params).unwrap().verifier(), v);
         assert!(PinKey::derive(b"135790", &[1u8; 4], &params).is_err());
         assert!(k.kek(&[1u8; 4]).is_err());
+    }
+
+    #[test]
+    fn fingerprint_kek_needs_the_device_secret_and_the_servers_fingerprint_secret() {
+        let (dev, fp) = ([7u8; 32], [5u8; 32]);
+        let blob = biometric_kek(&dev, &fp).unwrap().wrap(b"d1", b"").unwrap();
+        let open = |dev: &[u8], fp: &[u8]| biometric_kek(dev, fp).unwrap().unwrap(&blob, b"").is_ok();
+        assert!(open(&dev, &fp));
+        assert!(!open(&[8u8; 32], &fp), "other device");
+        assert!(!open(&dev, &[9u8; 32]), "without the server's fingerprint secret");
+        // not the PIN path's key for the same secrets
+        let params =
+            PinKdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1, salt: "00112233445566778899aabbccddeeff".into() };
+        let pin = PinKey::derive(b"135790", &dev, &params).unwrap().kek(&fp).unwrap();
+        assert!(pin.unwrap(&blob, b"").is_err());
+        assert!(biometric_kek(&dev, &[1u8; 4]).is_err() && biometric_kek(&[1u8; 4], &fp).is_err());
     }
 }

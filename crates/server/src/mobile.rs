@@ -12,7 +12,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::{apps::Scope, cosign, grants, mobile};
+use medsign_core::{apps::Scope, cosign, grants, mobile, soter};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -512,4 +512,96 @@ pub async fn renew_certificate(State(s): State<Arc<AppState>>, phone: Phone) -> 
         .await
         .map_err(err(&phone.ctx.request_id))?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
+fn soter_client(s: &AppState) -> Result<&medsign_core::realname::Wechat, medsign_core::Error> {
+    s.soter.as_deref().ok_or_else(|| {
+        medsign_core::Error::Conflict(
+            "本院未配置微信小程序，无法使用指纹验证，请用 PIN / fingerprint approval needs the WeChat mini program, which is not configured: use the PIN".into(),
+        )
+    })
+}
+
+#[utoipa::path(get, path = "/mobile/v1/soter", tag = "mobile", security(("device" = [])),
+    responses((status = 200, body = soter::Status, example = json!({"available": true, "enabled": true, "enabled_at": "2026-11-27T08:00:00.000Z"}))))]
+/// `GET /mobile/v1/soter` (R3.9): whether this phone approves with its fingerprint, and whether
+/// the server can verify fingerprints at all (a WeChat mini program is configured).
+pub async fn soter_status(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let st = soter::status(&s.db, &phone.session, s.soter.is_some()).await.map_err(err(&phone.ctx.request_id))?;
+    Ok(Json(st).into_response())
+}
+
+/// Body of `POST /mobile/v1/soter/challenges`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SoterChallengeBody {
+    /// `enrol` (switch fingerprint approval on) or `unlock` (approve instead of the PIN)
+    purpose: soter::Purpose,
+    /// SM3 (hex) of what is approved, e.g. of the sign rounds' digests; recorded in the audit log
+    approve: Option<String>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/soter/challenges", tag = "mobile", security(("device" = [])),
+    request_body(content = SoterChallengeBody, example = json!({"purpose": "unlock", "approve": "66c7f0f4…"})),
+    responses((status = 201, body = soter::Challenge, example = json!({"challenge": "medsign-soter-v1:unlock:9f2c…:66c7f0f4…", "expires_at": "2026-11-27T08:05:00Z"})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "本机尚未开通指纹验证，请先用 PIN 开通 / fingerprint approval is not on for this phone: enrol it with the PIN", "request_id": "…"}))))]
+/// `POST /mobile/v1/soter/challenges`: a one-time challenge (5 minutes) for
+/// `wx.startSoterAuthentication({requestAuthModes: ['fingerPrint'], challenge})`.
+pub async fn soter_challenge(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(b): StrictJson<SoterChallengeBody>,
+) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    soter_client(&s).map_err(&e)?;
+    // issuing a challenge guesses nothing: the scan budget; results are counted as PIN entries
+    s.limits.take("soter-challenge", crate::ratelimit::SCAN, &phone.session.device_id).map_err(&e)?;
+    let c = soter::challenge(&s.db, &phone.session, b.purpose, b.approve.as_deref()).await.map_err(&e)?;
+    Ok((StatusCode::CREATED, Json(c)).into_response())
+}
+
+#[utoipa::path(post, path = "/mobile/v1/soter", tag = "mobile", security(("device" = [])),
+    request_body(content = soter::EnrolRequest, example = json!({"current_verifier": "9e07…", "wx_code": "0a3Xk…", "json_string": "{\"raw\":\"medsign-soter-v1:enrol:…\",\"cpu_id\":\"…\"}", "json_signature": "MEUC…"})),
+    responses((status = 201, body = soter::Enrolled, example = json!({"fingerprint_secret": "5a1e…", "unlock_secret": "c0ff…", "enabled_at": "2026-11-27T08:00:00.000Z"})),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "微信未确认此次指纹验证 / WeChat did not confirm this fingerprint", "request_id": "…"}))))]
+/// `POST /mobile/v1/soter` (R3.9): switch fingerprint approval on for this phone, with the PIN
+/// and a verified fingerprint; returns the secret its fingerprint copy of the share is wrapped under.
+pub async fn soter_enrol(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(b): StrictJson<soter::EnrolRequest>,
+) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    let wx = soter_client(&s).map_err(&e)?;
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
+    let out = soter::enrol(&s.db, &s.kek, wx, &phone.ctx, &phone.session, &b).await.map_err(&e)?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+#[utoipa::path(post, path = "/mobile/v1/soter/unlock", tag = "mobile", security(("device" = [])),
+    request_body(content = soter::Answer, example = json!({"json_string": "{\"raw\":\"medsign-soter-v1:unlock:…\",\"cpu_id\":\"…\"}", "json_signature": "MEUC…"})),
+    responses((status = 200, body = mobile::Unlock, example = json!({"unlock_secret": "5a1e…", "pin_expires_at": "2027-05-26T08:00:00Z"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid", "message": "指纹验证的挑战无效、已使用或已过期，请重试 / the fingerprint challenge is unknown, used or expired; try again", "request_id": "…"})),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "微信未确认此次指纹验证，还可尝试 4 次 / WeChat did not confirm this fingerprint, 4 attempts left", "request_id": "…"})),
+        (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "指纹验证连续 5 次未通过，已关闭，请用 PIN / fingerprint approval failed 5 times and is off: use the PIN", "request_id": "…"}))))]
+/// `POST /mobile/v1/soter/unlock` (R3.9): approve with the fingerprint instead of the PIN; releases
+/// the fingerprint secret (as `unlock_secret`) that opens the phone's fingerprint copy of its share.
+pub async fn soter_unlock(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(b): StrictJson<soter::Answer>,
+) -> Result<Response, ApiError> {
+    let e = err(&phone.ctx.request_id);
+    let wx = soter_client(&s).map_err(&e)?;
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
+    let u = soter::unlock(&s.db, &s.kek, wx, &phone.ctx, &phone.session, &b).await.map_err(&e)?;
+    Ok(Json(u).into_response())
+}
+
+#[utoipa::path(delete, path = "/mobile/v1/soter", tag = "mobile", security(("device" = [])),
+    responses((status = 204, description = "fingerprint approval is off; its secret is erased")))]
+/// `DELETE /mobile/v1/soter`: switch fingerprint approval off for this phone (the PIN stays).
+pub async fn soter_disable(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    soter::disable(&s.db, &phone.ctx, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -54,7 +54,8 @@ pub struct ErrorBody {
         crate::mobile::systems, crate::mobile::start_grant, crate::mobile::grant_share, crate::mobile::list_grants, crate::mobile::cancel_grant,
         crate::mobile::set_pin, crate::mobile::unlock, crate::mobile::records, crate::mobile::unbind,
         crate::documents::post_own_handwriting, crate::documents::ticket_events,
-        crate::mobile::realname_start, crate::mobile::realname_finish, crate::mobile::realname_status, crate::mobile::renew_certificate),
+        crate::mobile::realname_start, crate::mobile::realname_finish, crate::mobile::realname_status, crate::mobile::renew_certificate,
+        crate::mobile::soter_status, crate::mobile::soter_challenge, crate::mobile::soter_enrol, crate::mobile::soter_unlock, crate::mobile::soter_disable),
     components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
         medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
         medsign_core::audit::ChainReport)),
@@ -113,6 +114,8 @@ pub struct AppState {
     pub channels: medsign_core::channels::Channels,
     /// the face verifier of real-name checks (`[realname]`; none: checked in person)
     pub realname: Option<medsign_core::realname::FaceVerifier>,
+    /// the WeChat client that verifies fingerprint approvals (SOTER); none without a mini program
+    pub soter: Option<Arc<medsign_core::realname::Wechat>>,
     /// per-device rate limits of the phone's PIN and scan endpoints
     pub limits: crate::ratelimit::RateLimits,
     /// the timestamp authority (and its clock)
@@ -200,6 +203,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mobile/v1/realname/{check_id}", post(crate::mobile::realname_finish))
         .route("/api/v1/users/{employee_no}/realname", get(crate::mobile::realname_status))
         .route("/mobile/v1/unlock", post(crate::mobile::unlock))
+        .route(
+            "/mobile/v1/soter",
+            get(crate::mobile::soter_status).post(crate::mobile::soter_enrol).delete(crate::mobile::soter_disable),
+        )
+        .route("/mobile/v1/soter/challenges", post(crate::mobile::soter_challenge))
+        .route("/mobile/v1/soter/unlock", post(crate::mobile::soter_unlock))
         .route("/mobile/v1/records", get(crate::mobile::records))
         .route("/mobile/v1/device", axum::routing::delete(crate::mobile::unbind))
         .route("/mobile/v1/handwriting", post(crate::documents::post_own_handwriting))

@@ -18,7 +18,7 @@
 #![forbid(unsafe_code)]
 
 use medsign_crypto::twoparty::{self, ClientKeyGen, ClientKeyShare, ClientSignSession};
-use medsign_crypto::wrap::{PinKdfParams, PinKey as CryptoPinKey};
+use medsign_crypto::wrap::{PinKdfParams, PinKey as CryptoPinKey, biometric_kek};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
@@ -100,6 +100,18 @@ struct Wrapped {
     blob: String,
     verifier: String,
 }
+
+/// The fingerprint copy (mini program, WeChat SOTER): the share wrapped under the device secret
+/// and the fingerprint secret the server releases after a verified fingerprint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WrappedFingerprint {
+    v: u8,
+    kind: String,
+    public_key: String,
+    blob: String,
+}
+
+const FINGERPRINT_KIND: &str = "fingerprint";
 
 fn unlock_secret(hex_secret: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let b = hex::decode(hex_secret).map_err(|_| bad("解锁密钥须为十六进制 / the unlock secret must be hex"))?;
@@ -188,11 +200,50 @@ impl KeyShare {
         let kek = pin_key.key.kek(&unlock_secret(unlock_secret_hex)?)?;
         let blob = hex::decode(&w.blob).map_err(|_| bad("blob 不是十六进制 / blob is not hex"))?;
         let plain = kek.unwrap(&blob, WRAP_AAD).map_err(|_| bad("PIN 或设备不正确 / wrong PIN or not this device"))?;
-        let share = ClientKeyShare::from_bytes(&plain)?;
-        if hex::encode(share.public_key().to_sec1_uncompressed()) != w.public_key {
+        KeyShare::opened(&plain, &w.public_key)
+    }
+
+    fn opened(plain: &[u8], public_key: &str) -> Result<KeyShare> {
+        let share = ClientKeyShare::from_bytes(plain)?;
+        if hex::encode(share.public_key().to_sec1_uncompressed()) != public_key {
             return Err(bad("密钥与公钥不符 / the share does not match its public key"));
         }
         Ok(KeyShare { inner: Rc::new(share) })
+    }
+
+    /// A second, fingerprint copy for storage (WeChat SOTER, R3.9): wrapped under the device
+    /// secret and the fingerprint secret the server released when fingerprint approval was
+    /// switched on (`POST /mobile/v1/soter`).
+    #[wasm_bindgen(js_name = wrapFingerprint)]
+    pub fn wrap_fingerprint(&self, device_secret_hex: &str, fingerprint_secret_hex: &str) -> Result<String> {
+        let kek = biometric_kek(&device_secret(device_secret_hex)?, &unlock_secret(fingerprint_secret_hex)?)?;
+        let blob = kek.wrap(&self.inner.to_bytes(), WRAP_AAD)?;
+        Ok(to_json(&WrappedFingerprint {
+            v: 3,
+            kind: FINGERPRINT_KIND.into(),
+            public_key: self.public_key(),
+            blob: hex::encode(blob),
+        }))
+    }
+
+    /// Open the fingerprint copy with the secret the server released for a verified fingerprint
+    /// (`POST /mobile/v1/soter/unlock`).
+    #[wasm_bindgen(js_name = unwrapFingerprint)]
+    pub fn unwrap_fingerprint(
+        wrapped: &str,
+        device_secret_hex: &str,
+        fingerprint_secret_hex: &str,
+    ) -> Result<KeyShare> {
+        let w: WrappedFingerprint = json(wrapped, "fingerprint share")?;
+        if w.v != 3 || w.kind != FINGERPRINT_KIND {
+            return Err(bad("不是指纹密钥副本 / not a fingerprint copy of the share"));
+        }
+        let kek = biometric_kek(&device_secret(device_secret_hex)?, &unlock_secret(fingerprint_secret_hex)?)?;
+        let blob = hex::decode(&w.blob).map_err(|_| bad("blob 不是十六进制 / blob is not hex"))?;
+        let plain = kek
+            .unwrap(&blob, WRAP_AAD)
+            .map_err(|_| bad("指纹密钥或设备不正确 / wrong fingerprint secret or not this device"))?;
+        KeyShare::opened(&plain, &w.public_key)
     }
 
     /// Start signing the digest `e = SM3(Z_A ‖ M)` (hex, computed by the server for a document
@@ -381,5 +432,17 @@ mod tests {
         assert!(KeyShare::unwrap(&stored, &right, "zz").is_err());
         assert!(KeyGen::new(ctx).unwrap().finish("not json").is_err());
         assert_eq!(sm3(b"abc"), "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0");
+        // the fingerprint copy: device secret + the server's fingerprint secret, nothing else
+        let fp = hex::encode([8u8; 32]);
+        let copy = again.wrap_fingerprint(&secret, &fp).unwrap();
+        assert!(!copy.contains(&hex::encode(share.inner.to_bytes().as_slice())));
+        let opened = KeyShare::unwrap_fingerprint(&copy, &secret, &fp).unwrap();
+        assert_eq!(opened.public_key(), share.public_key());
+        assert!(KeyShare::unwrap_fingerprint(&copy, &secret, &unlock).is_err(), "the PIN's secret does not open it");
+        let e = KeyShare::unwrap_fingerprint(&copy, &new_device_secret().unwrap(), &fp).err().unwrap();
+        assert!(e.0.contains("not this device"), "{e:?}");
+        assert!(KeyShare::unwrap_fingerprint(&stored, &secret, &fp).is_err(), "a PIN copy is not a fingerprint copy");
+        assert!(KeyShare::unwrap(&copy, &right, &unlock).is_err(), "nor the other way round");
+        assert!(again.wrap_fingerprint(&secret, "abcd").is_err());
     }
 }

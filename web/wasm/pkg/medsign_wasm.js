@@ -174,6 +174,35 @@ export class KeyShare {
         }
     }
     /**
+     * Open the fingerprint copy with the secret the server released for a verified fingerprint
+     * (`POST /mobile/v1/soter/unlock`).
+     * @param {string} wrapped
+     * @param {string} device_secret_hex
+     * @param {string} fingerprint_secret_hex
+     * @returns {KeyShare}
+     */
+    static unwrapFingerprint(wrapped, device_secret_hex, fingerprint_secret_hex) {
+        let ptr0, len0, ptr1, len1, ptr2, len2;
+        try {
+            ptr0 = passStringToWasm0(wrapped, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(device_secret_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+            ptr2 = passStringToWasm0(fingerprint_secret_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len2 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.keyshare_unwrapFingerprint(ptr0, len0, ptr1, len1, ptr2, len2);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return KeyShare.__wrap(ret[0]);
+    }
+    /**
      * Unwrap what [`KeyShare::wrap`] made, with the PIN key and the unlock secret the server
      * released for its verifier (`POST /mobile/v1/unlock`).
      * @param {string} wrapped
@@ -199,6 +228,43 @@ export class KeyShare {
             throw takeFromExternrefTable0(ret[1]);
         }
         return KeyShare.__wrap(ret[0]);
+    }
+    /**
+     * A second, fingerprint copy for storage (WeChat SOTER, R3.9): wrapped under the device
+     * secret and the fingerprint secret the server released when fingerprint approval was
+     * switched on (`POST /mobile/v1/soter`).
+     * @param {string} device_secret_hex
+     * @param {string} fingerprint_secret_hex
+     * @returns {string}
+     */
+    wrapFingerprint(device_secret_hex, fingerprint_secret_hex) {
+        let deferred4_0;
+        let deferred4_1;
+        try {
+            let ptr0, len0, ptr1, len1;
+            try {
+                ptr0 = passStringToWasm0(device_secret_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+                len0 = WASM_VECTOR_LEN;
+                ptr1 = passStringToWasm0(fingerprint_secret_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+                len1 = WASM_VECTOR_LEN;
+            } catch (e) {
+                if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+                if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+                throw e;
+            }
+            const ret = wasm.keyshare_wrapFingerprint(this.__wbg_ptr, ptr0, len0, ptr1, len1);
+            var ptr3 = ret[0];
+            var len3 = ret[1];
+            if (ret[3]) {
+                ptr3 = 0; len3 = 0;
+                throw takeFromExternrefTable0(ret[2]);
+            }
+            deferred4_0 = ptr3;
+            deferred4_1 = len3;
+            return getStringFromWasm0(ptr3, len3);
+        } finally {
+            wasm.__wbindgen_free(deferred4_0, deferred4_1, 1);
+        }
     }
     /**
      * Wrap for storage on the phone under `pin_key` and the unlock secret the server released

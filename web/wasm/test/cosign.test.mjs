@@ -104,6 +104,7 @@ test('scan-to-login: the PC page follows by SSE, the system gets a verifiable si
   assert.match(again.body.message, /already used/);
   assert.equal((await call('GET', `/api/v1/login-tickets/${id}`)).status, 401);
   await assert.rejects(readEvents(`${srv.base}/api/v1/login-tickets/lt_nope/events`, () => true), (e) => e.status === 404);
+  await assert.rejects(readEvents(`${srv.base}/api/v1/sign-tickets/st_nope/events`, () => true), (e) => e.status === 404);
 });
 
 test('scan-to-login declined on the phone: the PC page sees refused', async () => {

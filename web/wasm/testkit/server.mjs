@@ -105,7 +105,7 @@ export function mobilePost(call, session, rounds = []) {
     const r = what === 'sign'
       ? await call('POST', '/mobile/v1/sign-rounds/answers', session, { answers: body.map((request, i) => ({ round_id: rounds[i].round_id, request })) })
       : await call('POST', `/mobile/v1/${what}`, session, body);
-    if (r.status !== 200) throw Object.assign(new Error(r.body.message), { status: r.status, body: r.body });
+    if (r.status < 200 || r.status > 299) throw Object.assign(new Error(r.body.message), { status: r.status, body: r.body });
     return what === 'sign' ? r.body.responses : r.body;
   };
 }
@@ -130,9 +130,9 @@ export async function enrol(call, session, pin, secret) {
  * What the H5 app does to sign open rounds: one PIN entry through medsign-phone.js, the server
  * half in one request, then the signatures. Returns the per-document results.
  */
-export async function signRounds(call, session, { wrapped, pin, deviceSecret, rounds }) {
+export async function signRounds(call, session, { wrapped, pin, deviceSecret, rounds, fingerprint }) {
   const post = mobilePost(call, session, rounds);
-  const sigs = await phone.signMany({ post, wrapped, pin, deviceSecret, digests: rounds.map((r) => r.e) });
+  const sigs = await phone.signMany({ post, wrapped, pin, deviceSecret, digests: rounds.map((r) => r.e), fingerprint });
   const signatures = sigs.map((signature, i) => ({ round_id: rounds[i].round_id, signature }));
   const done = await call('POST', '/mobile/v1/sign-rounds/signatures', session, { signatures });
   if (done.status !== 200) throw Object.assign(new Error(done.body.message), { status: done.status });
@@ -140,11 +140,11 @@ export async function signRounds(call, session, { wrapped, pin, deviceSecret, ro
 }
 
 /** Open rounds for `targets` (scanned tickets or pending flows) and sign them. Returns { rounds, results }. */
-export async function coSign(call, session, { wrapped, pin, deviceSecret, targets }) {
+export async function coSign(call, session, { wrapped, pin, deviceSecret, targets, fingerprint }) {
   const opened = await call('POST', '/mobile/v1/sign-rounds', session, { targets });
   if (opened.status !== 201) throw Object.assign(new Error(opened.body.message), { status: opened.status, body: opened.body });
   const rounds = opened.body.rounds;
-  return { rounds, results: await signRounds(call, session, { wrapped, pin, deviceSecret, rounds }) };
+  return { rounds, results: await signRounds(call, session, { wrapped, pin, deviceSecret, rounds, fingerprint }) };
 }
 
 /** Read a server-sent events stream until `until(event)` is true; resolves to the events seen. */
