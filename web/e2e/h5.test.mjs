@@ -2,7 +2,9 @@
 // against the real `medsign serve`. The phone is a mobile-emulated context (360×640, touch); it
 // "scans" by decoding the QR image the API gave the PC with zbarimg (zbar-tools) and opening the
 // deep link, as the phone's camera app would; a second, desktop context is the demo HIS page
-// (/demo/his) using the PC SDK, whose QR the phone reads from a screenshot of the PC screen.
+// (/demo/his) using the PC SDK, whose QR the phone reads from a screenshot of the PC screen — once
+// with zbarimg, once through the H5 scan page itself: Chromium's fake camera plays a frame made
+// from that screenshot and the page decodes it (WebAssembly QR reader, getUserMedia).
 // Scenario: bind → PIN + split key → handwriting drawn on the pad → scan-to-sign a prescription PDF
 // (verified) → scan-to-login (SSE) → the demo HIS logs in and signs through the SDK → batch-sign 20
 // from the pending list → grant → the HIS signs without the phone → cancel → refused.
@@ -19,7 +21,33 @@ const PW = process.env.MEDSIGN_PLAYWRIGHT || join(homedir(), '.cache/medsign-tes
 const CHROMIUM = process.env.MEDSIGN_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(root, 'target/screenshots');
 const PIN = '258036';
-let srv, call, his, browser, ctx, p, work;
+let srv, call, his, browser, ctx, p, work, camera;
+
+/** Chromium's fake camera plays this Y4M file (one grey 640×480 frame, I420; chroma neutral). */
+function cameraFrame(luma) {
+  const header = Buffer.from('YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\nFRAME\n');
+  writeFileSync(camera, Buffer.concat([header, Buffer.from(luma), Buffer.alloc(320 * 240 * 2, 128)]));
+}
+
+/** Point the phone's camera at the PC screen: a frame with the QR the SDK drew, small and off-centre. */
+async function pointCameraAt(pc, scope) {
+  const png = await pc.locator(`${scope} .medsign-qr img`).screenshot();
+  const luma = await pc.evaluate(async (b64) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = 640;
+    c.height = 480;
+    const g = c.getContext('2d');
+    g.fillStyle = '#8c8c8c';
+    g.fillRect(0, 0, 640, 480);
+    g.drawImage(img, 250, 110, 300, (300 * img.height) / img.width);
+    const d = g.getImageData(0, 0, 640, 480).data;
+    return Array.from({ length: 640 * 480 }, (_, i) => Math.round(0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2]));
+  }, png.toString('base64'));
+  cameraFrame(luma);
+}
 
 async function shot(name) {
   await p.waitForTimeout(150);
@@ -48,8 +76,11 @@ before(async () => {
   his = app.body.token;
   assert.equal((await call('POST', '/api/v1/users', his, [{ employee_no: '1001', name: '张三', title: '主治医师', id_card: '11010519491231002X' }])).status, 201);
   const { chromium } = await import(PW);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--lang=zh-CN'] });
-  ctx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN',
+  camera = join(work, 'camera.y4m');
+  cameraFrame(new Uint8Array(640 * 480).fill(140));
+  browser = await chromium.launch({ executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--lang=zh-CN', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`] });
+  ctx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN', permissions: ['camera'],
     userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Mobile Safari/537.36' });
   p = await ctx.newPage();
   p.on('pageerror', (e) => { throw e; });
@@ -167,8 +198,13 @@ test('the demo HIS page (PC) logs in and signs through the SDK; the phone scans 
   await pc.click('#sign');
   await pc.waitForSelector('#signQr .medsign-qr img');
   await pc.screenshot({ path: join(SHOTS, 'pc-03-sign-qr.png') });
-  await openLink(await scanPcScreen(pc, '#signQr', 'pc-sign'));
-  await p.waitForSelector('#confirmSign');
+  // this time the phone's own scan page reads the PC screen through the camera
+  await pointCameraAt(pc, '#signQr');
+  await p.goto(`${srv.base}/m/#/scan`);
+  await p.waitForSelector('#camera');
+  assert.equal(await p.evaluate(() => 'BarcodeDetector' in window), false, 'Linux Chromium has no BarcodeDetector: the wasm reader decodes');
+  await p.waitForSelector('#confirmSign', { timeout: 30000 });
+  assert.match(p.url(), /#\/sign\?t=tk_/);
   await p.fill('#pin', PIN);
   await p.click('#confirmSign');
   await p.waitForSelector('#signed', { timeout: 30000 });
@@ -222,6 +258,7 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await p.goto(`${srv.base}/m/#/settings`);
   await p.waitForSelector('#unbind');
   await shot('14-settings');
+  cameraFrame(new Uint8Array(640 * 480).fill(140));
   await p.goto(`${srv.base}/m/#/scan`);
   await p.waitForSelector('#link');
   await shot('15-scan');

@@ -266,7 +266,7 @@ function openScanned(text) {
 }
 
 async function scanPage() {
-  const video = h('video', { playsinline: true, muted: true });
+  const video = h('video', { id: 'camera', playsinline: true, muted: true });
   const manual = h('input', { id: 'link', placeholder: 'https://…/m/#/sign?t=…' });
   page('扫一扫 / Scan',
     h('div', { class: 'card' },
@@ -274,16 +274,32 @@ async function scanPage() {
       video,
       h('label', { for: 'link' }, '或粘贴链接 / or paste the link'), manual,
       h('button', { class: 'primary', onclick: () => openScanned(manual.value.trim()) }, '打开 / Open')));
-  if (!('BarcodeDetector' in window) || !navigator.mediaDevices?.getUserMedia) return;
+  if (!navigator.mediaDevices?.getUserMedia) return;
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
     video.srcObject = stream;
     await video.play();
-    const detector = new window.BarcodeDetector({ formats: ['qr_code'] });
+    // the browser's own QR reader where it has one, otherwise frames decoded in WebAssembly
+    const formats = 'BarcodeDetector' in window ? await window.BarcodeDetector.getSupportedFormats().catch(() => []) : [];
+    const detector = formats.includes('qr_code') ? new window.BarcodeDetector({ formats: ['qr_code'] }) : null;
+    const canvas = document.createElement('canvas');
+    const g = canvas.getContext('2d', { willReadFrequently: true });
+    const read = async () => {
+      if (detector) return (await detector.detect(video).catch(() => []))[0]?.rawValue || null;
+      const w = video.videoWidth;
+      const hgt = video.videoHeight;
+      if (!w || !hgt) return null;
+      const scale = Math.min(1, 640 / Math.max(w, hgt));
+      canvas.width = Math.round(w * scale);
+      canvas.height = Math.round(hgt * scale);
+      g.drawImage(video, 0, 0, canvas.width, canvas.height);
+      return phone.readQr(g.getImageData(0, 0, canvas.width, canvas.height));
+    };
+    video.dataset.reader = detector ? 'BarcodeDetector' : 'wasm';
     const tick = async () => {
       if (!document.body.contains(video)) return stream.getTracks().forEach((t) => t.stop());
-      const codes = await detector.detect(video).catch(() => []);
-      if (codes.length) { stream.getTracks().forEach((t) => t.stop()); return openScanned(codes[0].rawValue); }
+      const text = await read().catch(() => null);
+      if (text) { stream.getTracks().forEach((t) => t.stop()); return openScanned(text); }
       setTimeout(tick, 250);
     };
     tick();

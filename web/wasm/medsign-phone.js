@@ -19,7 +19,7 @@
 //   (challenge) => wx.startSoterAuthentication({ requestAuthModes: ['fingerPrint'], challenge,
 //                    authContent: '确认签名' })   → { resultJSON, resultJSONSignature }
 
-import init, { KeyGen, KeyShare, PinKey, checkPin, newDeviceSecret, sm3 } from './pkg/medsign_wasm.js';
+import init, { KeyGen, KeyShare, PinKey, checkPin, newDeviceSecret, readQr as readQrPixels, sm3 } from './pkg/medsign_wasm.js';
 
 let ready = null;
 
@@ -181,6 +181,15 @@ export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey
   } finally {
     share.free();
   }
+}
+
+/**
+ * The text of a QR code in a camera frame (`ctx.getImageData(…)` of a canvas the video was drawn
+ * on), or null — for browsers without `BarcodeDetector`. Decoded in WebAssembly.
+ */
+export async function readQr({ data, width, height }) {
+  await load();
+  return readQrPixels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height) ?? null;
 }
 
 /**

@@ -344,6 +344,22 @@ pub fn new_device_secret() -> Result<String> {
 }
 
 /// SM3 of `data`, hex.
+/// Read a QR code in a camera frame — RGBA pixels as a canvas's `getImageData` gives them — for
+/// browsers without `BarcodeDetector` (R2.5, R2.6: the phone scans the PC's QR). Returns the text
+/// of the first readable code, or `undefined` when the frame has none.
+#[wasm_bindgen(js_name = readQr)]
+pub fn read_qr(rgba: &[u8], width: usize, height: usize) -> Result<Option<String>> {
+    if width == 0 || height == 0 || width.checked_mul(height).and_then(|n| n.checked_mul(4)) != Some(rgba.len()) {
+        return Err(bad("图像尺寸与像素数据不符 / the image size does not match its pixels (RGBA expected)"));
+    }
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+        let i = (y * width + x) * 4;
+        // ITU-R BT.601 luma, integer weights summing to 256
+        ((77 * rgba[i] as u32 + 150 * rgba[i + 1] as u32 + 29 * rgba[i + 2] as u32) >> 8) as u8
+    });
+    Ok(img.detect_grids().iter().find_map(|g| g.decode().ok().map(|(_, text)| text)))
+}
+
 #[wasm_bindgen]
 pub fn sm3(data: &[u8]) -> String {
     hex::encode(medsign_crypto::hash::sm3(data))
@@ -353,6 +369,46 @@ pub fn sm3(data: &[u8]) -> String {
 mod tests {
     use super::*;
     use medsign_crypto::twoparty::{SeenQ1Memory, ServerKeyGen};
+
+    /// A frame as a phone camera sees the PC: the QR drawn small and off-centre on a grey screen,
+    /// with a little noise.
+    fn frame(text: &str, w: usize, h: usize, module: usize, at: (usize, usize)) -> Vec<u8> {
+        let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
+        let n = code.width();
+        let dark = code.to_colors();
+        let mut rgba = vec![0u8; w * h * 4];
+        let mut noise = 7u32;
+        for y in 0..h {
+            for x in 0..w {
+                let (qx, qy) = (x as isize - at.0 as isize, y as isize - at.1 as isize);
+                let quiet = 4 * module as isize;
+                let side = (n * module) as isize;
+                let v: u8 = if qx >= -quiet && qy >= -quiet && qx < side + quiet && qy < side + quiet {
+                    let inside = qx >= 0 && qy >= 0 && qx < side && qy < side;
+                    let is_dark =
+                        inside && dark[(qy as usize / module) * n + qx as usize / module] == qrcode::Color::Dark;
+                    if is_dark { 30 } else { 235 }
+                } else {
+                    150
+                };
+                noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let v = v.saturating_add((noise >> 28) as u8);
+                rgba[(y * w + x) * 4..(y * w + x) * 4 + 4].copy_from_slice(&[v, v, v, 255]);
+            }
+        }
+        rgba
+    }
+
+    #[test]
+    fn reads_the_qr_a_camera_sees_and_nothing_from_a_blank_frame() {
+        let link = "https://medsign.example/m/#/sign?t=tk_3f9a2c7e1b5d4a6f";
+        let f = frame(link, 320, 240, 4, (70, 40));
+        assert_eq!(read_qr(&f, 320, 240).unwrap().as_deref(), Some(link));
+        assert_eq!(read_qr(&frame(link, 320, 240, 3, (150, 100)), 320, 240).unwrap().as_deref(), Some(link));
+        assert_eq!(read_qr(&vec![200u8; 64 * 48 * 4], 64, 48).unwrap(), None);
+        assert!(read_qr(&f, 321, 240).is_err(), "size mismatch");
+        assert!(read_qr(&[], 0, 0).is_err());
+    }
 
     #[test]
     fn pin_rules() {

@@ -510,6 +510,32 @@ export function newDeviceSecret() {
 
 /**
  * SM3 of `data`, hex.
+ * Read a QR code in a camera frame — RGBA pixels as a canvas's `getImageData` gives them — for
+ * browsers without `BarcodeDetector` (R2.5, R2.6: the phone scans the PC's QR). Returns the text
+ * of the first readable code, or `undefined` when the frame has none.
+ * @param {Uint8Array | number[]} rgba
+ * @param {number} width
+ * @param {number} height
+ * @returns {string | undefined}
+ */
+export function readQr(rgba, width, height) {
+    const val2 = +width;
+    const val3 = +height;
+    const ptr0 = passArray8ToWasm0(rgba, wasm.__wbindgen_malloc);
+    const len0 = WASM_VECTOR_LEN;
+    const ret = wasm.readQr(ptr0, len0, val2, val3);
+    if (ret[3]) {
+        throw takeFromExternrefTable0(ret[2]);
+    }
+    let v4;
+    if (ret[0] !== 0) {
+        v4 = getStringFromWasm0(ret[0], ret[1]);
+        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+    }
+    return v4;
+}
+
+/**
  * @param {Uint8Array | number[]} data
  * @returns {string}
  */
