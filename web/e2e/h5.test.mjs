@@ -257,6 +257,7 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await shot('13-records');
   await p.goto(`${srv.base}/m/#/settings`);
   await p.waitForSelector('#unbind');
+  assert.match(await p.textContent('#soterStatus'), /未启用指纹验证.*use the PIN/, 'no mini program configured here');
   await shot('14-settings');
   cameraFrame(new Uint8Array(640 * 480).fill(140));
   await p.goto(`${srv.base}/m/#/scan`);

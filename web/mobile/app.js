@@ -442,7 +442,8 @@ async function recordsPage() {
       r.logins.map((l) => h('div', { class: 'item' }, h('div', {}, h('div', { class: l.outcome === 'ok' ? 't' : 't bad' }, `${l.action} · ${l.outcome}`), h('div', { class: 'muted' }, `${when(l.at)} · ${l.ip}`))))));
 }
 
-function settingsPage() {
+async function settingsPage() {
+  const soter = await api('GET', 'soter');
   const change = h('button', { class: 'primary', id: 'changePin' }, '修改 PIN / Change PIN');
   change.onclick = async () => {
     const next = val('newPin');
@@ -463,8 +464,19 @@ function settingsPage() {
       location.hash = '#/activate';
     } catch (e) { fail(e); }
   };
+  // fingerprint approval (WeChat SOTER) is switched on in the mini program; here it can be seen and switched off
+  const soterOff = h('button', { class: 'secondary', id: 'soterOff' }, '关闭指纹验证 / Turn fingerprint off');
+  soterOff.onclick = async () => {
+    try { await api('DELETE', 'soter'); toast('指纹验证已关闭 / fingerprint approval is off'); settingsPage(); } catch (e) { fail(e); }
+  };
+  const fingerprint = soter.enabled
+    ? [row('状态 / Status', `已开通 / on · ${when(soter.enabled_at)}`), soterOff]
+    : [h('p', { class: 'muted' }, soter.available
+      ? '可在医院微信小程序中用 PIN 开通，之后签名时可用指纹代替 PIN。/ Turn it on in the hospital\'s WeChat mini program (with your PIN); then your fingerprint can stand in for the PIN.'
+      : '本院未启用指纹验证（需要医院微信小程序），请使用 PIN。/ Fingerprint approval is not set up here (it needs the hospital\'s WeChat mini program): use the PIN.')];
   page('设置 / Settings',
     h('div', { class: 'card' }, h('h2', {}, '修改 PIN / Change PIN'), ...pinInput('oldPin', '当前 PIN / Current'), ...pinInput('newPin', '新 PIN / New'), change),
+    h('div', { class: 'card', id: 'soterStatus' }, h('h2', {}, '指纹验证 / Fingerprint'), ...fingerprint),
     h('div', { class: 'card' }, row('工号 / Staff', store.get('employee')), row('证书 / Certificate', store.get('certSerial')), unbind));
 }
 
