@@ -779,6 +779,54 @@ pub(crate) mod tests {
         hex::decode(&r.e).unwrap().try_into().unwrap()
     }
 
+    /// `flows::record` writes a step only while the flow is still signing and each signer still
+    /// pending: a second write for the same signer, or one after a revocation, is refused and the
+    /// whole step rolls back (the flow keeps what it had).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_is_recorded_only_over_the_state_it_was_prepared_for() {
+        for (_d, db) in crate::db::tests::backends().await {
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let (app, _) = crate::apps::create(&db, &kek, &ctx, "HIS", &[crate::apps::Scope::Sign]).await.unwrap();
+            let u: crate::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2301", "name": "郑医生"})).unwrap();
+            crate::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let _phone = phone(&db, &kek, &cas, "2301").await;
+            let nf: NewFlow =
+                serde_json::from_value(serde_json::json!({"kind": "data", "title": "会诊记录", "content": "x",
+                "signers": [{"employee_no": "2301", "mode": "scan"}, {"employee_no": "2301", "mode": "scan"}]}))
+                .unwrap();
+            let f = flows::create(&db, &kek, &cas, ORG, &tsa, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            let step = |idx: i64| flows::Signed {
+                idx,
+                kind: "staff".into(),
+                subject_ref: "2301".into(),
+                serial: "01".into(),
+                custody: serde_json::json!({"custody": "two-party"}),
+            };
+            let stored = |db: Db, id: String| async move {
+                let r = sqlx::query("SELECT signature_b64, state FROM sign_flows WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+                (r.try_get::<Option<String>, _>(0).unwrap(), r.try_get::<String, _>(1).unwrap())
+            };
+            flows::record(&db, &ctx, &f.id, b"first", false, &[], &[step(0)], 2, 60).await.unwrap();
+            let after_first = stored(db.clone(), f.id.clone()).await;
+            assert_eq!(after_first.1, "signing");
+            // the same signer again: the flow row would match, the signer row does not → all rolled back
+            let e = flows::record(&db, &ctx, &f.id, b"again", false, &[], &[step(0)], 2, 60).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+            assert_eq!(stored(db.clone(), f.id.clone()).await, after_first, "nothing of the refused step stayed");
+            // revoked meanwhile: the next signer's step is refused, the signer stays pending
+            flows::revoke(&db, &ctx, Some(&app.app_id), &f.id, "作废").await.unwrap();
+            let e = flows::record(&db, &ctx, &f.id, b"late", false, &[], &[step(1)], 2, 60).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+            let v = flows::get(&db, None, &f.id).await.unwrap();
+            assert_eq!((v.state.as_str(), v.signers[1].state.as_str()), ("revoked", "pending"));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn phones_co_sign_scan_flows() {
         for (_d, db) in crate::db::tests::backends().await {
