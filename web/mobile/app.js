@@ -404,7 +404,7 @@ async function pendingPage() {
 // ---------------------------------------------------------------- grants, records, settings
 
 async function grantsPage() {
-  const [{ items: systems }, { items: grants }] = await Promise.all([api('GET', 'systems'), api('GET', 'grants')]);
+  const [{ items: systems, grant_max_hours: maxHours = 12 }, { items: grants }] = await Promise.all([api('GET', 'systems'), api('GET', 'grants')]);
   const go = h('button', { class: 'primary', id: 'grant' }, '授权 / Grant');
   go.onclick = async () => {
     const done = busy(go);
@@ -421,7 +421,7 @@ async function grantsPage() {
     h('div', { class: 'card' },
       h('p', { class: 'muted' }, '授权期间，所选系统的自动签署无需手机确认；可随时取消，到期自动失效。/ While a grant lasts, that system signs for you without the phone; cancel any time.'),
       h('label', { for: 'system' }, '业务系统 / System'), h('select', { id: 'system' }, systems.map((s) => h('option', { value: s.app_id }, s.name))),
-      h('label', { for: 'hours' }, '时长 / Hours'), h('select', { id: 'hours' }, [1, 2, 4, 8, 12].map((n) => h('option', { value: n }, `${n} 小时`))),
+      h('label', { for: 'hours' }, '时长 / Hours'), h('select', { id: 'hours' }, [...new Set([1, 2, 4, 8, 12, maxHours])].filter((n) => n <= maxHours).sort((a, b) => a - b).map((n) => h('option', { value: n }, `${n} 小时`))),
       ...pinInput('pin', 'PIN'), go),
     h('div', { class: 'card', id: 'grantList' }, h('h2', {}, '我的授权 / My grants'),
       grants.length ? null : h('p', { class: 'muted' }, '无 / none'),

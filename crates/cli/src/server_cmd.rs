@@ -139,6 +139,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         tsa,
         realname,
         soter,
+        grant_max_hours: cfg.sign.grant_max_hours,
         limits: Default::default(),
     });
     let app = medsign_server::router(state.clone());

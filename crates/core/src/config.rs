@@ -70,11 +70,13 @@ pub struct SignConfig {
     /// a full CJK font (TTF/OTF) for PDF text instead of the shipped GB2312 subset — for names
     /// with rarer characters
     pub font_file: Option<std::path::PathBuf>,
+    /// the longest session grant a doctor may give a business system, 1–12 hours (R3.5)
+    pub grant_max_hours: u32,
 }
 
 impl Default for SignConfig {
     fn default() -> Self {
-        Self { batch_reclaim_seconds: 30, font_file: None }
+        Self { batch_reclaim_seconds: 30, font_file: None, grant_max_hours: crate::grants::MAX_HOURS }
     }
 }
 
@@ -224,6 +226,12 @@ impl Config {
         for (k, v) in env {
             c.apply_env(&k, &v)?;
         }
+        if !(1..=crate::grants::MAX_HOURS).contains(&c.sign.grant_max_hours) {
+            return Err(Error::Config(format!(
+                "sign.grant_max_hours 须为 1–{m} / sign.grant_max_hours must be 1-{m}",
+                m = crate::grants::MAX_HOURS
+            )));
+        }
         Ok(c)
     }
 
@@ -255,6 +263,9 @@ impl Config {
                     v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
             }
             "MEDSIGN_SIGN_FONT_FILE" => self.sign.font_file = Some(v.into()),
+            "MEDSIGN_SIGN_GRANT_MAX_HOURS" => {
+                self.sign.grant_max_hours = v.parse().map_err(|_| bad("1-12"))?;
+            }
             "MEDSIGN_REALNAME_PROVIDER" => self.realname.provider = v.into(),
             "MEDSIGN_REALNAME_WECHAT_APPID" => self.realname.wechat_appid = Some(v.into()),
             "MEDSIGN_REALNAME_WECHAT_SECRET" => self.realname.wechat_secret = Some(v.into()),
@@ -326,5 +337,19 @@ mod tests {
         assert!(Config::load(Some(&f), std::iter::empty()).unwrap_err().to_string().contains("lisen"));
         let env = vec![("MEDSIGN_TIME_MAX_OFFSET_MS".to_string(), "soon".to_string())];
         assert!(Config::load(None, env.into_iter()).is_err());
+    }
+
+    #[test]
+    fn the_grant_limit_is_1_to_12_hours() {
+        assert_eq!(Config::load(None, std::iter::empty()).unwrap().sign.grant_max_hours, 12);
+        let env = |v: &str| vec![("MEDSIGN_SIGN_GRANT_MAX_HOURS".to_string(), v.to_string())].into_iter();
+        assert_eq!(Config::load(None, env("4")).unwrap().sign.grant_max_hours, 4);
+        for bad in ["0", "13", "four"] {
+            assert!(Config::load(None, env(bad)).unwrap_err().to_string().contains("1-12"), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("medsign.toml");
+        std::fs::write(&f, "[sign]\ngrant_max_hours = 24\n").unwrap();
+        assert!(Config::load(Some(&f), std::iter::empty()).is_err(), "also from the file");
     }
 }

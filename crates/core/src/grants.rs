@@ -94,17 +94,26 @@ fn view(r: &sqlx::any::AnyRow) -> Result<GrantView> {
     })
 }
 
+/// What a grant may be: `max_hours` is the hospital's limit (`[sign] grant_max_hours`, at most
+/// [`MAX_HOURS`]); `hours` and `max_count` are what the doctor asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// hours asked for
+    pub hours: u32,
+    /// the hospital's limit
+    pub max_hours: u32,
+    /// optional limit on the number of signatures
+    pub max_count: Option<u32>,
+}
+
 /// Start a grant for business system `app_id` (the phone then seals its share to the answer).
-pub async fn start(
-    db: &Db,
-    kek: &Kek,
-    s: &Session,
-    app_id: &str,
-    hours: u32,
-    max_count: Option<u32>,
-) -> Result<GrantStart> {
-    if !(1..=MAX_HOURS).contains(&hours) {
-        return Err(Error::Invalid(format!("授权时长须为 1–{MAX_HOURS} 小时 / hours must be 1-{MAX_HOURS}")));
+pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> Result<GrantStart> {
+    let (hours, max_count) = (w.hours, w.max_count);
+    let max = w.max_hours.clamp(1, MAX_HOURS);
+    if !(1..=max).contains(&hours) {
+        return Err(Error::Invalid(format!(
+            "授权时长须为 1–{max} 小时（本院上限）/ hours must be 1-{max} (this hospital's limit)"
+        )));
     }
     if max_count.is_some_and(|c| !(1..=100_000).contains(&c)) {
         return Err(Error::Invalid("max_count 须为 1–100000 / max_count must be 1-100000".into()));
@@ -382,6 +391,10 @@ mod tests {
     };
     use base64::Engine;
 
+    fn win(hours: u32, max_count: Option<u32>) -> Window {
+        Window { hours, max_hours: MAX_HOURS, max_count }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grant_lets_one_system_sign_without_the_phone_until_cancelled_or_expired() {
         for (_d, db) in crate::db::tests::backends().await {
@@ -413,11 +426,15 @@ mod tests {
             let e = sign(his.app_id.clone(), "before").await.unwrap_err();
             assert!(e.to_string().contains("session grant"), "{e}");
             // bad requests
-            assert!(matches!(start(&db, &kek, &me, &his.app_id, 0, None).await, Err(Error::Invalid(_))));
-            assert!(matches!(start(&db, &kek, &me, &his.app_id, 13, None).await, Err(Error::Invalid(_))));
-            assert!(matches!(start(&db, &kek, &me, "app_nope", 2, None).await, Err(Error::NotFound(_))));
+            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(0, None)).await, Err(Error::Invalid(_))));
+            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(13, None)).await, Err(Error::Invalid(_))));
+            // the hospital's own limit (`[sign] grant_max_hours`) is below the protocol's 12 h
+            let four = Window { hours: 5, max_hours: 4, max_count: None };
+            let e = start(&db, &kek, &me, &his.app_id, four).await.unwrap_err();
+            assert!(matches!(&e, Error::Invalid(m) if m.contains("1-4")), "{e}");
+            assert!(matches!(start(&db, &kek, &me, "app_nope", win(2, None)).await, Err(Error::NotFound(_))));
             // the grant: sealed to the grant key, bound to its context; a wrong seal is refused
-            let g = start(&db, &kek, &me, &his.app_id, 2, Some(3)).await.unwrap();
+            let g = start(&db, &kek, &me, &his.app_id, win(2, Some(3))).await.unwrap();
             let grant_key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
             let wrong_ctx = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), b"other").unwrap();
             let e = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(wrong_ctx)).await.unwrap_err();
@@ -468,7 +485,7 @@ mod tests {
             .unwrap();
             assert!(audited.contains(&g.grant_id), "{audited}");
             // cancel erases the material at once
-            let g2 = start(&db, &kek, &me, &his.app_id, 1, None).await.unwrap();
+            let g2 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
             let k2 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g2.public_key).unwrap()).unwrap();
             let s2 = medsign_crypto::seal::seal(&k2, &share.to_bytes(), g2.context.as_bytes()).unwrap();
             activate(&db, &kek, &ctx, &me, &g2.grant_id, &hex::encode(s2)).await.unwrap();
@@ -484,7 +501,7 @@ mod tests {
             assert!(k.is_none() && sh.is_none(), "grant material erased");
             assert!(sign(his.app_id.clone(), "医嘱 6").await.is_err());
             // expiry: swept, erased, refused
-            let g3 = start(&db, &kek, &me, &his.app_id, 1, None).await.unwrap();
+            let g3 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
             let k3 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g3.public_key).unwrap()).unwrap();
             let s3 = medsign_crypto::seal::seal(&k3, &share.to_bytes(), g3.context.as_bytes()).unwrap();
             activate(&db, &kek, &ctx, &me, &g3.grant_id, &hex::encode(s3)).await.unwrap();

@@ -235,10 +235,12 @@ pub struct System {
 pub struct Systems {
     /// enabled apps with the `sign` scope
     items: Vec<System>,
+    /// the longest grant this hospital allows (hours, `[sign] grant_max_hours`)
+    grant_max_hours: u32,
 }
 
 #[utoipa::path(get, path = "/mobile/v1/systems", tag = "mobile", security(("device" = [])),
-    responses((status = 200, body = Systems, example = json!({"items": [{"app_id": "app_3f2a9c1b", "name": "HIS 门诊医生站"}]})), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Systems, example = json!({"items": [{"app_id": "app_3f2a9c1b", "name": "HIS 门诊医生站"}], "grant_max_hours": 12})), (status = 401, body = ErrorBody)))]
 /// `GET /mobile/v1/systems`: the business systems a session grant can name.
 pub async fn systems(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
     let apps = medsign_core::apps::list(&s.db).await.map_err(err(&phone.ctx.request_id))?;
@@ -247,7 +249,7 @@ pub async fn systems(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Res
         .filter(|a| !a.disabled && (a.scopes.contains(&Scope::Sign) || a.scopes.contains(&Scope::Admin)))
         .map(|a| System { app_id: a.app_id, name: a.name })
         .collect();
-    Ok(Json(Systems { items }).into_response())
+    Ok(Json(Systems { items, grant_max_hours: s.grant_max_hours }).into_response())
 }
 
 /// Body of `POST /mobile/v1/grants`.
@@ -256,7 +258,7 @@ pub async fn systems(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Res
 pub struct NewGrant {
     /// the business system
     app_id: String,
-    /// 1–12
+    /// 1 to the hospital's limit (`grant_max_hours` of `GET /mobile/v1/systems`; at most 12)
     hours: u32,
     /// most signatures under it (default: no limit)
     max_count: Option<u32>,
@@ -273,9 +275,8 @@ pub async fn start_grant(
     phone: Phone,
     StrictJson(b): StrictJson<NewGrant>,
 ) -> Result<Response, ApiError> {
-    let g = grants::start(&s.db, &s.kek, &phone.session, &b.app_id, b.hours, b.max_count)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    let w = grants::Window { hours: b.hours, max_hours: s.grant_max_hours, max_count: b.max_count };
+    let g = grants::start(&s.db, &s.kek, &phone.session, &b.app_id, w).await.map_err(err(&phone.ctx.request_id))?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
 
@@ -581,7 +582,7 @@ pub async fn soter_enrol(
 #[utoipa::path(post, path = "/mobile/v1/soter/unlock", tag = "mobile", security(("device" = [])),
     request_body(content = soter::Answer, example = json!({"json_string": "{\"raw\":\"medsign-soter-v1:unlock:…\",\"cpu_id\":\"…\"}", "json_signature": "MEUC…"})),
     responses((status = 200, body = mobile::Unlock, example = json!({"unlock_secret": "5a1e…", "pin_expires_at": "2027-05-26T08:00:00Z"})),
-        (status = 400, body = ErrorBody, example = json!({"code": "invalid", "message": "指纹验证的挑战无效、已使用或已过期，请重试 / the fingerprint challenge is unknown, used or expired; try again", "request_id": "…"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "指纹验证的挑战无效、已使用或已过期，请重试 / the fingerprint challenge is unknown, used or expired; try again", "request_id": "…"})),
         (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "微信未确认此次指纹验证，还可尝试 4 次 / WeChat did not confirm this fingerprint, 4 attempts left", "request_id": "…"})),
         (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "指纹验证连续 5 次未通过，已关闭，请用 PIN / fingerprint approval failed 5 times and is off: use the PIN", "request_id": "…"}))))]
 /// `POST /mobile/v1/soter/unlock` (R3.9): approve with the fingerprint instead of the PIN; releases

@@ -116,6 +116,8 @@ pub struct AppState {
     pub realname: Option<medsign_core::realname::FaceVerifier>,
     /// the WeChat client that verifies fingerprint approvals (SOTER); none without a mini program
     pub soter: Option<Arc<medsign_core::realname::Wechat>>,
+    /// the longest session grant (hours, `[sign] grant_max_hours`)
+    pub grant_max_hours: u32,
     /// per-device rate limits of the phone's PIN and scan endpoints
     pub limits: crate::ratelimit::RateLimits,
     /// the timestamp authority (and its clock)
