@@ -31,6 +31,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "soter", include_str!("../migrations/0020_soter.sql")),
 ];
 
+/// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
+const MIGRATION_LOCK: i64 = 0x006d_6564_7369_676e;
+
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -90,13 +93,27 @@ impl Db {
     /// Apply the embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<()> {
         let _w = self.write_lock.lock().await;
+        // several instances may start at once on one PostgreSQL database: one migrates, the others
+        // wait on a session-level advisory lock and then find the work done
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        }
+        let result = Self::apply_migrations(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        }
+        result
+    }
+
+    async fn apply_migrations(conn: &mut sqlx::AnyConnection) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         for (version, name, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)
                 .fetch_optional(&mut *tx)
@@ -200,6 +217,28 @@ pub(crate) mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = Db::open(&url).await.unwrap();
         (dir, db)
+    }
+
+    /// Two instances starting at once on one fresh PostgreSQL database both come up; each
+    /// migration is applied once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_starting_together_migrate_once() {
+        let Some(admin_url) = std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+            assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        for _ in 0..3 {
+            let name = format!("medsign_t_{}", uuid::Uuid::new_v4().simple());
+            let admin = AnyPool::connect(&admin_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+            let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+            let (a, b, c) = tokio::join!(Db::open(&url), Db::open(&url), Db::open(&url));
+            let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&a.pool).await.unwrap();
+            assert_eq!(n as usize, MIGRATIONS.len());
+            assert!(a.ready().await.unwrap());
+        }
     }
 
     #[tokio::test]
