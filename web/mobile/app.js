@@ -295,7 +295,6 @@ async function scanPage() {
       g.drawImage(video, 0, 0, canvas.width, canvas.height);
       return phone.readQr(g.getImageData(0, 0, canvas.width, canvas.height));
     };
-    video.dataset.reader = detector ? 'BarcodeDetector' : 'wasm';
     const tick = async () => {
       if (!document.body.contains(video)) return stream.getTracks().forEach((t) => t.stop());
       const text = await read().catch(() => null);

@@ -205,7 +205,6 @@ pub async fn append(conn: &mut AnyConnection, ctx: &Context, ev: &Event<'_>) -> 
     Ok(e)
 }
 
-/// Append a successful event of `kind` (the common case of [`append`]).
 /// Record that `err` refused an action (in its own transaction) and hand the error back; if the
 /// audit write itself fails, that failure is returned instead (nothing is refused silently).
 pub async fn refused(
@@ -231,6 +230,7 @@ pub async fn refused(
     }
 }
 
+/// Append a successful event of `kind` (the common case of [`append`]).
 pub async fn ok(
     conn: &mut AnyConnection,
     ctx: &Context,

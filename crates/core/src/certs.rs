@@ -261,8 +261,7 @@ pub async fn renew(
             old.alg, old.alg
         )));
     }
-    // a two-party key (phone + server) renews with the same key, and its record follows the
-    // certificate (otherwise the phone would point at a revoked one)
+    // a two-party key (phone + server) renews with the same key only (`store` moves its record on)
     let split: Option<String> = sqlx::query_scalar("SELECT id FROM split_keys WHERE cert_serial = $1")
         .bind(&old.serial)
         .fetch_optional(&db.pool)
@@ -273,17 +272,7 @@ pub async fn renew(
         ));
     }
     let der = csr_pem.and_then(|p| medsign_crypto::keys::pem_decode(p).map(|(_, d)| d).ok());
-    let rec = issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old)).await?;
-    if let Some(id) = split {
-        let _w = db.write_lock.lock().await;
-        sqlx::query("UPDATE split_keys SET cert_serial = $1, updated_at = $2 WHERE id = $3")
-            .bind(&rec.serial)
-            .bind(crate::now_text())
-            .bind(&id)
-            .execute(&db.pool)
-            .await?;
-    }
-    Ok(rec)
+    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old)).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -342,7 +331,9 @@ async fn issue_key(
 }
 
 /// Record an issued certificate (and supersede the one it replaces) in one transaction with its
-/// audit entry.
+/// audit entry. When the new certificate is for the same key as the one it replaces, a two-party
+/// key's record follows it in that transaction (the phone never points at a revoked certificate,
+/// not even after a crash between the two writes).
 async fn store(
     db: &Db,
     ctx: &Context,
@@ -365,6 +356,15 @@ async fn store(
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
+        let old_cert = old.cert()?;
+        if matches!((old_cert.public_key(), cert.public_key()), (Ok(a), Ok(b)) if a == b) {
+            sqlx::query("UPDATE split_keys SET cert_serial = $1, updated_at = $2 WHERE cert_serial = $3")
+                .bind(cert.serial_hex())
+                .bind(crate::now_text())
+                .bind(&old.serial)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     sqlx::query(
         "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel, profile_version) \

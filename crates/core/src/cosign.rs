@@ -26,6 +26,7 @@ use crate::{
     mobile::Session,
     tsa::Tsa,
 };
+use crate::{is_past, secs_text};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use medsign_crypto::{
@@ -138,8 +139,6 @@ fn summary(f: &flows::Stored, idx: i64) -> Summary {
     }
 }
 
-use crate::is_past as past;
-
 /// The flows waiting for this phone's user to sign (their turn, scan mode, not expired).
 pub async fn pending(db: &Db, s: &Session) -> Result<Vec<Summary>> {
     let ids: Vec<String> = sqlx::query_scalar(
@@ -156,7 +155,7 @@ pub async fn pending(db: &Db, s: &Session) -> Result<Vec<Summary>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let f = flows::stored(db, &id).await?;
-        if let Some(t) = f.turn().filter(|_| !past(&f.expires_at)) {
+        if let Some(t) = f.turn().filter(|_| !is_past(&f.expires_at)) {
             out.push(summary(&f, t.idx));
         }
     }
@@ -271,7 +270,7 @@ pub async fn start(db: &Db, kek: &Kek, ctx: &Context, s: &Session, targets: &[Ta
         }
         let idx = f.turn().map(|t| t.idx).unwrap_or_default();
         let now = Utc::now();
-        let signing_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let signing_time = secs_text(now);
         let seam = Deferred::new(key.public, None);
         let mut prepared = None;
         if f.kind == "file" {
@@ -290,7 +289,7 @@ pub async fn start(db: &Db, kek: &Kek, ctx: &Context, s: &Session, targets: &[Ta
         }
         let e = key.public.e(medsign_crypto::sm2::DEFAULT_ID, &seam.asked()?)?;
         let round_id = format!("sr_{}", hex::encode(medsign_crypto::rng::bytes::<16>()?));
-        let expires = (now + Duration::seconds(ROUND_SECONDS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let expires = secs_text(now + Duration::seconds(ROUND_SECONDS));
         {
             let _w = db.write_lock.lock().await;
             sqlx::query(
@@ -359,7 +358,7 @@ async fn turn_of(db: &Db, s: &Session, id: &str, by_ticket: bool) -> Result<flow
             f.doc_no, f.doc_no
         )));
     }
-    if f.state != "signing" || past(&f.expires_at) {
+    if f.state != "signing" || is_past(&f.expires_at) {
         let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
         return Err(Error::Conflict(format!(
             "文档 {} 状态为 {state}，不能签署 / document {} is {state}: nothing to sign",
@@ -394,17 +393,25 @@ struct RoundRow {
 /// it), the key's wrapped share joined in.
 async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {
     let gone = || Error::NotFound(format!("签署轮次 {id} 不存在 / no signing round {id}"));
-    let sql = if prepared {
-        "SELECT r.*, k.share_wrapped FROM sign_rounds r LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' \
-         WHERE r.id = $1 AND r.device_id = $2"
+    // the same row either way; without `prepared` the stored PDF is not read at all
+    let cols = if prepared {
+        "r.*"
     } else {
-        "SELECT r.id, r.flow_id, r.signer_idx, r.key_id, r.cert_serial, r.e_hex, r.state, r.signing_time, r.expires_at, \
-         NULL AS prepared_b64, 0 AS hole_start, 0 AS hole_end, k.share_wrapped \
-         FROM sign_rounds r LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' WHERE r.id = $1 AND r.device_id = $2"
+        "r.id, r.flow_id, r.signer_idx, r.key_id, r.cert_serial, r.e_hex, r.state, r.signing_time, r.expires_at, \
+         NULL AS prepared_b64, 0 AS hole_start, 0 AS hole_end"
     };
-    let r = sqlx::query(sql).bind(id).bind(&s.device_id).fetch_optional(&db.pool).await?.ok_or_else(gone)?;
+    let sql = format!(
+        "SELECT {cols}, k.share_wrapped FROM sign_rounds r \
+         LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' WHERE r.id = $1 AND r.device_id = $2"
+    );
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(gone)?;
     let expires: String = r.try_get("expires_at")?;
-    if past(&expires) {
+    if is_past(&expires) {
         return Err(Error::Invalid(format!(
             "签署轮次 {id} 已过期，请重新扫码 / signing round {id} expired; scan again"
         )));
@@ -437,7 +444,7 @@ async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRo
 /// Forget rounds past their expiry, with any prepared document they still hold (run every minute
 /// by `medsign serve`); returns how many.
 pub async fn sweep(db: &Db) -> Result<usize> {
-    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = secs_text(Utc::now());
     let _w = db.write_lock.lock().await;
     let done = sqlx::query("DELETE FROM sign_rounds WHERE expires_at < $1").bind(now).execute(&db.pool).await?;
     Ok(done.rows_affected() as usize)
@@ -641,7 +648,7 @@ async fn finish_one(
     let sig = Sm2Signature::from_der(&der).map_err(|_| bad())?;
     public.verify_prehash(&r.e, &sig).map_err(|_| bad())?;
     let f = flows::stored(db, &r.flow_id).await?;
-    if f.state != "signing" || past(&f.expires_at) {
+    if f.state != "signing" || is_past(&f.expires_at) {
         let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
         return Err(Error::Conflict(format!(
             "文档 {} 状态为 {state}，签名未被采用 / document {} is {state}: the signature was not used",

@@ -14,6 +14,7 @@ use crate::{
     db::Db,
     mobile::Session,
 };
+use crate::{is_past, secs_text};
 use chrono::{Duration, Utc};
 use medsign_crypto::{
     PublicKey, Signer,
@@ -30,8 +31,6 @@ use sqlx::Row;
 pub const MAX_HOURS: u32 = 12;
 /// How long a started grant waits for the phone's sealed share.
 const PENDING_MINUTES: i64 = 10;
-
-use crate::{is_past as past, secs_text as secs};
 
 /// A grant waiting for the phone's sealed share.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -78,7 +77,7 @@ pub struct GrantView {
 fn view(r: &sqlx::any::AnyRow) -> Result<GrantView> {
     let mut state: String = r.try_get("state")?;
     let expires: String = r.try_get("expires_at")?;
-    if (state == "active" || state == "pending") && past(&expires) {
+    if (state == "active" || state == "pending") && is_past(&expires) {
         state = "expired".into();
     }
     Ok(GrantView {
@@ -143,7 +142,7 @@ pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> 
     .bind(max_count.map(i64::from))
     .bind(&context)
     .bind(hex::encode(wrapped))
-    .bind(secs(Utc::now() + Duration::minutes(PENDING_MINUTES)))
+    .bind(secs_text(Utc::now() + Duration::minutes(PENDING_MINUTES)))
     .bind(&now)
     .execute(&db.pool)
     .await?;
@@ -195,7 +194,7 @@ pub async fn activate(db: &Db, kek: &Kek, ctx: &Context, s: &Session, id: &str, 
     }
     drop(share);
     let hours: i64 = r.try_get("hours")?;
-    let expires = secs(Utc::now() + Duration::hours(hours));
+    let expires = secs_text(Utc::now() + Duration::hours(hours));
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     let done = sqlx::query(
@@ -287,7 +286,7 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
     let mut n = 0;
     for r in rows {
         let (id, expires): (String, String) = (r.try_get("id")?, r.try_get("expires_at")?);
-        if past(&expires) {
+        if is_past(&expires) {
             let _w = db.write_lock.lock().await;
             n += sqlx::query(
                 "UPDATE grants SET state = 'expired', grant_key_wrapped = NULL, share_sealed = NULL, ended_at = $1 \

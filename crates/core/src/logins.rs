@@ -18,6 +18,7 @@ use crate::{
     mobile::Session,
     tsa::Tsa,
 };
+use crate::{is_past, secs_text};
 use base64::Engine;
 use chrono::{Duration, Utc};
 use medsign_crypto::wrap::Kek;
@@ -28,8 +29,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Default lifetime of a login ticket.
 pub const DEFAULT_TTL_SECONDS: u32 = 120;
-
-use crate::is_past as past;
 
 /// The deep link a login ticket's QR code holds.
 pub fn deep_link(public_url: &str, id: &str) -> String {
@@ -121,7 +120,7 @@ pub async fn create(
         None => hex::encode(medsign_crypto::rng::bytes::<16>()?),
     };
     let id = format!("lt_{}", hex::encode(medsign_crypto::rng::bytes::<16>()?));
-    let expires = (Utc::now() + Duration::seconds(ttl.into())).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires = secs_text(Utc::now() + Duration::seconds(ttl.into()));
     let now = crate::now_text();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -172,7 +171,7 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<LoginView> {
     crate::check_owner(app_id, &r.try_get::<String, _>("app_id")?, not_found)?;
     let mut state: String = r.try_get("state")?;
     let expires: String = r.try_get("expires_at")?;
-    if (state == "waiting" || state == "scanned") && past(&expires) {
+    if (state == "waiting" || state == "scanned") && is_past(&expires) {
         state = "expired".into();
     }
     let flow_id: Option<String> = r.try_get("flow_id")?;
@@ -268,7 +267,7 @@ pub async fn scan(
     if state != "waiting" {
         return Err(refused(db, ctx, id, invalid("already used")).await);
     }
-    if past(&expires) {
+    if is_past(&expires) {
         return Err(refused(db, ctx, id, invalid("expired")).await);
     }
     cosign::active_key(db, s).await?;

@@ -13,6 +13,7 @@ use crate::{
     certs::{self, CertRecord, Issuer},
     db::Db,
 };
+use crate::{is_past, secs_text};
 use chrono::{DateTime, Duration, Utc};
 use medsign_crypto::{
     PublicKey,
@@ -31,8 +32,6 @@ pub const SESSION_DAYS: i64 = 30;
 fn hash(secret: &str) -> String {
     hex::encode(medsign_crypto::hash::sm3(secret.as_bytes()))
 }
-
-use crate::{is_past as past, secs_text as text};
 
 /// A one-time activation code for a user's phone (shown once).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -55,7 +54,7 @@ pub async fn activation_code(db: &Db, kek: &Kek, ctx: &Context, employee_no: &st
     let r = medsign_crypto::rng::bytes::<12>()?;
     let raw: String = r.iter().map(|b| CODE_ALPHABET[(*b as usize) % CODE_ALPHABET.len()] as char).collect();
     let code = format!("{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12]);
-    let expires = text(Utc::now() + Duration::hours(ACTIVATION_HOURS));
+    let expires = secs_text(Utc::now() + Duration::hours(ACTIVATION_HOURS));
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     sqlx::query("DELETE FROM activation_codes WHERE employee_no = $1 AND used_at IS NULL")
@@ -126,7 +125,7 @@ pub async fn activate(
     let verdict = match &row {
         None => Err(refused("unknown")),
         Some(r) if r.try_get::<Option<String>, _>("used_at")?.is_some() => Err(refused("already used")),
-        Some(r) if past(&r.try_get::<String, _>("expires_at")?) => Err(refused("expired")),
+        Some(r) if is_past(&r.try_get::<String, _>("expires_at")?) => Err(refused("expired")),
         Some(_) => Ok(()),
     };
     if let Err(e) = verdict {
@@ -145,7 +144,7 @@ pub async fn activate(
     }
     let device_id = format!("dev_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?));
     let token = format!("mt_{}", hex::encode(medsign_crypto::rng::bytes::<24>()?));
-    let expires = text(Utc::now() + Duration::days(SESSION_DAYS));
+    let expires = secs_text(Utc::now() + Duration::days(SESSION_DAYS));
     let now = crate::now_text();
     let superseded: Vec<String>;
     {
@@ -198,7 +197,8 @@ pub async fn activate(
 }
 
 /// Unbind the user's active devices inside a transaction: sessions end, PINs and fingerprint
-/// approvals go, session grants end, server shares are destroyed. Returns the certificates of the destroyed keys (to revoke).
+/// approvals go, session grants end, server shares are destroyed. Returns the certificates of the
+/// destroyed keys (to revoke).
 async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -> Result<Vec<String>> {
     for sql in [
         "DELETE FROM mobile_sessions WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
@@ -276,7 +276,7 @@ pub async fn session(db: &Db, token: &str) -> Result<Session> {
     .await?
     .ok_or_else(unauthorized)?;
     let expires: String = r.try_get("expires_at")?;
-    if past(&expires) {
+    if is_past(&expires) {
         return Err(unauthorized());
     }
     Ok(Session {
@@ -462,7 +462,7 @@ pub async fn set_pin(
     Ok(Unlock {
         unlock_secret: hex::encode(secret.as_ref()),
         previous_unlock_secret: previous.map(|p| hex::encode(p.as_slice())),
-        pin_expires_at: text(pin_expiry(&now)?),
+        pin_expires_at: secs_text(pin_expiry(&now)?),
     })
 }
 
@@ -475,7 +475,7 @@ pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &s
     Ok(Unlock {
         unlock_secret: hex::encode(secret.as_slice()),
         previous_unlock_secret: None,
-        pin_expires_at: text(expires),
+        pin_expires_at: secs_text(expires),
     })
 }
 
@@ -776,6 +776,18 @@ mod tests {
                 keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req).await,
                 Err(Error::Invalid(_))
             ));
+            // a new key on the same phone supersedes the certificate; the old key's record is not
+            // moved onto the new key's certificate (only a same-key renewal moves it)
+            let (_c2, req2) = ClientKeyGen::start(other.context.as_bytes()).unwrap();
+            let again = keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req2).await.unwrap();
+            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            let old_ptr: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
+                .bind(&start.key_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(old_ptr.as_deref(), Some(done.certificate.serial.as_str()));
+            assert_ne!(again.certificate.serial, done.certificate.serial);
             // a new phone: the old session ends, the old share is destroyed, its certificate revoked
             let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
             let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();

@@ -217,7 +217,8 @@ impl FaceVerifier {
         }
     }
 
-    fn name(&self) -> &'static str {
+    /// `wechat` | `dev`
+    pub fn name(&self) -> &'static str {
         match self {
             FaceVerifier::Wechat(_) => "wechat",
             FaceVerifier::Dev => "dev",
@@ -276,7 +277,7 @@ pub async fn start(db: &Db, kek: &Kek, fv: &FaceVerifier, s: &Session, wx_code: 
         }
         FaceVerifier::Dev => (format!("demo-{}", hex::encode(medsign_crypto::rng::bytes::<8>()?)), None),
     };
-    let expires = (Utc::now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires = crate::secs_text(Utc::now() + Duration::hours(1));
     let _w = db.write_lock.lock().await;
     sqlx::query(
         "INSERT INTO realname_checks (id, employee_no, device_id, provider, verify_id, openid, state, demo, expires_at, created_at) \

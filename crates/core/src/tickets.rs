@@ -9,6 +9,7 @@ use crate::{
     audit::{self, Context, Kind},
     db::Db,
 };
+use crate::{is_past, secs_text};
 use base64::Engine;
 use chrono::{Duration, Utc};
 use serde::Serialize;
@@ -72,8 +73,7 @@ pub(crate) async fn open(
         .execute(&mut *conn)
         .await?;
     let id = format!("tk_{}", hex::encode(medsign_crypto::rng::bytes::<16>()?));
-    let expires =
-        (Utc::now() + Duration::seconds(ttl_seconds.into())).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires = secs_text(Utc::now() + Duration::seconds(ttl_seconds.into()));
     sqlx::query(
         "INSERT INTO sign_tickets (id, flow_id, signer_idx, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -105,7 +105,7 @@ pub async fn current(db: &Db, flow_id: &str) -> Result<Option<Ticket>> {
             .await?;
     for r in rows {
         let t = row(&r)?;
-        if !expired(&t.expires_at) {
+        if !is_past(&t.expires_at) {
             return Ok(Some(t));
         }
     }
@@ -120,8 +120,6 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Ticket> {
         expires_at: r.try_get("expires_at")?,
     })
 }
-
-use crate::is_past as expired;
 
 /// A fresh ticket for the flow's current scan signer (the old one stops working).
 pub async fn renew(db: &Db, ctx: &Context, app_id: &str, flow_id: &str, ttl_seconds: Option<u32>) -> Result<Ticket> {
@@ -171,7 +169,7 @@ pub async fn redeem(db: &Db, ctx: &Context, ticket_id: &str) -> Result<Ticket> {
             let used: Option<String> = r.try_get("used_at")?;
             if used.is_some() {
                 Err(refuse("already used"))
-            } else if expired(&t.expires_at) {
+            } else if is_past(&t.expires_at) {
                 Err(refuse("expired"))
             } else {
                 Ok(t)
@@ -227,9 +225,12 @@ impl TicketStatus {
 
 /// The status of sign ticket `id` (unknown: not found).
 pub async fn status(db: &Db, id: &str) -> Result<TicketStatus> {
-    let t = peek(db, id).await?.ok_or_else(|| Error::NotFound(format!("二维码 {id} 不存在 / no ticket {id}")))?;
-    let used: Option<String> =
-        sqlx::query_scalar("SELECT used_at FROM sign_tickets WHERE id = $1").bind(id).fetch_one(&db.pool).await?;
+    let r = sqlx::query("SELECT * FROM sign_tickets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("二维码 {id} 不存在 / no ticket {id}")))?;
+    let (t, used) = (row(&r)?, r.try_get::<Option<String>, _>("used_at")?);
     let flow = crate::flows::get(db, None, &t.flow_id).await?;
     let signed = flow.signers.iter().any(|s| s.index == t.signer_index && s.state == "signed");
     let state = if signed {
@@ -240,7 +241,7 @@ pub async fn status(db: &Db, id: &str) -> Result<TicketStatus> {
         match used.as_deref() {
             Some(u) if u.starts_with("superseded") => "superseded",
             Some(_) => "scanned",
-            None if expired(&t.expires_at) => "expired",
+            None if is_past(&t.expires_at) => "expired",
             None => "waiting",
         }
     };

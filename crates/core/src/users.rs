@@ -454,19 +454,24 @@ pub async fn list(db: &Db, kek: &Kek, q: &ListQuery) -> Result<Page> {
     Ok(Page { items, page, page_size, total })
 }
 
+/// The stored row of a user (deleted users are not found).
+async fn user_row(db: &Db, employee_no: &str) -> Result<sqlx::any::AnyRow> {
+    sqlx::query("SELECT * FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
+        .bind(employee_no)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
+        })
+}
+
 /// A user's name and full ID-card number (for a real-name check; never shown).
 pub(crate) async fn identity(
     db: &Db,
     kek: &Kek,
     employee_no: &str,
 ) -> Result<(String, Option<zeroize::Zeroizing<String>>)> {
-    let r = sqlx::query("SELECT name, id_card_wrapped FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
-        .bind(employee_no)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
-        })?;
+    let r = user_row(db, employee_no).await?;
     Ok((r.try_get("name")?, id_card(kek, employee_no, r.try_get("id_card_wrapped")?)?))
 }
 
@@ -480,13 +485,7 @@ fn id_card(kek: &Kek, employee_no: &str, wrapped: Option<String>) -> Result<Opti
 
 /// One user by employee number (deleted users are not found).
 pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
-    let r = sqlx::query("SELECT * FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
-        .bind(employee_no)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!("工号 {employee_no} 的用户不存在 / no user with employee_no {employee_no}"))
-        })?;
+    let r = user_row(db, employee_no).await?;
     let masked = id_card(kek, employee_no, r.try_get("id_card_wrapped")?)?.map(|id| mask(&id));
     Ok(User {
         employee_no: r.try_get("employee_no")?,

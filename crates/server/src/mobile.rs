@@ -492,11 +492,7 @@ pub async fn realname_status(
     let e = err(&caller.ctx.request_id);
     caller.app.require(Scope::UsersRead).map_err(&e)?;
     let u = medsign_core::users::get(&s.db, &s.kek, &no).await.map_err(&e)?;
-    let provider = match &s.realname {
-        None => "none",
-        Some(medsign_core::realname::FaceVerifier::Dev) => "dev",
-        Some(medsign_core::realname::FaceVerifier::Wechat(_)) => "wechat",
-    };
+    let provider = s.realname.as_ref().map_or("none", |f| f.name());
     Ok(Json(
         serde_json::json!({"employee_no": u.employee_no, "realname_status": u.realname_status, "provider": provider}),
     )

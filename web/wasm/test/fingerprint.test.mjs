@@ -116,6 +116,9 @@ test('fingerprint approval: enrolled with the PIN, then documents are co-signed 
   assert.equal((await call('POST', '/mobile/v1/soter/challenges', me, { purpose: 'sign' })).status, 400);
   assert.equal((await call('POST', '/mobile/v1/soter/challenges', me, { purpose: 'unlock', approve: 'zz' })).status, 400);
   assert.equal((await call('POST', '/mobile/v1/soter/unlock', me, { json_string: 'x', json_signature: 'y' })).status, 400);
+  const partial = await call('POST', '/mobile/v1/soter', me, { wx_code: 'code-oWU3001' });
+  assert.deepEqual([partial.status, partial.body.code], [400, 'invalid_request'], JSON.stringify(partial.body));
+  assert.equal((await call('POST', '/mobile/v1/soter/unlock', me, { json_string: '{}', json_signature: 'y', extra: 1 })).status, 400);
   // switched off on the phone: the fingerprint no longer opens anything, the PIN still does
   assert.equal((await call('DELETE', '/mobile/v1/soter', me)).status, 204);
   await assert.rejects(coSign(call, me, { deviceSecret: secret, targets: [{ flow_id: f.body.id }], fingerprint: { wrapped: fpCopy, soter } }), (e) => e.status === 409);
