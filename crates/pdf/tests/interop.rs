@@ -13,7 +13,7 @@ use medsign_pki::{
     der::asn1::{Int, ObjectIdentifier as Oid},
     name::parse_dn,
     time::PreciseTime,
-    tsp::{self, Accuracy, MessageImprint, TstInfo},
+    tsp::{Accuracy, MessageImprint, TstInfo},
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,7 +79,7 @@ fn sign(pdf: &[u8], p: &Pki, key: &KeySigner, signer: &Cert, opts: &SignOptions)
         tsa: None,
         extensions: None,
     };
-    let token = tsp::sign_token(&info, &p.tsa_key, &p.tsa, std::slice::from_ref(&p.issuing), true).unwrap();
+    let token = cms::sign_timestamp_token(&info, &p.tsa_key, &p.tsa, std::slice::from_ref(&p.issuing), true).unwrap();
     let der = parsed.add_timestamp(0, &token).unwrap();
     prepared.finish(&der).unwrap()
 }

@@ -372,6 +372,15 @@ impl Parsed {
             .to_vec())
     }
 
+    /// The certificate serial (upper-case hex, as [`Cert::serial_hex`]) that signer `i` names, when
+    /// it names one by issuer and serial.
+    pub fn signer_serial_hex(&self, i: usize) -> Option<String> {
+        match &self.signer_infos().get(i)?.sid {
+            SignerIdentifier::IssuerAndSerialNumber(isn) => Some(hex::encode_upper(isn.serial_number.as_bytes())),
+            SignerIdentifier::SubjectKeyIdentifier(_) => None,
+        }
+    }
+
     /// Whether signer `i` carries a signature timestamp token.
     pub fn has_timestamp(&self, i: usize) -> bool {
         self.signer_infos()
@@ -627,6 +636,28 @@ fn verify_timestamp(token: &Any, signature: &[u8], opts: &VerifyOptions) -> Time
             chain: Check::fail("未检查 / not checked"),
         },
     }
+}
+
+/// Sign `info` as a timestamp token (CMS SignedData over TSTInfo with signingCertificateV2, RFC
+/// 5816); the TSA certificate and `chain` are included only when the request asked (certReq).
+pub fn sign_timestamp_token(
+    info: &TstInfo,
+    signer: &dyn medsign_crypto::Signer,
+    cert: &crate::cert::Cert,
+    chain: &[crate::cert::Cert],
+    include_certs: bool,
+) -> Result<Vec<u8>> {
+    let content = crate::tsp::encode("TSTInfo", info)?;
+    sign(
+        &content,
+        &[CmsSigner { signer, cert, chain }],
+        &SignOptions {
+            content_type: Some(crate::oid::ID_CT_TST_INFO),
+            signing_time: Some(info.gen_time.0),
+            omit_certificates: !include_certs,
+            ..Default::default()
+        },
+    )
 }
 
 /// What a timestamp token is expected to cover.

@@ -1,5 +1,5 @@
 //! RFC 3161 / RFC 5816 time-stamp protocol types, encoded and decoded with `der` derives.
-//! The TSA server and client (a later issue) build on these; CMS uses [`TstInfo`] to check the
+//! The TSA (medsign-tsa) builds on these; CMS uses [`TstInfo`] to check the
 //! timestamp tokens embedded in signatures.
 
 use crate::{Error, Result, alg::digest_algorithm};
@@ -228,28 +228,6 @@ pub struct TstInfo {
     /// extensions
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub extensions: Option<Extensions>,
-}
-
-/// Sign `info` as a timestamp token (CMS SignedData over TSTInfo with signingCertificateV2, RFC
-/// 5816); the TSA certificate and `chain` are included only when the request asked (certReq).
-pub fn sign_token(
-    info: &TstInfo,
-    signer: &dyn medsign_crypto::Signer,
-    cert: &crate::cert::Cert,
-    chain: &[crate::cert::Cert],
-    include_certs: bool,
-) -> Result<Vec<u8>> {
-    let content = encode("TSTInfo", info)?;
-    crate::cms::sign(
-        &content,
-        &[crate::cms::CmsSigner { signer, cert, chain }],
-        &crate::cms::SignOptions {
-            content_type: Some(crate::oid::ID_CT_TST_INFO),
-            signing_time: Some(info.gen_time.0),
-            omit_certificates: !include_certs,
-            ..Default::default()
-        },
-    )
 }
 
 /// A `granted` TimeStampResp carrying `token` (DER ContentInfo).
