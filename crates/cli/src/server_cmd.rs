@@ -2,10 +2,10 @@
 
 use crate::files::CliError;
 use clap::{Args, Subcommand};
-use medsign_core::{
-    apps::{self, Scope},
+use medsign_config::config::Config;
+use medsign_directory::apps::{self, Scope};
+use medsign_store::{
     audit::{self, Context},
-    config::Config,
     custody::{self, KekSource},
     db::{DataDirLock, Db},
 };
@@ -57,7 +57,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError(format!("无法启动运行时 / cannot start the runtime: {e}")))
 }
 
-fn core_err(e: medsign_core::Error) -> CliError {
+fn core_err(e: medsign_store::Error) -> CliError {
     CliError(e.to_string())
 }
 
@@ -83,23 +83,23 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     }
     let data_dir = cfg.data_dir();
     // real-name provider: a bad [realname] stops the start (the dev DEMO provider warns loudly)
-    let realname = medsign_core::realname::FaceVerifier::from_config(&cfg.realname).map_err(core_err)?;
+    let realname = medsign_phone::realname::FaceVerifier::from_config(&cfg.realname).map_err(core_err)?;
     // fingerprint approval (SOTER) whenever the mini program's AppID and secret are configured
     let soter =
-        medsign_core::realname::FaceVerifier::soter_client(realname.as_ref(), &cfg.realname).map_err(core_err)?;
+        medsign_phone::realname::FaceVerifier::soter_client(realname.as_ref(), &cfg.realname).map_err(core_err)?;
     let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
     let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
     let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
     let platform = Arc::new(medsign_crypto::signer::KeySigner::new(
         custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?,
     ));
-    let mut cas = medsign_core::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
-    cas.staff = medsign_core::ca::StaffProfile::from_config(&cfg.ca).map_err(core_err)?;
+    let mut cas = medsign_ca::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
+    cas.staff = medsign_ca::ca::StaffProfile::from_config(&cfg.ca).map_err(core_err)?;
     let first_token = bootstrap(&db, &kek).await?;
     // the TSA clock: one poll before serving, so the banner can say whether timestamps work
-    let clock = Arc::new(medsign_core::clock::Clock::new(&cfg.time));
+    let clock = Arc::new(medsign_tsa::clock::Clock::new(&cfg.time));
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), clock.poll_once()).await;
-    let tsa = medsign_core::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone())
+    let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone())
         .await
         .map_err(core_err)?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
@@ -133,7 +133,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         cas: cas.clone(),
         organization: cfg.ca.organization.clone(),
         public_url: cfg.server.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
-        ocsp: medsign_core::ocsp::Responder::new(cas.clone(), cfg.ca.ocsp_validity_minutes),
+        ocsp: medsign_ca::ocsp::Responder::new(cas.clone(), cfg.ca.ocsp_validity_minutes),
         ca_config: cfg.ca.clone(),
         channels: Default::default(),
         tsa,
@@ -145,8 +145,8 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
     eprintln!("  数据目录 / data directory: {}", data_dir.display());
-    eprintln!("  数据库 / database: {}", medsign_core::db::redact(&cfg.database_url()));
-    if matches!(state.realname, Some(medsign_core::realname::FaceVerifier::Dev)) {
+    eprintln!("  数据库 / database: {}", medsign_store::db::redact(&cfg.database_url()));
+    if matches!(state.realname, Some(medsign_phone::realname::FaceVerifier::Dev)) {
         eprintln!(
             "  !!! 实名认证使用演示提供方 dev：任何人都会通过（结果标记为 verified-demo），切勿用于生产 / realname provider 'dev' is a DEMO: everyone passes (marked verified-demo) — never in production"
         );
@@ -169,7 +169,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     }
     let st = clock.status();
     match st.state {
-        medsign_core::clock::SyncState::Insync | medsign_core::clock::SyncState::SoonOutOfSync => eprintln!(
+        medsign_tsa::clock::SyncState::Insync | medsign_tsa::clock::SyncState::SoonOutOfSync => eprintln!(
             "  时钟 / clock: {} ({}，偏差 / offset {:.1} ms ± {:.1} ms) — 时间戳服务可用 / timestamps available",
             st.state.name(),
             st.source.clone().unwrap_or_default(),
@@ -229,7 +229,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
                 request_id: "expiry-job".into(),
             };
             let days = s.ca_config.expiry_warn_days;
-            match medsign_core::certs::expiry_job(&s.db, &s.kek, issuer, &ctx, days, s.ca_config.auto_renew).await {
+            match medsign_ca::certs::expiry_job(&s.db, &s.kek, issuer, &ctx, days, s.ca_config.auto_renew).await {
                 Ok(r) => tracing::info!(
                     expiring = r.expiring.len(),
                     renewed = r.renewed.len(),
@@ -256,20 +256,20 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             tick.tick().await;
             n += 1;
             let s = &hook_state;
-            if let Err(e) = medsign_core::flows::deliver_due(&s.db, &s.kek, &client).await {
+            if let Err(e) = medsign_signing::flows::deliver_due(&s.db, &s.kek, &client).await {
                 tracing::warn!(error = %e, "webhook delivery failed");
             }
             if n.is_multiple_of(30) {
-                if let Err(e) = medsign_core::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
+                if let Err(e) = medsign_signing::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
                     tracing::warn!(error = %e, "pending timestamps failed");
                 }
-                if let Err(e) = medsign_core::flows::expire_due(&s.db).await {
+                if let Err(e) = medsign_signing::flows::expire_due(&s.db).await {
                     tracing::warn!(error = %e, "flow expiry failed");
                 }
-                if let Err(e) = medsign_core::grants::expire_due(&s.db).await {
+                if let Err(e) = medsign_phone::grants::expire_due(&s.db).await {
                     tracing::warn!(error = %e, "grant expiry failed");
                 }
-                if let Err(e) = medsign_core::cosign::sweep(&s.db).await {
+                if let Err(e) = medsign_phone::cosign::sweep(&s.db).await {
                     tracing::warn!(error = %e, "signing round sweep failed");
                 }
             }
@@ -282,7 +282,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         loop {
             tick.tick().await;
             let s = &health_state;
-            if let Err(e) = medsign_core::channels::check_all(&s.db, &s.kek, &s.channels).await {
+            if let Err(e) = medsign_ca::channels::check_all(&s.db, &s.kek, &s.channels).await {
                 tracing::warn!(error = %e, "CA channel health check failed");
             }
         }
@@ -294,7 +294,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         let s = &batch_state;
         let max = s.max_body_bytes.min(8 << 20);
         loop {
-            match medsign_core::batches::run_one(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, max, reclaim).await {
+            match medsign_signing::batches::run_one(&s.signing(), max, reclaim).await {
                 Ok(true) => {}
                 Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
                 Err(e) => {
@@ -354,7 +354,7 @@ async fn bootstrap(db: &Db, kek: &medsign_crypto::wrap::Kek) -> Result<Option<ze
 }
 
 async fn sqlx_count(db: &Db) -> Result<i64, CliError> {
-    medsign_core::apps::count(db).await.map_err(core_err)
+    medsign_directory::apps::count(db).await.map_err(core_err)
 }
 
 async fn shutdown() {

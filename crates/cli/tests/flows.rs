@@ -161,9 +161,13 @@ fn data_flows_through_the_api_judged_by_gmssl_and_openssl() {
     let (head, body) = hooks.recv_timeout(std::time::Duration::from_secs(15)).expect("webhook within 15 s");
     let ev: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((ev["event"].as_str(), ev["flow_id"].as_str()), (Some("flow.completed"), Some(id.as_str())), "{ev}");
-    let key = medsign_core::apps::hmac_key(his.split_once('.').unwrap().1);
+    let key = medsign_directory::apps::hmac_key(his.split_once('.').unwrap().1);
     let ts = header(&head, "x-medsign-timestamp");
-    assert_eq!(header(&head, "x-medsign-signature"), medsign_core::flows::webhook_signature(&key, ts, &body), "{head}");
+    assert_eq!(
+        header(&head, "x-medsign-signature"),
+        medsign_signing::flows::webhook_signature(&key, ts, &body),
+        "{head}"
+    );
     // the receiver answers before the server records the delivery: poll the log briefly
     let mut log = serde_json::Value::Null;
     for _ in 0..50 {

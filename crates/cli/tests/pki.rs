@@ -171,7 +171,7 @@ fn ca_ocsp_crl_with_openssl_and_certvalidator() {
     let key = medsign_crypto::PrivateKey::generate(medsign_crypto::KeyAlg::Sm2).unwrap();
     let public = key.public_key();
     let proof = key
-        .sign(medsign_crypto::SignatureScheme::Sm2Sm3, &medsign_core::certs::pop_message("3002", &public), None)
+        .sign(medsign_crypto::SignatureScheme::Sm2Sm3, &medsign_ca::certs::pop_message("3002", &public), None)
         .unwrap();
     let body = serde_json::json!({"public_key": public.to_pem(), "proof": base64::engine::general_purpose::STANDARD.encode(&proof)});
     let (st, v) = s.json("POST", "/api/v1/users/3002/certificates", Some(&token), &body.to_string());

@@ -113,10 +113,10 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&ro_token), None, b"").0, 200);
     // HMAC-SM3 signed requests (API.md): accepted once, replay / stale / altered refused
     let (app_id, secret) = token.split_once('.').unwrap();
-    let key = medsign_core::apps::hmac_key(secret);
+    let key = medsign_directory::apps::hmac_key(secret);
     let signed = |method: &str, path: &str, query: &str, body: &str, nonce: &str, ts: i64, tamper: bool| {
         let ts = ts.to_string();
-        let sig = medsign_core::apps::sign_request(&key, method, path, query, &ts, nonce, body.as_bytes());
+        let sig = medsign_directory::apps::sign_request(&key, method, path, query, &ts, nonce, body.as_bytes());
         let sent = if tamper { body.replace("x", "y") } else { body.to_string() };
         let full = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
         let mut st = TcpStream::connect(&s.addr).unwrap();

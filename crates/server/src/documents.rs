@@ -3,8 +3,9 @@
 
 use crate::{
     ApiError,
+    error::ErrorBody,
     extract::{Caller, Phone, StrictJson},
-    routes::{AppState, ErrorBody},
+    state::AppState,
 };
 use axum::{
     Json,
@@ -13,7 +14,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
-use medsign_core::{Error, apps::Scope, images, templates, tickets};
+use medsign_directory::{apps::Scope, images};
+use medsign_signing::{scan, templates, tickets};
+use medsign_store::Error;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -312,15 +315,15 @@ pub async fn renew_ticket(
         serde_json::from_slice(&body).map_err(|x| e(Error::Invalid(format!("请求体无效 / invalid body: {x}"))))?
     };
     let ttl = req.ttl_seconds;
-    let t = tickets::renew(&s.db, &caller.ctx, &caller.app.app_id, &id, ttl).await.map_err(&e)?;
+    let t = scan::renew(&s.db, &caller.ctx, &caller.app.app_id, &id, ttl).await.map_err(&e)?;
     Ok((StatusCode::CREATED, Json(tickets::view(&s.public_url, &t).map_err(&e)?)).into_response())
 }
 
 /// A flow with the QR of its open ticket (when a scan signer's turn is waiting).
 pub async fn with_ticket(
     s: &AppState,
-    mut f: medsign_core::flows::FlowView,
-) -> medsign_core::Result<medsign_core::flows::FlowView> {
+    mut f: medsign_signing::flows::FlowView,
+) -> medsign_store::Result<medsign_signing::flows::FlowView> {
     if f.state == "signing"
         && let Some(t) = tickets::current(&s.db, &f.id).await?
     {
@@ -337,11 +340,11 @@ pub async fn with_ticket(
 /// `waiting`, `scanned`, `signed` (with the flow's state), `superseded`, `expired`, `revoked`,
 /// `failed`. No token (the ticket id is the capability); the signed document needs the system's.
 pub async fn ticket_events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let state = |t: &tickets::TicketStatus| (serde_json::json!(t), t.is_final());
+    let state = |t: &scan::TicketStatus| (serde_json::json!(t), t.is_final());
     let first =
-        tickets::status(&s.db, &id).await.map_err(crate::error::with_request_id(&uuid::Uuid::new_v4().to_string()))?;
+        scan::status(&s.db, &id).await.map_err(crate::error::with_request_id(&uuid::Uuid::new_v4().to_string()))?;
     Ok(crate::events::state_events(state(&first), move || {
         let (st, id) = (s.clone(), id.clone());
-        async move { tickets::status(&st.db, &id).await.ok().map(|t| state(&t)) }
+        async move { scan::status(&st.db, &id).await.ok().map(|t| state(&t)) }
     }))
 }

@@ -5,7 +5,21 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::Error;
+use medsign_store::Error;
+
+/// The JSON error envelope (DESIGN.md conventions), for the API documentation.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// stable machine code, e.g. `invalid_request`
+    code: String,
+    /// Chinese, then English
+    message: String,
+    /// also in the `X-Request-Id` header
+    request_id: String,
+    /// per-row errors (`invalid_rows` only)
+    errors: Option<Vec<medsign_store::RowError>>,
+}
 
 /// A failed request: the domain error plus the request id it belongs to.
 #[derive(Debug)]
@@ -74,6 +88,6 @@ impl IntoResponse for ApiError {
 }
 
 /// Attach a request id to domain errors: `.map_err(with_request_id(&ctx.request_id))`.
-pub(crate) fn with_request_id(request_id: &str) -> impl Fn(medsign_core::Error) -> ApiError + Copy + '_ {
+pub(crate) fn with_request_id(request_id: &str) -> impl Fn(medsign_store::Error) -> ApiError + Copy + '_ {
     move |e| ApiError { error: e, request_id: request_id.to_string() }
 }

@@ -1,11 +1,12 @@
 //! Extractors: the request context (request id, client, app) and strict JSON bodies.
 
-use crate::{ApiError, routes::AppState};
+use crate::{ApiError, state::AppState};
 use axum::{
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{header, request::Parts},
 };
-use medsign_core::{Error, apps::App, audit::Context};
+use medsign_directory::apps::App;
+use medsign_store::{Error, audit::Context};
 use serde::de::DeserializeOwned;
 use std::{net::SocketAddr, sync::Arc};
 
@@ -52,7 +53,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let (ip, user_agent) = client(parts);
         let idempotency_key = parts.headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{1}").to_string());
         if let Some(k) = &idempotency_key {
-            medsign_core::idempotency::validate_key(k).map_err(with_id)?;
+            medsign_store::idempotency::validate_key(k).map_err(with_id)?;
         }
         let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: rid };
         Ok(Caller { app, ctx, idempotency_key })
@@ -85,7 +86,7 @@ impl FromRequestParts<Arc<AppState>> for Visitor {
 /// A bound phone (`Authorization: Bearer <device session token>`) on `/mobile/v1`.
 pub struct Phone {
     /// the device session
-    pub session: medsign_core::mobile::Session,
+    pub session: medsign_phone::mobile::Session,
     /// audit context (`actor` = `user:<employee_no>`)
     pub ctx: Context,
 }
@@ -102,7 +103,7 @@ impl FromRequestParts<Arc<AppState>> for Phone {
                 "缺少设备会话：请先激活 / missing device session: activate the phone first".into(),
             ))
         })?;
-        let session = medsign_core::mobile::session(&state.db, token.trim()).await.map_err(with_id)?;
+        let session = medsign_phone::mobile::session(&state.db, token.trim()).await.map_err(with_id)?;
         let (ip, user_agent) = client(parts);
         let ctx = Context { actor: format!("user:{}", session.employee_no), ip, user_agent, request_id: rid };
         Ok(Phone { session, ctx })

@@ -16,7 +16,9 @@ mod metrics;
 mod mobile;
 mod ratelimit;
 mod routes;
+mod state;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use routes::{ApiDoc, AppState, router};
+pub use routes::{ApiDoc, router};
+pub use state::AppState;

@@ -7,8 +7,9 @@
 
 use crate::{
     ApiError,
+    error::ErrorBody,
     extract::{Caller, Phone, StrictJson},
-    routes::{AppState, ErrorBody},
+    state::AppState,
 };
 use axum::{
     Json,
@@ -16,7 +17,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::{apps::Scope, logins};
+use medsign_directory::apps::Scope;
+use medsign_phone::logins;
 use serde::Deserialize;
 use std::sync::Arc;
 

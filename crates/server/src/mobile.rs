@@ -3,8 +3,9 @@
 
 use crate::{
     ApiError,
+    error::ErrorBody,
     extract::{Caller, Phone, StrictJson, Visitor},
-    routes::{AppState, ErrorBody},
+    state::AppState,
 };
 use axum::{
     Json,
@@ -12,7 +13,8 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_core::{apps::Scope, cosign, grants, mobile, soter};
+use medsign_directory::apps::Scope;
+use medsign_phone::{cosign, grants, mobile, soter};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -59,7 +61,7 @@ pub async fn activate(
 ) -> Result<Response, ApiError> {
     let e = err(&v.ctx.request_id);
     s.limits.take("activate", crate::ratelimit::PIN, &v.ctx.ip).map_err(&e)?;
-    let ctx = medsign_core::audit::Context { actor: format!("user:{}", body.employee_no), ..v.ctx.clone() };
+    let ctx = medsign_store::audit::Context { actor: format!("user:{}", body.employee_no), ..v.ctx.clone() };
     let session =
         mobile::activate(&s.db, &s.cas, &ctx, &body.employee_no, &body.code, &body.device_name).await.map_err(&e)?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
@@ -97,7 +99,7 @@ pub async fn keygen_finish(
     Path(key_id): Path<String>,
     StrictJson(body): StrictJson<KeyGenBody>,
 ) -> Result<Response, ApiError> {
-    medsign_core::realname::require(&s.db, s.realname.as_ref(), &phone.session.employee_no)
+    medsign_phone::realname::require(&s.db, s.realname.as_ref(), &phone.session.employee_no)
         .await
         .map_err(err(&phone.ctx.request_id))?;
     let done = mobile::keygen_finish(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session, &key_id, &body.request)
@@ -215,7 +217,7 @@ pub async fn finish_rounds(
     StrictJson(body): StrictJson<FinishBody>,
 ) -> Result<Response, ApiError> {
     let results =
-        cosign::finish(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, &phone.ctx, &phone.session, &body.signatures)
+        cosign::finish(&s.signing(), &medsign_phone::logins::LoginEvents, &phone.ctx, &phone.session, &body.signatures)
             .await
             .map_err(err(&phone.ctx.request_id))?;
     Ok(Json(Outcomes { results }).into_response())
@@ -243,7 +245,7 @@ pub struct Systems {
     responses((status = 200, body = Systems, example = json!({"items": [{"app_id": "app_3f2a9c1b", "name": "HIS 门诊医生站"}], "grant_max_hours": 12})), (status = 401, body = ErrorBody)))]
 /// `GET /mobile/v1/systems`: the business systems a session grant can name.
 pub async fn systems(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let apps = medsign_core::apps::list(&s.db).await.map_err(err(&phone.ctx.request_id))?;
+    let apps = medsign_directory::apps::list(&s.db).await.map_err(err(&phone.ctx.request_id))?;
     let items = apps
         .into_iter()
         .filter(|a| !a.disabled && (a.scopes.contains(&Scope::Sign) || a.scopes.contains(&Scope::Admin)))
@@ -411,7 +413,7 @@ pub async fn records(
 ) -> Result<Response, ApiError> {
     let e = err(&phone.ctx.request_id);
     let axum::extract::Query(q) =
-        query.map_err(|x| e(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {x}"))))?;
+        query.map_err(|x| e(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {x}"))))?;
     let r = mobile::records(&s.db, &phone.session, q.limit.unwrap_or(50)).await.map_err(&e)?;
     Ok(Json(r).into_response())
 }
@@ -426,9 +428,9 @@ pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Resp
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn face_verifier(s: &AppState) -> Result<&medsign_core::realname::FaceVerifier, medsign_core::Error> {
+fn face_verifier(s: &AppState) -> Result<&medsign_phone::realname::FaceVerifier, medsign_store::Error> {
     s.realname.as_ref().ok_or_else(|| {
-        medsign_core::Error::Conflict(
+        medsign_store::Error::Conflict(
             "本院未配置在线实名认证（身份在发放激活码时当面核验）/ no online real-name check is configured (identity is checked in person with the activation code)".into(),
         )
     })
@@ -444,7 +446,7 @@ pub struct RealnameStart {
 
 #[utoipa::path(post, path = "/mobile/v1/realname", tag = "mobile", security(("device" = [])),
     request_body(content = RealnameStart, example = json!({"wx_code": "0a3Xk…"})),
-    responses((status = 201, body = medsign_core::realname::Started, example = json!({"check_id": "rn_…", "provider": "wechat", "verify_id": "…", "demo": false, "expires_at": "2026-11-27T09:00:00Z"})),
+    responses((status = 201, body = medsign_phone::realname::Started, example = json!({"check_id": "rn_…", "provider": "wechat", "verify_id": "…", "demo": false, "expires_at": "2026-11-27T09:00:00Z"})),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "人员档案中没有身份证号，请联系信息科登记 / no ID-card number on record: ask the IT department", "request_id": "…"}))))]
 /// `POST /mobile/v1/realname` (R2.2, R3.2, R7.4.3): start a face verification of the phone's user
 /// against the register (WeChat: then `wx.requestFacialVerify({verifyId})` in the mini program).
@@ -457,13 +459,13 @@ pub async fn realname_start(
     let b = body.map(|StrictJson(b)| b).unwrap_or_default();
     let fv = face_verifier(&s).map_err(&e)?;
     let st =
-        medsign_core::realname::start(&s.db, &s.kek, fv, &phone.session, b.wx_code.as_deref()).await.map_err(&e)?;
+        medsign_phone::realname::start(&s.db, &s.kek, fv, &phone.session, b.wx_code.as_deref()).await.map_err(&e)?;
     Ok((StatusCode::CREATED, Json(st)).into_response())
 }
 
 #[utoipa::path(post, path = "/mobile/v1/realname/{check_id}", tag = "mobile", security(("device" = [])),
     params(("check_id" = String, Path, example = "rn_3f2a9c1b7d4e5a60c1d2e3f4")),
-    responses((status = 200, body = medsign_core::realname::Outcome, example = json!({"check_id": "rn_…", "state": "verified", "realname_status": "verified", "demo": false})),
+    responses((status = 200, body = medsign_phone::realname::Outcome, example = json!({"check_id": "rn_…", "state": "verified", "realname_status": "verified", "demo": false})),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "实名核验 rn_… 已有结果 / check rn_… is finished", "request_id": "…"}))))]
 /// `POST /mobile/v1/realname/{check_id}`: after the face check on the phone, ask the provider
 /// how it ended; a pass is recorded on the user (a dev-provider pass as `verified-demo`).
@@ -474,7 +476,7 @@ pub async fn realname_finish(
 ) -> Result<Response, ApiError> {
     let e = err(&phone.ctx.request_id);
     let fv = face_verifier(&s).map_err(&e)?;
-    let out = medsign_core::realname::finish(&s.db, &s.kek, fv, &phone.ctx, &phone.session, &id).await.map_err(&e)?;
+    let out = medsign_phone::realname::finish(&s.db, &s.kek, fv, &phone.ctx, &phone.session, &id).await.map_err(&e)?;
     Ok(Json(out).into_response())
 }
 
@@ -491,7 +493,7 @@ pub async fn realname_status(
 ) -> Result<Response, ApiError> {
     let e = err(&caller.ctx.request_id);
     caller.app.require(Scope::UsersRead).map_err(&e)?;
-    let u = medsign_core::users::get(&s.db, &s.kek, &no).await.map_err(&e)?;
+    let u = medsign_directory::users::get(&s.db, &s.kek, &no).await.map_err(&e)?;
     let provider = s.realname.as_ref().map_or("none", |f| f.name());
     Ok(Json(
         serde_json::json!({"employee_no": u.employee_no, "realname_status": u.realname_status, "provider": provider}),
@@ -500,7 +502,7 @@ pub async fn realname_status(
 }
 
 #[utoipa::path(post, path = "/mobile/v1/certificate/renew", tag = "mobile", security(("device" = [])),
-    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1…", "alg": "sm2", "status": "active", "not_after": "2027-11-27T08:00:00Z"})),
+    responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1…", "alg": "sm2", "status": "active", "not_after": "2027-11-27T08:00:00Z"})),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first", "request_id": "…"}))))]
 /// `POST /mobile/v1/certificate/renew` (R5.5): renew this phone's certificate online — same
 /// two-party key, new validity; the old certificate is revoked as superseded.
@@ -511,9 +513,9 @@ pub async fn renew_certificate(State(s): State<Arc<AppState>>, phone: Phone) -> 
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
-fn soter_client(s: &AppState) -> Result<&medsign_core::realname::Wechat, medsign_core::Error> {
+fn soter_client(s: &AppState) -> Result<&medsign_phone::realname::Wechat, medsign_store::Error> {
     s.soter.as_deref().ok_or_else(|| {
-        medsign_core::Error::Conflict(
+        medsign_store::Error::Conflict(
             "本院未配置微信小程序，无法使用指纹验证，请用 PIN / fingerprint approval needs the WeChat mini program, which is not configured: use the PIN".into(),
         )
     })

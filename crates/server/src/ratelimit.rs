@@ -2,7 +2,7 @@
 //! ticket endpoints"): a token bucket per (class, device) in this process. PIN attempts are also
 //! counted and locked in the database (`mobile::unlock`); this bounds how fast anyone can try.
 
-use medsign_core::Error;
+use medsign_store::Error;
 use std::{
     collections::HashMap,
     sync::Mutex,

@@ -2,8 +2,9 @@
 
 use crate::{
     ApiError,
-    error::envelope,
+    error::{ErrorBody, envelope},
     extract::{Caller, RequestId, StrictJson},
+    state::AppState,
 };
 use axum::{
     Extension, Json, Router,
@@ -13,28 +14,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use medsign_core::{
-    apps::{Authenticator, Scope},
-    db::Db,
+use medsign_directory::{
+    apps::Scope,
     users::{self, NewUser, User},
 };
-use medsign_crypto::wrap::Kek;
 use serde::Deserialize;
 use std::sync::Arc;
-
-/// The JSON error envelope (DESIGN.md conventions), for the API documentation.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// stable machine code, e.g. `invalid_request`
-    code: String,
-    /// Chinese, then English
-    message: String,
-    /// also in the `X-Request-Id` header
-    request_id: String,
-    /// per-row errors (`invalid_rows` only)
-    errors: Option<Vec<medsign_core::RowError>>,
-}
 
 /// The OpenAPI 3.1 description of the HTTP API, generated from the handlers above.
 #[derive(utoipa::OpenApi)]
@@ -56,9 +41,9 @@ pub struct ErrorBody {
         crate::documents::post_own_handwriting, crate::documents::ticket_events,
         crate::mobile::realname_start, crate::mobile::realname_finish, crate::mobile::realname_status, crate::mobile::renew_certificate,
         crate::mobile::soter_status, crate::mobile::soter_challenge, crate::mobile::soter_enrol, crate::mobile::soter_unlock, crate::mobile::soter_disable),
-    components(schemas(ErrorBody, NewApp, medsign_core::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_core::RowError,
-        medsign_core::departments::NewDepartment, medsign_core::departments::Department, medsign_core::audit::Entry,
-        medsign_core::audit::ChainReport)),
+    components(schemas(ErrorBody, NewApp, medsign_directory::apps::AppInfo, NewUser, users::User, users::UserPatch, users::Page, users::Role, medsign_store::RowError,
+        medsign_directory::departments::NewDepartment, medsign_directory::departments::Department, medsign_store::audit::Entry,
+        medsign_store::audit::ChainReport)),
     modifiers(&Security),
     tags((name = "users", description = "人员 / staff users (R7.4.1, R7.4.2)"), (name = "admin", description = "管理 / administration (admin scope)"),
         (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates, CRL"), (name = "certificates", description = "证书生命周期 / certificate lifecycle (R1.2, R5)"),
@@ -85,54 +70,6 @@ impl utoipa::Modify for Security {
                 HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("device session token (mt_…)").build(),
             ),
         );
-    }
-}
-
-/// Everything the handlers share.
-pub struct AppState {
-    /// database
-    pub db: Db,
-    /// key-encryption key
-    pub kek: Kek,
-    /// app token checks
-    pub auth: Authenticator,
-    /// largest accepted request body, bytes
-    pub max_body_bytes: usize,
-    /// Prometheus metrics
-    pub metrics: crate::Metrics,
-    /// the built-in certification authorities
-    pub cas: medsign_core::ca::BuiltinCas,
-    /// the hospital's name in issued certificates
-    pub organization: String,
-    /// the URL CRL/OCSP links in certificates point to
-    pub public_url: String,
-    /// the OCSP responder
-    pub ocsp: medsign_core::ocsp::Responder,
-    /// `[ca]` settings (CRL refresh, expiry window)
-    pub ca_config: medsign_core::config::CaConfig,
-    /// the CA channels
-    pub channels: medsign_core::channels::Channels,
-    /// the face verifier of real-name checks (`[realname]`; none: checked in person)
-    pub realname: Option<medsign_core::realname::FaceVerifier>,
-    /// the WeChat client that verifies fingerprint approvals (SOTER); none without a mini program
-    pub soter: Option<Arc<medsign_core::realname::Wechat>>,
-    /// the longest session grant (hours, `[sign] grant_max_hours`)
-    pub grant_max_hours: u32,
-    /// per-device rate limits of the phone's PIN and scan endpoints
-    pub limits: crate::ratelimit::RateLimits,
-    /// the timestamp authority (and its clock)
-    pub tsa: Arc<medsign_core::tsa::Tsa>,
-}
-
-impl AppState {
-    /// What certificate issuance needs.
-    pub fn issuer(&self) -> medsign_core::certs::Issuer<'_> {
-        medsign_core::certs::Issuer {
-            cas: &self.cas,
-            organization: &self.organization,
-            public_url: &self.public_url,
-            channels: Some(&self.channels),
-        }
     }
 }
 
@@ -329,7 +266,7 @@ async fn signed_request(State(s): State<Arc<AppState>>, req: Request, next: Next
     };
     let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (app_id, timestamp, nonce, signature) = (h("x-app-id"), h("x-timestamp"), h("x-nonce"), h("x-signature"));
-    let signed = medsign_core::apps::SignedRequest {
+    let signed = medsign_directory::apps::SignedRequest {
         app_id: &app_id,
         timestamp: &timestamp,
         nonce: &nonce,
@@ -443,9 +380,9 @@ async fn idempotent<F, Fut>(
 ) -> Result<Response, ApiError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = medsign_core::Result<(StatusCode, serde_json::Value)>>,
+    Fut: std::future::Future<Output = medsign_store::Result<(StatusCode, serde_json::Value)>>,
 {
-    use medsign_core::idempotency::{self, Lookup};
+    use medsign_store::idempotency::{self, Lookup};
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Some(key) = &caller.idempotency_key else {
         let (status, body) = run().await.map_err(with_id)?;
@@ -481,8 +418,8 @@ async fn import_users(
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let rid = caller.ctx.request_id.clone();
-    let with_id = |e: medsign_core::Error| ApiError { error: e, request_id: rid.clone() };
-    let invalid = |m: String| with_id(medsign_core::Error::Invalid(m));
+    let with_id = |e: medsign_store::Error| ApiError { error: e, request_id: rid.clone() };
+    let invalid = |m: String| with_id(medsign_store::Error::Invalid(m));
     caller.app.require(Scope::UsersWrite).map_err(with_id)?;
     let mut multipart = multipart.map_err(|e| {
         invalid(format!(
@@ -499,12 +436,12 @@ async fn import_users(
         }
     }
     let bytes = file.ok_or_else(|| invalid("缺少字段 file / the form has no field named file".into()))?;
-    let parsed = medsign_core::import::parse(&bytes).map_err(with_id)?;
+    let parsed = medsign_directory::import::parse(&bytes).map_err(with_id)?;
     let request_hash = hex::encode(medsign_crypto::hash::sm3(&bytes));
     idempotent(&s, &caller, "POST /api/v1/users/import", &request_hash, || async {
         let made = users::create_many(&s.db, &s.kek, &caller.ctx, &parsed.users)
             .await
-            .map_err(|e| medsign_core::import::to_lines(e, &parsed.lines))?;
+            .map_err(|e| medsign_directory::import::to_lines(e, &parsed.lines))?;
         Ok((
             StatusCode::CREATED,
             serde_json::json!({"imported": made.len(), "ignored_columns": parsed.ignored_columns}),
@@ -526,27 +463,27 @@ async fn import_template(caller: Caller) -> Result<Response, ApiError> {
             (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"medsign-users-template.csv\""),
         ],
-        medsign_core::import::TEMPLATE_CSV,
+        medsign_directory::import::TEMPLATE_CSV,
     )
         .into_response())
 }
 
 /// `POST /admin/v1/departments`: one department or an array (parents first), all or nothing.
 #[utoipa::path(post, path = "/admin/v1/departments", tag = "admin", security(("bearer" = [])),
-    request_body(content = Vec<medsign_core::departments::NewDepartment>, example = json!([{"code": "NK", "name": "内科"}, {"code": "XNK", "name": "心内科", "parent_code": "NK"}])),
+    request_body(content = Vec<medsign_directory::departments::NewDepartment>, example = json!([{"code": "NK", "name": "内科"}, {"code": "XNK", "name": "心内科", "parent_code": "NK"}])),
     responses((status = 201, body = Object, example = json!({"departments": [{"code": "NK", "name": "内科", "parent_code": null}]})), (status = 422, body = ErrorBody)))]
 async fn create_departments(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     StrictJson(body): StrictJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    use medsign_core::departments::{self, NewDepartment};
+    use medsign_directory::departments::{self, NewDepartment};
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let list: Vec<NewDepartment> = match body {
         serde_json::Value::Array(_) => serde_json::from_value(body),
         other => serde_json::from_value::<NewDepartment>(other).map(|d| vec![d]),
     }
-    .map_err(|e| with_id(medsign_core::Error::Invalid(format!("科室数据有误 / invalid department data: {e}"))))?;
+    .map_err(|e| with_id(medsign_store::Error::Invalid(format!("科室数据有误 / invalid department data: {e}"))))?;
     let made = departments::create_many(&s.db, &caller.ctx, &list).await.map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"departments": made}))).into_response())
 }
@@ -555,7 +492,7 @@ async fn create_departments(
 #[utoipa::path(get, path = "/admin/v1/departments", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Object, example = json!({"departments": [{"code": "XNK", "name": "心内科", "parent_code": "NK"}]}))))]
 async fn list_departments(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = medsign_core::departments::list(&s.db)
+    let list = medsign_directory::departments::list(&s.db)
         .await
         .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
     Ok(Json(serde_json::json!({"departments": list})))
@@ -584,9 +521,9 @@ async fn create_app(
     StrictJson(body): StrictJson<NewApp>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let scopes = medsign_core::apps::Scope::parse_list(&body.scopes.join(",")).map_err(with_id)?;
+    let scopes = medsign_directory::apps::Scope::parse_list(&body.scopes.join(",")).map_err(with_id)?;
     let (app, token) =
-        medsign_core::apps::create(&s.db, &s.kek, &caller.ctx, &body.name, &scopes).await.map_err(with_id)?;
+        medsign_directory::apps::create(&s.db, &s.kek, &caller.ctx, &body.name, &scopes).await.map_err(with_id)?;
     let out =
         serde_json::json!({"app_id": app.app_id, "name": app.name, "scopes": app.scopes, "token": token.as_str()});
     Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(out)).into_response())
@@ -596,14 +533,14 @@ async fn create_app(
     responses((status = 200, body = Object, example = json!({"apps": [{"app_id": "app_1a2b3c4d5e6f7a8b", "name": "HIS 门诊", "scopes": ["users:read"], "disabled": false, "created_at": "2026-11-27T08:00:00.000Z"}]}))))]
 /// `GET /admin/v1/apps`: every app (never a secret).
 async fn list_apps(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let apps = medsign_core::apps::list(&s.db)
+    let apps = medsign_directory::apps::list(&s.db)
         .await
         .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
     Ok(Json(serde_json::json!({"apps": apps})))
 }
 
 async fn set_app_disabled(s: &AppState, caller: &Caller, app_id: &str, disabled: bool) -> Result<StatusCode, ApiError> {
-    medsign_core::apps::set_disabled(&s.db, &s.auth, &caller.ctx, app_id, disabled)
+    medsign_directory::apps::set_disabled(&s.db, &s.auth, &caller.ctx, app_id, disabled)
         .await
         .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
     Ok(StatusCode::NO_CONTENT)
@@ -658,7 +595,7 @@ struct RevokeRequest {
 #[utoipa::path(post, path = "/api/v1/users/{employee_no}/certificates", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001")),
     request_body(content = IssueRequest, examples(("csr" = (value = json!({"csr": "-----BEGIN CERTIFICATE REQUEST-----\n…"}))), ("bare SM2 key" = (value = json!({"public_key": "04a1b2…(130 hex digits)", "proof": "MEUCIQ…"}))))),
-    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "profile": "signer", "status": "active", "not_before": "2026-11-27T08:00:00Z", "not_after": "2027-11-27T08:00:00Z", "revoked_at": null, "reason": null, "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=…", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"})),
+    responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "profile": "signer", "status": "active", "not_before": "2026-11-27T08:00:00Z", "not_after": "2027-11-27T08:00:00Z", "revoked_at": null, "reason": null, "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=…", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"})),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 /// `POST /api/v1/users/{employee_no}/certificates`: a one-year staff signing certificate from a CSR
 /// or from a bare SM2 public key with a proof of possession.
@@ -673,12 +610,12 @@ async fn issue_certificate(
     let issuer = s.issuer();
     let rec = match (&body.csr, &body.public_key, &body.proof) {
         (Some(csr), None, None) => {
-            medsign_core::certs::issue_for_user(&s.db, &s.kek, issuer, &caller.ctx, &no, csr).await
+            medsign_ca::certs::issue_for_user(&s.db, &s.kek, issuer, &caller.ctx, &no, csr).await
         }
         (None, Some(k), Some(p)) => {
-            medsign_core::certs::issue_for_key(&s.db, &s.kek, issuer, &caller.ctx, &no, k, p).await
+            medsign_ca::certs::issue_for_key(&s.db, &s.kek, issuer, &caller.ctx, &no, k, p).await
         }
-        _ => Err(medsign_core::Error::Invalid(
+        _ => Err(medsign_store::Error::Invalid(
             "须提供 csr，或 public_key 加 proof（二者择一）/ send either csr, or public_key with proof".into(),
         )),
     }
@@ -688,33 +625,33 @@ async fn issue_certificate(
 
 #[utoipa::path(get, path = "/api/v1/certificates/{serial}", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
-    responses((status = 200, body = medsign_core::certs::CertRecord), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "证书 X 不存在 / no certificate X", "request_id": "…"}))))]
+    responses((status = 200, body = medsign_ca::certs::CertRecord), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "证书 X 不存在 / no certificate X", "request_id": "…"}))))]
 /// `GET /api/v1/certificates/{serial}`.
 async fn get_certificate(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(serial): Path<String>,
-) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    Ok(Json(medsign_core::certs::get(&s.db, &serial).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::certs::get(&s.db, &serial).await.map_err(with_id)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/revoke", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
     request_body(content = RevokeRequest, example = json!({"reason": "key_compromise"})),
-    responses((status = 200, body = medsign_core::certs::CertRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已吊销 / already revoked", "request_id": "…"}))))]
+    responses((status = 200, body = medsign_ca::certs::CertRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已吊销 / already revoked", "request_id": "…"}))))]
 /// `POST /api/v1/certificates/{serial}/revoke`.
 async fn revoke_certificate(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RevokeRequest>,
-) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(
-        medsign_core::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
+        medsign_ca::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
             .await
             .map_err(with_id)?,
     ))
@@ -722,32 +659,32 @@ async fn revoke_certificate(
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/hold", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
-    responses((status = 200, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "status": "on_hold", "reason": "certificate_hold"})), (status = 404, body = ErrorBody),
+    responses((status = 200, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "status": "on_hold", "reason": "certificate_hold"})), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已冻结 / already on hold", "request_id": "…"}))))]
 /// `POST /api/v1/certificates/{serial}/hold`: suspend (certificateHold) until released.
 async fn hold_certificate(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(serial): Path<String>,
-) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    Ok(Json(medsign_core::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/release", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
-    responses((status = 200, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "status": "active", "reason": null})), (status = 404, body = ErrorBody),
+    responses((status = 200, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "status": "active", "reason": null})), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 未冻结，无需解冻 / not on hold", "request_id": "…"}))))]
 /// `POST /api/v1/certificates/{serial}/release`: lift a hold.
 async fn release_certificate(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(serial): Path<String>,
-) -> Result<Json<medsign_core::certs::CertRecord>, ApiError> {
+) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    Ok(Json(medsign_core::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
 }
 
 /// `?days=N` of `GET /api/v1/certificates/expiring`.
@@ -773,9 +710,9 @@ async fn expiring_certificates(
     let days = match query {
         Ok(Query(ExpiringQuery { days: None })) => s.ca_config.expiry_warn_days,
         Ok(Query(ExpiringQuery { days: Some(d) })) if (1..=3650).contains(&d) => d,
-        _ => return Err(with_id(medsign_core::Error::Invalid("days 须为 1–3650 / days must be 1-3650".into()))),
+        _ => return Err(with_id(medsign_store::Error::Invalid("days 须为 1–3650 / days must be 1-3650".into()))),
     };
-    let items = medsign_core::certs::expiring(&s.db, days).await.map_err(with_id)?;
+    let items = medsign_ca::certs::expiring(&s.db, days).await.map_err(with_id)?;
     Ok(Json(serde_json::json!({"days": days, "items": items})))
 }
 
@@ -790,7 +727,7 @@ struct RenewRequest {
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/renew", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("serial" = String, Path, example = "2BE1F2E0030AEBA4B6203402274DC478")),
     request_body(content = RenewRequest, example = json!({})),
-    responses((status = 201, body = medsign_core::certs::CertRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = medsign_ca::certs::CertRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "证书 X 已吊销，不能续期 / revoked certificates cannot be renewed", "request_id": "…"}))))]
 /// `POST /api/v1/certificates/{serial}/renew`: same key, or a new CSR; the old certificate is superseded.
 async fn renew_certificate(
@@ -802,126 +739,125 @@ async fn renew_certificate(
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let issuer = s.issuer();
-    let rec = medsign_core::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
+    let rec = medsign_ca::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
         .await
         .map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/certificates", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
-    params(medsign_core::certs::ListQuery),
+    params(medsign_ca::certs::ListQuery),
     responses((status = 200, body = Object, example = json!({"items": [], "total": 0})), (status = 400, body = ErrorBody)))]
 /// `GET /api/v1/certificates?employee_no=&status=&alg=&page=&page_size=`.
 async fn list_certificates(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    query: Result<Query<medsign_core::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<medsign_ca::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
     let Query(q) =
-        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    let (items, total) = medsign_core::certs::list(&s.db, &q).await.map_err(with_id)?;
+        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    let (items, total) = medsign_ca::certs::list(&s.db, &q).await.map_err(with_id)?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
 #[utoipa::path(post, path = "/api/v1/ca/enroll", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
-    request_body(content = medsign_core::channels::RaEnrollment, example = json!({"employee_no": "1001", "subject": "CN=张三,OU=心内科,O=某县人民医院,C=CN,SERIALNUMBER=3F2A…", "public_key": "-----BEGIN PUBLIC KEY-----\n…", "csr": null})),
-    responses((status = 201, body = medsign_core::channels::RaIssued, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…", "chain_pem": "-----BEGIN CERTIFICATE-----\n…"})),
+    request_body(content = medsign_ca::channels::RaEnrollment, example = json!({"employee_no": "1001", "subject": "CN=张三,OU=心内科,O=某县人民医院,C=CN,SERIALNUMBER=3F2A…", "public_key": "-----BEGIN PUBLIC KEY-----\n…", "csr": null})),
+    responses((status = 201, body = medsign_ca::channels::RaIssued, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…", "chain_pem": "-----BEGIN CERTIFICATE-----\n…"})),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// `POST /api/v1/ca/enroll`: this node's CA issues for another medsign acting as registration
 /// authority (its `medsign` CA channel); the caller vouches for identity and key possession.
 async fn ra_enroll(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    StrictJson(body): StrictJson<medsign_core::channels::RaEnrollment>,
+    StrictJson(body): StrictJson<medsign_ca::channels::RaEnrollment>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Certs).map_err(with_id)?;
-    let out =
-        medsign_core::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, &body).await.map_err(with_id)?;
+    let out = medsign_ca::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, &body).await.map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 #[utoipa::path(get, path = "/admin/v1/ca-channels", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<medsign_core::channels::ChannelRecord>, example = json!([{"id": "builtin", "name": "内置 CA / built-in CA", "kind": "builtin", "profile": "signer", "priority": 0, "enabled": true, "active": true, "config": {}, "health": "ok", "health_at": null, "health_error": null}]))))]
+    responses((status = 200, body = Vec<medsign_ca::channels::ChannelRecord>, example = json!([{"id": "builtin", "name": "内置 CA / built-in CA", "kind": "builtin", "profile": "signer", "priority": 0, "enabled": true, "active": true, "config": {}, "health": "ok", "health_at": null, "health_error": null}]))))]
 /// `GET /admin/v1/ca-channels`.
 async fn list_channels(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<Vec<medsign_core::channels::ChannelRecord>>, ApiError> {
+) -> Result<Json<Vec<medsign_ca::channels::ChannelRecord>>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_core::channels::list(&s.db).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::list(&s.db).await.map_err(with_id)?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels", tag = "admin", security(("bearer" = [])),
-    request_body(content = medsign_core::channels::NewChannel, examples(
+    request_body(content = medsign_ca::channels::NewChannel, examples(
         ("EST, HTTP Basic" = (value = json!({"name": "省级 CA (EST)", "kind": "est", "priority": 10, "config": {"url": "https://ca.example/.well-known/est", "username": "hospital-01"}, "secret": "password"}))),
         ("another medsign" = (value = json!({"name": "区域平台", "kind": "medsign", "priority": 20, "config": {"url": "https://regional.example"}, "secret": "app_1a2b….secret"}))))),
-    responses((status = 201, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "name": "省级 CA (EST)", "kind": "est", "profile": "signer", "priority": 10, "enabled": true, "active": false, "config": {"url": "https://ca.example/.well-known/est", "username": "hospital-01"}, "health": "unknown", "health_at": null, "health_error": null})),
+    responses((status = 201, body = medsign_ca::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "name": "省级 CA (EST)", "kind": "est", "profile": "signer", "priority": 10, "enabled": true, "active": false, "config": {"url": "https://ca.example/.well-known/est", "username": "hospital-01"}, "health": "unknown", "health_at": null, "health_error": null})),
         (status = 400, body = ErrorBody)))]
 /// `POST /admin/v1/ca-channels`: add an EST or medsign channel (enabled, not active).
 async fn create_channel(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    StrictJson(body): StrictJson<medsign_core::channels::NewChannel>,
+    StrictJson(body): StrictJson<medsign_ca::channels::NewChannel>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let c = medsign_core::channels::create(&s.db, &s.kek, &caller.ctx, &body).await.map_err(with_id)?;
+    let c = medsign_ca::channels::create(&s.db, &s.kek, &caller.ctx, &body).await.map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/activate", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
-    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "active": true})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "CA 通道 x 不存在 / no CA channel x", "request_id": "…"}))))]
+    responses((status = 200, body = medsign_ca::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "active": true})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "CA 通道 x 不存在 / no CA channel x", "request_id": "…"}))))]
 /// `POST /admin/v1/ca-channels/{id}/activate`: switch online; the next issuance on every node uses it.
 async fn activate_channel(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_core::channels::activate(&s.db, &caller.ctx, &id).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::activate(&s.db, &caller.ctx, &id).await.map_err(with_id)?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/enable", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
-    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "enabled": true})), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = medsign_ca::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "enabled": true})), (status = 404, body = ErrorBody)))]
 /// `POST /admin/v1/ca-channels/{id}/enable`: may take part in failover again.
 async fn enable_channel(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_core::channels::set_enabled(&s.db, &caller.ctx, &id, true).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::set_enabled(&s.db, &caller.ctx, &id, true).await.map_err(with_id)?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/disable", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
-    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "enabled": false})), (status = 404, body = ErrorBody),
+    responses((status = 200, body = medsign_ca::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "enabled": false})), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "通道 x 正在使用，请先启用另一个通道 / channel x is active; activate another one first", "request_id": "…"}))))]
 /// `POST /admin/v1/ca-channels/{id}/disable`.
 async fn disable_channel(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_core::channels::set_enabled(&s.db, &caller.ctx, &id, false).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::set_enabled(&s.db, &caller.ctx, &id, false).await.map_err(with_id)?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/check", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, example = "ch_3f2a9c1b7d4e")),
-    responses((status = 200, body = medsign_core::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "health": "down", "health_error": "CA 通道 https://ca.example 不可用 / CA channel unavailable: connection refused"})), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = medsign_ca::channels::ChannelRecord, example = json!({"id": "ch_3f2a9c1b7d4e", "health": "down", "health_error": "CA 通道 https://ca.example 不可用 / CA channel unavailable: connection refused"})), (status = 404, body = ErrorBody)))]
 /// `POST /admin/v1/ca-channels/{id}/check`: run the health check now.
 async fn check_channel(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<medsign_core::channels::ChannelRecord>, ApiError> {
+) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_core::channels::check(&s.db, &s.kek, &s.channels, &id).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::check(&s.db, &s.kek, &s.channels, &id).await.map_err(with_id)?))
 }
 
 /// The largest TimeStampReq accepted (a SHA-512 request with a nonce is under 200 bytes).
@@ -1012,7 +948,7 @@ struct TimestampRequest {
 
 #[utoipa::path(post, path = "/api/v1/timestamps", tag = "timestamps", security(("bearer" = []), ("hmac_sm3" = [])),
     request_body(content = TimestampRequest, example = json!({"digest": "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0", "algorithm": "sm3"})),
-    responses((status = 201, body = medsign_core::tsa::Token, example = json!({"token": "MIIE…", "serial": "0000019AC4F2E1A07C21B3D400000000", "time": "2026-11-27T08:00:00.123Z", "accuracy_us": 2150, "policy": "0.4.0.2023.1.1", "profile": "sm2"})),
+    responses((status = 201, body = medsign_tsa::tsa::Token, example = json!({"token": "MIIE…", "serial": "0000019AC4F2E1A07C21B3D400000000", "time": "2026-11-27T08:00:00.123Z", "accuracy_us": 2150, "policy": "0.4.0.2023.1.1", "profile": "sm2"})),
         (status = 400, body = ErrorBody), (status = 503, body = ErrorBody, example = json!({"code": "unavailable", "message": "时钟失去同步，拒绝签发 / the clock is out of sync …", "request_id": "…"}))))]
 /// `POST /api/v1/timestamps` (R6.1): a token over a digest.
 async fn create_timestamp(
@@ -1058,13 +994,13 @@ async fn verify_timestamp(
     let b64 = |v: &str, what: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(v.trim())
-            .map_err(|_| with_id(medsign_core::Error::Invalid(format!("{what} 不是 base64 / {what} is not base64"))))
+            .map_err(|_| with_id(medsign_store::Error::Invalid(format!("{what} 不是 base64 / {what} is not base64"))))
     };
     let token = b64(&body.token, "token")?;
     let digest =
         match &body.digest {
             Some(d) => Some(hex::decode(d.trim()).map_err(|_| {
-                with_id(medsign_core::Error::Invalid("digest 须为十六进制 / digest must be hex".into()))
+                with_id(medsign_store::Error::Invalid("digest 须为十六进制 / digest must be hex".into()))
             })?),
             None => None,
         };
@@ -1072,14 +1008,14 @@ async fn verify_timestamp(
         Some(d) => Some(b64(d, "data")?),
         None => None,
     };
-    let report = medsign_core::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref()).map_err(with_id)?;
+    let report = medsign_tsa::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref()).map_err(with_id)?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
 #[utoipa::path(get, path = "/admin/v1/ca/profile", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = medsign_core::ca::StaffProfile, example = json!({"version": "staff-signer/3f2a9c1b7d4e5a60", "policies": [], "validity_days": 365, "subject": "CN=姓名 name, OU=科室 department, O=医院 hospital, C=CN, SERIALNUMBER=…", "key_usage": "digitalSignature, nonRepudiation", "extensions": "SKI, AKI, CRL distribution point, AIA (OCSP, caIssuers), certificatePolicies"}))))]
+    responses((status = 200, body = medsign_ca::ca::StaffProfile, example = json!({"version": "staff-signer/3f2a9c1b7d4e5a60", "policies": [], "validity_days": 365, "subject": "CN=姓名 name, OU=科室 department, O=医院 hospital, C=CN, SERIALNUMBER=…", "key_usage": "digitalSignature, nonRepudiation", "extensions": "SKI, AKI, CRL distribution point, AIA (OCSP, caIssuers), certificatePolicies"}))))]
 /// `GET /admin/v1/ca/profile`: the staff certificate profile in force and its version.
-async fn ca_profile(State(s): State<Arc<AppState>>) -> Json<medsign_core::ca::StaffProfile> {
+async fn ca_profile(State(s): State<Arc<AppState>>) -> Json<medsign_ca::ca::StaffProfile> {
     Json(s.cas.staff.clone())
 }
 
@@ -1096,7 +1032,7 @@ struct CustodyRequest {
 #[utoipa::path(post, path = "/admin/v1/users/{employee_no}/custody", tag = "admin", security(("bearer" = [])),
     params(("employee_no" = String, Path, example = "1001")),
     request_body(content = CustodyRequest, example = json!({"reason": "院长办公会 2026-11 决议：检验科自动审核报告由服务器托管签名", "alg": "sm2"})),
-    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "status": "active"})),
+    responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "employee_no": "1001", "alg": "sm2", "status": "active"})),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "用户已有另一把密钥的 sm2 证书 X，请先吊销 / …", "request_id": "…"}))))]
 /// `POST /admin/v1/users/{employee_no}/custody`: authorize server custody of this person's signing
@@ -1108,7 +1044,7 @@ async fn authorize_custody(
     StrictJson(body): StrictJson<CustodyRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let rec = medsign_core::flows::authorize_custody(
+    let rec = medsign_signing::flows::authorize_custody(
         &s.db,
         &s.kek,
         s.issuer(),
@@ -1132,7 +1068,7 @@ async fn revoke_custody(
     Path(no): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    medsign_core::flows::revoke_custody(&s.db, &caller.ctx, &no).await.map_err(with_id)?;
+    medsign_signing::flows::revoke_custody(&s.db, &caller.ctx, &no).await.map_err(with_id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1146,18 +1082,18 @@ struct WebhookQuery {
 }
 
 #[utoipa::path(get, path = "/admin/v1/webhooks", tag = "admin", security(("bearer" = [])), params(WebhookQuery),
-    responses((status = 200, body = Vec<medsign_core::flows::Delivery>, example = json!([{"id": "wh_3f2a9c1b7d4e5a60", "app_id": "app_1a2b", "flow_id": "sf_9c1b7d4e5a603f2a", "event": "flow.completed", "url": "https://his.example/medsign/callback", "state": "delivered", "attempts": 1, "last_status": 200, "last_error": null, "next_at": "…", "delivered_at": "2026-11-27T08:00:01.000Z"}])),
+    responses((status = 200, body = Vec<medsign_signing::flows::Delivery>, example = json!([{"id": "wh_3f2a9c1b7d4e5a60", "app_id": "app_1a2b", "flow_id": "sf_9c1b7d4e5a603f2a", "event": "flow.completed", "url": "https://his.example/medsign/callback", "state": "delivered", "attempts": 1, "last_status": 200, "last_error": null, "next_at": "…", "delivered_at": "2026-11-27T08:00:01.000Z"}])),
         (status = 400, body = ErrorBody)))]
 /// `GET /admin/v1/webhooks[?flow_id=]`: the delivery log.
 async fn list_webhooks(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<medsign_core::flows::Delivery>>, ApiError> {
+) -> Result<Json<Vec<medsign_signing::flows::Delivery>>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Query(q) =
-        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    Ok(Json(medsign_core::flows::deliveries(&s.db, q.flow_id.as_deref()).await.map_err(with_id)?))
+        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    Ok(Json(medsign_signing::flows::deliveries(&s.db, q.flow_id.as_deref()).await.map_err(with_id)?))
 }
 
 fn owner(caller: &Caller) -> Option<&str> {
@@ -1167,8 +1103,8 @@ fn owner(caller: &Caller) -> Option<&str> {
 
 #[utoipa::path(post, path = "/api/v1/sign-flows", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe creation")),
-    request_body(content = medsign_core::flows::NewFlow, example = json!({"kind": "data", "title": "门诊处方 No.2026-000123", "content_json": {"patient": "李某", "rx": [{"drug": "阿莫西林胶囊", "dose": "0.5g", "freq": "tid"}]}, "signers": [{"employee_no": "1001", "mode": "auto"}, {"seal": "hospital"}], "alg": "sm2", "callback_url": "https://his.example/medsign/callback"})),
-    responses((status = 201, body = medsign_core::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "kind": "data", "title": "门诊处方 No.2026-000123", "state": "completed", "alg": "sm2", "detached": true, "content_sm3": "66c7…", "timestamp_mode": "required", "timestamp_pending": false, "signers": [{"index": 0, "kind": "staff", "ref": "1001", "mode": "auto", "state": "signed", "cert_serial": "2BE1…", "signed_at": "…", "timestamp_at": "…"}]})),
+    request_body(content = medsign_signing::flows::NewFlow, example = json!({"kind": "data", "title": "门诊处方 No.2026-000123", "content_json": {"patient": "李某", "rx": [{"drug": "阿莫西林胶囊", "dose": "0.5g", "freq": "tid"}]}, "signers": [{"employee_no": "1001", "mode": "auto"}, {"seal": "hospital"}], "alg": "sm2", "callback_url": "https://his.example/medsign/callback"})),
+    responses((status = 201, body = medsign_signing::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "kind": "data", "title": "门诊处方 No.2026-000123", "state": "completed", "alg": "sm2", "detached": true, "content_sm3": "66c7…", "timestamp_mode": "required", "timestamp_pending": false, "signers": [{"index": 0, "kind": "staff", "ref": "1001", "mode": "auto", "state": "signed", "cert_serial": "2BE1…", "signed_at": "…", "timestamp_at": "…"}]})),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 503, body = ErrorBody, example = json!({"code": "unavailable", "message": "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; …", "request_id": "…"}))))]
 /// `POST /api/v1/sign-flows` (R7.4.5–R7.4.8): a flow, signed at once by its auto signers up to the
@@ -1188,9 +1124,7 @@ async fn create_flow(
     let ctx = caller.ctx.clone();
     idempotent(&s, &caller, "POST /api/v1/sign-flows", &hash, || async move {
         let max = st.max_body_bytes.min(8 << 20);
-        let f =
-            medsign_core::flows::create(&st.db, &st.kek, &st.cas, &st.organization, &st.tsa, &ctx, &app_id, &nf, max)
-                .await?;
+        let f = medsign_signing::flows::create(&st.signing(), &ctx, &app_id, &nf, max).await?;
         let f = crate::documents::with_ticket(&st, f).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(f).unwrap_or_default()))
     })
@@ -1199,16 +1133,16 @@ async fn create_flow(
 
 #[utoipa::path(get, path = "/api/v1/sign-flows/{flow_id}", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
-    responses((status = 200, body = medsign_core::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "state": "completed", "signers": []})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "签署流程 X 不存在 / no signing flow X", "request_id": "…"}))))]
+    responses((status = 200, body = medsign_signing::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "state": "completed", "signers": []})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "签署流程 X 不存在 / no signing flow X", "request_id": "…"}))))]
 /// `GET /api/v1/sign-flows/{flow_id}` (R7.4.9): status per flow and per signer.
 async fn get_flow(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
+) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
-    let f = medsign_core::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
+    let f = medsign_signing::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
     Ok(Json(crate::documents::with_ticket(&s, f).await.map_err(with_id)?))
 }
 
@@ -1216,11 +1150,11 @@ async fn get_flow(
 async fn flow_body(
     headers: &axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> medsign_core::Result<(medsign_core::flows::NewFlow, String)> {
+) -> medsign_store::Result<(medsign_signing::flows::NewFlow, String)> {
     use axum::extract::FromRequest;
-    let invalid = |m: String| medsign_core::Error::Invalid(m);
+    let invalid = |m: String| medsign_store::Error::Invalid(m);
     let parse = |json: &[u8]| {
-        serde_json::from_slice::<medsign_core::flows::NewFlow>(json)
+        serde_json::from_slice::<medsign_signing::flows::NewFlow>(json)
             .map_err(|e| invalid(format!("请求体不是合法的签署流程 / invalid flow: {e}")))
     };
     let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -1273,7 +1207,7 @@ struct FlowRevokeRequest {
 #[utoipa::path(post, path = "/api/v1/sign-flows/{flow_id}/revoke", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
     request_body(content = FlowRevokeRequest, example = json!({"reason": "开错患者 / wrong patient"})),
-    responses((status = 200, body = medsign_core::flows::FlowView), (status = 404, body = ErrorBody),
+    responses((status = 200, body = medsign_signing::flows::FlowView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程 QM-… 状态为 completed，不能撤销 / only unfinished flows can be revoked", "request_id": "…"}))))]
 /// `POST /api/v1/sign-flows/{flow_id}/revoke` (R7.4.10).
 async fn revoke_flow(
@@ -1281,10 +1215,12 @@ async fn revoke_flow(
     caller: Caller,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<FlowRevokeRequest>,
-) -> Result<Json<medsign_core::flows::FlowView>, ApiError> {
+) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
-    Ok(Json(medsign_core::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await.map_err(with_id)?))
+    Ok(Json(
+        medsign_signing::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await.map_err(with_id)?,
+    ))
 }
 
 /// `?signature=p7s` of `GET /api/v1/sign-flows/{flow_id}/file`.
@@ -1311,9 +1247,9 @@ async fn flow_file(
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let Query(q) =
-        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     let (ctype, name, bytes) =
-        medsign_core::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await.map_err(with_id)?;
+        medsign_signing::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await.map_err(with_id)?;
     let disposition = format!("attachment; filename=\"{name}\"");
     Ok(([(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
 }
@@ -1346,18 +1282,18 @@ async fn verify_data(
         body.signature.clone().into_bytes()
     } else {
         base64::engine::general_purpose::STANDARD.decode(body.signature.trim()).map_err(|_| {
-            with_id(medsign_core::Error::Invalid("signature 不是 base64 / signature is not base64".into()))
+            with_id(medsign_store::Error::Invalid("signature 不是 base64 / signature is not base64".into()))
         })?
     };
     let data = match &body.data {
         Some(d) => Some(
             base64::engine::general_purpose::STANDARD
                 .decode(d.trim())
-                .map_err(|_| with_id(medsign_core::Error::Invalid("data 不是 base64 / data is not base64".into())))?,
+                .map_err(|_| with_id(medsign_store::Error::Invalid("data 不是 base64 / data is not base64".into())))?,
         ),
         None => None,
     };
-    let rep = medsign_core::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await.map_err(with_id)?;
+    let rep = medsign_signing::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await.map_err(with_id)?;
     Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
 }
 
@@ -1372,7 +1308,7 @@ struct BatchRequest {
 
 #[utoipa::path(post, path = "/api/v1/batches", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     request_body(content = BatchRequest, example = json!({"items": [{"kind": "data", "title": "检验报告 No.1", "content": "WBC 6.1", "signers": [{"seal": "JYK"}]}]})),
-    responses((status = 202, body = medsign_core::batches::BatchView, example = json!({"id": "bj_3f2a9c1b7d4e5a60", "state": "queued", "total": 1000, "done": 0, "failed": 0, "pending": 1000, "items": []})),
+    responses((status = 202, body = medsign_signing::batches::BatchView, example = json!({"id": "bj_3f2a9c1b7d4e5a60", "state": "queued", "total": 1000, "done": 0, "failed": 0, "pending": 1000, "items": []})),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 /// `POST /api/v1/batches` (R1): queue up to 1,000 flows; a durable job signs them (crash-safe,
 /// resumable, nothing signed twice); poll `GET /api/v1/batches/{id}`.
@@ -1384,23 +1320,23 @@ async fn create_batch(
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
     let b =
-        medsign_core::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await.map_err(with_id)?;
+        medsign_signing::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await.map_err(with_id)?;
     Ok((StatusCode::ACCEPTED, Json(b)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/batches/{batch_id}", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("batch_id" = String, Path, example = "bj_3f2a9c1b7d4e5a60")),
-    responses((status = 200, body = medsign_core::batches::BatchView, example = json!({"id": "bj_3f2a9c1b7d4e5a60", "state": "running", "total": 1000, "done": 412, "failed": 0, "pending": 588, "items": [{"index": 0, "state": "done", "flow_id": "sf_9c1b7d4e5a603f2a", "error": null}]})),
+    responses((status = 200, body = medsign_signing::batches::BatchView, example = json!({"id": "bj_3f2a9c1b7d4e5a60", "state": "running", "total": 1000, "done": 412, "failed": 0, "pending": 588, "items": [{"index": 0, "state": "done", "flow_id": "sf_9c1b7d4e5a603f2a", "error": null}]})),
         (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "批次 X 不存在 / no batch X", "request_id": "…"}))))]
 /// `GET /api/v1/batches/{batch_id}`: progress per batch and per item.
 async fn get_batch(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<medsign_core::batches::BatchView>, ApiError> {
+) -> Result<Json<medsign_signing::batches::BatchView>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Sign).map_err(with_id)?;
-    Ok(Json(medsign_core::batches::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
+    Ok(Json(medsign_signing::batches::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
 }
 
 /// Body of `POST /api/v1/verify/file`.
@@ -1427,8 +1363,8 @@ async fn verify_file(
     caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(body.file.trim())
-        .map_err(|_| with_id(medsign_core::Error::Invalid("file 不是 base64 / file is not base64".into())))?;
-    let rep = medsign_core::flows::verify_file(&s.db, &s.cas, &pdf).await.map_err(with_id)?;
+        .map_err(|_| with_id(medsign_store::Error::Invalid("file 不是 base64 / file is not base64".into())))?;
+    let rep = medsign_signing::flows::verify_file(&s.db, &s.cas, &pdf).await.map_err(with_id)?;
     Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
 }
 
@@ -1444,7 +1380,7 @@ struct SealRequest {
 
 #[utoipa::path(post, path = "/admin/v1/seals", tag = "admin", security(("bearer" = [])),
     request_body(content = SealRequest, example = json!({"department": "YJK", "alg": "sm2"})),
-    responses((status = 201, body = medsign_core::certs::CertRecord, example = json!({"serial": "5A1F…", "employee_no": "org:seal-dept-YJK-sm2", "alg": "sm2", "profile": "seal", "channel": "builtin", "status": "active", "subject": "CN=某县人民医院 药剂科,OU=药剂科,O=某县人民医院,C=CN"})),
+    responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "5A1F…", "employee_no": "org:seal-dept-YJK-sm2", "alg": "sm2", "profile": "seal", "channel": "builtin", "status": "active", "subject": "CN=某县人民医院 药剂科,OU=药剂科,O=某县人民医院,C=CN"})),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "科室 X 不存在 / no department X", "request_id": "…"}))))]
 /// `POST /admin/v1/seals`: the hospital's or a department's seal certificate (R1.6), key in server
 /// custody; returns the existing one while it is valid.
@@ -1454,7 +1390,7 @@ async fn create_seal(
     StrictJson(body): StrictJson<SealRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let rec = medsign_core::certs::organisation_seal(
+    let rec = medsign_ca::certs::organisation_seal(
         &s.db,
         &s.kek,
         &s.cas,
@@ -1473,30 +1409,30 @@ async fn create_seal(
 /// `GET /admin/v1/seals`: the organisation seal certificates.
 async fn list_seals(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let q = medsign_core::certs::ListQuery { profile: Some("seal".into()), page_size: Some(500), ..Default::default() };
-    let (items, total) = medsign_core::certs::list(&s.db, &q).await.map_err(with_id)?;
+    let q = medsign_ca::certs::ListQuery { profile: Some("seal".into()), page_size: Some(500), ..Default::default() };
+    let (items, total) = medsign_ca::certs::list(&s.db, &q).await.map_err(with_id)?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
 #[utoipa::path(get, path = "/admin/v1/time", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = medsign_core::clock::ClockStatus, example = json!({"state": "INSYNC", "offset_ms": 0.42, "uncertainty_ms": 1.9, "delay_ms": 0.3, "last_sync": "2026-11-27T08:00:00Z", "source": "ntp.ntsc.ac.cn", "stratum": 1, "leap": 0, "max_offset_ms": 1000, "holdover_seconds": 900, "sources": ["ntp.ntsc.ac.cn"], "errors": []}))))]
+    responses((status = 200, body = medsign_tsa::clock::ClockStatus, example = json!({"state": "INSYNC", "offset_ms": 0.42, "uncertainty_ms": 1.9, "delay_ms": 0.3, "last_sync": "2026-11-27T08:00:00Z", "source": "ntp.ntsc.ac.cn", "stratum": 1, "leap": 0, "max_offset_ms": 1000, "holdover_seconds": 900, "sources": ["ntp.ntsc.ac.cn"], "errors": []}))))]
 /// `GET /admin/v1/time`: the TSA clock (R6.4, R6.6).
-async fn admin_time(State(s): State<Arc<AppState>>) -> Json<medsign_core::clock::ClockStatus> {
+async fn admin_time(State(s): State<Arc<AppState>>) -> Json<medsign_tsa::clock::ClockStatus> {
     Json(s.tsa.clock.status())
 }
 
-#[utoipa::path(get, path = "/admin/v1/timestamps", tag = "admin", security(("bearer" = [])), params(medsign_core::tsa::ListQuery),
+#[utoipa::path(get, path = "/admin/v1/timestamps", tag = "admin", security(("bearer" = [])), params(medsign_tsa::tsa::ListQuery),
     responses((status = 200, body = Object, example = json!({"items": [{"serial": "0000019AC4F2E1A07C21B3D400000000", "profile": "sm2", "hash_alg": "sm3", "imprint_hex": "66c7…", "gen_time": "2026-11-27T08:00:00.123456Z", "policy": "0.4.0.2023.1.1", "accuracy_us": 2150, "requester": "tsa"}], "total": 1})), (status = 400, body = ErrorBody)))]
 /// `GET /admin/v1/timestamps?from=&to=&imprint=&page=&page_size=`: every issuance, for audit (R6).
 async fn list_timestamps(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    query: Result<Query<medsign_core::tsa::ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<medsign_tsa::tsa::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Query(q) =
-        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    let (items, total) = medsign_core::tsa::list(&s.db, &q).await.map_err(with_id)?;
+        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    let (items, total) = medsign_tsa::tsa::list(&s.db, &q).await.map_err(with_id)?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
@@ -1521,7 +1457,7 @@ async fn crl(State(s): State<Arc<AppState>>, Query(q): Query<CrlQuery>) -> Resul
             return Err(ApiError::invalid(format!("未知 CA '{other}'（sm2 或 rsa）/ unknown ca (sm2 or rsa)")));
         }
     };
-    let der = medsign_core::certs::crl(&s.db, h, s.ca_config.crl_refresh_hours).await?;
+    let der = medsign_ca::certs::crl(&s.db, h, s.ca_config.crl_refresh_hours).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=300, no-transform")],
         der,
@@ -1532,7 +1468,7 @@ async fn crl(State(s): State<Arc<AppState>>, Query(q): Query<CrlQuery>) -> Resul
 /// The largest OCSP request accepted (32 CertIDs fit in well under 4 KiB).
 const OCSP_MAX_REQUEST: usize = 16 * 1024;
 
-fn ocsp_reply(a: medsign_core::ocsp::Answer, cache: bool) -> Response {
+fn ocsp_reply(a: medsign_ca::ocsp::Answer, cache: bool) -> Response {
     let mut r = ([(header::CONTENT_TYPE, "application/ocsp-response")], a.der.clone()).into_response();
     let h = r.headers_mut();
     match (cache && a.cacheable, a.this_update, a.next_update) {
@@ -1631,18 +1567,18 @@ async fn ca_rsa(State(s): State<Arc<AppState>>) -> Response {
     pem(s.cas.rsa.pem())
 }
 
-type AuditQuery = Result<Query<medsign_core::audit::Filter>, axum::extract::rejection::QueryRejection>;
+type AuditQuery = Result<Query<medsign_store::audit::Filter>, axum::extract::rejection::QueryRejection>;
 
-fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_core::audit::Filter, ApiError> {
+fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_store::audit::Filter, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Admin).map_err(with_id)?;
     let Query(f) =
-        q.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+        q.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     Ok(f)
 }
 
 /// `GET /admin/v1/audit?kind=&actor=&action=&target=&from=&to=&page=&page_size=` (R1.7).
-#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = [])), params(medsign_core::audit::Filter),
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = [])), params(medsign_store::audit::Filter),
     responses((status = 200, body = Object, example = json!({"items": [{"seq": 1, "at": "2026-11-27T08:00:00.000Z", "kind": "admin", "actor": "system", "action": "app.create", "target": "app:app_1a2b", "outcome": "ok", "ip": "local", "user_agent": "medsign-serve", "request_id": "bootstrap", "details": "{}", "prev_hash": "00…", "hash": "2a68…"}], "total": 1, "page": 1, "page_size": 100})),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn audit_query(
@@ -1651,7 +1587,7 @@ async fn audit_query(
     q: AuditQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let f = audit_filter(&caller, q)?;
-    let (items, total) = medsign_core::audit::query(&s.db, &f)
+    let (items, total) = medsign_store::audit::query(&s.db, &f)
         .await
         .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
     Ok(Json(
@@ -1660,11 +1596,11 @@ async fn audit_query(
 }
 
 /// `GET /admin/v1/audit.csv` with the same filters: a CSV export (UTF-8 with BOM).
-#[utoipa::path(get, path = "/admin/v1/audit.csv", tag = "admin", security(("bearer" = [])), params(medsign_core::audit::Filter),
+#[utoipa::path(get, path = "/admin/v1/audit.csv", tag = "admin", security(("bearer" = [])), params(medsign_store::audit::Filter),
     responses((status = 200, description = "CSV export (UTF-8 with BOM)", content_type = "text/csv", example = json!("seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash"))))]
 async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery) -> Result<Response, ApiError> {
     let f = audit_filter(&caller, q)?;
-    let (items, _) = medsign_core::audit::query(&s.db, &f)
+    let (items, _) = medsign_store::audit::query(&s.db, &f)
         .await
         .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
     Ok((
@@ -1672,21 +1608,21 @@ async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery
             (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"medsign-audit.csv\""),
         ],
-        medsign_core::audit::to_csv(&items),
+        medsign_store::audit::to_csv(&items),
     )
         .into_response())
 }
 
 /// `GET /admin/v1/audit/verify`: walk the hash chain (as `medsign audit verify` does).
 #[utoipa::path(get, path = "/admin/v1/audit/verify", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = medsign_core::audit::ChainReport, example = json!({"entries": 42, "head": "2a68…", "broken": null, "anchors": 3}))))]
+    responses((status = 200, body = medsign_store::audit::ChainReport, example = json!({"entries": 42, "head": "2a68…", "broken": null, "anchors": 3}))))]
 async fn audit_verify(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-) -> Result<Json<medsign_core::audit::ChainReport>, ApiError> {
+) -> Result<Json<medsign_store::audit::ChainReport>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::Admin).map_err(with_id)?;
-    Ok(Json(medsign_core::audit::verify_chain(&s.db).await.map_err(with_id)?))
+    Ok(Json(medsign_store::audit::verify_chain(&s.db).await.map_err(with_id)?))
 }
 
 /// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).
@@ -1701,7 +1637,7 @@ async fn list_users(
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     caller.app.require(Scope::UsersRead).map_err(with_id)?;
     let Query(q) =
-        query.map_err(|e| with_id(medsign_core::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     Ok(Json(users::list(&s.db, &s.kek, &q).await.map_err(with_id)?))
 }
 

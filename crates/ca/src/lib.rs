@@ -1,0 +1,12 @@
+//! # medsign-ca
+//!
+//! medsign certificate authority: hierarchies, certificates and their lifecycle, CRL, OCSP, CA channels.
+
+#![forbid(unsafe_code)]
+
+pub mod ca;
+pub mod certs;
+pub mod channels;
+#[cfg(test)]
+mod est_fake;
+pub mod ocsp;

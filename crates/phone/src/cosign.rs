@@ -1,0 +1,1130 @@
+//! Phones co-sign scan-mode signers (issue #7; R2.6, R3.4, R3.6, R7.4.6, R7.4.8; DESIGN.md "Keys
+//! and custody" 1). Three one-time steps, each taking up to [`MAX_BATCH`] documents so a doctor's
+//! pending list signs with one PIN entry and three requests:
+//!
+//! 1. [`start`] — the phone names flows (a scanned ticket, or entries of its [`pending`] list). For
+//!    each, the server checks that the signer whose turn it is is this phone's user, prepares exactly
+//!    what will be signed — the CMS signed attributes of a data flow at a fixed signing time, or the
+//!    PAdES incremental update of a PDF showing the user's handwriting — and opens a round: the
+//!    summary the phone shows (title, kind, digest, pages; never the document) and
+//!    `e = SM3(Z_A ‖ signed bytes)`.
+//! 2. [`answer`] — the phone's `Q1` for that `e`; the server half answers once per round and never
+//!    twice for one `Q1` (remembered in `twoparty_q1`).
+//! 3. [`finish`] — the phone's signature, checked against the joint public key; the server builds
+//!    the same CMS (or PDF) around it, timestamps it, records it, and signs the auto signers that
+//!    follow (or opens the next scan signer's ticket).
+//!
+//! Neither side ever holds the whole key. Refusals (another user's flow, a tampered or replayed
+//! round message, a signature that does not verify) are audited.
+
+use crate::mobile::Session;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use medsign_crypto::{
+    PublicKey, Signer,
+    signer::SignatureScheme,
+    sm2::{Sm2PublicKey, Sm2Signature},
+    twoparty::{SeenQ1, ServerKeyShare, SignRequest, SignResponse},
+    wrap::Kek,
+};
+use medsign_pki::{
+    cert::Cert,
+    cms::{self, Parsed},
+};
+use medsign_signing::flows::{self, FlowView, Signed};
+use medsign_signing::{flows::Signing, seams::FlowEvents};
+use medsign_store::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    db::Db,
+};
+use medsign_store::{is_past, secs_text};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::sync::Mutex;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Most documents in one request (a doctor's batch, R3.6).
+pub const MAX_BATCH: usize = 200;
+/// How long a round waits for the phone.
+pub const ROUND_SECONDS: i64 = 300;
+
+/// The signing seam for a signature made elsewhere: records what it was asked to sign, and answers
+/// with the phone's signature (or a placeholder while only the signed bytes are wanted).
+struct Deferred {
+    public: PublicKey,
+    signature: Option<Vec<u8>>,
+    asked: Mutex<Option<Vec<u8>>>,
+}
+
+impl Deferred {
+    fn new(key: Sm2PublicKey, signature: Option<Vec<u8>>) -> Self {
+        Self { public: PublicKey::Sm2(key), signature, asked: Mutex::new(None) }
+    }
+
+    fn asked(&self) -> Result<Vec<u8>> {
+        self.asked
+            .lock()
+            .map_err(|_| Error::Config("signing seam poisoned".into()))?
+            .clone()
+            .ok_or_else(|| Error::Config("nothing was signed".into()))
+    }
+}
+
+impl Signer for Deferred {
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::Sm2Sm3
+    }
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn sign(&self, msg: &[u8]) -> medsign_crypto::Result<Vec<u8>> {
+        if let Ok(mut a) = self.asked.lock() {
+            *a = Some(msg.to_vec());
+        }
+        Ok(self.signature.clone().unwrap_or_else(|| vec![0; 72]))
+    }
+}
+
+/// What the phone shows before the user confirms (never the document itself).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// flow id
+    pub flow_id: String,
+    /// document number
+    pub doc_no: String,
+    /// title, e.g. 门诊处方笺 王小明
+    pub title: String,
+    /// `data` | `file`
+    pub kind: String,
+    /// the template a PDF was rendered from
+    pub template_id: Option<String>,
+    /// SM3 of the content, hex
+    pub content_sm3: String,
+    /// size of the content
+    pub bytes: usize,
+    /// pages of a PDF
+    pub pages: Option<usize>,
+    /// this signer's position, from 0
+    pub signer_index: i64,
+    /// how many sign
+    pub signers: usize,
+    /// which system asked (app id)
+    pub app_id: String,
+    /// RFC 3339
+    pub created_at: String,
+    /// RFC 3339
+    pub expires_at: String,
+}
+
+fn summary(f: &flows::Stored, idx: i64) -> Summary {
+    let pages = (f.kind == "file").then(|| medsign_pdf::load(&f.content).map(|d| d.get_pages().len()).ok()).flatten();
+    Summary {
+        flow_id: f.id.clone(),
+        doc_no: f.doc_no.clone(),
+        title: f.title.clone(),
+        kind: f.kind.clone(),
+        template_id: f.template_id.clone(),
+        content_sm3: f.content_sm3.clone(),
+        bytes: f.content.len(),
+        pages,
+        signer_index: idx,
+        signers: f.signers.len(),
+        app_id: f.app_id.clone(),
+        created_at: f.created_at.clone(),
+        expires_at: f.expires_at.clone(),
+    }
+}
+
+/// The flows waiting for this phone's user to sign (their turn, scan mode, not expired).
+pub async fn pending(db: &Db, s: &Session) -> Result<Vec<Summary>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT f.id FROM sign_flows f JOIN flow_signers s ON s.flow_id = f.id \
+         WHERE f.state = 'signing' AND f.expires_at > $2 AND s.kind = 'staff' AND s.subject_ref = $1 \
+         AND s.mode = 'scan' AND s.state = 'pending' \
+         AND s.idx = (SELECT MIN(p.idx) FROM flow_signers p WHERE p.flow_id = f.id AND p.state = 'pending') \
+         ORDER BY f.created_at, f.id LIMIT 500",
+    )
+    .bind(&s.employee_no)
+    .bind(medsign_store::now_text())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let f = flows::stored(db, &id).await?;
+        if let Some(t) = f.turn().filter(|_| !is_past(&f.expires_at)) {
+            out.push(summary(&f, t.idx));
+        }
+    }
+    Ok(out)
+}
+
+/// Which document a round is for: a scanned QR ticket, or a flow from the pending list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// the ticket id from the QR code
+    pub ticket: Option<String>,
+    /// or a flow of the pending list
+    pub flow_id: Option<String>,
+}
+
+/// A round the phone answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// round id (one-time)
+    pub round_id: String,
+    /// what the phone signs: SM3(Z_A ‖ signed bytes), hex — pass to `KeyShare.beginSign`
+    pub e: String,
+    /// the two-party key
+    pub key_id: String,
+    /// the certificate that will verify it
+    pub cert_serial: String,
+    /// RFC 3339
+    pub expires_at: String,
+    /// what to show the user
+    pub summary: Summary,
+}
+
+async fn refuse(db: &Db, ctx: &Context, action: &str, target: &str, e: Error) -> Error {
+    audit::refused(db, ctx, Kind::Signing, action, target, e).await
+}
+
+/// The phone's active two-party key and its certificate.
+pub(crate) struct ActiveKey {
+    pub(crate) id: String,
+    cert: Cert,
+    serial: String,
+    public: Sm2PublicKey,
+}
+
+pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
+    let r = sqlx::query(
+        "SELECT id, cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
+    )
+    .bind(&s.device_id)
+    .bind(&s.employee_no)
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(|| {
+        Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
+    })?;
+    let serial: String = r.try_get("cert_serial")?;
+    let rec = medsign_ca::certs::get(db, &serial).await?;
+    if rec.status != "active" {
+        return Err(Error::Conflict(format!(
+            "签名证书 {serial} 状态为 {}，请重新开通 / the signing certificate is {}; enrol again",
+            rec.status, rec.status
+        )));
+    }
+    let cert = rec.cert()?;
+    let public = match cert.public_key().map_err(|e| Error::Config(e.to_string()))? {
+        PublicKey::Sm2(p) => *p,
+        _ => return Err(Error::Config("a two-party certificate must hold an SM2 key".into())),
+    };
+    Ok(ActiveKey { id: r.try_get("id")?, cert, serial, public })
+}
+
+/// Open rounds for `targets` (1–[`MAX_BATCH`]); all or nothing is refused up front for a foreign
+/// or finished flow.
+pub async fn start(db: &Db, kek: &Kek, ctx: &Context, s: &Session, targets: &[Target]) -> Result<Vec<Round>> {
+    if targets.is_empty() || targets.len() > MAX_BATCH {
+        return Err(Error::Invalid(format!("一次可签 1–{MAX_BATCH} 份 / sign 1-{MAX_BATCH} documents at a time")));
+    }
+    // the key and the visible signature are loaded once, after the first document is found to be
+    // this user's (a foreign flow is a 403 even for a phone without a key)
+    let mut signer: Option<(ActiveKey, String)> = None;
+    let mut image = None;
+    let mut rounds = Vec::with_capacity(targets.len());
+    for t in targets {
+        let (flow_id, ticket) = match (&t.ticket, &t.flow_id) {
+            (Some(tk), None) => {
+                let flow = medsign_signing::tickets::peek(db, tk).await?.map(|t| t.flow_id);
+                (flow.unwrap_or_default(), Some(tk.as_str()))
+            }
+            (None, Some(f)) => (f.clone(), None),
+            _ => return Err(Error::Invalid("每项须给出 ticket 或 flow_id 之一 / give ticket or flow_id".into())),
+        };
+        let target = format!("flow:{flow_id}");
+        let f = match turn_of(db, s, &flow_id, ticket.is_some()).await {
+            Ok(f) => f,
+            Err(e @ Error::Forbidden(_)) => return Err(refuse(db, ctx, "flow.cosign.start", &target, e).await),
+            Err(e) => return Err(e),
+        };
+        if signer.is_none() {
+            let key = active_key(db, s).await?;
+            let user = flows::active_user(db, kek, &s.employee_no).await?;
+            signer = Some((key, flows::staff_display(&user)));
+        }
+        let (key, display) = signer.as_ref().expect("loaded above");
+        if let Some(tk) = ticket {
+            let redeemed = medsign_signing::tickets::redeem(db, ctx, tk).await?;
+            if redeemed.flow_id != f.id {
+                return Err(Error::Invalid("二维码与流程不符 / the ticket is for another flow".into()));
+            }
+        }
+        let idx = f.turn().map(|t| t.idx).unwrap_or_default();
+        let now = Utc::now();
+        let signing_time = secs_text(now);
+        let seam = Deferred::new(key.public, None);
+        let mut prepared = None;
+        if f.kind == "file" {
+            if image.is_none() {
+                image = Some(
+                    medsign_directory::images::get(db, &format!("user:{}", s.employee_no)).await?.map(|(png, _)| png),
+                );
+            }
+            let doc = f.so_far.as_deref().unwrap_or(&f.content);
+            let n = medsign_pdf::signatures(doc).map_err(|e| Error::Invalid(e.to_string()))?.len() + 1;
+            let spec = &f.signers[idx as usize].spec;
+            let opts = flows::pdf_options(spec, n, "staff", display, image.clone().flatten(), &key.cert, &f.title, now);
+            let p = medsign_pdf::prepare(doc, &opts).map_err(|e| Error::Invalid(e.to_string()))?;
+            flows::pades_cms(&p.covered(), &seam, &key.cert, &[])?;
+            prepared = Some(p.into_parts());
+        } else {
+            data_cms(&f, &seam, &key.cert, &signing_time)?;
+        }
+        let e = key.public.e(medsign_crypto::sm2::DEFAULT_ID, &seam.asked()?)?;
+        let round_id = format!("sr_{}", hex::encode(medsign_crypto::rng::bytes::<16>()?));
+        let expires = secs_text(now + Duration::seconds(ROUND_SECONDS));
+        {
+            let _w = db.write_lock.lock().await;
+            sqlx::query(
+                "INSERT INTO sign_rounds (id, flow_id, signer_idx, employee_no, device_id, key_id, cert_serial, e_hex, state, \
+                 signing_time, prepared_b64, hole_start, hole_end, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&round_id)
+            .bind(&f.id)
+            .bind(idx)
+            .bind(&s.employee_no)
+            .bind(&s.device_id)
+            .bind(&key.id)
+            .bind(&key.serial)
+            .bind(hex::encode(e))
+            .bind(&signing_time)
+            .bind(prepared.as_ref().map(|(b, _)| B64.encode(b)))
+            .bind(prepared.as_ref().map(|(_, h)| h.0 as i64))
+            .bind(prepared.as_ref().map(|(_, h)| h.1 as i64))
+            .bind(&expires)
+            .bind(medsign_store::now_text())
+            .execute(&db.pool)
+            .await?;
+        }
+        rounds.push(Round {
+            round_id,
+            e: hex::encode(e),
+            key_id: key.id.clone(),
+            cert_serial: key.serial.clone(),
+            expires_at: expires,
+            summary: summary(&f, idx),
+        });
+    }
+    Ok(rounds)
+}
+
+/// The data flow's CMS for this signer (one signer; merged into the flow's signature later).
+fn data_cms(f: &flows::Stored, seam: &Deferred, cert: &Cert, signing_time: &str) -> Result<Vec<u8>> {
+    let t = DateTime::parse_from_rfc3339(signing_time)
+        .map_err(|e| Error::Config(format!("stored signing time: {e}")))?
+        .with_timezone(&Utc);
+    cms::sign(
+        &f.content,
+        &[cms::CmsSigner { signer: seam, cert, chain: &[] }],
+        &cms::SignOptions { detached: f.detached, signing_time: Some(t), ..Default::default() },
+    )
+    .map_err(|e| Error::Config(format!("signing failed: {e}")))
+}
+
+/// The flow `id` if it is this phone's user's turn to sign by scanning; otherwise 403 (another
+/// user's flow) or 409 (finished, revoked, expired, not a scan turn).
+async fn turn_of(db: &Db, s: &Session, id: &str, by_ticket: bool) -> Result<flows::Stored> {
+    let f = match flows::stored(db, id).await {
+        Ok(f) => f,
+        Err(Error::NotFound(_)) if by_ticket => {
+            return Err(Error::Invalid("二维码无效（unknown）/ the QR ticket is not valid (unknown)".into()));
+        }
+        Err(e) => return Err(e),
+    };
+    let turn = f.turn();
+    let mine = turn.is_some_and(|t| t.kind == "staff" && t.subject_ref == s.employee_no);
+    let anyone_mine = f.signers.iter().any(|t| t.kind == "staff" && t.subject_ref == s.employee_no);
+    if !anyone_mine {
+        return Err(Error::Forbidden(format!(
+            "文档 {} 不需要您签署 / document {} is not for you to sign",
+            f.doc_no, f.doc_no
+        )));
+    }
+    if f.state != "signing" || is_past(&f.expires_at) {
+        let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
+        return Err(Error::Conflict(format!(
+            "文档 {} 状态为 {state}，不能签署 / document {} is {state}: nothing to sign",
+            f.doc_no, f.doc_no
+        )));
+    }
+    match turn {
+        Some(t) if mine && t.mode == "scan" => Ok(f),
+        _ => Err(Error::Conflict(format!(
+            "文档 {} 现在不轮到您签署 / it is not your turn to sign document {}",
+            f.doc_no, f.doc_no
+        ))),
+    }
+}
+
+/// A round as stored.
+struct RoundRow {
+    id: String,
+    flow_id: String,
+    signer_idx: i64,
+    key_id: String,
+    cert_serial: String,
+    e: [u8; 32],
+    state: String,
+    signing_time: String,
+    prepared: Option<(Vec<u8>, (usize, usize))>,
+    /// the server share of its key (wrapped), while the key is active
+    share_wrapped: Option<String>,
+}
+
+/// A round of this device; the prepared PDF only when `prepared` (the answer step does not need
+/// it), the key's wrapped share joined in.
+async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {
+    let gone = || Error::NotFound(format!("签署轮次 {id} 不存在 / no signing round {id}"));
+    // the same row either way; without `prepared` the stored PDF is not read at all
+    let cols = if prepared {
+        "r.*"
+    } else {
+        "r.id, r.flow_id, r.signer_idx, r.key_id, r.cert_serial, r.e_hex, r.state, r.signing_time, r.expires_at, \
+         NULL AS prepared_b64, 0 AS hole_start, 0 AS hole_end"
+    };
+    let sql = format!(
+        "SELECT {cols}, k.share_wrapped FROM sign_rounds r \
+         LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' WHERE r.id = $1 AND r.device_id = $2"
+    );
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(gone)?;
+    let expires: String = r.try_get("expires_at")?;
+    if is_past(&expires) {
+        return Err(Error::Invalid(format!(
+            "签署轮次 {id} 已过期，请重新扫码 / signing round {id} expired; scan again"
+        )));
+    }
+    let e: [u8; 32] = hex::decode(r.try_get::<String, _>("e_hex")?)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| Error::Config("stored round is corrupt".into()))?;
+    let prepared = match r.try_get::<Option<String>, _>("prepared_b64")? {
+        Some(b) => Some((
+            B64.decode(b).map_err(|_| Error::Config("stored round is corrupt".into()))?,
+            (r.try_get::<i64, _>("hole_start")? as usize, r.try_get::<i64, _>("hole_end")? as usize),
+        )),
+        None => None,
+    };
+    Ok(RoundRow {
+        id: r.try_get("id")?,
+        flow_id: r.try_get("flow_id")?,
+        signer_idx: r.try_get("signer_idx")?,
+        key_id: r.try_get("key_id")?,
+        cert_serial: r.try_get("cert_serial")?,
+        e,
+        state: r.try_get("state")?,
+        signing_time: r.try_get("signing_time")?,
+        prepared,
+        share_wrapped: r.try_get("share_wrapped")?,
+    })
+}
+
+/// Forget rounds past their expiry, with any prepared document they still hold (run every minute
+/// by `medsign serve`); returns how many.
+pub async fn sweep(db: &Db) -> Result<usize> {
+    let now = secs_text(Utc::now());
+    let _w = db.write_lock.lock().await;
+    let done = sqlx::query("DELETE FROM sign_rounds WHERE expires_at < $1").bind(now).execute(&db.pool).await?;
+    Ok(done.rows_affected() as usize)
+}
+
+/// One answer of the server half.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// the round
+    pub round_id: String,
+    /// the phone's message (`SignSession.request`)
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub request: SignRequest,
+}
+
+/// Remembers the Q1 the protocol saw, so the database can refuse a repeated one.
+#[derive(Default)]
+struct CaptureQ1(Option<Vec<u8>>);
+
+impl SeenQ1 for CaptureQ1 {
+    fn first_use(&mut self, q1: &[u8]) -> bool {
+        self.0 = Some(q1.to_vec());
+        true
+    }
+}
+
+/// The server half's answers, in order. A round answers once; a `Q1` seen before (for this key)
+/// is a replay; a request for another `e` or with a bad point is a tampered message.
+pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[Answer]) -> Result<Vec<SignResponse>> {
+    if answers.is_empty() || answers.len() > MAX_BATCH {
+        return Err(Error::Invalid(format!("一次可签 1–{MAX_BATCH} 份 / sign 1-{MAX_BATCH} documents at a time")));
+    }
+    let mut shares: Vec<(String, ServerKeyShare)> = Vec::new();
+    let mut out = Vec::with_capacity(answers.len());
+    for a in answers {
+        let r = round(db, s, &a.round_id, false).await?;
+        let target = format!("flow:{}", r.flow_id);
+        if r.state != "open" {
+            return Err(Error::Conflict(format!(
+                "签署轮次 {} 已应答 / signing round {} was answered already",
+                r.id, r.id
+            )));
+        }
+        if !shares.iter().any(|(k, _)| k == &r.key_id) {
+            shares.push((r.key_id.clone(), open_share(kek, &r.key_id, r.share_wrapped.clone())?));
+        }
+        let share = &shares.iter().find(|(k, _)| k == &r.key_id).expect("loaded above").1;
+        let mut q1 = CaptureQ1::default();
+        let response = match share.sign(&a.request, &r.e, &mut q1) {
+            Ok(x) => x,
+            Err(e) => {
+                let e = Error::Invalid(format!("签署消息无效 / the signing message is not valid: {e}"));
+                return Err(refuse(db, ctx, "flow.cosign.answer", &target, e).await);
+            }
+        };
+        let q1 = hex::encode(q1.0.unwrap_or_default());
+        let stored = {
+            let _w = db.write_lock.lock().await;
+            let mut tx = db.pool.begin().await?;
+            let seen = sqlx::query("INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)")
+                .bind(&r.key_id)
+                .bind(&q1)
+                .bind(medsign_store::now_text())
+                .execute(&mut *tx)
+                .await;
+            match seen {
+                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::Invalid(
+                    "签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into(),
+                )),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {
+                    let done =
+                        sqlx::query("UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'")
+                            .bind(&r.id)
+                            .execute(&mut *tx)
+                            .await?;
+                    if done.rows_affected() != 1 {
+                        return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+        };
+        if let Err(e) = stored {
+            return Err(refuse(db, ctx, "flow.cosign.answer", &target, e).await);
+        }
+        out.push(response);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<ServerKeyShare> {
+    let wrapped: Option<String> =
+        sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1 AND status = 'active'")
+            .bind(key_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .flatten();
+    open_share(kek, key_id, wrapped)
+}
+
+/// Unwrap a server share kept under the KEK (`None`: the key is no longer active).
+fn open_share(kek: &Kek, key_id: &str, wrapped: Option<String>) -> Result<ServerKeyShare> {
+    let wrapped = wrapped.ok_or_else(|| {
+        Error::Conflict("签名密钥已失效（手机已解绑或重新开通）/ the signing key is no longer active (phone unbound or re-enrolled)".into())
+    })?;
+    let bytes = kek.unwrap(
+        &hex::decode(wrapped).map_err(|_| Error::Config("stored share is corrupt".into()))?,
+        key_id.as_bytes(),
+    )?;
+    Ok(ServerKeyShare::from_bytes(&bytes)?)
+}
+
+/// The phone's final signature for a round.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finish {
+    /// the round
+    pub round_id: String,
+    /// the signature (DER, hex) the phone released after checking it
+    pub signature: String,
+}
+
+/// The outcome for one document.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// the round
+    pub round_id: String,
+    /// the flow
+    pub flow_id: String,
+    /// its state now (`completed`, `signing` for the next signer, `failed`)
+    pub state: Option<String>,
+    /// what went wrong for this document (the others are not affected)
+    pub error: Option<String>,
+}
+
+/// Record the phone's signatures; each document stands alone (one refused does not stop the rest).
+#[allow(clippy::too_many_arguments)]
+pub async fn finish(
+    sg: &Signing<'_>,
+    events: &dyn FlowEvents,
+    ctx: &Context,
+    s: &Session,
+    items: &[Finish],
+) -> Result<Vec<Outcome>> {
+    let db = sg.db;
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(Error::Invalid(format!("一次可签 1–{MAX_BATCH} 份 / sign 1-{MAX_BATCH} documents at a time")));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let r = round(db, s, &it.round_id, true).await?;
+        let target = format!("flow:{}", r.flow_id);
+        let result = match finish_one(sg, events, ctx, s, &r, &it.signature).await {
+            Ok(v) => Ok(v),
+            Err(e @ Error::Invalid(_)) => Err(refuse(db, ctx, "flow.cosign.finish", &target, e).await),
+            Err(e) => Err(e),
+        };
+        out.push(match result {
+            Ok(v) => Outcome { round_id: r.id, flow_id: r.flow_id, state: Some(v.state), error: None },
+            Err(e) if items.len() == 1 => return Err(e),
+            Err(e @ Error::Db(_)) => return Err(e),
+            Err(e) => Outcome { round_id: r.id, flow_id: r.flow_id, state: None, error: Some(e.to_string()) },
+        });
+    }
+    Ok(out)
+}
+
+async fn finish_one(
+    sg: &Signing<'_>,
+    events: &dyn FlowEvents,
+    ctx: &Context,
+    s: &Session,
+    r: &RoundRow,
+    signature_hex: &str,
+) -> Result<FlowView> {
+    let Signing { db, tsa, .. } = *sg;
+    if r.state != "answered" {
+        return Err(Error::Conflict(format!(
+            "签署轮次 {} 状态为 {}（须先应答且只能完成一次）/ signing round {} is {} (answer first; finish once)",
+            r.id, r.state, r.id, r.state
+        )));
+    }
+    let rec = medsign_ca::certs::get(db, &r.cert_serial).await?;
+    let cert = rec.cert()?;
+    let PublicKey::Sm2(public) = cert.public_key().map_err(|e| Error::Config(e.to_string()))? else {
+        return Err(Error::Config("a two-party certificate must hold an SM2 key".into()));
+    };
+    let bad = || Error::Invalid("签名无效（与签署内容不符）/ the signature does not verify for this round".into());
+    let der = hex::decode(signature_hex.trim()).map_err(|_| bad())?;
+    let sig = Sm2Signature::from_der(&der).map_err(|_| bad())?;
+    public.verify_prehash(&r.e, &sig).map_err(|_| bad())?;
+    let f = flows::stored(db, &r.flow_id).await?;
+    if f.state != "signing" || is_past(&f.expires_at) {
+        let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
+        return Err(Error::Conflict(format!(
+            "文档 {} 状态为 {state}，签名未被采用 / document {} is {state}: the signature was not used",
+            f.doc_no, f.doc_no
+        )));
+    }
+    let seam = Deferred::new(*public, Some(der));
+    let mut times = Vec::new();
+    let mut pending = false;
+    let doc = match &r.prepared {
+        Some((bytes, hole)) => {
+            let p =
+                medsign_pdf::Prepared::from_parts(bytes.clone(), *hole).map_err(|e| Error::Config(e.to_string()))?;
+            let cms = flows::pades_cms(&p.covered(), &seam, &cert, &[])?;
+            same_bytes(&seam, public, &r.e)?;
+            let mut parsed = Parsed::from_bytes(&cms).map_err(|e| Error::Config(e.to_string()))?;
+            times.extend(flows::add_timestamps(tsa, &mut parsed, &f.alg, &f.app_id).await?);
+            p.finish(&parsed.to_der().map_err(|e| Error::Config(e.to_string()))?)
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None => {
+            let mine = data_cms(&f, &seam, &cert, &r.signing_time)?;
+            same_bytes(&seam, public, &r.e)?;
+            let mine = Parsed::from_bytes(&mine).map_err(|e| Error::Config(e.to_string()))?;
+            let mut all = match &f.so_far {
+                Some(d) => {
+                    let mut p = Parsed::from_bytes(d).map_err(|e| Error::Config(e.to_string()))?;
+                    p.merge(&mine).map_err(|e| Error::Config(e.to_string()))?;
+                    p
+                }
+                None => mine,
+            };
+            match flows::add_timestamps(tsa, &mut all, &f.alg, &f.app_id).await {
+                Ok(t) => times.extend(t),
+                Err(e) if f.ts_mode == "later" => {
+                    tracing::warn!(error = %e, "timestamp deferred");
+                    pending = true;
+                }
+                Err(e) => return Err(e),
+            }
+            all.to_der().map_err(|e| Error::Config(e.to_string()))?
+        }
+    };
+    let phone = Signed {
+        idx: r.signer_idx,
+        kind: "staff".into(),
+        subject_ref: s.employee_no.clone(),
+        serial: r.cert_serial.clone(),
+        custody: serde_json::json!({"custody": "two-party", "key": r.key_id, "device": s.device_id, "round": r.id}),
+    };
+    let total = f.signers.len() as i64;
+    let next = flows::sign_following(sg, ctx, &f, r.signer_idx + 1, doc.clone()).await;
+    let failed = match next {
+        Ok((all, mut signed, more_times, more_pending)) => {
+            signed.insert(0, phone);
+            times.extend(more_times);
+            flows::record(db, ctx, &f.id, &all, pending || more_pending, &times, &signed, total, f.ticket_ttl).await?;
+            None
+        }
+        Err(e) => {
+            // the phone's signature is kept; the flow fails at the auto signer that could not sign
+            flows::record(db, ctx, &f.id, &doc, pending, &times, &[phone], total, f.ticket_ttl).await?;
+            Some(e)
+        }
+    };
+    sqlx::query("UPDATE sign_rounds SET state = 'done', prepared_b64 = NULL WHERE id = $1")
+        .bind(&r.id)
+        .execute(&db.pool)
+        .await?;
+    if let Some(e) = failed {
+        flows::fail(db, ctx, &f.id, &format!("签署失败 / signing failed: {e}")).await?;
+    }
+    let v = flows::get(db, None, &f.id).await?;
+    if v.state == "completed" {
+        events.completed(db, ctx, &f.id).await?;
+    }
+    Ok(v)
+}
+
+/// The rebuilt document asked for exactly the bytes the round's `e` was computed over.
+fn same_bytes(seam: &Deferred, public: &Sm2PublicKey, e: &[u8; 32]) -> Result<()> {
+    let again = public.e(medsign_crypto::sm2::DEFAULT_ID, &seam.asked()?)?;
+    if &again != e {
+        return Err(Error::Config("the rebuilt signature input differs from the round's".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::mobile;
+    use medsign_ca::{ca::BuiltinCas, certs::Issuer};
+    use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare};
+    use medsign_pki::cms::Indication;
+    use medsign_signing::flows::{NewFlow, create};
+    use medsign_tsa::clock::Clock;
+    use medsign_tsa::tsa::Tsa;
+    use std::sync::Arc;
+
+    /// A bound phone with an enrolled two-party key (the phone half runs natively here; the wasm
+    /// build of the same code is tested under Node).
+    pub(crate) async fn phone(db: &Db, kek: &Kek, cas: &BuiltinCas, no: &str) -> (Session, ClientKeyShare) {
+        let ctx = Context::cli();
+        let issuer = Issuer { cas, organization: "某县人民医院", public_url: "http://x", channels: None };
+        let a = mobile::activation_code(db, kek, &ctx, no).await.unwrap();
+        let s = mobile::activate(db, cas, &ctx, no, &a.code, "iPhone").await.unwrap();
+        let st = mobile::keygen_start(db, &s).await.unwrap();
+        let (kg, req) = ClientKeyGen::start(st.context.as_bytes()).unwrap();
+        let done = mobile::keygen_finish(db, kek, issuer, &ctx, &s, &st.key_id, &req).await.unwrap();
+        (s, kg.finish(&done.response).unwrap())
+    }
+
+    pub(crate) const ORG: &str = "某县人民医院";
+
+    /// What the signing tests need: a KEK, the CAs, a TSA on a synchronised test clock.
+    pub(crate) struct World {
+        pub kek: Kek,
+        pub ctx: Context,
+        pub cas: BuiltinCas,
+        pub tsa: Arc<Tsa>,
+    }
+
+    pub(crate) async fn world(db: &Db) -> World {
+        let kek = Kek::generate().unwrap();
+        let cas = medsign_ca::ca::ensure(db, &kek, ORG).await.unwrap();
+        let tsa = Tsa::start(db, &kek, &cas, ORG, &Default::default(), Arc::new(Clock::synchronised_for_tests()))
+            .await
+            .unwrap();
+        World { kek, ctx: Context::cli(), cas, tsa }
+    }
+
+    pub(crate) fn e_of(r: &Round) -> [u8; 32] {
+        hex::decode(&r.e).unwrap().try_into().unwrap()
+    }
+
+    /// `flows::record` writes a step only while the flow is still signing and each signer still
+    /// pending: a second write for the same signer, or one after a revocation, is refused and the
+    /// whole step rolls back (the flow keeps what it had).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_is_recorded_only_over_the_state_it_was_prepared_for() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let (app, _) =
+                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
+                    .await
+                    .unwrap();
+            let u: medsign_directory::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2301", "name": "郑医生"})).unwrap();
+            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let _phone = phone(&db, &kek, &cas, "2301").await;
+            let nf: NewFlow =
+                serde_json::from_value(serde_json::json!({"kind": "data", "title": "会诊记录", "content": "x",
+                "signers": [{"employee_no": "2301", "mode": "scan"}, {"employee_no": "2301", "mode": "scan"}]}))
+                .unwrap();
+            let sg =
+                Signing { db: &db, kek: &kek, cas: &cas, organization: ORG, tsa: &tsa, grants: &crate::grants::Grants };
+            let f = flows::create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            let step = |idx: i64| flows::Signed {
+                idx,
+                kind: "staff".into(),
+                subject_ref: "2301".into(),
+                serial: "01".into(),
+                custody: serde_json::json!({"custody": "two-party"}),
+            };
+            let stored = |db: Db, id: String| async move {
+                let r = sqlx::query("SELECT signature_b64, state FROM sign_flows WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+                (r.try_get::<Option<String>, _>(0).unwrap(), r.try_get::<String, _>(1).unwrap())
+            };
+            flows::record(&db, &ctx, &f.id, b"first", false, &[], &[step(0)], 2, 60).await.unwrap();
+            let after_first = stored(db.clone(), f.id.clone()).await;
+            assert_eq!(after_first.1, "signing");
+            // the same signer again: the flow row would match, the signer row does not → all rolled back
+            let e = flows::record(&db, &ctx, &f.id, b"again", false, &[], &[step(0)], 2, 60).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+            assert_eq!(stored(db.clone(), f.id.clone()).await, after_first, "nothing of the refused step stayed");
+            // revoked meanwhile: the next signer's step is refused, the signer stays pending
+            flows::revoke(&db, &ctx, Some(&app.app_id), &f.id, "作废").await.unwrap();
+            let e = flows::record(&db, &ctx, &f.id, b"late", false, &[], &[step(1)], 2, 60).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+            let v = flows::get(&db, None, &f.id).await.unwrap();
+            assert_eq!((v.state.as_str(), v.signers[1].state.as_str()), ("revoked", "pending"));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn phones_co_sign_scan_flows() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let org = ORG;
+            let (app, _) =
+                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
+                    .await
+                    .unwrap();
+            let u = |no: &str| -> medsign_directory::users::NewUser {
+                serde_json::from_value(
+                    serde_json::json!({"employee_no": no, "name": format!("医生{no}"), "title": "主治医师"}),
+                )
+                .unwrap()
+            };
+            medsign_directory::users::create_many(&db, &kek, &ctx, &[u("2001"), u("2002")]).await.unwrap();
+            let (me, share) = phone(&db, &kek, &cas, "2001").await;
+            let (other, other_share) = phone(&db, &kek, &cas, "2002").await;
+            let mk = |v: serde_json::Value| serde_json::from_value::<NewFlow>(v).unwrap();
+
+            // a PDF: the doctor scans and signs visibly, then the hospital seal follows automatically
+            let pdf = medsign_pdf::blank_pdf(595, 842);
+            let nf = mk(
+                serde_json::json!({"kind": "file", "title": "检查报告 王小明", "content_base64": B64.encode(&pdf),
+                "signers": [{"employee_no": "2001", "mode": "scan", "placement": {"page": 1, "rect": [350, 60, 550, 130]}}, {"seal": "hospital"}]}),
+            );
+            let f = create(
+                &Signing {
+                    db: &db,
+                    kek: &kek,
+                    cas: &cas,
+                    organization: org,
+                    tsa: &tsa,
+                    grants: &crate::grants::Grants,
+                },
+                &ctx,
+                &app.app_id,
+                &nf,
+                1 << 22,
+            )
+            .await
+            .unwrap();
+            assert_eq!(f.state, "signing");
+            let ticket = medsign_signing::tickets::current(&db, &f.id).await.unwrap().unwrap().id;
+            let st = |s: &str, f: &str| medsign_signing::scan::TicketStatus { state: s.into(), flow_state: f.into() };
+            assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("waiting", "signing"));
+            assert!(matches!(medsign_signing::scan::status(&db, "tk_nope").await, Err(Error::NotFound(_))));
+            // another doctor's phone scanning it: 403, audited, and the ticket still works
+            let t = Target { ticket: Some(ticket.clone()), flow_id: None };
+            let e = start(&db, &kek, &ctx, &other, std::slice::from_ref(&t)).await.unwrap_err();
+            assert!(matches!(e, Error::Forbidden(_)), "{e}");
+            let rounds = start(&db, &kek, &ctx, &me, std::slice::from_ref(&t)).await.unwrap();
+            assert_eq!(rounds.len(), 1);
+            assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("scanned", "signing"));
+            let r = &rounds[0];
+            assert_eq!((r.summary.pages, r.summary.signer_index, r.summary.kind.as_str()), (Some(1), 0, "file"));
+            assert_eq!(r.summary.content_sm3, hex::encode(medsign_crypto::hash::sm3(&pdf)));
+            // the ticket is one-time
+            assert!(matches!(start(&db, &kek, &ctx, &me, &[t]).await, Err(Error::Invalid(_))));
+            // a message for another e (tampered) is refused; the round stays open
+            let (_s, wrong) = share.begin_sign(&[7u8; 32]).unwrap();
+            let bad = Answer { round_id: r.round_id.clone(), request: wrong };
+            assert!(matches!(answer(&db, &kek, &ctx, &me, &[bad]).await, Err(Error::Invalid(_))));
+            // another phone cannot answer this round
+            let (_s, req) = other_share.begin_sign(&e_of(r)).unwrap();
+            let foreign = Answer { round_id: r.round_id.clone(), request: req };
+            assert!(matches!(answer(&db, &kek, &ctx, &other, &[foreign]).await, Err(Error::NotFound(_))));
+            let (session, req) = share.begin_sign(&e_of(r)).unwrap();
+            let a = Answer { round_id: r.round_id.clone(), request: req };
+            let resp = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await.unwrap();
+            assert!(matches!(answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await, Err(Error::Conflict(_))));
+            let sig = session.finish(&resp[0]).unwrap();
+            // a signature that does not verify is refused; the right one completes the flow
+            let junk = Finish { round_id: r.round_id.clone(), signature: hex::encode([0x30, 0x06, 2, 1, 1, 2, 1, 1]) };
+            assert!(matches!(
+                finish(
+                    &Signing {
+                        db: &db,
+                        kek: &kek,
+                        cas: &cas,
+                        organization: org,
+                        tsa: &tsa,
+                        grants: &crate::grants::Grants
+                    },
+                    &crate::logins::LoginEvents,
+                    &ctx,
+                    &me,
+                    &[junk]
+                )
+                .await,
+                Err(Error::Invalid(_))
+            ));
+            let ok = Finish { round_id: r.round_id.clone(), signature: hex::encode(sig.to_der()) };
+            let out = finish(
+                &Signing {
+                    db: &db,
+                    kek: &kek,
+                    cas: &cas,
+                    organization: org,
+                    tsa: &tsa,
+                    grants: &crate::grants::Grants,
+                },
+                &crate::logins::LoginEvents,
+                &ctx,
+                &me,
+                std::slice::from_ref(&ok),
+            )
+            .await
+            .unwrap();
+            assert_eq!(out[0].state.as_deref(), Some("completed"), "{out:?}");
+            assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("signed", "completed"));
+            assert!(matches!(
+                finish(
+                    &Signing {
+                        db: &db,
+                        kek: &kek,
+                        cas: &cas,
+                        organization: org,
+                        tsa: &tsa,
+                        grants: &crate::grants::Grants
+                    },
+                    &crate::logins::LoginEvents,
+                    &ctx,
+                    &me,
+                    &[ok]
+                )
+                .await,
+                Err(Error::Conflict(_))
+            ));
+            let signed = flows::signature_bytes(&db, Some(&app.app_id), &f.id).await.unwrap();
+            let rep = flows::verify_file(&db, &cas, &signed).await.unwrap();
+            assert_eq!(rep.signatures.len(), 2);
+            assert_eq!(rep.indication, Indication::TotalPassed, "{rep:#?}");
+            let v = flows::get(&db, None, &f.id).await.unwrap();
+            assert!(v.signers.iter().all(|s| s.timestamp_at.is_some()), "{:?}", v.signers);
+            let custody: Vec<Option<&str>> = v.signers.iter().map(|s| s.custody.as_deref()).collect();
+            assert_eq!(custody, [Some("two-party"), Some("server")]);
+
+            // a replayed Q1 in a new round is refused (the server never answers one Q1 twice)
+            let nf = mk(serde_json::json!({"kind": "data", "title": "医嘱", "content": "NS 250ml ivgtt",
+                "signers": [{"seal": "hospital"}, {"employee_no": "2001", "mode": "scan"}]}));
+            let d = create(
+                &Signing {
+                    db: &db,
+                    kek: &kek,
+                    cas: &cas,
+                    organization: org,
+                    tsa: &tsa,
+                    grants: &crate::grants::Grants,
+                },
+                &ctx,
+                &app.app_id,
+                &nf,
+                1 << 20,
+            )
+            .await
+            .unwrap();
+            let r = start(&db, &kek, &ctx, &me, &[Target { ticket: None, flow_id: Some(d.id.clone()) }]).await.unwrap();
+            let mut replay = a.clone();
+            replay.round_id = r[0].round_id.clone();
+            assert!(matches!(answer(&db, &kek, &ctx, &me, &[replay]).await, Err(Error::Invalid(_))));
+            // the data flow: the phone's signature joins the seal's in one CMS; both timestamped
+            let r = start(&db, &kek, &ctx, &me, &[Target { ticket: None, flow_id: Some(d.id.clone()) }]).await.unwrap();
+            let (session, req) = share.begin_sign(&e_of(&r[0])).unwrap();
+            let resp = answer(&db, &kek, &ctx, &me, &[Answer { round_id: r[0].round_id.clone(), request: req }])
+                .await
+                .unwrap();
+            let sig = session.finish(&resp[0]).unwrap();
+            let fin = Finish { round_id: r[0].round_id.clone(), signature: hex::encode(sig.to_der()) };
+            let out = finish(
+                &Signing {
+                    db: &db,
+                    kek: &kek,
+                    cas: &cas,
+                    organization: org,
+                    tsa: &tsa,
+                    grants: &crate::grants::Grants,
+                },
+                &crate::logins::LoginEvents,
+                &ctx,
+                &me,
+                &[fin],
+            )
+            .await
+            .unwrap();
+            assert_eq!(out[0].state.as_deref(), Some("completed"));
+            let cms_der = flows::signature_bytes(&db, Some(&app.app_id), &d.id).await.unwrap();
+            let rep = flows::verify_data(&db, &cas, &cms_der, Some(b"NS 250ml ivgtt")).await.unwrap();
+            assert!(rep.is_valid(), "{rep:#?}");
+            assert_eq!(rep.signers.len(), 2);
+            assert!(rep.signers.iter().all(|s| s.timestamp.as_ref().is_some_and(|t| t.ok())));
+
+            // a batch from the pending list: one unlock, three requests for five documents
+            let mut ids = Vec::new();
+            for i in 0..5 {
+                let nf = mk(
+                    serde_json::json!({"kind": "data", "title": format!("检验报告 {i}"), "content": format!("WBC {i}"),
+                    "signers": [{"employee_no": "2001", "mode": "scan"}]}),
+                );
+                ids.push(
+                    create(
+                        &Signing {
+                            db: &db,
+                            kek: &kek,
+                            cas: &cas,
+                            organization: org,
+                            tsa: &tsa,
+                            grants: &crate::grants::Grants,
+                        },
+                        &ctx,
+                        &app.app_id,
+                        &nf,
+                        1 << 20,
+                    )
+                    .await
+                    .unwrap()
+                    .id,
+                );
+            }
+            // oldest first; flows made in the same millisecond may come in either order
+            let mut listed: Vec<String> = pending(&db, &me).await.unwrap().into_iter().map(|s| s.flow_id).collect();
+            listed.sort();
+            let mut want = ids.clone();
+            want.sort();
+            assert_eq!(listed, want);
+            assert!(pending(&db, &other).await.unwrap().is_empty());
+            let targets: Vec<Target> =
+                ids.iter().map(|id| Target { ticket: None, flow_id: Some(id.clone()) }).collect();
+            let rounds = start(&db, &kek, &ctx, &me, &targets).await.unwrap();
+            let mut sessions = Vec::new();
+            let mut answers = Vec::new();
+            for r in &rounds {
+                let (s, req) = share.begin_sign(&e_of(r)).unwrap();
+                sessions.push(s);
+                answers.push(Answer { round_id: r.round_id.clone(), request: req });
+            }
+            let resps = answer(&db, &kek, &ctx, &me, &answers).await.unwrap();
+            let mut fins: Vec<Finish> = sessions
+                .into_iter()
+                .zip(&resps)
+                .zip(&rounds)
+                .map(|((s, resp), r)| Finish {
+                    round_id: r.round_id.clone(),
+                    signature: hex::encode(s.finish(resp).unwrap().to_der()),
+                })
+                .collect();
+            // one document revoked meanwhile: that one fails alone
+            flows::revoke(&db, &ctx, Some(&app.app_id), &ids[2], "开错了").await.unwrap();
+            fins[4].signature = fins[3].signature.clone();
+            let out = finish(
+                &Signing {
+                    db: &db,
+                    kek: &kek,
+                    cas: &cas,
+                    organization: org,
+                    tsa: &tsa,
+                    grants: &crate::grants::Grants,
+                },
+                &crate::logins::LoginEvents,
+                &ctx,
+                &me,
+                &fins,
+            )
+            .await
+            .unwrap();
+            let states: Vec<Option<&str>> = out.iter().map(|o| o.state.as_deref()).collect();
+            assert_eq!(states, [Some("completed"), Some("completed"), None, Some("completed"), None], "{out:?}");
+            assert!(out[2].error.as_deref().unwrap().contains("is revoked"), "{out:?}");
+            assert!(out[4].error.as_deref().unwrap().contains("does not verify"), "{out:?}");
+            assert_eq!(pending(&db, &me).await.unwrap().len(), 1, "the one with the bad signature is still pending");
+            // nothing to sign: a finished flow, a flow where it is not a scan turn, unknown flow
+            let done = Target { ticket: None, flow_id: Some(ids[0].clone()) };
+            assert!(matches!(start(&db, &kek, &ctx, &me, &[done]).await, Err(Error::Conflict(_))));
+            let nope = Target { ticket: None, flow_id: Some("sf_nope".into()) };
+            assert!(matches!(start(&db, &kek, &ctx, &me, &[nope]).await, Err(Error::NotFound(_))));
+            assert!(matches!(start(&db, &kek, &ctx, &me, &[]).await, Err(Error::Invalid(_))));
+            let refused: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'flow.cosign.%' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(refused, 5, "foreign start, tampered answer, replayed Q1, junk signature, the batch's bad one");
+            // expired rounds (and the documents they prepared) are swept
+            sqlx::query("UPDATE sign_rounds SET expires_at = '2020-01-01T00:00:00Z' WHERE flow_id = $1")
+                .bind(&ids[4])
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(sweep(&db).await.unwrap(), 1);
+            assert_eq!(sweep(&db).await.unwrap(), 0);
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Session authorization (issue #7; R3.5; DESIGN.md "Keys and custody" 2). From the phone, a user
+//! grants one business system (an app) a window of 1–[`MAX_HOURS`] hours, optionally limited to a
+//! number of signatures. The server makes a fresh SM2 grant key and keeps it wrapped under the KEK;
+//! the phone seals its share `d1` to the grant key ([`medsign_crypto::seal`]) bound to the grant's
+//! context. While the grant is active, that system's `auto` flows naming the user sign with the
+//! two-party key without the phone: a grant worker opens `d1` for the one signature, runs the
+//! phone's half against the ordinary server half with `d2`, and drops it — `d` is never formed.
+//! Every such signature cites the grant (flow signer, audit). Cancel (phone) or expiry (checked on
+//! every use and swept every minute) erases the grant key and the sealed share at once.
+
+use crate::mobile::Session;
+use chrono::{Duration, Utc};
+use medsign_crypto::{
+    PublicKey, Signer,
+    signer::SignatureScheme,
+    sm2::Sm2SecretKey,
+    twoparty::{ClientKeyShare, SeenQ1Memory, ServerKeyShare},
+    wrap::Kek,
+};
+use medsign_pki::cert::Cert;
+use medsign_signing::seams::{BoxFuture, GrantSigners, GrantedKey};
+use medsign_store::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    db::Db,
+};
+use medsign_store::{is_past, secs_text};
+use serde::Serialize;
+use sqlx::Row;
+
+/// Longest grant.
+pub const MAX_HOURS: u32 = medsign_config::config::GRANT_MAX_HOURS;
+/// How long a started grant waits for the phone's sealed share.
+const PENDING_MINUTES: i64 = 10;
+
+/// A grant waiting for the phone's sealed share.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantStart {
+    /// grant id
+    pub grant_id: String,
+    /// the grant key, SEC1 hex: seal the share to it (`KeyShare.sealTo`)
+    pub public_key: String,
+    /// the context the seal is bound to
+    pub context: String,
+    /// the business system
+    pub app_id: String,
+    /// its name
+    pub app_name: String,
+    /// the window asked for
+    pub hours: u32,
+}
+
+/// A grant as the phone lists it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantView {
+    /// grant id
+    pub grant_id: String,
+    /// the business system
+    pub app_id: String,
+    /// `pending` | `active` | `cancelled` | `expired`
+    pub state: String,
+    /// window
+    pub hours: i64,
+    /// most signatures (none: no limit)
+    pub max_count: Option<i64>,
+    /// signatures made under it
+    pub used_count: i64,
+    /// RFC 3339
+    pub expires_at: String,
+    /// RFC 3339
+    pub created_at: String,
+    /// when it was cancelled or expired
+    pub ended_at: Option<String>,
+}
+
+fn view(r: &sqlx::any::AnyRow) -> Result<GrantView> {
+    let mut state: String = r.try_get("state")?;
+    let expires: String = r.try_get("expires_at")?;
+    if (state == "active" || state == "pending") && is_past(&expires) {
+        state = "expired".into();
+    }
+    Ok(GrantView {
+        grant_id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        state,
+        hours: r.try_get("hours")?,
+        max_count: r.try_get("max_count")?,
+        used_count: r.try_get("used_count")?,
+        expires_at: expires,
+        created_at: r.try_get("created_at")?,
+        ended_at: r.try_get("ended_at")?,
+    })
+}
+
+/// What a grant may be: `max_hours` is the hospital's limit (`[sign] grant_max_hours`, at most
+/// [`MAX_HOURS`]); `hours` and `max_count` are what the doctor asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// hours asked for
+    pub hours: u32,
+    /// the hospital's limit
+    pub max_hours: u32,
+    /// optional limit on the number of signatures
+    pub max_count: Option<u32>,
+}
+
+/// Start a grant for business system `app_id` (the phone then seals its share to the answer).
+pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> Result<GrantStart> {
+    let (hours, max_count) = (w.hours, w.max_count);
+    let max = w.max_hours.clamp(1, MAX_HOURS);
+    if !(1..=max).contains(&hours) {
+        return Err(Error::Invalid(format!(
+            "授权时长须为 1–{max} 小时（本院上限）/ hours must be 1-{max} (this hospital's limit)"
+        )));
+    }
+    if max_count.is_some_and(|c| !(1..=100_000).contains(&c)) {
+        return Err(Error::Invalid("max_count 须为 1–100000 / max_count must be 1-100000".into()));
+    }
+    let app = medsign_directory::apps::list(db)
+        .await?
+        .into_iter()
+        .find(|a| a.app_id == app_id && !a.disabled)
+        .ok_or_else(|| Error::NotFound(format!("业务系统 {app_id} 不存在 / no business system {app_id}")))?;
+    let key = crate::cosign::active_key(db, s).await?;
+    let id = format!("gr_{}", hex::encode(medsign_crypto::rng::bytes::<12>()?));
+    let context = format!("medsign/grant/v1|grant={id}|user={}|app={app_id}|key={}", s.employee_no, key.id);
+    let grant_key = Sm2SecretKey::generate()?;
+    let wrapped = kek.wrap(&*grant_key.to_bytes(), id.as_bytes())?;
+    let now = medsign_store::now_text();
+    let _w = db.write_lock.lock().await;
+    sqlx::query(
+        "INSERT INTO grants (id, employee_no, device_id, key_id, app_id, state, hours, max_count, used_count, context, \
+         grant_key_wrapped, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, 0, $8, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(&s.employee_no)
+    .bind(&s.device_id)
+    .bind(&key.id)
+    .bind(app_id)
+    .bind(i64::from(hours))
+    .bind(max_count.map(i64::from))
+    .bind(&context)
+    .bind(hex::encode(wrapped))
+    .bind(secs_text(Utc::now() + Duration::minutes(PENDING_MINUTES)))
+    .bind(&now)
+    .execute(&db.pool)
+    .await?;
+    Ok(GrantStart {
+        grant_id: id,
+        public_key: hex::encode(grant_key.public_key().to_sec1_uncompressed()),
+        context,
+        app_id: app.app_id,
+        app_name: app.name,
+        hours,
+    })
+}
+
+fn grant_key(kek: &Kek, id: &str, wrapped: Option<String>) -> Result<Sm2SecretKey> {
+    let w = wrapped.ok_or_else(|| Error::Conflict("授权材料已销毁 / the grant material is destroyed".into()))?;
+    let raw =
+        kek.unwrap(&hex::decode(w).map_err(|_| Error::Config("stored grant key is corrupt".into()))?, id.as_bytes())?;
+    Ok(Sm2SecretKey::from_bytes(&raw)?)
+}
+
+/// The phone's sealed share: checked (it must be the share of this user's key) and kept sealed;
+/// the window starts now.
+pub async fn activate(db: &Db, kek: &Kek, ctx: &Context, s: &Session, id: &str, sealed_hex: &str) -> Result<GrantView> {
+    let r = sqlx::query("SELECT * FROM grants WHERE id = $1 AND device_id = $2")
+        .bind(id)
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("授权 {id} 不存在 / no grant {id}")))?;
+    let v = view(&r)?;
+    if v.state != "pending" {
+        return Err(Error::Conflict(format!("授权 {id} 状态为 {} / grant {id} is {}", v.state, v.state)));
+    }
+    let gk = grant_key(kek, id, r.try_get("grant_key_wrapped")?)?;
+    let context: String = r.try_get("context")?;
+    let bad = || Error::Invalid("授权密钥份额无效 / the sealed share is not valid for this grant".into());
+    let sealed = hex::decode(sealed_hex.trim()).map_err(|_| bad())?;
+    let plain = medsign_crypto::seal::open(&gk, &sealed, context.as_bytes()).map_err(|_| bad())?;
+    let share = ClientKeyShare::from_bytes(&plain).map_err(|_| bad())?;
+    let key_id: String = r.try_get("key_id")?;
+    let public: Option<String> =
+        sqlx::query_scalar("SELECT public_key FROM split_keys WHERE id = $1 AND status = 'active'")
+            .bind(&key_id)
+            .fetch_optional(&db.pool)
+            .await?
+            .flatten();
+    if public.as_deref() != Some(hex::encode(share.public_key().to_sec1_uncompressed()).as_str()) {
+        return Err(bad());
+    }
+    drop(share);
+    let hours: i64 = r.try_get("hours")?;
+    let expires = secs_text(Utc::now() + Duration::hours(hours));
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE grants SET state = 'active', share_sealed = $1, expires_at = $2 WHERE id = $3 AND state = 'pending'",
+    )
+    .bind(hex::encode(&sealed))
+    .bind(&expires)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(Error::Conflict(format!("授权 {id} 状态已改变 / grant {id} changed meanwhile")));
+    }
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Signing,
+        "grant.create",
+        &format!("user:{}", s.employee_no),
+        serde_json::json!({"grant": id, "app": v.app_id, "hours": hours, "max_count": v.max_count, "expires_at": expires}),
+    )
+    .await?;
+    tx.commit().await?;
+    drop(_w);
+    get(db, s, id).await
+}
+
+async fn get(db: &Db, s: &Session, id: &str) -> Result<GrantView> {
+    let r = sqlx::query("SELECT * FROM grants WHERE id = $1 AND employee_no = $2")
+        .bind(id)
+        .bind(&s.employee_no)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("授权 {id} 不存在 / no grant {id}")))?;
+    view(&r)
+}
+
+/// This user's grants, newest first (the last 50).
+pub async fn list(db: &Db, s: &Session) -> Result<Vec<GrantView>> {
+    sqlx::query("SELECT * FROM grants WHERE employee_no = $1 AND state <> 'pending' ORDER BY created_at DESC LIMIT 50")
+        .bind(&s.employee_no)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(view)
+        .collect()
+}
+
+/// Cancel a grant: its key and the sealed share are erased at once.
+pub async fn cancel(db: &Db, ctx: &Context, s: &Session, id: &str) -> Result<GrantView> {
+    let now = medsign_store::now_text();
+    {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE grants SET state = 'cancelled', grant_key_wrapped = NULL, share_sealed = NULL, ended_at = $1 \
+             WHERE id = $2 AND employee_no = $3 AND state IN ('pending', 'active')",
+        )
+        .bind(&now)
+        .bind(id)
+        .bind(&s.employee_no)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            drop(tx);
+            drop(_w);
+            let v = get(db, s, id).await?;
+            return Err(Error::Conflict(format!("授权 {id} 状态为 {} / grant {id} is {}", v.state, v.state)));
+        }
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Signing,
+            "grant.cancel",
+            &format!("user:{}", s.employee_no),
+            serde_json::json!({"grant": id}),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    get(db, s, id).await
+}
+
+/// End grants whose window has passed (erasing their material); returns how many.
+pub async fn expire_due(db: &Db) -> Result<usize> {
+    let rows = sqlx::query("SELECT id, expires_at FROM grants WHERE state IN ('pending', 'active')")
+        .fetch_all(&db.pool)
+        .await?;
+    let mut n = 0;
+    for r in rows {
+        let (id, expires): (String, String) = (r.try_get("id")?, r.try_get("expires_at")?);
+        if is_past(&expires) {
+            let _w = db.write_lock.lock().await;
+            n += sqlx::query(
+                "UPDATE grants SET state = 'expired', grant_key_wrapped = NULL, share_sealed = NULL, ended_at = $1 \
+                 WHERE id = $2 AND state IN ('pending', 'active')",
+            )
+            .bind(medsign_store::now_text())
+            .bind(&id)
+            .execute(&db.pool)
+            .await?
+            .rows_affected() as usize;
+        }
+    }
+    Ok(n)
+}
+
+/// The grant worker's signer: the phone's half (opened for this signer only) and the server half
+/// of one two-party key, in one [`Signer`].
+pub(crate) struct GrantSigner {
+    client: ClientKeyShare,
+    server: ServerKeyShare,
+    public: PublicKey,
+    /// the grant
+    pub grant_id: String,
+    /// the two-party key
+    pub key_id: String,
+    /// its certificate
+    pub cert: Cert,
+}
+
+impl Signer for GrantSigner {
+    fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::Sm2Sm3
+    }
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn sign(&self, msg: &[u8]) -> medsign_crypto::Result<Vec<u8>> {
+        let e = self.client.public_key().e(medsign_crypto::sm2::DEFAULT_ID, msg)?;
+        let (session, req) = self.client.begin_sign(&e)?;
+        let resp = self.server.sign(&req, &e, &mut SeenQ1Memory::default())?;
+        Ok(session.finish(&resp)?.to_der())
+    }
+}
+
+/// Session grants as the signing context sees them ([`GrantSigners`]): wired by the server.
+pub struct Grants;
+
+impl GrantSigners for Grants {
+    fn signer<'a>(
+        &'a self,
+        db: &'a Db,
+        kek: &'a Kek,
+        employee_no: &'a str,
+        app_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<GrantedKey>>> {
+        Box::pin(async move {
+            Ok(signer(db, kek, employee_no, app_id).await?.map(|g| GrantedKey {
+                grant_id: g.grant_id.clone(),
+                key_id: g.key_id.clone(),
+                cert: g.cert.clone(),
+                signer: Box::new(g),
+            }))
+        })
+    }
+}
+
+/// The signer of `employee_no`'s active grant to `app_id`, if any; counts one use.
+pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) -> Result<Option<GrantSigner>> {
+    let rows = sqlx::query(
+        "SELECT * FROM grants WHERE employee_no = $1 AND app_id = $2 AND state = 'active' ORDER BY created_at DESC",
+    )
+    .bind(employee_no)
+    .bind(app_id)
+    .fetch_all(&db.pool)
+    .await?;
+    for r in rows {
+        let v = view(&r)?;
+        if v.state != "active" || v.max_count.is_some_and(|m| v.used_count >= m) {
+            continue;
+        }
+        {
+            let _w = db.write_lock.lock().await;
+            let done = sqlx::query(
+                "UPDATE grants SET used_count = used_count + 1 WHERE id = $1 AND state = 'active' AND used_count = $2",
+            )
+            .bind(&v.grant_id)
+            .bind(v.used_count)
+            .execute(&db.pool)
+            .await?;
+            if done.rows_affected() != 1 {
+                continue;
+            }
+        }
+        let gk = grant_key(kek, &v.grant_id, r.try_get("grant_key_wrapped")?)?;
+        let context: String = r.try_get("context")?;
+        let sealed: Option<String> = r.try_get("share_sealed")?;
+        let sealed =
+            hex::decode(sealed.unwrap_or_default()).map_err(|_| Error::Config("stored share is corrupt".into()))?;
+        let client = ClientKeyShare::from_bytes(&medsign_crypto::seal::open(&gk, &sealed, context.as_bytes())?)?;
+        let key_id: String = r.try_get("key_id")?;
+        let server = crate::cosign::server_share(db, kek, &key_id).await?;
+        let serial: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
+            .bind(&key_id)
+            .fetch_one(&db.pool)
+            .await?;
+        let rec = medsign_ca::certs::get(db, &serial.unwrap_or_default()).await?;
+        if rec.status != "active" {
+            continue;
+        }
+        let cert = rec.cert()?;
+        let public = PublicKey::Sm2(*client.public_key());
+        return Ok(Some(GrantSigner { client, server, public, grant_id: v.grant_id, key_id, cert }));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosign::tests::{ORG, World, phone, world};
+    use base64::Engine;
+    use medsign_signing::flows::{self, Signing};
+
+    fn win(hours: u32, max_count: Option<u32>) -> Window {
+        Window { hours, max_hours: MAX_HOURS, max_count }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_lets_one_system_sign_without_the_phone_until_cancelled_or_expired() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let World { kek, ctx, cas, tsa } = world(&db).await;
+            let org = ORG;
+            let (his, _) =
+                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
+                    .await
+                    .unwrap();
+            let (lis, _) =
+                medsign_directory::apps::create(&db, &kek, &ctx, "LIS", &[medsign_directory::apps::Scope::Sign])
+                    .await
+                    .unwrap();
+            let users: Vec<medsign_directory::users::NewUser> = ["4001", "4002"]
+                .iter()
+                .map(|no| {
+                    serde_json::from_value(serde_json::json!({"employee_no": no, "name": format!("医生{no}")})).unwrap()
+                })
+                .collect();
+            medsign_directory::users::create_many(&db, &kek, &ctx, &users).await.unwrap();
+            let (me, share) = phone(&db, &kek, &cas, "4001").await;
+            let (_other, other_share) = phone(&db, &kek, &cas, "4002").await;
+            let auto = |title: &str| -> flows::NewFlow {
+                serde_json::from_value(
+                    serde_json::json!({"kind": "data", "title": title, "content": format!("{title}：医嘱内容"),
+                    "signers": [{"employee_no": "4001"}]}),
+                )
+                .unwrap()
+            };
+            let sign = |app: String, title: &'static str| {
+                let (db, kek, cas, tsa, ctx) = (db.clone(), &kek, &cas, &tsa, ctx.clone());
+                async move {
+                    flows::create(
+                        &Signing { db: &db, kek, cas, organization: org, tsa, grants: &Grants },
+                        &ctx,
+                        &app,
+                        &auto(title),
+                        1 << 20,
+                    )
+                    .await
+                }
+            };
+            // no custody, no grant: an auto flow is refused
+            let e = sign(his.app_id.clone(), "before").await.unwrap_err();
+            assert!(e.to_string().contains("session grant"), "{e}");
+            // bad requests
+            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(0, None)).await, Err(Error::Invalid(_))));
+            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(13, None)).await, Err(Error::Invalid(_))));
+            // the hospital's own limit (`[sign] grant_max_hours`) is below the protocol's 12 h
+            let four = Window { hours: 5, max_hours: 4, max_count: None };
+            let e = start(&db, &kek, &me, &his.app_id, four).await.unwrap_err();
+            assert!(matches!(&e, Error::Invalid(m) if m.contains("1-4")), "{e}");
+            assert!(matches!(start(&db, &kek, &me, "app_nope", win(2, None)).await, Err(Error::NotFound(_))));
+            // the grant: sealed to the grant key, bound to its context; a wrong seal is refused
+            let g = start(&db, &kek, &me, &his.app_id, win(2, Some(3))).await.unwrap();
+            let grant_key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
+            let wrong_ctx = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), b"other").unwrap();
+            let e = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(wrong_ctx)).await.unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "{e}");
+            let not_mine =
+                medsign_crypto::seal::seal(&grant_key, &other_share.to_bytes(), g.context.as_bytes()).unwrap();
+            assert!(matches!(
+                activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(not_mine)).await,
+                Err(Error::Invalid(_))
+            ));
+            let sealed = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), g.context.as_bytes()).unwrap();
+            let v = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
+            assert_eq!((v.state.as_str(), v.hours, v.max_count), ("active", 2, Some(3)));
+            assert!(matches!(
+                activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await,
+                Err(Error::Conflict(_))
+            ));
+            // HIS's auto flows now sign with the two-party key, citing the grant; LIS's do not
+            let f = sign(his.app_id.clone(), "医嘱 1").await.unwrap();
+            assert_eq!(f.state, "completed");
+            assert_eq!(
+                (f.signers[0].custody.as_deref(), f.signers[0].grant_id.as_deref()),
+                (Some("grant"), Some(g.grant_id.as_str()))
+            );
+            let sig = flows::signature_bytes(&db, None, &f.id).await.unwrap();
+            let rep = flows::verify_data(&db, &cas, &sig, Some("医嘱 1：医嘱内容".as_bytes())).await.unwrap();
+            assert!(rep.is_valid(), "{rep:#?}");
+            assert!(sign(lis.app_id.clone(), "LIS").await.is_err(), "a grant is for one system");
+            // a PDF with the doctor's visible signature under the grant
+            let nf: flows::NewFlow = serde_json::from_value(serde_json::json!({"kind": "file", "title": "处方",
+                "content_base64": base64::engine::general_purpose::STANDARD.encode(medsign_pdf::blank_pdf(595, 842)),
+                "signers": [{"employee_no": "4001", "placement": {"page": 1, "rect": [300, 60, 540, 130]}}]}))
+            .unwrap();
+            let p = flows::create(
+                &Signing { db: &db, kek: &kek, cas: &cas, organization: org, tsa: &tsa, grants: &Grants },
+                &ctx,
+                &his.app_id,
+                &nf,
+                1 << 22,
+            )
+            .await
+            .unwrap();
+            let pdf = flows::signature_bytes(&db, None, &p.id).await.unwrap();
+            assert_eq!(
+                flows::verify_file(&db, &cas, &pdf).await.unwrap().indication,
+                medsign_pki::cms::Indication::TotalPassed
+            );
+            // the count limit: the third signature is the last
+            sign(his.app_id.clone(), "医嘱 3").await.unwrap();
+            assert!(sign(his.app_id.clone(), "医嘱 4").await.is_err(), "max_count 3 reached");
+            let audited: String = sqlx::query_scalar(
+                "SELECT details FROM audit_log WHERE action = 'flow.sign' ORDER BY seq DESC LIMIT 1",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert!(audited.contains(&g.grant_id), "{audited}");
+            // cancel erases the material at once
+            let g2 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
+            let k2 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g2.public_key).unwrap()).unwrap();
+            let s2 = medsign_crypto::seal::seal(&k2, &share.to_bytes(), g2.context.as_bytes()).unwrap();
+            activate(&db, &kek, &ctx, &me, &g2.grant_id, &hex::encode(s2)).await.unwrap();
+            sign(his.app_id.clone(), "医嘱 5").await.unwrap();
+            assert_eq!(cancel(&db, &ctx, &me, &g2.grant_id).await.unwrap().state, "cancelled");
+            assert!(matches!(cancel(&db, &ctx, &me, &g2.grant_id).await, Err(Error::Conflict(_))));
+            let (k, sh): (Option<String>, Option<String>) =
+                sqlx::query_as("SELECT grant_key_wrapped, share_sealed FROM grants WHERE id = $1")
+                    .bind(&g2.grant_id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            assert!(k.is_none() && sh.is_none(), "grant material erased");
+            assert!(sign(his.app_id.clone(), "医嘱 6").await.is_err());
+            // expiry: swept, erased, refused
+            let g3 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
+            let k3 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g3.public_key).unwrap()).unwrap();
+            let s3 = medsign_crypto::seal::seal(&k3, &share.to_bytes(), g3.context.as_bytes()).unwrap();
+            activate(&db, &kek, &ctx, &me, &g3.grant_id, &hex::encode(s3)).await.unwrap();
+            sqlx::query("UPDATE grants SET expires_at = '2020-01-01T00:00:00Z' WHERE id = $1")
+                .bind(&g3.grant_id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            assert!(sign(his.app_id.clone(), "医嘱 7").await.is_err(), "expired is refused even before the sweep");
+            assert_eq!(expire_due(&db).await.unwrap(), 1);
+            let states: Vec<String> = list(&db, &me).await.unwrap().into_iter().map(|g| g.state).collect();
+            assert_eq!(
+                states,
+                ["expired", "cancelled", "active"],
+                "newest first (the first one is used up but active)"
+            );
+        }
+    }
+}

@@ -1,0 +1,890 @@
+//! Phones of staff (issue #7, R3.*, R5.5): binding a device with a one-time activation code,
+//! device sessions, and two-party SM2 keys — the phone keeps `d1` (wrapped under its PIN and
+//! device secret, never sent), the server keeps `d2` wrapped under the KEK, and the certificate is
+//! issued for the joint key through the CA channels. Binding a new device unbinds the old one:
+//! its server shares are destroyed and their certificates revoked (superseded), so a lost phone
+//! cannot sign again.
+//!
+//! Secrets at rest are hashes (activation codes, session tokens: SM3) or wrapped (d2).
+
+use chrono::{DateTime, Duration, Utc};
+use medsign_ca::certs::{self, CertRecord, Issuer};
+use medsign_crypto::{
+    PublicKey,
+    twoparty::{KeyGenRequest, KeyGenResponse, ServerKeyGen},
+    wrap::Kek,
+};
+use medsign_store::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    db::Db,
+};
+use medsign_store::{is_past, secs_text};
+use serde::Serialize;
+use sqlx::Row;
+
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Lifetime of an activation code.
+pub const ACTIVATION_HOURS: i64 = 72;
+/// Lifetime of a device session.
+pub const SESSION_DAYS: i64 = 30;
+
+fn hash(secret: &str) -> String {
+    hex::encode(medsign_crypto::hash::sm3(secret.as_bytes()))
+}
+
+/// A one-time activation code for a user's phone (shown once).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Activation {
+    /// the code, e.g. `7K3F-9Q2A-XM4P`
+    pub code: String,
+    /// for whom
+    pub employee_no: String,
+    /// RFC 3339
+    pub expires_at: String,
+}
+
+/// Issue an activation code for `employee_no` (replacing unused ones).
+pub async fn activation_code(db: &Db, kek: &Kek, ctx: &Context, employee_no: &str) -> Result<Activation> {
+    let user = medsign_directory::users::get(db, kek, employee_no).await?;
+    if user.status != "active" {
+        return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
+    }
+    let r = medsign_crypto::rng::bytes::<12>()?;
+    let raw: String = r.iter().map(|b| CODE_ALPHABET[(*b as usize) % CODE_ALPHABET.len()] as char).collect();
+    let code = format!("{}-{}-{}", &raw[0..4], &raw[4..8], &raw[8..12]);
+    let expires = secs_text(Utc::now() + Duration::hours(ACTIVATION_HOURS));
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM activation_codes WHERE employee_no = $1 AND used_at IS NULL")
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO activation_codes (code_hash, employee_no, expires_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(hash(&code))
+    .bind(employee_no)
+    .bind(&expires)
+    .bind(&ctx.actor)
+    .bind(medsign_store::now_text())
+    .execute(&mut *tx)
+    .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "device.activation_code",
+        &format!("user:{employee_no}"),
+        serde_json::json!({"expires_at": expires}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Activation { code, employee_no: employee_no.into(), expires_at: expires })
+}
+
+/// A device session (the token is shown once, at activation).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    /// bearer token for `/mobile/v1` (only in the activation answer)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// the bound device
+    pub device_id: String,
+    /// its user
+    pub employee_no: String,
+    /// RFC 3339
+    pub expires_at: String,
+}
+
+/// Bind a phone: the activation code (one-time, unexpired, for this user) gives a device and a
+/// session; devices bound before are unbound and their keys invalidated.
+#[allow(clippy::too_many_arguments)]
+pub async fn activate(
+    db: &Db,
+    cas: &medsign_ca::ca::BuiltinCas,
+    ctx: &Context,
+    employee_no: &str,
+    code: &str,
+    device_name: &str,
+) -> Result<Session> {
+    let name = device_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid("设备名称须为 1–100 字 / device name must have 1-100 characters".into()));
+    }
+    let normalized = code.trim().to_ascii_uppercase();
+    let row = sqlx::query("SELECT * FROM activation_codes WHERE code_hash = $1 AND employee_no = $2")
+        .bind(hash(&normalized))
+        .bind(employee_no)
+        .fetch_optional(&db.pool)
+        .await?;
+    let refused =
+        |why: &str| Error::Unauthorized(format!("激活码无效（{why}）/ the activation code is not valid ({why})"));
+    let verdict = match &row {
+        None => Err(refused("unknown")),
+        Some(r) if r.try_get::<Option<String>, _>("used_at")?.is_some() => Err(refused("already used")),
+        Some(r) if is_past(&r.try_get::<String, _>("expires_at")?) => Err(refused("expired")),
+        Some(_) => Ok(()),
+    };
+    if let Err(e) = verdict {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let ev = audit::Event {
+            kind: Kind::Login,
+            action: "device.activate",
+            target: &format!("user:{employee_no}"),
+            outcome: "refused",
+            details: serde_json::json!({"error": e.to_string()}),
+        };
+        audit::append(&mut tx, ctx, &ev).await?;
+        tx.commit().await?;
+        return Err(e);
+    }
+    let device_id = format!("dev_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?));
+    let token = format!("mt_{}", hex::encode(medsign_crypto::rng::bytes::<24>()?));
+    let expires = secs_text(Utc::now() + Duration::days(SESSION_DAYS));
+    let now = medsign_store::now_text();
+    let superseded: Vec<String>;
+    {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let done = sqlx::query("UPDATE activation_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+            .bind(&now)
+            .bind(hash(&normalized))
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(refused("already used"));
+        }
+        // the old phone stops working: its sessions end, its server shares are destroyed
+        superseded = unbind_in(&mut tx, employee_no, &now).await?;
+        sqlx::query(
+            "INSERT INTO devices (id, employee_no, name, status, created_at) VALUES ($1, $2, $3, 'active', $4)",
+        )
+        .bind(&device_id)
+        .bind(employee_no)
+        .bind(name)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO mobile_sessions (token_hash, device_id, employee_no, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash(&token))
+        .bind(&device_id)
+        .bind(employee_no)
+        .bind(&expires)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Login,
+            "device.activate",
+            &format!("user:{employee_no}"),
+            serde_json::json!({"device": device_id, "name": name, "keys_destroyed": superseded.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    for serial in superseded {
+        certs::revoke(db, cas, None, ctx, &serial, "superseded").await?;
+    }
+    Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
+}
+
+/// Unbind the user's active devices inside a transaction: sessions end, PINs and fingerprint
+/// approvals go, session grants end, server shares are destroyed. Returns the certificates of the
+/// destroyed keys (to revoke).
+async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -> Result<Vec<String>> {
+    for sql in [
+        "DELETE FROM mobile_sessions WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        "DELETE FROM device_pins WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        "DELETE FROM device_soter WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+        "DELETE FROM soter_challenges WHERE device_id IN (SELECT id FROM devices WHERE employee_no = $1 AND status = 'active')",
+    ] {
+        sqlx::query(sql).bind(employee_no).execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "UPDATE grants SET state = 'cancelled', grant_key_wrapped = NULL, share_sealed = NULL, ended_at = $1 \
+         WHERE employee_no = $2 AND state IN ('pending', 'active')",
+    )
+    .bind(now)
+    .bind(employee_no)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE devices SET status = 'unbound', unbound_at = $1 WHERE employee_no = $2 AND status = 'active'")
+        .bind(now)
+        .bind(employee_no)
+        .execute(&mut *tx)
+        .await?;
+    let serials: Vec<String> = sqlx::query_scalar(
+        "SELECT cert_serial FROM split_keys WHERE employee_no = $1 AND status = 'active' AND cert_serial IS NOT NULL",
+    )
+    .bind(employee_no)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 WHERE employee_no = $2 AND status IN ('active', 'pending')",
+    )
+    .bind(now)
+    .bind(employee_no)
+    .execute(&mut *tx)
+    .await?;
+    Ok(serials)
+}
+
+/// The phone unbinds itself (settings → 解绑): as a new binding would, it ends the session, erases
+/// the PIN verifier, session grants and server share, and revokes the certificate.
+pub async fn unbind(db: &Db, cas: &medsign_ca::ca::BuiltinCas, ctx: &Context, s: &Session) -> Result<()> {
+    let now = medsign_store::now_text();
+    let serials = {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let serials = unbind_in(&mut tx, &s.employee_no, &now).await?;
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Login,
+            "device.unbind",
+            &format!("user:{}", s.employee_no),
+            serde_json::json!({"device": s.device_id, "keys_destroyed": serials.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+        serials
+    };
+    for serial in serials {
+        certs::revoke(db, cas, None, ctx, &serial, "cessation_of_operation").await?;
+    }
+    Ok(())
+}
+
+/// The session of a bearer token (a bound device, unexpired).
+pub async fn session(db: &Db, token: &str) -> Result<Session> {
+    let unauthorized =
+        || Error::Unauthorized("设备会话无效，请重新激活 / the device session is not valid; activate again".into());
+    let r = sqlx::query(
+        "SELECT s.device_id, s.employee_no, s.expires_at FROM mobile_sessions s JOIN devices d ON d.id = s.device_id \
+         WHERE s.token_hash = $1 AND d.status = 'active'",
+    )
+    .bind(hash(token))
+    .fetch_optional(&db.pool)
+    .await?
+    .ok_or_else(unauthorized)?;
+    let expires: String = r.try_get("expires_at")?;
+    if is_past(&expires) {
+        return Err(unauthorized());
+    }
+    Ok(Session {
+        token: None,
+        device_id: r.try_get("device_id")?,
+        employee_no: r.try_get("employee_no")?,
+        expires_at: expires,
+    })
+}
+
+/// Wrong PIN attempts in a row before the PIN locks (R3.9); a new activation code unlocks.
+pub const MAX_PIN_FAILURES: i64 = 5;
+/// A PIN must be changed after this many days (R3.9).
+pub const PIN_MAX_DAYS: i64 = 180;
+
+/// What the server releases for a matching PIN verifier.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Unlock {
+    /// the device's unlock secret, hex: with the PIN it opens the stored share
+    pub unlock_secret: String,
+    /// on a PIN change: the secret the old PIN's share was wrapped with (to re-wrap it)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_unlock_secret: Option<String>,
+    /// when the PIN must be changed (RFC 3339)
+    pub pin_expires_at: String,
+}
+
+pub(crate) fn verifier_bytes(hex_v: &str) -> Result<[u8; 32]> {
+    hex::decode(hex_v.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::Invalid("verifier 须为 32 字节十六进制 / verifier must be 32 bytes of hex".into()))
+}
+
+fn pin_expiry(set_at: &str) -> Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(set_at).map_err(|e| Error::Config(e.to_string()))?.with_timezone(&Utc)
+        + Duration::days(PIN_MAX_DAYS))
+}
+
+fn pin_locked() -> Error {
+    Error::Forbidden(format!(
+        "PIN 已锁定（连续错误 {MAX_PIN_FAILURES} 次），请联系管理员获取新的激活码 / the PIN is locked after {MAX_PIN_FAILURES} wrong attempts; ask for a new activation code"
+    ))
+}
+
+/// An expired PIN must be changed before the phone signs again (R3.9).
+fn refuse_expired(expires: DateTime<Utc>) -> Result<()> {
+    if expires <= Utc::now() {
+        return Err(Error::Conflict(format!(
+            "PIN 已超过 {PIN_MAX_DAYS} 天，请修改 PIN / the PIN is older than {PIN_MAX_DAYS} days: change it"
+        )));
+    }
+    Ok(())
+}
+
+/// The device's PIN row; refused when it has no PIN or the PIN is locked.
+async fn pin_row(db: &Db, s: &Session) -> Result<sqlx::any::AnyRow> {
+    let r = sqlx::query("SELECT * FROM device_pins WHERE device_id = $1")
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::Conflict("尚未设置 PIN / no PIN is set on this phone yet".into()))?;
+    if r.try_get::<Option<String>, _>("locked_at")?.is_some() {
+        return Err(pin_locked());
+    }
+    Ok(r)
+}
+
+/// When the device's PIN expires — refused when it has none, it is locked or it expired: a
+/// fingerprint stands in for the PIN only while the PIN itself may be used.
+pub(crate) async fn usable_pin(db: &Db, s: &Session) -> Result<DateTime<Utc>> {
+    let r = pin_row(db, s).await?;
+    let expires = pin_expiry(&r.try_get::<String, _>("set_at")?)?;
+    refuse_expired(expires)?;
+    Ok(expires)
+}
+
+/// Compare `verifier` with the device's stored one, counting failures (audited; locks at
+/// [`MAX_PIN_FAILURES`]). Returns the stored row's unlock secret and PIN set time.
+pub(crate) async fn check_pin(
+    db: &Db,
+    kek: &Kek,
+    ctx: &Context,
+    s: &Session,
+    verifier: &[u8; 32],
+) -> Result<(zeroize::Zeroizing<Vec<u8>>, String)> {
+    let r = pin_row(db, s).await?;
+    let stored = hex::decode(r.try_get::<String, _>("verifier")?)
+        .map_err(|_| Error::Config("stored verifier is corrupt".into()))?;
+    let target = format!("user:{}", s.employee_no);
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    if !medsign_crypto::hash::ct_eq(&stored, verifier) {
+        let failures = r.try_get::<i64, _>("failures")? + 1;
+        let lock = failures >= MAX_PIN_FAILURES;
+        sqlx::query("UPDATE device_pins SET failures = $1, locked_at = $2, updated_at = $3 WHERE device_id = $4")
+            .bind(failures)
+            .bind(lock.then(medsign_store::now_text))
+            .bind(medsign_store::now_text())
+            .bind(&s.device_id)
+            .execute(&mut *tx)
+            .await?;
+        let e = if lock {
+            pin_locked()
+        } else {
+            let left = MAX_PIN_FAILURES - failures;
+            Error::Unauthorized(format!("PIN 错误，还可尝试 {left} 次 / wrong PIN, {left} attempts left"))
+        };
+        let ev = audit::Event {
+            kind: Kind::Login,
+            action: "pin.verify",
+            target: &target,
+            outcome: "refused",
+            details: serde_json::json!({"device": s.device_id, "failures": failures, "locked": lock}),
+        };
+        audit::append(&mut tx, ctx, &ev).await?;
+        tx.commit().await?;
+        return Err(e);
+    }
+    sqlx::query("UPDATE device_pins SET failures = 0, updated_at = $1 WHERE device_id = $2")
+        .bind(medsign_store::now_text())
+        .bind(&s.device_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::ok(&mut tx, ctx, Kind::Login, "pin.verify", &target, serde_json::json!({"device": s.device_id})).await?;
+    tx.commit().await?;
+    let wrapped = hex::decode(r.try_get::<String, _>("unlock_wrapped")?)
+        .map_err(|_| Error::Config("stored secret is corrupt".into()))?;
+    Ok((kek.unwrap(&wrapped, s.device_id.as_bytes())?, r.try_get("set_at")?))
+}
+
+/// Set or change the PIN (its verifier): a new unlock secret is made; a change needs the current
+/// PIN's verifier (counted like an unlock) and returns the previous secret for re-wrapping.
+pub async fn set_pin(
+    db: &Db,
+    kek: &Kek,
+    ctx: &Context,
+    s: &Session,
+    verifier: &str,
+    current: Option<&str>,
+) -> Result<Unlock> {
+    let new = verifier_bytes(verifier)?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT device_id FROM device_pins WHERE device_id = $1")
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let previous = match (exists, current) {
+        (Some(_), Some(c)) => Some(check_pin(db, kek, ctx, s, &verifier_bytes(c)?).await?.0),
+        (Some(_), None) => {
+            return Err(Error::Invalid(
+                "修改 PIN 须提供当前 PIN（current_verifier）/ changing the PIN needs the current one (current_verifier)".into(),
+            ));
+        }
+        (None, _) => None,
+    };
+    let secret = zeroize::Zeroizing::new(medsign_crypto::rng::bytes::<32>()?);
+    let wrapped = kek.wrap(secret.as_ref(), s.device_id.as_bytes())?;
+    let now = medsign_store::now_text();
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM device_pins WHERE device_id = $1").bind(&s.device_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT INTO device_pins (device_id, employee_no, verifier, unlock_wrapped, failures, set_at, updated_at)          VALUES ($1, $2, $3, $4, 0, $5, $5)",
+    )
+    .bind(&s.device_id)
+    .bind(&s.employee_no)
+    .bind(hex::encode(new))
+    .bind(hex::encode(wrapped))
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Login,
+        if previous.is_some() { "pin.change" } else { "pin.set" },
+        &format!("user:{}", s.employee_no),
+        serde_json::json!({"device": s.device_id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Unlock {
+        unlock_secret: hex::encode(secret.as_ref()),
+        previous_unlock_secret: previous.map(|p| hex::encode(p.as_slice())),
+        pin_expires_at: secs_text(pin_expiry(&now)?),
+    })
+}
+
+/// The PIN as the phone entered it (its verifier): on a match the unlock secret; wrong attempts
+/// are counted and lock the PIN; an expired PIN must be changed first.
+pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &str) -> Result<Unlock> {
+    let (secret, set_at) = check_pin(db, kek, ctx, s, &verifier_bytes(verifier)?).await?;
+    let expires = pin_expiry(&set_at)?;
+    refuse_expired(expires)?;
+    Ok(Unlock {
+        unlock_secret: hex::encode(secret.as_slice()),
+        previous_unlock_secret: None,
+        pin_expires_at: secs_text(expires),
+    })
+}
+
+/// One signature of the user's (R3.7).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct SignRecord {
+    /// flow
+    pub flow_id: String,
+    /// document number
+    pub doc_no: String,
+    /// title
+    pub title: String,
+    /// `data` | `file`
+    pub kind: String,
+    /// RFC 3339
+    pub signed_at: Option<String>,
+    /// `two-party` (on the phone), `grant` (under a session grant) or `server` (custody)
+    pub custody: Option<String>,
+    /// the grant, for `grant`
+    pub grant_id: Option<String>,
+    /// certificate used
+    pub cert_serial: Option<String>,
+    /// the flow's state now
+    pub flow_state: String,
+}
+
+/// One login event of the user's (R3.7): phone binding, PIN checks, scan-to-login.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginRecord {
+    /// RFC 3339
+    pub at: String,
+    /// `device.activate`, `pin.verify`, `pin.set`, `pin.change`, `login.qr`, …
+    pub action: String,
+    /// `ok` | `refused`
+    pub outcome: String,
+    /// client address
+    pub ip: String,
+    /// details (the login signature itself is left out)
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub details: serde_json::Value,
+}
+
+/// The user's own records (R3.7), newest first.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Records {
+    /// signatures
+    pub signatures: Vec<SignRecord>,
+    /// logins
+    pub logins: Vec<LoginRecord>,
+}
+
+/// The last `limit` (1–200) signatures and login events of the session's user.
+pub async fn records(db: &Db, s: &Session, limit: i64) -> Result<Records> {
+    if !(1..=200).contains(&limit) {
+        return Err(Error::Invalid("limit 须为 1–200 / limit must be 1-200".into()));
+    }
+    let signatures = sqlx::query(
+        "SELECT f.id, f.doc_no, f.title, f.kind, f.state, s.signed_at, s.custody, s.grant_id, s.cert_serial \
+         FROM flow_signers s JOIN sign_flows f ON f.id = s.flow_id \
+         WHERE s.kind = 'staff' AND s.subject_ref = $1 AND s.state = 'signed' ORDER BY s.signed_at DESC LIMIT $2",
+    )
+    .bind(&s.employee_no)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SignRecord {
+            flow_id: r.try_get("id")?,
+            doc_no: r.try_get("doc_no")?,
+            title: r.try_get("title")?,
+            kind: r.try_get("kind")?,
+            signed_at: r.try_get("signed_at")?,
+            custody: r.try_get("custody")?,
+            grant_id: r.try_get("grant_id")?,
+            cert_serial: r.try_get("cert_serial")?,
+            flow_state: r.try_get("state")?,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let f = audit::Filter {
+        kind: Some("login".into()),
+        actor: Some(format!("user:{}", s.employee_no)),
+        page_size: Some(limit),
+        ..Default::default()
+    };
+    let (entries, _) = audit::query(db, &f).await?;
+    let logins = entries
+        .into_iter()
+        .map(|e| {
+            let mut details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+            if let Some(d) = details.as_object_mut() {
+                d.remove("signature");
+            }
+            LoginRecord { at: e.at, action: e.action, outcome: e.outcome, ip: e.ip, details }
+        })
+        .collect();
+    Ok(Records { signatures, logins })
+}
+
+/// Renew the certificate of this phone's two-party key online (R5.5): same key, new validity; the
+/// old certificate is revoked as superseded.
+pub async fn renew_certificate(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    s: &Session,
+) -> Result<CertRecord> {
+    let serial: Option<String> = sqlx::query_scalar(
+        "SELECT cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
+    )
+    .bind(&s.device_id)
+    .bind(&s.employee_no)
+    .fetch_optional(&db.pool)
+    .await?
+    .flatten();
+    let serial = serial.ok_or_else(|| {
+        Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
+    })?;
+    certs::renew(db, kek, issuer, ctx, &serial, None).await
+}
+
+/// A key generation the phone may answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyGenStart {
+    /// key id
+    pub key_id: String,
+    /// the bytes both proofs are bound to (pass to `new KeyGen(context)`)
+    pub context: String,
+}
+
+/// Start a two-party key generation for the session's device.
+pub async fn keygen_start(db: &Db, s: &Session) -> Result<KeyGenStart> {
+    let key_id = format!("sk_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?));
+    let context = format!("medsign/keygen/v1|user={}|device={}|key={key_id}", s.employee_no, s.device_id);
+    let now = medsign_store::now_text();
+    let _w = db.write_lock.lock().await;
+    sqlx::query(
+        "INSERT INTO split_keys (id, employee_no, device_id, status, context, created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $5)",
+    )
+    .bind(&key_id)
+    .bind(&s.employee_no)
+    .bind(&s.device_id)
+    .bind(&context)
+    .bind(&now)
+    .execute(&db.pool)
+    .await?;
+    Ok(KeyGenStart { key_id, context })
+}
+
+/// The server's answer to a key generation, and the certificate of the joint key.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyGenDone {
+    /// the protocol answer for the phone (its proof and the joint public key)
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub response: KeyGenResponse,
+    /// the staff signing certificate of the joint key
+    pub certificate: CertRecord,
+}
+
+/// Answer the phone's key generation request: check its proof, pick `d2`, keep it wrapped, and
+/// certify the joint key (replacing an earlier two-party certificate of this user).
+pub async fn keygen_finish(
+    db: &Db,
+    kek: &Kek,
+    issuer: Issuer<'_>,
+    ctx: &Context,
+    s: &Session,
+    key_id: &str,
+    req: &KeyGenRequest,
+) -> Result<KeyGenDone> {
+    let row = sqlx::query("SELECT context, status FROM split_keys WHERE id = $1 AND device_id = $2")
+        .bind(key_id)
+        .bind(&s.device_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("密钥 {key_id} 不存在 / no key {key_id} for this device")))?;
+    if row.try_get::<String, _>("status")? != "pending" {
+        return Err(Error::Conflict(format!("密钥 {key_id} 已生成 / key {key_id} was generated already")));
+    }
+    let context: String = row.try_get("context")?;
+    let (share, response) = ServerKeyGen::respond(req, context.as_bytes())
+        .map_err(|e| Error::Invalid(format!("密钥生成请求无效 / invalid key generation request: {e}")))?;
+    let wrapped = kek.wrap(&share.to_bytes(), key_id.as_bytes())?;
+    let public = PublicKey::Sm2(*share.public_key());
+    let certificate = certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public).await?;
+    let now = medsign_store::now_text();
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE split_keys SET status = 'active', share_wrapped = $1, public_key = $2, cert_serial = $3, updated_at = $4 \
+         WHERE id = $5 AND status = 'pending'",
+    )
+    .bind(hex::encode(wrapped))
+    .bind(hex::encode(share.public_key().to_sec1_uncompressed()))
+    .bind(&certificate.serial)
+    .bind(&now)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 \
+         WHERE employee_no = $2 AND status = 'active' AND id <> $3",
+    )
+    .bind(&now)
+    .bind(&s.employee_no)
+    .bind(key_id)
+    .execute(&mut *tx)
+    .await?;
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "key.two_party.generate",
+        &format!("user:{}", s.employee_no),
+        serde_json::json!({"key": key_id, "device": s.device_id, "certificate": certificate.serial}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(KeyGenDone { response, certificate })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medsign_crypto::twoparty::ClientKeyGen;
+
+    #[tokio::test]
+    async fn bind_generate_certify_and_rebind() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let issuer =
+                Issuer {
+                    cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
+                };
+            let u: medsign_directory::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2001", "name": "王医生"})).unwrap();
+            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let a = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
+            assert_eq!(a.code.len(), 14);
+            // wrong code, wrong user, then the right one (lower case accepted) — once
+            assert!(matches!(
+                activate(&db, &cas, &ctx, "2001", "AAAA-BBBB-CCCC", "iPhone").await,
+                Err(Error::Unauthorized(_))
+            ));
+            assert!(activate(&db, &cas, &ctx, "2002", &a.code, "iPhone").await.is_err());
+            let s = activate(&db, &cas, &ctx, "2001", &a.code.to_lowercase(), "iPhone 15").await.unwrap();
+            let e = activate(&db, &cas, &ctx, "2001", &a.code, "iPhone").await.unwrap_err();
+            assert!(e.to_string().contains("already used"), "{e}");
+            let token = s.token.clone().unwrap();
+            assert_eq!(session(&db, &token).await.unwrap().device_id, s.device_id);
+            assert!(matches!(session(&db, "mt_nope").await, Err(Error::Unauthorized(_))));
+            // two-party key generation: the certificate holds the joint key the phone derived
+            let start = keygen_start(&db, &s).await.unwrap();
+            let (client, req) = ClientKeyGen::start(start.context.as_bytes()).unwrap();
+            let done = keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await.unwrap();
+            let share = client.finish(&done.response).unwrap();
+            let cert =
+                medsign_pki::cert::Cert::load_all(done.certificate.certificate_pem.as_bytes()).unwrap().remove(0);
+            assert_eq!(cert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
+            assert!(cert.subject_display().contains("CN=王医生"));
+            assert!(matches!(
+                keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await,
+                Err(Error::Conflict(_))
+            ));
+            // online renewal: same key, the key record follows, the old certificate is superseded
+            let renewed = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap();
+            let rcert = medsign_pki::cert::Cert::load_all(renewed.certificate_pem.as_bytes()).unwrap().remove(0);
+            assert_eq!(rcert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
+            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            let now_serial: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
+                .bind(&start.key_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(now_serial.as_deref(), Some(renewed.serial.as_str()));
+            // a two-party key's certificate is never re-keyed by a CSR (the phone would be left
+            // holding a share of a key that no longer has a certificate)
+            let other_key = medsign_crypto::signer::KeySigner::new(
+                medsign_crypto::PrivateKey::generate(medsign_crypto::KeyAlg::Sm2).unwrap(),
+            );
+            let csr = medsign_pki::csr::build(&medsign_pki::name::parse_dn("CN=王医生").unwrap(), &other_key).unwrap();
+            let e = certs::renew(&db, &kek, issuer, &ctx, &renewed.serial, Some(&csr)).await.unwrap_err();
+            assert!(matches!(&e, Error::Invalid(m) if m.contains("two-party")), "{e}");
+            assert_eq!(certs::get(&db, &renewed.serial).await.unwrap().status, "active", "nothing changed");
+            let done = KeyGenDone { certificate: renewed, ..done };
+            // a request bound to another context (replayed from another enrolment) is refused
+            let other = keygen_start(&db, &s).await.unwrap();
+            assert!(matches!(
+                keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req).await,
+                Err(Error::Invalid(_))
+            ));
+            // a new key on the same phone supersedes the certificate; the old key's record is not
+            // moved onto the new key's certificate (only a same-key renewal moves it)
+            let (_c2, req2) = ClientKeyGen::start(other.context.as_bytes()).unwrap();
+            let again = keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req2).await.unwrap();
+            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            let old_ptr: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
+                .bind(&start.key_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(old_ptr.as_deref(), Some(done.certificate.serial.as_str()));
+            assert_ne!(again.certificate.serial, done.certificate.serial);
+            // a new phone: the old session ends, the old share is destroyed, its certificate revoked
+            let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
+            let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();
+            assert!(matches!(session(&db, &token).await, Err(Error::Unauthorized(_))));
+            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            let left: Option<String> = sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1")
+                .bind(&start.key_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert!(left.is_none(), "the old server share is gone");
+            // the new phone enrols a new key and gets a certificate again
+            let st = keygen_start(&db, &s2).await.unwrap();
+            let (_c, req) = ClientKeyGen::start(st.context.as_bytes()).unwrap();
+            keygen_finish(&db, &kek, issuer, &ctx, &s2, &st.key_id, &req).await.unwrap();
+            let refused: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'device.activate' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(refused, 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn pin_verifiers_are_counted_locked_changed_and_expire() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let u: medsign_directory::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2101", "name": "钱医生"})).unwrap();
+            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let a = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
+            let s = activate(&db, &cas, &ctx, "2101", &a.code, "iPhone").await.unwrap();
+            let (v1, v2, wrong) = (hex::encode([1u8; 32]), hex::encode([2u8; 32]), hex::encode([9u8; 32]));
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v1).await, Err(Error::Conflict(_))), "no PIN yet");
+            assert!(matches!(set_pin(&db, &kek, &ctx, &s, "abc", None).await, Err(Error::Invalid(_))));
+            let first = set_pin(&db, &kek, &ctx, &s, &v1, None).await.unwrap();
+            assert_eq!(first.unlock_secret.len(), 64);
+            assert_eq!(unlock(&db, &kek, &ctx, &s, &v1).await.unwrap().unlock_secret, first.unlock_secret);
+            // a change needs the current PIN and hands back the old secret for re-wrapping
+            assert!(matches!(set_pin(&db, &kek, &ctx, &s, &v2, None).await, Err(Error::Invalid(_))));
+            let changed = set_pin(&db, &kek, &ctx, &s, &v2, Some(&v1)).await.unwrap();
+            assert_eq!(changed.previous_unlock_secret.as_deref(), Some(first.unlock_secret.as_str()));
+            assert_ne!(changed.unlock_secret, first.unlock_secret);
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v1).await, Err(Error::Unauthorized(_))), "old PIN");
+            // a right PIN resets the count; five wrong ones in a row lock it, even for the right PIN
+            unlock(&db, &kek, &ctx, &s, &v2).await.unwrap();
+            for left in (1..MAX_PIN_FAILURES).rev() {
+                let e = unlock(&db, &kek, &ctx, &s, &wrong).await.unwrap_err();
+                assert!(e.to_string().contains(&format!("{left} attempts left")), "{e}");
+            }
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &wrong).await, Err(Error::Forbidden(_))));
+            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v2).await, Err(Error::Forbidden(_))), "locked");
+            assert!(matches!(set_pin(&db, &kek, &ctx, &s, &v1, Some(&v2)).await, Err(Error::Forbidden(_))));
+            let refused: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'pin.verify' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!(refused, 6, "the old PIN and five wrong ones");
+            // a new activation code binds the phone again with no PIN (and no lock)
+            let a2 = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
+            let s2 = activate(&db, &cas, &ctx, "2101", &a2.code, "iPhone").await.unwrap();
+            set_pin(&db, &kek, &ctx, &s2, &v1, None).await.unwrap();
+            // the phone unbinds itself: session, PIN, key and certificate go
+            let st = keygen_start(&db, &s2).await.unwrap();
+            let (_kg, req) = medsign_crypto::twoparty::ClientKeyGen::start(st.context.as_bytes()).unwrap();
+            let issuer =
+                Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x", channels: None };
+            let done = keygen_finish(&db, &kek, issuer, &ctx, &s2, &st.key_id, &req).await.unwrap();
+            unbind(&db, &cas, &ctx, &s2).await.unwrap();
+            assert!(matches!(session(&db, s2.token.as_deref().unwrap()).await, Err(Error::Unauthorized(_))));
+            let rec = certs::get(&db, &done.certificate.serial).await.unwrap();
+            assert_eq!((rec.status.as_str(), rec.reason.as_deref()), ("revoked", Some("cessation_of_operation")));
+            let pins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM device_pins WHERE device_id = $1")
+                .bind(&s2.device_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(pins, 0);
+            let a3 = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
+            let s2 = activate(&db, &cas, &ctx, "2101", &a3.code, "iPhone").await.unwrap();
+            set_pin(&db, &kek, &ctx, &s2, &v1, None).await.unwrap();
+            // an expired PIN must be changed (the change itself still works)
+            sqlx::query("UPDATE device_pins SET set_at = '2020-01-01T00:00:00Z' WHERE device_id = $1")
+                .bind(&s2.device_id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let e = unlock(&db, &kek, &ctx, &s2, &v1).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("change it"), "{e}");
+            set_pin(&db, &kek, &ctx, &s2, &v2, Some(&v1)).await.unwrap();
+            unlock(&db, &kek, &ctx, &s2, &v2).await.unwrap();
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! What the handlers share, assembled once at start.
+
+use medsign_crypto::wrap::Kek;
+use medsign_directory::apps::Authenticator;
+use medsign_store::db::Db;
+use std::sync::Arc;
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// database
+    pub db: Db,
+    /// key-encryption key
+    pub kek: Kek,
+    /// app token checks
+    pub auth: Authenticator,
+    /// largest accepted request body, bytes
+    pub max_body_bytes: usize,
+    /// Prometheus metrics
+    pub metrics: crate::Metrics,
+    /// the built-in certification authorities
+    pub cas: medsign_ca::ca::BuiltinCas,
+    /// the hospital's name in issued certificates
+    pub organization: String,
+    /// the URL CRL/OCSP links in certificates point to
+    pub public_url: String,
+    /// the OCSP responder
+    pub ocsp: medsign_ca::ocsp::Responder,
+    /// `[ca]` settings (CRL refresh, expiry window)
+    pub ca_config: medsign_config::config::CaConfig,
+    /// the CA channels
+    pub channels: medsign_ca::channels::Channels,
+    /// the face verifier of real-name checks (`[realname]`; none: checked in person)
+    pub realname: Option<medsign_phone::realname::FaceVerifier>,
+    /// the WeChat client that verifies fingerprint approvals (SOTER); none without a mini program
+    pub soter: Option<Arc<medsign_phone::realname::Wechat>>,
+    /// the longest session grant (hours, `[sign] grant_max_hours`)
+    pub grant_max_hours: u32,
+    /// per-device rate limits of the phone's PIN and scan endpoints
+    pub limits: crate::ratelimit::RateLimits,
+    /// the timestamp authority (and its clock)
+    pub tsa: Arc<medsign_tsa::tsa::Tsa>,
+}
+
+impl AppState {
+    /// What certificate issuance needs.
+    pub fn issuer(&self) -> medsign_ca::certs::Issuer<'_> {
+        medsign_ca::certs::Issuer {
+            cas: &self.cas,
+            organization: &self.organization,
+            public_url: &self.public_url,
+            channels: Some(&self.channels),
+        }
+    }
+
+    /// What signing needs, with the phone context's session grants wired into its seam.
+    pub fn signing(&self) -> medsign_signing::flows::Signing<'_> {
+        medsign_signing::flows::Signing {
+            db: &self.db,
+            kek: &self.kek,
+            cas: &self.cas,
+            organization: &self.organization,
+            tsa: &self.tsa,
+            grants: &medsign_phone::grants::Grants,
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Server-side batch signing and sealing (issue #6, R1): one call with up to 1,000 flows, run by a
+//! durable queue in the database. Crash-safe and resumable: items are claimed with a
+//! compare-and-set, an item left `running` by a crashed process is reclaimed after
+//! `sign.batch_reclaim_seconds` (30), and every attempt creates its flow under the unique request key
+//! `batch:<job>:<index>:<attempt>` — so a retry first looks at the previous attempt's flow: if it
+//! completed, the item is done (nothing is signed twice); if it never finished, no signature was
+//! released and the next attempt signs.
+
+use crate::flows::{self, NewFlow, Signing};
+use chrono::{Duration, Utc};
+use medsign_store::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    db::Db,
+};
+use serde::Serialize;
+use sqlx::Row;
+
+/// Most flows in one batch.
+pub const MAX_ITEMS: usize = 1000;
+
+/// A batch as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchView {
+    /// id
+    pub id: String,
+    /// `queued` | `running` | `completed` (every item done or failed)
+    pub state: String,
+    /// items
+    pub total: i64,
+    /// signed
+    pub done: i64,
+    /// could not be signed (see items)
+    pub failed: i64,
+    /// waiting or in progress
+    pub pending: i64,
+    /// per item: index, state, flow id, error
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// Queue a batch of flows (validated one by one when they run; the shape is checked now).
+pub async fn create(db: &Db, ctx: &Context, app_id: &str, items: &[serde_json::Value]) -> Result<BatchView> {
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(Error::Invalid(format!("一批须有 1–{MAX_ITEMS} 个文档 / a batch holds 1-{MAX_ITEMS} documents")));
+    }
+    for (i, it) in items.iter().enumerate() {
+        serde_json::from_value::<NewFlow>(it.clone())
+            .map_err(|e| Error::Invalid(format!("第 {i} 项不是合法的签署流程 / item {i} is not a valid flow: {e}")))?;
+    }
+    let id = format!("bj_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("INSERT INTO batch_jobs (id, app_id, total, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(app_id)
+        .bind(items.len() as i64)
+        .bind(medsign_store::now_text())
+        .execute(&mut *tx)
+        .await?;
+    for (i, it) in items.iter().enumerate() {
+        sqlx::query("INSERT INTO batch_items (job_id, idx, spec, state, attempt) VALUES ($1, $2, $3, 'queued', 0)")
+            .bind(&id)
+            .bind(i as i64)
+            .bind(it.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Signing,
+        "batch.create",
+        &format!("batch:{id}"),
+        serde_json::json!({"items": items.len()}),
+    )
+    .await?;
+    tx.commit().await?;
+    drop(_w);
+    get(db, Some(app_id), &id).await
+}
+
+/// A batch with its progress.
+pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<BatchView> {
+    let not_found = || Error::NotFound(format!("批次 {id} 不存在 / no batch {id}"));
+    let job = sqlx::query("SELECT app_id, total FROM batch_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(not_found)?;
+    let owner: String = job.try_get("app_id")?;
+    medsign_store::check_owner(app_id, &owner, not_found)?;
+    let rows = sqlx::query("SELECT idx, state, flow_id, error FROM batch_items WHERE job_id = $1 ORDER BY idx")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?;
+    let (mut done, mut failed, mut pending, mut running) = (0, 0, 0, 0);
+    let mut items = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let state: String = r.try_get("state")?;
+        match state.as_str() {
+            "done" => done += 1,
+            "failed" => failed += 1,
+            "running" => {
+                running += 1;
+                pending += 1
+            }
+            _ => pending += 1,
+        }
+        items.push(serde_json::json!({
+            "index": r.try_get::<i64, _>("idx")?,
+            "state": state,
+            "flow_id": r.try_get::<Option<String>, _>("flow_id")?,
+            "error": r.try_get::<Option<String>, _>("error")?,
+        }));
+    }
+    let state = if pending == 0 {
+        "completed"
+    } else if running > 0 || done + failed > 0 {
+        "running"
+    } else {
+        "queued"
+    };
+    Ok(BatchView { id: id.into(), state: state.into(), total: job.try_get("total")?, done, failed, pending, items })
+}
+
+/// Claim the next item (queued, or running but abandoned); returns (job, index, spec, attempt,
+/// app). Compare-and-set, so two workers never take the same item.
+async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<(String, i64, String, i64, String)>> {
+    let stale =
+        (Utc::now() - Duration::seconds(reclaim_seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for _ in 0..5 {
+        let row = sqlx::query(
+            "SELECT i.job_id, i.idx, i.spec, i.attempt, i.state, i.claimed_at, j.app_id FROM batch_items i \
+             JOIN batch_jobs j ON j.id = i.job_id \
+             WHERE i.state = 'queued' OR (i.state = 'running' AND i.claimed_at < $1) \
+             ORDER BY i.job_id, i.idx LIMIT 1",
+        )
+        .bind(&stale)
+        .fetch_optional(&db.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let (job, idx): (String, i64) = (r.try_get("job_id")?, r.try_get("idx")?);
+        let state: String = r.try_get("state")?;
+        let claimed: Option<String> = r.try_get("claimed_at")?;
+        let _w = db.write_lock.lock().await;
+        let took = sqlx::query(
+            "UPDATE batch_items SET state = 'running', claimed_at = $1 \
+             WHERE job_id = $2 AND idx = $3 AND state = $4 AND COALESCE(claimed_at, '') = COALESCE($5, '')",
+        )
+        .bind(medsign_store::now_text())
+        .bind(&job)
+        .bind(idx)
+        .bind(&state)
+        .bind(&claimed)
+        .execute(&db.pool)
+        .await?;
+        if took.rows_affected() == 1 {
+            return Ok(Some((job, idx, r.try_get("spec")?, r.try_get("attempt")?, r.try_get("app_id")?)));
+        }
+    }
+    Ok(None)
+}
+
+async fn finish_item(
+    db: &Db,
+    job: &str,
+    idx: i64,
+    state: &str,
+    flow_id: Option<&str>,
+    error: Option<&str>,
+    attempt: i64,
+) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    sqlx::query(
+        "UPDATE batch_items SET state = $1, flow_id = $2, error = $3, attempt = $4 WHERE job_id = $5 AND idx = $6",
+    )
+    .bind(state)
+    .bind(flow_id)
+    .bind(error)
+    .bind(attempt)
+    .bind(job)
+    .bind(idx)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Run one item if there is one; `Ok(false)` when the queue is empty.
+pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -> Result<bool> {
+    let db = sg.db;
+    let Some((job, idx, spec, attempt, app)) = claim(db, reclaim_seconds).await? else { return Ok(false) };
+    // what did an earlier attempt leave?
+    if attempt > 0 {
+        let key = format!("batch:{job}:{idx}:{}", attempt - 1);
+        let prev = sqlx::query("SELECT id, state FROM sign_flows WHERE request_key = $1")
+            .bind(&key)
+            .fetch_optional(&db.pool)
+            .await?;
+        if let Some(r) = prev {
+            let (fid, st): (String, String) = (r.try_get("id")?, r.try_get("state")?);
+            if st == "completed" {
+                finish_item(db, &job, idx, "done", Some(&fid), None, attempt).await?;
+                return Ok(true);
+            }
+            if st == "signing" {
+                // interrupted before anything was released: close it, sign under the next key
+                let _w = db.write_lock.lock().await;
+                sqlx::query("UPDATE sign_flows SET state = 'failed', error = $1 WHERE id = $2 AND state = 'signing'")
+                    .bind("中断后重试 / interrupted; retried under a new flow")
+                    .bind(&fid)
+                    .execute(&db.pool)
+                    .await?;
+            }
+        }
+    }
+    let ctx = Context {
+        actor: format!("app:{app}"),
+        ip: "local".into(),
+        user_agent: "medsign-batch".into(),
+        request_id: format!("{job}:{idx}"),
+    };
+    // mark the attempt before signing: a crash from here on is retried under the next key
+    {
+        let _w = db.write_lock.lock().await;
+        sqlx::query("UPDATE batch_items SET attempt = $1 WHERE job_id = $2 AND idx = $3")
+            .bind(attempt + 1)
+            .bind(&job)
+            .bind(idx)
+            .execute(&db.pool)
+            .await?;
+    }
+    let key = format!("batch:{job}:{idx}:{attempt}");
+    let result = match serde_json::from_str::<NewFlow>(&spec) {
+        Ok(nf) => flows::create_keyed(sg, &ctx, &app, &nf, max_bytes, Some(&key)).await,
+        Err(e) => Err(Error::Invalid(e.to_string())),
+    };
+    match result {
+        Ok(f) => finish_item(db, &job, idx, "done", Some(&f.id), None, attempt + 1).await?,
+        Err(Error::Unavailable(m)) => {
+            // the TSA or a CA channel is down: back to the queue, retried later
+            tracing::warn!(job = %job, idx, error = %m, "batch item postponed");
+            let _w = db.write_lock.lock().await;
+            sqlx::query("UPDATE batch_items SET state = 'queued', claimed_at = NULL WHERE job_id = $1 AND idx = $2")
+                .bind(&job)
+                .bind(idx)
+                .execute(&db.pool)
+                .await?;
+            return Ok(false);
+        }
+        Err(e) => finish_item(db, &job, idx, "failed", None, Some(&e.to_string()), attempt + 1).await?,
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seams::NoGrants;
+    use medsign_crypto::wrap::Kek;
+    use medsign_store::db::tests::backends;
+    use medsign_tsa::clock::Clock;
+    use medsign_tsa::tsa::Tsa;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn queue_runs_fails_precisely_and_recovers_an_interrupted_item() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let tsa = Tsa::start(
+                &db,
+                &kek,
+                &cas,
+                "某县人民医院",
+                &Default::default(),
+                Arc::new(Clock::synchronised_for_tests()),
+            )
+            .await
+            .unwrap();
+            let item = |seal: &str| serde_json::json!({"kind": "data", "title": "检验报告", "content": "WBC 6.1", "signers": [{"seal": seal}]});
+            assert!(create(&db, &ctx, "app_x", &[]).await.is_err());
+            assert!(create(&db, &ctx, "app_x", &[serde_json::json!({"kind": 1})]).await.is_err());
+            let b = create(&db, &ctx, "app_x", &[item("hospital"), item("NOPE"), item("hospital")]).await.unwrap();
+            assert_eq!((b.state.as_str(), b.pending), ("queued", 3));
+            assert!(matches!(get(&db, Some("app_other"), &b.id).await, Err(Error::NotFound(_))));
+            // item 2 was being signed by a process that died: a flow stuck in `signing` under attempt 0
+            sqlx::query("UPDATE batch_items SET state = 'running', claimed_at = '2000-01-01T00:00:00.000Z', attempt = 1 WHERE job_id = $1 AND idx = 2")
+                .bind(&b.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, expires_at, created_at, updated_at, request_key) \
+                 VALUES ('sf_stuck', 'QM-STUCK', 'app_x', 'data', 't', 'signing', 'sm2', 1, '', '', 'required', 0, '2099-01-01T00:00:00Z', 'x', 'x', $1)",
+            )
+            .bind(format!("batch:{}:2:0", b.id))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+            let sg =
+                Signing {
+                    db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
+                };
+            while run_one(&sg, 1 << 20, 30).await.unwrap() {}
+            let v = get(&db, Some("app_x"), &b.id).await.unwrap();
+            assert_eq!((v.state.as_str(), v.done, v.failed), ("completed", 2, 1), "{v:?}");
+            assert!(v.items[1]["error"].as_str().unwrap().contains("NOPE"), "{v:?}");
+            assert_ne!(v.items[2]["flow_id"], "sf_stuck");
+            let stuck: String = sqlx::query_scalar("SELECT state FROM sign_flows WHERE id = 'sf_stuck'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(stuck, "failed");
+            // the same request key twice: refused, nothing signed
+            let nf: NewFlow = serde_json::from_value(item("hospital")).unwrap();
+            let key = format!("batch:{}:0:0", b.id);
+            let e = flows::create_keyed(&Signing { organization: "x", ..sg }, &ctx, "app_x", &nf, 1 << 20, Some(&key))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+        }
+    }
+}

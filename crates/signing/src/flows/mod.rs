@@ -1,0 +1,1004 @@
+//! Signing flows (issue #6). A hospital system creates a flow with the content and an ordered
+//! list of signers — staff whose key the hospital holds in server custody under a per-user
+//! authorization record, organisation seals (hospital, departments), or staff who sign on their
+//! phone by scanning a QR ticket — and medsign signs in order. `data` flows produce one CMS
+//! SignedData (RFC 5652; signingTime, signingCertificateV2) with every signer, each signature
+//! timestamped by the built-in TSA (unsigned attribute, R6.7). `file` flows sign a PDF (given, or
+//! rendered from a versioned template): one incremental update per signer (PAdES B-T), visible in
+//! a template's signature box, a rectangle or next to a keyword, showing the handwriting or seal
+//! image; earlier signatures untouched. States: `pending → signing → completed`, or `revoked` /
+//! `expired` / `failed`; a scan signer's turn leaves the flow in `signing` with an open ticket
+//! ([`crate::tickets`]). Every state change is POSTed to the app's callback URL, signed with the
+//! app's HMAC-SM3 key (deliveries persisted and retried with backoff).
+//!
+//! Timestamps: `timestamp: "required"` (default) — when the TSA cannot issue, the flow fails and
+//! nothing is released without its timestamp; `"later"` — the signatures are released at once,
+//! the flow is marked `timestamp_pending`, and [`complete_pending_timestamps`] (run every minute
+//! by `medsign serve`) adds the tokens when the clock is back in sync.
+
+use crate::seams::GrantSigners;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use medsign_ca::{
+    ca::BuiltinCas,
+    certs::{self, CertRecord, Issuer},
+};
+use medsign_crypto::{KeyAlg, Signer, signer::KeySigner, wrap::Kek};
+use medsign_directory::users;
+use medsign_pki::{
+    cert::Cert,
+    cms::{self, CmsSigner, Parsed, SignOptions},
+    csr,
+    name::parse_dn,
+    tsp::MessageImprint,
+};
+use medsign_store::{
+    Error, Result,
+    audit::{self, Context, Kind},
+    custody,
+    db::Db,
+};
+use medsign_tsa::tsa::Tsa;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+mod format;
+mod keys;
+#[cfg(test)]
+mod tests;
+mod verify;
+mod webhooks;
+
+pub use format::*;
+pub use keys::*;
+pub use verify::*;
+pub use webhooks::*;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A signer of a new flow: a staff member (`employee_no`) or a seal (`seal`: `hospital` or a
+/// department code).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSigner {
+    /// staff member
+    pub employee_no: Option<String>,
+    /// `hospital` or a department code
+    pub seal: Option<String>,
+    /// `auto` (server custody) or `scan` (the signer scans a QR ticket with the phone; staff only)
+    #[serde(default = "auto")]
+    pub mode: String,
+    /// PDF flows: where the visible signature goes (absent: invisible)
+    pub placement: Option<PlacementIn>,
+    /// PDF flows: sign in this signature field placed in advance (a template's signature box)
+    pub field: Option<String>,
+}
+
+/// A visible signature's place: a page (from 1) and rectangle in PDF points, or a box of `size`
+/// right after a `keyword` printed on the page (e.g. "医师签名：").
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacementIn {
+    /// page, from 1 (with a keyword: only look there)
+    pub page: Option<u32>,
+    /// [x1, y1, x2, y2], points from the lower-left corner
+    pub rect: Option<[f64; 4]>,
+    /// anchor on this text: the box starts after it, centred on its line
+    pub keyword: Option<String>,
+    /// with a keyword: [width, height] of the box (default [120, 50])
+    pub size: Option<[f64; 2]>,
+    /// with a keyword: [dx, dy] moving the box (default [4, 0])
+    pub offset: Option<[f64; 2]>,
+}
+
+impl PlacementIn {
+    /// Where on `pdf` this places the signature.
+    fn resolve(&self, pdf: &[u8]) -> Result<medsign_pdf::Placement> {
+        match (&self.rect, &self.keyword) {
+            (Some(rect), None) if self.size.is_none() && self.offset.is_none() => {
+                Ok(medsign_pdf::Placement { page: self.page.unwrap_or(1), rect: *rect })
+            }
+            (None, Some(k)) => {
+                let found = medsign_pdf::find_text(pdf, k, self.page)
+                    .map_err(|e| Error::Invalid(e.to_string()))?
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("文档中找不到关键字“{k}” / the keyword '{k}' is not in the document"))
+                    })?;
+                let [w, h] = self.size.unwrap_or([120.0, 50.0]);
+                let [dx, dy] = self.offset.unwrap_or([4.0, 0.0]);
+                if !(w > 0.0 && h > 0.0) {
+                    return Err(Error::Invalid("size 须为正数 / size must be positive".into()));
+                }
+                let x1 = found.rect[2] + dx;
+                let y1 = (found.rect[1] + found.rect[3]) / 2.0 - h / 2.0 + dy;
+                Ok(medsign_pdf::Placement { page: found.page, rect: [x1, y1, x1 + w, y1 + h] })
+            }
+            _ => Err(Error::Invalid(
+                "placement 须为 {page, rect} 或 {keyword, size?, offset?, page?} / placement is {page, rect} or {keyword, size?, offset?, page?}".into(),
+            )),
+        }
+    }
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /api/v1/sign-flows`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFlow {
+    /// `data` (`file` arrives with PDF signing)
+    pub kind: String,
+    /// what it is, e.g. 门诊处方 No.123
+    pub title: String,
+    /// the content as text (UTF-8)
+    pub content: Option<String>,
+    /// or as base64 bytes
+    pub content_base64: Option<String>,
+    /// or as JSON (signed as compact JSON with keys sorted)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub content_json: Option<serde_json::Value>,
+    /// leave the content out of the signature (default true)
+    #[serde(default = "yes")]
+    pub detached: bool,
+    /// in signing order
+    pub signers: Vec<NewSigner>,
+    /// `sm2` (default) | `rsa`
+    pub alg: Option<String>,
+    /// state changes are POSTed here
+    pub callback_url: Option<String>,
+    /// default 1440 (one day)
+    pub expires_in_minutes: Option<u32>,
+    /// `required` (default) | `later`
+    pub timestamp: Option<String>,
+    /// PDF flows: the first signer certifies the document (DocMDP permissions 1, 2 or 3)
+    pub certify: Option<u8>,
+    /// PDF flows: render the document from this template (instead of content_base64) …
+    pub template_id: Option<String>,
+    /// … this version of it (default: the latest) …
+    pub template_version: Option<i64>,
+    /// … with this data
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub data: Option<serde_json::Value>,
+    /// lifetime of scan signers' QR tickets, 60–1800 s (default 300)
+    pub ticket_ttl_seconds: Option<u32>,
+}
+
+/// A signer as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerView {
+    /// position, from 0
+    pub index: i64,
+    /// `staff` | `seal`
+    pub kind: String,
+    /// employee number or seal name
+    #[serde(rename = "ref")]
+    pub subject_ref: String,
+    /// `auto` | `scan`
+    pub mode: String,
+    /// `pending` | `signed` | `failed`
+    pub state: String,
+    /// how the key that signed was held: `server` (custody), `two-party` (phone + server) or
+    /// `grant` (two-party, the phone's half run under the user's session grant)
+    pub custody: Option<String>,
+    /// the session grant a `grant` signature was made under
+    pub grant_id: Option<String>,
+    /// certificate used
+    pub cert_serial: Option<String>,
+    /// when
+    pub signed_at: Option<String>,
+    /// genTime of its signature timestamp
+    pub timestamp_at: Option<String>,
+    /// what went wrong
+    pub error: Option<String>,
+}
+
+/// A flow as the API shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowView {
+    /// id
+    pub id: String,
+    /// human-readable document number, e.g. QM-20261127-7K3F9Q2A
+    pub doc_no: String,
+    /// `data`
+    pub kind: String,
+    /// title
+    pub title: String,
+    /// `pending` | `signing` | `completed` | `revoked` | `expired` | `failed`
+    pub state: String,
+    /// `sm2` | `rsa`
+    pub alg: String,
+    /// content not embedded
+    pub detached: bool,
+    /// SM3 of the content, hex
+    pub content_sm3: String,
+    /// `required` | `later`
+    pub timestamp_mode: String,
+    /// signatures released, timestamps to follow
+    pub timestamp_pending: bool,
+    /// callback
+    pub callback_url: Option<String>,
+    /// expiry
+    pub expires_at: String,
+    /// revocation reason
+    pub reason: Option<String>,
+    /// failure
+    pub error: Option<String>,
+    /// created
+    pub created_at: String,
+    /// last change
+    pub updated_at: String,
+    /// the signers
+    pub signers: Vec<SignerView>,
+    /// template the document was rendered from
+    pub template_id: Option<String>,
+    /// its version
+    pub template_version: Option<i64>,
+    /// the open QR ticket of the scan signer whose turn it is (for the app that owns the flow)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<crate::tickets::TicketView>,
+}
+
+fn new_doc_no() -> Result<String> {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let r = medsign_crypto::rng::bytes::<8>()?;
+    let tail: String = r.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    Ok(format!("QM-{}-{tail}", Utc::now().format("%Y%m%d")))
+}
+
+fn check_url(u: &str) -> Result<()> {
+    if (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2000 && !u.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("callback_url 须为 http(s) 地址 / callback_url must be an http(s) URL: {u}")))
+    }
+}
+
+/// Create a data flow and run its (auto) signers. `max_bytes` limits the content.
+pub async fn create(s: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_bytes: usize) -> Result<FlowView> {
+    create_keyed(s, ctx, app_id, nf, max_bytes, None).await
+}
+
+/// What a flow needs to sign: storage, keys, the CAs, the TSA and the grant seam — borrowed for
+/// one call (the server holds the owned parts).
+#[derive(Clone, Copy)]
+pub struct Signing<'a> {
+    /// storage
+    pub db: &'a Db,
+    /// key-encryption key of server-held keys
+    pub kek: &'a Kek,
+    /// the built-in CAs
+    pub cas: &'a BuiltinCas,
+    /// the hospital's name (seal certificates)
+    pub organization: &'a str,
+    /// the timestamp authority
+    pub tsa: &'a Tsa,
+    /// session grants of the phone context (R3.5)
+    pub grants: &'a dyn GrantSigners,
+}
+
+pub async fn create_keyed(
+    sg: &Signing<'_>,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    max_bytes: usize,
+    request_key: Option<&str>,
+) -> Result<FlowView> {
+    let Signing { db, kek, cas, organization, tsa, .. } = *sg;
+    let is_pdf = match nf.kind.as_str() {
+        "data" => false,
+        "file" => true,
+        other => {
+            return Err(Error::Invalid(format!("kind 须为 data 或 file / kind must be data or file, got '{other}'")));
+        }
+    };
+    let title = nf.title.trim();
+    if title.is_empty() || title.chars().count() > 200 {
+        return Err(Error::Invalid("title 须为 1–200 个字符 / title must be 1-200 characters".into()));
+    }
+    let mut template = None;
+    let mut placements = vec![None; nf.signers.len()];
+    let content: Vec<u8> = match (&nf.content, &nf.content_base64, &nf.content_json) {
+        _ if nf.template_id.is_some() || nf.data.is_some() => {
+            let (Some(tid), Some(data), None, None, None, true) =
+                (&nf.template_id, &nf.data, &nf.content, &nf.content_base64, &nf.content_json, is_pdf)
+            else {
+                return Err(Error::Invalid(
+                    "模板须同时给出 template_id 与 data，且不再给 content*（kind=file）/ a template needs template_id and data, no content*, kind file".into(),
+                ));
+            };
+            let (pdf, info) = crate::templates::render(db, tid, nf.template_version, data).await?;
+            template = Some(info);
+            pdf
+        }
+        (Some(t), None, None) => t.as_bytes().to_vec(),
+        (None, Some(b), None) => {
+            B64.decode(b.trim()).map_err(|_| Error::Invalid("content_base64 不是 base64 / is not base64".into()))?
+        }
+        (None, None, Some(j)) => serde_json::to_vec(j).map_err(|e| Error::Invalid(e.to_string()))?,
+        _ => {
+            return Err(Error::Invalid(
+                "须且只能提供 content、content_base64、content_json 之一 / give exactly one of content, content_base64, content_json".into(),
+            ));
+        }
+    };
+    if content.is_empty() || content.len() > max_bytes {
+        return Err(Error::Invalid(format!("内容须为 1–{max_bytes} 字节 / content must be 1-{max_bytes} bytes")));
+    }
+    if is_pdf {
+        if nf.content_base64.is_none() && template.is_none() {
+            return Err(Error::Invalid("PDF 须放在 content_base64 中 / a PDF goes in content_base64".into()));
+        }
+        medsign_pdf::load(&content).map_err(|e| Error::Invalid(e.to_string()))?;
+        if nf.timestamp.as_deref() == Some("later") {
+            return Err(Error::Invalid(
+                "PDF 流程的时间戳须当场加上（timestamp=required）/ PDF flows timestamp at once (timestamp=required)"
+                    .into(),
+            ));
+        }
+        let fields = medsign_pdf::empty_signature_fields(&content).map_err(|e| Error::Invalid(e.to_string()))?;
+        for (i, s) in nf.signers.iter().enumerate() {
+            if let Some(p) = &s.placement {
+                placements[i] = Some(p.resolve(&content).map_err(|e| match e {
+                    Error::Invalid(m) => Error::Invalid(format!("签署人 #{i} / signer #{i}: {m}")),
+                    other => other,
+                })?);
+            }
+            match (&s.field, &s.placement) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：field 与 placement 只能给一个 / signer #{i}: give field or placement, not both"
+                    )));
+                }
+                (Some(f), None) if !fields.contains(f) => {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：文档中没有空的签名域 {f}（可用：{}）/ signer #{i}: the document has no empty signature field '{f}' (available: {})",
+                        fields.join(", "),
+                        fields.join(", ")
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if nf.certify.is_some() && nf.signers.iter().skip(1).any(|s| s.placement.is_some()) {
+            return Err(Error::Invalid(
+                "认证签名之后的签名须为不可见签名（可见签名需要模板中预置的签名域）/ after a certification signature, later signatures must be invisible (visible ones need fields placed in a template)".into(),
+            ));
+        }
+    } else if nf.certify.is_some() {
+        return Err(Error::Invalid("certify 只用于 PDF 流程 / certify is for PDF flows".into()));
+    } else if nf.signers.iter().any(|s| s.placement.is_some() || s.field.is_some()) {
+        return Err(Error::Invalid(
+            "placement 与 field 只用于 PDF 流程 / placement and field are for PDF flows".into(),
+        ));
+    }
+    let ticket_ttl = crate::tickets::ttl(nf.ticket_ttl_seconds)?;
+    let alg = nf.alg.clone().unwrap_or_else(|| "sm2".into());
+    key_alg(&alg)?;
+    let ts_mode = nf.timestamp.clone().unwrap_or_else(|| "required".into());
+    if ts_mode != "required" && ts_mode != "later" {
+        return Err(Error::Invalid("timestamp 须为 required 或 later / timestamp must be required or later".into()));
+    }
+    if let Some(u) = &nf.callback_url {
+        check_url(u)?;
+    }
+    let minutes = nf.expires_in_minutes.unwrap_or(1440);
+    if !(1..=60 * 24 * 30).contains(&minutes) {
+        return Err(Error::Invalid("expires_in_minutes 须为 1–43200 / must be 1-43200".into()));
+    }
+    if nf.signers.is_empty() || nf.signers.len() > 20 {
+        return Err(Error::Invalid("须有 1–20 个签署人 / 1-20 signers".into()));
+    }
+    // resolve every signer before anything is written: bad signers are a 4xx, not a failed flow.
+    // Auto signers before the first scan signer sign now; the rest wait for the phone (mobile issue).
+    let mut ready = Vec::new();
+    let mut refs = Vec::new();
+    let mut waiting = false;
+    for (i, s) in nf.signers.iter().enumerate() {
+        if s.mode != "auto" && s.mode != "scan" {
+            return Err(Error::Invalid(format!(
+                "签署人 #{i}：mode 须为 auto 或 scan / signer #{i}: mode must be auto or scan, got '{}'",
+                s.mode
+            )));
+        }
+        match (&s.employee_no, &s.seal) {
+            (Some(no), None) if s.mode == "scan" => {
+                if alg != "sm2" {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：扫码签署使用手机上的 SM2 协同密钥，alg 须为 sm2 / signer #{i}: scan signers sign with the phone's two-party SM2 key; alg must be sm2"
+                    )));
+                }
+                active_user(db, kek, no).await?;
+                waiting = true;
+                refs.push(("staff", no.clone()));
+            }
+            (None, Some(_)) if s.mode == "scan" => {
+                return Err(Error::Invalid(format!(
+                    "签署人 #{i}：印章由服务器签署，不能扫码 / signer #{i}: seals sign on the server (auto), not by scanning"
+                )));
+            }
+            (Some(no), None) => {
+                let r = staff_ready(sg, no, &alg, is_pdf, app_id).await?;
+                if !waiting {
+                    ready.push(r);
+                }
+                refs.push(("staff", no.clone()));
+            }
+            (None, Some(seal)) => {
+                let r = seal_ready(db, kek, cas, organization, ctx, seal, &alg, is_pdf).await?;
+                if !waiting {
+                    ready.push(r);
+                }
+                refs.push(("seal", seal.clone()));
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "签署人 #{i} 须给出 employee_no 或 seal 之一 / signer #{i}: give employee_no or seal"
+                )));
+            }
+        }
+    }
+    let id = format!("sf_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let doc_no = new_doc_no()?;
+    let now = medsign_store::now_text();
+    let expires = (Utc::now() + Duration::minutes(minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
+             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl) \
+             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18)",
+        )
+        .bind(&id)
+        .bind(&doc_no)
+        .bind(app_id)
+        .bind(title)
+        .bind(&alg)
+        .bind((nf.detached || is_pdf) as i64)
+        .bind(B64.encode(&content))
+        .bind(hex::encode(medsign_crypto::hash::sm3(&content)))
+        .bind(&ts_mode)
+        .bind(&nf.callback_url)
+        .bind(&expires)
+        .bind(&now)
+        .bind(&nf.kind)
+        .bind(request_key)
+        .bind(template.as_ref().map(|t| t.id.clone()))
+        .bind(template.as_ref().map(|t| t.version))
+        .bind(nf.certify.map(i64::from))
+        .bind(i64::from(ticket_ttl))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_unique_violation() && request_key.is_some() => {
+                Error::Conflict(format!("请求键 {} 已用过 / request key already used", request_key.unwrap_or_default()))
+            }
+            other => Error::Db(other),
+        })?;
+        for (i, (kind, r)) in refs.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state, field, placement) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
+            )
+            .bind(&id)
+            .bind(i as i64)
+            .bind(kind)
+            .bind(r)
+            .bind(&nf.signers[i].mode)
+            .bind(&nf.signers[i].field)
+            .bind(placements[i].map(|p| serde_json::json!([p.page, p.rect]).to_string()))
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Signing,
+            "flow.create",
+            &format!("flow:{id}"),
+            serde_json::json!({"doc_no": doc_no, "title": title, "signers": refs.iter().map(|(k, r)| format!("{k}:{r}")).collect::<Vec<_>>(), "content_sm3": hex::encode(medsign_crypto::hash::sm3(&content))}),
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let signed = if ready.is_empty() {
+        Ok((Vec::new(), vec![], false))
+    } else if is_pdf {
+        let specs: Vec<PdfSpec> = (0..ready.len())
+            .map(|i| PdfSpec {
+                field: nf.signers[i].field.clone(),
+                placement: placements[i],
+                certify: if i == 0 { nf.certify } else { None },
+            })
+            .collect();
+        let kinds: Vec<&str> = refs.iter().map(|r| r.0).collect();
+        sign_pdf(tsa, &content, &ready, &kinds, &specs, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
+    } else {
+        sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
+    };
+    let (der, ts_times, pending) = match signed {
+        Ok(x) => x,
+        Err(e) => {
+            let unavailable = matches!(e, Error::Unavailable(_));
+            let msg = if unavailable {
+                format!(
+                    "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
+                )
+            } else {
+                format!("签署失败 / signing failed: {e}")
+            };
+            fail(db, ctx, &id, &msg).await?;
+            return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
+        }
+    };
+    let signed: Vec<Signed> = ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Signed {
+            idx: i as i64,
+            kind: refs[i].0.into(),
+            subject_ref: refs[i].1.clone(),
+            serial: r.cert.serial_hex(),
+            custody: r.custody.clone(),
+        })
+        .collect();
+    record(db, ctx, &id, &der, pending, &ts_times, &signed, refs.len() as i64, ticket_ttl).await?;
+    get(db, None, &id).await
+}
+
+/// One signature a flow step made.
+pub struct Signed {
+    /// signer index
+    pub idx: i64,
+    /// `staff` | `seal`
+    pub kind: String,
+    /// employee number or seal
+    pub subject_ref: String,
+    /// certificate serial
+    pub serial: String,
+    /// how the key was held, for the audit entry (`{"custody": "server"}` or two-party details)
+    pub custody: serde_json::Value,
+}
+
+/// Write a flow's progress in one transaction: the signature or PDF so far, the signers who signed
+/// (audited), and what comes next — completion (`flow.completed`), the next scan signer's ticket
+/// (`flow.waiting_scan`), or nothing when an auto signer is still to sign (the caller fails the
+/// flow). Refused with 409 when the flow or a signer changed meanwhile (revoked, signed twice).
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    db: &Db,
+    ctx: &Context,
+    id: &str,
+    der: &[u8],
+    pending: bool,
+    ts_times: &[DateTime<Utc>],
+    signed: &[Signed],
+    total: i64,
+    ticket_ttl: u32,
+) -> Result<()> {
+    let now = medsign_store::now_text();
+    let next = signed.iter().map(|s| s.idx + 1).max().unwrap_or(0);
+    let complete = next == total;
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let changed =
+        || Error::Conflict("流程状态刚被修改（已撤销或已签署）/ the flow changed meanwhile (revoked or signed)".into());
+    let done = sqlx::query(
+        "UPDATE sign_flows SET state = $5, signature_b64 = $1, ts_pending = $2, updated_at = $3 WHERE id = $4 AND state = 'signing'",
+    )
+    .bind((!der.is_empty()).then(|| B64.encode(der)))
+    .bind(pending as i64)
+    .bind(&now)
+    .bind(id)
+    .bind(if complete { "completed" } else { "signing" })
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(changed());
+    }
+    for (k, s) in signed.iter().enumerate() {
+        let ts = ts_times.get(k).or(ts_times.first());
+        let done = sqlx::query(
+            "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3, custody = $6, grant_id = $7 \
+             WHERE flow_id = $4 AND idx = $5 AND state = 'pending'",
+        )
+        .bind(&s.serial)
+        .bind(&now)
+        .bind(ts.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .bind(id)
+        .bind(s.idx)
+        .bind(s.custody.get("custody").and_then(|c| c.as_str()).unwrap_or("server"))
+        .bind(s.custody.get("grant").and_then(|c| c.as_str()))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(changed());
+        }
+        let mut details =
+            serde_json::json!({"signer": format!("{}:{}", s.kind, s.subject_ref), "certificate": s.serial});
+        if let (Some(d), Some(c)) = (details.as_object_mut(), s.custody.as_object()) {
+            d.extend(c.clone());
+        }
+        audit::ok(
+            &mut tx,
+            ctx,
+            Kind::Signing,
+            if s.kind == "seal" { "seal.use" } else { "flow.sign" },
+            &format!("flow:{id}"),
+            details,
+        )
+        .await?;
+    }
+    // the turn has moved on: tickets of earlier turns stop working
+    sqlx::query("UPDATE sign_tickets SET used_at = $1 WHERE flow_id = $2 AND used_at IS NULL AND signer_idx < $3")
+        .bind(format!("signed {now}"))
+        .bind(id)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+    if complete {
+        enqueue_event(&mut tx, id, "flow.completed").await?;
+    } else {
+        let mode: String = sqlx::query_scalar("SELECT mode FROM flow_signers WHERE flow_id = $1 AND idx = $2")
+            .bind(id)
+            .bind(next)
+            .fetch_one(&mut *tx)
+            .await?;
+        if mode == "scan" {
+            crate::tickets::open(&mut tx, ctx, id, next, ticket_ttl).await?;
+            enqueue_event(&mut tx, id, "flow.waiting_scan").await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3")
+        .bind(msg)
+        .bind(medsign_store::now_text())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let target = format!("flow:{id}");
+    let ev = audit::Event {
+        kind: Kind::Signing,
+        action: "flow.fail",
+        target: &target,
+        outcome: "failed:flow",
+        details: serde_json::json!({"error": msg}),
+    };
+    audit::append(&mut tx, ctx, &ev).await?;
+    enqueue_event(&mut tx, id, "flow.failed").await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A flow's stored facts that signing after its creation needs.
+pub struct Stored {
+    pub id: String,
+    pub app_id: String,
+    pub kind: String,
+    pub title: String,
+    pub state: String,
+    pub alg: String,
+    pub detached: bool,
+    pub content: Vec<u8>,
+    pub content_sm3: String,
+    pub doc_no: String,
+    /// the signature (data) or signed PDF so far
+    pub so_far: Option<Vec<u8>>,
+    pub ts_mode: String,
+    pub ticket_ttl: u32,
+    pub template_id: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    /// in order
+    pub signers: Vec<StoredSigner>,
+}
+
+/// A signer as stored.
+pub struct StoredSigner {
+    pub idx: i64,
+    pub kind: String,
+    pub subject_ref: String,
+    pub mode: String,
+    pub state: String,
+    pub spec: PdfSpec,
+}
+
+impl Stored {
+    /// The signer whose turn it is.
+    pub fn turn(&self) -> Option<&StoredSigner> {
+        self.signers.iter().find(|s| s.state == "pending")
+    }
+}
+
+/// Load a flow with its content and signers.
+pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
+    let r = sqlx::query("SELECT * FROM sign_flows WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("签署流程 {id} 不存在 / no signing flow {id}")))?;
+    let certify: Option<i64> = r.try_get("certify")?;
+    let certify = certify.and_then(|c| u8::try_from(c).ok());
+    let rows =
+        sqlx::query("SELECT * FROM flow_signers WHERE flow_id = $1 ORDER BY idx").bind(id).fetch_all(&db.pool).await?;
+    let mut signers = Vec::new();
+    for s in rows {
+        let idx: i64 = s.try_get("idx")?;
+        let placement: Option<String> = s.try_get("placement")?;
+        let placement = match placement {
+            Some(p) => {
+                let (page, rect): (u32, [f64; 4]) =
+                    serde_json::from_str(&p).map_err(|e| Error::Config(format!("stored placement: {e}")))?;
+                Some(medsign_pdf::Placement { page, rect })
+            }
+            None => None,
+        };
+        signers.push(StoredSigner {
+            idx,
+            kind: s.try_get("kind")?,
+            subject_ref: s.try_get("subject_ref")?,
+            mode: s.try_get("mode")?,
+            state: s.try_get("state")?,
+            spec: PdfSpec { field: s.try_get("field")?, placement, certify: if idx == 0 { certify } else { None } },
+        });
+    }
+    let so_far: Option<String> = r.try_get("signature_b64")?;
+    let ttl: Option<i64> = r.try_get("ticket_ttl")?;
+    Ok(Stored {
+        id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        kind: r.try_get("kind")?,
+        title: r.try_get("title")?,
+        state: r.try_get("state")?,
+        alg: r.try_get("alg")?,
+        detached: r.try_get::<i64, _>("detached")? != 0,
+        content: B64
+            .decode(r.try_get::<String, _>("content_b64")?)
+            .map_err(|_| Error::Config("stored content is corrupt".into()))?,
+        content_sm3: r.try_get("content_sm3")?,
+        doc_no: r.try_get("doc_no")?,
+        so_far: match so_far {
+            Some(b) => Some(B64.decode(b).map_err(|_| Error::Config("stored signature is corrupt".into()))?),
+            None => None,
+        },
+        ts_mode: r.try_get("timestamp_mode")?,
+        ticket_ttl: ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(crate::tickets::DEFAULT_TTL_SECONDS),
+        template_id: r.try_get("template_id")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        signers,
+    })
+}
+
+/// Sign the auto signers from index `from` up to the next scan signer (or the end) over `doc` (the
+/// CMS or PDF so far, which already holds the phone's signature). Returns the new document, what
+/// was signed, the timestamp times and whether timestamps are pending.
+pub async fn sign_following(
+    sg: &Signing<'_>,
+    ctx: &Context,
+    f: &Stored,
+    from: i64,
+    doc: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<Signed>, Vec<DateTime<Utc>>, bool)> {
+    let Signing { db, kek, cas, organization, tsa, .. } = *sg;
+    let is_pdf = f.kind == "file";
+    let mut ready = Vec::new();
+    let mut who = Vec::new();
+    for s in f.signers.iter().filter(|s| s.idx >= from).take_while(|s| s.mode == "auto") {
+        let r = match s.kind.as_str() {
+            "seal" => seal_ready(db, kek, cas, organization, ctx, &s.subject_ref, &f.alg, is_pdf).await?,
+            _ => staff_ready(sg, &s.subject_ref, &f.alg, is_pdf, &f.app_id).await?,
+        };
+        ready.push(r);
+        who.push(s);
+    }
+    if ready.is_empty() {
+        return Ok((doc, vec![], vec![], false));
+    }
+    let (out, times, pending) = if is_pdf {
+        let kinds: Vec<&str> = who.iter().map(|s| s.kind.as_str()).collect();
+        let specs: Vec<PdfSpec> = who.iter().map(|s| s.spec.clone()).collect();
+        let (d, t) = sign_pdf(tsa, &doc, &ready, &kinds, &specs, &f.title, &f.alg, &f.app_id).await?;
+        (d, t, false)
+    } else {
+        let (theirs, t, pending) =
+            sign_data(tsa, &f.content, &ready, f.detached, &f.alg, &f.app_id, &f.ts_mode).await?;
+        let mut merged = Parsed::from_bytes(&doc).map_err(|e| Error::Config(e.to_string()))?;
+        merged
+            .merge(&Parsed::from_bytes(&theirs).map_err(|e| Error::Config(e.to_string()))?)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        (merged.to_der().map_err(|e| Error::Config(e.to_string()))?, t, pending)
+    };
+    let signed = who
+        .iter()
+        .zip(&ready)
+        .map(|(s, r)| Signed {
+            idx: s.idx,
+            kind: s.kind.clone(),
+            subject_ref: s.subject_ref.clone(),
+            serial: r.cert.serial_hex(),
+            custody: r.custody.clone(),
+        })
+        .collect();
+    Ok((out, signed, times, pending))
+}
+
+/// Close unfinished flows whose expiry has passed (run every minute): state `expired`, an audit
+/// entry and the `flow.expired` webhook each. Returns how many.
+pub async fn expire_due(db: &Db) -> Result<usize> {
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM sign_flows WHERE state IN ('pending', 'signing') AND expires_at < $1 ORDER BY expires_at LIMIT 200",
+    )
+    .bind(&now)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut n = 0;
+    for id in due {
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sign_flows SET state = 'expired', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'signing')",
+        )
+        .bind(medsign_store::now_text())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            audit::ok(
+                &mut tx,
+                &Context::cli(),
+                Kind::Signing,
+                "flow.expire",
+                &format!("flow:{id}"),
+                serde_json::json!({}),
+            )
+            .await?;
+            enqueue_event(&mut tx, &id, "flow.expired").await?;
+            n += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(n)
+}
+
+/// A flow, seen by `app_id` (None: no owner check — admin).
+pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
+    let not_found = || Error::NotFound(format!("签署流程 {id} 不存在 / no signing flow {id}"));
+    let r = sqlx::query("SELECT * FROM sign_flows WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(not_found)?;
+    let owner: String = r.try_get("app_id")?;
+    medsign_store::check_owner(app_id, &owner, not_found)?;
+    let mut state: String = r.try_get("state")?;
+    let expires: String = r.try_get("expires_at")?;
+    if (state == "pending" || state == "signing")
+        && DateTime::parse_from_rfc3339(&expires).is_ok_and(|t| t.with_timezone(&Utc) < Utc::now())
+    {
+        state = "expired".into();
+    }
+    let signers = sqlx::query("SELECT * FROM flow_signers WHERE flow_id = $1 ORDER BY idx")
+        .bind(id)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|s| {
+            Ok(SignerView {
+                index: s.try_get("idx")?,
+                kind: s.try_get("kind")?,
+                subject_ref: s.try_get("subject_ref")?,
+                mode: s.try_get("mode")?,
+                state: s.try_get("state")?,
+                custody: s.try_get("custody")?,
+                grant_id: s.try_get("grant_id")?,
+                cert_serial: s.try_get("cert_serial")?,
+                signed_at: s.try_get("signed_at")?,
+                timestamp_at: s.try_get("timestamp_at")?,
+                error: s.try_get("error")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(FlowView {
+        id: r.try_get("id")?,
+        doc_no: r.try_get("doc_no")?,
+        kind: r.try_get("kind")?,
+        title: r.try_get("title")?,
+        state,
+        alg: r.try_get("alg")?,
+        detached: r.try_get::<i64, _>("detached")? != 0,
+        content_sm3: r.try_get("content_sm3")?,
+        timestamp_mode: r.try_get("timestamp_mode")?,
+        timestamp_pending: r.try_get::<i64, _>("ts_pending")? != 0,
+        callback_url: r.try_get("callback_url")?,
+        expires_at: expires,
+        reason: r.try_get("reason")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        signers,
+        template_id: r.try_get("template_id")?,
+        template_version: r.try_get("template_version")?,
+        ticket: None,
+    })
+}
+
+/// Revoke a flow that has not completed (R7.4.10).
+pub async fn revoke(db: &Db, ctx: &Context, app_id: Option<&str>, id: &str, reason: &str) -> Result<FlowView> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::Invalid("须说明撤销原因（1–500 字）/ give the reason (1-500 characters)".into()));
+    }
+    let f = get(db, app_id, id).await?;
+    if f.state != "pending" && f.state != "signing" {
+        return Err(Error::Conflict(format!(
+            "流程 {} 状态为 {}，不能撤销（只能撤销未完成的流程）/ flow is {}; only unfinished flows can be revoked",
+            f.doc_no, f.state, f.state
+        )));
+    }
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE sign_flows SET state = 'revoked', reason = $1, updated_at = $2 WHERE id = $3 AND state IN ('pending', 'signing')",
+    )
+    .bind(reason.trim())
+    .bind(medsign_store::now_text())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(Error::Conflict("流程状态刚被修改 / the flow changed state concurrently".into()));
+    }
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Signing,
+        "flow.revoke",
+        &format!("flow:{id}"),
+        serde_json::json!({"reason": reason.trim()}),
+    )
+    .await?;
+    enqueue_event(&mut tx, id, "flow.revoked").await?;
+    tx.commit().await?;
+    drop(_w);
+    get(db, app_id, id).await
+}
+
+/// The result of a completed flow (R7.4.13): the CMS signature (DER) of a data flow, or the
+/// signed PDF of a file flow.
+pub async fn signature_bytes(db: &Db, app_id: Option<&str>, id: &str) -> Result<Vec<u8>> {
+    result_of(db, &get(db, app_id, id).await?).await
+}
+
+async fn result_of(db: &Db, f: &FlowView) -> Result<Vec<u8>> {
+    if f.state != "completed" {
+        return Err(Error::Conflict(format!(
+            "流程 {} 尚未完成（{}）/ the flow is not completed ({})",
+            f.doc_no, f.state, f.state
+        )));
+    }
+    let sig: Option<String> = sqlx::query_scalar("SELECT signature_b64 FROM sign_flows WHERE id = $1")
+        .bind(&f.id)
+        .fetch_one(&db.pool)
+        .await?;
+    B64.decode(sig.unwrap_or_default()).map_err(|_| Error::Config("stored signature is corrupt".into()))
+}
+
+// ---- webhooks -----------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+//! # medsign-signing
+//!
+//! medsign signing: flows (CMS, PAdES), tickets, batches, templates, webhooks, verification.
+
+#![forbid(unsafe_code)]
+
+pub mod batches;
+pub mod flows;
+pub mod scan;
+pub mod seams;
+pub mod templates;
+pub mod tickets;

@@ -1,0 +1,274 @@
+//! The database: SQLite by default (a file in the data directory, WAL), PostgreSQL for clusters
+//! (R4.7), through sqlx's `Any` driver and one portable schema (only TEXT and BIGINT columns,
+//! `$n` placeholders, which SQLite also accepts). Migrations are embedded in the binary and applied
+//! in order at start-up, each in its own transaction.
+
+use crate::{Error, Result};
+use sqlx::{AnyPool, Row, any::AnyPoolOptions};
+use std::{fs::File, path::Path};
+
+/// Embedded migrations: (version, name, SQL).
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (2, "hmac", include_str!("../migrations/0002_hmac.sql")),
+    (3, "idempotency", include_str!("../migrations/0003_idempotency.sql")),
+    (4, "audit_anchors", include_str!("../migrations/0004_audit_anchors.sql")),
+    (5, "ca", include_str!("../migrations/0005_ca.sql")),
+    (6, "certificates", include_str!("../migrations/0006_certificates.sql")),
+    (7, "crl_ocsp", include_str!("../migrations/0007_crl_ocsp.sql")),
+    (8, "ca_channels", include_str!("../migrations/0008_ca_channels.sql")),
+    (9, "timestamps", include_str!("../migrations/0009_timestamps.sql")),
+    (10, "profile_version", include_str!("../migrations/0010_profile_version.sql")),
+    (11, "sign_flows", include_str!("../migrations/0011_sign_flows.sql")),
+    (12, "batches", include_str!("../migrations/0012_batches.sql")),
+    (13, "documents", include_str!("../migrations/0013_documents.sql")),
+    (14, "mobile", include_str!("../migrations/0014_mobile.sql")),
+    (15, "cosign", include_str!("../migrations/0015_cosign.sql")),
+    (16, "logins", include_str!("../migrations/0016_logins.sql")),
+    (17, "grants", include_str!("../migrations/0017_grants.sql")),
+    (18, "pins", include_str!("../migrations/0018_pins.sql")),
+    (19, "realname", include_str!("../migrations/0019_realname.sql")),
+    (20, "soter", include_str!("../migrations/0020_soter.sql")),
+];
+
+/// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
+const MIGRATION_LOCK: i64 = 0x006d_6564_7369_676e;
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// embedded SQLite
+    Sqlite,
+    /// PostgreSQL
+    Postgres,
+}
+
+/// A connection pool, its backend, and the in-process writer lock (SQLite takes one writer at a
+/// time; serialising our own writers avoids SQLITE_BUSY and keeps the audit chain linear).
+#[derive(Clone)]
+pub struct Db {
+    /// the pool
+    pub pool: AnyPool,
+    /// the backend
+    pub backend: Backend,
+    /// held by every writing transaction
+    pub write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Db {
+    /// Connect and migrate.
+    pub async fn open(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(Error::Config(format!(
+                "不支持的数据库地址 '{}'（应以 sqlite:// 或 postgres:// 开头）/ unsupported database URL (use sqlite:// or postgres://)",
+                redact(url)
+            )));
+        };
+        let mut opts = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 8 } else { 16 });
+        if backend == Backend::Sqlite {
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;").execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts.connect(url).await.map_err(|e| {
+            Error::Config(format!("无法连接数据库 {} / cannot connect to the database: {e}", redact(url)))
+        })?;
+        if backend == Backend::Sqlite {
+            // WAL: readers never wait for the writer; persistent in the file
+            sqlx::raw_sql("PRAGMA journal_mode = WAL;").execute(&pool).await?;
+        }
+        let db = Db { pool, backend, write_lock: Default::default() };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Apply the embedded migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        // several instances may start at once on one PostgreSQL database: one migrates, the others
+        // wait on a session-level advisory lock and then find the work done
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        }
+        let result = Self::apply_migrations(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+        }
+        result
+    }
+
+    async fn apply_migrations(conn: &mut sqlx::AnyConnection) -> Result<()> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*name)
+                .bind(crate::now_text())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version, name, "migration applied");
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers and every migration is applied (`/readyz`).
+    pub async fn ready(&self) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations").fetch_one(&self.pool).await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n as usize == MIGRATIONS.len())
+    }
+}
+
+/// A URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// An exclusive lock on the data directory: a second `medsign serve` on the same directory
+/// refuses to start. Released when dropped (or when the process dies).
+pub struct DataDirLock {
+    _file: File,
+}
+
+impl DataDirLock {
+    /// Create the directory if needed and take the lock.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Config(format!("无法创建数据目录 {} / cannot create the data directory: {e}", dir.display()))
+        })?;
+        let path = dir.join("medsign.lock");
+        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|e| {
+            Error::Config(format!("无法打开锁文件 {} / cannot open the lock file: {e}", path.display()))
+        })?;
+        file.try_lock().map_err(|_| {
+            Error::Config(format!(
+                "数据目录 {} 正被另一个 medsign 进程使用 / the data directory is in use by another medsign process",
+                dir.display()
+            ))
+        })?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// Test support for every crate above: `backends()` (feature `testkit`).
+#[cfg(any(test, feature = "testkit"))]
+pub mod tests {
+    use super::*;
+
+    /// Every backend the tests can reach: SQLite always; PostgreSQL when
+    /// `MEDSIGN_TEST_POSTGRES_URL` is set (scripts/test starts a server and sets it; CI must).
+    pub async fn backends() -> Vec<(Option<tempfile::TempDir>, Db)> {
+        let (d, db) = temp_db().await;
+        let mut v = vec![(Some(d), db)];
+        match std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).ok_or(()) {
+            Ok(url) => v.push((None, pg_db(&url).await)),
+            Err(_) => {
+                assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test");
+                eprintln!("note: PostgreSQL not tested (MEDSIGN_TEST_POSTGRES_URL unset; scripts/test sets it)");
+            }
+        }
+        v
+    }
+
+    /// A fresh PostgreSQL database on the server of `admin_url`.
+    pub async fn pg_db(admin_url: &str) -> Db {
+        sqlx::any::install_default_drivers();
+        let name = format!("medsign_t_{}", uuid::Uuid::new_v4().simple());
+        let admin = AnyPool::connect(admin_url).await.expect("PostgreSQL reachable");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        let base = &admin_url[..admin_url.rfind('/').expect("URL has a database")];
+        Db::open(&format!("{base}/{name}")).await.unwrap()
+    }
+
+    /// A fresh SQLite database in a temporary directory.
+    pub async fn temp_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap();
+        (dir, db)
+    }
+
+    /// Two instances starting at once on one fresh PostgreSQL database both come up; each
+    /// migration is applied once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_starting_together_migrate_once() {
+        let Some(admin_url) = std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+            assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        for _ in 0..3 {
+            let name = format!("medsign_t_{}", uuid::Uuid::new_v4().simple());
+            let admin = AnyPool::connect(&admin_url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+            let url = format!("{}/{name}", &admin_url[..admin_url.rfind('/').unwrap()]);
+            let (a, b, c) = tokio::join!(Db::open(&url), Db::open(&url), Db::open(&url));
+            let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations").fetch_one(&a.pool).await.unwrap();
+            assert_eq!(n as usize, MIGRATIONS.len());
+            assert!(a.ready().await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn every_backend_migrates_and_is_ready() {
+        for (_d, db) in backends().await {
+            assert!(db.ready().await.unwrap(), "{:?}", db.backend);
+            db.migrate().await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn migrations_apply_once_and_ready() {
+        let (dir, db) = temp_db().await;
+        assert!(db.ready().await.unwrap());
+        db.migrate().await.unwrap(); // idempotent
+        drop(db);
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        assert!(Db::open(&url).await.unwrap().ready().await.unwrap(), "reopen keeps everything");
+    }
+
+    #[tokio::test]
+    async fn bad_urls_and_second_instance_are_refused() {
+        assert!(matches!(Db::open("mysql://x").await, Err(Error::Config(_))));
+        assert_eq!(redact("postgres://me:secret@h/db"), "postgres://me:***@h/db");
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        let second = DataDirLock::acquire(dir.path());
+        assert!(second.is_err(), "second lock taken");
+        drop(first);
+        assert!(DataDirLock::acquire(dir.path()).is_ok());
+    }
+}

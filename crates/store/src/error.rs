@@ -1,0 +1,80 @@
+//! Domain errors. Each maps to one HTTP status in the server and one exit code in the CLI; the
+//! message is Chinese first, then English.
+
+/// Domain errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input that breaks a rule (bad ID-card number, unknown department, …): HTTP 400/422.
+    #[error("{0}")]
+    Invalid(String),
+    /// Several rows of a batch are invalid; nothing was written: HTTP 422 with the list.
+    #[error("{} 行数据有误，未写入任何数据 / {} rows are invalid; nothing was written", .0.len(), .0.len())]
+    InvalidRows(Vec<RowError>),
+    /// Not found: HTTP 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// Already exists / conflicts with stored state: HTTP 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// Missing or wrong credentials: HTTP 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated but not allowed: HTTP 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Storage failure: HTTP 503 (the database is unreachable) — never shown in detail.
+    #[error("数据库错误 / database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Configuration or start-up problem (CLI exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// Crypto failure.
+    #[error(transparent)]
+    Crypto(#[from] medsign_crypto::Error),
+    /// Too many attempts in a short time (PIN, scans): HTTP 429.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// An upstream service (a CA channel, the time source) cannot serve now: HTTP 503.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Error {
+    /// Stable machine code for the JSON envelope.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid_request",
+            Error::InvalidRows(_) => "invalid_rows",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::Db(_) => "database_unavailable",
+            Error::Config(_) => "configuration",
+            Error::Crypto(_) => "crypto",
+            Error::Unavailable(_) => "unavailable",
+            Error::TooManyRequests(_) => "too_many_requests",
+        }
+    }
+}
+
+/// One invalid row of a batch: its index (from 0), the field and the reason.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    /// position in the batch, from 0
+    pub row: usize,
+    /// field name
+    pub field: String,
+    /// reason (Chinese / English)
+    pub message: String,
+}
+
+/// Result with the domain [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+impl From<medsign_config::config::Error> for Error {
+    fn from(e: medsign_config::config::Error) -> Self {
+        Error::Config(e.0)
+    }
+}

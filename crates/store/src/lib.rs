@@ -1,0 +1,47 @@
+//! # medsign-store — 存储 (storage)
+//!
+//! medsign storage: SQLite / PostgreSQL, migrations, the hash-chained audit log, key custody (KEK), idempotency.
+//! No business rule lives here: the contexts above own those.
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod custody;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+
+pub use error::{Error, Result, RowError};
+
+/// Check `page` (from 1, default 1) and `page_size` (1..=`max`, default `default`); returns
+/// (limit, offset) for SQL.
+pub fn paging(page: Option<i64>, page_size: Option<i64>, default: i64, max: i64) -> Result<(i64, i64)> {
+    let (page, size) = (page.unwrap_or(1), page_size.unwrap_or(default));
+    if page < 1 || !(1..=max).contains(&size) {
+        return Err(Error::Invalid(format!(
+            "page 须 ≥ 1，page_size 须在 1–{max} 之间 / page must be ≥ 1 and page_size 1-{max}"
+        )));
+    }
+    Ok((size, (page - 1) * size))
+}
+
+/// Another app's record is "not found" (its existence is not disclosed); `app_id` None: an admin
+/// sees everything.
+pub fn check_owner(app_id: Option<&str>, owner: &str, not_found: impl FnOnce() -> Error) -> Result<()> {
+    if app_id.is_some_and(|a| a != owner) { Err(not_found()) } else { Ok(()) }
+}
+
+/// Whether a stored RFC 3339 instant has passed (an unreadable one counts as passed).
+pub fn is_past(t: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&chrono::Utc) <= chrono::Utc::now()).unwrap_or(true)
+}
+
+/// An instant as RFC 3339 UTC with whole seconds (expiry times shown to clients).
+pub fn secs_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Now, as RFC 3339 UTC with milliseconds (the form every instant is stored in).
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,742 @@
+//! The timestamp authority (issue #5; R6.1–R6.7): RFC 3161 + RFC 5816 tokens in two profiles —
+//! `sm2` (SM3withSM2, the hospital's SM2 hierarchy, GM/T 0033 style) and `rsa` (SHA-256 with
+//! RSA, for PDF readers) — signed by TSA certificates the built-in CA issues (EKU timeStamping,
+//! critical), with ESSCertIDv2, the request's nonce, the TSA name, `ordering` false and an
+//! accuracy taken from the clock's measured bound. Fail-closed: no token while the clock is not
+//! trustworthy ([`Clock::for_issuance`]).
+//!
+//! Choices (documented in docs/tsa.md):
+//! - serial numbers are 128-bit and time-ordered: 8 octets of Unix milliseconds, 4 octets of a
+//!   random per-process node id, 4 octets of a per-process counter — unique across restarts and
+//!   cluster nodes (the table's primary key would refuse a duplicate) and increasing with time;
+//! - accepted imprints: SM3, SHA-256, SHA-384, SHA-512 (others: `badAlg`); the digest length must
+//!   match (`badDataFormat`); request extensions are not supported (`unacceptedExtension`);
+//! - policy: `tsa.policy_oid` (default ETSI EN 319 421 best-practices-ts-policy until the hospital
+//!   sets its own) plus `tsa.accepted_policies`; another requested policy: `unacceptedPolicy`;
+//! - certificates are included only when the request sets certReq;
+//! - every token is written to `timestamps` (group commit) before it is handed out; if that
+//!   fails the answer is `systemFailure`.
+
+use crate::clock::Clock;
+use chrono::{DateTime, Utc};
+use medsign_ca::ca::{BuiltinCas, Hierarchy, org_cert};
+use medsign_crypto::{HashAlg, signer::KeySigner, wrap::Kek};
+use medsign_pki::{
+    alg::hash_from_digest_algorithm,
+    cert::{Cert, Profile},
+    der::{
+        Decode,
+        asn1::{Int, ObjectIdentifier as Oid},
+    },
+    tsp::{self, Accuracy, MessageImprint, TimeStampReq, TstInfo, fail_info},
+    x509_cert::ext::pkix::name::GeneralName,
+};
+use medsign_store::{Error, Result, db::Db};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// One signing profile.
+pub struct TsaProfile {
+    /// `sm2` | `rsa`
+    pub name: &'static str,
+    /// the TSA certificate
+    pub cert: Cert,
+    /// issuing CA and root
+    pub chain: Vec<Cert>,
+    key: Arc<KeySigner>,
+}
+
+/// A token and what it says.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    /// the TimeStampToken (DER ContentInfo), base64 in JSON
+    #[serde(serialize_with = "b64")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub token: Vec<u8>,
+    /// serial, hex
+    pub serial: String,
+    /// genTime
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub time: DateTime<Utc>,
+    /// accuracy, microseconds
+    pub accuracy_us: u64,
+    /// policy OID
+    pub policy: String,
+    /// `sm2` | `rsa`
+    pub profile: String,
+}
+
+fn b64<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    use base64::Engine;
+    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+}
+
+/// Why no token: a PKIFailureInfo bit and a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// [`fail_info`] bit
+    pub bit: usize,
+    /// Chinese / English
+    pub text: String,
+}
+
+impl Refusal {
+    fn new(bit: usize, text: impl Into<String>) -> Self {
+        Self { bit, text: text.into() }
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Self {
+        match r.bit {
+            fail_info::TIME_NOT_AVAILABLE | fail_info::SYSTEM_FAILURE => Error::Unavailable(r.text),
+            _ => Error::Invalid(r.text),
+        }
+    }
+}
+
+struct Record {
+    serial: String,
+    profile: &'static str,
+    hash_alg: &'static str,
+    imprint_hex: String,
+    gen_time: String,
+    policy: String,
+    accuracy_us: i64,
+    nonce_hex: Option<String>,
+    requester: String,
+}
+
+struct Job {
+    rec: Record,
+    done: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// The TSA.
+pub struct Tsa {
+    profiles: Vec<TsaProfile>,
+    default: usize,
+    policy: Oid,
+    accepted: Vec<Oid>,
+    /// the clock it trusts
+    pub clock: Arc<Clock>,
+    node: [u8; 4],
+    serial_state: Mutex<(u64, u32)>,
+    recorder: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Tsa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tsa").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+fn parse_oid(s: &str, key: &str) -> Result<Oid> {
+    s.trim().parse().map_err(|_| Error::Config(format!("{key}: '{s}' 不是合法的 OID / is not an object identifier")))
+}
+
+async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProfile> {
+    let name = format!("tsa-{}", h.name);
+    let label = if h.name == "sm2" { "SM2" } else { "RSA" };
+    let (cert, key) = org_cert(
+        db,
+        kek,
+        &name,
+        Profile::Tsa,
+        &format!("CN={org} 时间戳服务 {label},O={org},C=CN"),
+        &h.issuing,
+        h.issuing_key.as_ref(),
+    )
+    .await?;
+    // recorded like any certificate of the CA, so that OCSP and the CRL answer for it
+    medsign_ca::certs::record_org(db, &medsign_store::audit::Context::cli(), &format!("org:{name}"), "tsa", &cert)
+        .await?;
+    Ok(TsaProfile { name: h.name, cert, chain: vec![h.issuing.clone(), h.root.clone()], key: Arc::new(key) })
+}
+
+impl Tsa {
+    /// Load (or issue) the TSA certificates and start the recorder.
+    pub async fn start(
+        db: &Db,
+        kek: &Kek,
+        cas: &BuiltinCas,
+        organization: &str,
+        cfg: &medsign_config::config::TsaConfig,
+        clock: Arc<Clock>,
+    ) -> Result<Arc<Self>> {
+        let org = organization.replace(',', " ");
+        let profiles = vec![profile(db, kek, &cas.sm2, &org).await?, profile(db, kek, &cas.rsa, &org).await?];
+        let default = match cfg.default_profile.as_str() {
+            "sm2" => 0,
+            "rsa" => 1,
+            other => return Err(Error::Config(format!("tsa.default_profile: '{other}' (sm2 or rsa)"))),
+        };
+        let policy = parse_oid(&cfg.policy_oid, "tsa.policy_oid")?;
+        let accepted =
+            cfg.accepted_policies.iter().map(|p| parse_oid(p, "tsa.accepted_policies")).collect::<Result<Vec<_>>>()?;
+        let (tx, rx) = mpsc::channel(8192);
+        tokio::spawn(recorder(db.clone(), rx));
+        Ok(Arc::new(Self {
+            profiles,
+            default,
+            policy,
+            accepted,
+            clock,
+            node: medsign_crypto::rng::bytes::<4>()?,
+            serial_state: Mutex::new((0, 0)),
+            recorder: tx,
+        }))
+    }
+
+    /// A profile by name (`None`: the default).
+    pub fn profile(&self, name: Option<&str>) -> Option<&TsaProfile> {
+        match name {
+            None => Some(&self.profiles[self.default]),
+            Some(n) => self.profiles.iter().find(|p| p.name == n),
+        }
+    }
+
+    /// The TSA certificates, each with its chain.
+    pub fn profiles(&self) -> &[TsaProfile] {
+        &self.profiles
+    }
+
+    fn next_serial(&self) -> [u8; 16] {
+        let ms = Utc::now().timestamp_millis().max(0) as u64;
+        let (ms, n) = {
+            let mut g = self.serial_state.lock().expect("serial lock");
+            if ms > g.0 {
+                *g = (ms, 0);
+            } else {
+                g.1 = g.1.wrapping_add(1);
+                if g.1 == 0 {
+                    g.0 += 1; // 2^32 tokens in one millisecond: borrow the next one
+                }
+            }
+            *g
+        };
+        let mut s = [0u8; 16];
+        s[..8].copy_from_slice(&ms.to_be_bytes());
+        s[8..12].copy_from_slice(&self.node);
+        s[12..].copy_from_slice(&n.to_be_bytes());
+        s
+    }
+
+    /// Issue a token over `imprint`.
+    pub async fn stamp(
+        &self,
+        profile: Option<&str>,
+        imprint: &MessageImprint,
+        nonce: Option<&Int>,
+        cert_req: bool,
+        policy: Option<&Oid>,
+        requester: &str,
+    ) -> std::result::Result<Token, Refusal> {
+        let p = self.profile(profile).ok_or_else(|| {
+            Refusal::new(fail_info::BAD_REQUEST, "未知的时间戳配置，须为 sm2 或 rsa / unknown profile (sm2, rsa)")
+        })?;
+        let h = hash_from_digest_algorithm(&imprint.hash_algorithm).map_err(|_| {
+            Refusal::new(
+                fail_info::BAD_ALG,
+                format!(
+                    "不支持的摘要算法 {} / unsupported hash algorithm (SM3, SHA-256, SHA-384, SHA-512)",
+                    imprint.hash_algorithm.oid
+                ),
+            )
+        })?;
+        if imprint.hashed_message.as_bytes().len() != h.output_len() {
+            return Err(Refusal::new(
+                fail_info::BAD_DATA_FORMAT,
+                format!("摘要长度与 {} 不符 / the digest length does not match {}", h.name(), h.name()),
+            ));
+        }
+        let policy = match policy {
+            None => self.policy,
+            Some(p) if *p == self.policy || self.accepted.contains(p) => *p,
+            Some(p) => {
+                return Err(Refusal::new(
+                    fail_info::UNACCEPTED_POLICY,
+                    format!("不接受的策略 {p} / policy not accepted"),
+                ));
+            }
+        };
+        // the clock's bound, plus the millisecond genTime is truncated to
+        let accuracy_us =
+            self.clock.for_issuance().map_err(|why| Refusal::new(fail_info::TIME_NOT_AVAILABLE, why))? + 1000;
+        let serial = self.next_serial();
+        let start = serial.iter().position(|&b| b != 0).unwrap_or(15);
+        let mut minimal = serial[start..].to_vec();
+        if minimal[0] & 0x80 != 0 {
+            minimal.insert(0, 0);
+        }
+        let now = Utc::now();
+        let gen_time = medsign_pki::time::PreciseTime(now);
+        let info = TstInfo {
+            version: 1,
+            policy,
+            message_imprint: imprint.clone(),
+            serial_number: Int::new(&minimal).map_err(|e| Refusal::new(fail_info::SYSTEM_FAILURE, e.to_string()))?,
+            gen_time,
+            accuracy: Some(Accuracy::from_micros(accuracy_us)),
+            ordering: false,
+            nonce: nonce.cloned(),
+            tsa: Some(GeneralName::DirectoryName(p.cert.subject().clone())),
+            extensions: None,
+        };
+        let token = medsign_pki::cms::sign_timestamp_token(&info, p.key.as_ref(), &p.cert, &p.chain[..1], cert_req)
+            .map_err(|e| Refusal::new(fail_info::SYSTEM_FAILURE, format!("签名失败 / signing failed: {e}")))?;
+        let serial_hex = hex::encode_upper(serial);
+        let rec = Record {
+            serial: serial_hex.clone(),
+            profile: p.name,
+            hash_alg: h.name(),
+            imprint_hex: hex::encode(imprint.hashed_message.as_bytes()),
+            gen_time: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            policy: policy.to_string(),
+            accuracy_us: accuracy_us as i64,
+            nonce_hex: nonce.map(|n| hex::encode(n.as_bytes())),
+            requester: requester.to_string(),
+        };
+        let (done, wait) = oneshot::channel();
+        let unrecorded =
+            || Refusal::new(fail_info::SYSTEM_FAILURE, "签发记录无法写入 / the issuance could not be recorded");
+        self.recorder.send(Job { rec, done }).await.map_err(|_| unrecorded())?;
+        match wait.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "timestamp record failed");
+                return Err(unrecorded());
+            }
+            Err(_) => return Err(unrecorded()),
+        }
+        Ok(Token {
+            token,
+            serial: serial_hex,
+            time: now,
+            accuracy_us,
+            policy: policy.to_string(),
+            profile: p.name.to_string(),
+        })
+    }
+
+    /// Answer a DER TimeStampReq with a DER TimeStampResp (never an HTTP error: RFC 3161 § 2.4.2).
+    pub async fn respond(&self, profile: Option<&str>, request: &[u8], requester: &str) -> Vec<u8> {
+        let req = match TimeStampReq::from_der(request) {
+            Ok(r) => r,
+            Err(e) => {
+                return tsp::rejected(
+                    fail_info::BAD_DATA_FORMAT,
+                    &format!("请求格式错误 / malformed TimeStampReq: {e}"),
+                );
+            }
+        };
+        if req.version != 1 {
+            return tsp::rejected(fail_info::BAD_REQUEST, "只支持 v1 请求 / only version 1 requests");
+        }
+        if req.extensions.as_ref().is_some_and(|e| !e.is_empty()) {
+            return tsp::rejected(
+                fail_info::UNACCEPTED_EXTENSION,
+                "不支持请求扩展 / request extensions are not supported",
+            );
+        }
+        match self
+            .stamp(profile, &req.message_imprint, req.nonce.as_ref(), req.cert_req, req.req_policy.as_ref(), requester)
+            .await
+        {
+            Ok(t) => {
+                tsp::granted(&t.token).unwrap_or_else(|e| tsp::rejected(fail_info::SYSTEM_FAILURE, &e.to_string()))
+            }
+            Err(r) => tsp::rejected(r.bit, &r.text),
+        }
+    }
+
+    /// The JSON API: stamp a hex digest.
+    pub async fn stamp_digest(
+        &self,
+        profile: Option<&str>,
+        algorithm: &str,
+        digest_hex: &str,
+        requester: &str,
+    ) -> Result<Token> {
+        let h = HashAlg::from_name(algorithm).ok_or_else(|| {
+            Error::Invalid(format!(
+                "不支持的摘要算法 '{algorithm}' / unsupported algorithm (sm3, sha256, sha384, sha512)"
+            ))
+        })?;
+        let digest = hex::decode(digest_hex.trim())
+            .map_err(|_| Error::Invalid("digest 须为十六进制 / digest must be hex".into()))?;
+        if digest.len() != h.output_len() {
+            return Err(Error::Invalid(format!(
+                "{} 摘要应为 {} 字节，收到 {} 字节 / a {} digest is {} bytes, got {}",
+                h.name(),
+                h.output_len(),
+                digest.len(),
+                h.name(),
+                h.output_len(),
+                digest.len()
+            )));
+        }
+        let imprint = MessageImprint {
+            hash_algorithm: medsign_pki::alg::digest_algorithm(h),
+            hashed_message: medsign_pki::der::asn1::OctetString::new(digest).expect("octets"),
+        };
+        // a fresh random nonce ties the token to this call
+        let nonce = Int::new(&{
+            let mut n = medsign_crypto::rng::bytes::<8>()?.to_vec();
+            n[0] &= 0x7f;
+            n[0] |= 0x01;
+            n
+        })
+        .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(self.stamp(profile, &imprint, Some(&nonce), true, None, requester).await?)
+    }
+}
+
+async fn recorder(db: Db, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 500 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let r = insert(&db, &batch).await.map_err(|e| e.to_string());
+        for j in batch {
+            let _ = j.done.send(r.clone());
+        }
+    }
+}
+
+async fn insert(db: &Db, batch: &[Job]) -> Result<()> {
+    let mut sql = String::from(
+        "INSERT INTO timestamps (serial, profile, hash_alg, imprint_hex, gen_time, policy, accuracy_us, nonce_hex, requester) VALUES ",
+    );
+    for i in 0..batch.len() {
+        let b = i * 9;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9
+        ));
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for j in batch {
+        let r = &j.rec;
+        q = q
+            .bind(r.serial.clone())
+            .bind(r.profile)
+            .bind(r.hash_alg)
+            .bind(r.imprint_hex.clone())
+            .bind(r.gen_time.clone())
+            .bind(r.policy.clone())
+            .bind(r.accuracy_us)
+            .bind(r.nonce_hex.clone())
+            .bind(r.requester.clone());
+    }
+    let _w = db.write_lock.lock().await;
+    q.execute(&db.pool).await?;
+    Ok(())
+}
+
+/// One recorded issuance.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedRecord {
+    /// serial, hex
+    pub serial: String,
+    /// `sm2` | `rsa`
+    pub profile: String,
+    /// imprint hash
+    pub hash_alg: String,
+    /// imprint, hex
+    pub imprint_hex: String,
+    /// genTime
+    pub gen_time: String,
+    /// policy
+    pub policy: String,
+    /// accuracy, µs
+    pub accuracy_us: i64,
+    /// who asked (app id, or `tsa:<ip>` for the open RFC 3161 endpoint)
+    pub requester: String,
+}
+
+/// Filters of [`list`].
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// from (RFC 3339, inclusive)
+    pub from: Option<String>,
+    /// to (RFC 3339, exclusive)
+    pub to: Option<String>,
+    /// imprint, hex
+    pub imprint: Option<String>,
+    /// page, from 1
+    pub page: Option<i64>,
+    /// 1–500 (default 100)
+    pub page_size: Option<i64>,
+}
+
+/// Recorded issuances, newest first, and how many match.
+pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<IssuedRecord>, i64)> {
+    let (limit, offset) = medsign_store::paging(q.page, q.page_size, 100, 500)?;
+    let norm = |t: &Option<String>| -> Result<Option<String>> {
+        t.as_ref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|d| d.with_timezone(&Utc).to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+                    .map_err(|_| Error::Invalid(format!("时间格式应为 RFC 3339 / not an RFC 3339 time: {s}")))
+            })
+            .transpose()
+    };
+    let (from, to) = (norm(&q.from)?, norm(&q.to)?);
+    let imprint = q.imprint.as_ref().map(|s| s.to_ascii_lowercase());
+    let filter =
+        "($1 IS NULL OR gen_time >= $1) AND ($2 IS NULL OR gen_time < $2) AND ($3 IS NULL OR imprint_hex = $3)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM timestamps WHERE {filter}")))
+        .bind(&from)
+        .bind(&to)
+        .bind(&imprint)
+        .fetch_one(&db.pool)
+        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM timestamps WHERE {filter} ORDER BY serial DESC LIMIT $4 OFFSET $5"
+    )))
+    .bind(&from)
+    .bind(&to)
+    .bind(&imprint)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    use sqlx::Row;
+    let items = rows
+        .iter()
+        .map(|r| {
+            Ok(IssuedRecord {
+                serial: r.try_get("serial")?,
+                profile: r.try_get("profile")?,
+                hash_alg: r.try_get("hash_alg")?,
+                imprint_hex: r.try_get("imprint_hex")?,
+                gen_time: r.try_get("gen_time")?,
+                policy: r.try_get("policy")?,
+                accuracy_us: r.try_get("accuracy_us")?,
+                requester: r.try_get("requester")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((items, total))
+}
+
+/// What `POST /api/v1/timestamps/verify` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// `TOTAL_PASSED` | `INDETERMINATE` (chain not trusted) | `TOTAL_FAILED` (signature or imprint)
+    pub status: &'static str,
+    /// genTime
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub time: Option<DateTime<Utc>>,
+    /// accuracy, µs
+    pub accuracy_us: Option<u64>,
+    /// serial, hex
+    pub serial: String,
+    /// policy OID
+    pub policy: String,
+    /// TSA certificate subject
+    pub tsa: Option<String>,
+    /// signature and imprint
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub integrity: medsign_pki::cms::Check,
+    /// TSA certificate chain to the built-in roots, EKU timeStamping
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub chain: medsign_pki::cms::Check,
+}
+
+/// Verify a token (TimeStampToken or a whole TimeStampResp, DER) against the built-in roots, over
+/// `digest` or `data` (exactly one).
+pub fn verify(cas: &BuiltinCas, token: &[u8], digest: Option<&[u8]>, data: Option<&[u8]>) -> Result<VerifyReport> {
+    use medsign_pki::{cms, der::Encode};
+    let mut token = token.to_vec();
+    if let Ok(resp) = tsp::TimeStampResp::from_der(&token)
+        && let Some(t) = resp.time_stamp_token
+    {
+        token = t.to_der().map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    let stamped = match (digest, data) {
+        (Some(d), None) => cms::Stamped::Digest(d),
+        (None, Some(d)) => cms::Stamped::Data(d),
+        _ => return Err(Error::Invalid("须提供 digest 或 data 之一 / send either digest or data".into())),
+    };
+    let opts = cms::VerifyOptions {
+        trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()],
+        extra_certs: vec![cas.sm2.issuing.clone(), cas.rsa.issuing.clone()],
+        ..Default::default()
+    };
+    let (rep, info) = cms::verify_timestamp_token(&token, stamped, &opts);
+    let info = info
+        .ok_or_else(|| Error::Invalid(format!("不是时间戳令牌 / not a timestamp token: {}", rep.integrity.detail)))?;
+    Ok(VerifyReport {
+        status: if !rep.integrity.ok {
+            "TOTAL_FAILED"
+        } else if !rep.chain.ok {
+            "INDETERMINATE"
+        } else {
+            "TOTAL_PASSED"
+        },
+        time: rep.time,
+        accuracy_us: rep.accuracy_us,
+        // the same fixed-width form as the records (medsign serials are 16 octets)
+        serial: format!("{:0>32}", hex::encode_upper(info.serial_number.as_bytes())),
+        policy: info.policy.to_string(),
+        tsa: rep.tsa,
+        integrity: rep.integrity,
+        chain: rep.chain,
+    })
+}
+
+/// The seam signing flows use to get a timestamp (R6.7). When the TSA cannot issue (clock out of
+/// sync) it returns `Error::Unavailable`; the caller then either waits and retries, or signs
+/// without a timestamp and adds one later (CMS: `cms::Parsed::add_timestamp`; PDF: a document
+/// timestamp) — the flow records which.
+pub trait Timestamper: Send + Sync {
+    /// A token over `imprint` (certificates included).
+    fn timestamp<'a>(&'a self, imprint: &'a MessageImprint) -> medsign_ca::channels::BoxFuture<'a, Result<Vec<u8>>>;
+}
+
+/// The local TSA as a [`Timestamper`] with a chosen profile.
+pub struct LocalTimestamper {
+    /// the TSA
+    pub tsa: Arc<Tsa>,
+    /// `sm2` | `rsa`
+    pub profile: &'static str,
+}
+
+impl Timestamper for LocalTimestamper {
+    fn timestamp<'a>(&'a self, imprint: &'a MessageImprint) -> medsign_ca::channels::BoxFuture<'a, Result<Vec<u8>>> {
+        Box::pin(async move {
+            let nonce =
+                Int::new(&[0x01, medsign_crypto::rng::bytes::<1>()?[0]]).map_err(|e| Error::Config(e.to_string()))?;
+            let t = self.tsa.stamp(Some(self.profile), imprint, Some(&nonce), true, None, "medsign").await?;
+            Ok(t.token)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medsign_pki::{
+        cms::{Stamped, VerifyOptions, verify_timestamp_token},
+        der::Encode,
+        tsp::TimeStampResp,
+    };
+    use medsign_store::db::tests::backends;
+
+    #[tokio::test]
+    async fn tokens_refusals_and_records() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let cfg = medsign_config::config::TsaConfig::default();
+            let tsa = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(Clock::synchronised_for_tests()))
+                .await
+                .unwrap();
+            let opts = VerifyOptions { trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()], ..Default::default() };
+            let mut serials = Vec::new();
+            for (profile, h) in [(Some("sm2"), HashAlg::Sm3), (Some("rsa"), HashAlg::Sha256), (None, HashAlg::Sha512)] {
+                let imprint = MessageImprint::of(h, b"prescription");
+                let req = TimeStampReq {
+                    version: 1,
+                    message_imprint: imprint.clone(),
+                    req_policy: None,
+                    nonce: Some(Int::new(&[0x12, 0x34]).unwrap()),
+                    cert_req: true,
+                    extensions: None,
+                };
+                let resp = tsa.respond(profile, &tsp::encode("req", &req).unwrap(), "test").await;
+                let r = TimeStampResp::from_der(&resp).unwrap();
+                assert_eq!(r.status.status, 0, "{:?}", r.status);
+                let token = r.time_stamp_token.unwrap().to_der().unwrap();
+                let (rep, info) = verify_timestamp_token(&token, Stamped::Data(b"prescription"), &opts);
+                assert!(rep.ok(), "{rep:?}");
+                let info = info.unwrap();
+                assert_eq!(info.nonce, req.nonce);
+                assert!(info.accuracy.unwrap().to_micros() >= 2000);
+                assert!(info.tsa.is_some() && !info.ordering);
+                assert_eq!(info.policy.to_string(), "0.4.0.2023.1.1");
+                serials.push(info.serial_number.as_bytes().to_vec());
+                // another document does not match
+                let (bad, _) = verify_timestamp_token(&token, Stamped::Data(b"other"), &opts);
+                assert!(!bad.integrity.ok);
+            }
+            // serials are unique and increasing
+            assert!(serials.windows(2).all(|w| w[0] < w[1]), "{serials:?}");
+            // refusals: garbage, an unknown hash, a wrong digest length, a foreign policy, no certReq
+            let rejected = |der: &[u8], bit: usize| {
+                let r = TimeStampResp::from_der(der).unwrap();
+                assert_eq!(r.status.status, 2);
+                assert!(r.status.has_failure(bit), "{:?}", r.status);
+            };
+            rejected(&tsa.respond(None, b"garbage", "t").await, fail_info::BAD_DATA_FORMAT);
+            let mut req = TimeStampReq {
+                version: 1,
+                message_imprint: MessageImprint::of(HashAlg::Sm3, b"x"),
+                req_policy: Some(Oid::new_unwrap("1.2.3.4")),
+                nonce: None,
+                cert_req: false,
+                extensions: None,
+            };
+            rejected(&tsa.respond(None, &tsp::encode("r", &req).unwrap(), "t").await, fail_info::UNACCEPTED_POLICY);
+            req.req_policy = None;
+            req.message_imprint.hash_algorithm.oid = Oid::new_unwrap("1.2.840.113549.2.5"); // MD5
+            rejected(&tsa.respond(None, &tsp::encode("r", &req).unwrap(), "t").await, fail_info::BAD_ALG);
+            req.message_imprint = MessageImprint::of(HashAlg::Sm3, b"x");
+            req.message_imprint.hashed_message = medsign_pki::der::asn1::OctetString::new(vec![1u8; 20]).unwrap();
+            rejected(&tsa.respond(None, &tsp::encode("r", &req).unwrap(), "t").await, fail_info::BAD_DATA_FORMAT);
+            req.message_imprint = MessageImprint::of(HashAlg::Sm3, b"x");
+            let r = TimeStampResp::from_der(&tsa.respond(None, &tsp::encode("r", &req).unwrap(), "t").await).unwrap();
+            let parsed = medsign_pki::cms::Parsed::from_bytes(&r.time_stamp_token.unwrap().to_der().unwrap()).unwrap();
+            assert!(parsed.certificates().is_empty(), "no certReq: no certificates");
+            // the JSON path; every issuance recorded
+            let t = tsa
+                .stamp_digest(Some("rsa"), "sha256", &hex::encode(HashAlg::Sha256.digest(b"d")), "app_x")
+                .await
+                .unwrap();
+            assert_eq!(t.profile, "rsa");
+            assert!(tsa.stamp_digest(None, "md5", "00", "app").await.is_err());
+            assert!(matches!(tsa.stamp_digest(None, "sm3", "abcd", "app").await, Err(Error::Invalid(_))));
+            let (items, total) = list(&db, &ListQuery::default()).await.unwrap();
+            assert_eq!(total, 5);
+            assert_eq!(items[0].serial, t.serial);
+            assert_eq!(items[0].requester, "app_x");
+            let (_, n) = list(&db, &ListQuery { imprint: Some(items[0].imprint_hex.clone()), ..Default::default() })
+                .await
+                .unwrap();
+            assert_eq!(n, 1);
+            // an unsynchronised clock: timeNotAvailable
+            let cold = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(Clock::new(&Default::default())))
+                .await
+                .unwrap();
+            req.cert_req = true;
+            rejected(&cold.respond(None, &tsp::encode("r", &req).unwrap(), "t").await, fail_info::TIME_NOT_AVAILABLE);
+            assert!(matches!(
+                cold.stamp_digest(None, "sm3", &hex::encode(HashAlg::Sm3.digest(b"d")), "a").await,
+                Err(Error::Unavailable(_))
+            ));
+        }
+    }
+}
