@@ -341,8 +341,7 @@ pub async fn with_ticket(
 /// `failed`. No token (the ticket id is the capability); the signed document needs the system's.
 pub async fn ticket_events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let state = |t: &scan::TicketStatus| (serde_json::json!(t), t.is_final());
-    let first =
-        scan::status(&s.db, &id).await.map_err(crate::error::with_request_id(&uuid::Uuid::new_v4().to_string()))?;
+    let first = scan::status(&s.db, &id).await.map_err(ApiError::from)?;
     Ok(crate::events::state_events(state(&first), move || {
         let (st, id) = (s.clone(), id.clone());
         async move { scan::status(&st.db, &id).await.ok().map(|t| state(&t)) }

@@ -57,34 +57,66 @@ impl ApiError {
     }
 }
 
+tokio::task_local! {
+    /// The id of the request being served, set by the request-id middleware around the whole
+    /// handling of a request, so that every error envelope carries the id of the `X-Request-Id`
+    /// header however it was made (a plain `?`, an extractor's rejection, a middleware).
+    static REQUEST_ID: String;
+}
+
+/// Run `f` as the handling of request `id` (the request-id middleware).
+pub(crate) async fn with_request_scope<F: std::future::Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}
+
+/// The id of the request being served; `fallback` outside a request (tests of a bare handler).
+pub(crate) fn request_id_or(fallback: &str) -> String {
+    REQUEST_ID.try_with(|r| r.clone()).unwrap_or_else(|_| fallback.to_string())
+}
+
 /// The envelope for errors that are not domain errors (body too large, wrong media type,
 /// unknown route, not ready).
 pub fn envelope(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
+    let request_id = request_id_or(request_id);
     (status, Json(serde_json::json!({"code": code, "message": message, "request_id": request_id}))).into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let request_id = request_id_or(&self.request_id);
         let message = match &self.error {
             // never leak database internals
             Error::Db(e) => {
-                tracing::error!(error = %e, request_id = %self.request_id, "database error");
+                tracing::error!(error = %e, request_id = %request_id, "database error");
                 "数据库暂时不可用，请稍后重试 / the database is temporarily unavailable, please retry".to_string()
             }
-            Error::Config(e) | Error::Crypto(medsign_crypto::Error::InvalidInput(e)) => {
-                tracing::error!(error = %e, request_id = %self.request_id, "internal error");
+            e if status == StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %chain(e), request_id = %request_id, "internal error");
                 "服务器内部错误 / internal server error".to_string()
             }
             other => other.to_string(),
         };
-        let mut body =
-            serde_json::json!({"code": self.error.code(), "message": message, "request_id": self.request_id});
+        // a failure of ours is `internal` to the client, whatever the domain called it
+        let code = if status == StatusCode::INTERNAL_SERVER_ERROR { "internal" } else { self.error.code() };
+        let mut body = serde_json::json!({"code": code, "message": message, "request_id": request_id});
         if let Error::InvalidRows(rows) = &self.error {
             body["errors"] = serde_json::to_value(rows).unwrap_or_default();
         }
         (status, Json(body)).into_response()
     }
+}
+
+/// An error with its sources, outermost first (`a: b: c`), for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Attach a request id to domain errors: `.map_err(with_request_id(&ctx.request_id))`.

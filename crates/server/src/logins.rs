@@ -85,7 +85,7 @@ pub async fn get(State(s): State<Arc<AppState>>, caller: Caller, Path(id): Path<
 /// (the ticket id is the capability); the assertion itself needs the system's token.
 pub async fn events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let state = |v: &logins::LoginView| (serde_json::json!({"state": v.state}), v.is_final());
-    let first = logins::get(&s.db, None, &id).await.map_err(err(&uuid::Uuid::new_v4().to_string()))?;
+    let first = logins::get(&s.db, None, &id).await.map_err(ApiError::from)?;
     Ok(crate::events::state_events(state(&first), move || {
         let (st, id) = (s.clone(), id.clone());
         async move { logins::get(&st.db, None, &id).await.ok().map(|v| state(&v)) }

@@ -214,7 +214,7 @@ async fn require_admin(State(s): State<Arc<AppState>>, req: Request, next: Next)
 }
 
 /// Give every request an id (or keep a sane one the client sent), expose it in `X-Request-Id`,
-/// and put it into error envelopes that were made before it was known.
+/// and make it the id of every error envelope made while the request is handled.
 async fn request_id(mut req: Request, next: Next) -> Response {
     let sent = req
         .headers()
@@ -229,7 +229,9 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let start = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id, %method, path = %path);
-    let mut resp = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let mut resp =
+        crate::error::with_request_scope(id.clone(), tracing::Instrument::instrument(next.run(req), span.clone()))
+            .await;
     let status = resp.status().as_u16();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
