@@ -229,92 +229,158 @@ pub struct Config {
     pub realname: RealnameConfig,
 }
 
+/// What a variable's text becomes in the configuration.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Number,
+    Flag,
+    /// comma-separated, blanks dropped
+    List,
+}
+
+/// Every key the environment may set, as `MEDSIGN_<SECTION>_<KEY>` names it.
+const ENV_KEYS: &[(&str, &str, Kind)] = &[
+    ("MEDSIGN_DATA_DIR", "data_dir", Kind::Text),
+    ("MEDSIGN_SERVER_LISTEN", "server.listen", Kind::Text),
+    ("MEDSIGN_SERVER_PUBLIC_URL", "server.public_url", Kind::Text),
+    ("MEDSIGN_SERVER_MAX_BODY_BYTES", "server.max_body_bytes", Kind::Number),
+    ("MEDSIGN_SERVER_TLS_CERT", "server.tls_cert", Kind::Text),
+    ("MEDSIGN_SERVER_TLS_KEY", "server.tls_key", Kind::Text),
+    ("MEDSIGN_DATABASE_URL", "database.url", Kind::Text),
+    ("MEDSIGN_TIME_SOURCES", "time.sources", Kind::List),
+    ("MEDSIGN_TIME_MAX_OFFSET_MS", "time.max_offset_ms", Kind::Number),
+    ("MEDSIGN_TIME_POLL_SECONDS", "time.poll_seconds", Kind::Number),
+    ("MEDSIGN_TIME_HOLDOVER_SECONDS", "time.holdover_seconds", Kind::Number),
+    ("MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS", "sign.batch_reclaim_seconds", Kind::Number),
+    ("MEDSIGN_SIGN_FONT_FILE", "sign.font_file", Kind::Text),
+    ("MEDSIGN_SIGN_GRANT_MAX_HOURS", "sign.grant_max_hours", Kind::Number),
+    ("MEDSIGN_REALNAME_PROVIDER", "realname.provider", Kind::Text),
+    ("MEDSIGN_REALNAME_WECHAT_APPID", "realname.wechat_appid", Kind::Text),
+    ("MEDSIGN_REALNAME_WECHAT_SECRET", "realname.wechat_secret", Kind::Text),
+    ("MEDSIGN_REALNAME_WECHAT_API_BASE", "realname.wechat_api_base", Kind::Text),
+    ("MEDSIGN_TSA_DEFAULT_PROFILE", "tsa.default_profile", Kind::Text),
+    ("MEDSIGN_TSA_POLICY_OID", "tsa.policy_oid", Kind::Text),
+    ("MEDSIGN_TSA_ACCEPTED_POLICIES", "tsa.accepted_policies", Kind::List),
+    ("MEDSIGN_CA_ORGANIZATION", "ca.organization", Kind::Text),
+    ("MEDSIGN_CA_CRL_REFRESH_HOURS", "ca.crl_refresh_hours", Kind::Number),
+    ("MEDSIGN_CA_OCSP_VALIDITY_MINUTES", "ca.ocsp_validity_minutes", Kind::Number),
+    ("MEDSIGN_CA_EXPIRY_WARN_DAYS", "ca.expiry_warn_days", Kind::Number),
+    ("MEDSIGN_CA_POLICY_OIDS", "ca.policy_oids", Kind::List),
+    ("MEDSIGN_CA_STAFF_VALIDITY_DAYS", "ca.staff_validity_days", Kind::Number),
+    ("MEDSIGN_CA_AUTO_RENEW", "ca.auto_renew", Kind::Flag),
+    ("MEDSIGN_AUDIT_ANCHOR_MINUTES", "audit.anchor_minutes", Kind::Number),
+];
+
+/// `MEDSIGN_*` variables that are not configuration keys: secrets the commands read themselves
+/// (`MEDSIGN_KEK`, `MEDSIGN_KEY_PASSPHRASE`), the log filter, and the test and benchmark tools'
+/// own settings (`MEDSIGN_TEST_*`, …), which reach medsign when a test starts it.
+const NOT_CONFIG: &[&str] = &[
+    "MEDSIGN_KEK",
+    "MEDSIGN_KEY_PASSPHRASE",
+    "MEDSIGN_LOG",
+    "MEDSIGN_BIN",
+    "MEDSIGN_TOOLS_DIR",
+    "MEDSIGN_PLAYWRIGHT",
+    "MEDSIGN_CHROMIUM",
+    "MEDSIGN_SERVER_HALF",
+];
+
+/// The ranges every origin is held to: (key, lowest, highest).
+const RANGES: &[(&str, u64, u64)] = &[
+    ("server.max_body_bytes", 1024, 1 << 30),
+    ("time.max_offset_ms", 1, 3_600_000),
+    ("time.poll_seconds", 1, 3600),
+    ("time.holdover_seconds", 1, 7 * 86_400),
+    ("sign.batch_reclaim_seconds", 1, 3600),
+    ("sign.grant_max_hours", 1, GRANT_MAX_HOURS as u64),
+    ("ca.crl_refresh_hours", 1, 24),
+    ("ca.ocsp_validity_minutes", 1, 7 * 1440),
+    ("ca.staff_validity_days", 1, 3650),
+];
+
+/// The variable that sets `key`, for messages.
+fn variable_of(key: &str) -> &'static str {
+    ENV_KEYS.iter().find(|(_, k, _)| *k == key).map(|(v, _, _)| *v).unwrap_or("")
+}
+
 impl Config {
-    /// Read `file` (if given), then apply `MEDSIGN_*` variables from `env`.
+    /// Read `file` (if given), then apply `MEDSIGN_*` variables from `env`; both are held to the
+    /// same types and ranges, and an unknown `MEDSIGN_*` variable is refused (a typo would
+    /// otherwise be silently ignored).
     pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Self> {
-        let mut c: Config = match file {
+        let mut table: toml::Table = match file {
             Some(f) => {
                 let text = std::fs::read_to_string(f).map_err(|e| {
                     Error(format!("无法读取配置文件 {} / cannot read the configuration file: {e}", f.display()))
                 })?;
-                toml::from_str(&text)
+                text.parse()
                     .map_err(|e| Error(format!("配置文件 {} 有误 / invalid configuration file: {e}", f.display())))?
             }
-            None => Config::default(),
+            None => toml::Table::new(),
         };
-        for (k, v) in env {
-            c.apply_env(&k, &v)?;
+        if let Some(f) = file {
+            // the file's own types and names first, so its errors name the file
+            toml::Value::Table(table.clone())
+                .try_into::<Config>()
+                .map_err(|e| Error(format!("配置文件 {} 有误 / invalid configuration file: {e}", f.display())))?;
         }
-        if !(1..=GRANT_MAX_HOURS).contains(&c.sign.grant_max_hours) {
-            return Err(Error(format!(
-                "sign.grant_max_hours 须为 1–{m} / sign.grant_max_hours must be 1-{m}",
-                m = GRANT_MAX_HOURS
-            )));
+        let mut env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("MEDSIGN_")).collect();
+        env.sort();
+        for (var, text) in env {
+            if NOT_CONFIG.contains(&var.as_str()) || var.starts_with("MEDSIGN_TEST_") {
+                continue;
+            }
+            let Some((_, key, kind)) = ENV_KEYS.iter().find(|(v, _, _)| *v == var) else {
+                return Err(Error(format!(
+                    "未知的环境变量 {var}（配置变量为 MEDSIGN_<节>_<键>，见 docs/configuration.md）/ unknown variable {var} (configuration variables are MEDSIGN_<SECTION>_<KEY>; see docs/configuration.md)"
+                )));
+            };
+            let bad = |what: &str| Error(format!("环境变量 {var} 的值无效 / invalid value of {var} ({key}): {what}"));
+            let value = match kind {
+                Kind::Text => toml::Value::String(text),
+                Kind::Number => toml::Value::Integer(text.trim().parse().map_err(|_| bad("须为整数 / not a number"))?),
+                Kind::Flag => {
+                    toml::Value::Boolean(text.trim().parse().map_err(|_| bad("须为 true 或 false / true or false"))?)
+                }
+                Kind::List => toml::Value::Array(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.into()))
+                        .collect(),
+                ),
+            };
+            let (section, name) = match key.split_once('.') {
+                Some((s, n)) => (Some(s), n),
+                None => (None, *key),
+            };
+            let target = match section {
+                Some(s) => table
+                    .entry(s)
+                    .or_insert_with(|| toml::Value::Table(Default::default()))
+                    .as_table_mut()
+                    .ok_or_else(|| Error(format!("配置文件中 [{s}] 不是表 / [{s}] in the file is not a table")))?,
+                None => &mut table,
+            };
+            target.insert(name.to_string(), value);
+            // the same type check as the file's, naming the variable
+            toml::Value::Table(table.clone()).try_into::<Config>().map_err(|e| bad(&e.to_string()))?;
+        }
+        let c: Config = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e| Error(format!("配置有误 / invalid configuration: {e}")))?;
+        for (key, lo, hi) in RANGES {
+            let (s, n) = key.split_once('.').expect("section.key");
+            let v = table.get(s).and_then(|t| t.get(n)).and_then(|v| v.as_integer());
+            if let Some(v) = v.filter(|v| !(*lo as i64..=*hi as i64).contains(v)) {
+                let var = variable_of(key);
+                return Err(Error(format!(
+                    "配置项 {key}（环境变量 {var}）须为 {lo}–{hi}，实为 {v} / {key} ({var}) must be {lo}-{hi}, not {v}"
+                )));
+            }
         }
         Ok(c)
-    }
-
-    fn apply_env(&mut self, key: &str, v: &str) -> Result<()> {
-        let bad = |what: &str| Error(format!("环境变量 {key} 的值无效 / invalid value of {key}: {what}"));
-        match key {
-            "MEDSIGN_DATA_DIR" => self.data_dir = Some(v.into()),
-            "MEDSIGN_SERVER_LISTEN" => self.server.listen = v.into(),
-            "MEDSIGN_SERVER_PUBLIC_URL" => self.server.public_url = Some(v.into()),
-            "MEDSIGN_SERVER_MAX_BODY_BYTES" => {
-                self.server.max_body_bytes = v.parse().map_err(|_| bad("not a number"))?
-            }
-            "MEDSIGN_SERVER_TLS_CERT" => self.server.tls_cert = Some(v.into()),
-            "MEDSIGN_SERVER_TLS_KEY" => self.server.tls_key = Some(v.into()),
-            "MEDSIGN_DATABASE_URL" => self.database.url = Some(v.into()),
-            "MEDSIGN_TIME_SOURCES" => {
-                self.time.sources = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-            }
-            "MEDSIGN_TIME_MAX_OFFSET_MS" => self.time.max_offset_ms = v.parse().map_err(|_| bad("not a number"))?,
-            "MEDSIGN_TIME_POLL_SECONDS" => {
-                self.time.poll_seconds =
-                    v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
-            }
-            "MEDSIGN_TIME_HOLDOVER_SECONDS" => {
-                self.time.holdover_seconds = v.parse().ok().filter(|s| *s >= 1).ok_or_else(|| bad("≥ 1"))?
-            }
-            "MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS" => {
-                self.sign.batch_reclaim_seconds =
-                    v.parse().ok().filter(|s| (1..=3600).contains(s)).ok_or_else(|| bad("1-3600"))?
-            }
-            "MEDSIGN_SIGN_FONT_FILE" => self.sign.font_file = Some(v.into()),
-            "MEDSIGN_SIGN_GRANT_MAX_HOURS" => {
-                self.sign.grant_max_hours = v.parse().map_err(|_| bad("1-12"))?;
-            }
-            "MEDSIGN_REALNAME_PROVIDER" => self.realname.provider = v.into(),
-            "MEDSIGN_REALNAME_WECHAT_APPID" => self.realname.wechat_appid = Some(v.into()),
-            "MEDSIGN_REALNAME_WECHAT_SECRET" => self.realname.wechat_secret = Some(v.into()),
-            "MEDSIGN_REALNAME_WECHAT_API_BASE" => self.realname.wechat_api_base = v.into(),
-            "MEDSIGN_TSA_DEFAULT_PROFILE" => self.tsa.default_profile = v.into(),
-            "MEDSIGN_TSA_POLICY_OID" => self.tsa.policy_oid = v.into(),
-            "MEDSIGN_TSA_ACCEPTED_POLICIES" => {
-                self.tsa.accepted_policies =
-                    v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-            }
-            "MEDSIGN_CA_ORGANIZATION" => self.ca.organization = v.into(),
-            "MEDSIGN_CA_CRL_REFRESH_HOURS" => {
-                self.ca.crl_refresh_hours =
-                    v.parse().ok().filter(|h| (1..=24).contains(h)).ok_or_else(|| bad("1-24"))?
-            }
-            "MEDSIGN_CA_OCSP_VALIDITY_MINUTES" => {
-                self.ca.ocsp_validity_minutes = v.parse().ok().filter(|m| *m >= 1).ok_or_else(|| bad("≥ 1"))?
-            }
-            "MEDSIGN_CA_EXPIRY_WARN_DAYS" => self.ca.expiry_warn_days = v.parse().map_err(|_| bad("not a number"))?,
-            "MEDSIGN_CA_POLICY_OIDS" => {
-                self.ca.policy_oids = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-            }
-            "MEDSIGN_CA_STAFF_VALIDITY_DAYS" => {
-                self.ca.staff_validity_days = v.parse().map_err(|_| bad("not a number"))?
-            }
-            "MEDSIGN_CA_AUTO_RENEW" => self.ca.auto_renew = v.parse().map_err(|_| bad("true or false"))?,
-            "MEDSIGN_AUDIT_ANCHOR_MINUTES" => self.audit.anchor_minutes = v.parse().map_err(|_| bad("not a number"))?,
-            _ => {}
-        }
-        Ok(())
     }
 
     /// The data directory (default `./medsign-data`).
@@ -363,12 +429,55 @@ mod tests {
         assert_eq!(Config::load(None, std::iter::empty()).unwrap().sign.grant_max_hours, 12);
         let env = |v: &str| vec![("MEDSIGN_SIGN_GRANT_MAX_HOURS".to_string(), v.to_string())].into_iter();
         assert_eq!(Config::load(None, env("4")).unwrap().sign.grant_max_hours, 4);
-        for bad in ["0", "13", "four"] {
+        for bad in ["0", "13"] {
             assert!(Config::load(None, env(bad)).unwrap_err().to_string().contains("1-12"), "{bad}");
         }
+        assert!(Config::load(None, env("four")).unwrap_err().to_string().contains("MEDSIGN_SIGN_GRANT_MAX_HOURS"));
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("medsign.toml");
         std::fs::write(&f, "[sign]\ngrant_max_hours = 24\n").unwrap();
         assert!(Config::load(Some(&f), std::iter::empty()).is_err(), "also from the file");
+    }
+
+    fn vars(v: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn an_unknown_medsign_variable_is_refused_by_name() {
+        let e = Config::load(None, vars(&[("MEDSIGN_TIME_POLL_SECOND", "60")])).unwrap_err();
+        assert!(e.0.contains("MEDSIGN_TIME_POLL_SECOND") && e.0.contains("unknown variable"), "{e}");
+        // secrets the commands read, and the test tools' own variables, are not configuration
+        let ok = vars(&[("MEDSIGN_KEK", "x"), ("MEDSIGN_TEST_PYTHON", "/x"), ("MEDSIGN_LOG", "debug"), ("OTHER", "1")]);
+        assert!(Config::load(None, ok).is_ok());
+    }
+
+    #[test]
+    fn file_and_environment_are_held_to_the_same_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("medsign.toml");
+        for (file, var, value) in [
+            ("[time]\npoll_seconds = 0\n", "MEDSIGN_TIME_POLL_SECONDS", "0"),
+            ("[ca]\ncrl_refresh_hours = 48\n", "MEDSIGN_CA_CRL_REFRESH_HOURS", "48"),
+            ("[server]\nmax_body_bytes = 10\n", "MEDSIGN_SERVER_MAX_BODY_BYTES", "10"),
+            ("[sign]\nbatch_reclaim_seconds = 0\n", "MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS", "0"),
+        ] {
+            std::fs::write(&f, file).unwrap();
+            let from_file = Config::load(Some(&f), std::iter::empty()).unwrap_err().0;
+            let from_env = Config::load(None, vars(&[(var, value)])).unwrap_err().0;
+            assert_eq!(from_file, from_env, "one check for both origins");
+            assert!(from_env.contains(var), "names the variable: {from_env}");
+        }
+        // a wrong type in the environment names the variable, in the file it names the key
+        let e = Config::load(None, vars(&[("MEDSIGN_CA_AUTO_RENEW", "yes")])).unwrap_err().0;
+        assert!(e.contains("MEDSIGN_CA_AUTO_RENEW"), "{e}");
+        let e = Config::load(None, vars(&[("MEDSIGN_TIME_MAX_OFFSET_MS", "-5")])).unwrap_err().0;
+        assert!(e.contains("MEDSIGN_TIME_MAX_OFFSET_MS"), "{e}");
+        std::fs::write(&f, "[ca]\nauto_renew = \"yes\"\n").unwrap();
+        assert!(Config::load(Some(&f), std::iter::empty()).unwrap_err().0.contains("auto_renew"));
+        // the environment still overrides the file
+        std::fs::write(&f, "[time]\npoll_seconds = 5\n").unwrap();
+        let c = Config::load(Some(&f), vars(&[("MEDSIGN_TIME_POLL_SECONDS", "7")])).unwrap();
+        assert_eq!(c.time.poll_seconds, 7);
     }
 }
