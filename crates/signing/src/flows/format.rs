@@ -114,16 +114,28 @@ pub(super) async fn sign_pdf(
 
 /// Timestamp every signer that has none; returns the genTimes.
 pub async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester: &str) -> Result<Vec<DateTime<Utc>>> {
+    Ok(stamp_signers(tsa, parsed, alg, requester).await?.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Timestamp every unstamped signer; returns each one's certificate serial (upper-case hex) and
+/// the time of its token, in the order they were stamped.
+pub(super) async fn stamp_signers(
+    tsa: &Tsa,
+    parsed: &mut Parsed,
+    alg: &str,
+    requester: &str,
+) -> Result<Vec<(String, DateTime<Utc>)>> {
     let mut times = Vec::new();
     // the SET OF signers re-sorts when attributes change: look for the next unstamped one each time
     while let Some(i) = (0..parsed.signer_infos().len()).find(|&i| !parsed.has_timestamp(i)) {
+        let serial = parsed.signer_serial_hex(i).unwrap_or_default();
         let h = parsed.digest_of(i).map_err(|e| Error::Config(e.to_string()))?;
         let imprint = MessageImprint::of(h, &parsed.signature_value(i).map_err(|e| Error::Config(e.to_string()))?);
         let nonce = medsign_pki::der::asn1::Int::new(&[0x01, medsign_crypto::rng::bytes::<4>()?[0]])
             .map_err(|e| Error::Config(e.to_string()))?;
         let t = tsa.stamp(Some(alg), &imprint, Some(&nonce), true, None, requester).await?;
         parsed.add_timestamp(i, &t.token).map_err(|e| Error::Config(e.to_string()))?;
-        times.push(t.time);
+        times.push((serial, t.time));
     }
     Ok(times)
 }
@@ -140,14 +152,29 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
         let alg: String = r.try_get("alg")?;
         let app: String = r.try_get("app_id")?;
         let sig: String = r.try_get("signature_b64")?;
-        let der = B64.decode(sig).map_err(|_| Error::Config("stored signature is corrupt".into()))?;
-        let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
-        let times = match add_timestamps(tsa, &mut parsed, &alg, &app).await {
+        let attempt = async {
+            let der = B64.decode(sig).map_err(|_| Error::Config("stored signature is corrupt".into()))?;
+            let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+            let stamped = stamp_signers(tsa, &mut parsed, &alg, &app).await?;
+            Ok::<_, Error>((parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, stamped))
+        };
+        let (out, stamped) = match attempt.await {
             Ok(t) => t,
             Err(Error::Unavailable(_)) => break, // still out of sync: try again next time
-            Err(e) => return Err(e),
+            Err(e) => {
+                // this flow cannot be stamped (its stored signature is unreadable, say): set it
+                // aside (ts_pending = 2: still shown as pending, no longer retried) and go on
+                tracing::error!(flow = %id, error = %e, "pending timestamp failed");
+                let _w = db.write_lock.lock().await;
+                sqlx::query("UPDATE sign_flows SET ts_pending = 2, error = $1, updated_at = $2 WHERE id = $3 AND ts_pending = 1")
+                    .bind(format!("补加时间戳失败 / adding the pending timestamp failed: {e}"))
+                    .bind(medsign_store::now_text())
+                    .bind(&id)
+                    .execute(&db.pool)
+                    .await?;
+                continue;
+            }
         };
-        let out = parsed.to_der().map_err(|e| Error::Config(e.to_string()))?;
         let _w = db.write_lock.lock().await;
         let mut tx = db.pool.begin().await?;
         sqlx::query("UPDATE sign_flows SET signature_b64 = $1, ts_pending = 0, updated_at = $2 WHERE id = $3 AND ts_pending = 1")
@@ -156,11 +183,15 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
             .bind(&id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE flow_signers SET timestamp_at = $1 WHERE flow_id = $2")
-            .bind(times.first().map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        // each signer gets the time of its own token (the SET OF re-sorts: match by certificate)
+        for (serial, time) in &stamped {
+            sqlx::query("UPDATE flow_signers SET timestamp_at = $1 WHERE flow_id = $2 AND cert_serial = $3")
+                .bind(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .bind(&id)
+                .bind(serial)
+                .execute(&mut *tx)
+                .await?;
+        }
         enqueue_event(&mut tx, &id, "flow.timestamped").await?;
         tx.commit().await?;
         done += 1;

@@ -232,7 +232,11 @@ async fn data_flows_end_to_end_in_core() {
         .await
         .unwrap_err();
         assert!(matches!(e, Error::Unavailable(_)), "{e}");
-        let nf = flow(serde_json::json!([{"seal": "hospital"}]), serde_json::json!({"timestamp": "later"}));
+        authorize_custody(&db, &kek, issuer, &ctx, "1001", "授权恢复 / authorized again", "sm2").await.unwrap();
+        let nf = flow(
+            serde_json::json!([{"employee_no": "1001"}, {"seal": "hospital"}]),
+            serde_json::json!({"timestamp": "later"}),
+        );
         let f3 = create(
             &Signing {
                 db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &cold, grants: &NoGrants
@@ -245,10 +249,23 @@ async fn data_flows_end_to_end_in_core() {
         .await
         .unwrap();
         assert!(f3.timestamp_pending && f3.state == "completed");
+        // a pending flow whose stored signature is unreadable is set aside; the others still get
+        // their timestamps (one bad row used to stop the job for every flow after it)
+        sqlx::query(
+            "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, signature_b64, expires_at, created_at, updated_at) \
+             VALUES ('sf_broken', 'QM-BROKEN', $1, 'data', 't', 'completed', 'sm2', 1, '', '', 'later', 1, 'not base64 ~', '2099-01-01T00:00:00Z', '0', '0')",
+        )
+        .bind(&app.app_id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
         assert_eq!(complete_pending_timestamps(&db, &cold).await.unwrap(), 0);
         assert_eq!(complete_pending_timestamps(&db, &tsa).await.unwrap(), 1);
+        let broken = get(&db, None, "sf_broken").await.unwrap();
+        assert!(broken.timestamp_pending, "still shown as pending");
+        assert_eq!(complete_pending_timestamps(&db, &tsa).await.unwrap(), 0, "set aside, not retried");
         let f3 = get(&db, None, &f3.id).await.unwrap();
-        assert!(!f3.timestamp_pending && f3.signers[0].timestamp_at.is_some());
+        assert!(!f3.timestamp_pending && f3.signers.iter().all(|s| s.timestamp_at.is_some()), "{f3:?}");
         let rep3 = verify_data(
             &db,
             &cas,
@@ -257,7 +274,14 @@ async fn data_flows_end_to_end_in_core() {
         )
         .await
         .unwrap();
-        assert!(rep3.is_valid() && rep3.signers[0].timestamp.is_some(), "{rep3:?}");
+        assert!(rep3.is_valid() && rep3.signers.len() == 2, "{rep3:?}");
+        // each signer's recorded time is the time of its own token, found by certificate
+        for s in &f3.signers {
+            let r = rep3.signers.iter().find(|r| r.serial == s.cert_serial).expect("signer in the CMS");
+            let token = r.timestamp.as_ref().and_then(|t| t.time).expect("token time");
+            let at = chrono::DateTime::parse_from_rfc3339(s.timestamp_at.as_deref().unwrap()).unwrap();
+            assert_eq!(at.timestamp_millis(), token.timestamp_millis(), "signer #{}", s.index);
+        }
 
         // an unfinished flow past its expiry is closed, with its webhook
         sqlx::query(
