@@ -288,7 +288,7 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
 
 /// The demo real-name provider (explicit configuration, announced at start): keys are certified only
 /// after a real-name check, and its passes are marked `verified-demo`. (The WeChat provider is
-/// tested against a local fake of WeChat's API in medsign-core.)
+/// tested against a local fake of WeChat's API in medsign-phone.)
 #[test]
 fn the_demo_realname_provider_gates_certificates_and_says_it_is_a_demo() {
     let d = Dir::new();

@@ -1,5 +1,5 @@
 //! Import of N users from an XLSX workbook into a fresh SQLite database, timed (issue #3 target:
-//! 10,000 users < 5 s). `cargo run --release -p medsign-core --example import_bench -- 10000`
+//! 10,000 users < 5 s). `cargo run --release -p medsign-directory --example import_bench -- 10000`
 use medsign_directory::{import, users};
 use medsign_store::{audit::Context, db::Db};
 use std::time::Instant;
