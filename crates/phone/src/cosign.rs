@@ -32,7 +32,11 @@ use medsign_pki::{
     cms::{self, Parsed},
 };
 use medsign_signing::flows::{self, FlowView, Signed};
-use medsign_signing::{flows::Signing, seams::FlowEvents};
+use medsign_signing::{
+    flows::Signing,
+    model::{FlowKind, FlowState, SignerKind, SignerMode, TimestampMode},
+    seams::FlowEvents,
+};
 use medsign_store::{
     Error, Result,
     audit::{self, Context, Kind},
@@ -98,7 +102,7 @@ pub struct Summary {
     /// title, e.g. 门诊处方笺 王小明
     pub title: String,
     /// `data` | `file`
-    pub kind: String,
+    pub kind: FlowKind,
     /// the template a PDF was rendered from
     pub template_id: Option<String>,
     /// SM3 of the content, hex
@@ -120,12 +124,13 @@ pub struct Summary {
 }
 
 fn summary(f: &flows::Stored, idx: i64) -> Summary {
-    let pages = (f.kind == "file").then(|| medsign_pdf::load(&f.content).map(|d| d.get_pages().len()).ok()).flatten();
+    let pages =
+        (f.kind == FlowKind::File).then(|| medsign_pdf::load(&f.content).map(|d| d.get_pages().len()).ok()).flatten();
     Summary {
         flow_id: f.id.clone(),
         doc_no: f.doc_no.clone(),
         title: f.title.clone(),
-        kind: f.kind.clone(),
+        kind: f.kind,
         template_id: f.template_id.clone(),
         content_sm3: f.content_sm3.clone(),
         bytes: f.content.len(),
@@ -272,7 +277,7 @@ pub async fn start(db: &Db, kek: &Kek, ctx: &Context, s: &Session, targets: &[Ta
         let signing_time = secs_text(now);
         let seam = Deferred::new(key.public, None);
         let mut prepared = None;
-        if f.kind == "file" {
+        if f.kind == FlowKind::File {
             if image.is_none() {
                 image = Some(
                     medsign_directory::images::get(db, &format!("user:{}", s.employee_no)).await?.map(|(png, _)| png),
@@ -351,23 +356,23 @@ async fn turn_of(db: &Db, s: &Session, id: &str, by_ticket: bool) -> Result<flow
         Err(e) => return Err(e),
     };
     let turn = f.turn();
-    let mine = turn.is_some_and(|t| t.kind == "staff" && t.subject_ref == s.employee_no);
-    let anyone_mine = f.signers.iter().any(|t| t.kind == "staff" && t.subject_ref == s.employee_no);
+    let mine = turn.is_some_and(|t| t.kind == SignerKind::Staff && t.subject_ref == s.employee_no);
+    let anyone_mine = f.signers.iter().any(|t| t.kind == SignerKind::Staff && t.subject_ref == s.employee_no);
     if !anyone_mine {
         return Err(Error::Forbidden(format!(
             "文档 {} 不需要您签署 / document {} is not for you to sign",
             f.doc_no, f.doc_no
         )));
     }
-    if f.state != "signing" || is_past(&f.expires_at) {
-        let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
+    if f.state != FlowState::Signing || is_past(&f.expires_at) {
+        let state = if f.state == FlowState::Signing { FlowState::Expired } else { f.state };
         return Err(Error::Conflict(format!(
             "文档 {} 状态为 {state}，不能签署 / document {} is {state}: nothing to sign",
             f.doc_no, f.doc_no
         )));
     }
     match turn {
-        Some(t) if mine && t.mode == "scan" => Ok(f),
+        Some(t) if mine && t.mode == SignerMode::Scan => Ok(f),
         _ => Err(Error::Conflict(format!(
             "文档 {} 现在不轮到您签署 / it is not your turn to sign document {}",
             f.doc_no, f.doc_no
@@ -582,7 +587,7 @@ pub struct Outcome {
     /// the flow
     pub flow_id: String,
     /// its state now (`completed`, `signing` for the next signer, `failed`)
-    pub state: Option<String>,
+    pub state: Option<FlowState>,
     /// what went wrong for this document (the others are not affected)
     pub error: Option<String>,
 }
@@ -644,8 +649,8 @@ async fn finish_one(
     let sig = Sm2Signature::from_der(&der).map_err(|_| bad())?;
     public.verify_prehash(&r.e, &sig).map_err(|_| bad())?;
     let f = flows::stored(db, &r.flow_id).await?;
-    if f.state != "signing" || is_past(&f.expires_at) {
-        let state = if f.state == "signing" { "expired" } else { f.state.as_str() };
+    if f.state != FlowState::Signing || is_past(&f.expires_at) {
+        let state = if f.state == FlowState::Signing { FlowState::Expired } else { f.state };
         return Err(Error::Conflict(format!(
             "文档 {} 状态为 {state}，签名未被采用 / document {} is {state}: the signature was not used",
             f.doc_no, f.doc_no
@@ -679,7 +684,7 @@ async fn finish_one(
             };
             match flows::add_timestamps(tsa, &mut all, &f.alg, &f.app_id).await {
                 Ok(t) => times.extend(t),
-                Err(e) if f.ts_mode == "later" => {
+                Err(e) if f.ts_mode == TimestampMode::Later => {
                     tracing::warn!(error = %e, "timestamp deferred");
                     pending = true;
                 }
@@ -690,7 +695,7 @@ async fn finish_one(
     };
     let phone = Signed {
         idx: r.signer_idx,
-        kind: "staff".into(),
+        kind: SignerKind::Staff,
         subject_ref: s.employee_no.clone(),
         serial: r.cert_serial.clone(),
         custody: serde_json::json!({"custody": "two-party", "key": r.key_id, "device": s.device_id, "round": r.id}),
@@ -718,7 +723,7 @@ async fn finish_one(
         flows::fail(db, ctx, &f.id, &format!("签署失败 / signing failed: {e}")).await?;
     }
     let v = flows::get(db, None, &f.id).await?;
-    if v.state == "completed" {
+    if v.state == FlowState::Completed {
         events.completed(db, ctx, &f.id).await?;
     }
     Ok(v)
@@ -805,7 +810,7 @@ pub(crate) mod tests {
             let f = flows::create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
             let step = |idx: i64| flows::Signed {
                 idx,
-                kind: "staff".into(),
+                kind: SignerKind::Staff,
                 subject_ref: "2301".into(),
                 serial: "01".into(),
                 custody: serde_json::json!({"custody": "two-party"}),
@@ -876,7 +881,7 @@ pub(crate) mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(f.state, "signing");
+            assert_eq!(f.state, FlowState::Signing);
             let ticket = medsign_signing::tickets::current(&db, &f.id).await.unwrap().unwrap().id;
             let st = |s: &str, f: &str| medsign_signing::scan::TicketStatus { state: s.into(), flow_state: f.into() };
             assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("waiting", "signing"));
@@ -943,7 +948,7 @@ pub(crate) mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(out[0].state.as_deref(), Some("completed"), "{out:?}");
+            assert_eq!(out[0].state.map(|s| s.as_str()), Some("completed"), "{out:?}");
             assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("signed", "completed"));
             assert!(matches!(
                 finish(
@@ -969,7 +974,7 @@ pub(crate) mod tests {
             assert_eq!(rep.indication, Indication::TotalPassed, "{rep:#?}");
             let v = flows::get(&db, None, &f.id).await.unwrap();
             assert!(v.signers.iter().all(|s| s.timestamp_at.is_some()), "{:?}", v.signers);
-            let custody: Vec<Option<&str>> = v.signers.iter().map(|s| s.custody.as_deref()).collect();
+            let custody: Vec<Option<&str>> = v.signers.iter().map(|s| s.custody.map(|c| c.as_str())).collect();
             assert_eq!(custody, [Some("two-party"), Some("server")]);
 
             // a replayed Q1 in a new round is refused (the server never answers one Q1 twice)
@@ -1019,7 +1024,7 @@ pub(crate) mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(out[0].state.as_deref(), Some("completed"));
+            assert_eq!(out[0].state.map(|s| s.as_str()), Some("completed"));
             let cms_der = flows::signature_bytes(&db, Some(&app.app_id), &d.id).await.unwrap();
             let rep = flows::verify_data(&db, &cas, &cms_der, Some(b"NS 250ml ivgtt")).await.unwrap();
             assert!(rep.is_valid(), "{rep:#?}");
@@ -1099,7 +1104,7 @@ pub(crate) mod tests {
             )
             .await
             .unwrap();
-            let states: Vec<Option<&str>> = out.iter().map(|o| o.state.as_deref()).collect();
+            let states: Vec<Option<&str>> = out.iter().map(|o| o.state.map(|s| s.as_str())).collect();
             assert_eq!(states, [Some("completed"), Some("completed"), None, Some("completed"), None], "{out:?}");
             assert!(out[2].error.as_deref().unwrap().contains("is revoked"), "{out:?}");
             assert!(out[4].error.as_deref().unwrap().contains("does not verify"), "{out:?}");

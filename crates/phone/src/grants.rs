@@ -489,9 +489,9 @@ mod tests {
             ));
             // HIS's auto flows now sign with the two-party key, citing the grant; LIS's do not
             let f = sign(his.app_id.clone(), "医嘱 1").await.unwrap();
-            assert_eq!(f.state, "completed");
+            assert_eq!(f.state, medsign_signing::model::FlowState::Completed);
             assert_eq!(
-                (f.signers[0].custody.as_deref(), f.signers[0].grant_id.as_deref()),
+                (f.signers[0].custody.map(|c| c.as_str()), f.signers[0].grant_id.as_deref()),
                 (Some("grant"), Some(g.grant_id.as_str()))
             );
             let sig = flows::signature_bytes(&db, None, &f.id).await.unwrap();

@@ -324,7 +324,7 @@ pub async fn with_ticket(
     s: &AppState,
     mut f: medsign_signing::flows::FlowView,
 ) -> medsign_store::Result<medsign_signing::flows::FlowView> {
-    if f.state == "signing"
+    if f.state == medsign_signing::model::FlowState::Signing
         && let Some(t) = tickets::current(&s.db, &f.id).await?
     {
         f.ticket = Some(tickets::view(&s.public_url, &t)?);

@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod flows;
+pub mod model;
 pub mod scan;
 pub mod seams;
 pub mod templates;

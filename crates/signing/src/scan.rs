@@ -3,6 +3,7 @@
 
 use crate::{
     flows,
+    model::{FlowState, SignerMode, SignerState},
     tickets::{Ticket, open, row, ttl},
 };
 use medsign_store::{Error, Result, audit::Context, db::Db, is_past};
@@ -13,7 +14,7 @@ use sqlx::Row;
 pub async fn renew(db: &Db, ctx: &Context, app_id: &str, flow_id: &str, ttl_seconds: Option<u32>) -> Result<Ticket> {
     let ttl_seconds = ttl(ttl_seconds)?;
     let flow = flows::get(db, Some(app_id), flow_id).await?;
-    if flow.state != "signing" {
+    if flow.state != FlowState::Signing {
         return Err(Error::Conflict(format!(
             "流程状态为 {}，无需扫码 / the flow is {}: nothing to scan",
             flow.state, flow.state
@@ -22,9 +23,9 @@ pub async fn renew(db: &Db, ctx: &Context, app_id: &str, flow_id: &str, ttl_seco
     let signer = flow
         .signers
         .iter()
-        .find(|s| s.state == "pending")
+        .find(|s| s.state == SignerState::Pending)
         .ok_or_else(|| Error::Conflict("没有待签署的签署人 / no signer is pending".into()))?;
-    if signer.mode != "scan" {
+    if signer.mode != SignerMode::Scan {
         return Err(Error::Conflict(format!(
             "当前签署人 #{} 不是扫码签署 / the current signer #{} does not sign by scanning",
             signer.index, signer.index
@@ -66,10 +67,10 @@ pub async fn status(db: &Db, id: &str) -> Result<TicketStatus> {
         .ok_or_else(|| Error::NotFound(format!("二维码 {id} 不存在 / no ticket {id}")))?;
     let (t, used) = (row(&r)?, r.try_get::<Option<String>, _>("used_at")?);
     let flow = flows::get(db, None, &t.flow_id).await?;
-    let signed = flow.signers.iter().any(|s| s.index == t.signer_index && s.state == "signed");
+    let signed = flow.signers.iter().any(|s| s.index == t.signer_index && s.state == SignerState::Signed);
     let state = if signed {
         "signed"
-    } else if matches!(flow.state.as_str(), "revoked" | "failed" | "expired") {
+    } else if matches!(flow.state, FlowState::Revoked | FlowState::Failed | FlowState::Expired) {
         flow.state.as_str()
     } else {
         match used.as_deref() {
@@ -79,5 +80,5 @@ pub async fn status(db: &Db, id: &str) -> Result<TicketStatus> {
             None => "waiting",
         }
     };
-    Ok(TicketStatus { state: state.to_string(), flow_state: flow.state })
+    Ok(TicketStatus { state: state.to_string(), flow_state: flow.state.to_string() })
 }

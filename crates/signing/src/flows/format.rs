@@ -2,6 +2,170 @@
 //! for `file` flows, and their RFC 3161 timestamps (also the ones added later).
 
 use super::*;
+use medsign_pdf::Placement;
+
+/// A document format a flow signs — the seam behind which CMS (`data`) and PAdES (`file`) sit; a new
+/// kind (OFD) is one more implementation and one more [`FlowKind`] variant, and the compiler lists
+/// the `match` in [`format_of`].
+///
+/// Contract: `validate` runs before anything is written and answers bad input with
+/// `Error::Invalid` (a 400); `sign` adds the ready signers' signatures with their timestamps to the
+/// document so far — a TSA that cannot issue is `Error::Unavailable`, unless the flow allows
+/// timestamps `later`, when the signatures are returned with `pending` set.
+pub trait DocumentFormat: Send + Sync {
+    /// Check the content and the signers' format-specific fields (`field`, `placement`, `certify`,
+    /// `timestamp`) when a flow is created; returns each signer's resolved visible-signature place.
+    fn validate(&self, content: &[u8], nf: &NewFlow, from_template: bool) -> Result<Vec<Option<Placement>>>;
+    /// Sign for the ready signers of `job`, over the document so far.
+    fn sign<'a>(&'a self, tsa: &'a Tsa, job: SignJob<'a>) -> BoxFuture<'a, Result<Signature>>;
+    /// The media type and file extension of the signed result, and whether it is downloaded as the
+    /// signature alone (`?signature=p7s`) or as the signed document.
+    fn media_type(&self) -> (&'static str, &'static str, bool);
+}
+
+/// What one signing step of a flow needs.
+pub struct SignJob<'a> {
+    /// the flow's content (the data, or the PDF as given)
+    pub content: &'a [u8],
+    /// the signature or signed document so far (none: nobody has signed yet)
+    pub so_far: Option<&'a [u8]>,
+    /// the signers, with their keys
+    pub(super) ready: &'a [Ready],
+    /// who they are
+    pub kinds: &'a [SignerKind],
+    /// where their PDF signatures go
+    pub specs: &'a [PdfSpec],
+    /// the flow's title (a PDF signature's reason)
+    pub title: &'a str,
+    /// `sm2` | `rsa`
+    pub alg: &'a str,
+    /// who asks for the timestamps
+    pub app_id: &'a str,
+    /// CMS: leave the content out
+    pub detached: bool,
+    /// when timestamps must be there
+    pub ts_mode: TimestampMode,
+}
+
+/// The result of a signing step.
+pub struct Signature {
+    /// the new signature (data) or signed document (PDF)
+    pub doc: Vec<u8>,
+    /// genTime of each new timestamp token
+    pub times: Vec<DateTime<Utc>>,
+    /// signatures released, timestamps to follow
+    pub pending: bool,
+}
+
+/// The format of a flow kind.
+pub fn format_of(kind: FlowKind) -> &'static dyn DocumentFormat {
+    match kind {
+        FlowKind::Data => &Cms,
+        FlowKind::File => &Pades,
+    }
+}
+
+/// `data` flows: one CMS SignedData (RFC 5652) with every signer as a parallel SignerInfo.
+pub struct Cms;
+
+impl DocumentFormat for Cms {
+    fn validate(&self, _content: &[u8], nf: &NewFlow, _from_template: bool) -> Result<Vec<Option<Placement>>> {
+        if nf.certify.is_some() {
+            return Err(Error::Invalid("certify 只用于 PDF 流程 / certify is for PDF flows".into()));
+        }
+        if nf.signers.iter().any(|s| s.placement.is_some() || s.field.is_some()) {
+            return Err(Error::Invalid(
+                "placement 与 field 只用于 PDF 流程 / placement and field are for PDF flows".into(),
+            ));
+        }
+        Ok(vec![None; nf.signers.len()])
+    }
+
+    fn sign<'a>(&'a self, tsa: &'a Tsa, job: SignJob<'a>) -> BoxFuture<'a, Result<Signature>> {
+        Box::pin(async move {
+            let (theirs, times, pending) =
+                sign_data(tsa, job.content, job.ready, job.detached, job.alg, job.app_id, job.ts_mode).await?;
+            let doc = match job.so_far {
+                None => theirs,
+                Some(so_far) => {
+                    // a later step (after a phone's turn): the new signers join the CMS so far
+                    let mut merged = Parsed::from_bytes(so_far).map_err(|e| Error::Config(e.to_string()))?;
+                    merged
+                        .merge(&Parsed::from_bytes(&theirs).map_err(|e| Error::Config(e.to_string()))?)
+                        .map_err(|e| Error::Config(e.to_string()))?;
+                    merged.to_der().map_err(|e| Error::Config(e.to_string()))?
+                }
+            };
+            Ok(Signature { doc, times, pending })
+        })
+    }
+
+    fn media_type(&self) -> (&'static str, &'static str, bool) {
+        ("application/pkcs7-signature", "p7s", true)
+    }
+}
+
+/// `file` flows: one PAdES B-T incremental update per signer, visible where placed.
+pub struct Pades;
+
+impl DocumentFormat for Pades {
+    fn validate(&self, content: &[u8], nf: &NewFlow, from_template: bool) -> Result<Vec<Option<Placement>>> {
+        if nf.content_base64.is_none() && !from_template {
+            return Err(Error::Invalid("PDF 须放在 content_base64 中 / a PDF goes in content_base64".into()));
+        }
+        medsign_pdf::load(content).map_err(|e| Error::Invalid(e.to_string()))?;
+        if nf.timestamp.as_deref() == Some(TimestampMode::Later.as_str()) {
+            return Err(Error::Invalid(
+                "PDF 流程的时间戳须当场加上（timestamp=required）/ PDF flows timestamp at once (timestamp=required)"
+                    .into(),
+            ));
+        }
+        let fields = medsign_pdf::empty_signature_fields(content).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut placements = vec![None; nf.signers.len()];
+        for (i, s) in nf.signers.iter().enumerate() {
+            if let Some(p) = &s.placement {
+                placements[i] = Some(p.resolve(content).map_err(|e| match e {
+                    Error::Invalid(m) => Error::Invalid(format!("签署人 #{i} / signer #{i}: {m}")),
+                    other => other,
+                })?);
+            }
+            match (&s.field, &s.placement) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：field 与 placement 只能给一个 / signer #{i}: give field or placement, not both"
+                    )));
+                }
+                (Some(f), None) if !fields.contains(f) => {
+                    return Err(Error::Invalid(format!(
+                        "签署人 #{i}：文档中没有空的签名域 {f}（可用：{}）/ signer #{i}: the document has no empty signature field '{f}' (available: {})",
+                        fields.join(", "),
+                        fields.join(", ")
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if nf.certify.is_some() && nf.signers.iter().skip(1).any(|s| s.placement.is_some()) {
+            return Err(Error::Invalid(
+                "认证签名之后的签名须为不可见签名（可见签名需要模板中预置的签名域）/ after a certification signature, later signatures must be invisible (visible ones need fields placed in a template)".into(),
+            ));
+        }
+        Ok(placements)
+    }
+
+    fn sign<'a>(&'a self, tsa: &'a Tsa, job: SignJob<'a>) -> BoxFuture<'a, Result<Signature>> {
+        Box::pin(async move {
+            let kinds: Vec<&str> = job.kinds.iter().map(|k| k.as_str()).collect();
+            let pdf = job.so_far.unwrap_or(job.content);
+            let (doc, times) = sign_pdf(tsa, pdf, job.ready, &kinds, job.specs, job.title, job.alg, job.app_id).await?;
+            Ok(Signature { doc, times, pending: false })
+        })
+    }
+
+    fn media_type(&self) -> (&'static str, &'static str, bool) {
+        ("application/pdf", "pdf", false)
+    }
+}
 
 /// One CMS with every signer over `content`, timestamped (or marked pending when `later`).
 pub(super) async fn sign_data(
@@ -11,7 +175,7 @@ pub(super) async fn sign_data(
     detached: bool,
     alg: &str,
     app_id: &str,
-    ts_mode: &str,
+    ts_mode: TimestampMode,
 ) -> Result<(Vec<u8>, Vec<DateTime<Utc>>, bool)> {
     let signers: Vec<CmsSigner<'_>> =
         ready.iter().map(|r| CmsSigner { signer: r.key.as_ref(), cert: &r.cert, chain: &r.chain }).collect();
@@ -20,7 +184,7 @@ pub(super) async fn sign_data(
     let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
     match add_timestamps(tsa, &mut parsed, alg, app_id).await {
         Ok(times) => Ok((parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, times, false)),
-        Err(e) if ts_mode == "later" => {
+        Err(e) if ts_mode == TimestampMode::Later => {
             tracing::warn!(error = %e, "timestamp deferred");
             Ok((der, vec![], true))
         }

@@ -16,7 +16,10 @@
 //! the flow is marked `timestamp_pending`, and [`complete_pending_timestamps`] (run every minute
 //! by `medsign serve`) adds the tokens when the clock is back in sync.
 
-use crate::seams::GrantSigners;
+use crate::{
+    model::{Custody, FlowKind, FlowState, SignerKind, SignerMode, SignerState, TimestampMode, column},
+    seams::{BoxFuture, GrantSigners},
+};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use medsign_ca::{
@@ -179,17 +182,17 @@ pub struct SignerView {
     /// position, from 0
     pub index: i64,
     /// `staff` | `seal`
-    pub kind: String,
+    pub kind: SignerKind,
     /// employee number or seal name
     #[serde(rename = "ref")]
     pub subject_ref: String,
     /// `auto` | `scan`
-    pub mode: String,
+    pub mode: SignerMode,
     /// `pending` | `signed` | `failed`
-    pub state: String,
+    pub state: SignerState,
     /// how the key that signed was held: `server` (custody), `two-party` (phone + server) or
     /// `grant` (two-party, the phone's half run under the user's session grant)
-    pub custody: Option<String>,
+    pub custody: Option<Custody>,
     /// the session grant a `grant` signature was made under
     pub grant_id: Option<String>,
     /// certificate used
@@ -210,12 +213,12 @@ pub struct FlowView {
     pub id: String,
     /// human-readable document number, e.g. QM-20261127-7K3F9Q2A
     pub doc_no: String,
-    /// `data`
-    pub kind: String,
+    /// `data` | `file`
+    pub kind: FlowKind,
     /// title
     pub title: String,
     /// `pending` | `signing` | `completed` | `revoked` | `expired` | `failed`
-    pub state: String,
+    pub state: FlowState,
     /// `sm2` | `rsa`
     pub alg: String,
     /// content not embedded
@@ -223,7 +226,7 @@ pub struct FlowView {
     /// SM3 of the content, hex
     pub content_sm3: String,
     /// `required` | `later`
-    pub timestamp_mode: String,
+    pub timestamp_mode: TimestampMode,
     /// signatures released, timestamps to follow
     pub timestamp_pending: bool,
     /// callback
@@ -295,24 +298,75 @@ pub async fn create_keyed(
     max_bytes: usize,
     request_key: Option<&str>,
 ) -> Result<FlowView> {
-    let Signing { db, kek, cas, organization, tsa, .. } = *sg;
-    let is_pdf = match nf.kind.as_str() {
-        "data" => false,
-        "file" => true,
-        other => {
-            return Err(Error::Invalid(format!("kind 须为 data 或 file / kind must be data or file, got '{other}'")));
+    let plan = plan(sg, ctx, app_id, nf, max_bytes).await?;
+    let id = persist(sg.db, ctx, app_id, nf, &plan, request_key).await?;
+    let (der, ts_times, pending) = match sign_first(sg, app_id, nf, &plan).await {
+        Ok(s) => (s.doc, s.times, s.pending),
+        Err(e) => {
+            let unavailable = matches!(e, Error::Unavailable(_));
+            let msg = if unavailable {
+                format!(
+                    "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
+                )
+            } else {
+                format!("签署失败 / signing failed: {e}")
+            };
+            fail(sg.db, ctx, &id, &msg).await?;
+            return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
         }
     };
+    let signed: Vec<Signed> = plan
+        .ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Signed {
+            idx: i as i64,
+            kind: plan.refs[i].0,
+            subject_ref: plan.refs[i].1.clone(),
+            serial: r.cert.serial_hex(),
+            custody: r.custody.clone(),
+        })
+        .collect();
+    record(sg.db, ctx, &id, &der, pending, &ts_times, &signed, plan.refs.len() as i64, plan.ticket_ttl).await?;
+    get(sg.db, None, &id).await
+}
+
+/// A flow checked and its signers resolved, before anything is written: bad input is a 4xx, never a
+/// failed flow.
+struct Plan {
+    kind: FlowKind,
+    title: String,
+    content: Vec<u8>,
+    /// the template the PDF was rendered from
+    template: Option<crate::templates::TemplateInfo>,
+    /// each signer's resolved visible-signature place (PDF)
+    placements: Vec<Option<medsign_pdf::Placement>>,
+    ticket_ttl: u32,
+    alg: String,
+    ts_mode: TimestampMode,
+    minutes: u32,
+    /// the auto signers before the first scan signer, ready to sign now
+    ready: Vec<Ready>,
+    /// every signer, in order
+    refs: Vec<(SignerKind, String)>,
+}
+
+/// Check `nf` and resolve every signer (step 1 of creating a flow).
+async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_bytes: usize) -> Result<Plan> {
+    let Signing { db, kek, organization, .. } = *sg;
+    let kind: FlowKind = nf.kind.parse().map_err(|_| {
+        Error::Invalid(format!("kind 须为 data 或 file / kind must be data or file, got '{}'", nf.kind))
+    })?;
+    let format = format_of(kind);
     let title = nf.title.trim();
     if title.is_empty() || title.chars().count() > 200 {
         return Err(Error::Invalid("title 须为 1–200 个字符 / title must be 1-200 characters".into()));
     }
     let mut template = None;
-    let mut placements = vec![None; nf.signers.len()];
     let content: Vec<u8> = match (&nf.content, &nf.content_base64, &nf.content_json) {
         _ if nf.template_id.is_some() || nf.data.is_some() => {
-            let (Some(tid), Some(data), None, None, None, true) =
-                (&nf.template_id, &nf.data, &nf.content, &nf.content_base64, &nf.content_json, is_pdf)
+            let (Some(tid), Some(data), None, None, None, FlowKind::File) =
+                (&nf.template_id, &nf.data, &nf.content, &nf.content_base64, &nf.content_json, kind)
             else {
                 return Err(Error::Invalid(
                     "模板须同时给出 template_id 与 data，且不再给 content*（kind=file）/ a template needs template_id and data, no content*, kind file".into(),
@@ -336,60 +390,16 @@ pub async fn create_keyed(
     if content.is_empty() || content.len() > max_bytes {
         return Err(Error::Invalid(format!("内容须为 1–{max_bytes} 字节 / content must be 1-{max_bytes} bytes")));
     }
-    if is_pdf {
-        if nf.content_base64.is_none() && template.is_none() {
-            return Err(Error::Invalid("PDF 须放在 content_base64 中 / a PDF goes in content_base64".into()));
-        }
-        medsign_pdf::load(&content).map_err(|e| Error::Invalid(e.to_string()))?;
-        if nf.timestamp.as_deref() == Some("later") {
-            return Err(Error::Invalid(
-                "PDF 流程的时间戳须当场加上（timestamp=required）/ PDF flows timestamp at once (timestamp=required)"
-                    .into(),
-            ));
-        }
-        let fields = medsign_pdf::empty_signature_fields(&content).map_err(|e| Error::Invalid(e.to_string()))?;
-        for (i, s) in nf.signers.iter().enumerate() {
-            if let Some(p) = &s.placement {
-                placements[i] = Some(p.resolve(&content).map_err(|e| match e {
-                    Error::Invalid(m) => Error::Invalid(format!("签署人 #{i} / signer #{i}: {m}")),
-                    other => other,
-                })?);
-            }
-            match (&s.field, &s.placement) {
-                (Some(_), Some(_)) => {
-                    return Err(Error::Invalid(format!(
-                        "签署人 #{i}：field 与 placement 只能给一个 / signer #{i}: give field or placement, not both"
-                    )));
-                }
-                (Some(f), None) if !fields.contains(f) => {
-                    return Err(Error::Invalid(format!(
-                        "签署人 #{i}：文档中没有空的签名域 {f}（可用：{}）/ signer #{i}: the document has no empty signature field '{f}' (available: {})",
-                        fields.join(", "),
-                        fields.join(", ")
-                    )));
-                }
-                _ => {}
-            }
-        }
-        if nf.certify.is_some() && nf.signers.iter().skip(1).any(|s| s.placement.is_some()) {
-            return Err(Error::Invalid(
-                "认证签名之后的签名须为不可见签名（可见签名需要模板中预置的签名域）/ after a certification signature, later signatures must be invisible (visible ones need fields placed in a template)".into(),
-            ));
-        }
-    } else if nf.certify.is_some() {
-        return Err(Error::Invalid("certify 只用于 PDF 流程 / certify is for PDF flows".into()));
-    } else if nf.signers.iter().any(|s| s.placement.is_some() || s.field.is_some()) {
-        return Err(Error::Invalid(
-            "placement 与 field 只用于 PDF 流程 / placement and field are for PDF flows".into(),
-        ));
-    }
+    let placements = format.validate(&content, nf, template.is_some())?;
     let ticket_ttl = crate::tickets::ttl(nf.ticket_ttl_seconds)?;
     let alg = nf.alg.clone().unwrap_or_else(|| "sm2".into());
     key_alg(&alg)?;
-    let ts_mode = nf.timestamp.clone().unwrap_or_else(|| "required".into());
-    if ts_mode != "required" && ts_mode != "later" {
-        return Err(Error::Invalid("timestamp 须为 required 或 later / timestamp must be required or later".into()));
-    }
+    let ts_mode = match nf.timestamp.as_deref() {
+        None => TimestampMode::Required,
+        Some(t) => t.parse().map_err(|_| {
+            Error::Invalid("timestamp 须为 required 或 later / timestamp must be required or later".into())
+        })?,
+    };
     if let Some(u) = &nf.callback_url {
         check_url(u)?;
     }
@@ -400,20 +410,20 @@ pub async fn create_keyed(
     if nf.signers.is_empty() || nf.signers.len() > 20 {
         return Err(Error::Invalid("须有 1–20 个签署人 / 1-20 signers".into()));
     }
-    // resolve every signer before anything is written: bad signers are a 4xx, not a failed flow.
-    // Auto signers before the first scan signer sign now; the rest wait for the phone (mobile issue).
+    // Auto signers before the first scan signer sign now; the rest wait for the phone.
+    let is_pdf = kind == FlowKind::File;
     let mut ready = Vec::new();
     let mut refs = Vec::new();
     let mut waiting = false;
     for (i, s) in nf.signers.iter().enumerate() {
-        if s.mode != "auto" && s.mode != "scan" {
-            return Err(Error::Invalid(format!(
+        let mode: SignerMode = s.mode.parse().map_err(|_| {
+            Error::Invalid(format!(
                 "签署人 #{i}：mode 须为 auto 或 scan / signer #{i}: mode must be auto or scan, got '{}'",
                 s.mode
-            )));
-        }
-        match (&s.employee_no, &s.seal) {
-            (Some(no), None) if s.mode == "scan" => {
+            ))
+        })?;
+        match (&s.employee_no, &s.seal, mode) {
+            (Some(no), None, SignerMode::Scan) => {
                 if alg != "sm2" {
                     return Err(Error::Invalid(format!(
                         "签署人 #{i}：扫码签署使用手机上的 SM2 协同密钥，alg 须为 sm2 / signer #{i}: scan signers sign with the phone's two-party SM2 key; alg must be sm2"
@@ -421,26 +431,26 @@ pub async fn create_keyed(
                 }
                 active_user(db, kek, no).await?;
                 waiting = true;
-                refs.push(("staff", no.clone()));
+                refs.push((SignerKind::Staff, no.clone()));
             }
-            (None, Some(_)) if s.mode == "scan" => {
+            (None, Some(_), SignerMode::Scan) => {
                 return Err(Error::Invalid(format!(
                     "签署人 #{i}：印章由服务器签署，不能扫码 / signer #{i}: seals sign on the server (auto), not by scanning"
                 )));
             }
-            (Some(no), None) => {
+            (Some(no), None, SignerMode::Auto) => {
                 let r = staff_ready(sg, no, &alg, is_pdf, app_id).await?;
                 if !waiting {
                     ready.push(r);
                 }
-                refs.push(("staff", no.clone()));
+                refs.push((SignerKind::Staff, no.clone()));
             }
-            (None, Some(seal)) => {
-                let r = seal_ready(db, kek, cas, organization, ctx, seal, &alg, is_pdf).await?;
+            (None, Some(seal), SignerMode::Auto) => {
+                let r = seal_ready(db, kek, sg.cas, organization, ctx, seal, &alg, is_pdf).await?;
                 if !waiting {
                     ready.push(r);
                 }
-                refs.push(("seal", seal.clone()));
+                refs.push((SignerKind::Seal, seal.clone()));
             }
             _ => {
                 return Err(Error::Invalid(format!(
@@ -449,112 +459,126 @@ pub async fn create_keyed(
             }
         }
     }
+    Ok(Plan {
+        kind,
+        title: title.to_string(),
+        content,
+        template,
+        placements,
+        ticket_ttl,
+        alg,
+        ts_mode,
+        minutes,
+        ready,
+        refs,
+    })
+}
+
+/// Write the flow and its signers, audited (step 2); returns the flow's id.
+async fn persist(
+    db: &Db,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    plan: &Plan,
+    request_key: Option<&str>,
+) -> Result<String> {
     let id = format!("sf_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let doc_no = new_doc_no()?;
     let now = medsign_store::now_text();
-    let expires = (Utc::now() + Duration::minutes(minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    {
-        let _w = db.write_lock.lock().await;
-        let mut tx = db.pool.begin().await?;
+    let expires =
+        (Utc::now() + Duration::minutes(plan.minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let content_sm3 = hex::encode(medsign_crypto::hash::sm3(&plan.content));
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
+         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl) \
+         VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18)",
+    )
+    .bind(&id)
+    .bind(&doc_no)
+    .bind(app_id)
+    .bind(&plan.title)
+    .bind(&plan.alg)
+    .bind((nf.detached || plan.kind == FlowKind::File) as i64)
+    .bind(B64.encode(&plan.content))
+    .bind(&content_sm3)
+    .bind(plan.ts_mode.as_str())
+    .bind(&nf.callback_url)
+    .bind(&expires)
+    .bind(&now)
+    .bind(plan.kind.as_str())
+    .bind(request_key)
+    .bind(plan.template.as_ref().map(|t| t.id.clone()))
+    .bind(plan.template.as_ref().map(|t| t.version))
+    .bind(nf.certify.map(i64::from))
+    .bind(i64::from(plan.ticket_ttl))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() && request_key.is_some() => {
+            Error::Conflict(format!("请求键 {} 已用过 / request key already used", request_key.unwrap_or_default()))
+        }
+        other => Error::Db(other),
+    })?;
+    for (i, (kind, r)) in plan.refs.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-             timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl) \
-             VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18)",
+            "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state, field, placement) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
         )
         .bind(&id)
-        .bind(&doc_no)
-        .bind(app_id)
-        .bind(title)
-        .bind(&alg)
-        .bind((nf.detached || is_pdf) as i64)
-        .bind(B64.encode(&content))
-        .bind(hex::encode(medsign_crypto::hash::sm3(&content)))
-        .bind(&ts_mode)
-        .bind(&nf.callback_url)
-        .bind(&expires)
-        .bind(&now)
-        .bind(&nf.kind)
-        .bind(request_key)
-        .bind(template.as_ref().map(|t| t.id.clone()))
-        .bind(template.as_ref().map(|t| t.version))
-        .bind(nf.certify.map(i64::from))
-        .bind(i64::from(ticket_ttl))
+        .bind(i as i64)
+        .bind(kind.as_str())
+        .bind(r)
+        .bind(&nf.signers[i].mode)
+        .bind(&nf.signers[i].field)
+        .bind(plan.placements[i].map(|p| serde_json::json!([p.page, p.rect]).to_string()))
         .execute(&mut *tx)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_unique_violation() && request_key.is_some() => {
-                Error::Conflict(format!("请求键 {} 已用过 / request key already used", request_key.unwrap_or_default()))
-            }
-            other => Error::Db(other),
-        })?;
-        for (i, (kind, r)) in refs.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state, field, placement) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
-            )
-            .bind(&id)
-            .bind(i as i64)
-            .bind(kind)
-            .bind(r)
-            .bind(&nf.signers[i].mode)
-            .bind(&nf.signers[i].field)
-            .bind(placements[i].map(|p| serde_json::json!([p.page, p.rect]).to_string()))
-            .execute(&mut *tx)
-            .await?;
-        }
-        audit::ok(
-            &mut tx,
-            ctx,
-            Kind::Signing,
-            "flow.create",
-            &format!("flow:{id}"),
-            serde_json::json!({"doc_no": doc_no, "title": title, "signers": refs.iter().map(|(k, r)| format!("{k}:{r}")).collect::<Vec<_>>(), "content_sm3": hex::encode(medsign_crypto::hash::sm3(&content))}),
-        )
         .await?;
-        tx.commit().await?;
     }
-    let signed = if ready.is_empty() {
-        Ok((Vec::new(), vec![], false))
-    } else if is_pdf {
-        let specs: Vec<PdfSpec> = (0..ready.len())
-            .map(|i| PdfSpec {
-                field: nf.signers[i].field.clone(),
-                placement: placements[i],
-                certify: if i == 0 { nf.certify } else { None },
-            })
-            .collect();
-        let kinds: Vec<&str> = refs.iter().map(|r| r.0).collect();
-        sign_pdf(tsa, &content, &ready, &kinds, &specs, title, &alg, app_id).await.map(|(d, t)| (d, t, false))
-    } else {
-        sign_data(tsa, &content, &ready, nf.detached, &alg, app_id, &ts_mode).await
-    };
-    let (der, ts_times, pending) = match signed {
-        Ok(x) => x,
-        Err(e) => {
-            let unavailable = matches!(e, Error::Unavailable(_));
-            let msg = if unavailable {
-                format!(
-                    "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
-                )
-            } else {
-                format!("签署失败 / signing failed: {e}")
-            };
-            fail(db, ctx, &id, &msg).await?;
-            return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
-        }
-    };
-    let signed: Vec<Signed> = ready
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Signed {
-            idx: i as i64,
-            kind: refs[i].0.into(),
-            subject_ref: refs[i].1.clone(),
-            serial: r.cert.serial_hex(),
-            custody: r.custody.clone(),
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Signing,
+        "flow.create",
+        &format!("flow:{id}"),
+        serde_json::json!({"doc_no": doc_no, "title": plan.title, "signers": plan.refs.iter().map(|(k, r)| format!("{k}:{r}")).collect::<Vec<_>>(), "content_sm3": content_sm3}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Sign with the signers that are ready now (step 3), in the flow's format.
+async fn sign_first(sg: &Signing<'_>, app_id: &str, nf: &NewFlow, plan: &Plan) -> Result<Signature> {
+    if plan.ready.is_empty() {
+        return Ok(Signature { doc: Vec::new(), times: vec![], pending: false });
+    }
+    let specs: Vec<PdfSpec> = (0..plan.ready.len())
+        .map(|i| PdfSpec {
+            field: nf.signers[i].field.clone(),
+            placement: plan.placements[i],
+            certify: if i == 0 { nf.certify } else { None },
         })
         .collect();
-    record(db, ctx, &id, &der, pending, &ts_times, &signed, refs.len() as i64, ticket_ttl).await?;
-    get(db, None, &id).await
+    let kinds: Vec<SignerKind> = plan.refs.iter().map(|r| r.0).collect();
+    format_of(plan.kind)
+        .sign(
+            sg.tsa,
+            SignJob {
+                content: &plan.content,
+                so_far: None,
+                ready: &plan.ready,
+                kinds: &kinds,
+                specs: &specs,
+                title: &plan.title,
+                alg: &plan.alg,
+                app_id,
+                detached: nf.detached,
+                ts_mode: plan.ts_mode,
+            },
+        )
+        .await
 }
 
 /// One signature a flow step made.
@@ -562,7 +586,7 @@ pub struct Signed {
     /// signer index
     pub idx: i64,
     /// `staff` | `seal`
-    pub kind: String,
+    pub kind: SignerKind,
     /// employee number or seal
     pub subject_ref: String,
     /// certificate serial
@@ -634,7 +658,10 @@ pub async fn record(
             &mut tx,
             ctx,
             Kind::Signing,
-            if s.kind == "seal" { "seal.use" } else { "flow.sign" },
+            match s.kind {
+                SignerKind::Seal => "seal.use",
+                SignerKind::Staff => "flow.sign",
+            },
             &format!("flow:{id}"),
             details,
         )
@@ -691,9 +718,9 @@ pub async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
 pub struct Stored {
     pub id: String,
     pub app_id: String,
-    pub kind: String,
+    pub kind: FlowKind,
     pub title: String,
-    pub state: String,
+    pub state: FlowState,
     pub alg: String,
     pub detached: bool,
     pub content: Vec<u8>,
@@ -701,7 +728,7 @@ pub struct Stored {
     pub doc_no: String,
     /// the signature (data) or signed PDF so far
     pub so_far: Option<Vec<u8>>,
-    pub ts_mode: String,
+    pub ts_mode: TimestampMode,
     pub ticket_ttl: u32,
     pub template_id: Option<String>,
     pub created_at: String,
@@ -713,17 +740,17 @@ pub struct Stored {
 /// A signer as stored.
 pub struct StoredSigner {
     pub idx: i64,
-    pub kind: String,
+    pub kind: SignerKind,
     pub subject_ref: String,
-    pub mode: String,
-    pub state: String,
+    pub mode: SignerMode,
+    pub state: SignerState,
     pub spec: PdfSpec,
 }
 
 impl Stored {
     /// The signer whose turn it is.
     pub fn turn(&self) -> Option<&StoredSigner> {
-        self.signers.iter().find(|s| s.state == "pending")
+        self.signers.iter().find(|s| s.state == SignerState::Pending)
     }
 }
 
@@ -752,10 +779,10 @@ pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
         };
         signers.push(StoredSigner {
             idx,
-            kind: s.try_get("kind")?,
+            kind: column("kind", s.try_get("kind")?)?,
             subject_ref: s.try_get("subject_ref")?,
-            mode: s.try_get("mode")?,
-            state: s.try_get("state")?,
+            mode: column("mode", s.try_get("mode")?)?,
+            state: column("state", s.try_get("state")?)?,
             spec: PdfSpec { field: s.try_get("field")?, placement, certify: if idx == 0 { certify } else { None } },
         });
     }
@@ -764,9 +791,9 @@ pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
     Ok(Stored {
         id: r.try_get("id")?,
         app_id: r.try_get("app_id")?,
-        kind: r.try_get("kind")?,
+        kind: column("kind", r.try_get("kind")?)?,
         title: r.try_get("title")?,
-        state: r.try_get("state")?,
+        state: column("state", r.try_get("state")?)?,
         alg: r.try_get("alg")?,
         detached: r.try_get::<i64, _>("detached")? != 0,
         content: B64
@@ -778,7 +805,7 @@ pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
             Some(b) => Some(B64.decode(b).map_err(|_| Error::Config("stored signature is corrupt".into()))?),
             None => None,
         },
-        ts_mode: r.try_get("timestamp_mode")?,
+        ts_mode: column("timestamp_mode", r.try_get("timestamp_mode")?)?,
         ticket_ttl: ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(crate::tickets::DEFAULT_TTL_SECONDS),
         template_id: r.try_get("template_id")?,
         created_at: r.try_get("created_at")?,
@@ -798,13 +825,13 @@ pub async fn sign_following(
     doc: Vec<u8>,
 ) -> Result<(Vec<u8>, Vec<Signed>, Vec<DateTime<Utc>>, bool)> {
     let Signing { db, kek, cas, organization, tsa, .. } = *sg;
-    let is_pdf = f.kind == "file";
+    let is_pdf = f.kind == FlowKind::File;
     let mut ready = Vec::new();
     let mut who = Vec::new();
-    for s in f.signers.iter().filter(|s| s.idx >= from).take_while(|s| s.mode == "auto") {
-        let r = match s.kind.as_str() {
-            "seal" => seal_ready(db, kek, cas, organization, ctx, &s.subject_ref, &f.alg, is_pdf).await?,
-            _ => staff_ready(sg, &s.subject_ref, &f.alg, is_pdf, &f.app_id).await?,
+    for s in f.signers.iter().filter(|s| s.idx >= from).take_while(|s| s.mode == SignerMode::Auto) {
+        let r = match s.kind {
+            SignerKind::Seal => seal_ready(db, kek, cas, organization, ctx, &s.subject_ref, &f.alg, is_pdf).await?,
+            SignerKind::Staff => staff_ready(sg, &s.subject_ref, &f.alg, is_pdf, &f.app_id).await?,
         };
         ready.push(r);
         who.push(s);
@@ -812,26 +839,31 @@ pub async fn sign_following(
     if ready.is_empty() {
         return Ok((doc, vec![], vec![], false));
     }
-    let (out, times, pending) = if is_pdf {
-        let kinds: Vec<&str> = who.iter().map(|s| s.kind.as_str()).collect();
-        let specs: Vec<PdfSpec> = who.iter().map(|s| s.spec.clone()).collect();
-        let (d, t) = sign_pdf(tsa, &doc, &ready, &kinds, &specs, &f.title, &f.alg, &f.app_id).await?;
-        (d, t, false)
-    } else {
-        let (theirs, t, pending) =
-            sign_data(tsa, &f.content, &ready, f.detached, &f.alg, &f.app_id, &f.ts_mode).await?;
-        let mut merged = Parsed::from_bytes(&doc).map_err(|e| Error::Config(e.to_string()))?;
-        merged
-            .merge(&Parsed::from_bytes(&theirs).map_err(|e| Error::Config(e.to_string()))?)
-            .map_err(|e| Error::Config(e.to_string()))?;
-        (merged.to_der().map_err(|e| Error::Config(e.to_string()))?, t, pending)
-    };
+    let kinds: Vec<SignerKind> = who.iter().map(|s| s.kind).collect();
+    let specs: Vec<PdfSpec> = who.iter().map(|s| s.spec.clone()).collect();
+    let Signature { doc: out, times, pending } = format_of(f.kind)
+        .sign(
+            tsa,
+            SignJob {
+                content: &f.content,
+                so_far: Some(&doc),
+                ready: &ready,
+                kinds: &kinds,
+                specs: &specs,
+                title: &f.title,
+                alg: &f.alg,
+                app_id: &f.app_id,
+                detached: f.detached,
+                ts_mode: f.ts_mode,
+            },
+        )
+        .await?;
     let signed = who
         .iter()
         .zip(&ready)
         .map(|(s, r)| Signed {
             idx: s.idx,
-            kind: s.kind.clone(),
+            kind: s.kind,
             subject_ref: s.subject_ref.clone(),
             serial: r.cert.serial_hex(),
             custody: r.custody.clone(),
@@ -889,12 +921,10 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
         .ok_or_else(not_found)?;
     let owner: String = r.try_get("app_id")?;
     medsign_store::check_owner(app_id, &owner, not_found)?;
-    let mut state: String = r.try_get("state")?;
+    let mut state: FlowState = column("state", r.try_get("state")?)?;
     let expires: String = r.try_get("expires_at")?;
-    if (state == "pending" || state == "signing")
-        && DateTime::parse_from_rfc3339(&expires).is_ok_and(|t| t.with_timezone(&Utc) < Utc::now())
-    {
-        state = "expired".into();
+    if !state.is_final() && DateTime::parse_from_rfc3339(&expires).is_ok_and(|t| t.with_timezone(&Utc) < Utc::now()) {
+        state = FlowState::Expired;
     }
     let signers = sqlx::query("SELECT * FROM flow_signers WHERE flow_id = $1 ORDER BY idx")
         .bind(id)
@@ -904,11 +934,11 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
         .map(|s| {
             Ok(SignerView {
                 index: s.try_get("idx")?,
-                kind: s.try_get("kind")?,
+                kind: column("kind", s.try_get("kind")?)?,
                 subject_ref: s.try_get("subject_ref")?,
-                mode: s.try_get("mode")?,
-                state: s.try_get("state")?,
-                custody: s.try_get("custody")?,
+                mode: column("mode", s.try_get("mode")?)?,
+                state: column("state", s.try_get("state")?)?,
+                custody: s.try_get::<Option<String>, _>("custody")?.map(|c| column("custody", c)).transpose()?,
                 grant_id: s.try_get("grant_id")?,
                 cert_serial: s.try_get("cert_serial")?,
                 signed_at: s.try_get("signed_at")?,
@@ -920,13 +950,13 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
     Ok(FlowView {
         id: r.try_get("id")?,
         doc_no: r.try_get("doc_no")?,
-        kind: r.try_get("kind")?,
+        kind: column("kind", r.try_get("kind")?)?,
         title: r.try_get("title")?,
         state,
         alg: r.try_get("alg")?,
         detached: r.try_get::<i64, _>("detached")? != 0,
         content_sm3: r.try_get("content_sm3")?,
-        timestamp_mode: r.try_get("timestamp_mode")?,
+        timestamp_mode: column("timestamp_mode", r.try_get("timestamp_mode")?)?,
         timestamp_pending: r.try_get::<i64, _>("ts_pending")? != 0,
         callback_url: r.try_get("callback_url")?,
         expires_at: expires,
@@ -947,7 +977,7 @@ pub async fn revoke(db: &Db, ctx: &Context, app_id: Option<&str>, id: &str, reas
         return Err(Error::Invalid("须说明撤销原因（1–500 字）/ give the reason (1-500 characters)".into()));
     }
     let f = get(db, app_id, id).await?;
-    if f.state != "pending" && f.state != "signing" {
+    if f.state.is_final() {
         return Err(Error::Conflict(format!(
             "流程 {} 状态为 {}，不能撤销（只能撤销未完成的流程）/ flow is {}; only unfinished flows can be revoked",
             f.doc_no, f.state, f.state
@@ -988,7 +1018,7 @@ pub async fn signature_bytes(db: &Db, app_id: Option<&str>, id: &str) -> Result<
 }
 
 async fn result_of(db: &Db, f: &FlowView) -> Result<Vec<u8>> {
-    if f.state != "completed" {
+    if f.state != FlowState::Completed {
         return Err(Error::Conflict(format!(
             "流程 {} 尚未完成（{}）/ the flow is not completed ({})",
             f.doc_no, f.state, f.state

@@ -79,9 +79,13 @@ async fn data_flows_end_to_end_in_core() {
         )
         .await
         .unwrap();
-        assert_eq!(f.state, "completed");
+        assert_eq!(f.state, FlowState::Completed);
         assert!(f.doc_no.starts_with("QM-"), "{}", f.doc_no);
-        assert!(f.signers.iter().all(|s| s.state == "signed" && s.timestamp_at.is_some()), "{:?}", f.signers);
+        assert!(
+            f.signers.iter().all(|s| s.state == SignerState::Signed && s.timestamp_at.is_some()),
+            "{:?}",
+            f.signers
+        );
         let sig = signature_bytes(&db, Some(&app.app_id), &f.id).await.unwrap();
         let rep = verify_data(&db, &cas, &sig, Some("Rp: 阿莫西林 0.5g tid".as_bytes())).await.unwrap();
         assert!(rep.is_valid(), "{rep:?}");
@@ -162,7 +166,7 @@ async fn data_flows_end_to_end_in_core() {
         )
         .await
         .unwrap();
-        assert_eq!(w.state, "signing");
+        assert_eq!(w.state, FlowState::Signing);
         assert_eq!(
             w.signers.iter().map(|s| (s.mode.as_str(), s.state.as_str())).collect::<Vec<_>>(),
             [("auto", "signed"), ("scan", "pending")]
@@ -248,7 +252,7 @@ async fn data_flows_end_to_end_in_core() {
         )
         .await
         .unwrap();
-        assert!(f3.timestamp_pending && f3.state == "completed");
+        assert!(f3.timestamp_pending && f3.state == FlowState::Completed);
         // a pending flow whose stored signature is unreadable is set aside; the others still get
         // their timestamps (one bad row used to stop the job for every flow after it)
         sqlx::query(
@@ -293,7 +297,7 @@ async fn data_flows_end_to_end_in_core() {
         .execute(&db.pool)
         .await
         .unwrap();
-        assert_eq!(get(&db, None, "sf_old").await.unwrap().state, "expired", "computed on read");
+        assert_eq!(get(&db, None, "sf_old").await.unwrap().state, FlowState::Expired, "computed on read");
         assert_eq!(expire_due(&db).await.unwrap(), 1);
         assert_eq!(expire_due(&db).await.unwrap(), 0);
         assert!(matches!(revoke(&db, &ctx, None, "sf_old", "late").await, Err(Error::Conflict(_))));

@@ -95,22 +95,22 @@ pub async fn download(
     signature: Option<&str>,
 ) -> Result<(&'static str, String, Vec<u8>)> {
     let f = get(db, app_id, id).await?;
-    let (ctype, ext) = match (f.kind.as_str(), signature) {
-        ("data", Some("p7s")) => ("application/pkcs7-signature", "p7s"),
-        ("file", None) => ("application/pdf", "pdf"),
-        ("data", _) => {
-            return Err(Error::Invalid(
-                "数据签署流程请用 ?signature=p7s 下载签名 / data flows: download the signature with ?signature=p7s"
-                    .into(),
-            ));
+    let (ctype, ext, signature_alone) = format_of(f.kind).media_type();
+    match (signature_alone, signature) {
+        (true, Some(s)) if s == ext => {}
+        (false, None) => {}
+        (true, _) => {
+            return Err(Error::Invalid(format!(
+                "数据签署流程请用 ?signature={ext} 下载签名 / data flows: download the signature with ?signature={ext}"
+            )));
         }
-        _ => {
+        (false, Some(_)) => {
             return Err(Error::Invalid(
                 "PDF 流程直接下载签署后的 PDF（不带 signature 参数）/ file flows: download the signed PDF without ?signature"
                     .into(),
             ));
         }
-    };
+    }
     Ok((ctype, format!("{}.{ext}", f.doc_no), result_of(db, &f).await?))
 }
 
