@@ -19,6 +19,7 @@ use medsign_signing::{scan, templates, tickets};
 use medsign_store::Error;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 fn err(caller: &Caller) -> impl Fn(Error) -> ApiError + '_ {
     crate::error::with_request_id(&caller.ctx.request_id)
@@ -346,4 +347,27 @@ pub async fn ticket_events(State(s): State<Arc<AppState>>, Path(id): Path<String
         let (st, id) = (s.clone(), id.clone());
         async move { scan::status(&st.db, &id).await.ok().map(|t| state(&t)) }
     }))
+}
+
+/// Its routes, each registered with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(renew_ticket))
+        .routes(routes!(from_template))
+        .routes(routes!(list_templates))
+        .routes(routes!(post_own_handwriting))
+        .routes(routes!(ticket_events))
+        .routes(routes!(post_handwriting))
+        .routes(routes!(get_handwriting))
+}
+
+/// Its `/admin/v1` routes (the admin scope is required by the caller).
+pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(put_seal_image))
+        .routes(routes!(get_seal_image))
+        .routes(routes!(admin_list_templates))
+        .routes(routes!(get_template, save_template))
+        .routes(routes!(enable_template))
+        .routes(routes!(disable_template))
 }

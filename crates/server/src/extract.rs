@@ -2,10 +2,16 @@
 
 use crate::{ApiError, state::AppState};
 use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use axum::{
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{header, request::Parts},
 };
 use medsign_directory::apps::App;
+use medsign_directory::apps::Scope;
 use medsign_store::{Error, audit::Context};
 use serde::de::DeserializeOwned;
 use std::{net::SocketAddr, sync::Arc};
@@ -173,4 +179,44 @@ impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<Arc<AppState>> for 
         }
         <Self as FromRequest<Arc<AppState>>>::from_request(req, state).await.map(Some)
     }
+}
+
+/// Run a creating call once per `Idempotency-Key`: a retry with the same key and request gets
+/// the stored answer (with `Idempotent-Replayed: true`), a different request with the same key a
+/// 409; without the header the call just runs.
+pub(crate) async fn idempotent<F, Fut>(
+    s: &AppState,
+    caller: &Caller,
+    route: &str,
+    request_hash: &str,
+    run: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = medsign_store::Result<(StatusCode, serde_json::Value)>>,
+{
+    use medsign_store::idempotency::{self, Lookup};
+    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
+    let Some(key) = &caller.idempotency_key else {
+        let (status, body) = run().await.map_err(with_id)?;
+        return Ok((status, Json(body)).into_response());
+    };
+    let scoped = hex::encode(medsign_crypto::hash::sm3_parts(&[route.as_bytes(), b"\n", request_hash.as_bytes()]));
+    if let Lookup::Replay { status, body } =
+        idempotency::lookup(&s.db, &caller.app.app_id, key, &scoped).await.map_err(with_id)?
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        return Ok((status, [("idempotent-replayed", "true")], Json(body)).into_response());
+    }
+    let (status, body) = run().await.map_err(with_id)?;
+    idempotency::store(&s.db, &caller.app.app_id, key, &scoped, status.as_u16(), &body.to_string())
+        .await
+        .map_err(with_id)?;
+    Ok((status, Json(body)).into_response())
+}
+
+pub(crate) fn owner(caller: &Caller) -> Option<&str> {
+    // an admin app sees every flow; others only their own
+    if caller.app.allows(Scope::Admin) { None } else { Some(caller.app.app_id.as_str()) }
 }

@@ -7,16 +7,21 @@
 #![forbid(unsafe_code)]
 
 mod assets;
+mod audit;
+mod directory;
 mod documents;
 mod error;
 mod events;
 mod extract;
+mod flows;
 mod logins;
 mod metrics;
 mod mobile;
+mod pki;
 mod ratelimit;
 mod routes;
 mod state;
+mod tsa;
 
 pub use error::ApiError;
 pub use metrics::Metrics;

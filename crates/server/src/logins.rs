@@ -21,6 +21,7 @@ use medsign_directory::apps::Scope;
 use medsign_phone::logins;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::with_request_id as err;
 
@@ -119,4 +120,14 @@ pub async fn refuse(
 ) -> Result<Response, ApiError> {
     logins::refuse(&s.db, &phone.ctx, &phone.session, &id).await.map_err(err(&phone.ctx.request_id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Its routes, each registered with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(get))
+        .routes(routes!(events))
+        .routes(routes!(scan))
+        .routes(routes!(refuse))
 }

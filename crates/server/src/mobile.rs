@@ -17,6 +17,7 @@ use medsign_directory::apps::Scope;
 use medsign_phone::{cosign, grants, mobile, soter};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::with_request_id as err;
 
@@ -603,4 +604,32 @@ pub async fn soter_unlock(
 pub async fn soter_disable(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
     soter::disable(&s.db, &phone.ctx, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Its routes, each registered with its OpenAPI operation.
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(activation_code))
+        .routes(routes!(activate))
+        .routes(routes!(keygen_start))
+        .routes(routes!(keygen_finish))
+        .routes(routes!(pending))
+        .routes(routes!(systems))
+        .routes(routes!(set_pin))
+        .routes(routes!(renew_certificate))
+        .routes(routes!(realname_start))
+        .routes(routes!(realname_finish))
+        .routes(routes!(realname_status))
+        .routes(routes!(unlock))
+        .routes(routes!(soter_status, soter_enrol, soter_disable))
+        .routes(routes!(soter_challenge))
+        .routes(routes!(soter_unlock))
+        .routes(routes!(records))
+        .routes(routes!(unbind))
+        .routes(routes!(start_grant, list_grants))
+        .routes(routes!(cancel_grant))
+        .routes(routes!(grant_share))
+        .routes(routes!(start_rounds))
+        .routes(routes!(answer_rounds))
+        .routes(routes!(finish_rounds))
 }
