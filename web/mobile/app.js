@@ -50,7 +50,7 @@ async function api(method, path, body) {
   if (res.status === 204) return null;
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
-    if (res.status === 401 && /session/.test(data.message || '')) {
+    if (data.code === 'session_invalid') {
       store.set('token', null);
     }
     throw Object.assign(new Error(data.message || `HTTP ${res.status}`), { status: res.status, body: data });
@@ -127,7 +127,7 @@ function enrolPage() {
     const done = busy(go, '正在生成密钥… / creating the key…');
     try {
       await createKey(pin).catch(async (e) => {
-        if (e.status !== 409 || !/real-name/.test(e.message)) throw e;
+        if (e.body?.code !== 'realname_required') throw e;
         await realnameCheck();
         await createKey(pin);
       });
@@ -148,7 +148,7 @@ function enrolPage() {
  */
 async function realnameCheck() {
   const st = await api('POST', 'realname', {}).catch((e) => {
-    throw new Error(/wx_code/.test(e.message) ? '请在医签微信小程序中完成人脸核身 / do the face check in the medsign WeChat mini program' : e.message);
+    throw new Error(e.body?.code === 'wx_code_required' ? '请在医签微信小程序中完成人脸核身 / do the face check in the medsign WeChat mini program' : e.message);
   });
   const out = await api('POST', `realname/${st.check_id}`);
   if (out.state !== 'verified') throw new Error('实名认证未通过 / the real-name check failed');

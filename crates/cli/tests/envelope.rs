@@ -73,6 +73,12 @@ fn every_error_body_carries_the_request_id_of_its_header() {
     assert!(routes > 80, "the OpenAPI document lists {routes} operations");
     assert!(checked > routes, "{checked} error answers checked over {routes} operations");
 
+    // a specific code a front end acts on: an unknown device session
+    let (st, _, v) = s.req("GET", "/mobile/v1/records", Some("mt_nope"), None, b"");
+    assert_eq!((st, v["code"].as_str()), (401, Some("session_invalid")), "{v}");
+    let (st, _, v) = s.req("GET", "/mobile/v1/records", None, None, b"");
+    assert_eq!((st, v["code"].as_str()), (401, Some("session_invalid")), "{v}");
+
     // a handler's own `?` (an unknown CA family) and an unknown route
     for p in ["/pki/crl?ca=x", "/no/such/route"] {
         let (st, head, v) = s.req("GET", p, None, None, b"");

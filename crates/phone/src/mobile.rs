@@ -18,6 +18,7 @@ use medsign_store::{
     Error, Result,
     audit::{self, Context, Kind},
     db::Db,
+    error::Refusal,
 };
 use medsign_store::{is_past, secs_text};
 use serde::Serialize;
@@ -265,8 +266,13 @@ pub async fn unbind(db: &Db, cas: &medsign_ca::ca::BuiltinCas, ctx: &Context, s:
 
 /// The session of a bearer token (a bound device, unexpired).
 pub async fn session(db: &Db, token: &str) -> Result<Session> {
-    let unauthorized =
-        || Error::Unauthorized("设备会话无效，请重新激活 / the device session is not valid; activate again".into());
+    let unauthorized = || {
+        Error::coded(
+            Refusal::Unauthorized,
+            "session_invalid",
+            "设备会话无效，请重新激活 / the device session is not valid; activate again",
+        )
+    };
     let r = sqlx::query(
         "SELECT s.device_id, s.employee_no, s.expires_at FROM mobile_sessions s JOIN devices d ON d.id = s.device_id \
          WHERE s.token_hash = $1 AND d.status = 'active'",
@@ -735,7 +741,7 @@ mod tests {
             assert!(e.to_string().contains("already used"), "{e}");
             let token = s.token.clone().unwrap();
             assert_eq!(session(&db, &token).await.unwrap().device_id, s.device_id);
-            assert!(matches!(session(&db, "mt_nope").await, Err(Error::Unauthorized(_))));
+            assert_eq!(session(&db, "mt_nope").await.unwrap_err().code(), "session_invalid");
             // two-party key generation: the certificate holds the joint key the phone derived
             let start = keygen_start(&db, &s).await.unwrap();
             let (client, req) = ClientKeyGen::start(start.context.as_bytes()).unwrap();
@@ -791,7 +797,7 @@ mod tests {
             // a new phone: the old session ends, the old share is destroyed, its certificate revoked
             let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
             let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();
-            assert!(matches!(session(&db, &token).await, Err(Error::Unauthorized(_))));
+            assert_eq!(session(&db, &token).await.unwrap_err().code(), "session_invalid");
             assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
             let left: Option<String> = sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1")
                 .bind(&start.key_id)
@@ -863,7 +869,7 @@ mod tests {
                 Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x", channels: None };
             let done = keygen_finish(&db, &kek, issuer, &ctx, &s2, &st.key_id, &req).await.unwrap();
             unbind(&db, &cas, &ctx, &s2).await.unwrap();
-            assert!(matches!(session(&db, s2.token.as_deref().unwrap()).await, Err(Error::Unauthorized(_))));
+            assert_eq!(session(&db, s2.token.as_deref().unwrap()).await.unwrap_err().code(), "session_invalid");
             let rec = certs::get(&db, &done.certificate.serial).await.unwrap();
             assert_eq!((rec.status.as_str(), rec.reason.as_deref()), ("revoked", Some("cessation_of_operation")));
             let pins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM device_pins WHERE device_id = $1")

@@ -27,6 +27,7 @@ use medsign_store::{
     Error, Result,
     audit::{self, Context, Kind},
     db::Db,
+    error::Refusal,
 };
 use serde::Serialize;
 use sqlx::Row;
@@ -268,8 +269,10 @@ pub async fn start(db: &Db, kek: &Kek, fv: &FaceVerifier, s: &Session, wx_code: 
     let (verify_id, openid) = match fv {
         FaceVerifier::Wechat(w) => {
             let code = wx_code.ok_or_else(|| {
-                Error::Invalid(
-                    "微信人脸核身需要 wx_code（wx.login）/ WeChat face verification needs wx_code (wx.login)".into(),
+                Error::coded(
+                    Refusal::Invalid,
+                    "wx_code_required",
+                    "微信人脸核身需要 wx_code（wx.login）/ WeChat face verification needs wx_code (wx.login)",
                 )
             })?;
             let openid = w.openid(code).await?;
@@ -402,7 +405,11 @@ pub async fn require(db: &Db, fv: Option<&FaceVerifier>, employee_no: &str) -> R
     if ok {
         Ok(())
     } else {
-        Err(Error::Conflict("请先完成实名认证（人脸核身）再生成签名证书 / pass the real-name check (face verification) before the certificate is issued".into()))
+        Err(Error::coded(
+            Refusal::Conflict,
+            "realname_required",
+            "请先完成实名认证（人脸核身）再生成签名证书 / pass the real-name check (face verification) before the certificate is issued",
+        ))
     }
 }
 
@@ -623,7 +630,7 @@ mod tests {
             };
             let fv = FaceVerifier::from_config(&cfg("wechat", "s3cret")).unwrap().unwrap();
             // not yet verified: no certificate
-            assert!(matches!(require(&db, Some(&fv), "5001").await, Err(Error::Conflict(_))));
+            assert_eq!(require(&db, Some(&fv), "5001").await.unwrap_err().code(), "realname_required");
             assert!(require(&db, None, "5001").await.is_ok(), "no provider: checked in person");
             // a face that does not match
             *fake.face_matches.lock().unwrap() = false;
@@ -645,7 +652,7 @@ mod tests {
             assert_eq!(q["cert_hash"], cert_hash("孙医生", "11010519491231002X"));
             assert_eq!(medsign_directory::users::get(&db, &kek, "5001").await.unwrap().realname_status, "verified");
             // bad input: no wx_code, a bad code, wrong app secret, no ID card on record
-            assert!(matches!(start(&db, &kek, &fv, &me, None).await, Err(Error::Invalid(_))));
+            assert_eq!(start(&db, &kek, &fv, &me, None).await.unwrap_err().code(), "wx_code_required");
             let e = start(&db, &kek, &fv, &me, Some("nonsense")).await.unwrap_err();
             assert!(e.to_string().contains("40029"), "{e}");
             let wrong = FaceVerifier::from_config(&cfg("wechat", "wrong")).unwrap().unwrap();

@@ -5,13 +5,17 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_store::Error;
+use medsign_store::{Error, error::Refusal};
 
 /// The JSON error envelope (DESIGN.md conventions), for the API documentation.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorBody {
-    /// stable machine code, e.g. `invalid_request`
+    /// stable machine code. Generic: `invalid_request` (400), `invalid_rows` (422), `unauthorized`
+    /// (401), `forbidden` (403), `not_found` (404), `conflict` (409), `too_many_requests` (429),
+    /// `database_unavailable` / `unavailable` (503), `internal` (500). Specific, for front ends to
+    /// act on: `session_invalid` (401: activate the phone again), `realname_required` (409: run the
+    /// real-name check, then retry), `wx_code_required` (400: run it in the mini program).
     code: String,
     /// Chinese, then English
     message: String,
@@ -53,6 +57,13 @@ impl ApiError {
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Db(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Coded { kind, .. } => match kind {
+                Refusal::Invalid => StatusCode::BAD_REQUEST,
+                Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+                Refusal::Forbidden => StatusCode::FORBIDDEN,
+                Refusal::NotFound => StatusCode::NOT_FOUND,
+                Refusal::Conflict => StatusCode::CONFLICT,
+            },
         }
     }
 }

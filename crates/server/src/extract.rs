@@ -105,8 +105,10 @@ impl FromRequestParts<Arc<AppState>> for Phone {
         let with_id = |e: Error| ApiError { error: e, request_id: rid.clone() };
         let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
         let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
-            with_id(Error::Unauthorized(
-                "缺少设备会话：请先激活 / missing device session: activate the phone first".into(),
+            with_id(Error::coded(
+                medsign_store::error::Refusal::Unauthorized,
+                "session_invalid",
+                "缺少设备会话：请先激活 / missing device session: activate the phone first",
             ))
         })?;
         let session = medsign_phone::mobile::session(&state.db, token.trim()).await.map_err(with_id)?;

@@ -37,6 +37,49 @@ pub enum Error {
     /// An upstream service (a CA channel, the time source) cannot serve now: HTTP 503.
     #[error("{0}")]
     Unavailable(String),
+    /// A refusal a front end acts on, with its own machine code ([`CODES`]); the status is that
+    /// of `kind`, the message is for people.
+    #[error("{message}")]
+    Coded {
+        /// which refusal (and so which HTTP status)
+        kind: Refusal,
+        /// the machine code, one of [`CODES`]
+        code: &'static str,
+        /// Chinese, then English
+        message: String,
+    },
+}
+
+/// The kinds of refusal a [`Error::Coded`] can be (each one HTTP status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400
+    Invalid,
+    /// 401
+    Unauthorized,
+    /// 403
+    Forbidden,
+    /// 404
+    NotFound,
+    /// 409
+    Conflict,
+}
+
+/// The specific machine codes, with what a front end should do. Front ends switch on these, never
+/// on message text; the generic codes of the other variants (`invalid_request`, `not_found`, …)
+/// remain for everything else.
+pub const CODES: &[(&str, &str)] = &[
+    ("session_invalid", "401: the device session is unknown, expired or unbound — activate the phone again"),
+    ("realname_required", "409: the hospital requires the real-name check before the certificate — run it, then retry"),
+    ("wx_code_required", "400: WeChat face verification needs a wx.login code — run it in the mini program"),
+];
+
+impl Error {
+    /// A refusal with a specific code from [`CODES`].
+    pub fn coded(kind: Refusal, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(CODES.iter().any(|(c, _)| *c == code), "unlisted error code {code}");
+        Error::Coded { kind, code, message: message.into() }
+    }
 }
 
 impl Error {
@@ -54,6 +97,7 @@ impl Error {
             Error::Crypto(_) => "crypto",
             Error::Unavailable(_) => "unavailable",
             Error::TooManyRequests(_) => "too_many_requests",
+            Error::Coded { code, .. } => code,
         }
     }
 }
