@@ -1,6 +1,12 @@
 //! Handlers of the audit log (R1.7): query, CSV export, chain verification.
 
-use crate::{ApiError, error::ErrorBody, extract::Caller, state::AppState};
+use crate::{
+    ApiError,
+    error::ErrorBody,
+    extract::Caller,
+    extract::{Scoped, scope},
+    state::AppState,
+};
 use axum::{
     Json,
     extract::{Query, State},
@@ -61,10 +67,9 @@ async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery
     responses((status = 200, body = medsign_store::audit::ChainReport, example = json!({"entries": 42, "head": "2a68…", "broken": null, "anchors": 3}))))]
 async fn audit_verify(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Admin>,
 ) -> Result<Json<medsign_store::audit::ChainReport>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Admin).map_err(with_id)?;
     Ok(Json(medsign_store::audit::verify_chain(&s.db).await.map_err(with_id)?))
 }
 

@@ -6,6 +6,7 @@ use crate::{
     ApiError,
     error::ErrorBody,
     extract::{Caller, StrictJson},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -14,10 +15,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_directory::{
-    apps::Scope,
-    users::{self, NewUser, User},
-};
+use medsign_directory::users::{self, NewUser, User};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -37,12 +35,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
     ))]
 async fn create_users(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersWrite>,
     StrictJson(body): StrictJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let rid = caller.ctx.request_id.clone();
     let with_id = |e: ApiError| ApiError { request_id: rid.clone(), ..e };
-    caller.app.require(Scope::UsersWrite).map_err(|e| with_id(e.into()))?;
     // parse after authentication, so an unauthenticated caller learns nothing about the schema
     let body_text = body.to_string();
     let parsed: OneOrMany = match &body {
@@ -79,13 +76,12 @@ async fn create_users(
         (status = 422, description = "bad lines (spreadsheet line numbers); nothing written", body = ErrorBody)))]
 async fn import_users(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersWrite>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let rid = caller.ctx.request_id.clone();
     let with_id = |e: medsign_store::Error| ApiError { error: e, request_id: rid.clone() };
     let invalid = |m: String| with_id(medsign_store::Error::Invalid(m));
-    caller.app.require(Scope::UsersWrite).map_err(with_id)?;
     let mut multipart = multipart.map_err(|e| {
         invalid(format!(
             "须以 multipart/form-data 上传，字段名 file / upload as multipart/form-data with a field named file: {e}"
@@ -118,11 +114,7 @@ async fn import_users(
 /// `GET /api/v1/users/import/template.csv`: the import template (UTF-8 with BOM).
 #[utoipa::path(get, path = "/api/v1/users/import/template.csv", tag = "users", security(("bearer" = [])),
     responses((status = 200, description = "CSV template (UTF-8 with BOM)", content_type = "text/csv", example = json!("工号,姓名,科室,职称,手机,身份证号,角色"))))]
-async fn import_template(caller: Caller) -> Result<Response, ApiError> {
-    caller
-        .app
-        .require(Scope::UsersRead)
-        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+async fn import_template(_caller: Scoped<scope::UsersRead>) -> Result<Response, ApiError> {
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -241,11 +233,10 @@ async fn enable_app(
         (status = 400, body = ErrorBody)))]
 async fn list_users(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersRead>,
     query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<users::Page>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::UsersRead).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     Ok(Json(users::list(&s.db, &s.kek, &q).await.map_err(with_id)?))
@@ -258,12 +249,11 @@ async fn list_users(
     responses((status = 200, body = User), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn update_user(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
     StrictJson(patch): StrictJson<users::UserPatch>,
 ) -> Result<Json<users::User>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::UsersWrite).map_err(with_id)?;
     Ok(Json(users::update(&s.db, &s.kek, &caller.ctx, &no, &patch).await.map_err(with_id)?))
 }
 
@@ -273,11 +263,10 @@ async fn update_user(
     responses((status = 204, description = "deleted (soft; kept for the audit trail)"), (status = 404, body = ErrorBody)))]
 async fn delete_user(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::UsersWrite).map_err(with_id)?;
     users::delete(&s.db, &s.kek, &caller.ctx, &no).await.map_err(with_id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -288,11 +277,10 @@ async fn delete_user(
     responses((status = 200, body = User), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "a6df…"}))))]
 async fn get_user(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
 ) -> Result<Json<users::User>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::UsersRead).map_err(with_id)?;
     Ok(Json(users::get(&s.db, &s.kek, &no).await.map_err(with_id)?))
 }
 

@@ -5,6 +5,7 @@ use crate::{
     ApiError,
     error::ErrorBody,
     extract::{Caller, Phone, StrictJson},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -14,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
-use medsign_directory::{apps::Scope, images};
+use medsign_directory::images;
 use medsign_signing::{scan, templates, tickets};
 use medsign_store::Error;
 use serde::Deserialize;
@@ -57,10 +58,9 @@ pub struct FromTemplate {
 /// signature boxes as empty signature fields).
 pub async fn from_template(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     StrictJson(body): StrictJson<FromTemplate>,
 ) -> Result<Response, ApiError> {
-    caller.app.require(Scope::Sign).map_err(err(&caller))?;
     let (pdf, info) =
         templates::render(&s.db, &body.template_id, body.version, &body.data).await.map_err(err(&caller))?;
     Ok((
@@ -79,9 +79,8 @@ pub async fn from_template(
 /// `GET /api/v1/templates`: the latest version of every template, with fields and signature boxes.
 pub async fn list_templates(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
 ) -> Result<Json<Vec<templates::TemplateInfo>>, ApiError> {
-    caller.app.require(Scope::Sign).map_err(err(&caller))?;
     Ok(Json(templates::list(&s.db).await.map_err(err(&caller))?))
 }
 
@@ -232,12 +231,11 @@ pub struct Handwriting {
 /// image) arrives with the mobile app.
 pub async fn post_handwriting(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
     StrictJson(body): StrictJson<Handwriting>,
 ) -> Result<Response, ApiError> {
     let e = err(&caller);
-    caller.app.require(Scope::UsersWrite).map_err(&e)?;
     let Some(b) = body.image_base64 else {
         return Err(e(Error::Invalid(
             "请提供 image_base64；手机端采集（二维码）随移动端提供 / give image_base64 (capture on the phone comes with the mobile app)"
@@ -275,11 +273,10 @@ pub async fn post_own_handwriting(
 /// `GET /api/v1/users/{employee_no}/handwriting.png`.
 pub async fn get_handwriting(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
     let e = err(&caller);
-    caller.app.require(Scope::UsersRead).map_err(&e)?;
     match images::get(&s.db, &format!("user:{no}")).await.map_err(&e)? {
         Some((bytes, _)) => Ok(png(bytes)),
         None => Err(e(Error::NotFound(format!("用户 {no} 还没有手写签名 / user {no} has no handwriting yet")))),
@@ -304,12 +301,11 @@ pub struct TicketRequest {
 /// signer whose turn it is; the previous ticket stops working.
 pub async fn renew_ticket(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let e = err(&caller);
-    caller.app.require(Scope::Sign).map_err(&e)?;
     let req: TicketRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
         TicketRequest::default()
     } else {

@@ -222,3 +222,65 @@ pub(crate) fn owner(caller: &Caller) -> Option<&str> {
     // an admin app sees every flow; others only their own
     if caller.app.allows(Scope::Admin) { None } else { Some(caller.app.app_id.as_str()) }
 }
+
+/// Scopes as types, for [`Scoped`]: `Scoped<scope::Sign>` is an app that may start signings.
+pub mod scope {
+    use medsign_directory::apps::{App, Scope};
+
+    /// A scope requirement known when the handler is written.
+    pub trait Required {
+        /// Whether `app` may make this call (403 otherwise).
+        fn check(app: &App) -> medsign_store::Result<()>;
+    }
+
+    macro_rules! one_scope {
+        ($($name:ident),+) => {$(
+            #[doc = concat!("The `", stringify!($name), "` scope.")]
+            pub struct $name;
+            impl Required for $name {
+                fn check(app: &App) -> medsign_store::Result<()> {
+                    app.require(Scope::$name)
+                }
+            }
+        )+};
+    }
+    one_scope!(UsersRead, UsersWrite, Certs, Sign, Timestamps, Admin);
+
+    /// Verifying is allowed to apps that verify or that sign.
+    pub struct VerifyOrSign;
+    impl Required for VerifyOrSign {
+        fn check(app: &App) -> medsign_store::Result<()> {
+            app.require(Scope::Verify).or_else(|_| app.require(Scope::Sign))
+        }
+    }
+
+    /// Checking a timestamp is allowed to apps that timestamp or that verify.
+    pub struct TimestampsOrVerify;
+    impl Required for TimestampsOrVerify {
+        fn check(app: &App) -> medsign_store::Result<()> {
+            app.require(Scope::Timestamps).or_else(|_| app.require(Scope::Verify))
+        }
+    }
+}
+
+/// An authenticated app that holds scope `S`, checked as the request's parts are read — before any
+/// body or query is parsed, so a caller without the scope gets 403 and learns nothing about the
+/// body's schema. Dereferences to the [`Caller`].
+pub struct Scoped<S>(Caller, std::marker::PhantomData<S>);
+
+impl<S> std::ops::Deref for Scoped<S> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<S: scope::Required> FromRequestParts<Arc<AppState>> for Scoped<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        S::check(&caller.app)?;
+        Ok(Scoped(caller, std::marker::PhantomData))
+    }
+}

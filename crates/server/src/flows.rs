@@ -6,6 +6,7 @@ use crate::{
     ApiError,
     error::ErrorBody,
     extract::{Caller, StrictJson},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -14,7 +15,6 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use medsign_directory::apps::Scope;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -107,12 +107,11 @@ async fn list_webhooks(
 /// part `flow` (the same JSON) and a part `file` (the PDF).
 async fn create_flow(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(with_id)?;
     let (nf, hash) = flow_body(&headers, body).await.map_err(with_id)?;
     let st = s.clone();
     let app_id = caller.app.app_id.clone();
@@ -132,11 +131,10 @@ async fn create_flow(
 /// `GET /api/v1/sign-flows/{flow_id}` (R7.4.9): status per flow and per signer.
 async fn get_flow(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(with_id)?;
     let f = medsign_signing::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
     Ok(Json(crate::documents::with_ticket(&s, f).await.map_err(with_id)?))
 }
@@ -207,12 +205,11 @@ struct FlowRevokeRequest {
 /// `POST /api/v1/sign-flows/{flow_id}/revoke` (R7.4.10).
 async fn revoke_flow(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<FlowRevokeRequest>,
 ) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(with_id)?;
     Ok(Json(
         medsign_signing::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await.map_err(with_id)?,
     ))
@@ -235,12 +232,11 @@ struct FileQuery {
 /// flow's CMS.
 async fn flow_file(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     let (ctype, name, bytes) =
@@ -267,12 +263,11 @@ struct VerifyDataRequest {
 /// timestamp, chain; overall DSS-style indication.
 async fn verify_data(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::VerifyOrSign>,
     StrictJson(body): StrictJson<VerifyDataRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
     let sig = if body.signature.contains("-----BEGIN") {
         body.signature.clone().into_bytes()
     } else {
@@ -309,11 +304,10 @@ struct BatchRequest {
 /// resumable, nothing signed twice); poll `GET /api/v1/batches/{id}`.
 async fn create_batch(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     StrictJson(body): StrictJson<BatchRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(with_id)?;
     let b =
         medsign_signing::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await.map_err(with_id)?;
     Ok((StatusCode::ACCEPTED, Json(b)).into_response())
@@ -326,11 +320,10 @@ async fn create_batch(
 /// `GET /api/v1/batches/{batch_id}`: progress per batch and per item.
 async fn get_batch(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_signing::batches::BatchView>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(with_id)?;
     Ok(Json(medsign_signing::batches::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
 }
 
@@ -350,12 +343,11 @@ struct VerifyFileRequest {
 /// coverage, changes after it (other than later signatures), trust, revocation, timestamp.
 async fn verify_file(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::VerifyOrSign>,
     StrictJson(body): StrictJson<VerifyFileRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Verify).or_else(|_| caller.app.require(Scope::Sign)).map_err(with_id)?;
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(body.file.trim())
         .map_err(|_| with_id(medsign_store::Error::Invalid("file 不是 base64 / file is not base64".into())))?;

@@ -8,7 +8,8 @@
 use crate::{
     ApiError,
     error::ErrorBody,
-    extract::{Caller, Phone, StrictJson},
+    extract::{Phone, StrictJson},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -17,7 +18,6 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use medsign_directory::apps::Scope;
 use medsign_phone::logins;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -44,11 +44,10 @@ pub struct NewLogin {
 /// `POST /api/v1/login-tickets` (R2.5, R3.3): a one-time login QR for a PC page (scope `sign`).
 pub async fn create(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Sign>,
     body: Option<StrictJson<NewLogin>>,
 ) -> Result<Response, ApiError> {
     let e = err(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(&e)?;
     let b = body.map(|StrictJson(b)| b).unwrap_or_default();
     let system = b.system.unwrap_or_else(|| caller.app.name.clone());
     let v = logins::create(
@@ -71,9 +70,12 @@ pub async fn create(
         (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "登录票据 X 不存在 / no login ticket X", "request_id": "…"}))))]
 /// `GET /api/v1/login-tickets/{ticket_id}`: state, and once confirmed the signed login assertion
 /// (check it with `POST /api/v1/verify/data`).
-pub async fn get(State(s): State<Arc<AppState>>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(s): State<Arc<AppState>>,
+    caller: Scoped<scope::Sign>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let e = err(&caller.ctx.request_id);
-    caller.app.require(Scope::Sign).map_err(&e)?;
     Ok(Json(logins::get(&s.db, Some(&caller.app.app_id), &id).await.map_err(&e)?).into_response())
 }
 

@@ -4,7 +4,8 @@
 use crate::{
     ApiError,
     error::ErrorBody,
-    extract::{Caller, Phone, StrictJson, Visitor},
+    extract::{Phone, StrictJson, Visitor},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -29,11 +30,10 @@ use crate::error::with_request_id as err;
 /// member types into the phone to bind it; earlier unused codes stop working.
 pub async fn activation_code(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
     let e = err(&caller.ctx.request_id);
-    caller.app.require(Scope::UsersWrite).map_err(&e)?;
     let a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no).await.map_err(&e)?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
@@ -489,11 +489,10 @@ pub async fn realname_finish(
 /// (`none`, `verified`, or `verified-demo` from the demo provider) and the configured provider.
 pub async fn realname_status(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
     let e = err(&caller.ctx.request_id);
-    caller.app.require(Scope::UsersRead).map_err(&e)?;
     let u = medsign_directory::users::get(&s.db, &s.kek, &no).await.map_err(&e)?;
     let provider = s.realname.as_ref().map_or("none", |f| f.name());
     Ok(Json(

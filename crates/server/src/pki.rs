@@ -5,6 +5,7 @@ use crate::{
     ApiError,
     error::{ErrorBody, envelope},
     extract::{Caller, RequestId, StrictJson},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -13,7 +14,6 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use medsign_directory::apps::Scope;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -49,12 +49,11 @@ struct RevokeRequest {
 /// or from a bare SM2 public key with a proof of possession.
 async fn issue_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     Path(no): Path<String>,
     StrictJson(body): StrictJson<IssueRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     let issuer = s.issuer();
     let rec = match (&body.csr, &body.public_key, &body.proof) {
         (Some(csr), None, None) => {
@@ -77,11 +76,10 @@ async fn issue_certificate(
 /// `GET /api/v1/certificates/{serial}`.
 async fn get_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_ca::certs::get(&s.db, &serial).await.map_err(with_id)?))
 }
 
@@ -92,12 +90,11 @@ async fn get_certificate(
 /// `POST /api/v1/certificates/{serial}/revoke`.
 async fn revoke_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RevokeRequest>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(
         medsign_ca::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
             .await
@@ -112,11 +109,10 @@ async fn revoke_certificate(
 /// `POST /api/v1/certificates/{serial}/hold`: suspend (certificateHold) until released.
 async fn hold_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_ca::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
 }
 
@@ -127,11 +123,10 @@ async fn hold_certificate(
 /// `POST /api/v1/certificates/{serial}/release`: lift a hold.
 async fn release_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     Ok(Json(medsign_ca::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
 }
 
@@ -150,11 +145,10 @@ struct ExpiringQuery {
 /// `GET /api/v1/certificates/expiring?days=N`: active or held certificates that end within N days.
 async fn expiring_certificates(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     query: Result<Query<ExpiringQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     let days = match query {
         Ok(Query(ExpiringQuery { days: None })) => s.ca_config.expiry_warn_days,
         Ok(Query(ExpiringQuery { days: Some(d) })) if (1..=3650).contains(&d) => d,
@@ -180,12 +174,11 @@ struct RenewRequest {
 /// `POST /api/v1/certificates/{serial}/renew`: same key, or a new CSR; the old certificate is superseded.
 async fn renew_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RenewRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     let issuer = s.issuer();
     let rec = medsign_ca::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
         .await
@@ -199,11 +192,10 @@ async fn renew_certificate(
 /// `GET /api/v1/certificates?employee_no=&status=&alg=&page=&page_size=`.
 async fn list_certificates(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     query: Result<Query<medsign_ca::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     let Query(q) =
         query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
     let (items, total) = medsign_ca::certs::list(&s.db, &q).await.map_err(with_id)?;
@@ -218,11 +210,10 @@ async fn list_certificates(
 /// authority (its `medsign` CA channel); the caller vouches for identity and key possession.
 async fn ra_enroll(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Certs>,
     StrictJson(body): StrictJson<medsign_ca::channels::RaEnrollment>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Certs).map_err(with_id)?;
     let out = medsign_ca::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, &body).await.map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }

@@ -4,6 +4,7 @@ use crate::{
     ApiError,
     error::{ErrorBody, envelope},
     extract::{Caller, RequestId, StrictJson},
+    extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
@@ -12,7 +13,6 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use medsign_directory::apps::Scope;
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -110,11 +110,10 @@ struct TimestampRequest {
 /// `POST /api/v1/timestamps` (R6.1): a token over a digest.
 async fn create_timestamp(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::Timestamps>,
     StrictJson(body): StrictJson<TimestampRequest>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Timestamps).map_err(with_id)?;
     let t = s
         .tsa
         .stamp_digest(body.profile.as_deref(), &body.algorithm, &body.digest, &caller.app.app_id)
@@ -142,12 +141,11 @@ struct TimestampVerifyRequest {
 /// `POST /api/v1/timestamps/verify` (R6.3): integrity, imprint, TSA certificate chain.
 async fn verify_timestamp(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    caller: Scoped<scope::TimestampsOrVerify>,
     StrictJson(body): StrictJson<TimestampVerifyRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Timestamps).or_else(|_| caller.app.require(Scope::Verify)).map_err(with_id)?;
     let b64 = |v: &str, what: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(v.trim())
