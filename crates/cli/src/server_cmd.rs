@@ -7,9 +7,9 @@ use medsign_directory::apps::{self, Scope};
 use medsign_store::{
     audit::{self, Context},
     custody::{self, KekSource},
-    db::{DataDirLock, Db},
+    db::Db,
 };
-use std::{path::PathBuf, sync::Arc};
+use std::path::PathBuf;
 
 /// Where the data lives (shared by every command that opens the database).
 #[derive(Args, Clone)]
@@ -76,32 +76,8 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
 }
 
 async fn serve_async(cfg: Config) -> Result<i32, CliError> {
-    if let Some(f) = &cfg.sign.font_file {
-        let bytes = std::fs::read(f)
-            .map_err(|e| CliError(format!("字体文件无法读取 / cannot read sign.font_file {}: {e}", f.display())))?;
-        medsign_pdf::use_font_file(bytes).map_err(|e| CliError(format!("sign.font_file {}: {e}", f.display())))?;
-    }
     let data_dir = cfg.data_dir();
-    // real-name provider: a bad [realname] stops the start (the dev DEMO provider warns loudly)
-    let realname = medsign_phone::realname::FaceVerifier::from_config(&cfg.realname).map_err(core_err)?;
-    // fingerprint approval (SOTER) whenever the mini program's AppID and secret are configured
-    let soter =
-        medsign_phone::realname::FaceVerifier::soter_client(realname.as_ref(), &cfg.realname).map_err(core_err)?;
-    let _lock = DataDirLock::acquire(&data_dir).map_err(core_err)?;
-    let (kek, source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;
-    let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
-    let platform = Arc::new(medsign_crypto::signer::KeySigner::new(
-        custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.map_err(core_err)?,
-    ));
-    let mut cas = medsign_ca::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(core_err)?;
-    cas.staff = medsign_ca::ca::StaffProfile::from_config(&cfg.ca).map_err(core_err)?;
-    let first_token = bootstrap(&db, &kek).await?;
-    // the TSA clock: one poll before serving, so the banner can say whether timestamps work
-    let clock = Arc::new(medsign_tsa::clock::Clock::new(&cfg.time));
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), clock.poll_once()).await;
-    let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone())
-        .await
-        .map_err(core_err)?;
+    let mut opened = medsign_server::services::open(&cfg).await.map_err(core_err)?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {
             CliError(format!(
@@ -123,25 +99,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     })?;
     let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let state_db = db.clone();
-    let state = Arc::new(medsign_server::AppState {
-        db,
-        kek,
-        auth: Default::default(),
-        max_body_bytes: cfg.server.max_body_bytes,
-        metrics: Default::default(),
-        cas: cas.clone(),
-        organization: cfg.ca.organization.clone(),
-        public_url: cfg.server.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
-        ocsp: medsign_ca::ocsp::Responder::new(cas.clone(), cfg.ca.ocsp_validity_minutes),
-        ca_config: cfg.ca.clone(),
-        channels: Default::default(),
-        tsa,
-        realname,
-        soter,
-        grant_max_hours: cfg.sign.grant_max_hours,
-        limits: Default::default(),
-    });
+    let state = opened.state(&cfg, format!("{scheme}://{addr}")).expect("state is made once");
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
     eprintln!("  数据目录 / data directory: {}", data_dir.display());
@@ -151,7 +109,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             "  !!! 实名认证使用演示提供方 dev：任何人都会通过（结果标记为 verified-demo），切勿用于生产 / realname provider 'dev' is a DEMO: everyone passes (marked verified-demo) — never in production"
         );
     }
-    match source {
+    match &opened.kek_source {
         KekSource::Environment => eprintln!("  密钥加密密钥 / KEK: MEDSIGN_KEK"),
         KekSource::File(p) => eprintln!("  密钥加密密钥 / KEK: {p}"),
         KekSource::Generated(p) => {
@@ -163,11 +121,11 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             );
         }
     }
-    if let Some(t) = first_token {
+    if let Some(t) = &opened.first_token {
         eprintln!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
         eprintln!("    {}", t.as_str());
     }
-    let st = clock.status();
+    let st = opened.clock.status();
     match st.state {
         medsign_tsa::clock::SyncState::Insync | medsign_tsa::clock::SyncState::SoonOutOfSync => eprintln!(
             "  时钟 / clock: {} ({}，偏差 / offset {:.1} ms ± {:.1} ms) — 时间戳服务可用 / timestamps available",
@@ -197,113 +155,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         "  接口 / API: {scheme}://{addr}/api/v1   管理 / admin: {scheme}://{addr}/admin/v1   健康 / health: {scheme}://{addr}/healthz   指标 / metrics: {scheme}://{addr}/metrics"
     );
     eprintln!("listening on {addr}");
-    // audit anchors: the chain head signed by the platform key at start, every N minutes, and at stop
-    let anchor_db = state_db.clone();
-    let anchor_key = platform.clone();
-    let minutes = cfg.audit.anchor_minutes;
-    let anchors = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60 * minutes.max(1)));
-        loop {
-            tick.tick().await;
-            if let Err(e) = audit::anchor(&anchor_db, anchor_key.as_ref()).await {
-                tracing::error!(error = %e, "audit anchor failed");
-            }
-            if minutes == 0 {
-                break;
-            }
-        }
-    });
-    // the daily certificate expiry job (issue #4): a minute after start, then every 24 h
-    let job_state = state.clone();
-    let expiry = tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
-        loop {
-            tick.tick().await;
-            let s = &job_state;
-            let issuer = s.issuer();
-            let ctx = Context {
-                actor: "system".into(),
-                ip: "local".into(),
-                user_agent: "medsign-serve".into(),
-                request_id: "expiry-job".into(),
-            };
-            let days = s.ca_config.expiry_warn_days;
-            match medsign_ca::certs::expiry_job(&s.db, &s.kek, issuer, &ctx, days, s.ca_config.auto_renew).await {
-                Ok(r) => tracing::info!(
-                    expiring = r.expiring.len(),
-                    renewed = r.renewed.len(),
-                    failed = r.failed.len(),
-                    days,
-                    "certificate expiry job"
-                ),
-                Err(e) => tracing::error!(error = %e, "certificate expiry job failed"),
-            }
-        }
-    });
-    let clock_task = clock.clone().spawn();
-    // webhooks every 2 s; every minute: timestamps of `timestamp: "later"` flows, flow expiry
-    let hook_state = state.clone();
-    let hooks = tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
-            .unwrap_or_default();
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-        let mut n: u64 = 0;
-        loop {
-            tick.tick().await;
-            n += 1;
-            let s = &hook_state;
-            if let Err(e) = medsign_signing::flows::deliver_due(&s.db, &s.kek, &client).await {
-                tracing::warn!(error = %e, "webhook delivery failed");
-            }
-            if n.is_multiple_of(30) {
-                if let Err(e) = medsign_signing::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
-                    tracing::warn!(error = %e, "pending timestamps failed");
-                }
-                if let Err(e) = medsign_signing::flows::expire_due(&s.db).await {
-                    tracing::warn!(error = %e, "flow expiry failed");
-                }
-                if let Err(e) = medsign_phone::grants::expire_due(&s.db).await {
-                    tracing::warn!(error = %e, "grant expiry failed");
-                }
-                if let Err(e) = medsign_phone::cosign::sweep(&s.db).await {
-                    tracing::warn!(error = %e, "signing round sweep failed");
-                }
-            }
-        }
-    });
-    // CA channel health, every minute
-    let health_state = state.clone();
-    let health = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let s = &health_state;
-            if let Err(e) = medsign_ca::channels::check_all(&s.db, &s.kek, &s.channels).await {
-                tracing::warn!(error = %e, "CA channel health check failed");
-            }
-        }
-    });
-    // the batch queue: one worker per node, items claimed by compare-and-set
-    let batch_state = state.clone();
-    let reclaim = cfg.sign.batch_reclaim_seconds;
-    let batches = tokio::spawn(async move {
-        let s = &batch_state;
-        let max = s.max_body_bytes.min(8 << 20);
-        loop {
-            match medsign_signing::batches::run_one(&s.signing(), max, reclaim).await {
-                Ok(true) => {}
-                Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "batch worker");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
-        }
-    });
+    let jobs = medsign_server::services::spawn_jobs(&state, &opened, &cfg);
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
@@ -324,37 +176,12 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
                 .map_err(failed)?;
         }
     }
-    anchors.abort();
-    expiry.abort();
-    health.abort();
-    clock_task.abort();
-    hooks.abort();
-    batches.abort();
-    if let Err(e) = audit::anchor(&state_db, platform.as_ref()).await {
+    if let Err(e) = jobs.stop().await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }
+    drop(opened);
     eprintln!("medsign 已停止 / medsign stopped");
     Ok(0)
-}
-
-/// On first start (no app yet) create the bootstrap admin app and return its token.
-async fn bootstrap(db: &Db, kek: &medsign_crypto::wrap::Kek) -> Result<Option<zeroize::Zeroizing<String>>, CliError> {
-    let n: i64 = sqlx_count(db).await?;
-    if n > 0 {
-        return Ok(None);
-    }
-    let ctx = Context {
-        actor: "system".into(),
-        ip: "local".into(),
-        user_agent: "medsign-serve".into(),
-        request_id: "bootstrap".into(),
-    };
-    let (_app, token) = apps::create(db, kek, &ctx, "bootstrap-admin", &[Scope::Admin]).await.map_err(core_err)?;
-    Ok(Some(token))
-}
-
-async fn sqlx_count(db: &Db) -> Result<i64, CliError> {
-    medsign_directory::apps::count(db).await.map_err(core_err)
 }
 
 async fn shutdown() {

@@ -20,6 +20,7 @@ mod mobile;
 mod pki;
 mod ratelimit;
 mod routes;
+pub mod services;
 mod state;
 mod tsa;
 
