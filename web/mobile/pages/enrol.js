@@ -1,0 +1,169 @@
+// @ts-check
+// medsign H5 — binding the phone (#/activate), the PIN and the split key (#/enrol), the
+// handwritten signature (#/handwriting).
+import * as phone from '../medsign-phone.js';
+import { api, store, transport } from '../api.js';
+import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
+
+// ---------------------------------------------------------------- activation and enrolment
+
+/** #/activate: staff number + one-time activation code → a session; a fresh device secret. */
+export function activatePage() {
+  const go = h('button', { class: 'primary', id: 'activate' }, '绑定本机 / Bind this phone');
+  go.onclick = async () => {
+    const done = busy(go);
+    try {
+      const s = await api('POST', 'activate', { employee_no: val('employee'), code: val('code'), device_name: val('device') || '手机' });
+      store.set('token', s.token);
+      store.set('employee', s.employee_no);
+      store.set('deviceSecret', phone.deviceSecret());
+      store.set('wrapped', null);
+      location.hash = '#/enrol';
+    } catch (e) { fail(e); } finally { done(); }
+  };
+  page('绑定手机 / Bind phone',
+    h('div', { class: 'card' },
+      h('p', { class: 'muted' }, '输入工号和信息科提供的激活码（72 小时内有效，只能用一次）。/ Enter your staff number and the one-time activation code from the IT department.'),
+      h('label', { for: 'employee' }, '工号 / Staff number'), h('input', { id: 'employee', inputmode: 'numeric', autocomplete: 'username' }),
+      h('label', { for: 'code' }, '激活码 / Activation code'), h('input', { id: 'code', autocapitalize: 'characters', placeholder: 'XXXX-XXXX-XXXX' }),
+      h('label', { for: 'device' }, '设备名称 / Device name'), h('input', { id: 'device', value: /iPhone/.test(navigator.userAgent) ? 'iPhone' : '手机' }),
+      go));
+}
+
+/** #/enrol: the PIN (checked on the phone), then the split key and the certificate. */
+export function enrolPage() {
+  const go = h('button', { class: 'primary', id: 'enrol' }, '生成签名密钥 / Create my signing key');
+  go.onclick = async () => {
+    const pin = val('pin1');
+    if (pin !== val('pin2')) return toast('两次输入的 PIN 不一致 / the PINs differ', true);
+    const problem = await phone.pinProblem(pin, store.get('employee') || '');
+    if (problem) return toast(problem, true);
+    const done = busy(go, '正在生成密钥… / creating the key…');
+    try {
+      await createKey(pin).catch(async (e) => {
+        if (e.body?.code !== 'realname_required') throw e;
+        await realnameCheck();
+        await createKey(pin);
+      });
+      toast('签名密钥已生成，证书已签发 / key created, certificate issued');
+      location.hash = '#/handwriting';
+    } catch (e) { fail(e); } finally { done(); }
+  };
+  page('设置 PIN / Set PIN',
+    h('div', { class: 'card' },
+      h('p', { class: 'muted' }, '签名密钥分成两半：一半在本机（用 PIN 保护），一半在医院服务器，任何一方都无法单独签名。PIN 为 6–12 位数字，不能是连续或重复数字，也不能包含工号。/ Your key is split between this phone (protected by the PIN) and the hospital server. The PIN has 6–12 digits, no runs or repeats, not your staff number.'),
+      ...pinInput('pin1', 'PIN'), ...pinInput('pin2', '再输一次 / Again'),
+      go));
+}
+
+/**
+ * The real-name check the hospital requires before the certificate (R2.2, R3.2). In a browser only
+ * the DEMO provider can run (WeChat face verification needs the mini program).
+ * @returns {Promise<void>}
+ */
+async function realnameCheck() {
+  const st = await api('POST', 'realname', {}).catch((e) => {
+    throw new Error(e.body?.code === 'wx_code_required' ? '请在医签微信小程序中完成人脸核身 / do the face check in the medsign WeChat mini program' : e.message);
+  });
+  const out = await api('POST', `realname/${st.check_id}`);
+  if (out.state !== 'verified') throw new Error('实名认证未通过 / the real-name check failed');
+  toast(st.demo ? '实名认证（演示，不用于生产）已通过 / DEMO real-name check passed' : '实名认证已通过 / real-name check passed');
+}
+
+/**
+ * Two-party key generation, the PIN and the certificate.
+ * @param {string} pin
+ * @returns {Promise<void>}
+ */
+async function createKey(pin) {
+  const start = await api('POST', 'keys');
+  let certificate = /** @type {{ serial?: string } | null} */ (null);
+  const post = async (what, body) => {
+    if (what !== 'keygen') return transport()(what, body);
+    const r = await api('POST', `keys/${start.key_id}`, { request: body });
+    certificate = r.certificate;
+    return r.response;
+  };
+  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret') });
+  store.set('wrapped', out.wrapped);
+  store.set('certSerial', certificate?.serial || '');
+}
+
+// ---------------------------------------------------------------- handwriting pad
+
+/** @typedef {{ x: number, y: number, t: number, w: number }} Point a pad point: position, time, line width */
+
+/** #/handwriting: draw the signature on the pad and save it as a PNG. */
+export function handwritingPage() {
+  const canvas = h('canvas', { id: 'pad' });
+  /** @type {Point[][]} */
+  const strokes = [];
+  /** @type {Point[] | null} */
+  let current = null;
+  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d'));
+  const fit = () => {
+    const r = canvas.getBoundingClientRect();
+    canvas.width = Math.round(r.width * devicePixelRatio);
+    canvas.height = Math.round(r.height * devicePixelRatio);
+    redraw();
+  };
+  const redraw = () => {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.lineCap = 'round';
+    ctx.lineJoin = 'round';
+    ctx.strokeStyle = '#111a3a';
+    for (const s of strokes) drawStroke(s);
+  };
+  // smooth strokes: quadratic curves through the midpoints, width from the speed
+  /** @param {Point[]} pts */
+  const drawStroke = (pts) => {
+    if (pts.length < 2) return;
+    for (let i = 1; i < pts.length; i++) {
+      const a = pts[i - 1], b = pts[i];
+      const m0 = i > 1 ? mid(pts[i - 2], a) : a;
+      const m1 = mid(a, b);
+      ctx.lineWidth = b.w;
+      ctx.beginPath();
+      ctx.moveTo(m0.x, m0.y);
+      ctx.quadraticCurveTo(a.x, a.y, m1.x, m1.y);
+      ctx.stroke();
+    }
+  };
+  /** @type {(a: { x: number, y: number }, b: { x: number, y: number }) => { x: number, y: number }} */
+  const mid = (a, b) => ({ x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 });
+  /** @type {(ev: PointerEvent) => Point} */
+  const point = (ev) => {
+    const r = canvas.getBoundingClientRect();
+    const x = (ev.clientX - r.left) * devicePixelRatio, y = (ev.clientY - r.top) * devicePixelRatio;
+    const last = current?.[current.length - 1];
+    const speed = last ? Math.hypot(x - last.x, y - last.y) / Math.max(1, ev.timeStamp - last.t) : 0;
+    const w = Math.max(2, Math.min(7, 7 - speed * 2)) * devicePixelRatio * 0.8;
+    return { x, y, t: ev.timeStamp, w: last ? last.w * 0.6 + w * 0.4 : w };
+  };
+  canvas.addEventListener('pointerdown', (ev) => { canvas.setPointerCapture(ev.pointerId); current = [point(ev)]; strokes.push(current); });
+  canvas.addEventListener('pointermove', (ev) => { if (current) { current.push(point(ev)); redraw(); } });
+  const end = () => { current = null; };
+  canvas.addEventListener('pointerup', end);
+  canvas.addEventListener('pointercancel', end);
+  const save = h('button', { class: 'primary', id: 'saveHandwriting' }, '保存签名 / Save');
+  save.onclick = async () => {
+    if (!strokes.some((s) => s.length > 1)) return toast('请先手写签名 / please sign first', true);
+    const done = busy(save);
+    try {
+      const png = canvas.toDataURL('image/png').split(',')[1];
+      await api('POST', 'handwriting', { image_base64: png });
+      toast('手写签名已保存 / handwriting saved');
+      location.hash = '#/';
+    } catch (e) { fail(e); } finally { done(); }
+  };
+  page('手写签名 / Handwriting',
+    h('div', { class: 'card' },
+      h('p', { class: 'muted' }, '请在框内写下您的姓名，它会出现在您签署的 PDF 上。/ Write your name in the box; it appears on the PDFs you sign.'),
+      canvas,
+      h('div', { class: 'grid' },
+        h('button', { class: 'secondary', onclick: () => { strokes.pop(); redraw(); } }, '撤销一笔 / Undo'),
+        h('button', { class: 'secondary', onclick: () => { strokes.length = 0; redraw(); } }, '清除 / Clear')),
+      save,
+      h('button', { class: 'secondary', onclick: () => { location.hash = '#/'; } }, '以后再说 / Later')));
+  requestAnimationFrame(fit);
+}

@@ -1,0 +1,72 @@
+// @ts-check
+// medsign H5 — home (#/) and scanning a QR code (#/scan).
+import * as phone from '../medsign-phone.js';
+import { api, store } from '../api.js';
+import { h, toast, page } from '../dom.js';
+
+/** #/: the staff number and the tiles, with the counts to sign and of active grants. */
+export async function homePage() {
+  const [pending, grants] = await Promise.all([api('GET', 'pending'), api('GET', 'grants')]);
+  const active = grants.items.filter((g) => g.state === 'active');
+  page('医签 medsign',
+    h('div', { class: 'card' }, h('div', { class: 'muted' }, `工号 / Staff ${store.get('employee')}`)),
+    h('div', { class: 'grid' },
+      h('a', { class: 'tile', href: '#/scan', id: 'tileScan' }, h('b', {}, '⌗'), '扫一扫 / Scan'),
+      h('a', { class: 'tile', href: '#/pending', id: 'tilePending' }, h('b', {}, String(pending.items.length)), '待签 / To sign'),
+      h('a', { class: 'tile', href: '#/grants' }, h('b', {}, String(active.length)), '授权中 / Grants'),
+      h('a', { class: 'tile', href: '#/records' }, h('b', {}, '☰'), '我的记录 / Records'),
+      h('a', { class: 'tile', href: '#/handwriting' }, h('b', {}, '✍'), '手写签名 / Handwriting'),
+      h('a', { class: 'tile', href: '#/settings' }, h('b', {}, '⚙'), '设置 / Settings')));
+}
+
+/**
+ * Where a scanned QR (a deep link of this app) leads.
+ * @param {string} text
+ */
+function openScanned(text) {
+  const u = new URL(text, location.href);
+  const m = /#\/(sign|login)\?t=([\w-]+)/.exec(u.hash || '');
+  if (!m) return toast('不是医签二维码 / not a medsign QR code', true);
+  location.hash = `#/${m[1]}?t=${m[2]}`;
+}
+
+/** #/scan: the camera (the browser's QR reader, or frames decoded in WebAssembly), or a pasted link. */
+export async function scanPage() {
+  const video = h('video', { id: 'camera', playsinline: true, muted: true });
+  const manual = h('input', { id: 'link', placeholder: 'https://…/m/#/sign?t=…' });
+  page('扫一扫 / Scan',
+    h('div', { class: 'card' },
+      h('p', { class: 'muted' }, '对准电脑上的二维码。也可以直接用手机相机扫码，会自动打开本应用。/ Point at the QR code on the PC, or scan it with the phone camera app.'),
+      video,
+      h('label', { for: 'link' }, '或粘贴链接 / or paste the link'), manual,
+      h('button', { class: 'primary', onclick: () => openScanned(manual.value.trim()) }, '打开 / Open')));
+  if (!navigator.mediaDevices?.getUserMedia) return;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
+    video.srcObject = stream;
+    await video.play();
+    // the browser's own QR reader where it has one, otherwise frames decoded in WebAssembly
+    const formats = 'BarcodeDetector' in window ? await /** @type {any} */ (window).BarcodeDetector.getSupportedFormats().catch(() => []) : [];
+    const detector = formats.includes('qr_code') ? new /** @type {any} */ (window).BarcodeDetector({ formats: ['qr_code'] }) : null;
+    const canvas = document.createElement('canvas');
+    const g = /** @type {CanvasRenderingContext2D} */ (canvas.getContext('2d', { willReadFrequently: true }));
+    const read = async () => {
+      if (detector) return (await detector.detect(video).catch(() => []))[0]?.rawValue || null;
+      const w = video.videoWidth;
+      const hgt = video.videoHeight;
+      if (!w || !hgt) return null;
+      const scale = Math.min(1, 640 / Math.max(w, hgt));
+      canvas.width = Math.round(w * scale);
+      canvas.height = Math.round(hgt * scale);
+      g.drawImage(video, 0, 0, canvas.width, canvas.height);
+      return phone.readQr(g.getImageData(0, 0, canvas.width, canvas.height));
+    };
+    const tick = async () => {
+      if (!document.body.contains(video)) return stream.getTracks().forEach((t) => t.stop());
+      const text = await read().catch(() => null);
+      if (text) { stream.getTracks().forEach((t) => t.stop()); return openScanned(text); }
+      setTimeout(tick, 250);
+    };
+    tick();
+  } catch { /* no camera: the link field remains */ }
+}
