@@ -314,17 +314,15 @@ impl Config {
                 let text = std::fs::read_to_string(f).map_err(|e| {
                     Error(format!("无法读取配置文件 {} / cannot read the configuration file: {e}", f.display()))
                 })?;
-                text.parse()
-                    .map_err(|e| Error(format!("配置文件 {} 有误 / invalid configuration file: {e}", f.display())))?
+                // the file's own types and names first, with the line and column of a mistake
+                let bad = |e: toml::de::Error| {
+                    Error(format!("配置文件 {} 有误 / invalid configuration file: {e}", f.display()))
+                };
+                toml::from_str::<Config>(&text).map_err(bad)?;
+                text.parse().map_err(bad)?
             }
             None => toml::Table::new(),
         };
-        if let Some(f) = file {
-            // the file's own types and names first, so its errors name the file
-            toml::Value::Table(table.clone())
-                .try_into::<Config>()
-                .map_err(|e| Error(format!("配置文件 {} 有误 / invalid configuration file: {e}", f.display())))?;
-        }
         let mut env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("MEDSIGN_")).collect();
         env.sort();
         for (var, text) in env {
@@ -474,7 +472,8 @@ mod tests {
         let e = Config::load(None, vars(&[("MEDSIGN_TIME_MAX_OFFSET_MS", "-5")])).unwrap_err().0;
         assert!(e.contains("MEDSIGN_TIME_MAX_OFFSET_MS"), "{e}");
         std::fs::write(&f, "[ca]\nauto_renew = \"yes\"\n").unwrap();
-        assert!(Config::load(Some(&f), std::iter::empty()).unwrap_err().0.contains("auto_renew"));
+        let e = Config::load(Some(&f), std::iter::empty()).unwrap_err().0;
+        assert!(e.contains("auto_renew") && e.contains("line 2"), "names the key and where: {e}");
         // the environment still overrides the file
         std::fs::write(&f, "[time]\npoll_seconds = 5\n").unwrap();
         let c = Config::load(Some(&f), vars(&[("MEDSIGN_TIME_POLL_SECONDS", "7")])).unwrap();

@@ -51,8 +51,8 @@ pub struct SignJob<'a> {
 pub struct Signature {
     /// the new signature (data) or signed document (PDF)
     pub doc: Vec<u8>,
-    /// genTime of each new timestamp token
-    pub times: Vec<DateTime<Utc>>,
+    /// each new timestamp token's time, by signer
+    pub times: Vec<Stamp>,
     /// signatures released, timestamps to follow
     pub pending: bool,
 }
@@ -176,7 +176,7 @@ pub(super) async fn sign_data(
     alg: &str,
     app_id: &str,
     ts_mode: TimestampMode,
-) -> Result<(Vec<u8>, Vec<DateTime<Utc>>, bool)> {
+) -> Result<(Vec<u8>, Vec<Stamp>, bool)> {
     let signers: Vec<CmsSigner<'_>> =
         ready.iter().map(|r| CmsSigner { signer: r.key.as_ref(), cert: &r.cert, chain: &r.chain }).collect();
     let der = cms::sign(content, &signers, &SignOptions { detached, ..Default::default() })
@@ -258,7 +258,7 @@ pub(super) async fn sign_pdf(
     title: &str,
     alg: &str,
     app_id: &str,
-) -> Result<(Vec<u8>, Vec<DateTime<Utc>>)> {
+) -> Result<(Vec<u8>, Vec<Stamp>)> {
     let mut doc = pdf.to_vec();
     let mut times = Vec::new();
     let existing = medsign_pdf::signatures(pdf).map_err(|e| Error::Invalid(e.to_string()))?.len();
@@ -276,19 +276,12 @@ pub(super) async fn sign_pdf(
     Ok((doc, times))
 }
 
-/// Timestamp every signer that has none; returns the genTimes.
-pub async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester: &str) -> Result<Vec<DateTime<Utc>>> {
-    Ok(stamp_signers(tsa, parsed, alg, requester).await?.into_iter().map(|(_, t)| t).collect())
-}
+/// A timestamp token's genTime, with the certificate serial (upper-case hex) of the signer it
+/// stamps: the SET OF signers re-sorts as attributes change, so position says nothing.
+pub type Stamp = (String, DateTime<Utc>);
 
-/// Timestamp every unstamped signer; returns each one's certificate serial (upper-case hex) and
-/// the time of its token, in the order they were stamped.
-pub(super) async fn stamp_signers(
-    tsa: &Tsa,
-    parsed: &mut Parsed,
-    alg: &str,
-    requester: &str,
-) -> Result<Vec<(String, DateTime<Utc>)>> {
+/// Timestamp every unstamped signer; returns a [`Stamp`] per token, in the order they were made.
+pub async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester: &str) -> Result<Vec<Stamp>> {
     let mut times = Vec::new();
     // the SET OF signers re-sorts when attributes change: look for the next unstamped one each time
     while let Some(i) = (0..parsed.signer_infos().len()).find(|&i| !parsed.has_timestamp(i)) {
@@ -315,11 +308,12 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
         let id: String = r.try_get("id")?;
         let alg: String = r.try_get("alg")?;
         let app: String = r.try_get("app_id")?;
-        let sig: String = r.try_get("signature_b64")?;
+        let sig: Option<String> = r.try_get("signature_b64")?;
         let attempt = async {
+            let sig = sig.ok_or_else(|| Error::Config("no stored signature".into()))?;
             let der = B64.decode(sig).map_err(|_| Error::Config("stored signature is corrupt".into()))?;
             let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
-            let stamped = stamp_signers(tsa, &mut parsed, &alg, &app).await?;
+            let stamped = add_timestamps(tsa, &mut parsed, &alg, &app).await?;
             Ok::<_, Error>((parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, stamped))
         };
         let (out, stamped) = match attempt.await {

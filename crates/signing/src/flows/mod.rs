@@ -606,7 +606,7 @@ pub async fn record(
     id: &str,
     der: &[u8],
     pending: bool,
-    ts_times: &[DateTime<Utc>],
+    ts_times: &[Stamp],
     signed: &[Signed],
     total: i64,
     ticket_ttl: u32,
@@ -631,8 +631,10 @@ pub async fn record(
     if done.rows_affected() != 1 {
         return Err(changed());
     }
-    for (k, s) in signed.iter().enumerate() {
-        let ts = ts_times.get(k).or(ts_times.first());
+    // each signer gets the time of its own token, found by certificate (not by position)
+    let mut unused: Vec<&Stamp> = ts_times.iter().collect();
+    for s in signed {
+        let ts = unused.iter().position(|(serial, _)| *serial == s.serial).map(|i| unused.remove(i).1);
         let done = sqlx::query(
             "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3, custody = $6, grant_id = $7 \
              WHERE flow_id = $4 AND idx = $5 AND state = 'pending'",
@@ -665,6 +667,18 @@ pub async fn record(
             &format!("flow:{id}"),
             details,
         )
+        .await?;
+    }
+    // tokens this step added for signers who signed before (a `later` data flow's pending
+    // timestamps, stamped together with the phone's signature)
+    for (serial, t) in unused {
+        sqlx::query(
+            "UPDATE flow_signers SET timestamp_at = $1 WHERE flow_id = $2 AND cert_serial = $3 AND state = 'signed' AND timestamp_at IS NULL",
+        )
+        .bind(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .bind(id)
+        .bind(serial)
+        .execute(&mut *tx)
         .await?;
     }
     // the turn has moved on: tickets of earlier turns stop working
@@ -823,7 +837,7 @@ pub async fn sign_following(
     f: &Stored,
     from: i64,
     doc: Vec<u8>,
-) -> Result<(Vec<u8>, Vec<Signed>, Vec<DateTime<Utc>>, bool)> {
+) -> Result<(Vec<u8>, Vec<Signed>, Vec<Stamp>, bool)> {
     let Signing { db, kek, cas, organization, tsa, .. } = *sg;
     let is_pdf = f.kind == FlowKind::File;
     let mut ready = Vec::new();
