@@ -41,6 +41,8 @@ async fn data_flows_end_to_end_in_core() {
             Tsa::start(&db, &kek, &cas, "某县人民医院", &Default::default(), Arc::new(Clock::synchronised_for_tests()))
                 .await
                 .unwrap();
+        let sg =
+            Signing { db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants };
         let (app, token) =
             medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
                 .await
@@ -68,17 +70,7 @@ async fn data_flows_end_to_end_in_core() {
             serde_json::from_value::<NewFlow>(v).unwrap()
         };
         let nf = flow(serde_json::json!([{"employee_no": "1001"}, {"seal": "hospital"}]), serde_json::json!({}));
-        let f = create(
-            &Signing {
-                db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
-            },
-            &ctx,
-            &app.app_id,
-            &nf,
-            1 << 20,
-        )
-        .await
-        .unwrap();
+        let f = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert_eq!(f.state, FlowState::Completed);
         assert!(f.doc_no.starts_with("QM-"), "{}", f.doc_no);
         assert!(
@@ -99,17 +91,7 @@ async fn data_flows_end_to_end_in_core() {
             serde_json::json!([{"employee_no": "1001"}]),
             serde_json::json!({"alg": "rsa", "detached": false, "content": null, "content_json": {"b": 1, "a": [1, 2]}}),
         );
-        let f2 = create(
-            &Signing {
-                db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
-            },
-            &ctx,
-            &app.app_id,
-            &nf,
-            1 << 20,
-        )
-        .await
-        .unwrap();
+        let f2 = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         let sig2 = signature_bytes(&db, Some(&app.app_id), &f2.id).await.unwrap();
         let rep2 = verify_data(&db, &cas, &sig2, None).await.unwrap();
         assert!(rep2.is_valid(), "{rep2:?}");
@@ -138,17 +120,7 @@ async fn data_flows_end_to_end_in_core() {
             (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"callback_url": "ftp://x"})),
         ] {
             let nf = flow(signers.clone(), extra.clone());
-            let e = create(
-                &Signing {
-                    db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
-                },
-                &ctx,
-                &app.app_id,
-                &nf,
-                1 << 20,
-            )
-            .await
-            .unwrap_err();
+            let e = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{signers} {extra}: {e}");
         }
         // scan mode (R7.4.6): the seal signs now, the doctor's turn waits with a one-time QR ticket
@@ -156,17 +128,7 @@ async fn data_flows_end_to_end_in_core() {
             serde_json::json!([{"seal": "hospital"}, {"employee_no": "1001", "mode": "scan"}]),
             serde_json::json!({}),
         );
-        let w = create(
-            &Signing {
-                db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
-            },
-            &ctx,
-            &app.app_id,
-            &nf,
-            1 << 20,
-        )
-        .await
-        .unwrap();
+        let w = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert_eq!(w.state, FlowState::Signing);
         assert_eq!(
             w.signers.iter().map(|s| (s.mode.as_str(), s.state.as_str())).collect::<Vec<_>>(),
@@ -205,19 +167,7 @@ async fn data_flows_end_to_end_in_core() {
         // custody revoked → refused
         revoke_custody(&db, &ctx, "1001").await.unwrap();
         let nf = flow(serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({}));
-        assert!(
-            create(
-                &Signing {
-                    db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
-                },
-                &ctx,
-                &app.app_id,
-                &nf,
-                1 << 20
-            )
-            .await
-            .is_err()
-        );
+        assert!(create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.is_err());
         assert!(matches!(revoke_custody(&db, &ctx, "1001").await, Err(Error::NotFound(_))));
 
         // the TSA out of sync: `required` fails the flow (503), `later` releases and stamps later
@@ -225,34 +175,14 @@ async fn data_flows_end_to_end_in_core() {
             .await
             .unwrap();
         let nf = flow(serde_json::json!([{"seal": "hospital"}]), serde_json::json!({}));
-        let e = create(
-            &Signing {
-                db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &cold, grants: &NoGrants
-            },
-            &ctx,
-            &app.app_id,
-            &nf,
-            1 << 20,
-        )
-        .await
-        .unwrap_err();
+        let e = create(&Signing { tsa: &cold, ..sg }, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
         assert!(matches!(e, Error::Unavailable(_)), "{e}");
         authorize_custody(&db, &kek, issuer, &ctx, "1001", "授权恢复 / authorized again", "sm2").await.unwrap();
         let nf = flow(
             serde_json::json!([{"employee_no": "1001"}, {"seal": "hospital"}]),
             serde_json::json!({"timestamp": "later"}),
         );
-        let f3 = create(
-            &Signing {
-                db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &cold, grants: &NoGrants
-            },
-            &ctx,
-            &app.app_id,
-            &nf,
-            1 << 20,
-        )
-        .await
-        .unwrap();
+        let f3 = create(&Signing { tsa: &cold, ..sg }, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert!(f3.timestamp_pending && f3.state == FlowState::Completed);
         // a pending flow whose stored signature is unreadable is set aside; the others still get
         // their timestamps (one bad row used to stop the job for every flow after it)
