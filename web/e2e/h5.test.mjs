@@ -230,6 +230,8 @@ test('batch-sign 20 from the pending list with one PIN entry', async () => {
   await p.click('#signSelected');
   await p.waitForFunction(() => document.querySelectorAll('#pendingList input[type=checkbox]').length === 0, null, { timeout: 60000 });
   await shot('10-pending-done');
+  assert.equal((await p.locator('#view').innerText()).includes('null'), false, 'an empty list shows no stray null');
+  assert.match(await p.locator('#pendingList').innerText(), /没有待签文档 \/ nothing to sign/);
   for (const id of ids) assert.equal((await call('GET', `/api/v1/sign-flows/${id}`, his)).body.state, 'completed');
 });
 

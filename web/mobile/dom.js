@@ -57,7 +57,8 @@ toast.timer = undefined;
 export function page(title, ...kids) {
   titleEl.textContent = title;
   backEl.hidden = location.hash === '#/' || location.hash === '' || location.hash.startsWith('#/activate');
-  view.replaceChildren(...kids);
+  // a page leaves out what does not apply by passing null or false; never show it as text
+  view.replaceChildren(...kids.filter((k) => k != null && k !== false));
   document.title = `${title} · 医签 medsign`;
 }
 
