@@ -1,4 +1,4 @@
-//! `medsign` — the command line (API.md "Command line"). This crate only parses arguments,
+//! `medsign` — the command line (`medsign --help`; crates/cli/README.md). This crate only parses arguments,
 //! reads and writes files and prints reports; the work is done by the library crates.
 
 mod files;

@@ -111,7 +111,7 @@ fn serve_users_api_errors_restart_and_audit() {
     assert_eq!(st, 403);
     assert_envelope(&v, "forbidden");
     assert_eq!(s.req("GET", "/api/v1/users/1001", Some(&ro_token), None, b"").0, 200);
-    // HMAC-SM3 signed requests (API.md): accepted once, replay / stale / altered refused
+    // HMAC-SM3 signed requests (docs/integration.md): accepted once, replay / stale / altered refused
     let (app_id, secret) = token.split_once('.').unwrap();
     let key = medsign_directory::apps::hmac_key(secret);
     let signed = |method: &str, path: &str, query: &str, body: &str, nonce: &str, ts: i64, tamper: bool| {

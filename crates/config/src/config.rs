@@ -1,5 +1,5 @@
 //! Configuration: `medsign.toml` (path by `--config`) with every key overridable by the
-//! environment as `MEDSIGN_<SECTION>_<KEY>` (API.md "Configuration"), then command-line flags.
+//! environment as `MEDSIGN_<SECTION>_<KEY>` (docs/configuration.md), then command-line flags.
 
 use std::fmt;
 

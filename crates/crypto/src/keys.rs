@@ -1,7 +1,7 @@
 //! Keys: one [`PrivateKey`] / [`PublicKey`] over SM2, ECDSA P-256 and RSA, with PKCS#8, SPKI
 //! and SEC1 encodings (PEM or DER), and passphrase-encrypted PKCS#8 (PBES2).
 //!
-//! RSA and P-256 operations run on `aws-lc-rs` (STACK.md: pure-Rust RSA signs at ~0.1× OpenSSL);
+//! RSA and P-256 operations run on `aws-lc-rs` (pure-Rust RSA signed at ~0.1× OpenSSL when measured);
 //! SM2 runs on [`crate::sm2`]. Private key bytes live in [`Zeroizing`] buffers.
 
 use crate::{

@@ -11,7 +11,7 @@
 //! * [`signer`] — the [`signer::Signer`] seam: PDF, CMS, CA and TSA code ask a signer for a
 //!   signature and never hold a key, so server-custody keys, two-party keys and remote signers plug
 //!   in the same way.
-//! * [`twoparty`] — SM2 two-party (协同签名) key generation and signing, as in DESIGN.md: the phone
+//! * [`twoparty`] — SM2 two-party (协同签名) key generation and signing: the phone
 //!   holds `d1`, the server `d2`, and the full key `d` never exists (R3.8, R5.4).
 //! * [`wrap`] — keys at rest: SM4-GCM key wrapping and PIN-derived wrapping keys (Argon2id).
 //!

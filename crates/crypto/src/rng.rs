@@ -1,4 +1,4 @@
-//! Randomness: the operating system's CSPRNG only (DESIGN.md: nonce reuse leaks a share).
+//! Randomness: the operating system's CSPRNG only (nonce reuse would leak a key share).
 
 use crate::{Error, Result};
 

@@ -1,4 +1,4 @@
-//! Sealing a secret to an SM2 public key (issue #7, session grants, DESIGN.md "Keys and custody" 2):
+//! Sealing a secret to an SM2 public key (issue #7, session grants: custody mode 2, docs/architecture.md):
 //! the phone seals its share d1 to a fresh grant key the server made, so that only the holder of
 //! the grant key can open it, and destroying the grant key destroys the share.
 //!

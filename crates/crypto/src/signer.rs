@@ -1,6 +1,6 @@
 //! The signing seam: code that needs a signature (CMS, PDF, CA, TSA) asks a [`Signer`] and never
 //! holds a key. A local key, a two-party (phone + server) key or a remote service implement it
-//! the same way (STYLE.md, after pyHanko's signer abstraction).
+//! the same way (after pyHanko's signer abstraction).
 
 use crate::{Error, HashAlg, PrivateKey, PublicKey, Result};
 

@@ -1,4 +1,4 @@
-//! SM2 two-party signing (协同签名), DESIGN.md "Keys and custody" mode 1 (R3.8, R5.4).
+//! SM2 two-party signing (协同签名), custody mode 1 (docs/architecture.md): one key split between the phone and the server (R3.8, R5.4).
 //!
 //! The phone (client) holds `d1`, the server `d2`; the signing key `d` satisfies
 //! `(1 + d)⁻¹ = d1·d2`, so `P = [(d1·d2)⁻¹]G − G`. Neither party ever holds `d`: no type in this
@@ -356,7 +356,7 @@ impl<S: std::borrow::Borrow<ClientKeyShare>> ClientSignSession<S> {
     }
 }
 
-/// Where the server remembers which `Q1` values it has answered (DESIGN.md: reject a repeated
+/// Where the server remembers which `Q1` values it has answered (the protocol refuses a repeated
 /// `Q1`). The server keeps this in its database; [`SeenQ1Memory`] serves tests and single
 /// processes.
 pub trait SeenQ1 {

@@ -1,4 +1,4 @@
-//! Keys at rest (DESIGN.md "Keys and custody"): SM4-GCM key wrapping and PIN-derived keys.
+//! Keys at rest (custody modes: docs/architecture.md "Keys and custody"): SM4-GCM key wrapping and PIN-derived keys.
 //!
 //! **Construction.** SM4 in GCM mode (the AEAD of RFC 8998 and GB/T 36624), 96-bit random nonce,
 //! 128-bit tag, with the caller's *associated data* bound in (e.g. `"d1|user=42|key=7"`), so a

@@ -2,7 +2,7 @@
 //! secret is shown once and stored as an Argon2id hash; successful checks are cached in memory
 //! (keyed by SM3 of the token) so the hash cost is paid once per app and process, not per request.
 //!
-//! Or they sign each request with HMAC-SM3 (API.md) under the key
+//! Or they sign each request with HMAC-SM3 (docs/integration.md) under the key
 //! `K = HMAC-SM3(secret, "medsign/api-hmac/v1")`, which the server keeps wrapped under the KEK
 //! (so the database never holds anything that works as a bearer token):
 //! ```text

@@ -1,7 +1,7 @@
 //! # medsign-pdf — PDF signatures
 //!
 //! Signing is two-phase, so this crate never holds a key and never waits for a network
-//! (DESIGN.md: the phone's two-party signature plugs in through the same seam):
+//! (the phone's two-party signature plugs in through the same seam):
 //! 1. [`prepare`] appends an incremental update to the untouched original — a signature field and
 //!    widget (visible or not), the `/Sig` dictionary (`/SubFilter /ETSI.CAdES.detached`, PAdES) with
 //!    a fixed-width `/ByteRange` and a reserved `/Contents` — and returns the bytes the CMS must

@@ -1,5 +1,5 @@
-//! Phones co-sign scan-mode signers (issue #7; R2.6, R3.4, R3.6, R7.4.6, R7.4.8; DESIGN.md "Keys
-//! and custody" 1). Three one-time steps, each taking up to [`MAX_BATCH`] documents so a doctor's
+//! Phones co-sign scan-mode signers (issue #7; R2.6, R3.4, R3.6, R7.4.6, R7.4.8;
+//! custody mode 1). Three one-time steps, each taking up to [`MAX_BATCH`] documents so a doctor's
 //! pending list signs with one PIN entry and three requests:
 //!
 //! 1. [`start`] — the phone names flows (a scanned ticket, or entries of its [`pending`] list). For

@@ -1,4 +1,4 @@
-//! Session authorization (issue #7; R3.5; DESIGN.md "Keys and custody" 2). From the phone, a user
+//! Session authorization (issue #7; R3.5; custody mode 2). From the phone, a user
 //! grants one business system (an app) a window of 1–[`MAX_HOURS`] hours, optionally limited to a
 //! number of signatures. The server makes a fresh SM2 grant key and keeps it wrapped under the KEK;
 //! the phone seals its share `d1` to the grant key ([`medsign_crypto::seal`]) bound to the grant's

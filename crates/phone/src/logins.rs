@@ -1,4 +1,4 @@
-//! Scan-to-login (issue #7; R2.5, R3.3; DESIGN.md "QR ticket"). A hospital system asks for a login
+//! Scan-to-login (issue #7; R2.5, R3.3). A hospital system asks for a login
 //! ticket and shows its QR (`<public_url>/m/#/login?t=<ticket>`); a bound phone scans it and sees
 //! which system asks; on confirmation the phone co-signs a login assertion — the ticket, system,
 //! the system's challenge, the user and the time, as canonical JSON — through the ordinary two-party

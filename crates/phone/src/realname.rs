@@ -3,7 +3,7 @@
 //! (name + ID-card number from the user register):
 //!
 //! - [`Wechat`] — WeChat's current face-verification server flow for hospital mini programs
-//!   (STACK.md "WeChat facts"): the mini program's `wx.login` code becomes an openid
+//!   (as WeChat documents it): the mini program's `wx.login` code becomes an openid
 //!   (`/sns/jscode2session`); `POST /cityservice/face/identify/getverifyid` with the identity gives a
 //!   `verify_id`; the phone runs `wx.requestFacialVerify({verifyId})`; then
 //!   `POST /cityservice/face/identify/queryverifyinfo` with `cert_hash` passes iff `errcode = 0` and

@@ -1,7 +1,7 @@
 //! Fingerprint approval through WeChat SOTER (issue #7; R3.9): where the phone supports it, the
 //! doctor approves with a fingerprint instead of typing the PIN. SOTER exists only inside the
 //! WeChat mini program (`wx.startSoterAuthentication`); its fingerprint key lives in the phone's
-//! TEE and WeChat verifies its signatures (`/cgi-bin/soter/verify_signature`, STACK.md).
+//! TEE and WeChat verifies its signatures (`/cgi-bin/soter/verify_signature`).
 //!
 //! Custody stays as with the PIN (see `medsign_crypto::wrap`): enrolling (with the current PIN,
 //! counted like any PIN entry, and a first SOTER approval) gives the phone a per-device

@@ -2,7 +2,7 @@
 //!
 //! X.509 v3 certificates (build, parse, path validation), CRL v2, CMS / PKCS#7 SignedData
 //! (RFC 5652, with the GM/T 0010 / GB/T 35275 OIDs for SM2), and the RFC 3161 / RFC 5816
-//! timestamp types. Every structure defined here quotes its ASN.1 and cites its RFC (STYLE.md);
+//! timestamp types. Every structure defined here quotes its ASN.1 and cites its RFC;
 //! every parser turns malformed input into an error, never a panic.
 //!
 //! Keys are never held here: signing goes through [`medsign_crypto::Signer`].

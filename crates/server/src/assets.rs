@@ -1,4 +1,4 @@
-//! Static front ends compiled into the binary (DESIGN.md: no front-end build step to run; assets
+//! Static front ends compiled into the binary (no front-end build step to run; assets
 //! embedded). `/sdk/medsign.js` is the PC page SDK, `/demo/his` a demo hospital page (says so). `/m/` is the doctor's H5 app (issue #7): `web/mobile`, the phone-half wrapper
 //! `web/wasm/medsign-phone.js` and the WebAssembly module in `web/wasm/pkg` — committed, built
 //! reproducibly by `scripts/build-wasm` (paths remapped) and checked for drift by `scripts/test`,

@@ -7,7 +7,7 @@ use axum::{
 };
 use medsign_store::{Error, error::Refusal};
 
-/// The JSON error envelope (DESIGN.md conventions), for the API documentation.
+/// The JSON error envelope (docs/architecture.md), for the API documentation.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorBody {

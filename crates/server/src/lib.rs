@@ -1,7 +1,7 @@
 //! # medsign-server — HTTP
 //!
 //! axum routes for `/api/v1` (integration, R7), health, and the JSON error envelope
-//! `{code, message, request_id}` (DESIGN.md "Conventions"). Handlers extract, call one domain
+//! `{code, message, request_id}` (docs/architecture.md, "Errors and the envelope"). Handlers extract, call one domain
 //! function, and return; every error maps to HTTP in one place ([`ApiError`]).
 
 #![forbid(unsafe_code)]

@@ -161,7 +161,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// HMAC-SM3 signed requests (`X-App-Id`, `X-Timestamp`, `X-Nonce`, `X-Signature`; API.md): the
+/// HMAC-SM3 signed requests (`X-App-Id`, `X-Timestamp`, `X-Nonce`, `X-Signature`; docs/integration.md): the
 /// body is read here (within the size limit) because the signature covers it, checked, and put
 /// back; the authenticated app rides in the request's extensions to the [`Caller`] extractor.
 async fn signed_request(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {

@@ -1,4 +1,4 @@
-//! QR tickets of scan-mode signers (R7.4.6, R7.4.8; DESIGN.md "QR ticket"). A `scan` signer's
+//! QR tickets of scan-mode signers (R7.4.6, R7.4.8). A `scan` signer's
 //! turn opens a ticket: one-time, short-lived (`ticket_ttl_seconds`, default 300), bound to the
 //! flow and the signer. The PC page shows it as a QR code whose content is a deep link into the
 //! mobile app (`<public_url>/m/#/sign?t=<ticket>`); the phone redeems it exactly once. A new

@@ -1,4 +1,4 @@
-//! Key custody for server-held keys (DESIGN.md "Keys and custody", mode 3): a key-encryption key
+//! Key custody for server-held keys (custody mode 3: the key held by the server under the hospital's authorization): a key-encryption key
 //! (KEK) from `MEDSIGN_KEK` or a 0600 key file in the data directory, and keys wrapped under it
 //! with SM4-GCM, bound to their name. The platform key (evidence, audit anchors) is created on
 //! first start.

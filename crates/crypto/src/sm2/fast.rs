@@ -1,4 +1,4 @@
-//! Faster SM2 curve arithmetic on our Solinas-reduced field ([`super::field`]; STACK.md "Speed facts").
+//! Faster SM2 curve arithmetic on our Solinas-reduced field ([`super::field`]).
 //!
 //! * Jacobian coordinates with the `a = −3` doubling (dbl-2001-b, 3M+5S), mixed addition
 //!   (madd-2007-bl, 7M+4S) and full addition (add-2007-bl, 11M+5S), from the Explicit-Formulas
