@@ -1,0 +1,56 @@
+//! The router in process (no socket): medsign assembled by `services::open` on a temporary data
+//! directory, asked through `tower::ServiceExt::oneshot`. Focused checks of status, code and
+//! request id that do not need the binary.
+
+use axum::{body::Body, http::Request};
+use medsign_config::config::Config;
+use tower::ServiceExt;
+
+/// The router, its bootstrap token, and what must live as long as it (the directory, the lock).
+async fn app() -> (tempfile::TempDir, medsign_server::services::Opened, axum::Router, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::load(None, std::iter::empty()).unwrap();
+    cfg.data_dir = Some(dir.path().to_path_buf());
+    cfg.time.sources = vec![]; // no clock: nothing here needs a timestamp
+    let mut opened = medsign_server::services::open(&cfg).await.unwrap();
+    let token = opened.first_token.take().expect("first start: bootstrap token").to_string();
+    let state = opened.state(&cfg, "http://medsign.invalid".into()).unwrap();
+    (dir, opened, medsign_server::router(state), token)
+}
+
+async fn ask(app: &axum::Router, req: Request<Body>) -> (u16, Option<String>, serde_json::Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let id = resp.headers().get("x-request-id").map(|v| v.to_str().unwrap().to_string());
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    (status, id, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn status_code_and_request_id_of_refusals() {
+    let (_dir, _opened, app, admin) = app().await;
+    let get = |uri: &str, token: Option<&str>| {
+        let mut b = Request::get(uri);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    for (req, status, code) in [
+        (get("/api/v1/users/1001", None), 401, "unauthorized"),
+        (get("/api/v1/users/1001", Some("app_x.nope")), 401, "unauthorized"),
+        (get("/api/v1/users/1001", Some(&admin)), 404, "not_found"),
+        (get("/mobile/v1/records", Some("mt_forged")), 401, "session_invalid"),
+        (get("/pki/crl?ca=x", None), 400, "invalid_request"),
+        (get("/no/such/route", None), 404, "not_found"),
+    ] {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (st, id, v) = ask(&app, req).await;
+        assert_eq!((st, v["code"].as_str()), (status, Some(code)), "{what}: {v}");
+        assert_eq!(v["request_id"].as_str(), id.as_deref(), "{what}: body and header carry one id");
+    }
+    // a client's own id is kept
+    let req = Request::get("/api/v1/users/1001").header("x-request-id", "his-42").body(Body::empty()).unwrap();
+    let (_, id, v) = ask(&app, req).await;
+    assert_eq!((id.as_deref(), v["request_id"].as_str()), (Some("his-42"), Some("his-42")));
+}
