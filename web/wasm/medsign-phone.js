@@ -9,6 +9,7 @@
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
 //   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
 //   const sealed = await MedsignPhone.sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context })
+//   const cert = await MedsignPhone.renewCertificate({ post, wrapped, pin, deviceSecret, serial })
 //   const rewrapped = await MedsignPhone.changePin({ post, wrapped, pin, newPin, deviceSecret })
 //   const fpCopy = await MedsignPhone.enableFingerprint({ post, wrapped, pin, deviceSecret, wxCode, soter })
 //   signMany / sign / sealForGrant also take `fingerprint: { wrapped: fpCopy, soter }` instead of `pin`
@@ -37,6 +38,15 @@ export function deviceSecret() {
 export { sm3 };
 
 /**
+ * What an approval is bound to (issue #15): SM3, hex, of `medsign-approve-v1|<purpose>|<what>` —
+ * `sign` with the rounds' `e` values joined by `,`, `grant` with the grant's context, `renew`
+ * with the certificate serial. The server recomputes it from the request the approval is used for.
+ */
+export function approvalDigest(purpose, what) {
+  return sm3(new TextEncoder().encode(`medsign-approve-v1|${purpose}|${what}`));
+}
+
+/**
  * Two-party key generation: the phone picks d1 and proves it; the server answers with its proof
  * and the joint public key, which this side checks. Then the PIN is set — only its verifier goes to
  * the server (`post('pin', { verifier })` → { unlock_secret }) — and the share is wrapped under the
@@ -63,23 +73,26 @@ export async function enrol({ post, context, pin, deviceSecret }) {
 }
 
 /**
- * Open the stored share with the PIN: the entered PIN's verifier goes to the server
- * (`post('unlock', { verifier })` → { unlock_secret }), which counts wrong PINs and locks after five
- * in a row; a wrong PIN is refused there, before any signing request is sent.
+ * Open the stored share with the PIN, approving `approve` (see {@link approvalDigest}): the
+ * entered PIN's verifier goes to the server (`post('unlock', { verifier, approve })` →
+ * { unlock_secret }), which counts wrong PINs and locks after five in a row; a wrong PIN is
+ * refused there, before any signing request is sent. A match also records a one-time approval of
+ * `approve` for this device, without which the server answers no signing round, activates no
+ * grant and renews no certificate.
  * Or with the fingerprint (`fingerprint: { wrapped, soter }`, mini program): a one-time server
- * challenge naming `approve` (SM3 hex of what is approved) is signed by SOTER after a matching
- * fingerprint; the server releases the fingerprint secret only for that result, verified by WeChat.
+ * challenge naming `approve` is signed by SOTER after a matching fingerprint; the server releases
+ * the fingerprint secret (and approves) only for that result, verified by WeChat.
  */
 async function openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve }) {
   if (fingerprint) {
-    const c = await post('soter/challenges', { purpose: 'unlock', ...(approve ? { approve } : {}) });
+    const c = await post('soter/challenges', { purpose: 'unlock', approve });
     const r = await fingerprint.soter(c.challenge);
     const { unlock_secret } = await post('soter/unlock', { json_string: r.resultJSON, json_signature: r.resultJSONSignature });
     return KeyShare.unwrapFingerprint(fingerprint.wrapped, deviceSecret, unlock_secret);
   }
   const pinKey = PinKey.forWrapped(wrapped, pin, deviceSecret);
   try {
-    const { unlock_secret } = await post('unlock', { verifier: pinKey.verifier });
+    const { unlock_secret } = await post('unlock', { verifier: pinKey.verifier, approve });
     return KeyShare.unwrap(wrapped, pinKey, unlock_secret);
   } finally {
     pinKey.free();
@@ -145,7 +158,7 @@ export async function changePin({ post, wrapped, pin, newPin, deviceSecret }) {
  */
 export async function signMany({ post, wrapped, pin, deviceSecret, digests, fingerprint }) {
   await load();
-  const approve = fingerprint ? sm3(new TextEncoder().encode(digests.join(','))) : null;
+  const approve = approvalDigest('sign', digests.map((e) => e.toLowerCase()).join(','));
   const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve });
   const sessions = [];
   try {
@@ -174,13 +187,25 @@ export async function sign({ post, wrapped, pin, deviceSecret, e, fingerprint })
  */
 export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context, fingerprint }) {
   await load();
-  const approve = fingerprint ? sm3(new TextEncoder().encode(`grant:${context}`)) : null;
+  const approve = approvalDigest('grant', context);
   const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve });
   try {
     return share.sealTo(publicKey, context);
   } finally {
     share.free();
   }
+}
+
+/**
+ * Approve renewing the certificate `serial` of this phone's key (R5.5) with the PIN or the
+ * fingerprint — the share is opened (proving the PIN opens it) and closed again — then
+ * `post('certificate/renew', {})` (POST /mobile/v1/certificate/renew). Returns the new certificate.
+ */
+export async function renewCertificate({ post, wrapped, pin, deviceSecret, serial, fingerprint }) {
+  await load();
+  const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve: approvalDigest('renew', serial) });
+  share.free();
+  return post('certificate/renew', {});
 }
 
 /**

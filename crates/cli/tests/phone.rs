@@ -32,7 +32,24 @@ fn enrol(s: &Server, his: &str, no: &str) -> (String, ClientKeyShare) {
     let (st, done) = s.json("POST", &path, Some(&token), &serde_json::json!({"request": req}).to_string());
     assert_eq!(st, 201, "{done}");
     let share = kg.finish(&serde_json::from_value(done["response"].clone()).unwrap()).unwrap();
+    let body = serde_json::json!({ "verifier": PIN }).to_string();
+    assert_eq!(s.json("POST", "/mobile/v1/pin", Some(&token), &body).0, 200);
     (token, share)
+}
+
+/// The test phones' PIN verifier (what `PinKey.verifier` sends; the PIN itself never leaves a phone).
+const PIN: &str = "2424242424242424242424242424242424242424242424242424242424242424";
+
+/// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`).
+fn approve(s: &Server, token: &str, digest: &str) {
+    let body = serde_json::json!({ "verifier": PIN, "approve": digest }).to_string();
+    let (st, v) = s.json("POST", "/mobile/v1/unlock", Some(token), &body);
+    assert_eq!(st, 200, "{v}");
+}
+
+/// The approval of answering `rounds`, in order.
+fn rounds_digest(rounds: &[serde_json::Value]) -> String {
+    medsign_phone::approvals::sign_digest(&rounds.iter().map(|r| r["e"].as_str().unwrap()).collect::<Vec<_>>())
 }
 
 /// The phone signs `rounds` with one unlock: one answers request, then one signatures request.
@@ -46,6 +63,7 @@ fn co_sign(s: &Server, token: &str, share: &ClientKeyShare, rounds: &[serde_json
         answers.push(serde_json::json!({"round_id": r["round_id"], "request": req}));
     }
     let body = serde_json::json!({ "answers": answers }).to_string();
+    approve(s, token, &rounds_digest(rounds));
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(token), &body);
     assert_eq!(st, 200, "{v}");
     let signatures: Vec<serde_json::Value> = sessions
@@ -140,6 +158,11 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     // a tampered message (for another e) is refused; then the real co-signature
     let (_sess, wrong) = share.begin_sign(&[9u8; 32]).unwrap();
     let body = serde_json::json!({"answers": [{"round_id": round["round_id"], "request": wrong}]}).to_string();
+    // a stolen device session token alone answers nothing (issue #15)
+    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(&me), &body);
+    assert_eq!(st, 403, "{v}");
+    assert_envelope(&v, "approval_required");
+    approve(&s, &me, &rounds_digest(std::slice::from_ref(&round)));
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(&me), &body);
     assert_eq!(st, 400, "{v}");
     assert_envelope(&v, "invalid_request");
@@ -255,6 +278,10 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets":[{"flow_id":"sf_x"}],"x":1}"#);
     assert_eq!(st, 400, "{v}");
     // online renewal: a new certificate for the same key; signing goes on with it
+    let (st, v) = s.json("POST", "/mobile/v1/certificate/renew", Some(&me), "");
+    assert_eq!(st, 403, "a session token alone renews nothing: {v}");
+    let serial = round["cert_serial"].as_str().unwrap();
+    approve(&s, &me, &medsign_phone::approvals::digest(medsign_phone::approvals::Purpose::Renew, serial));
     let (st, renewed) = s.json("POST", "/mobile/v1/certificate/renew", Some(&me), "");
     assert_eq!(st, 201, "{renewed}");
     let (_, old) =

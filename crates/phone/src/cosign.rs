@@ -453,7 +453,8 @@ pub async fn sweep(db: &Db) -> Result<usize> {
     let now = secs_text(Utc::now());
     let _w = db.write_lock.lock().await;
     let done = sqlx::query("DELETE FROM sign_rounds WHERE expires_at < $1").bind(now).execute(&db.pool).await?;
-    Ok(done.rows_affected() as usize)
+    drop(_w);
+    Ok(done.rows_affected() as usize + crate::approvals::sweep(db).await?)
 }
 
 /// One answer of the server half.
@@ -485,17 +486,25 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
     if answers.is_empty() || answers.len() > MAX_BATCH {
         return Err(Error::Invalid(format!("一次可签 1–{MAX_BATCH} 份 / sign 1-{MAX_BATCH} documents at a time")));
     }
-    let mut shares: Vec<(String, ServerKeyShare)> = Vec::new();
-    let mut out = Vec::with_capacity(answers.len());
+    let mut rows = Vec::with_capacity(answers.len());
     for a in answers {
         let r = round(db, s, &a.round_id, false).await?;
-        let target = format!("flow:{}", r.flow_id);
         if r.state != "open" {
             return Err(Error::Conflict(format!(
                 "签署轮次 {} 已应答 / signing round {} was answered already",
                 r.id, r.id
             )));
         }
+        rows.push(r);
+    }
+    // the doctor's approval of exactly these digests, in this order (PIN or fingerprint, once)
+    let digest = crate::approvals::sign_digest(&rows.iter().map(|r| hex::encode(r.e)).collect::<Vec<_>>());
+    let first = format!("flow:{}", rows[0].flow_id);
+    crate::approvals::consume(db, ctx, s, &digest, "flow.cosign.answer", &first).await?;
+    let mut shares: Vec<(String, ServerKeyShare)> = Vec::new();
+    let mut out = Vec::with_capacity(answers.len());
+    for (a, r) in answers.iter().zip(rows) {
+        let target = format!("flow:{}", r.flow_id);
         if !shares.iter().any(|(k, _)| k == &r.key_id) {
             shares.push((r.key_id.clone(), open_share(kek, &r.key_id, r.share_wrapped.clone())?));
         }
@@ -741,6 +750,7 @@ fn same_bytes(seam: &Deferred, public: &Sm2PublicKey, e: &[u8; 32]) -> Result<()
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::approvals::tests::{approve, approve_rounds};
     use crate::mobile;
     use medsign_ca::{ca::BuiltinCas, certs::Issuer};
     use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare};
@@ -760,6 +770,7 @@ pub(crate) mod tests {
         let st = mobile::keygen_start(db, &s).await.unwrap();
         let (kg, req) = ClientKeyGen::start(st.context.as_bytes()).unwrap();
         let done = mobile::keygen_finish(db, kek, issuer, &ctx, &s, &st.key_id, &req).await.unwrap();
+        mobile::set_pin(db, kek, &ctx, &s, crate::approvals::tests::PIN, None).await.unwrap();
         (s, kg.finish(&done.response).unwrap())
     }
 
@@ -898,7 +909,17 @@ pub(crate) mod tests {
             assert_eq!(r.summary.content_sm3, hex::encode(medsign_crypto::hash::sm3(&pdf)));
             // the ticket is one-time
             assert!(matches!(start(&db, &kek, &ctx, &me, &[t]).await, Err(Error::Invalid(_))));
+            // the device session alone answers nothing (issue #15); nor does an approval of
+            // other digests; the doctor's approval of this round's digest does, once
+            let (_s, req0) = share.begin_sign(&e_of(r)).unwrap();
+            let unapproved = Answer { round_id: r.round_id.clone(), request: req0 };
+            let e = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&unapproved)).await.unwrap_err();
+            assert_eq!(e.code(), "approval_required", "{e}");
+            approve(&db, &kek, &me, &crate::approvals::sign_digest(&["00".repeat(32)])).await;
+            let e = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&unapproved)).await.unwrap_err();
+            assert_eq!(e.code(), "approval_required", "{e}");
             // a message for another e (tampered) is refused; the round stays open
+            approve_rounds(&db, &kek, &me, &[r]).await;
             let (_s, wrong) = share.begin_sign(&[7u8; 32]).unwrap();
             let bad = Answer { round_id: r.round_id.clone(), request: wrong };
             assert!(matches!(answer(&db, &kek, &ctx, &me, &[bad]).await, Err(Error::Invalid(_))));
@@ -908,6 +929,7 @@ pub(crate) mod tests {
             assert!(matches!(answer(&db, &kek, &ctx, &other, &[foreign]).await, Err(Error::NotFound(_))));
             let (session, req) = share.begin_sign(&e_of(r)).unwrap();
             let a = Answer { round_id: r.round_id.clone(), request: req };
+            approve_rounds(&db, &kek, &me, &[r]).await;
             let resp = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await.unwrap();
             assert!(matches!(answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await, Err(Error::Conflict(_))));
             let sig = session.finish(&resp[0]).unwrap();
@@ -999,10 +1021,12 @@ pub(crate) mod tests {
             let r = start(&db, &kek, &ctx, &me, &[Target { ticket: None, flow_id: Some(d.id.clone()) }]).await.unwrap();
             let mut replay = a.clone();
             replay.round_id = r[0].round_id.clone();
+            approve_rounds(&db, &kek, &me, &[&r[0]]).await;
             assert!(matches!(answer(&db, &kek, &ctx, &me, &[replay]).await, Err(Error::Invalid(_))));
             // the data flow: the phone's signature joins the seal's in one CMS; both timestamped
             let r = start(&db, &kek, &ctx, &me, &[Target { ticket: None, flow_id: Some(d.id.clone()) }]).await.unwrap();
             let (session, req) = share.begin_sign(&e_of(&r[0])).unwrap();
+            approve_rounds(&db, &kek, &me, &[&r[0]]).await;
             let resp = answer(&db, &kek, &ctx, &me, &[Answer { round_id: r[0].round_id.clone(), request: req }])
                 .await
                 .unwrap();
@@ -1075,6 +1099,7 @@ pub(crate) mod tests {
                 sessions.push(s);
                 answers.push(Answer { round_id: r.round_id.clone(), request: req });
             }
+            approve_rounds(&db, &kek, &me, &rounds.iter().collect::<Vec<_>>()).await;
             let resps = answer(&db, &kek, &ctx, &me, &answers).await.unwrap();
             let mut fins: Vec<Finish> = sessions
                 .into_iter()
@@ -1121,7 +1146,10 @@ pub(crate) mod tests {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-            assert_eq!(refused, 5, "foreign start, tampered answer, replayed Q1, junk signature, the batch's bad one");
+            assert_eq!(
+                refused, 7,
+                "foreign start, two unapproved answers, tampered answer, replayed Q1, junk signature, the batch's bad one"
+            );
             // expired rounds (and the documents they prepared) are swept
             sqlx::query("UPDATE sign_rounds SET expires_at = '2020-01-01T00:00:00Z' WHERE flow_id = $1")
                 .bind(&ids[4])

@@ -177,8 +177,10 @@ pub async fn activate(db: &Db, kek: &Kek, ctx: &Context, s: &Session, id: &str, 
     if v.state != "pending" {
         return Err(Error::Conflict(format!("授权 {id} 状态为 {} / grant {id} is {}", v.state, v.state)));
     }
-    let gk = grant_key(kek, id, r.try_get("grant_key_wrapped")?)?;
     let context: String = r.try_get("context")?;
+    let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &context);
+    crate::approvals::consume(db, ctx, s, &digest, "grant.create", &format!("user:{}", s.employee_no)).await?;
+    let gk = grant_key(kek, id, r.try_get("grant_key_wrapped")?)?;
     let bad = || Error::Invalid("授权密钥份额无效 / the sealed share is not valid for this grant".into());
     let sealed = hex::decode(sealed_hex.trim()).map_err(|_| bad())?;
     let plain = medsign_crypto::seal::open(&gk, &sealed, context.as_bytes()).map_err(|_| bad())?;
@@ -472,15 +474,26 @@ mod tests {
             let g = start(&db, &kek, &me, &his.app_id, win(2, Some(3))).await.unwrap();
             let grant_key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
             let wrong_ctx = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), b"other").unwrap();
+            // the device session alone activates nothing (issue #15): the doctor approves this grant
+            let sealed = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), g.context.as_bytes()).unwrap();
+            let e = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap_err();
+            assert_eq!(e.code(), "approval_required", "{e}");
+            let approve_grant = |g: &GrantStart| {
+                let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &g.context);
+                let (db, kek, me) = (db.clone(), kek.clone(), me.clone());
+                async move { crate::approvals::tests::approve(&db, &kek, &me, &digest).await }
+            };
+            approve_grant(&g).await;
             let e = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(wrong_ctx)).await.unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{e}");
+            approve_grant(&g).await;
             let not_mine =
                 medsign_crypto::seal::seal(&grant_key, &other_share.to_bytes(), g.context.as_bytes()).unwrap();
             assert!(matches!(
                 activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(not_mine)).await,
                 Err(Error::Invalid(_))
             ));
-            let sealed = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), g.context.as_bytes()).unwrap();
+            approve_grant(&g).await;
             let v = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
             assert_eq!((v.state.as_str(), v.hours, v.max_count), ("active", 2, Some(3)));
             assert!(matches!(
@@ -531,6 +544,7 @@ mod tests {
             let g2 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
             let k2 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g2.public_key).unwrap()).unwrap();
             let s2 = medsign_crypto::seal::seal(&k2, &share.to_bytes(), g2.context.as_bytes()).unwrap();
+            approve_grant(&g2).await;
             activate(&db, &kek, &ctx, &me, &g2.grant_id, &hex::encode(s2)).await.unwrap();
             sign(his.app_id.clone(), "医嘱 5").await.unwrap();
             assert_eq!(cancel(&db, &ctx, &me, &g2.grant_id).await.unwrap().state, "cancelled");
@@ -547,6 +561,7 @@ mod tests {
             let g3 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
             let k3 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g3.public_key).unwrap()).unwrap();
             let s3 = medsign_crypto::seal::seal(&k3, &share.to_bytes(), g3.context.as_bytes()).unwrap();
+            approve_grant(&g3).await;
             activate(&db, &kek, &ctx, &me, &g3.grant_id, &hex::encode(s3)).await.unwrap();
             sqlx::query("UPDATE grants SET expires_at = '2020-01-01T00:00:00Z' WHERE id = $1")
                 .bind(&g3.grant_id)

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod approvals;
 pub mod cosign;
 pub mod grants;
 pub mod logins;

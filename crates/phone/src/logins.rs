@@ -425,6 +425,7 @@ mod tests {
             // the phone confirms: the assertion is co-signed like any document
             let (session, req) = share.begin_sign(&e_of(&sc.round)).unwrap();
             let a = Answer { round_id: sc.round.round_id.clone(), request: req };
+            crate::approvals::tests::approve_rounds(&db, &kek, &me, &[&sc.round]).await;
             let resp = cosign::answer(&db, &kek, &ctx, &me, &[a]).await.unwrap();
             let sig = session.finish(&resp[0]).unwrap();
             let fin = Finish { round_id: sc.round.round_id.clone(), signature: hex::encode(sig.to_der()) };

@@ -363,6 +363,10 @@ pub(crate) async fn usable_pin(db: &Db, s: &Session) -> Result<DateTime<Utc>> {
 
 /// Compare `verifier` with the device's stored one, counting failures (audited; locks at
 /// [`MAX_PIN_FAILURES`]). Returns the stored row's unlock secret and PIN set time.
+///
+/// An attempt is reserved (the failure counter raised in one conditional update) *before* the
+/// comparison and given back on a match, so N parallel guesses — on one instance or several —
+/// compare at most [`MAX_PIN_FAILURES`] times before the PIN locks.
 pub(crate) async fn check_pin(
     db: &Db,
     kek: &Kek,
@@ -374,18 +378,38 @@ pub(crate) async fn check_pin(
     let stored = hex::decode(r.try_get::<String, _>("verifier")?)
         .map_err(|_| Error::Config("stored verifier is corrupt".into()))?;
     let target = format!("user:{}", s.employee_no);
+    let reserved = {
+        let _w = db.write_lock.lock().await;
+        sqlx::query(
+            "UPDATE device_pins SET failures = failures + 1, updated_at = $1 \
+             WHERE device_id = $2 AND locked_at IS NULL AND failures < $3",
+        )
+        .bind(medsign_store::now_text())
+        .bind(&s.device_id)
+        .bind(MAX_PIN_FAILURES)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+            == 1
+    };
+    if !reserved {
+        return Err(pin_locked());
+    }
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     if !medsign_crypto::hash::ct_eq(&stored, verifier) {
-        let failures = r.try_get::<i64, _>("failures")? + 1;
-        let lock = failures >= MAX_PIN_FAILURES;
-        sqlx::query("UPDATE device_pins SET failures = $1, locked_at = $2, updated_at = $3 WHERE device_id = $4")
-            .bind(failures)
-            .bind(lock.then(medsign_store::now_text))
-            .bind(medsign_store::now_text())
+        let failures: i64 = sqlx::query_scalar("SELECT failures FROM device_pins WHERE device_id = $1")
             .bind(&s.device_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
+        let lock = failures >= MAX_PIN_FAILURES;
+        if lock {
+            sqlx::query("UPDATE device_pins SET locked_at = $1 WHERE device_id = $2 AND locked_at IS NULL")
+                .bind(medsign_store::now_text())
+                .bind(&s.device_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let e = if lock {
             pin_locked()
         } else {
@@ -403,7 +427,7 @@ pub(crate) async fn check_pin(
         tx.commit().await?;
         return Err(e);
     }
-    sqlx::query("UPDATE device_pins SET failures = 0, updated_at = $1 WHERE device_id = $2")
+    sqlx::query("UPDATE device_pins SET failures = 0, updated_at = $1 WHERE device_id = $2 AND locked_at IS NULL")
         .bind(medsign_store::now_text())
         .bind(&s.device_id)
         .execute(&mut *tx)
@@ -472,12 +496,16 @@ pub async fn set_pin(
     })
 }
 
-/// The PIN as the phone entered it (its verifier): on a match the unlock secret; wrong attempts
-/// are counted and lock the PIN; an expired PIN must be changed first.
-pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &str) -> Result<Unlock> {
+/// The PIN as the phone entered it (its verifier), approving `approve` (the SM3 digest of what the
+/// doctor is about to do, see [`crate::approvals`]): on a match the unlock secret, and a one-time
+/// approval of that digest for this device; wrong attempts are counted and lock the PIN; an
+/// expired PIN must be changed first.
+pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &str, approve: &str) -> Result<Unlock> {
+    let approve = crate::approvals::checked(approve)?;
     let (secret, set_at) = check_pin(db, kek, ctx, s, &verifier_bytes(verifier)?).await?;
     let expires = pin_expiry(&set_at)?;
     refuse_expired(expires)?;
+    crate::approvals::record(db, s, &approve, "pin").await?;
     Ok(Unlock {
         unlock_secret: hex::encode(secret.as_slice()),
         previous_unlock_secret: None,
@@ -586,7 +614,8 @@ pub async fn records(db: &Db, s: &Session, limit: i64) -> Result<Records> {
 }
 
 /// Renew the certificate of this phone's two-party key online (R5.5): same key, new validity; the
-/// old certificate is revoked as superseded.
+/// old certificate is revoked as superseded. Needs an approval of [`crate::approvals::Purpose::Renew`]
+/// for the current certificate's serial.
 pub async fn renew_certificate(
     db: &Db,
     kek: &Kek,
@@ -605,6 +634,8 @@ pub async fn renew_certificate(
     let serial = serial.ok_or_else(|| {
         Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
     })?;
+    let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &serial);
+    crate::approvals::consume(db, ctx, s, &digest, "certificate.renew", &format!("user:{}", s.employee_no)).await?;
     certs::renew(db, kek, issuer, ctx, &serial, None).await
 }
 
@@ -618,8 +649,29 @@ pub struct KeyGenStart {
     pub context: String,
 }
 
-/// Start a two-party key generation for the session's device.
+/// Refused when the session's device has, or had, a key: a phone is keyed once per activation;
+/// re-keying needs a new activation code from the hospital (issue #15).
+async fn refuse_rekey(db: &Db, s: &Session) -> Result<()> {
+    let had: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM split_keys WHERE device_id = $1 AND status IN ('generating', 'active', 'destroyed') LIMIT 1",
+    )
+    .bind(&s.device_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    match had {
+        None => Ok(()),
+        Some(_) => Err(Error::coded(
+            Refusal::Conflict,
+            "rekey_needs_activation",
+            "此手机已生成过签名密钥；更换密钥须向信息科申请新的激活码重新激活 / this phone has a key already; a new key needs a new activation code from the hospital",
+        )),
+    }
+}
+
+/// Start a two-party key generation for the session's device (only for a freshly activated phone:
+/// the one-time activation code is the approval of the new key).
 pub async fn keygen_start(db: &Db, s: &Session) -> Result<KeyGenStart> {
+    refuse_rekey(db, s).await?;
     let key_id = format!("sk_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?));
     let context = format!("medsign/keygen/v1|user={}|device={}|key={key_id}", s.employee_no, s.device_id);
     let now = medsign_store::now_text();
@@ -668,18 +720,50 @@ pub async fn keygen_finish(
     if row.try_get::<String, _>("status")? != "pending" {
         return Err(Error::Conflict(format!("密钥 {key_id} 已生成 / key {key_id} was generated already")));
     }
+    refuse_rekey(db, s).await?;
     let context: String = row.try_get("context")?;
     let (share, response) = ServerKeyGen::respond(req, context.as_bytes())
         .map_err(|e| Error::Invalid(format!("密钥生成请求无效 / invalid key generation request: {e}")))?;
+    // claim the device's one live key first: of parallel answers (on any instance) exactly one
+    // passes the unique index `split_keys_live`, the others are refused before any certificate
+    let claimed = {
+        let _w = db.write_lock.lock().await;
+        sqlx::query("UPDATE split_keys SET status = 'generating', updated_at = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(medsign_store::now_text())
+            .bind(key_id)
+            .execute(&db.pool)
+            .await
+    };
+    match claimed {
+        Ok(r) if r.rows_affected() == 1 => {}
+        Ok(_) => return Err(Error::Conflict(format!("密钥 {key_id} 已生成 / key {key_id} was generated already"))),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            return Err(refuse_rekey(db, s).await.err().unwrap_or_else(|| {
+                Error::Conflict("此手机正在生成另一把密钥 / another key is being generated for this phone".into())
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let wrapped = kek.wrap(&share.to_bytes(), key_id.as_bytes())?;
     let public = PublicKey::Sm2(*share.public_key());
-    let certificate = certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public).await?;
+    let certificate = match certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public).await {
+        Ok(c) => c,
+        Err(e) => {
+            let _w = db.write_lock.lock().await;
+            sqlx::query("UPDATE split_keys SET status = 'failed', updated_at = $1 WHERE id = $2")
+                .bind(medsign_store::now_text())
+                .bind(key_id)
+                .execute(&db.pool)
+                .await?;
+            return Err(e);
+        }
+    };
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "UPDATE split_keys SET status = 'active', share_wrapped = $1, public_key = $2, cert_serial = $3, updated_at = $4 \
-         WHERE id = $5 AND status = 'pending'",
+         WHERE id = $5 AND status = 'generating'",
     )
     .bind(hex::encode(wrapped))
     .bind(hex::encode(share.public_key().to_sec1_uncompressed()))
@@ -755,8 +839,19 @@ mod tests {
                 keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await,
                 Err(Error::Conflict(_))
             ));
+            // online renewal needs the doctor's approval of this certificate (issue #15): the
+            // device session alone is refused, so is an approval of something else
+            let e = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
+            assert_eq!(e.code(), "conflict", "no PIN yet: {e}");
+            set_pin(&db, &kek, &ctx, &s, crate::approvals::tests::PIN, None).await.unwrap();
+            crate::approvals::tests::approve(&db, &kek, &s, crate::approvals::tests::ANY).await;
+            let e = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
+            assert_eq!(e.code(), "approval_required", "{e}");
+            let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &done.certificate.serial);
+            crate::approvals::tests::approve(&db, &kek, &s, &digest).await;
             // online renewal: same key, the key record follows, the old certificate is superseded
             let renewed = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap();
+            assert_eq!(renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err().code(), "approval_required");
             let rcert = medsign_pki::cert::Cert::load_all(renewed.certificate_pem.as_bytes()).unwrap().remove(0);
             assert_eq!(rcert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
             assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
@@ -776,24 +871,9 @@ mod tests {
             assert!(matches!(&e, Error::Invalid(m) if m.contains("two-party")), "{e}");
             assert_eq!(certs::get(&db, &renewed.serial).await.unwrap().status, "active", "nothing changed");
             let done = KeyGenDone { certificate: renewed, ..done };
-            // a request bound to another context (replayed from another enrolment) is refused
-            let other = keygen_start(&db, &s).await.unwrap();
-            assert!(matches!(
-                keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req).await,
-                Err(Error::Invalid(_))
-            ));
-            // a new key on the same phone supersedes the certificate; the old key's record is not
-            // moved onto the new key's certificate (only a same-key renewal moves it)
-            let (_c2, req2) = ClientKeyGen::start(other.context.as_bytes()).unwrap();
-            let again = keygen_finish(&db, &kek, issuer, &ctx, &s, &other.key_id, &req2).await.unwrap();
-            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
-            let old_ptr: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
-                .bind(&start.key_id)
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-            assert_eq!(old_ptr.as_deref(), Some(done.certificate.serial.as_str()));
-            assert_ne!(again.certificate.serial, done.certificate.serial);
+            // the bound phone cannot make itself a new key (a stolen session token would replace
+            // the doctor's key): re-keying needs a new activation code (issue #15)
+            assert_eq!(keygen_start(&db, &s).await.unwrap_err().code(), "rekey_needs_activation");
             // a new phone: the old session ends, the old share is destroyed, its certificate revoked
             let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
             let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();
@@ -819,6 +899,103 @@ mod tests {
         }
     }
 
+    /// A freshly activated phone and its user, for the race tests.
+    async fn bound(db: &Db, kek: &Kek, cas: &medsign_ca::ca::BuiltinCas, no: &str) -> Session {
+        let ctx = Context::cli();
+        let u: medsign_directory::users::NewUser =
+            serde_json::from_value(serde_json::json!({"employee_no": no, "name": "孙医生"})).unwrap();
+        medsign_directory::users::create_many(db, kek, &ctx, &[u]).await.unwrap();
+        let a = activation_code(db, kek, &ctx, no).await.unwrap();
+        activate(db, cas, &ctx, no, &a.code, "iPhone").await.unwrap()
+    }
+
+    /// Issue #15, item 4: twenty wrong PINs sent at once compare at most MAX_PIN_FAILURES times;
+    /// then the PIN is locked and even the right one is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_wrong_pins_compare_at_most_the_limit() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let s = bound(&db, &kek, &cas, "2201").await;
+            let right = hex::encode([3u8; 32]);
+            set_pin(&db, &kek, &Context::cli(), &s, &right, None).await.unwrap();
+            let tries = (0..20u8).map(|i| {
+                let (db, kek, s) = (db.clone(), kek.clone(), s.clone());
+                tokio::spawn(async move {
+                    let wrong = hex::encode([0x40 + i; 32]);
+                    unlock(&db, &kek, &Context::cli(), &s, &wrong, crate::approvals::tests::ANY).await
+                })
+            });
+            let mut wrong_pin = 0;
+            for t in tries.collect::<Vec<_>>() {
+                match t.await.unwrap() {
+                    Err(Error::Unauthorized(_)) => wrong_pin += 1,
+                    Err(Error::Forbidden(_)) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+            let compared: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'pin.verify' AND outcome = 'refused'",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert!(compared <= MAX_PIN_FAILURES, "{compared} comparisons");
+            assert!(wrong_pin < MAX_PIN_FAILURES, "{wrong_pin} answered 'wrong PIN, n left'");
+            let e = unlock(&db, &kek, &Context::cli(), &s, &right, crate::approvals::tests::ANY).await.unwrap_err();
+            assert!(matches!(e, Error::Forbidden(_)), "locked: {e}");
+        }
+    }
+
+    /// Issue #15, item 4: two key generations of one phone answered at the same time leave
+    /// exactly one active key and one active certificate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_key_generation_answers_leave_one_key() {
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let s = bound(&db, &kek, &cas, "2202").await;
+            let mut started = Vec::new();
+            for _ in 0..4 {
+                let st = keygen_start(&db, &s).await.unwrap();
+                let (_kg, req) = ClientKeyGen::start(st.context.as_bytes()).unwrap();
+                started.push((st, req));
+            }
+            let mut runs = Vec::new();
+            for (st, req) in started {
+                let (db, kek, cas, s) = (db.clone(), kek.clone(), cas.clone(), s.clone());
+                runs.push(tokio::spawn(async move {
+                    let issuer =
+                        Issuer {
+                            cas: &cas, organization: "某县人民医院", public_url: "http://x", channels: None
+                        };
+                    keygen_finish(&db, &kek, issuer, &Context::cli(), &s, &st.key_id, &req).await
+                }));
+            }
+            let mut ok = 0;
+            for r in runs {
+                match r.await.unwrap() {
+                    Ok(_) => ok += 1,
+                    Err(e) => assert!(matches!(e, Error::Conflict(_) | Error::Coded { .. }), "{e}"),
+                }
+            }
+            assert_eq!(ok, 1);
+            let keys: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM split_keys WHERE device_id = $1 AND status = 'active'")
+                    .bind(&s.device_id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            let certs: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE employee_no = $1 AND status = 'active'")
+                    .bind("2202")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            assert_eq!((keys, certs), (1, 1));
+        }
+    }
+
     #[tokio::test]
     async fn pin_verifiers_are_counted_locked_changed_and_expire() {
         for (_d, db) in medsign_store::db::tests::backends().await {
@@ -831,25 +1008,46 @@ mod tests {
             let a = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
             let s = activate(&db, &cas, &ctx, "2101", &a.code, "iPhone").await.unwrap();
             let (v1, v2, wrong) = (hex::encode([1u8; 32]), hex::encode([2u8; 32]), hex::encode([9u8; 32]));
-            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v1).await, Err(Error::Conflict(_))), "no PIN yet");
+            assert!(
+                matches!(unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await, Err(Error::Conflict(_))),
+                "no PIN yet"
+            );
             assert!(matches!(set_pin(&db, &kek, &ctx, &s, "abc", None).await, Err(Error::Invalid(_))));
             let first = set_pin(&db, &kek, &ctx, &s, &v1, None).await.unwrap();
             assert_eq!(first.unlock_secret.len(), 64);
-            assert_eq!(unlock(&db, &kek, &ctx, &s, &v1).await.unwrap().unlock_secret, first.unlock_secret);
+            assert_eq!(
+                unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await.unwrap().unlock_secret,
+                first.unlock_secret
+            );
             // a change needs the current PIN and hands back the old secret for re-wrapping
             assert!(matches!(set_pin(&db, &kek, &ctx, &s, &v2, None).await, Err(Error::Invalid(_))));
             let changed = set_pin(&db, &kek, &ctx, &s, &v2, Some(&v1)).await.unwrap();
             assert_eq!(changed.previous_unlock_secret.as_deref(), Some(first.unlock_secret.as_str()));
             assert_ne!(changed.unlock_secret, first.unlock_secret);
-            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v1).await, Err(Error::Unauthorized(_))), "old PIN");
+            assert!(
+                matches!(
+                    unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await,
+                    Err(Error::Unauthorized(_))
+                ),
+                "old PIN"
+            );
             // a right PIN resets the count; five wrong ones in a row lock it, even for the right PIN
-            unlock(&db, &kek, &ctx, &s, &v2).await.unwrap();
+            unlock(&db, &kek, &ctx, &s, &v2, crate::approvals::tests::ANY).await.unwrap();
             for left in (1..MAX_PIN_FAILURES).rev() {
-                let e = unlock(&db, &kek, &ctx, &s, &wrong).await.unwrap_err();
+                let e = unlock(&db, &kek, &ctx, &s, &wrong, crate::approvals::tests::ANY).await.unwrap_err();
                 assert!(e.to_string().contains(&format!("{left} attempts left")), "{e}");
             }
-            assert!(matches!(unlock(&db, &kek, &ctx, &s, &wrong).await, Err(Error::Forbidden(_))));
-            assert!(matches!(unlock(&db, &kek, &ctx, &s, &v2).await, Err(Error::Forbidden(_))), "locked");
+            assert!(matches!(
+                unlock(&db, &kek, &ctx, &s, &wrong, crate::approvals::tests::ANY).await,
+                Err(Error::Forbidden(_))
+            ));
+            assert!(
+                matches!(
+                    unlock(&db, &kek, &ctx, &s, &v2, crate::approvals::tests::ANY).await,
+                    Err(Error::Forbidden(_))
+                ),
+                "locked"
+            );
             assert!(matches!(set_pin(&db, &kek, &ctx, &s, &v1, Some(&v2)).await, Err(Error::Forbidden(_))));
             let refused: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM audit_log WHERE action = 'pin.verify' AND outcome = 'refused'",
@@ -887,10 +1085,10 @@ mod tests {
                 .execute(&db.pool)
                 .await
                 .unwrap();
-            let e = unlock(&db, &kek, &ctx, &s2, &v1).await.unwrap_err();
+            let e = unlock(&db, &kek, &ctx, &s2, &v1, crate::approvals::tests::ANY).await.unwrap_err();
             assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("change it"), "{e}");
             set_pin(&db, &kek, &ctx, &s2, &v2, Some(&v1)).await.unwrap();
-            unlock(&db, &kek, &ctx, &s2, &v2).await.unwrap();
+            unlock(&db, &kek, &ctx, &s2, &v2, crate::approvals::tests::ANY).await.unwrap();
         }
     }
 }

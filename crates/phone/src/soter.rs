@@ -124,17 +124,17 @@ fn secret_aad(device_id: &str) -> Vec<u8> {
 /// A new one-time challenge; `approve` is the SM3 (hex) of what the approval is for, when known
 /// (it is written to the audit log with the approval).
 pub async fn challenge(db: &Db, s: &Session, purpose: Purpose, approve: Option<&str>) -> Result<Challenge> {
-    let approve = match approve {
-        None => None,
-        Some(a) if a.len() == 64 && a.bytes().all(|b| b.is_ascii_hexdigit()) => Some(a.to_ascii_lowercase()),
-        Some(_) => {
+    let approve = approve.map(crate::approvals::checked).transpose()?;
+    if purpose == Purpose::Unlock {
+        if enrolment(db, s).await?.is_none() {
+            return Err(not_enrolled());
+        }
+        if approve.is_none() {
             return Err(Error::Invalid(
-                "approve 须为 SM3 摘要（64 位十六进制）/ approve must be an SM3 digest (64 hex digits)".into(),
+                "指纹确认须给出所确认内容的摘要（approve）/ a fingerprint approval needs the digest of what it approves (approve)"
+                    .into(),
             ));
         }
-    };
-    if purpose == Purpose::Unlock && enrolment(db, s).await?.is_none() {
-        return Err(not_enrolled());
     }
     let nonce = hex::encode(medsign_crypto::rng::bytes::<16>()?);
     let now = Utc::now();
@@ -305,7 +305,7 @@ pub async fn enrol(db: &Db, kek: &Kek, wx: &Wechat, ctx: &Context, s: &Session, 
 /// which WeChat accepts, releases the fingerprint secret (as `unlock_secret`, the same shape as a
 /// PIN unlock). Wrong results are counted; at [`MAX_FAILURES`] fingerprint approval is switched off.
 pub async fn unlock(db: &Db, kek: &Kek, wx: &Wechat, ctx: &Context, s: &Session, a: &Answer) -> Result<mobile::Unlock> {
-    let (openid, cpu_id, wrapped, failures, _) = enrolment(db, s).await?.ok_or_else(not_enrolled)?;
+    let (openid, cpu_id, wrapped, _, _) = enrolment(db, s).await?.ok_or_else(not_enrolled)?;
     let pin_expires = mobile::usable_pin(db, s).await?;
     let (raw, result_cpu) = parse_result(&a.json_string)?;
     let approve = take_challenge(db, s, &raw, Purpose::Unlock).await?;
@@ -316,21 +316,36 @@ pub async fn unlock(db: &Db, kek: &Kek, wx: &Wechat, ctx: &Context, s: &Session,
         );
         return Err(audit::refused(db, ctx, Kind::Login, "soter.unlock", &target, e).await);
     }
+    // reserve the attempt before WeChat is asked (as for the PIN): parallel results are checked at
+    // most MAX_FAILURES times before fingerprint approval is switched off
+    let reserved = {
+        let _w = db.write_lock.lock().await;
+        sqlx::query(
+            "UPDATE device_soter SET failures = failures + 1, updated_at = $1 WHERE device_id = $2 AND failures < $3",
+        )
+        .bind(medsign_store::now_text())
+        .bind(&s.device_id)
+        .bind(MAX_FAILURES)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+            == 1
+    };
+    if !reserved {
+        return Err(not_enrolled());
+    }
     let ok = wx.soter_verify(&openid, &a.json_string, &a.json_signature).await?;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     if !ok {
-        let failures = failures + 1;
+        let failures: i64 = sqlx::query_scalar("SELECT failures FROM device_soter WHERE device_id = $1")
+            .bind(&s.device_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(MAX_FAILURES);
         let off = failures >= MAX_FAILURES;
         if off {
             sqlx::query("DELETE FROM device_soter WHERE device_id = $1").bind(&s.device_id).execute(&mut *tx).await?;
-        } else {
-            sqlx::query("UPDATE device_soter SET failures = $1, updated_at = $2 WHERE device_id = $3")
-                .bind(failures)
-                .bind(medsign_store::now_text())
-                .bind(&s.device_id)
-                .execute(&mut *tx)
-                .await?;
         }
         let ev = audit::Event {
             kind: Kind::Login,
@@ -367,6 +382,10 @@ pub async fn unlock(db: &Db, kek: &Kek, wx: &Wechat, ctx: &Context, s: &Session,
     )
     .await?;
     tx.commit().await?;
+    drop(_w);
+    if let Some(approve) = &approve {
+        crate::approvals::record(db, s, approve, "fingerprint").await?;
+    }
     let wrapped = hex::decode(wrapped).map_err(|_| Error::Config("stored fingerprint secret is corrupt".into()))?;
     let secret = kek.unwrap(&wrapped, &secret_aad(&s.device_id))?;
     Ok(mobile::Unlock {
@@ -449,7 +468,7 @@ mod tests {
             let bad = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", "not json", &sig)).await.unwrap_err();
             assert!(matches!(bad, Error::Invalid(_)), "{bad}");
             let on = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", &j, &sig)).await.unwrap();
-            let pin_unlock = mobile::unlock(&db, &kek, &ctx, &s, &pin).await.unwrap();
+            let pin_unlock = mobile::unlock(&db, &kek, &ctx, &s, &pin, crate::approvals::tests::ANY).await.unwrap();
             assert_eq!(on.unlock_secret, pin_unlock.unlock_secret, "the PIN's secret, to open the share once");
             assert_ne!(on.fingerprint_secret, on.unlock_secret);
             let again = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", &j, &sig)).await.unwrap_err();
@@ -465,6 +484,8 @@ mod tests {
 
             // approve: a fresh challenge naming what is approved → the same secret opens the copy
             let what = hex::encode(medsign_crypto::hash::sm3(b"round rd_1"));
+            let e = challenge(&db, &s, Purpose::Unlock, None).await.unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "a fingerprint approval names what it approves: {e}");
             let c = challenge(&db, &s, Purpose::Unlock, Some(&what)).await.unwrap();
             assert!(c.challenge.ends_with(&what));
             let (j, sig) = phone.authenticate(&c.challenge);
@@ -472,6 +493,10 @@ mod tests {
             let released = hex::decode(&u.unlock_secret).unwrap();
             let kek2 = medsign_crypto::wrap::biometric_kek(&device_secret, &released).unwrap();
             assert_eq!(kek2.unwrap(&copy, b"").unwrap().as_slice(), b"d1");
+            // the verified fingerprint approves `what` once, for this phone (issue #15)
+            crate::approvals::consume(&db, &ctx, &s, &what, "test", "test").await.unwrap();
+            let again = crate::approvals::consume(&db, &ctx, &s, &what, "test", "test").await.unwrap_err();
+            assert_eq!(again.code(), "approval_required");
             let approved = count(
                 &db,
                 &format!("SELECT COUNT(*) FROM audit_log WHERE action = 'soter.unlock' AND outcome = 'ok' AND details LIKE '%{what}%'"),
@@ -493,7 +518,7 @@ mod tests {
             let (jr, sr) = phone.authenticate(&rewritten);
             assert!(matches!(unlock(&db, &kek, &wx, &ctx, &s, &answer(&jr, &sr)).await, Err(Error::Invalid(_))));
             let other_phone = SoterPhone::register(&wechat, "oOTHER", "cpu-B");
-            let c = challenge(&db, &s, Purpose::Unlock, None).await.unwrap();
+            let c = challenge(&db, &s, Purpose::Unlock, Some(crate::approvals::tests::ANY)).await.unwrap();
             let (jo, so) = other_phone.authenticate(&c.challenge);
             assert!(
                 matches!(unlock(&db, &kek, &wx, &ctx, &s, &answer(&jo, &so)).await, Err(Error::Forbidden(_))),
@@ -505,7 +530,7 @@ mod tests {
             // counted; the fifth switches fingerprint approval off
             let spoof = SoterPhone::register(&wechat, "oSPOOF", "cpu-A");
             for i in 1..=MAX_FAILURES {
-                let c = challenge(&db, &s, Purpose::Unlock, None).await.unwrap();
+                let c = challenge(&db, &s, Purpose::Unlock, Some(crate::approvals::tests::ANY)).await.unwrap();
                 let (j, sig) = if i == 1 {
                     let (j, sig) = phone.authenticate(&c.challenge);
                     (j.replace("\"fid\":\"2\"", "\"fid\":\"3\""), sig)
@@ -530,9 +555,9 @@ mod tests {
             let on2 = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", &j, &sig)).await.unwrap();
             assert_ne!(on2.fingerprint_secret, on.fingerprint_secret, "a new enrolment, a new secret");
             for _ in 0..mobile::MAX_PIN_FAILURES {
-                let _ = mobile::unlock(&db, &kek, &ctx, &s, &wrong_pin).await;
+                let _ = mobile::unlock(&db, &kek, &ctx, &s, &wrong_pin, crate::approvals::tests::ANY).await;
             }
-            let c = challenge(&db, &s, Purpose::Unlock, None).await.unwrap();
+            let c = challenge(&db, &s, Purpose::Unlock, Some(crate::approvals::tests::ANY)).await.unwrap();
             let (j, sig) = phone.authenticate(&c.challenge);
             let e = unlock(&db, &kek, &wx, &ctx, &s, &answer(&j, &sig)).await.unwrap_err();
             assert!(matches!(e, Error::Forbidden(_)) && e.to_string().contains("PIN"), "{e}");

@@ -177,6 +177,7 @@ pub struct Responses {
 #[utoipa::path(post, path = "/mobile/v1/sign-rounds/answers", tag = "mobile", security(("device" = [])),
     request_body(content = AnswerBody, example = json!({"answers": [{"round_id": "sr_…", "request": {"version": 1, "e": "9a3c…", "q1": "02…"}}]})),
     responses((status = 200, body = Responses, example = json!({"responses": [{"version": 1, "r": "…", "s2": "…", "s3": "…"}]})),
+        (status = 403, body = ErrorBody, example = json!({"code": "approval_required", "message": "此操作须在手机上输入 PIN 或验证指纹确认 / this needs a fresh approval on the phone (PIN or fingerprint)", "request_id": "…"})),
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)", "request_id": "…"})),
         (status = 409, body = ErrorBody)))]
 /// `POST /mobile/v1/sign-rounds/answers`: the server's half of the two-party signatures.
@@ -295,6 +296,7 @@ pub struct SealedShare {
     params(("grant_id" = String, Path, example = "gr_3f2a9c1b7d4e5a60c1d2e3f4")),
     request_body(content = SealedShare, example = json!({"sealed": "04…"})),
     responses((status = 200, body = grants::GrantView, example = json!({"grant_id": "gr_…", "app_id": "app_3f2a9c1b", "state": "active", "hours": 4, "max_count": 200, "used_count": 0, "expires_at": "2026-11-27T12:00:00Z", "created_at": "2026-11-27T08:00:00.000Z", "ended_at": null})),
+        (status = 403, body = ErrorBody, example = json!({"code": "approval_required", "message": "此操作须在手机上输入 PIN 或验证指纹确认 / this needs a fresh approval on the phone (PIN or fingerprint)", "request_id": "…"})),
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "授权密钥份额无效 / the sealed share is not valid for this grant", "request_id": "…"}))))]
 /// `POST /mobile/v1/grants/{grant_id}/share`: the sealed share; the grant is active from now.
 pub async fn grant_share(
@@ -374,15 +376,20 @@ pub async fn set_pin(
 pub struct UnlockBody {
     /// the entered PIN's verifier (`PinKey.forWrapped(stored, pin, deviceSecret).verifier`), hex
     verifier: String,
+    /// what the PIN approves: SM3 (hex) of `medsign-approve-v1|<sign|grant|renew>|<what>` — the
+    /// rounds' `e` values joined by `,`, the grant's `context`, or the certificate serial; the
+    /// approval is for this device, used once, within 5 minutes
+    approve: String,
 }
 
 #[utoipa::path(post, path = "/mobile/v1/unlock", tag = "mobile", security(("device" = [])),
-    request_body(content = UnlockBody, example = json!({"verifier": "5b1f…"})),
+    request_body(content = UnlockBody, example = json!({"verifier": "5b1f…", "approve": "8d2e…"})),
     responses((status = 200, body = mobile::Unlock, example = json!({"unlock_secret": "c0ff…", "pin_expires_at": "2027-05-26T08:00:00Z"})),
         (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "PIN 错误，还可尝试 4 次 / wrong PIN, 4 attempts left", "request_id": "…"})),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "PIN 已超过 180 天，请修改 PIN / the PIN is older than 180 days: change it", "request_id": "…"}))))]
-/// `POST /mobile/v1/unlock` (R3.9): check the entered PIN (counted; locks after 5 wrong in a row)
-/// and release the unlock secret without which the phone cannot open its share.
+/// `POST /mobile/v1/unlock` (R3.9): check the entered PIN (counted; locks after 5 wrong in a row),
+/// release the unlock secret without which the phone cannot open its share, and approve once what
+/// `approve` names (signing these digests, this grant, renewing this certificate).
 pub async fn unlock(
     State(s): State<Arc<AppState>>,
     phone: Phone,
@@ -390,7 +397,7 @@ pub async fn unlock(
 ) -> Result<Response, ApiError> {
     let e = err(&phone.ctx.request_id);
     s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
-    let u = mobile::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier).await.map_err(&e)?;
+    let u = mobile::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, &b.approve).await.map_err(&e)?;
     Ok(Json(u).into_response())
 }
 
@@ -503,6 +510,7 @@ pub async fn realname_status(
 
 #[utoipa::path(post, path = "/mobile/v1/certificate/renew", tag = "mobile", security(("device" = [])),
     responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1…", "alg": "sm2", "status": "active", "not_after": "2027-11-27T08:00:00Z"})),
+        (status = 403, body = ErrorBody, example = json!({"code": "approval_required", "message": "此操作须在手机上输入 PIN 或验证指纹确认 / this needs a fresh approval on the phone (PIN or fingerprint)", "request_id": "…"})),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first", "request_id": "…"}))))]
 /// `POST /mobile/v1/certificate/renew` (R5.5): renew this phone's certificate online — same
 /// two-party key, new validity; the old certificate is revoked as superseded.

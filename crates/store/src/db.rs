@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "pins", include_str!("../migrations/0018_pins.sql")),
     (19, "realname", include_str!("../migrations/0019_realname.sql")),
     (20, "soter", include_str!("../migrations/0020_soter.sql")),
+    (21, "approvals", include_str!("../migrations/0021_approvals.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).

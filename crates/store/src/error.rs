@@ -72,6 +72,14 @@ pub const CODES: &[(&str, &str)] = &[
     ("session_invalid", "401: the device session is unknown, expired or unbound — activate the phone again"),
     ("realname_required", "409: the hospital requires the real-name check before the certificate — run it, then retry"),
     ("wx_code_required", "400: WeChat face verification needs a wx.login code — run it in the mini program"),
+    (
+        "approval_required",
+        "403: using the phone's key needs a fresh PIN or fingerprint approval bound to this request — ask the doctor for it, then retry",
+    ),
+    (
+        "rekey_needs_activation",
+        "409: this phone already has (or had) a key; a new key needs a new activation code from the hospital",
+    ),
 ];
 
 impl Error {

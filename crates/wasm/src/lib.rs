@@ -91,14 +91,16 @@ pub struct KeyShare {
 const WRAP_AAD: &[u8] = b"medsign/phone-share/v1";
 
 /// What the phone stores: the share wrapped under a key from the PIN, the device secret and the
-/// server's unlock secret (see `medsign_crypto::wrap`), with the verifier the server compares.
+/// server's unlock secret (see `medsign_crypto::wrap`). Nothing in it confirms a PIN guess: the
+/// verifier the server compares is not stored (issue #15; shares stored before carried it, and
+/// are re-wrapped without it at the next PIN change), and the blob cannot be opened without the
+/// unlock secret the server releases only for a matching, counted PIN.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Wrapped {
     v: u8,
     kdf: PinKdfParams,
     public_key: String,
     blob: String,
-    verifier: String,
 }
 
 /// The fingerprint copy (mini program, WeChat SOTER): the share wrapped under the device secret
@@ -177,17 +179,11 @@ impl KeyShare {
 
     /// Wrap for storage on the phone under `pin_key` and the unlock secret the server released
     /// when it stored `pin_key.verifier` (`POST /mobile/v1/pin`): JSON with the Argon2id
-    /// parameters, the SM4-GCM blob and the verifier.
+    /// parameters, the public key and the SM4-GCM blob (no verifier).
     pub fn wrap(&self, pin_key: &PinKey, unlock_secret_hex: &str) -> Result<String> {
         let kek = pin_key.key.kek(&unlock_secret(unlock_secret_hex)?)?;
         let blob = kek.wrap(&self.inner.to_bytes(), WRAP_AAD)?;
-        Ok(to_json(&Wrapped {
-            v: 2,
-            kdf: pin_key.kdf.clone(),
-            public_key: self.public_key(),
-            blob: hex::encode(blob),
-            verifier: pin_key.verifier(),
-        }))
+        Ok(to_json(&Wrapped { v: 2, kdf: pin_key.kdf.clone(), public_key: self.public_key(), blob: hex::encode(blob) }))
     }
 
     /// Unwrap what [`KeyShare::wrap`] made, with the PIN key and the unlock secret the server
@@ -450,7 +446,7 @@ mod tests {
         let pk = PinKey::create("246810", &secret).unwrap();
         let stored = share.wrap(&pk, &unlock).unwrap();
         assert!(!stored.contains(&hex::encode(share.inner.to_bytes().as_slice())));
-        assert!(stored.contains(&pk.verifier()), "the verifier travels with the stored share");
+        assert!(!stored.contains(&pk.verifier()), "the verifier is not stored on the phone");
         let wrong_pin = PinKey::for_wrapped(&stored, "246811", &secret).unwrap();
         assert_ne!(wrong_pin.verifier(), pk.verifier(), "the server sees a wrong PIN");
         let e = KeyShare::unwrap(&stored, &wrong_pin, &unlock).err().unwrap();
@@ -500,5 +496,35 @@ mod tests {
         assert!(KeyShare::unwrap_fingerprint(&stored, &secret, &fp).is_err(), "a PIN copy is not a fingerprint copy");
         assert!(KeyShare::unwrap(&copy, &right, &unlock).is_err(), "nor the other way round");
         assert!(again.wrap_fingerprint(&secret, "abcd").is_err());
+    }
+
+    /// Issue #15: a thief with everything the phone stores — the wrapped share, the fingerprint
+    /// copy and the device secret — searches the PIN offline. Nothing confirms the right guess:
+    /// no stored value equals any guess's verifier, and without the server's unlock secret the
+    /// right PIN fails exactly as a wrong one does.
+    #[test]
+    fn the_phones_storage_alone_confirms_no_pin_guess() {
+        let ctx = "user=1001|key=k2";
+        let mut kg = KeyGen::new(ctx).unwrap();
+        let req: twoparty::KeyGenRequest = serde_json::from_str(&kg.request()).unwrap();
+        let (_, resp) = ServerKeyGen::respond(&req, ctx.as_bytes()).unwrap();
+        let share = kg.finish(&serde_json::to_string(&resp).unwrap()).unwrap();
+        let device = new_device_secret().unwrap();
+        let (unlock, fp) = (hex::encode([0x5au8; 32]), hex::encode([0xa5u8; 32]));
+        let stored = share.wrap(&PinKey::create("135790", &device).unwrap(), &unlock).unwrap();
+        let copy = share.wrap_fingerprint(&device, &fp).unwrap();
+        let phone = format!("{stored}{copy}{device}");
+        let guesses = ["000000", "123457", "135790", "246810", "999999"];
+        let outcomes: Vec<String> = guesses
+            .iter()
+            .map(|pin| {
+                let k = PinKey::for_wrapped(&stored, pin, &device).unwrap();
+                assert!(!phone.contains(&k.verifier()), "{pin}: a stored value confirms the guess");
+                // the thief has no unlock secret: try the ones a guess could yield
+                let own = hex::encode(medsign_crypto::hash::sm3(k.verifier().as_bytes()));
+                KeyShare::unwrap(&stored, &k, &own).err().map(|e| e.0).unwrap_or_default()
+            })
+            .collect();
+        assert!(outcomes.iter().all(|o| !o.is_empty() && o == &outcomes[0]), "{outcomes:?}");
     }
 }

@@ -269,7 +269,7 @@ export class KeyShare {
     /**
      * Wrap for storage on the phone under `pin_key` and the unlock secret the server released
      * when it stored `pin_key.verifier` (`POST /mobile/v1/pin`): JSON with the Argon2id
-     * parameters, the SM4-GCM blob and the verifier.
+     * parameters, the public key and the SM4-GCM blob (no verifier).
      * @param {PinKey} pin_key
      * @param {string} unlock_secret_hex
      * @returns {string}

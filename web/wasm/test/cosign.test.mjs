@@ -149,8 +149,13 @@ test('a session grant lets the HIS sign without the phone until the doctor cance
   assert.equal(cancelled.body.state, 'cancelled');
   assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 C'))).status, 400);
   assert.equal((await call('DELETE', `/mobile/v1/grants/${started.body.grant_id}`, me)).status, 409);
-  // a share sealed for another grant is refused; hours outside 1–12 too
+  // the session token alone (a sealed share replayed for another grant) is refused: the
+  // doctor did not approve that grant (issue #15); approved, the foreign seal is still refused
   const g2 = await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 1 });
+  const unapproved = await call('POST', `/mobile/v1/grants/${g2.body.grant_id}/share`, me, { sealed });
+  assert.equal(unapproved.status, 403);
+  assert.equal(unapproved.body.code, 'approval_required');
+  await phone.sealForGrant({ post: mobilePost(call, me), wrapped: key.wrapped, pin: PIN, deviceSecret: secret, publicKey: g2.body.public_key, context: g2.body.context });
   const bad = await call('POST', `/mobile/v1/grants/${g2.body.grant_id}/share`, me, { sealed });
   assert.equal(bad.status, 400);
   assert.equal((await call('POST', '/mobile/v1/grants', me, { app_id: hisApp.app_id, hours: 24 })).status, 400);
