@@ -1,12 +1,18 @@
 //! Session authorization (issue #7; R3.5; custody mode 2). From the phone, a user
 //! grants one business system (an app) a window of 1–[`MAX_HOURS`] hours, optionally limited to a
-//! number of signatures. The server makes a fresh SM2 grant key and keeps it wrapped under the KEK;
-//! the phone seals its share `d1` to the grant key ([`medsign_crypto::seal`]) bound to the grant's
-//! context. While the grant is active, that system's `auto` flows naming the user sign with the
-//! two-party key without the phone: a grant worker opens `d1` for the one signature, runs the
-//! phone's half against the ordinary server half with `d2`, and drops it — `d` is never formed.
-//! Every such signature cites the grant (flow signer, audit). Cancel (phone) or expiry (checked on
-//! every use and swept every minute) erases the grant key and the sealed share at once.
+//! number of signatures. The server makes a fresh SM2 grant key; the phone seals its share `d1` to
+//! it ([`medsign_crypto::seal`]) bound to the grant's context, after the doctor approved this grant
+//! with the PIN or fingerprint ([`crate::approvals`]). While the grant is active, that system's
+//! `auto` flows naming the user sign with the two-party key without the phone: a grant worker
+//! opens `d1` for the one signature, runs the phone's half against the ordinary server half with
+//! `d2`, and drops it — `d` is never formed. Every such signature cites the grant (flow signer,
+//! audit). Cancel (phone) or expiry (checked on every use and swept every minute) ends it.
+//!
+//! Custody (issue #15): the grant key never reaches the database. It is held only in the memory
+//! of the medsign process that started the grant ([`HELD`]), so a copy of the data directory —
+//! even with `kek.key`, which opens `d2` — holds `d1` only sealed to a key that is not in it. The
+//! price: a restart of that process ends its grants' usefulness (the doctor grants again from the
+//! phone), and in a cluster a grant signs only on the instance that started it.
 
 use crate::mobile::Session;
 use chrono::{Duration, Utc};
@@ -27,6 +33,38 @@ use medsign_store::{
 use medsign_store::{is_past, secs_text};
 use serde::Serialize;
 use sqlx::Row;
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
+
+/// Grant keys of this process, by grant id — the only place they exist (see the module docs).
+static HELD: LazyLock<Mutex<HashMap<String, Arc<Sm2SecretKey>>>> = LazyLock::new(Default::default);
+/// Most grant keys one process holds (pending and active); beyond, new grants wait.
+const MAX_HELD: usize = 100_000;
+/// Most grants one phone may have waiting for its sealed share.
+const MAX_PENDING_PER_DEVICE: i64 = 5;
+
+fn held() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Sm2SecretKey>>> {
+    HELD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The grant key of `id`, when this process holds it.
+fn grant_key(id: &str) -> Result<Arc<Sm2SecretKey>> {
+    held().get(id).cloned().ok_or_else(|| {
+        Error::Conflict(format!(
+            "授权 {id} 的密钥不在本服务器内存中（服务已重启或由另一台服务器发起），请在手机上重新授权 / the key of grant {id} is not held by this server (it restarted, or another instance started the grant): grant again from the phone"
+        ))
+    })
+}
+
+/// Erase the grant keys of `ids` from memory (their material in the database is already gone).
+fn forget(ids: &[String]) {
+    let mut h = held();
+    for id in ids {
+        h.remove(id);
+    }
+}
 
 /// Longest grant.
 pub const MAX_HOURS: u32 = medsign_config::config::GRANT_MAX_HOURS;
@@ -107,7 +145,7 @@ pub struct Window {
 }
 
 /// Start a grant for business system `app_id` (the phone then seals its share to the answer).
-pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> Result<GrantStart> {
+pub async fn start(db: &Db, s: &Session, app_id: &str, w: Window) -> Result<GrantStart> {
     let (hours, max_count) = (w.hours, w.max_count);
     let max = w.max_hours.clamp(1, MAX_HOURS);
     if !(1..=max).contains(&hours) {
@@ -124,10 +162,23 @@ pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> 
         .find(|a| a.app_id == app_id && !a.disabled)
         .ok_or_else(|| Error::NotFound(format!("业务系统 {app_id} 不存在 / no business system {app_id}")))?;
     let key = crate::cosign::active_key(db, s).await?;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM grants WHERE device_id = $1 AND state = 'pending' AND expires_at > $2",
+    )
+    .bind(&s.device_id)
+    .bind(medsign_store::now_text())
+    .fetch_one(&db.pool)
+    .await?;
+    if waiting >= MAX_PENDING_PER_DEVICE || held().len() >= MAX_HELD {
+        return Err(Error::TooManyRequests(
+            "待完成的授权过多，请稍后再试 / too many grants are waiting for the phone; try again later".into(),
+        ));
+    }
     let id = format!("gr_{}", hex::encode(medsign_crypto::rng::bytes::<12>()?));
     let context = format!("medsign/grant/v1|grant={id}|user={}|app={app_id}|key={}", s.employee_no, key.id);
-    let grant_key = Sm2SecretKey::generate()?;
-    let wrapped = kek.wrap(&*grant_key.to_bytes(), id.as_bytes())?;
+    let grant_key = Arc::new(Sm2SecretKey::generate()?);
+    let public_key = hex::encode(grant_key.public_key().to_sec1_uncompressed());
+    held().insert(id.clone(), grant_key);
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
     sqlx::query(
@@ -142,31 +193,18 @@ pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> 
     .bind(i64::from(hours))
     .bind(max_count.map(i64::from))
     .bind(&context)
-    .bind(hex::encode(wrapped))
+    .bind(None::<String>)
     .bind(secs_text(Utc::now() + Duration::minutes(PENDING_MINUTES)))
     .bind(&now)
     .execute(&db.pool)
-    .await?;
-    Ok(GrantStart {
-        grant_id: id,
-        public_key: hex::encode(grant_key.public_key().to_sec1_uncompressed()),
-        context,
-        app_id: app.app_id,
-        app_name: app.name,
-        hours,
-    })
-}
-
-fn grant_key(kek: &Kek, id: &str, wrapped: Option<String>) -> Result<Sm2SecretKey> {
-    let w = wrapped.ok_or_else(|| Error::Conflict("授权材料已销毁 / the grant material is destroyed".into()))?;
-    let raw =
-        kek.unwrap(&hex::decode(w).map_err(|_| Error::Config("stored grant key is corrupt".into()))?, id.as_bytes())?;
-    Ok(Sm2SecretKey::from_bytes(&raw)?)
+    .await
+    .inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+    Ok(GrantStart { grant_id: id, public_key, context, app_id: app.app_id, app_name: app.name, hours })
 }
 
 /// The phone's sealed share: checked (it must be the share of this user's key) and kept sealed;
 /// the window starts now.
-pub async fn activate(db: &Db, kek: &Kek, ctx: &Context, s: &Session, id: &str, sealed_hex: &str) -> Result<GrantView> {
+pub async fn activate(db: &Db, ctx: &Context, s: &Session, id: &str, sealed_hex: &str) -> Result<GrantView> {
     let r = sqlx::query("SELECT * FROM grants WHERE id = $1 AND device_id = $2")
         .bind(id)
         .bind(&s.device_id)
@@ -180,7 +218,7 @@ pub async fn activate(db: &Db, kek: &Kek, ctx: &Context, s: &Session, id: &str, 
     let context: String = r.try_get("context")?;
     let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &context);
     crate::approvals::consume(db, ctx, s, &digest, "grant.create", &format!("user:{}", s.employee_no)).await?;
-    let gk = grant_key(kek, id, r.try_get("grant_key_wrapped")?)?;
+    let gk = grant_key(id)?;
     let bad = || Error::Invalid("授权密钥份额无效 / the sealed share is not valid for this grant".into());
     let sealed = hex::decode(sealed_hex.trim()).map_err(|_| bad())?;
     let plain = medsign_crypto::seal::open(&gk, &sealed, context.as_bytes()).map_err(|_| bad())?;
@@ -278,6 +316,8 @@ pub async fn cancel(db: &Db, ctx: &Context, s: &Session, id: &str) -> Result<Gra
         .await?;
         tx.commit().await?;
     }
+    forget(&[id.to_string()]);
+    db.erase_checkpoint().await?;
     get(db, s, id).await
 }
 
@@ -301,6 +341,20 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
             .await?
             .rows_affected() as usize;
         }
+    }
+    // drop the keys of grants that ended any way (expired, cancelled, unbound) from memory
+    let ids: Vec<String> = held().keys().cloned().collect();
+    let mut ended = Vec::new();
+    for id in ids {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM grants WHERE id = $1").bind(&id).fetch_optional(&db.pool).await?;
+        if !matches!(state.as_deref(), Some("pending" | "active")) {
+            ended.push(id);
+        }
+    }
+    forget(&ended);
+    if n > 0 {
+        db.erase_checkpoint().await?;
     }
     Ok(n)
 }
@@ -370,6 +424,10 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
         if v.state != "active" || v.max_count.is_some_and(|m| v.used_count >= m) {
             continue;
         }
+        // not held here (restarted, or started on another instance): the phone signs instead
+        let Ok(gk) = grant_key(&v.grant_id) else {
+            continue;
+        };
         {
             let _w = db.write_lock.lock().await;
             let done = sqlx::query(
@@ -383,7 +441,6 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
                 continue;
             }
         }
-        let gk = grant_key(kek, &v.grant_id, r.try_get("grant_key_wrapped")?)?;
         let context: String = r.try_get("context")?;
         let sealed: Option<String> = r.try_get("share_sealed")?;
         let sealed =
@@ -463,20 +520,20 @@ mod tests {
             let e = sign(his.app_id.clone(), "before").await.unwrap_err();
             assert!(e.to_string().contains("session grant"), "{e}");
             // bad requests
-            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(0, None)).await, Err(Error::Invalid(_))));
-            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(13, None)).await, Err(Error::Invalid(_))));
+            assert!(matches!(start(&db, &me, &his.app_id, win(0, None)).await, Err(Error::Invalid(_))));
+            assert!(matches!(start(&db, &me, &his.app_id, win(13, None)).await, Err(Error::Invalid(_))));
             // the hospital's own limit (`[sign] grant_max_hours`) is below the protocol's 12 h
             let four = Window { hours: 5, max_hours: 4, max_count: None };
-            let e = start(&db, &kek, &me, &his.app_id, four).await.unwrap_err();
+            let e = start(&db, &me, &his.app_id, four).await.unwrap_err();
             assert!(matches!(&e, Error::Invalid(m) if m.contains("1-4")), "{e}");
-            assert!(matches!(start(&db, &kek, &me, "app_nope", win(2, None)).await, Err(Error::NotFound(_))));
+            assert!(matches!(start(&db, &me, "app_nope", win(2, None)).await, Err(Error::NotFound(_))));
             // the grant: sealed to the grant key, bound to its context; a wrong seal is refused
-            let g = start(&db, &kek, &me, &his.app_id, win(2, Some(3))).await.unwrap();
+            let g = start(&db, &me, &his.app_id, win(2, Some(3))).await.unwrap();
             let grant_key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
             let wrong_ctx = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), b"other").unwrap();
             // the device session alone activates nothing (issue #15): the doctor approves this grant
             let sealed = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), g.context.as_bytes()).unwrap();
-            let e = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap_err();
+            let e = activate(&db, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap_err();
             assert_eq!(e.code(), "approval_required", "{e}");
             let approve_grant = |g: &GrantStart| {
                 let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &g.context);
@@ -484,20 +541,20 @@ mod tests {
                 async move { crate::approvals::tests::approve(&db, &kek, &me, &digest).await }
             };
             approve_grant(&g).await;
-            let e = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(wrong_ctx)).await.unwrap_err();
+            let e = activate(&db, &ctx, &me, &g.grant_id, &hex::encode(wrong_ctx)).await.unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{e}");
             approve_grant(&g).await;
             let not_mine =
                 medsign_crypto::seal::seal(&grant_key, &other_share.to_bytes(), g.context.as_bytes()).unwrap();
             assert!(matches!(
-                activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(not_mine)).await,
+                activate(&db, &ctx, &me, &g.grant_id, &hex::encode(not_mine)).await,
                 Err(Error::Invalid(_))
             ));
             approve_grant(&g).await;
-            let v = activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
+            let v = activate(&db, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
             assert_eq!((v.state.as_str(), v.hours, v.max_count), ("active", 2, Some(3)));
             assert!(matches!(
-                activate(&db, &kek, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await,
+                activate(&db, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await,
                 Err(Error::Conflict(_))
             ));
             // HIS's auto flows now sign with the two-party key, citing the grant; LIS's do not
@@ -541,11 +598,11 @@ mod tests {
             .unwrap();
             assert!(audited.contains(&g.grant_id), "{audited}");
             // cancel erases the material at once
-            let g2 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
+            let g2 = start(&db, &me, &his.app_id, win(1, None)).await.unwrap();
             let k2 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g2.public_key).unwrap()).unwrap();
             let s2 = medsign_crypto::seal::seal(&k2, &share.to_bytes(), g2.context.as_bytes()).unwrap();
             approve_grant(&g2).await;
-            activate(&db, &kek, &ctx, &me, &g2.grant_id, &hex::encode(s2)).await.unwrap();
+            activate(&db, &ctx, &me, &g2.grant_id, &hex::encode(s2)).await.unwrap();
             sign(his.app_id.clone(), "医嘱 5").await.unwrap();
             assert_eq!(cancel(&db, &ctx, &me, &g2.grant_id).await.unwrap().state, "cancelled");
             assert!(matches!(cancel(&db, &ctx, &me, &g2.grant_id).await, Err(Error::Conflict(_))));
@@ -558,11 +615,11 @@ mod tests {
             assert!(k.is_none() && sh.is_none(), "grant material erased");
             assert!(sign(his.app_id.clone(), "医嘱 6").await.is_err());
             // expiry: swept, erased, refused
-            let g3 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
+            let g3 = start(&db, &me, &his.app_id, win(1, None)).await.unwrap();
             let k3 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g3.public_key).unwrap()).unwrap();
             let s3 = medsign_crypto::seal::seal(&k3, &share.to_bytes(), g3.context.as_bytes()).unwrap();
             approve_grant(&g3).await;
-            activate(&db, &kek, &ctx, &me, &g3.grant_id, &hex::encode(s3)).await.unwrap();
+            activate(&db, &ctx, &me, &g3.grant_id, &hex::encode(s3)).await.unwrap();
             sqlx::query("UPDATE grants SET expires_at = '2020-01-01T00:00:00Z' WHERE id = $1")
                 .bind(&g3.grant_id)
                 .execute(&db.pool)
@@ -576,6 +633,80 @@ mod tests {
                 ["expired", "cancelled", "active"],
                 "newest first (the first one is used up but active)"
             );
+        }
+    }
+
+    /// What a thief with a copy of the data directory and `kek.key` can try: every grant's key
+    /// and sealed share as stored, the key unwrapped under the KEK as the grant's design before
+    /// issue #15 kept it. Returns the phone's share `d1` if it falls out (with `d2`, also under the
+    /// KEK, that is the doctor's key).
+    async fn recover_d1(db: &Db, kek: &Kek) -> Option<Vec<u8>> {
+        let rows = sqlx::query("SELECT * FROM grants").fetch_all(&db.pool).await.unwrap();
+        for r in rows {
+            let id: String = r.try_get("id").unwrap();
+            let context: String = r.try_get("context").unwrap();
+            let (Some(k), Some(sealed)) = (
+                r.try_get::<Option<String>, _>("grant_key_wrapped").unwrap(),
+                r.try_get::<Option<String>, _>("share_sealed").unwrap(),
+            ) else {
+                continue;
+            };
+            let Ok(raw) = kek.unwrap(&hex::decode(k).unwrap(), id.as_bytes()) else { continue };
+            let Ok(gk) = Sm2SecretKey::from_bytes(&raw) else { continue };
+            if let Ok(d1) = medsign_crypto::seal::open(&gk, &hex::decode(sealed).unwrap(), context.as_bytes()) {
+                return Some(d1.to_vec());
+            }
+        }
+        None
+    }
+
+    /// Issue #15, item 3: a copy of the data directory with `kek.key`, taken while a grant is
+    /// active or after it was cancelled, does not yield the doctor's share `d1` — the grant key
+    /// is only in this process's memory — and on SQLite the cancelled grant's sealed share is in
+    /// neither the database file nor its write-ahead log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_of_the_data_directory_does_not_yield_the_doctors_key() {
+        for (dir, db) in medsign_store::db::tests::backends().await {
+            let World { kek, ctx, cas, .. } = world(&db).await;
+            let (his, _) =
+                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
+                    .await
+                    .unwrap();
+            let u: medsign_directory::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "4101", "name": "周医生"})).unwrap();
+            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let (me, share) = phone(&db, &kek, &cas, "4101").await;
+            let g = start(&db, &me, &his.app_id, win(2, None)).await.unwrap();
+            let gk = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
+            let sealed = medsign_crypto::seal::seal(&gk, &share.to_bytes(), g.context.as_bytes()).unwrap();
+            let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &g.context);
+            crate::approvals::tests::approve(&db, &kek, &me, &digest).await;
+            activate(&db, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
+            // the server itself can use the grant…
+            assert!(signer(&db, &kek, "4101", &his.app_id).await.unwrap().is_some());
+            // …a copy taken now cannot: nothing in it opens the sealed share
+            assert!(recover_d1(&db, &kek).await.is_none(), "d1 recovered from a copy during the grant");
+            let stored: Option<String> = sqlx::query_scalar("SELECT grant_key_wrapped FROM grants WHERE id = $1")
+                .bind(&g.grant_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert!(stored.is_none(), "no grant key in the database");
+            // a restart (this process's keys gone) ends the grant's use: the phone signs again
+            forget(std::slice::from_ref(&g.grant_id));
+            assert!(signer(&db, &kek, "4101", &his.app_id).await.unwrap().is_none());
+            // after cancel: the sealed share is erased from the files too (SQLite)
+            cancel(&db, &ctx, &me, &g.grant_id).await.unwrap();
+            assert!(recover_d1(&db, &kek).await.is_none());
+            if let Some(dir) = &dir {
+                let needle = hex::encode(&sealed);
+                for f in std::fs::read_dir(dir.path()).unwrap() {
+                    let f = f.unwrap().path();
+                    let bytes = std::fs::read(&f).unwrap();
+                    let text = String::from_utf8_lossy(&bytes);
+                    assert!(!text.contains(&needle[..64]), "{} still holds the sealed share", f.display());
+                }
+            }
         }
     }
 }

@@ -191,6 +191,7 @@ pub async fn activate(
         .await?;
         tx.commit().await?;
     }
+    db.erase_checkpoint().await?;
     for serial in superseded {
         certs::revoke(db, cas, None, ctx, &serial, "superseded").await?;
     }
@@ -229,7 +230,7 @@ async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -
     .fetch_all(&mut *tx)
     .await?;
     sqlx::query(
-        "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 WHERE employee_no = $2 AND status IN ('active', 'pending')",
+        "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 WHERE employee_no = $2 AND status IN ('active', 'pending', 'generating')",
     )
     .bind(now)
     .bind(employee_no)
@@ -258,6 +259,7 @@ pub async fn unbind(db: &Db, cas: &medsign_ca::ca::BuiltinCas, ctx: &Context, s:
         tx.commit().await?;
         serials
     };
+    db.erase_checkpoint().await?;
     for serial in serials {
         certs::revoke(db, cas, None, ctx, &serial, "cessation_of_operation").await?;
     }
@@ -761,7 +763,7 @@ pub async fn keygen_finish(
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query(
+    let live = sqlx::query(
         "UPDATE split_keys SET status = 'active', share_wrapped = $1, public_key = $2, cert_serial = $3, updated_at = $4 \
          WHERE id = $5 AND status = 'generating'",
     )
@@ -771,7 +773,16 @@ pub async fn keygen_finish(
     .bind(&now)
     .bind(key_id)
     .execute(&mut *tx)
-    .await?;
+    .await?
+    .rows_affected()
+        == 1;
+    if !live {
+        // the phone was unbound meanwhile: the new certificate must not outlive its key
+        drop(tx);
+        drop(_w);
+        certs::revoke(db, issuer.cas, None, ctx, &certificate.serial, "cessation_of_operation").await?;
+        return Err(Error::Conflict("此手机已解绑 / this phone was unbound meanwhile".into()));
+    }
     sqlx::query(
         "UPDATE split_keys SET status = 'destroyed', share_wrapped = NULL, updated_at = $1 \
          WHERE employee_no = $2 AND status = 'active' AND id <> $3",

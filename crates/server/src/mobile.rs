@@ -280,7 +280,7 @@ pub async fn start_grant(
     StrictJson(b): StrictJson<NewGrant>,
 ) -> Result<Response, ApiError> {
     let w = grants::Window { hours: b.hours, max_hours: s.grant_max_hours, max_count: b.max_count };
-    let g = grants::start(&s.db, &s.kek, &phone.session, &b.app_id, w).await.map_err(err(&phone.ctx.request_id))?;
+    let g = grants::start(&s.db, &phone.session, &b.app_id, w).await.map_err(err(&phone.ctx.request_id))?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
 
@@ -305,7 +305,7 @@ pub async fn grant_share(
     Path(id): Path<String>,
     StrictJson(b): StrictJson<SealedShare>,
 ) -> Result<Response, ApiError> {
-    let v = grants::activate(&s.db, &s.kek, &phone.ctx, &phone.session, &id, &b.sealed)
+    let v = grants::activate(&s.db, &phone.ctx, &phone.session, &id, &b.sealed)
         .await
         .map_err(err(&phone.ctx.request_id))?;
     Ok(Json(v).into_response())

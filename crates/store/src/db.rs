@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (19, "realname", include_str!("../migrations/0019_realname.sql")),
     (20, "soter", include_str!("../migrations/0020_soter.sql")),
     (21, "approvals", include_str!("../migrations/0021_approvals.sql")),
+    (22, "grant_keys_in_memory", include_str!("../migrations/0022_grant_keys_in_memory.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
@@ -74,7 +75,13 @@ impl Db {
         if backend == Backend::Sqlite {
             opts = opts.after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::raw_sql("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;").execute(conn).await?;
+                    // secure_delete: erased secrets (server shares, grant material) are overwritten
+                    // with zeros in the file, not left in free pages
+                    sqlx::raw_sql(
+                        "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON;",
+                    )
+                    .execute(conn)
+                    .await?;
                     Ok(())
                 })
             });
@@ -131,6 +138,17 @@ impl Db {
                 .await?;
             tx.commit().await?;
             tracing::info!(version, name, "migration applied");
+        }
+        Ok(())
+    }
+
+    /// After erasing a secret: on SQLite, copy the write-ahead log into the database file and
+    /// truncate it, so the erased value survives in neither file (with `secure_delete` the freed
+    /// space is zeroed). A checkpoint that readers hold back is retried by the next erase; on
+    /// PostgreSQL this is a no-op (dead row versions go with autovacuum — see docs/security.md).
+    pub async fn erase_checkpoint(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE);").execute(&self.pool).await?;
         }
         Ok(())
     }
