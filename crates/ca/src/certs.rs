@@ -404,18 +404,45 @@ pub async fn ra_enroll(
     cas: &BuiltinCas,
     public_url: &str,
     ctx: &Context,
+    ra_name: &str,
     req: &crate::channels::RaEnrollment,
 ) -> Result<crate::channels::RaIssued> {
-    let key = parse_public_key(&req.public_key)?;
-    if let Some(pem) = &req.csr
-        && parse_csr(pem)?.public_key != key
-    {
+    // proof of possession: a request the key itself signed (checked by `parse_csr`)
+    let pem = req.csr.as_deref().ok_or_else(|| {
+        Error::Invalid(
+            "须提供由该密钥签名的证书请求（csr）/ a certificate request signed by the key (csr) is required".into(),
+        )
+    })?;
+    let key = parse_csr(pem)?.public_key;
+    if !req.public_key.trim().is_empty() && parse_public_key(&req.public_key)? != key {
         return Err(Error::Invalid("CSR 与 public_key 不是同一把密钥 / the CSR is for another key".into()));
     }
     if req.employee_no.trim().is_empty() || req.employee_no.len() > 64 {
         return Err(Error::Invalid("employee_no 须为 1–64 个字符 / employee_no must be 1-64 characters".into()));
     }
     let subject = parse_dn(&req.subject).map_err(|e| Error::Invalid(format!("subject: {e}")))?;
+    // the subject is bound to the identity the RA was registered under: its organisation is the
+    // RA app's name, so no app can get a certificate naming this hospital's staff (or anyone
+    // else's) for its own key
+    let orgs: Vec<String> = subject
+        .iter()
+        .filter(|atv| atv.oid == medsign_pki::oid::AT_ORGANIZATION)
+        .map(|atv| medsign_pki::name::value_text(&atv.value))
+        .collect();
+    if ra_name.is_empty() || orgs.len() != 1 || orgs[0] != ra_name {
+        let e = Error::Forbidden(format!(
+            "证书主体的机构（O）须为本应用登记的名称“{ra_name}” / the subject's organisation (O) must be this app's registered name '{ra_name}'"
+        ));
+        return Err(audit::refused(
+            db,
+            ctx,
+            Kind::Admin,
+            "ca.enroll",
+            &format!("ra:{}:{}", ctx.actor, req.employee_no),
+            e,
+        )
+        .await);
+    }
     let issued = Builtin { cas, public_url }.issue_now(&subject, &key)?;
     let owner = format!("ra:{}:{}", ctx.actor, req.employee_no);
     let rec = store(db, ctx, &owner, &issued.cert, "builtin", Some(&cas.staff.version), None).await?;
@@ -424,6 +451,28 @@ pub async fn ra_enroll(
         certificate_pem: rec.certificate_pem,
         chain_pem: issued.chain.iter().map(Cert::to_pem).collect(),
     })
+}
+
+/// Whether `app` may revoke, hold or release certificate `serial` (issue #15): the hospital's own
+/// certificates (seal, TSA: owner `org:…`) only an admin; certificates issued to a registration
+/// authority (`ra:app:<id>:…`) that RA or an admin; staff certificates any app with `certs`.
+pub async fn authorize_change(db: &Db, app: &medsign_directory::apps::App, serial: &str) -> Result<()> {
+    use medsign_directory::apps::Scope;
+    let owner: Option<String> = sqlx::query_scalar("SELECT employee_no FROM certificates WHERE serial = $1")
+        .bind(serial.trim().to_ascii_uppercase())
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(owner) = owner else {
+        // unknown: the operation itself answers 404 (to apps allowed to manage certificates)
+        return app.require(Scope::Certs);
+    };
+    if owner.starts_with("org:") {
+        app.require(Scope::Admin)
+    } else if let Some(rest) = owner.strip_prefix("ra:") {
+        if rest.starts_with(&format!("app:{}:", app.app_id)) { Ok(()) } else { app.require(Scope::Admin) }
+    } else {
+        app.require(Scope::Certs)
+    }
 }
 
 /// Record a server-held organisation certificate (TSA, seal) among the CA's certificates so that

@@ -228,12 +228,37 @@ fn ca_ocsp_crl_with_openssl_and_certvalidator() {
 #[test]
 fn two_nodes_medsign_channel_switch_and_failover() {
     let (dh, dr) = (Dir::new(), Dir::new());
-    let hospital = Server::start(&dh, &[]);
+    let hospital = Server::start(&dh, &[("MEDSIGN_CA_ORGANIZATION", "某县人民医院")]);
     let regional = Server::start(&dr, &[]);
     let (ht, rt) = (hospital.token().unwrap(), regional.token().unwrap());
-    let (st, v) = regional.json("POST", "/admin/v1/apps", Some(&rt), r#"{"name":"县医院","scopes":["certs"]}"#);
+    // the regional node registers the hospital as a registration authority under its name
+    let (st, v) =
+        regional.json("POST", "/admin/v1/apps", Some(&rt), r#"{"name":"某县人民医院","scopes":["ca:enroll"]}"#);
     assert_eq!(st, 201, "{v}");
     let ra_token = v["token"].as_str().unwrap().to_string();
+    // issue #15: no integration app gets a certificate naming someone else for its own key — an
+    // app with `certs` is refused the RA call; the RA must prove possession (a signed CSR) and
+    // may name only its own organisation
+    let (_, his) = regional.json("POST", "/admin/v1/apps", Some(&rt), r#"{"name":"HIS","scopes":["certs"]}"#);
+    let his = his["token"].as_str().unwrap().to_string();
+    assert_ok(
+        &dr.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &dr.p("a.key")]),
+        "genpkey",
+    );
+    assert_ok(&dr.openssl(&["pkey", "-in", &dr.p("a.key"), "-pubout", "-out", &dr.p("a.pub")]), "pubout");
+    assert_ok(&dr.openssl(&["req", "-new", "-key", &dr.p("a.key"), "-subj", "/CN=x", "-out", &dr.p("a.csr")]), "req");
+    let (spki, csr_pem) = (String::from_utf8(dr.read("a.pub")).unwrap(), String::from_utf8(dr.read("a.csr")).unwrap());
+    let enrol = |token: &str, subject: &str, csr: Option<&str>| {
+        let b = serde_json::json!({"employee_no": "1001", "subject": subject, "public_key": spki, "csr": csr});
+        regional.json("POST", "/api/v1/ca/enroll", Some(token), &b.to_string())
+    };
+    let (st, v) = enrol(&his, "CN=张三,O=某县人民医院,C=CN", Some(&csr_pem));
+    assert_eq!(st, 403, "{v}");
+    let (st, v) = enrol(&ra_token, "CN=张三,O=某县人民医院,C=CN", None);
+    assert_eq!(st, 400, "no proof of possession: {v}");
+    let (st, v) = enrol(&ra_token, "CN=张三,O=另一家医院,C=CN", Some(&csr_pem));
+    assert_eq!(st, 403, "another organisation: {v}");
+
     let (st, v) = hospital.json(
         "POST",
         "/api/v1/users",

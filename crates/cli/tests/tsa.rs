@@ -278,3 +278,51 @@ fn d_query(d: &Dir) -> Vec<u8> {
     assert_ok(&d.openssl(&["ts", "-query", "-digest", &"cd".repeat(32), "-sm3", "-out", &d.p("q2.tsq")]), "query");
     d.read("q2.tsq")
 }
+
+/// Issue #15: only the admin may hold or revoke the hospital's TSA certificate, and a held one
+/// stops issuance at once (RFC 3161 rejection); released, the TSA issues again.
+#[test]
+fn a_held_tsa_certificate_stops_issuance_at_once_and_only_the_admin_may_hold_it() {
+    let d = Dir::new();
+    let ntp = Chrony::start(&d, "good", None, false);
+    let s = Server::start(&d, &[("MEDSIGN_TIME_SOURCES", &ntp.source()), ("MEDSIGN_TIME_POLL_SECONDS", "1")]);
+    let admin = s.token().unwrap();
+    wait_clock(&s, "INSYNC");
+    let (st, v) = s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"HIS","scopes":["certs"]}"#);
+    assert_eq!(st, 201, "{v}");
+    let his = v["token"].as_str().unwrap().to_string();
+    let (st, list) = s.json("GET", "/api/v1/certificates?profile=tsa&alg=rsa&status=active", Some(&admin), "");
+    assert_eq!(st, 200, "{list}");
+    let serial = list["items"][0]["serial"].as_str().unwrap().to_string();
+    assert_ok(
+        &d.openssl(&["ts", "-query", "-digest", &"ab".repeat(32), "-sha256", "-cert", "-out", &d.p("q.tsq")]),
+        "query",
+    );
+    let status = |d: &Dir| {
+        let (st, _, reply) = s.raw("POST", "/tsa/rsa", None, Some("application/timestamp-query"), &d.read("q.tsq"));
+        assert_eq!(st, 200);
+        d.write("r.tsr", &reply);
+        text(&d.openssl(&["ts", "-reply", "-in", &d.p("r.tsr"), "-text"]).stdout)
+    };
+    assert!(status(&d).contains("Status: Granted."));
+    // an integration app with `certs` may not touch the hospital's own certificates
+    for op in ["hold", "revoke"] {
+        let (st, v) = s.json(
+            "POST",
+            &format!("/api/v1/certificates/{serial}/{op}"),
+            Some(&his),
+            r#"{"reason":"key_compromise"}"#,
+        );
+        assert_eq!(st, 403, "{op}: {v}");
+    }
+    assert!(status(&d).contains("Status: Granted."), "nothing changed");
+    // the admin holds it: the very next request is refused
+    let (st, v) = s.json("POST", &format!("/api/v1/certificates/{serial}/hold"), Some(&admin), "");
+    assert_eq!((st, v["status"].as_str()), (200, Some("on_hold")), "{v}");
+    let t = status(&d);
+    assert!(t.contains("Status: Rejected.") && t.contains("on hold or revoked"), "{t}");
+    let (st, v) = s.json("POST", &format!("/api/v1/certificates/{serial}/release"), Some(&admin), "");
+    assert_eq!(st, 200, "{v}");
+    assert!(status(&d).contains("Status: Granted."));
+    assert_eq!(s.stop(), 0);
+}

@@ -44,6 +44,10 @@ pub enum Scope {
     /// timestamps
     #[serde(rename = "timestamps")]
     Timestamps,
+    /// have this node's CA certify keys for another medsign acting as registration authority
+    /// (`POST /api/v1/ca/enroll`); never implied by `certs`
+    #[serde(rename = "ca:enroll")]
+    CaEnroll,
     /// everything, including administration
     #[serde(rename = "admin")]
     Admin,
@@ -51,13 +55,14 @@ pub enum Scope {
 
 impl Scope {
     /// All scopes.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::Certs,
         Scope::Sign,
         Scope::Verify,
         Scope::Timestamps,
+        Scope::CaEnroll,
         Scope::Admin,
     ];
 
@@ -70,6 +75,7 @@ impl Scope {
             Scope::Sign => "sign",
             Scope::Verify => "verify",
             Scope::Timestamps => "timestamps",
+            Scope::CaEnroll => "ca:enroll",
             Scope::Admin => "admin",
         }
     }

@@ -244,13 +244,22 @@ pub mod scope {
             }
         )+};
     }
-    one_scope!(UsersRead, UsersWrite, Certs, Sign, Timestamps, Admin);
+    one_scope!(UsersRead, UsersWrite, Certs, Sign, Timestamps, CaEnroll, Admin);
 
     /// Verifying is allowed to apps that verify or that sign.
     pub struct VerifyOrSign;
     impl Required for VerifyOrSign {
         fn check(app: &App) -> medsign_store::Result<()> {
             app.require(Scope::Verify).or_else(|_| app.require(Scope::Sign))
+        }
+    }
+
+    /// Changing a certificate's status: apps that manage certificates, or registration
+    /// authorities (for their own; `medsign_ca::certs::authorize_change` decides per certificate).
+    pub struct CertsOrCaEnroll;
+    impl Required for CertsOrCaEnroll {
+        fn check(app: &App) -> medsign_store::Result<()> {
+            app.require(Scope::Certs).or_else(|_| app.require(Scope::CaEnroll))
         }
     }
 

@@ -90,16 +90,17 @@ async fn get_certificate(
 /// `POST /api/v1/certificates/{serial}/revoke`.
 async fn revoke_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    caller: Scoped<scope::CertsOrCaEnroll>,
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RevokeRequest>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(
-        medsign_ca::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
-            .await
-            .map_err(with_id)?,
-    ))
+    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await.map_err(with_id)?;
+    let rec = medsign_ca::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
+        .await
+        .map_err(with_id)?;
+    s.tsa.refresh_certificates(&s.db).await.map_err(with_id)?;
+    Ok(Json(rec))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/hold", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
@@ -109,11 +110,14 @@ async fn revoke_certificate(
 /// `POST /api/v1/certificates/{serial}/hold`: suspend (certificateHold) until released.
 async fn hold_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    caller: Scoped<scope::CertsOrCaEnroll>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
+    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await.map_err(with_id)?;
+    let rec = medsign_ca::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?;
+    s.tsa.refresh_certificates(&s.db).await.map_err(with_id)?;
+    Ok(Json(rec))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/release", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
@@ -123,11 +127,14 @@ async fn hold_certificate(
 /// `POST /api/v1/certificates/{serial}/release`: lift a hold.
 async fn release_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    caller: Scoped<scope::CertsOrCaEnroll>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?))
+    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await.map_err(with_id)?;
+    let rec = medsign_ca::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?;
+    s.tsa.refresh_certificates(&s.db).await.map_err(with_id)?;
+    Ok(Json(rec))
 }
 
 /// `?days=N` of `GET /api/v1/certificates/expiring`.
@@ -205,16 +212,20 @@ async fn list_certificates(
 #[utoipa::path(post, path = "/api/v1/ca/enroll", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
     request_body(content = medsign_ca::channels::RaEnrollment, example = json!({"employee_no": "1001", "subject": "CN=张三,OU=心内科,O=某县人民医院,C=CN,SERIALNUMBER=3F2A…", "public_key": "-----BEGIN PUBLIC KEY-----\n…", "csr": null})),
     responses((status = 201, body = medsign_ca::channels::RaIssued, example = json!({"serial": "2BE1F2E0030AEBA4B6203402274DC478", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…", "chain_pem": "-----BEGIN CERTIFICATE-----\n…"})),
-        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "须提供由该密钥签名的证书请求（csr）/ a certificate request signed by the key (csr) is required", "request_id": "…"})),
+        (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "应用 app_… 没有 ca:enroll 权限 / app app_… lacks scope ca:enroll", "request_id": "…"}))))]
 /// `POST /api/v1/ca/enroll`: this node's CA issues for another medsign acting as registration
-/// authority (its `medsign` CA channel); the caller vouches for identity and key possession.
+/// authority (its `medsign` CA channel), app scope `ca:enroll` only: the key proves possession
+/// (a signed CSR) and the subject's organisation (O) is the name the RA app was registered under.
 async fn ra_enroll(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    caller: Scoped<scope::CaEnroll>,
     StrictJson(body): StrictJson<medsign_ca::channels::RaEnrollment>,
 ) -> Result<Response, ApiError> {
     let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let out = medsign_ca::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, &body).await.map_err(with_id)?;
+    let ra = caller.app.name.as_str();
+    let out =
+        medsign_ca::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, ra, &body).await.map_err(with_id)?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

@@ -181,6 +181,12 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
             if let Err(e) = medsign_signing::flows::deliver_due(&s.db, &s.kek, &client).await {
                 tracing::warn!(error = %e, "webhook delivery failed");
             }
+            // a TSA certificate held or revoked on another instance stops issuance here too
+            if n.is_multiple_of(5)
+                && let Err(e) = s.tsa.refresh_certificates(&s.db).await
+            {
+                tracing::warn!(error = %e, "TSA certificate status check failed");
+            }
             if n.is_multiple_of(30) {
                 if let Err(e) = medsign_signing::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
                     tracing::warn!(error = %e, "pending timestamps failed");

@@ -45,6 +45,8 @@ pub struct TsaProfile {
     /// issuing CA and root
     pub chain: Vec<Cert>,
     key: Arc<KeySigner>,
+    /// false while the certificate is on hold or revoked (issue #15): no token is issued
+    usable: std::sync::atomic::AtomicBool,
 }
 
 /// A token and what it says.
@@ -153,7 +155,13 @@ async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProf
     // recorded like any certificate of the CA, so that OCSP and the CRL answer for it
     medsign_ca::certs::record_org(db, &medsign_store::audit::Context::cli(), &format!("org:{name}"), "tsa", &cert)
         .await?;
-    Ok(TsaProfile { name: h.name, cert, chain: vec![h.issuing.clone(), h.root.clone()], key: Arc::new(key) })
+    Ok(TsaProfile {
+        name: h.name,
+        cert,
+        chain: vec![h.issuing.clone(), h.root.clone()],
+        key: Arc::new(key),
+        usable: std::sync::atomic::AtomicBool::new(true),
+    })
 }
 
 impl Tsa {
@@ -178,7 +186,7 @@ impl Tsa {
             cfg.accepted_policies.iter().map(|p| parse_oid(p, "tsa.accepted_policies")).collect::<Result<Vec<_>>>()?;
         let (tx, rx) = mpsc::channel(8192);
         tokio::spawn(recorder(db.clone(), rx));
-        Ok(Arc::new(Self {
+        let tsa = Arc::new(Self {
             profiles,
             default,
             policy,
@@ -187,7 +195,9 @@ impl Tsa {
             node: medsign_crypto::rng::bytes::<4>()?,
             serial_state: Mutex::new((0, 0)),
             recorder: tx,
-        }))
+        });
+        tsa.refresh_certificates(db).await?;
+        Ok(tsa)
     }
 
     /// A profile by name (`None`: the default).
@@ -201,6 +211,29 @@ impl Tsa {
     /// The TSA certificates, each with its chain.
     pub fn profiles(&self) -> &[TsaProfile] {
         &self.profiles
+    }
+
+    /// Read the status of the TSA certificates from the CA's records: a certificate on hold or
+    /// revoked stops issuance with it until it is active again. Run at start, by the server
+    /// right after any hold, release or revocation on this instance, and every few seconds for
+    /// changes made on other instances. Returns the profiles that may issue.
+    pub async fn refresh_certificates(&self, db: &Db) -> Result<Vec<&'static str>> {
+        let mut usable = Vec::new();
+        for p in &self.profiles {
+            let status: Option<String> = sqlx::query_scalar("SELECT status FROM certificates WHERE serial = $1")
+                .bind(p.cert.serial_hex())
+                .fetch_optional(&db.pool)
+                .await?;
+            let ok = status.as_deref() == Some("active");
+            let was = p.usable.swap(ok, std::sync::atomic::Ordering::SeqCst);
+            if was != ok {
+                tracing::warn!(profile = p.name, usable = ok, "TSA certificate status changed");
+            }
+            if ok {
+                usable.push(p.name);
+            }
+        }
+        Ok(usable)
     }
 
     fn next_serial(&self) -> [u8; 16] {
@@ -262,6 +295,12 @@ impl Tsa {
                 ));
             }
         };
+        if !p.usable.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Refusal::new(
+                fail_info::SYSTEM_FAILURE,
+                "时间戳证书已冻结或吊销，暂停签发 / the TSA certificate is on hold or revoked: no tokens are issued",
+            ));
+        }
         // the clock's bound, plus the millisecond genTime is truncated to
         let accuracy_us =
             self.clock.for_issuance().map_err(|why| Refusal::new(fail_info::TIME_NOT_AVAILABLE, why))? + 1000;
