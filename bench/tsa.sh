@@ -18,7 +18,7 @@ trap 'kill $PID 2>/dev/null; [ -s "$WORK/chrony.pid" ] && kill "$(cat "$WORK/chr
 NTPPORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 printf 'port %s\nbindaddress 127.0.0.1\nallow 127.0.0.1\ncmdport 0\nlocal stratum 3\npidfile %s/chrony.pid\n' "$NTPPORT" "$WORK" > "$WORK/chrony.conf"
 /usr/sbin/chronyd -x -u root -f "$WORK/chrony.conf" -L 0 -l "$WORK/chrony.log"
-MEDSIGN_TIME_SOURCES=127.0.0.1:$NTPPORT "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" 2> "$WORK/serve.log" &
+MEDSIGN_SERVER_PUBLIC_RATE_PER_MINUTE=0 MEDSIGN_TIME_SOURCES=127.0.0.1:$NTPPORT "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" 2> "$WORK/serve.log" &
 PID=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$WORK/serve.log" && break; sleep 0.1; done
 ADDR=$(awk '/listening on/ {print $3}' "$WORK/serve.log")

@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM, PKCS#8 / SEC1 / PKCS#1)
     pub tls_key: Option<PathBuf>,
+    /// addresses of reverse proxies whose `X-Forwarded-For` names the client (audit, rate
+    /// limits); from anyone else the header is ignored
+    pub trusted_proxies: Vec<String>,
+    /// requests per minute one client address may make to the public TSA and to phone
+    /// activation (0: no limit, e.g. for benchmarks behind a proxy that limits)
+    pub public_rate_per_minute: u64,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +55,8 @@ impl Default for ServerConfig {
             max_body_bytes: 20 * 1024 * 1024,
             tls_cert: None,
             tls_key: None,
+            trusted_proxies: Vec::new(),
+            public_rate_per_minute: 6000,
         }
     }
 }
@@ -247,6 +255,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_SERVER_MAX_BODY_BYTES", "server.max_body_bytes", Kind::Number),
     ("MEDSIGN_SERVER_TLS_CERT", "server.tls_cert", Kind::Text),
     ("MEDSIGN_SERVER_TLS_KEY", "server.tls_key", Kind::Text),
+    ("MEDSIGN_SERVER_TRUSTED_PROXIES", "server.trusted_proxies", Kind::List),
+    ("MEDSIGN_SERVER_PUBLIC_RATE_PER_MINUTE", "server.public_rate_per_minute", Kind::Number),
     ("MEDSIGN_DATABASE_URL", "database.url", Kind::Text),
     ("MEDSIGN_TIME_SOURCES", "time.sources", Kind::List),
     ("MEDSIGN_TIME_MAX_OFFSET_MS", "time.max_offset_ms", Kind::Number),
@@ -289,6 +299,7 @@ const NOT_CONFIG: &[&str] = &[
 /// The ranges every origin is held to: (key, lowest, highest).
 const RANGES: &[(&str, u64, u64)] = &[
     ("server.max_body_bytes", 1024, 1 << 30),
+    ("server.public_rate_per_minute", 0, 10_000_000),
     ("time.max_offset_ms", 1, 3_600_000),
     ("time.poll_seconds", 1, 3600),
     ("time.holdover_seconds", 1, 7 * 86_400),
@@ -378,6 +389,14 @@ impl Config {
                 )));
             }
         }
+        for p in &c.server.trusted_proxies {
+            if p.parse::<std::net::IpAddr>().is_err() {
+                let var = variable_of("server.trusted_proxies");
+                return Err(Error(format!(
+                    "配置项 server.trusted_proxies（环境变量 {var}）中的 '{p}' 不是 IP 地址 / '{p}' in server.trusted_proxies ({var}) is not an IP address"
+                )));
+            }
+        }
         Ok(c)
     }
 
@@ -404,6 +423,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_must_be_addresses() {
+        let env = |v: &str| vec![("MEDSIGN_SERVER_TRUSTED_PROXIES".to_string(), v.to_string())].into_iter();
+        let c = Config::load(None, env("127.0.0.1, ::1")).unwrap();
+        assert_eq!(c.server.trusted_proxies, ["127.0.0.1", "::1"]);
+        let e = Config::load(None, env("127.0.0.1, proxy.example")).unwrap_err().to_string();
+        assert!(e.contains("proxy.example") && e.contains("MEDSIGN_SERVER_TRUSTED_PROXIES"), "{e}");
+    }
 
     #[test]
     fn file_then_environment() {

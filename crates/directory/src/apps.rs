@@ -259,10 +259,14 @@ pub async fn list(db: &Db) -> Result<Vec<AppInfo>> {
         .collect()
 }
 
+/// The advisory lock key under which app credentials are disabled (one at a time, cluster-wide).
+const ADMIN_CHANGE_LOCK: i64 = 0x6d65_6473_6170_7073;
+
 /// Disable or enable an app (audited). A disabled app's cached checks are dropped at once.
 pub async fn set_disabled(db: &Db, auth: &Authenticator, ctx: &Context, app_id: &str, disabled: bool) -> Result<()> {
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    db.serialise(&mut tx, ADMIN_CHANGE_LOCK).await?;
     let n = sqlx::query("UPDATE apps SET disabled = $1 WHERE app_id = $2")
         .bind(disabled as i64)
         .bind(app_id)
@@ -270,6 +274,15 @@ pub async fn set_disabled(db: &Db, auth: &Authenticator, ctx: &Context, app_id: 
         .await?;
     if n.rows_affected() == 0 {
         return Err(Error::NotFound(format!("应用 {app_id} 不存在 / no app {app_id}")));
+    }
+    // the last enabled admin credential stays: without it nobody could administer medsign
+    // (checked inside the transaction, after the update, so two parallel disables cannot both pass)
+    let admins: Vec<String> =
+        sqlx::query_scalar("SELECT scopes FROM apps WHERE disabled = 0").fetch_all(&mut *tx).await?;
+    if disabled && !admins.iter().any(|s| s.split(',').any(|x| x.trim() == Scope::Admin.name())) {
+        return Err(Error::Conflict(
+            "不能停用最后一个管理员凭据 / the last enabled admin credential cannot be disabled".into(),
+        ));
     }
     let action = if disabled { "app.disable" } else { "app.enable" };
     audit::ok(&mut tx, ctx, Kind::Admin, action, &format!("app:{app_id}"), serde_json::json!({})).await?;
@@ -284,23 +297,36 @@ pub async fn count(db: &Db) -> Result<i64> {
 }
 
 /// Checks tokens, with an in-memory cache of successful checks.
-#[derive(Default)]
 pub struct Authenticator {
     cache: Mutex<HashMap<[u8; 32], (App, Instant)>>,
     inserts: std::sync::atomic::AtomicU64,
+    /// Argon2 checks run on the blocking pool, at most this many at once (19 MiB each): a flood
+    /// of wrong tokens waits here instead of stalling the async workers
+    hashing: tokio::sync::Semaphore,
+}
+
+impl Default for Authenticator {
+    fn default() -> Self {
+        Self { cache: Default::default(), inserts: Default::default(), hashing: tokio::sync::Semaphore::new(2) }
+    }
 }
 
 /// How long a successful check is remembered.
 const CACHE_SECS: u64 = 300;
 
 impl Authenticator {
+    /// The app of `token` when a check of it succeeded in the last five minutes (no hashing).
+    pub fn cached(&self, token: &str) -> Option<App> {
+        let key = hash::sm3(token.as_bytes());
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&key).filter(|(_, at)| at.elapsed().as_secs() < CACHE_SECS).map(|(app, _)| app.clone())
+    }
+
     /// Check `app_id.secret`.
     pub async fn check(&self, db: &Db, token: &str) -> Result<App> {
         let key = hash::sm3(token.as_bytes());
-        if let Some((app, at)) = self.cache.lock().expect("cache lock").get(&key)
-            && at.elapsed().as_secs() < CACHE_SECS
-        {
-            return Ok(app.clone());
+        if let Some(app) = self.cached(token) {
+            return Ok(app);
         }
         let bad = || Error::Unauthorized("应用凭据无效 / invalid app credentials".into());
         let (app_id, secret) = token.split_once('.').ok_or_else(bad)?;
@@ -311,14 +337,23 @@ impl Authenticator {
             .ok_or_else(bad)?;
         let stored: String = row.try_get("secret_hash")?;
         let parts: Vec<&str> = stored.split('$').collect();
-        let ok = parts.len() == 6
-            && parts[0] == "argon2id"
-            && match (hex::decode(parts[4]), hex::decode(parts[5])) {
-                (Ok(salt), Ok(expect)) => {
-                    argon(secret.as_bytes(), &salt).map(|h| hash::ct_eq(&h, &expect)).unwrap_or(false)
-                }
-                _ => false,
-            };
+        let (salt, expect) = match (
+            parts.len() == 6 && parts[0] == "argon2id",
+            hex::decode(parts.get(4).unwrap_or(&"")),
+            hex::decode(parts.get(5).unwrap_or(&"")),
+        ) {
+            (true, Ok(salt), Ok(expect)) => (salt, expect),
+            _ => return Err(bad()),
+        };
+        let ok = {
+            let _permit = self.hashing.acquire().await.map_err(|_| Error::Unavailable("shutting down".into()))?;
+            let secret = Zeroizing::new(secret.as_bytes().to_vec());
+            tokio::task::spawn_blocking(move || {
+                argon(&secret, &salt).map(|h| hash::ct_eq(&h, &expect)).unwrap_or(false)
+            })
+            .await
+            .unwrap_or(false)
+        };
         if !ok {
             return Err(bad());
         }
@@ -501,6 +536,24 @@ mod tests {
             assert!(auth.check_signed(&db, &wrong_kek, &fresh).await.is_err());
             // recorded in the audit log
             assert_eq!(medsign_store::audit::recent(&db, 1).await.unwrap()[0].action, "app.create");
+        }
+    }
+
+    /// Issue #15: the last enabled admin credential cannot be disabled (nobody could administer
+    /// medsign any more); other apps can, and so can an admin while another one is enabled.
+    #[tokio::test]
+    async fn the_last_admin_credential_stays_enabled() {
+        for (_d, db) in backends().await {
+            let (kek, ctx, auth) = (Kek::generate().unwrap(), Context::cli(), Authenticator::default());
+            let (a, _) = create(&db, &kek, &ctx, "bootstrap-admin", &[Scope::Admin]).await.unwrap();
+            let (b, _) = create(&db, &kek, &ctx, "信息科", &[Scope::Admin, Scope::Certs]).await.unwrap();
+            let (his, _) = create(&db, &kek, &ctx, "HIS", &[Scope::Sign]).await.unwrap();
+            set_disabled(&db, &auth, &ctx, &his.app_id, true).await.unwrap();
+            set_disabled(&db, &auth, &ctx, &a.app_id, true).await.unwrap();
+            let e = set_disabled(&db, &auth, &ctx, &b.app_id, true).await.unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+            set_disabled(&db, &auth, &ctx, &a.app_id, false).await.unwrap();
+            set_disabled(&db, &auth, &ctx, &b.app_id, true).await.unwrap();
         }
     }
 }

@@ -53,10 +53,38 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                         "缺少应用凭据：请使用 Authorization: Bearer <app_id>.<secret> 或 HMAC-SM3 请求签名 / missing credentials: send Authorization: Bearer <app_id>.<secret> or sign the request (HMAC-SM3)".into(),
                     ))
                 })?;
-                state.auth.check(&state.db, token.trim()).await.map_err(with_id)?
+                let (ip, user_agent) = client(parts, &state.trusted_proxies);
+                match state.auth.cached(token.trim()) {
+                    Some(app) => app,
+                    None => {
+                        // an unremembered token costs an Argon2 check: bounded per address and
+                        // per app id before the work, failures audited
+                        let app_id = token.trim().split('.').next().unwrap_or("").chars().take(64).collect::<String>();
+                        state.limits.take("auth", crate::ratelimit::AUTH, &ip).map_err(with_id)?;
+                        state.limits.take("auth-app", crate::ratelimit::AUTH, &app_id).map_err(with_id)?;
+                        match state.auth.check(&state.db, token.trim()).await {
+                            Ok(app) => app,
+                            Err(e) => {
+                                let ctx =
+                                    Context { actor: "anonymous".into(), ip, user_agent, request_id: rid.clone() };
+                                let target = format!("app:{app_id}");
+                                let e = medsign_store::audit::refused(
+                                    &state.db,
+                                    &ctx,
+                                    medsign_store::audit::Kind::Login,
+                                    "app.authenticate",
+                                    &target,
+                                    e,
+                                )
+                                .await;
+                                return Err(with_id(e));
+                            }
+                        }
+                    }
+                }
             }
         };
-        let (ip, user_agent) = client(parts);
+        let (ip, user_agent) = client(parts, &state.trusted_proxies);
         let idempotency_key = parts.headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{1}").to_string());
         if let Some(k) = &idempotency_key {
             medsign_store::idempotency::validate_key(k).map_err(with_id)?;
@@ -66,9 +94,28 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
-/// The client's address and user agent (for audit contexts).
-fn client(parts: &Parts) -> (String, String) {
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+/// The client's address and user agent (for audit contexts and per-address limits). The address
+/// is the connection's peer, unless the peer is a configured trusted proxy: then the last address
+/// in `X-Forwarded-For` that is not itself a trusted proxy (the one the proxy saw). The header is
+/// ignored from anyone else, so a client cannot choose the address it is limited and audited by.
+pub(crate) fn client(parts: &Parts, trusted: &[std::net::IpAddr]) -> (String, String) {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = || {
+        let hops: Vec<std::net::IpAddr> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|a| a.trim().parse().ok())
+            .collect::<Option<Vec<_>>>()?;
+        hops.into_iter().rev().find(|a| !trusted.contains(a))
+    };
+    let ip = match peer {
+        Some(p) if trusted.contains(&p) => forwarded().unwrap_or(p).to_string(),
+        Some(p) => p.to_string(),
+        None => String::new(),
+    };
     let user_agent =
         parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
     (ip, user_agent)
@@ -83,8 +130,8 @@ pub struct Visitor {
 impl FromRequestParts<Arc<AppState>> for Visitor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let (ip, user_agent) = client(parts);
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let (ip, user_agent) = client(parts, &state.trusted_proxies);
         Ok(Visitor { ctx: Context { actor: "anonymous".into(), ip, user_agent, request_id: request_id(parts) } })
     }
 }
@@ -112,7 +159,7 @@ impl FromRequestParts<Arc<AppState>> for Phone {
             ))
         })?;
         let session = medsign_phone::mobile::session(&state.db, token.trim()).await.map_err(with_id)?;
-        let (ip, user_agent) = client(parts);
+        let (ip, user_agent) = client(parts, &state.trusted_proxies);
         let ctx = Context { actor: format!("user:{}", session.employee_no), ip, user_agent, request_id: rid };
         Ok(Phone { session, ctx })
     }

@@ -23,6 +23,16 @@ pub const PIN: Limit = Limit { burst: 10.0, per_minute: 20.0 };
 /// Scans (sign rounds, login tickets) per device: a doctor's busy clinic, not a brute force.
 pub const SCAN: Limit = Limit { burst: 30.0, per_minute: 60.0 };
 
+/// App credential checks that miss the cache (each an Argon2 hash), per client address and per
+/// app id: a hospital system authenticates once per five minutes, a guesser is stopped here.
+pub const AUTH: Limit = Limit { burst: 20.0, per_minute: 30.0 };
+
+/// The per-address limit of the public endpoints (RFC 3161 TSA, phone activation) for
+/// `server.public_rate_per_minute` (0: none): ten seconds' worth at once.
+pub fn public(per_minute: u64) -> Option<Limit> {
+    (per_minute > 0).then(|| Limit { burst: (per_minute as f64 / 6.0).max(10.0), per_minute: per_minute as f64 })
+}
+
 /// (class, key) → (tokens left, last refill)
 type Buckets = HashMap<(&'static str, String), (f64, Instant)>;
 

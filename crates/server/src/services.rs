@@ -94,6 +94,8 @@ impl Opened {
             soter: p.soter,
             grant_max_hours: cfg.sign.grant_max_hours,
             limits: Default::default(),
+            trusted_proxies: cfg.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
+            public_rate: crate::ratelimit::public(cfg.server.public_rate_per_minute),
         }))
     }
 }

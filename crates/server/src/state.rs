@@ -39,6 +39,10 @@ pub struct AppState {
     pub limits: crate::ratelimit::RateLimits,
     /// the timestamp authority (and its clock)
     pub tsa: Arc<medsign_tsa::tsa::Tsa>,
+    /// reverse proxies whose `X-Forwarded-For` is believed (`server.trusted_proxies`)
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// per-address limit of the public TSA endpoints (`server.public_rate_per_minute`)
+    pub public_rate: Option<crate::ratelimit::Limit>,
 }
 
 impl AppState {

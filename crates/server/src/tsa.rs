@@ -3,12 +3,12 @@
 use crate::{
     ApiError,
     error::{ErrorBody, envelope},
-    extract::{Caller, RequestId, StrictJson},
+    extract::{Caller, StrictJson, Visitor},
     extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
-    Extension, Json,
+    Json,
     extract::{Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -23,10 +23,16 @@ const TSA_MAX_REQUEST: usize = 64 * 1024;
 async fn tsa_answer(
     s: &AppState,
     profile: Option<&str>,
-    rid: &str,
+    v: &Visitor,
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Response {
+    let rid = v.ctx.request_id.as_str();
+    if let Some(limit) = s.public_rate
+        && let Err(e) = s.limits.take("tsa", limit, &v.ctx.ip)
+    {
+        return ApiError { error: e, request_id: rid.to_string() }.into_response();
+    }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/timestamp-query") {
         return envelope(
@@ -56,11 +62,11 @@ async fn tsa_answer(
 /// `POST /tsa`: RFC 3161 with the default profile (`tsa.default_profile`).
 async fn tsa_default(
     State(s): State<Arc<AppState>>,
-    Extension(rid): Extension<RequestId>,
+    v: Visitor,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    tsa_answer(&s, None, &rid.0, &headers, &body).await
+    tsa_answer(&s, None, &v, &headers, &body).await
 }
 
 #[utoipa::path(post, path = "/tsa/sm2", tag = "tsa",
@@ -70,11 +76,11 @@ async fn tsa_default(
 /// `POST /tsa/sm2`: RFC 3161, SM2/SM3 profile.
 async fn tsa_sm2(
     State(s): State<Arc<AppState>>,
-    Extension(rid): Extension<RequestId>,
+    v: Visitor,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    tsa_answer(&s, Some("sm2"), &rid.0, &headers, &body).await
+    tsa_answer(&s, Some("sm2"), &v, &headers, &body).await
 }
 
 #[utoipa::path(post, path = "/tsa/rsa", tag = "tsa",
@@ -84,11 +90,11 @@ async fn tsa_sm2(
 /// `POST /tsa/rsa`: RFC 3161, RSA/SHA-256 profile (for PDF readers).
 async fn tsa_rsa(
     State(s): State<Arc<AppState>>,
-    Extension(rid): Extension<RequestId>,
+    v: Visitor,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    tsa_answer(&s, Some("rsa"), &rid.0, &headers, &body).await
+    tsa_answer(&s, Some("rsa"), &v, &headers, &body).await
 }
 
 /// Body of `POST /api/v1/timestamps`.

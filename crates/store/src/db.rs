@@ -142,6 +142,16 @@ impl Db {
         Ok(())
     }
 
+    /// Serialise a transaction with every other one taking the same `key`, on any instance: a
+    /// PostgreSQL transaction-level advisory lock (released at commit or rollback). SQLite runs
+    /// one writer at a time already, so there it does nothing.
+    pub async fn serialise(&self, tx: &mut sqlx::AnyConnection, key: i64) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
     /// After erasing a secret: on SQLite, copy the write-ahead log into the database file and
     /// truncate it, so the erased value survives in neither file (with `secure_delete` the freed
     /// space is zeroed). A checkpoint that readers hold back is retried by the next erase; on

@@ -205,17 +205,33 @@ impl Server {
         ctype: Option<&str>,
         body: &[u8],
     ) -> (u16, String, Vec<u8>) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        if let Some(c) = ctype {
+            headers.push(("Content-Type", c));
+        }
+        self.with_headers(method, path, &headers, body)
+    }
+
+    /// One HTTP/1.1 request with these headers; returns (status, headers, body bytes).
+    pub fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: medsign-e2e\r\nContent-Length: {}\r\n",
             self.addr,
             body.len()
         );
-        if let Some(t) = token {
-            head += &format!("Authorization: Bearer {t}\r\n");
-        }
-        if let Some(c) = ctype {
-            head += &format!("Content-Type: {c}\r\n");
+        for (k, v) in headers {
+            head += &format!("{k}: {v}\r\n");
         }
         head += "\r\n";
         s.write_all(head.as_bytes()).unwrap();
