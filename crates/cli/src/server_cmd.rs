@@ -260,6 +260,10 @@ pub struct AuditVerifyArgs {
     /// 机器可读输出 / JSON output
     #[arg(long)]
     json: bool,
+    /// 与见证文件核对（[audit] witness_file 写出的锚点）/ also compare with a witness file of
+    /// anchors ([audit] witness_file): catches a log and anchors cut back or emptied together
+    #[arg(long, value_name = "FILE")]
+    witness: Option<std::path::PathBuf>,
 }
 
 pub fn audit_cmd(c: AuditCommand) -> Result<i32, CliError> {
@@ -268,14 +272,28 @@ pub fn audit_cmd(c: AuditCommand) -> Result<i32, CliError> {
             let cfg = a.place.config()?;
             runtime()?.block_on(async {
                 let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
-                let r = audit::verify_chain(&db).await.map_err(core_err)?;
+                let mut r = audit::verify_chain(&db).await.map_err(core_err)?;
+                let mut witnessed = None;
+                if let Some(w) = &a.witness {
+                    let text = std::fs::read_to_string(w).map_err(|e| {
+                        CliError::file(w, "无法读取见证文件", format!("cannot read the witness file: {e}"))
+                    })?;
+                    let (n, problem) = audit::verify_witness(&db, &text).await.map_err(core_err)?;
+                    witnessed = Some(n);
+                    if r.broken.is_none() {
+                        r.broken = problem;
+                    }
+                }
                 if a.json {
                     println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
                 } else {
                     match &r.broken {
                         None => println!(
-                            "审计日志完整 / audit chain intact: {} 条记录 / entries, head {}",
-                            r.entries, r.head
+                            "审计日志完整 / audit chain intact: {} 条记录 / entries, {} 个锚点 / anchors{}, head {}",
+                            r.entries,
+                            r.anchors,
+                            witnessed.map(|n| format!("（见证 {n} 个 / {n} witnessed）")).unwrap_or_default(),
+                            r.head
                         ),
                         Some((seq, why)) => {
                             println!("审计日志在第 {seq} 条断裂 / audit chain broken at entry {seq}: {why}")

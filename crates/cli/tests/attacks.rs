@@ -374,3 +374,44 @@ fn floods_are_bounded_per_address_and_a_forged_forwarded_header_is_ignored() {
     let (_, audit) = s2.json("GET", "/admin/v1/audit?action=device.activate", Some(&admin2), "");
     assert_eq!(audit["items"][0]["ip"], "192.0.2.77", "{audit}");
 }
+
+/// Someone with write access to the database cuts the audit log back and deletes the anchors
+/// that covered the cut entries: `medsign audit verify` on the database alone cannot tell, the
+/// witness file every anchor was also written to (`[audit] witness_file`) can.
+#[test]
+fn cutting_the_audit_log_and_its_anchors_together_is_caught_by_the_witness() {
+    let d = Dir::new();
+    let witness = d.p("witness.jsonl");
+    let env = [("MEDSIGN_AUDIT_WITNESS_FILE", witness.as_str()), ("MEDSIGN_AUDIT_ANCHOR_MINUTES", "0")];
+    let s = Server::start(&d, &env);
+    let admin = s.token().unwrap();
+    for i in 0..3 {
+        let b = serde_json::json!({"name": format!("系统{i}"), "scopes": ["verify"]}).to_string();
+        assert_eq!(s.json("POST", "/admin/v1/apps", Some(&admin), &b).0, 201);
+    }
+    assert_eq!(s.stop(), 0);
+    let s = Server::start(&d, &env);
+    assert_eq!(s.stop(), 0, "a second run: more anchors");
+    let data = d.p("data");
+    let verify = |with_witness: bool| {
+        let mut args = vec!["audit", "verify", "--data-dir", data.as_str()];
+        if with_witness {
+            args.extend(["--witness", witness.as_str()]);
+        }
+        d.medsign(&args)
+    };
+    assert_eq!(verify(true).status.code(), Some(0), "{}", text(&verify(true).stdout));
+    let anchors = String::from_utf8(d.read("witness.jsonl")).unwrap().lines().count();
+    assert!(anchors >= 2, "start and stop anchors are witnessed: {anchors}");
+    // cut back both the log and the anchors to the first anchor
+    let db = d.p("data/medsign.db");
+    let cut = format!(
+        "import sqlite3; c = sqlite3.connect('{db}'); s = c.execute('SELECT seq FROM audit_anchors WHERE id = 1').fetchone()[0]; \
+         c.execute('DELETE FROM audit_anchors WHERE id > 1'); c.execute('DELETE FROM audit_log WHERE seq > ?', (s,)); c.commit()"
+    );
+    assert_ok(&d.run("python3", &["-c", &cut]), "cut the log");
+    assert_eq!(verify(false).status.code(), Some(0), "the database alone looks whole");
+    let o = verify(true);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("not in the database"), "{}", text(&o.stdout));
+}

@@ -133,11 +133,15 @@ impl Default for TsaConfig {
 pub struct AuditConfig {
     /// sign the chain head every this many minutes (0 = only at start and stop)
     pub anchor_minutes: u64,
+    /// append every anchor to this file too (a witness outside the database, e.g. another disk)
+    pub witness_file: Option<PathBuf>,
+    /// send every anchor to the local syslog too
+    pub witness_syslog: bool,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { anchor_minutes: 10 }
+        Self { anchor_minutes: 10, witness_file: None, witness_syslog: false }
     }
 }
 
@@ -280,6 +284,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_CA_STAFF_VALIDITY_DAYS", "ca.staff_validity_days", Kind::Number),
     ("MEDSIGN_CA_AUTO_RENEW", "ca.auto_renew", Kind::Flag),
     ("MEDSIGN_AUDIT_ANCHOR_MINUTES", "audit.anchor_minutes", Kind::Number),
+    ("MEDSIGN_AUDIT_WITNESS_FILE", "audit.witness_file", Kind::Text),
+    ("MEDSIGN_AUDIT_WITNESS_SYSLOG", "audit.witness_syslog", Kind::Flag),
 ];
 
 /// `MEDSIGN_*` variables that are not configuration keys: secrets the commands read themselves

@@ -125,6 +125,7 @@ pub struct Jobs {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     db: Db,
     platform: Arc<KeySigner>,
+    witness: audit::Witness,
 }
 
 /// Start the background jobs.
@@ -132,11 +133,13 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
     let mut tasks = Vec::new();
     // audit anchors: the chain head signed by the platform key at start, every N minutes, and at stop
     let (db, key, minutes) = (state.db.clone(), opened.platform.clone(), cfg.audit.anchor_minutes);
+    let witness = audit::Witness { file: cfg.audit.witness_file.clone(), syslog: cfg.audit.witness_syslog };
+    let w = witness.clone();
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60 * minutes.max(1)));
         loop {
             tick.tick().await;
-            if let Err(e) = audit::anchor(&db, key.as_ref()).await {
+            if let Err(e) = audit::anchor(&db, key.as_ref(), &w).await {
                 tracing::error!(error = %e, "audit anchor failed");
             }
             if minutes == 0 {
@@ -231,7 +234,7 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
             }
         }
     }));
-    Jobs { tasks, db: state.db.clone(), platform: opened.platform.clone() }
+    Jobs { tasks, db: state.db.clone(), platform: opened.platform.clone(), witness }
 }
 
 impl Jobs {
@@ -240,6 +243,6 @@ impl Jobs {
         for t in &self.tasks {
             t.abort();
         }
-        audit::anchor(&self.db, self.platform.as_ref()).await.map(|_| ())
+        audit::anchor(&self.db, self.platform.as_ref(), &self.witness).await.map(|_| ())
     }
 }

@@ -4,7 +4,7 @@
 //! (Signed, timestamped anchors of the chain head — which also catch truncation — come with the
 //! TSA issue.)
 
-use crate::{Result, db::Db};
+use crate::{Error, Result, db::Db};
 use medsign_crypto::hash::sm3_parts;
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
@@ -255,69 +255,254 @@ fn anchor_message(seq: i64, head_hash: &str, at: &str) -> Vec<u8> {
     format!("medsign/audit-anchor/v1|{seq}|{head_hash}|{at}").into_bytes()
 }
 
+/// One signed anchor of the chain head, as stored and as exported to a witness.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// 1, 2, … without gaps
+    pub id: i64,
+    /// when it was signed (RFC 3339)
+    pub at: String,
+    /// the entry it covers
+    pub seq: i64,
+    /// that entry's hash
+    pub head_hash: String,
+    /// the platform key's signature over [`Anchor::message`], hex
+    pub signature: String,
+    /// [`Anchor::digest`] of the anchor before (`GENESIS` for the first); none for anchors written
+    /// before anchors were chained
+    pub prev: Option<String>,
+}
+
+impl Anchor {
+    /// The signed text: v2 (chained) names the id and the previous anchor.
+    pub fn message(&self) -> Vec<u8> {
+        match &self.prev {
+            None => anchor_message(self.seq, &self.head_hash, &self.at),
+            Some(p) => format!("medsign/audit-anchor/v2|{}|{}|{}|{}|{p}", self.id, self.seq, self.head_hash, self.at)
+                .into_bytes(),
+        }
+    }
+
+    /// What the next anchor names: SM3 of the signed text and the signature, hex.
+    pub fn digest(&self) -> String {
+        hex::encode(medsign_crypto::hash::sm3(&[self.message(), self.signature.as_bytes().to_vec()].concat()))
+    }
+
+    fn from_row(r: &sqlx::any::AnyRow) -> Result<Anchor> {
+        Ok(Anchor {
+            id: r.try_get("id")?,
+            at: r.try_get("at")?,
+            seq: r.try_get("seq")?,
+            head_hash: r.try_get("head_hash")?,
+            signature: r.try_get("signature")?,
+            prev: r.try_get("prev")?,
+        })
+    }
+}
+
+/// Where anchors are also sent as they are written (`[audit] witness_file`, `witness_syslog`): a
+/// record outside the database that `medsign audit verify --witness` compares the database with.
+#[derive(Debug, Clone, Default)]
+pub struct Witness {
+    /// JSON lines appended to this file (on another disk or host)
+    pub file: Option<std::path::PathBuf>,
+    /// also to the local syslog (`/dev/log`, facility auth)
+    pub syslog: bool,
+}
+
+impl Witness {
+    fn send(&self, a: &Anchor) -> Result<()> {
+        let line = serde_json::to_string(a).map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(f) = &self.file {
+            use std::io::Write;
+            let mut o = std::fs::OpenOptions::new().create(true).append(true).open(f).map_err(|e| {
+                Error::Config(format!(
+                    "无法写入审计见证文件 {} / cannot write the audit witness file: {e}",
+                    f.display()
+                ))
+            })?;
+            writeln!(o, "{line}").and_then(|_| o.sync_data()).map_err(|e| {
+                Error::Config(format!(
+                    "无法写入审计见证文件 {} / cannot write the audit witness file: {e}",
+                    f.display()
+                ))
+            })?;
+        }
+        #[cfg(unix)]
+        if self.syslog {
+            // RFC 3164 to the local syslog socket: facility auth (4), severity notice (5)
+            let msg = format!("<37>medsign-audit: {line}");
+            let sock = std::os::unix::net::UnixDatagram::unbound()
+                .and_then(|s| s.send_to(msg.as_bytes(), "/dev/log").map(|_| ()));
+            if let Err(e) = sock {
+                tracing::warn!(error = %e, "audit anchor not sent to syslog");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sign the current chain head with the platform key (skipped when nothing was appended since
-/// the last anchor). Returns the anchored sequence number, if an anchor was written.
-pub async fn anchor(db: &Db, signer: &dyn medsign_crypto::Signer) -> Result<Option<i64>> {
+/// the last anchor), chained to the previous anchor, and send it to the `witness`. Returns the
+/// anchored sequence number, if an anchor was written.
+pub async fn anchor(db: &Db, signer: &dyn medsign_crypto::Signer, witness: &Witness) -> Result<Option<i64>> {
     let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    // one anchor writer at a time across instances (the chain of anchors is linear)
+    db.serialise(&mut tx, ANCHOR_LOCK).await?;
     let head =
-        sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&db.pool).await?;
+        sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
     let Some(head) = head else { return Ok(None) };
     let (seq, hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
-    let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_anchors").fetch_one(&db.pool).await?;
-    if last == Some(seq) {
+    let last = sqlx::query("SELECT * FROM audit_anchors ORDER BY id DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+    let last = last.as_ref().map(Anchor::from_row).transpose()?;
+    if last.as_ref().is_some_and(|l| l.seq == seq) {
         return Ok(None);
     }
-    let id: i64 = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM audit_anchors")
-        .fetch_one(&db.pool)
-        .await?
-        .unwrap_or(0)
-        + 1;
-    let at = crate::now_text();
-    let sig = signer.sign(&anchor_message(seq, &hash, &at))?;
-    sqlx::query("INSERT INTO audit_anchors (id, at, seq, head_hash, signature) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(&at)
-        .bind(seq)
-        .bind(&hash)
-        .bind(hex::encode(sig))
-        .execute(&db.pool)
+    let mut a = Anchor {
+        id: last.as_ref().map_or(1, |l| l.id + 1),
+        at: crate::now_text(),
+        seq,
+        head_hash: hash,
+        signature: String::new(),
+        prev: Some(last.as_ref().map_or_else(|| GENESIS.to_string(), Anchor::digest)),
+    };
+    a.signature = hex::encode(signer.sign(&a.message())?);
+    sqlx::query("INSERT INTO audit_anchors (id, at, seq, head_hash, signature, prev) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(a.id)
+        .bind(&a.at)
+        .bind(a.seq)
+        .bind(&a.head_hash)
+        .bind(&a.signature)
+        .bind(&a.prev)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
+    witness.send(&a)?;
     Ok(Some(seq))
 }
 
-/// Check every anchor against the chain: signature by `platform` and the entry it names.
-/// Returns the first problem as (seq, reason).
+/// The advisory lock key anchors are written under.
+const ANCHOR_LOCK: i64 = 0x6d65_6473_616e_6368;
+
+/// Check every anchor against the chain and against the anchor before it: signature by
+/// `platform`, no gap in the ids, each chained anchor naming its predecessor, and the entry it
+/// covers. Returns how many passed and the first problem as (seq, reason).
 async fn check_anchors(
     db: &Db,
     platform: &medsign_crypto::PublicKey,
     entries: i64,
 ) -> Result<(i64, Option<(i64, String)>)> {
-    let rows =
-        sqlx::query("SELECT seq, head_hash, at, signature FROM audit_anchors ORDER BY id").fetch_all(&db.pool).await?;
+    let rows = sqlx::query("SELECT * FROM audit_anchors ORDER BY id").fetch_all(&db.pool).await?;
     let mut n = 0;
+    let mut before: Option<Anchor> = None;
     for r in &rows {
-        let (seq, head, at, sig): (i64, String, String, String) =
-            (r.try_get("seq")?, r.try_get("head_hash")?, r.try_get("at")?, r.try_get("signature")?);
-        let sig_ok = hex::decode(&sig)
+        let a = Anchor::from_row(r)?;
+        if let Some(problem) = check_anchor(db, platform, entries, &a, before.as_ref()).await? {
+            return Ok((n, Some(problem)));
+        }
+        before = Some(a);
+        n += 1;
+    }
+    Ok((n, None))
+}
+
+/// One anchor: its signature, its place in the chain of anchors (after `before`, or first) and
+/// the entry it covers.
+async fn check_anchor(
+    db: &Db,
+    platform: &medsign_crypto::PublicKey,
+    entries: i64,
+    a: &Anchor,
+    before: Option<&Anchor>,
+) -> Result<Option<(i64, String)>> {
+    let sig_ok = hex::decode(&a.signature)
+        .ok()
+        .map(|s| platform.verify(platform.default_scheme(), &a.message(), &s, None).is_ok())
+        .unwrap_or(false);
+    if !sig_ok {
+        return Ok(Some((a.seq, "锚点签名无效 / the anchor's signature does not verify".into())));
+    }
+    let expected_id = before.map_or(1, |b| b.id + 1);
+    if a.id != expected_id {
+        return Ok(Some((
+            a.seq,
+            format!(
+                "缺少第 {expected_id} 个锚点（锚点连同日志被删除）/ anchor {expected_id} is missing (anchors were deleted with entries)"
+            ),
+        )));
+    }
+    if let Some(p) = &a.prev {
+        let want = before.map_or_else(|| GENESIS.to_string(), Anchor::digest);
+        if *p != want {
+            return Ok(Some((
+                a.seq,
+                format!("第 {} 个锚点与前一个锚点不衔接 / anchor {} does not follow the one before", a.id, a.id),
+            )));
+        }
+    }
+    if a.seq > entries {
+        return Ok(Some((
+            entries + 1,
+            format!("日志被截断：锚点记录到第 {} 条 / the log was truncated: an anchor covers entry {}", a.seq, a.seq),
+        )));
+    }
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1").bind(a.seq).fetch_optional(&db.pool).await?;
+    if stored.as_deref() != Some(a.head_hash.as_str()) {
+        return Ok(Some((a.seq, "与已签名的锚点不符 / differs from the signed anchor".into())));
+    }
+    Ok(None)
+}
+
+/// Compare the database with the anchors a witness recorded (JSON lines, see [`Witness`]): every
+/// witnessed anchor must verify, be in the database unchanged, and cover an entry that is still
+/// there with the same hash. Catches what the database alone cannot: its log and anchors emptied,
+/// or cut back together. Returns the first problem as (seq, reason), and how many were checked.
+pub async fn verify_witness(db: &Db, witness: &str) -> Result<(i64, Option<(i64, String)>)> {
+    let platform = crate::custody::public_key(db, "platform").await?;
+    let r = walk_chain(db).await?;
+    let mut n = 0;
+    for (i, line) in witness.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let a: Anchor = serde_json::from_str(line).map_err(|e| {
+            Error::Invalid(format!("见证文件第 {} 行无效 / witness line {} is not an anchor: {e}", i + 1, i + 1))
+        })?;
+        let sig_ok = hex::decode(&a.signature)
             .ok()
-            .map(|s| platform.verify(platform.default_scheme(), &anchor_message(seq, &head, &at), &s, None).is_ok())
+            .map(|s| platform.verify(platform.default_scheme(), &a.message(), &s, None).is_ok())
             .unwrap_or(false);
         if !sig_ok {
-            return Ok((n, Some((seq, "锚点签名无效 / the anchor's signature does not verify".into()))));
+            return Ok((
+                n,
+                Some((a.seq, format!("见证第 {} 行的签名无效 / witness line {}: bad signature", i + 1, i + 1))),
+            ));
         }
-        if seq > entries {
+        let stored =
+            sqlx::query("SELECT * FROM audit_anchors WHERE id = $1").bind(a.id).fetch_optional(&db.pool).await?;
+        if stored.as_ref().map(Anchor::from_row).transpose()?.as_ref() != Some(&a) {
             return Ok((
                 n,
                 Some((
-                    entries + 1,
-                    format!("日志被截断：锚点记录到第 {seq} 条 / the log was truncated: an anchor covers entry {seq}"),
+                    a.seq,
+                    format!(
+                        "数据库中缺少见证过的第 {} 个锚点 / witnessed anchor {} is not in the database",
+                        a.id, a.id
+                    ),
                 )),
             ));
         }
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1").bind(seq).fetch_optional(&db.pool).await?;
-        if stored.as_deref() != Some(head.as_str()) {
-            return Ok((n, Some((seq, "与已签名的锚点不符 / differs from the signed anchor".into()))));
+        if a.seq > r.entries {
+            return Ok((
+                n,
+                Some((
+                    r.entries + 1,
+                    format!(
+                        "日志被截断：见证的锚点记录到第 {} 条 / the log was cut: a witnessed anchor covers entry {}",
+                        a.seq, a.seq
+                    ),
+                )),
+            ));
         }
         n += 1;
     }
@@ -502,7 +687,7 @@ mod tests {
             let kek = medsign_crypto::wrap::Kek::generate().unwrap();
             let key = crate::custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.unwrap();
             let signer = medsign_crypto::signer::KeySigner::new(key);
-            assert_eq!(anchor(&db, &signer).await.unwrap(), None, "empty log");
+            assert_eq!(anchor(&db, &signer, &Witness::default()).await.unwrap(), None, "empty log");
             let ctx = Context::cli();
             for i in 0..6 {
                 let t = format!("x:{i}");
@@ -520,11 +705,11 @@ mod tests {
                 .await
                 .unwrap();
                 if i == 3 {
-                    assert_eq!(anchor(&db, &signer).await.unwrap(), Some(4));
+                    assert_eq!(anchor(&db, &signer, &Witness::default()).await.unwrap(), Some(4));
                 }
             }
-            assert_eq!(anchor(&db, &signer).await.unwrap(), Some(6));
-            assert_eq!(anchor(&db, &signer).await.unwrap(), None, "nothing new");
+            assert_eq!(anchor(&db, &signer, &Witness::default()).await.unwrap(), Some(6));
+            assert_eq!(anchor(&db, &signer, &Witness::default()).await.unwrap(), None, "nothing new");
             let r = verify_chain(&db).await.unwrap();
             assert_eq!((r.entries, r.anchors, r.broken.clone()), (6, 2, None));
             // cut the tail: the chain alone is still consistent, the anchor is not
@@ -540,6 +725,55 @@ mod tests {
                 .await
                 .unwrap();
             assert!(verify_chain(&db).await.unwrap().broken.unwrap().1.contains("signature"));
+        }
+    }
+
+    async fn entries(db: &Db, n: usize) {
+        for i in 0..n {
+            let t = format!("x:{i}");
+            let ev =
+                Event { kind: Kind::Admin, action: "t", target: &t, outcome: "ok", details: serde_json::json!({}) };
+            record(db, &Context::cli(), &ev).await.unwrap();
+        }
+    }
+
+    /// Issue #15: anchors are chained, so deleting the entries after an anchor *and* that anchor
+    /// (while a later one remains) is caught; deleting the tail of both — or emptying the log and
+    /// the anchors — is caught against the witness file every anchor was also written to.
+    #[tokio::test]
+    async fn anchors_are_chained_and_a_witness_catches_a_cut_of_both() {
+        for (d, db) in backends().await {
+            let dir = d.unwrap_or_else(|| tempfile::tempdir().unwrap());
+            let witness = Witness { file: Some(dir.path().join("witness.jsonl")), syslog: false };
+            let kek = medsign_crypto::wrap::Kek::generate().unwrap();
+            let key = crate::custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await.unwrap();
+            let signer = medsign_crypto::signer::KeySigner::new(key);
+            for _ in 0..3 {
+                entries(&db, 2).await;
+                anchor(&db, &signer, &witness).await.unwrap().unwrap();
+            }
+            let seen = std::fs::read_to_string(witness.file.as_ref().unwrap()).unwrap();
+            assert_eq!(seen.lines().count(), 3);
+            assert_eq!(verify_witness(&db, &seen).await.unwrap(), (3, None));
+            assert_eq!(verify_chain(&db).await.unwrap().anchors, 3);
+            // an anchor deleted while a later one remains: the chain of anchors shows the gap
+            sqlx::query("DELETE FROM audit_anchors WHERE id = 2").execute(&db.pool).await.unwrap();
+            let r = verify_chain(&db).await.unwrap();
+            assert!(r.broken.as_ref().unwrap().1.contains("anchor 2 is missing"), "{r:?}");
+            // the tail of both: the database alone looks whole, the witness does not
+            sqlx::query("DELETE FROM audit_anchors WHERE id >= 2").execute(&db.pool).await.unwrap();
+            sqlx::query("DELETE FROM audit_log WHERE seq > 2").execute(&db.pool).await.unwrap();
+            assert_eq!(verify_chain(&db).await.unwrap().broken, None);
+            let (_, problem) = verify_witness(&db, &seen).await.unwrap();
+            assert!(problem.unwrap().1.contains("anchor 2 is not in the database"));
+            // everything emptied
+            sqlx::query("DELETE FROM audit_anchors").execute(&db.pool).await.unwrap();
+            sqlx::query("DELETE FROM audit_log").execute(&db.pool).await.unwrap();
+            assert_eq!(verify_chain(&db).await.unwrap().broken, None, "an empty database looks new");
+            assert!(verify_witness(&db, &seen).await.unwrap().1.is_some());
+            // a forged witness line is refused, not believed
+            let forged = seen.lines().next().unwrap().replace("\"seq\":2", "\"seq\":9");
+            assert!(verify_witness(&db, &forged).await.unwrap().1.unwrap().1.contains("bad signature"));
         }
     }
 
