@@ -30,6 +30,10 @@ pub struct Hierarchy {
     pub ocsp: Cert,
     /// its key
     pub ocsp_key: Arc<KeySigner>,
+    /// the root's key (it signs only the root's CRL once the issuing CA exists)
+    pub root_key: Arc<KeySigner>,
+    /// the URL the revocation links in certificates point to (none: certificates carry none)
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Hierarchy {
@@ -41,7 +45,69 @@ impl std::fmt::Debug for Hierarchy {
     }
 }
 
+/// Where a relying party finds a certificate's revocation status and issuer (RFC 5280 CRL
+/// distribution point, AIA OCSP and caIssuers), under medsign's public URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    /// the issuing CA's CRL
+    pub crl: String,
+    /// the OCSP responder
+    pub ocsp: String,
+    /// the CA certificates
+    pub ca_issuers: String,
+}
+
+impl Links {
+    /// The links of certificates issued by hierarchy `ca` (`sm2` | `rsa`) of the medsign at `base`.
+    pub fn new(base: &str, ca: &str) -> Links {
+        let base = base.trim_end_matches('/');
+        Links {
+            crl: format!("{base}/pki/crl{}", if ca == "sm2" { "" } else { "?ca=rsa" }),
+            ocsp: format!("{base}/pki/ocsp"),
+            ca_issuers: format!("{base}/pki/{ca}/ca.pem"),
+        }
+    }
+
+    /// Put them into a template.
+    pub fn apply(&self, t: &mut CertTemplate) {
+        t.crl_url = Some(self.crl.clone());
+        t.ocsp_url = Some(self.ocsp.clone());
+        t.ca_issuers_url = Some(self.ca_issuers.clone());
+    }
+
+    /// Whether `c` carries these links (a certificate made before, or under another URL, does not).
+    pub fn in_cert(&self, c: &Cert) -> bool {
+        let der = c.der();
+        [&self.crl, &self.ocsp].iter().all(|u| der.windows(u.len()).any(|w| w == u.as_bytes()))
+    }
+}
+
+/// The URL of the root CA's CRL (it lists revoked issuing CAs) of hierarchy `ca` at `base`.
+pub fn root_crl_url(base: &str, ca: &str) -> String {
+    format!("{}/pki/crl?ca={ca}&issuer=root", base.trim_end_matches('/'))
+}
+
 impl Hierarchy {
+    /// The links certificates issued here carry, when the public URL is known.
+    pub fn links(&self) -> Option<Links> {
+        self.public_url.as_deref().map(|u| Links::new(u, self.name))
+    }
+
+    /// The root's CRL: signed now, valid a week, listing no issuing CA (medsign never revokes its
+    /// own issuing CA; a compromise means a new installation).
+    pub fn root_crl(&self) -> Result<Vec<u8>> {
+        let now = Utc::now();
+        medsign_pki::crl::build(
+            &self.root,
+            self.root_key.as_ref(),
+            now - Duration::minutes(5),
+            now + Duration::days(7),
+            now.timestamp().max(1) as u64,
+            &[],
+        )
+        .map_err(|e| Error::Config(format!("root CRL: {e}")))
+    }
+
     /// Root then issuing CA, PEM.
     pub fn pem(&self) -> String {
         format!("{}{}", self.root.to_pem(), self.issuing.to_pem())
@@ -144,6 +210,7 @@ async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
 /// A server-held organisation certificate issued by `h`'s issuing CA (the delegated OCSP
 /// responder, a TSA): loaded, or issued when missing, for another key, or within 30 days of its
 /// end. Stored as CA certificate `name` with its key in custody under the same name.
+#[allow(clippy::too_many_arguments)]
 pub async fn org_cert(
     db: &Db,
     kek: &Kek,
@@ -152,6 +219,7 @@ pub async fn org_cert(
     subject: &str,
     issuing: &Cert,
     ca_key: &KeySigner,
+    links: Option<&Links>,
 ) -> Result<(Cert, KeySigner)> {
     let alg = issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg();
     let key = KeySigner::new(custody::ensure_key(db, kek, name, alg).await?);
@@ -159,21 +227,26 @@ pub async fn org_cert(
     if let Some(c) = load(db, name).await?
         && c.not_after() - now > Duration::days(30)
         && c.public_key().ok() == Some(medsign_crypto::Signer::public_key(&key))
+        && links.is_none_or(|l| l.in_cert(&c))
     {
         return Ok((c, key));
     }
-    let t = CertTemplate::new(
+    let mut t = CertTemplate::new(
         parse_dn(subject).map_err(|e| Error::Config(e.to_string()))?,
         medsign_crypto::Signer::public_key(&key).clone(),
         profile,
         now - Duration::minutes(5),
         (now + Duration::days(365)).min(issuing.not_after()),
     );
+    if let Some(l) = links {
+        l.apply(&mut t);
+    }
     let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::Config(format!("{name}: {e}")))?;
     store(db, name, &c).await?;
     Ok((c, key))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn hierarchy(
     db: &Db,
     kek: &Kek,
@@ -182,6 +255,7 @@ async fn hierarchy(
     root_alg: KeyAlg,
     issuing_alg: KeyAlg,
     label: &str,
+    public_url: Option<&str>,
 ) -> Result<Hierarchy> {
     let root_name = format!("ca-{prefix}-root");
     let issuing_name = format!("ca-{prefix}-issuing");
@@ -205,18 +279,24 @@ async fn hierarchy(
         }
     };
     let issuing_key = KeySigner::new(custody::ensure_key(db, kek, &issuing_name, issuing_alg).await?);
+    let ca = if prefix == "sm2" { "sm2" } else { "rsa" };
+    // the issuing CA names the root's CRL (so a validator that trusts only the root finds
+    // revocation information for every certificate of the path); one made before, or under
+    // another URL, is issued again with the same key, subject and end of validity
+    let root_crl = public_url.map(|u| root_crl_url(u, ca));
     let issuing = match load(db, &issuing_name).await? {
-        Some(c) => c,
-        None => {
+        Some(c) if root_crl.as_ref().is_none_or(|u| c.der().windows(u.len()).any(|w| w == u.as_bytes())) => c,
+        stored => {
             let subject = parse_dn(&format!("CN={org} {label} 签发证书,O={org},C=CN"))
                 .map_err(|e| Error::Config(e.to_string()))?;
-            let t = CertTemplate::new(
-                subject,
+            let mut t = CertTemplate::new(
+                stored.as_ref().map_or(subject, |c| c.subject().clone()),
                 medsign_crypto::Signer::public_key(&issuing_key).clone(),
                 Profile::Ca { path_len: Some(0) },
                 now - Duration::minutes(5),
-                now + Duration::days(365 * 10),
+                stored.as_ref().map_or(now + Duration::days(365 * 10), Cert::not_after),
             );
+            t.crl_url = root_crl;
             let c = issue(&t, Some(&root), &root_key).map_err(|e| Error::Config(format!("issuing CA: {e}")))?;
             store(db, &issuing_name, &c).await?;
             c
@@ -230,24 +310,34 @@ async fn hierarchy(
         &format!("CN={org} {label} OCSP 响应服务,O={org},C=CN"),
         &issuing,
         &issuing_key,
+        None,
     )
     .await?;
     Ok(Hierarchy {
-        name: if prefix == "sm2" { "sm2" } else { "rsa" },
+        name: ca,
         root,
         issuing,
         issuing_key: Arc::new(issuing_key),
         ocsp,
         ocsp_key: Arc::new(ocsp_key),
+        root_key: Arc::new(root_key),
+        public_url: public_url.map(str::to_string),
     })
 }
 
-/// Create the hierarchies on first start; load them afterwards.
+/// Create the hierarchies on first start; load them afterwards (no public URL: the
+/// organisation's certificates carry no revocation links — for tests and tools).
 pub async fn ensure(db: &Db, kek: &Kek, organization: &str) -> Result<BuiltinCas> {
+    ensure_at(db, kek, organization, None).await
+}
+
+/// [`ensure`] for a server at `public_url`: the issuing CAs name the root's CRL, and the
+/// organisation's certificates made from here on (TSA, seals) carry CRL and OCSP links.
+pub async fn ensure_at(db: &Db, kek: &Kek, organization: &str, public_url: Option<&str>) -> Result<BuiltinCas> {
     let org = organization.replace(',', " ");
     Ok(BuiltinCas {
-        sm2: hierarchy(db, kek, &org, "sm2", KeyAlg::Sm2, KeyAlg::Sm2, "SM2").await?,
-        rsa: hierarchy(db, kek, &org, "rsa", KeyAlg::Rsa3072, KeyAlg::Rsa2048, "RSA").await?,
+        sm2: hierarchy(db, kek, &org, "sm2", KeyAlg::Sm2, KeyAlg::Sm2, "SM2", public_url).await?,
+        rsa: hierarchy(db, kek, &org, "rsa", KeyAlg::Rsa3072, KeyAlg::Rsa2048, "RSA", public_url).await?,
         staff: StaffProfile::from_config(&Default::default())?,
     })
 }

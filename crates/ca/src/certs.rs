@@ -588,6 +588,7 @@ pub async fn seal_signer(
         &subject,
         &h.issuing,
         h.issuing_key.as_ref(),
+        h.links().as_ref(),
     )
     .await?;
     record_org(db, ctx, &format!("org:{key_name}"), "seal", &cert).await?;

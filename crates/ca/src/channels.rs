@@ -81,9 +81,9 @@ pub struct Builtin<'a> {
 impl Builtin<'_> {
     /// Issue a one-year staff signing certificate (never beyond the issuing CA).
     pub fn issue_now(&self, subject: &Name, key: &PublicKey) -> Result<Issued> {
-        let (h, sm2) = match key {
-            PublicKey::Sm2(_) => (&self.cas.sm2, true),
-            _ => (&self.cas.rsa, false),
+        let h = match key {
+            PublicKey::Sm2(_) => &self.cas.sm2,
+            _ => &self.cas.rsa,
         };
         let now = Utc::now();
         let mut t = CertTemplate::new(
@@ -94,10 +94,7 @@ impl Builtin<'_> {
             now + Duration::days(365),
         );
         t.not_after = t.not_after.min(h.issuing.not_after());
-        let base = self.public_url.trim_end_matches('/');
-        t.crl_url = Some(format!("{base}/pki/crl{}", if sm2 { "" } else { "?ca=rsa" }));
-        t.ocsp_url = Some(format!("{base}/pki/ocsp"));
-        t.ca_issuers_url = Some(format!("{base}/pki/{}/ca.pem", h.name));
+        crate::ca::Links::new(self.public_url, h.name).apply(&mut t);
         t.policies = self.cas.staff.oids().to_vec();
         let cert = issue(&t, Some(&h.issuing), h.issuing_key.as_ref())
             .map_err(|e| Error::Config(format!("issuance failed: {e}")))?;

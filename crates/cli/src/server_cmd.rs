@@ -77,7 +77,6 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
 
 async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let data_dir = cfg.data_dir();
-    let mut opened = medsign_server::services::open(&cfg).await.map_err(core_err)?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {
             CliError(format!(
@@ -99,7 +98,9 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     })?;
     let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let state = opened.state(&cfg, format!("{scheme}://{addr}")).expect("state is made once");
+    // opened after binding, so that the URL certificates link to is the one being served
+    let mut opened = medsign_server::services::open(&cfg, &format!("{scheme}://{addr}")).await.map_err(core_err)?;
+    let state = opened.state(&cfg).expect("state is made once");
     let app = medsign_server::router(state.clone());
     eprintln!("medsign 已启动 / medsign is running");
     eprintln!("  数据目录 / data directory: {}", data_dir.display());

@@ -236,6 +236,16 @@ fn file_flows_judged_by_pyhanko_pdfsig_and_gmssl() {
     assert_eq!(lines.len(), 2, "pyHanko: {out}");
     let (valid, trusted, out) = d.pdfsig("rsa-chain.pem", "rsa.pdf");
     assert_eq!((valid, trusted), (2, 2), "{out}");
+    // issue #15: trusting only the root and requiring revocation information for every other
+    // certificate — the doctor's, the seal's, the TSA's and the issuing CA's (the root's CRL) —
+    // pyHanko fetches it from medsign's CRL and OCSP links and still trusts both signatures
+    let chain = String::from_utf8(d.read("rsa-chain.pem")).unwrap();
+    let end = "-----END CERTIFICATE-----";
+    d.write("rsa-root.pem", &chain.as_bytes()[..chain.find(end).unwrap() + end.len()]);
+    let (_, out) = d.pyhanko_validate_with("rsa-root.pem", "rsa.pdf", &["--force-revinfo"]);
+    let lines: Vec<&str> =
+        out.lines().filter(|l| l.contains(":INTACT:TRUSTED,TIMESTAMP_TOKEN<INTACT:TRUSTED>")).collect();
+    assert_eq!(lines.len(), 2, "pyHanko --force-revinfo: {out}");
 
     // certified by the doctor (DocMDP P=2), sealed invisibly after: pyHanko sees no illegal change
     let certified = serde_json::json!({"kind": "file", "title": "检验报告单", "alg": "rsa", "content_base64": b64(&pdf), "certify": 2,

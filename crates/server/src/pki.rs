@@ -369,13 +369,16 @@ async fn list_seals(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Js
 struct CrlQuery {
     /// `sm2` (default) or `rsa`
     ca: Option<String>,
+    /// `issuing` (default: the CRL of staff, seal and TSA certificates) or `root` (the root's
+    /// CRL, named by the issuing CA certificate)
+    issuer: Option<String>,
 }
 
 #[utoipa::path(get, path = "/pki/crl", tag = "pki", params(CrlQuery),
     responses((status = 200, description = "CRL v2 (DER) of the SM2 or RSA issuing CA, valid 24 h", content_type = "application/pkix-crl", body = Vec<u8>, example = json!("(binary DER)")),
         (status = 400, body = ErrorBody)))]
-/// `GET /pki/crl[?ca=rsa]`: the current CRL (re-signed on every status change and every
-/// `ca.crl_refresh_hours`).
+/// `GET /pki/crl[?ca=rsa][&issuer=root]`: the issuing CA's current CRL (re-signed on every status
+/// change and every `ca.crl_refresh_hours`), or the root's (a week, no entries).
 async fn crl(State(s): State<Arc<AppState>>, Query(q): Query<CrlQuery>) -> Result<Response, ApiError> {
     let h = match q.ca.as_deref() {
         None | Some("sm2") => &s.cas.sm2,
@@ -384,7 +387,15 @@ async fn crl(State(s): State<Arc<AppState>>, Query(q): Query<CrlQuery>) -> Resul
             return Err(ApiError::invalid(format!("未知 CA '{other}'（sm2 或 rsa）/ unknown ca (sm2 or rsa)")));
         }
     };
-    let der = medsign_ca::certs::crl(&s.db, h, s.ca_config.crl_refresh_hours).await?;
+    let der = match q.issuer.as_deref() {
+        None | Some("issuing") => medsign_ca::certs::crl(&s.db, h, s.ca_config.crl_refresh_hours).await?,
+        Some("root") => h.root_crl()?,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "未知签发者 '{other}'（issuing 或 root）/ unknown issuer (issuing or root)"
+            )));
+        }
+    };
     Ok((
         [(header::CONTENT_TYPE, "application/pkix-crl"), (header::CACHE_CONTROL, "public, max-age=300, no-transform")],
         der,

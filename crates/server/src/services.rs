@@ -39,11 +39,15 @@ struct Parts {
     tsa: Arc<medsign_tsa::tsa::Tsa>,
     realname: Option<medsign_phone::realname::FaceVerifier>,
     soter: Option<Arc<medsign_phone::realname::Wechat>>,
+    public_url: String,
 }
 
-/// Open everything `cfg` names. Fails with a clear error on a bad font file, real-name provider,
-/// a locked data directory, an unreadable key, an unreachable database.
-pub async fn open(cfg: &Config) -> Result<Opened> {
+/// Open everything `cfg` names, for a server reached at `listening` (`http(s)://address:port` it
+/// listens on; `server.public_url` wins when set — the URL QR codes, CRL/OCSP links and callbacks
+/// use). Fails with a clear error on a bad font file, real-name provider, a locked data
+/// directory, an unreadable key, an unreachable database.
+pub async fn open(cfg: &Config, listening: &str) -> Result<Opened> {
+    let public_url = cfg.server.public_url.clone().unwrap_or_else(|| listening.to_string());
     use medsign_store::Error;
     if let Some(f) = &cfg.sign.font_file {
         let bytes = std::fs::read(f).map_err(|e| {
@@ -61,21 +65,20 @@ pub async fn open(cfg: &Config) -> Result<Opened> {
     let db = Db::open(&cfg.database_url()).await?;
     let platform =
         Arc::new(KeySigner::new(custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await?));
-    let mut cas = medsign_ca::ca::ensure(&db, &kek, &cfg.ca.organization).await?;
+    let mut cas = medsign_ca::ca::ensure_at(&db, &kek, &cfg.ca.organization, Some(&public_url)).await?;
     cas.staff = medsign_ca::ca::StaffProfile::from_config(&cfg.ca)?;
     let first_token = bootstrap(&db, &kek).await?;
     // the TSA clock: one poll before serving, so the banner can say whether timestamps work
     let clock = Arc::new(medsign_tsa::clock::Clock::new(&cfg.time));
     let _ = tokio::time::timeout(Duration::from_secs(5), clock.poll_once()).await;
     let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone()).await?;
-    let parts = Some(Parts { db, kek, cas, tsa, realname, soter });
+    let parts = Some(Parts { db, kek, cas, tsa, realname, soter, public_url });
     Ok(Opened { lock, kek_source, first_token, platform, clock, parts })
 }
 
 impl Opened {
-    /// The handlers' state (once); `public_url` is what QR codes, CRL/OCSP links and callbacks
-    /// use unless `server.public_url` says otherwise.
-    pub fn state(&mut self, cfg: &Config, public_url: String) -> Option<Arc<AppState>> {
+    /// The handlers' state (once).
+    pub fn state(&mut self, cfg: &Config) -> Option<Arc<AppState>> {
         let p = self.parts.take()?;
         Some(Arc::new(AppState {
             db: p.db,
@@ -86,7 +89,7 @@ impl Opened {
             ocsp: medsign_ca::ocsp::Responder::new(p.cas.clone(), cfg.ca.ocsp_validity_minutes),
             cas: p.cas,
             organization: cfg.ca.organization.clone(),
-            public_url: cfg.server.public_url.clone().unwrap_or(public_url),
+            public_url: p.public_url,
             ca_config: cfg.ca.clone(),
             channels: Default::default(),
             tsa: p.tsa,

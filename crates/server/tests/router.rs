@@ -12,9 +12,9 @@ async fn app() -> (tempfile::TempDir, medsign_server::services::Opened, axum::Ro
     let mut cfg = Config::load(None, std::iter::empty()).unwrap();
     cfg.data_dir = Some(dir.path().to_path_buf());
     cfg.time.sources = vec![]; // no clock: nothing here needs a timestamp
-    let mut opened = medsign_server::services::open(&cfg).await.unwrap();
+    let mut opened = medsign_server::services::open(&cfg, "http://medsign.invalid").await.unwrap();
     let token = opened.first_token.take().expect("first start: bootstrap token").to_string();
-    let state = opened.state(&cfg, "http://medsign.invalid".into()).unwrap();
+    let state = opened.state(&cfg).unwrap();
     (dir, opened, medsign_server::router(state), token)
 }
 

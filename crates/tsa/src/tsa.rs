@@ -150,6 +150,7 @@ async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProf
         &format!("CN={org} 时间戳服务 {label},O={org},C=CN"),
         &h.issuing,
         h.issuing_key.as_ref(),
+        h.links().as_ref(),
     )
     .await?;
     // recorded like any certificate of the CA, so that OCSP and the CRL answer for it

@@ -405,11 +405,17 @@ impl Dir {
     /// `pyhanko sign validate` of `pdf` (a file in the folder) against the chain in `chain`:
     /// (success, stdout + stderr).
     pub fn pyhanko_validate(&self, chain: &str, pdf: &str) -> (bool, String) {
+        self.pyhanko_validate_with(chain, pdf, &[])
+    }
+
+    /// [`Dir::pyhanko_validate`] with more options (e.g. `--force-revinfo`).
+    pub fn pyhanko_validate_with(&self, chain: &str, pdf: &str, extra: &[&str]) -> (bool, String) {
         let pyhanko = Path::new(&python()).with_file_name("pyhanko");
-        let o = self.run(
-            pyhanko.to_str().unwrap(),
-            &["sign", "validate", "--trust", &self.p(chain), "--trust-replace", &self.p(pdf)],
-        );
+        let (trust, file) = (self.p(chain), self.p(pdf));
+        let mut args = vec!["sign", "validate", "--trust", &trust, "--trust-replace"];
+        args.extend_from_slice(extra);
+        args.push(&file);
+        let o = self.run(pyhanko.to_str().unwrap(), &args);
         (o.status.success(), format!("{}{}", text(&o.stdout), text(&o.stderr)))
     }
 
