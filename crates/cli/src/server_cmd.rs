@@ -155,17 +155,18 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     eprintln!(
         "  接口 / API: {scheme}://{addr}/api/v1   管理 / admin: {scheme}://{addr}/admin/v1   健康 / health: {scheme}://{addr}/healthz   指标 / metrics: {scheme}://{addr}/metrics"
     );
+    let stop = shutdown();
     eprintln!("listening on {addr}");
     let jobs = medsign_server::services::spawn_jobs(&state, &opened, &cfg);
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
-        None => axum::serve(listener, service).with_graceful_shutdown(shutdown()).await.map_err(failed)?,
+        None => axum::serve(listener, service).with_graceful_shutdown(stop).await.map_err(failed)?,
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
-                shutdown().await;
+                stop.await;
                 stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
             });
             let std_listener = listener.into_std().map_err(failed)?;
@@ -185,23 +186,32 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     Ok(0)
 }
 
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM, registered now — before `listening on` is printed, so a stop sent the moment the
+/// server is up is a graceful one — and Ctrl-C, awaited by the returned future.
+fn shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        eprintln!("正在停止，等待进行中的请求完成 / shutting down, finishing in-flight requests");
     }
-    eprintln!("正在停止，等待进行中的请求完成 / shutting down, finishing in-flight requests");
 }
 
 #[derive(Subcommand)]
