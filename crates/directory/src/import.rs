@@ -102,20 +102,120 @@ fn csv_rows(bytes: &[u8]) -> Result<Table> {
             Error::Invalid(format!("CSV 第 {line} 行格式错误 / malformed CSV at line {line}: {e}"))
         })?;
         let line = rec.position().map(|p| p.line() as usize).unwrap_or(out.len() + 1);
+        if out.len() >= MAX_ROWS {
+            return Err(too_big(&format!("超过 {MAX_ROWS} 行 / more than {MAX_ROWS} lines")));
+        }
+        if rec.len() > MAX_COLUMNS {
+            return Err(too_big(&format!("第 {line} 行有 {} 列 / line {line} has {} columns", rec.len(), rec.len())));
+        }
         out.push((line, rec.iter().map(str::to_string).collect()));
     }
     Ok(out)
 }
 
+/// Spreadsheet lines read at most: the header and [`crate::users::MAX_BATCH`] users.
+pub const MAX_ROWS: usize = crate::users::MAX_BATCH + 1;
+/// Columns read at most (the template has 7).
+pub const MAX_COLUMNS: usize = 64;
+/// Non-empty cells read at most.
+pub const MAX_CELLS: usize = 200_000;
+/// Entries an XLSX (a zip archive) may hold.
+pub const MAX_ZIP_ENTRIES: usize = 256;
+/// Uncompressed bytes of one entry of an XLSX.
+pub const MAX_ZIP_ENTRY_BYTES: u64 = 32 * 1024 * 1024;
+/// Uncompressed bytes of all the entries of an XLSX together.
+pub const MAX_ZIP_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+
+fn too_big(what: &str) -> Error {
+    Error::Invalid(format!(
+        "表格过大：{what}（最多 {MAX_ROWS} 行、{MAX_COLUMNS} 列、{MAX_CELLS} 个单元格）/ the spreadsheet is too large: {what} \
+         (at most {MAX_ROWS} lines, {MAX_COLUMNS} columns, {MAX_CELLS} cells)"
+    ))
+}
+
+/// Check a (0-based) cell position against [`MAX_ROWS`] and [`MAX_COLUMNS`].
+fn check_position(row: u32, col: u32) -> Result<()> {
+    if row as usize >= MAX_ROWS {
+        return Err(too_big(&format!("第 {} 行 / line {}", row as u64 + 1, row as u64 + 1)));
+    }
+    if col as usize >= MAX_COLUMNS {
+        return Err(too_big(&format!("第 {} 列 / column {}", col as u64 + 1, col as u64 + 1)));
+    }
+    Ok(())
+}
+
+/// Walk every entry of the archive, inflating it into nothing, so that the real uncompressed sizes
+/// (not the declared ones) are known to be bounded before calamine reads anything into memory.
+fn check_zip(bytes: &[u8]) -> Result<()> {
+    use std::io::Read;
+    let bad = |e: String| Error::Invalid(format!("XLSX 文件无法读取 / cannot read the XLSX workbook: {e}"));
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
+    if zip.len() > MAX_ZIP_ENTRIES {
+        return Err(Error::Invalid(format!(
+            "XLSX 包含 {} 个文件，最多 {MAX_ZIP_ENTRIES} 个 / the XLSX holds {} entries, at most {MAX_ZIP_ENTRIES}",
+            zip.len(),
+            zip.len()
+        )));
+    }
+    let mut total = 0u64;
+    let mut sink = [0u8; 16 * 1024];
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+        let name = entry.name().map(|n| n.chars().take(100).collect::<String>()).unwrap_or_default();
+        let over = || {
+            Error::Invalid(format!(
+                "XLSX 解压后过大（{name}；单个文件最多 {MAX_ZIP_ENTRY_BYTES} 字节，合计最多 {MAX_ZIP_TOTAL_BYTES} 字节）/ \
+                 the XLSX inflates too large ({name}; at most {MAX_ZIP_ENTRY_BYTES} bytes per entry, \
+                 {MAX_ZIP_TOTAL_BYTES} in all)"
+            ))
+        };
+        if entry.size() > MAX_ZIP_ENTRY_BYTES || total.saturating_add(entry.size()) > MAX_ZIP_TOTAL_BYTES {
+            return Err(over());
+        }
+        // the declared size may lie: count what really comes out, one byte past the cap at most
+        let mut limited = entry.take(MAX_ZIP_ENTRY_BYTES + 1);
+        let mut n = 0u64;
+        loop {
+            let k = limited.read(&mut sink).map_err(|e| bad(e.to_string()))?;
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+            if n > MAX_ZIP_ENTRY_BYTES || total + n > MAX_ZIP_TOTAL_BYTES {
+                return Err(over());
+            }
+        }
+        total += n;
+    }
+    Ok(())
+}
+
 fn xlsx_rows(bytes: &[u8]) -> Result<Table> {
     use calamine::{Data, Reader, Xlsx};
     let bad = |e: String| Error::Invalid(format!("XLSX 文件无法读取 / cannot read the XLSX workbook: {e}"));
-    let mut wb: Xlsx<Cursor<Vec<u8>>> = calamine::open_workbook_from_rs(Cursor::new(bytes.to_vec()))
-        .map_err(|e: calamine::XlsxError| bad(e.to_string()))?;
-    let range = wb
-        .worksheet_range_at(0)
-        .ok_or_else(|| bad("没有工作表 / no worksheet".into()))?
-        .map_err(|e| bad(e.to_string()))?;
+    check_zip(bytes)?;
+    let mut wb: Xlsx<Cursor<&[u8]>> =
+        calamine::open_workbook_from_rs(Cursor::new(bytes)).map_err(|e: calamine::XlsxError| bad(e.to_string()))?;
+    let sheet = wb.sheet_names().into_iter().next().ok_or_else(|| bad("没有工作表 / no worksheet".into()))?;
+    let mut reader = wb.worksheet_cells_reader(&sheet).map_err(|e| bad(e.to_string()))?;
+    // the declared extent first, then every cell's own reference: a far cell would otherwise make
+    // the table as large as the sheet can be (16384 × 1048576 cells)
+    let dim = reader.dimensions();
+    check_position(dim.end.0, dim.end.1)?;
+    let mut cells: Vec<calamine::Cell<Data>> = Vec::new();
+    while let Some(cell) = reader.next_cell().map_err(|e| bad(e.to_string()))? {
+        let (row, col) = cell.get_position();
+        check_position(row, col)?;
+        if matches!(cell.get_value(), calamine::DataRef::Empty) {
+            continue;
+        }
+        if cells.len() >= MAX_CELLS {
+            return Err(too_big(&format!("超过 {MAX_CELLS} 个单元格 / more than {MAX_CELLS} cells")));
+        }
+        cells.push(calamine::Cell::new((row, col), Data::from(cell.get_value().clone())));
+    }
+    // at most MAX_ROWS × MAX_COLUMNS now
+    let range = calamine::Range::from_sparse(cells);
     let first_row = range.start().map(|(r, _)| r as usize).unwrap_or(0);
     let mut out = Vec::new();
     for (i, row) in range.rows().enumerate() {
@@ -274,5 +374,130 @@ mod tests {
         );
         let Error::InvalidRows(r) = e else { panic!() };
         assert_eq!(r[0].row, 4);
+    }
+
+    /// A small valid workbook: header and one user.
+    fn small_xlsx() -> rust_xlsxwriter::Workbook {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(0, 0, "工号").unwrap();
+        ws.write_string(0, 1, "姓名").unwrap();
+        ws.write_string(1, 0, "1001").unwrap();
+        ws.write_string(1, 1, "张三").unwrap();
+        wb
+    }
+
+    /// Copy the entries of `xlsx` into a new archive, editing them with `edit`, then let `extra`
+    /// add entries.
+    fn rezip(
+        xlsx: &[u8],
+        edit: impl Fn(&str, Vec<u8>) -> Vec<u8>,
+        extra: impl FnOnce(&mut zip::ZipWriter<Cursor<Vec<u8>>>),
+    ) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut src = zip::ZipArchive::new(Cursor::new(xlsx)).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for i in 0..src.len() {
+            let mut f = src.by_index(i).unwrap();
+            let name = f.name().unwrap().to_string();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            out.start_file(name.as_str(), opts).unwrap();
+            out.write_all(&edit(&name, data)).unwrap();
+        }
+        extra(&mut out);
+        out.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn xlsx_far_cell_is_refused_before_allocating() {
+        // 1048576 × 16384 cells would be 512 GiB: today's reader aborted the process here
+        let mut wb = small_xlsx();
+        wb.worksheet_from_index(0).unwrap().write_string(1_048_575, 16_383, "x").unwrap();
+        let bytes = wb.save_to_buffer().unwrap();
+        assert!(bytes.len() < 16 * 1024, "a sparse file: {} bytes", bytes.len());
+        let e = parse(&bytes).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("too large"), "{e}");
+        // a far column alone, or a far row alone
+        let mut wb = small_xlsx();
+        wb.worksheet_from_index(0).unwrap().write_string(2, MAX_COLUMNS as u16, "x").unwrap();
+        assert!(parse(&wb.save_to_buffer().unwrap()).unwrap_err().to_string().contains("column"));
+        let mut wb = small_xlsx();
+        wb.worksheet_from_index(0).unwrap().write_string(MAX_ROWS as u32, 0, "x").unwrap();
+        assert!(parse(&wb.save_to_buffer().unwrap()).unwrap_err().to_string().contains("line"));
+        // the largest allowed extent is still read
+        let mut wb = small_xlsx();
+        wb.worksheet_from_index(0).unwrap().write_string(MAX_ROWS as u32 - 1, 0, "1002").unwrap();
+        wb.worksheet_from_index(0).unwrap().write_string(MAX_ROWS as u32 - 1, 1, "李四").unwrap();
+        let p = parse(&wb.save_to_buffer().unwrap()).unwrap();
+        assert_eq!(p.lines, vec![2, MAX_ROWS]);
+    }
+
+    #[test]
+    fn xlsx_declared_dimension_is_checked() {
+        let xlsx = small_xlsx().save_to_buffer().unwrap();
+        let lying = rezip(
+            &xlsx,
+            |name, data| {
+                if name != "xl/worksheets/sheet1.xml" {
+                    return data;
+                }
+                let xml = String::from_utf8(data).unwrap();
+                assert!(xml.contains(r#"<dimension ref="A1:B2"/>"#), "{xml}");
+                xml.replace(r#"<dimension ref="A1:B2"/>"#, r#"<dimension ref="A1:XFD1048576"/>"#).into_bytes()
+            },
+            |_| {},
+        );
+        let e = parse(&lying).unwrap_err().to_string();
+        assert!(e.contains("too large"), "{e}");
+        // the same archive with the true dimension is fine
+        assert_eq!(parse(&rezip(&xlsx, |_, d| d, |_| {})).unwrap().users.len(), 1);
+    }
+
+    #[test]
+    fn xlsx_zip_bomb_and_entry_count_are_refused() {
+        use std::io::Write;
+        let xlsx = small_xlsx().save_to_buffer().unwrap();
+        // 40 MiB of zeros deflate to a few dozen KiB
+        let bomb = rezip(
+            &xlsx,
+            |_, d| d,
+            |z| {
+                z.start_file("xl/media/bomb.bin", zip::write::SimpleFileOptions::default()).unwrap();
+                let mib = vec![0u8; 1024 * 1024];
+                for _ in 0..40 {
+                    z.write_all(&mib).unwrap();
+                }
+            },
+        );
+        assert!(bomb.len() < 1024 * 1024, "{} bytes", bomb.len());
+        let e = parse(&bomb).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("inflates too large"), "{e}");
+        // many small entries
+        let many = rezip(
+            &xlsx,
+            |_, d| d,
+            |z| {
+                for i in 0..MAX_ZIP_ENTRIES {
+                    z.start_file(format!("x/{i}.txt"), zip::write::SimpleFileOptions::default()).unwrap();
+                }
+            },
+        );
+        let e = parse(&many).unwrap_err().to_string();
+        assert!(e.contains("entries"), "{e}");
+    }
+
+    #[test]
+    fn csv_rows_and_columns_are_bounded() {
+        let wide = format!("工号,姓名{}\n1,a{}\n", ",x".repeat(MAX_COLUMNS), ",".repeat(MAX_COLUMNS));
+        assert!(parse(wide.as_bytes()).unwrap_err().to_string().contains("columns"));
+        let mut long = String::from("工号,姓名\n");
+        for i in 0..MAX_ROWS {
+            long.push_str(&format!("{i},n\n"));
+        }
+        assert!(parse(long.as_bytes()).unwrap_err().to_string().contains("lines"));
     }
 }
