@@ -344,11 +344,11 @@ pub(crate) fn page_as_form(
     src: &[u8],
     alloc: &mut dyn FnMut() -> ObjectId,
 ) -> Result<(ObjectId, Vec<(ObjectId, Object)>)> {
-    let doc = Document::load_mem(src).map_err(invalid)?;
+    let doc = crate::inflate::load_mem(src).map_err(invalid)?;
     let page_id = *doc.get_pages().get(&1).ok_or_else(|| invalid("appearance has no page"))?;
     let page = doc.get_object(page_id).and_then(|o| o.as_dict()).map_err(invalid)?;
     let bbox = crate::media_box(&doc, page_id).ok_or_else(|| invalid("appearance has no MediaBox"))?;
-    let content = doc.get_page_content(page_id);
+    let content = crate::inflate::page_content(&doc, page_id, &mut crate::inflate::Budget::default())?;
     let mut map = HashMap::new();
     let mut out = Vec::new();
     let resources = match page.get(b"Resources") {

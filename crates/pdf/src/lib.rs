@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
 mod draw;
+pub mod inflate;
 pub mod template;
 mod text;
 pub use draw::{
@@ -358,7 +359,7 @@ pub fn load(bytes: &[u8]) -> Result<Document> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(invalid("不是 PDF 文件（缺少 %PDF- 文件头）/ not a PDF file (no %PDF- header)"));
     }
-    let doc = Document::load_mem(bytes)
+    let doc = inflate::load_mem(bytes)
         .map_err(|e| invalid(format!("PDF 结构损坏，无法读取 / the PDF is damaged and cannot be read: {e}")))?;
     if doc.is_encrypted() || doc.trailer.has(b"Encrypt") {
         return Err(invalid("PDF 已加密，不能签署 / the PDF is encrypted and cannot be signed"));

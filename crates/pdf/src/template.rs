@@ -13,7 +13,7 @@ use krilla::color::rgb;
 use krilla::geom::{PathBuilder, Rect, Size, Transform};
 use krilla::page::PageSettings;
 use krilla::paint::Stroke;
-use lopdf::{Dictionary, Document, Object};
+use lopdf::{Dictionary, Object};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -572,7 +572,7 @@ fn wrap(text: &str, width: f32, size: f32) -> Vec<String> {
 /// Add an AcroForm with an empty signature field per box (the file is not signed yet, so it is
 /// rewritten whole).
 fn add_signature_fields(pdf: &[u8], boxes: &[SignatureBox]) -> Result<Vec<u8>> {
-    let mut doc = Document::load_mem(pdf).map_err(invalid)?;
+    let mut doc = crate::inflate::load_mem(pdf).map_err(invalid)?;
     if !boxes.is_empty() {
         let pages = doc.get_pages();
         let mut fields = Vec::new();

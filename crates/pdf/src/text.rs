@@ -6,7 +6,8 @@
 //! without one; advances from `/Widths` or `/W` (`/DW`, else 1000). Good enough to find a label in
 //! a hospital form, not a layout engine: rotated or clipped text is placed by its origin only.
 
-use crate::{Result, invalid, resolve};
+use crate::inflate::{Budget, decode, page_content};
+use crate::{Error, Result, invalid, resolve};
 use lopdf::{Dictionary, Document, Object, ObjectId, content::Content};
 use std::collections::HashMap;
 
@@ -68,8 +69,13 @@ fn dict<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Dictionary> {
     }
 }
 
+/// Code-to-text and code-to-width entries made at most per font: a hostile `/ToUnicode` or `/W`
+/// of many wide ranges would otherwise take gigabytes (each range may span 65536 codes).
+const MAX_FONT_ENTRIES: usize = 1 << 18;
+
 fn parse_cmap(text: &str) -> HashMap<u32, String> {
     let mut map = HashMap::new();
+    let mut made = 0usize;
     let hex = |s: &str| u32::from_str_radix(s.trim_matches(|c| c == '<' || c == '>'), 16).ok();
     let utf16 = |s: &str| {
         let h = s.trim_matches(|c| c == '<' || c == '>');
@@ -97,16 +103,24 @@ fn parse_cmap(text: &str) -> HashMap<u32, String> {
                 let dst = toks[i + 2];
                 let array = body.split(toks[i + 1]).nth(1).is_some_and(|t| t.trim_start().starts_with('['));
                 if array {
-                    for (k, code) in (lo..=hi.min(lo + 0xFFFF)).enumerate() {
+                    for (k, code) in (lo..=hi.min(lo.saturating_add(0xFFFF))).enumerate() {
+                        made += 1;
+                        if made > MAX_FONT_ENTRIES {
+                            return map;
+                        }
                         if let Some(d) = toks.get(i + 2 + k) {
                             map.insert(code, utf16(d.trim_end_matches(']')));
                         }
                     }
-                    i += 3 + (hi - lo) as usize;
+                    i += 3 + hi.saturating_sub(lo) as usize;
                 } else {
                     let base = utf16(dst);
                     let mut units: Vec<u16> = base.encode_utf16().collect();
-                    for code in lo..=hi.min(lo + 0xFFFF) {
+                    for code in lo..=hi.min(lo.saturating_add(0xFFFF)) {
+                        made += 1;
+                        if made > MAX_FONT_ENTRIES {
+                            return map;
+                        }
                         map.insert(code, String::from_utf16_lossy(&units));
                         if let Some(last) = units.last_mut() {
                             *last = last.wrapping_add(1);
@@ -133,16 +147,13 @@ fn parse_cmap(text: &str) -> HashMap<u32, String> {
     map
 }
 
-fn font_info(doc: &Document, font: &Dictionary) -> FontInfo {
+fn font_info(doc: &Document, font: &Dictionary, budget: &mut Budget) -> Result<FontInfo> {
     let two_byte = font.get(b"Subtype").ok().and_then(|s| s.as_name().ok()) == Some(b"Type0".as_slice());
-    let to_unicode = font
-        .get(b"ToUnicode")
-        .ok()
-        .and_then(|t| resolve(doc, t).ok())
-        .and_then(|t| t.as_stream().ok())
-        .and_then(|s| s.decompressed_content().ok().or_else(|| Some(s.content.clone())))
-        .map(|b| parse_cmap(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default();
+    let to_unicode =
+        match font.get(b"ToUnicode").ok().and_then(|t| resolve(doc, t).ok()).and_then(|t| t.as_stream().ok()) {
+            Some(s) => parse_cmap(&String::from_utf8_lossy(&decode(s, budget)?)),
+            None => HashMap::new(),
+        };
     let mut widths = HashMap::new();
     let mut default_width = 1000.0;
     if two_byte {
@@ -156,20 +167,24 @@ fn font_info(doc: &Document, font: &Dictionary) -> FontInfo {
         if let Some(d) = desc {
             default_width = d.get(b"DW").map(num).unwrap_or(1000.0);
             if let Some(w) = d.get(b"W").ok().and_then(|w| resolve(doc, w).ok()).and_then(|w| w.as_array().ok()) {
-                let mut i = 0;
-                while i < w.len() {
+                let (mut i, mut made) = (0, 0usize);
+                while i < w.len() && made < MAX_FONT_ENTRIES {
                     let first = num(&w[i]) as u32;
                     match w.get(i + 1).and_then(|x| resolve(doc, x).ok()) {
                         Some(Object::Array(list)) => {
-                            for (k, v) in list.iter().enumerate() {
-                                widths.insert(first + k as u32, num(v));
+                            for (k, v) in list.iter().enumerate().take(MAX_FONT_ENTRIES.saturating_sub(made)) {
+                                widths.insert(first.saturating_add(k as u32), num(v));
+                                made += 1;
                             }
                             i += 2;
                         }
                         Some(last) => {
                             let (last, wv) = (num(last) as u32, w.get(i + 2).map(num).unwrap_or(default_width));
-                            for c in first..=last.min(first + 0xFFFF) {
+                            for c in (first..=last.min(first.saturating_add(0xFFFF)))
+                                .take(MAX_FONT_ENTRIES.saturating_sub(made))
+                            {
                                 widths.insert(c, wv);
+                                made += 1;
                             }
                             i += 3;
                         }
@@ -181,13 +196,13 @@ fn font_info(doc: &Document, font: &Dictionary) -> FontInfo {
     } else {
         let first = font.get(b"FirstChar").map(num).unwrap_or(0.0) as u32;
         if let Some(w) = font.get(b"Widths").ok().and_then(|w| resolve(doc, w).ok()).and_then(|w| w.as_array().ok()) {
-            for (k, v) in w.iter().enumerate() {
-                widths.insert(first + k as u32, num(resolve(doc, v).unwrap_or(v)));
+            for (k, v) in w.iter().enumerate().take(MAX_FONT_ENTRIES) {
+                widths.insert(first.saturating_add(k as u32), num(resolve(doc, v).unwrap_or(v)));
             }
         }
         default_width = 500.0;
     }
-    FontInfo { two_byte, to_unicode, widths, default_width }
+    Ok(FontInfo { two_byte, to_unicode, widths, default_width })
 }
 
 struct State {
@@ -214,23 +229,62 @@ impl Clone for State {
     }
 }
 
+/// Glyphs collected at most per page (a form drawn again and again multiplies them).
+const MAX_GLYPHS: usize = 1 << 20;
+
 struct Walker<'a> {
     doc: &'a Document,
     fonts: HashMap<ObjectId, std::rc::Rc<FontInfo>>,
     out: Vec<Glyph>,
+    /// what is left to decode in this search
+    budget: &'a mut Budget,
+    /// the first limit hit; the walk stops there
+    error: Option<Error>,
 }
 
 impl Walker<'_> {
-    fn run(&mut self, content: &[u8], resources: Option<&Dictionary>, ctm: Matrix, depth: u32) {
-        let Ok(ops) = Content::decode(content) else { return };
+    fn font(&mut self, resources: Option<&Dictionary>, name: &Object) -> Option<std::rc::Rc<FontInfo>> {
         let doc = self.doc;
         let font_dict = resources.and_then(|r| r.get(b"Font").ok()).and_then(|f| dict(doc, f));
+        let r = font_dict?.get(name.as_name().ok()?).ok()?;
+        let id = r.as_reference().unwrap_or((0, 0));
+        if let Some(f) = self.fonts.get(&id).filter(|_| id != (0, 0)) {
+            return Some(f.clone());
+        }
+        let info = match font_info(doc, dict(doc, r)?, self.budget) {
+            Ok(i) => std::rc::Rc::new(i),
+            Err(e) => {
+                self.error.get_or_insert(e);
+                return None;
+            }
+        };
+        if id != (0, 0) {
+            self.fonts.insert(id, info.clone());
+        }
+        Some(info)
+    }
+
+    fn run(&mut self, content: &[u8], resources: Option<&Dictionary>, ctm: Matrix, depth: u32) {
+        if self.error.is_some() {
+            return;
+        }
+        let Ok(ops) = Content::decode(content) else { return };
+        let doc = self.doc;
         let xobjects = resources.and_then(|r| r.get(b"XObject").ok()).and_then(|f| dict(doc, f));
         let mut st =
             State { ctm, font: None, size: 0.0, char_spacing: 0.0, word_spacing: 0.0, scale: 1.0, leading: 0.0 };
         let mut stack: Vec<State> = Vec::new();
         let (mut tm, mut tlm) = (IDENTITY, IDENTITY);
         for op in ops.operations {
+            if self.error.is_some() {
+                return;
+            }
+            if self.out.len() > MAX_GLYPHS {
+                self.error = Some(invalid(format!(
+                    "页面文字过多（超过 {MAX_GLYPHS} 个字符）/ the page draws too many characters (over {MAX_GLYPHS})"
+                )));
+                return;
+            }
             let a = &op.operands;
             match op.operator.as_str() {
                 "q" => stack.push(st.clone()),
@@ -249,18 +303,7 @@ impl Walker<'_> {
                 }
                 "Tf" if a.len() == 2 => {
                     st.size = num(&a[1]);
-                    st.font = a[0].as_name().ok().and_then(|n| {
-                        let r = font_dict?.get(n).ok()?;
-                        let id = r.as_reference().unwrap_or((0, 0));
-                        if let Some(f) = self.fonts.get(&id).filter(|_| id != (0, 0)) {
-                            return Some(f.clone());
-                        }
-                        let info = std::rc::Rc::new(font_info(doc, dict(doc, r)?));
-                        if id != (0, 0) {
-                            self.fonts.insert(id, info.clone());
-                        }
-                        Some(info)
-                    });
+                    st.font = self.font(resources, &a[0]);
                 }
                 "Tc" if a.len() == 1 => st.char_spacing = num(&a[0]),
                 "Tw" if a.len() == 1 => st.word_spacing = num(&a[0]),
@@ -325,7 +368,13 @@ impl Walker<'_> {
                         _ => IDENTITY,
                     };
                     let res = form.dict.get(b"Resources").ok().and_then(|r| dict(doc, r)).or(resources);
-                    let body = form.decompressed_content().unwrap_or_else(|_| form.content.clone());
+                    let body = match decode(form, self.budget) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            self.error = Some(e);
+                            return;
+                        }
+                    };
                     self.run(&body, res, mul(&m, &st.ctm), depth + 1);
                 }
                 _ => {}
@@ -366,14 +415,17 @@ impl Walker<'_> {
     }
 }
 
-/// The characters of a page with their positions.
-fn page_glyphs(doc: &Document, page: ObjectId) -> Vec<Glyph> {
-    let mut w = Walker { doc, fonts: HashMap::new(), out: Vec::new() };
-    let content = doc.get_page_content(page);
+/// The characters of a page with their positions; every stream read is charged to `budget`.
+fn page_glyphs(doc: &Document, page: ObjectId, budget: &mut Budget) -> Result<Vec<Glyph>> {
+    let content = page_content(doc, page, budget)?;
+    let mut w = Walker { doc, fonts: HashMap::new(), out: Vec::new(), budget, error: None };
     let (res, ids) = doc.get_page_resources(page).unwrap_or((None, vec![]));
     let res = res.cloned().or_else(|| ids.iter().find_map(|id| doc.get_dictionary(*id).ok().cloned()));
     w.run(&content, res.as_ref(), IDENTITY, 0);
-    w.out
+    match w.error {
+        Some(e) => Err(e),
+        None => Ok(w.out),
+    }
 }
 
 /// Find `keyword` in the document (on `page` only when given): the first occurrence, in content
@@ -384,11 +436,13 @@ pub fn find_text(bytes: &[u8], keyword: &str, page: Option<u32>) -> Result<Optio
     if want.is_empty() {
         return Err(invalid("关键字为空 / the keyword is empty"));
     }
+    let mut budget = Budget::default();
     for (no, id) in doc.get_pages() {
         if page.is_some_and(|p| p != no) {
             continue;
         }
-        let glyphs: Vec<Glyph> = page_glyphs(&doc, id).into_iter().filter(|g| !g.ch.is_whitespace()).collect();
+        let glyphs: Vec<Glyph> =
+            page_glyphs(&doc, id, &mut budget)?.into_iter().filter(|g| !g.ch.is_whitespace()).collect();
         let chars: Vec<char> = glyphs.iter().map(|g| g.ch).collect();
         if let Some(start) = chars.windows(want.len()).position(|w| w == want.as_slice()) {
             let hit = &glyphs[start..start + want.len()];
@@ -439,5 +493,61 @@ mod tests {
         let simple = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]/Resources<</Font<</F1 5 0 R>>>>/Contents 4 0 R>>endobj\n4 0 obj<</Length 44>>stream\nBT /F1 12 Tf 100 700 Td (Doctor: ) Tj ET\nendstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
         let f = find_text(simple, "Doctor:", None).unwrap().expect("found");
         assert!((f.rect[0] - 100.0).abs() < 0.01 && (f.rect[1] - 697.6).abs() < 0.01, "{f:?}");
+    }
+
+    #[test]
+    fn hostile_cmaps_are_bounded() {
+        // a reversed range used to underflow (a panic in debug builds)
+        let m = parse_cmap("1 beginbfrange\n<0010> <0001> [<0041>]\nendbfrange\n");
+        assert!(m.len() <= 1);
+        // thousands of full-width ranges stop at the entry cap
+        let mut cmap = String::from("4000 beginbfrange\n");
+        for k in 0..4000u32 {
+            cmap.push_str(&format!("<{:08X}> <{:08X}> <0041>\n", k << 16, (k << 16) | 0xFFFF));
+        }
+        cmap.push_str("endbfrange\n");
+        assert_eq!(parse_cmap(&cmap).len(), MAX_FONT_ENTRIES);
+    }
+
+    /// A one-page PDF whose content stream is `content`, with `filter`.
+    fn pdf_with_content(content: Vec<u8>, filter: Option<&str>) -> Vec<u8> {
+        use lopdf::{Stream, dictionary};
+        let mut doc = Document::with_version("1.7");
+        let pages = doc.new_object_id();
+        let mut d = dictionary! {};
+        if let Some(f) = filter {
+            d.set("Filter", Object::Name(f.as_bytes().to_vec()));
+        }
+        let mut st = Stream::new(d, content);
+        st.allows_compression = false;
+        let c = doc.add_object(st);
+        let page = doc.add_object(dictionary! {
+            "Type" => "Page", "Parent" => pages, "Contents" => c,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        });
+        doc.objects.insert(
+            pages,
+            Object::Dictionary(dictionary! {"Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1}),
+        );
+        let cat = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages});
+        doc.trailer.set("Root", cat);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_zip_bomb_page_is_refused_by_the_text_search() {
+        // 50 MB of zeros in a ~50 KB deflate stream: today's search inflated it whole
+        let mut s = lopdf::Stream::new(lopdf::dictionary! {}, vec![0u8; 50_000_000]);
+        s.compress().unwrap();
+        let pdf = pdf_with_content(s.content, Some("FlateDecode"));
+        assert!(pdf.len() < 100_000, "{}", pdf.len());
+        let e = find_text(&pdf, "医师", None).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("inflates too large"), "{e}");
+        // the same structure with a real page is searched
+        let pdf = pdf_with_content(b"BT /F1 12 Tf 100 700 Td (Doctor) Tj ET".to_vec(), None);
+        assert!(find_text(&pdf, "Doctor", None).unwrap().is_none(), "no font resource: no glyphs, no error");
     }
 }
