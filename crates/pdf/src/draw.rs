@@ -65,24 +65,55 @@ pub(crate) fn text(surface: &mut krilla::surface::Surface, at: (f32, f32), size:
     surface.draw_text(Point::from_xy(at.0, at.1), fonts().0.clone(), size, s, false, TextDirection::Auto);
 }
 
-/// Check a PNG (or a JPEG) and return its pixel size.
+/// Widest and tallest image accepted, in pixels: uploads, template image fields, appearances.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+fn unreadable(e: impl std::fmt::Display) -> Error {
+    invalid(format!("图片无法读取（须为 PNG）/ the image cannot be read (PNG expected): {e}"))
+}
+
+/// A reader of `bytes` that refuses, while decoding, more than [`MAX_IMAGE_SIDE`] either way or
+/// more memory than such an image needs.
+fn bounded_reader(bytes: &[u8]) -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+    let mut r = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(unreadable)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    // RGBA, 16 bits a channel, and a converted copy
+    limits.max_alloc = Some(u64::from(MAX_IMAGE_SIDE) * u64::from(MAX_IMAGE_SIDE) * 8 * 2);
+    r.limits(limits);
+    Ok(r)
+}
+
+/// Check a PNG and return its pixel size, read from its header only: nothing is decoded, and an
+/// image over [`MAX_IMAGE_SIDE`] either way is refused.
 pub fn image_size(bytes: &[u8]) -> Result<(u32, u32)> {
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| invalid(format!("图片无法读取（须为 PNG）/ the image cannot be read (PNG expected): {e}")))?;
-    Ok((img.width(), img.height()))
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(unreadable)?
+        .into_dimensions()
+        .map_err(unreadable)?;
+    if w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(invalid(format!(
+            "图片尺寸 {w}×{h} 超过 {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} 像素 / image size {w}×{h} exceeds \
+             {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels"
+        )));
+    }
+    Ok((w, h))
 }
 
 /// Normalise an uploaded handwriting or seal image: a transparent PNG trimmed to its ink. A scan
-/// without transparency gets its near-white background made transparent.
+/// without transparency gets its near-white background made transparent. The size is read from
+/// the header and checked before any pixel is decoded.
 pub fn normalize_image(bytes: &[u8]) -> Result<Vec<u8>> {
     if bytes.len() > 4 << 20 {
         return Err(invalid("图片超过 4 MB / the image exceeds 4 MB"));
     }
     let (w, h) = image_size(bytes)?;
-    if w > 4096 || h > 4096 || w < 8 || h < 8 {
+    if w < 8 || h < 8 {
         return Err(invalid(format!("图片尺寸须在 8–4096 像素之间 / image size {w}×{h} must be within 8–4096 pixels")));
     }
-    let mut img = image::load_from_memory(bytes).map_err(invalid)?.to_rgba8();
+    let mut img = bounded_reader(bytes)?.decode().map_err(unreadable)?.to_rgba8();
     if img.pixels().all(|p| p[3] == 255) {
         for p in img.pixels_mut() {
             let l = (u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000;

@@ -23,8 +23,8 @@ pub mod inflate;
 pub mod template;
 mod text;
 pub use draw::{
-    Appearance, EMBEDDED_FONT, SEAL_RED, appearance_pdf, image_size, missing_chars, normalize_image, round_seal_png,
-    text_width, use_font_file,
+    Appearance, EMBEDDED_FONT, MAX_IMAGE_SIDE, SEAL_RED, appearance_pdf, image_size, missing_chars, normalize_image,
+    round_seal_png, text_width, use_font_file,
 };
 pub use text::{Found, find_text};
 

@@ -160,6 +160,54 @@ fn images_are_normalised_to_trimmed_transparent_png() {
     assert!(normalize_image(b"not an image").is_err());
 }
 
+/// A PNG that is only a header claiming `w` × `h` RGBA pixels (its image data is empty).
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let chunk = |out: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32(&body).to_be_bytes());
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]); // zlib of nothing
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn image_dimensions_are_checked_from_the_header_before_decoding() {
+    // 60000 × 60000 RGBA would be 13.4 GiB decoded
+    let huge = png_header_only(60_000, 60_000);
+    assert!(huge.len() < 100);
+    for e in [image_size(&huge).unwrap_err(), normalize_image(&huge).unwrap_err()] {
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("exceeds 4096×4096"), "{e}");
+    }
+    let wide = png_header_only(MAX_IMAGE_SIDE + 1, 8);
+    assert!(image_size(&wide).unwrap_err().to_string().contains("exceeds"));
+    // the size comes from the header alone: nothing is decoded to learn it
+    assert_eq!(image_size(&png_header_only(4000, 3000)).unwrap(), (4000, 3000));
+    // an allowed header with no pixel data behind it is still refused when decoded
+    let e = normalize_image(&png_header_only(4000, 3000)).unwrap_err().to_string();
+    assert!(e.contains("cannot be read"), "{e}");
+}
+
 #[test]
 fn appearance_embeds_a_cjk_font_subset_and_the_image() {
     let seal = round_seal_png("测试医院", None, 200).unwrap();
