@@ -647,7 +647,7 @@ pub async fn query(db: &Db, f: &Filter) -> Result<(Vec<Entry>, i64)> {
 pub fn to_csv(entries: &[Entry]) -> String {
     let mut out =
         String::from("\u{feff}seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash\r\n");
-    let q = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let q = crate::csv_field;
     for e in entries {
         let cells = [
             e.seq.to_string(),
@@ -823,5 +823,31 @@ mod tests {
             let csv = to_csv(&hits);
             assert!(csv.starts_with("\u{feff}seq,at,kind") && csv.contains("\"user:7\""), "{csv}");
         }
+    }
+
+    #[test]
+    fn csv_export_neutralises_formulas_from_any_field() {
+        // user agents and targets come from unauthenticated requests
+        let e = Entry {
+            seq: 1,
+            at: "2026-01-01T00:00:00.000Z".into(),
+            kind: "auth".into(),
+            actor: "-".into(),
+            action: "login".into(),
+            target: "@SUM(1+1)*cmd|' /C calc'!A0".into(),
+            outcome: "error".into(),
+            ip: "127.0.0.1".into(),
+            user_agent: "=HYPERLINK(\"http://evil.invalid\",\"x\")".into(),
+            request_id: "+1".into(),
+            details: "\t=1".into(),
+            prev_hash: String::new(),
+            hash: "00".into(),
+        };
+        let csv = to_csv(&[e]);
+        let row = csv.lines().nth(1).unwrap();
+        for cell in ["\"'-\"", "\"'@SUM", "\"'=HYPERLINK", "\"'+1\"", "\"'\t=1\""] {
+            assert!(row.contains(cell), "{cell} in {row}");
+        }
+        assert!(!row.contains(",\"=") && !row.contains(",\"@") && !row.contains(",\"+"), "{row}");
     }
 }

@@ -13,6 +13,15 @@ pub mod idempotency;
 
 pub use error::{Error, Result, RowError};
 
+/// One CSV field, quoted, for files a person opens in Excel or WPS: every CSV medsign writes goes
+/// through here. A value starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be
+/// taken as a formula (CSV injection: `=HYPERLINK(...)`, `=cmd|...`), so it gets a leading `'`,
+/// which the spreadsheet shows as text and does not display.
+pub fn csv_field(v: &str) -> String {
+    let guard = if v.starts_with(['=', '+', '-', '@', '\t', '\r']) { "'" } else { "" };
+    format!("\"{guard}{}\"", v.replace('"', "\"\""))
+}
+
 /// Check `page` (from 1, default 1) and `page_size` (1..=`max`, default `default`); returns
 /// (limit, offset) for SQL.
 pub fn paging(page: Option<i64>, page_size: Option<i64>, default: i64, max: i64) -> Result<(i64, i64)> {
@@ -44,4 +53,24 @@ pub fn secs_text(t: chrono::DateTime<chrono::Utc>) -> String {
 /// Now, as RFC 3339 UTC with milliseconds (the form every instant is stored in).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("张三"), "\"张三\"");
+        assert_eq!(csv_field("say \"hi\", bye"), "\"say \"\"hi\"\", bye\"");
+        assert_eq!(csv_field(""), "\"\"");
+        for bad in ["=1+1", "+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=HYPERLINK(\"http://x\",\"y\")"] {
+            let f = csv_field(bad);
+            assert!(f.starts_with("\"'"), "{bad:?} -> {f}");
+        }
+        // harmless look-alikes are left alone
+        assert_eq!(csv_field("a=1"), "\"a=1\"");
+        assert_eq!(csv_field(" =1"), "\" =1\"");
+        assert_eq!(csv_field("{\"k\":1}"), "\"{\"\"k\"\":1}\"");
+    }
 }
