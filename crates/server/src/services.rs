@@ -176,11 +176,7 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
     // grant expiry, expired signing rounds
     let s = state.clone();
     tasks.push(tokio::spawn(async move {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap_or_default();
+        let client = medsign_signing::flows::webhook_client();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut n: u64 = 0;
         loop {

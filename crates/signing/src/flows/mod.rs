@@ -259,14 +259,6 @@ fn new_doc_no() -> Result<String> {
     Ok(format!("QM-{}-{tail}", Utc::now().format("%Y%m%d")))
 }
 
-fn check_url(u: &str) -> Result<()> {
-    if (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2000 && !u.contains(char::is_whitespace) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!("callback_url 须为 http(s) 地址 / callback_url must be an http(s) URL: {u}")))
-    }
-}
-
 /// Create a data flow and run its (auto) signers. `max_bytes` limits the content.
 pub async fn create(s: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_bytes: usize) -> Result<FlowView> {
     create_keyed(s, ctx, app_id, nf, max_bytes, None).await
@@ -401,7 +393,7 @@ async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_b
         })?,
     };
     if let Some(u) = &nf.callback_url {
-        check_url(u)?;
+        check_callback_url(u)?;
     }
     let minutes = nf.expires_in_minutes.unwrap_or(1440);
     if !(1..=60 * 24 * 30).contains(&minutes) {

@@ -118,6 +118,10 @@ async fn data_flows_end_to_end_in_core() {
             (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"content_base64": "AA=="})),
             (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"alg": "dsa"})),
             (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"callback_url": "ftp://x"})),
+            (
+                serde_json::json!([{"employee_no": "1001"}]),
+                serde_json::json!({"callback_url": "http://169.254.169.254/latest/meta-data/"}),
+            ),
         ] {
             let nf = flow(signers.clone(), extra.clone());
             let e = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
@@ -229,7 +233,7 @@ async fn data_flows_end_to_end_in_core() {
         assert!(matches!(revoke(&db, &ctx, None, "sf_old", "late").await, Err(Error::Conflict(_))));
 
         // webhooks: the first attempt fails (500) and is retried later; all signed with the app key
-        let client = reqwest::Client::new();
+        let client = webhook_client();
         deliver_due(&db, &kek, &client).await.unwrap();
         let ds = deliveries(&db, None).await.unwrap();
         assert!(ds.iter().any(|d| d.attempts == 1 && d.state == "pending" && d.last_status == Some(500)), "{ds:?}");
@@ -261,4 +265,99 @@ fn times_are_each_signers_own(f: &FlowView, rep: &cms::CmsReport) {
         let at = chrono::DateTime::parse_from_rfc3339(s.timestamp_at.as_deref().expect("recorded")).unwrap();
         assert_eq!(at.timestamp_millis(), token.timestamp_millis(), "signer #{}", s.index);
     }
+}
+
+#[test]
+fn callback_urls_refuse_link_local_and_metadata_hosts() {
+    for bad in [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://169.254.0.23/",
+        "http://2852039166/latest/meta-data/", // 169.254.169.254 in decimal
+        "http://[fe80::1]/hook",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://METADATA.GOOGLE.INTERNAL./computeMetadata/v1/",
+        "http://100.100.100.200/latest/meta-data/",
+    ] {
+        let e = check_callback_url(bad).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{bad}: {e:?}");
+        assert!(e.to_string().contains("link-local or cloud metadata"), "{bad}: {e}");
+    }
+    for good in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost:9/x",
+        "http://[::1]/x",
+        "http://10.1.2.3/his/callback",
+        "https://his.example/medsign/callback",
+    ] {
+        check_callback_url(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    for broken in ["ftp://x", "http://", "http:// x", "https://[::1"] {
+        assert!(check_callback_url(broken).is_err(), "{broken}");
+    }
+}
+
+#[tokio::test]
+async fn the_webhook_resolver_drops_link_local_answers() {
+    use reqwest::dns::Resolve;
+    let r = GuardedResolver;
+    let addrs: Vec<_> = r.resolve("127.0.0.1".parse().unwrap()).await.unwrap().collect();
+    assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty(), "loopback stays allowed");
+    // what a name resolving to the metadata address gets
+    let e = r.resolve("169.254.169.254".parse().unwrap()).await.err().expect("refused").to_string();
+    assert!(e.contains("link-local"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_never_reach_metadata_and_never_follow_redirects() {
+    let stolen = Arc::new(Mutex::new(0usize));
+    let seen = stolen.clone();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(|| async {
+                (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, "/stolen")])
+            }),
+        )
+        .route(
+            "/stolen",
+            axum::routing::any(move || {
+                let seen = seen.clone();
+                async move {
+                    *seen.lock().unwrap() += 1;
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    for (_d, db) in backends().await {
+        let kek = Kek::generate().unwrap();
+        for (id, url) in [
+            ("wh_meta", "http://169.254.169.254/latest/meta-data/".to_string()),
+            ("wh_redirect", format!("http://{addr}/hook")),
+        ] {
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (id, app_id, flow_id, event, url, payload, state, attempts, next_at, created_at) \
+                 VALUES ($1, 'app_x', 'sf_x', 'flow.completed', $2, '{}', 'pending', 0, '1970-01-01T00:00:00.000Z', '1970-01-01T00:00:00.000Z')",
+            )
+            .bind(id)
+            .bind(url)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(deliver_due(&db, &kek, &webhook_client()).await.unwrap(), 0);
+        assert!(started.elapsed() < std::time::Duration::from_secs(4), "the metadata address was not contacted");
+        let ds = deliveries(&db, None).await.unwrap();
+        let meta = ds.iter().find(|d| d.id == "wh_meta").unwrap();
+        assert_eq!((meta.state.as_str(), meta.last_status), ("failed", None), "{meta:?}");
+        assert!(meta.last_error.as_deref().unwrap_or("").contains("link-local"), "{meta:?}");
+        let redirect = ds.iter().find(|d| d.id == "wh_redirect").unwrap();
+        assert_eq!((redirect.state.as_str(), redirect.last_status), ("pending", Some(302)), "{redirect:?}");
+    }
+    assert_eq!(*stolen.lock().unwrap(), 0, "the redirect was not followed");
 }

@@ -2,6 +2,84 @@
 //! HMAC-SM3 key, delivered and retried with backoff.
 
 use super::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Host names of cloud instance metadata services (they answer with credentials).
+const METADATA_HOSTS: &[&str] =
+    &["metadata.google.internal", "metadata.goog", "metadata", "instance-data", "metadata.tencentyun.com"];
+
+/// Whether a webhook may not go to `ip`: link-local addresses (169.254.0.0/16, fe80::/10, where
+/// AWS, Azure, GCP, Huawei and Tencent serve instance metadata) and the other metadata addresses
+/// (fd00:ec2::254 of AWS, 100.100.100.200 of Alibaba Cloud). Loopback and private networks stay
+/// allowed: the HIS usually lives on the hospital LAN.
+pub fn forbidden_webhook_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_webhook_ip(IpAddr::V4(v4));
+            }
+            (v6.segments()[0] & 0xffc0) == 0xfe80 || v6 == Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
+fn forbidden(what: &str) -> Error {
+    Error::Invalid(format!(
+        "callback_url 不能指向链路本地或云元数据地址（{what}）/ callback_url must not point at a link-local or cloud \
+         metadata address ({what})"
+    ))
+}
+
+/// Check a `callback_url` when a flow is created, and again before each delivery: http(s), at
+/// most 2000 characters, and not a link-local or metadata host ([`forbidden_webhook_ip`]). Names
+/// are checked again after resolution by [`webhook_client`]'s resolver.
+pub fn check_callback_url(u: &str) -> Result<()> {
+    let bad = || Error::Invalid(format!("callback_url 须为 http(s) 地址 / callback_url must be an http(s) URL: {u}"));
+    if !(u.starts_with("https://") || u.starts_with("http://")) || u.len() > 2000 || u.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    let url = reqwest::Url::parse(u).map_err(|_| bad())?;
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    // the URL parser has already normalised IPv4 forms (decimal, hex, octal) to dotted quads
+    match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(ip) if forbidden_webhook_ip(ip) => Err(forbidden(host)),
+        Ok(_) => Ok(()),
+        Err(_) if METADATA_HOSTS.contains(&host.trim_end_matches('.').to_lowercase().as_str()) => Err(forbidden(host)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The system resolver, with the addresses webhooks may not reach taken out (a name that
+/// resolves only to them fails), so a DNS answer cannot lead a delivery to instance metadata.
+pub(super) struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let ok: Vec<SocketAddr> = all.iter().copied().filter(|a| !forbidden_webhook_ip(a.ip())).collect();
+            if ok.is_empty() {
+                return Err(Box::new(forbidden(&host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP client webhooks are delivered with: short timeouts, redirects not followed (a 3xx is
+/// a failed attempt, so a callback cannot bounce a signed delivery to another host), and names
+/// resolved through a guard against link-local and metadata addresses.
+pub fn webhook_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(GuardedResolver))
+        .build()
+        .unwrap_or_default()
+}
 
 pub(super) async fn enqueue_event(tx: &mut sqlx::AnyConnection, flow_id: &str, event: &str) -> Result<()> {
     let r = sqlx::query("SELECT app_id, callback_url, doc_no, state FROM sign_flows WHERE id = $1")
@@ -41,8 +119,9 @@ pub fn webhook_signature(key: &[u8], timestamp: &str, body: &str) -> String {
 /// Most delivery attempts before a webhook is given up.
 pub const WEBHOOK_MAX_ATTEMPTS: i64 = 10;
 
-/// Deliver the webhooks that are due (run every couple of seconds); returns how many were
-/// delivered. Failures are retried with exponential backoff (10 s · 2ⁿ, at most an hour).
+/// Deliver the webhooks that are due (run every couple of seconds) with `client` (made by
+/// [`webhook_client`]); returns how many were delivered. Failures are retried with exponential
+/// backoff (10 s · 2ⁿ, at most an hour); a URL [`check_callback_url`] refuses is not contacted.
 pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result<usize> {
     let now = medsign_store::now_text();
     let rows = sqlx::query(
@@ -67,6 +146,17 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
                 String::new()
             }
         };
+        if let Err(e) = check_callback_url(&url) {
+            // stored before the check existed, or edited: never contacted
+            let _w = db.write_lock.lock().await;
+            sqlx::query("UPDATE webhook_deliveries SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3")
+                .bind(attempts)
+                .bind(e.to_string())
+                .bind(&id)
+                .execute(&db.pool)
+                .await?;
+            continue;
+        }
         let result = client
             .post(&url)
             .header("Content-Type", "application/json")
@@ -79,7 +169,16 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
             .await;
         let (ok, status, err) = match result {
             Ok(resp) => (resp.status().is_success(), Some(resp.status().as_u16() as i64), None),
-            Err(e) => (false, None, Some(e.to_string())),
+            Err(e) => {
+                // the resolver's refusal is a source of the request error: keep the whole chain
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg = format!("{msg}: {s}");
+                    src = s.source();
+                }
+                (false, None, Some(msg))
+            }
         };
         let _w = db.write_lock.lock().await;
         if ok {
