@@ -158,6 +158,36 @@ fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry> {
     })
 }
 
+/// Bytes kept of each short field of an entry (actor, action, target, outcome, ip, request id).
+pub const MAX_FIELD_BYTES: usize = 256;
+/// Bytes kept of the user agent.
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+/// Bytes kept of the details (JSON); longer details are replaced by `{"truncated": …}`.
+pub const MAX_DETAILS_BYTES: usize = 4096;
+
+/// `s` cut to at most `max` bytes on a character boundary, `…` marking a cut. Several fields come
+/// from unauthenticated requests (user agent, request id, login names): the log must not grow
+/// by what a client chooses to send.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let end = s.floor_char_boundary(max.saturating_sub('…'.len_utf8()));
+    format!("{}…", &s[..end])
+}
+
+/// The details as stored: their JSON text, or, past [`MAX_DETAILS_BYTES`], a JSON object with
+/// the cut text and the original length (so the column stays JSON).
+fn clip_details(details: &serde_json::Value) -> String {
+    let text = details.to_string();
+    if text.len() <= MAX_DETAILS_BYTES {
+        return text;
+    }
+    // the wrapper's own keys and escaping stay well under the 1/4 reserved for them
+    let cut = clip(&text, MAX_DETAILS_BYTES / 2);
+    serde_json::json!({"truncated": true, "bytes": text.len(), "start": cut}).to_string()
+}
+
 /// Append an event inside the caller's transaction (hold `Db::write_lock` around it). Returns
 /// the stored entry.
 pub async fn append(conn: &mut AnyConnection, ctx: &Context, ev: &Event<'_>) -> Result<Entry> {
@@ -171,14 +201,15 @@ pub async fn append(conn: &mut AnyConnection, ctx: &Context, ev: &Event<'_>) -> 
         seq,
         at: crate::now_text(),
         kind: ev.kind.as_str().into(),
-        actor: ctx.actor.clone(),
-        action: ev.action.into(),
-        target: ev.target.into(),
-        outcome: ev.outcome.into(),
-        ip: ctx.ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-        request_id: ctx.request_id.clone(),
-        details: ev.details.to_string(),
+        // every entry is written here: the single place where lengths are bounded
+        actor: clip(&ctx.actor, MAX_FIELD_BYTES),
+        action: clip(ev.action, MAX_FIELD_BYTES),
+        target: clip(ev.target, MAX_FIELD_BYTES),
+        outcome: clip(ev.outcome, MAX_FIELD_BYTES),
+        ip: clip(&ctx.ip, MAX_FIELD_BYTES),
+        user_agent: clip(&ctx.user_agent, MAX_USER_AGENT_BYTES),
+        request_id: clip(&ctx.request_id, MAX_FIELD_BYTES),
+        details: clip_details(&ev.details),
         prev_hash,
         hash: String::new(),
     };
@@ -849,5 +880,50 @@ mod tests {
             assert!(row.contains(cell), "{cell} in {row}");
         }
         assert!(!row.contains(",\"=") && !row.contains(",\"@") && !row.contains(",\"+"), "{row}");
+    }
+
+    #[test]
+    fn clip_cuts_on_character_boundaries() {
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcdef", 5), "ab…");
+        for n in 0..12 {
+            let c = clip("张三李四王五", n);
+            assert!(c.len() <= n.max('…'.len_utf8()), "{n}: {c}");
+        }
+        assert_eq!(clip("张三李四王五", 9), "张三…");
+        assert_eq!(clip("张三李四王五", 8), "张…");
+    }
+
+    #[tokio::test]
+    async fn oversized_fields_are_clipped_where_entries_are_written() {
+        for (_d, db) in backends().await {
+            // what an unauthenticated client controls: user agent, request id, a login name
+            let ctx = Context {
+                actor: format!("user:{}", "张".repeat(100_000)),
+                ip: "10.0.0.1".into(),
+                user_agent: "Mozilla/5.0 ".repeat(50_000),
+                request_id: "r".repeat(70_000),
+            };
+            let target = "目".repeat(100_000);
+            let details = serde_json::json!({"error": "错".repeat(1_000_000)});
+            let e = record(
+                &db,
+                &ctx,
+                &Event { kind: Kind::Login, action: "login", target: &target, outcome: "refused", details },
+            )
+            .await
+            .unwrap();
+            assert!(e.actor.len() <= MAX_FIELD_BYTES && e.actor.ends_with('…'), "{}", e.actor.len());
+            assert!(e.target.len() <= MAX_FIELD_BYTES && e.target.starts_with('目'));
+            assert!(e.request_id.len() <= MAX_FIELD_BYTES);
+            assert!(e.user_agent.len() <= MAX_USER_AGENT_BYTES && e.user_agent.starts_with("Mozilla/5.0"));
+            assert!(e.details.len() <= MAX_DETAILS_BYTES, "{}", e.details.len());
+            let d: serde_json::Value = serde_json::from_str(&e.details).expect("still JSON");
+            assert_eq!(d["truncated"], true);
+            // what is stored is what was hashed
+            let stored = recent(&db, 1).await.unwrap().remove(0);
+            assert_eq!(stored, e);
+            assert_eq!(verify_chain(&db).await.unwrap().broken, None);
+        }
     }
 }
