@@ -238,7 +238,7 @@ pub fn app(c: AppCommand) -> Result<i32, CliError> {
             let cfg = a.place.config()?;
             let scopes = Scope::parse_list(&a.scopes).map_err(|e| CliError::usage("--scopes 有误", &e.to_string()))?;
             runtime()?.block_on(async {
-                std::fs::create_dir_all(cfg.data_dir())
+                medsign_store::db::create_private_dir(&cfg.data_dir())
                     .map_err(|e| CliError(format!("{}: {e}", cfg.data_dir().display())))?;
                 let (kek, _) =
                     custody::load_kek(&cfg.data_dir(), std::env::var("MEDSIGN_KEK").ok()).map_err(core_err)?;

@@ -72,6 +72,9 @@ impl Db {
                 redact(url)
             )));
         };
+        if backend == Backend::Sqlite {
+            create_private_db_file(url)?;
+        }
         let mut opts = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 8 } else { 16 });
         if backend == Backend::Sqlite {
             opts = opts.after_connect(|conn, _| {
@@ -186,6 +189,46 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Create `dir` (and missing parents) readable by the medsign user only (0700 on Unix); a
+/// directory that already exists is left as it is (its mode is the operator's choice).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Create the SQLite file of `url` with mode 0600 before SQLite does (it would use 0644 under
+/// the usual umask). SQLite gives the `-wal`, `-shm` and `-journal` files the mode of the
+/// database file, so they are 0600 too. An existing file, or an in-memory database, is left alone.
+fn create_private_db_file(url: &str) -> Result<()> {
+    use std::str::FromStr;
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::Config(format!("数据库地址无效 {} / invalid database URL: {e}", redact(url))))?;
+    let path = opts.get_filename();
+    if path.as_os_str().is_empty() || path.exists() || !url.contains("mode=rwc") {
+        return Ok(());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => {
+            Err(Error::Config(format!("无法创建数据库文件 {} / cannot create the database file: {e}", path.display())))
+        }
+    }
+}
+
 /// An exclusive lock on the data directory: a second `medsign serve` on the same directory
 /// refuses to start. Released when dropped (or when the process dies).
 pub struct DataDirLock {
@@ -193,9 +236,9 @@ pub struct DataDirLock {
 }
 
 impl DataDirLock {
-    /// Create the directory if needed and take the lock.
+    /// Create the directory if needed (0700, [`create_private_dir`]) and take the lock.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        create_private_dir(dir).map_err(|e| {
             Error::Config(format!("无法创建数据目录 {} / cannot create the data directory: {e}", dir.display()))
         })?;
         let path = dir.join("medsign.lock");
@@ -300,5 +343,35 @@ pub mod tests {
         assert!(second.is_err(), "second lock taken");
         drop(first);
         assert!(DataDirLock::acquire(dir.path()).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_data_directory_and_database_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("var/medsign");
+        let _lock = DataDirLock::acquire(&data).unwrap();
+        assert_eq!(mode(&data), 0o700, "the data directory");
+        let db_file = data.join("medsign.db");
+        let db = Db::open(&format!("sqlite://{}?mode=rwc", db_file.display())).await.unwrap();
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', 'y')")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        for f in ["medsign.db", "medsign.db-wal", "medsign.db-shm"] {
+            let p = data.join(f);
+            assert!(p.exists(), "{f} (WAL mode)");
+            assert_eq!(mode(&p), 0o600, "{f}");
+        }
+        // a directory that exists keeps the mode the operator gave it
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+        create_private_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o750);
+        // in-memory databases need no file
+        assert!(Db::open("sqlite::memory:").await.is_ok());
     }
 }
