@@ -159,25 +159,15 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     eprintln!("listening on {addr}");
     let jobs = medsign_server::services::spawn_jobs(&state, &opened, &cfg);
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
-    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    match tls {
-        None => axum::serve(listener, service).with_graceful_shutdown(stop).await.map_err(failed)?,
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                stop.await;
-                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-            });
-            let std_listener = listener.into_std().map_err(failed)?;
-            axum_server::from_tcp_rustls(std_listener, tls)
-                .map_err(failed)?
-                .handle(handle)
-                .serve(service)
-                .await
-                .map_err(failed)?;
-        }
-    }
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        stop.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    let std_listener = listener.into_std().map_err(failed)?;
+    let header_timeout = std::time::Duration::from_secs(cfg.server.header_timeout_seconds);
+    medsign_server::http::serve(std_listener, app, tls, header_timeout, handle).await.map_err(failed)?;
     if let Err(e) = jobs.stop().await {
         eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }

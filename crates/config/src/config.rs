@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// requests per minute one client address may make to the public TSA and to phone
     /// activation (0: no limit, e.g. for benchmarks behind a proxy that limits)
     pub public_rate_per_minute: u64,
+    /// seconds a client may take to send a request's headers, and an idle connection is kept
+    /// (slow clients cannot hold connections open)
+    pub header_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             tls_key: None,
             trusted_proxies: Vec::new(),
             public_rate_per_minute: 6000,
+            header_timeout_seconds: 20,
         }
     }
 }
@@ -261,6 +265,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_SERVER_TLS_KEY", "server.tls_key", Kind::Text),
     ("MEDSIGN_SERVER_TRUSTED_PROXIES", "server.trusted_proxies", Kind::List),
     ("MEDSIGN_SERVER_PUBLIC_RATE_PER_MINUTE", "server.public_rate_per_minute", Kind::Number),
+    ("MEDSIGN_SERVER_HEADER_TIMEOUT_SECONDS", "server.header_timeout_seconds", Kind::Number),
     ("MEDSIGN_DATABASE_URL", "database.url", Kind::Text),
     ("MEDSIGN_TIME_SOURCES", "time.sources", Kind::List),
     ("MEDSIGN_TIME_MAX_OFFSET_MS", "time.max_offset_ms", Kind::Number),
@@ -306,6 +311,7 @@ const NOT_CONFIG: &[&str] = &[
 const RANGES: &[(&str, u64, u64)] = &[
     ("server.max_body_bytes", 1024, 1 << 30),
     ("server.public_rate_per_minute", 0, 10_000_000),
+    ("server.header_timeout_seconds", 1, 300),
     ("time.max_offset_ms", 1, 3_600_000),
     ("time.poll_seconds", 1, 3600),
     ("time.holdover_seconds", 1, 7 * 86_400),

@@ -38,10 +38,7 @@ const PC: &[(&str, &str, &[u8])] = &[
     ("demo/his.css", "text/css; charset=utf-8", include_bytes!("../../../web/demo/his.css")),
 ];
 
-/// Only our own scripts, styles and WebAssembly; images from data:/blob: (QR, handwriting); the
-/// camera stream as blob:.
-const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-                   img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'";
+use crate::http::CSP;
 
 fn serve(table: &'static [(&'static str, &'static str, &'static [u8])], path: &str) -> Response {
     match table.iter().find(|(p, _, _)| *p == path) {

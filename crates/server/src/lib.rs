@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod extract;
 mod flows;
+pub mod http;
 mod logins;
 mod metrics;
 mod mobile;

@@ -109,6 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), signed_request))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::map_response(crate::http::security_headers))
         .with_state(state)
 }
 

@@ -54,3 +54,27 @@ async fn status_code_and_request_id_of_refusals() {
     let (_, id, v) = ask(&app, req).await;
     assert_eq!((id.as_deref(), v["request_id"].as_str()), (Some("his-42"), Some("his-42")));
 }
+
+#[tokio::test]
+async fn every_page_is_served_with_csp_and_frame_denial() {
+    let (_dir, _opened, app, _token) = app().await;
+    for path in ["/api/docs/", "/m/", "/demo/his"] {
+        let resp = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with("text/html"), "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for part in ["default-src 'self'", "frame-ancestors 'none'", "'wasm-unsafe-eval'"] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        let script = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src")).unwrap();
+        assert!(!script.contains("'unsafe-inline'"), "{path}: no inline script: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(h.get("strict-transport-security").is_none(), "{path}: HSTS only over HTTPS");
+    }
+    // JSON too is never sniffed or framed
+    let resp = app.clone().oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+}
