@@ -3,8 +3,8 @@
 //     phone (scan mode, field "tester", SM2 + SM2 timestamp); timed end to end as the H5 app does
 //     it: pending list → open 200 rounds → one PIN unwrap + 200 phone halves in WebAssembly under
 //     Node → the server half (one request) → 200 signatures recorded and timestamped;
-//  2. the server half alone over HTTP: after one PIN unlock, N single-round `answers` requests one
-//     after another (rounds opened beforehand), latency percentiles.
+//  2. the server half alone over HTTP: N single-round `answers` requests one after another, each
+//     after its own (untimed) PIN approval (rounds opened beforehand), latency percentiles.
 // Prints JSON lines for bench/phone.sh.
 import { performance } from 'node:perf_hooks';
 import http from 'node:http';
@@ -42,26 +42,38 @@ try {
   const done = results.filter((r) => r.state === 'completed').length;
   console.log(JSON.stringify({ bench: 'batch', documents: BATCH, completed: done, pending_ms: +(t1 - t0).toFixed(1), total_ms: +(t2 - t0).toFixed(1) }));
 
-  // the server half alone: single-round answers, sequential
-  const ids = [];
-  for (let i = 0; i < ROUNDS; i++) {
-    const r = await call('POST', '/api/v1/sign-flows', his, { kind: 'data', title: `医嘱 ${i}`, content: `NS 250ml ivgtt qd #${i}`, signers: [{ employee_no: '1001', mode: 'scan' }] });
-    ids.push(r.body.id);
+  // the server half alone: single-round answers, sequential. Each answer needs its own approval
+  // (issue #15: the PIN approves exactly the digests it names, once), and PIN entries are limited
+  // per device (10 at once), so the rounds are spread over ROUNDS/10 doctors' phones; each
+  // round is approved (untimed), then its answer request is timed.
+  const PER_PHONE = 10;
+  const phones = [];
+  for (let p = 0; p * PER_PHONE < ROUNDS; p++) {
+    const no = String(2000 + p);
+    await call('POST', '/api/v1/users', his, { employee_no: no, name: `医生${no}` });
+    const token = await bindPhone(call, his, no);
+    const sec = phone.deviceSecret();
+    phones.push({ no, token, secret: sec, key: await enrol(call, token, PIN, sec) });
   }
-  const rounds = [];
-  for (let i = 0; i < ids.length; i += 200) {
-    const opened = await call('POST', '/mobile/v1/sign-rounds', me, { targets: ids.slice(i, i + 200).map((flow_id) => ({ flow_id })) });
+  const work = [];
+  for (const [p, ph] of phones.entries()) {
+    const ids = [];
+    for (let i = p * PER_PHONE; i < Math.min(ROUNDS, (p + 1) * PER_PHONE); i++) {
+      const r = await call('POST', '/api/v1/sign-flows', his, { kind: 'data', title: `医嘱 ${i}`, content: `NS 250ml ivgtt qd #${i}`, signers: [{ employee_no: ph.no, mode: 'scan' }] });
+      ids.push(r.body.id);
+    }
+    const opened = await call('POST', '/mobile/v1/sign-rounds', ph.token, { targets: ids.map((flow_id) => ({ flow_id })) });
     if (opened.status !== 201) throw new Error(JSON.stringify(opened.body));
-    rounds.push(...opened.body.rounds);
+    for (const round of opened.body.rounds) work.push({ ph, round });
   }
   const times = [];
   // the timed requests go through node:http with one kept-alive connection (fetch's WHATWG
   // streams add client-side jitter that is not the server's)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const answer = (body) => new Promise((resolve, reject) => {
+  const answer = (token, body) => new Promise((resolve, reject) => {
     const data = Buffer.from(JSON.stringify(body));
     const req = http.request(`${srv.base}/mobile/v1/sign-rounds/answers`, { method: 'POST', agent,
-      headers: { Authorization: `Bearer ${me}`, 'Content-Type': 'application/json', 'Content-Length': data.length } }, (res) => {
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Content-Length': data.length } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(Buffer.concat(chunks).toString()) }));
@@ -69,21 +81,18 @@ try {
     req.on('error', reject);
     req.end(data);
   });
-  // one PIN unlock, then one HTTP request per signature (the server half alone, timed)
-  const pinPost = mobilePost(call, me);
-  const post = async (what, body) => {
-    if (what !== 'sign') return pinPost(what, body);
-    const out = [];
-    for (let i = 0; i < body.length; i++) {
+  for (const { ph, round } of work) {
+    const pinPost = mobilePost(call, ph.token);
+    const post = async (what, body) => {
+      if (what !== 'sign') return pinPost(what, body);
       const a = performance.now();
-      const r = await answer({ answers: [{ round_id: rounds[i].round_id, request: body[i] }] });
+      const r = await answer(ph.token, { answers: [{ round_id: round.round_id, request: body[0] }] });
       times.push(performance.now() - a);
       if (r.status !== 200) throw new Error(JSON.stringify(r.body));
-      out.push(r.body.responses[0]);
-    }
-    return out;
-  };
-  await phone.signMany({ post, wrapped: key.wrapped, pin: PIN, deviceSecret: secret, digests: rounds.map((r) => r.e) });
+      return r.body.responses;
+    };
+    await phone.signMany({ post, wrapped: ph.key.wrapped, pin: PIN, deviceSecret: ph.secret, digests: [round.e] });
+  }
   agent.destroy();
   times.sort((a, b) => a - b);
   const pct = (p) => +times[Math.min(times.length - 1, Math.floor(times.length * p))].toFixed(2);
