@@ -1,7 +1,7 @@
 //! Approvals (issue #15; 《电子签名法》 art. 13, sole control): every use of the phone's key —
 //! answering signing rounds, activating a session grant, renewing the key's certificate — needs
 //! a fresh approval by the doctor. An approval is made only when the PIN matches
-//! ([`crate::mobile::unlock`], counted and locking) or a fingerprint result verifies
+//! ([`unlock`], counted and locking) or a fingerprint result verifies
 //! ([`crate::soter::unlock`]); it belongs to one device, is used once, expires after
 //! [`APPROVAL_MINUTES`], and is bound to the SM3 [`digest`] of what it approves: the phone sends
 //! the digest with the PIN, the server recomputes it from the request it is about to serve. A
@@ -89,6 +89,30 @@ pub(crate) async fn record(db: &Db, s: &Session, digest: &str, via: &str) -> Res
     Ok(())
 }
 
+/// The PIN as the phone entered it (its verifier), approving `approve` (the SM3 digest of what the
+/// doctor is about to do, see the module docs): on a match the unlock secret, and a one-time
+/// approval of that digest for this device; wrong attempts are counted and lock the PIN; an
+/// expired PIN must be changed first.
+pub async fn unlock(
+    db: &Db,
+    kek: &medsign_crypto::wrap::Kek,
+    ctx: &Context,
+    s: &Session,
+    verifier: &str,
+    approve: &str,
+) -> Result<mobile::Unlock> {
+    let approve = checked(approve)?;
+    let (secret, set_at) = mobile::check_pin(db, kek, ctx, s, &mobile::verifier_bytes(verifier)?).await?;
+    let expires = mobile::pin_expiry(&set_at)?;
+    mobile::refuse_expired(expires)?;
+    record(db, s, &approve, "pin").await?;
+    Ok(mobile::Unlock {
+        unlock_secret: hex::encode(secret.as_slice()),
+        previous_unlock_secret: None,
+        pin_expires_at: medsign_store::secs_text(expires),
+    })
+}
+
 /// The refusal when no usable approval matches.
 pub fn required() -> Error {
     Error::coded(
@@ -154,7 +178,7 @@ pub(crate) mod tests {
 
     /// The doctor approves `digest` with the test PIN (as `POST /mobile/v1/unlock` does).
     pub(crate) async fn approve(db: &Db, kek: &Kek, s: &Session, digest: &str) {
-        mobile::unlock(db, kek, &Context::cli(), s, PIN, digest).await.unwrap();
+        unlock(db, kek, &Context::cli(), s, PIN, digest).await.unwrap();
     }
 
     /// The doctor approves answering `rounds` (their `e`, in order).

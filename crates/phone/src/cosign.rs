@@ -447,6 +447,32 @@ async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRo
     })
 }
 
+/// Renew the certificate of this phone's two-party key online (R5.5): same key, new validity; the
+/// old certificate is revoked as superseded. Needs an approval of [`crate::approvals::Purpose::Renew`]
+/// for the current certificate's serial.
+pub async fn renew_certificate(
+    db: &Db,
+    kek: &Kek,
+    issuer: medsign_ca::certs::Issuer<'_>,
+    ctx: &Context,
+    s: &Session,
+) -> Result<medsign_ca::certs::CertRecord> {
+    let serial: Option<String> = sqlx::query_scalar(
+        "SELECT cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
+    )
+    .bind(&s.device_id)
+    .bind(&s.employee_no)
+    .fetch_optional(&db.pool)
+    .await?
+    .flatten();
+    let serial = serial.ok_or_else(|| {
+        Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
+    })?;
+    let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &serial);
+    crate::approvals::consume(db, ctx, s, &digest, "certificate.renew", &format!("user:{}", s.employee_no)).await?;
+    medsign_ca::certs::renew(db, kek, issuer, ctx, &serial, None).await
+}
+
 /// Forget rounds past their expiry, with any prepared document they still hold (run every minute
 /// by `medsign serve`); returns how many.
 pub async fn sweep(db: &Db) -> Result<usize> {

@@ -320,7 +320,7 @@ pub(crate) fn verifier_bytes(hex_v: &str) -> Result<[u8; 32]> {
         .ok_or_else(|| Error::Invalid("verifier 须为 32 字节十六进制 / verifier must be 32 bytes of hex".into()))
 }
 
-fn pin_expiry(set_at: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn pin_expiry(set_at: &str) -> Result<DateTime<Utc>> {
     Ok(DateTime::parse_from_rfc3339(set_at).map_err(|e| Error::Config(e.to_string()))?.with_timezone(&Utc)
         + Duration::days(PIN_MAX_DAYS))
 }
@@ -332,7 +332,7 @@ fn pin_locked() -> Error {
 }
 
 /// An expired PIN must be changed before the phone signs again (R3.9).
-fn refuse_expired(expires: DateTime<Utc>) -> Result<()> {
+pub(crate) fn refuse_expired(expires: DateTime<Utc>) -> Result<()> {
     if expires <= Utc::now() {
         return Err(Error::Conflict(format!(
             "PIN 已超过 {PIN_MAX_DAYS} 天，请修改 PIN / the PIN is older than {PIN_MAX_DAYS} days: change it"
@@ -498,23 +498,6 @@ pub async fn set_pin(
     })
 }
 
-/// The PIN as the phone entered it (its verifier), approving `approve` (the SM3 digest of what the
-/// doctor is about to do, see [`crate::approvals`]): on a match the unlock secret, and a one-time
-/// approval of that digest for this device; wrong attempts are counted and lock the PIN; an
-/// expired PIN must be changed first.
-pub async fn unlock(db: &Db, kek: &Kek, ctx: &Context, s: &Session, verifier: &str, approve: &str) -> Result<Unlock> {
-    let approve = crate::approvals::checked(approve)?;
-    let (secret, set_at) = check_pin(db, kek, ctx, s, &verifier_bytes(verifier)?).await?;
-    let expires = pin_expiry(&set_at)?;
-    refuse_expired(expires)?;
-    crate::approvals::record(db, s, &approve, "pin").await?;
-    Ok(Unlock {
-        unlock_secret: hex::encode(secret.as_slice()),
-        previous_unlock_secret: None,
-        pin_expires_at: secs_text(expires),
-    })
-}
-
 /// One signature of the user's (R3.7).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
@@ -613,32 +596,6 @@ pub async fn records(db: &Db, s: &Session, limit: i64) -> Result<Records> {
         })
         .collect();
     Ok(Records { signatures, logins })
-}
-
-/// Renew the certificate of this phone's two-party key online (R5.5): same key, new validity; the
-/// old certificate is revoked as superseded. Needs an approval of [`crate::approvals::Purpose::Renew`]
-/// for the current certificate's serial.
-pub async fn renew_certificate(
-    db: &Db,
-    kek: &Kek,
-    issuer: Issuer<'_>,
-    ctx: &Context,
-    s: &Session,
-) -> Result<CertRecord> {
-    let serial: Option<String> = sqlx::query_scalar(
-        "SELECT cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
-    )
-    .bind(&s.device_id)
-    .bind(&s.employee_no)
-    .fetch_optional(&db.pool)
-    .await?
-    .flatten();
-    let serial = serial.ok_or_else(|| {
-        Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
-    })?;
-    let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &serial);
-    crate::approvals::consume(db, ctx, s, &digest, "certificate.renew", &format!("user:{}", s.employee_no)).await?;
-    certs::renew(db, kek, issuer, ctx, &serial, None).await
 }
 
 /// A key generation the phone may answer.
@@ -852,17 +809,20 @@ mod tests {
             ));
             // online renewal needs the doctor's approval of this certificate (issue #15): the
             // device session alone is refused, so is an approval of something else
-            let e = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
+            let e = crate::cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
             assert_eq!(e.code(), "conflict", "no PIN yet: {e}");
             set_pin(&db, &kek, &ctx, &s, crate::approvals::tests::PIN, None).await.unwrap();
             crate::approvals::tests::approve(&db, &kek, &s, crate::approvals::tests::ANY).await;
-            let e = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
+            let e = crate::cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
             assert_eq!(e.code(), "approval_required", "{e}");
             let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &done.certificate.serial);
             crate::approvals::tests::approve(&db, &kek, &s, &digest).await;
             // online renewal: same key, the key record follows, the old certificate is superseded
-            let renewed = renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap();
-            assert_eq!(renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err().code(), "approval_required");
+            let renewed = crate::cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap();
+            assert_eq!(
+                crate::cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err().code(),
+                "approval_required"
+            );
             let rcert = medsign_pki::cert::Cert::load_all(renewed.certificate_pem.as_bytes()).unwrap().remove(0);
             assert_eq!(rcert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
             assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
@@ -934,7 +894,7 @@ mod tests {
                 let (db, kek, s) = (db.clone(), kek.clone(), s.clone());
                 tokio::spawn(async move {
                     let wrong = hex::encode([0x40 + i; 32]);
-                    unlock(&db, &kek, &Context::cli(), &s, &wrong, crate::approvals::tests::ANY).await
+                    crate::approvals::unlock(&db, &kek, &Context::cli(), &s, &wrong, crate::approvals::tests::ANY).await
                 })
             });
             let mut wrong_pin = 0;
@@ -953,7 +913,9 @@ mod tests {
             .unwrap();
             assert!(compared <= MAX_PIN_FAILURES, "{compared} comparisons");
             assert!(wrong_pin < MAX_PIN_FAILURES, "{wrong_pin} answered 'wrong PIN, n left'");
-            let e = unlock(&db, &kek, &Context::cli(), &s, &right, crate::approvals::tests::ANY).await.unwrap_err();
+            let e = crate::approvals::unlock(&db, &kek, &Context::cli(), &s, &right, crate::approvals::tests::ANY)
+                .await
+                .unwrap_err();
             assert!(matches!(e, Error::Forbidden(_)), "locked: {e}");
         }
     }
@@ -1020,14 +982,20 @@ mod tests {
             let s = activate(&db, &cas, &ctx, "2101", &a.code, "iPhone").await.unwrap();
             let (v1, v2, wrong) = (hex::encode([1u8; 32]), hex::encode([2u8; 32]), hex::encode([9u8; 32]));
             assert!(
-                matches!(unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await, Err(Error::Conflict(_))),
+                matches!(
+                    crate::approvals::unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await,
+                    Err(Error::Conflict(_))
+                ),
                 "no PIN yet"
             );
             assert!(matches!(set_pin(&db, &kek, &ctx, &s, "abc", None).await, Err(Error::Invalid(_))));
             let first = set_pin(&db, &kek, &ctx, &s, &v1, None).await.unwrap();
             assert_eq!(first.unlock_secret.len(), 64);
             assert_eq!(
-                unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await.unwrap().unlock_secret,
+                crate::approvals::unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY)
+                    .await
+                    .unwrap()
+                    .unlock_secret,
                 first.unlock_secret
             );
             // a change needs the current PIN and hands back the old secret for re-wrapping
@@ -1037,24 +1005,26 @@ mod tests {
             assert_ne!(changed.unlock_secret, first.unlock_secret);
             assert!(
                 matches!(
-                    unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await,
+                    crate::approvals::unlock(&db, &kek, &ctx, &s, &v1, crate::approvals::tests::ANY).await,
                     Err(Error::Unauthorized(_))
                 ),
                 "old PIN"
             );
             // a right PIN resets the count; five wrong ones in a row lock it, even for the right PIN
-            unlock(&db, &kek, &ctx, &s, &v2, crate::approvals::tests::ANY).await.unwrap();
+            crate::approvals::unlock(&db, &kek, &ctx, &s, &v2, crate::approvals::tests::ANY).await.unwrap();
             for left in (1..MAX_PIN_FAILURES).rev() {
-                let e = unlock(&db, &kek, &ctx, &s, &wrong, crate::approvals::tests::ANY).await.unwrap_err();
+                let e = crate::approvals::unlock(&db, &kek, &ctx, &s, &wrong, crate::approvals::tests::ANY)
+                    .await
+                    .unwrap_err();
                 assert!(e.to_string().contains(&format!("{left} attempts left")), "{e}");
             }
             assert!(matches!(
-                unlock(&db, &kek, &ctx, &s, &wrong, crate::approvals::tests::ANY).await,
+                crate::approvals::unlock(&db, &kek, &ctx, &s, &wrong, crate::approvals::tests::ANY).await,
                 Err(Error::Forbidden(_))
             ));
             assert!(
                 matches!(
-                    unlock(&db, &kek, &ctx, &s, &v2, crate::approvals::tests::ANY).await,
+                    crate::approvals::unlock(&db, &kek, &ctx, &s, &v2, crate::approvals::tests::ANY).await,
                     Err(Error::Forbidden(_))
                 ),
                 "locked"
@@ -1096,10 +1066,11 @@ mod tests {
                 .execute(&db.pool)
                 .await
                 .unwrap();
-            let e = unlock(&db, &kek, &ctx, &s2, &v1, crate::approvals::tests::ANY).await.unwrap_err();
+            let e =
+                crate::approvals::unlock(&db, &kek, &ctx, &s2, &v1, crate::approvals::tests::ANY).await.unwrap_err();
             assert!(matches!(e, Error::Conflict(_)) && e.to_string().contains("change it"), "{e}");
             set_pin(&db, &kek, &ctx, &s2, &v2, Some(&v1)).await.unwrap();
-            unlock(&db, &kek, &ctx, &s2, &v2, crate::approvals::tests::ANY).await.unwrap();
+            crate::approvals::unlock(&db, &kek, &ctx, &s2, &v2, crate::approvals::tests::ANY).await.unwrap();
         }
     }
 }

@@ -468,7 +468,8 @@ mod tests {
             let bad = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", "not json", &sig)).await.unwrap_err();
             assert!(matches!(bad, Error::Invalid(_)), "{bad}");
             let on = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", &j, &sig)).await.unwrap();
-            let pin_unlock = mobile::unlock(&db, &kek, &ctx, &s, &pin, crate::approvals::tests::ANY).await.unwrap();
+            let pin_unlock =
+                crate::approvals::unlock(&db, &kek, &ctx, &s, &pin, crate::approvals::tests::ANY).await.unwrap();
             assert_eq!(on.unlock_secret, pin_unlock.unlock_secret, "the PIN's secret, to open the share once");
             assert_ne!(on.fingerprint_secret, on.unlock_secret);
             let again = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", &j, &sig)).await.unwrap_err();
@@ -555,7 +556,7 @@ mod tests {
             let on2 = enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2201", &j, &sig)).await.unwrap();
             assert_ne!(on2.fingerprint_secret, on.fingerprint_secret, "a new enrolment, a new secret");
             for _ in 0..mobile::MAX_PIN_FAILURES {
-                let _ = mobile::unlock(&db, &kek, &ctx, &s, &wrong_pin, crate::approvals::tests::ANY).await;
+                let _ = crate::approvals::unlock(&db, &kek, &ctx, &s, &wrong_pin, crate::approvals::tests::ANY).await;
             }
             let c = challenge(&db, &s, Purpose::Unlock, Some(crate::approvals::tests::ANY)).await.unwrap();
             let (j, sig) = phone.authenticate(&c.challenge);

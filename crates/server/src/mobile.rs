@@ -397,7 +397,9 @@ pub async fn unlock(
 ) -> Result<Response, ApiError> {
     let e = err(&phone.ctx.request_id);
     s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
-    let u = mobile::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, &b.approve).await.map_err(&e)?;
+    let u = medsign_phone::approvals::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, &b.approve)
+        .await
+        .map_err(&e)?;
     Ok(Json(u).into_response())
 }
 
@@ -515,7 +517,7 @@ pub async fn realname_status(
 /// `POST /mobile/v1/certificate/renew` (R5.5): renew this phone's certificate online — same
 /// two-party key, new validity; the old certificate is revoked as superseded.
 pub async fn renew_certificate(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let rec = mobile::renew_certificate(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session)
+    let rec = cosign::renew_certificate(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session)
         .await
         .map_err(err(&phone.ctx.request_id))?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())

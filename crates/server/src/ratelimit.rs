@@ -1,6 +1,6 @@
 //! Per-device rate limits on the phone's sensitive endpoints (issue #7: "rate limits on PIN and
 //! ticket endpoints"): a token bucket per (class, device) in this process. PIN attempts are also
-//! counted and locked in the database (`mobile::unlock`); this bounds how fast anyone can try.
+//! counted and locked in the database (`approvals::unlock`); this bounds how fast anyone can try.
 
 use medsign_store::Error;
 use std::{
