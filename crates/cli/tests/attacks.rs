@@ -415,3 +415,64 @@ fn cutting_the_audit_log_and_its_anchors_together_is_caught_by_the_witness() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("not in the database"), "{}", text(&o.stdout));
 }
+
+/// A hostile uploader against the real server: a 4.8 KB spreadsheet naming a cell at XFD1048576
+/// (it used to abort the process asking for ~512 GiB) is a 400 and the server goes on; a client
+/// that sends half a request header is disconnected after `server.header_timeout_seconds`; an
+/// unauthenticated request's oversized fields reach the audit log clipped.
+#[test]
+fn a_hostile_uploader_gets_a_clear_error_and_the_server_goes_on() {
+    let d = Dir::new();
+    let s = Server::start(&d, &[("MEDSIGN_SERVER_HEADER_TIMEOUT_SECONDS", "1")]);
+    let admin = s.token().unwrap();
+    let (_, v) =
+        s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"HIS","scopes":["users:write","users:read"]}"#);
+    let his = v["token"].as_str().unwrap().to_string();
+    // the sparse workbook, built with Python's zipfile: one cell at the last column and row
+    let make = format!(
+        r#"import zipfile
+z = zipfile.ZipFile('{}', 'w', zipfile.ZIP_DEFLATED)
+z.writestr('[Content_Types].xml', '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
+z.writestr('_rels/.rels', '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+z.writestr('xl/workbook.xml', '<?xml version="1.0"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>')
+z.writestr('xl/_rels/workbook.xml.rels', '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>')
+z.writestr('xl/worksheets/sheet1.xml', '<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>工号</t></is></c></row><row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData></worksheet>')
+z.close()"#,
+        d.p("sparse.xlsx")
+    );
+    assert_ok(&d.run("python3", &["-c", &make]), "make the sparse workbook");
+    let xlsx = d.read("sparse.xlsx");
+    assert!(xlsx.len() < 8192, "{} bytes", xlsx.len());
+    let boundary = "medsignboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"sparse.xlsx\"\r\nContent-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&xlsx);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let ctype = format!("multipart/form-data; boundary={boundary}");
+    let (st, _, v) = s.req("POST", "/api/v1/users/import", Some(&his), Some(&ctype), &body);
+    assert_eq!(st, 400, "{v}");
+    assert_envelope(&v, "invalid_request");
+    assert_eq!(s.json("GET", "/readyz", None, "").0, 200, "still serving");
+
+    // half a header, then nothing: the server hangs up after the header timeout (1 s here)
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(&s.addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "held open {:?}", started.elapsed());
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{}", String::from_utf8_lossy(&buf[..n]));
+
+    // an anonymous request with a 20 KB staff number: audited, every field clipped
+    let no = "9".repeat(20_000);
+    let body = serde_json::json!({"employee_no": no, "code": "AAAA-BBBB-CCCC", "device_name": "x"}).to_string();
+    assert_eq!(s.json("POST", "/mobile/v1/activate", None, &body).0, 401);
+    let (_, audit) = s.json("GET", "/admin/v1/audit?action=device.activate", Some(&admin), "");
+    let e = &audit["items"][0];
+    let longest = ["actor", "target"].iter().map(|k| e[k].as_str().unwrap_or_default().len()).max().unwrap();
+    assert!((1..=300).contains(&longest), "stored {longest} bytes: {e}");
+}
