@@ -23,7 +23,7 @@ pub fn csv_field(v: &str) -> String {
 }
 
 /// Check `page` (from 1, default 1) and `page_size` (1..=`max`, default `default`); returns
-/// (limit, offset) for SQL.
+/// (limit, offset) for SQL. A page whose offset does not fit in an i64 is refused, not wrapped.
 pub fn paging(page: Option<i64>, page_size: Option<i64>, default: i64, max: i64) -> Result<(i64, i64)> {
     let (page, size) = (page.unwrap_or(1), page_size.unwrap_or(default));
     if page < 1 || !(1..=max).contains(&size) {
@@ -31,7 +31,10 @@ pub fn paging(page: Option<i64>, page_size: Option<i64>, default: i64, max: i64)
             "page 须 ≥ 1，page_size 须在 1–{max} 之间 / page must be ≥ 1 and page_size 1-{max}"
         )));
     }
-    Ok((size, (page - 1) * size))
+    let offset = (page - 1)
+        .checked_mul(size)
+        .ok_or_else(|| Error::Invalid(format!("page 过大：{page} / page {page} is too large")))?;
+    Ok((size, offset))
 }
 
 /// Another app's record is "not found" (its existence is not disclosed); `app_id` None: an admin
@@ -72,5 +75,16 @@ mod tests {
         assert_eq!(csv_field("a=1"), "\"a=1\"");
         assert_eq!(csv_field(" =1"), "\" =1\"");
         assert_eq!(csv_field("{\"k\":1}"), "\"{\"\"k\"\":1}\"");
+    }
+
+    #[test]
+    fn paging_refuses_an_offset_past_i64() {
+        assert_eq!(super::paging(Some(3), Some(50), 50, 500).unwrap(), (50, 100));
+        assert_eq!(super::paging(None, None, 50, 500).unwrap(), (50, 0));
+        assert!(super::paging(Some(0), None, 50, 500).is_err());
+        // found by scripts/api-fuzz: this page overflowed `(page - 1) * size` (a panic in debug)
+        let e = super::paging(Some(i64::MAX - 1), Some(50), 50, 500).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        assert_eq!(super::paging(Some(i64::MAX), Some(1), 50, 500).unwrap(), (1, i64::MAX - 1));
     }
 }
