@@ -38,7 +38,7 @@ pub struct NewLogin {
 }
 
 #[utoipa::path(post, path = "/api/v1/login-tickets", tag = "login", security(("bearer" = []), ("hmac_sm3" = [])),
-    request_body(content = NewLogin, example = json!({"system": "门诊医生站", "challenge": "9f1c2a…", "ttl_seconds": 120})),
+    request_body(content = Option<NewLogin>, description = "optional: no body (or an empty one) takes every default", example = json!({"system": "门诊医生站", "challenge": "9f1c2a…", "ttl_seconds": 120})),
     responses((status = 201, body = logins::LoginView, example = json!({"ticket_id": "lt_5f0c…", "state": "waiting", "system": "门诊医生站", "challenge": "9f1c2a…", "expires_at": "2026-11-27T08:02:00Z", "employee_no": null, "assertion": null, "deep_link": "https://medsign.example/m/#/login?t=lt_5f0c…", "qr_png_base64": "iVBORw0…", "qr_svg": "<svg …>"})),
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "ttl_seconds 须为 30–600 / ttl_seconds must be 30-600", "request_id": "…"}))))]
 /// `POST /api/v1/login-tickets` (R2.5, R3.3): a one-time login QR for a PC page (scope `sign`).

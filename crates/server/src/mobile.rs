@@ -455,7 +455,7 @@ pub struct RealnameStart {
 }
 
 #[utoipa::path(post, path = "/mobile/v1/realname", tag = "mobile", security(("device" = [])),
-    request_body(content = RealnameStart, example = json!({"wx_code": "0a3Xk…"})),
+    request_body(content = Option<RealnameStart>, description = "optional: only the wechat provider needs a body (wx_code)", example = json!({"wx_code": "0a3Xk…"})),
     responses((status = 201, body = medsign_phone::realname::Started, example = json!({"check_id": "rn_…", "provider": "wechat", "verify_id": "…", "demo": false, "expires_at": "2026-11-27T09:00:00Z"})),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "人员档案中没有身份证号，请联系信息科登记 / no ID-card number on record: ask the IT department", "request_id": "…"}))))]
 /// `POST /mobile/v1/realname` (R2.2, R3.2, R7.4.3): start a face verification of the phone's user

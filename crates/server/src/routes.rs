@@ -61,6 +61,37 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// An optional body (`Option<StrictJson<T>>`, documented as `request_body(content = Option<T>)`)
+/// may be left out, but when one is sent it must be a `T`: `StrictJson` refuses a JSON `null`.
+/// utoipa writes such a body as `oneOf: [T, null]`; keep only the `T`, so the document does not
+/// promise that `null` is accepted.
+fn optional_bodies_are_not_null(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        RefOr, Required,
+        schema::{Schema, SchemaType, Type},
+    };
+    let is_null =
+        |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+    for item in api.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        let bodies = ops.into_iter().flatten().filter_map(|op| op.request_body.as_mut());
+        for body in bodies.filter_map(|b| if let RefOr::T(b) = b { Some(b) } else { None }) {
+            if matches!(body.required, Some(Required::True)) {
+                continue;
+            }
+            for content in body.content.values_mut() {
+                let RefOr::T(content) = content else { continue };
+                if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema
+                    && one.items.len() == 2
+                    && let Some(i) = one.items.iter().position(is_null)
+                {
+                    content.schema = Some(one.items[1 - i].clone());
+                }
+            }
+        }
+    }
+}
+
 /// The whole HTTP surface. Each context's module registers its routes beside its handlers
 /// (`routes()`, `admin_routes()`), and the OpenAPI document is collected from the same registration,
 /// so a route cannot be served undocumented or documented unserved.
@@ -87,6 +118,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::logins::routes())
         .merge(admin)
         .split_for_parts();
+    let mut openapi = openapi;
+    optional_bodies_are_not_null(&mut openapi);
     let openapi = Arc::new(openapi);
     api
         // the console's mirror of the users API (documented once, under /api/v1)
