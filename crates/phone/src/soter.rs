@@ -579,4 +579,50 @@ mod tests {
             assert_eq!(refusals, 1 + MAX_FAILURES, "other device + five unconfirmed results, audited");
         }
     }
+
+    /// Issue #15, item 4: twenty spoofed fingerprint results sent at once are checked with WeChat
+    /// at most [`MAX_FAILURES`] times (each attempt is reserved before WeChat is asked); then
+    /// fingerprint approval is off.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_spoofed_fingerprints_are_checked_at_most_the_limit() {
+        let (base, wechat) = fake::start().await;
+        let wx = std::sync::Arc::new(Wechat::new(&base, "wx_test", "s3cret").unwrap());
+        for (_d, db) in medsign_store::db::tests::backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
+            let u: medsign_directory::users::NewUser =
+                serde_json::from_value(serde_json::json!({"employee_no": "2301", "name": "吴医生"})).unwrap();
+            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let a = mobile::activation_code(&db, &kek, &ctx, "2301").await.unwrap();
+            let s = mobile::activate(&db, &cas, &ctx, "2301", &a.code, "Android").await.unwrap();
+            let pin = hex::encode([1u8; 32]);
+            mobile::set_pin(&db, &kek, &ctx, &s, &pin, None).await.unwrap();
+            let phone = SoterPhone::register(&wechat, "oFP2301", "cpu-P");
+            let c = challenge(&db, &s, Purpose::Enrol, None).await.unwrap();
+            let (j, sig) = phone.authenticate(&c.challenge);
+            enrol(&db, &kek, &wx, &ctx, &s, &req(&pin, "code-oFP2301", &j, &sig)).await.unwrap();
+            let spoof = SoterPhone::register(&wechat, "oSPOOF2301", "cpu-P");
+            let mut results = Vec::new();
+            for _ in 0..20 {
+                let c = challenge(&db, &s, Purpose::Unlock, Some(crate::approvals::tests::ANY)).await.unwrap();
+                results.push(spoof.authenticate(&c.challenge));
+            }
+            let asked = || wechat.seen.lock().unwrap().iter().filter(|(p, _)| p == "soter").count();
+            let before = asked();
+            let tasks: Vec<_> = results
+                .into_iter()
+                .map(|(j, sig)| {
+                    let (db, kek, wx, ctx, s) = (db.clone(), kek.clone(), wx.clone(), ctx.clone(), s.clone());
+                    tokio::spawn(async move { unlock(&db, &kek, &wx, &ctx, &s, &answer(&j, &sig)).await })
+                })
+                .collect();
+            for t in tasks {
+                assert!(t.await.unwrap().is_err());
+            }
+            let checked = asked() - before;
+            assert!((1..=MAX_FAILURES as usize).contains(&checked), "WeChat asked {checked} times");
+            assert!(!status(&db, &s, true).await.unwrap().enabled);
+        }
+    }
 }
