@@ -51,7 +51,17 @@ try {
   for (let p = 0; p * PER_PHONE < ROUNDS; p++) {
     const no = String(2000 + p);
     await call('POST', '/api/v1/users', his, { employee_no: no, name: `医生${no}` });
-    const token = await bindPhone(call, his, no);
+    // phone activation is limited per address (10 at once, then one per 3 s): wait when told to
+    let token;
+    for (;;) {
+      try {
+        token = await bindPhone(call, his, no);
+        break;
+      } catch (e) {
+        if (!String(e.message).includes('too_many_requests')) throw e;
+        await new Promise((ok) => setTimeout(ok, 3100));
+      }
+    }
     const sec = phone.deviceSecret();
     phones.push({ no, token, secret: sec, key: await enrol(call, token, PIN, sec) });
   }

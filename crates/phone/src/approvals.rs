@@ -126,34 +126,34 @@ pub fn required() -> Error {
 /// be used (not locked, not expired). Exactly one caller wins a race for it. A refusal is audited
 /// as `action` on `target`.
 pub async fn consume(db: &Db, ctx: &Context, s: &Session, digest: &str, action: &str, target: &str) -> Result<()> {
-    if let Err(e) = mobile::usable_pin(db, s).await {
-        return Err(audit::refused(db, ctx, Kind::Signing, action, target, e).await);
-    }
-    let now = medsign_store::now_text();
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM approvals WHERE device_id = $1 AND digest = $2 AND used_at IS NULL AND expires_at > $3 \
-         ORDER BY created_at LIMIT 1",
-    )
-    .bind(&s.device_id)
-    .bind(digest)
-    .bind(&now)
-    .fetch_optional(&db.pool)
-    .await?;
-    let taken = match id {
-        None => false,
-        Some(id) => {
-            let _w = db.write_lock.lock().await;
-            sqlx::query("UPDATE approvals SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-                .bind(&now)
-                .bind(&id)
-                .execute(&db.pool)
-                .await?
-                .rows_affected()
-                == 1
-        }
+    // one statement on the signing path: the oldest matching approval, taken only while the
+    // device's PIN is neither locked nor older than `PIN_MAX_DAYS`; the reason is looked up only
+    // when it is refused
+    let now = Utc::now();
+    let oldest_pin = medsign_store::secs_text(now - Duration::days(mobile::PIN_MAX_DAYS));
+    let taken = {
+        let _w = db.write_lock.lock().await;
+        sqlx::query(
+            "UPDATE approvals SET used_at = $1 WHERE used_at IS NULL AND id = ( \
+               SELECT a.id FROM approvals a WHERE a.device_id = $2 AND a.digest = $3 AND a.used_at IS NULL \
+               AND a.expires_at > $1 ORDER BY a.created_at LIMIT 1) \
+             AND EXISTS (SELECT 1 FROM device_pins p WHERE p.device_id = $2 AND p.locked_at IS NULL AND p.set_at > $4)",
+        )
+        .bind(medsign_store::now_text())
+        .bind(&s.device_id)
+        .bind(digest)
+        .bind(&oldest_pin)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+            == 1
     };
     if !taken {
-        return Err(audit::refused(db, ctx, Kind::Signing, action, target, required()).await);
+        let e = match mobile::usable_pin(db, s).await {
+            Err(e) => e,
+            Ok(_) => required(),
+        };
+        return Err(audit::refused(db, ctx, Kind::Signing, action, target, e).await);
     }
     Ok(())
 }
