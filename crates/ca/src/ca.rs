@@ -77,9 +77,13 @@ impl Links {
 
     /// Whether `c` carries these links (a certificate made before, or under another URL, does not).
     pub fn in_cert(&self, c: &Cert) -> bool {
-        let der = c.der();
-        [&self.crl, &self.ocsp].iter().all(|u| der.windows(u.len()).any(|w| w == u.as_bytes()))
+        [&self.crl, &self.ocsp].iter().all(|u| names(c, u))
     }
+}
+
+/// Whether certificate `c` names `url` (a CRL distribution point or an AIA location).
+fn names(c: &Cert, url: &str) -> bool {
+    c.der().windows(url.len()).any(|w| w == url.as_bytes())
 }
 
 /// The URL of the root CA's CRL (it lists revoked issuing CAs) of hierarchy `ca` at `base`.
@@ -285,7 +289,7 @@ async fn hierarchy(
     // another URL, is issued again with the same key, subject and end of validity
     let root_crl = public_url.map(|u| root_crl_url(u, ca));
     let issuing = match load(db, &issuing_name).await? {
-        Some(c) if root_crl.as_ref().is_none_or(|u| c.der().windows(u.len()).any(|w| w == u.as_bytes())) => c,
+        Some(c) if root_crl.as_ref().is_none_or(|u| names(&c, u)) => c,
         stored => {
             let subject = parse_dn(&format!("CN={org} {label} 签发证书,O={org},C=CN"))
                 .map_err(|e| Error::Config(e.to_string()))?;

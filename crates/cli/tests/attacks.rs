@@ -414,6 +414,14 @@ fn cutting_the_audit_log_and_its_anchors_together_is_caught_by_the_witness() {
     let o = verify(true);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("not in the database"), "{}", text(&o.stdout));
+    // a missing or garbled witness file is a clear error, not a pass
+    let o = d.medsign(&["audit", "verify", "--data-dir", &data, "--witness", &d.p("nope.jsonl")]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("witness"), "{}", text(&o.stderr));
+    d.write("garbled.jsonl", b"{\"id\": 1}\n");
+    let o = d.medsign(&["audit", "verify", "--data-dir", &data, "--witness", &d.p("garbled.jsonl")]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("witness line 1"), "{}", text(&o.stderr));
 }
 
 /// A hostile uploader against the real server: a 4.8 KB spreadsheet naming a cell at XFD1048576

@@ -324,5 +324,17 @@ fn a_held_tsa_certificate_stops_issuance_at_once_and_only_the_admin_may_hold_it(
     let (st, v) = s.json("POST", &format!("/api/v1/certificates/{serial}/release"), Some(&admin), "");
     assert_eq!(st, 200, "{v}");
     assert!(status(&d).contains("Status: Granted."));
+    // the root's CRL (named by the issuing CA certificate) parses and verifies in OpenSSL; an
+    // unknown issuer is a 400
+    let (st, _, crl) = s.raw("GET", "/pki/crl?ca=rsa&issuer=root", None, None, b"");
+    assert_eq!(st, 200);
+    d.write("root.crl", &crl);
+    let (_, _, chain) = s.raw("GET", "/pki/rsa/ca.pem", None, None, b"");
+    d.write("rsa-chain.pem", &chain);
+    let o = d.openssl(&["crl", "-inform", "DER", "-in", &d.p("root.crl"), "-CAfile", &d.p("rsa-chain.pem"), "-noout"]);
+    assert!(text(&o.stderr).contains("verify OK") || text(&o.stdout).contains("verify OK"), "{}", text(&o.stderr));
+    let (st, v) = s.json("GET", "/pki/crl?ca=rsa&issuer=bogus", None, "");
+    assert_eq!(st, 400, "{v}");
+    assert_envelope(&v, "invalid_request");
     assert_eq!(s.stop(), 0);
 }

@@ -363,6 +363,22 @@ pub(crate) async fn usable_pin(db: &Db, s: &Session) -> Result<DateTime<Utc>> {
     Ok(expires)
 }
 
+/// Count one attempt before it is checked, with `sql`: an `UPDATE … SET failures = failures + 1
+/// … WHERE device_id = $2 AND failures < $3` (and whatever else must hold), `$1` the time. One
+/// conditional statement, so parallel attempts — on one instance or several — are checked at
+/// most `max` times. Whether the attempt may go ahead.
+pub(crate) async fn reserve_attempt(db: &Db, sql: &'static str, device_id: &str, max: i64) -> Result<bool> {
+    let _w = db.write_lock.lock().await;
+    let n = sqlx::query(sql)
+        .bind(medsign_store::now_text())
+        .bind(device_id)
+        .bind(max)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(n == 1)
+}
+
 /// Compare `verifier` with the device's stored one, counting failures (audited; locks at
 /// [`MAX_PIN_FAILURES`]). Returns the stored row's unlock secret and PIN set time.
 ///
@@ -380,21 +396,9 @@ pub(crate) async fn check_pin(
     let stored = hex::decode(r.try_get::<String, _>("verifier")?)
         .map_err(|_| Error::Config("stored verifier is corrupt".into()))?;
     let target = format!("user:{}", s.employee_no);
-    let reserved = {
-        let _w = db.write_lock.lock().await;
-        sqlx::query(
-            "UPDATE device_pins SET failures = failures + 1, updated_at = $1 \
-             WHERE device_id = $2 AND locked_at IS NULL AND failures < $3",
-        )
-        .bind(medsign_store::now_text())
-        .bind(&s.device_id)
-        .bind(MAX_PIN_FAILURES)
-        .execute(&db.pool)
-        .await?
-        .rows_affected()
-            == 1
-    };
-    if !reserved {
+    let sql = "UPDATE device_pins SET failures = failures + 1, updated_at = $1 \
+               WHERE device_id = $2 AND locked_at IS NULL AND failures < $3";
+    if !reserve_attempt(db, sql, &s.device_id, MAX_PIN_FAILURES).await? {
         return Err(pin_locked());
     }
     let _w = db.write_lock.lock().await;

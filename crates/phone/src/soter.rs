@@ -318,20 +318,8 @@ pub async fn unlock(db: &Db, kek: &Kek, wx: &Wechat, ctx: &Context, s: &Session,
     }
     // reserve the attempt before WeChat is asked (as for the PIN): parallel results are checked at
     // most MAX_FAILURES times before fingerprint approval is switched off
-    let reserved = {
-        let _w = db.write_lock.lock().await;
-        sqlx::query(
-            "UPDATE device_soter SET failures = failures + 1, updated_at = $1 WHERE device_id = $2 AND failures < $3",
-        )
-        .bind(medsign_store::now_text())
-        .bind(&s.device_id)
-        .bind(MAX_FAILURES)
-        .execute(&db.pool)
-        .await?
-        .rows_affected()
-            == 1
-    };
-    if !reserved {
+    let sql = "UPDATE device_soter SET failures = failures + 1, updated_at = $1 WHERE device_id = $2 AND failures < $3";
+    if !mobile::reserve_attempt(db, sql, &s.device_id, MAX_FAILURES).await? {
         return Err(not_enrolled());
     }
     let ok = wx.soter_verify(&openid, &a.json_string, &a.json_signature).await?;

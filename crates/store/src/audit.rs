@@ -315,6 +315,12 @@ impl Anchor {
         }
     }
 
+    /// Whether the signature over [`Anchor::message`] verifies with the platform key.
+    pub fn signed_by(&self, platform: &medsign_crypto::PublicKey) -> bool {
+        hex::decode(&self.signature)
+            .is_ok_and(|s| platform.verify(platform.default_scheme(), &self.message(), &s, None).is_ok())
+    }
+
     /// What the next anchor names: SM3 of the signed text and the signature, hex.
     pub fn digest(&self) -> String {
         hex::encode(medsign_crypto::hash::sm3(&[self.message(), self.signature.as_bytes().to_vec()].concat()))
@@ -448,11 +454,7 @@ async fn check_anchor(
     a: &Anchor,
     before: Option<&Anchor>,
 ) -> Result<Option<(i64, String)>> {
-    let sig_ok = hex::decode(&a.signature)
-        .ok()
-        .map(|s| platform.verify(platform.default_scheme(), &a.message(), &s, None).is_ok())
-        .unwrap_or(false);
-    if !sig_ok {
+    if !a.signed_by(platform) {
         return Ok(Some((a.seq, "锚点签名无效 / the anchor's signature does not verify".into())));
     }
     let expected_id = before.map_or(1, |b| b.id + 1);
@@ -499,11 +501,7 @@ pub async fn verify_witness(db: &Db, witness: &str) -> Result<(i64, Option<(i64,
         let a: Anchor = serde_json::from_str(line).map_err(|e| {
             Error::Invalid(format!("见证文件第 {} 行无效 / witness line {} is not an anchor: {e}", i + 1, i + 1))
         })?;
-        let sig_ok = hex::decode(&a.signature)
-            .ok()
-            .map(|s| platform.verify(platform.default_scheme(), &a.message(), &s, None).is_ok())
-            .unwrap_or(false);
-        if !sig_ok {
+        if !a.signed_by(&platform) {
             return Ok((
                 n,
                 Some((a.seq, format!("见证第 {} 行的签名无效 / witness line {}: bad signature", i + 1, i + 1))),
