@@ -207,6 +207,18 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
             }
         }
     }));
+    // the SQLite write-ahead log copied into the database every second, so that no request's
+    // commit does it
+    let s = state.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = s.db.checkpoint().await {
+                tracing::warn!(error = %e, "database checkpoint failed");
+            }
+        }
+    }));
     // CA channel health, every minute
     let s = state.clone();
     tasks.push(tokio::spawn(async move {
