@@ -126,36 +126,46 @@ pub fn required() -> Error {
 /// be used (not locked, not expired). Exactly one caller wins a race for it. A refusal is audited
 /// as `action` on `target`.
 pub async fn consume(db: &Db, ctx: &Context, s: &Session, digest: &str, action: &str, target: &str) -> Result<()> {
-    // one statement on the signing path: the oldest matching approval, taken only while the
-    // device's PIN is neither locked nor older than `PIN_MAX_DAYS`; the reason is looked up only
-    // when it is refused
-    let now = Utc::now();
-    let oldest_pin = medsign_store::secs_text(now - Duration::days(mobile::PIN_MAX_DAYS));
     let taken = {
         let _w = db.write_lock.lock().await;
-        sqlx::query(
-            "UPDATE approvals SET used_at = $1 WHERE used_at IS NULL AND id = ( \
-               SELECT a.id FROM approvals a WHERE a.device_id = $2 AND a.digest = $3 AND a.used_at IS NULL \
-               AND a.expires_at > $1 ORDER BY a.created_at LIMIT 1) \
-             AND EXISTS (SELECT 1 FROM device_pins p WHERE p.device_id = $2 AND p.locked_at IS NULL AND p.set_at > $4)",
-        )
-        .bind(medsign_store::now_text())
-        .bind(&s.device_id)
-        .bind(digest)
-        .bind(&oldest_pin)
-        .execute(&db.pool)
-        .await?
-        .rows_affected()
-            == 1
+        let mut conn = db.pool.acquire().await?;
+        take(&mut conn, s, digest).await?
     };
     if !taken {
-        let e = match mobile::usable_pin(db, s).await {
-            Err(e) => e,
-            Ok(_) => required(),
-        };
-        return Err(audit::refused(db, ctx, Kind::Signing, action, target, e).await);
+        return Err(refusal(db, ctx, s, action, target).await);
     }
     Ok(())
+}
+
+/// [`consume`]'s one statement, inside the caller's transaction (which holds the write lock), so
+/// that the signing path commits once: whether the oldest matching approval was taken, only while
+/// the device's PIN is neither locked nor older than `PIN_MAX_DAYS`. On `false` the caller rolls
+/// back and answers [`refusal`].
+pub(crate) async fn take(conn: &mut sqlx::AnyConnection, s: &Session, digest: &str) -> Result<bool> {
+    let oldest_pin = medsign_store::secs_text(Utc::now() - Duration::days(mobile::PIN_MAX_DAYS));
+    let done = sqlx::query(
+        "UPDATE approvals SET used_at = $1 WHERE used_at IS NULL AND id = ( \
+           SELECT a.id FROM approvals a WHERE a.device_id = $2 AND a.digest = $3 AND a.used_at IS NULL \
+           AND a.expires_at > $1 ORDER BY a.created_at LIMIT 1) \
+         AND EXISTS (SELECT 1 FROM device_pins p WHERE p.device_id = $2 AND p.locked_at IS NULL AND p.set_at > $4)",
+    )
+    .bind(medsign_store::now_text())
+    .bind(&s.device_id)
+    .bind(digest)
+    .bind(&oldest_pin)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Why no approval could be taken (the PIN's state, else [`required`]), audited as `action` on
+/// `target`; looked up only on a refusal.
+pub(crate) async fn refusal(db: &Db, ctx: &Context, s: &Session, action: &str, target: &str) -> Error {
+    let e = match mobile::usable_pin(db, s).await {
+        Err(e) => e,
+        Ok(_) => required(),
+    };
+    audit::refused(db, ctx, Kind::Signing, action, target, e).await
 }
 
 /// Forget approvals past their expiry (with the round sweep); returns how many.

@@ -524,9 +524,9 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
         rows.push(r);
     }
     // the doctor's approval of exactly these digests, in this order (PIN or fingerprint, once)
+    // is taken in the first answer's transaction, so nothing is stored without it
     let digest = crate::approvals::sign_digest(&rows.iter().map(|r| hex::encode(r.e)).collect::<Vec<_>>());
-    let first = format!("flow:{}", rows[0].flow_id);
-    crate::approvals::consume(db, ctx, s, &digest, "flow.cosign.answer", &first).await?;
+    let mut approval = Some(digest);
     let mut shares: Vec<(String, ServerKeyShare)> = Vec::new();
     let mut out = Vec::with_capacity(answers.len());
     for (a, r) in answers.iter().zip(rows) {
@@ -535,47 +535,54 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
             shares.push((r.key_id.clone(), open_share(kek, &r.key_id, r.share_wrapped.clone())?));
         }
         let share = &shares.iter().find(|(k, _)| k == &r.key_id).expect("loaded above").1;
+        let _w = db.write_lock.lock().await;
+        let mut tx = db.pool.begin().await?;
+        if let Some(digest) = approval.take()
+            && !crate::approvals::take(&mut tx, s, &digest).await?
+        {
+            tx.rollback().await?;
+            drop(_w);
+            return Err(crate::approvals::refusal(db, ctx, s, "flow.cosign.answer", &target).await);
+        }
         let mut q1 = CaptureQ1::default();
         let response = match share.sign(&a.request, &r.e, &mut q1) {
             Ok(x) => x,
             Err(e) => {
+                tx.rollback().await?;
+                drop(_w);
                 let e = Error::Invalid(format!("签署消息无效 / the signing message is not valid: {e}"));
                 return Err(refuse(db, ctx, "flow.cosign.answer", &target, e).await);
             }
         };
         let q1 = hex::encode(q1.0.unwrap_or_default());
-        let stored = {
-            let _w = db.write_lock.lock().await;
-            let mut tx = db.pool.begin().await?;
-            let seen = sqlx::query("INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)")
-                .bind(&r.key_id)
-                .bind(&q1)
-                .bind(medsign_store::now_text())
-                .execute(&mut *tx)
-                .await;
-            match seen {
-                Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Err(Error::Invalid(
-                    "签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into(),
-                )),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    let done =
-                        sqlx::query("UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'")
-                            .bind(&r.id)
-                            .execute(&mut *tx)
-                            .await?;
-                    if done.rows_affected() != 1 {
-                        return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
-                    }
-                    tx.commit().await?;
-                    Ok(())
+        let seen = sqlx::query("INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)")
+            .bind(&r.key_id)
+            .bind(&q1)
+            .bind(medsign_store::now_text())
+            .execute(&mut *tx)
+            .await;
+        let refused = match seen {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                Error::Invalid("签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into())
+            }
+            Err(e) => return Err(e.into()),
+            Ok(_) => {
+                let done = sqlx::query("UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'")
+                    .bind(&r.id)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
                 }
+                tx.commit().await?;
+                out.push(response);
+                continue;
             }
         };
-        if let Err(e) = stored {
-            return Err(refuse(db, ctx, "flow.cosign.answer", &target, e).await);
-        }
-        out.push(response);
+        // nothing of this answer is kept (nor the approval, if it was the first)
+        drop(tx);
+        drop(_w);
+        return Err(refuse(db, ctx, "flow.cosign.answer", &target, refused).await);
     }
     Ok(out)
 }
@@ -944,7 +951,8 @@ pub(crate) mod tests {
             approve(&db, &kek, &me, &crate::approvals::sign_digest(&["00".repeat(32)])).await;
             let e = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&unapproved)).await.unwrap_err();
             assert_eq!(e.code(), "approval_required", "{e}");
-            // a message for another e (tampered) is refused; the round stays open
+            // a message for another e (tampered) is refused; the round stays open, and the
+            // doctor's approval is not used up by it (whoever holds the session cannot spend it)
             approve_rounds(&db, &kek, &me, &[r]).await;
             let (_s, wrong) = share.begin_sign(&[7u8; 32]).unwrap();
             let bad = Answer { round_id: r.round_id.clone(), request: wrong };
@@ -955,7 +963,6 @@ pub(crate) mod tests {
             assert!(matches!(answer(&db, &kek, &ctx, &other, &[foreign]).await, Err(Error::NotFound(_))));
             let (session, req) = share.begin_sign(&e_of(r)).unwrap();
             let a = Answer { round_id: r.round_id.clone(), request: req };
-            approve_rounds(&db, &kek, &me, &[r]).await;
             let resp = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await.unwrap();
             assert!(matches!(answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await, Err(Error::Conflict(_))));
             let sig = session.finish(&resp[0]).unwrap();
