@@ -19,10 +19,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 type AuditQuery = Result<Query<medsign_store::audit::Filter>, axum::extract::rejection::QueryRejection>;
 
 fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_store::audit::Filter, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    caller.app.require(Scope::Admin).map_err(with_id)?;
-    let Query(f) =
-        q.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    caller.app.require(Scope::Admin)?;
+    let Query(f) = q.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(f)
 }
 
@@ -36,9 +34,7 @@ async fn audit_query(
     q: AuditQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let f = audit_filter(&caller, q)?;
-    let (items, total) = medsign_store::audit::query(&s.db, &f)
-        .await
-        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    let (items, total) = medsign_store::audit::query(&s.db, &f).await?;
     Ok(Json(
         serde_json::json!({"items": items, "total": total, "page": f.page.unwrap_or(1), "page_size": f.page_size.unwrap_or(100)}),
     ))
@@ -49,9 +45,7 @@ async fn audit_query(
     responses((status = 200, description = "CSV export (UTF-8 with BOM)", content_type = "text/csv", example = json!("seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash"))))]
 async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery) -> Result<Response, ApiError> {
     let f = audit_filter(&caller, q)?;
-    let (items, _) = medsign_store::audit::query(&s.db, &f)
-        .await
-        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    let (items, _) = medsign_store::audit::query(&s.db, &f).await?;
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -67,10 +61,9 @@ async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery
     responses((status = 200, body = medsign_store::audit::ChainReport, example = json!({"entries": 42, "head": "2a68…", "broken": null, "anchors": 3}))))]
 async fn audit_verify(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Admin>,
+    _caller: Scoped<scope::Admin>,
 ) -> Result<Json<medsign_store::audit::ChainReport>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_store::audit::verify_chain(&s.db).await.map_err(with_id)?))
+    Ok(Json(medsign_store::audit::verify_chain(&s.db).await?))
 }
 
 /// Its `/admin/v1` routes (the admin scope is required by the caller).

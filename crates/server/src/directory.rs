@@ -38,15 +38,13 @@ async fn create_users(
     caller: Scoped<scope::UsersWrite>,
     StrictJson(body): StrictJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    let rid = caller.ctx.request_id.clone();
-    let with_id = |e: ApiError| ApiError { request_id: rid.clone(), ..e };
     // parse after authentication, so an unauthenticated caller learns nothing about the schema
     let body_text = body.to_string();
     let parsed: OneOrMany = match &body {
         serde_json::Value::Array(_) => serde_json::from_value::<Vec<NewUser>>(body).map(OneOrMany::Many),
         _ => serde_json::from_value::<NewUser>(body).map(|u| OneOrMany::One(Box::new(u))),
     }
-    .map_err(|e| with_id(ApiError::invalid(format!("用户数据有误 / invalid user data: {e}"))))?;
+    .map_err(|e| ApiError::invalid(format!("用户数据有误 / invalid user data: {e}")))?;
     let (list, single) = match parsed {
         OneOrMany::Many(v) => (v, false),
         OneOrMany::One(u) => (vec![*u], true),
@@ -79,9 +77,7 @@ async fn import_users(
     caller: Scoped<scope::UsersWrite>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let rid = caller.ctx.request_id.clone();
-    let with_id = |e: medsign_store::Error| ApiError { error: e, request_id: rid.clone() };
-    let invalid = |m: String| with_id(medsign_store::Error::Invalid(m));
+    let invalid = |m: String| medsign_store::Error::Invalid(m);
     let mut multipart = multipart.map_err(|e| {
         invalid(format!(
             "须以 multipart/form-data 上传，字段名 file / upload as multipart/form-data with a field named file: {e}"
@@ -97,7 +93,7 @@ async fn import_users(
         }
     }
     let bytes = file.ok_or_else(|| invalid("缺少字段 file / the form has no field named file".into()))?;
-    let parsed = medsign_directory::import::parse(&bytes).map_err(with_id)?;
+    let parsed = medsign_directory::import::parse(&bytes)?;
     let request_hash = hex::encode(medsign_crypto::hash::sm3(&bytes));
     idempotent(&s, &caller, "POST /api/v1/users/import", &request_hash, || async {
         let made = users::create_many(&s.db, &s.kek, &caller.ctx, &parsed.users)
@@ -135,23 +131,23 @@ async fn create_departments(
     StrictJson(body): StrictJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     use medsign_directory::departments::{self, NewDepartment};
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let list: Vec<NewDepartment> = match body {
         serde_json::Value::Array(_) => serde_json::from_value(body),
         other => serde_json::from_value::<NewDepartment>(other).map(|d| vec![d]),
     }
-    .map_err(|e| with_id(medsign_store::Error::Invalid(format!("科室数据有误 / invalid department data: {e}"))))?;
-    let made = departments::create_many(&s.db, &caller.ctx, &list).await.map_err(with_id)?;
+    .map_err(|e| medsign_store::Error::Invalid(format!("科室数据有误 / invalid department data: {e}")))?;
+    let made = departments::create_many(&s.db, &caller.ctx, &list).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({"departments": made}))).into_response())
 }
 
 /// `GET /admin/v1/departments`: all departments (flat, with parent codes).
 #[utoipa::path(get, path = "/admin/v1/departments", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Object, example = json!({"departments": [{"code": "XNK", "name": "心内科", "parent_code": "NK"}]}))))]
-async fn list_departments(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let list = medsign_directory::departments::list(&s.db)
-        .await
-        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+async fn list_departments(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = medsign_directory::departments::list(&s.db).await?;
     Ok(Json(serde_json::json!({"departments": list})))
 }
 
@@ -177,10 +173,8 @@ async fn create_app(
     caller: Caller,
     StrictJson(body): StrictJson<NewApp>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let scopes = medsign_directory::apps::Scope::parse_list(&body.scopes.join(",")).map_err(with_id)?;
-    let (app, token) =
-        medsign_directory::apps::create(&s.db, &s.kek, &caller.ctx, &body.name, &scopes).await.map_err(with_id)?;
+    let scopes = medsign_directory::apps::Scope::parse_list(&body.scopes.join(","))?;
+    let (app, token) = medsign_directory::apps::create(&s.db, &s.kek, &caller.ctx, &body.name, &scopes).await?;
     let out =
         serde_json::json!({"app_id": app.app_id, "name": app.name, "scopes": app.scopes, "token": token.as_str()});
     Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(out)).into_response())
@@ -189,17 +183,13 @@ async fn create_app(
 #[utoipa::path(get, path = "/admin/v1/apps", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Object, example = json!({"apps": [{"app_id": "app_1a2b3c4d5e6f7a8b", "name": "HIS 门诊", "scopes": ["users:read"], "disabled": false, "created_at": "2026-11-27T08:00:00.000Z"}]}))))]
 /// `GET /admin/v1/apps`: every app (never a secret).
-async fn list_apps(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let apps = medsign_directory::apps::list(&s.db)
-        .await
-        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+async fn list_apps(State(s): State<Arc<AppState>>, _caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    let apps = medsign_directory::apps::list(&s.db).await?;
     Ok(Json(serde_json::json!({"apps": apps})))
 }
 
 async fn set_app_disabled(s: &AppState, caller: &Caller, app_id: &str, disabled: bool) -> Result<StatusCode, ApiError> {
-    medsign_directory::apps::set_disabled(&s.db, &s.auth, &caller.ctx, app_id, disabled)
-        .await
-        .map_err(|e| ApiError { error: e, request_id: caller.ctx.request_id.clone() })?;
+    medsign_directory::apps::set_disabled(&s.db, &s.auth, &caller.ctx, app_id, disabled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -233,13 +223,11 @@ async fn enable_app(
         (status = 400, body = ErrorBody)))]
 async fn list_users(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::UsersRead>,
+    _caller: Scoped<scope::UsersRead>,
     query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<users::Page>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let Query(q) =
-        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    Ok(Json(users::list(&s.db, &s.kek, &q).await.map_err(with_id)?))
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    Ok(Json(users::list(&s.db, &s.kek, &q).await?))
 }
 
 /// `PATCH /api/v1/users/{employee_no}` (R1.4): edit, disable (`"status": "disabled"`), enable.
@@ -253,8 +241,7 @@ async fn update_user(
     Path(no): Path<String>,
     StrictJson(patch): StrictJson<users::UserPatch>,
 ) -> Result<Json<users::User>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(users::update(&s.db, &s.kek, &caller.ctx, &no, &patch).await.map_err(with_id)?))
+    Ok(Json(users::update(&s.db, &s.kek, &caller.ctx, &no, &patch).await?))
 }
 
 /// `DELETE /api/v1/users/{employee_no}` (R1.4): soft delete, kept for the audit trail.
@@ -266,8 +253,7 @@ async fn delete_user(
     caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    users::delete(&s.db, &s.kek, &caller.ctx, &no).await.map_err(with_id)?;
+    users::delete(&s.db, &s.kek, &caller.ctx, &no).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -277,11 +263,10 @@ async fn delete_user(
     responses((status = 200, body = User), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "a6df…"}))))]
 async fn get_user(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::UsersRead>,
+    _caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
 ) -> Result<Json<users::User>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(users::get(&s.db, &s.kek, &no).await.map_err(with_id)?))
+    Ok(Json(users::get(&s.db, &s.kek, &no).await?))
 }
 
 /// Its routes, each registered with its OpenAPI operation.

@@ -22,10 +22,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-fn err(caller: &Caller) -> impl Fn(Error) -> ApiError + '_ {
-    crate::error::with_request_id(&caller.ctx.request_id)
-}
-
 fn png(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], bytes).into_response()
 }
@@ -58,11 +54,10 @@ pub struct FromTemplate {
 /// signature boxes as empty signature fields).
 pub async fn from_template(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Sign>,
+    _caller: Scoped<scope::Sign>,
     StrictJson(body): StrictJson<FromTemplate>,
 ) -> Result<Response, ApiError> {
-    let (pdf, info) =
-        templates::render(&s.db, &body.template_id, body.version, &body.data).await.map_err(err(&caller))?;
+    let (pdf, info) = templates::render(&s.db, &body.template_id, body.version, &body.data).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -79,9 +74,9 @@ pub async fn from_template(
 /// `GET /api/v1/templates`: the latest version of every template, with fields and signature boxes.
 pub async fn list_templates(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Sign>,
+    _caller: Scoped<scope::Sign>,
 ) -> Result<Json<Vec<templates::TemplateInfo>>, ApiError> {
-    Ok(Json(templates::list(&s.db).await.map_err(err(&caller))?))
+    Ok(Json(templates::list(&s.db).await?))
 }
 
 /// `?version=` of a template.
@@ -100,12 +95,12 @@ pub struct VersionQuery {
 /// `GET /admin/v1/templates/{id}[?version=]`: a version with its full definition.
 pub async fn get_template(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    _caller: Caller,
     Path(id): Path<String>,
     query: Result<Query<VersionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| err(&caller)(Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    let (info, t) = templates::get(&s.db, &id, q.version).await.map_err(err(&caller))?;
+    let Query(q) = query.map_err(|e| Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    let (info, t) = templates::get(&s.db, &id, q.version).await?;
     Ok(Json(serde_json::json!({"info": info, "definition": t})))
 }
 
@@ -121,7 +116,7 @@ pub async fn save_template(
     Path(id): Path<String>,
     StrictJson(def): StrictJson<serde_json::Value>,
 ) -> Result<Json<templates::TemplateInfo>, ApiError> {
-    Ok(Json(templates::save(&s.db, &caller.ctx, &id, &def).await.map_err(err(&caller))?))
+    Ok(Json(templates::save(&s.db, &caller.ctx, &id, &def).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/templates", tag = "admin", security(("bearer" = [])),
@@ -129,9 +124,9 @@ pub async fn save_template(
 /// `GET /admin/v1/templates`: every template's latest version.
 pub async fn admin_list_templates(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    _caller: Caller,
 ) -> Result<Json<Vec<templates::TemplateInfo>>, ApiError> {
-    Ok(Json(templates::list(&s.db).await.map_err(err(&caller))?))
+    Ok(Json(templates::list(&s.db).await?))
 }
 
 async fn template_enabled(
@@ -140,7 +135,7 @@ async fn template_enabled(
     id: &str,
     on: bool,
 ) -> Result<Json<templates::TemplateInfo>, ApiError> {
-    Ok(Json(templates::set_enabled(&s.db, &caller.ctx, id, on).await.map_err(err(caller))?))
+    Ok(Json(templates::set_enabled(&s.db, &caller.ctx, id, on).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/templates/{id}/disable", tag = "admin", security(("bearer" = [])),
@@ -189,15 +184,14 @@ pub async fn put_seal_image(
     Path(seal): Path<String>,
     StrictJson(body): StrictJson<SealImage>,
 ) -> Result<Json<images::ImageInfo>, ApiError> {
-    let e = err(&caller);
     let info = match body.image_base64 {
         Some(b) => {
-            let bytes = b64("image_base64", &b).map_err(&e)?;
+            let bytes = b64("image_base64", &b)?;
             images::upload_seal(&s.db, &caller.ctx, &s.organization, &seal, &bytes).await
         }
         None => images::generate_seal(&s.db, &caller.ctx, &s.organization, &seal).await,
     };
-    Ok(Json(info.map_err(e)?))
+    Ok(Json(info?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/seals/{seal}/image.png", tag = "admin", security(("bearer" = [])),
@@ -209,7 +203,7 @@ pub async fn get_seal_image(
     caller: Caller,
     Path(seal): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(png(images::seal_image(&s.db, &caller.ctx, &s.organization, &seal).await.map_err(err(&caller))?))
+    Ok(png(images::seal_image(&s.db, &caller.ctx, &s.organization, &seal).await?))
 }
 
 /// Body of `POST /api/v1/users/{employee_no}/handwriting`.
@@ -235,15 +229,15 @@ pub async fn post_handwriting(
     Path(no): Path<String>,
     StrictJson(body): StrictJson<Handwriting>,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller);
     let Some(b) = body.image_base64 else {
-        return Err(e(Error::Invalid(
+        return Err(Error::Invalid(
             "请提供 image_base64；手机端采集（二维码）随移动端提供 / give image_base64 (capture on the phone comes with the mobile app)"
                 .into(),
-        )));
+        )
+        .into());
     };
-    let bytes = b64("image_base64", &b).map_err(&e)?;
-    let info = images::set_handwriting(&s.db, &s.kek, &caller.ctx, &no, &bytes).await.map_err(&e)?;
+    let bytes = b64("image_base64", &b)?;
+    let info = images::set_handwriting(&s.db, &s.kek, &caller.ctx, &no, &bytes).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -258,11 +252,9 @@ pub async fn post_own_handwriting(
     phone: Phone,
     StrictJson(body): StrictJson<Handwriting>,
 ) -> Result<Response, ApiError> {
-    let e = crate::error::with_request_id(&phone.ctx.request_id);
-    let b = body.image_base64.ok_or_else(|| e(Error::Invalid("请提供 image_base64 / give image_base64".into())))?;
-    let bytes = b64("image_base64", &b).map_err(&e)?;
-    let info =
-        images::set_handwriting(&s.db, &s.kek, &phone.ctx, &phone.session.employee_no, &bytes).await.map_err(&e)?;
+    let b = body.image_base64.ok_or_else(|| Error::Invalid("请提供 image_base64 / give image_base64".into()))?;
+    let bytes = b64("image_base64", &b)?;
+    let info = images::set_handwriting(&s.db, &s.kek, &phone.ctx, &phone.session.employee_no, &bytes).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -273,13 +265,12 @@ pub async fn post_own_handwriting(
 /// `GET /api/v1/users/{employee_no}/handwriting.png`.
 pub async fn get_handwriting(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::UsersRead>,
+    _caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller);
-    match images::get(&s.db, &format!("user:{no}")).await.map_err(&e)? {
+    match images::get(&s.db, &format!("user:{no}")).await? {
         Some((bytes, _)) => Ok(png(bytes)),
-        None => Err(e(Error::NotFound(format!("用户 {no} 还没有手写签名 / user {no} has no handwriting yet")))),
+        None => Err(Error::NotFound(format!("用户 {no} 还没有手写签名 / user {no} has no handwriting yet")).into()),
     }
 }
 
@@ -305,15 +296,14 @@ pub async fn renew_ticket(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller);
     let req: TicketRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
         TicketRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|x| e(Error::Invalid(format!("请求体无效 / invalid body: {x}"))))?
+        serde_json::from_slice(&body).map_err(|x| Error::Invalid(format!("请求体无效 / invalid body: {x}")))?
     };
     let ttl = req.ttl_seconds;
-    let t = scan::renew(&s.db, &caller.ctx, &caller.app.app_id, &id, ttl).await.map_err(&e)?;
-    Ok((StatusCode::CREATED, Json(tickets::view(&s.public_url, &t).map_err(&e)?)).into_response())
+    let t = scan::renew(&s.db, &caller.ctx, &caller.app.app_id, &id, ttl).await?;
+    Ok((StatusCode::CREATED, Json(tickets::view(&s.public_url, &t)?)).into_response())
 }
 
 /// A flow with the QR of its open ticket (when a scan signer's turn is waiting).
@@ -338,7 +328,7 @@ pub async fn with_ticket(
 /// `failed`. No token (the ticket id is the capability); the signed document needs the system's.
 pub async fn ticket_events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let state = |t: &scan::TicketStatus| (serde_json::json!(t), t.is_final());
-    let first = scan::status(&s.db, &id).await.map_err(ApiError::from)?;
+    let first = scan::status(&s.db, &id).await?;
     Ok(crate::events::state_events(state(&first), move || {
         let (st, id) = (s.clone(), id.clone());
         async move { scan::status(&st.db, &id).await.ok().map(|t| state(&t)) }

@@ -25,18 +25,15 @@ pub struct ErrorBody {
     errors: Option<Vec<medsign_store::RowError>>,
 }
 
-/// A failed request: the domain error plus the request id it belongs to.
+/// A failed request: the domain error. Its envelope carries the id of the request being served,
+/// read from the request-id middleware's task-local when the response is made, so a handler never
+/// attaches one: a plain `?` on a [`medsign_store::Result`] is the whole error handling.
 #[derive(Debug)]
-pub struct ApiError {
-    /// the error
-    pub error: Error,
-    /// the request id (filled in by the request-id middleware when empty)
-    pub request_id: String,
-}
+pub struct ApiError(pub Error);
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        ApiError { error, request_id: String::new() }
+        ApiError(error)
     }
 }
 
@@ -47,7 +44,7 @@ impl ApiError {
     }
 
     fn status(&self) -> StatusCode {
-        match &self.error {
+        match &self.0 {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::InvalidRows(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -80,23 +77,28 @@ pub(crate) async fn with_request_scope<F: std::future::Future>(id: String, f: F)
     REQUEST_ID.scope(id, f).await
 }
 
-/// The id of the request being served; `fallback` outside a request (tests of a bare handler).
-pub(crate) fn request_id_or(fallback: &str) -> String {
-    REQUEST_ID.try_with(|r| r.clone()).unwrap_or_else(|_| fallback.to_string())
+/// The id of the request being served: the `X-Request-Id` of its answer. Outside a request (a
+/// handler called bare, in a test) there is none, and the envelope says so with
+/// [`NO_REQUEST_ID`] rather than inventing one.
+pub(crate) fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| NO_REQUEST_ID.to_string())
 }
+
+/// The `request_id` of an envelope made outside a request scope.
+pub(crate) const NO_REQUEST_ID: &str = "";
 
 /// The envelope for errors that are not domain errors (body too large, wrong media type,
 /// unknown route, not ready).
-pub fn envelope(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
-    let request_id = request_id_or(request_id);
+pub fn envelope(status: StatusCode, code: &str, message: &str) -> Response {
+    let request_id = request_id();
     (status, Json(serde_json::json!({"code": code, "message": message, "request_id": request_id}))).into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let request_id = request_id_or(&self.request_id);
-        let message = match &self.error {
+        let request_id = request_id();
+        let message = match &self.0 {
             // never leak database internals
             Error::Db(e) => {
                 tracing::error!(error = %e, request_id = %request_id, "database error");
@@ -109,9 +111,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         // a failure of ours is `internal` to the client, whatever the domain called it
-        let code = if status == StatusCode::INTERNAL_SERVER_ERROR { "internal" } else { self.error.code() };
+        let code = if status == StatusCode::INTERNAL_SERVER_ERROR { "internal" } else { self.0.code() };
         let mut body = serde_json::json!({"code": code, "message": message, "request_id": request_id});
-        if let Error::InvalidRows(rows) = &self.error {
+        if let Error::InvalidRows(rows) = &self.0 {
             body["errors"] = serde_json::to_value(rows).unwrap_or_default();
         }
         (status, Json(body)).into_response()
@@ -130,7 +132,26 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Attach a request id to domain errors: `.map_err(with_request_id(&ctx.request_id))`.
-pub(crate) fn with_request_id(request_id: &str) -> impl Fn(medsign_store::Error) -> ApiError + Copy + '_ {
-    move |e| ApiError { error: e, request_id: request_id.to_string() }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(r: Response) -> serde_json::Value {
+        let b = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_envelope_carries_the_id_of_the_request_scope_it_is_made_in() {
+        let refused = || ApiError::from(Error::NotFound("no user 9 / 没有".into())).into_response();
+        let too_large = || envelope(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "too large");
+        let (a, b) = with_request_scope("his-42".into(), async { (refused(), too_large()) }).await;
+        assert_eq!(a.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body(a).await["request_id"], "his-42");
+        assert_eq!(body(b).await["request_id"], "his-42");
+        // a bare handler, outside any request: no id, never one made up or left over from another
+        let v = body(refused()).await;
+        assert_eq!((v["code"].as_str(), v["request_id"].as_str()), (Some("not_found"), Some(NO_REQUEST_ID)));
+        assert_eq!(body(too_large()).await["request_id"], NO_REQUEST_ID);
+    }
 }

@@ -42,16 +42,14 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let rid = request_id(parts);
-        let with_id = |e: Error| ApiError { error: e, request_id: rid.clone() };
         let app = match parts.extensions.get::<SignedApp>() {
             Some(SignedApp(app)) => app.clone(),
             None => {
                 let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
                 let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
-                    with_id(Error::Unauthorized(
+                    Error::Unauthorized(
                         "缺少应用凭据：请使用 Authorization: Bearer <app_id>.<secret> 或 HMAC-SM3 请求签名 / missing credentials: send Authorization: Bearer <app_id>.<secret> or sign the request (HMAC-SM3)".into(),
-                    ))
+                    )
                 })?;
                 let (ip, user_agent) = client(parts, &state.trusted_proxies);
                 match state.auth.cached(token.trim()) {
@@ -60,13 +58,17 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                         // an unremembered token costs an Argon2 check: bounded per address and
                         // per app id before the work, failures audited
                         let app_id = token.trim().split('.').next().unwrap_or("").chars().take(64).collect::<String>();
-                        state.limits.take("auth", crate::ratelimit::AUTH, &ip).map_err(with_id)?;
-                        state.limits.take("auth-app", crate::ratelimit::AUTH, &app_id).map_err(with_id)?;
+                        state.limits.take("auth", crate::ratelimit::AUTH, &ip)?;
+                        state.limits.take("auth-app", crate::ratelimit::AUTH, &app_id)?;
                         match state.auth.check(&state.db, token.trim()).await {
                             Ok(app) => app,
                             Err(e) => {
-                                let ctx =
-                                    Context { actor: "anonymous".into(), ip, user_agent, request_id: rid.clone() };
+                                let ctx = Context {
+                                    actor: "anonymous".into(),
+                                    ip,
+                                    user_agent,
+                                    request_id: request_id(parts),
+                                };
                                 let target = format!("app:{app_id}");
                                 let e = medsign_store::audit::refused(
                                     &state.db,
@@ -77,7 +79,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                                     e,
                                 )
                                 .await;
-                                return Err(with_id(e));
+                                return Err(e.into());
                             }
                         }
                     }
@@ -87,9 +89,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let (ip, user_agent) = client(parts, &state.trusted_proxies);
         let idempotency_key = parts.headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{1}").to_string());
         if let Some(k) = &idempotency_key {
-            medsign_store::idempotency::validate_key(k).map_err(with_id)?;
+            medsign_store::idempotency::validate_key(k)?;
         }
-        let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: rid };
+        let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: request_id(parts) };
         Ok(Caller { app, ctx, idempotency_key })
     }
 }
@@ -148,19 +150,18 @@ impl FromRequestParts<Arc<AppState>> for Phone {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let rid = request_id(parts);
-        let with_id = |e: Error| ApiError { error: e, request_id: rid.clone() };
         let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
         let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
-            with_id(Error::coded(
+            Error::coded(
                 medsign_store::error::Refusal::Unauthorized,
                 "session_invalid",
                 "缺少设备会话：请先激活 / missing device session: activate the phone first",
-            ))
+            )
         })?;
-        let session = medsign_phone::mobile::session(&state.db, token.trim()).await.map_err(with_id)?;
+        let session = medsign_phone::mobile::session(&state.db, token.trim()).await?;
         let (ip, user_agent) = client(parts, &state.trusted_proxies);
-        let ctx = Context { actor: format!("user:{}", session.employee_no), ip, user_agent, request_id: rid };
+        let ctx =
+            Context { actor: format!("user:{}", session.employee_no), ip, user_agent, request_id: request_id(parts) };
         Ok(Phone { session, ctx })
     }
 }
@@ -174,8 +175,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for StrictJson<T> {
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, axum::response::Response> {
         use axum::response::IntoResponse;
-        let rid = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        let fail = |msg: String| ApiError { error: Error::Invalid(msg), request_id: rid.clone() };
+        let fail = |msg: String| ApiError::from(Error::Invalid(msg));
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -187,17 +187,11 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for StrictJson<T> {
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 msg,
-                &rid,
             ));
         }
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                crate::error::envelope(
-                    e.status(),
-                    "payload_too_large",
-                    "请求体过大 / the request body is too large",
-                    &rid,
-                )
+                crate::error::envelope(e.status(), "payload_too_large", "请求体过大 / the request body is too large")
             } else {
                 fail(format!("请求体无法读取 / the body is unreadable: {e}")).into_response()
             }
@@ -245,23 +239,18 @@ where
     Fut: std::future::Future<Output = medsign_store::Result<(StatusCode, serde_json::Value)>>,
 {
     use medsign_store::idempotency::{self, Lookup};
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let Some(key) = &caller.idempotency_key else {
-        let (status, body) = run().await.map_err(with_id)?;
+        let (status, body) = run().await?;
         return Ok((status, Json(body)).into_response());
     };
     let scoped = hex::encode(medsign_crypto::hash::sm3_parts(&[route.as_bytes(), b"\n", request_hash.as_bytes()]));
-    if let Lookup::Replay { status, body } =
-        idempotency::lookup(&s.db, &caller.app.app_id, key, &scoped).await.map_err(with_id)?
-    {
+    if let Lookup::Replay { status, body } = idempotency::lookup(&s.db, &caller.app.app_id, key, &scoped).await? {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
         let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         return Ok((status, [("idempotent-replayed", "true")], Json(body)).into_response());
     }
-    let (status, body) = run().await.map_err(with_id)?;
-    idempotency::store(&s.db, &caller.app.app_id, key, &scoped, status.as_u16(), &body.to_string())
-        .await
-        .map_err(with_id)?;
+    let (status, body) = run().await?;
+    idempotency::store(&s.db, &caller.app.app_id, key, &scoped, status.as_u16(), &body.to_string()).await?;
     Ok((status, Json(body)).into_response())
 }
 

@@ -43,7 +43,6 @@ async fn authorize_custody(
     Path(no): Path<String>,
     StrictJson(body): StrictJson<CustodyRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let rec = medsign_signing::flows::authorize_custody(
         &s.db,
         &s.kek,
@@ -53,8 +52,7 @@ async fn authorize_custody(
         &body.reason,
         body.alg.as_deref().unwrap_or("sm2"),
     )
-    .await
-    .map_err(with_id)?;
+    .await?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
@@ -67,8 +65,7 @@ async fn revoke_custody(
     caller: Caller,
     Path(no): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    medsign_signing::flows::revoke_custody(&s.db, &caller.ctx, &no).await.map_err(with_id)?;
+    medsign_signing::flows::revoke_custody(&s.db, &caller.ctx, &no).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -87,13 +84,11 @@ struct WebhookQuery {
 /// `GET /admin/v1/webhooks[?flow_id=]`: the delivery log.
 async fn list_webhooks(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    _caller: Caller,
     query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<medsign_signing::flows::Delivery>>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let Query(q) =
-        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    Ok(Json(medsign_signing::flows::deliveries(&s.db, q.flow_id.as_deref()).await.map_err(with_id)?))
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    Ok(Json(medsign_signing::flows::deliveries(&s.db, q.flow_id.as_deref()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/sign-flows", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
@@ -111,8 +106,7 @@ async fn create_flow(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let (nf, hash) = flow_body(&headers, body).await.map_err(with_id)?;
+    let (nf, hash) = flow_body(&headers, body).await?;
     let st = s.clone();
     let app_id = caller.app.app_id.clone();
     let ctx = caller.ctx.clone();
@@ -134,9 +128,8 @@ async fn get_flow(
     caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let f = medsign_signing::flows::get(&s.db, owner(&caller), &id).await.map_err(with_id)?;
-    Ok(Json(crate::documents::with_ticket(&s, f).await.map_err(with_id)?))
+    let f = medsign_signing::flows::get(&s.db, owner(&caller), &id).await?;
+    Ok(Json(crate::documents::with_ticket(&s, f).await?))
 }
 
 /// The new flow of a JSON or multipart request, and the request's hash (idempotency).
@@ -209,10 +202,7 @@ async fn revoke_flow(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<FlowRevokeRequest>,
 ) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(
-        medsign_signing::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await.map_err(with_id)?,
-    ))
+    Ok(Json(medsign_signing::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await?))
 }
 
 /// `?signature=p7s` of `GET /api/v1/sign-flows/{flow_id}/file`.
@@ -236,11 +226,9 @@ async fn flow_file(
     Path(id): Path<String>,
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let Query(q) =
-        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let (ctype, name, bytes) =
-        medsign_signing::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await.map_err(with_id)?;
+        medsign_signing::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await?;
     let disposition = format!("attachment; filename=\"{name}\"");
     Ok(([(header::CONTENT_TYPE, ctype.to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
 }
@@ -263,27 +251,26 @@ struct VerifyDataRequest {
 /// timestamp, chain; overall DSS-style indication.
 async fn verify_data(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::VerifyOrSign>,
+    _caller: Scoped<scope::VerifyOrSign>,
     StrictJson(body): StrictJson<VerifyDataRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let sig = if body.signature.contains("-----BEGIN") {
         body.signature.clone().into_bytes()
     } else {
-        base64::engine::general_purpose::STANDARD.decode(body.signature.trim()).map_err(|_| {
-            with_id(medsign_store::Error::Invalid("signature 不是 base64 / signature is not base64".into()))
-        })?
+        base64::engine::general_purpose::STANDARD
+            .decode(body.signature.trim())
+            .map_err(|_| medsign_store::Error::Invalid("signature 不是 base64 / signature is not base64".into()))?
     };
     let data = match &body.data {
         Some(d) => Some(
             base64::engine::general_purpose::STANDARD
                 .decode(d.trim())
-                .map_err(|_| with_id(medsign_store::Error::Invalid("data 不是 base64 / data is not base64".into())))?,
+                .map_err(|_| medsign_store::Error::Invalid("data 不是 base64 / data is not base64".into()))?,
         ),
         None => None,
     };
-    let rep = medsign_signing::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await.map_err(with_id)?;
+    let rep = medsign_signing::flows::verify_data(&s.db, &s.cas, &sig, data.as_deref()).await?;
     Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
 }
 
@@ -307,9 +294,7 @@ async fn create_batch(
     caller: Scoped<scope::Sign>,
     StrictJson(body): StrictJson<BatchRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let b =
-        medsign_signing::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await.map_err(with_id)?;
+    let b = medsign_signing::batches::create(&s.db, &caller.ctx, &caller.app.app_id, &body.items).await?;
     Ok((StatusCode::ACCEPTED, Json(b)).into_response())
 }
 
@@ -323,8 +308,7 @@ async fn get_batch(
     caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_signing::batches::BatchView>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_signing::batches::get(&s.db, owner(&caller), &id).await.map_err(with_id)?))
+    Ok(Json(medsign_signing::batches::get(&s.db, owner(&caller), &id).await?))
 }
 
 /// Body of `POST /api/v1/verify/file`.
@@ -343,15 +327,14 @@ struct VerifyFileRequest {
 /// coverage, changes after it (other than later signatures), trust, revocation, timestamp.
 async fn verify_file(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::VerifyOrSign>,
+    _caller: Scoped<scope::VerifyOrSign>,
     StrictJson(body): StrictJson<VerifyFileRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let pdf = base64::engine::general_purpose::STANDARD
         .decode(body.file.trim())
-        .map_err(|_| with_id(medsign_store::Error::Invalid("file 不是 base64 / file is not base64".into())))?;
-    let rep = medsign_signing::flows::verify_file(&s.db, &s.cas, &pdf).await.map_err(with_id)?;
+        .map_err(|_| medsign_store::Error::Invalid("file 不是 base64 / file is not base64".into()))?;
+    let rep = medsign_signing::flows::verify_file(&s.db, &s.cas, &pdf).await?;
     Ok(Json(serde_json::to_value(rep).unwrap_or_default()))
 }
 

@@ -23,8 +23,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::with_request_id as err;
-
 /// Body of `POST /api/v1/login-tickets`.
 #[derive(Deserialize, utoipa::ToSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -47,7 +45,6 @@ pub async fn create(
     caller: Scoped<scope::Sign>,
     body: Option<StrictJson<NewLogin>>,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller.ctx.request_id);
     let b = body.map(|StrictJson(b)| b).unwrap_or_default();
     let system = b.system.unwrap_or_else(|| caller.app.name.clone());
     let v = logins::create(
@@ -59,8 +56,7 @@ pub async fn create(
         b.challenge.as_deref(),
         b.ttl_seconds,
     )
-    .await
-    .map_err(&e)?;
+    .await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -75,8 +71,7 @@ pub async fn get(
     caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller.ctx.request_id);
-    Ok(Json(logins::get(&s.db, Some(&caller.app.app_id), &id).await.map_err(&e)?).into_response())
+    Ok(Json(logins::get(&s.db, Some(&caller.app.app_id), &id).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/login-tickets/{ticket_id}/events", tag = "login",
@@ -88,7 +83,7 @@ pub async fn get(
 /// (the ticket id is the capability); the assertion itself needs the system's token.
 pub async fn events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let state = |v: &logins::LoginView| (serde_json::json!({"state": v.state}), v.is_final());
-    let first = logins::get(&s.db, None, &id).await.map_err(ApiError::from)?;
+    let first = logins::get(&s.db, None, &id).await?;
     Ok(crate::events::state_events(state(&first), move || {
         let (st, id) = (s.clone(), id.clone());
         async move { logins::get(&st.db, None, &id).await.ok().map(|v| state(&v)) }
@@ -102,11 +97,8 @@ pub async fn events(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> R
 /// `POST /mobile/v1/login-tickets/{ticket_id}/scan`: the phone scanned a login QR; confirm by
 /// signing the returned round (answers, then signatures), or decline.
 pub async fn scan(State(s): State<Arc<AppState>>, phone: Phone, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id).map_err(&e)?;
-    let v = logins::scan(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, &phone.ctx, &phone.session, &id)
-        .await
-        .map_err(&e)?;
+    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id)?;
+    let v = logins::scan(&s.db, &s.kek, &s.cas, &s.organization, &s.tsa, &phone.ctx, &phone.session, &id).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -120,7 +112,7 @@ pub async fn refuse(
     phone: Phone,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    logins::refuse(&s.db, &phone.ctx, &phone.session, &id).await.map_err(err(&phone.ctx.request_id))?;
+    logins::refuse(&s.db, &phone.ctx, &phone.session, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

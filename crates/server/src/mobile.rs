@@ -20,8 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::with_request_id as err;
-
 #[utoipa::path(post, path = "/api/v1/users/{employee_no}/activation-codes", tag = "mobile", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001")),
     responses((status = 201, body = mobile::Activation, example = json!({"code": "7K3F-9Q2A-XM4P", "employee_no": "1001", "expires_at": "2026-11-30T08:00:00Z"})),
@@ -33,8 +31,7 @@ pub async fn activation_code(
     caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller.ctx.request_id);
-    let a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no).await.map_err(&e)?;
+    let a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no).await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
@@ -60,11 +57,9 @@ pub async fn activate(
     v: Visitor,
     StrictJson(body): StrictJson<ActivateRequest>,
 ) -> Result<Response, ApiError> {
-    let e = err(&v.ctx.request_id);
-    s.limits.take("activate", crate::ratelimit::PIN, &v.ctx.ip).map_err(&e)?;
+    s.limits.take("activate", crate::ratelimit::PIN, &v.ctx.ip)?;
     let ctx = medsign_store::audit::Context { actor: format!("user:{}", body.employee_no), ..v.ctx.clone() };
-    let session =
-        mobile::activate(&s.db, &s.cas, &ctx, &body.employee_no, &body.code, &body.device_name).await.map_err(&e)?;
+    let session = mobile::activate(&s.db, &s.cas, &ctx, &body.employee_no, &body.code, &body.device_name).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
@@ -73,7 +68,7 @@ pub async fn activate(
         (status = 401, body = ErrorBody)))]
 /// `POST /mobile/v1/keys`: start a two-party key generation (the phone then runs `new KeyGen(context)`).
 pub async fn keygen_start(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let start = mobile::keygen_start(&s.db, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    let start = mobile::keygen_start(&s.db, &phone.session).await?;
     Ok((StatusCode::CREATED, Json(start)).into_response())
 }
 
@@ -100,12 +95,9 @@ pub async fn keygen_finish(
     Path(key_id): Path<String>,
     StrictJson(body): StrictJson<KeyGenBody>,
 ) -> Result<Response, ApiError> {
-    medsign_phone::realname::require(&s.db, s.realname.as_ref(), &phone.session.employee_no)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
-    let done = mobile::keygen_finish(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session, &key_id, &body.request)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    medsign_phone::realname::require(&s.db, s.realname.as_ref(), &phone.session.employee_no).await?;
+    let done =
+        mobile::keygen_finish(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session, &key_id, &body.request).await?;
     Ok((StatusCode::CREATED, Json(done)).into_response())
 }
 
@@ -121,7 +113,7 @@ pub struct PendingList {
         (status = 401, body = ErrorBody)))]
 /// `GET /mobile/v1/pending` (R3.6): the documents waiting for this phone's user.
 pub async fn pending(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let items = cosign::pending(&s.db, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    let items = cosign::pending(&s.db, &phone.session).await?;
     Ok(Json(PendingList { items }).into_response())
 }
 
@@ -152,9 +144,8 @@ pub async fn start_rounds(
     phone: Phone,
     StrictJson(body): StrictJson<StartBody>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id).map_err(&e)?;
-    let rounds = cosign::start(&s.db, &s.kek, &phone.ctx, &phone.session, &body.targets).await.map_err(&e)?;
+    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id)?;
+    let rounds = cosign::start(&s.db, &s.kek, &phone.ctx, &phone.session, &body.targets).await?;
     Ok((StatusCode::CREATED, Json(Rounds { rounds })).into_response())
 }
 
@@ -186,9 +177,7 @@ pub async fn answer_rounds(
     phone: Phone,
     StrictJson(body): StrictJson<AnswerBody>,
 ) -> Result<Response, ApiError> {
-    let responses = cosign::answer(&s.db, &s.kek, &phone.ctx, &phone.session, &body.answers)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    let responses = cosign::answer(&s.db, &s.kek, &phone.ctx, &phone.session, &body.answers).await?;
     Ok(Json(Responses { responses }).into_response())
 }
 
@@ -220,8 +209,7 @@ pub async fn finish_rounds(
 ) -> Result<Response, ApiError> {
     let results =
         cosign::finish(&s.signing(), &medsign_phone::logins::LoginEvents, &phone.ctx, &phone.session, &body.signatures)
-            .await
-            .map_err(err(&phone.ctx.request_id))?;
+            .await?;
     Ok(Json(Outcomes { results }).into_response())
 }
 
@@ -246,8 +234,8 @@ pub struct Systems {
 #[utoipa::path(get, path = "/mobile/v1/systems", tag = "mobile", security(("device" = [])),
     responses((status = 200, body = Systems, example = json!({"items": [{"app_id": "app_3f2a9c1b", "name": "HIS 门诊医生站"}], "grant_max_hours": 12})), (status = 401, body = ErrorBody)))]
 /// `GET /mobile/v1/systems`: the business systems a session grant can name.
-pub async fn systems(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let apps = medsign_directory::apps::list(&s.db).await.map_err(err(&phone.ctx.request_id))?;
+pub async fn systems(State(s): State<Arc<AppState>>, _phone: Phone) -> Result<Response, ApiError> {
+    let apps = medsign_directory::apps::list(&s.db).await?;
     let items = apps
         .into_iter()
         .filter(|a| !a.disabled && (a.scopes.contains(&Scope::Sign) || a.scopes.contains(&Scope::Admin)))
@@ -280,7 +268,7 @@ pub async fn start_grant(
     StrictJson(b): StrictJson<NewGrant>,
 ) -> Result<Response, ApiError> {
     let w = grants::Window { hours: b.hours, max_hours: s.grant_max_hours, max_count: b.max_count };
-    let g = grants::start(&s.db, &phone.session, &b.app_id, w).await.map_err(err(&phone.ctx.request_id))?;
+    let g = grants::start(&s.db, &phone.session, &b.app_id, w).await?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
 
@@ -305,9 +293,7 @@ pub async fn grant_share(
     Path(id): Path<String>,
     StrictJson(b): StrictJson<SealedShare>,
 ) -> Result<Response, ApiError> {
-    let v = grants::activate(&s.db, &phone.ctx, &phone.session, &id, &b.sealed)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    let v = grants::activate(&s.db, &phone.ctx, &phone.session, &id, &b.sealed).await?;
     Ok(Json(v).into_response())
 }
 
@@ -322,7 +308,7 @@ pub struct GrantList {
     responses((status = 200, body = GrantList, example = json!({"items": [{"grant_id": "gr_…", "app_id": "app_3f2a9c1b", "state": "active", "hours": 4, "used_count": 12, "expires_at": "2026-11-27T12:00:00Z"}]}))))]
 /// `GET /mobile/v1/grants`: this user's session grants.
 pub async fn list_grants(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let items = grants::list(&s.db, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    let items = grants::list(&s.db, &phone.session).await?;
     Ok(Json(GrantList { items }).into_response())
 }
 
@@ -336,7 +322,7 @@ pub async fn cancel_grant(
     phone: Phone,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let v = grants::cancel(&s.db, &phone.ctx, &phone.session, &id).await.map_err(err(&phone.ctx.request_id))?;
+    let v = grants::cancel(&s.db, &phone.ctx, &phone.session, &id).await?;
     Ok(Json(v).into_response())
 }
 
@@ -362,11 +348,9 @@ pub async fn set_pin(
     phone: Phone,
     StrictJson(b): StrictJson<SetPin>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
-    let u = mobile::set_pin(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, b.current_verifier.as_deref())
-        .await
-        .map_err(&e)?;
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id)?;
+    let u =
+        mobile::set_pin(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, b.current_verifier.as_deref()).await?;
     Ok(Json(u).into_response())
 }
 
@@ -395,11 +379,9 @@ pub async fn unlock(
     phone: Phone,
     StrictJson(b): StrictJson<UnlockBody>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
-    let u = medsign_phone::approvals::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, &b.approve)
-        .await
-        .map_err(&e)?;
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id)?;
+    let u =
+        medsign_phone::approvals::unlock(&s.db, &s.kek, &phone.ctx, &phone.session, &b.verifier, &b.approve).await?;
     Ok(Json(u).into_response())
 }
 
@@ -421,10 +403,9 @@ pub async fn records(
     phone: Phone,
     query: Result<axum::extract::Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
     let axum::extract::Query(q) =
-        query.map_err(|x| e(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {x}"))))?;
-    let r = mobile::records(&s.db, &phone.session, q.limit.unwrap_or(50)).await.map_err(&e)?;
+        query.map_err(|x| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {x}")))?;
+    let r = mobile::records(&s.db, &phone.session, q.limit.unwrap_or(50)).await?;
     Ok(Json(r).into_response())
 }
 
@@ -434,7 +415,7 @@ pub async fn records(
 /// `DELETE /mobile/v1/device`: unbind this phone — the session ends, the PIN verifier, session
 /// grants and the server's key share are erased, the certificate is revoked.
 pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    mobile::unbind(&s.db, &s.cas, &phone.ctx, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    mobile::unbind(&s.db, &s.cas, &phone.ctx, &phone.session).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -465,11 +446,9 @@ pub async fn realname_start(
     phone: Phone,
     body: Option<StrictJson<RealnameStart>>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
     let b = body.map(|StrictJson(b)| b).unwrap_or_default();
-    let fv = face_verifier(&s).map_err(&e)?;
-    let st =
-        medsign_phone::realname::start(&s.db, &s.kek, fv, &phone.session, b.wx_code.as_deref()).await.map_err(&e)?;
+    let fv = face_verifier(&s)?;
+    let st = medsign_phone::realname::start(&s.db, &s.kek, fv, &phone.session, b.wx_code.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(st)).into_response())
 }
 
@@ -484,9 +463,8 @@ pub async fn realname_finish(
     phone: Phone,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    let fv = face_verifier(&s).map_err(&e)?;
-    let out = medsign_phone::realname::finish(&s.db, &s.kek, fv, &phone.ctx, &phone.session, &id).await.map_err(&e)?;
+    let fv = face_verifier(&s)?;
+    let out = medsign_phone::realname::finish(&s.db, &s.kek, fv, &phone.ctx, &phone.session, &id).await?;
     Ok(Json(out).into_response())
 }
 
@@ -498,11 +476,10 @@ pub async fn realname_finish(
 /// (`none`, `verified`, or `verified-demo` from the demo provider) and the configured provider.
 pub async fn realname_status(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::UsersRead>,
+    _caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
-    let e = err(&caller.ctx.request_id);
-    let u = medsign_directory::users::get(&s.db, &s.kek, &no).await.map_err(&e)?;
+    let u = medsign_directory::users::get(&s.db, &s.kek, &no).await?;
     let provider = s.realname.as_ref().map_or("none", |f| f.name());
     Ok(Json(
         serde_json::json!({"employee_no": u.employee_no, "realname_status": u.realname_status, "provider": provider}),
@@ -517,9 +494,7 @@ pub async fn realname_status(
 /// `POST /mobile/v1/certificate/renew` (R5.5): renew this phone's certificate online — same
 /// two-party key, new validity; the old certificate is revoked as superseded.
 pub async fn renew_certificate(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let rec = cosign::renew_certificate(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session)
-        .await
-        .map_err(err(&phone.ctx.request_id))?;
+    let rec = cosign::renew_certificate(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session).await?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
@@ -536,7 +511,7 @@ fn soter_client(s: &AppState) -> Result<&medsign_phone::realname::Wechat, medsig
 /// `GET /mobile/v1/soter` (R3.9): whether this phone approves with its fingerprint, and whether
 /// the server can verify fingerprints at all (a WeChat mini program is configured).
 pub async fn soter_status(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    let st = soter::status(&s.db, &phone.session, s.soter.is_some()).await.map_err(err(&phone.ctx.request_id))?;
+    let st = soter::status(&s.db, &phone.session, s.soter.is_some()).await?;
     Ok(Json(st).into_response())
 }
 
@@ -561,11 +536,10 @@ pub async fn soter_challenge(
     phone: Phone,
     StrictJson(b): StrictJson<SoterChallengeBody>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    soter_client(&s).map_err(&e)?;
+    soter_client(&s)?;
     // issuing a challenge guesses nothing: the scan budget; results are counted as PIN entries
-    s.limits.take("soter-challenge", crate::ratelimit::SCAN, &phone.session.device_id).map_err(&e)?;
-    let c = soter::challenge(&s.db, &phone.session, b.purpose, b.approve.as_deref()).await.map_err(&e)?;
+    s.limits.take("soter-challenge", crate::ratelimit::SCAN, &phone.session.device_id)?;
+    let c = soter::challenge(&s.db, &phone.session, b.purpose, b.approve.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
@@ -580,10 +554,9 @@ pub async fn soter_enrol(
     phone: Phone,
     StrictJson(b): StrictJson<soter::EnrolRequest>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    let wx = soter_client(&s).map_err(&e)?;
-    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
-    let out = soter::enrol(&s.db, &s.kek, wx, &phone.ctx, &phone.session, &b).await.map_err(&e)?;
+    let wx = soter_client(&s)?;
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id)?;
+    let out = soter::enrol(&s.db, &s.kek, wx, &phone.ctx, &phone.session, &b).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
@@ -600,10 +573,9 @@ pub async fn soter_unlock(
     phone: Phone,
     StrictJson(b): StrictJson<soter::Answer>,
 ) -> Result<Response, ApiError> {
-    let e = err(&phone.ctx.request_id);
-    let wx = soter_client(&s).map_err(&e)?;
-    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id).map_err(&e)?;
-    let u = soter::unlock(&s.db, &s.kek, wx, &phone.ctx, &phone.session, &b).await.map_err(&e)?;
+    let wx = soter_client(&s)?;
+    s.limits.take("pin", crate::ratelimit::PIN, &phone.session.device_id)?;
+    let u = soter::unlock(&s.db, &s.kek, wx, &phone.ctx, &phone.session, &b).await?;
     Ok(Json(u).into_response())
 }
 
@@ -611,7 +583,7 @@ pub async fn soter_unlock(
     responses((status = 204, description = "fingerprint approval is off; its secret is erased")))]
 /// `DELETE /mobile/v1/soter`: switch fingerprint approval off for this phone (the PIN stays).
 pub async fn soter_disable(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    soter::disable(&s.db, &phone.ctx, &phone.session).await.map_err(err(&phone.ctx.request_id))?;
+    soter::disable(&s.db, &phone.ctx, &phone.session).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -4,12 +4,12 @@
 use crate::{
     ApiError,
     error::{ErrorBody, envelope},
-    extract::{Caller, RequestId, StrictJson},
+    extract::{Caller, StrictJson},
     extract::{Scoped, scope},
     state::AppState,
 };
 use axum::{
-    Extension, Json,
+    Json,
     extract::{Path, Query, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -53,7 +53,6 @@ async fn issue_certificate(
     Path(no): Path<String>,
     StrictJson(body): StrictJson<IssueRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let issuer = s.issuer();
     let rec = match (&body.csr, &body.public_key, &body.proof) {
         (Some(csr), None, None) => {
@@ -65,8 +64,7 @@ async fn issue_certificate(
         _ => Err(medsign_store::Error::Invalid(
             "须提供 csr，或 public_key 加 proof（二者择一）/ send either csr, or public_key with proof".into(),
         )),
-    }
-    .map_err(with_id)?;
+    }?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
@@ -76,11 +74,10 @@ async fn issue_certificate(
 /// `GET /api/v1/certificates/{serial}`.
 async fn get_certificate(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    _caller: Scoped<scope::Certs>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::certs::get(&s.db, &serial).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::certs::get(&s.db, &serial).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/certificates/{serial}/revoke", tag = "certificates", security(("bearer" = []), ("hmac_sm3" = [])),
@@ -94,12 +91,10 @@ async fn revoke_certificate(
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RevokeRequest>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await.map_err(with_id)?;
+    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await?;
     let rec = medsign_ca::certs::revoke(&s.db, &s.cas, Some((&s.kek, &s.channels)), &caller.ctx, &serial, &body.reason)
-        .await
-        .map_err(with_id)?;
-    s.tsa.refresh_certificates(&s.db).await.map_err(with_id)?;
+        .await?;
+    s.tsa.refresh_certificates(&s.db).await?;
     Ok(Json(rec))
 }
 
@@ -113,10 +108,9 @@ async fn hold_certificate(
     caller: Scoped<scope::CertsOrCaEnroll>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await.map_err(with_id)?;
-    let rec = medsign_ca::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?;
-    s.tsa.refresh_certificates(&s.db).await.map_err(with_id)?;
+    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await?;
+    let rec = medsign_ca::certs::hold(&s.db, &s.cas, &caller.ctx, &serial).await?;
+    s.tsa.refresh_certificates(&s.db).await?;
     Ok(Json(rec))
 }
 
@@ -130,10 +124,9 @@ async fn release_certificate(
     caller: Scoped<scope::CertsOrCaEnroll>,
     Path(serial): Path<String>,
 ) -> Result<Json<medsign_ca::certs::CertRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await.map_err(with_id)?;
-    let rec = medsign_ca::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await.map_err(with_id)?;
-    s.tsa.refresh_certificates(&s.db).await.map_err(with_id)?;
+    medsign_ca::certs::authorize_change(&s.db, &caller.app, &serial).await?;
+    let rec = medsign_ca::certs::release(&s.db, &s.cas, &caller.ctx, &serial).await?;
+    s.tsa.refresh_certificates(&s.db).await?;
     Ok(Json(rec))
 }
 
@@ -152,16 +145,15 @@ struct ExpiringQuery {
 /// `GET /api/v1/certificates/expiring?days=N`: active or held certificates that end within N days.
 async fn expiring_certificates(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    _caller: Scoped<scope::Certs>,
     query: Result<Query<ExpiringQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let days = match query {
         Ok(Query(ExpiringQuery { days: None })) => s.ca_config.expiry_warn_days,
         Ok(Query(ExpiringQuery { days: Some(d) })) if (1..=3650).contains(&d) => d,
-        _ => return Err(with_id(medsign_store::Error::Invalid("days 须为 1–3650 / days must be 1-3650".into()))),
+        _ => return Err(medsign_store::Error::Invalid("days 须为 1–3650 / days must be 1-3650".into()).into()),
     };
-    let items = medsign_ca::certs::expiring(&s.db, days).await.map_err(with_id)?;
+    let items = medsign_ca::certs::expiring(&s.db, days).await?;
     Ok(Json(serde_json::json!({"days": days, "items": items})))
 }
 
@@ -185,11 +177,8 @@ async fn renew_certificate(
     Path(serial): Path<String>,
     StrictJson(body): StrictJson<RenewRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let issuer = s.issuer();
-    let rec = medsign_ca::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref())
-        .await
-        .map_err(with_id)?;
+    let rec = medsign_ca::certs::renew(&s.db, &s.kek, issuer, &caller.ctx, &serial, body.csr.as_deref()).await?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
@@ -199,13 +188,11 @@ async fn renew_certificate(
 /// `GET /api/v1/certificates?employee_no=&status=&alg=&page=&page_size=`.
 async fn list_certificates(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::Certs>,
+    _caller: Scoped<scope::Certs>,
     query: Result<Query<medsign_ca::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let Query(q) =
-        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    let (items, total) = medsign_ca::certs::list(&s.db, &q).await.map_err(with_id)?;
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    let (items, total) = medsign_ca::certs::list(&s.db, &q).await?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
@@ -222,10 +209,8 @@ async fn ra_enroll(
     caller: Scoped<scope::CaEnroll>,
     StrictJson(body): StrictJson<medsign_ca::channels::RaEnrollment>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let ra = caller.app.name.as_str();
-    let out =
-        medsign_ca::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, ra, &body).await.map_err(with_id)?;
+    let out = medsign_ca::certs::ra_enroll(&s.db, &s.cas, &s.public_url, &caller.ctx, ra, &body).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
@@ -234,10 +219,9 @@ async fn ra_enroll(
 /// `GET /admin/v1/ca-channels`.
 async fn list_channels(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    _caller: Caller,
 ) -> Result<Json<Vec<medsign_ca::channels::ChannelRecord>>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::channels::list(&s.db).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::list(&s.db).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels", tag = "admin", security(("bearer" = [])),
@@ -252,8 +236,7 @@ async fn create_channel(
     caller: Caller,
     StrictJson(body): StrictJson<medsign_ca::channels::NewChannel>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let c = medsign_ca::channels::create(&s.db, &s.kek, &caller.ctx, &body).await.map_err(with_id)?;
+    let c = medsign_ca::channels::create(&s.db, &s.kek, &caller.ctx, &body).await?;
     Ok((StatusCode::CREATED, Json(c)).into_response())
 }
 
@@ -266,8 +249,7 @@ async fn activate_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::channels::activate(&s.db, &caller.ctx, &id).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::activate(&s.db, &caller.ctx, &id).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/enable", tag = "admin", security(("bearer" = [])),
@@ -279,8 +261,7 @@ async fn enable_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::channels::set_enabled(&s.db, &caller.ctx, &id, true).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::set_enabled(&s.db, &caller.ctx, &id, true).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/disable", tag = "admin", security(("bearer" = [])),
@@ -293,8 +274,7 @@ async fn disable_channel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::channels::set_enabled(&s.db, &caller.ctx, &id, false).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::set_enabled(&s.db, &caller.ctx, &id, false).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/ca-channels/{id}/check", tag = "admin", security(("bearer" = [])),
@@ -303,11 +283,10 @@ async fn disable_channel(
 /// `POST /admin/v1/ca-channels/{id}/check`: run the health check now.
 async fn check_channel(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_ca::channels::ChannelRecord>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    Ok(Json(medsign_ca::channels::check(&s.db, &s.kek, &s.channels, &id).await.map_err(with_id)?))
+    Ok(Json(medsign_ca::channels::check(&s.db, &s.kek, &s.channels, &id).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/ca/profile", tag = "admin", security(("bearer" = [])),
@@ -338,7 +317,6 @@ async fn create_seal(
     caller: Caller,
     StrictJson(body): StrictJson<SealRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let rec = medsign_ca::certs::organisation_seal(
         &s.db,
         &s.kek,
@@ -348,18 +326,16 @@ async fn create_seal(
         body.department.as_deref(),
         body.alg.as_deref().unwrap_or("sm2"),
     )
-    .await
-    .map_err(with_id)?;
+    .await?;
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
 #[utoipa::path(get, path = "/admin/v1/seals", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Object, example = json!({"items": [{"serial": "5A1F…", "profile": "seal", "status": "active"}], "total": 1}))))]
 /// `GET /admin/v1/seals`: the organisation seal certificates.
-async fn list_seals(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
+async fn list_seals(State(s): State<Arc<AppState>>, _caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
     let q = medsign_ca::certs::ListQuery { profile: Some("seal".into()), page_size: Some(500), ..Default::default() };
-    let (items, total) = medsign_ca::certs::list(&s.db, &q).await.map_err(with_id)?;
+    let (items, total) = medsign_ca::certs::list(&s.db, &q).await?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
@@ -441,7 +417,6 @@ fn ocsp_reply(a: medsign_ca::ocsp::Answer, cache: bool) -> Response {
 /// `POST /pki/ocsp`: the OCSP responder (RFC 6960 appendix A.1).
 async fn ocsp_post(
     State(s): State<Arc<AppState>>,
-    Extension(rid): Extension<RequestId>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -451,11 +426,10 @@ async fn ocsp_post(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Content-Type 须为 application/ocsp-request / Content-Type must be application/ocsp-request",
-            &rid.0,
         );
     }
     if body.len() > OCSP_MAX_REQUEST {
-        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "OCSP 请求过大 / OCSP request too large", &rid.0);
+        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "OCSP 请求过大 / OCSP request too large");
     }
     ocsp_reply(s.ocsp.respond(&s.db, &body).await, false)
 }
@@ -465,14 +439,10 @@ async fn ocsp_post(
     responses((status = 200, description = "DER OCSPResponse, with Cache-Control / ETag / Expires per RFC 5019 when the request has no nonce", content_type = "application/ocsp-response", body = Vec<u8>, example = json!("(binary DER)")),
         (status = 413, body = ErrorBody, example = json!({"code": "too_large", "message": "OCSP 请求过大 / OCSP request too large", "request_id": "…"}))))]
 /// `GET /pki/ocsp/{base64}`: the cacheable form.
-pub(crate) async fn ocsp_get(
-    State(s): State<Arc<AppState>>,
-    Extension(rid): Extension<RequestId>,
-    Path(request): Path<String>,
-) -> Response {
+pub(crate) async fn ocsp_get(State(s): State<Arc<AppState>>, Path(request): Path<String>) -> Response {
     use base64::Engine;
     if request.len() > OCSP_MAX_REQUEST * 4 / 3 + 4 {
-        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "OCSP 请求过大 / OCSP request too large", &rid.0);
+        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "OCSP 请求过大 / OCSP request too large");
     }
     let text: String = request.chars().filter(|c| !c.is_whitespace()).collect();
     let der = base64::engine::general_purpose::STANDARD

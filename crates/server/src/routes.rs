@@ -7,7 +7,7 @@ use crate::{
     state::AppState,
 };
 use axum::{
-    Extension, Json, Router,
+    Json, Router,
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderValue, StatusCode},
     middleware::{self, Next},
@@ -153,7 +153,7 @@ async fn require_admin(State(s): State<Arc<AppState>>, req: Request, next: Next)
     match Caller::from_request_parts(&mut parts, &s).await {
         Ok(c) => match c.app.require(Scope::Admin) {
             Ok(()) => next.run(Request::from_parts(parts, body)).await,
-            Err(e) => ApiError { error: e, request_id: c.ctx.request_id }.into_response(),
+            Err(e) => ApiError::from(e).into_response(),
         },
         Err(e) => e.into_response(),
     }
@@ -202,14 +202,12 @@ async fn signed_request(State(s): State<Arc<AppState>>, req: Request, next: Next
     if !req.headers().contains_key("x-app-id") {
         return next.run(req).await;
     }
-    let rid = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let (mut parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, s.max_body_bytes).await else {
         return envelope(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "请求体过大 / the request body is too large",
-            &rid,
         );
     };
     let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -229,12 +227,12 @@ async fn signed_request(State(s): State<Arc<AppState>>, req: Request, next: Next
             parts.extensions.insert(crate::extract::SignedApp(app));
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
         }
-        Err(e) => ApiError { error: e, request_id: rid }.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
-async fn not_found(Extension(rid): Extension<RequestId>) -> Response {
-    envelope(StatusCode::NOT_FOUND, "not_found", "没有这个接口 / no such route", &rid.0)
+async fn not_found() -> Response {
+    envelope(StatusCode::NOT_FOUND, "not_found", "没有这个接口 / no such route")
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive", body = Object, example = json!({"status": "ok"}))))]
@@ -255,9 +253,7 @@ async fn readyz(State(s): State<Arc<AppState>>) -> Response {
                 "clock": {"state": clock.state, "offset_ms": clock.offset_ms, "uncertainty_ms": clock.uncertainty_ms, "source": clock.source, "last_sync": clock.last_sync}}))
             .into_response()
         }
-        Ok(false) => {
-            envelope(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "数据库迁移未完成 / migrations pending", "")
-        }
+        Ok(false) => envelope(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "数据库迁移未完成 / migrations pending"),
         Err(e) => ApiError::from(e).into_response(),
     }
 }

@@ -27,11 +27,10 @@ async fn tsa_answer(
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Response {
-    let rid = v.ctx.request_id.as_str();
     if let Some(limit) = s.public_rate
         && let Err(e) = s.limits.take("tsa", limit, &v.ctx.ip)
     {
-        return ApiError { error: e, request_id: rid.to_string() }.into_response();
+        return ApiError::from(e).into_response();
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/timestamp-query") {
@@ -39,16 +38,10 @@ async fn tsa_answer(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Content-Type 须为 application/timestamp-query / Content-Type must be application/timestamp-query",
-            rid,
         );
     }
     if body.len() > TSA_MAX_REQUEST {
-        return envelope(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "时间戳请求过大 / timestamp request too large",
-            rid,
-        );
+        return envelope(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "时间戳请求过大 / timestamp request too large");
     }
     let der = s.tsa.respond(profile, body, "tsa").await;
     ([(header::CONTENT_TYPE, "application/timestamp-reply"), (header::CACHE_CONTROL, "no-store")], der).into_response()
@@ -119,12 +112,7 @@ async fn create_timestamp(
     caller: Scoped<scope::Timestamps>,
     StrictJson(body): StrictJson<TimestampRequest>,
 ) -> Result<Response, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let t = s
-        .tsa
-        .stamp_digest(body.profile.as_deref(), &body.algorithm, &body.digest, &caller.app.app_id)
-        .await
-        .map_err(with_id)?;
+    let t = s.tsa.stamp_digest(body.profile.as_deref(), &body.algorithm, &body.digest, &caller.app.app_id).await?;
     Ok((StatusCode::CREATED, Json(t)).into_response())
 }
 
@@ -147,29 +135,28 @@ struct TimestampVerifyRequest {
 /// `POST /api/v1/timestamps/verify` (R6.3): integrity, imprint, TSA certificate chain.
 async fn verify_timestamp(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::TimestampsOrVerify>,
+    _caller: Scoped<scope::TimestampsOrVerify>,
     StrictJson(body): StrictJson<TimestampVerifyRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use base64::Engine;
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
     let b64 = |v: &str, what: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(v.trim())
-            .map_err(|_| with_id(medsign_store::Error::Invalid(format!("{what} 不是 base64 / {what} is not base64"))))
+            .map_err(|_| medsign_store::Error::Invalid(format!("{what} 不是 base64 / {what} is not base64")))
     };
     let token = b64(&body.token, "token")?;
-    let digest =
-        match &body.digest {
-            Some(d) => Some(hex::decode(d.trim()).map_err(|_| {
-                with_id(medsign_store::Error::Invalid("digest 须为十六进制 / digest must be hex".into()))
-            })?),
-            None => None,
-        };
+    let digest = match &body.digest {
+        Some(d) => Some(
+            hex::decode(d.trim())
+                .map_err(|_| medsign_store::Error::Invalid("digest 须为十六进制 / digest must be hex".into()))?,
+        ),
+        None => None,
+    };
     let data = match &body.data {
         Some(d) => Some(b64(d, "data")?),
         None => None,
     };
-    let report = medsign_tsa::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref()).map_err(with_id)?;
+    let report = medsign_tsa::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref())?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 
@@ -185,13 +172,11 @@ async fn admin_time(State(s): State<Arc<AppState>>) -> Json<medsign_tsa::clock::
 /// `GET /admin/v1/timestamps?from=&to=&imprint=&page=&page_size=`: every issuance, for audit (R6).
 async fn list_timestamps(
     State(s): State<Arc<AppState>>,
-    caller: Caller,
+    _caller: Caller,
     query: Result<Query<medsign_tsa::tsa::ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let with_id = crate::error::with_request_id(&caller.ctx.request_id);
-    let Query(q) =
-        query.map_err(|e| with_id(medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}"))))?;
-    let (items, total) = medsign_tsa::tsa::list(&s.db, &q).await.map_err(with_id)?;
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    let (items, total) = medsign_tsa::tsa::list(&s.db, &q).await?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
 
