@@ -12,6 +12,7 @@ async fn app() -> (tempfile::TempDir, medsign_server::services::Opened, axum::Ro
     let mut cfg = Config::load(None, std::iter::empty()).unwrap();
     cfg.data_dir = Some(dir.path().to_path_buf());
     cfg.time.sources = vec![]; // no clock: nothing here needs a timestamp
+    cfg.server.max_body_bytes = 64 * 1024; // small enough to refuse a body in a test
     let mut opened = medsign_server::services::open(&cfg, "http://medsign.invalid").await.unwrap();
     let token = opened.first_token.take().expect("first start: bootstrap token").to_string();
     let state = opened.state(&cfg).unwrap();
@@ -55,6 +56,96 @@ async fn status_code_and_request_id_of_refusals() {
     let req = Request::get("/api/v1/users/1001").header("x-request-id", "his-42").body(Body::empty()).unwrap();
     let (_, id, v) = ask(&app, req).await;
     assert_eq!((id.as_deref(), v["request_id"].as_str()), (Some("his-42"), Some("his-42")));
+}
+
+/// A request with headers and a body.
+fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body.into()).unwrap()
+}
+
+/// Every way an error answer is made — a middleware's refusal (signature, admin scope, body
+/// size), an extractor's rejection (credentials, scope, idempotency key, device session, JSON
+/// body), `envelope()` in a handler (media type), and a plain `?` in a handler of each route
+/// family — carries in its body the id of its `X-Request-Id` header; none attaches it by hand.
+#[tokio::test]
+async fn every_kind_of_refusal_carries_the_request_id_of_its_header() {
+    let (_dir, _opened, app, admin) = app().await;
+    let bearer = format!("Bearer {admin}");
+    let json = ("content-type", "application/json");
+    let auth = ("authorization", bearer.as_str());
+    let (st, _, v) =
+        ask(&app, request("POST", "/admin/v1/apps", &[auth, json], r#"{"name":"LIS","scopes":["users:read"]}"#)).await;
+    assert_eq!(st, 201, "{v}");
+    let lis = format!("Bearer {}", v["token"].as_str().unwrap());
+    let lis = ("authorization", lis.as_str());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let signed: [(&str, &str); 5] =
+        [("x-app-id", "app_nope"), ("x-timestamp", &now), ("x-nonce", "nonce-0001"), ("x-signature", "00"), json];
+    let too_large = vec![b' '; 65 * 1024];
+    let activate = r#"{"employee_no":"1001","code":"nope","device_name":"p"}"#;
+    // (request, status, code, a part of the message that says who refused)
+    for (req, status, code, says) in [
+        // middlewares
+        (request("POST", "/api/v1/users", &signed, "{}"), 401, "unauthorized", "X-App-Id"),
+        (request("POST", "/api/v1/users", &signed, too_large.clone()), 413, "payload_too_large", "too large"),
+        (request("GET", "/admin/v1/apps", &[lis], ""), 403, "forbidden", "lacks scope admin"),
+        // extractors
+        (request("POST", "/api/v1/sign-flows/sf_x/revoke", &[lis, json], "{}"), 403, "forbidden", "lacks scope sign"),
+        (
+            request("GET", "/api/v1/users/1001", &[auth, ("idempotency-key", "")], ""),
+            400,
+            "invalid_request",
+            "Idempotency-Key",
+        ),
+        (
+            request("POST", "/api/v1/users", &[auth, ("content-type", "text/plain")], "{}"),
+            415,
+            "unsupported_media_type",
+            "JSON",
+        ),
+        (request("POST", "/api/v1/users", &[auth, json], "{\"broken\": "), 400, "invalid_request", "invalid JSON"),
+        (request("POST", "/api/v1/users", &[auth, json], too_large), 413, "payload_too_large", "too large"),
+        // envelope() in a handler
+        (
+            request("POST", "/tsa", &[("content-type", "text/plain")], "x"),
+            415,
+            "unsupported_media_type",
+            "timestamp-query",
+        ),
+        (
+            request("POST", "/pki/ocsp", &[("content-type", "text/plain")], "x"),
+            415,
+            "unsupported_media_type",
+            "ocsp-request",
+        ),
+        // a handler's `?`, one route family after another
+        (request("GET", "/api/v1/certificates/00", &[auth], ""), 404, "not_found", ""),
+        (request("GET", "/api/v1/sign-flows/sf_nope", &[auth], ""), 404, "not_found", ""),
+        (request("GET", "/api/v1/login-tickets/nope", &[auth], ""), 404, "not_found", ""),
+        (request("GET", "/api/v1/sign-tickets/nope/events", &[], ""), 404, "not_found", ""),
+        (request("POST", "/mobile/v1/activate", &[json], activate), 401, "unauthorized", "activation code"),
+        (request("GET", "/admin/v1/templates/nope", &[auth], ""), 404, "not_found", ""),
+        (request("GET", "/admin/v1/audit?page=x", &[auth], ""), 400, "invalid_request", "invalid query"),
+        (
+            request("POST", "/api/v1/timestamps/verify", &[auth, json], r#"{"token":"!"}"#),
+            400,
+            "invalid_request",
+            "base64",
+        ),
+        (request("POST", "/admin/v1/departments", &[auth, json], "7"), 400, "invalid_request", "department"),
+    ] {
+        let what = format!("{} {}", req.method(), req.uri());
+        let (st, id, v) = ask(&app, req).await;
+        assert_eq!((st, v["code"].as_str()), (status, Some(code)), "{what}: {v}");
+        assert!(v["message"].as_str().is_some_and(|m| m.contains(says)), "{what}: {v}");
+        let id = id.unwrap_or_else(|| panic!("{what}: no X-Request-Id"));
+        assert!(!id.is_empty(), "{what}");
+        assert_eq!(v["request_id"].as_str(), Some(id.as_str()), "{what}: body and header carry one id");
+    }
 }
 
 #[tokio::test]
