@@ -109,7 +109,7 @@ impl Hierarchy {
             now.timestamp().max(1) as u64,
             &[],
         )
-        .map_err(|e| Error::Config(format!("root CRL: {e}")))
+        .map_err(|e| Error::internal_from("root CRL", e))
     }
 
     /// Root then issuing CA, PEM.
@@ -175,7 +175,7 @@ impl StaffProfile {
             extensions: "SKI, AKI, CRL distribution point, AIA (OCSP, caIssuers), certificatePolicies",
             oids,
         };
-        let def = serde_json::to_vec(&p).map_err(|e| Error::Config(e.to_string()))?;
+        let def = serde_json::to_vec(&p).map_err(|e| Error::internal_from("ca::from_config", e))?;
         p.version = format!("staff-signer/{}", hex::encode(&medsign_crypto::hash::sm3(&def)[..8]));
         Ok(p)
     }
@@ -193,7 +193,7 @@ async fn load(db: &Db, name: &str) -> Result<Option<Cert>> {
         Some(r) => {
             let pem: String = r.try_get("cert_pem")?;
             let certs = Cert::load_all(pem.as_bytes())
-                .map_err(|e| Error::Config(format!("stored CA certificate {name}: {e}")))?;
+                .map_err(|e| Error::internal_from(format!("stored CA certificate {name}"), e))?;
             Ok(certs.into_iter().next())
         }
     }
@@ -225,7 +225,7 @@ pub async fn org_cert(
     ca_key: &KeySigner,
     links: Option<&Links>,
 ) -> Result<(Cert, KeySigner)> {
-    let alg = issuing.public_key().map_err(|e| Error::Config(e.to_string()))?.alg();
+    let alg = issuing.public_key().map_err(|e| Error::internal_from("ca::org_cert", e))?.alg();
     let key = KeySigner::new(custody::ensure_key(db, kek, name, alg).await?);
     let now = Utc::now();
     if let Some(c) = load(db, name).await?
@@ -236,7 +236,7 @@ pub async fn org_cert(
         return Ok((c, key));
     }
     let mut t = CertTemplate::new(
-        parse_dn(subject).map_err(|e| Error::Config(e.to_string()))?,
+        parse_dn(subject).map_err(|e| Error::internal_from("ca::org_cert", e))?,
         medsign_crypto::Signer::public_key(&key).clone(),
         profile,
         now - Duration::minutes(5),
@@ -245,7 +245,7 @@ pub async fn org_cert(
     if let Some(l) = links {
         l.apply(&mut t);
     }
-    let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+    let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::internal_from(name.to_string(), e))?;
     store(db, name, &c).await?;
     Ok((c, key))
 }
@@ -268,8 +268,8 @@ async fn hierarchy(
     let root = match load(db, &root_name).await? {
         Some(c) => c,
         None => {
-            let subject =
-                parse_dn(&format!("CN={org} {label} 根证书,O={org},C=CN")).map_err(|e| Error::Config(e.to_string()))?;
+            let subject = parse_dn(&format!("CN={org} {label} 根证书,O={org},C=CN"))
+                .map_err(|e| Error::internal_from("ca::hierarchy", e))?;
             let t = CertTemplate::new(
                 subject,
                 medsign_crypto::Signer::public_key(&root_key).clone(),
@@ -277,7 +277,7 @@ async fn hierarchy(
                 now - Duration::minutes(5),
                 now + Duration::days(365 * 20),
             );
-            let c = issue(&t, None, &root_key).map_err(|e| Error::Config(format!("root CA: {e}")))?;
+            let c = issue(&t, None, &root_key).map_err(|e| Error::internal_from("root CA", e))?;
             store(db, &root_name, &c).await?;
             c
         }
@@ -292,7 +292,7 @@ async fn hierarchy(
         Some(c) if root_crl.as_ref().is_none_or(|u| names(&c, u)) => c,
         stored => {
             let subject = parse_dn(&format!("CN={org} {label} 签发证书,O={org},C=CN"))
-                .map_err(|e| Error::Config(e.to_string()))?;
+                .map_err(|e| Error::internal_from("ca::hierarchy", e))?;
             let mut t = CertTemplate::new(
                 stored.as_ref().map_or(subject, |c| c.subject().clone()),
                 medsign_crypto::Signer::public_key(&issuing_key).clone(),
@@ -301,7 +301,7 @@ async fn hierarchy(
                 stored.as_ref().map_or(now + Duration::days(365 * 10), Cert::not_after),
             );
             t.crl_url = root_crl;
-            let c = issue(&t, Some(&root), &root_key).map_err(|e| Error::Config(format!("issuing CA: {e}")))?;
+            let c = issue(&t, Some(&root), &root_key).map_err(|e| Error::internal_from("issuing CA", e))?;
             store(db, &issuing_name, &c).await?;
             c
         }

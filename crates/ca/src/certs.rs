@@ -193,10 +193,10 @@ impl CertRecord {
     /// The certificate itself.
     pub fn cert(&self) -> Result<Cert> {
         Cert::load_all(self.certificate_pem.as_bytes())
-            .map_err(|e| Error::Config(e.to_string()))?
+            .map_err(|e| Error::internal_from("certs::cert", e))?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Config(format!("certificate record {} is empty", self.serial)))
+            .ok_or_else(|| Error::internal(format!("certificate record {} is empty", self.serial)))
     }
 }
 
@@ -251,10 +251,10 @@ pub async fn renew(
     let key = match csr_pem {
         Some(p) => parse_csr(p)?.public_key,
         None => Cert::load_all(old.certificate_pem.as_bytes())
-            .map_err(|e| Error::Config(e.to_string()))?
+            .map_err(|e| Error::internal_from("certs::renew", e))?
             .remove(0)
             .public_key()
-            .map_err(|e| Error::Config(e.to_string()))?
+            .map_err(|e| Error::internal_from("certs::renew", e))?
             .clone(),
     };
     if family(&key) != old.alg {
@@ -345,7 +345,7 @@ async fn store(
     profile_version: Option<&str>,
     replaces: Option<&CertRecord>,
 ) -> Result<CertRecord> {
-    let alg = family(cert.public_key().map_err(|e| Error::Config(e.to_string()))?);
+    let alg = family(cert.public_key().map_err(|e| Error::internal_from("certs::store", e))?);
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -487,7 +487,7 @@ pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert
     if known.is_some() {
         return Ok(false);
     }
-    let alg = family(cert.public_key().map_err(|e| Error::Config(e.to_string()))?);
+    let alg = family(cert.public_key().map_err(|e| Error::internal_from("certs::record_org", e))?);
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -753,7 +753,7 @@ pub async fn revoke(
     }
     let cur = get(db, serial).await?;
     if cur.channel != "builtin" && cur.status != "revoked" {
-        let (kek, channels) = remote.ok_or_else(|| Error::Config("remote revocation needs the CA channels".into()))?;
+        let (kek, channels) = remote.ok_or_else(|| Error::internal("remote revocation needs the CA channels"))?;
         let told = crate::channels::propagate_revoke(db, kek, channels, &cur.channel, &cur.serial, reason_name).await?;
         if !told {
             tracing::warn!(serial = %cur.serial, channel = %cur.channel, "the channel cannot revoke (EST): revoke at the issuing CA too");
@@ -800,7 +800,7 @@ fn revoked_entry(r: &sqlx::any::AnyRow) -> Result<Option<Revoked>> {
     let at: Option<String> = r.try_get("revoked_at")?;
     let why: Option<String> = r.try_get("reason")?;
     Ok(Some(Revoked {
-        serial: hex::decode(&serial).map_err(|_| Error::Config("stored serial is not hex".into()))?,
+        serial: hex::decode(&serial).map_err(|_| Error::internal("stored serial is not hex"))?,
         time: at
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc))
@@ -826,7 +826,7 @@ pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> 
             .is_ok_and(|t| now - t.with_timezone(&Utc) < Duration::hours(refresh_hours.clamp(1, 24) as i64));
         if stale == 0 && fresh {
             let der: String = r.try_get("der_hex")?;
-            return hex::decode(der).map_err(|_| Error::Config("stored CRL is corrupt".into()));
+            return hex::decode(der).map_err(|_| Error::internal("stored CRL is corrupt"));
         }
     }
     let _w = db.write_lock.lock().await;
@@ -850,7 +850,7 @@ pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> 
     }
     let number = prev + 1;
     let der = crl::build(&h.issuing, h.issuing_key.as_ref(), now, now + Duration::hours(24), number as u64, &revoked)
-        .map_err(|e| Error::Config(format!("CRL: {e}")))?;
+        .map_err(|e| Error::internal_from("CRL", e))?;
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     // update in place (a concurrent status change then marks the new row stale), insert the first
     let updated =

@@ -97,7 +97,7 @@ impl Builtin<'_> {
         crate::ca::Links::new(self.public_url, h.name).apply(&mut t);
         t.policies = self.cas.staff.oids().to_vec();
         let cert = issue(&t, Some(&h.issuing), h.issuing_key.as_ref())
-            .map_err(|e| Error::Config(format!("issuance failed: {e}")))?;
+            .map_err(|e| Error::internal_from("issuance failed", e))?;
         Ok(Issued { cert, chain: vec![h.issuing.clone(), h.root.clone()] })
     }
 }
@@ -497,10 +497,11 @@ impl Channels {
             return Ok(c.clone());
         }
         let cfg: ChannelConfig =
-            serde_json::from_str(&r.config).map_err(|e| Error::Config(format!("channel {}: {e}", r.id)))?;
+            serde_json::from_str(&r.config).map_err(|e| Error::internal_from(format!("channel {}", r.id), e))?;
         let secret = match &r.secret {
             Some(h) => {
-                let blob = hex::decode(h).map_err(|_| Error::Config(format!("channel {} secret is corrupt", r.id)))?;
+                let blob =
+                    hex::decode(h).map_err(|_| Error::internal(format!("channel {} secret is corrupt", r.id)))?;
                 let plain = kek.unwrap(&blob, &secret_aad(&r.id))?;
                 Some(Zeroizing::new(String::from_utf8_lossy(&plain).into_owned()))
             }
@@ -652,7 +653,7 @@ pub async fn propagate_revoke(
     }
     let row = ChannelRow::load(db, channel)
         .await?
-        .ok_or_else(|| Error::Config(format!("certificate {serial} names unknown CA channel {channel}")))?;
+        .ok_or_else(|| Error::internal(format!("certificate {serial} names unknown CA channel {channel}")))?;
     channels.instance(kek, &row)?.revoke(serial, reason).await
 }
 
@@ -696,7 +697,7 @@ pub async fn create(db: &Db, kek: &Kek, ctx: &Context, n: &NewChannel) -> Result
     .bind(n.name.trim())
     .bind(&n.kind)
     .bind(n.priority)
-    .bind(serde_json::to_string(&n.config).map_err(|e| Error::Config(e.to_string()))?)
+    .bind(serde_json::to_string(&n.config).map_err(|e| Error::internal_from("channels::create", e))?)
     .bind(secret)
     .bind(&now)
     .execute(&mut *tx)

@@ -139,11 +139,11 @@ const M_COST: u32 = 19 * 1024;
 const T_COST: u32 = 2;
 
 fn argon(secret: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
-    let p = argon2::Params::new(M_COST, T_COST, 1, Some(32)).map_err(|e| Error::Config(e.to_string()))?;
+    let p = argon2::Params::new(M_COST, T_COST, 1, Some(32)).map_err(|e| Error::internal_from("apps::argon", e))?;
     let mut out = [0u8; 32];
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
         .hash_password_into(secret, salt, &mut out)
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| Error::internal_from("apps::argon", e))?;
     Ok(out)
 }
 
@@ -171,7 +171,7 @@ pub async fn hmac_key_of(db: &Db, kek: &Kek, app_id: &str) -> Result<Zeroizing<[
         .unwrap(&blob, &hmac_aad(app_id))?
         .as_slice()
         .try_into()
-        .map_err(|_| Error::Config("stored HMAC key is corrupt".into()))?;
+        .map_err(|_| Error::internal("stored HMAC key is corrupt"))?;
     Ok(Zeroizing::new(key))
 }
 
@@ -435,7 +435,7 @@ impl Authenticator {
             .unwrap(&blob, &hmac_aad(r.app_id))?
             .as_slice()
             .try_into()
-            .map_err(|_| Error::Config("stored HMAC key is corrupt".into()))?;
+            .map_err(|_| Error::internal("stored HMAC key is corrupt"))?;
         let key = Zeroizing::new(key);
         let expect = sign_request(&key, r.method, r.path, r.query, r.timestamp, r.nonce, r.body);
         if !hash::ct_eq(expect.as_bytes(), r.signature.to_ascii_lowercase().as_bytes()) {

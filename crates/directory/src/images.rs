@@ -81,7 +81,7 @@ pub async fn get(db: &Db, owner: &str) -> Result<Option<(Vec<u8>, ImageInfo)>> {
     else {
         return Ok(None);
     };
-    let png = B64.decode(r.try_get::<String, _>("png_b64")?).map_err(|e| Error::Config(e.to_string()))?;
+    let png = B64.decode(r.try_get::<String, _>("png_b64")?).map_err(|e| Error::internal_from("images::get", e))?;
     let (w, h) = medsign_pdf::image_size(&png).map_err(pdf_err)?;
     let info = ImageInfo {
         owner: owner.into(),

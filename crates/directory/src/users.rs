@@ -474,7 +474,7 @@ pub async fn identity(db: &Db, kek: &Kek, employee_no: &str) -> Result<(String, 
 /// The ID-card number stored wrapped under the KEK (bound to the employee number).
 fn id_card(kek: &Kek, employee_no: &str, wrapped: Option<String>) -> Result<Option<zeroize::Zeroizing<String>>> {
     let Some(w) = wrapped else { return Ok(None) };
-    let blob = hex::decode(w).map_err(|_| Error::Config("stored ID-card value is corrupt".into()))?;
+    let blob = hex::decode(w).map_err(|_| Error::internal("stored ID-card value is corrupt"))?;
     let plain = kek.unwrap(&blob, format!("medsign/id-card/{employee_no}").as_bytes())?;
     Ok(Some(zeroize::Zeroizing::new(String::from_utf8_lossy(&plain).into_owned())))
 }

@@ -70,9 +70,9 @@ impl Deferred {
     fn asked(&self) -> Result<Vec<u8>> {
         self.asked
             .lock()
-            .map_err(|_| Error::Config("signing seam poisoned".into()))?
+            .map_err(|_| Error::internal("signing seam poisoned"))?
             .clone()
-            .ok_or_else(|| Error::Config("nothing was signed".into()))
+            .ok_or_else(|| Error::internal("nothing was signed"))
     }
 }
 
@@ -227,9 +227,9 @@ pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
         )));
     }
     let cert = rec.cert()?;
-    let public = match cert.public_key().map_err(|e| Error::Config(e.to_string()))? {
+    let public = match cert.public_key().map_err(|e| Error::internal_from("cosign::active_key", e))? {
         PublicKey::Sm2(p) => *p,
-        _ => return Err(Error::Config("a two-party certificate must hold an SM2 key".into())),
+        _ => return Err(Error::internal("a two-party certificate must hold an SM2 key")),
     };
     Ok(ActiveKey { id: r.try_get("id")?, cert, serial, public })
 }
@@ -335,14 +335,14 @@ pub async fn start(db: &Db, kek: &Kek, ctx: &Context, s: &Session, targets: &[Ta
 /// The data flow's CMS for this signer (one signer; merged into the flow's signature later).
 fn data_cms(f: &flows::Stored, seam: &Deferred, cert: &Cert, signing_time: &str) -> Result<Vec<u8>> {
     let t = DateTime::parse_from_rfc3339(signing_time)
-        .map_err(|e| Error::Config(format!("stored signing time: {e}")))?
+        .map_err(|e| Error::internal_from("stored signing time", e))?
         .with_timezone(&Utc);
     cms::sign(
         &f.content,
         &[cms::CmsSigner { signer: seam, cert, chain: &[] }],
         &cms::SignOptions { detached: f.detached, signing_time: Some(t), ..Default::default() },
     )
-    .map_err(|e| Error::Config(format!("signing failed: {e}")))
+    .map_err(|e| Error::internal_from("signing failed", e))
 }
 
 /// The flow `id` if it is this phone's user's turn to sign by scanning; otherwise 403 (another
@@ -425,10 +425,10 @@ async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRo
     let e: [u8; 32] = hex::decode(r.try_get::<String, _>("e_hex")?)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| Error::Config("stored round is corrupt".into()))?;
+        .ok_or_else(|| Error::internal("stored round is corrupt"))?;
     let prepared = match r.try_get::<Option<String>, _>("prepared_b64")? {
         Some(b) => Some((
-            B64.decode(b).map_err(|_| Error::Config("stored round is corrupt".into()))?,
+            B64.decode(b).map_err(|_| Error::internal("stored round is corrupt"))?,
             (r.try_get::<i64, _>("hole_start")? as usize, r.try_get::<i64, _>("hole_end")? as usize),
         )),
         None => None,
@@ -602,10 +602,8 @@ fn open_share(kek: &Kek, key_id: &str, wrapped: Option<String>) -> Result<Server
     let wrapped = wrapped.ok_or_else(|| {
         Error::Conflict("签名密钥已失效（手机已解绑或重新开通）/ the signing key is no longer active (phone unbound or re-enrolled)".into())
     })?;
-    let bytes = kek.unwrap(
-        &hex::decode(wrapped).map_err(|_| Error::Config("stored share is corrupt".into()))?,
-        key_id.as_bytes(),
-    )?;
+    let bytes =
+        kek.unwrap(&hex::decode(wrapped).map_err(|_| Error::internal("stored share is corrupt"))?, key_id.as_bytes())?;
     Ok(ServerKeyShare::from_bytes(&bytes)?)
 }
 
@@ -683,8 +681,8 @@ async fn finish_one(
     }
     let rec = medsign_ca::certs::get(db, &r.cert_serial).await?;
     let cert = rec.cert()?;
-    let PublicKey::Sm2(public) = cert.public_key().map_err(|e| Error::Config(e.to_string()))? else {
-        return Err(Error::Config("a two-party certificate must hold an SM2 key".into()));
+    let PublicKey::Sm2(public) = cert.public_key().map_err(|e| Error::internal_from("cosign::finish_one", e))? else {
+        return Err(Error::internal("a two-party certificate must hold an SM2 key"));
     };
     let bad = || Error::Invalid("签名无效（与签署内容不符）/ the signature does not verify for this round".into());
     let der = hex::decode(signature_hex.trim()).map_err(|_| bad())?;
@@ -703,23 +701,23 @@ async fn finish_one(
     let mut pending = false;
     let doc = match &r.prepared {
         Some((bytes, hole)) => {
-            let p =
-                medsign_pdf::Prepared::from_parts(bytes.clone(), *hole).map_err(|e| Error::Config(e.to_string()))?;
+            let p = medsign_pdf::Prepared::from_parts(bytes.clone(), *hole)
+                .map_err(|e| Error::internal_from("cosign::finish_one", e))?;
             let cms = flows::pades_cms(&p.covered(), &seam, &cert, &[])?;
             same_bytes(&seam, public, &r.e)?;
-            let mut parsed = Parsed::from_bytes(&cms).map_err(|e| Error::Config(e.to_string()))?;
+            let mut parsed = Parsed::from_bytes(&cms).map_err(|e| Error::internal_from("cosign::finish_one", e))?;
             times.extend(flows::add_timestamps(tsa, &mut parsed, &f.alg, &f.app_id).await?);
-            p.finish(&parsed.to_der().map_err(|e| Error::Config(e.to_string()))?)
-                .map_err(|e| Error::Config(e.to_string()))?
+            p.finish(&parsed.to_der().map_err(|e| Error::internal_from("cosign::finish_one", e))?)
+                .map_err(|e| Error::internal_from("cosign::finish_one", e))?
         }
         None => {
             let mine = data_cms(&f, &seam, &cert, &r.signing_time)?;
             same_bytes(&seam, public, &r.e)?;
-            let mine = Parsed::from_bytes(&mine).map_err(|e| Error::Config(e.to_string()))?;
+            let mine = Parsed::from_bytes(&mine).map_err(|e| Error::internal_from("cosign::finish_one", e))?;
             let mut all = match &f.so_far {
                 Some(d) => {
-                    let mut p = Parsed::from_bytes(d).map_err(|e| Error::Config(e.to_string()))?;
-                    p.merge(&mine).map_err(|e| Error::Config(e.to_string()))?;
+                    let mut p = Parsed::from_bytes(d).map_err(|e| Error::internal_from("cosign::finish_one", e))?;
+                    p.merge(&mine).map_err(|e| Error::internal_from("cosign::finish_one", e))?;
                     p
                 }
                 None => mine,
@@ -732,7 +730,7 @@ async fn finish_one(
                 }
                 Err(e) => return Err(e),
             }
-            all.to_der().map_err(|e| Error::Config(e.to_string()))?
+            all.to_der().map_err(|e| Error::internal_from("cosign::finish_one", e))?
         }
     };
     let phone = Signed {
@@ -775,7 +773,7 @@ async fn finish_one(
 fn same_bytes(seam: &Deferred, public: &Sm2PublicKey, e: &[u8; 32]) -> Result<()> {
     let again = public.e(medsign_crypto::sm2::DEFAULT_ID, &seam.asked()?)?;
     if &again != e {
-        return Err(Error::Config("the rebuilt signature input differs from the round's".into()));
+        return Err(Error::internal("the rebuilt signature input differs from the round's"));
     }
     Ok(())
 }

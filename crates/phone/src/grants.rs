@@ -443,8 +443,7 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
         }
         let context: String = r.try_get("context")?;
         let sealed: Option<String> = r.try_get("share_sealed")?;
-        let sealed =
-            hex::decode(sealed.unwrap_or_default()).map_err(|_| Error::Config("stored share is corrupt".into()))?;
+        let sealed = hex::decode(sealed.unwrap_or_default()).map_err(|_| Error::internal("stored share is corrupt"))?;
         let client = ClientKeyShare::from_bytes(&medsign_crypto::seal::open(&gk, &sealed, context.as_bytes())?)?;
         let key_id: String = r.try_get("key_id")?;
         let server = crate::cosign::server_share(db, kek, &key_id).await?;

@@ -302,7 +302,7 @@ pub async fn scan(
         "kind": "data", "title": format!("扫码登录 {system}"), "content_base64": B64.encode(&data),
         "signers": [{"employee_no": s.employee_no, "mode": "scan"}], "expires_in_minutes": 10,
     }))
-    .map_err(|e| Error::Config(e.to_string()))?;
+    .map_err(|e| Error::internal_from("logins::scan", e))?;
     let flow =
         flows::create(&Signing { db, kek, cas, organization, tsa, grants: &NoGrants }, ctx, &app_id, &nf, 4096).await?;
     sqlx::query("UPDATE login_tickets SET flow_id = $1 WHERE id = $2")

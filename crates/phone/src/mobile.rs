@@ -321,7 +321,9 @@ pub(crate) fn verifier_bytes(hex_v: &str) -> Result<[u8; 32]> {
 }
 
 pub(crate) fn pin_expiry(set_at: &str) -> Result<DateTime<Utc>> {
-    Ok(DateTime::parse_from_rfc3339(set_at).map_err(|e| Error::Config(e.to_string()))?.with_timezone(&Utc)
+    Ok(DateTime::parse_from_rfc3339(set_at)
+        .map_err(|e| Error::internal_from("mobile::pin_expiry", e))?
+        .with_timezone(&Utc)
         + Duration::days(PIN_MAX_DAYS))
 }
 
@@ -393,8 +395,8 @@ pub(crate) async fn check_pin(
     verifier: &[u8; 32],
 ) -> Result<(zeroize::Zeroizing<Vec<u8>>, String)> {
     let r = pin_row(db, s).await?;
-    let stored = hex::decode(r.try_get::<String, _>("verifier")?)
-        .map_err(|_| Error::Config("stored verifier is corrupt".into()))?;
+    let stored =
+        hex::decode(r.try_get::<String, _>("verifier")?).map_err(|_| Error::internal("stored verifier is corrupt"))?;
     let target = format!("user:{}", s.employee_no);
     let sql = "UPDATE device_pins SET failures = failures + 1, updated_at = $1 \
                WHERE device_id = $2 AND locked_at IS NULL AND failures < $3";
@@ -441,7 +443,7 @@ pub(crate) async fn check_pin(
     audit::ok(&mut tx, ctx, Kind::Login, "pin.verify", &target, serde_json::json!({"device": s.device_id})).await?;
     tx.commit().await?;
     let wrapped = hex::decode(r.try_get::<String, _>("unlock_wrapped")?)
-        .map_err(|_| Error::Config("stored secret is corrupt".into()))?;
+        .map_err(|_| Error::internal("stored secret is corrupt"))?;
     Ok((kek.unwrap(&wrapped, s.device_id.as_bytes())?, r.try_get("set_at")?))
 }
 

@@ -77,7 +77,7 @@ impl Wechat {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::internal_from("realname::new", e))?;
         Ok(Self {
             base: base.trim_end_matches('/').into(),
             appid: appid.into(),

@@ -374,7 +374,7 @@ pub async fn unlock(db: &Db, kek: &Kek, wx: &Wechat, ctx: &Context, s: &Session,
     if let Some(approve) = &approve {
         crate::approvals::record(db, s, approve, "fingerprint").await?;
     }
-    let wrapped = hex::decode(wrapped).map_err(|_| Error::Config("stored fingerprint secret is corrupt".into()))?;
+    let wrapped = hex::decode(wrapped).map_err(|_| Error::internal("stored fingerprint secret is corrupt"))?;
     let secret = kek.unwrap(&wrapped, &secret_aad(&s.device_id))?;
     Ok(mobile::Unlock {
         unlock_secret: hex::encode(secret.as_slice()),

@@ -53,7 +53,7 @@ impl ApiError {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Db(_) | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Config(_) | Error::Crypto(_) | Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Coded { kind, .. } => match kind {
                 Refusal::Invalid => StatusCode::BAD_REQUEST,
                 Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -153,5 +153,20 @@ mod tests {
         let v = body(refused()).await;
         assert_eq!((v["code"].as_str(), v["request_id"].as_str()), (Some("not_found"), Some(NO_REQUEST_ID)));
         assert_eq!(body(too_large()).await["request_id"], NO_REQUEST_ID);
+    }
+
+    /// A failure of ours answers 500 `internal` and tells the client nothing of it; the log line
+    /// gets the context and every cause, outermost first.
+    #[tokio::test]
+    async fn an_internal_error_is_internal_to_the_client_and_whole_in_the_log() {
+        let cause = std::io::Error::other("disk says no");
+        let e = Error::internal_from("stored share", cause);
+        assert_eq!(chain(&e), "stored share: disk says no");
+        let r = ApiError::from(e).into_response();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let v = body(r).await;
+        assert_eq!(v["code"], "internal");
+        assert!(!v["message"].as_str().unwrap().contains("share"), "{v}");
+        assert_eq!(Error::internal("stored round is corrupt").code(), "internal");
     }
 }

@@ -54,7 +54,7 @@ macro_rules! text_enum {
 
 /// Read a stored text column as one of these enums; an unknown value is a corrupt row (500).
 pub(crate) fn column<T: std::str::FromStr>(column: &str, text: String) -> Result<T> {
-    text.parse().map_err(|_| Error::Config(format!("stored {column} '{text}' is not a known value")))
+    text.parse().map_err(|_| Error::internal(format!("stored {column} '{text}' is not a known value")))
 }
 
 text_enum! {

@@ -50,7 +50,7 @@ pub struct TemplateInfo {
 
 fn info(r: &sqlx::any::AnyRow) -> Result<(TemplateInfo, Template)> {
     let def: String = r.try_get("definition")?;
-    let t: Template = serde_json::from_str(&def).map_err(|e| Error::Config(format!("stored template: {e}")))?;
+    let t: Template = serde_json::from_str(&def).map_err(|e| Error::internal_from("stored template", e))?;
     let fields = t
         .fields
         .iter()
@@ -92,7 +92,7 @@ async fn ensure_builtin(db: &Db) -> Result<()> {
             .fetch_optional(&db.pool)
             .await?;
         if have.is_none() {
-            let t = Template::from_json(def).map_err(|e| Error::Config(e.to_string()))?;
+            let t = Template::from_json(def).map_err(|e| Error::internal_from("templates::ensure_builtin", e))?;
             let _w = db.write_lock.lock().await;
             // ON CONFLICT: another node may store it at the same moment
             sqlx::query(

@@ -183,10 +183,10 @@ pub fn deep_link(public_url: &str, ticket_id: &str) -> String {
 /// A QR code of `content` as PNG (base64) and SVG, sized for a PC screen.
 pub fn qr(content: &str) -> Result<(String, String)> {
     let code = qrcode::QrCode::with_error_correction_level(content.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|e| Error::Config(format!("QR: {e}")))?;
+        .map_err(|e| Error::internal_from("QR", e))?;
     let img = code.render::<image::Luma<u8>>().min_dimensions(240, 240).build();
     let mut png = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| Error::Config(e.to_string()))?;
+    img.write_to(&mut png, image::ImageFormat::Png).map_err(|e| Error::internal_from("tickets::qr", e))?;
     let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).build();
     Ok((base64::engine::general_purpose::STANDARD.encode(png.into_inner()), svg))
 }

@@ -350,7 +350,7 @@ pub struct Witness {
 
 impl Witness {
     fn send(&self, a: &Anchor) -> Result<()> {
-        let line = serde_json::to_string(a).map_err(|e| Error::Config(e.to_string()))?;
+        let line = serde_json::to_string(a).map_err(|e| Error::internal_from("audit::send", e))?;
         if let Some(f) = &self.file {
             use std::io::Write;
             let mut o = std::fs::OpenOptions::new().create(true).append(true).open(f).map_err(|e| {

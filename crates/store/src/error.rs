@@ -28,6 +28,17 @@ pub enum Error {
     /// Configuration or start-up problem (CLI exit 2).
     #[error("{0}")]
     Config(String),
+    /// A failure of ours, not of the request: stored data that does not read back, a certificate
+    /// or signature that cannot be built, a step that cannot fail but did. HTTP 500 `internal`;
+    /// the client sees only that, the log gets `context` and the whole source chain.
+    #[error("{context}")]
+    Internal {
+        /// what was being done (`stored share`, `issuing CA`, `module::function`)
+        context: String,
+        /// the cause, kept for the log
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Crypto failure.
     #[error(transparent)]
     Crypto(#[from] medsign_crypto::Error),
@@ -83,6 +94,19 @@ pub const CODES: &[(&str, &str)] = &[
 ];
 
 impl Error {
+    /// An [`Error::Internal`] without a further cause (e.g. `stored round is corrupt`).
+    pub fn internal(context: impl Into<String>) -> Self {
+        Error::Internal { context: context.into(), source: None }
+    }
+
+    /// An [`Error::Internal`] caused by `source`, which is kept (not flattened into text).
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Internal { context: context.into(), source: Some(source.into()) }
+    }
+
     /// A refusal with a specific code from [`CODES`].
     pub fn coded(kind: Refusal, code: &'static str, message: impl Into<String>) -> Self {
         debug_assert!(CODES.iter().any(|(c, _)| *c == code), "unlisted error code {code}");
@@ -102,6 +126,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Db(_) => "database_unavailable",
             Error::Config(_) => "configuration",
+            Error::Internal { .. } => "internal",
             Error::Crypto(_) => "crypto",
             Error::Unavailable(_) => "unavailable",
             Error::TooManyRequests(_) => "too_many_requests",

@@ -429,7 +429,7 @@ impl Tsa {
             n[0] |= 0x01;
             n
         })
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| Error::internal_from("tsa::stamp_digest", e))?;
         Ok(self.stamp(profile, &imprint, Some(&nonce), true, None, requester).await?)
     }
 }
@@ -668,8 +668,8 @@ pub struct LocalTimestamper {
 impl Timestamper for LocalTimestamper {
     fn timestamp<'a>(&'a self, imprint: &'a MessageImprint) -> medsign_ca::channels::BoxFuture<'a, Result<Vec<u8>>> {
         Box::pin(async move {
-            let nonce =
-                Int::new(&[0x01, medsign_crypto::rng::bytes::<1>()?[0]]).map_err(|e| Error::Config(e.to_string()))?;
+            let nonce = Int::new(&[0x01, medsign_crypto::rng::bytes::<1>()?[0]])
+                .map_err(|e| Error::internal_from("tsa::timestamp", e))?;
             let t = self.tsa.stamp(Some(self.profile), imprint, Some(&nonce), true, None, "medsign").await?;
             Ok(t.token)
         })

@@ -89,11 +89,14 @@ impl DocumentFormat for Cms {
                 None => theirs,
                 Some(so_far) => {
                     // a later step (after a phone's turn): the new signers join the CMS so far
-                    let mut merged = Parsed::from_bytes(so_far).map_err(|e| Error::Config(e.to_string()))?;
+                    let mut merged =
+                        Parsed::from_bytes(so_far).map_err(|e| Error::internal_from("flows::format::sign", e))?;
                     merged
-                        .merge(&Parsed::from_bytes(&theirs).map_err(|e| Error::Config(e.to_string()))?)
-                        .map_err(|e| Error::Config(e.to_string()))?;
-                    merged.to_der().map_err(|e| Error::Config(e.to_string()))?
+                        .merge(
+                            &Parsed::from_bytes(&theirs).map_err(|e| Error::internal_from("flows::format::sign", e))?,
+                        )
+                        .map_err(|e| Error::internal_from("flows::format::sign", e))?;
+                    merged.to_der().map_err(|e| Error::internal_from("flows::format::sign", e))?
                 }
             };
             Ok(Signature { doc, times, pending })
@@ -180,10 +183,12 @@ pub(super) async fn sign_data(
     let signers: Vec<CmsSigner<'_>> =
         ready.iter().map(|r| CmsSigner { signer: r.key.as_ref(), cert: &r.cert, chain: &r.chain }).collect();
     let der = cms::sign(content, &signers, &SignOptions { detached, ..Default::default() })
-        .map_err(|e| Error::Config(format!("signing failed: {e}")))?;
-    let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| Error::internal_from("signing failed", e))?;
+    let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::internal_from("flows::format::sign_data", e))?;
     match add_timestamps(tsa, &mut parsed, alg, app_id).await {
-        Ok(times) => Ok((parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, times, false)),
+        Ok(times) => {
+            Ok((parsed.to_der().map_err(|e| Error::internal_from("flows::format::sign_data", e))?, times, false))
+        }
         Err(e) if ts_mode == TimestampMode::Later => {
             tracing::warn!(error = %e, "timestamp deferred");
             Ok((der, vec![], true))
@@ -244,7 +249,7 @@ pub fn pades_cms(covered: &[u8], signer: &dyn Signer, cert: &Cert, chain: &[Cert
         &[CmsSigner { signer, cert, chain }],
         &SignOptions { detached: true, omit_signing_time: true, ..Default::default() },
     )
-    .map_err(|e| Error::Config(format!("signing failed: {e}")))
+    .map_err(|e| Error::internal_from("signing failed", e))
 }
 
 /// One PAdES B-T signature per signer, each an incremental update over the previous result.
@@ -267,11 +272,11 @@ pub(super) async fn sign_pdf(
             pdf_options(&specs[i], existing + i + 1, kinds[i], &r.display, r.image.clone(), &r.cert, title, Utc::now());
         let prepared = medsign_pdf::prepare(&doc, &opts).map_err(|e| Error::Invalid(e.to_string()))?;
         let der = pades_cms(&prepared.covered(), r.key.as_ref(), &r.cert, &r.chain)?;
-        let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+        let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::internal_from("flows::format::sign_pdf", e))?;
         times.extend(add_timestamps(tsa, &mut parsed, alg, app_id).await?);
         doc = prepared
-            .finish(&parsed.to_der().map_err(|e| Error::Config(e.to_string()))?)
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .finish(&parsed.to_der().map_err(|e| Error::internal_from("flows::format::sign_pdf", e))?)
+            .map_err(|e| Error::internal_from("flows::format::sign_pdf", e))?;
     }
     Ok((doc, times))
 }
@@ -286,12 +291,15 @@ pub async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester
     // the SET OF signers re-sorts when attributes change: look for the next unstamped one each time
     while let Some(i) = (0..parsed.signer_infos().len()).find(|&i| !parsed.has_timestamp(i)) {
         let serial = parsed.signer_serial_hex(i).unwrap_or_default();
-        let h = parsed.digest_of(i).map_err(|e| Error::Config(e.to_string()))?;
-        let imprint = MessageImprint::of(h, &parsed.signature_value(i).map_err(|e| Error::Config(e.to_string()))?);
+        let h = parsed.digest_of(i).map_err(|e| Error::internal_from("flows::format::add_timestamps", e))?;
+        let imprint = MessageImprint::of(
+            h,
+            &parsed.signature_value(i).map_err(|e| Error::internal_from("flows::format::add_timestamps", e))?,
+        );
         let nonce = medsign_pki::der::asn1::Int::new(&[0x01, medsign_crypto::rng::bytes::<4>()?[0]])
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::internal_from("flows::format::add_timestamps", e))?;
         let t = tsa.stamp(Some(alg), &imprint, Some(&nonce), true, None, requester).await?;
-        parsed.add_timestamp(i, &t.token).map_err(|e| Error::Config(e.to_string()))?;
+        parsed.add_timestamp(i, &t.token).map_err(|e| Error::internal_from("flows::format::add_timestamps", e))?;
         times.push((serial, t.time));
     }
     Ok(times)
@@ -310,11 +318,15 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
         let app: String = r.try_get("app_id")?;
         let sig: Option<String> = r.try_get("signature_b64")?;
         let attempt = async {
-            let sig = sig.ok_or_else(|| Error::Config("no stored signature".into()))?;
-            let der = B64.decode(sig).map_err(|_| Error::Config("stored signature is corrupt".into()))?;
-            let mut parsed = Parsed::from_bytes(&der).map_err(|e| Error::Config(e.to_string()))?;
+            let sig = sig.ok_or_else(|| Error::internal("no stored signature"))?;
+            let der = B64.decode(sig).map_err(|_| Error::internal("stored signature is corrupt"))?;
+            let mut parsed = Parsed::from_bytes(&der)
+                .map_err(|e| Error::internal_from("flows::format::complete_pending_timestamps", e))?;
             let stamped = add_timestamps(tsa, &mut parsed, &alg, &app).await?;
-            Ok::<_, Error>((parsed.to_der().map_err(|e| Error::Config(e.to_string()))?, stamped))
+            Ok::<_, Error>((
+                parsed.to_der().map_err(|e| Error::internal_from("flows::format::complete_pending_timestamps", e))?,
+                stamped,
+            ))
         };
         let (out, stamped) = match attempt.await {
             Ok(t) => t,

@@ -43,8 +43,9 @@ pub async fn authorize_custody(
     let active = active_certs(db, employee_no, family).await?;
     let rec = match active.into_iter().next() {
         Some(c) => {
-            let cert =
-                Cert::load_all(c.certificate_pem.as_bytes()).map_err(|e| Error::Config(e.to_string()))?.remove(0);
+            let cert = Cert::load_all(c.certificate_pem.as_bytes())
+                .map_err(|e| Error::internal_from("flows::keys::authorize_custody", e))?
+                .remove(0);
             if cert.public_key().ok() != Some(key.public_key()) {
                 return Err(Error::Conflict(format!(
                     "用户已有另一把密钥的 {family} 证书 {}，请先吊销 / the user holds a {family} certificate {} for another key; revoke it first",
@@ -54,9 +55,12 @@ pub async fn authorize_custody(
             c
         }
         None => {
-            let req =
-                csr::build(&parse_dn("CN=medsign server custody").map_err(|e| Error::Config(e.to_string()))?, &key)
-                    .map_err(|e| Error::Config(e.to_string()))?;
+            let req = csr::build(
+                &parse_dn("CN=medsign server custody")
+                    .map_err(|e| Error::internal_from("flows::keys::authorize_custody", e))?,
+                &key,
+            )
+            .map_err(|e| Error::internal_from("flows::keys::authorize_custody", e))?;
             certs::issue_for_user(db, kek, issuer, ctx, employee_no, &req).await?
         }
     };

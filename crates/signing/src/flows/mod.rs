@@ -778,7 +778,7 @@ pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
         let placement = match placement {
             Some(p) => {
                 let (page, rect): (u32, [f64; 4]) =
-                    serde_json::from_str(&p).map_err(|e| Error::Config(format!("stored placement: {e}")))?;
+                    serde_json::from_str(&p).map_err(|e| Error::internal_from("stored placement", e))?;
                 Some(medsign_pdf::Placement { page, rect })
             }
             None => None,
@@ -804,11 +804,11 @@ pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
         detached: r.try_get::<i64, _>("detached")? != 0,
         content: B64
             .decode(r.try_get::<String, _>("content_b64")?)
-            .map_err(|_| Error::Config("stored content is corrupt".into()))?,
+            .map_err(|_| Error::internal("stored content is corrupt"))?,
         content_sm3: r.try_get("content_sm3")?,
         doc_no: r.try_get("doc_no")?,
         so_far: match so_far {
-            Some(b) => Some(B64.decode(b).map_err(|_| Error::Config("stored signature is corrupt".into()))?),
+            Some(b) => Some(B64.decode(b).map_err(|_| Error::internal("stored signature is corrupt"))?),
             None => None,
         },
         ts_mode: column("timestamp_mode", r.try_get("timestamp_mode")?)?,
@@ -1034,7 +1034,7 @@ async fn result_of(db: &Db, f: &FlowView) -> Result<Vec<u8>> {
         .bind(&f.id)
         .fetch_one(&db.pool)
         .await?;
-    B64.decode(sig.unwrap_or_default()).map_err(|_| Error::Config("stored signature is corrupt".into()))
+    B64.decode(sig.unwrap_or_default()).map_err(|_| Error::internal("stored signature is corrupt"))
 }
 
 // ---- webhooks -----------------------------------------------------------------------------
