@@ -350,7 +350,7 @@ pub async fn ensure_at(db: &Db, kek: &Kek, organization: &str, public_url: Optio
 mod tests {
     use super::*;
     use medsign_pki::path::{PathOptions, validate};
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::db::backends;
 
     #[tokio::test]
     async fn hierarchies_are_created_once_and_chain() {

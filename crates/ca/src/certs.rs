@@ -949,7 +949,10 @@ mod tests {
     use super::*;
     use medsign_crypto::{KeyAlg, PrivateKey, signer::KeySigner};
     use medsign_pki::{crl::Crl, path};
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{add_staff, staff},
+    };
 
     #[tokio::test]
     async fn issue_revoke_crl() {
@@ -967,16 +970,7 @@ mod tests {
                 parent_code: None,
             };
             medsign_directory::departments::create_many(&db, &ctx, &[dep]).await.unwrap();
-            let u = users::NewUser {
-                employee_no: "1001".into(),
-                name: "张三".into(),
-                department: Some("XNK".into()),
-                title: None,
-                phone: None,
-                id_card: None,
-                role: users::Role::Doctor,
-            };
-            users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[users::NewUser { department: Some("XNK".into()), ..staff("1001", "张三") }]).await;
             let key = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
             let req = csr::build(&parse_dn("CN=whatever").unwrap(), &key).unwrap();
             let rec = issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await.unwrap();
@@ -1105,16 +1099,7 @@ mod tests {
                 Issuer {
                     cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
                 };
-            let u = users::NewUser {
-                employee_no: "2002".into(),
-                name: "李四".into(),
-                department: None,
-                title: None,
-                phone: None,
-                id_card: None,
-                role: users::Role::Nurse,
-            };
-            users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[users::NewUser { role: users::Role::Nurse, ..staff("2002", "李四") }]).await;
             let key = PrivateKey::generate(KeyAlg::Sm2).unwrap();
             let public = key.public_key();
             let b64 = |b: &[u8]| {

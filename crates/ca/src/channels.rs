@@ -787,9 +787,11 @@ mod tests {
     use super::*;
     use crate::{certs, est_fake::EstFake};
     use medsign_crypto::{KeyAlg, PrivateKey, signer::KeySigner};
-    use medsign_directory::users;
     use medsign_pki::{csr, name::parse_dn};
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{add_staff, staff},
+    };
     use std::sync::atomic::Ordering;
 
     async fn audit_actions(db: &Db) -> Vec<String> {
@@ -811,18 +813,8 @@ mod tests {
                 public_url: "http://127.0.0.1:7080",
                 channels: Some(&channels),
             };
-            let people: Vec<users::NewUser> = (0..60)
-                .map(|i| users::NewUser {
-                    employee_no: format!("U{i:03}"),
-                    name: format!("医生{i}"),
-                    department: None,
-                    title: None,
-                    phone: None,
-                    id_card: None,
-                    role: users::Role::Doctor,
-                })
-                .collect();
-            users::create_many(&db, &kek, &ctx, &people).await.unwrap();
+            let people: Vec<_> = (0..60).map(|i| staff(&format!("U{i:03}"), &format!("医生{i}"))).collect();
+            add_staff(&db, &kek, &people).await;
             let key = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
             let req = csr::build(&parse_dn("CN=张三").unwrap(), &key).unwrap();
 

@@ -133,9 +133,12 @@ mod tests {
     use super::*;
     use crate::certs::Issuer;
     use medsign_crypto::{KeyAlg, PrivateKey, signer::KeySigner, wrap::Kek};
-    use medsign_directory::users;
     use medsign_pki::{cert::Cert, csr, name::parse_dn, ocsp::CertId, x509_cert::ext::pkix::CrlReason};
-    use medsign_store::{audit::Context, db::tests::backends};
+    use medsign_store::audit::Context;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{add_staff, staff},
+    };
 
     /// A certificate signed by `issuer` that the database does not know.
     fn leaf_not_recorded(issuer: &Cert, key: &dyn medsign_crypto::Signer) -> Cert {
@@ -161,16 +164,7 @@ mod tests {
                 Issuer {
                     cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
                 };
-            let u = users::NewUser {
-                employee_no: "1001".into(),
-                name: "张三".into(),
-                department: None,
-                title: None,
-                phone: None,
-                id_card: None,
-                role: users::Role::Doctor,
-            };
-            users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[staff("1001", "张三")]).await;
             let responder = Responder::new(cas.clone(), 60);
             for alg in [KeyAlg::Sm2, KeyAlg::Rsa2048] {
                 let key = KeySigner::new(PrivateKey::generate(alg).unwrap());

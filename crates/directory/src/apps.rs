@@ -479,7 +479,7 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::db::backends;
 
     #[tokio::test]
     async fn create_check_and_refuse() {

@@ -130,7 +130,7 @@ pub async fn exists(conn: &mut sqlx::AnyConnection, code: &str) -> Result<bool> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::db::backends;
 
     fn d(code: &str, parent: Option<&str>) -> NewDepartment {
         NewDepartment { code: code.into(), name: format!("{code} 科"), parent_code: parent.map(Into::into) }

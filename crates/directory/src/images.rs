@@ -149,7 +149,7 @@ mod tests {
 
     #[tokio::test]
     async fn seals_are_generated_once_and_uploads_replace_them() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in medsign_testkit::db::backends().await {
             let ctx = Context::cli();
             let png = seal_image(&db, &ctx, "测试县人民医院", "hospital").await.unwrap();
             let (again, info) = get(&db, "seal:hospital").await.unwrap().unwrap();

@@ -503,7 +503,7 @@ pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::db::backends;
 
     fn u(no: &str) -> NewUser {
         NewUser {

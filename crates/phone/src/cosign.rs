@@ -783,45 +783,27 @@ pub(crate) mod tests {
     use super::*;
     use crate::approvals::tests::{approve, approve_rounds};
     use crate::mobile;
-    use medsign_ca::{ca::BuiltinCas, certs::Issuer};
+    use medsign_ca::ca::BuiltinCas;
     use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare};
+    use medsign_directory::users::NewUser;
     use medsign_pki::cms::Indication;
     use medsign_signing::flows::{NewFlow, create};
-    use medsign_tsa::clock::Clock;
-    use medsign_tsa::tsa::Tsa;
-    use std::sync::Arc;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{ORG, World, add_staff, issuer, sign_app, staff, world},
+    };
 
     /// A bound phone with an enrolled two-party key (the phone half runs natively here; the wasm
     /// build of the same code is tested under Node).
     pub(crate) async fn phone(db: &Db, kek: &Kek, cas: &BuiltinCas, no: &str) -> (Session, ClientKeyShare) {
         let ctx = Context::cli();
-        let issuer = Issuer { cas, organization: "某县人民医院", public_url: "http://x", channels: None };
         let a = mobile::activation_code(db, kek, &ctx, no).await.unwrap();
         let s = mobile::activate(db, cas, &ctx, no, &a.code, "iPhone").await.unwrap();
         let st = mobile::keygen_start(db, &s).await.unwrap();
         let (kg, req) = ClientKeyGen::start(st.context.as_bytes()).unwrap();
-        let done = mobile::keygen_finish(db, kek, issuer, &ctx, &s, &st.key_id, &req).await.unwrap();
+        let done = mobile::keygen_finish(db, kek, issuer(cas), &ctx, &s, &st.key_id, &req).await.unwrap();
         mobile::set_pin(db, kek, &ctx, &s, crate::approvals::tests::PIN, None).await.unwrap();
         (s, kg.finish(&done.response).unwrap())
-    }
-
-    pub(crate) const ORG: &str = "某县人民医院";
-
-    /// What the signing tests need: a KEK, the CAs, a TSA on a synchronised test clock.
-    pub(crate) struct World {
-        pub kek: Kek,
-        pub ctx: Context,
-        pub cas: BuiltinCas,
-        pub tsa: Arc<Tsa>,
-    }
-
-    pub(crate) async fn world(db: &Db) -> World {
-        let kek = Kek::generate().unwrap();
-        let cas = medsign_ca::ca::ensure(db, &kek, ORG).await.unwrap();
-        let tsa = Tsa::start(db, &kek, &cas, ORG, &Default::default(), Arc::new(Clock::synchronised_for_tests()))
-            .await
-            .unwrap();
-        World { kek, ctx: Context::cli(), cas, tsa }
     }
 
     pub(crate) fn e_of(r: &Round) -> [u8; 32] {
@@ -833,15 +815,10 @@ pub(crate) mod tests {
     /// whole step rolls back (the flow keeps what it had).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_step_is_recorded_only_over_the_state_it_was_prepared_for() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let World { kek, ctx, cas, tsa } = world(&db).await;
-            let (app, _) =
-                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
-                    .await
-                    .unwrap();
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "2301", "name": "郑医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let (app, _) = sign_app(&db, &kek, "HIS").await;
+            add_staff(&db, &kek, &[staff("2301", "郑医生")]).await;
             let _phone = phone(&db, &kek, &cas, "2301").await;
             let nf: NewFlow =
                 serde_json::from_value(serde_json::json!({"kind": "data", "title": "会诊记录", "content": "x",
@@ -883,20 +860,12 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn phones_co_sign_scan_flows() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let World { kek, ctx, cas, tsa } = world(&db).await;
             let org = ORG;
-            let (app, _) =
-                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
-                    .await
-                    .unwrap();
-            let u = |no: &str| -> medsign_directory::users::NewUser {
-                serde_json::from_value(
-                    serde_json::json!({"employee_no": no, "name": format!("医生{no}"), "title": "主治医师"}),
-                )
-                .unwrap()
-            };
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u("2001"), u("2002")]).await.unwrap();
+            let (app, _) = sign_app(&db, &kek, "HIS").await;
+            let u = |no: &str| NewUser { title: Some("主治医师".into()), ..staff(no, &format!("医生{no}")) };
+            add_staff(&db, &kek, &[u("2001"), u("2002")]).await;
             let (me, share) = phone(&db, &kek, &cas, "2001").await;
             let (other, other_share) = phone(&db, &kek, &cas, "2002").await;
             let mk = |v: serde_json::Value| serde_json::from_value::<NewFlow>(v).unwrap();

@@ -465,9 +465,13 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cosign::tests::{ORG, World, phone, world};
+    use crate::cosign::tests::phone;
     use base64::Engine;
     use medsign_signing::flows::{self, Signing};
+    use medsign_testkit::{
+        db::backends,
+        hospital::{ORG, World, add_staff, sign_app, staff, world},
+    };
 
     fn win(hours: u32, max_count: Option<u32>) -> Window {
         Window { hours, max_hours: MAX_HOURS, max_count }
@@ -475,24 +479,12 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_grant_lets_one_system_sign_without_the_phone_until_cancelled_or_expired() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let World { kek, ctx, cas, tsa } = world(&db).await;
             let org = ORG;
-            let (his, _) =
-                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
-                    .await
-                    .unwrap();
-            let (lis, _) =
-                medsign_directory::apps::create(&db, &kek, &ctx, "LIS", &[medsign_directory::apps::Scope::Sign])
-                    .await
-                    .unwrap();
-            let users: Vec<medsign_directory::users::NewUser> = ["4001", "4002"]
-                .iter()
-                .map(|no| {
-                    serde_json::from_value(serde_json::json!({"employee_no": no, "name": format!("医生{no}")})).unwrap()
-                })
-                .collect();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &users).await.unwrap();
+            let (his, _) = sign_app(&db, &kek, "HIS").await;
+            let (lis, _) = sign_app(&db, &kek, "LIS").await;
+            add_staff(&db, &kek, &[staff("4001", "医生4001"), staff("4002", "医生4002")]).await;
             let (me, share) = phone(&db, &kek, &cas, "4001").await;
             let (_other, other_share) = phone(&db, &kek, &cas, "4002").await;
             let auto = |title: &str| -> flows::NewFlow {
@@ -665,15 +657,10 @@ mod tests {
     /// neither the database file nor its write-ahead log.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_copy_of_the_data_directory_does_not_yield_the_doctors_key() {
-        for (dir, db) in medsign_store::db::tests::backends().await {
+        for (dir, db) in backends().await {
             let World { kek, ctx, cas, .. } = world(&db).await;
-            let (his, _) =
-                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
-                    .await
-                    .unwrap();
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "4101", "name": "周医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let (his, _) = sign_app(&db, &kek, "HIS").await;
+            add_staff(&db, &kek, &[staff("4101", "周医生")]).await;
             let (me, share) = phone(&db, &kek, &cas, "4101").await;
             let g = start(&db, &me, &his.app_id, win(2, None)).await.unwrap();
             let gk = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();

@@ -392,21 +392,20 @@ mod tests {
     use super::*;
     use crate::cosign::{
         Answer, Finish,
-        tests::{ORG, World, e_of, phone, world},
+        tests::{e_of, phone},
+    };
+    use medsign_testkit::{
+        db::backends,
+        hospital::{ORG, World, add_staff, sign_app, staff, world},
     };
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_phone_scans_confirms_and_the_system_gets_a_signed_assertion() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let World { kek, ctx, cas, tsa } = world(&db).await;
             let org = ORG;
-            let (app, _) =
-                medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
-                    .await
-                    .unwrap();
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "3001", "name": "赵医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            let (app, _) = sign_app(&db, &kek, "HIS").await;
+            add_staff(&db, &kek, &[staff("3001", "赵医生")]).await;
             let (me, share) = phone(&db, &kek, &cas, "3001").await;
             let t = create(&db, &ctx, "https://his.example", &app.app_id, "门诊医生站", Some("nonce-42"), None)
                 .await

@@ -772,10 +772,14 @@ pub async fn keygen_finish(
 mod tests {
     use super::*;
     use medsign_crypto::twoparty::ClientKeyGen;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{add_staff, staff},
+    };
 
     #[tokio::test]
     async fn bind_generate_certify_and_rebind() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
@@ -783,9 +787,7 @@ mod tests {
                 Issuer {
                     cas: &cas, organization: "某县人民医院", public_url: "http://127.0.0.1:7080", channels: None
                 };
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "2001", "name": "王医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[staff("2001", "王医生")]).await;
             let a = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
             assert_eq!(a.code.len(), 14);
             // wrong code, wrong user, then the right one (lower case accepted) — once
@@ -879,9 +881,7 @@ mod tests {
     /// A freshly activated phone and its user, for the race tests.
     async fn bound(db: &Db, kek: &Kek, cas: &medsign_ca::ca::BuiltinCas, no: &str) -> Session {
         let ctx = Context::cli();
-        let u: medsign_directory::users::NewUser =
-            serde_json::from_value(serde_json::json!({"employee_no": no, "name": "孙医生"})).unwrap();
-        medsign_directory::users::create_many(db, kek, &ctx, &[u]).await.unwrap();
+        add_staff(db, kek, &[staff(no, "孙医生")]).await;
         let a = activation_code(db, kek, &ctx, no).await.unwrap();
         activate(db, cas, &ctx, no, &a.code, "iPhone").await.unwrap()
     }
@@ -890,7 +890,7 @@ mod tests {
     /// then the PIN is locked and even the right one is refused.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_wrong_pins_compare_at_most_the_limit() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
             let s = bound(&db, &kek, &cas, "2201").await;
@@ -930,7 +930,7 @@ mod tests {
     /// exactly one active key and one active certificate.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_key_generation_answers_leave_one_key() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
             let s = bound(&db, &kek, &cas, "2202").await;
@@ -977,13 +977,11 @@ mod tests {
 
     #[tokio::test]
     async fn pin_verifiers_are_counted_locked_changed_and_expire() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "2101", "name": "钱医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[staff("2101", "钱医生")]).await;
             let a = activation_code(&db, &kek, &ctx, "2101").await.unwrap();
             let s = activate(&db, &cas, &ctx, "2101", &a.code, "iPhone").await.unwrap();
             let (v1, v2, wrong) = (hex::encode([1u8; 32]), hex::encode([2u8; 32]), hex::encode([9u8; 32]));

@@ -599,21 +599,19 @@ pub mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cosign::tests::{World, world};
+    use medsign_directory::users::NewUser;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{World, add_staff, staff, world},
+    };
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wechat_face_verification_against_the_fake_and_the_demo_provider() {
         let (base, fake) = fake::start().await;
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let World { kek, ctx, cas, .. } = world(&db).await;
-            let users: Vec<medsign_directory::users::NewUser> = [("5001", Some("11010519491231002X")), ("5002", None)]
-                .iter()
-                .map(|(no, id)| {
-                    serde_json::from_value(serde_json::json!({"employee_no": no, "name": "孙医生", "id_card": id}))
-                        .unwrap()
-                })
-                .collect();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &users).await.unwrap();
+            let with_id = NewUser { id_card: Some("11010519491231002X".into()), ..staff("5001", "孙医生") };
+            add_staff(&db, &kek, &[with_id, staff("5002", "孙医生")]).await;
             let bind = |no: &'static str| {
                 let (db, kek, cas, ctx) = (db.clone(), &kek, &cas, ctx.clone());
                 async move {

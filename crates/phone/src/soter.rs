@@ -412,6 +412,10 @@ pub async fn disable(db: &Db, ctx: &Context, s: &Session) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::realname::fake::{self, SoterPhone};
+    use medsign_testkit::{
+        db::backends,
+        hospital::{add_staff, staff},
+    };
 
     fn req(pin: &str, code: &str, json: &str, sig: &str) -> EnrolRequest {
         let (current_verifier, wx_code) = (pin.to_string(), code.to_string());
@@ -430,14 +434,12 @@ mod tests {
     async fn fingerprint_approval_releases_its_secret_only_for_a_fresh_verified_result_from_the_enrolled_phone() {
         let (base, wechat) = fake::start().await;
         let wx = Wechat::new(&base, "wx_test", "s3cret").unwrap();
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             wechat.seen.lock().unwrap().clear();
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "2201", "name": "周医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[staff("2201", "周医生")]).await;
             let a = mobile::activation_code(&db, &kek, &ctx, "2201").await.unwrap();
             let s = mobile::activate(&db, &cas, &ctx, "2201", &a.code, "Android").await.unwrap();
             let (pin, wrong_pin) = (hex::encode([1u8; 32]), hex::encode([9u8; 32]));
@@ -575,13 +577,11 @@ mod tests {
     async fn parallel_spoofed_fingerprints_are_checked_at_most_the_limit() {
         let (base, wechat) = fake::start().await;
         let wx = std::sync::Arc::new(Wechat::new(&base, "wx_test", "s3cret").unwrap());
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let ctx = Context::cli();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let u: medsign_directory::users::NewUser =
-                serde_json::from_value(serde_json::json!({"employee_no": "2301", "name": "吴医生"})).unwrap();
-            medsign_directory::users::create_many(&db, &kek, &ctx, &[u]).await.unwrap();
+            add_staff(&db, &kek, &[staff("2301", "吴医生")]).await;
             let a = mobile::activation_code(&db, &kek, &ctx, "2301").await.unwrap();
             let s = mobile::activate(&db, &cas, &ctx, "2301", &a.code, "Android").await.unwrap();
             let pin = hex::encode([1u8; 32]);

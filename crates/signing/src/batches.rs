@@ -258,28 +258,15 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
 mod tests {
     use super::*;
     use crate::seams::NoGrants;
-    use medsign_crypto::wrap::Kek;
-    use medsign_store::db::tests::backends;
-    use medsign_tsa::clock::Clock;
-    use medsign_tsa::tsa::Tsa;
-    use std::sync::Arc;
+    use medsign_testkit::{
+        db::backends,
+        hospital::{ORG, World, world},
+    };
 
     #[tokio::test]
     async fn queue_runs_fails_precisely_and_recovers_an_interrupted_item() {
         for (_d, db) in backends().await {
-            let kek = Kek::generate().unwrap();
-            let ctx = Context::cli();
-            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let tsa = Tsa::start(
-                &db,
-                &kek,
-                &cas,
-                "某县人民医院",
-                &Default::default(),
-                Arc::new(Clock::synchronised_for_tests()),
-            )
-            .await
-            .unwrap();
+            let World { kek, ctx, cas, tsa } = world(&db).await;
             let item = |seal: &str| serde_json::json!({"kind": "data", "title": "检验报告", "content": "WBC 6.1", "signers": [{"seal": seal}]});
             assert!(create(&db, &ctx, "app_x", &[]).await.is_err());
             assert!(create(&db, &ctx, "app_x", &[serde_json::json!({"kind": 1})]).await.is_err());
@@ -300,10 +287,7 @@ mod tests {
             .execute(&db.pool)
             .await
             .unwrap();
-            let sg =
-                Signing {
-                    db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants
-                };
+            let sg = Signing { db: &db, kek: &kek, cas: &cas, organization: ORG, tsa: &tsa, grants: &NoGrants };
             while run_one(&sg, 1 << 20, 30).await.unwrap() {}
             let v = get(&db, Some("app_x"), &b.id).await.unwrap();
             assert_eq!((v.state.as_str(), v.done, v.failed), ("completed", 2, 1), "{v:?}");

@@ -217,7 +217,7 @@ mod tests {
 
     #[tokio::test]
     async fn templates_are_versioned_and_builtin_ones_render() {
-        for (_d, db) in medsign_store::db::tests::backends().await {
+        for (_d, db) in medsign_testkit::db::backends().await {
             let ctx = Context::cli();
             let all = list(&db).await.unwrap();
             assert_eq!(

@@ -273,14 +273,15 @@ impl DataDirLock {
     }
 }
 
-/// Test support for every crate above: `backends()` (feature `testkit`).
-#[cfg(any(test, feature = "testkit"))]
-pub mod tests {
+/// The tests of this crate, and their helpers (the crates above have the same in
+/// `medsign-testkit`, which this crate's tests cannot use: it depends on this crate).
+#[cfg(test)]
+pub(crate) mod tests {
     use super::*;
 
     /// Every backend the tests can reach: SQLite always; PostgreSQL when
     /// `MEDSIGN_TEST_POSTGRES_URL` is set (scripts/test starts a server and sets it; CI must).
-    pub async fn backends() -> Vec<(Option<tempfile::TempDir>, Db)> {
+    pub(crate) async fn backends() -> Vec<(Option<tempfile::TempDir>, Db)> {
         let (d, db) = temp_db().await;
         let mut v = vec![(Some(d), db)];
         match std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).ok_or(()) {
@@ -294,7 +295,7 @@ pub mod tests {
     }
 
     /// A fresh PostgreSQL database on the server of `admin_url`.
-    pub async fn pg_db(admin_url: &str) -> Db {
+    async fn pg_db(admin_url: &str) -> Db {
         sqlx::any::install_default_drivers();
         let name = format!("medsign_t_{}", uuid::Uuid::new_v4().simple());
         let admin = AnyPool::connect(admin_url).await.expect("PostgreSQL reachable");
@@ -304,7 +305,7 @@ pub mod tests {
     }
 
     /// A fresh SQLite database in a temporary directory.
-    pub async fn temp_db() -> (tempfile::TempDir, Db) {
+    pub(crate) async fn temp_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let db = Db::open(&url).await.unwrap();

@@ -418,23 +418,6 @@ impl Clock {
             }
         })
     }
-
-    /// A clock that believes one sample (tests of code that needs a synchronised TSA).
-    #[cfg(any(test, feature = "testkit"))]
-    pub fn synchronised_for_tests() -> Self {
-        let c = Self::new(&medsign_config::config::TimeConfig::default());
-        c.inner.write().unwrap().best = Some(Sample {
-            source: "test".into(),
-            offset: 0.0,
-            delay: 0.001,
-            root_distance: 0.001,
-            stratum: 2,
-            leap: 0,
-            taken: Instant::now(),
-            at: Utc::now(),
-        });
-        c
-    }
 }
 
 /// The state for an error bound `bound` (s) of a sample `age` old.
@@ -454,8 +437,25 @@ fn near_leap(now: DateTime<Utc>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A clock that believes one sample (tests of code that needs a synchronised TSA). The crates
+    /// above use `medsign_testkit::clock::synchronised`, whose `Clock` is not this test build's.
+    pub(crate) fn synchronised() -> Clock {
+        let c = Clock::new(&medsign_config::config::TimeConfig::default());
+        c.inner.write().unwrap().best = Some(Sample {
+            source: "test".into(),
+            offset: 0.0,
+            delay: 0.001,
+            root_distance: 0.001,
+            stratum: 2,
+            leap: 0,
+            taken: Instant::now(),
+            at: Utc::now(),
+        });
+        c
+    }
 
     fn reply(leap: u8, stratum: u8, sent: &[u8; 8], server_time: f64) -> Vec<u8> {
         let mut r = vec![0u8; 48];
@@ -510,7 +510,7 @@ mod tests {
         let c = Clock::new(&medsign_config::config::TimeConfig::default());
         assert_eq!(c.status().state, SyncState::Unknown);
         assert!(c.for_issuance().unwrap_err().contains("尚未"));
-        let ok = Clock::synchronised_for_tests();
+        let ok = synchronised();
         assert_eq!(ok.status().state, SyncState::Insync);
         let us = ok.for_issuance().unwrap();
         assert!((1_000..3_000).contains(&us), "{us}");
@@ -531,20 +531,10 @@ mod tests {
         assert!((from_ntp(&to_ntp(now)) - unix(now)).abs() < 1e-6);
     }
 
-    /// A FAKE SNTP server on loopback (tests only) answering with a chosen offset.
+    /// A FAKE SNTP server on loopback (tests only) answering with a chosen offset, twice.
     #[tokio::test]
     async fn query_against_a_fake_server() {
-        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 64];
-            for _ in 0..2 {
-                let (_, peer) = sock.recv_from(&mut buf).await.unwrap();
-                let sent: [u8; 8] = buf[40..48].try_into().unwrap();
-                let r = reply(0, 1, &sent, unix(SystemTime::now()) + 0.25);
-                sock.send_to(&r, peer).await.unwrap();
-            }
-        });
+        let addr = medsign_testkit::clock::fake_ntp(0.25, Some(2)).await;
         let (off, delay, _, stratum, _) = query(addr, Duration::from_secs(1)).await.unwrap();
         assert!((off - 0.25).abs() < 0.05, "{off}");
         assert!(delay < 0.05 && stratum == 1);

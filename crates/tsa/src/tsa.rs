@@ -679,12 +679,13 @@ impl Timestamper for LocalTimestamper {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::tests::synchronised;
     use medsign_pki::{
         cms::{Stamped, VerifyOptions, verify_timestamp_token},
         der::Encode,
         tsp::TimeStampResp,
     };
-    use medsign_store::db::tests::backends;
+    use medsign_testkit::db::backends;
 
     #[tokio::test]
     async fn tokens_refusals_and_records() {
@@ -692,9 +693,7 @@ mod tests {
             let kek = Kek::generate().unwrap();
             let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
             let cfg = medsign_config::config::TsaConfig::default();
-            let tsa = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(Clock::synchronised_for_tests()))
-                .await
-                .unwrap();
+            let tsa = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(synchronised())).await.unwrap();
             let opts = VerifyOptions { trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()], ..Default::default() };
             let mut serials = Vec::new();
             for (profile, h) in [(Some("sm2"), HashAlg::Sm3), (Some("rsa"), HashAlg::Sha256), (None, HashAlg::Sha512)] {

@@ -1,6 +1,9 @@
 use super::*;
 use crate::seams::NoGrants;
-use medsign_store::db::tests::backends;
+use medsign_testkit::{
+    db::backends,
+    hospital::{ORG, World, issuer, world},
+};
 use medsign_tsa::clock::Clock;
 use std::sync::{Arc, Mutex};
 
@@ -33,16 +36,9 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<(axum::http::Head
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_flows_end_to_end_in_core() {
     for (_d, db) in backends().await {
-        let kek = Kek::generate().unwrap();
-        let ctx = Context::cli();
-        let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-        let issuer = Issuer { cas: &cas, organization: "某县人民医院", public_url: "http://x", channels: None };
-        let tsa =
-            Tsa::start(&db, &kek, &cas, "某县人民医院", &Default::default(), Arc::new(Clock::synchronised_for_tests()))
-                .await
-                .unwrap();
-        let sg =
-            Signing { db: &db, kek: &kek, cas: &cas, organization: "某县人民医院", tsa: &tsa, grants: &NoGrants };
+        let World { kek, ctx, cas, tsa } = world(&db).await;
+        let issuer = issuer(&cas);
+        let sg = Signing { db: &db, kek: &kek, cas: &cas, organization: ORG, tsa: &tsa, grants: &NoGrants };
         let (app, token) =
             medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
                 .await
