@@ -1,10 +1,12 @@
 use super::*;
 use crate::seams::NoGrants;
+use medsign_directory::apps::App;
 use medsign_testkit::{
     db::backends,
-    hospital::{ORG, World, issuer, world},
+    hospital::{ORG, World, add_staff, issuer, sign_app, staff, world},
 };
 use medsign_tsa::clock::Clock;
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
 /// A local HTTP receiver for webhooks (tests only): records (headers, body); answers 500 to
@@ -33,40 +35,44 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<(axum::http::Head
     (format!("http://{addr}/hook"), got)
 }
 
+/// The content of the data flows here.
+const RX: &str = "Rp: 阿莫西林 0.5g tid";
+
+/// A data flow over [`RX`] for `signers`, with the fields of `extra` over it.
+fn flow(signers: Value, extra: Value) -> NewFlow {
+    let mut v = json!({"kind": "data", "title": "门诊处方 No.1", "content": RX, "signers": signers});
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(v).unwrap()
+}
+
+/// A [`World`] with the app HIS (sign scope, returned with its token) and the doctors 1001 and
+/// 1002; the server holds an SM2 key for 1001 (custody authorized), none for 1002.
+async fn hospital(db: &Db) -> (World, App, String) {
+    let w = world(db).await;
+    let (app, token) = sign_app(db, &w.kek, "HIS").await;
+    add_staff(db, &w.kek, &[staff("1001", "医生1001"), staff("1002", "医生1002")]).await;
+    authorize_custody(db, &w.kek, issuer(&w.cas), &w.ctx, "1001", "院长办公会决议 2026-11", "sm2").await.unwrap();
+    (w, app, token.to_string())
+}
+
+/// How `w` signs (no phone grants).
+fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
+    Signing { db, kek: &w.kek, cas: &w.cas, organization: ORG, tsa: &w.tsa, grants: &NoGrants }
+}
+
+/// A TSA of `w`'s CAs whose clock never synchronised: it issues nothing.
+async fn cold_tsa(db: &Db, w: &World) -> Arc<Tsa> {
+    Tsa::start(db, &w.kek, &w.cas, "x", &Default::default(), Arc::new(Clock::new(&Default::default()))).await.unwrap()
+}
+
+/// The smoke scenario: a doctor (key in server custody) and the hospital seal sign a data flow in
+/// one CMS, each signature with its own timestamp; it verifies over its content, not over another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_flows_end_to_end_in_core() {
+async fn a_doctor_and_the_seal_sign_a_data_flow_that_verifies() {
     for (_d, db) in backends().await {
-        let World { kek, ctx, cas, tsa } = world(&db).await;
-        let issuer = issuer(&cas);
-        let sg = Signing { db: &db, kek: &kek, cas: &cas, organization: ORG, tsa: &tsa, grants: &NoGrants };
-        let (app, token) =
-            medsign_directory::apps::create(&db, &kek, &ctx, "HIS", &[medsign_directory::apps::Scope::Sign])
-                .await
-                .unwrap();
-        let u = |no: &str| users::NewUser {
-            employee_no: no.into(),
-            name: format!("医生{no}"),
-            department: None,
-            title: None,
-            phone: None,
-            id_card: None,
-            role: users::Role::Doctor,
-        };
-        users::create_many(&db, &kek, &ctx, &[u("1001"), u("1002")]).await.unwrap();
-        // custody: authorized for 1001 only
-        assert!(authorize_custody(&db, &kek, issuer, &ctx, "1001", "", "sm2").await.is_err());
-        let c = authorize_custody(&db, &kek, issuer, &ctx, "1001", "院长办公会决议 2026-11", "sm2").await.unwrap();
-        assert_eq!(c.employee_no, "1001");
-        authorize_custody(&db, &kek, issuer, &ctx, "1001", "again: same key, same certificate", "sm2").await.unwrap();
-        authorize_custody(&db, &kek, issuer, &ctx, "1001", "RSA too", "rsa").await.unwrap();
-        let (url, got) = receiver(1).await;
-        let flow = |signers: serde_json::Value, extra: serde_json::Value| {
-            let mut v = serde_json::json!({"kind": "data", "title": "门诊处方 No.1", "content": "Rp: 阿莫西林 0.5g tid", "signers": signers, "callback_url": url});
-            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-            serde_json::from_value::<NewFlow>(v).unwrap()
-        };
-        let nf = flow(serde_json::json!([{"employee_no": "1001"}, {"seal": "hospital"}]), serde_json::json!({}));
-        let f = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        let (w, app, _) = hospital(&db).await;
+        let nf = flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), json!({}));
+        let f = create(&signing(&db, &w), &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert_eq!(f.state, FlowState::Completed);
         assert!(f.doc_no.starts_with("QM-"), "{}", f.doc_no);
         assert!(
@@ -75,117 +81,171 @@ async fn data_flows_end_to_end_in_core() {
             f.signers
         );
         let sig = signature_bytes(&db, Some(&app.app_id), &f.id).await.unwrap();
-        let rep = verify_data(&db, &cas, &sig, Some("Rp: 阿莫西林 0.5g tid".as_bytes())).await.unwrap();
+        let rep = verify_data(&db, &w.cas, &sig, Some(RX.as_bytes())).await.unwrap();
         assert!(rep.is_valid(), "{rep:?}");
         assert_eq!(rep.signers.len(), 2);
         assert!(rep.signers.iter().all(|s| s.timestamp.as_ref().is_some_and(|t| t.ok())), "{rep:?}");
         times_are_each_signers_own(&f, &rep);
-        let tampered = verify_data(&db, &cas, &sig, Some(b"Rp: something else")).await.unwrap();
+        let tampered = verify_data(&db, &w.cas, &sig, Some(b"Rp: something else")).await.unwrap();
         assert!(!tampered.is_valid());
-        // RSA, attached, JSON content
+    }
+}
+
+/// Server custody of a doctor's key needs a reason on record; authorizing again keeps the key
+/// and certificate, RSA may be added. Once revoked the server signs nothing for the doctor (a
+/// second revocation finds nothing) until custody is authorized again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custody_needs_a_reason_and_once_revoked_signs_nothing_until_authorized_again() {
+    for (_d, db) in backends().await {
+        let w = world(&db).await;
+        let (app, _) = sign_app(&db, &w.kek, "HIS").await;
+        add_staff(&db, &w.kek, &[staff("1001", "医生1001")]).await;
+        let (kek, ctx, issuer) = (&w.kek, &w.ctx, issuer(&w.cas));
+        assert!(authorize_custody(&db, kek, issuer, ctx, "1001", "", "sm2").await.is_err());
+        let c = authorize_custody(&db, kek, issuer, ctx, "1001", "院长办公会决议 2026-11", "sm2").await.unwrap();
+        assert_eq!(c.employee_no, "1001");
+        authorize_custody(&db, kek, issuer, ctx, "1001", "again: same key, same certificate", "sm2").await.unwrap();
+        authorize_custody(&db, kek, issuer, ctx, "1001", "RSA too", "rsa").await.unwrap();
+        revoke_custody(&db, ctx, "1001").await.unwrap();
+        let nf = flow(json!([{"employee_no": "1001"}]), json!({}));
+        assert!(create(&signing(&db, &w), ctx, &app.app_id, &nf, 1 << 20).await.is_err());
+        assert!(matches!(revoke_custody(&db, ctx, "1001").await, Err(Error::NotFound(_))));
+        authorize_custody(&db, kek, issuer, ctx, "1001", "授权恢复 / authorized again", "sm2").await.unwrap();
+        let f = create(&signing(&db, &w), ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        assert_eq!(f.state, FlowState::Completed, "signs again once authorized again");
+    }
+}
+
+/// An RSA flow may carry JSON content, attached in its CMS: it verifies without the content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rsa_flow_carries_its_json_content_attached() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        authorize_custody(&db, &w.kek, issuer(&w.cas), &w.ctx, "1001", "RSA too", "rsa").await.unwrap();
         let nf = flow(
-            serde_json::json!([{"employee_no": "1001"}]),
-            serde_json::json!({"alg": "rsa", "detached": false, "content": null, "content_json": {"b": 1, "a": [1, 2]}}),
+            json!([{"employee_no": "1001"}]),
+            json!({"alg": "rsa", "detached": false, "content": null, "content_json": {"b": 1, "a": [1, 2]}}),
         );
-        let f2 = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        let f2 = create(&signing(&db, &w), &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         let sig2 = signature_bytes(&db, Some(&app.app_id), &f2.id).await.unwrap();
-        let rep2 = verify_data(&db, &cas, &sig2, None).await.unwrap();
+        let rep2 = verify_data(&db, &w.cas, &sig2, None).await.unwrap();
         assert!(rep2.is_valid(), "{rep2:?}");
-        // not the owner: not found; completed: no revoke
+    }
+}
+
+/// Another app does not find a flow; a completed flow cannot be revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_is_hidden_from_other_apps_and_a_completed_one_cannot_be_revoked() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let nf = flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), json!({}));
+        let f = create(&signing(&db, &w), &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert!(matches!(get(&db, Some("app_other"), &f.id).await, Err(Error::NotFound(_))));
-        assert!(matches!(revoke(&db, &ctx, Some(&app.app_id), &f.id, "wrong patient").await, Err(Error::Conflict(_))));
-        // bad input: unauthorized staff, unknown seal, scan mode, PDF, empty content, two contents
+        assert!(matches!(
+            revoke(&db, &w.ctx, Some(&app.app_id), &f.id, "wrong patient").await,
+            Err(Error::Conflict(_))
+        ));
+    }
+}
+
+/// Bad input is refused before anything is signed: staff without custody or unknown, an unknown
+/// seal, a seal or unknown staff in scan mode, an unknown mode, too short a ticket, a template
+/// field in a data flow, a signer that is both, no signers, a file kind without a file, empty or
+/// two contents, an unknown algorithm, a callback that is not HTTP or is the metadata address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_flow_requests_are_refused_as_invalid() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
         for (signers, extra) in [
-            (serde_json::json!([{"employee_no": "1002"}]), serde_json::json!({})),
-            (serde_json::json!([{"employee_no": "9999"}]), serde_json::json!({})),
-            (serde_json::json!([{"seal": "NOPE"}]), serde_json::json!({})),
-            (serde_json::json!([{"seal": "hospital", "mode": "scan"}]), serde_json::json!({})),
-            (serde_json::json!([{"employee_no": "1001", "mode": "wave"}]), serde_json::json!({})),
-            (serde_json::json!([{"employee_no": "NOPE", "mode": "scan"}]), serde_json::json!({})),
-            (
-                serde_json::json!([{"employee_no": "1001", "mode": "scan"}]),
-                serde_json::json!({"ticket_ttl_seconds": 5}),
-            ),
-            (serde_json::json!([{"employee_no": "1001", "field": "doctor"}]), serde_json::json!({})),
-            (serde_json::json!([{"employee_no": "1001", "seal": "hospital"}]), serde_json::json!({})),
-            (serde_json::json!([]), serde_json::json!({})),
-            (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"kind": "file"})),
-            (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"content": ""})),
-            (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"content_base64": "AA=="})),
-            (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"alg": "dsa"})),
-            (serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({"callback_url": "ftp://x"})),
-            (
-                serde_json::json!([{"employee_no": "1001"}]),
-                serde_json::json!({"callback_url": "http://169.254.169.254/latest/meta-data/"}),
-            ),
+            (json!([{"employee_no": "1002"}]), json!({})),
+            (json!([{"employee_no": "9999"}]), json!({})),
+            (json!([{"seal": "NOPE"}]), json!({})),
+            (json!([{"seal": "hospital", "mode": "scan"}]), json!({})),
+            (json!([{"employee_no": "1001", "mode": "wave"}]), json!({})),
+            (json!([{"employee_no": "NOPE", "mode": "scan"}]), json!({})),
+            (json!([{"employee_no": "1001", "mode": "scan"}]), json!({"ticket_ttl_seconds": 5})),
+            (json!([{"employee_no": "1001", "field": "doctor"}]), json!({})),
+            (json!([{"employee_no": "1001", "seal": "hospital"}]), json!({})),
+            (json!([]), json!({})),
+            (json!([{"employee_no": "1001"}]), json!({"kind": "file"})),
+            (json!([{"employee_no": "1001"}]), json!({"content": ""})),
+            (json!([{"employee_no": "1001"}]), json!({"content_base64": "AA=="})),
+            (json!([{"employee_no": "1001"}]), json!({"alg": "dsa"})),
+            (json!([{"employee_no": "1001"}]), json!({"callback_url": "ftp://x"})),
+            (json!([{"employee_no": "1001"}]), json!({"callback_url": "http://169.254.169.254/latest/meta-data/"})),
         ] {
             let nf = flow(signers.clone(), extra.clone());
-            let e = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
+            let e = create(&signing(&db, &w), &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{signers} {extra}: {e}");
         }
-        // scan mode (R7.4.6): the seal signs now, the doctor's turn waits with a one-time QR ticket
-        let nf = flow(
-            serde_json::json!([{"seal": "hospital"}, {"employee_no": "1001", "mode": "scan"}]),
-            serde_json::json!({}),
-        );
-        let w = create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
-        assert_eq!(w.state, FlowState::Signing);
+    }
+}
+
+/// Scan mode (R7.4.6): the seal signs at once, the doctor's turn waits with a one-time QR ticket.
+/// A renewal supersedes it; a ticket redeems once, an unknown or expired one never; only the
+/// owning app renews, and a completed flow has nothing to scan. Each refused redemption is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_turn_waits_with_a_one_time_ticket() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let ctx = &w.ctx;
+        let nf = flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), json!({}));
+        let f = create(&signing(&db, &w), ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        let nf = flow(json!([{"seal": "hospital"}, {"employee_no": "1001", "mode": "scan"}]), json!({}));
+        let wf = create(&signing(&db, &w), ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        assert_eq!(wf.state, FlowState::Signing);
         assert_eq!(
-            w.signers.iter().map(|s| (s.mode.as_str(), s.state.as_str())).collect::<Vec<_>>(),
+            wf.signers.iter().map(|s| (s.mode.as_str(), s.state.as_str())).collect::<Vec<_>>(),
             [("auto", "signed"), ("scan", "pending")]
         );
-        let t = crate::tickets::current(&db, &w.id).await.unwrap().expect("an open ticket");
+        let t = crate::tickets::current(&db, &wf.id).await.unwrap().expect("an open ticket");
         assert_eq!(t.signer_index, 1);
         let v = crate::tickets::view("https://sign.example.org/", &t).unwrap();
         assert_eq!(v.deep_link, format!("https://sign.example.org/m/#/sign?t={}", t.id));
         assert!(v.qr_svg.contains("<svg") && !v.qr_png_base64.is_empty());
         // a renewal supersedes it; the new one redeems once, then never again
-        let t2 = crate::scan::renew(&db, &ctx, &app.app_id, &w.id, Some(120)).await.unwrap();
-        let e = crate::tickets::redeem(&db, &ctx, &t.id).await.unwrap_err();
+        let t2 = crate::scan::renew(&db, ctx, &app.app_id, &wf.id, Some(120)).await.unwrap();
+        let e = crate::tickets::redeem(&db, ctx, &t.id).await.unwrap_err();
         assert!(e.to_string().contains("already used"), "{e}");
-        assert_eq!(crate::tickets::redeem(&db, &ctx, &t2.id).await.unwrap().flow_id, w.id);
-        assert!(crate::tickets::redeem(&db, &ctx, &t2.id).await.unwrap_err().to_string().contains("already used"));
-        assert!(crate::tickets::redeem(&db, &ctx, "tk_nope").await.unwrap_err().to_string().contains("unknown"));
+        assert_eq!(crate::tickets::redeem(&db, ctx, &t2.id).await.unwrap().flow_id, wf.id);
+        assert!(crate::tickets::redeem(&db, ctx, &t2.id).await.unwrap_err().to_string().contains("already used"));
+        assert!(crate::tickets::redeem(&db, ctx, "tk_nope").await.unwrap_err().to_string().contains("unknown"));
         // an expired ticket is refused
-        let t3 = crate::scan::renew(&db, &ctx, &app.app_id, &w.id, None).await.unwrap();
+        let t3 = crate::scan::renew(&db, ctx, &app.app_id, &wf.id, None).await.unwrap();
         sqlx::query("UPDATE sign_tickets SET expires_at = '2000-01-01T00:00:00Z' WHERE id = $1")
             .bind(&t3.id)
             .execute(&db.pool)
             .await
             .unwrap();
-        assert!(crate::tickets::redeem(&db, &ctx, &t3.id).await.unwrap_err().to_string().contains("expired"));
+        assert!(crate::tickets::redeem(&db, ctx, &t3.id).await.unwrap_err().to_string().contains("expired"));
         // another app cannot renew it; a completed flow has nothing to scan
-        assert!(matches!(crate::scan::renew(&db, &ctx, "other", &w.id, None).await, Err(Error::NotFound(_))));
-        assert!(matches!(crate::scan::renew(&db, &ctx, &app.app_id, &f.id, None).await, Err(Error::Conflict(_))));
+        assert!(matches!(crate::scan::renew(&db, ctx, "other", &wf.id, None).await, Err(Error::NotFound(_))));
+        assert!(matches!(crate::scan::renew(&db, ctx, &app.app_id, &f.id, None).await, Err(Error::Conflict(_))));
         let refused: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'ticket.redeem' AND outcome = 'refused'")
                 .fetch_one(&db.pool)
                 .await
                 .unwrap();
         assert_eq!(refused, 4);
+    }
+}
 
-        // custody revoked → refused
-        revoke_custody(&db, &ctx, "1001").await.unwrap();
-        let nf = flow(serde_json::json!([{"employee_no": "1001"}]), serde_json::json!({}));
-        assert!(create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.is_err());
-        assert!(matches!(revoke_custody(&db, &ctx, "1001").await, Err(Error::NotFound(_))));
-
-        // the TSA out of sync: `required` fails the flow (503), `later` releases and stamps later
-        let cold = Tsa::start(&db, &kek, &cas, "x", &Default::default(), Arc::new(Clock::new(&Default::default())))
-            .await
-            .unwrap();
-        let nf = flow(serde_json::json!([{"seal": "hospital"}]), serde_json::json!({}));
-        let e = create(&Signing { tsa: &cold, ..sg }, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
+/// Without a synchronised clock a flow that requires its timestamp fails (unavailable); one that
+/// takes it `later` is released at once and stamped when the TSA can issue — each signer's time
+/// from its own token. The job sets aside a flow whose stored signature is unreadable and stamps
+/// the others (one bad row used to stop it for every flow after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_synchronised_clock_required_fails_and_later_is_stamped_afterwards() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let cold = cold_tsa(&db, &w).await;
+        let nf = flow(json!([{"seal": "hospital"}]), json!({}));
+        let e =
+            create(&Signing { tsa: &cold, ..signing(&db, &w) }, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
         assert!(matches!(e, Error::Unavailable(_)), "{e}");
-        authorize_custody(&db, &kek, issuer, &ctx, "1001", "授权恢复 / authorized again", "sm2").await.unwrap();
-        let nf = flow(
-            serde_json::json!([{"employee_no": "1001"}, {"seal": "hospital"}]),
-            serde_json::json!({"timestamp": "later"}),
-        );
-        let f3 = create(&Signing { tsa: &cold, ..sg }, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        let nf = flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), json!({"timestamp": "later"}));
+        let f3 = create(&Signing { tsa: &cold, ..signing(&db, &w) }, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert!(f3.timestamp_pending && f3.state == FlowState::Completed);
-        // a pending flow whose stored signature is unreadable is set aside; the others still get
-        // their timestamps (one bad row used to stop the job for every flow after it)
         sqlx::query(
             "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, signature_b64, expires_at, created_at, updated_at) \
              VALUES ('sf_broken', 'QM-BROKEN', $1, 'data', 't', 'completed', 'sm2', 1, '', '', 'later', 1, 'not base64 ~', '2099-01-01T00:00:00Z', '0', '0')",
@@ -195,25 +255,58 @@ async fn data_flows_end_to_end_in_core() {
         .await
         .unwrap();
         assert_eq!(complete_pending_timestamps(&db, &cold).await.unwrap(), 0);
-        assert_eq!(complete_pending_timestamps(&db, &tsa).await.unwrap(), 1);
+        assert_eq!(complete_pending_timestamps(&db, &w.tsa).await.unwrap(), 1);
         let broken = get(&db, None, "sf_broken").await.unwrap();
         assert!(broken.timestamp_pending, "still shown as pending");
-        assert_eq!(complete_pending_timestamps(&db, &tsa).await.unwrap(), 0, "set aside, not retried");
+        assert_eq!(complete_pending_timestamps(&db, &w.tsa).await.unwrap(), 0, "set aside, not retried");
         let f3 = get(&db, None, &f3.id).await.unwrap();
         assert!(!f3.timestamp_pending && f3.signers.iter().all(|s| s.timestamp_at.is_some()), "{f3:?}");
-        let rep3 = verify_data(
-            &db,
-            &cas,
-            &signature_bytes(&db, None, &f3.id).await.unwrap(),
-            Some("Rp: 阿莫西林 0.5g tid".as_bytes()),
-        )
-        .await
-        .unwrap();
+        let rep3 = verify_data(&db, &w.cas, &signature_bytes(&db, None, &f3.id).await.unwrap(), Some(RX.as_bytes()))
+            .await
+            .unwrap();
         assert!(rep3.is_valid() && rep3.signers.len() == 2, "{rep3:?}");
         // each signer's recorded time is the time of its own token, found by certificate
         times_are_each_signers_own(&f3, &rep3);
+    }
+}
 
-        // an unfinished flow past its expiry is closed, with its webhook
+/// An unfinished flow past its expiry reads as expired at once and is closed by the job, once;
+/// it cannot be revoked.
+#[tokio::test]
+async fn an_unfinished_flow_past_its_expiry_is_closed_once() {
+    for (_d, db) in backends().await {
+        sqlx::query(
+            "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, expires_at, created_at, updated_at) \
+             VALUES ('sf_old', 'QM-OLD', 'app_x', 'data', 't', 'signing', 'sm2', 1, '', '', 'required', 0, '2020-01-01T00:00:00Z', 'x', 'x')",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        assert_eq!(get(&db, None, "sf_old").await.unwrap().state, FlowState::Expired, "computed on read");
+        assert_eq!(expire_due(&db).await.unwrap(), 1);
+        assert_eq!(expire_due(&db).await.unwrap(), 0);
+        assert!(matches!(revoke(&db, &Context::cli(), None, "sf_old", "late").await, Err(Error::Conflict(_))));
+    }
+}
+
+/// Every state change is POSTed to the flow's callback URL, signed with the app's HMAC key: a
+/// delivery that fails (500) is retried later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_of_every_state_change_are_retried_and_signed_with_the_app_key() {
+    for (_d, db) in backends().await {
+        let (w, app, token) = hospital(&db).await;
+        let (url, got) = receiver(1).await;
+        let cb = json!({"callback_url": url});
+        let (sg, cold) = (signing(&db, &w), cold_tsa(&db, &w).await);
+        // completed; failed (the timestamp required, the TSA out of sync); timestamped later
+        let nf = flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), cb.clone());
+        create(&sg, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        let nf = flow(json!([{"seal": "hospital"}]), cb.clone());
+        create(&Signing { tsa: &cold, ..sg }, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
+        let nf = flow(json!([{"seal": "hospital"}]), json!({"callback_url": url, "timestamp": "later"}));
+        create(&Signing { tsa: &cold, ..sg }, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        assert_eq!(complete_pending_timestamps(&db, &w.tsa).await.unwrap(), 1);
+        // expired
         sqlx::query(
             "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at) \
              VALUES ('sf_old', 'QM-OLD', $1, 'data', 't', 'signing', 'sm2', 1, '', '', 'required', 0, $2, '2020-01-01T00:00:00Z', 'x', 'x')",
@@ -223,21 +316,18 @@ async fn data_flows_end_to_end_in_core() {
         .execute(&db.pool)
         .await
         .unwrap();
-        assert_eq!(get(&db, None, "sf_old").await.unwrap().state, FlowState::Expired, "computed on read");
         assert_eq!(expire_due(&db).await.unwrap(), 1);
-        assert_eq!(expire_due(&db).await.unwrap(), 0);
-        assert!(matches!(revoke(&db, &ctx, None, "sf_old", "late").await, Err(Error::Conflict(_))));
 
-        // webhooks: the first attempt fails (500) and is retried later; all signed with the app key
+        // the first attempt fails (500) and is retried later; all signed with the app key
         let client = webhook_client();
-        deliver_due(&db, &kek, &client).await.unwrap();
+        deliver_due(&db, &w.kek, &client).await.unwrap();
         let ds = deliveries(&db, None).await.unwrap();
         assert!(ds.iter().any(|d| d.attempts == 1 && d.state == "pending" && d.last_status == Some(500)), "{ds:?}");
         sqlx::query("UPDATE webhook_deliveries SET next_at = '1970-01-01T00:00:00.000Z' WHERE state = 'pending'")
             .execute(&db.pool)
             .await
             .unwrap();
-        deliver_due(&db, &kek, &client).await.unwrap();
+        deliver_due(&db, &w.kek, &client).await.unwrap();
         let ds = deliveries(&db, None).await.unwrap();
         assert!(ds.iter().all(|d| d.state == "delivered"), "{ds:?}");
         let events: Vec<String> = ds.iter().map(|d| d.event.clone()).collect();
