@@ -152,6 +152,39 @@ pub struct Server {
 
 impl Server {
     pub fn start(d: &Dir, extra_env: &[(&str, &str)]) -> Server {
+        Self::spawn(Self::command(d, extra_env))
+    }
+
+    /// [`Server::start`] for a server the tests of a file share (kept in a `static`, so never
+    /// dropped). A watchdog shell holds it: the server logs to `serve.log` in `d` (the shell
+    /// passes the lines up to `listening on`), and once the test process has exited — however it
+    /// ended — and so closed the shell's stdin, the shell stops the server (SIGTERM) and removes
+    /// `d`. (A server whose stderr is a pipe nobody reads any more would not stop.)
+    pub fn start_until_exit(d: &Dir, extra_env: &[(&str, &str)]) -> Server {
+        let serve = Self::command(d, extra_env);
+        let watchdog = r#"dir=$1; shift; log="$dir/serve.log"
+"$@" </dev/null 2>"$log" & pid=$!
+until grep -q "listening on" "$log" 2>/dev/null || ! kill -0 $pid 2>/dev/null; do sleep 0.05; done
+cat "$log" >&2; exec 2>/dev/null
+cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", watchdog, "sh"])
+            .arg(d.0.path())
+            .arg(serve.get_program())
+            .args(serve.get_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in serve.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        Self::spawn(cmd)
+    }
+
+    fn command(d: &Dir, extra_env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_medsign"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data")])
             .env_remove("MEDSIGN_KEK")
@@ -160,6 +193,11 @@ impl Server {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Spawn `cmd` and read its stderr up to `listening on`.
+    fn spawn(mut cmd: Command) -> Server {
         let mut child = cmd.spawn().unwrap();
         let mut lines = Vec::new();
         let mut reader = BufReader::new(child.stderr.take().unwrap());
