@@ -858,301 +858,296 @@ pub(crate) mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn phones_co_sign_scan_flows() {
-        for (_d, db) in backends().await {
-            let World { kek, ctx, cas, tsa } = world(&db).await;
-            let org = ORG;
-            let (app, _) = sign_app(&db, &kek, "HIS").await;
-            let u = |no: &str| NewUser { title: Some("主治医师".into()), ..staff(no, &format!("医生{no}")) };
-            add_staff(&db, &kek, &[u("2001"), u("2002")]).await;
-            let (me, share) = phone(&db, &kek, &cas, "2001").await;
-            let (other, other_share) = phone(&db, &kek, &cas, "2002").await;
-            let mk = |v: serde_json::Value| serde_json::from_value::<NewFlow>(v).unwrap();
+    /// What the co-signing tests share: a [`World`], the app HIS, the doctors 2001 (`me`) and 2002
+    /// (`other`), each with a bound phone and its half of a two-party key.
+    struct Ward {
+        w: World,
+        app: medsign_directory::apps::App,
+        me: Session,
+        share: ClientKeyShare,
+        other: Session,
+        other_share: ClientKeyShare,
+    }
 
-            // a PDF: the doctor scans and signs visibly, then the hospital seal follows automatically
-            let pdf = medsign_pdf::blank_pdf(595, 842);
-            let nf = mk(
-                serde_json::json!({"kind": "file", "title": "检查报告 王小明", "content_base64": B64.encode(&pdf),
-                "signers": [{"employee_no": "2001", "mode": "scan", "placement": {"page": 1, "rect": [350, 60, 550, 130]}}, {"seal": "hospital"}]}),
-            );
-            let f = create(
-                &Signing {
-                    db: &db,
-                    kek: &kek,
-                    cas: &cas,
-                    organization: org,
-                    tsa: &tsa,
-                    grants: &crate::grants::Grants,
-                },
-                &ctx,
-                &app.app_id,
-                &nf,
-                1 << 22,
-            )
+    async fn ward(db: &Db) -> Ward {
+        let w = world(db).await;
+        let (app, _) = sign_app(db, &w.kek, "HIS").await;
+        let u = |no: &str| NewUser { title: Some("主治医师".into()), ..staff(no, &format!("医生{no}")) };
+        add_staff(db, &w.kek, &[u("2001"), u("2002")]).await;
+        let (me, share) = phone(db, &w.kek, &w.cas, "2001").await;
+        let (other, other_share) = phone(db, &w.kek, &w.cas, "2002").await;
+        Ward { w, app, me, share, other, other_share }
+    }
+
+    /// How `w` signs (with the phone context's grants).
+    fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
+        Signing { db, kek: &w.kek, cas: &w.cas, organization: ORG, tsa: &w.tsa, grants: &crate::grants::Grants }
+    }
+
+    /// A flow of the app HIS made from `v` (a `NewFlow` in JSON).
+    async fn flow(db: &Db, x: &Ward, v: serde_json::Value) -> FlowView {
+        let nf = serde_json::from_value::<NewFlow>(v).unwrap();
+        create(&signing(db, &x.w), &x.w.ctx, &x.app.app_id, &nf, 1 << 22).await.unwrap()
+    }
+
+    /// The PDF the tests scan: the doctor signs visibly, then the hospital seal follows automatically.
+    async fn pdf_flow(db: &Db, x: &Ward) -> (Vec<u8>, FlowView) {
+        let pdf = medsign_pdf::blank_pdf(595, 842);
+        let f = flow(db, x, serde_json::json!({"kind": "file", "title": "检查报告 王小明", "content_base64": B64.encode(&pdf),
+            "signers": [{"employee_no": "2001", "mode": "scan", "placement": {"page": 1, "rect": [350, 60, 550, 130]}}, {"seal": "hospital"}]}))
+        .await;
+        (pdf, f)
+    }
+
+    /// A data flow whose only signer is 2001, by scanning.
+    async fn scan_flow(db: &Db, x: &Ward, title: &str, content: &str) -> FlowView {
+        flow(
+            db,
+            x,
+            serde_json::json!({"kind": "data", "title": title, "content": content,
+            "signers": [{"employee_no": "2001", "mode": "scan"}]}),
+        )
+        .await
+    }
+
+    /// The round 2001's phone opens on flow `id` (from its pending list).
+    async fn round_of(db: &Db, x: &Ward, id: &str) -> Round {
+        let t = Target { ticket: None, flow_id: Some(id.into()) };
+        start(db, &x.w.kek, &x.w.ctx, &x.me, &[t]).await.unwrap().remove(0)
+    }
+
+    /// 2001 approves `rounds` with the PIN, the phone answers them (one request) and signs:
+    /// what it sends to finish them.
+    async fn answered(db: &Db, x: &Ward, rounds: &[Round]) -> Vec<Finish> {
+        let mut sessions = Vec::new();
+        let mut answers = Vec::new();
+        for r in rounds {
+            let (s, req) = x.share.begin_sign(&e_of(r)).unwrap();
+            sessions.push(s);
+            answers.push(Answer { round_id: r.round_id.clone(), request: req });
+        }
+        approve_rounds(db, &x.w.kek, &x.me, &rounds.iter().collect::<Vec<_>>()).await;
+        let resps = answer(db, &x.w.kek, &x.w.ctx, &x.me, &answers).await.unwrap();
+        sessions
+            .into_iter()
+            .zip(&resps)
+            .zip(rounds)
+            .map(|((s, resp), r)| Finish {
+                round_id: r.round_id.clone(),
+                signature: hex::encode(s.finish(resp).unwrap().to_der()),
+            })
+            .collect()
+    }
+
+    async fn finished(db: &Db, x: &Ward, fins: &[Finish]) -> Result<Vec<Outcome>> {
+        finish(&signing(db, &x.w), &crate::logins::LoginEvents, &x.w.ctx, &x.me, fins).await
+    }
+
+    /// Audited refusals of co-signing steps.
+    async fn refused(db: &Db) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action LIKE 'flow.cosign.%' AND outcome = 'refused'")
+            .fetch_one(&db.pool)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The smoke scenario: a PDF flow waits for the doctor's scan; the phone opens the round
+    /// (a summary of the document, never the document), the doctor approves it, the phone answers
+    /// and signs; the hospital seal follows and both signatures are timestamped and verify.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_phone_co_signs_a_scanned_pdf_and_the_seal_follows() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
+            let (pdf, f) = pdf_flow(&db, &x).await;
             assert_eq!(f.state, FlowState::Signing);
             let ticket = medsign_signing::tickets::current(&db, &f.id).await.unwrap().unwrap().id;
             let st = |s: &str, f: &str| medsign_signing::scan::TicketStatus { state: s.into(), flow_state: f.into() };
             assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("waiting", "signing"));
-            assert!(matches!(medsign_signing::scan::status(&db, "tk_nope").await, Err(Error::NotFound(_))));
-            // another doctor's phone scanning it: 403, audited, and the ticket still works
             let t = Target { ticket: Some(ticket.clone()), flow_id: None };
-            let e = start(&db, &kek, &ctx, &other, std::slice::from_ref(&t)).await.unwrap_err();
-            assert!(matches!(e, Error::Forbidden(_)), "{e}");
-            let rounds = start(&db, &kek, &ctx, &me, std::slice::from_ref(&t)).await.unwrap();
+            let rounds = start(&db, &x.w.kek, &x.w.ctx, &x.me, &[t]).await.unwrap();
             assert_eq!(rounds.len(), 1);
             assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("scanned", "signing"));
             let r = &rounds[0];
             assert_eq!((r.summary.pages, r.summary.signer_index, r.summary.kind.as_str()), (Some(1), 0, "file"));
             assert_eq!(r.summary.content_sm3, hex::encode(medsign_crypto::hash::sm3(&pdf)));
-            // the ticket is one-time
-            assert!(matches!(start(&db, &kek, &ctx, &me, &[t]).await, Err(Error::Invalid(_))));
-            // the device session alone answers nothing (issue #15); nor does an approval of
-            // other digests; the doctor's approval of this round's digest does, once
-            let (_s, req0) = share.begin_sign(&e_of(r)).unwrap();
-            let unapproved = Answer { round_id: r.round_id.clone(), request: req0 };
-            let e = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&unapproved)).await.unwrap_err();
-            assert_eq!(e.code(), "approval_required", "{e}");
-            approve(&db, &kek, &me, &crate::approvals::sign_digest(&["00".repeat(32)])).await;
-            let e = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&unapproved)).await.unwrap_err();
-            assert_eq!(e.code(), "approval_required", "{e}");
-            // a message for another e (tampered) is refused; the round stays open, and the
-            // doctor's approval is not used up by it (whoever holds the session cannot spend it)
-            approve_rounds(&db, &kek, &me, &[r]).await;
-            let (_s, wrong) = share.begin_sign(&[7u8; 32]).unwrap();
-            let bad = Answer { round_id: r.round_id.clone(), request: wrong };
-            assert!(matches!(answer(&db, &kek, &ctx, &me, &[bad]).await, Err(Error::Invalid(_))));
-            // another phone cannot answer this round
-            let (_s, req) = other_share.begin_sign(&e_of(r)).unwrap();
-            let foreign = Answer { round_id: r.round_id.clone(), request: req };
-            assert!(matches!(answer(&db, &kek, &ctx, &other, &[foreign]).await, Err(Error::NotFound(_))));
-            let (session, req) = share.begin_sign(&e_of(r)).unwrap();
-            let a = Answer { round_id: r.round_id.clone(), request: req };
-            let resp = answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await.unwrap();
-            assert!(matches!(answer(&db, &kek, &ctx, &me, std::slice::from_ref(&a)).await, Err(Error::Conflict(_))));
-            let sig = session.finish(&resp[0]).unwrap();
-            // a signature that does not verify is refused; the right one completes the flow
-            let junk = Finish { round_id: r.round_id.clone(), signature: hex::encode([0x30, 0x06, 2, 1, 1, 2, 1, 1]) };
-            assert!(matches!(
-                finish(
-                    &Signing {
-                        db: &db,
-                        kek: &kek,
-                        cas: &cas,
-                        organization: org,
-                        tsa: &tsa,
-                        grants: &crate::grants::Grants
-                    },
-                    &crate::logins::LoginEvents,
-                    &ctx,
-                    &me,
-                    &[junk]
-                )
-                .await,
-                Err(Error::Invalid(_))
-            ));
-            let ok = Finish { round_id: r.round_id.clone(), signature: hex::encode(sig.to_der()) };
-            let out = finish(
-                &Signing {
-                    db: &db,
-                    kek: &kek,
-                    cas: &cas,
-                    organization: org,
-                    tsa: &tsa,
-                    grants: &crate::grants::Grants,
-                },
-                &crate::logins::LoginEvents,
-                &ctx,
-                &me,
-                std::slice::from_ref(&ok),
-            )
-            .await
-            .unwrap();
+            let fins = answered(&db, &x, &rounds).await;
+            let out = finished(&db, &x, &fins).await.unwrap();
             assert_eq!(out[0].state.map(|s| s.as_str()), Some("completed"), "{out:?}");
             assert_eq!(medsign_signing::scan::status(&db, &ticket).await.unwrap(), st("signed", "completed"));
-            assert!(matches!(
-                finish(
-                    &Signing {
-                        db: &db,
-                        kek: &kek,
-                        cas: &cas,
-                        organization: org,
-                        tsa: &tsa,
-                        grants: &crate::grants::Grants
-                    },
-                    &crate::logins::LoginEvents,
-                    &ctx,
-                    &me,
-                    &[ok]
-                )
-                .await,
-                Err(Error::Conflict(_))
-            ));
-            let signed = flows::signature_bytes(&db, Some(&app.app_id), &f.id).await.unwrap();
-            let rep = flows::verify_file(&db, &cas, &signed).await.unwrap();
+            let signed = flows::signature_bytes(&db, Some(&x.app.app_id), &f.id).await.unwrap();
+            let rep = flows::verify_file(&db, &x.w.cas, &signed).await.unwrap();
             assert_eq!(rep.signatures.len(), 2);
             assert_eq!(rep.indication, Indication::TotalPassed, "{rep:#?}");
             let v = flows::get(&db, None, &f.id).await.unwrap();
             assert!(v.signers.iter().all(|s| s.timestamp_at.is_some()), "{:?}", v.signers);
             let custody: Vec<Option<&str>> = v.signers.iter().map(|s| s.custody.map(|c| c.as_str())).collect();
             assert_eq!(custody, [Some("two-party"), Some("server")]);
+        }
+    }
 
-            // a replayed Q1 in a new round is refused (the server never answers one Q1 twice)
-            let nf = mk(serde_json::json!({"kind": "data", "title": "医嘱", "content": "NS 250ml ivgtt",
-                "signers": [{"seal": "hospital"}, {"employee_no": "2001", "mode": "scan"}]}));
-            let d = create(
-                &Signing {
-                    db: &db,
-                    kek: &kek,
-                    cas: &cas,
-                    organization: org,
-                    tsa: &tsa,
-                    grants: &crate::grants::Grants,
-                },
-                &ctx,
-                &app.app_id,
-                &nf,
-                1 << 20,
+    /// Another doctor's phone scanning a ticket is refused (403, audited) and the ticket still
+    /// works for its doctor, once; an unknown ticket has no status.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scan_ticket_opens_one_round_for_its_own_doctor_only() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
+            let (kek, ctx) = (&x.w.kek, &x.w.ctx);
+            let (_, f) = pdf_flow(&db, &x).await;
+            let ticket = medsign_signing::tickets::current(&db, &f.id).await.unwrap().unwrap().id;
+            assert!(matches!(medsign_signing::scan::status(&db, "tk_nope").await, Err(Error::NotFound(_))));
+            let t = Target { ticket: Some(ticket), flow_id: None };
+            let e = start(&db, kek, ctx, &x.other, std::slice::from_ref(&t)).await.unwrap_err();
+            assert!(matches!(e, Error::Forbidden(_)), "{e}");
+            assert_eq!(start(&db, kek, ctx, &x.me, std::slice::from_ref(&t)).await.unwrap().len(), 1);
+            assert!(matches!(start(&db, kek, ctx, &x.me, &[t]).await, Err(Error::Invalid(_))));
+            assert_eq!(refused(&db).await, 1, "the foreign start (not the second use of the ticket)");
+        }
+    }
+
+    /// The device session alone answers nothing (issue #15), nor does an approval of other
+    /// digests; the doctor's approval of the round's digest does, once. A message for another `e`
+    /// (tampered) is refused without using the approval up; another phone cannot answer the round;
+    /// a `Q1` replayed in a new round is refused (the server never answers one `Q1` twice).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_needs_the_doctors_approval_of_its_round_and_is_never_replayed() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
+            let (kek, ctx, me) = (&x.w.kek, &x.w.ctx, &x.me);
+            let (_, f) = pdf_flow(&db, &x).await;
+            let r = round_of(&db, &x, &f.id).await;
+            let (_s, req0) = x.share.begin_sign(&e_of(&r)).unwrap();
+            let unapproved = Answer { round_id: r.round_id.clone(), request: req0 };
+            let e = answer(&db, kek, ctx, me, std::slice::from_ref(&unapproved)).await.unwrap_err();
+            assert_eq!(e.code(), "approval_required", "{e}");
+            approve(&db, kek, me, &crate::approvals::sign_digest(&["00".repeat(32)])).await;
+            let e = answer(&db, kek, ctx, me, std::slice::from_ref(&unapproved)).await.unwrap_err();
+            assert_eq!(e.code(), "approval_required", "{e}");
+            // tampered: refused, the round stays open, and the doctor's approval is not used up by
+            // it (whoever holds the session cannot spend it)
+            approve_rounds(&db, kek, me, &[&r]).await;
+            let (_s, wrong) = x.share.begin_sign(&[7u8; 32]).unwrap();
+            let bad = Answer { round_id: r.round_id.clone(), request: wrong };
+            assert!(matches!(answer(&db, kek, ctx, me, &[bad]).await, Err(Error::Invalid(_))));
+            let (_s, req) = x.other_share.begin_sign(&e_of(&r)).unwrap();
+            let foreign = Answer { round_id: r.round_id.clone(), request: req };
+            assert!(matches!(answer(&db, kek, ctx, &x.other, &[foreign]).await, Err(Error::NotFound(_))));
+            let (_session, req) = x.share.begin_sign(&e_of(&r)).unwrap();
+            let a = Answer { round_id: r.round_id.clone(), request: req };
+            answer(&db, kek, ctx, me, std::slice::from_ref(&a)).await.unwrap();
+            assert!(matches!(answer(&db, kek, ctx, me, std::slice::from_ref(&a)).await, Err(Error::Conflict(_))));
+            // the same Q1 in a new round, approved
+            let d = flow(
+                &db,
+                &x,
+                serde_json::json!({"kind": "data", "title": "医嘱", "content": "NS 250ml ivgtt",
+                "signers": [{"seal": "hospital"}, {"employee_no": "2001", "mode": "scan"}]}),
             )
-            .await
-            .unwrap();
-            let r = start(&db, &kek, &ctx, &me, &[Target { ticket: None, flow_id: Some(d.id.clone()) }]).await.unwrap();
+            .await;
+            let r2 = round_of(&db, &x, &d.id).await;
             let mut replay = a.clone();
-            replay.round_id = r[0].round_id.clone();
-            approve_rounds(&db, &kek, &me, &[&r[0]]).await;
-            assert!(matches!(answer(&db, &kek, &ctx, &me, &[replay]).await, Err(Error::Invalid(_))));
-            // the data flow: the phone's signature joins the seal's in one CMS; both timestamped
-            let r = start(&db, &kek, &ctx, &me, &[Target { ticket: None, flow_id: Some(d.id.clone()) }]).await.unwrap();
-            let (session, req) = share.begin_sign(&e_of(&r[0])).unwrap();
-            approve_rounds(&db, &kek, &me, &[&r[0]]).await;
-            let resp = answer(&db, &kek, &ctx, &me, &[Answer { round_id: r[0].round_id.clone(), request: req }])
-                .await
-                .unwrap();
-            let sig = session.finish(&resp[0]).unwrap();
-            let fin = Finish { round_id: r[0].round_id.clone(), signature: hex::encode(sig.to_der()) };
-            let out = finish(
-                &Signing {
-                    db: &db,
-                    kek: &kek,
-                    cas: &cas,
-                    organization: org,
-                    tsa: &tsa,
-                    grants: &crate::grants::Grants,
-                },
-                &crate::logins::LoginEvents,
-                &ctx,
-                &me,
-                &[fin],
+            replay.round_id = r2.round_id.clone();
+            approve_rounds(&db, kek, me, &[&r2]).await;
+            assert!(matches!(answer(&db, kek, ctx, me, &[replay]).await, Err(Error::Invalid(_))));
+            assert_eq!(refused(&db).await, 4, "two unapproved answers, the tampered one, the replayed Q1");
+        }
+    }
+
+    /// A signature that does not verify under the joint key is refused (audited) and the round
+    /// stays answerable by the right one; a round finishes once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_signature_that_does_not_verify_is_refused_and_a_round_finishes_once() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
+            let (_, f) = pdf_flow(&db, &x).await;
+            let r = round_of(&db, &x, &f.id).await;
+            let ok = answered(&db, &x, std::slice::from_ref(&r)).await.remove(0);
+            let junk = Finish { round_id: r.round_id.clone(), signature: hex::encode([0x30, 0x06, 2, 1, 1, 2, 1, 1]) };
+            assert!(matches!(finished(&db, &x, &[junk]).await, Err(Error::Invalid(_))));
+            let out = finished(&db, &x, std::slice::from_ref(&ok)).await.unwrap();
+            assert_eq!(out[0].state.map(|s| s.as_str()), Some("completed"), "{out:?}");
+            assert!(matches!(finished(&db, &x, &[ok]).await, Err(Error::Conflict(_))));
+            assert_eq!(refused(&db).await, 1, "the junk signature (not the second finish)");
+        }
+    }
+
+    /// A data flow: the phone's signature joins the seal's in one CMS; both are timestamped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_phones_signature_joins_the_seals_in_one_timestamped_cms() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
+            let d = flow(
+                &db,
+                &x,
+                serde_json::json!({"kind": "data", "title": "医嘱", "content": "NS 250ml ivgtt",
+                "signers": [{"seal": "hospital"}, {"employee_no": "2001", "mode": "scan"}]}),
             )
-            .await
-            .unwrap();
+            .await;
+            let r = round_of(&db, &x, &d.id).await;
+            let fins = answered(&db, &x, &[r]).await;
+            let out = finished(&db, &x, &fins).await.unwrap();
             assert_eq!(out[0].state.map(|s| s.as_str()), Some("completed"));
-            let cms_der = flows::signature_bytes(&db, Some(&app.app_id), &d.id).await.unwrap();
-            let rep = flows::verify_data(&db, &cas, &cms_der, Some(b"NS 250ml ivgtt")).await.unwrap();
+            let cms_der = flows::signature_bytes(&db, Some(&x.app.app_id), &d.id).await.unwrap();
+            let rep = flows::verify_data(&db, &x.w.cas, &cms_der, Some(b"NS 250ml ivgtt")).await.unwrap();
             assert!(rep.is_valid(), "{rep:#?}");
             assert_eq!(rep.signers.len(), 2);
             assert!(rep.signers.iter().all(|s| s.timestamp.as_ref().is_some_and(|t| t.ok())));
+        }
+    }
 
-            // a batch from the pending list: one unlock, three requests for five documents
+    /// A batch from the pending list: one approval, three requests for five documents; a document
+    /// revoked meanwhile and one with a bad signature fail alone (the bad one audited and still
+    /// pending).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_from_the_pending_list_takes_one_approval_and_fails_document_by_document() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
             let mut ids = Vec::new();
             for i in 0..5 {
-                let nf = mk(
-                    serde_json::json!({"kind": "data", "title": format!("检验报告 {i}"), "content": format!("WBC {i}"),
-                    "signers": [{"employee_no": "2001", "mode": "scan"}]}),
-                );
-                ids.push(
-                    create(
-                        &Signing {
-                            db: &db,
-                            kek: &kek,
-                            cas: &cas,
-                            organization: org,
-                            tsa: &tsa,
-                            grants: &crate::grants::Grants,
-                        },
-                        &ctx,
-                        &app.app_id,
-                        &nf,
-                        1 << 20,
-                    )
-                    .await
-                    .unwrap()
-                    .id,
-                );
+                ids.push(scan_flow(&db, &x, &format!("检验报告 {i}"), &format!("WBC {i}")).await.id);
             }
             // oldest first; flows made in the same millisecond may come in either order
-            let mut listed: Vec<String> = pending(&db, &me).await.unwrap().into_iter().map(|s| s.flow_id).collect();
+            let mut listed: Vec<String> = pending(&db, &x.me).await.unwrap().into_iter().map(|s| s.flow_id).collect();
             listed.sort();
             let mut want = ids.clone();
             want.sort();
             assert_eq!(listed, want);
-            assert!(pending(&db, &other).await.unwrap().is_empty());
+            assert!(pending(&db, &x.other).await.unwrap().is_empty());
             let targets: Vec<Target> =
                 ids.iter().map(|id| Target { ticket: None, flow_id: Some(id.clone()) }).collect();
-            let rounds = start(&db, &kek, &ctx, &me, &targets).await.unwrap();
-            let mut sessions = Vec::new();
-            let mut answers = Vec::new();
-            for r in &rounds {
-                let (s, req) = share.begin_sign(&e_of(r)).unwrap();
-                sessions.push(s);
-                answers.push(Answer { round_id: r.round_id.clone(), request: req });
-            }
-            approve_rounds(&db, &kek, &me, &rounds.iter().collect::<Vec<_>>()).await;
-            let resps = answer(&db, &kek, &ctx, &me, &answers).await.unwrap();
-            let mut fins: Vec<Finish> = sessions
-                .into_iter()
-                .zip(&resps)
-                .zip(&rounds)
-                .map(|((s, resp), r)| Finish {
-                    round_id: r.round_id.clone(),
-                    signature: hex::encode(s.finish(resp).unwrap().to_der()),
-                })
-                .collect();
-            // one document revoked meanwhile: that one fails alone
-            flows::revoke(&db, &ctx, Some(&app.app_id), &ids[2], "开错了").await.unwrap();
+            let rounds = start(&db, &x.w.kek, &x.w.ctx, &x.me, &targets).await.unwrap();
+            let mut fins = answered(&db, &x, &rounds).await;
+            flows::revoke(&db, &x.w.ctx, Some(&x.app.app_id), &ids[2], "开错了").await.unwrap();
             fins[4].signature = fins[3].signature.clone();
-            let out = finish(
-                &Signing {
-                    db: &db,
-                    kek: &kek,
-                    cas: &cas,
-                    organization: org,
-                    tsa: &tsa,
-                    grants: &crate::grants::Grants,
-                },
-                &crate::logins::LoginEvents,
-                &ctx,
-                &me,
-                &fins,
-            )
-            .await
-            .unwrap();
+            let out = finished(&db, &x, &fins).await.unwrap();
             let states: Vec<Option<&str>> = out.iter().map(|o| o.state.map(|s| s.as_str())).collect();
             assert_eq!(states, [Some("completed"), Some("completed"), None, Some("completed"), None], "{out:?}");
             assert!(out[2].error.as_deref().unwrap().contains("is revoked"), "{out:?}");
             assert!(out[4].error.as_deref().unwrap().contains("does not verify"), "{out:?}");
-            assert_eq!(pending(&db, &me).await.unwrap().len(), 1, "the one with the bad signature is still pending");
-            // nothing to sign: a finished flow, a flow where it is not a scan turn, unknown flow
-            let done = Target { ticket: None, flow_id: Some(ids[0].clone()) };
-            assert!(matches!(start(&db, &kek, &ctx, &me, &[done]).await, Err(Error::Conflict(_))));
+            assert_eq!(pending(&db, &x.me).await.unwrap().len(), 1, "the one with the bad signature is still pending");
+            assert_eq!(refused(&db).await, 1, "the bad signature (not the revoked document)");
+        }
+    }
+
+    /// Nothing to sign is refused without an audited refusal: a finished flow, an unknown flow, no
+    /// flow. Expired rounds (and the documents they prepared) are swept, once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_to_sign_is_refused_and_expired_rounds_are_swept() {
+        for (_d, db) in backends().await {
+            let x = ward(&db).await;
+            let (kek, ctx, me) = (&x.w.kek, &x.w.ctx, &x.me);
+            let done = scan_flow(&db, &x, "检验报告", "WBC 6.1").await;
+            let fins = answered(&db, &x, &[round_of(&db, &x, &done.id).await]).await;
+            finished(&db, &x, &fins).await.unwrap();
+            let done = Target { ticket: None, flow_id: Some(done.id) };
+            assert!(matches!(start(&db, kek, ctx, me, &[done]).await, Err(Error::Conflict(_))));
             let nope = Target { ticket: None, flow_id: Some("sf_nope".into()) };
-            assert!(matches!(start(&db, &kek, &ctx, &me, &[nope]).await, Err(Error::NotFound(_))));
-            assert!(matches!(start(&db, &kek, &ctx, &me, &[]).await, Err(Error::Invalid(_))));
-            let refused: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'flow.cosign.%' AND outcome = 'refused'",
-            )
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-            assert_eq!(
-                refused, 7,
-                "foreign start, two unapproved answers, tampered answer, replayed Q1, junk signature, the batch's bad one"
-            );
-            // expired rounds (and the documents they prepared) are swept
+            assert!(matches!(start(&db, kek, ctx, me, &[nope]).await, Err(Error::NotFound(_))));
+            assert!(matches!(start(&db, kek, ctx, me, &[]).await, Err(Error::Invalid(_))));
+            assert_eq!(refused(&db).await, 0);
+            let open = scan_flow(&db, &x, "检验报告", "WBC 7.2").await;
+            round_of(&db, &x, &open.id).await;
             sqlx::query("UPDATE sign_rounds SET expires_at = '2020-01-01T00:00:00Z' WHERE flow_id = $1")
-                .bind(&ids[4])
+                .bind(&open.id)
                 .execute(&db.pool)
                 .await
                 .unwrap();
