@@ -1,5 +1,14 @@
 //! `medsign serve`, `medsign app create`, `medsign audit verify`.
 
+/// `eprintln!` that never panics: a server whose stderr has gone away (the supervisor or pipe
+/// that read it ended) must still serve, and still stop gracefully on SIGTERM.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 use crate::files::CliError;
 use clap::{Args, Subcommand};
 use medsign_config::config::Config;
@@ -68,8 +77,17 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
     }
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDSIGN_LOG").unwrap_or_else(|_| "info".into());
     match a.log_format.as_str() {
-        "json" => tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init(),
-        "text" => tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init(),
+        "json" => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
+            .init(),
+        "text" => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .log_internal_errors(false)
+            .init(),
         _ => return Err(CliError::usage("--log-format 须为 text 或 json", "--log-format must be text or json")),
     }
     runtime()?.block_on(serve_async(cfg))
@@ -102,33 +120,33 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let mut opened = medsign_server::services::open(&cfg, &format!("{scheme}://{addr}")).await.map_err(core_err)?;
     let state = opened.state(&cfg).expect("state is made once");
     let app = medsign_server::router(state.clone());
-    eprintln!("medsign 已启动 / medsign is running");
-    eprintln!("  数据目录 / data directory: {}", data_dir.display());
-    eprintln!("  数据库 / database: {}", medsign_store::db::redact(&cfg.database_url()));
+    say!("medsign 已启动 / medsign is running");
+    say!("  数据目录 / data directory: {}", data_dir.display());
+    say!("  数据库 / database: {}", medsign_store::db::redact(&cfg.database_url()));
     if matches!(state.realname, Some(medsign_phone::realname::FaceVerifier::Dev)) {
-        eprintln!(
+        say!(
             "  !!! 实名认证使用演示提供方 dev：任何人都会通过（结果标记为 verified-demo），切勿用于生产 / realname provider 'dev' is a DEMO: everyone passes (marked verified-demo) — never in production"
         );
     }
     match &opened.kek_source {
-        KekSource::Environment => eprintln!("  密钥加密密钥 / KEK: MEDSIGN_KEK"),
-        KekSource::File(p) => eprintln!("  密钥加密密钥 / KEK: {p}"),
+        KekSource::Environment => say!("  密钥加密密钥 / KEK: MEDSIGN_KEK"),
+        KekSource::File(p) => say!("  密钥加密密钥 / KEK: {p}"),
         KekSource::Generated(p) => {
-            eprintln!(
+            say!(
                 "  !!! 已生成密钥加密密钥文件 {p}（权限 0600）。请立即备份并妥善保管；生产环境建议改用 MEDSIGN_KEK 环境变量。"
             );
-            eprintln!(
+            say!(
                 "  !!! Generated the key-encryption key file {p} (mode 0600). Back it up now; in production prefer the MEDSIGN_KEK environment variable."
             );
         }
     }
     if let Some(t) = &opened.first_token {
-        eprintln!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
-        eprintln!("    {}", t.as_str());
+        say!("  首次启动：管理员引导凭据（仅显示这一次）/ first start: admin bootstrap token (shown once):");
+        say!("    {}", t.as_str());
     }
     let st = opened.clock.status();
     match st.state {
-        medsign_tsa::clock::SyncState::Insync | medsign_tsa::clock::SyncState::SoonOutOfSync => eprintln!(
+        medsign_tsa::clock::SyncState::Insync | medsign_tsa::clock::SyncState::SoonOutOfSync => say!(
             "  时钟 / clock: {} ({}，偏差 / offset {:.1} ms ± {:.1} ms) — 时间戳服务可用 / timestamps available",
             st.state.name(),
             st.source.clone().unwrap_or_default(),
@@ -136,27 +154,27 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
             st.uncertainty_ms.unwrap_or(0.0)
         ),
         _ => {
-            eprintln!(
+            say!(
                 "  !!! 时钟 / clock: {} — 时间源 {} 不可用或不可信：时间戳服务拒绝签发，直到同步成功。",
                 st.state.name(),
                 st.sources.join(", ")
             );
-            eprintln!(
+            say!(
                 "  !!! the time source(s) {} cannot be used ({}): the TSA refuses to issue until the clock synchronises.",
                 st.sources.join(", "),
                 st.errors.join("; ")
             );
-            eprintln!(
+            say!(
                 "      配置时间源 / configure a source: MEDSIGN_TIME_SOURCES=ntp.example:123 (或 / or medsign.toml [time] sources = [\"host:port\"])"
             );
         }
     }
-    eprintln!("  从这里开始 / start here: {scheme}://{addr}/api/docs （接口文档 / API documentation）");
-    eprintln!(
+    say!("  从这里开始 / start here: {scheme}://{addr}/api/docs （接口文档 / API documentation）");
+    say!(
         "  接口 / API: {scheme}://{addr}/api/v1   管理 / admin: {scheme}://{addr}/admin/v1   健康 / health: {scheme}://{addr}/healthz   指标 / metrics: {scheme}://{addr}/metrics"
     );
     let stop = shutdown();
-    eprintln!("listening on {addr}");
+    say!("listening on {addr}");
     let jobs = medsign_server::services::spawn_jobs(&state, &opened, &cfg);
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
     let handle = axum_server::Handle::new();
@@ -169,10 +187,10 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let header_timeout = std::time::Duration::from_secs(cfg.server.header_timeout_seconds);
     medsign_server::http::serve(std_listener, app, tls, header_timeout, handle).await.map_err(failed)?;
     if let Err(e) = jobs.stop().await {
-        eprintln!("审计锚点写入失败 / could not write the final audit anchor: {e}");
+        say!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }
     drop(opened);
-    eprintln!("medsign 已停止 / medsign stopped");
+    say!("medsign 已停止 / medsign stopped");
     Ok(0)
 }
 
@@ -200,7 +218,7 @@ fn shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
             _ = ctrl_c => {},
             _ = term => {},
         }
-        eprintln!("正在停止，等待进行中的请求完成 / shutting down, finishing in-flight requests");
+        say!("正在停止，等待进行中的请求完成 / shutting down, finishing in-flight requests");
     }
 }
 
@@ -235,7 +253,7 @@ pub fn app(c: AppCommand) -> Result<i32, CliError> {
                 let db = Db::open(&cfg.database_url()).await.map_err(core_err)?;
                 let (app, token) =
                     apps::create(&db, &kek, &Context::cli(), &a.name, &scopes).await.map_err(core_err)?;
-                eprintln!(
+                say!(
                     "已创建应用 {}（{}），权限 / scopes: {}。凭据只显示这一次 / the secret is shown only once:",
                     app.app_id,
                     app.name,

@@ -101,6 +101,44 @@ fn a_restart_keeps_users_and_the_audit_chain() {
     assert_eq!(v["broken"][0], 3, "{v}");
 }
 
+/// A server whose stderr nobody reads any more (the supervisor or pipe that read it went away)
+/// still stops on SIGTERM, gracefully (exit 0), instead of panicking on its farewell line and
+/// serving on until killed.
+#[test]
+fn a_server_whose_stderr_reader_is_gone_still_stops_gracefully() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let d = Dir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medsign"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data")])
+        .env_remove("MEDSIGN_KEK")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut l = String::new();
+        while !l.contains("listening on") {
+            l.clear();
+            assert_ne!(reader.read_line(&mut l).unwrap(), 0, "the server exited before listening");
+        }
+    } // the reader is dropped: the pipe has no reader from here on
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not stop on SIGTERM within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
 #[test]
 fn a_second_server_on_the_same_data_directory_is_refused() {
     let Shared { d, .. } = shared();

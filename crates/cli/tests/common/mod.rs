@@ -159,7 +159,7 @@ impl Server {
     /// dropped). A watchdog shell holds it: the server logs to `serve.log` in `d` (the shell
     /// passes the lines up to `listening on`), and once the test process has exited — however it
     /// ended — and so closed the shell's stdin, the shell stops the server (SIGTERM) and removes
-    /// `d`. (A server whose stderr is a pipe nobody reads any more would not stop.)
+    /// `d`.
     pub fn start_until_exit(d: &Dir, extra_env: &[(&str, &str)]) -> Server {
         let serve = Self::command(d, extra_env);
         let watchdog = r#"dir=$1; shift; log="$dir/serve.log"
