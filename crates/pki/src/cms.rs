@@ -452,10 +452,16 @@ pub struct VerifyOptions {
     pub extra_certs: Vec<Cert>,
     /// CRLs to consult for revocation
     pub crls: Vec<Crl>,
+    /// OCSP responses (DER) to consult for revocation, e.g. from a PDF's DSS
+    pub ocsps: Vec<Vec<u8>>,
     /// validate certificates at this instant when there is no valid timestamp (None = now)
     pub at: Option<DateTime<Utc>>,
     /// SM2 ID policy
     pub sm2_ids: Sm2IdPolicy,
+    /// accept a signer certificate whose revocation could not be checked (pyHanko's
+    /// "soft-fail"); the report still says it was not checked. Off: such a signature is
+    /// INDETERMINATE (TRY_LATER), as ETSI EN 319 102-1 has it.
+    pub soft_revocation: bool,
 }
 
 /// Overall result, after EU DSS's indications.
@@ -538,7 +544,9 @@ pub struct SignerReport {
     pub integrity: Check,
     /// certificate chain to a trust anchor
     pub chain: Check,
-    /// revocation status from the given CRLs
+    /// revocation status of the signer's certificate from the given CRLs and OCSP responses:
+    /// `ok` only when it was checked and found not revoked (the detail says what was checked,
+    /// and which CA certificates had no revocation data)
     pub revocation: Check,
     /// the instant certificates were validated at
     pub validated_at: DateTime<Utc>,
@@ -736,6 +744,74 @@ pub fn verify_timestamp_token(
     (rep, Some(info))
 }
 
+const NOT_CHECKED: &str = "未检查：没有该证书的吊销信息 / not checked: no revocation data for the certificate";
+const REVOKED: &str = "已吊销";
+
+/// The revocation status of a validated chain (leaf first, anchor last) from the CRLs and OCSP
+/// responses in `opts`, at `at`. Passes only when the signer's certificate was checked and no
+/// certificate of the chain is revoked; a CA certificate without data is named in the detail.
+fn revocation(chain: &[Cert], at: DateTime<Utc>, opts: &VerifyOptions) -> Check {
+    let ocsps: Vec<crate::ocsp::Response> =
+        opts.ocsps.iter().filter_map(|d| crate::ocsp::parse_response(d).ok()).collect();
+    let mut unchecked_cas = Vec::new();
+    let mut leaf_source = None;
+    for (i, c) in chain.iter().enumerate().take(chain.len().saturating_sub(1)) {
+        let issuer = &chain[i + 1];
+        let mut source = None;
+        for crl in opts.crls.iter().filter(|crl| crl.verify(issuer, opts.sm2_ids).is_ok()) {
+            match crl.find(c.serial()) {
+                Some(r) if r.time <= at => {
+                    return Check::fail(format!(
+                        "{REVOKED}：证书 {} 于 {} 吊销 / revoked: certificate {} revoked at {} (reason {:?})",
+                        c.describe(),
+                        r.time,
+                        c.describe(),
+                        r.time,
+                        r.reason
+                    ));
+                }
+                _ => source = Some(format!("CRL {}", crl.this_update().format("%Y-%m-%d %H:%M"))),
+            }
+        }
+        for resp in &ocsps {
+            let Some(a) =
+                resp.answers.iter().find(|a| a.cert_id.issued_by(issuer) && a.cert_id.serial_hex() == c.serial_hex())
+            else {
+                continue;
+            };
+            if resp.verify(issuer).is_err() {
+                continue;
+            }
+            match &a.status {
+                crate::ocsp::Status::Revoked { time, .. } if *time <= at => {
+                    return Check::fail(format!(
+                        "{REVOKED}：证书 {} 于 {time} 吊销（OCSP）/ revoked: certificate {} revoked at {time} (OCSP)",
+                        c.describe(),
+                        c.describe()
+                    ));
+                }
+                crate::ocsp::Status::Unknown => {}
+                _ => source = Some(format!("OCSP {}", a.this_update.format("%Y-%m-%d %H:%M"))),
+            }
+        }
+        match (i, source) {
+            (0, s) => leaf_source = s,
+            (_, None) => unchecked_cas.push(name::common_name_or_dn(c.subject())),
+            _ => {}
+        }
+    }
+    let Some(src) = leaf_source else { return Check::fail(NOT_CHECKED) };
+    if unchecked_cas.is_empty() {
+        Check::pass(format!("未吊销（{src}）/ not revoked ({src})"))
+    } else {
+        let cas = unchecked_cas.join(", ");
+        Check::pass(format!(
+            "签名证书未吊销（{src}）；CA 证书 {cas} 无吊销信息，未检查 / signer certificate not revoked ({src}); \
+             CA certificate {cas}: no revocation data, not checked"
+        ))
+    }
+}
+
 /// Verify a CMS SignedData. `content` is required for detached signatures. An `Err` means the
 /// input could not be read at all; everything else is in the report.
 pub fn verify(bytes: &[u8], content: Option<&[u8]>, opts: &VerifyOptions) -> Result<CmsReport> {
@@ -780,7 +856,7 @@ fn verify_parsed(
                 .map(|t| from_x509_time(&t)),
             integrity: Check::fail("未检查 / not checked"),
             chain: Check::fail("未检查 / not checked"),
-            revocation: Check::pass("未提供吊销列表，未检查 / no CRL given, not checked"),
+            revocation: Check::fail(NOT_CHECKED),
             validated_at: opts.at.unwrap_or_else(Utc::now),
             timestamp: None,
             indication: Indication::TotalFailed,
@@ -814,7 +890,9 @@ fn verify_parsed(
             }
         }
         if want_timestamps && let Some(tok) = find_attr(si.unsigned_attrs.as_ref(), oid::ATTR_TIMESTAMP_TOKEN) {
-            let t = verify_timestamp(tok, si.signature.as_bytes(), opts);
+            // the TSA's chain may come from the signature's own certificates
+            let topts = VerifyOptions { extra_certs: pool.clone(), ..opts.clone() };
+            let t = verify_timestamp(tok, si.signature.as_bytes(), &topts);
             if t.ok()
                 && let Some(time) = t.time
             {
@@ -832,24 +910,7 @@ fn verify_parsed(
                 rep.chain = Check::pass(
                     path.chain.iter().map(|c| name::common_name_or_dn(c.subject())).collect::<Vec<_>>().join(" → "),
                 );
-                for (i, c) in path.chain.iter().enumerate().take(path.chain.len().saturating_sub(1)) {
-                    let issuer = &path.chain[i + 1];
-                    for crl in opts.crls.iter().filter(|crl| crl.verify(issuer, opts.sm2_ids).is_ok()) {
-                        if let Some(r) = crl.find(c.serial()) {
-                            if r.time <= rep.validated_at {
-                                rep.revocation = Check::fail(format!(
-                                    "证书 {} 已于 {} 吊销 / certificate revoked at {} (reason {:?})",
-                                    c.describe(),
-                                    r.time,
-                                    r.time,
-                                    r.reason
-                                ));
-                            }
-                        } else if rep.revocation.ok {
-                            rep.revocation = Check::pass("未吊销 / not revoked");
-                        }
-                    }
-                }
+                rep.revocation = revocation(&path.chain, rep.validated_at, opts);
             }
             Err(e) => rep.chain = Check::fail(e.to_string()),
         }
@@ -858,12 +919,14 @@ fn verify_parsed(
                 Indication::TotalFailed,
                 if rep.integrity.detail.contains("digest") { "HASH_FAILURE" } else { "SIG_CRYPTO_FAILURE" },
             )
-        } else if !rep.revocation.ok {
+        } else if !rep.revocation.ok && rep.revocation.detail.starts_with(REVOKED) {
             (Indication::TotalFailed, "REVOKED")
         } else if !rep.chain.ok {
             (Indication::Indeterminate, "NO_CERTIFICATE_CHAIN_FOUND")
         } else if rep.timestamp.as_ref().is_some_and(|t| !t.ok()) {
             (Indication::Indeterminate, "TIMESTAMP_FAILURE")
+        } else if !rep.revocation.ok && !opts.soft_revocation {
+            (Indication::Indeterminate, "TRY_LATER")
         } else {
             (Indication::TotalPassed, "")
         };
@@ -894,7 +957,7 @@ mod tests {
     use medsign_crypto::{KeyAlg, signer::KeySigner};
 
     fn opts(p: &crate::cert::tests::TestPki) -> VerifyOptions {
-        VerifyOptions { trust: vec![p.root.clone()], extra_certs: vec![], ..Default::default() }
+        VerifyOptions { trust: vec![p.root.clone()], extra_certs: vec![], soft_revocation: true, ..Default::default() }
     }
 
     #[test]
@@ -1029,6 +1092,59 @@ mod tests {
         o.crls.push(Crl::from_bytes(&crl).unwrap());
         let r = verify(&der, None, &o).unwrap();
         assert_eq!(r.signers[0].sub_indication.as_deref(), Some("REVOKED"));
+    }
+
+    #[test]
+    fn revocation_not_checked_is_never_ok() {
+        let p = test_pki(KeyAlg::P256);
+        let chain = [p.ca.clone()];
+        let der =
+            sign(b"x", &[CmsSigner { signer: &p.leaf_key, cert: &p.leaf, chain: &chain }], &SignOptions::default())
+                .unwrap();
+        let strict = VerifyOptions { trust: vec![p.root.clone()], ..Default::default() };
+        let r = verify(&der, None, &strict).unwrap();
+        assert!(!r.signers[0].revocation.ok, "{r:#?}");
+        assert_eq!(
+            (r.indication, r.signers[0].sub_indication.as_deref()),
+            (Indication::Indeterminate, Some("TRY_LATER"))
+        );
+        // soft-fail passes, but still says it was not checked
+        let r = verify(&der, None, &VerifyOptions { soft_revocation: true, ..strict.clone() }).unwrap();
+        assert!(r.is_valid() && !r.signers[0].revocation.ok, "{r:#?}");
+        // a CRL of another CA checks nothing
+        let now = Utc::now();
+        let other = test_pki(KeyAlg::P256);
+        let foreign =
+            crate::crl::build(&other.ca, &other.ca_key, now, now + chrono::Duration::hours(1), 1, &[]).unwrap();
+        let mut o = strict.clone();
+        o.crls.push(Crl::from_bytes(&foreign).unwrap());
+        assert_eq!(verify(&der, None, &o).unwrap().indication, Indication::Indeterminate);
+        // the issuing CA's CRL checks the leaf: passed, and the detail names the unchecked CA
+        let crl = crate::crl::build(&p.ca, &p.ca_key, now, now + chrono::Duration::hours(1), 1, &[]).unwrap();
+        let mut o = strict.clone();
+        o.crls.push(Crl::from_bytes(&crl).unwrap());
+        let r = verify(&der, None, &o).unwrap();
+        assert!(r.is_valid() && r.signers[0].revocation.ok, "{r:#?}");
+        assert!(r.signers[0].revocation.detail.contains("CA certificate"), "{}", r.signers[0].revocation.detail);
+        // an OCSP answer "good" from the issuing CA checks it too; "revoked" fails it
+        let id = crate::ocsp::CertId::new(&p.leaf, &p.ca, None).unwrap();
+        for (status, want) in [
+            (crate::ocsp::Status::Good, Indication::TotalPassed),
+            (
+                crate::ocsp::Status::Revoked { time: now - chrono::Duration::minutes(5), reason: None },
+                Indication::TotalFailed,
+            ),
+        ] {
+            let answer = crate::ocsp::SingleAnswer {
+                cert_id: id.clone(),
+                status,
+                this_update: now,
+                next_update: now + chrono::Duration::hours(1),
+            };
+            let resp = crate::ocsp::build_response(&p.ca, &p.ca_key, now, &[answer], None).unwrap();
+            let o = VerifyOptions { ocsps: vec![resp], ..strict.clone() };
+            assert_eq!(verify(&der, None, &o).unwrap().indication, want);
+        }
     }
 
     /// A timestamp token (SignedData over TSTInfo, RFC 3161 § 2.4.2) made with our own CMS code

@@ -196,7 +196,12 @@ fn thousands_of_mutations_never_panic() {
 fn valid_artifacts_still_verify_so_the_mutation_test_reaches_deep_code() {
     let arts = artifacts();
     let anchors = vec![Cert::from_der(&arts[0].1).unwrap()];
-    let r = cms::verify(&arts[4].1, None, &VerifyOptions { trust: anchors.clone(), ..Default::default() }).unwrap();
+    let r = cms::verify(
+        &arts[4].1,
+        None,
+        &VerifyOptions { trust: anchors.clone(), soft_revocation: true, ..Default::default() },
+    )
+    .unwrap();
     assert!(r.is_valid(), "{r:#?}");
     assert!(Crl::from_bytes(&arts[3].1).unwrap().verify(&anchors[0], Sm2IdPolicy::Standard).is_ok());
 }
