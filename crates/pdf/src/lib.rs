@@ -18,10 +18,13 @@
 use chrono::{DateTime, Utc};
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
+pub mod changes;
 mod draw;
 pub mod inflate;
+pub mod revisions;
 pub mod template;
 mod text;
+pub mod verify;
 pub use draw::{
     Appearance, EMBEDDED_FONT, MAX_IMAGE_SIDE, SEAL_RED, appearance_pdf, image_size, missing_chars, normalize_image,
     round_seal_png, text_width, use_font_file,
@@ -634,7 +637,7 @@ pub struct FoundSignature {
 }
 
 /// DER length of a TLV at the start of `b` (to cut the zero padding of `/Contents`).
-fn der_len(b: &[u8]) -> Option<usize> {
+pub(crate) fn der_len(b: &[u8]) -> Option<usize> {
     let first = *b.get(1)?;
     if first & 0x80 == 0 {
         return Some(2 + first as usize);
@@ -647,64 +650,26 @@ fn der_len(b: &[u8]) -> Option<usize> {
     Some(2 + n + len)
 }
 
-/// The ends (offset after `%%EOF` and its line end) of every revision of the file.
-fn revision_ends(b: &[u8]) -> Vec<usize> {
-    let mut ends = Vec::new();
-    let mut i = 0;
-    while let Some(p) = b[i..].windows(5).position(|w| w == b"%%EOF") {
-        let mut end = i + p + 5;
-        while end < b.len() && (b[end] == b'\r' || b[end] == b'\n') {
-            end += 1;
-        }
-        ends.push(end);
-        i = i + p + 5;
-    }
-    ends
-}
-
-/// Every signature of a PDF (signature fields with a value), in file order.
+/// Every signature of a PDF (signature fields with a value, through `/Kids`), in signing order,
+/// with the bytes each covers. This only reads; [`verify::verify`] judges.
 pub fn signatures(bytes: &[u8]) -> Result<Vec<FoundSignature>> {
     let doc = load(bytes)?;
-    let cat = doc.catalog().map_err(invalid)?;
-    let Ok(form) = cat.get(b"AcroForm") else { return Ok(vec![]) };
-    let form = resolve(&doc, form)?.as_dict().map_err(invalid)?;
-    let fields = match form.get(b"Fields") {
-        Ok(f) => resolve(&doc, f)?.as_array().map_err(invalid)?.clone(),
-        Err(_) => vec![],
-    };
+    let structure = revisions::structure(bytes).map_err(|e| Error::Invalid(e.0))?;
+    let ends: Vec<usize> = structure.revisions.iter().map(|r| r.end).collect();
     let mut out = Vec::new();
-    for f in fields {
-        let Ok(fd) = resolve(&doc, &f).and_then(|o| o.as_dict().map_err(invalid)) else { continue };
-        if fd.get(b"FT").ok().and_then(|x| x.as_name().ok()) != Some(b"Sig".as_slice()) {
-            continue;
-        }
-        let Ok(v) = fd.get(b"V") else { continue };
-        let sig = resolve(&doc, v)?.as_dict().map_err(invalid)?;
-        let field = fd
-            .get(b"T")
-            .ok()
-            .and_then(|t| t.as_str().ok())
-            .map(|t| String::from_utf8_lossy(t).into_owned())
-            .unwrap_or_default();
-        let br: Vec<usize> = sig
-            .get(b"ByteRange")
-            .map_err(|_| invalid(format!("签名 {field} 没有 /ByteRange / signature {field} has no /ByteRange")))?
-            .as_array()
-            .map_err(invalid)?
-            .iter()
-            .map(|x| x.as_i64().ok().and_then(|n| usize::try_from(n).ok()))
-            .collect::<Option<Vec<_>>>()
-            .filter(|v| v.len() == 4)
+    for f in verify::found_signatures(&doc) {
+        let field = f.field;
+        let [a, b, c, d] = verify::byte_range(&f.sig)
             .ok_or_else(|| invalid(format!("签名 {field} 的 /ByteRange 无效 / invalid /ByteRange")))?;
-        let [a, b, c, d] = [br[0], br[1], br[2], br[3]];
         if a != 0 || b >= c || c.checked_add(d).is_none_or(|e| e > bytes.len()) {
             return Err(invalid(format!("签名 {field} 的 /ByteRange 越界 / /ByteRange out of the file")));
         }
-        let contents = sig.get(b"Contents").and_then(|c| c.as_str()).map_err(|_| invalid("no /Contents"))?;
-        let cms = contents[..der_len(contents).unwrap_or(contents.len()).min(contents.len())].to_vec();
+        let contents = verify::hex_hole(bytes, b, c).ok_or_else(|| invalid("no /Contents"))?;
+        let cms = contents[..der_len(&contents).unwrap_or(contents.len()).min(contents.len())].to_vec();
         let mut covered = bytes[..b].to_vec();
         covered.extend_from_slice(&bytes[c..c + d]);
-        let sub_filter = sig
+        let sub_filter = f
+            .sig
             .get(b"SubFilter")
             .ok()
             .and_then(|x| x.as_name().ok())
@@ -721,7 +686,6 @@ pub fn signatures(bytes: &[u8]) -> Result<Vec<FoundSignature>> {
         });
     }
     // revisions after each signature that no later signature accounts for
-    let ends = revision_ends(bytes);
     let signed_ends: Vec<usize> = out.iter().map(|s| s.byte_range[2] + s.byte_range[3]).collect();
     for s in &mut out {
         let mine = s.byte_range[2] + s.byte_range[3];

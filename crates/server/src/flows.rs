@@ -321,10 +321,11 @@ struct VerifyFileRequest {
 
 #[utoipa::path(post, path = "/api/v1/verify/file", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     request_body(content = VerifyFileRequest, example = json!({"file": "JVBERi0xLjcK…"})),
-    responses((status = 200, body = Object, example = json!({"indication": "TOTAL_PASSED", "signatures": [{"field": "medsign-1-staff", "sub_filter": "ETSI.CAdES.detached", "whole_file": false, "unsigned_updates_after": 0, "indication": "TOTAL_PASSED", "sub_indication": null, "report": {"signers": [{"subject": "CN=张三,…", "timestamp": {"time": "…"}}]}}]})),
+    responses((status = 200, body = Object, example = json!({"indication": "TOTAL_PASSED", "signatures": [{"field": "medsign-1-staff", "kind": "signature", "sub_filter": "ETSI.CAdES.detached", "revision": 2, "byte_range": [0, 1234, 5678, 910], "whole_file": false, "unsigned_updates_after": 0, "covers": "第 2 个修订版本，其后仅有允许的修改（SIGNATURE_ADDED）/ revision 2 and allowed changes after it (SIGNATURE_ADDED)", "certification": 2, "changes": [{"allowed": true, "code": "SIGNATURE_ADDED", "object": "14 0 R", "page": null, "detail": "新增签名 / a signature added"}], "indication": "TOTAL_PASSED", "sub_indication": null, "reason": null, "report": {"signers": [{"subject": "CN=张三,…", "timestamp": {"time": "…"}}]}, "timestamp": null}], "revisions": [{"start": 0, "end": 1200, "xref": "table", "complete": true, "signatures": []}], "problems": [], "dss": null})),
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "该 PDF 没有签名 / the PDF has no signatures", "request_id": "…"}))))]
-/// `POST /api/v1/verify/file` (R7.4.12): every signature of a PDF — integrity over its byte range,
-/// coverage, changes after it (other than later signatures), trust, revocation, timestamp.
+/// `POST /api/v1/verify/file` (R7.4.12): every signature and document timestamp of a PDF — the
+/// revision it signs, integrity, every change after it judged against the DocMDP level, trust,
+/// revocation (also from the file's DSS), timestamp.
 async fn verify_file(
     State(s): State<Arc<AppState>>,
     _caller: Scoped<scope::VerifyOrSign>,

@@ -17,73 +17,20 @@ pub(super) async fn verify_options(db: &Db, cas: &BuiltinCas) -> Result<cms::Ver
     })
 }
 
-/// One signature of a verified PDF.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileSignature {
-    /// field name
-    pub field: String,
-    /// `/SubFilter`
-    pub sub_filter: String,
-    /// covers the whole file as it is
-    pub whole_file: bool,
-    /// updates after it that are not later signatures (anything > 0 is a modification)
-    pub unsigned_updates_after: usize,
-    /// `TOTAL_PASSED` | `INDETERMINATE` | `TOTAL_FAILED`
-    pub indication: cms::Indication,
-    /// why, when not passed
-    pub sub_indication: Option<String>,
-    /// the CMS verification (integrity, signer, chain, revocation, timestamp)
-    pub report: cms::CmsReport,
-}
+pub use medsign_pdf::verify::{FileSignature, PdfReport as FileReport};
 
-/// What `POST /api/v1/verify/file` answers.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileReport {
-    /// worst of the signatures
-    pub indication: cms::Indication,
-    /// per signature, in signing order
-    pub signatures: Vec<FileSignature>,
-}
-
-/// Verify every signature of a PDF (R7.4.12): the CMS over its byte range, coverage, and whether
-/// the file was changed after it other than by later signatures.
+/// Verify every signature and document timestamp of a PDF (R7.4.12) with the engine of
+/// `medsign_pdf::verify`: the revision each signs, its CMS or timestamp token, and every change
+/// after it against the DocMDP level — trusting the built-in roots, with the CAs' current CRLs
+/// and whatever long-term validation data the file carries.
 pub async fn verify_file(db: &Db, cas: &BuiltinCas, pdf: &[u8]) -> Result<FileReport> {
-    let found = medsign_pdf::signatures(pdf).map_err(|e| Error::Invalid(e.to_string()))?;
-    if found.is_empty() {
-        return Err(Error::Invalid("该 PDF 没有签名 / the PDF has no signatures".into()));
-    }
     let opts = verify_options(db, cas).await?;
-    let mut out = Vec::new();
-    for s in found {
-        let report = cms::verify(&s.cms, Some(&s.covered), &opts).map_err(|e| {
-            Error::Invalid(format!("签名 {} 无法解析 / signature {} unreadable: {e}", s.field, s.field))
-        })?;
-        let (indication, sub) = if s.unsigned_updates_after > 0 {
-            (
-                cms::Indication::TotalFailed,
-                Some("签名后文件被修改 / the file was modified after this signature".to_string()),
-            )
-        } else {
-            (report.indication, None)
-        };
-        out.push(FileSignature {
-            field: s.field,
-            sub_filter: s.sub_filter,
-            whole_file: s.whole_file,
-            unsigned_updates_after: s.unsigned_updates_after,
-            indication,
-            sub_indication: sub,
-            report,
-        });
-    }
-    let worst = if out.iter().any(|s| s.indication == cms::Indication::TotalFailed) {
-        cms::Indication::TotalFailed
-    } else if out.iter().any(|s| s.indication == cms::Indication::Indeterminate) {
-        cms::Indication::Indeterminate
-    } else {
-        cms::Indication::TotalPassed
-    };
-    Ok(FileReport { indication: worst, signatures: out })
+    let pdf = pdf.to_vec();
+    // parsing every revision is CPU work: off the async workers
+    tokio::task::spawn_blocking(move || medsign_pdf::verify::verify(&pdf, &opts))
+        .await
+        .map_err(|e| Error::internal_from("verify_file", e))?
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// What `GET …/file` returns for a flow: the signed PDF of a file flow (no `signature` query), or
