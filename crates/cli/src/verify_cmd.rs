@@ -1,5 +1,8 @@
-//! `medsign verify`: CMS signatures and certificates; a readable report (Chinese, then
-//! English) or `--json`. Exit 0 only when valid, 1 when invalid or indeterminate, 2 on errors.
+//! `medsign verify`: signed PDFs (every signature and document timestamp, with the modification
+//! analysis — the same engine as `POST /api/v1/verify/file`), CMS signatures, timestamp tokens and
+//! replies, certificates; offline, trusting `--trust` (e.g. the server's `/pki/ca.pem`). A
+//! readable report (Chinese, then English) or `--json`. Exit 0 only when valid, 1 when invalid or
+//! indeterminate, 2 on errors.
 
 use crate::{
     files::{self, CliError},
@@ -7,6 +10,7 @@ use crate::{
 };
 use chrono::Utc;
 use clap::Args;
+use medsign_pki::der::Decode;
 use medsign_pki::{
     alg::Sm2IdPolicy,
     cert::Cert,
@@ -19,12 +23,15 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// 待验文件（CMS 签名或证书）/ the file: a CMS signature (.p7s, DER or PEM) or a certificate
+    /// 待验文件：签名的 PDF（含证据报告）、CMS 签名、时间戳或证书 / the file: a signed PDF (evidence
+    /// reports too), a CMS signature (.p7s, DER or PEM), a timestamp token or reply (.tsr), or a
+    /// certificate
     file: PathBuf,
     /// 原文（分离式签名）/ the signed content, for detached signatures
     #[arg(long)]
     content: Option<PathBuf>,
-    /// 信任的根证书（可多次）/ trusted root certificates (PEM, repeatable)
+    /// 信任的根证书（可多次；可用服务器的 /pki/ca.pem）/ trusted root certificates (PEM bundles,
+    /// repeatable; the server's /pki/ca.pem will do)
     #[arg(long, required = true)]
     trust: Vec<PathBuf>,
     /// 额外的中间证书 / extra intermediate certificates
@@ -39,6 +46,10 @@ pub struct VerifyArgs {
     /// 接受空 SM2 用户标识（OpenSSL 默认）/ accept SM2 signatures made with the empty ID
     #[arg(long)]
     allow_sm2_empty_id: bool,
+    /// 吊销状态无法检查时仍可判定有效（报告仍注明未检查）/ accept a certificate whose revocation
+    /// could not be checked (the report still says so); default: INDETERMINATE
+    #[arg(long)]
+    soft_revocation: bool,
     /// 机器可读输出 / JSON output
     #[arg(long)]
     json: bool,
@@ -78,7 +89,38 @@ pub fn verify(a: VerifyArgs) -> Result<i32, CliError> {
         Some(p) => Some(files::read(p)?),
         None => None,
     };
-    let opts = VerifyOptions { trust, tsa_trust: vec![], extra_certs: extra, crls, at, sm2_ids };
+    let opts = VerifyOptions {
+        trust,
+        tsa_trust: vec![],
+        extra_certs: extra,
+        crls,
+        ocsps: vec![],
+        at,
+        sm2_ids,
+        soft_revocation: a.soft_revocation,
+    };
+    if data.starts_with(b"%PDF-") {
+        let rep = medsign_pdf::verify::verify(&data, &opts)
+            .map_err(|e| CliError::file(&a.file, "无法验证", format!("cannot verify: {e}")))?;
+        return Ok(report::print_pdf(&rep, a.json));
+    }
+    // a timestamp reply (.tsr) or a bare token
+    let token = match medsign_pki::tsp::TimeStampResp::from_der(&data) {
+        Ok(r) => r.time_stamp_token.and_then(|t| medsign_pki::der::Encode::to_der(&t).ok()),
+        Err(_) => None,
+    }
+    .or_else(|| {
+        let p = cms::Parsed::from_bytes(&data).ok()?;
+        (p.signed_data.encap_content_info.econtent_type == medsign_pki::oid::ID_CT_TST_INFO).then(|| data.clone())
+    });
+    if let Some(token) = token {
+        let stamped = match &content {
+            Some(c) => cms::Stamped::Data(c),
+            None => cms::Stamped::Unchecked,
+        };
+        let (rep, _) = cms::verify_timestamp_token(&token, stamped, &opts);
+        return Ok(report::print_timestamp(&rep, content.is_some(), a.json));
+    }
     let rep = cms::verify(&data, content.as_deref(), &opts)
         .map_err(|e| CliError::file(&a.file, "无法验证", format!("cannot verify: {e}")))?;
     Ok(report::print_cms(&rep, a.json))

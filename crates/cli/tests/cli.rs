@@ -64,9 +64,21 @@ fn verify_reports_json_and_time_and_chain_problems() {
     d.ok(&[
         "sign", "--key", "leaf.key", "--cert", "leaf.pem", "--chain", "ca.pem", "--in", "doc.txt", "--out", "s.p7s",
     ]);
+    // offline with no CRL: the revocation was not checked, so not valid (ETSI: TRY_LATER) ...
+    let o = d.medsign(&["verify", "s.p7s", "--trust", "root.pem", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (j["indication"].as_str(), j["signers"][0]["sub_indication"].as_str()),
+        (Some("INDETERMINATE"), Some("TRY_LATER"))
+    );
+    assert_eq!(j["signers"][0]["revocation"]["ok"], false, "{j}");
+    // ... unless the caller accepts that (and the report still says it was not checked)
     let j: serde_json::Value =
-        serde_json::from_str(&d.ok(&["verify", "s.p7s", "--trust", "root.pem", "--json"])).unwrap();
+        serde_json::from_str(&d.ok(&["verify", "s.p7s", "--trust", "root.pem", "--soft-revocation", "--json"]))
+            .unwrap();
     assert_eq!(j["indication"], "TOTAL_PASSED");
+    assert!(j["signers"][0]["revocation"]["detail"].as_str().unwrap().contains("not checked"), "{j}");
     assert_eq!(j["signers"][0]["subject"], "CN=张三,OU=心内科,O=某县人民医院,C=CN");
     assert_eq!(j["signers"][0]["sm2_id"], "1234567812345678");
     // validated in two years: the leaf has expired

@@ -284,9 +284,35 @@ fn file_flows_judged_by_pyhanko_pdfsig_and_gmssl() {
         s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&rsa_pdf)}).to_string());
     assert_eq!(r["indication"], "TOTAL_PASSED", "{r}");
 
+    // offline, `medsign verify` with the server's CA bundle and CRL gives the same verdict; without
+    // the CRL the revocation is not known (INDETERMINATE, exit 1); a changed file fails (exit 1)
+    let (_, _, ca) = s.raw("GET", "/pki/ca.pem", None, None, b"");
+    let (_, _, crl) = s.raw("GET", "/pki/crl", None, None, b"");
+    d.write("ca.pem", &ca);
+    d.write("sm2.crl", &crl);
+    d.write("sm2.pdf", &sm2_pdf);
+    let j: serde_json::Value =
+        serde_json::from_str(&d.ok(&["verify", "sm2.pdf", "--trust", "ca.pem", "--crl", "sm2.crl", "--json"])).unwrap();
+    assert_eq!(j["indication"], "TOTAL_PASSED", "{j}");
+    assert_eq!(j["signatures"].as_array().unwrap().len(), 2);
+    let text_report = d.ok(&["verify", "sm2.pdf", "--trust", "ca.pem", "--crl", "sm2.crl"]);
+    assert!(
+        text_report.contains("验证结果 / Result: 有效 / TOTAL_PASSED") && text_report.contains("覆盖范围 / Covers"),
+        "{text_report}"
+    );
+    let o = d.medsign(&["verify", "sm2.pdf", "--trust", "ca.pem", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("TRY_LATER"), "{}", text(&o.stdout));
+
     // a changed byte in the signed area; an unsigned update appended after the signatures
     let mut changed = sm2_pdf.clone();
     changed[pdf.len() - 30] ^= 1;
+    d.write("changed.pdf", &changed);
+    let o = d.medsign(&["verify", "changed.pdf", "--trust", "ca.pem", "--crl", "sm2.crl"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stdout).contains("TOTAL_FAILED"), "{}", text(&o.stdout));
+    d.write("not.pdf", b"%PDF-1.7\nnothing");
+    assert_eq!(d.medsign(&["verify", "not.pdf", "--trust", "ca.pem"]).status.code(), Some(2));
     let (_, r) =
         s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&changed)}).to_string());
     assert_eq!(r["indication"], "TOTAL_FAILED", "{r}");

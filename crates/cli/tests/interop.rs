@@ -116,7 +116,7 @@ fn openssl_verifies_our_rsa_and_p256_chains_and_cms() {
                 "pss.p7s", "--pss",
             ]);
             assert_ok(&openssl_cms_verify(&d, "pss.p7s", None, "/dev/null"), "openssl cms RSA-PSS");
-            d.ok(&["verify", "pss.p7s", "--trust", "root.pem"]);
+            d.ok(&["verify", "pss.p7s", "--trust", "root.pem", "--soft-revocation"]);
         }
         // tampering: both OpenSSL and we reject
         d.write("bad.txt", "门诊处方：阿莫西林 5g tid".as_bytes());
@@ -170,7 +170,7 @@ fn independent_checker_verifies_our_sm2_cms_in_both_oid_styles() {
             }
             d.ok(&args);
             let mut check = vec!["cms", out.as_str(), "--ca", "root.pem"];
-            let mut ours = vec!["verify", out.as_str(), "--trust", "root.pem"];
+            let mut ours = vec!["verify", out.as_str(), "--trust", "root.pem", "--soft-revocation"];
             if detached {
                 check.extend(["--content", "doc.txt"]);
                 ours.extend(["--content", "doc.txt"]);
@@ -269,7 +269,7 @@ fn we_verify_certificates_and_cms_made_by_openssl() {
             a.extend(["-md", "sha256", "-outform", "DER", "-out", out]);
             a.extend_from_slice(extra);
             assert_ok(&d.openssl(&a), "openssl cms -sign");
-            let mut v = vec!["verify", out, "--trust", "root.pem"];
+            let mut v = vec!["verify", out, "--trust", "root.pem", "--soft-revocation"];
             if extra.is_empty() {
                 v.extend(["--content", "doc.txt"]);
             }
