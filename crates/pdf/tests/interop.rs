@@ -4,103 +4,13 @@
 //! poppler's `pdfsig` (NSS trust store); a second signature keeps the first valid; a changed byte
 //! is caught; `pdftoppm` renders the page with the visible box.
 
-use chrono::{Duration, Utc};
-use medsign_crypto::{HashAlg, KeyAlg, PrivateKey, Signer, signer::KeySigner};
+use medsign_crypto::{KeyAlg, PrivateKey, signer::KeySigner};
 use medsign_pdf::{Appearance, Placement, SignOptions, prepare};
-use medsign_pki::{
-    cert::{Cert, CertTemplate, Profile, issue},
-    cms::{self, CmsSigner, Parsed},
-    der::asn1::{Int, ObjectIdentifier as Oid},
-    name::parse_dn,
-    time::PreciseTime,
-    tsp::{Accuracy, MessageImprint, TstInfo},
-};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use medsign_pki::cert::Profile;
+use std::path::Path;
 
-struct Pki {
-    root: Cert,
-    issuing: Cert,
-    issuing_key: KeySigner,
-    tsa: Cert,
-    tsa_key: KeySigner,
-}
-
-fn cert(subject: &str, key: &KeySigner, profile: Profile, issuer: Option<(&Cert, &KeySigner)>) -> Cert {
-    let now = Utc::now();
-    let t = CertTemplate::new(
-        parse_dn(subject).unwrap(),
-        key.public_key().clone(),
-        profile,
-        now - Duration::hours(1),
-        now + Duration::days(30),
-    );
-    match issuer {
-        Some((c, k)) => issue(&t, Some(c), k).unwrap(),
-        None => issue(&t, None, key).unwrap(),
-    }
-}
-
-fn pki() -> Pki {
-    let root_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
-    let root = cert("CN=测试根 CA,O=某县人民医院,C=CN", &root_key, Profile::Ca { path_len: Some(1) }, None);
-    let issuing_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
-    let issuing = cert(
-        "CN=测试签发 CA,O=某县人民医院,C=CN",
-        &issuing_key,
-        Profile::Ca { path_len: Some(0) },
-        Some((&root, &root_key)),
-    );
-    let tsa_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
-    let tsa = cert("CN=测试时间戳,O=某县人民医院,C=CN", &tsa_key, Profile::Tsa, Some((&issuing, &issuing_key)));
-    Pki { root, issuing, issuing_key, tsa, tsa_key }
-}
-
-/// Sign `pdf` as `signer` (PAdES B-T).
-fn sign(pdf: &[u8], p: &Pki, key: &KeySigner, signer: &Cert, opts: &SignOptions) -> Vec<u8> {
-    let prepared = prepare(pdf, opts).unwrap();
-    let chain = [p.issuing.clone()];
-    let der = cms::sign(
-        &prepared.covered(),
-        &[CmsSigner { signer: key, cert: signer, chain: &chain }],
-        &cms::SignOptions { detached: true, omit_signing_time: true, ..Default::default() },
-    )
-    .unwrap();
-    let mut parsed = Parsed::from_bytes(&der).unwrap();
-    let info = TstInfo {
-        version: 1,
-        policy: Oid::new_unwrap("0.4.0.2023.1.1"),
-        message_imprint: MessageImprint::of(HashAlg::Sha256, &parsed.signature_value(0).unwrap()),
-        serial_number: Int::new(&[0x01, 0x02]).unwrap(),
-        gen_time: PreciseTime(Utc::now()),
-        accuracy: Some(Accuracy::from_micros(2000)),
-        ordering: false,
-        nonce: None,
-        tsa: None,
-        extensions: None,
-    };
-    let token = cms::sign_timestamp_token(&info, &p.tsa_key, &p.tsa, std::slice::from_ref(&p.issuing), true).unwrap();
-    let der = parsed.add_timestamp(0, &token).unwrap();
-    prepared.finish(&der).unwrap()
-}
-
-fn python() -> PathBuf {
-    std::env::var("MEDSIGN_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| dirs_home().join(".cache/medsign-test-tools/venv/bin/python3"))
-}
-
-fn dirs_home() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-}
-
-fn run(prog: &Path, args: &[&str]) -> (bool, String) {
-    let o = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{} is needed (scripts/test installs it): {e}", prog.display()));
-    (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
-}
+mod common;
+use common::*;
 
 #[test]
 fn pades_bt_validates_in_pyhanko_and_pdfsig() {
