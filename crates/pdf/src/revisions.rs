@@ -241,7 +241,9 @@ pub fn structure(b: &[u8]) -> Result<Structure, Unreadable> {
     let mut problems = Vec::new();
     // follow /Prev from the newest section; a section without its own end joins the revision that
     // points at it (a linearized file's first-page section)
-    let mut groups: Vec<(Vec<usize>, &'static str, Option<(usize, bool)>)> = Vec::new();
+    // (section offsets, kind, where the revision ends and whether with %%EOF)
+    type Group = (Vec<usize>, &'static str, Option<(usize, bool)>);
+    let mut groups: Vec<Group> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut next = Some(newest);
     while let Some(off) = next {

@@ -173,12 +173,10 @@ pub(crate) fn found_signatures(doc: &Document) -> Vec<Found> {
             (false, false) => format!("{prefix}.{part}"),
         };
         let ft = d.get(b"FT").ok().and_then(|t| t.as_name().ok()).map(<[u8]>::to_vec).or(inherited_ft);
-        if let Ok(kids) =
-            d.get(b"Kids").and_then(|k| crate::resolve(doc, k).map_err(|_| lopdf::Error::ObjectNotFound((0, 0))))
+        if let Ok(kids) = d.get(b"Kids").map(|k| crate::resolve(doc, k))
+            && let Ok(Object::Array(kids)) = kids
         {
-            if let Ok(kids) = kids.as_array() {
-                stack.extend(kids.iter().rev().map(|k| (k.clone(), name.clone(), ft.clone(), depth + 1)));
-            }
+            stack.extend(kids.iter().rev().map(|k| (k.clone(), name.clone(), ft.clone(), depth + 1)));
         }
         if ft.as_deref() != Some(b"Sig") {
             continue;
@@ -243,7 +241,7 @@ pub(crate) fn hex_hole(b: &[u8], start: usize, end: usize) -> Option<Vec<u8>> {
         return None;
     }
     let digits: Vec<u8> = b[start + 1..end - 1].iter().filter(|c| !c.is_ascii_whitespace()).copied().collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits.chunks(2).map(|p| Some(hex_value(p[0])? << 4 | hex_value(p[1])?)).collect()
@@ -436,7 +434,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
         };
         s.byte_range = br;
         let [a, b, c, d] = br;
-        let e = c.checked_add(d).unwrap_or(usize::MAX);
+        let e = c.saturating_add(d);
         if a != 0 || b >= c || e > bytes.len() {
             failed(
                 &mut s,
