@@ -18,7 +18,7 @@
 //! signed), with a sub-indication and, for PDF-level failures, a reason in words.
 
 use crate::{
-    Error, Result,
+    Result,
     changes::{self, Change},
     invalid,
     revisions::{self, Structure},
@@ -325,8 +325,10 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(invalid("不是 PDF 文件（缺少 %PDF- 文件头）/ not a PDF file (no %PDF- header)"));
     }
-    let Structure { revisions, trailing_bytes: _, mut problems } =
-        revisions::structure(bytes).map_err(|e| Error::Invalid(e.0))?;
+    let Structure { revisions, trailing_bytes: _, mut problems } = match revisions::structure(bytes) {
+        Ok(s) => s,
+        Err(e) => return damaged(bytes, opts, e.0),
+    };
     if revisions.is_empty() {
         return Err(invalid("找不到完整的修订版本 / no complete revision"));
     }
@@ -344,7 +346,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
     // reported below and fails every signature before it)
     let Some(last) = states.iter().rposition(|s| s.is_ok()) else {
         let e = states.last().and_then(|s| s.as_ref().err()).cloned().unwrap_or_default();
-        return Err(invalid(format!("PDF 结构损坏，无法读取 / the PDF is damaged and cannot be read: {e}")));
+        return damaged(bytes, opts, e);
     };
     let now = states[last].as_ref().expect("parses");
     // problems that make everything signed before them unreliable: (first revision affected, words)
@@ -633,6 +635,75 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
         })
         .collect();
     Ok(PdfReport { indication, signatures: out, revisions, problems, dss: dss_summary })
+}
+
+/// A file whose revisions cannot be read as written (a changed byte in a cross-reference table,
+/// say): the signatures a lenient reader still finds are checked over their byte ranges and all
+/// fail with the reason — a damaged signed file is a changed one, not "no signature". `Err` only
+/// when not even that finds a signature.
+fn damaged(bytes: &[u8], opts: &VerifyOptions, why: String) -> Result<PdfReport> {
+    let doc = crate::inflate::load_mem(bytes)
+        .map_err(|e| invalid(format!("PDF 结构损坏，无法读取 / the PDF is damaged and cannot be read: {why}; {e}")))?;
+    let found = found_signatures(&doc);
+    if found.is_empty() {
+        return Err(invalid(format!(
+            "PDF 结构损坏，找不到签名 / the PDF is damaged and no signature can be found: {why}"
+        )));
+    }
+    let problem = format!(
+        "文件结构损坏，修订版本无法按原样读取 / the file's structure is damaged, its revisions cannot be read as written: {why}"
+    );
+    let mut out = Vec::new();
+    for f in found.into_iter().take(MAX_SIGNATURES) {
+        let mut s = FileSignature {
+            field: f.field,
+            kind: if f.sig.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"DocTimeStamp") {
+                "document_timestamp"
+            } else {
+                "signature"
+            },
+            sub_filter: text(f.sig.get(b"SubFilter").ok()),
+            revision: 0,
+            byte_range: byte_range(&f.sig).unwrap_or([0; 4]),
+            whole_file: false,
+            unsigned_updates_after: 0,
+            covers: "无法确定 / cannot be determined".into(),
+            certification: None,
+            changes: vec![],
+            indication: Indication::TotalFailed,
+            sub_indication: None,
+            reason: None,
+            report: None,
+            timestamp: None,
+        };
+        let [a, b, c, d] = s.byte_range;
+        if a == 0
+            && b < c
+            && c.saturating_add(d) <= bytes.len()
+            && let Some(raw) = hex_hole(bytes, b, c)
+            && s.kind == "signature"
+        {
+            let der = &raw[..crate::der_len(&raw).unwrap_or(raw.len()).min(raw.len())];
+            let mut covered = bytes[..b].to_vec();
+            covered.extend_from_slice(&bytes[c..c + d]);
+            if let Ok(r) = cms::verify(der, Some(&covered), opts) {
+                if r.indication == Indication::TotalFailed {
+                    s.sub_indication = r.signers.first().and_then(|x| x.sub_indication.clone());
+                }
+                s.report = Some(r);
+            }
+        }
+        let sub = s.sub_indication.clone().unwrap_or_else(|| "FORMAT_FAILURE".into());
+        failed(&mut s, &sub, problem.clone());
+        out.push(s);
+    }
+    Ok(PdfReport {
+        indication: Indication::TotalFailed,
+        signatures: out,
+        revisions: vec![],
+        problems: vec![problem],
+        dss: None,
+    })
 }
 
 /// The worst of some indications (`TOTAL_PASSED` when there are none).

@@ -449,6 +449,14 @@ fn medsign_rsa_files_and_every_attack_class() {
     let mut flipped = two.clone();
     flipped[rx.len() / 2] ^= 0x20;
     assert_caught(&c, "flipped.pdf", &flipped, "HASH_FAILURE", true);
+    // ... and one in the first revision's cross-reference data: a damaged signed file is a
+    // changed one (TOTAL_FAILED), not a file without signatures
+    for back in [30, 60, 90] {
+        let mut broken = two.clone();
+        broken[rx.len() - back] ^= 0x01;
+        let r = assert_caught(&c, "broken-xref.pdf", &broken, "TOTAL_FAILED", false);
+        assert_eq!(r.signatures.len(), 2, "{back}");
+    }
 }
 
 #[test]
