@@ -334,7 +334,13 @@ fn file_flows_judged_by_pyhanko_pdfsig_and_gmssl() {
     let (st, r) =
         s.json("POST", "/api/v1/verify/file", Some(&his), &serde_json::json!({"file": b64(&forged)}).to_string());
     assert_eq!((st, r["indication"].as_str()), (200, Some("TOTAL_FAILED")), "{r}");
-    assert!(r["signatures"][0]["sub_indication"].as_str().unwrap().contains("modified"), "{r}");
+    // the update took the signature widgets off the page: named, with object and page
+    assert_eq!(r["signatures"][0]["sub_indication"], "FORMAT_FAILURE", "{r}");
+    assert!(r["signatures"][0]["reason"].as_str().unwrap().contains("changed after signing"), "{r}");
+    assert!(
+        r["signatures"][0]["changes"].as_array().unwrap().iter().any(|c| c["allowed"] == false && c["page"] == 1),
+        "{r}"
+    );
 
     // bad input: not a PDF, off the page, no signatures to verify
     let bad = serde_json::json!({"kind": "file", "title": "t", "content_base64": b64(b"hello"), "signers": [{"seal": "hospital"}]});
