@@ -745,12 +745,12 @@ pub fn verify_timestamp_token(
 }
 
 const NOT_CHECKED: &str = "未检查：没有该证书的吊销信息 / not checked: no revocation data for the certificate";
-const REVOKED: &str = "已吊销";
 
 /// The revocation status of a validated chain (leaf first, anchor last) from the CRLs and OCSP
-/// responses in `opts`, at `at`. Passes only when the signer's certificate was checked and no
-/// certificate of the chain is revoked; a CA certificate without data is named in the detail.
-fn revocation(chain: &[Cert], at: DateTime<Utc>, opts: &VerifyOptions) -> Check {
+/// responses in `opts`, at `at`, and whether a certificate of it is revoked. Passes only when the
+/// signer's certificate was checked and no certificate of the chain is revoked; a CA certificate
+/// without data is named in the detail.
+fn revocation(chain: &[Cert], at: DateTime<Utc>, opts: &VerifyOptions) -> (Check, bool) {
     let ocsps: Vec<crate::ocsp::Response> =
         opts.ocsps.iter().filter_map(|d| crate::ocsp::parse_response(d).ok()).collect();
     let mut unchecked_cas = Vec::new();
@@ -761,14 +761,15 @@ fn revocation(chain: &[Cert], at: DateTime<Utc>, opts: &VerifyOptions) -> Check 
         for crl in opts.crls.iter().filter(|crl| crl.verify(issuer, opts.sm2_ids).is_ok()) {
             match crl.find(c.serial()) {
                 Some(r) if r.time <= at => {
-                    return Check::fail(format!(
-                        "{REVOKED}：证书 {} 于 {} 吊销 / revoked: certificate {} revoked at {} (reason {:?})",
+                    let detail = format!(
+                        "已吊销：证书 {} 于 {} 吊销 / revoked: certificate {} revoked at {} (reason {:?})",
                         c.describe(),
                         r.time,
                         c.describe(),
                         r.time,
                         r.reason
-                    ));
+                    );
+                    return (Check::fail(detail), true);
                 }
                 _ => source = Some(format!("CRL {}", crl.this_update().format("%Y-%m-%d %H:%M"))),
             }
@@ -784,11 +785,12 @@ fn revocation(chain: &[Cert], at: DateTime<Utc>, opts: &VerifyOptions) -> Check 
             }
             match &a.status {
                 crate::ocsp::Status::Revoked { time, .. } if *time <= at => {
-                    return Check::fail(format!(
-                        "{REVOKED}：证书 {} 于 {time} 吊销（OCSP）/ revoked: certificate {} revoked at {time} (OCSP)",
+                    let detail = format!(
+                        "已吊销：证书 {} 于 {time} 吊销（OCSP）/ revoked: certificate {} revoked at {time} (OCSP)",
                         c.describe(),
                         c.describe()
-                    ));
+                    );
+                    return (Check::fail(detail), true);
                 }
                 crate::ocsp::Status::Unknown => {}
                 _ => source = Some(format!("OCSP {}", a.this_update.format("%Y-%m-%d %H:%M"))),
@@ -800,15 +802,16 @@ fn revocation(chain: &[Cert], at: DateTime<Utc>, opts: &VerifyOptions) -> Check 
             _ => {}
         }
     }
-    let Some(src) = leaf_source else { return Check::fail(NOT_CHECKED) };
+    let Some(src) = leaf_source else { return (Check::fail(NOT_CHECKED), false) };
     if unchecked_cas.is_empty() {
-        Check::pass(format!("未吊销（{src}）/ not revoked ({src})"))
+        (Check::pass(format!("未吊销（{src}）/ not revoked ({src})")), false)
     } else {
         let cas = unchecked_cas.join(", ");
-        Check::pass(format!(
+        let detail = format!(
             "签名证书未吊销（{src}）；CA 证书 {cas} 无吊销信息，未检查 / signer certificate not revoked ({src}); \
              CA certificate {cas}: no revocation data, not checked"
-        ))
+        );
+        (Check::pass(detail), false)
     }
 }
 
@@ -900,6 +903,7 @@ fn verify_parsed(
             }
             rep.timestamp = Some(t);
         }
+        let mut revoked = false;
         let mut popts = PathOptions::at(rep.validated_at);
         popts.sm2_ids = opts.sm2_ids;
         if !want_timestamps {
@@ -910,7 +914,7 @@ fn verify_parsed(
                 rep.chain = Check::pass(
                     path.chain.iter().map(|c| name::common_name_or_dn(c.subject())).collect::<Vec<_>>().join(" → "),
                 );
-                rep.revocation = revocation(&path.chain, rep.validated_at, opts);
+                (rep.revocation, revoked) = revocation(&path.chain, rep.validated_at, opts);
             }
             Err(e) => rep.chain = Check::fail(e.to_string()),
         }
@@ -919,7 +923,7 @@ fn verify_parsed(
                 Indication::TotalFailed,
                 if rep.integrity.detail.contains("digest") { "HASH_FAILURE" } else { "SIG_CRYPTO_FAILURE" },
             )
-        } else if !rep.revocation.ok && rep.revocation.detail.starts_with(REVOKED) {
+        } else if revoked {
             (Indication::TotalFailed, "REVOKED")
         } else if !rep.chain.ok {
             (Indication::Indeterminate, "NO_CERTIFICATE_CHAIN_FOUND")
