@@ -270,12 +270,7 @@ fn media_box(doc: &Document, page: ObjectId) -> Option<[f64; 4]> {
 
 /// The DocMDP permissions (P) of a certified document.
 fn docmdp_permissions(doc: &Document) -> Option<i64> {
-    let perms = resolve(doc, doc.catalog().ok()?.get(b"Perms").ok()?).ok()?.as_dict().ok()?;
-    let sig = resolve(doc, perms.get(b"DocMDP").ok()?).ok()?.as_dict().ok()?;
-    let reference = resolve(doc, sig.get(b"Reference").ok()?).ok()?.as_array().ok()?;
-    let sigref = resolve(doc, reference.first()?).ok()?.as_dict().ok()?;
-    let params = resolve(doc, sigref.get(b"TransformParams").ok()?).ok()?.as_dict().ok()?;
-    Some(params.get(b"P").ok().and_then(|p| p.as_i64().ok()).unwrap_or(2))
+    verify::certification(doc).map(|(_, p)| p)
 }
 
 /// An unsigned signature field placed in advance.
@@ -664,10 +659,7 @@ pub fn signatures(bytes: &[u8]) -> Result<Vec<FoundSignature>> {
         if a != 0 || b >= c || c.checked_add(d).is_none_or(|e| e > bytes.len()) {
             return Err(invalid(format!("签名 {field} 的 /ByteRange 越界 / /ByteRange out of the file")));
         }
-        let contents = verify::hex_hole(bytes, b, c).ok_or_else(|| invalid("no /Contents"))?;
-        let cms = contents[..der_len(&contents).unwrap_or(contents.len()).min(contents.len())].to_vec();
-        let mut covered = bytes[..b].to_vec();
-        covered.extend_from_slice(&bytes[c..c + d]);
+        let (cms, covered) = verify::signed_parts(bytes, [a, b, c, d]).ok_or_else(|| invalid("no /Contents"))?;
         let sub_filter = f
             .sig
             .get(b"SubFilter")

@@ -29,6 +29,8 @@ use serde::Serialize;
 
 /// More revisions than this are refused before any is parsed (each is parsed once).
 pub const MAX_REVISIONS: usize = 64;
+/// Each revision is parsed as the file up to its end: at most this many bytes in all.
+pub const MAX_PARSED_BYTES: usize = 512 * 1024 * 1024;
 /// More signatures than this are refused.
 pub const MAX_SIGNATURES: usize = 256;
 
@@ -208,7 +210,7 @@ pub(crate) fn byte_range(sig: &Dictionary) -> Option<[usize; 4]> {
 }
 
 /// The DocMDP level of a certified document (`/Perms /DocMDP`) and the certifying signature.
-fn certification(doc: &Document) -> Option<(ObjectId, i64)> {
+pub(crate) fn certification(doc: &Document) -> Option<(ObjectId, i64)> {
     let cat = doc.catalog().ok()?;
     let perms = crate::resolve(doc, cat.get(b"Perms").ok()?).ok()?.as_dict().ok()?;
     let id = perms.get(b"DocMDP").ok()?.as_reference().ok()?;
@@ -245,6 +247,46 @@ pub(crate) fn hex_hole(b: &[u8], start: usize, end: usize) -> Option<Vec<u8>> {
         return None;
     }
     digits.chunks(2).map(|p| Some(hex_value(p[0])? << 4 | hex_value(p[1])?)).collect()
+}
+
+/// The CMS (zero padding cut) in the gap `b..c` and the bytes `0..b` + `c..c+d` it covers, when
+/// the range lies in the file and the gap is a hex string.
+pub(crate) fn signed_parts(bytes: &[u8], [a, b, c, d]: [usize; 4]) -> Option<(Vec<u8>, Vec<u8>)> {
+    if a != 0 || b >= c || c.checked_add(d)? > bytes.len() {
+        return None;
+    }
+    let mut raw = hex_hole(bytes, b, c)?;
+    raw.truncate(crate::der_len(&raw).unwrap_or(raw.len()).min(raw.len()));
+    let mut covered = bytes[..b].to_vec();
+    covered.extend_from_slice(&bytes[c..c + d]);
+    Some((raw, covered))
+}
+
+impl FileSignature {
+    /// A signature as found, not judged yet.
+    fn found(f: &Found) -> Self {
+        let kind = match f.sig.get(b"Type").ok().and_then(|t| t.as_name().ok()) {
+            Some(b"DocTimeStamp") => "document_timestamp",
+            _ => "signature",
+        };
+        FileSignature {
+            field: f.field.clone(),
+            kind,
+            sub_filter: text(f.sig.get(b"SubFilter").ok()),
+            revision: 0,
+            byte_range: byte_range(&f.sig).unwrap_or([0; 4]),
+            whole_file: false,
+            unsigned_updates_after: 0,
+            covers: String::new(),
+            certification: None,
+            changes: vec![],
+            indication: Indication::TotalPassed,
+            sub_indication: None,
+            reason: None,
+            report: None,
+            timestamp: None,
+        }
+    }
 }
 
 /// Where the indirect object `id` is written in `b` according to `doc`'s cross-reference data:
@@ -325,7 +367,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
     if !bytes.starts_with(b"%PDF-") {
         return Err(invalid("不是 PDF 文件（缺少 %PDF- 文件头）/ not a PDF file (no %PDF- header)"));
     }
-    let Structure { revisions, trailing_bytes: _, mut problems } = match revisions::structure(bytes) {
+    let Structure { revisions, trailing_bytes, mut problems } = match revisions::structure(bytes) {
         Ok(s) => s,
         Err(e) => return damaged(bytes, opts, e.0),
     };
@@ -337,6 +379,12 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
             "修订版本过多（{}，上限 {MAX_REVISIONS}）/ too many revisions ({}, at most {MAX_REVISIONS})",
             revisions.len(),
             revisions.len()
+        )));
+    }
+    let parsed: usize = revisions.iter().map(|r| r.end).sum();
+    if parsed > MAX_PARSED_BYTES {
+        return Err(invalid(format!(
+            "修订版本过多过大（需解析 {parsed} 字节）/ too many large revisions ({parsed} bytes to parse, at most {MAX_PARSED_BYTES})"
         )));
     }
     // the document at the end of each revision; `Err` for one that does not parse as written
@@ -363,10 +411,10 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
             ));
         }
     }
-    if revisions.last().is_some_and(|r| r.end < bytes.len())
-        && let Some(p) = problems.iter().find(|p| p.contains("belong to no revision"))
-    {
-        later_problems.push((revisions.len(), p.clone()));
+    if trailing_bytes > 0 {
+        later_problems.push((revisions.len(), format!(
+            "最后一个修订版本之后有 {trailing_bytes} 字节不属于任何修订版本 / {trailing_bytes} bytes after the last revision belong to no revision"
+        )));
     }
 
     let mut vopts = opts.clone();
@@ -406,35 +454,14 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
     let mut out: Vec<FileSignature> = Vec::new();
     let mut analysed: std::collections::HashMap<usize, Vec<Change>> = std::collections::HashMap::new();
     for f in found {
-        let kind = match f.sig.get(b"Type").ok().and_then(|t| t.as_name().ok()) {
-            Some(b"DocTimeStamp") => "document_timestamp",
-            _ => "signature",
-        };
-        let sub_filter = text(f.sig.get(b"SubFilter").ok());
-        let mut s = FileSignature {
-            field: f.field.clone(),
-            kind,
-            sub_filter: sub_filter.clone(),
-            revision: 0,
-            byte_range: [0; 4],
-            whole_file: false,
-            unsigned_updates_after: 0,
-            covers: String::new(),
-            certification: None,
-            changes: vec![],
-            indication: Indication::TotalPassed,
-            sub_indication: None,
-            reason: None,
-            report: None,
-            timestamp: None,
-        };
+        let mut s = FileSignature::found(&f);
+        let (kind, sub_filter) = (s.kind, s.sub_filter.clone());
         let Some(br) = byte_range(&f.sig) else {
             failed(&mut s, "FORMAT_FAILURE", format!("签名 {} 没有有效的 /ByteRange / no valid /ByteRange", f.field));
             s.covers = "无 / nothing".into();
             out.push(s);
             continue;
         };
-        s.byte_range = br;
         let [a, b, c, d] = br;
         let e = c.saturating_add(d);
         if a != 0 || b >= c || e > bytes.len() {
@@ -477,14 +504,15 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
                 continue;
             }
         };
-        let contents = hex_hole(bytes, b, c);
+        let parts = signed_parts(bytes, [a, b, c, e - c]);
         let span = object_span(signed_state, bytes, f.holder);
         // the holder must already be in the signed revision, naming the same range
         let in_revision = signed_state.get_dictionary(f.holder).ok().is_some_and(|d| {
             let own = if d.has(b"ByteRange") { Some(d) } else { d.get(b"V").ok().and_then(|v| v.as_dict().ok()) };
             own.and_then(byte_range) == Some(br)
         });
-        let Some(raw) = contents.filter(|_| in_revision && span.is_some_and(|(s0, s1)| s0 < b && c <= s1)) else {
+        let Some((der, covered)) = parts.filter(|_| in_revision && span.is_some_and(|(s0, s1)| s0 < b && c <= s1))
+        else {
             failed(
                 &mut s,
                 "FORMAT_FAILURE",
@@ -495,14 +523,10 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
             out.push(s);
             continue;
         };
-        let cms_len = crate::der_len(&raw).unwrap_or(raw.len()).min(raw.len());
-        let der = &raw[..cms_len];
-        let mut covered = bytes[..b].to_vec();
-        covered.extend_from_slice(&bytes[c..e]);
         match (kind, sub_filter.as_str()) {
             ("document_timestamp", _) | (_, "ETSI.RFC3161") => {
                 s.kind = "document_timestamp";
-                let (t, _) = cms::verify_timestamp_token(der, cms::Stamped::Data(&covered), &vopts);
+                let (t, _) = cms::verify_timestamp_token(&der, cms::Stamped::Data(&covered), &vopts);
                 if !t.integrity.ok {
                     failed(&mut s, "HASH_FAILURE", t.integrity.detail.clone());
                 } else if !t.chain.ok {
@@ -520,7 +544,7 @@ pub fn verify(bytes: &[u8], opts: &VerifyOptions) -> Result<PdfReport> {
                         .into(),
                 );
             }
-            _ => match cms::verify(der, Some(&covered), &vopts) {
+            _ => match cms::verify(&der, Some(&covered), &vopts) {
                 Ok(r) => {
                     s.indication = r.indication;
                     if let Some(first) = r.signers.iter().find(|x| x.indication == r.indication) {
@@ -655,43 +679,16 @@ fn damaged(bytes: &[u8], opts: &VerifyOptions, why: String) -> Result<PdfReport>
     );
     let mut out = Vec::new();
     for f in found.into_iter().take(MAX_SIGNATURES) {
-        let mut s = FileSignature {
-            field: f.field,
-            kind: if f.sig.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"DocTimeStamp") {
-                "document_timestamp"
-            } else {
-                "signature"
-            },
-            sub_filter: text(f.sig.get(b"SubFilter").ok()),
-            revision: 0,
-            byte_range: byte_range(&f.sig).unwrap_or([0; 4]),
-            whole_file: false,
-            unsigned_updates_after: 0,
-            covers: "无法确定 / cannot be determined".into(),
-            certification: None,
-            changes: vec![],
-            indication: Indication::TotalFailed,
-            sub_indication: None,
-            reason: None,
-            report: None,
-            timestamp: None,
-        };
-        let [a, b, c, d] = s.byte_range;
-        if a == 0
-            && b < c
-            && c.saturating_add(d) <= bytes.len()
-            && let Some(raw) = hex_hole(bytes, b, c)
-            && s.kind == "signature"
+        let mut s = FileSignature::found(&f);
+        s.covers = "无法确定 / cannot be determined".into();
+        if s.kind == "signature"
+            && let Some((der, covered)) = signed_parts(bytes, s.byte_range)
+            && let Ok(r) = cms::verify(&der, Some(&covered), opts)
         {
-            let der = &raw[..crate::der_len(&raw).unwrap_or(raw.len()).min(raw.len())];
-            let mut covered = bytes[..b].to_vec();
-            covered.extend_from_slice(&bytes[c..c + d]);
-            if let Ok(r) = cms::verify(der, Some(&covered), opts) {
-                if r.indication == Indication::TotalFailed {
-                    s.sub_indication = r.signers.first().and_then(|x| x.sub_indication.clone());
-                }
-                s.report = Some(r);
+            if r.indication == Indication::TotalFailed {
+                s.sub_indication = r.signers.first().and_then(|x| x.sub_indication.clone());
             }
+            s.report = Some(r);
         }
         let sub = s.sub_indication.clone().unwrap_or_else(|| "FORMAT_FAILURE".into());
         failed(&mut s, &sub, problem.clone());
