@@ -178,6 +178,18 @@ fn update(base: &[u8], objects: &[(u32, String)], rebind: &[(u32, usize)], eof: 
     out
 }
 
+/// `pdf` with an update that adds the annotation `annot` to page 1.
+fn annotated(pdf: &[u8], annot: &str) -> Vec<u8> {
+    let doc = Document::load_mem(pdf).unwrap();
+    let (page_id, _) = page_and_content(pdf);
+    let mut page = doc.get_dictionary(page_id).unwrap().clone();
+    let k = doc.max_id + 1;
+    let mut annots = page.get(b"Annots").map(|a| a.as_array().unwrap().clone()).unwrap_or_default();
+    annots.push(lopdf::Object::Reference((k, 0)));
+    page.set("Annots", lopdf::Object::Array(annots));
+    update(pdf, &[(page_id.0, pdf_text(&lopdf::Object::Dictionary(page))), (k, annot.into())], &[], true)
+}
+
 /// PDF syntax for an object (enough for the dictionaries these tests rewrite).
 fn pdf_text(o: &lopdf::Object) -> String {
     use lopdf::Object::*;
@@ -391,40 +403,13 @@ fn medsign_rsa_files_and_every_attack_class() {
 
     // certification attacks: an annotation (evil annotation) and a visible signature (sneaky
     // signature) after a P=2 certification
-    let doc = Document::load_mem(&certified).unwrap();
-    let (cpage, _) = page_and_content(&certified);
-    let mut page = doc.get_dictionary(cpage).unwrap().clone();
-    let k = doc.max_id + 1;
-    let mut annots = page.get(b"Annots").map(|a| a.as_array().unwrap().clone()).unwrap_or_default();
-    annots.push(lopdf::Object::Reference((k, 0)));
-    page.set("Annots", lopdf::Object::Array(annots));
-    let evil_annot = update(
+    let evil_annot = annotated(
         &certified,
-        &[
-            (cpage.0, pdf_text(&lopdf::Object::Dictionary(page))),
-            (k, "<< /Type /Annot /Subtype /FreeText /Rect [60 690 500 740] /Contents (10 g tid) /DA (/Helv 24 Tf 0 g) >>".into()),
-        ],
-        &[],
-        true,
+        "<< /Type /Annot /Subtype /FreeText /Rect [60 690 500 740] /Contents (10 g tid) /DA (/Helv 24 Tf 0 g) >>",
     );
     assert_caught(&c, "evil-annotation.pdf", &evil_annot, "ANNOTATION_ADDED", true);
     // an annotation on a document that is not certified is not allowed either: nobody permitted it
-    let (upage, _) = page_and_content(&one);
-    let udoc = Document::load_mem(&one).unwrap();
-    let mut page = udoc.get_dictionary(upage).unwrap().clone();
-    let k = udoc.max_id + 1;
-    let mut annots = page.get(b"Annots").map(|a| a.as_array().unwrap().clone()).unwrap_or_default();
-    annots.push(lopdf::Object::Reference((k, 0)));
-    page.set("Annots", lopdf::Object::Array(annots));
-    let noted = update(
-        &one,
-        &[
-            (upage.0, pdf_text(&lopdf::Object::Dictionary(page))),
-            (k, "<< /Type /Annot /Subtype /Text /Rect [60 690 80 710] /Contents (checked) >>".into()),
-        ],
-        &[],
-        true,
-    );
+    let noted = annotated(&one, "<< /Type /Annot /Subtype /Text /Rect [60 690 80 710] /Contents (checked) >>");
     let r = assert_caught(&c, "annotated.pdf", &noted, "ANNOTATION_ADDED", true);
     assert!(r.signatures[0].changes.iter().any(|x| x.code == "ANNOTATION_ADDED" && !x.allowed && x.page == Some(1)));
     let sneaky = c.seal_signs(&certified, true);
@@ -525,4 +510,14 @@ fn other_signers_ltv_updates_and_other_file_layouts_verify() {
     let encs = c.path("encrypted-signed.pdf").to_string_lossy().into_owned();
     c.third_party(&["pyhanko-sign", &enc, &encs, &key, &cert, &chain, &tsa_key, &tsa_cert, "pyhanko"]);
     assert_good(&c, "encrypted-signed.pdf", &std::fs::read(&encs).unwrap(), true);
+}
+
+#[test]
+fn a_history_too_long_to_parse_is_refused_before_the_work() {
+    let mut pdf = medsign_pdf::blank_pdf(595, 842);
+    for i in 0..=medsign_pdf::verify::MAX_REVISIONS {
+        pdf = update(&pdf, &[(4, format!("<< /N {i} >>"))], &[], true);
+    }
+    let e = medsign_pdf::verify::verify(&pdf, &VerifyOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("too many revisions") && e.contains("修订版本过多"), "{e}");
 }
