@@ -21,6 +21,7 @@ use lopdf::{Dictionary, Document, Object, ObjectId};
 pub mod changes;
 mod draw;
 pub mod inflate;
+pub mod ltv;
 pub mod revisions;
 pub mod template;
 mod text;
@@ -371,6 +372,12 @@ pub fn load(bytes: &[u8]) -> Result<Document> {
 
 /// Append the signature field, widget, appearance and `/Sig` with its reserved space.
 pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
+    prepare_as(original, opts, false)
+}
+
+/// [`prepare`], or with `doc_timestamp` a document timestamp's field and `/DocTimeStamp`
+/// dictionary (`/SubFilter /ETSI.RFC3161`, no `/M`, `/Name`, `/Reason`: the token says it all).
+pub(crate) fn prepare_as(original: &[u8], opts: &SignOptions, doc_timestamp: bool) -> Result<Prepared> {
     let doc = load(original)?;
     let pages = doc.get_pages();
     if opts.field_name.is_empty() || !opts.field_name.is_ascii() {
@@ -413,7 +420,8 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
             ));
         }
     }
-    if docmdp_permissions(&doc) == Some(1) {
+    // DSS and document timestamps are allowed even then (PAdES, ISO 32000-2 12.8.2.2)
+    if docmdp_permissions(&doc) == Some(1) && !doc_timestamp {
         return Err(invalid(
             "文档已被认证签名锁定（DocMDP P=1），不允许任何修改 / the document is certified with no changes allowed (DocMDP P=1)",
         ));
@@ -527,7 +535,11 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     }
 
     // the signature dictionary, written by hand for the fixed-width placeholders
-    let mut sig = String::from("<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached");
+    let mut sig = String::from(if doc_timestamp {
+        "<</Type/DocTimeStamp/Filter/Adobe.PPKLite/SubFilter/ETSI.RFC3161"
+    } else {
+        "<</Type/Sig/Filter/Adobe.PPKLite/SubFilter/ETSI.CAdES.detached"
+    });
     sig.push_str("/ByteRange[0 0000000000 0000000000 0000000000]");
     sig.push_str("/Contents<");
     let contents_at = sig.len() - 1;
@@ -539,35 +551,57 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
         ));
     }
     let mut tail = Vec::new();
-    write_name(&mut tail, b"M");
-    write_obj(&mut tail, &text_string(&pdf_date(opts.time)));
-    if let Some(n) = &opts.name {
-        write_name(&mut tail, b"Name");
-        write_obj(&mut tail, &text_string(n));
-    }
-    if let Some(r) = &opts.reason {
-        write_name(&mut tail, b"Reason");
-        write_obj(&mut tail, &text_string(r));
+    if !doc_timestamp {
+        write_name(&mut tail, b"M");
+        write_obj(&mut tail, &text_string(&pdf_date(opts.time)));
+        if let Some(n) = &opts.name {
+            write_name(&mut tail, b"Name");
+            write_obj(&mut tail, &text_string(n));
+        }
+        if let Some(r) = &opts.reason {
+            write_name(&mut tail, b"Reason");
+            write_obj(&mut tail, &text_string(r));
+        }
     }
     let mut sig_body = sig.into_bytes();
     sig_body.extend_from_slice(&tail);
     sig_body.extend_from_slice(b">>");
 
-    // assemble: original, then the objects, then xref + trailer
+    // assemble: original, then the objects (the signature first), then xref + trailer
+    objects.insert(0, (sig_id, sig_body));
+    let (mut out, at) = append_update(original, &doc, root_id, &objects, next)?;
+    let sig_body_at = at[0];
+
+    // the hole and the byte range
+    let hole_start = sig_body_at + contents_at;
+    let hole_end = hole_start + opts.reserve * 2 + 2;
+    let br = format!("{:010} {:010} {:010}", hole_start, hole_end, out.len() - hole_end);
+    let br_at =
+        sig_body_at + out[sig_body_at..].windows(10).position(|w| w == b"ByteRange[").expect("placeholder") + 12;
+    out[br_at..br_at + br.len()].copy_from_slice(br.as_bytes());
+    Ok(Prepared { bytes: out, hole: (hole_start, hole_end) })
+}
+
+/// Append an incremental update to `original` (parsed as `doc`): the objects (id, serialized
+/// body), then a classic cross-reference section and a trailer with `/Prev`; `size` is the
+/// trailer's `/Size`. Returns the new file and where each object's body starts.
+pub(crate) fn append_update(
+    original: &[u8],
+    doc: &Document,
+    root_id: ObjectId,
+    objects: &[(ObjectId, Vec<u8>)],
+    size: u32,
+) -> Result<(Vec<u8>, Vec<usize>)> {
     let mut out = original.to_vec();
     if !out.ends_with(b"\n") {
         out.push(b'\n');
     }
     let mut offsets: Vec<(u32, usize)> = Vec::new();
-    let sig_offset = out.len();
-    out.extend_from_slice(format!("{} 0 obj\n", sig_id.0).as_bytes());
-    let sig_body_at = out.len();
-    out.extend_from_slice(&sig_body);
-    out.extend_from_slice(b"\nendobj\n");
-    offsets.push((sig_id.0, sig_offset));
-    for (id, body) in &objects {
+    let mut bodies = Vec::with_capacity(objects.len());
+    for (id, body) in objects {
         offsets.push((id.0, out.len()));
         out.extend_from_slice(format!("{} {} obj\n", id.0, id.1).as_bytes());
+        bodies.push(out.len());
         out.extend_from_slice(body);
         out.extend_from_slice(b"\nendobj\n");
     }
@@ -588,7 +622,7 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
         i = j + 1;
     }
     let mut trailer = Dictionary::new();
-    trailer.set("Size", Object::Integer(next as i64));
+    trailer.set("Size", Object::Integer(size as i64));
     trailer.set("Root", Object::Reference(root_id));
     if let Ok(info) = doc.trailer.get(b"Info") {
         trailer.set("Info", info.clone());
@@ -600,15 +634,7 @@ pub fn prepare(original: &[u8], opts: &SignOptions) -> Result<Prepared> {
     out.extend_from_slice(b"trailer\n");
     write_dict(&mut out, &trailer);
     out.extend_from_slice(format!("\nstartxref\n{xref_at}\n%%EOF\n").as_bytes());
-
-    // the hole and the byte range
-    let hole_start = sig_body_at + contents_at;
-    let hole_end = hole_start + opts.reserve * 2 + 2;
-    let br = format!("{:010} {:010} {:010}", hole_start, hole_end, out.len() - hole_end);
-    let br_at =
-        sig_body_at + out[sig_body_at..].windows(10).position(|w| w == b"ByteRange[").expect("placeholder") + 12;
-    out[br_at..br_at + br.len()].copy_from_slice(br.as_bytes());
-    Ok(Prepared { bytes: out, hole: (hole_start, hole_end) })
+    Ok((out, bodies))
 }
 
 /// One signature found in a PDF, with what it covers.
