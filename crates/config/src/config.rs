@@ -104,11 +104,27 @@ pub struct SignConfig {
     pub font_file: Option<std::path::PathBuf>,
     /// the longest session grant a doctor may give a business system, 1–12 hours (R3.5)
     pub grant_max_hours: u32,
+    /// the PAdES level of PDF flows that do not name one: `B-T` (signature timestamps), `B-LT`
+    /// (plus certificates, OCSP answers and CRLs in the document's DSS) or `B-LTA` (plus a
+    /// document timestamp, renewed before its TSA certificate expires)
+    pub pades_level: String,
+    /// the archive-timestamp job re-stamps a B-LTA document when the TSA certificate of its newest
+    /// document timestamp ends within this many days
+    pub archive_timestamp_days: u32,
 }
+
+/// The PAdES levels a PDF flow may produce.
+pub const PADES_LEVELS: &[&str] = &["B-T", "B-LT", "B-LTA"];
 
 impl Default for SignConfig {
     fn default() -> Self {
-        Self { batch_reclaim_seconds: 30, font_file: None, grant_max_hours: GRANT_MAX_HOURS }
+        Self {
+            batch_reclaim_seconds: 30,
+            font_file: None,
+            grant_max_hours: GRANT_MAX_HOURS,
+            pades_level: "B-T".into(),
+            archive_timestamp_days: 180,
+        }
     }
 }
 
@@ -274,6 +290,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS", "sign.batch_reclaim_seconds", Kind::Number),
     ("MEDSIGN_SIGN_FONT_FILE", "sign.font_file", Kind::Text),
     ("MEDSIGN_SIGN_GRANT_MAX_HOURS", "sign.grant_max_hours", Kind::Number),
+    ("MEDSIGN_SIGN_PADES_LEVEL", "sign.pades_level", Kind::Text),
+    ("MEDSIGN_SIGN_ARCHIVE_TIMESTAMP_DAYS", "sign.archive_timestamp_days", Kind::Number),
     ("MEDSIGN_REALNAME_PROVIDER", "realname.provider", Kind::Text),
     ("MEDSIGN_REALNAME_WECHAT_APPID", "realname.wechat_appid", Kind::Text),
     ("MEDSIGN_REALNAME_WECHAT_SECRET", "realname.wechat_secret", Kind::Text),
@@ -317,6 +335,7 @@ const RANGES: &[(&str, u64, u64)] = &[
     ("time.holdover_seconds", 1, 7 * 86_400),
     ("sign.batch_reclaim_seconds", 1, 3600),
     ("sign.grant_max_hours", 1, GRANT_MAX_HOURS as u64),
+    ("sign.archive_timestamp_days", 1, 3650),
     ("ca.crl_refresh_hours", 1, 24),
     ("ca.ocsp_validity_minutes", 1, 7 * 1440),
     ("ca.staff_validity_days", 1, 3650),
@@ -401,6 +420,13 @@ impl Config {
                 )));
             }
         }
+        if !PADES_LEVELS.contains(&c.sign.pades_level.as_str()) {
+            let var = variable_of("sign.pades_level");
+            return Err(Error(format!(
+                "配置项 sign.pades_level（环境变量 {var}）须为 B-T、B-LT 或 B-LTA，实为 '{}' / sign.pades_level ({var}) must be B-T, B-LT or B-LTA, not '{}'",
+                c.sign.pades_level, c.sign.pades_level
+            )));
+        }
         for p in &c.server.trusted_proxies {
             if p.parse::<std::net::IpAddr>().is_err() {
                 let var = variable_of("server.trusted_proxies");
@@ -460,6 +486,18 @@ mod tests {
         assert!(Config::load(Some(&f), std::iter::empty()).unwrap_err().to_string().contains("lisen"));
         let env = vec![("MEDSIGN_TIME_MAX_OFFSET_MS".to_string(), "soon".to_string())];
         assert!(Config::load(None, env.into_iter()).is_err());
+    }
+
+    #[test]
+    fn pades_level_is_b_t_b_lt_or_b_lta() {
+        let c = Config::load(None, std::iter::empty()).unwrap();
+        assert_eq!((c.sign.pades_level.as_str(), c.sign.archive_timestamp_days), ("B-T", 180));
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())].into_iter();
+        assert_eq!(Config::load(None, env("MEDSIGN_SIGN_PADES_LEVEL", "B-LTA")).unwrap().sign.pades_level, "B-LTA");
+        let e = Config::load(None, env("MEDSIGN_SIGN_PADES_LEVEL", "LTV")).unwrap_err().to_string();
+        assert!(e.contains("MEDSIGN_SIGN_PADES_LEVEL") && e.contains("B-LTA") && e.contains("须为"), "{e}");
+        let e = Config::load(None, env("MEDSIGN_SIGN_ARCHIVE_TIMESTAMP_DAYS", "0")).unwrap_err().to_string();
+        assert!(e.contains("1-3650"), "{e}");
     }
 
     #[test]
