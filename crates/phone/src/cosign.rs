@@ -824,8 +824,15 @@ pub(crate) mod tests {
                 serde_json::from_value(serde_json::json!({"kind": "data", "title": "会诊记录", "content": "x",
                 "signers": [{"employee_no": "2301", "mode": "scan"}, {"employee_no": "2301", "mode": "scan"}]}))
                 .unwrap();
-            let sg =
-                Signing { db: &db, kek: &kek, cas: &cas, organization: ORG, tsa: &tsa, grants: &crate::grants::Grants };
+            let sg = Signing {
+                db: &db,
+                kek: &kek,
+                cas: &cas,
+                organization: ORG,
+                tsa: &tsa,
+                grants: &crate::grants::Grants,
+                pades_level: Default::default(),
+            };
             let f = flows::create(&sg, &ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
             let step = |idx: i64| flows::Signed {
                 idx,
@@ -881,7 +888,15 @@ pub(crate) mod tests {
 
     /// How `w` signs (with the phone context's grants).
     fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
-        Signing { db, kek: &w.kek, cas: &w.cas, organization: ORG, tsa: &w.tsa, grants: &crate::grants::Grants }
+        Signing {
+            db,
+            kek: &w.kek,
+            cas: &w.cas,
+            organization: ORG,
+            tsa: &w.tsa,
+            grants: &crate::grants::Grants,
+            pades_level: Default::default(),
+        }
     }
 
     /// A flow of the app HIS made from `v` (a `NewFlow` in JSON).

@@ -498,7 +498,15 @@ mod tests {
                 let (db, kek, cas, tsa, ctx) = (db.clone(), &kek, &cas, &tsa, ctx.clone());
                 async move {
                     flows::create(
-                        &Signing { db: &db, kek, cas, organization: org, tsa, grants: &Grants },
+                        &Signing {
+                            db: &db,
+                            kek,
+                            cas,
+                            organization: org,
+                            tsa,
+                            grants: &Grants,
+                            pades_level: Default::default(),
+                        },
                         &ctx,
                         &app,
                         &auto(title),
@@ -565,7 +573,15 @@ mod tests {
                 "signers": [{"employee_no": "4001", "placement": {"page": 1, "rect": [300, 60, 540, 130]}}]}))
             .unwrap();
             let p = flows::create(
-                &Signing { db: &db, kek: &kek, cas: &cas, organization: org, tsa: &tsa, grants: &Grants },
+                &Signing {
+                    db: &db,
+                    kek: &kek,
+                    cas: &cas,
+                    organization: org,
+                    tsa: &tsa,
+                    grants: &Grants,
+                    pades_level: Default::default(),
+                },
                 &ctx,
                 &his.app_id,
                 &nf,

@@ -303,8 +303,14 @@ pub async fn scan(
         "signers": [{"employee_no": s.employee_no, "mode": "scan"}], "expires_in_minutes": 10,
     }))
     .map_err(|e| Error::internal_from("logins::scan", e))?;
-    let flow =
-        flows::create(&Signing { db, kek, cas, organization, tsa, grants: &NoGrants }, ctx, &app_id, &nf, 4096).await?;
+    let flow = flows::create(
+        &Signing { db, kek, cas, organization, tsa, grants: &NoGrants, pades_level: Default::default() },
+        ctx,
+        &app_id,
+        &nf,
+        4096,
+    )
+    .await?;
     sqlx::query("UPDATE login_tickets SET flow_id = $1 WHERE id = $2")
         .bind(&flow.id)
         .bind(id)
@@ -436,6 +442,7 @@ mod tests {
                     organization: org,
                     tsa: &tsa,
                     grants: &crate::grants::Grants,
+                    pades_level: Default::default(),
                 },
                 &LoginEvents,
                 &ctx,

@@ -96,6 +96,8 @@ impl Opened {
             realname: p.realname,
             soter: p.soter,
             grant_max_hours: cfg.sign.grant_max_hours,
+            // checked when the configuration was loaded (B-T, B-LT or B-LTA)
+            pades_level: cfg.sign.pades_level.parse().unwrap_or_default(),
             limits: Default::default(),
             trusted_proxies: cfg.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
             public_rate: crate::ratelimit::public(cfg.server.public_rate_per_minute),
@@ -168,6 +170,20 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
                     "certificate expiry job"
                 ),
                 Err(e) => tracing::error!(error = %e, "certificate expiry job failed"),
+            }
+        }
+    }));
+    // archive timestamps of B-LTA documents (issue #16): a few minutes after start, then hourly
+    let (s, days) = (state.clone(), cfg.sign.archive_timestamp_days);
+    tasks.push(tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(180)).await;
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match medsign_signing::flows::archive_timestamps(&s.signing(), days, chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(documents = n, "archive timestamps added"),
+                Err(e) => tracing::warn!(error = %e, "archive timestamp job failed"),
             }
         }
     }));

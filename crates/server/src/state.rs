@@ -33,6 +33,8 @@ pub struct AppState {
     pub realname: Option<medsign_phone::realname::FaceVerifier>,
     /// the WeChat client that verifies fingerprint approvals (SOTER); none without a mini program
     pub soter: Option<Arc<medsign_phone::realname::Wechat>>,
+    /// the PAdES level of PDF flows that do not name one (`[sign] pades_level`)
+    pub pades_level: medsign_signing::model::PadesLevel,
     /// the longest session grant (hours, `[sign] grant_max_hours`)
     pub grant_max_hours: u32,
     /// per-device rate limits of the phone's PIN and scan endpoints
@@ -65,6 +67,7 @@ impl AppState {
             organization: &self.organization,
             tsa: &self.tsa,
             grants: &medsign_phone::grants::Grants,
+            pades_level: self.pades_level,
         }
     }
 }

@@ -287,7 +287,15 @@ mod tests {
             .execute(&db.pool)
             .await
             .unwrap();
-            let sg = Signing { db: &db, kek: &kek, cas: &cas, organization: ORG, tsa: &tsa, grants: &NoGrants };
+            let sg = Signing {
+                db: &db,
+                kek: &kek,
+                cas: &cas,
+                organization: ORG,
+                tsa: &tsa,
+                grants: &NoGrants,
+                pades_level: Default::default(),
+            };
             while run_one(&sg, 1 << 20, 30).await.unwrap() {}
             let v = get(&db, Some("app_x"), &b.id).await.unwrap();
             assert_eq!((v.state.as_str(), v.done, v.failed), ("completed", 2, 1), "{v:?}");

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "approvals", include_str!("../migrations/0021_approvals.sql")),
     (22, "grant_keys_in_memory", include_str!("../migrations/0022_grant_keys_in_memory.sql")),
     (23, "anchor_chain", include_str!("../migrations/0023_anchor_chain.sql")),
+    (24, "ltv", include_str!("../migrations/0024_ltv.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).

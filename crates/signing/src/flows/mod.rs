@@ -17,7 +17,7 @@
 //! by `medsign serve`) adds the tokens when the clock is back in sync.
 
 use crate::{
-    model::{Custody, FlowKind, FlowState, SignerKind, SignerMode, SignerState, TimestampMode, column},
+    model::{Custody, FlowKind, FlowState, PadesLevel, SignerKind, SignerMode, SignerState, TimestampMode, column},
     seams::{BoxFuture, GrantSigners},
 };
 use base64::Engine;
@@ -47,6 +47,9 @@ use sqlx::Row;
 
 mod format;
 mod keys;
+mod ltv;
+#[cfg(test)]
+mod ltv_tests;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -54,6 +57,7 @@ mod webhooks;
 
 pub use format::*;
 pub use keys::*;
+pub use ltv::*;
 pub use verify::*;
 pub use webhooks::*;
 
@@ -173,6 +177,12 @@ pub struct NewFlow {
     pub data: Option<serde_json::Value>,
     /// lifetime of scan signers' QR tickets, 60–1800 s (default 300)
     pub ticket_ttl_seconds: Option<u32>,
+    /// PDF flows: `B-T` (signature timestamps), `B-LT` (plus certificates, OCSP answers and CRLs
+    /// in the document's DSS, for verification years later without the hospital's OCSP) or
+    /// `B-LTA` (plus a document timestamp, renewed before the TSA certificate expires); default:
+    /// the hospital's `[sign] pades_level` (B-T unless set)
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<PadesLevel>, example = "B-LTA"))]
+    pub pades_level: Option<String>,
 }
 
 /// A signer as the API shows it.
@@ -247,6 +257,8 @@ pub struct FlowView {
     pub template_id: Option<String>,
     /// its version
     pub template_version: Option<i64>,
+    /// PDF flows: the PAdES level of the result (`B-T` | `B-LT` | `B-LTA`)
+    pub pades_level: Option<PadesLevel>,
     /// the open QR ticket of the scan signer whose turn it is (for the app that owns the flow)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<crate::tickets::TicketView>,
@@ -280,6 +292,8 @@ pub struct Signing<'a> {
     pub tsa: &'a Tsa,
     /// session grants of the phone context (R3.5)
     pub grants: &'a dyn GrantSigners,
+    /// the PAdES level of PDF flows that do not name one (`[sign] pades_level`)
+    pub pades_level: PadesLevel,
 }
 
 pub async fn create_keyed(
@@ -292,7 +306,15 @@ pub async fn create_keyed(
 ) -> Result<FlowView> {
     let plan = plan(sg, ctx, app_id, nf, max_bytes).await?;
     let id = persist(sg.db, ctx, app_id, nf, &plan, request_key).await?;
-    let (der, ts_times, pending) = match sign_first(sg, app_id, nf, &plan).await {
+    let signed_now = async {
+        let mut s = sign_first(sg, app_id, nf, &plan).await?;
+        // every signer signed: the PDF gets what its PAdES level adds (DSS, document timestamp)
+        if let Some(level) = plan.pades.filter(|_| plan.ready.len() == plan.refs.len()) {
+            s.doc = augment(sg, level, &plan.alg, app_id, s.doc).await?;
+        }
+        Ok::<_, Error>(s)
+    };
+    let (der, ts_times, pending) = match signed_now.await {
         Ok(s) => (s.doc, s.times, s.pending),
         Err(e) => {
             let unavailable = matches!(e, Error::Unavailable(_));
@@ -336,6 +358,8 @@ struct Plan {
     ticket_ttl: u32,
     alg: String,
     ts_mode: TimestampMode,
+    /// PDF flows: the PAdES level
+    pades: Option<PadesLevel>,
     minutes: u32,
     /// the auto signers before the first scan signer, ready to sign now
     ready: Vec<Ready>,
@@ -383,6 +407,7 @@ async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_b
         return Err(Error::Invalid(format!("内容须为 1–{max_bytes} 字节 / content must be 1-{max_bytes} bytes")));
     }
     let placements = format.validate(&content, nf, template.is_some())?;
+    let pades = level_of(kind, nf.pades_level.as_deref(), sg.pades_level)?;
     let ticket_ttl = crate::tickets::ttl(nf.ticket_ttl_seconds)?;
     let alg = nf.alg.clone().unwrap_or_else(|| "sm2".into());
     key_alg(&alg)?;
@@ -460,6 +485,7 @@ async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_b
         ticket_ttl,
         alg,
         ts_mode,
+        pades,
         minutes,
         ready,
         refs,
@@ -485,8 +511,8 @@ async fn persist(
     let mut tx = db.pool.begin().await?;
     sqlx::query(
         "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl) \
-         VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18)",
+         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl, pades_level) \
+         VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&id)
     .bind(&doc_no)
@@ -506,6 +532,7 @@ async fn persist(
     .bind(plan.template.as_ref().map(|t| t.version))
     .bind(nf.certify.map(i64::from))
     .bind(i64::from(plan.ticket_ttl))
+    .bind(plan.pades.map(|l| l.as_str()))
     .execute(&mut *tx)
     .await
     .map_err(|e| match e {
@@ -735,6 +762,8 @@ pub struct Stored {
     /// the signature (data) or signed PDF so far
     pub so_far: Option<Vec<u8>>,
     pub ts_mode: TimestampMode,
+    /// PDF flows: the PAdES level (NULL before issue #16: B-T)
+    pub pades_level: Option<PadesLevel>,
     pub ticket_ttl: u32,
     pub template_id: Option<String>,
     pub created_at: String,
@@ -812,6 +841,7 @@ pub async fn stored(db: &Db, id: &str) -> Result<Stored> {
             None => None,
         },
         ts_mode: column("timestamp_mode", r.try_get("timestamp_mode")?)?,
+        pades_level: r.try_get::<Option<String>, _>("pades_level")?.map(|l| column("pades_level", l)).transpose()?,
         ticket_ttl: ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(crate::tickets::DEFAULT_TTL_SECONDS),
         template_id: r.try_get("template_id")?,
         created_at: r.try_get("created_at")?,
@@ -842,7 +872,14 @@ pub async fn sign_following(
         ready.push(r);
         who.push(s);
     }
+    // everyone has signed after this step: the PDF gets what its PAdES level adds
+    let complete = from + who.len() as i64 == f.signers.len() as i64;
+    let level = f.pades_level.filter(|_| complete && is_pdf);
     if ready.is_empty() {
+        let doc = match level {
+            Some(l) => augment(sg, l, &f.alg, &f.app_id, doc).await?,
+            None => doc,
+        };
         return Ok((doc, vec![], vec![], false));
     }
     let kinds: Vec<SignerKind> = who.iter().map(|s| s.kind).collect();
@@ -864,6 +901,10 @@ pub async fn sign_following(
             },
         )
         .await?;
+    let out = match level {
+        Some(l) => augment(sg, l, &f.alg, &f.app_id, out).await?,
+        None => out,
+    };
     let signed = who
         .iter()
         .zip(&ready)
@@ -973,6 +1014,7 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
         signers,
         template_id: r.try_get("template_id")?,
         template_version: r.try_get("template_version")?,
+        pades_level: r.try_get::<Option<String>, _>("pades_level")?.map(|l| column("pades_level", l)).transpose()?,
         ticket: None,
     })
 }

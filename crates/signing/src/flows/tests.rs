@@ -57,7 +57,15 @@ async fn hospital(db: &Db) -> (World, App, String) {
 
 /// How `w` signs (no phone grants).
 fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
-    Signing { db, kek: &w.kek, cas: &w.cas, organization: ORG, tsa: &w.tsa, grants: &NoGrants }
+    Signing {
+        db,
+        kek: &w.kek,
+        cas: &w.cas,
+        organization: ORG,
+        tsa: &w.tsa,
+        grants: &NoGrants,
+        pades_level: Default::default(),
+    }
 }
 
 /// A TSA of `w`'s CAs whose clock never synchronised: it issues nothing.
