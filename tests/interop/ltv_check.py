@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Long-term validation checks for medsign's interop tests (issue #16; not medsign code).
+
+  ltv_check.py pyhanko FILE.pdf --trust ROOT.pem --level lt|lta
+      pyHanko's LTV validation (validate_pdf_ltv_signature, PADES_LT or PADES_LTA, no fetching,
+      revocation information required for every certificate) of every signature of FILE; one
+      line per signature with pyHanko's summary.
+  ltv_check.py sm2 FILE.pdf --ca ROOT.pem [--ca ...]
+      where pyHanko cannot judge SM2: the DSS read with pyHanko's PDF reader and judged with the
+      independent SM2 checker (sm2_check.py): every OCSP answer and CRL in it verifies (SM2
+      equation) under a certificate that chains to a CA; every non-root certificate in the DSS
+      and in the signatures has an OCSP answer or a CRL of its issuer there; every signature has
+      its /VRI entry (SHA-1 of its /Contents); every document timestamp is a token whose
+      messageImprint is the hash of the bytes it covers and whose signer chains to a CA.
+
+Prints one PASS/FAIL line per check and 'N passed, M failed'; exit 0 iff none failed.
+"""
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sm2_check  # noqa: E402
+from sm2_check import report, load_certs, check_chain, sm2_verify, point_hex  # noqa: E402
+
+from asn1crypto import crl as acrl, ocsp as aocsp, x509  # noqa: E402
+
+
+def cmd_pyhanko(a):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import RevocationInfoValidationType
+    from pyhanko.sign.validation.ltv import validate_pdf_ltv_signature
+
+    roots = [c for p in a.trust for c in load_certs(p)]
+    kind = RevocationInfoValidationType.PADES_LTA if a.level == 'lta' else RevocationInfoValidationType.PADES_LT
+    with open(a.pdf, 'rb') as f:
+        r = PdfFileReader(f)
+        sigs = r.embedded_regular_signatures
+        report('signatures found', len(sigs) > 0, str(len(sigs)))
+        if a.level == 'lta':
+            report('document timestamp present', len(r.embedded_timestamp_signatures) > 0)
+        for s in sigs:
+            st = validate_pdf_ltv_signature(
+                s, kind, validation_context_kwargs={'trust_roots': roots, 'allow_fetching': False},
+                force_revinfo=True)
+            report('pyHanko %s %s: %s' % (kind.name, s.field_name, st.summary()), bool(st.bottom_line))
+
+
+def raw_streams(dss, key):
+    arr = dss.get(key)
+    return [bytes(o.get_object().data) for o in arr] if arr is not None else []
+
+
+def cmd_sm2(a):
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    anchors = [c for p in a.ca for c in load_certs(p)]
+    uid = a.id.encode()
+    data = open(a.pdf, 'rb').read()
+    with open(a.pdf, 'rb') as f:
+        r = PdfFileReader(f)
+        dss = r.root.get('/DSS')
+        report('catalog has a /DSS', dss is not None)
+        if dss is None:
+            return
+        dss = dss.get_object()
+        certs = [x509.Certificate.load(b) for b in raw_streams(dss, '/Certs')]
+        ocsps = [aocsp.OCSPResponse.load(b) for b in raw_streams(dss, '/OCSPs')]
+        crls = [acrl.CertificateList.load(b) for b in raw_streams(dss, '/CRLs')]
+        report('DSS holds certificates, OCSP answers and CRLs', certs and ocsps and crls,
+               '%d / %d / %d' % (len(certs), len(ocsps), len(crls)))
+        covered = set()  # (issuer DER, serial) with revocation information
+        for i, o in enumerate(ocsps):
+            report('OCSP #%d successful' % i, o['response_status'].native == 'successful')
+            basic = o['response_bytes']['response'].parsed
+            rcerts = list(basic['certs']) if basic['certs'].native else []
+            tbs = basic['tbs_response_data']
+            signer = None
+            for c in rcerts + certs:
+                if sm2_verify(point_hex(c['tbs_certificate']['subject_public_key_info']), tbs.dump(),
+                              basic['signature'].native, uid):
+                    signer = c
+                    break
+            report('OCSP #%d SM2 signature' % i, signer is not None)
+            if signer is not None:
+                ok, why = check_chain(signer, certs + rcerts, anchors, uid)
+                report('OCSP #%d responder chains to a CA' % i, ok, why)
+            for sr in tbs['responses']:
+                report('OCSP #%d status good' % i, sr['cert_status'].name == 'good', sr['cert_status'].name)
+                covered.add(sr['cert_id']['serial_number'].native)
+        for i, c in enumerate(crls):
+            tbs = c['tbs_cert_list']
+            issuer = [x for x in certs if x.subject.dump() == tbs['issuer'].dump()]
+            ok = any(sm2_verify(point_hex(x['tbs_certificate']['subject_public_key_info']), tbs.dump(),
+                                c['signature'].native, uid) for x in issuer)
+            report('CRL #%d SM2 signature by %s' % (i, tbs['issuer'].human_friendly), ok)
+            if ok:
+                for x in certs:
+                    if x.issuer.dump() == tbs['issuer'].dump():
+                        covered.add(('crl', x.serial_number))
+        for c in certs:
+            if c.self_signed != 'no':
+                continue
+            has = c.serial_number in covered or ('crl', c.serial_number) in covered
+            is_responder = c.extended_key_usage_value is not None and 'ocsp_signing' in c.extended_key_usage_value.native
+            report('revocation information for %s' % c.subject.human_friendly, has or is_responder)
+        vri = dss.get('/VRI')
+        vri = vri.get_object() if vri is not None else {}
+        for s in r.embedded_signatures:
+            contents = bytes(s.sig_object.raw_get('/Contents'))
+            key = '/' + hashlib.sha1(contents).hexdigest().upper()
+            if s.sig_object.get('/Type') == '/DocTimeStamp':
+                br = s.byte_range
+                signed = data[br[0]:br[0] + br[1]] + data[br[2]:br[2] + br[3]]
+                with tempfile.TemporaryDirectory() as d:
+                    tok = os.path.join(d, 'ts.tsr')
+                    cov = os.path.join(d, 'covered.bin')
+                    open(tok, 'wb').write(contents[:der_len(contents)])
+                    open(cov, 'wb').write(signed)
+                    ns = argparse.Namespace(sig=tok, content=None, imprint_of=cov, ca=a.ca, id=a.id)
+                    sm2_check.cmd_cms(ns)
+                report('document timestamp %s covers the file up to its own revision' % s.field_name,
+                       br[0] == 0 and br[2] + br[3] <= len(data))
+            else:
+                report('/VRI entry of %s' % s.field_name, key in vri)
+
+
+def der_len(b):
+    if b[1] & 0x80 == 0:
+        return 2 + b[1]
+    n = b[1] & 0x7f
+    return 2 + n + int.from_bytes(b[2:2 + n], 'big')
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    c = sub.add_parser('pyhanko')
+    c.add_argument('pdf')
+    c.add_argument('--trust', action='append', required=True)
+    c.add_argument('--level', choices=['lt', 'lta'], required=True)
+    c = sub.add_parser('sm2')
+    c.add_argument('pdf')
+    c.add_argument('--ca', action='append', default=[])
+    c.add_argument('--id', default='1234567812345678')
+    a = ap.parse_args()
+    try:
+        {'pyhanko': cmd_pyhanko, 'sm2': cmd_sm2}[a.cmd](a)
+    except Exception as e:  # malformed input is a failed check, not a crash
+        report('input readable', False, '%s: %s' % (type(e).__name__, e))
+    print('%d passed, %d failed' % (sm2_check.passed, sm2_check.failed))
+    sys.exit(1 if sm2_check.failed else 0)
+
+
+if __name__ == '__main__':
+    main()
