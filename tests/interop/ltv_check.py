@@ -2,9 +2,9 @@
 """Long-term validation checks for medsign's interop tests (issue #16; not medsign code).
 
   ltv_check.py pyhanko FILE.pdf --trust ROOT.pem --level lt|lta
-      pyHanko's LTV validation (validate_pdf_ltv_signature, PADES_LT or PADES_LTA, no fetching,
-      revocation information required for every certificate) of every signature of FILE; one
-      line per signature with pyHanko's summary.
+      pyHanko's long-term validation (ades_lta_validation, ETSI EN 319 102-1: the DSS and the
+      document timestamps; nothing fetched, revocation information required for every
+      certificate) of every signature of FILE; with lta a document timestamp must be there.
   ltv_check.py sm2 FILE.pdf --ca ROOT.pem [--ca ...]
       where pyHanko cannot judge SM2: the DSS read with pyHanko's PDF reader and judged with the
       independent SM2 checker (sm2_check.py): every OCSP answer and CRL in it verifies (SM2
@@ -29,12 +29,33 @@ from asn1crypto import crl as acrl, ocsp as aocsp, x509  # noqa: E402
 
 
 def cmd_pyhanko(a):
+    # pyHanko 0.38 validates long-term signatures with its AdES engine (ETSI EN 319 102-1):
+    # ades_lta_validation reads the DSS and the chain of document timestamps; LOCAL_ONLY: nothing
+    # is fetched, so only what the PDF carries counts
+    import asyncio
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import RevocationInfoValidationType
-    from pyhanko.sign.validation.ltv import validate_pdf_ltv_signature
+    from pyhanko.sign.validation.ades import ades_lta_validation
+    from pyhanko.sign.validation.policy_decl import (
+        PdfSignatureValidationSpec, RevocationInfoGatheringSpec, RevinfoOnlineFetchingRule,
+        SignatureValidationSpec)
+    from pyhanko.sign.ades.report import AdESPassed
+    from pyhanko_certvalidator.authority import CertTrustAnchor
+    from pyhanko_certvalidator.context import CertValidationPolicySpec
+    from pyhanko_certvalidator.policy_decl import (
+        CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule)
+    from pyhanko_certvalidator.registry import SimpleTrustManager
 
     roots = [c for p in a.trust for c in load_certs(p)]
-    kind = RevocationInfoValidationType.PADES_LTA if a.level == 'lta' else RevocationInfoValidationType.PADES_LT
+    required = RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED)
+    policy = CertValidationPolicySpec(
+        trust_manager=SimpleTrustManager.build(trust_roots=[CertTrustAnchor(r) for r in roots]),
+        revinfo_policy=CertRevTrustPolicy(required))
+    spec = PdfSignatureValidationSpec(SignatureValidationSpec(
+        cert_validation_policy=policy,
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(
+            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)))
     with open(a.pdf, 'rb') as f:
         r = PdfFileReader(f)
         sigs = r.embedded_regular_signatures
@@ -42,10 +63,9 @@ def cmd_pyhanko(a):
         if a.level == 'lta':
             report('document timestamp present', len(r.embedded_timestamp_signatures) > 0)
         for s in sigs:
-            st = validate_pdf_ltv_signature(
-                s, kind, validation_context_kwargs={'trust_roots': roots, 'allow_fetching': False},
-                force_revinfo=True)
-            report('pyHanko %s %s: %s' % (kind.name, s.field_name, st.summary()), bool(st.bottom_line))
+            res = asyncio.run(ades_lta_validation(s, spec))
+            report('pyHanko AdES LTA validation of %s: %s' % (s.field_name, res.ades_subindic),
+                   res.ades_subindic == AdESPassed.OK)
 
 
 def raw_streams(dss, key):
