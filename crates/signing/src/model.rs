@@ -148,21 +148,16 @@ text_enum! {
 
 text_enum! {
     /// How much a PDF flow's result carries for long-term validation (PAdES baseline levels,
-    /// ETSI EN 319 142-1).
+    /// ETSI EN 319 142-1); the default is B-T, what every PDF flow produced before issue #16.
+    #[derive(Default)]
     PadesLevel {
         /// signature timestamps
+        #[default]
         BT = "B-T",
         /// plus certificates, OCSP answers and CRLs in the document's DSS
         BLt = "B-LT",
         /// plus a document timestamp, renewed by archive timestamps
         BLta = "B-LTA",
-    }
-}
-
-impl Default for PadesLevel {
-    /// B-T, what every PDF flow produced before issue #16
-    fn default() -> Self {
-        PadesLevel::BT
     }
 }
 
