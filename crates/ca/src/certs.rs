@@ -476,7 +476,8 @@ pub async fn authorize_change(db: &Db, app: &medsign_directory::apps::App, seria
 }
 
 /// Record a server-held organisation certificate (TSA, seal) among the CA's certificates so that
-/// OCSP and the CRL answer for it; an earlier one of the same owner is superseded. Returns whether
+/// OCSP and the CRL answer for it; an earlier seal certificate of the same owner is superseded (an
+/// earlier TSA certificate runs out instead). Returns whether
 /// it was new.
 pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert: &Cert) -> Result<bool> {
     let serial = cert.serial_hex();
@@ -491,14 +492,20 @@ pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query(
-        "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' \
-         WHERE employee_no = $2 AND status <> 'revoked'",
-    )
-    .bind(text(Utc::now()))
-    .bind(owner)
-    .execute(&mut *tx)
-    .await?;
+    // a renewed TSA certificate (same key) does not revoke the one before: every token it issued
+    // would then verify as revoked, and the archive timestamps of PAdES B-LTA documents (issue
+    // #16), added once the renewed certificate exists, could no longer rescue them. The old
+    // certificate simply runs out.
+    if profile != "tsa" {
+        sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' \
+             WHERE employee_no = $2 AND status <> 'revoked'",
+        )
+        .bind(text(Utc::now()))
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query(
         "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel) \
          VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, 'builtin')",
