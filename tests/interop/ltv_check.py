@@ -2,9 +2,10 @@
 """Long-term validation checks for medsign's interop tests (issue #16; not medsign code).
 
   ltv_check.py pyhanko FILE.pdf --trust ROOT.pem --level lt|lta
-      pyHanko's long-term validation (ades_lta_validation, ETSI EN 319 102-1: the DSS and the
-      document timestamps; nothing fetched, revocation information required for every
-      certificate) of every signature of FILE; with lta a document timestamp must be there.
+      pyHanko, nothing fetched: every signature of FILE validates (with its signature timestamp)
+      from the DSS alone with revocation information required for every certificate; with lta
+      also every document timestamp, and pyHanko's AdES long-term validation
+      (ades_lta_validation, ETSI EN 319 102-1, document timestamps as evidence record) passes.
   ltv_check.py sm2 FILE.pdf --ca ROOT.pem [--ca ...]
       where pyHanko cannot judge SM2: the DSS read with pyHanko's PDF reader and judged with the
       independent SM2 checker (sm2_check.py): every OCSP answer and CRL in it verifies (SM2
@@ -29,12 +30,20 @@ from asn1crypto import crl as acrl, ocsp as aocsp, x509  # noqa: E402
 
 
 def cmd_pyhanko(a):
-    # pyHanko 0.38 validates long-term signatures with its AdES engine (ETSI EN 319 102-1):
-    # ades_lta_validation reads the DSS and the chain of document timestamps; LOCAL_ONLY: nothing
-    # is fetched, so only what the PDF carries counts
+    # Two judgements by pyHanko 0.38, neither fetching anything, so only what the PDF carries counts:
+    # - every signature (and, for lta, every document timestamp) validates against a validation
+    #   context made from the document's DSS alone with revocation information required for every
+    #   certificate of every path ('require': no OCSP answer or CRL -> failure): the B-LT criterion
+    #   (what pyHanko's former validate_pdf_ltv_signature did for PADES_LT);
+    # - lta: pyHanko's AdES long-term validation (ades_lta_validation, ETSI EN 319 102-1), which
+    #   uses the chain of document timestamps as evidence record. It needs proof of existence for
+    #   every certificate, which only document timestamps give, so it cannot judge B-LT files.
     import asyncio
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation.ades import ades_lta_validation
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+    from pyhanko.sign.validation.pdf_embedded import (
+        async_validate_pdf_signature, async_validate_pdf_timestamp)
     from pyhanko.sign.validation.policy_decl import (
         PdfSignatureValidationSpec, RevocationInfoGatheringSpec, RevinfoOnlineFetchingRule,
         SignatureValidationSpec)
@@ -46,26 +55,57 @@ def cmd_pyhanko(a):
     from pyhanko_certvalidator.registry import SimpleTrustManager
 
     roots = [c for p in a.trust for c in load_certs(p)]
-    required = RevocationCheckingPolicy(
-        ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
-        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED)
-    policy = CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(trust_roots=[CertTrustAnchor(r) for r in roots]),
-        revinfo_policy=CertRevTrustPolicy(required))
-    spec = PdfSignatureValidationSpec(SignatureValidationSpec(
-        cert_validation_policy=policy,
-        revinfo_gathering_policy=RevocationInfoGatheringSpec(
-            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)))
     with open(a.pdf, 'rb') as f:
         r = PdfFileReader(f)
         sigs = r.embedded_regular_signatures
         report('signatures found', len(sigs) > 0, str(len(sigs)))
-        if a.level == 'lta':
-            report('document timestamp present', len(r.embedded_timestamp_signatures) > 0)
+        try:
+            dss = DocumentSecurityStore.read_dss(r)
+        except Exception as e:  # NoDSSFoundError
+            report('the document has a DSS', False, type(e).__name__)
+            return
+        report('the document has a DSS', True, '%d certificates, %d OCSP answers, %d CRLs'
+               % (len(list(dss.load_certs())), len(dss.ocsps), len(dss.crls)))
+
+        def dss_context():
+            return dss.as_validation_context({'trust_roots': roots, 'allow_fetching': False,
+                                              'revocation_mode': 'require'})
+
         for s in sigs:
-            res = asyncio.run(ades_lta_validation(s, spec))
-            report('pyHanko AdES LTA validation of %s: %s' % (s.field_name, res.ades_subindic),
-                   res.ades_subindic == AdESPassed.OK)
+            st = asyncio.run(async_validate_pdf_signature(
+                s, dss_context(), ts_validation_context=dss_context()))
+            ts = st.timestamp_validity
+            ts_ok = ts is not None and ts.intact and ts.valid and ts.trusted
+            report('pyHanko from the DSS alone, revocation info required: %s %s, signature timestamp %s'
+                   % (s.field_name, st.summary(), 'trusted' if ts_ok else 'NOT trusted'),
+                   st.bottom_line and ts_ok)
+        if a.level == 'lta':
+            stamps = r.embedded_timestamp_signatures
+            report('document timestamp present', len(stamps) > 0, str(len(stamps)))
+            for t in stamps:
+                st = asyncio.run(async_validate_pdf_timestamp(t, validation_context=dss_context()))
+                report('pyHanko document timestamp %s from the DSS alone: %s (%s)'
+                       % (t.field_name, st.summary(), st.timestamp),
+                       st.intact and st.valid and st.trusted)
+            required = RevocationCheckingPolicy(
+                ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+                intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED)
+            policy = CertValidationPolicySpec(
+                trust_manager=SimpleTrustManager.build(trust_roots=[CertTrustAnchor(x) for x in roots]),
+                revinfo_policy=CertRevTrustPolicy(required))
+            spec = PdfSignatureValidationSpec(SignatureValidationSpec(
+                cert_validation_policy=policy,
+                revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                    online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY)))
+            for s in sigs:
+                res = asyncio.run(ades_lta_validation(s, spec))
+                report('pyHanko AdES LTA validation of %s: %s' % (s.field_name, res.ades_subindic),
+                       res.ades_subindic == AdESPassed.OK, res.failure_msg or '')
+                # the chain of document timestamps after the signature validated as evidence
+                # record (pyHanko proceeds without it, with a warning, when it does not)
+                report('document timestamp chain of %s validated (oldest %s)'
+                       % (s.field_name, res.oldest_evidence_record_timestamp),
+                       res.oldest_evidence_record_timestamp is not None)
 
 
 def raw_streams(dss, key):
@@ -117,8 +157,11 @@ def cmd_sm2(a):
                                 c['signature'].native, uid) for x in issuer)
             report('CRL #%d SM2 signature by %s' % (i, tbs['issuer'].human_friendly), ok)
             if ok:
+                revoked = {e['user_certificate'] for e in (tbs['revoked_certificates'].native or [])}
                 for x in certs:
                     if x.issuer.dump() == tbs['issuer'].dump():
+                        report('CRL #%d does not list %s' % (i, x.subject.human_friendly),
+                               x.serial_number not in revoked)
                         covered.add(('crl', x.serial_number))
         for c in certs:
             if c.self_signed != 'no':

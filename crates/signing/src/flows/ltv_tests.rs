@@ -75,6 +75,11 @@ async fn b_lt_and_b_lta_flows_are_ltv_enabled_for_pyhanko_and_the_sm2_checker() 
     let (f, bt) = signed(&sg, &w.ctx, &app, &pdf_flow("rsa", None)).await;
     assert_eq!(f.pades_level, Some(PadesLevel::BT));
     assert!(!medsign_pdf::ltv::has_dss(&bt).unwrap());
+    // the judge can fail: a B-T file carries no revocation information, so it is not LTV-enabled
+    let file = dir.path().join("B-T.pdf");
+    std::fs::write(&file, &bt).unwrap();
+    let (ok, out) = ltv_check(&["pyhanko", file.to_str().unwrap(), "--trust", &rsa_root, "--level", "lt"]);
+    assert!(!ok && out.contains("FAIL"), "pyHanko called a B-T file LTV-enabled: {out}");
 
     for (level, arg) in [("B-LT", "lt"), ("B-LTA", "lta")] {
         let (f, pdf) = signed(&sg, &w.ctx, &app, &pdf_flow("rsa", Some(level))).await;
@@ -98,6 +103,15 @@ async fn b_lt_and_b_lta_flows_are_ltv_enabled_for_pyhanko_and_the_sm2_checker() 
     let (ok, out) = ltv_check(&["sm2", file.to_str().unwrap(), "--ca", &sm2_root]);
     println!("{out}");
     assert!(ok && out.contains("document timestamp"), "SM2 checker: {out}");
+    // ... and can fail: one bit of the issuing CA's CRL in the DSS changed (its SM2 signature no
+    // longer verifies, and the document timestamp's imprint no longer matches)
+    let crl = medsign_ca::certs::crl(&db, &w.cas.sm2, 6).await.unwrap();
+    let at = pdf.windows(crl.len()).position(|x| x == crl.as_slice()).expect("the CRL is in the DSS");
+    let mut bad = pdf.clone();
+    bad[at + crl.len() - 3] ^= 1;
+    std::fs::write(&file, &bad).unwrap();
+    let (ok, out) = ltv_check(&["sm2", file.to_str().unwrap(), "--ca", &sm2_root]);
+    assert!(!ok && out.contains("FAIL: CRL") && out.contains("FAIL: messageImprint"), "SM2 checker: {out}");
 
     // bad input: a 400 in both languages, nothing written
     for (nf, want) in [
@@ -139,7 +153,9 @@ async fn archive_job_restamps_each_document_once_when_the_tsa_has_a_later_certif
     assert_eq!(archive_timestamps(&sg, 180, later).await.unwrap(), 0);
     assert_eq!(signature_bytes(&db, None, &f.id).await.unwrap(), pdf);
 
-    // the TSA gets a new certificate (as `medsign serve` does when 30 days remain)
+    // the TSA gets a new certificate (as `medsign serve` does when 30 days remain); X.509 times
+    // are whole seconds, so the renewed one must be made at least a second later to end later
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     sqlx::query("DELETE FROM ca_certs WHERE name = 'tsa-rsa'").execute(&db.pool).await.unwrap();
     let renewed = Tsa::start(&db, &w.kek, &w.cas, ORG, &Default::default(), w.tsa.clock.clone()).await.unwrap();
     let new_cert = renewed.profile(Some("rsa")).unwrap().cert.clone();
