@@ -22,6 +22,7 @@ pub mod changes;
 mod draw;
 pub mod inflate;
 pub mod ltv;
+pub mod report;
 pub mod revisions;
 pub mod template;
 mod text;
