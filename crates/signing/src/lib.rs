@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod batches;
+pub mod evidence;
 pub mod flows;
 pub mod model;
 pub mod scan;
