@@ -12,6 +12,7 @@ mod directory;
 mod documents;
 mod error;
 mod events;
+mod evidence;
 mod extract;
 mod flows;
 pub mod http;

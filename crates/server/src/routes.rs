@@ -113,6 +113,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::pki::routes())
         .merge(crate::tsa::routes())
         .merge(crate::flows::routes())
+        .merge(crate::evidence::routes())
         .merge(crate::documents::routes())
         .merge(crate::mobile::routes())
         .merge(crate::logins::routes())
