@@ -455,6 +455,19 @@ pub fn label(key: &str) -> String {
         "kind" => "类别 / kind",
         "reason" => "原因 / reason",
         "allowed" => "允许 / allowed",
+        "byte_range" => "签名字节范围 / ByteRange",
+        "problems" => "文件问题 / problems of the file",
+        "revisions" => "修订版本列表 / revisions",
+        "dss" => "长期验证数据 / long-term validation data (DSS)",
+        "end" => "结束位置 / ends at byte",
+        "start" => "起始位置 / starts at byte",
+        "xref" => "交叉引用 / xref",
+        "complete" => "以 %%EOF 结束 / ends with %%EOF",
+        "signatures" => "签名 / signatures",
+        "certs" => "证书 / certificates",
+        "crls" => "CRL",
+        "ocsps" => "OCSP 响应 / OCSP responses",
+        "vri" => "VRI 条目 / VRI entries",
         _ => return key.to_string(),
     };
     known.to_string()
@@ -743,7 +756,19 @@ pub fn layout(s: &Subject) -> Layout {
                 fields(
                     &mut l,
                     sig,
-                    &["field", "indication", "sub_indication", "sub_filter", "whole_file"],
+                    &[
+                        "field",
+                        "kind",
+                        "indication",
+                        "sub_indication",
+                        "reason",
+                        "revision",
+                        "covers",
+                        "changes",
+                        "certification",
+                        "sub_filter",
+                        "whole_file",
+                    ],
                     &["report"],
                 );
                 let name = sig["field"].as_str().unwrap_or("");
@@ -754,6 +779,8 @@ pub fn layout(s: &Subject) -> Layout {
                     signer(&mut l, sg, &certs);
                 }
             }
+            l.heading("文件结构 / Structure of the file");
+            fields(&mut l, &v, &["problems", "revisions", "dss"], &["signatures", "indication"]);
         }
         Verified::Data(r) => {
             let certs = certs_of(&s.file);
