@@ -9,7 +9,15 @@ use medsign_testkit::{
 use serde_json::json;
 
 fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
-    Signing { db, kek: &w.kek, cas: &w.cas, organization: ORG, tsa: &w.tsa, grants: &NoGrants }
+    Signing {
+        db,
+        kek: &w.kek,
+        cas: &w.cas,
+        organization: ORG,
+        tsa: &w.tsa,
+        grants: &NoGrants,
+        pades_level: Default::default(),
+    }
 }
 
 fn new_flow(v: Value) -> NewFlow {
@@ -68,7 +76,7 @@ async fn a_flow_report_is_sealed_verifiable_and_tells_the_story() {
         let own = flows::verify_file(&db, &w.cas, &r.pdf).await.unwrap();
         assert_eq!(own.indication, Indication::TotalPassed, "{own:?}");
         assert_eq!(own.signatures.len(), 1);
-        let s0 = &own.signatures[0].report.signers[0];
+        let s0 = &own.signatures[0].report.as_ref().expect("a CMS report").signers[0];
         assert!(s0.subject.as_deref().unwrap_or("").contains(ORG) && s0.timestamp.is_some(), "{s0:?}");
         assert!(s0.algorithm.as_deref().unwrap_or("").to_ascii_lowercase().contains("rsa"), "{s0:?}");
         let raw = String::from_utf8_lossy(&r.pdf);
