@@ -11,7 +11,7 @@
 // Screenshots of every page go to target/screenshots/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, homedir } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -265,4 +265,31 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await p.goto(`${srv.base}/m/#/scan`);
   await p.waitForSelector('#link');
   await shot('15-scan');
+});
+
+test('an evidence report\'s verification link checks the file in the browser, uploading nothing', async () => {
+  const { createHash } = await import('node:crypto');
+  const held = join(work, 'held.pdf');
+  const other = join(work, 'other.pdf');
+  writeFileSync(held, Buffer.from(`%PDF-1.7\n% the file the report describes ${Date.now()}\n`));
+  writeFileSync(other, Buffer.from('%PDF-1.7\n% another file\n'));
+  const digest = createHash('sm3').update(readFileSync(held)).digest('hex'); // OpenSSL's SM3, not the page's
+  const v = await ctx.newPage();
+  const posts = [];
+  v.on('request', (r) => { if (r.method() !== 'GET') posts.push(r.url()); });
+  v.on('pageerror', (e) => { throw e; });
+  await v.goto(`${srv.base}/verify?sm3=${digest}&doc=QM-20261203-<b>x</b>`);
+  assert.equal(await v.textContent('#expected'), digest);
+  assert.equal(await v.textContent('#doc'), 'QM-20261203-bxb', 'the document number is shown as plain text');
+  await v.setInputFiles('#file', held);
+  await v.waitForSelector('#result.ok');
+  assert.match(await v.textContent('#result'), /一致.*Matches/s);
+  await v.screenshot({ path: join(SHOTS, '30-verify-match.png'), fullPage: true });
+  await v.setInputFiles('#file', other);
+  await v.waitForSelector('#result.bad');
+  assert.match(await v.textContent('#result'), /不一致.*Does not match/s);
+  await v.goto(`${srv.base}/verify?sm3=not-a-digest`);
+  assert.match(await v.textContent('#expected'), /没有有效的 SM3/);
+  assert.deepEqual(posts, [], 'the page sends nothing');
+  await v.close();
 });

@@ -38,6 +38,14 @@ const PC: &[(&str, &str, &[u8])] = &[
     ("demo/his.css", "text/css; charset=utf-8", include_bytes!("../../../web/demo/his.css")),
 ];
 
+/// The page an evidence report's verification link opens (`/verify?sm3=…`): it hashes the file the
+/// holder picks in the browser and compares it with the link's digest; nothing is uploaded.
+const VERIFY: &[(&str, &str, &[u8])] = &[
+    ("verify", "text/html; charset=utf-8", include_bytes!("../../../web/verify/index.html")),
+    ("verify/verify.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/verify/verify.js")),
+    ("verify/verify.css", "text/css; charset=utf-8", include_bytes!("../../../web/verify/verify.css")),
+];
+
 use crate::http::CSP;
 
 fn serve(table: &'static [(&'static str, &'static str, &'static [u8])], path: &str) -> Response {
@@ -59,6 +67,11 @@ fn serve(table: &'static [(&'static str, &'static str, &'static [u8])], path: &s
 /// `GET /sdk/{*path}` and `GET /demo/{*path}`: the PC SDK and the demo HIS page.
 pub async fn pc_file(uri: axum::http::Uri) -> Response {
     serve(PC, uri.path().trim_start_matches('/'))
+}
+
+/// `GET /verify` and `GET /verify/{*path}`: the file check of evidence reports' links.
+pub async fn verify_file(uri: axum::http::Uri) -> Response {
+    serve(VERIFY, uri.path().trim_start_matches('/'))
 }
 
 /// `GET /m` → `/m/`.
@@ -91,5 +104,7 @@ mod tests {
         assert_eq!(serve(MOBILE, "../Cargo.toml").status(), StatusCode::NOT_FOUND);
         assert_eq!(serve(PC, "demo/his").status(), StatusCode::OK);
         assert!(std::str::from_utf8(PC[1].2).unwrap().contains("演示页面"), "the demo says it is one");
+        assert_eq!(serve(VERIFY, "verify").status(), StatusCode::OK);
+        assert_eq!(serve(VERIFY, "verify/../verify").status(), StatusCode::NOT_FOUND);
     }
 }

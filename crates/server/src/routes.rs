@@ -132,6 +132,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/pki/ocsp/{*request}", get(crate::pki::ocsp_get))
         .route("/sdk/{*path}", get(crate::assets::pc_file))
         .route("/demo/{*path}", get(crate::assets::pc_file))
+        .route(medsign_signing::evidence::VERIFY_PATH, get(crate::assets::verify_file))
+        .route("/verify/{*path}", get(crate::assets::verify_file))
         .route("/m", get(crate::assets::mobile_root))
         .route("/m/", get(crate::assets::mobile_index))
         .route("/m/{*path}", get(crate::assets::mobile_file))
