@@ -188,9 +188,24 @@ fn clip_details(details: &serde_json::Value) -> String {
     serde_json::json!({"truncated": true, "bytes": text.len(), "start": cut}).to_string()
 }
 
+/// The PostgreSQL advisory lock every audit append takes ("medsaudt" in ASCII, as a number).
+pub const AUDIT_LOCK: i64 = 0x6d65_6473_6175_6474;
+
 /// Append an event inside the caller's transaction (hold `Db::write_lock` around it). Returns
 /// the stored entry.
+///
+/// Several instances may write to one PostgreSQL database (issue #17): there the transaction
+/// first takes the audit advisory lock, held until it commits or rolls back, so the head each
+/// instance reads is the last committed one and entries commit in `seq` order — the chain stays
+/// gap-free and linear without any process knowing of the others. The lock is a statement of its
+/// own so the head is read with a snapshot taken after the wait (transactions run at READ
+/// COMMITTED, set per connection in `Db::open`). Later appends of the same transaction take it
+/// again at no cost. On SQLite the database file has one writer at a time and the process lock
+/// serialises ours.
 pub async fn append(conn: &mut AnyConnection, ctx: &Context, ev: &Event<'_>) -> Result<Entry> {
+    if conn.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut *conn).await?;
+    }
     let head =
         sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
     let (seq, prev_hash) = match head {

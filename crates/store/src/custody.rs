@@ -79,26 +79,40 @@ pub async fn ensure_key(db: &Db, kek: &Kek, name: &str, alg: KeyAlg) -> Result<P
         }
     };
     if let Some(r) = row {
-        let wrapped: String = r.try_get("wrapped_key")?;
-        let blob = hex::decode(wrapped).map_err(|_| Error::Config(format!("server key {name} is corrupt")))?;
-        let der = kek.unwrap(&blob, &aad(name)).map_err(|_| {
-            Error::Config(format!(
-                "无法解开服务器密钥 {name}：密钥加密密钥（KEK）不对 / cannot unwrap server key {name}: wrong KEK (MEDSIGN_KEK or kek.key)"
-            ))
-        })?;
-        return Ok(PrivateKey::from_pkcs8_der(&der)?);
+        return unwrap_stored(kek, name, &r.try_get::<String, _>("wrapped_key")?);
     }
     let key = PrivateKey::generate(alg)?;
     let wrapped = kek.wrap(&key.to_pkcs8_der()?, &aad(name))?;
-    sqlx::query("INSERT INTO server_keys (name, alg, wrapped_key, public_key, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(name)
-        .bind(alg.name())
-        .bind(hex::encode(wrapped))
-        .bind(key.public_key().to_pem())
-        .bind(crate::now_text())
-        .execute(&db.pool)
-        .await?;
+    let made = sqlx::query(
+        "INSERT INTO server_keys (name, alg, wrapped_key, public_key, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(alg.name())
+    .bind(hex::encode(wrapped))
+    .bind(key.public_key().to_pem())
+    .bind(crate::now_text())
+    .execute(&db.pool)
+    .await?;
+    if made.rows_affected() == 0 {
+        // another instance made it first (issue #17): everyone uses that one
+        let wrapped: String = sqlx::query_scalar("SELECT wrapped_key FROM server_keys WHERE name = $1")
+            .bind(name)
+            .fetch_one(&db.pool)
+            .await?;
+        return unwrap_stored(kek, name, &wrapped);
+    }
     Ok(key)
+}
+
+fn unwrap_stored(kek: &Kek, name: &str, wrapped: &str) -> Result<PrivateKey> {
+    let blob = hex::decode(wrapped).map_err(|_| Error::Config(format!("server key {name} is corrupt")))?;
+    let der = kek.unwrap(&blob, &aad(name)).map_err(|_| {
+        Error::Config(format!(
+            "无法解开服务器密钥 {name}：密钥加密密钥（KEK）不对 / cannot unwrap server key {name}: wrong KEK (MEDSIGN_KEK or kek.key)"
+        ))
+    })?;
+    Ok(PrivateKey::from_pkcs8_der(&der)?)
 }
 
 /// The public part of a stored server key.

@@ -33,10 +33,40 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (22, "grant_keys_in_memory", include_str!("../migrations/0022_grant_keys_in_memory.sql")),
     (23, "anchor_chain", include_str!("../migrations/0023_anchor_chain.sql")),
     (24, "ltv", include_str!("../migrations/0024_ltv.sql")),
+    (25, "job_leases", include_str!("../migrations/0025_job_leases.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
 const MIGRATION_LOCK: i64 = 0x006d_6564_7369_676e;
+
+/// The PostgreSQL advisory lock instances provision shared state under ("provisio"): the
+/// platform key, the CA hierarchy, the TSA certificates, the bootstrap app. Instances that start
+/// together on one database take turns; the second finds the first's work instead of making its own.
+pub const PROVISIONING_LOCK: i64 = 0x7072_6f76_6973_696f;
+
+/// An advisory lock key for `name` in namespace `ns`: the first 8 bytes of SM3(ns ‖ 0 ‖ name),
+/// the same on every instance.
+pub fn lock_key(ns: &str, name: &str) -> i64 {
+    let d = medsign_crypto::hash::sm3_parts(&[ns.as_bytes(), &[0], name.as_bytes()]);
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&d[..8]);
+    i64::from_be_bytes(head)
+}
+
+/// The guard of [`Db::exclusive`].
+pub struct Exclusive {
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+impl Exclusive {
+    /// Unlock (the lock's transaction ends).
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
 
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +128,19 @@ impl Db {
                 })
             });
         }
+        if backend == Backend::Postgres {
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // the audit append reads the chain's head after taking its lock, which needs each
+                    // statement to see what committed before it: READ COMMITTED, whatever the
+                    // server's default (`audit::append`)
+                    sqlx::raw_sql("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
         let pool = opts.connect(url).await.map_err(|e| {
             Error::Config(format!("无法连接数据库 {} / cannot connect to the database: {e}", redact(url)))
         })?;
@@ -152,6 +195,44 @@ impl Db {
             tracing::info!(version, name, "migration applied");
         }
         Ok(())
+    }
+
+    /// Hold `key` exclusively among all instances until [`Exclusive::release`] (or the guard's
+    /// drop): a PostgreSQL transaction-level advisory lock in a transaction of its own, so work
+    /// made of several transactions (load, issue, store, record a certificate) runs on one instance
+    /// at a time, and a guard dropped on an error path rolls back and unlocks. On SQLite it does
+    /// nothing: the data directory lock makes this process the database's only one, and callers
+    /// serialise their own tasks.
+    pub async fn exclusive(&self, key: i64) -> Result<Exclusive> {
+        if self.backend != Backend::Postgres {
+            return Ok(Exclusive { tx: None });
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *tx).await?;
+        Ok(Exclusive { tx: Some(tx) })
+    }
+
+    /// Take (or keep) the lease of the job `name` for `ttl`, for `holder` (one id per process).
+    /// True when this instance is to run the job now: the lease was free, had run out, or was
+    /// already this holder's. One conditional update, correct on any number of instances.
+    pub async fn lease(&self, name: &str, holder: &str, ttl: chrono::Duration) -> Result<bool> {
+        let now = chrono::Utc::now();
+        let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let _w = self.write_lock.lock().await;
+        sqlx::query("INSERT INTO job_leases (name, holder, until) VALUES ($1, '', '') ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE job_leases SET holder = $1, until = $2 WHERE name = $3 AND (until < $4 OR holder = $1)",
+        )
+        .bind(holder)
+        .bind(fmt(now + ttl))
+        .bind(name)
+        .bind(fmt(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(taken.rows_affected() == 1)
     }
 
     /// Serialise a transaction with every other one taking the same `key`, on any instance: a
@@ -297,12 +378,17 @@ pub(crate) mod tests {
 
     /// A fresh PostgreSQL database on the server of `admin_url`.
     async fn pg_db(admin_url: &str) -> Db {
+        Db::open(&pg_url(admin_url).await).await.unwrap()
+    }
+
+    /// The URL of a fresh, empty PostgreSQL database on the server of `admin_url`.
+    async fn pg_url(admin_url: &str) -> String {
         sqlx::any::install_default_drivers();
         let name = format!("medsign_t_{}", uuid::Uuid::new_v4().simple());
         let admin = AnyPool::connect(admin_url).await.expect("PostgreSQL reachable");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
         let base = &admin_url[..admin_url.rfind('/').expect("URL has a database")];
-        Db::open(&format!("{base}/{name}")).await.unwrap()
+        format!("{base}/{name}")
     }
 
     /// A fresh SQLite database in a temporary directory.
@@ -333,6 +419,112 @@ pub(crate) mod tests {
             assert_eq!(n as usize, MIGRATIONS.len());
             assert!(a.ready().await.unwrap());
         }
+    }
+
+    /// A fresh PostgreSQL database and two `Db` handles on it (two pools, two process locks):
+    /// what two `medsign serve` instances are to each other. None when PostgreSQL is not set up.
+    async fn two_instances() -> Option<(Db, Db)> {
+        let Some(admin_url) = std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
+            assert!(std::env::var("CI").is_err(), "CI must test PostgreSQL: run scripts/test");
+            return None;
+        };
+        let url = pg_url(&admin_url).await;
+        Some((Db::open(&url).await.unwrap(), Db::open(&url).await.unwrap()))
+    }
+
+    /// Issue #17: two instances appending to the audit chain at once, 200 transactions each with
+    /// a business write: none fails, the chain is gap-free and verifies. (Without the audit lock
+    /// both read the same head: `duplicate key … audit_log_pkey`.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_instances_append_to_one_audit_chain() {
+        let Some((a, b)) = two_instances().await else { return };
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let db = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                let ctx = crate::audit::Context {
+                    actor: "system".into(),
+                    ip: "local".into(),
+                    user_agent: "test".into(),
+                    request_id: format!("cluster-{i}"),
+                };
+                let _w = db.write_lock.lock().await;
+                let mut tx = db.pool.begin().await?;
+                sqlx::query("INSERT INTO job_leases (name, holder, until) VALUES ($1, 'x', 'y')")
+                    .bind(format!("row-{i}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let target = format!("row-{i}");
+                crate::audit::ok(
+                    &mut tx,
+                    &ctx,
+                    crate::audit::Kind::Admin,
+                    "test.write",
+                    &target,
+                    serde_json::json!({}),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok::<_, Error>(())
+            }));
+        }
+        let mut failed = Vec::new();
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                failed.push(e.to_string());
+            }
+        }
+        assert!(failed.is_empty(), "{} of 200 failed, e.g. {:?}", failed.len(), failed.first());
+        let r = crate::audit::verify_chain(&a).await.unwrap();
+        assert_eq!((r.entries, r.broken), (200, None));
+    }
+
+    /// A job lease goes to one instance of several asking at once, stays with it while it renews,
+    /// and passes on only when it has run out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_job_lease_has_one_holder() {
+        let mut dbs = Vec::new();
+        for (_d, db) in backends().await {
+            dbs.push((_d, db.clone(), db));
+            // (one SQLite instance asks as two holders: the same rules)
+        }
+        if let Some((a, b)) = two_instances().await {
+            dbs.push((None, a, b));
+        }
+        for (_d, a, b) in dbs {
+            let day = chrono::Duration::hours(23);
+            let (x, y) = tokio::join!(a.lease("job", "a", day), b.lease("job", "b", day));
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(x ^ y, "exactly one instance holds it ({x}, {y})");
+            let (winner, loser, wdb, ldb) = if x { ("a", "b", &a, &b) } else { ("b", "a", &b, &a) };
+            assert!(wdb.lease("job", winner, day).await.unwrap(), "the holder renews");
+            assert!(!ldb.lease("job", loser, day).await.unwrap(), "the other waits");
+            // the holder dies: once its lease has run out, the other takes it
+            sqlx::query("UPDATE job_leases SET until = '2000-01-01T00:00:00.000Z' WHERE name = 'job'")
+                .execute(&wdb.pool)
+                .await
+                .unwrap();
+            assert!(ldb.lease("job", loser, day).await.unwrap());
+            assert!(!wdb.lease("job", winner, day).await.unwrap());
+        }
+    }
+
+    /// `exclusive` keeps a key to one holder at a time across instances; a guard dropped without
+    /// release (an error path) frees it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_exclusive_key_has_one_holder_at_a_time() {
+        let Some((a, b)) = two_instances().await else { return };
+        let key = lock_key("test", "x");
+        assert_ne!(key, lock_key("test", "y"));
+        let first = a.exclusive(key).await.unwrap();
+        let waiting = tokio::spawn(async move { b.exclusive(key).await.map(|g| (g, std::time::Instant::now())) });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the second instance waits while the first holds it");
+        drop(first);
+        let (second, _) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await.unwrap().unwrap().unwrap();
+        second.release().await.unwrap();
+        a.exclusive(key).await.unwrap().release().await.unwrap();
     }
 
     #[tokio::test]
