@@ -151,6 +151,8 @@ pub async fn save(db: &Db, ctx: &Context, id: &str, definition: &serde_json::Val
     let t = Template::from_json(&text).map_err(|e| Error::Invalid(e.to_string()))?;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    // versions of one template are numbered one save at a time, on every instance
+    db.serialise(&mut tx, medsign_store::db::lock_key("template", id)).await?;
     let last: Option<i64> =
         sqlx::query_scalar("SELECT MAX(version) FROM templates WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
     let version = last.unwrap_or(0) + 1;

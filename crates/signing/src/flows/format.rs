@@ -347,12 +347,19 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
         };
         let _w = db.write_lock.lock().await;
         let mut tx = db.pool.begin().await?;
-        sqlx::query("UPDATE sign_flows SET signature_b64 = $1, ts_pending = 0, updated_at = $2 WHERE id = $3 AND ts_pending = 1")
-            .bind(B64.encode(&out))
-            .bind(medsign_store::now_text())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
+        let won = sqlx::query(
+            "UPDATE sign_flows SET signature_b64 = $1, ts_pending = 0, updated_at = $2 WHERE id = $3 AND ts_pending = 1",
+        )
+        .bind(B64.encode(&out))
+        .bind(medsign_store::now_text())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if won.rows_affected() != 1 {
+            // another instance stamped it first (issue #17): its tokens are the ones stored
+            tx.rollback().await?;
+            continue;
+        }
         // each signer gets the time of its own token (the SET OF re-sorts: match by certificate)
         for (serial, time) in &stamped {
             sqlx::query("UPDATE flow_signers SET timestamp_at = $1 WHERE flow_id = $2 AND cert_serial = $3")

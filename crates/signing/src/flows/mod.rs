@@ -341,7 +341,16 @@ pub async fn create_keyed(
             custody: r.custody.clone(),
         })
         .collect();
-    record(sg.db, ctx, &id, &der, pending, &ts_times, &signed, plan.refs.len() as i64, plan.ticket_ttl).await?;
+    let recorded =
+        record(sg.db, ctx, &id, &der, pending, &ts_times, &signed, plan.refs.len() as i64, plan.ticket_ttl).await;
+    if let Err(e) = recorded {
+        // the flow was committed as `signing`: never leave it there (its signatures were not released)
+        let msg = format!("无法记录签名，流程失败 / the signatures could not be recorded; the flow failed: {e}");
+        if let Err(e2) = fail(sg.db, ctx, &id, &msg).await {
+            tracing::error!(flow = %id, error = %e2, "a flow whose recording failed could not be marked failed");
+        }
+        return Err(e);
+    }
     get(sg.db, None, &id).await
 }
 
@@ -727,12 +736,19 @@ pub async fn record(
 pub async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query("UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3")
-        .bind(msg)
-        .bind(medsign_store::now_text())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    // a flow that ended (completed, revoked, expired, failed) stays as it ended
+    let ended = sqlx::query(
+        "UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 \
+         WHERE id = $3 AND state IN ('signing', 'pending')",
+    )
+    .bind(msg)
+    .bind(medsign_store::now_text())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(());
+    }
     let target = format!("flow:{id}");
     let ev = audit::Event {
         kind: Kind::Signing,

@@ -119,13 +119,17 @@ pub fn webhook_signature(key: &[u8], timestamp: &str, body: &str) -> String {
 /// Most delivery attempts before a webhook is given up.
 pub const WEBHOOK_MAX_ATTEMPTS: i64 = 10;
 
+/// How long a claimed delivery belongs to the instance sending it: longer than the client's
+/// connect and request timeouts together, so a claim outlives any send it covers.
+const CLAIM_SECONDS: i64 = 60;
+
 /// Deliver the webhooks that are due (run every couple of seconds) with `client` (made by
 /// [`webhook_client`]); returns how many were delivered. Failures are retried with exponential
 /// backoff (10 s · 2ⁿ, at most an hour); a URL [`check_callback_url`] refuses is not contacted.
 pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result<usize> {
     let now = medsign_store::now_text();
     let rows = sqlx::query(
-        "SELECT id, app_id, event, url, payload, attempts FROM webhook_deliveries WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at LIMIT 20",
+        "SELECT id, app_id, event, url, payload, attempts, next_at FROM webhook_deliveries WHERE state = 'pending' AND next_at <= $1 ORDER BY next_at LIMIT 20",
     )
     .bind(&now)
     .fetch_all(&db.pool)
@@ -133,6 +137,23 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
     let mut delivered = 0;
     for r in rows {
         let id: String = r.try_get("id")?;
+        // every instance runs this job (issue #17): a delivery is sent by the one that claims it,
+        // by moving its `next_at` past the send's timeout from the value it read (compare-and-set);
+        // an instance that dies while sending leaves a claim that runs out and is taken again
+        let due: String = r.try_get("next_at")?;
+        let lease =
+            (Utc::now() + Duration::seconds(CLAIM_SECONDS)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let claimed = sqlx::query(
+            "UPDATE webhook_deliveries SET next_at = $1 WHERE id = $2 AND state = 'pending' AND next_at = $3",
+        )
+        .bind(&lease)
+        .bind(&id)
+        .bind(&due)
+        .execute(&db.pool)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            continue;
+        }
         let app: String = r.try_get("app_id")?;
         let event: String = r.try_get("event")?;
         let url: String = r.try_get("url")?;
@@ -149,10 +170,13 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
         if let Err(e) = check_callback_url(&url) {
             // stored before the check existed, or edited: never contacted
             let _w = db.write_lock.lock().await;
-            sqlx::query("UPDATE webhook_deliveries SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3")
-                .bind(attempts)
-                .bind(e.to_string())
-                .bind(&id)
+            sqlx::query(
+                "UPDATE webhook_deliveries SET state = 'failed', attempts = $1, last_error = $2 WHERE id = $3 AND next_at = $4",
+            )
+            .bind(attempts)
+            .bind(e.to_string())
+            .bind(&id)
+            .bind(&lease)
                 .execute(&db.pool)
                 .await?;
             continue;
@@ -183,12 +207,13 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
         let _w = db.write_lock.lock().await;
         if ok {
             sqlx::query(
-                "UPDATE webhook_deliveries SET state = 'delivered', attempts = $1, last_status = $2, last_error = NULL, delivered_at = $3 WHERE id = $4",
+                "UPDATE webhook_deliveries SET state = 'delivered', attempts = $1, last_status = $2, last_error = NULL, delivered_at = $3 WHERE id = $4 AND next_at = $5",
             )
             .bind(attempts)
             .bind(status)
             .bind(medsign_store::now_text())
             .bind(&id)
+            .bind(&lease)
             .execute(&db.pool)
             .await?;
             delivered += 1;
@@ -196,7 +221,7 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
             let backoff = Duration::seconds((10i64 << (attempts - 1).min(9)).min(3600));
             let state = if attempts >= WEBHOOK_MAX_ATTEMPTS { "failed" } else { "pending" };
             sqlx::query(
-                "UPDATE webhook_deliveries SET state = $1, attempts = $2, last_status = $3, last_error = $4, next_at = $5 WHERE id = $6",
+                "UPDATE webhook_deliveries SET state = $1, attempts = $2, last_status = $3, last_error = $4, next_at = $5 WHERE id = $6 AND next_at = $7",
             )
             .bind(state)
             .bind(attempts)
@@ -204,6 +229,7 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
             .bind(err.or_else(|| status.map(|s| format!("HTTP {s}"))))
             .bind((Utc::now() + backoff).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
             .bind(&id)
+            .bind(&lease)
             .execute(&db.pool)
             .await?;
         }
