@@ -201,13 +201,16 @@ async fn load(db: &Db, name: &str) -> Result<Option<Cert>> {
 
 async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
     let _w = db.write_lock.lock().await;
-    sqlx::query("DELETE FROM ca_certs WHERE name = $1").bind(name).execute(&db.pool).await?;
-    sqlx::query("INSERT INTO ca_certs (name, cert_pem, created_at) VALUES ($1, $2, $3)")
-        .bind(name)
-        .bind(cert.to_pem())
-        .bind(medsign_store::now_text())
-        .execute(&db.pool)
-        .await?;
+    // one statement: a reader on another instance never sees the name without a certificate
+    sqlx::query(
+        "INSERT INTO ca_certs (name, cert_pem, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET cert_pem = excluded.cert_pem, created_at = excluded.created_at",
+    )
+    .bind(name)
+    .bind(cert.to_pem())
+    .bind(medsign_store::now_text())
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 

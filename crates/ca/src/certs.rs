@@ -587,6 +587,11 @@ pub async fn seal_signer(
         }
     };
     let key_name = seal_key_name(department, alg);
+    // the first signings of a fresh installation arrive together, on one instance or several:
+    // one of them issues the seal certificate (and makes its key), the others then load it —
+    // never two certificates where the second supersedes the first after it has signed
+    let _local = SEAL_ISSUANCE.lock().await;
+    let exclusive = db.exclusive(medsign_store::db::lock_key("seal", &key_name)).await?;
     let (cert, key) = crate::ca::org_cert(
         db,
         kek,
@@ -599,8 +604,12 @@ pub async fn seal_signer(
     )
     .await?;
     record_org(db, ctx, &format!("org:{key_name}"), "seal", &cert).await?;
+    exclusive.release().await?;
     Ok((cert, key))
 }
+
+/// Seal certificates are loaded or issued one at a time in this process ([`seal_signer`]).
+static SEAL_ISSUANCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Filters of [`list`].
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -838,6 +847,22 @@ pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> 
     }
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    // one CRL is signed at a time per CA on every instance (issue #17): each number is used once;
+    // an instance that waited finds the CRL the other just signed
+    db.serialise(&mut tx, medsign_store::db::lock_key("crl", h.name)).await?;
+    if let Some(r) = sqlx::query("SELECT number, der_hex, this_update, stale FROM crls WHERE ca = $1")
+        .bind(h.name)
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        prev = r.try_get("number")?;
+        let stale: i64 = r.try_get("stale")?;
+        let this: String = r.try_get("this_update")?;
+        if stale == 0 && row.as_ref().is_none_or(|old| old.try_get::<String, _>("this_update").ok() != Some(this)) {
+            let der: String = r.try_get("der_hex")?;
+            return hex::decode(der).map_err(|_| Error::internal("stored CRL is corrupt"));
+        }
+    }
     // clear the flag first: a change committed while we sign sets it again
     sqlx::query("UPDATE crls SET stale = 0 WHERE ca = $1").bind(h.name).execute(&mut *tx).await?;
     let rows = sqlx::query(
