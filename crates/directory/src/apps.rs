@@ -287,7 +287,7 @@ pub async fn set_disabled(db: &Db, auth: &Authenticator, ctx: &Context, app_id: 
     let action = if disabled { "app.disable" } else { "app.enable" };
     audit::ok(&mut tx, ctx, Kind::Admin, action, &format!("app:{app_id}"), serde_json::json!({})).await?;
     tx.commit().await?;
-    auth.cache.lock().expect("cache lock").retain(|_, (app, _)| app.app_id != app_id);
+    auth.cache.lock().expect("cache lock").retain(|_, (app, _, _)| app.app_id != app_id);
     Ok(())
 }
 
@@ -298,7 +298,8 @@ pub async fn count(db: &Db) -> Result<i64> {
 
 /// Checks tokens, with an in-memory cache of successful checks.
 pub struct Authenticator {
-    cache: Mutex<HashMap<[u8; 32], (App, Instant)>>,
+    /// the app, the secret hash it was checked against, when
+    cache: Mutex<HashMap<[u8; 32], (App, String, Instant)>>,
     inserts: std::sync::atomic::AtomicU64,
     /// Argon2 checks run on the blocking pool, at most this many at once (19 MiB each): a flood
     /// of wrong tokens waits here instead of stalling the async workers
@@ -315,17 +316,35 @@ impl Default for Authenticator {
 const CACHE_SECS: u64 = 300;
 
 impl Authenticator {
-    /// The app of `token` when a check of it succeeded in the last five minutes (no hashing).
-    pub fn cached(&self, token: &str) -> Option<App> {
+    /// The app of `token` when a check of it succeeded in the last five minutes (no hashing). It
+    /// still reads the app's row (one primary-key lookup): an app disabled, re-scoped or given a
+    /// new secret on another instance (issue #17) is refused or changed here at once.
+    pub async fn remembered(&self, db: &Db, token: &str) -> Result<Option<App>> {
         let key = hash::sm3(token.as_bytes());
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(&key).filter(|(_, at)| at.elapsed().as_secs() < CACHE_SECS).map(|(app, _)| app.clone())
+        let hit = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.get(&key).filter(|(_, _, at)| at.elapsed().as_secs() < CACHE_SECS).cloned()
+        };
+        let Some((app, secret_hash, _)) = hit else { return Ok(None) };
+        let row = sqlx::query("SELECT scopes, disabled, secret_hash FROM apps WHERE app_id = $1")
+            .bind(&app.app_id)
+            .fetch_optional(&db.pool)
+            .await?;
+        if let Some(r) = row
+            && r.try_get::<i64, _>("disabled")? == 0
+            && r.try_get::<String, _>("secret_hash")? == secret_hash
+        {
+            let scopes: String = r.try_get("scopes")?;
+            return Ok(Some(App { scopes: scopes.split(',').filter_map(Scope::from_name).collect(), ..app }));
+        }
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        Ok(None)
     }
 
     /// Check `app_id.secret`.
     pub async fn check(&self, db: &Db, token: &str) -> Result<App> {
         let key = hash::sm3(token.as_bytes());
-        if let Some(app) = self.cached(token) {
+        if let Some(app) = self.remembered(db, token).await? {
             return Ok(app);
         }
         let bad = || Error::Unauthorized("应用凭据无效 / invalid app credentials".into());
@@ -366,7 +385,7 @@ impl Authenticator {
             name: row.try_get("name")?,
             scopes: scopes.split(',').filter_map(Scope::from_name).collect(),
         };
-        self.cache.lock().expect("cache lock").insert(key, (app.clone(), Instant::now()));
+        self.cache.lock().expect("cache lock").insert(key, (app.clone(), stored, Instant::now()));
         Ok(app)
     }
 }

@@ -50,9 +50,11 @@ async fn put(db: &Db, ctx: &Context, owner: &str, png: &[u8], source: &str) -> R
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query("DELETE FROM images WHERE owner = $1").bind(owner).execute(&mut *tx).await?;
+    // one upsert: two instances setting (or generating) the same image do not collide
     sqlx::query(
-        "INSERT INTO images (owner, png_b64, source, sm3, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO images (owner, png_b64, source, sm3, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (owner) DO UPDATE SET png_b64 = excluded.png_b64, source = excluded.source, sm3 = excluded.sm3, \
+         updated_by = excluded.updated_by, updated_at = excluded.updated_at",
     )
     .bind(owner)
     .bind(B64.encode(png))

@@ -58,6 +58,8 @@ pub async fn activation_code(db: &Db, kek: &Kek, ctx: &Context, employee_no: &st
     let expires = secs_text(Utc::now() + Duration::hours(ACTIVATION_HOURS));
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    // one new code per user at a time on every instance: the one issued last replaces the others
+    db.serialise(&mut tx, medsign_store::db::lock_key("activation", employee_no)).await?;
     sqlx::query("DELETE FROM activation_codes WHERE employee_no = $1 AND used_at IS NULL")
         .bind(employee_no)
         .execute(&mut *tx)

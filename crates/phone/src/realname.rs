@@ -354,12 +354,17 @@ pub async fn finish(
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    sqlx::query("UPDATE realname_checks SET state = $1, finished_at = $2 WHERE id = $3")
-        .bind(state)
-        .bind(&now)
-        .bind(check_id)
-        .execute(&mut *tx)
-        .await?;
+    // the check ends once, whichever request (or instance) gets here first
+    let ended =
+        sqlx::query("UPDATE realname_checks SET state = $1, finished_at = $2 WHERE id = $3 AND state = 'started'")
+            .bind(state)
+            .bind(&now)
+            .bind(check_id)
+            .execute(&mut *tx)
+            .await?;
+    if ended.rows_affected() != 1 {
+        return Err(Error::Conflict(format!("实名核验 {check_id} 已有结果 / check {check_id} is finished")));
+    }
     if let Some(st) = status {
         sqlx::query("UPDATE users SET realname_status = $1, realname_at = $2 WHERE employee_no = $3")
             .bind(st)

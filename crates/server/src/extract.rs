@@ -52,7 +52,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     )
                 })?;
                 let (ip, user_agent) = client(parts, &state.trusted_proxies);
-                match state.auth.cached(token.trim()) {
+                match state.auth.remembered(&state.db, token.trim()).await? {
                     Some(app) => app,
                     None => {
                         // an unremembered token costs an Argon2 check: bounded per address and

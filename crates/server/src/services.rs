@@ -63,15 +63,23 @@ pub async fn open(cfg: &Config, listening: &str) -> Result<Opened> {
     let lock = DataDirLock::acquire(&data_dir)?;
     let (kek, kek_source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok())?;
     let db = Db::open(&cfg.database_url()).await?;
+    if db.backend == medsign_store::db::Backend::Postgres && cfg.server.public_url.is_none() {
+        tracing::warn!(
+            "PostgreSQL 上未设置 server.public_url：多个实例的地址不同会在每次启动时重新签发 CA 与 TSA 证书 / server.public_url is not set on PostgreSQL: instances with different addresses re-issue the CA and TSA certificates at every start; give every instance the same public URL"
+        );
+    }
+    // the TSA clock: one poll before serving, so the banner can say whether timestamps work
+    let clock = Arc::new(medsign_tsa::clock::Clock::new(&cfg.time));
+    let _ = tokio::time::timeout(Duration::from_secs(5), clock.poll_once()).await;
+    // instances starting together on one database provision the shared state one after another
+    let provisioning = db.exclusive(medsign_store::db::PROVISIONING_LOCK).await?;
     let platform =
         Arc::new(KeySigner::new(custody::ensure_key(&db, &kek, "platform", medsign_crypto::KeyAlg::Sm2).await?));
     let mut cas = medsign_ca::ca::ensure_at(&db, &kek, &cfg.ca.organization, Some(&public_url)).await?;
     cas.staff = medsign_ca::ca::StaffProfile::from_config(&cfg.ca)?;
     let first_token = bootstrap(&db, &kek).await?;
-    // the TSA clock: one poll before serving, so the banner can say whether timestamps work
-    let clock = Arc::new(medsign_tsa::clock::Clock::new(&cfg.time));
-    let _ = tokio::time::timeout(Duration::from_secs(5), clock.poll_once()).await;
     let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone()).await?;
+    provisioning.release().await?;
     let parts = Some(Parts { db, kek, cas, tsa, realname, soter, public_url });
     Ok(Opened { lock, kek_source, first_token, platform, clock, parts })
 }
@@ -136,6 +144,9 @@ pub struct Jobs {
 /// Start the background jobs.
 pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs {
     let mut tasks = Vec::new();
+    // this instance's name in the job leases: jobs that must run once per period on the whole
+    // cluster (issue #17) take a lease in the database first
+    let holder: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
     // audit anchors: the chain head signed by the platform key at start, every N minutes, and at stop
     let (db, key, minutes) = (state.db.clone(), opened.platform.clone(), cfg.audit.anchor_minutes);
     let witness = audit::Witness { file: cfg.audit.witness_file.clone(), syslog: cfg.audit.witness_syslog };
@@ -153,12 +164,20 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
         }
     }));
     // the daily certificate expiry job: a minute after start, then every 24 h
-    let s = state.clone();
+    let (s, me) = (state.clone(), holder.clone());
     tasks.push(tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let mut tick = tokio::time::interval(Duration::from_secs(24 * 3600));
         loop {
             tick.tick().await;
+            match s.db.lease("certificate-expiry", &me, chrono::Duration::hours(23)).await {
+                Ok(true) => {}
+                Ok(false) => continue, // another instance ran it today
+                Err(e) => {
+                    tracing::warn!(error = %e, "certificate expiry job: lease failed");
+                    continue;
+                }
+            }
             let days = s.ca_config.expiry_warn_days;
             let ctx = system("expiry-job");
             match medsign_ca::certs::expiry_job(&s.db, &s.kek, s.issuer(), &ctx, days, s.ca_config.auto_renew).await {
@@ -190,7 +209,7 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
     tasks.push(opened.clock.clone().spawn());
     // webhooks every 2 s; every minute: timestamps of `timestamp: "later"` flows, flow expiry,
     // grant expiry, expired signing rounds
-    let s = state.clone();
+    let (s, me) = (state.clone(), holder.clone());
     tasks.push(tokio::spawn(async move {
         let client = medsign_signing::flows::webhook_client();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -208,7 +227,9 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
                 tracing::warn!(error = %e, "TSA certificate status check failed");
             }
             if n.is_multiple_of(30) {
-                if let Err(e) = medsign_signing::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
+                // one instance at a time stamps the pending flows (each flow is also compare-and-set)
+                let mine = s.db.lease("pending-timestamps", &me, chrono::Duration::seconds(50)).await.unwrap_or(false);
+                if mine && let Err(e) = medsign_signing::flows::complete_pending_timestamps(&s.db, &s.tsa).await {
                     tracing::warn!(error = %e, "pending timestamps failed");
                 }
                 if let Err(e) = medsign_signing::flows::expire_due(&s.db).await {
