@@ -148,6 +148,8 @@ pub struct Server {
     pub addr: String,
     pub child: Child,
     pub stderr_lines: Vec<String>,
+    /// what the server wrote to stderr after `listening on` (its log)
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -211,9 +213,16 @@ cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
                 break a.to_string();
             }
         };
-        // keep draining stderr so the server never blocks on a full pipe
-        std::thread::spawn(move || for _ in reader.lines() {});
-        Server { child, addr, stderr_lines: lines }
+        // keep draining stderr so the server never blocks on a full pipe, and keep the log
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for l in reader.lines() {
+                let Ok(l) = l else { continue };
+                keep.lock().unwrap().push(l);
+            }
+        });
+        Server { child, addr, stderr_lines: lines, log }
     }
 
     pub fn token(&self) -> Option<String> {
