@@ -29,7 +29,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
         (status = 201, description = "created: the user (single object sent) or {\"users\": [...]}", body = User,
             example = json!({"employee_no": "1001", "name": "张三", "department": "XNK", "title": "主治医师", "phone": null, "id_card_masked": "110105**********2X", "role": "doctor", "status": "active", "realname_status": "none", "certificate": null, "signature_image": null, "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:00.000Z"})),
         (status = 400, description = "malformed JSON or unknown field", body = ErrorBody),
-        (status = 409, description = "Idempotency-Key reused with another request", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with another request, or its first attempt is still running (retry shortly)", body = ErrorBody),
         (status = 422, description = "invalid rows; nothing written", body = ErrorBody,
             example = json!({"code": "invalid_rows", "message": "1 行数据有误，未写入任何数据 / 1 rows are invalid; nothing was written", "request_id": "5f0c…", "errors": [{"row": 0, "field": "id_card", "message": "身份证号无效 / invalid ID-card number"}]})),
     ))]

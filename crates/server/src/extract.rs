@@ -226,7 +226,8 @@ impl<T: DeserializeOwned> axum::extract::OptionalFromRequest<Arc<AppState>> for 
 
 /// Run a creating call once per `Idempotency-Key`: a retry with the same key and request gets
 /// the stored answer (with `Idempotent-Replayed: true`), a different request with the same key a
-/// 409; without the header the call just runs.
+/// 409, and so does a retry while the first attempt still runs (on any instance); a failed
+/// attempt frees the key. Without the header the call just runs.
 pub(crate) async fn idempotent<F, Fut>(
     s: &AppState,
     caller: &Caller,
@@ -244,13 +245,23 @@ where
         return Ok((status, Json(body)).into_response());
     };
     let scoped = hex::encode(medsign_crypto::hash::sm3_parts(&[route.as_bytes(), b"\n", request_hash.as_bytes()]));
-    if let Lookup::Replay { status, body } = idempotency::lookup(&s.db, &caller.app.app_id, key, &scoped).await? {
+    let app = &caller.app.app_id;
+    if let Lookup::Replay { status, body } = idempotency::reserve(&s.db, app, key, &scoped).await? {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
         let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         return Ok((status, [("idempotent-replayed", "true")], Json(body)).into_response());
     }
-    let (status, body) = run().await?;
-    idempotency::store(&s.db, &caller.app.app_id, key, &scoped, status.as_u16(), &body.to_string()).await?;
+    let (status, body) = match run().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // no answer to keep: a retry with this key runs again
+            if let Err(e2) = idempotency::release(&s.db, app, key, &scoped).await {
+                tracing::warn!(error = %e2, "an Idempotency-Key reservation could not be released");
+            }
+            return Err(e.into());
+        }
+    };
+    idempotency::store(&s.db, app, key, &scoped, status.as_u16(), &body.to_string()).await?;
     Ok((status, Json(body)).into_response())
 }
 

@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on creating calls: a retry with the same key and the same request gets the
 //! first answer again instead of creating twice; the same key with a different request is refused.
-//! Successful answers are kept for 24 hours.
+//! Answers are kept for 24 hours. The key is reserved before the request runs, so a retry that
+//! arrives meanwhile (on this instance or another) is told to wait instead of running it again.
 
 use crate::{Error, Result, db::Db};
 use sqlx::Row;
@@ -33,51 +34,94 @@ pub fn validate_key(k: &str) -> Result<()> {
     Ok(())
 }
 
-/// Look a key up for this app and request.
-pub async fn lookup(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Result<Lookup> {
+/// How long a reservation whose request never finished (its instance died) blocks retries, seconds.
+pub const RUNNING_SECS: i64 = 120;
+
+/// Reserve `key` for this request before it runs, so that it runs once even when a client's retry
+/// reaches another instance (issue #17) while the first attempt is still running: `New` when this
+/// call holds the reservation (run the request, then [`store`] or [`release`]), `Replay` when an
+/// earlier attempt finished, a 409 when the key belongs to a different request or an attempt is
+/// still running. A reservation left by an instance that died is taken over after
+/// [`RUNNING_SECS`]. One insert that only one caller can win, on any number of instances.
+pub async fn reserve(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Result<Lookup> {
     let now = chrono::Utc::now().timestamp();
-    let row = sqlx::query(
-        "SELECT request_hash, status, response, created_at FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2",
+    let _w = db.write_lock.lock().await;
+    // an answer kept past its time, or a reservation abandoned, no longer counts
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2 \
+         AND (created_at < $3 OR (status = 0 AND created_at < $4))",
     )
     .bind(app_id)
     .bind(key)
-    .fetch_optional(&db.pool)
+    .bind(now - KEEP_SECS)
+    .bind(now - RUNNING_SECS)
+    .execute(&db.pool)
     .await?;
-    let Some(r) = row else { return Ok(Lookup::New) };
-    if r.try_get::<i64, _>("created_at")? + KEEP_SECS < now {
+    let won = sqlx::query(
+        "INSERT INTO idempotency_keys (app_id, idem_key, request_hash, status, response, created_at) \
+         VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT (app_id, idem_key) DO NOTHING",
+    )
+    .bind(app_id)
+    .bind(key)
+    .bind(request_hash)
+    .bind(now)
+    .execute(&db.pool)
+    .await?;
+    if won.rows_affected() == 1 {
         return Ok(Lookup::New);
     }
-    if r.try_get::<String, _>("request_hash")? != request_hash {
+    let row =
+        sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2")
+            .bind(app_id)
+            .bind(key)
+            .fetch_optional(&db.pool)
+            .await?
+            .ok_or_else(|| Error::Conflict(IN_PROGRESS.into()))?;
+    if row.try_get::<String, _>("request_hash")? != request_hash {
         return Err(Error::Conflict(
             "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was used for a different request".into(),
         ));
     }
-    Ok(Lookup::Replay { status: r.try_get::<i64, _>("status")? as u16, body: r.try_get("response")? })
+    match row.try_get::<i64, _>("status")? {
+        0 => Err(Error::Conflict(IN_PROGRESS.into())),
+        status => Ok(Lookup::Replay { status: status as u16, body: row.try_get("response")? }),
+    }
 }
 
-/// Keep a successful answer (a concurrent duplicate that stored first wins).
+const IN_PROGRESS: &str = "使用同一 Idempotency-Key 的请求仍在处理，请稍后重试 / a request with this Idempotency-Key is still running; retry shortly";
+
+/// Keep the answer of a request [`reserve`] let run.
 pub async fn store(db: &Db, app_id: &str, key: &str, request_hash: &str, status: u16, body: &str) -> Result<()> {
     let now = chrono::Utc::now().timestamp();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(now - KEEP_SECS).execute(&mut *tx).await?;
-    let r = sqlx::query(
-        "INSERT INTO idempotency_keys (app_id, idem_key, request_hash, status, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    sqlx::query(
+        "UPDATE idempotency_keys SET status = $1, response = $2 \
+         WHERE app_id = $3 AND idem_key = $4 AND request_hash = $5 AND status = 0",
+    )
+    .bind(status as i64)
+    .bind(body)
+    .bind(app_id)
+    .bind(key)
+    .bind(request_hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Give a reservation up: the request failed before it had an answer to keep, so a retry runs it.
+pub async fn release(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2 AND request_hash = $3 AND status = 0",
     )
     .bind(app_id)
     .bind(key)
     .bind(request_hash)
-    .bind(status as i64)
-    .bind(body)
-    .bind(now)
-    .execute(&mut *tx)
-    .await;
-    match r {
-        Ok(_) => {}
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(()),
-        Err(e) => return Err(e.into()),
-    }
-    tx.commit().await?;
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 
@@ -89,16 +133,51 @@ mod tests {
     #[tokio::test]
     async fn replay_same_refuse_different() {
         for (_d, db) in backends().await {
-            assert_eq!(lookup(&db, "app_1", "k-1", "h1").await.unwrap(), Lookup::New);
+            assert_eq!(reserve(&db, "app_1", "k-1", "h1").await.unwrap(), Lookup::New);
+            // a retry while the first attempt runs: refused, not run twice
+            assert!(
+                matches!(reserve(&db, "app_1", "k-1", "h1").await, Err(Error::Conflict(m)) if m.contains("仍在处理"))
+            );
             store(&db, "app_1", "k-1", "h1", 201, "{\"ok\":1}").await.unwrap();
-            store(&db, "app_1", "k-1", "h1", 201, "{\"ok\":2}").await.unwrap(); // duplicate: first wins
+            store(&db, "app_1", "k-1", "h1", 201, "{\"ok\":2}").await.unwrap(); // late duplicate: first wins
             assert_eq!(
-                lookup(&db, "app_1", "k-1", "h1").await.unwrap(),
+                reserve(&db, "app_1", "k-1", "h1").await.unwrap(),
                 Lookup::Replay { status: 201, body: "{\"ok\":1}".into() }
             );
-            assert!(matches!(lookup(&db, "app_1", "k-1", "h2").await, Err(Error::Conflict(_))));
-            assert_eq!(lookup(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New, "keys are per app");
+            assert!(matches!(reserve(&db, "app_1", "k-1", "h2").await, Err(Error::Conflict(_))));
+            assert_eq!(reserve(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New, "keys are per app");
+            // a failed attempt gives the key back; a retry runs
+            release(&db, "app_2", "k-1", "h2").await.unwrap();
+            assert_eq!(reserve(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New);
+            // an attempt whose instance died: taken over once its reservation is old
+            sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1 WHERE app_id = 'app_2'")
+                .bind(RUNNING_SECS + 1)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(reserve(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New);
             assert!(validate_key("").is_err() && validate_key("with space").is_err() && validate_key("ok-123").is_ok());
+        }
+    }
+
+    /// Ten attempts with one key at once (as retries through a load balancer would come): one
+    /// runs, the others are told it is running.
+    #[tokio::test]
+    async fn one_of_concurrent_attempts_runs() {
+        for (_d, db) in backends().await {
+            let tries: Vec<_> = (0..10)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move { reserve(&db, "app_1", "same", "h").await })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for t in tries {
+                results.push(t.await.unwrap());
+            }
+            let ran = results.iter().filter(|r| matches!(r, Ok(Lookup::New))).count();
+            let refused = results.iter().filter(|r| matches!(r, Err(Error::Conflict(_)))).count();
+            assert_eq!((ran, refused), (1, 9), "{results:?}");
         }
     }
 }
