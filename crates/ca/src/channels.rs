@@ -621,6 +621,9 @@ async fn set_active(db: &Db, ctx: &Context, id: &str, action: &str, details: ser
     let profile: Option<String> =
         sqlx::query_scalar("SELECT profile FROM ca_channels WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
     let profile = profile.ok_or_else(|| Error::NotFound(format!("CA 通道 {id} 不存在 / no CA channel {id}")))?;
+    // one switch per profile at a time on every instance: two failovers to different channels
+    // would otherwise each leave theirs active
+    db.serialise(&mut tx, medsign_store::db::lock_key("ca_channel", &profile)).await?;
     let now = medsign_store::now_text();
     sqlx::query("UPDATE ca_channels SET active = 0, updated_at = $2 WHERE profile = $1 AND active = 1 AND id <> $3")
         .bind(&profile)

@@ -125,9 +125,20 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<BatchView> {
     Ok(BatchView { id: id.into(), state: state.into(), total: job.try_get("total")?, done, failed, pending, items })
 }
 
-/// Claim the next item (queued, or running but abandoned); returns (job, index, spec, attempt,
-/// app). Compare-and-set, so two workers never take the same item.
-async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<(String, i64, String, i64, String)>> {
+/// An item a worker claimed.
+struct Claimed {
+    job: String,
+    idx: i64,
+    spec: String,
+    attempt: i64,
+    app: String,
+    /// the claim's time: the item's results are stored only while it is still this claim
+    at: String,
+}
+
+/// Claim the next item (queued, or running but abandoned). Compare-and-set, so two workers never
+/// take the same item.
+async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
     let stale =
         (Utc::now() - Duration::seconds(reclaim_seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for _ in 0..5 {
@@ -145,11 +156,12 @@ async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<(String, i64, Str
         let state: String = r.try_get("state")?;
         let claimed: Option<String> = r.try_get("claimed_at")?;
         let _w = db.write_lock.lock().await;
+        let at = medsign_store::now_text();
         let took = sqlx::query(
             "UPDATE batch_items SET state = 'running', claimed_at = $1 \
              WHERE job_id = $2 AND idx = $3 AND state = $4 AND COALESCE(claimed_at, '') = COALESCE($5, '')",
         )
-        .bind(medsign_store::now_text())
+        .bind(&at)
         .bind(&job)
         .bind(idx)
         .bind(&state)
@@ -157,40 +169,49 @@ async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<(String, i64, Str
         .execute(&db.pool)
         .await?;
         if took.rows_affected() == 1 {
-            return Ok(Some((job, idx, r.try_get("spec")?, r.try_get("attempt")?, r.try_get("app_id")?)));
+            let (spec, attempt, app) = (r.try_get("spec")?, r.try_get("attempt")?, r.try_get("app_id")?);
+            return Ok(Some(Claimed { job, idx, spec, attempt, app, at }));
         }
     }
     Ok(None)
 }
 
+/// Store an item's result — unless a worker on this or another instance reclaimed it meanwhile
+/// (this one ran past `batch_reclaim_seconds`): then the item is that worker's, and a late
+/// `failed` never overwrites its `done`.
 async fn finish_item(
     db: &Db,
-    job: &str,
-    idx: i64,
+    c: &Claimed,
     state: &str,
     flow_id: Option<&str>,
     error: Option<&str>,
     attempt: i64,
 ) -> Result<()> {
     let _w = db.write_lock.lock().await;
-    sqlx::query(
-        "UPDATE batch_items SET state = $1, flow_id = $2, error = $3, attempt = $4 WHERE job_id = $5 AND idx = $6",
+    let stored = sqlx::query(
+        "UPDATE batch_items SET state = $1, flow_id = $2, error = $3, attempt = $4 \
+         WHERE job_id = $5 AND idx = $6 AND state = 'running' AND claimed_at = $7",
     )
     .bind(state)
     .bind(flow_id)
     .bind(error)
     .bind(attempt)
-    .bind(job)
-    .bind(idx)
+    .bind(&c.job)
+    .bind(c.idx)
+    .bind(&c.at)
     .execute(&db.pool)
     .await?;
+    if stored.rows_affected() == 0 {
+        tracing::warn!(job = %c.job, idx = c.idx, state, "batch item was reclaimed by another worker; its result is kept");
+    }
     Ok(())
 }
 
 /// Run one item if there is one; `Ok(false)` when the queue is empty.
 pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -> Result<bool> {
     let db = sg.db;
-    let Some((job, idx, spec, attempt, app)) = claim(db, reclaim_seconds).await? else { return Ok(false) };
+    let Some(c) = claim(db, reclaim_seconds).await? else { return Ok(false) };
+    let (job, idx, attempt) = (c.job.clone(), c.idx, c.attempt);
     // what did an earlier attempt leave?
     if attempt > 0 {
         let key = format!("batch:{job}:{idx}:{}", attempt - 1);
@@ -201,7 +222,7 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
         if let Some(r) = prev {
             let (fid, st): (String, String) = (r.try_get("id")?, r.try_get("state")?);
             if st == "completed" {
-                finish_item(db, &job, idx, "done", Some(&fid), None, attempt).await?;
+                finish_item(db, &c, "done", Some(&fid), None, attempt).await?;
                 return Ok(true);
             }
             if st == "signing" {
@@ -216,7 +237,7 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
         }
     }
     let ctx = Context {
-        actor: format!("app:{app}"),
+        actor: format!("app:{}", c.app),
         ip: "local".into(),
         user_agent: "medsign-batch".into(),
         request_id: format!("{job}:{idx}"),
@@ -232,24 +253,27 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
             .await?;
     }
     let key = format!("batch:{job}:{idx}:{attempt}");
-    let result = match serde_json::from_str::<NewFlow>(&spec) {
-        Ok(nf) => flows::create_keyed(sg, &ctx, &app, &nf, max_bytes, Some(&key)).await,
+    let result = match serde_json::from_str::<NewFlow>(&c.spec) {
+        Ok(nf) => flows::create_keyed(sg, &ctx, &c.app, &nf, max_bytes, Some(&key)).await,
         Err(e) => Err(Error::Invalid(e.to_string())),
     };
     match result {
-        Ok(f) => finish_item(db, &job, idx, "done", Some(&f.id), None, attempt + 1).await?,
+        Ok(f) => finish_item(db, &c, "done", Some(&f.id), None, attempt + 1).await?,
         Err(Error::Unavailable(m)) => {
             // the TSA or a CA channel is down: back to the queue, retried later
             tracing::warn!(job = %job, idx, error = %m, "batch item postponed");
             let _w = db.write_lock.lock().await;
-            sqlx::query("UPDATE batch_items SET state = 'queued', claimed_at = NULL WHERE job_id = $1 AND idx = $2")
-                .bind(&job)
-                .bind(idx)
-                .execute(&db.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE batch_items SET state = 'queued', claimed_at = NULL WHERE job_id = $1 AND idx = $2 AND claimed_at = $3",
+            )
+            .bind(&job)
+            .bind(idx)
+            .bind(&c.at)
+            .execute(&db.pool)
+            .await?;
             return Ok(false);
         }
-        Err(e) => finish_item(db, &job, idx, "failed", None, Some(&e.to_string()), attempt + 1).await?,
+        Err(e) => finish_item(db, &c, "failed", None, Some(&e.to_string()), attempt + 1).await?,
     }
     Ok(true)
 }
