@@ -39,6 +39,8 @@ enum Command {
     Sign(sign_cmd::SignArgs),
     /// 验证签名或证书 / verify a CMS signature or a certificate; exit 0 only if valid
     Verify(verify_cmd::VerifyArgs),
+    /// 在线备份 SQLite 数据库（服务可继续运行）/ back up the SQLite database while medsign runs
+    Backup(server_cmd::BackupArgs),
     /// 时间戳（RFC 3161 客户端）/ timestamps: RFC 3161 client
     #[command(subcommand)]
     Ts(ts_cmd::TsCommand),
@@ -50,6 +52,7 @@ fn main() {
         Command::Serve(a) => server_cmd::serve(a),
         Command::App(c) => server_cmd::app(c),
         Command::Audit(c) => server_cmd::audit_cmd(c),
+        Command::Backup(a) => server_cmd::backup(a),
         Command::Keygen(a) => keys_cmd::keygen(a),
         Command::Cert(c) => keys_cmd::cert(c),
         Command::Sign(a) => sign_cmd::sign(a),

@@ -256,6 +256,35 @@ impl Db {
         Ok(())
     }
 
+    /// On SQLite, write a consistent copy of the whole database to `out` while it stays in use
+    /// (`VACUUM INTO`: one read transaction, so the copy is the database as of one moment, with
+    /// the write-ahead log's committed pages in it and free pages dropped). `out` must not exist;
+    /// it is created empty with mode 0600 first, since the copy holds the wrapped keys and the
+    /// encrypted personal data. On PostgreSQL use `pg_dump` (docs/cluster.md): an error says so.
+    pub async fn backup_to(&self, out: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(Error::Invalid(
+                "PostgreSQL 请用 pg_dump -Fc 备份（见 docs/cluster.md）/ back PostgreSQL up with pg_dump -Fc (docs/cluster.md)"
+                    .into(),
+            ));
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        opts.open(out).map_err(|e| {
+            Error::Invalid(format!("无法创建备份文件 {} / cannot create the backup file: {e}", out.display()))
+        })?;
+        let path = out.to_str().ok_or_else(|| {
+            Error::Invalid(format!("备份路径须为 UTF-8 / the backup path must be UTF-8: {}", out.display()))
+        })?;
+        if let Err(e) = sqlx::query("VACUUM INTO $1").bind(path).execute(&self.pool).await {
+            let _ = std::fs::remove_file(out);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// After erasing a secret: on SQLite, copy the write-ahead log into the database file and
     /// truncate it, so the erased value survives in neither file (with `secure_delete` the freed
     /// space is zeroed). A checkpoint that readers hold back is retried by the next erase; on
