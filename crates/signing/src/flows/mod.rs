@@ -306,6 +306,9 @@ pub async fn create_keyed(
 ) -> Result<FlowView> {
     let plan = plan(sg, ctx, app_id, nf, max_bytes).await?;
     let id = persist(sg.db, ctx, app_id, nf, &plan, request_key).await?;
+    // the request may be dropped from here on (the client or a load balancer gave up, the server
+    // stops): the flow is then failed rather than left in `signing` (nothing was released)
+    let mut abandoned = FailIfDropped { db: sg.db.clone(), ctx: ctx.clone(), id: Some(id.clone()) };
     let signed_now = async {
         let mut s = sign_first(sg, app_id, nf, &plan).await?;
         // every signer signed: the PDF gets what its PAdES level adds (DSS, document timestamp)
@@ -326,6 +329,7 @@ pub async fn create_keyed(
                 format!("签署失败 / signing failed: {e}")
             };
             fail(sg.db, ctx, &id, &msg).await?;
+            abandoned.id = None;
             return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
         }
     };
@@ -343,6 +347,7 @@ pub async fn create_keyed(
         .collect();
     let recorded =
         record(sg.db, ctx, &id, &der, pending, &ts_times, &signed, plan.refs.len() as i64, plan.ticket_ttl).await;
+    abandoned.id = None;
     if let Err(e) = recorded {
         // the flow was committed as `signing`: never leave it there (its signatures were not released)
         let msg = format!("无法记录签名，流程失败 / the signatures could not be recorded; the flow failed: {e}");
@@ -352,6 +357,29 @@ pub async fn create_keyed(
         return Err(e);
     }
     get(sg.db, None, &id).await
+}
+
+/// Fails a flow still in `signing` when the request creating it is dropped before its signatures
+/// were recorded (a task spawned from `drop`; only `signing`, so a flow whose recording did commit
+/// as `pending` or `completed` is never touched).
+struct FailIfDropped {
+    db: Db,
+    ctx: Context,
+    id: Option<String>,
+}
+
+impl Drop for FailIfDropped {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let (db, ctx) = (self.db.clone(), self.ctx.clone());
+        rt.spawn(async move {
+            let msg = "请求中断，流程失败，未发布签名 / the request was interrupted; the flow failed and no signature was released";
+            if let Err(e) = fail_from(&db, &ctx, &id, msg, "('signing')").await {
+                tracing::error!(flow = %id, error = %e, "an interrupted flow could not be marked failed");
+            }
+        });
+    }
 }
 
 /// A flow checked and its signers resolved, before anything is written: bad input is a 4xx, never a
@@ -734,13 +762,17 @@ pub async fn record(
 }
 
 pub async fn fail(db: &Db, ctx: &Context, id: &str, msg: &str) -> Result<()> {
+    fail_from(db, ctx, id, msg, "('signing', 'pending')").await
+}
+
+/// [`fail`] a flow only while it is in one of `states` (an SQL list of literals).
+async fn fail_from(db: &Db, ctx: &Context, id: &str, msg: &str, states: &'static str) -> Result<()> {
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     // a flow that ended (completed, revoked, expired, failed) stays as it ended
-    let ended = sqlx::query(
-        "UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 \
-         WHERE id = $3 AND state IN ('signing', 'pending')",
-    )
+    let ended = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE sign_flows SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3 AND state IN {states}"
+    )))
     .bind(msg)
     .bind(medsign_store::now_text())
     .bind(id)

@@ -455,3 +455,49 @@ async fn webhooks_never_reach_metadata_and_never_follow_redirects() {
     }
     assert_eq!(*stolen.lock().unwrap(), 0, "the redirect was not followed");
 }
+
+/// A request dropped between the flow's creation and the recording of its signatures (a client
+/// or load balancer gave up): the guard fails a flow still in `signing`, never one that reached
+/// `pending` or `completed`. (The guard is exercised directly: the drop point itself is a race.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_whose_request_is_dropped_is_failed_not_left_signing() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let mut ids = Vec::new();
+        for state in ["signing", "pending", "completed"] {
+            let nf = flow(json!([{"seal": "hospital"}]), json!({}));
+            let f = create(&signing(&db, &w), &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+            sqlx::query("UPDATE sign_flows SET state = $1 WHERE id = $2")
+                .bind(state)
+                .bind(&f.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            drop(FailIfDropped { db: db.clone(), ctx: w.ctx.clone(), id: Some(f.id.clone()) });
+            ids.push((state, f.id));
+        }
+        let state_of = |id: String| {
+            let db = db.clone();
+            async move {
+                sqlx::query_scalar::<_, String>("SELECT state FROM sign_flows WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap()
+            }
+        };
+        let mut failed = false;
+        for _ in 0..100 {
+            if state_of(ids[0].1.clone()).await == "failed" {
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(failed, "the dropped request's flow was failed");
+        assert_eq!(state_of(ids[1].1.clone()).await, "pending");
+        assert_eq!(state_of(ids[2].1.clone()).await, "completed");
+        let r = medsign_store::audit::verify_chain(&db).await.unwrap();
+        assert!(r.broken.is_none(), "{r:?}");
+    }
+}
