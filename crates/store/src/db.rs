@@ -134,9 +134,14 @@ impl Db {
                     // the audit append reads the chain's head after taking its lock, which needs each
                     // statement to see what committed before it: READ COMMITTED, whatever the
                     // server's default (`audit::append`)
-                    sqlx::raw_sql("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;")
-                        .execute(conn)
-                        .await?;
+                    // and a transaction holding an exclusive key (`Db::exclusive`) sits idle while its
+                    // holder works: a server-wide idle timeout must not end it and free the key
+                    sqlx::raw_sql(
+                        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                         SET idle_in_transaction_session_timeout = 0;",
+                    )
+                    .execute(conn)
+                    .await?;
                     Ok(())
                 })
             });

@@ -308,15 +308,18 @@ pub async fn add_timestamps(tsa: &Tsa, parsed: &mut Parsed, alg: &str, requester
 /// Add the timestamps of flows signed with `timestamp: "later"` (run every minute); returns how
 /// many flows were completed.
 pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
-    let rows = sqlx::query("SELECT id, alg, app_id, signature_b64 FROM sign_flows WHERE ts_pending = 1 LIMIT 50")
-        .fetch_all(&db.pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT id, alg, app_id, signature_b64, updated_at FROM sign_flows WHERE ts_pending = 1 LIMIT 50")
+            .fetch_all(&db.pool)
+            .await?;
     let mut done = 0;
     for r in rows {
         let id: String = r.try_get("id")?;
         let alg: String = r.try_get("alg")?;
         let app: String = r.try_get("app_id")?;
         let sig: Option<String> = r.try_get("signature_b64")?;
+        // the version stamped: a signer recorded meanwhile (a phone, a cosign) makes it stale
+        let read_at: String = r.try_get("updated_at")?;
         let attempt = async {
             let sig = sig.ok_or_else(|| Error::internal("no stored signature"))?;
             let der = B64.decode(sig).map_err(|_| Error::internal("stored signature is corrupt"))?;
@@ -348,15 +351,18 @@ pub async fn complete_pending_timestamps(db: &Db, tsa: &Tsa) -> Result<usize> {
         let _w = db.write_lock.lock().await;
         let mut tx = db.pool.begin().await?;
         let won = sqlx::query(
-            "UPDATE sign_flows SET signature_b64 = $1, ts_pending = 0, updated_at = $2 WHERE id = $3 AND ts_pending = 1",
+            "UPDATE sign_flows SET signature_b64 = $1, ts_pending = 0, updated_at = $2 \
+             WHERE id = $3 AND ts_pending = 1 AND updated_at = $4",
         )
         .bind(B64.encode(&out))
         .bind(medsign_store::now_text())
         .bind(&id)
+        .bind(&read_at)
         .execute(&mut *tx)
         .await?;
         if won.rows_affected() != 1 {
-            // another instance stamped it first (issue #17): its tokens are the ones stored
+            // another instance stamped it first (issue #17), or a signer was recorded meanwhile: the
+            // stored version stays; a still-pending flow is stamped again next time
             tx.rollback().await?;
             continue;
         }

@@ -143,14 +143,17 @@ pub async fn deliver_due(db: &Db, kek: &Kek, client: &reqwest::Client) -> Result
         let due: String = r.try_get("next_at")?;
         let lease =
             (Utc::now() + Duration::seconds(CLAIM_SECONDS)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let claimed = sqlx::query(
-            "UPDATE webhook_deliveries SET next_at = $1 WHERE id = $2 AND state = 'pending' AND next_at = $3",
-        )
-        .bind(&lease)
-        .bind(&id)
-        .bind(&due)
-        .execute(&db.pool)
-        .await?;
+        let claimed = {
+            let _w = db.write_lock.lock().await;
+            sqlx::query(
+                "UPDATE webhook_deliveries SET next_at = $1 WHERE id = $2 AND state = 'pending' AND next_at = $3",
+            )
+            .bind(&lease)
+            .bind(&id)
+            .bind(&due)
+            .execute(&db.pool)
+            .await?
+        };
         if claimed.rows_affected() != 1 {
             continue;
         }
