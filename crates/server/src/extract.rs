@@ -246,22 +246,25 @@ where
     };
     let scoped = hex::encode(medsign_crypto::hash::sm3_parts(&[route.as_bytes(), b"\n", request_hash.as_bytes()]));
     let app = &caller.app.app_id;
-    if let Lookup::Replay { status, body } = idempotency::reserve(&s.db, app, key, &scoped).await? {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        return Ok((status, [("idempotent-replayed", "true")], Json(body)).into_response());
-    }
+    let attempt = match idempotency::reserve(&s.db, app, key, &scoped).await? {
+        Lookup::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            return Ok((status, [("idempotent-replayed", "true")], Json(body)).into_response());
+        }
+        Lookup::New { attempt } => attempt,
+    };
     let (status, body) = match run().await {
         Ok(answer) => answer,
         Err(e) => {
             // no answer to keep: a retry with this key runs again
-            if let Err(e2) = idempotency::release(&s.db, app, key, &scoped).await {
+            if let Err(e2) = idempotency::release(&s.db, app, key, &attempt).await {
                 tracing::warn!(error = %e2, "an Idempotency-Key reservation could not be released");
             }
             return Err(e.into());
         }
     };
-    idempotency::store(&s.db, app, key, &scoped, status.as_u16(), &body.to_string()).await?;
+    idempotency::store(&s.db, app, key, &attempt, status.as_u16(), &body.to_string()).await?;
     Ok((status, Json(body)).into_response())
 }
 

@@ -12,8 +12,11 @@ pub const KEEP_SECS: i64 = 24 * 3600;
 /// What the store knows about a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// not seen: process the request
-    New,
+    /// not seen: process the request, then [`store`] or [`release`] with this attempt's token
+    New {
+        /// names this attempt's reservation: only it can store or release it
+        attempt: String,
+    },
     /// seen with the same request: replay this answer
     Replay {
         /// HTTP status
@@ -57,18 +60,20 @@ pub async fn reserve(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Re
     .bind(now - RUNNING_SECS)
     .execute(&db.pool)
     .await?;
+    let attempt = hex::encode(medsign_crypto::rng::bytes::<16>()?);
     let won = sqlx::query(
         "INSERT INTO idempotency_keys (app_id, idem_key, request_hash, status, response, created_at) \
-         VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT (app_id, idem_key) DO NOTHING",
+         VALUES ($1, $2, $3, 0, $4, $5) ON CONFLICT (app_id, idem_key) DO NOTHING",
     )
     .bind(app_id)
     .bind(key)
     .bind(request_hash)
+    .bind(&attempt)
     .bind(now)
     .execute(&db.pool)
     .await?;
     if won.rows_affected() == 1 {
-        return Ok(Lookup::New);
+        return Ok(Lookup::New { attempt });
     }
     let row =
         sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2")
@@ -90,21 +95,22 @@ pub async fn reserve(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Re
 
 const IN_PROGRESS: &str = "使用同一 Idempotency-Key 的请求仍在处理，请稍后重试 / a request with this Idempotency-Key is still running; retry shortly";
 
-/// Keep the answer of a request [`reserve`] let run.
-pub async fn store(db: &Db, app_id: &str, key: &str, request_hash: &str, status: u16, body: &str) -> Result<()> {
+/// Keep the answer of the attempt [`reserve`] let run (an attempt whose reservation was taken over
+/// stores nothing: the retry's answer is the one kept).
+pub async fn store(db: &Db, app_id: &str, key: &str, attempt: &str, status: u16, body: &str) -> Result<()> {
     let now = chrono::Utc::now().timestamp();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(now - KEEP_SECS).execute(&mut *tx).await?;
     sqlx::query(
         "UPDATE idempotency_keys SET status = $1, response = $2 \
-         WHERE app_id = $3 AND idem_key = $4 AND request_hash = $5 AND status = 0",
+         WHERE app_id = $3 AND idem_key = $4 AND status = 0 AND response = $5",
     )
     .bind(status as i64)
     .bind(body)
     .bind(app_id)
     .bind(key)
-    .bind(request_hash)
+    .bind(attempt)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -112,16 +118,14 @@ pub async fn store(db: &Db, app_id: &str, key: &str, request_hash: &str, status:
 }
 
 /// Give a reservation up: the request failed before it had an answer to keep, so a retry runs it.
-pub async fn release(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Result<()> {
+pub async fn release(db: &Db, app_id: &str, key: &str, attempt: &str) -> Result<()> {
     let _w = db.write_lock.lock().await;
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2 AND request_hash = $3 AND status = 0",
-    )
-    .bind(app_id)
-    .bind(key)
-    .bind(request_hash)
-    .execute(&db.pool)
-    .await?;
+    sqlx::query("DELETE FROM idempotency_keys WHERE app_id = $1 AND idem_key = $2 AND status = 0 AND response = $3")
+        .bind(app_id)
+        .bind(key)
+        .bind(attempt)
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }
 
@@ -130,32 +134,47 @@ mod tests {
     use super::*;
     use crate::db::tests::backends;
 
+    fn attempt(l: Result<Lookup>) -> String {
+        match l {
+            Ok(Lookup::New { attempt }) => attempt,
+            other => panic!("expected to run, got {other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn replay_same_refuse_different() {
         for (_d, db) in backends().await {
-            assert_eq!(reserve(&db, "app_1", "k-1", "h1").await.unwrap(), Lookup::New);
+            let first = attempt(reserve(&db, "app_1", "k-1", "h1").await);
             // a retry while the first attempt runs: refused, not run twice
             assert!(
                 matches!(reserve(&db, "app_1", "k-1", "h1").await, Err(Error::Conflict(m)) if m.contains("仍在处理"))
             );
-            store(&db, "app_1", "k-1", "h1", 201, "{\"ok\":1}").await.unwrap();
-            store(&db, "app_1", "k-1", "h1", 201, "{\"ok\":2}").await.unwrap(); // late duplicate: first wins
+            store(&db, "app_1", "k-1", &first, 201, "{\"ok\":1}").await.unwrap();
+            store(&db, "app_1", "k-1", &first, 201, "{\"ok\":2}").await.unwrap(); // late duplicate: first wins
             assert_eq!(
                 reserve(&db, "app_1", "k-1", "h1").await.unwrap(),
                 Lookup::Replay { status: 201, body: "{\"ok\":1}".into() }
             );
             assert!(matches!(reserve(&db, "app_1", "k-1", "h2").await, Err(Error::Conflict(_))));
-            assert_eq!(reserve(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New, "keys are per app");
+            let other = attempt(reserve(&db, "app_2", "k-1", "h2").await);
             // a failed attempt gives the key back; a retry runs
-            release(&db, "app_2", "k-1", "h2").await.unwrap();
-            assert_eq!(reserve(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New);
-            // an attempt whose instance died: taken over once its reservation is old
+            release(&db, "app_2", "k-1", &other).await.unwrap();
+            let slow = attempt(reserve(&db, "app_2", "k-1", "h2").await);
+            // an attempt whose instance died (or that runs too long) is taken over once its
+            // reservation is old; the old attempt can then neither store nor release
             sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1 WHERE app_id = 'app_2'")
                 .bind(RUNNING_SECS + 1)
                 .execute(&db.pool)
                 .await
                 .unwrap();
-            assert_eq!(reserve(&db, "app_2", "k-1", "h2").await.unwrap(), Lookup::New);
+            let retry = attempt(reserve(&db, "app_2", "k-1", "h2").await);
+            release(&db, "app_2", "k-1", &slow).await.unwrap();
+            store(&db, "app_2", "k-1", &slow, 201, "{\"slow\":1}").await.unwrap();
+            store(&db, "app_2", "k-1", &retry, 201, "{\"retry\":1}").await.unwrap();
+            assert_eq!(
+                reserve(&db, "app_2", "k-1", "h2").await.unwrap(),
+                Lookup::Replay { status: 201, body: "{\"retry\":1}".into() }
+            );
             assert!(validate_key("").is_err() && validate_key("with space").is_err() && validate_key("ok-123").is_ok());
         }
     }
@@ -175,7 +194,7 @@ mod tests {
             for t in tries {
                 results.push(t.await.unwrap());
             }
-            let ran = results.iter().filter(|r| matches!(r, Ok(Lookup::New))).count();
+            let ran = results.iter().filter(|r| matches!(r, Ok(Lookup::New { .. }))).count();
             let refused = results.iter().filter(|r| matches!(r, Err(Error::Conflict(_)))).count();
             assert_eq!((ran, refused), (1, 9), "{results:?}");
         }
