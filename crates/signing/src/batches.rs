@@ -212,6 +212,23 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
     let db = sg.db;
     let Some(c) = claim(db, reclaim_seconds).await? else { return Ok(false) };
     let (job, idx, attempt) = (c.job.clone(), c.idx, c.attempt);
+    // mark the attempt first: a crash from here on is retried under the next key, and an earlier
+    // worker still running (reclaimed) can no longer create its flow (`flows::batch_fence`) — or, if it is
+    // creating it right now, has committed it by the time this update gets the row
+    {
+        let _w = db.write_lock.lock().await;
+        let moved =
+            sqlx::query("UPDATE batch_items SET attempt = $1 WHERE job_id = $2 AND idx = $3 AND claimed_at = $4")
+                .bind(attempt + 1)
+                .bind(&job)
+                .bind(idx)
+                .bind(&c.at)
+                .execute(&db.pool)
+                .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(true); // reclaimed already by another worker
+        }
+    }
     // what did an earlier attempt leave?
     if attempt > 0 {
         let key = format!("batch:{job}:{idx}:{}", attempt - 1);
@@ -242,16 +259,6 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
         user_agent: "medsign-batch".into(),
         request_id: format!("{job}:{idx}"),
     };
-    // mark the attempt before signing: a crash from here on is retried under the next key
-    {
-        let _w = db.write_lock.lock().await;
-        sqlx::query("UPDATE batch_items SET attempt = $1 WHERE job_id = $2 AND idx = $3")
-            .bind(attempt + 1)
-            .bind(&job)
-            .bind(idx)
-            .execute(&db.pool)
-            .await?;
-    }
     let key = format!("batch:{job}:{idx}:{attempt}");
     let result = match serde_json::from_str::<NewFlow>(&c.spec) {
         Ok(nf) => flows::create_keyed(sg, &ctx, &c.app, &nf, max_bytes, Some(&key)).await,
@@ -337,6 +344,22 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(matches!(e, Error::Conflict(_)), "{e}");
+            // a worker that ran past the reclaim: another moved item 1 on to attempt 5 meanwhile,
+            // so the late worker's flow (key attempt 0) is not created and nothing is signed
+            sqlx::query("UPDATE batch_items SET attempt = 5 WHERE job_id = $1 AND idx = 1")
+                .bind(&b.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let late = format!("batch:{}:1:0", b.id);
+            let e = flows::create_keyed(&sg, &ctx, "app_x", &nf, 1 << 20, Some(&late)).await.unwrap_err();
+            assert!(matches!(&e, Error::Conflict(m) if m.contains("reclaimed")), "{e}");
+            let made: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_flows WHERE request_key = $1")
+                .bind(&late)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(made, 0, "the late worker created no flow");
         }
     }
 }

@@ -529,6 +529,34 @@ async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_b
     })
 }
 
+/// The fence of a batch item's flow, checked in the transaction that creates it: the flow of
+/// request key `batch:{job}:{idx}:{n}` is created only while the item is still at attempt `n+1`.
+/// A worker that ran past `batch_reclaim_seconds` and was reclaimed (the reclaimer moved the
+/// attempt on before signing) creates nothing, so one item never has two completed flows. The
+/// item's row is locked until the flow is committed (PostgreSQL), so a reclaimer that moves the
+/// attempt on then finds this flow and takes it over or fails it; on SQLite writers take turns.
+/// Other request keys pass.
+pub(crate) async fn batch_fence(db: &Db, tx: &mut sqlx::AnyConnection, request_key: &str) -> Result<()> {
+    let Some(rest) = request_key.strip_prefix("batch:") else { return Ok(()) };
+    let mut parts = rest.rsplitn(3, ':');
+    let (Some(n), Some(idx), Some(job)) = (parts.next(), parts.next(), parts.next()) else { return Ok(()) };
+    let (Ok(n), Ok(idx)) = (n.parse::<i64>(), idx.parse::<i64>()) else { return Ok(()) };
+    let lock = if db.backend == medsign_store::db::Backend::Postgres { " FOR UPDATE" } else { "" };
+    let attempt: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT attempt FROM batch_items WHERE job_id = $1 AND idx = $2{lock}"
+    )))
+    .bind(job)
+    .bind(idx)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if attempt != Some(n + 1) {
+        return Err(Error::Conflict(format!(
+            "批量条目 {job}#{idx} 已由另一工作者接手，本次尝试不再签署 / batch item {job}#{idx} was reclaimed by another worker; this attempt signs nothing"
+        )));
+    }
+    Ok(())
+}
+
 /// Write the flow and its signers, audited (step 2); returns the flow's id.
 async fn persist(
     db: &Db,
@@ -546,6 +574,9 @@ async fn persist(
     let content_sm3 = hex::encode(medsign_crypto::hash::sm3(&plan.content));
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    if let Some(key) = request_key {
+        batch_fence(db, &mut tx, key).await?;
+    }
     sqlx::query(
         "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
          timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl, pades_level) \
