@@ -34,14 +34,7 @@ fn a_backup_taken_while_signing_restores_into_a_working_server() {
     let s = Server::start(&d, &env(&time));
     let root = s.token().unwrap();
     wait_clock(&s, "INSYNC");
-    let (st, v) = s.json(
-        "POST",
-        "/admin/v1/apps",
-        Some(&root),
-        r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write"]}"#,
-    );
-    assert_eq!(st, 201, "{v}");
-    let his = v["token"].as_str().unwrap().to_string();
+    let his = his_app(&s, &root);
     let (st, v) = s.json("POST", "/api/v1/users", Some(&his), r#"{"employee_no":"1001","name":"张三"}"#);
     assert_eq!(st, 201, "{v}");
     let before: Vec<String> = (0..5).map(|i| seal_flow(&s, &his, i)).collect();

@@ -90,44 +90,6 @@ fn log_errors(s: &Server) -> BTreeMap<String, usize> {
     out
 }
 
-/// A webhook receiver like a hospital system's: each request on its own thread, answered 204
-/// after `delay` (its own work), handing (headers, body) to the channel. A slow receiver keeps
-/// a delivery in flight across the other instance's delivery tick.
-fn slow_receiver(delay: Duration) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
-    use std::io::{BufRead, Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut c) = conn else { continue };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut r = std::io::BufReader::new(c.try_clone().unwrap());
-                let (mut head, mut len) = (String::new(), 0usize);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                    head.push_str(&line);
-                }
-                let mut body = vec![0u8; len];
-                if r.read_exact(&mut body).is_err() {
-                    return;
-                }
-                std::thread::sleep(delay);
-                let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                let _ = tx.send((head, String::from_utf8_lossy(&body).into_owned()));
-            });
-        }
-    });
-    (url, rx)
-}
-
 /// `medsign audit verify` on the database: (intact, output).
 fn audit_verify(d: &Dir, url: &str) -> (bool, String) {
     let o = d.medsign(&["audit", "verify", "--database-url", url]);
@@ -158,14 +120,7 @@ fn two_instances_on_one_postgresql_take_parallel_writes() {
     assert!(b.token().is_none(), "the second instance made a second bootstrap token: {:#?}", b.stderr_lines);
     wait_clock(&a, "INSYNC");
     wait_clock(&b, "INSYNC");
-    let (st, v) = a.json(
-        "POST",
-        "/admin/v1/apps",
-        Some(&root),
-        r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write"]}"#,
-    );
-    assert_eq!(st, 201, "{v}");
-    let his = v["token"].as_str().unwrap().to_string();
+    let his = his_app(&a, &root);
     // before the burst, one at a time: each instance checks the app token once (Argon2; the
     // burst is about writes, not about the credential cache's rate limit). The hospital seal's
     // certificate is not made beforehand: the burst's first flows race to make it, on both
@@ -177,7 +132,7 @@ fn two_instances_on_one_postgresql_take_parallel_writes() {
 
     // the burst: 160 user creations and 40 flows signed by the hospital seal, interleaved,
     // alternating the instances, 16 clients at once
-    let (hook, hooks) = slow_receiver(Duration::from_millis(300));
+    let (hook, hooks) = receiver_after(Duration::from_millis(300));
     let jobs: Vec<(&'static str, usize)> = (0..200).map(|i| (if i % 5 == 4 { "flow" } else { "user" }, i)).collect();
     let next = AtomicUsize::new(0);
     let answers = Mutex::new(Vec::new());

@@ -30,14 +30,7 @@ fn a_scripted_his_prescribes_signs_verifies_revokes_and_batches() {
     let admin = s.token().unwrap();
     wait_clock(&s, "INSYNC");
     let (hook, hooks) = receiver();
-    let (st, v) = s.json(
-        "POST",
-        "/admin/v1/apps",
-        Some(&admin),
-        r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write"]}"#,
-    );
-    assert_eq!(st, 201, "{v}");
-    let his = v["token"].as_str().unwrap().to_string();
+    let his = his_app(&s, &admin);
 
     // users: a doctor with server custody (hospital policy) and a handwritten signature
     let (st, v) = s.json(

@@ -411,32 +411,56 @@ pub fn wait_clock(s: &Server, state: &str) -> serde_json::Value {
 
 /// A local HTTP receiver (tests only): answers 204 and hands each (headers, body) to the channel.
 pub fn receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    receiver_after(std::time::Duration::ZERO)
+}
+
+/// [`receiver`] like a hospital system's: each request on its own thread, answered after `delay`
+/// (its own work). A slow receiver keeps a delivery in flight across another instance's tick.
+pub fn receiver_after(delay: std::time::Duration) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut c) = conn else { continue };
-            let mut r = std::io::BufReader::new(c.try_clone().unwrap());
-            let mut head = String::new();
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut r = std::io::BufReader::new(c.try_clone().unwrap());
+                let (mut head, mut len) = (String::new(), 0usize);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
                 }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
+                let mut body = vec![0u8; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
                 }
-                head.push_str(&line);
-            }
-            let mut body = vec![0u8; len];
-            r.read_exact(&mut body).unwrap();
-            let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = tx.send((head, String::from_utf8_lossy(&body).into_owned()));
+                std::thread::sleep(delay);
+                let _ = c.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = tx.send((head, String::from_utf8_lossy(&body).into_owned()));
+            });
         }
     });
     (url, rx)
+}
+
+/// The hospital system's app (`sign`, `verify`, `users:read`, `users:write`), created with the
+/// admin token `admin`; its token.
+pub fn his_app(s: &Server, admin: &str) -> String {
+    let (st, v) = s.json(
+        "POST",
+        "/admin/v1/apps",
+        Some(admin),
+        r#"{"name":"HIS","scopes":["sign","verify","users:read","users:write"]}"#,
+    );
+    assert_eq!(st, 201, "{v}");
+    v["token"].as_str().unwrap().to_string()
 }
 
 pub fn header<'a>(head: &'a str, name: &str) -> &'a str {
