@@ -1,24 +1,12 @@
 use super::*;
+use crate::flows::tests::signing;
 use crate::flows::{NewFlow, authorize_custody, create};
-use crate::seams::NoGrants;
 use base64::Engine;
 use medsign_testkit::{
     db::backends,
-    hospital::{ORG, World, add_staff, issuer, sign_app, staff, world},
+    hospital::{ORG, add_staff, issuer, sign_app, staff, world},
 };
 use serde_json::json;
-
-fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
-    Signing {
-        db,
-        kek: &w.kek,
-        cas: &w.cas,
-        organization: ORG,
-        tsa: &w.tsa,
-        grants: &NoGrants,
-        pades_level: Default::default(),
-    }
-}
 
 fn new_flow(v: Value) -> NewFlow {
     serde_json::from_value(v).unwrap()

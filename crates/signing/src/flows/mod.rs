@@ -51,7 +51,7 @@ mod ltv;
 #[cfg(test)]
 mod ltv_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod verify;
 mod webhooks;
 

@@ -55,8 +55,8 @@ async fn hospital(db: &Db) -> (World, App, String) {
     (w, app, token.to_string())
 }
 
-/// How `w` signs (no phone grants).
-fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
+/// How `w` signs (no phone grants); the other modules' tests use it too.
+pub(crate) fn signing<'a>(db: &'a Db, w: &'a World) -> Signing<'a> {
     Signing {
         db,
         kek: &w.kek,
