@@ -23,7 +23,8 @@ use x509_cert::{
         Extension,
         pkix::{
             AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-            CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+            CertificatePolicies, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+            SubjectKeyIdentifier,
             certpolicy::PolicyInformation,
             crl::dp::DistributionPoint,
             name::{DistributionPointName, GeneralName},
@@ -51,6 +52,12 @@ pub enum Profile {
     Tsa,
     /// A delegated OCSP responder: digitalSignature, EKU OCSPSigning, ocsp-nocheck.
     Ocsp,
+    /// A TLS server (the DMZ gateway's tunnel listener): digitalSignature + keyEncipherment, EKU
+    /// serverAuth, the names of [`CertTemplate::alt_names`] as subjectAltName.
+    TlsServer,
+    /// A TLS client (a `medsign serve` instance opening its tunnel): digitalSignature, EKU
+    /// clientAuth, subjectAltName as for [`Profile::TlsServer`].
+    TlsClient,
 }
 
 impl Profile {
@@ -90,6 +97,9 @@ pub struct CertTemplate {
     pub ca_issuers_url: Option<String>,
     /// certificatePolicies OIDs
     pub policies: Vec<Oid>,
+    /// subjectAltName entries: an IP address (v4 or v6) becomes an iPAddress, anything else a
+    /// dNSName (TLS profiles)
+    pub alt_names: Vec<String>,
 }
 
 impl CertTemplate {
@@ -112,6 +122,7 @@ impl CertTemplate {
             ocsp_url: None,
             ca_issuers_url: None,
             policies: vec![],
+            alt_names: vec![],
         }
     }
 }
@@ -177,6 +188,29 @@ fn ext<T: Encode>(id: Oid, critical: bool, v: &T) -> Result<Extension> {
     })
 }
 
+/// dNSName or iPAddress (RFC 5280 § 4.2.1.6: the address in network byte order, 4 or 16 octets).
+fn alt_names(names: &[String]) -> Result<Vec<GeneralName>> {
+    names
+        .iter()
+        .map(|n| match n.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) => {
+                Ok(GeneralName::IpAddress(OctetString::new(a.octets().to_vec()).expect("4")))
+            }
+            Ok(std::net::IpAddr::V6(a)) => {
+                Ok(GeneralName::IpAddress(OctetString::new(a.octets().to_vec()).expect("16")))
+            }
+            Err(_)
+                if !n.is_empty()
+                    && n.len() <= 253
+                    && n.bytes().all(|c| c.is_ascii_alphanumeric() || b".-*".contains(&c)) =>
+            {
+                Ok(GeneralName::DnsName(Ia5String::new(n).map_err(|e| Error::malformed("dNSName", e))?))
+            }
+            Err(_) => Err(Error::Invalid(format!("'{n}' is neither a host name nor an IP address"))),
+        })
+        .collect()
+}
+
 fn uri(u: &str) -> Result<GeneralName> {
     Ok(GeneralName::UniformResourceIdentifier(
         Ia5String::new(u).map_err(|_| Error::Invalid(format!("URL '{u}' is not ASCII")))?,
@@ -231,6 +265,10 @@ pub fn issue(template: &CertTemplate, issuer: Option<&Cert>, signer: &dyn Signer
         Profile::Signer | Profile::Seal => (false, None, signing, vec![], false),
         Profile::Tsa => (false, None, signing, vec![oid::KP_TIME_STAMPING], true),
         Profile::Ocsp => (false, None, KeyUsages::DigitalSignature.into(), vec![oid::KP_OCSP_SIGNING], false),
+        Profile::TlsServer => {
+            (false, None, KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment, vec![oid::KP_SERVER_AUTH], false)
+        }
+        Profile::TlsClient => (false, None, KeyUsages::DigitalSignature.into(), vec![oid::KP_CLIENT_AUTH], false),
     };
     let mut exts = vec![
         ext(oid::EXT_BASIC_CONSTRAINTS, true, &BasicConstraints { ca, path_len_constraint: path_len })?,
@@ -241,6 +279,9 @@ pub fn issue(template: &CertTemplate, issuer: Option<&Cert>, signer: &dyn Signer
     }
     if t.profile == Profile::Ocsp {
         exts.push(ext(oid::OCSP_NOCHECK, false, &Null)?);
+    }
+    if !t.alt_names.is_empty() {
+        exts.push(ext(oid::EXT_SUBJECT_ALT_NAME, false, &SubjectAltName(alt_names(&t.alt_names)?))?);
     }
     exts.push(ext(
         oid::EXT_SUBJECT_KEY_ID,
@@ -553,6 +594,32 @@ pub(crate) mod tests {
             assert!(ku.digital_signature() && ku.non_repudiation() && !ku.key_cert_sign());
             assert_eq!(Cert::load_all(p.leaf.to_pem().as_bytes()).unwrap()[0], p.leaf);
         }
+    }
+
+    #[test]
+    fn tls_profiles_name_their_purpose_and_hosts() {
+        let p = test_pki(KeyAlg::P256);
+        let key = KeySigner::new(PrivateKey::generate(KeyAlg::P256).unwrap());
+        let now = Utc::now();
+        let mut t = CertTemplate::new(
+            parse_dn("CN=gw.hospital.example").unwrap(),
+            key.public_key().clone(),
+            Profile::TlsServer,
+            now,
+            now + Duration::days(1),
+        );
+        t.alt_names = vec!["gw.hospital.example".into(), "127.0.0.1".into(), "::1".into()];
+        let c = issue(&t, Some(&p.ca), &p.ca_key).unwrap();
+        assert_eq!(c.ext_key_usage().unwrap().unwrap().1, vec![oid::KP_SERVER_AUTH]);
+        let san = c.x509().tbs_certificate().get_extension::<SubjectAltName>().unwrap().unwrap().1;
+        assert_eq!(san.0.len(), 3);
+        assert!(matches!(&san.0[1], GeneralName::IpAddress(a) if a.as_bytes() == [127, 0, 0, 1]));
+        assert!(matches!(&san.0[2], GeneralName::IpAddress(a) if a.as_bytes().len() == 16));
+        t.profile = Profile::TlsClient;
+        let c = issue(&t, Some(&p.ca), &p.ca_key).unwrap();
+        assert_eq!(c.ext_key_usage().unwrap().unwrap().1, vec![oid::KP_CLIENT_AUTH]);
+        t.alt_names = vec!["张三 医生".into()];
+        assert!(issue(&t, Some(&p.ca), &p.ca_key).is_err(), "a name that is no host is refused");
     }
 
     #[test]

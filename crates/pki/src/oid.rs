@@ -55,6 +55,10 @@ pub const ATTR_TIMESTAMP_TOKEN: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.1
 
 /// id-kp-timeStamping (RFC 5280 § 4.2.1.12)
 pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
+/// id-kp-serverAuth (RFC 5280 § 4.2.1.12)
+pub const KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
+/// id-kp-clientAuth (RFC 5280 § 4.2.1.12)
+pub const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
 /// id-kp-OCSPSigning (RFC 5280 § 4.2.1.12)
 pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
 /// id-kp-emailProtection (used by document-signing profiles that readers know)
@@ -68,6 +72,8 @@ pub const AD_CA_ISSUERS: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.2");
 
 /// Extensions (RFC 5280 § 4.2.1)
 pub const EXT_SUBJECT_KEY_ID: Oid = Oid::new_unwrap("2.5.29.14");
+/// id-ce-subjectAltName (RFC 5280 § 4.2.1.6)
+pub const EXT_SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
 /// keyUsage
 pub const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
 /// basicConstraints
