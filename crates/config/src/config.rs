@@ -237,6 +237,80 @@ impl std::fmt::Debug for RealnameConfig {
     }
 }
 
+/// `[tunnel]` — `medsign serve`'s side of the DMZ exchange: the gateways it opens its
+/// connection out to (docs/gateway.md). Empty `gateways`: no tunnel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TunnelConfig {
+    /// `host:port` of every gateway's tunnel listener; the host is also the name its certificate
+    /// must carry
+    pub gateways: Vec<String>,
+    /// this instance's client certificate chain (PEM), issued by the hospital CA
+    /// (`medsign gateway cert --role server`)
+    pub cert: Option<PathBuf>,
+    /// its private key (PEM)
+    pub key: Option<PathBuf>,
+    /// the CA certificate(s) the gateway's certificate must chain to (PEM; the hospital's RSA root)
+    pub ca: Option<PathBuf>,
+    /// seconds between HTTP/2 pings on an idle tunnel; a ping not answered within it closes the
+    /// tunnel, which is then opened again
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        Self { gateways: vec![], cert: None, key: None, ca: None, heartbeat_seconds: 10 }
+    }
+}
+
+/// `[gateway]` — `medsign gateway`, the DMZ front exchange (docs/gateway.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// where phones (or the load balancer in front of the gateways) connect
+    pub listen: String,
+    /// TLS certificate chain for `listen` (PEM); without it the gateway speaks plain HTTP there
+    /// (a load balancer terminates TLS)
+    pub tls_cert: Option<PathBuf>,
+    /// its private key (PEM)
+    pub tls_key: Option<PathBuf>,
+    /// where `medsign serve` instances open their tunnels (mutual TLS)
+    pub tunnel_listen: String,
+    /// the tunnel listener's certificate chain (PEM), issued by the hospital CA
+    /// (`medsign gateway cert --role gateway`)
+    pub tunnel_cert: Option<PathBuf>,
+    /// its private key (PEM)
+    pub tunnel_key: Option<PathBuf>,
+    /// the CA certificate(s) a server's client certificate must chain to (PEM)
+    pub tunnel_ca: Option<PathBuf>,
+    /// addresses of load balancers whose `X-Forwarded-For` names the phone
+    pub trusted_proxies: Vec<String>,
+    /// seconds a phone may take to send a request's headers (and an idle connection is kept)
+    pub header_timeout_seconds: u64,
+    /// seconds a forwarded request may take inside the hospital before the phone gets a 504
+    pub request_timeout_seconds: u64,
+    /// seconds between HTTP/2 pings on a tunnel
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8443".into(),
+            tls_cert: None,
+            tls_key: None,
+            tunnel_listen: "0.0.0.0:7443".into(),
+            tunnel_cert: None,
+            tunnel_key: None,
+            tunnel_ca: None,
+            trusted_proxies: vec![],
+            header_timeout_seconds: 20,
+            request_timeout_seconds: 60,
+            heartbeat_seconds: 10,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -259,6 +333,10 @@ pub struct Config {
     pub sign: SignConfig,
     /// `[realname]`
     pub realname: RealnameConfig,
+    /// `[tunnel]`
+    pub tunnel: TunnelConfig,
+    /// `[gateway]`
+    pub gateway: GatewayConfig,
 }
 
 /// What a variable's text becomes in the configuration.
@@ -309,6 +387,22 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_AUDIT_ANCHOR_MINUTES", "audit.anchor_minutes", Kind::Number),
     ("MEDSIGN_AUDIT_WITNESS_FILE", "audit.witness_file", Kind::Text),
     ("MEDSIGN_AUDIT_WITNESS_SYSLOG", "audit.witness_syslog", Kind::Flag),
+    ("MEDSIGN_TUNNEL_GATEWAYS", "tunnel.gateways", Kind::List),
+    ("MEDSIGN_TUNNEL_CERT", "tunnel.cert", Kind::Text),
+    ("MEDSIGN_TUNNEL_KEY", "tunnel.key", Kind::Text),
+    ("MEDSIGN_TUNNEL_CA", "tunnel.ca", Kind::Text),
+    ("MEDSIGN_TUNNEL_HEARTBEAT_SECONDS", "tunnel.heartbeat_seconds", Kind::Number),
+    ("MEDSIGN_GATEWAY_LISTEN", "gateway.listen", Kind::Text),
+    ("MEDSIGN_GATEWAY_TLS_CERT", "gateway.tls_cert", Kind::Text),
+    ("MEDSIGN_GATEWAY_TLS_KEY", "gateway.tls_key", Kind::Text),
+    ("MEDSIGN_GATEWAY_TUNNEL_LISTEN", "gateway.tunnel_listen", Kind::Text),
+    ("MEDSIGN_GATEWAY_TUNNEL_CERT", "gateway.tunnel_cert", Kind::Text),
+    ("MEDSIGN_GATEWAY_TUNNEL_KEY", "gateway.tunnel_key", Kind::Text),
+    ("MEDSIGN_GATEWAY_TUNNEL_CA", "gateway.tunnel_ca", Kind::Text),
+    ("MEDSIGN_GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies", Kind::List),
+    ("MEDSIGN_GATEWAY_HEADER_TIMEOUT_SECONDS", "gateway.header_timeout_seconds", Kind::Number),
+    ("MEDSIGN_GATEWAY_REQUEST_TIMEOUT_SECONDS", "gateway.request_timeout_seconds", Kind::Number),
+    ("MEDSIGN_GATEWAY_HEARTBEAT_SECONDS", "gateway.heartbeat_seconds", Kind::Number),
 ];
 
 /// `MEDSIGN_*` variables that are not configuration keys: secrets the commands read themselves
@@ -339,6 +433,10 @@ const RANGES: &[(&str, u64, u64)] = &[
     ("ca.crl_refresh_hours", 1, 24),
     ("ca.ocsp_validity_minutes", 1, 7 * 1440),
     ("ca.staff_validity_days", 1, 3650),
+    ("tunnel.heartbeat_seconds", 1, 300),
+    ("gateway.header_timeout_seconds", 1, 300),
+    ("gateway.request_timeout_seconds", 1, 600),
+    ("gateway.heartbeat_seconds", 1, 300),
 ];
 
 /// The variable that sets `key`, for messages.
@@ -427,11 +525,30 @@ impl Config {
                 c.sign.pades_level, c.sign.pades_level
             )));
         }
-        for p in &c.server.trusted_proxies {
-            if p.parse::<std::net::IpAddr>().is_err() {
-                let var = variable_of("server.trusted_proxies");
+        for (key, list) in [
+            ("server.trusted_proxies", &c.server.trusted_proxies),
+            ("gateway.trusted_proxies", &c.gateway.trusted_proxies),
+        ] {
+            for p in list {
+                if p.parse::<std::net::IpAddr>().is_err() {
+                    let var = variable_of(key);
+                    return Err(Error(format!(
+                        "配置项 {key}（环境变量 {var}）中的 '{p}' 不是 IP 地址 / '{p}' in {key} ({var}) is not an IP address"
+                    )));
+                }
+            }
+        }
+        if !c.tunnel.gateways.is_empty() && (c.tunnel.cert.is_none() || c.tunnel.key.is_none() || c.tunnel.ca.is_none())
+        {
+            return Err(Error(
+                "tunnel.gateways 已设置，须同时设置 tunnel.cert、tunnel.key 与 tunnel.ca（双向 TLS）/ with tunnel.gateways set, tunnel.cert, tunnel.key and tunnel.ca are needed too (mutual TLS)".into(),
+            ));
+        }
+        for g in &c.tunnel.gateways {
+            if g.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                let var = variable_of("tunnel.gateways");
                 return Err(Error(format!(
-                    "配置项 server.trusted_proxies（环境变量 {var}）中的 '{p}' 不是 IP 地址 / '{p}' in server.trusted_proxies ({var}) is not an IP address"
+                    "配置项 tunnel.gateways（环境变量 {var}）中的 '{g}' 须为 主机:端口 / '{g}' in tunnel.gateways ({var}) must be host:port"
                 )));
             }
         }
