@@ -244,7 +244,7 @@ pub struct Started {
 }
 
 /// The outcome of a check.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = RealnameOutcome))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     /// this check

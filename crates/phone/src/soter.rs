@@ -92,7 +92,7 @@ pub struct Enrolled {
 }
 
 /// A SOTER result as `wx.startSoterAuthentication` returned it (body of `POST /mobile/v1/soter/unlock`).
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = SoterAnswer))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {
