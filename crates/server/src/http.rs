@@ -1,12 +1,11 @@
-//! Serving the router: plain HTTP or HTTPS (rustls) through one hyper set-up, with a header-read
-//! timeout against slow clients (slowloris) and the security headers of every response.
+//! The security headers of every response. Serving (plain HTTP or HTTPS through one hyper set-up,
+//! with a header-read timeout against slow clients) is `medsign_gateway::http`, shared with the
+//! gateway's public listener, and re-exported here.
 
 use axum::{
-    Router,
     http::{HeaderValue, header},
     response::Response,
 };
-use std::{net::SocketAddr, time::Duration};
 
 /// The pages' Content-Security-Policy (the H5 app, the demo HIS page, Swagger UI at `/api/docs`):
 /// only our own scripts, styles and WebAssembly, no inline script; inline styles (Swagger UI sets
@@ -14,9 +13,6 @@ use std::{net::SocketAddr, time::Duration};
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
                        img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
                        base-uri 'self'; frame-ancestors 'none'";
-
-/// `Strict-Transport-Security` when medsign serves HTTPS itself (one year).
-pub const HSTS: &str = "max-age=31536000";
 
 /// Headers every response gets: `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, and
 /// on HTML the [`CSP`] (unless the handler set its own).
@@ -31,51 +27,15 @@ pub async fn security_headers(mut r: Response) -> Response {
     r
 }
 
-/// Add [`HSTS`] to every response (HTTPS only).
-pub async fn hsts(mut r: Response) -> Response {
-    r.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
-    r
-}
-
-/// Serve `app` on `listener` until `handle` shuts it down: HTTPS when `tls` is given (with
-/// [`HSTS`]), else HTTP. A client that has not sent a request's complete headers within
-/// `header_timeout` — a new connection that sends nothing, an idle keep-alive connection — is
-/// disconnected (the TLS handshake has axum-server's own 10 s bound); HTTP/2 connections
-/// are pinged at that interval and dropped when a ping is not answered within it.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    app: Router,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
-    header_timeout: Duration,
-    handle: axum_server::Handle<SocketAddr>,
-) -> std::io::Result<()> {
-    match tls {
-        None => {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            // before the protocol is known (no byte yet) only first_request_timeout applies
-            let mut server = axum_server::from_tcp(listener)?.handle(handle).first_request_timeout(header_timeout);
-            // axum_server installs hyper's timer, which the timeouts need
-            server.http_builder().http1().header_read_timeout(header_timeout);
-            server.http_builder().http2().keep_alive_interval(header_timeout).keep_alive_timeout(header_timeout);
-            server.serve(service).await
-        }
-        Some(tls) => {
-            let app = app.layer(axum::middleware::map_response(hsts));
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            let mut server =
-                axum_server::from_tcp_rustls(listener, tls)?.handle(handle).first_request_timeout(header_timeout);
-            server.http_builder().http1().header_read_timeout(header_timeout);
-            server.http_builder().http2().keep_alive_interval(header_timeout).keep_alive_timeout(header_timeout);
-            server.serve(service).await
-        }
-    }
-}
+pub use medsign_gateway::http::{HSTS, hsts, serve};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use std::io::{Read, Write};
     use std::time::Instant;
+    use std::{net::SocketAddr, time::Duration};
 
     fn hello() -> Router {
         Router::new()

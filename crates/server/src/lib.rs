@@ -28,5 +28,5 @@ mod tsa;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
-pub use routes::{ApiDoc, router};
+pub use routes::{ApiDoc, router, tunnel_router};
 pub use state::AppState;

@@ -149,6 +149,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// What a DMZ gateway's tunnel reaches (`medsign serve` opens it; docs/gateway.md): the phone's
+/// API and the H5 app — nothing else of the server, whatever the gateway sends (behind the
+/// gateway's own allow-list, a second fence). The phone's address, which the gateway puts in
+/// `X-Forwarded-For`, becomes the request's peer address: the tunnel is mutually authenticated,
+/// so the gateway is trusted for that one fact (audit records, rate limits).
+pub fn tunnel_router(state: Arc<AppState>) -> Router {
+    router(state).layer(middleware::from_fn(through_tunnel))
+}
+
+async fn through_tunnel(mut req: Request, next: Next) -> Response {
+    let p = req.uri().path();
+    if !(p == "/m" || p.starts_with("/m/") || p.starts_with("/mobile/v1/")) {
+        return not_found().await;
+    }
+    let phone = req
+        .headers_mut()
+        .remove("x-forwarded-for")
+        .and_then(|v| v.to_str().ok().and_then(|v| v.trim().parse::<std::net::IpAddr>().ok()))
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(phone, 0)));
+    next.run(req).await
+}
+
 /// Every `/admin/v1` route needs an app with the admin scope.
 async fn require_admin(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     use axum::extract::FromRequestParts;

@@ -1,0 +1,261 @@
+//! The tunnel: HTTP/2 with the roles reversed, over mutual TLS.
+//!
+//! The intranet never accepts a connection from the DMZ. Each `medsign serve` instance *opens* a
+//! TCP + TLS connection to each gateway ([`dial`]) and then acts as the HTTP/2 **server** on it;
+//! the gateway, having accepted the connection ([`Tunnels::listen`]), is the HTTP/2 **client**
+//! and sends the phones' requests down it as ordinary HTTP/2 streams. Nothing here frames bytes
+//! by itself: streams, flow control, GOAWAY and PING are HTTP/2's (RFC 9113), carried by hyper.
+//!
+//! - **Heartbeats:** both ends send HTTP/2 PINGs every `heartbeat`; a PING not answered within it
+//!   closes the connection (a dead NAT entry or a pulled cable is noticed in seconds, not at the
+//!   next request).
+//! - **Reconnect:** [`dial`] opens the tunnel again after it closes, with a backoff from 0.5 s
+//!   doubling to 30 s (with jitter, so a restarted gateway is not hit by every server at once),
+//!   back to 0.5 s after a tunnel that stayed up a minute.
+//! - **Several servers, several gateways:** a gateway sends each request to its open tunnels in
+//!   turn. A request that could not be handed to a tunnel (it closed meanwhile) goes to the next
+//!   one; a request that was handed over and then lost is answered 502 — the phone's retry is
+//!   safe, every mobile step being single-use on the server.
+//! - **Stopping:** on shutdown a server sends GOAWAY and lets the requests under way finish.
+
+use crate::tls::{Purpose, require_purpose};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, client::conn::http2::SendRequest};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The body of a request the gateway sends down a tunnel (checked and complete).
+pub type Body = Full<Bytes>;
+
+/// How long a TLS handshake may take on either end.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+struct Open {
+    id: u64,
+    peer: String,
+    send: SendRequest<Body>,
+}
+
+/// The gateway's open tunnels.
+#[derive(Default)]
+pub struct Tunnels {
+    open: Mutex<Vec<Open>>,
+    next: AtomicUsize,
+    ids: AtomicU64,
+}
+
+/// Why a request could not be forwarded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// no server has a tunnel open to this gateway
+    NoTunnel,
+    /// the request was handed to a tunnel that failed before it answered
+    Lost,
+}
+
+impl Tunnels {
+    /// No tunnel yet.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// How many tunnels are open.
+    pub fn count(&self) -> usize {
+        self.open.lock().expect("tunnels").len()
+    }
+
+    /// The subjects of the servers whose tunnels are open (for `/readyz`).
+    pub fn peers(&self) -> Vec<String> {
+        self.open.lock().expect("tunnels").iter().map(|o| o.peer.clone()).collect()
+    }
+
+    fn remove(&self, id: u64) {
+        self.open.lock().expect("tunnels").retain(|o| o.id != id);
+    }
+
+    /// Accept tunnels on `listener` for ever: TLS with a client certificate from the hospital CA
+    /// naming clientAuth, then HTTP/2 with this side as the client.
+    pub async fn listen(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        heartbeat: Duration,
+    ) -> std::io::Result<()> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        loop {
+            let (tcp, addr) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // out of descriptors and the like: wait, do not spin
+                    tracing::warn!(error = %e, "tunnel accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (me, acceptor) = (self.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                if let Err(e) = me.adopt(tcp, addr, acceptor, heartbeat).await {
+                    tracing::warn!(peer = %addr, error = %e, "隧道被拒绝 / tunnel refused");
+                }
+            });
+        }
+    }
+
+    async fn adopt(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        addr: SocketAddr,
+        acceptor: tokio_rustls::TlsAcceptor,
+        heartbeat: Duration,
+    ) -> Result<(), String> {
+        let _ = tcp.set_nodelay(true);
+        let tls = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp))
+            .await
+            .map_err(|_| "TLS handshake timed out".to_string())?
+            .map_err(|e| format!("TLS: {e}"))?;
+        let subject = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Server).map_err(|e| e.0)?;
+        let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(heartbeat)
+            .keep_alive_timeout(heartbeat)
+            .keep_alive_while_idle(true)
+            .handshake::<_, Body>(TokioIo::new(tls))
+            .await
+            .map_err(|e| format!("HTTP/2: {e}"))?;
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let peer = format!("{subject} ({addr})");
+        tracing::info!(tunnel = id, peer = %peer, "隧道已建立 / tunnel open");
+        self.open.lock().expect("tunnels").push(Open { id, peer: peer.clone(), send });
+        let end = conn.await;
+        self.remove(id);
+        tracing::warn!(tunnel = id, peer = %peer, reason = ?end.err(), "隧道已关闭 / tunnel closed");
+        Ok(())
+    }
+
+    /// Send `req` down one of the open tunnels, in turn; a tunnel that closed before taking the
+    /// request is dropped and the next one tried.
+    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, SendError> {
+        let tries = self.count();
+        for _ in 0..tries {
+            let picked = {
+                let open = self.open.lock().expect("tunnels");
+                if open.is_empty() {
+                    break;
+                }
+                let o = &open[self.next.fetch_add(1, Ordering::Relaxed) % open.len()];
+                (o.id, o.send.clone())
+            };
+            let (id, mut send) = picked;
+            if send.ready().await.is_err() {
+                self.remove(id);
+                continue;
+            }
+            match send.try_send_request(req).await {
+                Ok(r) => return Ok(r),
+                Err(mut e) => match e.take_message() {
+                    Some(back) => {
+                        self.remove(id);
+                        req = back;
+                    }
+                    None => {
+                        tracing::warn!(tunnel = id, error = %e.into_error(), "request lost in the tunnel");
+                        return Err(SendError::Lost);
+                    }
+                },
+            }
+        }
+        Err(SendError::NoTunnel)
+    }
+}
+
+/// A server's end of one tunnel.
+pub struct Dial {
+    /// the gateway's `host:port`; the host is the name its certificate must carry
+    pub gateway: String,
+    /// the client TLS set-up ([`crate::tls::connector`])
+    pub tls: Arc<rustls::ClientConfig>,
+    /// HTTP/2 PING interval and timeout
+    pub heartbeat: Duration,
+}
+
+fn server_name(gateway: &str) -> Result<rustls::pki_types::ServerName<'static>, String> {
+    let host = gateway.rsplit_once(':').map(|(h, _)| h).unwrap_or(gateway);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| format!("'{host}': {e}"))
+}
+
+/// Keep a tunnel to `d.gateway` open until `stop` turns true, serving `app` (HTTP/2 server side)
+/// on it. Returns after a graceful close.
+pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let connector = tokio_rustls::TlsConnector::from(d.tls.clone());
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        match open(&d, &connector).await {
+            Ok(tls) => {
+                tracing::info!(gateway = %d.gateway, "隧道已连接 / tunnel connected");
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .keep_alive_interval(d.heartbeat)
+                    .keep_alive_timeout(d.heartbeat)
+                    .serve_connection(TokioIo::new(tls), service);
+                tokio::pin!(conn);
+                let end = tokio::select! {
+                    end = conn.as_mut() => end,
+                    _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()).await;
+                        return;
+                    }
+                };
+                tracing::warn!(gateway = %d.gateway, reason = ?end.err(), "隧道断开，将重连 / tunnel closed, reconnecting");
+            }
+            Err(e) => {
+                tracing::warn!(gateway = %d.gateway, error = %e, "隧道无法建立，将重试 / cannot open the tunnel, retrying")
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(500);
+        }
+        // ±20 % jitter from the clock's low bits (no need for a random generator here)
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let wait = backoff.mul_f64(0.8 + 0.4 * f64::from(nanos % 1000) / 1000.0);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn open(
+    d: &Dial,
+    connector: &tokio_rustls::TlsConnector,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let name = server_name(&d.gateway)?;
+    let tcp = tokio::time::timeout(HANDSHAKE, TcpStream::connect(&d.gateway))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let tls = tokio::time::timeout(HANDSHAKE, connector.connect(name, tcp))
+        .await
+        .map_err(|_| "TLS handshake timed out".to_string())?
+        .map_err(|e| format!("TLS: {e}"))?;
+    require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Gateway).map_err(|e| e.0)?;
+    Ok(tls)
+}

@@ -1,0 +1,288 @@
+//! The tunnel in one process: a gateway, a stand-in server (a small axum router behind
+//! [`tunnel::dial`]) and a phone speaking HTTP/1.1 to the gateway's public side — all on
+//! loopback, with a test CA made here (RSA root and issuing CA, like the hospital's).
+
+use axum::{Json, Router, extract::State, http::HeaderMap, routing::get, routing::post};
+use chrono::{Duration as Days, Utc};
+use medsign_config::config::GatewayConfig;
+use medsign_crypto::{KeyAlg, PrivateKey, Signer, signer::KeySigner};
+use medsign_gateway::{Gateway, tls, tunnel};
+use medsign_pki::{
+    cert::{Cert, CertTemplate, Profile, issue},
+    name::parse_dn,
+};
+use std::{
+    io::{Read, Write},
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+struct Ca {
+    dir: tempfile::TempDir,
+    cert: Cert,
+    key: KeySigner,
+    root_pem: PathBuf,
+}
+
+/// A CA: an RSA root and an issuing CA below it; `root_pem` is what both ends trust.
+fn ca(name: &str) -> Ca {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now();
+    let root_key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    let mut t = CertTemplate::new(
+        parse_dn(&format!("CN={name} 根CA,O=某县人民医院")).unwrap(),
+        root_key.public_key().clone(),
+        Profile::Ca { path_len: Some(1) },
+        now - Days::hours(1),
+        now + Days::days(3650),
+    );
+    let root = issue(&t, None, &root_key).unwrap();
+    let key = KeySigner::new(PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+    t.subject = parse_dn(&format!("CN={name} 签发CA,O=某县人民医院")).unwrap();
+    t.public_key = key.public_key().clone();
+    t.profile = Profile::Ca { path_len: Some(0) };
+    let cert = issue(&t, Some(&root), &root_key).unwrap();
+    let root_pem = dir.path().join("root.pem");
+    std::fs::write(&root_pem, root.to_pem()).unwrap();
+    Ca { dir, cert, key, root_pem }
+}
+
+/// A P-256 end-entity certificate of `profile` for `names`: (chain file, key file).
+fn leaf(ca: &Ca, profile: Profile, names: &[&str], file: &str) -> (PathBuf, PathBuf) {
+    let key = PrivateKey::generate(KeyAlg::P256).unwrap();
+    let now = Utc::now();
+    let mut t = CertTemplate::new(
+        parse_dn(&format!("CN={},O=某县人民医院", names[0])).unwrap(),
+        key.public_key(),
+        profile,
+        now - Days::hours(1),
+        now + Days::days(30),
+    );
+    if matches!(profile, Profile::TlsServer | Profile::TlsClient) {
+        t.alt_names = names.iter().map(|n| n.to_string()).collect();
+    }
+    let c = issue(&t, Some(&ca.cert), &ca.key).unwrap();
+    let (cp, kp) = (ca.dir.path().join(format!("{file}.pem")), ca.dir.path().join(format!("{file}.key")));
+    std::fs::write(&cp, format!("{}{}", c.to_pem(), ca.cert.to_pem())).unwrap();
+    std::fs::write(&kp, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+    (cp, kp)
+}
+
+/// What the stand-in server received: (path, header names).
+type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
+fn stand_in(seen: Seen) -> Router {
+    async fn unlock(State(seen): State<Seen>, headers: HeaderMap, body: String) -> Json<serde_json::Value> {
+        let names = headers.keys().map(|k| k.as_str().to_string()).collect();
+        seen.lock().unwrap().push(("/mobile/v1/unlock".into(), names));
+        assert!(body.starts_with('{'));
+        Json(serde_json::json!({"unlock_secret": "ab".repeat(32), "pin_expires_at": "2027-01-01T00:00:00Z"}))
+    }
+    async fn soter(State(seen): State<Seen>) -> Json<serde_json::Value> {
+        seen.lock().unwrap().push(("/mobile/v1/soter".into(), vec![]));
+        // a field the allow-list does not have: the answer must not reach the phone
+        Json(serde_json::json!({"available": true, "enabled": false, "document": "病历全文"}))
+    }
+    async fn pending(State(seen): State<Seen>) -> Json<serde_json::Value> {
+        seen.lock().unwrap().push(("/mobile/v1/pending".into(), vec![]));
+        Json(serde_json::json!({"items": []}))
+    }
+    async fn anything(State(seen): State<Seen>, uri: axum::http::Uri) -> &'static str {
+        seen.lock().unwrap().push((uri.path().to_string(), vec![]));
+        "reached"
+    }
+    Router::new()
+        .route("/mobile/v1/unlock", post(unlock))
+        .route("/mobile/v1/soter", get(soter))
+        .route("/mobile/v1/pending", get(pending))
+        .fallback(anything)
+        .with_state(seen)
+}
+
+struct Running {
+    public: String,
+    tunnel: String,
+    tunnels: Arc<tunnel::Tunnels>,
+    rt: tokio::runtime::Runtime,
+}
+
+/// A gateway in its own runtime (dropping it ends every connection, like a killed process).
+fn gateway(ca: &Ca, tunnel_listen: &str) -> Running {
+    let (cert, key) = leaf(ca, Profile::TlsServer, &["127.0.0.1"], "gateway");
+    let cfg = GatewayConfig {
+        listen: "127.0.0.1:0".into(),
+        tunnel_listen: tunnel_listen.into(),
+        tunnel_cert: Some(cert),
+        tunnel_key: Some(key),
+        tunnel_ca: Some(ca.root_pem.clone()),
+        heartbeat_seconds: 1,
+        request_timeout_seconds: 5,
+        ..GatewayConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let gw = rt.block_on(Gateway::bind(&cfg, None)).unwrap();
+    let public = gw.public.local_addr().unwrap().to_string();
+    let tunnel = gw.tunnel.local_addr().unwrap().to_string();
+    let tunnels = gw.tunnels();
+    rt.spawn(gw.run(axum_server::Handle::new()));
+    Running { public, tunnel, tunnels, rt }
+}
+
+/// A stand-in server dialing `gateway` with `files`, in its own runtime; `stop` ends it.
+fn server(
+    rt: &tokio::runtime::Runtime,
+    gateway: &str,
+    files: tls::Files,
+    app: Router,
+) -> tokio::sync::watch::Sender<bool> {
+    let (stop, watch) = tokio::sync::watch::channel(false);
+    let d = tunnel::Dial {
+        gateway: gateway.to_string(),
+        tls: tls::connector(&files).unwrap(),
+        heartbeat: Duration::from_secs(1),
+    };
+    rt.spawn(tunnel::dial(d, app, watch));
+    stop
+}
+
+fn wait_for(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 request with extra headers; (status, body as JSON or null).
+fn call(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, serde_json::Value) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for h in headers {
+        head += &format!("{h}\r\n");
+    }
+    s.write_all(format!("{head}\r\n{body}").as_bytes()).unwrap();
+    let mut r = Vec::new();
+    s.read_to_end(&mut r).unwrap();
+    let split = r.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let status = String::from_utf8_lossy(&r[9..12]).parse().unwrap();
+    (status, serde_json::from_slice(&r[split..]).unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn messages_travel_the_tunnel_only_as_the_allow_list_has_them() {
+    let ca = ca("测试");
+    let gw = gateway(&ca, "127.0.0.1:0");
+    assert_eq!(call(&gw.public, "GET", "/readyz", &[], "").0, 503, "no tunnel yet: not ready");
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");
+    let seen: Seen = Arc::default();
+    let _stop =
+        server(&gw.rt, &gw.tunnel, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen.clone()));
+    wait_for("the tunnel", 10, || gw.tunnels.count() == 1);
+    assert_eq!(call(&gw.public, "GET", "/readyz", &[], "").0, 200);
+
+    // an allowed message, with headers the gateway must not pass on
+    let body = serde_json::json!({"verifier": "cd".repeat(32), "approve": "ef".repeat(32)}).to_string();
+    let hdrs =
+        ["Authorization: Bearer mt_x", "Cookie: session=steal-me", "X-App-Id: his", "Content-Type: application/json"];
+    let (st, v) = call(&gw.public, "POST", "/mobile/v1/unlock", &hdrs, &body);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["unlock_secret"], "ab".repeat(32));
+    let (_, names) = seen.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        names.contains(&"authorization".to_string()) && names.contains(&"x-forwarded-for".to_string()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n == "cookie" || n == "x-app-id"), "{names:?}");
+
+    let before = seen.lock().unwrap().len();
+    // an unknown field, a field over its cap, a wrong type, not JSON: refused before the tunnel
+    for bad in [
+        serde_json::json!({"verifier": "cd", "approve": "ef", "pdf": "JVBERi0xLjc="}).to_string(),
+        serde_json::json!({"verifier": "c".repeat(129), "approve": "ef"}).to_string(),
+        serde_json::json!({"verifier": 1, "approve": "ef"}).to_string(),
+        "{not json".to_string(),
+    ] {
+        let (st, v) = call(&gw.public, "POST", "/mobile/v1/unlock", &["Content-Type: application/json"], &bad);
+        assert_eq!((st, v["code"].as_str()), (400, Some("gateway_refused")), "{bad}: {v}");
+    }
+    // paths of the HIS API, the console, documents: not forwarded at all
+    for path in ["/api/v1/users", "/admin/v1/apps", "/api/v1/sign-flows/sf_1/file", "/m/../Cargo.toml", "/metrics"] {
+        let (st, v) = call(&gw.public, "GET", path, &[], "");
+        assert_eq!((st, v["code"].as_str()), (404, Some("not_found")), "{path}: {v}");
+    }
+    // a body where the route has none
+    assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "{\"x\":1}").0, 413);
+    assert_eq!(seen.lock().unwrap().len(), before, "nothing refused reached the server");
+
+    // the server's answer is held to the allow-list too
+    let (st, v) = call(&gw.public, "GET", "/mobile/v1/soter", &[], "");
+    assert_eq!((st, v["code"].as_str()), (502, Some("gateway_refused")), "{v}");
+    assert!(!v.to_string().contains("病历"), "{v}");
+    assert_eq!(
+        call(&gw.public, "GET", "/mobile/v1/pending?limit=1", &[], "").0,
+        400,
+        "a query the route does not take"
+    );
+    assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+}
+
+#[test]
+fn only_tunnel_certificates_of_the_hospital_ca_open_a_tunnel() {
+    let ca = ca("医院");
+    let other = ca_other();
+    let gw = gateway(&ca, "127.0.0.1:0");
+    let seen: Seen = Arc::default();
+    let tries = [
+        ("a gateway's certificate as a client", leaf(&ca, Profile::TlsServer, &["x"], "as-client"), &ca.root_pem),
+        ("a staff signing certificate (no extKeyUsage)", leaf(&ca, Profile::Signer, &["张三"], "staff"), &ca.root_pem),
+        ("a tunnel certificate of another CA", leaf(&other, Profile::TlsClient, &["x"], "foreign"), &ca.root_pem),
+    ];
+    for (what, (cert, key), trust) in &tries {
+        let stop = server(&gw.rt, &gw.tunnel, tls::Files { cert, key, ca: trust }, stand_in(seen.clone()));
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(gw.tunnels.count(), 0, "{what} opened a tunnel");
+        stop.send(true).unwrap();
+    }
+    // and a server does not talk to a "gateway" whose certificate is another CA's
+    let impostor = gateway(&other, "127.0.0.1:0");
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");
+    let _stop = server(
+        &gw.rt,
+        &impostor.tunnel,
+        tls::Files { cert: &cert, key: &key, ca: &ca.root_pem },
+        stand_in(seen.clone()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(impostor.tunnels.count(), 0, "the server opened a tunnel to an impostor");
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+fn ca_other() -> Ca {
+    ca("别处")
+}
+
+#[test]
+fn a_lost_gateway_is_dialled_again_and_a_stopped_server_says_goodbye() {
+    let ca = ca("测试");
+    let gw = gateway(&ca, "127.0.0.1:0");
+    let port = gw.tunnel.clone();
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");
+    let seen: Seen = Arc::default();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let stop = server(&rt, &port, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen.clone()));
+    wait_for("the tunnel", 10, || gw.tunnels.count() == 1);
+    // the gateway dies (every socket closed at once) and comes back on the same address
+    drop(gw);
+    let t = Instant::now();
+    let again = gateway(&ca, &port);
+    wait_for("the tunnel again", 20, || again.tunnels.count() == 1);
+    eprintln!("tunnel reopened {:?} after the gateway came back", t.elapsed());
+    assert_eq!(call(&again.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+    // the server stops: it closes the tunnel (GOAWAY) and the gateway is no longer ready
+    stop.send(true).unwrap();
+    wait_for("the tunnel to close", 10, || again.tunnels.count() == 0);
+    let (st, v) = call(&again.public, "GET", "/mobile/v1/pending", &[], "");
+    assert_eq!((st, v["code"].as_str()), (503, Some("no_tunnel")), "{v}");
+}
