@@ -1,7 +1,17 @@
 //! `medsign` — the command line (`medsign --help`; crates/cli/README.md). This crate only parses arguments,
 //! reads and writes files and prints reports; the work is done by the library crates.
 
+/// `eprintln!` that never panics: a server whose stderr has gone away (the supervisor or pipe
+/// that read it ended) must still serve, and still stop gracefully on SIGTERM.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod files;
+mod gateway_cmd;
 mod keys_cmd;
 mod report;
 mod server_cmd;
@@ -41,6 +51,8 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// 在线备份 SQLite 数据库（服务可继续运行）/ back up the SQLite database while medsign runs
     Backup(server_cmd::BackupArgs),
+    /// DMZ 前置交换网关；`gateway cert` 签发隧道证书 / the DMZ front exchange; `gateway cert` issues tunnel certificates
+    Gateway(gateway_cmd::GatewayArgs),
     /// 时间戳（RFC 3161 客户端）/ timestamps: RFC 3161 client
     #[command(subcommand)]
     Ts(ts_cmd::TsCommand),
@@ -58,6 +70,7 @@ fn main() {
         Command::Sign(a) => sign_cmd::sign(a),
         Command::Verify(a) => verify_cmd::verify(a),
         Command::Ts(c) => ts_cmd::ts(c),
+        Command::Gateway(a) => gateway_cmd::gateway(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

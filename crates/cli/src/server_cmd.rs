@@ -1,14 +1,5 @@
 //! `medsign serve`, `medsign app create`, `medsign audit verify`.
 
-/// `eprintln!` that never panics: a server whose stderr has gone away (the supervisor or pipe
-/// that read it ended) must still serve, and still stop gracefully on SIGTERM.
-macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
-
 use crate::files::CliError;
 use clap::{Args, Subcommand};
 use medsign_config::config::Config;
@@ -35,7 +26,7 @@ pub struct Place {
 }
 
 impl Place {
-    fn config(&self) -> Result<Config, CliError> {
+    pub fn config(&self) -> Result<Config, CliError> {
         let mut c = Config::load(self.config.as_deref(), std::env::vars()).map_err(|e| CliError(e.to_string()))?;
         if let Some(d) = &self.data_dir {
             c.data_dir = Some(d.clone());
@@ -75,8 +66,14 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
     if let Some(l) = &a.listen {
         cfg.server.listen = l.clone();
     }
+    init_logging(&a.log_format)?;
+    runtime()?.block_on(serve_async(cfg))
+}
+
+/// Log to stderr as `text` or `json`, filtered by `MEDSIGN_LOG` (default `info`).
+pub fn init_logging(format: &str) -> Result<(), CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDSIGN_LOG").unwrap_or_else(|_| "info".into());
-    match a.log_format.as_str() {
+    match format {
         "json" => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
@@ -90,7 +87,7 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
             .init(),
         _ => return Err(CliError::usage("--log-format 须为 text 或 json", "--log-format must be text or json")),
     }
-    runtime()?.block_on(serve_async(cfg))
+    Ok(())
 }
 
 async fn serve_async(cfg: Config) -> Result<i32, CliError> {
@@ -174,6 +171,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
         "  接口 / API: {scheme}://{addr}/api/v1   管理 / admin: {scheme}://{addr}/admin/v1   健康 / health: {scheme}://{addr}/healthz   指标 / metrics: {scheme}://{addr}/metrics"
     );
     let stop = shutdown();
+    let tunnels = dial_gateways(&cfg, &state)?;
     say!("listening on {addr}");
     let jobs = medsign_server::services::spawn_jobs(&state, &opened, &cfg);
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
@@ -186,6 +184,7 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let std_listener = listener.into_std().map_err(failed)?;
     let header_timeout = std::time::Duration::from_secs(cfg.server.header_timeout_seconds);
     medsign_server::http::serve(std_listener, app, tls, header_timeout, handle).await.map_err(failed)?;
+    tunnels.close().await;
     if let Err(e) = jobs.stop().await {
         say!("审计锚点写入失败 / could not write the final audit anchor: {e}");
     }
@@ -194,9 +193,48 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// The tunnels this instance keeps open to the DMZ gateways (`[tunnel] gateways`).
+struct Tunnels {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Tunnels {
+    /// Close every tunnel gracefully (GOAWAY; requests under way finish).
+    async fn close(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Open a tunnel to every configured gateway (intranet → DMZ); each serves only the phone's API
+/// and the H5 app ([`medsign_server::tunnel_router`]).
+fn dial_gateways(cfg: &Config, state: &std::sync::Arc<medsign_server::AppState>) -> Result<Tunnels, CliError> {
+    let (stop, watch) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let t = &cfg.tunnel;
+    if let (false, Some(cert), Some(key), Some(ca)) = (t.gateways.is_empty(), &t.cert, &t.key, &t.ca) {
+        let tls = medsign_gateway::tls::connector(&medsign_gateway::tls::Files { cert, key, ca })
+            .map_err(|e| CliError(e.0))?;
+        let app = medsign_server::tunnel_router(state.clone());
+        for gateway in &t.gateways {
+            say!("  隧道 / tunnel → {gateway}（内网主动连出，双向 TLS / opened from the intranet, mutual TLS）");
+            let dial = medsign_gateway::tunnel::Dial {
+                gateway: gateway.clone(),
+                tls: tls.clone(),
+                heartbeat: std::time::Duration::from_secs(t.heartbeat_seconds),
+            };
+            tasks.push(tokio::spawn(medsign_gateway::tunnel::dial(dial, app.clone(), watch.clone())));
+        }
+    }
+    Ok(Tunnels { stop, tasks })
+}
+
 /// SIGTERM, registered now — before `listening on` is printed, so a stop sent the moment the
 /// server is up is a graceful one — and Ctrl-C, awaited by the returned future.
-fn shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
+pub fn shutdown() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     async move {
