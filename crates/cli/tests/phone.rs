@@ -11,74 +11,10 @@
 mod common;
 use base64::Engine;
 use common::*;
-use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare, SignResponse};
+use medsign_crypto::twoparty::ClientKeyGen;
 
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-/// Bind a phone for `no` and enrol a two-party key; returns the session token and the phone's share.
-fn enrol(s: &Server, his: &str, no: &str) -> (String, ClientKeyShare) {
-    let (st, code) = s.json("POST", &format!("/api/v1/users/{no}/activation-codes"), Some(his), "");
-    assert_eq!(st, 201, "{code}");
-    let body = serde_json::json!({"employee_no": no, "code": code["code"], "device_name": "测试手机"}).to_string();
-    let (st, act) = s.json("POST", "/mobile/v1/activate", None, &body);
-    assert_eq!(st, 201, "{act}");
-    let token = act["token"].as_str().unwrap().to_string();
-    let (st, start) = s.json("POST", "/mobile/v1/keys", Some(&token), "");
-    assert_eq!(st, 201, "{start}");
-    let (kg, req) = ClientKeyGen::start(start["context"].as_str().unwrap().as_bytes()).unwrap();
-    let path = format!("/mobile/v1/keys/{}", start["key_id"].as_str().unwrap());
-    let (st, done) = s.json("POST", &path, Some(&token), &serde_json::json!({"request": req}).to_string());
-    assert_eq!(st, 201, "{done}");
-    let share = kg.finish(&serde_json::from_value(done["response"].clone()).unwrap()).unwrap();
-    let body = serde_json::json!({ "verifier": PIN }).to_string();
-    assert_eq!(s.json("POST", "/mobile/v1/pin", Some(&token), &body).0, 200);
-    (token, share)
-}
-
-/// The test phones' PIN verifier (what `PinKey.verifier` sends; the PIN itself never leaves a phone).
-const PIN: &str = "2424242424242424242424242424242424242424242424242424242424242424";
-
-/// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`).
-fn approve(s: &Server, token: &str, digest: &str) {
-    let body = serde_json::json!({ "verifier": PIN, "approve": digest }).to_string();
-    let (st, v) = s.json("POST", "/mobile/v1/unlock", Some(token), &body);
-    assert_eq!(st, 200, "{v}");
-}
-
-/// The approval of answering `rounds`, in order.
-fn rounds_digest(rounds: &[serde_json::Value]) -> String {
-    medsign_phone::approvals::sign_digest(&rounds.iter().map(|r| r["e"].as_str().unwrap()).collect::<Vec<_>>())
-}
-
-/// The phone signs `rounds` with one unlock: one answers request, then one signatures request.
-fn co_sign(s: &Server, token: &str, share: &ClientKeyShare, rounds: &[serde_json::Value]) -> serde_json::Value {
-    let mut sessions = Vec::new();
-    let mut answers = Vec::new();
-    for r in rounds {
-        let e: [u8; 32] = hex::decode(r["e"].as_str().unwrap()).unwrap().try_into().unwrap();
-        let (session, req) = share.begin_sign(&e).unwrap();
-        sessions.push(session);
-        answers.push(serde_json::json!({"round_id": r["round_id"], "request": req}));
-    }
-    let body = serde_json::json!({ "answers": answers }).to_string();
-    approve(s, token, &rounds_digest(rounds));
-    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(token), &body);
-    assert_eq!(st, 200, "{v}");
-    let signatures: Vec<serde_json::Value> = sessions
-        .into_iter()
-        .zip(v["responses"].as_array().unwrap())
-        .zip(rounds)
-        .map(|((session, resp), r)| {
-            let resp: SignResponse = serde_json::from_value(resp.clone()).unwrap();
-            serde_json::json!({"round_id": r["round_id"], "signature": hex::encode(session.finish(&resp).unwrap().to_der())})
-        })
-        .collect();
-    let body = serde_json::json!({ "signatures": signatures }).to_string();
-    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/signatures", Some(token), &body);
-    assert_eq!(st, 200, "{v}");
-    v
 }
 
 #[test]
@@ -107,8 +43,8 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     }
     let mut png = std::io::Cursor::new(Vec::new());
     ink.write_to(&mut png, image::ImageFormat::Png).unwrap();
-    let (me, share) = enrol(&s, &his, "1001");
-    let (other, _) = enrol(&s, &his, "1002");
+    let (me, share) = phone_enrol(&s, &s.endpoint(), &his, "1001");
+    let (other, _) = phone_enrol(&s, &s.endpoint(), &his, "1002");
     // the doctor draws the signature on the phone's pad (a transparent PNG); blank is refused
     let body = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
     let (st, v) = s.json("POST", "/mobile/v1/handwriting", Some(&me), &body);
@@ -162,11 +98,11 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(&me), &body);
     assert_eq!(st, 403, "{v}");
     assert_envelope(&v, "approval_required");
-    approve(&s, &me, &rounds_digest(std::slice::from_ref(&round)));
+    approve(&s.endpoint(), &me, &rounds_digest(std::slice::from_ref(&round)));
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(&me), &body);
     assert_eq!(st, 400, "{v}");
     assert_envelope(&v, "invalid_request");
-    let out = co_sign(&s, &me, &share, std::slice::from_ref(&round));
+    let out = co_sign(&s.endpoint(), &me, &share, std::slice::from_ref(&round));
     assert_eq!(out["results"][0]["state"], "completed", "{out}");
     let (_, polled) = s.json("GET", &format!("/api/v1/sign-flows/{id}"), Some(&his), "");
     assert_eq!(
@@ -248,7 +184,7 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
         s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &serde_json::json!({"targets": targets}).to_string());
     assert_eq!(st, 201, "{v}");
     let rounds = v["rounds"].as_array().unwrap().clone();
-    let out = co_sign(&s, &me, &share, &rounds);
+    let out = co_sign(&s.endpoint(), &me, &share, &rounds);
     assert!(out["results"].as_array().unwrap().iter().all(|r| r["state"] == "completed"), "{out}");
     let (st, v) = s.json("GET", "/mobile/v1/pending", Some(&me), "");
     assert_eq!((st, v["items"].as_array().unwrap().len()), (200, 0));
@@ -281,7 +217,7 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let (st, v) = s.json("POST", "/mobile/v1/certificate/renew", Some(&me), "");
     assert_eq!(st, 403, "a session token alone renews nothing: {v}");
     let serial = round["cert_serial"].as_str().unwrap();
-    approve(&s, &me, &medsign_phone::approvals::digest(medsign_phone::approvals::Purpose::Renew, serial));
+    approve(&s.endpoint(), &me, &medsign_phone::approvals::digest(medsign_phone::approvals::Purpose::Renew, serial));
     let (st, renewed) = s.json("POST", "/mobile/v1/certificate/renew", Some(&me), "");
     assert_eq!(st, 201, "{renewed}");
     let (_, old) =
@@ -292,7 +228,7 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let target = serde_json::json!({"targets": [{"flow_id": f["id"]}]}).to_string();
     let (_, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &target);
     assert_eq!(v["rounds"][0]["cert_serial"], renewed["serial"], "{v}");
-    let out = co_sign(&s, &me, &share, v["rounds"].as_array().unwrap());
+    let out = co_sign(&s.endpoint(), &me, &share, v["rounds"].as_array().unwrap());
     assert_eq!(out["results"][0]["state"], "completed", "{out}");
     // the phone unbinds itself: its session ends and its certificate is revoked
     let cert_serial = renewed["serial"].as_str().unwrap().to_string();

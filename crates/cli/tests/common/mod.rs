@@ -271,24 +271,12 @@ cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> (u16, String, Vec<u8>) {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: medsign-e2e\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            head += &format!("{k}: {v}\r\n");
-        }
-        head += "\r\n";
-        s.write_all(head.as_bytes()).unwrap();
-        s.write_all(body).unwrap();
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).unwrap();
-        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
-        let h = String::from_utf8_lossy(&resp[..split]).into_owned();
-        let status: u16 = h.split(' ').nth(1).unwrap().parse().unwrap();
-        (status, h.trim_end().to_string(), resp[split..].to_vec())
+        request(&self.addr, method, path, headers, body)
+    }
+
+    /// The same server as a plain [`Endpoint`] (for helpers that may also go through a gateway).
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint(self.addr.clone())
     }
 
     pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
@@ -315,6 +303,119 @@ impl Drop for Server {
 
 /// `MEDSIGN_DATABASE_URL` of a fresh PostgreSQL database `medsign_<name>_<pid>` when the test
 /// server is there (always in CI: scripts/test starts it); nothing (SQLite) otherwise.
+/// One HTTP/1.1 request to `addr` with these headers; returns (status, headers, body bytes).
+pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: medsign-e2e\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    head += "\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    let h = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let status: u16 = h.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, h.trim_end().to_string(), resp[split..].to_vec())
+}
+
+/// An HTTP address the phone talks to: the server itself, or a gateway in front of it.
+pub struct Endpoint(pub String);
+
+impl Endpoint {
+    /// A JSON request (an empty `body` sends none); returns (status, body as JSON or null).
+    pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let (st, _, b) = request(&self.0, method, path, &headers, body.as_bytes());
+        (st, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// The test phones' PIN verifier (what `PinKey.verifier` sends; the PIN itself never leaves a phone).
+pub const PIN: &str = "2424242424242424242424242424242424242424242424242424242424242424";
+
+/// Bind a phone for `no` (the activation code from the HIS API of `s`, everything else through
+/// `phone`) and enrol a two-party key; returns the session token and the phone's share.
+pub fn phone_enrol(
+    s: &Server,
+    phone: &Endpoint,
+    his: &str,
+    no: &str,
+) -> (String, medsign_crypto::twoparty::ClientKeyShare) {
+    let (st, code) = s.json("POST", &format!("/api/v1/users/{no}/activation-codes"), Some(his), "");
+    assert_eq!(st, 201, "{code}");
+    let body = serde_json::json!({"employee_no": no, "code": code["code"], "device_name": "测试手机"}).to_string();
+    let (st, act) = phone.json("POST", "/mobile/v1/activate", None, &body);
+    assert_eq!(st, 201, "{act}");
+    let token = act["token"].as_str().unwrap().to_string();
+    let (st, start) = phone.json("POST", "/mobile/v1/keys", Some(&token), "");
+    assert_eq!(st, 201, "{start}");
+    let (kg, req) =
+        medsign_crypto::twoparty::ClientKeyGen::start(start["context"].as_str().unwrap().as_bytes()).unwrap();
+    let path = format!("/mobile/v1/keys/{}", start["key_id"].as_str().unwrap());
+    let (st, done) = phone.json("POST", &path, Some(&token), &serde_json::json!({"request": req}).to_string());
+    assert_eq!(st, 201, "{done}");
+    let share = kg.finish(&serde_json::from_value(done["response"].clone()).unwrap()).unwrap();
+    let body = serde_json::json!({ "verifier": PIN }).to_string();
+    assert_eq!(phone.json("POST", "/mobile/v1/pin", Some(&token), &body).0, 200);
+    (token, share)
+}
+
+/// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`).
+pub fn approve(phone: &Endpoint, token: &str, digest: &str) {
+    let body = serde_json::json!({ "verifier": PIN, "approve": digest }).to_string();
+    let (st, v) = phone.json("POST", "/mobile/v1/unlock", Some(token), &body);
+    assert_eq!(st, 200, "{v}");
+}
+
+/// The approval of answering `rounds`, in order.
+pub fn rounds_digest(rounds: &[serde_json::Value]) -> String {
+    medsign_phone::approvals::sign_digest(&rounds.iter().map(|r| r["e"].as_str().unwrap()).collect::<Vec<_>>())
+}
+
+/// The phone signs `rounds` with one unlock: one answers request, then one signatures request.
+pub fn co_sign(
+    phone: &Endpoint,
+    token: &str,
+    share: &medsign_crypto::twoparty::ClientKeyShare,
+    rounds: &[serde_json::Value],
+) -> serde_json::Value {
+    let mut sessions = Vec::new();
+    let mut answers = Vec::new();
+    for r in rounds {
+        let e: [u8; 32] = hex::decode(r["e"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let (session, req) = share.begin_sign(&e).unwrap();
+        sessions.push(session);
+        answers.push(serde_json::json!({"round_id": r["round_id"], "request": req}));
+    }
+    let body = serde_json::json!({ "answers": answers }).to_string();
+    approve(phone, token, &rounds_digest(rounds));
+    let (st, v) = phone.json("POST", "/mobile/v1/sign-rounds/answers", Some(token), &body);
+    assert_eq!(st, 200, "{v}");
+    let signatures: Vec<serde_json::Value> = sessions
+        .into_iter()
+        .zip(v["responses"].as_array().unwrap())
+        .zip(rounds)
+        .map(|((session, resp), r)| {
+            let resp: medsign_crypto::twoparty::SignResponse = serde_json::from_value(resp.clone()).unwrap();
+            serde_json::json!({"round_id": r["round_id"], "signature": hex::encode(session.finish(&resp).unwrap().to_der())})
+        })
+        .collect();
+    let body = serde_json::json!({ "signatures": signatures }).to_string();
+    let (st, v) = phone.json("POST", "/mobile/v1/sign-rounds/signatures", Some(token), &body);
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
 pub fn postgres_env(d: &Dir, name: &str) -> Vec<(String, String)> {
     match std::env::var("MEDSIGN_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) {
         Some(admin) => {

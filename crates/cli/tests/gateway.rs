@@ -1,0 +1,399 @@
+//! Issue #17 item 2: the real `medsign serve` opens its tunnel to a gateway (certificates from
+//! the hospital CA by `medsign gateway cert`), and a phone that talks only to the gateway binds,
+//! enrols and signs random documents. What the gateway saw — every byte from either side, before
+//! any check — is recorded, and no piece of any document is in it: not the data a flow signs,
+//! not a template's field values, not the signed PDF, in plain text, hex or base64.
+//!
+//! Also here: the allow-list is compared with the server's OpenAPI document, so a change to the
+//! phone's API cannot silently diverge from what the gateway forwards.
+
+mod common;
+use base64::Engine;
+use common::*;
+use medsign_gateway::allow::{self, Body, Ty};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A small deterministic generator (xorshift); the seed is printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// Text a record might hold: Chinese and ASCII words, with a unique marker.
+    fn text(&mut self, words: usize) -> String {
+        const ZH: &[&str] =
+            &["患者", "诊断", "血常规", "阿莫西林", "高血压", "复查", "口服", "每日三次", "住院", "手术"];
+        let mut s = format!("M{:016x} ", self.next());
+        for _ in 0..words {
+            if self.below(2) == 0 {
+                s += ZH[self.below(ZH.len() as u64) as usize];
+            } else {
+                s += &format!("w{:x} ", self.next() & 0xffffff);
+            }
+        }
+        s
+    }
+}
+
+/// `doc` with every occurrence of what the phone is shown on purpose (the certificate serial the
+/// signature appearance prints, the document number, the title) blanked out.
+fn scrub(doc: &[u8], known: &HashSet<String>) -> Vec<u8> {
+    let mut out = doc.to_vec();
+    for k in known.iter().filter(|k| k.len() >= 8) {
+        let k = k.as_bytes();
+        let mut i = 0;
+        while i + k.len() <= out.len() {
+            if &out[i..i + k.len()] == k {
+                out[i..i + k.len()].fill(0);
+                i += k.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// What a round shows the phone by design.
+fn shown(known: &mut HashSet<String>, rounds: &serde_json::Value) {
+    for r in rounds.as_array().unwrap() {
+        for v in [&r["cert_serial"], &r["summary"]["doc_no"], &r["summary"]["title"], &r["summary"]["flow_id"]] {
+            known.insert(v.as_str().unwrap().to_string());
+        }
+    }
+}
+
+/// A flow's title with a unique marker, remembered.
+fn title(titles: &mut Vec<String>, rng: &mut Rng, what: &str) -> String {
+    let t = format!("{what} T{:016x}", rng.next());
+    titles.push(t.clone());
+    t
+}
+
+/// Every 16-byte window of what the gateway saw.
+fn windows(seen: &[u8]) -> HashSet<[u8; 16]> {
+    seen.windows(16).map(|w| w.try_into().unwrap()).collect()
+}
+
+fn distinct(w: &[u8]) -> usize {
+    w.iter().collect::<HashSet<_>>().len()
+}
+
+/// The 16-byte windows of `doc`, as it is and hex- and base64-encoded (at each alignment), that
+/// appear in `seen`. Left out: windows with a zero byte (blanked by [`scrub`], or a run of them)
+/// and windows of fewer than six different bytes (`0000…`, `AAAA…`: padding, not content).
+fn leaked(seen: &HashSet<[u8; 16]>, doc: &[u8]) -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut forms = vec![doc.to_vec(), hex::encode(doc).into_bytes(), hex::encode_upper(doc).into_bytes()];
+    for skip in 0..3.min(doc.len()) {
+        let e = b64.encode(&doc[skip..]);
+        // the last four characters depend on what follows the slice
+        forms.push(e.as_bytes()[..e.len().saturating_sub(4)].to_vec());
+    }
+    let mut hits = Vec::new();
+    for f in &forms {
+        for w in f.windows(16).filter(|w| !w.contains(&0) && distinct(w) >= 6) {
+            if seen.contains(<&[u8; 16]>::try_from(w).unwrap()) {
+                hits.push(String::from_utf8_lossy(w).into_owned());
+            }
+        }
+    }
+    hits
+}
+
+/// The bytes a signed PDF's signatures cover, without the signature values themselves (those
+/// carry the phone's own signature, which the phone sent through the gateway on purpose).
+fn covered(pdf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = pdf;
+    // every `/Contents <hex>` of a signature dictionary is cut out
+    while let Some(i) = rest.windows(11).position(|w| w == b"/Contents <") {
+        out.extend_from_slice(&rest[..i]);
+        let after = &rest[i + 11..];
+        let end = after.iter().position(|c| *c == b'>').unwrap_or(after.len());
+        rest = &after[end..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+fn gateway_cert(d: &Dir, role: &str, name: &str, out: &str, ca: bool) {
+    let (cert, key, ca_file) = (d.p(&format!("{out}.pem")), d.p(&format!("{out}.key")), d.p("tunnel-ca.pem"));
+    let data = d.p("data");
+    let mut args = vec!["gateway", "cert", "--data-dir", &data, "--role", role, "--name", name];
+    args.extend(["--out-cert", &cert, "--out-key", &key]);
+    if ca {
+        args.extend(["--out-ca", &ca_file]);
+    }
+    let o = d.medsign(&args);
+    assert_ok(&o, "medsign gateway cert");
+}
+
+/// Compare the allow-list type `ty` with the OpenAPI `schema`: the same field names, object by
+/// object (an object the document leaves open, like the two-party protocol messages, is the
+/// allow-list's to close).
+fn compare(doc: &serde_json::Value, schema: &serde_json::Value, ty: &Ty, at: &str, out: &mut Vec<String>) {
+    let mut schema = schema;
+    while let Some(r) = schema["$ref"].as_str() {
+        schema = &doc["components"]["schemas"][r.rsplit('/').next().unwrap()];
+    }
+    if let Some(one) = schema["oneOf"].as_array()
+        && let Some(s) = one.iter().find(|s| s["type"] != "null")
+    {
+        return compare(doc, s, ty, at, out);
+    }
+    match ty {
+        Ty::Obj(fields) => {
+            let Some(props) = schema["properties"].as_object() else { return };
+            let mine: HashSet<&str> = fields.iter().map(|f| f.name).collect();
+            let theirs: HashSet<&str> = props.keys().map(String::as_str).collect();
+            if mine != theirs {
+                out.push(format!("{at}: allow-list {:?} vs API {:?}", sorted(&mine), sorted(&theirs)));
+            }
+            for f in fields.iter() {
+                if let Some(p) = props.get(f.name) {
+                    compare(doc, p, &f.ty, &format!("{at}.{}", f.name), out);
+                }
+            }
+        }
+        Ty::List(item, _) => compare(doc, &schema["items"], item, &format!("{at}[]"), out),
+        _ => {}
+    }
+}
+
+fn sorted<'a>(s: &HashSet<&'a str>) -> Vec<&'a str> {
+    let mut v: Vec<_> = s.iter().copied().collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_allow_list_is_the_phone_api_of_the_openapi_document() {
+    let d = Dir::new();
+    let s = Server::start(&d, &[]);
+    let (st, _, doc) = s.req("GET", "/api/openapi.json", None, None, b"");
+    assert_eq!(st, 200);
+    let mut problems = Vec::new();
+    let mut covered_ops = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/mobile/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let m = method.to_uppercase();
+            // the allow-list names its parameters differently: compare with plain segments
+            let concrete: String =
+                path.split('/').map(|s| if s.starts_with('{') { "p" } else { s }).collect::<Vec<_>>().join("/");
+            let Some(route) = allow::route(&m, &concrete) else {
+                problems.push(format!("{m} {path}: in the API, not in the gateway's allow-list"));
+                continue;
+            };
+            covered_ops += 1;
+            let request = &op["requestBody"]["content"]["application/json"]["schema"];
+            match (&route.request, request.is_null()) {
+                (Body::Json(ty), false) => compare(&doc, request, ty, &format!("{m} {path} request"), &mut problems),
+                (Body::Empty, true) => {}
+                _ => problems.push(format!("{m} {path}: the request body differs")),
+            }
+            let ok = op["responses"].as_object().unwrap().iter().find(|(c, _)| c.starts_with('2'));
+            let response =
+                ok.map(|(_, r)| &r["content"]["application/json"]["schema"]).unwrap_or(&serde_json::Value::Null);
+            match (&route.response, response.is_null()) {
+                (Body::Json(ty), false) => compare(&doc, response, ty, &format!("{m} {path} answer"), &mut problems),
+                (Body::Empty, true) => {}
+                _ => problems.push(format!("{m} {path}: the answer differs")),
+            }
+        }
+    }
+    compare(&doc, &doc["components"]["schemas"]["ErrorBody"], &allow::ERROR, "error envelope", &mut problems);
+    // and every /mobile/v1 route of the allow-list is one the server has
+    let listed = allow::ROUTES.iter().filter(|r| r.path.starts_with("/mobile/v1/")).count();
+    assert!(problems.is_empty(), "the allow-list and the phone's API differ:\n{}", problems.join("\n"));
+    assert_eq!(covered_ops, listed, "the allow-list has routes the API does not");
+}
+
+#[test]
+fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
+    let d = Dir::new();
+    // the hospital CA exists once medsign has started; then the tunnel certificates
+    let first = Server::start(&d, &[]);
+    let admin = first.token().unwrap();
+    let his = his_app(&first, &admin);
+    let refused = d.medsign(&[
+        "gateway",
+        "cert",
+        "--data-dir",
+        &d.p("fresh"),
+        "--role",
+        "server",
+        "--name",
+        "x",
+        "--out-cert",
+        &d.p("x.pem"),
+        "--out-key",
+        &d.p("x.key"),
+    ]);
+    assert_fails(&refused, "a certificate before medsign was ever started");
+    assert!(text(&refused.stderr).contains("medsign serve"), "{}", text(&refused.stderr));
+    gateway_cert(&d, "gateway", "127.0.0.1", "gateway", true);
+    gateway_cert(&d, "server", "medsign-server-1", "server", false);
+    first.stop();
+
+    // the gateway, in this process (its log in the test's output), with a tap on everything it receives
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("medsign_gateway=info").try_init();
+    let seen: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let tap_into = seen.clone();
+    let tap: medsign_gateway::front::Tap = Arc::new(move |b: &[u8]| tap_into.lock().unwrap().extend_from_slice(b));
+    let cfg = medsign_config::config::GatewayConfig {
+        listen: "127.0.0.1:0".into(),
+        tunnel_listen: "127.0.0.1:0".into(),
+        tunnel_cert: Some(d.path("gateway.pem")),
+        tunnel_key: Some(d.path("gateway.key")),
+        tunnel_ca: Some(d.path("tunnel-ca.pem")),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let gw = rt.block_on(medsign_gateway::Gateway::bind(&cfg, Some(tap))).unwrap();
+    let (public, tunnel) = (gw.public.local_addr().unwrap().to_string(), gw.tunnel.local_addr().unwrap().to_string());
+    let tunnels = gw.tunnels();
+    rt.spawn(gw.run(axum_server::Handle::new()));
+
+    let ntp = Chrony::start(&d, "ntp", None, false);
+    let s = Server::start(
+        &d,
+        &[
+            ("MEDSIGN_TIME_SOURCES", &ntp.source()),
+            ("MEDSIGN_TIME_POLL_SECONDS", "1"),
+            ("MEDSIGN_TUNNEL_GATEWAYS", &tunnel),
+            ("MEDSIGN_TUNNEL_CERT", &d.p("server.pem")),
+            ("MEDSIGN_TUNNEL_KEY", &d.p("server.key")),
+            ("MEDSIGN_TUNNEL_CA", &d.p("tunnel-ca.pem")),
+        ],
+    );
+    let t = Instant::now();
+    while tunnels.count() == 0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "no tunnel: {:#?}", s.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_clock(&s, "INSYNC");
+    let phone = Endpoint(public.clone());
+    // the H5 app itself comes through the gateway; the HIS API and the documents do not
+    let (st, h, page) = request(&public, "GET", "/m/", &[], b"");
+    assert_eq!(st, 200, "{h}");
+    assert!(String::from_utf8_lossy(&page).contains("<html"), "the H5 app's page");
+    assert_eq!(request(&public, "GET", "/m/pkg/medsign_wasm_bg.wasm", &[], b"").2[..4], *b"\0asm");
+    assert_eq!(phone.json("GET", "/api/v1/users", Some(&his), "").0, 404);
+    assert_eq!(phone.json("GET", "/healthz", None, "").0, 200, "the gateway's own");
+
+    let users = r#"[{"employee_no":"1001","name":"张三"},{"employee_no":"1002","name":"李四"}]"#;
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), users).0, 201);
+    let (me, share) = phone_enrol(&s, &phone, &his, "1001");
+    // the audit log names the phone's address as the gateway saw it, not the gateway's
+    let (_, recs) = phone.json("GET", "/mobile/v1/records?limit=5", Some(&me), "");
+    assert!(recs["logins"].as_array().unwrap().iter().all(|l| l["ip"] == "127.0.0.1"), "{recs}");
+
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    // documents: (what must not pass, flow id)
+    let mut docs: Vec<(Vec<u8>, String)> = Vec::new();
+    let mut pdf_flows = Vec::new();
+    let mut titles = Vec::new();
+    let mut known = HashSet::new();
+    for _ in 0..12 {
+        let file = rng.below(3) == 0;
+        let flow = if file {
+            let data = serde_json::json!({
+                "hospital": "某县人民医院", "category": "普通", "fee_type": "医保", "department": "内科",
+                "outpatient_no": format!("MZ{:08}", rng.below(99_999_999)), "patient_name": rng.text(1),
+                "gender": "男", "age": "45岁", "diagnosis": rng.text(4), "amount": "¥56.80",
+                "items": [{"drug": rng.text(2), "dosage": "0.5g", "usage": "口服 每日三次", "quantity": "2盒"}]
+            });
+            for v in [&data["patient_name"], &data["diagnosis"], &data["items"][0]["drug"]] {
+                docs.push((v.as_str().unwrap().as_bytes().to_vec(), String::new()));
+            }
+            serde_json::json!({"kind": "file", "title": title(&mut titles, &mut rng, "门诊处方笺"), "template_id": "outpatient-prescription",
+                "data": data, "signers": [{"employee_no": "1001", "mode": "scan", "field": "doctor"}]})
+        } else {
+            let words = 20 + rng.below(300) as usize;
+            let content = rng.text(words);
+            docs.push((content.clone().into_bytes(), String::new()));
+            serde_json::json!({"kind": "data", "title": title(&mut titles, &mut rng, "检验报告"), "content": content,
+                "signers": [{"employee_no": "1001", "mode": "scan"}]})
+        };
+        let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
+        assert_eq!(st, 201, "{f}");
+        let id = f["id"].as_str().unwrap().to_string();
+        if file {
+            pdf_flows.push(id.clone());
+        }
+        // half are scanned one by one, the rest wait in the pending list
+        if rng.below(2) == 0 {
+            let ticket = f["ticket"]["deep_link"].as_str().unwrap().rsplit("t=").next().unwrap().to_string();
+            let (st, v) = phone.json(
+                "POST",
+                "/mobile/v1/sign-rounds",
+                Some(&me),
+                &serde_json::json!({"targets": [{"ticket": ticket}]}).to_string(),
+            );
+            assert_eq!(st, 201, "{v}");
+            shown(&mut known, &v["rounds"]);
+            let out = co_sign(&phone, &me, &share, v["rounds"].as_array().unwrap());
+            assert_eq!(out["results"][0]["state"], "completed", "{out}");
+        }
+    }
+    // the pending ones as one batch
+    let (st, pending) = phone.json("GET", "/mobile/v1/pending", Some(&me), "");
+    assert_eq!(st, 200, "{pending}");
+    let targets: Vec<_> =
+        pending["items"].as_array().unwrap().iter().map(|p| serde_json::json!({"flow_id": p["flow_id"]})).collect();
+    if !targets.is_empty() {
+        let (st, v) = phone.json(
+            "POST",
+            "/mobile/v1/sign-rounds",
+            Some(&me),
+            &serde_json::json!({"targets": targets}).to_string(),
+        );
+        assert_eq!(st, 201, "{v}");
+        shown(&mut known, &v["rounds"]);
+        let out = co_sign(&phone, &me, &share, v["rounds"].as_array().unwrap());
+        assert!(out["results"].as_array().unwrap().iter().all(|r| r["state"] == "completed"), "{out}");
+    }
+    // a hostile phone tries to get a document through: refused by the gateway
+    let (st, v) =
+        phone.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets": [], "content_base64": "JVBERi0xLjc="}"#);
+    assert_eq!((st, v["code"].as_str()), (400, Some("gateway_refused")), "{v}");
+
+    // the signed PDFs (fetched by the HIS from the server itself)
+    for id in &pdf_flows {
+        let (st, _, pdf) = s.raw("GET", &format!("/api/v1/sign-flows/{id}/file"), Some(&his), None, b"");
+        assert_eq!(st, 200);
+        assert!(pdf.starts_with(b"%PDF"));
+        docs.push((scrub(&covered(&pdf), &known), id.clone()));
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() > 10_000, "the tap saw the traffic ({} bytes)", seen.len());
+    let set = windows(&seen);
+    for (doc, id) in &docs {
+        let hits = leaked(&set, doc);
+        assert!(
+            hits.is_empty(),
+            "seed {seed}: the gateway saw part of a document {id}: {:?}",
+            &hits[..hits.len().min(5)]
+        );
+    }
+    // the control: what the doctor is shown by design (the titles) is found the same way
+    for t in &titles {
+        assert!(!leaked(&set, t.as_bytes()).is_empty(), "the tap saw the title {t}");
+    }
+    drop(rt);
+}
