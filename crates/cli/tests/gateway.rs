@@ -115,12 +115,17 @@ fn leaked(seen: &HashSet<[u8; 16]>, doc: &[u8]) -> Vec<String> {
 fn covered(pdf: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut rest = pdf;
-    // every `/Contents <hex>` of a signature dictionary is cut out
-    while let Some(i) = rest.windows(11).position(|w| w == b"/Contents <") {
-        out.extend_from_slice(&rest[..i]);
-        let after = &rest[i + 11..];
-        let end = after.iter().position(|c| *c == b'>').unwrap_or(after.len());
-        rest = &after[end..];
+    // every `/Contents <hex>` (any white space before the `<`) of a signature dictionary is cut out
+    while let Some(i) = rest.windows(9).position(|w| w == b"/Contents") {
+        let after = &rest[i + 9..];
+        let skip = after.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        out.extend_from_slice(&rest[..i + 9]);
+        if after.get(skip) == Some(&b'<') {
+            let end = after.iter().position(|c| *c == b'>').unwrap_or(after.len());
+            rest = &after[end..];
+        } else {
+            rest = after;
+        }
     }
     out.extend_from_slice(rest);
     out
@@ -385,11 +390,17 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     let set = windows(&seen);
     for (doc, id) in &docs {
         let hits = leaked(&set, doc);
-        assert!(
-            hits.is_empty(),
-            "seed {seed}: the gateway saw part of a document {id}: {:?}",
-            &hits[..hits.len().min(5)]
-        );
+        if let Some(h) = hits.first() {
+            let around = |hay: &[u8]| {
+                let i = hay.windows(16).position(|w| w == h.as_bytes()).unwrap_or(0);
+                String::from_utf8_lossy(&hay[i.saturating_sub(60)..(i + 76).min(hay.len())]).into_owned()
+            };
+            panic!(
+                "seed {seed}: the gateway saw part of a document {id}: {hits:?}\nin what it saw: {:?}\nin the document: {:?}",
+                around(&seen),
+                around(doc)
+            );
+        }
     }
     // the control: what the doctor is shown by design (the titles) is found the same way
     for t in &titles {

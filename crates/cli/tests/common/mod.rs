@@ -370,11 +370,19 @@ pub fn phone_enrol(
     (token, share)
 }
 
-/// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`).
+/// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`). PIN entries are
+/// rate limited per device: after a 429 the phone waits and tries again, as the app does.
 pub fn approve(phone: &Endpoint, token: &str, digest: &str) {
     let body = serde_json::json!({ "verifier": PIN, "approve": digest }).to_string();
-    let (st, v) = phone.json("POST", "/mobile/v1/unlock", Some(token), &body);
-    assert_eq!(st, 200, "{v}");
+    for _ in 0..10 {
+        let (st, v) = phone.json("POST", "/mobile/v1/unlock", Some(token), &body);
+        if st != 429 {
+            assert_eq!(st, 200, "{v}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    panic!("the PIN stayed rate limited");
 }
 
 /// The approval of answering `rounds`, in order.
