@@ -283,6 +283,9 @@ pub struct GatewayConfig {
     pub tunnel_key: Option<PathBuf>,
     /// the CA certificate(s) a server's client certificate must chain to (PEM)
     pub tunnel_ca: Option<PathBuf>,
+    /// when set, only servers whose tunnel certificate has one of these common names (the first
+    /// `--name` of `medsign gateway cert --role server`) may open a tunnel
+    pub tunnel_peers: Vec<String>,
     /// addresses of load balancers whose `X-Forwarded-For` names the phone
     pub trusted_proxies: Vec<String>,
     /// seconds a phone may take to send a request's headers (and an idle connection is kept)
@@ -303,6 +306,7 @@ impl Default for GatewayConfig {
             tunnel_cert: None,
             tunnel_key: None,
             tunnel_ca: None,
+            tunnel_peers: vec![],
             trusted_proxies: vec![],
             header_timeout_seconds: 20,
             request_timeout_seconds: 60,
@@ -399,6 +403,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_GATEWAY_TUNNEL_CERT", "gateway.tunnel_cert", Kind::Text),
     ("MEDSIGN_GATEWAY_TUNNEL_KEY", "gateway.tunnel_key", Kind::Text),
     ("MEDSIGN_GATEWAY_TUNNEL_CA", "gateway.tunnel_ca", Kind::Text),
+    ("MEDSIGN_GATEWAY_TUNNEL_PEERS", "gateway.tunnel_peers", Kind::List),
     ("MEDSIGN_GATEWAY_TRUSTED_PROXIES", "gateway.trusted_proxies", Kind::List),
     ("MEDSIGN_GATEWAY_HEADER_TIMEOUT_SECONDS", "gateway.header_timeout_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_REQUEST_TIMEOUT_SECONDS", "gateway.request_timeout_seconds", Kind::Number),

@@ -32,6 +32,8 @@ pub enum Ty {
     Hex(usize),
     /// standard or URL-safe base64, at most this many characters (the handwriting PNG)
     Base64(usize),
+    /// PEM text (base64, line breaks, `-----BEGIN …-----` lines), at most this many bytes
+    Pem(usize),
     /// an integer
     Int,
     /// true or false
@@ -93,12 +95,18 @@ pub struct Route {
     pub request: Body,
     /// what the server answers with a 2xx status
     pub response: Body,
+    /// the largest request body (bytes), checked while it arrives, before any parsing
+    pub request_max: usize,
 }
 
 /// The largest H5 app file (the WebAssembly phone half is ~0.7 MB).
 pub const ASSET_MAX: usize = 4 << 20;
-/// The largest JSON message either way.
-pub const JSON_MAX: usize = 4 << 20;
+/// The largest answer from the server (JSON); a pending list of 1,000 documents is ~0.5 MB.
+pub const JSON_MAX: usize = 2 << 20;
+/// The largest request of a phone (JSON), but for the handwriting image.
+pub const REQUEST_MAX: usize = 64 << 10;
+/// The handwriting request: a PNG of at most 2 MiB, base64.
+const HANDWRITING_MAX: usize = 3 << 20;
 
 const ID: Ty = Ty::Token(128);
 const TIME: Ty = Ty::Token(40);
@@ -116,12 +124,13 @@ const SCALAR: Ty = Ty::Hex(64);
 /// PIN verifiers, unlock and fingerprint secrets, hex
 const SECRET: Ty = Ty::Hex(128);
 
-/// The error envelope of every 4xx/5xx answer.
+/// The error envelope of every 4xx/5xx answer. `errors` (rows of an import) has no use on the
+/// phone's side: at most a few rows pass.
 pub const ERROR: Ty = Ty::Obj(&[
     req("code", Ty::Token(64)),
-    req("message", Ty::Text(2048)),
+    req("message", Ty::Text(1024)),
     req("request_id", Ty::Token(64)),
-    opt("errors", Ty::List(&Ty::Obj(&[req("row", Ty::Int), req("field", NAME), req("message", Ty::Text(1024))]), 1000)),
+    opt("errors", Ty::List(&Ty::Obj(&[req("row", Ty::Int), req("field", Ty::Token(64)), req("message", TITLE)]), 10)),
 ]);
 
 const PROOF: Ty = Ty::Obj(&[req("commitment", POINT), req("response", SCALAR)]);
@@ -139,7 +148,7 @@ const CERT: Ty = Ty::Obj(&[
     req("not_before", TIME),
     req("not_after", TIME),
     req("subject", Ty::Text(1024)),
-    req("certificate_pem", Ty::Text(16 << 10)),
+    req("certificate_pem", Ty::Pem(16 << 10)),
 ]);
 
 /// What the doctor is shown before confirming: identity and digest of the document, never it.
@@ -187,15 +196,16 @@ const SIGN_OUTCOME: Ty =
     Ty::Obj(&[req("round_id", ID), req("flow_id", ID), opt("state", WORD), opt("error", Ty::Text(1024))]);
 
 const fn post(name: &'static str, path: &'static str, request: Body, response: Body) -> Route {
-    Route { name, method: "POST", path, query: &[], request, response }
+    let request_max = if matches!(request, Body::Json(_)) { REQUEST_MAX } else { 0 };
+    Route { name, method: "POST", path, query: &[], request, response, request_max }
 }
 
 const fn get(name: &'static str, path: &'static str, response: Body) -> Route {
-    Route { name, method: "GET", path, query: &[], request: Body::Empty, response }
+    Route { name, method: "GET", path, query: &[], request: Body::Empty, response, request_max: 0 }
 }
 
 const fn delete(name: &'static str, path: &'static str, response: Body) -> Route {
-    Route { name, method: "DELETE", path, query: &[], request: Body::Empty, response }
+    Route { name, method: "DELETE", path, query: &[], request: Body::Empty, response, request_max: 0 }
 }
 
 use Body::{Empty, Json};
@@ -287,19 +297,22 @@ pub static ROUTES: &[Route] = &[
         Json(Ty::Obj(&[req("results", Ty::List(&SIGN_OUTCOME, 200))])),
     ),
     // handwriting (the doctor's signature image, drawn on the phone)
-    post(
-        "handwriting",
-        "/mobile/v1/handwriting",
-        Json(Ty::Obj(&[opt("image_base64", Ty::Base64(2 << 20))])),
-        Json(Ty::Obj(&[
-            req("owner", NAME),
-            req("source", WORD),
-            req("sm3", DIGEST),
-            req("size", Ty::List(&Ty::Int, 2)),
-            req("updated_by", NAME),
-            req("updated_at", TIME),
-        ])),
-    ),
+    Route {
+        request_max: HANDWRITING_MAX,
+        ..post(
+            "handwriting",
+            "/mobile/v1/handwriting",
+            Json(Ty::Obj(&[opt("image_base64", Ty::Base64(HANDWRITING_MAX))])),
+            Json(Ty::Obj(&[
+                req("owner", NAME),
+                req("source", WORD),
+                req("sm3", DIGEST),
+                req("size", Ty::List(&Ty::Int, 2)),
+                req("updated_by", NAME),
+                req("updated_at", TIME),
+            ])),
+        )
+    },
     // grants
     get(
         "systems",
@@ -337,6 +350,7 @@ pub static ROUTES: &[Route] = &[
         path: "/mobile/v1/records",
         query: &[("limit", Ty::Int)],
         request: Empty,
+        request_max: 0,
         response: Json(Ty::Obj(&[
             req(
                 "signatures",
@@ -566,6 +580,11 @@ pub fn check(ty: &Ty, v: &Value, at: &str) -> Result<(), Refusal> {
             Some(s) if s.bytes().all(|c| c.is_ascii_alphanumeric() || b"+/=-_".contains(&c)) => Ok(()),
             _ => wrong("base64"),
         },
+        Ty::Pem(n) => match v.as_str() {
+            Some(s) if s.len() > *n => long(*n),
+            Some(s) if s.bytes().all(|c| c.is_ascii_alphanumeric() || b"+/=- \r\n".contains(&c)) => Ok(()),
+            _ => wrong("PEM"),
+        },
         Ty::Int => match v {
             Value::Number(n) if n.is_i64() || n.is_u64() => Ok(()),
             _ => wrong("an integer"),
@@ -613,9 +632,10 @@ pub fn check(ty: &Ty, v: &Value, at: &str) -> Result<(), Refusal> {
     }
 }
 
-/// Parse `body` as JSON of `ty` and return it written out again (the bytes to forward).
+/// Parse `body` as JSON of `ty` and return it written out again (the bytes to forward). The
+/// caller has bounded `body` (the route's request cap, or [`JSON_MAX`] for answers).
 pub fn check_json(ty: &Ty, body: &[u8]) -> Result<Vec<u8>, Refusal> {
-    if body.len() > JSON_MAX {
+    if body.len() > JSON_MAX.max(HANDWRITING_MAX) {
         return Err(Refusal::TooLarge(JSON_MAX));
     }
     let v: Value = serde_json::from_slice(body).map_err(|_| Refusal::NotJson)?;
@@ -623,10 +643,22 @@ pub fn check_json(ty: &Ty, body: &[u8]) -> Result<Vec<u8>, Refusal> {
     Ok(serde_json::to_vec(&v).expect("a parsed value is written out"))
 }
 
-/// Whether an H5 app file may be forwarded with this content type.
-pub fn asset_type_ok(content_type: &str) -> bool {
-    let base = content_type.split(';').next().unwrap_or("").trim();
-    matches!(base, "text/html" | "text/javascript" | "application/javascript" | "text/css" | "application/wasm")
+/// The content type of an H5 app file, from its name (`/m/` is the page).
+pub fn asset_type(path: &str) -> Option<&'static str> {
+    let ext = if path.ends_with('/') { "html" } else { path.rsplit_once('.')?.1 };
+    match ext {
+        "html" => Some("text/html; charset=utf-8"),
+        "js" => Some("text/javascript; charset=utf-8"),
+        "css" => Some("text/css; charset=utf-8"),
+        "wasm" => Some("application/wasm"),
+        _ => None,
+    }
+}
+
+/// Whether the server's content type for the app file at `path` is the one its name implies.
+pub fn asset_type_ok(content_type: &str, path: &str) -> bool {
+    let base = |t: &str| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    asset_type(path).is_some_and(|want| base(want) == base(content_type))
 }
 
 #[cfg(test)]

@@ -18,7 +18,14 @@ use axum::{
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+/// How many phone requests one gateway handles at once; beyond it, 503 `busy` with `Retry-After`.
+pub const IN_FLIGHT: usize = 256;
 
 /// Sees every byte the gateway receives from either side, before any check (tests use it to
 /// show that no document passes through).
@@ -29,11 +36,13 @@ pub struct Front {
     /// the open tunnels
     pub tunnels: Arc<Tunnels>,
     /// addresses whose `X-Forwarded-For` names the phone (the load balancers)
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<IpAddr>,
     /// how long a forwarded request may take
     pub request_timeout: Duration,
     /// see [`Tap`]
     pub tap: Option<Tap>,
+    /// [`IN_FLIGHT`] permits
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Request headers a phone's request keeps, with their caps (others are dropped): the device
@@ -41,9 +50,9 @@ pub struct Front {
 const REQUEST_HEADERS: &[(&str, usize)] =
     &[("authorization", 512), ("accept", 256), ("accept-language", 128), ("x-request-id", 64)];
 
-/// Answer headers that pass back (others are dropped).
+/// Answer headers that pass back, each at most 512 bytes (others are dropped; `Content-Type` is
+/// the gateway's own, from what it checked).
 const RESPONSE_HEADERS: &[&str] = &[
-    "content-type",
     "cache-control",
     "content-security-policy",
     "x-content-type-options",
@@ -71,7 +80,13 @@ pub fn router(front: Arc<Front>) -> Router {
         .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", axum::routing::get(readyz))
         .fallback(forward)
+        .layer(axum::middleware::map_response(nosniff))
         .with_state(front)
+}
+
+async fn nosniff(mut r: Response) -> Response {
+    r.headers_mut().entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    r
 }
 
 async fn readyz(State(f): State<Arc<Front>>) -> Response {
@@ -109,38 +124,62 @@ fn refused(route: &str, direction: &str, why: &Refusal) -> Response {
     envelope(status, code, message)
 }
 
-fn client_ip(f: &Front, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
-    if !f.trusted_proxies.contains(&peer.ip()) {
-        return peer.ip();
+/// The client's address: the peer's, or — when the peer is a trusted proxy — the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy. When any entry does not parse
+/// (`1.2.3.4:5678`, `unknown`), the header is not believed at all and the peer's address is
+/// used: otherwise a phone could put its own entry where an unparseable one was skipped. The
+/// server (audit records, rate limits) decides the same way, with this function.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !trusted.contains(&peer) {
+        return peer;
     }
-    // the nearest address the load balancer appended
-    headers
+    let hops: Option<Vec<IpAddr>> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
-        .next_back()
-        .unwrap_or(peer.ip())
+        .map(|v| v.to_str().ok())
+        .collect::<Option<Vec<_>>>()
+        .and_then(|vs| vs.iter().flat_map(|v| v.split(',')).map(|a| a.trim().parse::<IpAddr>().ok()).collect());
+    hops.and_then(|h| h.into_iter().rev().map(|a| a.to_canonical()).find(|a| !trusted.contains(a))).unwrap_or(peer)
 }
 
 async fn read(body: axum::body::Body, cap: usize) -> Result<Bytes, Refusal> {
     Limited::new(body, cap).collect().await.map(|c| c.to_bytes()).map_err(|_| Refusal::TooLarge(cap))
 }
 
-/// Check a phone's request, send it down a tunnel, check the answer.
+/// Check a phone's request, send it down a tunnel, check the answer — all within
+/// `request_timeout` (a phone that sends its body slowly holds nothing longer than that), and at
+/// most [`IN_FLIGHT`] at once (the gateway's memory stays bounded: each holds at most its route's
+/// request cap and one answer).
 pub async fn forward(
     State(f): State<Arc<Front>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    let Ok(_permit) = f.in_flight.clone().try_acquire_owned() else {
+        let mut r = envelope(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "网关繁忙，请稍后重试 / the gateway is busy; please retry",
+        );
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    match tokio::time::timeout(f.request_timeout, exchange(&f, peer, req)).await {
+        Ok(r) => r,
+        Err(_) => envelope(
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+            "请求或应答超时，请重试 / the request or its answer took too long; please retry",
+        ),
+    }
+}
+
+async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
-    let cap = match allow::route(parts.method.as_str(), &path) {
-        Some(Route { request: Body::Json(_), .. }) => JSON_MAX,
-        _ => 0,
-    };
+    let cap = allow::route(parts.method.as_str(), &path).map_or(0, |r| r.request_max);
     let bytes = match read(body, cap).await {
         Ok(b) => b,
         Err(e) => return refused(route_name(&parts.method, &path), "request", &e),
@@ -174,32 +213,25 @@ pub async fn forward(
     if !forwarded.is_empty() {
         out = out.header(header::CONTENT_TYPE, "application/json");
     }
-    out = out.header("x-forwarded-for", client_ip(&f, peer, &parts.headers).to_string());
+    out = out.header("x-forwarded-for", client_ip(peer.ip(), &parts.headers, &f.trusted_proxies).to_string());
     let out = match out.body(Full::new(Bytes::from(forwarded))) {
         Ok(r) => r,
         Err(_) => return refused(route.name, "request", &Refusal::NotJson),
     };
-    let answer = match tokio::time::timeout(f.request_timeout, f.tunnels.send(out)).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(SendError::NoTunnel)) => {
+    let answer = match f.tunnels.send(out).await {
+        Ok(a) => a,
+        Err(SendError::NoTunnel) => {
             return envelope(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_tunnel",
                 "医院内网签名服务暂未连接，请稍后重试 / the hospital's signing service is not connected; try again shortly",
             );
         }
-        Ok(Err(SendError::Lost)) => {
+        Err(SendError::Lost) => {
             return envelope(
                 StatusCode::BAD_GATEWAY,
                 "tunnel_lost",
                 "与医院内网的连接中断，请重试 / the connection to the hospital was lost; please retry",
-            );
-        }
-        Err(_) => {
-            return envelope(
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway_timeout",
-                "医院内网服务应答超时，请重试 / the hospital's service did not answer in time; please retry",
             );
         }
     };
@@ -216,17 +248,31 @@ pub async fn forward(
         }
         tap(&bytes);
     }
-    if matches!(route.response, Body::Asset) && head.status == StatusCode::NOT_FOUND {
-        return envelope(StatusCode::NOT_FOUND, "not_found", "未找到 / not found");
+    let failed = head.status.is_client_error() || head.status.is_server_error();
+    let json = head.headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if failed && (matches!(route.response, Body::Asset) || !json || bytes.is_empty()) {
+        // a refusal without the envelope (an app file not found, a framework's plain-text
+        // rejection): the phone gets the gateway's own envelope with the same status
+        return envelope(head.status, "refused", "医院内网服务拒绝了请求 / the hospital's service refused the request");
     }
-    match check_answer(route, head.status, &head.headers, &bytes) {
+    match check_answer(route, &path, head.status, &head.headers, &bytes) {
         Ok((body, location)) => {
             let mut r = Response::new(axum::body::Body::from(body));
             *r.status_mut() = head.status;
             for name in RESPONSE_HEADERS {
-                if let Some(v) = head.headers.get(*name) {
+                if let Some(v) = head.headers.get(*name).filter(|v| v.len() <= 512) {
                     r.headers_mut().insert(HeaderName::from_static(name), v.clone());
                 }
+            }
+            // the gateway says what the body is, from what it checked (never the server's word)
+            let ctype = match &route.response {
+                _ if failed => Some("application/json"),
+                Body::Json(_) => Some("application/json"),
+                Body::Asset => allow::asset_type(&path),
+                Body::Empty => None,
+            };
+            if let Some(c) = ctype {
+                r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(c));
             }
             if let Some(l) = location {
                 r.headers_mut().insert(header::LOCATION, l);
@@ -245,6 +291,7 @@ fn route_name(method: &Method, path: &str) -> &'static str {
 /// redirect there is (`/m` → `/m/`).
 fn check_answer(
     route: &Route,
+    path: &str,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -268,7 +315,36 @@ fn check_answer(
         Body::Empty => Err(Refusal::Answer("a body where none is expected".into())),
         Body::Json(ty) if ctype.starts_with("application/json") => allow::check_json(ty, body).map(|b| (b, None)),
         Body::Json(_) => Err(Refusal::Answer("not JSON".into())),
-        Body::Asset if allow::asset_type_ok(ctype) => Ok((body.to_vec(), None)),
+        Body::Asset if allow::asset_type_ok(ctype, path) => Ok((body.to_vec(), None)),
         Body::Asset => Err(Refusal::Answer("not an app file".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(v: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for x in v {
+            h.append("x-forwarded-for", HeaderValue::from_str(x).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_no_trusted_proxy_added() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let lb = [ip("192.0.2.10")];
+        // not from the load balancer: the header is the phone's own claim, ignored
+        assert_eq!(client_ip(ip("198.51.100.7"), &xff(&["203.0.113.1"]), &lb), ip("198.51.100.7"));
+        // from the load balancer: the address it appended (the phone's forged one is to its left)
+        assert_eq!(client_ip(ip("192.0.2.10"), &xff(&["10.9.9.9, 203.0.113.5"]), &lb), ip("203.0.113.5"));
+        assert_eq!(client_ip(ip("192.0.2.10"), &xff(&["10.9.9.9", "203.0.113.5, 192.0.2.10"]), &lb), ip("203.0.113.5"));
+        // an entry that does not parse: nothing in the header is believed
+        assert_eq!(client_ip(ip("192.0.2.10"), &xff(&["10.9.9.9, 203.0.113.5:443"]), &lb), ip("192.0.2.10"));
+        assert_eq!(client_ip(ip("192.0.2.10"), &xff(&["10.9.9.9, unknown"]), &lb), ip("192.0.2.10"));
+        // an IPv4 peer seen on a dual-stack socket is still the trusted proxy
+        assert_eq!(client_ip(ip("::ffff:192.0.2.10"), &xff(&["203.0.113.5"]), &lb), ip("203.0.113.5"));
     }
 }

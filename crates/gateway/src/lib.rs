@@ -83,10 +83,11 @@ impl Gateway {
             .map_err(|e| bind_err("tunnel", &cfg.tunnel_listen, e))?;
         let trusted_proxies = cfg.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
         let front = Arc::new(front::Front {
-            tunnels: tunnel::Tunnels::new(),
+            tunnels: tunnel::Tunnels::only(cfg.tunnel_peers.clone()),
             trusted_proxies,
             request_timeout: Duration::from_secs(cfg.request_timeout_seconds),
             tap,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(front::IN_FLIGHT)),
         });
         Ok(Gateway {
             public,

@@ -101,8 +101,8 @@ pub enum Purpose {
 }
 
 /// Refuse a peer whose leaf certificate does not name `purpose` in its extKeyUsage; returns the
-/// certificate's subject for the log.
-pub fn require_purpose(peer: Option<&[CertificateDer<'_>]>, purpose: Purpose) -> Result<String, TlsError> {
+/// certificate (its subject for the log, its common name for `gateway.tunnel_peers`).
+pub fn require_purpose(peer: Option<&[CertificateDer<'_>]>, purpose: Purpose) -> Result<Cert, TlsError> {
     let leaf = peer
         .and_then(|c| c.first())
         .ok_or_else(|| TlsError("对端未出示证书 / the peer showed no certificate".into()))?;
@@ -113,7 +113,7 @@ pub fn require_purpose(peer: Option<&[CertificateDer<'_>]>, purpose: Purpose) ->
         Purpose::Gateway => oid::KP_SERVER_AUTH,
     };
     match cert.ext_key_usage() {
-        Ok(Some((_, ekus))) if ekus.contains(&want) => Ok(cert.subject_display()),
+        Ok(Some((_, ekus))) if ekus.contains(&want) => Ok(cert),
         _ => Err(TlsError(format!(
             "对端证书 {} 不是隧道证书（缺少扩展密钥用途 {want}）/ the peer's certificate is not a tunnel certificate (extKeyUsage {want} missing)",
             cert.subject_display()

@@ -38,6 +38,11 @@ pub type Body = Full<Bytes>;
 
 /// How long a TLS handshake may take on either end.
 const HANDSHAKE: Duration = Duration::from_secs(10);
+/// Handshakes a gateway runs at once (more connections wait to be accepted): a flood of
+/// connections to the tunnel port cannot take all the CPU or every descriptor.
+const HANDSHAKES: usize = 16;
+/// Tunnels a gateway keeps open at most (two per server instance is the usual).
+const MAX_TUNNELS: usize = 64;
 
 struct Open {
     id: u64,
@@ -51,6 +56,8 @@ pub struct Tunnels {
     open: Mutex<Vec<Open>>,
     next: AtomicUsize,
     ids: AtomicU64,
+    /// when not empty, the common names a server's certificate must have (`gateway.tunnel_peers`)
+    peers_allowed: Vec<String>,
 }
 
 /// Why a request could not be forwarded.
@@ -63,9 +70,15 @@ pub enum SendError {
 }
 
 impl Tunnels {
-    /// No tunnel yet.
+    /// No tunnel yet; any server certificate of the hospital CA that names clientAuth may open one.
     pub fn new() -> Arc<Self> {
         Arc::default()
+    }
+
+    /// No tunnel yet; only servers whose certificate's common name is in `names` may open one
+    /// (a tunnel key that leaked from a server taken out of service is shut out by removing it).
+    pub fn only(names: Vec<String>) -> Arc<Self> {
+        Arc::new(Tunnels { peers_allowed: names, ..Tunnels::default() })
     }
 
     /// How many tunnels are open.
@@ -91,7 +104,9 @@ impl Tunnels {
         heartbeat: Duration,
     ) -> std::io::Result<()> {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
         loop {
+            let permit = handshakes.clone().acquire_owned().await.expect("never closed");
             let (tcp, addr) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
@@ -103,7 +118,7 @@ impl Tunnels {
             };
             let (me, acceptor) = (self.clone(), acceptor.clone());
             tokio::spawn(async move {
-                if let Err(e) = me.adopt(tcp, addr, acceptor, heartbeat).await {
+                if let Err(e) = me.adopt(tcp, addr, acceptor, heartbeat, permit).await {
                     tracing::warn!(peer = %addr, error = %e, "隧道被拒绝 / tunnel refused");
                 }
             });
@@ -116,13 +131,23 @@ impl Tunnels {
         addr: SocketAddr,
         acceptor: tokio_rustls::TlsAcceptor,
         heartbeat: Duration,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(), String> {
         let _ = tcp.set_nodelay(true);
         let tls = tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp))
             .await
             .map_err(|_| "TLS handshake timed out".to_string())?
             .map_err(|e| format!("TLS: {e}"))?;
-        let subject = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Server).map_err(|e| e.0)?;
+        drop(permit);
+        let cert = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Server).map_err(|e| e.0)?;
+        let cn = medsign_pki::name::common_name_or_dn(cert.subject());
+        if !self.peers_allowed.is_empty() && !self.peers_allowed.contains(&cn) {
+            return Err(format!("'{cn}' is not in gateway.tunnel_peers"));
+        }
+        if self.count() >= MAX_TUNNELS {
+            return Err(format!("already {MAX_TUNNELS} tunnels open"));
+        }
+        let subject = cert.subject_display();
         let (send, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(heartbeat)

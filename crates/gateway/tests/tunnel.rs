@@ -88,6 +88,10 @@ fn stand_in(seen: Seen) -> Router {
         seen.lock().unwrap().push(("/mobile/v1/pending".into(), vec![]));
         Json(serde_json::json!({"items": []}))
     }
+    async fn systems() -> (axum::http::StatusCode, [(&'static str, &'static str); 1], &'static str) {
+        // a refusal that is not the envelope, labelled HTML: never shown to the phone as HTML
+        (axum::http::StatusCode::CONFLICT, [("content-type", "text/html")], "<script>alert(1)</script>")
+    }
     async fn anything(State(seen): State<Seen>, uri: axum::http::Uri) -> &'static str {
         seen.lock().unwrap().push((uri.path().to_string(), vec![]));
         "reached"
@@ -96,6 +100,7 @@ fn stand_in(seen: Seen) -> Router {
         .route("/mobile/v1/unlock", post(unlock))
         .route("/mobile/v1/soter", get(soter))
         .route("/mobile/v1/pending", get(pending))
+        .route("/mobile/v1/systems", get(systems))
         .fallback(anything)
         .with_state(seen)
 }
@@ -109,6 +114,11 @@ struct Running {
 
 /// A gateway in its own runtime (dropping it ends every connection, like a killed process).
 fn gateway(ca: &Ca, tunnel_listen: &str) -> Running {
+    gateway_for(ca, tunnel_listen, vec![])
+}
+
+/// [`gateway`] that lets only servers with these common names open tunnels.
+fn gateway_for(ca: &Ca, tunnel_listen: &str, tunnel_peers: Vec<String>) -> Running {
     let (cert, key) = leaf(ca, Profile::TlsServer, &["127.0.0.1"], "gateway");
     let cfg = GatewayConfig {
         listen: "127.0.0.1:0".into(),
@@ -116,6 +126,7 @@ fn gateway(ca: &Ca, tunnel_listen: &str) -> Running {
         tunnel_cert: Some(cert),
         tunnel_key: Some(key),
         tunnel_ca: Some(ca.root_pem.clone()),
+        tunnel_peers,
         heartbeat_seconds: 1,
         request_timeout_seconds: 5,
         ..GatewayConfig::default()
@@ -156,6 +167,12 @@ fn wait_for(what: &str, secs: u64, cond: impl Fn() -> bool) {
 
 /// One HTTP/1.1 request with extra headers; (status, body as JSON or null).
 fn call(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, serde_json::Value) {
+    let (st, _, v) = call_head(addr, method, path, headers, body);
+    (st, v)
+}
+
+/// [`call`], with the answer's head too.
+fn call_head(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String, serde_json::Value) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
@@ -167,7 +184,8 @@ fn call(addr: &str, method: &str, path: &str, headers: &[&str], body: &str) -> (
     s.read_to_end(&mut r).unwrap();
     let split = r.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let status = String::from_utf8_lossy(&r[9..12]).parse().unwrap();
-    (status, serde_json::from_slice(&r[split..]).unwrap_or(serde_json::Value::Null))
+    let head = String::from_utf8_lossy(&r[..split]).to_ascii_lowercase();
+    (status, head, serde_json::from_slice(&r[split..]).unwrap_or(serde_json::Value::Null))
 }
 
 #[test]
@@ -212,6 +230,9 @@ fn messages_travel_the_tunnel_only_as_the_allow_list_has_them() {
         let (st, v) = call(&gw.public, "GET", path, &[], "");
         assert_eq!((st, v["code"].as_str()), (404, Some("not_found")), "{path}: {v}");
     }
+    // a body over the route's cap (64 KiB) is refused while it arrives
+    let big = serde_json::json!({"verifier": "cd", "approve": "e".repeat(70_000)}).to_string();
+    assert_eq!(call(&gw.public, "POST", "/mobile/v1/unlock", &["Content-Type: application/json"], &big).0, 413);
     // a body where the route has none
     assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "{\"x\":1}").0, 413);
     assert_eq!(seen.lock().unwrap().len(), before, "nothing refused reached the server");
@@ -226,6 +247,11 @@ fn messages_travel_the_tunnel_only_as_the_allow_list_has_them() {
         "a query the route does not take"
     );
     assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+    // a refusal in HTML reaches the phone as the gateway's JSON envelope, never as HTML
+    let (st, head, v) = call_head(&gw.public, "GET", "/mobile/v1/systems", &[], "");
+    assert_eq!((st, v["code"].as_str()), (409, Some("refused")), "{v}");
+    assert!(head.contains("content-type: application/json") && head.contains("nosniff"), "{head}");
+    assert!(!v.to_string().contains("script"));
 }
 
 #[test]
@@ -245,6 +271,19 @@ fn only_tunnel_certificates_of_the_hospital_ca_open_a_tunnel() {
         assert_eq!(gw.tunnels.count(), 0, "{what} opened a tunnel");
         stop.send(true).unwrap();
     }
+    // a gateway that lists its servers lets no other one in
+    let listed = gateway_for(&ca, "127.0.0.1:0", vec!["medsign-server-1".into()]);
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-9"], "unlisted");
+    let stop =
+        server(&gw.rt, &listed.tunnel, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen.clone()));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(listed.tunnels.count(), 0, "a server not in tunnel_peers opened a tunnel");
+    stop.send(true).unwrap();
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "listed");
+    let stop =
+        server(&gw.rt, &listed.tunnel, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen.clone()));
+    wait_for("the listed server's tunnel", 10, || listed.tunnels.count() == 1);
+    stop.send(true).unwrap();
     // and a server does not talk to a "gateway" whose certificate is another CA's
     let impostor = gateway(&other, "127.0.0.1:0");
     let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");

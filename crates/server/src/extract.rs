@@ -102,22 +102,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 /// ignored from anyone else, so a client cannot choose the address it is limited and audited by.
 pub(crate) fn client(parts: &Parts, trusted: &[std::net::IpAddr]) -> (String, String) {
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let forwarded = || {
-        let hops: Vec<std::net::IpAddr> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|a| a.trim().parse().ok())
-            .collect::<Option<Vec<_>>>()?;
-        hops.into_iter().rev().find(|a| !trusted.contains(a))
-    };
-    let ip = match peer {
-        Some(p) if trusted.contains(&p) => forwarded().unwrap_or(p).to_string(),
-        Some(p) => p.to_string(),
-        None => String::new(),
-    };
+    let ip =
+        peer.map(|p| medsign_gateway::front::client_ip(p, &parts.headers, trusted).to_string()).unwrap_or_default();
     let user_agent =
         parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
     (ip, user_agent)
