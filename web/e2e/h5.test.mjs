@@ -1,5 +1,6 @@
 // node:test — the H5 app (/m/) in headless Chromium (Debian `chromium` driven by playwright-core),
-// against the real `medsign serve`. The phone is a mobile-emulated context (360×640, touch); it
+// against the real `medsign serve`, the phone reaching it only through `medsign gateway` (its tunnel,
+// docs/gateway.md). The phone is a mobile-emulated context (360×640, touch); it
 // "scans" by decoding the QR image the API gave the PC with zbarimg (zbar-tools) and opening the
 // deep link, as the phone's camera app would; a second, desktop context is the demo HIS page
 // (/demo/his) using the PC SDK, whose QR the phone reads from a screenshot of the PC screen — once
@@ -15,7 +16,7 @@ import { mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync } from 'nod
 import { join } from 'node:path';
 import { tmpdir, homedir } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { startServer, readEvents, root } from '../wasm/testkit/server.mjs';
+import { startBehindGateway, readEvents, root } from '../wasm/testkit/server.mjs';
 
 const PW = process.env.MEDSIGN_PLAYWRIGHT || join(homedir(), '.cache/medsign-test-tools/node/node_modules/playwright-core/index.mjs');
 const CHROMIUM = process.env.MEDSIGN_CHROMIUM || '/usr/bin/chromium';
@@ -63,14 +64,16 @@ function decodeQr(pngBase64, name) {
 
 async function openLink(link) {
   const u = new URL(link);
-  await p.goto(`${srv.base}/m/${u.hash}`);
+  await p.goto(`${srv.gateway}/m/${u.hash}`);
 }
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'medsign-e2e-'));
   // the DEMO real-name provider (explicitly configured): enrolment passes through a real-name check
-  srv = await startServer({ MEDSIGN_REALNAME_PROVIDER: 'dev' });
+  // the phone's browser opens the H5 app at the DMZ gateway (all its API calls go there); the HIS,
+  // the PC page and the verification page talk to the server
+  srv = await startBehindGateway({ MEDSIGN_REALNAME_PROVIDER: 'dev' });
   call = srv.call;
   const app = await call('POST', '/admin/v1/apps', srv.admin, { name: 'HIS', scopes: ['users:write', 'users:read', 'sign', 'verify'] });
   his = app.body.token;
@@ -94,7 +97,7 @@ after(async () => {
 
 test('bind the phone, set the PIN and create the split key, draw the handwriting', async () => {
   const code = (await call('POST', '/api/v1/users/1001/activation-codes', his)).body.code;
-  await p.goto(`${srv.base}/m/`);
+  await p.goto(`${srv.gateway}/m/`);
   await p.waitForSelector('#activate');
   await shot('01-activate');
   await p.fill('#employee', '1001');
@@ -200,7 +203,7 @@ test('the demo HIS page (PC) logs in and signs through the SDK; the phone scans 
   await pc.screenshot({ path: join(SHOTS, 'pc-03-sign-qr.png') });
   // this time the phone's own scan page reads the PC screen through the camera
   await pointCameraAt(pc, '#signQr');
-  await p.goto(`${srv.base}/m/#/scan`);
+  await p.goto(`${srv.gateway}/m/#/scan`);
   await p.waitForSelector('#camera');
   assert.equal(await p.evaluate(() => 'BarcodeDetector' in window), false, 'Linux Chromium has no BarcodeDetector: the wasm reader decodes');
   await p.waitForSelector('#confirmSign', { timeout: 30000 });
@@ -222,7 +225,7 @@ test('batch-sign 20 from the pending list with one PIN entry', async () => {
     assert.equal(r.status, 201);
     ids.push(r.body.id);
   }
-  await p.goto(`${srv.base}/m/#/pending`);
+  await p.goto(`${srv.gateway}/m/#/pending`);
   await p.waitForSelector('#signSelected');
   assert.equal(await p.locator('#pendingList input[type=checkbox]').count(), 20);
   await shot('09-pending');
@@ -238,7 +241,7 @@ test('batch-sign 20 from the pending list with one PIN entry', async () => {
 test('grant → the HIS signs without the phone → cancel → refused; records and settings', async () => {
   const autoFlow = (title) => ({ kind: 'data', title, content: `${title}：NS 250ml ivgtt qd`, signers: [{ employee_no: '1001' }] });
   assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 A'))).status, 400);
-  await p.goto(`${srv.base}/m/#/grants`);
+  await p.goto(`${srv.gateway}/m/#/grants`);
   await p.waitForSelector('#grant');
   await p.selectOption('#system', { label: 'HIS' });
   await p.selectOption('#hours', '2');
@@ -253,16 +256,16 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await p.click('#grantList .danger');
   await p.waitForFunction(() => !document.querySelector('#grantList .danger'));
   assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 C'))).status, 400, 'refused after cancel');
-  await p.goto(`${srv.base}/m/#/records`);
+  await p.goto(`${srv.gateway}/m/#/records`);
   await p.waitForSelector('#signRecords .item');
   assert.match(await p.textContent('#signRecords'), /门诊处方笺 MZ20261127077/);
   await shot('13-records');
-  await p.goto(`${srv.base}/m/#/settings`);
+  await p.goto(`${srv.gateway}/m/#/settings`);
   await p.waitForSelector('#unbind');
   assert.match(await p.textContent('#soterStatus'), /未启用指纹验证.*use the PIN/, 'no mini program configured here');
   await shot('14-settings');
   cameraFrame(new Uint8Array(640 * 480).fill(140));
-  await p.goto(`${srv.base}/m/#/scan`);
+  await p.goto(`${srv.gateway}/m/#/scan`);
   await p.waitForSelector('#link');
   await shot('15-scan');
 });

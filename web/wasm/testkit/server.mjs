@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createSocket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
@@ -43,13 +43,29 @@ export function fakeNtpServer() {
   return new Promise((resolve) => sock.bind(0, '127.0.0.1', () => resolve({ source: `127.0.0.1:${sock.address().port}`, close: () => sock.close() })));
 }
 
-/** Start medsign (its clock synchronised to a local fake NTP server); resolves to { base, admin, call, stop }. */
-export async function startServer(extraEnv = {}) {
+const bin = () => process.env.MEDSIGN_BIN || `${root}target/debug/medsign`;
+
+/** A JSON `call(method, path, token, body)` against `base`. */
+function caller(base) {
+  return async function call(method, path, token, body) {
+    const res = await fetch(base + path, {
+      method,
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => null) };
+  };
+}
+
+/**
+ * Start medsign (its clock synchronised to a local fake NTP server); resolves to { base, admin, call, stop }.
+ * `dir`: an existing folder to keep the data directory in (left in place by `stop`).
+ */
+export async function startServer(extraEnv = {}, { dir: keep } = {}) {
   const ntp = await fakeNtpServer();
   await phone.load(readFileSync(`${root}web/wasm/pkg/medsign_wasm_bg.wasm`));
-  const dir = mkdtempSync(join(tmpdir(), 'medsign-node-'));
-  const bin = process.env.MEDSIGN_BIN || `${root}target/debug/medsign`;
-  const server = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+  const dir = keep || mkdtempSync(join(tmpdir(), 'medsign-node-'));
+  const server = spawn(bin(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
     env: { ...process.env, MEDSIGN_TIME_SOURCES: ntp.source, MEDSIGN_TIME_POLL_SECONDS: '1', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -65,14 +81,7 @@ export async function startServer(extraEnv = {}) {
       if (m) { clearTimeout(timer); resolve(`http://${m[1]}`); }
     });
   });
-  async function call(method, path, token, body) {
-    const res = await fetch(base + path, {
-      method,
-      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: await res.json().catch(() => null) };
-  }
+  const call = caller(base);
   for (let i = 0; ; i++) {
     const r = await fetch(`${base}/readyz`).then((x) => x.json()).catch(() => ({}));
     if (JSON.stringify(r).includes('INSYNC')) break;
@@ -82,9 +91,55 @@ export async function startServer(extraEnv = {}) {
   const stop = () => {
     ntp.close();
     server.kill();
-    rmSync(dir, { recursive: true, force: true });
+    if (!keep) rmSync(dir, { recursive: true, force: true });
   };
   return { base, admin, call, stop };
+}
+
+/**
+ * medsign behind a DMZ gateway (docs/gateway.md): a first start creates the hospital CA, `medsign
+ * gateway cert` issues both tunnel certificates, `medsign gateway` runs, and medsign starts again
+ * with its tunnel to it. Resolves to { base, admin, call (the server: the HIS's view), gateway,
+ * phoneCall (the gateway: all a phone can reach), stop }.
+ */
+export async function startBehindGateway(extraEnv = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'medsign-gw-'));
+  const first = await startServer(extraEnv, { dir });
+  first.stop();
+  await new Promise((ok) => setTimeout(ok, 300));
+  const data = join(dir, 'data');
+  for (const [role, name, out] of [['gateway', '127.0.0.1', 'gw'], ['server', 'medsign-node-1', 'srv']]) {
+    const r = spawnSync(bin(), ['gateway', 'cert', '--data-dir', data, '--role', role, '--name', name,
+      '--out-cert', join(dir, `${out}.pem`), '--out-key', join(dir, `${out}.key`), ...(role === 'gateway' ? ['--out-ca', join(dir, 'ca.pem')] : [])]);
+    if (r.status !== 0) throw new Error(`gateway cert: ${r.stderr}`);
+  }
+  const gw = spawn(bin(), ['gateway'], {
+    env: { ...process.env, MEDSIGN_GATEWAY_LISTEN: '127.0.0.1:0', MEDSIGN_GATEWAY_TUNNEL_LISTEN: '127.0.0.1:0',
+      MEDSIGN_GATEWAY_TUNNEL_CERT: join(dir, 'gw.pem'), MEDSIGN_GATEWAY_TUNNEL_KEY: join(dir, 'gw.key'), MEDSIGN_GATEWAY_TUNNEL_CA: join(dir, 'ca.pem') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const { gateway, tunnel } = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the gateway did not start')), 30000);
+    let tunnel;
+    createInterface({ input: gw.stderr }).on('line', (l) => {
+      const t = l.match(/tunnels \(mutual TLS\): (\S+)/);
+      if (t) tunnel = t[1];
+      const m = l.match(/listening on (\S+)/);
+      if (m) { clearTimeout(timer); resolve({ gateway: `http://${m[1]}`, tunnel }); }
+    });
+  });
+  const srv = await startServer({ ...extraEnv, MEDSIGN_TUNNEL_GATEWAYS: tunnel, MEDSIGN_TUNNEL_CERT: join(dir, 'srv.pem'),
+    MEDSIGN_TUNNEL_KEY: join(dir, 'srv.key'), MEDSIGN_TUNNEL_CA: join(dir, 'ca.pem') }, { dir });
+  for (let i = 0; (await fetch(`${gateway}/readyz`)).status !== 200; i++) {
+    if (i > 200) throw new Error('no tunnel to the gateway');
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+  const stop = () => {
+    srv.stop();
+    gw.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { ...srv, admin: first.admin, gateway, phoneCall: caller(gateway), stop };
 }
 
 /** Bind a phone of `employee` (activation code from the HIS token `his`); returns the session token. */
