@@ -166,8 +166,10 @@ impl Tunnels {
         Ok(())
     }
 
-    /// Send `req` down one of the open tunnels, in turn; a tunnel that closed before taking the
-    /// request is dropped and the next one tried.
+    /// Send `req` down one of the open tunnels, in turn. A tunnel that closed before taking the
+    /// request, or that refused it unprocessed (a server going away answers GOAWAY, RFC 9113
+    /// § 8.7: such a stream was not processed and may be retried), is dropped and the next one
+    /// tried.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Incoming>, SendError> {
         let tries = self.count();
         for _ in 0..tries {
@@ -184,6 +186,7 @@ impl Tunnels {
                 self.remove(id);
                 continue;
             }
+            let again = copy(&req);
             match send.try_send_request(req).await {
                 Ok(r) => return Ok(r),
                 Err(mut e) => match e.take_message() {
@@ -192,14 +195,40 @@ impl Tunnels {
                         req = back;
                     }
                     None => {
-                        tracing::warn!(tunnel = id, error = %e.into_error(), "request lost in the tunnel");
-                        return Err(SendError::Lost);
+                        let e = e.into_error();
+                        if !unprocessed(&e) {
+                            tracing::warn!(tunnel = id, error = %e, "request lost in the tunnel");
+                            return Err(SendError::Lost);
+                        }
+                        self.remove(id);
+                        req = again;
                     }
                 },
             }
         }
         Err(SendError::NoTunnel)
     }
+}
+
+/// The same request again (the body is shared bytes; extensions are not used on this side).
+fn copy(r: &Request<Body>) -> Request<Body> {
+    let mut c = Request::new(r.body().clone());
+    *c.method_mut() = r.method().clone();
+    *c.uri_mut() = r.uri().clone();
+    *c.headers_mut() = r.headers().clone();
+    c
+}
+
+/// Whether the server never processed the stream: refused (REFUSED_STREAM) or cut by its GOAWAY.
+fn unprocessed(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A server's end of one tunnel.

@@ -325,3 +325,53 @@ fn a_lost_gateway_is_dialled_again_and_a_stopped_server_says_goodbye() {
     let (st, v) = call(&again.public, "GET", "/mobile/v1/pending", &[], "");
     assert_eq!((st, v["code"].as_str()), (503, Some("no_tunnel")), "{v}");
 }
+
+#[test]
+fn two_servers_share_a_gateway_and_one_stopping_loses_no_request() {
+    let ca = ca("测试");
+    let gw = gateway(&ca, "127.0.0.1:0");
+    let (seen_a, seen_b): (Seen, Seen) = (Arc::default(), Arc::default());
+    let (ca_cert, ca_key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "a");
+    let (cb_cert, cb_key) = leaf(&ca, Profile::TlsClient, &["medsign-server-2"], "b");
+    let stop_a = server(
+        &gw.rt,
+        &gw.tunnel,
+        tls::Files { cert: &ca_cert, key: &ca_key, ca: &ca.root_pem },
+        stand_in(seen_a.clone()),
+    );
+    let _stop_b = server(
+        &gw.rt,
+        &gw.tunnel,
+        tls::Files { cert: &cb_cert, key: &cb_key, ca: &ca.root_pem },
+        stand_in(seen_b.clone()),
+    );
+    wait_for("both tunnels", 10, || gw.tunnels.count() == 2);
+    for _ in 0..10 {
+        assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+    }
+    let (a, b) = (seen_a.lock().unwrap().len(), seen_b.lock().unwrap().len());
+    assert!(a > 0 && b > 0 && a + b == 10, "requests go to both servers in turn: {a} + {b}");
+    // one server stops (GOAWAY) while phones keep calling: every request still gets its answer
+    let public = gw.public.clone();
+    let phones: Vec<_> = (0..4)
+        .map(|_| {
+            let public = public.clone();
+            std::thread::spawn(move || {
+                (0..25).map(|_| call(&public, "GET", "/mobile/v1/pending", &[], "").0).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(5));
+    stop_a.send(true).unwrap();
+    for p in phones {
+        let statuses = p.join().unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    wait_for("one tunnel", 10, || gw.tunnels.count() == 1);
+    // requests under way when it stopped were still answered by it; after that, nothing more
+    let after = seen_a.lock().unwrap().len();
+    for _ in 0..5 {
+        assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+    }
+    assert_eq!(seen_a.lock().unwrap().len(), after, "a stopped server gets nothing more");
+}
