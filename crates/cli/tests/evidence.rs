@@ -10,57 +10,23 @@
 mod common;
 use base64::Engine;
 use common::*;
-use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare, SignResponse};
+use medsign_crypto::twoparty::ClientKeyShare;
 
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-const PIN: &str = "2424242424242424242424242424242424242424242424242424242424242424";
-
 /// Bind a phone for `no`, pass the (demo) real-name check, enrol a two-party key, set the PIN.
 fn enrol(s: &Server, his: &str, no: &str) -> (String, ClientKeyShare) {
-    let (st, code) = s.json("POST", &format!("/api/v1/users/{no}/activation-codes"), Some(his), "");
-    assert_eq!(st, 201, "{code}");
-    let body = serde_json::json!({"employee_no": no, "code": code["code"], "device_name": "测试手机"}).to_string();
-    let (st, act) = s.json("POST", "/mobile/v1/activate", None, &body);
-    assert_eq!(st, 201, "{act}");
-    let token = act["token"].as_str().unwrap().to_string();
+    let phone = s.endpoint();
+    let token = phone_bind(s, &phone, his, no);
     let (st, started) = s.json("POST", "/mobile/v1/realname", Some(&token), "");
     assert_eq!(st, 201, "{started}");
     let (st, out) =
         s.json("POST", &format!("/mobile/v1/realname/{}", started["check_id"].as_str().unwrap()), Some(&token), "");
     assert_eq!(st, 200, "{out}");
-    let (st, start) = s.json("POST", "/mobile/v1/keys", Some(&token), "");
-    assert_eq!(st, 201, "{start}");
-    let (kg, req) = ClientKeyGen::start(start["context"].as_str().unwrap().as_bytes()).unwrap();
-    let path = format!("/mobile/v1/keys/{}", start["key_id"].as_str().unwrap());
-    let (st, done) = s.json("POST", &path, Some(&token), &serde_json::json!({"request": req}).to_string());
-    assert_eq!(st, 201, "{done}");
-    let share = kg.finish(&serde_json::from_value(done["response"].clone()).unwrap()).unwrap();
-    assert_eq!(
-        s.json("POST", "/mobile/v1/pin", Some(&token), &serde_json::json!({ "verifier": PIN }).to_string()).0,
-        200
-    );
+    let share = phone_keys(&phone, &token);
     (token, share)
-}
-
-/// The phone co-signs `round` after the doctor's PIN approval.
-fn co_sign(s: &Server, token: &str, share: &ClientKeyShare, round: &serde_json::Value) -> serde_json::Value {
-    let e: [u8; 32] = hex::decode(round["e"].as_str().unwrap()).unwrap().try_into().unwrap();
-    let (session, req) = share.begin_sign(&e).unwrap();
-    let digest = medsign_phone::approvals::sign_digest(&[round["e"].as_str().unwrap()]);
-    let body = serde_json::json!({ "verifier": PIN, "approve": digest }).to_string();
-    assert_eq!(s.json("POST", "/mobile/v1/unlock", Some(token), &body).0, 200);
-    let body = serde_json::json!({"answers": [{"round_id": round["round_id"], "request": req}]}).to_string();
-    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/answers", Some(token), &body);
-    assert_eq!(st, 200, "{v}");
-    let resp: SignResponse = serde_json::from_value(v["responses"][0].clone()).unwrap();
-    let sig = hex::encode(session.finish(&resp).unwrap().to_der());
-    let body = serde_json::json!({"signatures": [{"round_id": round["round_id"], "signature": sig}]}).to_string();
-    let (st, v) = s.json("POST", "/mobile/v1/sign-rounds/signatures", Some(token), &body);
-    assert_eq!(st, 200, "{v}");
-    v
 }
 
 #[test]
@@ -111,7 +77,7 @@ fn the_evidence_report_of_a_scan_signed_prescription_is_readable_and_sealed() {
     let target = serde_json::json!({"targets": [{"ticket": ticket}]}).to_string();
     let (st, v) = s.json("POST", "/mobile/v1/sign-rounds", Some(&me), &target);
     assert_eq!(st, 201, "{v}");
-    let out = co_sign(&s, &me, &share, &v["rounds"][0]);
+    let out = co_sign(&s.endpoint(), &me, &share, std::slice::from_ref(&v["rounds"][0]));
     assert_eq!(out["results"][0]["state"], "completed", "{out}");
     let (_, _, signed) = s.raw("GET", &format!("/api/v1/sign-flows/{id}/file"), Some(&his), None, b"");
     let doc_sm3 = hex::encode(medsign_crypto::hash::sm3(&signed));

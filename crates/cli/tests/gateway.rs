@@ -249,7 +249,39 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     ]);
     assert_fails(&refused, "a certificate before medsign was ever started");
     assert!(text(&refused.stderr).contains("medsign serve"), "{}", text(&refused.stderr));
+    // a wrong role, a name that is no host: refused with the reason, nothing written
+    for (args, says) in
+        [(["--role", "client", "--name", "x"], "--role"), (["--role", "server", "--name", "张三 医生"], "host name")]
+    {
+        let o = d.medsign(
+            &[
+                &["gateway", "cert", "--data-dir", &d.p("data")][..],
+                &args[..],
+                &["--out-cert", &d.p("bad.pem"), "--out-key", &d.p("bad.key")][..],
+            ]
+            .concat(),
+        );
+        assert_fails(&o, "a bad tunnel certificate request");
+        assert!(text(&o.stderr).contains(says), "{}", text(&o.stderr));
+        assert!(!d.path("bad.key").exists() && !d.path("bad.pem").exists());
+    }
     gateway_cert(&d, "gateway", "127.0.0.1", "gateway", true);
+    // an existing file is never overwritten (the key above stays the one issued)
+    let again = d.medsign(&[
+        "gateway",
+        "cert",
+        "--data-dir",
+        &d.p("data"),
+        "--role",
+        "gateway",
+        "--name",
+        "127.0.0.1",
+        "--out-cert",
+        &d.p("other.pem"),
+        "--out-key",
+        &d.p("gateway.key"),
+    ]);
+    assert_fails(&again, "overwriting a tunnel key");
     gateway_cert(&d, "server", "medsign-server-1", "server", false);
     first.stop();
 

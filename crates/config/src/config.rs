@@ -585,6 +585,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tunnel_needs_its_certificates_and_host_ports() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
+        };
+        let e = Config::load(None, env(&[("MEDSIGN_TUNNEL_GATEWAYS", "gw.example:7443")])).unwrap_err().to_string();
+        assert!(e.contains("tunnel.cert") && e.contains("mutual TLS"), "{e}");
+        let files =
+            [("MEDSIGN_TUNNEL_CERT", "s.pem"), ("MEDSIGN_TUNNEL_KEY", "s.key"), ("MEDSIGN_TUNNEL_CA", "ca.pem")];
+        for bad in ["gw.example", "gw.example:port", ":7443", "gw.example:70000"] {
+            let mut v = files.to_vec();
+            v.push(("MEDSIGN_TUNNEL_GATEWAYS", bad));
+            let e = Config::load(None, env(&v)).unwrap_err().to_string();
+            assert!(e.contains("MEDSIGN_TUNNEL_GATEWAYS") && e.contains("host:port"), "{bad}: {e}");
+        }
+        let mut v = files.to_vec();
+        v.push(("MEDSIGN_TUNNEL_GATEWAYS", "gw1.example:7443, [::1]:7443"));
+        assert_eq!(Config::load(None, env(&v)).unwrap().tunnel.gateways, ["gw1.example:7443", "[::1]:7443"]);
+        let e = Config::load(None, env(&[("MEDSIGN_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/24")])).unwrap_err().to_string();
+        assert!(e.contains("gateway.trusted_proxies"), "{e}");
+        let e = Config::load(None, env(&[("MEDSIGN_GATEWAY_HEARTBEAT_SECONDS", "0")])).unwrap_err().to_string();
+        assert!(e.contains("gateway.heartbeat_seconds"), "{e}");
+    }
+
+    #[test]
     fn trusted_proxies_must_be_addresses() {
         let env = |v: &str| vec![("MEDSIGN_SERVER_TRUSTED_PROXIES".to_string(), v.to_string())].into_iter();
         let c = Config::load(None, env("127.0.0.1, ::1")).unwrap();

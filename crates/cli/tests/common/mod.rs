@@ -351,23 +351,35 @@ pub fn phone_enrol(
     his: &str,
     no: &str,
 ) -> (String, medsign_crypto::twoparty::ClientKeyShare) {
+    let token = phone_bind(s, phone, his, no);
+    let share = phone_keys(phone, &token);
+    (token, share)
+}
+
+/// Activate a phone for `no`: the activation code from the HIS API of `s`, the activation
+/// through `phone`. Returns the session token.
+pub fn phone_bind(s: &Server, phone: &Endpoint, his: &str, no: &str) -> String {
     let (st, code) = s.json("POST", &format!("/api/v1/users/{no}/activation-codes"), Some(his), "");
     assert_eq!(st, 201, "{code}");
     let body = serde_json::json!({"employee_no": no, "code": code["code"], "device_name": "测试手机"}).to_string();
     let (st, act) = phone.json("POST", "/mobile/v1/activate", None, &body);
     assert_eq!(st, 201, "{act}");
-    let token = act["token"].as_str().unwrap().to_string();
-    let (st, start) = phone.json("POST", "/mobile/v1/keys", Some(&token), "");
+    act["token"].as_str().unwrap().to_string()
+}
+
+/// The bound phone generates its two-party key with the server and sets its PIN; returns its share.
+pub fn phone_keys(phone: &Endpoint, token: &str) -> medsign_crypto::twoparty::ClientKeyShare {
+    let (st, start) = phone.json("POST", "/mobile/v1/keys", Some(token), "");
     assert_eq!(st, 201, "{start}");
     let (kg, req) =
         medsign_crypto::twoparty::ClientKeyGen::start(start["context"].as_str().unwrap().as_bytes()).unwrap();
     let path = format!("/mobile/v1/keys/{}", start["key_id"].as_str().unwrap());
-    let (st, done) = phone.json("POST", &path, Some(&token), &serde_json::json!({"request": req}).to_string());
+    let (st, done) = phone.json("POST", &path, Some(token), &serde_json::json!({"request": req}).to_string());
     assert_eq!(st, 201, "{done}");
     let share = kg.finish(&serde_json::from_value(done["response"].clone()).unwrap()).unwrap();
     let body = serde_json::json!({ "verifier": PIN }).to_string();
-    assert_eq!(phone.json("POST", "/mobile/v1/pin", Some(&token), &body).0, 200);
-    (token, share)
+    assert_eq!(phone.json("POST", "/mobile/v1/pin", Some(token), &body).0, 200);
+    share
 }
 
 /// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`). PIN entries are
