@@ -599,6 +599,9 @@ pub async fn records(db: &Db, s: &Session, limit: i64) -> Result<Records> {
             let mut details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
             if let Some(d) = details.as_object_mut() {
                 d.remove("signature");
+                // details the audit log stored cut (over its size cap) keep only their length:
+                // the cut text is a fragment of the JSON — with the login signature in it
+                d.remove("start");
             }
             LoginRecord { at: e.at, action: e.action, outcome: e.outcome, ip: e.ip, details }
         })

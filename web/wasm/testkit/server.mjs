@@ -122,6 +122,8 @@ export async function startBehindGateway(extraEnv = {}) {
     const timer = setTimeout(() => reject(new Error('the gateway did not start')), 30000);
     let tunnel;
     createInterface({ input: gw.stderr }).on('line', (l) => {
+      // what the gateway refused is part of a failing test's story
+      if (/allow-list/.test(l)) process.stderr.write(`gateway: ${l}\n`);
       const t = l.match(/tunnels \(mutual TLS\): (\S+)/);
       if (t) tunnel = t[1];
       const m = l.match(/listening on (\S+)/);
