@@ -23,6 +23,8 @@ const CHROMIUM = process.env.MEDSIGN_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(root, 'target/screenshots');
 const PIN = '258036';
 let srv, call, his, browser, ctx, p, work, camera;
+/** Every path the phone's browser asked the gateway for. */
+const asked = [];
 
 /** Chromium's fake camera plays this Y4M file (one grey 640×480 frame, I420; chroma neutral). */
 function cameraFrame(luma) {
@@ -87,6 +89,7 @@ before(async () => {
     userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Mobile Safari/537.36' });
   p = await ctx.newPage();
   p.on('pageerror', (e) => { throw e; });
+  p.on('request', (r) => { const u = new URL(r.url()); if (u.origin === srv.gateway) asked.push(u.pathname); });
 });
 
 after(async () => {
@@ -96,9 +99,13 @@ after(async () => {
 });
 
 test('bind the phone, set the PIN and create the split key, draw the handwriting', async () => {
-  const code = (await call('POST', '/api/v1/users/1001/activation-codes', his)).body.code;
-  await p.goto(`${srv.gateway}/m/`);
+  const act = (await call('POST', '/api/v1/users/1001/activation-codes', his)).body;
+  const code = act.code;
+  // the activation link from the IT department carries the channel key's fingerprint: pinned
+  // before the first call
+  await p.goto(`${srv.gateway}/m/#/activate?k=${act.channel_fingerprint}`);
   await p.waitForSelector('#activate');
+  assert.equal(await p.evaluate(() => localStorage.getItem('medsign.channel')), act.channel_fingerprint);
   await shot('01-activate');
   await p.fill('#employee', '1001');
   await p.fill('#code', code.toLowerCase());
@@ -295,4 +302,10 @@ test('an evidence report\'s verification link checks the file in the browser, up
   assert.match(await v.textContent('#expected'), /没有有效的 SM3/);
   assert.deepEqual(posts, [], 'the page sends nothing');
   await v.close();
+});
+
+test('the phone spoke to the gateway only sealed: no plain call of the phone API left the browser', () => {
+  const api = asked.filter((a) => a.startsWith('/mobile/v1/'));
+  assert.ok(api.filter((a) => a === '/mobile/v1/sealed').length > 20, `sealed calls: ${api.length}`);
+  assert.deepEqual(api.filter((a) => a !== '/mobile/v1/sealed' && a !== '/mobile/v1/channel'), []);
 });

@@ -1,5 +1,7 @@
 // @ts-check
-// medsign H5 — the mobile API: its base URL, the phone's local store and the fetch wrapper.
+// medsign H5 — the mobile API: its base URL, the phone's local store and the fetch wrapper
+// (every call end-to-end encrypted to the hospital's servers).
+import { openChannel } from './medsign-phone.js';
 
 /** The mobile API's base URL (…/mobile/v1/, beside /m/). */
 export const API = new URL('../mobile/v1/', location.href).href;
@@ -14,30 +16,59 @@ export const store = {
 
 /** An API error: the server's message, the HTTP status and the JSON envelope. @typedef {Error & { status: number, body: any }} ApiError */
 
+/** @param {Response} res */
+async function envelopeOf(res) {
+  const data = await res.json().catch(() => ({}));
+  return Object.assign(new Error(data.message || `HTTP ${res.status}`), { status: res.status, body: data });
+}
+
+/** The end-to-end channel (its key checked against the pin) and the server's clock offset. */
+let channel = null;
+
+async function channelOf() {
+  if (channel) return channel;
+  const res = await fetch(API + 'channel');
+  if (!res.ok) throw await envelopeOf(res);
+  const c = await res.json();
+  const ch = await openChannel(c, store.get('channel') || '');
+  // the first key seen is pinned unless the activation link brought the pin (#/activate?k=…)
+  if (!store.get('channel')) store.set('channel', ch.fingerprint);
+  channel = { ch, offset: c.server_time_ms - Date.now() };
+  return channel;
+}
+
 /**
- * Call the mobile API; errors carry the server's message (the JSON envelope) and status.
- * Throws an {@link ApiError}; a `session_invalid` answer also drops the stored token.
+ * Call the mobile API, end-to-end encrypted (issue #17): the call is sealed to the hospital
+ * servers' pinned channel key and POSTed to `sealed`, so a DMZ gateway forwards what it cannot
+ * read; the answer opens only here. Errors carry the server's message (the JSON envelope) and
+ * status. Throws an {@link ApiError}; a `session_invalid` answer also drops the stored token.
  * @param {string} method
  * @param {string} path relative to {@link API}
  * @param {unknown} [body] sent as JSON when given
  * @returns {Promise<any>} the parsed JSON, or null for 204
  */
 export async function api(method, path, body) {
-  const token = store.get('token');
-  const res = await fetch(API + path, {
-    method,
-    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (res.status === 204) return null;
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    if (data.code === 'session_invalid') {
-      store.set('token', null);
-    }
-    throw Object.assign(new Error(data.message || `HTTP ${res.status}`), { status: res.status, body: data });
+  for (let attempt = 0; ; attempt++) {
+    const { ch, offset } = await channelOf();
+    const call = ch.seal(JSON.stringify({
+      ts: Date.now() + offset, method, path: `/mobile/v1/${path}`, auth: store.get('token') || null, body: body === undefined ? null : body,
+    }));
+    let answer;
+    try {
+      const res = await fetch(API + 'sealed', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: call.body });
+      if (!res.ok) {
+        const e = await envelopeOf(res);
+        // a clock that drifted, a key the server no longer has: read the channel again, once
+        if (attempt === 0 && ['e2e_stale', 'e2e_key_changed', 'e2e_replay'].includes(e.body.code)) { channel = null; continue; }
+        throw e;
+      }
+      answer = JSON.parse(call.open(await res.text()));
+    } finally { call.free(); }
+    const { status, body: data } = answer;
+    if (status >= 200 && status < 300) return data ?? null;
+    if (data?.code === 'session_invalid') store.set('token', null);
+    throw Object.assign(new Error(data?.message || `HTTP ${status}`), { status, body: data || {} });
   }
-  return data;
 }
 
 /**

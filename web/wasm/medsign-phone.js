@@ -11,6 +11,7 @@
 //   const sealed = await MedsignPhone.sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context })
 //   const cert = await MedsignPhone.renewCertificate({ post, wrapped, pin, deviceSecret, serial })
 //   const rewrapped = await MedsignPhone.changePin({ post, wrapped, pin, newPin, deviceSecret })
+//   const ch = await MedsignPhone.openChannel(channelAnswer, pinnedFingerprint)   (end-to-end channel)
 //   const fpCopy = await MedsignPhone.enableFingerprint({ post, wrapped, pin, deviceSecret, wxCode, soter })
 //   signMany / sign / sealForGrant also take `fingerprint: { wrapped: fpCopy, soter }` instead of `pin`
 // `post(what, body)` goes to the server: 'keygen', 'pin' (POST /mobile/v1/pin), 'unlock'
@@ -20,7 +21,7 @@
 //   (challenge) => wx.startSoterAuthentication({ requestAuthModes: ['fingerPrint'], challenge,
 //                    authContent: '确认签名' })   → { resultJSON, resultJSONSignature }
 
-import init, { KeyGen, KeyShare, PinKey, checkPin, newDeviceSecret, readQr as readQrPixels, sm3 } from './pkg/medsign_wasm.js';
+import init, { Channel, KeyGen, KeyShare, PinKey, checkPin, newDeviceSecret, readQr as readQrPixels, sm3 } from './pkg/medsign_wasm.js';
 
 let ready = null;
 
@@ -36,6 +37,18 @@ export function deviceSecret() {
 }
 
 export { sm3 };
+
+/**
+ * The end-to-end channel to the hospital's servers (issue #17): `channel` is the answer of
+ * `GET /mobile/v1/channel`, `pinned` the fingerprint this phone pinned ('' before it has one).
+ * Throws when the key is not the pinned one. `ch.seal(JSON.stringify({ ts, method, path, auth,
+ * body }))` → a call whose `body` is POSTed to /mobile/v1/sealed and whose `open(answerJson)`
+ * gives the JSON `{ status, body }` of the call (then `free()` it).
+ */
+export async function openChannel(channel, pinned) {
+  await load();
+  return new Channel(channel.public_key, pinned || '');
+}
 
 /**
  * What an approval is bound to (issue #15): SM3, hex, of `medsign-approve-v1|<purpose>|<what>` —

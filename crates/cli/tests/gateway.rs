@@ -1,8 +1,10 @@
-//! Issue #17 item 2: the real `medsign serve` opens its tunnel to a gateway (certificates from
-//! the hospital CA by `medsign gateway cert`), and a phone that talks only to the gateway binds,
-//! enrols and signs random documents. What the gateway saw — every byte from either side, before
-//! any check — is recorded, and no piece of any document is in it: not the data a flow signs,
-//! not a template's field values, not the signed PDF, in plain text, hex or base64.
+//! Issue #17 items 2 and 3: the real `medsign serve` opens its tunnel to a gateway (certificates
+//! from the hospital CA by `medsign gateway cert`), and a phone that talks only to the gateway —
+//! every call sealed to the servers' channel key — binds, enrols and signs random documents.
+//! What the gateway saw — every byte from either side, before any check — is recorded, and no
+//! piece of any document is in it: not the data a flow signs, not a template's field values, not
+//! the signed PDF, in plain text, hex or base64; nor the titles the doctor is shown, nor the
+//! session token.
 //!
 //! Also here: the allow-list is compared with the server's OpenAPI document, so a change to the
 //! phone's API cannot silently diverge from what the gateway forwards.
@@ -198,7 +200,7 @@ fn the_allow_list_is_the_phone_api_of_the_openapi_document() {
             // the allow-list names its parameters differently: compare with plain segments
             let concrete: String =
                 path.split('/').map(|s| if s.starts_with('{') { "p" } else { s }).collect::<Vec<_>>().join("/");
-            let Some(route) = allow::route(&m, &concrete) else {
+            let Some(route) = allow::route(&m, &concrete).or_else(|| allow::forwarded(&m, &concrete)) else {
                 problems.push(format!("{m} {path}: in the API, not in the gateway's allow-list"));
                 continue;
             };
@@ -221,7 +223,7 @@ fn the_allow_list_is_the_phone_api_of_the_openapi_document() {
     }
     compare(&doc, &doc["components"]["schemas"]["ErrorBody"], &allow::ERROR, "error envelope", &mut problems);
     // and every /mobile/v1 route of the allow-list is one the server has
-    let listed = allow::ROUTES.iter().filter(|r| r.path.starts_with("/mobile/v1/")).count();
+    let listed = allow::ROUTES.iter().chain(allow::FORWARDED).filter(|r| r.path.starts_with("/mobile/v1/")).count();
     assert!(problems.is_empty(), "the allow-list and the phone's API differ:\n{}", problems.join("\n"));
     assert_eq!(covered_ops, listed, "the allow-list has routes the API does not");
 }
@@ -322,7 +324,8 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
         std::thread::sleep(Duration::from_millis(20));
     }
     wait_clock(&s, "INSYNC");
-    let phone = Endpoint(public.clone());
+    // the phone pins the channel key the hospital's activation code names (issue #17 item 3)
+    let (phone, pinned) = Endpoint::sealed(&public);
     // the H5 app itself comes through the gateway; the HIS API and the documents do not
     let (st, h, page) = request(&public, "GET", "/m/", &[], b"");
     assert_eq!(st, 200, "{h}");
@@ -333,7 +336,12 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
 
     let users = r#"[{"employee_no":"1001","name":"张三"},{"employee_no":"1002","name":"李四"}]"#;
     assert_eq!(s.json("POST", "/api/v1/users", Some(&his), users).0, 201);
+    let (st, code) = s.json("POST", "/api/v1/users/1002/activation-codes", Some(&his), "");
+    assert_eq!((st, code["channel_fingerprint"].as_str()), (201, Some(pinned.as_str())), "{code}");
     let (me, share) = phone_enrol(&s, &phone, &his, "1001");
+    // the phone API is not forwarded plain, not even with a valid session
+    let bearer = format!("Bearer {me}");
+    assert_eq!(request(&public, "GET", "/mobile/v1/pending", &[("Authorization", &bearer)], b"").0, 404);
     // the audit log names the phone's address as the gateway saw it, not the gateway's
     let (_, recs) = phone.json("GET", "/mobile/v1/records?limit=5", Some(&me), "");
     assert!(recs["logins"].as_array().unwrap().iter().all(|l| l["ip"] == "127.0.0.1"), "{recs}");
@@ -405,10 +413,11 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
         let out = co_sign(&phone, &me, &share, v["rounds"].as_array().unwrap());
         assert!(out["results"].as_array().unwrap().iter().all(|r| r["state"] == "completed"), "{out}");
     }
-    // a hostile phone tries to get a document through: refused by the gateway
+    // a hostile phone tries to get a document through: refused by the server's check of the
+    // opened call (the gateway cannot read it to check)
     let (st, v) =
         phone.json("POST", "/mobile/v1/sign-rounds", Some(&me), r#"{"targets": [], "content_base64": "JVBERi0xLjc="}"#);
-    assert_eq!((st, v["code"].as_str()), (400, Some("gateway_refused")), "{v}");
+    assert_eq!((st, v["code"].as_str()), (400, Some("e2e_invalid")), "{v}");
 
     // the signed PDFs (fetched by the HIS from the server itself)
     for id in &pdf_flows {
@@ -434,9 +443,13 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
             );
         }
     }
-    // the control: what the doctor is shown by design (the titles) is found the same way
+    // nor what the doctor is shown (the titles: patients' names), nor the session token: the
+    // phone's business crosses the gateway sealed. The control: the channel's fingerprint, which
+    // the gateway does forward in the clear, is found the same way.
     for t in &titles {
-        assert!(!leaked(&set, t.as_bytes()).is_empty(), "the tap saw the title {t}");
+        assert!(leaked(&set, t.as_bytes()).is_empty(), "the tap saw the title {t}");
     }
+    assert!(leaked(&set, me.as_bytes()).is_empty(), "the tap saw the session token");
+    assert!(!leaked(&set, pinned.as_bytes()).is_empty(), "the control: the tap saw the channel's fingerprint");
     drop(rt);
 }

@@ -14,6 +14,8 @@
 //! * [`twoparty`] — SM2 two-party (协同签名) key generation and signing: the phone
 //!   holds `d1`, the server `d2`, and the full key `d` never exists (R3.8, R5.4).
 //! * [`wrap`] — keys at rest: SM4-GCM key wrapping and PIN-derived wrapping keys (Argon2id).
+//! * [`seal`] and [`e2e`] — SM2 key agreement + SM4-GCM: a secret sealed to a key, and the phone ↔
+//!   server end-to-end channel through the DMZ gateway.
 //!
 //! No I/O happens here. Every secret is zeroized when dropped.
 //!
@@ -23,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod e2e;
 pub mod error;
 pub mod hash;
 #[cfg(feature = "native")]

@@ -16,9 +16,11 @@ use zeroize::Zeroizing;
 
 const LABEL: &[u8] = b"medsign/seal/v1";
 
-fn key(shared: &[u8; 64], c1: &[u8], recipient: &Sm2PublicKey) -> Result<Kek> {
-    let mut input = Zeroizing::new(Vec::with_capacity(LABEL.len() + 64 + 130));
-    input.extend_from_slice(LABEL);
+/// `SM3(label ‖ x_S ‖ y_S ‖ C1 ‖ P)[..16]`: the SM4 key of an exchange with the ephemeral point
+/// `C1` and the shared point `S` (also the end-to-end channel's, [`crate::e2e`], with its labels).
+pub(crate) fn derive(label: &[u8], shared: &[u8; 64], c1: &[u8], recipient: &Sm2PublicKey) -> Result<Kek> {
+    let mut input = Zeroizing::new(Vec::with_capacity(label.len() + 64 + 130));
+    input.extend_from_slice(label);
     input.extend_from_slice(shared);
     input.extend_from_slice(c1);
     input.extend_from_slice(&recipient.to_sec1_uncompressed());
@@ -30,7 +32,7 @@ fn key(shared: &[u8; 64], c1: &[u8], recipient: &Sm2PublicKey) -> Result<Kek> {
 pub fn seal(to: &Sm2PublicKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
     let eph = Sm2SecretKey::generate()?;
     let c1 = eph.public_key().to_sec1_uncompressed();
-    let k = key(&*eph.agree(to)?, &c1, to)?;
+    let k = derive(LABEL, &*eph.agree(to)?, &c1, to)?;
     let mut out = c1;
     out.extend_from_slice(&k.wrap(plaintext, aad)?);
     Ok(out)
@@ -42,7 +44,7 @@ pub fn open(recipient: &Sm2SecretKey, blob: &[u8], aad: &[u8]) -> Result<Zeroizi
         return Err(Error::InvalidInput("sealed blob too short".into()));
     }
     let c1 = Sm2PublicKey::from_sec1(&blob[..65])?;
-    let k = key(&*recipient.agree(&c1)?, &blob[..65], recipient.public_key())?;
+    let k = derive(LABEL, &*recipient.agree(&c1)?, &blob[..65], recipient.public_key())?;
     k.unwrap(&blob[65..], aad)
 }
 

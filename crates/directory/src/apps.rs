@@ -300,7 +300,6 @@ pub async fn count(db: &Db) -> Result<i64> {
 pub struct Authenticator {
     /// the app, the secret hash it was checked against, when
     cache: Mutex<HashMap<[u8; 32], (App, String, Instant)>>,
-    inserts: std::sync::atomic::AtomicU64,
     /// Argon2 checks run on the blocking pool, at most this many at once (19 MiB each): a flood
     /// of wrong tokens waits here instead of stalling the async workers
     hashing: tokio::sync::Semaphore,
@@ -308,7 +307,7 @@ pub struct Authenticator {
 
 impl Default for Authenticator {
     fn default() -> Self {
-        Self { cache: Default::default(), inserts: Default::default(), hashing: tokio::sync::Semaphore::new(2) }
+        Self { cache: Default::default(), hashing: tokio::sync::Semaphore::new(2) }
     }
 }
 
@@ -464,27 +463,16 @@ impl Authenticator {
             return Err(Error::Unauthorized("应用已停用 / the app is disabled".into()));
         }
         // the nonce is recorded only for requests whose signature verified
+        if !medsign_store::nonces::record(
+            db,
+            r.app_id,
+            r.nonce,
+            ts + SIGNATURE_WINDOW_SECS,
+            now - SIGNATURE_WINDOW_SECS,
+        )
+        .await?
         {
-            let _w = db.write_lock.lock().await;
-            let ins = sqlx::query("INSERT INTO api_nonces (app_id, nonce, expires_at) VALUES ($1, $2, $3)")
-                .bind(r.app_id)
-                .bind(r.nonce)
-                .bind(ts + SIGNATURE_WINDOW_SECS)
-                .execute(&db.pool)
-                .await;
-            match ins {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(bad("X-Nonce 已使用（重放）/ nonce reused (replay)"));
-                }
-                Err(e) => return Err(e.into()),
-            }
-            if self.inserts.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(1000) {
-                sqlx::query("DELETE FROM api_nonces WHERE expires_at < $1")
-                    .bind(now - SIGNATURE_WINDOW_SECS)
-                    .execute(&db.pool)
-                    .await?;
-            }
+            return Err(bad("X-Nonce 已使用（重放）/ nonce reused (replay)"));
         }
         let scopes: String = row.try_get("scopes")?;
         Ok(App {

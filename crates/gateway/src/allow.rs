@@ -1,5 +1,11 @@
 //! The allow-list: every message the gateway forwards, typed.
 //!
+//! Two lists. [`FORWARDED`] is what the gateway itself passes: the H5 app's files, the
+//! end-to-end channel's key and sealed calls (issue #17 item 3, `medsign_crypto::e2e`), whose
+//! content it cannot read. [`ROUTES`] types every message of the phone API — what a sealed call
+//! may carry; the server holds each call it opens, and its answer, to these types (the same
+//! rules, applied where the plaintext is). What follows holds for both.
+//!
 //! A phone's request is forwarded only when its method and path name a [`Route`] here, its query
 //! keys are the route's, and its JSON body is exactly the route's request [`Ty`]: no field the
 //! type does not name, every string within its cap, numbers where numbers are expected. The
@@ -97,6 +103,8 @@ pub struct Route {
     pub response: Body,
     /// the largest request body (bytes), checked while it arrives, before any parsing
     pub request_max: usize,
+    /// the largest answer (bytes), checked while it arrives
+    pub response_max: usize,
 }
 
 /// The largest H5 app file (the WebAssembly phone half is ~0.7 MB).
@@ -107,6 +115,11 @@ pub const JSON_MAX: usize = 2 << 20;
 pub const REQUEST_MAX: usize = 64 << 10;
 /// The handwriting request: a PNG of at most 2 MiB, base64.
 const HANDWRITING_MAX: usize = 3 << 20;
+/// The largest end-to-end sealed request: the handwriting request inside the channel's JSON,
+/// encrypted (+ 93 bytes) and base64 again (× 4/3).
+pub const SEALED_REQUEST_MAX: usize = 5 << 20;
+/// The largest sealed answer: an answer of [`JSON_MAX`], encrypted and base64.
+pub const SEALED_ANSWER_MAX: usize = 3 << 20;
 
 const ID: Ty = Ty::Token(128);
 const TIME: Ty = Ty::Token(40);
@@ -197,25 +210,65 @@ const SIGN_OUTCOME: Ty =
 
 const fn post(name: &'static str, path: &'static str, request: Body, response: Body) -> Route {
     let request_max = if matches!(request, Body::Json(_)) { REQUEST_MAX } else { 0 };
-    Route { name, method: "POST", path, query: &[], request, response, request_max }
+    Route { name, method: "POST", path, query: &[], request, response, request_max, response_max: JSON_MAX }
 }
 
 const fn get(name: &'static str, path: &'static str, response: Body) -> Route {
-    Route { name, method: "GET", path, query: &[], request: Body::Empty, response, request_max: 0 }
+    let response_max = if matches!(response, Body::Asset) { ASSET_MAX } else { JSON_MAX };
+    Route { name, method: "GET", path, query: &[], request: Body::Empty, response, request_max: 0, response_max }
 }
 
 const fn delete(name: &'static str, path: &'static str, response: Body) -> Route {
-    Route { name, method: "DELETE", path, query: &[], request: Body::Empty, response, request_max: 0 }
+    Route {
+        name,
+        method: "DELETE",
+        path,
+        query: &[],
+        request: Body::Empty,
+        response,
+        request_max: 0,
+        response_max: JSON_MAX,
+    }
 }
 
 use Body::{Empty, Json};
 
-/// Every exchange a phone may have with the hospital through the gateway.
-pub static ROUTES: &[Route] = &[
+/// What the gateway forwards: the H5 app's files, the end-to-end channel's key, and sealed calls
+/// — whose content, a message of [`ROUTES`], only the two ends read (the server holds it to the
+/// same types after opening it).
+pub static FORWARDED: &[Route] = &[
     // the H5 app itself (its pages, scripts and the WebAssembly phone half)
     get("app.root", "/m", Empty),
     get("app.index", "/m/", Body::Asset),
     get("app.file", "/m/{*file}", Body::Asset),
+    get(
+        "e2e.channel",
+        "/mobile/v1/channel",
+        Json(Ty::Obj(&[
+            req("kid", Ty::Hex(16)),
+            req("public_key", POINT),
+            req("fingerprint", DIGEST),
+            req("server_time_ms", Ty::Int),
+        ])),
+    ),
+    Route {
+        name: "e2e.sealed",
+        method: "POST",
+        path: "/mobile/v1/sealed",
+        query: &[],
+        request: Json(Ty::Obj(&[
+            req("v", Ty::Int),
+            req("kid", Ty::Hex(16)),
+            req("blob", Ty::Base64(SEALED_REQUEST_MAX)),
+        ])),
+        response: Json(Ty::Obj(&[req("v", Ty::Int), req("blob", Ty::Base64(SEALED_ANSWER_MAX))])),
+        request_max: SEALED_REQUEST_MAX,
+        response_max: SEALED_ANSWER_MAX,
+    },
+];
+
+/// Every message of the phone API, typed: what a sealed call may carry, and its answer.
+pub static ROUTES: &[Route] = &[
     // activation and keys
     post(
         "device.activate",
@@ -351,6 +404,7 @@ pub static ROUTES: &[Route] = &[
         query: &[("limit", Ty::Int)],
         request: Empty,
         request_max: 0,
+        response_max: JSON_MAX,
         response: Json(Ty::Obj(&[
             req(
                 "signatures",
@@ -487,9 +541,14 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The route for `method` and `path` (`path` without the query).
+/// The message of the phone API for `method` and `path` (`path` without the query).
 pub fn route(method: &str, path: &str) -> Option<&'static Route> {
     ROUTES.iter().find(|r| r.method == method && matches_path(r.path, path))
+}
+
+/// What the gateway forwards for `method` and `path` (`path` without the query).
+pub fn forwarded(method: &str, path: &str) -> Option<&'static Route> {
+    FORWARDED.iter().find(|r| r.method == method && matches_path(r.path, path))
 }
 
 fn segment_ok(s: &str) -> bool {
@@ -635,8 +694,8 @@ pub fn check(ty: &Ty, v: &Value, at: &str) -> Result<(), Refusal> {
 /// Parse `body` as JSON of `ty` and return it written out again (the bytes to forward). The
 /// caller has bounded `body` (the route's request cap, or [`JSON_MAX`] for answers).
 pub fn check_json(ty: &Ty, body: &[u8]) -> Result<Vec<u8>, Refusal> {
-    if body.len() > JSON_MAX.max(HANDWRITING_MAX) {
-        return Err(Refusal::TooLarge(JSON_MAX));
+    if body.len() > SEALED_REQUEST_MAX {
+        return Err(Refusal::TooLarge(SEALED_REQUEST_MAX));
     }
     let v: Value = serde_json::from_slice(body).map_err(|_| Refusal::NotJson)?;
     check(ty, &v, "$")?;
@@ -677,13 +736,21 @@ mod tests {
         assert!(route("GET", "/api/v1/users").is_none(), "the HIS API is not reachable");
         assert!(route("GET", "/admin/v1/apps").is_none());
         assert!(route("GET", "/api/v1/sign-flows/sf_1/file").is_none(), "documents are not reachable");
-        assert!(route("GET", "/m/pkg/medsign_wasm_bg.wasm").is_some());
-        assert!(route("GET", "/m/app.js").is_some());
+        assert!(forwarded("GET", "/m/pkg/medsign_wasm_bg.wasm").is_some());
+        assert!(forwarded("GET", "/m/app.js").is_some());
+        assert!(route("GET", "/m/app.js").is_none(), "app files are not messages of the phone API");
         for bad in
             ["/m/../Cargo.toml", "/m/.env", "/m/a/../../x.js", "/m/app.js.map", "/m/x.pdf", "/m//x.js", "/m/X.js"]
         {
-            assert!(route("GET", bad).is_none(), "{bad}");
+            assert!(forwarded("GET", bad).is_none(), "{bad}");
         }
+        // the gateway forwards the phone API only sealed: no plain message passes it
+        assert_eq!(forwarded("POST", "/mobile/v1/sealed").unwrap().name, "e2e.sealed");
+        assert_eq!(forwarded("GET", "/mobile/v1/channel").unwrap().name, "e2e.channel");
+        for r in ROUTES {
+            assert!(forwarded(r.method, r.path).is_none(), "{} is forwarded plain", r.name);
+        }
+        assert!(route("POST", "/mobile/v1/sealed").is_none(), "a sealed call cannot carry another");
     }
 
     #[test]
@@ -745,10 +812,11 @@ mod tests {
 
     #[test]
     fn every_route_is_unique_and_every_template_is_sane() {
-        for (i, a) in ROUTES.iter().enumerate() {
+        let all: Vec<&Route> = ROUTES.iter().chain(FORWARDED).collect();
+        for (i, a) in all.iter().enumerate() {
             assert!(["GET", "POST", "DELETE"].contains(&a.method), "{}", a.name);
             assert!(a.path == "/m" || a.path.starts_with("/m/") || a.path.starts_with("/mobile/v1/"), "{}", a.path);
-            for b in &ROUTES[i + 1..] {
+            for b in &all[i + 1..] {
                 assert!(a.name != b.name && (a.method, a.path) != (b.method, b.path), "{} / {}", a.name, b.name);
             }
         }

@@ -7,7 +7,7 @@
 //! open.
 
 use crate::{
-    allow::{self, ASSET_MAX, Body, JSON_MAX, Refusal, Route},
+    allow::{self, Body, Refusal, Route},
     tunnel::{SendError, Tunnels},
 };
 use axum::{
@@ -179,7 +179,7 @@ async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
-    let cap = allow::route(parts.method.as_str(), &path).map_or(0, |r| r.request_max);
+    let cap = allow::forwarded(parts.method.as_str(), &path).map_or(0, |r| r.request_max);
     let bytes = match read(body, cap).await {
         Ok(b) => b,
         Err(e) => return refused(route_name(&parts.method, &path), "request", &e),
@@ -188,7 +188,7 @@ async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
         tap(parts.uri.to_string().as_bytes());
         tap(&bytes);
     }
-    let Some(route) = allow::route(parts.method.as_str(), &path) else {
+    let Some(route) = allow::forwarded(parts.method.as_str(), &path) else {
         return refused("(none)", "request", &Refusal::UnknownRoute);
     };
     if let Err(e) = allow::check_query(route, query.as_deref()) {
@@ -236,7 +236,7 @@ async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
         }
     };
     let (head, body) = answer.into_parts();
-    let cap = if matches!(route.response, Body::Asset) { ASSET_MAX } else { JSON_MAX };
+    let cap = route.response_max;
     let bytes = match Limited::new(body, cap).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => return refused(route.name, "answer", &Refusal::TooLarge(cap)),
@@ -284,7 +284,7 @@ async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
 }
 
 fn route_name(method: &Method, path: &str) -> &'static str {
-    allow::route(method.as_str(), path).map_or("(none)", |r| r.name)
+    allow::forwarded(method.as_str(), path).map_or("(none)", |r| r.name)
 }
 
 /// The answer's body to pass on (written out again when JSON), and a `Location` for the one

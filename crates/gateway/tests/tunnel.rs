@@ -73,36 +73,44 @@ fn leaf(ca: &Ca, profile: Profile, names: &[&str], file: &str) -> (PathBuf, Path
 type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
 
 fn stand_in(seen: Seen) -> Router {
-    async fn unlock(State(seen): State<Seen>, headers: HeaderMap, body: String) -> Json<serde_json::Value> {
+    // what the sealed call's `kid` asks the stand-in to answer
+    async fn sealed(State(seen): State<Seen>, headers: HeaderMap, body: String) -> axum::response::Response {
+        use axum::response::IntoResponse;
         let names = headers.keys().map(|k| k.as_str().to_string()).collect();
-        seen.lock().unwrap().push(("/mobile/v1/unlock".into(), names));
-        assert!(body.starts_with('{'));
-        Json(serde_json::json!({"unlock_secret": "ab".repeat(32), "pin_expires_at": "2027-01-01T00:00:00Z"}))
+        seen.lock().unwrap().push(("/mobile/v1/sealed".into(), names));
+        let call: serde_json::Value = serde_json::from_str(&body).unwrap();
+        match call["kid"].as_str().unwrap() {
+            // a field the allow-list does not have: the answer must not reach the phone
+            "1111111111111111" => {
+                Json(serde_json::json!({"v": 1, "blob": "AAAA", "document": "病历全文"})).into_response()
+            }
+            // a refusal that is not the envelope, labelled HTML: never shown to the phone as HTML
+            "2222222222222222" => {
+                (axum::http::StatusCode::CONFLICT, [("content-type", "text/html")], "<script>alert(1)</script>")
+                    .into_response()
+            }
+            _ => Json(serde_json::json!({"v": 1, "blob": "q83vEjRWeJA="})).into_response(),
+        }
     }
-    async fn soter(State(seen): State<Seen>) -> Json<serde_json::Value> {
-        seen.lock().unwrap().push(("/mobile/v1/soter".into(), vec![]));
-        // a field the allow-list does not have: the answer must not reach the phone
-        Json(serde_json::json!({"available": true, "enabled": false, "document": "病历全文"}))
-    }
-    async fn pending(State(seen): State<Seen>) -> Json<serde_json::Value> {
-        seen.lock().unwrap().push(("/mobile/v1/pending".into(), vec![]));
-        Json(serde_json::json!({"items": []}))
-    }
-    async fn systems() -> (axum::http::StatusCode, [(&'static str, &'static str); 1], &'static str) {
-        // a refusal that is not the envelope, labelled HTML: never shown to the phone as HTML
-        (axum::http::StatusCode::CONFLICT, [("content-type", "text/html")], "<script>alert(1)</script>")
+    async fn channel(State(seen): State<Seen>) -> Json<serde_json::Value> {
+        seen.lock().unwrap().push(("/mobile/v1/channel".into(), vec![]));
+        Json(serde_json::json!({"kid": "0123456789abcdef", "public_key": format!("04{}", "ab".repeat(64)),
+            "fingerprint": "cd".repeat(32), "server_time_ms": 1_764_835_200_000_i64}))
     }
     async fn anything(State(seen): State<Seen>, uri: axum::http::Uri) -> &'static str {
         seen.lock().unwrap().push((uri.path().to_string(), vec![]));
         "reached"
     }
     Router::new()
-        .route("/mobile/v1/unlock", post(unlock))
-        .route("/mobile/v1/soter", get(soter))
-        .route("/mobile/v1/pending", get(pending))
-        .route("/mobile/v1/systems", get(systems))
+        .route("/mobile/v1/sealed", post(sealed))
+        .route("/mobile/v1/channel", get(channel))
         .fallback(anything)
         .with_state(seen)
+}
+
+/// A sealed call's envelope (the gateway checks its form, never its content).
+fn envelope(kid: &str) -> String {
+    serde_json::json!({"v": 1, "kid": kid, "blob": "BP3kq83vEjRWeJA="}).to_string()
 }
 
 struct Running {
@@ -201,54 +209,61 @@ fn messages_travel_the_tunnel_only_as_the_allow_list_has_them() {
     assert_eq!(call(&gw.public, "GET", "/readyz", &[], "").0, 200);
 
     // an allowed message, with headers the gateway must not pass on
-    let body = serde_json::json!({"verifier": "cd".repeat(32), "approve": "ef".repeat(32)}).to_string();
     let hdrs =
         ["Authorization: Bearer mt_x", "Cookie: session=steal-me", "X-App-Id: his", "Content-Type: application/json"];
-    let (st, v) = call(&gw.public, "POST", "/mobile/v1/unlock", &hdrs, &body);
+    let (st, v) = call(&gw.public, "POST", "/mobile/v1/sealed", &hdrs, &envelope("0123456789abcdef"));
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["unlock_secret"], "ab".repeat(32));
+    assert_eq!(v["blob"], "q83vEjRWeJA=");
     let (_, names) = seen.lock().unwrap().last().cloned().unwrap();
-    assert!(
-        names.contains(&"authorization".to_string()) && names.contains(&"x-forwarded-for".to_string()),
-        "{names:?}"
-    );
+    assert!(names.contains(&"x-forwarded-for".to_string()), "{names:?}");
     assert!(!names.iter().any(|n| n == "cookie" || n == "x-app-id"), "{names:?}");
 
     let before = seen.lock().unwrap().len();
+    let json = ["Content-Type: application/json"];
     // an unknown field, a field over its cap, a wrong type, not JSON: refused before the tunnel
     for bad in [
-        serde_json::json!({"verifier": "cd", "approve": "ef", "pdf": "JVBERi0xLjc="}).to_string(),
-        serde_json::json!({"verifier": "c".repeat(129), "approve": "ef"}).to_string(),
-        serde_json::json!({"verifier": 1, "approve": "ef"}).to_string(),
+        serde_json::json!({"v": 1, "kid": "0123456789abcdef", "blob": "AAAA", "pdf": "JVBERi0xLjc="}).to_string(),
+        serde_json::json!({"v": 1, "kid": "0123456789abcdef0", "blob": "AAAA"}).to_string(),
+        serde_json::json!({"v": "1", "kid": "0123456789abcdef", "blob": "AAAA"}).to_string(),
+        serde_json::json!({"v": 1, "kid": "0123456789abcdef", "blob": "病历"}).to_string(),
         "{not json".to_string(),
     ] {
-        let (st, v) = call(&gw.public, "POST", "/mobile/v1/unlock", &["Content-Type: application/json"], &bad);
+        let (st, v) = call(&gw.public, "POST", "/mobile/v1/sealed", &json, &bad);
         assert_eq!((st, v["code"].as_str()), (400, Some("gateway_refused")), "{bad}: {v}");
     }
-    // paths of the HIS API, the console, documents: not forwarded at all
-    for path in ["/api/v1/users", "/admin/v1/apps", "/api/v1/sign-flows/sf_1/file", "/m/../Cargo.toml", "/metrics"] {
+    // paths of the HIS API, the console, documents — and the phone API in the clear: not
+    // forwarded at all (the phone API passes only sealed)
+    for path in [
+        "/api/v1/users",
+        "/admin/v1/apps",
+        "/api/v1/sign-flows/sf_1/file",
+        "/m/../Cargo.toml",
+        "/metrics",
+        "/mobile/v1/pending",
+        "/mobile/v1/records",
+    ] {
         let (st, v) = call(&gw.public, "GET", path, &[], "");
         assert_eq!((st, v["code"].as_str()), (404, Some("not_found")), "{path}: {v}");
     }
-    // a body over the route's cap (64 KiB) is refused while it arrives
-    let big = serde_json::json!({"verifier": "cd", "approve": "e".repeat(70_000)}).to_string();
-    assert_eq!(call(&gw.public, "POST", "/mobile/v1/unlock", &["Content-Type: application/json"], &big).0, 413);
+    let plain = serde_json::json!({"verifier": "cd".repeat(32), "approve": "ef".repeat(32)}).to_string();
+    // (a body for a route the gateway does not have is over its cap of nothing: 413)
+    assert_eq!(call(&gw.public, "POST", "/mobile/v1/unlock", &json, &plain).0, 413);
+    // a body over the route's cap (5 MiB) is refused while it arrives
+    let big = serde_json::json!({"v": 1, "kid": "0123456789abcdef", "blob": "A".repeat(5 << 20)}).to_string();
+    assert_eq!(call(&gw.public, "POST", "/mobile/v1/sealed", &json, &big).0, 413);
     // a body where the route has none
-    assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "{\"x\":1}").0, 413);
+    assert_eq!(call(&gw.public, "GET", "/mobile/v1/channel", &[], "{\"x\":1}").0, 413);
     assert_eq!(seen.lock().unwrap().len(), before, "nothing refused reached the server");
 
     // the server's answer is held to the allow-list too
-    let (st, v) = call(&gw.public, "GET", "/mobile/v1/soter", &[], "");
+    let (st, v) = call(&gw.public, "POST", "/mobile/v1/sealed", &json, &envelope("1111111111111111"));
     assert_eq!((st, v["code"].as_str()), (502, Some("gateway_refused")), "{v}");
     assert!(!v.to_string().contains("病历"), "{v}");
-    assert_eq!(
-        call(&gw.public, "GET", "/mobile/v1/pending?limit=1", &[], "").0,
-        400,
-        "a query the route does not take"
-    );
-    assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+    assert_eq!(call(&gw.public, "GET", "/mobile/v1/channel?x=1", &[], "").0, 400, "a query the route does not take");
+    let (st, v) = call(&gw.public, "GET", "/mobile/v1/channel", &[], "");
+    assert_eq!((st, v["kid"].as_str()), (200, Some("0123456789abcdef")), "{v}");
     // a refusal in HTML reaches the phone as the gateway's JSON envelope, never as HTML
-    let (st, head, v) = call_head(&gw.public, "GET", "/mobile/v1/systems", &[], "");
+    let (st, head, v) = call_head(&gw.public, "POST", "/mobile/v1/sealed", &json, &envelope("2222222222222222"));
     assert_eq!((st, v["code"].as_str()), (409, Some("refused")), "{v}");
     assert!(head.contains("content-type: application/json") && head.contains("nosniff"), "{head}");
     assert!(!v.to_string().contains("script"));
@@ -318,11 +333,11 @@ fn a_lost_gateway_is_dialled_again_and_a_stopped_server_says_goodbye() {
     let again = gateway(&ca, &port);
     wait_for("the tunnel again", 20, || again.tunnels.count() == 1);
     eprintln!("tunnel reopened {:?} after the gateway came back", t.elapsed());
-    assert_eq!(call(&again.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+    assert_eq!(call(&again.public, "GET", "/mobile/v1/channel", &[], "").0, 200);
     // the server stops: it closes the tunnel (GOAWAY) and the gateway is no longer ready
     stop.send(true).unwrap();
     wait_for("the tunnel to close", 10, || again.tunnels.count() == 0);
-    let (st, v) = call(&again.public, "GET", "/mobile/v1/pending", &[], "");
+    let (st, v) = call(&again.public, "GET", "/mobile/v1/channel", &[], "");
     assert_eq!((st, v["code"].as_str()), (503, Some("no_tunnel")), "{v}");
 }
 
@@ -347,7 +362,7 @@ fn two_servers_share_a_gateway_and_one_stopping_loses_no_request() {
     );
     wait_for("both tunnels", 10, || gw.tunnels.count() == 2);
     for _ in 0..10 {
-        assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+        assert_eq!(call(&gw.public, "GET", "/mobile/v1/channel", &[], "").0, 200);
     }
     let (a, b) = (seen_a.lock().unwrap().len(), seen_b.lock().unwrap().len());
     assert!(a > 0 && b > 0 && a + b == 10, "requests go to both servers in turn: {a} + {b}");
@@ -357,7 +372,7 @@ fn two_servers_share_a_gateway_and_one_stopping_loses_no_request() {
         .map(|_| {
             let public = public.clone();
             std::thread::spawn(move || {
-                (0..25).map(|_| call(&public, "GET", "/mobile/v1/pending", &[], "").0).collect::<Vec<_>>()
+                (0..25).map(|_| call(&public, "GET", "/mobile/v1/channel", &[], "").0).collect::<Vec<_>>()
             })
         })
         .collect();
@@ -371,7 +386,7 @@ fn two_servers_share_a_gateway_and_one_stopping_loses_no_request() {
     // requests under way when it stopped were still answered by it; after that, nothing more
     let after = seen_a.lock().unwrap().len();
     for _ in 0..5 {
-        assert_eq!(call(&gw.public, "GET", "/mobile/v1/pending", &[], "").0, 200);
+        assert_eq!(call(&gw.public, "GET", "/mobile/v1/channel", &[], "").0, 200);
     }
     assert_eq!(seen_a.lock().unwrap().len(), after, "a stopped server gets nothing more");
 }

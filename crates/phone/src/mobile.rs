@@ -44,6 +44,10 @@ pub struct Activation {
     pub employee_no: String,
     /// RFC 3339
     pub expires_at: String,
+    /// SM3 of the server's end-to-end channel key (hex): put it in the activation QR code
+    /// (`#/activate?k=…`) so the phone pins the real key even behind a hostile gateway
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_fingerprint: Option<String>,
 }
 
 /// Issue an activation code for `employee_no` (replacing unused ones).
@@ -84,7 +88,7 @@ pub async fn activation_code(db: &Db, kek: &Kek, ctx: &Context, employee_no: &st
     )
     .await?;
     tx.commit().await?;
-    Ok(Activation { code, employee_no: employee_no.into(), expires_at: expires })
+    Ok(Activation { code, employee_no: employee_no.into(), expires_at: expires, channel_fingerprint: None })
 }
 
 /// A device session (the token is shown once, at activation).

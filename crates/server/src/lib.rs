@@ -10,6 +10,7 @@ mod assets;
 mod audit;
 mod directory;
 mod documents;
+mod e2e;
 mod error;
 mod events;
 mod evidence;
@@ -26,6 +27,7 @@ pub mod services;
 mod state;
 mod tsa;
 
+pub use e2e::ChannelKey;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use routes::{ApiDoc, router, tunnel_router};

@@ -96,6 +96,10 @@ fn optional_bodies_are_not_null(api: &mut utoipa::openapi::OpenApi) {
 /// (`routes()`, `admin_routes()`), and the OpenAPI document is collected from the same registration,
 /// so a route cannot be served undocumented or documented unserved.
 pub fn router(state: Arc<AppState>) -> Router {
+    crate::e2e::unsealing(state.clone(), routes(state))
+}
+
+fn routes(state: Arc<AppState>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     // every /admin/v1 call needs the admin scope
     let admin = OpenApiRouter::new()
@@ -154,14 +158,29 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// gateway's own allow-list, a second fence). The phone's address, which the gateway puts in
 /// `X-Forwarded-For`, becomes the request's peer address: the tunnel is mutually authenticated,
 /// so the gateway is trusted for that one fact (audit records, rate limits).
+///
+/// The phone API itself is reached only sealed ([`crate::e2e`]): a plain call through the tunnel
+/// other than `GET /mobile/v1/channel` is refused (`e2e_required`), so what a phone tells the
+/// server never crosses the DMZ readable, whatever an old or altered app does.
 pub fn tunnel_router(state: Arc<AppState>) -> Router {
-    router(state).layer(middleware::from_fn(through_tunnel))
+    crate::e2e::unsealing(state.clone(), routes(state).layer(middleware::from_fn(through_tunnel)))
 }
 
 async fn through_tunnel(mut req: Request, next: Next) -> Response {
     let p = req.uri().path();
     if !(p == "/m" || p.starts_with("/m/") || p.starts_with("/mobile/v1/")) {
         return not_found().await;
+    }
+    if p.starts_with("/mobile/v1/")
+        && p != crate::e2e::CHANNEL_PATH
+        && req.extensions().get::<crate::e2e::Unsealed>().is_none()
+    {
+        return ApiError(medsign_store::Error::coded(
+            medsign_store::error::Refusal::Forbidden,
+            "e2e_required",
+            "经 DMZ 网关访问时手机接口只能走端到端加密通道 / through the DMZ gateway the phone API is reached only end-to-end encrypted (POST /mobile/v1/sealed)",
+        ))
+        .into_response();
     }
     let phone = req
         .headers_mut()

@@ -40,6 +40,7 @@ struct Parts {
     realname: Option<medsign_phone::realname::FaceVerifier>,
     soter: Option<Arc<medsign_phone::realname::Wechat>>,
     public_url: String,
+    channel: crate::e2e::ChannelKey,
 }
 
 /// Open everything `cfg` names, for a server reached at `listening` (`http(s)://address:port` it
@@ -78,9 +79,12 @@ pub async fn open(cfg: &Config, listening: &str) -> Result<Opened> {
     let mut cas = medsign_ca::ca::ensure_at(&db, &kek, &cfg.ca.organization, Some(&public_url)).await?;
     cas.staff = medsign_ca::ca::StaffProfile::from_config(&cfg.ca)?;
     let first_token = bootstrap(&db, &kek).await?;
+    let channel = crate::e2e::ChannelKey::new(
+        custody::ensure_key(&db, &kek, crate::e2e::KEY_NAME, medsign_crypto::KeyAlg::Sm2).await?,
+    )?;
     let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone()).await?;
     provisioning.release().await?;
-    let parts = Some(Parts { db, kek, cas, tsa, realname, soter, public_url });
+    let parts = Some(Parts { db, kek, cas, tsa, realname, soter, public_url, channel });
     Ok(Opened { lock, kek_source, first_token, platform, clock, parts })
 }
 
@@ -109,6 +113,7 @@ impl Opened {
             limits: Default::default(),
             trusted_proxies: cfg.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
             public_rate: crate::ratelimit::public(cfg.server.public_rate_per_minute),
+            channel: p.channel,
         }))
     }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// per-address limit of the public TSA endpoints (`server.public_rate_per_minute`)
     pub public_rate: Option<crate::ratelimit::Limit>,
+    /// the phone ↔ server end-to-end channel's key
+    pub channel: crate::e2e::ChannelKey,
 }
 
 impl AppState {

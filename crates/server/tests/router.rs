@@ -8,6 +8,13 @@ use tower::ServiceExt;
 
 /// The router, its bootstrap token, and what must live as long as it (the directory, the lock).
 async fn app() -> (tempfile::TempDir, medsign_server::services::Opened, axum::Router, String) {
+    let (dir, opened, state, token) = app_state().await;
+    (dir, opened, medsign_server::router(state), token)
+}
+
+/// The handlers' state instead of the router (to build both the direct and the tunnel router).
+async fn app_state()
+-> (tempfile::TempDir, medsign_server::services::Opened, std::sync::Arc<medsign_server::AppState>, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::load(None, std::iter::empty()).unwrap();
     cfg.data_dir = Some(dir.path().to_path_buf());
@@ -16,7 +23,7 @@ async fn app() -> (tempfile::TempDir, medsign_server::services::Opened, axum::Ro
     let mut opened = medsign_server::services::open(&cfg, "http://medsign.invalid").await.unwrap();
     let token = opened.first_token.take().expect("first start: bootstrap token").to_string();
     let state = opened.state(&cfg).unwrap();
-    (dir, opened, medsign_server::router(state), token)
+    (dir, opened, state, token)
 }
 
 async fn ask(app: &axum::Router, req: Request<Body>) -> (u16, Option<String>, serde_json::Value) {
@@ -189,4 +196,163 @@ async fn optional_bodies_are_documented_optional() {
     }
     // and a required one stays required
     assert_eq!(api["paths"]["/api/v1/users"]["post"]["requestBody"]["required"], true);
+}
+
+/// A phone's end of the end-to-end channel (what web/mobile/api.js does), sealing to `key`.
+struct Sealer {
+    key: medsign_crypto::sm2::Sm2PublicKey,
+    kid: String,
+}
+
+impl Sealer {
+    fn seal(&self, inner: &serde_json::Value) -> (String, medsign_crypto::e2e::Opener) {
+        use base64::Engine;
+        let (blob, opener) = medsign_crypto::e2e::seal_request(&self.key, inner.to_string().as_bytes()).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+        (serde_json::json!({"v": 1, "kid": self.kid, "blob": b64}).to_string(), opener)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// POST a sealed body; the outer status and JSON, and the opened `{status, body}` when it opens.
+async fn post_sealed(
+    app: &axum::Router,
+    body: &str,
+    opener: &medsign_crypto::e2e::Opener,
+) -> (u16, serde_json::Value, Option<serde_json::Value>) {
+    use base64::Engine;
+    let from_phone = [("content-type", "application/json"), ("x-forwarded-for", "127.0.0.9")];
+    let (st, _, outer) = ask(app, request("POST", "/mobile/v1/sealed", &from_phone, body.to_string())).await;
+    let inner = outer["blob"].as_str().map(|b| {
+        let blob = base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+        serde_json::from_slice(&opener.open(&blob).expect("the answer opens for the phone that asked")).unwrap()
+    });
+    (st, outer, inner)
+}
+
+/// Issue #17 item 3: through the tunnel, the phone API is reached only sealed to the servers'
+/// channel key; each opened call is held to the gateway's typed allow-list; a stale, replayed,
+/// altered or misaddressed envelope is refused; and the phone's address from the gateway is the
+/// one recorded.
+#[tokio::test]
+async fn through_the_tunnel_the_phone_api_is_reached_only_sealed() {
+    let (_dir, _opened, state, admin) = app_state().await;
+    let direct = medsign_server::router(state.clone());
+    let tunnel = medsign_server::tunnel_router(state);
+    let (st, _, ch) = ask(&tunnel, Request::get("/mobile/v1/channel").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, 200, "{ch}");
+    let point = hex::decode(ch["public_key"].as_str().unwrap()).unwrap();
+    let key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&point).unwrap();
+    assert_eq!(ch["fingerprint"].as_str().unwrap(), hex::encode(medsign_crypto::e2e::fingerprint(&key)));
+    assert!((ch["server_time_ms"].as_i64().unwrap() - now_ms()).abs() < 60_000);
+    let phone = Sealer { key, kid: ch["kid"].as_str().unwrap().to_string() };
+
+    // a plain call through the tunnel is refused before any handler; directly it is served
+    let (st, _, v) = ask(&tunnel, request("GET", "/mobile/v1/records", &[("authorization", "Bearer mt_x")], "")).await;
+    assert_eq!((st, v["code"].as_str()), (403, Some("e2e_required")), "{v}");
+    let (st, _, v) = ask(&direct, request("GET", "/mobile/v1/records", &[("authorization", "Bearer mt_x")], "")).await;
+    assert_eq!((st, v["code"].as_str()), (401, Some("session_invalid")), "{v}");
+
+    // the activation code carries the fingerprint to pin
+    let json = [("content-type", "application/json"), ("authorization", &format!("Bearer {admin}"))];
+    let (st, _, _) =
+        ask(&direct, request("POST", "/api/v1/users", &json, r#"{"employee_no":"1001","name":"张三"}"#)).await;
+    assert_eq!(st, 201);
+    let (st, _, code) = ask(&direct, request("POST", "/api/v1/users/1001/activation-codes", &json, "")).await;
+    assert_eq!(st, 201, "{code}");
+    assert_eq!(code["channel_fingerprint"], ch["fingerprint"]);
+
+    // bind, sealed; the answer opens only with the call's own opener
+    let activate = serde_json::json!({"ts": now_ms(), "method": "POST", "path": "/mobile/v1/activate", "auth": null,
+        "body": {"employee_no": "1001", "code": code["code"], "device_name": "sealed phone"}});
+    let (body, opener) = phone.seal(&activate);
+    let (st, outer, inner) = post_sealed(&tunnel, &body, &opener).await;
+    assert_eq!(st, 200, "{outer}");
+    let inner = inner.unwrap();
+    assert_eq!(inner["status"], 201, "{inner}");
+    let token = inner["body"]["token"].as_str().unwrap().to_string();
+    assert!(
+        !outer.to_string().contains(&token) && !outer.to_string().contains("1001"),
+        "the envelope hides the answer"
+    );
+    let (_, other) = phone.seal(&activate);
+    let blob =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, outer["blob"].as_str().unwrap()).unwrap();
+    assert!(other.open(&blob).is_err(), "another call's opener cannot read this answer");
+
+    // the same envelope again (a gateway replaying it): refused, and nothing happens twice
+    let (st, v, _) = post_sealed(&tunnel, &body, &opener).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("e2e_replay")), "{v}");
+
+    // a sealed call is served, as the phone at the gateway's X-Forwarded-For
+    let records = |ts: i64| serde_json::json!({"ts": ts, "method": "GET", "path": "/mobile/v1/records?limit=5", "auth": token, "body": null});
+    let (body, opener) = phone.seal(&records(now_ms()));
+    let (st, _, inner) = post_sealed(&tunnel, &body, &opener).await;
+    let inner = inner.unwrap();
+    assert_eq!((st, &inner["status"]), (200, &serde_json::json!(200)), "{inner}");
+    let logins = inner["body"]["logins"].as_array().unwrap();
+    assert!(!logins.is_empty() && logins.iter().all(|l| l["ip"] == "127.0.0.9"), "{inner}");
+    // an inner refusal stays inside the envelope: the gateway sees a 200 whatever the outcome
+    let (body, opener) = phone.seal(&serde_json::json!({"ts": now_ms(), "method": "GET", "path": "/mobile/v1/records",
+        "auth": "mt_stolen", "body": null}));
+    let (st, _, inner) = post_sealed(&tunnel, &body, &opener).await;
+    let inner = inner.unwrap();
+    assert_eq!(
+        (st, inner["status"].as_u64(), inner["body"]["code"].as_str()),
+        (200, Some(401), Some("session_invalid"))
+    );
+
+    // stale and future envelopes (the phone's clock or a gateway holding them back)
+    for ts in [now_ms() - 6 * 60_000, now_ms() + 6 * 60_000] {
+        let (body, opener) = phone.seal(&records(ts));
+        let (st, v, _) = post_sealed(&tunnel, &body, &opener).await;
+        assert_eq!((st, v["code"].as_str()), (400, Some("e2e_stale")), "{v}");
+    }
+    // another key's id, a changed byte, not an envelope at all
+    let (body, opener) = phone.seal(&records(now_ms()));
+    let mut env: serde_json::Value = serde_json::from_str(&body).unwrap();
+    env["kid"] = "0123456789abcdef".into();
+    let (st, v, _) = post_sealed(&tunnel, &env.to_string(), &opener).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("e2e_key_changed")), "{v}");
+    let mut env: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let b64 = env["blob"].as_str().unwrap();
+    let flipped = if b64.as_bytes()[120] == b'A' { 'B' } else { 'A' };
+    env["blob"] = format!("{}{}{}", &b64[..120], flipped, &b64[121..]).into();
+    let (st, v, _) = post_sealed(&tunnel, &env.to_string(), &opener).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("e2e_invalid")), "{v}");
+    for bad in ["", "{}", r#"{"v":2,"kid":"x","blob":""}"#, r#"{"v":1,"kid":"x","blob":"","extra":1}"#] {
+        let (st, v, _) = post_sealed(&tunnel, bad, &opener).await;
+        assert!(matches!(st, 400 | 409), "{bad}: {st} {v}");
+    }
+
+    // what a sealed call may carry is the phone API, typed: not the HIS API, not a smuggled
+    // field, not another sealed call, not a path that climbs out
+    for (path, method, body) in [
+        ("/api/v1/users", "GET", serde_json::Value::Null),
+        ("/mobile/v1/../api/v1/users", "GET", serde_json::Value::Null),
+        ("/mobile/v1/sealed", "POST", serde_json::json!({"v": 1, "kid": phone.kid, "blob": ""})),
+        ("/mobile/v1/channel", "GET", serde_json::Value::Null),
+        ("/mobile/v1/sign-rounds", "POST", serde_json::json!({"targets": [], "content_base64": "JVBERi0xLjc="})),
+        ("/mobile/v1/records?limit=5&dump=1", "GET", serde_json::Value::Null),
+        ("/mobile/v1/pending", "GET", serde_json::json!({"x": 1})),
+    ] {
+        let (b, opener) = phone
+            .seal(&serde_json::json!({"ts": now_ms(), "method": method, "path": path, "auth": token, "body": body}));
+        let (st, outer, inner) = post_sealed(&tunnel, &b, &opener).await;
+        let inner = inner.unwrap_or_else(|| panic!("{path}: {outer}"));
+        assert_eq!(
+            (st, inner["status"].as_u64(), inner["body"]["code"].as_str()),
+            (200, Some(400), Some("e2e_invalid")),
+            "{path}: {inner}"
+        );
+    }
+    // the sealed route on its own is documented, and refuses to be nested
+    let (st, _, api) = ask(&direct, Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, 200);
+    assert!(
+        api["paths"]["/mobile/v1/sealed"]["post"].is_object() && api["paths"]["/mobile/v1/channel"]["get"].is_object()
+    );
 }

@@ -88,6 +88,20 @@ pub const CODES: &[(&str, &str)] = &[
         "403: using the phone's key needs a fresh PIN or fingerprint approval bound to this request — ask the doctor for it, then retry",
     ),
     (
+        "e2e_required",
+        "403: through the DMZ gateway the phone API is spoken only inside the end-to-end channel (POST /mobile/v1/sealed) — update the app",
+    ),
+    ("e2e_invalid", "400: the sealed message is malformed or cannot be opened with the server's channel key"),
+    (
+        "e2e_key_changed",
+        "409: the request was sealed to a channel key the server does not have — a phone that pinned the key must stop and ask the hospital's IT",
+    ),
+    (
+        "e2e_stale",
+        "400: the phone's clock is more than 5 minutes off — correct it with GET /mobile/v1/channel's server_time",
+    ),
+    ("e2e_replay", "409: this sealed message was received before — seal the request again"),
+    (
         "rekey_needs_activation",
         "409: this phone already has (or had) a key; a new key needs a new activation code from the hospital",
     ),

@@ -10,6 +10,7 @@ pub mod custody;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod nonces;
 
 pub use error::{Error, Result, RowError};
 

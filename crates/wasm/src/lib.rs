@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use medsign_crypto::twoparty::{self, ClientKeyGen, ClientKeyShare, ClientSignSession};
 use medsign_crypto::wrap::{PinKdfParams, PinKey as CryptoPinKey, biometric_kek};
 use std::rc::Rc;
@@ -361,10 +362,125 @@ pub fn sm3(data: &[u8]) -> String {
     hex::encode(medsign_crypto::hash::sm3(data))
 }
 
+/// The end-to-end channel to the hospital's servers (issue #17 item 3): every call of the phone
+/// API sealed to the servers' channel key, which is pinned by its fingerprint, so a DMZ gateway
+/// forwards what it cannot read or answer.
+/// ```text
+/// const ch = new Channel(channel.public_key, pinnedFingerprint);   // throws on a different key
+/// const call = ch.seal(JSON.stringify({ts, method, path, auth, body}));   POST call.body → answer
+/// call.open(answerJson) → JSON {status, body}
+/// ```
+#[wasm_bindgen]
+pub struct Channel {
+    key: medsign_crypto::sm2::Sm2PublicKey,
+    fingerprint: String,
+}
+
+#[wasm_bindgen]
+impl Channel {
+    /// The channel key of `GET /mobile/v1/channel` (hex point). `pinned`: the fingerprint this
+    /// phone pinned (from the activation QR code or its first activation), or `""` before there
+    /// is one; a key whose fingerprint differs is refused.
+    #[wasm_bindgen(constructor)]
+    pub fn new(public_key_hex: &str, pinned: &str) -> Result<Channel> {
+        let key = hex::decode(public_key_hex)
+            .ok()
+            .and_then(|b| medsign_crypto::sm2::Sm2PublicKey::from_sec1(&b).ok())
+            .ok_or_else(|| bad("通道公钥无效 / the channel key is not a valid SM2 point"))?;
+        let fingerprint = hex::encode(medsign_crypto::e2e::fingerprint(&key));
+        if !pinned.is_empty() && !pinned.eq_ignore_ascii_case(&fingerprint) {
+            return Err(bad(
+                "服务器的通道密钥与绑定时记录的不同，可能有人冒充医院服务器，请联系信息科 / the server's channel key is not the one this phone pinned: someone may be posing as the hospital's server — contact the IT department",
+            ));
+        }
+        Ok(Channel { key, fingerprint })
+    }
+
+    /// SM3 of the key (hex): what to pin.
+    #[wasm_bindgen(getter)]
+    pub fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+
+    /// Seal one call (`plaintext`: the JSON `{ts, method, path, auth, body}`).
+    pub fn seal(&self, plaintext: &str) -> Result<SealedCall> {
+        let (blob, opener) = medsign_crypto::e2e::seal_request(&self.key, plaintext.as_bytes())?;
+        let body = serde_json::json!({"v": 1, "kid": &self.fingerprint[..16], "blob": B64.encode(blob)});
+        Ok(SealedCall { body: body.to_string(), opener })
+    }
+}
+
+/// One sealed call: its body for `POST /mobile/v1/sealed`, and the key to its answer.
+#[wasm_bindgen]
+pub struct SealedCall {
+    body: String,
+    opener: medsign_crypto::e2e::Opener,
+}
+
+#[wasm_bindgen]
+impl SealedCall {
+    /// The JSON to POST.
+    #[wasm_bindgen(getter)]
+    pub fn body(&self) -> String {
+        self.body.clone()
+    }
+
+    /// Open the server's answer (the JSON of the 200): the call's `{status, body}` as JSON.
+    /// Fails for an answer that did not come from the server this call was sealed to.
+    pub fn open(&self, answer: &str) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            blob: String,
+        }
+        let a: Answer = json(answer, "sealed answer")?;
+        let blob =
+            B64.decode(a.blob.as_bytes()).map_err(|_| bad("加密应答不是 base64 / the sealed answer is not base64"))?;
+        let plain = self.opener.open(&blob).map_err(|_| {
+            bad("加密应答无法打开（不是医院服务器的应答）/ the sealed answer cannot be opened (it is not the hospital server's)")
+        })?;
+        String::from_utf8(plain.to_vec()).map_err(|_| bad("加密应答不是 UTF-8 / the sealed answer is not UTF-8"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use medsign_crypto::twoparty::{SeenQ1Memory, ServerKeyGen};
+
+    /// Issue #17 item 3: the phone seals to the pinned key only, and opens only the answer of the
+    /// server it sealed to — a gateway with a key of its own can neither read nor answer.
+    #[test]
+    fn the_channel_holds_to_its_pin_and_opens_only_its_own_answer() {
+        use medsign_crypto::{e2e, sm2::Sm2SecretKey};
+        let server = Sm2SecretKey::generate().unwrap();
+        let point = hex::encode(server.public_key().to_sec1_uncompressed());
+        let fp = hex::encode(e2e::fingerprint(server.public_key()));
+        let gateway = Sm2SecretKey::generate().unwrap();
+        let forged = hex::encode(gateway.public_key().to_sec1_uncompressed());
+        assert!(Channel::new(&forged, &fp).is_err(), "another key than the pinned one");
+        assert!(Channel::new("04abcd", "").is_err(), "not a point");
+        let first_use = Channel::new(&forged, "").unwrap();
+        assert_ne!(first_use.fingerprint(), fp, "without a pin the key is what it is (trust on first use)");
+
+        let ch = Channel::new(&point, &fp.to_uppercase()).unwrap();
+        assert_eq!(ch.fingerprint(), fp);
+        let call = ch.seal(r#"{"ts":1,"method":"GET","path":"/mobile/v1/pending"}"#).unwrap();
+        let env: serde_json::Value = serde_json::from_str(&call.body()).unwrap();
+        assert_eq!((env["v"].as_u64(), env["kid"].as_str()), (Some(1), Some(&fp[..16])));
+        let blob = B64.decode(env["blob"].as_str().unwrap()).unwrap();
+        assert!(e2e::open_request(&gateway, &blob).is_err(), "the gateway cannot open it");
+        let (plain, responder) = e2e::open_request(&server, &blob).unwrap();
+        assert!(plain.starts_with(b"{\"ts\":1"));
+        let answer = serde_json::json!({"v": 1, "blob": B64.encode(responder.seal(br#"{"status":200}"#).unwrap())});
+        assert_eq!(call.open(&answer.to_string()).unwrap(), r#"{"status":200}"#);
+        // an answer the gateway made up, or the server's answer to another call: refused
+        let (b2, _) = e2e::seal_request(gateway.public_key(), b"x").unwrap();
+        let (_, gw_responder) = e2e::open_request(&gateway, &b2).unwrap();
+        let made_up = serde_json::json!({"v": 1, "blob": B64.encode(gw_responder.seal(br#"{"status":200}"#).unwrap())});
+        assert!(call.open(&made_up.to_string()).is_err());
+        assert!(call.open(r#"{"v":1,"blob":"not base64!"}"#).is_err());
+        assert!(call.open("{}").is_err());
+    }
 
     /// A frame as a phone camera sees the PC: the QR drawn small and off-centre on a grey screen,
     /// with a little noise.

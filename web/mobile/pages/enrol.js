@@ -7,8 +7,16 @@ import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 
 // ---------------------------------------------------------------- activation and enrolment
 
-/** #/activate: staff number + one-time activation code → a session; a fresh device secret. */
-export function activatePage() {
+/**
+ * #/activate: staff number + one-time activation code → a session; a fresh device secret. The
+ * activation link from the IT department may bring the server's channel fingerprint (`k`), which
+ * the phone then pins before its first call (a gateway cannot slip its own key in); it never
+ * replaces a pin the phone already has. `no` and `code` fill the form.
+ * @param {URLSearchParams} [params]
+ */
+export function activatePage(params) {
+  const k = (params?.get('k') || '').toLowerCase();
+  if (/^[0-9a-f]{64}$/.test(k) && !store.get('channel')) store.set('channel', k);
   const go = h('button', { class: 'primary', id: 'activate' }, '绑定本机 / Bind this phone');
   go.onclick = async () => {
     const done = busy(go);
@@ -24,8 +32,8 @@ export function activatePage() {
   page('绑定手机 / Bind phone',
     h('div', { class: 'card' },
       h('p', { class: 'muted' }, '输入工号和信息科提供的激活码（72 小时内有效，只能用一次）。/ Enter your staff number and the one-time activation code from the IT department.'),
-      h('label', { for: 'employee' }, '工号 / Staff number'), h('input', { id: 'employee', inputmode: 'numeric', autocomplete: 'username' }),
-      h('label', { for: 'code' }, '激活码 / Activation code'), h('input', { id: 'code', autocapitalize: 'characters', placeholder: 'XXXX-XXXX-XXXX' }),
+      h('label', { for: 'employee' }, '工号 / Staff number'), h('input', { id: 'employee', inputmode: 'numeric', autocomplete: 'username', value: params?.get('no') || '' }),
+      h('label', { for: 'code' }, '激活码 / Activation code'), h('input', { id: 'code', autocapitalize: 'characters', placeholder: 'XXXX-XXXX-XXXX', value: params?.get('code') || '' }),
       h('label', { for: 'device' }, '设备名称 / Device name'), h('input', { id: 'device', value: /iPhone/.test(navigator.userAgent) ? 'iPhone' : '手机' }),
       go));
 }

@@ -1,4 +1,85 @@
 /**
+ * The end-to-end channel to the hospital's servers (issue #17 item 3): every call of the phone
+ * API sealed to the servers' channel key, which is pinned by its fingerprint, so a DMZ gateway
+ * forwards what it cannot read or answer.
+ * ```text
+ * const ch = new Channel(channel.public_key, pinnedFingerprint);   // throws on a different key
+ * const call = ch.seal(JSON.stringify({ts, method, path, auth, body}));   POST call.body → answer
+ * call.open(answerJson) → JSON {status, body}
+ * ```
+ */
+export class Channel {
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        ChannelFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_channel_free(ptr, 0);
+    }
+    /**
+     * SM3 of the key (hex): what to pin.
+     * @returns {string}
+     */
+    get fingerprint() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.channel_fingerprint(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
+     * The channel key of `GET /mobile/v1/channel` (hex point). `pinned`: the fingerprint this
+     * phone pinned (from the activation QR code or its first activation), or `""` before there
+     * is one; a key whose fingerprint differs is refused.
+     * @param {string} public_key_hex
+     * @param {string} pinned
+     */
+    constructor(public_key_hex, pinned) {
+        let ptr0, len0, ptr1, len1;
+        try {
+            ptr0 = passStringToWasm0(public_key_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len0 = WASM_VECTOR_LEN;
+            ptr1 = passStringToWasm0(pinned, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len1 = WASM_VECTOR_LEN;
+        } catch (e) {
+            if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+            if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+            throw e;
+        }
+        const ret = wasm.channel_new(ptr0, len0, ptr1, len1);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        this.__wbg_ptr = ret[0];
+        ChannelFinalization.register(this, this.__wbg_ptr, this);
+        return this;
+    }
+    /**
+     * Seal one call (`plaintext`: the JSON `{ts, method, path, auth, body}`).
+     * @param {string} plaintext
+     * @returns {SealedCall}
+     */
+    seal(plaintext) {
+        const ptr0 = passStringToWasm0(plaintext, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.channel_seal(this.__wbg_ptr, ptr0, len0);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return SealedCall.__wrap(ret[0]);
+    }
+}
+if (Symbol.dispose) Channel.prototype[Symbol.dispose] = Channel.prototype.free;
+
+/**
  * Key generation in progress (holds `d1` until [`KeyGen::finish`]).
  */
 export class KeyGen {
@@ -391,6 +472,71 @@ export class PinKey {
 if (Symbol.dispose) PinKey.prototype[Symbol.dispose] = PinKey.prototype.free;
 
 /**
+ * One sealed call: its body for `POST /mobile/v1/sealed`, and the key to its answer.
+ */
+export class SealedCall {
+    static __wrap(ptr) {
+        const obj = Object.create(SealedCall.prototype);
+        obj.__wbg_ptr = ptr;
+        SealedCallFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
+    __destroy_into_raw() {
+        const ptr = this.__wbg_ptr;
+        this.__wbg_ptr = 0;
+        SealedCallFinalization.unregister(this);
+        return ptr;
+    }
+    free() {
+        const ptr = this.__destroy_into_raw();
+        wasm.__wbg_sealedcall_free(ptr, 0);
+    }
+    /**
+     * The JSON to POST.
+     * @returns {string}
+     */
+    get body() {
+        let deferred1_0;
+        let deferred1_1;
+        try {
+            const ret = wasm.sealedcall_body(this.__wbg_ptr);
+            deferred1_0 = ret[0];
+            deferred1_1 = ret[1];
+            return getStringFromWasm0(ret[0], ret[1]);
+        } finally {
+            wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
+        }
+    }
+    /**
+     * Open the server's answer (the JSON of the 200): the call's `{status, body}` as JSON.
+     * Fails for an answer that did not come from the server this call was sealed to.
+     * @param {string} answer
+     * @returns {string}
+     */
+    open(answer) {
+        let deferred3_0;
+        let deferred3_1;
+        try {
+            const ptr0 = passStringToWasm0(answer, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            const len0 = WASM_VECTOR_LEN;
+            const ret = wasm.sealedcall_open(this.__wbg_ptr, ptr0, len0);
+            var ptr2 = ret[0];
+            var len2 = ret[1];
+            if (ret[3]) {
+                ptr2 = 0; len2 = 0;
+                throw takeFromExternrefTable0(ret[2]);
+            }
+            deferred3_0 = ptr2;
+            deferred3_1 = len2;
+            return getStringFromWasm0(ptr2, len2);
+        } finally {
+            wasm.__wbindgen_free(deferred3_0, deferred3_1, 1);
+        }
+    }
+}
+if (Symbol.dispose) SealedCall.prototype[Symbol.dispose] = SealedCall.prototype.free;
+
+/**
  * One signature in progress (holds the nonce `k1`).
  */
 export class SignSession {
@@ -581,6 +727,9 @@ function __wbg_get_imports() {
     };
 }
 
+const ChannelFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_channel_free(ptr, 1));
 const KeyGenFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_keygen_free(ptr, 1));
@@ -590,6 +739,9 @@ const KeyShareFinalization = (typeof FinalizationRegistry === 'undefined')
 const PinKeyFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_pinkey_free(ptr, 1));
+const SealedCallFinalization = (typeof FinalizationRegistry === 'undefined')
+    ? { register: () => {}, unregister: () => {} }
+    : new FinalizationRegistry(ptr => wasm.__wbg_sealedcall_free(ptr, 1));
 const SignSessionFinalization = (typeof FinalizationRegistry === 'undefined')
     ? { register: () => {}, unregister: () => {} }
     : new FinalizationRegistry(ptr => wasm.__wbg_signsession_free(ptr, 1));

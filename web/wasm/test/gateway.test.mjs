@@ -74,9 +74,19 @@ test('through the gateway the HIS API, documents and unknown fields are out of r
   const flows = await srv.call('GET', '/api/v1/sign-flows?limit=1', his);
   const id = flows.body?.items?.[0]?.id ?? 'sf_x';
   assert.equal((await srv.phoneCall('GET', `/api/v1/sign-flows/${id}/file`, his)).status, 404);
+  // a field the phone API does not have: refused by the server's check of the opened call
   const extra = await srv.phoneCall('POST', '/mobile/v1/sign-rounds', me, { targets: [], content: '病历全文' });
   assert.equal(extra.status, 400);
-  assert.equal(extra.body.code, 'gateway_refused');
+  assert.equal(extra.body.code, 'e2e_invalid');
+  // a plain call of the phone API is not forwarded: the gateway passes only sealed ones
+  const plain = await fetch(`${srv.gateway}/mobile/v1/pending`, { headers: { Authorization: `Bearer ${me}` } });
+  assert.equal(plain.status, 404);
+  // a gateway posing as the server with its own channel key is refused by the pinned phone
+  const c = await fetch(`${srv.gateway}/mobile/v1/channel`).then((r) => r.json());
+  assert.equal(c.fingerprint, srv.phoneCall.pinned);
+  const G = '0432c4ae2c1f1981195f9904466a39c9948fe30bbff2660be1715a4589334c74c7bc3736a2f4f6779c59bdcee36b692153d0a9877cc62a474002df32e52139f0a0';
+  await assert.rejects(phone.openChannel({ ...c, public_key: G }, srv.phoneCall.pinned), /pinned/);
+  assert.ok(await phone.openChannel({ ...c, public_key: G }, ''), 'a valid point (the SM2 base point) opens without a pin');
   // the H5 app itself is served through the gateway, typed by the gateway
   const page = await fetch(`${srv.gateway}/m/`);
   assert.equal(page.status, 200);

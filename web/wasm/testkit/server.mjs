@@ -58,6 +58,34 @@ function caller(base) {
 }
 
 /**
+ * Like `caller`, but as a phone behind the gateway: every `/mobile/v1/…` call is sealed to the
+ * servers' channel key (pinned at the first call) and opened here — what the H5 app's api.js does.
+ * Other paths go plain (to show what the gateway refuses). `call.pinned` is the fingerprint.
+ */
+export function sealedCaller(base) {
+  const plain = caller(base);
+  let ch = null;
+  async function call(method, path, token, body) {
+    if (!path.startsWith('/mobile/v1/')) return plain(method, path, token, body);
+    if (!ch) {
+      const c = await fetch(`${base}/mobile/v1/channel`).then((r) => r.json());
+      ch = await phone.openChannel(c, call.pinned || '');
+      call.pinned = ch.fingerprint;
+    }
+    const sealed = ch.seal(JSON.stringify({ ts: Date.now(), method, path, auth: token || null, body: body === undefined ? null : body }));
+    try {
+      const res = await fetch(`${base}/mobile/v1/sealed`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: sealed.body });
+      const text = await res.text();
+      if (res.status !== 200) return { status: res.status, body: JSON.parse(text || 'null') };
+      const inner = JSON.parse(sealed.open(text));
+      return { status: inner.status, body: inner.body };
+    } finally { sealed.free(); }
+  }
+  call.pinned = '';
+  return call;
+}
+
+/**
  * Start medsign (its clock synchronised to a local fake NTP server); resolves to { base, admin, call, stop }.
  * `dir`: an existing folder to keep the data directory in (left in place by `stop`).
  */
@@ -100,7 +128,7 @@ export async function startServer(extraEnv = {}, { dir: keep } = {}) {
  * medsign behind a DMZ gateway (docs/gateway.md): a first start creates the hospital CA, `medsign
  * gateway cert` issues both tunnel certificates, `medsign gateway` runs, and medsign starts again
  * with its tunnel to it. Resolves to { base, admin, call (the server: the HIS's view), gateway,
- * phoneCall (the gateway: all a phone can reach), stop }.
+ * phoneCall (the gateway, sealed as the H5 app seals: all a phone can reach), stop }.
  */
 export async function startBehindGateway(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'medsign-gw-'));
@@ -141,7 +169,7 @@ export async function startBehindGateway(extraEnv = {}) {
     gw.kill();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { ...srv, admin: first.admin, gateway, phoneCall: caller(gateway), stop };
+  return { ...srv, admin: first.admin, gateway, phoneCall: sealedCaller(gateway), stop };
 }
 
 /** Bind a phone of `employee` (activation code from the HIS token `his`); returns the session token. */

@@ -276,7 +276,7 @@ cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
 
     /// The same server as a plain [`Endpoint`] (for helpers that may also go through a gateway).
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint(self.addr.clone())
+        Endpoint::direct(&self.addr)
     }
 
     pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
@@ -324,19 +324,63 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
     (status, h.trim_end().to_string(), resp[split..].to_vec())
 }
 
-/// An HTTP address the phone talks to: the server itself, or a gateway in front of it.
-pub struct Endpoint(pub String);
+/// An HTTP address the phone talks to: the server itself, or a gateway in front of it — there
+/// every call of the phone API is sealed to the servers' channel key (docs/gateway.md), as the
+/// H5 app does.
+pub struct Endpoint {
+    pub addr: String,
+    /// the channel key and its id, for a phone behind a gateway
+    channel: Option<(medsign_crypto::sm2::Sm2PublicKey, String)>,
+}
 
 impl Endpoint {
-    /// A JSON request (an empty `body` sends none); returns (status, body as JSON or null).
+    /// The server itself: plain calls.
+    pub fn direct(addr: &str) -> Self {
+        Endpoint { addr: addr.to_string(), channel: None }
+    }
+
+    /// A gateway: `/mobile/v1/…` calls sealed to the key `GET /mobile/v1/channel` names (its
+    /// fingerprint is returned to compare with the pin).
+    pub fn sealed(addr: &str) -> (Self, String) {
+        let (st, _, b) = request(addr, "GET", "/mobile/v1/channel", &[], b"");
+        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+        let ch: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        let point = hex::decode(ch["public_key"].as_str().unwrap()).unwrap();
+        let key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&point).unwrap();
+        let fingerprint = hex::encode(medsign_crypto::e2e::fingerprint(&key));
+        let kid = ch["kid"].as_str().unwrap().to_string();
+        (Endpoint { addr: addr.to_string(), channel: Some((key, kid)) }, fingerprint)
+    }
+
+    /// A JSON request (an empty `body` sends none); returns (status, body as JSON or null) — of
+    /// the call inside the envelope when sealed, of the envelope when that was refused.
     pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(a) = &auth {
-            headers.push(("Authorization", a.as_str()));
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let parse = |b: &[u8]| serde_json::from_slice(b).unwrap_or(serde_json::Value::Null);
+        let Some((key, kid)) = self.channel.as_ref().filter(|_| path.starts_with("/mobile/v1/")) else {
+            let auth = token.map(|t| format!("Bearer {t}"));
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(a) = &auth {
+                headers.push(("Authorization", a.as_str()));
+            }
+            let (st, _, b) = request(&self.addr, method, path, &headers, body.as_bytes());
+            return (st, parse(&b));
+        };
+        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let inner = serde_json::json!({"ts": ts, "method": method, "path": path, "auth": token,
+            "body": if body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(body).unwrap() }});
+        let (blob, opener) = medsign_crypto::e2e::seal_request(key, inner.to_string().as_bytes()).unwrap();
+        let env = serde_json::json!({"v": 1, "kid": kid, "blob": b64.encode(blob)}).to_string();
+        let (st, _, b) =
+            request(&self.addr, "POST", "/mobile/v1/sealed", &[("Content-Type", "application/json")], env.as_bytes());
+        let outer = parse(&b);
+        if st != 200 {
+            return (st, outer);
         }
-        let (st, _, b) = request(&self.0, method, path, &headers, body.as_bytes());
-        (st, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+        let answer = opener.open(&b64.decode(outer["blob"].as_str().unwrap()).unwrap()).expect("the answer opens");
+        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+        (answer["status"].as_u64().unwrap() as u16, answer["body"].clone())
     }
 }
 

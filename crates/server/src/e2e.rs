@@ -1,0 +1,323 @@
+//! The phone ↔ server end-to-end channel (issue #17 item 3, docs/gateway.md): a phone behind the
+//! DMZ gateway seals every call of the mobile API to the servers' channel key
+//! ([`medsign_crypto::e2e`]) and sends it as `POST /mobile/v1/sealed`; the gateway forwards an
+//! envelope it cannot read, and sees only its size and time.
+//!
+//! [`unsealing`] runs before routing: it opens the envelope, refuses a stale or replayed one,
+//! holds the inner call to the same typed allow-list the gateway keeps for plain calls
+//! ([`medsign_gateway::allow`]), routes it like any request (with the phone's address and the
+//! request id of the envelope), holds the answer to the list too, and seals it for the phone that
+//! asked. Every outcome of the inner call — a 401, a 429 — travels sealed inside a 200, so even
+//! the status stays between the two ends. What the gateway may still see is the channel's own
+//! refusals (`e2e_*`), which say nothing about the phone's business.
+
+use crate::{AppState, error::ApiError};
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, Method, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use medsign_crypto::{e2e, keys::PrivateKey, sm2::Sm2SecretKey};
+use medsign_gateway::allow::{self, Refusal};
+use medsign_store::{Error, error::Refusal as Kind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::{net::SocketAddr, sync::Arc};
+
+/// Where sealed calls arrive.
+pub const SEALED_PATH: &str = "/mobile/v1/sealed";
+/// Where a phone reads the channel key (the one plain call of the mobile API through a gateway).
+pub const CHANNEL_PATH: &str = "/mobile/v1/channel";
+/// How far the phone's clock may be from the server's (and how long a request id is kept).
+const WINDOW_MS: i64 = 5 * 60 * 1000;
+/// The replay records' scope in `api_nonces` (not an app id: those start with `app_`).
+const NONCE_SCOPE: &str = "~e2e";
+/// The custody key's name.
+pub const KEY_NAME: &str = "mobile-channel";
+
+/// The servers' channel key (an SM2 custody key shared by every instance on the database).
+pub struct ChannelKey {
+    key: Sm2SecretKey,
+    kid: String,
+    public_hex: String,
+    fingerprint_hex: String,
+}
+
+impl ChannelKey {
+    /// From the custody key [`KEY_NAME`].
+    pub fn new(key: PrivateKey) -> medsign_store::Result<Self> {
+        let PrivateKey::Sm2(key) = key else {
+            return Err(Error::internal("the mobile channel key is not SM2"));
+        };
+        let fingerprint_hex = hex::encode(e2e::fingerprint(key.public_key()));
+        Ok(Self {
+            kid: fingerprint_hex[..16].to_string(),
+            public_hex: hex::encode(key.public_key().to_sec1_uncompressed()),
+            fingerprint_hex,
+            key,
+        })
+    }
+
+    /// `SM3` of the public point, hex: what a phone pins (the activation code carries it).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint_hex
+    }
+}
+
+/// `GET /mobile/v1/channel`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Channel {
+    /// names the key in sealed messages (the fingerprint's first 16 hex digits)
+    kid: String,
+    /// the SM2 public point, uncompressed, hex
+    public_key: String,
+    /// SM3 of the point, hex — compare with the pin before the first sealed call
+    fingerprint: String,
+    /// the server's clock (Unix milliseconds): a phone whose clock is off seals with this time
+    server_time_ms: i64,
+}
+
+#[utoipa::path(get, path = "/mobile/v1/channel", tag = "mobile",
+    responses((status = 200, body = Channel, example = json!({"kid": "3f2a9c1b7d4e5a60", "public_key": "04…", "fingerprint": "3f2a9c1b7d4e5a60…", "server_time_ms": 1764835200000_i64}))))]
+/// `GET /mobile/v1/channel`: the end-to-end channel's key and the server's time. Not secret, but
+/// a gateway could substitute its own key: the phone compares the fingerprint with the one it
+/// pinned (from the activation QR code, or at its first activation) and stops on a difference.
+pub async fn channel(State(s): State<Arc<AppState>>) -> Json<Channel> {
+    let c = &s.channel;
+    Json(Channel {
+        kid: c.kid.clone(),
+        public_key: c.public_hex.clone(),
+        fingerprint: c.fingerprint_hex.clone(),
+        server_time_ms: chrono::Utc::now().timestamp_millis(),
+    })
+}
+
+/// Body of `POST /mobile/v1/sealed`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealedCall {
+    /// protocol version: 1
+    v: u8,
+    /// the channel key the call is sealed to (`kid` of `GET /mobile/v1/channel`)
+    kid: String,
+    /// base64 of `C1 ‖ SM4-GCM(…)`
+    blob: String,
+}
+
+/// Answer of `POST /mobile/v1/sealed`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SealedAnswer {
+    /// protocol version: 1
+    v: u8,
+    /// base64 of `SM4-GCM(…)`: the call's `{status, body}`, for the phone that sealed it
+    blob: String,
+}
+
+/// A sealed request's plaintext.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Inner {
+    /// the phone's clock, Unix milliseconds
+    ts: i64,
+    method: String,
+    /// `/mobile/v1/…`, with the query
+    path: String,
+    /// the device session token, without `Bearer `
+    #[serde(default)]
+    auth: Option<String>,
+    /// the JSON body
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/sealed", tag = "mobile",
+    request_body(content = SealedCall, example = json!({"v": 1, "kid": "3f2a9c1b7d4e5a60", "blob": "BP3k…"})),
+    responses((status = 200, body = SealedAnswer, example = json!({"v": 1, "blob": "q83v…"})),
+        (status = 400, body = crate::error::ErrorBody, example = json!({"code": "e2e_stale", "message": "手机时间与服务器相差超过 5 分钟 / the phone's clock is more than 5 minutes off", "request_id": "…"})),
+        (status = 409, body = crate::error::ErrorBody, example = json!({"code": "e2e_replay", "message": "该加密报文已收到过（重放）/ this sealed message was received before (replay)", "request_id": "…"}))))]
+/// `POST /mobile/v1/sealed`: one call of the mobile API, end-to-end encrypted. The plaintext is
+/// `{ts, method, path, auth, body}`; the sealed answer is `{status, body}` of that call. Served
+/// by the channel before routing ([`unsealing`]); this route only answers a sealed call that
+/// names itself.
+pub async fn sealed() -> ApiError {
+    invalid("加密报文不能装入另一个加密报文 / a sealed call cannot carry another sealed call").into()
+}
+
+/// Marks a request that arrived sealed (the tunnel's fence lets only these reach the phone API).
+#[derive(Clone, Copy)]
+pub struct Unsealed;
+
+/// `inner` with the channel in front of its routing.
+pub fn unsealing(state: Arc<AppState>, inner: Router) -> Router {
+    Router::new().fallback_service(inner).layer(middleware::from_fn_with_state(state, unseal))
+}
+
+async fn unseal(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if req.uri().path() != SEALED_PATH || req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let answer = crate::error::with_request_scope(id.clone(), exchange(&s, req, next, &id)).await;
+    let mut answer = crate::http::security_headers(answer).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        answer.headers_mut().insert("x-request-id", v);
+    }
+    answer
+}
+
+fn invalid(message: &str) -> Error {
+    Error::coded(Kind::Invalid, "e2e_invalid", message)
+}
+
+async fn exchange(s: &AppState, req: Request, next: Next, id: &str) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, allow::SEALED_REQUEST_MAX).await else {
+        return crate::error::envelope(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "加密报文过大 / the sealed message is too large",
+        );
+    };
+    let (inner, responder) = match open(s, &bytes).await {
+        Ok(o) => o,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let (status, body) = match inner_request(&parts, inner, id) {
+        Ok((inner, route)) => answer(route, next.run(inner).await).await,
+        Err(e) => {
+            let r = ApiError(e).into_response();
+            let status = r.status().as_u16();
+            (status, body_of(r).await.ok().flatten())
+        }
+    };
+    let answer = serde_json::to_vec(&serde_json::json!({"status": status, "body": body})).unwrap_or_default();
+    match responder.seal(&answer) {
+        Ok(blob) => Json(SealedAnswer { v: 1, blob: B64.encode(blob) }).into_response(),
+        Err(e) => ApiError(Error::internal_from("sealing an answer", e)).into_response(),
+    }
+}
+
+/// Open the envelope; refuse one sealed to another key, stale, or seen before.
+async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(Inner, e2e::Responder)> {
+    let outer: SealedCall =
+        serde_json::from_slice(bytes).map_err(|_| invalid("加密报文格式错误 / the sealed message is malformed"))?;
+    if outer.v != 1 {
+        return Err(invalid("不支持的加密报文版本 / unsupported version of the sealed message"));
+    }
+    if outer.kid != s.channel.kid {
+        return Err(Error::coded(
+            Kind::Conflict,
+            "e2e_key_changed",
+            "服务器没有该通道密钥 / the server has no such channel key",
+        ));
+    }
+    let blob = B64
+        .decode(outer.blob.as_bytes())
+        .map_err(|_| invalid("加密报文不是 base64 / the sealed message is not base64"))?;
+    let (plaintext, responder) = e2e::open_request(&s.channel.key, &blob)
+        .map_err(|_| invalid("加密报文无法打开 / the sealed message cannot be opened"))?;
+    let inner: Inner = serde_json::from_slice(&plaintext)
+        .map_err(|_| invalid("加密报文内容格式错误 / the sealed request is malformed"))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    if (now - inner.ts).abs() > WINDOW_MS {
+        return Err(Error::coded(
+            Kind::Invalid,
+            "e2e_stale",
+            format!(
+                "手机时间与服务器相差超过 5 分钟 / the phone's clock is more than 5 minutes off (server time {now} ms)"
+            ),
+        ));
+    }
+    let id = hex::encode(e2e::request_id(&blob)?);
+    let expires = (now + 2 * WINDOW_MS) / 1000;
+    if !medsign_store::nonces::record(&s.db, NONCE_SCOPE, &id, expires, now / 1000).await? {
+        return Err(Error::coded(
+            Kind::Conflict,
+            "e2e_replay",
+            "该加密报文已收到过（重放）/ this sealed message was received before (replay)",
+        ));
+    }
+    Ok((inner, responder))
+}
+
+fn refused(r: Refusal) -> Error {
+    invalid(&format!("加密报文中的请求不在允许清单内 / the sealed call is not on the allow-list: {r}"))
+}
+
+/// The inner call as a request of its own, held to the allow-list.
+fn inner_request(
+    outer: &axum::http::request::Parts,
+    inner: Inner,
+    id: &str,
+) -> medsign_store::Result<(Request, &'static allow::Route)> {
+    let (path, query) = match inner.path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (inner.path.as_str(), None),
+    };
+    if !path.starts_with("/mobile/v1/") || path == SEALED_PATH || path == CHANNEL_PATH {
+        return Err(refused(Refusal::UnknownRoute));
+    }
+    let route = allow::route(&inner.method, path).ok_or_else(|| refused(Refusal::UnknownRoute))?;
+    allow::check_query(route, query).map_err(refused)?;
+    match (&route.request, &inner.body) {
+        (allow::Body::Json(ty), Some(v)) => allow::check(ty, v, "$").map_err(refused)?,
+        (allow::Body::Empty, None | Some(Value::Null)) => {}
+        _ => return Err(refused(Refusal::NotJson)),
+    }
+    let mut b = Request::builder().method(inner.method.as_str()).uri(inner.path.as_str()).header("x-request-id", id);
+    if let Some(token) = &inner.auth {
+        let v = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| invalid("会话令牌格式错误 / malformed session token"))?;
+        b = b.header(header::AUTHORIZATION, v);
+    }
+    if let Some(xff) = outer.headers.get("x-forwarded-for") {
+        b = b.header("x-forwarded-for", xff);
+    }
+    let body = match &inner.body {
+        Some(v) if !v.is_null() => {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+            Body::from(serde_json::to_vec(v).map_err(|e| Error::internal_from("re-encoding a sealed body", e))?)
+        }
+        _ => Body::empty(),
+    };
+    let mut req = b.body(body).map_err(|_| invalid("加密报文中的请求无效 / the sealed call is not a valid request"))?;
+    if let Some(c) = outer.extensions.get::<ConnectInfo<SocketAddr>>() {
+        req.extensions_mut().insert(*c);
+    }
+    req.extensions_mut().insert(Unsealed);
+    Ok((req, route))
+}
+
+async fn body_of(r: Response) -> Result<Option<Value>, ()> {
+    let bytes = axum::body::to_bytes(r.into_body(), allow::JSON_MAX).await.map_err(|_| ())?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|_| ())
+}
+
+/// The inner call's status and JSON, held to the route's answer type (or the error envelope).
+async fn answer(route: &allow::Route, r: Response) -> (u16, Option<Value>) {
+    let status = r.status();
+    let body = body_of(r).await;
+    let checked = match (&body, status.is_success(), &route.response) {
+        (Err(()), ..) => Err(Refusal::NotJson),
+        (Ok(None), true, allow::Body::Empty) => Ok(()),
+        (Ok(Some(v)), true, allow::Body::Json(ty)) => allow::check(ty, v, "$"),
+        (Ok(Some(v)), false, _) => allow::check(&allow::ERROR, v, "$"),
+        _ => Err(Refusal::Answer(format!("status {status}"))),
+    };
+    match (checked, body) {
+        (Ok(()), Ok(v)) => (status.as_u16(), v),
+        (checked, _) => {
+            let why = checked.err().unwrap_or(Refusal::NotJson);
+            tracing::error!(route = route.name, %why, "an answer of the mobile API is not on the allow-list; withheld");
+            let r = ApiError(Error::internal("answer not on the allow-list")).into_response();
+            (r.status().as_u16(), body_of(r).await.ok().flatten())
+        }
+    }
+}
