@@ -150,6 +150,9 @@ test('scan-to-sign a prescription: summary, PIN, signed; the PDF verifies', asyn
   await openLink(link);
   await p.waitForSelector('#confirmSign');
   assert.match(await p.textContent('main'), /门诊处方笺 MZ20261127077/);
+  // the prescription itself, as text, before the PIN (R2.4), through the gateway sealed
+  const shown = (await p.textContent('#docView')).replace(/\s/g, '');
+  for (const v of ['王小明', '上呼吸道感染', '阿莫西林胶囊']) assert.ok(shown.includes(v), `${v} in ${shown}`);
   await shot('05-confirm-sign');
   await p.fill('#pin', PIN);
   await p.click('#confirmSign');

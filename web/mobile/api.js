@@ -49,23 +49,23 @@ async function channelOf() {
  */
 export async function api(method, path, body) {
   for (let attempt = 0; ; attempt++) {
-    const { ch, offset } = await channelOf();
-    const call = ch.seal(JSON.stringify({
-      ts: Date.now() + offset, method, path: `/mobile/v1/${path}`, auth: store.get('token') || null, body: body === undefined ? null : body,
+    const ch = await channelOf();
+    const call = ch.ch.seal(JSON.stringify({
+      ts: Date.now() + ch.offset, method, path: `/mobile/v1/${path}`, auth: store.get('token') || null, body: body === undefined ? null : body,
     }));
     let answer;
     try {
       const res = await fetch(API + 'sealed', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: call.body });
-      if (!res.ok) {
-        const e = await envelopeOf(res);
-        // a clock that drifted, a key the server no longer has: read the channel again, once
-        if (attempt === 0 && ['e2e_stale', 'e2e_key_changed', 'e2e_replay'].includes(e.body.code)) { channel = null; continue; }
-        throw e;
-      }
+      // a refusal in the clear (busy, no tunnel, replay, a key the server does not have) is never
+      // retried here: it may come from anyone on the way, and a replayed call may have been done
+      if (!res.ok) throw await envelopeOf(res);
       answer = JSON.parse(call.open(await res.text()));
     } finally { call.free(); }
-    const { status, body: data } = answer;
+    const { status, body: data, time_ms: serverTime } = answer;
+    // the server's clock, sealed: only this corrects the phone's once calls flow
+    if (typeof serverTime === 'number') ch.offset = serverTime - Date.now();
     if (status >= 200 && status < 300) return data ?? null;
+    if (data?.code === 'e2e_stale' && attempt === 0) continue;
     if (data?.code === 'session_invalid') store.set('token', null);
     throw Object.assign(new Error(data?.message || `HTTP ${status}`), { status, body: data || {} });
   }

@@ -354,8 +354,37 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     let mut pdf_flows = Vec::new();
     let mut titles = Vec::new();
     let mut known = HashSet::new();
+    // what the doctor must be able to read of each flow before signing (R2.4), through the channel
+    let mut readable: std::collections::HashMap<String, String> = Default::default();
+    let read_views = |rounds: &serde_json::Value, readable: &std::collections::HashMap<String, String>| {
+        for r in rounds.as_array().unwrap() {
+            let (st, v) = phone.json(
+                "GET",
+                &format!("/mobile/v1/sign-rounds/{}/view", r["round_id"].as_str().unwrap()),
+                Some(&me),
+                "",
+            );
+            assert_eq!(st, 200, "{v}");
+            let want = &readable[r["summary"]["flow_id"].as_str().unwrap()];
+            match v["kind"].as_str().unwrap() {
+                "data" => {
+                    let text = v["text"].as_str().unwrap();
+                    assert_eq!(text, want);
+                    let sm3 = hex::encode(medsign_crypto::hash::sm3(text.as_bytes()));
+                    assert_eq!(sm3, r["summary"]["content_sm3"].as_str().unwrap(), "the phone can check what it reads");
+                }
+                _ => {
+                    // the words as laid out (a long value wraps): compared without white space
+                    let bare = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+                    let page = bare(v["pages"][0].as_str().unwrap());
+                    assert!(page.contains(&bare(want)), "{want} in {page}");
+                }
+            }
+        }
+    };
     for _ in 0..12 {
         let file = rng.below(3) == 0;
+        let expect;
         let flow = if file {
             let data = serde_json::json!({
                 "hospital": "某县人民医院", "category": "普通", "fee_type": "医保", "department": "内科",
@@ -366,18 +395,21 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
             for v in [&data["patient_name"], &data["diagnosis"], &data["items"][0]["drug"]] {
                 docs.push((v.as_str().unwrap().as_bytes().to_vec(), String::new()));
             }
+            expect = data["diagnosis"].as_str().unwrap().to_string();
             serde_json::json!({"kind": "file", "title": title(&mut titles, &mut rng, "门诊处方笺"), "template_id": "outpatient-prescription",
                 "data": data, "signers": [{"employee_no": "1001", "mode": "scan", "field": "doctor"}]})
         } else {
             let words = 20 + rng.below(300) as usize;
             let content = rng.text(words);
             docs.push((content.clone().into_bytes(), String::new()));
+            expect = content.clone();
             serde_json::json!({"kind": "data", "title": title(&mut titles, &mut rng, "检验报告"), "content": content,
                 "signers": [{"employee_no": "1001", "mode": "scan"}]})
         };
         let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
         assert_eq!(st, 201, "{f}");
         let id = f["id"].as_str().unwrap().to_string();
+        readable.insert(id.clone(), expect);
         if file {
             pdf_flows.push(id.clone());
         }
@@ -392,6 +424,7 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
             );
             assert_eq!(st, 201, "{v}");
             shown(&mut known, &v["rounds"]);
+            read_views(&v["rounds"], &readable);
             let out = co_sign(&phone, &me, &share, v["rounds"].as_array().unwrap());
             assert_eq!(out["results"][0]["state"], "completed", "{out}");
         }
@@ -410,6 +443,7 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
         );
         assert_eq!(st, 201, "{v}");
         shown(&mut known, &v["rounds"]);
+        read_views(&v["rounds"], &readable);
         let out = co_sign(&phone, &me, &share, v["rounds"].as_array().unwrap());
         assert!(out["results"].as_array().unwrap().iter().all(|r| r["state"] == "completed"), "{out}");
     }

@@ -111,6 +111,10 @@ pub struct SignConfig {
     /// the archive-timestamp job re-stamps a B-LTA document when the TSA certificate of its newest
     /// document timestamp ends within this many days
     pub archive_timestamp_days: u32,
+    /// what the doctor's phone may show of a document before signing (R2.4): `content` (a data
+    /// flow's content, a PDF's text page by page — only ever inside the end-to-end channel) or
+    /// `summary` (title, number, pages and digest only)
+    pub phone_view: String,
 }
 
 /// The PAdES levels a PDF flow may produce.
@@ -124,6 +128,7 @@ impl Default for SignConfig {
             grant_max_hours: GRANT_MAX_HOURS,
             pades_level: "B-T".into(),
             archive_timestamp_days: 180,
+            phone_view: "content".into(),
         }
     }
 }
@@ -373,6 +378,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_SIGN_FONT_FILE", "sign.font_file", Kind::Text),
     ("MEDSIGN_SIGN_GRANT_MAX_HOURS", "sign.grant_max_hours", Kind::Number),
     ("MEDSIGN_SIGN_PADES_LEVEL", "sign.pades_level", Kind::Text),
+    ("MEDSIGN_SIGN_PHONE_VIEW", "sign.phone_view", Kind::Text),
     ("MEDSIGN_SIGN_ARCHIVE_TIMESTAMP_DAYS", "sign.archive_timestamp_days", Kind::Number),
     ("MEDSIGN_REALNAME_PROVIDER", "realname.provider", Kind::Text),
     ("MEDSIGN_REALNAME_WECHAT_APPID", "realname.wechat_appid", Kind::Text),
@@ -530,6 +536,13 @@ impl Config {
                 c.sign.pades_level, c.sign.pades_level
             )));
         }
+        if !["content", "summary"].contains(&c.sign.phone_view.as_str()) {
+            let var = variable_of("sign.phone_view");
+            return Err(Error(format!(
+                "配置项 sign.phone_view（环境变量 {var}）须为 content 或 summary，实为 '{}' / sign.phone_view ({var}) must be content or summary, not '{}'",
+                c.sign.phone_view, c.sign.phone_view
+            )));
+        }
         for (key, list) in [
             ("server.trusted_proxies", &c.server.trusted_proxies),
             ("gateway.trusted_proxies", &c.gateway.trusted_proxies),
@@ -632,6 +645,15 @@ mod tests {
         assert!(Config::load(Some(&f), std::iter::empty()).unwrap_err().to_string().contains("lisen"));
         let env = vec![("MEDSIGN_TIME_MAX_OFFSET_MS".to_string(), "soon".to_string())];
         assert!(Config::load(None, env.into_iter()).is_err());
+    }
+
+    #[test]
+    fn phone_view_is_content_or_summary() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())].into_iter();
+        assert_eq!(Config::load(None, std::iter::empty()).unwrap().sign.phone_view, "content");
+        assert_eq!(Config::load(None, env("MEDSIGN_SIGN_PHONE_VIEW", "summary")).unwrap().sign.phone_view, "summary");
+        let e = Config::load(None, env("MEDSIGN_SIGN_PHONE_VIEW", "pages")).unwrap_err().to_string();
+        assert!(e.contains("MEDSIGN_SIGN_PHONE_VIEW") && e.contains("content or summary"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! one, cannot smuggle a second value past the check).
 //!
 //! The types carry identities, digests, signature shares, certificates and what the doctor is
-//! shown (titles, document numbers, sizes): never a document's content (R4.3). The list is
+//! shown (titles, document numbers, sizes) — and one message with a document's text
+//! (`sign_rounds.view`, R2.4), which exists only inside the end-to-end channel: the gateway
+//! forwards nothing of [`ROUTES`] in the clear (R4.3). The list is
 //! compared with the server's OpenAPI document by a test (`crates/cli/tests/gateway.rs`), so a
 //! field added to the mobile API without a decision here fails the build's tests instead of
 //! being silently dropped in production.
@@ -348,6 +350,20 @@ pub static ROUTES: &[Route] = &[
             Ty::List(&Ty::Obj(&[req("round_id", ID), req("signature", Ty::Hex(160))]), 200),
         )])),
         Json(Ty::Obj(&[req("results", Ty::List(&SIGN_OUTCOME, 200))])),
+    ),
+    // the document as text before signing (R2.4): only ever inside the end-to-end channel — this
+    // list is the server's check of opened calls; the gateway never forwards it (not in FORWARDED)
+    get(
+        "sign_rounds.view",
+        "/mobile/v1/sign-rounds/{round_id}/view",
+        Json(Ty::Obj(&[
+            req("round_id", ID),
+            req("flow_id", ID),
+            req("kind", WORD),
+            opt("text", Ty::Text(256 << 10)),
+            opt("pages", Ty::List(&Ty::Text(32_000), 20)),
+            req("truncated", Ty::Bool),
+        ])),
     ),
     // handwriting (the doctor's signature image, drawn on the phone)
     Route {
@@ -697,9 +713,43 @@ pub fn check_json(ty: &Ty, body: &[u8]) -> Result<Vec<u8>, Refusal> {
     if body.len() > SEALED_REQUEST_MAX {
         return Err(Refusal::TooLarge(SEALED_REQUEST_MAX));
     }
+    shape_ok(body)?;
     let v: Value = serde_json::from_slice(body).map_err(|_| Refusal::NotJson)?;
     check(ty, &v, "$")?;
     Ok(serde_json::to_vec(&v).expect("a parsed value is written out"))
+}
+
+/// The most values (objects, arrays, elements) a checked JSON body may hold. The largest message
+/// (200 sign rounds, a records page) has a few thousand; a 5 MiB body of `[0,0,…]` would have
+/// millions, each tens of bytes once parsed.
+pub const MAX_JSON_VALUES: usize = 65_536;
+
+/// Refuse JSON whose shape would parse into far more memory than its size: counted on the bytes
+/// (commas and brackets outside strings), before any parsing.
+pub fn shape_ok(body: &[u8]) -> Result<(), Refusal> {
+    let (mut values, mut in_string, mut escaped) = (0usize, false, false);
+    for &c in body {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b',' | b'[' | b'{' => {
+                values += 1;
+                if values > MAX_JSON_VALUES {
+                    return Err(Refusal::TooLong("$".into(), MAX_JSON_VALUES));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The content type of an H5 app file, from its name (`/m/` is the page).
@@ -786,6 +836,17 @@ mod tests {
         assert_eq!(check(ty, &bad, "$"), Err(Refusal::WrongType("$.answers[1].request.q1".into(), "hex")));
         let many = json!({"answers": vec![answer(json!("02")); 201]});
         assert_eq!(check(ty, &many, "$"), Err(Refusal::TooLong("$.answers".into(), 200)));
+    }
+
+    #[test]
+    fn a_body_that_would_parse_into_far_more_than_its_size_is_refused_unparsed() {
+        let many = format!("[{}0]", "0,".repeat(MAX_JSON_VALUES));
+        assert!(shape_ok(many.as_bytes()).is_err());
+        assert!(check_json(&Ty::List(&Ty::Int, 10), many.as_bytes()).is_err());
+        // commas and brackets inside strings are text, not values
+        let text = format!("{{\"blob\":\"{}\"}}", ",[{\\\"".repeat(100_000));
+        assert!(shape_ok(text.as_bytes()).is_ok(), "inside a string");
+        assert!(shape_ok(format!("[{}0]", "0,".repeat(1000)).as_bytes()).is_ok());
     }
 
     #[test]

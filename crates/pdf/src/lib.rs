@@ -31,7 +31,7 @@ pub use draw::{
     Appearance, EMBEDDED_FONT, MAX_IMAGE_SIDE, SEAL_RED, appearance_pdf, image_size, missing_chars, normalize_image,
     round_seal_png, text_width, use_font_file,
 };
-pub use text::{Found, find_text};
+pub use text::{Found, find_text, page_texts};
 
 /// What can go wrong, in words a person understands (Chinese / English).
 #[derive(Debug, thiserror::Error)]

@@ -428,6 +428,58 @@ fn page_glyphs(doc: &Document, page: ObjectId, budget: &mut Budget) -> Result<Ve
     }
 }
 
+/// The text of the first `max_pages` pages, for a person to read (R2.4: what the doctor's phone
+/// shows before signing): each page's characters in lines as laid out — top to bottom, left to
+/// right, whatever order the content stream drew them in (a template draws its labels, then the
+/// values) — with a space where a gap opens. At most `max_chars` characters a page; the flag
+/// says whether anything was left out (pages or characters).
+pub fn page_texts(bytes: &[u8], max_pages: usize, max_chars: usize) -> Result<(Vec<String>, bool)> {
+    let doc = crate::load(bytes)?;
+    let pages = doc.get_pages();
+    let mut budget = Budget::default();
+    let mut out = Vec::new();
+    let mut cut = pages.len() > max_pages;
+    for (_, id) in pages.into_iter().take(max_pages) {
+        let mut glyphs: Vec<Glyph> =
+            page_glyphs(&doc, id, &mut budget)?.into_iter().filter(|g| g.y.is_finite() && g.x.is_finite()).collect();
+        glyphs.sort_by(|a, b| b.y.total_cmp(&a.y));
+        // lines: a glyph joins the line whose baseline is within half its size
+        let mut lines: Vec<(f64, Vec<Glyph>)> = Vec::new();
+        for g in glyphs {
+            match lines.last_mut() {
+                Some((y, line)) if (*y - g.y).abs() <= g.size.max(1.0) * 0.5 => line.push(g),
+                _ => lines.push((g.y, vec![g])),
+            }
+        }
+        let mut text = String::new();
+        let mut n = 0;
+        'page: for (i, (_, mut line)) in lines.into_iter().enumerate() {
+            line.sort_by(|a, b| a.x.total_cmp(&b.x));
+            if i > 0 {
+                text.push('\n');
+            }
+            let mut last: Option<&Glyph> = None;
+            for g in &line {
+                if n == max_chars {
+                    cut = true;
+                    break 'page;
+                }
+                if let Some(p) = last
+                    && g.x - (p.x + p.advance) > p.size.max(g.size) * 0.25
+                    && !g.ch.is_whitespace()
+                {
+                    text.push(' ');
+                }
+                text.push(g.ch);
+                n += 1;
+                last = Some(g);
+            }
+        }
+        out.push(text);
+    }
+    Ok((out, cut))
+}
+
 /// Find `keyword` in the document (on `page` only when given): the first occurrence, in content
 /// order. Spaces in the page text and the keyword are ignored when matching.
 pub fn find_text(bytes: &[u8], keyword: &str, page: Option<u32>) -> Result<Option<Found>> {
@@ -486,6 +538,33 @@ mod tests {
         assert!((f.rect[0] - 20.0).abs() < 0.5 && (f.rect[1] - (108.0 - 2.1)).abs() < 0.5, "{f:?}");
         assert!((f.rect[2] - f.rect[0] - 31.5).abs() < 1.0, "three full-width characters: {f:?}");
         assert!(find_text(&pdf, "王 小明", Some(1)).unwrap().is_some(), "spaces are ignored");
+        // the page as text for the doctor's phone: every value, in lines
+        let (pages, cut) = page_texts(&pdf, 20, 100_000).unwrap();
+        assert_eq!((pages.len(), cut), (1, false));
+        for v in ["王小明", "上呼吸道感染", "阿莫西林胶囊", "0.5g", "某某县人民医院"] {
+            assert!(pages[0].replace(' ', "").contains(v), "{v} in {:?}", pages[0]);
+        }
+        assert!(pages[0].lines().count() > 5, "{:?}", pages[0]);
+        // laid out: a label and its value on one line, in reading order
+        assert!(
+            pages[0].lines().any(|l| {
+                let l = l.replace(' ', "");
+                l.contains("姓名：王小明")
+            }),
+            "{:?}",
+            pages[0]
+        );
+        let mixed = serde_json::json!({
+            "hospital": "某县人民医院", "department": "内科", "outpatient_no": "MZ1", "patient_name": "wda227c 患者",
+            "gender": "男", "age": "45岁", "diagnosis": "M2992220cef 诊断w6bd5a2",
+            "items": [{"drug": "阿莫西林胶囊", "dosage": "0.5g", "usage": "口服", "quantity": "2盒"}]
+        });
+        let (p2, _) = page_texts(&t.render(&mixed).unwrap(), 20, 100_000).unwrap();
+        assert!(p2[0].replace(' ', "").contains("M2992220cef诊断w6bd5a2"), "{:?}", p2[0]);
+        let (short, cut) = page_texts(&pdf, 20, 10).unwrap();
+        assert!(cut && short[0].chars().filter(|c| !c.is_whitespace()).count() == 10, "{short:?}");
+        let (none, cut) = page_texts(&pdf, 0, 100).unwrap();
+        assert!(none.is_empty() && cut);
         assert!(find_text(&pdf, "王小明", Some(2)).unwrap().is_none());
         assert!(find_text(&pdf, "不存在的字", None).unwrap().is_none());
         assert!(find_text(&pdf, "  ", None).is_err());

@@ -395,6 +395,56 @@ struct RoundRow {
     share_wrapped: Option<String>,
 }
 
+/// The most of a data flow's content the phone is shown (bytes of UTF-8 text).
+pub const VIEW_TEXT_MAX: usize = 256 << 10;
+/// The most pages of a PDF the phone is shown, and characters of each.
+pub const VIEW_PAGES: usize = 20;
+/// See [`VIEW_PAGES`].
+pub const VIEW_PAGE_CHARS: usize = 8_000;
+
+/// What the doctor reads before signing (R2.4): the document as text, made on the server from
+/// exactly what the round signs. Carried only inside the end-to-end channel when the phone is
+/// behind a gateway (docs/gateway.md).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    /// the round
+    pub round_id: String,
+    /// its flow
+    pub flow_id: String,
+    /// `data` | `file`
+    pub kind: FlowKind,
+    /// a data flow's content as sent (text or JSON), when it is UTF-8 text within
+    /// [`VIEW_TEXT_MAX`] — its SM3 is the summary's `content_sm3`, which the phone checks
+    pub text: Option<String>,
+    /// a PDF's text page by page, as it stands before this signature
+    pub pages: Option<Vec<String>>,
+    /// something is left out (pages or characters over the caps, content that is not text)
+    pub truncated: bool,
+}
+
+/// The view of an open round of this device.
+pub async fn view(db: &Db, s: &Session, round_id: &str) -> Result<View> {
+    let r = round(db, s, round_id, false).await?;
+    if r.state != "open" {
+        return Err(Error::Conflict(format!("签署轮次 {} 已应答 / signing round {} was answered already", r.id, r.id)));
+    }
+    let f = flows::stored(db, &r.flow_id).await?;
+    let (text, pages, truncated) = match f.kind {
+        FlowKind::File => {
+            let doc = f.so_far.as_deref().unwrap_or(&f.content);
+            let (pages, cut) =
+                medsign_pdf::page_texts(doc, VIEW_PAGES, VIEW_PAGE_CHARS).map_err(|e| Error::Invalid(e.to_string()))?;
+            (None, Some(pages), cut)
+        }
+        _ => {
+            let text = std::str::from_utf8(&f.content).ok().filter(|t| t.len() <= VIEW_TEXT_MAX);
+            (text.map(str::to_string), None, text.is_none())
+        }
+    };
+    Ok(View { round_id: r.id, flow_id: r.flow_id, kind: f.kind, text, pages, truncated })
+}
+
 /// A round of this device; the prepared PDF only when `prepared` (the answer step does not need
 /// it), the key's wrapped share joined in.
 async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {

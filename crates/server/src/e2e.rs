@@ -121,8 +121,9 @@ pub struct SealedAnswer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Inner {
-    /// the phone's clock, Unix milliseconds
-    ts: i64,
+    /// the phone's clock, Unix milliseconds (checked on the call's head, before it is parsed)
+    #[serde(rename = "ts")]
+    _ts: i64,
     method: String,
     /// `/mobile/v1/…`, with the query
     path: String,
@@ -151,17 +152,27 @@ pub async fn sealed() -> ApiError {
 #[derive(Clone, Copy)]
 pub struct Unsealed;
 
-/// `inner` with the channel in front of its routing.
-pub fn unsealing(state: Arc<AppState>, inner: Router) -> Router {
-    Router::new().fallback_service(inner).layer(middleware::from_fn_with_state(state, unseal))
+/// Where the phone's address comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// the server's own listener: the peer, or `X-Forwarded-For` from `server.trusted_proxies`
+    Direct,
+    /// a gateway's tunnel: the gateway's `X-Forwarded-For` (the tunnel is mutually authenticated)
+    Tunnel,
 }
 
-async fn unseal(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+/// `inner` with the channel in front of its routing.
+pub fn unsealing(state: Arc<AppState>, inner: Router, listener: Listener) -> Router {
+    Router::new().fallback_service(inner).layer(middleware::from_fn_with_state((state, listener), unseal))
+}
+
+async fn unseal(State((s, listener)): State<(Arc<AppState>, Listener)>, req: Request, next: Next) -> Response {
     if req.uri().path() != SEALED_PATH || req.method() != Method::POST {
         return next.run(req).await;
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let answer = crate::error::with_request_scope(id.clone(), exchange(&s, req, next, &id)).await;
+    let phone = phone_address(&s, &req, listener);
+    let answer = crate::error::with_request_scope(id.clone(), exchange(&s, req, next, &id, phone)).await;
     let mut answer = crate::http::security_headers(answer).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         answer.headers_mut().insert("x-request-id", v);
@@ -169,12 +180,32 @@ async fn unseal(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Res
     answer
 }
 
+/// The phone's address, decided once from the envelope's request: the inner call carries it as
+/// its peer address and no `X-Forwarded-For` of its own.
+fn phone_address(s: &AppState, req: &Request, listener: Listener) -> std::net::IpAddr {
+    let unspecified = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    match listener {
+        Listener::Tunnel => req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(unspecified),
+        Listener::Direct => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(unspecified, |c| medsign_gateway::front::client_ip(c.0.ip(), req.headers(), &s.trusted_proxies)),
+    }
+}
+
 fn invalid(message: &str) -> Error {
     Error::coded(Kind::Invalid, "e2e_invalid", message)
 }
 
-async fn exchange(s: &AppState, req: Request, next: Next, id: &str) -> Response {
+async fn exchange(s: &AppState, req: Request, next: Next, id: &str, phone: std::net::IpAddr) -> Response {
     let (parts, body) = req.into_parts();
+    if let Err(e) = s.limits.take("sealed", crate::ratelimit::SEALED, &phone.to_string()) {
+        return ApiError(e).into_response();
+    }
     let Ok(bytes) = axum::body::to_bytes(body, allow::SEALED_REQUEST_MAX).await else {
         return crate::error::envelope(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -182,27 +213,37 @@ async fn exchange(s: &AppState, req: Request, next: Next, id: &str) -> Response 
             "加密报文过大 / the sealed message is too large",
         );
     };
-    let (inner, responder) = match open(s, &bytes).await {
+    let (opened, responder) = match open(s, &bytes).await {
         Ok(o) => o,
-        Err(e) => return ApiError(e).into_response(),
+        Err(e) => {
+            // a replay or a bad envelope is what a hostile gateway would cause: worth a line
+            tracing::warn!(code = e.code(), phone = %phone, "sealed call refused");
+            return ApiError(e).into_response();
+        }
     };
-    let (status, body) = match inner_request(&parts, inner, id) {
+    let (status, body) = match opened.and_then(|inner| inner_request(&parts, inner, id, phone)) {
         Ok((inner, route)) => answer(route, next.run(inner).await).await,
         Err(e) => {
+            tracing::warn!(code = e.code(), phone = %phone, "sealed call refused inside");
             let r = ApiError(e).into_response();
             let status = r.status().as_u16();
             (status, body_of(r).await.ok().flatten())
         }
     };
-    let answer = serde_json::to_vec(&serde_json::json!({"status": status, "body": body})).unwrap_or_default();
+    // the server's clock travels with every answer, sealed: the phone corrects its own by it
+    // (the channel's plain `server_time_ms` is only for the very first call)
+    let answer = serde_json::json!({"status": status, "body": body, "time_ms": chrono::Utc::now().timestamp_millis()});
+    let answer = serde_json::to_vec(&answer).unwrap_or_default();
     match responder.seal(&answer) {
         Ok(blob) => Json(SealedAnswer { v: 1, blob: B64.encode(blob) }).into_response(),
         Err(e) => ApiError(Error::internal_from("sealing an answer", e)).into_response(),
     }
 }
 
-/// Open the envelope; refuse one sealed to another key, stale, or seen before.
-async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(Inner, e2e::Responder)> {
+/// Open the envelope; refuse one sealed to another key, or seen before. Once it opens, what is
+/// wrong with the call inside (stale, too large, malformed) is answered sealed — the phone can
+/// tell that refusal from one a gateway made up.
+async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(medsign_store::Result<Inner>, e2e::Responder)> {
     let outer: SealedCall =
         serde_json::from_slice(bytes).map_err(|_| invalid("加密报文格式错误 / the sealed message is malformed"))?;
     if outer.v != 1 {
@@ -220,28 +261,47 @@ async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(Inner, e2e::
         .map_err(|_| invalid("加密报文不是 base64 / the sealed message is not base64"))?;
     let (plaintext, responder) = e2e::open_request(&s.channel.key, &blob)
         .map_err(|_| invalid("加密报文无法打开 / the sealed message cannot be opened"))?;
-    let inner: Inner = serde_json::from_slice(&plaintext)
-        .map_err(|_| invalid("加密报文内容格式错误 / the sealed request is malformed"))?;
+    // the replay record first: whatever the call turns out to be, this envelope is used up
     let now = chrono::Utc::now().timestamp_millis();
-    if (now - inner.ts).abs() > WINDOW_MS {
-        return Err(Error::coded(
-            Kind::Invalid,
-            "e2e_stale",
-            format!(
-                "手机时间与服务器相差超过 5 分钟 / the phone's clock is more than 5 minutes off (server time {now} ms)"
-            ),
-        ));
-    }
     let id = hex::encode(e2e::request_id(&blob)?);
-    let expires = (now + 2 * WINDOW_MS) / 1000;
-    if !medsign_store::nonces::record(&s.db, NONCE_SCOPE, &id, expires, now / 1000).await? {
+    // kept a minute beyond the latest moment its `ts` could still be accepted
+    let expires = (now + 2 * WINDOW_MS) / 1000 + 60;
+    if !medsign_store::nonces::record(&s.db, NONCE_SCOPE, &id, expires, now / 1000 - 60).await? {
         return Err(Error::coded(
             Kind::Conflict,
             "e2e_replay",
             "该加密报文已收到过（重放）/ this sealed message was received before (replay)",
         ));
     }
-    Ok((inner, responder))
+    Ok((parse_inner(&plaintext, now), responder))
+}
+
+/// The sealed call, bounded before it is parsed: its route's cap (64 KiB but for the
+/// handwriting) and a bound on the JSON's shape, so a small envelope cannot parse into a large
+/// tree.
+fn parse_inner(plaintext: &[u8], now: i64) -> medsign_store::Result<Inner> {
+    #[derive(Deserialize)]
+    struct Head {
+        ts: i64,
+        method: String,
+        path: String,
+    }
+    let malformed = || invalid("加密报文内容格式错误 / the sealed request is malformed");
+    let head: Head = serde_json::from_slice(plaintext).map_err(|_| malformed())?;
+    if now.abs_diff(head.ts) > WINDOW_MS as u64 {
+        return Err(Error::coded(
+            Kind::Invalid,
+            "e2e_stale",
+            "手机时间与服务器相差超过 5 分钟，请校准后重试 / the phone's clock is more than 5 minutes off; correct it and retry",
+        ));
+    }
+    let path = head.path.split_once('?').map_or(head.path.as_str(), |(p, _)| p);
+    let cap = allow::route(&head.method, path).map_or(allow::REQUEST_MAX, |r| r.request_max.max(allow::REQUEST_MAX));
+    if plaintext.len() > cap + 4096 {
+        return Err(refused(Refusal::TooLarge(cap)));
+    }
+    allow::shape_ok(plaintext).map_err(refused)?;
+    serde_json::from_slice(plaintext).map_err(|_| malformed())
 }
 
 fn refused(r: Refusal) -> Error {
@@ -253,6 +313,7 @@ fn inner_request(
     outer: &axum::http::request::Parts,
     inner: Inner,
     id: &str,
+    phone: std::net::IpAddr,
 ) -> medsign_store::Result<(Request, &'static allow::Route)> {
     let (path, query) = match inner.path.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -274,8 +335,8 @@ fn inner_request(
             .map_err(|_| invalid("会话令牌格式错误 / malformed session token"))?;
         b = b.header(header::AUTHORIZATION, v);
     }
-    if let Some(xff) = outer.headers.get("x-forwarded-for") {
-        b = b.header("x-forwarded-for", xff);
+    if let Some(ua) = outer.headers.get(header::USER_AGENT) {
+        b = b.header(header::USER_AGENT, ua);
     }
     let body = match &inner.body {
         Some(v) if !v.is_null() => {
@@ -285,9 +346,7 @@ fn inner_request(
         _ => Body::empty(),
     };
     let mut req = b.body(body).map_err(|_| invalid("加密报文中的请求无效 / the sealed call is not a valid request"))?;
-    if let Some(c) = outer.extensions.get::<ConnectInfo<SocketAddr>>() {
-        req.extensions_mut().insert(*c);
-    }
+    req.extensions_mut().insert(ConnectInfo(SocketAddr::new(phone, 0)));
     req.extensions_mut().insert(Unsealed);
     Ok((req, route))
 }

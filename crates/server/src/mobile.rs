@@ -150,6 +150,29 @@ pub async fn start_rounds(
     Ok((StatusCode::CREATED, Json(Rounds { rounds })).into_response())
 }
 
+#[utoipa::path(get, path = "/mobile/v1/sign-rounds/{round_id}/view", tag = "mobile", security(("device" = [])),
+    params(("round_id" = String, Path, example = "sr_3f2a9c1b7d4e5a60")),
+    responses((status = 200, body = cosign::View, example = json!({"round_id": "sr_…", "flow_id": "sf_…", "kind": "data", "text": "血常规：WBC 6.2×10^9/L …", "pages": null, "truncated": false})),
+        (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "本院设置为签署前只显示摘要 / this hospital shows only the summary before signing", "request_id": "…"})),
+        (status = 404, body = ErrorBody)))]
+/// `GET /mobile/v1/sign-rounds/{round_id}/view` (R2.4): the document of an open round as text —
+/// a data flow's content, a PDF's text page by page — for the doctor to read before signing.
+/// Refused when the hospital set `sign.phone_view = "summary"`.
+pub async fn round_view(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    Path(round_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !s.phone_view {
+        return Err(medsign_store::Error::Forbidden(
+            "本院设置为签署前只显示摘要 / this hospital shows only the summary before signing".into(),
+        )
+        .into());
+    }
+    s.limits.take("scan", crate::ratelimit::SCAN, &phone.session.device_id)?;
+    Ok(Json(cosign::view(&s.db, &phone.session, &round_id).await?).into_response())
+}
+
 /// Body of `POST /mobile/v1/sign-rounds/answers`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -614,6 +637,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(start_rounds))
         .routes(routes!(answer_rounds))
         .routes(routes!(finish_rounds))
+        .routes(routes!(round_view))
         .routes(routes!(crate::e2e::channel))
         .routes(routes!(crate::e2e::sealed))
 }

@@ -23,6 +23,10 @@ pub const PIN: Limit = Limit { burst: 10.0, per_minute: 20.0 };
 /// Scans (sign rounds, login tickets) per device: a doctor's busy clinic, not a brute force.
 pub const SCAN: Limit = Limit { burst: 30.0, per_minute: 60.0 };
 
+/// Sealed calls per phone address (before they are opened: each costs a key agreement and a
+/// write): a flood guard, generous because a hospital's Wi-Fi puts many phones behind one address.
+pub const SEALED: Limit = Limit { burst: 600.0, per_minute: 3000.0 };
+
 /// App credential checks that miss the cache (each an Argon2 hash), per client address and per
 /// app id: a hospital system authenticates once per five minutes, a guesser is stopped here.
 pub const AUTH: Limit = Limit { burst: 20.0, per_minute: 30.0 };

@@ -96,7 +96,7 @@ fn optional_bodies_are_not_null(api: &mut utoipa::openapi::OpenApi) {
 /// (`routes()`, `admin_routes()`), and the OpenAPI document is collected from the same registration,
 /// so a route cannot be served undocumented or documented unserved.
 pub fn router(state: Arc<AppState>) -> Router {
-    crate::e2e::unsealing(state.clone(), routes(state))
+    crate::e2e::unsealing(state.clone(), routes(state), crate::e2e::Listener::Direct)
 }
 
 fn routes(state: Arc<AppState>) -> Router {
@@ -163,7 +163,11 @@ fn routes(state: Arc<AppState>) -> Router {
 /// other than `GET /mobile/v1/channel` is refused (`e2e_required`), so what a phone tells the
 /// server never crosses the DMZ readable, whatever an old or altered app does.
 pub fn tunnel_router(state: Arc<AppState>) -> Router {
-    crate::e2e::unsealing(state.clone(), routes(state).layer(middleware::from_fn(through_tunnel)))
+    crate::e2e::unsealing(
+        state.clone(),
+        routes(state).layer(middleware::from_fn(through_tunnel)),
+        crate::e2e::Listener::Tunnel,
+    )
 }
 
 async fn through_tunnel(mut req: Request, next: Next) -> Response {
@@ -181,6 +185,10 @@ async fn through_tunnel(mut req: Request, next: Next) -> Response {
             "经 DMZ 网关访问时手机接口只能走端到端加密通道 / through the DMZ gateway the phone API is reached only end-to-end encrypted (POST /mobile/v1/sealed)",
         ))
         .into_response();
+    }
+    if req.extensions().get::<crate::e2e::Unsealed>().is_some() {
+        // the channel set the phone's address already, from the envelope's request
+        return next.run(req).await;
     }
     let phone = req
         .headers_mut()

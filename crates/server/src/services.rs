@@ -114,6 +114,7 @@ impl Opened {
             trusted_proxies: cfg.server.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
             public_rate: crate::ratelimit::public(cfg.server.public_rate_per_minute),
             channel: p.channel,
+            phone_view: cfg.sign.phone_view == "content",
         }))
     }
 }

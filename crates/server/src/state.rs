@@ -47,6 +47,8 @@ pub struct AppState {
     pub public_rate: Option<crate::ratelimit::Limit>,
     /// the phone ↔ server end-to-end channel's key
     pub channel: crate::e2e::ChannelKey,
+    /// the phone may read a document's text before signing (`sign.phone_view = "content"`)
+    pub phone_view: bool,
 }
 
 impl AppState {

@@ -15,8 +15,16 @@ async fn app() -> (tempfile::TempDir, medsign_server::services::Opened, axum::Ro
 /// The handlers' state instead of the router (to build both the direct and the tunnel router).
 async fn app_state()
 -> (tempfile::TempDir, medsign_server::services::Opened, std::sync::Arc<medsign_server::AppState>, String) {
+    app_state_with(|_| {}).await
+}
+
+/// [`app_state`] with a setting changed.
+async fn app_state_with(
+    change: impl FnOnce(&mut Config),
+) -> (tempfile::TempDir, medsign_server::services::Opened, std::sync::Arc<medsign_server::AppState>, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::load(None, std::iter::empty()).unwrap();
+    change(&mut cfg);
     cfg.data_dir = Some(dir.path().to_path_buf());
     cfg.time.sources = vec![]; // no clock: nothing here needs a timestamp
     cfg.server.max_body_bytes = 64 * 1024; // small enough to refuse a body in a test
@@ -198,6 +206,19 @@ async fn optional_bodies_are_documented_optional() {
     assert_eq!(api["paths"]["/api/v1/users"]["post"]["requestBody"]["required"], true);
 }
 
+/// A request as if from `peer` (what the listener's connection info says).
+trait WithPeer {
+    fn with_peer(self, ip: &str) -> Self;
+}
+
+impl WithPeer for Request<Body> {
+    fn with_peer(mut self, ip: &str) -> Self {
+        let addr = std::net::SocketAddr::new(ip.parse().unwrap(), 40000);
+        self.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+        self
+    }
+}
+
 /// A phone's end of the end-to-end channel (what web/mobile/api.js does), sealing to `key`.
 struct Sealer {
     key: medsign_crypto::sm2::Sm2PublicKey,
@@ -305,11 +326,30 @@ async fn through_the_tunnel_the_phone_api_is_reached_only_sealed() {
         (200, Some(401), Some("session_invalid"))
     );
 
-    // stale and future envelopes (the phone's clock or a gateway holding them back)
-    for ts in [now_ms() - 6 * 60_000, now_ms() + 6 * 60_000] {
+    // stale and future envelopes (the phone's clock or a gateway holding them back): refused
+    // sealed, with the server's clock, so the phone can tell it from a refusal a gateway made up
+    for ts in [now_ms() - 6 * 60_000, now_ms() + 6 * 60_000, i64::MIN, i64::MAX] {
         let (body, opener) = phone.seal(&records(ts));
-        let (st, v, _) = post_sealed(&tunnel, &body, &opener).await;
-        assert_eq!((st, v["code"].as_str()), (400, Some("e2e_stale")), "{v}");
+        let (st, _, inner) = post_sealed(&tunnel, &body, &opener).await;
+        let inner = inner.unwrap();
+        assert_eq!((st, inner["status"].as_u64(), inner["body"]["code"].as_str()), (200, Some(400), Some("e2e_stale")));
+        assert!((inner["time_ms"].as_i64().unwrap() - now_ms()).abs() < 60_000, "{inner}");
+    }
+    // a call over its route's cap, or shaped to parse into far more than its size: refused
+    // before it is parsed
+    let big = serde_json::json!({"ts": now_ms(), "method": "POST", "path": "/mobile/v1/unlock", "auth": token,
+        "body": {"verifier": "a".repeat(100_000), "approve": "b"}});
+    let wide = serde_json::json!({"ts": now_ms(), "method": "POST", "path": "/mobile/v1/handwriting", "auth": token,
+        "body": {"image_base64": serde_json::Value::Array(vec![0.into(); 70_000])}});
+    for call in [big, wide] {
+        let (b, opener) = phone.seal(&call);
+        let (st, _, inner) = post_sealed(&tunnel, &b, &opener).await;
+        let inner = inner.unwrap();
+        assert_eq!(
+            (st, inner["status"].as_u64(), inner["body"]["code"].as_str()),
+            (200, Some(400), Some("e2e_invalid")),
+            "{inner}"
+        );
     }
     // another key's id, a changed byte, not an envelope at all
     let (body, opener) = phone.seal(&records(now_ms()));
@@ -349,10 +389,78 @@ async fn through_the_tunnel_the_phone_api_is_reached_only_sealed() {
             "{path}: {inner}"
         );
     }
+    // on the server's own listener the phone's address is decided as for a plain call: a client
+    // cannot name itself through X-Forwarded-For (no trusted proxy here), and the envelope's
+    // header is not passed to the call
+    let (st, _, _) =
+        ask(&direct, request("POST", "/api/v1/users", &json, r#"{"employee_no":"1002","name":"李四"}"#)).await;
+    assert_eq!(st, 201);
+    let (_, _, code2) = ask(&direct, request("POST", "/api/v1/users/1002/activation-codes", &json, "")).await;
+    let direct_call = |call: serde_json::Value| {
+        let (b, opener) = phone.seal(&call);
+        let req = request(
+            "POST",
+            "/mobile/v1/sealed",
+            &[("content-type", "application/json"), ("x-forwarded-for", "127.0.0.66")],
+            b,
+        )
+        .with_peer("127.0.0.5");
+        let direct = direct.clone();
+        async move {
+            let (st, _, outer) = ask(&direct, req).await;
+            assert_eq!(st, 200, "{outer}");
+            let blob =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, outer["blob"].as_str().unwrap())
+                    .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&opener.open(&blob).unwrap()).unwrap()
+        }
+    };
+    let act =
+        direct_call(serde_json::json!({"ts": now_ms(), "method": "POST", "path": "/mobile/v1/activate", "auth": null,
+        "body": {"employee_no": "1002", "code": code2["code"], "device_name": "direct"}}))
+        .await;
+    assert_eq!(act["status"], 201, "{act}");
+    let rec = direct_call(serde_json::json!({"ts": now_ms(), "method": "GET", "path": "/mobile/v1/records?limit=5",
+        "auth": act["body"]["token"], "body": null}))
+    .await;
+    let ips: Vec<_> = rec["body"]["logins"].as_array().unwrap().iter().map(|l| l["ip"].clone()).collect();
+    assert_eq!(ips, vec![serde_json::Value::from("127.0.0.5")], "{rec}");
+
     // the sealed route on its own is documented, and refuses to be nested
     let (st, _, api) = ask(&direct, Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(st, 200);
     assert!(
         api["paths"]["/mobile/v1/sealed"]["post"].is_object() && api["paths"]["/mobile/v1/channel"]["get"].is_object()
     );
+}
+
+/// R2.4 with `sign.phone_view = "summary"`: the document view is refused before any round is
+/// looked at; with the default, an unknown round is simply not found.
+#[tokio::test]
+async fn a_hospital_can_limit_the_phone_to_the_summary() {
+    for (setting, status) in [("summary", 403), ("content", 404)] {
+        let (_dir, _opened, state, admin) = app_state_with(|c| c.sign.phone_view = setting.into()).await;
+        let app = medsign_server::router(state);
+        let json = [("content-type", "application/json"), ("authorization", &format!("Bearer {admin}"))];
+        let (st, _, _) =
+            ask(&app, request("POST", "/api/v1/users", &json, r#"{"employee_no":"1001","name":"张三"}"#)).await;
+        assert_eq!(st, 201);
+        let (_, _, code) = ask(&app, request("POST", "/api/v1/users/1001/activation-codes", &json, "")).await;
+        let body = serde_json::json!({"employee_no": "1001", "code": code["code"], "device_name": "p"}).to_string();
+        let (st, _, s) = ask(
+            &app,
+            request("POST", "/mobile/v1/activate", &[("content-type", "application/json")], body)
+                .with_peer("127.0.0.1"),
+        )
+        .await;
+        assert_eq!(st, 201, "{s}");
+        let bearer = format!("Bearer {}", s["token"].as_str().unwrap());
+        let (st, _, v) = ask(
+            &app,
+            request("GET", "/mobile/v1/sign-rounds/sr_0123/view", &[("authorization", &bearer)], "")
+                .with_peer("127.0.0.1"),
+        )
+        .await;
+        assert_eq!(st, status, "{setting}: {v}");
+    }
 }

@@ -17,6 +17,8 @@ import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 export function activatePage(params) {
   const k = (params?.get('k') || '').toLowerCase();
   if (/^[0-9a-f]{64}$/.test(k) && !store.get('channel')) store.set('channel', k);
+  // a link naming another key than the one this phone pinned: never re-pinned from a link
+  const differs = /^[0-9a-f]{64}$/.test(k) && store.get('channel') !== k;
   const go = h('button', { class: 'primary', id: 'activate' }, '绑定本机 / Bind this phone');
   go.onclick = async () => {
     const done = busy(go);
@@ -32,6 +34,7 @@ export function activatePage(params) {
   page('绑定手机 / Bind phone',
     h('div', { class: 'card' },
       h('p', { class: 'muted' }, '输入工号和信息科提供的激活码（72 小时内有效，只能用一次）。/ Enter your staff number and the one-time activation code from the IT department.'),
+      differs ? h('p', { class: 'bad', id: 'pinDiffers' }, '此链接中的服务器指纹与本机记录的不同，请联系信息科，不要继续。/ This link names another server key than the one this phone trusts: contact the IT department and do not go on.') : null,
       h('label', { for: 'employee' }, '工号 / Staff number'), h('input', { id: 'employee', inputmode: 'numeric', autocomplete: 'username', value: params?.get('no') || '' }),
       h('label', { for: 'code' }, '激活码 / Activation code'), h('input', { id: 'code', autocapitalize: 'characters', placeholder: 'XXXX-XXXX-XXXX', value: params?.get('code') || '' }),
       h('label', { for: 'device' }, '设备名称 / Device name'), h('input', { id: 'device', value: /iPhone/.test(navigator.userAgent) ? 'iPhone' : '手机' }),

@@ -1,5 +1,6 @@
 // @ts-check
 // medsign H5 — confirming a scanned signature (#/sign?t=…) or login (#/login?t=…) with the PIN.
+import * as phone from '../medsign-phone.js';
 import { api } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val, row, when } from '../dom.js';
 import { KIND, signRounds } from './common.js';
@@ -17,6 +18,36 @@ function summaryCard(s) {
     row('签署顺序 / Signer', `${s.signer_index + 1} / ${s.signers}`),
     row('发起 / Created', when(s.created_at)),
     h('div', { class: 'row' }, h('span', { class: 'k' }, 'SM3'), h('span', { class: 'v digest' }, s.content_sm3)));
+}
+
+/**
+ * The document itself as text (R2.4), made on the server from exactly what the round signs and
+ * carried end-to-end encrypted: a data flow's content (checked here against the summary's SM3), or
+ * a PDF's text page by page. Null when the hospital shows the summary only.
+ * @param {any} round
+ * @returns {Promise<{ card: HTMLElement | null, matches: boolean }>}
+ */
+async function docView(round) {
+  let v;
+  try {
+    v = await api('GET', `sign-rounds/${round.round_id}/view`);
+  } catch (e) {
+    if (e.status === 403) return { card: null, matches: true };
+    return { card: h('div', { class: 'card' }, h('p', { class: 'bad' }, e.message)), matches: true };
+  }
+  const title = h('h2', {}, '文档内容 / The document');
+  const cut = v.truncated ? h('p', { class: 'muted' }, '内容较长，只显示开头部分。/ Long document: the beginning is shown.') : null;
+  if (v.text != null) {
+    const matches = phone.sm3(new TextEncoder().encode(v.text)) === round.summary.content_sm3;
+    return { matches, card: h('div', { class: 'card', id: 'docView' }, title, h('pre', { class: 'doc' }, v.text),
+      matches ? h('p', { class: 'ok', id: 'docMatches' }, '✓ 与将要签署的内容一致（SM3）/ matches what will be signed (SM3)')
+        : h('p', { class: 'bad', id: 'docMatches' }, '✗ 与将要签署的内容不一致，请勿签署 / does NOT match what would be signed: do not sign')) };
+  }
+  if (v.pages) {
+    return { matches: true, card: h('div', { class: 'card', id: 'docView' }, title,
+      ...v.pages.map((t, i) => h('div', {}, h('p', { class: 'muted' }, `第 ${i + 1} 页 / Page ${i + 1}`), h('pre', { class: 'doc' }, t))), cut) };
+  }
+  return { matches: true, card: h('div', { class: 'card', id: 'docView' }, title, h('p', { class: 'muted' }, '非文本内容，只显示摘要。/ Not text: the summary only.')) };
 }
 
 /**
@@ -40,8 +71,10 @@ export async function signPage(params) {
       page('签署完成 / Signed', h('div', { class: 'card', id: 'signed' }, h('h2', { class: 'ok' }, '✓ 已签署 / Signed'), row('文档 / Document', rounds[0].summary.title), row('状态 / State', results[0].state)), h('a', { href: '#/' }, '返回首页 / Home'));
     } catch (e) { fail(e); } finally { done(); }
   };
-  page('确认签署 / Confirm', summaryCard(rounds[0].summary),
-    h('div', { class: 'card' }, h('p', { class: 'muted' }, '核对无误后输入 PIN 签署。文档内容不经过互联网传到手机。/ Check, then enter your PIN. The document itself never travels to the phone.'), ...pinInput('pin', 'PIN'), go,
+  const view = await docView(rounds[0]);
+  if (!view.matches) go.disabled = true;
+  page('确认签署 / Confirm', summaryCard(rounds[0].summary), view.card,
+    h('div', { class: 'card' }, h('p', { class: 'muted' }, '核对无误后输入 PIN 签署。文档内容只经端到端加密通道传到手机。/ Check, then enter your PIN. The document reaches the phone only end-to-end encrypted.'), ...pinInput('pin', 'PIN'), go,
       h('button', { class: 'secondary', onclick: () => { location.hash = '#/'; } }, '取消 / Cancel')));
 }
 
