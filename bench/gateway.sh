@@ -6,9 +6,12 @@
 # certificates by `medsign gateway cert`); nginx proxies to the same server over plain HTTP/1.1 with
 # keep-alive. wrk sends the same phone message three ways — to the server directly, through nginx,
 # through the gateway — in interleaved rounds, and the script prints each round and the medians:
-#   err     GET /mobile/v1/pending without a session: the server answers the 401 envelope at once,
-#           so the forwarding itself dominates (the gateway checks the envelope against its type)
-#   pending GET /mobile/v1/pending with a bound phone's session: a database read per message
+#   channel  GET /mobile/v1/channel: the channel key (the one plain call of the phone API), answered
+#            from memory, so the forwarding itself dominates (the gateway checks the answer's type)
+#   refused  POST /mobile/v1/sealed, a 0.6 KB envelope for a key the server does not have: refused
+#            409 before any key agreement or write (the gateway checks the envelope and the error)
+# A sealed call that is carried out costs the server a key agreement and a database write besides;
+# wrk cannot seal, and the gateway's share of such a call is the same forwarding as `refused`.
 # Everything (wrk, nginx, gateway, server) shares this machine's cores: the figures are what one
 # box does, not what a DMZ host alone would.
 # Usage: bench/gateway.sh [SECONDS=5] [ROUNDS=3] [CONNECTIONS=32]
@@ -29,7 +32,6 @@ wait_line() { for _ in $(seq 1 200); do grep -q "listening on" "$1" && return; s
 # first start: the hospital CA exists; then the tunnel certificates
 "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" 2> "$WORK/first.log" & PIDS+=($!)
 wait_line "$WORK/first.log"
-ADMIN=$(grep -A1 "bootstrap token" "$WORK/first.log" | tail -1 | tr -d ' ')
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 "$BIN" gateway cert --data-dir "$WORK/data" --role gateway --name 127.0.0.1 --out-cert "$WORK/gw.pem" --out-key "$WORK/gw.key" --out-ca "$WORK/ca.pem" 2>/dev/null
 "$BIN" gateway cert --data-dir "$WORK/data" --role server --name bench-server --out-cert "$WORK/srv.pem" --out-key "$WORK/srv.key" 2>/dev/null
@@ -63,23 +65,18 @@ http {
 NGINX
 /usr/sbin/nginx -c "$WORK/nginx.conf"
 
-# a bound phone (its session token) for the `pending` messages
-json() { curl -sf -X "$1" "http://$SERVER$2" -H "Authorization: Bearer $3" -H 'Content-Type: application/json' ${4:+-d "$4"}; }
-HIS=$(json POST /admin/v1/apps "$ADMIN" '{"name":"bench","scopes":["users:write","users:read","sign"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-json POST /api/v1/users "$HIS" '{"employee_no":"1001","name":"张三"}' >/dev/null
-CODE=$(json POST /api/v1/users/1001/activation-codes "$HIS" | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
-TOKEN=$(curl -sf -X POST "http://127.0.0.1:$GW_PUBLIC/mobile/v1/activate" -H 'Content-Type: application/json' \
-  -d "{\"employee_no\":\"1001\",\"code\":\"$CODE\",\"device_name\":\"bench\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-cat > "$WORK/auth.lua" <<LUA
-wrk.headers["Authorization"] = "Bearer $TOKEN"
+BLOB=$(head -c 420 /dev/urandom | base64 -w0)
+cat > "$WORK/refused.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"v":1,"kid":"0123456789abcdef","blob":"$BLOB"}'
 LUA
 
 cd "$WORK"
 # run <label> <base> <workload>  → "rps p50 p99" (ms)
 run() {
-  local script=(); [ "$3" = pending ] && script=(-s auth.lua)
-  wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${script[@]}" "$2/mobile/v1/pending" > "wrk.out"
-  local st; st=$(grep -c "Non-2xx" wrk.out || true)
+  local script=() path=/mobile/v1/channel; [ "$3" = refused ] && { script=(-s refused.lua); path=/mobile/v1/sealed; }
+  wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${script[@]}" "$2$path" > "wrk.out"
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' wrk.out)
   p50=$(awk '$1=="50%" {print $2}' wrk.out); p99=$(awk '$1=="99%" {print $2}' wrk.out)
@@ -88,7 +85,7 @@ run() {
 }
 : > results
 for r in $(seq 1 "$ROUNDS"); do
-  for w in err pending; do
+  for w in channel refused; do
     run direct "http://$SERVER" $w | tee -a results
     run nginx "http://127.0.0.1:$NGINX" $w | tee -a results
     run gateway "http://127.0.0.1:$GW_PUBLIC" $w | tee -a results
@@ -99,7 +96,7 @@ import statistics, sys
 rows = [l.split() for l in open("results")]
 med = lambda via, w, i: statistics.median(float(r[i]) for r in rows if r[0] == via and r[1] == w)
 print(f"\n== medians over rounds, {sys.argv[1]} connections (messages/s; p50, p99 in ms)")
-for w in ("err", "pending"):
+for w in ("channel", "refused"):
     d, n, g = (med(v, w, 2) for v in ("direct", "nginx", "gateway"))
     print(f"{w:8} direct {d:8.0f}/s p99 {med('direct', w, 4):6.2f} | nginx {n:8.0f}/s p99 {med('nginx', w, 4):6.2f} | "
           f"gateway {g:8.0f}/s p99 {med('gateway', w, 4):6.2f} | gateway/nginx {g / n:4.2f}x")
