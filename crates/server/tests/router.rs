@@ -434,6 +434,28 @@ async fn through_the_tunnel_the_phone_api_is_reached_only_sealed() {
     );
 }
 
+/// A flood of envelopes from one address is cut off before any of them is opened (no key
+/// agreement, no write); another address is not affected.
+#[tokio::test]
+async fn a_flood_of_envelopes_from_one_address_is_limited() {
+    let (_dir, _opened, state, _admin) = app_state().await;
+    let tunnel = medsign_server::tunnel_router(state);
+    let from = |ip: &str| {
+        request("POST", "/mobile/v1/sealed", &[("content-type", "application/json"), ("x-forwarded-for", ip)], "{}")
+    };
+    // the burst (600) passes; of the next 600, only what refilled meanwhile (50 a second)
+    let mut seen = Vec::new();
+    for _ in 0..1200 {
+        let (st, _, v) = ask(&tunnel, from("127.0.0.7")).await;
+        seen.push((st, v["code"].as_str().unwrap_or("").to_string()));
+    }
+    assert!(seen[..600].iter().all(|(st, c)| *st == 400 && c == "e2e_invalid"), "{:?}", &seen[..5]);
+    let refused = seen.iter().filter(|(st, c)| *st == 429 && c == "too_many_requests").count();
+    assert!(refused > 0 && seen.iter().all(|(st, _)| matches!(st, 400 | 429)), "refused {refused}");
+    let (st, _, v) = ask(&tunnel, from("127.0.0.8")).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("e2e_invalid")), "another phone address");
+}
+
 /// R2.4 with `sign.phone_view = "summary"`: the document view is refused before any round is
 /// looked at; with the default, an unknown round is simply not found.
 #[tokio::test]
