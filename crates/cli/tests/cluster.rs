@@ -255,6 +255,35 @@ fn two_instances_on_one_postgresql_take_parallel_writes() {
         problems.push(format!("flows answered 201 are not completed in the database: {answered:?}"));
     }
 
+    // the phones' end-to-end channel: one key for the cluster, and an envelope sent to both
+    // instances at once (a gateway replaying it to the other) is carried out by one only
+    let (key, kid, fp_a) = channel_of(&a.addr);
+    assert_eq!(channel_of(&b.addr).2, fp_a, "one channel key for the cluster");
+    for i in 0..20 {
+        let (env, _) = seal_call(&key, &kid, "GET", "/mobile/v1/records", Some("mt_x"), "");
+        let statuses = std::thread::scope(|t| {
+            let sent = [&a, &b].map(|s| {
+                let env = &env;
+                t.spawn(move || {
+                    request(
+                        &s.addr,
+                        "POST",
+                        "/mobile/v1/sealed",
+                        &[("Content-Type", "application/json")],
+                        env.as_bytes(),
+                    )
+                    .0
+                })
+            });
+            let mut st = sent.map(|h| h.join().unwrap());
+            st.sort();
+            st
+        });
+        if statuses != [200, 409] {
+            problems.push(format!("envelope {i} raced to both instances: {statuses:?}, not one 200 and one 409"));
+        }
+    }
+
     // diagnostics: what the instances logged, and the hospital seal certificates made
     let seals = psql(
         &da,

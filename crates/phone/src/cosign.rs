@@ -423,12 +423,18 @@ pub struct View {
     pub truncated: bool,
 }
 
-/// The view of an open round of this device.
-pub async fn view(db: &Db, s: &Session, round_id: &str) -> Result<View> {
-    let r = round(db, s, round_id, false).await?;
+/// A round of this device that is still open (not answered), without its prepared PDF.
+async fn open_round(db: &Db, s: &Session, id: &str) -> Result<RoundRow> {
+    let r = round(db, s, id, false).await?;
     if r.state != "open" {
         return Err(Error::Conflict(format!("签署轮次 {} 已应答 / signing round {} was answered already", r.id, r.id)));
     }
+    Ok(r)
+}
+
+/// The view of an open round of this device.
+pub async fn view(db: &Db, s: &Session, round_id: &str) -> Result<View> {
+    let r = open_round(db, s, round_id).await?;
     let f = flows::stored(db, &r.flow_id).await?;
     let (text, pages, truncated) = match f.kind {
         FlowKind::File => {
@@ -564,14 +570,7 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
     }
     let mut rows = Vec::with_capacity(answers.len());
     for a in answers {
-        let r = round(db, s, &a.round_id, false).await?;
-        if r.state != "open" {
-            return Err(Error::Conflict(format!(
-                "签署轮次 {} 已应答 / signing round {} was answered already",
-                r.id, r.id
-            )));
-        }
-        rows.push(r);
+        rows.push(open_round(db, s, &a.round_id).await?);
     }
     // the doctor's approval of exactly these digests, in this order (PIN or fingerprint, once)
     // is taken in the first answer's transaction, so nothing is stored without it

@@ -185,16 +185,21 @@ async fn unseal(State((s, listener)): State<(Arc<AppState>, Listener)>, req: Req
 fn phone_address(s: &AppState, req: &Request, listener: Listener) -> std::net::IpAddr {
     let unspecified = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
     match listener {
-        Listener::Tunnel => req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(unspecified),
+        Listener::Tunnel => tunnel_phone(req.headers()),
         Listener::Direct => req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(unspecified, |c| medsign_gateway::front::client_ip(c.0.ip(), req.headers(), &s.trusted_proxies)),
     }
+}
+
+/// The phone's address on a tunnel: the one `X-Forwarded-For` value the gateway sets (unspecified
+/// when it is missing or malformed).
+pub(crate) fn tunnel_phone(headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok().and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 fn invalid(message: &str) -> Error {

@@ -175,10 +175,11 @@ async fn through_tunnel(mut req: Request, next: Next) -> Response {
     if !(p == "/m" || p.starts_with("/m/") || p.starts_with("/mobile/v1/")) {
         return not_found().await;
     }
-    if p.starts_with("/mobile/v1/")
-        && p != crate::e2e::CHANNEL_PATH
-        && req.extensions().get::<crate::e2e::Unsealed>().is_none()
-    {
+    if req.extensions().get::<crate::e2e::Unsealed>().is_some() {
+        // opened from an envelope: the channel set the phone's address already
+        return next.run(req).await;
+    }
+    if p.starts_with("/mobile/v1/") && p != crate::e2e::CHANNEL_PATH {
         return ApiError(medsign_store::Error::coded(
             medsign_store::error::Refusal::Forbidden,
             "e2e_required",
@@ -186,15 +187,8 @@ async fn through_tunnel(mut req: Request, next: Next) -> Response {
         ))
         .into_response();
     }
-    if req.extensions().get::<crate::e2e::Unsealed>().is_some() {
-        // the channel set the phone's address already, from the envelope's request
-        return next.run(req).await;
-    }
-    let phone = req
-        .headers_mut()
-        .remove("x-forwarded-for")
-        .and_then(|v| v.to_str().ok().and_then(|v| v.trim().parse::<std::net::IpAddr>().ok()))
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let phone = crate::e2e::tunnel_phone(req.headers());
+    req.headers_mut().remove("x-forwarded-for");
     req.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(phone, 0)));
     next.run(req).await
 }

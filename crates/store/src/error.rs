@@ -98,9 +98,12 @@ pub const CODES: &[(&str, &str)] = &[
     ),
     (
         "e2e_stale",
-        "400: the phone's clock is more than 5 minutes off — correct it with GET /mobile/v1/channel's server_time",
+        "400 (inside the sealed answer): the phone's clock is more than 5 minutes off — seal the call again with the answer's time_ms as the server's clock",
     ),
-    ("e2e_replay", "409: this sealed message was received before — seal the request again"),
+    (
+        "e2e_replay",
+        "409: this sealed message was received before (something on the way sent it again) — the call may have been carried out; check before repeating it",
+    ),
     (
         "rekey_needs_activation",
         "409: this phone already has (or had) a key; a new key needs a new activation code from the hospital",

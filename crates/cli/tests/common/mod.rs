@@ -342,13 +342,7 @@ impl Endpoint {
     /// A gateway: `/mobile/v1/…` calls sealed to the key `GET /mobile/v1/channel` names (its
     /// fingerprint is returned to compare with the pin).
     pub fn sealed(addr: &str) -> (Self, String) {
-        let (st, _, b) = request(addr, "GET", "/mobile/v1/channel", &[], b"");
-        assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
-        let ch: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        let point = hex::decode(ch["public_key"].as_str().unwrap()).unwrap();
-        let key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&point).unwrap();
-        let fingerprint = hex::encode(medsign_crypto::e2e::fingerprint(&key));
-        let kid = ch["kid"].as_str().unwrap().to_string();
+        let (key, kid, fingerprint) = channel_of(addr);
         (Endpoint { addr: addr.to_string(), channel: Some((key, kid)) }, fingerprint)
     }
 
@@ -367,11 +361,7 @@ impl Endpoint {
             let (st, _, b) = request(&self.addr, method, path, &headers, body.as_bytes());
             return (st, parse(&b));
         };
-        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        let inner = serde_json::json!({"ts": ts, "method": method, "path": path, "auth": token,
-            "body": if body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(body).unwrap() }});
-        let (blob, opener) = medsign_crypto::e2e::seal_request(key, inner.to_string().as_bytes()).unwrap();
-        let env = serde_json::json!({"v": 1, "kid": kid, "blob": b64.encode(blob)}).to_string();
+        let (env, opener) = seal_call(key, kid, method, path, token, body);
         let (st, _, b) =
             request(&self.addr, "POST", "/mobile/v1/sealed", &[("Content-Type", "application/json")], env.as_bytes());
         let outer = parse(&b);
@@ -382,6 +372,36 @@ impl Endpoint {
         let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
         (answer["status"].as_u64().unwrap() as u16, answer["body"].clone())
     }
+}
+
+/// One phone-API call sealed to the channel key `key` (`kid`): the body of `POST
+/// /mobile/v1/sealed`, and the opener of its answer.
+pub fn seal_call(
+    key: &medsign_crypto::sm2::Sm2PublicKey,
+    kid: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (String, medsign_crypto::e2e::Opener) {
+    use base64::Engine;
+    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let inner = serde_json::json!({"ts": ts, "method": method, "path": path, "auth": token,
+        "body": if body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(body).unwrap() }});
+    let (blob, opener) = medsign_crypto::e2e::seal_request(key, inner.to_string().as_bytes()).unwrap();
+    let env = serde_json::json!({"v": 1, "kid": kid, "blob": base64::engine::general_purpose::STANDARD.encode(blob)});
+    (env.to_string(), opener)
+}
+
+/// The channel key a server names at `GET /mobile/v1/channel`: (key, kid, fingerprint hex).
+pub fn channel_of(addr: &str) -> (medsign_crypto::sm2::Sm2PublicKey, String, String) {
+    let (st, _, b) = request(addr, "GET", "/mobile/v1/channel", &[], b"");
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    let ch: serde_json::Value = serde_json::from_slice(&b).unwrap();
+    let point = hex::decode(ch["public_key"].as_str().unwrap()).unwrap();
+    let key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&point).unwrap();
+    let fingerprint = hex::encode(medsign_crypto::e2e::fingerprint(&key));
+    (key, ch["kid"].as_str().unwrap().to_string(), fingerprint)
 }
 
 /// The test phones' PIN verifier (what `PinKey.verifier` sends; the PIN itself never leaves a phone).
