@@ -214,6 +214,31 @@ pub async fn query(addr: SocketAddr, timeout: Duration) -> Result<(f64, f64, f64
     }
 }
 
+/// The source name that reads the host's own disciplined clock ([`crate::kernel`]).
+pub const KERNEL: &str = "kernel";
+
+/// A sample of the kernel's clock state: offset 0 (it *is* the system clock), error bound the
+/// kernel's maximum error; refused while the kernel says it is not synchronised.
+fn kernel_sample() -> Result<Sample, String> {
+    let k = crate::kernel::read()?;
+    if !k.synchronised {
+        return Err(format!(
+            "内核时钟未同步（STA_UNSYNC）/ the host's clock is not synchronised by its NTP daemon (maxerror {:.0} ms)",
+            k.max_error * 1000.0
+        ));
+    }
+    Ok(Sample {
+        source: KERNEL.into(),
+        offset: 0.0,
+        delay: 0.0,
+        root_distance: k.max_error,
+        stratum: 0,
+        leap: k.leap,
+        taken: Instant::now(),
+        at: Utc::now(),
+    })
+}
+
 /// What `/readyz`, `/metrics` and the admin API show.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
@@ -282,6 +307,20 @@ impl Clock {
         let mut best: Option<Sample> = None;
         let mut errors = Vec::new();
         for source in &self.sources {
+            if source == KERNEL {
+                match kernel_sample() {
+                    Ok(s)
+                        if best
+                            .as_ref()
+                            .is_none_or(|b| s.uncertainty(Duration::ZERO) < b.uncertainty(Duration::ZERO)) =>
+                    {
+                        best = Some(s)
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.push(format!("{KERNEL}: {e}")),
+                }
+                continue;
+            }
             let addr = match resolve(source).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -529,6 +568,27 @@ pub(crate) mod tests {
     fn ntp_timestamps_round_trip() {
         let now = SystemTime::now();
         assert!((from_ntp(&to_ntp(now)) - unix(now)).abs() < 1e-6);
+    }
+
+    /// The `kernel` source follows what the kernel says of this machine's clock: synchronised,
+    /// the clock is in sync with the kernel's maximum error as its bound; not, no sample.
+    #[tokio::test]
+    async fn the_kernel_source_takes_the_kernel_at_its_word() {
+        let cfg = medsign_config::config::TimeConfig { sources: vec![KERNEL.into()], ..Default::default() };
+        let c = Clock::new(&cfg);
+        c.poll_once().await;
+        let st = c.status();
+        match crate::kernel::read() {
+            Ok(k) if k.synchronised => {
+                assert_eq!(st.source.as_deref(), Some(KERNEL), "{st:?}");
+                let bound = st.uncertainty_ms.unwrap();
+                assert!(bound >= k.max_error * 1000.0 - 1.0, "{st:?} {k:?}");
+            }
+            _ => {
+                assert_eq!(st.state, SyncState::Unknown, "{st:?}");
+                assert!(st.errors[0].starts_with("kernel: "), "{st:?}");
+            }
+        }
     }
 
     /// A FAKE SNTP server on loopback (tests only) answering with a chosen offset, twice.
