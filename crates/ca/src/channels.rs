@@ -408,10 +408,9 @@ fn build(kind: &str, cfg: &ChannelConfig, secret: Option<Zeroizing<String>>) -> 
     if !(cfg.url.starts_with("https://") || cfg.url.starts_with("http://")) {
         return Err(bad(format!("url '{}' must start with http:// or https://", cfg.url)));
     }
-    let mut b = reqwest::Client::builder()
+    let mut b = crate::egress::client_builder()
         .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(20))
-        .user_agent(concat!("medsign/", env!("CARGO_PKG_VERSION")));
+        .timeout(std::time::Duration::from_secs(20));
     if let Some(pem) = &cfg.tls_trust_pem {
         for c in reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| bad(e.to_string()))? {
             b = b.add_root_certificate(c);
@@ -419,6 +418,9 @@ fn build(kind: &str, cfg: &ChannelConfig, secret: Option<Zeroizing<String>>) -> 
     }
     let mut basic = None;
     match (kind, &cfg.client_cert_pem, &secret) {
+        ("est", Some(_), Some(_)) if crate::egress::through_gateways() => {
+            return Err(bad("经网关出站时 EST 通道不能用客户端证书认证，请改用用户名口令 / through the gateways' egress an EST channel cannot authenticate with a client certificate; use a username and password".into()));
+        }
         ("est", Some(cert), Some(key)) => {
             let id = reqwest::Identity::from_pem(format!("{cert}\n{}", key.as_str()).as_bytes())
                 .map_err(|e| bad(format!("client certificate/key: {e}")))?;

@@ -7,6 +7,7 @@
 pub mod ca;
 pub mod certs;
 pub mod channels;
+pub mod egress;
 #[cfg(test)]
 mod est_fake;
 pub mod ocsp;

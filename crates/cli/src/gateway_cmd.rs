@@ -74,6 +74,13 @@ pub fn gateway(a: GatewayArgs) -> Result<i32, CliError> {
         say!("medsign 网关已启动 / medsign gateway is running");
         say!("  手机访问 / phones: {scheme}://{public}/m/   隧道 / tunnels (mutual TLS): {tunnel}");
         say!("  只转发白名单内的消息，不存储任何数据 / forwards allow-listed messages only, stores nothing");
+        if !cfg.gateway.egress_allow.is_empty() {
+            say!("  服务器出站 / servers' egress (CONNECT on {tunnel}): {}", cfg.gateway.egress_allow.join(", "));
+        }
+        if let Some(r) = &gw.ntp {
+            let at = r.local_addr().map_err(|e| CliError(e.to_string()))?;
+            say!("  NTP 中继 / NTP relay: udp {at} → {}", cfg.gateway.ntp_upstreams.join(", "));
+        }
         let stop = shutdown();
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();

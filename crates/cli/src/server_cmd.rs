@@ -92,6 +92,15 @@ pub fn init_logging(format: &str) -> Result<(), CliError> {
 
 async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let data_dir = cfg.data_dir();
+    if let (true, Some(cert), Some(key), Some(ca)) =
+        (cfg.tunnel.egress, &cfg.tunnel.cert, &cfg.tunnel.key, &cfg.tunnel.ca)
+    {
+        medsign_ca::egress::install(&cfg.tunnel.gateways, cert, key, ca).map_err(CliError)?;
+        say!(
+            "  出站 / egress → {}（微信、外部 CA 经网关 / WeChat and outside CAs through the gateways）",
+            cfg.tunnel.gateways.join(", ")
+        );
+    }
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {
             CliError(format!(

@@ -145,6 +145,38 @@ fn gateway_cert(d: &Dir, role: &str, name: &str, out: &str, ca: bool) {
     assert_ok(&o, "medsign gateway cert");
 }
 
+/// A gateway on loopback with the tunnel certificates [`gateway_cert`] wrote into `d`.
+fn gateway_config(d: &Dir) -> medsign_config::config::GatewayConfig {
+    medsign_config::config::GatewayConfig {
+        listen: "127.0.0.1:0".into(),
+        tunnel_listen: "127.0.0.1:0".into(),
+        tunnel_cert: Some(d.path("gateway.pem")),
+        tunnel_key: Some(d.path("gateway.key")),
+        tunnel_ca: Some(d.path("tunnel-ca.pem")),
+        ..Default::default()
+    }
+}
+
+/// The environment of a server whose tunnel goes to `tunnel`, time from `time`.
+fn tunnel_env(d: &Dir, tunnel: &str, time: &str) -> Vec<(String, String)> {
+    [
+        ("MEDSIGN_TIME_SOURCES", time),
+        ("MEDSIGN_TIME_POLL_SECONDS", "1"),
+        ("MEDSIGN_TUNNEL_GATEWAYS", tunnel),
+        ("MEDSIGN_TUNNEL_CERT", &d.p("server.pem")),
+        ("MEDSIGN_TUNNEL_KEY", &d.p("server.key")),
+        ("MEDSIGN_TUNNEL_CA", &d.p("tunnel-ca.pem")),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// `env` as [`Server::start`] takes it.
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Compare the allow-list type `ty` with the OpenAPI `schema`: the same field names, object by
 /// object (an object the document leaves open, like the two-party protocol messages, is the
 /// allow-list's to close).
@@ -292,32 +324,14 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     let seen: Arc<Mutex<Vec<u8>>> = Arc::default();
     let tap_into = seen.clone();
     let tap: medsign_gateway::front::Tap = Arc::new(move |b: &[u8]| tap_into.lock().unwrap().extend_from_slice(b));
-    let cfg = medsign_config::config::GatewayConfig {
-        listen: "127.0.0.1:0".into(),
-        tunnel_listen: "127.0.0.1:0".into(),
-        tunnel_cert: Some(d.path("gateway.pem")),
-        tunnel_key: Some(d.path("gateway.key")),
-        tunnel_ca: Some(d.path("tunnel-ca.pem")),
-        ..Default::default()
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let gw = rt.block_on(medsign_gateway::Gateway::bind(&cfg, Some(tap))).unwrap();
+    let gw = rt.block_on(medsign_gateway::Gateway::bind(&gateway_config(&d), Some(tap))).unwrap();
     let (public, tunnel) = (gw.public.local_addr().unwrap().to_string(), gw.tunnel.local_addr().unwrap().to_string());
     let tunnels = gw.tunnels();
     rt.spawn(gw.run(axum_server::Handle::new()));
 
     let ntp = Chrony::start(&d, "ntp", None, false);
-    let s = Server::start(
-        &d,
-        &[
-            ("MEDSIGN_TIME_SOURCES", &ntp.source()),
-            ("MEDSIGN_TIME_POLL_SECONDS", "1"),
-            ("MEDSIGN_TUNNEL_GATEWAYS", &tunnel),
-            ("MEDSIGN_TUNNEL_CERT", &d.p("server.pem")),
-            ("MEDSIGN_TUNNEL_KEY", &d.p("server.key")),
-            ("MEDSIGN_TUNNEL_CA", &d.p("tunnel-ca.pem")),
-        ],
-    );
+    let s = Server::start(&d, &pairs(&tunnel_env(&d, &tunnel, &ntp.source())));
     let t = Instant::now();
     while tunnels.count() == 0 {
         assert!(t.elapsed() < Duration::from_secs(20), "no tunnel: {:#?}", s.log.lock().unwrap());
@@ -486,4 +500,99 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     assert!(leaked(&set, me.as_bytes()).is_empty(), "the tap saw the session token");
     assert!(!leaked(&set, pinned.as_bytes()).is_empty(), "the control: the tap saw the channel's fingerprint");
     drop(rt);
+}
+
+/// Issue #17 item 4: a server whose only way out is the gateway — WeChat (a local FAKE, over TLS)
+/// through the gateway's egress, time from an NTP server (chrony) through the gateway's relay —
+/// checks a doctor's face and issues timestamps. The fake WeChat's certificate comes from the
+/// tunnel CA, which only the egress client trusts: a direct call would fail.
+#[test]
+fn the_server_reaches_wechat_and_time_only_through_the_gateway() {
+    let d = Dir::new();
+    let first = Server::start(&d, &[]);
+    let admin = first.token().unwrap();
+    let his = his_app(&first, &admin);
+    gateway_cert(&d, "gateway", "127.0.0.1", "gateway", true);
+    gateway_cert(&d, "server", "medsign-server-1", "server", false);
+    gateway_cert(&d, "gateway", "127.0.0.1", "wechat", false);
+    first.stop();
+
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("medsign_gateway=info").try_init();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // the FAKE WeChat API over TLS, at an address only the gateway is told to reach
+    let (app, wechat) = medsign_phone::realname::fake::app();
+    let tls = rt
+        .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(d.path("wechat.pem"), d.path("wechat.key")))
+        .unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let wechat_at = l.local_addr().unwrap().to_string();
+    let serving = rt.block_on(async { axum_server::from_tcp_rustls(l, tls) }).unwrap();
+    rt.spawn(serving.serve(app.into_make_service()));
+    let ntp = Chrony::start(&d, "ntp", None, false);
+    let cfg = medsign_config::config::GatewayConfig {
+        egress_allow: vec![wechat_at.clone()],
+        ntp_listen: Some("127.0.0.1:0".into()),
+        ntp_upstreams: vec![ntp.source()],
+        ..gateway_config(&d)
+    };
+    let gw = rt.block_on(medsign_gateway::Gateway::bind(&cfg, None)).unwrap();
+    let (public, tunnel) = (gw.public.local_addr().unwrap().to_string(), gw.tunnel.local_addr().unwrap().to_string());
+    let relay = gw.ntp.as_ref().unwrap().local_addr().unwrap().to_string();
+    rt.spawn(gw.run(axum_server::Handle::new()));
+
+    let wechat_env = [
+        ("MEDSIGN_REALNAME_PROVIDER", "wechat".to_string()),
+        ("MEDSIGN_REALNAME_WECHAT_APPID", "wx_test".into()),
+        ("MEDSIGN_REALNAME_WECHAT_SECRET", "s3cret".into()),
+        ("MEDSIGN_REALNAME_WECHAT_API_BASE", format!("https://{wechat_at}")),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    let mut env = tunnel_env(&d, &tunnel, &relay);
+    env.push(("MEDSIGN_TUNNEL_EGRESS".into(), "true".into()));
+    env.extend(wechat_env.iter().cloned());
+    let s = Server::start(&d, &pairs(&env));
+    // time through the relay: the clock synchronises and the TSA issues
+    let ready = wait_clock(&s, "INSYNC");
+    assert_eq!(ready["clock"]["source"], relay.as_str(), "{ready}");
+    let user = r#"{"employee_no":"6001","name":"孙医生","id_card":"11010519491231002X"}"#;
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), user).0, 201);
+    let (phone, _) = Endpoint::sealed(&public);
+    let t = Instant::now();
+    let token = loop {
+        let (st, code) = s.json("POST", "/api/v1/users/6001/activation-codes", Some(&his), "");
+        assert_eq!(st, 201, "{code}");
+        let body = serde_json::json!({"employee_no": "6001", "code": code["code"], "device_name": "测试手机"});
+        let (st, act) = phone.json("POST", "/mobile/v1/activate", None, &body.to_string());
+        if st == 201 {
+            break act["token"].as_str().unwrap().to_string();
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no tunnel: {st} {act}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // the face check: the server asks WeChat through the gateway, end to end over TLS
+    let (st, started) = phone.json("POST", "/mobile/v1/realname", Some(&token), r#"{"wx_code":"code-oDOCTOR6001"}"#);
+    assert_eq!(st, 201, "{started}\n{:#?}", s.log.lock().unwrap());
+    assert!(started["verify_id"].as_str().unwrap().starts_with("vid_"), "{started}");
+    let path = format!("/mobile/v1/realname/{}", started["check_id"].as_str().unwrap());
+    let (st, done) = phone.json("POST", &path, Some(&token), "");
+    assert_eq!((st, done["realname_status"].as_str()), (200, Some("verified")), "{done}");
+    let seen = wechat.seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|(p, _)| p == "getverifyid" || p == "queryverifyinfo").count(), 2, "{seen:?}");
+    assert_eq!(seen[0].1["cert_info"]["cert_no"], "11010519491231002X");
+    // the certificate is issued now that the face matched
+    phone_keys(&phone, &token);
+    s.stop();
+
+    // the same server without the egress cannot reach that WeChat: its certificate is the
+    // tunnel CA's, which a direct client does not trust (so the call above did go through the
+    // gateway)
+    let mut env = wechat_env.to_vec();
+    env.push(("MEDSIGN_TIME_SOURCES".into(), relay.clone()));
+    let direct = Server::start(&d, &pairs(&env));
+    let phone = direct.endpoint();
+    let token = phone_bind(&direct, &phone, &his, "6001");
+    let (st, v) = phone.json("POST", "/mobile/v1/realname", Some(&token), r#"{"wx_code":"code-oDOCTOR6001"}"#);
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(wechat.seen.lock().unwrap().len(), seen.len(), "nothing reached WeChat directly");
 }

@@ -260,11 +260,14 @@ pub struct TunnelConfig {
     /// seconds between HTTP/2 pings on an idle tunnel; a ping not answered within it closes the
     /// tunnel, which is then opened again
     pub heartbeat_seconds: u64,
+    /// the calls this instance makes to the internet (WeChat, outside CAs) leave through the
+    /// gateways (HTTP CONNECT on their tunnel port, same certificates), not directly
+    pub egress: bool,
 }
 
 impl Default for TunnelConfig {
     fn default() -> Self {
-        Self { gateways: vec![], cert: None, key: None, ca: None, heartbeat_seconds: 10 }
+        Self { gateways: vec![], cert: None, key: None, ca: None, heartbeat_seconds: 10, egress: false }
     }
 }
 
@@ -299,6 +302,13 @@ pub struct GatewayConfig {
     pub request_timeout_seconds: u64,
     /// seconds between HTTP/2 pings on a tunnel
     pub heartbeat_seconds: u64,
+    /// `host:port` the servers may reach through this gateway (HTTP CONNECT on the tunnel port,
+    /// e.g. `api.weixin.qq.com:443`); empty: no egress
+    pub egress_allow: Vec<String>,
+    /// UDP address of the NTP relay the servers sync through (e.g. `0.0.0.0:123`); unset: none
+    pub ntp_listen: Option<String>,
+    /// the NTP servers the relay asks, `host[:port]`, in turn
+    pub ntp_upstreams: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -316,6 +326,9 @@ impl Default for GatewayConfig {
             header_timeout_seconds: 20,
             request_timeout_seconds: 60,
             heartbeat_seconds: 10,
+            egress_allow: vec![],
+            ntp_listen: None,
+            ntp_upstreams: vec![],
         }
     }
 }
@@ -398,6 +411,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_AUDIT_WITNESS_FILE", "audit.witness_file", Kind::Text),
     ("MEDSIGN_AUDIT_WITNESS_SYSLOG", "audit.witness_syslog", Kind::Flag),
     ("MEDSIGN_TUNNEL_GATEWAYS", "tunnel.gateways", Kind::List),
+    ("MEDSIGN_TUNNEL_EGRESS", "tunnel.egress", Kind::Flag),
     ("MEDSIGN_TUNNEL_CERT", "tunnel.cert", Kind::Text),
     ("MEDSIGN_TUNNEL_KEY", "tunnel.key", Kind::Text),
     ("MEDSIGN_TUNNEL_CA", "tunnel.ca", Kind::Text),
@@ -414,6 +428,9 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_GATEWAY_HEADER_TIMEOUT_SECONDS", "gateway.header_timeout_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_REQUEST_TIMEOUT_SECONDS", "gateway.request_timeout_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_HEARTBEAT_SECONDS", "gateway.heartbeat_seconds", Kind::Number),
+    ("MEDSIGN_GATEWAY_EGRESS_ALLOW", "gateway.egress_allow", Kind::List),
+    ("MEDSIGN_GATEWAY_NTP_LISTEN", "gateway.ntp_listen", Kind::Text),
+    ("MEDSIGN_GATEWAY_NTP_UPSTREAMS", "gateway.ntp_upstreams", Kind::List),
 ];
 
 /// `MEDSIGN_*` variables that are not configuration keys: secrets the commands read themselves
@@ -562,13 +579,21 @@ impl Config {
                 "tunnel.gateways 已设置，须同时设置 tunnel.cert、tunnel.key 与 tunnel.ca（双向 TLS）/ with tunnel.gateways set, tunnel.cert, tunnel.key and tunnel.ca are needed too (mutual TLS)".into(),
             ));
         }
-        for g in &c.tunnel.gateways {
-            if g.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
-                let var = variable_of("tunnel.gateways");
-                return Err(Error(format!(
-                    "配置项 tunnel.gateways（环境变量 {var}）中的 '{g}' 须为 主机:端口 / '{g}' in tunnel.gateways ({var}) must be host:port"
-                )));
+        for (key, list) in [("tunnel.gateways", &c.tunnel.gateways), ("gateway.egress_allow", &c.gateway.egress_allow)]
+        {
+            for g in list {
+                if g.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                    let var = variable_of(key);
+                    return Err(Error(format!(
+                        "配置项 {key}（环境变量 {var}）中的 '{g}' 须为 主机:端口 / '{g}' in {key} ({var}) must be host:port"
+                    )));
+                }
             }
+        }
+        if c.tunnel.egress && c.tunnel.gateways.is_empty() {
+            return Err(Error(
+                "tunnel.egress 须与 tunnel.gateways 一起设置 / tunnel.egress needs tunnel.gateways (the egress leaves through them)".into(),
+            ));
         }
         Ok(c)
     }

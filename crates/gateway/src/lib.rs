@@ -20,8 +20,10 @@
 #![deny(missing_docs)]
 
 pub mod allow;
+pub mod egress;
 pub mod front;
 pub mod http;
+pub mod ntp;
 pub mod tls;
 pub mod tunnel;
 
@@ -42,6 +44,8 @@ pub struct Gateway {
     pub public_tls: Option<axum_server::tls_rustls::RustlsConfig>,
     tunnel_tls: Arc<rustls::ServerConfig>,
     front: Arc<front::Front>,
+    /// the NTP relay, when `gateway.ntp_listen` is set
+    pub ntp: Option<Arc<ntp::Relay>>,
     header_timeout: Duration,
     heartbeat: Duration,
 }
@@ -83,18 +87,23 @@ impl Gateway {
             .map_err(|e| bind_err("tunnel", &cfg.tunnel_listen, e))?;
         let trusted_proxies = cfg.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
         let front = Arc::new(front::Front {
-            tunnels: tunnel::Tunnels::only(cfg.tunnel_peers.clone()),
+            tunnels: tunnel::Tunnels::only(cfg.tunnel_peers.clone(), egress::Egress::new(&cfg.egress_allow)),
             trusted_proxies,
             request_timeout: Duration::from_secs(cfg.request_timeout_seconds),
             tap,
             in_flight: Arc::new(tokio::sync::Semaphore::new(front::IN_FLIGHT)),
         });
+        let ntp = match &cfg.ntp_listen {
+            Some(listen) => Some(ntp::Relay::bind(listen, &cfg.ntp_upstreams).await?),
+            None => None,
+        };
         Ok(Gateway {
             public,
             tunnel,
             public_tls,
             tunnel_tls,
             front,
+            ntp,
             header_timeout: Duration::from_secs(cfg.header_timeout_seconds),
             heartbeat: Duration::from_secs(cfg.heartbeat_seconds),
         })
@@ -109,9 +118,13 @@ impl Gateway {
     pub async fn run(self, handle: axum_server::Handle<std::net::SocketAddr>) -> std::io::Result<()> {
         let tunnels = self.front.tunnels.clone().listen(self.tunnel, self.tunnel_tls, self.heartbeat);
         let accept = tokio::spawn(tunnels);
+        let relay = self.ntp.map(|r| tokio::spawn(r.run()));
         let app = front::router(self.front);
         let served = http::serve(self.public, app, self.public_tls, self.header_timeout, handle).await;
         accept.abort();
+        if let Some(r) = relay {
+            r.abort();
+        }
         served
     }
 }

@@ -64,7 +64,7 @@ pub struct Files<'a> {
 }
 
 /// The gateway's tunnel listener: TLS 1.2/1.3, a client certificate from the hospital CA
-/// required, HTTP/2 only.
+/// required; HTTP/2 (a tunnel) or, for a server's egress, HTTP/1.1 ([`crate::egress`]).
 pub fn acceptor(f: &Files) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(f.ca)?, crypto())
         .build()
@@ -75,7 +75,7 @@ pub fn acceptor(f: &Files) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         .with_client_cert_verifier(verifier)
         .with_single_cert(load_certs(f.cert)?, load_key(f.key)?)
         .map_err(|e| TlsError(format!("隧道证书与私钥不匹配 / the tunnel certificate and key do not fit: {e}")))?;
-    c.alpn_protocols = vec![b"h2".to_vec()];
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(c))
 }
 

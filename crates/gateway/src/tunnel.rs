@@ -58,6 +58,8 @@ pub struct Tunnels {
     ids: AtomicU64,
     /// when not empty, the common names a server's certificate must have (`gateway.tunnel_peers`)
     peers_allowed: Vec<String>,
+    /// a server's connection without ALPN `h2` is egress, when allowed ([`crate::egress`])
+    egress: Option<Arc<crate::egress::Egress>>,
 }
 
 /// Why a request could not be forwarded.
@@ -76,9 +78,10 @@ impl Tunnels {
     }
 
     /// No tunnel yet; only servers whose certificate's common name is in `names` may open one
-    /// (a tunnel key that leaked from a server taken out of service is shut out by removing it).
-    pub fn only(names: Vec<String>) -> Arc<Self> {
-        Arc::new(Tunnels { peers_allowed: names, ..Tunnels::default() })
+    /// (a tunnel key that leaked from a server taken out of service is shut out by removing it);
+    /// the same servers may use `egress`.
+    pub fn only(names: Vec<String>, egress: Option<Arc<crate::egress::Egress>>) -> Arc<Self> {
+        Arc::new(Tunnels { peers_allowed: names, egress, ..Tunnels::default() })
     }
 
     /// How many tunnels are open.
@@ -143,6 +146,13 @@ impl Tunnels {
         let cn = medsign_pki::name::common_name_or_dn(cert.subject());
         if !self.peers_allowed.is_empty() && !self.peers_allowed.contains(&cn) {
             return Err(format!("'{cn}' is not in gateway.tunnel_peers"));
+        }
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            let Some(egress) = self.egress.clone() else {
+                return Err("not HTTP/2, and gateway.egress_allow is empty (no egress)".into());
+            };
+            egress.serve(tls, format!("{} ({addr})", cert.subject_display())).await;
+            return Ok(());
         }
         if self.count() >= MAX_TUNNELS {
             return Err(format!("already {MAX_TUNNELS} tunnels open"));

@@ -118,6 +118,8 @@ struct Running {
     tunnel: String,
     tunnels: Arc<tunnel::Tunnels>,
     rt: tokio::runtime::Runtime,
+    /// the NTP relay's address, when it has one
+    ntp: Option<std::net::SocketAddr>,
 }
 
 /// A gateway in its own runtime (dropping it ends every connection, like a killed process).
@@ -127,25 +129,29 @@ fn gateway(ca: &Ca, tunnel_listen: &str) -> Running {
 
 /// [`gateway`] that lets only servers with these common names open tunnels.
 fn gateway_for(ca: &Ca, tunnel_listen: &str, tunnel_peers: Vec<String>) -> Running {
+    gateway_with(ca, GatewayConfig { tunnel_listen: tunnel_listen.into(), tunnel_peers, ..GatewayConfig::default() })
+}
+
+/// A gateway of `cfg` with the test CA's certificates, on loopback.
+fn gateway_with(ca: &Ca, cfg: GatewayConfig) -> Running {
     let (cert, key) = leaf(ca, Profile::TlsServer, &["127.0.0.1"], "gateway");
     let cfg = GatewayConfig {
         listen: "127.0.0.1:0".into(),
-        tunnel_listen: tunnel_listen.into(),
         tunnel_cert: Some(cert),
         tunnel_key: Some(key),
         tunnel_ca: Some(ca.root_pem.clone()),
-        tunnel_peers,
         heartbeat_seconds: 1,
         request_timeout_seconds: 5,
-        ..GatewayConfig::default()
+        ..cfg
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let gw = rt.block_on(Gateway::bind(&cfg, None)).unwrap();
     let public = gw.public.local_addr().unwrap().to_string();
     let tunnel = gw.tunnel.local_addr().unwrap().to_string();
     let tunnels = gw.tunnels();
+    let ntp = gw.ntp.as_ref().map(|r| r.local_addr().unwrap());
     rt.spawn(gw.run(axum_server::Handle::new()));
-    Running { public, tunnel, tunnels, rt }
+    Running { public, tunnel, tunnels, rt, ntp }
 }
 
 /// A stand-in server dialing `gateway` with `files`, in its own runtime; `stop` ends it.
@@ -389,4 +395,133 @@ fn two_servers_share_a_gateway_and_one_stopping_loses_no_request() {
         assert_eq!(call(&gw.public, "GET", "/mobile/v1/channel", &[], "").0, 200);
     }
     assert_eq!(seen_a.lock().unwrap().len(), after, "a stopped server gets nothing more");
+}
+
+/// A server's egress connection to the gateway's tunnel port (no ALPN `h2`), sending `head`;
+/// the answer's status line and the stream, or the error that ended it.
+async fn egress(
+    gw: &Running,
+    files: tls::Files<'_>,
+    head: &str,
+) -> Result<(String, tokio_rustls::client::TlsStream<tokio::net::TcpStream>), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cfg = (*tls::connector(&files).unwrap()).clone();
+    cfg.alpn_protocols.clear();
+    let tcp = tokio::net::TcpStream::connect(&gw.tunnel).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    s.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b).await {
+            Ok(1) => got.push(b[0]),
+            Ok(_) => return Err(format!("closed after {:?}", String::from_utf8_lossy(&got))),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let status = String::from_utf8_lossy(&got).lines().next().unwrap_or_default().to_string();
+    Ok((status, s))
+}
+
+#[test]
+fn servers_reach_only_listed_destinations_and_time_through_the_gateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = ca("测试");
+    // a destination on the internet (an echo service), and one that is not on the list
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let echo = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let far = echo.local_addr().unwrap().to_string();
+    rt.spawn(async move {
+        loop {
+            let (mut c, _) = echo.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut r, mut w) = c.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    // an NTP server upstream (a FAKE: mode 4, echoing the transmit timestamp)
+    let upstream = rt.block_on(tokio::net::UdpSocket::bind("127.0.0.1:0")).unwrap();
+    let ntp_up = upstream.local_addr().unwrap().to_string();
+    rt.spawn(async move {
+        let mut b = [0u8; 600];
+        loop {
+            let (n, from) = upstream.recv_from(&mut b).await.unwrap();
+            let mut r = vec![0u8; 48];
+            r[0] = 0x24; // version 4, mode 4
+            r[1] = 2;
+            r[24..32].copy_from_slice(&b[40..48]);
+            r[40..48].copy_from_slice(b"SERVERTX");
+            let _ = (n, upstream.send_to(&r, from).await);
+        }
+    });
+    let gw = gateway_with(
+        &ca,
+        GatewayConfig {
+            tunnel_listen: "127.0.0.1:0".into(),
+            egress_allow: vec![far.clone()],
+            ntp_listen: Some("127.0.0.1:0".into()),
+            ntp_upstreams: vec![ntp_up],
+            ..GatewayConfig::default()
+        },
+    );
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");
+    let files = tls::Files { cert: &cert, key: &key, ca: &ca.root_pem };
+    gw.rt.block_on(async {
+        // a listed destination: CONNECT, then the bytes go both ways untouched
+        let (st, mut s) =
+            egress(&gw, files.clone(), &format!("CONNECT {far} HTTP/1.1\r\nHost: {far}\r\n\r\n")).await.unwrap();
+        assert!(st.starts_with("HTTP/1.1 200"), "{st}");
+        let inner = b"\x16\x03\x01 the server's own TLS to WeChat";
+        s.write_all(inner).await.unwrap();
+        let mut back = vec![0u8; inner.len()];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back[..], &inner[..]);
+        // not on the list, another port of it, another method, a plain forward-proxy request
+        let port = far.rsplit_once(':').unwrap().1;
+        for (head, want) in [
+            ("CONNECT api.weixin.qq.com.invalid:443 HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "403"),
+            (format!("CONNECT 127.0.0.2:{port} HTTP/1.1\r\nHost: x\r\n\r\n"), "403"),
+            (format!("GET http://{far}/ HTTP/1.1\r\nHost: {far}\r\n\r\n"), "405"),
+            ("GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "405"),
+        ] {
+            let (st, _) = egress(&gw, files.clone(), &head).await.unwrap();
+            assert!(st.contains(want), "{head:?}: {st}");
+        }
+        // a certificate without clientAuth (a gateway's) cannot use the egress
+        let (gcert, gkey) = leaf(&ca, Profile::TlsServer, &["127.0.0.1"], "other-gateway");
+        let wrong = tls::Files { cert: &gcert, key: &gkey, ca: &ca.root_pem };
+        let head = format!("CONNECT {far} HTTP/1.1\r\nHost: {far}\r\n\r\n");
+        assert!(egress(&gw, wrong, &head).await.is_err(), "a serverAuth certificate used the egress");
+        // a certificate of another CA cannot either
+        let other = self::ca("别家");
+        let (ocert, okey) = leaf(&other, Profile::TlsClient, &["medsign-server-1"], "stranger");
+        let stranger = tls::Files { cert: &ocert, key: &okey, ca: &ca.root_pem };
+        assert!(egress(&gw, stranger, &head).await.is_err(), "another CA's certificate used the egress");
+    });
+    // without gateway.egress_allow a server's non-HTTP/2 connection is closed
+    let closed = gateway(&ca, "127.0.0.1:0");
+    let head = format!("CONNECT {far} HTTP/1.1\r\nHost: {far}\r\n\r\n");
+    assert!(closed.rt.block_on(egress(&closed, files.clone(), &head)).is_err(), "egress without egress_allow");
+
+    // the NTP relay: a client request comes back answered by the upstream; a control query
+    // (mode 6), a private one (mode 7) and a short packet get nothing
+    let relay = gw.ntp.unwrap();
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut req = [0u8; 48];
+    req[0] = 0x23;
+    req[40..48].copy_from_slice(b"CLIENTTX");
+    c.send_to(&req, relay).unwrap();
+    let mut b = [0u8; 600];
+    let (n, from) = c.recv_from(&mut b).unwrap();
+    assert_eq!((n, from), (48, relay));
+    assert_eq!((b[0] & 7, &b[24..32], &b[40..48]), (4, &b"CLIENTTX"[..], &b"SERVERTX"[..]));
+    for bad in [&[0x16u8, 2, 0, 1][..], &[0x17u8, 0, 3, 42][..], &req[..40]] {
+        let mut p = bad.to_vec();
+        p.resize(if bad.len() == 40 { 40 } else { 48 }, 0);
+        c.send_to(&p, relay).unwrap();
+        assert!(c.recv_from(&mut b).is_err(), "the relay answered {p:?}");
+    }
 }

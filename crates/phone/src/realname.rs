@@ -74,7 +74,7 @@ fn errcode(v: &serde_json::Value, what: &str) -> Result<()> {
 impl Wechat {
     /// A client of `base` (https://api.weixin.qq.com, or a local fake in tests).
     pub fn new(base: &str, appid: &str, secret: &str) -> Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = medsign_ca::egress::client_builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| Error::internal_from("realname::new", e))?;
@@ -424,7 +424,7 @@ pub async fn require(db: &Db, fv: Option<&FaceVerifier>, employee_no: &str) -> R
 /// access token, identity fields, `cert_hash`; for SOTER an RSASSA-PSS SHA-256 signature with a
 /// 20-byte salt by the key the user's phone registered) and lets a test decide whether the face
 /// matched. [`fake::SoterPhone`] plays the phone's TEE: it answers `wx.startSoterAuthentication`.
-#[cfg(test)]
+#[cfg(any(test, feature = "fake"))]
 pub mod fake {
     use axum::{Json, Router, extract::Query, routing::get, routing::post};
     use std::{
@@ -490,6 +490,17 @@ pub mod fake {
     /// Start the fake on loopback; returns its base URL and state. AppID `wx_test`, secret `s3cret`,
     /// login code `code-<openid>`.
     pub async fn start() -> (String, Arc<Fake>) {
+        let (app, f) = app();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        (format!("http://{addr}"), f)
+    }
+
+    /// The fake's routes and state, to serve as the test likes (over TLS, for one).
+    pub fn app() -> (Router, Arc<Fake>) {
         let f = Arc::new(Fake { face_matches: Mutex::new(true), ..Default::default() });
         let token = "AT_fake_token";
         let ok_creds = |q: &HashMap<String, String>| {
@@ -592,12 +603,7 @@ pub mod fake {
                 }
             }),
         );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = l.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(l, app).await;
-        });
-        (format!("http://{addr}"), f)
+        (app, f)
     }
 }
 
