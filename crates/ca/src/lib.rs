@@ -11,3 +11,4 @@ pub mod egress;
 #[cfg(test)]
 mod est_fake;
 pub mod ocsp;
+pub mod trust;

@@ -307,6 +307,64 @@ fn two_nodes_medsign_channel_switch_and_failover() {
         "the hospital's certificate chains to the regional CA",
     );
     assert!(ocsp(&dr, &regional, "rsa", "remote.pem", &[]).contains(": good"));
+
+    // issue #17 item 5: a signature under the regional CA is INDETERMINATE at the hospital until
+    // the hospital puts the regional root (and its issuing CA, with their CRLs) on its trust list
+    dr.write("rx.txt", "Rp: 阿莫西林 0.5 g tid".as_bytes());
+    let signed = dr.openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        &dr.p("rx.txt"),
+        "-signer",
+        &dr.p("remote.pem"),
+        "-inkey",
+        &dr.p("k.pem"),
+        "-outform",
+        "DER",
+        "-out",
+        &dr.p("rx.p7s"),
+    ]);
+    assert_ok(&signed, "openssl cms -sign with the regional certificate");
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body = serde_json::json!({"signature": b64(&dr.read("rx.p7s")), "data": b64(&dr.read("rx.txt"))}).to_string();
+    let verify = || {
+        let (st, r) = hospital.json("POST", "/api/v1/verify/data", Some(&ht), &body);
+        assert_eq!(st, 200, "{r}");
+        r
+    };
+    let r = verify();
+    assert_eq!(r["indication"], "INDETERMINATE", "not trusted yet: {r}");
+    // an integration app cannot put anything on the list, whatever its scopes
+    let (_, app) = hospital.json(
+        "POST",
+        "/admin/v1/apps",
+        Some(&ht),
+        r#"{"name":"EMR","scopes":["sign","verify","certs","users:write"]}"#,
+    );
+    let emr = app["token"].as_str().unwrap();
+    let b = serde_json::json!({"pem": String::from_utf8_lossy(&dr.read("rsa-root.pem"))}).to_string();
+    assert_eq!(hospital.json("POST", "/admin/v1/trust", Some(emr), &b).0, 403);
+    let crl_url = |issuer: &str| format!("http://{}/pki/crl?ca=rsa&issuer={issuer}", regional.addr);
+    let trust = |pem: &[u8], crl: Option<String>| {
+        let b = serde_json::json!({"pem": String::from_utf8_lossy(pem), "crl_url": crl, "note": "区域平台 CA"});
+        hospital.json("POST", "/admin/v1/trust", Some(&ht), &b.to_string())
+    };
+    let (st, root) = trust(&dr.read("rsa-root.pem"), Some(crl_url("root")));
+    assert_eq!((st, root[0]["anchor"].as_bool()), (201, Some(true)), "{root}");
+    assert!(root[0]["crl_at"].is_string() && root[0]["crl_error"].is_null(), "the root's CRL was fetched: {root}");
+    let (st, issuing) = trust(&dr.read("rsa-issuing.pem"), Some(crl_url("issuing")));
+    assert_eq!((st, issuing[0]["anchor"].as_bool()), (201, Some(false)), "{issuing}");
+    let r = verify();
+    assert_eq!(r["indication"], "TOTAL_PASSED", "{r}");
+    // what does not go on the list: a person's certificate, garbage, a CRL URL for two
+    // certificates or of another scheme, a CRL from someone else; an unknown entry is 404
+    assert_eq!(trust(&dr.read("remote.pem"), None).0, 400);
+    assert_eq!(trust(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", None).0, 400);
+    assert_eq!(trust(&dr.read("rsa-chain.pem"), Some(crl_url("issuing"))).0, 400);
+    assert_eq!(trust(&dr.read("rsa-root.pem"), Some("ftp://regional.invalid/crl".into())).0, 400);
+    assert_eq!(hospital.json("DELETE", "/admin/v1/trust/00ff", Some(&ht), "").0, 404);
     // revoked at the hospital → revoked at the regional CA
     let (st, v) = hospital.json(
         "POST",
@@ -317,6 +375,19 @@ fn two_nodes_medsign_channel_switch_and_failover() {
     assert_eq!(st, 200, "{v}");
     let out = ocsp(&dr, &regional, "rsa", "remote.pem", &[]);
     assert!(out.contains(": revoked") && out.contains("affiliationChanged"), "{out}");
+    // … and, once the trust list's CRLs are fetched again, the signature says so
+    let (st, list) = hospital.json("POST", "/admin/v1/trust/refresh", Some(&ht), "");
+    assert_eq!((st, list.as_array().map(Vec::len)), (200, Some(2)), "{list}");
+    let r = verify();
+    assert_ne!(r["indication"], "TOTAL_PASSED", "{r}");
+    assert!(r.to_string().contains("revoked"), "{r}");
+    // off the list: not trusted any more
+    let fp = root[0]["fingerprint"].as_str().unwrap();
+    assert_eq!(hospital.json("DELETE", &format!("/admin/v1/trust/{fp}"), Some(&ht), "").0, 204);
+    let r = verify();
+    assert_eq!(r["indication"], "INDETERMINATE", "{r}");
+    let (_, _, audit) = hospital.req("GET", "/admin/v1/audit?action=trust.add", Some(&ht), None, b"");
+    assert_eq!(audit["total"], 2, "{audit}");
     // a held remote certificate is not a thing
     let (st, v) = hospital.json("POST", "/api/v1/users/4001/certificates", Some(&ht), &csr);
     assert_eq!(st, 201, "{v}");

@@ -289,6 +289,56 @@ async fn check_channel(
     Ok(Json(medsign_ca::channels::check(&s.db, &s.kek, &s.channels, &id).await?))
 }
 
+#[utoipa::path(get, path = "/admin/v1/trust", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<medsign_ca::trust::TrustRecord>, example = json!([{"fingerprint": "5c1e…", "subject": "CN=区域平台 根CA,O=区域卫健委,C=CN", "issuer": "CN=区域平台 根CA,O=区域卫健委,C=CN", "anchor": true, "not_after": "2036-01-01T00:00:00+00:00", "crl_url": "https://regional.example/pki/crl?ca=rsa&issuer=root", "crl_at": "2026-12-04T08:00:00.000Z", "crl_error": null, "note": "区域平台 CA 通道", "pem": "-----BEGIN CERTIFICATE-----\n…"}]))))]
+/// `GET /admin/v1/trust`: the trust list — CA certificates trusted besides the built-in roots.
+async fn list_trust(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Vec<medsign_ca::trust::TrustRecord>>, ApiError> {
+    Ok(Json(medsign_ca::trust::list(&s.db).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/trust", tag = "admin", security(("bearer" = [])),
+    request_body(content = medsign_ca::trust::NewTrust, example = json!({"pem": "-----BEGIN CERTIFICATE-----\n…", "crl_url": "https://regional.example/pki/crl?ca=rsa", "note": "区域平台签发 CA"})),
+    responses((status = 201, body = Vec<medsign_ca::trust::TrustRecord>),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "CN=张三 不是 CA 证书（basicConstraints cA）/ is not a CA certificate: only CAs go on the trust list", "request_id": "…"}))))]
+/// `POST /admin/v1/trust`: trust these CA certificates (a self-signed one as an anchor, others as
+/// intermediates or cross-certificates) in every verification; with `crl_url`, fetch its CRL now
+/// and every hour. Compare the fingerprints with what the CA publishes before relying on them.
+async fn add_trust(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    StrictJson(body): StrictJson<medsign_ca::trust::NewTrust>,
+) -> Result<Response, ApiError> {
+    let added = medsign_ca::trust::add(&s.db, &caller.ctx, &body).await?;
+    Ok((StatusCode::CREATED, Json(added)).into_response())
+}
+
+#[utoipa::path(delete, path = "/admin/v1/trust/{fingerprint}", tag = "admin", security(("bearer" = [])),
+    params(("fingerprint" = String, Path, example = "5c1e…")),
+    responses((status = 204, description = "no longer trusted"), (status = 404, body = ErrorBody)))]
+/// `DELETE /admin/v1/trust/{fingerprint}`: no longer trust it.
+async fn remove_trust(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(fingerprint): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    medsign_ca::trust::remove(&s.db, &caller.ctx, &fingerprint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/v1/trust/refresh", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<medsign_ca::trust::TrustRecord>)))]
+/// `POST /admin/v1/trust/refresh`: fetch every listed CRL now (otherwise hourly).
+async fn refresh_trust(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Vec<medsign_ca::trust::TrustRecord>>, ApiError> {
+    medsign_ca::trust::refresh_crls(&s.db).await?;
+    Ok(Json(medsign_ca::trust::list(&s.db).await?))
+}
+
 #[utoipa::path(get, path = "/admin/v1/ca/profile", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = medsign_ca::ca::StaffProfile, example = json!({"version": "staff-signer/3f2a9c1b7d4e5a60", "policies": [], "validity_days": 365, "subject": "CN=姓名 name, OU=科室 department, O=医院 hospital, C=CN, SERIALNUMBER=…", "key_usage": "digitalSignature, nonRepudiation", "extensions": "SKI, AKI, CRL distribution point, AIA (OCSP, caIssuers), certificatePolicies"}))))]
 /// `GET /admin/v1/ca/profile`: the staff certificate profile in force and its version.
@@ -502,6 +552,9 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(enable_channel))
         .routes(routes!(disable_channel))
         .routes(routes!(check_channel))
+        .routes(routes!(list_trust, add_trust))
+        .routes(routes!(remove_trust))
+        .routes(routes!(refresh_trust))
         .routes(routes!(create_seal, list_seals))
         .routes(routes!(ca_profile))
 }

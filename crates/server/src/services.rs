@@ -198,6 +198,25 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
             }
         }
     }));
+    // the trust list's CRLs (issue #17): hourly, once per period on the cluster
+    let (s, me) = (state.clone(), holder.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match s.db.lease("trust-crls", &me, chrono::Duration::minutes(55)).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "trust list CRL job: lease failed");
+                    continue;
+                }
+            }
+            if let Err(e) = medsign_ca::trust::refresh_crls(&s.db).await {
+                tracing::warn!(error = %e, "trust list CRL job failed");
+            }
+        }
+    }));
     // archive timestamps of B-LTA documents (issue #16): a few minutes after start, then hourly
     let (s, days) = (state.clone(), cfg.sign.archive_timestamp_days);
     tasks.push(tokio::spawn(async move {

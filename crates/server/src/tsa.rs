@@ -156,7 +156,8 @@ async fn verify_timestamp(
         Some(d) => Some(b64(d, "data")?),
         None => None,
     };
-    let report = medsign_tsa::tsa::verify(&s.cas, &token, digest.as_deref(), data.as_deref())?;
+    let listed = medsign_ca::trust::load(&s.db).await?;
+    let report = medsign_tsa::tsa::verify(&s.cas, &listed, &token, digest.as_deref(), data.as_deref())?;
     Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }
 

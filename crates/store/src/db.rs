@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (23, "anchor_chain", include_str!("../migrations/0023_anchor_chain.sql")),
     (24, "ltv", include_str!("../migrations/0024_ltv.sql")),
     (25, "job_leases", include_str!("../migrations/0025_job_leases.sql")),
+    (26, "trust_list", include_str!("../migrations/0026_trust_list.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).

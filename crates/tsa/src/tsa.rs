@@ -606,9 +606,15 @@ pub struct VerifyReport {
     pub chain: medsign_pki::cms::Check,
 }
 
-/// Verify a token (TimeStampToken or a whole TimeStampResp, DER) against the built-in roots, over
-/// `digest` or `data` (exactly one).
-pub fn verify(cas: &BuiltinCas, token: &[u8], digest: Option<&[u8]>, data: Option<&[u8]>) -> Result<VerifyReport> {
+/// Verify a token (TimeStampToken or a whole TimeStampResp, DER) against the built-in roots and
+/// the trust list `listed` (an outside TSA's CA), over `digest` or `data` (exactly one).
+pub fn verify(
+    cas: &BuiltinCas,
+    listed: &medsign_ca::trust::TrustSet,
+    token: &[u8],
+    digest: Option<&[u8]>,
+    data: Option<&[u8]>,
+) -> Result<VerifyReport> {
     use medsign_pki::{cms, der::Encode};
     let mut token = token.to_vec();
     if let Ok(resp) = tsp::TimeStampResp::from_der(&token)
@@ -621,11 +627,13 @@ pub fn verify(cas: &BuiltinCas, token: &[u8], digest: Option<&[u8]>, data: Optio
         (None, Some(d)) => cms::Stamped::Data(d),
         _ => return Err(Error::Invalid("须提供 digest 或 data 之一 / send either digest or data".into())),
     };
-    let opts = cms::VerifyOptions {
+    let mut opts = cms::VerifyOptions {
         trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()],
         extra_certs: vec![cas.sm2.issuing.clone(), cas.rsa.issuing.clone()],
         ..Default::default()
     };
+    opts.trust.extend(listed.anchors.iter().cloned());
+    opts.extra_certs.extend(listed.intermediates.iter().cloned());
     let (rep, info) = cms::verify_timestamp_token(&token, stamped, &opts);
     let info = info
         .ok_or_else(|| Error::Invalid(format!("不是时间戳令牌 / not a timestamp token: {}", rep.integrity.detail)))?;

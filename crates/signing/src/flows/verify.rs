@@ -9,20 +9,22 @@ pub(super) async fn verify_options(db: &Db, cas: &BuiltinCas) -> Result<cms::Ver
             crls.push(c);
         }
     }
-    Ok(cms::VerifyOptions {
-        trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()],
-        extra_certs: vec![cas.sm2.issuing.clone(), cas.rsa.issuing.clone()],
-        crls,
-        ..Default::default()
-    })
+    // the hospital's trust list: outside CAs' roots, intermediates, cross-certificates and CRLs
+    let listed = medsign_ca::trust::load(db).await?;
+    crls.extend(listed.crls);
+    let mut trust = vec![cas.sm2.root.clone(), cas.rsa.root.clone()];
+    trust.extend(listed.anchors);
+    let mut extra_certs = vec![cas.sm2.issuing.clone(), cas.rsa.issuing.clone()];
+    extra_certs.extend(listed.intermediates);
+    Ok(cms::VerifyOptions { trust, extra_certs, crls, ..Default::default() })
 }
 
 pub use medsign_pdf::verify::{FileSignature, PdfReport as FileReport};
 
 /// Verify every signature and document timestamp of a PDF (R7.4.12) with the engine of
 /// `medsign_pdf::verify`: the revision each signs, its CMS or timestamp token, and every change
-/// after it against the DocMDP level — trusting the built-in roots, with the CAs' current CRLs
-/// and whatever long-term validation data the file carries.
+/// after it against the DocMDP level — trusting the built-in roots and the trust list, with the
+/// CAs' current CRLs and whatever long-term validation data the file carries.
 pub async fn verify_file(db: &Db, cas: &BuiltinCas, pdf: &[u8]) -> Result<FileReport> {
     let opts = verify_options(db, cas).await?;
     let pdf = pdf.to_vec();
@@ -61,7 +63,8 @@ pub async fn download(
     Ok((ctype, format!("{}.{ext}", f.doc_no), result_of(db, &f).await?))
 }
 
-/// Verify a CMS signature (R7.4.11) against the built-in roots, with the CAs' current CRLs.
+/// Verify a CMS signature (R7.4.11) against the built-in roots and the trust list, with the CAs'
+/// current CRLs.
 pub async fn verify_data(db: &Db, cas: &BuiltinCas, signature: &[u8], data: Option<&[u8]>) -> Result<cms::CmsReport> {
     let opts = verify_options(db, cas).await?;
     cms::verify(signature, data, &opts)
