@@ -110,9 +110,23 @@ async fn create_flow(
     let st = s.clone();
     let app_id = caller.app.app_id.clone();
     let ctx = caller.ctx.clone();
+    // the flow carries the Idempotency-Key (unique): an attempt that made the flow and then died
+    // with its instance, before its answer was kept, is found by the retry that takes its
+    // reservation over — never made a second time
+    let request_key = caller.idempotency_key.as_ref().map(|k| format!("api:{app_id}:{k}"));
     idempotent(&s, &caller, "POST /api/v1/sign-flows", &hash, || async move {
-        let max = st.max_body_bytes.min(8 << 20);
-        let f = medsign_signing::flows::create(&st.signing(), &ctx, &app_id, &nf, max).await?;
+        let made = match &request_key {
+            Some(k) => medsign_signing::flows::id_by_request_key(&st.db, k).await?,
+            None => None,
+        };
+        let f = match made {
+            Some(id) => medsign_signing::flows::get(&st.db, Some(&app_id), &id).await?,
+            None => {
+                let max = st.max_body_bytes.min(8 << 20);
+                let sg = st.signing();
+                medsign_signing::flows::create_keyed(&sg, &ctx, &app_id, &nf, max, request_key.as_deref()).await?
+            }
+        };
         let f = crate::documents::with_ticket(&st, f).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(f).unwrap_or_default()))
     })

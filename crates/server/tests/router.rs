@@ -486,3 +486,40 @@ async fn a_hospital_can_limit_the_phone_to_the_summary() {
         assert_eq!(st, status, "{setting}: {v}");
     }
 }
+
+/// Issue #17: an instance made the flow, then died before it kept the answer of the request's
+/// Idempotency-Key. While the reservation may still be running, a retry is told so by its own
+/// code; once taken over, the retry finds the flow the dead attempt made instead of making a
+/// second one.
+#[tokio::test]
+async fn a_flow_whose_instance_died_before_answering_is_not_made_twice() {
+    let (_dir, _opened, state, admin) = app_state().await;
+    let db = state.db.clone();
+    let app = medsign_server::router(state);
+    let auth = format!("Bearer {admin}");
+    let json =
+        [("content-type", "application/json"), ("authorization", auth.as_str()), ("idempotency-key", "his-rx-1")];
+    let user = r#"{"employee_no":"1001","name":"张三"}"#;
+    assert_eq!(ask(&app, request("POST", "/api/v1/users", &json[..2], user)).await.0, 201);
+    let flow =
+        r#"{"kind":"data","title":"处方","content":"Rp: 阿莫西林","signers":[{"employee_no":"1001","mode":"scan"}]}"#;
+    let (st, _, first) = ask(&app, request("POST", "/api/v1/sign-flows", &json, flow)).await;
+    assert_eq!(st, 201, "{first}");
+    // the state a kill -9 between the flow's commit and the answer's leaves: a reservation
+    // without an answer
+    let unanswered = "UPDATE idempotency_keys SET status = 0, response = 'dead-attempt', created_at = $1";
+    let now = chrono::Utc::now().timestamp();
+    sqlx::query(unanswered).bind(now).execute(&db.pool).await.unwrap();
+    let (st, _, v) = ask(&app, request("POST", "/api/v1/sign-flows", &json, flow)).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("idempotency_in_progress")), "{v}");
+    // past the takeover time: the retry runs, and finds the flow
+    let old = now - medsign_store::idempotency::RUNNING_SECS - 1;
+    sqlx::query(unanswered).bind(old).execute(&db.pool).await.unwrap();
+    let (st, _, again) = ask(&app, request("POST", "/api/v1/sign-flows", &json, flow)).await;
+    assert_eq!((st, &again["id"]), (201, &first["id"]), "{again}");
+    let flows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_flows").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(flows, 1, "a second flow was made");
+    // and its answer is kept now: a further retry is a replay
+    let resp = app.clone().oneshot(request("POST", "/api/v1/sign-flows", &json, flow)).await.unwrap();
+    assert_eq!(resp.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+}

@@ -84,6 +84,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("realname_required", "409: the hospital requires the real-name check before the certificate — run it, then retry"),
     ("wx_code_required", "400: WeChat face verification needs a wx.login code — run it in the mini program"),
     (
+        "idempotency_in_progress",
+        "409: an earlier request with this Idempotency-Key is still running, or ran on an instance that stopped (taken over after 120 s) — retry the same request later",
+    ),
+    (
         "approval_required",
         "403: using the phone's key needs a fresh PIN or fingerprint approval bound to this request — ask the doctor for it, then retry",
     ),

@@ -81,19 +81,27 @@ pub async fn reserve(db: &Db, app_id: &str, key: &str, request_hash: &str) -> Re
             .bind(key)
             .fetch_optional(&db.pool)
             .await?
-            .ok_or_else(|| Error::Conflict(IN_PROGRESS.into()))?;
+            .ok_or_else(in_progress)?;
     if row.try_get::<String, _>("request_hash")? != request_hash {
         return Err(Error::Conflict(
             "Idempotency-Key 已用于另一个不同的请求 / this Idempotency-Key was used for a different request".into(),
         ));
     }
     match row.try_get::<i64, _>("status")? {
-        0 => Err(Error::Conflict(IN_PROGRESS.into())),
+        0 => Err(in_progress()),
         status => Ok(Lookup::Replay { status: status as u16, body: row.try_get("response")? }),
     }
 }
 
-const IN_PROGRESS: &str = "使用同一 Idempotency-Key 的请求仍在处理，请稍后重试 / a request with this Idempotency-Key is still running; retry shortly";
+/// An earlier attempt with the key still runs — or ran on an instance that died, whose
+/// reservation is taken over after [`RUNNING_SECS`]: the client retries (`idempotency_in_progress`).
+fn in_progress() -> Error {
+    Error::coded(
+        crate::error::Refusal::Conflict,
+        "idempotency_in_progress",
+        "使用同一 Idempotency-Key 的请求仍在处理，请稍后重试 / a request with this Idempotency-Key is still running; retry shortly",
+    )
+}
 
 /// Keep the answer of the attempt [`reserve`] let run (an attempt whose reservation was taken over
 /// stores nothing: the retry's answer is the one kept).
@@ -147,7 +155,7 @@ mod tests {
             let first = attempt(reserve(&db, "app_1", "k-1", "h1").await);
             // a retry while the first attempt runs: refused, not run twice
             assert!(
-                matches!(reserve(&db, "app_1", "k-1", "h1").await, Err(Error::Conflict(m)) if m.contains("仍在处理"))
+                matches!(reserve(&db, "app_1", "k-1", "h1").await, Err(e) if e.code() == "idempotency_in_progress")
             );
             store(&db, "app_1", "k-1", &first, 201, "{\"ok\":1}").await.unwrap();
             store(&db, "app_1", "k-1", &first, 201, "{\"ok\":2}").await.unwrap(); // late duplicate: first wins
@@ -195,7 +203,8 @@ mod tests {
                 results.push(t.await.unwrap());
             }
             let ran = results.iter().filter(|r| matches!(r, Ok(Lookup::New { .. }))).count();
-            let refused = results.iter().filter(|r| matches!(r, Err(Error::Conflict(_)))).count();
+            let refused =
+                results.iter().filter(|r| matches!(r, Err(e) if e.code() == "idempotency_in_progress")).count();
             assert_eq!((ran, refused), (1, 9), "{results:?}");
         }
     }

@@ -271,6 +271,15 @@ fn new_doc_no() -> Result<String> {
     Ok(format!("QM-{}-{tail}", Utc::now().format("%Y%m%d")))
 }
 
+/// The flow a creation with `request_key` made, if one did (the key is unique among flows: an
+/// API client's Idempotency-Key, a batch item's attempt).
+pub async fn id_by_request_key(db: &Db, request_key: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT id FROM sign_flows WHERE request_key = $1")
+        .bind(request_key)
+        .fetch_optional(&db.pool)
+        .await?)
+}
+
 /// Create a data flow and run its (auto) signers. `max_bytes` limits the content.
 pub async fn create(s: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_bytes: usize) -> Result<FlowView> {
     create_keyed(s, ctx, app_id, nf, max_bytes, None).await
