@@ -198,8 +198,8 @@ cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
         cmd
     }
 
-    /// Spawn `cmd` and read its stderr up to `listening on`.
-    fn spawn(mut cmd: Command) -> Server {
+    /// Spawn `cmd` (a `medsign serve` or `medsign gateway`) and read its stderr up to `listening on`.
+    pub fn spawn(mut cmd: Command) -> Server {
         let mut child = cmd.spawn().unwrap();
         let mut lines = Vec::new();
         let mut reader = BufReader::new(child.stderr.take().unwrap());
@@ -284,6 +284,12 @@ cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
         (s, v)
     }
 
+    /// `kill -9`: no graceful anything, as a crash or a pulled plug.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stop(mut self) -> i32 {
         // SIGTERM: graceful shutdown
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
@@ -305,7 +311,43 @@ impl Drop for Server {
 /// server is there (always in CI: scripts/test starts it); nothing (SQLite) otherwise.
 /// One HTTP/1.1 request to `addr` with these headers; returns (status, headers, body bytes).
 pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    try_request(addr, method, path, headers, body).unwrap()
+}
+
+/// [`request`], or why no answer came (refused, cut, 60 s without an answer).
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, Vec<u8>)> {
+    try_request_from(None, addr, method, path, headers, body)
+}
+
+/// A connection to `addr`, from the loopback address `from` when given (phones on distinct
+/// addresses, as behind distinct networks).
+fn connect(from: Option<std::net::IpAddr>, addr: &str) -> std::io::Result<TcpStream> {
+    let Some(ip) = from else { return TcpStream::connect(addr) };
+    let to: std::net::SocketAddr =
+        addr.parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
+    let sock = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None)?;
+    sock.bind(&std::net::SocketAddr::new(ip, 0).into())?;
+    sock.connect(&to.into())?;
+    Ok(sock.into())
+}
+
+/// [`try_request`] from the loopback address `from`.
+pub fn try_request_from(
+    from: Option<std::net::IpAddr>,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut s = connect(from, addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: medsign-e2e\r\nContent-Length: {}\r\n",
         body.len()
@@ -314,14 +356,16 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
         head += &format!("{k}: {v}\r\n");
     }
     head += "\r\n";
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
+    s.read_to_end(&mut resp)?;
     let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
     let h = String::from_utf8_lossy(&resp[..split]).into_owned();
-    let status: u16 = h.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, h.trim_end().to_string(), resp[split..].to_vec())
+    let status: u16 = h.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("no HTTP answer: {:?}", &h[..h.len().min(80)]))
+    })?;
+    Ok((status, h.trim_end().to_string(), resp[split..].to_vec()))
 }
 
 /// An HTTP address the phone talks to: the server itself, or a gateway in front of it — there
@@ -331,19 +375,21 @@ pub struct Endpoint {
     pub addr: String,
     /// the channel key and its id, for a phone behind a gateway
     channel: Option<(medsign_crypto::sm2::Sm2PublicKey, String)>,
+    /// the phone's own (loopback) address, when not the default
+    pub from: Option<std::net::IpAddr>,
 }
 
 impl Endpoint {
     /// The server itself: plain calls.
     pub fn direct(addr: &str) -> Self {
-        Endpoint { addr: addr.to_string(), channel: None }
+        Endpoint { addr: addr.to_string(), channel: None, from: None }
     }
 
     /// A gateway: `/mobile/v1/…` calls sealed to the key `GET /mobile/v1/channel` names (its
     /// fingerprint is returned to compare with the pin).
     pub fn sealed(addr: &str) -> (Self, String) {
         let (key, kid, fingerprint) = channel_of(addr);
-        (Endpoint { addr: addr.to_string(), channel: Some((key, kid)) }, fingerprint)
+        (Endpoint { addr: addr.to_string(), channel: Some((key, kid)), from: None }, fingerprint)
     }
 
     /// A JSON request (an empty `body` sends none); returns (status, body as JSON or null) — of
@@ -358,12 +404,13 @@ impl Endpoint {
             if let Some(a) = &auth {
                 headers.push(("Authorization", a.as_str()));
             }
-            let (st, _, b) = request(&self.addr, method, path, &headers, body.as_bytes());
+            let (st, _, b) = try_request_from(self.from, &self.addr, method, path, &headers, body.as_bytes()).unwrap();
             return (st, parse(&b));
         };
         let (env, opener) = seal_call(key, kid, method, path, token, body);
+        let json = [("Content-Type", "application/json")];
         let (st, _, b) =
-            request(&self.addr, "POST", "/mobile/v1/sealed", &[("Content-Type", "application/json")], env.as_bytes());
+            try_request_from(self.from, &self.addr, "POST", "/mobile/v1/sealed", &json, env.as_bytes()).unwrap();
         let outer = parse(&b);
         if st != 200 {
             return (st, outer);
