@@ -113,10 +113,12 @@ async fn create_flow(
     // the flow carries the Idempotency-Key (unique): an attempt that made the flow and then died
     // with its instance, before its answer was kept, is found by the retry that takes its
     // reservation over — never made a second time
-    let request_key = caller.idempotency_key.as_ref().map(|k| format!("api:{app_id}:{k}"));
+    // (with the request's hash: the same key with another body is never that flow)
+    let request_key = caller.idempotency_key.as_ref().map(|k| format!("api:{app_id}:{k}:{hash}"));
     idempotent(&s, &caller, "POST /api/v1/sign-flows", &hash, || async move {
+        let keep = medsign_store::idempotency::KEEP_SECS;
         let made = match &request_key {
-            Some(k) => medsign_signing::flows::id_by_request_key(&st.db, k).await?,
+            Some(k) => medsign_signing::flows::reusable_by_request_key(&st.db, k, keep).await?,
             None => None,
         };
         let f = match made {

@@ -522,4 +522,16 @@ async fn a_flow_whose_instance_died_before_answering_is_not_made_twice() {
     // and its answer is kept now: a further retry is a replay
     let resp = app.clone().oneshot(request("POST", "/api/v1/sign-flows", &json, flow)).await.unwrap();
     assert_eq!(resp.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    // a creation that failed (its reservation released) is not the answer of the retry: a new flow
+    sqlx::query("UPDATE sign_flows SET state = 'failed'").execute(&db.pool).await.unwrap();
+    sqlx::query("DELETE FROM idempotency_keys").execute(&db.pool).await.unwrap();
+    let (st, _, fresh) = ask(&app, request("POST", "/api/v1/sign-flows", &json, flow)).await;
+    assert_eq!(st, 201, "{fresh}");
+    assert_ne!(fresh["id"], first["id"], "the failed flow was given back as made");
+    // nor is the flow of the same key with another body, once the key's answer has gone
+    sqlx::query("DELETE FROM idempotency_keys").execute(&db.pool).await.unwrap();
+    let other = flow.replace("阿莫西林", "头孢克肟");
+    let (st, _, v) = ask(&app, request("POST", "/api/v1/sign-flows", &json, other)).await;
+    assert_eq!(st, 201, "{v}");
+    assert!(v["id"] != fresh["id"] && v["id"] != first["id"], "another request's flow: {v}");
 }

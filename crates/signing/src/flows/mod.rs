@@ -271,13 +271,48 @@ fn new_doc_no() -> Result<String> {
     Ok(format!("QM-{}-{tail}", Utc::now().format("%Y%m%d")))
 }
 
-/// The flow a creation with `request_key` made, if one did (the key is unique among flows: an
-/// API client's Idempotency-Key, a batch item's attempt).
-pub async fn id_by_request_key(db: &Db, request_key: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT id FROM sign_flows WHERE request_key = $1")
+/// The flow an earlier attempt with `request_key` (unique among flows) made that a retry should
+/// answer with: one not failed, made within `keep_secs`, and not an automatic signing cut off by
+/// a crash (it is failed here: nothing of it was released). A flow that does not qualify gives
+/// its key up, so the retry makes a new one.
+pub async fn reusable_by_request_key(db: &Db, request_key: &str, keep_secs: i64) -> Result<Option<String>> {
+    let Some(r) = sqlx::query("SELECT id, state, created_at FROM sign_flows WHERE request_key = $1")
         .bind(request_key)
         .fetch_optional(&db.pool)
-        .await?)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (id, state, created): (String, String, String) =
+        (r.try_get("id")?, r.try_get("state")?, r.try_get("created_at")?);
+    // waiting for a server-side (automatic) signer while no request runs: cut off by a crash
+    let next_mode: Option<String> = sqlx::query_scalar(
+        "SELECT mode FROM flow_signers WHERE flow_id = $1 AND state = 'pending' ORDER BY idx LIMIT 1",
+    )
+    .bind(&id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let interrupted = state == "signing" && next_mode.is_some_and(|m| m != "scan");
+    let since = (Utc::now() - Duration::seconds(keep_secs)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if state != "failed" && !interrupted && created >= since {
+        return Ok(Some(id));
+    }
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    if interrupted {
+        sqlx::query("UPDATE sign_flows SET state = 'failed', error = $1 WHERE id = $2 AND state = 'signing'")
+            .bind("中断后重试 / interrupted; retried under a new flow")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE sign_flows SET request_key = $1 WHERE id = $2")
+        .bind(format!("{request_key}#superseded:{id}"))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(None)
 }
 
 /// Create a data flow and run its (auto) signers. `max_bytes` limits the content.
