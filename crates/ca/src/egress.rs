@@ -5,11 +5,17 @@
 //! destination through it — the gateway sees the name, never the content (see
 //! `medsign_gateway::egress`). Gateways are used in turn, one per new connection.
 //!
-//! The hospital CA that issued the tunnel certificates is added to the roots (the proxy's
-//! certificate chains to it); it issues only the gateways' and servers' names, so it cannot
-//! vouch for a destination. One limit: reqwest holds one client certificate per client, so an
+//! A plain `http://` call (a CRL) goes to the gateway as a forward-proxy `GET`, which the
+//! gateway passes on to a listed destination.
+//!
+//! Limits: the hospital CA that issued the tunnel certificates is added to the roots (the
+//! proxy's certificate chains to it), and for every destination — a gateway cannot mint a
+//! certificate from it (its key stays in the intranet), but whoever can run `medsign gateway
+//! cert` could issue one for any name. reqwest holds one client certificate per client, so an
 //! EST channel that authenticates with a client certificate cannot leave through the gateways
-//! (it is refused when configured; Basic authentication works).
+//! (it is refused when configured; Basic authentication works), and the tunnel certificate is
+//! shown to a destination that asks for one. Every call goes through the gateways, an intranet
+//! CA channel too.
 
 use std::{
     path::Path,
@@ -64,5 +70,7 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         let i = next.fetch_add(1, Ordering::Relaxed) % proxies.len();
         Some(proxies[i].clone())
     });
-    e.roots.iter().cloned().fold(b.proxy(proxy).identity(e.identity.clone()), |b, c| b.add_root_certificate(c))
+    // no pooled connection outlives the gateway's splice limit: each call its own CONNECT
+    let b = b.proxy(proxy).identity(e.identity.clone()).pool_max_idle_per_host(0);
+    e.roots.iter().cloned().fold(b, |b, c| b.add_root_certificate(c))
 }

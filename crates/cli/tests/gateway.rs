@@ -529,9 +529,39 @@ fn the_server_reaches_wechat_and_time_only_through_the_gateway() {
     let wechat_at = l.local_addr().unwrap().to_string();
     let serving = rt.block_on(async { axum_server::from_tcp_rustls(l, tls) }).unwrap();
     rt.spawn(serving.serve(app.into_make_service()));
+    // an outside CA, its CRL published over plain HTTP (served here)
+    let (ca_pem, crl_der) = {
+        use medsign_crypto::{KeyAlg, PrivateKey, Signer, signer::KeySigner};
+        use medsign_pki::cert::{CertTemplate, Profile, issue};
+        let now = chrono::Utc::now();
+        let key = KeySigner::new(PrivateKey::generate(KeyAlg::P256).unwrap());
+        let dn = medsign_pki::name::parse_dn("CN=区域平台 根CA,O=区域卫健委,C=CN").unwrap();
+        let t = CertTemplate::new(
+            dn,
+            key.public_key().clone(),
+            Profile::Ca { path_len: Some(0) },
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::days(365),
+        );
+        let root = issue(&t, None, &key).unwrap();
+        let crl = medsign_pki::crl::build(
+            &root,
+            &key,
+            now - chrono::Duration::minutes(1),
+            now + chrono::Duration::days(1),
+            1,
+            &[],
+        )
+        .unwrap();
+        (root.to_pem(), crl)
+    };
+    let crl_app = axum::Router::new().route("/ca.crl", axum::routing::get(move || async move { crl_der.clone() }));
+    let crl_listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let crl_at = crl_listener.local_addr().unwrap().to_string();
+    rt.spawn(async move { axum::serve(crl_listener, crl_app).await });
     let ntp = Chrony::start(&d, "ntp", None, false);
     let cfg = medsign_config::config::GatewayConfig {
-        egress_allow: vec![wechat_at.clone()],
+        egress_allow: vec![wechat_at.clone(), crl_at.clone()],
         ntp_listen: Some("127.0.0.1:0".into()),
         ntp_upstreams: vec![ntp.source()],
         ..gateway_config(&d)
@@ -582,6 +612,30 @@ fn the_server_reaches_wechat_and_time_only_through_the_gateway() {
     assert_eq!(seen[0].1["cert_info"]["cert_no"], "11010519491231002X");
     // the certificate is issued now that the face matched
     phone_keys(&phone, &token);
+    // an outside CA on the trust list: its CRL comes over plain HTTP through the gateway — from a
+    // listed address; an unlisted one is refused by the gateway
+    let trust = |url: String| {
+        let b = serde_json::json!({"pem": ca_pem, "crl_url": url}).to_string();
+        let (st, v) = s.json("POST", "/admin/v1/trust", Some(&admin), &b);
+        assert_eq!(st, 201, "{v}");
+        v[0].clone()
+    };
+    let port = crl_at.rsplit_once(':').unwrap().1;
+    let refused = trust(format!("http://127.0.0.2:{port}/ca.crl"));
+    assert!(refused["crl_error"].as_str().unwrap_or("").contains("403"), "not through the gateway? {refused}");
+    assert_eq!(
+        s.req(
+            "DELETE",
+            &format!("/admin/v1/trust/{}", refused["fingerprint"].as_str().unwrap()),
+            Some(&admin),
+            None,
+            b""
+        )
+        .0,
+        204
+    );
+    let fetched = trust(format!("http://{crl_at}/ca.crl"));
+    assert!(fetched["crl_at"].is_string() && fetched["crl_error"].is_null(), "{fetched}");
     s.stop();
 
     // the same server without the egress cannot reach that WeChat: its certificate is the

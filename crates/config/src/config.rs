@@ -309,6 +309,8 @@ pub struct GatewayConfig {
     pub ntp_listen: Option<String>,
     /// the NTP servers the relay asks, `host[:port]`, in turn
     pub ntp_upstreams: Vec<String>,
+    /// addresses the relay answers besides the servers with a tunnel open (IP addresses)
+    pub ntp_clients: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -329,6 +331,7 @@ impl Default for GatewayConfig {
             egress_allow: vec![],
             ntp_listen: None,
             ntp_upstreams: vec![],
+            ntp_clients: vec![],
         }
     }
 }
@@ -431,6 +434,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_GATEWAY_EGRESS_ALLOW", "gateway.egress_allow", Kind::List),
     ("MEDSIGN_GATEWAY_NTP_LISTEN", "gateway.ntp_listen", Kind::Text),
     ("MEDSIGN_GATEWAY_NTP_UPSTREAMS", "gateway.ntp_upstreams", Kind::List),
+    ("MEDSIGN_GATEWAY_NTP_CLIENTS", "gateway.ntp_clients", Kind::List),
 ];
 
 /// `MEDSIGN_*` variables that are not configuration keys: secrets the commands read themselves
@@ -563,6 +567,7 @@ impl Config {
         for (key, list) in [
             ("server.trusted_proxies", &c.server.trusted_proxies),
             ("gateway.trusted_proxies", &c.gateway.trusted_proxies),
+            ("gateway.ntp_clients", &c.gateway.ntp_clients),
         ] {
             for p in list {
                 if p.parse::<std::net::IpAddr>().is_err() {

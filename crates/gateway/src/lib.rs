@@ -94,7 +94,10 @@ impl Gateway {
             in_flight: Arc::new(tokio::sync::Semaphore::new(front::IN_FLIGHT)),
         });
         let ntp = match &cfg.ntp_listen {
-            Some(listen) => Some(ntp::Relay::bind(listen, &cfg.ntp_upstreams).await?),
+            Some(listen) => {
+                let clients = cfg.ntp_clients.iter().filter_map(|p| p.parse().ok()).collect();
+                Some(ntp::Relay::bind(listen, &cfg.ntp_upstreams, clients, front.tunnels.clone()).await?)
+            }
             None => None,
         };
         Ok(Gateway {

@@ -2,7 +2,9 @@
 //! to the internet's time servers. A server's `time.sources` names the relay; each client packet
 //! (NTPv3/v4, mode 3) is sent on, as it is, from a fresh socket to one of `gateway.ntp_upstreams`
 //! in turn, and the upstream's reply (mode 4, echoing the request's transmit timestamp) is sent
-//! back. Nothing is kept between packets.
+//! back. Nothing is kept between packets. It answers only the servers: an address with a tunnel
+//! open to this gateway, or one listed in `gateway.ntp_clients` — a packet from anywhere else
+//! (the internet, should the port be reachable; a spoofed source) is dropped unanswered.
 //!
 //! The relay's own delay counts in the round trip the server measures, so the server's error
 //! bound (half the round trip plus the upstream's root distance) still holds. The relay refuses
@@ -54,11 +56,20 @@ pub struct Relay {
     socket: Arc<UdpSocket>,
     upstreams: Vec<String>,
     next: AtomicUsize,
+    /// who may ask: the addresses of `gateway.ntp_clients`, and the servers with a tunnel open
+    clients: Vec<std::net::IpAddr>,
+    tunnels: Arc<crate::tunnel::Tunnels>,
 }
 
 impl Relay {
-    /// Bind `listen` (UDP) to relay to `upstreams` (`host[:port]`, port 123 by default).
-    pub async fn bind(listen: &str, upstreams: &[String]) -> Result<Arc<Self>, crate::StartError> {
+    /// Bind `listen` (UDP) to relay to `upstreams` (`host[:port]`, port 123 by default), for
+    /// `clients` and the servers with a tunnel open in `tunnels`.
+    pub async fn bind(
+        listen: &str,
+        upstreams: &[String],
+        clients: Vec<std::net::IpAddr>,
+        tunnels: Arc<crate::tunnel::Tunnels>,
+    ) -> Result<Arc<Self>, crate::StartError> {
         if upstreams.is_empty() {
             return Err(crate::StartError(
                 "gateway.ntp_listen 已设置，须同时设置 gateway.ntp_upstreams / with gateway.ntp_listen set, gateway.ntp_upstreams is needed".into(),
@@ -79,7 +90,7 @@ impl Relay {
                 }
             })
             .collect();
-        Ok(Arc::new(Self { socket: Arc::new(socket), upstreams, next: AtomicUsize::new(0) }))
+        Ok(Arc::new(Self { socket: Arc::new(socket), upstreams, next: AtomicUsize::new(0), clients, tunnels }))
     }
 
     /// The bound address.
@@ -100,6 +111,10 @@ impl Relay {
                     continue;
                 }
             };
+            if !self.clients.contains(&client.ip()) && !self.tunnels.has_peer(client.ip()) {
+                tracing::debug!(%client, "NTP relay dropped a packet from an address that is no server of ours");
+                continue;
+            }
             if !is_request(&buf[..n]) {
                 tracing::debug!(%client, bytes = n, "NTP relay dropped a packet that is not a client request");
                 continue;
@@ -150,6 +165,7 @@ mod tests {
     use super::*;
 
     fn packet(mode: u8, version: u8, len: usize) -> Vec<u8> {
+        // (version 4 unless the case is about the version)
         let mut p = vec![0u8; len];
         p[0] = (version << 3) | mode;
         p[40..48].copy_from_slice(b"TRANSMIT");

@@ -47,6 +47,7 @@ const MAX_TUNNELS: usize = 64;
 struct Open {
     id: u64,
     peer: String,
+    ip: std::net::IpAddr,
     send: SendRequest<Body>,
 }
 
@@ -92,6 +93,12 @@ impl Tunnels {
     /// The subjects of the servers whose tunnels are open (for `/readyz`).
     pub fn peers(&self) -> Vec<String> {
         self.open.lock().expect("tunnels").iter().map(|o| o.peer.clone()).collect()
+    }
+
+    /// Whether a server with a tunnel open connects from `ip` (the NTP relay answers only them
+    /// and `gateway.ntp_clients`).
+    pub fn has_peer(&self, ip: std::net::IpAddr) -> bool {
+        self.open.lock().expect("tunnels").iter().any(|o| o.ip == ip)
     }
 
     fn remove(&self, id: u64) {
@@ -169,7 +176,7 @@ impl Tunnels {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let peer = format!("{subject} ({addr})");
         tracing::info!(tunnel = id, peer = %peer, "隧道已建立 / tunnel open");
-        self.open.lock().expect("tunnels").push(Open { id, peer: peer.clone(), send });
+        self.open.lock().expect("tunnels").push(Open { id, peer: peer.clone(), ip: addr.ip(), send });
         let end = conn.await;
         self.remove(id);
         tracing::warn!(tunnel = id, peer = %peer, reason = ?end.err(), "隧道已关闭 / tunnel closed");

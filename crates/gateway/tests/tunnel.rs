@@ -456,13 +456,27 @@ fn servers_reach_only_listed_destinations_and_time_through_the_gateway() {
             let _ = (n, upstream.send_to(&r, from).await);
         }
     });
+    // a CA's CRL, published over plain HTTP
+    let crl = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let crl_at = crl.local_addr().unwrap().to_string();
+    let seen_headers: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = seen_headers.clone();
+    let crl_app = Router::new().route(
+        "/ca.crl",
+        get(move |headers: HeaderMap| async move {
+            seen.lock().unwrap().extend(headers.keys().map(|k| k.to_string()));
+            ([("content-type", "application/pkix-crl")], "CRL BYTES")
+        }),
+    );
+    rt.spawn(async move { axum::serve(crl, crl_app).await });
     let gw = gateway_with(
         &ca,
         GatewayConfig {
             tunnel_listen: "127.0.0.1:0".into(),
-            egress_allow: vec![far.clone()],
+            egress_allow: vec![far.clone(), crl_at.clone()],
             ntp_listen: Some("127.0.0.1:0".into()),
             ntp_upstreams: vec![ntp_up],
+            ntp_clients: vec!["127.0.0.1".into()],
             ..GatewayConfig::default()
         },
     );
@@ -478,12 +492,24 @@ fn servers_reach_only_listed_destinations_and_time_through_the_gateway() {
         let mut back = vec![0u8; inner.len()];
         s.read_exact(&mut back).await.unwrap();
         assert_eq!(&back[..], &inner[..]);
-        // not on the list, another port of it, another method, a plain forward-proxy request
-        let port = far.rsplit_once(':').unwrap().1;
+        // a CRL by plain GET to a listed destination: forwarded without the server's headers
+        let head = format!("GET http://{crl_at}/ca.crl HTTP/1.1\r\nHost: {crl_at}\r\nCookie: x=1\r\n\r\n");
+        let (st, mut s) = egress(&gw, files.clone(), &head).await.unwrap();
+        assert!(st.starts_with("HTTP/1.1 200"), "{st}");
+        let mut body = [0u8; 9];
+        s.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body, b"CRL BYTES");
+        assert_eq!(*seen_headers.lock().unwrap(), ["host"], "only Host goes out");
+        // not on the list, another port of a listed host, another host on a listed port, a
+        // GET elsewhere, another method, a request that is no proxy request
+        let (port, other_port) = (far.rsplit_once(':').unwrap().1, crl_at.rsplit_once(':').unwrap().1);
         for (head, want) in [
             ("CONNECT api.weixin.qq.com.invalid:443 HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "403"),
+            ("CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "403"),
             (format!("CONNECT 127.0.0.2:{port} HTTP/1.1\r\nHost: x\r\n\r\n"), "403"),
-            (format!("GET http://{far}/ HTTP/1.1\r\nHost: {far}\r\n\r\n"), "405"),
+            (format!("GET http://127.0.0.2:{other_port}/ca.crl HTTP/1.1\r\nHost: x\r\n\r\n"), "403"),
+            ("GET http://127.0.0.1/ca.crl HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "403"),
+            (format!("POST http://{crl_at}/ca.crl HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"), "405"),
             ("GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_string(), "405"),
         ] {
             let (st, _) = egress(&gw, files.clone(), &head).await.unwrap();
@@ -494,6 +520,10 @@ fn servers_reach_only_listed_destinations_and_time_through_the_gateway() {
         let wrong = tls::Files { cert: &gcert, key: &gkey, ca: &ca.root_pem };
         let head = format!("CONNECT {far} HTTP/1.1\r\nHost: {far}\r\n\r\n");
         assert!(egress(&gw, wrong, &head).await.is_err(), "a serverAuth certificate used the egress");
+        // nor a certificate without any extKeyUsage (a doctor's signing certificate of the CA)
+        let (scert, skey) = leaf(&ca, Profile::Signer, &["张三"], "staff");
+        let staff = tls::Files { cert: &scert, key: &skey, ca: &ca.root_pem };
+        assert!(egress(&gw, staff, &head).await.is_err(), "a staff certificate used the egress");
         // a certificate of another CA cannot either
         let other = self::ca("别家");
         let (ocert, okey) = leaf(&other, Profile::TlsClient, &["medsign-server-1"], "stranger");
@@ -518,10 +548,18 @@ fn servers_reach_only_listed_destinations_and_time_through_the_gateway() {
     let (n, from) = c.recv_from(&mut b).unwrap();
     assert_eq!((n, from), (48, relay));
     assert_eq!((b[0] & 7, &b[24..32], &b[40..48]), (4, &b"CLIENTTX"[..], &b"SERVERTX"[..]));
-    for bad in [&[0x16u8, 2, 0, 1][..], &[0x17u8, 0, 3, 42][..], &req[..40]] {
+    // (versions 4 and 3: refused for their mode, not their version)
+    for bad in [&[0x26u8, 2, 0, 1][..], &[0x27u8, 0, 3, 42][..], &[0x1eu8, 2, 0, 1][..], &req[..40]] {
         let mut p = bad.to_vec();
         p.resize(if bad.len() == 40 { 40 } else { 48 }, 0);
         c.send_to(&p, relay).unwrap();
         assert!(c.recv_from(&mut b).is_err(), "the relay answered {p:?}");
     }
+    // a client request from an address that is no server of ours (no tunnel, not in ntp_clients)
+    let stranger = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    stranger.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    stranger.send_to(&req, relay).unwrap();
+    assert!(stranger.recv_from(&mut b).is_err(), "the relay answered a stranger");
+    c.send_to(&req, relay).unwrap();
+    assert!(c.recv_from(&mut b).is_ok(), "the relay stopped answering its client");
 }
