@@ -209,9 +209,12 @@ pub async fn load(db: &Db) -> Result<TrustSet> {
     for r in rows {
         let der = B64.decode(r.try_get::<String, _>("der")?).map_err(|e| Error::internal_from("trust::load", e))?;
         let cert = Cert::from_der(&der).map_err(|e| Error::internal_from("trust::load", e))?;
+        // a CRL past its nextUpdate is no revocation data: the signature is INDETERMINATE, not
+        // passed on old news
         if let Some(crl) = r.try_get::<Option<String>, _>("crl")?
             && let Ok(crl) = B64.decode(crl)
             && let Ok(crl) = Crl::from_bytes(&crl)
+            && crl.next_update().is_none_or(|n| n > chrono::Utc::now())
         {
             set.crls.push(crl);
         }
@@ -224,7 +227,9 @@ pub async fn load(db: &Db) -> Result<TrustSet> {
     Ok(set)
 }
 
-async fn fetch_crl(url: &str, issuer: &Cert) -> std::result::Result<Vec<u8>, String> {
+/// Fetch `url`'s CRL, signed by `issuer` and not older than `held` (the one stored: a replayed
+/// older CRL would hide a revocation).
+async fn fetch_crl(url: &str, issuer: &Cert, held: Option<&Crl>) -> std::result::Result<Vec<u8>, String> {
     let client = egress::client_builder()
         .connect_timeout(std::time::Duration::from_secs(5))
         .timeout(std::time::Duration::from_secs(30))
@@ -243,13 +248,22 @@ async fn fetch_crl(url: &str, issuer: &Cert) -> std::result::Result<Vec<u8>, Str
     }
     let crl = Crl::from_bytes(&der).map_err(|e| format!("not a CRL: {e}"))?;
     crl.verify(issuer, Sm2IdPolicy::default()).map_err(|e| format!("not signed by this CA: {e}"))?;
+    if let Some(h) = held
+        && crl.this_update() < h.this_update()
+    {
+        return Err(format!(
+            "older than the CRL held ({} < {}): refused",
+            crl.this_update().to_rfc3339(),
+            h.this_update().to_rfc3339()
+        ));
+    }
     Ok(der)
 }
 
 /// Fetch the CRL of every entry with a URL; a failure is recorded on the entry (and the CRL
 /// fetched before is kept). Returns how many were fetched.
 pub async fn refresh_crls(db: &Db) -> Result<usize> {
-    let rows = sqlx::query("SELECT fingerprint, der, crl_url FROM trust_certs WHERE crl_url IS NOT NULL")
+    let rows = sqlx::query("SELECT fingerprint, der, crl_url, crl FROM trust_certs WHERE crl_url IS NOT NULL")
         .fetch_all(&db.pool)
         .await?;
     let mut fetched = 0;
@@ -257,8 +271,14 @@ pub async fn refresh_crls(db: &Db) -> Result<usize> {
         let (fp, url): (String, String) = (r.try_get("fingerprint")?, r.try_get("crl_url")?);
         let der = B64.decode(r.try_get::<String, _>("der")?).map_err(|e| Error::internal_from("trust::refresh", e))?;
         let cert = Cert::from_der(&der).map_err(|e| Error::internal_from("trust::refresh", e))?;
+        let held = r
+            .try_get::<Option<String>, _>("crl")?
+            .and_then(|c| B64.decode(c).ok())
+            .and_then(|c| Crl::from_bytes(&c).ok());
+        let got = fetch_crl(&url, &cert, held.as_ref()).await;
         let now = medsign_store::now_text();
-        match fetch_crl(&url, &cert).await {
+        let _w = db.write_lock.lock().await;
+        match got {
             Ok(crl) => {
                 sqlx::query("UPDATE trust_certs SET crl = $1, crl_at = $2, crl_error = NULL WHERE fingerprint = $3")
                     .bind(B64.encode(crl))
@@ -286,6 +306,22 @@ mod tests {
     use super::*;
     use medsign_crypto::wrap::Kek;
     use medsign_testkit::db::backends;
+    use std::sync::{Arc, Mutex};
+
+    /// A CA's CRL distribution point on loopback, serving what the test puts in `crl`.
+    async fn serve_crl(crl: Arc<Mutex<Vec<u8>>>) -> std::net::SocketAddr {
+        let app = axum::Router::new().route(
+            "/crl",
+            axum::routing::get(move || {
+                let crl = crl.clone();
+                async move { crl.lock().unwrap().clone() }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        at
+    }
 
     /// On SQLite and PostgreSQL: a root becomes an anchor, its issuing CA an intermediate; adding
     /// again changes nothing (one audit entry each); an unreachable CRL is recorded on the entry;
@@ -322,6 +358,37 @@ mod tests {
                 add(&db, &ctx, &NewTrust { pem: "x".repeat(MAX_PEM + 1), ..sm2 }).await,
                 Err(Error::Invalid(_))
             ));
+            // the CRL: an older one (a replay hiding a revocation) is refused, a stale one is kept
+            // but not used
+            let served: Arc<Mutex<Vec<u8>>> = Arc::default();
+            let at = serve_crl(served.clone()).await;
+            let root = &outside.rsa;
+            let crl = |this: i64, next: i64| {
+                let now = chrono::Utc::now();
+                let (t, n) = (now + chrono::Duration::minutes(this), now + chrono::Duration::minutes(next));
+                medsign_pki::crl::build(&root.root, root.root_key.as_ref(), t, n, (this + 1000) as u64, &[]).unwrap()
+            };
+            *served.lock().unwrap() = crl(-60, 60 * 24);
+            let rsa =
+                NewTrust { pem: root.root.to_pem(), crl_url: Some(format!("http://{at}/crl")), note: String::new() };
+            remove(&db, &ctx, &added[0].fingerprint).await.unwrap();
+            let r = add(&db, &ctx, &rsa).await.unwrap();
+            assert!(r[0].crl_error.is_none() && r[0].crl_at.is_some(), "{r:?}");
+            *served.lock().unwrap() = crl(-120, 60 * 24);
+            refresh_crls(&db).await.unwrap();
+            let r = list(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|x| x.crl_url.is_some() && x.anchor && x.subject == r[0].subject)
+                .unwrap();
+            assert!(r.crl_error.as_deref().unwrap_or("").contains("older"), "a replayed older CRL: {r:?}");
+            assert_eq!(load(&db).await.unwrap().crls.len(), 1, "the newer CRL is kept");
+            *served.lock().unwrap() = crl(-59, -1);
+            assert_eq!(refresh_crls(&db).await.unwrap(), 1);
+            assert_eq!(load(&db).await.unwrap().crls.len(), 0, "a CRL past its nextUpdate is no revocation data");
+            remove(&db, &ctx, &r.fingerprint).await.unwrap();
+            add(&db, &ctx, &n).await.unwrap();
             remove(&db, &ctx, &added[0].fingerprint).await.unwrap();
             assert!(matches!(remove(&db, &ctx, &added[0].fingerprint).await, Err(Error::NotFound(_))));
             assert_eq!(load(&db).await.unwrap().anchors.len(), 1, "the SM2 root is left");
