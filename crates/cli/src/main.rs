@@ -1,6 +1,8 @@
 //! `medsign` — the command line (`medsign --help`; crates/cli/README.md). This crate only parses arguments,
 //! reads and writes files and prints reports; the work is done by the library crates.
 
+#![forbid(unsafe_code)]
+
 /// `eprintln!` that never panics: a server whose stderr has gone away (the supervisor or pipe
 /// that read it ended) must still serve, and still stop gracefully on SIGTERM.
 macro_rules! say {

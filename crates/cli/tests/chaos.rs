@@ -381,6 +381,7 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
         stamps.load(Ordering::SeqCst),
         kills.lock().unwrap()
     );
+    let tokens_answered = stamps.load(Ordering::SeqCst);
 
     // what the database holds
     let q = |sql: &str| {
@@ -411,7 +412,7 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     }
     // every token a client got is on record (and each flow's signature has one too)
     let tokens: usize = q("SELECT COUNT(*) FROM timestamps")[0].parse().unwrap();
-    let answered = stamps.load(Ordering::SeqCst);
+    let answered = tokens_answered;
     if tokens < answered + FLOWS {
         problems.push(format!("{tokens} timestamps on record for {answered} answered and {FLOWS} flows"));
     }
@@ -443,8 +444,12 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     let name = &url[url.rfind('/').unwrap() + 1..];
     let _ = d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")]);
     assert!(problems.is_empty(), "after the kills:\n- {}", problems.join("\n- "));
-    let retried: usize = retries.values().sum();
-    assert!(retried > 0, "nothing was retried: the kills missed the run");
+    // the kills fell inside the run, and the clients felt them
+    let kills = kills.into_inner().unwrap();
+    let at: Vec<usize> = kills.iter().filter_map(|k| k.split(" at ").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    assert!(at.len() == 2 && at.iter().all(|n| *n < FLOWS), "the kills missed the run: {kills:?}");
+    let felt = |who: &str| retries.iter().filter(|(k, _)| k.starts_with(who) && k.contains("no answer")).count();
+    assert!(felt("HIS") > 0 && felt("phone") > 0, "no client met a dead peer: {retries:?}");
 }
 
 /// The doctor scans `ticket` and signs, as the app does on trouble: a call without an answer is

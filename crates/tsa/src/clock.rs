@@ -407,7 +407,8 @@ impl Clock {
             st.delay_ms = Some(s.delay * 1000.0);
             st.last_sync = Some(s.at);
             st.source = Some(s.source.clone());
-            st.stratum = Some(s.stratum);
+            // the kernel source has no stratum (0 would read as a kiss-of-death)
+            st.stratum = (s.source != KERNEL).then_some(s.stratum);
             st.leap = Some(s.leap);
         }
         st
