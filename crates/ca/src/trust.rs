@@ -202,19 +202,51 @@ pub async fn remove(db: &Db, ctx: &Context, fingerprint: &str) -> Result<()> {
     Ok(())
 }
 
+/// The list as last parsed, and what the table looked like then (the pool, the row count, the
+/// newest entry, the newest CRL): every verification asks, and parsing large CRLs each time would
+/// let any caller of a verify endpoint spend the server's CPU.
+type Parsed = (String, TrustSet);
+static PARSED: std::sync::Mutex<Option<Parsed>> = std::sync::Mutex::new(None);
+
 /// What verification trusts besides the built-in roots.
 pub async fn load(db: &Db) -> Result<TrustSet> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n, COALESCE(MAX(created_at), '') AS made, COALESCE(MAX(crl_at), '') AS fetched          FROM trust_certs",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let stamp = format!(
+        "{:p}|{}|{}|{}",
+        &db.pool,
+        r.try_get::<i64, _>("n")?,
+        r.try_get::<String, _>("made")?,
+        r.try_get::<String, _>("fetched")?
+    );
+    let cached = PARSED.lock().expect("trust list cache").as_ref().filter(|(s, _)| *s == stamp).map(|(_, t)| t.clone());
+    let mut set = match cached {
+        Some(set) => set,
+        None => {
+            let set = parse_all(db).await?;
+            *PARSED.lock().expect("trust list cache") = Some((stamp, set.clone()));
+            set
+        }
+    };
+    // a CRL past its nextUpdate is no revocation data: the signature is INDETERMINATE, not
+    // passed on old news
+    let now = chrono::Utc::now();
+    set.crls.retain(|c| c.next_update().is_none_or(|n| n > now));
+    Ok(set)
+}
+
+async fn parse_all(db: &Db) -> Result<TrustSet> {
     let rows = sqlx::query("SELECT der, anchor, crl FROM trust_certs").fetch_all(&db.pool).await?;
     let mut set = TrustSet::default();
     for r in rows {
         let der = B64.decode(r.try_get::<String, _>("der")?).map_err(|e| Error::internal_from("trust::load", e))?;
         let cert = Cert::from_der(&der).map_err(|e| Error::internal_from("trust::load", e))?;
-        // a CRL past its nextUpdate is no revocation data: the signature is INDETERMINATE, not
-        // passed on old news
         if let Some(crl) = r.try_get::<Option<String>, _>("crl")?
             && let Ok(crl) = B64.decode(crl)
             && let Ok(crl) = Crl::from_bytes(&crl)
-            && crl.next_update().is_none_or(|n| n > chrono::Utc::now())
         {
             set.crls.push(crl);
         }
