@@ -110,25 +110,11 @@ async fn create_flow(
     let st = s.clone();
     let app_id = caller.app.app_id.clone();
     let ctx = caller.ctx.clone();
-    // the flow carries the Idempotency-Key (unique): an attempt that made the flow and then died
-    // with its instance, before its answer was kept, is found by the retry that takes its
-    // reservation over — never made a second time
-    // (with the request's hash: the same key with another body is never that flow)
-    let request_key = caller.idempotency_key.as_ref().map(|k| format!("api:{app_id}:{k}:{hash}"));
+    let (key, request_hash) = (caller.idempotency_key.clone(), hash.clone());
     idempotent(&s, &caller, "POST /api/v1/sign-flows", &hash, || async move {
-        let keep = medsign_store::idempotency::KEEP_SECS;
-        let made = match &request_key {
-            Some(k) => medsign_signing::flows::reusable_by_request_key(&st.db, k, keep).await?,
-            None => None,
-        };
-        let f = match made {
-            Some(id) => medsign_signing::flows::get(&st.db, Some(&app_id), &id).await?,
-            None => {
-                let max = st.max_body_bytes.min(8 << 20);
-                let sg = st.signing();
-                medsign_signing::flows::create_keyed(&sg, &ctx, &app_id, &nf, max, request_key.as_deref()).await?
-            }
-        };
+        let max = st.max_body_bytes.min(8 << 20);
+        let retry = key.as_deref().map(|k| (k, request_hash.as_str()));
+        let f = medsign_signing::flows::create_once(&st.signing(), &ctx, &app_id, &nf, max, retry).await?;
         let f = crate::documents::with_ticket(&st, f).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(f).unwrap_or_default()))
     })

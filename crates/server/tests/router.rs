@@ -531,7 +531,19 @@ async fn a_flow_whose_instance_died_before_answering_is_not_made_twice() {
     // nor is the flow of the same key with another body, once the key's answer has gone
     sqlx::query("DELETE FROM idempotency_keys").execute(&db.pool).await.unwrap();
     let other = flow.replace("阿莫西林", "头孢克肟");
-    let (st, _, v) = ask(&app, request("POST", "/api/v1/sign-flows", &json, other)).await;
+    let (st, _, v) = ask(&app, request("POST", "/api/v1/sign-flows", &json, other.clone())).await;
     assert_eq!(st, 201, "{v}");
     assert!(v["id"] != fresh["id"] && v["id"] != first["id"], "another request's flow: {v}");
+    // another integration app that sends the same key and body (guessed or copied) gets its own
+    // flow, never this app's
+    let (st, _, emr) =
+        ask(&app, request("POST", "/admin/v1/apps", &json[..2], r#"{"name":"EMR","scopes":["sign"]}"#)).await;
+    assert_eq!(st, 201, "{emr}");
+    let other_auth = format!("Bearer {}", emr["token"].as_str().unwrap());
+    let theirs =
+        [("content-type", "application/json"), ("authorization", other_auth.as_str()), ("idempotency-key", "his-rx-1")];
+    sqlx::query("DELETE FROM idempotency_keys").execute(&db.pool).await.unwrap();
+    let (st, _, own) = ask(&app, request("POST", "/api/v1/sign-flows", &theirs, other)).await;
+    assert_eq!(st, 201, "{own}");
+    assert!(own["id"] != v["id"] && own["id"] != fresh["id"] && own["id"] != first["id"], "another app's flow: {own}");
 }

@@ -271,11 +271,31 @@ fn new_doc_no() -> Result<String> {
     Ok(format!("QM-{}-{tail}", Utc::now().format("%Y%m%d")))
 }
 
+/// [`create`] for an API client's request with an `Idempotency-Key` (`retry`: the key and the
+/// request's hash): the flow carries them in its unique `request_key`, so an attempt that made the
+/// flow and then died with its instance, before its answer was kept, is found by the retry that
+/// takes its reservation over — never made a second time.
+pub async fn create_once(
+    sg: &Signing<'_>,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    max_bytes: usize,
+    retry: Option<(&str, &str)>,
+) -> Result<FlowView> {
+    let Some((key, hash)) = retry else { return create(sg, ctx, app_id, nf, max_bytes).await };
+    let request_key = format!("api:{app_id}:{key}:{hash}");
+    match reusable(sg.db, &request_key, medsign_store::idempotency::KEEP_SECS).await? {
+        Some(id) => get(sg.db, Some(app_id), &id).await,
+        None => create_keyed(sg, ctx, app_id, nf, max_bytes, Some(&request_key)).await,
+    }
+}
+
 /// The flow an earlier attempt with `request_key` (unique among flows) made that a retry should
 /// answer with: one not failed, made within `keep_secs`, and not an automatic signing cut off by
 /// a crash (it is failed here: nothing of it was released). A flow that does not qualify gives
 /// its key up, so the retry makes a new one.
-pub async fn reusable_by_request_key(db: &Db, request_key: &str, keep_secs: i64) -> Result<Option<String>> {
+async fn reusable(db: &Db, request_key: &str, keep_secs: i64) -> Result<Option<String>> {
     let Some(r) = sqlx::query("SELECT id, state, created_at FROM sign_flows WHERE request_key = $1")
         .bind(request_key)
         .fetch_optional(&db.pool)
