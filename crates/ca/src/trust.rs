@@ -178,7 +178,7 @@ pub async fn add(db: &Db, ctx: &Context, n: &NewTrust) -> Result<Vec<TrustRecord
     tx.commit().await?;
     drop(_w);
     if n.crl_url.is_some() {
-        refresh_crls(db).await?;
+        fetch_crls(db, Some(&fingerprints)).await?;
     }
     let all = list(db).await?;
     Ok(all.into_iter().filter(|r| fingerprints.contains(&r.fingerprint)).collect())
@@ -295,12 +295,20 @@ async fn fetch_crl(url: &str, issuer: &Cert, held: Option<&Crl>) -> std::result:
 /// Fetch the CRL of every entry with a URL; a failure is recorded on the entry (and the CRL
 /// fetched before is kept). Returns how many were fetched.
 pub async fn refresh_crls(db: &Db) -> Result<usize> {
+    fetch_crls(db, None).await
+}
+
+/// [`refresh_crls`] of the entries `only` names (all: `None`).
+async fn fetch_crls(db: &Db, only: Option<&[String]>) -> Result<usize> {
     let rows = sqlx::query("SELECT fingerprint, der, crl_url, crl FROM trust_certs WHERE crl_url IS NOT NULL")
         .fetch_all(&db.pool)
         .await?;
     let mut fetched = 0;
     for r in rows {
         let (fp, url): (String, String) = (r.try_get("fingerprint")?, r.try_get("crl_url")?);
+        if only.is_some_and(|o| !o.contains(&fp)) {
+            continue;
+        }
         let der = B64.decode(r.try_get::<String, _>("der")?).map_err(|e| Error::internal_from("trust::refresh", e))?;
         let cert = Cert::from_der(&der).map_err(|e| Error::internal_from("trust::refresh", e))?;
         let held = r
@@ -386,10 +394,13 @@ mod tests {
             };
             let r = add(&db, &ctx, &sm2).await.unwrap();
             assert!(r[0].crl_at.is_none() && r[0].crl_error.is_some(), "{r:?}");
-            assert!(matches!(
-                add(&db, &ctx, &NewTrust { pem: "x".repeat(MAX_PEM + 1), ..sm2 }).await,
-                Err(Error::Invalid(_))
-            ));
+            let (sm2_fp, sm2_error) = (r[0].fingerprint.clone(), r[0].crl_error.clone());
+            for bad in [
+                NewTrust { pem: "x".repeat(MAX_PEM + 1), ..sm2.clone() },
+                NewTrust { note: "注".repeat(201), ..sm2.clone() },
+            ] {
+                assert!(matches!(add(&db, &ctx, &bad).await, Err(Error::Invalid(_))));
+            }
             // the CRL: an older one (a replay hiding a revocation) is refused, a stale one is kept
             // but not used
             let served: Arc<Mutex<Vec<u8>>> = Arc::default();
@@ -406,6 +417,15 @@ mod tests {
             remove(&db, &ctx, &added[0].fingerprint).await.unwrap();
             let r = add(&db, &ctx, &rsa).await.unwrap();
             assert!(r[0].crl_error.is_none() && r[0].crl_at.is_some(), "{r:?}");
+            // adding one entry fetches its CRL only, not every listed one
+            let sm2_now = list(&db).await.unwrap().into_iter().find(|x| x.fingerprint == sm2_fp).unwrap();
+            assert_eq!(sm2_now.crl_error, sm2_error, "the other entry's CRL was fetched again");
+            // a hostile CRL server: an answer over the cap is refused, the CRL held is kept
+            *served.lock().unwrap() = vec![0x30; MAX_CRL + 1];
+            assert_eq!(refresh_crls(&db).await.unwrap(), 0);
+            let big = list(&db).await.unwrap().into_iter().find(|x| x.fingerprint == r[0].fingerprint).unwrap();
+            assert!(big.crl_error.as_deref().unwrap_or("").contains("over"), "{big:?}");
+            assert_eq!(load(&db).await.unwrap().crls.len(), 1, "the CRL held is kept");
             *served.lock().unwrap() = crl(-120, 60 * 24);
             refresh_crls(&db).await.unwrap();
             let r = list(&db)
