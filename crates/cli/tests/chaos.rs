@@ -29,12 +29,6 @@ fn free_port() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-fn random_kek() -> String {
-    let mut b = [0u8; 16];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
-    hex::encode(b)
-}
-
 /// A gateway: its public address, the channel key it forwards to (key, kid).
 #[derive(Clone)]
 struct Gw {
@@ -127,7 +121,7 @@ fn his(h: &His, first: usize, method: &str, path: &str, body: &str, key: Option<
     let mut attempt = 0;
     while Instant::now() < deadline {
         let addr = &servers[(first + attempt) % servers.len()];
-        match try_request(addr, method, path, &headers, body.as_bytes()) {
+        match try_request_from(None, addr, method, path, &headers, body.as_bytes()) {
             Ok((st, _, b)) if !transient(st) => {
                 let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
                 if st == 409 && v["code"] == "idempotency_in_progress" {
@@ -181,7 +175,7 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     let t0 = Instant::now();
     let (d, da, db) = (Dir::new(), Dir::new(), Dir::new());
     let ntp = Chrony::start(&d, "ntp", None, false);
-    let url = postgres_env(&d, "chaos").into_iter().find(|(k, _)| k == "MEDSIGN_DATABASE_URL").unwrap().1;
+    let url = fresh_database(&d, "chaos");
     let kek = random_kek();
     let time = ntp.source();
     let base: Vec<(&str, &str)> = vec![
@@ -384,11 +378,7 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     let tokens_answered = stamps.load(Ordering::SeqCst);
 
     // what the database holds
-    let q = |sql: &str| {
-        let o = d.run("psql", &[&url, "-tAq", "-c", sql]);
-        assert_ok(&o, sql);
-        text(&o.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect::<Vec<_>>()
-    };
+    let q = |sql: &str| psql(&d, &url, sql);
     let mut problems = tally.faults.lock().unwrap().clone();
     let flows = flows.into_inner().unwrap();
     let mut ids = flows.clone();
@@ -441,8 +431,7 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
         problems.push(format!("medsign audit verify: {out}"));
     }
     drop(g1);
-    let name = &url[url.rfind('/').unwrap() + 1..];
-    let _ = d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")]);
+    drop_database(&d, &admin, &url);
     assert!(problems.is_empty(), "after the kills:\n- {}", problems.join("\n- "));
     // the kills fell inside the run, and the clients felt them
     let kills = kills.into_inner().unwrap();

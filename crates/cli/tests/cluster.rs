@@ -25,33 +25,8 @@ fn postgres_or_skip() -> Option<String> {
     Some(admin)
 }
 
-/// A fresh database (dropped first if a former run left it) and its URL.
-fn fresh_database(d: &Dir, name: &str) -> String {
-    let env = postgres_env(d, name);
-    env.into_iter().find(|(k, _)| k == "MEDSIGN_DATABASE_URL").expect("PostgreSQL URL").1
-}
-
-fn drop_database(d: &Dir, admin: &str, url: &str) {
-    let name = &url[url.rfind('/').unwrap() + 1..];
-    let _ = d.run("psql", &[admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")]);
-}
-
-/// One query's rows, `|`-separated columns.
-fn psql(d: &Dir, url: &str, sql: &str) -> Vec<String> {
-    let o = d.run("psql", &[url, "-tAq", "-c", sql]);
-    assert_ok(&o, sql);
-    text(&o.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
-}
-
 fn count(d: &Dir, url: &str, sql: &str) -> usize {
     psql(d, url, sql).first().and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-/// A random KEK shared by the instances: 16 bytes, as the 32 hex digits `MEDSIGN_KEK` takes.
-fn random_kek() -> String {
-    let mut b = [0u8; 16];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
-    hex::encode(b)
 }
 
 /// The environment of one instance of the cluster.

@@ -649,6 +649,20 @@ mod tests {
         assert!(e.contains("gateway.trusted_proxies"), "{e}");
         let e = Config::load(None, env(&[("MEDSIGN_GATEWAY_HEARTBEAT_SECONDS", "0")])).unwrap_err().to_string();
         assert!(e.contains("gateway.heartbeat_seconds"), "{e}");
+        // the egress and the NTP relay: host:port destinations, addresses of clients, no egress
+        // without gateways to leave through
+        let e =
+            Config::load(None, env(&[("MEDSIGN_GATEWAY_EGRESS_ALLOW", "api.weixin.qq.com")])).unwrap_err().to_string();
+        assert!(e.contains("MEDSIGN_GATEWAY_EGRESS_ALLOW") && e.contains("host:port"), "{e}");
+        let e = Config::load(None, env(&[("MEDSIGN_GATEWAY_NTP_CLIENTS", "srv1.example")])).unwrap_err().to_string();
+        assert!(e.contains("gateway.ntp_clients"), "{e}");
+        let e = Config::load(None, env(&[("MEDSIGN_TUNNEL_EGRESS", "true")])).unwrap_err().to_string();
+        assert!(e.contains("tunnel.egress") && e.contains("tunnel.gateways"), "{e}");
+        let mut v = files.to_vec();
+        v.extend([("MEDSIGN_TUNNEL_GATEWAYS", "gw1.example:7443"), ("MEDSIGN_TUNNEL_EGRESS", "true")]);
+        v.push(("MEDSIGN_GATEWAY_EGRESS_ALLOW", "api.weixin.qq.com:443,est.ca.example:443"));
+        let c = Config::load(None, env(&v)).unwrap();
+        assert!(c.tunnel.egress && c.gateway.egress_allow.len() == 2);
     }
 
     #[test]

@@ -172,6 +172,12 @@ mod tests {
         p
     }
 
+    #[tokio::test]
+    async fn a_relay_needs_an_upstream() {
+        let e = Relay::bind("127.0.0.1:0", &[], vec![], crate::tunnel::Tunnels::new()).await.err().unwrap();
+        assert!(e.0.contains("gateway.ntp_upstreams"), "{}", e.0);
+    }
+
     #[test]
     fn only_client_requests_and_their_answers() {
         assert!(is_request(&packet(3, 4, 48)));

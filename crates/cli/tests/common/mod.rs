@@ -311,18 +311,7 @@ impl Drop for Server {
 /// server is there (always in CI: scripts/test starts it); nothing (SQLite) otherwise.
 /// One HTTP/1.1 request to `addr` with these headers; returns (status, headers, body bytes).
 pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
-    try_request(addr, method, path, headers, body).unwrap()
-}
-
-/// [`request`], or why no answer came (refused, cut, 60 s without an answer).
-pub fn try_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<(u16, String, Vec<u8>)> {
-    try_request_from(None, addr, method, path, headers, body)
+    try_request_from(None, addr, method, path, headers, body).unwrap()
 }
 
 /// A connection to `addr`, from the loopback address `from` when given (phones on distinct
@@ -337,7 +326,8 @@ fn connect(from: Option<std::net::IpAddr>, addr: &str) -> std::io::Result<TcpStr
     Ok(sock.into())
 }
 
-/// [`try_request`] from the loopback address `from`.
+/// [`request`] from the loopback address `from` (default: any), or why no answer came (refused,
+/// cut, 60 s without an answer).
 pub fn try_request_from(
     from: Option<std::net::IpAddr>,
     addr: &str,
@@ -545,6 +535,32 @@ pub fn co_sign(
     let (st, v) = phone.json("POST", "/mobile/v1/sign-rounds/signatures", Some(token), &body);
     assert_eq!(st, 200, "{v}");
     v
+}
+
+/// A fresh PostgreSQL database (dropped first if a former run left it) and its URL.
+pub fn fresh_database(d: &Dir, name: &str) -> String {
+    let env = postgres_env(d, name);
+    env.into_iter().find(|(k, _)| k == "MEDSIGN_DATABASE_URL").expect("PostgreSQL URL").1
+}
+
+/// Drop the database of `url`, through the server's `admin` URL.
+pub fn drop_database(d: &Dir, admin: &str, url: &str) {
+    let name = &url[url.rfind('/').unwrap() + 1..];
+    let _ = d.run("psql", &[admin, "-q", "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")]);
+}
+
+/// One query's rows, `|`-separated columns.
+pub fn psql(d: &Dir, url: &str, sql: &str) -> Vec<String> {
+    let o = d.run("psql", &[url, "-tAq", "-c", sql]);
+    assert_ok(&o, sql);
+    text(&o.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
+/// A random KEK shared by a cluster's instances: 16 bytes, as the 32 hex digits `MEDSIGN_KEK` takes.
+pub fn random_kek() -> String {
+    let mut b = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut b).unwrap();
+    hex::encode(b)
 }
 
 pub fn postgres_env(d: &Dir, name: &str) -> Vec<(String, String)> {
