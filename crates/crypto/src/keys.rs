@@ -27,11 +27,11 @@ pub mod oid {
     /// rsaEncryption (RFC 8017)
     pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
     /// id-ecPublicKey (RFC 5480)
-    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub const EC_PUBLIC_KEY: Oid = crate::sm2::EC_PUBLIC_KEY;
     /// secp256r1 / prime256v1 (RFC 5480)
     pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
     /// SM2 curve / sm2 (GM/T 0006: 1.2.156.10197.1.301)
-    pub const SM2: Oid = Oid::new_unwrap("1.2.156.10197.1.301");
+    pub const SM2: Oid = crate::sm2::CURVE;
 }
 
 /// A key algorithm and size, as the CLI and the APIs name them.
@@ -440,12 +440,7 @@ impl PublicKey {
     /// SubjectPublicKeyInfo DER.
     pub fn to_spki_der(&self) -> Vec<u8> {
         match self {
-            PublicKey::Sm2(k) => SubjectPublicKeyInfoOwned {
-                algorithm: ec_alg_id(oid::SM2),
-                subject_public_key: BitString::from_bytes(&k.to_sec1_uncompressed()).expect("bit string"),
-            }
-            .to_der()
-            .expect("SPKI encoding"),
+            PublicKey::Sm2(k) => k.to_spki_der(),
             PublicKey::P256 { spki } | PublicKey::Rsa { spki, .. } => spki.clone(),
         }
     }

@@ -170,10 +170,16 @@ pub(crate) struct SignedEnvelope<'a> {
 /// Sign `tbs_der` and wrap it as `SEQUENCE { tbs, algorithm, BIT STRING }` (certificates, CRLs).
 pub(crate) fn sign_envelope(tbs_der: &[u8], signer: &dyn Signer) -> Result<Vec<u8>> {
     let sig = signer.sign(tbs_der)?;
+    envelope(tbs_der, signer.scheme(), &sig)
+}
+
+/// Wrap `tbs_der` and a signature made elsewhere (e.g. by two parties) as
+/// `SEQUENCE { tbs, algorithm, BIT STRING }`.
+pub(crate) fn envelope(tbs_der: &[u8], scheme: medsign_crypto::SignatureScheme, sig: &[u8]) -> Result<Vec<u8>> {
     SignedEnvelope {
         tbs: AnyRef::from_der(tbs_der).map_err(|e| Error::malformed("TBS", e))?,
-        algorithm: signature_algorithm(signer.scheme()),
-        signature: BitString::from_bytes(&sig).map_err(|e| Error::malformed("signature", e))?,
+        algorithm: signature_algorithm(scheme),
+        signature: BitString::from_bytes(sig).map_err(|e| Error::malformed("signature", e))?,
     }
     .to_der()
     .map_err(|e| Error::malformed("signed structure", e))

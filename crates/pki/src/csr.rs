@@ -4,10 +4,10 @@
 use crate::{
     Error, Result,
     alg::{Sm2IdPolicy, verify_signature},
-    cert::{SignedEnvelope, sign_envelope},
+    cert::{SignedEnvelope, envelope, sign_envelope},
 };
 use der::{Decode, Encode, asn1::SetOfVec};
-use medsign_crypto::{PublicKey, Signer};
+use medsign_crypto::{PublicKey, SignatureScheme, Signer};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::{
     name::Name,
@@ -51,15 +51,29 @@ pub fn parse(bytes: &[u8], policy: Sm2IdPolicy) -> Result<Csr> {
 
 /// Build a request for `subject`, signed by `signer` (PEM).
 pub fn build(subject: &Name, signer: &dyn Signer) -> Result<String> {
-    let info = CertReqInfo {
+    let der = sign_envelope(&request_info(subject, signer.public_key())?, signer)?;
+    Ok(medsign_crypto::keys::pem_encode("CERTIFICATE REQUEST", &der))
+}
+
+/// The part of a request that is signed (`CertificationRequestInfo`, DER): version 1, `subject`,
+/// the key, no attributes. For a key held by two parties (the phone's split key), both sign it
+/// with the two-party protocol and [`assemble`] makes the request.
+pub fn request_info(subject: &Name, public_key: &PublicKey) -> Result<Vec<u8>> {
+    CertReqInfo {
         version: Version::V1,
         subject: subject.clone(),
-        public_key: SubjectPublicKeyInfoOwned::from_der(&signer.public_key().to_spki_der())
+        public_key: SubjectPublicKeyInfoOwned::from_der(&public_key.to_spki_der())
             .map_err(|e| Error::malformed("public key", e))?,
         attributes: SetOfVec::new(),
-    };
-    let der = sign_envelope(&info.to_der().map_err(|e| Error::malformed("request", e))?, signer)?;
-    Ok(medsign_crypto::keys::pem_encode("CERTIFICATE REQUEST", &der))
+    }
+    .to_der()
+    .map_err(|e| Error::malformed("request", e))
+}
+
+/// A request (DER) from its [`request_info`] and a signature over it made elsewhere; check it
+/// with [`parse`] before use.
+pub fn assemble(info: &[u8], scheme: SignatureScheme, signature: &[u8]) -> Result<Vec<u8>> {
+    envelope(info, scheme, signature)
 }
 
 #[cfg(test)]
@@ -81,5 +95,25 @@ mod tests {
             assert!(parse(&der, Sm2IdPolicy::AllowEmpty).is_err());
         }
         assert!(parse(b"junk", Sm2IdPolicy::Standard).is_err());
+    }
+
+    #[test]
+    fn a_request_signed_elsewhere_is_assembled_and_checked() {
+        let s = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
+        let subject = parse_dn("CN=王医生,O=某县人民医院,C=CN").unwrap();
+        let info = request_info(&subject, s.public_key()).unwrap();
+        let sig = s.sign(&info).unwrap();
+        let der = assemble(&info, s.scheme(), &sig).unwrap();
+        let csr = parse(&der, Sm2IdPolicy::Standard).unwrap();
+        assert_eq!((&csr.public_key, &csr.subject), (s.public_key(), &subject));
+        // a signature over other bytes, or for another key, is no proof of possession
+        let other = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
+        assert!(
+            parse(&assemble(&info, s.scheme(), &s.sign(b"other").unwrap()).unwrap(), Sm2IdPolicy::AllowEmpty).is_err()
+        );
+        assert!(
+            parse(&assemble(&info, s.scheme(), &other.sign(&info).unwrap()).unwrap(), Sm2IdPolicy::AllowEmpty).is_err()
+        );
+        assert!(assemble(b"\x30\x80junk", s.scheme(), &sig).is_err());
     }
 }

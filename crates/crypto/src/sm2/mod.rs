@@ -20,6 +20,11 @@ use zeroize::Zeroize;
 /// The default distinguishing ID of GM/T 0009-2012 § 10: `1234567812345678`.
 pub const DEFAULT_ID: &[u8] = b"1234567812345678";
 
+/// id-ecPublicKey (RFC 5480), the algorithm of an SM2 SubjectPublicKeyInfo.
+pub const EC_PUBLIC_KEY: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// The SM2 curve (GM/T 0006: 1.2.156.10197.1.301), its parameters.
+pub const CURVE: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
+
 /// Curve coefficient a of the SM2 recommended curve (GB/T 32918.5).
 const A: [u8; 32] = hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC");
 /// Curve coefficient b.
@@ -167,6 +172,18 @@ impl Sm2PublicKey {
     /// Uncompressed SEC1 encoding `04‖x‖y` (65 bytes), as used in SubjectPublicKeyInfo.
     pub fn to_sec1_uncompressed(&self) -> Vec<u8> {
         self.point.as_affine().to_sec1_point(false).as_bytes().to_vec()
+    }
+
+    /// SubjectPublicKeyInfo DER: id-ecPublicKey with the SM2 curve (RFC 5480, GM/T 0015) and the
+    /// uncompressed point — what certificates and certification requests carry.
+    pub fn to_spki_der(&self) -> Vec<u8> {
+        use der::Encode;
+        spki::SubjectPublicKeyInfoOwned {
+            algorithm: spki::AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(der::Any::from(&CURVE)) },
+            subject_public_key: der::asn1::BitString::from_bytes(&self.to_sec1_uncompressed()).expect("bit string"),
+        }
+        .to_der()
+        .expect("SPKI encoding")
     }
 
     /// Compressed SEC1 encoding (33 bytes), as used in protocol messages.
