@@ -5,7 +5,8 @@
 // the PIN and the device secret.
 //
 //   await MedsignPhone.load(wasmBytesOrUrl)
-//   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret })  → { publicKey, wrapped }
+//   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret, certify })  → { publicKey, wrapped, certificate? }
+//     (`certify`: the key answer's `csr_required` — the active CA certifies only the key's own request)
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
 //   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
 //   const sealed = await MedsignPhone.sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context })
@@ -15,7 +16,8 @@
 //   const fpCopy = await MedsignPhone.enableFingerprint({ post, wrapped, pin, deviceSecret, wxCode, soter })
 //   signMany / sign / sealForGrant also take `fingerprint: { wrapped: fpCopy, soter }` instead of `pin`
 // `post(what, body)` goes to the server: 'keygen', 'pin' (POST /mobile/v1/pin), 'unlock'
-// (POST /mobile/v1/unlock), 'sign' (POST /mobile/v1/sign-rounds/answers), and for the fingerprint
+// (POST /mobile/v1/unlock), 'sign' (POST /mobile/v1/sign-rounds/answers), 'certificate/csr',
+// 'certificate/csr/answer', 'certificate/csr/finish' (POST /mobile/v1/<what>), and for the fingerprint
 // 'soter/challenges', 'soter', 'soter/unlock' (POST /mobile/v1/<what>).
 // `soter(challenge)` runs WeChat SOTER in the mini program and resolves to its result, e.g.
 //   (challenge) => wx.startSoterAuthentication({ requestAuthModes: ['fingerPrint'], challenge,
@@ -66,7 +68,7 @@ export function approvalDigest(purpose, what) {
  * PIN, the device secret and that unlock secret. Returns the public key and the wrapped share to
  * store (localStorage, wx.setStorage). `post('keygen', request)` must return the server's answer.
  */
-export async function enrol({ post, context, pin, deviceSecret }) {
+export async function enrol({ post, context, pin, deviceSecret, certify }) {
   await load();
   const kg = new KeyGen(context);
   try {
@@ -75,7 +77,9 @@ export async function enrol({ post, context, pin, deviceSecret }) {
     const pinKey = PinKey.create(pin, deviceSecret);
     try {
       const { unlock_secret } = await post('pin', { verifier: pinKey.verifier });
-      return { publicKey: share.publicKey, wrapped: share.wrap(pinKey, unlock_secret) };
+      const out = { publicKey: share.publicKey, wrapped: share.wrap(pinKey, unlock_secret) };
+      if (typeof certify === 'function' ? certify() : certify) out.certificate = await certifyShare(post, share);
+      return out;
     } finally {
       pinKey.free();
       share.free();
@@ -210,15 +214,39 @@ export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey
 }
 
 /**
- * Approve renewing the certificate `serial` of this phone's key (R5.5) with the PIN or the
- * fingerprint — the share is opened (proving the PIN opens it) and closed again — then
- * `post('certificate/renew', {})` (POST /mobile/v1/certificate/renew). Returns the new certificate.
+ * The key's own certification request, signed by phone and server together (issue #17), so any
+ * CA — the built-in one or an outside CA over EST — certifies the key from a PKCS#10 signed by it:
+ * `post('certificate/csr', {})` → { info, subject } (CertificationRequestInfo, hex); the WebAssembly
+ * side signs it only if it is for this phone's own key with no attributes, and computes its digest
+ * itself; `post('certificate/csr/answer', { request })` → the server's half;
+ * `post('certificate/csr/finish', { signature })` → the certificate.
+ */
+async function certifyShare(post, share) {
+  const r = await post('certificate/csr', {});
+  const session = share.beginCertRequest(r.info);
+  try {
+    const response = await post('certificate/csr/answer', { request: JSON.parse(session.request) });
+    const signature = session.finish(JSON.stringify(response));
+    return await post('certificate/csr/finish', { signature });
+  } finally {
+    session.free();
+  }
+}
+
+/**
+ * Renew the certificate `serial` of this phone's key (R5.5), approved with the PIN or the
+ * fingerprint: the share is opened and signs the key's certification request with the server
+ * (see certifyShare; the server takes the approval of `renew|serial` with its half). Returns the
+ * new certificate; the old one is revoked as superseded.
  */
 export async function renewCertificate({ post, wrapped, pin, deviceSecret, serial, fingerprint }) {
   await load();
   const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve: approvalDigest('renew', serial) });
-  share.free();
-  return post('certificate/renew', {});
+  try {
+    return await certifyShare(post, share);
+  } finally {
+    share.free();
+  }
 }
 
 /**

@@ -18,7 +18,7 @@ use medsign_pki::{
     crl::{self, Revoked},
     csr,
     name::parse_dn,
-    x509_cert::ext::pkix::CrlReason,
+    x509_cert::{ext::pkix::CrlReason, name::Name},
 };
 use medsign_store::{
     Error, Result,
@@ -210,6 +210,7 @@ pub async fn issue_for_two_party(
     ctx: &Context,
     employee_no: &str,
     key: &PublicKey,
+    csr_der: Option<&[u8]>,
 ) -> Result<CertRecord> {
     let earlier: Option<String> = sqlx::query_scalar(
         "SELECT c.serial FROM certificates c JOIN split_keys k ON k.cert_serial = c.serial \
@@ -222,7 +223,34 @@ pub async fn issue_for_two_party(
         Some(serial) => Some(get(db, &serial).await?),
         None => None,
     };
-    issue_key(db, kek, issuer, ctx, employee_no, key, None, replaces.as_ref()).await
+    issue_key(db, kek, issuer, ctx, employee_no, key, csr_der, replaces.as_ref()).await
+}
+
+/// The subject DN (RFC 4514 text, and parsed) a staff certificate of `employee_no` carries: name,
+/// department, the hospital, and a serial number derived from the staff number under the KEK (so
+/// the staff number itself is not published).
+pub async fn staff_subject(db: &Db, kek: &Kek, organization: &str, employee_no: &str) -> Result<(String, Name)> {
+    let user = users::get(db, kek, employee_no).await?;
+    if user.status != "active" {
+        return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
+    }
+    let esc = |v: &str| v.replace(',', "\\,");
+    let mut dn = format!("CN={}", esc(&user.name));
+    if let Some(dep) = &user.department {
+        dn += &format!(",OU={}", esc(dep));
+    }
+    dn += &format!(",O={},C=CN,SERIALNUMBER={}", esc(organization), staff_serial_number(kek, employee_no));
+    let subject = parse_dn(&dn).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok((dn, subject))
+}
+
+/// Does the active CA channel need the requester's own PKCS#10 (EST)? A two-party key then gets
+/// its certificate only after phone and server have signed its request together.
+pub async fn needs_request(db: &Db, issuer: Issuer<'_>) -> Result<bool> {
+    match issuer.channels {
+        Some(_) => crate::channels::active_needs_request(db).await,
+        None => Ok(false),
+    }
 }
 
 fn parse_csr(pem: &str) -> Result<csr::Csr> {
@@ -268,7 +296,7 @@ pub async fn renew(
         .bind(&old.serial)
         .fetch_optional(&db.pool)
         .await?;
-    if split.is_some() && csr_pem.is_some() {
+    if split.is_some() && csr_pem.is_some() && Some(&key) != old.cert()?.public_key().ok() {
         return Err(Error::Invalid(
             "两方协同密钥的证书只能同钥续期（换钥请在手机上重新生成密钥）/ a two-party key's certificate renews with the same key (a new key is made on the phone)".into(),
         ));
@@ -289,10 +317,7 @@ async fn issue_key(
     replaces: Option<&CertRecord>,
 ) -> Result<CertRecord> {
     let Issuer { cas, organization, public_url, channels } = issuer;
-    let user = users::get(db, kek, employee_no).await?;
-    if user.status != "active" {
-        return Err(Error::Invalid(format!("用户 {employee_no} 已停用 / user {employee_no} is disabled")));
-    }
+    let (dn, subject) = staff_subject(db, kek, organization, employee_no).await?;
     let alg = family(public_key);
     let active =
         sqlx::query("SELECT serial FROM certificates WHERE employee_no = $1 AND alg = $2 AND status <> 'revoked'")
@@ -308,13 +333,6 @@ async fn issue_key(
             )));
         }
     }
-    let esc = |v: &str| v.replace(',', "\\,");
-    let mut dn = format!("CN={}", esc(&user.name));
-    if let Some(dep) = &user.department {
-        dn += &format!(",OU={}", esc(dep));
-    }
-    dn += &format!(",O={},C=CN,SERIALNUMBER={}", esc(organization), staff_serial_number(kek, employee_no));
-    let subject = parse_dn(&dn).map_err(|e| Error::Invalid(e.to_string()))?;
     let enrollment = Enrollment {
         employee_no,
         subject: &dn,

@@ -601,6 +601,13 @@ impl Channels {
     }
 }
 
+/// Does the channel issuance tries first (the active one) take only the requester's own PKCS#10
+/// (EST)? Then a key without one would be served by the next channel instead — for a phone's
+/// two-party key the hospital wants the active CA, so phone and server sign a request first.
+pub async fn active_needs_request(db: &Db) -> Result<bool> {
+    Ok(Channels::rows(db, "signer").await?.first().is_some_and(|r| r.kind == "est"))
+}
+
 async fn set_health(db: &Db, id: &str, error: Option<&str>) -> Result<()> {
     let health = if error.is_some() { "down" } else { "ok" };
     // only write when it changes: this runs on every issuance

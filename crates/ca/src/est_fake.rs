@@ -1,6 +1,7 @@
 //! FAKE EST server for tests — written from RFC 7030, not a real CA: `GET cacerts`,
 //! `POST simpleenroll` / `simplereenroll` (base64 PKCS#10 in, base64 certs-only PKCS#7 out),
-//! HTTP Basic authentication, and a switch that makes it fail like a CA that is down.
+//! HTTP Basic authentication, a CRL at `/ca.crl`, and a switch that makes it fail like a CA that
+//! is down.
 
 use axum::{
     Router,
@@ -37,6 +38,8 @@ pub struct EstFake {
     pub user: String,
     /// …
     pub password: String,
+    /// where it publishes its (empty) CRL, `http://127.0.0.1:PORT/ca.crl`
+    pub crl_url: String,
 }
 
 impl EstFake {
@@ -52,6 +55,8 @@ impl EstFake {
             now + Duration::days(30),
         );
         let ca = issue(&t, None, &key).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let fake = Arc::new(EstFake {
             ca,
             key,
@@ -59,14 +64,14 @@ impl EstFake {
             enrolled: AtomicUsize::new(0),
             user: "hospital-01".into(),
             password: "est-secret".into(),
+            crl_url: format!("http://{addr}/ca.crl"),
         });
         let app = Router::new()
             .route("/.well-known/est/cacerts", get(cacerts))
             .route("/.well-known/est/simpleenroll", post(enroll))
             .route("/.well-known/est/simplereenroll", post(enroll))
+            .route("/ca.crl", get(crl))
             .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (fake, format!("http://{addr}/.well-known/est"))
     }
@@ -88,6 +93,14 @@ async fn cacerts(State(f): State<Arc<EstFake>>) -> Response {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     pkcs7(&cms::certs_only(std::slice::from_ref(&f.ca)).unwrap())
+}
+
+/// A CRL with nothing revoked, valid for a day.
+async fn crl(State(f): State<Arc<EstFake>>) -> Response {
+    let now = Utc::now();
+    let der =
+        medsign_pki::crl::build(&f.ca, &f.key, now - Duration::minutes(1), now + Duration::days(1), 1, &[]).unwrap();
+    ([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response()
 }
 
 async fn enroll(State(f): State<Arc<EstFake>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -8,7 +8,7 @@ pub mod ca;
 pub mod certs;
 pub mod channels;
 pub mod egress;
-#[cfg(test)]
-mod est_fake;
+#[cfg(any(test, feature = "fake"))]
+pub mod est_fake;
 pub mod ocsp;
 pub mod trust;

@@ -411,3 +411,81 @@ fn two_nodes_medsign_channel_switch_and_failover() {
     assert_eq!(hospital.json("POST", "/admin/v1/ca-channels/nope/activate", Some(&ht), "").0, 404);
     assert_eq!(hospital.stop(), 0);
 }
+
+/// Issue #17 item 5: with an outside CA over EST active (the FAKE EST server, plain HTTP on
+/// loopback), a phone's split key is certified only from the PKCS#10 that phone and server sign
+/// together; until then the phone signs nothing. The doctor's signature then names the outside CA
+/// as its issuer, and it verifies only once the hospital puts that CA on its trust list.
+#[test]
+fn an_outside_ca_certifies_a_phone_key_from_its_own_request() {
+    let d = Dir::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (fake, url) = rt.block_on(medsign_ca::est_fake::EstFake::start());
+    let env = postgres_env(&d, "outside_ca");
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = Server::start(&d, &env_ref);
+    let admin = s.token().unwrap();
+    let (_, app) =
+        s.json("POST", "/admin/v1/apps", Some(&admin), r#"{"name":"HIS","scopes":["sign","verify","users:write"]}"#);
+    let his = app["token"].as_str().unwrap().to_string();
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), r#"{"employee_no":"1001","name":"王医生"}"#).0, 201);
+    let ch = serde_json::json!({"name": "省级 CA (EST)", "kind": "est", "priority": 10,
+        "config": {"url": url, "username": fake.user}, "secret": fake.password});
+    let (st, ch) = s.json("POST", "/admin/v1/ca-channels", Some(&admin), &ch.to_string());
+    assert_eq!(st, 201, "{ch}");
+    let ch_id = ch["id"].as_str().unwrap();
+    assert_eq!(s.json("POST", &format!("/admin/v1/ca-channels/{ch_id}/activate"), Some(&admin), "").0, 200);
+
+    // the key is made, but not certified without its own request; the phone cannot sign yet
+    let phone = s.endpoint();
+    let token = phone_bind(&s, &phone, &his, "1001");
+    let share = phone_keys(&phone, &token);
+    let content = "Rp: 阿莫西林胶囊 0.5 g tid × 3 日";
+    let flow = serde_json::json!({"kind": "data", "title": "门诊处方", "content": content, "timestamp": "later",
+        "signers": [{"employee_no": "1001", "mode": "scan"}]});
+    let (st, f) = s.json("POST", "/api/v1/sign-flows", Some(&his), &flow.to_string());
+    assert_eq!(st, 201, "{f}");
+    let target = serde_json::json!({"targets": [{"flow_id": f["id"]}]}).to_string();
+    let (st, v) = phone.json("POST", "/mobile/v1/sign-rounds", Some(&token), &target);
+    assert_eq!(st, 409, "{v}");
+    assert_envelope(&v, "certificate_pending");
+    assert_eq!(fake.enrolled.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // phone and server sign the request; the outside CA certifies the joint key
+    let (st, cert) = phone_certify(&phone, &token, &share);
+    assert_eq!((st, cert["channel"].as_str()), (201, Some(ch_id)), "{cert}");
+    assert_eq!(fake.enrolled.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let issued = medsign_pki::cert::Cert::load_all(cert["certificate_pem"].as_str().unwrap().as_bytes()).unwrap();
+    issued[0].verify_signed_by(&fake.ca, medsign_pki::alg::Sm2IdPolicy::Standard).unwrap();
+
+    // now the doctor signs; the signature names the outside CA
+    let (st, v) = phone.json("POST", "/mobile/v1/sign-rounds", Some(&token), &target);
+    assert_eq!(st, 201, "{v}");
+    let out = co_sign(&phone, &token, &share, v["rounds"].as_array().unwrap());
+    assert_eq!(out["results"][0]["state"], "completed", "{out}");
+    let (st, _, p7s) = s.raw(
+        "GET",
+        &format!("/api/v1/sign-flows/{}/file?signature=p7s", f["id"].as_str().unwrap()),
+        Some(&his),
+        None,
+        b"",
+    );
+    assert_eq!(st, 200);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let body = serde_json::json!({"signature": b64(&p7s), "data": b64(content.as_bytes())}).to_string();
+    let verify = || {
+        let (st, r) = s.json("POST", "/api/v1/verify/data", Some(&his), &body);
+        assert_eq!(st, 200, "{r}");
+        r
+    };
+    let r = verify();
+    assert_eq!(r["indication"], "INDETERMINATE", "the outside CA is not trusted yet: {r}");
+    assert_eq!(r["signers"][0]["serial"], cert["serial"], "signed with the outside CA's certificate: {r}");
+    let add = serde_json::json!({"pem": fake.ca.to_pem(), "crl_url": fake.crl_url, "note": "省级 CA（测试用伪 EST）"})
+        .to_string();
+    let (st, t) = s.json("POST", "/admin/v1/trust", Some(&admin), &add);
+    assert_eq!(st, 201, "{t}");
+    let r = verify();
+    assert_eq!(r["indication"], "TOTAL_PASSED", "{r}");
+    drop(rt);
+}

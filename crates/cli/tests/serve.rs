@@ -587,6 +587,9 @@ fn the_openapi_document_has_an_example_for_every_call_and_swagger_ui_is_served()
         ("/mobile/v1/realname/{check_id}", "post"),
         ("/api/v1/users/{employee_no}/realname", "get"),
         ("/mobile/v1/certificate/renew", "post"),
+        ("/mobile/v1/certificate/csr", "post"),
+        ("/mobile/v1/certificate/csr/answer", "post"),
+        ("/mobile/v1/certificate/csr/finish", "post"),
         ("/api/v1/sign-flows/{flow_id}/evidence.pdf", "get"),
         ("/api/v1/evidence", "post"),
     ] {

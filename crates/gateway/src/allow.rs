@@ -204,6 +204,10 @@ const GRANT: Ty = Ty::Obj(&[
     opt("ended_at", TIME),
 ]);
 
+/// The phone's first signing message, and the server half's answer (`medsign_crypto::twoparty`).
+const SIGN_REQUEST: Ty = Ty::Obj(&[req("version", Ty::Int), req("e", DIGEST), req("q1", POINT)]);
+const SIGN_RESPONSE: Ty = Ty::Obj(&[req("version", Ty::Int), req("r", SCALAR), req("s2", SCALAR), req("s3", SCALAR)]);
+
 const UNLOCK: Ty =
     Ty::Obj(&[req("unlock_secret", SECRET), req("pin_expires_at", TIME), opt("previous_unlock_secret", SECRET)]);
 
@@ -298,10 +302,35 @@ pub static ROUTES: &[Route] = &[
                     req("public_key", Ty::Hex(130)),
                 ]),
             ),
-            req("certificate", CERT),
+            opt("certificate", CERT),
+            req("csr_required", Ty::Bool),
         ])),
     ),
     post("certificate.renew", "/mobile/v1/certificate/renew", Empty, Json(CERT)),
+    // the key's own certification request, signed by phone and server together (outside CAs)
+    post(
+        "certificate.csr",
+        "/mobile/v1/certificate/csr",
+        Empty,
+        Json(Ty::Obj(&[
+            req("key_id", ID),
+            req("info", Ty::Hex(8192)),
+            req("subject", Ty::Text(1024)),
+            opt("renewal", ID),
+        ])),
+    ),
+    post(
+        "certificate.csr.answer",
+        "/mobile/v1/certificate/csr/answer",
+        Json(Ty::Obj(&[req("request", SIGN_REQUEST)])),
+        Json(SIGN_RESPONSE),
+    ),
+    post(
+        "certificate.csr.finish",
+        "/mobile/v1/certificate/csr/finish",
+        Json(Ty::Obj(&[req("signature", Ty::Hex(160))])),
+        Json(CERT),
+    ),
     delete("device.unbind", "/mobile/v1/device", Empty),
     // PIN
     post(
@@ -327,20 +356,8 @@ pub static ROUTES: &[Route] = &[
     post(
         "sign_rounds.answers",
         "/mobile/v1/sign-rounds/answers",
-        Json(Ty::Obj(&[req(
-            "answers",
-            Ty::List(
-                &Ty::Obj(&[
-                    req("round_id", ID),
-                    req("request", Ty::Obj(&[req("version", Ty::Int), req("e", DIGEST), req("q1", POINT)])),
-                ]),
-                200,
-            ),
-        )])),
-        Json(Ty::Obj(&[req(
-            "responses",
-            Ty::List(&Ty::Obj(&[req("version", Ty::Int), req("r", SCALAR), req("s2", SCALAR), req("s3", SCALAR)]), 200),
-        )])),
+        Json(Ty::Obj(&[req("answers", Ty::List(&Ty::Obj(&[req("round_id", ID), req("request", SIGN_REQUEST)]), 200))])),
+        Json(Ty::Obj(&[req("responses", Ty::List(&SIGN_RESPONSE, 200))])),
     ),
     post(
         "sign_rounds.signatures",

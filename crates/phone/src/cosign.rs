@@ -41,6 +41,7 @@ use medsign_store::{
     Error, Result,
     audit::{self, Context, Kind},
     db::Db,
+    error::Refusal,
 };
 use medsign_store::{is_past, secs_text};
 use serde::{Deserialize, Serialize};
@@ -207,6 +208,15 @@ pub(crate) struct ActiveKey {
     public: Sm2PublicKey,
 }
 
+/// A key whose certificate waits for the phone's own certification request (an outside CA).
+pub(crate) fn certificate_pending() -> Error {
+    Error::coded(
+        Refusal::Conflict,
+        "certificate_pending",
+        "签名证书尚未签发，请在手机上完成证书申请 / the signing certificate is not issued yet: finish the certificate request on the phone",
+    )
+}
+
 pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
     let r = sqlx::query(
         "SELECT id, cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
@@ -218,7 +228,7 @@ pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
     .ok_or_else(|| {
         Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
     })?;
-    let serial: String = r.try_get("cert_serial")?;
+    let serial: String = r.try_get::<Option<String>, _>("cert_serial")?.ok_or_else(certificate_pending)?;
     let rec = medsign_ca::certs::get(db, &serial).await?;
     if rec.status != "active" {
         return Err(Error::Conflict(format!(
@@ -593,47 +603,56 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
             drop(_w);
             return Err(crate::approvals::refusal(db, ctx, s, "flow.cosign.answer", &target).await);
         }
-        let mut q1 = CaptureQ1::default();
-        let response = match share.sign(&a.request, &r.e, &mut q1) {
+        let response = match server_half(&mut tx, &r.key_id, share, &a.request, &r.e).await? {
             Ok(x) => x,
-            Err(e) => {
-                tx.rollback().await?;
+            Err(refused) => {
+                // nothing of this answer is kept (nor the approval, if it was the first)
+                drop(tx);
                 drop(_w);
-                let e = Error::Invalid(format!("签署消息无效 / the signing message is not valid: {e}"));
-                return Err(refuse(db, ctx, "flow.cosign.answer", &target, e).await);
+                return Err(refuse(db, ctx, "flow.cosign.answer", &target, refused).await);
             }
         };
-        let q1 = hex::encode(q1.0.unwrap_or_default());
-        let seen = sqlx::query("INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)")
-            .bind(&r.key_id)
-            .bind(&q1)
-            .bind(medsign_store::now_text())
+        let done = sqlx::query("UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'")
+            .bind(&r.id)
             .execute(&mut *tx)
-            .await;
-        let refused = match seen {
-            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
-                Error::Invalid("签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into())
-            }
-            Err(e) => return Err(e.into()),
-            Ok(_) => {
-                let done = sqlx::query("UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'")
-                    .bind(&r.id)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
-                }
-                tx.commit().await?;
-                out.push(response);
-                continue;
-            }
-        };
-        // nothing of this answer is kept (nor the approval, if it was the first)
-        drop(tx);
-        drop(_w);
-        return Err(refuse(db, ctx, "flow.cosign.answer", &target, refused).await);
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
+        }
+        tx.commit().await?;
+        out.push(response);
     }
     Ok(out)
+}
+
+/// The server half's answer to `req` for the authorised digest `e`, its `Q1` recorded on `conn`
+/// (the caller's transaction). The inner error is a refusal of the message: not for `e`, a bad
+/// point, or a `Q1` this key has answered before (a replay).
+pub(crate) async fn server_half(
+    conn: &mut sqlx::AnyConnection,
+    key_id: &str,
+    share: &ServerKeyShare,
+    req: &SignRequest,
+    e: &[u8; 32],
+) -> Result<std::result::Result<SignResponse, Error>> {
+    let mut q1 = CaptureQ1::default();
+    let response = match share.sign(req, e, &mut q1) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(Error::Invalid(format!("签署消息无效 / the signing message is not valid: {e}")))),
+    };
+    let seen = sqlx::query("INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)")
+        .bind(key_id)
+        .bind(hex::encode(q1.0.unwrap_or_default()))
+        .bind(medsign_store::now_text())
+        .execute(&mut *conn)
+        .await;
+    match seen {
+        Ok(_) => Ok(Ok(response)),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(Err(Error::Invalid(
+            "签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into(),
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<ServerKeyShare> {
@@ -1111,7 +1130,8 @@ pub(crate) mod tests {
             let mut replay = a.clone();
             replay.round_id = r2.round_id.clone();
             approve_rounds(&db, kek, me, &[&r2]).await;
-            assert!(matches!(answer(&db, kek, ctx, me, &[replay]).await, Err(Error::Invalid(_))));
+            let got = answer(&db, kek, ctx, me, &[replay]).await;
+            assert!(matches!(got, Err(Error::Invalid(_))), "{got:?}");
             assert_eq!(refused(&db).await, 4, "two unapproved answers, the tampered one, the replayed Q1");
         }
     }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod approvals;
+pub mod certify;
 pub mod cosign;
 pub mod grants;
 pub mod logins;

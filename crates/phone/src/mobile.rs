@@ -670,8 +670,12 @@ pub struct KeyGenDone {
     /// the protocol answer for the phone (its proof and the joint public key)
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub response: KeyGenResponse,
-    /// the staff signing certificate of the joint key
-    pub certificate: CertRecord,
+    /// the staff signing certificate of the joint key; `null` when the active CA takes only the
+    /// key's own certification request (`csr_required`)
+    pub certificate: Option<CertRecord>,
+    /// the phone must now sign the key's certification request with the server
+    /// (`POST /mobile/v1/certificate/csr`, [`crate::certify`]) to get its certificate
+    pub csr_required: bool,
 }
 
 /// Answer the phone's key generation request: check its proof, pick `d2`, keep it wrapped, and
@@ -720,7 +724,12 @@ pub async fn keygen_finish(
     }
     let wrapped = kek.wrap(&share.to_bytes(), key_id.as_bytes())?;
     let public = PublicKey::Sm2(*share.public_key());
-    let certificate = match certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public).await {
+    let csr_required = certs::needs_request(db, issuer).await?;
+    let issued = match csr_required {
+        true => Ok(None),
+        false => certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public, None).await.map(Some),
+    };
+    let certificate = match issued {
         Ok(c) => c,
         Err(e) => {
             let _w = db.write_lock.lock().await;
@@ -741,7 +750,7 @@ pub async fn keygen_finish(
     )
     .bind(hex::encode(wrapped))
     .bind(hex::encode(share.public_key().to_sec1_uncompressed()))
-    .bind(&certificate.serial)
+    .bind(certificate.as_ref().map(|c| c.serial.clone()))
     .bind(&now)
     .bind(key_id)
     .execute(&mut *tx)
@@ -752,7 +761,9 @@ pub async fn keygen_finish(
         // the phone was unbound meanwhile: the new certificate must not outlive its key
         drop(tx);
         drop(_w);
-        certs::revoke(db, issuer.cas, None, ctx, &certificate.serial, "cessation_of_operation").await?;
+        if let Some(c) = &certificate {
+            certs::revoke(db, issuer.cas, None, ctx, &c.serial, "cessation_of_operation").await?;
+        }
         return Err(Error::Conflict("此手机已解绑 / this phone was unbound meanwhile".into()));
     }
     sqlx::query(
@@ -770,11 +781,11 @@ pub async fn keygen_finish(
         Kind::Admin,
         "key.two_party.generate",
         &format!("user:{}", s.employee_no),
-        serde_json::json!({"key": key_id, "device": s.device_id, "certificate": certificate.serial}),
+        serde_json::json!({"key": key_id, "device": s.device_id, "certificate": certificate.as_ref().map(|c| &c.serial), "csr_required": csr_required}),
     )
     .await?;
     tx.commit().await?;
-    Ok(KeyGenDone { response, certificate })
+    Ok(KeyGenDone { response, certificate, csr_required })
 }
 
 #[cfg(test)]
@@ -816,8 +827,9 @@ mod tests {
             let (client, req) = ClientKeyGen::start(start.context.as_bytes()).unwrap();
             let done = keygen_finish(&db, &kek, issuer, &ctx, &s, &start.key_id, &req).await.unwrap();
             let share = client.finish(&done.response).unwrap();
-            let cert =
-                medsign_pki::cert::Cert::load_all(done.certificate.certificate_pem.as_bytes()).unwrap().remove(0);
+            let cert = medsign_pki::cert::Cert::load_all(done.certificate.as_ref().unwrap().certificate_pem.as_bytes())
+                .unwrap()
+                .remove(0);
             assert_eq!(cert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
             assert!(cert.subject_display().contains("CN=王医生"));
             assert!(matches!(
@@ -832,7 +844,8 @@ mod tests {
             crate::approvals::tests::approve(&db, &kek, &s, crate::approvals::tests::ANY).await;
             let e = crate::cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap_err();
             assert_eq!(e.code(), "approval_required", "{e}");
-            let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &done.certificate.serial);
+            let digest =
+                crate::approvals::digest(crate::approvals::Purpose::Renew, &done.certificate.as_ref().unwrap().serial);
             crate::approvals::tests::approve(&db, &kek, &s, &digest).await;
             // online renewal: same key, the key record follows, the old certificate is superseded
             let renewed = crate::cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.unwrap();
@@ -842,7 +855,7 @@ mod tests {
             );
             let rcert = medsign_pki::cert::Cert::load_all(renewed.certificate_pem.as_bytes()).unwrap().remove(0);
             assert_eq!(rcert.public_key().unwrap(), &PublicKey::Sm2(*share.public_key()));
-            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            assert_eq!(certs::get(&db, &done.certificate.as_ref().unwrap().serial).await.unwrap().status, "revoked");
             let now_serial: Option<String> = sqlx::query_scalar("SELECT cert_serial FROM split_keys WHERE id = $1")
                 .bind(&start.key_id)
                 .fetch_one(&db.pool)
@@ -858,7 +871,7 @@ mod tests {
             let e = certs::renew(&db, &kek, issuer, &ctx, &renewed.serial, Some(&csr)).await.unwrap_err();
             assert!(matches!(&e, Error::Invalid(m) if m.contains("two-party")), "{e}");
             assert_eq!(certs::get(&db, &renewed.serial).await.unwrap().status, "active", "nothing changed");
-            let done = KeyGenDone { certificate: renewed, ..done };
+            let done = KeyGenDone { certificate: Some(renewed), ..done };
             // the bound phone cannot make itself a new key (a stolen session token would replace
             // the doctor's key): re-keying needs a new activation code (issue #15)
             assert_eq!(keygen_start(&db, &s).await.unwrap_err().code(), "rekey_needs_activation");
@@ -866,7 +879,7 @@ mod tests {
             let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
             let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();
             assert_eq!(session(&db, &token).await.unwrap_err().code(), "session_invalid");
-            assert_eq!(certs::get(&db, &done.certificate.serial).await.unwrap().status, "revoked");
+            assert_eq!(certs::get(&db, &done.certificate.as_ref().unwrap().serial).await.unwrap().status, "revoked");
             let left: Option<String> = sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1")
                 .bind(&start.key_id)
                 .fetch_one(&db.pool)
@@ -1062,7 +1075,7 @@ mod tests {
             let done = keygen_finish(&db, &kek, issuer, &ctx, &s2, &st.key_id, &req).await.unwrap();
             unbind(&db, &cas, &ctx, &s2).await.unwrap();
             assert_eq!(session(&db, s2.token.as_deref().unwrap()).await.unwrap_err().code(), "session_invalid");
-            let rec = certs::get(&db, &done.certificate.serial).await.unwrap();
+            let rec = certs::get(&db, &done.certificate.as_ref().unwrap().serial).await.unwrap();
             assert_eq!((rec.status.as_str(), rec.reason.as_deref()), ("revoked", Some("cessation_of_operation")));
             let pins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM device_pins WHERE device_id = $1")
                 .bind(&s2.device_id)

@@ -85,7 +85,7 @@ pub struct KeyGenBody {
 #[utoipa::path(post, path = "/mobile/v1/keys/{key_id}", tag = "mobile", security(("device" = [])),
     params(("key_id" = String, Path, example = "sk_3f2a9c1b7d4e5a60")),
     request_body(content = KeyGenBody, example = json!({"request": {"version": 1, "p1": "04…", "proof": {"t": "04…", "z": "…"}}})),
-    responses((status = 201, body = mobile::KeyGenDone, example = json!({"response": {"version": 1, "p2": "04…", "proof": {}, "public_key": "04…"}, "certificate": {"serial": "2BE1…", "alg": "sm2", "status": "active"}})),
+    responses((status = 201, body = mobile::KeyGenDone, example = json!({"response": {"version": 1, "p2": "04…", "proof": {}, "public_key": "04…"}, "certificate": {"serial": "2BE1…", "alg": "sm2", "status": "active"}, "csr_required": false})),
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "密钥生成请求无效 / invalid key generation request: proof does not verify", "request_id": "…"})),
         (status = 409, body = ErrorBody)))]
 /// `POST /mobile/v1/keys/{key_id}`: the server's half of key generation and the certificate of the
@@ -522,6 +522,69 @@ pub async fn renew_certificate(State(s): State<Arc<AppState>>, phone: Phone) -> 
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
+#[utoipa::path(post, path = "/mobile/v1/certificate/csr", tag = "mobile", security(("device" = [])),
+    responses((status = 201, body = medsign_phone::certify::Request, example = json!({"key_id": "sk_3f2a9c1b7d4e5a60", "info": "3081…", "subject": "CN=王医生,OU=内科,O=某县人民医院,C=CN,SERIALNUMBER=5A1C…", "renewal": null})),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first", "request_id": "…"}))))]
+/// `POST /mobile/v1/certificate/csr` (issue #17): the certification request of this phone's
+/// two-party key, for phone and server to sign together — how an outside CA (EST) certifies the
+/// key, first or on renewal.
+pub async fn csr_request(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let r = medsign_phone::certify::request(&s.db, &s.kek, s.issuer(), &phone.session).await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+/// Body of `POST /mobile/v1/certificate/csr/answer`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsrAnswerBody {
+    /// the phone's message (`SignSession.request` of `KeyShare.beginCertRequest`)
+    #[schema(value_type = Object)]
+    request: medsign_crypto::twoparty::SignRequest,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/certificate/csr/answer", tag = "mobile", security(("device" = [])),
+    request_body(content = CsrAnswerBody, example = json!({"request": {"version": 1, "e": "9a3c…", "q1": "04…"}})),
+    responses((status = 200, body = Object, example = json!({"version": 1, "r": "…", "s2": "…", "s3": "…"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "签署消息无效 / the signing message is not valid: e is not the authorised digest", "request_id": "…"})),
+        (status = 403, body = ErrorBody, example = json!({"code": "approval_required", "message": "此操作须在手机上输入 PIN 或验证指纹确认 / this needs a fresh approval on the phone (PIN or fingerprint)", "request_id": "…"})),
+        (status = 409, body = ErrorBody)))]
+/// `POST /mobile/v1/certificate/csr/answer`: the server's half of the request's signature (a
+/// renewal needs an approval of `renew|<serial>` first).
+pub async fn csr_answer(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(body): StrictJson<CsrAnswerBody>,
+) -> Result<Response, ApiError> {
+    let r = medsign_phone::certify::answer(&s.db, &s.kek, &phone.ctx, &phone.session, &body.request).await?;
+    Ok(Json(r).into_response())
+}
+
+/// Body of `POST /mobile/v1/certificate/csr/finish`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsrFinishBody {
+    /// the request's signature (DER, hex) the phone released after checking it
+    signature: String,
+}
+
+#[utoipa::path(post, path = "/mobile/v1/certificate/csr/finish", tag = "mobile", security(("device" = [])),
+    request_body(content = CsrFinishBody, example = json!({"signature": "3045…"})),
+    responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1…", "alg": "sm2", "status": "active", "channel": "ch_3f2a9c1b7d4e", "not_after": "2027-11-27T08:00:00Z"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "证书请求的签名无效 / the request's signature is not valid: …", "request_id": "…"})),
+        (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+/// `POST /mobile/v1/certificate/csr/finish`: the signed request goes to the active CA channel;
+/// the certificate it issues is this phone's from now on.
+pub async fn csr_finish(
+    State(s): State<Arc<AppState>>,
+    phone: Phone,
+    StrictJson(body): StrictJson<CsrFinishBody>,
+) -> Result<Response, ApiError> {
+    let rec =
+        medsign_phone::certify::finish(&s.db, &s.kek, s.issuer(), &phone.ctx, &phone.session, &body.signature).await?;
+    Ok((StatusCode::CREATED, Json(rec)).into_response())
+}
+
 fn soter_client(s: &AppState) -> Result<&medsign_phone::realname::Wechat, medsign_store::Error> {
     s.soter.as_deref().ok_or_else(|| {
         medsign_store::Error::Conflict(
@@ -622,6 +685,9 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(systems))
         .routes(routes!(set_pin))
         .routes(routes!(renew_certificate))
+        .routes(routes!(csr_request))
+        .routes(routes!(csr_answer))
+        .routes(routes!(csr_finish))
         .routes(routes!(realname_start))
         .routes(routes!(realname_finish))
         .routes(routes!(realname_status))

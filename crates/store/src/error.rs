@@ -112,6 +112,10 @@ pub const CODES: &[(&str, &str)] = &[
         "rekey_needs_activation",
         "409: this phone already has (or had) a key; a new key needs a new activation code from the hospital",
     ),
+    (
+        "certificate_pending",
+        "409: the phone's key has no certificate yet: the active CA certifies it only from the request phone and server sign together (POST /mobile/v1/certificate/csr)",
+    ),
 ];
 
 impl Error {

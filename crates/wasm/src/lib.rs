@@ -252,7 +252,22 @@ impl KeyShare {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| bad("e 须为 32 字节十六进制 / e must be 32 bytes of hex"))?;
         let (inner, req) = ClientSignSession::start(self.inner.clone(), &e)?;
-        Ok(SignSession { inner: Some(inner), request: to_json(&req) })
+        Ok(SignSession { inner: Some(inner), request: to_json(&req), subject: None })
+    }
+
+    /// Start signing a certification request of this key with the server (issue #17: an outside
+    /// CA certifies the key from its own PKCS#10). `info_hex` is the request's signed part
+    /// (CertificationRequestInfo, DER) from `POST /mobile/v1/certificate/csr`; it is signed only
+    /// if it is a version-1 request for exactly this key with no attributes, and its digest is
+    /// computed here — the server cannot have a document's digest signed this way. The session's
+    /// `subject` is the common name the request names, to show before the PIN is asked.
+    #[wasm_bindgen(js_name = beginCertRequest)]
+    pub fn begin_cert_request(&self, info_hex: &str) -> Result<SignSession> {
+        let info = hex::decode(info_hex).map_err(|_| bad("证书请求不是十六进制 / the request is not hex"))?;
+        let name = request_name(&info, self.inner.public_key())?;
+        let e = self.inner.public_key().e(medsign_crypto::sm2::DEFAULT_ID, &info)?;
+        let (inner, req) = ClientSignSession::start(self.inner.clone(), &e)?;
+        Ok(SignSession { inner: Some(inner), request: to_json(&req), subject: Some(name) })
     }
 
     /// Seal this share to a session grant's public key (hex SEC1, from `POST /mobile/v1/grants`)
@@ -279,10 +294,17 @@ impl KeyShare {
 pub struct SignSession {
     inner: Option<ClientSignSession<Rc<ClientKeyShare>>>,
     request: String,
+    subject: Option<String>,
 }
 
 #[wasm_bindgen]
 impl SignSession {
+    /// For a certification request: the common name it certifies the key for.
+    #[wasm_bindgen(getter)]
+    pub fn subject(&self) -> Option<String> {
+        self.subject.clone()
+    }
+
     /// The signing request (JSON) for the server.
     #[wasm_bindgen(getter)]
     pub fn request(&self) -> String {
@@ -295,6 +317,60 @@ impl SignSession {
         let s = self.inner.take().ok_or_else(|| bad("签名会话已结束 / the signing session is finished"))?;
         Ok(hex::encode(s.finish(&resp)?.to_der()))
     }
+}
+
+/// Check a CertificationRequestInfo (RFC 2986) before the phone signs it: `SEQUENCE { INTEGER 0,
+/// subject Name, subjectPKInfo, [0] attributes }` with nothing after it, the key exactly `key`,
+/// no attributes. Returns the subject's common name.
+fn request_name(info: &[u8], key: &medsign_crypto::sm2::Sm2PublicKey) -> Result<String> {
+    use der::{Decode, Encode, Reader, SliceReader, Tag, TagNumber, Tagged, asn1::AnyRef};
+    let refused =
+        |why: &str| WasmError(format!("证书请求不能签署 / the certification request cannot be signed: {why}"));
+    let malformed = |_| refused("malformed");
+    let top = AnyRef::from_der(info).map_err(malformed)?;
+    if top.tag() != Tag::Sequence {
+        return Err(refused("not a SEQUENCE"));
+    }
+    let mut r = SliceReader::new(top.value()).map_err(malformed)?;
+    let version: u8 = r.decode().map_err(malformed)?;
+    let subject: AnyRef<'_> = r.decode().map_err(malformed)?;
+    let spki: AnyRef<'_> = r.decode().map_err(malformed)?;
+    let attributes: AnyRef<'_> = r.decode().map_err(malformed)?;
+    if !r.is_finished() {
+        return Err(refused("data after the attributes"));
+    }
+    if version != 0 {
+        return Err(refused("not a version 1 request"));
+    }
+    let own = key.to_spki_der();
+    if spki.to_der().map_err(malformed)? != own {
+        return Err(refused("the key is not this phone's key"));
+    }
+    if attributes.tag() != (Tag::ContextSpecific { constructed: true, number: TagNumber(0) })
+        || !attributes.value().is_empty()
+    {
+        return Err(refused("it carries attributes"));
+    }
+    if subject.tag() != Tag::Sequence {
+        return Err(refused("the subject is not a name"));
+    }
+    // RDNSequence: SET OF SEQUENCE { type OID, value }
+    let mut rdns = SliceReader::new(subject.value()).map_err(malformed)?;
+    let mut cn = None;
+    while !rdns.is_finished() {
+        let set: AnyRef<'_> = rdns.decode().map_err(malformed)?;
+        let mut atvs = SliceReader::new(set.value()).map_err(malformed)?;
+        while !atvs.is_finished() {
+            let atv: AnyRef<'_> = atvs.decode().map_err(malformed)?;
+            let mut a = SliceReader::new(atv.value()).map_err(malformed)?;
+            let oid: der::asn1::ObjectIdentifier = a.decode().map_err(malformed)?;
+            let value: AnyRef<'_> = a.decode().map_err(malformed)?;
+            if oid == const_oid::db::rfc4519::CN {
+                cn = Some(String::from_utf8(value.value().to_vec()).map_err(|_| refused("the name is not text"))?);
+            }
+        }
+    }
+    cn.filter(|n| !n.trim().is_empty()).ok_or_else(|| refused("no common name"))
 }
 
 /// The PIN rules (R3.9), checked on the phone before a PIN is set — the PIN never leaves it:
@@ -612,6 +688,63 @@ mod tests {
         assert!(KeyShare::unwrap_fingerprint(&stored, &secret, &fp).is_err(), "a PIN copy is not a fingerprint copy");
         assert!(KeyShare::unwrap(&copy, &right, &unlock).is_err(), "nor the other way round");
         assert!(again.wrap_fingerprint(&secret, "abcd").is_err());
+    }
+
+    /// Issue #17: the phone co-signs a certification request only for its own key, with no
+    /// attributes, and computes its digest itself; what it signs assembles into a PKCS#10 that
+    /// verifies with the joint key.
+    #[test]
+    fn the_phone_signs_only_a_request_for_its_own_key() {
+        use der::{Decode, Encode, Tag, asn1::AnyRef};
+        use medsign_pki::{alg::Sm2IdPolicy, csr, name::parse_dn};
+        let ctx = "user=1001|key=k3";
+        let mut kg = KeyGen::new(ctx).unwrap();
+        let req: twoparty::KeyGenRequest = serde_json::from_str(&kg.request()).unwrap();
+        let (server, resp) = ServerKeyGen::respond(&req, ctx.as_bytes()).unwrap();
+        let share = kg.finish(&serde_json::to_string(&resp).unwrap()).unwrap();
+        let joint = medsign_crypto::PublicKey::Sm2(*server.public_key());
+        let subject = parse_dn("CN=王医生,OU=内科,O=某县人民医院,C=CN").unwrap();
+        let info = csr::request_info(&subject, &joint).unwrap();
+
+        let mut session = share.begin_cert_request(&hex::encode(&info)).unwrap();
+        assert_eq!(session.subject().as_deref(), Some("王医生"));
+        let sreq: twoparty::SignRequest = serde_json::from_str(&session.request()).unwrap();
+        // the server half answers only for the digest of the request it made
+        let e = server.public_key().e(medsign_crypto::sm2::DEFAULT_ID, &info).unwrap();
+        let mut seen = SeenQ1Memory::default();
+        assert!(server.sign(&sreq, &[7u8; 32], &mut seen).is_err());
+        let sresp = server.sign(&sreq, &e, &mut seen).unwrap();
+        let sig = hex::decode(session.finish(&serde_json::to_string(&sresp).unwrap()).unwrap()).unwrap();
+        let der = csr::assemble(&info, medsign_crypto::SignatureScheme::Sm2Sm3, &sig).unwrap();
+        let checked = csr::parse(&der, Sm2IdPolicy::Standard).unwrap();
+        assert_eq!((&checked.public_key, &checked.subject), (&joint, &subject));
+
+        // what the phone refuses to sign
+        let rewrap = |body: &[u8]| AnyRef::new(Tag::Sequence, body).unwrap().to_der().unwrap();
+        let body = AnyRef::from_der(&info).unwrap().value().to_vec();
+        let other = medsign_crypto::PrivateKey::generate(medsign_crypto::KeyAlg::Sm2).unwrap().public_key();
+        let mut v2 = body.clone();
+        assert_eq!(&v2[..3], &[2, 1, 0]);
+        v2[2] = 1;
+        let mut attributes = body[..body.len() - 2].to_vec();
+        assert_eq!(&body[body.len() - 2..], &[0xa0, 0]);
+        attributes.extend_from_slice(&[0xa0, 3, 2, 1, 0]);
+        let mut trailing = info.clone();
+        trailing.push(0);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("the key is not this phone's key", csr::request_info(&subject, &other).unwrap()),
+            ("not a version 1 request", rewrap(&v2)),
+            ("it carries attributes", rewrap(&attributes)),
+            ("malformed", trailing),
+            ("no common name", csr::request_info(&parse_dn("O=某县人民医院,C=CN").unwrap(), &joint).unwrap()),
+            ("malformed", e.to_vec()),
+        ];
+        for (why, bytes) in cases {
+            let err = share.begin_cert_request(&hex::encode(&bytes)).err().unwrap();
+            assert!(err.0.contains(why), "{why}: {err:?}");
+        }
+        assert!(share.begin_cert_request("zz").is_err());
+        assert!(share.begin_sign(&hex::encode(e)).unwrap().subject().is_none());
     }
 
     /// Issue #15: a thief with everything the phone stores — the wrapped share, the fingerprint

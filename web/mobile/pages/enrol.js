@@ -89,15 +89,18 @@ async function realnameCheck() {
 async function createKey(pin) {
   const start = await api('POST', 'keys');
   let certificate = /** @type {{ serial?: string } | null} */ (null);
+  let csrRequired = false;
   const post = async (what, body) => {
     if (what !== 'keygen') return transport()(what, body);
     const r = await api('POST', `keys/${start.key_id}`, { request: body });
     certificate = r.certificate;
+    csrRequired = r.csr_required === true;
     return r.response;
   };
-  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret') });
+  // an outside CA (EST) certifies the key only from its own request: phone and server sign it
+  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret'), certify: () => csrRequired });
   store.set('wrapped', out.wrapped);
-  store.set('certSerial', certificate?.serial || '');
+  store.set('certSerial', (out.certificate || certificate)?.serial || '');
 }
 
 // ---------------------------------------------------------------- handwriting pad

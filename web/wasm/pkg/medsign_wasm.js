@@ -162,6 +162,25 @@ export class KeyShare {
         wasm.__wbg_keyshare_free(ptr, 0);
     }
     /**
+     * Start signing a certification request of this key with the server (issue #17: an outside
+     * CA certifies the key from its own PKCS#10). `info_hex` is the request's signed part
+     * (CertificationRequestInfo, DER) from `POST /mobile/v1/certificate/csr`; it is signed only
+     * if it is a version-1 request for exactly this key with no attributes, and its digest is
+     * computed here — the server cannot have a document's digest signed this way. The session's
+     * `subject` is the common name the request names, to show before the PIN is asked.
+     * @param {string} info_hex
+     * @returns {SignSession}
+     */
+    beginCertRequest(info_hex) {
+        const ptr0 = passStringToWasm0(info_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.keyshare_beginCertRequest(this.__wbg_ptr, ptr0, len0);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return SignSession.__wrap(ret[0]);
+    }
+    /**
      * Start signing the digest `e = SM3(Z_A ‖ M)` (hex, computed by the server for a document
      * the phone was shown). Each session is used once.
      * @param {string} e_hex
@@ -596,6 +615,19 @@ export class SignSession {
         } finally {
             wasm.__wbindgen_free(deferred1_0, deferred1_1, 1);
         }
+    }
+    /**
+     * For a certification request: the common name it certifies the key for.
+     * @returns {string | undefined}
+     */
+    get subject() {
+        const ret = wasm.signsession_subject(this.__wbg_ptr);
+        let v1;
+        if (ret[0] !== 0) {
+            v1 = getStringFromWasm0(ret[0], ret[1]);
+            wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
+        }
+        return v1;
     }
 }
 if (Symbol.dispose) SignSession.prototype[Symbol.dispose] = SignSession.prototype.free;

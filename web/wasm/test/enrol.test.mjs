@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as phone from '../medsign-phone.js';
-import { startServer, bindPhone, enrol } from '../testkit/server.mjs';
+import { startServer, bindPhone, enrol, mobilePost } from '../testkit/server.mjs';
 
 let srv, call;
 
@@ -37,6 +37,41 @@ test('a phone binds, enrols a two-party key and gets its certificate; a new phon
   assert.equal(old.body.status, 'revoked');
   const second = await enrol(call, session2, '246800', phone.deviceSecret());
   assert.notEqual(second.publicKey, first.publicKey);
+});
+
+test('a certificate is renewed from the request phone and server sign together; the phone signs only its own key', async () => {
+  const app = await call('POST', '/admin/v1/apps', srv.admin, { name: 'HIS-renew', scopes: ['users:write', 'users:read', 'certs'] });
+  const his = app.body.token;
+  assert.equal((await call('POST', '/api/v1/users', his, { employee_no: '1002', name: '李医生' })).status, 201);
+  assert.equal((await call('POST', '/api/v1/users', his, { employee_no: '1003', name: '赵医生' })).status, 201);
+  const session = await bindPhone(call, his, '1002');
+  const secret = phone.deviceSecret();
+  const mine = await enrol(call, session, '135790', secret);
+  const post = mobilePost(call, session);
+  const renewed = await phone.renewCertificate({ post, wrapped: mine.wrapped, pin: '135790', deviceSecret: secret, serial: mine.certificate.serial });
+  assert.notEqual(renewed.serial, mine.certificate.serial);
+  const der = Buffer.from(renewed.certificate_pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  assert.ok(der.toString('hex').includes(mine.publicKey), 'the same joint key');
+  assert.equal((await call('GET', `/api/v1/certificates/${mine.certificate.serial}`, his)).body.status, 'revoked');
+
+  // a server half that hands this phone another key's request gets no signature: the request
+  // of 1003's key, given to 1002's phone
+  const other = await bindPhone(call, his, '1003');
+  const otherSecret = phone.deviceSecret();
+  const theirs = await enrol(call, other, '246800', otherSecret);
+  const foreign = (await call('POST', '/mobile/v1/certificate/csr', other)).body;
+  assert.equal(foreign.renewal, theirs.certificate.serial);
+  let answered = 0;
+  const swapped = async (what, body) => {
+    if (what === 'certificate/csr') return { ...(await post(what, body)), info: foreign.info };
+    if (what === 'certificate/csr/answer') answered++;
+    return post(what, body);
+  };
+  await assert.rejects(
+    phone.renewCertificate({ post: swapped, wrapped: mine.wrapped, pin: '135790', deviceSecret: secret, serial: renewed.serial }),
+    /not this phone's key/,
+  );
+  assert.equal(answered, 0, 'nothing was signed');
 });
 
 test('bad input is refused with the error envelope', async () => {

@@ -200,15 +200,17 @@ export async function enrol(call, session, pin, secret) {
   const start = await call('POST', '/mobile/v1/keys', session);
   if (start.status !== 201) throw new Error(JSON.stringify(start.body));
   let certificate = null;
+  let csrRequired = false;
   const post = async (what, body) => {
     if (what !== 'keygen') return mobilePost(call, session)(what, body);
     const r = await call('POST', `/mobile/v1/keys/${start.body.key_id}`, session, { request: body });
     if (r.status !== 201) throw new Error(r.body.message);
     certificate = r.body.certificate;
+    csrRequired = r.body.csr_required === true;
     return r.body.response;
   };
-  const out = await phone.enrol({ post, context: start.body.context, pin, deviceSecret: secret });
-  return { ...out, certificate };
+  const out = await phone.enrol({ post, context: start.body.context, pin, deviceSecret: secret, certify: () => csrRequired });
+  return { ...out, certificate: out.certificate || certificate };
 }
 
 /**

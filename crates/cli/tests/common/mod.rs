@@ -483,6 +483,28 @@ pub fn phone_keys(phone: &Endpoint, token: &str) -> medsign_crypto::twoparty::Cl
     share
 }
 
+/// The phone and the server sign the key's own certification request (issue #17: an outside CA
+/// certifies the key from it); the phone checks nothing here (the wasm build does, tested under
+/// Node) but computes the digest itself. Returns the finish answer: (status, body).
+pub fn phone_certify(
+    phone: &Endpoint,
+    token: &str,
+    share: &medsign_crypto::twoparty::ClientKeyShare,
+) -> (u16, serde_json::Value) {
+    let (st, r) = phone.json("POST", "/mobile/v1/certificate/csr", Some(token), "");
+    assert_eq!(st, 201, "{r}");
+    let info = hex::decode(r["info"].as_str().unwrap()).unwrap();
+    let (session, req) = share.begin_sign_message(medsign_crypto::sm2::DEFAULT_ID, &info).unwrap();
+    let body = serde_json::json!({ "request": req }).to_string();
+    let (st, resp) = phone.json("POST", "/mobile/v1/certificate/csr/answer", Some(token), &body);
+    if st != 200 {
+        return (st, resp);
+    }
+    let sig = session.finish(&serde_json::from_value(resp).unwrap()).unwrap();
+    let body = serde_json::json!({ "signature": hex::encode(sig.to_der()) }).to_string();
+    phone.json("POST", "/mobile/v1/certificate/csr/finish", Some(token), &body)
+}
+
 /// The doctor enters the PIN to approve `digest` (`POST /mobile/v1/unlock`). PIN entries are
 /// rate limited per device: after a 429 the phone waits and tries again, as the app does.
 pub fn approve(phone: &Endpoint, token: &str, digest: &str) {
