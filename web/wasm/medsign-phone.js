@@ -5,8 +5,10 @@
 // the PIN and the device secret.
 //
 //   await MedsignPhone.load(wasmBytesOrUrl)
-//   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret, certify })  → { publicKey, wrapped, certificate? }
-//     (`certify`: the key answer's `csr_required` — the active CA certifies only the key's own request)
+//   const stored = await MedsignPhone.enrol({ post, context, pin, deviceSecret, certify, confirm })
+//     → { publicKey, wrapped, certificate?, certifyError? }  (`certify`: the key answer's `csr_required` —
+//     the active CA certifies only the key's own request; `confirm(commonName)` → boolean, optional)
+//   const cert = await MedsignPhone.requestCertificate({ post, wrapped, pin, deviceSecret, confirm })  (retry)
 //   const sig = await MedsignPhone.sign({ post, wrapped, pin, deviceSecret, e })  → signature (DER, hex)
 //   const sigs = await MedsignPhone.signMany({ post, wrapped, pin, deviceSecret, digests })  → [signature]
 //   const sealed = await MedsignPhone.sealForGrant({ post, wrapped, pin, deviceSecret, publicKey, context })
@@ -68,7 +70,7 @@ export function approvalDigest(purpose, what) {
  * PIN, the device secret and that unlock secret. Returns the public key and the wrapped share to
  * store (localStorage, wx.setStorage). `post('keygen', request)` must return the server's answer.
  */
-export async function enrol({ post, context, pin, deviceSecret, certify }) {
+export async function enrol({ post, context, pin, deviceSecret, certify, confirm }) {
   await load();
   const kg = new KeyGen(context);
   try {
@@ -78,7 +80,15 @@ export async function enrol({ post, context, pin, deviceSecret, certify }) {
     try {
       const { unlock_secret } = await post('pin', { verifier: pinKey.verifier });
       const out = { publicKey: share.publicKey, wrapped: share.wrap(pinKey, unlock_secret) };
-      if (typeof certify === 'function' ? certify() : certify) out.certificate = await certifyShare(post, share);
+      if (typeof certify === 'function' ? certify() : certify) {
+        // the key is kept whatever the CA says (down, pending approval): certify it later with
+        // requestCertificate; the error is returned, not thrown, so the caller stores `wrapped`
+        try {
+          out.certificate = await certifyShare(post, share, confirm);
+        } catch (e) {
+          out.certifyError = e;
+        }
+      }
       return out;
     } finally {
       pinKey.free();
@@ -221,10 +231,12 @@ export async function sealForGrant({ post, wrapped, pin, deviceSecret, publicKey
  * itself; `post('certificate/csr/answer', { request })` → the server's half;
  * `post('certificate/csr/finish', { signature })` → the certificate.
  */
-async function certifyShare(post, share) {
+async function certifyShare(post, share, confirm) {
   const r = await post('certificate/csr', {});
   const session = share.beginCertRequest(r.info);
   try {
+    // the name the request certifies, read from what is signed, for the doctor to confirm
+    if (confirm && !(await confirm(session.subject))) throw new Error('已取消证书申请 / the certificate request was cancelled');
     const response = await post('certificate/csr/answer', { request: JSON.parse(session.request) });
     const signature = session.finish(JSON.stringify(response));
     return await post('certificate/csr/finish', { signature });
@@ -239,11 +251,27 @@ async function certifyShare(post, share) {
  * (see certifyShare; the server takes the approval of `renew|serial` with its half). Returns the
  * new certificate; the old one is revoked as superseded.
  */
-export async function renewCertificate({ post, wrapped, pin, deviceSecret, serial, fingerprint }) {
+export async function renewCertificate({ post, wrapped, pin, deviceSecret, serial, fingerprint, confirm }) {
   await load();
   const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve: approvalDigest('renew', serial) });
   try {
-    return await certifyShare(post, share);
+    return await certifyShare(post, share, confirm);
+  } finally {
+    share.free();
+  }
+}
+
+/**
+ * The first certificate of an enrolled key whose certification did not finish at enrolment (the
+ * key answer said `csr_required` and the CA was down or the doctor cancelled): the share is opened
+ * with the PIN and signs the key's request with the server (see certifyShare). Returns the
+ * certificate.
+ */
+export async function requestCertificate({ post, wrapped, pin, deviceSecret, confirm }) {
+  await load();
+  const share = await openShare(post, { wrapped, pin, deviceSecret, approve: approvalDigest('certify', '') });
+  try {
+    return await certifyShare(post, share, confirm);
   } finally {
     share.free();
   }

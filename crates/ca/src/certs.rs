@@ -127,7 +127,7 @@ pub async fn issue_for_user(
 ) -> Result<CertRecord> {
     let req = parse_csr(csr_pem)?;
     let der = medsign_crypto::keys::pem_decode(csr_pem).map(|(_, d)| d).ok();
-    issue_key(db, kek, issuer, ctx, employee_no, &req.public_key, der.as_deref(), None).await
+    issue_key(db, kek, issuer, ctx, employee_no, &req.public_key, der.as_deref(), None, None).await
 }
 
 /// The message a bare-key request signs to prove possession of the key (SM3withSM2, standard
@@ -186,7 +186,7 @@ pub async fn issue_for_key(
     .map_err(|_| {
         Error::Invalid("持有证明验证失败：签名与公钥或工号不符 / proof of possession failed: the signature does not match the key and employee number".into())
     })?;
-    issue_key(db, kek, issuer, ctx, employee_no, &key, None, None).await
+    issue_key(db, kek, issuer, ctx, employee_no, &key, None, None, None).await
 }
 
 impl CertRecord {
@@ -202,7 +202,10 @@ impl CertRecord {
 
 /// Issue a staff signing certificate for a two-party SM2 key the server helped generate (its
 /// proofs were checked, so no proof of possession is asked). An earlier two-party certificate of
-/// the user is superseded; a server-custody one must be revoked first.
+/// the user is superseded; a server-custody one must be revoked first. `csr_der` is the key's own
+/// request when phone and server signed one (an EST CA needs it); `link` the key's id, to link the
+/// certificate to it in the same transaction (see [`store`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn issue_for_two_party(
     db: &Db,
     kek: &Kek,
@@ -211,6 +214,7 @@ pub async fn issue_for_two_party(
     employee_no: &str,
     key: &PublicKey,
     csr_der: Option<&[u8]>,
+    link: Option<&str>,
 ) -> Result<CertRecord> {
     let earlier: Option<String> = sqlx::query_scalar(
         "SELECT c.serial FROM certificates c JOIN split_keys k ON k.cert_serial = c.serial \
@@ -223,7 +227,33 @@ pub async fn issue_for_two_party(
         Some(serial) => Some(get(db, &serial).await?),
         None => None,
     };
-    issue_key(db, kek, issuer, ctx, employee_no, key, csr_der, replaces.as_ref()).await
+    issue_key(db, kek, issuer, ctx, employee_no, key, csr_der, replaces.as_ref(), link).await
+}
+
+/// The two-party key (phone + server) certificate `serial` certifies, if it is one's.
+pub async fn two_party_key_of(db: &Db, serial: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT id FROM split_keys WHERE cert_serial = $1")
+        .bind(serial)
+        .fetch_optional(&db.pool)
+        .await?)
+}
+
+/// Refused when `employee_no` holds an SM2 signing certificate that is not a two-party key's (a
+/// server-held key's): a phone's key could never be certified beside it, so none is made.
+pub async fn two_party_blocked(db: &Db, employee_no: &str) -> Result<()> {
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT c.serial FROM certificates c WHERE c.employee_no = $1 AND c.alg = 'sm2' AND c.status <> 'revoked' \
+         AND NOT EXISTS (SELECT 1 FROM split_keys k WHERE k.cert_serial = c.serial)",
+    )
+    .bind(employee_no)
+    .fetch_optional(&db.pool)
+    .await?;
+    match other {
+        None => Ok(()),
+        Some(s) => Err(Error::Conflict(format!(
+            "用户已有另一把密钥的 SM2 证书 {s}，请先吊销 / the user holds an SM2 certificate {s} for another key; revoke it first"
+        ))),
+    }
 }
 
 /// The subject DN (RFC 4514 text, and parsed) a staff certificate of `employee_no` carries: name,
@@ -292,17 +322,14 @@ pub async fn renew(
         )));
     }
     // a two-party key (phone + server) renews with the same key only (`store` moves its record on)
-    let split: Option<String> = sqlx::query_scalar("SELECT id FROM split_keys WHERE cert_serial = $1")
-        .bind(&old.serial)
-        .fetch_optional(&db.pool)
-        .await?;
+    let split = two_party_key_of(db, &old.serial).await?;
     if split.is_some() && csr_pem.is_some() && Some(&key) != old.cert()?.public_key().ok() {
         return Err(Error::Invalid(
             "两方协同密钥的证书只能同钥续期（换钥请在手机上重新生成密钥）/ a two-party key's certificate renews with the same key (a new key is made on the phone)".into(),
         ));
     }
     let der = csr_pem.and_then(|p| medsign_crypto::keys::pem_decode(p).map(|(_, d)| d).ok());
-    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old)).await
+    issue_key(db, kek, issuer, ctx, &old.employee_no.clone(), &key, der.as_deref(), Some(&old), None).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -315,6 +342,7 @@ async fn issue_key(
     public_key: &PublicKey,
     csr_der: Option<&[u8]>,
     replaces: Option<&CertRecord>,
+    link: Option<&str>,
 ) -> Result<CertRecord> {
     let Issuer { cas, organization, public_url, channels } = issuer;
     let (dn, subject) = staff_subject(db, kek, organization, employee_no).await?;
@@ -347,13 +375,17 @@ async fn issue_key(
         None => (builtin.issue_now(&subject, public_key)?, "builtin".to_string()),
     };
     let version = (channel == "builtin").then_some(cas.staff.version.as_str());
-    store(db, ctx, employee_no, &issued.cert, &channel, version, replaces).await
+    store(db, ctx, employee_no, &issued.cert, &channel, version, replaces, link).await
 }
 
 /// Record an issued certificate (and supersede the one it replaces) in one transaction with its
 /// audit entry. When the new certificate is for the same key as the one it replaces, a two-party
 /// key's record follows it in that transaction (the phone never points at a revoked certificate,
-/// not even after a crash between the two writes).
+/// not even after a crash between the two writes); `link` names a two-party key getting its first
+/// certificate, linked in the same way. A replaced certificate that is revoked meanwhile (a
+/// parallel renewal) makes this a conflict and nothing is kept; a two-party key that was destroyed
+/// meanwhile (the phone unbound) gets its certificate recorded as revoked, never active.
+#[allow(clippy::too_many_arguments)]
 async fn store(
     db: &Db,
     ctx: &Context,
@@ -362,52 +394,91 @@ async fn store(
     channel: &str,
     profile_version: Option<&str>,
     replaces: Option<&CertRecord>,
+    link: Option<&str>,
 ) -> Result<CertRecord> {
     let alg = family(cert.public_key().map_err(|e| Error::internal_from("certs::store", e))?);
     let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    let mut key_gone = false;
     if let Some(old) = replaces {
-        sqlx::query(
-            "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' WHERE serial = $2",
+        let superseded = sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' WHERE serial = $2 AND status <> 'revoked'",
         )
-        .bind(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .bind(&now)
         .bind(&old.serial)
         .execute(&mut *tx)
         .await?;
+        if superseded.rows_affected() != 1 {
+            return Err(Error::Conflict(format!(
+                "证书 {} 已被吊销或替换 / certificate {} was revoked or replaced meanwhile",
+                old.serial, old.serial
+            )));
+        }
         sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
         let old_cert = old.cert()?;
         if matches!((old_cert.public_key(), cert.public_key()), (Ok(a), Ok(b)) if a == b) {
-            sqlx::query("UPDATE split_keys SET cert_serial = $1, updated_at = $2 WHERE cert_serial = $3")
-                .bind(cert.serial_hex())
-                .bind(medsign_store::now_text())
+            let split: Option<String> = sqlx::query_scalar("SELECT id FROM split_keys WHERE cert_serial = $1")
                 .bind(&old.serial)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+            let moved = sqlx::query(
+                "UPDATE split_keys SET cert_serial = $1, updated_at = $2 WHERE cert_serial = $3 AND status = 'active'",
+            )
+            .bind(cert.serial_hex())
+            .bind(medsign_store::now_text())
+            .bind(&old.serial)
+            .execute(&mut *tx)
+            .await?;
+            key_gone = split.is_some() && moved.rows_affected() == 0;
         }
     }
+    if let Some(key) = link {
+        let linked = sqlx::query(
+            "UPDATE split_keys SET cert_serial = $1, updated_at = $2 WHERE id = $3 AND status = 'active' AND cert_serial IS NULL",
+        )
+        .bind(cert.serial_hex())
+        .bind(medsign_store::now_text())
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+        key_gone = linked.rows_affected() != 1;
+    }
+    let (status, revoked_at, reason) = match key_gone {
+        true => ("revoked", Some(now.clone()), Some("cessation_of_operation")),
+        false => ("active", None, None),
+    };
     sqlx::query(
-        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel, profile_version) \
-         VALUES ($1, $2, $3, 'signer', 'active', $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO certificates (serial, employee_no, alg, profile, status, not_before, not_after, cert_pem, created_at, channel, profile_version, revoked_at, reason) \
+         VALUES ($1, $2, $3, 'signer', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(cert.serial_hex())
     .bind(employee_no)
     .bind(alg)
+    .bind(status)
     .bind(text(cert.not_before()))
     .bind(text(cert.not_after()))
     .bind(cert.to_pem())
     .bind(medsign_store::now_text())
     .bind(channel)
     .bind(profile_version)
+    .bind(revoked_at)
+    .bind(reason)
     .execute(&mut *tx)
     .await?;
+    if key_gone {
+        sqlx::query("UPDATE crls SET stale = 1").execute(&mut *tx).await?;
+        tracing::warn!(serial = %cert.serial_hex(), channel, "the key was destroyed while it was certified: recorded as revoked");
+    }
     audit::ok(
         &mut tx,
         ctx,
         Kind::DataMaintenance,
         if replaces.is_some() { "certificate.renew" } else { "certificate.issue" },
         &format!("certificate:{}", cert.serial_hex()),
-        serde_json::json!({"employee_no": employee_no, "alg": alg, "subject": cert.subject_display(), "channel": channel, "replaces": replaces.map(|o| &o.serial)}),
+        serde_json::json!({"employee_no": employee_no, "alg": alg, "subject": cert.subject_display(), "channel": channel,
+            "replaces": replaces.map(|o| &o.serial), "key": link, "revoked_at_once": key_gone}),
     )
     .await?;
     tx.commit().await?;
@@ -463,7 +534,7 @@ pub async fn ra_enroll(
     }
     let issued = Builtin { cas, public_url }.issue_now(&subject, &key)?;
     let owner = format!("ra:{}:{}", ctx.actor, req.employee_no);
-    let rec = store(db, ctx, &owner, &issued.cert, "builtin", Some(&cas.staff.version), None).await?;
+    let rec = store(db, ctx, &owner, &issued.cert, "builtin", Some(&cas.staff.version), None, None).await?;
     Ok(crate::channels::RaIssued {
         serial: rec.serial,
         certificate_pem: rec.certificate_pem,
@@ -794,6 +865,49 @@ pub async fn revoke(
         }
     }
     change(db, cas, ctx, serial, Change::Revoke(reason_name)).await
+}
+
+/// Revoke a certificate whose key is gone (a phone unbound or replaced): here first, whatever the
+/// issuing CA answers, then the issuing CA is told when its channel can be reached and can revoke
+/// (`remote`); a failure there is logged and audited for the administrators, never an error of
+/// the unbinding that caused it.
+pub async fn retire(
+    db: &Db,
+    cas: &BuiltinCas,
+    remote: Option<(&Kek, &Channels)>,
+    ctx: &Context,
+    serial: &str,
+    reason_name: &str,
+) -> Result<()> {
+    let cur = get(db, serial).await?;
+    if cur.status == "revoked" {
+        return Ok(());
+    }
+    change(db, cas, ctx, serial, Change::Revoke(reason_name)).await?;
+    if cur.channel == "builtin" {
+        return Ok(());
+    }
+    let told = match remote {
+        Some((kek, channels)) => {
+            crate::channels::propagate_revoke(db, kek, channels, &cur.channel, serial, reason_name).await
+        }
+        None => Ok(false),
+    };
+    if !matches!(told, Ok(true)) {
+        let error = told.err().map(|e| e.to_string());
+        tracing::warn!(serial, channel = %cur.channel, ?error, "revoked here; revoke it at the issuing CA too");
+        let target = format!("certificate:{serial}");
+        let ev = audit::Event {
+            kind: Kind::DataMaintenance,
+            action: "certificate.revoke.not_propagated",
+            target: &target,
+            outcome: "failed:unavailable",
+            details: serde_json::json!({"channel": cur.channel, "error": error,
+                "todo": "请在签发 CA 处吊销 / revoke it at the issuing CA"}),
+        };
+        audit::record(db, ctx, &ev).await?;
+    }
+    Ok(())
 }
 
 /// Put an active certificate on hold (RFC 5280 certificateHold): it appears as revoked in CRL

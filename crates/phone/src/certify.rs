@@ -26,7 +26,7 @@ use crate::{approvals, cosign, mobile::Session};
 use medsign_ca::certs::{self, CertRecord, Issuer};
 use medsign_crypto::{
     PublicKey, SignatureScheme,
-    sm2::{DEFAULT_ID, Sm2PublicKey},
+    sm2::{DEFAULT_ID, Sm2PublicKey, Sm2Signature},
     twoparty::{SignRequest, SignResponse},
     wrap::Kek,
 };
@@ -100,12 +100,14 @@ pub async fn request(db: &Db, kek: &Kek, issuer: Issuer<'_>, s: &Session) -> Res
     let info = csr::request_info(&subject, &PublicKey::Sm2(k.public))
         .map_err(|e| Error::internal_from("certify::request", e))?;
     let _w = db.write_lock.lock().await;
-    let kept = sqlx::query("UPDATE split_keys SET csr_info = $1, updated_at = $2 WHERE id = $3 AND status = 'active'")
-        .bind(hex::encode(&info))
-        .bind(medsign_store::now_text())
-        .bind(&k.id)
-        .execute(&db.pool)
-        .await?;
+    let kept = sqlx::query(
+        "UPDATE split_keys SET csr_info = $1, csr_r = NULL, updated_at = $2 WHERE id = $3 AND status = 'active'",
+    )
+    .bind(hex::encode(&info))
+    .bind(medsign_store::now_text())
+    .bind(&k.id)
+    .execute(&db.pool)
+    .await?;
     if kept.rows_affected() != 1 {
         return Err(Error::Conflict("签名密钥已失效 / the signing key is no longer active".into()));
     }
@@ -126,17 +128,30 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, req: &SignRe
     if let Some(serial) = &k.serial
         && !approvals::take(&mut tx, s, &approvals::digest(approvals::Purpose::Renew, serial)).await?
     {
-        drop(tx);
+        tx.rollback().await?;
         drop(_w);
         return Err(approvals::refusal(db, ctx, s, "certificate.request", &target).await);
     }
     match cosign::server_half(&mut tx, &k.id, &share, req, &e).await? {
         Ok(response) => {
+            // only a signature completing this answer finishes the request (its r is this r)
+            let kept =
+                sqlx::query("UPDATE split_keys SET csr_r = $1 WHERE id = $2 AND status = 'active' AND csr_info = $3")
+                    .bind(response.r.to_ascii_lowercase())
+                    .bind(&k.id)
+                    .bind(hex::encode(&info))
+                    .execute(&mut *tx)
+                    .await?;
+            if kept.rows_affected() != 1 {
+                return Err(Error::Conflict(
+                    "证书请求已更换，请重新开始 / the request changed meanwhile: start again".into(),
+                ));
+            }
             tx.commit().await?;
             Ok(response)
         }
         Err(refused) => {
-            drop(tx);
+            tx.rollback().await?;
             drop(_w);
             Err(audit::refused(db, ctx, Kind::Admin, "certificate.request", &target, refused).await)
         }
@@ -166,50 +181,67 @@ pub async fn finish(
     if checked.public_key != PublicKey::Sm2(k.public) {
         return Err(Error::internal("an assembled request holds another key"));
     }
+    // the signature must complete the server half's last answer for this request — an older
+    // signature over the same bytes (they repeat: same subject, same key) is no approval — and
+    // it is claimed before the CA is asked, so one request is enrolled once, on any instance
+    let r = hex::encode(&Sm2Signature::from_der(&signature).map_err(|e| bad(&e.to_string()))?.to_raw()[..32]);
+    let claimed = {
+        let _w = db.write_lock.lock().await;
+        sqlx::query(
+            "UPDATE split_keys SET csr_info = NULL, csr_r = NULL, updated_at = $1 \
+             WHERE id = $2 AND status = 'active' AND csr_info = $3 AND csr_r = $4",
+        )
+        .bind(medsign_store::now_text())
+        .bind(&k.id)
+        .bind(hex::encode(&info))
+        .bind(&r)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+            == 1
+    };
+    if !claimed {
+        return Err(Error::Conflict(
+            "此签名不是本次证书请求的应答，请重新申请 / this signature does not complete the current request: start again".into(),
+        ));
+    }
     let rec = match &k.serial {
         Some(serial) => {
             let pem = medsign_crypto::keys::pem_encode("CERTIFICATE REQUEST", &der);
             certs::renew(db, kek, issuer, ctx, serial, Some(&pem)).await?
         }
         None => {
-            let rec = certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &checked.public_key, Some(&der))
-                .await?;
-            let _w = db.write_lock.lock().await;
-            let mut tx = db.pool.begin().await?;
-            let held = sqlx::query(
-                "UPDATE split_keys SET cert_serial = $1, updated_at = $2 \
-                 WHERE id = $3 AND status = 'active' AND cert_serial IS NULL",
-            )
-            .bind(&rec.serial)
-            .bind(medsign_store::now_text())
-            .bind(&k.id)
-            .execute(&mut *tx)
-            .await?;
-            if held.rows_affected() != 1 {
-                // unbound, or certified by a parallel finish: this certificate must not stay
-                drop(tx);
-                drop(_w);
-                certs::revoke(db, issuer.cas, None, ctx, &rec.serial, "cessation_of_operation").await?;
-                return Err(Error::Conflict(
-                    "签名密钥已失效或已有证书 / the signing key is no longer active or has a certificate already"
-                        .into(),
-                ));
-            }
-            audit::ok(
-                &mut tx,
+            let rec = certs::issue_for_two_party(
+                db,
+                kek,
+                issuer,
                 ctx,
-                Kind::Admin,
-                "key.two_party.certify",
-                &format!("user:{}", s.employee_no),
-                serde_json::json!({"key": k.id, "certificate": rec.serial, "channel": rec.channel}),
+                &s.employee_no,
+                &checked.public_key,
+                Some(&der),
+                Some(&k.id),
             )
             .await?;
-            tx.commit().await?;
+            audit::record(
+                db,
+                ctx,
+                &audit::Event {
+                    kind: Kind::Admin,
+                    action: "key.two_party.certify",
+                    target: &format!("user:{}", s.employee_no),
+                    outcome: if rec.status == "active" { "ok" } else { "failed:key_destroyed" },
+                    details: serde_json::json!({"key": k.id, "certificate": rec.serial, "channel": rec.channel}),
+                },
+            )
+            .await?;
             rec
         }
     };
-    let _w = db.write_lock.lock().await;
-    sqlx::query("UPDATE split_keys SET csr_info = NULL WHERE id = $1").bind(&k.id).execute(&db.pool).await?;
+    if rec.status != "active" {
+        return Err(Error::Conflict(
+            "签名密钥已失效（手机已解绑）/ the signing key is no longer active (phone unbound)".into(),
+        ));
+    }
     Ok(rec)
 }
 
@@ -221,28 +253,12 @@ mod tests {
         channels::{self, ChannelConfig, Channels, NewChannel},
         est_fake::EstFake,
     };
-    use medsign_crypto::twoparty::{ClientKeyGen, ClientKeyShare};
+    use medsign_crypto::twoparty::ClientKeyGen;
     use medsign_testkit::{
         db::backends,
         hospital::{ORG, add_staff, staff},
     };
     use std::sync::atomic::Ordering;
-
-    /// The phone's side, natively (the wasm build's own checks are tested in `medsign-wasm`): take
-    /// the request, sign its digest with the server, release the signature.
-    async fn certify(
-        db: &Db,
-        kek: &Kek,
-        issuer: Issuer<'_>,
-        s: &Session,
-        share: &ClientKeyShare,
-    ) -> Result<CertRecord> {
-        let r = request(db, kek, issuer, s).await?;
-        let (session, req) = share.begin_sign_message(DEFAULT_ID, &hex::decode(&r.info).unwrap())?;
-        let resp = answer(db, kek, &Context::cli(), s, &req).await?;
-        let sig = session.finish(&resp)?;
-        finish(db, kek, issuer, &Context::cli(), s, &hex::encode(sig.to_der())).await
-    }
 
     async fn split_key(db: &Db, s: &Session) -> (Option<String>, Option<String>) {
         let r = sqlx::query("SELECT cert_serial, csr_info FROM split_keys WHERE device_id = $1 AND status = 'active'")
@@ -313,8 +329,21 @@ mod tests {
             }
             assert_eq!(fake.enrolled.load(Ordering::SeqCst), 0, "nothing reached the CA");
 
-            // phone and server sign it: the outside CA certifies the joint key
-            let rec = certify(&db, &kek, issuer, &s, &share).await.unwrap();
+            // phone and server sign it: the outside CA certifies the joint key, once, whichever of
+            // two finishes sent at once (to two instances) gets there first
+            let r = request(&db, &kek, issuer, &s).await.unwrap();
+            let (session, req) = share.begin_sign_message(DEFAULT_ID, &hex::decode(&r.info).unwrap()).unwrap();
+            let resp = answer(&db, &kek, &ctx, &s, &req).await.unwrap();
+            let first_sig = hex::encode(session.finish(&resp).unwrap().to_der());
+            let (a, b) = tokio::join!(
+                finish(&db, &kek, issuer, &ctx, &s, &first_sig),
+                finish(&db, &kek, issuer, &ctx, &s, &first_sig)
+            );
+            let (rec, lost) = match (a, b) {
+                (Ok(rec), Err(e)) | (Err(e), Ok(rec)) => (rec, e),
+                other => panic!("exactly one finish: {other:?}"),
+            };
+            assert!(matches!(lost, Error::Conflict(_)), "{lost}");
             assert_eq!((rec.channel.as_str(), fake.enrolled.load(Ordering::SeqCst)), (est.id.as_str(), 1));
             let cert = rec.cert().unwrap();
             cert.verify_signed_by(&fake.ca, Sm2IdPolicy::Standard).unwrap();
@@ -346,9 +375,31 @@ mod tests {
             assert_eq!((renewed.channel.as_str(), fake.enrolled.load(Ordering::SeqCst)), (est.id.as_str(), 2));
             assert_eq!(certs::get(&db, &rec.serial).await.unwrap().status, "revoked");
             assert_eq!(split_key(&db, &s).await, (Some(renewed.serial.clone()), None));
-            // the request is spent: the same signature cannot be finished again
+            // the request is spent: the same signature cannot be finished again …
             let e = finish(&db, &kek, issuer, &ctx, &s, &hex::encode(sig.to_der())).await.err().unwrap();
             assert!(matches!(e, Error::Conflict(_)), "{e}");
+            // … not even after the same request is made again (its bytes repeat): a stolen
+            // session token replaying an old signature renews nothing without the doctor
+            for old in [hex::encode(sig.to_der()), first_sig.clone()] {
+                request(&db, &kek, issuer, &s).await.unwrap();
+                let e = finish(&db, &kek, issuer, &ctx, &s, &old).await.err().unwrap();
+                assert!(e.to_string().contains("does not complete the current request"), "{e}");
+            }
+            assert_eq!(fake.enrolled.load(Ordering::SeqCst), 2, "nothing more reached the CA");
+            assert_eq!(certs::get(&db, &renewed.serial).await.unwrap().status, "active");
+            // the old renewal endpoint would fall through to another CA: refused
+            approve(&db, &kek, &s, &approvals::digest(approvals::Purpose::Renew, &renewed.serial)).await;
+            let e = cosign::renew_certificate(&db, &kek, issuer, &ctx, &s).await.err().unwrap();
+            assert_eq!(e.code(), "csr_required", "{e}");
+            // unbinding revokes the outside CA's certificate here (EST cannot be told: audited)
+            mobile::unbind(&db, &cas, &ctx, &s).await.unwrap();
+            assert_eq!(certs::get(&db, &renewed.serial).await.unwrap().status, "revoked");
+            let told: Vec<String> =
+                sqlx::query_scalar("SELECT target FROM audit_log WHERE action = 'certificate.revoke.not_propagated'")
+                    .fetch_all(&db.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(told, vec![format!("certificate:{}", renewed.serial)]);
         }
     }
 }

@@ -534,6 +534,15 @@ pub async fn renew_certificate(
     let serial = serial.ok_or_else(|| {
         Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
     })?;
+    if medsign_ca::certs::needs_request(db, issuer).await? {
+        // the active CA certifies only the key's own request: renewing here would fall through
+        // to another CA (or fail) — the phone renews with /mobile/v1/certificate/csr
+        return Err(Error::coded(
+            Refusal::Conflict,
+            "csr_required",
+            "本院 CA 只凭密钥自己的证书请求签发，请在手机上重新申请证书 / the hospital's CA certifies only the key's own request: renew through /mobile/v1/certificate/csr",
+        ));
+    }
     let digest = crate::approvals::digest(crate::approvals::Purpose::Renew, &serial);
     crate::approvals::consume(db, ctx, s, &digest, "certificate.renew", &format!("user:{}", s.employee_no)).await?;
     medsign_ca::certs::renew(db, kek, issuer, ctx, &serial, None).await
@@ -607,7 +616,7 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
             Ok(x) => x,
             Err(refused) => {
                 // nothing of this answer is kept (nor the approval, if it was the first)
-                drop(tx);
+                tx.rollback().await?;
                 drop(_w);
                 return Err(refuse(db, ctx, "flow.cosign.answer", &target, refused).await);
             }

@@ -300,7 +300,7 @@ pub async fn cancel(db: &Db, ctx: &Context, s: &Session, id: &str) -> Result<Gra
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
-            drop(tx);
+            tx.rollback().await?;
             drop(_w);
             let v = get(db, s, id).await?;
             return Err(Error::Conflict(format!("授权 {id} 状态为 {} / grant {id} is {}", v.state, v.state)));

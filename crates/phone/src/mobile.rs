@@ -199,7 +199,7 @@ pub async fn activate(
     }
     db.erase_checkpoint().await?;
     for serial in superseded {
-        certs::revoke(db, cas, None, ctx, &serial, "superseded").await?;
+        certs::retire(db, cas, None, ctx, &serial, "superseded").await?;
     }
     Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
 }
@@ -267,7 +267,7 @@ pub async fn unbind(db: &Db, cas: &medsign_ca::ca::BuiltinCas, ctx: &Context, s:
     };
     db.erase_checkpoint().await?;
     for serial in serials {
-        certs::revoke(db, cas, None, ctx, &serial, "cessation_of_operation").await?;
+        certs::retire(db, cas, None, ctx, &serial, "cessation_of_operation").await?;
     }
     Ok(())
 }
@@ -726,8 +726,12 @@ pub async fn keygen_finish(
     let public = PublicKey::Sm2(*share.public_key());
     let csr_required = certs::needs_request(db, issuer).await?;
     let issued = match csr_required {
-        true => Ok(None),
-        false => certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public, None).await.map(Some),
+        // what issuance would refuse, refused now: a key that could never be certified is not made
+        true => match certs::staff_subject(db, kek, issuer.organization, &s.employee_no).await {
+            Ok(_) => certs::two_party_blocked(db, &s.employee_no).await.map(|_| None),
+            Err(e) => Err(e),
+        },
+        false => certs::issue_for_two_party(db, kek, issuer, ctx, &s.employee_no, &public, None, None).await.map(Some),
     };
     let certificate = match issued {
         Ok(c) => c,
@@ -759,10 +763,11 @@ pub async fn keygen_finish(
         == 1;
     if !live {
         // the phone was unbound meanwhile: the new certificate must not outlive its key
-        drop(tx);
+        tx.rollback().await?;
         drop(_w);
         if let Some(c) = &certificate {
-            certs::revoke(db, issuer.cas, None, ctx, &c.serial, "cessation_of_operation").await?;
+            let remote = issuer.channels.map(|c| (kek, c));
+            certs::retire(db, issuer.cas, remote, ctx, &c.serial, "cessation_of_operation").await?;
         }
         return Err(Error::Conflict("此手机已解绑 / this phone was unbound meanwhile".into()));
     }

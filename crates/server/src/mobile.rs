@@ -555,6 +555,8 @@ pub async fn csr_answer(
     phone: Phone,
     StrictJson(body): StrictJson<CsrAnswerBody>,
 ) -> Result<Response, ApiError> {
+    // a key without a certificate answers without an approval: bound how often
+    s.limits.take("csr", crate::ratelimit::PIN, &phone.session.device_id)?;
     let r = medsign_phone::certify::answer(&s.db, &s.kek, &phone.ctx, &phone.session, &body.request).await?;
     Ok(Json(r).into_response())
 }

@@ -113,6 +113,10 @@ pub const CODES: &[(&str, &str)] = &[
         "409: this phone already has (or had) a key; a new key needs a new activation code from the hospital",
     ),
     (
+        "csr_required",
+        "409: the active CA certifies only the key's own request: the phone renews through POST /mobile/v1/certificate/csr",
+    ),
+    (
         "certificate_pending",
         "409: the phone's key has no certificate yet: the active CA certifies it only from the request phone and server sign together (POST /mobile/v1/certificate/csr)",
     ),

@@ -354,18 +354,34 @@ fn request_name(info: &[u8], key: &medsign_crypto::sm2::Sm2PublicKey) -> Result<
     if subject.tag() != Tag::Sequence {
         return Err(refused("the subject is not a name"));
     }
-    // RDNSequence: SET OF SEQUENCE { type OID, value }
+    // RDNSequence: SEQUENCE OF SET OF SEQUENCE { type OID, value }; exactly one common name, as
+    // UTF8String or PrintableString (what the doctor is shown is what the CA reads)
     let mut rdns = SliceReader::new(subject.value()).map_err(malformed)?;
     let mut cn = None;
     while !rdns.is_finished() {
         let set: AnyRef<'_> = rdns.decode().map_err(malformed)?;
+        if set.tag() != Tag::Set {
+            return Err(refused("the subject is not a name"));
+        }
         let mut atvs = SliceReader::new(set.value()).map_err(malformed)?;
         while !atvs.is_finished() {
             let atv: AnyRef<'_> = atvs.decode().map_err(malformed)?;
+            if atv.tag() != Tag::Sequence {
+                return Err(refused("the subject is not a name"));
+            }
             let mut a = SliceReader::new(atv.value()).map_err(malformed)?;
             let oid: der::asn1::ObjectIdentifier = a.decode().map_err(malformed)?;
             let value: AnyRef<'_> = a.decode().map_err(malformed)?;
+            if !a.is_finished() {
+                return Err(refused("the subject is not a name"));
+            }
             if oid == const_oid::db::rfc4519::CN {
+                if cn.is_some() {
+                    return Err(refused("more than one common name"));
+                }
+                if !matches!(value.tag(), Tag::Utf8String | Tag::PrintableString) {
+                    return Err(refused("the common name is not UTF8String or PrintableString"));
+                }
                 cn = Some(String::from_utf8(value.value().to_vec()).map_err(|_| refused("the name is not text"))?);
             }
         }
@@ -737,6 +753,10 @@ mod tests {
             ("it carries attributes", rewrap(&attributes)),
             ("malformed", trailing),
             ("no common name", csr::request_info(&parse_dn("O=某县人民医院,C=CN").unwrap(), &joint).unwrap()),
+            (
+                "more than one common name",
+                csr::request_info(&parse_dn("CN=王医生,CN=李医生,O=某县人民医院").unwrap(), &joint).unwrap(),
+            ),
             ("malformed", e.to_vec()),
         ];
         for (why, bytes) in cases {

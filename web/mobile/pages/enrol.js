@@ -56,7 +56,7 @@ export function enrolPage() {
         await realnameCheck();
         await createKey(pin);
       });
-      toast('签名密钥已生成，证书已签发 / key created, certificate issued');
+      if (store.get('certSerial')) toast('签名密钥已生成，证书已签发 / key created, certificate issued');
       location.hash = '#/handwriting';
     } catch (e) { fail(e); } finally { done(); }
   };
@@ -72,7 +72,7 @@ export function enrolPage() {
  * the DEMO provider can run (WeChat face verification needs the mini program).
  * @returns {Promise<void>}
  */
-async function realnameCheck() {
+export async function realnameCheck() {
   const st = await api('POST', 'realname', {}).catch((e) => {
     throw new Error(e.body?.code === 'wx_code_required' ? '请在医签微信小程序中完成人脸核身 / do the face check in the medsign WeChat mini program' : e.message);
   });
@@ -98,9 +98,20 @@ async function createKey(pin) {
     return r.response;
   };
   // an outside CA (EST) certifies the key only from its own request: phone and server sign it
-  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret'), certify: () => csrRequired });
+  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret'), certify: () => csrRequired, confirm: confirmName });
   store.set('wrapped', out.wrapped);
   store.set('certSerial', (out.certificate || certificate)?.serial || '');
+  if (out.certifyError) toast(`密钥已生成，证书尚未签发，可在首页重试：${out.certifyError.message} / key created; the certificate is not issued yet (retry from the home page)`, true);
+}
+
+/**
+ * The doctor confirms the name an outside CA's certificate will carry (read from the request the
+ * phone signs).
+ * @param {string} name
+ * @returns {boolean}
+ */
+export function confirmName(name) {
+  return confirm(`将以「${name}」的名义申请签名证书。确定？/ Request a signing certificate in the name of ${name}?`);
 }
 
 // ---------------------------------------------------------------- handwriting pad

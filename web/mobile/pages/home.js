@@ -1,8 +1,27 @@
 // @ts-check
 // medsign H5 — home (#/) and scanning a QR code (#/scan).
 import * as phone from '../medsign-phone.js';
-import { api, store } from '../api.js';
-import { h, toast, page } from '../dom.js';
+import { api, store, transport } from '../api.js';
+import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
+import { confirmName } from './enrol.js';
+
+/** The key waits for its certificate (an outside CA, issue #17): the PIN, then the request. */
+function certificatePending() {
+  if (!store.get('wrapped') || store.get('certSerial')) return null;
+  const go = h('button', { class: 'primary', id: 'requestCertificate' }, '申请签名证书 / Request the certificate');
+  go.onclick = async () => {
+    const done = busy(go);
+    try {
+      const cert = await phone.requestCertificate({ post: transport(), wrapped: store.get('wrapped'), pin: val('certPin'), deviceSecret: store.get('deviceSecret'), confirm: confirmName });
+      store.set('certSerial', cert.serial);
+      toast('证书已签发 / certificate issued');
+      location.reload();
+    } catch (e) { fail(e); } finally { done(); }
+  };
+  return h('div', { class: 'card' },
+    h('p', {}, '签名密钥已生成，证书尚未签发。/ Your key is ready; its certificate is not issued yet.'),
+    ...pinInput('certPin', 'PIN'), go);
+}
 
 /** #/: the staff number and the tiles, with the counts to sign and of active grants. */
 export async function homePage() {
@@ -10,6 +29,7 @@ export async function homePage() {
   const active = grants.items.filter((g) => g.state === 'active');
   page('医签 medsign',
     h('div', { class: 'card' }, h('div', { class: 'muted' }, `工号 / Staff ${store.get('employee')}`)),
+    certificatePending(),
     h('div', { class: 'grid' },
       h('a', { class: 'tile', href: '#/scan', id: 'tileScan' }, h('b', {}, '⌗'), '扫一扫 / Scan'),
       h('a', { class: 'tile', href: '#/pending', id: 'tilePending' }, h('b', {}, String(pending.items.length)), '待签 / To sign'),

@@ -48,7 +48,14 @@ test('a certificate is renewed from the request phone and server sign together; 
   const secret = phone.deviceSecret();
   const mine = await enrol(call, session, '135790', secret);
   const post = mobilePost(call, session);
-  const renewed = await phone.renewCertificate({ post, wrapped: mine.wrapped, pin: '135790', deviceSecret: secret, serial: mine.certificate.serial });
+  // the doctor is shown the name read from the request the phone signs, and may decline
+  const shown = [];
+  await assert.rejects(
+    phone.renewCertificate({ post, wrapped: mine.wrapped, pin: '135790', deviceSecret: secret, serial: mine.certificate.serial, confirm: (n) => { shown.push(n); return false; } }),
+    /cancelled/,
+  );
+  const renewed = await phone.renewCertificate({ post, wrapped: mine.wrapped, pin: '135790', deviceSecret: secret, serial: mine.certificate.serial, confirm: (n) => { shown.push(n); return true; } });
+  assert.deepEqual(shown, ['李医生', '李医生']);
   assert.notEqual(renewed.serial, mine.certificate.serial);
   const der = Buffer.from(renewed.certificate_pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
   assert.ok(der.toString('hex').includes(mine.publicKey), 'the same joint key');
