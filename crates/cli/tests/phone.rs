@@ -293,3 +293,116 @@ fn the_demo_realname_provider_gates_certificates_and_says_it_is_a_demo() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("none, wechat or dev"), "{}", text(&o.stderr));
 }
+
+/// R7.4.2–R7.4.4 (issue #18): a hospital system asks a doctor's phone for the real-name check and
+/// the handwritten signature; the phone lists what was asked, doing it completes the task (once,
+/// for each asking app) and the HIS hears back by a signed webhook; the user query then shows the
+/// real-name state, the certificate and the signature image. Bad requests get the envelope, and
+/// another app cannot read the task.
+#[test]
+fn a_hospital_system_asks_the_phone_for_realname_and_handwriting() {
+    let d = Dir::new();
+    let s = Server::start(&d, &[("MEDSIGN_REALNAME_PROVIDER", "dev"), ("MEDSIGN_TIME_SOURCES", "127.0.0.1:9")]);
+    let admin = s.token().unwrap();
+    let app = |name: &str| {
+        let body = serde_json::json!({"name": name, "scopes": ["users:read", "users:write"]}).to_string();
+        s.json("POST", "/admin/v1/apps", Some(&admin), &body).1["token"].as_str().unwrap().to_string()
+    };
+    let (his, emr) = (app("HIS"), app("EMR"));
+    let user = r#"{"employee_no":"1001","name":"张三","id_card":"11010519491231002X"}"#;
+    assert_eq!(s.json("POST", "/api/v1/users", Some(&his), user).0, 201);
+    let (hook, hooks) = receiver();
+    let ask =
+        |token: &str, what: &str, body: &str| s.json("POST", &format!("/api/v1/users/1001/{what}"), Some(token), body);
+
+    // nothing yet: no certificate, no image
+    let (_, u) = s.json("GET", "/api/v1/users/1001", Some(&his), "");
+    assert!(u["certificate"].is_null() && u["signature_image"].is_null(), "{u}");
+    // asking; asking again returns the same pending task
+    let body = serde_json::json!({"callback_url": hook}).to_string();
+    let (st, rn) = ask(&his, "realname", &body);
+    assert_eq!((st, rn["state"].as_str(), rn["kind"].as_str()), (201, Some("pending"), Some("realname")), "{rn}");
+    let (st, again) = ask(&his, "realname", "");
+    assert_eq!((st, &again["task_id"]), (200, &rn["task_id"]), "{again}");
+    let (st, hw) = ask(&his, "handwriting-requests", &body);
+    assert_eq!(st, 201, "{hw}");
+    let (st, other) = ask(&emr, "handwriting-requests", "");
+    assert_eq!(st, 201, "{other}");
+    for (what, bad, code) in [
+        ("realname", r#"{"callback_url":"http://169.254.169.254/latest"}"#, 400),
+        ("realname", r#"{"expires_in_minutes":0}"#, 400),
+        ("realname", r#"{"nope":1}"#, 400),
+        ("handwriting-requests", r#"{"expires_in_minutes":99999}"#, 400),
+    ] {
+        let (st, v) = ask(&his, what, bad);
+        assert_eq!(st, code, "{bad}: {v}");
+        assert_envelope(&v, "invalid_request");
+    }
+    assert_eq!(s.json("POST", "/api/v1/users/9999/realname", Some(&his), "").0, 404);
+    let task = |token: &str, id: &serde_json::Value| {
+        s.json("GET", &format!("/api/v1/user-tasks/{}", id.as_str().unwrap()), Some(token), "")
+    };
+    assert_eq!(task(&emr, &rn["task_id"]).0, 404, "another app's task is not there");
+
+    // the doctor's phone lists what was asked
+    let token = phone_bind(&s, &s.endpoint(), &his, "1001");
+    let (st, list) = s.json("GET", "/mobile/v1/tasks", Some(&token), "");
+    assert_eq!(st, 200, "{list}");
+    let kinds: Vec<&str> = list["tasks"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["realname", "handwriting", "handwriting"], "{list}");
+    assert_eq!(list["tasks"][0]["system"], "HIS");
+
+    // the real-name check on the phone completes the HIS's task and calls it back, signed
+    let (_, started) = s.json("POST", "/mobile/v1/realname", Some(&token), "");
+    let (st, _) =
+        s.json("POST", &format!("/mobile/v1/realname/{}", started["check_id"].as_str().unwrap()), Some(&token), "");
+    assert_eq!(st, 200);
+    let (head, body) = hooks.recv_timeout(std::time::Duration::from_secs(15)).expect("webhook within 15 s");
+    let ev: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((ev["event"].as_str(), &ev["task_id"]), (Some("user_task.done"), &rn["task_id"]), "{ev}");
+    assert_eq!(ev["result"]["realname_status"], "verified-demo", "{ev}");
+    let key = medsign_directory::apps::hmac_key(his.split_once('.').unwrap().1);
+    let ts = header(&head, "x-medsign-timestamp");
+    assert_eq!(header(&head, "x-medsign-signature"), medsign_signing::flows::webhook_signature(&key, ts, &body));
+    let (_, done) = task(&his, &rn["task_id"]);
+    assert_eq!(done["state"], "done", "{done}");
+
+    // a signature uploaded by the HIS is not the doctor drawing it: the tasks stay open
+    let mut ink = image::RgbaImage::from_pixel(120, 40, image::Rgba([255, 255, 255, 255]));
+    for x in 10..110 {
+        ink.put_pixel(x, 20, image::Rgba([0, 0, 0, 255]));
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    ink.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let img = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
+    assert_eq!(s.json("POST", "/api/v1/users/1001/handwriting", Some(&his), &img).0, 201);
+    assert_eq!(task(&his, &hw["task_id"]).1["state"], "pending");
+    // drawn on the phone: both apps' handwriting tasks are done, the HIS is called back
+    assert_eq!(s.json("POST", "/mobile/v1/handwriting", Some(&token), &img).0, 201);
+    let (_, body) = hooks.recv_timeout(std::time::Duration::from_secs(15)).expect("webhook within 15 s");
+    let ev: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((ev["kind"].as_str(), &ev["task_id"]), (Some("handwriting"), &hw["task_id"]), "{ev}");
+    assert_eq!(task(&emr, &other["task_id"]).1["state"], "done");
+    assert_eq!(s.json("GET", "/mobile/v1/tasks", Some(&token), "").1["tasks"], serde_json::json!([]));
+
+    // the user query (R7.4.2): real-name state, certificate, signature image
+    let _share = phone_keys(&s.endpoint(), &token);
+    let (st, u) = s.json("GET", "/api/v1/users/1001?image=base64", Some(&his), "");
+    assert_eq!(st, 200, "{u}");
+    assert_eq!(u["realname_status"], "verified-demo");
+    let c = &u["certificate"];
+    assert_eq!(
+        (c["alg"].as_str(), c["status"].as_str(), c["key"].as_str()),
+        (Some("sm2"), Some("active"), Some("phone")),
+        "{u}"
+    );
+    assert!(c["issuer"].as_str().unwrap().contains("CN="), "{c}");
+    let pem = medsign_pki::cert::Cert::load_all(c["certificate_pem"].as_str().unwrap().as_bytes()).unwrap();
+    assert_eq!(pem[0].serial_hex(), c["serial"].as_str().unwrap());
+    assert_eq!(u["signature_image"], "/api/v1/users/1001/handwriting.png");
+    let (_, _, png_now) = s.raw("GET", "/api/v1/users/1001/handwriting.png", Some(&his), None, b"");
+    assert_eq!(b64(&png_now), u["signature_image_base64"].as_str().unwrap());
+    let (_, plain) = s.json("GET", "/api/v1/users/1001", Some(&his), "");
+    assert!(plain.get("signature_image_base64").is_none(), "only when asked for: {plain}");
+    assert_eq!(s.json("GET", "/api/v1/users/1001?image=jpeg", Some(&his), "").0, 400);
+}

@@ -44,8 +44,16 @@ fn pdf_err(e: medsign_pdf::Error) -> Error {
     Error::Invalid(e.to_string())
 }
 
-/// Store `png` (already normalised) for `owner`, audited.
-async fn put(db: &Db, ctx: &Context, owner: &str, png: &[u8], source: &str) -> Result<ImageInfo> {
+/// Store `png` (already normalised) for `owner`, audited; `captured_by` is the staff member who
+/// drew it on their own phone (their open handwriting tasks are done in the same transaction).
+async fn put(
+    db: &Db,
+    ctx: &Context,
+    owner: &str,
+    png: &[u8],
+    source: &str,
+    captured_by: Option<&str>,
+) -> Result<ImageInfo> {
     let sm3 = hex::encode(medsign_crypto::hash::sm3(png));
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
@@ -65,6 +73,10 @@ async fn put(db: &Db, ctx: &Context, owner: &str, png: &[u8], source: &str) -> R
     .execute(&mut *tx)
     .await?;
     audit::ok(&mut tx, ctx, Kind::Admin, "image.set", owner, serde_json::json!({"source": source, "sm3": sm3})).await?;
+    if let Some(no) = captured_by {
+        let result = serde_json::json!({"sm3": sm3, "image": format!("/api/v1/users/{no}/handwriting.png")});
+        crate::tasks::complete(&mut tx, no, crate::tasks::TaskKind::Handwriting, result).await?;
+    }
     tx.commit().await?;
     let (w, h) = medsign_pdf::image_size(png).map_err(pdf_err)?;
     Ok(ImageInfo {
@@ -113,14 +125,14 @@ async fn seal_text(db: &Db, organization: &str, seal: &str) -> Result<(String, O
 pub async fn generate_seal(db: &Db, ctx: &Context, organization: &str, seal: &str) -> Result<ImageInfo> {
     let (rim, bottom) = seal_text(db, organization, seal).await?;
     let png = medsign_pdf::round_seal_png(&rim, bottom.as_deref(), SEAL_PX).map_err(pdf_err)?;
-    put(db, ctx, &seal_owner(seal), &png, "generated").await
+    put(db, ctx, &seal_owner(seal), &png, "generated", None).await
 }
 
 /// Upload a seal image (PNG; normalised to transparent and trimmed).
 pub async fn upload_seal(db: &Db, ctx: &Context, organization: &str, seal: &str, png: &[u8]) -> Result<ImageInfo> {
     seal_text(db, organization, seal).await?; // the seal must exist
     let png = medsign_pdf::normalize_image(png).map_err(pdf_err)?;
-    put(db, ctx, &seal_owner(seal), &png, "uploaded").await
+    put(db, ctx, &seal_owner(seal), &png, "uploaded", None).await
 }
 
 /// The seal's image: stored, or generated and stored on first use.
@@ -139,10 +151,11 @@ pub async fn set_handwriting(
     ctx: &Context,
     employee_no: &str,
     png: &[u8],
+    on_phone: bool,
 ) -> Result<ImageInfo> {
     crate::users::get(db, kek, employee_no).await?;
     let png = medsign_pdf::normalize_image(png).map_err(pdf_err)?;
-    put(db, ctx, &format!("user:{employee_no}"), &png, "uploaded").await
+    put(db, ctx, &format!("user:{employee_no}"), &png, "uploaded", on_phone.then_some(employee_no)).await
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ pub mod apps;
 pub mod departments;
 pub mod images;
 pub mod import;
+pub mod tasks;
 pub mod users;

@@ -107,11 +107,16 @@ pub struct User {
     pub status: String,
     /// real-name status (`none` until the mobile issue)
     pub realname_status: String,
-    /// certificate summary (none until the CA issue)
+    /// the signing certificate (single-user query only): serial, alg, status, issuer, subject,
+    /// validity, channel, `key` (`phone`: the two-party key; `server`: held by the server),
+    /// certificate_pem
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub certificate: Option<serde_json::Value>,
-    /// link to the handwriting image (none until the mobile issue)
+    /// link to the handwritten signature (PNG; single-user query only)
     pub signature_image: Option<String>,
+    /// the handwritten signature itself, PNG base64 (`?image=base64`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_image_base64: Option<String>,
     /// created
     pub created_at: String,
     /// updated
@@ -494,6 +499,7 @@ pub async fn get(db: &Db, kek: &Kek, employee_no: &str) -> Result<User> {
         status: r.try_get("status")?,
         realname_status: r.try_get::<Option<String>, _>("realname_status")?.unwrap_or_else(|| "none".into()),
         certificate: None,
+        signature_image_base64: None,
         signature_image: None,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,

@@ -204,6 +204,20 @@ const GRANT: Ty = Ty::Obj(&[
     opt("ended_at", TIME),
 ]);
 
+/// A real-name check or handwritten signature a hospital system asked the doctor for.
+const TASK: Ty = Ty::Obj(&[
+    req("task_id", ID),
+    req("kind", WORD),
+    req("employee_no", EMPLOYEE_NO),
+    req("state", WORD),
+    req("app_id", ID),
+    req("system", NAME),
+    req("created_at", TIME),
+    req("expires_at", TIME),
+    opt("done_at", TIME),
+    opt("result", Ty::Details(8)),
+]);
+
 /// The phone's first signing message, and the server half's answer (`medsign_crypto::twoparty`).
 const SIGN_REQUEST: Ty = Ty::Obj(&[req("version", Ty::Int), req("e", DIGEST), req("q1", POINT)]);
 const SIGN_RESPONSE: Ty = Ty::Obj(&[req("version", Ty::Int), req("r", SCALAR), req("s2", SCALAR), req("s3", SCALAR)]);
@@ -332,6 +346,8 @@ pub static ROUTES: &[Route] = &[
         Json(CERT),
     ),
     delete("device.unbind", "/mobile/v1/device", Empty),
+    // what hospital systems asked of the doctor (R7.4.3, R7.4.4)
+    get("tasks", "/mobile/v1/tasks", Json(Ty::Obj(&[req("tasks", Ty::List(&TASK, 50))]))),
     // PIN
     post(
         "pin.set",

@@ -372,6 +372,15 @@ pub async fn finish(
             .bind(&s.employee_no)
             .execute(&mut *tx)
             .await?;
+        // what hospital systems asked for (R7.4.3) is done with it
+        let result = serde_json::json!({"realname_status": st, "provider": fv.name()});
+        medsign_directory::tasks::complete(
+            &mut tx,
+            &s.employee_no,
+            medsign_directory::tasks::TaskKind::Realname,
+            result,
+        )
+        .await?;
     }
     let target = format!("user:{}", s.employee_no);
     let ev = audit::Event {

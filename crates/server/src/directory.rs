@@ -258,15 +258,82 @@ async fn delete_user(
 }
 
 /// `GET /api/v1/users/{employee_no}` (R7.4.2).
+/// Query of `GET /api/v1/users/{employee_no}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct UserQuery {
+    /// `base64`: also the handwritten signature itself (`signature_image_base64`, PNG)
+    image: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/v1/users/{employee_no}", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
-    params(("employee_no" = String, Path, example = "1001")),
-    responses((status = 200, body = User), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "a6df…"}))))]
+    params(("employee_no" = String, Path, example = "1001"), UserQuery),
+    responses((status = 200, body = User, example = json!({"employee_no": "1001", "name": "张三", "department": "XNK", "title": "主治医师", "phone": null, "id_card_masked": "110105**********2X", "role": "doctor", "status": "active", "realname_status": "verified",
+            "certificate": {"serial": "2BE1…", "alg": "sm2", "status": "active", "issuer": "CN=某县人民医院 SM2 签发 CA,O=某县人民医院,C=CN", "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=5A1C…", "not_before": "2026-11-27T07:55:00Z", "not_after": "2027-11-27T07:55:00Z", "channel": "builtin", "key": "phone", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"},
+            "signature_image": "/api/v1/users/1001/handwriting.png", "signature_image_base64": "iVBORw0KGgo…", "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:00.000Z"})),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "image 只能是 base64 / image must be base64", "request_id": "a6df…"})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "a6df…"}))))]
+/// `GET /api/v1/users/{employee_no}` (R7.4.2): basic information, real-name state, the signing
+/// certificate (serial, issuer, validity, state, PEM; which key it certifies: the phone's
+/// two-party key or a server-held one) and the handwritten signature (link; with `?image=base64`
+/// also the PNG).
 async fn get_user(
     State(s): State<Arc<AppState>>,
     _caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
+    query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<users::User>, ApiError> {
-    Ok(Json(users::get(&s.db, &s.kek, &no).await?))
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    let with_image = match q.image.as_deref() {
+        None => false,
+        Some("base64") => true,
+        Some(_) => {
+            return Err(medsign_store::Error::Invalid("image 只能是 base64 / image must be base64".into()).into());
+        }
+    };
+    let mut u = users::get(&s.db, &s.kek, &no).await?;
+    u.certificate = certificate_summary(&s, &no).await?;
+    if let Some((png, _)) = medsign_directory::images::get(&s.db, &format!("user:{no}")).await? {
+        u.signature_image = Some(format!("/api/v1/users/{no}/handwriting.png"));
+        if with_image {
+            use base64::Engine;
+            u.signature_image_base64 = Some(base64::engine::general_purpose::STANDARD.encode(png));
+        }
+    }
+    Ok(Json(u))
+}
+
+/// The staff member's signing certificate as the HIS sees it: the newest one that is not revoked
+/// (SM2 before RSA), else the newest of all (so a revoked state shows), or none.
+async fn certificate_summary(s: &AppState, no: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    use medsign_ca::certs;
+    let q = certs::ListQuery {
+        employee_no: Some(no.into()),
+        profile: Some("signer".into()),
+        page_size: Some(20),
+        ..Default::default()
+    };
+    let (list, _) = certs::list(&s.db, &q).await?;
+    let live = |alg: &str| list.iter().find(|c| c.status != "revoked" && c.alg == alg);
+    let Some(c) = live("sm2").or_else(|| list.iter().find(|c| c.status != "revoked")).or(list.first()) else {
+        return Ok(None);
+    };
+    let cert = c.cert()?;
+    let phone = certs::two_party_key_of(&s.db, &c.serial).await?;
+    Ok(Some(serde_json::json!({
+        "serial": c.serial,
+        "alg": c.alg,
+        "status": c.status,
+        "reason": c.reason,
+        "revoked_at": c.revoked_at,
+        "issuer": cert.issuer_display(),
+        "subject": c.subject,
+        "not_before": c.not_before,
+        "not_after": c.not_after,
+        "channel": c.channel,
+        "key": if phone.is_some() { "phone" } else { "server" },
+        "certificate_pem": c.certificate_pem,
+    })))
 }
 
 /// Its routes, each registered with its OpenAPI operation.

@@ -237,7 +237,7 @@ pub async fn post_handwriting(
         .into());
     };
     let bytes = b64("image_base64", &b)?;
-    let info = images::set_handwriting(&s.db, &s.kek, &caller.ctx, &no, &bytes).await?;
+    let info = images::set_handwriting(&s.db, &s.kek, &caller.ctx, &no, &bytes, false).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -254,7 +254,7 @@ pub async fn post_own_handwriting(
 ) -> Result<Response, ApiError> {
     let b = body.image_base64.ok_or_else(|| Error::Invalid("请提供 image_base64 / give image_base64".into()))?;
     let bytes = b64("image_base64", &b)?;
-    let info = images::set_handwriting(&s.db, &s.kek, &phone.ctx, &phone.session.employee_no, &bytes).await?;
+    let info = images::set_handwriting(&s.db, &s.kek, &phone.ctx, &phone.session.employee_no, &bytes, true).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 

@@ -511,6 +511,107 @@ pub async fn realname_status(
     .into_response())
 }
 
+/// Body of `POST /api/v1/users/{employee_no}/realname` and `…/handwriting-requests`.
+#[derive(Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    /// `user_task.done` is POSTed here (signed like flow webhooks) when the doctor has done it
+    callback_url: Option<String>,
+    /// to be done within, minutes: 1–10080 (default 1440)
+    expires_in_minutes: Option<u32>,
+}
+
+async fn ask_phone(
+    s: &AppState,
+    caller: &crate::extract::Caller,
+    no: &str,
+    kind: medsign_directory::tasks::TaskKind,
+    body: Option<StrictJson<TaskRequest>>,
+) -> Result<Response, ApiError> {
+    let b = body.map(|StrictJson(b)| b).unwrap_or_default();
+    if let Some(u) = &b.callback_url {
+        medsign_signing::flows::check_callback_url(u)?;
+    }
+    let (task, new) = medsign_directory::tasks::create(
+        &s.db,
+        &caller.ctx,
+        &caller.app.app_id,
+        no,
+        kind,
+        b.callback_url.as_deref(),
+        b.expires_in_minutes,
+    )
+    .await?;
+    Ok((if new { StatusCode::CREATED } else { StatusCode::OK }, Json(task)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{employee_no}/realname", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    request_body(content = Option<TaskRequest>, description = "optional", example = json!({"callback_url": "https://his.hospital.example/medsign/events", "expires_in_minutes": 1440})),
+    responses((status = 201, body = medsign_directory::tasks::Task, example = json!({"task_id": "ut_3f2a9c1b7d4e5a60", "kind": "realname", "employee_no": "1001", "state": "pending", "app_id": "app_1a2b", "system": "HIS", "created_at": "2026-11-27T08:00:00.000Z", "expires_at": "2026-11-28T08:00:00Z", "done_at": null, "result": null})),
+        (status = 200, description = "this app's pending task of this kind for this doctor, unchanged", body = medsign_directory::tasks::Task),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "callback_url 须为 http(s) 地址 / callback_url must be an http(s) URL: ftp://x", "request_id": "…"})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "…"}))))]
+/// `POST /api/v1/users/{employee_no}/realname` (R7.4.3): ask the doctor's phone for the real-name
+/// check; the phone lists it (`GET /mobile/v1/tasks`), a passed check completes it
+/// (`user_task.done` webhook; `GET /api/v1/user-tasks/{task_id}`).
+pub async fn realname_request(
+    State(s): State<Arc<AppState>>,
+    caller: Scoped<scope::UsersWrite>,
+    Path(no): Path<String>,
+    body: Option<StrictJson<TaskRequest>>,
+) -> Result<Response, ApiError> {
+    ask_phone(&s, &caller, &no, medsign_directory::tasks::TaskKind::Realname, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{employee_no}/handwriting-requests", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    request_body(content = Option<TaskRequest>, description = "optional", example = json!({"callback_url": "https://his.hospital.example/medsign/events"})),
+    responses((status = 201, body = medsign_directory::tasks::Task, example = json!({"task_id": "ut_9c1b7d4e5a603f2a", "kind": "handwriting", "employee_no": "1001", "state": "pending", "app_id": "app_1a2b", "system": "HIS", "created_at": "2026-11-27T08:00:00.000Z", "expires_at": "2026-11-28T08:00:00Z", "done_at": null, "result": null})),
+        (status = 200, description = "this app's pending task of this kind for this doctor, unchanged", body = medsign_directory::tasks::Task),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+/// `POST /api/v1/users/{employee_no}/handwriting-requests` (R7.4.4): ask the doctor's phone for
+/// the handwritten signature; drawing it on the phone's pad completes the task.
+pub async fn handwriting_request(
+    State(s): State<Arc<AppState>>,
+    caller: Scoped<scope::UsersWrite>,
+    Path(no): Path<String>,
+    body: Option<StrictJson<TaskRequest>>,
+) -> Result<Response, ApiError> {
+    ask_phone(&s, &caller, &no, medsign_directory::tasks::TaskKind::Handwriting, body).await
+}
+
+#[utoipa::path(get, path = "/api/v1/user-tasks/{task_id}", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("task_id" = String, Path, example = "ut_3f2a9c1b7d4e5a60")),
+    responses((status = 200, body = medsign_directory::tasks::Task, example = json!({"task_id": "ut_3f2a9c1b7d4e5a60", "kind": "realname", "employee_no": "1001", "state": "done", "app_id": "app_1a2b", "system": "HIS", "created_at": "2026-11-27T08:00:00.000Z", "expires_at": "2026-11-28T08:00:00Z", "done_at": "2026-11-27T08:03:12.201Z", "result": {"realname_status": "verified", "provider": "wechat"}})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "任务 ut_x 不存在 / no task ut_x", "request_id": "…"}))))]
+/// `GET /api/v1/user-tasks/{task_id}`: a task this app asked for (`pending`, `done`, `expired`).
+pub async fn user_task(
+    State(s): State<Arc<AppState>>,
+    caller: Scoped<scope::UsersRead>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(medsign_directory::tasks::get(&s.db, crate::extract::owner(&caller), &id).await?).into_response())
+}
+
+/// Answer of `GET /mobile/v1/tasks`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TaskList {
+    /// what hospital systems asked of this phone's user and is not done yet, oldest first
+    tasks: Vec<medsign_directory::tasks::Task>,
+}
+
+#[utoipa::path(get, path = "/mobile/v1/tasks", tag = "mobile", security(("device" = [])),
+    responses((status = 200, body = TaskList, example = json!({"tasks": [{"task_id": "ut_9c1b7d4e5a603f2a", "kind": "handwriting", "employee_no": "1001", "state": "pending", "app_id": "app_1a2b", "system": "HIS", "created_at": "2026-11-27T08:00:00.000Z", "expires_at": "2026-11-28T08:00:00Z", "done_at": null, "result": null}]})),
+        (status = 401, body = ErrorBody)))]
+/// `GET /mobile/v1/tasks` (R7.4.3, R7.4.4): the real-name checks and handwritten signatures hospital
+/// systems asked this phone's user for.
+pub async fn tasks(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
+    let tasks = medsign_directory::tasks::pending(&s.db, &phone.session.employee_no).await?;
+    Ok(Json(TaskList { tasks }).into_response())
+}
+
 #[utoipa::path(post, path = "/mobile/v1/certificate/renew", tag = "mobile", security(("device" = [])),
     responses((status = 201, body = medsign_ca::certs::CertRecord, example = json!({"serial": "2BE1…", "alg": "sm2", "status": "active", "not_after": "2027-11-27T08:00:00Z"})),
         (status = 403, body = ErrorBody, example = json!({"code": "approval_required", "message": "此操作须在手机上输入 PIN 或验证指纹确认 / this needs a fresh approval on the phone (PIN or fingerprint)", "request_id": "…"})),
@@ -692,7 +793,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(csr_finish))
         .routes(routes!(realname_start))
         .routes(routes!(realname_finish))
-        .routes(routes!(realname_status))
+        .routes(routes!(realname_status, realname_request))
+        .routes(routes!(handwriting_request))
+        .routes(routes!(user_task))
+        .routes(routes!(tasks))
         .routes(routes!(unlock))
         .routes(routes!(soter_status, soter_enrol, soter_disable))
         .routes(routes!(soter_challenge))

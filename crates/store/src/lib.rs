@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod idempotency;
 pub mod nonces;
+pub mod webhook;
 
 pub use error::{Error, Result, RowError};
 

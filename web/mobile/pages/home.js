@@ -3,7 +3,29 @@
 import * as phone from '../medsign-phone.js';
 import { api, store, transport } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
-import { confirmName } from './enrol.js';
+import { confirmName, realnameCheck } from './enrol.js';
+
+/** What a hospital system asked of this doctor (R7.4.3, R7.4.4), as shown. @type {Record<string, string>} */
+const ASKED = { realname: '完成实名认证 / do the real-name check', handwriting: '留下手写签名 / draw your handwritten signature' };
+
+/**
+ * The hospital systems' requests, each with the button that does it.
+ * @param {{ task_id: string, kind: string, system: string }[]} tasks
+ */
+function requests(tasks) {
+  if (!tasks.length) return null;
+  return h('div', { class: 'card', id: 'tasks' },
+    h('b', {}, '医院请求 / Requests from the hospital'),
+    ...tasks.map((t) => {
+      const go = h('button', { class: 'secondary', id: `task-${t.kind}` }, ASKED[t.kind] || t.kind);
+      go.onclick = async () => {
+        if (t.kind === 'handwriting') { location.hash = '#/handwriting'; return; }
+        const done = busy(go);
+        try { await realnameCheck(); location.reload(); } catch (e) { fail(e); } finally { done(); }
+      };
+      return h('div', { class: 'row' }, h('span', { class: 'k' }, t.system), go);
+    }));
+}
 
 /** The key waits for its certificate (an outside CA, issue #17): the PIN, then the request. */
 function certificatePending() {
@@ -25,11 +47,12 @@ function certificatePending() {
 
 /** #/: the staff number and the tiles, with the counts to sign and of active grants. */
 export async function homePage() {
-  const [pending, grants] = await Promise.all([api('GET', 'pending'), api('GET', 'grants')]);
+  const [pending, grants, asked] = await Promise.all([api('GET', 'pending'), api('GET', 'grants'), api('GET', 'tasks')]);
   const active = grants.items.filter((g) => g.state === 'active');
   page('医签 medsign',
     h('div', { class: 'card' }, h('div', { class: 'muted' }, `工号 / Staff ${store.get('employee')}`)),
     certificatePending(),
+    requests(asked.tasks),
     h('div', { class: 'grid' },
       h('a', { class: 'tile', href: '#/scan', id: 'tileScan' }, h('b', {}, '⌗'), '扫一扫 / Scan'),
       h('a', { class: 'tile', href: '#/pending', id: 'tilePending' }, h('b', {}, String(pending.items.length)), '待签 / To sign'),

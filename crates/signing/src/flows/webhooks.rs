@@ -91,22 +91,9 @@ pub(super) async fn enqueue_event(tx: &mut sqlx::AnyConnection, flow_id: &str, e
     let app: String = r.try_get("app_id")?;
     let doc_no: String = r.try_get("doc_no")?;
     let state: String = r.try_get("state")?;
-    let id = format!("wh_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-    let payload = serde_json::json!({"id": id, "event": event, "flow_id": flow_id, "doc_no": doc_no, "state": state, "at": medsign_store::now_text()});
-    let now = medsign_store::now_text();
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, app_id, flow_id, event, url, payload, state, attempts, next_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
-    )
-    .bind(&id)
-    .bind(&app)
-    .bind(flow_id)
-    .bind(event)
-    .bind(&url)
-    .bind(payload.to_string())
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+    let payload =
+        serde_json::json!({"flow_id": flow_id, "doc_no": doc_no, "state": state, "at": medsign_store::now_text()});
+    medsign_store::webhook::enqueue(tx, &app, flow_id, event, &url, payload).await?;
     Ok(())
 }
 
