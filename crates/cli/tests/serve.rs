@@ -604,6 +604,19 @@ fn the_openapi_document_has_an_example_for_every_call_and_swagger_ui_is_served()
     assert!(api["components"]["securitySchemes"]["bearer"].is_object());
     let (st, headers, _) = s.req("GET", "/api/docs/", None, None, b"");
     assert!(st == 200 && headers.contains("text/html"), "{st} {headers}");
+    // Swagger UI is given the spec (it showed "no API definition provided"); Chromium counts the
+    // operations it shows in web/e2e/console.test.mjs
+    let (st, _, init) = s.raw("GET", "/api/docs/swagger-initializer.js", None, None, b"");
+    assert_eq!(st, 200);
+    assert!(String::from_utf8_lossy(&init).contains("/api/openapi.json"), "{}", String::from_utf8_lossy(&init));
+    // the landing page: what this is and where to go, Chinese first
+    let (st, headers, page) = s.raw("GET", "/", None, None, b"");
+    let page = String::from_utf8(page).unwrap();
+    assert!(st == 200 && headers.contains("text/html") && headers.contains("default-src 'self'"), "{st} {headers}");
+    for link in ["href=\"/api/docs/\"", "/m/\"", "href=\"/verify\"", "href=\"/readyz\"", "接口文档", "API docs"] {
+        assert!(page.contains(link), "{link} missing: {page}");
+    }
+    assert!(!page.contains("{{"), "a placeholder left: {page}");
 }
 
 /// Prometheus metrics count requests by route and status.

@@ -74,6 +74,29 @@ pub async fn verify_file(uri: axum::http::Uri) -> Response {
     serve(VERIFY, uri.path().trim_start_matches('/'))
 }
 
+/// `GET /`: what this server is, with links to the API docs, the phone app (at `public_url`), the
+/// file check, readiness and the CA certificates — in Chinese first, with English.
+pub async fn home(axum::extract::State(s): axum::extract::State<std::sync::Arc<crate::AppState>>) -> Response {
+    let esc = |v: &str| {
+        v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    };
+    let page = std::str::from_utf8(include_bytes!("../../../web/home/index.html"))
+        .expect("the landing page is UTF-8")
+        .replace("{{ORGANIZATION}}", &esc(&s.organization))
+        .replace("{{PHONE_URL}}", &esc(&format!("{}/m/", s.public_url.trim_end_matches('/'))))
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"));
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], page).into_response()
+}
+
+/// `GET /favicon.svg` (and `/favicon.ico`, which browsers ask for by themselves): the icon.
+pub async fn favicon() -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "max-age=86400")],
+        include_bytes!("../../../web/home/favicon.svg").as_slice(),
+    )
+        .into_response()
+}
+
 /// `GET /m` → `/m/`.
 pub async fn mobile_root() -> Redirect {
     Redirect::permanent("/m/")
