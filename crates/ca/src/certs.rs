@@ -230,6 +230,21 @@ pub async fn issue_for_two_party(
     issue_key(db, kek, issuer, ctx, employee_no, key, csr_der, replaces.as_ref(), link).await
 }
 
+/// Who holds the key of certificate `rec`: `phone` (a two-party key: phone and server),
+/// `server` (the staff member's server-custody key), or `external` (a key the requester keeps).
+pub async fn key_holder(db: &Db, rec: &CertRecord) -> Result<&'static str> {
+    if two_party_key_of(db, &rec.serial).await?.is_some() {
+        return Ok("phone");
+    }
+    let name = format!("staff-{}-{}", rec.employee_no, rec.alg);
+    let held = medsign_store::custody::public_key(db, &name).await.ok();
+    let cert = rec.cert()?;
+    Ok(match (held, cert.public_key()) {
+        (Some(k), Ok(c)) if &k == c => "server",
+        _ => "external",
+    })
+}
+
 /// The two-party key (phone + server) certificate `serial` certifies, if it is one's.
 pub async fn two_party_key_of(db: &Db, serial: &str) -> Result<Option<String>> {
     Ok(sqlx::query_scalar("SELECT id FROM split_keys WHERE cert_serial = $1")
@@ -867,6 +882,22 @@ pub async fn revoke(
     change(db, cas, ctx, serial, Change::Revoke(reason_name)).await
 }
 
+/// Where the revocations of destroyed keys go: the built-in CAs, and the channels that tell an
+/// outside CA (`None`: it is not told; an audit entry says so).
+#[derive(Clone, Copy)]
+pub struct Revoker<'a> {
+    /// the built-in CAs
+    pub cas: &'a BuiltinCas,
+    /// the KEK and the CA channels
+    pub remote: Option<(&'a Kek, &'a Channels)>,
+}
+
+impl<'a> From<&'a BuiltinCas> for Revoker<'a> {
+    fn from(cas: &'a BuiltinCas) -> Self {
+        Revoker { cas, remote: None }
+    }
+}
+
 /// Revoke a certificate whose key is gone (a phone unbound or replaced): here first, whatever the
 /// issuing CA answers, then the issuing CA is told when its channel can be reached and can revoke
 /// (`remote`); a failure there is logged and audited for the administrators, never an error of
@@ -883,7 +914,13 @@ pub async fn retire(
     if cur.status == "revoked" {
         return Ok(());
     }
-    change(db, cas, ctx, serial, Change::Revoke(reason_name)).await?;
+    if let Err(e) = change(db, cas, ctx, serial, Change::Revoke(reason_name)).await {
+        // revoked meanwhile (an administrator, another instance): done, not an error of the unbind
+        if get(db, serial).await?.status != "revoked" {
+            return Err(e);
+        }
+        return Ok(());
+    }
     if cur.channel == "builtin" {
         return Ok(());
     }

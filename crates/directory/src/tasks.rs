@@ -143,7 +143,15 @@ pub async fn create(
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(existing) = waiting {
-        tx.rollback().await?;
+        // asked again: the same task, told back at the URL given now
+        if callback_url.is_some() {
+            sqlx::query("UPDATE user_tasks SET callback_url = $1 WHERE id = $2")
+                .bind(callback_url)
+                .bind(&existing)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         drop(_w);
         return Ok((get(db, None, &existing).await?, false));
     }
@@ -199,6 +207,18 @@ pub async fn pending(db: &Db, employee_no: &str) -> Result<Vec<Task>> {
     .fetch_all(&db.pool)
     .await?;
     rows.iter().map(task).collect()
+}
+
+/// Forget tasks that ended (done or expired) more than 30 days ago (run every minute by
+/// `medsign serve`); returns how many.
+pub async fn sweep(db: &Db) -> Result<usize> {
+    let before = medsign_store::secs_text(Utc::now() - Duration::days(30));
+    let _w = db.write_lock.lock().await;
+    let gone = sqlx::query("DELETE FROM user_tasks WHERE expires_at < $1 OR done_at < $1")
+        .bind(before)
+        .execute(&db.pool)
+        .await?;
+    Ok(gone.rows_affected() as usize)
 }
 
 /// Complete every open task of `kind` for `employee_no` in the caller's transaction (the one that

@@ -108,8 +108,8 @@ pub struct User {
     /// real-name status (`none` until the mobile issue)
     pub realname_status: String,
     /// the signing certificate (single-user query only): serial, alg, status, issuer, subject,
-    /// validity, channel, `key` (`phone`: the two-party key; `server`: held by the server),
-    /// certificate_pem
+    /// validity, `valid_now`, channel, `key` (`phone`: the two-party key; `server`: held by the
+    /// server; `external`: a key the requester keeps), certificate_pem
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub certificate: Option<serde_json::Value>,
     /// link to the handwritten signature (PNG; single-user query only)

@@ -555,7 +555,7 @@ pub async fn sweep(db: &Db) -> Result<usize> {
     let _w = db.write_lock.lock().await;
     let done = sqlx::query("DELETE FROM sign_rounds WHERE expires_at < $1").bind(now).execute(&db.pool).await?;
     drop(_w);
-    Ok(done.rows_affected() as usize + crate::approvals::sweep(db).await?)
+    Ok(done.rows_affected() as usize + crate::approvals::sweep(db).await? + medsign_directory::tasks::sweep(db).await?)
 }
 
 /// One answer of the server half.

@@ -109,9 +109,9 @@ pub struct Session {
 /// Bind a phone: the activation code (one-time, unexpired, for this user) gives a device and a
 /// session; devices bound before are unbound and their keys invalidated.
 #[allow(clippy::too_many_arguments)]
-pub async fn activate(
+pub async fn activate<'a>(
     db: &Db,
-    cas: &medsign_ca::ca::BuiltinCas,
+    revoker: impl Into<certs::Revoker<'a>>,
     ctx: &Context,
     employee_no: &str,
     code: &str,
@@ -198,8 +198,9 @@ pub async fn activate(
         tx.commit().await?;
     }
     db.erase_checkpoint().await?;
+    let r: certs::Revoker<'_> = revoker.into();
     for serial in superseded {
-        certs::retire(db, cas, None, ctx, &serial, "superseded").await?;
+        certs::retire(db, r.cas, r.remote, ctx, &serial, "superseded").await?;
     }
     Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
 }
@@ -247,7 +248,8 @@ async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -
 
 /// The phone unbinds itself (settings → 解绑): as a new binding would, it ends the session, erases
 /// the PIN verifier, session grants and server share, and revokes the certificate.
-pub async fn unbind(db: &Db, cas: &medsign_ca::ca::BuiltinCas, ctx: &Context, s: &Session) -> Result<()> {
+pub async fn unbind<'a>(db: &Db, revoker: impl Into<certs::Revoker<'a>>, ctx: &Context, s: &Session) -> Result<()> {
+    let revoker: certs::Revoker<'_> = revoker.into();
     let now = medsign_store::now_text();
     let serials = {
         let _w = db.write_lock.lock().await;
@@ -267,7 +269,7 @@ pub async fn unbind(db: &Db, cas: &medsign_ca::ca::BuiltinCas, ctx: &Context, s:
     };
     db.erase_checkpoint().await?;
     for serial in serials {
-        certs::retire(db, cas, None, ctx, &serial, "cessation_of_operation").await?;
+        certs::retire(db, revoker.cas, revoker.remote, ctx, &serial, "cessation_of_operation").await?;
     }
     Ok(())
 }

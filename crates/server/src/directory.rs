@@ -258,9 +258,8 @@ async fn delete_user(
 }
 
 /// `GET /api/v1/users/{employee_no}` (R7.4.2).
-/// Query of `GET /api/v1/users/{employee_no}`.
+/// Query of `GET /api/v1/users/{employee_no}` (other parameters, e.g. a cache-buster, are ignored).
 #[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
 struct UserQuery {
     /// `base64`: also the handwritten signature itself (`signature_image_base64`, PNG)
     image: Option<String>,
@@ -269,7 +268,7 @@ struct UserQuery {
 #[utoipa::path(get, path = "/api/v1/users/{employee_no}", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001"), UserQuery),
     responses((status = 200, body = User, example = json!({"employee_no": "1001", "name": "张三", "department": "XNK", "title": "主治医师", "phone": null, "id_card_masked": "110105**********2X", "role": "doctor", "status": "active", "realname_status": "verified",
-            "certificate": {"serial": "2BE1…", "alg": "sm2", "status": "active", "issuer": "CN=某县人民医院 SM2 签发 CA,O=某县人民医院,C=CN", "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=5A1C…", "not_before": "2026-11-27T07:55:00Z", "not_after": "2027-11-27T07:55:00Z", "channel": "builtin", "key": "phone", "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"},
+            "certificate": {"serial": "2BE1…", "alg": "sm2", "status": "active", "issuer": "CN=某县人民医院 SM2 签发 CA,O=某县人民医院,C=CN", "subject": "CN=张三,OU=XNK,O=某县人民医院,C=CN,SERIALNUMBER=5A1C…", "not_before": "2026-11-27T07:55:00Z", "not_after": "2027-11-27T07:55:00Z", "channel": "builtin", "key": "phone", "valid_now": true, "certificate_pem": "-----BEGIN CERTIFICATE-----\n…"},
             "signature_image": "/api/v1/users/1001/handwriting.png", "signature_image_base64": "iVBORw0KGgo…", "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:00.000Z"})),
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "image 只能是 base64 / image must be base64", "request_id": "a6df…"})),
         (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "工号 9999 的用户不存在 / no user with employee_no 9999", "request_id": "a6df…"}))))]
@@ -303,8 +302,9 @@ async fn get_user(
     Ok(Json(u))
 }
 
-/// The staff member's signing certificate as the HIS sees it: the newest one that is not revoked
-/// (SM2 before RSA), else the newest of all (so a revoked state shows), or none.
+/// The staff member's signing certificate as the HIS sees it: the newest active one within its
+/// validity (SM2 before RSA), else one on hold, else the newest of all (so an expired or revoked
+/// state shows), or none. `valid_now` says whether it can sign now.
 async fn certificate_summary(s: &AppState, no: &str) -> Result<Option<serde_json::Value>, ApiError> {
     use medsign_ca::certs;
     let q = certs::ListQuery {
@@ -314,12 +314,17 @@ async fn certificate_summary(s: &AppState, no: &str) -> Result<Option<serde_json
         ..Default::default()
     };
     let (list, _) = certs::list(&s.db, &q).await?;
-    let live = |alg: &str| list.iter().find(|c| c.status != "revoked" && c.alg == alg);
-    let Some(c) = live("sm2").or_else(|| list.iter().find(|c| c.status != "revoked")).or(list.first()) else {
-        return Ok(None);
-    };
+    let now = medsign_store::now_text();
+    let usable = |c: &&certs::CertRecord| c.status == "active" && c.not_before <= now && now < c.not_after;
+    let pick = list
+        .iter()
+        .find(|c| usable(c) && c.alg == "sm2")
+        .or_else(|| list.iter().find(usable))
+        .or_else(|| list.iter().find(|c| c.status == "on_hold"))
+        .or(list.first());
+    let Some(c) = pick else { return Ok(None) };
     let cert = c.cert()?;
-    let phone = certs::two_party_key_of(&s.db, &c.serial).await?;
+    let key = certs::key_holder(&s.db, c).await?;
     Ok(Some(serde_json::json!({
         "serial": c.serial,
         "alg": c.alg,
@@ -331,7 +336,8 @@ async fn certificate_summary(s: &AppState, no: &str) -> Result<Option<serde_json
         "not_before": c.not_before,
         "not_after": c.not_after,
         "channel": c.channel,
-        "key": if phone.is_some() { "phone" } else { "server" },
+        "key": key,
+        "valid_now": usable(&c),
         "certificate_pem": c.certificate_pem,
     })))
 }

@@ -60,7 +60,7 @@ pub async fn activate(
 ) -> Result<Response, ApiError> {
     s.limits.take("activate", crate::ratelimit::PIN, &v.ctx.ip)?;
     let ctx = medsign_store::audit::Context { actor: format!("user:{}", body.employee_no), ..v.ctx.clone() };
-    let session = mobile::activate(&s.db, &s.cas, &ctx, &body.employee_no, &body.code, &body.device_name).await?;
+    let session = mobile::activate(&s.db, s.revoker(), &ctx, &body.employee_no, &body.code, &body.device_name).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
@@ -439,7 +439,7 @@ pub async fn records(
 /// `DELETE /mobile/v1/device`: unbind this phone — the session ends, the PIN verifier, session
 /// grants and the server's key share are erased, the certificate is revoked.
 pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Response, ApiError> {
-    mobile::unbind(&s.db, &s.cas, &phone.ctx, &phone.session).await?;
+    mobile::unbind(&s.db, s.revoker(), &phone.ctx, &phone.session).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -529,9 +529,16 @@ async fn ask_phone(
     body: Option<StrictJson<TaskRequest>>,
 ) -> Result<Response, ApiError> {
     let b = body.map(|StrictJson(b)| b).unwrap_or_default();
+    if kind == medsign_directory::tasks::TaskKind::Realname && s.realname.is_none() {
+        return Err(medsign_store::Error::Conflict(
+            "本院未配置实名认证提供方，手机无法完成实名认证 / no real-name provider is configured: the phone could not do the check".into(),
+        )
+        .into());
+    }
     if let Some(u) = &b.callback_url {
         medsign_signing::flows::check_callback_url(u)?;
     }
+    s.limits.take("user-task", crate::ratelimit::SCAN, &caller.app.app_id)?;
     let (task, new) = medsign_directory::tasks::create(
         &s.db,
         &caller.ctx,
@@ -589,9 +596,13 @@ pub async fn handwriting_request(
 /// `GET /api/v1/user-tasks/{task_id}`: a task this app asked for (`pending`, `done`, `expired`).
 pub async fn user_task(
     State(s): State<Arc<AppState>>,
-    caller: Scoped<scope::UsersRead>,
+    caller: crate::extract::Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // the app that asked may read it back, whichever of the users scopes it holds
+    if !caller.app.allows(Scope::UsersRead) {
+        caller.app.require(Scope::UsersWrite)?;
+    }
     Ok(Json(medsign_directory::tasks::get(&s.db, crate::extract::owner(&caller), &id).await?).into_response())
 }
 

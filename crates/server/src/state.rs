@@ -52,6 +52,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Where revocations of destroyed keys go (the outside CA told through its channel).
+    pub fn revoker(&self) -> medsign_ca::certs::Revoker<'_> {
+        medsign_ca::certs::Revoker { cas: &self.cas, remote: Some((&self.kek, &self.channels)) }
+    }
+
     /// What certificate issuance needs.
     pub fn issuer(&self) -> medsign_ca::certs::Issuer<'_> {
         medsign_ca::certs::Issuer {

@@ -235,9 +235,9 @@ pub struct Delivery {
     pub id: String,
     /// app
     pub app_id: String,
-    /// flow
+    /// the flow, or the user task (`ut_…`) it reports
     pub flow_id: String,
-    /// `flow.completed` | `flow.revoked` | `flow.failed` | `flow.timestamped`
+    /// `flow.completed` | `flow.revoked` | `flow.failed` | `flow.timestamped` | `user_task.done`
     pub event: String,
     /// where
     pub url: String,
