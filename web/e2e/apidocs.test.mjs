@@ -38,7 +38,9 @@ test('the landing page says what this is and leads to the API docs', async () =>
   const phoneLink = await page.locator('a[href$="/m/"]').getAttribute('href');
   assert.ok(phoneLink.startsWith('http'), `the phone app's full address: ${phoneLink}`);
   await page.screenshot({ path: join(SHOTS, 'home.png'), fullPage: true });
-  // keyboard only: Tab reaches the first link, Enter follows it
+  // keyboard only: Tab reaches the console, then the API docs; Enter follows the link
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('href')), '/admin/');
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('href')), '/api/docs/');
   await Promise.all([page.waitForURL(/\/api\/docs\/$/), page.keyboard.press('Enter')]);

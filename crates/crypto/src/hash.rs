@@ -87,6 +87,19 @@ pub fn sha1_legacy(data: &[u8]) -> [u8; 20] {
     d.as_ref().try_into().expect("SHA-1 is 20 bytes")
 }
 
+#[cfg(feature = "native")]
+/// A time-based one-time password (RFC 6238: HOTP of RFC 4226 over the 30-second step `step`,
+/// HMAC-SHA-1, 6 digits) — what authenticator apps compute from the secret of an `otpauth://`
+/// link. SHA-1 because every such app defaults to it; HMAC-SHA-1 has no known weakness here.
+pub fn totp(secret: &[u8], step: u64) -> u32 {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
+    let mac = aws_lc_rs::hmac::sign(&key, &step.to_be_bytes());
+    let h = mac.as_ref();
+    let at = (h[19] & 0x0f) as usize;
+    let code = u32::from_be_bytes([h[at] & 0x7f, h[at + 1], h[at + 2], h[at + 3]]);
+    code % 1_000_000
+}
+
 /// HMAC-SM3 (RFC 2104 over SM3).
 pub fn hmac_sm3(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     let mut m = <hmac::Hmac<sm3::Sm3> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
@@ -105,6 +118,18 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 6238 Appendix B (SHA-1 seed "12345678901234567890"), the last six of its eight digits.
+    #[cfg(feature = "native")]
+    #[test]
+    fn totp_matches_rfc6238() {
+        let seed = b"12345678901234567890";
+        for (t, code) in
+            [(59u64, 287082), (1111111109, 81804), (1111111111, 50471), (1234567890, 5924), (2000000000, 279037)]
+        {
+            assert_eq!(totp(seed, t / 30), code, "T = {t}");
+        }
+    }
 
     /// GB/T 32905 appendix A, example 1: SM3("abc").
     #[test]

@@ -138,6 +138,26 @@ impl App {
 const M_COST: u32 = 19 * 1024;
 const T_COST: u32 = 2;
 
+/// `argon2id$m$t$p$salt$hash` of `secret` (a fresh salt): how app secrets and console passwords
+/// are stored.
+pub(crate) fn hash_secret(secret: &[u8]) -> Result<String> {
+    let salt = rng::bytes::<16>()?;
+    Ok(format!("argon2id${M_COST}${T_COST}$1${}${}", hex::encode(salt), hex::encode(argon(secret, &salt)?)))
+}
+
+/// Does `secret` match what [`hash_secret`] stored? (Argon2id: call it off the async workers.)
+pub(crate) fn matches_hash(stored: &str, secret: &[u8]) -> bool {
+    let parts: Vec<&str> = stored.split('$').collect();
+    match (
+        parts.len() == 6 && parts[0] == "argon2id",
+        hex::decode(parts.get(4).unwrap_or(&"")),
+        hex::decode(parts.get(5).unwrap_or(&"")),
+    ) {
+        (true, Ok(salt), Ok(expect)) => argon(secret, &salt).map(|h| hash::ct_eq(&h, &expect)).unwrap_or(false),
+        _ => false,
+    }
+}
+
 fn argon(secret: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
     let p = argon2::Params::new(M_COST, T_COST, 1, Some(32)).map_err(|e| Error::internal_from("apps::argon", e))?;
     let mut out = [0u8; 32];
@@ -190,9 +210,7 @@ pub async fn create(
     let scopes: Vec<Scope> = if scopes.is_empty() { Scope::ALL[..6].to_vec() } else { scopes.to_vec() };
     let app_id = format!("app_{}", hex::encode(rng::bytes::<8>()?));
     let secret = Zeroizing::new(hex::encode(rng::bytes::<32>()?));
-    let salt = rng::bytes::<16>()?;
-    let stored =
-        format!("argon2id${M_COST}${T_COST}$1${}${}", hex::encode(salt), hex::encode(argon(secret.as_bytes(), &salt)?));
+    let stored = hash_secret(secret.as_bytes())?;
     let scope_text = scopes.iter().map(|s| s.name()).collect::<Vec<_>>().join(",");
     let key = Zeroizing::new(hmac_key(&secret));
     let wrapped_hmac = hex::encode(kek.wrap(key.as_slice(), &hmac_aad(&app_id))?);
@@ -340,6 +358,13 @@ impl Authenticator {
         Ok(None)
     }
 
+    /// [`matches_hash`] on the blocking pool, at most two at once.
+    pub async fn matches(&self, stored: &str, secret: &[u8]) -> Result<bool> {
+        let _permit = self.hashing.acquire().await.map_err(|_| Error::Unavailable("shutting down".into()))?;
+        let (stored, secret) = (stored.to_string(), Zeroizing::new(secret.to_vec()));
+        Ok(tokio::task::spawn_blocking(move || matches_hash(&stored, &secret)).await.unwrap_or(false))
+    }
+
     /// Check `app_id.secret`.
     pub async fn check(&self, db: &Db, token: &str) -> Result<App> {
         let key = hash::sm3(token.as_bytes());
@@ -354,24 +379,7 @@ impl Authenticator {
             .await?
             .ok_or_else(bad)?;
         let stored: String = row.try_get("secret_hash")?;
-        let parts: Vec<&str> = stored.split('$').collect();
-        let (salt, expect) = match (
-            parts.len() == 6 && parts[0] == "argon2id",
-            hex::decode(parts.get(4).unwrap_or(&"")),
-            hex::decode(parts.get(5).unwrap_or(&"")),
-        ) {
-            (true, Ok(salt), Ok(expect)) => (salt, expect),
-            _ => return Err(bad()),
-        };
-        let ok = {
-            let _permit = self.hashing.acquire().await.map_err(|_| Error::Unavailable("shutting down".into()))?;
-            let secret = Zeroizing::new(secret.as_bytes().to_vec());
-            tokio::task::spawn_blocking(move || {
-                argon(&secret, &salt).map(|h| hash::ct_eq(&h, &expect)).unwrap_or(false)
-            })
-            .await
-            .unwrap_or(false)
-        };
+        let ok = self.matches(&stored, secret.as_bytes()).await?;
         if !ok {
             return Err(bad());
         }

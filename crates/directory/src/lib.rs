@@ -8,5 +8,6 @@ pub mod apps;
 pub mod departments;
 pub mod images;
 pub mod import;
+pub mod people;
 pub mod tasks;
 pub mod users;

@@ -38,6 +38,24 @@ const PC: &[(&str, &str, &[u8])] = &[
     ("demo/his.css", "text/css; charset=utf-8", include_bytes!("../../../web/demo/his.css")),
 ];
 
+/// The console (`/admin/`, issue #18): `web/admin`.
+const CONSOLE: &[(&str, &str, &[u8])] = &[
+    ("admin/", "text/html; charset=utf-8", include_bytes!("../../../web/admin/index.html")),
+    ("admin/console.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/console.js")),
+    ("admin/pages.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/pages.js")),
+    ("admin/console.css", "text/css; charset=utf-8", include_bytes!("../../../web/admin/console.css")),
+];
+
+/// `GET /admin/`, `/admin/console.js`, …: the console's files.
+pub async fn console_file(uri: axum::http::Uri) -> Response {
+    serve(CONSOLE, uri.path().trim_start_matches('/'))
+}
+
+/// `GET /admin` → `/admin/`.
+pub async fn console_root() -> Redirect {
+    Redirect::permanent("/admin/")
+}
+
 /// The page an evidence report's verification link opens (`/verify?sm3=…`): it hashes the file the
 /// holder picks in the browser and compares it with the link's digest; nothing is uploaded.
 const VERIFY: &[(&str, &str, &[u8])] = &[

@@ -36,15 +36,77 @@ pub struct Caller {
     pub ctx: Context,
     /// the `Idempotency-Key` header, when sent
     pub idempotency_key: Option<String>,
+    /// a person logged in to the console (then `app` is `person:<username>` with the role's
+    /// scopes), rather than an integration app
+    pub role: Option<medsign_directory::people::Role>,
+}
+
+/// The console's session cookie.
+pub const CONSOLE_COOKIE: &str = "medsign_console";
+
+/// The console session cookie's value, if the request carries one.
+pub(crate) fn console_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == CONSOLE_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// What a console role may do on `/api/v1` (its routes check scopes): administrators everything,
+/// operators the day-to-day scopes, auditors reading. `/admin/v1` is gated by path in
+/// `routes::require_admin`.
+fn role_scopes(role: medsign_directory::people::Role) -> Vec<Scope> {
+    use medsign_directory::people::Role;
+    match role {
+        Role::Administrator => vec![Scope::Admin],
+        Role::Operator => {
+            vec![Scope::UsersRead, Scope::UsersWrite, Scope::Certs, Scope::Sign, Scope::Verify, Scope::Timestamps]
+        }
+        Role::Auditor => vec![Scope::UsersRead, Scope::Verify],
+    }
+}
+
+/// A person of the console, from the session cookie: the app they act as, and their role. A
+/// request that changes anything must also carry `X-Medsign-Console: 1`, which a page of another
+/// site cannot send without a CORS preflight this server never answers (with the `SameSite=Strict`
+/// cookie: no cross-site request forgery).
+async fn console_person(
+    parts: &Parts,
+    state: &AppState,
+    cookie: &str,
+) -> Result<(App, medsign_directory::people::Role), ApiError> {
+    let p = medsign_directory::people::session(&state.db, cookie).await?;
+    let safe = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+    if !safe && parts.headers.get("x-medsign-console").and_then(|v| v.to_str().ok()) != Some("1") {
+        return Err(Error::Forbidden(
+            "控制台请求须带 X-Medsign-Console: 1 / console requests need X-Medsign-Console: 1".into(),
+        )
+        .into());
+    }
+    Ok((App { app_id: format!("person:{}", p.username), name: p.display_name, scopes: role_scopes(p.role) }, p.role))
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let app = match parts.extensions.get::<SignedApp>() {
-            Some(SignedApp(app)) => app.clone(),
-            None => {
+        let mut role = None;
+        let cookie = match parts.headers.contains_key(header::AUTHORIZATION) {
+            true => None,
+            false => console_cookie(&parts.headers),
+        };
+        let app = match (parts.extensions.get::<SignedApp>(), cookie) {
+            (Some(SignedApp(app)), _) => app.clone(),
+            (None, Some(cookie)) => {
+                let (app, r) = console_person(parts, state, &cookie).await?;
+                role = Some(r);
+                app
+            }
+            (None, None) => {
                 let auth = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
                 let token = auth.strip_prefix("Bearer ").ok_or_else(|| {
                     Error::Unauthorized(
@@ -91,8 +153,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         if let Some(k) = &idempotency_key {
             medsign_store::idempotency::validate_key(k)?;
         }
-        let ctx = Context { actor: format!("app:{}", app.app_id), ip, user_agent, request_id: request_id(parts) };
-        Ok(Caller { app, ctx, idempotency_key })
+        let actor = match role {
+            Some(_) => app.app_id.clone(),
+            None => format!("app:{}", app.app_id),
+        };
+        let ctx = Context { actor, ip, user_agent, request_id: request_id(parts) };
+        Ok(Caller { app, ctx, idempotency_key, role })
     }
 }
 
@@ -255,8 +321,8 @@ where
 }
 
 pub(crate) fn owner(caller: &Caller) -> Option<&str> {
-    // an admin app sees every flow; others only their own
-    if caller.app.allows(Scope::Admin) { None } else { Some(caller.app.app_id.as_str()) }
+    // an admin app and the people of the console see every flow; other apps only their own
+    if caller.app.allows(Scope::Admin) || caller.role.is_some() { None } else { Some(caller.app.app_id.as_str()) }
 }
 
 /// Scopes as types, for [`Scoped`]: `Scoped<scope::Sign>` is an app that may start signings.
@@ -280,7 +346,7 @@ pub mod scope {
             }
         )+};
     }
-    one_scope!(UsersRead, UsersWrite, Certs, Sign, Timestamps, CaEnroll, Admin);
+    one_scope!(UsersRead, UsersWrite, Certs, Sign, Timestamps, CaEnroll);
 
     /// Verifying is allowed to apps that verify or that sign.
     pub struct VerifyOrSign;

@@ -8,6 +8,7 @@
 
 mod assets;
 mod audit;
+mod console;
 mod directory;
 mod documents;
 mod e2e;

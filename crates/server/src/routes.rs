@@ -35,7 +35,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
     modifiers(&Security),
     tags((name = "users", description = "人员 / staff users (R7.4.1, R7.4.2)"), (name = "admin", description = "管理 / administration (admin scope)"),
         (name = "health", description = "探活 / health"), (name = "pki", description = "证书 / CA certificates, CRL"), (name = "certificates", description = "证书生命周期 / certificate lifecycle (R1.2, R5)"),
-        (name = "login", description = "扫码登录 / scan-to-login (R2.5, R3.3)"), (name = "mobile", description = "手机端 / the doctor's phone (issue #7)"))
+        (name = "login", description = "扫码登录 / scan-to-login (R2.5, R3.3)"), (name = "mobile", description = "手机端 / the doctor's phone (issue #7)"), (name = "console", description = "管理控制台登录 / console login (people: password + TOTP)"))
 )]
 pub struct ApiDoc;
 
@@ -109,6 +109,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .merge(crate::tsa::admin_routes())
         .merge(crate::documents::admin_routes())
         .merge(crate::flows::admin_routes())
+        .merge(crate::console::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let (api, openapi) = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(healthz))
@@ -121,6 +122,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .merge(crate::documents::routes())
         .merge(crate::mobile::routes())
         .merge(crate::logins::routes())
+        .merge(crate::console::routes())
         .merge(admin)
         .split_for_parts();
     let mut openapi = openapi;
@@ -139,6 +141,11 @@ fn routes(state: Arc<AppState>) -> Router {
         .route(medsign_signing::evidence::VERIFY_PATH, get(crate::assets::verify_file))
         .route("/verify/{*path}", get(crate::assets::verify_file))
         .route("/", get(crate::assets::home))
+        .route("/admin", get(crate::assets::console_root))
+        .route("/admin/", get(crate::assets::console_file))
+        .route("/admin/console.js", get(crate::assets::console_file))
+        .route("/admin/pages.js", get(crate::assets::console_file))
+        .route("/admin/console.css", get(crate::assets::console_file))
         .route("/favicon.svg", get(crate::assets::favicon))
         .route("/favicon.ico", get(crate::assets::favicon))
         .route("/m", get(crate::assets::mobile_root))
@@ -204,10 +211,22 @@ async fn require_admin(State(s): State<Arc<AppState>>, req: Request, next: Next)
     use axum::extract::FromRequestParts;
     let (mut parts, body) = req.into_parts();
     match Caller::from_request_parts(&mut parts, &s).await {
-        Ok(c) => match c.app.require(Scope::Admin) {
-            Ok(()) => next.run(Request::from_parts(parts, body)).await,
-            Err(e) => ApiError::from(e).into_response(),
-        },
+        Ok(c) => {
+            // a person of the console by role and path; an app by the admin scope
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map(|u| u.0.path().to_string())
+                .unwrap_or_else(|| parts.uri.path().to_string());
+            let allowed = match c.role {
+                Some(role) => crate::console::role_allows(role, &parts.method, &path),
+                None => c.app.require(Scope::Admin),
+            };
+            match allowed {
+                Ok(()) => next.run(Request::from_parts(parts, body)).await,
+                Err(e) => ApiError::from(e).into_response(),
+            }
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -1,0 +1,243 @@
+//! The console's own API (issue #18): people log in (`/console/v1`), administrators manage them
+//! (`/admin/v1/people`), and the console's pages are served at `/admin/` (embedded, like the H5
+//! app). What a logged-in person then does goes through the same `/admin/v1` and `/api/v1` routes
+//! as an integration app, as `person:<username>` with their role's rights
+//! ([`crate::extract::Caller`], `routes::require_admin`).
+
+use crate::{
+    ApiError,
+    error::ErrorBody,
+    extract::{CONSOLE_COOKIE, Caller, StrictJson, Visitor, console_cookie},
+    state::AppState,
+};
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use medsign_directory::people::{self, NewPerson, Person};
+use medsign_store::Error;
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+#[utoipa::path(get, path = "/console/v1/state", tag = "console",
+    responses((status = 200, body = Object, example = json!({"organization": "某县人民医院", "has_people": true, "me": null}))))]
+/// `GET /console/v1/state`: whether anyone can log in yet (if not, the console asks for the
+/// bootstrap token to create the first administrator), and who is logged in (`me`, or null).
+pub async fn state(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let n = people::count(&s.db).await?;
+    let me = match console_cookie(&headers) {
+        Some(token) => people::session(&s.db, &token).await.ok(),
+        None => None,
+    };
+    Ok(Json(serde_json::json!({"organization": s.organization, "has_people": n > 0, "me": me})).into_response())
+}
+
+/// Body of `POST /console/v1/login`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    /// login name
+    username: String,
+    /// password
+    password: String,
+    /// the authenticator app's current 6-digit code
+    code: String,
+}
+
+fn cookie(s: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if s.public_url.starts_with("https://") { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{CONSOLE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie text is ASCII")
+}
+
+#[utoipa::path(post, path = "/console/v1/login", tag = "console",
+    request_body(content = Login, example = json!({"username": "wang.it", "password": "…", "code": "287082"})),
+    responses((status = 200, body = Person, description = "logged in; the session is the HttpOnly cookie medsign_console",
+            example = json!({"username": "wang.it", "display_name": "王工", "role": "administrator", "disabled": false, "locked_until": null, "created_by": "app:app_1a2b", "created_at": "…", "last_login_at": "…"})),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "用户名、密码或动态码不正确 / wrong username, password or code", "request_id": "…"})),
+        (status = 429, body = ErrorBody)))]
+/// `POST /console/v1/login`: password and TOTP code; five wrong in a row lock the account for 15
+/// minutes; a code logs in once.
+pub async fn login(
+    State(s): State<Arc<AppState>>,
+    v: Visitor,
+    StrictJson(body): StrictJson<Login>,
+) -> Result<Response, ApiError> {
+    if body.username.len() > 64 || body.password.len() > 256 || body.code.len() > 16 {
+        return Err(Error::Invalid("字段过长 / a field is too long".into()).into());
+    }
+    s.limits.take("console-login", crate::ratelimit::AUTH, &v.ctx.ip)?;
+    s.limits.take("console-login-user", crate::ratelimit::AUTH, &body.username)?;
+    let (token, p) =
+        people::login(&s.db, &s.kek, &s.auth, &v.ctx, body.username.trim(), &body.password, &body.code).await?;
+    let mut r = Json(p).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, &token, people::SESSION_HOURS * 3600));
+    Ok(r)
+}
+
+#[utoipa::path(post, path = "/console/v1/logout", tag = "console",
+    responses((status = 204, description = "the session has ended")))]
+/// `POST /console/v1/logout`.
+pub async fn logout(State(s): State<Arc<AppState>>, v: Visitor, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = console_cookie(&headers)
+        && let Ok(p) = people::session(&s.db, &token).await
+    {
+        let ctx = medsign_store::audit::Context { actor: format!("person:{}", p.username), ..v.ctx };
+        people::logout(&s.db, &ctx, &token).await?;
+    }
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, "", 0));
+    Ok(r)
+}
+
+#[utoipa::path(get, path = "/console/v1/me", tag = "console",
+    responses((status = 200, body = Person), (status = 401, body = ErrorBody)))]
+/// `GET /console/v1/me`: who is logged in.
+pub async fn me(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let token = console_cookie(&headers).ok_or_else(|| Error::Unauthorized("请登录 / please log in".into()))?;
+    Ok(Json(people::session(&s.db, &token).await?).into_response())
+}
+
+#[utoipa::path(get, path = "/admin/v1/people", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Person>)))]
+/// `GET /admin/v1/people`: who can log in to the console.
+pub async fn list_people(State(s): State<Arc<AppState>>, _c: Caller) -> Result<Response, ApiError> {
+    Ok(Json(people::list(&s.db).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/admin/v1/people", tag = "admin", security(("bearer" = [])),
+    request_body(content = NewPerson, example = json!({"username": "wang.it", "display_name": "王工", "role": "administrator", "password": "至少十个字符的密码"})),
+    responses((status = 201, body = people::Enrolled, example = json!({"person": {"username": "wang.it", "display_name": "王工", "role": "administrator"}, "totp_secret": "JBSWY3DPEHPK3PXP…", "otpauth_uri": "otpauth://totp/medsign:wang.it?secret=…&issuer=medsign", "qr_png_base64": "iVBORw0KGgo…"})),
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `POST /admin/v1/people`: a person for the console (the bootstrap token creates the first
+/// administrator; then administrators). The TOTP secret is shown once.
+pub async fn create_person(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    StrictJson(body): StrictJson<NewPerson>,
+) -> Result<Response, ApiError> {
+    let e = people::create(&s.db, &s.kek, &c.ctx, &s.organization, &body).await?;
+    // the authenticator app scans the link as a QR code (PNG, base64)
+    let (qr_png_base64, _) = medsign_signing::tickets::qr(&e.otpauth_uri)?;
+    let mut v = serde_json::to_value(&e).map_err(|err| Error::internal_from("console::create_person", err))?;
+    v["qr_png_base64"] = qr_png_base64.into();
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+#[utoipa::path(post, path = "/admin/v1/people/{username}/disable", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, example = "li.ops")),
+    responses((status = 200, body = Person), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "不能停用最后一位管理员 / the last enabled administrator cannot be disabled", "request_id": "…"}))))]
+/// `POST /admin/v1/people/{username}/disable`: no more logins; their sessions end.
+pub async fn disable_person(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(people::set_disabled(&s.db, &c.ctx, &username, true).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/admin/v1/people/{username}/enable", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, example = "li.ops")),
+    responses((status = 200, body = Person), (status = 404, body = ErrorBody)))]
+/// `POST /admin/v1/people/{username}/enable`.
+pub async fn enable_person(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(people::set_disabled(&s.db, &c.ctx, &username, false).await?).into_response())
+}
+
+/// The public console routes (login, state).
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(state)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(me))
+}
+
+/// Its `/admin/v1` routes.
+pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_people, create_person))
+        .routes(routes!(disable_person))
+        .routes(routes!(enable_person))
+}
+
+/// What a console role may do on `/admin/v1` (administrators: everything). Operators: all but
+/// apps, people, the trust list, CA channels and CA profiles (which they may read), and custody.
+/// Auditors: read the logs, users, departments, time and webhook deliveries.
+pub(crate) fn role_allows(role: people::Role, method: &axum::http::Method, path: &str) -> Result<(), Error> {
+    use people::Role;
+    let read = matches!(*method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let under = |prefixes: &[&str]| {
+        prefixes.iter().any(|p| {
+            path == *p
+                || path.starts_with(&format!("{p}/"))
+                || path.starts_with(&format!("{p}."))
+                || path.starts_with(&format!("{p}?"))
+        })
+    };
+    let ok = match role {
+        Role::Administrator => true,
+        Role::Operator => {
+            !under(&["/admin/v1/apps", "/admin/v1/people"])
+                && !path.ends_with("/custody")
+                && (read || !under(&["/admin/v1/trust", "/admin/v1/ca-channels", "/admin/v1/ca"]))
+        }
+        Role::Auditor => {
+            read && under(&[
+                "/admin/v1/audit",
+                "/admin/v1/users",
+                "/admin/v1/departments",
+                "/admin/v1/time",
+                "/admin/v1/timestamps",
+                "/admin/v1/webhooks",
+            ])
+        }
+    };
+    match ok {
+        true => Ok(()),
+        false => Err(Error::Forbidden(format!(
+            "您的角色（{}）不能执行此操作 / your role ({}) cannot do this",
+            role.as_str(),
+            role.as_str()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+    use people::Role;
+
+    #[test]
+    fn roles_reach_what_they_should() {
+        let (get, post, del) = (Method::GET, Method::POST, Method::DELETE);
+        for (role, method, path, ok) in [
+            (Role::Administrator, &post, "/admin/v1/apps", true),
+            (Role::Operator, &post, "/admin/v1/departments", true),
+            (Role::Operator, &get, "/admin/v1/audit.csv", true),
+            (Role::Operator, &get, "/admin/v1/apps", false),
+            (Role::Operator, &post, "/admin/v1/people", false),
+            (Role::Operator, &get, "/admin/v1/ca-channels", true),
+            (Role::Operator, &post, "/admin/v1/ca-channels/ch_1/activate", false),
+            (Role::Operator, &del, "/admin/v1/trust/ab", false),
+            (Role::Operator, &post, "/admin/v1/users/1001/custody", false),
+            (Role::Operator, &get, "/admin/v1/ca/profile", true),
+            (Role::Auditor, &get, "/admin/v1/audit", true),
+            (Role::Auditor, &get, "/admin/v1/audit.csv", true),
+            (Role::Auditor, &get, "/admin/v1/audit/verify", true),
+            (Role::Auditor, &get, "/admin/v1/auditx", false),
+            (Role::Auditor, &post, "/admin/v1/departments", false),
+            (Role::Auditor, &get, "/admin/v1/apps", false),
+            (Role::Auditor, &get, "/admin/v1/templates", false),
+        ] {
+            assert_eq!(role_allows(role, method, path).is_ok(), ok, "{role:?} {method} {path}");
+        }
+    }
+}

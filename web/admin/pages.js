@@ -1,0 +1,298 @@
+// @ts-check
+// medsign console — the pages (the module the page loads). Each is a function of the query
+// string that calls `page(…)`.
+import { h, en, api, toast, busy, page, loggedIn, me, start } from './console.js';
+
+const ALL = ['administrator', 'operator', 'auditor'];
+const STAFF = ['administrator', 'operator'];
+const ADMIN = ['administrator'];
+
+/** The menu, by role (the server checks the same rights). */
+export const NAV = [
+  { href: '#/', zh: '概览', en: 'Dashboard', roles: ALL },
+  { href: '#/users', zh: '人员', en: 'Users', roles: ALL },
+  { href: '#/departments', zh: '科室', en: 'Departments', roles: ALL },
+  { href: '#/certificates', zh: '证书', en: 'Certificates', roles: STAFF },
+  { href: '#/logs', zh: '日志', en: 'Logs', roles: ALL },
+  { href: '#/apps', zh: '接入应用', en: 'Apps', roles: ADMIN },
+  { href: '#/channels', zh: 'CA 通道', en: 'CA channels', roles: STAFF },
+  { href: '#/time', zh: '时间', en: 'Time', roles: ALL },
+  { href: '#/people', zh: '控制台账号', en: 'Console accounts', roles: ADMIN },
+];
+
+/** A labelled input. @param {string} id @param {string} zh @param {string} english @param {Record<string, any>} [attrs] */
+const field = (id, zh, english, attrs = {}) => h('label', { for: id }, h('span', {}, zh, en(english)), h('input', { id, name: id, ...attrs }));
+/** @param {string} id */
+const val = (id) => /** @type {HTMLInputElement} */ (document.getElementById(id)).value.trim();
+/** A table from rows. @param {string[][]} head @param {any[][]} rows */
+const table = (head, rows) => h('table', {},
+  h('thead', {}, h('tr', {}, ...head.map(([zh, english]) => h('th', { scope: 'col' }, zh, en(english))))),
+  h('tbody', {}, ...(rows.length ? rows : [[h('span', { class: 'muted' }, '没有记录', en('nothing yet'))]]).map((r) => h('tr', {}, ...r.map((c) => h('td', {}, c ?? '—'))))));
+/** A local time. @param {string | null | undefined} t */
+const when = (t) => (t ? new Date(t).toLocaleString('zh-CN', { hour12: false }) : '—');
+
+// ------------------------------------------------------------------ first administrator, login
+
+/** #/setup: nobody can log in yet — the bootstrap token creates the first administrator. */
+async function setup() {
+  const go = h('button', { class: 'primary', type: 'submit', id: 'create' }, '创建管理员', en('Create the administrator'));
+  const out = h('div', {});
+  const form = h('form', { onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(go, async () => {
+      const e = await api('POST', '/admin/v1/people', { username: val('username'), display_name: val('display_name'), role: 'administrator', password: val('password') }, val('token'));
+      out.replaceChildren(h('div', { class: 'card', id: 'enrolled' },
+        h('p', {}, '用手机上的身份验证器（如微信小程序"腾讯身份验证器"、Microsoft Authenticator）扫描二维码，或输入密钥。此密钥只显示这一次。', en('Scan with an authenticator app, or type the key. It is shown once.')),
+        h('img', { src: `data:image/png;base64,${e.qr_png_base64}`, alt: 'TOTP 二维码 / QR code', width: 200, height: 200 }),
+        h('p', { class: 'secret', id: 'totpSecret' }, e.totp_secret),
+        h('a', { href: '#/login', class: 'primary', id: 'toLogin' }, '去登录', en('Log in'))));
+    });
+  } },
+  h('p', { class: 'muted' }, '还没有控制台账号。请输入 medsign serve 首次启动时打印的引导令牌，创建第一位管理员。', en('No console account yet: the bootstrap token printed at first start creates the first administrator.')),
+  field('token', '引导令牌', 'Bootstrap token', { type: 'password', autocomplete: 'off', required: true }),
+  field('username', '用户名', 'Username', { autocomplete: 'username', required: true, pattern: '[a-z0-9._\\-]{3,32}' }),
+  field('display_name', '姓名', 'Name', { required: true }),
+  field('password', '密码（至少 10 位）', 'Password (10+ characters)', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 }),
+  go);
+  page('首次设置', 'First run', h('div', { class: 'card login' }, form), out);
+}
+
+/** #/login: password and the authenticator's code. */
+async function login() {
+  const go = h('button', { class: 'primary', type: 'submit', id: 'login' }, '登录', en('Log in'));
+  const form = h('form', { onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(go, async () => loggedIn(await api('POST', '/console/v1/login', { username: val('username'), password: val('password'), code: val('code') })));
+  } },
+  field('username', '用户名', 'Username', { autocomplete: 'username', required: true }),
+  field('password', '密码', 'Password', { type: 'password', autocomplete: 'current-password', required: true }),
+  field('code', '动态码（身份验证器中的 6 位数字）', '6-digit code from the authenticator', { inputmode: 'numeric', autocomplete: 'one-time-code', required: true, pattern: '[0-9]{6}' }),
+  go);
+  page('登录', 'Log in', h('div', { class: 'card login' }, form));
+  document.getElementById('username')?.focus();
+}
+
+// ------------------------------------------------------------------ dashboard
+
+/** #/: the state at a glance. */
+async function dashboard() {
+  const [users, ready, expiring, channels, hooks] = await Promise.all([
+    api('GET', '/api/v1/users?page_size=1').catch(() => null),
+    api('GET', '/readyz').catch((e) => e.body),
+    api('GET', '/api/v1/certificates/expiring?days=30').catch(() => null),
+    api('GET', '/admin/v1/ca-channels').catch(() => null),
+    api('GET', '/admin/v1/webhooks').catch(() => null),
+  ]);
+  const stat = (/** @type {string} */ id, /** @type {string} */ zh, /** @type {string} */ english, /** @type {any} */ value, /** @type {string} */ cls = '') =>
+    h('div', { class: `card stat ${cls}`, id }, h('b', {}, value ?? '—'), zh, en(english));
+  const clock = ready?.clock?.state;
+  const down = (channels?.channels || channels || []).filter?.((/** @type {any} */ c) => c.enabled && c.health === 'down') || [];
+  const failed = Array.isArray(hooks) ? hooks.filter((/** @type {any} */ d) => d.state === 'failed').length : null;
+  page('概览', 'Dashboard',
+    h('div', { class: 'cards' },
+      stat('statUsers', '人员', 'users', users?.total),
+      stat('statClock', '时钟', 'clock', clock, clock === 'INSYNC' ? 'good' : 'bad'),
+      stat('statExpiring', '30 天内到期证书', 'certificates expiring in 30 days', expiring?.items?.length, expiring?.items?.length ? 'bad' : ''),
+      stat('statChannels', '故障 CA 通道', 'CA channels down', channels ? down.length : null, down.length ? 'bad' : 'good'),
+      stat('statHooks', '推送失败', 'failed webhooks', failed, failed ? 'bad' : '')),
+    h('div', { class: 'card' }, h('b', {}, '服务状态', en('Readiness')), h('pre', {}, JSON.stringify(ready, null, 2))));
+}
+
+// ------------------------------------------------------------------ users, departments
+
+/** #/users: search, create, delete. @param {URLSearchParams} q */
+async function users(q) {
+  const params = new URLSearchParams({ page_size: '100' });
+  if (q.get('q')) params.set('q', q.get('q') || '');
+  const list = await api('GET', `/api/v1/users?${params}`);
+  const canWrite = me?.role !== 'auditor';
+  const search = h('form', { class: 'inline', role: 'search', onsubmit: (/** @type {Event} */ ev) => { ev.preventDefault(); location.hash = `#/users?q=${encodeURIComponent(val('q'))}`; } },
+    field('q', '工号或姓名', 'staff number or name', { value: q.get('q') || '', type: 'search' }),
+    h('button', { class: 'secondary', type: 'submit' }, '搜索', en('Search')));
+  const add = h('button', { class: 'primary', type: 'submit', id: 'addUser' }, '新增', en('Add'));
+  const create = canWrite && h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(add, async () => {
+      const body = { employee_no: val('employee_no'), name: val('name') };
+      if (val('department')) Object.assign(body, { department: val('department') });
+      if (val('title')) Object.assign(body, { title: val('title') });
+      await api('POST', '/api/v1/users', body);
+      toast('已新增 / added');
+      users(q);
+    });
+  } },
+  field('employee_no', '工号', 'Staff number', { required: true }), field('name', '姓名', 'Name', { required: true }),
+  field('department', '科室代码', 'Department code'), field('title', '职称', 'Title'), add);
+  const file = h('input', { type: 'file', id: 'importFile', accept: '.csv,.xlsx' });
+  const importBtn = h('button', { class: 'secondary', type: 'submit', id: 'import' }, '导入', en('Import'));
+  const importResult = h('div', { id: 'importResult' });
+  const importer = canWrite && h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(importBtn, async () => {
+      const f = /** @type {HTMLInputElement} */ (file).files?.[0];
+      if (!f) return toast('请选择文件 / choose a file', true);
+      const fd = new FormData();
+      fd.append('file', f);
+      importResult.textContent = '导入中… / importing…';
+      try {
+        const r = await api('POST', '/api/v1/users/import', fd);
+        toast(`已导入 ${r.imported} 人 / ${r.imported} imported`);
+        await users(q);
+      } catch (e) {
+        const rows = /** @type {any} */ (e).body?.errors || [];
+        importResult.replaceChildren(h('p', { class: 'bad' }, /** @type {any} */ (e).message),
+          table([['行', 'row'], ['字段', 'field'], ['问题', 'problem']], rows.map((/** @type {any} */ r) => [String(r.row + 1), r.field, r.message])));
+      }
+    });
+  } },
+  h('label', { for: 'importFile' }, h('span', {}, '批量导入（CSV 或 XLSX，全部成功才写入）', en('Import (CSV or XLSX, all or nothing)')), file),
+  h('a', { href: '/api/v1/users/import/template.csv' }, '下载模板', en('template')), importBtn, importResult);
+  const del = (/** @type {string} */ no) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    if (!confirm(`删除人员 ${no}？/ Delete ${no}?`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('DELETE', `/api/v1/users/${encodeURIComponent(no)}`); users(q); });
+  } }, '删除', en('Delete'));
+  page('人员', 'Users', search, create, importer,
+    h('p', { class: 'muted' }, `共 ${list.total} 人 / ${list.total} in all`),
+    table([['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['实名', 'Real name'], ['状态', 'State'], ['', '']],
+      list.items.map((/** @type {any} */ u) => [u.employee_no, u.name, u.department, u.title, u.realname_status, u.status, canWrite ? del(u.employee_no) : null])));
+}
+
+/** #/departments: the tree (by parent) and adding one. */
+async function departments() {
+  const { departments: list } = await api('GET', '/admin/v1/departments');
+  const add = h('button', { class: 'primary', type: 'submit', id: 'addDept' }, '新增', en('Add'));
+  const form = me?.role !== 'auditor' && h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(add, async () => {
+      const d = { code: val('code'), name: val('dname') };
+      if (val('parent')) Object.assign(d, { parent_code: val('parent') });
+      await api('POST', '/admin/v1/departments', [d]);
+      toast('已新增 / added');
+      departments();
+    });
+  } }, field('code', '代码', 'Code', { required: true }), field('dname', '名称', 'Name', { required: true }), field('parent', '上级代码', 'Parent code'), add);
+  /** @type {(parent: string | null, depth: number) => any[][]} */
+  const rows = (parent, depth) => list.filter((/** @type {any} */ d) => (d.parent_code ?? null) === parent)
+    .flatMap((/** @type {any} */ d) => [[`${'　'.repeat(depth)}${d.name}`, d.code], ...rows(d.code, depth + 1)]);
+  page('科室', 'Departments', form, table([['名称', 'Name'], ['代码', 'Code']], rows(null, 0)));
+}
+
+// ------------------------------------------------------------------ certificates, channels, time
+
+/** #/certificates: the list; revoke. */
+async function certificates() {
+  const list = await api('GET', '/api/v1/certificates?page_size=200');
+  const revoke = (/** @type {string} */ serial) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    if (!confirm(`吊销证书 ${serial}？/ Revoke ${serial}?`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'unspecified' }); certificates(); });
+  } }, '吊销', en('Revoke'));
+  page('证书', 'Certificates', table([['序列号', 'Serial'], ['工号', 'No.'], ['算法', 'Alg.'], ['通道', 'Channel'], ['状态', 'State'], ['有效期至', 'Not after'], ['', '']],
+    list.items.map((/** @type {any} */ c) => [c.serial, c.employee_no, c.alg, c.channel, c.status, when(c.not_after), c.status === 'active' ? revoke(c.serial) : null])));
+}
+
+/** #/channels: CA channels, health, switching. */
+async function channels() {
+  const r = await api('GET', '/admin/v1/ca-channels');
+  const list = r.channels || r;
+  const act = (/** @type {any} */ c) => (me?.role === 'administrator' && !c.active ? h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/ca-channels/${c.id}/activate`); toast('已切换 / switched'); channels(); });
+  } }, '设为当前', en('Make active')) : null);
+  page('CA 通道', 'CA channels', table([['名称', 'Name'], ['类型', 'Kind'], ['当前', 'Active'], ['启用', 'Enabled'], ['健康', 'Health'], ['', '']],
+    list.map((/** @type {any} */ c) => [c.name, c.kind, c.active ? '✔' : '', c.enabled ? '✔' : '', c.health, act(c)])));
+}
+
+/** #/time: the clock as the TSA sees it. */
+async function time() {
+  const t = await api('GET', '/admin/v1/time');
+  page('时间', 'Time', h('div', { class: 'cards' },
+    ...[['state', '状态', 'state'], ['offset_ms', '偏差 ms', 'offset ms'], ['uncertainty_ms', '不确定度 ms', 'uncertainty ms'], ['source', '时间源', 'source'], ['last_sync', '上次同步', 'last sync']]
+      .map(([k, zh, english]) => h('div', { class: 'card stat' }, h('b', {}, t[k] ?? '—'), zh, en(english)))),
+  h('div', { class: 'card' }, h('pre', {}, JSON.stringify(t, null, 2))));
+}
+
+// ------------------------------------------------------------------ logs
+
+/** #/logs: the audit log (R1.7) with filters, export, and the chain's state. @param {URLSearchParams} q */
+async function logs(q) {
+  const params = new URLSearchParams({ page_size: '100' });
+  for (const k of ['kind', 'actor', 'action']) if (q.get(k)) params.set(k, q.get(k) || '');
+  const r = await api('GET', `/admin/v1/audit?${params}`);
+  const kinds = h('select', { id: 'kind', name: 'kind' }, ...[['', '全部', 'all'], ['login', '登录', 'login'], ['signing', '签署', 'signing'], ['data_maintenance', '数据维护', 'data maintenance'], ['admin', '管理', 'admin']]
+    .map(([v, zh, english]) => h('option', { value: v, selected: q.get('kind') === v }, `${zh} / ${english}`)));
+  const filter = h('form', { class: 'inline', role: 'search', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    for (const k of ['actor', 'action']) if (val(k)) p.set(k, val(k));
+    if (/** @type {HTMLSelectElement} */ (kinds).value) p.set('kind', /** @type {HTMLSelectElement} */ (kinds).value);
+    location.hash = `#/logs?${p}`;
+  } },
+  h('label', { for: 'kind' }, h('span', {}, '类别', en('Kind')), kinds),
+  field('actor', '操作者', 'Actor', { value: q.get('actor') || '' }), field('action', '动作', 'Action', { value: q.get('action') || '' }),
+  h('button', { class: 'secondary', type: 'submit' }, '筛选', en('Filter')),
+  h('a', { href: `/admin/v1/audit.csv?${params}`, id: 'export' }, '导出 CSV', en('Export CSV')));
+  const chain = h('span', { id: 'chain' }, '…');
+  const verify = h('button', { class: 'secondary', id: 'verifyChain', onclick: () => busy(verify, async () => {
+    const v = await api('GET', '/admin/v1/audit/verify');
+    chain.replaceChildren(v.broken ? h('b', { class: 'bad' }, `链在第 ${v.broken.seq ?? v.broken} 条断开 / broken`) : h('b', { class: 'ok' }, `完整：${v.entries} 条，${v.anchors} 个锚点 / intact`));
+  }) }, '校验哈希链', en('Verify the chain'));
+  page('日志', 'Logs', h('div', { class: 'card' }, filter), h('div', { class: 'card' }, verify, ' ', chain),
+    h('p', { class: 'muted' }, `共 ${r.total} 条 / ${r.total} entries`),
+    table([['时间', 'At'], ['类别', 'Kind'], ['操作者', 'Actor'], ['动作', 'Action'], ['对象', 'Target'], ['结果', 'Outcome'], ['地址', 'IP']],
+      r.items.map((/** @type {any} */ e) => [when(e.at), e.kind, e.actor, e.action, e.target, e.outcome, e.ip])));
+}
+
+// ------------------------------------------------------------------ apps, people
+
+/** #/apps: integration apps; a new one's token is shown once. */
+async function apps() {
+  const { apps: list } = await api('GET', '/admin/v1/apps');
+  const out = h('div', {});
+  const add = h('button', { class: 'primary', type: 'submit', id: 'addApp' }, '新增', en('Add'));
+  const scopes = ['users:read', 'users:write', 'certs', 'sign', 'verify', 'timestamps'];
+  const form = h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(add, async () => {
+      const chosen = scopes.filter((s) => /** @type {HTMLInputElement} */ (document.getElementById(`scope-${s}`)).checked);
+      const a = await api('POST', '/admin/v1/apps', { name: val('appName'), scopes: chosen });
+      out.replaceChildren(h('div', { class: 'card' }, h('p', {}, '令牌只显示这一次，请交给对接系统的开发人员妥善保存：', en('Shown once: hand it to the system\'s developers.')), h('p', { class: 'secret', id: 'appToken' }, a.token)));
+      apps().then(() => document.getElementById('view')?.append(out));
+    });
+  } }, field('appName', '名称', 'Name', { required: true }),
+  ...scopes.map((s) => h('label', { for: `scope-${s}` }, s, h('input', { type: 'checkbox', id: `scope-${s}`, checked: s.startsWith('users') || s === 'sign' || s === 'verify' }))), add);
+  const toggle = (/** @type {any} */ a) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/apps/${a.app_id}/${a.disabled ? 'enable' : 'disable'}`); apps(); });
+  } }, a.disabled ? '启用' : '停用', en(a.disabled ? 'Enable' : 'Disable'));
+  page('接入应用', 'Apps', form, table([['应用', 'App'], ['名称', 'Name'], ['权限', 'Scopes'], ['状态', 'State'], ['创建', 'Created'], ['', '']],
+    list.map((/** @type {any} */ a) => [a.app_id, a.name, a.scopes.join(', '), a.disabled ? '停用 / disabled' : '启用 / enabled', when(a.created_at), toggle(a)])));
+}
+
+/** #/people: console accounts. */
+async function people() {
+  const list = await api('GET', '/admin/v1/people');
+  const out = h('div', {});
+  const add = h('button', { class: 'primary', type: 'submit', id: 'addPerson' }, '新增', en('Add'));
+  const role = h('select', { id: 'role' }, ...[['operator', '操作员', 'operator'], ['auditor', '审计员', 'auditor'], ['administrator', '管理员', 'administrator']].map(([v, zh, english]) => h('option', { value: v }, `${zh} / ${english}`)));
+  const form = h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(add, async () => {
+      const e = await api('POST', '/admin/v1/people', { username: val('username'), display_name: val('display_name'), role: /** @type {HTMLSelectElement} */ (role).value, password: val('password') });
+      out.replaceChildren(h('div', { class: 'card' }, h('p', {}, '请本人用身份验证器扫描（只显示一次）：', en('The person scans this (shown once):')),
+        h('img', { src: `data:image/png;base64,${e.qr_png_base64}`, alt: 'TOTP', width: 180, height: 180 }), h('p', { class: 'secret' }, e.totp_secret)));
+      people().then(() => document.getElementById('view')?.append(out));
+    });
+  } }, field('username', '用户名', 'Username', { required: true }), field('display_name', '姓名', 'Name', { required: true }),
+  h('label', { for: 'role' }, h('span', {}, '角色', en('Role')), role), field('password', '初始密码', 'Initial password', { type: 'password', required: true, minlength: 10 }), add);
+  const toggle = (/** @type {any} */ p) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/people/${p.username}/${p.disabled ? 'enable' : 'disable'}`); people(); });
+  } }, p.disabled ? '启用' : '停用', en(p.disabled ? 'Enable' : 'Disable'));
+  page('控制台账号', 'Console accounts', form, table([['用户名', 'Username'], ['姓名', 'Name'], ['角色', 'Role'], ['状态', 'State'], ['上次登录', 'Last login'], ['', '']],
+    list.map((/** @type {any} */ p) => [p.username, p.display_name, p.role, p.disabled ? '停用 / disabled' : p.locked_until ? `锁定至 ${when(p.locked_until)}` : '正常 / ok', when(p.last_login_at), toggle(p)])));
+}
+
+/** The pages by path. @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
+export const PAGES = {
+  '/': dashboard, '/setup': setup, '/login': login, '/users': users, '/departments': departments,
+  '/certificates': certificates, '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
+};
+
+start(PAGES, NAV);
