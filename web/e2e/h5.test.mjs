@@ -130,6 +130,7 @@ test('bind the phone, set the PIN and create the split key, draw the handwriting
   await p.mouse.down();
   for (let i = 0; i <= 40; i++) await p.mouse.move(box.x + 20 + i * 7, box.y + 100 + Math.sin(i / 4) * 40, { steps: 2 });
   await p.mouse.up();
+  await p.fill('#hwPin', PIN);
   await shot('03-handwriting');
   await p.click('#saveHandwriting');
   await p.waitForSelector('#tileScan');

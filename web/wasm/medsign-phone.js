@@ -42,6 +42,12 @@ export function deviceSecret() {
 
 export { sm3 };
 
+/** SM3 (hex) of `bytes`, loading the module first if needed. @param {Uint8Array} bytes */
+export async function sm3Hex(bytes) {
+  await load();
+  return sm3(bytes);
+}
+
 /**
  * The end-to-end channel to the hospital's servers (issue #17): `channel` is the answer of
  * `GET /mobile/v1/channel`, `pinned` the fingerprint this phone pinned ('' before it has one).
@@ -275,6 +281,17 @@ export async function requestCertificate({ post, wrapped, pin, deviceSecret, con
   } finally {
     share.free();
   }
+}
+
+/**
+ * Approve something that is not a signature with the PIN or the fingerprint (the share is opened
+ * and closed again): `purpose` and `what` as in {@link approvalDigest} — e.g. `handwriting` with the
+ * SM3 (hex) of the PNG the doctor drew, before `POST /mobile/v1/handwriting`.
+ */
+export async function approve({ post, wrapped, pin, deviceSecret, fingerprint, purpose, what }) {
+  await load();
+  const share = await openShare(post, { wrapped, pin, deviceSecret, fingerprint, approve: approvalDigest(purpose, what) });
+  share.free();
 }
 
 /**

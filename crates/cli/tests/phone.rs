@@ -17,6 +17,12 @@ fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
+/// What the doctor approves before a drawn signature is stored: `handwriting|<SM3 of the PNG>`.
+fn handwriting_digest(png: &[u8]) -> String {
+    let sm3 = hex::encode(medsign_crypto::hash::sm3(png));
+    medsign_phone::approvals::digest(medsign_phone::approvals::Purpose::Handwriting, &sm3)
+}
+
 #[test]
 fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let d = Dir::new();
@@ -47,6 +53,10 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
     let (other, _) = phone_enrol(&s, &s.endpoint(), &his, "1002");
     // the doctor draws the signature on the phone's pad (a transparent PNG); blank is refused
     let body = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
+    // the session alone cannot set it: the doctor approves this very image with the PIN
+    let (st, v) = s.json("POST", "/mobile/v1/handwriting", Some(&me), &body);
+    assert_eq!(st, 403, "{v}");
+    approve(&s.endpoint(), &me, &handwriting_digest(png.get_ref()));
     let (st, v) = s.json("POST", "/mobile/v1/handwriting", Some(&me), &body);
     assert_eq!((st, v["owner"].as_str()), (201, Some("user:1001")), "{v}");
     let mut blank = std::io::Cursor::new(Vec::new());
@@ -54,6 +64,7 @@ fn a_doctor_scans_and_co_signs_a_prescription_then_a_batch() {
         .write_to(&mut blank, image::ImageFormat::Png)
         .unwrap();
     let body = serde_json::json!({"image_base64": b64(blank.get_ref())}).to_string();
+    approve(&s.endpoint(), &me, &handwriting_digest(blank.get_ref()));
     let (st, v) = s.json("POST", "/mobile/v1/handwriting", Some(&me), &body);
     assert_eq!(st, 400, "{v}");
     let (_, _, chain) = s.raw("GET", "/pki/sm2/ca.pem", None, None, b"");
@@ -366,6 +377,8 @@ fn a_hospital_system_asks_the_phone_for_realname_and_handwriting() {
     assert_eq!(header(&head, "x-medsign-signature"), medsign_signing::flows::webhook_signature(&key, ts, &body));
     let (_, done) = task(&his, &rn["task_id"]);
     assert_eq!(done["state"], "done", "{done}");
+    // the phone makes its key and sets its PIN (the real-name check came first)
+    let _share = phone_keys(&s.endpoint(), &token);
 
     // a signature uploaded by the HIS is not the doctor drawing it: the tasks stay open
     let mut ink = image::RgbaImage::from_pixel(120, 40, image::Rgba([255, 255, 255, 255]));
@@ -377,7 +390,14 @@ fn a_hospital_system_asks_the_phone_for_realname_and_handwriting() {
     let img = serde_json::json!({"image_base64": b64(png.get_ref())}).to_string();
     assert_eq!(s.json("POST", "/api/v1/users/1001/handwriting", Some(&his), &img).0, 201);
     assert_eq!(task(&his, &hw["task_id"]).1["state"], "pending");
-    // drawn on the phone: both apps' handwriting tasks are done, the HIS is called back
+    // drawn on the phone (and approved with the PIN): both apps' handwriting tasks are done, the
+    // HIS is called back
+    assert_eq!(
+        s.json("POST", "/mobile/v1/handwriting", Some(&token), &img).0,
+        403,
+        "a session alone completes nothing"
+    );
+    approve(&s.endpoint(), &token, &handwriting_digest(png.get_ref()));
     assert_eq!(s.json("POST", "/mobile/v1/handwriting", Some(&token), &img).0, 201);
     let (_, body) = hooks.recv_timeout(std::time::Duration::from_secs(15)).expect("webhook within 15 s");
     let ev: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -386,7 +406,6 @@ fn a_hospital_system_asks_the_phone_for_realname_and_handwriting() {
     assert_eq!(s.json("GET", "/mobile/v1/tasks", Some(&token), "").1["tasks"], serde_json::json!([]));
 
     // the user query (R7.4.2): real-name state, certificate, signature image
-    let _share = phone_keys(&s.endpoint(), &token);
     let (st, u) = s.json("GET", "/api/v1/users/1001?image=base64", Some(&his), "");
     assert_eq!(st, 200, "{u}");
     assert_eq!(u["realname_status"], "verified-demo");

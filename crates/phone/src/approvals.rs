@@ -36,6 +36,8 @@ pub enum Purpose {
     Grant,
     /// renewing the key's certificate (its serial)
     Renew,
+    /// setting the handwritten signature drawn on the phone (the PNG's SM3, hex)
+    Handwriting,
 }
 
 impl Purpose {
@@ -44,6 +46,7 @@ impl Purpose {
             Purpose::Sign => "sign",
             Purpose::Grant => "grant",
             Purpose::Renew => "renew",
+            Purpose::Handwriting => "handwriting",
         }
     }
 }

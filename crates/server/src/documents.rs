@@ -247,6 +247,7 @@ pub async fn post_handwriting(
         (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "图片是空白的 / the image is blank", "request_id": "…"}))))]
 /// `POST /mobile/v1/handwriting` (R2.3, R7.4.4): the signature the user drew on the phone's pad
 /// (transparent PNG; trimmed and normalised like an upload), shown in their visible signatures.
+/// Needs the doctor's approval of `handwriting|<SM3 of the PNG>` (PIN or fingerprint).
 pub async fn post_own_handwriting(
     State(s): State<Arc<AppState>>,
     phone: Phone,
@@ -254,6 +255,12 @@ pub async fn post_own_handwriting(
 ) -> Result<Response, ApiError> {
     let b = body.image_base64.ok_or_else(|| Error::Invalid("请提供 image_base64 / give image_base64".into()))?;
     let bytes = b64("image_base64", &b)?;
+    // the doctor approves this very image (PIN or fingerprint): a session token alone cannot
+    // change the signature their PDFs show, nor tell a HIS the doctor drew it
+    let approved = hex::encode(medsign_crypto::hash::sm3(&bytes));
+    let digest = medsign_phone::approvals::digest(medsign_phone::approvals::Purpose::Handwriting, &approved);
+    let target = format!("user:{}", phone.session.employee_no);
+    medsign_phone::approvals::consume(&s.db, &phone.ctx, &phone.session, &digest, "handwriting.set", &target).await?;
     let info = images::set_handwriting(&s.db, &s.kek, &phone.ctx, &phone.session.employee_no, &bytes, true).await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }

@@ -176,6 +176,9 @@ export function handwritingPage() {
     const done = busy(save);
     try {
       const png = canvas.toDataURL('image/png').split(',')[1];
+      // the doctor approves this very image with the PIN (a stolen session cannot replace it)
+      const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+      await phone.approve({ post: transport(), wrapped: store.get('wrapped'), pin: val('hwPin'), deviceSecret: store.get('deviceSecret'), purpose: 'handwriting', what: await phone.sm3Hex(bytes) });
       await api('POST', 'handwriting', { image_base64: png });
       toast('手写签名已保存 / handwriting saved');
       location.hash = '#/';
@@ -188,6 +191,7 @@ export function handwritingPage() {
       h('div', { class: 'grid' },
         h('button', { class: 'secondary', onclick: () => { strokes.pop(); redraw(); } }, '撤销一笔 / Undo'),
         h('button', { class: 'secondary', onclick: () => { strokes.length = 0; redraw(); } }, '清除 / Clear')),
+      ...pinInput('hwPin', 'PIN'),
       save,
       h('button', { class: 'secondary', onclick: () => { location.hash = '#/'; } }, '以后再说 / Later')));
   requestAnimationFrame(fit);
