@@ -111,7 +111,7 @@ function navigation() {
 
 async function route() {
   const [path, query] = (location.hash.slice(1) || '/').split('?');
-  if (!me && path !== '/login' && path !== '/setup') {
+  if (!me && path !== '/login' && path !== '/setup' && path !== '/enrol') {
     const st = await api('GET', '/console/v1/state');
     me = st.me;
     if (!me) {

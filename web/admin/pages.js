@@ -40,12 +40,7 @@ async function setup() {
   const form = h('form', { onsubmit: (/** @type {Event} */ ev) => {
     ev.preventDefault();
     busy(go, async () => {
-      const e = await api('POST', '/admin/v1/people', { username: val('username'), display_name: val('display_name'), role: 'administrator', password: val('password') }, val('token'));
-      out.replaceChildren(h('div', { class: 'card', id: 'enrolled' },
-        h('p', {}, '用手机上的身份验证器（如微信小程序"腾讯身份验证器"、Microsoft Authenticator）扫描二维码，或输入密钥。此密钥只显示这一次。', en('Scan with an authenticator app, or type the key. It is shown once.')),
-        h('img', { src: `data:image/png;base64,${e.qr_png_base64}`, alt: 'TOTP 二维码 / QR code', width: 200, height: 200 }),
-        h('p', { class: 'secret', id: 'totpSecret' }, e.totp_secret),
-        h('a', { href: '#/login', class: 'primary', id: 'toLogin' }, '去登录', en('Log in'))));
+      out.replaceChildren(enrolment(await api('POST', '/admin/v1/people', { username: val('username'), display_name: val('display_name'), role: 'administrator', password: val('password') }, val('token'))));
     });
   } },
   h('p', { class: 'muted' }, '还没有控制台账号。请输入 medsign serve 首次启动时打印的引导令牌，创建第一位管理员。', en('No console account yet: the bootstrap token printed at first start creates the first administrator.')),
@@ -266,32 +261,65 @@ async function apps() {
     list.map((/** @type {any} */ a) => [a.app_id, a.name, a.scopes.join(', '), a.disabled ? '停用 / disabled' : '启用 / enabled', when(a.created_at), toggle(a)])));
 }
 
-/** #/people: console accounts. */
+/** The secret of a new enrolment, for the authenticator app (shown once). @param {any} e */
+const enrolment = (e) => h('div', { class: 'card', id: 'enrolled' },
+  h('p', {}, '用手机上的身份验证器（如 Microsoft Authenticator、Google Authenticator）扫描二维码，或输入密钥。此密钥只显示这一次。', en('Scan with an authenticator app, or type the key. It is shown once.')),
+  h('img', { src: `data:image/png;base64,${e.qr_png_base64}`, alt: 'TOTP 二维码 / QR code', width: 200, height: 200 }),
+  h('p', { class: 'secret', id: 'totpSecret' }, e.totp_secret),
+  h('a', { href: '#/login', id: 'toLogin' }, '去登录', en('Log in')));
+
+/** An invitation to hand over (shown once). @param {any} inv */
+const invitation = (inv) => {
+  const link = `${location.origin}/admin/#/enrol?u=${encodeURIComponent(inv.person.username)}&code=${inv.invite_code}`;
+  return h('div', { class: 'card', id: 'invited' },
+    h('p', {}, `请把此链接交给 ${inv.person.display_name} 本人（${new Date(inv.expires_at).toLocaleString('zh-CN', { hour12: false })} 前有效，只能用一次）。本人设置自己的密码和动态码，您看不到。`,
+      en('Hand this link to the person (valid once, until then). They set their own password and code; you never see them.')),
+    h('p', { class: 'secret', id: 'inviteLink' }, link));
+};
+
+/** #/enrol?u=&code=: an invited person sets their password and gets their TOTP secret. @param {URLSearchParams} q */
+async function enrol(q) {
+  const go = h('button', { class: 'primary', type: 'submit', id: 'enrol' }, '设置密码', en('Set my password'));
+  const out = h('div', {});
+  const form = h('form', { onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(go, async () => out.replaceChildren(enrolment(await api('POST', '/console/v1/enrol', { username: val('username'), code: val('code'), password: val('password') }))));
+  } },
+  field('username', '用户名', 'Username', { value: q.get('u') || '', required: true }),
+  field('code', '邀请码', 'Invitation code', { value: q.get('code') || '', required: true }),
+  field('password', '设置密码（至少 10 位）', 'Choose a password (10+ characters)', { type: 'password', autocomplete: 'new-password', required: true, minlength: 10 }),
+  go);
+  page('接受邀请', 'Accept the invitation', h('div', { class: 'card login' }, form), out);
+}
+
+/** #/people: console accounts: invite, reset, disable. */
 async function people() {
   const list = await api('GET', '/admin/v1/people');
   const out = h('div', {});
-  const add = h('button', { class: 'primary', type: 'submit', id: 'addPerson' }, '新增', en('Add'));
+  const add = h('button', { class: 'primary', type: 'submit', id: 'addPerson' }, '邀请', en('Invite'));
   const role = h('select', { id: 'role' }, ...[['operator', '操作员', 'operator'], ['auditor', '审计员', 'auditor'], ['administrator', '管理员', 'administrator']].map(([v, zh, english]) => h('option', { value: v }, `${zh} / ${english}`)));
+  const show = async (/** @type {any} */ inv) => { await people(); out.replaceChildren(invitation(inv)); document.getElementById('view')?.append(out); };
   const form = h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
     ev.preventDefault();
-    busy(add, async () => {
-      const e = await api('POST', '/admin/v1/people', { username: val('username'), display_name: val('display_name'), role: /** @type {HTMLSelectElement} */ (role).value, password: val('password') });
-      out.replaceChildren(h('div', { class: 'card' }, h('p', {}, '请本人用身份验证器扫描（只显示一次）：', en('The person scans this (shown once):')),
-        h('img', { src: `data:image/png;base64,${e.qr_png_base64}`, alt: 'TOTP', width: 180, height: 180 }), h('p', { class: 'secret' }, e.totp_secret)));
-      people().then(() => document.getElementById('view')?.append(out));
-    });
+    busy(add, async () => show(await api('POST', '/admin/v1/people', { username: val('username'), display_name: val('display_name'), role: /** @type {HTMLSelectElement} */ (role).value })));
   } }, field('username', '用户名', 'Username', { required: true }), field('display_name', '姓名', 'Name', { required: true }),
-  h('label', { for: 'role' }, h('span', {}, '角色', en('Role')), role), field('password', '初始密码', 'Initial password', { type: 'password', required: true, minlength: 10 }), add);
-  const toggle = (/** @type {any} */ p) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
-    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/people/${p.username}/${p.disabled ? 'enable' : 'disable'}`); people(); });
-  } }, p.disabled ? '启用' : '停用', en(p.disabled ? 'Enable' : 'Disable'));
+  h('label', { for: 'role' }, h('span', {}, '角色', en('Role')), role), add);
+  const act = (/** @type {any} */ p, /** @type {string} */ what, /** @type {string} */ zh, /** @type {string} */ english) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    if (what === 'reset' && !confirm(`重置 ${p.username} 的密码和动态码？/ Reset ${p.username}?`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => {
+      const r = await api('POST', `/admin/v1/people/${p.username}/${what}`);
+      if (what === 'reset') await show(r); else await people();
+    });
+  } }, zh, en(english));
+  const state = (/** @type {any} */ p) => (p.disabled ? '停用 / disabled' : p.invited ? '待接受邀请 / invited' : p.locked_until ? `锁定至 ${when(p.locked_until)} / locked` : '正常 / ok');
   page('控制台账号', 'Console accounts', form, table([['用户名', 'Username'], ['姓名', 'Name'], ['角色', 'Role'], ['状态', 'State'], ['上次登录', 'Last login'], ['', '']],
-    list.map((/** @type {any} */ p) => [p.username, p.display_name, p.role, p.disabled ? '停用 / disabled' : p.locked_until ? `锁定至 ${when(p.locked_until)}` : '正常 / ok', when(p.last_login_at), toggle(p)])));
+    list.map((/** @type {any} */ p) => [p.username, p.display_name, p.role, state(p), when(p.last_login_at),
+      h('span', {}, act(p, 'reset', '重置', 'Reset'), ' ', p.disabled ? act(p, 'enable', '启用', 'Enable') : act(p, 'disable', '停用', 'Disable'))])));
 }
 
 /** The pages by path. @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
 export const PAGES = {
-  '/': dashboard, '/setup': setup, '/login': login, '/users': users, '/departments': departments,
+  '/': dashboard, '/setup': setup, '/login': login, '/enrol': enrol, '/users': users, '/departments': departments,
   '/certificates': certificates, '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
 };
 

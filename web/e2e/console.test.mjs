@@ -75,9 +75,12 @@ test('first run: the bootstrap token creates the first administrator, who logs i
   assert.match(adminSecret, /^[A-Z2-7]{32}$/);
   assert.equal(await p.locator('#enrolled img').evaluate((i) => i.naturalWidth > 100), true, 'the QR code shows');
   await shot('enrolled');
-  // a wrong bootstrap token creates nothing
+  // a wrong bootstrap token creates nothing; the right one no second administrator
   const r = await fetch(`${srv.base}/admin/v1/people`, { method: 'POST', headers: { Authorization: 'Bearer app_x.y', 'Content-Type': 'application/json' }, body: '{}' });
   assert.equal(r.status, 401);
+  const second = await fetch(`${srv.base}/admin/v1/people`, { method: 'POST', headers: { Authorization: `Bearer ${srv.admin}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'mallory', display_name: 'M', role: 'administrator', password: 'another long password' }) });
+  assert.equal(second.status, 403);
 
   await p.click('#toLogin');
   await p.locator('#code').waitFor();
@@ -151,7 +154,7 @@ test('apps: a new app shows its token once and can be disabled; other pages rend
   assert.match(token, /^app_[0-9a-f]{16}\.[0-9a-f]{64}$/);
   const row = p.locator('tr', { hasText: 'LIS 检验' });
   await row.locator('button').click();
-  await row.locator('td', { hasText: '停用' }).waitFor();
+  await row.locator('td', { hasText: '停用 / disabled' }).waitFor();
   const r = await fetch(`${srv.base}/api/v1/users/2001`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(r.status, 401, 'a disabled app is refused');
   await shot('apps');
@@ -172,12 +175,21 @@ test('an auditor sees the logs but no admin pages, and the server refuses what t
   await p.fill('#username', 'zhao.audit');
   await p.fill('#display_name', '赵审计');
   await p.selectOption('#role', 'auditor');
-  await p.fill('#password', 'auditor password 1');
   await p.click('#addPerson');
-  const secret = (await p.locator('.secret').innerText()).trim();
+  // an invitation link: the administrator never sees the auditor's password or code
+  const link = (await p.locator('#inviteLink').innerText()).trim();
+  assert.match(link, /#\/enrol\?u=zhao\.audit&code=[0-9a-f]{32}$/);
   await p.locator('td', { hasText: 'zhao.audit' }).waitFor();
   await shot('people');
   await p.click('#logout');
+  await p.locator('#code').waitFor();
+  await p.goto(link);
+  await p.locator('h1', { hasText: '接受邀请' }).waitFor();
+  await p.fill('#password', 'auditor password 1');
+  await p.click('#enrol');
+  const secret = (await p.locator('#totpSecret').innerText()).trim();
+  await shot('enrol');
+  await p.click('#toLogin');
   await p.locator('#code').waitFor();
   await p.fill('#username', 'zhao.audit');
   await p.fill('#password', 'auditor password 1');

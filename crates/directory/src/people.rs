@@ -8,7 +8,11 @@
 //! Wrong passwords or codes count per person: after [`MAX_FAILURES`] in a row the account locks for
 //! [`LOCK_MINUTES`]. A code is accepted once (its 30-second step must be newer than the last one
 //! used), one step of clock drift either way. A session is an opaque cookie whose SM3 is stored; it
-//! lasts [`SESSION_HOURS`] and ends at logout, when the person is disabled, or at a password change.
+//! lasts [`SESSION_HOURS`] and ends at logout, when the person is disabled or reset. Only the first
+//! administrator is made with the bootstrap token (while there is no enabled administrator); the
+//! others are invited — a one-time code with which they set their own password and TOTP — so no
+//! administrator ever knows another person's factors; a reset (lost phone, forgotten password,
+//! lock-out) invites again.
 
 use crate::apps::{Authenticator, hash_secret};
 use chrono::{Duration, Utc};
@@ -74,6 +78,8 @@ pub struct Person {
     pub role: Role,
     /// cannot log in
     pub disabled: bool,
+    /// invited: has not set a password and TOTP yet
+    pub invited: bool,
     /// locked after wrong passwords or codes, until
     pub locked_until: Option<String>,
     /// created by (`app:…` for the bootstrap token, `person:…`)
@@ -90,6 +96,7 @@ fn person(r: &sqlx::any::AnyRow) -> Result<Person> {
         display_name: r.try_get("display_name")?,
         role: Role::parse(&r.try_get::<String, _>("role")?)?,
         disabled: r.try_get::<i64, _>("disabled")? != 0,
+        invited: r.try_get::<Option<String>, _>("password_hash")?.is_none(),
         locked_until: r.try_get("locked_until")?,
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
@@ -108,9 +115,26 @@ pub struct NewPerson {
     pub display_name: String,
     /// role
     pub role: Role,
-    /// 10–128 characters, not one character repeated
-    pub password: String,
+    /// only for the first administrator, made with the bootstrap token (10–128 characters, not
+    /// one character repeated); everyone else is invited and sets their own
+    pub password: Option<String>,
 }
+
+/// An invitation: the one-time code with which the person sets their own password and TOTP
+/// (`POST /console/v1/enrol`); the administrator never sees either.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct Invited {
+    /// the person
+    pub person: Person,
+    /// the one-time code (shown once)
+    pub invite_code: String,
+    /// valid until
+    pub expires_at: String,
+}
+
+/// How long an invitation is valid.
+pub const INVITE_HOURS: i64 = 72;
 
 /// A new person, with the TOTP secret to put into an authenticator app (shown once).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -154,10 +178,7 @@ fn check_password(p: &str) -> Result<()> {
     Ok(())
 }
 
-/// Create a person (the bootstrap token creates the first; then administrators). Returns the TOTP
-/// secret once.
-pub async fn create(db: &Db, kek: &Kek, ctx: &Context, organization: &str, n: &NewPerson) -> Result<Enrolled> {
-    let username = n.username.trim();
+fn check_names(username: &str, display: &str) -> Result<()> {
     if !(3..=32).contains(&username.len())
         || !username.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
     {
@@ -165,33 +186,94 @@ pub async fn create(db: &Db, kek: &Kek, ctx: &Context, organization: &str, n: &N
             "用户名须为 3–32 个小写字母、数字或 . _ - / the username must be 3-32 of a-z 0-9 . _ -".into(),
         ));
     }
-    let display = n.display_name.trim();
     if display.is_empty() || display.chars().count() > 64 {
         return Err(Error::Invalid("姓名须为 1–64 个字符 / the name must be 1-64 characters".into()));
     }
-    check_password(&n.password)?;
+    Ok(())
+}
+
+/// A password hash and a fresh TOTP secret (wrapped under the KEK) for `username`.
+async fn factors(kek: &Kek, username: &str, password: &str) -> Result<(String, String, Zeroizing<Vec<u8>>)> {
+    check_password(password)?;
     let password_hash = {
-        let p = Zeroizing::new(n.password.clone().into_bytes());
-        tokio::task::spawn_blocking(move || hash_secret(&p))
-            .await
-            .map_err(|e| Error::internal_from("people::create", e))??
+        let p = Zeroizing::new(password.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || hash_secret(&p)).await.map_err(|e| Error::internal_from("people", e))??
     };
     let secret = Zeroizing::new(rng::bytes::<20>()?.to_vec());
     let wrapped = hex::encode(kek.wrap(&secret, &totp_aad(username))?);
-    let now = medsign_store::now_text();
+    Ok((password_hash, wrapped, secret))
+}
+
+fn enrolled(person: Person, organization: &str, secret: &[u8]) -> Enrolled {
+    let b32 = base32(secret);
+    let label = |v: &str| v.replace(['%', ':', '/', '?', '&', '#', ' '], "_");
+    let issuer = format!("medsign-{}", label(organization));
+    let otpauth_uri = format!(
+        "otpauth://totp/{issuer}:{}?secret={b32}&issuer={issuer}&algorithm=SHA1&digits=6&period=30",
+        label(&person.username)
+    );
+    Enrolled { person, totp_secret: b32, otpauth_uri }
+}
+
+/// How many enabled administrators there are.
+pub async fn administrators(db: &Db) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0")
+        .fetch_one(&db.pool)
+        .await?)
+}
+
+/// The first administrator, made with the bootstrap token (or any admin-scope app) while there is
+/// no enabled administrator: they choose their password here and get their TOTP secret once.
+pub async fn create_first(db: &Db, kek: &Kek, ctx: &Context, organization: &str, n: &NewPerson) -> Result<Enrolled> {
+    let username = n.username.trim();
+    let display = n.display_name.trim();
+    check_names(username, display)?;
+    if n.role != Role::Administrator {
+        return Err(Error::Invalid("首个账号须为管理员 / the first account must be an administrator".into()));
+    }
+    let password = n.password.as_deref().ok_or_else(|| Error::Invalid("请设置密码 / give a password".into()))?;
+    let (password_hash, wrapped, secret) = factors(kek, username, password).await?;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    db.serialise(&mut tx, medsign_store::db::lock_key("console_people", "administrators")).await?;
+    let admins: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0")
+            .fetch_one(&mut *tx)
+            .await?;
+    if admins > 0 {
+        return Err(Error::Forbidden(
+            "已有管理员：其他账号由管理员在控制台邀请 / there is an administrator already: others are invited from the console"
+                .into(),
+        ));
+    }
+    insert(&mut tx, ctx, username, display, n.role, Some((&password_hash, &wrapped)), None).await?;
+    tx.commit().await?;
+    drop(_w);
+    Ok(enrolled(get(db, username).await?, organization, &secret))
+}
+
+async fn insert(
+    tx: &mut sqlx::AnyConnection,
+    ctx: &Context,
+    username: &str,
+    display: &str,
+    role: Role,
+    factors: Option<(&str, &str)>,
+    invite: Option<(&str, &str)>,
+) -> Result<()> {
     let inserted = sqlx::query(
-        "INSERT INTO console_people (username, display_name, role, password_hash, totp_wrapped, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO console_people (username, display_name, role, password_hash, totp_wrapped, invite_hash, invite_expires, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(username)
     .bind(display)
-    .bind(n.role.as_str())
-    .bind(&password_hash)
-    .bind(&wrapped)
+    .bind(role.as_str())
+    .bind(factors.map(|f| f.0))
+    .bind(factors.map(|f| f.1))
+    .bind(invite.map(|i| i.0))
+    .bind(invite.map(|i| i.1))
     .bind(&ctx.actor)
-    .bind(&now)
+    .bind(medsign_store::now_text())
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -201,24 +283,107 @@ pub async fn create(db: &Db, kek: &Kek, ctx: &Context, organization: &str, n: &N
         other => other?,
     };
     audit::ok(
-        &mut tx,
+        tx,
         ctx,
         Kind::Admin,
-        "console.person.create",
+        if factors.is_some() { "console.person.create" } else { "console.person.invite" },
         &format!("person:{username}"),
-        serde_json::json!({"display_name": display, "role": n.role.as_str()}),
+        serde_json::json!({"display_name": display, "role": role.as_str()}),
     )
     .await?;
+    Ok(())
+}
+
+fn new_invite() -> Result<(Zeroizing<String>, String, String)> {
+    let code = Zeroizing::new(hex::encode(rng::bytes::<16>()?));
+    let expires = (Utc::now() + Duration::hours(INVITE_HOURS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let hash = session_hash(&code);
+    Ok((code, hash, expires))
+}
+
+/// Invite a person: no password, no TOTP yet — the one-time code lets them set both themselves.
+pub async fn invite(db: &Db, ctx: &Context, n: &NewPerson) -> Result<Invited> {
+    let username = n.username.trim();
+    let display = n.display_name.trim();
+    check_names(username, display)?;
+    if n.password.is_some() {
+        return Err(Error::Invalid(
+            "受邀者自己设置密码，请不要代为设置 / the invited person sets their own password: leave it out".into(),
+        ));
+    }
+    let (code, hash, expires) = new_invite()?;
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    insert(&mut tx, ctx, username, display, n.role, None, Some((&hash, &expires))).await?;
     tx.commit().await?;
     drop(_w);
-    let b32 = base32(&secret);
-    let label = |v: &str| v.replace(['%', ':', '/', '?', '&', '#', ' '], "_");
-    let otpauth_uri = format!(
-        "otpauth://totp/medsign:{}?secret={b32}&issuer=medsign%20{}&algorithm=SHA1&digits=6&period=30",
-        label(username),
-        label(organization)
-    );
-    Ok(Enrolled { person: get(db, username).await?, totp_secret: b32, otpauth_uri })
+    Ok(Invited { person: get(db, username).await?, invite_code: code.to_string(), expires_at: expires })
+}
+
+/// Reset a person (a lost phone, a forgotten password, a lock-out): their password, TOTP and
+/// sessions end, and a new invitation lets them set both again.
+pub async fn reset(db: &Db, ctx: &Context, username: &str) -> Result<Invited> {
+    let (code, hash, expires) = new_invite()?;
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let n = sqlx::query(
+        "UPDATE console_people SET password_hash = NULL, totp_wrapped = NULL, invite_hash = $1, invite_expires = $2, \
+         failures = 0, locked_until = NULL WHERE username = $3",
+    )
+    .bind(&hash)
+    .bind(&expires)
+    .bind(username)
+    .execute(&mut *tx)
+    .await?;
+    if n.rows_affected() != 1 {
+        return Err(Error::NotFound(format!("用户 {username} 不存在 / no console user {username}")));
+    }
+    sqlx::query("DELETE FROM console_sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+    audit::ok(&mut tx, ctx, Kind::Admin, "console.person.reset", &format!("person:{username}"), serde_json::json!({}))
+        .await?;
+    tx.commit().await?;
+    drop(_w);
+    Ok(Invited { person: get(db, username).await?, invite_code: code.to_string(), expires_at: expires })
+}
+
+/// The invited person sets their password with the one-time code and gets their TOTP secret
+/// (once). A wrong or expired code changes nothing.
+pub async fn enrol(
+    db: &Db,
+    kek: &Kek,
+    ctx: &Context,
+    organization: &str,
+    username: &str,
+    code: &str,
+    password: &str,
+) -> Result<Enrolled> {
+    let (password_hash, wrapped, secret) = factors(kek, username, password).await?;
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    // the code is used once, on any instance: the update is the check
+    let n = sqlx::query(
+        "UPDATE console_people SET password_hash = $1, totp_wrapped = $2, invite_hash = NULL, invite_expires = NULL, last_step = 0 \
+         WHERE username = $3 AND invite_hash = $4 AND invite_expires > $5 AND disabled = 0",
+    )
+    .bind(&password_hash)
+    .bind(&wrapped)
+    .bind(username)
+    .bind(session_hash(code.trim()))
+    .bind(medsign_store::secs_text(Utc::now()))
+    .execute(&mut *tx)
+    .await?;
+    let target = format!("person:{}", username.chars().take(32).collect::<String>());
+    if n.rows_affected() != 1 {
+        tx.rollback().await?;
+        drop(_w);
+        let e = Error::Unauthorized("邀请码无效或已过期 / the invitation code is not valid or has expired".into());
+        return Err(audit::refused(db, ctx, Kind::Login, "console.enrol", &target, e).await);
+    }
+    let ctx = Context { actor: target.clone(), ..ctx.clone() };
+    audit::ok(&mut tx, &ctx, Kind::Login, "console.enrol", &target, serde_json::json!({})).await?;
+    tx.commit().await?;
+    drop(_w);
+    Ok(enrolled(get(db, username).await?, organization, &secret))
 }
 
 /// One person.
@@ -250,7 +415,9 @@ fn session_hash(token: &str) -> String {
 }
 
 /// Log in with the password and a current code; returns the session token (the cookie) and the
-/// person. Every outcome is audited; wrong ones count towards the lock.
+/// person. Every outcome is audited and answered alike (nothing tells whether the name exists,
+/// is locked or disabled, or which factor was wrong); an attempt is counted before any work, so
+/// parallel guesses on any instance all count.
 pub async fn login(
     db: &Db,
     kek: &Kek,
@@ -261,63 +428,78 @@ pub async fn login(
     code: &str,
 ) -> Result<(Zeroizing<String>, Person)> {
     let target = format!("person:{}", username.chars().take(32).collect::<String>());
-    let refused =
-        |why: &str| Error::Unauthorized(format!("用户名、密码或动态码不正确 / wrong username, password or code{why}"));
-    let row =
-        sqlx::query("SELECT * FROM console_people WHERE username = $1").bind(username).fetch_optional(&db.pool).await?;
+    let refused = || {
+        Error::Unauthorized(
+            "用户名、密码或动态码不正确，或账号已锁定 / wrong username, password or code, or the account is locked"
+                .into(),
+        )
+    };
+    let now = medsign_store::secs_text(Utc::now());
+    // reserve the attempt: counted (a lock that ran out starts a new count), refused when locked
+    let reserved = {
+        let _w = db.write_lock.lock().await;
+        sqlx::query(
+            "UPDATE console_people SET \
+               failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END, locked_until = NULL \
+             WHERE username = $1 AND disabled = 0 AND password_hash IS NOT NULL \
+               AND (locked_until IS NULL OR locked_until <= $2) AND (locked_until IS NOT NULL OR failures < $3)",
+        )
+        .bind(username)
+        .bind(&now)
+        .bind(MAX_FAILURES)
+        .execute(&db.pool)
+        .await?
+        .rows_affected()
+            == 1
+    };
+    let row = match reserved {
+        true => {
+            sqlx::query("SELECT * FROM console_people WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&db.pool)
+                .await?
+        }
+        false => None,
+    };
     let Some(row) = row else {
         // the same work as for a real account, so the answer's timing does not tell who exists
         auth.matches(DUMMY_HASH, password.as_bytes()).await?;
-        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused("")).await);
+        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused()).await);
     };
     let p = person(&row)?;
-    if p.disabled {
-        let e = Error::Unauthorized("此账号已停用 / this account is disabled".into());
-        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, e).await);
-    }
-    if let Some(until) = &p.locked_until
-        && !medsign_store::is_past(until)
-    {
-        let e = Error::Unauthorized(format!(
-            "错误次数过多，账号已锁定至 {until} / too many wrong attempts: locked until {until}"
-        ));
-        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, e).await);
-    }
-    let stored: String = row.try_get("password_hash")?;
-    let password_ok = auth.matches(&stored, password.as_bytes()).await?;
-    let wrapped: String = row.try_get("totp_wrapped")?;
-    let secret = kek.unwrap(
-        &hex::decode(wrapped).map_err(|_| Error::internal("stored TOTP secret is corrupt"))?,
-        &totp_aad(username),
-    )?;
+    let stored: Option<String> = row.try_get("password_hash")?;
+    let password_ok = auth.matches(stored.as_deref().unwrap_or(DUMMY_HASH), password.as_bytes()).await?;
+    let wrapped: Option<String> = row.try_get("totp_wrapped")?;
+    let secret = match wrapped {
+        Some(w) => kek.unwrap(
+            &hex::decode(w).map_err(|_| Error::internal("stored TOTP secret is corrupt"))?,
+            &totp_aad(username),
+        )?,
+        None => Zeroizing::new(Vec::new()),
+    };
     let now_step = (Utc::now().timestamp() / 30) as u64;
+    let last: i64 = row.try_get("last_step")?;
     let step = code
         .trim()
         .parse::<u32>()
         .ok()
-        .filter(|_| code.trim().len() == 6)
-        .and_then(|c| [now_step - 1, now_step, now_step + 1].into_iter().find(|s| hash::totp(&secret, *s) == c));
-    let last: i64 = row.try_get("last_step")?;
+        .filter(|_| code.trim().len() == 6 && !secret.is_empty())
+        .and_then(|c| [now_step - 1, now_step, now_step + 1].into_iter().find(|s| hash::totp(&secret, *s) == c))
+        .filter(|s| *s as i64 > last);
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    let fresh = step.filter(|s| *s as i64 > last);
-    let (Some(step), true) = (fresh, password_ok) else {
-        // count it (and lock at the limit) in one statement: parallel wrong guesses all count
+    let Some(step) = step.filter(|_| password_ok) else {
+        // the attempt stays counted; at the limit the account locks
         let lock_at = (Utc::now() + Duration::minutes(LOCK_MINUTES)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        sqlx::query(
-            "UPDATE console_people SET failures = failures + 1, \
-             locked_until = CASE WHEN failures + 1 >= $1 THEN $2 ELSE locked_until END WHERE username = $3",
-        )
-        .bind(MAX_FAILURES)
-        .bind(&lock_at)
-        .bind(username)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE console_people SET locked_until = $1 WHERE username = $2 AND failures >= $3 AND locked_until IS NULL")
+            .bind(&lock_at)
+            .bind(username)
+            .bind(MAX_FAILURES)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         drop(_w);
-        let why =
-            if password_ok && step.is_some() { "（动态码已用过 / the code was used already）" } else { "" };
-        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused(why)).await);
+        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused()).await);
     };
     // the code's step is claimed here: the same code cannot log in twice, on any instance
     let claimed = sqlx::query(
@@ -332,10 +514,11 @@ pub async fn login(
     if claimed.rows_affected() != 1 {
         tx.rollback().await?;
         drop(_w);
-        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused("")).await);
+        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused()).await);
     }
     let token = Zeroizing::new(format!("cs_{}", hex::encode(rng::bytes::<32>()?)));
     let expires = (Utc::now() + Duration::hours(SESSION_HOURS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1").bind(&now).execute(&mut *tx).await?;
     sqlx::query("INSERT INTO console_sessions (token_hash, username, expires_at, created_at) VALUES ($1, $2, $3, $4)")
         .bind(session_hash(&token))
         .bind(username)
@@ -451,73 +634,104 @@ mod tests {
         assert_eq!(base32(&[0xff; 20]).len(), 32);
     }
 
-    /// A person logs in with password and code only, each code once; wrong attempts lock the
-    /// account; a session ends at logout or when the person is disabled; the last administrator
-    /// stays.
+    /// The first administrator from the bootstrap token (and no second one that way); others are
+    /// invited and set their own factors with a one-time code; a person logs in with password and
+    /// code, each code once; wrong attempts — parallel ones too — lock the account, and every
+    /// refusal reads alike; a reset invites again; the last administrator stays.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn password_and_code_once_then_locked_out() {
         for (_d, db) in backends().await {
             let kek = Kek::generate().unwrap();
             let auth = Authenticator::default();
             let ctx = Context::cli();
-            let n = NewPerson {
-                username: "wang.it".into(),
+            let first = |u: &str, pw: Option<&str>| NewPerson {
+                username: u.into(),
                 display_name: "王工".into(),
                 role: Role::Administrator,
-                password: "correct horse battery".into(),
+                password: pw.map(str::to_string),
             };
-            let e = create(&db, &kek, &ctx, "某县人民医院", &n).await.unwrap();
-            assert!(e.otpauth_uri.starts_with("otpauth://totp/medsign:wang.it?secret="), "{}", e.otpauth_uri);
-            assert!(matches!(create(&db, &kek, &ctx, "x", &n).await, Err(Error::Conflict(_))));
-            for bad in
-                [("Ab", "王", "correct horse battery"), ("ok.name", "王", "short"), ("ok.name", "王", "aaaaaaaaaaaa")]
-            {
-                let p = NewPerson {
-                    username: bad.0.into(),
-                    display_name: bad.1.into(),
-                    role: Role::Operator,
-                    password: bad.2.into(),
-                };
-                assert!(matches!(create(&db, &kek, &ctx, "x", &p).await, Err(Error::Invalid(_))), "{bad:?}");
+            let e = create_first(&db, &kek, &ctx, "某县人民医院", &first("wang.it", Some("correct horse battery")))
+                .await
+                .unwrap();
+            assert!(e.otpauth_uri.starts_with("otpauth://totp/medsign-"), "{}", e.otpauth_uri);
+            let again = create_first(&db, &kek, &ctx, "x", &first("second.admin", Some("correct horse battery"))).await;
+            assert!(
+                matches!(again, Err(Error::Forbidden(_))),
+                "the bootstrap token makes the first administrator only"
+            );
+            for (u, pw) in [("Ab", "correct horse battery"), ("ok.name", "short"), ("ok.name", "aaaaaaaaaaaa")] {
+                assert!(matches!(
+                    create_first(&db, &kek, &ctx, "x", &first(u, Some(pw))).await,
+                    Err(Error::Invalid(_) | Error::Forbidden(_))
+                ));
             }
             let step = (Utc::now().timestamp() / 30) as u64;
             let now_code = code(&e.totp_secret, step);
-            // wrong password with the right code, right password with a wrong code: refused
-            assert!(login(&db, &kek, &auth, &ctx, "wang.it", "wrong password!", &now_code).await.is_err());
-            assert!(
-                login(&db, &kek, &auth, &ctx, "wang.it", "correct horse battery", "000000").await.is_err()
-                    || now_code == "000000"
-            );
-            assert!(login(&db, &kek, &auth, &ctx, "nobody", "correct horse battery", &now_code).await.is_err());
+            // every refusal reads the same
+            let msgs: Vec<String> = futures_refusals(
+                &db,
+                &kek,
+                &auth,
+                &ctx,
+                &[
+                    ("wang.it", "wrong password!", now_code.as_str()),
+                    ("nobody", "correct horse battery", now_code.as_str()),
+                ],
+            )
+            .await;
+            assert!(msgs.iter().all(|m| m == &msgs[0]), "{msgs:?}");
             let (token, p) =
                 login(&db, &kek, &auth, &ctx, "wang.it", "correct horse battery", &now_code).await.unwrap();
             assert_eq!(p.role, Role::Administrator);
             assert_eq!(session(&db, &token).await.unwrap().username, "wang.it");
             // the same code again: refused (replay), however right the password
-            let again = login(&db, &kek, &auth, &ctx, "wang.it", "correct horse battery", &now_code).await.unwrap_err();
-            assert!(again.to_string().contains("used already"), "{again}");
+            assert!(login(&db, &kek, &auth, &ctx, "wang.it", "correct horse battery", &now_code).await.is_err());
             logout(&db, &ctx, &token).await.unwrap();
             assert!(session(&db, &token).await.is_err());
             assert!(session(&db, "cs_forged").await.is_err());
-            // five wrong in a row lock the account, even for the right password and a new code
-            let next = code(&e.totp_secret, step + 1);
-            for _ in 0..MAX_FAILURES {
-                assert!(login(&db, &kek, &auth, &ctx, "wang.it", "wrong password!", &next).await.is_err());
-            }
-            let locked = login(&db, &kek, &auth, &ctx, "wang.it", "correct horse battery", &next).await.unwrap_err();
-            assert!(locked.to_string().contains("locked"), "{locked}");
-            // the last administrator stays enabled; another can be disabled, and their session ends
-            assert!(matches!(set_disabled(&db, &ctx, "wang.it", true).await, Err(Error::Conflict(_))));
+
+            // an invited operator sets their own factors once, with the code
             let o = NewPerson {
                 username: "li.ops".into(),
                 display_name: "李".into(),
                 role: Role::Operator,
-                password: "another good pass".into(),
+                password: None,
             };
-            let oe = create(&db, &kek, &ctx, "x", &o).await.unwrap();
-            let (t2, _) = login(&db, &kek, &auth, &ctx, "li.ops", "another good pass", &code(&oe.totp_secret, step))
+            let inv = invite(&db, &ctx, &o).await.unwrap();
+            assert!(inv.person.invited);
+            assert!(matches!(
+                invite(&db, &ctx, &NewPerson { password: Some("x".repeat(12)), ..o.clone() }).await,
+                Err(Error::Invalid(_))
+            ));
+            assert!(login(&db, &kek, &auth, &ctx, "li.ops", "", "000000").await.is_err(), "no login before enrolment");
+            assert!(enrol(&db, &kek, &ctx, "x", "li.ops", "00", "another good pass").await.is_err());
+            let oe = enrol(&db, &kek, &ctx, "x", "li.ops", &inv.invite_code, "another good pass").await.unwrap();
+            assert!(
+                enrol(&db, &kek, &ctx, "x", "li.ops", &inv.invite_code, "a third good pass").await.is_err(),
+                "once"
+            );
+            // eight wrong guesses at once: the account locks, and no more than the limit were tried
+            let next = code(&oe.totp_secret, step + 1);
+            let guesses: Vec<_> =
+                (0..8).map(|_| login(&db, &kek, &auth, &ctx, "li.ops", "wrong password!", &next)).collect();
+            for r in futures_util::future::join_all(guesses).await {
+                assert!(r.is_err());
+            }
+            let failures: i64 = sqlx::query_scalar("SELECT failures FROM console_people WHERE username = 'li.ops'")
+                .fetch_one(&db.pool)
                 .await
                 .unwrap();
+            assert_eq!(failures, MAX_FAILURES, "every guess counted before its work, none past the limit");
+            assert!(get(&db, "li.ops").await.unwrap().locked_until.is_some());
+            assert!(login(&db, &kek, &auth, &ctx, "li.ops", "another good pass", &next).await.is_err(), "locked");
+            // a reset unlocks and invites again (the old password no longer works)
+            let again = reset(&db, &ctx, "li.ops").await.unwrap();
+            let oe2 = enrol(&db, &kek, &ctx, "x", "li.ops", &again.invite_code, "a brand new pass").await.unwrap();
+            let (t2, _) = login(&db, &kek, &auth, &ctx, "li.ops", "a brand new pass", &code(&oe2.totp_secret, step))
+                .await
+                .unwrap();
+            // the last administrator stays enabled; the operator can be disabled, their session ends
+            assert!(matches!(set_disabled(&db, &ctx, "wang.it", true).await, Err(Error::Conflict(_))));
             set_disabled(&db, &ctx, "li.ops", true).await.unwrap();
             assert!(session(&db, &t2).await.is_err());
             assert_eq!(count(&db).await.unwrap(), 1);
@@ -527,8 +741,23 @@ mod tests {
             .fetch_all(&db.pool)
             .await
             .unwrap();
-            assert!(actions.contains(&"console.login:ok".to_string()), "{actions:?}");
-            assert!(actions.iter().filter(|a| a.starts_with("console.login:refused")).count() >= 7, "{actions:?}");
+            for a in ["console.login:ok", "console.person.invite:ok", "console.enrol:ok", "console.person.reset:ok"] {
+                assert!(actions.contains(&a.to_string()), "{a}: {actions:?}");
+            }
         }
+    }
+
+    async fn futures_refusals(
+        db: &Db,
+        kek: &Kek,
+        auth: &Authenticator,
+        ctx: &Context,
+        tries: &[(&str, &str, &str)],
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (u, p, c) in tries {
+            out.push(login(db, kek, auth, ctx, u, p, c).await.err().unwrap().to_string());
+        }
+        out
     }
 }

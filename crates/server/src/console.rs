@@ -68,11 +68,11 @@ pub async fn login(
     v: Visitor,
     StrictJson(body): StrictJson<Login>,
 ) -> Result<Response, ApiError> {
-    if body.username.len() > 64 || body.password.len() > 256 || body.code.len() > 16 {
+    if body.username.len() > 64 || body.password.len() > 600 || body.code.len() > 16 {
         return Err(Error::Invalid("字段过长 / a field is too long".into()).into());
     }
     s.limits.take("console-login", crate::ratelimit::AUTH, &v.ctx.ip)?;
-    s.limits.take("console-login-user", crate::ratelimit::AUTH, &body.username)?;
+    s.limits.take("console-login-user", crate::ratelimit::AUTH, body.username.trim())?;
     let (token, p) =
         people::login(&s.db, &s.kek, &s.auth, &v.ctx, body.username.trim(), &body.password, &body.code).await?;
     let mut r = Json(p).into_response();
@@ -111,22 +111,85 @@ pub async fn list_people(State(s): State<Arc<AppState>>, _c: Caller) -> Result<R
 }
 
 #[utoipa::path(post, path = "/admin/v1/people", tag = "admin", security(("bearer" = [])),
-    request_body(content = NewPerson, example = json!({"username": "wang.it", "display_name": "王工", "role": "administrator", "password": "至少十个字符的密码"})),
-    responses((status = 201, body = people::Enrolled, example = json!({"person": {"username": "wang.it", "display_name": "王工", "role": "administrator"}, "totp_secret": "JBSWY3DPEHPK3PXP…", "otpauth_uri": "otpauth://totp/medsign:wang.it?secret=…&issuer=medsign", "qr_png_base64": "iVBORw0KGgo…"})),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-/// `POST /admin/v1/people`: a person for the console (the bootstrap token creates the first
-/// administrator; then administrators). The TOTP secret is shown once.
+    request_body(content = NewPerson, examples(
+        ("invite" = (value = json!({"username": "li.ops", "display_name": "李工", "role": "operator"}))),
+        ("first administrator (bootstrap token)" = (value = json!({"username": "wang.it", "display_name": "王工", "role": "administrator", "password": "至少十个字符的密码"}))))),
+    responses((status = 201, body = Object, description = "an invitation (invite_code, once), or for the first administrator the TOTP secret (once) with its QR code",
+            example = json!({"person": {"username": "li.ops", "display_name": "李工", "role": "operator", "invited": true}, "invite_code": "9f1c…", "expires_at": "2026-11-30T08:00:00Z"})),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `POST /admin/v1/people`: invite a person to the console — they set their own password and TOTP
+/// with the one-time code (`POST /console/v1/enrol`, the console's `#/enrol` page). With a
+/// `password`, from the bootstrap token while there is no enabled administrator: the first
+/// administrator, whose TOTP secret is shown once.
 pub async fn create_person(
     State(s): State<Arc<AppState>>,
     c: Caller,
     StrictJson(body): StrictJson<NewPerson>,
 ) -> Result<Response, ApiError> {
-    let e = people::create(&s.db, &s.kek, &c.ctx, &s.organization, &body).await?;
-    // the authenticator app scans the link as a QR code (PNG, base64)
+    if body.password.is_none() {
+        return Ok((StatusCode::CREATED, Json(people::invite(&s.db, &c.ctx, &body).await?)).into_response());
+    }
+    if c.role.is_some() {
+        return Err(Error::Invalid(
+            "受邀者自己设置密码：请不带 password 邀请 / the invited person sets their own password: invite without one"
+                .into(),
+        )
+        .into());
+    }
+    enrolled(people::create_first(&s.db, &s.kek, &c.ctx, &s.organization, &body).await?)
+}
+
+/// An enrolment's answer: the TOTP secret, its link and its QR code (PNG, base64), shown once.
+fn enrolled(e: people::Enrolled) -> Result<Response, ApiError> {
     let (qr_png_base64, _) = medsign_signing::tickets::qr(&e.otpauth_uri)?;
-    let mut v = serde_json::to_value(&e).map_err(|err| Error::internal_from("console::create_person", err))?;
+    let mut v = serde_json::to_value(&e).map_err(|err| Error::internal_from("console::enrolled", err))?;
     v["qr_png_base64"] = qr_png_base64.into();
     Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// Body of `POST /console/v1/enrol`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enrol {
+    /// login name
+    username: String,
+    /// the invitation's one-time code
+    code: String,
+    /// the password the person chooses (10–128 characters)
+    password: String,
+}
+
+#[utoipa::path(post, path = "/console/v1/enrol", tag = "console",
+    request_body(content = Enrol, example = json!({"username": "li.ops", "code": "9f1c…", "password": "我自己选的密码"})),
+    responses((status = 201, body = Object, example = json!({"person": {"username": "li.ops"}, "totp_secret": "JBSW…", "otpauth_uri": "otpauth://totp/…", "qr_png_base64": "iVBORw0KGgo…"})),
+        (status = 401, body = ErrorBody, example = json!({"code": "unauthorized", "message": "邀请码无效或已过期 / the invitation code is not valid or has expired", "request_id": "…"}))))]
+/// `POST /console/v1/enrol`: an invited person sets their password with the one-time code and
+/// gets their TOTP secret (shown once).
+pub async fn enrol(
+    State(s): State<Arc<AppState>>,
+    v: Visitor,
+    StrictJson(body): StrictJson<Enrol>,
+) -> Result<Response, ApiError> {
+    if body.username.len() > 64 || body.code.len() > 64 || body.password.len() > 600 {
+        return Err(Error::Invalid("字段过长 / a field is too long".into()).into());
+    }
+    s.limits.take("console-login", crate::ratelimit::AUTH, &v.ctx.ip)?;
+    let e =
+        people::enrol(&s.db, &s.kek, &v.ctx, &s.organization, body.username.trim(), &body.code, &body.password).await?;
+    enrolled(e)
+}
+
+#[utoipa::path(post, path = "/admin/v1/people/{username}/reset", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, example = "li.ops")),
+    responses((status = 201, body = people::Invited), (status = 404, body = ErrorBody)))]
+/// `POST /admin/v1/people/{username}/reset`: a lost phone, a forgotten password or a lock-out —
+/// the person's password, TOTP and sessions end, and a new invitation lets them set both again.
+pub async fn reset_person(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok((StatusCode::CREATED, Json(people::reset(&s.db, &c.ctx, &username).await?)).into_response())
 }
 
 #[utoipa::path(post, path = "/admin/v1/people/{username}/disable", tag = "admin", security(("bearer" = [])),
@@ -156,7 +219,12 @@ pub async fn enable_person(
 
 /// The public console routes (login, state).
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(state)).routes(routes!(login)).routes(routes!(logout)).routes(routes!(me))
+    OpenApiRouter::new()
+        .routes(routes!(state))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(enrol))
 }
 
 /// Its `/admin/v1` routes.
@@ -165,6 +233,7 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(list_people, create_person))
         .routes(routes!(disable_person))
         .routes(routes!(enable_person))
+        .routes(routes!(reset_person))
 }
 
 /// What a console role may do on `/admin/v1` (administrators: everything). Operators: all but

@@ -63,9 +63,8 @@ fn role_scopes(role: medsign_directory::people::Role) -> Vec<Scope> {
     use medsign_directory::people::Role;
     match role {
         Role::Administrator => vec![Scope::Admin],
-        Role::Operator => {
-            vec![Scope::UsersRead, Scope::UsersWrite, Scope::Certs, Scope::Sign, Scope::Verify, Scope::Timestamps]
-        }
+        // not `sign`: starting flows signs with custody keys and seals; that is for systems
+        Role::Operator => vec![Scope::UsersRead, Scope::UsersWrite, Scope::Certs, Scope::Verify, Scope::Timestamps],
         Role::Auditor => vec![Scope::UsersRead, Scope::Verify],
     }
 }
@@ -321,8 +320,8 @@ where
 }
 
 pub(crate) fn owner(caller: &Caller) -> Option<&str> {
-    // an admin app and the people of the console see every flow; other apps only their own
-    if caller.app.allows(Scope::Admin) || caller.role.is_some() { None } else { Some(caller.app.app_id.as_str()) }
+    // an admin app (or administrator) sees every flow and task; other apps only their own
+    if caller.app.allows(Scope::Admin) { None } else { Some(caller.app.app_id.as_str()) }
 }
 
 /// Scopes as types, for [`Scoped`]: `Scoped<scope::Sign>` is an app that may start signings.
