@@ -63,17 +63,7 @@ struct Key {
 }
 
 async fn key(db: &Db, s: &Session) -> Result<Key> {
-    let r = sqlx::query(
-        "SELECT id, public_key, cert_serial, csr_info FROM split_keys \
-         WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
-    )
-    .bind(&s.device_id)
-    .bind(&s.employee_no)
-    .fetch_optional(&db.pool)
-    .await?
-    .ok_or_else(|| {
-        Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
-    })?;
+    let r = cosign::live_key_row(db, s, "id, public_key, cert_serial, csr_info").await?;
     let public: Option<String> = r.try_get("public_key")?;
     let public = public
         .and_then(|h| hex::decode(h).ok())

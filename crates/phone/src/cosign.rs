@@ -217,17 +217,23 @@ pub(crate) fn certificate_pending() -> Error {
     )
 }
 
-pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
-    let r = sqlx::query(
-        "SELECT id, cert_serial FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'",
-    )
+/// The row of the session's live two-party key (`columns` of `split_keys`), or a 409 asking to
+/// enrol first.
+pub(crate) async fn live_key_row(db: &Db, s: &Session, columns: &str) -> Result<sqlx::any::AnyRow> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM split_keys WHERE device_id = $1 AND employee_no = $2 AND status = 'active'"
+    )))
     .bind(&s.device_id)
     .bind(&s.employee_no)
     .fetch_optional(&db.pool)
     .await?
     .ok_or_else(|| {
         Error::Conflict("此手机尚未生成签名密钥，请先完成开通 / this phone has no signing key yet: enrol first".into())
-    })?;
+    })
+}
+
+pub(crate) async fn active_key(db: &Db, s: &Session) -> Result<ActiveKey> {
+    let r = live_key_row(db, s, "id, cert_serial").await?;
     let serial: String = r.try_get::<Option<String>, _>("cert_serial")?.ok_or_else(certificate_pending)?;
     let rec = medsign_ca::certs::get(db, &serial).await?;
     if rec.status != "active" {
