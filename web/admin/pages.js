@@ -13,6 +13,8 @@ export const NAV = [
   { href: '#/users', zh: '人员', en: 'Users', roles: ALL },
   { href: '#/departments', zh: '科室', en: 'Departments', roles: ALL },
   { href: '#/certificates', zh: '证书', en: 'Certificates', roles: STAFF },
+  { href: '#/seals', zh: '印章', en: 'Seals', roles: STAFF },
+  { href: '#/templates', zh: '模板', en: 'Templates', roles: STAFF },
   { href: '#/logs', zh: '日志', en: 'Logs', roles: ALL },
   { href: '#/apps', zh: '接入应用', en: 'Apps', roles: ADMIN },
   { href: '#/channels', zh: 'CA 通道', en: 'CA channels', roles: STAFF },
@@ -185,6 +187,44 @@ async function certificates() {
     list.items.map((/** @type {any} */ c) => [c.serial, c.employee_no, c.alg, c.channel, c.status, when(c.not_after), c.status === 'active' ? revoke(c.serial) : null])));
 }
 
+/** #/seals: the hospital's and each department's seal — image (generated or uploaded) and certificate (R1.6). */
+async function seals() {
+  const [{ departments: depts }, certs] = await Promise.all([api('GET', '/admin/v1/departments'), api('GET', '/admin/v1/seals')]);
+  const card = (/** @type {string} */ seal, /** @type {string} */ name) => {
+    const img = h('img', { src: `/admin/v1/seals/${encodeURIComponent(seal)}/image.png?t=${Date.now()}`, alt: `${name} 印章 / seal`, width: 130, height: 130, id: `seal-${seal}` });
+    const file = h('input', { type: 'file', accept: 'image/png', id: `sealFile-${seal}`, 'aria-label': `${name} 印章图片 / seal image` });
+    const up = h('button', { class: 'secondary', id: `sealUpload-${seal}` }, '上传图片', en('Upload'));
+    up.onclick = () => busy(up, async () => {
+      const f = /** @type {HTMLInputElement} */ (file).files?.[0];
+      if (!f) return toast('请选择 PNG 图片 / choose a PNG', true);
+      const b64 = btoa(String.fromCharCode(...new Uint8Array(await f.arrayBuffer())));
+      await api('PUT', `/admin/v1/seals/${encodeURIComponent(seal)}/image`, { image_base64: b64 });
+      toast('已更新 / updated');
+      seals();
+    });
+    const issue = h('button', { class: 'secondary', id: `sealCert-${seal}` }, '签发印章证书', en('Issue the seal certificate'));
+    issue.onclick = () => busy(issue, async () => {
+      const c = await api('POST', '/admin/v1/seals', seal === 'hospital' ? {} : { department: seal });
+      toast(`证书 ${c.serial} / certificate ${c.serial}`);
+      seals();
+    });
+    return h('div', { class: 'card' }, h('b', {}, name), h('div', {}, img), file, up, ' ', issue);
+  };
+  page('印章', 'Seals', h('div', { class: 'cards' }, card('hospital', '本院 / hospital'), ...depts.map((/** @type {any} */ d) => card(d.code, d.name))),
+    table([['证书序列号', 'Serial'], ['主体', 'Subject'], ['状态', 'State'], ['有效期至', 'Not after']],
+      certs.items.map((/** @type {any} */ c) => [c.serial, c.subject, c.status, when(c.not_after)])));
+}
+
+/** #/templates: the PDF form templates and their versions (R1.8); enable or disable. */
+async function templates() {
+  const list = await api('GET', '/admin/v1/templates');
+  const toggle = (/** @type {any} */ t) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/templates/${encodeURIComponent(t.id)}/${t.enabled ? 'disable' : 'enable'}`); templates(); });
+  } }, t.enabled ? '停用' : '启用', en(t.enabled ? 'Disable' : 'Enable'));
+  page('模板', 'Templates', table([['模板', 'Template'], ['名称', 'Name'], ['版本', 'Version'], ['状态', 'State'], ['', '']],
+    list.map((/** @type {any} */ t) => [t.id, t.name, String(t.version), t.enabled ? '启用 / enabled' : '停用 / disabled', toggle(t)])));
+}
+
 /** #/channels: CA channels, health, switching. */
 async function channels() {
   const r = await api('GET', '/admin/v1/ca-channels');
@@ -320,7 +360,7 @@ async function people() {
 /** The pages by path. @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
 export const PAGES = {
   '/': dashboard, '/setup': setup, '/login': login, '/enrol': enrol, '/users': users, '/departments': departments,
-  '/certificates': certificates, '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
+  '/certificates': certificates, '/seals': seals, '/templates': templates, '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
 };
 
 start(PAGES, NAV);

@@ -158,10 +158,17 @@ test('apps: a new app shows its token once and can be disabled; other pages rend
   const r = await fetch(`${srv.base}/api/v1/users/2001`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(r.status, 401, 'a disabled app is refused');
   await shot('apps');
-  for (const [hash, heading] of [['#/certificates', '证书'], ['#/channels', 'CA 通道'], ['#/time', '时间']]) {
+  for (const [hash, heading] of [['#/certificates', '证书'], ['#/channels', 'CA 通道'], ['#/time', '时间'], ['#/templates', '模板']]) {
     await open(hash, heading);
     await shot(hash.slice(2));
   }
+  await p.locator('td', { hasText: 'outpatient-prescription' }).waitFor();
+  // seals: the generated round seal shows; a certificate for the department's seal is issued
+  await open('#/seals', '印章');
+  await p.waitForFunction(() => { const i = document.getElementById('seal-hospital'); return i?.complete && i.naturalWidth > 100; }, null, { timeout: 15000 });
+  await p.click('#sealCert-NK');
+  await p.locator('td', { hasText: '内科' }).waitFor();
+  await shot('seals');
   // English beside the Chinese
   await p.click('#lang');
   assert.equal(await p.locator('h1 .en').isVisible(), true);
