@@ -81,6 +81,9 @@ test('first run: the bootstrap token creates the first administrator, who logs i
   const second = await fetch(`${srv.base}/admin/v1/people`, { method: 'POST', headers: { Authorization: `Bearer ${srv.admin}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({ username: 'mallory', display_name: 'M', role: 'administrator', password: 'another long password' }) });
   assert.equal(second.status, 403);
+  const invited = await fetch(`${srv.base}/admin/v1/people`, { method: 'POST', headers: { Authorization: `Bearer ${srv.admin}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'mallory', display_name: 'M', role: 'administrator' }) });
+  assert.equal(invited.status, 403, 'a token invites nobody');
 
   await p.click('#toLogin');
   await p.locator('#code').waitFor();

@@ -297,11 +297,12 @@ pub async fn set_disabled(db: &Db, auth: &Authenticator, ctx: &Context, app_id: 
     // (checked inside the transaction, after the update, so two parallel disables cannot both pass)
     let admins: Vec<String> =
         sqlx::query_scalar("SELECT scopes FROM apps WHERE disabled = 0").fetch_all(&mut *tx).await?;
-    // an enabled administrator of the console counts too: then the bootstrap token may go
-    let people: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0")
-            .fetch_one(&mut *tx)
-            .await?;
+    // an administrator of the console who can log in counts too: then the bootstrap token may go
+    let people: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0 AND password_hash IS NOT NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if disabled && people == 0 && !admins.iter().any(|s| s.split(',').any(|x| x.trim() == Scope::Admin.name())) {
         return Err(Error::Conflict(
             "不能停用最后一个管理员凭据 / the last enabled admin credential cannot be disabled".into(),

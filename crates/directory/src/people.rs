@@ -217,9 +217,11 @@ fn enrolled(person: Person, organization: &str, secret: &[u8]) -> Enrolled {
 
 /// How many enabled administrators there are.
 pub async fn administrators(db: &Db) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0")
-        .fetch_one(&db.pool)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0 AND password_hash IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await?)
 }
 
 /// The first administrator, made with the bootstrap token (or any admin-scope app) while there is
@@ -236,10 +238,11 @@ pub async fn create_first(db: &Db, kek: &Kek, ctx: &Context, organization: &str,
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     db.serialise(&mut tx, medsign_store::db::lock_key("console_people", "administrators")).await?;
-    let admins: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0")
-            .fetch_one(&mut *tx)
-            .await?;
+    let admins: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0 AND password_hash IS NOT NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if admins > 0 {
         return Err(Error::Forbidden(
             "已有管理员：其他账号由管理员在控制台邀请 / there is an administrator already: others are invited from the console"
@@ -357,6 +360,20 @@ pub async fn enrol(
     code: &str,
     password: &str,
 ) -> Result<Enrolled> {
+    let target = format!("person:{}", username.chars().take(32).collect::<String>());
+    let bad = || Error::Unauthorized("邀请码无效或已过期 / the invitation code is not valid or has expired".into());
+    // a wrong or expired code costs no Argon2 work (checked again, atomically, below)
+    let open: Option<String> = sqlx::query_scalar(
+        "SELECT username FROM console_people WHERE username = $1 AND invite_hash = $2 AND invite_expires > $3 AND disabled = 0",
+    )
+    .bind(username)
+    .bind(session_hash(code.trim()))
+    .bind(medsign_store::secs_text(Utc::now()))
+    .fetch_optional(&db.pool)
+    .await?;
+    if open.is_none() {
+        return Err(audit::refused(db, ctx, Kind::Login, "console.enrol", &target, bad()).await);
+    }
     let (password_hash, wrapped, secret) = factors(kek, username, password).await?;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -372,12 +389,10 @@ pub async fn enrol(
     .bind(medsign_store::secs_text(Utc::now()))
     .execute(&mut *tx)
     .await?;
-    let target = format!("person:{}", username.chars().take(32).collect::<String>());
     if n.rows_affected() != 1 {
         tx.rollback().await?;
         drop(_w);
-        let e = Error::Unauthorized("邀请码无效或已过期 / the invitation code is not valid or has expired".into());
-        return Err(audit::refused(db, ctx, Kind::Login, "console.enrol", &target, e).await);
+        return Err(audit::refused(db, ctx, Kind::Login, "console.enrol", &target, bad()).await);
     }
     let ctx = Context { actor: target.clone(), ..ctx.clone() };
     audit::ok(&mut tx, &ctx, Kind::Login, "console.enrol", &target, serde_json::json!({})).await?;
@@ -404,7 +419,9 @@ pub async fn list(db: &Db) -> Result<Vec<Person>> {
 
 /// How many people can log in (none: the console asks for the bootstrap token).
 pub async fn count(db: &Db) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE disabled = 0").fetch_one(&db.pool).await?)
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_people WHERE disabled = 0 AND password_hash IS NOT NULL")
+        .fetch_one(&db.pool)
+        .await?)
 }
 
 /// A well-formed hash no password matches, checked for unknown usernames.
@@ -435,18 +452,24 @@ pub async fn login(
         )
     };
     let now = medsign_store::secs_text(Utc::now());
-    // reserve the attempt: counted (a lock that ran out starts a new count), refused when locked
+    let lock_at = (Utc::now() + Duration::minutes(LOCK_MINUTES)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // reserve the attempt: counted (a lock that ran out starts a new count), refused when locked;
+    // the attempt that reaches the limit sets the lock itself, so an attempt that never finishes
+    // (a dropped connection) cannot leave the count at the limit without a lock that runs out —
+    // a right answer clears it again
     let reserved = {
         let _w = db.write_lock.lock().await;
         sqlx::query(
             "UPDATE console_people SET \
-               failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END, locked_until = NULL \
+               failures = CASE WHEN locked_until IS NOT NULL THEN 1 ELSE failures + 1 END, \
+               locked_until = CASE WHEN locked_until IS NULL AND failures + 1 >= $3 THEN $4 ELSE NULL END \
              WHERE username = $1 AND disabled = 0 AND password_hash IS NOT NULL \
                AND (locked_until IS NULL OR locked_until <= $2) AND (locked_until IS NOT NULL OR failures < $3)",
         )
         .bind(username)
         .bind(&now)
         .bind(MAX_FAILURES)
+        .bind(&lock_at)
         .execute(&db.pool)
         .await?
         .rows_affected()
@@ -486,21 +509,12 @@ pub async fn login(
         .filter(|_| code.trim().len() == 6 && !secret.is_empty())
         .and_then(|c| [now_step - 1, now_step, now_step + 1].into_iter().find(|s| hash::totp(&secret, *s) == c))
         .filter(|s| *s as i64 > last);
-    let _w = db.write_lock.lock().await;
-    let mut tx = db.pool.begin().await?;
     let Some(step) = step.filter(|_| password_ok) else {
-        // the attempt stays counted; at the limit the account locks
-        let lock_at = (Utc::now() + Duration::minutes(LOCK_MINUTES)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        sqlx::query("UPDATE console_people SET locked_until = $1 WHERE username = $2 AND failures >= $3 AND locked_until IS NULL")
-            .bind(&lock_at)
-            .bind(username)
-            .bind(MAX_FAILURES)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        drop(_w);
+        // the attempt stays counted (and at the limit the reservation locked the account)
         return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused()).await);
     };
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
     // the code's step is claimed here: the same code cannot log in twice, on any instance
     let claimed = sqlx::query(
         "UPDATE console_people SET last_step = $1, failures = 0, locked_until = NULL, last_login_at = $2 \
@@ -580,7 +594,7 @@ pub async fn set_disabled(db: &Db, ctx: &Context, username: &str, disabled: bool
     let role = role.ok_or_else(|| Error::NotFound(format!("用户 {username} 不存在 / no console user {username}")))?;
     if disabled && role == "administrator" {
         let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0 AND username <> $1",
+            "SELECT COUNT(*) FROM console_people WHERE role = 'administrator' AND disabled = 0 AND password_hash IS NOT NULL AND username <> $1",
         )
         .bind(username)
         .fetch_one(&mut *tx)
@@ -722,8 +736,28 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(failures, MAX_FAILURES, "every guess counted before its work, none past the limit");
-            assert!(get(&db, "li.ops").await.unwrap().locked_until.is_some());
+            assert!(
+                get(&db, "li.ops").await.unwrap().locked_until.is_some(),
+                "locked by the attempt that reached the limit"
+            );
             assert!(login(&db, &kek, &auth, &ctx, "li.ops", "another good pass", &next).await.is_err(), "locked");
+            // when the lock has run out, the count starts again and the right answer logs in
+            sqlx::query("UPDATE console_people SET locked_until = '2000-01-01T00:00:00Z' WHERE username = 'li.ops'")
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            login(&db, &kek, &auth, &ctx, "li.ops", "another good pass", &next).await.unwrap();
+            let p = get(&db, "li.ops").await.unwrap();
+            assert!(p.locked_until.is_none());
+            // an invited administrator who cannot log in yet does not count as one
+            let ghost = NewPerson {
+                username: "ghost.admin".into(),
+                display_name: "G".into(),
+                role: Role::Administrator,
+                password: None,
+            };
+            invite(&db, &ctx, &ghost).await.unwrap();
+            assert_eq!(administrators(&db).await.unwrap(), 1);
             // a reset unlocks and invites again (the old password no longer works)
             let again = reset(&db, &ctx, "li.ops").await.unwrap();
             let oe2 = enrol(&db, &kek, &ctx, "x", "li.ops", &again.invite_code, "a brand new pass").await.unwrap();

@@ -127,6 +127,13 @@ pub async fn create_person(
     StrictJson(body): StrictJson<NewPerson>,
 ) -> Result<Response, ApiError> {
     if body.password.is_none() {
+        // people are invited by an administrator of the console, not by a token
+        if c.role != Some(people::Role::Administrator) {
+            return Err(Error::Forbidden(
+                "只有控制台管理员可以邀请 / only an administrator of the console invites people".into(),
+            )
+            .into());
+        }
         return Ok((StatusCode::CREATED, Json(people::invite(&s.db, &c.ctx, &body).await?)).into_response());
     }
     if c.role.is_some() {
@@ -184,6 +191,9 @@ pub async fn enrol(
     responses((status = 201, body = people::Invited), (status = 404, body = ErrorBody)))]
 /// `POST /admin/v1/people/{username}/reset`: a lost phone, a forgotten password or a lock-out —
 /// the person's password, TOTP and sessions end, and a new invitation lets them set both again.
+/// By an administrator of the console, or — the way back when the only administrator is locked
+/// out — an admin-scope app (the bootstrap token, or one made with `medsign app create` on the
+/// host); audited either way.
 pub async fn reset_person(
     State(s): State<Arc<AppState>>,
     c: Caller,
