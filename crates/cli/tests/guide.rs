@@ -50,3 +50,29 @@ fn the_integration_guides_examples_run_against_a_live_server() {
     let (_, u) = s.json("GET", "/api/v1/users?page_size=10", Some(&token), "");
     assert_eq!(u["total"], 4, "{u}");
 }
+
+/// The guide's error table lists every code the server answers with: the generic ones and every
+/// specific one of `medsign_store::error::CODES`.
+#[test]
+fn the_integration_guide_lists_every_error_code() {
+    use medsign_store::Error;
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/integration.md")).unwrap();
+    let generic = [
+        Error::Invalid(String::new()),
+        Error::NotFound(String::new()),
+        Error::Conflict(String::new()),
+        Error::Unauthorized(String::new()),
+        Error::Forbidden(String::new()),
+        Error::Db(sqlx::Error::PoolTimedOut),
+        Error::Config(String::new()),
+        Error::internal("x"),
+        Error::Crypto(medsign_crypto::Error::InvalidInput(String::new())),
+        Error::Unavailable(String::new()),
+        Error::TooManyRequests(String::new()),
+    ];
+    let codes = generic.iter().map(|e| e.code()).chain(medsign_store::error::CODES.iter().map(|(c, _)| *c));
+    let extra = ["invalid_rows", "payload_too_large", "unsupported_media_type"];
+    for code in codes.chain(extra) {
+        assert!(guide.contains(&format!("| `{code}` |")), "docs/integration.md does not list `{code}`");
+    }
+}
