@@ -512,11 +512,15 @@ async fn a_flow_whose_instance_died_before_answering_is_not_made_twice() {
     sqlx::query(unanswered).bind(now).execute(&db.pool).await.unwrap();
     let (st, _, v) = ask(&app, request("POST", "/api/v1/sign-flows", &json, flow)).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("idempotency_in_progress")), "{v}");
-    // past the takeover time: the retry runs, and finds the flow
+    // past the takeover time: the retry runs, and finds the flow — even one whose instance died
+    // between the flow's commit and its scan ticket's (the chaos run met it): the ticket is
+    // opened now, so the HIS can show the QR
     let old = now - medsign_store::idempotency::RUNNING_SECS - 1;
     sqlx::query(unanswered).bind(old).execute(&db.pool).await.unwrap();
+    sqlx::query("DELETE FROM sign_tickets").execute(&db.pool).await.unwrap();
     let (st, _, again) = ask(&app, request("POST", "/api/v1/sign-flows", &json, flow)).await;
     assert_eq!((st, &again["id"]), (201, &first["id"]), "{again}");
+    assert!(again["ticket"]["deep_link"].as_str().is_some_and(|l| l.contains("/m/#/sign?t=tk_")), "{again}");
     let flows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_flows").fetch_one(&db.pool).await.unwrap();
     assert_eq!(flows, 1, "a second flow was made");
     // and its answer is kept now: a further retry is a replay
