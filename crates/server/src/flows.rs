@@ -115,16 +115,7 @@ async fn create_flow(
         let max = st.max_body_bytes.min(8 << 20);
         let retry = key.as_deref().map(|k| (k, request_hash.as_str()));
         let f = medsign_signing::flows::create_once(&st.signing(), &ctx, &app_id, &nf, max, retry).await?;
-        let mut f = crate::documents::with_ticket(&st, f).await?;
-        if f.ticket.is_none() && f.state == medsign_signing::model::FlowState::Signing {
-            // a retry answered with the flow of an attempt whose instance died before it opened
-            // the scan signer's ticket: open it now (not a scan turn: nothing to open)
-            match medsign_signing::scan::renew(&st.db, &ctx, &app_id, &f.id, None).await {
-                Ok(t) => f.ticket = Some(medsign_signing::tickets::view(&st.public_url, &t)?),
-                Err(medsign_store::Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let f = crate::documents::with_ticket(&st, f).await?;
         Ok((StatusCode::CREATED, serde_json::to_value(f).unwrap_or_default()))
     })
     .await

@@ -286,9 +286,37 @@ pub async fn create_once(
     let Some((key, hash)) = retry else { return create(sg, ctx, app_id, nf, max_bytes).await };
     let request_key = format!("api:{app_id}:{key}:{hash}");
     match reusable(sg.db, &request_key, medsign_store::idempotency::KEEP_SECS).await? {
-        Some(id) => get(sg.db, Some(app_id), &id).await,
+        Some(id) => {
+            reopen_scan_turn(sg.db, ctx, &id).await?;
+            get(sg.db, Some(app_id), &id).await
+        }
         None => create_keyed(sg, ctx, app_id, nf, max_bytes, Some(&request_key)).await,
     }
+}
+
+/// A retry is answered with an earlier attempt's flow: if that attempt's instance died between
+/// committing the flow and opening its scan signer's ticket (two transactions), open it now, so
+/// the system can show the QR (the chaos run met it).
+async fn reopen_scan_turn(db: &Db, ctx: &Context, id: &str) -> Result<()> {
+    if crate::tickets::current(db, id).await?.is_some() {
+        return Ok(());
+    }
+    let turn = sqlx::query(
+        "SELECT s.idx, s.mode, f.ticket_ttl FROM flow_signers s JOIN sign_flows f ON f.id = s.flow_id \
+         WHERE s.flow_id = $1 AND f.state = 'signing' AND s.state = 'pending' ORDER BY s.idx LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = turn.filter(|r| r.try_get::<String, _>("mode").is_ok_and(|m| m == "scan")) else {
+        return Ok(());
+    };
+    let ttl = u32::try_from(r.try_get::<i64, _>("ticket_ttl")?).unwrap_or(crate::tickets::DEFAULT_TTL_SECONDS);
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    crate::tickets::open(&mut tx, ctx, id, r.try_get("idx")?, ttl).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The flow an earlier attempt with `request_key` (unique among flows) made that a retry should
