@@ -437,6 +437,20 @@ pub(crate) mod tests {
         (dir, db)
     }
 
+    /// Text with a NUL is the caller's input, not a storage failure: PostgreSQL refuses it
+    /// (SQLSTATE 22021), which becomes a 400; SQLite stores it.
+    #[tokio::test]
+    async fn text_the_database_cannot_hold_is_invalid_input_not_an_outage() {
+        for (_d, db) in backends().await {
+            let r: Result<String, crate::Error> =
+                sqlx::query_scalar("SELECT $1").bind("a\u{0}b").fetch_one(&db.pool).await.map_err(Into::into);
+            match db.backend {
+                Backend::Postgres => assert!(matches!(r, Err(crate::Error::Invalid(_))), "{r:?}"),
+                Backend::Sqlite => assert_eq!(r.unwrap(), "a\u{0}b"),
+            }
+        }
+    }
+
     /// Two instances starting at once on one fresh PostgreSQL database both come up; each
     /// migration is applied once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ pub enum Error {
     Forbidden(String),
     /// Storage failure: HTTP 503 (the database is unreachable) — never shown in detail.
     #[error("数据库错误 / database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// Configuration or start-up problem (CLI exit 2).
     #[error("{0}")]
     Config(String),
@@ -140,6 +140,23 @@ impl Error {
     pub fn coded(kind: Refusal, code: &'static str, message: impl Into<String>) -> Self {
         debug_assert!(CODES.iter().any(|(c, _)| *c == code), "unlisted error code {code}");
         Error::Coded { kind, code, message: message.into() }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    /// A storage failure — except text PostgreSQL cannot hold (a NUL character, SQLSTATE 22021,
+    /// or one the encoding lacks, 22P05), which is the caller's input: a 400 on every backend
+    /// instead of a 503 on PostgreSQL only (SQLite stores it).
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(d) = &e
+            && matches!(d.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return Error::Invalid(
+                "文本中含有数据库不能保存的字符（如 NUL）/ the text contains a character that cannot be stored (such as NUL)"
+                    .into(),
+            );
+        }
+        Error::Db(e)
     }
 }
 
