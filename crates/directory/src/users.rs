@@ -432,10 +432,7 @@ pub async fn list(db: &Db, kek: &Kek, q: &ListQuery) -> Result<Page> {
     let (page_size, offset) = medsign_store::paging(q.page, q.page_size, 50, 500)?;
     let page = q.page.unwrap_or(1);
     // `LIKE` patterns: escape the wildcards the caller typed
-    let pattern =
-        q.q.as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = medsign_store::contains_pattern(q.q.as_deref());
     let filter = "deleted_at IS NULL AND ($1 IS NULL OR department_code = $1) \
                   AND ($2 IS NULL OR name LIKE $2 ESCAPE '\\' OR employee_no LIKE $2 ESCAPE '\\')";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM users WHERE {filter}")))

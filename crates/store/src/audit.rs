@@ -641,18 +641,7 @@ pub struct Filter {
 /// Entries matching `f`, newest first, and how many match in all.
 pub async fn query(db: &Db, f: &Filter) -> Result<(Vec<Entry>, i64)> {
     let (size, offset) = crate::paging(f.page, f.page_size, 100, 1000)?;
-    let norm = |t: &Option<String>, name: &str| -> Result<Option<String>> {
-        t.as_deref()
-            .map(|v| {
-                chrono::DateTime::parse_from_rfc3339(v)
-                    .map(|d| d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                    .map_err(|_| {
-                        crate::Error::Invalid(format!("{name} 须为 RFC 3339 时间 / {name} must be an RFC 3339 instant"))
-                    })
-            })
-            .transpose()
-    };
-    let (from, to) = (norm(&f.from, "from")?, norm(&f.to, "to")?);
+    let (from, to) = (crate::instant_param(f.from.as_deref(), "from")?, crate::instant_param(f.to.as_deref(), "to")?);
     if let Some(k) = &f.kind
         && !["login", "signing", "data_maintenance", "admin"].contains(&k.as_str())
     {

@@ -55,6 +55,26 @@ pub fn secs_text(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A query's instant parameter (`from`, `to`, …) in the stored form, so text comparison orders it
+/// correctly; anything but RFC 3339 is a 400 naming the parameter.
+pub fn instant_param(v: Option<&str>, name: &str) -> Result<Option<String>> {
+    v.map(|v| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|d| d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .map_err(|_| Error::Invalid(format!("{name} 须为 RFC 3339 时间 / {name} must be an RFC 3339 instant")))
+    })
+    .transpose()
+}
+
+/// A "contains" `LIKE` pattern (used with `ESCAPE '\'`) for what a person typed: their `%`, `_`
+/// and `\` match themselves. None for nothing typed.
+pub fn contains_pattern(typed: Option<&str>) -> Option<String> {
+    typed
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
+}
+
 /// Now, as RFC 3339 UTC with milliseconds (the form every instant is stored in).
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
