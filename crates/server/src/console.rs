@@ -275,6 +275,7 @@ pub(crate) fn role_allows(role: people::Role, method: &axum::http::Method, path:
                 "/admin/v1/time",
                 "/admin/v1/timestamps",
                 "/admin/v1/webhooks",
+                "/admin/v1/sign-flows",
             ])
         }
     };
@@ -315,6 +316,10 @@ mod tests {
             (Role::Auditor, &post, "/admin/v1/departments", false),
             (Role::Auditor, &get, "/admin/v1/apps", false),
             (Role::Auditor, &get, "/admin/v1/templates", false),
+            (Role::Auditor, &get, "/admin/v1/sign-flows?state=failed", true),
+            (Role::Auditor, &post, "/admin/v1/webhooks/wh_1/retry", false),
+            (Role::Operator, &post, "/admin/v1/webhooks/wh_1/retry", true),
+            (Role::Operator, &post, "/admin/v1/apps/app_1/rotate", false),
         ] {
             assert_eq!(role_allows(role, method, path).is_ok(), ok, "{role:?} {method} {path}");
         }

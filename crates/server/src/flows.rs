@@ -91,6 +91,51 @@ async fn list_webhooks(
     Ok(Json(medsign_signing::flows::deliveries(&s.db, q.flow_id.as_deref()).await?))
 }
 
+#[utoipa::path(post, path = "/admin/v1/webhooks/{delivery_id}/retry", tag = "admin", security(("bearer" = [])),
+    params(("delivery_id" = String, Path, example = "wh_3f2a9c1b7d4e5a60")),
+    responses((status = 200, body = medsign_signing::flows::Delivery), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "推送 wh_… 状态为 delivered，只能重试失败的推送 / only a failed delivery can be retried (delivered)", "request_id": "…"}))))]
+/// `POST /admin/v1/webhooks/{delivery_id}/retry`: send a failed delivery once more, now.
+async fn retry_webhook(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_signing::flows::Delivery>, ApiError> {
+    Ok(Json(medsign_signing::flows::retry_delivery(&s.db, &caller.ctx, &id).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/sign-flows", tag = "admin", security(("bearer" = [])), params(medsign_signing::flows::FlowQuery),
+    responses((status = 200, body = medsign_signing::flows::FlowPage, example = json!({"items": [{"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "kind": "data", "title": "门诊处方 No.2026-000123", "state": "completed", "app_id": "app_1a2b3c4d5e6f7a8b", "signers": 2, "signed": 2, "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:01.000Z"}], "page": 1, "page_size": 50, "total": 1})),
+        (status = 400, body = ErrorBody)))]
+/// `GET /admin/v1/sign-flows?q=&state=&app_id=&signer=&from=&to=&page=&page_size=`: every app's
+/// flows, newest first (the console's search).
+async fn search_flows(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+    query: Result<Query<medsign_signing::flows::FlowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<medsign_signing::flows::FlowPage>, ApiError> {
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    Ok(Json(medsign_signing::flows::search(&s.db, &q).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/sign-flows/{flow_id}", tag = "admin", security(("bearer" = [])),
+    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
+    responses((status = 200, body = Object, example = json!({"flow": {"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "state": "completed", "signers": []}, "events": [{"seq": 41, "at": "…", "action": "flow.create", "actor": "app:app_1a2b3c4d5e6f7a8b", "target": "flow:sf_9c1b7d4e5a603f2a", "outcome": "ok"}], "webhooks": []})),
+        (status = 404, body = ErrorBody)))]
+/// `GET /admin/v1/sign-flows/{flow_id}`: a flow of any app with its timeline — the audit events
+/// the evidence report is built from (creation, scans, approvals, signatures, revocation) — and
+/// its webhook deliveries.
+async fn flow_timeline(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let f = medsign_signing::flows::get(&s.db, None, &id).await?;
+    let events = medsign_signing::evidence::flow_events(&s.db, &f).await?;
+    let webhooks = medsign_signing::flows::deliveries(&s.db, Some(&id)).await?;
+    Ok(Json(serde_json::json!({"flow": f, "events": events, "webhooks": webhooks})))
+}
+
 #[utoipa::path(post, path = "/api/v1/sign-flows", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "retry-safe creation")),
     request_body(content = medsign_signing::flows::NewFlow, example = json!({"kind": "data", "title": "门诊处方 No.2026-000123", "content_json": {"patient": "李某", "rx": [{"drug": "阿莫西林胶囊", "dose": "0.5g", "freq": "tid"}]}, "signers": [{"employee_no": "1001", "mode": "auto"}, {"seal": "hospital"}], "alg": "sm2", "callback_url": "https://his.example/medsign/callback"})),
@@ -356,5 +401,10 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// Its `/admin/v1` routes (the admin scope is required by the caller).
 pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(authorize_custody, revoke_custody)).routes(routes!(list_webhooks))
+    OpenApiRouter::new()
+        .routes(routes!(authorize_custody, revoke_custody))
+        .routes(routes!(list_webhooks))
+        .routes(routes!(retry_webhook))
+        .routes(routes!(search_flows))
+        .routes(routes!(flow_timeline))
 }

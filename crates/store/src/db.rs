@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (27, "split_key_requests", include_str!("../migrations/0027_split_key_requests.sql")),
     (28, "user_tasks", include_str!("../migrations/0028_user_tasks.sql")),
     (29, "console_people", include_str!("../migrations/0029_console_people.sql")),
+    (30, "flow_search", include_str!("../migrations/0030_flow_search.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).

@@ -501,3 +501,97 @@ async fn a_flow_whose_request_is_dropped_is_failed_not_left_signing() {
         assert!(r.broken.is_none(), "{r:?}");
     }
 }
+
+/// The console's search finds every app's flows by number or title (wildcards typed are literal),
+/// state (an unfinished flow past its expiry is `expired`, not `signing`), staff signer, app and
+/// creation time, newest first and paged; an unknown state or a bad instant is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_searches_every_apps_flows() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let (other, _) = sign_app(&db, &w.kek, "EMR").await;
+        let sg = signing(&db, &w);
+        let mut ids = Vec::new();
+        for (owner, title, signers) in [
+            (&app, "门诊处方 A_1", json!([{"employee_no": "1001"}, {"seal": "hospital"}])),
+            (&other, "出院小结 B%2", json!([{"seal": "hospital"}])),
+            (&app, "检验报告 C", json!([{"employee_no": "1001", "mode": "scan"}])),
+        ] {
+            let nf = flow(signers, json!({"title": title}));
+            ids.push(create(&sg, &w.ctx, &owner.app_id, &nf, 1 << 20).await.unwrap());
+        }
+        let q = |v: Value| serde_json::from_value::<FlowQuery>(v).unwrap();
+        let found = |p: FlowPage| p.items.iter().map(|f| f.title.clone()).collect::<Vec<_>>();
+        let all = search(&db, &q(json!({}))).await.unwrap();
+        assert_eq!(
+            (all.total, found(all.clone())),
+            (3, vec!["检验报告 C".into(), "出院小结 B%2".into(), "门诊处方 A_1".into()])
+        );
+        assert_eq!((all.items[2].signers, all.items[2].signed), (2, 2));
+        assert_eq!(found(search(&db, &q(json!({"q": "B%"}))).await.unwrap()), ["出院小结 B%2"]);
+        assert_eq!(search(&db, &q(json!({"q": "A%1"}))).await.unwrap().total, 0, "% is literal");
+        assert_eq!(search(&db, &q(json!({"q": "_"}))).await.unwrap().total, 1, "_ is literal");
+        assert_eq!(found(search(&db, &q(json!({"q": ids[0].doc_no}))).await.unwrap()), ["门诊处方 A_1"]);
+        assert_eq!(found(search(&db, &q(json!({"q": ids[1].id}))).await.unwrap()), ["出院小结 B%2"]);
+        assert_eq!(search(&db, &q(json!({"app_id": other.app_id}))).await.unwrap().total, 1);
+        assert_eq!(found(search(&db, &q(json!({"signer": "1001"}))).await.unwrap()), ["检验报告 C", "门诊处方 A_1"]);
+        assert_eq!(search(&db, &q(json!({"signer": "hospital"}))).await.unwrap().total, 0, "a seal is no staff signer");
+        assert_eq!(search(&db, &q(json!({"state": "completed"}))).await.unwrap().total, 2);
+        assert_eq!(search(&db, &q(json!({"state": "signing"}))).await.unwrap().total, 1);
+        // the scan flow passes its expiry unswept: it is expired, no longer signing
+        sqlx::query("UPDATE sign_flows SET expires_at = '2020-01-01T00:00:00.000Z' WHERE id = $1")
+            .bind(&ids[2].id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(search(&db, &q(json!({"state": "signing"}))).await.unwrap().total, 0);
+        let expired = search(&db, &q(json!({"state": "expired"}))).await.unwrap();
+        assert_eq!((expired.total, expired.items[0].state), (1, FlowState::Expired));
+        assert_eq!(search(&db, &q(json!({"from": "2099-01-01T00:00:00+08:00"}))).await.unwrap().total, 0);
+        assert_eq!(search(&db, &q(json!({"to": "2099-01-01T00:00:00Z"}))).await.unwrap().total, 3);
+        let p2 = search(&db, &q(json!({"page": 2, "page_size": 2}))).await.unwrap();
+        assert_eq!((p2.total, found(p2)), (3, vec!["门诊处方 A_1".to_string()]));
+        for bad in
+            [json!({"state": "done"}), json!({"from": "yesterday"}), json!({"page_size": 201}), json!({"page": 0})]
+        {
+            assert!(matches!(search(&db, &q(bad.clone())).await, Err(Error::Invalid(_))), "{bad}");
+        }
+        // a NUL typed into the search box: nothing found, or a 400 where the database cannot hold it
+        match search(&db, &q(json!({"q": "a\u{0}b", "signer": "\u{0}"}))).await {
+            Ok(p) => assert_eq!(p.total, 0),
+            Err(e) => assert!(matches!(e, Error::Invalid(_)), "{e:?}"),
+        }
+    }
+}
+
+/// Only a failed delivery is sent again by hand, once, at once; a delivered or pending one is a
+/// conflict and an unknown id not found. The retry is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_webhook_is_retried_once_by_hand() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let (url, got) = receiver(0).await;
+        let nf = flow(json!([{"seal": "hospital"}]), json!({"callback_url": url}));
+        create(&signing(&db, &w), &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
+        let id = deliveries(&db, None).await.unwrap()[0].id.clone();
+        assert!(matches!(retry_delivery(&db, &w.ctx, &id).await, Err(Error::Conflict(_))), "pending");
+        // given up after its attempts
+        sqlx::query("UPDATE webhook_deliveries SET state = 'failed', attempts = $1, next_at = '2099-01-01T00:00:00.000Z' WHERE id = $2")
+            .bind(WEBHOOK_MAX_ATTEMPTS)
+            .bind(&id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let client = webhook_client();
+        assert_eq!(deliver_due(&db, &w.kek, &client).await.unwrap(), 0, "a failed delivery is not sent");
+        let d = retry_delivery(&db, &w.ctx, &id).await.unwrap();
+        assert_eq!(d.state, "pending");
+        assert!(matches!(retry_delivery(&db, &w.ctx, &id).await, Err(Error::Conflict(_))), "already queued");
+        assert_eq!(deliver_due(&db, &w.kek, &client).await.unwrap(), 1);
+        assert_eq!(got.lock().unwrap().len(), 1);
+        assert!(matches!(retry_delivery(&db, &w.ctx, &id).await, Err(Error::Conflict(_))), "delivered");
+        assert!(matches!(retry_delivery(&db, &w.ctx, "wh_none").await, Err(Error::NotFound(_))));
+        let f = audit::Filter { action: Some("webhook.retry".into()), ..Default::default() };
+        assert_eq!(audit::query(&db, &f).await.unwrap().1, 1);
+    }
+}

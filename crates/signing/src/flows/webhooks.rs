@@ -257,10 +257,14 @@ pub struct Delivery {
 
 /// Deliveries, newest first (optionally of one flow).
 pub async fn deliveries(db: &Db, flow_id: Option<&str>) -> Result<Vec<Delivery>> {
-    let rows = sqlx::query(
-        "SELECT * FROM webhook_deliveries WHERE ($1 IS NULL OR flow_id = $1) ORDER BY created_at DESC, id LIMIT 500",
-    )
-    .bind(flow_id)
+    deliveries_where(db, "($1 IS NULL OR flow_id = $1)", flow_id).await
+}
+
+async fn deliveries_where(db: &Db, filter: &'static str, arg: Option<&str>) -> Result<Vec<Delivery>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM webhook_deliveries WHERE {filter} ORDER BY created_at DESC, id LIMIT 500"
+    )))
+    .bind(arg)
     .fetch_all(&db.pool)
     .await?;
     rows.iter()
@@ -280,4 +284,34 @@ pub async fn deliveries(db: &Db, flow_id: Option<&str>) -> Result<Vec<Delivery>>
             })
         })
         .collect()
+}
+
+/// Send a failed delivery once more (the console's "retry"; audited): it is due now, and a
+/// failure of this attempt leaves it failed again. Only a `failed` delivery can be retried, so
+/// a retry never sends an event twice at once.
+pub async fn retry_delivery(db: &Db, ctx: &Context, id: &str) -> Result<Delivery> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let n =
+        sqlx::query("UPDATE webhook_deliveries SET state = 'pending', next_at = $1 WHERE id = $2 AND state = 'failed'")
+            .bind(medsign_store::now_text())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    if n.rows_affected() == 0 {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        return Err(match state {
+            None => Error::NotFound(format!("推送 {id} 不存在 / no webhook delivery {id}")),
+            Some(s) => Error::Conflict(format!(
+                "推送 {id} 状态为 {s}，只能重试失败的推送 / only a failed delivery can be retried ({s})"
+            )),
+        });
+    }
+    audit::ok(&mut tx, ctx, Kind::Admin, "webhook.retry", &format!("webhook:{id}"), serde_json::json!({})).await?;
+    tx.commit().await?;
+    deliveries_where(db, "id = $1", Some(id)).await?.pop().ok_or_else(|| Error::NotFound(id.to_string()))
 }
