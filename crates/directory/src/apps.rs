@@ -315,6 +315,38 @@ pub async fn set_disabled(db: &Db, auth: &Authenticator, ctx: &Context, app_id: 
     Ok(())
 }
 
+/// A new secret for an app (audited): the token `app_id.secret` is returned once; the old secret
+/// and the request-signing key derived from it stop working at once, on every instance (their
+/// caches check the stored hash), and webhooks are signed with the new key from now on.
+pub async fn rotate(
+    db: &Db,
+    kek: &Kek,
+    auth: &Authenticator,
+    ctx: &Context,
+    app_id: &str,
+) -> Result<Zeroizing<String>> {
+    let secret = Zeroizing::new(hex::encode(rng::bytes::<32>()?));
+    let stored = hash_secret(secret.as_bytes())?;
+    let key = Zeroizing::new(hmac_key(&secret));
+    let wrapped_hmac = hex::encode(kek.wrap(key.as_slice(), &hmac_aad(app_id))?);
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let n = sqlx::query("UPDATE apps SET secret_hash = $1, hmac_key_wrapped = $2 WHERE app_id = $3")
+        .bind(&stored)
+        .bind(&wrapped_hmac)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?;
+    if n.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Err(Error::NotFound(format!("应用 {app_id} 不存在 / no app {app_id}")));
+    }
+    audit::ok(&mut tx, ctx, Kind::Admin, "app.rotate_secret", &format!("app:{app_id}"), serde_json::json!({})).await?;
+    tx.commit().await?;
+    auth.cache.lock().expect("cache lock").retain(|_, (app, _, _)| app.app_id != app_id);
+    Ok(Zeroizing::new(format!("{app_id}.{}", secret.as_str())))
+}
+
 /// How many apps exist (the first start creates the bootstrap admin app when there are none).
 pub async fn count(db: &Db) -> Result<i64> {
     Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM apps").fetch_one(&db.pool).await?)
@@ -557,6 +589,31 @@ mod tests {
             assert!(auth.check_signed(&db, &wrong_kek, &fresh).await.is_err());
             // recorded in the audit log
             assert_eq!(medsign_store::audit::recent(&db, 1).await.unwrap()[0].action, "app.create");
+        }
+    }
+
+    /// A rotated secret: the new token works, the old one stops at once — also on another
+    /// instance that had it cached — and so does the request-signing key derived from it.
+    #[tokio::test]
+    async fn a_rotated_secret_replaces_the_old_one_everywhere_at_once() {
+        for (_d, db) in backends().await {
+            let (kek, ctx) = (Kek::generate().unwrap(), Context::cli());
+            let (app, old) = create(&db, &kek, &ctx, "HIS", &[Scope::Sign]).await.unwrap();
+            let (here, there) = (Authenticator::default(), Authenticator::default());
+            here.check(&db, &old).await.unwrap();
+            there.check(&db, &old).await.unwrap();
+            let new = rotate(&db, &kek, &here, &ctx, &app.app_id).await.unwrap();
+            assert_ne!(new.as_str(), old.as_str());
+            assert!(new.starts_with(&format!("{}.", app.app_id)));
+            for auth in [&here, &there] {
+                assert!(matches!(auth.check(&db, &old).await, Err(Error::Unauthorized(_))), "old token accepted");
+                assert_eq!(auth.check(&db, &new).await.unwrap(), app);
+            }
+            let stored = hmac_key_of(&db, &kek, &app.app_id).await.unwrap();
+            assert_eq!(*stored, hmac_key(new.split_once('.').unwrap().1));
+            assert_ne!(*stored, hmac_key(old.split_once('.').unwrap().1));
+            assert!(matches!(rotate(&db, &kek, &here, &ctx, "app_none").await, Err(Error::NotFound(_))));
+            assert_eq!(medsign_store::audit::recent(&db, 1).await.unwrap()[0].action, "app.rotate_secret");
         }
     }
 

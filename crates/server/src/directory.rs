@@ -217,6 +217,20 @@ async fn enable_app(
     set_app_disabled(&s, &caller, &id, false).await
 }
 
+#[utoipa::path(post, path = "/admin/v1/apps/{app_id}/rotate", tag = "admin", security(("bearer" = [])),
+    params(("app_id" = String, Path, example = "app_1a2b3c4d5e6f7a8b")),
+    responses((status = 200, body = Object, example = json!({"app_id": "app_1a2b3c4d5e6f7a8b", "token": "app_1a2b3c4d5e6f7a8b.9f86d081884c7d65…"})),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "应用 app_x 不存在 / no app app_x", "request_id": "…"}))))]
+/// `POST /admin/v1/apps/{app_id}/rotate`: a new secret, shown once; the old one stops at once.
+async fn rotate_app(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = medsign_directory::apps::rotate(&s.db, &s.kek, &s.auth, &caller.ctx, &id).await?;
+    Ok(Json(serde_json::json!({"app_id": id, "token": token.as_str()})))
+}
+
 /// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = []), ("hmac_sm3" = [])), params(users::ListQuery),
     responses((status = 200, body = users::Page, example = json!({"items": [], "page": 1, "page_size": 50, "total": 0})),
@@ -358,6 +372,7 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(create_app, list_apps))
         .routes(routes!(disable_app))
         .routes(routes!(enable_app))
+        .routes(routes!(rotate_app))
 }
 
 /// The users routes again under `/admin/v1`, for the console (documented once, under `/api/v1`).
