@@ -119,6 +119,34 @@ pub async fn save_template(
     Ok(Json(templates::save(&s.db, &caller.ctx, &id, &def).await?))
 }
 
+/// Body of `POST /admin/v1/templates/preview`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatePreview {
+    /// a template definition (as `PUT /admin/v1/templates/{id}` takes), saved or not
+    #[schema(value_type = Object)]
+    definition: serde_json::Value,
+    /// sample field values
+    #[schema(value_type = Object)]
+    data: serde_json::Value,
+}
+
+#[utoipa::path(post, path = "/admin/v1/templates/preview", tag = "admin", security(("bearer" = [])),
+    request_body(content = TemplatePreview, example = json!({"definition": {"name": "出院小结", "page": {"width": 595, "height": 842}, "fields": [{"name": "patient_name", "type": "text", "rect": [60, 750, 200, 770]}]}, "data": {"patient_name": "王小明"}})),
+    responses((status = 200, description = "the PDF as it would render; nothing is saved", content_type = "application/pdf", body = Vec<u8>, example = json!("(binary)")),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "缺少必填字段 / missing required field 'patient_name'", "request_id": "…"}))))]
+/// `POST /admin/v1/templates/preview`: render an edited definition with sample data before it is
+/// saved as a version (the console's template editor).
+pub async fn preview_template(
+    _caller: Caller,
+    StrictJson(body): StrictJson<TemplatePreview>,
+) -> Result<Response, ApiError> {
+    let pdf = tokio::task::spawn_blocking(move || templates::preview(&body.definition, &body.data))
+        .await
+        .map_err(|e| Error::internal_from("template preview", e))??;
+    Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
+}
+
 #[utoipa::path(get, path = "/admin/v1/templates", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<templates::TemplateInfo>, example = json!([{"id": "lab-report", "version": 1, "name": "检验报告单", "enabled": true}]))))]
 /// `GET /admin/v1/templates`: every template's latest version.
@@ -360,6 +388,7 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(put_seal_image))
         .routes(routes!(get_seal_image))
         .routes(routes!(admin_list_templates))
+        .routes(routes!(preview_template))
         .routes(routes!(get_template, save_template))
         .routes(routes!(enable_template))
         .routes(routes!(disable_template))

@@ -9,9 +9,10 @@ use axum::{
 
 /// The pages' Content-Security-Policy (the H5 app, the demo HIS page, Swagger UI at `/api/docs`):
 /// only our own scripts, styles and WebAssembly, no inline script; inline styles (Swagger UI sets
-/// them); images from data:/blob: (QR, handwriting); the camera stream as blob:; never framed.
+/// them); images from data:/blob: (QR, handwriting); the camera stream as blob:; a frame only of
+/// a blob: the page made itself (the console's template preview PDF); never framed itself.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-                       img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+                       img-src 'self' data: blob:; media-src 'self' blob:; frame-src blob:; connect-src 'self'; object-src 'none'; \
                        base-uri 'self'; frame-ancestors 'none'";
 
 /// Headers every response gets: `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, and

@@ -140,15 +140,28 @@ pub async fn get(db: &Db, id: &str, version: Option<i64>) -> Result<(TemplateInf
     info(&r)
 }
 
-/// Save `definition` (JSON) as the next version of `id` (version 1 for a new id).
-pub async fn save(db: &Db, ctx: &Context, id: &str, definition: &serde_json::Value) -> Result<TemplateInfo> {
-    check_id(id)?;
-    ensure_builtin(db).await?;
+/// A definition as stored (its JSON text, at most 8 MB) and checked.
+fn parse(definition: &serde_json::Value) -> Result<(String, Template)> {
     let text = serde_json::to_string(definition).map_err(|e| Error::Invalid(e.to_string()))?;
     if text.len() > 8 << 20 {
         return Err(Error::Invalid("模板定义超过 8 MB / the definition exceeds 8 MB".into()));
     }
     let t = Template::from_json(&text).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok((text, t))
+}
+
+/// Render a definition that need not be saved (the console's preview of an edited template)
+/// with sample data. Nothing is stored.
+pub fn preview(definition: &serde_json::Value, data: &serde_json::Value) -> Result<Vec<u8>> {
+    let (_, t) = parse(definition)?;
+    t.render(data).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// Save `definition` (JSON) as the next version of `id` (version 1 for a new id).
+pub async fn save(db: &Db, ctx: &Context, id: &str, definition: &serde_json::Value) -> Result<TemplateInfo> {
+    check_id(id)?;
+    ensure_builtin(db).await?;
+    let (text, t) = parse(definition)?;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
     // versions of one template are numbered one save at a time, on every instance
@@ -252,5 +265,23 @@ mod tests {
             assert!(matches!(get(&db, "nope", None).await, Err(Error::NotFound(_))));
             assert!(matches!(get(&db, "lab-report", Some(9)).await, Err(Error::NotFound(_))));
         }
+    }
+
+    /// The editor's preview renders an unsaved definition (it has no database to store into); a
+    /// bad definition or data missing a required field is refused, naming it.
+    #[test]
+    fn an_edited_definition_previews_without_being_saved() {
+        let def = serde_json::json!({"name": "出院小结", "page": {"width": 595, "height": 842},
+            "fields": [{"name": "patient_name", "type": "text", "rect": [60, 750, 200, 770], "required": true},
+                       {"name": "doctor", "type": "signature", "rect": [400, 60, 540, 110]}]});
+        let pdf = preview(&def, &serde_json::json!({"patient_name": "王小明"})).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+        assert!(matches!(preview(&def, &serde_json::json!({})), Err(Error::Invalid(m)) if m.contains("patient_name")));
+        let outside = serde_json::json!({"name": "x", "page": {"width": 100, "height": 100}, "fields": [{"name": "a", "type": "text", "rect": [50, 50, 300, 60]}]});
+        assert!(matches!(preview(&outside, &serde_json::json!({"a": "1"})), Err(Error::Invalid(_))));
+        assert!(matches!(
+            preview(&serde_json::json!({"name": "x", "fields": [], "extra": 1}), &serde_json::json!({})),
+            Err(Error::Invalid(_))
+        ));
     }
 }
