@@ -2,6 +2,9 @@
 // medsign console — the pages (the module the page loads). Each is a function of the query
 // string that calls `page(…)`.
 import { h, en, api, toast, busy, page, loggedIn, me, start } from './console.js';
+import { field, val, table, when } from './ui.js';
+import { flows, flow, webhooks } from './flows.js';
+import { template } from './editor.js';
 
 const ALL = ['administrator', 'operator', 'auditor'];
 const STAFF = ['administrator', 'operator'];
@@ -15,23 +18,14 @@ export const NAV = [
   { href: '#/certificates', zh: '证书', en: 'Certificates', roles: STAFF },
   { href: '#/seals', zh: '印章', en: 'Seals', roles: STAFF },
   { href: '#/templates', zh: '模板', en: 'Templates', roles: STAFF },
+  { href: '#/flows', zh: '签署流程', en: 'Signing flows', roles: ALL },
   { href: '#/logs', zh: '日志', en: 'Logs', roles: ALL },
+  { href: '#/webhooks', zh: '推送记录', en: 'Webhooks', roles: ALL },
   { href: '#/apps', zh: '接入应用', en: 'Apps', roles: ADMIN },
   { href: '#/channels', zh: 'CA 通道', en: 'CA channels', roles: STAFF },
   { href: '#/time', zh: '时间', en: 'Time', roles: ALL },
   { href: '#/people', zh: '控制台账号', en: 'Console accounts', roles: ADMIN },
 ];
-
-/** A labelled input. @param {string} id @param {string} zh @param {string} english @param {Record<string, any>} [attrs] */
-const field = (id, zh, english, attrs = {}) => h('label', { for: id }, h('span', {}, zh, en(english)), h('input', { id, name: id, ...attrs }));
-/** @param {string} id */
-const val = (id) => /** @type {HTMLInputElement} */ (document.getElementById(id)).value.trim();
-/** A table from rows. @param {string[][]} head @param {any[][]} rows */
-const table = (head, rows) => h('table', {},
-  h('thead', {}, h('tr', {}, ...head.map(([zh, english]) => h('th', { scope: 'col' }, zh, en(english))))),
-  h('tbody', {}, ...(rows.length ? rows : [[h('span', { class: 'muted' }, '没有记录', en('nothing yet'))]]).map((r) => h('tr', {}, ...r.map((c) => h('td', {}, c ?? '—'))))));
-/** A local time. @param {string | null | undefined} t */
-const when = (t) => (t ? new Date(t).toLocaleString('zh-CN', { hour12: false }) : '—');
 
 // ------------------------------------------------------------------ first administrator, login
 
@@ -176,15 +170,45 @@ async function departments() {
 
 // ------------------------------------------------------------------ certificates, channels, time
 
-/** #/certificates: the list; revoke. */
-async function certificates() {
-  const list = await api('GET', '/api/v1/certificates?page_size=200');
-  const revoke = (/** @type {string} */ serial) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
-    if (!confirm(`吊销证书 ${serial}？/ Revoke ${serial}?`)) return;
-    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'unspecified' }); certificates(); });
-  } }, '吊销', en('Revoke'));
-  page('证书', 'Certificates', table([['序列号', 'Serial'], ['工号', 'No.'], ['算法', 'Alg.'], ['通道', 'Channel'], ['状态', 'State'], ['有效期至', 'Not after'], ['', '']],
-    list.items.map((/** @type {any} */ c) => [c.serial, c.employee_no, c.alg, c.channel, c.status, when(c.not_after), c.status === 'active' ? revoke(c.serial) : null])));
+/** #/certificates: the list; issue from a CSR, server custody (administrators), renew, hold, release, revoke. @param {URLSearchParams} q */
+async function certificates(q) {
+  const params = new URLSearchParams({ page_size: '200' });
+  if (q.get('employee_no')) params.set('employee_no', q.get('employee_no') || '');
+  const list = await api('GET', `/api/v1/certificates?${params}`);
+  const act = (/** @type {string} */ serial, /** @type {string} */ what, /** @type {string} */ zh, /** @type {string} */ english, /** @type {any} */ body) => h('button', { class: 'secondary', id: `${what}-${serial}`, onclick: async (/** @type {Event} */ ev) => {
+    if (what === 'revoke' && !confirm(`吊销证书 ${serial}？吊销不可恢复。/ Revoke ${serial}? This cannot be undone.`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/api/v1/certificates/${serial}/${what}`, body); toast(`${zh} / ${english}`); certificates(q); });
+  } }, zh, en(english));
+  const actions = (/** @type {any} */ c) => (c.status === 'active'
+    ? h('span', {}, act(c.serial, 'renew', '续期', 'Renew', {}), ' ', act(c.serial, 'hold', '冻结', 'Hold'), ' ', act(c.serial, 'revoke', '吊销', 'Revoke', { reason: 'unspecified' }))
+    : c.status === 'on_hold' ? h('span', {}, act(c.serial, 'release', '解冻', 'Release'), ' ', act(c.serial, 'revoke', '吊销', 'Revoke', { reason: 'unspecified' })) : null);
+  const out = h('div', {});
+  const issueBtn = h('button', { class: 'primary', type: 'submit', id: 'issueCsr' }, '签发', en('Issue'));
+  const csr = h('textarea', { id: 'csr', rows: 4, placeholder: '-----BEGIN CERTIFICATE REQUEST-----', required: true });
+  const issue = h('form', { class: 'card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(issueBtn, async () => {
+      const c = await api('POST', `/api/v1/users/${encodeURIComponent(val('csrUser'))}/certificates`, { csr: /** @type {HTMLTextAreaElement} */ (csr).value.trim() });
+      toast(`已签发 ${c.serial} / issued`);
+      certificates(q);
+    });
+  } }, h('b', {}, '用证书请求（CSR）签发', en('Issue from a certificate request (CSR)')),
+  field('csrUser', '工号', 'Staff number', { required: true }), h('label', { for: 'csr' }, h('span', {}, 'PKCS#10 请求（PEM）', en('PKCS#10 request (PEM)')), csr), issueBtn);
+  const custodyBtn = h('button', { class: 'primary', type: 'submit', id: 'custody' }, '授权托管并签发', en('Authorize custody and issue'));
+  const custody = me?.role === 'administrator' && h('form', { class: 'card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(custodyBtn, async () => {
+      const c = await api('POST', `/admin/v1/users/${encodeURIComponent(val('custodyUser'))}/custody`, { reason: val('custodyReason') });
+      toast(`已签发 ${c.serial} / issued`);
+      certificates(q);
+    });
+  } }, h('b', {}, '服务器托管密钥', en('Server-held key')),
+  h('p', { class: 'muted' }, '医生的签名密钥通常由手机与服务器分持（医生在手机上绑定时自动签发）。仅在医院有正式依据时（如自动审核的检验报告）由服务器托管，须写明依据，全程记录。',
+    en('A doctor\'s key is normally split between phone and server (issued when the phone is bound). Hold it on the server only on the hospital\'s documented basis; it is audited.')),
+  field('custodyUser', '工号', 'Staff number', { required: true }), field('custodyReason', '依据', 'Basis (policy, resolution, consent)', { required: true }), custodyBtn);
+  page('证书', 'Certificates', h('div', { class: 'cards' }, issue, custody), out,
+    table([['序列号', 'Serial'], ['工号', 'No.'], ['算法', 'Alg.'], ['通道', 'Channel'], ['状态', 'State'], ['有效期至', 'Not after'], ['', '']],
+      list.items.map((/** @type {any} */ c) => [c.serial, c.employee_no, c.alg, c.channel, c.status, when(c.not_after), actions(c)])));
 }
 
 /** #/seals: the hospital's and each department's seal — image (generated or uploaded) and certificate (R1.6). */
@@ -215,25 +239,62 @@ async function seals() {
       certs.items.map((/** @type {any} */ c) => [c.serial, c.subject, c.status, when(c.not_after)])));
 }
 
-/** #/templates: the PDF form templates and their versions (R1.8); enable or disable. */
+/** #/templates: the PDF form templates and their versions (R1.8); edit, enable or disable, start a new one. */
 async function templates() {
   const list = await api('GET', '/admin/v1/templates');
   const toggle = (/** @type {any} */ t) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
     await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/templates/${encodeURIComponent(t.id)}/${t.enabled ? 'disable' : 'enable'}`); templates(); });
   } }, t.enabled ? '停用' : '启用', en(t.enabled ? 'Disable' : 'Enable'));
-  page('模板', 'Templates', table([['模板', 'Template'], ['名称', 'Name'], ['版本', 'Version'], ['状态', 'State'], ['', '']],
-    list.map((/** @type {any} */ t) => [t.id, t.name, String(t.version), t.enabled ? '启用 / enabled' : '停用 / disabled', toggle(t)])));
+  const add = h('button', { class: 'primary', type: 'submit', id: 'newTemplate' }, '新建', en('New'));
+  const form = h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    location.hash = `#/template?id=${encodeURIComponent(val('tplId'))}&new=1`;
+  } }, field('tplId', '模板代码（字母、数字、- 或 _）', 'Template id (letters, digits, - or _)', { required: true, pattern: '[A-Za-z0-9_\-]{1,64}' }), add);
+  page('模板', 'Templates', form, table([['模板', 'Template'], ['名称', 'Name'], ['版本', 'Version'], ['状态', 'State'], ['保存', 'Saved'], ['', '']],
+    list.map((/** @type {any} */ t) => [h('a', { href: `#/template?id=${encodeURIComponent(t.id)}`, id: `edit-${t.id}` }, t.id), t.name, String(t.version),
+      t.enabled ? '启用 / enabled' : '停用 / disabled', `${t.created_by} ${when(t.created_at)}`, toggle(t)])));
 }
 
-/** #/channels: CA channels, health, switching. */
+/** #/channels: CA channels — add (EST or another medsign), test, switch, and the switching history. */
 async function channels() {
-  const r = await api('GET', '/admin/v1/ca-channels');
+  const [r, history] = await Promise.all([api('GET', '/admin/v1/ca-channels'),
+    api('GET', '/admin/v1/audit?kind=admin&page_size=200').catch(() => ({ items: [] }))]);
   const list = r.channels || r;
-  const act = (/** @type {any} */ c) => (me?.role === 'administrator' && !c.active ? h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
-    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/ca-channels/${c.id}/activate`); toast('已切换 / switched'); channels(); });
-  } }, '设为当前', en('Make active')) : null);
-  page('CA 通道', 'CA channels', table([['名称', 'Name'], ['类型', 'Kind'], ['当前', 'Active'], ['启用', 'Enabled'], ['健康', 'Health'], ['', '']],
-    list.map((/** @type {any} */ c) => [c.name, c.kind, c.active ? '✔' : '', c.enabled ? '✔' : '', c.health, act(c)])));
+  const admin = me?.role === 'administrator';
+  const button = (/** @type {any} */ c, /** @type {string} */ what, /** @type {string} */ zh, /** @type {string} */ english) => h('button', { class: 'secondary', id: `${what}-${c.id}`, onclick: async (/** @type {Event} */ ev) => {
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => {
+      const res = await api('POST', `/admin/v1/ca-channels/${c.id}/${what}`);
+      toast(what === 'check' ? `检测结果：${res.health}${res.health_error ? `（${res.health_error}）` : ''} / health: ${res.health}` : `${zh} / ${english}`, what === 'check' && res.health !== 'ok');
+      channels();
+    });
+  } }, zh, en(english));
+  const act = (/** @type {any} */ c) => admin ? h('span', {}, button(c, 'check', '检测', 'Test'), ' ',
+    !c.active ? button(c, 'activate', '设为当前', 'Make active') : null, ' ',
+    !c.active ? (c.enabled ? button(c, 'disable', '停用', 'Disable') : button(c, 'enable', '启用', 'Enable')) : null) : null;
+  const kind = /** @type {HTMLSelectElement} */ (h('select', { id: 'chKind' }, h('option', { value: 'est' }, 'EST（RFC 7030）'), h('option', { value: 'medsign' }, '另一个 medsign / another medsign')));
+  const add = h('button', { class: 'primary', type: 'submit', id: 'addChannel' }, '添加', en('Add'));
+  const form = admin && h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(add, async () => {
+      /** @type {Record<string, any>} */
+      const config = { url: val('chUrl') };
+      if (val('chUser')) config.username = val('chUser');
+      const body = { name: val('chName'), kind: kind.value, priority: Number(val('chPriority') || 10), config };
+      if (val('chSecret')) Object.assign(body, { secret: val('chSecret') });
+      await api('POST', '/admin/v1/ca-channels', body);
+      toast('已添加 / added');
+      channels();
+    });
+  } }, field('chName', '名称', 'Name', { required: true }), h('label', { for: 'chKind' }, h('span', {}, '类型', en('Kind')), kind),
+  field('chUrl', '地址', 'URL', { required: true, type: 'url', placeholder: 'https://ca.example/.well-known/est' }),
+  field('chUser', 'EST 用户名', 'EST user name'), field('chSecret', '密码或令牌（加密保存，不再显示）', 'Password or token (kept encrypted, never shown)', { type: 'password', autocomplete: 'off' }),
+  field('chPriority', '优先级（小者先用）', 'Priority (lower first)', { type: 'number', value: '10', min: 1 }), add);
+  const switches = history.items.filter((/** @type {any} */ e) => e.action.startsWith('ca.channel.'));
+  page('CA 通道', 'CA channels', form, table([['名称', 'Name'], ['类型', 'Kind'], ['优先级', 'Priority'], ['当前', 'Active'], ['启用', 'Enabled'], ['健康', 'Health'], ['', '']],
+    list.map((/** @type {any} */ c) => [c.name, c.kind, String(c.priority), c.active ? '✔' : '', c.enabled ? '✔' : '', c.health_error ? `${c.health}（${c.health_error}）` : c.health, act(c)])),
+  h('h2', {}, '切换记录', en('Switching history')),
+  table([['时间', 'At'], ['动作', 'Action'], ['通道', 'Channel'], ['操作者', 'By'], ['详情', 'Details']],
+    switches.map((/** @type {any} */ e) => [when(e.at), e.action, e.target, e.actor, e.details])));
 }
 
 /** #/time: the clock as the TSA sees it. */
@@ -297,8 +358,18 @@ async function apps() {
   const toggle = (/** @type {any} */ a) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
     await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('POST', `/admin/v1/apps/${a.app_id}/${a.disabled ? 'enable' : 'disable'}`); apps(); });
   } }, a.disabled ? '启用' : '停用', en(a.disabled ? 'Enable' : 'Disable'));
-  page('接入应用', 'Apps', form, table([['应用', 'App'], ['名称', 'Name'], ['权限', 'Scopes'], ['状态', 'State'], ['创建', 'Created'], ['', '']],
-    list.map((/** @type {any} */ a) => [a.app_id, a.name, a.scopes.join(', '), a.disabled ? '停用 / disabled' : '启用 / enabled', when(a.created_at), toggle(a)])));
+  const rotate = (/** @type {any} */ a) => h('button', { class: 'secondary', id: `rotate-${a.app_id}`, onclick: async (/** @type {Event} */ ev) => {
+    if (!confirm(`为 ${a.name} 更换密钥？旧密钥立即失效，对接系统须换用新令牌。/ Rotate the secret of ${a.name}? The old one stops at once.`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => {
+      const r = await api('POST', `/admin/v1/apps/${a.app_id}/rotate`);
+      await apps();
+      out.replaceChildren(h('div', { class: 'card' }, h('p', {}, `${a.name} 的新令牌只显示这一次：`, en('The new token, shown once:')), h('p', { class: 'secret', id: 'appToken' }, r.token)));
+      document.getElementById('view')?.append(out);
+    });
+  } }, '更换密钥', en('Rotate secret'));
+  page('接入应用', 'Apps', form, h('p', {}, h('a', { href: '#/webhooks' }, '推送记录与重试', en('Webhook deliveries and retry'))),
+    table([['应用', 'App'], ['名称', 'Name'], ['权限', 'Scopes'], ['状态', 'State'], ['创建', 'Created'], ['', '']],
+      list.map((/** @type {any} */ a) => [a.app_id, a.name, a.scopes.join(', '), a.disabled ? '停用 / disabled' : '启用 / enabled', when(a.created_at), h('span', {}, toggle(a), ' ', rotate(a))])));
 }
 
 /** The secret of a new enrolment, for the authenticator app (shown once). @param {any} e */
@@ -360,7 +431,8 @@ async function people() {
 /** The pages by path. @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
 export const PAGES = {
   '/': dashboard, '/setup': setup, '/login': login, '/enrol': enrol, '/users': users, '/departments': departments,
-  '/certificates': certificates, '/seals': seals, '/templates': templates, '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
+  '/certificates': certificates, '/seals': seals, '/templates': templates, '/template': template, '/flows': flows, '/flow': flow, '/webhooks': webhooks,
+  '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
 };
 
 start(PAGES, NAV);

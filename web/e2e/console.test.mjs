@@ -3,8 +3,10 @@
 // bootstrap token creates the first account (TOTP enrolment; this test plays the authenticator
 // app, RFC 6238), log in by keyboard, a department, 20 users by import (and an import with a bad
 // row, refused with its row), the audit log names the person and its chain verifies, an app is
-// created (token shown once) and disabled, an auditor is added — who sees no admin pages and is
-// refused by the server when trying. The English toggle shows English. No console errors except
+// created (token shown once) and disabled; a certificate for a server-held key, held and released;
+// a template edited by keyboard and pointer, previewed and saved as a version; a flow on it, found,
+// its timeline and file; an app secret rotated; a CA channel added and switched to and back; an
+// auditor is added — who sees no admin pages and is refused by the server when trying. The English toggle shows English. No console errors except
 // the refusal this test provokes. Screenshots go to target/screenshots/console-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -156,7 +158,7 @@ test('apps: a new app shows its token once and can be disabled; other pages rend
   const token = (await p.locator('#appToken').innerText()).trim();
   assert.match(token, /^app_[0-9a-f]{16}\.[0-9a-f]{64}$/);
   const row = p.locator('tr', { hasText: 'LIS 检验' });
-  await row.locator('button').click();
+  await row.locator('button', { hasText: '停用' }).click();
   await row.locator('td', { hasText: '停用 / disabled' }).waitFor();
   const r = await fetch(`${srv.base}/api/v1/users/2001`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(r.status, 401, 'a disabled app is refused');
@@ -177,6 +179,115 @@ test('apps: a new app shows its token once and can be disabled; other pages rend
   assert.equal(await p.locator('h1 .en').isVisible(), true);
   await shot('english');
   await p.click('#lang');
+  assert.deepEqual(problems, []);
+});
+
+test('certificates, a template edited and previewed, a flow and its timeline, a secret rotated, a CA channel switched', async () => {
+  // a server-held key for 2001, on the hospital's written basis; then held and released
+  await open('#/certificates', '证书');
+  await p.fill('#custodyUser', '2001');
+  await p.fill('#custodyReason', '检验科自动审核报告（测试）/ auto-verified lab reports (test)');
+  await p.click('#custody');
+  const certRow = p.locator('tbody tr', { hasText: '2001' }).filter({ hasText: 'active' });
+  await certRow.waitFor();
+  const serial = (await certRow.locator('td').first().innerText()).trim();
+  await p.click(`#hold-${serial}`);
+  await p.locator(`#release-${serial}`).waitFor();
+  await p.click(`#release-${serial}`);
+  await p.locator(`#hold-${serial}`).waitFor();
+  await shot('certificates-issued');
+
+  // the template editor: the keyboard moves a field (Shift+→ is 10 pt), the pointer drags another
+  await open('#/templates', '模板');
+  await p.click('#edit-lab-report');
+  await p.locator('h1', { hasText: '模板 lab-report' }).waitFor();
+  await p.focus('#field-patient_name');
+  await p.keyboard.press('Enter');
+  assert.equal(await p.inputValue('#p-name'), 'patient_name');
+  const x1 = Number(await p.inputValue('#p-x1'));
+  for (let i = 0; i < 3; i++) await p.keyboard.press('Shift+ArrowRight');
+  assert.equal(Number(await p.inputValue('#p-x1')), x1 + 30);
+  await p.locator('#field-remarks rect').scrollIntoViewIfNeeded();
+  const box = await p.locator('#field-remarks rect').boundingBox();
+  await p.mouse.move(box.x + 20, box.y + 10);
+  await p.mouse.down();
+  await p.mouse.move(box.x + 20, box.y + 60, { steps: 6 });
+  await p.mouse.up();
+  assert.equal(await p.inputValue('#p-name'), 'remarks');
+  const remarksY = Number(await p.inputValue('#p-y1'));
+  assert.ok(remarksY < 190 - 20, `the remarks box moved down: y1 = ${remarksY}`);
+  // a preview without the required data is refused with the field named; with the sample it renders
+  const sample = await p.inputValue('#sample');
+  await p.fill('#sample', '{}');
+  await p.click('#preview');
+  await p.locator('#toast div.error', { hasText: 'hospital' }).waitFor();
+  problems.length = 0; // the 400 above, logged by the browser
+  await p.fill('#sample', sample);
+  await p.click('#preview');
+  // (the page checked the %PDF- header; the frame shows the blob, which the page's CSP allows only as a frame)
+  assert.match(await p.locator('#previewPdf').getAttribute('href'), /^blob:/);
+  assert.ok(parseFloat(await p.locator('#previewSize').innerText()) > 5, 'a PDF of some KB');
+  await shot('template-editor');
+  await p.click('#saveTemplate');
+  await p.waitForURL(/version=2/);
+  const saved = await p.evaluate(() => fetch('/admin/v1/templates/lab-report?version=2').then((r) => r.json()));
+  assert.deepEqual(saved.definition.fields.find((f) => f.name === 'patient_name').rect.slice(0, 1), [x1 + 30]);
+  assert.equal(saved.definition.fields.find((f) => f.name === 'remarks').rect[1], remarksY);
+
+  // a flow from a hospital system (an app made here), on the new version: auto signature + seal
+  await open('#/apps', '接入应用');
+  await p.fill('#appName', 'EMR 电子病历');
+  await p.click('#addApp');
+  const emr = (await p.locator('#appToken').innerText()).trim();
+  const data = { hospital: '某县人民医院', patient_name: '王小明', gender: '男', age: '45岁', patient_id: 'P20261204001', sample_no: 'S0012',
+    department: '内科', specimen: '血清', items: [{ code: 'GLU', name: '葡萄糖', result: '5.1', unit: 'mmol/L', reference: '3.9–6.1' }] };
+  const created = await fetch(`${srv.base}/api/v1/sign-flows`, { method: 'POST', headers: { Authorization: `Bearer ${emr}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ kind: 'file', title: '检验报告单 S0012', template_id: 'lab-report', data, callback_url: 'http://127.0.0.1:9/medsign-callback',
+      signers: [{ employee_no: '2001', mode: 'auto', field: 'tester' }, { seal: 'hospital', field: 'lab_seal' }] }) });
+  const f = await created.json();
+  assert.equal(created.status, 201, JSON.stringify(f));
+  assert.equal(f.state, 'completed');
+  assert.equal(f.template_version, 2);
+  await open('#/flows?signer=2001', '签署流程');
+  await p.locator('text=共 1 个').waitFor();
+  await p.click(`a:has-text("${f.doc_no}")`);
+  await p.locator('h1', { hasText: f.doc_no }).waitFor();
+  const timeline = await p.locator('#timeline').innerText();
+  for (const step of ['创建流程', '签名', '盖章']) assert.ok(timeline.includes(step), `${step} in ${timeline}`);
+  const pdf = await p.evaluate(async () => new TextDecoder().decode((await (await fetch(document.getElementById('download').getAttribute('href'))).arrayBuffer()).slice(0, 5)));
+  assert.equal(pdf, '%PDF-');
+  await shot('flow-timeline');
+  await open('#/flows?state=failed', '签署流程');
+  await p.locator('text=共 0 个').waitFor();
+  await open('#/logs?action=flow.sign', '日志');
+  await p.locator('td', { hasText: 'flow.sign' }).first().waitFor();
+  await open('#/webhooks', '推送记录');
+  await p.locator('td', { hasText: 'flow.completed' }).first().waitFor();
+
+  // the app's secret rotated: the old token stops at once, the new one works
+  await open('#/apps', '接入应用');
+  await p.click(`#rotate-${emr.split('.')[0]}`);
+  const fresh = (await p.locator('#appToken').innerText()).trim();
+  assert.notEqual(fresh, emr);
+  const status = (t) => fetch(`${srv.base}/api/v1/users/2001`, { headers: { Authorization: `Bearer ${t}` } }).then((r) => r.status);
+  assert.deepEqual([await status(emr), await status(fresh)], [401, 200]);
+
+  // a second CA channel added, made active, and the built-in one made active again: both in the history
+  await open('#/channels', 'CA 通道');
+  await p.fill('#chName', '区域平台（测试）');
+  await p.selectOption('#chKind', 'medsign');
+  await p.fill('#chUrl', `${srv.base}/`);
+  await p.fill('#chSecret', fresh);
+  await p.click('#addChannel');
+  const chRow = p.locator('table').first().locator('tbody tr', { hasText: '区域平台' });
+  await chRow.waitFor();
+  await chRow.locator('button[id^="activate-"]').click();
+  await p.locator('#activate-builtin').waitFor();
+  await p.click('#activate-builtin');
+  await chRow.locator('button[id^="activate-"]').waitFor();
+  const history = await p.locator('tbody').last().innerText();
+  assert.equal((history.match(/ca\.channel\.activate/g) || []).length, 2, history);
+  await shot('channels');
   assert.deepEqual(problems, []);
 });
 

@@ -43,6 +43,9 @@ const CONSOLE: &[(&str, &str, &[u8])] = &[
     ("admin/", "text/html; charset=utf-8", include_bytes!("../../../web/admin/index.html")),
     ("admin/console.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/console.js")),
     ("admin/pages.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/pages.js")),
+    ("admin/ui.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/ui.js")),
+    ("admin/flows.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/flows.js")),
+    ("admin/editor.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/admin/editor.js")),
     ("admin/console.css", "text/css; charset=utf-8", include_bytes!("../../../web/admin/console.css")),
 ];
 
