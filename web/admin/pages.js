@@ -115,28 +115,38 @@ async function users(q) {
   field('employee_no', '工号', 'Staff number', { required: true }), field('name', '姓名', 'Name', { required: true }),
   field('department', '科室代码', 'Department code'), field('title', '职称', 'Title'), add);
   const file = h('input', { type: 'file', id: 'importFile', accept: '.csv,.xlsx' });
-  const importBtn = h('button', { class: 'secondary', type: 'submit', id: 'import' }, '导入', en('Import'));
+  const importBtn = h('button', { class: 'secondary', type: 'submit', id: 'import' }, '预览', en('Preview'));
   const importResult = h('div', { id: 'importResult' });
+  /** Show a refused import's rows. @param {any} e */
+  const refused = (e) => importResult.replaceChildren(h('p', { class: 'bad' }, /** @type {any} */ (e).message),
+    table([['行', 'row'], ['字段', 'field'], ['问题', 'problem']], (e.body?.errors || []).map((/** @type {any} */ r) => [String(r.row + 1), r.field, r.message])));
+  const form = () => { const fd = new FormData(); fd.append('file', /** @type {File} */ (/** @type {HTMLInputElement} */ (file).files?.[0])); return fd; };
+  // first the preview (every row checked, nothing written), then the import itself
   const importer = canWrite && h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
     ev.preventDefault();
     busy(importBtn, async () => {
-      const f = /** @type {HTMLInputElement} */ (file).files?.[0];
-      if (!f) return toast('请选择文件 / choose a file', true);
-      const fd = new FormData();
-      fd.append('file', f);
-      importResult.textContent = '导入中… / importing…';
-      try {
-        const r = await api('POST', '/api/v1/users/import', fd);
-        toast(`已导入 ${r.imported} 人 / ${r.imported} imported`);
-        await users(q);
-      } catch (e) {
-        const rows = /** @type {any} */ (e).body?.errors || [];
-        importResult.replaceChildren(h('p', { class: 'bad' }, /** @type {any} */ (e).message),
-          table([['行', 'row'], ['字段', 'field'], ['问题', 'problem']], rows.map((/** @type {any} */ r) => [String(r.row + 1), r.field, r.message])));
-      }
+      if (!/** @type {HTMLInputElement} */ (file).files?.[0]) return toast('请选择文件 / choose a file', true);
+      importResult.textContent = '检查中… / checking…';
+      let r;
+      try { r = await api('POST', '/api/v1/users/import?dry_run=true', form()); } catch (e) { if (/** @type {any} */ (e).status === 422) return refused(e); importResult.textContent = ''; throw e; }
+      const go = h('button', { class: 'primary', type: 'button', id: 'confirmImport' }, `确认导入 ${r.would_import} 人`, en(`Import ${r.would_import}`));
+      go.onclick = () => busy(go, async () => {
+        importResult.textContent = `正在导入 ${r.would_import} 人… / importing…`;
+        try {
+          const done = await api('POST', '/api/v1/users/import', form());
+          toast(`已导入 ${done.imported} 人 / ${done.imported} imported`);
+          await users(q);
+        } catch (e) { if (/** @type {any} */ (e).status === 422) refused(e); else throw e; }
+      });
+      const yes = (/** @type {boolean} */ b) => (b ? '✔' : '');
+      importResult.replaceChildren(h('p', {}, `检查通过：将导入 ${r.would_import} 人，尚未写入。`, en(`All rows pass: ${r.would_import} to import; nothing written yet.`),
+        r.ignored_columns.length ? h('span', { class: 'muted' }, ` 忽略的列：${r.ignored_columns.join('、')} / ignored columns`) : null), go,
+      table([['行', 'line'], ['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['角色', 'Role'], ['手机', 'Phone'], ['身份证', 'ID card']],
+        r.rows.slice(0, 200).map((/** @type {any} */ u) => [String(u.line), u.employee_no, u.name, u.department, u.title, u.role, yes(u.phone), yes(u.id_card)])),
+      r.rows.length > 200 ? h('p', { class: 'muted' }, `仅显示前 200 行 / the first 200 rows shown`) : null);
     });
   } },
-  h('label', { for: 'importFile' }, h('span', {}, '批量导入（CSV 或 XLSX，全部成功才写入）', en('Import (CSV or XLSX, all or nothing)')), file),
+  h('label', { for: 'importFile' }, h('span', {}, '批量导入（CSV 或 XLSX；先预览检查，全部通过才写入）', en('Import (CSV or XLSX; previewed and checked first, all or nothing)')), file),
   h('a', { href: '/api/v1/users/import/template.csv' }, '下载模板', en('template')), importBtn, importResult);
   const del = (/** @type {string} */ no) => h('button', { class: 'secondary', onclick: async (/** @type {Event} */ ev) => {
     if (!confirm(`删除人员 ${no}？/ Delete ${no}?`)) return;

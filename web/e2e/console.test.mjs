@@ -125,6 +125,13 @@ test('a department, 20 users by import (a bad file refused by row), and the list
   writeFileSync(good, `\ufeff${csv}\n`);
   await p.setInputFiles('#importFile', good);
   await p.click('#import');
+  // the preview: every row checked, shown, nothing written until confirmed
+  await p.locator('#importResult', { hasText: '检查通过：将导入 20 人' }).waitFor();
+  assert.equal(await p.locator('#importResult tbody tr').count(), 20);
+  const before = await p.evaluate(() => fetch('/api/v1/users?page_size=1').then((r) => r.json()));
+  assert.equal(before.total, 0, 'a preview writes nothing');
+  await shot('import-preview');
+  await p.click('#confirmImport');
   await p.locator('#toast div', { hasText: '已导入 20 人' }).waitFor();
   await p.locator('text=共 20 人').waitFor();
   // one more by hand, then found by search

@@ -290,7 +290,8 @@ fn a_signed_request_is_accepted_once_and_replayed_stale_or_altered_ones_are_refu
     assert_eq!((st, v["total"].as_i64()), (200, Some(1)), "{v}");
 }
 
-/// Spreadsheet import: GBK CSV accepted; a bad line refuses the whole file, reported by line.
+/// Spreadsheet import: GBK CSV accepted; a preview (`?dry_run=true`) checks every row and writes
+/// nothing; a bad line refuses the whole file, reported by line.
 #[test]
 fn a_spreadsheet_import_takes_gbk_csv_and_refuses_a_bad_file_whole() {
     let Shared { s, token, .. } = shared();
@@ -304,9 +305,27 @@ fn a_spreadsheet_import_takes_gbk_csv_and_refuses_a_bad_file_whole() {
     let mut csv = gbk.clone();
     csv.extend_from_slice(b"6001,");
     csv.extend_from_slice(&[0xd5, 0xc5, 0xc8, 0xfd, b'\n']); // 张三
+    // the preview checks and shows, writes nothing (not the ID card number itself)
+    let mp = Some("multipart/form-data; boundary=XyZ");
+    let with_id = "工号,姓名,身份证号,备注\n6010,丙,11010519491231002X,x\n".as_bytes();
+    let (st, _, v) = s.req("POST", "/api/v1/users/import?dry_run=true", Some(token), mp, &multipart(with_id));
+    assert_eq!(
+        (st, v["would_import"].as_i64(), &v["rows"][0]["id_card"]),
+        (200, Some(1), &serde_json::json!(true)),
+        "{v}"
+    );
+    assert_eq!((v["rows"][0]["line"].as_i64(), &v["ignored_columns"]), (Some(2), &serde_json::json!(["备注"])), "{v}");
+    assert!(!v.to_string().contains("11010519491231002X"), "{v}");
+    assert_eq!(s.req("GET", "/api/v1/users/6010", Some(token), None, b"").0, 404, "a preview wrote");
+    assert_eq!(s.req("POST", "/api/v1/users/import?dry_run=yes", Some(token), mp, &multipart(with_id)).0, 400);
+    let (st, _, v) = s.req("POST", "/api/v1/users/import?dry_run=true", Some(token), mp, &multipart(&csv));
+    assert_eq!((st, v["rows"][0]["name"].as_str()), (200, Some("张三")), "{v}");
     let (st, _, v) =
         s.req("POST", "/api/v1/users/import", Some(token), Some("multipart/form-data; boundary=XyZ"), &multipart(&csv));
     assert_eq!((st, v["imported"].as_i64()), (201, Some(1)), "{v}");
+    // the same file previewed again: the staff number exists now, by line
+    let (st, _, v) = s.req("POST", "/api/v1/users/import?dry_run=true", Some(token), mp, &multipart(&csv));
+    assert_eq!((st, v["errors"][0]["row"].as_i64()), (422, Some(2)), "{v}");
     let (_, _, v) = s.req("GET", "/api/v1/users/6001", Some(token), None, b"");
     assert_eq!(v["name"], "张三");
     let bad = "工号,姓名,身份证号\n6002,甲,\n6003,乙,110105194912310021\n".as_bytes();

@@ -179,9 +179,9 @@ fn check(i: usize, u: &NewUser, errs: &mut Vec<RowError>) {
     }
 }
 
-/// Create users, all or nothing: every row is checked first; any invalid row, duplicate in the
-/// batch or existing employee number rejects the whole batch with per-row errors.
-pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -> Result<Vec<User>> {
+/// Every row of a batch checked against the rules and the database (departments exist, staff
+/// numbers are new), all errors at once; nothing is written.
+async fn check_many(tx: &mut sqlx::Transaction<'_, sqlx::Any>, users: &[NewUser]) -> Result<()> {
     if users.is_empty() {
         return Err(Error::Invalid("没有要创建的用户 / no users given".into()));
     }
@@ -200,14 +200,12 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
             });
         }
     }
-    let _w = db.write_lock.lock().await;
-    let mut tx = db.pool.begin().await?;
     let mut known_departments = std::collections::HashSet::new();
     for (i, u) in users.iter().enumerate() {
         if let Some(dep) = &u.department
             && !known_departments.contains(dep.as_str())
         {
-            if crate::departments::exists(&mut tx, dep).await? {
+            if crate::departments::exists(tx, dep).await? {
                 known_departments.insert(dep.as_str());
             } else {
                 errs.push(RowError {
@@ -221,7 +219,7 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
         }
         let exists = sqlx::query("SELECT employee_no FROM users WHERE employee_no = $1")
             .bind(&u.employee_no)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if exists.is_some() {
             errs.push(RowError {
@@ -234,6 +232,27 @@ pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -
     if !errs.is_empty() {
         errs.sort_by_key(|e| e.row);
         return Err(Error::InvalidRows(errs));
+    }
+    Ok(())
+}
+
+/// What an import would do (the console's preview): every row checked as [`create_many`] checks
+/// it, errors by row; nothing is written.
+pub async fn check_import(db: &Db, users: &[NewUser]) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    let r = check_many(&mut tx, users).await;
+    tx.rollback().await?;
+    r
+}
+
+/// Create users, all or nothing: every row is checked first; any invalid row, duplicate in the
+/// batch or existing employee number rejects the whole batch with per-row errors.
+pub async fn create_many(db: &Db, kek: &Kek, ctx: &Context, users: &[NewUser]) -> Result<Vec<User>> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    if let Err(e) = check_many(&mut tx, users).await {
+        tx.rollback().await?;
+        return Err(e);
     }
     let now = medsign_store::now_text();
     for u in users {
