@@ -187,6 +187,14 @@ pub struct SignatureBox {
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// Font sizes a template may ask for, in points.
+const FONT_SIZES: std::ops::RangeInclusive<f32> = 4.0..=72.0;
+/// Most fields, decorations and table columns in one template.
+const MAX_FIELDS: usize = 300;
+const MAX_DECORATIONS: usize = 1000;
+const MAX_COLUMNS: usize = 20;
+/// Longest text of one field's value, in characters.
+const MAX_TEXT: usize = 20_000;
 const INK: [u8; 3] = [0, 0, 0];
 
 impl Template {
@@ -198,10 +206,57 @@ impl Template {
         Ok(t)
     }
 
-    /// Check a definition: names unique and ASCII, boxes on their pages, a page size or base PDF.
+    /// Check a definition: names unique and ASCII, boxes on their pages, a page size or base PDF,
+    /// and every size bounded (how much work rendering it can be: font sizes, row heights, how
+    /// many fields, columns and decorations).
     pub fn check(&self) -> Result<()> {
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
             return Err(invalid("模板名称须为 1–100 字 / the template name must have 1-100 characters"));
+        }
+        if self.fields.len() > MAX_FIELDS || self.decorations.len() > MAX_DECORATIONS {
+            return Err(invalid(format!(
+                "模板最多 {MAX_FIELDS} 个字段、{MAX_DECORATIONS} 个装饰 / a template has at most {MAX_FIELDS} fields and {MAX_DECORATIONS} decorations"
+            )));
+        }
+        let font = |what: &str, size: Option<f32>| match size {
+            Some(v) if !(FONT_SIZES.contains(&v)) => Err(invalid(format!(
+                "{what} 的字号须在 {}–{} 之间 / {what}: font size must be {}-{}",
+                FONT_SIZES.start(),
+                FONT_SIZES.end(),
+                FONT_SIZES.start(),
+                FONT_SIZES.end()
+            ))),
+            _ => Ok(()),
+        };
+        for d in &self.decorations {
+            match d {
+                Decoration::Text { text, size, .. } => {
+                    font("装饰文字 / decoration", *size)?;
+                    if text.chars().count() > 500 {
+                        return Err(invalid("装饰文字最多 500 字 / a decoration text has at most 500 characters"));
+                    }
+                }
+                Decoration::Line { width, .. } | Decoration::Rect { width, .. } => {
+                    if width.is_some_and(|w| !(0.0..=20.0).contains(&w)) {
+                        return Err(invalid("线宽须在 0–20 之间 / line width must be 0-20"));
+                    }
+                }
+            }
+        }
+        for f in &self.fields {
+            font(&f.name, f.size)?;
+            if f.row_height.is_some_and(|h| !(6.0..=200.0).contains(&h)) {
+                return Err(invalid(format!(
+                    "字段 {} 的行高须在 6–200 之间 / field {}: row height must be 6-200",
+                    f.name, f.name
+                )));
+            }
+            if f.columns.len() > MAX_COLUMNS || f.columns.iter().any(|c| !(c.width > 0.0 && c.width <= 2000.0)) {
+                return Err(invalid(format!(
+                    "字段 {} 最多 {MAX_COLUMNS} 列，列宽须在 0–2000 之间 / field {}: at most {MAX_COLUMNS} columns, each 0-2000 wide",
+                    f.name, f.name
+                )));
+            }
         }
         let sizes = self.page_sizes()?;
         let mut seen = std::collections::HashSet::new();
@@ -308,6 +363,14 @@ impl Template {
                 (None, _) => {}
                 (Some(v), FieldKind::Text | FieldKind::Multiline) if !(v.is_string() || v.is_number()) => {
                     problems.push(format!("字段 {} 须为文本 / field '{}' must be text", f.name, f.name))
+                }
+                (Some(v), FieldKind::Text | FieldKind::Multiline)
+                    if v.as_str().is_some_and(|t| t.chars().count() > MAX_TEXT) =>
+                {
+                    problems.push(format!(
+                        "字段 {} 最多 {MAX_TEXT} 字 / field '{}' has at most {MAX_TEXT} characters",
+                        f.name, f.name
+                    ))
                 }
                 (Some(v), FieldKind::Date) if parse_date(v).is_none() => problems.push(format!(
                     "字段 {} 须为日期 YYYY-MM-DD / field '{}' must be a date YYYY-MM-DD",
@@ -554,15 +617,19 @@ fn draw_field(s: &mut krilla::surface::Surface, f: &Field, v: Option<&Value>, h:
 /// Break text into lines no wider than `width` (per character: Chinese has no spaces to break at).
 fn wrap(text: &str, width: f32, size: f32) -> Vec<String> {
     let mut out = Vec::new();
+    let mut buf = [0u8; 4];
     for para in text.split('\n') {
-        let mut cur = String::new();
+        // the line's width is kept as characters are added (advances add up): linear, not
+        // quadratic, in the text's length
+        let (mut cur, mut w) = (String::new(), 0.0f32);
         for c in para.chars() {
-            cur.push(c);
-            if draw::text_width(&cur, size) > width && cur.chars().count() > 1 {
-                cur.pop();
+            let cw = draw::text_width(c.encode_utf8(&mut buf), size);
+            if w + cw > width && !cur.is_empty() {
                 out.push(std::mem::take(&mut cur));
-                cur.push(c);
+                w = 0.0;
             }
+            cur.push(c);
+            w += cw;
         }
         out.push(cur);
     }

@@ -134,13 +134,20 @@ pub struct TemplatePreview {
 #[utoipa::path(post, path = "/admin/v1/templates/preview", tag = "admin", security(("bearer" = [])),
     request_body(content = TemplatePreview, example = json!({"definition": {"name": "出院小结", "page": {"width": 595, "height": 842}, "fields": [{"name": "patient_name", "type": "text", "rect": [60, 750, 200, 770]}]}, "data": {"patient_name": "王小明"}})),
     responses((status = 200, description = "the PDF as it would render; nothing is saved", content_type = "application/pdf", body = Vec<u8>, example = json!("(binary)")),
-        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "缺少必填字段 / missing required field 'patient_name'", "request_id": "…"}))))]
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "缺少必填字段 / missing required field 'patient_name'", "request_id": "…"})),
+        (status = 429, body = ErrorBody, example = json!({"code": "too_many_requests", "message": "预览排队中，请稍后再试 / previews are busy; try again in a moment", "request_id": "…"}))))]
 /// `POST /admin/v1/templates/preview`: render an edited definition with sample data before it is
 /// saved as a version (the console's template editor).
 pub async fn preview_template(
     _caller: Caller,
     StrictJson(body): StrictJson<TemplatePreview>,
 ) -> Result<Response, ApiError> {
+    // previews run two at a time: rendering is bounded per request (Template::check), and this
+    // keeps a few people clicking "preview" from taking the cores signing needs
+    static PREVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = PREVIEWS.try_acquire().map_err(|_| {
+        Error::TooManyRequests("预览排队中，请稍后再试 / previews are busy; try again in a moment".into())
+    })?;
     let pdf = tokio::task::spawn_blocking(move || templates::preview(&body.definition, &body.data))
         .await
         .map_err(|e| Error::internal_from("template preview", e))??;

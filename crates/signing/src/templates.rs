@@ -283,5 +283,23 @@ mod tests {
             preview(&serde_json::json!({"name": "x", "fields": [], "extra": 1}), &serde_json::json!({})),
             Err(Error::Invalid(_))
         ));
+        // what would make rendering slow is bounded: font size, row height, columns, text length
+        let with = |field: serde_json::Value| serde_json::json!({"name": "x", "page": {"width": 595, "height": 842}, "fields": [field]});
+        for bad in [
+            serde_json::json!({"name": "m", "type": "multiline", "rect": [0, 0, 595, 842], "size": 0.000001}),
+            serde_json::json!({"name": "t", "type": "table", "rect": [0, 0, 595, 842], "row_height": 0.01, "columns": [{"key": "a", "title": "a", "width": 10}]}),
+            serde_json::json!({"name": "t", "type": "table", "rect": [0, 0, 595, 842],
+                "columns": (0..21).map(|i| serde_json::json!({"key": format!("c{i}"), "title": "c", "width": 10})).collect::<Vec<_>>()}),
+        ] {
+            assert!(matches!(preview(&with(bad.clone()), &serde_json::json!({})), Err(Error::Invalid(_))), "{bad}");
+        }
+        let long = with(serde_json::json!({"name": "m", "type": "multiline", "rect": [0, 0, 595, 842], "size": 4}));
+        assert!(
+            matches!(preview(&long, &serde_json::json!({"m": "字".repeat(20_001)})), Err(Error::Invalid(m)) if m.contains("20000"))
+        );
+        // the most text a field takes wraps in linear time (the whole box fills, the rest is cut)
+        let t = std::time::Instant::now();
+        assert!(preview(&long, &serde_json::json!({"m": "字".repeat(20_000)})).unwrap().starts_with(b"%PDF-"));
+        eprintln!("a 20,000-character field rendered in {:?}", t.elapsed());
     }
 }
