@@ -154,11 +154,17 @@ export async function template(q) {
     };
     const num = (/** @type {number} */ k) => (/** @type {string} */ v) => { const r = [...f.rect]; r[k] = Number(v); if (r[2] > r[0] && r[3] > r[1]) f.rect = clamp(r); else toast('右/上边须大于左/下边 / x2 > x1 and y2 > y1', true); };
     const kind = /** @type {HTMLSelectElement} */ (h('select', { id: 'p-type' }, ...KINDS.map(([v, zh, english]) => h('option', { value: v, selected: f.type === v }, `${zh} / ${english}`))));
-    kind.addEventListener('change', () => { f.type = kind.value; if (f.type !== 'table') delete f.columns; draw(); });
+    kind.addEventListener('change', () => {
+      f.type = kind.value;
+      // a table needs columns (and only a table has them): one to start with, the box's width
+      if (f.type === 'table') f.columns ||= [{ key: 'col1', title: '列 1', width: round(f.rect[2] - f.rect[0]) }];
+      else delete f.columns;
+      draw();
+    });
     form.replaceChildren(h('b', {}, '字段', en('Field')),
       input('name', '名称（数据键）', 'name (data key)', f.name, { pattern: '[A-Za-z0-9_\\-]+' }, (v) => { f.name = v.trim(); }),
       h('label', { for: 'p-type' }, h('span', {}, '类型', en('Type')), kind),
-      input('page', '页', 'page', f.page || 1, { type: 'number', min: 1, max: pages + 1 }, (v) => { f.page = Math.max(1, Number(v) || 1); }),
+      input('page', '页', 'page', f.page || 1, { type: 'number', min: 1, max: def.base_pdf ? null : 1 }, (v) => { f.page = Math.max(1, Number(v) || 1); }),
       input('x1', '左 x1', 'x1', f.rect[0], { type: 'number', step: '0.1' }, num(0)), input('y1', '下 y1', 'y1', f.rect[1], { type: 'number', step: '0.1' }, num(1)),
       input('x2', '右 x2', 'x2', f.rect[2], { type: 'number', step: '0.1' }, num(2)), input('y2', '上 y2', 'y2', f.rect[3], { type: 'number', step: '0.1' }, num(3)),
       input('required', '必填', 'required', '', { type: 'checkbox', checked: f.required ? true : null }, (v) => { f.required = v === 'true'; }),

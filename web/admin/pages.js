@@ -372,8 +372,10 @@ async function apps() {
     if (!confirm(`为 ${a.name} 更换密钥？旧密钥立即失效，对接系统须换用新令牌。/ Rotate the secret of ${a.name}? The old one stops at once.`)) return;
     await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => {
       const r = await api('POST', `/admin/v1/apps/${a.app_id}/rotate`);
-      await apps();
+      // the old secret is dead now: show the new one before anything else can fail
       out.replaceChildren(h('div', { class: 'card' }, h('p', {}, `${a.name} 的新令牌只显示这一次：`, en('The new token, shown once:')), h('p', { class: 'secret', id: 'appToken' }, r.token)));
+      document.getElementById('view')?.append(out);
+      await apps().catch(() => null);
       document.getElementById('view')?.append(out);
     });
   } }, '更换密钥', en('Rotate secret'));

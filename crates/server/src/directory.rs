@@ -257,9 +257,10 @@ async fn rotate_app(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let token = medsign_directory::apps::rotate(&s.db, &s.kek, &s.auth, &caller.ctx, &id).await?;
-    Ok(Json(serde_json::json!({"app_id": id, "token": token.as_str()})))
+    let body = Json(serde_json::json!({"app_id": id, "token": token.as_str()}));
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], body).into_response())
 }
 
 /// `GET /api/v1/users?department=&q=&page=&page_size=` (R7.4.2).

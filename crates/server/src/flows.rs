@@ -167,14 +167,16 @@ async fn create_flow(
 }
 
 #[utoipa::path(get, path = "/api/v1/sign-flows/{flow_id}", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
-    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
+    params(("flow_id" = String, Path, description = "the flow id, or its document number (QM-…)", example = "sf_9c1b7d4e5a603f2a")),
     responses((status = 200, body = medsign_signing::flows::FlowView, example = json!({"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "state": "completed", "signers": []})), (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "签署流程 X 不存在 / no signing flow X", "request_id": "…"}))))]
-/// `GET /api/v1/sign-flows/{flow_id}` (R7.4.9): status per flow and per signer.
+/// `GET /api/v1/sign-flows/{flow_id}` (R7.4.9): status per flow and per signer; the flow's id or
+/// its document number (`QM-…`).
 async fn get_flow(
     State(s): State<Arc<AppState>>,
     caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
 ) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
+    let id = medsign_signing::flows::resolve(&s.db, owner(&caller), &id).await?;
     let f = medsign_signing::flows::get(&s.db, owner(&caller), &id).await?;
     Ok(Json(crate::documents::with_ticket(&s, f).await?))
 }
@@ -262,11 +264,11 @@ struct FileQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/sign-flows/{flow_id}/file", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
-    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a"), FileQuery),
+    params(("flow_id" = String, Path, description = "the flow id, or its document number (QM-…)", example = "sf_9c1b7d4e5a603f2a"), FileQuery),
     responses((status = 200, description = "data flows (?signature=p7s): the CMS SignedData (DER); file flows: the signed PDF", content_type = "application/pdf", body = Vec<u8>, example = json!("(binary)")),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程 QM-… 尚未完成 / the flow is not completed", "request_id": "…"}))))]
 /// `GET /api/v1/sign-flows/{flow_id}/file[?signature=p7s]` (R7.4.13): the signed PDF, or a data
-/// flow's CMS.
+/// flow's CMS — by the flow's id or its document number (`QM-…`).
 async fn flow_file(
     State(s): State<Arc<AppState>>,
     caller: Scoped<scope::Sign>,
@@ -274,6 +276,7 @@ async fn flow_file(
     query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    let id = medsign_signing::flows::resolve(&s.db, owner(&caller), &id).await?;
     let (ctype, name, bytes) =
         medsign_signing::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await?;
     let disposition = format!("attachment; filename=\"{name}\"");

@@ -24,7 +24,7 @@ pub enum Error {
     Forbidden(String),
     /// Storage failure: HTTP 503 (the database is unreachable) — never shown in detail.
     #[error("数据库错误 / database error: {0}")]
-    Db(sqlx::Error),
+    Db(#[source] sqlx::Error),
     /// Configuration or start-up problem (CLI exit 2).
     #[error("{0}")]
     Config(String),

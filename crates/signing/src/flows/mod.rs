@@ -1129,6 +1129,21 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
     Ok(n)
 }
 
+/// The flow id behind `key`: a flow id as it is, or a document number (`QM-…`, R7.4.13: "download
+/// a signed file by its number") of a flow `app_id` owns (None: any). Another app's number is not
+/// found, as its id would be.
+pub async fn resolve(db: &Db, app_id: Option<&str>, key: &str) -> Result<String> {
+    if !key.starts_with("QM-") {
+        return Ok(key.to_string());
+    }
+    sqlx::query_scalar("SELECT id FROM sign_flows WHERE doc_no = $1 AND ($2 IS NULL OR app_id = $2)")
+        .bind(key)
+        .bind(app_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("签署流程 {key} 不存在 / no signing flow {key}")))
+}
+
 /// A flow, seen by `app_id` (None: no owner check — admin).
 pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<FlowView> {
     let not_found = || Error::NotFound(format!("签署流程 {id} 不存在 / no signing flow {id}"));
@@ -1272,7 +1287,8 @@ pub async fn search(db: &Db, q: &FlowQuery) -> Result<FlowPage> {
     let now = medsign_store::now_text();
     let pattern = medsign_store::contains_pattern(q.q.as_deref());
     let exact = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let filter = "($1 IS NULL OR f.doc_no LIKE $1 ESCAPE '\\' OR f.title LIKE $1 ESCAPE '\\' OR f.id = $2) \
+    // LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+    let filter = "($1 IS NULL OR LOWER(f.doc_no) LIKE LOWER($1) ESCAPE '\\' OR LOWER(f.title) LIKE LOWER($1) ESCAPE '\\' OR f.id = $2) \
                   AND ($3 IS NULL OR f.app_id = $3) \
                   AND ($4 IS NULL OR EXISTS (SELECT 1 FROM flow_signers s WHERE s.flow_id = f.id AND s.kind = 'staff' AND s.subject_ref = $4)) \
                   AND ($5 IS NULL OR f.created_at >= $5) AND ($6 IS NULL OR f.created_at < $6) \

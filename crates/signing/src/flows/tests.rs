@@ -532,6 +532,8 @@ async fn the_console_searches_every_apps_flows() {
         assert_eq!(search(&db, &q(json!({"q": "A%1"}))).await.unwrap().total, 0, "% is literal");
         assert_eq!(search(&db, &q(json!({"q": "_"}))).await.unwrap().total, 1, "_ is literal");
         assert_eq!(found(search(&db, &q(json!({"q": ids[0].doc_no}))).await.unwrap()), ["门诊处方 A_1"]);
+        let typed = ids[0].doc_no.to_lowercase();
+        assert_eq!(found(search(&db, &q(json!({"q": typed}))).await.unwrap()), ["门诊处方 A_1"], "any case");
         assert_eq!(found(search(&db, &q(json!({"q": ids[1].id}))).await.unwrap()), ["出院小结 B%2"]);
         assert_eq!(search(&db, &q(json!({"app_id": other.app_id}))).await.unwrap().total, 1);
         assert_eq!(found(search(&db, &q(json!({"signer": "1001"}))).await.unwrap()), ["检验报告 C", "门诊处方 A_1"]);
