@@ -532,6 +532,11 @@ async fn the_console_searches_every_apps_flows() {
         assert_eq!(search(&db, &q(json!({"q": "A%1"}))).await.unwrap().total, 0, "% is literal");
         assert_eq!(search(&db, &q(json!({"q": "_"}))).await.unwrap().total, 1, "_ is literal");
         assert_eq!(found(search(&db, &q(json!({"q": ids[0].doc_no}))).await.unwrap()), ["门诊处方 A_1"]);
+        // a document number stands for the flow (R7.4.13), for its own app only
+        assert_eq!(resolve(&db, Some(&app.app_id), &ids[0].doc_no).await.unwrap(), ids[0].id);
+        assert_eq!(resolve(&db, None, &ids[0].doc_no).await.unwrap(), ids[0].id);
+        assert!(matches!(resolve(&db, Some(&other.app_id), &ids[0].doc_no).await, Err(Error::NotFound(_))));
+        assert_eq!(resolve(&db, Some(&other.app_id), "sf_anything").await.unwrap(), "sf_anything");
         let typed = ids[0].doc_no.to_lowercase();
         assert_eq!(found(search(&db, &q(json!({"q": typed}))).await.unwrap()), ["门诊处方 A_1"], "any case");
         assert_eq!(found(search(&db, &q(json!({"q": ids[1].id}))).await.unwrap()), ["出院小结 B%2"]);
