@@ -298,6 +298,58 @@ test('certificates, a template edited and previewed, a flow and its timeline, a 
   assert.deepEqual(problems, []);
 });
 
+/** Press Tab until the focused element matches `want` (text or id); fails after `max` presses. */
+async function tabTo(want, max = 60) {
+  for (let i = 0; i < max; i++) {
+    await p.keyboard.press('Tab');
+    const [id, text] = await p.evaluate(() => [document.activeElement?.id || '', (document.activeElement?.textContent || '').trim()]);
+    if (id === want || text.startsWith(want)) return;
+  }
+  assert.fail(`${want} not reached with ${max} Tab presses`);
+}
+
+test('keyboard only: the menu, a search, a flow, a user added, the logs', async () => {
+  await open('#/', '概览');
+  // from the page: the menu is reached by Tab, Enter follows a link; focus lands on the new page
+  await p.evaluate(() => document.querySelector('header .brand')?.focus());
+  await tabTo('签署流程');
+  await p.keyboard.press('Enter');
+  await p.locator('h1', { hasText: '签署流程' }).waitFor();
+  assert.equal(await p.evaluate(() => document.activeElement?.id), 'view', 'focus moves to the page');
+  await tabTo('q');
+  await p.keyboard.type('检验报告单');
+  await p.keyboard.press('Enter');
+  await p.waitForURL(/q=/);
+  await p.locator('text=共 1 个').waitFor();
+  await tabTo('QM-');
+  await p.keyboard.press('Enter');
+  await p.locator('#timeline').waitFor();
+  // users: add one with the keyboard alone
+  await p.evaluate(() => document.querySelector('header .brand')?.focus());
+  await tabTo('人员');
+  await p.keyboard.press('Enter');
+  await p.locator('h1', { hasText: '人员' }).waitFor();
+  await tabTo('employee_no');
+  await p.keyboard.type('9002');
+  await p.keyboard.press('Tab');
+  await p.keyboard.type('钱七');
+  await p.keyboard.press('Enter');
+  await p.locator('td', { hasText: '钱七' }).waitFor();
+  // the logs: filter by kind with the keyboard (a select changes with the arrow keys)
+  await p.evaluate(() => document.querySelector('header .brand')?.focus());
+  await tabTo('日志');
+  await p.keyboard.press('Enter');
+  await p.locator('h1', { hasText: '日志' }).waitFor();
+  await tabTo('kind');
+  await p.keyboard.press('ArrowDown');
+  await tabTo('筛选');
+  await p.keyboard.press('Enter');
+  await p.waitForURL(/kind=login/);
+  await p.locator('td', { hasText: 'console.login' }).first().waitFor();
+  await shot('keyboard');
+  assert.deepEqual(problems, []);
+});
+
 test('an auditor sees the logs but no admin pages, and the server refuses what the role may not do', async () => {
   await open('#/people', '控制台账号');
   await p.fill('#username', 'zhao.audit');
