@@ -168,6 +168,14 @@ async fn admin_time(State(s): State<Arc<AppState>>) -> Json<medsign_tsa::clock::
     Json(s.tsa.clock.status())
 }
 
+#[utoipa::path(get, path = "/admin/v1/time/history", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<medsign_tsa::clock::ClockPoint>, example = json!([{"at": "2026-12-04T08:00:00Z", "state": "INSYNC", "offset_ms": 0.42, "uncertainty_ms": 1.9, "source": "ntp.ntsc.ac.cn"}]))))]
+/// `GET /admin/v1/time/history`: the clock after each of the last polls of this instance (about
+/// a day at the default poll; kept in memory), for offset and uncertainty over time.
+async fn admin_time_history(State(s): State<Arc<AppState>>) -> Json<Vec<medsign_tsa::clock::ClockPoint>> {
+    Json(s.tsa.clock.history())
+}
+
 #[utoipa::path(get, path = "/admin/v1/timestamps", tag = "admin", security(("bearer" = [])), params(medsign_tsa::tsa::ListQuery),
     responses((status = 200, body = Object, example = json!({"items": [{"serial": "0000019AC4F2E1A07C21B3D400000000", "profile": "sm2", "hash_alg": "sm3", "imprint_hex": "66c7…", "gen_time": "2026-11-27T08:00:00.123456Z", "policy": "0.4.0.2023.1.1", "accuracy_us": 2150, "requester": "tsa"}], "total": 1})), (status = 400, body = ErrorBody)))]
 /// `GET /admin/v1/timestamps?from=&to=&imprint=&page=&page_size=`: every issuance, for audit (R6).
@@ -193,5 +201,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
 
 /// Its `/admin/v1` routes (the admin scope is required by the caller).
 pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(admin_time)).routes(routes!(list_timestamps))
+    OpenApiRouter::new()
+        .routes(routes!(admin_time))
+        .routes(routes!(admin_time_history))
+        .routes(routes!(list_timestamps))
 }

@@ -273,6 +273,29 @@ pub struct ClockStatus {
 struct Inner {
     best: Option<Sample>,
     errors: Vec<String>,
+    /// the state after each poll, oldest first, at most [`HISTORY`] points
+    history: std::collections::VecDeque<ClockPoint>,
+}
+
+/// How many polls [`Clock::history`] remembers (a day at the default 64 s poll).
+pub const HISTORY: usize = 1440;
+
+/// The clock after one poll, for "offset and uncertainty over time" (kept in this instance's
+/// memory: a restart starts it again).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockPoint {
+    /// when the poll ended
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub at: DateTime<Utc>,
+    /// `INSYNC` | `HOLDOVER` | `UNSYNC` | `UNKNOWN`
+    pub state: SyncState,
+    /// estimated offset of the system clock, ms
+    pub offset_ms: Option<f64>,
+    /// bound on the error, ms
+    pub uncertainty_ms: Option<f64>,
+    /// the source of the sample used
+    pub source: Option<String>,
 }
 
 /// The disciplined view of the system clock.
@@ -298,7 +321,7 @@ impl Clock {
             max_offset: cfg.max_offset_ms as f64 / 1000.0,
             holdover: Duration::from_secs(cfg.holdover_seconds.max(1)),
             poll: Duration::from_secs(cfg.poll_seconds.max(1)),
-            inner: RwLock::new(Inner { best: None, errors: vec![] }),
+            inner: RwLock::new(Inner { best: None, errors: vec![], history: Default::default() }),
         }
     }
 
@@ -379,6 +402,25 @@ impl Clock {
             // unsynchronised or wildly off does not replace it, but the errors are shown
             tracing::warn!(errors = ?g.errors, age = ?b.taken.elapsed(), "no usable time sample this poll");
         }
+        drop(g);
+        let st = self.status();
+        let point = ClockPoint {
+            at: Utc::now(),
+            state: st.state,
+            offset_ms: st.offset_ms,
+            uncertainty_ms: st.uncertainty_ms,
+            source: st.source,
+        };
+        let mut g = self.inner.write().expect("clock lock");
+        if g.history.len() == HISTORY {
+            g.history.pop_front();
+        }
+        g.history.push_back(point);
+    }
+
+    /// The state after each of the last polls, oldest first (at most [`HISTORY`]).
+    pub fn history(&self) -> Vec<ClockPoint> {
+        self.inner.read().expect("clock lock").history.iter().cloned().collect()
     }
 
     /// The state and numbers now.
@@ -479,6 +521,22 @@ fn near_leap(now: DateTime<Utc>) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Every poll leaves a point, the oldest go first beyond [`HISTORY`]; no source, no sample:
+    /// the state is shown as unknown, not invented.
+    #[tokio::test]
+    async fn each_poll_leaves_a_point_and_a_day_is_kept() {
+        let cfg = medsign_config::config::TimeConfig { sources: vec![], ..Default::default() };
+        let c = Clock::new(&cfg);
+        assert!(c.history().is_empty());
+        for _ in 0..HISTORY + 5 {
+            c.poll_once().await;
+        }
+        let h = c.history();
+        assert_eq!(h.len(), HISTORY);
+        assert!(h.iter().all(|p| p.state == SyncState::Unknown && p.offset_ms.is_none()));
+        assert!(h.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    }
 
     /// A clock that believes one sample (tests of code that needs a synchronised TSA). The crates
     /// above use `medsign_testkit::clock::synchronised`, whose `Clock` is not this test build's.
