@@ -276,6 +276,7 @@ pub(crate) fn role_allows(role: people::Role, method: &axum::http::Method, path:
                 "/admin/v1/timestamps",
                 "/admin/v1/webhooks",
                 "/admin/v1/sign-flows",
+                "/admin/v1/stats",
             ])
         }
     };
@@ -317,6 +318,8 @@ mod tests {
             (Role::Auditor, &get, "/admin/v1/apps", false),
             (Role::Auditor, &get, "/admin/v1/templates", false),
             (Role::Auditor, &get, "/admin/v1/sign-flows?state=failed", true),
+            (Role::Auditor, &get, "/admin/v1/stats", true),
+            (Role::Auditor, &get, "/admin/v1/time/history", true),
             (Role::Auditor, &post, "/admin/v1/webhooks/wh_1/retry", false),
             (Role::Operator, &post, "/admin/v1/webhooks/wh_1/retry", true),
             (Role::Operator, &post, "/admin/v1/apps/app_1/rotate", false),

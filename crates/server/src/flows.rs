@@ -104,6 +104,29 @@ async fn retry_webhook(
     Ok(Json(medsign_signing::flows::retry_delivery(&s.db, &caller.ctx, &id).await?))
 }
 
+/// `?days=` of `GET /admin/v1/stats`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    /// how many days back, today included (1–90, default 14)
+    days: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/stats", tag = "admin", security(("bearer" = [])), params(StatsQuery),
+    responses((status = 200, body = medsign_signing::flows::Activity, example = json!({"days": [{"day": "2026-12-04", "flows": 812, "completed": 790, "signatures": 1544}], "pending_flows": 12, "webhooks_pending": 0, "webhooks_failed": 1, "batch_queue": 0})),
+        (status = 400, body = ErrorBody)))]
+/// `GET /admin/v1/stats[?days=14]`: flows and signatures per day (China Standard Time) and the
+/// queues now — the console's dashboard.
+async fn stats(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+    query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<medsign_signing::flows::Activity>, ApiError> {
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    Ok(Json(medsign_signing::flows::activity(&s.db, q.days.unwrap_or(14)).await?))
+}
+
 #[utoipa::path(get, path = "/admin/v1/sign-flows", tag = "admin", security(("bearer" = [])), params(medsign_signing::flows::FlowQuery),
     responses((status = 200, body = medsign_signing::flows::FlowPage, example = json!({"items": [{"id": "sf_9c1b7d4e5a603f2a", "doc_no": "QM-20261127-7K3F9Q2A", "kind": "data", "title": "门诊处方 No.2026-000123", "state": "completed", "app_id": "app_1a2b3c4d5e6f7a8b", "signers": 2, "signed": 2, "created_at": "2026-11-27T08:00:00.000Z", "updated_at": "2026-11-27T08:00:01.000Z"}], "page": 1, "page_size": 50, "total": 1})),
         (status = 400, body = ErrorBody)))]
@@ -410,4 +433,5 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(retry_webhook))
         .routes(routes!(search_flows))
         .routes(routes!(flow_timeline))
+        .routes(routes!(stats))
 }

@@ -602,3 +602,54 @@ async fn a_failed_webhook_is_retried_once_by_hand() {
         assert_eq!(audit::query(&db, &f).await.unwrap().1, 1);
     }
 }
+
+/// The dashboard's days: flows and signatures counted on the day the hospital (UTC+8) lives
+/// them — a flow a minute before local midnight is yesterday's — and the queues now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_counts_days_as_the_hospital_does() {
+    for (_d, db) in backends().await {
+        let (w, app, _) = hospital(&db).await;
+        let sg = signing(&db, &w);
+        let done = create(
+            &sg,
+            &w.ctx,
+            &app.app_id,
+            &flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), json!({})),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        create(&sg, &w.ctx, &app.app_id, &flow(json!([{"employee_no": "1001", "mode": "scan"}]), json!({})), 1 << 20)
+            .await
+            .unwrap();
+        let a = activity(&db, 3).await.unwrap();
+        assert_eq!(a.days.len(), 3);
+        let today = a.days.last().unwrap().clone();
+        assert_eq!((today.flows, today.completed, today.signatures, a.pending_flows), (2, 1, 2, 1), "{a:?}");
+        // one minute before this morning's local midnight, in UTC: yesterday
+        let cst = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let midnight =
+            Utc::now().with_timezone(&cst).date_naive().and_hms_opt(0, 0, 0).unwrap().and_local_timezone(cst).unwrap();
+        let before =
+            (midnight - Duration::minutes(1)).with_timezone(&Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        sqlx::query("UPDATE sign_flows SET created_at = $1 WHERE id = $2")
+            .bind(&before)
+            .bind(&done.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE flow_signers SET signed_at = $1 WHERE flow_id = $2")
+            .bind(&before)
+            .bind(&done.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let a = activity(&db, 3).await.unwrap();
+        let (y, t) = (&a.days[1], &a.days[2]);
+        assert_eq!((y.flows, y.completed, y.signatures, t.flows, t.signatures), (1, 1, 2, 1, 0), "{a:?}");
+        assert_eq!(activity(&db, 1).await.unwrap().days[0].flows, 1, "yesterday is outside one day");
+        for bad in [0, 91] {
+            assert!(matches!(activity(&db, bad).await, Err(Error::Invalid(_))));
+        }
+    }
+}
