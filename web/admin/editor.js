@@ -6,16 +6,9 @@
 // code that renders documents — without saving; "Save" stores it as the next version (old
 // versions stay, every signed document names the version it was rendered from).
 import { h, en, api, toast, busy, page, me } from './console.js';
-import { when } from './ui.js';
+import { when, svg } from './ui.js';
 
-const SVGNS = 'http://www.w3.org/2000/svg';
-/** An SVG element. @param {string} tag @param {Record<string, any>} attrs @param {...any} kids */
-const s = (tag, attrs = {}, ...kids) => {
-  const el = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs)) if (v != null) el.setAttribute(k, String(v));
-  for (const c of kids.flat()) if (c != null) el.append(c.nodeType ? c : String(c));
-  return el;
-};
+const s = svg;
 const KINDS = [['text', '单行文本', 'text'], ['multiline', '多行文本', 'multi-line'], ['date', '日期', 'date'], ['checkbox', '勾选框', 'checkbox'],
   ['image', '图片', 'image'], ['table', '表格', 'table'], ['signature', '签名框', 'signature box']];
 const round = (/** @type {number} */ n) => Math.round(n * 10) / 10;

@@ -2,7 +2,7 @@
 // medsign console — the pages (the module the page loads). Each is a function of the query
 // string that calls `page(…)`.
 import { h, en, api, toast, busy, page, loggedIn, me, start } from './console.js';
-import { field, val, table, when } from './ui.js';
+import { field, val, table, when, chart } from './ui.js';
 import { flows, flow, webhooks } from './flows.js';
 import { template } from './editor.js';
 
@@ -65,27 +65,34 @@ async function login() {
 
 // ------------------------------------------------------------------ dashboard
 
-/** #/: the state at a glance. */
+/** #/: the state at a glance — today, the last two weeks, and what is waiting. */
 async function dashboard() {
-  const [users, ready, expiring, channels, hooks] = await Promise.all([
+  const [users, ready, expiring, channels, stats] = await Promise.all([
     api('GET', '/api/v1/users?page_size=1').catch(() => null),
     api('GET', '/readyz').catch((e) => e.body),
     api('GET', '/api/v1/certificates/expiring?days=30').catch(() => null),
     api('GET', '/admin/v1/ca-channels').catch(() => null),
-    api('GET', '/admin/v1/webhooks').catch(() => null),
+    api('GET', '/admin/v1/stats?days=14').catch(() => null),
   ]);
   const stat = (/** @type {string} */ id, /** @type {string} */ zh, /** @type {string} */ english, /** @type {any} */ value, /** @type {string} */ cls = '') =>
     h('div', { class: `card stat ${cls}`, id }, h('b', {}, value ?? '—'), zh, en(english));
   const clock = ready?.clock?.state;
   const down = (channels?.channels || channels || []).filter?.((/** @type {any} */ c) => c.enabled && c.health === 'down') || [];
-  const failed = Array.isArray(hooks) ? hooks.filter((/** @type {any} */ d) => d.state === 'failed').length : null;
+  const today = stats?.days?.[stats.days.length - 1];
   page('概览', 'Dashboard',
     h('div', { class: 'cards' },
+      stat('statSignatures', '今日签名', 'signatures today', today?.signatures),
+      stat('statFlows', '今日流程（完成）', 'flows today (completed)', today ? `${today.flows}（${today.completed}）` : null),
+      stat('statPending', '待签流程', 'flows waiting for a signer', stats?.pending_flows),
       stat('statUsers', '人员', 'users', users?.total),
       stat('statClock', '时钟', 'clock', clock, clock === 'INSYNC' ? 'good' : 'bad'),
       stat('statExpiring', '30 天内到期证书', 'certificates expiring in 30 days', expiring?.items?.length, expiring?.items?.length ? 'bad' : ''),
       stat('statChannels', '故障 CA 通道', 'CA channels down', channels ? down.length : null, down.length ? 'bad' : 'good'),
-      stat('statHooks', '推送失败', 'failed webhooks', failed, failed ? 'bad' : '')),
+      stat('statQueue', '队列：推送待发 / 批量', 'queues: webhooks / batch items', stats ? `${stats.webhooks_pending} / ${stats.batch_queue}` : null),
+      stat('statHooks', '推送失败', 'failed webhooks', stats?.webhooks_failed, stats?.webhooks_failed ? 'bad' : '')),
+    stats ? chart('signaturesChart', '近 14 天每日签名数 / signatures per day, last 14 days', stats.days.map((/** @type {any} */ d) => [d.day, d.signatures]), 'bars') : null,
+    stats ? table([['日期', 'Day'], ['流程', 'Flows'], ['完成', 'Completed'], ['签名', 'Signatures']],
+      stats.days.slice().reverse().map((/** @type {any} */ d) => [d.day, String(d.flows), String(d.completed), String(d.signatures)])) : null,
     h('div', { class: 'card' }, h('b', {}, '服务状态', en('Readiness')), h('pre', {}, JSON.stringify(ready, null, 2))));
 }
 
@@ -307,12 +314,17 @@ async function channels() {
     switches.map((/** @type {any} */ e) => [when(e.at), e.action, e.target, e.actor, e.details])));
 }
 
-/** #/time: the clock as the TSA sees it. */
+/** #/time: the clock as the TSA sees it, and its offset and uncertainty over the last polls. */
 async function time() {
-  const t = await api('GET', '/admin/v1/time');
+  const [t, history] = await Promise.all([api('GET', '/admin/v1/time'), api('GET', '/admin/v1/time/history')]);
+  const recent = history.slice(-240);
   page('时间', 'Time', h('div', { class: 'cards' },
     ...[['state', '状态', 'state'], ['offset_ms', '偏差 ms', 'offset ms'], ['uncertainty_ms', '不确定度 ms', 'uncertainty ms'], ['source', '时间源', 'source'], ['last_sync', '上次同步', 'last sync']]
-      .map(([k, zh, english]) => h('div', { class: 'card stat' }, h('b', {}, t[k] ?? '—'), zh, en(english)))),
+      .map(([k, zh, english]) => h('div', { class: 'card stat' }, h('b', {}, k === 'last_sync' ? when(t[k]) : typeof t[k] === 'number' ? t[k].toFixed(3) : t[k] ?? '—'), zh, en(english)))),
+  chart('offsetChart', `偏差 ± 不确定度（ms），最近 ${recent.length} 次同步（本实例，重启后重新记录）/ offset ± uncertainty, last polls of this instance`,
+    recent.map((/** @type {any} */ p) => [p.at, p.offset_ms, p.uncertainty_ms]), 'line'),
+  table([['时间', 'At'], ['状态', 'State'], ['偏差 ms', 'Offset ms'], ['不确定度 ms', 'Uncertainty ms'], ['时间源', 'Source']],
+    recent.slice(-10).reverse().map((/** @type {any} */ p) => [when(p.at), p.state, p.offset_ms?.toFixed(3), p.uncertainty_ms?.toFixed(3), p.source])),
   h('div', { class: 'card' }, h('pre', {}, JSON.stringify(t, null, 2))));
 }
 

@@ -298,6 +298,20 @@ test('certificates, a template edited and previewed, a flow and its timeline, a 
   assert.deepEqual(problems, []);
 });
 
+test('the dashboard counts today\'s signatures over two weeks; the time page draws the clock over time', async () => {
+  await open('#/', '概览');
+  // the flow above: the doctor's signature and the seal
+  assert.equal(Number(await p.locator('#statSignatures b').innerText()), 2);
+  assert.equal(await p.locator('#signaturesChart rect.bar').count(), 14);
+  await shot('dashboard-history');
+  await open('#/time', '时间');
+  await p.waitForFunction(() => document.querySelectorAll('#offsetChart polyline').length === 1);
+  const rows = await p.locator('tbody tr').count();
+  assert.ok(rows >= 1, 'the last polls are listed');
+  await shot('time-history');
+  assert.deepEqual(problems, []);
+});
+
 /** Press Tab until the focused element matches `want` (text or id); fails after `max` presses. */
 async function tabTo(want, max = 60) {
   for (let i = 0; i < max; i++) {
