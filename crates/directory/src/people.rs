@@ -88,6 +88,9 @@ pub struct Person {
     pub created_at: String,
     /// last successful login
     pub last_login_at: Option<String>,
+    /// the staff member whose medsign phone app may log this person in by scanning (linked by
+    /// an administrator)
+    pub employee_no: Option<String>,
 }
 
 fn person(r: &sqlx::any::AnyRow) -> Result<Person> {
@@ -101,6 +104,7 @@ fn person(r: &sqlx::any::AnyRow) -> Result<Person> {
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
         last_login_at: r.try_get("last_login_at")?,
+        employee_no: r.try_get("employee_no")?,
     })
 }
 
@@ -530,21 +534,173 @@ pub async fn login(
         drop(_w);
         return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, refused()).await);
     }
-    let token = Zeroizing::new(format!("cs_{}", hex::encode(rng::bytes::<32>()?)));
-    let expires = (Utc::now() + Duration::hours(SESSION_HOURS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1").bind(&now).execute(&mut *tx).await?;
-    sqlx::query("INSERT INTO console_sessions (token_hash, username, expires_at, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(session_hash(&token))
-        .bind(username)
-        .bind(&expires)
-        .bind(medsign_store::now_text())
-        .execute(&mut *tx)
-        .await?;
-    let ctx = Context { actor: target.clone(), ..ctx.clone() };
-    audit::ok(&mut tx, &ctx, Kind::Login, "console.login", &target, serde_json::json!({"role": p.role.as_str()}))
-        .await?;
+    let token = open_session(&mut tx, ctx, &p, serde_json::json!({"role": p.role.as_str()})).await?;
     tx.commit().await?;
     Ok((token, Person { last_login_at: Some(medsign_store::now_text()), locked_until: None, ..p }))
+}
+
+/// A new session for `p` in `tx` (the cookie's token), and its audit entry.
+async fn open_session(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ctx: &Context,
+    p: &Person,
+    details: serde_json::Value,
+) -> Result<Zeroizing<String>> {
+    let token = Zeroizing::new(format!("cs_{}", hex::encode(rng::bytes::<32>()?)));
+    let expires = (Utc::now() + Duration::hours(SESSION_HOURS)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = medsign_store::secs_text(Utc::now());
+    sqlx::query("DELETE FROM console_sessions WHERE expires_at < $1").bind(&now).execute(&mut **tx).await?;
+    sqlx::query("INSERT INTO console_sessions (token_hash, username, expires_at, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(session_hash(&token))
+        .bind(&p.username)
+        .bind(&expires)
+        .bind(medsign_store::now_text())
+        .execute(&mut **tx)
+        .await?;
+    let target = format!("person:{}", p.username);
+    let ctx = Context { actor: target.clone(), ..ctx.clone() };
+    audit::ok(tx, &ctx, Kind::Login, "console.login", &target, details).await?;
+    Ok(token)
+}
+
+/// Link a person to a staff member (whose phone may then log them in by scanning), or unlink
+/// (None). A staff member logs in as one person at most. Audited.
+pub async fn link_staff(db: &Db, ctx: &Context, username: &str, employee_no: Option<&str>) -> Result<Person> {
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    if let Some(no) = employee_no {
+        let staff: Option<String> =
+            sqlx::query_scalar("SELECT employee_no FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
+                .bind(no)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let other: Option<String> =
+            sqlx::query_scalar("SELECT username FROM console_people WHERE employee_no = $1 AND username <> $2")
+                .bind(no)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let refusal = match (staff, other) {
+            (None, _) => Some(Error::NotFound(format!("工号 {no} 不存在 / no staff member {no}"))),
+            (_, Some(o)) => Some(Error::Conflict(format!(
+                "工号 {no} 已关联控制台账号 {o} / staff member {no} already logs in as {o}"
+            ))),
+            _ => None,
+        };
+        if let Some(e) = refusal {
+            tx.rollback().await?;
+            return Err(e);
+        }
+    }
+    let n = sqlx::query("UPDATE console_people SET employee_no = $1 WHERE username = $2")
+        .bind(employee_no)
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    if n.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Err(Error::NotFound(format!("用户 {username} 不存在 / no console user {username}")));
+    }
+    audit::ok(
+        &mut tx,
+        ctx,
+        Kind::Admin,
+        "console.person.link",
+        &format!("person:{username}"),
+        serde_json::json!({"employee_no": employee_no}),
+    )
+    .await?;
+    tx.commit().await?;
+    drop(_w);
+    get(db, username).await
+}
+
+/// Remember which browser asked for console login ticket `ticket_id`: the SM3 of its secret
+/// (kept in an HttpOnly cookie), needed to collect the session.
+pub async fn qr_login_started(db: &Db, ticket_id: &str, browser_secret: &str) -> Result<()> {
+    let _w = db.write_lock.lock().await;
+    sqlx::query("DELETE FROM console_qr_logins WHERE created_at < $1")
+        .bind(medsign_store::secs_text(Utc::now() - Duration::hours(1)))
+        .execute(&db.pool)
+        .await?;
+    sqlx::query("INSERT INTO console_qr_logins (ticket_id, browser_hash, used, created_at) VALUES ($1, $2, 0, $3)")
+        .bind(ticket_id)
+        .bind(session_hash(browser_secret))
+        .bind(medsign_store::secs_text(Utc::now()))
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Is `browser_secret` the one that asked for `ticket_id`?
+pub async fn qr_login_asked_by(db: &Db, ticket_id: &str, browser_secret: &str) -> Result<bool> {
+    let stored: Option<String> = sqlx::query_scalar("SELECT browser_hash FROM console_qr_logins WHERE ticket_id = $1")
+        .bind(ticket_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(stored.is_some_and(|h| hash::ct_eq(h.as_bytes(), session_hash(browser_secret).as_bytes())))
+}
+
+/// The phone of `employee_no` confirmed console login ticket `ticket_id` (checked by the caller):
+/// open a session for the person linked to that staff member, once per ticket, only for the
+/// browser that asked. Refusals are audited.
+pub async fn qr_login_finish(
+    db: &Db,
+    ctx: &Context,
+    ticket_id: &str,
+    browser_secret: &str,
+    employee_no: &str,
+) -> Result<(Zeroizing<String>, Person)> {
+    let target = format!("user:{employee_no}");
+    let refuse = |m: &str| Error::Forbidden(m.to_string());
+    let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await?;
+    let claimed =
+        sqlx::query("UPDATE console_qr_logins SET used = 1 WHERE ticket_id = $1 AND browser_hash = $2 AND used = 0")
+            .bind(ticket_id)
+            .bind(session_hash(browser_secret))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+    let row =
+        match claimed {
+            true => sqlx::query(
+                "SELECT * FROM console_people WHERE employee_no = $1 AND disabled = 0 AND password_hash IS NOT NULL",
+            )
+            .bind(employee_no)
+            .fetch_optional(&mut *tx)
+            .await?,
+            false => None,
+        };
+    let Some(row) = row else {
+        tx.rollback().await?;
+        drop(_w);
+        let e = match claimed {
+            false => refuse(
+                "此二维码登录已使用或不属于此浏览器 / this QR login was used, or was not asked for by this browser",
+            ),
+            true => refuse(
+                "此工号没有可用的控制台账号，请管理员在“控制台账号”中关联 / this staff member has no usable console account: an administrator links it under Console accounts",
+            ),
+        };
+        return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, e).await);
+    };
+    let p = person(&row)?;
+    sqlx::query("UPDATE console_people SET last_login_at = $1 WHERE username = $2")
+        .bind(medsign_store::now_text())
+        .bind(&p.username)
+        .execute(&mut *tx)
+        .await?;
+    let token = open_session(
+        &mut tx,
+        ctx,
+        &p,
+        serde_json::json!({"role": p.role.as_str(), "via": "phone", "employee_no": employee_no, "ticket": &ticket_id[..ticket_id.len().min(11)]}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((token, Person { last_login_at: Some(medsign_store::now_text()), ..p }))
 }
 
 /// The person of a session cookie (unexpired, not disabled).
@@ -793,5 +949,83 @@ mod tests {
             out.push(login(db, kek, auth, ctx, u, p, c).await.err().unwrap().to_string());
         }
         out
+    }
+
+    /// Scan-to-login: only a staff member an administrator linked (one account each, an
+    /// existing staff member) logs in, only through the browser that asked, once per ticket; a
+    /// disabled or not yet enrolled person does not. Audited with how.
+    #[tokio::test]
+    async fn a_linked_phone_logs_in_once_for_the_browser_that_asked() {
+        for (_d, db) in backends().await {
+            let (kek, ctx) = (Kek::generate().unwrap(), Context::cli());
+            let first = NewPerson {
+                username: "wang.it".into(),
+                display_name: "王工".into(),
+                role: Role::Administrator,
+                password: Some("correct horse battery".into()),
+            };
+            create_first(&db, &kek, &ctx, "某县人民医院", &first).await.unwrap();
+            let staff = |no: &str| -> crate::users::NewUser {
+                serde_json::from_value(serde_json::json!({"employee_no": no, "name": format!("医生{no}")})).unwrap()
+            };
+            crate::users::create_many(&db, &kek, &ctx, &[staff("1001"), staff("1002")]).await.unwrap();
+            assert!(matches!(link_staff(&db, &ctx, "wang.it", Some("9999")).await, Err(Error::NotFound(_))));
+            assert!(matches!(link_staff(&db, &ctx, "nobody", Some("1001")).await, Err(Error::NotFound(_))));
+            assert_eq!(
+                link_staff(&db, &ctx, "wang.it", Some("1001")).await.unwrap().employee_no.as_deref(),
+                Some("1001")
+            );
+            invite(
+                &db,
+                &ctx,
+                &NewPerson {
+                    username: "li.ops".into(),
+                    display_name: "李工".into(),
+                    role: Role::Operator,
+                    password: None,
+                },
+            )
+            .await
+            .unwrap();
+            assert!(
+                matches!(link_staff(&db, &ctx, "li.ops", Some("1001")).await, Err(Error::Conflict(_))),
+                "one account each"
+            );
+            link_staff(&db, &ctx, "li.ops", Some("1002")).await.unwrap();
+
+            qr_login_started(&db, "lt_a", &"a".repeat(64)).await.unwrap();
+            assert!(qr_login_asked_by(&db, "lt_a", &"a".repeat(64)).await.unwrap());
+            assert!(!qr_login_asked_by(&db, "lt_a", &"b".repeat(64)).await.unwrap());
+            assert!(!qr_login_asked_by(&db, "lt_x", &"a".repeat(64)).await.unwrap());
+            // another browser's secret collects nothing
+            assert!(matches!(
+                qr_login_finish(&db, &ctx, "lt_a", &"b".repeat(64), "1001").await,
+                Err(Error::Forbidden(_))
+            ));
+            let (token, p) = qr_login_finish(&db, &ctx, "lt_a", &"a".repeat(64), "1001").await.unwrap();
+            assert_eq!(p.username, "wang.it");
+            assert_eq!(session(&db, &token).await.unwrap().username, "wang.it");
+            let last = audit::recent(&db, 1).await.unwrap().remove(0);
+            assert_eq!((last.action.as_str(), last.actor.as_str()), ("console.login", "person:wang.it"));
+            assert!(last.details.contains("\"via\":\"phone\""), "{}", last.details);
+            // once per ticket
+            assert!(matches!(
+                qr_login_finish(&db, &ctx, "lt_a", &"a".repeat(64), "1001").await,
+                Err(Error::Forbidden(_))
+            ));
+            // invited, not enrolled: no session; disabled: none either
+            qr_login_started(&db, "lt_b", &"c".repeat(64)).await.unwrap();
+            assert!(matches!(
+                qr_login_finish(&db, &ctx, "lt_b", &"c".repeat(64), "1002").await,
+                Err(Error::Forbidden(_))
+            ));
+            set_disabled(&db, &ctx, "li.ops", true).await.unwrap();
+            link_staff(&db, &ctx, "wang.it", None).await.unwrap();
+            qr_login_started(&db, "lt_c", &"d".repeat(64)).await.unwrap();
+            assert!(
+                matches!(qr_login_finish(&db, &ctx, "lt_c", &"d".repeat(64), "1001").await, Err(Error::Forbidden(_))),
+                "unlinked"
+            );
+        }
     }
 }

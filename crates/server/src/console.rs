@@ -7,7 +7,7 @@
 use crate::{
     ApiError,
     error::ErrorBody,
-    extract::{CONSOLE_COOKIE, Caller, StrictJson, Visitor, console_cookie},
+    extract::{CONSOLE_COOKIE, Caller, StrictJson, Visitor, console_cookie, cookie_value},
     state::AppState,
 };
 use axum::{
@@ -78,6 +78,99 @@ pub async fn login(
     let mut r = Json(p).into_response();
     r.headers_mut().insert(header::SET_COOKIE, cookie(&s, &token, people::SESSION_HOURS * 3600));
     Ok(r)
+}
+
+/// The owner of the console's login tickets (not an app: no token can read them).
+const CONSOLE_TICKETS: &str = "console";
+/// The cookie that ties a QR login to the browser that asked for it.
+const QR_COOKIE: &str = "medsign_console_qr";
+
+#[utoipa::path(post, path = "/console/v1/qr-login", tag = "console",
+    responses((status = 201, body = Object, description = "a login QR for the medsign phone app; the browser gets the HttpOnly cookie medsign_console_qr that collects the session",
+            example = json!({"ticket_id": "lt_5f0c…", "state": "waiting", "expires_at": "2026-12-04T08:02:00Z", "deep_link": "https://medsign.example/m/#/login?t=lt_5f0c…", "qr_png_base64": "iVBORw0…"})),
+        (status = 429, body = ErrorBody)))]
+/// `POST /console/v1/qr-login`: log in by scanning with the medsign phone app of the staff member
+/// an administrator linked to one's console account (the phone confirms with PIN or fingerprint
+/// and co-signs the login). Then `POST /console/v1/qr-login/{ticket_id}` until it is confirmed.
+pub async fn qr_login(State(s): State<Arc<AppState>>, v: Visitor) -> Result<Response, ApiError> {
+    s.limits.take("console-login", crate::ratelimit::AUTH, &v.ctx.ip)?;
+    let t = medsign_phone::logins::create(
+        &s.db,
+        &v.ctx,
+        &s.public_url,
+        CONSOLE_TICKETS,
+        "医签管理控制台 / medsign console",
+        None,
+        Some(120),
+    )
+    .await?;
+    let secret = zeroize::Zeroizing::new(hex::encode(medsign_crypto::rng::bytes::<32>().map_err(Error::from)?));
+    people::qr_login_started(&s.db, &t.ticket_id, &secret).await?;
+    let body = serde_json::json!({"ticket_id": t.ticket_id, "state": t.state, "expires_at": t.expires_at,
+        "deep_link": t.deep_link, "qr_png_base64": t.qr_png_base64});
+    let mut r = (StatusCode::CREATED, Json(body)).into_response();
+    let secure = if s.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let c = format!(
+        "{QR_COOKIE}={}; Path=/console/v1/qr-login; HttpOnly; SameSite=Strict; Max-Age=300{secure}",
+        secret.as_str()
+    );
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&c).expect("cookie text is ASCII"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+#[utoipa::path(post, path = "/console/v1/qr-login/{ticket_id}", tag = "console",
+    params(("ticket_id" = String, Path, example = "lt_5f0c2d…")),
+    responses((status = 200, body = Object, description = "`waiting` | `scanned` | `refused` | `expired`; or `confirmed` with the person, the session cookie set",
+            example = json!({"state": "confirmed", "me": {"username": "wang.it", "display_name": "王工", "role": "administrator"}})),
+        (status = 403, body = ErrorBody, example = json!({"code": "forbidden", "message": "此工号没有可用的控制台账号… / this staff member has no usable console account…", "request_id": "…"})),
+        (status = 404, body = ErrorBody)))]
+/// `POST /console/v1/qr-login/{ticket_id}`: where the QR login stands; once the phone confirmed,
+/// the session — only for the browser that asked (its cookie), once.
+pub async fn qr_login_poll(
+    State(s): State<Arc<AppState>>,
+    v: Visitor,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || Error::NotFound(format!("登录票据 {id} 不存在 / no login ticket {id}"));
+    let secret = cookie_value(&headers, QR_COOKIE).filter(|c| c.len() == 64).ok_or_else(not_found)?;
+    if id.len() > 64 || !people::qr_login_asked_by(&s.db, &id, &secret).await? {
+        return Err(not_found().into());
+    }
+    let t = medsign_phone::logins::get(&s.db, Some(CONSOLE_TICKETS), &id).await?;
+    let Some(no) = t.employee_no.as_deref().filter(|_| t.state == "confirmed") else {
+        return Ok(Json(serde_json::json!({"state": t.state})).into_response());
+    };
+    let (token, p) = people::qr_login_finish(&s.db, &v.ctx, &id, &secret, no).await?;
+    let mut r = Json(serde_json::json!({"state": "confirmed", "me": p})).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, cookie(&s, &token, people::SESSION_HOURS * 3600));
+    Ok(r)
+}
+
+/// Body of `PUT /admin/v1/people/{username}/staff`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffLink {
+    /// the staff member whose phone may log this person in; null unlinks
+    employee_no: Option<String>,
+}
+
+#[utoipa::path(put, path = "/admin/v1/people/{username}/staff", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path, example = "wang.it")),
+    request_body(content = StaffLink, example = json!({"employee_no": "1001"})),
+    responses((status = 200, body = Person), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "工号 1001 已关联控制台账号 li.ops / staff member 1001 already logs in as li.ops", "request_id": "…"}))))]
+/// `PUT /admin/v1/people/{username}/staff`: link the person to a staff member, whose medsign
+/// phone app may then log them in by scanning (or unlink with null).
+pub async fn link_staff(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    Path(username): Path<String>,
+    StrictJson(body): StrictJson<StaffLink>,
+) -> Result<Response, ApiError> {
+    let no = body.employee_no.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    Ok(Json(people::link_staff(&s.db, &c.ctx, &username, no).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/console/v1/logout", tag = "console",
@@ -235,6 +328,8 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(enrol))
+        .routes(routes!(qr_login))
+        .routes(routes!(qr_login_poll))
 }
 
 /// Its `/admin/v1` routes.
@@ -244,6 +339,7 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(disable_person))
         .routes(routes!(enable_person))
         .routes(routes!(reset_person))
+        .routes(routes!(link_staff))
 }
 
 /// What a console role may do on `/admin/v1` (administrators: everything). Operators: all but

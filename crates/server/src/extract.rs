@@ -46,13 +46,18 @@ pub const CONSOLE_COOKIE: &str = "medsign_console";
 
 /// The console session cookie's value, if the request carries one.
 pub(crate) fn console_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie_value(headers, CONSOLE_COOKIE)
+}
+
+/// The value of cookie `name`, if the request carries one.
+pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == CONSOLE_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
 

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (28, "user_tasks", include_str!("../migrations/0028_user_tasks.sql")),
     (29, "console_people", include_str!("../migrations/0029_console_people.sql")),
     (30, "flow_search", include_str!("../migrations/0030_flow_search.sql")),
+    (31, "console_phone_login", include_str!("../migrations/0031_console_phone_login.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
