@@ -59,7 +59,25 @@ async function login() {
   field('password', '密码', 'Password', { type: 'password', autocomplete: 'current-password', required: true }),
   field('code', '动态码（身份验证器中的 6 位数字）', '6-digit code from the authenticator', { inputmode: 'numeric', autocomplete: 'one-time-code', required: true, pattern: '[0-9]{6}' }),
   go);
-  page('登录', 'Log in', h('div', { class: 'card login' }, form));
+  // or: scan with the medsign phone app of the staff member linked to one's account
+  const qrOut = h('div', { id: 'qrOut' });
+  const qr = h('button', { class: 'secondary', type: 'button', id: 'qrLogin' }, '用手机扫码登录', en('Log in with the phone app'));
+  qr.onclick = () => busy(qr, async () => {
+    const t = await api('POST', '/console/v1/qr-login');
+    qrOut.replaceChildren(h('img', { src: `data:image/png;base64,${t.qr_png_base64}`, alt: '登录二维码 / login QR code', width: 220, height: 220, id: 'qrImage' }),
+      h('p', { class: 'muted' }, '用医签手机端（微信小程序或手机网页）扫码，在手机上确认。需管理员已在“控制台账号”中关联您的工号。', en('Scan with the medsign phone app and confirm there; an administrator links your staff number first.')),
+      h('p', { class: 'secret', id: 'qrLink' }, t.deep_link), h('p', { id: 'qrState', role: 'status' }, '等待扫码… / waiting…'));
+    const until = Date.now() + 125000;
+    while (Date.now() < until && location.hash.startsWith('#/login')) {
+      await new Promise((ok) => setTimeout(ok, 1000));
+      const r = await api('POST', `/console/v1/qr-login/${encodeURIComponent(t.ticket_id)}`);
+      const st = document.getElementById('qrState');
+      if (r.state === 'confirmed') return loggedIn(r.me);
+      if (st) st.textContent = { scanned: '已扫码，请在手机上确认 / scanned: confirm on the phone', refused: '已在手机上拒绝 / declined on the phone', expired: '二维码已过期 / the QR code expired' }[/** @type {string} */ (r.state)] || '等待扫码… / waiting…';
+      if (r.state === 'refused' || r.state === 'expired') return;
+    }
+  });
+  page('登录', 'Log in', h('div', { class: 'card login' }, form, h('hr', {}), qr, qrOut));
   document.getElementById('username')?.focus();
 }
 
@@ -447,8 +465,19 @@ async function people() {
     });
   } }, zh, en(english));
   const state = (/** @type {any} */ p) => (p.disabled ? '停用 / disabled' : p.invited ? '待接受邀请 / invited' : p.locked_until ? `锁定至 ${when(p.locked_until)} / locked` : '正常 / ok');
-  page('控制台账号', 'Console accounts', form, table([['用户名', 'Username'], ['姓名', 'Name'], ['角色', 'Role'], ['状态', 'State'], ['上次登录', 'Last login'], ['', '']],
-    list.map((/** @type {any} */ p) => [p.username, p.display_name, p.role, state(p), when(p.last_login_at),
+  const who = h('select', { id: 'linkUser' }, ...list.map((/** @type {any} */ p) => h('option', { value: p.username }, `${p.display_name}（${p.username}）`)));
+  const linkBtn = h('button', { class: 'secondary', type: 'submit', id: 'link' }, '关联', en('Link'));
+  const link = h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(linkBtn, async () => {
+      await api('PUT', `/admin/v1/people/${encodeURIComponent(/** @type {HTMLSelectElement} */ (who).value)}/staff`, { employee_no: val('linkNo') || null });
+      toast('已关联 / linked');
+      people();
+    });
+  } }, h('p', { class: 'muted' }, '关联工号后，此人可用该工号绑定的医签手机端扫码登录控制台（留空则取消关联）。', en('Linked to a staff number, the person may log in by scanning with that staff member\'s phone app (empty: unlink).')),
+  h('label', { for: 'linkUser' }, h('span', {}, '控制台账号', en('Console account')), who), field('linkNo', '工号', 'Staff number'), linkBtn);
+  page('控制台账号', 'Console accounts', form, link, table([['用户名', 'Username'], ['姓名', 'Name'], ['角色', 'Role'], ['工号', 'Staff no.'], ['状态', 'State'], ['上次登录', 'Last login'], ['', '']],
+    list.map((/** @type {any} */ p) => [p.username, p.display_name, p.role, p.employee_no, state(p), when(p.last_login_at),
       h('span', {}, act(p, 'reset', '重置', 'Reset'), ' ', p.disabled ? act(p, 'enable', '启用', 'Enable') : act(p, 'disable', '停用', 'Disable'))])));
 }
 

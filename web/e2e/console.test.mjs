@@ -14,7 +14,8 @@ import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, homedir } from 'node:os';
 import { createHmac } from 'node:crypto';
-import { startServer, root } from '../wasm/testkit/server.mjs';
+import { startServer, root, bindPhone, enrol, signRounds } from '../wasm/testkit/server.mjs';
+import * as phone from '../wasm/medsign-phone.js';
 
 const PW = process.env.MEDSIGN_PLAYWRIGHT || join(homedir(), '.cache/medsign-test-tools/node/node_modules/playwright-core/index.mjs');
 const CHROMIUM = process.env.MEDSIGN_CHROMIUM || '/usr/bin/chromium';
@@ -310,6 +311,43 @@ test('the dashboard counts today\'s signatures over two weeks; the time page dra
   assert.ok(rows >= 1, 'the last polls are listed');
   await shot('time-history');
   assert.deepEqual(problems, []);
+});
+
+test('scan-to-login: the phone of the linked staff member logs the administrator in; nobody else collects it', async () => {
+  // the administrator links their console account to staff member 2002, whose phone is bound
+  await open('#/people', '控制台账号');
+  await p.selectOption('#linkUser', 'wang.it');
+  await p.fill('#linkNo', '2002');
+  await p.click('#link');
+  await p.locator('td', { hasText: '2002' }).waitFor();
+  const app = await p.evaluate(() => fetch('/admin/v1/apps', { method: 'POST', headers: { 'X-Medsign-Console': '1', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: '测试手机绑定 / test phone binding', scopes: ['users:read', 'users:write', 'sign'] }) }).then((r) => r.json()));
+  const me2002 = await bindPhone(srv.call, app.token, '2002');
+  const secret = phone.deviceSecret();
+  const key = await enrol(srv.call, me2002, '135790', secret);
+  await p.click('#logout');
+  await p.locator('#qrLogin').waitFor();
+  await p.click('#qrLogin');
+  const link = (await p.locator('#qrLink').innerText()).trim();
+  assert.match(link, /\/m\/#\/login\?t=lt_/);
+  const id = link.split('t=')[1];
+  await shot('qr-login');
+  // someone who saw the QR code cannot collect the session: no browser cookie, no session
+  const stranger = await fetch(`${srv.base}/console/v1/qr-login/${id}`, { method: 'POST', headers: { 'X-Medsign-Console': '1' } });
+  assert.equal(stranger.status, 404);
+  // nor can an integration app read the console's ticket (it belongs to no app)
+  assert.equal((await srv.call('GET', `/api/v1/login-tickets/${id}`, app.token)).status, 404);
+  const scanned = await srv.call('POST', `/mobile/v1/login-tickets/${id}/scan`, me2002);
+  assert.equal(scanned.status, 201, JSON.stringify(scanned.body));
+  assert.match(scanned.body.system, /医签管理控制台/);
+  const results = await signRounds(srv.call, me2002, { wrapped: key.wrapped, pin: '135790', deviceSecret: secret, rounds: [scanned.body.round] });
+  assert.equal(results[0].state, 'completed');
+  await p.locator('#statUsers').waitFor();
+  assert.match(await p.locator('#who').innerText(), /王工/);
+  // the audit log says how
+  const log = await p.evaluate(() => fetch('/admin/v1/audit?action=console.login&page_size=1').then((r) => r.json()));
+  assert.match(log.items[0].details, /"via":"phone"/);
+  problems.length = 0; // the stranger's 404 above is not the page's
 });
 
 /** Press Tab until the focused element matches `want` (text or id); fails after `max` presses. */
