@@ -335,7 +335,7 @@ pub async fn reset(db: &Db, ctx: &Context, username: &str) -> Result<Invited> {
     let mut tx = db.pool.begin().await?;
     let n = sqlx::query(
         "UPDATE console_people SET password_hash = NULL, totp_wrapped = NULL, invite_hash = $1, invite_expires = $2, \
-         failures = 0, locked_until = NULL WHERE username = $3",
+         failures = 0, locked_until = NULL, employee_no = NULL, device_id = NULL WHERE username = $3",
     )
     .bind(&hash)
     .bind(&expires)
@@ -568,6 +568,7 @@ async fn open_session(
 pub async fn link_staff(db: &Db, ctx: &Context, username: &str, employee_no: Option<&str>) -> Result<Person> {
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    let mut device: Option<String> = None;
     if let Some(no) = employee_no {
         let staff: Option<String> =
             sqlx::query_scalar("SELECT employee_no FROM users WHERE employee_no = $1 AND deleted_at IS NULL")
@@ -580,10 +581,19 @@ pub async fn link_staff(db: &Db, ctx: &Context, username: &str, employee_no: Opt
                 .bind(username)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let refusal = match (staff, other) {
-            (None, _) => Some(Error::NotFound(format!("工号 {no} 不存在 / no staff member {no}"))),
-            (_, Some(o)) => Some(Error::Conflict(format!(
+        device = sqlx::query_scalar(
+            "SELECT id FROM devices WHERE employee_no = $1 AND status = 'active' ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(no)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let refusal = match (staff, other, &device) {
+            (None, _, _) => Some(Error::NotFound(format!("工号 {no} 不存在 / no staff member {no}"))),
+            (_, Some(o), _) => Some(Error::Conflict(format!(
                 "工号 {no} 已关联控制台账号 {o} / staff member {no} already logs in as {o}"
+            ))),
+            (_, _, None) => Some(Error::Conflict(format!(
+                "工号 {no} 尚未绑定手机，请先绑定 / staff member {no} has no bound phone: bind it first"
             ))),
             _ => None,
         };
@@ -592,8 +602,11 @@ pub async fn link_staff(db: &Db, ctx: &Context, username: &str, employee_no: Opt
             return Err(e);
         }
     }
-    let n = sqlx::query("UPDATE console_people SET employee_no = $1 WHERE username = $2")
+    // the phone bound now is the one that may log in: another phone bound to this staff number
+    // later (an activation code, which apps and operators can issue) does not inherit it
+    let n = sqlx::query("UPDATE console_people SET employee_no = $1, device_id = $2 WHERE username = $3")
         .bind(employee_no)
+        .bind(&device)
         .bind(username)
         .execute(&mut *tx)
         .await?;
@@ -607,7 +620,7 @@ pub async fn link_staff(db: &Db, ctx: &Context, username: &str, employee_no: Opt
         Kind::Admin,
         "console.person.link",
         &format!("person:{username}"),
-        serde_json::json!({"employee_no": employee_no}),
+        serde_json::json!({"employee_no": employee_no, "device": device}),
     )
     .await?;
     tx.commit().await?;
@@ -619,8 +632,11 @@ pub async fn link_staff(db: &Db, ctx: &Context, username: &str, employee_no: Opt
 /// (kept in an HttpOnly cookie), needed to collect the session.
 pub async fn qr_login_started(db: &Db, ticket_id: &str, browser_secret: &str) -> Result<()> {
     let _w = db.write_lock.lock().await;
-    sqlx::query("DELETE FROM console_qr_logins WHERE created_at < $1")
-        .bind(medsign_store::secs_text(Utc::now() - Duration::hours(1)))
+    let hour_ago = medsign_store::secs_text(Utc::now() - Duration::hours(1));
+    sqlx::query("DELETE FROM console_qr_logins WHERE created_at < $1").bind(&hour_ago).execute(&db.pool).await?;
+    // console login tickets nobody scanned (they hold nothing; a scanned one keeps its signed flow)
+    sqlx::query("DELETE FROM login_tickets WHERE app_id = 'console' AND state = 'waiting' AND expires_at < $1")
+        .bind(&hour_ago)
         .execute(&db.pool)
         .await?;
     sqlx::query("INSERT INTO console_qr_logins (ticket_id, browser_hash, used, created_at) VALUES ($1, $2, 0, $3)")
@@ -630,6 +646,14 @@ pub async fn qr_login_started(db: &Db, ticket_id: &str, browser_secret: &str) ->
         .execute(&db.pool)
         .await?;
     Ok(())
+}
+
+/// QR logins asked for in the last two minutes (how long a console login ticket lives).
+pub async fn qr_logins_waiting(db: &Db) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_qr_logins WHERE created_at >= $1 AND used = 0")
+        .bind(medsign_store::secs_text(Utc::now() - Duration::seconds(120)))
+        .fetch_one(&db.pool)
+        .await?)
 }
 
 /// Is `browser_secret` the one that asked for `ticket_id`?
@@ -650,6 +674,7 @@ pub async fn qr_login_finish(
     ticket_id: &str,
     browser_secret: &str,
     employee_no: &str,
+    device_id: &str,
 ) -> Result<(Zeroizing<String>, Person)> {
     let target = format!("user:{employee_no}");
     let refuse = |m: &str| Error::Forbidden(m.to_string());
@@ -663,16 +688,25 @@ pub async fn qr_login_finish(
             .await?
             .rows_affected()
             == 1;
-    let row =
-        match claimed {
-            true => sqlx::query(
-                "SELECT * FROM console_people WHERE employee_no = $1 AND disabled = 0 AND password_hash IS NOT NULL",
+    // the linked person, enrolled, enabled, not locked out; the phone that scanned is the one
+    // bound when the link was made, still bound; the staff member not deleted
+    let row = match claimed {
+        true => {
+            sqlx::query(
+                "SELECT p.* FROM console_people p \
+                 JOIN devices d ON d.id = p.device_id AND d.status = 'active' AND d.employee_no = p.employee_no \
+                 JOIN users u ON u.employee_no = p.employee_no AND u.deleted_at IS NULL \
+                 WHERE p.employee_no = $1 AND p.device_id = $2 AND p.disabled = 0 AND p.password_hash IS NOT NULL \
+                   AND (p.locked_until IS NULL OR p.locked_until <= $3)",
             )
             .bind(employee_no)
+            .bind(device_id)
+            .bind(medsign_store::secs_text(Utc::now()))
             .fetch_optional(&mut *tx)
-            .await?,
-            false => None,
-        };
+            .await?
+        }
+        false => None,
+    };
     let Some(row) = row else {
         tx.rollback().await?;
         drop(_w);
@@ -681,7 +715,7 @@ pub async fn qr_login_finish(
                 "此二维码登录已使用或不属于此浏览器 / this QR login was used, or was not asked for by this browser",
             ),
             true => refuse(
-                "此工号没有可用的控制台账号，请管理员在“控制台账号”中关联 / this staff member has no usable console account: an administrator links it under Console accounts",
+                "此手机没有可用的控制台账号（未关联、换过手机或账号停用），请管理员在“控制台账号”中关联 / this phone has no usable console account (not linked, rebound since, or the account is disabled): an administrator links it under Console accounts",
             ),
         };
         return Err(audit::refused(db, ctx, Kind::Login, "console.login", &target, e).await);
@@ -761,8 +795,13 @@ pub async fn set_disabled(db: &Db, ctx: &Context, username: &str, disabled: bool
             ));
         }
     }
-    sqlx::query("UPDATE console_people SET disabled = $1 WHERE username = $2")
-        .bind(disabled as i64)
+    // disabling also ends the phone link: enabling again needs an administrator to link anew
+    sqlx::query(
+        "UPDATE console_people SET disabled = $1, \
+         employee_no = CASE WHEN $1 = 1 THEN NULL ELSE employee_no END, device_id = CASE WHEN $1 = 1 THEN NULL ELSE device_id END \
+         WHERE username = $2",
+    )
+    .bind(disabled as i64)
         .bind(username)
         .execute(&mut *tx)
         .await?;
@@ -969,6 +1008,29 @@ mod tests {
                 serde_json::from_value(serde_json::json!({"employee_no": no, "name": format!("医生{no}")})).unwrap()
             };
             crate::users::create_many(&db, &kek, &ctx, &[staff("1001"), staff("1002")]).await.unwrap();
+            let bind = |id: &'static str, no: &'static str| {
+                let db = db.clone();
+                async move {
+                    sqlx::query("UPDATE devices SET status = 'unbound' WHERE employee_no = $1")
+                        .bind(no)
+                        .execute(&db.pool)
+                        .await
+                        .unwrap();
+                    sqlx::query("INSERT INTO devices (id, employee_no, name, status, created_at) VALUES ($1, $2, 'phone', 'active', $3)")
+                        .bind(id)
+                        .bind(no)
+                        .bind(medsign_store::now_text())
+                        .execute(&db.pool)
+                        .await
+                        .unwrap();
+                }
+            };
+            assert!(
+                matches!(link_staff(&db, &ctx, "wang.it", Some("1001")).await, Err(Error::Conflict(_))),
+                "no phone yet"
+            );
+            bind("dev_a", "1001").await;
+            bind("dev_b", "1002").await;
             assert!(matches!(link_staff(&db, &ctx, "wang.it", Some("9999")).await, Err(Error::NotFound(_))));
             assert!(matches!(link_staff(&db, &ctx, "nobody", Some("1001")).await, Err(Error::NotFound(_))));
             assert_eq!(
@@ -992,40 +1054,47 @@ mod tests {
                 "one account each"
             );
             link_staff(&db, &ctx, "li.ops", Some("1002")).await.unwrap();
+            let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
 
-            qr_login_started(&db, "lt_a", &"a".repeat(64)).await.unwrap();
-            assert!(qr_login_asked_by(&db, "lt_a", &"a".repeat(64)).await.unwrap());
-            assert!(!qr_login_asked_by(&db, "lt_a", &"b".repeat(64)).await.unwrap());
-            assert!(!qr_login_asked_by(&db, "lt_x", &"a".repeat(64)).await.unwrap());
-            // another browser's secret collects nothing
+            qr_login_started(&db, "lt_a", &a).await.unwrap();
+            assert_eq!(qr_logins_waiting(&db).await.unwrap(), 1);
+            assert!(qr_login_asked_by(&db, "lt_a", &a).await.unwrap());
+            assert!(!qr_login_asked_by(&db, "lt_a", &b).await.unwrap());
+            assert!(!qr_login_asked_by(&db, "lt_x", &a).await.unwrap());
+            // another browser's secret collects nothing; nor does another phone of 1001
+            assert!(matches!(qr_login_finish(&db, &ctx, "lt_a", &b, "1001", "dev_a").await, Err(Error::Forbidden(_))));
+            qr_login_started(&db, "lt_w", &c).await.unwrap();
             assert!(matches!(
-                qr_login_finish(&db, &ctx, "lt_a", &"b".repeat(64), "1001").await,
+                qr_login_finish(&db, &ctx, "lt_w", &c, "1001", "dev_other").await,
                 Err(Error::Forbidden(_))
             ));
-            let (token, p) = qr_login_finish(&db, &ctx, "lt_a", &"a".repeat(64), "1001").await.unwrap();
+            let (token, p) = qr_login_finish(&db, &ctx, "lt_a", &a, "1001", "dev_a").await.unwrap();
             assert_eq!(p.username, "wang.it");
             assert_eq!(session(&db, &token).await.unwrap().username, "wang.it");
             let last = audit::recent(&db, 1).await.unwrap().remove(0);
             assert_eq!((last.action.as_str(), last.actor.as_str()), ("console.login", "person:wang.it"));
             assert!(last.details.contains("\"via\":\"phone\""), "{}", last.details);
             // once per ticket
-            assert!(matches!(
-                qr_login_finish(&db, &ctx, "lt_a", &"a".repeat(64), "1001").await,
-                Err(Error::Forbidden(_))
-            ));
-            // invited, not enrolled: no session; disabled: none either
-            qr_login_started(&db, "lt_b", &"c".repeat(64)).await.unwrap();
-            assert!(matches!(
-                qr_login_finish(&db, &ctx, "lt_b", &"c".repeat(64), "1002").await,
-                Err(Error::Forbidden(_))
-            ));
-            set_disabled(&db, &ctx, "li.ops", true).await.unwrap();
-            link_staff(&db, &ctx, "wang.it", None).await.unwrap();
-            qr_login_started(&db, "lt_c", &"d".repeat(64)).await.unwrap();
-            assert!(
-                matches!(qr_login_finish(&db, &ctx, "lt_c", &"d".repeat(64), "1001").await, Err(Error::Forbidden(_))),
-                "unlinked"
-            );
+            assert!(matches!(qr_login_finish(&db, &ctx, "lt_a", &a, "1001", "dev_a").await, Err(Error::Forbidden(_))));
+            // invited, not enrolled: no session
+            qr_login_started(&db, "lt_b", &b).await.unwrap();
+            assert!(matches!(qr_login_finish(&db, &ctx, "lt_b", &b, "1002", "dev_b").await, Err(Error::Forbidden(_))));
+            // someone binds another phone to 1001 (an activation code): it does not log in, nor
+            // does the old one, now unbound
+            bind("dev_thief", "1001").await;
+            for (t, dev) in [("lt_t1", "dev_thief"), ("lt_t2", "dev_a")] {
+                qr_login_started(&db, t, &a).await.unwrap();
+                assert!(
+                    matches!(qr_login_finish(&db, &ctx, t, &a, "1001", dev).await, Err(Error::Forbidden(_))),
+                    "{dev}"
+                );
+            }
+            // linked again (to the phone bound now), that phone logs in; a reset ends the link
+            link_staff(&db, &ctx, "wang.it", Some("1001")).await.unwrap();
+            assert!(session(&db, &token).await.is_ok());
+            qr_login_started(&db, "lt_c", &c).await.unwrap();
+            qr_login_finish(&db, &ctx, "lt_c", &c, "1001", "dev_thief").await.unwrap();
+            assert!(reset(&db, &ctx, "wang.it").await.unwrap().person.employee_no.is_none(), "a reset unlinks");
         }
     }
 }

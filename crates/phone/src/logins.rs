@@ -216,6 +216,15 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<LoginView> {
     })
 }
 
+/// The phone that scanned login ticket `id` (its device id), if one did.
+pub async fn scanned_by(db: &Db, id: &str) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT device_id FROM login_tickets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?
+        .flatten())
+}
+
 /// What the phone shows after scanning, with the signing round for the assertion.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]

@@ -84,6 +84,8 @@ pub async fn login(
 const CONSOLE_TICKETS: &str = "console";
 /// The cookie that ties a QR login to the browser that asked for it.
 const QR_COOKIE: &str = "medsign_console_qr";
+/// QR logins asked for in the last two minutes (a ticket's life) beyond which more are refused.
+const MAX_WAITING_QR_LOGINS: i64 = 20;
 
 #[utoipa::path(post, path = "/console/v1/qr-login", tag = "console",
     responses((status = 201, body = Object, description = "a login QR for the medsign phone app; the browser gets the HttpOnly cookie medsign_console_qr that collects the session",
@@ -94,6 +96,13 @@ const QR_COOKIE: &str = "medsign_console_qr";
 /// and co-signs the login). Then `POST /console/v1/qr-login/{ticket_id}` until it is confirmed.
 pub async fn qr_login(State(s): State<Arc<AppState>>, v: Visitor) -> Result<Response, ApiError> {
     s.limits.take("console-login", crate::ratelimit::AUTH, &v.ctx.ip)?;
+    // nobody logged in yet asks for these: at most a few waiting at once, whoever asks
+    if people::qr_logins_waiting(&s.db).await? >= MAX_WAITING_QR_LOGINS {
+        return Err(Error::TooManyRequests(
+            "扫码登录请求过多，请稍后再试或用密码登录 / too many QR logins waiting: try again shortly, or log in with the password".into(),
+        )
+        .into());
+    }
     let t = medsign_phone::logins::create(
         &s.db,
         &v.ctx,
@@ -142,10 +151,21 @@ pub async fn qr_login_poll(
     let Some(no) = t.employee_no.as_deref().filter(|_| t.state == "confirmed") else {
         return Ok(Json(serde_json::json!({"state": t.state})).into_response());
     };
-    let (token, p) = people::qr_login_finish(&s.db, &v.ctx, &id, &secret, no).await?;
+    let device = medsign_phone::logins::scanned_by(&s.db, &id).await?.unwrap_or_default();
+    let (token, p) = people::qr_login_finish(&s.db, &v.ctx, &id, &secret, no, &device).await?;
     let mut r = Json(serde_json::json!({"state": "confirmed", "me": p})).into_response();
     r.headers_mut().insert(header::SET_COOKIE, cookie(&s, &token, people::SESSION_HOURS * 3600));
     Ok(r)
+}
+
+#[utoipa::path(get, path = "/admin/v1/settings", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Object, example = json!({"settings": [{"key": "server.public_url", "env": "MEDSIGN_SERVER_PUBLIC_URL", "value": "https://sign.hospital.example", "secret": false}], "changed_by": "medsign.toml or the environment, then a restart"}))))]
+/// `GET /admin/v1/settings`: the configuration in effect (read-only; secrets only say that they
+/// are set, a database URL comes without its password).
+pub async fn settings(State(s): State<Arc<AppState>>, _c: Caller) -> Result<Response, ApiError> {
+    Ok(Json(serde_json::json!({"settings": s.settings,
+        "changed_by": "在 medsign.toml 或环境变量中修改，然后重启 / change medsign.toml or the environment, then restart (docs/configuration.md)"}))
+    .into_response())
 }
 
 /// Body of `PUT /admin/v1/people/{username}/staff`.
@@ -340,6 +360,7 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(enable_person))
         .routes(routes!(reset_person))
         .routes(routes!(link_staff))
+        .routes(routes!(settings))
 }
 
 /// What a console role may do on `/admin/v1` (administrators: everything). Operators: all but

@@ -288,7 +288,7 @@ pub struct ClockPoint {
     /// when the poll ended
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub at: DateTime<Utc>,
-    /// `INSYNC` | `HOLDOVER` | `UNSYNC` | `UNKNOWN`
+    /// the synchronisation state then (as `/readyz` names it)
     pub state: SyncState,
     /// estimated offset of the system clock, ms
     pub offset_ms: Option<f64>,

@@ -1367,7 +1367,8 @@ pub struct DayActivity {
     pub signatures: i64,
 }
 
-/// What the console's dashboard shows: the last days, and what is waiting now.
+/// What the console's dashboard shows: the last days, and what is waiting now (scan-to-login
+/// confirmations, co-signed as one-signer flows, are not signatures of documents: left out).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Activity {
@@ -1410,7 +1411,8 @@ pub async fn activity(db: &Db, days: u32) -> Result<Activity> {
     };
     let flows = sqlx::query(
         "SELECT substr(created_at, 1, 13) AS h, COUNT(*) AS n, SUM(CASE WHEN state = 'completed' THEN 1 ELSE 0 END) AS done \
-         FROM sign_flows WHERE created_at >= $1 GROUP BY substr(created_at, 1, 13)",
+         FROM sign_flows WHERE created_at >= $1 \
+         AND NOT EXISTS (SELECT 1 FROM login_tickets l WHERE l.flow_id = sign_flows.id) GROUP BY substr(created_at, 1, 13)",
     )
     .bind(&from)
     .fetch_all(&db.pool)
@@ -1423,7 +1425,8 @@ pub async fn activity(db: &Db, days: u32) -> Result<Activity> {
     }
     let signed = sqlx::query(
         "SELECT substr(signed_at, 1, 13) AS h, COUNT(*) AS n FROM flow_signers \
-         WHERE signed_at >= $1 AND state = 'signed' GROUP BY substr(signed_at, 1, 13)",
+         WHERE signed_at >= $1 AND state = 'signed' \
+         AND NOT EXISTS (SELECT 1 FROM login_tickets l WHERE l.flow_id = flow_signers.flow_id) GROUP BY substr(signed_at, 1, 13)",
     )
     .bind(&from)
     .fetch_all(&db.pool)
@@ -1435,7 +1438,8 @@ pub async fn activity(db: &Db, days: u32) -> Result<Activity> {
     }
     let now = medsign_store::now_text();
     let pending_flows: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sign_flows WHERE state IN ('pending', 'signing') AND expires_at >= $1",
+        "SELECT COUNT(*) FROM sign_flows WHERE state IN ('pending', 'signing') AND expires_at >= $1 \
+         AND NOT EXISTS (SELECT 1 FROM login_tickets l WHERE l.flow_id = sign_flows.id)",
     )
     .bind(&now)
     .fetch_one(&db.pool)

@@ -648,6 +648,19 @@ async fn the_dashboard_counts_days_as_the_hospital_does() {
         let (y, t) = (&a.days[1], &a.days[2]);
         assert_eq!((y.flows, y.completed, y.signatures, t.flows, t.signatures), (1, 1, 2, 1, 0), "{a:?}");
         assert_eq!(activity(&db, 1).await.unwrap().days[0].flows, 1, "yesterday is outside one day");
+        // a scan-to-login confirmation is a one-signer flow too, but no document's signature
+        let login = create(&sg, &w.ctx, &app.app_id, &flow(json!([{"employee_no": "1001"}]), json!({})), 1 << 20)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO login_tickets (id, app_id, system, challenge, state, expires_at, created_at, updated_at, flow_id) \
+                     VALUES ('lt_x', $1, 's', 'c', 'confirmed', 'x', 'x', 'x', $2)")
+            .bind(&app.app_id)
+            .bind(&login.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let t = activity(&db, 1).await.unwrap().days[0].clone();
+        assert_eq!((t.flows, t.signatures), (1, 0), "{t:?}");
         for bad in [0, 91] {
             assert!(matches!(activity(&db, bad).await, Err(Error::Invalid(_))));
         }
