@@ -25,6 +25,7 @@ export const NAV = [
   { href: '#/channels', zh: 'CA 通道', en: 'CA channels', roles: STAFF },
   { href: '#/time', zh: '时间', en: 'Time', roles: ALL },
   { href: '#/people', zh: '控制台账号', en: 'Console accounts', roles: ADMIN },
+  { href: '#/settings', zh: '设置', en: 'Settings', roles: STAFF },
 ];
 
 // ------------------------------------------------------------------ first administrator, login
@@ -481,11 +482,22 @@ async function people() {
       h('span', {}, act(p, 'reset', '重置', 'Reset'), ' ', p.disabled ? act(p, 'enable', '启用', 'Enable') : act(p, 'disable', '停用', 'Disable'))])));
 }
 
+/** #/settings: the configuration in effect (read-only: it changes in medsign.toml or the environment). */
+async function settings() {
+  const r = await api('GET', '/admin/v1/settings');
+  const sections = [...new Set(r.settings.map((/** @type {any} */ x) => x.key.split('.')[0]))];
+  page('设置', 'Settings', h('p', { class: 'muted' }, r.changed_by),
+    ...sections.map((sec) => h('div', {}, h('h2', {}, `[${sec}]`),
+      table([['设置项', 'Key'], ['当前值', 'Value in effect'], ['环境变量', 'Environment variable']],
+        r.settings.filter((/** @type {any} */ x) => x.key.split('.')[0] === sec)
+          .map((/** @type {any} */ x) => [h('code', {}, x.key), x.value ?? h('span', { class: 'muted' }, '未设置（默认）/ not set (default)'), h('code', {}, x.env)])))));
+}
+
 /** The pages by path. @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
 export const PAGES = {
   '/': dashboard, '/setup': setup, '/login': login, '/enrol': enrol, '/users': users, '/departments': departments,
   '/certificates': certificates, '/seals': seals, '/templates': templates, '/template': template, '/flows': flows, '/flow': flow, '/webhooks': webhooks,
-  '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people,
+  '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people, '/settings': settings,
 };
 
 start(PAGES, NAV);

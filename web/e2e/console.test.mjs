@@ -171,10 +171,13 @@ test('apps: a new app shows its token once and can be disabled; other pages rend
   const r = await fetch(`${srv.base}/api/v1/users/2001`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(r.status, 401, 'a disabled app is refused');
   await shot('apps');
-  for (const [hash, heading] of [['#/certificates', '证书'], ['#/channels', 'CA 通道'], ['#/time', '时间'], ['#/templates', '模板']]) {
+  for (const [hash, heading] of [['#/certificates', '证书'], ['#/channels', 'CA 通道'], ['#/time', '时间'], ['#/templates', '模板'], ['#/settings', '设置']]) {
     await open(hash, heading);
     await shot(hash.slice(2));
   }
+  // the settings in effect, read-only (the last page opened above)
+  await p.locator('code', { hasText: 'MEDSIGN_TIME_SOURCES' }).waitFor();
+  await open('#/templates', '模板');
   await p.locator('td', { hasText: 'outpatient-prescription' }).waitFor();
   // seals: the generated round seal shows; a certificate for the department's seal is issued
   await open('#/seals', '印章');
@@ -314,18 +317,23 @@ test('the dashboard counts today\'s signatures over two weeks; the time page dra
 });
 
 test('scan-to-login: the phone of the linked staff member logs the administrator in; nobody else collects it', async () => {
-  // the administrator links their console account to staff member 2002, whose phone is bound
+  // staff member 2002's phone is bound and has its key; the administrator links their console
+  // account to that phone (a staff number without a bound phone cannot be linked)
+  const app = await p.evaluate(() => fetch('/admin/v1/apps', { method: 'POST', headers: { 'X-Medsign-Console': '1', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: '测试手机绑定 / test phone binding', scopes: ['users:read', 'users:write', 'sign'] }) }).then((r) => r.json()));
   await open('#/people', '控制台账号');
   await p.selectOption('#linkUser', 'wang.it');
   await p.fill('#linkNo', '2002');
   await p.click('#link');
-  await p.locator('td', { hasText: '2002' }).waitFor();
-  const app = await p.evaluate(() => fetch('/admin/v1/apps', { method: 'POST', headers: { 'X-Medsign-Console': '1', 'Content-Type': 'application/json' },
-    body: JSON.stringify({ name: '测试手机绑定 / test phone binding', scopes: ['users:read', 'users:write', 'sign'] }) }).then((r) => r.json()));
+  await p.locator('#toast div.error', { hasText: '尚未绑定手机' }).waitFor();
+  problems.length = 0; // that 409
   const me2002 = await bindPhone(srv.call, app.token, '2002');
   const secret = phone.deviceSecret();
   const key = await enrol(srv.call, me2002, '135790', secret);
+  await p.click('#link');
+  await p.locator('td', { hasText: '2002' }).waitFor();
   await p.click('#logout');
+  await p.goto(`${srv.base}/admin/#/login`);
   await p.locator('#qrLogin').waitFor();
   await p.click('#qrLogin');
   const link = (await p.locator('#qrLink').innerText()).trim();

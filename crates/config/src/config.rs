@@ -22,11 +22,11 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 /// The longest session grant a hospital may allow, hours (R3.5: "1–12 h").
 pub const GRANT_MAX_HOURS: u32 = 12;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// `[server]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// address:port to listen on
@@ -66,7 +66,7 @@ impl Default for ServerConfig {
 }
 
 /// `[database]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; default: `medsign.db` in the data directory
@@ -74,7 +74,7 @@ pub struct DatabaseConfig {
 }
 
 /// `[time]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeConfig {
     /// NTP servers `host[:port]`
@@ -94,7 +94,7 @@ impl Default for TimeConfig {
 }
 
 /// `[sign]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignConfig {
     /// a batch item `running` longer than this belongs to a crashed process and is retried (seconds)
@@ -134,7 +134,7 @@ impl Default for SignConfig {
 }
 
 /// `[tsa]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TsaConfig {
     /// profile of `POST /tsa`: `sm2` or `rsa`
@@ -153,7 +153,7 @@ impl Default for TsaConfig {
 }
 
 /// `[audit]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// sign the chain head every this many minutes (0 = only at start and stop)
@@ -171,7 +171,7 @@ impl Default for AuditConfig {
 }
 
 /// `[ca]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaConfig {
     /// the hospital's name in the built-in CA certificates (set before the first start)
@@ -205,7 +205,7 @@ impl Default for CaConfig {
 }
 
 /// `[realname]` — face verification before a phone's certificate is issued (R2.2, R3.2, R7.4.3).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RealnameConfig {
     /// `none` (identity checked in person when the activation code is handed over), `wechat`
@@ -244,7 +244,7 @@ impl std::fmt::Debug for RealnameConfig {
 
 /// `[tunnel]` — `medsign serve`'s side of the DMZ exchange: the gateways it opens its
 /// connection out to (docs/gateway.md). Empty `gateways`: no tunnel.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TunnelConfig {
     /// `host:port` of every gateway's tunnel listener; the host is also the name its certificate
@@ -272,7 +272,7 @@ impl Default for TunnelConfig {
 }
 
 /// `[gateway]` — `medsign gateway`, the DMZ front exchange (docs/gateway.md).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     /// where phones (or the load balancer in front of the gateways) connect
@@ -337,7 +337,7 @@ impl Default for GatewayConfig {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// data directory (database, key files)
@@ -616,6 +616,38 @@ impl Config {
         }
     }
 
+    /// Every key as it is in effect, in the order of the environment's variables, for the
+    /// console's settings page (read-only: settings change in `medsign.toml` or the environment,
+    /// then a restart). Secrets show only that they are set; a database URL without its password.
+    pub fn settings(&self) -> Vec<Setting> {
+        let tree = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
+        ENV_KEYS
+            .iter()
+            .map(|(env, key, _)| {
+                let mut v = Some(&tree);
+                for part in key.split('.') {
+                    v = v.and_then(|t| t.get(part));
+                }
+                let text = v.map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Array(a) => a
+                        .iter()
+                        .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    other => other.to_string(),
+                });
+                let secret = key.ends_with("secret");
+                let value = match (secret, text) {
+                    (true, Some(_)) => Some("（已设置 / set）".to_string()),
+                    (_, Some(t)) if *key == "database.url" => Some(without_password(&t)),
+                    (_, t) => t,
+                };
+                Setting { key: key.to_string(), env: env.to_string(), value, secret }
+            })
+            .collect()
+    }
+
     /// The public URL (default `http(s)://<listen>`).
     pub fn public_url(&self) -> String {
         let scheme = if self.server.tls_cert.is_some() { "https" } else { "http" };
@@ -626,6 +658,30 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings page shows every key in effect, and no secret: not the WeChat AppSecret, not
+    /// the database password.
+    #[test]
+    fn settings_show_every_key_and_no_secret() {
+        let mut c = Config::default();
+        c.realname.wechat_secret = Some("s3cr3t-app-secret".into());
+        c.database.url = Some("postgres://medsign:pa55word@db.hospital.example:5432/medsign".into());
+        c.time.sources = vec!["ntp1.example".into(), "ntp2.example".into()];
+        let all = c.settings();
+        assert_eq!(all.len(), ENV_KEYS.len());
+        let text = format!("{all:?}");
+        assert!(!text.contains("s3cr3t") && !text.contains("pa55word"), "{text}");
+        let get = |k: &str| all.iter().find(|s| s.key == k).unwrap().clone();
+        assert_eq!(
+            get("database.url").value.as_deref(),
+            Some("postgres://medsign:***@db.hospital.example:5432/medsign")
+        );
+        assert!(get("realname.wechat_secret").secret);
+        assert_eq!(get("time.sources").value.as_deref(), Some("ntp1.example, ntp2.example"));
+        assert_eq!(get("time.sources").env, "MEDSIGN_TIME_SOURCES");
+        assert_eq!(get("server.max_body_bytes").value, Some(c.server.max_body_bytes.to_string()));
+        assert_eq!(without_password("sqlite:///x.db?mode=rwc"), "sqlite:///x.db?mode=rwc");
+    }
 
     #[test]
     fn a_tunnel_needs_its_certificates_and_host_ports() {
@@ -768,5 +824,31 @@ mod tests {
         std::fs::write(&f, "[time]\npoll_seconds = 5\n").unwrap();
         let c = Config::load(Some(&f), vars(&[("MEDSIGN_TIME_POLL_SECONDS", "7")])).unwrap();
         assert_eq!(c.time.poll_seconds, 7);
+    }
+}
+
+/// One configuration key as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    /// `section.key` in medsign.toml
+    pub key: String,
+    /// the environment variable that overrides it
+    pub env: String,
+    /// the value in effect (None: not set); secrets only say that they are set
+    pub value: Option<String>,
+    /// a secret (never shown)
+    pub secret: bool,
+}
+
+/// `scheme://user:password@host/…` → `scheme://user:***@host/…`.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (auth, host) = match rest.split_once('@') {
+        Some((a, h)) if !a.contains('/') => (a, h),
+        _ => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
     }
 }

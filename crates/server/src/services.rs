@@ -103,6 +103,7 @@ impl Opened {
             organization: cfg.ca.organization.clone(),
             public_url: p.public_url,
             ca_config: cfg.ca.clone(),
+            settings: cfg.settings(),
             channels: Default::default(),
             tsa: p.tsa,
             realname: p.realname,

@@ -27,6 +27,8 @@ pub struct AppState {
     pub ocsp: medsign_ca::ocsp::Responder,
     /// `[ca]` settings (CRL refresh, expiry window)
     pub ca_config: medsign_config::config::CaConfig,
+    /// the configuration in effect, as the console's settings page shows it (no secret)
+    pub settings: Vec<medsign_config::config::Setting>,
     /// the CA channels
     pub channels: medsign_ca::channels::Channels,
     /// the face verifier of real-name checks (`[realname]`; none: checked in person)
