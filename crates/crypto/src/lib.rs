@@ -25,6 +25,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod e2e;
 pub mod error;
 pub mod hash;

@@ -167,10 +167,8 @@ fn argon(secret: &[u8], salt: &[u8]) -> Result<[u8; 32]> {
     Ok(out)
 }
 
-/// The request-signing key an app derives from its secret.
-pub fn hmac_key(secret: &str) -> [u8; 32] {
-    hash::hmac_sm3(secret.as_bytes(), &[b"medsign/api-hmac/v1"])
-}
+/// The request-signing key an app derives from its secret ([`medsign_crypto::api::request_key`]).
+pub use medsign_crypto::api::request_key as hmac_key;
 
 fn hmac_aad(app_id: &str) -> Vec<u8> {
     format!("medsign/app-hmac/{app_id}").into_bytes()
@@ -459,20 +457,8 @@ pub struct SignedRequest<'a> {
 /// Allowed clock difference for signed requests, seconds.
 pub const SIGNATURE_WINDOW_SECS: i64 = 300;
 
-/// The signature a client computes (also used by tests and SDKs).
-pub fn sign_request(
-    key: &[u8; 32],
-    method: &str,
-    path: &str,
-    query: &str,
-    timestamp: &str,
-    nonce: &str,
-    body: &[u8],
-) -> String {
-    let body_hash = hex::encode(hash::sm3(body));
-    let text = format!("{method}\n{path}\n{query}\n{timestamp}\n{nonce}\n{body_hash}");
-    hex::encode(hash::hmac_sm3(key, &[text.as_bytes()]))
-}
+/// The signature a client computes ([`medsign_crypto::api::sign_request`], which SDKs use too).
+pub use medsign_crypto::api::sign_request;
 
 impl Authenticator {
     /// Check an HMAC-SM3 signed request: signature, time window, fresh nonce (recorded).

@@ -97,11 +97,8 @@ pub(super) async fn enqueue_event(tx: &mut sqlx::AnyConnection, flow_id: &str, e
     Ok(())
 }
 
-/// The signature header value of a webhook: hex HMAC-SM3 over `timestamp "\n" body` with the
-/// app's request-signing key (`apps::hmac_key` of its secret).
-pub fn webhook_signature(key: &[u8], timestamp: &str, body: &str) -> String {
-    hex::encode(medsign_crypto::hash::hmac_sm3(key, &[timestamp.as_bytes(), b"\n", body.as_bytes()]))
-}
+/// The signature header value of a webhook ([`medsign_crypto::api::webhook_signature`]).
+pub use medsign_crypto::api::webhook_signature;
 
 /// Most delivery attempts before a webhook is given up.
 pub const WEBHOOK_MAX_ATTEMPTS: i64 = 10;
