@@ -263,17 +263,18 @@ struct FlowRevokeRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/sign-flows/{flow_id}/revoke", tag = "sign-flows", security(("bearer" = []), ("hmac_sm3" = [])),
-    params(("flow_id" = String, Path, example = "sf_9c1b7d4e5a603f2a")),
+    params(("flow_id" = String, Path, description = "the flow id, or its document number (QM-…)", example = "sf_9c1b7d4e5a603f2a")),
     request_body(content = FlowRevokeRequest, example = json!({"reason": "开错患者 / wrong patient"})),
     responses((status = 200, body = medsign_signing::flows::FlowView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, example = json!({"code": "conflict", "message": "流程 QM-… 状态为 completed，不能撤销 / only unfinished flows can be revoked", "request_id": "…"}))))]
-/// `POST /api/v1/sign-flows/{flow_id}/revoke` (R7.4.10).
+/// `POST /api/v1/sign-flows/{flow_id}/revoke` (R7.4.10), by the flow's id or its document number.
 async fn revoke_flow(
     State(s): State<Arc<AppState>>,
     caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<FlowRevokeRequest>,
 ) -> Result<Json<medsign_signing::flows::FlowView>, ApiError> {
+    let id = medsign_signing::flows::resolve(&s.db, owner(&caller), &id).await?;
     Ok(Json(medsign_signing::flows::revoke(&s.db, &caller.ctx, owner(&caller), &id, &body.reason).await?))
 }
 
