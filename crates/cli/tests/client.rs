@@ -64,11 +64,7 @@ fn lossy_hop(upstream: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_client_signs_retries_downloads_and_verifies() {
     let d = Dir::new();
-    let ntp = Chrony::start(&d, "ntp", None, false);
-    let source = ntp.source();
-    let s = Server::start(&d, &[("MEDSIGN_TIME_SOURCES", source.as_str()), ("MEDSIGN_TIME_POLL_SECONDS", "1")]);
-    let admin = s.token().unwrap();
-    wait_clock(&s, "INSYNC");
+    let (_ntp, s, admin) = synced_server(&d);
     let token = his_app(&s, &admin);
     let base = format!("http://{}", s.addr);
     let c = Client::signed(&base, &token).unwrap();

@@ -28,11 +28,7 @@ fn the_integration_guides_examples_run_against_a_live_server() {
 
     let d = Dir::new();
     // a synchronised clock, so the file flows are timestamped as in a hospital
-    let ntp = Chrony::start(&d, "ntp", None, false);
-    let source = ntp.source();
-    let s = Server::start(&d, &[("MEDSIGN_TIME_SOURCES", source.as_str()), ("MEDSIGN_TIME_POLL_SECONDS", "1")]);
-    let admin = s.token().unwrap();
-    wait_clock(&s, "INSYNC");
+    let (_ntp, s, admin) = synced_server(&d);
     let body = r#"{"name":"HIS 示例","scopes":["users:read","users:write","sign","verify"]}"#;
     let (st, app) = s.json("POST", "/admin/v1/apps", Some(&admin), body);
     assert_eq!(st, 201, "{app}");

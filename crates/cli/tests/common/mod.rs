@@ -665,6 +665,17 @@ impl Drop for Chrony {
     }
 }
 
+/// A server whose clock syncs with a local chronyd (returned too: it stops when dropped), ready
+/// once INSYNC — timestamps are issued as in a hospital; and its bootstrap admin token.
+pub fn synced_server(d: &Dir) -> (Chrony, Server, String) {
+    let ntp = Chrony::start(d, "ntp", None, false);
+    let source = ntp.source();
+    let s = Server::start(d, &[("MEDSIGN_TIME_SOURCES", source.as_str()), ("MEDSIGN_TIME_POLL_SECONDS", "1")]);
+    let admin = s.token().unwrap();
+    wait_clock(&s, "INSYNC");
+    (ntp, s, admin)
+}
+
 /// Poll `GET /readyz` until the clock reaches `state` (or fail after 20 s).
 pub fn wait_clock(s: &Server, state: &str) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
