@@ -33,6 +33,7 @@ const MOBILE: &[(&str, &str, &[u8])] = &[
 /// The PC page SDK (`/sdk/…`) and the demo HIS page (`/demo/…`, labelled as a demo on the page).
 const PC: &[(&str, &str, &[u8])] = &[
     ("sdk/medsign.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/sdk/medsign.js")),
+    ("sdk/medsign.d.ts", "text/plain; charset=utf-8", include_bytes!("../../../web/sdk/medsign.d.ts")),
     ("demo/his", "text/html; charset=utf-8", include_bytes!("../../../web/demo/his.html")),
     ("demo/his.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/demo/his.js")),
     ("demo/his.css", "text/css; charset=utf-8", include_bytes!("../../../web/demo/his.css")),
