@@ -1,4 +1,4 @@
-//! `medsign-client` (issue #19) against the real binary: HMAC-SM3 signed and Bearer requests,
+//! `medsign-client` (issue #19) and the Python client (`clients/python`) against the real binary: HMAC-SM3 signed and Bearer requests,
 //! typed users and flows, the error envelope, downloads by document number, verification, a
 //! webhook checked with the client's function, and a flow whose answer was lost on the way —
 //! retried with its idempotency key and made once.
@@ -131,4 +131,21 @@ async fn the_rust_client_signs_retries_downloads_and_verifies() {
     assert_eq!(c.revoke(&f.doc_no, "示例 / example").await.unwrap().state, "revoked");
     // a path that would walk elsewhere is refused before anything is sent
     assert!(matches!(c.user("..").await, Err(Error::Config(_))));
+}
+
+/// The Python client (`clients/python`, PyPI-style) runs its example against the real binary.
+#[test]
+fn the_python_clients_example_runs_against_a_live_server() {
+    let d = Dir::new();
+    let (_ntp, s, admin) = synced_server(&d);
+    let token = his_app(&s, &admin);
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/python/example.py");
+    let o = std::process::Command::new(python())
+        .arg(example)
+        .env("MEDSIGN_URL", format!("http://{}", s.addr))
+        .env("MEDSIGN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_ok(&o, "clients/python/example.py");
+    assert!(text(&o.stdout).starts_with("ok: QM-"), "{}", text(&o.stdout));
 }
