@@ -1,4 +1,4 @@
-//! `medsign-client` (issue #19) and the Python client (`clients/python`) against the real binary: HMAC-SM3 signed and Bearer requests,
+//! `medsign-client` (issue #19), and the Python and Java clients (`clients/`), against the real binary: HMAC-SM3 signed and Bearer requests,
 //! typed users and flows, the error envelope, downloads by document number, verification, a
 //! webhook checked with the client's function, and a flow whose answer was lost on the way —
 //! retried with its idempotency key and made once.
@@ -147,5 +147,35 @@ fn the_python_clients_example_runs_against_a_live_server() {
         .output()
         .unwrap();
     assert_ok(&o, "clients/python/example.py");
+    assert!(text(&o.stdout).starts_with("ok: QM-"), "{}", text(&o.stdout));
+}
+
+/// The Java client (`clients/java`: JDK HttpClient, SM3 from Debian's BouncyCastle) compiles and
+/// runs its example against the real binary.
+#[test]
+fn the_java_clients_example_runs_against_a_live_server() {
+    let d = Dir::new();
+    let bc = "/usr/share/java/bcprov.jar";
+    assert!(
+        std::path::Path::new(bc).exists(),
+        "BouncyCastle is needed (Debian libbcprov-java; scripts/test installs it)"
+    );
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/java");
+    let out = d.p("classes");
+    let mut javac = std::process::Command::new("javac");
+    javac.args(["-encoding", "UTF-8", "-cp", bc, "-d", &out]);
+    for f in std::fs::read_dir(format!("{src}/src/medsign/client")).unwrap() {
+        javac.arg(f.unwrap().path());
+    }
+    assert_ok(&javac.arg(format!("{src}/Example.java")).output().unwrap(), "javac clients/java");
+    let (_ntp, s, admin) = synced_server(&d);
+    let token = his_app(&s, &admin);
+    let o = std::process::Command::new("java")
+        .args(["-cp", &format!("{out}:{bc}"), "Example"])
+        .env("MEDSIGN_URL", format!("http://{}", s.addr))
+        .env("MEDSIGN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_ok(&o, "clients/java Example");
     assert!(text(&o.stdout).starts_with("ok: QM-"), "{}", text(&o.stdout));
 }
