@@ -15,6 +15,11 @@ public class Example {
         MedsignClient c = MedsignClient.signed(System.getenv().getOrDefault("MEDSIGN_URL", "https://sign.hospital.example"), token);
         c.createUsers("[{\"employee_no\":\"9101\",\"name\":\"蒋医生\"}]");
         check("蒋医生".equals(MedsignClient.field(c.user("9101"), "name")), "the user");
+        // a query typed unescaped is signed as it is sent
+        check(c.call("GET", "/api/v1/users", "q=蒋", null).contains("\"total\":1"), "the search");
+        // the field reader: nested fields are not the answer's, broken input gives null
+        check("a".equals(MedsignClient.field("{\"x\":{\"state\":\"b\"},\"state\":\"a\"}", "state")), "top level only");
+        check(MedsignClient.field("{\"code\":\"", "code") == null && MedsignClient.field("{\"code\":\"abc", "code") == null, "truncated");
         try {
             c.user("no-such-user");
             check(false, "a missing user was found");
@@ -36,7 +41,7 @@ public class Example {
         String s = c.createFlow("{\"kind\":\"data\",\"title\":\"病程记录 ZY9101\",\"content\":\"……\",\"signers\":[{\"employee_no\":\"9101\",\"mode\":\"scan\"}]}");
         String no = MedsignClient.field(s, "doc_no");
         check("signing".equals(MedsignClient.field(c.flow(no), "state")), s);
-        check("revoked".equals(MedsignClient.field(c.revoke(no, "示例 / example"), "state")), "revoked");
+        check("revoked".equals(MedsignClient.field(c.revoke(no, "示例 / example\n\"quoted\""), "state")), "revoked");
         // a data flow with a webhook to this program (the JDK's own HTTP server on loopback), checked
         java.util.concurrent.BlockingQueue<String[]> hooks = new java.util.concurrent.LinkedBlockingQueue<>();
         com.sun.net.httpserver.HttpServer hs = com.sun.net.httpserver.HttpServer.create(new java.net.InetSocketAddress("127.0.0.1", 0), 0);

@@ -13,6 +13,8 @@ from medsign_client import Client, MedsignError, webhook_is_signed  # noqa: E402
 c = Client.signed(os.environ.get("MEDSIGN_URL", "https://sign.hospital.example"), os.environ["MEDSIGN_TOKEN"])
 c.create_users([{"employee_no": "8101", "name": "褚医生"}, {"employee_no": "8102", "name": "卫护士", "role": "nurse"}])
 assert c.user("8101")["name"] == "褚医生"
+# a query typed unescaped is signed as it is sent
+assert c.call("GET", "/api/v1/users", query="q=褚")["total"] == 1
 try:
     c.user("no-such-user")
     raise SystemExit("a missing user was found")
@@ -49,6 +51,7 @@ assert c.verify_data(cms.getvalue(), b"WBC 6.1")["indication"] == "TOTAL_PASSED"
 ts, body, sig = hooks.get(timeout=30)
 assert webhook_is_signed(os.environ["MEDSIGN_TOKEN"], ts, body, sig), "an unsigned webhook"
 assert not webhook_is_signed(os.environ["MEDSIGN_TOKEN"], ts, body + b" ", sig), "a changed body passed"
+assert not webhook_is_signed(os.environ["MEDSIGN_TOKEN"], ts, body, "签名"), "a garbled header passed"
 
 # a lab report from the template, sealed; the PDF verified
 lab = {"hospital": "某县人民医院", "patient_name": "王小明", "gender": "男", "age": "45岁", "patient_id": "P8101",

@@ -27,9 +27,10 @@ interface MedSignOptions {
   onState?: (state: MedSignState, data: { state: MedSignState; flow_state?: string; [more: string]: unknown }) => void;
 }
 
-/** Rejects with this when the ticket is refused, expires, is superseded, or its flow is revoked or fails. */
+/** Rejects with this when the ticket is refused, expires, is superseded, or its flow is revoked or fails
+ * (`state` says which); an `opts.ticket` that is not a ticket object rejects at once, without `state`. */
 interface MedSignError extends Error {
-  state: MedSignState;
+  state?: MedSignState;
 }
 
 interface MedSignSdk {

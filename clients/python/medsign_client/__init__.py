@@ -3,8 +3,9 @@
 Client.signed(base, token) signs every request with HMAC-SM3 over
 method, path, query, timestamp, nonce and SM3(body) — the key derived from the token's secret,
 which is never sent. Client.bearer(base, token) sends the token instead (HTTPS only).
-Creating calls (POST) carry an Idempotency-Key and are retried with it after a connection
-failure, a 5xx or 409 idempotency_in_progress, so a flow whose answer was lost is made once.
+The creating calls the server deduplicates (users, imports, flows) carry an Idempotency-Key and
+are retried with it after a connection failure, a 5xx or 409 idempotency_in_progress, so a flow
+whose answer was lost is made once; GETs are retried too, other calls are not.
 """
 
 import hashlib
@@ -17,6 +18,9 @@ import urllib.parse
 import requests
 
 __all__ = ["Client", "MedsignError", "webhook_is_signed", "request_key", "sign_request"]
+
+# the creating calls the server answers once per Idempotency-Key (so they are retried with it)
+IDEMPOTENT = ("/api/v1/users", "/api/v1/users/import", "/api/v1/sign-flows")
 
 
 def SM3(data=b""):
@@ -38,9 +42,11 @@ def sign_request(key: bytes, method: str, path: str, query: str, timestamp: str,
 def webhook_is_signed(token_or_secret: str, timestamp: str, body: bytes, signature: str) -> bool:
     """Is a webhook genuine? (X-Medsign-Timestamp, raw body, X-Medsign-Signature.) Refuse old
     timestamps yourself, as your policy says."""
+    if not (isinstance(timestamp, str) and isinstance(signature, str) and isinstance(body, bytes)):
+        return False
     secret = token_or_secret.split(".", 1)[1] if "." in token_or_secret else token_or_secret
-    want = hmac.new(request_key(secret), timestamp.encode() + b"\n" + body, SM3).hexdigest()
-    return hmac.compare_digest(want, signature.strip().lower())
+    want = hmac.new(request_key(secret), timestamp.encode() + b"\n" + body, SM3).hexdigest().encode()
+    return hmac.compare_digest(want, signature.strip().lower().encode("utf-8", "replace"))
 
 
 class MedsignError(Exception):
@@ -78,24 +84,29 @@ class Client:
         return cls(base, token, False, **kw)
 
     def _send(self, method, path, query="", body=None, stream=False):
+        method = method.upper()
         data = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
-        idem = secrets.token_hex(16) if method == "POST" else None
+        # only the creating calls the server answers once per Idempotency-Key are retried
+        idem = secrets.token_hex(16) if method == "POST" and path in IDEMPOTENT else None
         for attempt in range(self.retries + 1):
             headers = {"Content-Type": "application/json"} if data else {}
             if idem:
                 headers["Idempotency-Key"] = idem
-            if self._key is None:
-                headers["Authorization"] = f"Bearer {self._token}"
-            else:
-                ts, nonce = str(int(time.time())), secrets.token_hex(12)
-                headers.update({"X-App-Id": self._app_id, "X-Timestamp": ts, "X-Nonce": nonce,
-                                "X-Signature": sign_request(self._key, method, path, query, ts, nonce, data)})
             url = self.base + path + ("?" + query if query else "")
+            req = self._http.prepare_request(requests.Request(method, url, data=data or None, headers=headers))
+            if self._key is None:
+                req.headers["Authorization"] = f"Bearer {self._token}"
+            else:
+                # signed over the path and query as they are sent
+                sent = urllib.parse.urlsplit(req.url)
+                ts, nonce = str(int(time.time())), secrets.token_hex(12)
+                req.headers.update({"X-App-Id": self._app_id, "X-Timestamp": ts, "X-Nonce": nonce,
+                                    "X-Signature": sign_request(self._key, method, sent.path, sent.query, ts, nonce, data)})
             try:
-                r = self._http.request(method, url, data=data or None, headers=headers, timeout=self.timeout, stream=stream)
-            except requests.RequestException as e:
+                r = self._http.send(req, timeout=self.timeout, stream=stream)
+            except requests.RequestException:
                 if attempt < self.retries and (idem or method == "GET"):
-                    time.sleep(0.5 * 2 ** attempt)
+                    time.sleep(min(0.5 * 2 ** attempt, 16))
                     continue
                 raise
             if r.ok:
@@ -107,12 +118,12 @@ class Client:
             err = MedsignError(r.status_code, env.get("code", ""), env.get("message", r.text[:200]), env.get("request_id", ""))
             again = r.status_code >= 500 or (r.status_code == 409 and err.code == "idempotency_in_progress")
             if again and attempt < self.retries and (idem or method == "GET"):
-                time.sleep(0.5 * 2 ** attempt)
+                time.sleep(min(0.5 * 2 ** attempt, 16))
                 continue
             raise err
 
     def call(self, method, path, query="", body=None):
-        """Any call; `query` already percent-encoded (it is signed as sent)."""
+        """Any call; `path` and `query` are signed as they are sent (escaped where needed)."""
         r = self._send(method, path, query, body)
         return r.json() if r.content else None
 

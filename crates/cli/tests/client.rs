@@ -78,6 +78,9 @@ async fn the_rust_client_signs_retries_downloads_and_verifies() {
         Err(Error::Api { status: 404, code, request_id, .. }) => assert!(code == "not_found" && !request_id.is_empty()),
         other => panic!("{other:?}"),
     }
+    // a query typed unescaped is signed as it is sent
+    let page: serde_json::Value = c.call("GET", "/api/v1/users?q=冯&page_size=5", None).await.unwrap();
+    assert_eq!(page["total"], 1, "{page}");
     // a wrong secret signs nothing the server accepts
     let wrong = Client::signed(&base, &format!("{}.{}", token.split('.').next().unwrap(), "0".repeat(64))).unwrap();
     assert!(matches!(wrong.user("7101").await, Err(Error::Api { status: 401, .. })));
@@ -144,6 +147,7 @@ fn the_python_clients_example_runs_against_a_live_server() {
         .arg(example)
         .env("MEDSIGN_URL", format!("http://{}", s.addr))
         .env("MEDSIGN_TOKEN", &token)
+        .env("NO_PROXY", "127.0.0.1,localhost")
         .output()
         .unwrap();
     assert_ok(&o, "clients/python/example.py");
@@ -174,6 +178,7 @@ fn the_java_clients_example_runs_against_a_live_server() {
         .args(["-cp", &format!("{out}:{bc}"), "Example"])
         .env("MEDSIGN_URL", format!("http://{}", s.addr))
         .env("MEDSIGN_TOKEN", &token)
+        .env("NO_PROXY", "127.0.0.1,localhost")
         .output()
         .unwrap();
     assert_ok(&o, "clients/java Example");

@@ -15,9 +15,10 @@
 //! - **Authentication:** [`Client::bearer`] sends the token; [`Client::signed`] signs every
 //!   request with HMAC-SM3 (`X-App-Id`, `X-Timestamp`, `X-Nonce`, `X-Signature`) and never sends
 //!   the secret.
-//! - **Retries:** creating calls carry an `Idempotency-Key`; a connection failure, a 5xx or a 409
-//!   `idempotency_in_progress` is retried with the same key (backoff 0.5 s · 2ⁿ), so a retried
-//!   flow is made once.
+//! - **Retries:** the creating calls the server deduplicates (users, imports, flows) carry an
+//!   `Idempotency-Key`; a connection failure, a 5xx or a 409 `idempotency_in_progress` is retried
+//!   with the same key (backoff 0.5 s · 2ⁿ, at most 16 s), so a retried flow is made once. GETs are
+//!   retried too; other calls are not (they could take effect twice).
 //! - **Errors:** [`Error::Api`] carries the server's envelope (`code`, `message`, `request_id`).
 //! - **Webhooks:** [`webhook_is_signed`] checks `X-Medsign-Signature`.
 //! - **Files:** [`Client::download`] writes the signed file as it arrives.
@@ -222,6 +223,9 @@ pub fn webhook_is_signed(secret_token: &str, timestamp: &str, body: &str, signat
     medsign_crypto::api::webhook_is_signed(key.as_slice(), timestamp, body, signature)
 }
 
+/// The creating calls the server answers once per `Idempotency-Key` (so they are retried with it).
+const IDEMPOTENT: &[&str] = &["/api/v1/users", "/api/v1/users/import", "/api/v1/sign-flows"];
+
 fn random_hex<const N: usize>() -> Result<String> {
     medsign_crypto::rng::bytes::<N>().map(hex::encode).map_err(|e| Error::Transport(format!("randomness: {e}")))
 }
@@ -266,8 +270,8 @@ impl Client {
         self
     }
 
-    /// Any call: `path_and_query` like `/api/v1/users?q=张`, a JSON body or none; creating calls
-    /// (POST) get an `Idempotency-Key` and are retried with it.
+    /// Any call: `path_and_query` like `/api/v1/users?q=张` (escaped as sent, and signed so), a JSON
+    /// body or none.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
@@ -285,14 +289,19 @@ impl Client {
             Some(v) => serde_json::to_vec(v).map_err(|e| Error::Config(e.to_string()))?,
             None => vec![],
         };
-        let idempotency = match m == reqwest::Method::POST {
+        // the path and query as they will be sent (the URL parser escapes what the caller did not),
+        // which is what the server checks the signature over
+        let url =
+            reqwest::Url::parse(&format!("{}{path_and_query}", self.base)).map_err(|e| Error::Config(e.to_string()))?;
+        let (path, query) = (url.path().to_string(), url.query().unwrap_or("").to_string());
+        // only creating calls the server deduplicates by Idempotency-Key are retried
+        let idempotency = match m == reqwest::Method::POST && IDEMPOTENT.contains(&path.as_str()) {
             true => Some(random_hex::<16>()?),
             false => None,
         };
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let mut attempt = 0;
         loop {
-            let mut req = self.http.request(m.clone(), format!("{}{path_and_query}", self.base));
+            let mut req = self.http.request(m.clone(), url.clone());
             if !bytes.is_empty() {
                 req = req.header("Content-Type", "application/json").body(bytes.clone());
             }
@@ -300,14 +309,14 @@ impl Client {
                 req = req.header("Idempotency-Key", k);
             }
             req = match &self.auth {
-                Auth::Bearer(t) => req.header("Authorization", format!("Bearer {}", t.as_str())),
+                Auth::Bearer(t) => req.bearer_auth(t.as_str()),
                 Auth::Signed { app_id, key } => {
                     let ts = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_secs().to_string())
                         .unwrap_or_default();
                     let nonce = random_hex::<12>()?;
-                    let sig = medsign_crypto::api::sign_request(key, m.as_str(), path, query, &ts, &nonce, &bytes);
+                    let sig = medsign_crypto::api::sign_request(key, m.as_str(), &path, &query, &ts, &nonce, &bytes);
                     req.header("X-App-Id", app_id)
                         .header("X-Timestamp", ts)
                         .header("X-Nonce", nonce)

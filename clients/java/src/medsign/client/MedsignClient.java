@@ -24,8 +24,8 @@ import org.bouncycastle.crypto.params.KeyParameter;
  * <p>{@link #signed} signs every request with HMAC-SM3 over method, path, query, timestamp, nonce and
  * SM3(body) with the key derived from the token's secret, which is never sent; {@link #bearer} sends
  * the token (HTTPS only). Creating calls (POST) carry an Idempotency-Key and are retried with it after
- * a connection failure, a 5xx or 409 idempotency_in_progress, so a flow whose answer was lost is made
- * once. Answers are the server's JSON text; {@link #field} reads a top-level string field.
+ * a connection failure, a 5xx or 409 idempotency_in_progress (only the creating calls the server
+ * deduplicates: users, imports, flows; and GETs), so a flow whose answer was lost is made once. Answers are the server's JSON text; {@link #field} reads a top-level string field.
  */
 public final class MedsignClient {
     /** The server's error envelope. */
@@ -43,6 +43,8 @@ public final class MedsignClient {
     }
 
     private static final SecureRandom RNG = new SecureRandom();
+    /** The creating calls the server answers once per Idempotency-Key (so they are retried with it). */
+    private static final java.util.Set<String> IDEMPOTENT = java.util.Set.of("/api/v1/users", "/api/v1/users/import", "/api/v1/sign-flows");
     private final String base;
     private final String appId;
     private final String token;
@@ -126,6 +128,7 @@ public final class MedsignClient {
             else if (c == '}' || c == ']') depth--;
             else if (c == '"') {
                 int end = stringEnd(json, i);
+                if (end < 0) return null;
                 // a key of the outer object: a string at depth 1 followed by ':'
                 int j = end + 1;
                 while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
@@ -133,7 +136,8 @@ public final class MedsignClient {
                     j++;
                     while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
                     if (j >= json.length() || json.charAt(j) != '"') return null;
-                    return unescape(json.substring(j + 1, stringEnd(json, j)));
+                    int close = stringEnd(json, j);
+                    return close < 0 ? null : unescape(json.substring(j + 1, close));
                 }
                 i = end;
             }
@@ -141,13 +145,13 @@ public final class MedsignClient {
         return null;
     }
 
-    /** The index of the quote closing the string that opens at {@code start}. */
+    /** The index of the quote closing the string that opens at {@code start}, or -1 (unterminated). */
     private static int stringEnd(String s, int start) {
         for (int i = start + 1; i < s.length(); i++) {
             if (s.charAt(i) == '\\') i++;
             else if (s.charAt(i) == '"') return i;
         }
-        return s.length() - 1;
+        return -1;
     }
 
     private static String unescape(String s) {
@@ -166,8 +170,13 @@ public final class MedsignClient {
                 case 'b' -> b.append('\b');
                 case 'f' -> b.append('\f');
                 case 'u' -> {
-                    b.append((char) Integer.parseInt(s.substring(i + 1, Math.min(i + 5, s.length())), 16));
-                    i += 4;
+                    String hex4 = s.substring(i + 1, Math.min(i + 5, s.length()));
+                    if (hex4.length() == 4 && hex4.chars().allMatch(ch -> Character.digit(ch, 16) >= 0)) {
+                        b.append((char) Integer.parseInt(hex4, 16));
+                        i += 4;
+                    } else {
+                        b.append('\uFFFD');
+                    }
                 }
                 default -> b.append(e);
             }
@@ -190,10 +199,14 @@ public final class MedsignClient {
     private HttpResponse<InputStream> send(String method, String path, String query, String json)
             throws IOException, InterruptedException {
         byte[] body = json == null ? new byte[0] : json.getBytes(StandardCharsets.UTF_8);
-        String idem = method.equals("POST") ? hex(16) : null;
+        // the path and query as they will be sent (non-ASCII escaped), which the signature covers
+        URI uri = URI.create(URI.create(base + path + (query.isEmpty() ? "" : "?" + query)).toASCIIString());
+        String sentPath = uri.getRawPath(), sentQuery = uri.getRawQuery() == null ? "" : uri.getRawQuery();
+        // only the creating calls the server answers once per Idempotency-Key are retried
+        String idem = method.equals("POST") && IDEMPOTENT.contains(sentPath) ? hex(16) : null;
         boolean retriable = idem != null || method.equals("GET");
         for (int attempt = 0; ; attempt++) {
-            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path + (query.isEmpty() ? "" : "?" + query)))
+            HttpRequest.Builder b = HttpRequest.newBuilder(uri)
                 .timeout(Duration.ofSeconds(120))
                 .method(method, body.length == 0 ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofByteArray(body));
             if (body.length > 0) b.header("Content-Type", "application/json");
@@ -203,14 +216,14 @@ public final class MedsignClient {
             } else {
                 String ts = Long.toString(System.currentTimeMillis() / 1000), nonce = hex(12);
                 b.header("X-App-Id", appId).header("X-Timestamp", ts).header("X-Nonce", nonce)
-                    .header("X-Signature", signRequest(key, method, path, query, ts, nonce, body));
+                    .header("X-Signature", signRequest(key, method, sentPath, sentQuery, ts, nonce, body));
             }
             HttpResponse<InputStream> r;
             try {
                 r = http.send(b.build(), HttpResponse.BodyHandlers.ofInputStream());
             } catch (IOException e) {
                 if (retriable && attempt < retries) {
-                    Thread.sleep(500L << attempt);
+                    Thread.sleep(500L << Math.min(attempt, 5));
                     continue;
                 }
                 throw e;
@@ -221,8 +234,9 @@ public final class MedsignClient {
                 text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
             }
             String code = field(text, "code");
+            String message = field(text, "message"), requestId = field(text, "request_id");
             MedsignException e = new MedsignException(r.statusCode(), code == null ? "" : code,
-                String.valueOf(field(text, "message")), String.valueOf(field(text, "request_id")));
+                message == null ? text : message, requestId == null ? "" : requestId);
             boolean again = r.statusCode() >= 500 || (r.statusCode() == 409 && "idempotency_in_progress".equals(code));
             if (again && retriable && attempt < retries) {
                 Thread.sleep(500L << attempt);
@@ -261,8 +275,19 @@ public final class MedsignClient {
 
     /** Revoke a flow that has not completed (R7.4.10). */
     public String revoke(String idOrDocNo, String reason) throws IOException, InterruptedException {
-        String body = "{\"reason\":\"" + reason.replace("\\", "\\\\").replace("\"", "\\\"") + "\"}";
+        String body = "{\"reason\":" + jsonString(reason) + "}";
         return call("POST", "/api/v1/sign-flows/" + segment(idOrDocNo) + "/revoke", "", body);
+    }
+
+    /** {@code s} as a JSON string literal. */
+    public static String jsonString(String s) {
+        StringBuilder b = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            if (c == '"' || c == '\\') b.append('\\').append(c);
+            else if (c < 0x20) b.append(String.format("\\u%04x", (int) c));
+            else b.append(c);
+        }
+        return b.append('"').toString();
     }
 
     /** Verify a signed PDF (R7.4.12); the report. */
