@@ -178,10 +178,39 @@ async function users(q) {
     if (!confirm(`删除人员 ${no}？/ Delete ${no}?`)) return;
     await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('DELETE', `/api/v1/users/${encodeURIComponent(no)}`); users(q); });
   } }, '删除', en('Delete'));
-  page('人员', 'Users', search, create, importer,
+  // editing one person: name, department, title, phone (the staff number stays)
+  const editor = h('div', { id: 'userEditor' });
+  const edit = (/** @type {any} */ u) => h('button', { class: 'secondary', id: `edit-${u.employee_no}`, onclick: () => {
+    const save = h('button', { class: 'primary', type: 'submit', id: 'saveUser' }, '保存', en('Save'));
+    const opt = (/** @type {string} */ id) => val(id) || null;
+    editor.replaceChildren(h('form', { class: 'inline card', onsubmit: (/** @type {Event} */ ev) => {
+      ev.preventDefault();
+      busy(save, async () => {
+        await api('PATCH', `/api/v1/users/${encodeURIComponent(u.employee_no)}`, { name: val('eName'), department: opt('eDept'), title: opt('eTitle'), phone: opt('ePhone') });
+        toast('已保存 / saved');
+        users(q);
+      });
+    } }, h('b', {}, `编辑 ${u.employee_no}`, en('Edit')), field('eName', '姓名', 'Name', { value: u.name, required: true }),
+    field('eDept', '科室代码', 'Department code', { value: u.department || '' }), field('eTitle', '职称', 'Title', { value: u.title || '' }),
+    field('ePhone', '手机', 'Mobile', { value: u.phone || '', inputmode: 'tel' }), save));
+    document.getElementById('eName')?.focus();
+  } }, '编辑', en('Edit'));
+  // a one-time code the doctor types into the phone app to bind it (72 h; an earlier one stops)
+  const activate = (/** @type {any} */ u) => h('button', { class: 'secondary', id: `activate-${u.employee_no}`, onclick: (/** @type {Event} */ ev) =>
+    busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => {
+      const a = await api('POST', `/api/v1/users/${encodeURIComponent(u.employee_no)}/activation-codes`);
+      editor.replaceChildren(h('div', { class: 'card', id: 'activation' },
+        h('p', {}, `请把激活码当面交给 ${u.name} 本人（${when(a.expires_at)} 前有效，只能用一次；再次生成则旧码作废）。在手机上打开医签（微信小程序或 ${location.origin}/m/），输入工号和激活码。`,
+          en('Hand the code to the person (valid once, until then; a new one voids it). They open the medsign app and type their staff number and the code.')),
+        h('p', { class: 'secret', id: 'activationCode' }, a.code),
+        h('p', { class: 'muted' }, `服务器通道指纹 / channel fingerprint: ${a.channel_fingerprint}`)));
+    }) }, '激活码', en('Activation code'));
+  page('人员', 'Users', search, create, importer, editor,
     h('p', { class: 'muted' }, `共 ${list.total} 人 / ${list.total} in all`),
-    table([['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['实名', 'Real name'], ['状态', 'State'], ['', '']],
-      list.items.map((/** @type {any} */ u) => [u.employee_no, u.name, u.department, u.title, u.realname_status, u.status, canWrite ? del(u.employee_no) : null])));
+    table([['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['实名', 'Real name'], ['证书', 'Certificate'], ['状态', 'State'], ['', '']],
+      list.items.map((/** @type {any} */ u) => [u.employee_no, u.name, u.department, u.title, u.realname_status,
+        u.certificate ? `${u.certificate.key || ''} ${u.certificate.valid_now ? '✔' : '✘'}` : null, u.status,
+        canWrite ? h('span', {}, edit(u), ' ', activate(u), ' ', del(u.employee_no)) : null])));
 }
 
 /** #/departments: the tree (by parent) and adding one. */

@@ -144,6 +144,13 @@ test('a department, 20 users by import (a bad file refused by row), and the list
   await p.keyboard.press('Enter');
   await p.waitForURL(/q=/);
   await p.locator('text=共 1 人').waitFor();
+  // edited: a title given; an activation code for the phone, shown once
+  await p.click('#edit-9001');
+  await p.fill('#eTitle', '主任医师');
+  await p.click('#saveUser');
+  await p.locator('td', { hasText: '主任医师' }).waitFor();
+  await p.click('#activate-9001');
+  assert.match((await p.locator('#activationCode').innerText()).trim(), /^[0-9A-Z]{4}(-[0-9A-Z]{4}){2}$/);
   await shot('users');
 });
 
