@@ -148,7 +148,9 @@ mod tests {
         assert!(r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("wasm-unsafe-eval"));
         assert_eq!(serve(MOBILE, "../Cargo.toml").status(), StatusCode::NOT_FOUND);
         assert_eq!(serve(PC, "demo/his").status(), StatusCode::OK);
-        assert!(std::str::from_utf8(PC[1].2).unwrap().contains("演示页面"), "the demo says it is one");
+        let demo = PC.iter().find(|(p, _, _)| *p == "demo/his").unwrap().2;
+        assert!(std::str::from_utf8(demo).unwrap().contains("演示页面"), "the demo says it is one");
+        assert_eq!(serve(PC, "sdk/medsign.d.ts").status(), StatusCode::OK);
         assert_eq!(serve(VERIFY, "verify").status(), StatusCode::OK);
         assert_eq!(serve(VERIFY, "verify/../verify").status(), StatusCode::NOT_FOUND);
     }
