@@ -205,12 +205,21 @@ async function users(q) {
         h('p', { class: 'secret', id: 'activationCode' }, a.code),
         h('p', { class: 'muted' }, `服务器通道指纹 / channel fingerprint: ${a.channel_fingerprint}`)));
     }) }, '激活码', en('Activation code'));
+  // a lost or stolen phone unbound at once (its session, PIN, key share end; the certificate is revoked)
+  const unbind = (/** @type {any} */ u) => h('button', { class: 'secondary', id: `unbind-${u.employee_no}`, onclick: async (/** @type {Event} */ ev) => {
+    if (!confirm(`解绑 ${u.name} 的手机？该手机的密钥分量被销毁、证书被吊销，需用新激活码重新绑定。/ Unbind ${u.name}'s phone? Its key share is destroyed and the certificate revoked.`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => {
+      await api('DELETE', `/api/v1/users/${encodeURIComponent(u.employee_no)}/devices`);
+      toast('已解绑 / unbound');
+      users(q);
+    });
+  } }, '解绑手机', en('Unbind phone'));
   page('人员', 'Users', search, create, importer, editor,
     h('p', { class: 'muted' }, `共 ${list.total} 人 / ${list.total} in all`),
     table([['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['实名', 'Real name'], ['证书', 'Certificate'], ['状态', 'State'], ['', '']],
       list.items.map((/** @type {any} */ u) => [u.employee_no, u.name, u.department, u.title, u.realname_status,
         u.certificate ? `${u.certificate.key || ''} ${u.certificate.valid_now ? '✔' : '✘'}` : null, u.status,
-        canWrite ? h('span', {}, edit(u), ' ', activate(u), ' ', del(u.employee_no)) : null])));
+        canWrite ? h('span', {}, edit(u), ' ', activate(u), ' ', unbind(u), ' ', del(u.employee_no)) : null])));
 }
 
 /** #/departments: the tree (by parent) and adding one. */

@@ -363,6 +363,15 @@ test('scan-to-login: the phone of the linked staff member logs the administrator
   const log = await p.evaluate(() => fetch('/admin/v1/audit?action=console.login&page_size=1').then((r) => r.json()));
   assert.match(log.items[0].details, /"via":"phone"/);
   problems.length = 0; // the stranger's 404 above is not the page's
+  // the phone is lost: IT unbinds it from the users page; the phone's session is dead at once,
+  // and with it the console login it carried
+  await open('#/users?q=2002', '人员');
+  await p.click('#unbind-2002');
+  await p.locator('#toast div', { hasText: '已解绑' }).waitFor();
+  assert.equal((await srv.call('GET', '/mobile/v1/tasks', me2002)).status, 401);
+  await p.click('#unbind-2002');
+  await p.locator('#toast div.error', { hasText: '没有已绑定的手机' }).waitFor();
+  problems.length = 0; // that 404, the one this test asked for
 });
 
 /** Press Tab until the focused element matches `want` (text or id); fails after `max` presses. */

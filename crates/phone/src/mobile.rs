@@ -249,21 +249,44 @@ async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -
 /// The phone unbinds itself (settings → 解绑): as a new binding would, it ends the session, erases
 /// the PIN verifier, session grants and server share, and revokes the certificate.
 pub async fn unbind<'a>(db: &Db, revoker: impl Into<certs::Revoker<'a>>, ctx: &Context, s: &Session) -> Result<()> {
+    unbind_staff(db, revoker, ctx, &s.employee_no, serde_json::json!({"device": s.device_id})).await
+}
+
+/// The hospital unbinds a staff member's phone (lost, stolen, handed back): the same as the phone
+/// unbinding itself — sessions, PIN, fingerprint, grants and the server share end, the
+/// certificate is revoked. A staff member without a bound phone is not found.
+pub async fn unbind_by_hospital<'a>(
+    db: &Db,
+    revoker: impl Into<certs::Revoker<'a>>,
+    ctx: &Context,
+    employee_no: &str,
+) -> Result<()> {
+    let bound: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE employee_no = $1 AND status = 'active'")
+        .bind(employee_no)
+        .fetch_one(&db.pool)
+        .await?;
+    if bound == 0 {
+        return Err(Error::NotFound(format!("{employee_no} 没有已绑定的手机 / {employee_no} has no bound phone")));
+    }
+    unbind_staff(db, revoker, ctx, employee_no, serde_json::json!({"by": "hospital"})).await
+}
+
+async fn unbind_staff<'a>(
+    db: &Db,
+    revoker: impl Into<certs::Revoker<'a>>,
+    ctx: &Context,
+    employee_no: &str,
+    details: serde_json::Value,
+) -> Result<()> {
     let revoker: certs::Revoker<'_> = revoker.into();
     let now = medsign_store::now_text();
     let serials = {
         let _w = db.write_lock.lock().await;
         let mut tx = db.pool.begin().await?;
-        let serials = unbind_in(&mut tx, &s.employee_no, &now).await?;
-        audit::ok(
-            &mut tx,
-            ctx,
-            Kind::Login,
-            "device.unbind",
-            &format!("user:{}", s.employee_no),
-            serde_json::json!({"device": s.device_id, "keys_destroyed": serials.len()}),
-        )
-        .await?;
+        let serials = unbind_in(&mut tx, employee_no, &now).await?;
+        let mut details = details;
+        details["keys_destroyed"] = serials.len().into();
+        audit::ok(&mut tx, ctx, Kind::Login, "device.unbind", &format!("user:{employee_no}"), details).await?;
         tx.commit().await?;
         serials
     };

@@ -443,6 +443,21 @@ pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Resp
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/{employee_no}/devices", tag = "mobile", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 204, description = "unbound: the phone's session, PIN, fingerprint, grants and key share end; the certificate is revoked"),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "1001 没有已绑定的手机 / 1001 has no bound phone", "request_id": "…"}))))]
+/// `DELETE /api/v1/users/{employee_no}/devices` (scope `users:write`): the hospital unbinds a lost
+/// or stolen phone at once (a new activation code binds the next one).
+pub async fn unbind_user(
+    State(s): State<Arc<AppState>>,
+    caller: Scoped<scope::UsersWrite>,
+    Path(no): Path<String>,
+) -> Result<Response, ApiError> {
+    mobile::unbind_by_hospital(&s.db, s.revoker(), &caller.ctx, &no).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 fn face_verifier(s: &AppState) -> Result<&medsign_phone::realname::FaceVerifier, medsign_store::Error> {
     s.realname.as_ref().ok_or_else(|| {
         medsign_store::Error::Conflict(
@@ -792,6 +807,7 @@ pub async fn soter_disable(State(s): State<Arc<AppState>>, phone: Phone) -> Resu
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(activation_code))
+        .routes(routes!(unbind_user))
         .routes(routes!(activate))
         .routes(routes!(keygen_start))
         .routes(routes!(keygen_finish))
