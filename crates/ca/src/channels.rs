@@ -625,11 +625,14 @@ async fn set_health(db: &Db, id: &str, error: Option<&str>) -> Result<()> {
 }
 
 async fn set_active(db: &Db, ctx: &Context, id: &str, action: &str, details: serde_json::Value) -> Result<()> {
+    // a channel's profile never changes: read it before the transaction, so the transaction's
+    // first statement writes — on SQLite a transaction that read first cannot write after another
+    // connection's commit (health updates run beside it) and fails at once with "database is locked"
+    let profile: Option<String> =
+        sqlx::query_scalar("SELECT profile FROM ca_channels WHERE id = $1").bind(id).fetch_optional(&db.pool).await?;
+    let profile = profile.ok_or_else(|| Error::NotFound(format!("CA 通道 {id} 不存在 / no CA channel {id}")))?;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    let profile: Option<String> =
-        sqlx::query_scalar("SELECT profile FROM ca_channels WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
-    let profile = profile.ok_or_else(|| Error::NotFound(format!("CA 通道 {id} 不存在 / no CA channel {id}")))?;
     // one switch per profile at a time on every instance: two failovers to different channels
     // would otherwise each leave theirs active
     db.serialise(&mut tx, medsign_store::db::lock_key("ca_channel", &profile)).await?;
