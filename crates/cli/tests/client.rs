@@ -136,22 +136,28 @@ async fn the_rust_client_signs_retries_downloads_and_verifies() {
     assert!(matches!(c.user("..").await, Err(Error::Config(_))));
 }
 
-/// The Python client (`clients/python`, PyPI-style) runs its example against the real binary.
-#[test]
-fn the_python_clients_example_runs_against_a_live_server() {
-    let d = Dir::new();
-    let (_ntp, s, admin) = synced_server(&d);
+/// Run a client's example against a fresh server (clock synchronised) with its app token; it must
+/// end with "ok: QM-…".
+fn run_example(d: &Dir, mut cmd: std::process::Command, what: &str) {
+    let (_ntp, s, admin) = synced_server(d);
     let token = his_app(&s, &admin);
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/python/example.py");
-    let o = std::process::Command::new(python())
-        .arg(example)
+    let o = cmd
         .env("MEDSIGN_URL", format!("http://{}", s.addr))
         .env("MEDSIGN_TOKEN", &token)
         .env("NO_PROXY", "127.0.0.1,localhost")
         .output()
         .unwrap();
-    assert_ok(&o, "clients/python/example.py");
-    assert!(text(&o.stdout).starts_with("ok: QM-"), "{}", text(&o.stdout));
+    assert_ok(&o, what);
+    assert!(text(&o.stdout).starts_with("ok: QM-"), "{what}: {}", text(&o.stdout));
+}
+
+/// The Python client (`clients/python`, PyPI-style) runs its example against the real binary.
+#[test]
+fn the_python_clients_example_runs_against_a_live_server() {
+    let d = Dir::new();
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../clients/python/example.py"));
+    run_example(&d, cmd, "clients/python/example.py");
 }
 
 /// The Java client (`clients/java`: JDK HttpClient, SM3 from Debian's BouncyCastle) compiles and
@@ -172,15 +178,7 @@ fn the_java_clients_example_runs_against_a_live_server() {
         javac.arg(f.unwrap().path());
     }
     assert_ok(&javac.arg(format!("{src}/Example.java")).output().unwrap(), "javac clients/java");
-    let (_ntp, s, admin) = synced_server(&d);
-    let token = his_app(&s, &admin);
-    let o = std::process::Command::new("java")
-        .args(["-cp", &format!("{out}:{bc}"), "Example"])
-        .env("MEDSIGN_URL", format!("http://{}", s.addr))
-        .env("MEDSIGN_TOKEN", &token)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .output()
-        .unwrap();
-    assert_ok(&o, "clients/java Example");
-    assert!(text(&o.stdout).starts_with("ok: QM-"), "{}", text(&o.stdout));
+    let mut cmd = std::process::Command::new("java");
+    cmd.args(["-cp", &format!("{out}:{bc}"), "Example"]);
+    run_example(&d, cmd, "clients/java Example");
 }

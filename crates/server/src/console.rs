@@ -47,12 +47,16 @@ pub struct Login {
     code: String,
 }
 
+/// The console's session cookie.
 fn cookie(s: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    cookie_at(s, CONSOLE_COOKIE, "/", value, max_age)
+}
+
+/// An HttpOnly, SameSite=Strict cookie (Secure when the public URL is https).
+fn cookie_at(s: &AppState, name: &str, path: &str, value: &str, max_age: i64) -> HeaderValue {
     let secure = if s.public_url.starts_with("https://") { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{CONSOLE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .expect("cookie text is ASCII")
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
+        .expect("cookie text is ASCII")
 }
 
 #[utoipa::path(post, path = "/console/v1/login", tag = "console",
@@ -118,12 +122,7 @@ pub async fn qr_login(State(s): State<Arc<AppState>>, v: Visitor) -> Result<Resp
     let body = serde_json::json!({"ticket_id": t.ticket_id, "state": t.state, "expires_at": t.expires_at,
         "deep_link": t.deep_link, "qr_png_base64": t.qr_png_base64});
     let mut r = (StatusCode::CREATED, Json(body)).into_response();
-    let secure = if s.public_url.starts_with("https://") { "; Secure" } else { "" };
-    let c = format!(
-        "{QR_COOKIE}={}; Path=/console/v1/qr-login; HttpOnly; SameSite=Strict; Max-Age=300{secure}",
-        secret.as_str()
-    );
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&c).expect("cookie text is ASCII"));
+    r.headers_mut().insert(header::SET_COOKIE, cookie_at(&s, QR_COOKIE, "/console/v1/qr-login", &secret, 300));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
