@@ -203,6 +203,10 @@ async function users(q) {
         h('p', {}, `请把激活码当面交给 ${u.name} 本人（${when(a.expires_at)} 前有效，只能用一次；再次生成则旧码作废）。在手机上打开医签（微信小程序或 ${location.origin}/m/），输入工号和激活码。`,
           en('Hand the code to the person (valid once, until then; a new one voids it). They open the medsign app and type their staff number and the code.')),
         h('p', { class: 'secret', id: 'activationCode' }, a.code),
+        a.qr_png_base64 ? h('img', { src: `data:image/png;base64,${a.qr_png_base64}`, alt: '激活二维码 / activation QR code', width: 220, height: 220, id: 'activationQr' }) : null,
+        h('p', { class: 'muted' }, '或用手机相机、微信扫此二维码：打开医签并填好工号和激活码，同时记下服务器的密钥指纹。',
+          en('Or scan this with the phone\'s camera or WeChat: it opens medsign with the form filled and pins the server\'s key.')),
+        h('p', { class: 'muted', id: 'activationLink' }, a.link || ''),
         h('p', { class: 'muted' }, `服务器通道指纹 / channel fingerprint: ${a.channel_fingerprint}`)));
     }) }, '激活码', en('Activation code'));
   // a lost or stolen phone unbound at once (its session, PIN, key share end; the certificate is revoked)

@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, homedir } from 'node:os';
 import { createHmac } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { startServer, root, bindPhone, enrol, signRounds } from '../wasm/testkit/server.mjs';
 import * as phone from '../wasm/medsign-phone.js';
 
@@ -150,7 +151,20 @@ test('a department, 20 users by import (a bad file refused by row), and the list
   await p.click('#saveUser');
   await p.locator('td', { hasText: '主任医师' }).waitFor();
   await p.click('#activate-9001');
-  assert.match((await p.locator('#activationCode').innerText()).trim(), /^[0-9A-Z]{4}(-[0-9A-Z]{4}){2}$/);
+  const code = (await p.locator('#activationCode').innerText()).trim();
+  assert.match(code, /^[0-9A-Z]{4}(-[0-9A-Z]{4}){2}$/);
+  // the QR code holds the activation link: decoded as a phone's camera would (zbarimg), it names
+  // this staff member, this code and the server's key, and binds a phone
+  const png = (await p.locator('#activationQr').getAttribute('src')).replace(/^data:image\/png;base64,/, '');
+  writeFileSync(join(work, 'activation.png'), Buffer.from(png, 'base64'));
+  const link = execFileSync('zbarimg', ['--raw', '-q', join(work, 'activation.png')]).toString().trim();
+  assert.equal(link, (await p.locator('#activationLink').innerText()).trim());
+  const fields = new URLSearchParams(new URL(link).hash.split('?')[1]);
+  assert.equal(new URL(link).hash.split('?')[0], '#/activate');
+  assert.deepEqual([fields.get('no'), fields.get('code')], ['9001', code]);
+  assert.equal(fields.get('k'), (await srv.call('GET', '/mobile/v1/channel')).body.fingerprint);
+  const bound = await srv.call('POST', '/mobile/v1/activate', null, { employee_no: fields.get('no'), code: fields.get('code'), device_name: 'QR' });
+  assert.equal(bound.status, 201, JSON.stringify(bound.body));
   await shot('users');
 });
 

@@ -48,6 +48,32 @@ pub struct Activation {
     /// (`#/activate?k=…`) so the phone pins the real key even behind a hostile gateway
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel_fingerprint: Option<String>,
+    /// the activation link (`…/m/#/activate?no=…&code=…&k=…`): scanned with the phone's camera or
+    /// WeChat, it opens the phone app with the form filled and the server's key pinned
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// the link as a QR code (PNG, base64), to show the staff member in person
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_png_base64: Option<String>,
+}
+
+impl Activation {
+    /// Add the link to the phone app at `public_url` and its QR code, pinning the server's channel
+    /// key `fingerprint`. The staff number is `[A-Za-z0-9_-]` and the code `[A-Z0-9-]`, so
+    /// neither needs escaping.
+    pub fn with_link(mut self, public_url: &str, fingerprint: &str) -> Result<Self> {
+        let link = format!(
+            "{}/m/#/activate?no={}&code={}&k={fingerprint}",
+            public_url.trim_end_matches('/'),
+            self.employee_no,
+            self.code
+        );
+        let (png, _) = medsign_signing::tickets::qr(&link)?;
+        self.channel_fingerprint = Some(fingerprint.into());
+        self.qr_png_base64 = Some(png);
+        self.link = Some(link);
+        Ok(self)
+    }
 }
 
 /// Issue an activation code for `employee_no` (replacing unused ones).
@@ -88,7 +114,14 @@ pub async fn activation_code(db: &Db, kek: &Kek, ctx: &Context, employee_no: &st
     )
     .await?;
     tx.commit().await?;
-    Ok(Activation { code, employee_no: employee_no.into(), expires_at: expires, channel_fingerprint: None })
+    Ok(Activation {
+        code,
+        employee_no: employee_no.into(),
+        expires_at: expires,
+        channel_fingerprint: None,
+        link: None,
+        qr_png_base64: None,
+    })
 }
 
 /// A device session (the token is shown once, at activation).

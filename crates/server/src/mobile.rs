@@ -22,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 #[utoipa::path(post, path = "/api/v1/users/{employee_no}/activation-codes", tag = "mobile", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001")),
-    responses((status = 201, body = mobile::Activation, example = json!({"code": "7K3F-9Q2A-XM4P", "employee_no": "1001", "expires_at": "2026-11-30T08:00:00Z", "channel_fingerprint": "3f2a9c1b7d4e5a60…"})),
+    responses((status = 201, body = mobile::Activation, example = json!({"code": "7K3F-9Q2A-XM4P", "employee_no": "1001", "expires_at": "2026-11-30T08:00:00Z", "channel_fingerprint": "3f2a9c1b7d4e5a60…", "link": "https://medsign.example/m/#/activate?no=1001&code=7K3F-9Q2A-XM4P&k=3f2a9c1b7d4e5a60…", "qr_png_base64": "iVBORw0KGgo…"})),
         (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "用户 X 不存在 / no user X", "request_id": "…"}))))]
 /// `POST /api/v1/users/{employee_no}/activation-codes` (R3.1): a one-time code (72 h) the staff
 /// member types into the phone to bind it; earlier unused codes stop working.
@@ -31,8 +31,9 @@ pub async fn activation_code(
     caller: Scoped<scope::UsersWrite>,
     Path(no): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no).await?;
-    a.channel_fingerprint = Some(s.channel.fingerprint().to_string());
+    let a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no)
+        .await?
+        .with_link(&s.public_url, s.channel.fingerprint())?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
 
