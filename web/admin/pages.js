@@ -284,9 +284,58 @@ async function certificates(q) {
   h('p', { class: 'muted' }, '医生的签名密钥通常由手机与服务器分持（医生在手机上绑定时自动签发）。仅在医院有正式依据时（如自动审核的检验报告）由服务器托管，须写明依据，全程记录。',
     en('A doctor\'s key is normally split between phone and server (issued when the phone is bound). Hold it on the server only on the hospital\'s documented basis; it is audited.')),
   field('custodyUser', '工号', 'Staff number', { required: true }), field('custodyReason', '依据', 'Basis (policy, resolution, consent)', { required: true }), custodyBtn);
+  const [revocation, trust] = await Promise.all([api('GET', '/admin/v1/ca/revocation'), api('GET', '/admin/v1/trust')]);
   page('证书', 'Certificates', h('div', { class: 'cards' }, issue, custody), out,
     table([['序列号', 'Serial'], ['工号', 'No.'], ['算法', 'Alg.'], ['通道', 'Channel'], ['状态', 'State'], ['有效期至', 'Not after'], ['', '']],
-      list.items.map((/** @type {any} */ c) => [c.serial, c.employee_no, c.alg, c.channel, c.status, when(c.not_after), actions(c)])));
+      list.items.map((/** @type {any} */ c) => [c.serial, c.employee_no, c.alg, c.channel, c.status, when(c.not_after), actions(c)])),
+    revocationState(revocation), trustList(trust, () => certificates(q)));
+}
+
+/**
+ * The built-in CAs' CRL and OCSP as relying parties find them now. @param {any[]} list
+ */
+const revocationState = (list) => h('div', { id: 'revocation' }, h('h2', {}, '吊销状态（CRL 与 OCSP）', en('Revocation (CRL and OCSP)')),
+  h('p', { class: 'muted' }, '证书状态一变（吊销、冻结、解冻）即重签 CRL；OCSP 实时应答。验签方从证书中的地址获取。',
+    en('The CRL is re-signed on every status change; OCSP answers live. Relying parties find both from the certificates.')),
+  table([['CA', 'CA'], ['CRL 编号', 'CRL number'], ['签发于', 'This update'], ['下次更新', 'Next update'], ['列入（冻结）', 'Listed (on hold)'], ['签名', 'Signature'], ['OCSP 响应证书至', 'OCSP responder until'], ['', '']],
+    list.map((r) => [r.ca.toUpperCase(), String(r.crl_number), when(r.crl_this_update), when(r.crl_next_update), `${r.crl_entries}（${r.on_hold}）`,
+      r.crl_signature_valid ? h('span', { class: 'ok' }, '✔ 有效 / valid') : h('b', { class: 'bad' }, '✘ 无效 / invalid'), when(r.ocsp_responder_not_after),
+      h('span', {}, h('a', { href: `/pki/crl?ca=${r.ca}` }, '下载 CRL', en('CRL')), ' ', h('a', { href: `/pki/${r.ca}/ca.pem` }, 'CA 证书', en('CA certificates')))])),
+  h('p', { class: 'muted' }, `OCSP：${location.origin}/pki/ocsp`));
+
+/**
+ * The trust list: CA certificates trusted besides the built-in roots (other CAs' channels,
+ * cross-certificates), with their CRLs. Administrators add, refresh and remove.
+ * @param {any[]} list @param {() => unknown} reload
+ */
+function trustList(list, reload) {
+  const admin = me?.role === 'administrator';
+  const addBtn = h('button', { class: 'primary', type: 'submit', id: 'addTrust' }, '加入信任列表', en('Trust'));
+  const pem = h('textarea', { id: 'trustPem', rows: 4, placeholder: '-----BEGIN CERTIFICATE-----', required: true });
+  const add = admin && h('form', { class: 'card', onsubmit: (/** @type {Event} */ ev) => {
+    ev.preventDefault();
+    busy(addBtn, async () => {
+      const body = { pem: /** @type {HTMLTextAreaElement} */ (pem).value.trim(), note: val('trustNote') };
+      if (val('trustCrl')) Object.assign(body, { crl_url: val('trustCrl') });
+      await api('POST', '/admin/v1/trust', body);
+      toast('已加入 / trusted');
+      reload();
+    });
+  } }, h('b', {}, '信任外部 CA（根证书、中级证书或交叉证书）', en('Trust another CA (root, intermediate or cross-certificate)')),
+  h('label', { for: 'trustPem' }, h('span', {}, 'CA 证书（PEM）', en('CA certificate (PEM)')), pem),
+  field('trustCrl', 'CRL 地址（可选）', 'CRL URL (optional)', { type: 'url' }), field('trustNote', '说明', 'Note', { maxlength: 200 }), addBtn);
+  const refresh = h('button', { class: 'secondary', id: 'refreshTrust' }, '立即更新 CRL', en('Fetch the CRLs now'));
+  refresh.onclick = () => busy(refresh, async () => { await api('POST', '/admin/v1/trust/refresh'); toast('已更新 / fetched'); reload(); });
+  const remove = (/** @type {any} */ t) => h('button', { class: 'secondary', id: `untrust-${t.fingerprint.slice(0, 16)}`, onclick: async (/** @type {Event} */ ev) => {
+    if (!confirm(`不再信任 ${t.subject}？由它签发的签名将验证为“无法确定”。/ Stop trusting ${t.subject}?`)) return;
+    await busy(/** @type {HTMLElement} */ (ev.currentTarget), async () => { await api('DELETE', `/admin/v1/trust/${t.fingerprint}`); reload(); });
+  } }, '移除', en('Remove'));
+  return h('div', { id: 'trust' }, h('h2', {}, '信任列表', en('Trust list')),
+    h('p', { class: 'muted' }, '内置根证书之外，验签时信任的 CA。/ CAs trusted in every verification besides the built-in roots.'), add,
+    admin ? refresh : null,
+    table([['主体', 'Subject'], ['类型', 'Kind'], ['有效期至', 'Not after'], ['CRL', 'CRL'], ['CRL 获取于', 'CRL fetched'], ['说明', 'Note'], ['', '']],
+      list.map((t) => [t.subject, t.anchor ? '根 / anchor' : '中级或交叉 / intermediate', when(t.not_after), t.crl_url,
+        t.crl_error ? h('span', { class: 'bad' }, `✘ ${t.crl_error}`) : when(t.crl_at), t.note, admin ? remove(t) : null])));
 }
 
 /** #/seals: the hospital's and each department's seal — image (generated or uploaded) and certificate (R1.6). */

@@ -223,11 +223,30 @@ test('certificates, a template edited and previewed, a flow and its timeline, a 
   const certRow = p.locator('tbody tr', { hasText: '2001' }).filter({ hasText: 'active' });
   await certRow.waitFor();
   const serial = (await certRow.locator('td').first().innerText()).trim();
+  // the CRL served now lists the held certificate (read back and its signature checked), and not
+  // once it is released
+  const sm2Crl = () => p.locator('#revocation tbody tr', { hasText: 'SM2' });
+  await sm2Crl().locator('td', { hasText: '✔' }).waitFor();
   await p.click(`#hold-${serial}`);
   await p.locator(`#release-${serial}`).waitFor();
+  assert.match(await sm2Crl().innerText(), /1（1）/);
+  const number = Number((await sm2Crl().locator('td').nth(1).innerText()).trim());
   await p.click(`#release-${serial}`);
   await p.locator(`#hold-${serial}`).waitFor();
+  assert.match(await sm2Crl().innerText(), /0（0）/);
+  assert.ok(Number((await sm2Crl().locator('td').nth(1).innerText()).trim()) > number, 'a new CRL number');
+  // another CA on the trust list (a cross-certificate's issuer, say), then removed
+  const pem = execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(work, 'other-ca.key'),
+    '-subj', '/CN=Regional Test CA/O=Regional/C=CN', '-days', '30', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']).toString();
+  await p.fill('#trustPem', pem);
+  await p.fill('#trustNote', '区域平台（测试）');
+  await p.click('#addTrust');
+  const trusted = p.locator('#trust tbody tr', { hasText: 'Regional Test CA' });
+  await trusted.waitFor();
+  assert.match(await trusted.innerText(), /根 \/ anchor/);
   await shot('certificates-issued');
+  await trusted.locator('button[id^="untrust-"]').click();
+  await trusted.waitFor({ state: 'detached' });
 
   // the template editor: the keyboard moves a field (Shift+→ is 10 pt), the pointer drags another
   await open('#/templates', '模板');

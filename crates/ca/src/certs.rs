@@ -1079,6 +1079,53 @@ pub async fn crl(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<Vec<u8>> 
     Ok(der)
 }
 
+/// One built-in CA's revocation services as a relying party finds them now (the console's
+/// certificates page): the CRL served at `/pki/crl` and the OCSP responder's certificate.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct RevocationState {
+    /// `sm2` | `rsa`
+    pub ca: String,
+    /// the issuing CA (the CRL's and the OCSP responder's issuer)
+    pub issuer: String,
+    /// the number of the CRL served now
+    pub crl_number: u64,
+    /// when it was signed (RFC 3339)
+    pub crl_this_update: String,
+    /// when relying parties fetch the next one at the latest (RFC 3339)
+    pub crl_next_update: Option<String>,
+    /// certificates it lists (revoked or on hold)
+    pub crl_entries: usize,
+    /// of which on hold (reason certificateHold)
+    pub on_hold: usize,
+    /// its signature checks against the issuing CA's certificate
+    pub crl_signature_valid: bool,
+    /// the OCSP responder's certificate ends (RFC 3339); `medsign serve` renews it at start
+    /// when 30 days remain
+    pub ocsp_responder_not_after: String,
+}
+
+/// The revocation state of hierarchy `h`: the CRL it serves now (signing a new one first, as
+/// `GET /pki/crl` would, when the stored one is stale), read back and checked as a relying party
+/// would.
+pub async fn revocation_state(db: &Db, h: &Hierarchy, refresh_hours: u64) -> Result<RevocationState> {
+    let der = crl(db, h, refresh_hours).await?;
+    let list = crl::Crl::from_bytes(&der).map_err(|e| Error::internal_from("CRL", e))?;
+    let entries = list.entries();
+    let text = |d: DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Ok(RevocationState {
+        ca: h.name.into(),
+        issuer: h.issuing.subject_display(),
+        crl_number: list.number().unwrap_or(0),
+        crl_this_update: text(list.this_update()),
+        crl_next_update: list.next_update().map(text),
+        crl_entries: entries.len(),
+        on_hold: entries.iter().filter(|e| e.reason == Some(CrlReason::CertificateHold)).count(),
+        crl_signature_valid: list.verify(&h.issuing, Sm2IdPolicy::Standard).is_ok(),
+        ocsp_responder_not_after: text(h.ocsp.not_after()),
+    })
+}
+
 /// Staff certificates that end within `days` (active or on hold), soonest first. (Organisation
 /// certificates — TSA, OCSP — are re-issued by `medsign serve` at start when 30 days remain.)
 pub async fn expiring(db: &Db, days: u64) -> Result<Vec<CertRecord>> {
@@ -1201,6 +1248,12 @@ mod tests {
             let c1 = Crl::from_bytes(&crl(&db, &cas.sm2, 6).await.unwrap()).unwrap();
             assert_eq!(c1.find(cert.serial()).unwrap().reason, Some(CrlReason::CertificateHold));
             assert!(c1.number() > c0.number());
+            // the console's view of it: the CRL served now, read back and checked
+            let st = revocation_state(&db, &cas.sm2, 6).await.unwrap();
+            assert_eq!((st.crl_number, st.crl_entries, st.on_hold), (c1.number().unwrap(), 1, 1));
+            assert!(st.crl_signature_valid);
+            assert!(st.issuer.contains("CN="), "{}", st.issuer);
+            assert_eq!(revocation_state(&db, &cas.rsa, 6).await.unwrap().on_hold, 0);
             // a user with a held certificate still has one: no second issuance
             assert!(matches!(issue_for_user(&db, &kek, issuer, &ctx, "1001", &req).await, Err(Error::Conflict(_))));
             assert_eq!(release(&db, &cas, &ctx, &rec.serial).await.unwrap().status, "active");

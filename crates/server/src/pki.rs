@@ -346,6 +346,21 @@ async fn ca_profile(State(s): State<Arc<AppState>>) -> Json<medsign_ca::ca::Staf
     Json(s.cas.staff.clone())
 }
 
+#[utoipa::path(get, path = "/admin/v1/ca/revocation", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<medsign_ca::certs::RevocationState>, example = json!([{"ca": "sm2", "issuer": "CN=某县人民医院 SM2 签发CA,O=某县人民医院,C=CN", "crl_number": 42, "crl_this_update": "2026-12-04T08:00:00Z", "crl_next_update": "2026-12-05T08:00:00Z", "crl_entries": 3, "on_hold": 1, "crl_signature_valid": true, "ocsp_responder_not_after": "2027-12-01T00:00:00Z"}]))))]
+/// `GET /admin/v1/ca/revocation`: the built-in CAs' CRLs as served now (number, dates, entries,
+/// signature checked) and their OCSP responders' certificates.
+async fn ca_revocation(
+    State(s): State<Arc<AppState>>,
+) -> Result<Json<Vec<medsign_ca::certs::RevocationState>>, ApiError> {
+    let hours = s.ca_config.crl_refresh_hours;
+    let mut out = Vec::with_capacity(2);
+    for h in [&s.cas.sm2, &s.cas.rsa] {
+        out.push(medsign_ca::certs::revocation_state(&s.db, h, hours).await?);
+    }
+    Ok(Json(out))
+}
+
 /// Body of `POST /admin/v1/seals`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -557,4 +572,5 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(refresh_trust))
         .routes(routes!(create_seal, list_seals))
         .routes(routes!(ca_profile))
+        .routes(routes!(ca_revocation))
 }
