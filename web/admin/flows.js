@@ -1,7 +1,8 @@
 // @ts-check
-// medsign console — signing flows (search, one flow's timeline, download, revoke) and the webhook
-// delivery log (retry). Every app's flows are listed (GET /admin/v1/sign-flows); administrators
-// download and revoke through the same /api/v1 routes a hospital system uses.
+// medsign console — signing flows (search, one flow's timeline, download, revoke), the webhook
+// delivery log (retry) and batch signings (progress). Every app's flows are listed
+// (GET /admin/v1/sign-flows); administrators download and revoke through the same /api/v1 routes a
+// hospital system uses.
 import { h, en, api, toast, busy, page, me } from './console.js';
 import { field, val, table, when } from './ui.js';
 
@@ -108,4 +109,58 @@ export async function webhooks() {
     h('p', { class: 'muted' }, `最近 ${list.length} 条，失败 ${failed} 条。失败的推送在重试 10 次后停止，可在此手动再发一次。`,
       en(`${list.length} latest, ${failed} failed. A delivery stops after 10 attempts; send it once more here.`)),
     deliveries(list, webhooks));
+}
+
+const BATCH_STATES = /** @type {Record<string, string>} */ ({ queued: '排队中 / queued', running: '进行中 / running', completed: '已结束 / finished' });
+/** The latest render of #/batches: an older refresh loop stops when a newer one starts. */
+let batchesRender = 0;
+
+/**
+ * #/batches[?id=]: server-side batch signing (up to 1,000 flows each), newest first, with progress
+ * bars; the lists are refreshed every 2 s while one is unfinished (in place: the heading and the
+ * keyboard focus stay). With `id`: that batch's items, failures first.
+ * @param {URLSearchParams} q
+ */
+export async function batches(q) {
+  const mine = ++batchesRender;
+  const body = h('div', { id: 'batches' });
+  const id = q.get('id');
+  const draw = async () => {
+    const list = await api('GET', '/admin/v1/batches?limit=50');
+    const b = id ? await api('GET', `/admin/v1/batches/${encodeURIComponent(id)}`) : null;
+    const focused = document.activeElement?.id;
+    body.replaceChildren(...batchViews(list, b));
+    if (focused) document.getElementById(focused)?.focus();
+    return list.some((/** @type {any} */ x) => x.state !== 'completed');
+  };
+  let unfinished = await draw();
+  page('批量签署', 'Batches',
+    h('p', { class: 'muted' }, '对接系统通过 POST /api/v1/batches 一次提交至多 1000 份文档，由服务器排队签署；中途重启不丢失、不重签。',
+      en('Hospital systems queue up to 1,000 documents with POST /api/v1/batches; the server signs them from a durable queue — nothing lost or signed twice on a restart.')),
+    body);
+  while (unfinished) {
+    await new Promise((ok) => setTimeout(ok, 2000));
+    if (mine !== batchesRender || !location.hash.startsWith('#/batches') || !body.isConnected) return;
+    unfinished = await draw();
+  }
+}
+
+/** The batch list and, when one is chosen, its items. @param {any[]} list @param {any} b */
+function batchViews(list, b) {
+  const bar = (/** @type {any} */ x) => h('span', { class: 'progress' },
+    h('progress', { max: x.total, value: x.done + x.failed, 'aria-label': `${x.id} 进度 / progress` }), ` ${x.done + x.failed}/${x.total}`);
+  const rows = list.length
+    ? table([['批次', 'Batch'], ['应用', 'App'], ['创建', 'Created'], ['状态', 'State'], ['进度', 'Progress'], ['成功', 'Signed'], ['失败', 'Failed']],
+      list.map((/** @type {any} */ x) => [h('a', { href: `#/batches?id=${encodeURIComponent(x.id)}`, id: `batch-${x.id}` }, x.id), x.app_id, when(x.created_at),
+        BATCH_STATES[x.state] || x.state, bar(x), String(x.done), x.failed ? h('b', { class: 'bad' }, String(x.failed)) : '0']))
+    : h('p', { class: 'muted' }, '还没有批次 / no batches yet');
+  if (!b) return [rows];
+  const items = b.items.slice().sort((/** @type {any} */ x, /** @type {any} */ y) => (y.state === 'failed' ? 1 : 0) - (x.state === 'failed' ? 1 : 0) || x.index - y.index);
+  return [h('div', { class: 'card', id: 'batchDetail' }, h('h2', {}, `批次 ${b.id}`, en('Batch')),
+    h('p', { id: 'batchSummary' }, `${BATCH_STATES[b.state] || b.state}：成功 ${b.done}，失败 ${b.failed}，待处理 ${b.pending}（共 ${b.total}）`,
+      en(`${b.done} signed, ${b.failed} failed, ${b.pending} to go of ${b.total}`)),
+    table([['序号', '#'], ['状态', 'State'], ['流程', 'Flow'], ['错误', 'Error']],
+      items.slice(0, 300).map((/** @type {any} */ it) => [String(it.index), it.state,
+        it.flow_id ? h('a', { href: `#/flow?id=${encodeURIComponent(it.flow_id)}` }, it.flow_id) : null, it.error])),
+    items.length > 300 ? h('p', { class: 'muted' }, '仅显示前 300 项 / the first 300 items shown') : null), rows];
 }

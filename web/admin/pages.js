@@ -3,7 +3,7 @@
 // string that calls `page(…)`.
 import { h, en, api, toast, busy, page, loggedIn, me, start } from './console.js';
 import { field, val, table, when, chart } from './ui.js';
-import { flows, flow, webhooks } from './flows.js';
+import { flows, flow, webhooks, batches } from './flows.js';
 import { template } from './editor.js';
 
 const ALL = ['administrator', 'operator', 'auditor'];
@@ -19,6 +19,7 @@ export const NAV = [
   { href: '#/seals', zh: '印章', en: 'Seals', roles: STAFF },
   { href: '#/templates', zh: '模板', en: 'Templates', roles: STAFF },
   { href: '#/flows', zh: '签署流程', en: 'Signing flows', roles: ALL },
+  { href: '#/batches', zh: '批量签署', en: 'Batches', roles: ALL },
   { href: '#/logs', zh: '日志', en: 'Logs', roles: ALL },
   { href: '#/webhooks', zh: '推送记录', en: 'Webhooks', roles: ALL },
   { href: '#/apps', zh: '接入应用', en: 'Apps', roles: ADMIN },
@@ -587,7 +588,7 @@ async function settings() {
 /** The pages by path. @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
 export const PAGES = {
   '/': dashboard, '/setup': setup, '/login': login, '/enrol': enrol, '/users': users, '/departments': departments,
-  '/certificates': certificates, '/seals': seals, '/templates': templates, '/template': template, '/flows': flows, '/flow': flow, '/webhooks': webhooks,
+  '/certificates': certificates, '/seals': seals, '/templates': templates, '/template': template, '/flows': flows, '/flow': flow, '/batches': batches, '/webhooks': webhooks,
   '/channels': channels, '/time': time, '/logs': logs, '/apps': apps, '/people': people, '/settings': settings,
 };
 

@@ -315,6 +315,21 @@ test('certificates, a template edited and previewed, a flow and its timeline, a 
   await open('#/webhooks', '推送记录');
   await p.locator('td', { hasText: 'flow.completed' }).first().waitFor();
 
+  // a batch of 30 (one names a seal that does not exist): its progress shows while it runs and
+  // refreshes by itself; at the end the failed item comes first with its reason
+  const items = Array.from({ length: 30 }, (_, i) => ({ kind: 'data', title: `检验报告 B${i}`, content: `WBC ${i}`, signers: [{ seal: i === 17 ? 'NOPE' : 'hospital' }] }));
+  const queued = await fetch(`${srv.base}/api/v1/batches`, { method: 'POST', headers: { Authorization: `Bearer ${emr}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ items }) });
+  const batch = await queued.json();
+  assert.equal(queued.status, 202, JSON.stringify(batch));
+  await open(`#/batches?id=${batch.id}`, '批量签署');
+  await p.locator(`#batch-${batch.id}`).waitFor();
+  await p.locator('#batchSummary', { hasText: '已结束' }).waitFor({ timeout: 60000 });
+  assert.match(await p.locator('#batchSummary').innerText(), /成功 29，失败 1，待处理 0（共 30）/);
+  const first = p.locator('#batchDetail tbody tr').first();
+  assert.match(await first.innerText(), /17\s+failed[\s\S]*NOPE/);
+  assert.equal(await p.locator(`progress[aria-label^="${batch.id}"]`).getAttribute('value'), '30');
+  await shot('batches');
+
   // the app's secret rotated: the old token stops at once, the new one works
   await open('#/apps', '接入应用');
   await p.click(`#rotate-${emr.split('.')[0]}`);
@@ -344,8 +359,8 @@ test('certificates, a template edited and previewed, a flow and its timeline, a 
 
 test('the dashboard counts today\'s signatures over two weeks; the time page draws the clock over time', async () => {
   await open('#/', '概览');
-  // the flow above: the doctor's signature and the seal
-  assert.equal(Number(await p.locator('#statSignatures b').innerText()), 2);
+  // the flow above (the doctor's signature and the seal) and the batch's 29 seals
+  assert.equal(Number(await p.locator('#statSignatures b').innerText()), 2 + 29);
   assert.equal(await p.locator('#signaturesChart rect.bar').count(), 14);
   await shot('dashboard-history');
   await open('#/time', '时间');

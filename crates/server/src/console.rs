@@ -393,6 +393,7 @@ pub(crate) fn role_allows(role: people::Role, method: &axum::http::Method, path:
                 "/admin/v1/webhooks",
                 "/admin/v1/sign-flows",
                 "/admin/v1/stats",
+                "/admin/v1/batches",
             ])
         }
     };
@@ -435,6 +436,9 @@ mod tests {
             (Role::Auditor, &get, "/admin/v1/templates", false),
             (Role::Auditor, &get, "/admin/v1/sign-flows?state=failed", true),
             (Role::Auditor, &get, "/admin/v1/stats", true),
+            (Role::Auditor, &get, "/admin/v1/batches?limit=5", true),
+            (Role::Operator, &get, "/admin/v1/ca/revocation", true),
+            (Role::Auditor, &get, "/admin/v1/ca/revocation", false),
             (Role::Auditor, &get, "/admin/v1/time/history", true),
             (Role::Auditor, &post, "/admin/v1/webhooks/wh_1/retry", false),
             (Role::Operator, &post, "/admin/v1/webhooks/wh_1/retry", true),

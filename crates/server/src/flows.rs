@@ -385,6 +385,40 @@ async fn get_batch(
     Ok(Json(medsign_signing::batches::get(&s.db, owner(&caller), &id).await?))
 }
 
+/// Query of `GET /admin/v1/batches`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct BatchListQuery {
+    /// newest first, 1–200 (default 50)
+    limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/batches", tag = "admin", security(("bearer" = [])), params(BatchListQuery),
+    responses((status = 200, body = Vec<medsign_signing::batches::BatchSummary>, example = json!([{"id": "bj_3f2a9c1b7d4e5a60", "app_id": "app_1a2b", "created_at": "2026-12-04T08:00:00.000Z", "state": "running", "total": 1000, "done": 412, "failed": 0, "pending": 588}])),
+        (status = 400, body = ErrorBody)))]
+/// `GET /admin/v1/batches[?limit=]`: every app's batches, newest first, with their progress.
+async fn list_batches(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+    query: Result<Query<BatchListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<medsign_signing::batches::BatchSummary>>, ApiError> {
+    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
+    Ok(Json(medsign_signing::batches::list(&s.db, None, q.limit.unwrap_or(50)).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/batches/{batch_id}", tag = "admin", security(("bearer" = [])),
+    params(("batch_id" = String, Path, example = "bj_3f2a9c1b7d4e5a60")),
+    responses((status = 200, body = medsign_signing::batches::BatchView), (status = 404, body = ErrorBody)))]
+/// `GET /admin/v1/batches/{batch_id}`: any app's batch, item by item.
+async fn admin_get_batch(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<medsign_signing::batches::BatchView>, ApiError> {
+    Ok(Json(medsign_signing::batches::get(&s.db, None, &id).await?))
+}
+
 /// Body of `POST /api/v1/verify/file`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -435,4 +469,6 @@ pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(search_flows))
         .routes(routes!(flow_timeline))
         .routes(routes!(stats))
+        .routes(routes!(list_batches))
+        .routes(routes!(admin_get_batch))
 }

@@ -115,14 +115,83 @@ pub async fn get(db: &Db, app_id: Option<&str>, id: &str) -> Result<BatchView> {
             "error": r.try_get::<Option<String>, _>("error")?,
         }));
     }
-    let state = if pending == 0 {
+    let state = state_of(pending, running, done + failed);
+    Ok(BatchView { id: id.into(), state: state.into(), total: job.try_get("total")?, done, failed, pending, items })
+}
+
+/// A batch's state from its items' counts.
+fn state_of(pending: i64, running: i64, finished: i64) -> &'static str {
+    if pending == 0 {
         "completed"
-    } else if running > 0 || done + failed > 0 {
+    } else if running > 0 || finished > 0 {
         "running"
     } else {
         "queued"
-    };
-    Ok(BatchView { id: id.into(), state: state.into(), total: job.try_get("total")?, done, failed, pending, items })
+    }
+}
+
+/// A batch in the list: its progress, without the items.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchSummary {
+    /// id
+    pub id: String,
+    /// the app that queued it
+    pub app_id: String,
+    /// RFC 3339
+    pub created_at: String,
+    /// `queued` | `running` | `completed`
+    pub state: String,
+    /// items
+    pub total: i64,
+    /// signed
+    pub done: i64,
+    /// could not be signed
+    pub failed: i64,
+    /// waiting or in progress
+    pub pending: i64,
+}
+
+/// Most batches in one list.
+pub const MAX_LIST: i64 = 200;
+
+/// The newest `limit` batches (1–[`MAX_LIST`]) of `app_id` (every app's for `None`), with their
+/// progress, counted in one query.
+pub async fn list(db: &Db, app_id: Option<&str>, limit: i64) -> Result<Vec<BatchSummary>> {
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(Error::Invalid(format!("limit 须为 1–{MAX_LIST} / limit must be 1-{MAX_LIST}")));
+    }
+    let rows = sqlx::query(
+        "SELECT j.id, j.app_id, j.created_at, j.total, \
+                SUM(CASE WHEN i.state = 'done' THEN 1 ELSE 0 END) AS done, \
+                SUM(CASE WHEN i.state = 'failed' THEN 1 ELSE 0 END) AS failed, \
+                SUM(CASE WHEN i.state = 'running' THEN 1 ELSE 0 END) AS running \
+         FROM batch_jobs j JOIN batch_items i ON i.job_id = j.id \
+         WHERE ($1 IS NULL OR j.app_id = $1) \
+         GROUP BY j.id, j.app_id, j.created_at, j.total \
+         ORDER BY j.created_at DESC, j.id LIMIT $2",
+    )
+    .bind(app_id)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let (total, done, failed, running): (i64, i64, i64, i64) =
+                (r.try_get("total")?, r.try_get("done")?, r.try_get("failed")?, r.try_get("running")?);
+            let pending = total - done - failed;
+            Ok(BatchSummary {
+                id: r.try_get("id")?,
+                app_id: r.try_get("app_id")?,
+                created_at: r.try_get("created_at")?,
+                state: state_of(pending, running, done + failed).into(),
+                total,
+                done,
+                failed,
+                pending,
+            })
+        })
+        .collect()
 }
 
 /// An item a worker claimed.
@@ -304,6 +373,18 @@ mod tests {
             let b = create(&db, &ctx, "app_x", &[item("hospital"), item("NOPE"), item("hospital")]).await.unwrap();
             assert_eq!((b.state.as_str(), b.pending), ("queued", 3));
             assert!(matches!(get(&db, Some("app_other"), &b.id).await, Err(Error::NotFound(_))));
+            // the list counts as `get` does; an app sees only its own; the size is bounded
+            let other = create(&db, &ctx, "app_y", &[item("hospital")]).await.unwrap();
+            let all = list(&db, None, 10).await.unwrap();
+            assert_eq!(
+                all.iter().map(|x| x.id.as_str()).collect::<std::collections::HashSet<_>>(),
+                [b.id.as_str(), other.id.as_str()].into()
+            );
+            let mine = list(&db, Some("app_x"), 10).await.unwrap();
+            assert_eq!(mine.len(), 1);
+            assert_eq!((mine[0].state.as_str(), mine[0].total, mine[0].pending, mine[0].done), ("queued", 3, 3, 0));
+            assert!(matches!(list(&db, None, 0).await, Err(Error::Invalid(_))));
+            assert!(matches!(list(&db, None, MAX_LIST + 1).await, Err(Error::Invalid(_))));
             // item 2 was being signed by a process that died: a flow stuck in `signing` under attempt 0
             sqlx::query("UPDATE batch_items SET state = 'running', claimed_at = '2000-01-01T00:00:00.000Z', attempt = 1 WHERE job_id = $1 AND idx = 2")
                 .bind(&b.id)
@@ -332,6 +413,11 @@ mod tests {
             assert_eq!((v.state.as_str(), v.done, v.failed), ("completed", 2, 1), "{v:?}");
             assert!(v.items[1]["error"].as_str().unwrap().contains("NOPE"), "{v:?}");
             assert_ne!(v.items[2]["flow_id"], "sf_stuck");
+            let l = list(&db, Some("app_x"), 10).await.unwrap().remove(0);
+            assert_eq!(
+                (l.state.as_str(), l.done, l.failed, l.pending),
+                (v.state.as_str(), v.done, v.failed, v.pending)
+            );
             let stuck: String = sqlx::query_scalar("SELECT state FROM sign_flows WHERE id = 'sf_stuck'")
                 .fetch_one(&db.pool)
                 .await
