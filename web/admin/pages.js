@@ -458,16 +458,41 @@ async function logs(q) {
   h('label', { for: 'kind' }, h('span', {}, '类别', en('Kind')), kinds),
   field('actor', '操作者', 'Actor', { value: q.get('actor') || '' }), field('action', '动作', 'Action', { value: q.get('action') || '' }),
   h('button', { class: 'secondary', type: 'submit' }, '筛选', en('Filter')),
-  h('a', { href: `/admin/v1/audit.csv?${params}`, id: 'export' }, '导出 CSV', en('Export CSV')));
+  h('a', { href: `/admin/v1/audit.csv?${exportParams(q)}`, id: 'export' }, '导出 CSV（全部匹配记录）', en('Export CSV (every match)')));
   const chain = h('span', { id: 'chain' }, '…');
   const verify = h('button', { class: 'secondary', id: 'verifyChain', onclick: () => busy(verify, async () => {
     const v = await api('GET', '/admin/v1/audit/verify');
     chain.replaceChildren(v.broken ? h('b', { class: 'bad' }, `链在第 ${v.broken.seq ?? v.broken} 条断开 / broken`) : h('b', { class: 'ok' }, `完整：${v.entries} 条，${v.anchors} 个锚点 / intact`));
   }) }, '校验哈希链', en('Verify the chain'));
-  page('日志', 'Logs', h('div', { class: 'card' }, filter), h('div', { class: 'card' }, verify, ' ', chain),
+  page('日志', 'Logs', h('div', { class: 'card' }, filter), h('div', { class: 'card' }, verify, ' ', chain), retention(),
     h('p', { class: 'muted' }, `共 ${r.total} 条 / ${r.total} entries`),
     table([['时间', 'At'], ['类别', 'Kind'], ['操作者', 'Actor'], ['动作', 'Action'], ['对象', 'Target'], ['结果', 'Outcome'], ['地址', 'IP']],
       r.items.map((/** @type {any} */ e) => [when(e.at), e.kind, e.actor, e.action, e.target, e.outcome, e.ip])));
+}
+
+/** The filters of #/logs as the export takes them (no paging: it holds every match). @param {URLSearchParams} q */
+const exportParams = (q) => new URLSearchParams([...q].filter(([k]) => ['kind', 'actor', 'action'].includes(k)));
+
+/** How long the log is kept, and a month's archive (the hospital's days are UTC+8). */
+function retention() {
+  const now = new Date(Date.now() + 8 * 3600e3);
+  const month = h('input', { type: 'month', id: 'archiveMonth', value: `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, '0')}` });
+  const link = h('a', { id: 'archive', download: '' }, '导出该月日志', en('Export the month'));
+  const aim = () => {
+    const [y, m] = /** @type {HTMLInputElement} */ (month).value.split('-').map(Number);
+    if (!y || !m) return;
+    const next = m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
+    const p = new URLSearchParams({ from: `${y}-${String(m).padStart(2, '0')}-01T00:00:00+08:00`, to: `${next}-01T00:00:00+08:00` });
+    link.setAttribute('href', `/admin/v1/audit.csv?${p}`);
+  };
+  month.addEventListener('change', aim);
+  aim();
+  return h('div', { class: 'card', id: 'retention' }, h('b', {}, '保存与归档', en('Retention and archiving')),
+    h('p', {}, '日志永久保存：系统不删除、不修改任何一条。每条记录含前一条的哈希，链头定期由平台密钥签名（锚点），删改会被“校验哈希链”发现。',
+      en('The log is kept for good: nothing deletes or edits an entry. Each holds the hash of the one before and the platform key signs the head (anchors), so a change shows when the chain is verified.')),
+    h('p', {}, '归档：按月导出 CSV（该月全部记录，按先后顺序），与 medsign backup 的备份一同离线保存。保存期限请按医院制度执行（参考：《电子签名法》第二十四条，认证信息保存至证书失效后五年；病历保存期限见《医疗机构病历管理规定》）。',
+      en('To archive, export each month (every entry, in order) and keep it offline with the medsign backup. Keep them as hospital policy and the law require.')),
+    h('label', { for: 'archiveMonth' }, h('span', {}, '月份（北京时间）', en('Month (UTC+8)')), month), ' ', link);
 }
 
 // ------------------------------------------------------------------ apps, people

@@ -177,6 +177,13 @@ test('the audit log names the person; its chain verifies; CSV export', async () 
   await p.locator('#chain .ok').waitFor();
   const csv = await p.evaluate(async () => (await fetch(document.getElementById('export').getAttribute('href'))).text());
   assert.match(csv, /person:wang\.it/);
+  const rows = csv.trim().split('\n').slice(1);
+  assert.equal(rows.length, actors.length, 'the export holds every match, not a page');
+  // the month's archive: this month's entries, oldest first (the chain's order)
+  const month = await p.evaluate(async () => (await fetch(document.getElementById('archive').getAttribute('href'))).text());
+  const seqs = month.trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]));
+  assert.ok(seqs.length >= rows.length && seqs.every((x, i) => i === 0 || x > seqs[i - 1]), seqs.join(','));
+  await p.locator('#retention', { hasText: '永久保存' }).waitFor();
   await shot('logs');
 });
 

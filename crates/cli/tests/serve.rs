@@ -421,6 +421,25 @@ fn the_audit_log_is_queried_exported_and_verified_with_the_admin_scope_only() {
     assert_eq!(v["items"][0]["action"], "user.create");
     let (st, headers, _) = s.req("GET", "/admin/v1/audit.csv?target=user:9201", Some(token), None, b"");
     assert!(st == 200 && headers.contains("text/csv"), "{headers}");
+    // the export is the whole log, oldest first, streamed in chunks of 1,000: as many rows as
+    // entries, each once (other tests write meanwhile: rows are counted up to the head read before
+    // the export). 1,100 more users make sure the log spans more than one chunk.
+    for part in 0..2 {
+        let many: Vec<String> =
+            (0..550).map(|i| format!(r#"{{"employee_no":"93{part}{i:03}","name":"归档"}}"#)).collect();
+        add_users(s, token, &format!("[{}]", many.join(",")));
+    }
+    let (_, _, v) = s.req("GET", "/admin/v1/audit?page_size=1", Some(token), None, b"");
+    let head = v["items"][0]["seq"].as_i64().unwrap();
+    let (st, _, csv) = s.raw("GET", "/admin/v1/audit.csv", Some(token), None, b"");
+    assert_eq!(st, 200);
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with("\u{feff}seq,at,kind"), "{}", &csv[..80.min(csv.len())]);
+    let seqs: Vec<i64> = csv.lines().skip(1).filter_map(|l| l.split(',').next()?.parse().ok()).collect();
+    assert!(head > 1000, "{head}");
+    assert_eq!(seqs.iter().copied().filter(|q| *q <= head).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>());
+    assert_eq!(s.req("GET", "/admin/v1/audit.csv?page=2", Some(token), None, b"").0, 400, "the export is not paged");
+    assert_eq!(s.req("GET", "/admin/v1/audit.csv?kind=gossip", Some(token), None, b"").0, 400);
     let (st, _, v) = s.req("GET", "/admin/v1/audit/verify", Some(token), None, b"");
     assert_eq!((st, v["broken"].is_null()), (200, true), "{v}");
     assert_eq!(s.req("GET", "/admin/v1/audit", Some(ro_token), None, b"").0, 403);

@@ -43,18 +43,52 @@ async fn audit_query(
     ))
 }
 
-/// `GET /admin/v1/audit.csv` with the same filters: a CSV export (UTF-8 with BOM).
+/// Entries per database read of an export.
+const EXPORT_CHUNK: i64 = 1000;
+
+/// `GET /admin/v1/audit.csv` with the same filters: every matching entry, oldest first (chain
+/// order), as CSV (UTF-8 with BOM) streamed a thousand entries at a time — an archive of a month
+/// or of the whole log needs no paging and holds only one chunk in memory.
 #[utoipa::path(get, path = "/admin/v1/audit.csv", tag = "admin", security(("bearer" = [])), params(medsign_store::audit::Filter),
-    responses((status = 200, description = "CSV export (UTF-8 with BOM)", content_type = "text/csv", example = json!("seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash"))))]
+    responses((status = 200, description = "CSV export (UTF-8 with BOM), every matching entry oldest first", content_type = "text/csv", example = json!("seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash")),
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "导出包含全部匹配记录，不分页 / the export holds every matching entry: no page or page_size", "request_id": "…"}))))]
 async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery) -> Result<Response, ApiError> {
     let f = audit_filter(&caller, q)?;
-    let (items, _) = medsign_store::audit::query(&s.db, &f).await?;
+    if f.page.is_some() || f.page_size.is_some() {
+        return Err(ApiError::invalid(
+            "导出包含全部匹配记录，不分页 / the export holds every matching entry: no page or page_size",
+        ));
+    }
+    // the filter is checked before the answer starts: a bad one is a 400, not a broken download
+    use medsign_store::audit::{CSV_HEADER, chunk_after, csv_rows};
+    let first = chunk_after(&s.db, &f, 0, EXPORT_CHUNK).await?;
+    // a short chunk is the last one
+    let after = |chunk: &[medsign_store::audit::Entry]| {
+        chunk.last().map(|e| e.seq).filter(|_| chunk.len() as i64 == EXPORT_CHUNK)
+    };
+    let start = (Some(format!("{CSV_HEADER}{}", csv_rows(&first))), after(&first));
+    let db = s.db.clone();
+    let body = futures_util::stream::unfold(start, move |(ready, cursor)| {
+        let (db, f) = (db.clone(), f.clone());
+        async move {
+            if let Some(text) = ready {
+                return Some((Ok(text), (None, cursor)));
+            }
+            match chunk_after(&db, &f, cursor?, EXPORT_CHUNK).await {
+                Ok(chunk) => Some((Ok(csv_rows(&chunk)), (None, after(&chunk)))).filter(|_| !chunk.is_empty()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit export stopped");
+                    Some((Err(e), (None, None)))
+                }
+            }
+        }
+    });
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"medsign-audit.csv\""),
         ],
-        medsign_store::audit::to_csv(&items),
+        axum::body::Body::from_stream(body),
     )
         .into_response())
 }

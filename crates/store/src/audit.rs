@@ -638,48 +638,80 @@ pub struct Filter {
     pub page_size: Option<i64>,
 }
 
+/// The WHERE clause of a [`Filter`]: its six values are bound as `$1`–`$6` by [`bind_filter`].
+const FILTER_SQL: &str = "($1 IS NULL OR kind = $1) AND ($2 IS NULL OR actor = $2) AND ($3 IS NULL OR action = $3) \
+                          AND ($4 IS NULL OR target = $4) AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6)";
+
+/// A filter checked, its instants normalised: the six values of [`FILTER_SQL`].
+struct Bound {
+    f: Filter,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl Bound {
+    fn new(f: &Filter) -> Result<Self> {
+        let (from, to) =
+            (crate::instant_param(f.from.as_deref(), "from")?, crate::instant_param(f.to.as_deref(), "to")?);
+        if let Some(k) = &f.kind
+            && !["login", "signing", "data_maintenance", "admin"].contains(&k.as_str())
+        {
+            return Err(crate::Error::Invalid(format!(
+                "未知类别 '{k}' / unknown kind (login, signing, data_maintenance, admin)"
+            )));
+        }
+        Ok(Bound { f: f.clone(), from, to })
+    }
+
+    fn bind<'q>(&'q self, sql: String) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        q.bind(&self.f.kind)
+            .bind(&self.f.actor)
+            .bind(&self.f.action)
+            .bind(&self.f.target)
+            .bind(&self.from)
+            .bind(&self.to)
+    }
+}
+
 /// Entries matching `f`, newest first, and how many match in all.
 pub async fn query(db: &Db, f: &Filter) -> Result<(Vec<Entry>, i64)> {
     let (size, offset) = crate::paging(f.page, f.page_size, 100, 1000)?;
-    let (from, to) = (crate::instant_param(f.from.as_deref(), "from")?, crate::instant_param(f.to.as_deref(), "to")?);
-    if let Some(k) = &f.kind
-        && !["login", "signing", "data_maintenance", "admin"].contains(&k.as_str())
-    {
-        return Err(crate::Error::Invalid(format!(
-            "未知类别 '{k}' / unknown kind (login, signing, data_maintenance, admin)"
-        )));
-    }
-    let filter = "($1 IS NULL OR kind = $1) AND ($2 IS NULL OR actor = $2) AND ($3 IS NULL OR action = $3) \
-                  AND ($4 IS NULL OR target = $4) AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6)";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM audit_log WHERE {filter}")))
-        .bind(&f.kind)
-        .bind(&f.actor)
-        .bind(&f.action)
-        .bind(&f.target)
-        .bind(&from)
-        .bind(&to)
+    let b = Bound::new(f)?;
+    let total: i64 = b
+        .bind(format!("SELECT COUNT(*) AS n FROM audit_log WHERE {FILTER_SQL}"))
         .fetch_one(&db.pool)
+        .await?
+        .try_get("n")?;
+    let rows = b
+        .bind(format!("SELECT * FROM audit_log WHERE {FILTER_SQL} ORDER BY seq DESC LIMIT $7 OFFSET $8"))
+        .bind(size)
+        .bind(offset)
+        .fetch_all(&db.pool)
         .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM audit_log WHERE {filter} ORDER BY seq DESC LIMIT $7 OFFSET $8"
-    )))
-    .bind(&f.kind)
-    .bind(&f.actor)
-    .bind(&f.action)
-    .bind(&f.target)
-    .bind(&from)
-    .bind(&to)
-    .bind(size)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await?;
     Ok((rows.iter().map(entry_from_row).collect::<Result<_>>()?, total))
 }
 
-/// CSV (UTF-8 with BOM, for Excel) of entries.
-pub fn to_csv(entries: &[Entry]) -> String {
-    let mut out =
-        String::from("\u{feff}seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash\r\n");
+/// Entries matching `f`'s filters (its paging aside) after `seq`, oldest first, at most `limit`:
+/// an export walks the whole log in chain order this way, a chunk at a time.
+pub async fn chunk_after(db: &Db, f: &Filter, seq: i64, limit: i64) -> Result<Vec<Entry>> {
+    let b = Bound::new(f)?;
+    let rows = b
+        .bind(format!("SELECT * FROM audit_log WHERE {FILTER_SQL} AND seq > $7 ORDER BY seq LIMIT $8"))
+        .bind(seq)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+/// The first line of a CSV export: a UTF-8 byte-order mark (for Excel) and the column names.
+pub const CSV_HEADER: &str =
+    "\u{feff}seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash\r\n";
+
+/// CSV lines of entries, without the header.
+pub fn csv_rows(entries: &[Entry]) -> String {
+    let mut out = String::new();
     let q = crate::csv_field;
     for e in entries {
         let cells = [
@@ -700,6 +732,11 @@ pub fn to_csv(entries: &[Entry]) -> String {
         out.push_str("\r\n");
     }
     out
+}
+
+/// CSV (UTF-8 with BOM, for Excel) of entries.
+pub fn to_csv(entries: &[Entry]) -> String {
+    format!("{CSV_HEADER}{}", csv_rows(entries))
 }
 
 /// The newest entries (for tests and the admin API).
@@ -855,6 +892,21 @@ mod tests {
             assert!(query(&db, &Filter { from: Some("yesterday".into()), ..Default::default() }).await.is_err());
             let csv = to_csv(&hits);
             assert!(csv.starts_with("\u{feff}seq,at,kind") && csv.contains("\"user:7\""), "{csv}");
+            // an export walks every match oldest first, a chunk at a time: nothing skipped or repeated
+            let (mut walked, mut after) = (Vec::new(), 0);
+            loop {
+                let chunk = chunk_after(&db, &Filter::default(), after, 7).await.unwrap();
+                let Some(last) = chunk.last() else { break };
+                after = last.seq;
+                walked.extend(chunk.iter().map(|e| e.seq));
+            }
+            assert_eq!(walked, (1..=25).filter(|s| *s != 20).collect::<Vec<_>>());
+            let mine =
+                chunk_after(&db, &Filter { target: Some("user:7".into()), ..Default::default() }, 0, 7).await.unwrap();
+            assert_eq!(mine.iter().map(|e| e.seq).collect::<Vec<_>>(), [8]);
+            assert!(
+                chunk_after(&db, &Filter { kind: Some("gossip".into()), ..Default::default() }, 0, 7).await.is_err()
+            );
         }
     }
 

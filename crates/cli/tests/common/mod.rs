@@ -355,7 +355,32 @@ pub fn try_request_from(
     let status: u16 = h.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("no HTTP answer: {:?}", &h[..h.len().min(80)]))
     })?;
-    Ok((status, h.trim_end().to_string(), resp[split..].to_vec()))
+    let body = match h.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        true => dechunk(&resp[split..])?,
+        false => resp[split..].to_vec(),
+    };
+    Ok((status, h.trim_end().to_string(), body))
+}
+
+/// The body of a chunked HTTP/1.1 answer (RFC 9112 § 7.1), without its framing.
+fn dechunk(mut raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let bad = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunked body: {why}"));
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n").ok_or_else(|| bad("no size line"))?;
+        let size_text = std::str::from_utf8(&raw[..eol]).map_err(|_| bad("size line"))?;
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).map_err(|_| bad("size"))?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if raw.len() < size + 2 {
+            return Err(bad("cut short"));
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 /// An HTTP address the phone talks to: the server itself, or a gateway in front of it — there
