@@ -769,3 +769,23 @@ fn serve_on_postgresql() {
     assert!(out.contains("intact") && out.contains("7 条"), "{out}");
     assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE {name}")]), "psql drop");
 }
+
+/// Console scan-to-login is asked for by people not logged in yet: at most 20 wait at once, from
+/// whatever addresses (each address also has its own rate limit, which this test stays under).
+#[test]
+fn no_more_than_twenty_console_qr_logins_wait_at_once() {
+    let Shared { s, .. } = shared();
+    let ask = |host: u8| {
+        let from = std::net::IpAddr::from([127, 0, 2, host]);
+        try_request_from(Some(from), &s.addr, "POST", "/console/v1/qr-login", &[], b"").unwrap()
+    };
+    for host in 1..=20 {
+        let (st, headers, body) = ask(host);
+        assert_eq!(st, 201, "{host}: {}", String::from_utf8_lossy(&body));
+        assert!(headers.to_ascii_lowercase().contains("set-cookie: medsign_console_qr="), "{headers}");
+    }
+    let (st, _, body) = ask(21);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(st, 429, "{body}");
+    assert!(body.contains("too many QR logins waiting"), "the cap, not the address's rate limit: {body}");
+}

@@ -142,16 +142,40 @@ pub async fn preview_template(
     _caller: Caller,
     StrictJson(body): StrictJson<TemplatePreview>,
 ) -> Result<Response, ApiError> {
-    // previews run two at a time: rendering is bounded per request (Template::check), and this
-    // keeps a few people clicking "preview" from taking the cores signing needs
-    static PREVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let pdf = preview_limited(body.definition, body.data).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
+}
+
+/// Previews run two at a time: rendering is bounded per request (Template::check), and this keeps
+/// a few people clicking "preview" from taking the cores signing needs.
+static PREVIEWS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Render a preview on a blocking thread, or refuse at once (429) when two are rendering.
+async fn preview_limited(definition: serde_json::Value, data: serde_json::Value) -> Result<Vec<u8>, Error> {
     let _permit = PREVIEWS.try_acquire().map_err(|_| {
         Error::TooManyRequests("预览排队中，请稍后再试 / previews are busy; try again in a moment".into())
     })?;
-    let pdf = tokio::task::spawn_blocking(move || templates::preview(&body.definition, &body.data))
+    tokio::task::spawn_blocking(move || templates::preview(&definition, &data))
         .await
-        .map_err(|e| Error::internal_from("template preview", e))??;
-    Ok(([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response())
+        .map_err(|e| Error::internal_from("template preview", e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_third_preview_while_two_render_is_refused_at_once() {
+        let def = serde_json::json!({"name": "x", "page": {"width": 595, "height": 842},
+            "fields": [{"name": "m", "type": "multiline", "rect": [0, 0, 595, 842]}]});
+        let data = serde_json::json!({"m": "检验"});
+        // two previews rendering (their permits held): the third is a 429, not a queue
+        let held = PREVIEWS.try_acquire_many(2).unwrap();
+        let e = preview_limited(def.clone(), data.clone()).await.unwrap_err();
+        assert!(matches!(&e, Error::TooManyRequests(m) if m.contains("previews are busy")), "{e}");
+        drop(held);
+        assert!(preview_limited(def, data).await.unwrap().starts_with(b"%PDF-"));
+    }
 }
 
 #[utoipa::path(get, path = "/admin/v1/templates", tag = "admin", security(("bearer" = [])),
