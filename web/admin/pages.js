@@ -122,7 +122,12 @@ async function dashboard() {
 async function users(q) {
   const params = new URLSearchParams({ page_size: '100' });
   if (q.get('q')) params.set('q', q.get('q') || '');
-  const list = await api('GET', `/api/v1/users?${params}`);
+  const [list, phones] = await Promise.all([api('GET', `/api/v1/users?${params}`), api('GET', '/admin/v1/devices')]);
+  /** @type {Map<string, any>} */
+  const phoneOf = new Map(phones.map((/** @type {any} */ d) => [d.employee_no, d]));
+  /** The bound phone's state in a few words. @param {any} d */
+  const phone = (d) => (d ? h('span', { title: `${d.device_id} · ${when(d.bound_at)}` }, d.name,
+    d.key === 'active' ? ' · 密钥 ✔' : ' · 未生成密钥', d.pin_locked ? h('b', { class: 'bad' }, ' · PIN 已锁') : '', d.fingerprint ? ' · 指纹' : '') : null);
   const canWrite = me?.role !== 'auditor';
   const search = h('form', { class: 'inline', role: 'search', onsubmit: (/** @type {Event} */ ev) => { ev.preventDefault(); location.hash = `#/users?q=${encodeURIComponent(val('q'))}`; } },
     field('q', '工号或姓名', 'staff number or name', { value: q.get('q') || '', type: 'search' }),
@@ -221,8 +226,8 @@ async function users(q) {
   } }, '解绑手机', en('Unbind phone'));
   page('人员', 'Users', search, create, importer, editor,
     h('p', { class: 'muted' }, `共 ${list.total} 人 / ${list.total} in all`),
-    table([['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['实名', 'Real name'], ['证书', 'Certificate'], ['状态', 'State'], ['', '']],
-      list.items.map((/** @type {any} */ u) => [u.employee_no, u.name, u.department, u.title, u.realname_status,
+    table([['工号', 'No.'], ['姓名', 'Name'], ['科室', 'Dept.'], ['职称', 'Title'], ['实名', 'Real name'], ['手机', 'Phone'], ['证书', 'Certificate'], ['状态', 'State'], ['', '']],
+      list.items.map((/** @type {any} */ u) => [u.employee_no, u.name, u.department, u.title, u.realname_status, phone(phoneOf.get(u.employee_no)),
         u.certificate ? `${u.certificate.key || ''} ${u.certificate.valid_now ? '✔' : '✘'}` : null, u.status,
         canWrite ? h('span', {}, edit(u), ' ', activate(u), ' ', unbind(u), ' ', del(u.employee_no)) : null])));
 }

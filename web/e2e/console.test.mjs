@@ -421,8 +421,14 @@ test('scan-to-login: the phone of the linked staff member logs the administrator
   // the phone is lost: IT unbinds it from the users page; the phone's session is dead at once,
   // and with it the console login it carried
   await open('#/users?q=2002', '人员');
+  // the list shows the phone bound and its state
+  const row2002 = p.locator('tbody tr', { hasText: '2002' });
+  assert.match(await row2002.innerText(), /node test phone · 密钥 ✔/);
   await p.click('#unbind-2002');
   await p.locator('#toast div', { hasText: '已解绑' }).waitFor();
+  await row2002.filter({ hasNotText: 'node test phone' }).waitFor();
+  const history = await p.evaluate(() => fetch('/api/v1/users/2002/devices').then((r) => r.json()));
+  assert.deepEqual(history.map((d) => [d.status, d.key]), [['unbound', 'destroyed']]);
   assert.equal((await srv.call('GET', '/mobile/v1/tasks', me2002)).status, 401);
   await p.click('#unbind-2002');
   await p.locator('#toast div.error', { hasText: '没有已绑定的手机' }).waitFor();

@@ -238,6 +238,72 @@ pub async fn activate<'a>(
     Ok(Session { token: Some(token), device_id, employee_no: employee_no.into(), expires_at: expires })
 }
 
+/// A bound (or formerly bound) phone as the console lists it: nothing secret, only states.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// device id
+    pub device_id: String,
+    /// whose
+    pub employee_no: String,
+    /// the name given at activation, e.g. "iPhone 15"
+    pub name: String,
+    /// `active` | `unbound`
+    pub status: String,
+    /// bound at (RFC 3339)
+    pub bound_at: String,
+    /// unbound at, for a former phone
+    pub unbound_at: Option<String>,
+    /// a PIN is set on it
+    pub pin: bool,
+    /// its PIN is locked after too many wrong tries
+    pub pin_locked: bool,
+    /// fingerprint approval (WeChat SOTER) is on
+    pub fingerprint: bool,
+    /// its split key's state: `active`, `pending`, `destroyed` — none before one is made
+    pub key: Option<String>,
+    /// the certificate of its split key
+    pub cert_serial: Option<String>,
+}
+
+/// Most phones one list shows.
+pub const MAX_DEVICES: i64 = 5000;
+
+/// Phones, newest binding first: of one staff member with their former phones (`Some`), or
+/// every bound phone (`None`; at most [`MAX_DEVICES`]).
+pub async fn devices(db: &Db, employee_no: Option<&str>) -> Result<Vec<DeviceView>> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.employee_no, d.name, d.status, d.created_at, d.unbound_at, \
+                p.locked_at AS pin_locked_at, p.device_id AS pin_device, s.device_id AS soter_device, \
+                (SELECT k.status FROM split_keys k WHERE k.device_id = d.id ORDER BY k.created_at DESC, k.id LIMIT 1) AS key_status, \
+                (SELECT k.cert_serial FROM split_keys k WHERE k.device_id = d.id ORDER BY k.created_at DESC, k.id LIMIT 1) AS key_cert \
+         FROM devices d LEFT JOIN device_pins p ON p.device_id = d.id LEFT JOIN device_soter s ON s.device_id = d.id \
+         WHERE ($1 IS NULL AND d.status = 'active') OR d.employee_no = $1 \
+         ORDER BY d.created_at DESC, d.id LIMIT $2",
+    )
+    .bind(employee_no)
+    .bind(MAX_DEVICES)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeviceView {
+                device_id: r.try_get("id")?,
+                employee_no: r.try_get("employee_no")?,
+                name: r.try_get("name")?,
+                status: r.try_get("status")?,
+                bound_at: r.try_get("created_at")?,
+                unbound_at: r.try_get("unbound_at")?,
+                pin: r.try_get::<Option<String>, _>("pin_device")?.is_some(),
+                pin_locked: r.try_get::<Option<String>, _>("pin_locked_at")?.is_some(),
+                fingerprint: r.try_get::<Option<String>, _>("soter_device")?.is_some(),
+                key: r.try_get("key_status")?,
+                cert_serial: r.try_get("key_cert")?,
+            })
+        })
+        .collect()
+}
+
 /// Unbind the user's active devices inside a transaction: sessions end, PINs and fingerprint
 /// approvals go, session grants end, server shares are destroyed. Returns the certificates of the
 /// destroyed keys (to revoke).
@@ -938,9 +1004,24 @@ mod tests {
             // the bound phone cannot make itself a new key (a stolen session token would replace
             // the doctor's key): re-keying needs a new activation code (issue #15)
             assert_eq!(keygen_start(&db, &s).await.unwrap_err().code(), "rekey_needs_activation");
+            // the console's view of the phone: bound, its key active and certified
+            let d = devices(&db, None).await.unwrap();
+            assert_eq!(d.len(), 1);
+            assert_eq!(
+                (d[0].name.as_str(), d[0].status.as_str(), d[0].key.as_deref()),
+                ("iPhone 15", "active", Some("active"))
+            );
+            assert_eq!(d[0].cert_serial.as_deref(), Some(done.certificate.as_ref().unwrap().serial.as_str()));
             // a new phone: the old session ends, the old share is destroyed, its certificate revoked
             let a2 = activation_code(&db, &kek, &ctx, "2001").await.unwrap();
             let s2 = activate(&db, &cas, &ctx, "2001", &a2.code, "Huawei Mate").await.unwrap();
+            let d = devices(&db, Some("2001")).await.unwrap();
+            assert_eq!(
+                d.iter().map(|x| (x.name.as_str(), x.status.as_str())).collect::<Vec<_>>(),
+                [("Huawei Mate", "active"), ("iPhone 15", "unbound")]
+            );
+            assert_eq!((d[0].key.as_deref(), d[1].key.as_deref()), (None, Some("destroyed")));
+            assert_eq!(devices(&db, None).await.unwrap().len(), 1, "only bound phones in the list of all");
             assert_eq!(session(&db, &token).await.unwrap_err().code(), "session_invalid");
             assert_eq!(certs::get(&db, &done.certificate.as_ref().unwrap().serial).await.unwrap().status, "revoked");
             let left: Option<String> = sqlx::query_scalar("SELECT share_wrapped FROM split_keys WHERE id = $1")

@@ -394,6 +394,7 @@ pub(crate) fn role_allows(role: people::Role, method: &axum::http::Method, path:
                 "/admin/v1/sign-flows",
                 "/admin/v1/stats",
                 "/admin/v1/batches",
+                "/admin/v1/devices",
             ])
         }
     };

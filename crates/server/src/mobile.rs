@@ -4,7 +4,7 @@
 use crate::{
     ApiError,
     error::ErrorBody,
-    extract::{Phone, StrictJson, Visitor},
+    extract::{Caller, Phone, StrictJson, Visitor},
     extract::{Scoped, scope},
     state::AppState,
 };
@@ -444,6 +444,32 @@ pub async fn unbind(State(s): State<Arc<AppState>>, phone: Phone) -> Result<Resp
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/users/{employee_no}/devices", tag = "mobile", security(("bearer" = []), ("hmac_sm3" = [])),
+    params(("employee_no" = String, Path, example = "1001")),
+    responses((status = 200, body = Vec<mobile::DeviceView>, example = json!([{"device_id": "dev_3f2a9c1b7d4e5a60", "employee_no": "1001", "name": "iPhone 15", "status": "active", "bound_at": "2026-12-01T08:00:00.000Z", "unbound_at": null, "pin": true, "pin_locked": false, "fingerprint": true, "key": "active", "cert_serial": "17082D61263DD5AA0EC7A9796CB302A4"}])),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "用户 X 不存在 / no user X", "request_id": "…"}))))]
+/// `GET /api/v1/users/{employee_no}/devices` (scope `users:read`): the staff member's phone and
+/// former phones, newest first — states only (PIN set or locked, fingerprint, key, certificate).
+pub async fn user_devices(
+    State(s): State<Arc<AppState>>,
+    _caller: Scoped<scope::UsersRead>,
+    Path(no): Path<String>,
+) -> Result<Json<Vec<mobile::DeviceView>>, ApiError> {
+    // an unknown staff number is a 404, not an empty list
+    medsign_directory::users::get(&s.db, &s.kek, &no).await?;
+    Ok(Json(mobile::devices(&s.db, Some(&no)).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/devices", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = Vec<mobile::DeviceView>)))]
+/// `GET /admin/v1/devices`: every bound phone (the console's users page shows each one's state).
+pub async fn all_devices(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+) -> Result<Json<Vec<mobile::DeviceView>>, ApiError> {
+    Ok(Json(mobile::devices(&s.db, None).await?))
+}
+
 #[utoipa::path(delete, path = "/api/v1/users/{employee_no}/devices", tag = "mobile", security(("bearer" = []), ("hmac_sm3" = [])),
     params(("employee_no" = String, Path, example = "1001")),
     responses((status = 204, description = "unbound: the phone's session, PIN, fingerprint, grants and key share end; the certificate is revoked"),
@@ -805,10 +831,15 @@ pub async fn soter_disable(State(s): State<Arc<AppState>>, phone: Phone) -> Resu
 }
 
 /// Its routes, each registered with its OpenAPI operation.
+/// Its `/admin/v1` routes (the admin scope is required by the caller).
+pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(all_devices))
+}
+
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(activation_code))
-        .routes(routes!(unbind_user))
+        .routes(routes!(user_devices, unbind_user))
         .routes(routes!(activate))
         .routes(routes!(keygen_start))
         .routes(routes!(keygen_finish))

@@ -110,6 +110,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .merge(crate::documents::admin_routes())
         .merge(crate::flows::admin_routes())
         .merge(crate::console::admin_routes())
+        .merge(crate::mobile::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let (api, openapi) = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .routes(routes!(healthz))
