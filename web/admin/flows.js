@@ -125,23 +125,31 @@ export async function batches(q) {
   const mine = ++batchesRender;
   const body = h('div', { id: 'batches' });
   const id = q.get('id');
+  const current = () => mine === batchesRender && body.isConnected && location.hash.startsWith('#/batches');
+  /** Draw the lists; says whether anything shown is unfinished. */
   const draw = async () => {
     const list = await api('GET', '/admin/v1/batches?limit=50');
     const b = id ? await api('GET', `/admin/v1/batches/${encodeURIComponent(id)}`) : null;
-    const focused = document.activeElement?.id;
+    // a draw of a page the user has left does not touch the page shown now
+    if (mine !== batchesRender) return false;
+    const focused = body.contains(document.activeElement) ? document.activeElement?.id : null;
     body.replaceChildren(...batchViews(list, b));
     if (focused) document.getElementById(focused)?.focus();
-    return list.some((/** @type {any} */ x) => x.state !== 'completed');
+    return list.some((/** @type {any} */ x) => x.state !== 'completed') || (b != null && b.state !== 'completed');
   };
   let unfinished = await draw();
+  if (mine !== batchesRender) return;
   page('批量签署', 'Batches',
     h('p', { class: 'muted' }, '对接系统通过 POST /api/v1/batches 一次提交至多 1000 份文档，由服务器排队签署；中途重启不丢失、不重签。',
       en('Hospital systems queue up to 1,000 documents with POST /api/v1/batches; the server signs them from a durable queue — nothing lost or signed twice on a restart.')),
     body);
+  // refreshed while something runs and the page is shown (a hidden tab asks nothing); a failed
+  // refresh is tried again at the next tick
   while (unfinished) {
     await new Promise((ok) => setTimeout(ok, 2000));
-    if (mine !== batchesRender || !location.hash.startsWith('#/batches') || !body.isConnected) return;
-    unfinished = await draw();
+    if (!current()) return;
+    if (document.visibilityState === 'hidden') continue;
+    unfinished = await draw().catch(() => true);
   }
 }
 

@@ -156,7 +156,7 @@ pub struct BatchSummary {
 pub const MAX_LIST: i64 = 200;
 
 /// The newest `limit` batches (1–[`MAX_LIST`]) of `app_id` (every app's for `None`), with their
-/// progress, counted in one query.
+/// progress, counted in one query over those batches' items only.
 pub async fn list(db: &Db, app_id: Option<&str>, limit: i64) -> Result<Vec<BatchSummary>> {
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(Error::Invalid(format!("limit 须为 1–{MAX_LIST} / limit must be 1-{MAX_LIST}")));
@@ -166,10 +166,11 @@ pub async fn list(db: &Db, app_id: Option<&str>, limit: i64) -> Result<Vec<Batch
                 SUM(CASE WHEN i.state = 'done' THEN 1 ELSE 0 END) AS done, \
                 SUM(CASE WHEN i.state = 'failed' THEN 1 ELSE 0 END) AS failed, \
                 SUM(CASE WHEN i.state = 'running' THEN 1 ELSE 0 END) AS running \
-         FROM batch_jobs j JOIN batch_items i ON i.job_id = j.id \
-         WHERE ($1 IS NULL OR j.app_id = $1) \
+         FROM (SELECT id, app_id, created_at, total FROM batch_jobs WHERE ($1 IS NULL OR app_id = $1) \
+               ORDER BY created_at DESC, id LIMIT $2) j \
+         JOIN batch_items i ON i.job_id = j.id \
          GROUP BY j.id, j.app_id, j.created_at, j.total \
-         ORDER BY j.created_at DESC, j.id LIMIT $2",
+         ORDER BY j.created_at DESC, j.id",
     )
     .bind(app_id)
     .bind(limit)
