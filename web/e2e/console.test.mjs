@@ -165,6 +165,9 @@ test('a department, 20 users by import (a bad file refused by row), and the list
   assert.equal(fields.get('k'), (await srv.call('GET', '/mobile/v1/channel')).body.fingerprint);
   const bound = await srv.call('POST', '/mobile/v1/activate', null, { employee_no: fields.get('no'), code: fields.get('code'), device_name: 'QR' });
   assert.equal(bound.status, 201, JSON.stringify(bound.body));
+  // a one-time secret: no cache may keep the answer
+  assert.equal(await p.evaluate(() => fetch('/api/v1/users/9001/activation-codes', { method: 'POST', headers: { 'X-Medsign-Console': '1' } })
+    .then((r) => r.headers.get('cache-control'))), 'no-store');
   await shot('users');
 });
 

@@ -33,8 +33,9 @@ pub async fn activation_code(
 ) -> Result<Response, ApiError> {
     let a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no)
         .await?
-        .with_link(&s.public_url, s.channel.fingerprint())?;
-    Ok((StatusCode::CREATED, Json(a)).into_response())
+        .with_link(&s.public_url, s.channel.fingerprint());
+    // a one-time secret: no cache keeps it
+    Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(a)).into_response())
 }
 
 /// Body of `POST /mobile/v1/activate`.
