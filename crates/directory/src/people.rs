@@ -639,21 +639,45 @@ pub async fn qr_login_started(db: &Db, ticket_id: &str, browser_secret: &str) ->
         .bind(&hour_ago)
         .execute(&db.pool)
         .await?;
+    // the cap is counted and the login recorded under one lock on every instance: requests
+    // arriving together cannot all see room for one more
+    let mut tx = db.pool.begin().await?;
+    db.serialise(&mut tx, medsign_store::db::lock_key("console-qr", "waiting")).await?;
+    if waiting_in(&mut tx).await? >= MAX_WAITING_QR_LOGINS {
+        return Err(too_many_qr_logins());
+    }
     sqlx::query("INSERT INTO console_qr_logins (ticket_id, browser_hash, used, created_at) VALUES ($1, $2, 0, $3)")
         .bind(ticket_id)
         .bind(session_hash(browser_secret))
         .bind(medsign_store::secs_text(Utc::now()))
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// QR logins waiting (asked for in the last two minutes, a ticket's life) beyond which more are
+/// refused: nobody logged in yet asks for them.
+pub const MAX_WAITING_QR_LOGINS: i64 = 20;
+
+/// The refusal when [`MAX_WAITING_QR_LOGINS`] wait.
+pub fn too_many_qr_logins() -> Error {
+    Error::TooManyRequests(
+        "扫码登录请求过多，请稍后再试或用密码登录 / too many QR logins waiting: try again shortly, or log in with the password"
+            .into(),
+    )
+}
+
+async fn waiting_in(c: &mut sqlx::AnyConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_qr_logins WHERE created_at >= $1 AND used = 0")
+        .bind(medsign_store::secs_text(Utc::now() - Duration::seconds(120)))
+        .fetch_one(&mut *c)
+        .await?)
 }
 
 /// QR logins asked for in the last two minutes (how long a console login ticket lives).
 pub async fn qr_logins_waiting(db: &Db) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM console_qr_logins WHERE created_at >= $1 AND used = 0")
-        .bind(medsign_store::secs_text(Utc::now() - Duration::seconds(120)))
-        .fetch_one(&db.pool)
-        .await?)
+    waiting_in(&mut *db.pool.acquire().await?).await
 }
 
 /// Is `browser_secret` the one that asked for `ticket_id`?
@@ -1095,6 +1119,22 @@ mod tests {
             qr_login_started(&db, "lt_c", &c).await.unwrap();
             qr_login_finish(&db, &ctx, "lt_c", &c, "1001", "dev_thief").await.unwrap();
             assert!(reset(&db, &ctx, "wang.it").await.unwrap().person.employee_no.is_none(), "a reset unlinks");
+            // the cap holds for logins asked at the same moment: counted and recorded under one lock
+            let waiting = qr_logins_waiting(&db).await.unwrap();
+            let asks = (0..2 * MAX_WAITING_QR_LOGINS).map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move { qr_login_started(&db, &format!("lt_p{i}"), &"d".repeat(64)).await })
+            });
+            let mut refused = 0;
+            for a in asks.collect::<Vec<_>>() {
+                match a.await.unwrap() {
+                    Ok(()) => {}
+                    Err(Error::TooManyRequests(_)) => refused += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(qr_logins_waiting(&db).await.unwrap(), MAX_WAITING_QR_LOGINS);
+            assert_eq!(refused, MAX_WAITING_QR_LOGINS + waiting);
         }
     }
 }

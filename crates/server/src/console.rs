@@ -88,8 +88,6 @@ pub async fn login(
 const CONSOLE_TICKETS: &str = "console";
 /// The cookie that ties a QR login to the browser that asked for it.
 const QR_COOKIE: &str = "medsign_console_qr";
-/// QR logins asked for in the last two minutes (a ticket's life) beyond which more are refused.
-const MAX_WAITING_QR_LOGINS: i64 = 20;
 
 #[utoipa::path(post, path = "/console/v1/qr-login", tag = "console",
     responses((status = 201, body = Object, description = "a login QR for the medsign phone app; the browser gets the HttpOnly cookie medsign_console_qr that collects the session",
@@ -101,11 +99,9 @@ const MAX_WAITING_QR_LOGINS: i64 = 20;
 pub async fn qr_login(State(s): State<Arc<AppState>>, v: Visitor) -> Result<Response, ApiError> {
     s.limits.take("console-login", crate::ratelimit::AUTH, &v.ctx.ip)?;
     // nobody logged in yet asks for these: at most a few waiting at once, whoever asks
-    if people::qr_logins_waiting(&s.db).await? >= MAX_WAITING_QR_LOGINS {
-        return Err(Error::TooManyRequests(
-            "扫码登录请求过多，请稍后再试或用密码登录 / too many QR logins waiting: try again shortly, or log in with the password".into(),
-        )
-        .into());
+    // (a cheap refusal before a ticket is made; qr_login_started holds the cap under its lock)
+    if people::qr_logins_waiting(&s.db).await? >= people::MAX_WAITING_QR_LOGINS {
+        return Err(people::too_many_qr_logins().into());
     }
     let t = medsign_phone::logins::create(
         &s.db,
