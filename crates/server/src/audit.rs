@@ -10,7 +10,7 @@ use medsign_directory::apps::Scope;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-type AuditQuery = Result<Query<medsign_store::audit::Filter>, axum::extract::rejection::QueryRejection>;
+type AuditQuery<T = medsign_store::audit::Filter> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 /// The log is read by admin apps, and by the people of the console whose role reaches it
 /// (`routes::require_admin` checked the role by path already).
@@ -21,7 +21,7 @@ fn may_read(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn audit_filter(caller: &Caller, q: AuditQuery) -> Result<medsign_store::audit::Filter, ApiError> {
+fn audit_filter<T>(caller: &Caller, q: AuditQuery<T>) -> Result<T, ApiError> {
     may_read(caller)?;
     let Query(f) = q.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(f)
@@ -46,39 +46,61 @@ async fn audit_query(
 /// Entries per database read of an export.
 const EXPORT_CHUNK: i64 = 1000;
 
-/// `GET /admin/v1/audit.csv` with the same filters: every matching entry, oldest first (chain
-/// order), as CSV (UTF-8 with BOM) streamed a thousand entries at a time — an archive of a month
-/// or of the whole log needs no paging and holds only one chunk in memory.
-#[utoipa::path(get, path = "/admin/v1/audit.csv", tag = "admin", security(("bearer" = [])), params(medsign_store::audit::Filter),
+/// Exports stream two at a time: each is cheap per chunk, but a whole log read many times over at
+/// once would take the database connections signing needs.
+static EXPORTS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(2)));
+
+/// A place among the exports running, or a 429.
+fn export_permit() -> Result<tokio::sync::OwnedSemaphorePermit, medsign_store::Error> {
+    EXPORTS.clone().try_acquire_owned().map_err(|_| {
+        medsign_store::Error::TooManyRequests(
+            "已有两个日志导出在进行，请稍后再试 / two exports are running: try again shortly".into(),
+        )
+    })
+}
+
+/// `GET /admin/v1/audit.csv` with the same filters, not paged: every matching entry up to the
+/// newest one when the export began, oldest first (chain order), as CSV (UTF-8 with BOM) streamed a
+/// thousand entries at a time — an archive of a month or of the whole log holds one chunk in memory.
+#[utoipa::path(get, path = "/admin/v1/audit.csv", tag = "admin", security(("bearer" = [])), params(medsign_store::audit::ExportFilter),
     responses((status = 200, description = "CSV export (UTF-8 with BOM), every matching entry oldest first", content_type = "text/csv", example = json!("seq,at,kind,actor,action,target,outcome,ip,user_agent,request_id,details,hash")),
-        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "导出包含全部匹配记录，不分页 / the export holds every matching entry: no page or page_size", "request_id": "…"}))))]
-async fn audit_csv(State(s): State<Arc<AppState>>, caller: Caller, q: AuditQuery) -> Result<Response, ApiError> {
-    let f = audit_filter(&caller, q)?;
-    if f.page.is_some() || f.page_size.is_some() {
-        return Err(ApiError::invalid(
-            "导出包含全部匹配记录，不分页 / the export holds every matching entry: no page or page_size",
-        ));
-    }
+        (status = 400, body = ErrorBody, example = json!({"code": "invalid_request", "message": "查询参数有误 / invalid query: unknown field `page`", "request_id": "…"})),
+        (status = 429, body = ErrorBody, example = json!({"code": "too_many_requests", "message": "已有两个日志导出在进行，请稍后再试 / two exports are running: try again shortly", "request_id": "…"}))))]
+async fn audit_csv(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    q: AuditQuery<medsign_store::audit::ExportFilter>,
+) -> Result<Response, ApiError> {
+    let f = medsign_store::audit::Filter::from(audit_filter(&caller, q)?);
+    let permit = export_permit()?;
     // the filter is checked before the answer starts: a bad one is a 400, not a broken download
-    use medsign_store::audit::{CSV_HEADER, chunk_after, csv_rows};
-    let first = chunk_after(&s.db, &f, 0, EXPORT_CHUNK).await?;
+    use medsign_store::audit::{CSV_HEADER, chunk_after, csv_rows, head_seq};
+    let upto = head_seq(&s.db).await?;
+    let first = chunk_after(&s.db, &f, 0, upto, EXPORT_CHUNK).await?;
     // a short chunk is the last one
     let after = |chunk: &[medsign_store::audit::Entry]| {
         chunk.last().map(|e| e.seq).filter(|_| chunk.len() as i64 == EXPORT_CHUNK)
     };
-    let start = (Some(format!("{CSV_HEADER}{}", csv_rows(&first))), after(&first));
+    // the permit travels with the stream: the export counts until its last chunk is sent or the
+    // client hangs up
+    let start = (Some(format!("{CSV_HEADER}{}", csv_rows(&first))), after(&first), permit);
     let db = s.db.clone();
-    let body = futures_util::stream::unfold(start, move |(ready, cursor)| {
+    let body = futures_util::stream::unfold(start, move |(ready, cursor, permit)| {
         let (db, f) = (db.clone(), f.clone());
         async move {
             if let Some(text) = ready {
-                return Some((Ok(text), (None, cursor)));
+                return Some((Ok(text), (None, cursor, permit)));
             }
-            match chunk_after(&db, &f, cursor?, EXPORT_CHUNK).await {
-                Ok(chunk) => Some((Ok(csv_rows(&chunk)), (None, after(&chunk)))).filter(|_| !chunk.is_empty()),
+            match chunk_after(&db, &f, cursor?, upto, EXPORT_CHUNK).await {
+                Ok(chunk) if chunk.is_empty() => None,
+                Ok(chunk) => {
+                    let next = after(&chunk);
+                    Some((Ok(csv_rows(&chunk)), (None, next, permit)))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "audit export stopped");
-                    Some((Err(e), (None, None)))
+                    Some((Err(e), (None, None, permit)))
                 }
             }
         }
@@ -107,4 +129,17 @@ async fn audit_verify(
 /// Its `/admin/v1` routes (the admin scope is required by the caller).
 pub(crate) fn admin_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(audit_query)).routes(routes!(audit_csv)).routes(routes!(audit_verify))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_third_export_while_two_stream_is_refused() {
+        let (a, b) = (super::export_permit().unwrap(), super::export_permit().unwrap());
+        let e = super::export_permit().unwrap_err();
+        assert!(matches!(&e, medsign_store::Error::TooManyRequests(m) if m.contains("two exports")), "{e}");
+        drop(a);
+        let c = super::export_permit().unwrap();
+        drop((b, c));
+    }
 }

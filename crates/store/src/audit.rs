@@ -692,13 +692,54 @@ pub async fn query(db: &Db, f: &Filter) -> Result<(Vec<Entry>, i64)> {
     Ok((rows.iter().map(entry_from_row).collect::<Result<_>>()?, total))
 }
 
-/// Entries matching `f`'s filters (its paging aside) after `seq`, oldest first, at most `limit`:
-/// an export walks the whole log in chain order this way, a chunk at a time.
-pub async fn chunk_after(db: &Db, f: &Filter, seq: i64, limit: i64) -> Result<Vec<Entry>> {
+/// Filters of an export: those of [`Filter`], without paging (an export holds every match).
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportFilter {
+    /// `login` | `signing` | `data_maintenance` | `admin`
+    pub kind: Option<String>,
+    /// exact actor, e.g. `app:app_…`
+    pub actor: Option<String>,
+    /// exact action, e.g. `user.create`
+    pub action: Option<String>,
+    /// exact target, e.g. `user:1001`
+    pub target: Option<String>,
+    /// from this instant (inclusive)
+    pub from: Option<String>,
+    /// before this instant (exclusive)
+    pub to: Option<String>,
+}
+
+impl From<ExportFilter> for Filter {
+    fn from(e: ExportFilter) -> Self {
+        Filter {
+            kind: e.kind,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            from: e.from,
+            to: e.to,
+            ..Default::default()
+        }
+    }
+}
+
+/// The sequence number of the newest entry (0 for an empty log): an export reads up to it, so
+/// what is written while it runs is not half in it.
+pub async fn head_seq(db: &Db) -> Result<i64> {
+    let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_log").fetch_one(&db.pool).await?;
+    Ok(head.unwrap_or(0))
+}
+
+/// Entries matching `f`'s filters (its paging aside) with `after < seq <= upto`, oldest first, at
+/// most `limit`: an export walks the log in chain order this way, a chunk at a time.
+pub async fn chunk_after(db: &Db, f: &Filter, after: i64, upto: i64, limit: i64) -> Result<Vec<Entry>> {
     let b = Bound::new(f)?;
     let rows = b
-        .bind(format!("SELECT * FROM audit_log WHERE {FILTER_SQL} AND seq > $7 ORDER BY seq LIMIT $8"))
-        .bind(seq)
+        .bind(format!("SELECT * FROM audit_log WHERE {FILTER_SQL} AND seq > $7 AND seq <= $8 ORDER BY seq LIMIT $9"))
+        .bind(after)
+        .bind(upto)
         .bind(limit.clamp(1, 10_000))
         .fetch_all(&db.pool)
         .await?;
@@ -894,18 +935,24 @@ mod tests {
             assert!(csv.starts_with("\u{feff}seq,at,kind") && csv.contains("\"user:7\""), "{csv}");
             // an export walks every match oldest first, a chunk at a time: nothing skipped or repeated
             let (mut walked, mut after) = (Vec::new(), 0);
+            assert_eq!(head_seq(&db).await.unwrap(), 25);
             loop {
-                let chunk = chunk_after(&db, &Filter::default(), after, 7).await.unwrap();
+                let chunk = chunk_after(&db, &Filter::default(), after, 25, 7).await.unwrap();
                 let Some(last) = chunk.last() else { break };
                 after = last.seq;
                 walked.extend(chunk.iter().map(|e| e.seq));
             }
             assert_eq!(walked, (1..=25).filter(|s| *s != 20).collect::<Vec<_>>());
-            let mine =
-                chunk_after(&db, &Filter { target: Some("user:7".into()), ..Default::default() }, 0, 7).await.unwrap();
+            let mine = chunk_after(&db, &Filter { target: Some("user:7".into()), ..Default::default() }, 0, 25, 7)
+                .await
+                .unwrap();
             assert_eq!(mine.iter().map(|e| e.seq).collect::<Vec<_>>(), [8]);
+            // what is written after the export began is not in it
+            assert_eq!(chunk_after(&db, &Filter::default(), 0, 5, 7).await.unwrap().len(), 5);
             assert!(
-                chunk_after(&db, &Filter { kind: Some("gossip".into()), ..Default::default() }, 0, 7).await.is_err()
+                chunk_after(&db, &Filter { kind: Some("gossip".into()), ..Default::default() }, 0, 25, 7)
+                    .await
+                    .is_err()
             );
         }
     }
