@@ -410,7 +410,9 @@ impl GrantSigners for Grants {
     }
 }
 
-/// The signer of `employee_no`'s active grant to `app_id`, if any; counts one use.
+/// The signer of `employee_no`'s active grant to `app_id`, if any; counts one use. An active grant
+/// whose key another instance holds (it started the grant) is a 409 naming that, not the
+/// "no grant" of none at all: the caller then knows to reach that instance (docs/cluster.md).
 pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) -> Result<Option<GrantSigner>> {
     let rows = sqlx::query(
         "SELECT * FROM grants WHERE employee_no = $1 AND app_id = $2 AND state = 'active' ORDER BY created_at DESC",
@@ -419,14 +421,19 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
     .bind(app_id)
     .fetch_all(&db.pool)
     .await?;
+    let mut elsewhere = None;
     for r in rows {
         let v = view(&r)?;
         if v.state != "active" || v.max_count.is_some_and(|m| v.used_count >= m) {
             continue;
         }
-        // not held here (restarted, or started on another instance): the phone signs instead
-        let Ok(gk) = grant_key(&v.grant_id) else {
-            continue;
+        // not held here (restarted, or started on another instance)
+        let gk = match grant_key(&v.grant_id) {
+            Ok(gk) => gk,
+            Err(e) => {
+                elsewhere.get_or_insert(e);
+                continue;
+            }
         };
         {
             let _w = db.write_lock.lock().await;
@@ -459,7 +466,10 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
         let public = PublicKey::Sm2(*client.public_key());
         return Ok(Some(GrantSigner { client, server, public, grant_id: v.grant_id, key_id, cert }));
     }
-    Ok(None)
+    match elsewhere {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -694,9 +704,11 @@ mod tests {
                 .await
                 .unwrap();
             assert!(stored.is_none(), "no grant key in the database");
-            // a restart (this process's keys gone) ends the grant's use: the phone signs again
+            // a restart (this process's keys gone), or another instance, cannot use the grant:
+            // it says so (409), rather than that there is no grant
             forget(std::slice::from_ref(&g.grant_id));
-            assert!(signer(&db, &kek, "4101", &his.app_id).await.unwrap().is_none());
+            let e = signer(&db, &kek, "4101", &his.app_id).await.err().expect("the grant is not usable here");
+            assert!(matches!(&e, Error::Conflict(m) if m.contains("not held by this server")), "{e}");
             // after cancel: the sealed share is erased from the files too (SQLite)
             cancel(&db, &ctx, &me, &g.grant_id).await.unwrap();
             assert!(recover_d1(&db, &kek).await.is_none());
