@@ -10,21 +10,35 @@
 // (verified) → scan-to-login (SSE) → the demo HIS logs in and signs through the SDK → batch-sign 20
 // from the pending list → grant → the HIS signs without the phone → cancel → refused.
 // Screenshots of every page go to target/screenshots/.
-import { test, before, after } from 'node:test';
+import { test as nodeTest, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, homedir } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { startBehindGateway, readEvents, root } from '../wasm/testkit/server.mjs';
+import { startBehindGateway, startCluster, readEvents, root } from '../wasm/testkit/server.mjs';
 
 const PW = process.env.MEDSIGN_PLAYWRIGHT || join(homedir(), '.cache/medsign-test-tools/node/node_modules/playwright-core/index.mjs');
 const CHROMIUM = process.env.MEDSIGN_CHROMIUM || '/usr/bin/chromium';
 const SHOTS = join(root, 'target/screenshots');
+/**
+ * Run by web/e2e/h5-cluster.test.mjs (web/e2e/cluster-mode.mjs): the same scenario in the hospital's
+ * layout (two servers on one PostgreSQL, two gateways behind a load balancer, the phone reaching
+ * only that), then servers and gateways killed (the last test).
+ */
+const CLUSTER = globalThis.medsignH5Cluster === true;
+/** The layout needs PostgreSQL: without it the cluster run is skipped (under CI, it fails). */
+const NO_POSTGRES = CLUSTER && !process.env.MEDSIGN_TEST_POSTGRES_URL;
+if (NO_POSTGRES && process.env.CI) throw new Error('MEDSIGN_TEST_POSTGRES_URL is unset: run scripts/test');
+const test = NO_POSTGRES ? nodeTest.skip : nodeTest;
+/** Where a screenshot or a kept file goes (the cluster run's are prefixed). @param {string} name */
+const kept = (name) => join(SHOTS, CLUSTER ? `cluster-${name}` : name);
 const PIN = '258036';
 let srv, call, his, browser, ctx, p, work, camera;
 /** Every path the phone's browser asked the gateway for. */
 const asked = [];
+/** What the phone's browser asked anyone else for (the cluster layout cuts it). */
+const strayed = [];
 
 /** Chromium's fake camera plays this Y4M file (one grey 640×480 frame, I420; chroma neutral). */
 function cameraFrame(luma) {
@@ -54,7 +68,7 @@ async function pointCameraAt(pc, scope) {
 
 async function shot(name) {
   await p.waitForTimeout(150);
-  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await p.screenshot({ path: kept(`${name}.png`), fullPage: true });
 }
 
 /** What a phone camera does with the QR the PC shows: decode it (zbarimg) and open the link. */
@@ -70,12 +84,13 @@ async function openLink(link) {
 }
 
 before(async () => {
+  if (NO_POSTGRES) return;
   mkdirSync(SHOTS, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'medsign-e2e-'));
   // the DEMO real-name provider (explicitly configured): enrolment passes through a real-name check
   // the phone's browser opens the H5 app at the DMZ gateway (all its API calls go there); the HIS,
   // the PC page and the verification page talk to the server
-  srv = await startBehindGateway({ MEDSIGN_REALNAME_PROVIDER: 'dev' });
+  srv = CLUSTER ? await startCluster({ MEDSIGN_REALNAME_PROVIDER: 'dev' }) : await startBehindGateway({ MEDSIGN_REALNAME_PROVIDER: 'dev' });
   call = srv.call;
   const app = await call('POST', '/admin/v1/apps', srv.admin, { name: 'HIS', scopes: ['users:write', 'users:read', 'sign', 'verify'] });
   his = app.body.token;
@@ -87,6 +102,16 @@ before(async () => {
     args: ['--no-sandbox', '--lang=zh-CN', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`] });
   ctx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN', permissions: ['camera'],
     userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Mobile Safari/537.36' });
+  // in the hospital's layout the phone reaches the load balancer in front of the gateways and
+  // nothing else: any other request is cut (and the last test says so)
+  if (CLUSTER) {
+    await ctx.route('**/*', (r) => {
+      const u = new URL(r.request().url());
+      if (u.origin === srv.gateway || u.protocol === 'data:' || u.protocol === 'blob:') return r.continue();
+      strayed.push(u.href);
+      return r.abort();
+    });
+  }
   p = await ctx.newPage();
   p.on('pageerror', (e) => { throw e; });
   p.on('request', (r) => { const u = new URL(r.url()); if (u.origin === srv.gateway) asked.push(u.pathname); });
@@ -165,7 +190,7 @@ test('scan-to-sign a prescription: summary, PIN, signed; the PDF verifies', asyn
   const file = Buffer.from(await pdf.arrayBuffer()).toString('base64');
   const v = await call('POST', '/api/v1/verify/file', his, { file });
   assert.equal(v.body.indication, 'TOTAL_PASSED', JSON.stringify(v.body));
-  writeFileSync(join(SHOTS, 'scan-signed-prescription.pdf'), Buffer.from(file, 'base64'));
+  writeFileSync(kept('scan-signed-prescription.pdf'), Buffer.from(file, 'base64'));
 });
 
 test('scan-to-login: the PC sees it confirmed over SSE', async () => {
@@ -200,18 +225,18 @@ test('the demo HIS page (PC) logs in and signs through the SDK; the phone scans 
   // login
   await pc.click('#login');
   await pc.waitForSelector('.medsign-qr img');
-  await pc.screenshot({ path: join(SHOTS, 'pc-01-login-qr.png') });
+  await pc.screenshot({ path: kept('pc-01-login-qr.png') });
   await openLink(await scanPcScreen(pc, '#loginQr', 'pc-login'));
   await p.waitForSelector('#confirmLogin');
   await p.fill('#pin', PIN);
   await p.click('#confirmLogin');
   await pc.waitForSelector('#loginResult.ok', { timeout: 30000 });
   assert.match(await pc.textContent('#loginResult'), /1001.*TOTAL_PASSED/);
-  await pc.screenshot({ path: join(SHOTS, 'pc-02-logged-in.png') });
+  await pc.screenshot({ path: kept('pc-02-logged-in.png') });
   // a prescription signed by scanning, verified and downloadable on the PC
   await pc.click('#sign');
   await pc.waitForSelector('#signQr .medsign-qr img');
-  await pc.screenshot({ path: join(SHOTS, 'pc-03-sign-qr.png') });
+  await pc.screenshot({ path: kept('pc-03-sign-qr.png') });
   // this time the phone's own scan page reads the PC screen through the camera
   await pointCameraAt(pc, '#signQr');
   await p.goto(`${srv.gateway}/m/#/scan`);
@@ -225,7 +250,7 @@ test('the demo HIS page (PC) logs in and signs through the SDK; the phone scans 
   await pc.waitForSelector('#signResult.ok', { timeout: 30000 });
   assert.match(await pc.textContent('#signResult'), /TOTAL_PASSED.*2 个签名/);
   assert.equal(await pc.locator('#download').count(), 1);
-  await pc.screenshot({ path: join(SHOTS, 'pc-04-signed.png') });
+  await pc.screenshot({ path: kept('pc-04-signed.png') });
   await pcCtx.close();
 });
 
@@ -249,6 +274,23 @@ test('batch-sign 20 from the pending list with one PIN entry', async () => {
   for (const id of ids) assert.equal((await call('GET', `/api/v1/sign-flows/${id}`, his)).body.state, 'completed');
 });
 
+/**
+ * In the hospital layout a grant's key is held only by the server that started it (docs/cluster.md):
+ * the other answers 409 and says so, and the HIS (or a load balancer sticky per staff member)
+ * goes to the holder. Exactly one server signs.
+ */
+async function onTheHolder(body) {
+  const answers = [];
+  for (const c of srv.calls) answers.push(await c('POST', '/api/v1/sign-flows', his, body));
+  const signed = answers.filter((a) => a.status === 201);
+  assert.equal(signed.length, 1, JSON.stringify(answers.map((a) => a.body)));
+  for (const a of answers.filter((x) => x.status !== 201)) {
+    assert.equal(a.status, 409, JSON.stringify(a.body));
+    assert.match(a.body.message, /another instance started the grant/);
+  }
+  return signed[0];
+}
+
 test('grant → the HIS signs without the phone → cancel → refused; records and settings', async () => {
   const autoFlow = (title) => ({ kind: 'data', title, content: `${title}：NS 250ml ivgtt qd`, signers: [{ employee_no: '1001' }] });
   assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 A'))).status, 400);
@@ -261,7 +303,7 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await p.click('#grant');
   await p.waitForSelector('#grantList .danger', { timeout: 30000 });
   await shot('12-granted');
-  const signed = await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 B'));
+  const signed = CLUSTER ? await onTheHolder(autoFlow('医嘱 B')) : await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 B'));
   assert.equal(signed.body.state, 'completed', JSON.stringify(signed.body));
   assert.equal(signed.body.signers[0].custody, 'grant');
   await p.click('#grantList .danger');
@@ -288,7 +330,9 @@ test('an evidence report\'s verification link checks the file in the browser, up
   writeFileSync(held, Buffer.from(`%PDF-1.7\n% the file the report describes ${Date.now()}\n`));
   writeFileSync(other, Buffer.from('%PDF-1.7\n% another file\n'));
   const digest = createHash('sm3').update(readFileSync(held)).digest('hex'); // OpenSSL's SM3, not the page's
-  const v = await ctx.newPage();
+  // anyone's browser (not the phone app): a page of the server itself
+  const vctx = await browser.newContext({ locale: 'zh-CN' });
+  const v = await vctx.newPage();
   const posts = [];
   v.on('request', (r) => { if (r.method() !== 'GET') posts.push(r.url()); });
   v.on('pageerror', (e) => { throw e; });
@@ -298,14 +342,14 @@ test('an evidence report\'s verification link checks the file in the browser, up
   await v.setInputFiles('#file', held);
   await v.waitForSelector('#result.ok');
   assert.match(await v.textContent('#result'), /一致.*Matches/s);
-  await v.screenshot({ path: join(SHOTS, '30-verify-match.png'), fullPage: true });
+  await v.screenshot({ path: kept('30-verify-match.png'), fullPage: true });
   await v.setInputFiles('#file', other);
   await v.waitForSelector('#result.bad');
   assert.match(await v.textContent('#result'), /不一致.*Does not match/s);
   await v.goto(`${srv.base}/verify?sm3=not-a-digest`);
   assert.match(await v.textContent('#expected'), /没有有效的 SM3/);
   assert.deepEqual(posts, [], 'the page sends nothing');
-  await v.close();
+  await vctx.close();
 });
 
 test('the phone spoke to the gateway only sealed: no plain call of the phone API left the browser', () => {
@@ -313,3 +357,38 @@ test('the phone spoke to the gateway only sealed: no plain call of the phone API
   assert.ok(api.filter((a) => a === '/mobile/v1/sealed').length > 20, `sealed calls: ${api.length}`);
   assert.deepEqual(api.filter((a) => a !== '/mobile/v1/sealed' && a !== '/mobile/v1/channel'), []);
 });
+
+if (CLUSTER) {
+  test('the hospital layout: a server, then a gateway killed (SIGKILL); the phone signs on through the rest, nothing lost or signed twice', async () => {
+    const signed = [];
+    /** The HIS starts a scan-signed record; the phone opens its link, confirms with the PIN; done. */
+    const scanSign = async (title) => {
+      const f = await srv.his('POST', '/api/v1/sign-flows', his, { kind: 'data', title, content: `${title}：WBC 6.1`, signers: [{ employee_no: '1001', mode: 'scan' }] });
+      assert.equal(f.status, 201, JSON.stringify(f.body));
+      await openLink(f.body.ticket.deep_link);
+      await p.waitForSelector('#confirmSign');
+      await p.fill('#pin', PIN);
+      await p.click('#confirmSign');
+      await p.waitForSelector('#signed', { timeout: 30000 });
+      signed.push(f.body.id);
+    };
+    await scanSign('检验报告 K1');
+    srv.kill('server:0');
+    // the gateways drop the dead server's tunnel at the next missed heartbeat (1 s), as a load
+    // balancer's health check would; the HIS moves to server B on a refused connection
+    await srv.tunnelsUp(1);
+    await scanSign('检验报告 K2');
+    await shot('40-cluster-server-down');
+    srv.kill('gateway:0');
+    await scanSign('检验报告 K3');
+    await shot('41-cluster-gateway-down');
+    for (const id of signed) {
+      const f = await srv.his('GET', `/api/v1/sign-flows/${id}`, his);
+      assert.equal(f.body.state, 'completed', JSON.stringify(f.body));
+      assert.equal(f.body.signers.filter((s) => s.state === 'signed').length, 1);
+    }
+    const chain = await srv.his('GET', '/admin/v1/audit/verify', srv.admin);
+    assert.equal(chain.body.broken, null, JSON.stringify(chain.body));
+    assert.deepEqual(strayed, [], 'the phone reached nothing but the load balancer in front of the gateways');
+  });
+}

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createSocket } from 'node:dgram';
+import { createServer, connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as phone from '../medsign-phone.js';
 
@@ -100,9 +102,13 @@ export async function startServer(extraEnv = {}, { dir: keep } = {}) {
   const lines = createInterface({ input: server.stderr });
   let tokenNext = false;
   let admin = null;
+  const said = [];
   const base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('medsign did not start')), 60000);
+    const timer = setTimeout(() => reject(new Error(`medsign did not start:\n${said.join('\n')}`)), 60000);
+    server.on('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`medsign exited (${code ?? signal}):\n${said.join('\n')}`)); });
     lines.on('line', (l) => {
+      said.push(l);
+      if (said.length > 40) said.shift();
       if (tokenNext) { admin = l.trim(); tokenNext = false; }
       if (l.includes('bootstrap token')) tokenNext = true;
       const m = l.match(/listening on (\S+)/);
@@ -121,7 +127,56 @@ export async function startServer(extraEnv = {}, { dir: keep } = {}) {
     server.kill();
     if (!keep) rmSync(dir, { recursive: true, force: true });
   };
-  return { base, admin, call, stop };
+  return { base, admin, call, stop, process: server };
+}
+
+/**
+ * The tunnel certificates from the hospital CA `medsign serve` made in `data` (the database named
+ * by `env`, or the data directory's SQLite): the gateways' (gw.pem/key, with ca.pem) and the
+ * servers' (srv.pem/key), written into `dir`.
+ */
+function tunnelCerts(dir, data, env = {}) {
+  for (const [role, name, out] of [['gateway', '127.0.0.1', 'gw'], ['server', 'medsign-node-1', 'srv']]) {
+    const r = spawnSync(bin(), ['gateway', 'cert', '--data-dir', data, '--role', role, '--name', name,
+      '--out-cert', join(dir, `${out}.pem`), '--out-key', join(dir, `${out}.key`), ...(role === 'gateway' ? ['--out-ca', join(dir, 'ca.pem')] : [])],
+    { env: { ...process.env, ...env } });
+    if (r.status !== 0) throw new Error(`gateway cert: ${r.stderr}`);
+  }
+}
+
+/** A `medsign gateway` with the certificates of {@link tunnelCerts}: { gateway (public URL), tunnel, process }. */
+async function startGateway(dir) {
+  const gw = spawn(bin(), ['gateway'], {
+    env: { ...process.env, MEDSIGN_GATEWAY_LISTEN: '127.0.0.1:0', MEDSIGN_GATEWAY_TUNNEL_LISTEN: '127.0.0.1:0', MEDSIGN_GATEWAY_HEARTBEAT_SECONDS: '1',
+      MEDSIGN_GATEWAY_TUNNEL_CERT: join(dir, 'gw.pem'), MEDSIGN_GATEWAY_TUNNEL_KEY: join(dir, 'gw.key'), MEDSIGN_GATEWAY_TUNNEL_CA: join(dir, 'ca.pem') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the gateway did not start')), 30000);
+    let tunnel;
+    createInterface({ input: gw.stderr }).on('line', (l) => {
+      // what the gateway refused is part of a failing test's story
+      if (/allow-list/.test(l)) process.stderr.write(`gateway: ${l}\n`);
+      const t = l.match(/tunnels \(mutual TLS\): (\S+)/);
+      if (t) tunnel = t[1];
+      const m = l.match(/listening on (\S+)/);
+      if (m) { clearTimeout(timer); resolve({ gateway: `http://${m[1]}`, tunnel, process: gw }); }
+    });
+  });
+}
+
+/** The environment of a server opening its tunnels to `tunnels` with the certificates in `dir`. */
+const tunnelEnv = (dir, tunnels) => ({ MEDSIGN_TUNNEL_GATEWAYS: tunnels.join(','), MEDSIGN_TUNNEL_CERT: join(dir, 'srv.pem'),
+  MEDSIGN_TUNNEL_KEY: join(dir, 'srv.key'), MEDSIGN_TUNNEL_CA: join(dir, 'ca.pem'), MEDSIGN_TUNNEL_HEARTBEAT_SECONDS: '1' });
+
+/** Wait until the gateway at `url` has `n` tunnels (its /readyz). */
+async function tunnelsUp(url, n) {
+  for (let i = 0; ; i++) {
+    const r = await fetch(`${url}/readyz`).then((x) => x.json()).catch(() => ({}));
+    if (r.tunnels === n) return;
+    if (i > 300) throw new Error(`gateway ${url}: ${JSON.stringify(r)} (wanted ${n} tunnels)`);
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
 }
 
 /**
@@ -135,41 +190,98 @@ export async function startBehindGateway(extraEnv = {}) {
   const first = await startServer(extraEnv, { dir });
   first.stop();
   await new Promise((ok) => setTimeout(ok, 300));
-  const data = join(dir, 'data');
-  for (const [role, name, out] of [['gateway', '127.0.0.1', 'gw'], ['server', 'medsign-node-1', 'srv']]) {
-    const r = spawnSync(bin(), ['gateway', 'cert', '--data-dir', data, '--role', role, '--name', name,
-      '--out-cert', join(dir, `${out}.pem`), '--out-key', join(dir, `${out}.key`), ...(role === 'gateway' ? ['--out-ca', join(dir, 'ca.pem')] : [])]);
-    if (r.status !== 0) throw new Error(`gateway cert: ${r.stderr}`);
-  }
-  const gw = spawn(bin(), ['gateway'], {
-    env: { ...process.env, MEDSIGN_GATEWAY_LISTEN: '127.0.0.1:0', MEDSIGN_GATEWAY_TUNNEL_LISTEN: '127.0.0.1:0',
-      MEDSIGN_GATEWAY_TUNNEL_CERT: join(dir, 'gw.pem'), MEDSIGN_GATEWAY_TUNNEL_KEY: join(dir, 'gw.key'), MEDSIGN_GATEWAY_TUNNEL_CA: join(dir, 'ca.pem') },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const { gateway, tunnel } = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the gateway did not start')), 30000);
-    let tunnel;
-    createInterface({ input: gw.stderr }).on('line', (l) => {
-      // what the gateway refused is part of a failing test's story
-      if (/allow-list/.test(l)) process.stderr.write(`gateway: ${l}\n`);
-      const t = l.match(/tunnels \(mutual TLS\): (\S+)/);
-      if (t) tunnel = t[1];
-      const m = l.match(/listening on (\S+)/);
-      if (m) { clearTimeout(timer); resolve({ gateway: `http://${m[1]}`, tunnel }); }
-    });
-  });
-  const srv = await startServer({ ...extraEnv, MEDSIGN_TUNNEL_GATEWAYS: tunnel, MEDSIGN_TUNNEL_CERT: join(dir, 'srv.pem'),
-    MEDSIGN_TUNNEL_KEY: join(dir, 'srv.key'), MEDSIGN_TUNNEL_CA: join(dir, 'ca.pem') }, { dir });
-  for (let i = 0; (await fetch(`${gateway}/readyz`)).status !== 200; i++) {
-    if (i > 200) throw new Error('no tunnel to the gateway');
-    await new Promise((ok) => setTimeout(ok, 50));
-  }
+  tunnelCerts(dir, join(dir, 'data'));
+  const gw = await startGateway(dir);
+  const srv = await startServer({ ...extraEnv, ...tunnelEnv(dir, [gw.tunnel]) }, { dir });
+  await tunnelsUp(gw.gateway, 1);
   const stop = () => {
     srv.stop();
-    gw.kill();
+    gw.process.kill();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { ...srv, admin: first.admin, gateway, phoneCall: sealedCaller(gateway), stop };
+  return { ...srv, admin: first.admin, gateway: gw.gateway, phoneCall: sealedCaller(gw.gateway), stop };
+}
+
+/**
+ * A stand-in for the load balancer (HAProxy, nginx stream) in front of the DMZ gateways: a TCP
+ * proxy on loopback that sends each connection to the next backend that accepts it. Resolves to
+ * { url, close }.
+ */
+function loadBalancer(backends) {
+  let next = 0;
+  const server = createServer((client) => {
+    client.pause();
+    const tryFrom = (left) => {
+      if (left === 0) { client.destroy(); return; }
+      const [host, port] = backends[next++ % backends.length].split(':');
+      const up = connect(Number(port), host);
+      up.once('connect', () => {
+        up.on('error', () => client.destroy());
+        client.on('error', () => up.destroy());
+        client.pipe(up).pipe(client);
+        client.resume();
+      });
+      up.once('error', () => tryFrom(left - 1));
+    };
+    tryFrom(backends.length);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () =>
+    resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() })));
+}
+
+/**
+ * The hospital's layout (issue #17): two `medsign serve` on one PostgreSQL (a fresh database on
+ * $MEDSIGN_TEST_POSTGRES_URL's server), two `medsign gateway`, each server tunnelled to both, and
+ * a load balancer in front of the gateways that phones reach. Resolves to what
+ * {@link startBehindGateway} does — `base` and `call` are server A's, `gateway` is the load
+ * balancer — plus `bases` and `calls` (each server's), `gateways`, `his` (a caller that moves to the other server when one
+ * does not answer), `kill(which)` (SIGKILL: 'server:0', 'gateway:1', …) and `tunnelsUp(n)`.
+ * Null without PostgreSQL.
+ */
+export async function startCluster(extraEnv = {}) {
+  const admin = process.env.MEDSIGN_TEST_POSTGRES_URL;
+  if (!admin) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'medsign-cluster-'));
+  const name = `medsign_h5_cluster_${process.pid}`;
+  const psql = (sql) => {
+    const r = spawnSync('psql', [admin, '-q', '-c', sql]);
+    if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr}`);
+  };
+  psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  psql(`CREATE DATABASE ${name}`);
+  const env = { ...extraEnv, MEDSIGN_DATABASE_URL: `${admin.slice(0, admin.lastIndexOf('/'))}/${name}`, MEDSIGN_KEK: randomBytes(16).toString('hex') };
+  const first = await startServer(env, { dir: join(dir, 'a') });
+  first.stop();
+  await new Promise((ok) => setTimeout(ok, 300));
+  tunnelCerts(dir, join(dir, 'a', 'data'), env);
+  const gws = [await startGateway(dir), await startGateway(dir)];
+  const tunnels = tunnelEnv(dir, gws.map((g) => g.tunnel));
+  const servers = [await startServer({ ...env, ...tunnels }, { dir: join(dir, 'a') }), await startServer({ ...env, ...tunnels }, { dir: join(dir, 'b') })];
+  for (const g of gws) await tunnelsUp(g.gateway, 2);
+  const lb = await loadBalancer(gws.map((g) => new URL(g.gateway).host));
+  /** The HIS: server A, or B when A does not answer (a refused connection reached nobody). */
+  const his = async (method, path, token, body) => {
+    let last;
+    for (const s of servers) {
+      try { return await s.call(method, path, token, body); } catch (e) { last = e; }
+    }
+    throw last;
+  };
+  const kill = (which) => {
+    const [kind, i] = which.split(':');
+    (kind === 'server' ? servers : gws)[Number(i)].process.kill('SIGKILL');
+  };
+  const stop = () => {
+    lb.close();
+    for (const s of servers) s.stop();
+    for (const g of gws) g.process.kill();
+    rmSync(dir, { recursive: true, force: true });
+    try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* the next run drops it */ }
+  };
+  return { ...servers[0], admin: first.admin, bases: servers.map((s) => s.base), calls: servers.map((s) => s.call), gateway: lb.url, gateways: gws.map((g) => g.gateway),
+    phoneCall: sealedCaller(lb.url), his, kill, stop,
+    /** Wait until every gateway still running has `n` tunnels. @param {number} n */
+    tunnelsUp: (n) => Promise.all(gws.filter((g) => g.process.exitCode === null && g.process.signalCode === null).map((g) => tunnelsUp(g.gateway, n))) };
 }
 
 /** Bind a phone of `employee` (activation code from the HIS token `his`); returns the session token. */
