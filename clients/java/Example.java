@@ -1,4 +1,4 @@
-// R7.4.1, R7.4.2, R7.4.5, R7.4.7, R7.4.9, R7.4.10, R7.4.12, R7.4.13 and webhooks with the Java client: MEDSIGN_URL and
+// R7.4.1, R7.4.2, R7.4.5, R7.4.7, R7.4.8 (with MEDSIGN_DOCTOR), R7.4.9, R7.4.10, R7.4.12, R7.4.13 and webhooks with the Java client: MEDSIGN_URL and
 // MEDSIGN_TOKEN (scopes users:read users:write sign verify). Run by crates/cli/tests/client.rs
 // against a live server: javac -cp /usr/share/java/bcprov.jar -d out src/medsign/client/*.java Example.java
 import java.io.ByteArrayOutputStream;
@@ -60,6 +60,29 @@ public class Example {
         check(MedsignClient.webhookIsSigned(token, h[0], h[1].getBytes("UTF-8"), h[2]), "an unsigned webhook");
         check(!MedsignClient.webhookIsSigned(token, h[0], (h[1] + " ").getBytes("UTF-8"), h[2]), "a changed body passed");
         hs.stop(0);
+        // R7.4.8 a prescription scan-signed by a doctor whose phone is bound (MEDSIGN_DOCTOR): the
+        // ticket's link (its QR code goes on the PC screen) is printed; the doctor scans it while
+        // this polls; then the signed PDF is downloaded and verified
+        String doctor = System.getenv("MEDSIGN_DOCTOR");
+        if (doctor != null) {
+            String rx = "{\"hospital\":\"某县人民医院\",\"category\":\"普通\",\"fee_type\":\"医保\",\"department\":\"内科\","
+                + "\"outpatient_no\":\"MZ9103\",\"patient_name\":\"王小明\",\"gender\":\"男\",\"age\":\"45岁\",\"diagnosis\":\"上呼吸道感染\","
+                + "\"amount\":\"¥56.80\",\"items\":[{\"drug\":\"阿莫西林胶囊 0.25g×24粒\",\"dosage\":\"0.5g\",\"usage\":\"口服 每日三次\",\"quantity\":\"2盒\"}]}";
+            String rxFlow = c.createFlow("{\"kind\":\"file\",\"title\":\"门诊处方笺 MZ9103\",\"template_id\":\"outpatient-prescription\",\"data\":" + rx
+                + ",\"signers\":[{\"employee_no\":\"" + doctor + "\",\"mode\":\"scan\",\"field\":\"doctor\"},{\"seal\":\"hospital\",\"field\":\"hospital_seal\"}]}");
+            String id = MedsignClient.field(rxFlow, "id");
+            System.out.println("scan: " + MedsignClient.field(MedsignClient.object(rxFlow, "ticket"), "deep_link"));
+            System.out.flush();
+            String state = "signing";
+            for (int i = 0; i < 240 && ("signing".equals(state) || "pending".equals(state)); i++) {
+                Thread.sleep(500);
+                state = MedsignClient.field(c.flow(id), "state");
+            }
+            check("completed".equals(state), "the prescription was not signed: " + state);
+            ByteArrayOutputStream signed = new ByteArrayOutputStream();
+            c.download(id, null, signed);
+            check("TOTAL_PASSED".equals(MedsignClient.field(c.verifyFile(signed.toByteArray()), "indication")), "the signed PDF verifies");
+        }
         System.out.println("ok: " + no);
     }
 }

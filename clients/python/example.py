@@ -1,11 +1,12 @@
-"""R7.4.1, R7.4.2, R7.4.5, R7.4.7, R7.4.9–R7.4.13 with medsign-client: MEDSIGN_URL and MEDSIGN_TOKEN
-(scopes users:read users:write sign verify). Run by crates/cli/tests/client.rs against a live server."""
+"""R7.4.1, R7.4.2, R7.4.5, R7.4.7, R7.4.8 (with MEDSIGN_DOCTOR), R7.4.9–R7.4.13 with medsign-client:
+MEDSIGN_URL and MEDSIGN_TOKEN (scopes users:read users:write sign verify). Run by crates/cli/tests/client.rs against a live server."""
 import http.server
 import io
 import os
 import queue
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from medsign_client import Client, MedsignError, webhook_is_signed  # noqa: E402
@@ -68,4 +69,25 @@ f = c.create_flow({"kind": "data", "title": "病程记录 ZY8101", "content": "�
 assert f["state"] == "signing" and f["ticket"]["deep_link"], f
 assert c.flow(f["doc_no"])["state"] == "signing"
 assert c.revoke(f["doc_no"], "示例 / example")["state"] == "revoked"
+
+# R7.4.8 a prescription scan-signed by a doctor whose phone is bound (MEDSIGN_DOCTOR): the ticket's link
+# (its QR code goes on the PC screen) is printed; the doctor scans it while this polls; then the signed
+# PDF is downloaded and verified
+doctor = os.environ.get("MEDSIGN_DOCTOR")
+if doctor:
+    rx = {"hospital": "某县人民医院", "category": "普通", "fee_type": "医保", "department": "内科", "outpatient_no": "MZ8103",
+          "patient_name": "王小明", "gender": "男", "age": "45岁", "diagnosis": "上呼吸道感染", "amount": "¥56.80",
+          "items": [{"drug": "阿莫西林胶囊 0.25g×24粒", "dosage": "0.5g", "usage": "口服 每日三次", "quantity": "2盒"}]}
+    p = c.create_flow({"kind": "file", "title": "门诊处方笺 MZ8103", "template_id": "outpatient-prescription", "data": rx,
+                       "signers": [{"employee_no": doctor, "mode": "scan", "field": "doctor"},
+                                   {"seal": "hospital", "field": "hospital_seal"}]})
+    print("scan:", p["ticket"]["deep_link"], flush=True)
+    deadline = time.monotonic() + 120
+    while (state := c.flow(p["id"])["state"]) in ("signing", "pending"):
+        assert time.monotonic() < deadline, "the doctor did not sign in time"
+        time.sleep(0.5)
+    assert state == "completed", state
+    signed = io.BytesIO()
+    c.download(p["doc_no"], signed)
+    assert c.verify_file(signed.getvalue())["indication"] == "TOTAL_PASSED"
 print("ok:", f["doc_no"])

@@ -132,23 +132,78 @@ async fn the_rust_client_signs_retries_downloads_and_verifies() {
     let (st, page) = s.json("GET", "/admin/v1/sign-flows?q=ZY7101", Some(&admin), "");
     assert_eq!((st, page["total"].as_i64()), (200, Some(1)), "made once: {page}");
     assert_eq!(c.revoke(&f.doc_no, "示例 / example").await.unwrap().state, "revoked");
+
+    // a prescription scan-signed (R7.4.8): the doctor's phone (played here) scans the ticket while
+    // the client polls; then the PDF is downloaded and verifies with both signatures
+    let phone = s.endpoint();
+    let (session, share) = phone_enrol(&s, &phone, &token, "7101");
+    let f = c
+        .create_flow(
+            &NewFlow::template("门诊处方笺 MZ7101", "outpatient-prescription", prescription())
+                .scan("7101", Some("doctor"))
+                .seal("hospital"),
+        )
+        .await
+        .unwrap();
+    let link = f.ticket.as_ref().and_then(|t| t["deep_link"].as_str()).expect("the ticket's link").to_string();
+    let doctor = std::thread::spawn(move || scan_and_sign(&phone, &session, &share, &link));
+    let mut state = f.state.clone();
+    for _ in 0..240 {
+        state = c.flow(&f.id).await.unwrap().state;
+        if state != "signing" && state != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    doctor.join().unwrap();
+    assert_eq!(state, "completed");
+    let mut pdf = Vec::new();
+    c.download(&f.doc_no, None, &mut pdf).await.unwrap();
+    let v = c.verify_file(&pdf).await.unwrap();
+    assert_eq!(v["indication"], "TOTAL_PASSED", "{v}");
     // a path that would walk elsewhere is refused before anything is sent
     assert!(matches!(c.user("..").await, Err(Error::Config(_))));
 }
 
-/// Run a client's example against a fresh server (clock synchronised) with its app token; it must
-/// end with "ok: QM-…".
+/// A prescription's data (the shipped `outpatient-prescription` template).
+fn prescription() -> serde_json::Value {
+    serde_json::json!({"hospital": "某县人民医院", "category": "普通", "fee_type": "医保", "department": "内科",
+        "outpatient_no": "MZ7101", "patient_name": "王小明", "gender": "男", "age": "45岁", "diagnosis": "上呼吸道感染",
+        "amount": "¥56.80", "items": [{"drug": "阿莫西林胶囊 0.25g×24粒", "dosage": "0.5g", "usage": "口服 每日三次", "quantity": "2盒"}]})
+}
+
+/// Run a client's example against a fresh server (clock synchronised) with its app token and a
+/// doctor whose phone this test plays (`MEDSIGN_DOCTOR`): when the example prints `scan: <link>`,
+/// the phone scans that ticket and co-signs. It must scan-sign once and end with "ok: QM-…".
 fn run_example(d: &Dir, mut cmd: std::process::Command, what: &str) {
+    use std::io::BufRead;
     let (_ntp, s, admin) = synced_server(d);
     let token = his_app(&s, &admin);
-    let o = cmd
+    let (st, v) = s.json("POST", "/api/v1/users", Some(&token), r#"{"employee_no":"8199","name":"扫码医生"}"#);
+    assert_eq!(st, 201, "{v}");
+    let phone = s.endpoint();
+    let (session, share) = phone_enrol(&s, &phone, &token, "8199");
+    let mut child = cmd
         .env("MEDSIGN_URL", format!("http://{}", s.addr))
         .env("MEDSIGN_TOKEN", &token)
+        .env("MEDSIGN_DOCTOR", "8199")
         .env("NO_PROXY", "127.0.0.1,localhost")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_ok(&o, what);
-    assert!(text(&o.stdout).starts_with("ok: QM-"), "{what}: {}", text(&o.stdout));
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(link) = line.strip_prefix("scan: ") {
+            scan_and_sign(&phone, &session, &share, link.trim());
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    let out = lines.join("\n");
+    assert!(status.success(), "{what}: {status}\n{out}");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("scan: ")).count(), 1, "{what} scan-signs once: {out}");
+    assert!(lines.last().is_some_and(|l| l.starts_with("ok: QM-")), "{what}: {out}");
 }
 
 /// The Python client (`clients/python`, PyPI-style) runs its example against the real binary.

@@ -584,6 +584,21 @@ pub fn co_sign(
     v
 }
 
+/// The doctor scans a QR ticket (`ticket`: its deep link or its id) and co-signs what it opens,
+/// approving with the PIN: what the phone app does after the camera reads the PC screen.
+pub fn scan_and_sign(
+    phone: &Endpoint,
+    token: &str,
+    share: &medsign_crypto::twoparty::ClientKeyShare,
+    ticket: &str,
+) -> serde_json::Value {
+    let id = ticket.rsplit("t=").next().unwrap_or(ticket);
+    let body = serde_json::json!({"targets": [{"ticket": id}]}).to_string();
+    let (st, v) = phone.json("POST", "/mobile/v1/sign-rounds", Some(token), &body);
+    assert_eq!(st, 201, "{v}");
+    co_sign(phone, token, share, v["rounds"].as_array().unwrap())
+}
+
 /// A fresh PostgreSQL database (dropped first if a former run left it) and its URL.
 pub fn fresh_database(d: &Dir, name: &str) -> String {
     let env = postgres_env(d, name);

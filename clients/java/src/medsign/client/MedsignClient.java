@@ -145,6 +145,43 @@ public final class MedsignClient {
         return null;
     }
 
+    /**
+     * The object value (its JSON text) of the key {@code name} of the outer object, or null: e.g. a
+     * flow's {@code ticket}, whose {@code deep_link} {@link #field} then reads.
+     */
+    public static String object(String json, String name) {
+        int depth = 0;
+        for (int i = 0; i < json.length(); i++) {
+            char c = json.charAt(i);
+            if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') depth--;
+            else if (c == '"') {
+                int end = stringEnd(json, i);
+                if (end < 0) return null;
+                int j = end + 1;
+                while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
+                if (depth == 1 && j < json.length() && json.charAt(j) == ':' && json.substring(i + 1, end).equals(name)) {
+                    j++;
+                    while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
+                    if (j >= json.length() || json.charAt(j) != '{') return null;
+                    // to the brace that closes it, strings skipped
+                    int d = 0;
+                    for (int k = j; k < json.length(); k++) {
+                        char x = json.charAt(k);
+                        if (x == '"') {
+                            k = stringEnd(json, k);
+                            if (k < 0) return null;
+                        } else if (x == '{' || x == '[') d++;
+                        else if ((x == '}' || x == ']') && --d == 0) return json.substring(j, k + 1);
+                    }
+                    return null;
+                }
+                i = end;
+            }
+        }
+        return null;
+    }
+
     /** The index of the quote closing the string that opens at {@code start}, or -1 (unterminated). */
     private static int stringEnd(String s, int start) {
         for (int i = start + 1; i < s.length(); i++) {
