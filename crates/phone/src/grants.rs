@@ -439,11 +439,13 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
         };
         {
             let _w = db.write_lock.lock().await;
+            // one use counted per signature; two flows at once under one grant both sign while
+            // uses remain (the count, not the value read before the lock, decides)
             let done = sqlx::query(
-                "UPDATE grants SET used_count = used_count + 1 WHERE id = $1 AND state = 'active' AND used_count = $2",
+                "UPDATE grants SET used_count = used_count + 1 \
+                 WHERE id = $1 AND state = 'active' AND (max_count IS NULL OR used_count < max_count)",
             )
             .bind(&v.grant_id)
-            .bind(v.used_count)
             .execute(&db.pool)
             .await?;
             if done.rows_affected() != 1 {

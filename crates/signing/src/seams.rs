@@ -33,7 +33,8 @@ pub struct GrantedKey {
 ///
 /// Contract: `Ok(None)` when there is no usable grant (none, expired, used up, certificate not
 /// active) — the flow then fails with a clear error; `Ok(Some(_))` counts one use of the grant;
-/// `Err` only for storage or key failures.
+/// `Err` for storage or key failures, and a `Conflict` when an active grant's key is held by
+/// another instance (the one that started it) or was lost in a restart.
 pub trait GrantSigners: Send + Sync {
     /// The signer of `employee_no`'s active grant to `app_id`, if any; counts one use.
     fn signer<'a>(
