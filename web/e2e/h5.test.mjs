@@ -80,6 +80,8 @@ function decodeQr(pngBase64, name) {
 
 async function openLink(link) {
   const u = new URL(link);
+  // in the hospital layout the link names the phones' address itself (server.public_url)
+  if (CLUSTER) assert.equal(u.origin, srv.gateway, link);
   await p.goto(`${srv.gateway}/m/${u.hash}`);
 }
 
@@ -274,26 +276,18 @@ test('batch-sign 20 from the pending list with one PIN entry', async () => {
   for (const id of ids) assert.equal((await call('GET', `/api/v1/sign-flows/${id}`, his)).body.state, 'completed');
 });
 
-/**
- * In the hospital layout a grant's key is held only by the server that started it (docs/cluster.md):
- * the other answers 409 and says so, and the HIS (or a load balancer sticky per staff member)
- * goes to the holder. Exactly one server signs.
- */
-async function onTheHolder(body) {
-  const answers = [];
-  for (const c of srv.calls) answers.push(await c('POST', '/api/v1/sign-flows', his, body));
-  const signed = answers.filter((a) => a.status === 201);
-  assert.equal(signed.length, 1, JSON.stringify(answers.map((a) => a.body)));
-  for (const a of answers.filter((x) => x.status !== 201)) {
-    assert.equal(a.status, 409, JSON.stringify(a.body));
-    assert.match(a.body.message, /another instance started the grant/);
-  }
-  return signed[0];
-}
-
 test('grant → the HIS signs without the phone → cancel → refused; records and settings', async () => {
   const autoFlow = (title) => ({ kind: 'data', title, content: `${title}：NS 250ml ivgtt qd`, signers: [{ employee_no: '1001' }] });
   assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 A'))).status, 400);
+  // Not in the hospital layout: a grant's key lives only in the memory of the server that started
+  // it (issue #15), and the phone's next calls (the sealed share) and the HIS's signings must reach
+  // that server, which gateways forwarding sealed calls round robin cannot promise (docs/cluster.md).
+  if (!CLUSTER) await grantAndCancel(autoFlow);
+  await records();
+});
+
+/** The phone grants the HIS two hours; the HIS signs without it; the phone cancels; refused. */
+async function grantAndCancel(autoFlow) {
   await p.goto(`${srv.gateway}/m/#/grants`);
   await p.waitForSelector('#grant');
   await p.selectOption('#system', { label: 'HIS' });
@@ -303,12 +297,16 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await p.click('#grant');
   await p.waitForSelector('#grantList .danger', { timeout: 30000 });
   await shot('12-granted');
-  const signed = CLUSTER ? await onTheHolder(autoFlow('医嘱 B')) : await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 B'));
+  const signed = await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 B'));
   assert.equal(signed.body.state, 'completed', JSON.stringify(signed.body));
   assert.equal(signed.body.signers[0].custody, 'grant');
   await p.click('#grantList .danger');
   await p.waitForFunction(() => !document.querySelector('#grantList .danger'));
   assert.equal((await call('POST', '/api/v1/sign-flows', his, autoFlow('医嘱 C'))).status, 400, 'refused after cancel');
+}
+
+/** The phone's records and settings pages; the scan page. */
+async function records() {
   await p.goto(`${srv.gateway}/m/#/records`);
   await p.waitForSelector('#signRecords .item');
   assert.match(await p.textContent('#signRecords'), /门诊处方笺 MZ20261127077/);
@@ -321,7 +319,7 @@ test('grant → the HIS signs without the phone → cancel → refused; records 
   await p.goto(`${srv.gateway}/m/#/scan`);
   await p.waitForSelector('#link');
   await shot('15-scan');
-});
+}
 
 test('an evidence report\'s verification link checks the file in the browser, uploading nothing', async () => {
   const { createHash } = await import('node:crypto');
@@ -379,8 +377,14 @@ if (CLUSTER) {
     await srv.tunnelsUp(1);
     await scanSign('检验报告 K2');
     await shot('40-cluster-server-down');
+    // gateway 1 carried some of the phone's connections (the load balancer's first backend)
+    assert.ok(srv.lb.connections[0] > 0 && srv.lb.bytes[0] > 0, JSON.stringify(srv.lb));
     srv.kill('gateway:0');
+    const [gone, before] = [srv.lb.bytes[0], srv.lb.bytes[1]];
     await scanSign('检验报告 K3');
+    // what the phone did next travelled through gateway 2 alone
+    assert.equal(srv.lb.bytes[0], gone, JSON.stringify(srv.lb));
+    assert.ok(srv.lb.bytes[1] > before, JSON.stringify(srv.lb));
     await shot('41-cluster-gateway-down');
     for (const id of signed) {
       const f = await srv.his('GET', `/api/v1/sign-flows/${id}`, his);

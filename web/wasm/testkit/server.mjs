@@ -205,83 +205,103 @@ export async function startBehindGateway(extraEnv = {}) {
 /**
  * A stand-in for the load balancer (HAProxy, nginx stream) in front of the DMZ gateways: a TCP
  * proxy on loopback that sends each connection to the next backend that accepts it. Resolves to
- * { url, close }.
+ * { url, close, stats }: `stats.connections[i]` counts the connections backend i carried,
+ * `stats.bytes[i]` what it answered, `stats.refused` the connections a backend refused (and the
+ * next one took).
  */
 function loadBalancer(backends) {
   let next = 0;
+  const stats = { connections: backends.map(() => 0), bytes: backends.map(() => 0), refused: 0 };
   const server = createServer((client) => {
     client.pause();
+    client.on('error', () => {});
     const tryFrom = (left) => {
-      if (left === 0) { client.destroy(); return; }
-      const [host, port] = backends[next++ % backends.length].split(':');
+      if (left === 0 || client.destroyed) { client.destroy(); return; }
+      const i = next++ % backends.length;
+      const [host, port] = backends[i].split(':');
       const up = connect(Number(port), host);
+      const refused = () => { stats.refused++; tryFrom(left - 1); };
+      up.once('error', refused);
       up.once('connect', () => {
+        up.off('error', refused);
+        stats.connections[i]++;
+        up.on('data', (b) => { stats.bytes[i] += b.length; });
         up.on('error', () => client.destroy());
         client.on('error', () => up.destroy());
+        client.on('close', () => up.destroy());
+        up.on('close', () => client.destroy());
         client.pipe(up).pipe(client);
         client.resume();
       });
-      up.once('error', () => tryFrom(left - 1));
     };
     tryFrom(backends.length);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () =>
-    resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() })));
+    resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => server.close(), stats })));
 }
 
 /**
  * The hospital's layout (issue #17): two `medsign serve` on one PostgreSQL (a fresh database on
  * $MEDSIGN_TEST_POSTGRES_URL's server), two `medsign gateway`, each server tunnelled to both, and
- * a load balancer in front of the gateways that phones reach. Resolves to what
- * {@link startBehindGateway} does — `base` and `call` are server A's, `gateway` is the load
- * balancer — plus `bases` and `calls` (each server's), `gateways`, `his` (a caller that moves to the other server when one
- * does not answer), `kill(which)` (SIGKILL: 'server:0', 'gateway:1', …) and `tunnelsUp(n)`.
- * Null without PostgreSQL.
+ * a load balancer in front of the gateways that phones reach (the servers' public URL). Resolves
+ * to what {@link startBehindGateway} does — `base` and `call` are server A's, `gateway` is the
+ * load balancer — plus `bases` and `calls` (each server's), `gateways`, `lb` (its counts), `his`
+ * (a caller that moves to the other server when one does not answer), `kill(which)` (SIGKILL:
+ * 'server:0', 'gateway:1', …) and `tunnelsUp(n)`. Null without PostgreSQL. What it started is
+ * stopped again when a step fails.
  */
 export async function startCluster(extraEnv = {}) {
   const admin = process.env.MEDSIGN_TEST_POSTGRES_URL;
   if (!admin) return null;
   const dir = mkdtempSync(join(tmpdir(), 'medsign-cluster-'));
-  const name = `medsign_h5_cluster_${process.pid}`;
+  const name = `medsign_h5_cluster_${randomBytes(6).toString('hex')}`;
   const psql = (sql) => {
     const r = spawnSync('psql', [admin, '-q', '-c', sql]);
     if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr}`);
   };
-  psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  psql(`CREATE DATABASE ${name}`);
-  const env = { ...extraEnv, MEDSIGN_DATABASE_URL: `${admin.slice(0, admin.lastIndexOf('/'))}/${name}`, MEDSIGN_KEK: randomBytes(16).toString('hex') };
-  const first = await startServer(env, { dir: join(dir, 'a') });
-  first.stop();
-  await new Promise((ok) => setTimeout(ok, 300));
-  tunnelCerts(dir, join(dir, 'a', 'data'), env);
-  const gws = [await startGateway(dir), await startGateway(dir)];
-  const tunnels = tunnelEnv(dir, gws.map((g) => g.tunnel));
-  const servers = [await startServer({ ...env, ...tunnels }, { dir: join(dir, 'a') }), await startServer({ ...env, ...tunnels }, { dir: join(dir, 'b') })];
-  for (const g of gws) await tunnelsUp(g.gateway, 2);
-  const lb = await loadBalancer(gws.map((g) => new URL(g.gateway).host));
-  /** The HIS: server A, or B when A does not answer (a refused connection reached nobody). */
-  const his = async (method, path, token, body) => {
-    let last;
-    for (const s of servers) {
-      try { return await s.call(method, path, token, body); } catch (e) { last = e; }
-    }
-    throw last;
-  };
-  const kill = (which) => {
-    const [kind, i] = which.split(':');
-    (kind === 'server' ? servers : gws)[Number(i)].process.kill('SIGKILL');
-  };
+  const started = { servers: [], gws: [], lb: null };
   const stop = () => {
-    lb.close();
-    for (const s of servers) s.stop();
-    for (const g of gws) g.process.kill();
+    started.lb?.close();
+    for (const s of started.servers) s.stop();
+    for (const g of started.gws) g.process.kill();
     rmSync(dir, { recursive: true, force: true });
-    try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* the next run drops it */ }
+    try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* nothing to drop */ }
   };
-  return { ...servers[0], admin: first.admin, bases: servers.map((s) => s.base), calls: servers.map((s) => s.call), gateway: lb.url, gateways: gws.map((g) => g.gateway),
-    phoneCall: sealedCaller(lb.url), his, kill, stop,
-    /** Wait until every gateway still running has `n` tunnels. @param {number} n */
-    tunnelsUp: (n) => Promise.all(gws.filter((g) => g.process.exitCode === null && g.process.signalCode === null).map((g) => tunnelsUp(g.gateway, n))) };
+  try {
+    psql(`CREATE DATABASE ${name}`);
+    const env = { ...extraEnv, MEDSIGN_DATABASE_URL: `${admin.slice(0, admin.lastIndexOf('/'))}/${name}`, MEDSIGN_KEK: randomBytes(16).toString('hex') };
+    const first = await startServer(env, { dir: join(dir, 'a') });
+    first.stop();
+    await new Promise((ok) => setTimeout(ok, 300));
+    tunnelCerts(dir, join(dir, 'a', 'data'), env);
+    for (let i = 0; i < 2; i++) started.gws.push(await startGateway(dir));
+    const gws = started.gws;
+    // the phones' address, and so every deep link's: the load balancer
+    const lb = started.lb = await loadBalancer(gws.map((g) => new URL(g.gateway).host));
+    const serverEnv = { ...env, ...tunnelEnv(dir, gws.map((g) => g.tunnel)), MEDSIGN_SERVER_PUBLIC_URL: lb.url };
+    for (const d of ['a', 'b']) started.servers.push(await startServer(serverEnv, { dir: join(dir, d) }));
+    const servers = started.servers;
+    for (const g of gws) await tunnelsUp(g.gateway, 2);
+    /** The HIS: server A, or B when A does not answer (a refused connection reached nobody). */
+    const his = async (method, path, token, body) => {
+      let last;
+      for (const s of servers) {
+        try { return await s.call(method, path, token, body); } catch (e) { last = e; }
+      }
+      throw last;
+    };
+    const kill = (which) => {
+      const [kind, i] = which.split(':');
+      (kind === 'server' ? servers : gws)[Number(i)].process.kill('SIGKILL');
+    };
+    return { ...servers[0], admin: first.admin, bases: servers.map((s) => s.base), calls: servers.map((s) => s.call), gateway: lb.url,
+      gateways: gws.map((g) => g.gateway), lb: lb.stats, phoneCall: sealedCaller(lb.url), his, kill, stop,
+      /** Wait until every gateway still running has `n` tunnels. @param {number} n */
+      tunnelsUp: (n) => Promise.all(gws.filter((g) => g.process.exitCode === null && g.process.signalCode === null).map((g) => tunnelsUp(g.gateway, n))) };
+  } catch (e) {
+    stop();
+    throw e;
+  }
 }
 
 /** Bind a phone of `employee` (activation code from the HIS token `his`); returns the session token. */
