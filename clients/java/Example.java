@@ -20,6 +20,9 @@ public class Example {
         // the field reader: nested fields are not the answer's, broken input gives null
         check("a".equals(MedsignClient.field("{\"x\":{\"state\":\"b\"},\"state\":\"a\"}", "state")), "top level only");
         check(MedsignClient.field("{\"code\":\"", "code") == null && MedsignClient.field("{\"code\":\"abc", "code") == null, "truncated");
+        check("{\"a\":\"}\",\"b\":[1]}".equals(MedsignClient.object("{\"t\":{\"a\":\"}\",\"b\":[1]},\"u\":2}", "t")), "an object, braces in strings skipped");
+        check(MedsignClient.object("{\"t\":{\"a\":1", "t") == null && MedsignClient.object("{\"t\":\"x\"}", "t") == null
+            && MedsignClient.object("{\"t\":", "t") == null, "no object, or a truncated one");
         try {
             c.user("no-such-user");
             check(false, "a missing user was found");

@@ -121,28 +121,10 @@ public final class MedsignClient {
 
     /** A top-level string field of a JSON object (null when absent or not a string). */
     public static String field(String json, String name) {
-        int depth = 0;
-        for (int i = 0; i < json.length(); i++) {
-            char c = json.charAt(i);
-            if (c == '{' || c == '[') depth++;
-            else if (c == '}' || c == ']') depth--;
-            else if (c == '"') {
-                int end = stringEnd(json, i);
-                if (end < 0) return null;
-                // a key of the outer object: a string at depth 1 followed by ':'
-                int j = end + 1;
-                while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
-                if (depth == 1 && j < json.length() && json.charAt(j) == ':' && json.substring(i + 1, end).equals(name)) {
-                    j++;
-                    while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
-                    if (j >= json.length() || json.charAt(j) != '"') return null;
-                    int close = stringEnd(json, j);
-                    return close < 0 ? null : unescape(json.substring(j + 1, close));
-                }
-                i = end;
-            }
-        }
-        return null;
+        int j = valueAt(json, name);
+        if (j < 0 || json.charAt(j) != '"') return null;
+        int close = stringEnd(json, j);
+        return close < 0 ? null : unescape(json.substring(j + 1, close));
     }
 
     /**
@@ -150,6 +132,23 @@ public final class MedsignClient {
      * flow's {@code ticket}, whose {@code deep_link} {@link #field} then reads.
      */
     public static String object(String json, String name) {
+        int j = valueAt(json, name);
+        if (j < 0 || json.charAt(j) != '{') return null;
+        // to the brace that closes it, strings skipped
+        int d = 0;
+        for (int k = j; k < json.length(); k++) {
+            char x = json.charAt(k);
+            if (x == '"') {
+                k = stringEnd(json, k);
+                if (k < 0) return null;
+            } else if (x == '{' || x == '[') d++;
+            else if ((x == '}' || x == ']') && --d == 0) return json.substring(j, k + 1);
+        }
+        return null;
+    }
+
+    /** Where the value of the outer object's key {@code name} starts, or -1. */
+    private static int valueAt(String json, String name) {
         int depth = 0;
         for (int i = 0; i < json.length(); i++) {
             char c = json.charAt(i);
@@ -157,29 +156,19 @@ public final class MedsignClient {
             else if (c == '}' || c == ']') depth--;
             else if (c == '"') {
                 int end = stringEnd(json, i);
-                if (end < 0) return null;
+                if (end < 0) return -1;
+                // a key of the outer object: a string at depth 1 followed by ':'
                 int j = end + 1;
                 while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
                 if (depth == 1 && j < json.length() && json.charAt(j) == ':' && json.substring(i + 1, end).equals(name)) {
                     j++;
                     while (j < json.length() && Character.isWhitespace(json.charAt(j))) j++;
-                    if (j >= json.length() || json.charAt(j) != '{') return null;
-                    // to the brace that closes it, strings skipped
-                    int d = 0;
-                    for (int k = j; k < json.length(); k++) {
-                        char x = json.charAt(k);
-                        if (x == '"') {
-                            k = stringEnd(json, k);
-                            if (k < 0) return null;
-                        } else if (x == '{' || x == '[') d++;
-                        else if ((x == '}' || x == ']') && --d == 0) return json.substring(j, k + 1);
-                    }
-                    return null;
+                    return j < json.length() ? j : -1;
                 }
                 i = end;
             }
         }
-        return null;
+        return -1;
     }
 
     /** The index of the quote closing the string that opens at {@code start}, or -1 (unterminated). */
