@@ -8,18 +8,20 @@
 //! `d2`, and drops it — `d` is never formed. Every such signature cites the grant (flow signer,
 //! audit). Cancel (phone) or expiry (checked on every use and swept every minute) ends it.
 //!
-//! Custody (issue #15): the grant key never reaches the database. It is held only in the memory
-//! of the medsign process that started the grant ([`HELD`]), so a copy of the data directory —
-//! even with `kek.key`, which opens `d2` — holds `d1` only sealed to a key that is not in it. The
-//! price: a restart of that process ends its grants' usefulness (the doctor grants again from the
-//! phone), and in a cluster a grant signs only on the instance that started it.
+//! Custody (issue #15): the grant key never reaches the database in the clear. It is held in the
+//! memory of the medsign process that started the grant ([`HELD`]), and — so that every instance
+//! of a cluster can use the grant (issue #17) — sealed to the ephemeral key of each other instance
+//! seen lately ([`instance`], table `grant_keys_sealed`), a key that exists only in that process's
+//! memory. A copy of the data directory — even with `kek.key`, which opens `d2` — therefore holds
+//! `d1` only sealed to keys that are not in it. The price: a grant outlives no restart of every
+//! instance that could open it, and an instance started after the grant cannot use it (409).
 
 use crate::mobile::Session;
 use chrono::{Duration, Utc};
 use medsign_crypto::{
     PublicKey, Signer,
     signer::SignatureScheme,
-    sm2::Sm2SecretKey,
+    sm2::{Sm2PublicKey, Sm2SecretKey},
     twoparty::{ClientKeyShare, SeenQ1Memory, ServerKeyShare},
     wrap::Kek,
 };
@@ -49,13 +51,85 @@ fn held() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Sm2SecretKey>>> 
     HELD.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The grant key of `id`, when this process holds it.
-fn grant_key(id: &str) -> Result<Arc<Sm2SecretKey>> {
-    held().get(id).cloned().ok_or_else(|| {
-        Error::Conflict(format!(
-            "授权 {id} 的密钥不在本服务器内存中（服务已重启或由另一台服务器发起），请在手机上重新授权 / the key of grant {id} is not held by this server (it restarted, or another instance started the grant): grant again from the phone"
-        ))
-    })
+/// This process among a cluster's instances: an id and an ephemeral SM2 key that never leaves
+/// memory; its public half is published in `instance_keys` ([`announce`]).
+pub struct Instance {
+    id: String,
+    key: Sm2SecretKey,
+}
+
+static INSTANCE: std::sync::OnceLock<Instance> = std::sync::OnceLock::new();
+
+/// This process's [`Instance`] (made on first use).
+fn instance() -> Result<&'static Instance> {
+    if let Some(i) = INSTANCE.get() {
+        return Ok(i);
+    }
+    let made = Instance {
+        id: format!("in_{}", hex::encode(medsign_crypto::rng::bytes::<8>()?)),
+        key: Sm2SecretKey::generate()?,
+    };
+    Ok(INSTANCE.get_or_init(|| made))
+}
+
+/// How long an instance counts as live after it last announced itself (every minute).
+const INSTANCE_LIVE_MINUTES: i64 = 5;
+
+/// Say that this instance lives (its public key, now): grants started elsewhere from now on are
+/// sealed to it too. Run at start and every minute ([`expire_due`]); instances silent for a day
+/// are forgotten with what was sealed to them.
+pub async fn announce(db: &Db) -> Result<()> {
+    let me = instance()?;
+    let _w = db.write_lock.lock().await;
+    sqlx::query(
+        "INSERT INTO instance_keys (instance_id, public_key, seen_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (instance_id) DO UPDATE SET seen_at = excluded.seen_at",
+    )
+    .bind(&me.id)
+    .bind(hex::encode(me.key.public_key().to_sec1_uncompressed()))
+    .bind(medsign_store::now_text())
+    .execute(&db.pool)
+    .await?;
+    let day_ago = secs_text(Utc::now() - Duration::days(1));
+    sqlx::query(
+        "DELETE FROM grant_keys_sealed WHERE instance_id IN (SELECT instance_id FROM instance_keys WHERE seen_at < $1) \
+         OR grant_id IN (SELECT id FROM grants WHERE state NOT IN ('pending', 'active'))",
+    )
+    .bind(&day_ago)
+    .execute(&db.pool)
+    .await?;
+    sqlx::query("DELETE FROM instance_keys WHERE seen_at < $1").bind(&day_ago).execute(&db.pool).await?;
+    Ok(())
+}
+
+fn not_held(id: &str) -> Error {
+    Error::Conflict(format!(
+        "授权 {id} 的密钥不在本服务器内存中（服务已重启或由另一台服务器发起），请在手机上重新授权 / the key of grant {id} is not held by this server (it restarted, or another instance started the grant): grant again from the phone"
+    ))
+}
+
+/// The grant key of `id`: held in this process's memory, or opened from what the instance that
+/// started the grant sealed to this instance's key (then held too).
+async fn grant_key(db: &Db, id: &str) -> Result<Arc<Sm2SecretKey>> {
+    if let Some(k) = held().get(id).cloned() {
+        return Ok(k);
+    }
+    let me = instance()?;
+    let sealed: Option<String> =
+        sqlx::query_scalar("SELECT sealed FROM grant_keys_sealed WHERE grant_id = $1 AND instance_id = $2")
+            .bind(id)
+            .bind(&me.id)
+            .fetch_optional(&db.pool)
+            .await?;
+    let Some(sealed) = sealed else { return Err(not_held(id)) };
+    let blob = hex::decode(sealed).map_err(|_| Error::internal("stored grant key is corrupt"))?;
+    let plain = medsign_crypto::seal::open(&me.key, &blob, id.as_bytes())?;
+    let key = Arc::new(Sm2SecretKey::from_bytes(&plain[..])?);
+    let mut h = held();
+    if h.len() < MAX_HELD {
+        h.insert(id.to_string(), key.clone());
+    }
+    Ok(key)
 }
 
 /// Erase the grant keys of `ids` from memory (their material in the database is already gone).
@@ -178,9 +252,37 @@ pub async fn start(db: &Db, s: &Session, app_id: &str, w: Window) -> Result<Gran
     let context = format!("medsign/grant/v1|grant={id}|user={}|app={app_id}|key={}", s.employee_no, key.id);
     let grant_key = Arc::new(Sm2SecretKey::generate()?);
     let public_key = hex::encode(grant_key.public_key().to_sec1_uncompressed());
+    // the other live instances' keys: each gets the grant key sealed to it (bound to the grant)
+    let me = instance()?;
+    let cutoff = secs_text(Utc::now() - Duration::minutes(INSTANCE_LIVE_MINUTES));
+    let peers: Vec<(String, String)> =
+        sqlx::query_as("SELECT instance_id, public_key FROM instance_keys WHERE seen_at >= $1 AND instance_id <> $2")
+            .bind(&cutoff)
+            .bind(&me.id)
+            .fetch_all(&db.pool)
+            .await?;
+    let mut sealed = Vec::with_capacity(peers.len());
+    for (peer, public) in peers {
+        let Some(to) = hex::decode(&public).ok().and_then(|b| Sm2PublicKey::from_sec1(&b).ok()) else {
+            tracing::warn!(instance = %peer, "an instance published no valid key: grants are not sealed to it");
+            continue;
+        };
+        let blob = medsign_crypto::seal::seal(&to, &grant_key.to_bytes()[..], id.as_bytes())?;
+        sealed.push((peer, hex::encode(blob)));
+    }
     held().insert(id.clone(), grant_key);
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
+    let mut tx = db.pool.begin().await.inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+    for (peer, blob) in &sealed {
+        sqlx::query("INSERT INTO grant_keys_sealed (grant_id, instance_id, sealed) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(peer)
+            .bind(blob)
+            .execute(&mut *tx)
+            .await
+            .inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+    }
     sqlx::query(
         "INSERT INTO grants (id, employee_no, device_id, key_id, app_id, state, hours, max_count, used_count, context, \
          grant_key_wrapped, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, 0, $8, $9, $10, $11)",
@@ -196,9 +298,10 @@ pub async fn start(db: &Db, s: &Session, app_id: &str, w: Window) -> Result<Gran
     .bind(None::<String>)
     .bind(secs_text(Utc::now() + Duration::minutes(PENDING_MINUTES)))
     .bind(&now)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await
     .inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+    tx.commit().await.inspect_err(|_| forget(std::slice::from_ref(&id)))?;
     Ok(GrantStart { grant_id: id, public_key, context, app_id: app.app_id, app_name: app.name, hours })
 }
 
@@ -218,7 +321,7 @@ pub async fn activate(db: &Db, ctx: &Context, s: &Session, id: &str, sealed_hex:
     let context: String = r.try_get("context")?;
     let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &context);
     crate::approvals::consume(db, ctx, s, &digest, "grant.create", &format!("user:{}", s.employee_no)).await?;
-    let gk = grant_key(id)?;
+    let gk = grant_key(db, id).await?;
     let bad = || Error::Invalid("授权密钥份额无效 / the sealed share is not valid for this grant".into());
     let sealed = hex::decode(sealed_hex.trim()).map_err(|_| bad())?;
     let plain = medsign_crypto::seal::open(&gk, &sealed, context.as_bytes()).map_err(|_| bad())?;
@@ -299,6 +402,7 @@ pub async fn cancel(db: &Db, ctx: &Context, s: &Session, id: &str) -> Result<Gra
         .bind(&s.employee_no)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM grant_keys_sealed WHERE grant_id = $1").bind(id).execute(&mut *tx).await?;
         if done.rows_affected() != 1 {
             tx.rollback().await?;
             drop(_w);
@@ -323,6 +427,8 @@ pub async fn cancel(db: &Db, ctx: &Context, s: &Session, id: &str) -> Result<Gra
 
 /// End grants whose window has passed (erasing their material); returns how many.
 pub async fn expire_due(db: &Db) -> Result<usize> {
+    // this instance lives (and what was sealed for ended grants or long-gone instances goes)
+    announce(db).await?;
     let rows = sqlx::query("SELECT id, expires_at FROM grants WHERE state IN ('pending', 'active')")
         .fetch_all(&db.pool)
         .await?;
@@ -340,6 +446,7 @@ pub async fn expire_due(db: &Db) -> Result<usize> {
             .execute(&db.pool)
             .await?
             .rows_affected() as usize;
+            sqlx::query("DELETE FROM grant_keys_sealed WHERE grant_id = $1").bind(&id).execute(&db.pool).await?;
         }
     }
     // drop the keys of grants that ended any way (expired, cancelled, unbound) from memory
@@ -430,7 +537,7 @@ pub(crate) async fn signer(db: &Db, kek: &Kek, employee_no: &str, app_id: &str) 
             continue;
         }
         // not held here (restarted, or started on another instance)
-        let gk = match grant_key(&v.grant_id) {
+        let gk = match grant_key(db, &v.grant_id).await {
             Ok(gk) => gk,
             Err(e) => {
                 elsewhere.get_or_insert(e);
@@ -679,6 +786,85 @@ mod tests {
             }
         }
         None
+    }
+
+    /// Issue #17: a grant started on one instance is usable on every instance live at the time —
+    /// the grant key sealed to each one's in-memory key — and on no other; what is stored opens
+    /// with none of the keys a copy of the database holds; a cancel erases it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_grant_started_on_one_instance_signs_on_another() {
+        for (_d, db) in backends().await {
+            let World { kek, ctx, cas, .. } = world(&db).await;
+            let (his, _) = sign_app(&db, &kek, "HIS").await;
+            add_staff(&db, &kek, &[staff("4201", "吴医生")]).await;
+            let (me, share) = phone(&db, &kek, &cas, "4201").await;
+            announce(&db).await.unwrap();
+            // another live instance (its private key here plays its memory), and one silent too long
+            let peer = Sm2SecretKey::generate().unwrap();
+            let stale = Sm2SecretKey::generate().unwrap();
+            for (id, k, seen) in [("in_peer", &peer, Utc::now()), ("in_stale", &stale, Utc::now() - Duration::hours(1))]
+            {
+                sqlx::query("INSERT INTO instance_keys (instance_id, public_key, seen_at) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(hex::encode(k.public_key().to_sec1_uncompressed()))
+                    .bind(secs_text(seen))
+                    .execute(&db.pool)
+                    .await
+                    .unwrap();
+            }
+            let g = start(&db, &me, &his.app_id, win(2, None)).await.unwrap();
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT instance_id, sealed FROM grant_keys_sealed WHERE grant_id = $1")
+                    .bind(&g.grant_id)
+                    .fetch_all(&db.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(
+                rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+                ["in_peer"],
+                "sealed to the live peer only"
+            );
+            // the peer opens it: the grant's own key (its public half is the one the phone sealed to)
+            let opened =
+                medsign_crypto::seal::open(&peer, &hex::decode(&rows[0].1).unwrap(), g.grant_id.as_bytes()).unwrap();
+            let gk = Sm2SecretKey::from_bytes(&opened[..]).unwrap();
+            assert_eq!(hex::encode(gk.public_key().to_sec1_uncompressed()), g.public_key);
+            // nothing a copy holds opens it: not the KEK-wrapped keys, not another instance's key
+            assert!(
+                medsign_crypto::seal::open(&stale, &hex::decode(&rows[0].1).unwrap(), g.grant_id.as_bytes()).is_err()
+            );
+            // this instance as the peer would be: the key not in memory, only sealed to this
+            // instance's key — the phone's share and then the signing still work
+            forget(std::slice::from_ref(&g.grant_id));
+            let mine = medsign_crypto::seal::seal(
+                instance().unwrap().key.public_key(),
+                &gk.to_bytes()[..],
+                g.grant_id.as_bytes(),
+            )
+            .unwrap();
+            sqlx::query("INSERT INTO grant_keys_sealed (grant_id, instance_id, sealed) VALUES ($1, $2, $3)")
+                .bind(&g.grant_id)
+                .bind(&instance().unwrap().id)
+                .bind(hex::encode(mine))
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let pk = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
+            let sealed = medsign_crypto::seal::seal(&pk, &share.to_bytes(), g.context.as_bytes()).unwrap();
+            let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &g.context);
+            crate::approvals::tests::approve(&db, &kek, &me, &digest).await;
+            activate(&db, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
+            forget(std::slice::from_ref(&g.grant_id));
+            assert!(signer(&db, &kek, "4201", &his.app_id).await.unwrap().is_some(), "opened from the sealed copy");
+            // a cancel erases every sealed copy
+            cancel(&db, &ctx, &me, &g.grant_id).await.unwrap();
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grant_keys_sealed WHERE grant_id = $1")
+                .bind(&g.grant_id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            assert_eq!(left, 0);
+        }
     }
 
     /// Issue #15, item 3: a copy of the data directory with `kek.key`, taken while a grant is

@@ -320,6 +320,13 @@ async fn unbind_in(tx: &mut sqlx::AnyConnection, employee_no: &str, now: &str) -
         sqlx::query(sql).bind(employee_no).execute(&mut *tx).await?;
     }
     sqlx::query(
+        "DELETE FROM grant_keys_sealed WHERE grant_id IN \
+         (SELECT id FROM grants WHERE employee_no = $1 AND state IN ('pending', 'active'))",
+    )
+    .bind(employee_no)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
         "UPDATE grants SET state = 'cancelled', grant_key_wrapped = NULL, share_sealed = NULL, ended_at = $1 \
          WHERE employee_no = $2 AND state IN ('pending', 'active')",
     )

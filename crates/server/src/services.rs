@@ -237,6 +237,11 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
     // grant expiry, expired signing rounds
     let (s, me) = (state.clone(), holder.clone());
     tasks.push(tokio::spawn(async move {
+        // this instance is live from the start: grants started elsewhere are sealed to it too
+        // (then every minute with the grant expiry)
+        if let Err(e) = medsign_phone::grants::announce(&s.db).await {
+            tracing::warn!(error = %e, "announcing this instance failed");
+        }
         let client = medsign_signing::flows::webhook_client();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut n: u64 = 0;
