@@ -17,7 +17,7 @@
 //! instance that could open it, and an instance started after the grant cannot use it (409).
 
 use crate::mobile::Session;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use medsign_crypto::{
     PublicKey, Signer,
     signer::SignatureScheme,
@@ -75,19 +75,28 @@ fn instance() -> Result<&'static Instance> {
 /// How long an instance counts as live after it last announced itself (every minute).
 const INSTANCE_LIVE_MINUTES: i64 = 5;
 
-/// Say that this instance lives (its public key, now): grants started elsewhere from now on are
-/// sealed to it too. Run at start and every minute ([`expire_due`]); instances silent for a day
-/// are forgotten with what was sealed to them.
-pub async fn announce(db: &Db) -> Result<()> {
+/// What an instance's public key is attested under (the KEK binds it to the instance's id).
+fn attestation_aad(instance_id: &str) -> Vec<u8> {
+    format!("medsign/instance-key/v1|{instance_id}").into_bytes()
+}
+
+/// Say that this instance lives (its public key, attested under the KEK, and now): grants started
+/// elsewhere from now on are sealed to it too. Run at start and every minute ([`expire_due`]);
+/// instances silent for a day are forgotten with what was sealed to them.
+pub async fn announce(db: &Db, kek: &Kek) -> Result<()> {
     let me = instance()?;
+    let public = me.key.public_key().to_sec1_uncompressed();
+    let attestation = hex::encode(kek.wrap(&public, &attestation_aad(&me.id))?);
     let _w = db.write_lock.lock().await;
     sqlx::query(
-        "INSERT INTO instance_keys (instance_id, public_key, seen_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (instance_id) DO UPDATE SET seen_at = excluded.seen_at",
+        "INSERT INTO instance_keys (instance_id, public_key, attestation, seen_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (instance_id) DO UPDATE SET public_key = excluded.public_key, \
+         attestation = excluded.attestation, seen_at = excluded.seen_at",
     )
     .bind(&me.id)
-    .bind(hex::encode(me.key.public_key().to_sec1_uncompressed()))
-    .bind(medsign_store::now_text())
+    .bind(hex::encode(public))
+    .bind(attestation)
+    .bind(secs_text(Utc::now()))
     .execute(&db.pool)
     .await?;
     let day_ago = secs_text(Utc::now() - Duration::days(1));
@@ -100,6 +109,88 @@ pub async fn announce(db: &Db) -> Result<()> {
     .await?;
     sqlx::query("DELETE FROM instance_keys WHERE seen_at < $1").bind(&day_ago).execute(&db.pool).await?;
     Ok(())
+}
+
+/// The other instances live now whose public keys the KEK attests (a key that is not attested —
+/// put there by someone who can write the database but has not the KEK — gets nothing, loudly).
+async fn live_peers(db: &Db, kek: &Kek) -> Result<Vec<(String, Sm2PublicKey)>> {
+    let me = instance()?;
+    let now = Utc::now();
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT instance_id, public_key, attestation, seen_at FROM instance_keys WHERE seen_at >= $1 AND instance_id <> $2",
+    )
+    .bind(secs_text(now - Duration::minutes(INSTANCE_LIVE_MINUTES)))
+    .bind(&me.id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, public, attestation, seen) in rows {
+        let public = hex::decode(&public).unwrap_or_default();
+        let attested = hex::decode(&attestation)
+            .ok()
+            .and_then(|b| kek.unwrap(&b, &attestation_aad(&id)).ok())
+            .is_some_and(|p| p[..] == public[..]);
+        // a time ahead of ours would keep a row live for ever
+        let ahead = DateTime::parse_from_rfc3339(&seen).is_ok_and(|t| t > now + Duration::minutes(1));
+        match Sm2PublicKey::from_sec1(&public) {
+            Ok(key) if attested && !ahead => out.push((id, key)),
+            _ => {
+                tracing::warn!(instance = %id, "an instance's key is not attested under the KEK: no grant key is sealed to it")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `key` (of grant `id`) sealed to each of `peers`, bound to the grant.
+fn sealed_to(key: &Sm2SecretKey, id: &str, peers: &[(String, Sm2PublicKey)]) -> Result<Vec<(String, String)>> {
+    peers
+        .iter()
+        .map(|(peer, to)| {
+            Ok((peer.clone(), hex::encode(medsign_crypto::seal::seal(to, &key.to_bytes()[..], id.as_bytes())?)))
+        })
+        .collect()
+}
+
+/// Seal the grant keys this instance holds, of grants still pending or active, to the live
+/// instances that have no copy yet (started after the grant): a rolling restart keeps the grants
+/// usable while one instance holding each stays up. Returns how many copies were made.
+async fn reseal(db: &Db, kek: &Kek) -> Result<usize> {
+    let peers = live_peers(db, kek).await?;
+    if peers.is_empty() {
+        return Ok(0);
+    }
+    let held: Vec<(String, Arc<Sm2SecretKey>)> = held().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut n = 0;
+    for (id, key) in held {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM grants WHERE id = $1").bind(&id).fetch_optional(&db.pool).await?;
+        if !matches!(state.as_deref(), Some("pending" | "active")) {
+            continue;
+        }
+        let have: Vec<String> = sqlx::query_scalar("SELECT instance_id FROM grant_keys_sealed WHERE grant_id = $1")
+            .bind(&id)
+            .fetch_all(&db.pool)
+            .await?;
+        let missing: Vec<_> = peers.iter().filter(|(p, _)| !have.contains(p)).cloned().collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let _w = db.write_lock.lock().await;
+        for (peer, blob) in sealed_to(&key, &id, &missing)? {
+            n += sqlx::query(
+                "INSERT INTO grant_keys_sealed (grant_id, instance_id, sealed) VALUES ($1, $2, $3) \
+                 ON CONFLICT (grant_id, instance_id) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(&peer)
+            .bind(blob)
+            .execute(&db.pool)
+            .await?
+            .rows_affected() as usize;
+        }
+    }
+    Ok(n)
 }
 
 fn not_held(id: &str) -> Error {
@@ -219,7 +310,7 @@ pub struct Window {
 }
 
 /// Start a grant for business system `app_id` (the phone then seals its share to the answer).
-pub async fn start(db: &Db, s: &Session, app_id: &str, w: Window) -> Result<GrantStart> {
+pub async fn start(db: &Db, kek: &Kek, s: &Session, app_id: &str, w: Window) -> Result<GrantStart> {
     let (hours, max_count) = (w.hours, w.max_count);
     let max = w.max_hours.clamp(1, MAX_HOURS);
     if !(1..=max).contains(&hours) {
@@ -253,35 +344,17 @@ pub async fn start(db: &Db, s: &Session, app_id: &str, w: Window) -> Result<Gran
     let grant_key = Arc::new(Sm2SecretKey::generate()?);
     let public_key = hex::encode(grant_key.public_key().to_sec1_uncompressed());
     // the other live instances' keys: each gets the grant key sealed to it (bound to the grant)
-    let me = instance()?;
-    let cutoff = secs_text(Utc::now() - Duration::minutes(INSTANCE_LIVE_MINUTES));
-    let peers: Vec<(String, String)> =
-        sqlx::query_as("SELECT instance_id, public_key FROM instance_keys WHERE seen_at >= $1 AND instance_id <> $2")
-            .bind(&cutoff)
-            .bind(&me.id)
-            .fetch_all(&db.pool)
-            .await?;
-    let mut sealed = Vec::with_capacity(peers.len());
-    for (peer, public) in peers {
-        let Some(to) = hex::decode(&public).ok().and_then(|b| Sm2PublicKey::from_sec1(&b).ok()) else {
-            tracing::warn!(instance = %peer, "an instance published no valid key: grants are not sealed to it");
-            continue;
-        };
-        let blob = medsign_crypto::seal::seal(&to, &grant_key.to_bytes()[..], id.as_bytes())?;
-        sealed.push((peer, hex::encode(blob)));
-    }
-    held().insert(id.clone(), grant_key);
+    let sealed = sealed_to(&grant_key, &id, &live_peers(db, kek).await?)?;
     let now = medsign_store::now_text();
     let _w = db.write_lock.lock().await;
-    let mut tx = db.pool.begin().await.inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+    let mut tx = db.pool.begin().await?;
     for (peer, blob) in &sealed {
         sqlx::query("INSERT INTO grant_keys_sealed (grant_id, instance_id, sealed) VALUES ($1, $2, $3)")
             .bind(&id)
             .bind(peer)
             .bind(blob)
             .execute(&mut *tx)
-            .await
-            .inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+            .await?;
     }
     sqlx::query(
         "INSERT INTO grants (id, employee_no, device_id, key_id, app_id, state, hours, max_count, used_count, context, \
@@ -299,9 +372,10 @@ pub async fn start(db: &Db, s: &Session, app_id: &str, w: Window) -> Result<Gran
     .bind(secs_text(Utc::now() + Duration::minutes(PENDING_MINUTES)))
     .bind(&now)
     .execute(&mut *tx)
-    .await
-    .inspect_err(|_| forget(std::slice::from_ref(&id)))?;
-    tx.commit().await.inspect_err(|_| forget(std::slice::from_ref(&id)))?;
+    .await?;
+    tx.commit().await?;
+    // held once the grant exists: a request dropped before the commit leaves no key behind
+    held().insert(id.clone(), grant_key);
     Ok(GrantStart { grant_id: id, public_key, context, app_id: app.app_id, app_name: app.name, hours })
 }
 
@@ -319,9 +393,10 @@ pub async fn activate(db: &Db, ctx: &Context, s: &Session, id: &str, sealed_hex:
         return Err(Error::Conflict(format!("授权 {id} 状态为 {} / grant {id} is {}", v.state, v.state)));
     }
     let context: String = r.try_get("context")?;
+    // the key first: on an instance that cannot use the grant, the doctor's approval is not spent
+    let gk = grant_key(db, id).await?;
     let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &context);
     crate::approvals::consume(db, ctx, s, &digest, "grant.create", &format!("user:{}", s.employee_no)).await?;
-    let gk = grant_key(db, id).await?;
     let bad = || Error::Invalid("授权密钥份额无效 / the sealed share is not valid for this grant".into());
     let sealed = hex::decode(sealed_hex.trim()).map_err(|_| bad())?;
     let plain = medsign_crypto::seal::open(&gk, &sealed, context.as_bytes()).map_err(|_| bad())?;
@@ -426,9 +501,15 @@ pub async fn cancel(db: &Db, ctx: &Context, s: &Session, id: &str) -> Result<Gra
 }
 
 /// End grants whose window has passed (erasing their material); returns how many.
-pub async fn expire_due(db: &Db) -> Result<usize> {
-    // this instance lives (and what was sealed for ended grants or long-gone instances goes)
-    announce(db).await?;
+pub async fn expire_due(db: &Db, kek: &Kek) -> Result<usize> {
+    // this instance lives (and what was sealed for ended grants or long-gone instances goes);
+    // instances started since a grant get their copies of the keys held here
+    if let Err(e) = announce(db, kek).await {
+        tracing::warn!(error = %e, "announcing this instance failed");
+    }
+    if let Err(e) = reseal(db, kek).await {
+        tracing::warn!(error = %e, "sealing grant keys to new instances failed");
+    }
     let rows = sqlx::query("SELECT id, expires_at FROM grants WHERE state IN ('pending', 'active')")
         .fetch_all(&db.pool)
         .await?;
@@ -640,15 +721,15 @@ mod tests {
             let e = sign(his.app_id.clone(), "before").await.unwrap_err();
             assert!(e.to_string().contains("session grant"), "{e}");
             // bad requests
-            assert!(matches!(start(&db, &me, &his.app_id, win(0, None)).await, Err(Error::Invalid(_))));
-            assert!(matches!(start(&db, &me, &his.app_id, win(13, None)).await, Err(Error::Invalid(_))));
+            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(0, None)).await, Err(Error::Invalid(_))));
+            assert!(matches!(start(&db, &kek, &me, &his.app_id, win(13, None)).await, Err(Error::Invalid(_))));
             // the hospital's own limit (`[sign] grant_max_hours`) is below the protocol's 12 h
             let four = Window { hours: 5, max_hours: 4, max_count: None };
-            let e = start(&db, &me, &his.app_id, four).await.unwrap_err();
+            let e = start(&db, &kek, &me, &his.app_id, four).await.unwrap_err();
             assert!(matches!(&e, Error::Invalid(m) if m.contains("1-4")), "{e}");
-            assert!(matches!(start(&db, &me, "app_nope", win(2, None)).await, Err(Error::NotFound(_))));
+            assert!(matches!(start(&db, &kek, &me, "app_nope", win(2, None)).await, Err(Error::NotFound(_))));
             // the grant: sealed to the grant key, bound to its context; a wrong seal is refused
-            let g = start(&db, &me, &his.app_id, win(2, Some(3))).await.unwrap();
+            let g = start(&db, &kek, &me, &his.app_id, win(2, Some(3))).await.unwrap();
             let grant_key = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
             let wrong_ctx = medsign_crypto::seal::seal(&grant_key, &share.to_bytes(), b"other").unwrap();
             // the device session alone activates nothing (issue #15): the doctor approves this grant
@@ -726,7 +807,7 @@ mod tests {
             .unwrap();
             assert!(audited.contains(&g.grant_id), "{audited}");
             // cancel erases the material at once
-            let g2 = start(&db, &me, &his.app_id, win(1, None)).await.unwrap();
+            let g2 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
             let k2 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g2.public_key).unwrap()).unwrap();
             let s2 = medsign_crypto::seal::seal(&k2, &share.to_bytes(), g2.context.as_bytes()).unwrap();
             approve_grant(&g2).await;
@@ -743,7 +824,7 @@ mod tests {
             assert!(k.is_none() && sh.is_none(), "grant material erased");
             assert!(sign(his.app_id.clone(), "医嘱 6").await.is_err());
             // expiry: swept, erased, refused
-            let g3 = start(&db, &me, &his.app_id, win(1, None)).await.unwrap();
+            let g3 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
             let k3 = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g3.public_key).unwrap()).unwrap();
             let s3 = medsign_crypto::seal::seal(&k3, &share.to_bytes(), g3.context.as_bytes()).unwrap();
             approve_grant(&g3).await;
@@ -754,7 +835,7 @@ mod tests {
                 .await
                 .unwrap();
             assert!(sign(his.app_id.clone(), "医嘱 7").await.is_err(), "expired is refused even before the sweep");
-            assert_eq!(expire_due(&db).await.unwrap(), 1);
+            assert_eq!(expire_due(&db, &kek).await.unwrap(), 1);
             let states: Vec<String> = list(&db, &me).await.unwrap().into_iter().map(|g| g.state).collect();
             assert_eq!(
                 states,
@@ -788,6 +869,21 @@ mod tests {
         None
     }
 
+    /// An instance's row as its `announce` would write it, its key attested under `by`.
+    async fn add_instance(db: &Db, id: &str, k: &Sm2SecretKey, by: &Kek, seen: chrono::DateTime<Utc>) {
+        let public = k.public_key().to_sec1_uncompressed();
+        sqlx::query(
+            "INSERT INTO instance_keys (instance_id, public_key, attestation, seen_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(hex::encode(&public))
+        .bind(hex::encode(by.wrap(&public, &attestation_aad(id)).unwrap()))
+        .bind(secs_text(seen))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+
     /// Issue #17: a grant started on one instance is usable on every instance live at the time —
     /// the grant key sealed to each one's in-memory key — and on no other; what is stored opens
     /// with none of the keys a copy of the database holds; a cancel erases it.
@@ -798,21 +894,19 @@ mod tests {
             let (his, _) = sign_app(&db, &kek, "HIS").await;
             add_staff(&db, &kek, &[staff("4201", "吴医生")]).await;
             let (me, share) = phone(&db, &kek, &cas, "4201").await;
-            announce(&db).await.unwrap();
-            // another live instance (its private key here plays its memory), and one silent too long
-            let peer = Sm2SecretKey::generate().unwrap();
-            let stale = Sm2SecretKey::generate().unwrap();
-            for (id, k, seen) in [("in_peer", &peer, Utc::now()), ("in_stale", &stale, Utc::now() - Duration::hours(1))]
-            {
-                sqlx::query("INSERT INTO instance_keys (instance_id, public_key, seen_at) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(hex::encode(k.public_key().to_sec1_uncompressed()))
-                    .bind(secs_text(seen))
-                    .execute(&db.pool)
-                    .await
-                    .unwrap();
-            }
-            let g = start(&db, &me, &his.app_id, win(2, None)).await.unwrap();
+            announce(&db, &kek).await.unwrap();
+            // another live instance (its private key here plays its memory), one silent too long,
+            // and one whose key someone wrote without the KEK (attested under another)
+            let (peer, stale, forged) = (
+                Sm2SecretKey::generate().unwrap(),
+                Sm2SecretKey::generate().unwrap(),
+                Sm2SecretKey::generate().unwrap(),
+            );
+            let other_kek = Kek::generate().unwrap();
+            add_instance(&db, "in_peer", &peer, &kek, Utc::now()).await;
+            add_instance(&db, "in_stale", &stale, &kek, Utc::now() - Duration::hours(1)).await;
+            add_instance(&db, "in_forged", &forged, &other_kek, Utc::now()).await;
+            let g = start(&db, &kek, &me, &his.app_id, win(2, None)).await.unwrap();
             let rows: Vec<(String, String)> =
                 sqlx::query_as("SELECT instance_id, sealed FROM grant_keys_sealed WHERE grant_id = $1")
                     .bind(&g.grant_id)
@@ -856,6 +950,26 @@ mod tests {
             activate(&db, &ctx, &me, &g.grant_id, &hex::encode(&sealed)).await.unwrap();
             forget(std::slice::from_ref(&g.grant_id));
             assert!(signer(&db, &kek, "4201", &his.app_id).await.unwrap().is_some(), "opened from the sealed copy");
+            // an instance started after the grant gets its copy at the next minute's sweep from
+            // an instance holding the key; a key not attested under the KEK gets nothing
+            let late = Sm2SecretKey::generate().unwrap();
+            add_instance(&db, "in_late", &late, &kek, Utc::now()).await;
+            expire_due(&db, &kek).await.unwrap();
+            let copy: String = sqlx::query_scalar(
+                "SELECT sealed FROM grant_keys_sealed WHERE grant_id = $1 AND instance_id = 'in_late'",
+            )
+            .bind(&g.grant_id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            let opened = medsign_crypto::seal::open(&late, &hex::decode(copy).unwrap(), g.grant_id.as_bytes()).unwrap();
+            assert_eq!(Sm2SecretKey::from_bytes(&opened[..]).unwrap().to_bytes(), gk.to_bytes());
+            let forged_copies: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM grant_keys_sealed WHERE instance_id = 'in_forged'")
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(forged_copies, 0);
             // a cancel erases every sealed copy
             cancel(&db, &ctx, &me, &g.grant_id).await.unwrap();
             let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grant_keys_sealed WHERE grant_id = $1")
@@ -878,7 +992,7 @@ mod tests {
             let (his, _) = sign_app(&db, &kek, "HIS").await;
             add_staff(&db, &kek, &[staff("4101", "周医生")]).await;
             let (me, share) = phone(&db, &kek, &cas, "4101").await;
-            let g = start(&db, &me, &his.app_id, win(2, None)).await.unwrap();
+            let g = start(&db, &kek, &me, &his.app_id, win(2, None)).await.unwrap();
             let gk = medsign_crypto::sm2::Sm2PublicKey::from_sec1(&hex::decode(&g.public_key).unwrap()).unwrap();
             let sealed = medsign_crypto::seal::seal(&gk, &share.to_bytes(), g.context.as_bytes()).unwrap();
             let digest = crate::approvals::digest(crate::approvals::Purpose::Grant, &g.context);

@@ -294,7 +294,7 @@ pub async fn start_grant(
     StrictJson(b): StrictJson<NewGrant>,
 ) -> Result<Response, ApiError> {
     let w = grants::Window { hours: b.hours, max_hours: s.grant_max_hours, max_count: b.max_count };
-    let g = grants::start(&s.db, &phone.session, &b.app_id, w).await?;
+    let g = grants::start(&s.db, &s.kek, &phone.session, &b.app_id, w).await?;
     Ok((StatusCode::CREATED, Json(g)).into_response())
 }
 

@@ -239,7 +239,7 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
     tasks.push(tokio::spawn(async move {
         // this instance is live from the start: grants started elsewhere are sealed to it too
         // (then every minute with the grant expiry)
-        if let Err(e) = medsign_phone::grants::announce(&s.db).await {
+        if let Err(e) = medsign_phone::grants::announce(&s.db, &s.kek).await {
             tracing::warn!(error = %e, "announcing this instance failed");
         }
         let client = medsign_signing::flows::webhook_client();
@@ -266,7 +266,7 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
                 if let Err(e) = medsign_signing::flows::expire_due(&s.db).await {
                     tracing::warn!(error = %e, "flow expiry failed");
                 }
-                if let Err(e) = medsign_phone::grants::expire_due(&s.db).await {
+                if let Err(e) = medsign_phone::grants::expire_due(&s.db, &s.kek).await {
                     tracing::warn!(error = %e, "grant expiry failed");
                 }
                 if let Err(e) = medsign_phone::cosign::sweep(&s.db).await {
