@@ -13,8 +13,9 @@
 //! of a cluster can use the grant (issue #17) — sealed to the ephemeral key of each other instance
 //! seen lately ([`instance`], table `grant_keys_sealed`), a key that exists only in that process's
 //! memory. A copy of the data directory — even with `kek.key`, which opens `d2` — therefore holds
-//! `d1` only sealed to keys that are not in it. The price: a grant outlives no restart of every
-//! instance that could open it, and an instance started after the grant cannot use it (409).
+//! `d1` only sealed to keys that are not in it. An instance started after the grant receives its
+//! copy within a minute from one holding the key ([`reseal`]); the grant ends when every instance
+//! that could open it has restarted.
 
 use crate::mobile::Session;
 use chrono::{DateTime, Duration, Utc};
@@ -75,9 +76,10 @@ fn instance() -> Result<&'static Instance> {
 /// How long an instance counts as live after it last announced itself (every minute).
 const INSTANCE_LIVE_MINUTES: i64 = 5;
 
-/// What an instance's public key is attested under (the KEK binds it to the instance's id).
-fn attestation_aad(instance_id: &str) -> Vec<u8> {
-    format!("medsign/instance-key/v1|{instance_id}").into_bytes()
+/// What an instance's public key is attested under: the KEK binds it to the instance's id and to
+/// the moment it was announced (re-attested every minute), so an old row put back is not live.
+fn attestation_aad(instance_id: &str, seen_at: &str) -> Vec<u8> {
+    format!("medsign/instance-key/v1|{instance_id}|{seen_at}").into_bytes()
 }
 
 /// Say that this instance lives (its public key, attested under the KEK, and now): grants started
@@ -86,7 +88,8 @@ fn attestation_aad(instance_id: &str) -> Vec<u8> {
 pub async fn announce(db: &Db, kek: &Kek) -> Result<()> {
     let me = instance()?;
     let public = me.key.public_key().to_sec1_uncompressed();
-    let attestation = hex::encode(kek.wrap(&public, &attestation_aad(&me.id))?);
+    let seen = secs_text(Utc::now());
+    let attestation = hex::encode(kek.wrap(&public, &attestation_aad(&me.id, &seen))?);
     let _w = db.write_lock.lock().await;
     sqlx::query(
         "INSERT INTO instance_keys (instance_id, public_key, attestation, seen_at) VALUES ($1, $2, $3, $4) \
@@ -96,7 +99,7 @@ pub async fn announce(db: &Db, kek: &Kek) -> Result<()> {
     .bind(&me.id)
     .bind(hex::encode(public))
     .bind(attestation)
-    .bind(secs_text(Utc::now()))
+    .bind(&seen)
     .execute(&db.pool)
     .await?;
     let day_ago = secs_text(Utc::now() - Duration::days(1));
@@ -128,12 +131,19 @@ async fn live_peers(db: &Db, kek: &Kek) -> Result<Vec<(String, Sm2PublicKey)>> {
         let public = hex::decode(&public).unwrap_or_default();
         let attested = hex::decode(&attestation)
             .ok()
-            .and_then(|b| kek.unwrap(&b, &attestation_aad(&id)).ok())
+            .and_then(|b| kek.unwrap(&b, &attestation_aad(&id, &seen)).ok())
             .is_some_and(|p| p[..] == public[..]);
-        // a time ahead of ours would keep a row live for ever
-        let ahead = DateTime::parse_from_rfc3339(&seen).is_ok_and(|t| t > now + Duration::minutes(1));
+        // live means announced in the last minutes, by a clock not ahead of ours (a time ahead, or
+        // none, would keep a row live for ever)
+        let live = DateTime::parse_from_rfc3339(&seen).is_ok_and(|t| {
+            let t = t.with_timezone(&Utc);
+            t >= now - Duration::minutes(INSTANCE_LIVE_MINUTES) && t <= now + Duration::minutes(1)
+        });
         match Sm2PublicKey::from_sec1(&public) {
-            Ok(key) if attested && !ahead => out.push((id, key)),
+            Ok(key) if attested && live => out.push((id, key)),
+            _ if !live => {
+                tracing::warn!(instance = %id, seen_at = %seen, "an instance announced itself at a time not within the last minutes of ours: no grant key is sealed to it")
+            }
             _ => {
                 tracing::warn!(instance = %id, "an instance's key is not attested under the KEK: no grant key is sealed to it")
             }
@@ -152,34 +162,33 @@ fn sealed_to(key: &Sm2SecretKey, id: &str, peers: &[(String, Sm2PublicKey)]) -> 
         .collect()
 }
 
+/// The peers this instance has already sealed every held key to: the sweep works only when one
+/// appears that is not here.
+static SERVED: LazyLock<Mutex<std::collections::HashSet<String>>> = LazyLock::new(Default::default);
+
 /// Seal the grant keys this instance holds, of grants still pending or active, to the live
 /// instances that have no copy yet (started after the grant): a rolling restart keeps the grants
-/// usable while one instance holding each stays up. Returns how many copies were made.
+/// usable while one instance holding each stays up. Does nothing unless a peer appeared since the
+/// last time. Returns how many copies were made.
 async fn reseal(db: &Db, kek: &Kek) -> Result<usize> {
     let peers = live_peers(db, kek).await?;
-    if peers.is_empty() {
+    let new: Vec<_> = {
+        let served = SERVED.lock().unwrap_or_else(|p| p.into_inner());
+        peers.into_iter().filter(|(p, _)| !served.contains(p)).collect()
+    };
+    if new.is_empty() {
         return Ok(0);
     }
     let held: Vec<(String, Arc<Sm2SecretKey>)> = held().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut n = 0;
     for (id, key) in held {
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM grants WHERE id = $1").bind(&id).fetch_optional(&db.pool).await?;
-        if !matches!(state.as_deref(), Some("pending" | "active")) {
-            continue;
-        }
-        let have: Vec<String> = sqlx::query_scalar("SELECT instance_id FROM grant_keys_sealed WHERE grant_id = $1")
-            .bind(&id)
-            .fetch_all(&db.pool)
-            .await?;
-        let missing: Vec<_> = peers.iter().filter(|(p, _)| !have.contains(p)).cloned().collect();
-        if missing.is_empty() {
-            continue;
-        }
         let _w = db.write_lock.lock().await;
-        for (peer, blob) in sealed_to(&key, &id, &missing)? {
+        for (peer, blob) in sealed_to(&key, &id, &new)? {
+            // only while the grant lasts, checked by the insert itself: a grant ended meanwhile gets
+            // no copy (and the minute's sweep erases any a race still left)
             n += sqlx::query(
-                "INSERT INTO grant_keys_sealed (grant_id, instance_id, sealed) VALUES ($1, $2, $3) \
+                "INSERT INTO grant_keys_sealed (grant_id, instance_id, sealed) SELECT $1, $2, $3 \
+                 WHERE EXISTS (SELECT 1 FROM grants WHERE id = $1 AND state IN ('pending', 'active')) \
                  ON CONFLICT (grant_id, instance_id) DO NOTHING",
             )
             .bind(&id)
@@ -190,12 +199,13 @@ async fn reseal(db: &Db, kek: &Kek) -> Result<usize> {
             .rows_affected() as usize;
         }
     }
+    SERVED.lock().unwrap_or_else(|p| p.into_inner()).extend(new.into_iter().map(|(p, _)| p));
     Ok(n)
 }
 
 fn not_held(id: &str) -> Error {
     Error::Conflict(format!(
-        "授权 {id} 的密钥不在本服务器内存中（服务已重启或由另一台服务器发起），请在手机上重新授权 / the key of grant {id} is not held by this server (it restarted, or another instance started the grant): grant again from the phone"
+        "授权 {id} 的密钥不在本服务器内存中：本实例在授权之后启动时，一分钟内会收到；若所有实例都已重启，请在手机上重新授权 / the key of grant {id} is not held by this server: an instance started after the grant receives it within a minute; if every instance has restarted since, grant again from the phone"
     ))
 }
 
@@ -869,16 +879,30 @@ mod tests {
         None
     }
 
-    /// An instance's row as its `announce` would write it, its key attested under `by`.
-    async fn add_instance(db: &Db, id: &str, k: &Sm2SecretKey, by: &Kek, seen: chrono::DateTime<Utc>) {
+    /// An instance's row as its `announce` would write it, its key attested under `by`; returns
+    /// (public key, attestation, seen_at) as written.
+    async fn add_instance(
+        db: &Db,
+        id: &str,
+        k: &Sm2SecretKey,
+        by: &Kek,
+        seen: chrono::DateTime<Utc>,
+    ) -> (String, String, String) {
         let public = k.public_key().to_sec1_uncompressed();
+        let seen = secs_text(seen);
+        let att = hex::encode(by.wrap(&public, &attestation_aad(id, &seen)).unwrap());
+        add_row(db, id, &hex::encode(&public), &att, &seen).await;
+        (hex::encode(&public), att, seen)
+    }
+
+    async fn add_row(db: &Db, id: &str, public: &str, attestation: &str, seen: &str) {
         sqlx::query(
             "INSERT INTO instance_keys (instance_id, public_key, attestation, seen_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
-        .bind(hex::encode(&public))
-        .bind(hex::encode(by.wrap(&public, &attestation_aad(id)).unwrap()))
-        .bind(secs_text(seen))
+        .bind(public)
+        .bind(attestation)
+        .bind(seen)
         .execute(&db.pool)
         .await
         .unwrap();
@@ -903,9 +927,19 @@ mod tests {
                 Sm2SecretKey::generate().unwrap(),
             );
             let other_kek = Kek::generate().unwrap();
-            add_instance(&db, "in_peer", &peer, &kek, Utc::now()).await;
-            add_instance(&db, "in_stale", &stale, &kek, Utc::now() - Duration::hours(1)).await;
-            add_instance(&db, "in_forged", &forged, &other_kek, Utc::now()).await;
+            // instance ids are random in life; here, fresh per backend (this process remembers the
+            // peers it served)
+            let tag = hex::encode(medsign_crypto::rng::bytes::<4>().unwrap());
+            let name = |n: &str| format!("in_{n}_{tag}");
+            let (_, peer_att, peer_seen) = add_instance(&db, &name("peer"), &peer, &kek, Utc::now()).await;
+            add_instance(&db, &name("stale"), &stale, &kek, Utc::now() - Duration::hours(1)).await;
+            add_instance(&db, &name("forged"), &forged, &other_kek, Utc::now()).await;
+            // a writer without the KEK: the peer's real attestation beside a key of their own, or
+            // copied under another id
+            let forged_public = hex::encode(forged.public_key().to_sec1_uncompressed());
+            add_row(&db, &name("swapped"), &forged_public, &peer_att, &peer_seen).await;
+            let peer_public = hex::encode(peer.public_key().to_sec1_uncompressed());
+            add_row(&db, &name("copied"), &peer_public, &peer_att, &peer_seen).await;
             let g = start(&db, &kek, &me, &his.app_id, win(2, None)).await.unwrap();
             let rows: Vec<(String, String)> =
                 sqlx::query_as("SELECT instance_id, sealed FROM grant_keys_sealed WHERE grant_id = $1")
@@ -914,8 +948,8 @@ mod tests {
                     .await
                     .unwrap();
             assert_eq!(
-                rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-                ["in_peer"],
+                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                [name("peer")],
                 "sealed to the live peer only"
             );
             // the peer opens it: the grant's own key (its public half is the one the phone sealed to)
@@ -953,19 +987,22 @@ mod tests {
             // an instance started after the grant gets its copy at the next minute's sweep from
             // an instance holding the key; a key not attested under the KEK gets nothing
             let late = Sm2SecretKey::generate().unwrap();
-            add_instance(&db, "in_late", &late, &kek, Utc::now()).await;
+            add_instance(&db, &name("late"), &late, &kek, Utc::now()).await;
             expire_due(&db, &kek).await.unwrap();
-            let copy: String = sqlx::query_scalar(
-                "SELECT sealed FROM grant_keys_sealed WHERE grant_id = $1 AND instance_id = 'in_late'",
-            )
-            .bind(&g.grant_id)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+            let copy: String =
+                sqlx::query_scalar("SELECT sealed FROM grant_keys_sealed WHERE grant_id = $1 AND instance_id = $2")
+                    .bind(&g.grant_id)
+                    .bind(name("late"))
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
             let opened = medsign_crypto::seal::open(&late, &hex::decode(copy).unwrap(), g.grant_id.as_bytes()).unwrap();
             assert_eq!(Sm2SecretKey::from_bytes(&opened[..]).unwrap().to_bytes(), gk.to_bytes());
             let forged_copies: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM grant_keys_sealed WHERE instance_id = 'in_forged'")
+                sqlx::query_scalar("SELECT COUNT(*) FROM grant_keys_sealed WHERE instance_id IN ($1, $2, $3)")
+                    .bind(name("forged"))
+                    .bind(name("swapped"))
+                    .bind(name("copied"))
                     .fetch_one(&db.pool)
                     .await
                     .unwrap();
@@ -978,6 +1015,23 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(left, 0);
+            // the live peer's row with its key swapped, its attestation kept: the next grant is
+            // not sealed to it
+            sqlx::query("UPDATE instance_keys SET public_key = $1 WHERE instance_id = $2")
+                .bind(&forged_public)
+                .bind(name("peer"))
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let g2 = start(&db, &kek, &me, &his.app_id, win(1, None)).await.unwrap();
+            let to_peer: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM grant_keys_sealed WHERE grant_id = $1 AND instance_id = $2")
+                    .bind(&g2.grant_id)
+                    .bind(name("peer"))
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(to_peer, 0, "a swapped key gets nothing");
         }
     }
 
