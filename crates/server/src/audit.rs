@@ -1,16 +1,15 @@
 //! Handlers of the audit log (R1.7): query, CSV export, chain verification.
 
+use crate::extract::StrictQuery;
 use crate::{ApiError, error::ErrorBody, extract::Caller, state::AppState};
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use medsign_directory::apps::Scope;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-type AuditQuery<T = medsign_store::audit::Filter> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
 /// The log is read by admin apps, and by the people of the console whose role reaches it
 /// (`routes::require_admin` checked the role by path already).
@@ -21,12 +20,6 @@ fn may_read(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn audit_filter<T>(caller: &Caller, q: AuditQuery<T>) -> Result<T, ApiError> {
-    may_read(caller)?;
-    let Query(f) = q.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
-    Ok(f)
-}
-
 /// `GET /admin/v1/audit?kind=&actor=&action=&target=&from=&to=&page=&page_size=` (R1.7).
 #[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = [])), params(medsign_store::audit::Filter),
     responses((status = 200, body = Object, example = json!({"items": [{"seq": 1, "at": "2026-11-27T08:00:00.000Z", "kind": "admin", "actor": "system", "action": "app.create", "target": "app:app_1a2b", "outcome": "ok", "ip": "local", "user_agent": "medsign-serve", "request_id": "bootstrap", "details": "{}", "prev_hash": "00…", "hash": "2a68…"}], "total": 1, "page": 1, "page_size": 100})),
@@ -34,9 +27,9 @@ fn audit_filter<T>(caller: &Caller, q: AuditQuery<T>) -> Result<T, ApiError> {
 async fn audit_query(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    q: AuditQuery,
+    StrictQuery(f): StrictQuery<medsign_store::audit::Filter>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let f = audit_filter(&caller, q)?;
+    may_read(&caller)?;
     let (items, total) = medsign_store::audit::query(&s.db, &f).await?;
     Ok(Json(
         serde_json::json!({"items": items, "total": total, "page": f.page.unwrap_or(1), "page_size": f.page_size.unwrap_or(100)}),
@@ -70,9 +63,10 @@ fn export_permit() -> Result<tokio::sync::OwnedSemaphorePermit, medsign_store::E
 async fn audit_csv(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    q: AuditQuery<medsign_store::audit::ExportFilter>,
+    StrictQuery(e): StrictQuery<medsign_store::audit::ExportFilter>,
 ) -> Result<Response, ApiError> {
-    let f = medsign_store::audit::Filter::from(audit_filter(&caller, q)?);
+    may_read(&caller)?;
+    let f = medsign_store::audit::Filter::from(e);
     let permit = export_permit()?;
     // the filter is checked before the answer starts: a bad one is a 400, not a broken download
     use medsign_store::audit::{CSV_HEADER, chunk_after, csv_rows, head_seq};

@@ -1,6 +1,7 @@
 //! Handlers of the directory: staff users (R1.4, R7.4.1, R7.4.2) and their import, departments, and
 //! integration apps.
 
+use crate::extract::StrictQuery;
 use crate::extract::idempotent;
 use crate::{
     ApiError,
@@ -11,7 +12,7 @@ use crate::{
 };
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -85,11 +86,10 @@ struct ImportQuery {
 async fn import_users(
     State(s): State<Arc<AppState>>,
     caller: Scoped<scope::UsersWrite>,
-    query: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<ImportQuery>,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let invalid = |m: String| medsign_store::Error::Invalid(m);
-    let Query(q) = query.map_err(|e| invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let mut multipart = multipart.map_err(|e| {
         invalid(format!(
             "须以 multipart/form-data 上传，字段名 file / upload as multipart/form-data with a field named file: {e}"
@@ -270,9 +270,8 @@ async fn rotate_app(
 async fn list_users(
     State(s): State<Arc<AppState>>,
     _caller: Scoped<scope::UsersRead>,
-    query: Result<Query<users::ListQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<users::ListQuery>,
 ) -> Result<Json<users::Page>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(Json(users::list(&s.db, &s.kek, &q).await?))
 }
 
@@ -326,9 +325,8 @@ async fn get_user(
     State(s): State<Arc<AppState>>,
     _caller: Scoped<scope::UsersRead>,
     Path(no): Path<String>,
-    query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<UserQuery>,
 ) -> Result<Json<users::User>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let with_image = match q.image.as_deref() {
         None => false,
         Some("base64") => true,

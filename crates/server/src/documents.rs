@@ -1,6 +1,7 @@
 //! Handlers for documents (issue #6): PDF templates (R1.8), seal and handwriting images (R1.6,
 //! R7.4.4), and QR tickets of scan-mode signers (R7.4.6, R7.4.8).
 
+use crate::extract::StrictQuery;
 use crate::{
     ApiError,
     error::ErrorBody,
@@ -10,7 +11,7 @@ use crate::{
 };
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -97,9 +98,8 @@ pub async fn get_template(
     State(s): State<Arc<AppState>>,
     _caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<VersionQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<VersionQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let (info, t) = templates::get(&s.db, &id, q.version).await?;
     Ok(Json(serde_json::json!({"info": info, "definition": t})))
 }

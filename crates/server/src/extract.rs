@@ -222,6 +222,21 @@ impl FromRequestParts<Arc<AppState>> for Phone {
     }
 }
 
+/// A query string parsed strictly (each query type refuses unknown fields), a bad one answered 400
+/// in the envelope with what is wrong — the one place the handlers' queries are read.
+pub struct StrictQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| StrictQuery(q))
+            .map_err(|e| Error::Invalid(format!("查询参数有误 / invalid query: {e}")).into())
+    }
+}
+
 /// A JSON body parsed strictly (unknown fields refused), with errors in the envelope that say
 /// where the JSON is wrong.
 pub struct StrictJson<T>(pub T);

@@ -1,6 +1,7 @@
 //! Handlers of signing flows (issue #6; R7.4.5–R7.4.8): flows, their files and verification,
 //! batches, server custody, webhooks.
 
+use crate::extract::StrictQuery;
 use crate::extract::{idempotent, owner};
 use crate::{
     ApiError,
@@ -11,7 +12,7 @@ use crate::{
 };
 use axum::{
     Json,
-    extract::{Path, Query, Request, State},
+    extract::{Path, Request, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -85,9 +86,8 @@ struct WebhookQuery {
 async fn list_webhooks(
     State(s): State<Arc<AppState>>,
     _caller: Caller,
-    query: Result<Query<WebhookQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<WebhookQuery>,
 ) -> Result<Json<Vec<medsign_signing::flows::Delivery>>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(Json(medsign_signing::flows::deliveries(&s.db, q.flow_id.as_deref()).await?))
 }
 
@@ -121,9 +121,8 @@ struct StatsQuery {
 async fn stats(
     State(s): State<Arc<AppState>>,
     _caller: Caller,
-    query: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<StatsQuery>,
 ) -> Result<Json<medsign_signing::flows::Activity>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(Json(medsign_signing::flows::activity(&s.db, q.days.unwrap_or(14)).await?))
 }
 
@@ -135,9 +134,8 @@ async fn stats(
 async fn search_flows(
     State(s): State<Arc<AppState>>,
     _caller: Caller,
-    query: Result<Query<medsign_signing::flows::FlowQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<medsign_signing::flows::FlowQuery>,
 ) -> Result<Json<medsign_signing::flows::FlowPage>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(Json(medsign_signing::flows::search(&s.db, &q).await?))
 }
 
@@ -298,9 +296,8 @@ async fn flow_file(
     State(s): State<Arc<AppState>>,
     caller: Scoped<scope::Sign>,
     Path(id): Path<String>,
-    query: Result<Query<FileQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<FileQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let id = medsign_signing::flows::resolve(&s.db, owner(&caller), &id).await?;
     let (ctype, name, bytes) =
         medsign_signing::flows::download(&s.db, owner(&caller), &id, q.signature.as_deref()).await?;
@@ -402,9 +399,8 @@ struct BatchListQuery {
 async fn list_batches(
     State(s): State<Arc<AppState>>,
     _caller: Caller,
-    query: Result<Query<BatchListQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<BatchListQuery>,
 ) -> Result<Json<Vec<medsign_signing::batches::BatchSummary>>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     Ok(Json(medsign_signing::batches::list(&s.db, None, q.limit.unwrap_or(50)).await?))
 }
 

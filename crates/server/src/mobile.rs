@@ -1,6 +1,7 @@
 //! `/mobile/v1` (issue #7): binding a phone and two-party key generation; activation codes for
 //! HIS and admins on `/api/v1`.
 
+use crate::extract::StrictQuery;
 use crate::{
     ApiError,
     error::ErrorBody,
@@ -427,10 +428,8 @@ pub struct RecordsQuery {
 pub async fn records(
     State(s): State<Arc<AppState>>,
     phone: Phone,
-    query: Result<axum::extract::Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<RecordsQuery>,
 ) -> Result<Response, ApiError> {
-    let axum::extract::Query(q) =
-        query.map_err(|x| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {x}")))?;
     let r = mobile::records(&s.db, &phone.session, q.limit.unwrap_or(50)).await?;
     Ok(Json(r).into_response())
 }

@@ -1,6 +1,7 @@
 //! Handlers of the CA (R1.2, R5): certificates and their lifecycle, enrolment, CA channels, seals, and
 //! the public PKI endpoints (CA certificates, CRL, OCSP).
 
+use crate::extract::StrictQuery;
 use crate::{
     ApiError,
     error::{ErrorBody, envelope},
@@ -189,9 +190,8 @@ async fn renew_certificate(
 async fn list_certificates(
     State(s): State<Arc<AppState>>,
     _caller: Scoped<scope::Certs>,
-    query: Result<Query<medsign_ca::certs::ListQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<medsign_ca::certs::ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let (items, total) = medsign_ca::certs::list(&s.db, &q).await?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }

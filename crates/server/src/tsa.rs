@@ -1,5 +1,6 @@
 //! Handlers of time (R6): the RFC 3161 endpoints, JSON timestamps, the clock's state.
 
+use crate::extract::StrictQuery;
 use crate::{
     ApiError,
     error::{ErrorBody, envelope},
@@ -9,7 +10,7 @@ use crate::{
 };
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -182,9 +183,8 @@ async fn admin_time_history(State(s): State<Arc<AppState>>) -> Json<Vec<medsign_
 async fn list_timestamps(
     State(s): State<Arc<AppState>>,
     _caller: Caller,
-    query: Result<Query<medsign_tsa::tsa::ListQuery>, axum::extract::rejection::QueryRejection>,
+    StrictQuery(q): StrictQuery<medsign_tsa::tsa::ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| medsign_store::Error::Invalid(format!("查询参数有误 / invalid query: {e}")))?;
     let (items, total) = medsign_tsa::tsa::list(&s.db, &q).await?;
     Ok(Json(serde_json::json!({"items": items, "total": total})))
 }
