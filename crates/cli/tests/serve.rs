@@ -442,6 +442,22 @@ fn the_audit_log_is_queried_exported_and_verified_with_the_admin_scope_only() {
     assert_eq!(st, 400, "the export is not paged: {v}");
     assert!(v["message"].as_str().unwrap().contains("page"), "{v}");
     assert_eq!(s.req("GET", "/admin/v1/audit.csv?kind=gossip", Some(token), None, b"").0, 400);
+    // the console's other new reads refuse what is wrong in the envelope
+    for (path, want) in [
+        ("/admin/v1/batches?limit=0", 400),
+        ("/admin/v1/batches?limit=201", 400),
+        ("/admin/v1/batches?limit=x", 400),
+        ("/admin/v1/batches?size=5", 400),
+        ("/admin/v1/batches/bj_nope", 404),
+        ("/api/v1/users/nobody/devices", 404),
+        ("/api/v1/users/9201/devices", 200),
+    ] {
+        let (st, _, v) = s.req("GET", path, Some(token), None, b"");
+        assert_eq!(st, want, "{path}: {v}");
+        if want != 200 {
+            assert!(v["code"].is_string() && v["message"].is_string(), "{path}: {v}");
+        }
+    }
     let (st, _, v) = s.req("GET", "/admin/v1/audit/verify", Some(token), None, b"");
     assert_eq!((st, v["broken"].is_null()), (200, true), "{v}");
     assert_eq!(s.req("GET", "/admin/v1/audit", Some(ro_token), None, b"").0, 403);
