@@ -7,10 +7,15 @@
 //! end: every flow completed, each with exactly one signature (one finished round, one
 //! SignerInfo), no flow made twice, the audit chain intact.
 //!
-//! Distinct loopback addresses stand in for the network namespaces: nothing here needs root.
+//! The hosts live in network namespaces of their own (`common::netns`: phones, two gateways, two
+//! servers, the HIS, a database-and-time host, joined by bridges as a hospital's firewalls
+//! would): a phone can reach only the gateways, the HIS only the servers, and the test shows it
+//! by trying the other ways. Where namespaces cannot be made (not root), distinct loopback
+//! addresses stand in, and the test says so.
 //! PostgreSQL only (scripts/test starts one; CI without it fails).
 
 mod common;
+use common::netns::{Host, Net, Relay};
 use common::*;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -152,9 +157,62 @@ impl Drop for Leaving<'_> {
     }
 }
 
-/// Doctor `i`'s phone's address: each phone on its own, as on its own network.
-fn phone_ip(i: usize) -> std::net::IpAddr {
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8))
+/// Where the hosts are: network namespaces when this machine can make them, distinct loopback
+/// addresses otherwise.
+struct Layout {
+    net: Option<Net>,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        match Net::try_new(2, 2, DOCTORS) {
+            Ok(net) => {
+                eprintln!("layout: network namespaces (phones | gateways | servers | HIS, database host)");
+                Layout { net: Some(net) }
+            }
+            Err(why) => {
+                eprintln!("layout: distinct loopback addresses — no network namespaces here ({why})");
+                Layout { net: None }
+            }
+        }
+    }
+
+    /// Doctor `i`'s phone's address: each phone on its own, as on its own network.
+    fn phone_ip(&self, i: usize) -> std::net::IpAddr {
+        match &self.net {
+            Some(net) => net.phone(i).into(),
+            None => std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8).into(),
+        }
+    }
+
+    /// `cmd` run on host `h`.
+    fn on(&self, h: Host, cmd: std::process::Command) -> std::process::Command {
+        match &self.net {
+            Some(net) => net.command(h, &cmd),
+            None => cmd,
+        }
+    }
+
+    /// Server `i`'s listening address (its HIS side).
+    fn server_listen(&self, i: usize) -> String {
+        self.net.as_ref().map_or("127.0.0.1:0".into(), |n| format!("{}:0", n.server_api(i)))
+    }
+
+    /// Gateway `j`'s addresses: for the phones, for the tunnels.
+    fn gateway_listen(&self, j: usize) -> (String, String) {
+        match &self.net {
+            Some(n) => (format!("{}:0", n.gateway_public(j)), format!("{}:7443", n.gateway_dmz(j))),
+            None => ("127.0.0.1:0".into(), free_port()),
+        }
+    }
+
+    /// The names in the gateways' tunnel certificate.
+    fn gateway_names(&self) -> Vec<String> {
+        match &self.net {
+            Some(n) => (0..n.gateways).map(|j| n.gateway_dmz(j).to_string()).collect(),
+            None => vec!["127.0.0.1".into()],
+        }
+    }
 }
 
 /// One doctor's phone: its session and key share.
@@ -174,26 +232,39 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     };
     let t0 = Instant::now();
     let (d, da, db) = (Dir::new(), Dir::new(), Dir::new());
-    let ntp = Chrony::start(&d, "ntp", None, false);
+    let layout = Layout::new();
     let url = fresh_database(&d, "chaos");
+    // the servers reach PostgreSQL on the database host (a relay to where scripts/test runs it)
+    let (ntp, served_url, _relay) = match &layout.net {
+        Some(net) => {
+            let (at, rest) = url.split_once('@').unwrap();
+            let (upstream, name) = rest.split_once('/').unwrap();
+            let listen = std::net::SocketAddr::new(net.db().into(), 5432);
+            let relay = Relay::start(net, Host::Db, listen, upstream.parse().unwrap()).unwrap();
+            (Chrony::start_in(&d, "ntp", net), format!("{at}@{listen}/{name}"), Some(relay))
+        }
+        None => (Chrony::start(&d, "ntp", None, false), url.clone(), None),
+    };
     let kek = random_kek();
     let time = ntp.source();
     let base: Vec<(&str, &str)> = vec![
         ("MEDSIGN_DATABASE_URL", &url),
         ("MEDSIGN_KEK", &kek),
         ("MEDSIGN_SERVER_PUBLIC_URL", "https://sign.example"),
-        ("MEDSIGN_TIME_SOURCES", &time),
-        ("MEDSIGN_TIME_POLL_SECONDS", "1"),
         ("NO_COLOR", "1"),
     ];
     // the hospital CA exists once medsign has run; then the tunnel certificates from it
     let first = Server::start(&da, &base);
     let root = first.token().unwrap();
-    for (role, name, out, ca) in
-        [("gateway", "127.0.0.1", "gateway", true), ("server", "medsign-server", "server", false)]
-    {
+    for (role, names, out, ca) in [
+        ("gateway", layout.gateway_names(), "gateway", true),
+        ("server", vec!["medsign-server".into()], "server", false),
+    ] {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medsign"));
-        cmd.args(["gateway", "cert", "--role", role, "--name", name, "--out-cert", &d.p(&format!("{out}.pem"))]);
+        cmd.args(["gateway", "cert", "--role", role, "--out-cert", &d.p(&format!("{out}.pem"))]);
+        for name in &names {
+            cmd.args(["--name", name]);
+        }
         cmd.args(["--out-key", &d.p(&format!("{out}.key"))]);
         if ca {
             cmd.args(["--out-ca", &d.p("tunnel-ca.pem")]);
@@ -204,12 +275,13 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     assert_eq!(first.stop(), 0);
 
     // two gateways (processes, so they can be killed), each with its own tunnel port
-    let gateway = |public: &str, tunnel: &str| {
+    let gateway = |j: usize| {
+        let (public, tunnel) = layout.gateway_listen(j);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_medsign"));
         cmd.arg("gateway")
             .envs([
-                ("MEDSIGN_GATEWAY_LISTEN", public),
-                ("MEDSIGN_GATEWAY_TUNNEL_LISTEN", tunnel),
+                ("MEDSIGN_GATEWAY_LISTEN", public.as_str()),
+                ("MEDSIGN_GATEWAY_TUNNEL_LISTEN", &tunnel),
                 ("MEDSIGN_GATEWAY_TUNNEL_CERT", &d.p("gateway.pem")),
                 ("MEDSIGN_GATEWAY_TUNNEL_KEY", &d.p("gateway.key")),
                 ("MEDSIGN_GATEWAY_TUNNEL_CA", &d.p("tunnel-ca.pem")),
@@ -219,23 +291,28 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
-        Server::spawn(cmd)
+        (Server::spawn(layout.on(Host::Gateway(j), cmd)), tunnel)
     };
-    let (t1, t2) = (free_port(), free_port());
-    let g1 = gateway("127.0.0.1:0", &t1);
-    let g2 = gateway("127.0.0.1:0", &t2);
+    let ((g1, t1), (g2, t2)) = (gateway(0), gateway(1));
     let tunnels = format!("{t1},{t2}");
     let (cert, key, ca) = (d.p("server.pem"), d.p("server.key"), d.p("tunnel-ca.pem"));
     let mut env = base.clone();
+    env.retain(|(k, _)| *k != "MEDSIGN_DATABASE_URL");
     env.extend([
+        ("MEDSIGN_DATABASE_URL", served_url.as_str()),
+        // (only the servers ask the clock: the database host is not reachable from here)
+        ("MEDSIGN_TIME_SOURCES", &time),
+        ("MEDSIGN_TIME_POLL_SECONDS", "1"),
         ("MEDSIGN_TUNNEL_GATEWAYS", tunnels.as_str()),
         ("MEDSIGN_TUNNEL_CERT", &cert),
         ("MEDSIGN_TUNNEL_KEY", &key),
         ("MEDSIGN_TUNNEL_CA", &ca),
         ("MEDSIGN_TUNNEL_HEARTBEAT_SECONDS", "1"),
     ]);
-    let a = Server::start(&da, &env);
-    let b = Server::start(&db, &env);
+    let serve = |i: usize, dir: &Dir| {
+        Server::spawn(layout.on(Host::Server(i), Server::command_on(dir, &env, &layout.server_listen(i))))
+    };
+    let (a, b) = (serve(0, &da), serve(1, &db));
     wait_clock(&a, "INSYNC");
     wait_clock(&b, "INSYNC");
     let servers = [a.addr.clone(), b.addr.clone()];
@@ -276,16 +353,16 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     let doctors: Vec<Doctor> = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..PHONES)
             .map(|p| {
-                let (gws, a, token, next) = (&gws, &a, &token, &next);
+                let (gws, a, token, next, layout) = (&gws, &a, &token, &next, &layout);
                 sc.spawn(move || {
                     let mut mine = Vec::new();
                     while let Some(i) = Some(next.fetch_add(1, Ordering::SeqCst)).filter(|i| *i < DOCTORS) {
                         let no = format!("D{i:03}");
                         let g = &gws[p % 2];
                         let mut phone = Endpoint::sealed(&g.addr).0;
-                        phone.from = Some(phone_ip(i));
+                        phone.from = Some(layout.phone_ip(i));
                         let (token, share) = phone_enrol(a, &phone, token, &no);
-                        mine.push(Doctor { ip: phone_ip(i), no, token, share });
+                        mine.push(Doctor { ip: layout.phone_ip(i), no, token, share });
                     }
                     mine
                 })
@@ -295,6 +372,9 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     });
     assert_eq!(doctors.len(), DOCTORS);
     eprintln!("set up in {:?}: 2 servers, 2 gateways, {DOCTORS} phones", t0.elapsed());
+    if let Some(net) = &layout.net {
+        the_layout_holds(net, &a.addr, &gws[0].addr, &t1);
+    }
 
     // the run: PHONES clients, each with its doctors, flows created by the HIS and scanned by
     // the phone; two timestamp clients; the killer
@@ -439,6 +519,33 @@ fn servers_and_gateways_killed_during_a_thousand_scan_signs_lose_nothing() {
     assert!(at.len() == 2 && at.iter().all(|n| *n < FLOWS), "the kills missed the run: {kills:?}");
     let felt = |who: &str| retries.iter().filter(|(k, _)| k.starts_with(who) && k.contains("no answer")).count();
     assert!(felt("HIS") > 0 && felt("phone") > 0, "no client met a dead peer: {retries:?}");
+}
+
+/// Each client host reaches its own side and nothing else: phones only the gateways' public side,
+/// the HIS only the servers, a gateway neither a server's listener nor the database.
+fn the_layout_holds(net: &Net, api: &str, public: &str, tunnel: &str) {
+    let port = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let at = |ip: std::net::Ipv4Addr, p: u16| std::net::SocketAddr::new(ip.into(), p);
+    let (api, public, tunnel) = (port(api), port(public), port(tunnel));
+    for (h, to) in [(Host::Phones, at(net.gateway_public(0), public)), (Host::His, at(net.server_api(0), api))] {
+        net.probe(h, to).unwrap_or_else(|e| panic!("{h:?} cannot reach {to}: {e}"));
+    }
+    // (a server's listener on its HIS side, and on its DMZ address; a gateway's tunnel port)
+    for (h, to) in [
+        (Host::Phones, at(net.server_api(0), api)),
+        (Host::Phones, at(net.server_dmz(0), api)),
+        (Host::Phones, at(net.gateway_dmz(0), tunnel)),
+        (Host::Phones, at(net.db(), 5432)),
+        (Host::His, at(net.gateway_public(0), public)),
+        (Host::His, at(net.gateway_dmz(0), tunnel)),
+        (Host::His, at(net.db(), 5432)),
+        (Host::Gateway(0), at(net.server_api(0), api)),
+        (Host::Gateway(0), at(net.server_dmz(0), api)),
+        (Host::Gateway(0), at(net.db(), 5432)),
+    ] {
+        let r = net.probe(h, to);
+        assert!(r.is_err(), "{h:?} reached {to}: the layout leaks");
+    }
 }
 
 /// The doctor scans `ticket` and signs, as the app does on trouble: a call without an answer is

@@ -2,6 +2,8 @@
 //! and the independent Python SM2 checker (tests/interop/sm2_check.py) in a temporary folder.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -187,9 +189,17 @@ cat >/dev/null; kill -TERM $pid; wait $pid; rm -rf "$dir""#;
     }
 
     fn command(d: &Dir, extra_env: &[(&str, &str)]) -> Command {
+        Self::command_on(d, extra_env, "127.0.0.1:0")
+    }
+
+    /// The `medsign serve` command [`Server::start`] runs, listening on `listen`.
+    pub fn command_on(d: &Dir, extra_env: &[(&str, &str)], listen: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_medsign"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", &d.p("data")])
+        cmd.args(["serve", "--listen", listen, "--data-dir", &d.p("data")])
             .env_remove("MEDSIGN_KEK")
+            // tests reach loopback only: no clock source unless a test gives one (the default is a
+            // public NTP server); nothing answers on the discard port
+            .env("MEDSIGN_TIME_SOURCES", "127.0.0.1:9")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra_env {
@@ -317,9 +327,14 @@ pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], b
 /// A connection to `addr`, from the loopback address `from` when given (phones on distinct
 /// addresses, as behind distinct networks).
 fn connect(from: Option<std::net::IpAddr>, addr: &str) -> std::io::Result<TcpStream> {
-    let Some(ip) = from else { return TcpStream::connect(addr) };
-    let to: std::net::SocketAddr =
-        addr.parse().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
+    let to: std::net::SocketAddr = match (addr.parse(), from) {
+        (Ok(to), _) => to,
+        (Err(_), None) => return TcpStream::connect(addr),
+        (Err(e), Some(_)) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))),
+    };
+    // from the host of the network layout this connection belongs to, if a test made one
+    let _inside = netns::enter_for(from, &to)?;
+    let Some(ip) = from else { return TcpStream::connect(to) };
     let sock = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None)?;
     sock.bind(&std::net::SocketAddr::new(ip, 0).into())?;
     sock.connect(&to.into())?;
@@ -651,11 +666,21 @@ pub fn assert_envelope(v: &serde_json::Value, code: &str) {
 /// under libfaketime; `unsync` leaves out `local stratum` so it answers "not synchronised".
 pub struct Chrony {
     pub port: u16,
+    bind: String,
     pid_file: PathBuf,
 }
 
 impl Chrony {
     pub fn start(dir: &Dir, name: &str, offset: Option<&str>, unsync: bool) -> Chrony {
+        Self::start_at(dir, name, offset, unsync, None)
+    }
+
+    /// [`Chrony::start`] on the database host of a network layout (answering its subnets).
+    pub fn start_in(dir: &Dir, name: &str, net: &netns::Net) -> Chrony {
+        Self::start_at(dir, name, None, false, Some(net))
+    }
+
+    fn start_at(dir: &Dir, name: &str, offset: Option<&str>, unsync: bool, net: Option<&netns::Net>) -> Chrony {
         let chronyd = ["/usr/sbin/chronyd", "/sbin/chronyd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -663,8 +688,12 @@ impl Chrony {
         let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let pid_file = dir.path(&format!("{name}.pid"));
         let conf = dir.path(&format!("{name}.conf"));
+        let (bind, allow) = match net {
+            Some(net) => (net.db().to_string(), "198.18.0.0/15"),
+            None => ("127.0.0.1".to_string(), "127.0.0.1"),
+        };
         let mut text =
-            format!("port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\ncmdport 0\npidfile {}\n", pid_file.display());
+            format!("port {port}\nbindaddress {bind}\nallow {allow}\ncmdport 0\npidfile {}\n", pid_file.display());
         if !unsync {
             text += "local stratum 3\n";
         }
@@ -678,10 +707,12 @@ impl Chrony {
             None => Command::new(chronyd),
         };
         let log = dir.path(&format!("{name}.log"));
-        let st = cmd
-            .args(["-x", "-u", "root", "-f", conf.to_str().unwrap(), "-L", "0", "-l", log.to_str().unwrap()])
-            .status()
-            .expect("run chronyd (faketime from Debian package faketime for offsets)");
+        cmd.args(["-x", "-u", "root", "-f", conf.to_str().unwrap(), "-L", "0", "-l", log.to_str().unwrap()]);
+        if let Some(net) = net {
+            cmd = net.command(netns::Host::Db, &cmd);
+            cmd.stderr(Stdio::inherit());
+        }
+        let st = cmd.status().expect("run chronyd (faketime from Debian package faketime for offsets)");
         assert!(st.success(), "chronyd failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
         for _ in 0..50 {
             if std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty()) {
@@ -689,11 +720,11 @@ impl Chrony {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        Chrony { port, pid_file }
+        Chrony { port, bind, pid_file }
     }
 
     pub fn source(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.bind, self.port)
     }
 }
 
