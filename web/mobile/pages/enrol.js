@@ -2,7 +2,7 @@
 // medsign H5 — binding the phone (#/activate), the PIN and the split key (#/enrol), the
 // handwritten signature (#/handwriting).
 import * as phone from '../medsign-phone.js';
-import { api, store, transport } from '../api.js';
+import { core, store } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 
 // ---------------------------------------------------------------- activation and enrolment
@@ -23,11 +23,7 @@ export function activatePage(params) {
   go.onclick = async () => {
     const done = busy(go);
     try {
-      const s = await api('POST', 'activate', { employee_no: val('employee'), code: val('code'), device_name: val('device') || '手机' });
-      store.set('token', s.token);
-      store.set('employee', s.employee_no);
-      store.set('deviceSecret', phone.deviceSecret());
-      store.set('wrapped', null);
+      await core.activate({ employeeNo: val('employee'), code: val('code'), deviceName: val('device') || '手机' });
       location.hash = '#/enrol';
     } catch (e) { fail(e); } finally { done(); }
   };
@@ -73,34 +69,19 @@ export function enrolPage() {
  * @returns {Promise<void>}
  */
 export async function realnameCheck() {
-  const st = await api('POST', 'realname', {}).catch((e) => {
+  const st = await core.realname().catch((e) => {
     throw new Error(e.body?.code === 'wx_code_required' ? '请在医签微信小程序中完成人脸核身 / do the face check in the medsign WeChat mini program' : e.message);
   });
-  const out = await api('POST', `realname/${st.check_id}`);
-  if (out.state !== 'verified') throw new Error('实名认证未通过 / the real-name check failed');
   toast(st.demo ? '实名认证（演示，不用于生产）已通过 / DEMO real-name check passed' : '实名认证已通过 / real-name check passed');
 }
 
 /**
- * Two-party key generation, the PIN and the certificate.
+ * Two-party key generation, the PIN and the certificate (core.js).
  * @param {string} pin
  * @returns {Promise<void>}
  */
 async function createKey(pin) {
-  const start = await api('POST', 'keys');
-  let certificate = /** @type {{ serial?: string } | null} */ (null);
-  let csrRequired = false;
-  const post = async (what, body) => {
-    if (what !== 'keygen') return transport()(what, body);
-    const r = await api('POST', `keys/${start.key_id}`, { request: body });
-    certificate = r.certificate;
-    csrRequired = r.csr_required === true;
-    return r.response;
-  };
-  // an outside CA (EST) certifies the key only from its own request: phone and server sign it
-  const out = await phone.enrol({ post, context: start.context, pin, deviceSecret: store.get('deviceSecret'), certify: () => csrRequired, confirm: confirmName });
-  store.set('wrapped', out.wrapped);
-  store.set('certSerial', (out.certificate || certificate)?.serial || '');
+  const out = await core.createKey(pin, confirmName);
   if (out.certifyError) toast(`密钥已生成，证书尚未签发，可在首页重试：${out.certifyError.message} / key created; the certificate is not issued yet (retry from the home page)`, true);
 }
 
@@ -177,9 +158,7 @@ export function handwritingPage() {
     try {
       const png = canvas.toDataURL('image/png').split(',')[1];
       // the doctor approves this very image with the PIN (a stolen session cannot replace it)
-      const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
-      await phone.approve({ post: transport(), wrapped: store.get('wrapped'), pin: val('hwPin'), deviceSecret: store.get('deviceSecret'), purpose: 'handwriting', what: await phone.sm3Hex(bytes) });
-      await api('POST', 'handwriting', { image_base64: png });
+      await core.saveHandwriting(Uint8Array.from(atob(png), (c) => c.charCodeAt(0)), val('hwPin'));
       toast('手写签名已保存 / handwriting saved');
       location.hash = '#/';
     } catch (e) { fail(e); } finally { done(); }

@@ -1,7 +1,6 @@
 // @ts-check
 // medsign H5 — session grants (#/grants): a system signs without the phone for some hours.
-import * as phone from '../medsign-phone.js';
-import { api, store, transport } from '../api.js';
+import { api, core } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val, when } from '../dom.js';
 
 /** #/grants: grant a system (hours, PIN) and list or cancel the grants. */
@@ -11,9 +10,7 @@ export async function grantsPage() {
   go.onclick = async () => {
     const done = busy(go);
     try {
-      const start = await api('POST', 'grants', { app_id: val('system'), hours: Number(val('hours')) });
-      const sealed = await phone.sealForGrant({ post: transport(), wrapped: store.get('wrapped'), pin: val('pin'), deviceSecret: store.get('deviceSecret'), publicKey: start.public_key, context: start.context });
-      await api('POST', `grants/${start.grant_id}/share`, { sealed });
+      const start = await core.grant({ appId: val('system'), hours: Number(val('hours')) }, { pin: val('pin') });
       toast(`已授权 ${start.app_name} ${start.hours} 小时 / granted`);
       grantsPage();
     } catch (e) { fail(e); } finally { done(); }

@@ -1,7 +1,7 @@
 // @ts-check
 // medsign H5 — home (#/) and scanning a QR code (#/scan).
 import * as phone from '../medsign-phone.js';
-import { api, store, transport } from '../api.js';
+import { api, core, store } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 import { confirmName, realnameCheck } from './enrol.js';
 
@@ -34,8 +34,7 @@ function certificatePending() {
   go.onclick = async () => {
     const done = busy(go);
     try {
-      const cert = await phone.requestCertificate({ post: transport(), wrapped: store.get('wrapped'), pin: val('certPin'), deviceSecret: store.get('deviceSecret'), confirm: confirmName });
-      store.set('certSerial', cert.serial);
+      const cert = await core.requestCertificate(val('certPin'), confirmName);
       toast('证书已签发 / certificate issued');
       location.reload();
     } catch (e) { fail(e); } finally { done(); }

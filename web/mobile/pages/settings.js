@@ -1,7 +1,7 @@
 // @ts-check
 // medsign H5 — settings (#/settings): change the PIN, fingerprint status, unbind the phone.
 import * as phone from '../medsign-phone.js';
-import { api, store, transport } from '../api.js';
+import { api, core, store } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val, row, when } from '../dom.js';
 
 /** #/settings: change the PIN, see (or turn off) fingerprint approval, the staff number and certificate, unbind. */
@@ -14,7 +14,7 @@ export async function settingsPage() {
     if (problem) return toast(problem, true);
     const done = busy(change);
     try {
-      store.set('wrapped', await phone.changePin({ post: transport(), wrapped: store.get('wrapped'), pin: val('oldPin'), newPin: next, deviceSecret: store.get('deviceSecret') }));
+      await core.changePin(val('oldPin'), next);
       toast('PIN 已修改 / PIN changed');
     } catch (e) { fail(e); } finally { done(); }
   };
@@ -22,8 +22,7 @@ export async function settingsPage() {
   unbind.onclick = async () => {
     if (!confirm('解绑后本机的签名密钥和证书将作废，需要新的激活码才能再次使用。确定？/ The key and certificate on this phone will be revoked. Continue?')) return;
     try {
-      await api('DELETE', 'device');
-      for (const k of ['token', 'wrapped', 'deviceSecret', 'certSerial']) store.set(k, null);
+      await core.unbind();
       location.hash = '#/activate';
     } catch (e) { fail(e); }
   };

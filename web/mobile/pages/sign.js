@@ -1,7 +1,6 @@
 // @ts-check
 // medsign H5 — confirming a scanned signature (#/sign?t=…) or login (#/login?t=…) with the PIN.
-import * as phone from '../medsign-phone.js';
-import { api } from '../api.js';
+import { api, core } from '../api.js';
 import { h, toast, page, busy, fail, pinInput, val, row, when } from '../dom.js';
 import { KIND, signRounds } from './common.js';
 
@@ -30,17 +29,16 @@ function summaryCard(s) {
 async function docView(round) {
   let v;
   try {
-    v = await api('GET', `sign-rounds/${round.round_id}/view`);
+    v = await core.view(round);
   } catch (e) {
-    if (e.status === 403) return { card: null, matches: true };
     return { card: h('div', { class: 'card' }, h('p', { class: 'bad' }, e.message)), matches: true };
   }
+  if (v.hidden) return { card: null, matches: true };
   const title = h('h2', {}, '文档内容 / The document');
   const cut = v.truncated ? h('p', { class: 'muted' }, '内容较长，只显示开头部分。/ Long document: the beginning is shown.') : null;
   if (v.text != null) {
-    const matches = phone.sm3(new TextEncoder().encode(v.text)) === round.summary.content_sm3;
-    return { matches, card: h('div', { class: 'card', id: 'docView' }, title, h('pre', { class: 'doc' }, v.text),
-      matches ? h('p', { class: 'ok', id: 'docMatches' }, '✓ 与将要签署的内容一致（SM3）/ matches what will be signed (SM3)')
+    return { matches: v.matches, card: h('div', { class: 'card', id: 'docView' }, title, h('pre', { class: 'doc' }, v.text),
+      v.matches ? h('p', { class: 'ok', id: 'docMatches' }, '✓ 与将要签署的内容一致（SM3）/ matches what will be signed (SM3)')
         : h('p', { class: 'bad', id: 'docMatches' }, '✗ 与将要签署的内容不一致，请勿签署 / does NOT match what would be signed: do not sign')) };
   }
   if (v.pages) {
@@ -58,7 +56,7 @@ export async function signPage(params) {
   const t = params.get('t');
   let rounds;
   try {
-    rounds = (await api('POST', 'sign-rounds', { targets: [{ ticket: t }] })).rounds;
+    rounds = await core.openRounds([{ ticket: t }]);
   } catch (e) {
     return page('签署 / Sign', h('div', { class: 'card' }, h('p', { class: 'bad', id: 'signError' }, e.message), h('a', { href: '#/' }, '返回首页 / Home')));
   }
