@@ -6,59 +6,9 @@
 // documentation describes — here with Node's OpenSSL, independent of the Rust fake's `rsa` crate.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { generateKeyPairSync, sign as rsaSign, verify as rsaVerify, constants } from 'node:crypto';
 import * as phone from '../medsign-phone.js';
 import { startServer, bindPhone, enrol, coSign, mobilePost } from '../testkit/server.mjs';
-
-/** FAKE WeChat server (tests only): AppID wx_test / secret s3cret, login code `code-<openid>`. */
-function fakeWechat() {
-  const keys = new Map(); // openid → SOTER public key
-  const seen = [];
-  const token = 'AT_fake_node';
-  const server = createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const q = Object.fromEntries(url.searchParams);
-    let body = '';
-    for await (const c of req) body += c;
-    const reply = (v) => { res.setHeader('Content-Type', 'application/json'); res.end(JSON.stringify(v)); };
-    const creds = q.appid === 'wx_test' && q.secret === 's3cret';
-    if (url.pathname === '/cgi-bin/token') {
-      return reply(creds && q.grant_type === 'client_credential' ? { access_token: token, expires_in: 7200 } : { errcode: 40125, errmsg: 'invalid appsecret' });
-    }
-    if (url.pathname === '/sns/jscode2session') {
-      if (!creds) return reply({ errcode: 40125, errmsg: 'invalid appsecret' });
-      const openid = (q.js_code || '').startsWith('code-') ? q.js_code.slice(5) : null;
-      return reply(openid ? { openid, session_key: 'sk' } : { errcode: 40029, errmsg: 'invalid code' });
-    }
-    if (url.pathname === '/cgi-bin/soter/verify_signature' && req.method === 'POST') {
-      if (q.access_token !== token) return reply({ errcode: 40001, errmsg: 'invalid credential' });
-      const b = JSON.parse(body);
-      seen.push(b);
-      if (typeof b.openid !== 'string' || typeof b.json_string !== 'string' || typeof b.json_signature !== 'string') {
-        return reply({ errcode: 47001, errmsg: 'data format error' });
-      }
-      const key = keys.get(b.openid);
-      const ok = !!key && rsaVerify('sha256', Buffer.from(b.json_string), { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 }, Buffer.from(b.json_signature, 'base64'));
-      return reply({ errcode: 0, errmsg: 'ok', is_ok: ok });
-    }
-    res.statusCode = 404;
-    reply({ errcode: 404, errmsg: 'no such api' });
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ base: `http://127.0.0.1:${server.address().port}`, keys, seen, close: () => server.close() })));
-}
-
-/** FAKE TEE of a phone: what `wx.startSoterAuthentication` resolves to after a matching finger. */
-function fakeTee(wechat, openid, cpuId) {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  wechat.keys.set(openid, publicKey);
-  let counter = 0;
-  return async (challenge) => {
-    const resultJSON = JSON.stringify({ raw: challenge, fid: '2', counter: ++counter, tee_n: 'FAKE TEE', tee_v: '1', fp_n: 'FAKE', fp_v: '1', cpu_id: cpuId, uid: '21' });
-    const sig = rsaSign('sha256', Buffer.from(resultJSON), { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 });
-    return { resultJSON, resultJSONSignature: sig.toString('base64'), errCode: 0 };
-  };
-}
+import { fakeWechat, fakeTee } from '../testkit/wechat.mjs';
 
 let srv, wechat, call, his, me, key, secret, soter;
 const PIN = '135790';
