@@ -30,6 +30,32 @@ function envelopeOf(status, text) {
 }
 
 /**
+ * Base64 of `bytes` (no btoa in WeChat's JavaScript).
+ * @param {Uint8Array} bytes
+ */
+export function base64(bytes) {
+  const A = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 3) {
+    const [a, b = 0, c = 0] = [bytes[i], bytes[i + 1], bytes[i + 2]];
+    const n = (a << 16) | (b << 8) | c;
+    out += A[n >> 18] + A[(n >> 12) & 63] + (i + 1 < bytes.length ? A[(n >> 6) & 63] : '=') + (i + 2 < bytes.length ? A[n & 63] : '=');
+  }
+  return out;
+}
+
+/**
+ * Where a scanned QR code (a deep link: …/m/#/sign?t=… or …/m/#/login?t=…) leads; null when it is
+ * not medsign's.
+ * @param {string} text
+ * @returns {{ kind: 'sign' | 'login', ticket: string } | null}
+ */
+export function scanned(text) {
+  const m = /#\/(sign|login)\?t=([\w-]{1,200})(?:&|$)/.exec(String(text || '').trim());
+  return m ? { kind: /** @type {'sign' | 'login'} */ (m[1]), ticket: m[2] } : null;
+}
+
+/**
  * @param {{ base: string, request: Request, store: Store }} platform
  */
 export function createPhone({ base, request, store }) {
@@ -182,9 +208,7 @@ export function createPhone({ base, request, store }) {
      */
     async saveHandwriting(png, pin) {
       await phone.approve({ post: transport(), ...held(), pin, purpose: 'handwriting', what: await phone.sm3Hex(png) });
-      let bin = '';
-      for (const b of png) bin += String.fromCharCode(b);
-      await api('POST', 'handwriting', { image_base64: btoa(bin) });
+      await api('POST', 'handwriting', { image_base64: base64(png) });
     },
 
     /**

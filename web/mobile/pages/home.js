@@ -2,6 +2,7 @@
 // medsign H5 — home (#/) and scanning a QR code (#/scan).
 import * as phone from '../medsign-phone.js';
 import { api, core, store } from '../api.js';
+import { scanned } from '../core.js';
 import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 import { confirmName, realnameCheck } from './enrol.js';
 
@@ -67,10 +68,9 @@ export async function homePage() {
  * @param {string} text
  */
 function openScanned(text) {
-  const u = new URL(text, location.href);
-  const m = /#\/(sign|login)\?t=([\w-]+)/.exec(u.hash || '');
-  if (!m) return toast('不是医签二维码 / not a medsign QR code', true);
-  location.hash = `#/${m[1]}?t=${m[2]}`;
+  const s = scanned(text);
+  if (!s) return toast('不是医签二维码 / not a medsign QR code', true);
+  location.hash = `#/${s.kind}?t=${s.ticket}`;
 }
 
 /** #/scan: the camera (the browser's QR reader, or frames decoded in WebAssembly), or a pasted link. */

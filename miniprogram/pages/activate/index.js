@@ -1,0 +1,29 @@
+// 绑定手机 / bind: staff number + the one-time activation code. The activation link (or its QR
+// code) may bring the servers' channel fingerprint (`k`): pinned before the first call, never
+// replacing a pin this phone already holds.
+import { ready, store, phone } from '../../utils/phone.js';
+import { inputs, replace, busy } from '../../utils/ui.js';
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+Page({
+  data: { no: '', code: '', device: '手机', differs: false },
+  ...inputs,
+  async onLoad(q = {}) {
+    await ready();
+    const k = String(q.k || '').toLowerCase();
+    if (HEX64.test(k) && !store.get('channel')) store.set('channel', k);
+    let device = '手机';
+    try {
+      device = wx.getSystemInfoSync().model || device;
+    } catch { /* keep the default */ }
+    this.setData({ no: q.no || '', code: q.code || '', device, differs: HEX64.test(k) && store.get('channel') !== k });
+  },
+  async bind() {
+    await busy('绑定中… / binding…', async () => {
+      await ready();
+      await phone.activate({ employeeNo: this.data.no.trim(), code: this.data.code.trim(), deviceName: this.data.device || '手机' });
+      replace('/pages/enrol/index');
+    });
+  },
+});

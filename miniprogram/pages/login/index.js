@@ -1,0 +1,44 @@
+// 扫码登录 / scan-to-login (…/m/#/login?t=…): confirm with the PIN (signing its challenge) or refuse.
+import { ready, phone } from '../../utils/phone.js';
+import { busy, home, toast, fail, when } from '../../utils/ui.js';
+
+Page({
+  data: { state: 'loading', error: '', system: '', until: '', summary: {}, busy: false },
+  async onLoad(q = {}) {
+    await ready();
+    this.ticket = String(q.t || '');
+    try {
+      this.scannedTicket = await phone.api('POST', `login-tickets/${encodeURIComponent(this.ticket)}/scan`);
+    } catch (e) {
+      this.setData({ state: 'error', error: e.message });
+      return;
+    }
+    const system = this.scannedTicket.system;
+    this.setData({ state: 'confirm', system, summary: { title: `登录 ${system} / Log in` }, until: when(this.scannedTicket.expires_at) });
+  },
+  async onConfirm(e) {
+    this.setData({ busy: true });
+    await busy('登录中… / logging in…', async () => {
+      await ready();
+      const results = await phone.signRounds([this.scannedTicket.round], { pin: e.detail.pin });
+      if (results[0].error) throw new Error(results[0].error);
+      this.setData({ state: 'done' });
+    });
+    this.setData({ busy: false });
+  },
+  async refuse() {
+    try {
+      await phone.api('POST', `login-tickets/${encodeURIComponent(this.ticket)}/refuse`);
+      toast('已拒绝 / refused');
+      home();
+    } catch (e) {
+      fail(e);
+    }
+  },
+  onInvalid(e) {
+    toast(e.detail.reason);
+  },
+  onCancel() {
+    home();
+  },
+});
