@@ -109,6 +109,7 @@ impl Net {
     /// Make the layout, or say why it cannot be made here (not root, no `ip`, no namespaces).
     pub fn try_new(servers: usize, gateways: usize, phones: usize) -> Result<Net, String> {
         assert!(servers <= 9 && gateways <= 9 && phones <= 150, "the address plan holds 9 + 9 + 150");
+        sweep();
         let mut net = Net { tag: format!("ms{}", std::process::id()), made: Vec::new(), servers, gateways, phones };
         net.build()?;
         Ok(net)
@@ -190,7 +191,16 @@ impl Net {
     fn add(&mut self, name: &str) -> Result<(), String> {
         self.ip(&["netns", "add", name])?;
         self.made.push(name.to_string());
-        self.ip(&["-n", name, "link", "set", "lo", "up"])
+        self.ip(&["-n", name, "link", "set", "lo", "up"])?;
+        // no host routes between its networks (a new namespace may inherit the machine's setting)
+        let o = Command::new("ip")
+            .args(["netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        match o.status.success() {
+            true => Ok(()),
+            false => Err(format!("sysctl in {name}: {}", String::from_utf8_lossy(&o.stderr))),
+        }
     }
 
     fn build(&mut self) -> Result<(), String> {
@@ -221,14 +231,6 @@ impl Net {
             attach(self, &ns, "eth0", "br-db", &[v4(DB, 11 + i)])?;
             attach(self, &ns, "eth1", "br-his", &[self.server_api(i)])?;
             attach(self, &ns, "eth2", "br-dmz", &[self.server_dmz(i)])?;
-            // a server is no router between its networks
-            let o = Command::new("ip")
-                .args(["netns", "exec", &ns, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
-                .output()
-                .map_err(|e| e.to_string())?;
-            if !o.status.success() {
-                return Err(format!("sysctl in {ns}: {}", String::from_utf8_lossy(&o.stderr)));
-            }
         }
         for j in 0..self.gateways {
             let ns = self.ns(Host::Gateway(j));
@@ -254,6 +256,21 @@ impl Net {
         });
         clients.push(Client { tag: self.tag.clone(), ns: open(&his)?, from: (self.his(), self.his()), reach: HIS });
         Ok(())
+    }
+}
+
+/// Remove the namespaces of layouts whose test process is gone (killed before it could clean up).
+fn sweep() {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("ms").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        }
     }
 }
 
