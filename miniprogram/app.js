@@ -5,8 +5,13 @@ import './utils/globals.js';
 import { inWeCom } from './utils/wx-platform.js';
 
 App({
-  globalData: { wecom: false },
+  /** wecom: inside WeCom; caller: the AppID of the mini program that opened a signing here (the plugin's host) */
+  globalData: { wecom: false, caller: null },
   onLaunch() {
     this.globalData.wecom = inWeCom(wx);
+  },
+  onShow(options) {
+    // opened by another mini program (its plugin handed a scanned code over): go back there when done
+    this.globalData.caller = (options && options.referrerInfo && options.referrerInfo.appId) || null;
   },
 });

@@ -1,28 +1,18 @@
-// node:test — <sign-confirm> (the component the mini program's pages and the plugin share) rendered
+// node:test — <sign-confirm> (the mini program's signing view: what is signed, the PIN or fingerprint) rendered
 // by miniprogram-simulate (WeChat's own component simulator, npm) in jsdom, and every WXML, WXSS
 // and JSON file of the mini program, the plugin and its demo host compiled or parsed by WeChat's
 // own compilers (wcc, wcsc from miniprogram-compiler): an error in any of them fails here.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, statSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { tmpdir, homedir } from 'node:os';
-import { MP } from '../testkit/wx.mjs';
+import { tmpdir } from 'node:os';
+import { MP, simulator } from '../testkit/wx.mjs';
 
-// the test tools scripts/test installs (npm), beside playwright-core
-const modules = process.env.MEDSIGN_TEST_NODE_MODULES || join(homedir(), '.cache/medsign-test-tools/node/node_modules');
-const need = createRequire(join(modules, 'x.js'));
 let simulate, compiler;
 
 before(() => {
-  const { JSDOM } = need('jsdom');
-  const dom = new JSDOM('<!doctype html><html><body></body></html>');
-  for (const k of ['window', 'document', 'navigator', 'HTMLElement', 'Node', 'Event', 'CustomEvent', 'MutationObserver', 'Touch', 'TouchEvent']) {
-    Object.defineProperty(globalThis, k, { value: dom.window[k], configurable: true, writable: true });
-  }
-  simulate = need('miniprogram-simulate');
-  compiler = need('miniprogram-compiler');
+  ({ simulate, compiler } = simulator());
 });
 
 const SUMMARY = { title: '处方 RX-0001', kind: 'data', doc_no: 'RX-0001', signer_index: 0, signers: 2, content_sm3: 'ab'.repeat(32) };
@@ -66,6 +56,9 @@ test('<sign-confirm> never confirms a document whose text does not match what wo
   await settle();
   c.querySelector('#confirm').dispatchEvent('tap');
   c.querySelector('#fingerprint').dispatchEvent('tap');
+  // and the methods themselves, whatever the view does with `disabled`
+  c.instance.confirm();
+  c.instance.useFingerprint();
   await settle();
   assert.deepEqual(events, []);
   c.querySelector('#cancel').dispatchEvent('tap');

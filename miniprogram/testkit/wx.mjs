@@ -15,6 +15,8 @@ import { deflateSync, crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
 
 /** The mini program's folder. */
 export const MP = fileURLToPath(new URL('../', import.meta.url));
@@ -71,6 +73,10 @@ export function makeWx({ server, environment, faced, openid = 'oMP' } = {}) {
     request(a) {
       rec('request', { url: a.url, method: a.method, header: a.header });
       if (!/^https:\/\//.test(a.url)) return no(a, 'request:fail url not in domain list');
+      // a hostile gateway: the next n-th sealed call is dropped with a clear-text 502
+      if (a.url.endsWith('/mobile/v1/sealed') && wx.dropSealed && --wx.dropSealed === 0) {
+        return ok(a, { statusCode: 502, data: JSON.stringify({ code: 'bad_gateway', message: '网关错误 / bad gateway' }) });
+      }
       const url = a.url.replace(/^https:\/\/sign\.example/, server);
       realFetch(url, { method: a.method || 'GET', headers: a.header, body: a.data })
         .then(async (r) => ok(a, { statusCode: r.status, data: await r.text(), header: Object.fromEntries(r.headers) }))
@@ -83,11 +89,16 @@ export function makeWx({ server, environment, faced, openid = 'oMP' } = {}) {
       if (!!v.encrypt !== !!a.encrypt) return no(a, 'getStorage:fail encrypt mismatch');
       ok(a, { data: v.data });
     },
-    setStorage(a) { rec('setStorage', a); storage.set(a.key, { data: a.data, encrypt: !!a.encrypt }); ok(a, {}); },
+    setStorage(a) {
+      rec('setStorage', a);
+      if (wx.storageFull) return no(a, 'setStorage:fail exceed storage max size 10MB');
+      storage.set(a.key, { data: a.data, encrypt: !!a.encrypt });
+      ok(a, {});
+    },
     removeStorage(a) { rec('removeStorage', a); storage.delete(a.key); ok(a, {}); },
     getRandomValues(a) { rec('getRandomValues', a); ok(a, { randomValues: new Uint8Array(randomBytes(a.length)).buffer }); },
     login(a) { rec('login', a); ok(a, { code: `code-${wx.openid}` }); },
-    qy: { login(a) { rec('qy.login', a); ok(a, { code: `wecom-${wx.openid}` }); } },
+    qy: { login(a) { rec('qy.login', a); ok(a, { code: wx.wecomCode || `wecom-${wx.openid}` }); } },
     getSystemInfoSync() { return { environment, model: 'FAKE phone', pixelRatio: 2, platform: 'devtools' }; },
     getWindowInfo() { return { pixelRatio: 2, windowWidth: 375, windowHeight: 667 }; },
     scanCode(a) {
@@ -108,10 +119,12 @@ export function makeWx({ server, environment, faced, openid = 'oMP' } = {}) {
     showModal(a) { rec('showModal', a); ok(a, { confirm: wx.modal, cancel: !wx.modal }); },
     showToast(a) { rec('showToast', a); },
     showLoading(a) { rec('showLoading', a); },
-    hideLoading() {},
+    hideLoading(a) { rec('hideLoading', a); },
+    canIUse(what) { rec('canIUse', what); return what === 'setStorage.object.encrypt' && !wx.oldWechat; },
     navigateTo(a) { nav.push(['navigateTo', a.url]); },
     redirectTo(a) { nav.push(['redirectTo', a.url]); },
     reLaunch(a) { nav.push(['reLaunch', a.url]); },
+    navigateBackMiniProgram(a) { nav.push(['navigateBackMiniProgram', a.extraData]); },
     /** The canvas 2d node of `#pad`: records what is drawn; exported as a PNG of the strokes. */
     createSelectorQuery() {
       const q = {
@@ -182,3 +195,18 @@ export async function loadPage(path) {
 
 /** A tap or input event as WeChat delivers it. */
 export const ev = (value, dataset = {}) => ({ detail: { value }, currentTarget: { dataset } });
+
+/**
+ * WeChat's component simulator and compilers (npm: miniprogram-simulate, miniprogram-compiler, as
+ * scripts/test installs them beside playwright-core), with jsdom's window as the globals they use.
+ */
+export function simulator() {
+  const modules = process.env.MEDSIGN_TEST_NODE_MODULES || join(homedir(), '.cache/medsign-test-tools/node/node_modules');
+  const need = createRequire(join(modules, 'x.js'));
+  const { JSDOM } = need('jsdom');
+  const dom = new JSDOM('<!doctype html><html><body></body></html>');
+  for (const k of ['window', 'document', 'navigator', 'HTMLElement', 'Node', 'Event', 'CustomEvent', 'MutationObserver', 'Touch', 'TouchEvent']) {
+    Object.defineProperty(globalThis, k, { value: dom.window[k], configurable: true, writable: true });
+  }
+  return { simulate: need('miniprogram-simulate'), compiler: need('miniprogram-compiler') };
+}

@@ -18,6 +18,7 @@ let loaded = null;
 export async function ready() {
   if (!loaded) loaded = Promise.all([store.ready(), halves.load({ wasm: WASM })]).catch((e) => { loaded = null; throw e; });
   await loaded;
+  store.check();
   await entropy(wx);
   return phone;
 }

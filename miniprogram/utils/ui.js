@@ -24,17 +24,20 @@ export function fail(e) {
   wx.showModal({ title: '出错了 / Error', content: String(e?.message || e), showCancel: false });
 }
 
-/** Run `fn` with a loading mask; errors are shown, not thrown. Resolves to fn's value or undefined. */
+/**
+ * Run `fn` with a loading mask; errors are shown, not thrown. Resolves to fn's value or undefined.
+ * (`noConflict`: closing the mask must not close a toast `fn` showed.)
+ */
 export async function busy(title, fn) {
   wx.showLoading({ title, mask: true });
   try {
     return await fn();
   } catch (e) {
-    wx.hideLoading();
+    wx.hideLoading({ noConflict: true });
     fail(e);
     return undefined;
   } finally {
-    wx.hideLoading();
+    wx.hideLoading({ noConflict: true });
   }
 }
 
@@ -44,6 +47,18 @@ export const inputs = {
     this.setData({ [e.currentTarget.dataset.name]: e.detail.value });
   },
 };
+
+/**
+ * Back to the mini program that handed this signing over (the plugin's host), with the outcome:
+ * `signed`, `logged_in`, `refused` or `cancelled`. False when nobody handed it over.
+ */
+export function backToCaller(ticket, state) {
+  const app = getApp();
+  if (!app || !app.globalData.caller) return false;
+  app.globalData.caller = null;
+  wx.navigateBackMiniProgram({ extraData: { ticket, state } });
+  return true;
+}
 
 /** Whether fingerprint approval is on for this phone (a fingerprint copy of the share is stored). */
 export const hasFingerprint = () => !!store.get('fingerprint');

@@ -59,10 +59,17 @@ class Utf8Decoder {
  */
 const pool = { bytes: new Uint8Array(0), at: 0 };
 
-/** Fill the pool from `wx.getRandomValues` when it runs low (call before any key operation). */
-export async function entropy(wx, want = 4096) {
-  if (!globalThis.__medsignWxPool || pool.bytes.length - pool.at >= want / 2) return;
-  const r = await call(wx.getRandomValues, { length: want });
+/** Bytes the pool holds after a refill: a 200-document batch takes about 7 KiB. */
+const POOL = 64 * 1024;
+
+/**
+ * Fill the pool from `wx.getRandomValues` when fewer than `want` bytes are left (call before any
+ * key operation: {@link ready} in utils/phone.js does).
+ */
+export async function entropy(wx, want = 16 * 1024) {
+  if (!globalThis.__medsignWxPool || pool.bytes.length - pool.at >= want) return;
+  const r = await call(wx.getRandomValues, { length: Math.max(POOL, want) });
+  pool.bytes.fill(0);
   pool.bytes = new Uint8Array(r.randomValues);
   pool.at = 0;
 }
@@ -78,7 +85,9 @@ export function installGlobals(wx, wasmPath) {
   if (typeof g.TextDecoder === 'undefined') g.TextDecoder = Utf8Decoder;
   if (!g.crypto || typeof g.crypto.getRandomValues !== 'function') {
     g.__medsignWxPool = true;
-    g.crypto = {
+    // fixed once set: nothing loaded later can swap in a weaker source (a predictable nonce of the
+    // two-party signature would give the phone's share away)
+    const source = Object.freeze({
       getRandomValues(buf) {
         const need = buf.length;
         if (pool.bytes.length - pool.at < need) throw new Error('随机数不足，请重试 / not enough randomness: try again');
@@ -87,7 +96,8 @@ export function installGlobals(wx, wasmPath) {
         pool.at += need;
         return buf;
       },
-    };
+    });
+    Object.defineProperty(g, 'crypto', { value: source, writable: false, configurable: false, enumerable: true });
   }
   if (typeof g.WXWebAssembly !== 'undefined') {
     const wx_ = g.WXWebAssembly;
@@ -109,21 +119,31 @@ export function installGlobals(wx, wasmPath) {
  */
 export function wxStore(wx, prefix = 'medsign.') {
   const values = new Map();
-  const encrypt = typeof wx.setStorage === 'function';
+  let failed = null;
   return {
     async ready() {
-      await Promise.all(KEYS.map((k) => call(wx.getStorage, { key: prefix + k, encrypt })
+      // WeChat below base library 2.21.3 would store in the clear, silently
+      if (!wx.canIUse || !wx.canIUse('setStorage.object.encrypt')) {
+        throw new Error('微信版本过低，无法加密保存签名密钥，请升级微信 / this WeChat cannot store the key encrypted: update WeChat');
+      }
+      await Promise.all(KEYS.map((k) => call(wx.getStorage, { key: prefix + k, encrypt: true })
         .then((r) => { if (r.data != null && r.data !== '') values.set(k, String(r.data)); })
         .catch(() => {})));
+    },
+    /** Throws (once) when a write since the last check failed: the user must know the phone kept nothing. */
+    check() {
+      const why = failed;
+      failed = null;
+      if (why) throw new Error(`本机存储失败，请重试或重新绑定 / storing on this phone failed: ${why}`);
     },
     get: (k) => (values.has(k) ? values.get(k) : null),
     set(k, v) {
       if (v == null) {
         values.delete(k);
-        wx.removeStorage({ key: prefix + k });
+        wx.removeStorage({ key: prefix + k, fail: (e) => { failed = e.errMsg; } });
       } else {
         values.set(k, String(v));
-        wx.setStorage({ key: prefix + k, data: String(v), encrypt });
+        wx.setStorage({ key: prefix + k, data: String(v), encrypt: true, fail: (e) => { failed = e.errMsg; } });
       }
     },
   };

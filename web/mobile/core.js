@@ -12,6 +12,9 @@
 // What it stores: token, employee, deviceSecret, wrapped (the share under PIN + device secret),
 // certSerial, channel (the pinned fingerprint of the servers' channel key).
 import * as phone from './medsign-phone.js';
+import { scanned } from './links.js';
+
+export { scanned };
 
 /** An API error: the server's message, the HTTP status and the JSON envelope. @typedef {Error & { status: number, body: any }} ApiError */
 
@@ -42,17 +45,6 @@ export function base64(bytes) {
     out += A[n >> 18] + A[(n >> 12) & 63] + (i + 1 < bytes.length ? A[(n >> 6) & 63] : '=') + (i + 2 < bytes.length ? A[n & 63] : '=');
   }
   return out;
-}
-
-/**
- * Where a scanned QR code (a deep link: …/m/#/sign?t=… or …/m/#/login?t=…) leads; null when it is
- * not medsign's.
- * @param {string} text
- * @returns {{ kind: 'sign' | 'login', ticket: string } | null}
- */
-export function scanned(text) {
-  const m = /#\/(sign|login)\?t=([\w-]{1,200})(?:&|$)/.exec(String(text || '').trim());
-  return m ? { kind: /** @type {'sign' | 'login'} */ (m[1]), ticket: m[2] } : null;
 }
 
 /**

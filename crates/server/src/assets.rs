@@ -16,6 +16,7 @@ const MOBILE: &[(&str, &str, &[u8])] = &[
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/app.js")),
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/api.js")),
     ("core.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/core.js")),
+    ("links.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/links.js")),
     ("dom.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/dom.js")),
     ("pages/common.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/pages/common.js")),
     ("pages/enrol.js", "text/javascript; charset=utf-8", include_bytes!("../../../web/mobile/pages/enrol.js")),

@@ -1,6 +1,6 @@
 // 扫码登录 / scan-to-login (…/m/#/login?t=…): confirm with the PIN (signing its challenge) or refuse.
 import { ready, phone } from '../../utils/phone.js';
-import { busy, home, toast, fail, when } from '../../utils/ui.js';
+import { busy, home, toast, fail, when, backToCaller } from '../../utils/ui.js';
 
 Page({
   data: { state: 'loading', error: '', system: '', until: '', summary: {}, busy: false },
@@ -25,12 +25,13 @@ Page({
       this.setData({ state: 'done' });
     });
     this.setData({ busy: false });
+    if (this.data.state === 'done') backToCaller(this.ticket, 'logged_in');
   },
   async refuse() {
     try {
       await phone.api('POST', `login-tickets/${encodeURIComponent(this.ticket)}/refuse`);
       toast('已拒绝 / refused');
-      home();
+      if (!backToCaller(this.ticket, 'refused')) home();
     } catch (e) {
       fail(e);
     }
@@ -39,6 +40,6 @@ Page({
     toast(e.detail.reason);
   },
   onCancel() {
-    home();
+    if (!backToCaller(this.ticket, this.data.state === 'done' ? 'logged_in' : 'cancelled')) home();
   },
 });

@@ -1,84 +1,48 @@
-// medsign signing plugin — the phone's signing for a hospital's own mini program (R2): scan a
-// PC's QR code, show what is signed (<sign-confirm>), sign with the PIN or the fingerprint. The
-// same phone half as the medsign mini program and the H5 app (core.js and the WebAssembly module,
-// copied into lib/ by scripts/build-miniprogram). Its storage is its own (prefix medsign.plugin.).
+// medsign signing plugin — scan-to-sign inside a hospital's own mini program, with the doctor's key
+// where it belongs. A plugin cannot hold a signing key: WeChat gives plugins no wx.getRandomValues,
+// no wx.login, no face verification and no SOTER, and a second copy of a doctor's key in another
+// app would break sole control (binding it would revoke the first). So the plugin reads the scanned
+// code, and the medsign mini program — where the doctor bound the phone — shows the document, takes
+// the PIN or the fingerprint, signs, and comes back with the outcome.
 //
 //   const medsign = requirePlugin('medsign')
-//   medsign.configure({ server: 'https://sign-gw.hospital.example' })   // the DMZ gateway
-//   await medsign.activate({ employeeNo, code, deviceName })            // once per phone
-//   await medsign.createKey(pin)                                        // once: the split key
-//   const doc = await medsign.scanToSign()      // → { rounds, summary, text, pages, matches }
-//   <sign-confirm summary="{{doc.summary}}" text="{{doc.text}}" … bindconfirm="onConfirm" />
-//   onConfirm(e) { medsign.sign(doc.rounds, e.detail) }                 // { pin } | { fingerprint: true }
-import { WASM } from './lib/globals.js';
-import { createPhone, scanned } from './lib/core.js';
-import * as halves from './lib/medsign-phone.js';
-import { wxStore, wxRequest, entropy, scanCode, soter, loginCode, face } from './lib/wx-platform.js';
+//   medsign.configure({ appId: 'wx…' })          // the hospital's medsign mini program
+//   const { result } = await wx.scanCode({ onlyFromCamera: true })
+//   const t = medsign.target(result)             // → { kind, ticket, appId, path }, or throws
+//   wx.navigateToMiniProgram({ appId: t.appId, path: t.path, extraData: { from: 'plugin' } })
+//   // or <sign-handoff link="{{result}}" app-id="wx…" bindopen="…"> shows it and emits the target
+//   App.onShow(options) → medsign.outcome(options.referrerInfo)  // → { ticket, state } or null
+import { scanned } from './lib/links.js';
 
-let phone = null;
-let store = null;
-let loaded = null;
+const APPID = /^wx[0-9a-f]{16}$/;
+let medsign = null;
 
-/** The DMZ gateway's public address (https://…); call once before anything else. */
-export function configure({ server }) {
-  if (!/^https:\/\/[^/\s]+/.test(String(server || ''))) {
-    throw new Error('server 须为网关的 https 地址 / server must be the gateway\'s https address');
-  }
-  store = wxStore(wx, 'medsign.plugin.');
-  phone = createPhone({ base: `${server.replace(/\/+$/, '')}/mobile/v1/`, request: wxRequest(wx), store });
-  loaded = null;
+/** The AppID of the hospital's medsign mini program (where the doctors' phones are bound). */
+export function configure({ appId }) {
+  if (!APPID.test(String(appId || ''))) throw new Error('appId 须为医签小程序的 AppID / appId must be the medsign mini program\'s AppID');
+  medsign = appId;
 }
 
-async function ready() {
-  if (!phone) throw new Error('请先调用 configure / call configure first');
-  if (!loaded) loaded = Promise.all([store.ready(), halves.load({ wasm: WASM })]).catch((e) => { loaded = null; throw e; });
-  await loaded;
-  await entropy(wx);
-  return phone;
+/**
+ * Where a scanned code leads in the medsign mini program: a signing or a login of this hospital,
+ * nothing else (any other code throws).
+ * @param {string} text what wx.scanCode read
+ * @param {string} [appId] the medsign mini program (default: configure's)
+ */
+export function target(text, appId = medsign) {
+  if (!APPID.test(String(appId || ''))) throw new Error('请先调用 configure / call configure first');
+  const s = scanned(text);
+  if (!s) throw new Error('不是医签二维码 / not a medsign QR code');
+  return { kind: s.kind, ticket: s.ticket, appId, path: `pages/${s.kind}/index?t=${s.ticket}` };
 }
 
-/** Whether this phone is bound and holds its key share. */
-export async function status() {
-  await ready();
-  return { bound: !!store.get('token'), enrolled: !!store.get('wrapped'), fingerprint: !!store.get('fingerprint'), employee: store.get('employee') };
-}
-
-/** Bind this phone with the one-time activation code from the IT department. */
-export async function activate(a) {
-  return (await ready()).activate(a);
-}
-
-/** The split key and its certificate (with WeChat face verification when the hospital requires it). */
-export async function createKey(pin) {
-  const p = await ready();
-  const confirm = () => true;
-  return p.createKey(pin, confirm).catch(async (e) => {
-    if (e.body?.code !== 'realname_required') throw e;
-    await p.realname({ wxCode: await loginCode(wx), face: face(wx) });
-    await ready();
-    return p.createKey(pin, confirm);
-  });
-}
-
-/** Open a signing ticket (a deep link or the ticket itself): the rounds and what the doctor sees. */
-export async function open(linkOrTicket) {
-  const p = await ready();
-  const s = scanned(linkOrTicket);
-  const ticket = s ? s.ticket : String(linkOrTicket || '');
-  if (s && s.kind !== 'sign') throw new Error('这是登录二维码 / this is a login code');
-  const rounds = await p.openRounds([{ ticket }]);
-  const v = await p.view(rounds[0]).catch(() => ({ matches: true }));
-  return { rounds, summary: rounds[0].summary, text: v.text || '', pages: v.pages || [], truncated: !!v.truncated, matches: v.matches !== false };
-}
-
-/** Scan with the camera and open what was scanned. */
-export async function scanToSign() {
-  return open(await scanCode(wx));
-}
-
-/** Sign opened rounds: `approval` is <sign-confirm>'s `confirm` detail, { pin } or { fingerprint: true }. */
-export async function sign(rounds, approval) {
-  const p = await ready();
-  const how = approval && approval.fingerprint ? { fingerprint: { soter: soter(wx) } } : { pin: String(approval?.pin || '') };
-  return p.signRounds(rounds, how);
+/**
+ * What the medsign mini program reported when it came back (App.onShow's `referrerInfo`): the
+ * ticket and its state (`signed`, `logged_in`, `refused`, `cancelled`); null when it was not medsign.
+ */
+export function outcome(referrerInfo) {
+  if (!referrerInfo || referrerInfo.appId !== medsign) return null;
+  const d = referrerInfo.extraData || {};
+  const ok = typeof d.ticket === 'string' && /^[\w-]{1,200}$/.test(d.ticket) && ['signed', 'logged_in', 'refused', 'cancelled'].includes(d.state);
+  return ok ? { ticket: d.ticket, state: d.state } : null;
 }

@@ -2,7 +2,7 @@
 // medsign H5 — home (#/) and scanning a QR code (#/scan).
 import * as phone from '../medsign-phone.js';
 import { api, core, store } from '../api.js';
-import { scanned } from '../core.js';
+import { scanned } from '../links.js';
 import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 import { confirmName, realnameCheck } from './enrol.js';
 

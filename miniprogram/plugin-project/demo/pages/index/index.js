@@ -1,24 +1,19 @@
-// The demo host: a hospital's own mini program scanning and signing through the plugin.
+// The demo host: a hospital's own mini program scanning a PC's code; signing continues in medsign.
 const medsign = requirePlugin('medsign');
 
 Page({
-  data: { doc: null, done: '' },
+  data: { link: '', appId: 'wx0123456789abcdef', done: '' },
   onLoad() {
-    medsign.configure({ server: 'https://sign.example' });
+    medsign.configure({ appId: this.data.appId });
   },
-  async scan() {
-    try {
-      this.setData({ doc: await medsign.scanToSign(), done: '' });
-    } catch (e) {
-      wx.showModal({ title: '出错了 / Error', content: e.message, showCancel: false });
-    }
+  onShow() {
+    const back = medsign.outcome(wx.getEnterOptionsSync().referrerInfo);
+    if (back) this.setData({ done: `${back.ticket}: ${back.state}`, link: '' });
   },
-  async onConfirm(e) {
-    try {
-      const [r] = await medsign.sign(this.data.doc.rounds, e.detail);
-      this.setData({ doc: null, done: r.error || r.state });
-    } catch (err) {
-      wx.showModal({ title: '出错了 / Error', content: err.message, showCancel: false });
-    }
+  scan() {
+    wx.scanCode({ onlyFromCamera: true, success: (r) => this.setData({ link: r.result, done: '' }) });
+  },
+  open(e) {
+    wx.navigateToMiniProgram({ appId: e.detail.appId, path: e.detail.path, extraData: { from: 'plugin' } });
   },
 });
