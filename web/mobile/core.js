@@ -128,10 +128,12 @@ export function createPhone({ base, request, store }) {
 
     /**
      * Bind this phone: staff number + one-time activation code → a session; a fresh device secret.
-     * @param {{ employeeNo: string, code: string, deviceName: string }} a
+     * Inside WeCom, `wecomCode` (a fresh `wx.qy.login` code) adds the employee's own WeCom login.
+     * @param {{ employeeNo: string, code: string, deviceName: string, wecomCode?: string }} a
      */
-    async activate({ employeeNo, code, deviceName }) {
-      const s = await api('POST', 'activate', { employee_no: employeeNo, code, device_name: deviceName });
+    async activate({ employeeNo, code, deviceName, wecomCode }) {
+      const body = { employee_no: employeeNo, code, device_name: deviceName };
+      const s = await api('POST', 'activate', wecomCode ? { ...body, wecom_code: wecomCode } : body);
       store.set('token', s.token);
       store.set('employee', s.employee_no);
       store.set('deviceSecret', phone.deviceSecret());

@@ -218,6 +218,16 @@ pub struct RealnameConfig {
     pub wechat_secret: Option<String>,
     /// the WeChat API (tests point it at a local fake)
     pub wechat_api_base: String,
+    /// the hospital's WeCom (企业微信) corp ID, for the mini program inside WeCom
+    pub wecom_corpid: Option<String>,
+    /// the secret of the WeCom application the mini program is associated with (better from the
+    /// environment, MEDSIGN_REALNAME_WECOM_SECRET)
+    pub wecom_secret: Option<String>,
+    /// the WeCom API (tests point it at a local fake)
+    pub wecom_api_base: String,
+    /// binding a phone also takes the employee's own WeCom login (the WeCom user ID must be the
+    /// staff number): an activation code alone binds nothing
+    pub wecom_required: bool,
 }
 
 impl Default for RealnameConfig {
@@ -227,6 +237,10 @@ impl Default for RealnameConfig {
             wechat_appid: None,
             wechat_secret: None,
             wechat_api_base: "https://api.weixin.qq.com".into(),
+            wecom_corpid: None,
+            wecom_secret: None,
+            wecom_api_base: "https://qyapi.weixin.qq.com".into(),
+            wecom_required: false,
         }
     }
 }
@@ -238,6 +252,10 @@ impl std::fmt::Debug for RealnameConfig {
             .field("wechat_appid", &self.wechat_appid)
             .field("wechat_secret", &self.wechat_secret.as_ref().map(|_| "(set)"))
             .field("wechat_api_base", &self.wechat_api_base)
+            .field("wecom_corpid", &self.wecom_corpid)
+            .field("wecom_secret", &self.wecom_secret.as_ref().map(|_| "(set)"))
+            .field("wecom_api_base", &self.wecom_api_base)
+            .field("wecom_required", &self.wecom_required)
             .finish()
     }
 }
@@ -400,6 +418,10 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_REALNAME_WECHAT_APPID", "realname.wechat_appid", Kind::Text),
     ("MEDSIGN_REALNAME_WECHAT_SECRET", "realname.wechat_secret", Kind::Text),
     ("MEDSIGN_REALNAME_WECHAT_API_BASE", "realname.wechat_api_base", Kind::Text),
+    ("MEDSIGN_REALNAME_WECOM_CORPID", "realname.wecom_corpid", Kind::Text),
+    ("MEDSIGN_REALNAME_WECOM_SECRET", "realname.wecom_secret", Kind::Text),
+    ("MEDSIGN_REALNAME_WECOM_API_BASE", "realname.wecom_api_base", Kind::Text),
+    ("MEDSIGN_REALNAME_WECOM_REQUIRED", "realname.wecom_required", Kind::Flag),
     ("MEDSIGN_TSA_DEFAULT_PROFILE", "tsa.default_profile", Kind::Text),
     ("MEDSIGN_TSA_POLICY_OID", "tsa.policy_oid", Kind::Text),
     ("MEDSIGN_TSA_ACCEPTED_POLICIES", "tsa.accepted_policies", Kind::List),

@@ -293,7 +293,12 @@ pub static ROUTES: &[Route] = &[
     post(
         "device.activate",
         "/mobile/v1/activate",
-        Json(Ty::Obj(&[req("employee_no", EMPLOYEE_NO), req("code", Ty::Text(64)), req("device_name", NAME)])),
+        Json(Ty::Obj(&[
+            req("employee_no", EMPLOYEE_NO),
+            req("code", Ty::Text(64)),
+            req("device_name", NAME),
+            opt("wecom_code", Ty::Text(256)),
+        ])),
         Json(Ty::Obj(&[
             req("device_id", ID),
             req("employee_no", EMPLOYEE_NO),

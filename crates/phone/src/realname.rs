@@ -15,6 +15,12 @@
 //! The same WeChat client verifies fingerprint approvals ([`Wechat::soter_verify`], see
 //! [`crate::soter`]) whenever the AppID and secret are configured.
 //!
+//! Inside WeCom (企业微信) the mini program's `wx.qy.login` code is WeCom's: [`Wechat::wecom`] is a
+//! client of WeCom's server API (token from `/cgi-bin/gettoken` with the corp ID and the
+//! application's secret; `/cgi-bin/miniprogram/jscode2session` gives the corp and user ID), and
+//! binding a phone can take the employee's own WeCom login besides the activation code
+//! (`[realname] wecom_required`).
+//!
 //! With a provider configured, `POST /mobile/v1/keys/{key_id}` refuses to certify a user who has not
 //! passed; with none, the hospital checks identity in person when it hands out the activation code.
 
@@ -49,6 +55,8 @@ pub fn cert_hash(name: &str, id_no: &str) -> String {
 /// The WeChat face-verification client.
 pub struct Wechat {
     base: String,
+    /// WeCom's API rather than WeChat's (`appid` is then the corp ID)
+    wecom: bool,
     appid: String,
     secret: Zeroizing<String>,
     http: reqwest::Client,
@@ -60,11 +68,12 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// WeChat answers HTTP 200 with `errcode` for errors.
-fn errcode(v: &serde_json::Value, what: &str) -> Result<()> {
+fn errcode(v: &serde_json::Value, what: &str, wecom: bool) -> Result<()> {
+    let (zh, en) = if wecom { ("企业微信", "WeCom") } else { ("微信", "WeChat") };
     match v["errcode"].as_i64().unwrap_or(0) {
         0 => Ok(()),
         code => Err(Error::Invalid(format!(
-            "微信{what}失败（{code} {}）/ WeChat {what} failed ({code} {})",
+            "{zh}{what}失败（{code} {}）/ {en} {what} failed ({code} {})",
             v["errmsg"].as_str().unwrap_or(""),
             v["errmsg"].as_str().unwrap_or("")
         ))),
@@ -80,6 +89,7 @@ impl Wechat {
             .map_err(|e| Error::internal_from("realname::new", e))?;
         Ok(Self {
             base: base.trim_end_matches('/').into(),
+            wecom: false,
             appid: appid.into(),
             secret: Zeroizing::new(secret.into()),
             http,
@@ -92,7 +102,7 @@ impl Wechat {
             reqwest::Url::parse_with_params(&format!("{}{path}", self.base), query).map_err(|e| upstream(what, e))?;
         let r = self.http.get(url).send().await.map_err(|e| upstream(what, e))?;
         let v: serde_json::Value = r.json().await.map_err(|e| upstream(what, e))?;
-        errcode(&v, what)?;
+        errcode(&v, what, self.wecom)?;
         Ok(v)
     }
 
@@ -103,8 +113,20 @@ impl Wechat {
         {
             return Ok(tok.clone());
         }
-        let q = [("grant_type", "client_credential"), ("appid", self.appid.as_str()), ("secret", self.secret.as_str())];
-        let v = self.get("/cgi-bin/token", &q, "access_token").await?;
+        let v = match self.wecom {
+            true => {
+                let q = [("corpid", self.appid.as_str()), ("corpsecret", self.secret.as_str())];
+                self.get("/cgi-bin/gettoken", &q, "access_token").await?
+            }
+            false => {
+                let q = [
+                    ("grant_type", "client_credential"),
+                    ("appid", self.appid.as_str()),
+                    ("secret", self.secret.as_str()),
+                ];
+                self.get("/cgi-bin/token", &q, "access_token").await?
+            }
+        };
         let tok =
             Zeroizing::new(v["access_token"].as_str().ok_or_else(|| upstream("access_token", "no token"))?.to_string());
         let life = v["expires_in"].as_u64().unwrap_or(7200).saturating_sub(300).max(60);
@@ -118,8 +140,41 @@ impl Wechat {
             .map_err(|e| upstream(what, e))?;
         let r = self.http.post(url).json(&body).send().await.map_err(|e| upstream(what, e))?;
         let v: serde_json::Value = r.json().await.map_err(|e| upstream(what, e))?;
-        errcode(&v, what)?;
+        errcode(&v, what, self.wecom)?;
         Ok(v)
+    }
+
+    /// A client of WeCom's server API at `base` (https://qyapi.weixin.qq.com, or a local fake) for
+    /// the corp `corpid` and the secret of the application the mini program belongs to.
+    pub fn wecom(base: &str, corpid: &str, secret: &str) -> Result<Self> {
+        Ok(Self { wecom: true, ..Self::new(base, corpid, secret)? })
+    }
+
+    /// The WeCom client `[realname]` configures (corp ID and secret), if any.
+    pub fn wecom_from_config(c: &RealnameConfig) -> Result<Option<std::sync::Arc<Self>>> {
+        match (&c.wecom_corpid, &c.wecom_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
+                Ok(Some(std::sync::Arc::new(Self::wecom(&c.wecom_api_base, id, secret)?)))
+            }
+            _ if c.wecom_required => Err(Error::Config(
+                "realname.wecom_required 需要 wecom_corpid 与 wecom_secret / wecom_required needs wecom_corpid and wecom_secret"
+                    .into(),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// WeCom: the user ID of a mini program `wx.qy.login` code, if it is of this corp
+    /// (`/cgi-bin/miniprogram/jscode2session`); `None` for another corp's user.
+    pub async fn wecom_user(&self, code: &str) -> Result<Option<String>> {
+        if code.is_empty() || code.len() > 256 {
+            return Err(Error::Invalid("企业微信登录码无效 / the WeCom login code is not valid".into()));
+        }
+        let token = self.access_token().await?;
+        let q = [("access_token", token.as_str()), ("js_code", code), ("grant_type", "authorization_code")];
+        let v = self.get("/cgi-bin/miniprogram/jscode2session", &q, "登录 / login").await?;
+        let user = v["userid"].as_str().filter(|u| !u.is_empty());
+        Ok(user.filter(|_| v["corpid"].as_str() == Some(self.appid.as_str())).map(str::to_string))
     }
 
     /// The openid of a mini program `wx.login` code.
@@ -645,6 +700,7 @@ mod tests {
                 wechat_appid: Some("wx_test".into()),
                 wechat_secret: Some(secret.into()),
                 wechat_api_base: base.clone(),
+                ..Default::default()
             };
             let fv = FaceVerifier::from_config(&cfg("wechat", "s3cret")).unwrap().unwrap();
             // not yet verified: no certificate

@@ -39,6 +39,7 @@ struct Parts {
     tsa: Arc<medsign_tsa::tsa::Tsa>,
     realname: Option<medsign_phone::realname::FaceVerifier>,
     soter: Option<Arc<medsign_phone::realname::Wechat>>,
+    wecom: Option<Arc<medsign_phone::realname::Wechat>>,
     public_url: String,
     channel: crate::e2e::ChannelKey,
 }
@@ -61,6 +62,8 @@ pub async fn open(cfg: &Config, listening: &str) -> Result<Opened> {
     let realname = medsign_phone::realname::FaceVerifier::from_config(&cfg.realname)?;
     // fingerprint approval (SOTER) whenever the mini program's AppID and secret are configured
     let soter = medsign_phone::realname::FaceVerifier::soter_client(realname.as_ref(), &cfg.realname)?;
+    // the mini program inside WeCom (企业微信): its login codes are WeCom's
+    let wecom = medsign_phone::realname::Wechat::wecom_from_config(&cfg.realname)?;
     let lock = DataDirLock::acquire(&data_dir)?;
     let (kek, kek_source) = custody::load_kek(&data_dir, std::env::var("MEDSIGN_KEK").ok())?;
     let db = Db::open(&cfg.database_url()).await?;
@@ -84,7 +87,7 @@ pub async fn open(cfg: &Config, listening: &str) -> Result<Opened> {
     )?;
     let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone()).await?;
     provisioning.release().await?;
-    let parts = Some(Parts { db, kek, cas, tsa, realname, soter, public_url, channel });
+    let parts = Some(Parts { db, kek, cas, tsa, realname, soter, wecom, public_url, channel });
     Ok(Opened { lock, kek_source, first_token, platform, clock, parts })
 }
 
@@ -108,6 +111,8 @@ impl Opened {
             tsa: p.tsa,
             realname: p.realname,
             soter: p.soter,
+            wecom: p.wecom,
+            wecom_required: cfg.realname.wecom_required,
             grant_max_hours: cfg.sign.grant_max_hours,
             // checked when the configuration was loaded (B-T, B-LT or B-LTA)
             pades_level: cfg.sign.pades_level.parse().unwrap_or_default(),

@@ -35,6 +35,10 @@ pub struct AppState {
     pub realname: Option<medsign_phone::realname::FaceVerifier>,
     /// the WeChat client that verifies fingerprint approvals (SOTER); none without a mini program
     pub soter: Option<Arc<medsign_phone::realname::Wechat>>,
+    /// the WeCom client that reads the mini program's `wx.qy.login` codes; none without WeCom
+    pub wecom: Option<Arc<medsign_phone::realname::Wechat>>,
+    /// binding a phone takes the employee's own WeCom login (`[realname] wecom_required`)
+    pub wecom_required: bool,
     /// the PAdES level of PDF flows that do not name one (`[sign] pades_level`)
     pub pades_level: medsign_signing::model::PadesLevel,
     /// the longest session grant (hours, `[sign] grant_max_hours`)

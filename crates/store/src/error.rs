@@ -84,6 +84,15 @@ pub const CODES: &[(&str, &str)] = &[
     ("realname_required", "409: the hospital requires the real-name check before the certificate — run it, then retry"),
     ("wx_code_required", "400: WeChat face verification needs a wx.login code — run it in the mini program"),
     (
+        "wecom_required",
+        "403: this hospital binds phones only inside WeCom with the staff member's own account — bind there",
+    ),
+    (
+        "wecom_mismatch",
+        "403: the WeCom login given is not the staff member being bound — bind with your own WeCom account",
+    ),
+    ("wecom_not_configured", "400: this server has no WeCom set up — bind with the activation code alone"),
+    (
         "idempotency_in_progress",
         "409: an earlier request with this Idempotency-Key is still running, or ran on an instance that stopped (taken over after 120 s) — retry the same request later",
     ),

@@ -3,6 +3,7 @@
 // replacing a pin this phone already holds.
 import { ready, store, phone } from '../../utils/phone.js';
 import { inputs, replace, busy } from '../../utils/ui.js';
+import { inWeCom, loginCode } from '../../utils/wx-platform.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -22,7 +23,9 @@ Page({
   async bind() {
     await busy('绑定中… / binding…', async () => {
       await ready();
-      await phone.activate({ employeeNo: this.data.no.trim(), code: this.data.code.trim(), deviceName: this.data.device || '手机' });
+      // inside WeCom the employee's own WeCom login goes with the code (the server checks it is theirs)
+      const wecomCode = inWeCom(wx) ? await loginCode(wx) : undefined;
+      await phone.activate({ employeeNo: this.data.no.trim(), code: this.data.code.trim(), deviceName: this.data.device || '手机', wecomCode });
       replace('/pages/enrol/index');
     });
   },

@@ -7,7 +7,10 @@
 //     only a verify_id the phone ran `wx.requestFacialVerify` on — `faced(verifyId)` — and whose
 //     cert_hash, computed here independently, matches the identity given at getverifyid),
 //   /cgi-bin/soter/verify_signature (RSASSA-PSS SHA-256, salt 20, by the key the user's phone
-//     registered with `fakeTee`).
+//     registered with `fakeTee`);
+// and of WeCom's (企业微信; point MEDSIGN_REALNAME_WECOM_API_BASE here too): /cgi-bin/gettoken (corp
+//   ww_test, secret c0rp), /cgi-bin/miniprogram/jscode2session (code `wecom-<userid>` is a user of
+//   ww_test, `wecomx-<userid>` one of another corp).
 import { createServer } from 'node:http';
 import { createHash, generateKeyPairSync, sign as rsaSign, verify as rsaVerify, constants } from 'node:crypto';
 
@@ -22,6 +25,7 @@ export function fakeWechat() {
   const keys = new Map(); // openid → SOTER public key
   const verifications = new Map(); // verify_id → { openid, out_seq_no, cert_hash, faced }
   const seen = [];
+  const wecomSeen = [];
   const token = 'AT_fake_node';
   let next = 0;
   const server = createServer(async (req, res) => {
@@ -38,6 +42,16 @@ export function fakeWechat() {
       if (!creds) return reply({ errcode: 40125, errmsg: 'invalid appsecret' });
       const openid = (q.js_code || '').startsWith('code-') ? q.js_code.slice(5) : null;
       return reply(openid ? { openid, session_key: 'sk' } : { errcode: 40029, errmsg: 'invalid code' });
+    }
+    if (url.pathname === '/cgi-bin/gettoken') {
+      return reply(q.corpid === 'ww_test' && q.corpsecret === 'c0rp' ? { errcode: 0, access_token: 'AT_wecom', expires_in: 7200 } : { errcode: 40001, errmsg: 'invalid secret' });
+    }
+    if (url.pathname === '/cgi-bin/miniprogram/jscode2session') {
+      if (q.access_token !== 'AT_wecom') return reply({ errcode: 40014, errmsg: 'invalid access_token' });
+      wecomSeen.push(q.js_code);
+      const m = /^(wecom|wecomx)-(\w+)$/.exec(q.js_code || '');
+      if (!m || q.grant_type !== 'authorization_code') return reply({ errcode: 40029, errmsg: 'invalid code' });
+      return reply({ errcode: 0, errmsg: 'ok', corpid: m[1] === 'wecom' ? 'ww_test' : 'ww_other', userid: m[2], session_key: 'sk' });
     }
     if (req.method !== 'POST') { res.statusCode = 404; return reply({ errcode: 404, errmsg: 'no such api' }); }
     if (q.access_token !== token) return reply({ errcode: 40001, errmsg: 'invalid credential' });
@@ -77,7 +91,7 @@ export function fakeWechat() {
     v.faced = true;
     return true;
   };
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ base: `http://127.0.0.1:${server.address().port}`, keys, seen, faced, close: () => server.close() })));
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ base: `http://127.0.0.1:${server.address().port}`, keys, seen, wecomSeen, faced, close: () => server.close() })));
 }
 
 /** FAKE TEE of a phone: what `wx.startSoterAuthentication` resolves to after a matching finger. */
