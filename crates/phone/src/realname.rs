@@ -67,6 +67,11 @@ fn upstream(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("微信接口不可用（{what}）/ the WeChat API is unavailable ({what}): {e}"))
 }
 
+/// [`upstream`] for a failed call: without its URL, which carries the secret or the access token.
+fn failed(what: &str, e: reqwest::Error) -> Error {
+    upstream(what, e.without_url())
+}
+
 /// WeChat answers HTTP 200 with `errcode` for errors.
 fn errcode(v: &serde_json::Value, what: &str, wecom: bool) -> Result<()> {
     let (zh, en) = if wecom { ("企业微信", "WeCom") } else { ("微信", "WeChat") };
@@ -100,8 +105,8 @@ impl Wechat {
     async fn get(&self, path: &str, query: &[(&str, &str)], what: &str) -> Result<serde_json::Value> {
         let url =
             reqwest::Url::parse_with_params(&format!("{}{path}", self.base), query).map_err(|e| upstream(what, e))?;
-        let r = self.http.get(url).send().await.map_err(|e| upstream(what, e))?;
-        let v: serde_json::Value = r.json().await.map_err(|e| upstream(what, e))?;
+        let r = self.http.get(url).send().await.map_err(|e| failed(what, e))?;
+        let v: serde_json::Value = r.json().await.map_err(|e| failed(what, e))?;
         errcode(&v, what, self.wecom)?;
         Ok(v)
     }
@@ -138,8 +143,8 @@ impl Wechat {
         let token = self.access_token().await?;
         let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.base), &[("access_token", token.as_str())])
             .map_err(|e| upstream(what, e))?;
-        let r = self.http.post(url).json(&body).send().await.map_err(|e| upstream(what, e))?;
-        let v: serde_json::Value = r.json().await.map_err(|e| upstream(what, e))?;
+        let r = self.http.post(url).json(&body).send().await.map_err(|e| failed(what, e))?;
+        let v: serde_json::Value = r.json().await.map_err(|e| failed(what, e))?;
         errcode(&v, what, self.wecom)?;
         Ok(v)
     }

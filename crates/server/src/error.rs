@@ -15,7 +15,8 @@ pub struct ErrorBody {
     /// (401), `forbidden` (403), `not_found` (404), `conflict` (409), `too_many_requests` (429),
     /// `database_unavailable` / `unavailable` (503), `internal` (500). Specific, for front ends to
     /// act on: `session_invalid` (401: activate the phone again), `realname_required` (409: run the
-    /// real-name check, then retry), `wx_code_required` (400: run it in the mini program).
+    /// real-name check, then retry), `wx_code_required` (400: run it in the mini program),
+    /// `wecom_required` / `wecom_mismatch` (403: bind inside WeCom with your own account).
     code: String,
     /// Chinese, then English
     message: String,

@@ -91,7 +91,6 @@ pub const CODES: &[(&str, &str)] = &[
         "wecom_mismatch",
         "403: the WeCom login given is not the staff member being bound — bind with your own WeCom account",
     ),
-    ("wecom_not_configured", "400: this server has no WeCom set up — bind with the activation code alone"),
     (
         "idempotency_in_progress",
         "409: an earlier request with this Idempotency-Key is still running, or ran on an instance that stopped (taken over after 120 s) — retry the same request later",
