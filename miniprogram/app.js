@@ -10,8 +10,11 @@ App({
   onLaunch() {
     this.globalData.wecom = inWeCom(wx);
   },
-  onShow(options) {
-    // opened by another mini program (its plugin handed a scanned code over): go back there when done
-    this.globalData.caller = (options && options.referrerInfo && options.referrerInfo.appId) || null;
+  onShow(options = {}) {
+    // opened by another mini program (scene 1037: its plugin handed a scanned code over) on a
+    // signing or login page: go back there with that ticket's outcome, and only that one
+    const from = options.scene === 1037 && options.referrerInfo && options.referrerInfo.appId;
+    const ticket = options.query && options.query.t;
+    this.globalData.caller = from && ticket ? { appId: from, ticket: String(ticket), page: options.path } : null;
   },
 });

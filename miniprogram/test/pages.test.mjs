@@ -69,6 +69,7 @@ test('bind with the activation link, the PIN, WeChat face verification, the spli
   assert.match(url, /^\/pages\/activate\/index\?/);
   const act = await loadPage('pages/activate/index.js');
   await act.onLoad(Object.fromEntries(new URLSearchParams(url.split('?')[1])));
+  // (not bound yet: no question asked)
   assert.equal(act.data.no, '2001');
   assert.equal(wx.storage.get('medsign.channel').data, code.channel_fingerprint, 'the link\'s fingerprint is pinned before the first call');
   assert.equal(act.data.differs, false);
@@ -161,14 +162,45 @@ test('a document that does not arrive (a gateway drops the call) cannot be signe
 
 test('handed over by another mini program (the plugin\'s host): signed, then back there with the outcome', async () => {
   const flow = await scanFlow('处方 RX-MP-HANDOFF');
-  app.onShow({ scene: 1037, referrerInfo: { appId: 'wx0123456789abcdef', extraData: { from: 'plugin' } } });
-  const sign = await loadPage('pages/sign/index.js');
   const ticket = flow.link.split('t=')[1];
+  app.onShow({ scene: 1037, path: 'pages/sign/index', query: { t: ticket }, referrerInfo: { appId: 'wx0123456789abcdef', extraData: { from: 'plugin' } } });
+  const sign = await loadPage('pages/sign/index.js');
   await sign.onLoad({ t: ticket });
   await sign.onConfirm({ detail: { pin: PIN } });
   assert.equal(sign.data.state, 'signed', modals().join('\n'));
   assert.deepEqual(lastNav(), ['navigateBackMiniProgram', { ticket, state: 'signed' }]);
   assert.equal(app.globalData.caller, null, 'only once');
+  // a login code handed over by another app (anyone's PC) is refused, and nothing is scanned
+  const login = await call('POST', '/api/v1/login-tickets', his, { system: 'EMR' });
+  assert.equal(login.status, 201, JSON.stringify(login.body));
+  const lt = login.body.deep_link ? login.body.deep_link.split('t=')[1] : login.body.ticket_id;
+  app.onShow({ scene: 1037, path: 'pages/login/index', query: { t: lt }, referrerInfo: { appId: 'wx0123456789abcdef' } });
+  const page = await loadPage('pages/login/index.js');
+  await page.onLoad({ t: lt });
+  assert.equal(page.data.state, 'error');
+  assert.match(page.data.error, /只能用医签自己的/);
+  assert.deepEqual(lastNav(), ['navigateBackMiniProgram', { ticket: lt, state: 'refused' }]);
+  const st = await call('GET', `/api/v1/login-tickets/${login.body.ticket_id}`, his);
+  assert.equal(st.body.state, 'waiting', 'never scanned' + JSON.stringify(st.body));
+  // opened from anywhere else, the caller is not remembered
+  app.onShow({ scene: 1001, path: 'pages/home/index', query: {} });
+  assert.equal(app.globalData.caller, null);
+});
+
+test('the randomness pool lasts a 200-document batch; a 403 in the clear never stands for "summary only"', async () => {
+  const { ready } = await import('../utils/phone.js');
+  await ready();
+  // about what a batch of 200 takes (32 bytes per signature nonce, sealed calls), and more
+  for (let i = 0; i < 400; i++) globalThis.crypto.getRandomValues(new Uint8Array(32));
+  assert.throws(() => { globalThis.crypto = { getRandomValues: (b) => b.fill(7) }; }, TypeError, 'the source cannot be swapped');
+  assert.notEqual(globalThis.crypto.getRandomValues(new Uint8Array(8)).join(), '7,7,7,7,7,7,7,7');
+  const flow = await scanFlow('处方 RX-MP-403');
+  const sign = await loadPage('pages/sign/index.js');
+  wx.dropSealed = 2;
+  wx.dropStatus = 403;
+  await sign.onLoad({ t: flow.link.split('t=')[1] });
+  wx.dropStatus = undefined;
+  assert.equal(sign.data.state, 'error', 'a clear-text 403 from the way is not the hospital\'s setting');
 });
 
 test('a storage write that fails is reported, and an old WeChat that cannot encrypt storage is refused', async () => {
@@ -264,6 +296,14 @@ test('a session grant, then the records; unbinding revokes the session', async (
   assert.ok(records.data.signatures.some((s) => s.title === '医嘱 MP' && s.custody === 'grant'), JSON.stringify(records.data.signatures.map((s) => [s.title, s.custody])));
 
   const token = wx.storage.get('medsign.token').data;
+  // a bound phone given an activation link asks before it rebinds, and a no keeps everything
+  const act = await loadPage('pages/activate/index.js');
+  await act.onLoad({ no: '2001', code: 'AAAA-BBBB-CCCC' });
+  wx.modal = false;
+  await act.bind();
+  wx.modal = true;
+  assert.match(modals().at(-1), /重新绑定会作废/);
+  assert.equal(wx.storage.get('medsign.token').data, token);
   const settings = await loadPage('pages/settings/index.js');
   wx.modal = false;
   await settings.unbind();

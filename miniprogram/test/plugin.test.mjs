@@ -28,10 +28,12 @@ test('the plugin reads a scanned code and hands it to the medsign mini program; 
   }
   assert.throws(() => plugin.target(`https://sign.example/m/#/sign?t=${'a'.repeat(201)}`), /不是医签二维码/);
   // what medsign reports when it comes back; from anyone else, nothing
-  assert.deepEqual(plugin.outcome({ appId: 'wx0123456789abcdef', extraData: { ticket: 'tk_9Z-1', state: 'signed' } }), { ticket: 'tk_9Z-1', state: 'signed' });
-  assert.equal(plugin.outcome({ appId: 'wxfedcba9876543210', extraData: { ticket: 'tk_9Z-1', state: 'signed' } }), null);
-  assert.equal(plugin.outcome({ appId: 'wx0123456789abcdef', extraData: { ticket: 'tk_9Z-1', state: 'hacked' } }), null);
-  assert.equal(plugin.outcome(undefined), null);
+  const back = (appId, ticket, state) => ({ appId, extraData: { ticket, state } });
+  assert.deepEqual(plugin.outcome(back('wx0123456789abcdef', 'tk_9Z-1', 'signed'), 'tk_9Z-1'), { ticket: 'tk_9Z-1', state: 'signed' });
+  assert.equal(plugin.outcome(back('wxfedcba9876543210', 'tk_9Z-1', 'signed'), 'tk_9Z-1'), null, 'not medsign');
+  assert.equal(plugin.outcome(back('wx0123456789abcdef', 'tk_OTHER', 'signed'), 'tk_9Z-1'), null, 'not the ticket handed over');
+  assert.equal(plugin.outcome(back('wx0123456789abcdef', 'tk_9Z-1', 'hacked'), 'tk_9Z-1'), null);
+  assert.equal(plugin.outcome(undefined, 'tk_9Z-1'), null);
 
   const id = simulate.load(join(MP, 'plugin-project/plugin/components/sign-handoff/index'), 'sign-handoff');
   const c = simulate.render(id, { link: 'https://sign.example/m/#/sign?t=tk_9Z-1', appId: 'wx0123456789abcdef' });

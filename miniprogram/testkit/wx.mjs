@@ -75,7 +75,8 @@ export function makeWx({ server, environment, faced, openid = 'oMP' } = {}) {
       if (!/^https:\/\//.test(a.url)) return no(a, 'request:fail url not in domain list');
       // a hostile gateway: the next n-th sealed call is dropped with a clear-text 502
       if (a.url.endsWith('/mobile/v1/sealed') && wx.dropSealed && --wx.dropSealed === 0) {
-        return ok(a, { statusCode: 502, data: JSON.stringify({ code: 'bad_gateway', message: '网关错误 / bad gateway' }) });
+        const statusCode = wx.dropStatus || 502;
+        return ok(a, { statusCode, data: JSON.stringify({ code: statusCode === 403 ? 'forbidden' : 'bad_gateway', message: '网关 / gateway' }) });
       }
       const url = a.url.replace(/^https:\/\/sign\.example/, server);
       realFetch(url, { method: a.method || 'GET', headers: a.header, body: a.data })

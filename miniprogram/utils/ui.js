@@ -54,10 +54,17 @@ export const inputs = {
  */
 export function backToCaller(ticket, state) {
   const app = getApp();
-  if (!app || !app.globalData.caller) return false;
+  const caller = app && app.globalData.caller;
+  if (!caller || caller.ticket !== ticket) return false;
   app.globalData.caller = null;
-  wx.navigateBackMiniProgram({ extraData: { ticket, state } });
+  wx.navigateBackMiniProgram({ extraData: { ticket, state }, fail: () => home() });
   return true;
+}
+
+/** The mini program that opened this page with `ticket`, if one did. */
+export function calledBy(ticket) {
+  const caller = getApp()?.globalData.caller;
+  return caller && caller.ticket === ticket ? caller.appId : null;
 }
 
 /** Whether fingerprint approval is on for this phone (a fingerprint copy of the share is stored). */

@@ -83,7 +83,9 @@ export function installGlobals(wx, wasmPath) {
   const g = globalThis;
   if (typeof g.TextEncoder === 'undefined') g.TextEncoder = Utf8Encoder;
   if (typeof g.TextDecoder === 'undefined') g.TextDecoder = Utf8Decoder;
-  if (!g.crypto || typeof g.crypto.getRandomValues !== 'function') {
+  // inside WeChat the pool is always the source: whatever else set `crypto` is not trusted with
+  // the key's nonces
+  if (typeof g.WXWebAssembly !== 'undefined' || !g.crypto || typeof g.crypto.getRandomValues !== 'function') {
     g.__medsignWxPool = true;
     // fixed once set: nothing loaded later can swap in a weaker source (a predictable nonce of the
     // two-party signature would give the phone's share away)
@@ -97,7 +99,11 @@ export function installGlobals(wx, wasmPath) {
         return buf;
       },
     });
-    Object.defineProperty(g, 'crypto', { value: source, writable: false, configurable: false, enumerable: true });
+    try {
+      Object.defineProperty(g, 'crypto', { value: source, writable: false, configurable: false, enumerable: true });
+    } catch {
+      throw new Error('无法安装随机数源，请重启小程序 / cannot install the randomness source: restart the mini program');
+    }
   }
   if (typeof g.WXWebAssembly !== 'undefined') {
     const wx_ = g.WXWebAssembly;
@@ -166,6 +172,16 @@ export function inWeCom(wx) {
     return wx.getSystemInfoSync().environment === 'wxwork';
   } catch {
     return false;
+  }
+}
+
+/** A WeCom login code, or nothing when this is not WeCom or the mini program is not linked to a WeCom app. */
+export async function wecomCode(wx) {
+  if (!inWeCom(wx) || !wx.qy?.login) return undefined;
+  try {
+    return (await call(wx.qy.login)).code;
+  } catch {
+    return undefined;
   }
 }
 

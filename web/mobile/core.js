@@ -29,7 +29,9 @@ export { scanned };
 function envelopeOf(status, text) {
   let data = {};
   try { data = JSON.parse(text); } catch { /* not JSON */ }
-  return Object.assign(new Error(data.message || `HTTP ${status}`), { status, body: data });
+  // `clear`: said in the clear, so possibly by anyone on the way (the gateway, a proxy) — never
+  // taken as the hospital's word
+  return Object.assign(new Error(data.message || `HTTP ${status}`), { status, body: data, clear: true });
 }
 
 /**
@@ -226,7 +228,9 @@ export function createPhone({ base, request, store }) {
       try {
         v = await api('GET', `sign-rounds/${round.round_id}/view`);
       } catch (e) {
-        if (e.status === 403) return { hidden: true, matches: true };
+        // the hospital's summary-only setting comes inside the sealed answer; a 403 in the clear
+        // could be the gateway's and must not let a document be signed unseen
+        if (e.status === 403 && !e.clear) return { hidden: true, matches: true };
         throw e;
       }
       if (v.text != null) {

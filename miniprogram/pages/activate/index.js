@@ -2,8 +2,8 @@
 // code) may bring the servers' channel fingerprint (`k`): pinned before the first call, never
 // replacing a pin this phone already holds.
 import { ready, store, phone } from '../../utils/phone.js';
-import { inputs, replace, busy } from '../../utils/ui.js';
-import { inWeCom, loginCode } from '../../utils/wx-platform.js';
+import { inputs, replace, busy, fail } from '../../utils/ui.js';
+import { call, wecomCode } from '../../utils/wx-platform.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -11,7 +11,11 @@ Page({
   data: { no: '', code: '', device: '手机', differs: false },
   ...inputs,
   async onLoad(q = {}) {
-    await ready();
+    try {
+      await ready();
+    } catch (e) {
+      return fail(e);
+    }
     const k = String(q.k || '').toLowerCase();
     if (HEX64.test(k) && !store.get('channel')) store.set('channel', k);
     let device = '手机';
@@ -21,11 +25,16 @@ Page({
     this.setData({ no: q.no || '', code: q.code || '', device, differs: HEX64.test(k) && store.get('channel') !== k });
   },
   async bind() {
+    // a bound phone is not rebound without the doctor's say: binding again replaces its key
+    if (store.get('token')) {
+      const r = await call(wx.showModal, { title: '重新绑定 / Bind again', content: `本机已绑定工号 ${store.get('employee') || ''}。重新绑定会作废本机现有的签名密钥。继续？/ This phone is bound; binding again revokes its signing key. Continue?` });
+      if (!r.confirm) return;
+    }
     await busy('绑定中… / binding…', async () => {
       await ready();
       // inside WeCom the employee's own WeCom login goes with the code (the server checks it is theirs)
-      const wecomCode = inWeCom(wx) ? await loginCode(wx) : undefined;
-      await phone.activate({ employeeNo: this.data.no.trim(), code: this.data.code.trim(), deviceName: this.data.device || '手机', wecomCode });
+      const wecom = await wecomCode(wx);
+      await phone.activate({ employeeNo: this.data.no.trim(), code: this.data.code.trim(), deviceName: this.data.device || '手机', wecomCode: wecom });
       replace('/pages/enrol/index');
     });
   },

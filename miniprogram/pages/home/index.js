@@ -2,7 +2,7 @@
 // opens the mini program here with the link in `q` ("扫普通链接二维码打开小程序").
 import { ready, store, scanned, phone } from '../../utils/phone.js';
 import { inputs, open, replace, fail, toast, busy, confirmName } from '../../utils/ui.js';
-import { call, scanCode } from '../../utils/wx-platform.js';
+import { scanCode } from '../../utils/wx-platform.js';
 
 /** The activation link from the IT department (…/m/#/activate?no=…&code=…&k=…) as page options. */
 function activation(text) {
@@ -28,14 +28,8 @@ Page({
     }
     const link = this.launchLink;
     this.launchLink = null;
-    if (link && activation(link)) {
-      // a bound phone is not rebound by a link without the doctor's say: binding again replaces its key
-      if (store.get('token')) {
-        const r = await call(wx.showModal, { title: '重新绑定 / Bind again', content: '本机已绑定。用此激活链接重新绑定会作废本机现有的签名密钥。继续？/ This phone is bound; binding again revokes its signing key. Continue?' });
-        if (!r.confirm) return this.onShow();
-      }
-      return replace(activation(link));
-    }
+    // (the activation page asks before it rebinds a bound phone)
+    if (link && activation(link)) return replace(activation(link));
     if (!store.get('token')) return replace('/pages/activate/index');
     if (!store.get('wrapped')) return replace('/pages/enrol/index');
     if (link) return this.follow(link);

@@ -1,13 +1,20 @@
 // 扫码登录 / scan-to-login (…/m/#/login?t=…): confirm with the PIN (signing its challenge) or refuse.
 import { ready, phone } from '../../utils/phone.js';
-import { busy, home, toast, fail, when, backToCaller } from '../../utils/ui.js';
+import { busy, home, toast, fail, when, backToCaller, calledBy } from '../../utils/ui.js';
 
 Page({
   data: { state: 'loading', error: '', system: '', until: '', summary: {}, busy: false },
   async onLoad(q = {}) {
-    await ready();
     this.ticket = String(q.t || '');
+    // a login code handed over by another mini program could be anyone's PC: logins are confirmed
+    // only from medsign's own scanner
+    if (calledBy(this.ticket)) {
+      this.setData({ state: 'error', error: '扫码登录只能用医签自己的"扫一扫" / scan-to-login works only from medsign\'s own scanner' });
+      backToCaller(this.ticket, 'refused');
+      return;
+    }
     try {
+      await ready();
       this.scannedTicket = await phone.api('POST', `login-tickets/${encodeURIComponent(this.ticket)}/scan`);
     } catch (e) {
       this.setData({ state: 'error', error: e.message });
@@ -17,6 +24,7 @@ Page({
     this.setData({ state: 'confirm', system, summary: { title: `登录 ${system} / Log in` }, until: when(this.scannedTicket.expires_at) });
   },
   async onConfirm(e) {
+    if (this.data.state !== 'confirm') return;
     this.setData({ busy: true });
     await busy('登录中… / logging in…', async () => {
       await ready();

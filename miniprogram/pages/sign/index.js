@@ -7,9 +7,9 @@ import { soter } from '../../utils/wx-platform.js';
 Page({
   data: { state: 'loading', error: '', summary: {}, text: '', pages: [], truncated: false, matches: true, fingerprint: false, busy: false, result: '' },
   async onLoad(q = {}) {
-    await ready();
     this.ticket = String(q.t || '');
     try {
+      await ready();
       this.rounds = await phone.openRounds([{ ticket: this.ticket }]);
     } catch (e) {
       this.setData({ state: 'error', error: e.message });

@@ -37,12 +37,14 @@ export function target(text, appId = medsign) {
 }
 
 /**
- * What the medsign mini program reported when it came back (App.onShow's `referrerInfo`): the
- * ticket and its state (`signed`, `logged_in`, `refused`, `cancelled`); null when it was not medsign.
+ * What the medsign mini program reported when it came back (App.onShow's `referrerInfo`) for the
+ * ticket this host handed over: its state (`signed`, `logged_in`, `refused`, `cancelled`); null
+ * when it was not medsign or not that ticket. A hint for the screen: the HIS learns the outcome
+ * from the medsign server.
  */
-export function outcome(referrerInfo) {
+export function outcome(referrerInfo, ticket) {
   if (!referrerInfo || referrerInfo.appId !== medsign) return null;
   const d = referrerInfo.extraData || {};
-  const ok = typeof d.ticket === 'string' && /^[\w-]{1,200}$/.test(d.ticket) && ['signed', 'logged_in', 'refused', 'cancelled'].includes(d.state);
+  const ok = typeof d.ticket === 'string' && d.ticket === ticket && ['signed', 'logged_in', 'refused', 'cancelled'].includes(d.state);
   return ok ? { ticket: d.ticket, state: d.state } : null;
 }

@@ -31,7 +31,8 @@ async function docView(round) {
   try {
     v = await core.view(round);
   } catch (e) {
-    return { card: h('div', { class: 'card' }, h('p', { class: 'bad' }, e.message)), matches: true };
+    // the document did not arrive: nothing is signed unseen
+    return { card: h('div', { class: 'card' }, h('p', { class: 'bad', id: 'docMissing' }, `文档内容未能显示，不能签署，请重新扫码 / the document could not be shown, so it cannot be signed: scan again (${e.message})`)), matches: false };
   }
   if (v.hidden) return { card: null, matches: true };
   const title = h('h2', {}, '文档内容 / The document');

@@ -7,13 +7,16 @@ Page({
     medsign.configure({ appId: this.data.appId });
   },
   onShow() {
-    const back = medsign.outcome(wx.getEnterOptionsSync().referrerInfo);
+    if (!this.handed) return;
+    const back = medsign.outcome(wx.getEnterOptionsSync().referrerInfo, this.handed);
+    this.handed = null;
     if (back) this.setData({ done: `${back.ticket}: ${back.state}`, link: '' });
   },
   scan() {
     wx.scanCode({ onlyFromCamera: true, success: (r) => this.setData({ link: r.result, done: '' }) });
   },
   open(e) {
+    this.handed = e.detail.ticket;
     wx.navigateToMiniProgram({ appId: e.detail.appId, path: e.detail.path, extraData: { from: 'plugin' } });
   },
 });

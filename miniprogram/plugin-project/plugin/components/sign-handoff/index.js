@@ -13,7 +13,7 @@ Component({
     'link, appId'(link, appId) {
       if (!link) return this.setData({ kind: '', error: '' });
       try {
-        this.target = target(link, appId);
+        this.target = target(link, appId || undefined);
         this.setData({ kind: this.target.kind, error: '' });
       } catch (e) {
         this.target = null;
