@@ -30,7 +30,13 @@ fn tsa_with_a_loopback_ntp_source_judged_by_openssl_pyhanko_and_gmssl() {
 
     // OpenSSL as the RFC 3161 reference, on /tsa/rsa (and the default /tsa for SHA-512 + SM3)
     let base = format!("http://{}", s.addr);
-    for (path, alg) in [("/tsa/rsa", "-sha256"), ("/tsa/rsa", "-sha384"), ("/tsa", "-sha512"), ("/tsa", "-sm3")] {
+    for (path, alg) in [
+        ("/tsa/rsa", "-sha256"),
+        ("/tsa/rsa", "-sha384"),
+        ("/tsa/p256", "-sha256"),
+        ("/tsa", "-sha512"),
+        ("/tsa", "-sm3"),
+    ] {
         assert_ok(
             &d.openssl(&["ts", "-query", "-data", &d.p("data.bin"), alg, "-cert", "-out", &d.p("q.tsq")]),
             "openssl ts -query",
@@ -41,7 +47,11 @@ fn tsa_with_a_loopback_ntp_source_judged_by_openssl_pyhanko_and_gmssl() {
         let o = d.openssl(&["ts", "-reply", "-in", &d.p("r.tsr"), "-text"]);
         let t = text(&o.stdout);
         assert!(t.contains("Status: Granted.") && t.contains("Nonce:") && t.contains("TSA: DirName:"), "{t}");
-        if path == "/tsa/rsa" {
+        if path == "/tsa/p256" {
+            assert!(t.contains("P-256"), "the P-256 profile's TSA name: {t}");
+        }
+        // the P-256 token's certificate comes from the RSA CA, so one chain verifies both
+        if path == "/tsa/rsa" || path == "/tsa/p256" {
             let o = d.openssl(&[
                 "ts",
                 "-verify",

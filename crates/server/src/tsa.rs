@@ -77,6 +77,20 @@ async fn tsa_sm2(
     tsa_answer(&s, Some("sm2"), &v, &headers, &body).await
 }
 
+#[utoipa::path(post, path = "/tsa/p256", tag = "tsa",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
+    responses((status = 200, description = "DER TimeStampResp, token signed with ECDSA P-256 and SHA-256 (certificate from the RSA CA)", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
+/// `POST /tsa/p256`: RFC 3161, ECDSA P-256/SHA-256 profile.
+async fn tsa_p256(
+    State(s): State<Arc<AppState>>,
+    v: Visitor,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    tsa_answer(&s, Some("p256"), &v, &headers, &body).await
+}
+
 #[utoipa::path(post, path = "/tsa/rsa", tag = "tsa",
     request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
     responses((status = 200, description = "DER TimeStampResp, token signed with SHA-256 with RSA", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
@@ -99,7 +113,7 @@ struct TimestampRequest {
     digest: String,
     /// `sm3` | `sha256` | `sha384` | `sha512`
     algorithm: String,
-    /// `sm2` | `rsa` (default `tsa.default_profile`)
+    /// `sm2` | `rsa` | `p256` (default `tsa.default_profile`)
     profile: Option<String>,
 }
 
@@ -195,6 +209,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(tsa_default))
         .routes(routes!(tsa_sm2))
         .routes(routes!(tsa_rsa))
+        .routes(routes!(tsa_p256))
         .routes(routes!(create_timestamp))
         .routes(routes!(verify_timestamp))
 }

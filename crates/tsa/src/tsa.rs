@@ -19,8 +19,8 @@
 
 use crate::clock::Clock;
 use chrono::{DateTime, Utc};
-use medsign_ca::ca::{BuiltinCas, Hierarchy, org_cert};
-use medsign_crypto::{HashAlg, signer::KeySigner, wrap::Kek};
+use medsign_ca::ca::{BuiltinCas, Hierarchy, org_cert_of};
+use medsign_crypto::{HashAlg, KeyAlg, signer::KeySigner, wrap::Kek};
 use medsign_pki::{
     alg::hash_from_digest_algorithm,
     cert::{Cert, Profile},
@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// One signing profile.
 pub struct TsaProfile {
-    /// `sm2` | `rsa`
+    /// `sm2` | `rsa` | `p256`
     pub name: &'static str,
     /// the TSA certificate
     pub cert: Cert,
@@ -139,13 +139,30 @@ fn parse_oid(s: &str, key: &str) -> Result<Oid> {
     s.trim().parse().map_err(|_| Error::Config(format!("{key}: '{s}' 不是合法的 OID / is not an object identifier")))
 }
 
-async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProfile> {
-    let name = format!("tsa-{}", h.name);
-    let label = if h.name == "sm2" { "SM2" } else { "RSA" };
-    let (cert, key) = org_cert(
+/// The profile `name` (`sm2`, `rsa`, `p256`): a key of `alg` (default: the CA's own algorithm)
+/// certified by the CA `h`.
+async fn profile(
+    db: &Db,
+    kek: &Kek,
+    h: &Hierarchy,
+    name: &'static str,
+    alg: Option<KeyAlg>,
+    org: &str,
+) -> Result<TsaProfile> {
+    let alg = match alg {
+        Some(a) => a,
+        None => h.issuing.public_key().map_err(|e| Error::internal_from("tsa::profile", e))?.alg(),
+    };
+    let label = match name {
+        "sm2" => "SM2",
+        "rsa" => "RSA",
+        _ => "P-256",
+    };
+    let (cert, key) = org_cert_of(
         db,
         kek,
-        &name,
+        &format!("tsa-{name}"),
+        alg,
         Profile::Tsa,
         &format!("CN={org} 时间戳服务 {label},O={org},C=CN"),
         &h.issuing,
@@ -154,10 +171,10 @@ async fn profile(db: &Db, kek: &Kek, h: &Hierarchy, org: &str) -> Result<TsaProf
     )
     .await?;
     // recorded like any certificate of the CA, so that OCSP and the CRL answer for it
-    medsign_ca::certs::record_org(db, &medsign_store::audit::Context::cli(), &format!("org:{name}"), "tsa", &cert)
+    medsign_ca::certs::record_org(db, &medsign_store::audit::Context::cli(), &format!("org:tsa-{name}"), "tsa", &cert)
         .await?;
     Ok(TsaProfile {
-        name: h.name,
+        name,
         cert,
         chain: vec![h.issuing.clone(), h.root.clone()],
         key: Arc::new(key),
@@ -176,11 +193,18 @@ impl Tsa {
         clock: Arc<Clock>,
     ) -> Result<Arc<Self>> {
         let org = organization.replace(',', " ");
-        let profiles = vec![profile(db, kek, &cas.sm2, &org).await?, profile(db, kek, &cas.rsa, &org).await?];
+        let profiles = vec![
+            profile(db, kek, &cas.sm2, "sm2", None, &org).await?,
+            profile(db, kek, &cas.rsa, "rsa", None, &org).await?,
+            // ECDSA P-256 with SHA-256, certified by the RSA CA: for clients that take no SM2 and
+            // want a faster signature than RSA's
+            profile(db, kek, &cas.rsa, "p256", Some(KeyAlg::P256), &org).await?,
+        ];
         let default = match cfg.default_profile.as_str() {
             "sm2" => 0,
             "rsa" => 1,
-            other => return Err(Error::Config(format!("tsa.default_profile: '{other}' (sm2 or rsa)"))),
+            "p256" => 2,
+            other => return Err(Error::Config(format!("tsa.default_profile: '{other}' (sm2, rsa or p256)"))),
         };
         let policy = parse_oid(&cfg.policy_oid, "tsa.policy_oid")?;
         let accepted =
@@ -269,7 +293,10 @@ impl Tsa {
         requester: &str,
     ) -> std::result::Result<Token, Refusal> {
         let p = self.profile(profile).ok_or_else(|| {
-            Refusal::new(fail_info::BAD_REQUEST, "未知的时间戳配置，须为 sm2 或 rsa / unknown profile (sm2, rsa)")
+            Refusal::new(
+                fail_info::BAD_REQUEST,
+                "未知的时间戳配置，须为 sm2、rsa 或 p256 / unknown profile (sm2, rsa, p256)",
+            )
         })?;
         let h = hash_from_digest_algorithm(&imprint.hash_algorithm).map_err(|_| {
             Refusal::new(
