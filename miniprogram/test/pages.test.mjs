@@ -7,7 +7,7 @@
 // the gateway, the server, its CA and its signatures.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeWx, becomeWechat, loadPage, ev } from '../testkit/wx.mjs';
+import { makeWx, launch, loadPage, ev } from '../testkit/wx.mjs';
 import { startBehindGateway } from '../../web/wasm/testkit/server.mjs';
 import { fakeWechat, fakeTee } from '../../web/wasm/testkit/wechat.mjs';
 
@@ -36,10 +36,7 @@ before(async () => {
   his = a.body.token;
   assert.equal((await call('POST', '/api/v1/users', his, [{ employee_no: '2001', name: '王医生', title: '主治医师', id_card: '11010519491231002X' }])).status, 201);
   wx = makeWx({ server: srv.gateway, faced: wechat.faced, openid: 'oMP2001' });
-  becomeWechat(wx);
-  app = await loadPage('app.js');
-  app.onLaunch();
-  globalThis.getApp = () => app;
+  app = await launch(wx);
 });
 
 after(() => {

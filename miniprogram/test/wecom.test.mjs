@@ -5,7 +5,7 @@
 // API (web/wasm/testkit/wechat.mjs: gettoken, miniprogram/jscode2session).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeWx, becomeWechat, loadPage } from '../testkit/wx.mjs';
+import { makeWx, launch, loadPage } from '../testkit/wx.mjs';
 import { startBehindGateway } from '../../web/wasm/testkit/server.mjs';
 import { fakeWechat } from '../../web/wasm/testkit/wechat.mjs';
 
@@ -25,10 +25,7 @@ before(async () => {
   // a phone seals it (before this process turns into WeChat: the test's own phone uses Node's crypto)
   bare = await srv.phoneCall('POST', '/mobile/v1/activate', null, { employee_no: '2101', code, device_name: 'x' });
   wx = makeWx({ server: srv.gateway, environment: 'wxwork', openid: '2101' });
-  becomeWechat(wx);
-  app = await loadPage('app.js');
-  app.onLaunch();
-  globalThis.getApp = () => app;
+  app = await launch(wx);
 });
 
 after(() => {

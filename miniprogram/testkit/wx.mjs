@@ -194,6 +194,15 @@ export async function loadPage(path) {
   return page;
 }
 
+/** This process as WeChat running the mini program on `wx`: the app launched, `getApp()` answering. */
+export async function launch(wx) {
+  becomeWechat(wx);
+  const app = await loadPage('app.js');
+  app.onLaunch();
+  globalThis.getApp = () => app;
+  return app;
+}
+
 /** A tap or input event as WeChat delivers it. */
 export const ev = (value, dataset = {}) => ({ detail: { value }, currentTarget: { dataset } });
 
