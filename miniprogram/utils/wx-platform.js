@@ -119,9 +119,11 @@ export function installGlobals(wx, wasmPath) {
 // ---------------------------------------------------------------- core.js's platform
 
 /**
- * core.js's store over WeChat storage with `encrypt: true` (WeChat keeps it under a key of the
- * user's WeChat session; a copy of the phone's files does not read it). Reads are synchronous in
- * core.js: the values are loaded once ({@link wxStore}'s `ready`) and written through.
+ * core.js's store over WeChat storage with `encrypt: true` (encrypted by WeChat with a key of its
+ * own, as its documentation describes — not something the tests here can show; what the share
+ * needs does not rest on it: it is wrapped under the PIN, the device secret and the server's
+ * unlock secret). Reads are synchronous in core.js: the values are loaded once ({@link wxStore}'s
+ * `ready`) and written through.
  */
 export function wxStore(wx, prefix = 'medsign.') {
   const values = new Map();
