@@ -782,9 +782,10 @@ fn serve_on_postgresql() {
     assert_eq!((st, v["name"].as_str()), (200, Some("钱七")));
     assert_eq!(s.stop(), 0);
     let out = d.ok(&["audit", "verify", "--database-url", &url]);
-    // bootstrap app, the users, the two TSA certificates recorded at first start, and two new
-    // ones after the restart on another port (their CRL/OCSP links name the URL served)
-    assert!(out.contains("intact") && out.contains("7 条"), "{out}");
+    // bootstrap app, the users, the three TSA certificates (SM2, RSA, P-256) recorded at first
+    // start, and three new ones after the restart on another port (their CRL/OCSP links name the
+    // URL served)
+    assert!(out.contains("intact") && out.contains("9 条"), "{out}");
     assert_ok(&d.run("psql", &[&admin, "-q", "-c", &format!("DROP DATABASE {name}")]), "psql drop");
 }
 
