@@ -64,3 +64,17 @@ test('inside WeCom: detected; a phone is bound only with the staff member\'s own
   assert.equal(devices.length, 1);
   assert.equal(devices[0].status, 'active');
 });
+
+test('an access token WeCom no longer takes is forgotten: one refusal for the hospital, then binding works', async () => {
+  const { code: code2 } = (await call('POST', '/api/v1/users/2102/activation-codes', his)).body;
+  wecom.rotateWecom();
+  wx.openid = '2102';
+  const act = await loadPage('pages/activate/index.js');
+  await act.onLoad({ no: '2102', code: code2 });
+  wx.modal = true;
+  await act.bind(); // (the phone is bound to 2101: the rebind question is answered yes)
+  assert.match(modals().at(-1), /企业微信.*40014/, 'the stale token is reported as WeCom\'s, not the user\'s');
+  await act.bind();
+  const devices = (await call('GET', '/api/v1/users/2102/devices', his)).body;
+  assert.equal(devices.length, 1, modals().at(-1));
+});

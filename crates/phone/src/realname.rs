@@ -72,16 +72,25 @@ fn failed(what: &str, e: reqwest::Error) -> Error {
     upstream(what, e.without_url())
 }
 
+/// `errcode`s that say the access token is no longer good (invalid, revoked by a new one, expired).
+const TOKEN_GONE: [i64; 3] = [40001, 40014, 42001];
+
+/// `errcode`s that are the phone's doing: a login code that is invalid or already used (400); every
+/// other one is the API's or the configuration's (503: the hospital's IT, not the user, must act).
+const USER_CODES: [i64; 2] = [40029, 40163];
+
 /// WeChat answers HTTP 200 with `errcode` for errors.
 fn errcode(v: &serde_json::Value, what: &str, wecom: bool) -> Result<()> {
     let (zh, en) = if wecom { ("企业微信", "WeCom") } else { ("微信", "WeChat") };
-    match v["errcode"].as_i64().unwrap_or(0) {
-        0 => Ok(()),
-        code => Err(Error::Invalid(format!(
-            "{zh}{what}失败（{code} {}）/ {en} {what} failed ({code} {})",
-            v["errmsg"].as_str().unwrap_or(""),
-            v["errmsg"].as_str().unwrap_or("")
-        ))),
+    let code = v["errcode"].as_i64().unwrap_or(0);
+    if code == 0 {
+        return Ok(());
+    }
+    let msg = v["errmsg"].as_str().unwrap_or("");
+    let text = format!("{zh}{what}失败（{code} {msg}）/ {en} {what} failed ({code} {msg})");
+    match USER_CODES.contains(&code) {
+        true => Err(Error::Invalid(text)),
+        false => Err(Error::Unavailable(text)),
     }
 }
 
@@ -107,8 +116,17 @@ impl Wechat {
             reqwest::Url::parse_with_params(&format!("{}{path}", self.base), query).map_err(|e| upstream(what, e))?;
         let r = self.http.get(url).send().await.map_err(|e| failed(what, e))?;
         let v: serde_json::Value = r.json().await.map_err(|e| failed(what, e))?;
-        errcode(&v, what, self.wecom)?;
+        self.check(&v, what).await?;
         Ok(v)
+    }
+
+    /// The answer's `errcode`; an access token the API no longer takes is forgotten, so the next
+    /// call fetches a new one instead of failing until the cached one would have expired.
+    async fn check(&self, v: &serde_json::Value, what: &str) -> Result<()> {
+        if v["errcode"].as_i64().is_some_and(|c| TOKEN_GONE.contains(&c)) {
+            *self.token.lock().await = None;
+        }
+        errcode(v, what, self.wecom)
     }
 
     async fn access_token(&self) -> Result<Zeroizing<String>> {
@@ -145,7 +163,7 @@ impl Wechat {
             .map_err(|e| upstream(what, e))?;
         let r = self.http.post(url).json(&body).send().await.map_err(|e| failed(what, e))?;
         let v: serde_json::Value = r.json().await.map_err(|e| failed(what, e))?;
-        errcode(&v, what, self.wecom)?;
+        self.check(&v, what).await?;
         Ok(v)
     }
 
@@ -733,9 +751,10 @@ mod tests {
             // bad input: no wx_code, a bad code, wrong app secret, no ID card on record
             assert_eq!(start(&db, &kek, &fv, &me, None).await.unwrap_err().code(), "wx_code_required");
             let e = start(&db, &kek, &fv, &me, Some("nonsense")).await.unwrap_err();
-            assert!(e.to_string().contains("40029"), "{e}");
+            assert!(e.to_string().contains("40029") && matches!(e, Error::Invalid(_)), "the phone's doing: {e}");
             let wrong = FaceVerifier::from_config(&cfg("wechat", "wrong")).unwrap().unwrap();
-            assert!(start(&db, &kek, &wrong, &me, Some("code-x")).await.unwrap_err().to_string().contains("40125"));
+            let e = start(&db, &kek, &wrong, &me, Some("code-x")).await.unwrap_err();
+            assert!(e.to_string().contains("40125") && matches!(e, Error::Unavailable(_)), "the hospital's: {e}");
             let other = bind("5002").await;
             assert!(matches!(start(&db, &kek, &fv, &other, Some("code-x")).await, Err(Error::Conflict(_))));
             assert!(

@@ -10,7 +10,8 @@
 //     registered with `fakeTee`);
 // and of WeCom's (企业微信; point MEDSIGN_REALNAME_WECOM_API_BASE here too): /cgi-bin/gettoken (corp
 //   ww_test, secret c0rp), /cgi-bin/miniprogram/jscode2session (code `wecom-<userid>` is a user of
-//   ww_test, `wecomx-<userid>` one of another corp).
+//   ww_test, `wecomx-<userid>` one of another corp; `rotateWecom()` makes the token in use invalid,
+//   as when another client fetched a new one).
 import { createServer } from 'node:http';
 import { createHash, generateKeyPairSync, sign as rsaSign, verify as rsaVerify, constants } from 'node:crypto';
 
@@ -26,6 +27,7 @@ export function fakeWechat() {
   const verifications = new Map(); // verify_id → { openid, out_seq_no, cert_hash, faced }
   const seen = [];
   const wecomSeen = [];
+  let wecomToken = 'AT_wecom';
   const token = 'AT_fake_node';
   let next = 0;
   const server = createServer(async (req, res) => {
@@ -44,10 +46,10 @@ export function fakeWechat() {
       return reply(openid ? { openid, session_key: 'sk' } : { errcode: 40029, errmsg: 'invalid code' });
     }
     if (url.pathname === '/cgi-bin/gettoken') {
-      return reply(q.corpid === 'ww_test' && q.corpsecret === 'c0rp' ? { errcode: 0, access_token: 'AT_wecom', expires_in: 7200 } : { errcode: 40001, errmsg: 'invalid secret' });
+      return reply(q.corpid === 'ww_test' && q.corpsecret === 'c0rp' ? { errcode: 0, access_token: wecomToken, expires_in: 7200 } : { errcode: 40001, errmsg: 'invalid secret' });
     }
     if (url.pathname === '/cgi-bin/miniprogram/jscode2session') {
-      if (q.access_token !== 'AT_wecom') return reply({ errcode: 40014, errmsg: 'invalid access_token' });
+      if (q.access_token !== wecomToken) return reply({ errcode: 40014, errmsg: 'invalid access_token' });
       wecomSeen.push(q.js_code);
       const m = /^(wecom|wecomx)-(\w+)$/.exec(q.js_code || '');
       if (!m || q.grant_type !== 'authorization_code') return reply({ errcode: 40029, errmsg: 'invalid code' });
@@ -91,7 +93,7 @@ export function fakeWechat() {
     v.faced = true;
     return true;
   };
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ base: `http://127.0.0.1:${server.address().port}`, keys, seen, wecomSeen, faced, close: () => server.close() })));
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ base: `http://127.0.0.1:${server.address().port}`, keys, seen, wecomSeen, faced, rotateWecom: () => { wecomToken = `AT_wecom_${Date.now()}`; }, close: () => server.close() })));
 }
 
 /** FAKE TEE of a phone: what `wx.startSoterAuthentication` resolves to after a matching finger. */
