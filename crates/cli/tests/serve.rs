@@ -588,7 +588,7 @@ fn the_openapi_document_has_an_example_for_every_call_and_swagger_ui_is_served()
         ("/api/v1/ca/enroll", "post"),
         ("/pki/ocsp", "post"),
         ("/pki/ocsp/{request}", "get"),
-        ("/tsa/sm2", "post"),
+        ("/tsa/{profile}", "post"),
         ("/api/v1/timestamps", "post"),
         ("/api/v1/timestamps/verify", "post"),
         ("/api/v1/sign-flows", "post"),

@@ -165,6 +165,10 @@ fn tsa_with_a_loopback_ntp_source_judged_by_openssl_pyhanko_and_gmssl() {
     );
     assert!(text(&o.stdout).contains("TIMESTAMP_TOKEN<INTACT:TRUSTED>"), "{}{}", text(&o.stdout), text(&o.stderr));
 
+    // a profile that does not exist: 404 with the envelope (not a TimeStampResp)
+    let (st, _, v) = s.req("POST", "/tsa/ed25519", None, Some("application/timestamp-query"), &d.read("q.tsq"));
+    assert_eq!(st, 404, "{v}");
+    assert_envelope(&v, "not_found");
     // protocol errors: garbage → rejection badDataFormat; wrong media type 415; too large 413
     let (st, _, reply) = s.raw("POST", "/tsa/rsa", None, Some("application/timestamp-query"), b"not a request");
     d.write("bad.tsr", &reply);

@@ -63,46 +63,45 @@ async fn tsa_default(
     tsa_answer(&s, None, &v, &headers, &body).await
 }
 
-#[utoipa::path(post, path = "/tsa/sm2", tag = "tsa",
-    request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
-    responses((status = 200, description = "DER TimeStampResp, token signed with SM3withSM2", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
-        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
-/// `POST /tsa/sm2`: RFC 3161, SM2/SM3 profile.
-async fn tsa_sm2(
-    State(s): State<Arc<AppState>>,
-    v: Visitor,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    tsa_answer(&s, Some("sm2"), &v, &headers, &body).await
+/// The profiles of `POST /tsa/{profile}` (OpenAPI: the values the path takes).
+#[derive(utoipa::ToSchema)]
+#[schema(example = "sm2")]
+#[allow(dead_code)]
+enum TsaProfileName {
+    /// SM3withSM2, the SM2 CA
+    #[schema(rename = "sm2")]
+    Sm2,
+    /// SHA-256 with RSA-2048, the RSA CA (for PDF readers)
+    #[schema(rename = "rsa")]
+    Rsa,
+    /// ECDSA P-256 with SHA-256, certified by the RSA CA
+    #[schema(rename = "p256")]
+    P256,
 }
 
-#[utoipa::path(post, path = "/tsa/p256", tag = "tsa",
+#[utoipa::path(post, path = "/tsa/{profile}", tag = "tsa",
+    params(("profile" = TsaProfileName, Path, description = "`sm2` (SM3withSM2), `rsa` (SHA-256 with RSA-2048, for PDF readers) or `p256` (ECDSA P-256 with SHA-256, certificate from the RSA CA)", example = "sm2")),
     request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
-    responses((status = 200, description = "DER TimeStampResp, token signed with ECDSA P-256 and SHA-256 (certificate from the RSA CA)", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
+    responses((status = 200, description = "DER TimeStampResp, token signed with the profile's key", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
+        (status = 404, body = ErrorBody, example = json!({"code": "not_found", "message": "没有时间戳配置 x / no timestamp profile x (sm2, rsa, p256)", "request_id": "…"})),
         (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
-/// `POST /tsa/p256`: RFC 3161, ECDSA P-256/SHA-256 profile.
-async fn tsa_p256(
+/// `POST /tsa/{profile}`: RFC 3161 with one named profile.
+async fn tsa_profile(
     State(s): State<Arc<AppState>>,
+    axum::extract::Path(profile): axum::extract::Path<String>,
     v: Visitor,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    tsa_answer(&s, Some("p256"), &v, &headers, &body).await
-}
-
-#[utoipa::path(post, path = "/tsa/rsa", tag = "tsa",
-    request_body(content = Vec<u8>, content_type = "application/timestamp-query", example = json!("(binary DER)")),
-    responses((status = 200, description = "DER TimeStampResp, token signed with SHA-256 with RSA", content_type = "application/timestamp-reply", body = Vec<u8>, example = json!("(binary DER)")),
-        (status = 415, body = ErrorBody, example = json!({"code": "unsupported_media_type", "message": "Content-Type 须为 application/timestamp-query", "request_id": "…"}))))]
-/// `POST /tsa/rsa`: RFC 3161, RSA/SHA-256 profile (for PDF readers).
-async fn tsa_rsa(
-    State(s): State<Arc<AppState>>,
-    v: Visitor,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    tsa_answer(&s, Some("rsa"), &v, &headers, &body).await
+    let Some(p) = s.tsa.profile(Some(&profile)) else {
+        let shown: String = profile.chars().take(16).collect();
+        return envelope(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("没有时间戳配置 {shown} / no timestamp profile {shown} (sm2, rsa, p256)"),
+        );
+    };
+    tsa_answer(&s, Some(p.name), &v, &headers, &body).await
 }
 
 /// Body of `POST /api/v1/timestamps`.
@@ -207,9 +206,7 @@ async fn list_timestamps(
 pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
         .routes(routes!(tsa_default))
-        .routes(routes!(tsa_sm2))
-        .routes(routes!(tsa_rsa))
-        .routes(routes!(tsa_p256))
+        .routes(routes!(tsa_profile))
         .routes(routes!(create_timestamp))
         .routes(routes!(verify_timestamp))
 }
