@@ -228,24 +228,27 @@ pub async fn org_cert(
     ca_key: &KeySigner,
     links: Option<&Links>,
 ) -> Result<(Cert, KeySigner)> {
-    let alg = issuing.public_key().map_err(|e| Error::internal_from("ca::org_cert", e))?.alg();
-    org_cert_of(db, kek, name, alg, profile, subject, issuing, ca_key, links).await
+    org_cert_of(db, kek, name, None, profile, subject, issuing, ca_key, links).await
 }
 
-/// [`org_cert`] for a key of `alg`, whatever the issuing CA's own algorithm (the RSA CA certifies
+/// [`org_cert`] for a key of `alg` (default: the issuing CA's own algorithm; the RSA CA certifies
 /// the P-256 timestamp key).
 #[allow(clippy::too_many_arguments)]
 pub async fn org_cert_of(
     db: &Db,
     kek: &Kek,
     name: &str,
-    alg: KeyAlg,
+    alg: Option<KeyAlg>,
     profile: Profile,
     subject: &str,
     issuing: &Cert,
     ca_key: &KeySigner,
     links: Option<&Links>,
 ) -> Result<(Cert, KeySigner)> {
+    let alg = match alg {
+        Some(a) => a,
+        None => issuing.public_key().map_err(|e| Error::internal_from("ca::org_cert", e))?.alg(),
+    };
     let key = KeySigner::new(custody::ensure_key(db, kek, name, alg).await?);
     let now = Utc::now();
     if let Some(c) = load(db, name).await?

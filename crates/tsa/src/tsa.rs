@@ -140,7 +140,7 @@ fn parse_oid(s: &str, key: &str) -> Result<Oid> {
 }
 
 /// The profile `name` (`sm2`, `rsa`, `p256`): a key of `alg` (default: the CA's own algorithm)
-/// certified by the CA `h`.
+/// certified by the CA `h` ([`org_cert_of`]).
 async fn profile(
     db: &Db,
     kek: &Kek,
@@ -149,10 +149,6 @@ async fn profile(
     alg: Option<KeyAlg>,
     org: &str,
 ) -> Result<TsaProfile> {
-    let alg = match alg {
-        Some(a) => a,
-        None => h.issuing.public_key().map_err(|e| Error::internal_from("tsa::profile", e))?.alg(),
-    };
     let label = match name {
         "sm2" => "SM2",
         "rsa" => "RSA",
