@@ -255,6 +255,48 @@ impl Wechat {
     }
 }
 
+/// Binding a phone inside WeCom (`wecom`: the client and `[realname] wecom_required`): the
+/// `wx.qy.login` code must be of this corp and of the staff member being bound — checked before the
+/// activation code is spent, so the right person can still use it. A server without WeCom set up
+/// ignores the code (the activation code alone binds there anyway). A refusal is audited like a
+/// refused activation code.
+pub async fn wecom_binding(
+    db: &Db,
+    ctx: &Context,
+    (wecom, required): (Option<&Wechat>, bool),
+    employee_no: &str,
+    code: Option<&str>,
+) -> Result<()> {
+    let verdict = match (code, wecom) {
+        (Some(code), Some(wecom)) => match wecom.wecom_user(code).await {
+            Ok(Some(user)) if user == employee_no => Ok(()),
+            Ok(_) => Err(Error::coded(
+                Refusal::Forbidden,
+                "wecom_mismatch",
+                "企业微信账号不是该工号本人 / the WeCom account is not this staff member's",
+            )),
+            Err(e) => Err(e),
+        },
+        _ if required => Err(Error::coded(
+            Refusal::Forbidden,
+            "wecom_required",
+            "本院要求在企业微信中用本人账号绑定手机 / this hospital binds phones only inside WeCom, with the staff member's own account",
+        )),
+        _ => Ok(()),
+    };
+    if let Err(e) = &verdict {
+        let ev = audit::Event {
+            kind: Kind::Login,
+            action: "device.activate",
+            target: &format!("user:{employee_no}"),
+            outcome: "refused",
+            details: serde_json::json!({"error": e.to_string(), "wecom": code.is_some()}),
+        };
+        audit::record(db, ctx, &ev).await?;
+    }
+    verdict
+}
+
 /// The configured face verifier.
 pub enum FaceVerifier {
     /// WeChat face verification

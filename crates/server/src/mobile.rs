@@ -68,45 +68,10 @@ pub async fn activate(
 ) -> Result<Response, ApiError> {
     s.limits.take("activate", crate::ratelimit::PIN, &v.ctx.ip)?;
     let ctx = medsign_store::audit::Context { actor: format!("user:{}", body.employee_no), ..v.ctx.clone() };
-    if let Err(e) = wecom_check(&s, &body).await {
-        // a refused WeCom identity is a security event: recorded like a refused activation code
-        let ev = medsign_store::audit::Event {
-            kind: medsign_store::audit::Kind::Login,
-            action: "device.activate",
-            target: &format!("user:{}", body.employee_no),
-            outcome: "refused",
-            details: serde_json::json!({"error": e.to_string(), "wecom": body.wecom_code.is_some()}),
-        };
-        medsign_store::audit::record(&s.db, &ctx, &ev).await?;
-        return Err(e.into());
-    }
+    let wecom = (s.wecom.as_deref(), s.wecom_required);
+    medsign_phone::realname::wecom_binding(&s.db, &ctx, wecom, &body.employee_no, body.wecom_code.as_deref()).await?;
     let session = mobile::activate(&s.db, s.revoker(), &ctx, &body.employee_no, &body.code, &body.device_name).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
-}
-
-/// Inside WeCom: the login code must be of this corp and of the staff member being bound — checked
-/// before the activation code is spent, so the right person can still use it. A server without
-/// WeCom set up ignores the code (the activation code alone binds there anyway).
-async fn wecom_check(s: &AppState, body: &ActivateRequest) -> Result<(), medsign_store::Error> {
-    use medsign_store::{Error, error::Refusal};
-    let (Some(code), Some(wecom)) = (body.wecom_code.as_deref(), s.wecom.as_ref()) else {
-        return match s.wecom_required {
-            true => Err(Error::coded(
-                Refusal::Forbidden,
-                "wecom_required",
-                "本院要求在企业微信中用本人账号绑定手机 / this hospital binds phones only inside WeCom, with the staff member's own account",
-            )),
-            false => Ok(()),
-        };
-    };
-    match wecom.wecom_user(code).await? {
-        Some(user) if user == body.employee_no => Ok(()),
-        _ => Err(Error::coded(
-            Refusal::Forbidden,
-            "wecom_mismatch",
-            "企业微信账号不是该工号本人 / the WeCom account is not this staff member's",
-        )),
-    }
 }
 
 #[utoipa::path(post, path = "/mobile/v1/keys", tag = "mobile", security(("device" = [])),
