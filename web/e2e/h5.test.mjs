@@ -34,7 +34,9 @@ const test = NO_POSTGRES ? nodeTest.skip : nodeTest;
 /** Where a screenshot or a kept file goes (the cluster run's are prefixed). @param {string} name */
 const kept = (name) => join(SHOTS, CLUSTER ? `cluster-${name}` : name);
 const PIN = '258036';
-let srv, call, his, browser, ctx, p, work, camera;
+let srv, call, his, browser, phoneBrowser, ctx, p, work, camera;
+/** The cluster run's second phone: the wasm half under Node, on the phones' host. */
+let nodePhone;
 /** Every path the phone's browser asked the gateway for. */
 const asked = [];
 /** What the phone's browser asked anyone else for (the cluster layout cuts it). */
@@ -100,9 +102,21 @@ before(async () => {
   const { chromium } = await import(PW);
   camera = join(work, 'camera.y4m');
   cameraFrame(new Uint8Array(640 * 480).fill(140));
-  browser = await chromium.launch({ executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--lang=zh-CN', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`] });
-  ctx = await browser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN', permissions: ['camera'],
+  const launch = (executablePath, more = []) => chromium.launch({ executablePath,
+    args: ['--no-sandbox', '--lang=zh-CN', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`, ...more] });
+  browser = await launch(CHROMIUM);
+  // in the namespaced layout the phone's Chromium runs on the phones' host (playwright drives it
+  // over the pipe it inherits); the PC pages stay with the HIS. Phones reach the gateways over
+  // HTTPS, which the load balancer terminates (docs/deploy.md); this stand-in speaks plain HTTP
+  // on an address that is not loopback, so Chromium is told to treat it as the secure origin
+  // HTTPS would make it (the camera needs one).
+  phoneBrowser = browser;
+  if (srv.phoneHost) {
+    const onPhone = join(work, 'chromium-on-phone');
+    writeFileSync(onPhone, `#!/bin/sh\nexec ip netns exec ${srv.phoneHost} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+    phoneBrowser = await launch(onPhone, [`--unsafely-treat-insecure-origin-as-secure=${srv.gateway}`]);
+  }
+  ctx = await phoneBrowser.newContext({ viewport: { width: 360, height: 640 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'zh-CN', permissions: ['camera'],
     userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 Mobile Safari/537.36' });
   // in the hospital's layout the phone reaches the load balancer in front of the gateways and
   // nothing else: any other request is cut (and the last test says so)
@@ -120,6 +134,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (phoneBrowser !== browser) await phoneBrowser?.close();
   await browser?.close();
   srv?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
@@ -358,6 +373,37 @@ test('the phone spoke to the gateway only sealed: no plain call of the phone API
 });
 
 if (CLUSTER) {
+  test('the network itself: the phone\'s browser reaches the gateways only, the HIS the servers only', async (t) => {
+    if (!srv.phoneHost) return t.skip('loopback layout: every process reaches every other');
+    // a context without the route that cuts strays: only the network stops these
+    const bare = await phoneBrowser.newContext();
+    const page = await bare.newPage();
+    for (const [url, reach] of [[`${srv.gateway}/healthz`, true], [`${srv.gateways[1]}/healthz`, true], [`${srv.bases[0]}/healthz`, false], [`${srv.bases[1]}/healthz`, false]]) {
+      const got = await page.goto(url, { timeout: 5000 }).then((r) => r.status(), (e) => e.message.split('\n')[0]);
+      if (reach) assert.equal(got, 200, url);
+      else assert.match(String(got), /ERR_(ADDRESS|NETWORK)_UNREACHABLE|ERR_CONNECTION_(TIMED_OUT|REFUSED)/, url);
+    }
+    await bare.close();
+    // this process is the HIS: the servers answer, the gateways and the load balancer do not
+    assert.equal((await fetch(`${srv.bases[1]}/healthz`)).status, 200);
+    for (const url of [srv.gateway, ...srv.gateways]) {
+      await assert.rejects(fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) }), url);
+    }
+  });
+
+  test('a second phone, the wasm half under Node on the phones\' host: binds, passes real name, enrols and scan-signs through the load balancer', async () => {
+    assert.equal((await call('POST', '/api/v1/users', his, [{ employee_no: '1002', name: '李四', title: '主管技师', id_card: '110105198001010024' }])).status, 201);
+    const code = (await call('POST', '/api/v1/users/1002/activation-codes', his)).body.code;
+    nodePhone = await srv.startPhone();
+    const bound = await nodePhone.ask({ op: 'bind', employee_no: '1002', code, pin: '471036' });
+    assert.equal(bound.alg, 'sm2', JSON.stringify(bound));
+    assert.equal(bound.realname, 'verified-demo');
+    const f = await srv.his('POST', '/api/v1/sign-flows', his, { kind: 'data', title: '检验报告 N1', content: '检验报告 N1：HGB 135', signers: [{ employee_no: '1002', mode: 'scan' }] });
+    const ticket = new URL(f.body.ticket.deep_link).hash.split('t=')[1];
+    const signed = await nodePhone.ask({ op: 'sign', tickets: [ticket] });
+    assert.equal(signed[0]?.state, 'completed', JSON.stringify(signed));
+  });
+
   test('the hospital layout: a server, then a gateway killed (SIGKILL); the phone signs on through the rest, nothing lost or signed twice', async () => {
     const signed = [];
     /** The HIS starts a scan-signed record; the phone opens its link, confirms with the PIN; done. */
@@ -379,14 +425,21 @@ if (CLUSTER) {
     await scanSign('检验报告 K2');
     await shot('40-cluster-server-down');
     // gateway 1 carried some of the phone's connections (the load balancer's first backend)
-    assert.ok(srv.lb.connections[0] > 0 && srv.lb.bytes[0] > 0, JSON.stringify(srv.lb));
+    const lb = await srv.lbStats();
+    assert.ok(lb.connections[0] > 0 && lb.bytes[0] > 0, JSON.stringify(lb));
     srv.kill('gateway:0');
-    const [gone, before] = [srv.lb.bytes[0], srv.lb.bytes[1]];
+    const [gone, before] = [lb.bytes[0], lb.bytes[1]];
     await scanSign('检验报告 K3');
     // what the phone did next travelled through gateway 2 alone
-    assert.equal(srv.lb.bytes[0], gone, JSON.stringify(srv.lb));
-    assert.ok(srv.lb.bytes[1] > before, JSON.stringify(srv.lb));
+    const later = await srv.lbStats();
+    assert.equal(later.bytes[0], gone, JSON.stringify(later));
+    assert.ok(later.bytes[1] > before, JSON.stringify(later));
     await shot('41-cluster-gateway-down');
+    // the Node phone signs on too, through what is left
+    const n = await srv.his('POST', '/api/v1/sign-flows', his, { kind: 'data', title: '检验报告 N2', content: '检验报告 N2：PLT 210', signers: [{ employee_no: '1002', mode: 'scan' }] });
+    const nodeSigned = await nodePhone.ask({ op: 'sign', tickets: [new URL(n.body.ticket.deep_link).hash.split('t=')[1]] });
+    assert.equal(nodeSigned[0]?.state, 'completed', JSON.stringify(nodeSigned));
+    signed.push(n.body.id);
     for (const id of signed) {
       const f = await srv.his('GET', `/api/v1/sign-flows/${id}`, his);
       assert.equal(f.body.state, 'completed', JSON.stringify(f.body));

@@ -11,15 +11,16 @@ import { createServer, connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import * as phone from '../medsign-phone.js';
+import { plan } from './netns.mjs';
 
 export const root = fileURLToPath(new URL('../../../', import.meta.url));
 
 /**
  * A local fake NTP server (SNTP, RFC 4330 server side) answering with this machine's clock at
- * stratum 2, so medsign's clock discipline reaches INSYNC and its TSA may issue. Resolves to
- * { source: '127.0.0.1:port', close }.
+ * stratum 2, so medsign's clock discipline reaches INSYNC and its TSA may issue, on `host`.
+ * Resolves to { source: 'host:port', close }.
  */
-export function fakeNtpServer() {
+export function fakeNtpServer(host = '127.0.0.1') {
   const sock = createSocket('udp4');
   const NTP_EPOCH = 2208988800n;
   const stamp = (buf, at) => {
@@ -42,7 +43,7 @@ export function fakeNtpServer() {
     stamp(res, 40); // transmit
     sock.send(res, peer.port, peer.address);
   });
-  return new Promise((resolve) => sock.bind(0, '127.0.0.1', () => resolve({ source: `127.0.0.1:${sock.address().port}`, close: () => sock.close() })));
+  return new Promise((resolve) => sock.bind(0, host, () => resolve({ source: `${host}:${sock.address().port}`, close: () => sock.close() })));
 }
 
 const bin = () => process.env.MEDSIGN_BIN || `${root}target/debug/medsign`;
@@ -87,15 +88,20 @@ export function sealedCaller(base) {
   return call;
 }
 
+/** Run on this machine: `on` for a command that runs where it is spawned. */
+const here = (cmd, args) => [cmd, args];
+
 /**
  * Start medsign (its clock synchronised to a local fake NTP server); resolves to { base, admin, call, stop }.
- * `dir`: an existing folder to keep the data directory in (left in place by `stop`).
+ * `dir`: an existing folder to keep the data directory in (left in place by `stop`); `on`, `listen`
+ * and `ntp`: the host it runs on (a function of the command, see netns.mjs `exec`), its address
+ * and its time source there (a fake NTP server of its own when not given).
  */
-export async function startServer(extraEnv = {}, { dir: keep } = {}) {
-  const ntp = await fakeNtpServer();
+export async function startServer(extraEnv = {}, { dir: keep, on = here, listen = '127.0.0.1:0', ntp: source } = {}) {
+  const ntp = source ? { source, close() {} } : await fakeNtpServer();
   await phone.load(readFileSync(`${root}web/wasm/pkg/medsign_wasm_bg.wasm`));
   const dir = keep || mkdtempSync(join(tmpdir(), 'medsign-node-'));
-  const server = spawn(bin(), ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+  const server = spawn(...on(bin(), ['serve', '--listen', listen, '--data-dir', join(dir, 'data')]), {
     env: { ...process.env, MEDSIGN_TIME_SOURCES: ntp.source, MEDSIGN_TIME_POLL_SECONDS: '1', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -132,22 +138,25 @@ export async function startServer(extraEnv = {}, { dir: keep } = {}) {
 
 /**
  * The tunnel certificates from the hospital CA `medsign serve` made in `data` (the database named
- * by `env`, or the data directory's SQLite): the gateways' (gw.pem/key, with ca.pem) and the
- * servers' (srv.pem/key), written into `dir`.
+ * by `env`, or the data directory's SQLite): the gateways' (gw.pem/key, with ca.pem; for the
+ * addresses `gateways`) and the servers' (srv.pem/key), written into `dir`. Run `on` a host.
  */
-function tunnelCerts(dir, data, env = {}) {
-  for (const [role, name, out] of [['gateway', '127.0.0.1', 'gw'], ['server', 'medsign-node-1', 'srv']]) {
-    const r = spawnSync(bin(), ['gateway', 'cert', '--data-dir', data, '--role', role, '--name', name,
-      '--out-cert', join(dir, `${out}.pem`), '--out-key', join(dir, `${out}.key`), ...(role === 'gateway' ? ['--out-ca', join(dir, 'ca.pem')] : [])],
+function tunnelCerts(dir, data, env = {}, { on = here, gateways = ['127.0.0.1'] } = {}) {
+  for (const [role, names, out] of [['gateway', gateways, 'gw'], ['server', ['medsign-node-1'], 'srv']]) {
+    const r = spawnSync(...on(bin(), ['gateway', 'cert', '--data-dir', data, '--role', role, ...names.flatMap((n) => ['--name', n]),
+      '--out-cert', join(dir, `${out}.pem`), '--out-key', join(dir, `${out}.key`), ...(role === 'gateway' ? ['--out-ca', join(dir, 'ca.pem')] : [])]),
     { env: { ...process.env, ...env } });
     if (r.status !== 0) throw new Error(`gateway cert: ${r.stderr}`);
   }
 }
 
-/** A `medsign gateway` with the certificates of {@link tunnelCerts}: { gateway (public URL), tunnel, process }. */
-async function startGateway(dir) {
-  const gw = spawn(bin(), ['gateway'], {
-    env: { ...process.env, MEDSIGN_GATEWAY_LISTEN: '127.0.0.1:0', MEDSIGN_GATEWAY_TUNNEL_LISTEN: '127.0.0.1:0', MEDSIGN_GATEWAY_HEARTBEAT_SECONDS: '1',
+/**
+ * A `medsign gateway` with the certificates of {@link tunnelCerts}, `on` a host with its public and
+ * tunnel addresses: { gateway (public URL), tunnel, process }.
+ */
+async function startGateway(dir, { on = here, listen = '127.0.0.1:0', tunnel: tunnelAt = '127.0.0.1:0' } = {}) {
+  const gw = spawn(...on(bin(), ['gateway']), {
+    env: { ...process.env, MEDSIGN_GATEWAY_LISTEN: listen, MEDSIGN_GATEWAY_TUNNEL_LISTEN: tunnelAt, MEDSIGN_GATEWAY_HEARTBEAT_SECONDS: '1',
       MEDSIGN_GATEWAY_TUNNEL_CERT: join(dir, 'gw.pem'), MEDSIGN_GATEWAY_TUNNEL_KEY: join(dir, 'gw.key'), MEDSIGN_GATEWAY_TUNNEL_CA: join(dir, 'ca.pem') },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -169,14 +178,45 @@ async function startGateway(dir) {
 const tunnelEnv = (dir, tunnels) => ({ MEDSIGN_TUNNEL_GATEWAYS: tunnels.join(','), MEDSIGN_TUNNEL_CERT: join(dir, 'srv.pem'),
   MEDSIGN_TUNNEL_KEY: join(dir, 'srv.key'), MEDSIGN_TUNNEL_CA: join(dir, 'ca.pem'), MEDSIGN_TUNNEL_HEARTBEAT_SECONDS: '1' });
 
-/** Wait until the gateway at `url` has `n` tunnels (its /readyz). */
-async function tunnelsUp(url, n) {
+/**
+ * Wait until the gateway whose /readyz `readyz()` reads has `n` tunnels; `name` for the error.
+ * @param {() => Promise<any>} readyz
+ */
+async function tunnelsUp(readyz, n, name) {
   for (let i = 0; ; i++) {
-    const r = await fetch(`${url}/readyz`).then((x) => x.json()).catch(() => ({}));
+    const r = await readyz().catch(() => ({}));
     if (r.tunnels === n) return;
-    if (i > 300) throw new Error(`gateway ${url}: ${JSON.stringify(r)} (wanted ${n} tunnels)`);
+    if (i > 300) throw new Error(`gateway ${name}: ${JSON.stringify(r)} (wanted ${n} tunnels)`);
     await new Promise((ok) => setTimeout(ok, 50));
   }
+}
+
+/** A gateway's /readyz, read from where the test runs. */
+const readyzAt = (url) => () => fetch(`${url}/readyz`).then((x) => x.json());
+
+/**
+ * One of host.mjs's roles (`role`, `args`) started `on` a host; resolves to { address (what it
+ * said when ready), process, ask(question) (a JSON line in, its answer out) }.
+ */
+export function startHelper(on, role, args) {
+  const child = spawn(...on(process.execPath, [join(root, 'web/wasm/testkit/host.mjs'), role, ...args]), { stdio: ['pipe', 'pipe', 'inherit'] });
+  const waiting = new Map();
+  let asked = 0;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`host.mjs ${role} did not start`)), 20000);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`host.mjs ${role} exited (${code})`)); });
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (l.startsWith('ready ')) {
+        clearTimeout(timer);
+        resolve({ address: l.slice(6), process: child,
+          ask: (q) => new Promise((ok) => { waiting.set(++asked, ok); child.stdin.write(`${JSON.stringify({ ...q, id: asked })}\n`); }) });
+        return;
+      }
+      const a = JSON.parse(l);
+      waiting.get(a.id)?.(a.answer);
+      waiting.delete(a.id);
+    });
+  });
 }
 
 /**
@@ -193,7 +233,7 @@ export async function startBehindGateway(extraEnv = {}) {
   tunnelCerts(dir, join(dir, 'data'));
   const gw = await startGateway(dir);
   const srv = await startServer({ ...extraEnv, ...tunnelEnv(dir, [gw.tunnel]) }, { dir });
-  await tunnelsUp(gw.gateway, 1);
+  await tunnelsUp(readyzAt(gw.gateway), 1, gw.gateway);
   const stop = () => {
     srv.stop();
     gw.process.kill();
@@ -204,12 +244,13 @@ export async function startBehindGateway(extraEnv = {}) {
 
 /**
  * A stand-in for the load balancer (HAProxy, nginx stream) in front of the DMZ gateways: a TCP
- * proxy on loopback that sends each connection to the next backend that accepts it. Resolves to
- * { url, close, stats }: `stats.connections[i]` counts the connections backend i carried,
- * `stats.bytes[i]` what it answered, `stats.refused` the connections a backend refused (and the
- * next one took).
+ * proxy that sends each connection to the next backend that accepts it — `host:port`, or the path
+ * of a Unix socket (one backend makes it a plain relay). It listens at `listen` (net.Server's
+ * options: { host, port } or { path }). Resolves to { url, close, stats }: `stats.connections[i]`
+ * counts the connections backend i carried, `stats.bytes[i]` what it answered, `stats.refused` the
+ * connections a backend refused (and the next one took).
  */
-function loadBalancer(backends) {
+export function loadBalancer(backends, listen = { host: '127.0.0.1', port: 0 }) {
   let next = 0;
   const stats = { connections: backends.map(() => 0), bytes: backends.map(() => 0), refused: 0 };
   const server = createServer((client) => {
@@ -218,14 +259,14 @@ function loadBalancer(backends) {
     const tryFrom = (left) => {
       if (left === 0 || client.destroyed) { client.destroy(); return; }
       const i = next++ % backends.length;
-      const [host, port] = backends[i].split(':');
-      const up = connect(Number(port), host);
+      const b = backends[i];
+      const up = b.startsWith('/') ? connect(b) : connect(Number(b.slice(b.lastIndexOf(':') + 1)), b.slice(0, b.lastIndexOf(':')));
       const refused = () => { stats.refused++; tryFrom(left - 1); };
       up.once('error', refused);
       up.once('connect', () => {
         up.off('error', refused);
         stats.connections[i]++;
-        up.on('data', (b) => { stats.bytes[i] += b.length; });
+        up.on('data', (d) => { stats.bytes[i] += d.length; });
         up.on('error', () => client.destroy());
         client.on('error', () => up.destroy());
         client.on('close', () => up.destroy());
@@ -236,8 +277,13 @@ function loadBalancer(backends) {
     };
     tryFrom(backends.length);
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () =>
-    resolve({ url: `http://127.0.0.1:${server.address().port}`, close: () => server.close(), stats })));
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen, () => {
+      const a = server.address();
+      resolve({ url: typeof a === 'string' ? a : `http://${a.address}:${a.port}`, close: () => server.close(), stats });
+    });
+  });
 }
 
 /**
@@ -245,43 +291,70 @@ function loadBalancer(backends) {
  * $MEDSIGN_TEST_POSTGRES_URL's server), two `medsign gateway`, each server tunnelled to both, and
  * a load balancer in front of the gateways that phones reach (the servers' public URL). Resolves
  * to what {@link startBehindGateway} does — `base` and `call` are server A's, `gateway` is the
- * load balancer — plus `bases` and `calls` (each server's), `gateways`, `lb` (its counts), `his`
- * (a caller that moves to the other server when one does not answer), `kill(which)` (SIGKILL:
- * 'server:0', 'gateway:1', …) and `tunnelsUp(n)`. Null without PostgreSQL. What it started is
- * stopped again when a step fails.
+ * load balancer — plus `bases` and `calls` (each server's), `gateways`, `lbStats()` (the load
+ * balancer's counts), `his` (a caller that moves to the other server when one does not answer),
+ * `kill(which)` (SIGKILL: 'server:0', 'gateway:1', …), `tunnelsUp(n)`, `phoneHost`: the
+ * network namespace the phone's browser must run in (null: any), and `startPhone()`: a phone with
+ * the wasm half under Node, there.
+ *
+ * With $MEDSIGN_TEST_NETNS (set by h5-cluster.test.mjs) every host is a network namespace of
+ * netns.mjs's layout: this process runs as the HIS; the servers, the gateways and the load
+ * balancer run on theirs; the database and the NTP server are on the database host (started by
+ * whoever made the layout). Otherwise all share loopback. Null without PostgreSQL. What it started
+ * is stopped again when a step fails.
  */
 export async function startCluster(extraEnv = {}) {
   const admin = process.env.MEDSIGN_TEST_POSTGRES_URL;
   if (!admin) return null;
+  const netns = process.env.MEDSIGN_TEST_NETNS ? JSON.parse(process.env.MEDSIGN_TEST_NETNS) : null;
+  const net = netns && plan(netns.tag, 2, 2);
+  /** Where host `h` runs a command: its namespace, or here. */
+  const on = (h) => (net ? (cmd, args) => net.exec(h, cmd, args) : here);
   const dir = mkdtempSync(join(tmpdir(), 'medsign-cluster-'));
   const name = `medsign_h5_cluster_${randomBytes(6).toString('hex')}`;
   const psql = (sql) => {
     const r = spawnSync('psql', [admin, '-q', '-c', sql]);
     if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr}`);
   };
-  const started = { servers: [], gws: [], lb: null };
+  const started = { servers: [], gws: [], lb: null, helpers: [] };
   const stop = () => {
+    for (const h of started.helpers) h.process.kill();
     started.lb?.close();
     for (const s of started.servers) s.stop();
     for (const g of started.gws) g.process.kill();
     rmSync(dir, { recursive: true, force: true });
-    try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* nothing to drop */ }
+    // the namespaced layout's database is its maker's to drop (this host cannot reach the server)
+    if (!net) try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* nothing to drop */ }
   };
   try {
-    psql(`CREATE DATABASE ${name}`);
-    const env = { ...extraEnv, MEDSIGN_DATABASE_URL: `${admin.slice(0, admin.lastIndexOf('/'))}/${name}`, MEDSIGN_KEK: randomBytes(16).toString('hex') };
-    const first = await startServer(env, { dir: join(dir, 'a') });
+    if (!net) psql(`CREATE DATABASE ${name}`);
+    const database = net ? netns.database : `${admin.slice(0, admin.lastIndexOf('/'))}/${name}`;
+    const env = { ...extraEnv, MEDSIGN_DATABASE_URL: database, MEDSIGN_KEK: randomBytes(16).toString('hex') };
+    const serverAt = (i) => ({ on: on(`srv${i}`), listen: net ? `${net.serverApi(i)}:0` : undefined, ntp: netns?.ntp });
+    const first = await startServer(env, { dir: join(dir, 'a'), ...serverAt(0) });
     first.stop();
     await new Promise((ok) => setTimeout(ok, 300));
-    tunnelCerts(dir, join(dir, 'a', 'data'), env);
-    for (let i = 0; i < 2; i++) started.gws.push(await startGateway(dir));
+    const gateways = net ? [0, 1].map((j) => net.gatewayDmz(j)) : undefined;
+    tunnelCerts(dir, join(dir, 'a', 'data'), env, { on: on('srv0'), gateways });
+    for (let j = 0; j < 2; j++) {
+      started.gws.push(await startGateway(dir, net ? { on: on(`gw${j}`), listen: `${net.gatewayPublic(j)}:0`, tunnel: `${net.gatewayDmz(j)}:7443` } : {}));
+    }
     const gws = started.gws;
-    // the phones' address, and so every deep link's: the load balancer
-    const lb = started.lb = await loadBalancer(gws.map((g) => new URL(g.gateway).host));
+    // the phones' address, and so every deep link's: the load balancer, with the gateways' health
+    let lb;
+    const backends = gws.map((g) => new URL(g.gateway).host);
+    if (net) {
+      const h = await startHelper(on('lb'), 'lb', [net.lb, ...backends]);
+      started.lb = { close: () => h.process.kill() };
+      lb = { url: h.address, stats: () => h.ask({ op: 'stats' }), readyz: (j) => () => h.ask({ op: 'readyz', backend: j }) };
+    } else {
+      const l = started.lb = await loadBalancer(backends);
+      lb = { url: l.url, stats: async () => l.stats, readyz: (j) => readyzAt(gws[j].gateway) };
+    }
     const serverEnv = { ...env, ...tunnelEnv(dir, gws.map((g) => g.tunnel)), MEDSIGN_SERVER_PUBLIC_URL: lb.url };
-    for (const d of ['a', 'b']) started.servers.push(await startServer(serverEnv, { dir: join(dir, d) }));
+    for (const [i, d] of ['a', 'b'].entries()) started.servers.push(await startServer(serverEnv, { dir: join(dir, d), ...serverAt(i) }));
     const servers = started.servers;
-    for (const g of gws) await tunnelsUp(g.gateway, 2);
+    for (const [j, g] of gws.entries()) await tunnelsUp(lb.readyz(j), 2, g.gateway);
     /** The HIS: server A, or B when A does not answer (a refused connection reached nobody). */
     const his = async (method, path, token, body) => {
       let last;
@@ -295,15 +368,22 @@ export async function startCluster(extraEnv = {}) {
       (kind === 'server' ? servers : gws)[Number(i)].process.kill('SIGKILL');
     };
     return { ...servers[0], admin: first.admin, bases: servers.map((s) => s.base), calls: servers.map((s) => s.call), gateway: lb.url,
-      gateways: gws.map((g) => g.gateway), lb: lb.stats, phoneCall: sealedCaller(lb.url), his, kill, stop,
+      gateways: gws.map((g) => g.gateway), lbStats: lb.stats, phoneCall: sealedCaller(lb.url), his, kill, stop,
+      phoneHost: net ? net.ns('phones') : null,
+      /** A phone with the wasm half under Node on the phones' host (host.mjs `phone`), reaching the load balancer. */
+      startPhone: async () => {
+        const h = await startHelper(on('phones'), 'phone', [lb.url]);
+        started.helpers.push(h);
+        return h;
+      },
       /** Wait until every gateway still running has `n` tunnels. @param {number} n */
-      tunnelsUp: (n) => Promise.all(gws.filter((g) => g.process.exitCode === null && g.process.signalCode === null).map((g) => tunnelsUp(g.gateway, n))) };
+      tunnelsUp: (n) => Promise.all(gws.map((g, j) => [g, j]).filter(([g]) => g.process.exitCode === null && g.process.signalCode === null)
+        .map(([g, j]) => tunnelsUp(lb.readyz(j), n, g.gateway))) };
   } catch (e) {
     stop();
     throw e;
   }
 }
-
 /** Bind a phone of `employee` (activation code from the HIS token `his`); returns the session token. */
 export async function bindPhone(call, his, employee) {
   const code = await call('POST', `/api/v1/users/${employee}/activation-codes`, his);
