@@ -579,10 +579,10 @@ pub async fn authorize_change(db: &Db, app: &medsign_directory::apps::App, seria
     }
 }
 
-/// Record a server-held organisation certificate (TSA, seal) among the CA's certificates so that
-/// OCSP and the CRL answer for it; an earlier seal certificate of the same owner is superseded (an
-/// earlier TSA certificate runs out instead). Returns whether
-/// it was new.
+/// Record a server-held organisation certificate (TSA, seal, tunnel: profile `tunnel_*`) among
+/// the CA's certificates so that OCSP and the CRL answer for it; an earlier seal certificate of
+/// the same owner is superseded (an earlier TSA or tunnel certificate runs out instead, or is
+/// revoked by hand). Returns whether it was new.
 pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert: &Cert) -> Result<bool> {
     let serial = cert.serial_hex();
     let known: Option<String> = sqlx::query_scalar("SELECT serial FROM certificates WHERE serial = $1")
@@ -600,7 +600,9 @@ pub async fn record_org(db: &Db, ctx: &Context, owner: &str, profile: &str, cert
     // would then verify as revoked, and the archive timestamps of PAdES B-LTA documents (issue
     // #16), added once the renewed certificate exists, could no longer rescue them. The old
     // certificate simply runs out.
-    if profile != "tsa" {
+    // Nor does a new tunnel certificate revoke the one still deployed on a gateway or server: the
+    // tunnel would drop before the new one is installed.
+    if profile != "tsa" && !profile.starts_with("tunnel_") {
         sqlx::query(
             "UPDATE certificates SET status = 'revoked', revoked_at = $1, reason = 'superseded' \
              WHERE employee_no = $2 AND status <> 'revoked'",

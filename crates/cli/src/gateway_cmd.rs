@@ -32,6 +32,21 @@ pub struct GatewayArgs {
 pub enum GatewayCommand {
     /// 用医院 CA 签发隧道证书 / issue a tunnel certificate from the hospital CA (run on the intranet)
     Cert(CertArgs),
+    /// 吊销隧道证书（网关与服务器随即拒绝它）/ revoke a tunnel certificate (gateways and servers
+    /// then refuse it; run on the intranet)
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    place: Place,
+    /// 证书序列号（十六进制，签发时打印）/ the certificate's serial number (hex, printed when issued)
+    #[arg(long)]
+    serial: String,
+    /// 吊销原因 / reason: key_compromise | superseded | cessation_of_operation | unspecified | affiliation_changed
+    #[arg(long, default_value = "key_compromise")]
+    reason: String,
 }
 
 #[derive(Args)]
@@ -61,8 +76,10 @@ pub struct CertArgs {
 }
 
 pub fn gateway(a: GatewayArgs) -> Result<i32, CliError> {
-    if let Some(GatewayCommand::Cert(c)) = a.command {
-        return cert(c);
+    match a.command {
+        Some(GatewayCommand::Cert(c)) => return cert(c),
+        Some(GatewayCommand::Revoke(r)) => return revoke(r),
+        None => {}
     }
     let cfg = a.place.config()?;
     init_logging(&a.log_format)?;
@@ -95,6 +112,48 @@ pub fn gateway(a: GatewayArgs) -> Result<i32, CliError> {
     })
 }
 
+/// The owner recorded for tunnel certificates: `org:tunnel:<role>:<first name>`.
+const TUNNEL_OWNER: &str = "org:tunnel:";
+
+/// The place's KEK and database, and its hospital CA.
+async fn hospital_ca(place: &Place) -> Result<(Db, medsign_ca::ca::BuiltinCas), CliError> {
+    let cfg = place.config()?;
+    if std::env::var_os("MEDSIGN_KEK").is_none() && !cfg.data_dir().join("kek.key").exists() {
+        return Err(CliError(format!(
+            "{} 中还没有医院 CA：请先运行一次 medsign serve / no hospital CA in {} yet: run medsign serve once first",
+            cfg.data_dir().display(),
+            cfg.data_dir().display()
+        )));
+    }
+    let fail = |e: medsign_store::Error| CliError(e.to_string());
+    let (kek, _) = custody::load_kek(&cfg.data_dir(), std::env::var("MEDSIGN_KEK").ok()).map_err(fail)?;
+    let db = Db::open(&cfg.database_url()).await.map_err(fail)?;
+    let cas = medsign_ca::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(|e| CliError(e.to_string()))?;
+    Ok((db, cas))
+}
+
+fn revoke(a: RevokeArgs) -> Result<i32, CliError> {
+    runtime()?.block_on(async move {
+        let (db, cas) = hospital_ca(&a.place).await?;
+        let serial = a.serial.trim().to_ascii_uppercase();
+        let rec = medsign_ca::certs::get(&db, &serial).await.map_err(|e| CliError(e.to_string()))?;
+        if !rec.employee_no.starts_with(TUNNEL_OWNER) {
+            return Err(CliError::usage(
+                &format!("证书 {serial} 不是隧道证书（请在管理台吊销）"),
+                &format!("certificate {serial} is not a tunnel certificate (revoke it in the console)"),
+            ));
+        }
+        medsign_ca::certs::revoke(&db, &cas, None, &Context::cli(), &serial, &a.reason)
+            .await
+            .map_err(|e| CliError(e.to_string()))?;
+        say!(
+            "已吊销隧道证书 / revoked the tunnel certificate {serial} ({}): 服务器立即拒绝它，网关在下次取吊销列表时 / servers refuse it at once, gateways at their next CRL fetch (gateway.crl_refresh_seconds)",
+            rec.employee_no.trim_start_matches(TUNNEL_OWNER)
+        );
+        Ok(0)
+    })
+}
+
 fn cert(a: CertArgs) -> Result<i32, CliError> {
     let profile = match a.role.as_str() {
         "gateway" => Profile::TlsServer,
@@ -107,18 +166,9 @@ fn cert(a: CertArgs) -> Result<i32, CliError> {
         }
     }
     let cfg = a.place.config()?;
-    if std::env::var_os("MEDSIGN_KEK").is_none() && !cfg.data_dir().join("kek.key").exists() {
-        return Err(CliError(format!(
-            "{} 中还没有医院 CA：请先运行一次 medsign serve / no hospital CA in {} yet: run medsign serve once first",
-            cfg.data_dir().display(),
-            cfg.data_dir().display()
-        )));
-    }
     runtime()?.block_on(async move {
         let fail = |e: medsign_store::Error| CliError(e.to_string());
-        let (kek, _) = custody::load_kek(&cfg.data_dir(), std::env::var("MEDSIGN_KEK").ok()).map_err(fail)?;
-        let db = Db::open(&cfg.database_url()).await.map_err(fail)?;
-        let cas = medsign_ca::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(|e| CliError(e.to_string()))?;
+        let (db, cas) = hospital_ca(&a.place).await?;
         let rsa = &cas.rsa;
         let key = PrivateKey::generate(KeyAlg::P256).map_err(|e| CliError(e.to_string()))?;
         let role = if profile == Profile::TlsServer { "gateway" } else { "server" };
@@ -144,6 +194,11 @@ fn cert(a: CertArgs) -> Result<i32, CliError> {
             details: serde_json::json!({"serial": c.serial_hex(), "names": a.names, "not_after": end.to_rfc3339()}),
         };
         audit::record(&db, &Context::cli(), &ev).await.map_err(fail)?;
+        // among the CA's certificates, so that `medsign gateway revoke` puts it on the CRL
+        let owner = format!("{TUNNEL_OWNER}{role}:{}", a.names[0]);
+        medsign_ca::certs::record_org(&db, &Context::cli(), &owner, &format!("tunnel_{role}"), &c)
+            .await
+            .map_err(|e| CliError(e.to_string()))?;
         say!(
             "已签发隧道证书 / issued the tunnel certificate: {} ({role}, serial {}, until {})",
             a.names.join(", "),

@@ -228,12 +228,27 @@ fn dial_gateways(cfg: &Config, state: &std::sync::Arc<medsign_server::AppState>)
         let tls = medsign_gateway::tls::connector(&medsign_gateway::tls::Files { cert, key, ca })
             .map_err(|e| CliError(e.0))?;
         let app = medsign_server::tunnel_router(state.clone());
+        // a gateway's certificate revoked (or on hold) at the hospital CA gets no tunnel
+        let st = state.clone();
+        let revoked: medsign_gateway::tunnel::RevocationCheck = std::sync::Arc::new(move |serial: String| {
+            let st = st.clone();
+            Box::pin(async move {
+                match medsign_ca::certs::status_of(&st.db, &st.cas.rsa, &serial).await {
+                    Ok(status) => matches!(status, Some(Some(_))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "无法查询网关证书状态 / cannot read the gateway certificate's status");
+                        false
+                    }
+                }
+            })
+        });
         for gateway in &t.gateways {
             say!("  隧道 / tunnel → {gateway}（内网主动连出，双向 TLS / opened from the intranet, mutual TLS）");
             let dial = medsign_gateway::tunnel::Dial {
                 gateway: gateway.clone(),
                 tls: tls.clone(),
                 heartbeat: std::time::Duration::from_secs(t.heartbeat_seconds),
+                revoked: Some(revoked.clone()),
             };
             tasks.push(tokio::spawn(medsign_gateway::tunnel::dial(dial, app.clone(), watch.clone())));
         }

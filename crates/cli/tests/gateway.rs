@@ -133,7 +133,8 @@ fn covered(pdf: &[u8]) -> Vec<u8> {
     out
 }
 
-fn gateway_cert(d: &Dir, role: &str, name: &str, out: &str, ca: bool) {
+/// Issue a tunnel certificate into `d` (`out`.pem/.key, the CA too when `ca`); returns its serial.
+fn gateway_cert(d: &Dir, role: &str, name: &str, out: &str, ca: bool) -> String {
     let (cert, key, ca_file) = (d.p(&format!("{out}.pem")), d.p(&format!("{out}.key")), d.p("tunnel-ca.pem"));
     let data = d.p("data");
     let mut args = vec!["gateway", "cert", "--data-dir", &data, "--role", role, "--name", name];
@@ -143,6 +144,9 @@ fn gateway_cert(d: &Dir, role: &str, name: &str, out: &str, ca: bool) {
     }
     let o = d.medsign(&args);
     assert_ok(&o, "medsign gateway cert");
+    let said = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let at = said.find("serial ").unwrap_or_else(|| panic!("no serial in: {said}")) + 7;
+    said[at..].chars().take_while(char::is_ascii_hexdigit).collect()
 }
 
 /// A gateway on loopback with the tunnel certificates [`gateway_cert`] wrote into `d`.
@@ -649,4 +653,61 @@ fn the_server_reaches_wechat_and_time_only_through_the_gateway() {
     let (st, v) = phone.json("POST", "/mobile/v1/realname", Some(&token), r#"{"wx_code":"code-oDOCTOR6001"}"#);
     assert_eq!(st, 503, "{v}");
     assert_eq!(wechat.seen.lock().unwrap().len(), seen.len(), "nothing reached WeChat directly");
+}
+
+#[test]
+fn a_revoked_tunnel_certificate_shuts_its_holder_out() {
+    let d = Dir::new();
+    let first = Server::start(&d, &[]);
+    let gateway_serial = gateway_cert(&d, "gateway", "127.0.0.1", "gateway", true);
+    let server_serial = gateway_cert(&d, "server", "medsign-server-1", "server", false);
+    first.stop();
+    let data = d.p("data");
+    // only tunnel certificates are revoked here; an unknown serial is an error
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", "0BADC0DE"]);
+    assert!(!o.status.success(), "an unknown serial: {o:?}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg =
+        medsign_config::config::GatewayConfig { crl_refresh_seconds: 1, heartbeat_seconds: 1, ..gateway_config(&d) };
+    let gw = rt.block_on(medsign_gateway::Gateway::bind(&cfg, None)).unwrap();
+    let tunnel = gw.tunnel.local_addr().unwrap().to_string();
+    let tunnels = gw.tunnels();
+    rt.spawn(gw.run(axum_server::Handle::new()));
+    let mut env = tunnel_env(&d, &tunnel, "127.0.0.1:9");
+    env.push(("MEDSIGN_TUNNEL_HEARTBEAT_SECONDS".into(), "1".into()));
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let t = Instant::now();
+        while !cond() {
+            assert!(t.elapsed() < Duration::from_secs(20), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let s = Server::start(&d, &pairs(&env));
+    wait("the tunnel and the CRL through it", &|| tunnels.count() == 1 && tunnels.crl_number().is_some());
+
+    // the server's tunnel certificate is revoked on the intranet: the gateway closes its tunnel
+    // at its next CRL fetch and refuses it from then on
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", &server_serial]);
+    assert_ok(&o, "medsign gateway revoke");
+    wait("the tunnel closed", &|| tunnels.count() == 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(tunnels.count(), 0, "the revoked server dials again and is refused");
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", &server_serial]);
+    assert!(!o.status.success(), "revoked twice: {o:?}");
+    s.stop();
+
+    // a new server certificate opens the tunnel again; then the gateway's certificate is revoked:
+    // the server leaves it at its next heartbeat and does not come back
+    std::fs::remove_file(d.path("server.pem")).unwrap();
+    std::fs::remove_file(d.path("server.key")).unwrap();
+    gateway_cert(&d, "server", "medsign-server-1", "server", false);
+    let s = Server::start(&d, &pairs(&env));
+    wait("a tunnel with the new certificate", &|| tunnels.count() == 1);
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", &gateway_serial]);
+    assert_ok(&o, "medsign gateway revoke (the gateway's)");
+    wait("the server left the revoked gateway", &|| tunnels.count() == 0);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(tunnels.count(), 0, "the server does not dial the revoked gateway back in");
+    s.stop();
 }

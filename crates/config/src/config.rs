@@ -320,6 +320,9 @@ pub struct GatewayConfig {
     pub request_timeout_seconds: u64,
     /// seconds between HTTP/2 pings on a tunnel
     pub heartbeat_seconds: u64,
+    /// seconds between two fetches of the tunnel CA's CRL through a tunnel (also fetched when a
+    /// tunnel opens); servers whose certificate is on it are shut out
+    pub crl_refresh_seconds: u64,
     /// `host:port` the servers may reach through this gateway (HTTP CONNECT on the tunnel port,
     /// e.g. `api.weixin.qq.com:443`); empty: no egress
     pub egress_allow: Vec<String>,
@@ -346,6 +349,7 @@ impl Default for GatewayConfig {
             header_timeout_seconds: 20,
             request_timeout_seconds: 60,
             heartbeat_seconds: 10,
+            crl_refresh_seconds: 60,
             egress_allow: vec![],
             ntp_listen: None,
             ntp_upstreams: vec![],
@@ -453,6 +457,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_GATEWAY_HEADER_TIMEOUT_SECONDS", "gateway.header_timeout_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_REQUEST_TIMEOUT_SECONDS", "gateway.request_timeout_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_HEARTBEAT_SECONDS", "gateway.heartbeat_seconds", Kind::Number),
+    ("MEDSIGN_GATEWAY_CRL_REFRESH_SECONDS", "gateway.crl_refresh_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_EGRESS_ALLOW", "gateway.egress_allow", Kind::List),
     ("MEDSIGN_GATEWAY_NTP_LISTEN", "gateway.ntp_listen", Kind::Text),
     ("MEDSIGN_GATEWAY_NTP_UPSTREAMS", "gateway.ntp_upstreams", Kind::List),
@@ -491,6 +496,7 @@ const RANGES: &[(&str, u64, u64)] = &[
     ("gateway.header_timeout_seconds", 1, 300),
     ("gateway.request_timeout_seconds", 1, 600),
     ("gateway.heartbeat_seconds", 1, 300),
+    ("gateway.crl_refresh_seconds", 1, 3600),
 ];
 
 /// The variable that sets `key`, for messages.

@@ -24,6 +24,7 @@ pub mod egress;
 pub mod front;
 pub mod http;
 pub mod ntp;
+pub mod revocation;
 pub mod tls;
 pub mod tunnel;
 
@@ -48,6 +49,7 @@ pub struct Gateway {
     pub ntp: Option<Arc<ntp::Relay>>,
     header_timeout: Duration,
     heartbeat: Duration,
+    crl_refresh: Duration,
 }
 
 impl Gateway {
@@ -70,6 +72,17 @@ impl Gateway {
             need(&cfg.tunnel_ca, "tunnel_ca")?,
         );
         let tunnel_tls = tls::acceptor(&tls::Files { cert: &cert, key: &key, ca: &ca }).map_err(|e| StartError(e.0))?;
+        // the servers' certificates come from the CA that issued this one: its CRL is checked
+        let revocations = match revocation::issuer_of(&tls::load_certs(&cert).map_err(|e| StartError(e.0))?) {
+            Some(issuer) => Some(revocation::Revocations::new(issuer)),
+            None => {
+                tracing::warn!(
+                    file = %cert.display(),
+                    "隧道证书文件不含签发 CA，无法检查吊销 / the tunnel certificate file carries no issuing CA: revoked server certificates cannot be refused"
+                );
+                None
+            }
+        };
         let public_tls = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(c), Some(k)) => Some(axum_server::tls_rustls::RustlsConfig::from_pem_file(c, k).await.map_err(|e| {
                 StartError(format!("公网 TLS 证书或私钥无法加载 / cannot load the public TLS certificate or key: {e}"))
@@ -87,7 +100,11 @@ impl Gateway {
             .map_err(|e| bind_err("tunnel", &cfg.tunnel_listen, e))?;
         let trusted_proxies = cfg.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect();
         let front = Arc::new(front::Front {
-            tunnels: tunnel::Tunnels::only(cfg.tunnel_peers.clone(), egress::Egress::new(&cfg.egress_allow)),
+            tunnels: tunnel::Tunnels::only(
+                cfg.tunnel_peers.clone(),
+                egress::Egress::new(&cfg.egress_allow),
+                revocations,
+            ),
             trusted_proxies,
             request_timeout: Duration::from_secs(cfg.request_timeout_seconds),
             tap,
@@ -109,6 +126,7 @@ impl Gateway {
             ntp,
             header_timeout: Duration::from_secs(cfg.header_timeout_seconds),
             heartbeat: Duration::from_secs(cfg.heartbeat_seconds),
+            crl_refresh: Duration::from_secs(cfg.crl_refresh_seconds),
         })
     }
 
@@ -121,10 +139,12 @@ impl Gateway {
     pub async fn run(self, handle: axum_server::Handle<std::net::SocketAddr>) -> std::io::Result<()> {
         let tunnels = self.front.tunnels.clone().listen(self.tunnel, self.tunnel_tls, self.heartbeat);
         let accept = tokio::spawn(tunnels);
+        let crl = tokio::spawn(self.front.tunnels.clone().watch_revocations(self.crl_refresh));
         let relay = self.ntp.map(|r| tokio::spawn(r.run()));
         let app = front::router(self.front);
         let served = http::serve(self.public, app, self.public_tls, self.header_timeout, handle).await;
         accept.abort();
+        crl.abort();
         if let Some(r) = relay {
             r.abort();
         }

@@ -17,6 +17,10 @@
 //!   one; a request that was handed over and then lost is answered 502 — the phone's retry is
 //!   safe, every mobile step being single-use on the server.
 //! - **Stopping:** on shutdown a server sends GOAWAY and lets the requests under way finish.
+//! - **Revocation:** the gateway refuses, and closes, tunnels of server certificates on the CRL it
+//!   fetches through the tunnels ([`crate::revocation`]); a server checks the gateway's
+//!   certificate against its CA's records when it opens a tunnel and at every heartbeat
+//!   ([`Dial::revoked`]).
 
 use crate::tls::{Purpose, require_purpose};
 use bytes::Bytes;
@@ -48,6 +52,10 @@ struct Open {
     id: u64,
     peer: String,
     ip: std::net::IpAddr,
+    /// the server certificate's serial number
+    serial: Vec<u8>,
+    /// closes the tunnel (its certificate was revoked)
+    close: Arc<tokio::sync::Notify>,
     send: SendRequest<Body>,
 }
 
@@ -61,6 +69,10 @@ pub struct Tunnels {
     peers_allowed: Vec<String>,
     /// a server's connection without ALPN `h2` is egress, when allowed ([`crate::egress`])
     egress: Option<Arc<crate::egress::Egress>>,
+    /// the revoked server certificates, when the gateway can check a CRL
+    revocations: Option<crate::revocation::Revocations>,
+    /// a tunnel opened (its server is asked for the CRL at once)
+    opened: tokio::sync::Notify,
 }
 
 /// Why a request could not be forwarded.
@@ -79,10 +91,59 @@ impl Tunnels {
     }
 
     /// No tunnel yet; only servers whose certificate's common name is in `names` may open one
-    /// (a tunnel key that leaked from a server taken out of service is shut out by removing it);
-    /// the same servers may use `egress`.
-    pub fn only(names: Vec<String>, egress: Option<Arc<crate::egress::Egress>>) -> Arc<Self> {
-        Arc::new(Tunnels { peers_allowed: names, egress, ..Tunnels::default() })
+    /// (a tunnel key that leaked from a server taken out of service is shut out by removing it, or
+    /// by revoking its certificate when `revocations` is given); the same servers may use `egress`.
+    pub fn only(
+        names: Vec<String>,
+        egress: Option<Arc<crate::egress::Egress>>,
+        revocations: Option<crate::revocation::Revocations>,
+    ) -> Arc<Self> {
+        Arc::new(Tunnels { peers_allowed: names, egress, revocations, ..Tunnels::default() })
+    }
+
+    /// The cRLNumber of the CRL the gateway holds, if any.
+    pub fn crl_number(&self) -> Option<u64> {
+        self.revocations.as_ref().and_then(|r| r.number())
+    }
+
+    /// Keep the CRL fresh for ever: ask a server through a tunnel when one opens and every
+    /// `every`; take a newer CRL of the tunnel CA and close the tunnels of certificates on it.
+    /// Returns at once when the gateway cannot check CRLs.
+    pub async fn watch_revocations(self: Arc<Self>, every: Duration) {
+        let Some(rev) = &self.revocations else { return };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.opened.notified() => {}
+            }
+            if self.count() == 0 {
+                continue;
+            }
+            let fetched = match self.send(crate::revocation::request()).await {
+                Ok(res) => crate::revocation::body(res).await,
+                Err(e) => Err(format!("{e:?}")),
+            };
+            let taken = fetched.and_then(|der| rev.offer(&der));
+            match taken {
+                Ok(true) => {
+                    let revoked: Vec<(u64, String, Arc<tokio::sync::Notify>)> = {
+                        let open = self.open.lock().expect("tunnels");
+                        open.iter()
+                            .filter(|o| rev.revoked(&o.serial))
+                            .map(|o| (o.id, o.peer.clone(), o.close.clone()))
+                            .collect()
+                    };
+                    tracing::info!(crl_number = ?rev.number(), closing = revoked.len(), "吊销列表已更新 / CRL updated");
+                    for (id, peer, close) in revoked {
+                        tracing::warn!(tunnel = id, peer = %peer, "证书已吊销，关闭隧道 / certificate revoked, closing the tunnel");
+                        self.remove(id);
+                        close.notify_one();
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "无法更新吊销列表 / cannot refresh the CRL"),
+            }
+        }
     }
 
     /// How many tunnels are open.
@@ -150,6 +211,13 @@ impl Tunnels {
             .map_err(|e| format!("TLS: {e}"))?;
         drop(permit);
         let cert = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Server).map_err(|e| e.0)?;
+        if self.revocations.as_ref().is_some_and(|r| r.revoked(cert.serial())) {
+            return Err(format!(
+                "证书已吊销 / certificate {} (serial {}) is revoked",
+                cert.subject_display(),
+                cert.serial_hex()
+            ));
+        }
         let cn = medsign_pki::name::common_name_or_dn(cert.subject());
         if !self.peers_allowed.is_empty() && !self.peers_allowed.contains(&cn) {
             return Err(format!("'{cn}' is not in gateway.tunnel_peers"));
@@ -176,10 +244,24 @@ impl Tunnels {
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let peer = format!("{subject} ({addr})");
         tracing::info!(tunnel = id, peer = %peer, "隧道已建立 / tunnel open");
-        self.open.lock().expect("tunnels").push(Open { id, peer: peer.clone(), ip: addr.ip(), send });
-        let end = conn.await;
+        let close = Arc::new(tokio::sync::Notify::new());
+        let serial = cert.serial().to_vec();
+        self.open.lock().expect("tunnels").push(Open {
+            id,
+            peer: peer.clone(),
+            ip: addr.ip(),
+            serial,
+            close: close.clone(),
+            send,
+        });
+        self.opened.notify_one();
+        // dropping the connection closes it
+        let end = tokio::select! {
+            end = conn => end.err().map(|e| e.to_string()),
+            _ = close.notified() => Some("certificate revoked".to_string()),
+        };
         self.remove(id);
-        tracing::warn!(tunnel = id, peer = %peer, reason = ?end.err(), "隧道已关闭 / tunnel closed");
+        tracing::warn!(tunnel = id, peer = %peer, reason = ?end, "隧道已关闭 / tunnel closed");
         Ok(())
     }
 
@@ -248,6 +330,11 @@ fn unprocessed(e: &hyper::Error) -> bool {
     false
 }
 
+/// Whether the certificate with this serial number (hex) is revoked or on hold: the server asks
+/// its CA's records.
+pub type RevocationCheck =
+    Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
+
 /// A server's end of one tunnel.
 pub struct Dial {
     /// the gateway's `host:port`; the host is the name its certificate must carry
@@ -256,6 +343,9 @@ pub struct Dial {
     pub tls: Arc<rustls::ClientConfig>,
     /// HTTP/2 PING interval and timeout
     pub heartbeat: Duration,
+    /// asked for the gateway's certificate when the tunnel opens and at every heartbeat: a
+    /// revoked gateway gets no tunnel, and an open one is closed
+    pub revoked: Option<RevocationCheck>,
 }
 
 fn server_name(gateway: &str) -> Result<rustls::pki_types::ServerName<'static>, String> {
@@ -275,7 +365,7 @@ pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Rece
         }
         let started = Instant::now();
         match open(&d, &connector).await {
-            Ok(tls) => {
+            Ok((tls, serial)) => {
                 tracing::info!(gateway = %d.gateway, "隧道已连接 / tunnel connected");
                 let service = hyper_util::service::TowerToHyperService::new(app.clone());
                 let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -284,15 +374,26 @@ pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Rece
                     .keep_alive_timeout(d.heartbeat)
                     .serve_connection(TokioIo::new(tls), service);
                 tokio::pin!(conn);
-                let end = tokio::select! {
-                    end = conn.as_mut() => end,
-                    _ = stop.changed() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()).await;
-                        return;
+                let mut recheck = tokio::time::interval(d.heartbeat);
+                recheck.tick().await;
+                let end = loop {
+                    tokio::select! {
+                        end = conn.as_mut() => break end.err().map(|e| e.to_string()),
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()).await;
+                            return;
+                        }
+                        _ = recheck.tick(), if d.revoked.is_some() => {
+                            if gateway_revoked(&d, &serial).await {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()).await;
+                                break Some("the gateway's certificate was revoked".to_string());
+                            }
+                        }
                     }
                 };
-                tracing::warn!(gateway = %d.gateway, reason = ?end.err(), "隧道断开，将重连 / tunnel closed, reconnecting");
+                tracing::warn!(gateway = %d.gateway, reason = ?end, "隧道断开，将重连 / tunnel closed, reconnecting");
             }
             Err(e) => {
                 tracing::warn!(gateway = %d.gateway, error = %e, "隧道无法建立，将重试 / cannot open the tunnel, retrying")
@@ -313,10 +414,20 @@ pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Rece
     }
 }
 
+/// Whether [`Dial::revoked`] says the gateway's certificate (`serial`, hex) is revoked.
+async fn gateway_revoked(d: &Dial, serial: &str) -> bool {
+    match &d.revoked {
+        Some(check) => check(serial.to_string()).await,
+        None => false,
+    }
+}
+
+/// Open the TLS connection and check the gateway's certificate; returns it with the
+/// certificate's serial (hex).
 async fn open(
     d: &Dial,
     connector: &tokio_rustls::TlsConnector,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, String), String> {
     let name = server_name(&d.gateway)?;
     let tcp = tokio::time::timeout(HANDSHAKE, TcpStream::connect(&d.gateway))
         .await
@@ -327,6 +438,13 @@ async fn open(
         .await
         .map_err(|_| "TLS handshake timed out".to_string())?
         .map_err(|e| format!("TLS: {e}"))?;
-    require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Gateway).map_err(|e| e.0)?;
-    Ok(tls)
+    let cert = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Gateway).map_err(|e| e.0)?;
+    let serial = cert.serial_hex();
+    if gateway_revoked(d, &serial).await {
+        return Err(format!(
+            "网关证书已吊销 / the gateway's certificate {} (serial {serial}) is revoked",
+            cert.subject_display()
+        ));
+    }
+    Ok((tls, serial))
 }

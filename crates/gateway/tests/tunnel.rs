@@ -73,6 +73,12 @@ fn leaf(ca: &Ca, profile: Profile, names: &[&str], file: &str) -> (PathBuf, Path
 type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
 
 fn stand_in(seen: Seen) -> Router {
+    stand_in_publishing(seen, None)
+}
+
+/// [`stand_in`] that publishes `crl` at `/pki/crl` as `medsign serve` does for the gateway (none:
+/// 404). The gateway's own CRL fetches are not counted in `seen`.
+fn stand_in_publishing(seen: Seen, crl: Option<Arc<Mutex<Vec<u8>>>>) -> Router {
     // what the sealed call's `kid` asks the stand-in to answer
     async fn sealed(State(seen): State<Seen>, headers: HeaderMap, body: String) -> axum::response::Response {
         use axum::response::IntoResponse;
@@ -101,7 +107,18 @@ fn stand_in(seen: Seen) -> Router {
         seen.lock().unwrap().push((uri.path().to_string(), vec![]));
         "reached"
     }
+    let published = move || {
+        let der = crl.as_ref().map(|c| c.lock().unwrap().clone());
+        async move {
+            use axum::response::IntoResponse;
+            match der {
+                Some(der) => ([("content-type", "application/pkix-crl")], der).into_response(),
+                None => axum::http::StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    };
     Router::new()
+        .route("/pki/crl", get(published))
         .route("/mobile/v1/sealed", post(sealed))
         .route("/mobile/v1/channel", get(channel))
         .fallback(anything)
@@ -161,11 +178,23 @@ fn server(
     files: tls::Files,
     app: Router,
 ) -> tokio::sync::watch::Sender<bool> {
+    server_checking(rt, gateway, files, app, None)
+}
+
+/// [`server`], asking `revoked` about the gateway's certificate.
+fn server_checking(
+    rt: &tokio::runtime::Runtime,
+    gateway: &str,
+    files: tls::Files,
+    app: Router,
+    revoked: Option<tunnel::RevocationCheck>,
+) -> tokio::sync::watch::Sender<bool> {
     let (stop, watch) = tokio::sync::watch::channel(false);
     let d = tunnel::Dial {
         gateway: gateway.to_string(),
         tls: tls::connector(&files).unwrap(),
         heartbeat: Duration::from_secs(1),
+        revoked,
     };
     rt.spawn(tunnel::dial(d, app, watch));
     stop
@@ -321,6 +350,11 @@ fn only_tunnel_certificates_of_the_hospital_ca_open_a_tunnel() {
 
 fn ca_other() -> Ca {
     ca("别处")
+}
+
+/// [`ca`], where a local `ca` hides it.
+fn ca_named(name: &str) -> Ca {
+    ca(name)
 }
 
 #[test]
@@ -562,4 +596,103 @@ fn servers_reach_only_listed_destinations_and_time_through_the_gateway() {
     assert!(stranger.recv_from(&mut b).is_err(), "the relay answered a stranger");
     c.send_to(&req, relay).unwrap();
     assert!(c.recv_from(&mut b).is_ok(), "the relay stopped answering its client");
+}
+
+/// The serial number of the leaf certificate in `chain`.
+fn serial_of(chain: &std::path::Path) -> Vec<u8> {
+    Cert::from_der(&tls::load_certs(chain).unwrap()[0]).unwrap().serial().to_vec()
+}
+
+/// A CRL of `ca` numbered `number` listing `serials`.
+fn crl_of(ca: &Ca, number: u64, serials: &[&[u8]]) -> Vec<u8> {
+    let now = Utc::now();
+    let revoked: Vec<_> =
+        serials.iter().map(|s| medsign_pki::crl::Revoked { serial: s.to_vec(), time: now, reason: None }).collect();
+    medsign_pki::crl::build(&ca.cert, &ca.key, now - Days::minutes(1), now + Days::days(1), number, &revoked).unwrap()
+}
+
+#[test]
+fn a_revoked_server_certificate_is_refused_and_its_open_tunnel_closed() {
+    let ca = ca("测试");
+    let gw = gateway_with(
+        &ca,
+        GatewayConfig { tunnel_listen: "127.0.0.1:0".into(), crl_refresh_seconds: 1, ..GatewayConfig::default() },
+    );
+    let (a_cert, a_key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "a");
+    let (b_cert, b_key) = leaf(&ca, Profile::TlsClient, &["medsign-server-2"], "b");
+    let (a, b) = (serial_of(&a_cert), serial_of(&b_cert));
+    let crl = Arc::new(Mutex::new(crl_of(&ca, 1, &[])));
+    let seen: Seen = Arc::default();
+    let _a = server(
+        &gw.rt,
+        &gw.tunnel,
+        tls::Files { cert: &a_cert, key: &a_key, ca: &ca.root_pem },
+        stand_in_publishing(seen.clone(), Some(crl.clone())),
+    );
+    let _b = server(
+        &gw.rt,
+        &gw.tunnel,
+        tls::Files { cert: &b_cert, key: &b_key, ca: &ca.root_pem },
+        stand_in_publishing(seen.clone(), Some(crl.clone())),
+    );
+    wait_for("both tunnels", 10, || gw.tunnels.count() == 2);
+    wait_for("the first CRL", 10, || gw.tunnels.crl_number() == Some(1));
+
+    // server A's certificate is revoked: its open tunnel is closed, and it cannot open another
+    *crl.lock().unwrap() = crl_of(&ca, 2, &[&a]);
+    wait_for("CRL 2", 10, || gw.tunnels.crl_number() == Some(2));
+    wait_for("A's tunnel closed", 10, || gw.tunnels.count() == 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(gw.tunnels.count(), 1, "A dials again (backoff 0.5 s, 1 s): refused each time");
+    assert!(gw.tunnels.peers().iter().all(|p| p.contains("medsign-server-2")), "{:?}", gw.tunnels.peers());
+
+    // what B might serve instead: a CRL of another CA of the same name (listing B), and an older
+    // one (listing nobody) — neither is taken
+    let forger = ca_named("测试");
+    *crl.lock().unwrap() = crl_of(&forger, 3, &[&b]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((gw.tunnels.crl_number(), gw.tunnels.count()), (Some(2), 1), "a forged CRL is refused");
+    *crl.lock().unwrap() = crl_of(&ca, 1, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!((gw.tunnels.crl_number(), gw.tunnels.count()), (Some(2), 1), "an older CRL does not bring A back");
+}
+
+#[test]
+fn a_server_refuses_and_leaves_a_gateway_whose_certificate_is_revoked() {
+    let ca = ca("测试");
+    let gw = gateway(&ca, "127.0.0.1:0");
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");
+    let revoked = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let asked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (r, q) = (revoked.clone(), asked.clone());
+    let check: tunnel::RevocationCheck = Arc::new(move |serial: String| {
+        q.lock().unwrap().push(serial);
+        let now = r.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { now })
+    });
+    let seen: Seen = Arc::default();
+    let _s = server_checking(
+        &gw.rt,
+        &gw.tunnel,
+        tls::Files { cert: &cert, key: &key, ca: &ca.root_pem },
+        stand_in(seen),
+        Some(check),
+    );
+    // revoked from the start: the server checks (the gateway's serial) and opens nothing
+    wait_for("a check", 10, || !asked.lock().unwrap().is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(gw.tunnels.count(), 0);
+    let gateway_serial = hex::encode_upper(serial_of(&ca.dir.path().join("gateway.pem")));
+    assert!(
+        asked.lock().unwrap().iter().all(|s| *s == gateway_serial),
+        "{:?} vs {gateway_serial}",
+        asked.lock().unwrap()
+    );
+    // in good standing: the tunnel opens; revoked again: it is closed at the next heartbeat
+    revoked.store(false, std::sync::atomic::Ordering::SeqCst);
+    wait_for("the tunnel", 15, || gw.tunnels.count() == 1);
+    revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_for("the tunnel closed", 10, || gw.tunnels.count() == 0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(gw.tunnels.count(), 0);
 }

@@ -189,7 +189,10 @@ pub fn tunnel_router(state: Arc<AppState>) -> Router {
 
 async fn through_tunnel(mut req: Request, next: Next) -> Response {
     let p = req.uri().path();
-    if !(p == "/m" || p.starts_with("/m/") || p.starts_with("/mobile/v1/")) {
+    // the CRL is what the gateway itself asks for (gateway::revocation); its allow-list keeps
+    // phones from it
+    let crl = p == "/pki/crl" && req.method() == axum::http::Method::GET;
+    if !(crl || p == "/m" || p.starts_with("/m/") || p.starts_with("/mobile/v1/")) {
         return not_found().await;
     }
     if req.extensions().get::<crate::e2e::Unsealed>().is_some() {

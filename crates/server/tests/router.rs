@@ -271,6 +271,13 @@ async fn through_the_tunnel_the_phone_api_is_reached_only_sealed() {
     assert!((ch["server_time_ms"].as_i64().unwrap() - now_ms()).abs() < 60_000);
     let phone = Sealer { key, kid: ch["kid"].as_str().unwrap().to_string() };
 
+    // besides the phone's paths the tunnel serves only the CRL the gateway asks for (GET)
+    let (st, _, _) = ask(&tunnel, Request::get("/pki/crl?ca=rsa").body(Body::empty()).unwrap()).await;
+    assert_eq!(st, 200, "the tunnel CA's CRL");
+    for (method, path) in [("POST", "/pki/crl"), ("GET", "/pki/ocsp"), ("GET", "/api/v1/users"), ("GET", "/healthz")] {
+        let (st, _, _) = ask(&tunnel, request(method, path, &[], "")).await;
+        assert_eq!(st, 404, "{method} {path} through the tunnel");
+    }
     // a plain call through the tunnel is refused before any handler; directly it is served
     let (st, _, v) = ask(&tunnel, request("GET", "/mobile/v1/records", &[("authorization", "Bearer mt_x")], "")).await;
     assert_eq!((st, v["code"].as_str()), (403, Some("e2e_required")), "{v}");

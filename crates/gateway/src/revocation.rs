@@ -1,0 +1,92 @@
+//! Revoked tunnel certificates, as the gateway learns of them.
+//!
+//! The gateway stores nothing and cannot reach the intranet, so it asks the servers: through any
+//! open tunnel it fetches the issuing CA's CRL (`GET /pki/crl?ca=rsa`, the list `medsign serve`
+//! publishes and re-signs on every revocation), at once when a tunnel opens and then every
+//! `gateway.crl_refresh_seconds`. A CRL is taken only when it is signed by the CA that issued the
+//! gateway's own tunnel certificate (the second certificate of `gateway.tunnel_cert`, which issues
+//! the servers' tunnel certificates too) and is newer than the one held (its cRLNumber), so a
+//! server cannot replace it with an older one or a forged one. Then:
+//!
+//! - a server whose certificate is on it cannot open a tunnel;
+//! - open tunnels of certificates on it are closed.
+//!
+//! Before the first CRL arrives (a gateway just started), nothing is known to be revoked: the
+//! first tunnel is accepted, and its server is asked at once. A gateway whose certificate file
+//! carries no issuing CA cannot check a CRL and says so at start.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use medsign_pki::{cert::Cert, crl::Crl};
+use std::sync::Mutex;
+
+/// The largest CRL taken (700 staff over ten years of renewals stay far below).
+pub const MAX_CRL: usize = 8 << 20;
+/// Where a server publishes the RSA issuing CA's CRL (the CA of the tunnel certificates).
+pub const CRL_PATH: &str = "/pki/crl?ca=rsa";
+
+/// The newest CRL checked against the tunnel certificates' issuing CA.
+pub struct Revocations {
+    issuer: Cert,
+    held: Mutex<Option<Crl>>,
+}
+
+impl Revocations {
+    /// Nothing known yet; CRLs must be signed by `issuer`.
+    pub fn new(issuer: Cert) -> Self {
+        Revocations { issuer, held: Mutex::new(None) }
+    }
+
+    /// Whether the certificate with this serial is on the CRL held.
+    pub fn revoked(&self, serial: &[u8]) -> bool {
+        self.held.lock().expect("crl").as_ref().is_some_and(|c| c.find(serial).is_some())
+    }
+
+    /// The cRLNumber of the CRL held.
+    pub fn number(&self) -> Option<u64> {
+        self.held.lock().expect("crl").as_ref().and_then(Crl::number)
+    }
+
+    /// Take `der` when it is a CRL of the issuing CA, correctly signed, and newer than the one
+    /// held; returns whether it was taken (an equal number is not news), or why it was refused.
+    pub fn offer(&self, der: &[u8]) -> Result<bool, String> {
+        let crl = Crl::from_bytes(der).map_err(|e| format!("not a CRL: {e}"))?;
+        crl.verify(&self.issuer, Default::default()).map_err(|e| format!("not the tunnel CA's CRL: {e}"))?;
+        let Some(n) = crl.number() else { return Err("the CRL has no cRLNumber".into()) };
+        let mut held = self.held.lock().expect("crl");
+        match held.as_ref().and_then(Crl::number) {
+            Some(have) if have >= n => Ok(false),
+            _ => {
+                *held = Some(crl);
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The CA that issued the certificate chain of `path` (its second certificate), if it carries one.
+pub fn issuer_of(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Option<Cert> {
+    let leaf = Cert::from_der(chain.first()?).ok()?;
+    chain
+        .iter()
+        .skip(1)
+        .filter_map(|c| Cert::from_der(c).ok())
+        .find(|c| medsign_pki::name::same(c.subject(), leaf.issuer()))
+}
+
+/// Read a CRL answer's body, bounded.
+pub async fn body(res: hyper::Response<hyper::body::Incoming>) -> Result<Bytes, String> {
+    if !res.status().is_success() {
+        return Err(format!("HTTP {}", res.status()));
+    }
+    Limited::new(res.into_body(), MAX_CRL)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| format!("reading the CRL: {e}"))
+}
+
+/// The request for the CRL, sent down a tunnel.
+pub fn request() -> hyper::Request<Full<Bytes>> {
+    hyper::Request::get(CRL_PATH).body(Full::new(Bytes::new())).expect("a fixed request")
+}
