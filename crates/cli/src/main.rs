@@ -62,6 +62,8 @@ enum Command {
 
 /// mimalloc: the TSA and the signing paths build and drop many small DER buffers per request;
 /// glibc's malloc spent about 14 % of a P-256 timestamp load in malloc/free (issue #20, perf).
+/// Built without transparent huge pages (`no_thp`): with them its arenas took 2 MiB pages, and an
+/// idle server held 49 MB instead of 34 MB (docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
