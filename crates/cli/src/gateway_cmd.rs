@@ -137,7 +137,7 @@ fn revoke(a: RevokeArgs) -> Result<i32, CliError> {
         let (db, cas) = hospital_ca(&a.place).await?;
         let serial = a.serial.trim().to_ascii_uppercase();
         let rec = medsign_ca::certs::get(&db, &serial).await.map_err(|e| CliError(e.to_string()))?;
-        if !rec.employee_no.starts_with(TUNNEL_OWNER) {
+        if !rec.employee_no.starts_with(TUNNEL_OWNER) || !rec.profile.starts_with("tunnel_") {
             return Err(CliError::usage(
                 &format!("证书 {serial} 不是隧道证书（请在管理台吊销）"),
                 &format!("certificate {serial} is not a tunnel certificate (revoke it in the console)"),
@@ -147,7 +147,7 @@ fn revoke(a: RevokeArgs) -> Result<i32, CliError> {
             .await
             .map_err(|e| CliError(e.to_string()))?;
         say!(
-            "已吊销隧道证书 / revoked the tunnel certificate {serial} ({}): 服务器立即拒绝它，网关在下次取吊销列表时 / servers refuse it at once, gateways at their next CRL fetch (gateway.crl_refresh_seconds)",
+            "已吊销隧道证书 / revoked the tunnel certificate {serial} ({}): 服务器在下次心跳时、网关在下次取吊销列表时断开并拒绝它 / servers leave and refuse it at their next heartbeat, gateways at their next CRL fetch (gateway.crl_refresh_seconds)",
             rec.employee_no.trim_start_matches(TUNNEL_OWNER)
         );
         Ok(0)
@@ -180,12 +180,12 @@ fn cert(a: CertArgs) -> Result<i32, CliError> {
         t.alt_names = a.names.clone();
         let c = issue(&t, Some(&rsa.issuing), rsa.issuing_key.as_ref())
             .map_err(|e| CliError::usage("无法签发隧道证书", &e.to_string()))?;
-        let pem = key.to_pkcs8_pem().map_err(|e| CliError(e.to_string()))?;
-        files::write(&a.out_key, pem.as_bytes(), true)?;
-        files::write(&a.out_cert, format!("{}{}", c.to_pem(), rsa.issuing.to_pem()).as_bytes(), false)?;
-        if let Some(p) = &a.out_ca {
-            files::write(p, rsa.root.to_pem().as_bytes(), false)?;
-        }
+        // recorded among the CA's certificates before any file is written, so that no tunnel
+        // certificate is ever deployed that `medsign gateway revoke` could not put on the CRL
+        let owner = format!("{TUNNEL_OWNER}{role}:{}", a.names[0]);
+        medsign_ca::certs::record_org(&db, &Context::cli(), &owner, &format!("tunnel_{role}"), &c)
+            .await
+            .map_err(|e| CliError(e.to_string()))?;
         let ev = audit::Event {
             kind: audit::Kind::Admin,
             action: "tunnel.cert.issue",
@@ -194,11 +194,12 @@ fn cert(a: CertArgs) -> Result<i32, CliError> {
             details: serde_json::json!({"serial": c.serial_hex(), "names": a.names, "not_after": end.to_rfc3339()}),
         };
         audit::record(&db, &Context::cli(), &ev).await.map_err(fail)?;
-        // among the CA's certificates, so that `medsign gateway revoke` puts it on the CRL
-        let owner = format!("{TUNNEL_OWNER}{role}:{}", a.names[0]);
-        medsign_ca::certs::record_org(&db, &Context::cli(), &owner, &format!("tunnel_{role}"), &c)
-            .await
-            .map_err(|e| CliError(e.to_string()))?;
+        let pem = key.to_pkcs8_pem().map_err(|e| CliError(e.to_string()))?;
+        files::write(&a.out_key, pem.as_bytes(), true)?;
+        files::write(&a.out_cert, format!("{}{}", c.to_pem(), rsa.issuing.to_pem()).as_bytes(), false)?;
+        if let Some(p) = &a.out_ca {
+            files::write(p, rsa.root.to_pem().as_bytes(), false)?;
+        }
         say!(
             "已签发隧道证书 / issued the tunnel certificate: {} ({role}, serial {}, until {})",
             a.names.join(", "),

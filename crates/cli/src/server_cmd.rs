@@ -218,8 +218,8 @@ impl Tunnels {
     }
 }
 
-/// Open a tunnel to every configured gateway (intranet → DMZ); each serves only the phone's API
-/// and the H5 app ([`medsign_server::tunnel_router`]).
+/// Open a tunnel to every configured gateway (intranet → DMZ); each serves only the phone's API,
+/// the H5 app and the tunnel CA's CRL ([`medsign_server::tunnel_router`]).
 fn dial_gateways(cfg: &Config, state: &std::sync::Arc<medsign_server::AppState>) -> Result<Tunnels, CliError> {
     let (stop, watch) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -230,14 +230,20 @@ fn dial_gateways(cfg: &Config, state: &std::sync::Arc<medsign_server::AppState>)
         let app = medsign_server::tunnel_router(state.clone());
         // a gateway's certificate revoked (or on hold) at the hospital CA gets no tunnel
         let st = state.clone();
+        // (the last answer is kept for when the database does not answer)
+        let known = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<String, bool>::new()));
         let revoked: medsign_gateway::tunnel::RevocationCheck = std::sync::Arc::new(move |serial: String| {
-            let st = st.clone();
+            let (st, known) = (st.clone(), known.clone());
             Box::pin(async move {
                 match medsign_ca::certs::status_of(&st.db, &st.cas.rsa, &serial).await {
-                    Ok(status) => matches!(status, Some(Some(_))),
+                    Ok(status) => {
+                        let revoked = matches!(status, Some(Some(_)));
+                        known.lock().expect("verdicts").insert(serial, revoked);
+                        revoked
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "无法查询网关证书状态 / cannot read the gateway certificate's status");
-                        false
+                        known.lock().expect("verdicts").get(&serial).copied().unwrap_or(false)
                     }
                 }
             })

@@ -1,19 +1,22 @@
 //! Revoked tunnel certificates, as the gateway learns of them.
 //!
-//! The gateway stores nothing and cannot reach the intranet, so it asks the servers: through any
-//! open tunnel it fetches the issuing CA's CRL (`GET /pki/crl?ca=rsa`, the list `medsign serve`
+//! The gateway stores nothing and cannot reach the intranet, so it asks the servers: through the
+//! open tunnels it fetches the issuing CA's CRL (`GET /pki/crl?ca=rsa`, the list `medsign serve`
 //! publishes and re-signs on every revocation), at once when a tunnel opens and then every
 //! `gateway.crl_refresh_seconds`. A CRL is taken only when it is signed by the CA that issued the
-//! gateway's own tunnel certificate (the second certificate of `gateway.tunnel_cert`, which issues
-//! the servers' tunnel certificates too) and is newer than the one held (its cRLNumber), so a
-//! server cannot replace it with an older one or a forged one. Then:
+//! gateway's own tunnel certificate (the certificate in `gateway.tunnel_cert` whose key signed the
+//! gateway's; it issues the servers' tunnel certificates too) and is newer than the one held (its
+//! cRLNumber), so a server cannot replace it with an older one or a forged one. Every open tunnel
+//! is asked, each within [`FETCH_TIMEOUT`], so one server that stalls or hands over an old list
+//! cannot keep the others' newer one away. Then:
 //!
 //! - a server whose certificate is on it cannot open a tunnel;
-//! - open tunnels of certificates on it are closed.
+//! - open tunnels of certificates on it are closed;
+//! - a server certificate of another CA is refused (its revocation could not be checked).
 //!
 //! Before the first CRL arrives (a gateway just started), nothing is known to be revoked: the
-//! first tunnel is accepted, and its server is asked at once. A gateway whose certificate file
-//! carries no issuing CA cannot check a CRL and says so at start.
+//! first tunnels are accepted and asked at once. A gateway whose certificate file carries no
+//! issuing CA cannot check a CRL and says so at start.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,6 +27,8 @@ use std::sync::Mutex;
 pub const MAX_CRL: usize = 8 << 20;
 /// Where a server publishes the RSA issuing CA's CRL (the CA of the tunnel certificates).
 pub const CRL_PATH: &str = "/pki/crl?ca=rsa";
+/// How long one server may take to hand over the CRL (at most `gateway.crl_refresh_seconds`).
+pub const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The newest CRL checked against the tunnel certificates' issuing CA.
 pub struct Revocations {
@@ -42,6 +47,12 @@ impl Revocations {
         self.held.lock().expect("crl").as_ref().is_some_and(|c| c.find(serial).is_some())
     }
 
+    /// Whether `cert` was issued by the CA whose CRLs are checked (name and signature).
+    pub fn covers(&self, cert: &Cert) -> bool {
+        medsign_pki::name::same(cert.issuer(), self.issuer.subject())
+            && cert.verify_signed_by(&self.issuer, Default::default()).is_ok()
+    }
+
     /// The cRLNumber of the CRL held.
     pub fn number(&self) -> Option<u64> {
         self.held.lock().expect("crl").as_ref().and_then(Crl::number)
@@ -55,7 +66,10 @@ impl Revocations {
         let Some(n) = crl.number() else { return Err("the CRL has no cRLNumber".into()) };
         let mut held = self.held.lock().expect("crl");
         match held.as_ref().and_then(Crl::number) {
-            Some(have) if have >= n => Ok(false),
+            Some(have) if have == n => Ok(false),
+            // a database restored from an older backup numbers its CRLs below what this gateway
+            // saw: said, so that it is noticed (restart the gateways to take the restored list)
+            Some(have) if have > n => Err(format!("CRL number {n} is older than the one held ({have})")),
             _ => {
                 *held = Some(crl);
                 Ok(true)
@@ -64,14 +78,13 @@ impl Revocations {
     }
 }
 
-/// The CA that issued the certificate chain of `path` (its second certificate), if it carries one.
+/// The CA that issued the first certificate of `chain` — the one whose key signed it — if the
+/// chain carries it.
 pub fn issuer_of(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Option<Cert> {
     let leaf = Cert::from_der(chain.first()?).ok()?;
-    chain
-        .iter()
-        .skip(1)
-        .filter_map(|c| Cert::from_der(c).ok())
-        .find(|c| medsign_pki::name::same(c.subject(), leaf.issuer()))
+    chain.iter().skip(1).filter_map(|c| Cert::from_der(c).ok()).find(|c| {
+        medsign_pki::name::same(c.subject(), leaf.issuer()) && leaf.verify_signed_by(c, Default::default()).is_ok()
+    })
 }
 
 /// Read a CRL answer's body, bounded.

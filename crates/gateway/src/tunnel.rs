@@ -106,7 +106,7 @@ impl Tunnels {
         self.revocations.as_ref().and_then(|r| r.number())
     }
 
-    /// Keep the CRL fresh for ever: ask a server through a tunnel when one opens and every
+    /// Keep the CRL fresh for ever: ask every open tunnel's server when one opens and every
     /// `every`; take a newer CRL of the tunnel CA and close the tunnels of certificates on it.
     /// Returns at once when the gateway cannot check CRLs.
     pub async fn watch_revocations(self: Arc<Self>, every: Duration) {
@@ -116,33 +116,37 @@ impl Tunnels {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.opened.notified() => {}
             }
-            if self.count() == 0 {
-                continue;
-            }
-            let fetched = match self.send(crate::revocation::request()).await {
-                Ok(res) => crate::revocation::body(res).await,
-                Err(e) => Err(format!("{e:?}")),
-            };
-            let taken = fetched.and_then(|der| rev.offer(&der));
-            match taken {
-                Ok(true) => {
-                    let revoked: Vec<(u64, String, Arc<tokio::sync::Notify>)> = {
-                        let open = self.open.lock().expect("tunnels");
-                        open.iter()
-                            .filter(|o| rev.revoked(&o.serial))
-                            .map(|o| (o.id, o.peer.clone(), o.close.clone()))
-                            .collect()
-                    };
-                    tracing::info!(crl_number = ?rev.number(), closing = revoked.len(), "吊销列表已更新 / CRL updated");
-                    for (id, peer, close) in revoked {
-                        tracing::warn!(tunnel = id, peer = %peer, "证书已吊销，关闭隧道 / certificate revoked, closing the tunnel");
-                        self.remove(id);
-                        close.notify_one();
+            // every open tunnel is asked, each within its time: one server that stalls, or hands
+            // over an old list, cannot keep the others' newer one away
+            let within = crate::revocation::FETCH_TIMEOUT.min(every);
+            let asked: Vec<(u64, String, SendRequest<Body>)> =
+                self.open.lock().expect("tunnels").iter().map(|o| (o.id, o.peer.clone(), o.send.clone())).collect();
+            for (id, peer, send) in asked {
+                let fetched =
+                    tokio::time::timeout(within, fetch_crl(send)).await.unwrap_or_else(|_| Err("timed out".into()));
+                match fetched.and_then(|der| rev.offer(&der)) {
+                    Ok(true) => tracing::info!(crl_number = ?rev.number(), "吊销列表已更新 / CRL updated"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(tunnel = id, peer = %peer, error = %e, "无法从此隧道取得吊销列表 / cannot take the CRL from this tunnel")
                     }
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "无法更新吊销列表 / cannot refresh the CRL"),
             }
+            // every tunnel is held to the list, also one that opened while it was changing
+            self.close_revoked(rev);
+        }
+    }
+
+    /// Close the open tunnels whose certificate is on the CRL held.
+    fn close_revoked(&self, rev: &crate::revocation::Revocations) {
+        let revoked: Vec<(u64, String, Arc<tokio::sync::Notify>)> = {
+            let open = self.open.lock().expect("tunnels");
+            open.iter().filter(|o| rev.revoked(&o.serial)).map(|o| (o.id, o.peer.clone(), o.close.clone())).collect()
+        };
+        for (id, peer, close) in revoked {
+            tracing::warn!(tunnel = id, peer = %peer, "证书已吊销，关闭隧道 / certificate revoked, closing the tunnel");
+            self.remove(id);
+            close.notify_one();
         }
     }
 
@@ -211,12 +215,20 @@ impl Tunnels {
             .map_err(|e| format!("TLS: {e}"))?;
         drop(permit);
         let cert = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Server).map_err(|e| e.0)?;
-        if self.revocations.as_ref().is_some_and(|r| r.revoked(cert.serial())) {
-            return Err(format!(
-                "证书已吊销 / certificate {} (serial {}) is revoked",
-                cert.subject_display(),
-                cert.serial_hex()
-            ));
+        if let Some(rev) = &self.revocations {
+            if !rev.covers(&cert) {
+                return Err(format!(
+                    "证书 {0} 不是本网关检查吊销列表的 CA 签发的 / certificate {0} is not from the CA whose CRL this gateway checks",
+                    cert.subject_display()
+                ));
+            }
+            if rev.revoked(cert.serial()) {
+                return Err(format!(
+                    "证书已吊销 / certificate {} (serial {}) is revoked",
+                    cert.subject_display(),
+                    cert.serial_hex()
+                ));
+            }
         }
         let cn = medsign_pki::name::common_name_or_dn(cert.subject());
         if !self.peers_allowed.is_empty() && !self.peers_allowed.contains(&cn) {
@@ -255,7 +267,7 @@ impl Tunnels {
             send,
         });
         self.opened.notify_one();
-        // dropping the connection closes it
+        // dropping the connection ends it (hyper's own task finishes the streams under way)
         let end = tokio::select! {
             end = conn => end.err().map(|e| e.to_string()),
             _ = close.notified() => Some("certificate revoked".to_string()),
@@ -307,6 +319,13 @@ impl Tunnels {
         }
         Err(SendError::NoTunnel)
     }
+}
+
+/// The CRL from the server at the other end of `send`.
+async fn fetch_crl(mut send: SendRequest<Body>) -> Result<bytes::Bytes, String> {
+    send.ready().await.map_err(|e| e.to_string())?;
+    let res = send.send_request(crate::revocation::request()).await.map_err(|e| e.to_string())?;
+    crate::revocation::body(res).await
 }
 
 /// The same request again (the body is shared bytes; extensions are not used on this side).
@@ -375,7 +394,10 @@ pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Rece
                     .serve_connection(TokioIo::new(tls), service);
                 tokio::pin!(conn);
                 let mut recheck = tokio::time::interval(d.heartbeat);
+                recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 recheck.tick().await;
+                // the check runs beside the connection, which is served meanwhile
+                let mut checking: Option<std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>> = None;
                 let end = loop {
                     tokio::select! {
                         end = conn.as_mut() => break end.err().map(|e| e.to_string()),
@@ -384,8 +406,12 @@ pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Rece
                             let _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()).await;
                             return;
                         }
-                        _ = recheck.tick(), if d.revoked.is_some() => {
-                            if gateway_revoked(&d, &serial).await {
+                        _ = recheck.tick(), if d.revoked.is_some() && checking.is_none() => {
+                            checking = Some(Box::pin(gateway_revoked(&d, serial.clone())));
+                        }
+                        revoked = async { checking.as_mut().expect("a check under way").await }, if checking.is_some() => {
+                            checking = None;
+                            if revoked {
                                 conn.as_mut().graceful_shutdown();
                                 let _ = tokio::time::timeout(Duration::from_secs(30), conn.as_mut()).await;
                                 break Some("the gateway's certificate was revoked".to_string());
@@ -414,11 +440,17 @@ pub async fn dial(d: Dial, app: axum::Router, mut stop: tokio::sync::watch::Rece
     }
 }
 
-/// Whether [`Dial::revoked`] says the gateway's certificate (`serial`, hex) is revoked.
-async fn gateway_revoked(d: &Dial, serial: &str) -> bool {
-    match &d.revoked {
-        Some(check) => check(serial.to_string()).await,
-        None => false,
+/// Whether [`Dial::revoked`] says the gateway's certificate (`serial`, hex) is revoked; an answer
+/// that does not come within a heartbeat counts as not revoked (the server's records decide,
+/// and they keep their last word when the database does not answer).
+fn gateway_revoked(d: &Dial, serial: String) -> impl std::future::Future<Output = bool> + Send + 'static {
+    let check = d.revoked.as_ref().map(|c| c(serial));
+    let within = d.heartbeat;
+    async move {
+        match check {
+            Some(f) => tokio::time::timeout(within, f).await.unwrap_or(false),
+            None => false,
+        }
     }
 }
 
@@ -440,7 +472,7 @@ async fn open(
         .map_err(|e| format!("TLS: {e}"))?;
     let cert = require_purpose(tls.get_ref().1.peer_certificates(), Purpose::Gateway).map_err(|e| e.0)?;
     let serial = cert.serial_hex();
-    if gateway_revoked(d, &serial).await {
+    if gateway_revoked(d, serial.clone()).await {
         return Err(format!(
             "网关证书已吊销 / the gateway's certificate {} (serial {serial}) is revoked",
             cert.subject_display()

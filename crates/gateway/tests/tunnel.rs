@@ -73,12 +73,23 @@ fn leaf(ca: &Ca, profile: Profile, names: &[&str], file: &str) -> (PathBuf, Path
 type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
 
 fn stand_in(seen: Seen) -> Router {
-    stand_in_publishing(seen, None)
+    stand_in_publishing(seen, Publish::Nothing)
 }
 
-/// [`stand_in`] that publishes `crl` at `/pki/crl` as `medsign serve` does for the gateway (none:
-/// 404). The gateway's own CRL fetches are not counted in `seen`.
-fn stand_in_publishing(seen: Seen, crl: Option<Arc<Mutex<Vec<u8>>>>) -> Router {
+/// What a stand-in answers the gateway at `/pki/crl`.
+#[derive(Clone)]
+enum Publish {
+    /// 404
+    Nothing,
+    /// this CRL, as `medsign serve` does
+    Crl(Arc<Mutex<Vec<u8>>>),
+    /// never an answer (a hostile server holding the fetch)
+    Stall,
+}
+
+/// [`stand_in`] that answers `/pki/crl` as `publish` says. The gateway's own CRL fetches are not
+/// counted in `seen`.
+fn stand_in_publishing(seen: Seen, publish: Publish) -> Router {
     // what the sealed call's `kid` asks the stand-in to answer
     async fn sealed(State(seen): State<Seen>, headers: HeaderMap, body: String) -> axum::response::Response {
         use axum::response::IntoResponse;
@@ -108,12 +119,16 @@ fn stand_in_publishing(seen: Seen, crl: Option<Arc<Mutex<Vec<u8>>>>) -> Router {
         "reached"
     }
     let published = move || {
-        let der = crl.as_ref().map(|c| c.lock().unwrap().clone());
+        let publish = publish.clone();
         async move {
             use axum::response::IntoResponse;
-            match der {
-                Some(der) => ([("content-type", "application/pkix-crl")], der).into_response(),
-                None => axum::http::StatusCode::NOT_FOUND.into_response(),
+            match publish {
+                Publish::Crl(c) => {
+                    let der = c.lock().unwrap().clone();
+                    ([("content-type", "application/pkix-crl")], der).into_response()
+                }
+                Publish::Nothing => axum::http::StatusCode::NOT_FOUND.into_response(),
+                Publish::Stall => std::future::pending().await,
             }
         }
     };
@@ -627,34 +642,42 @@ fn a_revoked_server_certificate_is_refused_and_its_open_tunnel_closed() {
         &gw.rt,
         &gw.tunnel,
         tls::Files { cert: &a_cert, key: &a_key, ca: &ca.root_pem },
-        stand_in_publishing(seen.clone(), Some(crl.clone())),
+        stand_in_publishing(seen.clone(), Publish::Crl(crl.clone())),
     );
     let _b = server(
         &gw.rt,
         &gw.tunnel,
         tls::Files { cert: &b_cert, key: &b_key, ca: &ca.root_pem },
-        stand_in_publishing(seen.clone(), Some(crl.clone())),
+        stand_in_publishing(seen.clone(), Publish::Crl(crl.clone())),
     );
-    wait_for("both tunnels", 10, || gw.tunnels.count() == 2);
+    // a third server holds every CRL fetch without answering: the others' lists still arrive
+    let (c_cert, c_key) = leaf(&ca, Profile::TlsClient, &["medsign-server-3"], "c");
+    let _c = server(
+        &gw.rt,
+        &gw.tunnel,
+        tls::Files { cert: &c_cert, key: &c_key, ca: &ca.root_pem },
+        stand_in_publishing(seen.clone(), Publish::Stall),
+    );
+    wait_for("three tunnels", 10, || gw.tunnels.count() == 3);
     wait_for("the first CRL", 10, || gw.tunnels.crl_number() == Some(1));
 
     // server A's certificate is revoked: its open tunnel is closed, and it cannot open another
     *crl.lock().unwrap() = crl_of(&ca, 2, &[&a]);
     wait_for("CRL 2", 10, || gw.tunnels.crl_number() == Some(2));
-    wait_for("A's tunnel closed", 10, || gw.tunnels.count() == 1);
+    wait_for("A's tunnel closed", 10, || gw.tunnels.count() == 2);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(gw.tunnels.count(), 1, "A dials again (backoff 0.5 s, 1 s): refused each time");
-    assert!(gw.tunnels.peers().iter().all(|p| p.contains("medsign-server-2")), "{:?}", gw.tunnels.peers());
+    assert_eq!(gw.tunnels.count(), 2, "A dials again (backoff 0.5 s, 1 s): refused each time");
+    assert!(gw.tunnels.peers().iter().all(|p| !p.contains("medsign-server-1")), "{:?}", gw.tunnels.peers());
 
     // what B might serve instead: a CRL of another CA of the same name (listing B), and an older
     // one (listing nobody) — neither is taken
     let forger = ca_named("测试");
     *crl.lock().unwrap() = crl_of(&forger, 3, &[&b]);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!((gw.tunnels.crl_number(), gw.tunnels.count()), (Some(2), 1), "a forged CRL is refused");
+    assert_eq!((gw.tunnels.crl_number(), gw.tunnels.count()), (Some(2), 2), "a forged CRL is refused");
     *crl.lock().unwrap() = crl_of(&ca, 1, &[]);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!((gw.tunnels.crl_number(), gw.tunnels.count()), (Some(2), 1), "an older CRL does not bring A back");
+    assert_eq!((gw.tunnels.crl_number(), gw.tunnels.count()), (Some(2), 2), "an older CRL does not bring A back");
 }
 
 #[test]

@@ -171,7 +171,8 @@ fn routes(state: Arc<AppState>) -> Router {
 }
 
 /// What a DMZ gateway's tunnel reaches (`medsign serve` opens it; docs/gateway.md): the phone's
-/// API and the H5 app — nothing else of the server, whatever the gateway sends (behind the
+/// API, the H5 app and `GET /pki/crl?ca=rsa` (the gateway checks the tunnel certificates
+/// against it) — nothing else of the server, whatever the gateway sends (behind the
 /// gateway's own allow-list, a second fence). The phone's address, which the gateway puts in
 /// `X-Forwarded-For`, becomes the request's peer address: the tunnel is mutually authenticated,
 /// so the gateway is trusted for that one fact (audit records, rate limits).
@@ -191,7 +192,7 @@ async fn through_tunnel(mut req: Request, next: Next) -> Response {
     let p = req.uri().path();
     // the CRL is what the gateway itself asks for (gateway::revocation); its allow-list keeps
     // phones from it
-    let crl = p == "/pki/crl" && req.method() == axum::http::Method::GET;
+    let crl = p == "/pki/crl" && req.method() == axum::http::Method::GET && req.uri().query() == Some("ca=rsa");
     if !(crl || p == "/m" || p.starts_with("/m/") || p.starts_with("/mobile/v1/")) {
         return not_found().await;
     }

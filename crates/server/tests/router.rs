@@ -274,7 +274,15 @@ async fn through_the_tunnel_the_phone_api_is_reached_only_sealed() {
     // besides the phone's paths the tunnel serves only the CRL the gateway asks for (GET)
     let (st, _, _) = ask(&tunnel, Request::get("/pki/crl?ca=rsa").body(Body::empty()).unwrap()).await;
     assert_eq!(st, 200, "the tunnel CA's CRL");
-    for (method, path) in [("POST", "/pki/crl"), ("GET", "/pki/ocsp"), ("GET", "/api/v1/users"), ("GET", "/healthz")] {
+    let others = [
+        ("POST", "/pki/crl?ca=rsa"),
+        ("GET", "/pki/crl"),
+        ("GET", "/pki/crl?ca=rsa&issuer=root"),
+        ("GET", "/pki/crl?ca=sm2"),
+    ];
+    for (method, path) in
+        others.into_iter().chain([("GET", "/pki/ocsp"), ("GET", "/api/v1/users"), ("GET", "/healthz")])
+    {
         let (st, _, _) = ask(&tunnel, request(method, path, &[], "")).await;
         assert_eq!(st, 404, "{method} {path} through the tunnel");
     }
