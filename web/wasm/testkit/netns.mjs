@@ -31,13 +31,22 @@ function ip(...args) {
   if (r.error || r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.error?.message ?? String(r.stderr).trim()}`);
 }
 
+/** End what still runs in namespace `n` (a process left by a run that died), then remove it. */
+function del(n) {
+  const pids = spawnSync('ip', ['netns', 'pids', n]).stdout?.toString().split(/\s+/).filter(Boolean) ?? [];
+  for (const pid of pids) {
+    try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone already */ }
+  }
+  spawnSync('ip', ['netns', 'del', n]);
+}
+
 /** Remove namespaces of layouts whose process is gone (killed before it could clean up). */
 function sweep() {
   let names = [];
   try { names = readdirSync('/run/netns'); } catch { return; }
   for (const name of names) {
     const m = name.match(/^mj(\d+)-/);
-    if (m && Number(m[1]) !== process.pid && !existsSync(`/proc/${m[1]}`)) spawnSync('ip', ['netns', 'del', name]);
+    if (m && Number(m[1]) !== process.pid && !existsSync(`/proc/${m[1]}`)) del(name);
   }
 }
 
@@ -74,7 +83,7 @@ export function makeLayout(servers, gateways) {
   sweep();
   const made = [];
   const net = { ...plan(`mj${process.pid}`, servers, gateways),
-    remove: () => { for (const n of made.reverse()) spawnSync('ip', ['netns', 'del', n]); made.length = 0; } };
+    remove: () => { for (const n of made.reverse()) del(n); made.length = 0; } };
   const { ns } = net;
   const add = (h) => {
     const n = ns(h);

@@ -204,16 +204,24 @@ export function startHelper(on, role, args) {
   let asked = 0;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`host.mjs ${role} did not start`)), 20000);
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`host.mjs ${role} exited (${code})`)); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const gone = new Error(`host.mjs ${role} exited (${code})`);
+      reject(gone);
+      // a question it can no longer answer fails instead of waiting for ever
+      for (const [, [, fail]] of waiting) fail(gone);
+      waiting.clear();
+    });
     createInterface({ input: child.stdout }).on('line', (l) => {
       if (l.startsWith('ready ')) {
         clearTimeout(timer);
         resolve({ address: l.slice(6), process: child,
-          ask: (q) => new Promise((ok) => { waiting.set(++asked, ok); child.stdin.write(`${JSON.stringify({ ...q, id: asked })}\n`); }) });
+          ask: (q) => new Promise((ok, fail) => { waiting.set(++asked, [ok, fail]); child.stdin.write(`${JSON.stringify({ ...q, id: asked })}\n`); }) });
         return;
       }
-      const a = JSON.parse(l);
-      waiting.get(a.id)?.(a.answer);
+      let a;
+      try { a = JSON.parse(l); } catch { process.stderr.write(`host.mjs ${role}: ${l}\n`); return; }
+      waiting.get(a.id)?.[0](a.answer);
       waiting.delete(a.id);
     });
   });
