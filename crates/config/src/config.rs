@@ -99,6 +99,9 @@ impl Default for TimeConfig {
 pub struct SignConfig {
     /// a batch item `running` longer than this belongs to a crashed process and is retried (seconds)
     pub batch_reclaim_seconds: u64,
+    /// batch items one instance works on at once (rendering and signing overlap the database's
+    /// and the TSA's waits); 0: twice the number of CPU cores, at most 8
+    pub batch_workers: u64,
     /// a full CJK font (TTF/OTF) for PDF text instead of the shipped GB2312 subset — for names
     /// with rarer characters
     pub font_file: Option<std::path::PathBuf>,
@@ -124,6 +127,7 @@ impl Default for SignConfig {
     fn default() -> Self {
         Self {
             batch_reclaim_seconds: 30,
+            batch_workers: 0,
             font_file: None,
             grant_max_hours: GRANT_MAX_HOURS,
             pades_level: "B-T".into(),
@@ -413,6 +417,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_TIME_POLL_SECONDS", "time.poll_seconds", Kind::Number),
     ("MEDSIGN_TIME_HOLDOVER_SECONDS", "time.holdover_seconds", Kind::Number),
     ("MEDSIGN_SIGN_BATCH_RECLAIM_SECONDS", "sign.batch_reclaim_seconds", Kind::Number),
+    ("MEDSIGN_SIGN_BATCH_WORKERS", "sign.batch_workers", Kind::Number),
     ("MEDSIGN_SIGN_FONT_FILE", "sign.font_file", Kind::Text),
     ("MEDSIGN_SIGN_GRANT_MAX_HOURS", "sign.grant_max_hours", Kind::Number),
     ("MEDSIGN_SIGN_PADES_LEVEL", "sign.pades_level", Kind::Text),
@@ -487,6 +492,7 @@ const RANGES: &[(&str, u64, u64)] = &[
     ("time.poll_seconds", 1, 3600),
     ("time.holdover_seconds", 1, 7 * 86_400),
     ("sign.batch_reclaim_seconds", 1, 3600),
+    ("sign.batch_workers", 0, 64),
     ("sign.grant_max_hours", 1, GRANT_MAX_HOURS as u64),
     ("sign.archive_timestamp_days", 1, 3650),
     ("ca.crl_refresh_hours", 1, 24),

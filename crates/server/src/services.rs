@@ -303,21 +303,29 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
             }
         }
     }));
-    // the batch queue: one worker per node, items claimed by compare-and-set
-    let (s, reclaim) = (state.clone(), cfg.sign.batch_reclaim_seconds);
-    tasks.push(tokio::spawn(async move {
-        let max = s.max_body_bytes.min(8 << 20);
-        loop {
-            match medsign_signing::batches::run_one(&s.signing(), max, reclaim).await {
-                Ok(true) => {}
-                Ok(false) => tokio::time::sleep(Duration::from_millis(300)).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "batch worker");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+    // the batch queue: `sign.batch_workers` workers per node (items claimed by compare-and-set,
+    // so they share the queue with each other and with the other instances'); several, so that
+    // one renders and signs while another waits for the database or the TSA's group commit
+    let workers = match cfg.sign.batch_workers {
+        0 => (2 * std::thread::available_parallelism().map_or(1, |n| n.get())).min(8),
+        n => n as usize,
+    };
+    for _ in 0..workers {
+        let (s, reclaim) = (state.clone(), cfg.sign.batch_reclaim_seconds);
+        tasks.push(tokio::spawn(async move {
+            let max = s.max_body_bytes.min(8 << 20);
+            loop {
+                match medsign_signing::batches::run_one(&s.signing(), max, reclaim).await {
+                    Ok(true) => {}
+                    Ok(false) => tokio::time::sleep(Duration::from_millis(300)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "batch worker");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
-        }
-    }));
+        }));
+    }
     Jobs { tasks, db: state.db.clone(), platform: opened.platform.clone(), witness }
 }
 

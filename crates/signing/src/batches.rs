@@ -206,44 +206,61 @@ struct Claimed {
     at: String,
 }
 
+/// Items a worker reads to claim one of: the workers of every instance race for the first ones,
+/// and one that loses tries the next instead of reading again.
+const CANDIDATES: i64 = 16;
+
 /// Claim the next item (queued, or running but abandoned). Compare-and-set, so two workers never
 /// take the same item.
 async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
     let stale =
         (Utc::now() - Duration::seconds(reclaim_seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for _ in 0..5 {
-        let row = sqlx::query(
+        let rows = sqlx::query(
             "SELECT i.job_id, i.idx, i.spec, i.attempt, i.state, i.claimed_at, j.app_id FROM batch_items i \
              JOIN batch_jobs j ON j.id = i.job_id \
              WHERE i.state = 'queued' OR (i.state = 'running' AND i.claimed_at < $1) \
-             ORDER BY i.job_id, i.idx LIMIT 1",
+             ORDER BY i.job_id, i.idx LIMIT $2",
         )
         .bind(&stale)
-        .fetch_optional(&db.pool)
+        .bind(CANDIDATES)
+        .fetch_all(&db.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        let (job, idx): (String, i64) = (r.try_get("job_id")?, r.try_get("idx")?);
-        let state: String = r.try_get("state")?;
-        let claimed: Option<String> = r.try_get("claimed_at")?;
-        let _w = db.write_lock.lock().await;
-        let at = medsign_store::now_text();
-        let took = sqlx::query(
-            "UPDATE batch_items SET state = 'running', claimed_at = $1 \
-             WHERE job_id = $2 AND idx = $3 AND state = $4 AND COALESCE(claimed_at, '') = COALESCE($5, '')",
-        )
-        .bind(&at)
-        .bind(&job)
-        .bind(idx)
-        .bind(&state)
-        .bind(&claimed)
-        .execute(&db.pool)
-        .await?;
-        if took.rows_affected() == 1 {
-            let (spec, attempt, app) = (r.try_get("spec")?, r.try_get("attempt")?, r.try_get("app_id")?);
-            return Ok(Some(Claimed { job, idx, spec, attempt, app, at }));
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        for r in &rows {
+            if let Some(c) = take(db, r).await? {
+                return Ok(Some(c));
+            }
         }
     }
     Ok(None)
+}
+
+/// Claim the item of `r` if it is still as read.
+async fn take(db: &Db, r: &sqlx::any::AnyRow) -> Result<Option<Claimed>> {
+    let (job, idx): (String, i64) = (r.try_get("job_id")?, r.try_get("idx")?);
+    let state: String = r.try_get("state")?;
+    let claimed: Option<String> = r.try_get("claimed_at")?;
+    let _w = db.write_lock.lock().await;
+    let at = medsign_store::now_text();
+    let took = sqlx::query(
+        "UPDATE batch_items SET state = 'running', claimed_at = $1 \
+         WHERE job_id = $2 AND idx = $3 AND state = $4 AND COALESCE(claimed_at, '') = COALESCE($5, '')",
+    )
+    .bind(&at)
+    .bind(&job)
+    .bind(idx)
+    .bind(&state)
+    .bind(&claimed)
+    .execute(&db.pool)
+    .await?;
+    if took.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let (spec, attempt, app) = (r.try_get("spec")?, r.try_get("attempt")?, r.try_get("app_id")?);
+    Ok(Some(Claimed { job, idx, spec, attempt, app, at }))
 }
 
 /// Store an item's result — unless a worker on this or another instance reclaimed it meanwhile
