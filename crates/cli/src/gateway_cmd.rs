@@ -38,12 +38,17 @@ pub enum GatewayCommand {
 }
 
 #[derive(Args)]
+#[group(id = "which", required = true, multiple = false, args = ["serial", "cert"])]
 pub struct RevokeArgs {
     #[command(flatten)]
     place: Place,
     /// 证书序列号（十六进制，签发时打印）/ the certificate's serial number (hex, printed when issued)
     #[arg(long)]
-    serial: String,
+    serial: Option<String>,
+    /// 或证书文件（PEM；也用于本版本之前签发、未记入证书库的隧道证书）/ or the certificate file
+    /// (PEM; also for tunnel certificates issued before they were recorded)
+    #[arg(long)]
+    cert: Option<PathBuf>,
     /// 吊销原因 / reason: key_compromise | superseded | cessation_of_operation | unspecified | affiliation_changed
     #[arg(long, default_value = "key_compromise")]
     reason: String,
@@ -135,7 +140,11 @@ async fn hospital_ca(place: &Place) -> Result<(Db, medsign_ca::ca::BuiltinCas), 
 fn revoke(a: RevokeArgs) -> Result<i32, CliError> {
     runtime()?.block_on(async move {
         let (db, cas) = hospital_ca(&a.place).await?;
-        let serial = a.serial.trim().to_ascii_uppercase();
+        let serial = match (&a.serial, &a.cert) {
+            (Some(s), _) => s.trim().to_ascii_uppercase(),
+            (None, Some(path)) => record_from_file(&db, &cas, path).await?,
+            (None, None) => unreachable!("clap requires --serial or --cert"),
+        };
         let rec = medsign_ca::certs::get(&db, &serial).await.map_err(|e| CliError(e.to_string()))?;
         if !rec.employee_no.starts_with(TUNNEL_OWNER) || !rec.profile.starts_with("tunnel_") {
             return Err(CliError::usage(
@@ -152,6 +161,39 @@ fn revoke(a: RevokeArgs) -> Result<i32, CliError> {
         );
         Ok(0)
     })
+}
+
+/// The serial of the tunnel certificate in `path`, recorded among the CA's certificates if it is
+/// not yet (one issued before tunnel certificates were recorded): it must be a tunnel certificate
+/// (extKeyUsage serverAuth or clientAuth) that the hospital's RSA issuing CA signed.
+async fn record_from_file(
+    db: &Db,
+    cas: &medsign_ca::ca::BuiltinCas,
+    path: &std::path::Path,
+) -> Result<String, CliError> {
+    let chain = medsign_gateway::tls::load_certs(path).map_err(|e| CliError(e.0))?;
+    let c = medsign_pki::cert::Cert::from_der(&chain[0])
+        .map_err(|e| CliError::file(path, "证书无法解析", format!("unreadable certificate: {e}")))?;
+    if c.verify_signed_by(&cas.rsa.issuing, Default::default()).is_err() {
+        return Err(CliError::file(
+            path,
+            "不是本院 RSA 签发 CA 签发的证书",
+            "not issued by the hospital's RSA issuing CA",
+        ));
+    }
+    let role = match c.ext_key_usage() {
+        Ok(Some((_, ekus))) if ekus.contains(&medsign_pki::oid::KP_SERVER_AUTH) => "gateway",
+        Ok(Some((_, ekus))) if ekus.contains(&medsign_pki::oid::KP_CLIENT_AUTH) => "server",
+        _ => {
+            return Err(CliError::file(path, "不是隧道证书", "not a tunnel certificate (no serverAuth or clientAuth)"));
+        }
+    };
+    let owner = format!("{TUNNEL_OWNER}{role}:{}", name::common_name_or_dn(c.subject()));
+    // known already: recording it again changes nothing
+    medsign_ca::certs::record_org(db, &Context::cli(), &owner, &format!("tunnel_{role}"), &c)
+        .await
+        .map_err(|e| CliError(e.to_string()))?;
+    Ok(c.serial_hex())
 }
 
 fn cert(a: CertArgs) -> Result<i32, CliError> {

@@ -710,4 +710,26 @@ fn a_revoked_tunnel_certificate_shuts_its_holder_out() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(tunnels.count(), 0, "the server does not dial the revoked gateway back in");
     s.stop();
+
+    // a tunnel certificate from before they were recorded (its row removed here): unknown by its
+    // serial, revoked from its file; a file of another issuer is refused
+    let old = gateway_cert(&d, "server", "medsign-server-2", "legacy", false);
+    let forget = format!(
+        "import sqlite3; c = sqlite3.connect('{}'); c.execute(\"DELETE FROM certificates WHERE serial = '{old}'\"); c.commit()",
+        d.p("data/medsign.db")
+    );
+    let o = std::process::Command::new("python3").args(["-c", &forget]).output().unwrap();
+    assert_ok(&o, "forget the certificate");
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", &old]);
+    assert!(!o.status.success(), "an unrecorded serial: {o:?}");
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--cert", &d.p("tunnel-ca.pem")]);
+    assert!(!o.status.success(), "the root is no tunnel certificate of the issuing CA: {o:?}");
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--cert", &d.p("legacy.pem")]);
+    assert_ok(&o, "medsign gateway revoke --cert");
+    let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", &old]);
+    assert!(!o.status.success(), "now recorded, and revoked already: {o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("已吊销") || String::from_utf8_lossy(&o.stdout).contains("已吊销"),
+        "{o:?}"
+    );
 }
