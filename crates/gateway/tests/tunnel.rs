@@ -164,14 +164,15 @@ fn gateway_for(ca: &Ca, tunnel_listen: &str, tunnel_peers: Vec<String>) -> Runni
     gateway_with(ca, GatewayConfig { tunnel_listen: tunnel_listen.into(), tunnel_peers, ..GatewayConfig::default() })
 }
 
-/// A gateway of `cfg` with the test CA's certificates, on loopback.
+/// A gateway of `cfg` with the test CA's certificates, on loopback (trusting the test CA's root
+/// unless `cfg` names other roots).
 fn gateway_with(ca: &Ca, cfg: GatewayConfig) -> Running {
     let (cert, key) = leaf(ca, Profile::TlsServer, &["127.0.0.1"], "gateway");
     let cfg = GatewayConfig {
         listen: "127.0.0.1:0".into(),
         tunnel_cert: Some(cert),
         tunnel_key: Some(key),
-        tunnel_ca: Some(ca.root_pem.clone()),
+        tunnel_ca: cfg.tunnel_ca.clone().or(Some(ca.root_pem.clone())),
         heartbeat_seconds: 1,
         request_timeout_seconds: 5,
         ..cfg
@@ -718,4 +719,31 @@ fn a_server_refuses_and_leaves_a_gateway_whose_certificate_is_revoked() {
     wait_for("the tunnel closed", 10, || gw.tunnels.count() == 0);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(gw.tunnels.count(), 0);
+}
+
+#[test]
+fn a_server_certificate_of_a_ca_whose_crl_the_gateway_cannot_check_is_refused() {
+    // the gateway trusts two roots, but checks the CRL of its own issuing CA only
+    let (ca, other) = (ca("医院"), ca_other());
+    let both = ca.dir.path().join("both.pem");
+    let roots = std::fs::read_to_string(&ca.root_pem).unwrap() + &std::fs::read_to_string(&other.root_pem).unwrap();
+    std::fs::write(&both, roots).unwrap();
+    let gw = gateway_with(
+        &ca,
+        GatewayConfig {
+            tunnel_listen: "127.0.0.1:0".into(),
+            tunnel_ca: Some(both.clone()),
+            ..GatewayConfig::default()
+        },
+    );
+    let seen: Seen = Arc::default();
+    let (cert, key) = leaf(&other, Profile::TlsClient, &["medsign-server-9"], "other");
+    let stop =
+        server(&gw.rt, &gw.tunnel, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen.clone()));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(gw.tunnels.count(), 0, "a server certificate of the other CA opened a tunnel");
+    stop.send(true).unwrap();
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "own");
+    let _stop = server(&gw.rt, &gw.tunnel, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen));
+    wait_for("a tunnel of the gateway's own CA", 10, || gw.tunnels.count() == 1);
 }
