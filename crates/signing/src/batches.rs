@@ -211,16 +211,16 @@ struct Claimed {
 const CANDIDATES: i64 = 16;
 
 /// Claim the next item (queued, or running but abandoned). Compare-and-set, so two workers never
-/// take the same item.
+/// take the same item. The candidates are read without their specs (an item may carry a whole
+/// PDF); the one taken is read in full.
 async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
     let stale =
         (Utc::now() - Duration::seconds(reclaim_seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for _ in 0..5 {
         let rows = sqlx::query(
-            "SELECT i.job_id, i.idx, i.spec, i.attempt, i.state, i.claimed_at, j.app_id FROM batch_items i \
-             JOIN batch_jobs j ON j.id = i.job_id \
-             WHERE i.state = 'queued' OR (i.state = 'running' AND i.claimed_at < $1) \
-             ORDER BY i.job_id, i.idx LIMIT $2",
+            "SELECT job_id, idx, attempt, state, claimed_at FROM batch_items \
+             WHERE state = 'queued' OR (state = 'running' AND claimed_at < $1) \
+             ORDER BY job_id, idx LIMIT $2",
         )
         .bind(&stale)
         .bind(CANDIDATES)
@@ -238,28 +238,40 @@ async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
     Ok(None)
 }
 
-/// Claim the item of `r` if it is still as read.
+/// Claim the item of `r` if it is still as read — its state, claim and attempt, so that a worker
+/// that stalled between its claim and its attempt cannot share a request key with the next one.
 async fn take(db: &Db, r: &sqlx::any::AnyRow) -> Result<Option<Claimed>> {
     let (job, idx): (String, i64) = (r.try_get("job_id")?, r.try_get("idx")?);
-    let state: String = r.try_get("state")?;
+    let (state, attempt): (String, i64) = (r.try_get("state")?, r.try_get("attempt")?);
     let claimed: Option<String> = r.try_get("claimed_at")?;
-    let _w = db.write_lock.lock().await;
-    let at = medsign_store::now_text();
-    let took = sqlx::query(
-        "UPDATE batch_items SET state = 'running', claimed_at = $1 \
-         WHERE job_id = $2 AND idx = $3 AND state = $4 AND COALESCE(claimed_at, '') = COALESCE($5, '')",
+    let at = {
+        let _w = db.write_lock.lock().await;
+        let at = medsign_store::now_text();
+        let took = sqlx::query(
+            "UPDATE batch_items SET state = 'running', claimed_at = $1 \
+             WHERE job_id = $2 AND idx = $3 AND state = $4 AND attempt = $5 AND COALESCE(claimed_at, '') = COALESCE($6, '')",
+        )
+        .bind(&at)
+        .bind(&job)
+        .bind(idx)
+        .bind(&state)
+        .bind(attempt)
+        .bind(&claimed)
+        .execute(&db.pool)
+        .await?;
+        if took.rows_affected() != 1 {
+            return Ok(None);
+        }
+        at
+    };
+    let full = sqlx::query(
+        "SELECT i.spec, j.app_id FROM batch_items i JOIN batch_jobs j ON j.id = i.job_id WHERE i.job_id = $1 AND i.idx = $2",
     )
-    .bind(&at)
     .bind(&job)
     .bind(idx)
-    .bind(&state)
-    .bind(&claimed)
-    .execute(&db.pool)
+    .fetch_one(&db.pool)
     .await?;
-    if took.rows_affected() != 1 {
-        return Ok(None);
-    }
-    let (spec, attempt, app) = (r.try_get("spec")?, r.try_get("attempt")?, r.try_get("app_id")?);
+    let (spec, app) = (full.try_get("spec")?, full.try_get("app_id")?);
     Ok(Some(Claimed { job, idx, spec, attempt, app, at }))
 }
 
