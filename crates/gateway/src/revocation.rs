@@ -7,8 +7,8 @@
 //! gateway's own tunnel certificate (the certificate in `gateway.tunnel_cert` whose key signed the
 //! gateway's; it issues the servers' tunnel certificates too) and is newer than the one held (its
 //! cRLNumber), so a server cannot replace it with an older one or a forged one. Every open tunnel
-//! is asked, each within [`FETCH_TIMEOUT`], so one server that stalls or hands over an old list
-//! cannot keep the others' newer one away. Then:
+//! is asked at once, within [`FETCH_TIMEOUT`] (or the refresh interval, if shorter), so one server
+//! that stalls or hands over an old list cannot keep the others' newer one away or hold it up. Then:
 //!
 //! - a server whose certificate is on it cannot open a tunnel;
 //! - open tunnels of certificates on it are closed;

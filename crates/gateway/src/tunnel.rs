@@ -116,16 +116,27 @@ impl Tunnels {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.opened.notified() => {}
             }
-            // every open tunnel is asked, each within its time: one server that stalls, or hands
-            // over an old list, cannot keep the others' newer one away
+            // every open tunnel is asked at once, within one deadline: one server that stalls, or
+            // hands over an old list, cannot keep the others' newer one away or hold the round up
             let within = crate::revocation::FETCH_TIMEOUT.min(every);
-            let asked: Vec<(u64, String, SendRequest<Body>)> =
-                self.open.lock().expect("tunnels").iter().map(|o| (o.id, o.peer.clone(), o.send.clone())).collect();
-            for (id, peer, send) in asked {
-                let fetched =
-                    tokio::time::timeout(within, fetch_crl(send)).await.unwrap_or_else(|_| Err("timed out".into()));
+            let mut asked = tokio::task::JoinSet::new();
+            for (id, peer, send) in
+                self.open.lock().expect("tunnels").iter().map(|o| (o.id, o.peer.clone(), o.send.clone()))
+            {
+                asked.spawn(async move {
+                    let got =
+                        tokio::time::timeout(within, fetch_crl(send)).await.unwrap_or_else(|_| Err("timed out".into()));
+                    (id, peer, got)
+                });
+            }
+            while let Some(done) = asked.join_next().await {
+                let Ok((id, peer, fetched)) = done else { continue };
                 match fetched.and_then(|der| rev.offer(&der)) {
-                    Ok(true) => tracing::info!(crl_number = ?rev.number(), "吊销列表已更新 / CRL updated"),
+                    Ok(true) => {
+                        tracing::info!(crl_number = ?rev.number(), "吊销列表已更新 / CRL updated");
+                        // acted on at once, not when the slowest server has answered
+                        self.close_revoked(rev);
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(tunnel = id, peer = %peer, error = %e, "无法从此隧道取得吊销列表 / cannot take the CRL from this tunnel")
