@@ -215,26 +215,12 @@ async fn store(db: &Db, name: &str, cert: &Cert) -> Result<()> {
 }
 
 /// A server-held organisation certificate issued by `h`'s issuing CA (the delegated OCSP
-/// responder, a TSA): loaded, or issued when missing, for another key, or within 30 days of its
-/// end. Stored as CA certificate `name` with its key in custody under the same name.
+/// responder, a TSA, a seal) for a key of `alg` (default: the issuing CA's own algorithm; the RSA
+/// CA certifies the P-256 timestamp key): loaded, or issued when missing, for another key, or
+/// within 30 days of its end. Stored as CA certificate `name` with its key in custody under the
+/// same name.
 #[allow(clippy::too_many_arguments)]
 pub async fn org_cert(
-    db: &Db,
-    kek: &Kek,
-    name: &str,
-    profile: Profile,
-    subject: &str,
-    issuing: &Cert,
-    ca_key: &KeySigner,
-    links: Option<&Links>,
-) -> Result<(Cert, KeySigner)> {
-    org_cert_of(db, kek, name, None, profile, subject, issuing, ca_key, links).await
-}
-
-/// [`org_cert`] for a key of `alg` (default: the issuing CA's own algorithm; the RSA CA certifies
-/// the P-256 timestamp key).
-#[allow(clippy::too_many_arguments)]
-pub async fn org_cert_of(
     db: &Db,
     kek: &Kek,
     name: &str,
@@ -333,6 +319,7 @@ async fn hierarchy(
         db,
         kek,
         &format!("ocsp-{prefix}"),
+        None,
         Profile::Ocsp,
         &format!("CN={org} {label} OCSP 响应服务,O={org},C=CN"),
         &issuing,

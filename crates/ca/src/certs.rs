@@ -702,6 +702,7 @@ pub async fn seal_signer(
         db,
         kek,
         &key_name,
+        None,
         medsign_pki::cert::Profile::Seal,
         &subject,
         &h.issuing,

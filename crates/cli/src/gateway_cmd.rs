@@ -174,7 +174,7 @@ async fn record_from_file(
     let chain = medsign_gateway::tls::load_certs(path).map_err(|e| CliError(e.0))?;
     let c = medsign_pki::cert::Cert::from_der(&chain[0])
         .map_err(|e| CliError::file(path, "证书无法解析", format!("unreadable certificate: {e}")))?;
-    if c.verify_signed_by(&cas.rsa.issuing, Default::default()).is_err() {
+    if !medsign_gateway::revocation::issued_by(&c, &cas.rsa.issuing) {
         return Err(CliError::file(
             path,
             "不是本院 RSA 签发 CA 签发的证书",

@@ -666,6 +666,16 @@ fn a_revoked_tunnel_certificate_shuts_its_holder_out() {
     // only tunnel certificates are revoked here; an unknown serial is an error
     let o = d.medsign(&["gateway", "revoke", "--data-dir", &data, "--serial", "0BADC0DE"]);
     assert!(!o.status.success(), "an unknown serial: {o:?}");
+    // neither or both of --serial and --cert, or an unknown reason: usage errors, nothing revoked
+    let server_pem = d.p("server.pem");
+    for args in [
+        vec!["gateway", "revoke", "--data-dir", &data],
+        vec!["gateway", "revoke", "--data-dir", &data, "--serial", &server_serial, "--cert", &server_pem],
+        vec!["gateway", "revoke", "--data-dir", &data, "--serial", &server_serial, "--reason", "bored"],
+    ] {
+        let o = d.medsign(&args);
+        assert!(!o.status.success(), "{args:?}: {o:?}");
+    }
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cfg =

@@ -49,8 +49,7 @@ impl Revocations {
 
     /// Whether `cert` was issued by the CA whose CRLs are checked (name and signature).
     pub fn covers(&self, cert: &Cert) -> bool {
-        medsign_pki::name::same(cert.issuer(), self.issuer.subject())
-            && cert.verify_signed_by(&self.issuer, Default::default()).is_ok()
+        issued_by(cert, &self.issuer)
     }
 
     /// The cRLNumber of the CRL held.
@@ -78,13 +77,16 @@ impl Revocations {
     }
 }
 
+/// Whether `ca` issued `cert`: its name, and its key's signature.
+pub fn issued_by(cert: &Cert, ca: &Cert) -> bool {
+    medsign_pki::name::same(cert.issuer(), ca.subject()) && cert.verify_signed_by(ca, Default::default()).is_ok()
+}
+
 /// The CA that issued the first certificate of `chain` — the one whose key signed it — if the
 /// chain carries it.
 pub fn issuer_of(chain: &[rustls::pki_types::CertificateDer<'_>]) -> Option<Cert> {
     let leaf = Cert::from_der(chain.first()?).ok()?;
-    chain.iter().skip(1).filter_map(|c| Cert::from_der(c).ok()).find(|c| {
-        medsign_pki::name::same(c.subject(), leaf.issuer()) && leaf.verify_signed_by(c, Default::default()).is_ok()
-    })
+    chain.iter().skip(1).filter_map(|c| Cert::from_der(c).ok()).find(|c| issued_by(&leaf, c))
 }
 
 /// Read a CRL answer's body, bounded.

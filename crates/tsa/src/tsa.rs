@@ -19,7 +19,7 @@
 
 use crate::clock::Clock;
 use chrono::{DateTime, Utc};
-use medsign_ca::ca::{BuiltinCas, Hierarchy, org_cert_of};
+use medsign_ca::ca::{BuiltinCas, Hierarchy, org_cert};
 use medsign_crypto::{HashAlg, KeyAlg, signer::KeySigner, wrap::Kek};
 use medsign_pki::{
     alg::hash_from_digest_algorithm,
@@ -140,7 +140,7 @@ fn parse_oid(s: &str, key: &str) -> Result<Oid> {
 }
 
 /// The profile `name` (`sm2`, `rsa`, `p256`): a key of `alg` (default: the CA's own algorithm)
-/// certified by the CA `h` ([`org_cert_of`]).
+/// certified by the CA `h` ([`org_cert`]).
 async fn profile(
     db: &Db,
     kek: &Kek,
@@ -154,7 +154,7 @@ async fn profile(
         "rsa" => "RSA",
         _ => "P-256",
     };
-    let (cert, key) = org_cert_of(
+    let (cert, key) = org_cert(
         db,
         kek,
         &format!("tsa-{name}"),
