@@ -62,9 +62,10 @@ export function createPhone({ base, request, store }) {
     if (res.status !== 200) throw envelopeOf(res.status, res.text);
     const c = JSON.parse(res.text);
     const ch = await phone.openChannel(c, store.get('channel') || '');
-    // the first key seen is pinned unless the activation link brought the pin
-    if (!store.get('channel')) store.set('channel', ch.fingerprint);
-    channel = { ch, offset: c.server_time_ms - Date.now() };
+    // the first key seen is pinned unless the activation link brought the pin; after a rotation
+    // the new key, which the pinned one endorsed
+    if (store.get('channel') !== ch.fingerprint) store.set('channel', ch.fingerprint);
+    channel = { ch, kid: ch.fingerprint.slice(0, 16), offset: c.server_time_ms - Date.now() };
     return channel;
   }
 
@@ -88,11 +89,18 @@ export function createPhone({ base, request, store }) {
       try {
         const res = await request({ method: 'POST', url: base + 'sealed', headers: { 'Content-Type': 'application/json' }, body: call.body });
         // a refusal in the clear (busy, no tunnel, replay, a key the server does not have) is never
-        // retried here: it may come from anyone on the way, and a replayed call may have been done
-        if (res.status !== 200) throw envelopeOf(res.status, res.text);
+        // retried here: it may come from anyone on the way, and a replayed call may have been done;
+        // a key the server no longer has makes the next call read the channel again
+        if (res.status !== 200) {
+          const e = envelopeOf(res.status, res.text);
+          if (e.body?.code === 'e2e_key_changed') channel = null;
+          throw e;
+        }
         answer = JSON.parse(call.open(res.text));
       } finally { call.free(); }
-      const { status, body: data, time_ms: serverTime } = answer;
+      const { status, body: data, time_ms: serverTime, kid } = answer;
+      // the servers rotated their key: the next call reads the channel and follows the endorsement
+      if (typeof kid === 'string' && kid !== ch.kid) channel = null;
       // the server's clock, sealed: only this corrects the phone's once calls flow
       if (typeof serverTime === 'number') ch.offset = serverTime - Date.now();
       if (status >= 200 && status < 300) return data ?? null;

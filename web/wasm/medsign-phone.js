@@ -51,13 +51,14 @@ export async function sm3Hex(bytes) {
 /**
  * The end-to-end channel to the hospital's servers (issue #17): `channel` is the answer of
  * `GET /mobile/v1/channel`, `pinned` the fingerprint this phone pinned ('' before it has one).
- * Throws when the key is not the pinned one. `ch.seal(JSON.stringify({ ts, method, path, auth,
+ * Throws when the key is not the pinned one and its `history` does not lead there from the pinned
+ * key by endorsements (a rotation); pin `ch.fingerprint` afterwards. `ch.seal(JSON.stringify({ ts, method, path, auth,
  * body }))` → a call whose `body` is POSTed to /mobile/v1/sealed and whose `open(answerJson)`
  * gives the JSON `{ status, body }` of the call (then `free()` it).
  */
 export async function openChannel(channel, pinned) {
   await load();
-  return new Channel(channel.public_key, pinned || '');
+  return new Channel(channel.public_key, pinned || '', JSON.stringify(channel.history || []));
 }
 
 /**

@@ -120,8 +120,9 @@ pub fn gateway(a: GatewayArgs) -> Result<i32, CliError> {
 /// The owner recorded for tunnel certificates: `org:tunnel:<role>:<first name>`.
 const TUNNEL_OWNER: &str = "org:tunnel:";
 
-/// The place's KEK and database, and its hospital CA.
-async fn hospital_ca(place: &Place) -> Result<(Db, medsign_ca::ca::BuiltinCas), CliError> {
+/// The place's KEK and database, refused for a data directory that was never started (it would
+/// make a KEK of its own).
+pub(crate) async fn started(place: &Place) -> Result<(Db, medsign_crypto::wrap::Kek), CliError> {
     let cfg = place.config()?;
     if std::env::var_os("MEDSIGN_KEK").is_none() && !cfg.data_dir().join("kek.key").exists() {
         return Err(CliError(format!(
@@ -133,6 +134,13 @@ async fn hospital_ca(place: &Place) -> Result<(Db, medsign_ca::ca::BuiltinCas), 
     let fail = |e: medsign_store::Error| CliError(e.to_string());
     let (kek, _) = custody::load_kek(&cfg.data_dir(), std::env::var("MEDSIGN_KEK").ok()).map_err(fail)?;
     let db = Db::open(&cfg.database_url()).await.map_err(fail)?;
+    Ok((db, kek))
+}
+
+/// The place's database and its hospital CA.
+async fn hospital_ca(place: &Place) -> Result<(Db, medsign_ca::ca::BuiltinCas), CliError> {
+    let cfg = place.config()?;
+    let (db, kek) = started(place).await?;
     let cas = medsign_ca::ca::ensure(&db, &kek, &cfg.ca.organization).await.map_err(|e| CliError(e.to_string()))?;
     Ok((db, cas))
 }

@@ -12,6 +12,7 @@ macro_rules! say {
     }};
 }
 
+mod channel_cmd;
 mod files;
 mod gateway_cmd;
 mod keys_cmd;
@@ -58,6 +59,9 @@ enum Command {
     /// 时间戳（RFC 3161 客户端）/ timestamps: RFC 3161 client
     #[command(subcommand)]
     Ts(ts_cmd::TsCommand),
+    /// 手机端到端通道的密钥 / the phones' end-to-end channel key
+    #[command(subcommand)]
+    Channel(channel_cmd::ChannelCommand),
 }
 
 /// mimalloc: the TSA and the signing paths build and drop many small DER buffers per request;
@@ -80,6 +84,7 @@ fn main() {
         Command::Verify(a) => verify_cmd::verify(a),
         Command::Ts(c) => ts_cmd::ts(c),
         Command::Gateway(a) => gateway_cmd::gateway(a),
+        Command::Channel(c) => channel_cmd::channel(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

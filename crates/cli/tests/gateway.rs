@@ -287,6 +287,10 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     ]);
     assert_fails(&refused, "a certificate before medsign was ever started");
     assert!(text(&refused.stderr).contains("medsign serve"), "{}", text(&refused.stderr));
+    // nor is a channel key rotated there (it would make a KEK of its own)
+    let refused = d.medsign(&["channel", "rotate", "--data-dir", &d.p("fresh")]);
+    assert_fails(&refused, "a channel key before medsign was ever started");
+    assert!(text(&refused.stderr).contains("medsign serve") && !d.path("fresh/kek.key").exists());
     // a wrong role, a name that is no host: refused with the reason, nothing written
     for (args, says) in
         [(["--role", "client", "--name", "x"], "--role"), (["--role", "server", "--name", "张三 医生"], "host name")]

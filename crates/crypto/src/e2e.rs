@@ -13,11 +13,18 @@
 //!
 //! Replays are the server's business: the plaintext carries the phone's time, and the server
 //! keeps `SM3(C1)` for the window it accepts ([`request_id`]).
+//!
+//! The channel key can be replaced without making every phone activate again: each new key
+//! (generation `g`) is endorsed by the key before it, an SM2 signature over
+//! `"medsign/e2e/v1/succession" ‖ g (4 bytes, big-endian) ‖ the new point` ([`endorse`]). A phone
+//! that pinned an older key [`follow`]s the endorsements to the current one and pins that; a key
+//! made without an endorsement (the old one was compromised) breaks the chain, and phones pinned
+//! before it stop until they are activated again.
 
 use crate::{
     Error, Result,
     seal::derive,
-    sm2::{Sm2PublicKey, Sm2SecretKey},
+    sm2::{DEFAULT_ID, Sm2PublicKey, Sm2SecretKey, Sm2Signature},
     wrap::Kek,
 };
 use zeroize::Zeroizing;
@@ -27,6 +34,8 @@ const RESPONSE: &[u8] = b"medsign/e2e/v1/response";
 /// Associated data of both directions: the protocol and its version.
 const AAD: &[u8] = b"medsign/e2e/v1";
 const C1_LEN: usize = 65;
+/// What an endorsement of the next channel key signs, before the generation and the point.
+const SUCCESSION: &[u8] = b"medsign/e2e/v1/succession";
 
 /// The fingerprint a phone pins: `SM3` of the channel key's uncompressed point.
 pub fn fingerprint(key: &Sm2PublicKey) -> [u8; 32] {
@@ -39,6 +48,50 @@ pub fn request_id(blob: &[u8]) -> Result<[u8; 32]> {
         return Err(Error::InvalidInput("端到端报文过短 / end-to-end message too short".into()));
     }
     Ok(crate::hash::sm3(&blob[..C1_LEN]))
+}
+
+fn succession_message(generation: u32, next: &Sm2PublicKey) -> Vec<u8> {
+    [SUCCESSION, &generation.to_be_bytes(), &next.to_sec1_uncompressed()].concat()
+}
+
+/// The key `previous` endorses `next` as the channel key of `generation`.
+pub fn endorse(previous: &Sm2SecretKey, generation: u32, next: &Sm2PublicKey) -> Result<Sm2Signature> {
+    previous.sign(DEFAULT_ID, &succession_message(generation, next))
+}
+
+/// One channel key in the succession a server publishes, oldest first.
+pub struct Step {
+    /// 1 for the first key, one more for each after it
+    pub generation: u32,
+    /// the key
+    pub key: Sm2PublicKey,
+    /// the previous generation's signature over this key ([`endorse`]); `None` for a first key or
+    /// one made after a compromise
+    pub endorsement: Option<Sm2Signature>,
+}
+
+/// Whether a phone that pinned `pinned` may move to the last key of `steps`: the pinned key is
+/// among them and every key after it is endorsed by the one before, generation after generation.
+pub fn follow(pinned: &[u8; 32], steps: &[Step]) -> Result<()> {
+    let unknown = || {
+        Error::InvalidInput("钉住的通道密钥不在密钥更替记录中 / the pinned channel key is not in the succession".into())
+    };
+    let start = steps.iter().position(|s| fingerprint(&s.key) == *pinned).ok_or_else(unknown)?;
+    for pair in steps[start..].windows(2) {
+        let (before, next) = (&pair[0], &pair[1]);
+        if before.generation.checked_add(1) != Some(next.generation) {
+            return Err(Error::InvalidInput(
+                "通道密钥的代数不连续 / the channel keys' generations are not consecutive".into(),
+            ));
+        }
+        let Some(sig) = &next.endorsement else {
+            return Err(Error::InvalidInput(
+                "通道密钥更替链已中断（旧密钥作废）/ the succession is broken (the old key was withdrawn)".into(),
+            ));
+        };
+        before.key.verify(DEFAULT_ID, &succession_message(next.generation, &next.key), sig)?;
+    }
+    Ok(())
 }
 
 /// The phone's side of one exchange: opens the answer to the request it sealed.
@@ -132,5 +185,37 @@ mod tests {
         assert_ne!(request_id(&blob).unwrap(), request_id(&again).unwrap());
         assert_eq!(request_id(&blob).unwrap(), crate::hash::sm3(&blob[..65]));
         assert_eq!(fingerprint(server.public_key()), crate::hash::sm3(&server.public_key().to_sec1_uncompressed()));
+    }
+
+    #[test]
+    fn a_pinned_key_leads_only_along_endorsements() {
+        let keys: Vec<_> = (0..4).map(|_| Sm2SecretKey::generate().unwrap()).collect();
+        let step = |g: u32, endorsed: bool| Step {
+            generation: g,
+            key: keys[g as usize - 1].public_key().clone(),
+            endorsement: endorsed
+                .then(|| endorse(&keys[g as usize - 2], g, keys[g as usize - 1].public_key()).unwrap()),
+        };
+        let chain = vec![step(1, false), step(2, true), step(3, true)];
+        let fp = |i: usize| fingerprint(keys[i].public_key());
+        for i in 0..3 {
+            follow(&fp(i), &chain).unwrap();
+        }
+        assert!(follow(&fp(3), &chain).is_err(), "a key not in the chain");
+        // an endorsement by another key, for another generation, or of another point
+        let mut forged = vec![step(1, false), step(2, true), step(3, true)];
+        forged[2].endorsement = Some(endorse(&keys[3], 3, keys[2].public_key()).unwrap());
+        assert!(follow(&fp(0), &forged).is_err());
+        assert!(follow(&fp(2), &forged).is_ok(), "from the last key nothing is followed");
+        forged[2].endorsement = Some(endorse(&keys[1], 4, keys[2].public_key()).unwrap());
+        assert!(follow(&fp(1), &forged).is_err());
+        forged[2].endorsement = Some(endorse(&keys[1], 3, keys[3].public_key()).unwrap());
+        assert!(follow(&fp(1), &forged).is_err());
+        // a gap in the generations, and a key made after a compromise, stop the phone
+        let gap = vec![step(1, false), step(3, true)];
+        assert!(follow(&fp(0), &gap).is_err());
+        let broken = vec![step(1, false), step(2, false), step(3, true)];
+        assert!(follow(&fp(0), &broken).is_err());
+        follow(&fp(1), &broken).unwrap();
     }
 }

@@ -253,6 +253,10 @@ const fn delete(name: &'static str, path: &'static str, response: Body) -> Route
 
 use Body::{Empty, Json};
 
+/// One key of the channel's succession: its point and the previous key's signature over it.
+const SUCCESSION: Ty =
+    Ty::Obj(&[req("generation", Ty::Int), req("public_key", POINT), opt("endorsement", Ty::Hex(128))]);
+
 /// What the gateway forwards: the H5 app's files, the end-to-end channel's key, and sealed calls
 /// — whose content, a message of [`ROUTES`], only the two ends read (the server holds it to the
 /// same types after opening it).
@@ -269,6 +273,7 @@ pub static FORWARDED: &[Route] = &[
             req("public_key", POINT),
             req("fingerprint", DIGEST),
             req("server_time_ms", Ty::Int),
+            opt("history", Ty::List(&SUCCESSION, 16)),
         ])),
     ),
     Route {

@@ -112,7 +112,8 @@ fn stand_in_publishing(seen: Seen, publish: Publish) -> Router {
     async fn channel(State(seen): State<Seen>) -> Json<serde_json::Value> {
         seen.lock().unwrap().push(("/mobile/v1/channel".into(), vec![]));
         Json(serde_json::json!({"kid": "0123456789abcdef", "public_key": format!("04{}", "ab".repeat(64)),
-            "fingerprint": "cd".repeat(32), "server_time_ms": 1_764_835_200_000_i64}))
+            "fingerprint": "cd".repeat(32), "server_time_ms": 1_764_835_200_000_i64,
+            "history": [{"generation": 1, "public_key": format!("04{}", "ab".repeat(64)), "endorsement": null}]}))
     }
     async fn anything(State(seen): State<Seen>, uri: axum::http::Uri) -> &'static str {
         seen.lock().unwrap().push((uri.path().to_string(), vec![]));

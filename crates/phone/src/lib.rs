@@ -6,6 +6,7 @@
 
 pub mod approvals;
 pub mod certify;
+pub mod channel;
 pub mod cosign;
 pub mod grants;
 pub mod logins;

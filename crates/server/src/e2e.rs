@@ -21,12 +21,17 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use medsign_crypto::{e2e, keys::PrivateKey, sm2::Sm2SecretKey};
+use medsign_crypto::{e2e, sm2::Sm2SecretKey};
 use medsign_gateway::allow::{self, Refusal};
+use medsign_phone::channel;
 use medsign_store::{Error, error::Refusal as Kind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 /// Where sealed calls arrive.
 pub const SEALED_PATH: &str = "/mobile/v1/sealed";
@@ -36,36 +41,121 @@ pub const CHANNEL_PATH: &str = "/mobile/v1/channel";
 const WINDOW_MS: i64 = 5 * 60 * 1000;
 /// The replay records' scope in `api_nonces` (not an app id: those start with `app_`).
 const NONCE_SCOPE: &str = "~e2e";
-/// The custody key's name.
-pub const KEY_NAME: &str = "mobile-channel";
+/// A sealed call under a key this instance does not hold makes it look at once, at most this often.
+const REFRESH_ON_MISS: Duration = Duration::from_secs(1);
 
-/// The servers' channel key (an SM2 custody key shared by every instance on the database).
-pub struct ChannelKey {
-    key: Sm2SecretKey,
+/// One key that opens calls.
+struct Opening {
     kid: String,
+    key: Sm2SecretKey,
+}
+
+/// The keys of one moment: the answer of `GET /mobile/v1/channel` and the keys that open calls.
+struct KeySet {
+    generation: u32,
+    /// the newest first
+    opening: Vec<Opening>,
     public_hex: String,
     fingerprint_hex: String,
+    history: Vec<Succession>,
+}
+
+/// The servers' channel keys ([`medsign_phone::channel`]): the newest, which phones are told to
+/// use, and the one before it, which still opens calls; both shared by every instance on the
+/// database, and looked for again now and then so that a rotation reaches every instance.
+pub struct ChannelKey {
+    now: std::sync::RwLock<Arc<KeySet>>,
+    checked: std::sync::Mutex<Instant>,
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl ChannelKey {
-    /// From the custody key [`KEY_NAME`].
-    pub fn new(key: PrivateKey) -> medsign_store::Result<Self> {
-        let PrivateKey::Sm2(key) = key else {
-            return Err(Error::internal("the mobile channel key is not SM2"));
-        };
-        let fingerprint_hex = hex::encode(e2e::fingerprint(key.public_key()));
-        Ok(Self {
-            kid: fingerprint_hex[..16].to_string(),
-            public_hex: hex::encode(key.public_key().to_sec1_uncompressed()),
-            fingerprint_hex,
-            key,
-        })
+    /// From the recorded keys.
+    pub fn new(keys: channel::Keys) -> Self {
+        Self {
+            now: std::sync::RwLock::new(Arc::new(KeySet::from(keys))),
+            checked: std::sync::Mutex::new(Instant::now()),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
     }
 
-    /// `SM3` of the public point, hex: what a phone pins (the activation code carries it).
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint_hex
+    fn set(&self) -> Arc<KeySet> {
+        self.now.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// `SM3` of the newest key's point, hex: what a phone pins (the activation code carries it).
+    pub async fn fingerprint(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek) -> String {
+        self.refresh(db, kek, channel::REFRESH).await;
+        self.set().fingerprint_hex.clone()
+    }
+
+    /// Look for a newer key if the last look is older than `age`; keeps what it has when the
+    /// database cannot answer.
+    async fn refresh(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek, age: Duration) {
+        {
+            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            if checked.elapsed() < age {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        // one look at a time; the others go on with what there is
+        let Ok(_one) = self.refreshing.try_lock() else { return };
+        let held = self.set().generation;
+        let found = match channel::newest(db).await {
+            Ok(Some(g)) if g != held => channel::load(db, kek).await.map(Some),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(Some(keys)) => {
+                tracing::info!(generation = keys.generation, "通道密钥已更换 / the channel key was rotated");
+                *self.now.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(KeySet::from(keys));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "无法读取通道密钥 / cannot read the channel keys"),
+        }
+    }
+}
+
+impl From<channel::Keys> for KeySet {
+    fn from(k: channel::Keys) -> Self {
+        let hex_point = |p: &medsign_crypto::sm2::Sm2PublicKey| hex::encode(p.to_sec1_uncompressed());
+        let opening: Vec<Opening> = k
+            .accepted
+            .into_iter()
+            .map(|h| Opening { kid: hex::encode(e2e::fingerprint(h.key.public_key()))[..16].to_string(), key: h.key })
+            .collect();
+        let newest = opening[0].key.public_key();
+        KeySet {
+            generation: k.generation,
+            public_hex: hex_point(newest),
+            fingerprint_hex: hex::encode(e2e::fingerprint(newest)),
+            history: k
+                .steps
+                .iter()
+                .map(|s| Succession {
+                    generation: s.generation,
+                    public_key: hex_point(&s.key),
+                    endorsement: s.endorsement.map(|e| hex::encode(e.to_raw())),
+                })
+                .collect(),
+            opening,
+        }
+    }
+}
+
+/// One key of the channel's succession.
+#[derive(Serialize, Clone, utoipa::ToSchema)]
+pub struct Succession {
+    /// 1 for the first key, one more for each after it
+    generation: u32,
+    /// the SM2 public point, uncompressed, hex
+    public_key: String,
+    /// the previous generation's SM2 signature (hex `r ‖ s`) over
+    /// `"medsign/e2e/v1/succession" ‖ generation (4 bytes, big-endian) ‖ point`; null for a key
+    /// made without one (the first, or after a compromise)
+    endorsement: Option<String>,
 }
 
 /// `GET /mobile/v1/channel`.
@@ -79,20 +169,26 @@ pub struct Channel {
     fingerprint: String,
     /// the server's clock (Unix milliseconds): a phone whose clock is off seals with this time
     server_time_ms: i64,
+    /// the keys since the last one made without an endorsement, oldest first, ending with this
+    /// one (at most 16): a phone that pinned an older key follows the endorsements to this one
+    history: Vec<Succession>,
 }
 
 #[utoipa::path(get, path = "/mobile/v1/channel", tag = "mobile",
-    responses((status = 200, body = Channel, example = json!({"kid": "3f2a9c1b7d4e5a60", "public_key": "04…", "fingerprint": "3f2a9c1b7d4e5a60…", "server_time_ms": 1764835200000_i64}))))]
+    responses((status = 200, body = Channel, example = json!({"kid": "3f2a9c1b7d4e5a60", "public_key": "04…", "fingerprint": "3f2a9c1b7d4e5a60…", "server_time_ms": 1764835200000_i64, "history": [{"generation": 1, "public_key": "04…", "endorsement": null}, {"generation": 2, "public_key": "04…", "endorsement": "8d1f…"}]}))))]
 /// `GET /mobile/v1/channel`: the end-to-end channel's key and the server's time. Not secret, but
 /// a gateway could substitute its own key: the phone compares the fingerprint with the one it
-/// pinned (from the activation QR code, or at its first activation) and stops on a difference.
+/// pinned (from the activation QR code, or at its first activation) and stops on a difference —
+/// unless `history` leads from the pinned key to this one by endorsements (a rotation).
 pub async fn channel(State(s): State<Arc<AppState>>) -> Json<Channel> {
-    let c = &s.channel;
+    s.channel.refresh(&s.db, &s.kek, channel::REFRESH).await;
+    let c = s.channel.set();
     Json(Channel {
-        kid: c.kid.clone(),
+        kid: c.opening[0].kid.clone(),
         public_key: c.public_hex.clone(),
         fingerprint: c.fingerprint_hex.clone(),
         server_time_ms: chrono::Utc::now().timestamp_millis(),
+        history: c.history.clone(),
     })
 }
 
@@ -237,7 +333,9 @@ async fn exchange(s: &AppState, req: Request, next: Next, id: &str, phone: std::
     };
     // the server's clock travels with every answer, sealed: the phone corrects its own by it
     // (the channel's plain `server_time_ms` is only for the very first call)
-    let answer = serde_json::json!({"status": status, "body": body, "time_ms": chrono::Utc::now().timestamp_millis()});
+    // and the newest key's id: a phone that sealed to an older one reads the channel again
+    let kid = s.channel.set().opening[0].kid.clone();
+    let answer = serde_json::json!({"status": status, "body": body, "time_ms": chrono::Utc::now().timestamp_millis(), "kid": kid});
     let answer = serde_json::to_vec(&answer).unwrap_or_default();
     match responder.seal(&answer) {
         Ok(blob) => Json(SealedAnswer { v: 1, blob: B64.encode(blob) }).into_response(),
@@ -254,17 +352,24 @@ async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(medsign_stor
     if outer.v != 1 {
         return Err(invalid("不支持的加密报文版本 / unsupported version of the sealed message"));
     }
-    if outer.kid != s.channel.kid {
+    s.channel.refresh(&s.db, &s.kek, channel::REFRESH).await;
+    let mut keys = s.channel.set();
+    if !keys.opening.iter().any(|o| o.kid == outer.kid) {
+        // a key rotated on another instance a moment ago: look once
+        s.channel.refresh(&s.db, &s.kek, REFRESH_ON_MISS).await;
+        keys = s.channel.set();
+    }
+    let Some(opening) = keys.opening.iter().find(|o| o.kid == outer.kid) else {
         return Err(Error::coded(
             Kind::Conflict,
             "e2e_key_changed",
             "服务器没有该通道密钥 / the server has no such channel key",
         ));
-    }
+    };
     let blob = B64
         .decode(outer.blob.as_bytes())
         .map_err(|_| invalid("加密报文不是 base64 / the sealed message is not base64"))?;
-    let (plaintext, responder) = e2e::open_request(&s.channel.key, &blob)
+    let (plaintext, responder) = e2e::open_request(&opening.key, &blob)
         .map_err(|_| invalid("加密报文无法打开 / the sealed message cannot be opened"))?;
     // the replay record first: whatever the call turns out to be, this envelope is used up
     let now = chrono::Utc::now().timestamp_millis();

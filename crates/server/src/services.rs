@@ -82,9 +82,7 @@ pub async fn open(cfg: &Config, listening: &str) -> Result<Opened> {
     let mut cas = medsign_ca::ca::ensure_at(&db, &kek, &cfg.ca.organization, Some(&public_url)).await?;
     cas.staff = medsign_ca::ca::StaffProfile::from_config(&cfg.ca)?;
     let first_token = bootstrap(&db, &kek).await?;
-    let channel = crate::e2e::ChannelKey::new(
-        custody::ensure_key(&db, &kek, crate::e2e::KEY_NAME, medsign_crypto::KeyAlg::Sm2).await?,
-    )?;
+    let channel = crate::e2e::ChannelKey::new(medsign_phone::channel::open(&db, &kek).await?);
     let tsa = medsign_tsa::tsa::Tsa::start(&db, &kek, &cas, &cfg.ca.organization, &cfg.tsa, clock.clone()).await?;
     provisioning.release().await?;
     let parts = Some(Parts { db, kek, cas, tsa, realname, soter, wecom, public_url, channel });

@@ -42,6 +42,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (31, "console_phone_login", include_str!("../migrations/0031_console_phone_login.sql")),
     (32, "batch_list", include_str!("../migrations/0032_batch_list.sql")),
     (33, "grant_instances", include_str!("../migrations/0033_grant_instances.sql")),
+    (34, "channel_keys", include_str!("../migrations/0034_channel_keys.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).

@@ -106,7 +106,11 @@ pub const CODES: &[(&str, &str)] = &[
     ("e2e_invalid", "400: the sealed message is malformed or cannot be opened with the server's channel key"),
     (
         "e2e_key_changed",
-        "409: the request was sealed to a channel key the server does not have — a phone that pinned the key must stop and ask the hospital's IT",
+        "409: the request was sealed to a channel key the server no longer has — read GET /mobile/v1/channel again: after a rotation its history leads from the pinned key to the new one; otherwise stop and ask the hospital's IT",
+    ),
+    (
+        "channel_rotation_raced",
+        "409: another rotation of the channel key ran at the same time — check the channel's generation, then rotate again if still needed",
     ),
     (
         "e2e_stale",

@@ -458,7 +458,8 @@ pub fn sm3(data: &[u8]) -> String {
 /// API sealed to the servers' channel key, which is pinned by its fingerprint, so a DMZ gateway
 /// forwards what it cannot read or answer.
 /// ```text
-/// const ch = new Channel(channel.public_key, pinnedFingerprint);   // throws on a different key
+/// const ch = new Channel(channel.public_key, pinnedFingerprint, JSON.stringify(channel.history));
+///   // throws on a different key, unless the history leads to it from the pinned one; pin ch.fingerprint
 /// const call = ch.seal(JSON.stringify({ts, method, path, auth, body}));   POST call.body → answer
 /// call.open(answerJson) → JSON {status, body}
 /// ```
@@ -472,18 +473,26 @@ pub struct Channel {
 impl Channel {
     /// The channel key of `GET /mobile/v1/channel` (hex point). `pinned`: the fingerprint this
     /// phone pinned (from the activation QR code or its first activation), or `""` before there
-    /// is one; a key whose fingerprint differs is refused.
+    /// is one; a key whose fingerprint differs is refused unless `history` (the answer's
+    /// `history`, as JSON) leads to it from the pinned key, each key endorsed by the one before
+    /// (a rotation). The phone then pins [`Self::fingerprint`].
     #[wasm_bindgen(constructor)]
-    pub fn new(public_key_hex: &str, pinned: &str) -> Result<Channel> {
-        let key = hex::decode(public_key_hex)
-            .ok()
-            .and_then(|b| medsign_crypto::sm2::Sm2PublicKey::from_sec1(&b).ok())
-            .ok_or_else(|| bad("通道公钥无效 / the channel key is not a valid SM2 point"))?;
+    pub fn new(public_key_hex: &str, pinned: &str, history: Option<String>) -> Result<Channel> {
+        let key =
+            point(public_key_hex).ok_or_else(|| bad("通道公钥无效 / the channel key is not a valid SM2 point"))?;
         let fingerprint = hex::encode(medsign_crypto::e2e::fingerprint(&key));
         if !pinned.is_empty() && !pinned.eq_ignore_ascii_case(&fingerprint) {
-            return Err(bad(
-                "服务器的通道密钥与绑定时记录的不同，可能有人冒充医院服务器，请联系信息科 / the server's channel key is not the one this phone pinned: someone may be posing as the hospital's server — contact the IT department",
-            ));
+            let posing = || {
+                bad(
+                    "服务器的通道密钥与绑定时记录的不同，可能有人冒充医院服务器，请联系信息科 / the server's channel key is not the one this phone pinned: someone may be posing as the hospital's server — contact the IT department",
+                )
+            };
+            let pin: [u8; 32] = hex::decode(pinned).ok().and_then(|b| b.try_into().ok()).ok_or_else(posing)?;
+            let steps = succession(history.as_deref().unwrap_or("[]")).ok_or_else(posing)?;
+            if steps.last().map(|s| s.key) != Some(key) {
+                return Err(posing());
+            }
+            medsign_crypto::e2e::follow(&pin, &steps).map_err(|_| posing())?;
         }
         Ok(Channel { key, fingerprint })
     }
@@ -500,6 +509,36 @@ impl Channel {
         let body = serde_json::json!({"v": 1, "kid": &self.fingerprint[..16], "blob": B64.encode(blob)});
         Ok(SealedCall { body: body.to_string(), opener })
     }
+}
+
+fn point(hex_point: &str) -> Option<medsign_crypto::sm2::Sm2PublicKey> {
+    hex::decode(hex_point).ok().and_then(|b| medsign_crypto::sm2::Sm2PublicKey::from_sec1(&b).ok())
+}
+
+/// The `history` of a channel answer (at most 16 keys, 16 KiB), or `None` when it is malformed.
+fn succession(history: &str) -> Option<Vec<medsign_crypto::e2e::Step>> {
+    #[derive(serde::Deserialize)]
+    struct Succession {
+        generation: u32,
+        public_key: String,
+        endorsement: Option<String>,
+    }
+    if history.len() > 16 << 10 {
+        return None;
+    }
+    let list: Vec<Succession> = serde_json::from_str(history).ok()?;
+    if list.len() > 16 {
+        return None;
+    }
+    list.into_iter()
+        .map(|s| {
+            let endorsement = match s.endorsement {
+                Some(h) => Some(medsign_crypto::sm2::Sm2Signature::from_raw(&hex::decode(h).ok()?).ok()?),
+                None => None,
+            };
+            Some(medsign_crypto::e2e::Step { generation: s.generation, key: point(&s.public_key)?, endorsement })
+        })
+        .collect()
 }
 
 /// One sealed call: its body for `POST /mobile/v1/sealed`, and the key to its answer.
@@ -549,12 +588,12 @@ mod tests {
         let fp = hex::encode(e2e::fingerprint(server.public_key()));
         let gateway = Sm2SecretKey::generate().unwrap();
         let forged = hex::encode(gateway.public_key().to_sec1_uncompressed());
-        assert!(Channel::new(&forged, &fp).is_err(), "another key than the pinned one");
-        assert!(Channel::new("04abcd", "").is_err(), "not a point");
-        let first_use = Channel::new(&forged, "").unwrap();
+        assert!(Channel::new(&forged, &fp, None).is_err(), "another key than the pinned one");
+        assert!(Channel::new("04abcd", "", None).is_err(), "not a point");
+        let first_use = Channel::new(&forged, "", None).unwrap();
         assert_ne!(first_use.fingerprint(), fp, "without a pin the key is what it is (trust on first use)");
 
-        let ch = Channel::new(&point, &fp.to_uppercase()).unwrap();
+        let ch = Channel::new(&point, &fp.to_uppercase(), None).unwrap();
         assert_eq!(ch.fingerprint(), fp);
         let call = ch.seal(r#"{"ts":1,"method":"GET","path":"/mobile/v1/pending"}"#).unwrap();
         let env: serde_json::Value = serde_json::from_str(&call.body()).unwrap();
@@ -572,6 +611,33 @@ mod tests {
         assert!(call.open(&made_up.to_string()).is_err());
         assert!(call.open(r#"{"v":1,"blob":"not base64!"}"#).is_err());
         assert!(call.open("{}").is_err());
+    }
+
+    /// A rotated channel key (issue #17): the phone follows the endorsement from its pinned key
+    /// and pins the new one; a gateway's key with a history of its own making is refused.
+    #[test]
+    fn the_channel_follows_a_rotation_only_by_endorsement() {
+        use medsign_crypto::{e2e, sm2::Sm2SecretKey};
+        let hexp = |k: &Sm2SecretKey| hex::encode(k.public_key().to_sec1_uncompressed());
+        let (old, new, gateway) =
+            (Sm2SecretKey::generate().unwrap(), Sm2SecretKey::generate().unwrap(), Sm2SecretKey::generate().unwrap());
+        let pin = hex::encode(e2e::fingerprint(old.public_key()));
+        let step = |g: u32, k: &Sm2SecretKey, by: Option<&Sm2SecretKey>| {
+            serde_json::json!({"generation": g, "public_key": hexp(k),
+                "endorsement": by.map(|b| hex::encode(e2e::endorse(b, g, k.public_key()).unwrap().to_raw()))})
+        };
+        let history = serde_json::json!([step(1, &old, None), step(2, &new, Some(&old))]).to_string();
+        let ch = Channel::new(&hexp(&new), &pin, Some(history.clone())).unwrap();
+        assert_eq!(ch.fingerprint(), hex::encode(e2e::fingerprint(new.public_key())), "the new key is pinned");
+        assert!(Channel::new(&hexp(&new), &pin, None).is_err(), "no history, no move");
+        assert!(Channel::new(&hexp(&gateway), &pin, Some(history)).is_err(), "the history must end with the key");
+        let made_up = serde_json::json!([step(1, &old, None), step(2, &gateway, Some(&gateway))]).to_string();
+        assert!(Channel::new(&hexp(&gateway), &pin, Some(made_up)).is_err(), "endorsed by itself");
+        let broken = serde_json::json!([step(1, &old, None), step(2, &new, None)]).to_string();
+        assert!(Channel::new(&hexp(&new), &pin, Some(broken)).is_err(), "after a compromise");
+        let long = serde_json::Value::Array(vec![step(1, &old, None); 17]).to_string();
+        assert!(Channel::new(&hexp(&new), &pin, Some(long)).is_err(), "over 16 keys");
+        assert!(Channel::new(&hexp(&new), &pin, Some("{".into())).is_err());
     }
 
     /// A frame as a phone camera sees the PC: the QR drawn small and off-centre on a grey screen,

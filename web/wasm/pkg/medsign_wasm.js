@@ -3,7 +3,8 @@
  * API sealed to the servers' channel key, which is pinned by its fingerprint, so a DMZ gateway
  * forwards what it cannot read or answer.
  * ```text
- * const ch = new Channel(channel.public_key, pinnedFingerprint);   // throws on a different key
+ * const ch = new Channel(channel.public_key, pinnedFingerprint, JSON.stringify(channel.history));
+ *   // throws on a different key, unless the history leads to it from the pinned one; pin ch.fingerprint
  * const call = ch.seal(JSON.stringify({ts, method, path, auth, body}));   POST call.body → answer
  * call.open(answerJson) → JSON {status, body}
  * ```
@@ -38,23 +39,29 @@ export class Channel {
     /**
      * The channel key of `GET /mobile/v1/channel` (hex point). `pinned`: the fingerprint this
      * phone pinned (from the activation QR code or its first activation), or `""` before there
-     * is one; a key whose fingerprint differs is refused.
+     * is one; a key whose fingerprint differs is refused unless `history` (the answer's
+     * `history`, as JSON) leads to it from the pinned key, each key endorsed by the one before
+     * (a rotation). The phone then pins [`Self::fingerprint`].
      * @param {string} public_key_hex
      * @param {string} pinned
+     * @param {string | null} [history]
      */
-    constructor(public_key_hex, pinned) {
-        let ptr0, len0, ptr1, len1;
+    constructor(public_key_hex, pinned, history) {
+        let ptr0, len0, ptr1, len1, ptr2, len2;
         try {
             ptr0 = passStringToWasm0(public_key_hex, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
             len0 = WASM_VECTOR_LEN;
             ptr1 = passStringToWasm0(pinned, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
             len1 = WASM_VECTOR_LEN;
+            ptr2 = isLikeNone(history) ? 0 : passStringToWasm0(history, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            len2 = WASM_VECTOR_LEN;
         } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
             if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
             if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
             throw e;
         }
-        const ret = wasm.channel_new(ptr0, len0, ptr1, len1);
+        const ret = wasm.channel_new(ptr0, len0, ptr1, len1, ptr2, len2);
         if (ret[2]) {
             throw takeFromExternrefTable0(ret[1]);
         }

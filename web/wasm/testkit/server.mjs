@@ -46,7 +46,7 @@ export function fakeNtpServer(host = '127.0.0.1') {
   return new Promise((resolve) => sock.bind(0, host, () => resolve({ source: `${host}:${sock.address().port}`, close: () => sock.close() })));
 }
 
-const bin = () => process.env.MEDSIGN_BIN || `${root}target/debug/medsign`;
+export const bin = () => process.env.MEDSIGN_BIN || `${root}target/debug/medsign`;
 
 /** A JSON `call(method, path, token, body)` against `base`. */
 function caller(base) {
@@ -81,6 +81,8 @@ export function sealedCaller(base) {
       const text = await res.text();
       if (res.status !== 200) return { status: res.status, body: JSON.parse(text || 'null') };
       const inner = JSON.parse(sealed.open(text));
+      // the servers rotated their key: read the channel again (and follow the endorsement)
+      if (inner.kid && inner.kid !== ch.fingerprint.slice(0, 16)) ch = null;
       return { status: inner.status, body: inner.body };
     } finally { sealed.free(); }
   }
@@ -231,7 +233,7 @@ export function startHelper(on, role, args) {
  * medsign behind a DMZ gateway (docs/gateway.md): a first start creates the hospital CA, `medsign
  * gateway cert` issues both tunnel certificates, `medsign gateway` runs, and medsign starts again
  * with its tunnel to it. Resolves to { base, admin, call (the server: the HIS's view), gateway,
- * phoneCall (the gateway, sealed as the H5 app seals: all a phone can reach), stop }.
+ * phoneCall (the gateway, sealed as the H5 app seals: all a phone can reach), dataDir, stop }.
  */
 export async function startBehindGateway(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'medsign-gw-'));
@@ -247,7 +249,7 @@ export async function startBehindGateway(extraEnv = {}) {
     gw.process.kill();
     rmSync(dir, { recursive: true, force: true });
   };
-  return { ...srv, admin: first.admin, gateway: gw.gateway, phoneCall: sealedCaller(gw.gateway), stop };
+  return { ...srv, admin: first.admin, gateway: gw.gateway, phoneCall: sealedCaller(gw.gateway), dataDir: join(dir, 'data'), stop };
 }
 
 /**
