@@ -37,9 +37,10 @@ kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 "$BIN" gateway cert --data-dir "$WORK/data" --role server --name bench-server --out-cert "$WORK/srv.pem" --out-key "$WORK/srv.key" 2>/dev/null
 
 GW_PUBLIC=$(port); GW_TUNNEL=$(port); NGINX=$(port)
+# every wrk connection comes from one address: the per-address cap is lifted to the gateway's total
 MEDSIGN_GATEWAY_LISTEN=127.0.0.1:$GW_PUBLIC MEDSIGN_GATEWAY_TUNNEL_LISTEN=127.0.0.1:$GW_TUNNEL \
 MEDSIGN_GATEWAY_TUNNEL_CERT=$WORK/gw.pem MEDSIGN_GATEWAY_TUNNEL_KEY=$WORK/gw.key MEDSIGN_GATEWAY_TUNNEL_CA=$WORK/ca.pem \
-MEDSIGN_LOG=warn "$BIN" gateway 2> "$WORK/gateway.log" & PIDS+=($!)
+MEDSIGN_GATEWAY_PER_ADDRESS_IN_FLIGHT=256 MEDSIGN_LOG=warn "$BIN" gateway 2> "$WORK/gateway.log" & PIDS+=($!)
 wait_line "$WORK/gateway.log"
 MEDSIGN_SERVER_PUBLIC_RATE_PER_MINUTE=0 MEDSIGN_TUNNEL_GATEWAYS=127.0.0.1:$GW_TUNNEL MEDSIGN_TUNNEL_CERT=$WORK/srv.pem \
 MEDSIGN_TUNNEL_KEY=$WORK/srv.key MEDSIGN_TUNNEL_CA=$WORK/ca.pem MEDSIGN_LOG=warn \

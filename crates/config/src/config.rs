@@ -322,6 +322,8 @@ pub struct GatewayConfig {
     pub header_timeout_seconds: u64,
     /// seconds a forwarded request may take inside the hospital before the phone gets a 504
     pub request_timeout_seconds: u64,
+    /// requests one phone address (an IPv6 /64) may have in flight at once; beyond it, 429
+    pub per_address_in_flight: usize,
     /// seconds between HTTP/2 pings on a tunnel
     pub heartbeat_seconds: u64,
     /// seconds between two fetches of the tunnel CA's CRL through a tunnel (also fetched when a
@@ -352,6 +354,7 @@ impl Default for GatewayConfig {
             trusted_proxies: vec![],
             header_timeout_seconds: 20,
             request_timeout_seconds: 60,
+            per_address_in_flight: 64,
             heartbeat_seconds: 10,
             crl_refresh_seconds: 60,
             egress_allow: vec![],
@@ -463,6 +466,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_GATEWAY_REQUEST_TIMEOUT_SECONDS", "gateway.request_timeout_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_HEARTBEAT_SECONDS", "gateway.heartbeat_seconds", Kind::Number),
     ("MEDSIGN_GATEWAY_CRL_REFRESH_SECONDS", "gateway.crl_refresh_seconds", Kind::Number),
+    ("MEDSIGN_GATEWAY_PER_ADDRESS_IN_FLIGHT", "gateway.per_address_in_flight", Kind::Number),
     ("MEDSIGN_GATEWAY_EGRESS_ALLOW", "gateway.egress_allow", Kind::List),
     ("MEDSIGN_GATEWAY_NTP_LISTEN", "gateway.ntp_listen", Kind::Text),
     ("MEDSIGN_GATEWAY_NTP_UPSTREAMS", "gateway.ntp_upstreams", Kind::List),
@@ -503,6 +507,7 @@ const RANGES: &[(&str, u64, u64)] = &[
     ("gateway.request_timeout_seconds", 1, 600),
     ("gateway.heartbeat_seconds", 1, 300),
     ("gateway.crl_refresh_seconds", 1, 3600),
+    ("gateway.per_address_in_flight", 1, 256),
 ];
 
 /// The variable that sets `key`, for messages.

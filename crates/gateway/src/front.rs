@@ -19,13 +19,69 @@ use axum::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 /// How many phone requests one gateway handles at once; beyond it, 503 `busy` with `Retry-After`.
 pub const IN_FLIGHT: usize = 256;
+
+/// How many requests one phone address may have in flight at once (`gateway.per_address_in_flight`),
+/// counted before the gateway's [`IN_FLIGHT`], so that one address — a hostile client sending its
+/// bodies slowly, a flood — cannot take every slot from the others. IPv6 addresses count by their
+/// /64 (one subscriber's network); IPv4 addresses one by one (a hospital Wi-Fi behind one NAT
+/// address shares its count: raise the setting there).
+pub struct PerAddress {
+    cap: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One request's place in its address's count; given back when dropped.
+pub struct AddressSlot {
+    owner: Arc<PerAddress>,
+    at: IpAddr,
+}
+
+impl PerAddress {
+    /// At most `cap` requests in flight per address.
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self { cap, held: Mutex::new(HashMap::new()) })
+    }
+
+    /// A slot for a request from `addr`, or `None` when its address has `cap` in flight already.
+    pub fn take(self: &Arc<Self>, addr: IpAddr) -> Option<AddressSlot> {
+        let at = match addr.to_canonical() {
+            IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+            v4 => v4,
+        };
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(at).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { owner: self.clone(), at })
+    }
+
+    /// How many addresses have a request in flight (the map holds nothing else).
+    pub fn addresses(&self) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.at) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.at);
+            }
+        }
+    }
+}
 
 /// Sees every byte the gateway receives from either side, before any check (tests use it to
 /// show that no document passes through).
@@ -43,6 +99,8 @@ pub struct Front {
     pub tap: Option<Tap>,
     /// [`IN_FLIGHT`] permits
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// the requests in flight per phone address
+    pub per_address: Arc<PerAddress>,
 }
 
 /// Request headers a phone's request keeps, with their caps (others are dropped): the device
@@ -148,24 +206,38 @@ async fn read(body: axum::body::Body, cap: usize) -> Result<Bytes, Refusal> {
 }
 
 /// Check a phone's request, send it down a tunnel, check the answer — all within
-/// `request_timeout` (a phone that sends its body slowly holds nothing longer than that), and at
-/// most [`IN_FLIGHT`] at once (the gateway's memory stays bounded: each holds at most its route's
-/// request cap and one answer).
+/// `request_timeout` (a phone that sends its body slowly holds nothing longer than that), at most
+/// [`PerAddress`]'s cap at once from one address (beyond: 429 `address_busy`) and [`IN_FLIGHT`] in
+/// all (the gateway's memory stays bounded: each holds at most its route's request cap and one
+/// answer).
 pub async fn forward(
     State(f): State<Arc<Front>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    let phone = client_ip(peer.ip(), req.headers(), &f.trusted_proxies);
+    // a refusal the phone may retry in a second
+    let later = |status, code, message| {
+        let mut r = envelope(status, code, message);
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    };
+    let Some(_slot) = f.per_address.take(phone) else {
+        tracing::warn!(%phone, "一个地址同时请求过多 / too many requests in flight from one address");
+        return later(
+            StatusCode::TOO_MANY_REQUESTS,
+            "address_busy",
+            "来自此地址的请求同时过多，请稍后重试 / too many requests at once from this address; please retry",
+        );
+    };
     let Ok(_permit) = f.in_flight.clone().try_acquire_owned() else {
-        let mut r = envelope(
+        return later(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "网关繁忙，请稍后重试 / the gateway is busy; please retry",
         );
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
     };
-    match tokio::time::timeout(f.request_timeout, exchange(&f, peer, req)).await {
+    match tokio::time::timeout(f.request_timeout, exchange(&f, phone, req)).await {
         Ok(r) => r,
         Err(_) => envelope(
             StatusCode::GATEWAY_TIMEOUT,
@@ -175,7 +247,7 @@ pub async fn forward(
     }
 }
 
-async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
+async fn exchange(f: &Front, phone: IpAddr, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
@@ -213,7 +285,7 @@ async fn exchange(f: &Front, peer: SocketAddr, req: Request) -> Response {
     if !forwarded.is_empty() {
         out = out.header(header::CONTENT_TYPE, "application/json");
     }
-    out = out.header("x-forwarded-for", client_ip(peer.ip(), &parts.headers, &f.trusted_proxies).to_string());
+    out = out.header("x-forwarded-for", phone.to_string());
     let out = match out.body(Full::new(Bytes::from(forwarded))) {
         Ok(r) => r,
         Err(_) => return refused(route.name, "request", &Refusal::NotJson),
@@ -346,5 +418,22 @@ mod tests {
         assert_eq!(client_ip(ip("192.0.2.10"), &xff(&["10.9.9.9, unknown"]), &lb), ip("192.0.2.10"));
         // an IPv4 peer seen on a dual-stack socket is still the trusted proxy
         assert_eq!(client_ip(ip("::ffff:192.0.2.10"), &xff(&["203.0.113.5"]), &lb), ip("203.0.113.5"));
+    }
+
+    #[test]
+    fn an_address_holds_at_most_its_cap_and_keeps_nothing_after() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let per = PerAddress::new(2);
+        let a = [per.take(ip("203.0.113.7")).unwrap(), per.take(ip("::ffff:203.0.113.7")).unwrap()];
+        assert!(per.take(ip("203.0.113.7")).is_none(), "an IPv4-mapped address is the same phone");
+        assert!(per.take(ip("203.0.113.8")).is_some());
+        let b = [per.take(ip("2001:db8::1")).unwrap(), per.take(ip("2001:db8::ffff:1")).unwrap()];
+        assert!(per.take(ip("2001:db8::2")).is_none(), "one /64");
+        assert!(per.take(ip("2001:db8:0:1::2")).is_some(), "another /64");
+        assert_eq!(per.addresses(), 2);
+        drop(a);
+        assert!(per.take(ip("203.0.113.7")).is_some());
+        drop(b);
+        assert_eq!(per.addresses(), 0, "nothing is kept for an address with nothing in flight");
     }
 }

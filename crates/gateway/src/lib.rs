@@ -109,6 +109,7 @@ impl Gateway {
             request_timeout: Duration::from_secs(cfg.request_timeout_seconds),
             tap,
             in_flight: Arc::new(tokio::sync::Semaphore::new(front::IN_FLIGHT)),
+            per_address: front::PerAddress::new(cfg.per_address_in_flight),
         });
         let ntp = match &cfg.ntp_listen {
             Some(listen) => {

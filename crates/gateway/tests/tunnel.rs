@@ -106,6 +106,11 @@ fn stand_in_publishing(seen: Seen, publish: Publish) -> Router {
                 (axum::http::StatusCode::CONFLICT, [("content-type", "text/html")], "<script>alert(1)</script>")
                     .into_response()
             }
+            // a slow answer: the call stays in flight at the gateway meanwhile
+            "3333333333333333" => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                Json(serde_json::json!({"v": 1, "blob": "q83vEjRWeJA="})).into_response()
+            }
             _ => Json(serde_json::json!({"v": 1, "blob": "q83vEjRWeJA="})).into_response(),
         }
     }
@@ -443,6 +448,56 @@ fn two_servers_share_a_gateway_and_one_stopping_loses_no_request() {
         assert_eq!(call(&gw.public, "GET", "/mobile/v1/channel", &[], "").0, 200);
     }
     assert_eq!(seen_a.lock().unwrap().len(), after, "a stopped server gets nothing more");
+}
+
+/// A hostile client — or one flooding — cannot take the gateway's every slot from the other
+/// phones: beyond `per_address_in_flight` its calls are refused at once (429 `address_busy`),
+/// another phone is served meanwhile, addresses of one IPv6 /64 count together, and the count comes
+/// back as the slow calls end.
+#[test]
+fn one_address_cannot_hold_every_slot() {
+    let ca = ca("测试");
+    let gw = gateway_with(
+        &ca,
+        GatewayConfig {
+            tunnel_listen: "127.0.0.1:0".into(),
+            trusted_proxies: vec!["127.0.0.1".into()],
+            per_address_in_flight: 3,
+            ..GatewayConfig::default()
+        },
+    );
+    let (cert, key) = leaf(&ca, Profile::TlsClient, &["medsign-server-1"], "server");
+    let seen: Seen = Arc::default();
+    let _stop =
+        server(&gw.rt, &gw.tunnel, tls::Files { cert: &cert, key: &key, ca: &ca.root_pem }, stand_in(seen.clone()));
+    wait_for("the tunnel", 10, || gw.tunnels.count() == 1);
+    let sealed = |from: &str, kid: &str| {
+        let xff = format!("X-Forwarded-For: {from}");
+        call(&gw.public, "POST", "/mobile/v1/sealed", &["Content-Type: application/json", &xff], &envelope(kid))
+    };
+    for (hog, neighbour, other) in
+        [("203.0.113.7", "203.0.113.7", "203.0.113.8"), ("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1")]
+    {
+        let slow: Vec<_> = (0..5)
+            .map(|_| {
+                let public = gw.public.clone();
+                let hog = hog.to_string();
+                std::thread::spawn(move || {
+                    let xff = format!("X-Forwarded-For: {hog}");
+                    let headers = ["Content-Type: application/json", xff.as_str()];
+                    call(&public, "POST", "/mobile/v1/sealed", &headers, &envelope("3333333333333333")).0
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let (st, v) = sealed(neighbour, "0123456789abcdef");
+        assert_eq!((st, v["code"].as_str()), (429, Some("address_busy")), "{hog} holds its 3: {v}");
+        assert_eq!(sealed(other, "0123456789abcdef").0, 200, "another address is served meanwhile");
+        let mut statuses: Vec<u16> = slow.into_iter().map(|t| t.join().unwrap()).collect();
+        statuses.sort();
+        assert_eq!(statuses, [200, 200, 200, 429, 429], "{hog}");
+        assert_eq!(sealed(hog, "0123456789abcdef").0, 200, "the count came back");
+    }
 }
 
 /// A server's egress connection to the gateway's tunnel port (no ALPN `h2`), sending `head`;
