@@ -354,7 +354,7 @@ impl Default for GatewayConfig {
             trusted_proxies: vec![],
             header_timeout_seconds: 20,
             request_timeout_seconds: 60,
-            per_address_in_flight: 64,
+            per_address_in_flight: 16,
             heartbeat_seconds: 10,
             crl_refresh_seconds: 60,
             egress_allow: vec![],

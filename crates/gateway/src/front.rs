@@ -57,11 +57,11 @@ impl PerAddress {
             v4 => v4,
         };
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let n = held.entry(at).or_insert(0);
-        if *n >= self.cap {
+        let n = held.get(&at).copied().unwrap_or(0);
+        if n >= self.cap {
             return None;
         }
-        *n += 1;
+        held.insert(at, n + 1);
         Some(AddressSlot { owner: self.clone(), at })
     }
 
@@ -223,7 +223,12 @@ pub async fn forward(
         r
     };
     let Some(_slot) = f.per_address.take(phone) else {
-        tracing::warn!(%phone, "一个地址同时请求过多 / too many requests in flight from one address");
+        // a flood would flood the log too: one line a second at most
+        static LOGGED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if LOGGED.swap(second, std::sync::atomic::Ordering::Relaxed) != second {
+            tracing::warn!(%phone, "一个地址同时请求过多 / too many requests in flight from one address");
+        }
         return later(
             StatusCode::TOO_MANY_REQUESTS,
             "address_busy",
