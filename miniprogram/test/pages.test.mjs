@@ -312,4 +312,20 @@ test('a session grant, then the records; unbinding revokes the session', async (
   // a copy of the old session token (a stolen phone's) is refused
   const stolen = await srv.phoneCall('GET', '/mobile/v1/pending', token);
   assert.equal(stolen.status, 401, JSON.stringify(stolen.body));
+  // a link naming another key than the pinned one (the IT department's new link after the servers'
+  // key was compromised) moves the pin only on the doctor's confirmed word
+  const pinned = wx.storage.get('medsign.channel').data;
+  const other = 'ab'.repeat(32);
+  const relink = await loadPage('pages/activate/index.js');
+  await relink.onLoad({ no: '2001', code: 'AAAA-BBBB-CCCC', k: other });
+  assert.equal(relink.data.differs, true);
+  assert.equal(wx.storage.get('medsign.channel').data, pinned, 'not moved by the link alone');
+  wx.modal = false;
+  await relink.repin();
+  wx.modal = true;
+  assert.equal(wx.storage.get('medsign.channel').data, pinned, 'a no keeps the pin');
+  await relink.repin();
+  assert.match(modals().at(-1), /当面/);
+  assert.equal(wx.storage.get('medsign.channel').data, other);
+  assert.equal(relink.data.differs, false);
 });

@@ -148,6 +148,18 @@ test('bind the phone, set the PIN and create the split key, draw the handwriting
   await p.goto(`${srv.gateway}/m/#/activate?k=${act.channel_fingerprint}`);
   await p.waitForSelector('#activate');
   assert.equal(await p.evaluate(() => localStorage.getItem('medsign.channel')), act.channel_fingerprint);
+  // a link naming another key is refused with a warning; only the doctor's explicit word (the IT
+  // department gave the code in person, after a compromise of the servers' key) moves the pin
+  const other = 'ab'.repeat(32);
+  for (const [k, pinned] of [[other, other], [act.channel_fingerprint, act.channel_fingerprint]]) {
+    await p.goto(`${srv.gateway}/m/#/activate?k=${k}`);
+    await p.waitForSelector('#pinDiffers');
+    assert.notEqual(await p.evaluate(() => localStorage.getItem('medsign.channel')), k, 'not moved by the link alone');
+    await p.click('#repin');
+    await p.waitForSelector('#activate');
+    assert.equal(await p.$('#pinDiffers'), null);
+    assert.equal(await p.evaluate(() => localStorage.getItem('medsign.channel')), pinned);
+  }
   await shot('01-activate');
   await p.fill('#employee', '1001');
   await p.fill('#code', code.toLowerCase());

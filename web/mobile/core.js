@@ -137,6 +137,19 @@ export function createPhone({ base, request, store }) {
     store, api, transport,
 
     /**
+     * Trust another channel key than the pinned one — only on the doctor's word that the
+     * hospital's IT department gave them this activation link in person (the servers' old key was
+     * compromised, so the chain of endorsements is broken). The session ends: activate again.
+     * @param {string} fingerprint the link's `k`
+     */
+    repin(fingerprint) {
+      if (!/^[0-9a-f]{64}$/.test(fingerprint)) throw new Error('服务器指纹格式不对 / not a channel fingerprint');
+      store.set('channel', fingerprint);
+      store.set('token', null);
+      channel = null;
+    },
+
+    /**
      * Bind this phone: staff number + one-time activation code → a session; a fresh device secret.
      * Inside WeCom, `wecomCode` (a fresh `wx.qy.login` code) adds the employee's own WeCom login.
      * @param {{ employeeNo: string, code: string, deviceName: string, wecomCode?: string }} a

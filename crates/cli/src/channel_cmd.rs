@@ -38,13 +38,17 @@ pub fn channel(c: ChannelCommand) -> Result<i32, CliError> {
         );
         if a.compromised {
             say!(
-                "旧密钥已停用：每部手机都须用新的激活码重新激活（激活码带新指纹）/ the old key no longer opens calls: every phone must be activated again with a new activation code (it carries the new fingerprint)"
+                "旧密钥已停用，已结束 {} 个手机会话：每部手机都须用新的激活链接重新绑定，并在手机上确认改用新的服务器密钥 / the old key no longer opens calls and {} phone sessions ended: every phone binds again from a new activation link, confirming the new server key on the phone",
+                r.sessions_ended,
+                r.sessions_ended
             );
         } else {
             say!(
-                "运行中的服务器在 {} 秒内改用它；上一代密钥仍可用，手机下次连接时验证背书后改用新密钥 / running servers take it up within {} s; the previous key still opens calls, and phones move to the new one at their next connection after checking its endorsement",
+                "运行中的服务器在 {} 秒内认得它，{} 秒后开始告诉手机；上一代密钥仍可用，手机验证背书后改用新密钥 / running servers know it within {} s and name it to phones after {} s; the previous key still opens calls, and phones move to the new one after checking its endorsement",
                 medsign_phone::channel::REFRESH.as_secs(),
-                medsign_phone::channel::REFRESH.as_secs()
+                medsign_phone::channel::ADVERTISE_AFTER.as_secs(),
+                medsign_phone::channel::REFRESH.as_secs(),
+                medsign_phone::channel::ADVERTISE_AFTER.as_secs()
             );
         }
         Ok(0)

@@ -38,6 +38,12 @@ pub const HISTORY_MAX: usize = 16;
 /// (one indexed read): how long after a rotation every instance publishes the new key.
 pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long after a rotation the servers go on naming the previous key to phones while they
+/// already open calls under the new one: every instance that serves a request looks for the new
+/// key within [`REFRESH`], so by then none refuses a phone that moved to it (after a compromise
+/// the new key is named at once — the old one opens nothing).
+pub const ADVERTISE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A key the servers open sealed calls with.
 pub struct Held {
     /// its generation
@@ -48,13 +54,28 @@ pub struct Held {
 
 /// The channel's keys as the servers hold them.
 pub struct Keys {
-    /// the newest generation: the key phones are told to use
+    /// the newest generation
     pub generation: u32,
-    /// the keys calls are still opened with, newest first (the newest and the one before it)
+    /// when the newest key was made (the database's record)
+    pub made_at: chrono::DateTime<chrono::Utc>,
+    /// the keys calls are still opened with, newest first: the newest, and the one before it
+    /// unless the newest was made after a compromise
     pub accepted: Vec<Held>,
     /// the published succession, oldest first, ending with the newest key: from the last key made
-    /// without an endorsement, at most [`HISTORY_MAX`]
+    /// without an endorsement, at most [`HISTORY_MAX`], every endorsement checked
     pub steps: Vec<Step>,
+}
+
+/// Which of the accepted keys (newest first, `accepted` of them) phones are told to use at `now`:
+/// the previous key until [`ADVERTISE_AFTER`] has passed since the newest was `made_at`, then the
+/// newest.
+pub fn advertised(
+    made_at: chrono::DateTime<chrono::Utc>,
+    accepted: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    let young = chrono::Duration::from_std(ADVERTISE_AFTER).is_ok_and(|d| now < made_at + d);
+    usize::from(young && accepted > 1)
 }
 
 fn key_name(generation: u32) -> String {
@@ -65,13 +86,16 @@ fn corrupt(what: &str) -> Error {
     Error::Config(format!("通道密钥记录损坏 / the channel key records are corrupt: {what}"))
 }
 
-/// The custody key of a generation, checked against the point its record publishes.
+/// The custody key of a generation (never made here), checked against the point its record
+/// publishes.
 async fn held(db: &Db, kek: &Kek, generation: u32, published: &str) -> Result<Sm2SecretKey> {
-    let PrivateKey::Sm2(key) = custody::ensure_key(db, kek, &key_name(generation), KeyAlg::Sm2).await? else {
-        return Err(corrupt("not an SM2 key"));
+    let PrivateKey::Sm2(key) = custody::existing_key(db, kek, &key_name(generation)).await? else {
+        return Err(corrupt("不是 SM2 密钥 / not an SM2 key"));
     };
     if hex::encode(key.public_key().to_sec1_uncompressed()) != published {
-        return Err(corrupt(&format!("generation {generation} is not its custody key")));
+        return Err(corrupt(&format!(
+            "第 {generation} 代不是其托管密钥 / generation {generation} is not its custody key"
+        )));
     }
     Ok(key)
 }
@@ -82,7 +106,7 @@ async fn ensure_first(db: &Db, kek: &Kek) -> Result<()> {
         return Ok(());
     }
     let PrivateKey::Sm2(key) = custody::ensure_key(db, kek, KEY_NAME, KeyAlg::Sm2).await? else {
-        return Err(corrupt("not an SM2 key"));
+        return Err(corrupt("不是 SM2 密钥 / not an SM2 key"));
     };
     let _w = db.write_lock.lock().await;
     sqlx::query(
@@ -100,7 +124,7 @@ async fn ensure_first(db: &Db, kek: &Kek) -> Result<()> {
 /// The newest generation recorded (one indexed read: what instances poll to notice a rotation).
 pub async fn newest(db: &Db) -> Result<Option<u32>> {
     let g: Option<i64> = sqlx::query_scalar("SELECT MAX(generation) FROM channel_keys").fetch_one(&db.pool).await?;
-    g.map(|g| u32::try_from(g).map_err(|_| corrupt("generation out of range"))).transpose()
+    g.map(|g| u32::try_from(g).map_err(|_| corrupt("代数超出范围 / generation out of range"))).transpose()
 }
 
 /// The keys, making generation 1 on a database that has none (at start, under the provisioning
@@ -110,73 +134,103 @@ pub async fn open(db: &Db, kek: &Kek) -> Result<Keys> {
     load(db, kek).await
 }
 
-/// The keys as recorded.
+/// The keys as recorded: the newest [`HISTORY_MAX`], each endorsement checked against the key
+/// before it, and only the newest (and the one before it, unless the newest ended the chain)
+/// accepted — a database writer without the KEK can hold a rotation back, not slip a key in.
 pub async fn load(db: &Db, kek: &Kek) -> Result<Keys> {
-    let rows =
-        sqlx::query("SELECT generation, public_key, endorsement, accepted FROM channel_keys ORDER BY generation")
-            .fetch_all(&db.pool)
-            .await?;
-    let mut steps = Vec::with_capacity(rows.len());
-    let mut accepted = Vec::new();
+    let mut rows = sqlx::query(
+        "SELECT generation, public_key, endorsement, accepted, created_at FROM channel_keys \
+         ORDER BY generation DESC LIMIT $1",
+    )
+    .bind(HISTORY_MAX as i64)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.reverse();
+    let mut steps: Vec<Step> = Vec::with_capacity(rows.len());
+    let mut points = Vec::with_capacity(rows.len());
+    let mut flags = Vec::with_capacity(rows.len());
     for r in &rows {
-        let generation =
-            u32::try_from(r.try_get::<i64, _>("generation")?).map_err(|_| corrupt("generation out of range"))?;
+        let generation = u32::try_from(r.try_get::<i64, _>("generation")?)
+            .map_err(|_| corrupt("代数超出范围 / generation out of range"))?;
         let point: String = r.try_get("public_key")?;
         let key = hex::decode(&point)
             .ok()
             .and_then(|b| Sm2PublicKey::from_sec1(&b).ok())
-            .ok_or_else(|| corrupt("a public key is not an SM2 point"))?;
+            .ok_or_else(|| corrupt("公钥不是 SM2 点 / a public key is not an SM2 point"))?;
         let endorsement = match r.try_get::<Option<String>, _>("endorsement")? {
             Some(h) => Some(
                 hex::decode(&h)
                     .ok()
                     .and_then(|b| Sm2Signature::from_raw(&b).ok())
-                    .ok_or_else(|| corrupt("an endorsement is not an SM2 signature"))?,
+                    .ok_or_else(|| corrupt("背书不是 SM2 签名 / an endorsement is not an SM2 signature"))?,
             ),
             None => None,
         };
-        if r.try_get::<i64, _>("accepted")? != 0 {
-            accepted.push(Held { generation, key: held(db, kek, generation, &point).await? });
+        if let (Some(before), Some(sig)) = (steps.last(), &endorsement) {
+            let one = Step { generation, key, endorsement: Some(*sig) };
+            let pair = [Step { generation: before.generation, key: before.key, endorsement: None }, one];
+            e2e::follow(&e2e::fingerprint(&before.key), &pair).map_err(|_| {
+                corrupt(&format!(
+                    "第 {generation} 代的背书不成立 / the endorsement of generation {generation} does not hold"
+                ))
+            })?;
+        } else if let Some(before) = steps.last()
+            && before.generation.checked_add(1) != Some(generation)
+        {
+            return Err(corrupt("代数不连续 / the generations are not consecutive"));
         }
+        points.push(point);
+        flags.push(r.try_get::<i64, _>("accepted")? != 0);
         steps.push(Step { generation, key, endorsement });
     }
-    let Some(last) = steps.last() else {
-        return Err(corrupt("no channel key is recorded"));
+    let (Some(last), Some(r)) = (steps.last(), rows.last()) else {
+        return Err(corrupt("没有通道密钥 / no channel key is recorded"));
     };
     let generation = last.generation;
-    if accepted.last().map(|h| h.generation) != Some(generation) {
-        return Err(corrupt("the newest key is not accepted"));
+    let made_at = chrono::DateTime::parse_from_rfc3339(&r.try_get::<String, _>("created_at")?)
+        .map_err(|_| corrupt("时间无效 / a time is not valid"))?
+        .with_timezone(&chrono::Utc);
+    // the newest, and the one before it while the newest continues the chain
+    let n = steps.len();
+    let may = |i: usize| i + 1 == n || (i + 2 == n && last.endorsement.is_some());
+    if !flags[n - 1] || flags.iter().enumerate().any(|(i, a)| *a && !may(i)) {
+        return Err(corrupt("接受的密钥不对 / the accepted keys are not the newest"));
     }
-    accepted.reverse();
+    let mut accepted = Vec::with_capacity(2);
+    for i in (0..n).rev().filter(|i| flags[*i]) {
+        accepted
+            .push(Held { generation: steps[i].generation, key: held(db, kek, steps[i].generation, &points[i]).await? });
+    }
     let from = steps.iter().rposition(|s| s.endorsement.is_none()).unwrap_or(0);
-    let from = from.max(steps.len().saturating_sub(HISTORY_MAX));
     steps.drain(..from);
-    Ok(Keys { generation, accepted, steps })
+    Ok(Keys { generation, made_at, accepted, steps })
 }
 
 /// What [`rotate`] made.
 pub struct Rotated {
     /// the new key's generation
     pub generation: u32,
+    /// phone sessions ended (after a compromise)
+    pub sessions_ended: u64,
     /// `SM3` of its point, hex: what phones pin from now on
     pub fingerprint: String,
 }
 
 /// Make the next channel key. Unless `compromised`, the newest key endorses it and stays accepted
-/// beside it (the one before is withdrawn); with `compromised`, no endorsement, and only the new
-/// key is accepted. Running servers take it up within [`REFRESH`]. Two rotations
+/// beside it (the one before is withdrawn); with `compromised`, no endorsement, only the new key
+/// is accepted, and every phone's session ends. Running servers take it up within [`REFRESH`]. Two rotations
 /// at once: one fails (the generation is the record's key).
 pub async fn rotate(db: &Db, kek: &Kek, ctx: &Context, compromised: bool) -> Result<Rotated> {
     ensure_first(db, kek).await?;
-    let g = newest(db).await?.ok_or_else(|| corrupt("no channel key is recorded"))?;
+    let g = newest(db).await?.ok_or_else(|| corrupt("没有通道密钥 / no channel key is recorded"))?;
     let point: String = sqlx::query_scalar("SELECT public_key FROM channel_keys WHERE generation = $1")
         .bind(i64::from(g))
         .fetch_one(&db.pool)
         .await?;
     let previous = held(db, kek, g, &point).await?;
-    let next_gen = g.checked_add(1).ok_or_else(|| corrupt("generation out of range"))?;
+    let next_gen = g.checked_add(1).ok_or_else(|| corrupt("代数超出范围 / generation out of range"))?;
     let PrivateKey::Sm2(next) = custody::ensure_key(db, kek, &key_name(next_gen), KeyAlg::Sm2).await? else {
-        return Err(corrupt("not an SM2 key"));
+        return Err(corrupt("不是 SM2 密钥 / not an SM2 key"));
     };
     let endorsement = if compromised {
         None
@@ -184,6 +238,7 @@ pub async fn rotate(db: &Db, kek: &Kek, ctx: &Context, compromised: bool) -> Res
         Some(hex::encode(e2e::endorse(&previous, next_gen, next.public_key())?.to_raw()))
     };
     let fingerprint = hex::encode(e2e::fingerprint(next.public_key()));
+    let mut ended = 0;
     {
         let _w = db.write_lock.lock().await;
         let mut tx = db.pool.begin().await?;
@@ -211,6 +266,11 @@ pub async fn rotate(db: &Db, kek: &Kek, ctx: &Context, compromised: bool) -> Res
             .bind(i64::from(keep_from))
             .execute(&mut *tx)
             .await?;
+        // whoever holds a compromised key may have opened recorded calls and read the phones'
+        // session tokens: none of them is good any more (every phone is activated again anyway)
+        if compromised {
+            ended = sqlx::query("DELETE FROM mobile_sessions").execute(&mut *tx).await?.rows_affected();
+        }
         tx.commit().await?;
     }
     let ev = audit::Event {
@@ -218,10 +278,10 @@ pub async fn rotate(db: &Db, kek: &Kek, ctx: &Context, compromised: bool) -> Res
         action: "channel.rotate",
         target: "channel",
         outcome: "ok",
-        details: serde_json::json!({"generation": next_gen, "fingerprint": fingerprint, "compromised": compromised}),
+        details: serde_json::json!({"generation": next_gen, "fingerprint": fingerprint, "compromised": compromised, "sessions_ended": ended}),
     };
     audit::record(db, ctx, &ev).await?;
-    Ok(Rotated { generation: next_gen, fingerprint })
+    Ok(Rotated { generation: next_gen, fingerprint, sessions_ended: ended })
 }
 
 #[cfg(test)]
@@ -249,6 +309,10 @@ mod tests {
         assert_eq!((k.generation, r2.generation), (2, 2));
         assert_eq!(k.accepted.iter().map(|h| h.generation).collect::<Vec<_>>(), [2, 1], "the previous key still opens");
         assert_eq!(hex::encode(e2e::fingerprint(k.accepted[0].key.public_key())), r2.fingerprint);
+        let now = chrono::Utc::now();
+        assert_eq!(advertised(k.made_at, 2, now), 1, "the previous key is named for a while");
+        assert_eq!(advertised(k.made_at, 2, now + chrono::Duration::seconds(6)), 0);
+        assert_eq!(advertised(k.made_at, 1, now), 0, "after a compromise at once");
         e2e::follow(&pin, &k.steps).unwrap();
 
         rotate(db, &kek, &Context::cli(), false).await.unwrap();
@@ -256,13 +320,30 @@ mod tests {
         assert_eq!(k.accepted.iter().map(|h| h.generation).collect::<Vec<_>>(), [3, 2], "generation 1 withdrawn");
         e2e::follow(&pin, &k.steps).unwrap();
 
-        rotate(db, &kek, &Context::cli(), true).await.unwrap();
+        let ended = rotate(db, &kek, &Context::cli(), true).await.unwrap().sessions_ended;
+        assert_eq!(ended, 0, "no phone is bound here");
         let k = load(db, &kek).await.unwrap();
         assert_eq!(k.accepted.iter().map(|h| h.generation).collect::<Vec<_>>(), [4], "nothing older opens");
         assert_eq!(k.steps.iter().map(|s| s.generation).collect::<Vec<_>>(), [4], "nothing older is published");
         assert!(e2e::follow(&pin, &k.steps).is_err());
 
-        // a record whose point is not its custody key is refused on loading
+        // what a database writer without the KEK might try, refused on loading: an older key
+        // accepted again, an endorsement of another point, a point that is not its custody key
+        let sql = |q: &'static str| sqlx::query(q);
+        sql("UPDATE channel_keys SET accepted = 1 WHERE generation = 3").execute(&db.pool).await.unwrap();
+        assert!(load(db, &kek).await.is_err(), "a withdrawn key accepted again");
+        sql("UPDATE channel_keys SET accepted = 0 WHERE generation = 3").execute(&db.pool).await.unwrap();
+        load(db, &kek).await.unwrap();
+        let e2: String = sqlx::query_scalar("SELECT endorsement FROM channel_keys WHERE generation = 2")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE channel_keys SET endorsement = $1 WHERE generation = 3")
+            .bind(&e2)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert!(load(db, &kek).await.is_err(), "an endorsement that does not hold");
         sqlx::query("UPDATE channel_keys SET public_key = $1 WHERE generation = 4")
             .bind(hex::encode(Sm2SecretKey::generate().unwrap().public_key().to_sec1_uncompressed()))
             .execute(&db.pool)

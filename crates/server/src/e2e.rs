@@ -48,16 +48,27 @@ const REFRESH_ON_MISS: Duration = Duration::from_secs(1);
 struct Opening {
     kid: String,
     key: Sm2SecretKey,
-}
-
-/// The keys of one moment: the answer of `GET /mobile/v1/channel` and the keys that open calls.
-struct KeySet {
-    generation: u32,
-    /// the newest first
-    opening: Vec<Opening>,
     public_hex: String,
     fingerprint_hex: String,
+}
+
+/// The keys of one moment: the keys that open calls and what `GET /mobile/v1/channel` names.
+struct KeySet {
+    generation: u32,
+    made_at: chrono::DateTime<chrono::Utc>,
+    /// the newest first
+    opening: Vec<Opening>,
+    /// oldest first, ending with the newest
     history: Vec<Succession>,
+}
+
+impl KeySet {
+    /// The key phones are told to use now, and the history that ends with it.
+    fn advertised(&self) -> (&Opening, &[Succession]) {
+        let i = channel::advertised(self.made_at, self.opening.len(), chrono::Utc::now());
+        let end = self.history.len() - i.min(self.history.len().saturating_sub(1));
+        (&self.opening[i], &self.history[..end])
+    }
 }
 
 /// The servers' channel keys ([`medsign_phone::channel`]): the newest, which phones are told to
@@ -66,6 +77,7 @@ struct KeySet {
 pub struct ChannelKey {
     now: std::sync::RwLock<Arc<KeySet>>,
     checked: std::sync::Mutex<Instant>,
+    missed: std::sync::Mutex<Instant>,
     refreshing: tokio::sync::Mutex<()>,
 }
 
@@ -75,6 +87,7 @@ impl ChannelKey {
         Self {
             now: std::sync::RwLock::new(Arc::new(KeySet::from(keys))),
             checked: std::sync::Mutex::new(Instant::now()),
+            missed: std::sync::Mutex::new(Instant::now().checked_sub(REFRESH_ON_MISS).unwrap_or_else(Instant::now)),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
@@ -83,27 +96,44 @@ impl ChannelKey {
         self.now.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// `SM3` of the newest key's point, hex: what a phone pins (the activation code carries it).
+    /// `SM3` of the point of the key phones are told to use, hex: what a phone pins (the
+    /// activation code carries it).
     pub async fn fingerprint(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek) -> String {
-        self.refresh(db, kek, channel::REFRESH).await;
-        self.set().fingerprint_hex.clone()
+        self.refresh(db, kek, channel::REFRESH, false).await;
+        self.set().advertised().0.fingerprint_hex.clone()
     }
 
-    /// Look for a newer key if the last look is older than `age`; keeps what it has when the
-    /// database cannot answer.
-    async fn refresh(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek, age: Duration) {
+    /// Look for a newer key if the last look (`on_miss`: the last look for an unknown key) is older
+    /// than `age`; keeps what it has when the database cannot answer, and never goes back to an
+    /// older generation (a restored backup, a database writer).
+    async fn refresh(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek, age: Duration, on_miss: bool) {
         {
-            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-            if checked.elapsed() < age {
+            let last = if on_miss { &self.missed } else { &self.checked };
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.elapsed() < age {
                 return;
             }
-            *checked = Instant::now();
+            *last = Instant::now();
         }
-        // one look at a time; the others go on with what there is
-        let Ok(_one) = self.refreshing.try_lock() else { return };
+        // one look at a time: a miss waits for a look under way (it may bring the key), others
+        // go on with what there is
+        let _one = if on_miss {
+            self.refreshing.lock().await
+        } else {
+            let Ok(one) = self.refreshing.try_lock() else { return };
+            one
+        };
         let held = self.set().generation;
         let found = match channel::newest(db).await {
-            Ok(Some(g)) if g != held => channel::load(db, kek).await.map(Some),
+            Ok(Some(g)) if g > held => channel::load(db, kek).await.map(Some),
+            Ok(Some(g)) if g < held => {
+                tracing::warn!(
+                    recorded = g,
+                    held,
+                    "数据库中的通道密钥比本实例的旧，不回退 / the database holds an older channel key than this instance; not going back"
+                );
+                Ok(None)
+            }
             Ok(_) => Ok(None),
             Err(e) => Err(e),
         };
@@ -121,16 +151,23 @@ impl ChannelKey {
 impl From<channel::Keys> for KeySet {
     fn from(k: channel::Keys) -> Self {
         let hex_point = |p: &medsign_crypto::sm2::Sm2PublicKey| hex::encode(p.to_sec1_uncompressed());
-        let opening: Vec<Opening> = k
+        let opening = k
             .accepted
             .into_iter()
-            .map(|h| Opening { kid: hex::encode(e2e::fingerprint(h.key.public_key()))[..16].to_string(), key: h.key })
+            .map(|h| {
+                let fingerprint_hex = hex::encode(e2e::fingerprint(h.key.public_key()));
+                Opening {
+                    kid: fingerprint_hex[..16].to_string(),
+                    public_hex: hex_point(h.key.public_key()),
+                    fingerprint_hex,
+                    key: h.key,
+                }
+            })
             .collect();
-        let newest = opening[0].key.public_key();
         KeySet {
             generation: k.generation,
-            public_hex: hex_point(newest),
-            fingerprint_hex: hex::encode(e2e::fingerprint(newest)),
+            made_at: k.made_at,
+            opening,
             history: k
                 .steps
                 .iter()
@@ -140,7 +177,6 @@ impl From<channel::Keys> for KeySet {
                     endorsement: s.endorsement.map(|e| hex::encode(e.to_raw())),
                 })
                 .collect(),
-            opening,
         }
     }
 }
@@ -181,14 +217,15 @@ pub struct Channel {
 /// pinned (from the activation QR code, or at its first activation) and stops on a difference —
 /// unless `history` leads from the pinned key to this one by endorsements (a rotation).
 pub async fn channel(State(s): State<Arc<AppState>>) -> Json<Channel> {
-    s.channel.refresh(&s.db, &s.kek, channel::REFRESH).await;
+    s.channel.refresh(&s.db, &s.kek, channel::REFRESH, false).await;
     let c = s.channel.set();
+    let (key, history) = c.advertised();
     Json(Channel {
-        kid: c.opening[0].kid.clone(),
-        public_key: c.public_hex.clone(),
-        fingerprint: c.fingerprint_hex.clone(),
+        kid: key.kid.clone(),
+        public_key: key.public_hex.clone(),
+        fingerprint: key.fingerprint_hex.clone(),
         server_time_ms: chrono::Utc::now().timestamp_millis(),
-        history: c.history.clone(),
+        history: history.to_vec(),
     })
 }
 
@@ -334,7 +371,7 @@ async fn exchange(s: &AppState, req: Request, next: Next, id: &str, phone: std::
     // the server's clock travels with every answer, sealed: the phone corrects its own by it
     // (the channel's plain `server_time_ms` is only for the very first call)
     // and the newest key's id: a phone that sealed to an older one reads the channel again
-    let kid = s.channel.set().opening[0].kid.clone();
+    let kid = s.channel.set().advertised().0.kid.clone();
     let answer = serde_json::json!({"status": status, "body": body, "time_ms": chrono::Utc::now().timestamp_millis(), "kid": kid});
     let answer = serde_json::to_vec(&answer).unwrap_or_default();
     match responder.seal(&answer) {
@@ -352,11 +389,11 @@ async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(medsign_stor
     if outer.v != 1 {
         return Err(invalid("不支持的加密报文版本 / unsupported version of the sealed message"));
     }
-    s.channel.refresh(&s.db, &s.kek, channel::REFRESH).await;
+    s.channel.refresh(&s.db, &s.kek, channel::REFRESH, false).await;
     let mut keys = s.channel.set();
     if !keys.opening.iter().any(|o| o.kid == outer.kid) {
-        // a key rotated on another instance a moment ago: look once
-        s.channel.refresh(&s.db, &s.kek, REFRESH_ON_MISS).await;
+        // a key rotated a moment ago, not seen here yet: look now
+        s.channel.refresh(&s.db, &s.kek, REFRESH_ON_MISS, true).await;
         keys = s.channel.set();
     }
     let Some(opening) = keys.opening.iter().find(|o| o.kid == outer.kid) else {

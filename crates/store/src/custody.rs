@@ -115,6 +115,17 @@ fn unwrap_stored(kek: &Kek, name: &str, wrapped: &str) -> Result<PrivateKey> {
     Ok(PrivateKey::from_pkcs8_der(&der)?)
 }
 
+/// The server key `name`, which must exist (never made here).
+pub async fn existing_key(db: &Db, kek: &Kek, name: &str) -> Result<PrivateKey> {
+    let wrapped: Option<String> = sqlx::query_scalar("SELECT wrapped_key FROM server_keys WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&db.pool)
+        .await?;
+    let wrapped =
+        wrapped.ok_or_else(|| Error::Config(format!("服务器密钥 {name} 不存在 / server key {name} is missing")))?;
+    unwrap_stored(kek, name, &wrapped)
+}
+
 /// The public part of a stored server key.
 pub async fn public_key(db: &Db, name: &str) -> Result<PublicKey> {
     let r = sqlx::query("SELECT public_key FROM server_keys WHERE name = $1")

@@ -1,6 +1,7 @@
 // 绑定手机 / bind: staff number + the one-time activation code. The activation link (or its QR
-// code) may bring the servers' channel fingerprint (`k`): pinned before the first call, never
-// replacing a pin this phone already holds.
+// code) may bring the servers' channel fingerprint (`k`): pinned before the first call; a pin this
+// phone already holds is replaced only when the doctor confirms that the IT department gave them
+// the code in person (after the servers' key was compromised).
 import { ready, store, phone } from '../../utils/phone.js';
 import { inputs, replace, busy, fail } from '../../utils/ui.js';
 import { call, wecomCode } from '../../utils/wx-platform.js';
@@ -22,7 +23,14 @@ Page({
     try {
       device = wx.getSystemInfoSync().model || device;
     } catch { /* keep the default */ }
+    this.k = k;
     this.setData({ no: q.no || '', code: q.code || '', device, differs: HEX64.test(k) && store.get('channel') !== k });
+  },
+  async repin() {
+    const r = await call(wx.showModal, { title: '改用新的服务器密钥 / Trust the new server key', content: '只有信息科当面给您这个激活码时才继续；本机需要重新绑定。/ Go on only if the IT department gave you this code in person; the phone is then bound again.' });
+    if (!r.confirm) return;
+    phone.repin(this.k);
+    this.setData({ differs: false });
   },
   async bind() {
     // a bound phone is not rebound without the doctor's say: binding again replaces its key

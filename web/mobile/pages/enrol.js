@@ -10,8 +10,9 @@ import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 /**
  * #/activate: staff number + one-time activation code → a session; a fresh device secret. The
  * activation link from the IT department may bring the server's channel fingerprint (`k`), which
- * the phone then pins before its first call (a gateway cannot slip its own key in); it never
- * replaces a pin the phone already has. `no` and `code` fill the form.
+ * the phone then pins before its first call (a gateway cannot slip its own key in). A pin the
+ * phone already has is replaced only when the doctor says so (after the servers' key was
+ * compromised, the IT department hands out new links in person). `no` and `code` fill the form.
  * @param {URLSearchParams} [params]
  */
 export function activatePage(params) {
@@ -31,6 +32,8 @@ export function activatePage(params) {
     h('div', { class: 'card' },
       h('p', { class: 'muted' }, '输入工号和信息科提供的激活码（72 小时内有效，只能用一次）。/ Enter your staff number and the one-time activation code from the IT department.'),
       differs ? h('p', { class: 'bad', id: 'pinDiffers' }, '此链接中的服务器指纹与本机记录的不同，请联系信息科，不要继续。/ This link names another server key than the one this phone trusts: contact the IT department and do not go on.') : null,
+      differs ? h('button', { class: 'secondary', id: 'repin', onclick: () => { core.repin(k); activatePage(params); } },
+        '信息科当面给了我这个激活码：改用新的服务器密钥 / The IT department gave me this code in person: trust the new server key') : null,
       h('label', { for: 'employee' }, '工号 / Staff number'), h('input', { id: 'employee', inputmode: 'numeric', autocomplete: 'username', value: params?.get('no') || '' }),
       h('label', { for: 'code' }, '激活码 / Activation code'), h('input', { id: 'code', autocapitalize: 'characters', placeholder: 'XXXX-XXXX-XXXX', value: params?.get('code') || '' }),
       h('label', { for: 'device' }, '设备名称 / Device name'), h('input', { id: 'device', value: /iPhone/.test(navigator.userAgent) ? 'iPhone' : '手机' }),
