@@ -431,6 +431,18 @@ if (CLUSTER) {
       signed.push(f.body.id);
     };
     await scanSign('检验报告 K1');
+    // the Node phone scan-signs records one after another meanwhile, through both kills (a PIN
+    // entry each, so few: the server allows a phone 10 at once, then 20 a minute)
+    const items = [];
+    for (let i = 0; i < 6; i++) {
+      const f = await srv.his('POST', '/api/v1/sign-flows', his, { kind: 'data', title: `检验报告 D${i}`, content: `检验报告 D${i}：RBC 4.5`, signers: [{ employee_no: '1002', mode: 'scan' }] });
+      assert.equal(f.status, 201, JSON.stringify(f.body));
+      items.push({ ticket: new URL(f.body.ticket.deep_link).hash.split('t=')[1], flow_id: f.body.id });
+    }
+    const t0 = Date.now();
+    const during = nodePhone.ask({ op: 'signEach', items, gapMs: 1000 });
+    await new Promise((ok) => setTimeout(ok, 900));
+    const killedServer = Date.now() - t0;
     srv.kill('server:0');
     // the gateways drop the dead server's tunnel at the next missed heartbeat (1 s), as a load
     // balancer's health check would; the HIS moves to server B on a refused connection
@@ -440,6 +452,7 @@ if (CLUSTER) {
     // gateway 1 carried some of the phone's connections (the load balancer's first backend)
     const lb = await srv.lbStats();
     assert.ok(lb.connections[0] > 0 && lb.bytes[0] > 0, JSON.stringify(lb));
+    const killedGateway = Date.now() - t0;
     srv.kill('gateway:0');
     const [gone, before] = [lb.bytes[0], lb.bytes[1]];
     await scanSign('检验报告 K3');
@@ -448,6 +461,16 @@ if (CLUSTER) {
     assert.equal(later.bytes[0], gone, JSON.stringify(later));
     assert.ok(later.bytes[1] > before, JSON.stringify(later));
     await shot('41-cluster-gateway-down');
+    // the Node phone's records, signed before, between and after the kills: every one completed
+    // once, whatever the tries it took
+    const each = await during;
+    const ended = each.map((r) => r.at);
+    assert.ok(ended.some((t) => t < killedServer) && ended.some((t) => t > killedServer && t < killedGateway) && ended.some((t) => t > killedGateway),
+      `signed across both kills: ${JSON.stringify({ killedServer, killedGateway, ended })}`);
+    const retried = each.filter((r) => r.tries > 1);
+    console.log(`# Node phone: ${each.length} records through the kills, ${retried.length} retried: ${JSON.stringify(retried.map((r) => r.errors))}`);
+    for (const r of each) assert.notEqual(r.state, 'unsigned', JSON.stringify(r));
+    signed.push(...items.map((i) => i.flow_id));
     // the Node phone signs on too, through what is left
     const n = await srv.his('POST', '/api/v1/sign-flows', his, { kind: 'data', title: '检验报告 N2', content: '检验报告 N2：PLT 210', signers: [{ employee_no: '1002', mode: 'scan' }] });
     const nodeSigned = await nodePhone.ask({ op: 'sign', tickets: [new URL(n.body.ticket.deep_link).hash.split('t=')[1]] });

@@ -62,6 +62,38 @@ if (role === 'relay') {
       const r = await coSign(call, me.token, { wrapped: me.key.wrapped, pin: me.pin, deviceSecret: me.secret, targets: tickets.map((ticket) => ({ ticket })) });
       return r.results;
     },
+    /**
+     * Scan-sign `items` ({ ticket, flow_id }) one after another, `gapMs` apart, as the app does on
+     * trouble: a call without an answer is made again (a new connection, perhaps another gateway);
+     * after the first try the flow is signed by its id, not the used ticket; a refusal to open a
+     * round after a try that lost its answer (the flow may be done) ends the item — the HIS checks.
+     * Returns, per item, its outcome, the tries it took and when it ended (ms since the start).
+     */
+    async signEach({ items, gapMs = 0 }) {
+      const t0 = Date.now();
+      const out = [];
+      for (const { ticket, flow_id } of items) {
+        let state = 'unsigned';
+        let tries = 0;
+        const errors = [];
+        while (state === 'unsigned' && tries < 20) {
+          const target = tries === 0 ? { ticket } : { flow_id };
+          tries += 1;
+          try {
+            const r = await coSign(call, me.token, { wrapped: me.key.wrapped, pin: me.pin, deviceSecret: me.secret, targets: [target] });
+            state = r.results[0]?.state === 'completed' ? 'completed' : 'unsigned';
+          } catch (e) {
+            errors.push(e.status ? `${e.status} ${e.body?.code || e.message}` : String(e.cause?.code || e.message));
+            if (tries > 1 && e.status === 409) state = 'maybe-done';
+            // a PIN-rate refusal (429) asks for a second or more
+            else await new Promise((ok) => setTimeout(ok, e.status === 429 ? 1500 : 200));
+          }
+        }
+        out.push({ flow_id, state, tries, errors, at: Date.now() - t0 });
+        await new Promise((ok) => setTimeout(ok, gapMs));
+      }
+      return out;
+    },
   };
   console.log(`ready ${at}`);
   answer((q) => ops[q.op](q));
