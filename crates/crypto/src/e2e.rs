@@ -192,7 +192,7 @@ mod tests {
         let keys: Vec<_> = (0..4).map(|_| Sm2SecretKey::generate().unwrap()).collect();
         let step = |g: u32, endorsed: bool| Step {
             generation: g,
-            key: keys[g as usize - 1].public_key().clone(),
+            key: *keys[g as usize - 1].public_key(),
             endorsement: endorsed
                 .then(|| endorse(&keys[g as usize - 2], g, keys[g as usize - 1].public_key()).unwrap()),
         };
