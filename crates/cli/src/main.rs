@@ -15,6 +15,7 @@ macro_rules! say {
 mod channel_cmd;
 mod files;
 mod gateway_cmd;
+mod h5_cmd;
 mod keys_cmd;
 mod report;
 mod server_cmd;
@@ -62,6 +63,9 @@ enum Command {
     /// 手机端到端通道的密钥 / the phones' end-to-end channel key
     #[command(subcommand)]
     Channel(channel_cmd::ChannelCommand),
+    /// 医生手机 H5 应用：导出静态文件 / the doctors' H5 app: export its files
+    #[command(subcommand)]
+    H5(h5_cmd::H5Command),
 }
 
 /// mimalloc: the TSA and the signing paths build and drop many small DER buffers per request;
@@ -85,6 +89,7 @@ fn main() {
         Command::Ts(c) => ts_cmd::ts(c),
         Command::Gateway(a) => gateway_cmd::gateway(a),
         Command::Channel(c) => channel_cmd::channel(c),
+        Command::H5(c) => h5_cmd::h5(c),
     };
     match result {
         Ok(code) => std::process::exit(code),

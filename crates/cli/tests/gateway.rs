@@ -287,6 +287,17 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     ]);
     assert_fails(&refused, "a certificate before medsign was ever started");
     assert!(text(&refused.stderr).contains("medsign serve"), "{}", text(&refused.stderr));
+    // the H5 app's export: a bad gateway URL or a directory in use is refused, nothing written
+    for (api, out) in [("gw.example", "h5a"), ("https://gw.example/\"><script>", "h5a"), ("https://gw.example", "data")]
+    {
+        let o = d.medsign(&["h5", "export", "--out", &d.p(out), "--api", api]);
+        assert_fails(&o, "a bad export");
+        assert!(!d.path("h5a").exists());
+    }
+    let o = d.medsign(&["h5", "export", "--out", &d.p("h5a"), "--api", "https://gw.example"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(std::fs::read_to_string(d.path("h5a/index.html")).unwrap().contains("https://gw.example/"));
+    assert!(d.path("h5a/pkg/medsign_wasm_bg.wasm").exists());
     // nor is a channel key rotated there (it would make a KEK of its own)
     let refused = d.medsign(&["channel", "rotate", "--data-dir", &d.p("fresh")]);
     assert_fails(&refused, "a channel key before medsign was ever started");

@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// URL that QR codes, CRL/OCSP/AIA and callbacks use
     pub public_url: Option<String>,
+    /// where phones load the H5 app when it is not served by the gateways: an origin of its own
+    /// holding `medsign app export`'s files (docs/gateway.md); activation links and QR codes point
+    /// there. Unset: `<public_url>/m/`
+    pub app_url: Option<String>,
     /// largest accepted request body, bytes
     pub max_body_bytes: usize,
     /// TLS certificate chain (PEM); with `tls_key`, medsign serves HTTPS itself
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:7080".into(),
             public_url: None,
+            app_url: None,
             max_body_bytes: 20 * 1024 * 1024,
             tls_cert: None,
             tls_key: None,
@@ -338,6 +343,10 @@ pub struct GatewayConfig {
     pub ntp_upstreams: Vec<String>,
     /// addresses the relay answers besides the servers with a tunnel open (IP addresses)
     pub ntp_clients: Vec<String>,
+    /// origins (`https://host[:port]`) the H5 app is served from when not from the gateways
+    /// (`server.app_url`): they may call the channel and sealed calls across origins, and the
+    /// gateway then serves no app files at all
+    pub app_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -361,6 +370,7 @@ impl Default for GatewayConfig {
             ntp_listen: None,
             ntp_upstreams: vec![],
             ntp_clients: vec![],
+            app_origins: vec![],
         }
     }
 }
@@ -408,6 +418,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_DATA_DIR", "data_dir", Kind::Text),
     ("MEDSIGN_SERVER_LISTEN", "server.listen", Kind::Text),
     ("MEDSIGN_SERVER_PUBLIC_URL", "server.public_url", Kind::Text),
+    ("MEDSIGN_SERVER_APP_URL", "server.app_url", Kind::Text),
     ("MEDSIGN_SERVER_MAX_BODY_BYTES", "server.max_body_bytes", Kind::Number),
     ("MEDSIGN_SERVER_TLS_CERT", "server.tls_cert", Kind::Text),
     ("MEDSIGN_SERVER_TLS_KEY", "server.tls_key", Kind::Text),
@@ -471,6 +482,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("MEDSIGN_GATEWAY_NTP_LISTEN", "gateway.ntp_listen", Kind::Text),
     ("MEDSIGN_GATEWAY_NTP_UPSTREAMS", "gateway.ntp_upstreams", Kind::List),
     ("MEDSIGN_GATEWAY_NTP_CLIENTS", "gateway.ntp_clients", Kind::List),
+    ("MEDSIGN_GATEWAY_APP_ORIGINS", "gateway.app_origins", Kind::List),
 ];
 
 /// `MEDSIGN_*` variables that are not configuration keys: secrets the commands read themselves
@@ -617,6 +629,22 @@ impl Config {
                 }
             }
         }
+        if let Some(u) = &c.server.app_url
+            && !web_url(u, true)
+        {
+            let var = variable_of("server.app_url");
+            return Err(Error(format!(
+                "配置项 server.app_url（环境变量 {var}）须为 http(s):// 开头、不含 ? 与 # 的网址，实为 '{u}' / server.app_url ({var}) must be an http(s):// URL without ? or #, not '{u}'"
+            )));
+        }
+        for o in &c.gateway.app_origins {
+            if !web_url(o, false) {
+                let var = variable_of("gateway.app_origins");
+                return Err(Error(format!(
+                    "配置项 gateway.app_origins（环境变量 {var}）中的 '{o}' 须为 https://主机[:端口]（不带路径）/ '{o}' in gateway.app_origins ({var}) must be https://host[:port], without a path"
+                )));
+            }
+        }
         if !c.tunnel.gateways.is_empty() && (c.tunnel.cert.is_none() || c.tunnel.key.is_none() || c.tunnel.ca.is_none())
         {
             return Err(Error(
@@ -694,6 +722,24 @@ impl Config {
     }
 }
 
+/// The base of the H5 app's links, ending in `/`: `app_url`, or `<public_url>/m/`.
+pub fn app_base(app_url: Option<&str>, public_url: &str) -> String {
+    match app_url {
+        Some(u) => format!("{}/", u.trim_end_matches('/')),
+        None => format!("{}/m/", public_url.trim_end_matches('/')),
+    }
+}
+
+/// An `http(s)://` URL of printable ASCII without `?`, `#`, quotes or spaces; with `path` false,
+/// an origin (nothing after the host and port).
+pub fn web_url(u: &str, path: bool) -> bool {
+    let Some(rest) = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")) else { return false };
+    let (host, tail) = rest.split_once('/').map_or((rest, ""), |(h, t)| (h, t));
+    !host.is_empty()
+        && (path || tail.is_empty())
+        && u.bytes().all(|b| b.is_ascii_graphic() && !b"?#\"'<>\\`".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,6 +813,29 @@ mod tests {
         assert_eq!(c.server.trusted_proxies, ["127.0.0.1", "::1"]);
         let e = Config::load(None, env("127.0.0.1, proxy.example")).unwrap_err().to_string();
         assert!(e.contains("proxy.example") && e.contains("MEDSIGN_SERVER_TRUSTED_PROXIES"), "{e}");
+    }
+
+    #[test]
+    fn the_app_url_and_its_origins_are_web_addresses() {
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())].into_iter();
+        let c = Config::load(None, env("MEDSIGN_SERVER_APP_URL", "https://app.hospital.example/doctor")).unwrap();
+        assert_eq!(
+            app_base(c.server.app_url.as_deref(), "https://sign.example"),
+            "https://app.hospital.example/doctor/"
+        );
+        assert_eq!(app_base(None, "https://sign.example/"), "https://sign.example/m/");
+        for bad in
+            ["app.hospital.example", "https://app.example/#/x", "https://app.example/?a", "https://a\"b.example/"]
+        {
+            let e = Config::load(None, env("MEDSIGN_SERVER_APP_URL", bad)).unwrap_err().to_string();
+            assert!(e.contains("MEDSIGN_SERVER_APP_URL"), "{bad}: {e}");
+        }
+        let c = Config::load(None, env("MEDSIGN_GATEWAY_APP_ORIGINS", "https://app.example, http://127.0.0.1:8080"))
+            .unwrap();
+        assert_eq!(c.gateway.app_origins.len(), 2);
+        let e =
+            Config::load(None, env("MEDSIGN_GATEWAY_APP_ORIGINS", "https://app.example/m/")).unwrap_err().to_string();
+        assert!(e.contains("gateway.app_origins"), "a path is not an origin: {e}");
     }
 
     #[test]

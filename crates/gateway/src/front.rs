@@ -101,7 +101,14 @@ pub struct Front {
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// the requests in flight per phone address
     pub per_address: Arc<PerAddress>,
+    /// origins the H5 app is served from instead of this gateway (`gateway.app_origins`, without
+    /// a trailing `/`): they may call the channel and sealed calls across origins; when there
+    /// are any, this gateway serves no app file
+    pub app_origins: Vec<String>,
 }
+
+/// The two paths an H5 app on an origin of its own calls across origins.
+const CROSS_ORIGIN: [&str; 2] = ["/mobile/v1/channel", "/mobile/v1/sealed"];
 
 /// Request headers a phone's request keeps, with their caps (others are dropped): the device
 /// session, what it accepts, the request id. `Content-Type` is set by the gateway itself.
@@ -138,8 +145,45 @@ pub fn router(front: Arc<Front>) -> Router {
         .route("/healthz", axum::routing::get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", axum::routing::get(readyz))
         .fallback(forward)
+        .layer(axum::middleware::from_fn_with_state(front.clone(), cross_origin))
         .layer(axum::middleware::map_response(nosniff))
         .with_state(front)
+}
+
+/// The H5 app on an origin of its own (`gateway.app_origins`): its preflight for the channel and
+/// sealed calls is answered here, and their answers carry `Access-Control-Allow-Origin` for that
+/// origin only — no credentials (a sealed call carries its session inside). Any other origin
+/// gets no CORS header, so its page cannot read an answer; its preflight is refused.
+async fn cross_origin(State(f): State<Arc<Front>>, req: Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| CROSS_ORIGIN.contains(&path) && f.app_origins.iter().any(|a| a == o))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    let mut r = if req.method() == Method::OPTIONS {
+        if origin.is_none() {
+            return envelope(
+                StatusCode::FORBIDDEN,
+                "origin_refused",
+                "此来源不可跨域调用 / this origin may not call across origins",
+            );
+        }
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("content-type, x-request-id"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        r
+    } else {
+        next.run(req).await
+    };
+    if let Some(o) = origin {
+        r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+    }
+    r.headers_mut().append(header::VARY, HeaderValue::from_static("origin"));
+    r
 }
 
 async fn nosniff(mut r: Response) -> Response {
@@ -268,6 +312,10 @@ async fn exchange(f: &Front, phone: IpAddr, req: Request) -> Response {
     let Some(route) = allow::forwarded(parts.method.as_str(), &path) else {
         return refused("(none)", "request", &Refusal::UnknownRoute);
     };
+    // the app is served from its own origin: nothing of it comes from here
+    if !f.app_origins.is_empty() && route.name.starts_with("app.") {
+        return refused(route.name, "request", &Refusal::UnknownRoute);
+    }
     if let Err(e) = allow::check_query(route, query.as_deref()) {
         return refused(route.name, "request", &e);
     }

@@ -110,6 +110,7 @@ impl Gateway {
             tap,
             in_flight: Arc::new(tokio::sync::Semaphore::new(front::IN_FLIGHT)),
             per_address: front::PerAddress::new(cfg.per_address_in_flight),
+            app_origins: cfg.app_origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
         });
         let ntp = match &cfg.ntp_listen {
             Some(listen) => {

@@ -36,9 +36,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Default lifetime of a login ticket.
 pub const DEFAULT_TTL_SECONDS: u32 = 120;
 
-/// The deep link a login ticket's QR code holds.
-pub fn deep_link(public_url: &str, id: &str) -> String {
-    format!("{}/m/#/login?t={id}", public_url.trim_end_matches('/'))
+/// The deep link a login ticket's QR code holds: into the H5 app at `app_base` (ending in `/`).
+pub fn deep_link(app_base: &str, id: &str) -> String {
+    format!("{app_base}#/login?t={id}")
 }
 
 /// The signed login assertion.
@@ -102,7 +102,7 @@ impl LoginView {
 pub async fn create(
     db: &Db,
     ctx: &Context,
-    public_url: &str,
+    app_base: &str,
     app_id: &str,
     system: &str,
     challenge: Option<&str>,
@@ -153,7 +153,7 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     drop(_w);
-    let link = deep_link(public_url, &id);
+    let link = deep_link(app_base, &id);
     let (png, svg) = medsign_signing::tickets::qr(&link)?;
     Ok(LoginView {
         ticket_id: id,

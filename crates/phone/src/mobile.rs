@@ -58,17 +58,12 @@ pub struct Activation {
 }
 
 impl Activation {
-    /// Add the link to the phone app at `public_url` and its QR code, pinning the server's channel
+    /// Add the link into the phone app at `app_base` (ending in `/`) and its QR code, pinning the server's channel
     /// key `fingerprint`. The staff number is `[A-Za-z0-9_-]` and the code `[A-Z0-9-]`, so
     /// neither needs escaping. The code is already stored: a QR code that cannot be drawn is left
     /// out (the code and the link still reach the person) rather than failing the call.
-    pub fn with_link(mut self, public_url: &str, fingerprint: &str) -> Self {
-        let link = format!(
-            "{}/m/#/activate?no={}&code={}&k={fingerprint}",
-            public_url.trim_end_matches('/'),
-            self.employee_no,
-            self.code
-        );
+    pub fn with_link(mut self, app_base: &str, fingerprint: &str) -> Self {
+        let link = format!("{app_base}#/activate?no={}&code={}&k={fingerprint}", self.employee_no, self.code);
         match medsign_signing::tickets::qr(&link) {
             Ok((png, _)) => self.qr_png_base64 = Some(png),
             Err(e) => tracing::warn!(error = %e, "activation QR code not drawn"),

@@ -107,7 +107,7 @@ pub async fn home(axum::extract::State(s): axum::extract::State<std::sync::Arc<c
     let page = std::str::from_utf8(include_bytes!("../../../web/home/index.html"))
         .expect("the landing page is UTF-8")
         .replace("{{ORGANIZATION}}", &esc(&s.organization))
-        .replace("{{PHONE_URL}}", &esc(&format!("{}/m/", s.public_url.trim_end_matches('/'))))
+        .replace("{{PHONE_URL}}", &esc(&s.app_url))
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"));
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], page).into_response()
 }
@@ -136,9 +136,62 @@ pub async fn mobile_file(Path(path): Path<String>) -> Response {
     serve(MOBILE, &path)
 }
 
+/// The H5 app's files for an origin of its own (`medsign h5 export`, docs/gateway.md): every file
+/// of `/m/` (path, bytes), `index.html` naming the gateway at `api` (`<meta name="medsign-api">`)
+/// and carrying the content security policy the server sends, widened to connect to that gateway
+/// and nowhere else. `api` must be an `http(s)://` URL without quotes, `<`, `>`, `?` or `#`
+/// ([`medsign_config::config::web_url`]); `None` otherwise.
+pub fn mobile_export(api: &str) -> Option<Vec<(&'static str, Vec<u8>)>> {
+    if !medsign_config::config::web_url(api, true) {
+        return None;
+    }
+    let api = format!("{}/", api.trim_end_matches('/'));
+    let rest = api.split_once("://")?.1;
+    let origin = &api[..api.len() - rest.len() + rest.find('/').unwrap_or(rest.len())];
+    let csp = CSP
+        .replace("connect-src 'self'", &format!("connect-src 'self' {origin}"))
+        .replace("; frame-ancestors 'none'", "");
+    let head = format!(
+        "<meta charset=\"utf-8\">\n<meta name=\"medsign-api\" content=\"{api}\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
+    );
+    let files = MOBILE
+        .iter()
+        .map(|(path, _, bytes)| {
+            let bytes = if *path == "index.html" {
+                String::from_utf8_lossy(bytes).replacen("<meta charset=\"utf-8\">", &head, 1).into_bytes()
+            } else {
+                bytes.to_vec()
+            };
+            (*path, bytes)
+        })
+        .collect();
+    Some(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exported_app_names_its_gateway_and_connects_nowhere_else() {
+        let files = mobile_export("https://gw.hospital.example").unwrap();
+        assert_eq!(files.len(), MOBILE.len());
+        let index = String::from_utf8(files.iter().find(|(p, _)| *p == "index.html").unwrap().1.clone()).unwrap();
+        assert!(index.contains(r#"<meta name="medsign-api" content="https://gw.hospital.example/">"#), "{index}");
+        assert!(index.contains("connect-src 'self' https://gw.hospital.example;"), "{index}");
+        assert!(!index.contains("frame-ancestors"), "ignored in a meta policy: left out");
+        let with_path = mobile_export("https://hospital.example/gw/").unwrap();
+        let index = String::from_utf8(with_path.iter().find(|(p, _)| *p == "index.html").unwrap().1.clone()).unwrap();
+        assert!(
+            index.contains("connect-src 'self' https://hospital.example;")
+                && index.contains("content=\"https://hospital.example/gw/\"")
+        );
+        for bad in
+            ["gw.example", "https://gw.example/\"><script>", "https://gw.example/?x", "javascript:alert(1)", "https://"]
+        {
+            assert!(mobile_export(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_app_and_its_module_are_embedded() {

@@ -106,7 +106,7 @@ pub async fn qr_login(State(s): State<Arc<AppState>>, v: Visitor) -> Result<Resp
     let t = medsign_phone::logins::create(
         &s.db,
         &v.ctx,
-        &s.public_url,
+        &s.app_url,
         CONSOLE_TICKETS,
         "医签管理控制台 / medsign console",
         None,

@@ -369,7 +369,7 @@ pub async fn renew_ticket(
     };
     let ttl = req.ttl_seconds;
     let t = scan::renew(&s.db, &caller.ctx, &caller.app.app_id, &id, ttl).await?;
-    Ok((StatusCode::CREATED, Json(tickets::view(&s.public_url, &t)?)).into_response())
+    Ok((StatusCode::CREATED, Json(tickets::view(&s.app_url, &t)?)).into_response())
 }
 
 /// A flow with the QR of its open ticket (when a scan signer's turn is waiting).
@@ -380,7 +380,7 @@ pub async fn with_ticket(
     if f.state == medsign_signing::model::FlowState::Signing
         && let Some(t) = tickets::current(&s.db, &f.id).await?
     {
-        f.ticket = Some(tickets::view(&s.public_url, &t)?);
+        f.ticket = Some(tickets::view(&s.app_url, &t)?);
     }
     Ok(f)
 }

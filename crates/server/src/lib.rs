@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-mod assets;
+pub mod assets;
 mod audit;
 mod console;
 mod directory;

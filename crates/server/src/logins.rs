@@ -50,7 +50,7 @@ pub async fn create(
     let v = logins::create(
         &s.db,
         &caller.ctx,
-        &s.public_url,
+        &s.app_url,
         &caller.app.app_id,
         &system,
         b.challenge.as_deref(),

@@ -34,7 +34,7 @@ pub async fn activation_code(
 ) -> Result<Response, ApiError> {
     let a = mobile::activation_code(&s.db, &s.kek, &caller.ctx, &no)
         .await?
-        .with_link(&s.public_url, &s.channel.fingerprint(&s.db, &s.kek).await);
+        .with_link(&s.app_url, &s.channel.fingerprint(&s.db, &s.kek).await);
     // a one-time secret: no cache keeps it
     Ok((StatusCode::CREATED, [(axum::http::header::CACHE_CONTROL, "no-store")], Json(a)).into_response())
 }

@@ -102,6 +102,7 @@ impl Opened {
             ocsp: medsign_ca::ocsp::Responder::new(p.cas.clone(), cfg.ca.ocsp_validity_minutes),
             cas: p.cas,
             organization: cfg.ca.organization.clone(),
+            app_url: medsign_config::config::app_base(cfg.server.app_url.as_deref(), &p.public_url),
             public_url: p.public_url,
             ca_config: cfg.ca.clone(),
             settings: cfg.settings(),

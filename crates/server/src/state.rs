@@ -23,6 +23,9 @@ pub struct AppState {
     pub organization: String,
     /// the URL CRL/OCSP links in certificates point to
     pub public_url: String,
+    /// where links and QR codes lead phones into the H5 app, ending in `/` (`server.app_url`, or
+    /// `<public_url>/m/`)
+    pub app_url: String,
     /// the OCSP responder
     pub ocsp: medsign_ca::ocsp::Responder,
     /// `[ca]` settings (CRL refresh, expiry window)

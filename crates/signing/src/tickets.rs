@@ -175,9 +175,10 @@ pub async fn redeem(db: &Db, ctx: &Context, ticket_id: &str) -> Result<Ticket> {
     outcome
 }
 
-/// The deep link a ticket's QR code holds.
-pub fn deep_link(public_url: &str, ticket_id: &str) -> String {
-    format!("{}/m/#/sign?t={ticket_id}", public_url.trim_end_matches('/'))
+/// The deep link a ticket's QR code holds: into the H5 app at `app_base` (ending in `/`:
+/// `server.app_url`, or `<public_url>/m/`).
+pub fn deep_link(app_base: &str, ticket_id: &str) -> String {
+    format!("{app_base}#/sign?t={ticket_id}")
 }
 
 /// A QR code of `content` as PNG (base64) and SVG, sized for a PC screen.
@@ -191,9 +192,9 @@ pub fn qr(content: &str) -> Result<(String, String)> {
     Ok((base64::engine::general_purpose::STANDARD.encode(png.into_inner()), svg))
 }
 
-/// The API view of a ticket, with its QR code as PNG and SVG.
-pub fn view(public_url: &str, t: &Ticket) -> Result<TicketView> {
-    let link = deep_link(public_url, &t.id);
+/// The API view of a ticket, with its QR code as PNG and SVG (links into the app at `app_base`).
+pub fn view(app_base: &str, t: &Ticket) -> Result<TicketView> {
+    let link = deep_link(app_base, &t.id);
     let (qr_png_base64, qr_svg) = qr(&link)?;
     Ok(TicketView {
         ticket_id: t.id.clone(),

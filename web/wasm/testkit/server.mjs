@@ -156,10 +156,10 @@ function tunnelCerts(dir, data, env = {}, { on = here, gateways = ['127.0.0.1'] 
  * A `medsign gateway` with the certificates of {@link tunnelCerts}, `on` a host with its public and
  * tunnel addresses: { gateway (public URL), tunnel, process }.
  */
-async function startGateway(dir, { on = here, listen = '127.0.0.1:0', tunnel: tunnelAt = '127.0.0.1:0' } = {}) {
+async function startGateway(dir, { on = here, listen = '127.0.0.1:0', tunnel: tunnelAt = '127.0.0.1:0', env = {} } = {}) {
   const gw = spawn(...on(bin(), ['gateway']), {
     env: { ...process.env, MEDSIGN_GATEWAY_LISTEN: listen, MEDSIGN_GATEWAY_TUNNEL_LISTEN: tunnelAt, MEDSIGN_GATEWAY_HEARTBEAT_SECONDS: '1',
-      MEDSIGN_GATEWAY_TUNNEL_CERT: join(dir, 'gw.pem'), MEDSIGN_GATEWAY_TUNNEL_KEY: join(dir, 'gw.key'), MEDSIGN_GATEWAY_TUNNEL_CA: join(dir, 'ca.pem') },
+      MEDSIGN_GATEWAY_TUNNEL_CERT: join(dir, 'gw.pem'), MEDSIGN_GATEWAY_TUNNEL_KEY: join(dir, 'gw.key'), MEDSIGN_GATEWAY_TUNNEL_CA: join(dir, 'ca.pem'), ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((resolve, reject) => {
@@ -234,14 +234,15 @@ export function startHelper(on, role, args) {
  * gateway cert` issues both tunnel certificates, `medsign gateway` runs, and medsign starts again
  * with its tunnel to it. Resolves to { base, admin, call (the server: the HIS's view), gateway,
  * phoneCall (the gateway, sealed as the H5 app seals: all a phone can reach), dataDir, stop }.
+ * `gatewayEnv`: more of the gateway's settings.
  */
-export async function startBehindGateway(extraEnv = {}) {
+export async function startBehindGateway(extraEnv = {}, { gatewayEnv = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'medsign-gw-'));
   const first = await startServer(extraEnv, { dir });
   first.stop();
   await new Promise((ok) => setTimeout(ok, 300));
   tunnelCerts(dir, join(dir, 'data'));
-  const gw = await startGateway(dir);
+  const gw = await startGateway(dir, { env: gatewayEnv });
   const srv = await startServer({ ...extraEnv, ...tunnelEnv(dir, [gw.tunnel]) }, { dir });
   await tunnelsUp(readyzAt(gw.gateway), 1, gw.gateway);
   const stop = () => {

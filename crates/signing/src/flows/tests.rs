@@ -208,7 +208,7 @@ async fn a_scan_turn_waits_with_a_one_time_ticket() {
         );
         let t = crate::tickets::current(&db, &wf.id).await.unwrap().expect("an open ticket");
         assert_eq!(t.signer_index, 1);
-        let v = crate::tickets::view("https://sign.example.org/", &t).unwrap();
+        let v = crate::tickets::view("https://sign.example.org/m/", &t).unwrap();
         assert_eq!(v.deep_link, format!("https://sign.example.org/m/#/sign?t={}", t.id));
         assert!(v.qr_svg.contains("<svg") && !v.qr_png_base64.is_empty());
         // a renewal supersedes it; the new one redeems once, then never again
