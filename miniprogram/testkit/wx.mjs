@@ -117,7 +117,7 @@ export function makeWx({ server, environment, faced, openid = 'oMP' } = {}) {
       if (!wx.tee) return no(a, 'startSoterAuthentication:fail not supported');
       wx.tee(a.challenge).then((r) => ok(a, r), (e) => no(a, String(e)));
     },
-    showModal(a) { rec('showModal', a); ok(a, { confirm: wx.modal, cancel: !wx.modal }); },
+    showModal(a) { rec('showModal', a); ok(a, { confirm: wx.modal, cancel: !wx.modal, ...(a.editable ? { content: wx.modalText ?? '' } : {}) }); },
     showToast(a) { rec('showToast', a); },
     showLoading(a) { rec('showLoading', a); },
     hideLoading(a) { rec('hideLoading', a); },

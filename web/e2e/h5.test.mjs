@@ -156,6 +156,10 @@ test('bind the phone, set the PIN and create the split key, draw the handwriting
     await p.waitForSelector('#pinDiffers');
     assert.notEqual(await p.evaluate(() => localStorage.getItem('medsign.channel')), k, 'not moved by the link alone');
     await p.click('#repin');
+    await p.waitForSelector('#toast.error');
+    assert.notEqual(await p.evaluate(() => localStorage.getItem('medsign.channel')), k, 'nor by the button without the fingerprint');
+    await p.fill('#repinCheck', k.slice(0, 8).toUpperCase());
+    await p.click('#repin');
     await p.waitForSelector('#activate');
     assert.equal(await p.$('#pinDiffers'), null);
     assert.equal(await p.evaluate(() => localStorage.getItem('medsign.channel')), pinned);

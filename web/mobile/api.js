@@ -6,7 +6,7 @@ import { createPhone } from './core.js';
 /**
  * The mobile API's base URL: beside /m/ when the app is served by the server or a gateway; the
  * gateway named by `<meta name="medsign-api">` when the app has an origin of its own
- * (`medsign app export --api …`, docs/gateway.md), so no gateway ever delivers its code.
+ * (`medsign h5 export --api …`, docs/gateway.md), so no gateway ever delivers its code.
  */
 const configured = document.querySelector('meta[name="medsign-api"]')?.getAttribute('content');
 export const API = configured ? new URL('mobile/v1/', configured).href : new URL('../mobile/v1/', location.href).href;

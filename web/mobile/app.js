@@ -18,6 +18,13 @@ import { grantsPage } from './pages/grants.js';
 import { recordsPage } from './pages/records.js';
 import { settingsPage } from './pages/settings.js';
 
+// never inside another site's frame (clickjacking a sign or login page): the server's and the
+// gateway's answers say so in their headers, but an exported copy on a static host may not
+if (window.top !== window.self) {
+  document.body.textContent = '医签不能在其他网页中打开 / medsign cannot be opened inside another page';
+  throw new Error('framed');
+}
+
 // ---------------------------------------------------------------- router
 
 /** Hash path → page. @type {Record<string, (params: URLSearchParams) => unknown>} */

@@ -150,6 +150,16 @@ export function createPhone({ base, request, store }) {
     },
 
     /**
+     * Read the channel again, following endorsements from the pin (an ordinary rotation); the
+     * pinned fingerprint afterwards. Throws when the servers' key does not follow from the pin.
+     */
+    async follow() {
+      channel = null;
+      await channelOf();
+      return store.get('channel');
+    },
+
+    /**
      * Bind this phone: staff number + one-time activation code → a session; a fresh device secret.
      * Inside WeCom, `wecomCode` (a fresh `wx.qy.login` code) adds the employee's own WeCom login.
      * @param {{ employeeNo: string, code: string, deviceName: string, wecomCode?: string }} a

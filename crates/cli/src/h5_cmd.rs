@@ -14,7 +14,8 @@ pub enum H5Command {
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// 输出目录（须不存在或为空）/ output directory (must not exist, or be empty)
+    /// 输出目录（须不存在；先写到旁边的临时目录，写完再改名）/ output directory (must not exist;
+    /// written beside it first, then renamed into place)
     #[arg(long)]
     out: PathBuf,
     /// 手机访问的网关地址，如 https://gw.hospital.example / the gateways' URL as phones reach
@@ -27,21 +28,39 @@ pub fn h5(c: H5Command) -> Result<i32, CliError> {
     let H5Command::Export(a) = c;
     let files = medsign_server::assets::mobile_export(&a.api).ok_or_else(|| {
         CliError::usage(
-            "--api 须为 http(s):// 开头、不含引号、尖括号、? 与 # 的网址",
-            "--api must be an http(s):// URL without quotes, angle brackets, ? or #",
+            "--api 须为 https:// 网址（http:// 仅限本机），主机名小写，不含 ?、#、&、引号、尖括号等",
+            "--api must be an https:// URL (http:// on loopback only), its host in lower case, without ?, #, &, quotes, angle brackets and the like",
         )
     })?;
-    if a.out.exists() && std::fs::read_dir(&a.out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-        return Err(CliError::file(&a.out, "目录已存在且不为空，不会覆盖", "exists and is not empty; nothing written"));
+    if a.out.symlink_metadata().is_ok() {
+        return Err(CliError::file(
+            &a.out,
+            "已存在，不会覆盖（导出到新目录后再切换）",
+            "exists; nothing written (export to a new directory, then switch)",
+        ));
     }
-    for (path, bytes) in &files {
-        let to = a.out.join(path);
-        if let Some(dir) = to.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CliError::file(dir, "无法创建目录", format!("cannot create: {e}")))?;
+    // a directory of our own making (create_dir fails if anything is there), renamed into place
+    // once whole: a half-written export is never served, and no link planted in advance is followed
+    let name = a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = a.out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    std::fs::create_dir(&partial)
+        .map_err(|e| CliError::file(&partial, "无法创建目录", format!("cannot create: {e}")))?;
+    let written = (|| {
+        for (path, bytes) in &files {
+            let to = partial.join(path);
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| CliError::file(dir, "无法创建目录", format!("cannot create: {e}")))?;
+            }
+            files::write(&to, bytes, false)?;
         }
-        files::write(&to, bytes, false)?;
+        std::fs::rename(&partial, &a.out)
+            .map_err(|e| CliError::file(&a.out, "无法改名到位", format!("cannot rename into place: {e}")))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
     }
+    written?;
     say!(
         "已导出 H5 应用 {} 个文件到 / exported the H5 app's {} files to {}：放到独立站点，把该站点的来源加入 gateway.app_origins，网址设为 server.app_url / serve them from a host of their own, add its origin to gateway.app_origins and its URL as server.app_url",
         files.len(),

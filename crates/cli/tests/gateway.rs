@@ -288,8 +288,13 @@ fn a_phone_behind_the_gateway_signs_and_no_document_passes_through_it() {
     assert_fails(&refused, "a certificate before medsign was ever started");
     assert!(text(&refused.stderr).contains("medsign serve"), "{}", text(&refused.stderr));
     // the H5 app's export: a bad gateway URL or a directory in use is refused, nothing written
-    for (api, out) in [("gw.example", "h5a"), ("https://gw.example/\"><script>", "h5a"), ("https://gw.example", "data")]
-    {
+    std::fs::create_dir(d.path("empty")).unwrap();
+    for (api, out) in [
+        ("gw.example", "h5a"),
+        ("https://gw.example/\"><script>", "h5a"),
+        ("https://gw.example", "data"),
+        ("https://gw.example", "empty"),
+    ] {
         let o = d.medsign(&["h5", "export", "--out", &d.p(out), "--api", api]);
         assert_fails(&o, "a bad export");
         assert!(!d.path("h5a").exists());

@@ -34,7 +34,7 @@ pub struct ServerConfig {
     /// URL that QR codes, CRL/OCSP/AIA and callbacks use
     pub public_url: Option<String>,
     /// where phones load the H5 app when it is not served by the gateways: an origin of its own
-    /// holding `medsign app export`'s files (docs/gateway.md); activation links and QR codes point
+    /// holding `medsign h5 export`'s files (docs/gateway.md); activation links and QR codes point
     /// there. Unset: `<public_url>/m/`
     pub app_url: Option<String>,
     /// largest accepted request body, bytes
@@ -634,14 +634,14 @@ impl Config {
         {
             let var = variable_of("server.app_url");
             return Err(Error(format!(
-                "配置项 server.app_url（环境变量 {var}）须为 http(s):// 开头、不含 ? 与 # 的网址，实为 '{u}' / server.app_url ({var}) must be an http(s):// URL without ? or #, not '{u}'"
+                "配置项 server.app_url（环境变量 {var}）须为 https:// 网址（http:// 仅限本机），主机名小写，不含 ?、#、&、引号等，至多 200 字节，实为 '{u}' / server.app_url ({var}) must be an https:// URL (http:// on loopback only), its host in lower case, without ?, #, &, quotes and the like, at most 200 bytes, not '{u}'"
             )));
         }
         for o in &c.gateway.app_origins {
             if !web_url(o, false) {
                 let var = variable_of("gateway.app_origins");
                 return Err(Error(format!(
-                    "配置项 gateway.app_origins（环境变量 {var}）中的 '{o}' 须为 https://主机[:端口]（不带路径）/ '{o}' in gateway.app_origins ({var}) must be https://host[:port], without a path"
+                    "配置项 gateway.app_origins（环境变量 {var}）中的 '{o}' 须为 https://主机[:端口]（不带路径，主机名小写；http:// 仅限本机）/ '{o}' in gateway.app_origins ({var}) must be https://host[:port], without a path, the host in lower case (http:// on loopback only)"
                 )));
             }
         }
@@ -730,14 +730,29 @@ pub fn app_base(app_url: Option<&str>, public_url: &str) -> String {
     }
 }
 
-/// An `http(s)://` URL of printable ASCII without `?`, `#`, quotes or spaces; with `path` false,
-/// an origin (nothing after the host and port).
+/// An `https://` URL (`http://` only on loopback: tests, a proxy on the same host) of at most 200
+/// bytes of printable ASCII without `?`, `#`, quotes, `<`, `>`, `&`, `;`, `,`, `@` or backslashes,
+/// its host in lower case; with `path` false, an origin (nothing after the host and port).
 pub fn web_url(u: &str, path: bool) -> bool {
-    let Some(rest) = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")) else { return false };
+    let (rest, plain) = match (u.strip_prefix("https://"), u.strip_prefix("http://")) {
+        (Some(r), _) => (r, false),
+        (None, Some(r)) => (r, true),
+        _ => return false,
+    };
     let (host, tail) = rest.split_once('/').map_or((rest, ""), |(h, t)| (h, t));
+    let name = host.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(host, |(h, _)| h);
+    let loopback = name == "localhost"
+        || name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
     !host.is_empty()
+        && u.len() <= 200
+        && (!plain || loopback)
         && (path || tail.is_empty())
-        && u.bytes().all(|b| b.is_ascii_graphic() && !b"?#\"'<>\\`".contains(&b))
+        && !host.bytes().any(|b| b.is_ascii_uppercase())
+        && u.bytes().all(|b| b.is_ascii_graphic() && !b"?#\"'<>&;,@\\`".contains(&b))
 }
 
 #[cfg(test)]
@@ -824,9 +839,16 @@ mod tests {
             "https://app.hospital.example/doctor/"
         );
         assert_eq!(app_base(None, "https://sign.example/"), "https://sign.example/m/");
-        for bad in
-            ["app.hospital.example", "https://app.example/#/x", "https://app.example/?a", "https://a\"b.example/"]
-        {
+        for bad in [
+            "app.hospital.example",
+            "https://app.example/#/x",
+            "https://app.example/?a",
+            "https://a\"b.example/",
+            "http://app.example/",
+            "https://App.example/",
+            "https://app.example/&Tab;*",
+            "https://user@app.example/",
+        ] {
             let e = Config::load(None, env("MEDSIGN_SERVER_APP_URL", bad)).unwrap_err().to_string();
             assert!(e.contains("MEDSIGN_SERVER_APP_URL"), "{bad}: {e}");
         }

@@ -66,16 +66,19 @@ pub struct Keys {
     pub steps: Vec<Step>,
 }
 
-/// Which of the accepted keys (newest first, `accepted` of them) phones are told to use at `now`:
-/// the previous key until [`ADVERTISE_AFTER`] has passed since the newest was `made_at`, then the
-/// newest.
+/// Which of the accepted keys (newest first, `accepted` of them) phones are told to use: the
+/// previous key until [`ADVERTISE_AFTER`] has passed since this instance first held the newest
+/// (`held_for`), then the newest — timed by each instance's own clock, so that hosts whose clocks
+/// differ still wait; a rotation more than a minute old by the database's record (`made_at`, at
+/// `now`) is not waited for again after a restart.
 pub fn advertised(
     made_at: chrono::DateTime<chrono::Utc>,
+    held_for: std::time::Duration,
     accepted: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) -> usize {
-    let young = chrono::Duration::from_std(ADVERTISE_AFTER).is_ok_and(|d| now < made_at + d);
-    usize::from(young && accepted > 1)
+    let recent = now < made_at + chrono::Duration::minutes(1);
+    usize::from(recent && held_for < ADVERTISE_AFTER && accepted > 1)
 }
 
 fn key_name(generation: u32) -> String {
@@ -309,10 +312,11 @@ mod tests {
         assert_eq!((k.generation, r2.generation), (2, 2));
         assert_eq!(k.accepted.iter().map(|h| h.generation).collect::<Vec<_>>(), [2, 1], "the previous key still opens");
         assert_eq!(hex::encode(e2e::fingerprint(k.accepted[0].key.public_key())), r2.fingerprint);
-        let now = chrono::Utc::now();
-        assert_eq!(advertised(k.made_at, 2, now), 1, "the previous key is named for a while");
-        assert_eq!(advertised(k.made_at, 2, now + chrono::Duration::seconds(6)), 0);
-        assert_eq!(advertised(k.made_at, 1, now), 0, "after a compromise at once");
+        let (now, s) = (chrono::Utc::now(), std::time::Duration::from_secs);
+        assert_eq!(advertised(k.made_at, s(0), 2, now), 1, "the previous key is named for a while");
+        assert_eq!(advertised(k.made_at, s(6), 2, now), 0);
+        assert_eq!(advertised(k.made_at, s(0), 2, now + chrono::Duration::minutes(2)), 0, "an old rotation");
+        assert_eq!(advertised(k.made_at, s(0), 1, now), 0, "after a compromise at once");
         e2e::follow(&pin, &k.steps).unwrap();
 
         rotate(db, &kek, &Context::cli(), false).await.unwrap();

@@ -422,7 +422,7 @@ mod tests {
             let (app, _) = sign_app(&db, &kek, "HIS").await;
             add_staff(&db, &kek, &[staff("3001", "赵医生")]).await;
             let (me, share) = phone(&db, &kek, &cas, "3001").await;
-            let t = create(&db, &ctx, "https://his.example", &app.app_id, "门诊医生站", Some("nonce-42"), None)
+            let t = create(&db, &ctx, "https://his.example/m/", &app.app_id, "门诊医生站", Some("nonce-42"), None)
                 .await
                 .unwrap();
             assert!(t.deep_link.as_deref().unwrap().starts_with("https://his.example/m/#/login?t=lt_"));
@@ -479,13 +479,13 @@ mod tests {
             .unwrap();
             assert!(logged.contains(&a.signature_base64[..40]), "the login log carries the signature");
             // declined on the phone; an expired ticket; an unknown one
-            let t2 = create(&db, &ctx, "https://his.example", &app.app_id, "LIS", None, Some(60)).await.unwrap();
+            let t2 = create(&db, &ctx, "https://his.example/m/", &app.app_id, "LIS", None, Some(60)).await.unwrap();
             assert_eq!(t2.challenge.len(), 32);
             scan(&db, &kek, &cas, org, &tsa, &ctx, &me, &t2.ticket_id).await.unwrap();
             refuse(&db, &ctx, &me, &t2.ticket_id).await.unwrap();
             assert_eq!(get(&db, None, &t2.ticket_id).await.unwrap().state, "refused");
             assert!(matches!(refuse(&db, &ctx, &me, &t2.ticket_id).await, Err(Error::Conflict(_))));
-            let t3 = create(&db, &ctx, "https://his.example", &app.app_id, "PACS", None, None).await.unwrap();
+            let t3 = create(&db, &ctx, "https://his.example/m/", &app.app_id, "PACS", None, None).await.unwrap();
             sqlx::query("UPDATE login_tickets SET expires_at = '2020-01-01T00:00:00Z' WHERE id = $1")
                 .bind(&t3.ticket_id)
                 .execute(&db.pool)

@@ -186,9 +186,15 @@ mod tests {
             index.contains("connect-src 'self' https://hospital.example;")
                 && index.contains("content=\"https://hospital.example/gw/\"")
         );
-        for bad in
-            ["gw.example", "https://gw.example/\"><script>", "https://gw.example/?x", "javascript:alert(1)", "https://"]
-        {
+        for bad in [
+            "gw.example",
+            "https://gw.example/\"><script>",
+            "https://gw.example/?x",
+            "javascript:alert(1)",
+            "https://",
+            "https://gw.example&Tab;*",
+            "http://gw.example",
+        ] {
             assert!(mobile_export(bad).is_none(), "{bad}");
         }
     }

@@ -56,6 +56,8 @@ struct Opening {
 struct KeySet {
     generation: u32,
     made_at: chrono::DateTime<chrono::Utc>,
+    /// when this instance loaded them
+    loaded: Instant,
     /// the newest first
     opening: Vec<Opening>,
     /// oldest first, ending with the newest
@@ -63,11 +65,12 @@ struct KeySet {
 }
 
 impl KeySet {
-    /// The key phones are told to use now, and the history that ends with it.
-    fn advertised(&self) -> (&Opening, &[Succession]) {
-        let i = channel::advertised(self.made_at, self.opening.len(), chrono::Utc::now());
-        let end = self.history.len() - i.min(self.history.len().saturating_sub(1));
-        (&self.opening[i], &self.history[..end])
+    /// The key phones are told to use now. The history published beside it always runs to the
+    /// newest key: a phone that already moved to the newest (told so by another instance) finds
+    /// its pin there after the key offered, and keeps it.
+    fn advertised(&self) -> &Opening {
+        let i = channel::advertised(self.made_at, self.loaded.elapsed(), self.opening.len(), chrono::Utc::now());
+        &self.opening[i]
     }
 }
 
@@ -99,30 +102,45 @@ impl ChannelKey {
     /// `SM3` of the point of the key phones are told to use, hex: what a phone pins (the
     /// activation code carries it).
     pub async fn fingerprint(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek) -> String {
-        self.refresh(db, kek, channel::REFRESH, false).await;
-        self.set().advertised().0.fingerprint_hex.clone()
+        self.refresh(db, kek, channel::REFRESH).await;
+        self.set().advertised().fingerprint_hex.clone()
     }
 
-    /// Look for a newer key if the last look (`on_miss`: the last look for an unknown key) is older
-    /// than `age`; keeps what it has when the database cannot answer, and never goes back to an
-    /// older generation (a restored backup, a database writer).
-    async fn refresh(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek, age: Duration, on_miss: bool) {
-        {
-            let last = if on_miss { &self.missed } else { &self.checked };
-            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() < age {
-                return;
-            }
-            *last = Instant::now();
+    /// Look for a newer key if the last look is older than `age`; a look under way is not
+    /// waited for.
+    async fn refresh(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek, age: Duration) {
+        if !Self::due(&self.checked, age) {
+            return;
         }
-        // one look at a time: a miss waits for a look under way (it may bring the key), others
-        // go on with what there is
-        let _one = if on_miss {
-            self.refreshing.lock().await
-        } else {
-            let Ok(one) = self.refreshing.try_lock() else { return };
-            one
-        };
+        let Ok(_one) = self.refreshing.try_lock() else { return };
+        self.look(db, kek).await;
+    }
+
+    /// A sealed call under `kid`, which this instance does not hold: wait for a look under way
+    /// (it may bring the key), then look at the database — at most once a second, so that a flood
+    /// of made-up ids costs no more than that.
+    async fn look_for(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek, kid: &str) {
+        let _one = self.refreshing.lock().await;
+        if self.set().opening.iter().any(|o| o.kid == kid) || !Self::due(&self.missed, REFRESH_ON_MISS) {
+            return;
+        }
+        self.look(db, kek).await;
+    }
+
+    /// Whether the look timed by `last` is due after `age`; marks it done.
+    fn due(last: &std::sync::Mutex<Instant>, age: Duration) -> bool {
+        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() < age {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+
+    /// Load a newer generation if the database has one; keeps what it has when the database
+    /// cannot answer, and never goes back to an older generation (a restored backup, a database
+    /// writer — until a restart). The caller holds `refreshing`.
+    async fn look(&self, db: &medsign_store::db::Db, kek: &medsign_crypto::wrap::Kek) {
         let held = self.set().generation;
         let found = match channel::newest(db).await {
             Ok(Some(g)) if g > held => channel::load(db, kek).await.map(Some),
@@ -167,6 +185,7 @@ impl From<channel::Keys> for KeySet {
         KeySet {
             generation: k.generation,
             made_at: k.made_at,
+            loaded: Instant::now(),
             opening,
             history: k
                 .steps
@@ -205,8 +224,10 @@ pub struct Channel {
     fingerprint: String,
     /// the server's clock (Unix milliseconds): a phone whose clock is off seals with this time
     server_time_ms: i64,
-    /// the keys since the last one made without an endorsement, oldest first, ending with this
-    /// one (at most 16): a phone that pinned an older key follows the endorsements to this one
+    /// the keys since the last one made without an endorsement, oldest first, ending with the
+    /// newest (at most 16; for a few seconds after a rotation the newest comes after this one): a
+    /// phone that pinned an older key follows the endorsements to this one, a phone pinned to a
+    /// newer one keeps it
     history: Vec<Succession>,
 }
 
@@ -217,15 +238,15 @@ pub struct Channel {
 /// pinned (from the activation QR code, or at its first activation) and stops on a difference —
 /// unless `history` leads from the pinned key to this one by endorsements (a rotation).
 pub async fn channel(State(s): State<Arc<AppState>>) -> Json<Channel> {
-    s.channel.refresh(&s.db, &s.kek, channel::REFRESH, false).await;
+    s.channel.refresh(&s.db, &s.kek, channel::REFRESH).await;
     let c = s.channel.set();
-    let (key, history) = c.advertised();
+    let key = c.advertised();
     Json(Channel {
         kid: key.kid.clone(),
         public_key: key.public_hex.clone(),
         fingerprint: key.fingerprint_hex.clone(),
         server_time_ms: chrono::Utc::now().timestamp_millis(),
-        history: history.to_vec(),
+        history: c.history.clone(),
     })
 }
 
@@ -371,7 +392,7 @@ async fn exchange(s: &AppState, req: Request, next: Next, id: &str, phone: std::
     // the server's clock travels with every answer, sealed: the phone corrects its own by it
     // (the channel's plain `server_time_ms` is only for the very first call)
     // and the newest key's id: a phone that sealed to an older one reads the channel again
-    let kid = s.channel.set().advertised().0.kid.clone();
+    let kid = s.channel.set().advertised().kid.clone();
     let answer = serde_json::json!({"status": status, "body": body, "time_ms": chrono::Utc::now().timestamp_millis(), "kid": kid});
     let answer = serde_json::to_vec(&answer).unwrap_or_default();
     match responder.seal(&answer) {
@@ -389,11 +410,11 @@ async fn open(s: &AppState, bytes: &[u8]) -> medsign_store::Result<(medsign_stor
     if outer.v != 1 {
         return Err(invalid("不支持的加密报文版本 / unsupported version of the sealed message"));
     }
-    s.channel.refresh(&s.db, &s.kek, channel::REFRESH, false).await;
+    s.channel.refresh(&s.db, &s.kek, channel::REFRESH).await;
     let mut keys = s.channel.set();
     if !keys.opening.iter().any(|o| o.kid == outer.kid) {
         // a key rotated a moment ago, not seen here yet: look now
-        s.channel.refresh(&s.db, &s.kek, REFRESH_ON_MISS, true).await;
+        s.channel.look_for(&s.db, &s.kek, &outer.kid).await;
         keys = s.channel.set();
     }
     let Some(opening) = keys.opening.iter().find(|o| o.kid == outer.kid) else {

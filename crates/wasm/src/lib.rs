@@ -489,10 +489,16 @@ impl Channel {
             };
             let pin: [u8; 32] = hex::decode(pinned).ok().and_then(|b| b.try_into().ok()).ok_or_else(posing)?;
             let steps = succession(history.as_deref().unwrap_or("[]")).ok_or_else(posing)?;
-            if steps.last().map(|s| s.key) != Some(key) {
+            let at = |fp: &[u8; 32]| steps.iter().position(|s| medsign_crypto::e2e::fingerprint(&s.key) == *fp);
+            let (Some(ip), Some(io)) = (at(&pin), at(&medsign_crypto::e2e::fingerprint(&key))) else {
                 return Err(posing());
+            };
+            if ip > io {
+                // a server still naming the key before the one this phone already moved to (a
+                // rotation a few seconds old): keep the pinned key, which every server opens
+                return Ok(Channel { key: steps[ip].key, fingerprint: hex::encode(pin) });
             }
-            medsign_crypto::e2e::follow(&pin, &steps).map_err(|_| posing())?;
+            medsign_crypto::e2e::follow(&pin, &steps[ip..=io]).map_err(|_| posing())?;
         }
         Ok(Channel { key, fingerprint })
     }
@@ -628,9 +634,22 @@ mod tests {
         };
         let history = serde_json::json!([step(1, &old, None), step(2, &new, Some(&old))]).to_string();
         let ch = Channel::new(&hexp(&new), &pin, Some(history.clone())).unwrap();
-        assert_eq!(ch.fingerprint(), hex::encode(e2e::fingerprint(new.public_key())), "the new key is pinned");
+        let new_fp = hex::encode(e2e::fingerprint(new.public_key()));
+        assert_eq!(ch.fingerprint(), new_fp, "the new key is pinned");
         assert!(Channel::new(&hexp(&new), &pin, None).is_err(), "no history, no move");
-        assert!(Channel::new(&hexp(&gateway), &pin, Some(history)).is_err(), "the history must end with the key");
+        assert!(
+            Channel::new(&hexp(&gateway), &pin, Some(history.clone())).is_err(),
+            "the key offered must be in the history"
+        );
+        // a server still naming the old key while this phone already moved: the pin is kept (and
+        // sealed to), never rolled back; without the newer key in the history, refused
+        let kept = Channel::new(&hexp(&old), &new_fp, Some(history)).unwrap();
+        assert_eq!(kept.fingerprint(), new_fp);
+        let call = kept.seal("{}").unwrap();
+        let env: serde_json::Value = serde_json::from_str(&call.body()).unwrap();
+        assert_eq!(env["kid"].as_str(), Some(&new_fp[..16]), "sealed to the pinned key");
+        let truncated = serde_json::json!([step(1, &old, None)]).to_string();
+        assert!(Channel::new(&hexp(&old), &new_fp, Some(truncated)).is_err(), "a rollback");
         let made_up = serde_json::json!([step(1, &old, None), step(2, &gateway, Some(&gateway))]).to_string();
         assert!(Channel::new(&hexp(&gateway), &pin, Some(made_up)).is_err(), "endorsed by itself");
         let broken = serde_json::json!([step(1, &old, None), step(2, &new, None)]).to_string();

@@ -3,7 +3,7 @@
 // phone already holds is replaced only when the doctor confirms that the IT department gave them
 // the code in person (after the servers' key was compromised).
 import { ready, store, phone } from '../../utils/phone.js';
-import { inputs, replace, busy, fail } from '../../utils/ui.js';
+import { inputs, replace, busy, fail, toast } from '../../utils/ui.js';
 import { call, wecomCode } from '../../utils/wx-platform.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -27,8 +27,15 @@ Page({
     this.setData({ no: q.no || '', code: q.code || '', device, differs: HEX64.test(k) && store.get('channel') !== k });
   },
   async repin() {
-    const r = await call(wx.showModal, { title: '改用新的服务器密钥 / Trust the new server key', content: '只有信息科当面给您这个激活码时才继续；本机需要重新绑定。/ Go on only if the IT department gave you this code in person; the phone is then bound again.' });
+    // the doctor types the start of the fingerprint the IT department shows them (the console's
+    // activation card), so a link alone — from anyone — cannot move the pin
+    const r = await call(wx.showModal, { title: '改用新的服务器密钥 / Trust the new server key', editable: true,
+      placeholderText: '信息科给出的服务器指纹前 8 位 / first 8 characters of the server fingerprint from IT' });
     if (!r.confirm) return;
+    if (String(r.content || '').trim().toLowerCase() !== this.k.slice(0, 8)) {
+      toast('指纹不符，未改用 / the fingerprint does not match; nothing changed');
+      return;
+    }
     phone.repin(this.k);
     this.setData({ differs: false });
   },

@@ -18,8 +18,10 @@ import { h, toast, page, busy, fail, pinInput, val } from '../dom.js';
 export function activatePage(params) {
   const k = (params?.get('k') || '').toLowerCase();
   if (/^[0-9a-f]{64}$/.test(k) && !store.get('channel')) store.set('channel', k);
-  // a link naming another key than the one this phone pinned: never re-pinned from a link
+  // a link naming another key than the one this phone pinned: never re-pinned from a link alone
   const differs = /^[0-9a-f]{64}$/.test(k) && store.get('channel') !== k;
+  // after an ordinary rotation the servers' chain of endorsements leads there: no question to ask
+  if (differs) core.follow().then((pin) => { if (pin === k) activatePage(params); }, () => {});
   const go = h('button', { class: 'primary', id: 'activate' }, '绑定本机 / Bind this phone');
   go.onclick = async () => {
     const done = busy(go);
@@ -32,8 +34,14 @@ export function activatePage(params) {
     h('div', { class: 'card' },
       h('p', { class: 'muted' }, '输入工号和信息科提供的激活码（72 小时内有效，只能用一次）。/ Enter your staff number and the one-time activation code from the IT department.'),
       differs ? h('p', { class: 'bad', id: 'pinDiffers' }, '此链接中的服务器指纹与本机记录的不同，请联系信息科，不要继续。/ This link names another server key than the one this phone trusts: contact the IT department and do not go on.') : null,
-      differs ? h('button', { class: 'secondary', id: 'repin', onclick: () => { core.repin(k); activatePage(params); } },
-        '信息科当面给了我这个激活码：改用新的服务器密钥 / The IT department gave me this code in person: trust the new server key') : null,
+      differs ? h('label', { for: 'repinCheck' }, '信息科当面给了我这个激活码：输入他们给出的服务器指纹前 8 位，改用新的服务器密钥 / The IT department gave me this code in person: type the first 8 characters of the server fingerprint they showed me to trust the new server key') : null,
+      differs ? h('input', { id: 'repinCheck', autocapitalize: 'none', autocomplete: 'off', maxlength: '8' }) : null,
+      differs ? h('button', { class: 'secondary', id: 'repin', onclick: () => {
+        // typed, not taken from the link: a link alone — from anyone — cannot move the pin
+        if (val('repinCheck').trim().toLowerCase() !== k.slice(0, 8)) return toast('指纹不符，未改用 / the fingerprint does not match; nothing changed', true);
+        core.repin(k);
+        activatePage(params);
+      } }, '改用新的服务器密钥 / Trust the new server key') : null,
       h('label', { for: 'employee' }, '工号 / Staff number'), h('input', { id: 'employee', inputmode: 'numeric', autocomplete: 'username', value: params?.get('no') || '' }),
       h('label', { for: 'code' }, '激活码 / Activation code'), h('input', { id: 'code', autocapitalize: 'characters', placeholder: 'XXXX-XXXX-XXXX', value: params?.get('code') || '' }),
       h('label', { for: 'device' }, '设备名称 / Device name'), h('input', { id: 'device', value: /iPhone/.test(navigator.userAgent) ? 'iPhone' : '手机' }),
