@@ -103,7 +103,7 @@ pub(crate) mod arith {
         fast::g_table().mul_vartime(a).add_vartime(&table.mul_vartime(b))
     }
 
-    /// A comb table for `P` (≈ 0.5 ms; worth it for a key that verifies many signatures).
+    /// A comb table for `P` (≈ 1 ms and 88 KB; worth it for a key that verifies many signatures).
     pub fn table(p: &Sm2PublicKey) -> CombTable {
         CombTable::new(&aff(p))
     }
@@ -116,7 +116,7 @@ pub(crate) mod arith {
 
     /// The affine x of a point, reduced mod n; `None` for the identity.
     pub fn x_mod_n(j: &Jac) -> Option<Scalar> {
-        j.to_affine().map(|a| <Scalar as Reduce<FieldBytes>>::reduce(&a.x_bytes()))
+        j.affine_x().map(|x| <Scalar as Reduce<FieldBytes>>::reduce(&x.to_repr()))
     }
 }
 
@@ -236,7 +236,7 @@ pub struct Sm2PrecomputedKey {
 }
 
 impl Sm2PrecomputedKey {
-    /// Build the table (≈ 0.5 ms).
+    /// Build the table (≈ 1 ms, 88 KB).
     pub fn new(key: &Sm2PublicKey) -> Self {
         Self { key: *key, table: arith::table(key) }
     }
@@ -316,6 +316,12 @@ impl Sm2SecretKey {
     }
 
     /// Sign a precomputed `e = SM3(Z_A ‖ M)` with a fresh random `k`.
+    ///
+    /// `k` is drawn from the OS when the signature is made, never ahead: a pool of precomputed
+    /// nonces sharing one inversion signed 1.3× faster, but a virtual machine restored from a
+    /// snapshot (or two clones of one) would sign again with the nonces it held, and two
+    /// signatures with one `k` give `d` away; the kernel reseeds its generator on such a restore
+    /// (vmgenid), a pool in this process cannot know (issue #20, docs/BENCHMARKS.md).
     pub fn sign_prehash(&self, e: &[u8; 32]) -> Result<Sm2Signature> {
         let e = e_to_scalar(e);
         loop {
