@@ -362,6 +362,8 @@ pub enum PublicKey {
     P256 {
         /// SPKI DER
         spki: Vec<u8>,
+        /// the key parsed for verification, on first use
+        parsed: ParsedKey,
     },
     /// RSA: the SubjectPublicKeyInfo DER and the modulus size
     Rsa {
@@ -369,7 +371,70 @@ pub enum PublicKey {
         spki: Vec<u8>,
         /// modulus length in bits
         bits: usize,
+        /// the key parsed for verification, on first use
+        parsed: ParsedKey,
     },
+}
+
+/// A P-256 or RSA key as aws-lc parsed it for verification (one per scheme: PKCS#1 v1.5, PSS),
+/// made on first use and shared by the key's clones. Parsing the key again for every
+/// verification cost about 8 % of an RSA-2048 verification (docs/BENCHMARKS.md, issue #20).
+/// Not part of the key's identity: equality and `Debug` ignore it. Each parsed key remembers the
+/// SPKI it came from and serves no other: a `PublicKey` built with another key's `ParsedKey`
+/// still verifies with its own SPKI.
+#[derive(Clone, Default)]
+pub struct ParsedKey(std::sync::Arc<[std::sync::OnceLock<Parsed>; 2]>);
+
+/// The SPKI a key was parsed from, and the parsed key.
+type Parsed = (Box<[u8]>, lc::ParsedPublicKey);
+
+impl ParsedKey {
+    /// Run `f` with `spki` parsed for `scheme`: the key parsed before if it came from the same
+    /// SPKI, else parsed now (and kept, if it is the first).
+    fn with<T>(&self, scheme: SignatureScheme, spki: &[u8], f: impl FnOnce(&lc::ParsedPublicKey) -> T) -> Result<T> {
+        let (slot, alg): (usize, &'static dyn lc::VerificationAlgorithm) = match scheme {
+            SignatureScheme::EcdsaP256Sha256 => (0, &lc::ECDSA_P256_SHA256_ASN1),
+            SignatureScheme::RsaPkcs1Sha256 => (0, &lc::RSA_PKCS1_2048_8192_SHA256),
+            SignatureScheme::RsaPssSha256 => (1, &lc::RSA_PSS_2048_8192_SHA256),
+            other => return Err(Error::Unsupported(format!("{} is not verified by aws-lc", other.name()))),
+        };
+        if let Some((from, key)) = self.0[slot].get()
+            && **from == *spki
+        {
+            return Ok(f(key));
+        }
+        let parsed = SubjectPublicKeyInfoRef::from_der(spki).map_err(|_| Error::InvalidKey("SPKI".into()))?;
+        let bits = parsed.subject_public_key.as_bytes().ok_or_else(|| Error::InvalidKey("SPKI".into()))?;
+        let key = lc::ParsedPublicKey::new(alg, bits).map_err(|_| Error::InvalidKey("public key rejected".into()))?;
+        // two threads may parse at once; the first to finish is kept
+        match self.0[slot].get_or_init(|| (spki.into(), key)) {
+            (from, key) if **from == *spki => Ok(f(key)),
+            _ => {
+                Ok(f(&lc::ParsedPublicKey::new(alg, bits)
+                    .map_err(|_| Error::InvalidKey("public key rejected".into()))?))
+            }
+        }
+    }
+}
+
+// aws-lc's parsed key names its algorithm through a `&'static dyn` trait object, which is not
+// `RefUnwindSafe`; a panic cannot leave this cache half-written (a `OnceLock` holds a complete
+// value or none), so a `PublicKey` stays usable across `catch_unwind`, as before the cache.
+impl std::panic::UnwindSafe for ParsedKey {}
+impl std::panic::RefUnwindSafe for ParsedKey {}
+
+impl PartialEq for ParsedKey {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ParsedKey {}
+
+impl core::fmt::Debug for ParsedKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ParsedKey")
+    }
 }
 
 /// ```text
@@ -403,7 +468,10 @@ impl PublicKey {
                 // validate the point now, so a bad key fails at load rather than at verify
                 lc::ParsedPublicKey::new(&lc::ECDSA_P256_SHA256_ASN1, bits)
                     .map_err(lc_err("P-256 public key rejected"))?;
-                Ok(PublicKey::P256 { spki: spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))? })
+                Ok(PublicKey::P256 {
+                    spki: spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?,
+                    parsed: ParsedKey::default(),
+                })
             }
             (oid::RSA_ENCRYPTION, _) => {
                 let k = RsaPublicKeyDer::from_der(bits).map_err(|e| Error::InvalidKey(format!("RSAPublicKey: {e}")))?;
@@ -412,7 +480,11 @@ impl PublicKey {
                 if !(2048..=8192).contains(&nbits) {
                     return Err(Error::Unsupported(format!("RSA modulus of {nbits} bits (2048-8192 supported)")));
                 }
-                Ok(PublicKey::Rsa { spki: spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?, bits: nbits })
+                Ok(PublicKey::Rsa {
+                    spki: spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?,
+                    bits: nbits,
+                    parsed: ParsedKey::default(),
+                })
             }
             (oid::EC_PUBLIC_KEY, other) => Err(Error::Unsupported(format!(
                 "EC curve {} (supported: SM2, P-256)",
@@ -441,7 +513,7 @@ impl PublicKey {
     pub fn to_spki_der(&self) -> Vec<u8> {
         match self {
             PublicKey::Sm2(k) => k.to_spki_der(),
-            PublicKey::P256 { spki } | PublicKey::Rsa { spki, .. } => spki.clone(),
+            PublicKey::P256 { spki, .. } | PublicKey::Rsa { spki, .. } => spki.clone(),
         }
     }
 
@@ -503,7 +575,7 @@ impl PublicKey {
     pub fn subject_public_key_bytes(&self) -> Vec<u8> {
         match self {
             PublicKey::Sm2(k) => k.to_sec1_uncompressed(),
-            PublicKey::P256 { spki } | PublicKey::Rsa { spki, .. } => SubjectPublicKeyInfoRef::from_der(spki)
+            PublicKey::P256 { spki, .. } | PublicKey::Rsa { spki, .. } => SubjectPublicKeyInfoRef::from_der(spki)
                 .ok()
                 .and_then(|s| s.subject_public_key.as_bytes().map(<[u8]>::to_vec))
                 .unwrap_or_default(),
@@ -525,27 +597,17 @@ impl PublicKey {
         if digest.len() != 32 {
             return Err(Error::InvalidInput(format!("digest must be 32 bytes, got {}", digest.len())));
         }
-        let lc_verify = |alg: &'static dyn lc::VerificationAlgorithm, spki: &[u8]| -> Result<()> {
-            let bits = SubjectPublicKeyInfoRef::from_der(spki)
-                .ok()
-                .and_then(|s| s.subject_public_key.as_bytes().map(<[u8]>::to_vec))
-                .ok_or_else(|| Error::InvalidKey("SPKI".into()))?;
-            lc::UnparsedPublicKey::new(alg, bits)
-                .verify_digest(&import_sha256(digest)?, sig)
-                .map_err(|_| Error::BadSignature)
+        let lc_verify = |parsed: &ParsedKey, spki: &[u8]| -> Result<()> {
+            let digest = import_sha256(digest)?;
+            parsed.with(scheme, spki, |k| k.verify_digest_sig(&digest, sig))?.map_err(|_| Error::BadSignature)
         };
         match (self, scheme) {
             (PublicKey::Sm2(k), SignatureScheme::Sm2Sm3) => {
                 k.verify_prehash(digest.try_into().expect("32 bytes"), &parse_sm2_sig(sig)?)
             }
-            (PublicKey::P256 { spki }, SignatureScheme::EcdsaP256Sha256) => {
-                lc_verify(&lc::ECDSA_P256_SHA256_ASN1, spki)
-            }
-            (PublicKey::Rsa { spki, .. }, SignatureScheme::RsaPkcs1Sha256) => {
-                lc_verify(&lc::RSA_PKCS1_2048_8192_SHA256, spki)
-            }
-            (PublicKey::Rsa { spki, .. }, SignatureScheme::RsaPssSha256) => {
-                lc_verify(&lc::RSA_PSS_2048_8192_SHA256, spki)
+            (PublicKey::P256 { spki, parsed }, SignatureScheme::EcdsaP256Sha256)
+            | (PublicKey::Rsa { spki, parsed, .. }, SignatureScheme::RsaPkcs1Sha256 | SignatureScheme::RsaPssSha256) => {
+                lc_verify(parsed, spki)
             }
             _ => Err(Error::Unsupported(format!("a {} key cannot verify {}", self.alg().name(), scheme.name()))),
         }
@@ -620,6 +682,51 @@ mod tests {
                 assert!(pubk.verify(scheme, b"data", &bad, None).is_err());
             }
         }
+    }
+
+    #[test]
+    fn a_parsed_key_keeps_each_scheme_apart_in_every_clone() {
+        let key = PrivateKey::generate(KeyAlg::Rsa2048).unwrap();
+        let sigs: Vec<_> = key.schemes().iter().map(|&s| (s, key.sign(s, b"data", None).unwrap())).collect();
+        // PKCS#1 parsed first, then PSS first
+        for order in [[0, 1], [1, 0]] {
+            let pubk = key.public_key();
+            for _ in 0..2 {
+                for &i in &order {
+                    let (scheme, sig) = &sigs[i];
+                    pubk.clone().verify(*scheme, b"data", sig, None).unwrap();
+                }
+            }
+            // the key parsed for one scheme does not verify the other's signature
+            assert_eq!(pubk.verify(SignatureScheme::RsaPssSha256, b"data", &sigs[0].1, None), Err(Error::BadSignature));
+            assert_eq!(
+                pubk.verify(SignatureScheme::RsaPkcs1Sha256, b"data", &sigs[1].1, None),
+                Err(Error::BadSignature)
+            );
+        }
+    }
+
+    #[test]
+    fn a_public_key_crosses_catch_unwind() {
+        fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+        unwind_safe::<PublicKey>();
+    }
+
+    #[test]
+    fn a_parsed_key_serves_only_the_spki_it_came_from() {
+        let scheme = SignatureScheme::RsaPkcs1Sha256;
+        let (a, b) = (PrivateKey::generate(KeyAlg::Rsa2048).unwrap(), PrivateKey::generate(KeyAlg::Rsa2048).unwrap());
+        let (sig_a, sig_b) = (a.sign(scheme, b"data", None).unwrap(), b.sign(scheme, b"data", None).unwrap());
+        let pa = a.public_key();
+        pa.verify(scheme, b"data", &sig_a, None).unwrap(); // A's key is parsed and kept
+        let (PublicKey::Rsa { parsed, .. }, PublicKey::Rsa { spki, bits, .. }) = (&pa, b.public_key()) else {
+            unreachable!()
+        };
+        // B's SPKI with A's parsed key: verifies as B, never as A
+        let mixed = PublicKey::Rsa { spki, bits, parsed: parsed.clone() };
+        assert_eq!(mixed.verify(scheme, b"data", &sig_a, None), Err(Error::BadSignature));
+        mixed.verify(scheme, b"data", &sig_b, None).unwrap();
+        pa.verify(scheme, b"data", &sig_a, None).unwrap();
     }
 
     #[test]
