@@ -405,15 +405,22 @@ impl ParsedKey {
         }
         let parsed = SubjectPublicKeyInfoRef::from_der(spki).map_err(|_| Error::InvalidKey("SPKI".into()))?;
         let bits = parsed.subject_public_key.as_bytes().ok_or_else(|| Error::InvalidKey("SPKI".into()))?;
-        let key = lc::ParsedPublicKey::new(alg, bits).map_err(|_| Error::InvalidKey("public key rejected".into()))?;
-        // two threads may parse at once; the first to finish is kept
-        match self.0[slot].get_or_init(|| (spki.into(), key)) {
-            (from, key) if **from == *spki => Ok(f(key)),
-            _ => {
-                Ok(f(&lc::ParsedPublicKey::new(alg, bits)
-                    .map_err(|_| Error::InvalidKey("public key rejected".into()))?))
-            }
-        }
+        let mut fresh =
+            Some(lc::ParsedPublicKey::new(alg, bits).map_err(|_| Error::InvalidKey("public key rejected".into()))?);
+        // kept if the slot is empty; two threads may parse at once, the first to finish is kept
+        let (from, kept) = self.0[slot].get_or_init(|| (spki.into(), fresh.take().expect("taken once")));
+        Ok(match fresh {
+            None => f(kept),                       // ours was kept
+            Some(_) if **from == *spki => f(kept), // another thread's, of the same SPKI
+            Some(key) => f(&key),                  // the slot holds another SPKI's key
+        })
+    }
+
+    /// A cache whose P-256 slot holds `key`, already parsed from `spki` (when the key was checked).
+    fn p256(spki: &[u8], key: lc::ParsedPublicKey) -> Self {
+        let cache = ParsedKey::default();
+        let _ = cache.0[0].set((spki.into(), key));
+        cache
     }
 }
 
@@ -465,13 +472,12 @@ impl PublicKey {
         match (spki.algorithm.oid, param) {
             (oid::EC_PUBLIC_KEY, Some(oid::SM2)) | (oid::SM2, _) => Ok(PublicKey::Sm2(Sm2PublicKey::from_sec1(bits)?)),
             (oid::EC_PUBLIC_KEY, Some(oid::SECP256R1)) => {
-                // validate the point now, so a bad key fails at load rather than at verify
-                lc::ParsedPublicKey::new(&lc::ECDSA_P256_SHA256_ASN1, bits)
+                // validate the point now, so a bad key fails at load rather than at verify; the
+                // parsed key is the one verification uses
+                let key = lc::ParsedPublicKey::new(&lc::ECDSA_P256_SHA256_ASN1, bits)
                     .map_err(lc_err("P-256 public key rejected"))?;
-                Ok(PublicKey::P256 {
-                    spki: spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?,
-                    parsed: ParsedKey::default(),
-                })
+                let der = spki.to_der().map_err(|e| Error::InvalidKey(e.to_string()))?;
+                Ok(PublicKey::P256 { parsed: ParsedKey::p256(&der, key), spki: der })
             }
             (oid::RSA_ENCRYPTION, _) => {
                 let k = RsaPublicKeyDer::from_der(bits).map_err(|e| Error::InvalidKey(format!("RSAPublicKey: {e}")))?;

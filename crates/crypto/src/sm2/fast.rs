@@ -70,11 +70,6 @@ fn fe(b: &FieldBytes) -> Fe {
     Option::from(Fe::from_repr(*b)).expect("coordinate of a valid point is a field element")
 }
 
-/// `x⁻¹`, and 0 for 0 ([`Fe::invert`]).
-pub(crate) fn invert(x: &Fe) -> Fe {
-    x.invert()
-}
-
 impl Aff {
     /// From the crate's affine point; `None` for the identity.
     pub(crate) fn from_point(p: &AffinePoint) -> Option<Self> {
@@ -214,7 +209,7 @@ impl Jac {
         if bool::from(self.is_identity()) {
             return None;
         }
-        let zi = invert(&self.z);
+        let zi = self.z.invert();
         let zi2 = zi.square();
         Some(Aff { x: self.x * zi2, y: self.y * zi2 * zi })
     }
@@ -224,7 +219,7 @@ impl Jac {
         if bool::from(self.is_identity()) {
             return None;
         }
-        Some(self.x * invert(&self.z).square())
+        Some(self.x * self.z.invert().square())
     }
 
     /// Whether the affine x of this point, as an integer, is ≡ `c` mod n, for `c = (r − e) mod n`
@@ -289,7 +284,7 @@ fn batch_to_affine(points: &[Jac]) -> Vec<Aff> {
         prefix.push(acc);
         acc *= p.z;
     }
-    let mut inv = invert(&acc);
+    let mut inv = acc.invert();
     let mut out = vec![Aff::default(); points.len()];
     for i in (0..points.len()).rev() {
         let zi = inv * prefix[i];
@@ -553,15 +548,15 @@ mod tests {
             if bool::from(x.is_zero()) {
                 continue;
             }
-            assert_eq!(invert(&x) * x, Fe::ONE);
+            assert_eq!(x.invert() * x, Fe::ONE);
             type Theirs = <sm2::Sm2 as elliptic_curve::hazmat::FieldArithmetic>::FieldElement;
             let theirs = Option::<Theirs>::from(Theirs::from_repr(x.to_repr())).unwrap();
             assert_eq!(
-                invert(&x).to_repr(),
+                x.invert().to_repr(),
                 Option::<Theirs>::from(elliptic_curve::Field::invert(&theirs)).unwrap().to_repr()
             );
         }
-        assert_eq!(invert(&Fe::ZERO), Fe::ZERO);
+        assert_eq!(Fe::ZERO.invert(), Fe::ZERO);
     }
 
     #[test]
