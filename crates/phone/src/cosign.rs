@@ -829,12 +829,14 @@ async fn finish_one(
         Ok((all, mut signed, more_times, more_pending)) => {
             signed.insert(0, phone);
             times.extend(more_times);
-            flows::record(db, ctx, &f.id, &all, pending || more_pending, &times, &signed, total, f.ticket_ttl).await?;
+            let step = flows::Step { der: &all, pending: pending || more_pending, ts_times: &times, signed: &signed };
+            flows::record(db, ctx, &f.id, &step, total, f.ticket_ttl, None).await?;
             None
         }
         Err(e) => {
             // the phone's signature is kept; the flow fails at the auto signer that could not sign
-            flows::record(db, ctx, &f.id, &doc, pending, &times, &[phone], total, f.ticket_ttl).await?;
+            let step = flows::Step { der: &doc, pending, ts_times: &times, signed: &[phone] };
+            flows::record(db, ctx, &f.id, &step, total, f.ticket_ttl, None).await?;
             Some(e)
         }
     };
@@ -932,16 +934,46 @@ pub(crate) mod tests {
                     .unwrap();
                 (r.try_get::<Option<String>, _>(0).unwrap(), r.try_get::<String, _>(1).unwrap())
             };
-            flows::record(&db, &ctx, &f.id, b"first", false, &[], &[step(0)], 2, 60).await.unwrap();
+            flows::record(
+                &db,
+                &ctx,
+                &f.id,
+                &flows::Step { der: b"first", pending: false, ts_times: &[], signed: &[step(0)] },
+                2,
+                60,
+                None,
+            )
+            .await
+            .unwrap();
             let after_first = stored(db.clone(), f.id.clone()).await;
             assert_eq!(after_first.1, "signing");
             // the same signer again: the flow row would match, the signer row does not → all rolled back
-            let e = flows::record(&db, &ctx, &f.id, b"again", false, &[], &[step(0)], 2, 60).await.unwrap_err();
+            let e = flows::record(
+                &db,
+                &ctx,
+                &f.id,
+                &flows::Step { der: b"again", pending: false, ts_times: &[], signed: &[step(0)] },
+                2,
+                60,
+                None,
+            )
+            .await
+            .unwrap_err();
             assert!(matches!(e, Error::Conflict(_)), "{e}");
             assert_eq!(stored(db.clone(), f.id.clone()).await, after_first, "nothing of the refused step stayed");
             // revoked meanwhile: the next signer's step is refused, the signer stays pending
             flows::revoke(&db, &ctx, Some(&app.app_id), &f.id, "作废").await.unwrap();
-            let e = flows::record(&db, &ctx, &f.id, b"late", false, &[], &[step(1)], 2, 60).await.unwrap_err();
+            let e = flows::record(
+                &db,
+                &ctx,
+                &f.id,
+                &flows::Step { der: b"late", pending: false, ts_times: &[], signed: &[step(1)] },
+                2,
+                60,
+                None,
+            )
+            .await
+            .unwrap_err();
             assert!(matches!(e, Error::Conflict(_)), "{e}");
             let v = flows::get(&db, None, &f.id).await.unwrap();
             assert_eq!((v.state.as_str(), v.signers[1].state.as_str()), ("revoked", "pending"));

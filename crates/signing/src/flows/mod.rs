@@ -396,6 +396,19 @@ pub async fn create_keyed(
     max_bytes: usize,
     request_key: Option<&str>,
 ) -> Result<FlowView> {
+    let id = create_flow(sg, ctx, app_id, nf, max_bytes, request_key).await?;
+    get(sg.db, None, &id).await
+}
+
+/// [`create_keyed`] without reading the flow back: its id (the batch queue needs no more).
+pub(crate) async fn create_flow(
+    sg: &Signing<'_>,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    max_bytes: usize,
+    request_key: Option<&str>,
+) -> Result<String> {
     let plan = plan(sg, ctx, app_id, nf, max_bytes).await?;
     let id = persist(sg.db, ctx, app_id, nf, &plan, request_key).await?;
     // the request may be dropped from here on (the client or a load balancer gave up, the server
@@ -437,8 +450,8 @@ pub async fn create_keyed(
             custody: r.custody.clone(),
         })
         .collect();
-    let recorded =
-        record(sg.db, ctx, &id, &der, pending, &ts_times, &signed, plan.refs.len() as i64, plan.ticket_ttl).await;
+    let step = Step { der: &der, pending, ts_times: &ts_times, signed: &signed };
+    let recorded = record(sg.db, ctx, &id, &step, plan.refs.len() as i64, plan.ticket_ttl, request_key).await;
     abandoned.id = None;
     if let Err(e) = recorded {
         // the flow was committed as `signing`: never leave it there (its signatures were not released)
@@ -448,7 +461,7 @@ pub async fn create_keyed(
         }
         return Err(e);
     }
-    get(sg.db, None, &id).await
+    Ok(id)
 }
 
 /// Fails a flow still in `signing` when the request creating it is dropped before its signatures
@@ -629,10 +642,7 @@ async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_b
 /// attempt on then finds this flow and takes it over or fails it; on SQLite writers take turns.
 /// Other request keys pass.
 pub(crate) async fn batch_fence(db: &Db, tx: &mut sqlx::AnyConnection, request_key: &str) -> Result<()> {
-    let Some(rest) = request_key.strip_prefix("batch:") else { return Ok(()) };
-    let mut parts = rest.rsplitn(3, ':');
-    let (Some(n), Some(idx), Some(job)) = (parts.next(), parts.next(), parts.next()) else { return Ok(()) };
-    let (Ok(n), Ok(idx)) = (n.parse::<i64>(), idx.parse::<i64>()) else { return Ok(()) };
+    let Some((job, idx, n)) = batch_item(request_key) else { return Ok(()) };
     let lock = if db.backend == medsign_store::db::Backend::Postgres { " FOR UPDATE" } else { "" };
     let attempt: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT attempt FROM batch_items WHERE job_id = $1 AND idx = $2{lock}"
@@ -646,6 +656,33 @@ pub(crate) async fn batch_fence(db: &Db, tx: &mut sqlx::AnyConnection, request_k
             "批量条目 {job}#{idx} 已由另一工作者接手，本次尝试不再签署 / batch item {job}#{idx} was reclaimed by another worker; this attempt signs nothing"
         )));
     }
+    Ok(())
+}
+
+/// The batch item whose attempt a request key `batch:{job}:{idx}:{n}` is: `(job, idx, n)`.
+fn batch_item(request_key: &str) -> Option<(&str, i64, i64)> {
+    let rest = request_key.strip_prefix("batch:")?;
+    let mut parts = rest.rsplitn(3, ':');
+    let (n, idx, job) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((job, idx.parse().ok()?, n.parse().ok()?))
+}
+
+/// A batch item's flow is recorded: the item is `done` in the same transaction, so the item and
+/// its flow never disagree after a crash, and the queue spends no extra write on it. Only while
+/// the item is still at this attempt and running: a worker that reclaimed it meanwhile finds
+/// this flow by its key and takes it over (`batches::run_one`).
+async fn batch_done(tx: &mut sqlx::AnyConnection, request_key: &str, flow_id: &str) -> Result<()> {
+    let Some((job, idx, n)) = batch_item(request_key) else { return Ok(()) };
+    sqlx::query(
+        "UPDATE batch_items SET state = 'done', flow_id = $1, error = NULL \
+         WHERE job_id = $2 AND idx = $3 AND attempt = $4 AND state = 'running'",
+    )
+    .bind(flow_id)
+    .bind(job)
+    .bind(idx)
+    .bind(n + 1)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -760,6 +797,18 @@ async fn sign_first(sg: &Signing<'_>, app_id: &str, nf: &NewFlow, plan: &Plan) -
         .await
 }
 
+/// What a signing step made, for [`record`].
+pub struct Step<'a> {
+    /// the signature (CMS) or the PDF so far; empty when nobody signed yet
+    pub der: &'a [u8],
+    /// a `later` timestamp is still to come
+    pub pending: bool,
+    /// the tokens' times, by certificate serial
+    pub ts_times: &'a [Stamp],
+    /// the signers who signed in this step
+    pub signed: &'a [Signed],
+}
+
 /// One signature a flow step made.
 pub struct Signed {
     /// signer index
@@ -777,19 +826,18 @@ pub struct Signed {
 /// Write a flow's progress in one transaction: the signature or PDF so far, the signers who signed
 /// (audited), and what comes next — completion (`flow.completed`), the next scan signer's ticket
 /// (`flow.waiting_scan`), or nothing when an auto signer is still to sign (the caller fails the
-/// flow). Refused with 409 when the flow or a signer changed meanwhile (revoked, signed twice).
-#[allow(clippy::too_many_arguments)]
+/// flow) — and, for a batch item's flow (`request_key`), the item done. Refused with 409 when the
+/// flow or a signer changed meanwhile (revoked, signed twice).
 pub async fn record(
     db: &Db,
     ctx: &Context,
     id: &str,
-    der: &[u8],
-    pending: bool,
-    ts_times: &[Stamp],
-    signed: &[Signed],
+    step: &Step<'_>,
     total: i64,
     ticket_ttl: u32,
+    request_key: Option<&str>,
 ) -> Result<()> {
+    let Step { der, pending, ts_times, signed } = *step;
     let now = medsign_store::now_text();
     let next = signed.iter().map(|s| s.idx + 1).max().unwrap_or(0);
     let complete = next == total;
@@ -879,6 +927,9 @@ pub async fn record(
             crate::tickets::open(&mut tx, ctx, id, next, ticket_ttl).await?;
             enqueue_event(&mut tx, id, "flow.waiting_scan").await?;
         }
+    }
+    if let Some(key) = request_key {
+        batch_done(&mut tx, key, id).await?;
     }
     tx.commit().await?;
     Ok(())
