@@ -369,21 +369,58 @@ pub fn appearance_pdf(a: &Appearance, w: f32, h: f32) -> Result<Vec<u8>> {
     doc.finish().map_err(|e| invalid(format!("绘制签名外观失败 / drawing the appearance failed: {e:?}")))
 }
 
-/// Bring page 1 of `src` (a PDF made by krilla) into another document as a Form XObject: every
+/// An appearance drawn lately, parsed, with everything its drawing depended on.
+struct Drawn {
+    image: Option<Vec<u8>>,
+    lines: Vec<String>,
+    size: (u32, u32),
+    doc: Arc<Document>,
+}
+
+/// How many drawn appearances are kept, and the largest kept.
+const DRAWN_KEEP: usize = 8;
+const DRAWN_MAX_BYTES: usize = 1 << 20;
+
+static DRAWN: std::sync::Mutex<std::collections::VecDeque<Drawn>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// [`appearance_pdf`], parsed — from the last few drawn when the same appearance comes again.
+/// A batch seals a hundred documents a second with one seal image and the same lines (the time
+/// is shown to the second), and drawing one — the image decoded and compressed again, the font
+/// subset — cost more than the rest of the signature's PDF work. The key is every input of the
+/// drawing, compared in full; the entries are few and bounded.
+pub(crate) fn appearance_doc(a: &Appearance, w: f32, h: f32) -> Result<Arc<Document>> {
+    let size = (w.to_bits(), h.to_bits());
+    let kept = || DRAWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = kept().iter().find(|d| d.size == size && d.lines == a.lines && d.image == a.image) {
+        return Ok(d.doc.clone());
+    }
+    let pdf = appearance_pdf(a, w, h)?;
+    let doc = Arc::new(crate::inflate::load_mem(&pdf).map_err(invalid)?);
+    if pdf.len() <= DRAWN_MAX_BYTES {
+        let mut k = kept();
+        if k.len() == DRAWN_KEEP {
+            k.pop_front();
+        }
+        k.push_back(Drawn { image: a.image.clone(), lines: a.lines.clone(), size, doc: doc.clone() });
+    }
+    Ok(doc)
+}
+
+/// Bring page 1 of `doc` (a PDF made by krilla) into another document as a Form XObject: every
 /// object it needs is copied under new numbers from `alloc`. Returns the form's id and the objects.
 pub(crate) fn page_as_form(
-    src: &[u8],
+    doc: &Document,
     alloc: &mut dyn FnMut() -> ObjectId,
 ) -> Result<(ObjectId, Vec<(ObjectId, Object)>)> {
-    let doc = crate::inflate::load_mem(src).map_err(invalid)?;
     let page_id = *doc.get_pages().get(&1).ok_or_else(|| invalid("appearance has no page"))?;
     let page = doc.get_object(page_id).and_then(|o| o.as_dict()).map_err(invalid)?;
-    let bbox = crate::media_box(&doc, page_id).ok_or_else(|| invalid("appearance has no MediaBox"))?;
-    let content = crate::inflate::page_content(&doc, page_id, &mut crate::inflate::Budget::default())?;
+    let bbox = crate::media_box(doc, page_id).ok_or_else(|| invalid("appearance has no MediaBox"))?;
+    let content = crate::inflate::page_content(doc, page_id, &mut crate::inflate::Budget::default())?;
     let mut map = HashMap::new();
     let mut out = Vec::new();
     let resources = match page.get(b"Resources") {
-        Ok(r) => copy_object(&doc, r, &mut map, alloc, &mut out),
+        Ok(r) => copy_object(doc, r, &mut map, alloc, &mut out),
         Err(_) => Object::Dictionary(Dictionary::new()),
     };
     let mut d = Dictionary::new();
@@ -392,7 +429,7 @@ pub(crate) fn page_as_form(
     d.set("BBox", Object::Array(bbox.iter().map(|v| Object::Real(*v as f32)).collect()));
     d.set("Resources", resources);
     if let Ok(g) = page.get(b"Group") {
-        let g = copy_object(&doc, g, &mut map, alloc, &mut out);
+        let g = copy_object(doc, g, &mut map, alloc, &mut out);
         d.set("Group", g);
     }
     let id = alloc();

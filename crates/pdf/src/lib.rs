@@ -447,7 +447,7 @@ pub(crate) fn prepare_as(original: &[u8], opts: &SignOptions, doc_timestamp: boo
 
     // appearance: drawn by krilla (CJK text, images), brought in as a Form XObject
     let ap_id = if visible {
-        let drawn = appearance_pdf(&opts.appearance, (x2 - x1) as f32, (y2 - y1) as f32)?;
+        let drawn = draw::appearance_doc(&opts.appearance, (x2 - x1) as f32, (y2 - y1) as f32)?;
         let (form, objs) = draw::page_as_form(&drawn, &mut alloc)?;
         for (id, o) in &objs {
             push(&mut objects, *id, o);

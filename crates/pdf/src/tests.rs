@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::Arc;
 
 fn tiny_pdf() -> Vec<u8> {
     blank_pdf(595, 842)
@@ -206,6 +207,43 @@ fn image_dimensions_are_checked_from_the_header_before_decoding() {
     // an allowed header with no pixel data behind it is still refused when decoded
     let e = normalize_image(&png_header_only(4000, 3000)).unwrap_err().to_string();
     assert!(e.contains("cannot be read"), "{e}");
+}
+
+#[test]
+fn an_appearance_drawn_again_is_reused_and_any_changed_input_draws_anew() {
+    let seal = round_seal_png("复用测试医院", None, 120).unwrap();
+    let look =
+        |line: &str, image: Option<Vec<u8>>| Appearance { image, lines: vec!["复用测试".into(), line.into()] };
+    let a = look("签署时间 2026-12-05 12:00:00", Some(seal.clone()));
+    let first = draw::appearance_doc(&a, 160.0, 100.0).unwrap();
+    assert!(Arc::ptr_eq(&first, &draw::appearance_doc(&a, 160.0, 100.0).unwrap()), "kept and reused");
+    // every input is part of the key: the lines, the image, the box
+    let other_time = draw::appearance_doc(&look("签署时间 2026-12-05 12:00:01", Some(seal.clone())), 160.0, 100.0);
+    let no_image = draw::appearance_doc(&look("签署时间 2026-12-05 12:00:00", None), 160.0, 100.0);
+    let other_image = round_seal_png("复用测试医院二", None, 120).unwrap();
+    let other_seal = draw::appearance_doc(&look("签署时间 2026-12-05 12:00:00", Some(other_image)), 160.0, 100.0);
+    let other_box = draw::appearance_doc(&a, 161.0, 100.0);
+    for d in [other_time, no_image, other_seal, other_box] {
+        assert!(!Arc::ptr_eq(&first, &d.unwrap()), "a changed input was answered with a kept drawing");
+    }
+    // two documents signed with the kept drawing each carry all of it
+    let opts = SignOptions {
+        placement: Some(Placement { page: 1, rect: [300.0, 50.0, 460.0, 150.0] }),
+        appearance: a,
+        reserve: 64,
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let signed = prepare(&tiny_pdf(), &opts).unwrap().finish(&[1u8; 10]).unwrap();
+        let doc = Document::load_mem(&signed).unwrap();
+        let images = doc
+            .objects
+            .values()
+            .filter_map(|o| o.as_stream().ok())
+            .filter(|s| s.dict.get(b"Subtype").ok().and_then(|s| s.as_name().ok()) == Some(b"Image".as_slice()))
+            .count();
+        assert!(images >= 1, "the seal image is in every signed copy");
+    }
 }
 
 #[test]
