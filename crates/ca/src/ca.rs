@@ -238,9 +238,7 @@ pub async fn org_cert(
     let key = KeySigner::new(custody::ensure_key(db, kek, name, alg).await?);
     let now = Utc::now();
     if let Some(c) = load(db, name).await?
-        && c.not_after() - now > Duration::days(30)
-        && c.public_key().ok() == Some(medsign_crypto::Signer::public_key(&key))
-        && links.is_none_or(|l| l.in_cert(&c))
+        && usable(&c, &key, links)
     {
         return Ok((c, key));
     }
@@ -257,6 +255,14 @@ pub async fn org_cert(
     let c = issue(&t, Some(issuing), ca_key).map_err(|e| Error::internal_from(name.to_string(), e))?;
     store(db, name, &c).await?;
     Ok((c, key))
+}
+
+/// Whether the stored certificate `c` of an organisation key is still the one to sign with: more
+/// than 30 days left, issued for `key`, naming the CA's current links.
+pub(crate) fn usable(c: &Cert, key: &KeySigner, links: Option<&Links>) -> bool {
+    c.not_after() - Utc::now() > Duration::days(30)
+        && c.public_key().ok() == Some(medsign_crypto::Signer::public_key(key))
+        && links.is_none_or(|l| l.in_cert(c))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -6,11 +6,11 @@
 //! per algorithm.
 
 use crate::{
-    ca::{BuiltinCas, Hierarchy},
+    ca::{BuiltinCas, Hierarchy, Links},
     channels::{Builtin, Channels, Enrollment},
 };
 use chrono::{DateTime, Duration, Utc};
-use medsign_crypto::{PublicKey, wrap::Kek};
+use medsign_crypto::{PublicKey, signer::KeySigner, wrap::Kek};
 use medsign_directory::users;
 use medsign_pki::{
     alg::Sm2IdPolicy,
@@ -27,6 +27,7 @@ use medsign_store::{
 };
 use serde::Serialize;
 use sqlx::Row;
+use std::{collections::BTreeMap, sync::Arc};
 
 /// A certificate record as the API shows it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -673,7 +674,7 @@ pub async fn seal_signer(
     ctx: &Context,
     department: Option<&str>,
     alg: &str,
-) -> Result<(Cert, medsign_crypto::signer::KeySigner)> {
+) -> Result<(Cert, Arc<KeySigner>)> {
     let h = match alg {
         "sm2" => &cas.sm2,
         "rsa" => &cas.rsa,
@@ -693,6 +694,10 @@ pub async fn seal_signer(
         }
     };
     let key_name = seal_key_name(department, alg);
+    let links = h.links();
+    if let Some(kept) = kept_seal(db, &key_name, links.as_ref()).await? {
+        return Ok(kept);
+    }
     // the first signings of a fresh installation arrive together, on one instance or several:
     // one of them issues the seal certificate (and makes its key), the others then load it —
     // never two certificates where the second supersedes the first after it has signed
@@ -707,16 +712,83 @@ pub async fn seal_signer(
         &subject,
         &h.issuing,
         h.issuing_key.as_ref(),
-        h.links().as_ref(),
+        links.as_ref(),
     )
     .await?;
     record_org(db, ctx, &format!("org:{key_name}"), "seal", &cert).await?;
     exclusive.release().await?;
+    let key = Arc::new(key);
+    keep_seal(db, &key_name, &cert, &key).await?;
     Ok((cert, key))
 }
 
 /// Seal certificates are loaded or issued one at a time in this process ([`seal_signer`]).
 static SEAL_ISSUANCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The stored texts of a seal: its wrapped key, the key's public half and its certificate.
+#[derive(PartialEq, Eq)]
+struct SealTexts {
+    wrapped_key: String,
+    public_key: String,
+    cert_pem: String,
+}
+
+/// A seal signer with the stored texts it was loaded from.
+struct LoadedSeal {
+    texts: SealTexts,
+    cert: Cert,
+    key: Arc<KeySigner>,
+}
+
+/// The seal signers loaded in this process, by custody name (one per seal and algorithm).
+static LOADED_SEALS: std::sync::Mutex<BTreeMap<String, Arc<LoadedSeal>>> = std::sync::Mutex::new(BTreeMap::new());
+
+fn loaded_seals() -> std::sync::MutexGuard<'static, BTreeMap<String, Arc<LoadedSeal>>> {
+    LOADED_SEALS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The stored texts of seal `name`, when both its key and its certificate exist (one read).
+async fn seal_texts(db: &Db, name: &str) -> Result<Option<SealTexts>> {
+    let row = sqlx::query(
+        "SELECT k.wrapped_key, k.public_key, c.cert_pem FROM server_keys k JOIN ca_certs c ON c.name = k.name \
+         WHERE k.name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(SealTexts {
+            wrapped_key: r.try_get("wrapped_key")?,
+            public_key: r.try_get("public_key")?,
+            cert_pem: r.try_get("cert_pem")?,
+        })
+    })
+    .transpose()
+}
+
+/// The signer of seal `name` loaded before, if the stored key and certificate are still the very
+/// texts it was loaded from and its certificate is still the one to sign with. A batch seals a
+/// hundred documents a second, and each used to read three rows, unwrap the key and parse it again
+/// (an RSA key's checks cost about as much as a signature). Whatever changes a seal — a renewal,
+/// another instance's issuance, a new key — changes these texts; the 30-day and link checks run
+/// on every use.
+async fn kept_seal(db: &Db, name: &str, links: Option<&Links>) -> Result<Option<(Cert, Arc<KeySigner>)>> {
+    let Some(texts) = seal_texts(db, name).await? else { return Ok(None) };
+    let kept = loaded_seals().get(name).filter(|s| s.texts == texts).cloned();
+    Ok(kept.filter(|s| crate::ca::usable(&s.cert, &s.key, links)).map(|s| (s.cert.clone(), s.key.clone())))
+}
+
+/// Keep the seal signer just loaded (or issued) for the next signatures — if the stored texts
+/// read now are those of this certificate and this key (another instance may have replaced them).
+async fn keep_seal(db: &Db, name: &str, cert: &Cert, key: &Arc<KeySigner>) -> Result<()> {
+    let Some(texts) = seal_texts(db, name).await? else { return Ok(()) };
+    let public = medsign_crypto::Signer::public_key(&**key).to_pem();
+    if texts.cert_pem == cert.to_pem() && texts.public_key == public {
+        let loaded = LoadedSeal { texts, cert: cert.clone(), key: key.clone() };
+        loaded_seals().insert(name.to_string(), Arc::new(loaded));
+    }
+    Ok(())
+}
 
 /// Filters of [`list`].
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -1343,6 +1415,56 @@ mod tests {
             assert_eq!((n, seals.len()), (2, 2));
             // OCSP answers for them
             assert_eq!(status_of(&db, &cas.sm2, &h.serial).await.unwrap(), Some(None));
+        }
+    }
+
+    /// A seal's signer is parsed once and used again while its stored key and certificate stay as
+    /// they were; a new certificate or a new key is never answered with the signer parsed before,
+    /// and a removed department's seal is refused although its signer was kept.
+    #[tokio::test]
+    async fn a_kept_seal_signer_follows_every_change_of_the_stored_seal() {
+        for (_d, db) in backends().await {
+            let kek = Kek::generate().unwrap();
+            let ctx = Context::cli();
+            let org = "某县人民医院";
+            let cas = crate::ca::ensure(&db, &kek, org).await.unwrap();
+            let seal = || seal_signer(&db, &kek, &cas, org, &ctx, None, "rsa");
+            let (c1, k1) = seal().await.unwrap();
+            let (c2, k2) = seal().await.unwrap();
+            let (c3, k3) = seal().await.unwrap();
+            assert_eq!((c2.serial_hex(), c3.serial_hex()), (c1.serial_hex(), c1.serial_hex()));
+            assert!(Arc::ptr_eq(&k2, &k3), "parsed once, then kept");
+            let pair =
+                |c: &Cert, k: &Arc<KeySigner>| c.public_key().ok() == Some(medsign_crypto::Signer::public_key(k));
+            assert!(pair(&c1, &k1) && pair(&c3, &k3));
+            // a new certificate (renewed elsewhere: here, a row another instance replaced)
+            sqlx::query("DELETE FROM ca_certs WHERE name = 'seal-hospital-rsa'").execute(&db.pool).await.unwrap();
+            let (c4, k4) = seal().await.unwrap();
+            assert_ne!(c4.serial_hex(), c1.serial_hex(), "issued anew");
+            let (c5, k5) = seal().await.unwrap();
+            assert_eq!(c5.serial_hex(), c4.serial_hex());
+            assert!(!Arc::ptr_eq(&k5, &k3), "the new certificate's texts are parsed anew");
+            assert!(pair(&c4, &k4) && pair(&c5, &k5));
+            // a new key: the kept signer (old key) is not used; the certificate follows the key
+            sqlx::query("DELETE FROM server_keys WHERE name = 'seal-hospital-rsa'").execute(&db.pool).await.unwrap();
+            let (c6, k6) = seal().await.unwrap();
+            assert!(pair(&c6, &k6), "certificate and key belong together");
+            assert_ne!(medsign_crypto::Signer::public_key(&k6), medsign_crypto::Signer::public_key(&k5));
+            let (c7, k7) = seal().await.unwrap();
+            assert!(pair(&c7, &k7) && c7.serial_hex() == c6.serial_hex());
+            // a department's seal whose department is gone: refused, though its signer was kept
+            let dep = medsign_directory::departments::NewDepartment {
+                code: "JYK".into(),
+                name: "检验科".into(),
+                parent_code: None,
+            };
+            medsign_directory::departments::create_many(&db, &ctx, &[dep]).await.unwrap();
+            seal_signer(&db, &kek, &cas, org, &ctx, Some("JYK"), "rsa").await.unwrap();
+            sqlx::query("DELETE FROM departments WHERE code = 'JYK'").execute(&db.pool).await.unwrap();
+            assert!(matches!(
+                seal_signer(&db, &kek, &cas, org, &ctx, Some("JYK"), "rsa").await,
+                Err(Error::NotFound(_))
+            ));
         }
     }
 

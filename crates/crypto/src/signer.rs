@@ -107,6 +107,22 @@ impl Signer for KeySigner {
     }
 }
 
+/// A signer shared between holders (a seal key loaded once and used by every signature).
+impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
+    fn scheme(&self) -> SignatureScheme {
+        (**self).scheme()
+    }
+    fn public_key(&self) -> &PublicKey {
+        (**self).public_key()
+    }
+    fn sm2_id(&self) -> &[u8] {
+        (**self).sm2_id()
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        (**self).sign(msg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
