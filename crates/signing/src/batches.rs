@@ -204,8 +204,6 @@ struct Claimed {
     /// the item's row now reads `attempt + 1` (each claim moves it on, so it names the claim)
     attempt: i64,
     app: String,
-    /// the claim's time: the item's results are stored only while it is still this claim
-    at: String,
 }
 
 /// Claim the next item — first one running but abandoned, else the first queued — and move its
@@ -240,7 +238,6 @@ async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
                 spec: r.try_get("spec")?,
                 attempt: r.try_get::<i64, _>("attempt")? - 1,
                 app: r.try_get("app_id")?,
-                at,
             }));
         }
     }
@@ -249,27 +246,19 @@ async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
 
 /// Store an item's result — unless a worker on this or another instance reclaimed it meanwhile
 /// (this one ran past `batch_reclaim_seconds`): then the item is that worker's, and a late
-/// `failed` never overwrites its `done`.
-async fn finish_item(
-    db: &Db,
-    c: &Claimed,
-    state: &str,
-    flow_id: Option<&str>,
-    error: Option<&str>,
-    attempt: i64,
-) -> Result<()> {
+/// `failed` never overwrites its `done`. The claim is named by its attempt, as everywhere.
+async fn finish_item(db: &Db, c: &Claimed, state: &str, flow_id: Option<&str>, error: Option<&str>) -> Result<()> {
     let _w = db.write_lock.lock().await;
     let stored = sqlx::query(
-        "UPDATE batch_items SET state = $1, flow_id = $2, error = $3, attempt = $4 \
-         WHERE job_id = $5 AND idx = $6 AND state = 'running' AND claimed_at = $7",
+        "UPDATE batch_items SET state = $1, flow_id = $2, error = $3 \
+         WHERE job_id = $4 AND idx = $5 AND state = 'running' AND attempt = $6",
     )
     .bind(state)
     .bind(flow_id)
     .bind(error)
-    .bind(attempt)
     .bind(&c.job)
     .bind(c.idx)
-    .bind(&c.at)
+    .bind(c.attempt + 1)
     .execute(&db.pool)
     .await?;
     if stored.rows_affected() == 0 {
@@ -293,7 +282,7 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
         if let Some(r) = prev {
             let (fid, st): (String, String) = (r.try_get("id")?, r.try_get("state")?);
             if st == "completed" {
-                finish_item(db, &c, "done", Some(&fid), None, attempt).await?;
+                finish_item(db, &c, "done", Some(&fid), None).await?;
                 return Ok(true);
             }
             if st == "signing" {
@@ -326,16 +315,17 @@ pub async fn run_one(sg: &Signing<'_>, max_bytes: usize, reclaim_seconds: u64) -
             tracing::warn!(job = %job, idx, error = %m, "batch item postponed");
             let _w = db.write_lock.lock().await;
             sqlx::query(
-                "UPDATE batch_items SET state = 'queued', claimed_at = NULL WHERE job_id = $1 AND idx = $2 AND claimed_at = $3",
+                "UPDATE batch_items SET state = 'queued', claimed_at = NULL \
+                 WHERE job_id = $1 AND idx = $2 AND state = 'running' AND attempt = $3",
             )
             .bind(&job)
             .bind(idx)
-            .bind(&c.at)
+            .bind(attempt + 1)
             .execute(&db.pool)
             .await?;
             return Ok(false);
         }
-        Err(e) => finish_item(db, &c, "failed", None, Some(&e.to_string()), attempt + 1).await?,
+        Err(e) => finish_item(db, &c, "failed", None, Some(&e.to_string())).await?,
     }
     Ok(true)
 }
@@ -480,6 +470,60 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(made, 0, "the late worker created no flow");
+            // a worker reclaimed between creating its flow and recording the signature: the
+            // signature is not recorded (the flow stays as it was, for its caller to fail), and
+            // the item stays the reclaimer's
+            let stalled = format!("batch:{}:1:4", b.id);
+            sqlx::query(
+                "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, timestamp_mode, ts_pending, expires_at, created_at, updated_at, request_key) \
+                 VALUES ('sf_stalled', 'QM-STALLED', 'app_x', 'data', 't', 'signing', 'sm2', 1, '', '', 'required', 0, '2099-01-01T00:00:00Z', 'x', 'x', $1)",
+            )
+            .bind(&stalled)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state) VALUES ('sf_stalled', 0, 'seal', 'hospital', 'auto', 'pending')")
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE batch_items SET state = 'running', attempt = 6 WHERE job_id = $1 AND idx = 1")
+                .bind(&b.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            let signed = [flows::Signed {
+                idx: 0,
+                kind: crate::model::SignerKind::Seal,
+                subject_ref: "hospital".into(),
+                serial: "01".into(),
+                custody: serde_json::json!({"custody": "server"}),
+            }];
+            let step = flows::Step { der: b"sig", pending: false, ts_times: &[], signed: &signed };
+            let e = flows::record(&db, &ctx, "sf_stalled", &step, 1, 60, Some(&stalled)).await.unwrap_err();
+            assert!(matches!(&e, Error::Conflict(m) if m.contains("reclaimed")), "{e}");
+            let (state, item): (String, String) = sqlx::query_as(
+                "SELECT f.state, i.state FROM sign_flows f, batch_items i WHERE f.id = 'sf_stalled' AND i.job_id = $1 AND i.idx = 1",
+            )
+            .bind(&b.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!((state.as_str(), item.as_str()), ("signing", "running"), "nothing of the late step was kept");
+            // at its own attempt, the same step records the flow and the item together
+            sqlx::query("UPDATE batch_items SET attempt = 5 WHERE job_id = $1 AND idx = 1")
+                .bind(&b.id)
+                .execute(&db.pool)
+                .await
+                .unwrap();
+            flows::record(&db, &ctx, "sf_stalled", &step, 1, 60, Some(&stalled)).await.unwrap();
+            let (state, item, flow): (String, String, String) = sqlx::query_as(
+                "SELECT f.state, i.state, i.flow_id FROM sign_flows f, batch_items i WHERE f.id = 'sf_stalled' AND i.job_id = $1 AND i.idx = 1",
+            )
+            .bind(&b.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            assert_eq!((state.as_str(), item.as_str(), flow.as_str()), ("completed", "done", "sf_stalled"));
         }
     }
 }

@@ -669,11 +669,12 @@ fn batch_item(request_key: &str) -> Option<(&str, i64, i64)> {
 
 /// A batch item's flow is recorded: the item is `done` in the same transaction, so the item and
 /// its flow never disagree after a crash, and the queue spends no extra write on it. Only while
-/// the item is still at this attempt and running: a worker that reclaimed it meanwhile finds
-/// this flow by its key and takes it over (`batches::run_one`).
+/// the item is still at this attempt and running — else the flow is not recorded at all (409,
+/// and its caller fails it): a worker that reclaimed the item meanwhile signs it under the next
+/// attempt, and one item never has two completed flows.
 async fn batch_done(tx: &mut sqlx::AnyConnection, request_key: &str, flow_id: &str) -> Result<()> {
     let Some((job, idx, n)) = batch_item(request_key) else { return Ok(()) };
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE batch_items SET state = 'done', flow_id = $1, error = NULL \
          WHERE job_id = $2 AND idx = $3 AND attempt = $4 AND state = 'running'",
     )
@@ -683,6 +684,11 @@ async fn batch_done(tx: &mut sqlx::AnyConnection, request_key: &str, flow_id: &s
     .bind(n + 1)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() != 1 {
+        return Err(Error::Conflict(format!(
+            "批量条目 {job}#{idx} 已由另一工作者接手，本次签署不予记录 / batch item {job}#{idx} was reclaimed by another worker; this attempt's signature is not recorded"
+        )));
+    }
     Ok(())
 }
 
@@ -843,6 +849,10 @@ pub async fn record(
     let complete = next == total;
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
+    // a batch item's row first, as `persist` takes it (then the audit lock): one lock order
+    if let Some(key) = request_key {
+        batch_done(&mut tx, key, id).await?;
+    }
     let changed =
         || Error::Conflict("流程状态刚被修改（已撤销或已签署）/ the flow changed meanwhile (revoked or signed)".into());
     let done = sqlx::query(
@@ -927,9 +937,6 @@ pub async fn record(
             crate::tickets::open(&mut tx, ctx, id, next, ticket_ttl).await?;
             enqueue_event(&mut tx, id, "flow.waiting_scan").await?;
         }
-    }
-    if let Some(key) = request_key {
-        batch_done(&mut tx, key, id).await?;
     }
     tx.commit().await?;
     Ok(())
