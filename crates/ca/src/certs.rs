@@ -695,7 +695,7 @@ pub async fn seal_signer(
     };
     let key_name = seal_key_name(department, alg);
     let links = h.links();
-    if let Some(kept) = kept_seal(db, &key_name, links.as_ref()).await? {
+    if let Some(kept) = kept_seal(db, kek, &key_name, links.as_ref()).await? {
         return Ok(kept);
     }
     // the first signings of a fresh installation arrive together, on one instance or several:
@@ -718,7 +718,7 @@ pub async fn seal_signer(
     record_org(db, ctx, &format!("org:{key_name}"), "seal", &cert).await?;
     exclusive.release().await?;
     let key = Arc::new(key);
-    keep_seal(db, &key_name, &cert, &key).await?;
+    keep_seal(db, kek, &key_name, &cert, &key).await?;
     Ok((cert, key))
 }
 
@@ -733,9 +733,10 @@ struct SealTexts {
     cert_pem: String,
 }
 
-/// A seal signer with the stored texts it was loaded from.
+/// A seal signer with the stored texts it was loaded from, and the KEK that opened them (SM3).
 struct LoadedSeal {
     texts: SealTexts,
+    kek: [u8; 32],
     cert: Cert,
     key: Arc<KeySigner>,
 }
@@ -772,19 +773,30 @@ async fn seal_texts(db: &Db, name: &str) -> Result<Option<SealTexts>> {
 /// (an RSA key's checks cost about as much as a signature). Whatever changes a seal — a renewal,
 /// another instance's issuance, a new key — changes these texts; the 30-day and link checks run
 /// on every use.
-async fn kept_seal(db: &Db, name: &str, links: Option<&Links>) -> Result<Option<(Cert, Arc<KeySigner>)>> {
+async fn kept_seal(db: &Db, kek: &Kek, name: &str, links: Option<&Links>) -> Result<Option<(Cert, Arc<KeySigner>)>> {
     let Some(texts) = seal_texts(db, name).await? else { return Ok(None) };
-    let kept = loaded_seals().get(name).filter(|s| s.texts == texts).cloned();
+    let kek = medsign_crypto::hash::sm3(kek.as_bytes());
+    let kept = {
+        let mut loaded = loaded_seals();
+        let kept = loaded.get(name).filter(|s| s.texts == texts && s.kek == kek).cloned();
+        if kept.is_none() {
+            loaded.remove(name); // replaced: its key is not kept in memory any longer
+        }
+        kept
+    };
     Ok(kept.filter(|s| crate::ca::usable(&s.cert, &s.key, links)).map(|s| (s.cert.clone(), s.key.clone())))
 }
 
 /// Keep the seal signer just loaded (or issued) for the next signatures — if the stored texts
-/// read now are those of this certificate and this key (another instance may have replaced them).
-async fn keep_seal(db: &Db, name: &str, cert: &Cert, key: &Arc<KeySigner>) -> Result<()> {
+/// read now are those of this certificate and this key: another instance may have replaced them,
+/// so the wrapped key is opened with this KEK once more and must be this very key.
+async fn keep_seal(db: &Db, kek: &Kek, name: &str, cert: &Cert, key: &Arc<KeySigner>) -> Result<()> {
     let Some(texts) = seal_texts(db, name).await? else { return Ok(()) };
-    let public = medsign_crypto::Signer::public_key(&**key).to_pem();
-    if texts.cert_pem == cert.to_pem() && texts.public_key == public {
-        let loaded = LoadedSeal { texts, cert: cert.clone(), key: key.clone() };
+    let public = medsign_crypto::Signer::public_key(&**key);
+    let stored = medsign_store::custody::unwrap_stored(kek, name, &texts.wrapped_key)?;
+    if texts.cert_pem == cert.to_pem() && texts.public_key == public.to_pem() && stored.public_key() == *public {
+        let loaded =
+            LoadedSeal { texts, kek: medsign_crypto::hash::sm3(kek.as_bytes()), cert: cert.clone(), key: key.clone() };
         loaded_seals().insert(name.to_string(), Arc::new(loaded));
     }
     Ok(())
@@ -1437,6 +1449,10 @@ mod tests {
             let pair =
                 |c: &Cert, k: &Arc<KeySigner>| c.public_key().ok() == Some(medsign_crypto::Signer::public_key(k));
             assert!(pair(&c1, &k1) && pair(&c3, &k3));
+            // the same texts under another KEK (a copied database): refused as without the cache
+            let other = Kek::generate().unwrap();
+            let e = seal_signer(&db, &other, &cas, org, &ctx, None, "rsa").await.err().expect("refused");
+            assert!(e.to_string().contains("wrong KEK"), "{e}");
             // a new certificate (renewed elsewhere: here, a row another instance replaced)
             sqlx::query("DELETE FROM ca_certs WHERE name = 'seal-hospital-rsa'").execute(&db.pool).await.unwrap();
             let (c4, k4) = seal().await.unwrap();

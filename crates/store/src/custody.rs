@@ -105,7 +105,8 @@ pub async fn ensure_key(db: &Db, kek: &Kek, name: &str, alg: KeyAlg) -> Result<P
     Ok(key)
 }
 
-fn unwrap_stored(kek: &Kek, name: &str, wrapped: &str) -> Result<PrivateKey> {
+/// The key `name` from its stored text (`server_keys.wrapped_key`), unwrapped with the KEK.
+pub fn unwrap_stored(kek: &Kek, name: &str, wrapped: &str) -> Result<PrivateKey> {
     let blob = hex::decode(wrapped).map_err(|_| Error::Config(format!("server key {name} is corrupt")))?;
     let der = kek.unwrap(&blob, &aad(name)).map_err(|_| {
         Error::Config(format!(
