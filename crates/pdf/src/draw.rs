@@ -377,7 +377,7 @@ struct Drawn {
     doc: Arc<Document>,
 }
 
-/// How many drawn appearances are kept, and the largest kept.
+/// How many drawn appearances are kept, and the largest kept (the drawing and its image).
 const DRAWN_KEEP: usize = 8;
 const DRAWN_MAX_BYTES: usize = 1 << 20;
 
@@ -392,13 +392,18 @@ static DRAWN: std::sync::Mutex<std::collections::VecDeque<Drawn>> =
 pub(crate) fn appearance_doc(a: &Appearance, w: f32, h: f32) -> Result<Arc<Document>> {
     let size = (w.to_bits(), h.to_bits());
     let kept = || DRAWN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(d) = kept().iter().find(|d| d.size == size && d.lines == a.lines && d.image == a.image) {
+    let same = |d: &&Drawn| d.size == size && d.lines == a.lines && d.image == a.image;
+    if let Some(d) = kept().iter().find(same) {
         return Ok(d.doc.clone());
     }
     let pdf = appearance_pdf(a, w, h)?;
     let doc = Arc::new(crate::inflate::load_mem(&pdf).map_err(invalid)?);
-    if pdf.len() <= DRAWN_MAX_BYTES {
+    if pdf.len() + a.image.as_ref().map_or(0, Vec::len) <= DRAWN_MAX_BYTES {
         let mut k = kept();
+        // several workers may have drawn the same one meanwhile (a new second): kept once
+        if let Some(d) = k.iter().find(same) {
+            return Ok(d.doc.clone());
+        }
         if k.len() == DRAWN_KEEP {
             k.pop_front();
         }
