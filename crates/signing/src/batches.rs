@@ -15,6 +15,7 @@ use medsign_store::{
 };
 use serde::Serialize;
 use sqlx::Row;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Most flows in one batch.
 pub const MAX_ITEMS: usize = 1000;
@@ -206,20 +207,31 @@ struct Claimed {
     app: String,
 }
 
-/// Claim the next item — first one running but abandoned, else the first queued — and move its
+/// Claim the next item — one running but abandoned, else the first queued — and move its
 /// attempt on, in one statement under the write lock: the claim and the new attempt are one
 /// change, so a worker that stalls after its claim can never share a request key with the next
 /// one, and an earlier worker still running (reclaimed) can no longer create its flow
-/// (`flows::batch_fence`). Each of the two is a walk of the `(state, job_id, idx)` index, not a
-/// sort of the queue. On PostgreSQL the instances of a cluster skip the rows another is claiming
-/// (`SKIP LOCKED`) instead of queueing behind it; the condition is checked again on the row taken.
+/// (`flows::batch_fence`). Each look is a walk of the `(state, job_id, idx)` index, not a sort of
+/// the queue; abandoned items are looked for first at most once a second in this process, and
+/// whenever nothing is queued. On PostgreSQL the instances of a cluster skip the rows another is
+/// claiming (`SKIP LOCKED`) instead of queueing behind it; the condition is checked again on the
+/// row taken.
 async fn claim(db: &Db, reclaim_seconds: u64) -> Result<Option<Claimed>> {
-    let stale =
-        (Utc::now() - Duration::seconds(reclaim_seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    static ABANDONED_LOOKED: AtomicI64 = AtomicI64::new(0);
+    let now = Utc::now();
+    let stale = (now - Duration::seconds(reclaim_seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let skip = if db.backend == medsign_store::db::Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let at = medsign_store::now_text();
+    let last = ABANDONED_LOOKED.load(Ordering::Relaxed);
+    let due = now.timestamp_millis() - last >= 1000
+        && ABANDONED_LOOKED
+            .compare_exchange(last, now.timestamp_millis(), Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+    let abandoned = ("state = 'running' AND claimed_at < $2", Some(&stale));
+    let queued = ("state = 'queued'", None);
+    let looks = if due { [abandoned, queued] } else { [queued, abandoned] };
     let _w = db.write_lock.lock().await;
-    for (which, stale) in [("state = 'running' AND claimed_at < $2", Some(&stale)), ("state = 'queued'", None)] {
+    for (which, stale) in looks {
         let sql = format!(
             "UPDATE batch_items SET state = 'running', claimed_at = $1, attempt = attempt + 1 \
              WHERE (job_id, idx) = (SELECT job_id, idx FROM batch_items WHERE {which} ORDER BY job_id, idx LIMIT 1{skip}) \
