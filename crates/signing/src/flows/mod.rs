@@ -410,46 +410,21 @@ pub(crate) async fn create_flow(
     request_key: Option<&str>,
 ) -> Result<String> {
     let plan = plan(sg, ctx, app_id, nf, max_bytes).await?;
-    let id = persist(sg.db, ctx, app_id, nf, &plan, request_key).await?;
+    if plan.ready.len() == plan.refs.len() {
+        return create_signed(sg, ctx, app_id, nf, &plan, request_key).await;
+    }
+    let id = persist(sg.db, ctx, app_id, nf, &plan, request_key, None).await?;
     // the request may be dropped from here on (the client or a load balancer gave up, the server
     // stops): the flow is then failed rather than left in `signing` (nothing was released)
     let mut abandoned = FailIfDropped { db: sg.db.clone(), ctx: ctx.clone(), id: Some(id.clone()) };
-    let signed_now = async {
-        let mut s = sign_first(sg, app_id, nf, &plan).await?;
-        // every signer signed: the PDF gets what its PAdES level adds (DSS, document timestamp)
-        if let Some(level) = plan.pades.filter(|_| plan.ready.len() == plan.refs.len()) {
-            s.doc = augment(sg, level, &plan.alg, app_id, s.doc).await?;
-        }
-        Ok::<_, Error>(s)
-    };
-    let (der, ts_times, pending) = match signed_now.await {
+    let (der, ts_times, pending) = match sign_now(sg, app_id, nf, &plan).await {
         Ok(s) => (s.doc, s.times, s.pending),
         Err(e) => {
-            let unavailable = matches!(e, Error::Unavailable(_));
-            let msg = if unavailable {
-                format!(
-                    "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
-                )
-            } else {
-                format!("签署失败 / signing failed: {e}")
-            };
-            fail(sg.db, ctx, &id, &msg).await?;
             abandoned.id = None;
-            return Err(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e });
+            return Err(signing_failed(sg.db, ctx, &id, e).await?);
         }
     };
-    let signed: Vec<Signed> = plan
-        .ready
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Signed {
-            idx: i as i64,
-            kind: plan.refs[i].0,
-            subject_ref: plan.refs[i].1.clone(),
-            serial: r.cert.serial_hex(),
-            custody: r.custody.clone(),
-        })
-        .collect();
+    let signed = signed_by(&plan);
     let step = Step { der: &der, pending, ts_times: &ts_times, signed: &signed };
     let recorded = record(sg.db, ctx, &id, &step, plan.refs.len() as i64, plan.ticket_ttl, request_key).await;
     abandoned.id = None;
@@ -462,6 +437,72 @@ pub(crate) async fn create_flow(
         return Err(e);
     }
     Ok(id)
+}
+
+/// A flow whose signers all sign now (seals, staff in server custody): signed first, then written
+/// once — the flow and its signers as signed, the audit entries, the completion event and, for a
+/// batch item, the item — in one transaction: one turn of the write lock instead of two, and no
+/// flow left in `signing` by a crash (nothing was written). A failure is written as a failed flow,
+/// as when the flow was written first. A request key used before is refused by the insert (409);
+/// the signature made meanwhile is never released.
+async fn create_signed(
+    sg: &Signing<'_>,
+    ctx: &Context,
+    app_id: &str,
+    nf: &NewFlow,
+    plan: &Plan,
+    request_key: Option<&str>,
+) -> Result<String> {
+    match sign_now(sg, app_id, nf, plan).await {
+        Ok(s) => {
+            let signed = signed_by(plan);
+            let step = Step { der: &s.doc, pending: s.pending, ts_times: &s.times, signed: &signed };
+            persist(sg.db, ctx, app_id, nf, plan, request_key, Some(&step)).await
+        }
+        Err(e) => {
+            let id = persist(sg.db, ctx, app_id, nf, plan, request_key, None).await?;
+            Err(signing_failed(sg.db, ctx, &id, e).await?)
+        }
+    }
+}
+
+/// Sign with the signers ready now; when that is every signer, the PDF gets what its PAdES level
+/// adds (DSS, document timestamp).
+async fn sign_now(sg: &Signing<'_>, app_id: &str, nf: &NewFlow, plan: &Plan) -> Result<Signature> {
+    let mut s = sign_first(sg, app_id, nf, plan).await?;
+    if let Some(level) = plan.pades.filter(|_| plan.ready.len() == plan.refs.len()) {
+        s.doc = augment(sg, level, &plan.alg, app_id, s.doc).await?;
+    }
+    Ok(s)
+}
+
+/// The signers of `plan` that signed now.
+fn signed_by(plan: &Plan) -> Vec<Signed> {
+    plan.ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Signed {
+            idx: i as i64,
+            kind: plan.refs[i].0,
+            subject_ref: plan.refs[i].1.clone(),
+            serial: r.cert.serial_hex(),
+            custody: r.custody.clone(),
+        })
+        .collect()
+}
+
+/// Fail flow `id` whose signing failed with `e`; the error to answer with.
+async fn signing_failed(db: &Db, ctx: &Context, id: &str, e: Error) -> Result<Error> {
+    let unavailable = matches!(e, Error::Unavailable(_));
+    let msg = if unavailable {
+        format!(
+            "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
+        )
+    } else {
+        format!("签署失败 / signing failed: {e}")
+    };
+    fail(db, ctx, id, &msg).await?;
+    Ok(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e })
 }
 
 /// Fails a flow still in `signing` when the request creating it is dropped before its signatures
@@ -692,7 +733,9 @@ async fn batch_done(tx: &mut sqlx::AnyConnection, request_key: &str, flow_id: &s
     Ok(())
 }
 
-/// Write the flow and its signers, audited (step 2); returns the flow's id.
+/// Write the flow and its signers, audited (step 2); returns the flow's id. With `done` (every
+/// signer signed already, [`create_signed`]) the flow is written completed, its signers signed,
+/// with their audit entries and the completion event, in the same transaction.
 async fn persist(
     db: &Db,
     ctx: &Context,
@@ -700,6 +743,7 @@ async fn persist(
     nf: &NewFlow,
     plan: &Plan,
     request_key: Option<&str>,
+    done: Option<&Step<'_>>,
 ) -> Result<String> {
     let id = format!("sf_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let doc_no = new_doc_no()?;
@@ -707,15 +751,18 @@ async fn persist(
     let expires =
         (Utc::now() + Duration::minutes(plan.minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let content_sm3 = hex::encode(medsign_crypto::hash::sm3(&plan.content));
+    let times = done.map(|d| stamps_of(d.ts_times, d.signed).0).unwrap_or_default();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
-    if let Some(key) = request_key {
-        batch_fence(db, &mut tx, key).await?;
+    match (request_key, done) {
+        (Some(key), None) => batch_fence(db, &mut tx, key).await?,
+        (Some(key), Some(_)) => batch_done(&mut tx, key, &id).await?,
+        (None, _) => {}
     }
     sqlx::query(
         "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl, pades_level) \
-         VALUES ($1, $2, $3, $13, $4, 'signing', $5, $6, $7, $8, $9, 0, $10, $11, $12, $12, $14, $15, $16, $17, $18, $19)",
+         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl, pades_level, signature_b64) \
+         VALUES ($1, $2, $3, $13, $4, $20, $5, $6, $7, $8, $9, $21, $10, $11, $12, $12, $14, $15, $16, $17, $18, $19, $22)",
     )
     .bind(&id)
     .bind(&doc_no)
@@ -736,6 +783,9 @@ async fn persist(
     .bind(nf.certify.map(i64::from))
     .bind(i64::from(plan.ticket_ttl))
     .bind(plan.pades.map(|l| l.as_str()))
+    .bind(if done.is_some() { "completed" } else { "signing" })
+    .bind(done.is_some_and(|d| d.pending) as i64)
+    .bind(done.filter(|d| !d.der.is_empty()).map(|d| B64.encode(d.der)))
     .execute(&mut *tx)
     .await
     .map_err(|e| match e {
@@ -745,8 +795,11 @@ async fn persist(
         other => Error::Db(other),
     })?;
     for (i, (kind, r)) in plan.refs.iter().enumerate() {
+        let at = done.and_then(|d| d.signed.iter().position(|s| s.idx == i as i64).map(|p| (&d.signed[p], times[p])));
+        let signed = at.map(|(s, _)| s);
         sqlx::query(
-            "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state, field, placement) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)",
+            "INSERT INTO flow_signers (flow_id, idx, kind, subject_ref, mode, state, field, placement, cert_serial, signed_at, timestamp_at, custody, grant_id) \
+             VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $9, $10, $11, $12, $13)",
         )
         .bind(&id)
         .bind(i as i64)
@@ -755,6 +808,12 @@ async fn persist(
         .bind(&nf.signers[i].mode)
         .bind(&nf.signers[i].field)
         .bind(plan.placements[i].map(|p| serde_json::json!([p.page, p.rect]).to_string()))
+        .bind(if signed.is_some() { "signed" } else { "pending" })
+        .bind(signed.map(|s| s.serial.clone()))
+        .bind(signed.map(|_| now.clone()))
+        .bind(at.and_then(|(_, t)| t).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .bind(signed.map(|s| custody_of(s).to_string()))
+        .bind(signed.and_then(|s| s.custody.get("grant").and_then(|c| c.as_str())))
         .execute(&mut *tx)
         .await?;
     }
@@ -767,8 +826,44 @@ async fn persist(
         serde_json::json!({"doc_no": doc_no, "title": plan.title, "signers": plan.refs.iter().map(|(k, r)| format!("{k}:{r}")).collect::<Vec<_>>(), "content_sm3": content_sm3}),
     )
     .await?;
+    if let Some(d) = done {
+        for s in d.signed {
+            audit_signed(&mut tx, ctx, &id, s).await?;
+        }
+        enqueue_event(&mut tx, &id, "flow.completed").await?;
+    }
     tx.commit().await?;
     Ok(id)
+}
+
+/// Each signer's token time, found by certificate (not by position), and the tokens no signer of
+/// `signed` took (for signers who signed before).
+fn stamps_of<'a>(ts_times: &'a [Stamp], signed: &[Signed]) -> (Vec<Option<DateTime<Utc>>>, Vec<&'a Stamp>) {
+    let mut unused: Vec<&Stamp> = ts_times.iter().collect();
+    let times = signed
+        .iter()
+        .map(|s| unused.iter().position(|(serial, _)| *serial == s.serial).map(|i| unused.remove(i).1))
+        .collect();
+    (times, unused)
+}
+
+/// How a signer's key was held, as `flow_signers.custody` keeps it.
+fn custody_of(s: &Signed) -> &str {
+    s.custody.get("custody").and_then(|c| c.as_str()).unwrap_or("server")
+}
+
+/// The audit entry of one signature (`seal.use` or `flow.sign`), with its custody details.
+async fn audit_signed(tx: &mut sqlx::AnyConnection, ctx: &Context, id: &str, s: &Signed) -> Result<()> {
+    let mut details = serde_json::json!({"signer": format!("{}:{}", s.kind, s.subject_ref), "certificate": s.serial});
+    if let (Some(d), Some(c)) = (details.as_object_mut(), s.custody.as_object()) {
+        d.extend(c.clone());
+    }
+    let action = match s.kind {
+        SignerKind::Seal => "seal.use",
+        SignerKind::Staff => "flow.sign",
+    };
+    audit::ok(tx, ctx, Kind::Signing, action, &format!("flow:{id}"), details).await?;
+    Ok(())
 }
 
 /// Sign with the signers that are ready now (step 3), in the flow's format.
@@ -869,9 +964,8 @@ pub async fn record(
         return Err(changed());
     }
     // each signer gets the time of its own token, found by certificate (not by position)
-    let mut unused: Vec<&Stamp> = ts_times.iter().collect();
-    for s in signed {
-        let ts = unused.iter().position(|(serial, _)| *serial == s.serial).map(|i| unused.remove(i).1);
+    let (times, unused) = stamps_of(ts_times, signed);
+    for (s, ts) in signed.iter().zip(times) {
         let done = sqlx::query(
             "UPDATE flow_signers SET state = 'signed', cert_serial = $1, signed_at = $2, timestamp_at = $3, custody = $6, grant_id = $7 \
              WHERE flow_id = $4 AND idx = $5 AND state = 'pending'",
@@ -881,30 +975,14 @@ pub async fn record(
         .bind(ts.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
         .bind(id)
         .bind(s.idx)
-        .bind(s.custody.get("custody").and_then(|c| c.as_str()).unwrap_or("server"))
+        .bind(custody_of(s))
         .bind(s.custody.get("grant").and_then(|c| c.as_str()))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
             return Err(changed());
         }
-        let mut details =
-            serde_json::json!({"signer": format!("{}:{}", s.kind, s.subject_ref), "certificate": s.serial});
-        if let (Some(d), Some(c)) = (details.as_object_mut(), s.custody.as_object()) {
-            d.extend(c.clone());
-        }
-        audit::ok(
-            &mut tx,
-            ctx,
-            Kind::Signing,
-            match s.kind {
-                SignerKind::Seal => "seal.use",
-                SignerKind::Staff => "flow.sign",
-            },
-            &format!("flow:{id}"),
-            details,
-        )
-        .await?;
+        audit_signed(&mut tx, ctx, id, s).await?;
     }
     // tokens this step added for signers who signed before (a `later` data flow's pending
     // timestamps, stamped together with the phone's signature)

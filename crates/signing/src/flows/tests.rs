@@ -96,6 +96,16 @@ async fn a_doctor_and_the_seal_sign_a_data_flow_that_verifies() {
         times_are_each_signers_own(&f, &rep);
         let tampered = verify_data(&db, &w.cas, &sig, Some(b"Rp: something else")).await.unwrap();
         assert!(!tampered.is_valid());
+        // written once, signed: the creation and each signer's use of its key, in order, with custody
+        let audit: Vec<(String, String)> =
+            sqlx::query_as("SELECT action, details FROM audit_log WHERE target = $1 ORDER BY seq")
+                .bind(format!("flow:{}", f.id))
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        let actions: Vec<&str> = audit.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(actions, ["flow.create", "flow.sign", "seal.use"]);
+        assert!(audit[1].1.contains("\"custody\":\"server\"") && audit[2].1.contains(f.signers[1].cert_serial.as_deref().unwrap()));
     }
 }
 
