@@ -413,7 +413,7 @@ pub(crate) async fn create_flow(
     if plan.ready.len() == plan.refs.len() {
         return create_signed(sg, ctx, app_id, nf, &plan, request_key).await;
     }
-    let id = persist(sg.db, ctx, app_id, nf, &plan, request_key, None).await?;
+    let id = persist(sg.db, ctx, app_id, nf, &plan, request_key, Written::Signing).await?;
     // the request may be dropped from here on (the client or a load balancer gave up, the server
     // stops): the flow is then failed rather than left in `signing` (nothing was released)
     let mut abandoned = FailIfDropped { db: sg.db.clone(), ctx: ctx.clone(), id: Some(id.clone()) };
@@ -442,9 +442,10 @@ pub(crate) async fn create_flow(
 /// A flow whose signers all sign now (seals, staff in server custody): signed first, then written
 /// once — the flow and its signers as signed, the audit entries, the completion event and, for a
 /// batch item, the item — in one transaction: one turn of the write lock instead of two, and no
-/// flow left in `signing` by a crash (nothing was written). A failure is written as a failed flow,
-/// as when the flow was written first. A request key used before is refused by the insert (409);
-/// the signature made meanwhile is never released.
+/// flow left in `signing` by a crash (nothing was written). A signing failure is written as a
+/// failed flow in one transaction too, and so is a signature that could not be recorded (it is
+/// never released). A reused request key, or a batch item reclaimed meanwhile, is refused by the
+/// write (409); the signature made meanwhile is never released either.
 async fn create_signed(
     sg: &Signing<'_>,
     ctx: &Context,
@@ -453,17 +454,45 @@ async fn create_signed(
     plan: &Plan,
     request_key: Option<&str>,
 ) -> Result<String> {
+    let failed = |msg: String| async move {
+        match persist(sg.db, ctx, app_id, nf, plan, request_key, Written::Failed(&msg)).await {
+            Ok(id) => Some(id),
+            Err(w) => {
+                tracing::error!(error = %w, failure = %msg, "a flow whose signing failed could not be written as failed");
+                None
+            }
+        }
+    };
     match sign_now(sg, app_id, nf, plan).await {
         Ok(s) => {
             let signed = signed_by(plan);
             let step = Step { der: &s.doc, pending: s.pending, ts_times: &s.times, signed: &signed };
-            persist(sg.db, ctx, app_id, nf, plan, request_key, Some(&step)).await
+            match persist(sg.db, ctx, app_id, nf, plan, request_key, Written::Signed(&step)).await {
+                Err(e) if !matches!(e, Error::Conflict(_)) => {
+                    failed(format!(
+                        "无法记录签名，流程失败 / the signatures could not be recorded; the flow failed: {e}"
+                    ))
+                    .await;
+                    Err(e)
+                }
+                written => written,
+            }
         }
         Err(e) => {
-            let id = persist(sg.db, ctx, app_id, nf, plan, request_key, None).await?;
-            Err(signing_failed(sg.db, ctx, &id, e).await?)
+            let msg = failure_message(&e);
+            let id = failed(msg.clone()).await;
+            Err(failure_answer(e, &msg, id.as_deref()))
         }
     }
+}
+
+/// What [`persist`] writes: a flow about to be signed, one every signer signed already
+/// ([`create_signed`]), or one whose signing failed (its error).
+#[derive(Clone, Copy)]
+enum Written<'a> {
+    Signing,
+    Signed(&'a Step<'a>),
+    Failed(&'a str),
 }
 
 /// Sign with the signers ready now; when that is every signer, the PDF gets what its PAdES level
@@ -493,16 +522,29 @@ fn signed_by(plan: &Plan) -> Vec<Signed> {
 
 /// Fail flow `id` whose signing failed with `e`; the error to answer with.
 async fn signing_failed(db: &Db, ctx: &Context, id: &str, e: Error) -> Result<Error> {
-    let unavailable = matches!(e, Error::Unavailable(_));
-    let msg = if unavailable {
+    let msg = failure_message(&e);
+    fail(db, ctx, id, &msg).await?;
+    Ok(failure_answer(e, &msg, Some(id)))
+}
+
+/// What a flow whose signing failed with `e` records as its error.
+fn failure_message(e: &Error) -> String {
+    if matches!(e, Error::Unavailable(_)) {
         format!(
             "时间戳服务不可用，流程失败，未发布签名 / the TSA cannot issue; the flow failed and no signature was released: {e}"
         )
     } else {
         format!("签署失败 / signing failed: {e}")
-    };
-    fail(db, ctx, id, &msg).await?;
-    Ok(if unavailable { Error::Unavailable(format!("{msg} (flow {id})")) } else { e })
+    }
+}
+
+/// The error a request whose signing failed with `e` is answered with (503 names the flow).
+fn failure_answer(e: Error, msg: &str, id: Option<&str>) -> Error {
+    match (&e, id) {
+        (Error::Unavailable(_), Some(id)) => Error::Unavailable(format!("{msg} (flow {id})")),
+        (Error::Unavailable(_), None) => Error::Unavailable(msg.to_string()),
+        _ => e,
+    }
 }
 
 /// Fails a flow still in `signing` when the request creating it is dropped before its signatures
@@ -531,6 +573,8 @@ impl Drop for FailIfDropped {
 /// A flow checked and its signers resolved, before anything is written: bad input is a 4xx, never a
 /// failed flow.
 struct Plan {
+    /// when the request was planned: the flow's creation time, before any signature
+    created: DateTime<Utc>,
     kind: FlowKind,
     title: String,
     content: Vec<u8>,
@@ -553,6 +597,7 @@ struct Plan {
 /// Check `nf` and resolve every signer (step 1 of creating a flow).
 async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_bytes: usize) -> Result<Plan> {
     let Signing { db, kek, organization, .. } = *sg;
+    let created = Utc::now();
     let kind: FlowKind = nf.kind.parse().map_err(|_| {
         Error::Invalid(format!("kind 须为 data 或 file / kind must be data or file, got '{}'", nf.kind))
     })?;
@@ -660,6 +705,7 @@ async fn plan(sg: &Signing<'_>, ctx: &Context, app_id: &str, nf: &NewFlow, max_b
         }
     }
     Ok(Plan {
+        created,
         kind,
         title: title.to_string(),
         content,
@@ -733,9 +779,10 @@ async fn batch_done(tx: &mut sqlx::AnyConnection, request_key: &str, flow_id: &s
     Ok(())
 }
 
-/// Write the flow and its signers, audited (step 2); returns the flow's id. With `done` (every
-/// signer signed already, [`create_signed`]) the flow is written completed, its signers signed,
-/// with their audit entries and the completion event, in the same transaction.
+/// Write the flow and its signers, audited (step 2); returns the flow's id. A flow every signer
+/// signed already ([`create_signed`]) is written completed, its signers signed, with their audit
+/// entries and the completion event; a failed one with its error and `flow.fail` — each in the
+/// same transaction. Its creation time is the request's ([`Plan::created`]), before any signature.
 async fn persist(
     db: &Db,
     ctx: &Context,
@@ -743,14 +790,19 @@ async fn persist(
     nf: &NewFlow,
     plan: &Plan,
     request_key: Option<&str>,
-    done: Option<&Step<'_>>,
+    written: Written<'_>,
 ) -> Result<String> {
     let id = format!("sf_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let doc_no = new_doc_no()?;
     let now = medsign_store::now_text();
+    let created = plan.created.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let expires =
-        (Utc::now() + Duration::minutes(plan.minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (plan.created + Duration::minutes(plan.minutes as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let content_sm3 = hex::encode(medsign_crypto::hash::sm3(&plan.content));
+    let done = match written {
+        Written::Signed(step) => Some(step),
+        _ => None,
+    };
     let times = done.map(|d| stamps_of(d.ts_times, d.signed).0).unwrap_or_default();
     let _w = db.write_lock.lock().await;
     let mut tx = db.pool.begin().await?;
@@ -759,10 +811,15 @@ async fn persist(
         (Some(key), Some(_)) => batch_done(&mut tx, key, &id).await?,
         (None, _) => {}
     }
+    let (state, error) = match written {
+        Written::Signing => ("signing", None),
+        Written::Signed(_) => ("completed", None),
+        Written::Failed(msg) => ("failed", Some(msg)),
+    };
     sqlx::query(
         "INSERT INTO sign_flows (id, doc_no, app_id, kind, title, state, alg, detached, content_b64, content_sm3, \
-         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl, pades_level, signature_b64) \
-         VALUES ($1, $2, $3, $13, $4, $20, $5, $6, $7, $8, $9, $21, $10, $11, $12, $12, $14, $15, $16, $17, $18, $19, $22)",
+         timestamp_mode, ts_pending, callback_url, expires_at, created_at, updated_at, request_key, template_id, template_version, certify, ticket_ttl, pades_level, signature_b64, error) \
+         VALUES ($1, $2, $3, $13, $4, $20, $5, $6, $7, $8, $9, $21, $10, $11, $12, $24, $14, $15, $16, $17, $18, $19, $22, $23)",
     )
     .bind(&id)
     .bind(&doc_no)
@@ -775,7 +832,7 @@ async fn persist(
     .bind(plan.ts_mode.as_str())
     .bind(&nf.callback_url)
     .bind(&expires)
-    .bind(&now)
+    .bind(&created)
     .bind(plan.kind.as_str())
     .bind(request_key)
     .bind(plan.template.as_ref().map(|t| t.id.clone()))
@@ -783,9 +840,11 @@ async fn persist(
     .bind(nf.certify.map(i64::from))
     .bind(i64::from(plan.ticket_ttl))
     .bind(plan.pades.map(|l| l.as_str()))
-    .bind(if done.is_some() { "completed" } else { "signing" })
+    .bind(state)
     .bind(done.is_some_and(|d| d.pending) as i64)
     .bind(done.filter(|d| !d.der.is_empty()).map(|d| B64.encode(d.der)))
+    .bind(error)
+    .bind(&now)
     .execute(&mut *tx)
     .await
     .map_err(|e| match e {
@@ -826,11 +885,15 @@ async fn persist(
         serde_json::json!({"doc_no": doc_no, "title": plan.title, "signers": plan.refs.iter().map(|(k, r)| format!("{k}:{r}")).collect::<Vec<_>>(), "content_sm3": content_sm3}),
     )
     .await?;
-    if let Some(d) = done {
-        for s in d.signed {
-            audit_signed(&mut tx, ctx, &id, s).await?;
+    match written {
+        Written::Signing => {}
+        Written::Signed(d) => {
+            for s in d.signed {
+                audit_signed(&mut tx, ctx, &id, s).await?;
+            }
+            enqueue_event(&mut tx, &id, "flow.completed").await?;
         }
-        enqueue_event(&mut tx, &id, "flow.completed").await?;
+        Written::Failed(msg) => audit_failed(&mut tx, ctx, &id, msg).await?,
     }
     tx.commit().await?;
     Ok(id)
@@ -1040,6 +1103,13 @@ async fn fail_from(db: &Db, ctx: &Context, id: &str, msg: &str, states: &'static
     if ended.rows_affected() == 0 {
         return Ok(());
     }
+    audit_failed(&mut tx, ctx, id, msg).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A flow failed: its audit entry (`flow.fail`, with the error) and the `flow.failed` event.
+async fn audit_failed(tx: &mut sqlx::AnyConnection, ctx: &Context, id: &str, msg: &str) -> Result<()> {
     let target = format!("flow:{id}");
     let ev = audit::Event {
         kind: Kind::Signing,
@@ -1048,10 +1118,8 @@ async fn fail_from(db: &Db, ctx: &Context, id: &str, msg: &str, states: &'static
         outcome: "failed:flow",
         details: serde_json::json!({"error": msg}),
     };
-    audit::append(&mut tx, ctx, &ev).await?;
-    enqueue_event(&mut tx, id, "flow.failed").await?;
-    tx.commit().await?;
-    Ok(())
+    audit::append(tx, ctx, &ev).await?;
+    enqueue_event(tx, id, "flow.failed").await
 }
 
 /// A flow's stored facts that signing after its creation needs.

@@ -105,7 +105,10 @@ async fn a_doctor_and_the_seal_sign_a_data_flow_that_verifies() {
                 .unwrap();
         let actions: Vec<&str> = audit.iter().map(|(a, _)| a.as_str()).collect();
         assert_eq!(actions, ["flow.create", "flow.sign", "seal.use"]);
-        assert!(audit[1].1.contains("\"custody\":\"server\"") && audit[2].1.contains(f.signers[1].cert_serial.as_deref().unwrap()));
+        assert!(
+            audit[1].1.contains("\"custody\":\"server\"")
+                && audit[2].1.contains(f.signers[1].cert_serial.as_deref().unwrap())
+        );
     }
 }
 
@@ -261,6 +264,18 @@ async fn without_a_synchronised_clock_required_fails_and_later_is_stamped_afterw
         let e =
             create(&Signing { tsa: &cold, ..signing(&db, &w) }, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap_err();
         assert!(matches!(e, Error::Unavailable(_)), "{e}");
+        // the failed flow is on record, named in the answer, with its creation and failure audited
+        let id = e.to_string().rsplit("(flow ").next().unwrap().trim_end_matches(')').to_string();
+        let failed = get(&db, None, &id).await.unwrap();
+        assert_eq!(failed.state, FlowState::Failed, "{failed:?}");
+        assert!(failed.signers.iter().all(|s| s.state == SignerState::Pending && s.cert_serial.is_none()));
+        let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE target = $1 ORDER BY seq")
+            .bind(format!("flow:{id}"))
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(actions, ["flow.create", "flow.fail"]);
+        assert!(signature_bytes(&db, None, &id).await.is_err(), "nothing released");
         let nf = flow(json!([{"employee_no": "1001"}, {"seal": "hospital"}]), json!({"timestamp": "later"}));
         let f3 = create(&Signing { tsa: &cold, ..signing(&db, &w) }, &w.ctx, &app.app_id, &nf, 1 << 20).await.unwrap();
         assert!(f3.timestamp_pending && f3.state == FlowState::Completed);
