@@ -926,6 +926,13 @@ pub(crate) mod tests {
                 serial: "01".into(),
                 custody: serde_json::json!({"custody": "two-party"}),
             };
+            let record_step = |der: &'static [u8], signer: flows::Signed| {
+                let (db, ctx, id) = (db.clone(), ctx.clone(), f.id.clone());
+                async move {
+                    let step = flows::Step { der, pending: false, ts_times: &[], signed: &[signer] };
+                    flows::record(&db, &ctx, &id, &step, 2, 60, None).await
+                }
+            };
             let stored = |db: Db, id: String| async move {
                 let r = sqlx::query("SELECT signature_b64, state FROM sign_flows WHERE id = $1")
                     .bind(&id)
@@ -934,46 +941,16 @@ pub(crate) mod tests {
                     .unwrap();
                 (r.try_get::<Option<String>, _>(0).unwrap(), r.try_get::<String, _>(1).unwrap())
             };
-            flows::record(
-                &db,
-                &ctx,
-                &f.id,
-                &flows::Step { der: b"first", pending: false, ts_times: &[], signed: &[step(0)] },
-                2,
-                60,
-                None,
-            )
-            .await
-            .unwrap();
+            record_step(b"first", step(0)).await.unwrap();
             let after_first = stored(db.clone(), f.id.clone()).await;
             assert_eq!(after_first.1, "signing");
             // the same signer again: the flow row would match, the signer row does not → all rolled back
-            let e = flows::record(
-                &db,
-                &ctx,
-                &f.id,
-                &flows::Step { der: b"again", pending: false, ts_times: &[], signed: &[step(0)] },
-                2,
-                60,
-                None,
-            )
-            .await
-            .unwrap_err();
+            let e = record_step(b"again", step(0)).await.unwrap_err();
             assert!(matches!(e, Error::Conflict(_)), "{e}");
             assert_eq!(stored(db.clone(), f.id.clone()).await, after_first, "nothing of the refused step stayed");
             // revoked meanwhile: the next signer's step is refused, the signer stays pending
             flows::revoke(&db, &ctx, Some(&app.app_id), &f.id, "作废").await.unwrap();
-            let e = flows::record(
-                &db,
-                &ctx,
-                &f.id,
-                &flows::Step { der: b"late", pending: false, ts_times: &[], signed: &[step(1)] },
-                2,
-                60,
-                None,
-            )
-            .await
-            .unwrap_err();
+            let e = record_step(b"late", step(1)).await.unwrap_err();
             assert!(matches!(e, Error::Conflict(_)), "{e}");
             let v = flows::get(&db, None, &f.id).await.unwrap();
             assert_eq!((v.state.as_str(), v.signers[1].state.as_str()), ("revoked", "pending"));

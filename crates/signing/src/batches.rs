@@ -351,6 +351,15 @@ mod tests {
         hospital::{ORG, World, world},
     };
 
+    fn signing<'a>(
+        db: &'a Db,
+        kek: &'a medsign_crypto::wrap::Kek,
+        cas: &'a medsign_ca::ca::BuiltinCas,
+        tsa: &'a medsign_tsa::tsa::Tsa,
+    ) -> Signing<'a> {
+        Signing { db, kek, cas, organization: ORG, tsa, grants: &NoGrants, pades_level: Default::default() }
+    }
+
     async fn drain(s: Signing<'_>) {
         while run_one(&s, 1 << 20, 30).await.unwrap() {}
     }
@@ -374,16 +383,7 @@ mod tests {
                 medsign_store::db::Backend::Sqlite => db.write_lock.clone(),
             };
             let other = Db { pool: db.pool.clone(), backend: db.backend, write_lock };
-            let sg = |db| Signing {
-                db,
-                kek: &kek,
-                cas: &cas,
-                organization: ORG,
-                tsa: &tsa,
-                grants: &NoGrants,
-                pades_level: Default::default(),
-            };
-            let (a, o) = (sg(&db), sg(&other));
+            let (a, o) = (signing(&db, &kek, &cas, &tsa), signing(&other, &kek, &cas, &tsa));
             tokio::join!(drain(a), drain(a), drain(a), drain(o), drain(o), drain(o));
             let v = get(&db, Some("app_x"), &b.id).await.unwrap();
             assert_eq!((v.state.as_str(), v.done, v.failed), ("completed", 24, 0), "{v:?}");
@@ -435,15 +435,7 @@ mod tests {
             .execute(&db.pool)
             .await
             .unwrap();
-            let sg = Signing {
-                db: &db,
-                kek: &kek,
-                cas: &cas,
-                organization: ORG,
-                tsa: &tsa,
-                grants: &NoGrants,
-                pades_level: Default::default(),
-            };
+            let sg = signing(&db, &kek, &cas, &tsa);
             while run_one(&sg, 1 << 20, 30).await.unwrap() {}
             let v = get(&db, Some("app_x"), &b.id).await.unwrap();
             assert_eq!((v.state.as_str(), v.done, v.failed), ("completed", 2, 1), "{v:?}");

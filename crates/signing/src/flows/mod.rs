@@ -430,7 +430,7 @@ pub(crate) async fn create_flow(
     abandoned.id = None;
     if let Err(e) = recorded {
         // the flow was committed as `signing`: never leave it there (its signatures were not released)
-        let msg = format!("无法记录签名，流程失败 / the signatures could not be recorded; the flow failed: {e}");
+        let msg = unrecorded_message(&e);
         if let Err(e2) = fail(sg.db, ctx, &id, &msg).await {
             tracing::error!(flow = %id, error = %e2, "a flow whose recording failed could not be marked failed");
         }
@@ -469,10 +469,7 @@ async fn create_signed(
             let step = Step { der: &s.doc, pending: s.pending, ts_times: &s.times, signed: &signed };
             match persist(sg.db, ctx, app_id, nf, plan, request_key, Written::Signed(&step)).await {
                 Err(e) if !matches!(e, Error::Conflict(_)) => {
-                    failed(format!(
-                        "无法记录签名，流程失败 / the signatures could not be recorded; the flow failed: {e}"
-                    ))
-                    .await;
+                    failed(unrecorded_message(&e)).await;
                     Err(e)
                 }
                 written => written,
@@ -536,6 +533,11 @@ fn failure_message(e: &Error) -> String {
     } else {
         format!("签署失败 / signing failed: {e}")
     }
+}
+
+/// What a flow whose signatures could not be recorded (`e`) records as its error.
+fn unrecorded_message(e: &Error) -> String {
+    format!("无法记录签名，流程失败 / the signatures could not be recorded; the flow failed: {e}")
 }
 
 /// The error a request whose signing failed with `e` is answered with (503 names the flow).
@@ -872,7 +874,7 @@ async fn persist(
         .bind(signed.map(|_| now.clone()))
         .bind(at.and_then(|(_, t)| t).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
         .bind(signed.map(|s| custody_of(s).to_string()))
-        .bind(signed.and_then(|s| s.custody.get("grant").and_then(|c| c.as_str())))
+        .bind(signed.and_then(grant_of))
         .execute(&mut *tx)
         .await?;
     }
@@ -913,6 +915,11 @@ fn stamps_of<'a>(ts_times: &'a [Stamp], signed: &[Signed]) -> (Vec<Option<DateTi
 /// How a signer's key was held, as `flow_signers.custody` keeps it.
 fn custody_of(s: &Signed) -> &str {
     s.custody.get("custody").and_then(|c| c.as_str()).unwrap_or("server")
+}
+
+/// The session grant a phone signer's step used, if any (`flow_signers.grant_id`).
+fn grant_of(s: &Signed) -> Option<&str> {
+    s.custody.get("grant").and_then(|c| c.as_str())
 }
 
 /// The audit entry of one signature (`seal.use` or `flow.sign`), with its custody details.
@@ -1039,7 +1046,7 @@ pub async fn record(
         .bind(id)
         .bind(s.idx)
         .bind(custody_of(s))
-        .bind(s.custody.get("grant").and_then(|c| c.as_str()))
+        .bind(grant_of(s))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
