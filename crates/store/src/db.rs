@@ -98,6 +98,16 @@ pub struct Db {
     pub write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The SQLite write-ahead log as a checkpoint found it: `frames` in the log, `copied` of them
+/// into the database file (all of them: the next commit starts the log again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalState {
+    /// frames in the log (-1 when the database is not in WAL mode)
+    pub frames: i64,
+    /// frames copied into the database file
+    pub copied: i64,
+}
+
 impl Db {
     /// Connect and migrate.
     pub async fn open(url: &str) -> Result<Db> {
@@ -260,14 +270,29 @@ impl Db {
     }
 
     /// On SQLite, copy what the write-ahead log holds into the database file without waiting for
-    /// readers or writers (a passive checkpoint). `medsign serve` runs it every second, off the
-    /// requests' path; without it every 1,000th page written made some request's commit copy and
-    /// sync the log. On PostgreSQL this is a no-op.
-    pub async fn checkpoint(&self) -> Result<()> {
-        if self.backend == Backend::Sqlite {
-            sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE);").execute(&self.pool).await?;
+    /// readers or writers (a passive checkpoint), and say how long the log is. `medsign serve`
+    /// runs it off the requests' path ([`Db::checkpoint_pause`]); a commit that finds the log
+    /// fully copied starts it again from its beginning. Without it, the commit that crossed the
+    /// autocheckpoint's size copied and synced the whole log itself while every other writer
+    /// waited. On PostgreSQL this is a no-op (`frames` 0).
+    pub async fn checkpoint(&self) -> Result<WalState> {
+        if self.backend != Backend::Sqlite {
+            return Ok(WalState::default());
         }
-        Ok(())
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
+        Ok(WalState { frames: row.try_get(1)?, copied: row.try_get(2)? })
+    }
+
+    /// How long the background checkpointer waits after a checkpoint that found the log at
+    /// `now`, when the one before found it at `before`. While commits keep coming, every 100 ms.
+    /// Under a sustained load of timestamp tokens (docs/BENCHMARKS.md, issue #20) commits never
+    /// pause long enough for the log to start again, and it grows to the autocheckpoint's 10,000
+    /// pages; with a checkpoint once a second, the commit that crossed that size had up to a
+    /// second of log to copy and sync, and stalled every writer for about 35 ms on a virtual
+    /// disk, twice a second. Every 100 ms it has a tenth of that. With nothing written since,
+    /// once a second.
+    pub fn checkpoint_pause(before: WalState, now: WalState) -> std::time::Duration {
+        if now == before { std::time::Duration::from_secs(1) } else { std::time::Duration::from_millis(100) }
     }
 
     /// On SQLite, write a consistent copy of the whole database to `out` while it stays in use
@@ -603,7 +628,8 @@ pub(crate) mod tests {
     }
 
     /// Commits stay in the write-ahead log (none of 1,100 one-page commits makes a request copy
-    /// it, as the default 1,000-page autocheckpoint would) until `checkpoint` copies them.
+    /// it, as the default 1,000-page autocheckpoint would) until `checkpoint` copies them; the
+    /// next commit starts the log again, and the checkpointer's pace follows what it finds.
     #[tokio::test]
     async fn commits_reach_the_database_file_at_the_background_checkpoint() {
         let (dir, db) = temp_db().await;
@@ -629,8 +655,21 @@ pub(crate) mod tests {
             }
         };
         assert_eq!(in_file("before.db").await, 0, "a commit checkpointed on the request path");
-        db.checkpoint().await.unwrap();
+        let after = db.checkpoint().await.unwrap();
         assert_eq!(in_file("after.db").await, 1100);
+        assert!(after.frames >= 1100 && after.copied == after.frames, "{after:?}");
+        // nothing written since: the same log, and the checkpointer slows down to once a second
+        let idle = db.checkpoint().await.unwrap();
+        assert_eq!(idle, after);
+        assert_eq!(Db::checkpoint_pause(after, idle), std::time::Duration::from_secs(1));
+        // one commit starts the log again from its beginning: checkpoints come quickly again
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'x', 'y')")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let busy = db.checkpoint().await.unwrap();
+        assert!(busy.frames >= 1 && busy.frames < after.frames && busy.copied == busy.frames, "{busy:?}");
+        assert_eq!(Db::checkpoint_pause(idle, busy), std::time::Duration::from_millis(100));
     }
 
     #[tokio::test]
