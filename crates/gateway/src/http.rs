@@ -7,6 +7,7 @@ use axum::{
     http::{HeaderValue, header},
     response::Response,
 };
+use axum_server::accept::NoDelayAcceptor;
 use std::{net::SocketAddr, time::Duration};
 
 /// `Strict-Transport-Security` when medsign serves HTTPS itself (one year).
@@ -34,7 +35,10 @@ pub async fn serve(
         None => {
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
             // before the protocol is known (no byte yet) only first_request_timeout applies
-            let mut server = axum_server::from_tcp(listener)?.handle(handle).first_request_timeout(header_timeout);
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(NoDelayAcceptor)
+                .handle(handle)
+                .first_request_timeout(header_timeout);
             // axum_server installs hyper's timer, which the timeouts need
             server.http_builder().http1().header_read_timeout(header_timeout);
             server.http_builder().http2().keep_alive_interval(header_timeout).keep_alive_timeout(header_timeout);
@@ -43,8 +47,10 @@ pub async fn serve(
         Some(tls) => {
             let app = app.layer(axum::middleware::map_response(hsts));
             let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            let mut server =
-                axum_server::from_tcp_rustls(listener, tls)?.handle(handle).first_request_timeout(header_timeout);
+            let mut server = axum_server::from_tcp_rustls(listener, tls)?
+                .map(|tls| tls.acceptor(NoDelayAcceptor))
+                .handle(handle)
+                .first_request_timeout(header_timeout);
             server.http_builder().http1().header_read_timeout(header_timeout);
             server.http_builder().http2().keep_alive_interval(header_timeout).keep_alive_timeout(header_timeout);
             server.serve(service).await
