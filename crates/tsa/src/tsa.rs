@@ -459,6 +459,10 @@ impl Tsa {
 
 async fn recorder(db: Db, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
+        // let the requests already woken on this worker sign and queue their tokens first: a
+        // larger batch per INSERT, fewer hand-offs to the database thread (issue #20: +10-14 %
+        // tokens/s at 32 connections, no change at 8)
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
         while batch.len() < 500 {
             match rx.try_recv() {
