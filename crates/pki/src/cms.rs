@@ -268,10 +268,12 @@ pub fn sign(content: &[u8], signers: &[CmsSigner<'_>], opts: &SignOptions) -> Re
         .map_err(|e| Error::malformed("ContentInfo", e))
 }
 
-/// A SignedData whose `certificates` are written from the certificates' own DER: the same bytes
-/// as `cms` would write, without cloning each certificate's parsed structure and encoding it
-/// again on every signature (about a tenth of a timestamp token's CPU time, issue #20). `sd`
-/// has no certificates and no CRLs.
+/// A SignedData whose `certificates` are written from the certificates' own DER, without cloning
+/// each certificate's parsed structure and encoding it again on every signature (about a tenth
+/// of a timestamp token's CPU time, issue #20). `sd` has no certificates and no CRLs. The set is
+/// in X.690's order; the `cms` crate orders two certificates of the same length differently (it
+/// compares them as sequences of integers), so a message it re-encodes ([`Parsed::to_der`]) may
+/// list them the other way round — both are read the same.
 struct SignedDataDer<'a> {
     sd: &'a SignedData,
     /// `[0] IMPLICIT CertificateSet`: the DER of each certificate, in a SET OF's DER order
@@ -322,14 +324,11 @@ impl der::EncodeValue for SignedDataDer<'_> {
 }
 
 /// The certificates' DER in the order DER puts a SET OF (X.690 § 11.6: as octet strings, the
-/// shorter padded with zero octets at its end).
+/// shorter padded with zero octets at its end — for whole DER encodings, none of which is a
+/// prefix of another, that is the plain byte order).
 fn der_set_order<'a>(certs: &[&'a Cert]) -> Vec<&'a [u8]> {
     let mut v: Vec<&[u8]> = certs.iter().map(|c| c.der()).collect();
-    v.sort_by(|a, b| {
-        let n = a.len().max(b.len());
-        let at = |x: &[u8], i: usize| x.get(i).copied().unwrap_or(0);
-        (0..n).map(|i| at(a, i).cmp(&at(b, i))).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-    });
+    v.sort_unstable();
     v
 }
 
@@ -1057,13 +1056,16 @@ mod tests {
     /// The certificates written from their own DER are the bytes the `cms` crate writes for the
     /// same message, its certificate set built from the parsed certificates (and sorted by the
     /// `der` crate): with one certificate, a chain, two signers' chains (four certificates, given
-    /// out of order), and none.
+    /// out of order), and none. (The two orders differ only for certificates of equal length,
+    /// which these are not; `certificates_of_equal_length_are_in_byte_order` pins that case.)
     #[test]
     fn certificates_written_from_their_der_are_what_cms_writes() {
         let p = test_pki(KeyAlg::Sm2);
         let q = test_pki(KeyAlg::Rsa2048);
         let (a, b) = ([p.ca.clone()], [q.ca.clone()]);
-        let cases: [(&[(&Cert, &[Cert], &KeySigner)], bool, Vec<&Cert>); 4] = [
+        // (signers as certificate, chain and key; certificates omitted; the certificates expected)
+        type Case<'a> = (&'a [(&'a Cert, &'a [Cert], &'a KeySigner)], bool, Vec<&'a Cert>);
+        let cases: [Case<'_>; 4] = [
             (&[(&p.leaf, &[], &p.leaf_key)], false, vec![&p.leaf]),
             (&[(&p.leaf, &a, &p.leaf_key)], false, vec![&p.leaf, &p.ca]),
             (&[(&q.leaf, &b, &q.leaf_key), (&p.leaf, &a, &p.leaf_key)], false, vec![&q.leaf, &q.ca, &p.leaf, &p.ca]),
@@ -1084,6 +1086,24 @@ mod tests {
             let theirs = ContentInfo { content_type: ci.content_type, content: Any::encode_from(&sd).unwrap() };
             assert_eq!(theirs.to_der().unwrap(), der, "{} certificates", certs.len());
         }
+    }
+
+    /// X.690's order for two certificates of the same length is their byte order: the one whose
+    /// first differing octet is smaller comes first, whatever the octets after it.
+    #[test]
+    fn certificates_of_equal_length_are_in_byte_order() {
+        let p = test_pki(KeyAlg::P256);
+        let mut der = p.leaf.der().to_vec();
+        // two certificates of one length, differing in the signature's last octets
+        let n = der.len();
+        der[n - 2] = 0x7F;
+        der[n - 1] = 0xFF;
+        let low = Cert::from_der(&der).unwrap();
+        der[n - 2] = 0x80;
+        der[n - 1] = 0x00;
+        let high = Cert::from_der(&der).unwrap();
+        assert_eq!(der_set_order(&[&high, &low]), vec![low.der(), high.der()]);
+        assert_eq!(der_set_order(&[&low, &high]), vec![low.der(), high.der()]);
     }
 
     #[test]
