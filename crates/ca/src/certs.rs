@@ -733,7 +733,7 @@ struct SealTexts {
     cert_pem: String,
 }
 
-/// A seal signer with the stored texts it was loaded from, and the KEK that opened them (SM3).
+/// A seal signer with the stored texts it was loaded from, and the KEK that opened them ([`kek_tag`]).
 struct LoadedSeal {
     texts: SealTexts,
     kek: [u8; 32],
@@ -746,6 +746,11 @@ static LOADED_SEALS: std::sync::Mutex<BTreeMap<String, Arc<LoadedSeal>>> = std::
 
 fn loaded_seals() -> std::sync::MutexGuard<'static, BTreeMap<String, Arc<LoadedSeal>>> {
     LOADED_SEALS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which KEK opened a kept seal: a keyed hash under its own label, never the KEK itself.
+fn kek_tag(kek: &Kek) -> [u8; 32] {
+    medsign_crypto::hash::hmac_sm3(kek.as_bytes(), &[b"medsign/kept-seal/v1"])
 }
 
 /// The stored texts of seal `name`, when both its key and its certificate exist (one read).
@@ -775,7 +780,7 @@ async fn seal_texts(db: &Db, name: &str) -> Result<Option<SealTexts>> {
 /// on every use.
 async fn kept_seal(db: &Db, kek: &Kek, name: &str, links: Option<&Links>) -> Result<Option<(Cert, Arc<KeySigner>)>> {
     let Some(texts) = seal_texts(db, name).await? else { return Ok(None) };
-    let kek = medsign_crypto::hash::sm3(kek.as_bytes());
+    let kek = kek_tag(kek);
     let kept = {
         let mut loaded = loaded_seals();
         let kept = loaded.get(name).filter(|s| s.texts == texts && s.kek == kek).cloned();
@@ -795,8 +800,7 @@ async fn keep_seal(db: &Db, kek: &Kek, name: &str, cert: &Cert, key: &Arc<KeySig
     let public = medsign_crypto::Signer::public_key(&**key);
     let stored = medsign_store::custody::unwrap_stored(kek, name, &texts.wrapped_key)?;
     if texts.cert_pem == cert.to_pem() && texts.public_key == public.to_pem() && stored.public_key() == *public {
-        let loaded =
-            LoadedSeal { texts, kek: medsign_crypto::hash::sm3(kek.as_bytes()), cert: cert.clone(), key: key.clone() };
+        let loaded = LoadedSeal { texts, kek: kek_tag(kek), cert: cert.clone(), key: key.clone() };
         loaded_seals().insert(name.to_string(), Arc::new(loaded));
     }
     Ok(())
