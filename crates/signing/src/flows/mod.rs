@@ -417,7 +417,7 @@ pub(crate) async fn create_flow(
     // the request may be dropped from here on (the client or a load balancer gave up, the server
     // stops): the flow is then failed rather than left in `signing` (nothing was released)
     let mut abandoned = FailIfDropped { db: sg.db.clone(), ctx: ctx.clone(), id: Some(id.clone()) };
-    let (der, ts_times, pending) = match sign_now(sg, app_id, nf, &plan).await {
+    let (der, ts_times, pending) = match sign_first(sg, app_id, nf, &plan).await {
         Ok(s) => (s.doc, s.times, s.pending),
         Err(e) => {
             abandoned.id = None;
@@ -463,7 +463,7 @@ async fn create_signed(
             }
         }
     };
-    match sign_now(sg, app_id, nf, plan).await {
+    match sign_all(sg, app_id, nf, plan).await {
         Ok(s) => {
             let signed = signed_by(plan);
             let step = Step { der: &s.doc, pending: s.pending, ts_times: &s.times, signed: &signed };
@@ -492,11 +492,11 @@ enum Written<'a> {
     Failed(&'a str),
 }
 
-/// Sign with the signers ready now; when that is every signer, the PDF gets what its PAdES level
-/// adds (DSS, document timestamp).
-async fn sign_now(sg: &Signing<'_>, app_id: &str, nf: &NewFlow, plan: &Plan) -> Result<Signature> {
+/// Sign with every signer of `plan` (all ready now); the PDF then gets what its PAdES level adds
+/// (DSS, document timestamp).
+async fn sign_all(sg: &Signing<'_>, app_id: &str, nf: &NewFlow, plan: &Plan) -> Result<Signature> {
     let mut s = sign_first(sg, app_id, nf, plan).await?;
-    if let Some(level) = plan.pades.filter(|_| plan.ready.len() == plan.refs.len()) {
+    if let Some(level) = plan.pades {
         s.doc = augment(sg, level, &plan.alg, app_id, s.doc).await?;
     }
     Ok(s)
