@@ -382,7 +382,7 @@ mod tests {
                 medsign_store::db::Backend::Postgres => Default::default(),
                 medsign_store::db::Backend::Sqlite => db.write_lock.clone(),
             };
-            let other = Db { pool: db.pool.clone(), backend: db.backend, write_lock };
+            let other = Db { pool: db.pool.clone(), backend: db.backend, write_lock, direct: db.direct.clone() };
             let (a, o) = (signing(&db, &kek, &cas, &tsa), signing(&other, &kek, &cas, &tsa));
             tokio::join!(drain(a), drain(a), drain(a), drain(o), drain(o), drain(o));
             let v = get(&db, Some("app_x"), &b.id).await.unwrap();

@@ -96,6 +96,59 @@ pub struct Db {
     pub backend: Backend,
     /// held by every writing transaction
     pub write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite in a file: a connection of its own for writers on a thread of their own
+    /// ([`Direct`]); `None` on PostgreSQL and in memory
+    pub direct: Option<std::sync::Arc<Direct>>,
+}
+
+/// The pragmas of every SQLite connection. secure_delete FAST: erased values are overwritten with
+/// zeros in the pages that are written anyway. The secrets (server shares, grant material) are a
+/// few hundred bytes, always inside a b-tree page, so they never survive in the file; only whole
+/// freed overflow pages (e.g. a finished round's prepared PDF) are left as they were, which ON
+/// would rewrite at twice the I/O of a signing batch. wal_autocheckpoint: `medsign serve` copies
+/// the log into the database in the background ([`Db::checkpoint`]), so a request's commit does
+/// not pay for it; a commit checkpoints only if the log has grown past 40 MB meanwhile.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; \
+    PRAGMA secure_delete = FAST; PRAGMA wal_autocheckpoint = 10000; PRAGMA foreign_keys = ON;";
+
+/// A SQLite connection used synchronously on the caller's thread, beside the pool. Every
+/// statement through sqlx is handed to the connection's own thread and its answer handed back:
+/// two thread switches per statement, which a writer of one small INSERT per batch (the TSA's
+/// record of each token, issue #20) waits for on every request. A writer on a thread of its own
+/// ([`std::thread`], never a Tokio worker: a commit can wait for a checkpoint) writes here
+/// without them. Writers hold [`Db::write_lock`] as every other one does.
+pub struct Direct {
+    conn: std::sync::Mutex<rusqlite::Connection>,
+}
+
+impl Direct {
+    fn open(path: &Path) -> Result<Direct> {
+        use rusqlite::OpenFlags;
+        // the file exists (the pool opened it first): never create it, so never with another mode
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| c.execute_batch(SQLITE_PRAGMAS).map(|_| c))
+        .map_err(|e| {
+            Error::Config(format!("无法打开数据库文件 {} / cannot open the database file: {e}", path.display()))
+        })?;
+        Ok(Direct { conn: std::sync::Mutex::new(conn) })
+    }
+
+    /// Run `f` in one transaction that takes the write lock of the file at its start (`BEGIN
+    /// IMMEDIATE`), and commit it if `f` returns `Ok`. Blocks the thread: call it from a thread of
+    /// its own, holding [`Db::write_lock`] ([`tokio::sync::Mutex::blocking_lock`]).
+    pub fn write<R>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>) -> Result<R> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let run = || {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let r = f(&tx)?;
+            tx.commit()?;
+            Ok(r)
+        };
+        run().map_err(|e: rusqlite::Error| Error::Db(sqlx::Error::Io(std::io::Error::other(e))))
+    }
 }
 
 /// The SQLite write-ahead log as a checkpoint found it: `frames` in the log, `copied` of them
@@ -123,27 +176,15 @@ impl Db {
                 redact(url)
             )));
         };
-        if backend == Backend::Sqlite {
-            create_private_db_file(url)?;
-        }
+        let file = match backend {
+            Backend::Sqlite => create_private_db_file(url)?,
+            Backend::Postgres => None,
+        };
         let mut opts = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 8 } else { 16 });
         if backend == Backend::Sqlite {
             opts = opts.after_connect(|conn, _| {
                 Box::pin(async move {
-                    // secure_delete FAST: erased values are overwritten with zeros in the pages that
-                    // are written anyway. The secrets (server shares, grant material) are a few
-                    // hundred bytes, always inside a b-tree page, so they never survive in the file;
-                    // only whole freed overflow pages (e.g. a finished round's prepared PDF) are left
-                    // as they were, which ON would rewrite at twice the I/O of a signing batch
-                    // wal_autocheckpoint: `medsign serve` copies the log into the database in
-                    // the background (`checkpoint`), so a request's commit does not pay for it;
-                    // a commit checkpoints only if the log has grown past 40 MB meanwhile
-                    sqlx::raw_sql(
-                        "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA secure_delete = FAST; \
-                         PRAGMA wal_autocheckpoint = 10000;",
-                    )
-                    .execute(conn)
-                    .await?;
+                    sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
                     Ok(())
                 })
             });
@@ -173,7 +214,8 @@ impl Db {
             // WAL: readers never wait for the writer; persistent in the file
             sqlx::raw_sql("PRAGMA journal_mode = WAL;").execute(&pool).await?;
         }
-        let db = Db { pool, backend, write_lock: Default::default() };
+        let direct = file.map(|f| Direct::open(&f).map(std::sync::Arc::new)).transpose()?;
+        let db = Db { pool, backend, write_lock: Default::default(), direct };
         db.migrate().await?;
         Ok(db)
     }
@@ -378,24 +420,28 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Create the SQLite file of `url` with mode 0600 before SQLite does (it would use 0644 under
 /// the usual umask). SQLite gives the `-wal`, `-shm` and `-journal` files the mode of the
 /// database file, so they are 0600 too. An existing file, or an in-memory database, is left alone.
-fn create_private_db_file(url: &str) -> Result<()> {
+/// The file's path, `None` in memory.
+fn create_private_db_file(url: &str) -> Result<Option<std::path::PathBuf>> {
     use std::str::FromStr;
     if url.contains(":memory:") || url.contains("mode=memory") {
-        return Ok(());
+        return Ok(None);
     }
     let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
         .map_err(|e| Error::Config(format!("数据库地址无效 {} / invalid database URL: {e}", redact(url))))?;
-    let path = opts.get_filename();
-    if path.as_os_str().is_empty() || path.exists() || !url.contains("mode=rwc") {
-        return Ok(());
+    let path = opts.get_filename().to_path_buf();
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    if path.exists() || !url.contains("mode=rwc") {
+        return Ok(Some(path));
     }
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    match o.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+    match o.open(&path) {
+        Ok(_) => Ok(Some(path)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Some(path)),
         Err(e) => {
             Err(Error::Config(format!("无法创建数据库文件 {} / cannot create the database file: {e}", path.display())))
         }
@@ -678,6 +724,50 @@ pub(crate) mod tests {
         // a log left partly copied (a reader held it) keeps the quick pace though it looks the same
         let held = WalState { frames: 40, copied: 12 };
         assert_eq!(Db::checkpoint_pause(held, held), std::time::Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn direct_writes_commit_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
+        let direct = db.direct.clone().expect("a database file has a direct connection");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM job_leases WHERE holder = 'direct'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap()
+        };
+        let insert = "INSERT INTO job_leases (name, holder, until) VALUES (?1, 'direct', '')";
+        // the second row breaks the key: the first is not left behind
+        let d = direct.clone();
+        let failed = tokio::task::spawn_blocking(move || {
+            d.write(|tx| {
+                tx.execute(insert, ["a"])?;
+                tx.execute(insert, ["a"])
+            })
+        })
+        .await
+        .unwrap();
+        assert!(matches!(failed, Err(Error::Db(_))), "{failed:?}");
+        assert_eq!(count().await, 0);
+        // a whole write is what the pool reads next
+        let d = direct.clone();
+        tokio::task::spawn_blocking(move || {
+            d.write(|tx| {
+                tx.execute(insert, ["a"])?;
+                tx.execute(insert, ["b"])
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(count().await, 2);
+        // it opens the pool's file, never creates one (whose mode would be SQLite's, not 0600)
+        let missing = dir.path().join("missing.db");
+        assert!(matches!(Direct::open(&missing), Err(Error::Config(_))));
+        assert!(!missing.exists());
+        // in memory a second connection would be another database: none
+        assert!(Db::open("sqlite::memory:").await.unwrap().direct.is_none());
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ pub mod nonces;
 pub mod webhook;
 
 pub use error::{Error, Result, RowError};
+/// for the writers of [`db::Direct`]
+pub use rusqlite;
 
 /// One CSV field, quoted, for files a person opens in Excel or WPS: every CSV medsign writes goes
 /// through here. A value starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be
