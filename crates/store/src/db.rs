@@ -327,18 +327,19 @@ impl Db {
     }
 
     /// How long the background checkpointer waits after a checkpoint that found the log at
-    /// `now`, when the one before found it at `before`. While commits keep coming, every 100 ms.
+    /// `now`, when the one before found it at `before`. While commits keep coming, every 10 ms.
     /// Under a sustained load of timestamp tokens (docs/BENCHMARKS.md, issue #20) commits never
     /// pause long enough for the log to start again, and it grows to the autocheckpoint's 10,000
-    /// pages; with a checkpoint once a second, the commit that crossed that size had up to a
-    /// second of log to copy and sync, and stalled every writer for about 35 ms on a virtual
-    /// disk, twice a second. Every 100 ms it has a tenth of that. With nothing written since and
-    /// everything copied, once a second.
+    /// pages; the commit that crosses that size copies and syncs whatever the background has not,
+    /// while every writer waits. With a checkpoint once a second that was about 35 ms on a
+    /// virtual disk, twice a second; every 100 ms, 10–15 ms once the TSA's recorder commits
+    /// every few tokens ([`Direct`]: 200 MB of log a second); every 10 ms, about 2 ms. With
+    /// nothing written since and everything copied, once a second.
     pub fn checkpoint_pause(before: WalState, now: WalState) -> std::time::Duration {
         if now == before && now.copied >= now.frames {
             std::time::Duration::from_secs(1)
         } else {
-            std::time::Duration::from_millis(100)
+            std::time::Duration::from_millis(10)
         }
     }
 
@@ -720,10 +721,10 @@ pub(crate) mod tests {
             .unwrap();
         let busy = db.checkpoint().await.unwrap();
         assert!(busy.frames >= 1 && busy.frames < after.frames && busy.copied == busy.frames, "{busy:?}");
-        assert_eq!(Db::checkpoint_pause(idle, busy), std::time::Duration::from_millis(100));
+        assert_eq!(Db::checkpoint_pause(idle, busy), std::time::Duration::from_millis(10));
         // a log left partly copied (a reader held it) keeps the quick pace though it looks the same
         let held = WalState { frames: 40, copied: 12 };
-        assert_eq!(Db::checkpoint_pause(held, held), std::time::Duration::from_millis(100));
+        assert_eq!(Db::checkpoint_pause(held, held), std::time::Duration::from_millis(10));
     }
 
     #[tokio::test]
