@@ -1,7 +1,8 @@
 //! The database: SQLite by default (a file in the data directory, WAL), PostgreSQL for clusters
 //! (R4.7), through sqlx's `Any` driver and one portable schema (only TEXT and BIGINT columns,
 //! `$n` placeholders, which SQLite also accepts). Migrations are embedded in the binary and applied
-//! in order at start-up, each in its own transaction.
+//! in order at start-up, each in its own transaction. On SQLite in a file, writers on a thread of
+//! their own may use a second connection synchronously ([`Direct`], rusqlite on the same SQLite).
 
 use crate::{Error, Result};
 use sqlx::{AnyPool, Row, any::AnyPoolOptions};
@@ -97,7 +98,7 @@ pub struct Db {
     /// held by every writing transaction
     pub write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// SQLite in a file: a connection of its own for writers on a thread of their own
-    /// ([`Direct`]); `None` on PostgreSQL and in memory
+    /// ([`Direct`]); `None` on PostgreSQL, in memory, and for a URL with options of its own
     pub direct: Option<std::sync::Arc<Direct>>,
 }
 
@@ -116,13 +117,22 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = 
 /// two thread switches per statement, which a writer of one small INSERT per batch (the TSA's
 /// record of each token, issue #20) waits for on every request. A writer on a thread of its own
 /// ([`std::thread`], never a Tokio worker: a commit can wait for a checkpoint) writes here
-/// without them. Writers hold [`Db::write_lock`] as every other one does.
+/// without them, holding [`Db::write_lock`] as every other writer does ([`Direct::write`]
+/// takes it).
 pub struct Direct {
     conn: std::sync::Mutex<rusqlite::Connection>,
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Direct {
-    fn open(path: &Path) -> Result<Direct> {
+    /// Only for a plain file URL (`sqlite://path`, with `mode=rw` or `mode=rwc` at most): the
+    /// pool honours other options (`vfs=`, `immutable=`, `mode=ro`, …) that a connection opened
+    /// by path would not, and two connections that disagree on locking corrupt a database.
+    fn plain(url: &str) -> bool {
+        url.split_once('?').is_none_or(|(_, q)| q.split('&').all(|o| matches!(o, "" | "mode=rw" | "mode=rwc")))
+    }
+
+    fn open(path: &Path, write_lock: std::sync::Arc<tokio::sync::Mutex<()>>) -> Result<Direct> {
         use rusqlite::OpenFlags;
         // the file exists (the pool opened it first): never create it, so never with another mode
         let conn = rusqlite::Connection::open_with_flags(
@@ -133,13 +143,14 @@ impl Direct {
         .map_err(|e| {
             Error::Config(format!("无法打开数据库文件 {} / cannot open the database file: {e}", path.display()))
         })?;
-        Ok(Direct { conn: std::sync::Mutex::new(conn) })
+        Ok(Direct { conn: std::sync::Mutex::new(conn), write_lock })
     }
 
-    /// Run `f` in one transaction that takes the write lock of the file at its start (`BEGIN
-    /// IMMEDIATE`), and commit it if `f` returns `Ok`. Blocks the thread: call it from a thread of
-    /// its own, holding [`Db::write_lock`] ([`tokio::sync::Mutex::blocking_lock`]).
+    /// Under [`Db::write_lock`], run `f` in one transaction that takes the write lock of the file
+    /// at its start (`BEGIN IMMEDIATE`), and commit it if `f` returns `Ok`. Blocks the thread:
+    /// call it from a thread of its own, never from a Tokio task.
     pub fn write<R>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>) -> Result<R> {
+        let _w = self.write_lock.blocking_lock();
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let run = || {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -214,8 +225,12 @@ impl Db {
             // WAL: readers never wait for the writer; persistent in the file
             sqlx::raw_sql("PRAGMA journal_mode = WAL;").execute(&pool).await?;
         }
-        let direct = file.map(|f| Direct::open(&f).map(std::sync::Arc::new)).transpose()?;
-        let db = Db { pool, backend, write_lock: Default::default(), direct };
+        let write_lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        let direct = match file {
+            Some(f) if Direct::plain(url) => Some(std::sync::Arc::new(Direct::open(&f, write_lock.clone())?)),
+            _ => None,
+        };
+        let db = Db { pool, backend, write_lock, direct };
         db.migrate().await?;
         Ok(db)
     }
@@ -378,7 +393,11 @@ impl Db {
     /// PostgreSQL this is a no-op (dead row versions go with autovacuum — see docs/security.md).
     pub async fn erase_checkpoint(&self) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE);").execute(&self.pool).await?;
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+            let busy: i64 = row.try_get(0)?;
+            if busy != 0 {
+                tracing::warn!("the write-ahead log could not be truncated after an erasure; the next erasure retries");
+            }
         }
         Ok(())
     }
@@ -765,10 +784,20 @@ pub(crate) mod tests {
         assert_eq!(count().await, 2);
         // it opens the pool's file, never creates one (whose mode would be SQLite's, not 0600)
         let missing = dir.path().join("missing.db");
-        assert!(matches!(Direct::open(&missing), Err(Error::Config(_))));
+        assert!(matches!(Direct::open(&missing, db.write_lock.clone()), Err(Error::Config(_))));
         assert!(!missing.exists());
         // in memory a second connection would be another database: none
         assert!(Db::open("sqlite::memory:").await.unwrap().direct.is_none());
+        // nor for options that a connection opened by its path would not share with the pool
+        for (url, plain) in [
+            ("sqlite:///d/medsign.db?mode=rwc", true),
+            ("sqlite:///d/medsign.db", true),
+            ("sqlite:///d/medsign.db?mode=ro", false),
+            ("sqlite:///d/medsign.db?mode=rwc&vfs=unix-excl", false),
+            ("sqlite:///d/medsign.db?immutable=1", false),
+        ] {
+            assert_eq!(Direct::plain(url), plain, "{url}");
+        }
     }
 
     #[tokio::test]
