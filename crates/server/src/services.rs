@@ -279,14 +279,14 @@ pub fn spawn_jobs(state: &Arc<AppState>, opened: &Opened, cfg: &Config) -> Jobs 
             }
         }
     }));
-    // the SQLite write-ahead log copied into the database while commits come (every 100 ms, else
-    // every second), so that no request's commit does it
+    // the SQLite write-ahead log copied into the database while commits come (every 10 ms, slowing
+    // to once a second while nothing is written), so that no request's commit does it
     let s = state.clone();
     tasks.push(tokio::spawn(async move {
-        let mut last = medsign_store::db::WalState::default();
+        let (mut last, mut pause) = (medsign_store::db::WalState::default(), Duration::from_secs(1));
         loop {
-            let pause = match s.db.checkpoint().await {
-                Ok(now) => medsign_store::db::Db::checkpoint_pause(std::mem::replace(&mut last, now), now),
+            pause = match s.db.checkpoint().await {
+                Ok(now) => medsign_store::db::Db::checkpoint_pause(std::mem::replace(&mut last, now), now, pause),
                 Err(e) => {
                     tracing::warn!(error = %e, "database checkpoint failed");
                     Duration::from_secs(1)

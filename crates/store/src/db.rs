@@ -342,19 +342,22 @@ impl Db {
     }
 
     /// How long the background checkpointer waits after a checkpoint that found the log at
-    /// `now`, when the one before found it at `before`. While commits keep coming, every 10 ms.
+    /// `now`, when the one before found it at `before` and it had waited `last`. While commits
+    /// keep coming, every 10 ms; while nothing is written, twice as long each time up to a second,
+    /// so that a pause of a few milliseconds in a burst of writes does not leave a second of them
+    /// to a request's commit.
     /// Under a sustained load of timestamp tokens (docs/BENCHMARKS.md, issue #20) commits never
     /// pause long enough for the log to start again, and it grows to the autocheckpoint's 10,000
     /// pages; the commit that crosses that size copies and syncs whatever the background has not,
     /// while every writer waits. With a checkpoint once a second that was about 35 ms on a
     /// virtual disk, twice a second; every 100 ms, 10–15 ms once the TSA's recorder commits
-    /// every few tokens ([`Direct`]: 200 MB of log a second); every 10 ms, about 2 ms. With
-    /// nothing written since and everything copied, once a second.
-    pub fn checkpoint_pause(before: WalState, now: WalState) -> std::time::Duration {
+    /// every few tokens ([`Direct`]: 200 MB of log a second); every 10 ms, about 2 ms.
+    pub fn checkpoint_pause(before: WalState, now: WalState, last: std::time::Duration) -> std::time::Duration {
+        let quick = std::time::Duration::from_millis(10);
         if now == before && now.copied >= now.frames {
-            std::time::Duration::from_secs(1)
+            (last * 2).clamp(quick, std::time::Duration::from_secs(1))
         } else {
-            std::time::Duration::from_millis(10)
+            quick
         }
     }
 
@@ -732,7 +735,11 @@ pub(crate) mod tests {
         // nothing written since: the same log, and the checkpointer slows down to once a second
         let idle = db.checkpoint().await.unwrap();
         assert_eq!(idle, after);
-        assert_eq!(Db::checkpoint_pause(after, idle), std::time::Duration::from_secs(1));
+        let ms = std::time::Duration::from_millis;
+        // nothing written: twice as long each time, up to a second
+        assert_eq!(Db::checkpoint_pause(after, idle, ms(10)), ms(20));
+        assert_eq!(Db::checkpoint_pause(after, idle, ms(640)), ms(1000));
+        assert_eq!(Db::checkpoint_pause(after, idle, ms(1000)), ms(1000));
         // one commit starts the log again from its beginning: checkpoints come quickly again
         sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'x', 'y')")
             .execute(&db.pool)
@@ -740,10 +747,10 @@ pub(crate) mod tests {
             .unwrap();
         let busy = db.checkpoint().await.unwrap();
         assert!(busy.frames >= 1 && busy.frames < after.frames && busy.copied == busy.frames, "{busy:?}");
-        assert_eq!(Db::checkpoint_pause(idle, busy), std::time::Duration::from_millis(10));
+        assert_eq!(Db::checkpoint_pause(idle, busy, ms(1000)), ms(10));
         // a log left partly copied (a reader held it) keeps the quick pace though it looks the same
         let held = WalState { frames: 40, copied: 12 };
-        assert_eq!(Db::checkpoint_pause(held, held), std::time::Duration::from_millis(10));
+        assert_eq!(Db::checkpoint_pause(held, held, ms(160)), ms(10));
     }
 
     #[tokio::test]
