@@ -152,13 +152,10 @@ impl Direct {
     pub fn write<R>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<R>) -> Result<R> {
         let _w = self.write_lock.blocking_lock();
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let run = || {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let r = f(&tx)?;
-            tx.commit()?;
-            Ok(r)
-        };
-        run().map_err(|e: rusqlite::Error| Error::Db(sqlx::Error::Io(std::io::Error::other(e))))
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
     }
 }
 

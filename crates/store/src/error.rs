@@ -208,6 +208,14 @@ pub struct RowError {
 /// Result with the domain [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
+impl From<rusqlite::Error> for Error {
+    /// A storage failure on the direct SQLite connection ([`crate::db::Direct`]): what the pool's
+    /// failures are, a 503 whose detail goes only to the log.
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Db(sqlx::Error::Io(std::io::Error::other(e)))
+    }
+}
+
 impl From<medsign_config::config::Error> for Error {
     fn from(e: medsign_config::config::Error) -> Self {
         Error::Config(e.0)
