@@ -505,8 +505,13 @@ async fn recorder(db: Db, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
-/// The record of a token, less its values.
-const INSERT: &str = "INSERT INTO timestamps (serial, profile, hash_alg, imprint_hex, gen_time, policy, accuracy_us, nonce_hex, requester) VALUES";
+/// The record of a token, less its values: a macro, so that each recorder's statement is a
+/// literal built at compile time, not a string formatted for every batch.
+macro_rules! insert_record {
+    () => {
+        "INSERT INTO timestamps (serial, profile, hash_alg, imprint_hex, gen_time, policy, accuracy_us, nonce_hex, requester) VALUES"
+    };
+}
 
 /// The recorder on SQLite in a file: a thread of its own writes each batch through the
 /// database's [`Direct`](medsign_store::db::Direct) connection, one prepared INSERT per token in
@@ -516,7 +521,7 @@ fn record_directly(direct: &medsign_store::db::Direct, mut rx: mpsc::Receiver<Jo
     while let Some(first) = rx.blocking_recv() {
         let batch = Job::batch(first, &mut rx);
         let r = direct.write(|tx| {
-            let mut insert = tx.prepare_cached(&format!("{INSERT} (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))?;
+            let mut insert = tx.prepare_cached(concat!(insert_record!(), " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))?;
             for j in &batch {
                 let r = &j.rec;
                 insert.execute(medsign_store::rusqlite::params![
@@ -538,7 +543,7 @@ fn record_directly(direct: &medsign_store::db::Direct, mut rx: mpsc::Receiver<Jo
 }
 
 async fn insert(db: &Db, batch: &[Job]) -> Result<()> {
-    let mut sql = format!("{INSERT} ");
+    let mut sql = String::from(concat!(insert_record!(), " "));
     for i in 0..batch.len() {
         let b = i * 9;
         if i > 0 {
