@@ -785,13 +785,19 @@ mod tests {
     };
     use medsign_testkit::db::backends;
 
+    /// A KEK, the built-in CAs and a TSA on `db` with a synchronised clock.
+    async fn started(db: &Db) -> (Kek, medsign_ca::ca::BuiltinCas, Arc<Tsa>) {
+        let kek = Kek::generate().unwrap();
+        let cas = medsign_ca::ca::ensure(db, &kek, "某县人民医院").await.unwrap();
+        let tsa =
+            Tsa::start(db, &kek, &cas, "某县人民医院", &Default::default(), Arc::new(synchronised())).await.unwrap();
+        (kek, cas, tsa)
+    }
+
     #[tokio::test]
     async fn tokens_refusals_and_records() {
         for (_d, db) in backends().await {
-            let kek = Kek::generate().unwrap();
-            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let cfg = medsign_config::config::TsaConfig::default();
-            let tsa = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(synchronised())).await.unwrap();
+            let (kek, cas, tsa) = started(&db).await;
             let opts = VerifyOptions { trust: vec![cas.sm2.root.clone(), cas.rsa.root.clone()], ..Default::default() };
             let mut serials = Vec::new();
             for (profile, h) in [(Some("sm2"), HashAlg::Sm3), (Some("rsa"), HashAlg::Sha256), (None, HashAlg::Sha512)] {
@@ -865,9 +871,16 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 1);
             // an unsynchronised clock: timeNotAvailable
-            let cold = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(Clock::new(&Default::default())))
-                .await
-                .unwrap();
+            let cold = Tsa::start(
+                &db,
+                &kek,
+                &cas,
+                "某县人民医院",
+                &Default::default(),
+                Arc::new(Clock::new(&Default::default())),
+            )
+            .await
+            .unwrap();
             req.cert_req = true;
             rejected(&cold.respond(None, &tsp::encode("r", &req).unwrap(), "t").await, fail_info::TIME_NOT_AVAILABLE);
             assert!(matches!(
@@ -883,10 +896,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_token_whose_record_fails_is_refused_and_the_recorder_goes_on() {
         for (_d, db) in backends().await {
-            let kek = Kek::generate().unwrap();
-            let cas = medsign_ca::ca::ensure(&db, &kek, "某县人民医院").await.unwrap();
-            let cfg = medsign_config::config::TsaConfig::default();
-            let tsa = Tsa::start(&db, &kek, &cas, "某县人民医院", &cfg, Arc::new(synchronised())).await.unwrap();
+            let (_, _, tsa) = started(&db).await;
             let digest = hex::encode(HashAlg::Sm3.digest(b"lab report"));
             let stamp = || tsa.stamp_digest(Some("sm2"), "sm3", &digest, "app_x");
             let first = stamp().await.unwrap();
