@@ -328,15 +328,36 @@ fn signed_digits<const B: usize, const N: usize>(k: &Scalar) -> [i8; N] {
 
 /// Constant-time `(|d|, d < 0)` and selection of `|d|·B` from `row` (`row[i] = (i+1)·B`);
 /// the identity (returned as `None` flag) when `d = 0`.
+///
+/// Every entry is read and ORed in under a mask that is all ones for the wanted entry only. The
+/// masks are made first, branch-free, and passed through `black_box` once per row, so the
+/// compiler cannot know they are 0 or all ones and turn the ORs into a branch or a `cmov`
+/// it might later make one of; the loop over the entries is then plain AND/OR over the eight
+/// limbs of each entry, which the compiler keeps in vector registers (issue #20: the lookup was
+/// a quarter of a signature while each mask went through `subtle`'s `black_box` on its own).
 fn select_aff<const E: usize>(row: &[Aff; E], d: i8) -> (Aff, Choice) {
     let neg = Choice::from(((d as u8) >> 7) & 1);
     let abs = ((d as i16).unsigned_abs()) as u8;
-    let mut t = Aff { x: Fe::ZERO, y: Fe::ZERO };
-    for (i, e) in row.iter().enumerate() {
-        let mask = u64::from((i as u8 + 1).ct_eq(&abs).unwrap_u8()).wrapping_neg();
-        t.x.or_masked(&e.x, mask);
-        t.y.or_masked(&e.y, mask);
+    let mut masks = [0u64; E];
+    for (i, m) in masks.iter_mut().enumerate() {
+        // 0 iff this is the wanted entry (both are below 2⁸)
+        let diff = u64::from((i as u8 + 1) ^ abs);
+        // all ones iff diff = 0: diff − 1 borrows into the top bit only then
+        *m = (diff.wrapping_sub(1) >> 63).wrapping_neg();
     }
+    let masks = core::hint::black_box(masks);
+    let mut acc = [0u64; 8];
+    for (e, m) in row.iter().zip(masks.iter()) {
+        let (x, y) = (e.x.limbs(), e.y.limbs());
+        for k in 0..4 {
+            acc[k] |= x[k] & m;
+            acc[k + 4] |= y[k] & m;
+        }
+    }
+    let mut t = Aff {
+        x: Fe::from_limbs([acc[0], acc[1], acc[2], acc[3]]),
+        y: Fe::from_limbs([acc[4], acc[5], acc[6], acc[7]]),
+    };
     let negated = t.neg();
     t.conditional_assign(&negated, neg);
     (t, abs.ct_eq(&0))

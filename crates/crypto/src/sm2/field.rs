@@ -106,13 +106,16 @@ impl Fe {
         b
     }
 
-    /// `self |= other & mask`, limb by limb: a table lookup ORs in every entry under a mask that
-    /// is all ones for the wanted one only (no branch, no secret-dependent address).
+    /// The four limbs as held (Montgomery form), for a constant-time table lookup.
     #[inline(always)]
-    pub(crate) fn or_masked(&mut self, other: &Fe, mask: u64) {
-        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
-            *a |= b & mask;
-        }
+    pub(crate) fn limbs(&self) -> &[u64; 4] {
+        &self.0
+    }
+
+    /// From limbs that [`Fe::limbs`] gave: a held value, already below p.
+    #[inline(always)]
+    pub(crate) fn from_limbs(l: [u64; 4]) -> Fe {
+        Fe(l)
     }
 
     /// `self⁻¹`, and 0 for 0; constant time. Bernstein–Yang's safegcd (crypto-bigint) on the held
