@@ -14,7 +14,8 @@ use elliptic_curve::subtle::{Choice, ConditionallySelectable, ConstantTimeEq, Ct
 use sm2::FieldBytes;
 
 /// p, little-endian limbs.
-const P: [u64; 4] = [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
+pub(crate) const P: [u64; 4] =
+    [0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
 
 /// `(p + 1) / 2⁶⁴`, little-endian limbs (the top limb is 0).
 const Q: [u64; 3] = [0xFFFF_FFFF_0000_0001, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFE_FFFF_FFFF];
@@ -125,6 +126,36 @@ impl Fe {
     pub(crate) fn invert(&self) -> Fe {
         let inv = crypto_bigint::U256::from_words(self.0).invert_odd_mod(&P_ODD);
         Fe(inv.unwrap_or(crypto_bigint::U256::ZERO).to_words()) * Fe(R3)
+    }
+
+    /// `self⁻¹`, and 0 for 0, by a variable-time inversion of `self·β` for a fresh uniformly
+    /// random non-zero `β`, multiplied back by `β`. Whatever `self` is, `self·β` is uniform over
+    /// the non-zero elements, so the time the inversion takes tells nothing about `self`; the two
+    /// multiplications are constant time. About half the constant-time [`Fe::invert`] (issue #20:
+    /// the inversion of Z in every SM2 signature). Falls back to [`Fe::invert`] when the operating
+    /// system gives no randomness, or when the 32 bytes drawn are not below p (chance 2⁻³²).
+    pub(crate) fn invert_blinded(&self) -> Fe {
+        let Ok(mut bytes) = crate::rng::bytes::<32>() else {
+            return self.invert();
+        };
+        let mut l = [0u64; 4];
+        for (i, limb) in l.iter_mut().enumerate() {
+            *limb = u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        }
+        zeroize::Zeroize::zeroize(&mut bytes);
+        let (_, below_p) = sub4(&l, &P);
+        // a held value below p is an element; as one, β is uniform when the bytes are
+        let beta = Fe(l);
+        if below_p == 0 || bool::from(beta.is_zero()) {
+            return self.invert();
+        }
+        let blinded = *self * beta;
+        match super::safegcd::invert_vartime(&blinded.0) {
+            // (a·β·2²⁵⁶)⁻¹ → (a·β)⁻¹·2²⁵⁶ → a⁻¹·2²⁵⁶
+            Some(inv) => Fe(inv) * Fe(R3) * beta,
+            // self·β = 0 (so self = 0), or the bound in `safegcd` failed: the constant-time way
+            None => self.invert(),
+        }
     }
 
     pub(crate) fn is_zero(&self) -> Choice {

@@ -56,6 +56,7 @@ const fn nib(c: u8) -> u8 {
 
 mod fast;
 mod field;
+mod safegcd;
 
 /// Scalar multiplications used by SM2 and the two-party protocol, on the faster Jacobian
 /// arithmetic of [`fast`]. One place, so the protocol code never touches coordinates.
