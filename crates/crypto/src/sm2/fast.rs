@@ -332,20 +332,23 @@ fn signed_digits<const B: usize, const N: usize>(k: &Scalar) -> [i8; N] {
 /// the identity (returned as `None` flag) when `d = 0`.
 ///
 /// Every entry is read and ORed in under a mask that is all ones for the wanted entry only. The
-/// masks are made first, branch-free, and passed through `black_box` once per row, so the
-/// compiler cannot know they are 0 or all ones and turn the ORs into a branch or a `cmov`
-/// it might later make one of; the loop over the entries is then plain AND/OR over the eight
-/// limbs of each entry, which the compiler keeps in vector registers (issue #20: the lookup was
-/// a quarter of a signature while each mask went through `subtle`'s `black_box` on its own).
+/// masks are made first, by arithmetic on the digit as an opaque 64-bit word, and passed
+/// through `black_box` once per row, so the compiler has neither the digit's range nor the
+/// masks' values to turn the ORs into a branch or a `cmov` (`black_box` is best effort, as
+/// the standard library says, which is what `subtle` relies on too). The loop over the entries is
+/// then plain AND/OR over the eight limbs of each entry, which the compiler keeps in vector
+/// registers (issue #20: the lookup was a quarter of a signature while each mask went through
+/// `subtle`'s `black_box` on its own).
 fn select_aff<const E: usize>(row: &[Aff; E], d: i8) -> (Aff, Choice) {
     let neg = Choice::from(((d as u8) >> 7) & 1);
     let abs = ((d as i16).unsigned_abs()) as u8;
+    let wanted = core::hint::black_box(u64::from(abs));
     let mut masks = [0u64; E];
     for (i, m) in masks.iter_mut().enumerate() {
-        // 0 iff this is the wanted entry (both are below 2⁸)
-        let diff = u64::from((i as u8 + 1) ^ abs);
-        // all ones iff diff = 0: diff − 1 borrows into the top bit only then
-        *m = (diff.wrapping_sub(1) >> 63).wrapping_neg();
+        // 0 iff this is the wanted entry
+        let diff = (i as u64 + 1) ^ wanted;
+        // all ones iff diff = 0: (diff | −diff) has its top bit set for every other value
+        *m = ((diff | diff.wrapping_neg()) >> 63).wrapping_sub(1);
     }
     let masks = core::hint::black_box(masks);
     let mut acc = [0u64; 8];

@@ -3,8 +3,10 @@
 //! so each reduction round's multiplier is the low limb itself, and `t + m·p = (t − m) + m·(p + 1)`
 //! where the low limb of `t − m` is exactly 0 and `(p + 1)/2⁶⁴` has three limbs — 12 word products
 //! per reduction instead of the 20 of a generic one. Elements are kept fully reduced in four
-//! little-endian 64-bit limbs, so equality is limb equality. Every operation is constant time:
-//! fixed loops, no data-dependent branches or indices, corrections by masks.
+//! little-endian 64-bit limbs, so equality is limb equality. Every operation is constant time —
+//! fixed loops, no data-dependent branches or indices, corrections by masks — except the inner
+//! inversion of [`Fe::invert_blinded`], which only ever sees a value blinded by a fresh random
+//! factor ([`super::safegcd`]).
 //!
 //! This replaced a Solinas reduction over 32-bit words (issue #20): on the same VM and day a
 //! multiplication took 21 ns instead of 33 ns, the Solinas carry rounds being one long chain.
@@ -135,27 +137,29 @@ impl Fe {
     /// the inversion of Z in every SM2 signature). Falls back to [`Fe::invert`] when the operating
     /// system gives no randomness, or when the 32 bytes drawn are not below p (chance 2⁻³²).
     pub(crate) fn invert_blinded(&self) -> Fe {
+        use zeroize::Zeroize;
         let Ok(mut bytes) = crate::rng::bytes::<32>() else {
             return self.invert();
         };
-        let mut l = [0u64; 4];
-        for (i, limb) in l.iter_mut().enumerate() {
-            *limb = u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"));
-        }
-        zeroize::Zeroize::zeroize(&mut bytes);
-        let (_, below_p) = sub4(&l, &P);
+        let mut beta =
+            Fe(core::array::from_fn(|i| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"))));
+        bytes.zeroize();
         // a held value below p is an element; as one, β is uniform when the bytes are
-        let beta = Fe(l);
-        if below_p == 0 || bool::from(beta.is_zero()) {
-            return self.invert();
-        }
-        let blinded = *self * beta;
-        match super::safegcd::invert_vartime(&blinded.0) {
-            // (a·β·2²⁵⁶)⁻¹ → (a·β)⁻¹·2²⁵⁶ → a⁻¹·2²⁵⁶
-            Some(inv) => Fe(inv) * Fe(R3) * beta,
-            // self·β = 0 (so self = 0), or the bound in `safegcd` failed: the constant-time way
-            None => self.invert(),
-        }
+        let (_, below_p) = sub4(&beta.0, &P);
+        let out = if below_p == 0 || bool::from(beta.is_zero()) {
+            self.invert()
+        } else {
+            match super::safegcd::invert_vartime(&(*self * beta).0) {
+                // (a·β·2²⁵⁶)⁻¹ → (a·β)⁻¹·2²⁵⁶ → a⁻¹·2²⁵⁶
+                Some(inv) => Fe(inv) * Fe(R3) * beta,
+                // self·β = 0 (so self = 0), or the bound in `safegcd` failed: the constant-time way
+                None => self.invert(),
+            }
+        };
+        // β unblinds what the inversion saw: it does not outlive the call (best effort: the
+        // compiler may have left copies in registers or on the stack)
+        beta.0.zeroize();
+        out
     }
 
     pub(crate) fn is_zero(&self) -> Choice {

@@ -135,10 +135,15 @@ fn at_least_p(a: &S62) -> bool {
 /// does not end within the bound (never for a correct implementation: see [`MAX_BATCHES`]).
 /// Variable time.
 pub(crate) fn invert_vartime(x: &[u64; 4]) -> Option<[u64; 4]> {
+    invert_within(x, MAX_BATCHES)
+}
+
+/// [`invert_vartime`] with at most `batches` batches of divsteps.
+fn invert_within(x: &[u64; 4], batches: usize) -> Option<[u64; 4]> {
     let (mut f, mut g) = (P62, to_s62(x));
     let (mut d, mut e): (S62, S62) = ([0; 5], [1, 0, 0, 0, 0]);
     let mut delta = 1i64;
-    for _ in 0..MAX_BATCHES {
+    for _ in 0..batches {
         if is_zero(&g) {
             break;
         }
@@ -211,7 +216,7 @@ mod tests {
             v.push(x);
         }
         v.push([u64::MAX, u64::MAX, u64::MAX, 0x7FFF_FFFF_FFFF_FFFF]);
-        v.push([0, 0, 0, 0x7FFF_FFFF_8000_0000]); // ≈ (p + 1)/2
+        v.push([0x8000_0000_0000_0000, 0xFFFF_FFFF_8000_0000, u64::MAX, 0x7FFF_FFFF_7FFF_FFFF]); // (p + 1)/2 = 2⁻¹
         v.push([u64::MAX, 0, u64::MAX, 0]);
         v
     }
@@ -229,6 +234,60 @@ mod tests {
         for x in &values {
             assert_eq!(invert_vartime(x), theirs(x), "x = {x:x?}");
         }
+    }
+
+    /// Plain divsteps, one at a time with branches, on 128-bit words: the definition.
+    fn reference(mut delta: i64, f: u64, g: u64) -> (i64, [i64; 4]) {
+        let (mut f, mut g) = (i128::from(f), i128::from(g));
+        let (mut u, mut v, mut q, mut r) = (1i128, 0i128, 0i128, 1i128);
+        for _ in 0..STEPS {
+            if delta > 0 && g & 1 == 1 {
+                (delta, f, g) = (1 - delta, g, (g - f) >> 1);
+                (u, v, q, r) = (2 * q, 2 * r, q - u, r - v);
+            } else if g & 1 == 1 {
+                (delta, g) = (1 + delta, (g + f) >> 1);
+                (u, v, q, r) = (2 * u, 2 * v, q + u, r + v);
+            } else {
+                (delta, g) = (1 + delta, g >> 1);
+                (u, v) = (2 * u, 2 * v);
+            }
+        }
+        let _ = f;
+        (delta, [u, v, q, r].map(|x| i64::try_from(x).expect("|entries| ≤ 2⁶²")))
+    }
+
+    #[test]
+    fn a_batch_of_divsteps_is_62_plain_divsteps() {
+        let mut pairs = vec![(1u64, 0u64), (1, 1), (u64::MAX, u64::MAX), (1, 1 << 63), (u64::MAX, 1)];
+        while pairs.len() < 20_000 {
+            let b = crate::rng::bytes::<16>().expect("rng");
+            let f = u64::from_le_bytes(b[..8].try_into().unwrap()) | 1;
+            let mut g = u64::from_le_bytes(b[8..].try_into().unwrap());
+            // long runs of zeros too, the loop's fast path
+            g &= u64::MAX << (b[0] % 64);
+            pairs.push((f, g));
+        }
+        for (i, &(f, g)) in pairs.iter().enumerate() {
+            let delta = [1, 0, -1, 5, -37, 100][i % 6];
+            let (nd, m) = divsteps(delta, f, g);
+            assert_eq!((nd, m), reference(delta, f, g), "f = {f:#x}, g = {g:#x}, δ = {delta}");
+            let [u, v, q, r] = m.map(i128::from);
+            assert!(u.abs() + v.abs() <= 1 << 62 && q.abs() + r.abs() <= 1 << 62);
+            // 2⁶²·f′ = u·f + v·g: the low 62 bits of both rows' sums vanish
+            let (f, g) = (i128::from(f), i128::from(g));
+            assert_eq!((u * f + v * g) & ((1 << 62) - 1), 0);
+            assert_eq!((q * f + r * g) & ((1 << 62) - 1), 0);
+        }
+    }
+
+    #[test]
+    fn a_loop_cut_short_gives_no_answer_rather_than_a_wrong_one() {
+        let mut x = [0u64; 4];
+        for (i, l) in x.iter_mut().enumerate() {
+            *l = 0x0123_4567_89AB_CDEF_u64.rotate_left(8 * i as u32);
+        }
+        assert_eq!(invert_within(&x, 2), None);
+        assert_eq!(invert_within(&x, MAX_BATCHES), theirs(&x));
     }
 
     #[test]
