@@ -57,6 +57,9 @@ pub struct KeySigner {
     public: PublicKey,
     scheme: SignatureScheme,
     sm2_id: Vec<u8>,
+    /// `Z_A` of an SM2 key for `sm2_id`: the same for every signature, so hashed once (four SM3
+    /// blocks of every signature otherwise; issue #20).
+    sm2_z: Option<[u8; 32]>,
 }
 
 impl KeySigner {
@@ -64,7 +67,7 @@ impl KeySigner {
     pub fn new(key: PrivateKey) -> Self {
         let public = key.public_key();
         let scheme = public.default_scheme();
-        Self { key, public, scheme, sm2_id: crate::sm2::DEFAULT_ID.to_vec() }
+        Self { key, public, scheme, sm2_id: Vec::new(), sm2_z: None }.with_sm2_id(crate::sm2::DEFAULT_ID)
     }
 
     /// Choose the scheme (e.g. RSA-PSS); it must suit the key.
@@ -83,6 +86,8 @@ impl KeySigner {
     /// Choose the SM2 distinguishing ID.
     pub fn with_sm2_id(mut self, id: &[u8]) -> Self {
         self.sm2_id = id.to_vec();
+        // an ID too long for ENTL leaves no Z: signing then reports it, as before
+        self.sm2_z = self.public.as_sm2().and_then(|p| p.z_a(id).ok());
         self
     }
 
@@ -103,7 +108,12 @@ impl Signer for KeySigner {
         &self.sm2_id
     }
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>> {
-        self.key.sign(self.scheme, msg, Some(&self.sm2_id))
+        match (&self.key, self.scheme, &self.sm2_z) {
+            (PrivateKey::Sm2(k), SignatureScheme::Sm2Sm3, Some(z)) => {
+                Ok(k.sign_prehash(&crate::hash::sm3_parts(&[z, msg]))?.to_der())
+            }
+            _ => self.key.sign(self.scheme, msg, Some(&self.sm2_id)),
+        }
     }
 }
 
@@ -126,7 +136,7 @@ impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::KeyAlg;
+    use crate::{KeyAlg, sm2::DEFAULT_ID};
 
     #[test]
     fn key_signer_uses_its_scheme_and_id() {
@@ -134,6 +144,14 @@ mod tests {
         let sig = s.sign(b"m").unwrap();
         s.public_key().verify(s.scheme(), b"m", &sig, Some(b"alice@hospital")).unwrap();
         assert!(s.public_key().verify(s.scheme(), b"m", &sig, None).is_err());
+        // the Z hashed once at construction is the default ID's, and follows a change of ID
+        let d = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap());
+        d.public_key().verify(d.scheme(), b"m", &d.sign(b"m").unwrap(), None).unwrap();
+        let back = s.with_sm2_id(DEFAULT_ID);
+        back.public_key().verify(back.scheme(), b"m", &back.sign(b"m").unwrap(), None).unwrap();
+        // an ID too long for ENTL (16 bits of bit length) is still refused when signing
+        let long = KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap()).with_sm2_id(&[b'a'; 8192]);
+        assert!(long.sign(b"m").is_err());
         assert!(
             KeySigner::new(PrivateKey::generate(KeyAlg::Sm2).unwrap())
                 .with_scheme(SignatureScheme::RsaPssSha256)

@@ -15,7 +15,7 @@ use der::{
     AnyRef, Decode, Encode,
     asn1::{BitString, Ia5String, Null, ObjectIdentifier as Oid, OctetString},
 };
-use medsign_crypto::{PublicKey, Signer, hash};
+use medsign_crypto::{PublicKey, Signer, hash, hash::HashAlg};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::{
     Certificate,
@@ -354,6 +354,9 @@ pub struct Cert {
     der: Vec<u8>,
     inner: Certificate,
     public_key: core::result::Result<PublicKey, String>,
+    /// The DER's digest under each [`HashAlg`], made on first use: the signing-certificate
+    /// attribute of every CMS signature (every timestamp token) names its certificate by one.
+    digests: [std::sync::OnceLock<Vec<u8>>; 4],
 }
 
 impl PartialEq for Cert {
@@ -373,7 +376,7 @@ impl Cert {
             .to_der()
             .map_err(|e| Error::malformed("certificate", e))?;
         let public_key = PublicKey::from_spki_der(&spki).map_err(|e| e.to_string());
-        Ok(Self { der: der.to_vec(), inner, public_key })
+        Ok(Self { der: der.to_vec(), inner, public_key, digests: Default::default() })
     }
 
     /// Parse every `CERTIFICATE` block of a PEM text (or a single DER certificate).
@@ -398,6 +401,17 @@ impl Cert {
     /// DER bytes.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// The digest of the DER under `h`, computed once per certificate.
+    pub fn digest(&self, h: HashAlg) -> &[u8] {
+        let slot = match h {
+            HashAlg::Sm3 => 0,
+            HashAlg::Sha256 => 1,
+            HashAlg::Sha384 => 2,
+            HashAlg::Sha512 => 3,
+        };
+        self.digests[slot].get_or_init(|| h.digest(&self.der))
     }
 
     /// PEM text.
@@ -599,6 +613,12 @@ pub(crate) mod tests {
             let ku = p.leaf.key_usage().unwrap().unwrap();
             assert!(ku.digital_signature() && ku.non_repudiation() && !ku.key_cert_sign());
             assert_eq!(Cert::load_all(p.leaf.to_pem().as_bytes()).unwrap()[0], p.leaf);
+            // the cached digests are the DER's, one per algorithm, kept by a clone
+            for h in [HashAlg::Sm3, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+                assert_eq!(p.leaf.digest(h), h.digest(p.leaf.der()).as_slice());
+                assert_eq!(p.leaf.clone().digest(h), p.leaf.digest(h));
+            }
+            assert_ne!(p.leaf.digest(HashAlg::Sm3), p.ca.digest(HashAlg::Sm3));
         }
     }
 

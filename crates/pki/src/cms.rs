@@ -87,7 +87,7 @@ impl EssCertIdV2 {
     pub fn of(cert: &Cert, h: HashAlg) -> Result<Self> {
         Ok(Self {
             hash_algorithm: (h != HashAlg::Sha256).then(|| digest_algorithm(h)),
-            cert_hash: OctetString::new(h.digest(cert.der())).expect("digest"),
+            cert_hash: OctetString::new(cert.digest(h)).expect("digest"),
             issuer_serial: Some(IssuerSerial {
                 issuer: vec![GeneralName::DirectoryName(cert.issuer().clone())],
                 serial_number: cert.x509().tbs_certificate().serial_number().clone(),
@@ -104,7 +104,7 @@ impl EssCertIdV2 {
                 Err(_) => return false,
             },
         };
-        self.cert_hash.as_bytes() == h.digest(cert.der()).as_slice()
+        self.cert_hash.as_bytes() == cert.digest(h)
     }
 }
 
