@@ -1,6 +1,7 @@
 //! Faster SM2 curve arithmetic on our Montgomery-form field ([`super::field`]).
 //!
-//! * Jacobian coordinates with the `a = −3` doubling (dbl-2001-b, 3M+5S), mixed addition
+//! * Jacobian coordinates with the `a = −3` doubling (dbl-2001-b with `Z3 = 2·Y·Z`, 4M+4S and
+//!   the small multiples `3·`, `4·`, `8·` each one reduction, [`Fe::mul_small`]), mixed addition
 //!   (madd-2007-bl, 7M+4S) and full addition (add-2007-bl, 11M+5S), from the Explicit-Formulas
 //!   Database.
 //! * `[k]G` by a fixed-base comb: 43 signed 6-bit windows, 32 precomputed affine multiples each
@@ -110,13 +111,12 @@ impl Jac {
         let delta = self.z.square();
         let gamma = self.y.square();
         let beta = self.x * gamma;
-        let t = (self.x - delta) * (self.x + delta);
-        let alpha = t.double() + t;
-        let beta4 = beta.double().double();
+        let alpha = ((self.x - delta) * (self.x + delta)).mul_small::<3>();
+        let beta4 = beta.mul_small::<4>();
         let x3 = alpha.square() - beta4.double();
-        let z3 = (self.y + self.z).square() - gamma - delta;
-        let g2 = gamma.square();
-        let y3 = alpha * (beta4 - x3) - g2.double().double().double();
+        // Z3 = (Y + Z)² − γ − δ = 2·Y·Z: a multiplication for a squaring and three additions
+        let z3 = (self.y * self.z).double();
+        let y3 = alpha * (beta4 - x3) - gamma.square().mul_small::<8>();
         Jac { x: x3, y: y3, z: z3 }
     }
 

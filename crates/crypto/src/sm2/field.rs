@@ -171,6 +171,30 @@ impl Fe {
         *self + *self
     }
 
+    /// `K·self` for a small constant `K` (3, 4 or 8 in the doubling), fully reduced: the five-limb
+    /// product's top limb `h < K` is folded back with `2²⁵⁶ ≡ 2²²⁴ + 2⁹⁶ − 2⁶⁴ + 1 (mod p)`,
+    /// which is [`Fe::ONE`]'s limbs. Constant time; one chain of carries where `K − 1` additions
+    /// would each make two (issue #20: the doubling's additions were a third of it).
+    #[inline(always)]
+    pub(crate) fn mul_small<const K: u64>(&self) -> Fe {
+        const { assert!(K >= 2 && K <= 8) };
+        let a = &self.0;
+        let mut lo = [0u64; 4];
+        let mut carry = 0u64;
+        for i in 0..4 {
+            let t = (a[i] as u128) * (K as u128) + carry as u128;
+            lo[i] = t as u64;
+            carry = (t >> 64) as u64;
+        }
+        // carry = h < K ≤ 8: h·2²⁵⁶ ≡ h·(2²⁵⁶ mod p) < 2²²⁸, whose limbs are h·ONE's
+        let fold = |v: &[u64; 4], h: u64| add4(v, &[h, h * 0xFFFF_FFFF, 0, h << 32]);
+        let (t, c) = fold(&lo, carry);
+        // after a carry out, t < h·(2²⁵⁶ mod p) < 2²²⁸: the second fold cannot carry
+        // (t < 2²⁵⁶ < 2p then, so one conditional subtraction reduces it)
+        let (t, _) = fold(&t, c);
+        Fe(reduce_once(&t, 0))
+    }
+
     /// Squaring with the cross products computed once (10 multiplications instead of 16).
     #[inline(always)]
     pub(crate) fn square(&self) -> Fe {
@@ -345,6 +369,21 @@ mod tests {
             assert_eq!(theirs(&(a - b)), ta - tb, "sub");
             assert_eq!(theirs(&(-a)), -ta, "neg");
             assert_eq!(theirs(&a.square()), ta.square(), "square");
+        }
+        // small multiples, down to the held values just below p (the top limb's fold carries)
+        let near_p = (1..=300u64).map(|d| Fe([P[0] - d, P[1], P[2], P[3]]));
+        let top = (0..300u64).map(|d| Fe([u64::MAX - d, u64::MAX, u64::MAX, P[3] - 1]));
+        // and those whose K-fold's low 256 bits sit just below 2²⁵⁶, so the first fold carries:
+        // 3·(2²⁵⁷ − 2)/3, 4·(3·2²⁵⁴ − 1), 8·(7·2²⁵³ − 1)
+        let carry = [0xAAAA_AAAA_AAAA_AAAA, 0xBFFF_FFFF_FFFF_FFFF, 0xDFFF_FFFF_FFFF_FFFF].into_iter().flat_map(|t| {
+            (0..50u64).map(move |d| {
+                Fe(if t == 0xAAAA_AAAA_AAAA_AAAA { [t - d, t, t, t] } else { [u64::MAX - d, u64::MAX, u64::MAX, t] })
+            })
+        });
+        for a in vs.iter().copied().chain(near_p).chain(top).chain(carry) {
+            assert_eq!(a.mul_small::<3>(), a + a + a, "3·{a:?}");
+            assert_eq!(a.mul_small::<4>(), a.double().double(), "4·{a:?}");
+            assert_eq!(a.mul_small::<8>(), a.double().double().double(), "8·{a:?}");
         }
         // p − 1 squared, and the largest products
         let m = -Fe::ONE;
