@@ -2,7 +2,7 @@
 //!
 //! * Jacobian coordinates with the `a = −3` doubling (dbl-2001-b with `Z3 = 2·Y·Z`, 4M+4S and
 //!   the small multiples `3·`, `4·`, `8·` each one reduction, [`Fe::mul_small`]), mixed addition
-//!   (madd-2007-bl, 7M+4S) and full addition (add-2007-bl, 11M+5S), from the Explicit-Formulas
+//!   (madd-2007-bl with `Z3 = 2·Z1·H`, 8M+3S) and full addition (add-2007-bl, 11M+5S), from the Explicit-Formulas
 //!   Database.
 //! * `[k]G` by a fixed-base comb: 43 signed 6-bit windows, 32 precomputed affine multiples each
 //!   (`d·64^j·G`, 88 KB), one mixed addition per window and no doublings. The table lookup reads
@@ -125,20 +125,21 @@ impl Jac {
         let z1z1 = self.z.square();
         let u2 = q.x * z1z1;
         let s2 = q.y * self.z * z1z1;
-        self.madd_tail(z1z1, u2, s2)
+        self.madd_tail(u2, s2)
     }
 
-    /// The rest of madd-2007-bl once `Z1²`, `U2`, `S2` are known.
-    fn madd_tail(&self, z1z1: Fe, u2: Fe, s2: Fe) -> Jac {
+    /// The rest of madd-2007-bl once `U2` and `S2` are known.
+    fn madd_tail(&self, u2: Fe, s2: Fe) -> Jac {
         let h = u2 - self.x;
         let hh = h.square();
-        let i = hh.double().double();
+        let i = hh.mul_small::<4>();
         let j = h * i;
         let r = (s2 - self.y).double();
         let v = self.x * i;
         let x3 = r.square() - j - v.double();
         let y3 = r * (v - x3) - (self.y * j).double();
-        let z3 = (self.z + h).square() - z1z1 - hh;
+        // Z3 = (Z1 + H)² − Z1² − H² = 2·Z1·H, as in the doubling
+        let z3 = (self.z * h).double();
         Jac { x: x3, y: y3, z: z3 }
     }
 
@@ -185,7 +186,7 @@ impl Jac {
         self.add_tail(q, z1z1, z2z2, u1, u2, s1, s2)
     }
 
-    /// Complete mixed addition for public points (7M+4S unless exceptional).
+    /// Complete mixed addition for public points (8M+3S unless exceptional).
     fn add_mixed_vartime(&self, q: &Aff) -> Jac {
         if bool::from(self.is_identity()) {
             return Jac::from(*q);
@@ -196,7 +197,7 @@ impl Jac {
         if u2 == self.x {
             return if s2 == self.y { self.double() } else { Jac::IDENTITY };
         }
-        self.madd_tail(z1z1, u2, s2)
+        self.madd_tail(u2, s2)
     }
 
     /// Constant-time `self + q` where the caller knows `self ≠ ±q`; handles either identity.
