@@ -225,6 +225,15 @@ impl Jac {
         Some(self.x * self.z.invert_blinded().square())
     }
 
+    /// [`Jac::affine_x`] with the inversion blinded by the caller's 32 random bytes.
+    pub(crate) fn affine_x_blinded_by(self, blind: [u8; 32]) -> Option<Fe> {
+        let z_inv = self.z.invert_blinded_by(blind);
+        if bool::from(self.is_identity()) {
+            return None;
+        }
+        Some(self.x * z_inv.square())
+    }
+
     /// Whether the affine x of this point, as an integer, is ≡ `c` mod n, for `c = (r − e) mod n`
     /// (SM2 verification step B7 without inversion: x ∈ {c, c + n} and x < p).
     pub(crate) fn x_matches_mod_n(&self, c: &Scalar) -> bool {

@@ -136,11 +136,17 @@ impl Fe {
     /// multiplications are constant time. About half the constant-time [`Fe::invert`] (issue #20:
     /// the inversion of Z in every SM2 signature). Falls back to [`Fe::invert`] when the operating
     /// system gives no randomness, or when the 32 bytes drawn are not below p (chance 2⁻³²).
+    /// The bytes must be fresh from the OS and used for nothing else.
     pub(crate) fn invert_blinded(&self) -> Fe {
+        match crate::rng::bytes::<32>() {
+            Ok(bytes) => self.invert_blinded_by(bytes),
+            Err(_) => self.invert(),
+        }
+    }
+
+    /// [`Fe::invert_blinded`] with `β` from 32 random bytes the caller drew (wiped here).
+    pub(crate) fn invert_blinded_by(&self, mut bytes: [u8; 32]) -> Fe {
         use zeroize::Zeroize;
-        let Ok(mut bytes) = crate::rng::bytes::<32>() else {
-            return self.invert();
-        };
         let mut beta =
             Fe(core::array::from_fn(|i| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"))));
         bytes.zeroize();

@@ -119,19 +119,43 @@ pub(crate) mod arith {
     pub fn x_mod_n(j: &Jac) -> Option<Scalar> {
         j.affine_x().map(|x| <Scalar as Reduce<FieldBytes>>::reduce(&x.to_repr()))
     }
+
+    /// [`x_mod_n`] with the inversion's blinding factor drawn by the caller (wiped here).
+    pub fn x_mod_n_blinded_by(j: &Jac, blind: [u8; 32]) -> Option<Scalar> {
+        j.affine_x_blinded_by(blind).map(|x| <Scalar as Reduce<FieldBytes>>::reduce(&x.to_repr()))
+    }
 }
 
 /// A uniformly random non-zero scalar from the OS CSPRNG (rejection sampling; n ≈ 2²⁵⁶ − 2²²⁴,
 /// so a draw is rejected with probability ≈ 2⁻³²).
 pub fn random_scalar() -> Result<NonZeroScalar> {
     loop {
-        let mut b = rng::bytes::<32>()?;
-        let s = NonZeroScalar::from_repr(FieldBytes::from(b));
-        b.zeroize();
-        if let Some(s) = Option::<NonZeroScalar>::from(s) {
+        if let Some(s) = scalar_from(&mut rng::bytes::<32>()?) {
             return Ok(s);
         }
     }
+}
+
+/// A signing nonce and the blinding factor of its point's inversion, from one draw of the OS
+/// CSPRNG (one system call per signature instead of two).
+fn nonce_and_blind() -> Result<(NonZeroScalar, [u8; 32])> {
+    loop {
+        let mut b = rng::bytes::<64>()?;
+        let (k, blind) = b.split_at_mut(32);
+        let k = scalar_from(k.try_into().expect("32 bytes"));
+        let blind: [u8; 32] = (&*blind).try_into().expect("32 bytes");
+        b.zeroize();
+        if let Some(k) = k {
+            return Ok((k, blind));
+        }
+    }
+}
+
+/// The scalar these 32 random bytes encode, when it is in `[1, n−1]`; the bytes are wiped.
+fn scalar_from(b: &mut [u8; 32]) -> Option<NonZeroScalar> {
+    let s = NonZeroScalar::from_repr(FieldBytes::from(*b));
+    b.zeroize();
+    Option::from(s)
 }
 
 /// Parse a 32-byte big-endian scalar in `[1, n−1]`.
@@ -326,8 +350,8 @@ impl Sm2SecretKey {
     pub fn sign_prehash(&self, e: &[u8; 32]) -> Result<Sm2Signature> {
         let e = e_to_scalar(e);
         loop {
-            let mut k = random_scalar()?;
-            let Some(x1) = arith::x_mod_n(&arith::mul_g(&k)) else {
+            let (mut k, blind) = nonce_and_blind()?;
+            let Some(x1) = arith::x_mod_n_blinded_by(&arith::mul_g(&k), blind) else {
                 continue; // k ≠ 0, so never: [k]G is not the identity
             };
             let r = e + x1;
