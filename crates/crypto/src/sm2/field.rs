@@ -136,7 +136,6 @@ impl Fe {
     /// multiplications are constant time. About half the constant-time [`Fe::invert`] (issue #20:
     /// the inversion of Z in every SM2 signature). Falls back to [`Fe::invert`] when the operating
     /// system gives no randomness, or when the 32 bytes drawn are not below p (chance 2⁻³²).
-    /// The bytes must be fresh from the OS and used for nothing else.
     pub(crate) fn invert_blinded(&self) -> Fe {
         match crate::rng::bytes::<32>() {
             Ok(bytes) => self.invert_blinded_by(bytes),
@@ -144,7 +143,8 @@ impl Fe {
         }
     }
 
-    /// [`Fe::invert_blinded`] with `β` from 32 random bytes the caller drew (wiped here).
+    /// [`Fe::invert_blinded`] with `β` from 32 random bytes the caller drew (wiped here): fresh
+    /// from the OS and used for nothing else.
     pub(crate) fn invert_blinded_by(&self, mut bytes: [u8; 32]) -> Fe {
         use zeroize::Zeroize;
         let mut beta =
@@ -376,7 +376,7 @@ mod tests {
             assert_eq!(theirs(&(-a)), -ta, "neg");
             assert_eq!(theirs(&a.square()), ta.square(), "square");
         }
-        // small multiples, down to the held values just below p (the top limb's fold carries)
+        // small multiples, up to the held values just below p
         let near_p = (1..=300u64).map(|d| Fe([P[0] - d, P[1], P[2], P[3]]));
         let top = (0..300u64).map(|d| Fe([u64::MAX - d, u64::MAX, u64::MAX, P[3] - 1]));
         // and those whose K-fold's low 256 bits sit just below 2²⁵⁶, so the first fold carries:
