@@ -226,7 +226,7 @@ impl Jac {
     }
 
     /// [`Jac::affine_x`] with the inversion blinded by the caller's 32 random bytes.
-    pub(crate) fn affine_x_blinded_by(self, blind: [u8; 32]) -> Option<Fe> {
+    pub(crate) fn affine_x_blinded_by(self, blind: &[u8; 32]) -> Option<Fe> {
         let z_inv = self.z.invert_blinded_by(blind);
         if bool::from(self.is_identity()) {
             return None;

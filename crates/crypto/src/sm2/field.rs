@@ -138,18 +138,17 @@ impl Fe {
     /// system gives no randomness, or when the 32 bytes drawn are not below p (chance 2⁻³²).
     pub(crate) fn invert_blinded(&self) -> Fe {
         match crate::rng::bytes::<32>() {
-            Ok(bytes) => self.invert_blinded_by(bytes),
+            Ok(bytes) => self.invert_blinded_by(&zeroize::Zeroizing::new(bytes)),
             Err(_) => self.invert(),
         }
     }
 
-    /// [`Fe::invert_blinded`] with `β` from 32 random bytes the caller drew (wiped here): fresh
-    /// from the OS and used for nothing else.
-    pub(crate) fn invert_blinded_by(&self, mut bytes: [u8; 32]) -> Fe {
+    /// [`Fe::invert_blinded`] with `β` from 32 random bytes the caller drew: fresh from the OS,
+    /// used for nothing else, and wiped by the caller (a `Zeroizing` where they are drawn).
+    pub(crate) fn invert_blinded_by(&self, bytes: &[u8; 32]) -> Fe {
         use zeroize::Zeroize;
         let mut beta =
             Fe(core::array::from_fn(|i| u64::from_le_bytes(bytes[8 * i..8 * i + 8].try_into().expect("8 bytes"))));
-        bytes.zeroize();
         // a held value below p is an element; as one, β is uniform when the bytes are
         let (_, below_p) = sub4(&beta.0, &P);
         let out = if below_p == 0 || bool::from(beta.is_zero()) {
@@ -378,6 +377,15 @@ mod tests {
         }
         // small multiples, up to the held values just below p
         let near_p = (1..=300u64).map(|d| Fe([P[0] - d, P[1], P[2], P[3]]));
+        // and those whose fold lands in [p, 2²⁵⁶), where only the final subtraction reduces:
+        // (p + 1)/2 (4· is 2p + 2), (p + 1)/4 (8· is 2p + 2), ⌈2p/3⌉
+        let after_fold = [
+            Fe([0x8000_0000_0000_0000, 0xFFFF_FFFF_8000_0000, u64::MAX, 0x7FFF_FFFF_7FFF_FFFF]),
+            Fe([0x4000_0000_0000_0000, 0xFFFF_FFFF_C000_0000, u64::MAX, 0x3FFF_FFFF_BFFF_FFFF]),
+            Fe([0, 0xFFFF_FFFF_5555_5556, u64::MAX, 0xAAAA_AAA9_FFFF_FFFF]),
+        ];
+        assert_eq!(after_fold[0].mul_small::<4>(), Fe([2, 0, 0, 0]));
+        assert_eq!(after_fold[1].mul_small::<8>(), Fe([2, 0, 0, 0]));
         let top = (0..300u64).map(|d| Fe([u64::MAX - d, u64::MAX, u64::MAX, P[3] - 1]));
         // and those whose K-fold's low 256 bits sit just below 2²⁵⁶, so the first fold carries:
         // 3·(2²⁵⁷ − 2)/3, 4·(3·2²⁵⁴ − 1), 8·(7·2²⁵³ − 1)
@@ -386,7 +394,7 @@ mod tests {
                 Fe(if t == 0xAAAA_AAAA_AAAA_AAAA { [t - d, t, t, t] } else { [u64::MAX - d, u64::MAX, u64::MAX, t] })
             })
         });
-        for a in vs.iter().copied().chain(near_p).chain(top).chain(carry) {
+        for a in vs.iter().copied().chain(near_p).chain(top).chain(carry).chain(after_fold) {
             assert_eq!(a.mul_small::<3>(), a + a + a, "3·{a:?}");
             assert_eq!(a.mul_small::<4>(), a.double().double(), "4·{a:?}");
             assert_eq!(a.mul_small::<8>(), a.double().double().double(), "8·{a:?}");
