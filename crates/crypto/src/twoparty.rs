@@ -418,10 +418,10 @@ impl ServerKeyShare {
         }
         let e = e_to_scalar(&e);
         loop {
-            let mut k2 = random_scalar()?;
+            let (mut k2, blind) = crate::sm2::nonce_and_blind()?;
             let mut k3 = random_scalar()?;
             let point = arith::add(&arith::mul(&q1, &k3), &arith::mul_g(&k2));
-            let Some(x1) = arith::x_mod_n(&point) else {
+            let Some(x1) = arith::x_mod_n(&point, &blind) else {
                 continue;
             };
             let r = e + x1;

@@ -1,9 +1,9 @@
 //! Faster SM2 curve arithmetic on our Montgomery-form field ([`super::field`]).
 //!
 //! * Jacobian coordinates with the `a = −3` doubling (dbl-2001-b with `Z3 = 2·Y·Z`, 4M+4S and
-//!   the small multiples `3·`, `4·`, `8·` each one reduction, [`Fe::mul_small`]), mixed addition
-//!   (madd-2007-bl with `Z3 = 2·Z1·H`, 8M+3S) and full addition (add-2007-bl, 11M+5S), from the Explicit-Formulas
-//!   Database.
+//!   the small multiples `3·`, `4·`, `8·` each one reduction, [`Fe::mul_small`]), mixed
+//!   addition (madd-2007-bl with `Z3 = 2·Z1·H`, 8M+3S) and full addition (add-2007-bl,
+//!   11M+5S), from the Explicit-Formulas Database.
 //! * `[k]G` by a fixed-base comb: 43 signed 6-bit windows, 32 precomputed affine multiples each
 //!   (`d·64^j·G`, 88 KB), one mixed addition per window and no doublings. The table lookup reads
 //!   every entry and keeps the wanted one under a mask, so neither the digit nor the memory
@@ -218,20 +218,12 @@ impl Jac {
     }
 
     /// The affine x alone (one multiplication less than [`Jac::to_affine`]); `None` for the identity.
-    pub(crate) fn affine_x(self) -> Option<Fe> {
+    /// The inversion is blinded by the caller's 32 fresh random bytes ([`Fe::invert_blinded_by`]).
+    pub(crate) fn affine_x(self, blind: &[u8; 32]) -> Option<Fe> {
         if bool::from(self.is_identity()) {
             return None;
         }
-        Some(self.x * self.z.invert_blinded().square())
-    }
-
-    /// [`Jac::affine_x`] with the inversion blinded by the caller's 32 random bytes.
-    pub(crate) fn affine_x_blinded_by(self, blind: &[u8; 32]) -> Option<Fe> {
-        let z_inv = self.z.invert_blinded_by(blind);
-        if bool::from(self.is_identity()) {
-            return None;
-        }
-        Some(self.x * z_inv.square())
+        Some(self.x * self.z.invert_blinded_by(blind).square())
     }
 
     /// Whether the affine x of this point, as an integer, is ≡ `c` mod n, for `c = (r − e) mod n`

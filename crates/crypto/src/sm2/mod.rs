@@ -116,13 +116,9 @@ pub(crate) mod arith {
     }
 
     /// The affine x of a point, reduced mod n; `None` for the identity.
-    pub fn x_mod_n(j: &Jac) -> Option<Scalar> {
-        j.affine_x().map(|x| <Scalar as Reduce<FieldBytes>>::reduce(&x.to_repr()))
-    }
-
-    /// [`x_mod_n`] with the inversion's blinding factor drawn by the caller, who wipes it.
-    pub fn x_mod_n_blinded_by(j: &Jac, blind: &[u8; 32]) -> Option<Scalar> {
-        j.affine_x_blinded_by(blind).map(|x| <Scalar as Reduce<FieldBytes>>::reduce(&x.to_repr()))
+    /// The inversion is blinded by `blind`: 32 fresh random bytes from the caller, who wipes them.
+    pub fn x_mod_n(j: &Jac, blind: &[u8; 32]) -> Option<Scalar> {
+        j.affine_x(blind).map(|x| <Scalar as Reduce<FieldBytes>>::reduce(&x.to_repr()))
     }
 }
 
@@ -138,7 +134,7 @@ pub fn random_scalar() -> Result<NonZeroScalar> {
 
 /// A signing nonce and the blinding factor of its point's inversion, from one draw of the OS
 /// CSPRNG (one system call per signature instead of two).
-fn nonce_and_blind() -> Result<(NonZeroScalar, zeroize::Zeroizing<[u8; 32]>)> {
+pub(crate) fn nonce_and_blind() -> Result<(NonZeroScalar, zeroize::Zeroizing<[u8; 32]>)> {
     loop {
         let mut b = rng::bytes::<64>()?;
         let (k, blind) = b.split_at_mut(32);
@@ -351,7 +347,7 @@ impl Sm2SecretKey {
         let e = e_to_scalar(e);
         loop {
             let (mut k, blind) = nonce_and_blind()?;
-            let Some(x1) = arith::x_mod_n_blinded_by(&arith::mul_g(&k), &blind) else {
+            let Some(x1) = arith::x_mod_n(&arith::mul_g(&k), &blind) else {
                 continue; // k ≠ 0, so never: [k]G is not the identity
             };
             let r = e + x1;
