@@ -1,7 +1,7 @@
 //! `medsign` — the command line (`medsign --help`; crates/cli/README.md). This crate only parses arguments,
 //! reads and writes files and prints reports; the work is done by the library crates.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 /// `eprintln!` that never panics: a server whose stderr has gone away (the supervisor or pipe
 /// that read it ended) must still serve, and still stop gracefully on SIGTERM.
@@ -12,6 +12,7 @@ macro_rules! say {
     }};
 }
 
+mod alloc;
 mod channel_cmd;
 mod files;
 mod gateway_cmd;
@@ -67,13 +68,6 @@ enum Command {
     #[command(subcommand)]
     H5(h5_cmd::H5Command),
 }
-
-/// mimalloc: the TSA and the signing paths build and drop many small DER buffers per request;
-/// glibc's malloc spent about 14 % of a P-256 timestamp load in malloc/free (issue #20, perf).
-/// Built without transparent huge pages (`no_thp`): with them its arenas took 2 MiB pages, and an
-/// idle server held 49 MB instead of 34 MB (docs/BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();

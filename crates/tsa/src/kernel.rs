@@ -10,9 +10,10 @@
 //! it stays in the tens of microseconds, the way to R6.6's 0.5–3 ms; what `/readyz` shows is that
 //! number, whatever it is.
 //!
-//! **Reviewed `unsafe`:** the only `unsafe` in medsign is here: one zero-initialised `libc::timex`
-//! (plain integers, all-zero is a valid value and means "read, change nothing") and one call to
-//! `libc::adjtimex` with a pointer to it, alive for the call. Nothing else is done unsafely.
+//! **Reviewed `unsafe`** (one of medsign's two; the other is `crates/cli/src/alloc.rs`): one
+//! zero-initialised `libc::timex` (plain integers, all-zero is a valid value and means "read,
+//! change nothing") and one call to `libc::adjtimex` with a pointer to it, alive for the call.
+//! Nothing else is done unsafely.
 
 /// What the kernel says about the system clock.
 #[derive(Debug, Clone, PartialEq)]
