@@ -19,7 +19,7 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 [ -x /usr/sbin/chronyd ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chrony >/dev/null; }
 WORK=$(mktemp -d)
 PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; [ -s "$WORK/chrony.pid" ] && kill "$(cat "$WORK/chrony.pid")"; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [ -s "$WORK/chrony.pid" ] && kill "$(cat "$WORK/chrony.pid")"; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # ---------------------------------------------------------------- uts-server
 export_tree() { # src-dir-or-git-dir tag dest [paths...]: the files of `tag` (or a plain checkout) into dest
@@ -110,6 +110,8 @@ NTPPORT=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SO
 printf 'port %s\nbindaddress 127.0.0.1\nallow 127.0.0.1\ncmdport 0\nlocal stratum 3\npidfile %s/chrony.pid\n' "$NTPPORT" "$WORK" > chrony.conf
 /usr/sbin/chronyd -x -u root -f "$WORK/chrony.conf" -L 0 -l "$WORK/chrony.log"
 start_medsign() {
+  # emptied here, not only by the redirection in the child: a restart must not read the last start's address
+  : > serve.log
   MEDSIGN_SERVER_PUBLIC_RATE_PER_MINUTE=0 MEDSIGN_TIME_SOURCES=127.0.0.1:$NTPPORT "$BIN" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" 2> serve.log &
   MPID=$!
   PIDS+=($MPID)
@@ -126,6 +128,7 @@ sleep 3
 FIRST_RSS=$(rss VmRSS)
 kill -TERM "$MPID"
 wait "$MPID" || true
+unset 'PIDS[-1]'
 start_medsign
 sleep 3
 IDLE_RSS=$(rss VmRSS)

@@ -14,7 +14,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Return to the kernel what mimalloc holds free, at once. mimalloc purges freed memory only when
 /// it is next called, a second or more after the free: a server that goes idle after start-up
 /// keeps what start-up freed resident for as long as it stays idle — about 5 MB (issue #20,
-/// goal 5). Collects the calling thread's pages and every arena.
+/// goal 5). Collects what the calling thread freed, and the free space of every arena (unless
+/// another thread is purging an arena at that moment: mimalloc then skips it rather than wait).
 pub(crate) fn release_free_memory() {
     // SAFETY: `mi_collect` takes a plain `bool` and no pointer, and returns nothing. It works on
     // the calling thread's own heap and on the arenas, which mimalloc shares between threads

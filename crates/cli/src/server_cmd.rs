@@ -183,8 +183,9 @@ async fn serve_async(cfg: Config) -> Result<i32, CliError> {
     let tunnels = dial_gateways(&cfg, &state)?;
     say!("listening on {addr}");
     let jobs = medsign_server::services::spawn_jobs(&state, &opened, &cfg);
-    // what start-up built and dropped (the OpenAPI document, migrations, keys) goes back to the
-    // kernel now, not whenever the allocator is next busy (issue #20, goal 5)
+    // what this thread built and dropped while starting (the OpenAPI document, the keys, the CAs)
+    // and the arenas' free space go back to the kernel now, not whenever the allocator is next
+    // busy (issue #20, goal 5)
     crate::alloc::release_free_memory();
     let failed = |e: std::io::Error| CliError(format!("服务异常退出 / the server failed: {e}"));
     let handle = axum_server::Handle::new();

@@ -23,6 +23,8 @@
 //! - **Webhooks:** [`webhook_is_signed`] checks `X-Medsign-Signature`.
 //! - **Files:** [`Client::download`] writes the signed file as it arrives.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use std::time::Duration;

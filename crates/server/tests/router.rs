@@ -194,6 +194,9 @@ async fn optional_bodies_are_documented_optional() {
     let (_dir, _opened, app, _admin) = app().await;
     let (st, _, api) = ask(&app, Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(st, 200);
+    // served as bytes made once at start-up (issue #20): still declared JSON
+    let resp = app.clone().oneshot(Request::get("/api/openapi.json").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/json");
     for path in ["/api/v1/login-tickets", "/mobile/v1/realname"] {
         let body = &api["paths"][path]["post"]["requestBody"];
         assert!(body["content"]["application/json"].is_object(), "{path}: {body}");
