@@ -177,6 +177,13 @@ for r in $(seq 1 "$ROUNDS"); do
     else
       u=$(measure "$uurl" sha256.tsq "$conns"); m=$(measure "$murl" "$mq" "$conns")
     fi
+    # a server that stopped answering (uts-server v0.2.2 has been seen to crash under the RSA load)
+    # leaves a measurement without its two numbers: say which, rather than fail at the summary
+    if [ "$(wc -w <<< "$m")" != 2 ] || [ "$(wc -w <<< "$u")" != 2 ]; then
+      echo "$name, round $r: a server stopped answering (medsign: '$m', uts-server: '$u')"
+      for l in serve.log uts-*.log; do echo "--- $l"; tail -n 5 "$l"; done
+      exit 1
+    fi
     echo "$name $r $m $u" | tee -a results.txt
   done
 done
