@@ -67,6 +67,7 @@ pub fn serve(a: ServeArgs) -> Result<i32, CliError> {
         cfg.server.listen = l.clone();
     }
     init_logging(&a.log_format)?;
+    medsign_directory::apps::release_memory_after_hashing(crate::alloc::release_free_memory);
     runtime()?.block_on(serve_async(cfg))
 }
 
