@@ -145,20 +145,31 @@ pub async fn consume(db: &Db, ctx: &Context, s: &Session, digest: &str, action: 
 /// the device's PIN is neither locked nor older than `PIN_MAX_DAYS`. On `false` the caller rolls
 /// back and answers [`refusal`].
 pub(crate) async fn take(conn: &mut sqlx::AnyConnection, s: &Session, digest: &str) -> Result<bool> {
-    let oldest_pin = medsign_store::secs_text(Utc::now() - Duration::days(mobile::PIN_MAX_DAYS));
-    let done = sqlx::query(
-        "UPDATE approvals SET used_at = $1 WHERE used_at IS NULL AND id = ( \
-           SELECT a.id FROM approvals a WHERE a.device_id = $2 AND a.digest = $3 AND a.used_at IS NULL \
-           AND a.expires_at > $1 ORDER BY a.created_at LIMIT 1) \
-         AND EXISTS (SELECT 1 FROM device_pins p WHERE p.device_id = $2 AND p.locked_at IS NULL AND p.set_at > $4)",
-    )
-    .bind(medsign_store::now_text())
-    .bind(&s.device_id)
-    .bind(digest)
-    .bind(&oldest_pin)
-    .execute(&mut *conn)
-    .await?;
+    let (now, oldest_pin) = take_times();
+    let done = sqlx::query(TAKE).bind(now).bind(&s.device_id).bind(digest).bind(oldest_pin).execute(&mut *conn).await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// [`take`] in a transaction on the SQLite file's own connection ([`medsign_store::db::Direct`]).
+pub(crate) fn take_directly(
+    tx: &medsign_store::rusqlite::Transaction<'_>,
+    s: &Session,
+    digest: &str,
+) -> medsign_store::rusqlite::Result<bool> {
+    let (now, oldest_pin) = take_times();
+    Ok(tx.prepare_cached(TAKE)?.execute(medsign_store::rusqlite::params![now, s.device_id, digest, oldest_pin])? == 1)
+}
+
+/// Spend the oldest unspent approval of `$3` by device `$2` that has not expired at `$1`, if the
+/// device's PIN is not locked and was set after `$4`.
+const TAKE: &str = "UPDATE approvals SET used_at = $1 WHERE used_at IS NULL AND id = ( \
+       SELECT a.id FROM approvals a WHERE a.device_id = $2 AND a.digest = $3 AND a.used_at IS NULL \
+       AND a.expires_at > $1 ORDER BY a.created_at LIMIT 1) \
+     AND EXISTS (SELECT 1 FROM device_pins p WHERE p.device_id = $2 AND p.locked_at IS NULL AND p.set_at > $4)";
+
+/// Now, and the oldest time a PIN still in use may have been set.
+fn take_times() -> (String, String) {
+    (medsign_store::now_text(), medsign_store::secs_text(Utc::now() - Duration::days(mobile::PIN_MAX_DAYS)))
 }
 
 /// Why no approval could be taken (the PIN's state, else [`required`]), audited as `action` on

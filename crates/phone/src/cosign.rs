@@ -43,7 +43,7 @@ use medsign_store::{
     db::Db,
     error::Refusal,
 };
-use medsign_store::{is_past, secs_text};
+use medsign_store::{is_past, now_text, secs_text};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Mutex;
@@ -609,35 +609,139 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
             shares.push((r.key_id.clone(), open_share(kek, &r.key_id, r.share_wrapped.clone())?));
         }
         let share = &shares.iter().find(|(k, _)| k == &r.key_id).expect("loaded above").1;
+        // the arithmetic before the transaction; its answer is released only if the transaction
+        // commits, and a bad message is refused only after the approval is found
+        let half = sign_half(share, &a.request, &r.e);
+        let approval = approval.take();
         let _w = db.write_lock.lock().await;
-        let mut tx = db.pool.begin().await?;
-        if let Some(digest) = approval.take()
-            && !crate::approvals::take(&mut tx, s, &digest).await?
-        {
-            tx.rollback().await?;
-            drop(_w);
-            return Err(crate::approvals::refusal(db, ctx, s, "flow.cosign.answer", &target).await);
-        }
-        let response = match server_half(&mut tx, &r.key_id, share, &a.request, &r.e).await? {
-            Ok(x) => x,
-            Err(refused) => {
-                // nothing of this answer is kept (nor the approval, if it was the first)
-                tx.rollback().await?;
-                drop(_w);
+        let kept = match &db.direct {
+            // SQLite in a file: the whole transaction on this thread (no hand-off per statement)
+            Some(direct) => direct.transact(&_w, |tx| {
+                if let Some(digest) = &approval
+                    && !crate::approvals::take_directly(tx, s, digest)?
+                {
+                    return Ok(Err(Unanswered::NoApproval));
+                }
+                let (response, q1) = match half {
+                    Ok(x) => x,
+                    Err(refused) => return Ok(Err(Unanswered::Refused(refused))),
+                };
+                match tx.prepare_cached(Q1_SEEN)?.execute(medsign_store::rusqlite::params![
+                    r.key_id,
+                    hex::encode(q1),
+                    now_text()
+                ]) {
+                    Ok(_) => {}
+                    Err(medsign_store::rusqlite::Error::SqliteFailure(e, _))
+                        if e.extended_code == medsign_store::rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                    {
+                        return Ok(Err(Unanswered::Refused(replayed())));
+                    }
+                    Err(e) => return Err(e),
+                }
+                if tx.prepare_cached(ROUND_ANSWERED)?.execute([&r.id])? != 1 {
+                    return Ok(Err(Unanswered::AnsweredAlready));
+                }
+                Ok(Ok(response))
+            })?,
+            None => answer_pooled(db, s, approval.as_deref(), half, &r).await?,
+        };
+        drop(_w);
+        match kept {
+            Ok(response) => out.push(response),
+            Err(Unanswered::NoApproval) => {
+                return Err(crate::approvals::refusal(db, ctx, s, "flow.cosign.answer", &target).await);
+            }
+            // nothing of this answer is kept (nor the approval, if it was the first)
+            Err(Unanswered::Refused(refused)) => {
                 return Err(refuse(db, ctx, "flow.cosign.answer", &target, refused).await);
             }
-        };
-        let done = sqlx::query("UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'")
-            .bind(&r.id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
+            Err(Unanswered::AnsweredAlready) => {
+                return Err(Error::Conflict("签署轮次已应答 / the signing round was answered already".into()));
+            }
         }
-        tx.commit().await?;
-        out.push(response);
     }
     Ok(out)
+}
+
+/// Why an answer was not given; its transaction is rolled back.
+enum Unanswered {
+    /// no approval of these digests (PIN or fingerprint) to take
+    NoApproval,
+    /// the phone's message is refused (not for `e`, a bad point, a replayed `Q1`)
+    Refused(Error),
+    /// another request answered the round first
+    AnsweredAlready,
+}
+
+/// The answer's transaction through the pool (PostgreSQL, SQLite in memory).
+async fn answer_pooled(
+    db: &Db,
+    s: &Session,
+    approval: Option<&str>,
+    half: std::result::Result<(SignResponse, Vec<u8>), Error>,
+    r: &RoundRow,
+) -> Result<std::result::Result<SignResponse, Unanswered>> {
+    let mut tx = db.pool.begin().await?;
+    if let Some(digest) = approval
+        && !crate::approvals::take(&mut tx, s, digest).await?
+    {
+        tx.rollback().await?;
+        return Ok(Err(Unanswered::NoApproval));
+    }
+    let response = match record_q1(&mut tx, &r.key_id, half).await? {
+        Ok(x) => x,
+        Err(refused) => {
+            tx.rollback().await?;
+            return Ok(Err(Unanswered::Refused(refused)));
+        }
+    };
+    let done = sqlx::query(ROUND_ANSWERED).bind(&r.id).execute(&mut *tx).await?;
+    if done.rows_affected() != 1 {
+        return Ok(Err(Unanswered::AnsweredAlready));
+    }
+    tx.commit().await?;
+    Ok(Ok(response))
+}
+
+const ROUND_ANSWERED: &str = "UPDATE sign_rounds SET state = 'answered' WHERE id = $1 AND state = 'open'";
+const Q1_SEEN: &str = "INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)";
+
+fn replayed() -> Error {
+    Error::Invalid("签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into())
+}
+
+/// The server half's answer to `req` for the authorised digest `e`, and the `Q1` it saw; the
+/// error is a refusal of the message (not for `e`, or a bad point).
+fn sign_half(
+    share: &ServerKeyShare,
+    req: &SignRequest,
+    e: &[u8; 32],
+) -> std::result::Result<(SignResponse, Vec<u8>), Error> {
+    let mut q1 = CaptureQ1::default();
+    match share.sign(req, e, &mut q1) {
+        Ok(x) => Ok((x, q1.0.unwrap_or_default())),
+        Err(e) => Err(Error::Invalid(format!("签署消息无效 / the signing message is not valid: {e}"))),
+    }
+}
+
+/// Record the `Q1` of a signed half on `conn` (the caller's transaction); the inner error is a
+/// refusal: the message's own, or a `Q1` this key has answered before (a replay).
+async fn record_q1(
+    conn: &mut sqlx::AnyConnection,
+    key_id: &str,
+    half: std::result::Result<(SignResponse, Vec<u8>), Error>,
+) -> Result<std::result::Result<SignResponse, Error>> {
+    let (response, q1) = match half {
+        Ok(x) => x,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let seen = sqlx::query(Q1_SEEN).bind(key_id).bind(hex::encode(q1)).bind(now_text()).execute(&mut *conn).await;
+    match seen {
+        Ok(_) => Ok(Ok(response)),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(Err(replayed())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The server half's answer to `req` for the authorised digest `e`, its `Q1` recorded on `conn`
@@ -650,24 +754,7 @@ pub(crate) async fn server_half(
     req: &SignRequest,
     e: &[u8; 32],
 ) -> Result<std::result::Result<SignResponse, Error>> {
-    let mut q1 = CaptureQ1::default();
-    let response = match share.sign(req, e, &mut q1) {
-        Ok(x) => x,
-        Err(e) => return Ok(Err(Error::Invalid(format!("签署消息无效 / the signing message is not valid: {e}")))),
-    };
-    let seen = sqlx::query("INSERT INTO twoparty_q1 (key_id, q1, created_at) VALUES ($1, $2, $3)")
-        .bind(key_id)
-        .bind(hex::encode(q1.0.unwrap_or_default()))
-        .bind(medsign_store::now_text())
-        .execute(&mut *conn)
-        .await;
-    match seen {
-        Ok(_) => Ok(Ok(response)),
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(Err(Error::Invalid(
-            "签署消息重复（Q1 已用过）/ the signing message was used before (replayed Q1)".into(),
-        ))),
-        Err(e) => Err(e.into()),
-    }
+    record_q1(conn, key_id, sign_half(share, req, e)).await
 }
 
 pub(crate) async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<ServerKeyShare> {

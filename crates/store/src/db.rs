@@ -157,6 +157,38 @@ impl Direct {
         tx.commit()?;
         Ok(r)
     }
+
+    /// One transaction (`BEGIN IMMEDIATE`) for a writer that holds [`Db::write_lock`] already
+    /// (`_held`), inside a Tokio task: committed when `f` returns `Ok(Ok(_))`, rolled back when it
+    /// returns `Ok(Err(_))` (a refusal that must keep nothing) or fails. Runs through
+    /// [`blocking`]: no statement is handed to another thread and back, which is where a request
+    /// of a few short statements spent its time on a busy machine (issue #20: the phone's server
+    /// half).
+    pub fn transact<R, E>(
+        &self,
+        _held: &tokio::sync::MutexGuard<'_, ()>,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<std::result::Result<R, E>>,
+    ) -> Result<std::result::Result<R, E>> {
+        blocking(|| {
+            let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            match f(&tx)? {
+                Ok(r) => tx.commit().map(|_| Ok(r)),
+                Err(e) => tx.rollback().map(|_| Err(e)),
+            }
+            .map_err(Error::from)
+        })
+    }
+}
+
+/// Run `f`, which blocks the thread for a moment, from a Tokio task: on the multi-thread runtime
+/// the worker first hands its other tasks to another (`block_in_place`), so none of them waits; on
+/// a current-thread runtime (tests) `f` simply runs.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// The SQLite write-ahead log as a checkpoint found it: `frames` in the log, `copied` of them
@@ -802,6 +834,44 @@ pub(crate) mod tests {
         ] {
             assert_eq!(Direct::plain(url), plain, "{url}");
         }
+    }
+
+    /// A writer inside a Tokio task (the phone's server half): a refusal keeps none of what the
+    /// transaction wrote, a failure neither, an answer all of it; on the multi-thread runtime the
+    /// worker's other tasks go on meanwhile.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_in_a_task_keeps_an_answer_and_nothing_of_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
+        let direct = db.direct.clone().expect("a database file has a direct connection");
+        let count = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM job_leases WHERE holder = 'task'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap()
+        };
+        let insert = "INSERT INTO job_leases (name, holder, until) VALUES (?1, 'task', '')";
+        let ticking = tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        });
+        let w = db.write_lock.lock().await;
+        let refused = direct
+            .transact(&w, |tx| {
+                tx.execute(insert, ["a"])?;
+                Ok(Err::<(), _>("refused"))
+            })
+            .unwrap();
+        assert_eq!(refused, Err("refused"));
+        let failed = direct.transact(&w, |tx| {
+            tx.execute(insert, ["b"])?;
+            tx.execute(insert, ["b"]).map(|_| Ok::<(), ()>(()))
+        });
+        assert!(matches!(failed, Err(Error::Db(_))), "{failed:?}");
+        let kept = direct.transact(&w, |tx| tx.execute(insert, ["c"]).map(Ok::<usize, ()>)).unwrap();
+        assert_eq!(kept, Ok(1));
+        drop(w);
+        assert_eq!(count().await, 1);
+        ticking.await.unwrap();
     }
 
     #[tokio::test]
