@@ -161,7 +161,8 @@ pub(crate) fn take_directly(
 }
 
 /// Spend the oldest unspent approval of `$3` by device `$2` that has not expired at `$1`, if the
-/// device's PIN is not locked and was set after `$4`.
+/// device's PIN is not locked and was set after `$4`. The parameters first appear in the order
+/// `$1`…`$4`, which SQLite numbers them by: [`take_directly`] binds them by position.
 const TAKE: &str = "UPDATE approvals SET used_at = $1 WHERE used_at IS NULL AND id = ( \
        SELECT a.id FROM approvals a WHERE a.device_id = $2 AND a.digest = $3 AND a.used_at IS NULL \
        AND a.expires_at > $1 ORDER BY a.created_at LIMIT 1) \

@@ -632,8 +632,14 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
                     now_text()
                 ]) {
                     Ok(_) => {}
+                    // twoparty_q1's key is its primary key: SQLite names a repeat of it
+                    // PRIMARYKEY, not UNIQUE (as sqlx's `is_unique_violation` takes either)
                     Err(medsign_store::rusqlite::Error::SqliteFailure(e, _))
-                        if e.extended_code == medsign_store::rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+                        if matches!(
+                            e.extended_code,
+                            medsign_store::rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                                | medsign_store::rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        ) =>
                     {
                         return Ok(Err(Unanswered::Refused(replayed())));
                     }
@@ -1243,7 +1249,13 @@ pub(crate) mod tests {
             approve_rounds(&db, kek, me, &[&r2]).await;
             let got = answer(&db, kek, ctx, me, &[replay]).await;
             assert!(matches!(got, Err(Error::Invalid(_))), "{got:?}");
-            assert_eq!(refused(&db).await, 4, "two unapproved answers, the tampered one, the replayed Q1");
+            // the same Q1 in a message for the new round's own digest: only the record of every
+            // Q1 this key answered stops it, refused and audited as a replay (not a storage error)
+            let (_s, mut fresh) = x.share.begin_sign(&e_of(&r2)).unwrap();
+            fresh.q1 = a.request.q1.clone();
+            let got = answer(&db, kek, ctx, me, &[Answer { round_id: r2.round_id.clone(), request: fresh }]).await;
+            assert!(matches!(&got, Err(Error::Invalid(m)) if m.contains("Q1")), "{got:?}");
+            assert_eq!(refused(&db).await, 5, "two unapproved answers, the tampered one, the two replays");
         }
     }
 

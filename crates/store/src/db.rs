@@ -169,6 +169,10 @@ impl Direct {
         _held: &tokio::sync::MutexGuard<'_, ()>,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<std::result::Result<R, E>>,
     ) -> Result<std::result::Result<R, E>> {
+        debug_assert!(
+            std::ptr::eq(tokio::sync::MutexGuard::mutex(_held), &*self.write_lock),
+            "the guard held is the database's write lock"
+        );
         blocking(|| {
             let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
