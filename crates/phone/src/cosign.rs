@@ -609,48 +609,12 @@ pub async fn answer(db: &Db, kek: &Kek, ctx: &Context, s: &Session, answers: &[A
             shares.push((r.key_id.clone(), open_share(kek, &r.key_id, r.share_wrapped.clone())?));
         }
         let share = &shares.iter().find(|(k, _)| k == &r.key_id).expect("loaded above").1;
-        // the arithmetic before the transaction; its answer is released only if the transaction
-        // commits, and a bad message is refused only after the approval is found
-        let half = sign_half(share, &a.request, &r.e);
         let approval = approval.take();
         let _w = db.write_lock.lock().await;
         let kept = match &db.direct {
             // SQLite in a file: the whole transaction on this thread (no hand-off per statement)
-            Some(direct) => direct.transact(&_w, |tx| {
-                if let Some(digest) = &approval
-                    && !crate::approvals::take_directly(tx, s, digest)?
-                {
-                    return Ok(Err(Unanswered::NoApproval));
-                }
-                let (response, q1) = match half {
-                    Ok(x) => x,
-                    Err(refused) => return Ok(Err(Unanswered::Refused(refused))),
-                };
-                match tx.prepare_cached(Q1_SEEN)?.execute(medsign_store::rusqlite::params![
-                    r.key_id,
-                    hex::encode(q1),
-                    now_text()
-                ]) {
-                    Ok(_) => {}
-                    // twoparty_q1's key is its primary key: SQLite names a repeat of it
-                    // PRIMARYKEY, not UNIQUE (as sqlx's `is_unique_violation` takes either)
-                    Err(medsign_store::rusqlite::Error::SqliteFailure(e, _))
-                        if matches!(
-                            e.extended_code,
-                            medsign_store::rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                                | medsign_store::rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                        ) =>
-                    {
-                        return Ok(Err(Unanswered::Refused(replayed())));
-                    }
-                    Err(e) => return Err(e),
-                }
-                if tx.prepare_cached(ROUND_ANSWERED)?.execute([&r.id])? != 1 {
-                    return Ok(Err(Unanswered::AnsweredAlready));
-                }
-                Ok(Ok(response))
-            })?,
-            None => answer_pooled(db, s, approval.as_deref(), half, &r).await?,
+            Some(direct) => direct.transact(&_w, |tx| answer_directly(tx, s, approval.as_deref(), share, a, &r))?,
+            None => answer_pooled(db, s, approval.as_deref(), share, a, &r).await?,
         };
         drop(_w);
         match kept {
@@ -680,12 +644,14 @@ enum Unanswered {
     AnsweredAlready,
 }
 
-/// The answer's transaction through the pool (PostgreSQL, SQLite in memory).
+/// One answer's transaction through the pool (PostgreSQL, SQLite in memory): the approval (for
+/// the first answer of a batch), then the server half with its `Q1` recorded, then the round.
 async fn answer_pooled(
     db: &Db,
     s: &Session,
     approval: Option<&str>,
-    half: std::result::Result<(SignResponse, Vec<u8>), Error>,
+    share: &ServerKeyShare,
+    a: &Answer,
     r: &RoundRow,
 ) -> Result<std::result::Result<SignResponse, Unanswered>> {
     let mut tx = db.pool.begin().await?;
@@ -695,7 +661,7 @@ async fn answer_pooled(
         tx.rollback().await?;
         return Ok(Err(Unanswered::NoApproval));
     }
-    let response = match record_q1(&mut tx, &r.key_id, half).await? {
+    let response = match server_half(&mut tx, &r.key_id, share, &a.request, &r.e).await? {
         Ok(x) => x,
         Err(refused) => {
             tx.rollback().await?;
@@ -707,6 +673,38 @@ async fn answer_pooled(
         return Ok(Err(Unanswered::AnsweredAlready));
     }
     tx.commit().await?;
+    Ok(Ok(response))
+}
+
+/// [`answer_pooled`] on the SQLite file's own connection, in the transaction of
+/// [`medsign_store::db::Direct::transact`] (which rolls back on the inner error).
+fn answer_directly(
+    tx: &medsign_store::rusqlite::Transaction<'_>,
+    s: &Session,
+    approval: Option<&str>,
+    share: &ServerKeyShare,
+    a: &Answer,
+    r: &RoundRow,
+) -> medsign_store::rusqlite::Result<std::result::Result<SignResponse, Unanswered>> {
+    if let Some(digest) = approval
+        && !crate::approvals::take_directly(tx, s, digest)?
+    {
+        return Ok(Err(Unanswered::NoApproval));
+    }
+    let (response, q1) = match sign_half(share, &a.request, &r.e) {
+        Ok(x) => x,
+        Err(refused) => return Ok(Err(Unanswered::Refused(refused))),
+    };
+    let seen =
+        tx.prepare_cached(Q1_SEEN)?.execute(medsign_store::rusqlite::params![r.key_id, hex::encode(q1), now_text()]);
+    match seen {
+        Ok(_) => {}
+        Err(e) if medsign_store::db::is_unique_violation(&e) => return Ok(Err(Unanswered::Refused(replayed()))),
+        Err(e) => return Err(e),
+    }
+    if tx.prepare_cached(ROUND_ANSWERED)?.execute([&r.id])? != 1 {
+        return Ok(Err(Unanswered::AnsweredAlready));
+    }
     Ok(Ok(response))
 }
 
@@ -731,25 +729,6 @@ fn sign_half(
     }
 }
 
-/// Record the `Q1` of a signed half on `conn` (the caller's transaction); the inner error is a
-/// refusal: the message's own, or a `Q1` this key has answered before (a replay).
-async fn record_q1(
-    conn: &mut sqlx::AnyConnection,
-    key_id: &str,
-    half: std::result::Result<(SignResponse, Vec<u8>), Error>,
-) -> Result<std::result::Result<SignResponse, Error>> {
-    let (response, q1) = match half {
-        Ok(x) => x,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    let seen = sqlx::query(Q1_SEEN).bind(key_id).bind(hex::encode(q1)).bind(now_text()).execute(&mut *conn).await;
-    match seen {
-        Ok(_) => Ok(Ok(response)),
-        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(Err(replayed())),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The server half's answer to `req` for the authorised digest `e`, its `Q1` recorded on `conn`
 /// (the caller's transaction). The inner error is a refusal of the message: not for `e`, a bad
 /// point, or a `Q1` this key has answered before (a replay).
@@ -760,7 +739,16 @@ pub(crate) async fn server_half(
     req: &SignRequest,
     e: &[u8; 32],
 ) -> Result<std::result::Result<SignResponse, Error>> {
-    record_q1(conn, key_id, sign_half(share, req, e)).await
+    let (response, q1) = match sign_half(share, req, e) {
+        Ok(x) => x,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let seen = sqlx::query(Q1_SEEN).bind(key_id).bind(hex::encode(q1)).bind(now_text()).execute(&mut *conn).await;
+    match seen {
+        Ok(_) => Ok(Ok(response)),
+        Err(sqlx::Error::Database(d)) if d.is_unique_violation() => Ok(Err(replayed())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn server_share(db: &Db, kek: &Kek, key_id: &str) -> Result<ServerKeyShare> {

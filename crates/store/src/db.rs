@@ -185,6 +185,13 @@ impl Direct {
     }
 }
 
+/// Whether a statement on [`Direct`] failed on a unique key: a `UNIQUE` constraint or a primary
+/// key (SQLite names the two apart; sqlx's `is_unique_violation` takes either, and so does this).
+pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY))
+}
+
 /// Run `f`, which blocks the thread for a moment, from a Tokio task: on the multi-thread runtime
 /// the worker first hands its other tasks to another (`block_in_place`), so none of them waits; on
 /// a current-thread runtime (tests) `f` simply runs.
@@ -786,17 +793,27 @@ pub(crate) mod tests {
         assert_eq!(Db::checkpoint_pause(held, held, ms(160)), ms(10));
     }
 
-    #[tokio::test]
-    async fn direct_writes_commit_whole_or_not_at_all() {
+    /// A database in a file of a temporary directory, and its direct connection.
+    async fn file_db() -> (tempfile::TempDir, Db, std::sync::Arc<Direct>) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
         let direct = db.direct.clone().expect("a database file has a direct connection");
-        let count = || async {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM job_leases WHERE holder = 'direct'")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap()
-        };
+        (dir, db, direct)
+    }
+
+    /// The job leases `holder` has, as the pool reads them.
+    async fn leases_of(db: &Db, holder: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM job_leases WHERE holder = $1")
+            .bind(holder)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn direct_writes_commit_whole_or_not_at_all() {
+        let (dir, db, direct) = file_db().await;
+        let count = || leases_of(&db, "direct");
         let insert = "INSERT INTO job_leases (name, holder, until) VALUES (?1, 'direct', '')";
         // the second row breaks the key: the first is not left behind
         let d = direct.clone();
@@ -845,15 +862,8 @@ pub(crate) mod tests {
     /// worker's other tasks go on meanwhile.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_transaction_in_a_task_keeps_an_answer_and_nothing_of_a_refusal() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display())).await.unwrap();
-        let direct = db.direct.clone().expect("a database file has a direct connection");
-        let count = || async {
-            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM job_leases WHERE holder = 'task'")
-                .fetch_one(&db.pool)
-                .await
-                .unwrap()
-        };
+        let (_dir, db, direct) = file_db().await;
+        let count = || leases_of(&db, "task");
         let insert = "INSERT INTO job_leases (name, holder, until) VALUES (?1, 'task', '')";
         let ticking = tokio::spawn(async {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -871,6 +881,16 @@ pub(crate) mod tests {
             tx.execute(insert, ["b"]).map(|_| Ok::<(), ()>(()))
         });
         assert!(matches!(failed, Err(Error::Db(_))), "{failed:?}");
+        // a repeated primary key is a unique violation, as sqlx calls it; another failure is not
+        let repeat = direct.transact(&w, |tx| {
+            tx.execute(insert, ["c0"])?;
+            Ok(tx.execute(insert, ["c0"]).map_err(|e| is_unique_violation(&e)))
+        });
+        assert_eq!(repeat.unwrap(), Err(true));
+        let other = direct.transact(&w, |tx| {
+            Ok(tx.execute("INSERT INTO no_such_table VALUES (1)", []).map_err(|e| is_unique_violation(&e)))
+        });
+        assert_eq!(other.unwrap(), Err(false));
         let kept = direct.transact(&w, |tx| tx.execute(insert, ["c"]).map(Ok::<usize, ()>)).unwrap();
         assert_eq!(kept, Ok(1));
         drop(w);
