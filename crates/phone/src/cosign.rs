@@ -467,6 +467,46 @@ pub async fn view(db: &Db, s: &Session, round_id: &str) -> Result<View> {
     Ok(View { round_id: r.id, flow_id: r.flow_id, kind: f.kind, text, pages, truncated })
 }
 
+/// A round's columns as stored, read by name from either connection.
+struct StoredRound {
+    id: String,
+    flow_id: String,
+    signer_idx: i64,
+    key_id: String,
+    cert_serial: String,
+    e_hex: String,
+    state: String,
+    signing_time: String,
+    expires_at: String,
+    prepared_b64: Option<String>,
+    /// the prepared PDF's hole for the signature (`NULL` without a PDF)
+    hole_start: Option<i64>,
+    hole_end: Option<i64>,
+    share_wrapped: Option<String>,
+}
+
+/// A [`StoredRound`] from `row`, each column read with `row.$get(name)?` (`try_get` for sqlx,
+/// `get` for rusqlite): one list of columns for both.
+macro_rules! stored_round {
+    ($row:expr, $get:ident) => {
+        StoredRound {
+            id: $row.$get("id")?,
+            flow_id: $row.$get("flow_id")?,
+            signer_idx: $row.$get("signer_idx")?,
+            key_id: $row.$get("key_id")?,
+            cert_serial: $row.$get("cert_serial")?,
+            e_hex: $row.$get("e_hex")?,
+            state: $row.$get("state")?,
+            signing_time: $row.$get("signing_time")?,
+            expires_at: $row.$get("expires_at")?,
+            prepared_b64: $row.$get("prepared_b64")?,
+            hole_start: $row.$get("hole_start")?,
+            hole_end: $row.$get("hole_end")?,
+            share_wrapped: $row.$get("share_wrapped")?,
+        }
+    };
+}
+
 /// A round of this device; the prepared PDF only when `prepared` (the answer step does not need
 /// it), the key's wrapped share joined in.
 async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {
@@ -482,40 +522,47 @@ async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRo
         "SELECT {cols}, k.share_wrapped FROM sign_rounds r \
          LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' WHERE r.id = $1 AND r.device_id = $2"
     );
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(&s.device_id)
-        .fetch_optional(&db.pool)
-        .await?
-        .ok_or_else(gone)?;
-    let expires: String = r.try_get("expires_at")?;
-    if is_past(&expires) {
+    // an answer's lookup (no PDF) on SQLite in a file: on this thread when the reader is free
+    let direct = (!prepared).then_some(db.direct.as_ref()).flatten().and_then(|d| {
+        d.try_read(|c| {
+            use medsign_store::rusqlite::OptionalExtension;
+            c.prepare_cached(&sql)?.query_row([id, &s.device_id], |r| Ok(stored_round!(r, get))).optional()
+        })
+    });
+    let r = match direct {
+        Some(read) => read?,
+        None => match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(&s.device_id).fetch_optional(&db.pool).await?
+        {
+            Some(r) => Some(stored_round!(r, try_get)),
+            None => None,
+        },
+    }
+    .ok_or_else(gone)?;
+    if is_past(&r.expires_at) {
         return Err(Error::Invalid(format!(
             "签署轮次 {id} 已过期，请重新扫码 / signing round {id} expired; scan again"
         )));
     }
-    let e: [u8; 32] = hex::decode(r.try_get::<String, _>("e_hex")?)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| Error::internal("stored round is corrupt"))?;
-    let prepared = match r.try_get::<Option<String>, _>("prepared_b64")? {
-        Some(b) => Some((
-            B64.decode(b).map_err(|_| Error::internal("stored round is corrupt"))?,
-            (r.try_get::<i64, _>("hole_start")? as usize, r.try_get::<i64, _>("hole_end")? as usize),
-        )),
+    let corrupt = || Error::internal("stored round is corrupt");
+    let e: [u8; 32] = hex::decode(&r.e_hex).ok().and_then(|v| v.try_into().ok()).ok_or_else(corrupt)?;
+    let prepared = match r.prepared_b64 {
+        Some(b) => {
+            let hole = r.hole_start.zip(r.hole_end).ok_or_else(corrupt)?;
+            Some((B64.decode(b).map_err(|_| corrupt())?, (hole.0 as usize, hole.1 as usize)))
+        }
         None => None,
     };
     Ok(RoundRow {
-        id: r.try_get("id")?,
-        flow_id: r.try_get("flow_id")?,
-        signer_idx: r.try_get("signer_idx")?,
-        key_id: r.try_get("key_id")?,
-        cert_serial: r.try_get("cert_serial")?,
+        id: r.id,
+        flow_id: r.flow_id,
+        signer_idx: r.signer_idx,
+        key_id: r.key_id,
+        cert_serial: r.cert_serial,
         e,
-        state: r.try_get("state")?,
-        signing_time: r.try_get("signing_time")?,
+        state: r.state,
+        signing_time: r.signing_time,
         prepared,
-        share_wrapped: r.try_get("share_wrapped")?,
+        share_wrapped: r.share_wrapped,
     })
 }
 

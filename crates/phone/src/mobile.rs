@@ -410,25 +410,28 @@ pub async fn session(db: &Db, token: &str) -> Result<Session> {
             "设备会话无效，请重新激活 / the device session is not valid; activate again",
         )
     };
-    let r = sqlx::query(
-        "SELECT s.device_id, s.employee_no, s.expires_at FROM mobile_sessions s JOIN devices d ON d.id = s.device_id \
-         WHERE s.token_hash = $1 AND d.status = 'active'",
-    )
-    .bind(hash(token))
-    .fetch_optional(&db.pool)
-    .await?
-    .ok_or_else(unauthorized)?;
-    let expires: String = r.try_get("expires_at")?;
-    if is_past(&expires) {
+    let token_hash = hash(token);
+    // on SQLite in a file, read on this thread when the reader is free (no hand-off), else the pool
+    let direct = db.direct.as_ref().and_then(|d| {
+        d.try_read(|c| {
+            use medsign_store::rusqlite::OptionalExtension;
+            c.prepare_cached(SESSION)?.query_row([&token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
+        })
+    });
+    let found: Option<(String, String, String)> = match direct {
+        Some(read) => read?,
+        None => sqlx::query_as(SESSION).bind(&token_hash).fetch_optional(&db.pool).await?,
+    };
+    let (device_id, employee_no, expires_at) = found.ok_or_else(unauthorized)?;
+    if is_past(&expires_at) {
         return Err(unauthorized());
     }
-    Ok(Session {
-        token: None,
-        device_id: r.try_get("device_id")?,
-        employee_no: r.try_get("employee_no")?,
-        expires_at: expires,
-    })
+    Ok(Session { token: None, device_id, employee_no, expires_at })
 }
+
+/// The live session of a token: its device, its user and its expiry.
+const SESSION: &str = "SELECT s.device_id, s.employee_no, s.expires_at FROM mobile_sessions s \
+    JOIN devices d ON d.id = s.device_id WHERE s.token_hash = $1 AND d.status = 'active'";
 
 /// Wrong PIN attempts in a row before the PIN locks (R3.9); a new activation code unlocks.
 pub const MAX_PIN_FAILURES: i64 = 5;

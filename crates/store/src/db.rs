@@ -121,6 +121,8 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA synchronous = 
 /// takes it).
 pub struct Direct {
     conn: std::sync::Mutex<rusqlite::Connection>,
+    /// a second connection for short reads on a request's own thread ([`Direct::try_read`])
+    reader: std::sync::Mutex<rusqlite::Connection>,
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -135,15 +137,18 @@ impl Direct {
     fn open(path: &Path, write_lock: std::sync::Arc<tokio::sync::Mutex<()>>) -> Result<Direct> {
         use rusqlite::OpenFlags;
         // the file exists (the pool opened it first): never create it, so never with another mode
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .and_then(|c| c.execute_batch(SQLITE_PRAGMAS).map(|_| c))
-        .map_err(|e| {
-            Error::Config(format!("无法打开数据库文件 {} / cannot open the database file: {e}", path.display()))
-        })?;
-        Ok(Direct { conn: std::sync::Mutex::new(conn), write_lock })
+        let open = |flags: OpenFlags| {
+            rusqlite::Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .and_then(|c| c.execute_batch(SQLITE_PRAGMAS).map(|_| c))
+                .map_err(|e| {
+                    Error::Config(format!("无法打开数据库文件 {} / cannot open the database file: {e}", path.display()))
+                })
+        };
+        Ok(Direct {
+            conn: std::sync::Mutex::new(open(OpenFlags::SQLITE_OPEN_READ_WRITE)?),
+            reader: std::sync::Mutex::new(open(OpenFlags::SQLITE_OPEN_READ_ONLY)?),
+            write_lock,
+        })
     }
 
     /// Under [`Db::write_lock`], run `f` in one transaction that takes the write lock of the file
@@ -182,6 +187,23 @@ impl Direct {
             }
             .map_err(Error::from)
         })
+    }
+}
+
+impl Direct {
+    /// A short read (one indexed lookup) on the calling thread, through the reader connection,
+    /// read-only, outside any write: `None` when another task is reading on it at this moment, and
+    /// the caller asks the pool instead. A read in the write-ahead log never waits for a writer,
+    /// so it holds a Tokio worker for the lookup's few tens of microseconds, where the pool would
+    /// hand the statement to its connection's thread and back (issue #20: each hand-off on a
+    /// shared machine is a chance to wait for a core).
+    pub fn try_read<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>) -> Option<Result<R>> {
+        let conn = match self.reader.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(f(&conn).map_err(Error::from))
     }
 }
 
@@ -896,6 +918,38 @@ pub(crate) mod tests {
         drop(w);
         assert_eq!(count().await, 1);
         ticking.await.unwrap();
+    }
+
+    /// A read on the reader connection sees what is committed and nothing a writer has not
+    /// committed yet, never waits for that writer, cannot write, and gives way (`None`) while
+    /// another read holds it.
+    #[tokio::test]
+    async fn a_direct_read_sees_commits_only_and_writes_nothing() {
+        let (_dir, db, direct) = file_db().await;
+        let holders = |c: &rusqlite::Connection| -> rusqlite::Result<Vec<String>> {
+            c.prepare("SELECT name FROM job_leases WHERE holder = 'read' ORDER BY name")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        };
+        let insert = "INSERT INTO job_leases (name, holder, until) VALUES (?1, 'read', '')";
+        let w = db.write_lock.lock().await;
+        direct.transact(&w, |tx| tx.execute(insert, ["a"]).map(Ok::<_, ()>)).unwrap().unwrap();
+        let seen = direct
+            .transact(&w, |tx| {
+                tx.execute(insert, ["b"])?;
+                // the writer's transaction is open: the read neither waits for it nor sees its row
+                let during = direct.try_read(holders).expect("the reader is free").unwrap();
+                // a second read while the first holds the reader gives way to the pool
+                let nested = direct.try_read(|_| Ok(direct.try_read(|_| Ok(())).is_none())).unwrap().unwrap();
+                Ok(Ok::<_, ()>((during, nested)))
+            })
+            .unwrap()
+            .unwrap();
+        drop(w);
+        assert_eq!(seen, (vec!["a".to_string()], true));
+        assert_eq!(direct.try_read(holders).unwrap().unwrap(), ["a", "b"]);
+        let wrote = direct.try_read(|c| c.execute(insert, ["c"])).unwrap();
+        assert!(matches!(wrote, Err(Error::Db(_))), "the reader is read-only: {wrote:?}");
     }
 
     #[tokio::test]
