@@ -507,21 +507,27 @@ macro_rules! stored_round {
     };
 }
 
-/// A round of this device; the prepared PDF only when `prepared` (the answer step does not need
-/// it), the key's wrapped share joined in.
-async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {
-    let gone = || Error::NotFound(format!("签署轮次 {id} 不存在 / no signing round {id}"));
-    // the same row either way; without `prepared` the stored PDF is not read at all
+/// The lookup of a round of a device (`$1`, `$2`), the same row either way: without `prepared`
+/// the stored PDF is not read at all, since every column it reads is in the index
+/// `sign_rounds_lookup` (the PDF's overflow pages lie before `expires_at` in the row).
+fn round_sql(prepared: bool) -> String {
     let cols = if prepared {
         "r.*"
     } else {
         "r.id, r.flow_id, r.signer_idx, r.key_id, r.cert_serial, r.e_hex, r.state, r.signing_time, r.expires_at, \
          NULL AS prepared_b64, 0 AS hole_start, 0 AS hole_end"
     };
-    let sql = format!(
+    format!(
         "SELECT {cols}, k.share_wrapped FROM sign_rounds r \
          LEFT JOIN split_keys k ON k.id = r.key_id AND k.status = 'active' WHERE r.id = $1 AND r.device_id = $2"
-    );
+    )
+}
+
+/// A round of this device; the prepared PDF only when `prepared` (the answer step does not need
+/// it), the key's wrapped share joined in.
+async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRow> {
+    let gone = || Error::NotFound(format!("签署轮次 {id} 不存在 / no signing round {id}"));
+    let sql = round_sql(prepared);
     // an answer's lookup (no PDF) on SQLite in a file: on this thread when the reader is free
     let direct = (!prepared).then_some(db.direct.as_ref()).flatten().and_then(|d| {
         d.try_read(|c| {
@@ -1292,6 +1298,27 @@ pub(crate) mod tests {
             assert!(matches!(&got, Err(Error::Invalid(m)) if m.contains("Q1")), "{got:?}");
             assert_eq!(refused(&db).await, 5, "two unapproved answers, the tampered one, the two replays");
         }
+    }
+
+    /// An answer's lookup of its round reads an index alone, never the row, in which the prepared
+    /// PDF lies before the columns it needs (SQLite: reaching them walked the PDF's overflow pages,
+    /// on the request's thread since it reads through `Direct::try_read`). The finish step, which
+    /// needs the PDF, reads the row.
+    #[tokio::test]
+    async fn an_answers_round_lookup_reads_an_index_and_not_the_prepared_pdf() {
+        let (_d, db) = medsign_testkit::db::temp_db().await;
+        let plan = |sql: String| {
+            let read = db.direct.as_ref().expect("a database file").try_read(move |c| {
+                c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+                    .query_map(["sr_x", "dev_x"], |r| r.get::<_, String>(3))?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            });
+            read.expect("the reader is free").unwrap().join("; ")
+        };
+        let answer = plan(round_sql(false));
+        assert!(answer.contains("USING COVERING INDEX sign_rounds_lookup"), "{answer}");
+        let finish = plan(round_sql(true));
+        assert!(finish.contains("sign_rounds") && !finish.contains("COVERING INDEX sign_rounds"), "{finish}");
     }
 
     /// A signature that does not verify under the joint key is refused (audited) and the round

@@ -44,6 +44,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (32, "batch_list", include_str!("../migrations/0032_batch_list.sql")),
     (33, "grant_instances", include_str!("../migrations/0033_grant_instances.sql")),
     (34, "channel_keys", include_str!("../migrations/0034_channel_keys.sql")),
+    (35, "round_lookup", include_str!("../migrations/0035_round_lookup.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
@@ -146,7 +147,11 @@ impl Direct {
         };
         Ok(Direct {
             conn: std::sync::Mutex::new(open(OpenFlags::SQLITE_OPEN_READ_WRITE)?),
-            reader: std::sync::Mutex::new(open(OpenFlags::SQLITE_OPEN_READ_ONLY)?),
+            // a read that would wait (only SQLite's recovery of the log after a crash makes one)
+            // gives way to the pool at once instead of holding a Tokio worker
+            reader: std::sync::Mutex::new(open(OpenFlags::SQLITE_OPEN_READ_ONLY).and_then(|c| {
+                c.busy_timeout(std::time::Duration::ZERO).map(|_| c).map_err(|e| Error::Config(e.to_string()))
+            })?),
             write_lock,
         })
     }
@@ -191,19 +196,24 @@ impl Direct {
 }
 
 impl Direct {
-    /// A short read (one indexed lookup) on the calling thread, through the reader connection,
-    /// read-only, outside any write: `None` when another task is reading on it at this moment, and
-    /// the caller asks the pool instead. A read in the write-ahead log never waits for a writer,
-    /// so it holds a Tokio worker for the lookup's few tens of microseconds, where the pool would
-    /// hand the statement to its connection's thread and back (issue #20: each hand-off on a
-    /// shared machine is a chance to wait for a core).
+    /// A short read on the calling thread, through the reader connection, read-only, outside any
+    /// write: `None` when another task is reading on it at this moment, or SQLite would have it
+    /// wait, and the caller asks the pool instead. A read in the write-ahead log never waits for
+    /// a writer, so it holds a Tokio worker for the lookup's few tens of microseconds, where the
+    /// pool would hand the statement to its connection's thread and back (issue #20: each hand-off
+    /// on a shared machine is a chance to wait for a core). Only for lookups that an index answers
+    /// and that read no large value: a column stored after one in a row is reached through every
+    /// overflow page of it.
     pub fn try_read<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>) -> Option<Result<R>> {
         let conn = match self.reader.try_lock() {
             Ok(c) => c,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        Some(f(&conn).map_err(Error::from))
+        match f(&conn) {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => None,
+            read => Some(read.map_err(Error::from)),
+        }
     }
 }
 
@@ -921,11 +931,11 @@ pub(crate) mod tests {
     }
 
     /// A read on the reader connection sees what is committed and nothing a writer has not
-    /// committed yet, never waits for that writer, cannot write, and gives way (`None`) while
-    /// another read holds it.
+    /// committed yet, never waits for that writer, cannot write, gives way (`None`) while another
+    /// read holds it, and holds nothing once its lookup is done (a checkpoint can empty the log).
     #[tokio::test]
     async fn a_direct_read_sees_commits_only_and_writes_nothing() {
-        let (_dir, db, direct) = file_db().await;
+        let (dir, db, direct) = file_db().await;
         let holders = |c: &rusqlite::Connection| -> rusqlite::Result<Vec<String>> {
             c.prepare("SELECT name FROM job_leases WHERE holder = 'read' ORDER BY name")?
                 .query_map([], |r| r.get(0))?
@@ -948,8 +958,29 @@ pub(crate) mod tests {
         drop(w);
         assert_eq!(seen, (vec!["a".to_string()], true));
         assert_eq!(direct.try_read(holders).unwrap().unwrap(), ["a", "b"]);
-        let wrote = direct.try_read(|c| c.execute(insert, ["c"])).unwrap();
-        assert!(matches!(wrote, Err(Error::Db(_))), "the reader is read-only: {wrote:?}");
+        let wrote = direct.try_read(|c| Ok(c.execute(insert, ["c"]).map_err(|e| e.sqlite_error_code()))).unwrap();
+        assert_eq!(wrote.unwrap(), Err(Some(rusqlite::ErrorCode::ReadOnly)), "the reader is read-only");
+        // no read transaction outlives its lookup (cached statements are reset): a checkpoint
+        // that must wait for every reader empties the log at once
+        let cached = "SELECT count(*) FROM job_leases WHERE holder = 'read'";
+        let read = direct.try_read(|c| c.prepare_cached(cached)?.query_row([], |r| r.get::<_, i64>(0)));
+        assert_eq!(read.unwrap().unwrap(), 2);
+        // (from a connection of its own that waits for nothing; the pool's connections may hold
+        // a read of their own until their next statement, which `erase_checkpoint` allows for)
+        let other = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let truncate = || -> (i64, i64) {
+            other.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+        };
+        // a read under way holds the log: the checkpoint is busy
+        let held = direct.try_read(|c| {
+            let mut st = c.prepare("SELECT name FROM job_leases")?;
+            let mut rows = st.query([])?;
+            rows.next()?;
+            Ok(truncate())
+        });
+        assert_eq!(held.unwrap().unwrap().0, 1, "busy while a read is under way");
+        assert_eq!(truncate(), (0, 0), "not busy, and the log emptied");
     }
 
     #[tokio::test]
