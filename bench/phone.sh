@@ -22,10 +22,10 @@ OUT=$(mktemp)
 PINNED=$(mktemp)
 WRAP=$(mktemp)
 CAP=$(mktemp -d)
-trap 'rm -rf "$OUT" "$PINNED" "$WRAP" "$CAP"' EXIT
+TD=
+trap '[ -z "$TD" ] || kill "$TD" 2>/dev/null; rm -rf "$OUT" "$PINNED" "$WRAP" "$CAP"' EXIT
 # capture NAME [CPUS]: start a loopback capture into $CAP/NAME.pcap, on CPUS if given (no-op
 # without tcpdump or the right to capture)
-TD=
 capture() {
   TD=
   command -v tcpdump >/dev/null || return 0
@@ -33,26 +33,31 @@ capture() {
   sleep 1
   kill -0 "$TD" 2>/dev/null || TD=
 }
-# wire NAME: stop the capture and print its server-side latencies
+# wire NAME FILE: stop the capture and add its server-side latencies to FILE (and show them);
+# called in this shell, never in a pipeline, so that it can wait for tcpdump
 wire() {
+  local w
   if [ -z "$TD" ]; then
-    echo '{"wire": "absent: tcpdump is not installed or may not capture on lo (run as root)"}'
-    return
+    w='"absent: tcpdump is not installed or may not capture on lo (run as root)"'
+  else
+    sleep 1  # the last packets reach the file (-U writes each one as it comes)
+    kill "$TD" 2>/dev/null || true
+    wait "$TD" 2>/dev/null || true
+    TD=
+    w=$(python3 bench/wire-latency.py "$CAP/$1.pcap" /mobile/v1/sign-rounds/answers /healthz) || w='"the capture could not be read"'
   fi
-  sleep 1  # the last packets reach the file (-U writes each one as it comes)
-  kill "$TD"; wait "$TD" 2>/dev/null || true
-  echo "{\"wire\": $(python3 bench/wire-latency.py "$CAP/$1.pcap" /mobile/v1/sign-rounds/answers /healthz)}"
+  echo "{\"wire\": $w}" | tee -a "$2"
 }
 capture shared
 MEDSIGN_BIN=$PWD/target/release/medsign node bench/phone-batch.mjs | tee "$OUT"
-wire shared | tee -a "$OUT"
+wire shared "$OUT"
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   printf '#!/bin/sh\nexec taskset -c 0 %s/target/release/medsign "$@"\n' "$PWD" > "$WRAP"
   chmod +x "$WRAP"
   echo "== server half again: medsign pinned to CPU 0, the Node client to CPU 1"
   capture pinned 1  # beside the client, off medsign's core
   BATCH=1 MEDSIGN_BIN=$WRAP taskset -c 1 node bench/phone-batch.mjs | grep server-half | tee "$PINNED"
-  wire pinned | tee -a "$PINNED"
+  wire pinned "$PINNED"
 fi
 SPEED=$(openssl speed -seconds 3 sm2 2>/dev/null | grep 'SM2 (' | tail -1)
 echo "== baseline: openssl speed sm2 (one core): sign, verify, sign/s, verify/s"; echo "$SPEED"
