@@ -607,12 +607,15 @@ pub async fn renew_certificate(
     medsign_ca::certs::renew(db, kek, issuer, ctx, &serial, None).await
 }
 
+/// Expired rounds, found through the index `sign_rounds_expiry` (never by reading every row).
+const SWEEP_ROUNDS: &str = "DELETE FROM sign_rounds WHERE expires_at < $1";
+
 /// Forget rounds past their expiry, with any prepared document they still hold (run every minute
 /// by `medsign serve`); returns how many.
 pub async fn sweep(db: &Db) -> Result<usize> {
     let now = secs_text(Utc::now());
     let _w = db.write_lock.lock().await;
-    let done = sqlx::query("DELETE FROM sign_rounds WHERE expires_at < $1").bind(now).execute(&db.pool).await?;
+    let done = sqlx::query(SWEEP_ROUNDS).bind(now).execute(&db.pool).await?;
     drop(_w);
     Ok(done.rows_affected() as usize + crate::approvals::sweep(db).await? + medsign_directory::tasks::sweep(db).await?)
 }
@@ -1303,22 +1306,25 @@ pub(crate) mod tests {
     /// An answer's lookup of its round reads an index alone, never the row, in which the prepared
     /// PDF lies before the columns it needs (SQLite: reaching them walked the PDF's overflow pages,
     /// on the request's thread since it reads through `Direct::try_read`). The finish step, which
-    /// needs the PDF, reads the row.
+    /// needs the PDF, reads the row. The sweep finds expired rounds through an index too.
     #[tokio::test]
     async fn an_answers_round_lookup_reads_an_index_and_not_the_prepared_pdf() {
         let (_d, db) = medsign_testkit::db::temp_db().await;
-        let plan = |sql: String| {
+        let plan = |sql: String, params: &'static [&'static str]| {
             let read = db.direct.as_ref().expect("a database file").try_read(move |c| {
                 c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
-                    .query_map(["sr_x", "dev_x"], |r| r.get::<_, String>(3))?
+                    .query_map(medsign_store::rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))?
                     .collect::<std::result::Result<Vec<_>, _>>()
             });
             read.expect("the reader is free").unwrap().join("; ")
         };
-        let answer = plan(round_sql(false));
+        let answer = plan(round_sql(false), &["sr_x", "dev_x"]);
         assert!(answer.contains("USING COVERING INDEX sign_rounds_lookup"), "{answer}");
-        let finish = plan(round_sql(true));
+        let finish = plan(round_sql(true), &["sr_x", "dev_x"]);
         assert!(finish.contains("sign_rounds") && !finish.contains("COVERING INDEX sign_rounds"), "{finish}");
+        // nor does the sweep read every row (under the write lock, every minute): only those it deletes
+        let sweep = plan(SWEEP_ROUNDS.into(), &["2026-01-01T00:00:00Z"]);
+        assert!(sweep.contains("INDEX sign_rounds_expiry (expires_at<?)"), "{sweep}");
     }
 
     /// A signature that does not verify under the joint key is refused (audited) and the round

@@ -45,6 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (33, "grant_instances", include_str!("../migrations/0033_grant_instances.sql")),
     (34, "channel_keys", include_str!("../migrations/0034_channel_keys.sql")),
     (35, "round_lookup", include_str!("../migrations/0035_round_lookup.sql")),
+    (36, "round_expiry", include_str!("../migrations/0036_round_expiry.sql")),
 ];
 
 /// The PostgreSQL advisory lock key migrations are applied under ("medsign" in ASCII, as a number).
