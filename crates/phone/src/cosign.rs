@@ -529,7 +529,7 @@ async fn round(db: &Db, s: &Session, id: &str, prepared: bool) -> Result<RoundRo
     let gone = || Error::NotFound(format!("签署轮次 {id} 不存在 / no signing round {id}"));
     let sql = round_sql(prepared);
     // an answer's lookup (no PDF) on SQLite in a file: on this thread when the reader is free
-    let direct = (!prepared).then_some(db.direct.as_ref()).flatten().and_then(|d| {
+    let direct = db.direct.as_ref().filter(|_| !prepared).and_then(|d| {
         d.try_read(|c| {
             use medsign_store::rusqlite::OptionalExtension;
             c.prepare_cached(&sql)?.query_row([id, &s.device_id], |r| Ok(stored_round!(r, get))).optional()

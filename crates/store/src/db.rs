@@ -194,9 +194,7 @@ impl Direct {
             .map_err(Error::from)
         })
     }
-}
 
-impl Direct {
     /// A short read on the calling thread, through the reader connection, read-only, outside any
     /// write: `None` when another task is reading on it at this moment, or SQLite would have it
     /// wait, and the caller asks the pool instead. A read in the write-ahead log never waits for
