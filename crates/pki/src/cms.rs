@@ -36,6 +36,9 @@ use x509_cert::{
     time::Time,
 };
 
+pub(crate) mod token;
+pub use token::TokenTemplate;
+
 /// ```text
 /// IssuerSerial ::= SEQUENCE { issuer GeneralNames, serialNumber CertificateSerialNumber }
 /// ```
