@@ -29,7 +29,6 @@ use medsign_pki::{
         asn1::{Int, ObjectIdentifier as Oid},
     },
     tsp::{self, Accuracy, MessageImprint, TimeStampReq, TstInfo, fail_info},
-    x509_cert::ext::pkix::name::GeneralName,
 };
 use medsign_store::{Error, Result, db::Db};
 use serde::Serialize;
@@ -45,6 +44,8 @@ pub struct TsaProfile {
     /// issuing CA and root
     pub chain: Vec<Cert>,
     key: Arc<KeySigner>,
+    /// the constant parts of this profile's tokens, encoded once
+    template: medsign_pki::cms::TokenTemplate,
     /// false while the certificate is on hold or revoked (issue #15): no token is issued
     usable: std::sync::atomic::AtomicBool,
 }
@@ -143,6 +144,8 @@ pub struct Tsa {
     profiles: Vec<TsaProfile>,
     default: usize,
     policy: Oid,
+    /// `policy` in dotted form, written once: every token's record and answer carry it
+    policy_text: String,
     accepted: Vec<Oid>,
     /// the clock it trusts
     pub clock: Arc<Clock>,
@@ -191,11 +194,15 @@ async fn profile(
     // recorded like any certificate of the CA, so that OCSP and the CRL answer for it
     medsign_ca::certs::record_org(db, &medsign_store::audit::Context::cli(), &format!("org:tsa-{name}"), "tsa", &cert)
         .await?;
+    // a token sends along the TSA certificate and its issuing CA, not the root (certReq)
+    let template = medsign_pki::cms::TokenTemplate::new(&key, &cert, std::slice::from_ref(&h.issuing))
+        .map_err(|e| Error::internal_from("tsa::profile (token template)", e))?;
     Ok(TsaProfile {
         name,
         cert,
         chain: vec![h.issuing.clone(), h.root.clone()],
         key: Arc::new(key),
+        template,
         usable: std::sync::atomic::AtomicBool::new(true),
     })
 }
@@ -244,6 +251,7 @@ impl Tsa {
             profiles,
             default,
             policy,
+            policy_text: policy.to_string(),
             accepted,
             clock,
             node: medsign_crypto::rng::bytes::<4>()?,
@@ -378,19 +386,23 @@ impl Tsa {
             accuracy: Some(Accuracy::from_micros(accuracy_us)),
             ordering: false,
             nonce: nonce.cloned(),
-            tsa: Some(GeneralName::DirectoryName(p.cert.subject().clone())),
+            // written by the template: the TSA certificate's subject
+            tsa: None,
             extensions: None,
         };
-        let token = medsign_pki::cms::sign_timestamp_token(&info, p.key.as_ref(), &p.cert, &p.chain[..1], cert_req)
+        let token = p
+            .template
+            .sign(&info, p.key.as_ref(), cert_req)
             .map_err(|e| Refusal::new(fail_info::SYSTEM_FAILURE, format!("签名失败 / signing failed: {e}")))?;
         let serial_hex = hex::encode_upper(serial);
+        let policy_text = if policy == self.policy { self.policy_text.clone() } else { policy.to_string() };
         let rec = Record {
             serial: serial_hex.clone(),
             profile: p.name,
             hash_alg: h.name(),
             imprint_hex: hex::encode(imprint.hashed_message.as_bytes()),
             gen_time: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            policy: policy.to_string(),
+            policy: policy_text.clone(),
             accuracy_us: accuracy_us as i64,
             nonce_hex: nonce.map(|n| hex::encode(n.as_bytes())),
             requester: requester.to_string(),
@@ -415,7 +427,7 @@ impl Tsa {
             serial: serial_hex,
             time: now,
             accuracy_us,
-            policy: policy.to_string(),
+            policy: policy_text,
             profile: p.name.to_string(),
         })
     }
@@ -444,9 +456,7 @@ impl Tsa {
             .stamp(profile, &req.message_imprint, req.nonce.as_ref(), req.cert_req, req.req_policy.as_ref(), requester)
             .await
         {
-            Ok(t) => {
-                tsp::granted(&t.token).unwrap_or_else(|e| tsp::rejected(fail_info::SYSTEM_FAILURE, &e.to_string()))
-            }
+            Ok(t) => tsp::granted(&t.token),
             Err(r) => tsp::rejected(r.bit, &r.text),
         }
     }
