@@ -232,7 +232,8 @@ pub struct TstInfo {
 
 /// A `granted` TimeStampResp carrying `token` (DER ContentInfo, as [`crate::cms::TokenTemplate`]
 /// writes it), written around the token's own bytes: decoding the token to encode it again was
-/// about 2 % of the TSA's CPU per token (issue #20).
+/// about 2 % of the TSA's CPU per token (issue #20). `token` is not read, so it must be a token
+/// the caller made, never bytes it was sent (the template checks its first token when built).
 pub fn granted(token: &[u8]) -> Vec<u8> {
     // PKIStatusInfo ::= SEQUENCE { status INTEGER granted (0) }
     const GRANTED: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x00];
@@ -304,12 +305,12 @@ mod tests {
         assert!(!back.status.has_failure(fail_info::BAD_ALG));
     }
 
-    /// `granted` writes what the `TimeStampResp` structure encodes, for a token short enough for a
-    /// one-octet length and one long enough for a three-octet one.
+    /// `granted` writes what the `TimeStampResp` structure encodes, for tokens whose lengths take
+    /// one, two (a real token's) and three octets.
     #[test]
     fn a_granted_response_is_what_the_structure_encodes() {
         use der::asn1::Any;
-        for size in [40usize, 70_000] {
+        for size in [40usize, 1_500, 70_000] {
             let octets = der::asn1::OctetString::new(vec![0x5a; size]).unwrap();
             let token = cms::content_info::ContentInfo {
                 content_type: crate::oid::ID_SIGNED_DATA,

@@ -14,7 +14,7 @@
 use super::{EssCertIdV2, SigningCertificateV2, attr, der_set_order, digest_algorithm, sid_of, signer_info_algorithm};
 use crate::{Error, Result, cert::Cert, oid, time::to_x509_time, tsp::TstInfo};
 use der::{Decode, Encode, asn1::ContextSpecific};
-use medsign_crypto::{HashAlg, Signer};
+use medsign_crypto::{HashAlg, SignatureScheme, Signer};
 use x509_cert::ext::pkix::name::GeneralName;
 
 const SEQUENCE: u8 = 0x30;
@@ -61,19 +61,29 @@ fn der_cmp(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
     (0..n).map(|i| a.get(i).copied().unwrap_or(0)).cmp((0..n).map(|i| b.get(i).copied().unwrap_or(0)))
 }
 
-/// The value of a DER TLV (its header skipped).
-fn value_of(der: &[u8]) -> Result<&[u8]> {
+/// The value of one whole DER SEQUENCE (its header skipped).
+fn value_of_sequence(der: &[u8]) -> Result<&[u8]> {
     let mut r = der::SliceReader::new(der).map_err(|e| Error::malformed("DER", e))?;
     let h = der::Header::decode(&mut r).map_err(|e| Error::malformed("DER", e))?;
+    let bad = |what: &str| Error::Invalid(format!("not one DER SEQUENCE: {what}"));
+    if h.tag() != der::Tag::Sequence {
+        return Err(bad("tag"));
+    }
     let start = usize::try_from(h.encoded_len().map_err(|e| Error::malformed("DER", e))?)
         .map_err(|e| Error::malformed("DER", e))?;
-    der.get(start..).ok_or_else(|| Error::Invalid("truncated DER".into()))
+    let value = der.get(start..).ok_or_else(|| bad("truncated"))?;
+    if der::Length::try_from(value.len()).ok() != Some(h.length()) {
+        return Err(bad("length"));
+    }
+    Ok(value)
 }
 
 /// The constant parts of one TSA certificate's tokens, encoded once.
 pub struct TokenTemplate {
     /// the key the certificate certifies: [`TokenTemplate::sign`] refuses another signer
     public_key: medsign_crypto::PublicKey,
+    /// the scheme its algorithm identifiers name: [`TokenTemplate::sign`] refuses another
+    scheme: SignatureScheme,
     hash: HashAlg,
     /// the TSTInfo's `tsa` field, `[0] EXPLICIT GeneralName` (the certificate's subject)
     tsa_name: Vec<u8>,
@@ -98,7 +108,8 @@ pub struct TokenTemplate {
 
 impl TokenTemplate {
     /// The template of tokens signed by `signer` with `cert`, `chain` sent along when asked
-    /// for. Refuses a key that `cert` does not certify.
+    /// for. Refuses a key that `cert` does not certify. It signs one token with `signer` and
+    /// verifies it before it is returned: nothing reads a token back before it is handed out.
     pub fn new(signer: &dyn Signer, cert: &Cert, chain: &[Cert]) -> Result<Self> {
         if cert.public_key()? != signer.public_key() {
             return Err(Error::Invalid(format!("the key does not match the certificate of {}", cert.describe())));
@@ -116,8 +127,9 @@ impl TokenTemplate {
         let cert_ders = der_set_order(&certs);
         let oid_der = |o: der::asn1::ObjectIdentifier| enc("OID", o.to_der());
         let ess = SigningCertificateV2 { certs: vec![EssCertIdV2::of(cert, hash)?], policies: None };
-        Ok(Self {
+        let template = Self {
             public_key: signer.public_key().clone(),
+            scheme,
             hash,
             tsa_name: enc(
                 "tsa",
@@ -143,7 +155,35 @@ impl TokenTemplate {
             ],
             message_digest_oid: oid_der(oid::ATTR_MESSAGE_DIGEST)?,
             signing_time_oid: oid_der(oid::ATTR_SIGNING_TIME)?,
-        })
+        };
+        template.check(signer)?;
+        Ok(template)
+    }
+
+    /// One token over a fixed imprint, signed and read back: its structure, the signature over
+    /// its attributes and the digest of its TSTInfo (the chain is not the template's concern).
+    fn check(&self, signer: &dyn Signer) -> Result<()> {
+        let probe = TstInfo {
+            version: 1,
+            policy: der::asn1::ObjectIdentifier::new_unwrap("2.5.29.32.0"), // anyPolicy
+            message_imprint: crate::tsp::MessageImprint::of(self.hash, b"medsign token template"),
+            serial_number: der::asn1::Int::new(&[0x01]).map_err(|e| Error::malformed("serial", e))?,
+            gen_time: crate::time::PreciseTime(chrono::Utc::now()),
+            accuracy: None,
+            ordering: false,
+            nonce: None,
+            tsa: None,
+            extensions: None,
+        };
+        let der = self.sign(&probe, signer, true)?;
+        let (rep, _) = super::verify_timestamp_token(&der, super::Stamped::Unchecked, &super::VerifyOptions::default());
+        if !rep.integrity.ok {
+            return Err(Error::Invalid(format!(
+                "时间戳模板的试签名无法验证 / a token from the template does not verify: {}",
+                rep.integrity.detail
+            )));
+        }
+        Ok(())
     }
 
     /// The token (DER ContentInfo) over `info`, signed by `signer` (the key given to
@@ -151,14 +191,14 @@ impl TokenTemplate {
     /// `tsa` is written by the template (the certificate's subject), so `info` must have none,
     /// and no extensions.
     pub fn sign(&self, info: &TstInfo, signer: &dyn Signer, include_certs: bool) -> Result<Vec<u8>> {
-        if *signer.public_key() != self.public_key {
-            return Err(Error::Invalid("a token template signs with its own certificate's key only".into()));
+        if *signer.public_key() != self.public_key || signer.scheme() != self.scheme {
+            return Err(Error::Invalid("a token template signs with its own certificate's key and scheme only".into()));
         }
         if info.tsa.is_some() || info.extensions.is_some() {
             return Err(Error::Invalid("a token template writes its own tsa and no extensions".into()));
         }
         let bare = info.to_der().map_err(|e| Error::malformed("TSTInfo", e))?;
-        let tst = tlv(SEQUENCE, &[value_of(&bare)?, &self.tsa_name]);
+        let tst = tlv(SEQUENCE, &[value_of_sequence(&bare)?, &self.tsa_name]);
 
         // signed attributes: their SET OF in DER order
         let digest = self.hash.digest(&tst);
@@ -217,20 +257,35 @@ mod tests {
     use crate::tsp::{Accuracy, MessageImprint};
     use medsign_crypto::{KeyAlg, PublicKey, SignatureScheme};
 
-    /// A signer whose "signature" is the SHA-256 of what it is given, so that two encoders of
-    /// the same message must write the same bytes (a real SM2 or ECDSA signature differs each
-    /// time).
-    struct Deterministic<'a>(&'a dyn Signer);
+    type SignFn<'a> = Box<dyn Fn(&[u8]) -> medsign_crypto::Result<Vec<u8>> + Send + Sync + 'a>;
 
-    impl Signer for Deterministic<'_> {
+    /// A signer that claims `claimed`'s key and scheme and signs with `signs`.
+    struct Claiming<'a> {
+        claimed: &'a dyn Signer,
+        signs: SignFn<'a>,
+    }
+
+    impl Signer for Claiming<'_> {
         fn scheme(&self) -> SignatureScheme {
-            self.0.scheme()
+            self.claimed.scheme()
         }
         fn public_key(&self) -> &PublicKey {
-            self.0.public_key()
+            self.claimed.public_key()
         }
         fn sign(&self, msg: &[u8]) -> medsign_crypto::Result<Vec<u8>> {
-            Ok(HashAlg::Sha256.digest(msg))
+            (self.signs)(msg)
+        }
+    }
+
+    /// `key`'s claim, with a "signature" made of the SHA-256 of what it is given, as long as a
+    /// real one of its scheme (256 bytes for RSA-2048, 71 for a DER ECDSA or SM2 signature), so
+    /// that two encoders of the same message must write the same bytes (a real SM2 or ECDSA
+    /// signature differs each time).
+    fn deterministic(key: &dyn Signer) -> Claiming<'_> {
+        let len = if matches!(key.scheme(), SignatureScheme::RsaPkcs1Sha256) { 256 } else { 71 };
+        Claiming {
+            claimed: key,
+            signs: Box::new(move |msg| Ok(HashAlg::Sha256.digest(msg).into_iter().cycle().take(len).collect())),
         }
     }
 
@@ -250,8 +305,9 @@ mod tests {
     }
 
     /// The template writes the bytes of the general encoder for each key type, with and
-    /// without certificates and a nonce, for a time with and without milliseconds and one
-    /// after 2049 (signingTime as GeneralizedTime); and a real signature over it verifies.
+    /// without certificates, a nonce and `ordering`, for a time with and without milliseconds
+    /// and one after 2049 (signingTime as GeneralizedTime), with a chain that repeats the
+    /// certificate; and a real signature over it verifies.
     #[test]
     fn a_template_writes_what_the_general_encoder_writes() {
         use chrono::TimeZone;
@@ -262,27 +318,26 @@ mod tests {
         ];
         for alg in [KeyAlg::Sm2, KeyAlg::P256, KeyAlg::Rsa2048] {
             let p = test_pki(alg);
-            let t = TokenTemplate::new(&p.leaf_key, &p.leaf, std::slice::from_ref(&p.ca)).unwrap();
-            let fake = Deterministic(&p.leaf_key);
-            for at in times {
-                for nonce in [None, Some(&[0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07][..])] {
-                    for include in [true, false] {
-                        let i = info(nonce, at);
-                        let mine = t.sign(&i, &fake, include).unwrap();
-                        let mut named = i.clone();
-                        named.tsa = Some(GeneralName::DirectoryName(p.leaf.subject().clone()));
-                        let general = super::super::sign_timestamp_token(
-                            &named,
-                            &fake,
-                            &p.leaf,
-                            std::slice::from_ref(&p.ca),
-                            include,
-                        )
-                        .unwrap();
-                        assert_eq!(hex::encode(&mine), hex::encode(&general), "{alg:?} {at} {nonce:?} {include}");
+            let fake = deterministic(&p.leaf_key);
+            for chain in [vec![p.ca.clone()], vec![p.leaf.clone(), p.ca.clone()]] {
+                let t = TokenTemplate::new(&p.leaf_key, &p.leaf, &chain).unwrap();
+                for (at, ordering) in times.iter().zip([false, true, false]) {
+                    for nonce in [None, Some(&[0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07][..])] {
+                        for include in [true, false] {
+                            let mut i = info(nonce, *at);
+                            i.ordering = ordering;
+                            let mine = t.sign(&i, &fake, include).unwrap();
+                            let mut named = i.clone();
+                            named.tsa = Some(GeneralName::DirectoryName(p.leaf.subject().clone()));
+                            let general =
+                                super::super::sign_timestamp_token(&named, &fake, &p.leaf, &chain, include).unwrap();
+                            let case = format!("{alg:?} {at} {nonce:?} {include} {}", chain.len());
+                            assert_eq!(hex::encode(&mine), hex::encode(&general), "{case}");
+                        }
                     }
                 }
             }
+            let t = TokenTemplate::new(&p.leaf_key, &p.leaf, std::slice::from_ref(&p.ca)).unwrap();
             // with the real key the token verifies, certificates included or not
             for include in [true, false] {
                 let der = t.sign(&info(None, times[0]), &p.leaf_key, include).unwrap();
@@ -304,15 +359,36 @@ mod tests {
     }
 
     #[test]
-    fn a_template_refuses_another_key_and_a_named_tstinfo() {
-        let p = test_pki(KeyAlg::P256);
-        let q = test_pki(KeyAlg::P256);
-        assert!(TokenTemplate::new(&q.leaf_key, &p.leaf, &[]).is_err());
+    fn a_template_refuses_another_key_scheme_or_tstinfo_and_checks_its_first_token() {
+        use medsign_crypto::{PrivateKey, signer::KeySigner};
+        let p = test_pki(KeyAlg::Rsa2048);
+        let q = test_pki(KeyAlg::Rsa2048);
+        assert!(TokenTemplate::new(&q.leaf_key, &p.leaf, &[]).is_err(), "a key the certificate does not certify");
+        // the certificate's key claimed, another key's signatures made: the first token fails
+        let foreign = Claiming { claimed: &p.leaf_key, signs: Box::new(|msg| q.leaf_key.sign(msg)) };
+        let e = TokenTemplate::new(&foreign, &p.leaf, &[]).err().unwrap();
+        assert!(e.to_string().contains("does not verify"), "{e}");
         let t = TokenTemplate::new(&p.leaf_key, &p.leaf, &[]).unwrap();
-        assert!(t.sign(&info(None, chrono::Utc::now()), &q.leaf_key, true).is_err(), "another key");
-        let mut i = info(None, chrono::Utc::now());
+        let now = chrono::Utc::now();
+        assert!(t.sign(&info(None, now), &q.leaf_key, true).is_err(), "another key");
+        let same_key = PrivateKey::from_pkcs8_der(&p.leaf_key.key().to_pkcs8_der().unwrap()).unwrap();
+        let pss = KeySigner::new(same_key).with_scheme(SignatureScheme::RsaPssSha256).unwrap();
+        assert!(t.sign(&info(None, now), &pss, true).is_err(), "the same key, another scheme");
+        let mut i = info(None, now);
         i.tsa = Some(GeneralName::DirectoryName(p.leaf.subject().clone()));
-        assert!(t.sign(&i, &p.leaf_key, true).is_err());
+        assert!(t.sign(&i, &p.leaf_key, true).is_err(), "a tsa of its own");
+        let mut i = info(None, now);
+        i.extensions = Some(vec![]);
+        assert!(t.sign(&i, &p.leaf_key, true).is_err(), "extensions");
+        assert!(t.sign(&info(None, now), &p.leaf_key, true).is_ok());
+    }
+
+    #[test]
+    fn only_one_whole_sequence_is_opened() {
+        assert_eq!(value_of_sequence(&[0x30, 0x02, 0x05, 0x00]).unwrap(), &[0x05, 0x00]);
+        for bad in [&[0x31, 0x02, 0x05, 0x00][..], &[0x30, 0x03, 0x05, 0x00], &[0x30, 0x01, 0x05, 0x00], &[0x30]] {
+            assert!(value_of_sequence(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
