@@ -50,57 +50,43 @@ fn from_unix(d: Duration) -> DateTime<Utc> {
 pub struct PreciseTime(pub DateTime<Utc>);
 
 impl PreciseTime {
-    /// The text, written digit by digit into a fixed buffer for the years 0–9999: the `der`
-    /// crate asks for it at least twice per token, and `chrono`'s format strings made it about
-    /// 1 % of the TSA's CPU per token (issue #20). Other years take `chrono`'s way.
-    fn text(&self) -> TimeText {
+    /// The text, written digit by digit into a fixed buffer: the `der` crate asks for it at
+    /// least twice per token, and `chrono`'s format strings made it about 1 % of the TSA's CPU
+    /// per token (issue #20). A year outside 0–9999 has no GeneralizedTime and is an error; an
+    /// instant inside a leap second (which `Utc::now` never returns) is written as its
+    /// second's last millisecond, `…59.999Z`.
+    fn text(&self) -> der::Result<TimeText> {
         use chrono::{Datelike, Timelike};
         let t = self.0;
-        let ms = t.timestamp_subsec_millis().min(999);
-        let mut out = TimeText { buf: [0; 24], len: 0 };
         let year = t.year();
         if !(0..=9999).contains(&year) {
-            let s = Self::formatted(t);
-            let n = s.len().min(out.buf.len());
-            out.buf[..n].copy_from_slice(&s.as_bytes()[..n]);
-            out.len = n;
-            return out;
+            return Err(der::ErrorKind::DateTime.into());
         }
+        let mut out = TimeText { buf: [0; 19], len: 0 };
         out.digits(year as u32, 4);
         for v in [t.month(), t.day(), t.hour(), t.minute(), t.second()] {
             out.digits(v, 2);
         }
+        let ms = t.timestamp_subsec_millis().min(999);
         if ms > 0 {
             // no trailing zeros (X.690 § 11.7.3)
-            let (mut v, mut digits) = (ms, 3);
+            let (mut v, mut n) = (ms, 3);
             while v % 10 == 0 {
                 v /= 10;
-                digits -= 1;
+                n -= 1;
             }
             out.push(b'.');
-            out.digits(v, digits);
+            out.digits(v, n);
         }
         out.push(b'Z');
-        out
-    }
-
-    /// The same text through `chrono`'s format strings.
-    fn formatted(t: DateTime<Utc>) -> String {
-        let ms = t.timestamp_subsec_millis().min(999);
-        let mut s = t.format("%Y%m%d%H%M%S").to_string();
-        if ms > 0 {
-            let f = format!("{ms:03}");
-            s.push('.');
-            s.push_str(f.trim_end_matches('0'));
-        }
-        s.push('Z');
-        s
+        Ok(out)
     }
 }
 
 /// [`PreciseTime`]'s text, without an allocation.
 struct TimeText {
-    buf: [u8; 24],
+    /// `YYYYMMDDHHMMSS.fffZ` at most
+    buf: [u8; 19],
     len: usize,
 }
 
@@ -128,10 +114,10 @@ impl der::FixedTag for PreciseTime {
 
 impl der::EncodeValue for PreciseTime {
     fn value_len(&self) -> der::Result<der::Length> {
-        der::Length::try_from(self.text().len)
+        der::Length::try_from(self.text()?.len)
     }
     fn encode_value(&self, w: &mut impl der::Writer) -> der::Result<()> {
-        w.write(self.text().as_bytes())
+        w.write(self.text()?.as_bytes())
     }
 }
 
@@ -186,10 +172,29 @@ pub fn display_cst(t: DateTime<Utc>) -> String {
 mod tests {
     use super::*;
 
-    /// The text written digit by digit is `chrono`'s, at every millisecond of a second, at
-    /// the ends of the years it covers, and at random instants; other years take `chrono`'s.
+    /// What `PreciseTime` wrote before issue #20's change, through `chrono`'s format strings.
+    fn chrono_text(t: DateTime<Utc>) -> String {
+        let ms = t.timestamp_subsec_millis();
+        let mut s = t.format("%Y%m%d%H%M%S").to_string();
+        if ms > 0 {
+            let f = format!("{ms:03}");
+            s.push('.');
+            s.push_str(f.trim_end_matches('0'));
+        }
+        s.push('Z');
+        s
+    }
+
+    fn text_of(t: DateTime<Utc>) -> der::Result<String> {
+        Ok(String::from_utf8(PreciseTime(t).text()?.as_bytes().to_vec()).unwrap())
+    }
+
+    /// The text written digit by digit is what `chrono` formatted, at every millisecond of a
+    /// second, under a millisecond, at the ends of the years it covers and at 2,000 instants
+    /// from a fixed seed; a year it cannot write is an error, and a leap second is written as
+    /// its second's last millisecond.
     #[test]
-    fn precise_time_text_is_what_chrono_formats() {
+    fn precise_time_text_is_what_chrono_formatted() {
         let base = parse_instant("2026-12-06T09:30:59Z").unwrap();
         let mut instants: Vec<DateTime<Utc>> = (0..1000).map(|ms| base + chrono::Duration::milliseconds(ms)).collect();
         for s in
@@ -197,19 +202,24 @@ mod tests {
         {
             instants.push(parse_instant(s).unwrap());
         }
-        instants.push(base + chrono::Duration::nanoseconds(999_999)); // under a millisecond
+        instants.push(base + chrono::Duration::nanoseconds(999_999));
+        let mut x = 0x2545_f491_4f6c_dd1du64; // xorshift64, a fixed seed
         for _ in 0..2000 {
-            let r = u64::from_le_bytes(medsign_crypto::rng::bytes::<8>().unwrap());
-            instants.push(Utc.timestamp_millis_opt((r % 253_402_300_800_000) as i64).unwrap());
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            instants.push(Utc.timestamp_millis_opt((x % 253_402_300_800_000) as i64).unwrap());
         }
-        instants.push(Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap());
         for t in instants {
-            assert_eq!(
-                String::from_utf8(PreciseTime(t).text().as_bytes().to_vec()).unwrap(),
-                PreciseTime::formatted(t),
-                "{t:?}"
-            );
+            assert_eq!(text_of(t).unwrap(), chrono_text(t), "{t:?}");
         }
+        assert!(text_of(Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap()).is_err());
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_milli_opt(23, 59, 59, 1_500)
+            .unwrap()
+            .and_utc();
+        assert_eq!(text_of(leap).unwrap(), "20161231235959.999Z");
     }
 
     #[test]
