@@ -36,7 +36,7 @@ use x509_cert::{
     time::Time,
 };
 
-pub(crate) mod token;
+mod token;
 pub use token::TokenTemplate;
 
 /// ```text

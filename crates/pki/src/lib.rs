@@ -20,6 +20,7 @@ pub mod ocsp;
 pub mod oid;
 pub mod path;
 pub mod time;
+pub(crate) mod tlv;
 pub mod tsp;
 
 pub use error::{Error, Result};

@@ -238,8 +238,8 @@ pub fn granted(token: &[u8]) -> Vec<u8> {
     // PKIStatusInfo ::= SEQUENCE { status INTEGER granted (0) }
     const GRANTED: [u8; 5] = [0x30, 0x03, 0x02, 0x01, 0x00];
     let len = GRANTED.len() + token.len();
-    let mut out = Vec::with_capacity(crate::cms::token::tlv_len(len));
-    crate::cms::token::push_header(&mut out, 0x30, len);
+    let mut out = Vec::with_capacity(crate::tlv::tlv_len(len));
+    crate::tlv::push_header(&mut out, crate::tlv::SEQUENCE, len);
     out.extend_from_slice(&GRANTED);
     out.extend_from_slice(token);
     out
