@@ -630,6 +630,26 @@ pub struct ListQuery {
     pub page_size: Option<i64>,
 }
 
+/// The `WHERE` of the list with only the conditions given (`$1`, `$2`, … in the order of the
+/// values returned), so that the database searches the imprint's or the time's index: the
+/// former `($1 IS NULL OR imprint_hex = $1)` made SQLite and PostgreSQL read every token ever
+/// issued for each page of the list (issue #20).
+fn list_filter<'a>(
+    from: &'a Option<String>,
+    to: &'a Option<String>,
+    imprint: &'a Option<String>,
+) -> (String, Vec<&'a String>) {
+    let mut filter = String::from("TRUE");
+    let mut values = Vec::new();
+    for (cond, v) in [("gen_time >=", from), ("gen_time <", to), ("imprint_hex =", imprint)] {
+        if let Some(v) = v {
+            values.push(v);
+            filter.push_str(&format!(" AND {cond} ${}", values.len()));
+        }
+    }
+    (filter, values)
+}
+
 /// Recorded issuances, newest first, and how many match.
 pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<IssuedRecord>, i64)> {
     let (limit, offset) = medsign_store::paging(q.page, q.page_size, 100, 500)?;
@@ -644,24 +664,22 @@ pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<IssuedRecord>, i64)> {
     };
     let (from, to) = (norm(&q.from)?, norm(&q.to)?);
     let imprint = q.imprint.as_ref().map(|s| s.to_ascii_lowercase());
-    let filter =
-        "($1 IS NULL OR gen_time >= $1) AND ($2 IS NULL OR gen_time < $2) AND ($3 IS NULL OR imprint_hex = $3)";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM timestamps WHERE {filter}")))
-        .bind(&from)
-        .bind(&to)
-        .bind(&imprint)
-        .fetch_one(&db.pool)
-        .await?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT * FROM timestamps WHERE {filter} ORDER BY serial DESC LIMIT $4 OFFSET $5"
-    )))
-    .bind(&from)
-    .bind(&to)
-    .bind(&imprint)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&db.pool)
-    .await?;
+    let (filter, given) = list_filter(&from, &to, &imprint);
+    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM timestamps WHERE {filter}")));
+    for v in &given {
+        count = count.bind(*v);
+    }
+    let total: i64 = count.fetch_one(&db.pool).await?;
+    let n = given.len();
+    let mut page = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM timestamps WHERE {filter} ORDER BY serial DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    )));
+    for v in &given {
+        page = page.bind(*v);
+    }
+    let rows = page.bind(limit).bind(offset).fetch_all(&db.pool).await?;
     use sqlx::Row;
     let items = rows
         .iter()
@@ -880,6 +898,18 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(n, 1);
+            // by time: from the last token's time (inclusive), to it (exclusive), and both with the imprint
+            let at = Some(items[0].gen_time.clone());
+            let by = |from: Option<String>, to: Option<String>, imprint: Option<String>| {
+                let q = ListQuery { from, to, imprint, ..Default::default() };
+                let db = db.clone();
+                async move { list(&db, &q).await.unwrap() }
+            };
+            let (since, n) = by(at.clone(), None, None).await;
+            assert_eq!((n, since[0].serial.as_str()), (1, t.serial.as_str()));
+            assert_eq!(by(None, at.clone(), None).await.1, 4);
+            assert_eq!(by(at.clone(), None, Some(items[0].imprint_hex.to_uppercase())).await.1, 1);
+            assert_eq!(by(None, at.clone(), Some(items[0].imprint_hex.clone())).await.1, 0);
             // an unsynchronised clock: timeNotAvailable
             let cold = Tsa::start(
                 &db,
@@ -898,6 +928,31 @@ mod tests {
                 Err(Error::Unavailable(_))
             ));
         }
+    }
+
+    /// The list searches the imprint's index for an imprint and the time's for a time range
+    /// (SQLite's plan): it used to read every token ever issued for each page.
+    #[tokio::test]
+    async fn the_list_searches_an_index_for_an_imprint_or_a_time() {
+        let (_d, db) = medsign_testkit::db::temp_db().await;
+        let plan = |from: Option<&str>, to: Option<&str>, imprint: Option<&str>| {
+            let (from, to, imprint) = (from.map(String::from), to.map(String::from), imprint.map(String::from));
+            let (filter, values) = list_filter(&from, &to, &imprint);
+            let values: Vec<String> = values.into_iter().cloned().collect();
+            let read = db.direct.as_ref().expect("a database file").try_read(move |c| {
+                c.prepare(&format!("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM timestamps WHERE {filter}"))?
+                    .query_map(medsign_store::rusqlite::params_from_iter(values), |r| r.get::<_, String>(3))?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            });
+            read.expect("the reader is free").unwrap().join("; ")
+        };
+        let t = "2026-12-06T10:00:00.000000Z";
+        let p = plan(None, None, Some("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"));
+        assert!(p.contains("INDEX timestamps_imprint (imprint_hex=?)"), "{p}");
+        let p = plan(Some(t), Some(t), None);
+        assert!(p.contains("INDEX timestamps_time (gen_time>? AND gen_time<?)"), "{p}");
+        let p = plan(Some(t), None, None);
+        assert!(p.contains("INDEX timestamps_time (gen_time>?)"), "{p}");
     }
 
     /// On SQLite the recorder is a thread writing through its own connection, on PostgreSQL a
