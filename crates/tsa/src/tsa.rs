@@ -910,6 +910,19 @@ mod tests {
             assert_eq!(by(None, at.clone(), None).await.1, 4);
             assert_eq!(by(at.clone(), None, Some(items[0].imprint_hex.to_uppercase())).await.1, 1);
             assert_eq!(by(None, at.clone(), Some(items[0].imprint_hex.clone())).await.1, 0);
+            assert_eq!(by(at.clone(), at.clone(), None).await.1, 0, "an empty range");
+            // all three filters, then LIMIT and OFFSET after them: one match, on page 1 only
+            for (page, shown) in [(1, 1), (2, 0)] {
+                let q = ListQuery {
+                    from: Some("2000-01-01T00:00:00Z".into()),
+                    to: Some("2100-01-01T00:00:00Z".into()),
+                    imprint: Some(items[0].imprint_hex.clone()),
+                    page: Some(page),
+                    page_size: Some(1),
+                };
+                let (got, n) = list(&db, &q).await.unwrap();
+                assert_eq!((got.len(), n), (shown, 1), "page {page}");
+            }
             // an unsynchronised clock: timeNotAvailable
             let cold = Tsa::start(
                 &db,
