@@ -631,9 +631,10 @@ pub struct ListQuery {
 }
 
 /// The `WHERE` of the list with only the conditions given (`$1`, `$2`, … in the order of the
-/// values returned), so that the database searches the imprint's or the time's index: the
-/// former `($1 IS NULL OR imprint_hex = $1)` made SQLite and PostgreSQL read every token ever
-/// issued for each page of the list (issue #20).
+/// values returned), so that the database searches the imprint's or the time's index: for the
+/// former `($1 IS NULL OR imprint_hex = $1)` SQLite read every token ever issued for each page
+/// of the list, and so did PostgreSQL outside the custom plans of a statement's first
+/// executions (issue #20).
 fn list_filter<'a>(
     from: &'a Option<String>,
     to: &'a Option<String>,
