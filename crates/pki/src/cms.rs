@@ -326,12 +326,10 @@ impl der::EncodeValue for SignedDataDer<'_> {
     }
 }
 
-/// The certificates' DER in the order DER puts a SET OF (X.690 § 11.6: as octet strings, the
-/// shorter padded with zero octets at its end — for whole DER encodings, none of which is a
-/// prefix of another, that is the plain byte order).
+/// The certificates' DER in the order DER puts a SET OF ([`crate::tlv::set_order`]).
 fn der_set_order<'a>(certs: &[&'a Cert]) -> Vec<&'a [u8]> {
     let mut v: Vec<&[u8]> = certs.iter().map(|c| c.der()).collect();
-    v.sort_unstable();
+    crate::tlv::set_order(&mut v);
     v
 }
 

@@ -41,11 +41,11 @@ pub(crate) fn tlv(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// X.690 § 11.6: a SET OF's elements in the order of their encodings compared as octet strings,
-/// the shorter padded with zero octets at its end.
-pub(crate) fn der_cmp(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
-    let n = a.len().max(b.len());
-    (0..n).map(|i| a.get(i).copied().unwrap_or(0)).cmp((0..n).map(|i| b.get(i).copied().unwrap_or(0)))
+/// A SET OF's elements in DER order (X.690 § 11.6: their encodings compared as octet strings,
+/// the shorter padded with zero octets at its end). For whole DER encodings, none of which is a
+/// prefix of another, that is the plain byte order.
+pub(crate) fn set_order(items: &mut [&[u8]]) {
+    items.sort_unstable();
 }
 
 #[cfg(test)]
@@ -72,12 +72,26 @@ mod tests {
         }
     }
 
+    /// The plain byte order is X.690's padded comparison for whole encodings, which differ in
+    /// tag, in length or in value.
     #[test]
-    fn set_order_pads_the_shorter_with_zeros() {
-        use core::cmp::Ordering::*;
-        assert_eq!(der_cmp(&[0x30, 0x01], &[0x30, 0x02]), Less);
-        assert_eq!(der_cmp(&[0x30, 0x01], &[0x30, 0x01, 0x00]), Equal);
-        assert_eq!(der_cmp(&[0x30, 0x01], &[0x30, 0x01, 0x01]), Less);
-        assert_eq!(der_cmp(&[0x31], &[0x30, 0xff]), Greater);
+    fn set_order_is_x690s_for_whole_encodings() {
+        let x690 = |a: &[u8], b: &[u8]| {
+            let n = a.len().max(b.len());
+            (0..n).map(|i| a.get(i).copied().unwrap_or(0)).cmp((0..n).map(|i| b.get(i).copied().unwrap_or(0)))
+        };
+        let items: [&[u8]; 6] = [
+            &[0x31, 0x00],
+            &[0x30, 0x02, 0x05, 0x00],
+            &[0x30, 0x01, 0x00],
+            &[0x30, 0x81, 0x80],
+            &[0x04, 0x01, 0xff],
+            &[0x30, 0x02, 0x04, 0x00],
+        ];
+        let mut mine = items;
+        set_order(&mut mine);
+        let mut want = items;
+        want.sort_by(|a, b| x690(a, b));
+        assert_eq!(mine, want);
     }
 }

@@ -17,28 +17,20 @@ use crate::{
     cert::Cert,
     oid,
     time::to_x509_time,
-    tlv::{CONTEXT_0, OCTET_STRING, SEQUENCE, SET, der_cmp, push_header, tlv, tlv_len},
+    tlv::{CONTEXT_0, OCTET_STRING, SEQUENCE, SET, push_header, set_order, tlv, tlv_len},
     tsp::TstInfo,
 };
 use der::{Decode, Encode, asn1::ContextSpecific};
 use medsign_crypto::{HashAlg, SignatureScheme, Signer};
 use x509_cert::ext::pkix::name::GeneralName;
 
-/// The value of one whole DER SEQUENCE (its header skipped).
+/// The value of one whole DER SEQUENCE.
 fn value_of_sequence(der: &[u8]) -> Result<&[u8]> {
-    let mut r = der::SliceReader::new(der).map_err(|e| Error::malformed("DER", e))?;
-    let h = der::Header::decode(&mut r).map_err(|e| Error::malformed("DER", e))?;
-    let bad = |what: &str| Error::Invalid(format!("not one DER SEQUENCE: {what}"));
-    if h.tag() != der::Tag::Sequence {
-        return Err(bad("tag"));
+    let any = der::AnyRef::from_der(der).map_err(|e| Error::malformed("DER", e))?;
+    if der::Tagged::tag(&any) != der::Tag::Sequence {
+        return Err(Error::Invalid("not a DER SEQUENCE".into()));
     }
-    let start = usize::try_from(h.encoded_len().map_err(|e| Error::malformed("DER", e))?)
-        .map_err(|e| Error::malformed("DER", e))?;
-    let value = der.get(start..).ok_or_else(|| bad("truncated"))?;
-    if der::Length::try_from(value.len()).ok() != Some(h.length()) {
-        return Err(bad("length"));
-    }
-    Ok(value)
+    Ok(any.value())
 }
 
 /// The constant parts of one TSA certificate's tokens, encoded once.
@@ -169,7 +161,7 @@ impl TokenTemplate {
         let message_digest = tlv(SEQUENCE, &[&self.message_digest_oid, &tlv(SET, &[&tlv(OCTET_STRING, &[&digest])])]);
         let signing_time = tlv(SEQUENCE, &[&self.signing_time_oid, &tlv(SET, &[&time])]);
         let mut attrs: [&[u8]; 4] = [&self.fixed_attrs[0], &self.fixed_attrs[1], &message_digest, &signing_time];
-        attrs.sort_by(|a, b| der_cmp(a, b));
+        set_order(&mut attrs);
         let mut signed_attrs = tlv(SET, &attrs);
         let signature = signer.sign(&signed_attrs)?;
         // in the SignerInfo the same SET is `[0] IMPLICIT`
