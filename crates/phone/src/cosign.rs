@@ -1310,14 +1310,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn an_answers_round_lookup_reads_an_index_and_not_the_prepared_pdf() {
         let (_d, db) = medsign_testkit::db::temp_db().await;
-        let plan = |sql: String, params: &'static [&'static str]| {
-            let read = db.direct.as_ref().expect("a database file").try_read(move |c| {
-                c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
-                    .query_map(medsign_store::rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-            });
-            read.expect("the reader is free").unwrap().join("; ")
-        };
+        let plan = |sql: String, params: &[&str]| medsign_testkit::db::query_plan(&db, &sql, params);
         let answer = plan(round_sql(false), &["sr_x", "dev_x"]);
         assert!(answer.contains("USING COVERING INDEX sign_rounds_lookup"), "{answer}");
         let finish = plan(round_sql(true), &["sr_x", "dev_x"]);

@@ -35,3 +35,15 @@ pub async fn temp_db() -> (tempfile::TempDir, Db) {
     let db = Db::open(&url).await.unwrap();
     (dir, db)
 }
+
+/// SQLite's plan of `sql` with `params` (the details of `EXPLAIN QUERY PLAN`, joined by "; "),
+/// read through the database file's reader connection: what a test checks to show that a
+/// statement searches an index instead of reading every row.
+pub fn query_plan(db: &Db, sql: &str, params: &[&str]) -> String {
+    let read = db.direct.as_ref().expect("a database file").try_read(|c| {
+        c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+            .query_map(medsign_store::rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))?
+            .collect::<Result<Vec<_>, _>>()
+    });
+    read.expect("the reader is free").unwrap().join("; ")
+}
