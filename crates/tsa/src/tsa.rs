@@ -917,6 +917,15 @@ mod tests {
             assert_eq!(by(at.clone(), None, Some(items[0].imprint_hex.to_uppercase())).await.1, 1);
             assert_eq!(by(None, at.clone(), Some(items[0].imprint_hex.clone())).await.1, 0);
             assert_eq!(by(at.clone(), at.clone(), None).await.1, 0, "an empty range");
+            // what an administrator's client may send: a filter is a value, never SQL; a time must be RFC 3339
+            assert_eq!(by(None, None, Some("x' OR '1'='1".into())).await.1, 0);
+            assert_eq!(by(None, None, Some("') OR TRUE --".into())).await.1, 0);
+            for bad in ["yesterday", "", "2026-13-01T00:00:00Z"] {
+                let q = ListQuery { from: Some(bad.into()), ..Default::default() };
+                assert!(matches!(list(&db, &q).await, Err(Error::Invalid(_))), "{bad:?}");
+                let q = ListQuery { to: Some(bad.into()), ..Default::default() };
+                assert!(matches!(list(&db, &q).await, Err(Error::Invalid(_))), "{bad:?}");
+            }
             // all three filters, then LIMIT and OFFSET after them: one match, on page 1 only
             for (page, shown) in [(1, 1), (2, 0)] {
                 let q = ListQuery {
