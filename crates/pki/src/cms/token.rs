@@ -260,9 +260,10 @@ mod tests {
     }
 
     /// The template writes the bytes of the general encoder for each key type, with and
-    /// without certificates, a nonce and `ordering`, for a time with and without milliseconds
-    /// and one after 2049 (signingTime as GeneralizedTime), with a chain that repeats the
-    /// certificate; and a real signature over it verifies.
+    /// without certificates, a nonce (up to the largest a request may carry) and `ordering`,
+    /// for a time with and without milliseconds and one after 2049 (signingTime as
+    /// GeneralizedTime), with a chain that repeats the certificate; and a real signature over it
+    /// verifies.
     #[test]
     fn a_template_writes_what_the_general_encoder_writes() {
         use chrono::TimeZone;
@@ -274,10 +275,12 @@ mod tests {
         for alg in [KeyAlg::Sm2, KeyAlg::P256, KeyAlg::Rsa2048] {
             let p = test_pki(alg);
             let fake = deterministic(&p.leaf_key);
+            // the largest nonce a request within the TSA's 64 KB bound can carry: three-octet lengths
+            let huge = [[0x5a_u8].as_slice(), &[0xa5; 65_400]].concat();
             for chain in [vec![p.ca.clone()], vec![p.leaf.clone(), p.ca.clone()]] {
                 let t = TokenTemplate::new(&p.leaf_key, &p.leaf, &chain).unwrap();
                 for (at, ordering) in times.iter().zip([false, true, false]) {
-                    for nonce in [None, Some(&[0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07][..])] {
+                    for nonce in [None, Some(&[0x5a, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07][..]), Some(&huge[..])] {
                         for include in [true, false] {
                             let mut i = info(nonce, *at);
                             i.ordering = ordering;
@@ -286,7 +289,8 @@ mod tests {
                             named.tsa = Some(GeneralName::DirectoryName(p.leaf.subject().clone()));
                             let general =
                                 super::super::sign_timestamp_token(&named, &fake, &p.leaf, &chain, include).unwrap();
-                            let case = format!("{alg:?} {at} {nonce:?} {include} {}", chain.len());
+                            let case =
+                                format!("{alg:?} {at} nonce {:?} B {include} {}", nonce.map(<[u8]>::len), chain.len());
                             assert_eq!(hex::encode(&mine), hex::encode(&general), "{case}");
                         }
                     }
