@@ -676,15 +676,13 @@ pub async fn list(db: &Db, q: &ListQuery) -> Result<(Vec<IssuedRecord>, i64)> {
     let imprint = q.imprint.as_ref().map(|s| s.to_ascii_lowercase());
     let (filter, given) = list_filter(&from, &to, &imprint);
     let (count_sql, page_sql) = list_statements(&filter, given.len());
-    let mut count = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql));
-    for v in &given {
-        count = count.bind(*v);
+    let (mut count, mut page) =
+        (sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql)), sqlx::query(sqlx::AssertSqlSafe(page_sql)));
+    for v in given {
+        count = count.bind(v);
+        page = page.bind(v);
     }
     let total: i64 = count.fetch_one(&db.pool).await?;
-    let mut page = sqlx::query(sqlx::AssertSqlSafe(page_sql));
-    for v in &given {
-        page = page.bind(*v);
-    }
     let rows = page.bind(limit).bind(offset).fetch_all(&db.pool).await?;
     use sqlx::Row;
     let items = rows
